@@ -1,0 +1,3 @@
+from thrum_engine.cli.main import main
+
+raise SystemExit(main())

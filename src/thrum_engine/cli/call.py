@@ -1,0 +1,164 @@
+"""What every command shares: the repo layout, the caller's identity, a call into
+the engine (starting it when needed), and printing in human or `--json` form."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from thrum_engine.cli.args import Spec
+from thrum_engine.cli.output import error, print_json
+from thrum_engine.layout import Layout, NotARepo
+from thrum_engine.rpc.client import Client, EngineUnavailable, RpcError, loads
+
+
+class CliError(Exception):
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+def read_identity_file(path: str) -> dict | None:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = loads(fh.read())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _ancestors() -> set[int]:
+    pids, pid = set(), os.getpid()
+    for _ in range(64):
+        try:
+            with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
+                stat = fh.read()
+        except OSError:
+            break
+        ppid = int(stat[stat.rfind(")") + 2:].split()[1])
+        if ppid <= 1:
+            break
+        pids.add(ppid)
+        pid = ppid
+    return pids
+
+
+def resolve_identity(layout: Layout) -> tuple[str | None, dict | None]:
+    """THRUM_NAME -> the only identity file in this worktree -> pid match -> error listing candidates."""
+    env = os.environ.get("THRUM_NAME")
+    if env:
+        return env, read_identity_file(layout.identity_path(env))
+    d = layout.identities_dir()
+    try:
+        files = sorted(f for f in os.listdir(d) if f.endswith(".json"))
+    except OSError:
+        return None, None
+    if not files:
+        return None, None
+    if len(files) == 1:
+        data = read_identity_file(os.path.join(d, files[0]))
+        return files[0][:-5], data
+    ancestors = _ancestors()
+    for f in files:
+        data = read_identity_file(os.path.join(d, f))
+        if data and data.get("agent_pid") in ancestors:
+            return f[:-5], data
+    names = ", ".join(f[:-5] for f in files)
+    raise CliError(f"several identities in this worktree ({names}): set THRUM_NAME to pick one")
+
+
+class Ctx:
+    def __init__(self, spec: Spec, args: dict) -> None:
+        self.spec = spec
+        self.args = args
+        self.json = bool(args.get("json"))
+        self.quiet = bool(args.get("quiet"))
+        self._layout: Layout | None = None
+        self._identity: tuple[str | None, dict | None] | None = None
+        self._client: Client | None = None
+
+    @property
+    def layout(self) -> Layout:
+        if self._layout is None:
+            try:
+                self._layout = Layout.discover(self.args.get("repo") or None)
+            except (NotARepo, OSError) as exc:
+                raise CliError(f"{exc}; run thrum inside a git repository or pass --repo PATH") from None
+        return self._layout
+
+    @property
+    def me(self) -> str | None:
+        if self._identity is None:
+            self._identity = resolve_identity(self.layout)
+        return self._identity[0]
+
+    @property
+    def identity_file(self) -> dict | None:
+        if self._identity is None:
+            self._identity = resolve_identity(self.layout)
+        return self._identity[1]
+
+    def client(self, start: bool = True) -> Client:
+        if self._client is None:
+            from thrum_engine.daemon.control import try_connect
+
+            client = try_connect(self.layout)
+            if client is None and start:
+                from thrum_engine.daemon.control import StartFailed, start as start_engine
+
+                try:
+                    start_engine(self.layout)
+                except StartFailed as exc:
+                    raise CliError(str(exc)) from None
+                client = try_connect(self.layout)
+            if client is None:
+                raise CliError("the engine is not running: start it with `thrum daemon start`")
+            self._client = client
+        return self._client
+
+    def call(self, method: str, params: dict | None = None, *, timeout: float | None = -1.0, start: bool = True):
+        params = dict(params or {})
+        if self.me:
+            params.setdefault("caller", self.me)
+        try:
+            return self.client(start).call(method, params, timeout)
+        except RpcError as exc:
+            raise CliError(exc.message) from None
+        except EngineUnavailable as exc:
+            raise CliError(f"lost the engine mid-request ({exc}); check `thrum daemon status`") from None
+        except TimeoutError:
+            raise CliError(f"the engine did not answer {method} in time") from None
+
+    def emit(self, result, human) -> int:
+        if self.json:
+            print_json(result)
+        elif not self.quiet:
+            human(result)
+        return 0
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+
+def run(ctx: Ctx, handler: str) -> int:
+    module, _, fn = handler.partition(":")
+    import importlib
+
+    mod = importlib.import_module(f"thrum_engine.cli.{module}")
+    try:
+        return int(getattr(mod, fn)(ctx) or 0)
+    except CliError as exc:
+        error(exc.message)
+        return exc.code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    finally:
+        ctx.close()
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            pass

@@ -1,0 +1,102 @@
+"""`thrum context`: an agent's saved context and preamble, plain files under `.thrum/context/`."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from thrum_engine.cli.call import CliError, Ctx
+from thrum_engine.cli.output import line
+from thrum_engine.cli.setup import DEFAULT_PREAMBLE
+from thrum_engine.names import strip_at
+
+
+def _me(ctx: Ctx) -> str:
+    if not ctx.me:
+        raise CliError("no identity here: run `thrum quickstart` or set THRUM_NAME")
+    return ctx.me
+
+
+def _paths(ctx: Ctx, name: str) -> tuple[str, str]:
+    d = ctx.layout.context_dir
+    return os.path.join(d, f"{name}.md"), os.path.join(d, f"{name}.preamble.md")
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        return None
+
+
+def _input(ctx: Ctx) -> str:
+    src = ctx.args.get("file")
+    if src:
+        text = _read(src)
+        if text is None:
+            raise CliError(f"no such file: {src}")
+        return text
+    if sys.stdin.isatty():
+        raise CliError("pipe the context on stdin or pass --file F")
+    return sys.stdin.read()
+
+
+def _write(path: str, text: str) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def save(ctx: Ctx) -> int:
+    name = _me(ctx)
+    path, _ = _paths(ctx, name)
+    text = _input(ctx)
+    _write(path, text)
+    return ctx.emit({"agent_id": name, "path": path, "bytes": len(text.encode())},
+                    lambda r: line(f"✓ Context saved ({r['bytes']} bytes): {r['path']}"))
+
+
+def show(ctx: Ctx) -> int:
+    name = strip_at(ctx.args["agent"]) if ctx.args.get("agent") else _me(ctx)
+    path, ppath = _paths(ctx, name)
+    context = _read(path)
+    preamble = None if ctx.args["no_preamble"] else _read(ppath)
+    r = {"agent_id": name, "context": context, "preamble": preamble}
+
+    def human(r: dict) -> None:
+        if ctx.args["raw"]:
+            sys.stdout.write((r["preamble"] or "") + (r["context"] or ""))
+            return
+        if r["preamble"]:
+            line("## Preamble\n" + r["preamble"].rstrip())
+        line("## Context\n" + (r["context"].rstrip() if r["context"] else "(none saved)"))
+
+    return ctx.emit(r, human)
+
+
+def clear(ctx: Ctx) -> int:
+    name = _me(ctx)
+    path, _ = _paths(ctx, name)
+    existed = os.path.exists(path)
+    if existed:
+        os.remove(path)
+    return ctx.emit({"agent_id": name, "cleared": existed},
+                    lambda r: line("✓ Context cleared" if r["cleared"] else "No saved context."))
+
+
+def preamble(ctx: Ctx) -> int:
+    name = _me(ctx)
+    _, ppath = _paths(ctx, name)
+    if ctx.args["init"] and ctx.args.get("file"):
+        raise CliError("--init and --file are mutually exclusive")
+    if ctx.args["init"]:
+        role = (ctx.identity_file or {}).get("role", "agent")
+        _write(ppath, DEFAULT_PREAMBLE.format(name=name, role=role))
+    elif ctx.args.get("file"):
+        _write(ppath, _input(ctx))
+    text = _read(ppath)
+    return ctx.emit({"agent_id": name, "path": ppath, "preamble": text},
+                    lambda r: sys.stdout.write(r["preamble"] or "(no preamble)\n"))

@@ -1,0 +1,121 @@
+"""daemon start|stop|restart|status|logs, doctor [rebuild]."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from thrum_engine.cli.call import CliError, Ctx
+from thrum_engine.cli.output import line
+from thrum_engine.daemon import control
+from thrum_engine.durations import human_age, parse_duration
+
+
+def start(ctx: Ctx) -> int:
+    try:
+        pid, started = control.start(ctx.layout, local=ctx.args["local"])
+    except control.StartFailed as exc:
+        raise CliError(str(exc)) from None
+    r = {"running": True, "pid": pid, "started": started, "repo_path": ctx.layout.repo}
+    return ctx.emit(r, lambda r: line(f"✓ Engine {'started' if r['started'] else 'already running'} (pid {r['pid']})"))
+
+
+def stop(ctx: Ctx) -> int:
+    pid = control.stop(ctx.layout)
+    r = {"stopped": pid is not None, "pid": pid}
+    return ctx.emit(r, lambda r: line(f"✓ Engine stopped (pid {r['pid']})" if r["stopped"] else "Engine was not running."))
+
+
+def restart(ctx: Ctx) -> int:
+    old = control.stop(ctx.layout)
+    try:
+        pid, _ = control.start(ctx.layout, local=ctx.args["local"])
+    except control.StartFailed as exc:
+        raise CliError(str(exc)) from None
+    return ctx.emit({"running": True, "pid": pid, "previous_pid": old},
+                    lambda r: line(f"✓ Engine restarted (pid {r['pid']})"))
+
+
+def status(ctx: Ctx) -> int:
+    client = control.try_connect(ctx.layout, 5.0)
+    if client is None:
+        control.cleanup_stale(ctx.layout)
+        r = {"running": False, "pid": None, "repo_path": ctx.layout.repo, "uptime": None, "version": None,
+             "host": None, "sync": None}
+        ctx.emit(r, lambda r: line("Engine is not running."))
+        return 1
+    try:
+        info = client.call("engine.info", {})
+    finally:
+        client.close()
+    keys = ("running", "pid", "repo_path", "uptime", "version", "host", "sync")
+    r = {k: info.get(k) for k in keys}
+    return ctx.emit(r, lambda r: line(f"✓ Engine running: pid {r['pid']}, {r['host']}, up {human_age(r['uptime'])},"
+                                      f" v{r['version']}, sync {r['sync']}"))
+
+
+def logs(ctx: Ctx) -> int:
+    path = ctx.layout.log_path
+    n = 50
+    if ctx.args.get("lines"):
+        try:
+            n = int(ctx.args["lines"])
+        except ValueError:
+            raise CliError("--lines needs a whole number") from None
+    since = None
+    if ctx.args.get("since"):
+        try:
+            since = time.time() - abs(parse_duration(ctx.args["since"]))
+        except ValueError as exc:
+            raise CliError(f"--since: {exc}") from None
+    if not os.path.exists(path):
+        raise CliError(f"no engine log yet at {path}")
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        lines = fh.read().splitlines()
+    if since is not None:
+        cutoff = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(since))
+        lines = [ln for ln in lines if ln[:19] >= cutoff]
+    lines = lines[-n:] if n > 0 else []
+    if ctx.json:
+        return ctx.emit({"path": path, "lines": lines}, None)
+    for ln in lines:
+        line(ln)
+    if ctx.args["follow"]:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            fh.seek(0, os.SEEK_END)
+            while True:
+                chunk = fh.readline()
+                if chunk:
+                    sys.stdout.write(chunk)
+                    sys.stdout.flush()
+                else:
+                    time.sleep(0.25)
+    return 0
+
+
+def doctor(ctx: Ctx) -> int:
+    r = ctx.call("doctor.check")
+
+    def human(r: dict) -> None:
+        j, p = r["journal"], r["projection"]
+        line(f"journal: {j['events']} events in {len(j['shards'])} shards")
+        line(f"projection: {p['applied_events']} applied, {p['agents']} agents, {p['messages']} messages"
+             f" (schema v{r['schema_version']})")
+        for t in r["torn_tails_at_start"]:
+            line(f"! torn tail in {t['shard']} set aside: {t['saved_to']}")
+        if r["quarantined"]:
+            line(f"! {len(r['quarantined'])} quarantined file(s) in var/quarantine")
+        for prob in r["problems"]:
+            line(f"✗ {prob}")
+        line("✓ journal and projection agree" if r["ok"] else "Run `thrum doctor rebuild` to rebuild the projection.")
+
+    ctx.emit(r, human)
+    return 0 if r["ok"] else 1
+
+
+def rebuild(ctx: Ctx) -> int:
+    r = ctx.call("doctor.rebuild", timeout=None)
+    return ctx.emit(r, lambda r: line(
+        f"✓ Rebuilt the projection from {r['events']} events in {r['seconds']}s"
+        f" ({r['events_per_second']} events/s); " + ("identical to before" if r["identical"] else "it differed before")))

@@ -1,0 +1,174 @@
+"""whoami, agent ..., session ...: who I am and what I am doing."""
+
+from __future__ import annotations
+
+from thrum_engine.cli.args import exclusive
+from thrum_engine.cli.call import CliError, Ctx
+from thrum_engine.cli.output import line
+from thrum_engine.cli.setup import _register
+from thrum_engine.durations import parse_duration
+
+
+def whoami(ctx: Ctx) -> int:
+    name = ctx.me
+    if not name:
+        raise CliError("no identity here: run `thrum quickstart --name NAME --role ROLE` or set THRUM_NAME")
+    data = dict(ctx.identity_file or {"name": name})
+    data.setdefault("name", name)
+    data["agent_id"] = name
+    field = ctx.args.get("field")
+    if field:
+        if field not in data:
+            raise CliError(f"unknown field {field!r}: one of {', '.join(sorted(data))}")
+        value = data[field]
+        if ctx.json:
+            return ctx.emit({field: value}, None)
+        line("" if value is None else str(value))
+        return 0
+
+    def human(d: dict) -> None:
+        line(f"@{d['name']}" + (f" ({d.get('role')}" + (f"/{d['module']}" if d.get("module") else "") + ")"
+                                if d.get("role") else ""))
+        for k in ("worktree", "session_id", "intent"):
+            if d.get(k):
+                line(f"  {k}: {d[k]}")
+
+    return ctx.emit(data, human)
+
+
+def register(ctx: Ctx) -> int:
+    a = ctx.args
+    name = a.get("name")
+    if not name:
+        raise CliError("agent register needs a NAME (or --name)")
+    r = _register(ctx, name, a.get("role") or "agent", a.get("module") or "", a.get("display") or "",
+                  a.get("runtime") or "", a.get("intent") or "", force=a["force"], record_pid=True)
+    return ctx.emit(r, lambda r: line(f"✓ Registered @{r['agent']['name']} ({r['agent']['role']})"))
+
+
+def _agent_line(ag: dict) -> str:
+    role = ag["role"] + (f"/{ag['module']}" if ag.get("module") else "")
+    extra = f"  {ag['intent']}" if ag.get("intent") else ""
+    return f"@{ag['name']}  {role}  {ag.get('runtime') or '-'}{extra}"
+
+
+def agent_list(ctx: Ctx) -> int:
+    params = {}
+    if ctx.args.get("role"):
+        params["role"] = ctx.args["role"]
+    if ctx.args.get("module"):
+        params["module"] = ctx.args["module"]
+    r = ctx.call("agent.list", params)
+    if ctx.args["context"]:
+        contexts = {w["path"]: w for w in ctx.call("overview")["worktrees"]}
+        for ag in r["agents"]:
+            ag["work_context"] = contexts.get(ag["worktree"])
+
+    def human(r: dict) -> None:
+        if not r["agents"]:
+            line("No agents registered.")
+        for ag in r["agents"]:
+            line(_agent_line(ag))
+            wc = ag.get("work_context")
+            if wc:
+                line(f"    {wc['branch'] or 'detached'}: {len(wc['uncommitted'])} changed, {wc['ahead']} ahead")
+
+    return ctx.emit(r, human)
+
+
+def agent_delete(ctx: Ctx) -> int:
+    r = ctx.call("agent.delete", {"name": ctx.args["name"], "force": ctx.args["force"]})
+    return ctx.emit(r, lambda r: line(f"✓ Deleted @{r['deleted']}"))
+
+
+def agent_cleanup(ctx: Ctx) -> int:
+    exclusive(ctx.args, "--dry-run", "--force")
+    days = 7.0
+    if ctx.args.get("threshold"):
+        try:
+            days = float(ctx.args["threshold"])
+        except ValueError:
+            try:
+                days = parse_duration(ctx.args["threshold"]) / 86400
+            except ValueError:
+                raise CliError("--threshold takes days (e.g. 7) or a duration (e.g. 12h)") from None
+    r = ctx.call("agent.cleanup", {"threshold_days": days, "dry_run": not ctx.args["force"]})
+
+    def human(r: dict) -> None:
+        if not r["stale"]:
+            line("No stale agents.")
+        elif r["dry_run"]:
+            line("Stale agents (pass --force to delete): " + ", ".join("@" + n for n in r["stale"]))
+        else:
+            line("✓ Deleted " + ", ".join("@" + n for n in r["deleted"]))
+
+    return ctx.emit(r, human)
+
+
+def set_status(ctx: Ctx) -> int:
+    status = ctx.args["status"]
+    if status not in ("working", "idle", "blocked", "stuck"):
+        raise CliError(f"invalid status {status!r}: use working, idle, blocked or stuck")
+    params = {"status": status}
+    if ctx.args.get("agent"):
+        params["agent"] = ctx.args["agent"]
+    r = ctx.call("agent.set_status", params)
+    return ctx.emit(r, lambda r: line(f"✓ @{r['agent_id']} is {r['status']}"))
+
+
+def _session_line(s: dict | None) -> str:
+    if not s:
+        return "no session"
+    state = f"ended {s['ended_at']} ({s['end_reason']})" if s.get("ended_at") else "active"
+    return f"{s['session_id']}  @{s['agent_id']}  started {s['started_at']}  {state}" + (
+        f"  intent: {s['intent']}" if s.get("intent") else "")
+
+
+def session_start(ctx: Ctx) -> int:
+    r = ctx.call("session.start", {"intent": ctx.args.get("intent") or ""})
+    return ctx.emit(r, lambda r: line(f"✓ Session started: {r['session']['session_id']}"))
+
+
+def session_end(ctx: Ctx) -> int:
+    reason = ctx.args.get("reason") or "normal"
+    if reason not in ("normal", "crash"):
+        raise CliError(f"invalid --reason {reason!r}: use normal or crash")
+    r = ctx.call("session.end", {"reason": reason})
+    return ctx.emit(r, lambda r: line(f"✓ Session ended: {r['session']['session_id']}"))
+
+
+def session_list(ctx: Ctx) -> int:
+    params: dict = {"active": ctx.args["active"]}
+    if ctx.args.get("agent"):
+        params["agent"] = ctx.args["agent"]
+    r = ctx.call("session.list", params)
+
+    def human(r: dict) -> None:
+        if not r["sessions"]:
+            line("No sessions.")
+        for s in r["sessions"]:
+            line(_session_line(s))
+
+    return ctx.emit(r, human)
+
+
+def heartbeat(ctx: Ctx) -> int:
+    r = ctx.call("session.heartbeat")
+    return ctx.emit(r, lambda r: line(f"✓ Heartbeat @{r['agent_id']}"))
+
+
+def _text(ctx: Ctx) -> str:
+    text = " ".join(ctx.args["text"])
+    if not text.strip():
+        raise CliError("TEXT is required")
+    return text
+
+
+def set_intent(ctx: Ctx) -> int:
+    r = ctx.call("session.set_intent", {"text": _text(ctx)})
+    return ctx.emit(r, lambda r: line(f"✓ Intent: {r['session']['intent']}"))
+
+
+def set_task(ctx: Ctx) -> int:
+    r = ctx.call("session.set_task", {"text": _text(ctx)})
+    return ctx.emit(r, lambda r: line(f"✓ Task: {r['session']['task']}"))

@@ -1,0 +1,151 @@
+"""`thrum` entry point: find the command, parse its flags, run it, map errors to exit codes."""
+
+from __future__ import annotations
+
+import sys
+
+from thrum_engine.cli.args import BOOL, LIST, VALUE, Spec, UsageError, parse, usage
+from thrum_engine.cli.output import error, line
+
+F = {"b": BOOL, "v": VALUE, "l": LIST}
+
+
+def _s(path: str, handler: str, summary: str, pos: tuple[str, ...] = (), flags: str = "", **kw) -> Spec:
+    """Compact spec: flags="to:l broadcast:b format:v" -> {"--to": LIST, ...}."""
+    parsed = {}
+    for item in flags.split():
+        name, _, kind = item.partition(":")
+        parsed["--" + name] = F[kind or "b"]
+    return Spec(path, handler, summary, positionals=pos, flags=parsed, **kw)
+
+
+_MSG_FORMAT = "format:v stdin:b body-file:v"
+_IDENT = "name:v role:v module:v display:v runtime:v intent:v"
+
+COMMANDS: list[Spec] = [
+    # setup and identity
+    _s("version", "setup:version", "print the version", engine=False),
+    _s("init", "setup:init", "create .thrum/ and the a-sync journal branch in this repo",
+       flags="stealth:b force:b dry-run:b non-interactive:b no-daemon:b name:v worktrees-root:v", engine=False),
+    _s("quickstart", "setup:quickstart", "init if needed, register, start a session, write the identity file",
+       flags=f"{_IDENT} preamble-file:v force:b no-init:b no-agent-pid:b", engine=False),
+    _s("whoami", "identity:whoami", "resolved identity and session (works without the engine)",
+       flags="field:v", engine=False),
+    _s("agent whoami", "identity:whoami", "same as whoami", flags="field:v", engine=False),
+    _s("agent register", "identity:register", "register an agent for this worktree",
+       pos=("name?",), flags=f"{_IDENT} force:b"),
+    _s("agent list", "identity:agent_list", "list agents", flags="context:b"),
+    _s("agent delete", "identity:agent_delete", "delete an agent", pos=("name",), flags="force:b"),
+    _s("agent cleanup", "identity:agent_cleanup", "find (and with --force delete) stale agents",
+       flags="dry-run:b force:b threshold:v"),
+    _s("agent set-status", "identity:set_status", "working|idle|blocked|stuck", pos=("status",), flags="agent:v"),
+    _s("session start", "identity:session_start", "start a work session", flags="intent:v"),
+    _s("session end", "identity:session_end", "end the current session", flags="reason:v"),
+    _s("session list", "identity:session_list", "list sessions", flags="active:b agent:v"),
+    _s("session heartbeat", "identity:heartbeat", "record that I am alive"),
+    _s("session set-intent", "identity:set_intent", "what I am working on", pos=("text*",)),
+    _s("session set-task", "identity:set_task", "the task id I am on", pos=("text*",)),
+    _s("prime", "orientation:prime", "the session briefing", engine=False),
+    _s("status", "orientation:status", "me, my session, the engine"),
+    _s("overview", "orientation:overview", "team, worktrees, my inbox at a glance"),
+    _s("config show", "orientation:config_show", "effective settings", engine=False),
+    _s("context save", "context:save", "save context (stdin or --file)", flags="file:v", engine=False),
+    _s("context show", "context:show", "show saved context", flags="agent:v raw:b no-preamble:b", engine=False),
+    _s("context clear", "context:clear", "delete saved context", engine=False),
+    _s("context preamble", "context:preamble", "show or set the preamble", flags="init:b file:v", engine=False),
+    # messaging
+    _s("send", "messaging:send", "send a message", pos=("text*",),
+       flags=f"to:l broadcast:b mention:l scope:l ref:l thread:v structured:v {_MSG_FORMAT}"),
+    _s("reply", "messaging:reply", "reply in a message's thread", pos=("message_id", "text*"), flags=_MSG_FORMAT),
+    _s("inbox", "messaging:inbox", "my messages, newest first (listing marks them read)",
+       flags="unread:b mentions:b from:v scope:v all:b page-size:v page:v limit:v oldest:b"),
+    _s("sent", "messaging:sent", "my outbox with delivery state", flags="to:v unread:b limit:v"),
+    _s("sent show", "messaging:sent_show", "one sent message and each recipient's state", pos=("message_id",)),
+    _s("message get", "messaging:get", "show a message", pos=("message_id",)),
+    _s("message edit", "messaging:edit", "edit my message", pos=("message_id", "text*"), flags=_MSG_FORMAT),
+    _s("message delete", "messaging:delete", "delete my message", pos=("message_id",), flags="force:b"),
+    _s("message read", "messaging:read", "mark messages read", pos=("message_ids*",), flags="all:b"),
+    _s("wait", "messaging:wait", "block until a message for me arrives",
+       flags="timeout:v after:v scope:v mention:v from:v"),
+    _s("team", "orientation:team", "who is here and what they do", flags="all:b"),
+    _s("ping", "orientation:ping", "presence of one agent", pos=("agent",)),
+    _s("who-has", "orientation:who_has", "which worktrees are changing FILE", pos=("file",)),
+    _s("purge", "messaging:purge", "preview, then delete old messages", flags="before:v all:b confirm:b"),
+    # engine
+    _s("daemon start", "engine:start", "start the headless engine", flags="local:b", engine=False),
+    _s("daemon stop", "engine:stop", "stop the engine", engine=False),
+    _s("daemon restart", "engine:restart", "restart the engine", flags="local:b", engine=False),
+    _s("daemon status", "engine:status", "is the engine running", engine=False),
+    _s("daemon logs", "engine:logs", "the engine's log", flags="lines:v since:v follow:b", engine=False),
+    _s("doctor", "engine:doctor", "check journal and projection consistency"),
+    _s("doctor rebuild", "engine:rebuild", "rebuild the projection from the journal"),
+]
+
+# `agent start|end|...` are the same as `session ...`.
+for _name in ("start", "end", "list", "heartbeat", "set-intent", "set-task"):
+    _orig = next(c for c in COMMANDS if c.path == f"session {_name}")
+    if _name != "list":
+        COMMANDS.append(Spec(f"agent {_name}", _orig.handler, _orig.summary, positionals=_orig.positionals,
+                             flags=_orig.flags))
+
+BY_PATH = {c.path: c for c in COMMANDS}
+
+
+def find(argv: list[str]) -> tuple[Spec | None, list[str]]:
+    words = []
+    for tok in argv[:2]:
+        if tok.startswith("-"):
+            break
+        words.append(tok)
+    for n in range(len(words), 0, -1):
+        spec = BY_PATH.get(" ".join(words[:n]))
+        if spec:
+            rest = list(argv)
+            for w in words[:n]:
+                rest.remove(w)
+            return spec, rest
+    return None, argv
+
+
+def help_text(prefix: str = "") -> str:
+    groups = [c for c in COMMANDS if c.path.startswith(prefix)]
+    width = max(len(c.path) for c in groups)
+    lines = ["usage: thrum COMMAND [flags]   (global: --json --quiet --verbose --repo PATH)", ""]
+    lines += [f"  {c.path.ljust(width)}  {c.summary}" for c in groups]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        line(help_text())
+        return 0
+    if argv[0] == "--version":
+        argv = ["version"]
+    spec, rest = find(argv)
+    if spec is None:
+        groups = {c.path.split()[0] for c in COMMANDS if " " in c.path}
+        head = next((t for t in argv if not t.startswith("-")), argv[0])
+        if head in groups and head not in BY_PATH:
+            error(f"{head} needs a subcommand: " + ", ".join(c.path.split()[1] for c in COMMANDS
+                                                          if c.path.startswith(head + " ")))
+        elif head.startswith("-"):
+            error(f"unknown flag: {head}")
+        else:
+            error(f"unknown command: {head} (run `thrum --help`)")
+        return 1
+    try:
+        args = parse(spec, rest)
+    except UsageError as exc:
+        error(str(exc))
+        return 1
+    if args.get("help"):
+        line("usage: thrum " + usage(spec) + "\n\n" + spec.summary)
+        return 0
+    from thrum_engine.cli.call import Ctx, run
+
+    return run(Ctx(spec, args), spec.handler)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,268 @@
+"""send, reply, inbox, sent, message get/edit/delete/read, wait, purge."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from thrum_engine.cli.args import exclusive
+from thrum_engine.cli.call import CliError, Ctx
+from thrum_engine.cli.output import line
+from thrum_engine.durations import human_age, iso, parse_duration, parse_iso
+
+
+def body_of(ctx: Ctx, words: list[str]) -> str:
+    a = ctx.args
+    sources = [bool(words), bool(a.get("stdin")), bool(a.get("body_file"))]
+    if sum(sources) > 1:
+        raise CliError("TEXT, --stdin and --body-file are mutually exclusive")
+    if a.get("stdin"):
+        return sys.stdin.read()
+    if a.get("body_file"):
+        try:
+            with open(a["body_file"], encoding="utf-8") as fh:
+                return fh.read()
+        except OSError as exc:
+            raise CliError(f"cannot read --body-file: {exc.strerror}: {a['body_file']}") from None
+    if not words:
+        raise CliError("a message body is required: TEXT, --stdin or --body-file")
+    return " ".join(words)
+
+
+def _fmt(ctx: Ctx) -> str:
+    fmt = ctx.args.get("format") or "markdown"
+    if fmt not in ("markdown", "plain", "json"):
+        raise CliError(f"invalid --format {fmt!r}: use markdown, plain or json")
+    return fmt
+
+
+def _at(names: list[str]) -> str:
+    return ", ".join("@" + n for n in names) if names else "nobody"
+
+
+def send(ctx: Ctx) -> int:
+    a = ctx.args
+    to = list(a["to"])
+    if a["broadcast"] and to:
+        raise CliError("--broadcast and --to are mutually exclusive (use --to @everyone alone)")
+    if not to and not a["broadcast"]:
+        raise CliError("a recipient is required: --to @name (repeatable), --to @role, or --broadcast")
+    structured = None
+    if a.get("structured"):
+        from thrum_engine.rpc.client import loads
+
+        try:
+            structured = loads(a["structured"])
+        except (ValueError, StopIteration):
+            raise CliError("--structured must be JSON") from None
+    params = {
+        "body": body_of(ctx, a["text"]), "to": to, "broadcast": a["broadcast"], "mentions": a["mention"],
+        "scopes": a["scope"], "refs": a["ref"], "format": _fmt(ctx), "structured": structured,
+    }
+    if a.get("thread"):
+        params["thread_id"] = a["thread"]
+    r = ctx.call("message.send", params)
+    return ctx.emit(r, lambda r: line(f"✓ Message sent: {r['message_id']} → {_at(r['recipients'])}"))
+
+
+def reply(ctx: Ctx) -> int:
+    r = ctx.call("message.reply", {
+        "message_id": ctx.args["message_id"], "body": body_of(ctx, ctx.args["text"]), "format": _fmt(ctx),
+    })
+    return ctx.emit(r, lambda r: line(f"✓ Reply sent: {r['message_id']} → {_at(r['recipients'])} (thread {r['thread_id']})"))
+
+
+def _int(ctx: Ctx, flag: str) -> int | None:
+    v = ctx.args.get(flag.lstrip("-").replace("-", "_"))
+    if v is None:
+        return None
+    try:
+        n = int(v)
+    except ValueError:
+        raise CliError(f"{flag} needs a whole number, not {v!r}") from None
+    if n < 1:
+        raise CliError(f"{flag} must be at least 1")
+    return n
+
+
+def ago(ts: str | None) -> str:
+    if not ts:
+        return ""
+    return human_age(time.time() - parse_iso(ts)) + " ago"
+
+
+def print_message(m: dict, *, show_read: bool = True) -> None:
+    to = ", ".join(m.get("to") or []) or "you"
+    flag = ""
+    if show_read and m.get("is_read") is False:
+        flag = " [new]"
+    line(f"{m['message_id']}  @{m['agent_id']} → {to}  {ago(m['created_at'])}{flag}")
+    if m.get("reply_to"):
+        line(f"  ↳ reply to {m['reply_to']}")
+    for body_line in (m["body"]["content"] or "").rstrip("\n").split("\n"):
+        line("  " + body_line)
+    line()
+
+
+def inbox(ctx: Ctx) -> int:
+    a = ctx.args
+    exclusive(a, "--limit", "--page-size")
+    params = {
+        "unread": a["unread"], "mentions": a["mentions"], "all": a["all"], "oldest": a["oldest"],
+        "page": _int(ctx, "--page") or 1,
+    }
+    size = _int(ctx, "--page-size") or _int(ctx, "--limit")
+    if size:
+        params["page_size"] = size
+    if a.get("from"):
+        params["from_agent"] = a["from"]
+    if a.get("scope"):
+        params["scope"] = a["scope"]
+    r = ctx.call("message.inbox", params)
+
+    def human(r: dict) -> None:
+        if not r["messages"]:
+            line("No messages." if not a["unread"] else "No unread messages.")
+            return
+        for m in r["messages"]:
+            print_message(m)
+        first = (r["page"] - 1) * r["page_size"] + 1
+        line(f"Showing {first}-{first + len(r['messages']) - 1} of {r['total']} · {r['unread']} unread")
+
+    return ctx.emit(r, human)
+
+
+def _print_deliveries(m: dict) -> None:
+    states = ", ".join(f"@{d['recipient']} {d['state']}" for d in m.get("deliveries", [])) or "no recipients"
+    line(f"{m['message_id']}  {ago(m['created_at'])}  {states}")
+    line("  " + (m["body"]["content"] or "").split("\n", 1)[0][:100])
+
+
+def sent(ctx: Ctx) -> int:
+    params = {"unread": ctx.args["unread"], "limit": _int(ctx, "--limit") or 50}
+    if ctx.args.get("to"):
+        params["to"] = ctx.args["to"]
+    r = ctx.call("message.sent", params)
+
+    def human(r: dict) -> None:
+        if not r["messages"]:
+            line("No sent messages.")
+        for m in r["messages"]:
+            _print_deliveries(m)
+
+    return ctx.emit(r, human)
+
+
+def sent_show(ctx: Ctx) -> int:
+    r = ctx.call("message.get", {"message_id": ctx.args["message_id"]})
+
+    def human(r: dict) -> None:
+        m = r["message"]
+        print_message(m, show_read=False)
+        for d in m["deliveries"]:
+            line(f"  @{d['recipient']}: {d['state']}")
+
+    return ctx.emit(r, human)
+
+
+def get(ctx: Ctx) -> int:
+    r = ctx.call("message.get", {"message_id": ctx.args["message_id"]})
+    return ctx.emit(r, lambda r: print_message(r["message"]))
+
+
+def edit(ctx: Ctx) -> int:
+    r = ctx.call("message.edit", {"message_id": ctx.args["message_id"], "body": body_of(ctx, ctx.args["text"])})
+    return ctx.emit(r, lambda r: line(f"✓ Message edited: {r['message_id']}"))
+
+
+def delete(ctx: Ctx) -> int:
+    if not ctx.args["force"]:
+        raise CliError("deleting a message cannot be undone: pass --force")
+    r = ctx.call("message.delete", {"message_id": ctx.args["message_id"], "force": True})
+    return ctx.emit(r, lambda r: line(f"✓ Message deleted: {r['message_id']}"))
+
+
+def read(ctx: Ctx) -> int:
+    ids = ctx.args["message_ids"]
+    if ctx.args["all"] and ids:
+        raise CliError("--all and message ids are mutually exclusive")
+    if not ctx.args["all"] and not ids:
+        raise CliError("name message ids to mark read, or pass --all")
+    r = ctx.call("message.read", {"message_ids": ids, "all": ctx.args["all"]})
+
+    def human(r: dict) -> None:
+        if r["marked"]:
+            line(f"✓ Marked {r['marked']} message{'s' if r['marked'] != 1 else ''} as read")
+        else:
+            line("No unread messages.")
+
+    return ctx.emit(r, human)
+
+
+def _seconds(ctx: Ctx, flag: str, default: float | None) -> float | None:
+    v = ctx.args.get(flag.lstrip("-"))
+    if v is None:
+        return default
+    try:
+        return parse_duration(v)
+    except ValueError as exc:
+        raise CliError(f"{flag}: {exc}") from None
+
+
+def wait(ctx: Ctx) -> int:
+    """Exit 0 with the message, 1 on timeout, 2 on any error."""
+    try:
+        timeout = _seconds(ctx, "--timeout", 30.0)
+        if timeout is None or timeout < 0:
+            raise CliError("--timeout must not be negative")
+        params: dict = {"timeout": timeout}
+        after = _seconds(ctx, "--after", None)
+        if after is not None:
+            params["after"] = after
+        for flag, key in (("scope", "scope"), ("mention", "mention"), ("from", "from_agent")):
+            if ctx.args.get(flag):
+                params[key] = ctx.args[flag]
+        r = ctx.call("message.wait", params, timeout=timeout + 30.0)
+    except CliError as exc:
+        exc.code = 2
+        raise
+    if r["status"] == "timeout":
+        if ctx.json:
+            ctx.emit(r, None)
+        elif not ctx.quiet:
+            sys.stderr.write(f"No message within {timeout:g}s\n")
+        return 1
+
+    def human(r: dict) -> None:
+        for m in r["messages"]:
+            print_message(m, show_read=False)
+
+    return ctx.emit(r, human)
+
+
+def purge(ctx: Ctx) -> int:
+    a = ctx.args
+    exclusive(a, "--before", "--all")
+    if not a["before"] and not a["all"]:
+        raise CliError("purge needs --before DUR|DATE or --all")
+    params: dict = {"all": a["all"], "confirm": a["confirm"]}
+    if a["before"]:
+        text = a["before"]
+        try:
+            params["before"] = iso(parse_iso(text))
+        except ValueError:
+            try:
+                params["before"] = iso(time.time() - abs(parse_duration(text)))
+            except ValueError:
+                raise CliError(f"invalid --before {text!r}: a duration (7d, 12h) or a date (2026-01-31)") from None
+    r = ctx.call("message.purge", params)
+
+    def human(r: dict) -> None:
+        if r["purged"]:
+            line(f"✓ Purged {r['messages']} messages created before {r['before']}")
+        elif r["messages"]:
+            line(f"{r['messages']} messages created before {r['before']} would be purged; add --confirm to delete them")
+        else:
+            line("No messages to purge.")
+
+    return ctx.emit(r, human)

@@ -1,0 +1,54 @@
+"""Printing: `--json` documents (2-space indent, sorted keys) and one-line errors.
+
+The JSON writer is hand-rolled over `_json.encode_basestring` so printing does
+not import the `json` package (and `re` with it) on the hot path.
+"""
+
+from __future__ import annotations
+
+import _json
+import sys
+
+_enc = _json.encode_basestring  # keeps non-ASCII readable, like a human would want
+
+
+def to_json(obj, indent: int = 0) -> str:
+    pad = "  " * (indent + 1)
+    end = "  " * indent
+    if obj is None:
+        return "null"
+    if obj is True:
+        return "true"
+    if obj is False:
+        return "false"
+    if isinstance(obj, str):
+        return _enc(obj)
+    if isinstance(obj, int):
+        return int.__repr__(obj)
+    if isinstance(obj, float):
+        if obj != obj or obj in (float("inf"), float("-inf")):
+            return "null"
+        return float.__repr__(obj)
+    if isinstance(obj, dict):
+        if not obj:
+            return "{}"
+        items = [f"{pad}{_enc(str(k))}: {to_json(obj[k], indent + 1)}" for k in sorted(obj, key=str)]
+        return "{\n" + ",\n".join(items) + "\n" + end + "}"
+    if isinstance(obj, (list, tuple)):
+        if not obj:
+            return "[]"
+        return "[\n" + ",\n".join(pad + to_json(v, indent + 1) for v in obj) + "\n" + end + "]"
+    return _enc(str(obj))
+
+
+def print_json(obj) -> None:
+    sys.stdout.write(to_json(obj) + "\n")
+
+
+def error(message: str) -> None:
+    message = " ".join(str(message).split("\n"))
+    sys.stderr.write(f"Error: {message}\n")
+
+
+def line(text: str = "") -> None:
+    sys.stdout.write(text + "\n")

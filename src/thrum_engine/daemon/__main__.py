@@ -1,0 +1,3 @@
+from thrum_engine.daemon.host import main
+
+raise SystemExit(main())

@@ -1,0 +1,118 @@
+"""`python -m thrum_engine.daemon --repo PATH`: run the engine headless until told to stop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+import time
+
+from thrum_engine.daemon import lock
+from thrum_engine.layout import Layout
+
+log = logging.getLogger("thrum.daemon")
+
+DRAIN_SECONDS = 2.0
+
+
+def setup_logging(path: str, level: str) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(getattr(logging, level.upper(), logging.INFO))
+
+
+def write_pid_file(layout: Layout, host: str) -> None:
+    tmp = layout.pid_path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump({"pid": os.getpid(), "host": host, "started_at": time.time(), "socket": layout.socket_path}, fh)
+    os.replace(tmp, layout.pid_path)
+
+
+def remove_pid_file(layout: Layout) -> None:
+    try:
+        with open(layout.pid_path, encoding="utf-8") as fh:
+            if json.load(fh).get("pid") != os.getpid():
+                return
+        os.unlink(layout.pid_path)
+    except (OSError, ValueError):
+        pass
+
+
+async def serve(layout: Layout, settings, *, host: str = "daemon", ready: asyncio.Event | None = None,
+                stop: asyncio.Event | None = None) -> None:
+    """Run engine + socket until `stop` is set (signals and `daemon stop` set it)."""
+    from thrum_engine.engine.core import Engine
+    from thrum_engine.rpc.server import RpcServer
+
+    loop = asyncio.get_running_loop()
+    stop = stop or asyncio.Event()
+    engine = Engine(layout, settings, host=host)
+    await engine.start()
+    server = RpcServer(engine, layout.socket_path)
+    try:
+        await server.start()
+    except BaseException:
+        await engine.stop()
+        raise
+    engine.request_stop = lambda: loop.call_later(0.05, stop.set)
+    write_pid_file(layout, host)
+    log.info("listening on %s (pid %d)", layout.socket_path, os.getpid())
+    if ready is not None:
+        ready.set()
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        await server.close()
+        await engine.stop()
+        remove_pid_file(layout)
+        log.info("stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    repo = None
+    local = False
+    while argv:
+        a = argv.pop(0)
+        if a == "--repo" and argv:
+            repo = argv.pop(0)
+        elif a == "--local":
+            local = True
+        else:
+            print(f"Error: unknown flag: {a}", file=sys.stderr)
+            return 1
+    layout = Layout.discover(repo) if repo else Layout.discover()
+    from thrum_engine.settings import load_settings
+
+    settings = load_settings(layout.config_file, local=local or None)
+    setup_logging(layout.log_path, settings.engine.log_level)
+    fd = lock.acquire(layout.lock_path)
+    if fd is None:
+        msg = f"another engine is already running for {layout.repo}"
+        log.info("refusing to start: %s", msg)
+        print(f"Error: {msg}", file=sys.stderr)
+        return 1
+    try:
+        os.write(fd, b"")  # keep fd referenced for the process lifetime
+        stop = asyncio.Event()
+
+        async def run() -> None:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.add_signal_handler(sig, stop.set)
+            await serve(layout, settings, stop=stop)
+
+        asyncio.run(run())
+    except Exception:
+        log.exception("engine crashed")
+        return 1
+    finally:
+        os.close(fd)
+    return 0

@@ -1,0 +1,72 @@
+"""Durations and timestamps without `re` or `datetime` parsing libraries (CLI start-up)."""
+
+from __future__ import annotations
+
+import time
+
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> float:
+    """'30s', '-30s', '+1m30s', '2h', '500ms', '45' (seconds) -> signed seconds."""
+    s = text.strip().lower()
+    if not s:
+        raise ValueError("empty duration")
+    sign = 1.0
+    if s[0] in "+-":
+        sign = -1.0 if s[0] == "-" else 1.0
+        s = s[1:]
+    try:
+        return sign * float(s)
+    except ValueError:
+        pass
+    total, num, i = 0.0, "", 0
+    while i < len(s):
+        c = s[i]
+        if c.isdigit() or c == ".":
+            num += c
+            i += 1
+            continue
+        unit = "ms" if s.startswith("ms", i) else c
+        if unit not in _UNITS or not num:
+            raise ValueError(f"invalid duration {text!r} (examples: 30s, 5m, 2h, 7d)")
+        total += float(num) * _UNITS[unit]
+        num = ""
+        i += len(unit)
+    if num:
+        raise ValueError(f"invalid duration {text!r}: number {num!r} has no unit")
+    return sign * total
+
+
+def iso(ts: float | None = None) -> str:
+    """Fixed-width UTC timestamp (microseconds) that sorts lexicographically."""
+    ts = time.time() if ts is None else ts
+    secs = int(ts)
+    micros = int(round((ts - secs) * 1_000_000))
+    if micros == 1_000_000:
+        secs, micros = secs + 1, 0
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{micros:06d}Z"
+
+
+def parse_iso(text: str) -> float:
+    """Inverse of `iso`; also accepts a date (YYYY-MM-DD) or seconds precision."""
+    import calendar
+
+    t = text.strip().rstrip("Z")
+    frac = 0.0
+    if "." in t:
+        t, f = t.split(".", 1)
+        frac = float("0." + f)
+    fmt = "%Y-%m-%dT%H:%M:%S" if "T" in t else "%Y-%m-%d"
+    return calendar.timegm(time.strptime(t, fmt)) + frac
+
+
+def human_age(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m"
+    if seconds < 86400:
+        return f"{seconds // 3600}h"
+    return f"{seconds // 86400}d"

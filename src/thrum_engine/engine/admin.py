@@ -1,0 +1,30 @@
+"""Engine-level methods: health, stop, effective settings."""
+
+from __future__ import annotations
+
+from thrum_engine.engine.core import Caller, Engine
+from thrum_engine.engine.registry import method
+from thrum_engine.errors import Forbidden
+from thrum_engine.model import EmptyParams
+
+
+@method("engine.info", EmptyParams)
+async def info(engine: Engine, caller: Caller, p: EmptyParams) -> dict:
+    out = engine.info()
+    out["agents"] = len(engine.agents)
+    out["batches"] = engine.writer.batches
+    out["events_written"] = engine.writer.events_written
+    return out
+
+
+@method("daemon.stop", EmptyParams)
+async def stop(engine: Engine, caller: Caller, p: EmptyParams) -> dict:
+    if engine.request_stop is None:
+        raise Forbidden("this engine's host does not accept stop requests")
+    engine.request_stop()
+    return {"stopping": True, "pid": engine.info()["pid"]}
+
+
+@method("config.show", EmptyParams)
+async def config_show(engine: Engine, caller: Caller, p: EmptyParams) -> dict:
+    return {"config": engine.settings.model_dump(mode="json"), "config_file": engine.layout.config_file}

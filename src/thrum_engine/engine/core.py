@@ -1,0 +1,272 @@
+"""`Engine`: the single async façade over journal, projection, caches and the bus.
+
+Every caller — the socket server, the console, tests — goes through
+`Engine.call(method, params, caller)`, so validation and permission checks
+live in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from pydantic import ValidationError
+
+from thrum_engine import ids
+from thrum_engine.durations import iso
+from thrum_engine.engine.bus import Bus
+from thrum_engine.engine.registry import METHODS
+from thrum_engine.engine.writer import JournalWriteFailed, Writer
+from thrum_engine.errors import EngineTimeout, Forbidden, InvalidInput, ThrumError, UnknownAgent, UnknownMethod
+from thrum_engine.journal import Journal, TornTail
+from thrum_engine.layout import Layout
+from thrum_engine.settings import ThrumSettings
+from thrum_engine.store import Store
+from thrum_engine.version import __version__
+
+log = logging.getLogger("thrum.engine")
+
+PRESENCE_FLUSH_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling. `verified` callers had their identity checked against their worktree."""
+
+    name: str | None = None
+    worktree: str | None = None
+    pid: int | None = None
+    read_only: bool = False
+
+    @classmethod
+    def trusted(cls, name: str | None = None) -> "Caller":
+        return cls(name=name)
+
+
+class Engine:
+    def __init__(self, layout: Layout, settings: ThrumSettings, *, host: str = "daemon") -> None:
+        self.layout = layout
+        self.settings = settings
+        self.host = host
+        self.started_at = time.time()
+        self.journal = Journal(layout.journal_dir, layout.quarantine_dir)
+        self.store = Store(layout.db_path)
+        self.bus = Bus()
+        self.writer = Writer(self.journal, self.store, self._on_applied)
+        self.agents: dict[str, dict] = {}
+        self.active_sessions: dict[str, dict] = {}
+        self.last_seen: dict[str, float] = {}
+        self._presence_dirty: set[str] = set()
+        self._presence_task: asyncio.Task | None = None
+        self.torn: list[TornTail] = []
+        self.replayed = 0
+        self.corrupt_lines = 0
+        # Set by the host (daemon or console) so `daemon stop` over the socket can end it.
+        self.request_stop: Callable[[], None] | None = None
+
+    # -- lifecycle --
+    async def start(self) -> None:
+        # Register every method module before the first call.
+        from thrum_engine.engine import handlers  # noqa: F401
+
+        loop = asyncio.get_running_loop()
+        self.torn = await loop.run_in_executor(None, self.journal.open)
+        for t in self.torn:
+            log.warning("torn journal tail in %s at %d (%d bytes) set aside in %s", t.shard, t.offset, t.length, t.saved_to)
+        await self.store.open()
+        try:
+            self.replayed = await self.catch_up()
+            await self.load_caches()
+        except BaseException:
+            await self.store.close()
+            raise
+        self.writer.start()
+        self._presence_task = asyncio.create_task(self._presence_loop(), name="thrum-presence")
+        log.info("engine started (host=%s, replayed %d events)", self.host, self.replayed)
+
+    async def stop(self) -> None:
+        if self._presence_task:
+            self._presence_task.cancel()
+            try:
+                await self._presence_task
+            except asyncio.CancelledError:
+                pass
+            self._presence_task = None
+        await self.writer.stop()
+        await self.flush_presence()
+        await self.store.close()
+        self.journal.close()
+        log.info("engine stopped")
+
+    async def catch_up(self) -> int:
+        """Apply journal lines past each shard's recorded offset (a crash between fsync and commit)."""
+        offsets = await self.store.offsets()
+        loop = asyncio.get_running_loop()
+
+        def read_tails() -> tuple[list[dict], dict[str, int], int]:
+            events, new_offsets, corrupt = [], {}, 0
+            for shard in self.journal.shards():
+                start = offsets.get(shard, 0)
+                if self.journal.size(shard) <= start:
+                    continue
+                end = start
+                for ev, end, _raw in self.journal.read_from(shard, start):
+                    if ev is None or "id" not in ev:
+                        corrupt += 1
+                        continue
+                    events.append(ev)
+                new_offsets[shard] = end
+            events.sort(key=lambda e: e["id"])
+            return events, new_offsets, corrupt
+
+        events, new_offsets, self.corrupt_lines = await loop.run_in_executor(None, read_tails)
+        if not new_offsets:
+            return 0
+        applied = 0
+        for i in range(0, max(len(events), 1), 5000):
+            chunk = events[i:i + 5000]
+            last = i + 5000 >= len(events)
+            applied += await self.store.apply(chunk, new_offsets if last else {}, skip_applied=True)
+        return applied
+
+    async def load_caches(self) -> None:
+        self.agents = {r["name"]: r for r in await self.store.all("SELECT * FROM agents")}
+        self.active_sessions = {
+            r["agent"]: r for r in await self.store.all("SELECT * FROM sessions WHERE ended_at IS NULL ORDER BY started_at")
+        }
+        for r in await self.store.all("SELECT agent, last_seen FROM presence"):
+            try:
+                from thrum_engine.durations import parse_iso
+
+                self.last_seen[r["agent"]] = parse_iso(r["last_seen"])
+            except ValueError:
+                pass
+
+    # -- writing --
+    def event(self, etype: str, author: str, data: dict[str, Any]) -> dict:
+        return {"v": 1, "id": ids.new_id("evt"), "type": etype, "author": author, "ts": iso(), "data": data}
+
+    async def commit(self, *events: dict) -> None:
+        try:
+            await self.writer.submit(list(events))
+        except JournalWriteFailed as exc:
+            raise ThrumError(str(exc)) from exc
+
+    def _on_applied(self, events: list[dict]) -> None:
+        for ev in events:
+            d = ev["data"]
+            t = ev["type"]
+            if t == "agent.register":
+                row = self.agents.get(d["name"], {})
+                row.update({
+                    "name": d["name"], "role": d["role"], "module": d.get("module", ""),
+                    "display": d.get("display", ""), "runtime": d.get("runtime", ""),
+                    "kind": d.get("kind", "agent"), "worktree": d.get("worktree", ""),
+                    "registered_at": d.get("registered_at", ev["ts"]),
+                })
+                row.setdefault("status", "")
+                row.setdefault("status_at", None)
+                row.setdefault("intent", d.get("intent", ""))
+                row.setdefault("task", "")
+                self.agents[d["name"]] = row
+            elif t == "agent.update" and d["name"] in self.agents:
+                self.agents[d["name"]].update(d.get("fields", {}))
+            elif t == "agent.delete":
+                self.agents.pop(d["name"], None)
+                self.active_sessions.pop(d["name"], None)
+            elif t == "session.start":
+                self.active_sessions[d["agent"]] = {
+                    "id": d["session_id"], "agent": d["agent"], "started_at": ev["ts"],
+                    "ended_at": None, "end_reason": None, "intent": d.get("intent", ""), "task": "",
+                }
+            elif t == "session.update":
+                for s in self.active_sessions.values():
+                    if s["id"] == d["session_id"]:
+                        s.update(d.get("fields", {}))
+            elif t == "session.end":
+                for name, s in list(self.active_sessions.items()):
+                    if s["id"] == d["session_id"]:
+                        del self.active_sessions[name]
+        self.bus.publish(events)
+
+    # -- presence (local-only, flushed in the background) --
+    def touch(self, name: str) -> None:
+        self.last_seen[name] = time.time()
+        self._presence_dirty.add(name)
+
+    async def flush_presence(self) -> None:
+        if not self._presence_dirty or self.store.w is None:
+            return
+        rows = [(n, iso(self.last_seen[n])) for n in self._presence_dirty if n in self.last_seen]
+        self._presence_dirty.clear()
+        async with self.writer.lock:
+            await self.store.write_local(
+                "INSERT INTO presence(agent, last_seen) VALUES (?, ?)"
+                " ON CONFLICT(agent) DO UPDATE SET last_seen=excluded.last_seen",
+                rows,
+            )
+
+    async def _presence_loop(self) -> None:
+        while True:
+            await asyncio.sleep(PRESENCE_FLUSH_SECONDS)
+            try:
+                await self.flush_presence()
+            except Exception:
+                log.exception("presence flush failed")
+
+    # -- the one entry point --
+    async def call(self, name: str, params: dict | None, caller: Caller) -> dict:
+        m = METHODS.get(name)
+        if m is None:
+            raise UnknownMethod(f"unknown method: {name}")
+        raw = dict(params or {})
+        if caller.name is not None:
+            raw["caller"] = caller.name
+        try:
+            p = m.params.model_validate(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(x) for x in first.get("loc", ())) or "params"
+            raise InvalidInput(f"invalid {where} for {name}: {first.get('msg')}") from None
+        if m.writes and caller.read_only:
+            raise Forbidden(f"{name} changes state; run it from inside one of this repo's worktrees")
+        if m.identity:
+            if caller.read_only:
+                raise Forbidden(f"{name} needs a verified identity; run it from inside your worktree")
+            if not caller.name:
+                raise Forbidden("no identity: run `thrum quickstart --name NAME --role ROLE` or set THRUM_NAME")
+            if caller.name not in self.agents:
+                raise UnknownAgent(f"agent @{caller.name} is not registered: run `thrum quickstart` first")
+            self.check_worktree(caller, caller.name)
+            self.touch(caller.name)
+        if not m.timeout:
+            return await m.handler(self, caller, p)
+        try:
+            return await asyncio.wait_for(m.handler(self, caller, p), self.settings.engine.request_timeout_seconds)
+        except asyncio.TimeoutError:
+            raise EngineTimeout(f"{name} took longer than {self.settings.engine.request_timeout_seconds:g}s") from None
+
+    def check_worktree(self, caller: Caller, name: str) -> None:
+        """Refuse a caller that claims an identity registered to another worktree (a forged caller)."""
+        if caller.worktree is None:
+            return
+        registered = self.agents.get(name, {}).get("worktree")
+        if registered and os.path.realpath(registered) != os.path.realpath(caller.worktree):
+            raise Forbidden(
+                f"caller claims @{name}, whose worktree is {registered}, but runs in {caller.worktree}"
+            )
+
+    def info(self) -> dict:
+        return {
+            "running": True,
+            "pid": os.getpid(),
+            "repo_path": self.layout.repo,
+            "uptime": round(time.time() - self.started_at, 3),
+            "version": __version__,
+            "host": self.host,
+            "sync": "local-only",
+        }

@@ -1,0 +1,114 @@
+"""Group commit: the single path by which state changes become durable.
+
+Events queued while a batch is being written form the next batch, so one fsync
+and one SQLite transaction cover every request that arrived in the meantime.
+A request is acknowledged only after both the fsync and the projection commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
+
+from thrum_engine.journal import Journal, shard_name
+from thrum_engine.store import Store
+
+log = logging.getLogger("thrum.writer")
+
+
+class JournalWriteFailed(Exception):
+    pass
+
+
+def encode(event: dict) -> bytes:
+    return (json.dumps(event, separators=(",", ":"), ensure_ascii=False, sort_keys=True) + "\n").encode()
+
+
+class Writer:
+    def __init__(self, journal: Journal, store: Store, on_applied: Callable[[list[dict]], None]) -> None:
+        self.journal = journal
+        self.store = store
+        self.on_applied = on_applied
+        self.lock = asyncio.Lock()  # held per batch; rebuild takes it to pause writes
+        self._queue: asyncio.Queue[tuple[list[dict], asyncio.Future]] = asyncio.Queue()
+        self._task: asyncio.Task | None = None
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="thrum-journal")
+        self.batches = 0
+        self.events_written = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="thrum-writer")
+
+    async def submit(self, events: list[dict]) -> None:
+        """Resolve once `events` are fsynced in the journal and applied to the projection."""
+        if self._task is None or self._task.done():
+            raise JournalWriteFailed("the engine is shutting down")
+        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((events, fut))
+        await asyncio.shield(fut)
+
+    async def _run(self) -> None:
+        while True:
+            first = await self._queue.get()
+            if first[0] is None:  # type: ignore[comparison-overlap]
+                first[1].set_result(None)
+                return
+            batch = [first]
+            stop = None
+            while not self._queue.empty():
+                item = self._queue.get_nowait()
+                if item[0] is None:  # type: ignore[comparison-overlap]
+                    stop = item
+                    break
+                batch.append(item)
+            await self._commit(batch)
+            if stop is not None:
+                stop[1].set_result(None)
+                return
+
+    async def _commit(self, batch: list[tuple[list[dict], asyncio.Future]]) -> None:
+        events = [e for evs, _ in batch for e in evs]
+        lines: dict[str, list[bytes]] = {}
+        for ev in events:
+            lines.setdefault(shard_name(ev["author"]), []).append(encode(ev))
+        async with self.lock:
+            try:
+                loop = asyncio.get_running_loop()
+                offsets = await loop.run_in_executor(self._io, self.journal.append, lines)
+            except OSError as exc:
+                log.error("journal write failed: %s", exc)
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(JournalWriteFailed(f"journal write failed: {exc}"))
+                return
+            try:
+                await self.store.apply(events, offsets)
+            except Exception as exc:  # durable in the journal; the next start replays it
+                log.exception("projection apply failed; the journal has the events")
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(JournalWriteFailed(f"projection update failed: {exc}"))
+                return
+            self.batches += 1
+            self.events_written += len(events)
+            try:
+                self.on_applied(events)
+            except Exception:
+                log.exception("post-apply hook failed")
+        for _, fut in batch:
+            if not fut.done():
+                fut.set_result(None)
+
+    async def stop(self) -> None:
+        """Finish every queued batch, then stop."""
+        if self._task is None:
+            return
+        if not self._task.done():
+            fut: asyncio.Future = asyncio.get_running_loop().create_future()
+            self._queue.put_nowait((None, fut))  # type: ignore[arg-type]
+            await self._task
+        self._task = None
+        self._io.shutdown(wait=True)

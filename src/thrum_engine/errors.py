@@ -1,0 +1,65 @@
+"""Typed engine errors. Each carries a stable `kind` that crosses the RPC boundary.
+
+The CLI prints `Error: <message>` and exits 1; the console shows a notification.
+"""
+
+from __future__ import annotations
+
+
+class ThrumError(Exception):
+    kind = "error"
+    code = -32000
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(ThrumError):
+    kind = "invalid_input"
+    code = -32602
+
+
+class InvalidName(InvalidInput):
+    kind = "invalid_name"
+
+
+class UnknownRecipient(ThrumError):
+    kind = "unknown_recipient"
+
+
+class UnknownAgent(ThrumError):
+    kind = "unknown_agent"
+
+
+class NotFound(ThrumError):
+    kind = "not_found"
+
+
+class Forbidden(ThrumError):
+    kind = "forbidden"
+
+
+class Conflict(ThrumError):
+    kind = "conflict"
+
+
+class TooLarge(InvalidInput):
+    kind = "too_large"
+
+
+class NotInitialized(ThrumError):
+    kind = "not_initialized"
+
+
+class EngineBusy(ThrumError):
+    kind = "engine_busy"
+
+
+class EngineTimeout(ThrumError):
+    kind = "timeout"
+
+
+class UnknownMethod(ThrumError):
+    kind = "unknown_method"
+    code = -32601

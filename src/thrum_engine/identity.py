@@ -1,0 +1,239 @@
+"""Agents and their work sessions: registration, status, intent, cleanup."""
+
+from __future__ import annotations
+
+import time
+
+from thrum_engine import ids, names
+from thrum_engine.durations import iso, parse_iso
+from thrum_engine.engine.core import Caller, Engine
+from thrum_engine.engine.registry import method
+from thrum_engine.errors import Conflict, Forbidden, InvalidName, UnknownAgent
+from thrum_engine.model import (
+    AgentListParams,
+    AgentNameParams,
+    CleanupParams,
+    EmptyParams,
+    RegisterParams,
+    SessionEndParams,
+    SessionListParams,
+    SessionStartParams,
+    SetStatusParams,
+    TextParams,
+)
+
+
+def author_of(caller: Caller) -> str:
+    return caller.name or "system"
+
+
+def agent_view(engine: Engine, row: dict) -> dict:
+    session = engine.active_sessions.get(row["name"])
+    return {
+        "agent_id": row["name"],
+        "name": row["name"],
+        "role": row["role"],
+        "module": row["module"],
+        "display": row["display"],
+        "runtime": row["runtime"],
+        "kind": row["kind"],
+        "worktree": row["worktree"],
+        "registered_at": row["registered_at"],
+        "status": row.get("status") or "",
+        "intent": (session or {}).get("intent") or row.get("intent") or "",
+        "task": (session or {}).get("task") or row.get("task") or "",
+        "session_id": session["id"] if session else None,
+    }
+
+
+def session_view(row: dict | None) -> dict | None:
+    if row is None:
+        return None
+    return {
+        "session_id": row["id"],
+        "agent_id": row["agent"],
+        "started_at": row["started_at"],
+        "ended_at": row.get("ended_at"),
+        "end_reason": row.get("end_reason"),
+        "intent": row.get("intent", ""),
+        "task": row.get("task", ""),
+    }
+
+
+def _require_name(name: str, role: str | None = None) -> None:
+    problem = names.agent_name_problem(name, role)
+    if problem:
+        raise InvalidName(problem)
+
+
+async def start_session(engine: Engine, name: str, intent: str = "") -> dict:
+    """End the agent's open session (if any) and start a new one."""
+    events = []
+    old = engine.active_sessions.get(name)
+    if old:
+        events.append(engine.event("session.end", name, {"session_id": old["id"], "reason": "normal"}))
+    sid = ids.new_id("ses")
+    events.append(engine.event("session.start", name, {"session_id": sid, "agent": name, "intent": intent}))
+    await engine.commit(*events)
+    return engine.active_sessions[name]
+
+
+@method("agent.register", RegisterParams, writes=True)
+async def register(engine: Engine, caller: Caller, p: RegisterParams) -> dict:
+    _require_name(p.name, p.role)
+    for what, value in (("role", p.role), ("module", p.module)):
+        if value:
+            problem = names.name_problem(value, what=what)
+            if problem:
+                raise InvalidName(problem)
+    worktree = caller.worktree or engine.layout.worktree
+    existing = engine.agents.get(p.name)
+    if existing and existing["worktree"] and existing["worktree"] != worktree and not p.force:
+        raise Conflict(
+            f"agent @{p.name} is already registered in {existing['worktree']}; "
+            "pick another name or pass --force to move it here"
+        )
+    data = {
+        "name": p.name,
+        "role": p.role,
+        "module": p.module,
+        "display": p.display,
+        "runtime": p.runtime,
+        "kind": p.kind,
+        "worktree": worktree,
+        # Re-registering keeps the original floor, so quickstart twice never hides history.
+        "registered_at": existing["registered_at"] if existing else iso(),
+        "intent": p.intent,
+    }
+    unchanged = existing and all(existing.get(k) == v for k, v in data.items() if k != "intent")
+    if not unchanged:
+        await engine.commit(engine.event("agent.register", p.name, data))
+    session = None
+    if p.start_session:
+        session = await start_session(engine, p.name, p.intent)
+    engine.touch(p.name)
+    return {
+        "agent": agent_view(engine, engine.agents[p.name]),
+        "session": session_view(session or engine.active_sessions.get(p.name)),
+        "created": existing is None,
+    }
+
+
+@method("agent.whoami", EmptyParams, identity=True)
+async def whoami(engine: Engine, caller: Caller, p: EmptyParams) -> dict:
+    row = engine.agents[caller.name]  # type: ignore[index]
+    return {"agent": agent_view(engine, row), "session": session_view(engine.active_sessions.get(row["name"]))}
+
+
+@method("agent.list", AgentListParams)
+async def agent_list(engine: Engine, caller: Caller, p: AgentListParams) -> dict:
+    rows = sorted(engine.agents.values(), key=lambda r: r["name"])
+    if p.role:
+        rows = [r for r in rows if r["role"] == names.strip_at(p.role)]
+    if p.module:
+        rows = [r for r in rows if r["module"] == p.module]
+    return {"agents": [agent_view(engine, r) for r in rows]}
+
+
+@method("agent.delete", AgentNameParams, writes=True)
+async def agent_delete(engine: Engine, caller: Caller, p: AgentNameParams) -> dict:
+    name = names.strip_at(p.name)
+    if name not in engine.agents:
+        raise UnknownAgent(f"no agent named @{name}")
+    if name in engine.active_sessions and name != caller.name and not p.force:
+        raise Conflict(f"@{name} has an active session; pass --force to delete it anyway")
+    await engine.commit(engine.event("agent.delete", author_of(caller), {"name": name}))
+    engine.last_seen.pop(name, None)
+    return {"deleted": name}
+
+
+def last_activity(engine: Engine, name: str) -> float:
+    row = engine.agents.get(name, {})
+    times = [engine.last_seen.get(name, 0.0)]
+    for key in ("registered_at", "status_at"):
+        if row.get(key):
+            times.append(parse_iso(row[key]))
+    return max(times)
+
+
+@method("agent.cleanup", CleanupParams, writes=True)
+async def agent_cleanup(engine: Engine, caller: Caller, p: CleanupParams) -> dict:
+    cutoff = time.time() - p.threshold_days * 86400
+    stale = sorted(n for n in engine.agents if last_activity(engine, n) < cutoff and n != caller.name)
+    if not p.dry_run and stale:
+        await engine.commit(*(engine.event("agent.delete", author_of(caller), {"name": n}) for n in stale))
+    return {"stale": stale, "deleted": [] if p.dry_run else stale, "dry_run": p.dry_run}
+
+
+@method("agent.set_status", SetStatusParams, identity=True, writes=True)
+async def set_status(engine: Engine, caller: Caller, p: SetStatusParams) -> dict:
+    name = names.strip_at(p.agent) if p.agent else caller.name
+    if name not in engine.agents:
+        raise UnknownAgent(f"no agent named @{name}")
+    status = "" if p.status == "online" else p.status
+    await engine.commit(
+        engine.event("agent.update", caller.name or "system", {"name": name, "fields": {"status": status, "status_at": iso()}})
+    )
+    return {"agent_id": name, "status": p.status}
+
+
+# -- sessions --
+
+
+@method("session.start", SessionStartParams, identity=True, writes=True)
+async def session_start(engine: Engine, caller: Caller, p: SessionStartParams) -> dict:
+    return {"session": session_view(await start_session(engine, caller.name, p.intent))}  # type: ignore[arg-type]
+
+
+def _active(engine: Engine, name: str) -> dict:
+    s = engine.active_sessions.get(name)
+    if s is None:
+        raise Conflict(f"@{name} has no active session: run `thrum session start`")
+    return s
+
+
+@method("session.end", SessionEndParams, identity=True, writes=True)
+async def session_end(engine: Engine, caller: Caller, p: SessionEndParams) -> dict:
+    s = dict(_active(engine, caller.name))  # type: ignore[arg-type]
+    await engine.commit(engine.event("session.end", caller.name, {"session_id": s["id"], "reason": p.reason}))  # type: ignore[arg-type]
+    s.update({"ended_at": iso(), "end_reason": p.reason})
+    return {"session": session_view(s)}
+
+
+@method("session.list", SessionListParams)
+async def session_list(engine: Engine, caller: Caller, p: SessionListParams) -> dict:
+    sql = "SELECT * FROM sessions"
+    where, args = [], []
+    if p.active:
+        where.append("ended_at IS NULL")
+    if p.agent:
+        where.append("agent = ?")
+        args.append(names.strip_at(p.agent))
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    rows = await engine.store.all(sql + " ORDER BY started_at DESC LIMIT 500", args)
+    return {"sessions": [session_view(r) for r in rows]}
+
+
+@method("session.heartbeat", EmptyParams, identity=True)
+async def heartbeat(engine: Engine, caller: Caller, p: EmptyParams) -> dict:
+    s = engine.active_sessions.get(caller.name)  # type: ignore[arg-type]
+    return {"agent_id": caller.name, "session_id": s["id"] if s else None, "at": iso()}
+
+
+async def _update_session(engine: Engine, caller: Caller, field: str, value: str) -> dict:
+    s = _active(engine, caller.name)  # type: ignore[arg-type]
+    await engine.commit(
+        engine.event("session.update", caller.name, {"session_id": s["id"], "fields": {field: value}})  # type: ignore[arg-type]
+    )
+    return {"session": session_view(engine.active_sessions.get(caller.name))}  # type: ignore[arg-type]
+
+
+@method("session.set_intent", TextParams, identity=True, writes=True)
+async def set_intent(engine: Engine, caller: Caller, p: TextParams) -> dict:
+    return await _update_session(engine, caller, "intent", p.text)
+
+
+@method("session.set_task", TextParams, identity=True, writes=True)
+async def set_task(engine: Engine, caller: Caller, p: TextParams) -> dict:
+    return await _update_session(engine, caller, "task", p.text)

@@ -1,0 +1,173 @@
+"""Where things live on disk: the repo, its worktrees, `.thrum/` and its files.
+
+Stdlib only (just `os`): every CLI call resolves paths before anything else, so
+this module must cost nothing to import and must never spawn git.
+"""
+
+from __future__ import annotations
+
+import os
+
+STATE_DIR = ".thrum"
+SYNC_BRANCH = "a-sync"
+SOCKET_NAME = "thrum.sock"
+MAX_SOCKET_PATH = 107
+
+
+class NotARepo(Exception):
+    """Raised when no git repository contains the given directory."""
+
+
+def _read(path: str) -> str:
+    with open(path, encoding="utf-8") as fh:
+        return fh.read().strip()
+
+
+def worktree_root(start: str) -> str | None:
+    """The top of the git worktree containing `start` (a dir holding `.git`)."""
+    path = os.path.abspath(start)
+    while True:
+        if os.path.exists(os.path.join(path, ".git")):
+            return path
+        parent = os.path.dirname(path)
+        if parent == path:
+            return None
+        path = parent
+
+
+def common_git_dir(worktree: str) -> str:
+    """The shared `.git` directory of a worktree (follows a linked worktree's `.git` file)."""
+    dotgit = os.path.join(worktree, ".git")
+    if os.path.isdir(dotgit):
+        return dotgit
+    content = _read(dotgit)
+    if not content.startswith("gitdir:"):
+        raise NotARepo(f"{dotgit} is not a git link file")
+    gitdir = content[len("gitdir:"):].strip()
+    if not os.path.isabs(gitdir):
+        gitdir = os.path.normpath(os.path.join(worktree, gitdir))
+    commondir_file = os.path.join(gitdir, "commondir")
+    if os.path.exists(commondir_file):
+        common = _read(commondir_file)
+        if not os.path.isabs(common):
+            common = os.path.normpath(os.path.join(gitdir, common))
+        return common
+    return gitdir
+
+
+def worktree_git_dir(worktree: str) -> str:
+    """The per-worktree git dir (holds HEAD): `.git` itself or `.git/worktrees/<x>`."""
+    dotgit = os.path.join(worktree, ".git")
+    if os.path.isdir(dotgit):
+        return dotgit
+    gitdir = _read(dotgit)[len("gitdir:"):].strip()
+    return gitdir if os.path.isabs(gitdir) else os.path.normpath(os.path.join(worktree, gitdir))
+
+
+def main_repo_of(worktree: str) -> str:
+    """The main checkout a worktree belongs to (the parent of the common `.git`)."""
+    redirect = os.path.join(worktree, STATE_DIR, "redirect")
+    if os.path.exists(redirect):
+        target = _read(redirect)
+        # The redirect names the main repo's `.thrum` directory.
+        return os.path.dirname(target.rstrip("/")) if target.rstrip("/").endswith(STATE_DIR) else target
+    return os.path.dirname(common_git_dir(worktree))
+
+
+def current_branch(worktree: str) -> str | None:
+    """Branch checked out in `worktree`, read from HEAD without spawning git; None when detached."""
+    try:
+        head = _read(os.path.join(worktree_git_dir(worktree), "HEAD"))
+    except OSError:
+        return None
+    if head.startswith("ref: refs/heads/"):
+        return head[len("ref: refs/heads/"):]
+    return None
+
+
+class Layout:
+    """Paths of one repository's Thrum state, computed once from a directory inside it."""
+
+    def __init__(self, repo: str, worktree: str | None = None) -> None:
+        self.repo = os.path.realpath(repo)
+        self.worktree = os.path.realpath(worktree) if worktree else self.repo
+        home = os.environ.get("THRUM_HOME")
+        self.state = os.path.realpath(home) if home else os.path.join(self.repo, STATE_DIR)
+
+    @classmethod
+    def discover(cls, start: str | None = None) -> "Layout":
+        start = start or os.getcwd()
+        wt = worktree_root(start)
+        if wt is None:
+            raise NotARepo(f"not inside a git repository: {os.path.abspath(start)}")
+        return cls(main_repo_of(wt), wt)
+
+    # -- shared state (main repo) --
+    @property
+    def var(self) -> str:
+        return os.path.join(self.state, "var")
+
+    @property
+    def config_file(self) -> str:
+        return os.path.join(self.state, "config.json")
+
+    @property
+    def context_dir(self) -> str:
+        return os.path.join(self.state, "context")
+
+    @property
+    def db_path(self) -> str:
+        return os.path.join(self.var, "thrum.db")
+
+    @property
+    def lock_path(self) -> str:
+        return os.path.join(self.var, "thrum.lock")
+
+    @property
+    def pid_path(self) -> str:
+        return os.path.join(self.var, "thrum.pid")
+
+    @property
+    def log_path(self) -> str:
+        return os.path.join(self.var, "daemon.log")
+
+    @property
+    def quarantine_dir(self) -> str:
+        return os.path.join(self.var, "quarantine")
+
+    @property
+    def socket_path(self) -> str:
+        env = os.environ.get("THRUM_SOCKET")
+        if env:
+            return env
+        path = os.path.join(self.var, SOCKET_NAME)
+        if len(path.encode()) <= MAX_SOCKET_PATH:
+            return path
+        # Deep repo paths overflow sun_path: fall back to a short per-user path keyed by the repo.
+        import hashlib
+
+        digest = hashlib.sha1(self.repo.encode()).hexdigest()[:16]
+        base = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/thrum-{os.getuid()}"
+        return os.path.join(base, f"{digest}.sock")
+
+    @property
+    def git_dir(self) -> str:
+        return common_git_dir(self.repo)
+
+    @property
+    def sync_worktree(self) -> str:
+        return os.path.join(self.git_dir, "thrum-sync", SYNC_BRANCH)
+
+    @property
+    def journal_dir(self) -> str:
+        return os.path.join(self.sync_worktree, "journal")
+
+    def initialized(self) -> bool:
+        return os.path.exists(self.config_file)
+
+    # -- per worktree --
+    def identities_dir(self, worktree: str | None = None) -> str:
+        return os.path.join(worktree or self.worktree, STATE_DIR, "identities")
+
+    def identity_path(self, name: str, worktree: str | None = None) -> str:
+        return os.path.join(self.identities_dir(worktree), f"{name}.json")

@@ -1,0 +1,482 @@
+"""Routing, inbox, receipts, threads and `wait`.
+
+A message's recipients are resolved once, at send time, into delivery rows:
+that snapshot is what makes a newly registered agent inherit no history and
+what `sent` reports delivery state against.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+from thrum_engine import ids, names
+from thrum_engine.durations import iso, parse_iso
+from thrum_engine.engine.bus import Waiter
+from thrum_engine.engine.core import Caller, Engine
+from thrum_engine.engine.registry import method
+from thrum_engine.errors import Forbidden, InvalidInput, NotFound, TooLarge, UnknownRecipient
+from thrum_engine.model import (
+    DeleteParams,
+    EditParams,
+    InboxParams,
+    MessageIdParams,
+    PurgeParams,
+    ReadParams,
+    ReplyParams,
+    SendParams,
+    SentParams,
+    WaitParams,
+)
+
+EVERYONE = ("everyone", "all", "broadcast")
+
+
+def parse_tagged(values: list[str], what: str) -> list[dict]:
+    out = []
+    for v in values:
+        kind, sep, val = v.partition(":")
+        if not sep or not kind or not val:
+            raise InvalidInput(f"invalid {what} {v!r}: use TYPE:VALUE, e.g. {what} module:auth")
+        out.append({"type": kind, "value": val})
+    return out
+
+
+def resolve(engine: Engine, addresses: list[str], sender: str | None) -> tuple[list[str], bool]:
+    """Addresses (`@name`, `@role`, `@everyone`) -> recipient names; refuses the whole list on any unknown."""
+    recipients: list[str] = []
+    broadcast = False
+    unknown = []
+    for raw in addresses:
+        addr = names.strip_at(raw.strip())
+        if addr in EVERYONE:
+            broadcast = True
+            recipients.extend(engine.agents)
+        elif addr in engine.agents:
+            recipients.append(addr)
+        else:
+            holders = [n for n, r in engine.agents.items() if r["role"] == addr]
+            if holders:
+                recipients.extend(sorted(holders))
+            else:
+                unknown.append("@" + addr)
+    if unknown:
+        raise UnknownRecipient(f"unknown recipient: {', '.join(unknown)}")
+    seen: set[str] = set()
+    out = []
+    for r in recipients:
+        if r != sender and r not in seen:
+            seen.add(r)
+            out.append(r)
+    return out, broadcast
+
+
+def check_body(engine: Engine, body: str, fmt: str) -> None:
+    size = len(body.encode("utf-8"))
+    cap = engine.settings.messages.max_body_bytes
+    if size > cap:
+        raise TooLarge(f"message body is {size} bytes; the limit is {cap} (messages.max_body_bytes)")
+    if not body.strip():
+        raise InvalidInput("message body is empty")
+    if fmt == "json":
+        try:
+            json.loads(body)
+        except ValueError as exc:
+            raise InvalidInput(f"--format json but the body is not JSON: {exc}") from None
+
+
+def message_view(row: dict, *, viewer: str | None = None) -> dict:
+    structured = row.get("structured")
+    msg = {
+        "message_id": row["id"],
+        "thread_id": row["thread_id"],
+        "reply_to": row["reply_to"],
+        "agent_id": row["author"],
+        "author": row["author"],
+        "body": {"format": row["format"], "content": row["content"]},
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+        "deleted": bool(row["deleted"]),
+        "broadcast": bool(row["broadcast"]),
+        "to": json.loads(row["addressed"]),
+        "mentions": json.loads(row["mentions"]),
+        "scopes": json.loads(row["scopes"]),
+        "refs": json.loads(row["refs"]),
+    }
+    if structured is not None:
+        msg["body"]["structured"] = json.loads(structured)
+    if "read_at" in row:
+        msg["is_read"] = row["read_at"] is not None
+    return msg
+
+
+def event_message_view(ev: dict) -> dict:
+    """A message straight from its create event (used by `wait`, which must not hit the database)."""
+    d = ev["data"]
+    msg = {
+        "message_id": d["message_id"],
+        "thread_id": d.get("thread_id"),
+        "reply_to": d.get("reply_to"),
+        "agent_id": ev["author"],
+        "author": ev["author"],
+        "body": {"format": d.get("format", "markdown"), "content": d["content"]},
+        "created_at": d.get("created_at", ev["ts"]),
+        "updated_at": None,
+        "deleted": False,
+        "broadcast": bool(d.get("broadcast")),
+        "to": d.get("addressed", []),
+        "mentions": d.get("mentions", []),
+        "scopes": d.get("scopes", []),
+        "refs": d.get("refs", []),
+        "is_read": False,
+    }
+    if d.get("structured") is not None:
+        msg["body"]["structured"] = d["structured"]
+    return msg
+
+
+async def create_message(
+    engine: Engine,
+    author: str,
+    body: str,
+    *,
+    to: list[str],
+    broadcast: bool = False,
+    mentions: list[str] = (),  # type: ignore[assignment]
+    scopes: list[str] = (),  # type: ignore[assignment]
+    refs: list[str] = (),  # type: ignore[assignment]
+    fmt: str = "markdown",
+    structured=None,
+    thread_id: str | None = None,
+    reply_to: str | None = None,
+    thread_root: str | None = None,
+) -> dict:
+    """Validate, resolve and durably store one message; returns its create event."""
+    check_body(engine, body, fmt)
+    addressed = list(to) + (["@everyone"] if broadcast else [])
+    if not addressed:
+        raise InvalidInput("a recipient is required: --to @name, --to @role or --broadcast")
+    recipients, is_broadcast = resolve(engine, addressed, author)
+    mentioned, _ = resolve(engine, list(mentions), author) if mentions else ([], False)
+    for m in mentioned:
+        if m not in recipients:
+            recipients.append(m)
+    mid = ids.new_id("msg")
+    data = {
+        "message_id": mid,
+        "content": body,
+        "format": fmt,
+        "structured": structured,
+        "recipients": recipients,
+        "addressed": ["@" + names.strip_at(a) for a in addressed],
+        "broadcast": is_broadcast,
+        "mentions": ["@" + names.strip_at(m) for m in mentions],
+        "mentioned_agents": mentioned,
+        "scopes": parse_tagged(list(scopes), "--scope"),
+        "refs": parse_tagged(list(refs), "--ref"),
+        "thread_id": thread_id,
+        "reply_to": reply_to,
+        "thread_root": thread_root,
+        "created_at": iso(),
+    }
+    ev = engine.event("message.create", author, data)
+    await engine.commit(ev)
+    return ev
+
+
+@method("message.send", SendParams, identity=True, writes=True)
+async def send(engine: Engine, caller: Caller, p: SendParams) -> dict:
+    if p.thread_id and not ids.is_id(p.thread_id, "thr"):
+        raise InvalidInput(f"invalid thread id {p.thread_id!r} (expected thr_<ULID>)")
+    ev = await create_message(
+        engine, caller.name, p.body, to=p.to, broadcast=p.broadcast, mentions=p.mentions,  # type: ignore[arg-type]
+        scopes=p.scopes, refs=p.refs, fmt=p.format, structured=p.structured, thread_id=p.thread_id,
+    )
+    d = ev["data"]
+    return {"message_id": d["message_id"], "thread_id": d["thread_id"], "recipients": d["recipients"], "created_at": d["created_at"]}
+
+
+async def get_message_row(engine: Engine, message_id: str) -> dict:
+    if not ids.is_id(message_id, "msg"):
+        raise InvalidInput(f"invalid message id {message_id!r} (expected msg_<ULID>)")
+    row = await engine.store.one("SELECT * FROM messages WHERE id = ?", (message_id,))
+    if row is None:
+        raise NotFound(f"no message {message_id}")
+    return row
+
+
+@method("message.reply", ReplyParams, identity=True, writes=True)
+async def reply(engine: Engine, caller: Caller, p: ReplyParams) -> dict:
+    parent = await get_message_row(engine, p.message_id)
+    audience = [parent["author"]]
+    if not parent["broadcast"]:
+        recips = await engine.store.all("SELECT recipient FROM deliveries WHERE message_id = ?", (parent["id"],))
+        audience += [r["recipient"] for r in recips]
+    # People who left since the parent was sent are dropped rather than failing the reply.
+    audience = [a for a in dict.fromkeys(audience) if a != caller.name and a in engine.agents]
+    if not audience:
+        raise InvalidInput("nobody to reply to: the parent's author and audience are gone or only you")
+    thread_id = parent["thread_id"] or ids.new_id("thr")
+    ev = await create_message(
+        engine, caller.name, p.body, to=["@" + a for a in audience], fmt=p.format,  # type: ignore[arg-type]
+        thread_id=thread_id, reply_to=parent["id"], thread_root=None if parent["thread_id"] else parent["id"],
+    )
+    d = ev["data"]
+    return {"message_id": d["message_id"], "thread_id": thread_id, "reply_to": parent["id"], "recipients": d["recipients"]}
+
+
+def floor_of(engine: Engine, name: str) -> str:
+    return engine.agents[name]["registered_at"]
+
+
+@method("message.inbox", InboxParams, identity=True)
+async def inbox(engine: Engine, caller: Caller, p: InboxParams) -> dict:
+    me: str = caller.name  # type: ignore[assignment]
+    page_size = p.page_size or engine.settings.messages.default_page_size
+    args: list = []
+    if p.all:
+        base = "FROM messages m LEFT JOIN deliveries d ON d.message_id = m.id AND d.recipient = ? WHERE m.deleted = 0"
+        args.append(me)
+        order_col = "m.created_at"
+    else:
+        base = (
+            "FROM deliveries d JOIN messages m ON m.id = d.message_id"
+            " WHERE d.recipient = ? AND d.created_at >= ? AND m.deleted = 0"
+        )
+        args += [me, floor_of(engine, me)]
+        order_col = "d.created_at"
+    if p.unread:
+        base += " AND d.read_at IS NULL"
+    if p.mentions:
+        base += " AND d.mentioned = 1"
+    if p.from_agent:
+        base += " AND m.author = ?"
+        args.append(names.strip_at(p.from_agent))
+    if p.scope:
+        scope = parse_tagged([p.scope], "--scope")[0]
+        base += " AND EXISTS (SELECT 1 FROM json_each(m.scopes) s WHERE json_extract(s.value, '$.type') = ?" \
+                " AND json_extract(s.value, '$.value') = ?)"
+        args += [scope["type"], scope["value"]]
+    direction = "ASC" if p.oldest else "DESC"
+    rows = await engine.store.all(
+        f"SELECT m.*, d.read_at, d.recipient {base} ORDER BY {order_col} {direction}, m.id {direction} LIMIT ? OFFSET ?",
+        args + [page_size, (p.page - 1) * page_size],
+    )
+    total = await engine.store.scalar(f"SELECT COUNT(*) {base}", args)
+    unread = await engine.store.scalar(
+        "SELECT COUNT(*) FROM deliveries d JOIN messages m ON m.id = d.message_id"
+        " WHERE d.recipient = ? AND d.read_at IS NULL AND d.created_at >= ? AND m.deleted = 0",
+        (me, floor_of(engine, me)),
+    )
+    messages = []
+    newly_shown = []
+    for r in rows:
+        msg = message_view(r)
+        if r["recipient"] is None:  # --all: not addressed to me
+            msg["is_read"] = None
+        elif r["read_at"] is None:
+            newly_shown.append(r["id"])
+        messages.append(msg)
+    if newly_shown:
+        etype = "message.seen" if (p.unread or p.peek) else "message.read"
+        await engine.commit(engine.event(etype, me, {"message_ids": newly_shown, "at": iso()}))
+        if etype == "message.read":
+            unread -= len(newly_shown)
+    return {"messages": messages, "total": total, "unread": unread, "page": p.page, "page_size": page_size}
+
+
+def delivery_state(d: dict) -> str:
+    for state, col in (("replied", "replied_at"), ("read", "read_at"), ("seen", "seen_at"), ("notified", "notified_at")):
+        if d.get(col):
+            return state
+    return "stored"
+
+
+async def deliveries_for(engine: Engine, message_ids: list[str]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {m: [] for m in message_ids}
+    if not message_ids:
+        return out
+    rows = await engine.store.all(
+        f"SELECT * FROM deliveries WHERE message_id IN ({','.join('?' * len(message_ids))}) ORDER BY recipient",
+        message_ids,
+    )
+    for d in rows:
+        out[d["message_id"]].append({
+            "recipient": d["recipient"],
+            "state": delivery_state(d),
+            "notified_at": d["notified_at"],
+            "seen_at": d["seen_at"],
+            "read_at": d["read_at"],
+            "replied_at": d["replied_at"],
+        })
+    return out
+
+
+@method("message.sent", SentParams, identity=True)
+async def sent(engine: Engine, caller: Caller, p: SentParams) -> dict:
+    sql = "SELECT m.* FROM messages m WHERE m.author = ? AND m.deleted = 0"
+    args: list = [caller.name]
+    if p.to:
+        sql += " AND EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.recipient = ?)"
+        args.append(names.strip_at(p.to))
+    if p.unread:
+        sql += " AND EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.read_at IS NULL)"
+    rows = await engine.store.all(sql + " ORDER BY m.created_at DESC LIMIT ?", args + [p.limit])
+    dels = await deliveries_for(engine, [r["id"] for r in rows])
+    messages = []
+    for r in rows:
+        msg = message_view(r)
+        msg["deliveries"] = dels[r["id"]]
+        messages.append(msg)
+    return {"messages": messages, "total": len(messages)}
+
+
+@method("message.get", MessageIdParams)
+async def get(engine: Engine, caller: Caller, p: MessageIdParams) -> dict:
+    row = await get_message_row(engine, p.message_id)
+    msg = message_view(row)
+    msg["deliveries"] = (await deliveries_for(engine, [row["id"]]))[row["id"]]
+    if caller.name:
+        mine = [d for d in msg["deliveries"] if d["recipient"] == caller.name]
+        if mine:
+            msg["is_read"] = mine[0]["read_at"] is not None
+    return {"message": msg}
+
+
+async def _own(engine: Engine, caller: Caller, message_id: str) -> dict:
+    row = await get_message_row(engine, message_id)
+    if row["author"] != caller.name:
+        raise Forbidden(f"only the author (@{row['author']}) can change {message_id}")
+    if row["deleted"]:
+        raise NotFound(f"message {message_id} was deleted")
+    return row
+
+
+@method("message.edit", EditParams, identity=True, writes=True)
+async def edit(engine: Engine, caller: Caller, p: EditParams) -> dict:
+    row = await _own(engine, caller, p.message_id)
+    check_body(engine, p.body, row["format"])
+    await engine.commit(engine.event("message.edit", caller.name, {"message_id": row["id"], "content": p.body}))  # type: ignore[arg-type]
+    return {"message_id": row["id"], "edited": True}
+
+
+@method("message.delete", DeleteParams, identity=True, writes=True)
+async def delete(engine: Engine, caller: Caller, p: DeleteParams) -> dict:
+    if not p.force:
+        raise InvalidInput("deleting a message needs --force")
+    row = await _own(engine, caller, p.message_id)
+    await engine.commit(engine.event("message.delete", caller.name, {"message_id": row["id"]}))  # type: ignore[arg-type]
+    return {"message_id": row["id"], "deleted": True}
+
+
+@method("message.read", ReadParams, identity=True, writes=True)
+async def mark_read(engine: Engine, caller: Caller, p: ReadParams) -> dict:
+    me: str = caller.name  # type: ignore[assignment]
+    if p.all:
+        rows = await engine.store.all(
+            "SELECT message_id FROM deliveries WHERE recipient = ? AND read_at IS NULL", (me,)
+        )
+        targets = [r["message_id"] for r in rows]
+    else:
+        if not p.message_ids:
+            raise InvalidInput("name message ids to mark read, or pass --all")
+        for mid in p.message_ids:
+            if not ids.is_id(mid, "msg"):
+                raise InvalidInput(f"invalid message id {mid!r}")
+        marks = ",".join("?" * len(p.message_ids))
+        rows = await engine.store.all(
+            f"SELECT message_id, read_at FROM deliveries WHERE recipient = ? AND message_id IN ({marks})",
+            [me, *p.message_ids],
+        )
+        found = {r["message_id"]: r["read_at"] for r in rows}
+        missing = [m for m in p.message_ids if m not in found]
+        if missing:
+            raise NotFound(f"not in your inbox: {', '.join(missing)}")
+        targets = [m for m in p.message_ids if found[m] is None]
+    if targets:
+        await engine.commit(engine.event("message.read", me, {"message_ids": targets, "at": iso()}))
+    return {"marked": len(targets), "message_ids": targets}
+
+
+def _wait_filter(engine: Engine, me: str, p: WaitParams, after: str):
+    mention = names.strip_at(p.mention) if p.mention else None
+    sender = names.strip_at(p.from_agent) if p.from_agent else None
+    scope = parse_tagged([p.scope], "--scope")[0] if p.scope else None
+
+    def matches(ev: dict) -> bool:
+        d = ev["data"]
+        if ev["author"] == me or d.get("created_at", ev["ts"]) <= after:
+            return False
+        if sender and ev["author"] != sender:
+            return False
+        if mention and mention not in d.get("mentioned_agents", ()) and "@" + mention not in d.get("mentions", ()):
+            return False
+        if scope and scope not in d.get("scopes", ()):
+            return False
+        return True
+
+    return matches
+
+
+@method("message.wait", WaitParams, identity=True, timeout=False)
+async def wait(engine: Engine, caller: Caller, p: WaitParams) -> dict:
+    me: str = caller.name  # type: ignore[assignment]
+    limit = engine.settings.engine.max_wait_seconds
+    if p.timeout > limit:
+        raise InvalidInput(f"--timeout {p.timeout:g}s is over the limit of {limit:g}s")
+    after = iso(time.time() + (p.after or 0.0)) if p.after is not None else iso()
+    matches = _wait_filter(engine, me, p, after)
+    waiter = Waiter(me, matches)
+    engine.bus.add_waiter(waiter)  # before the backlog query, so nothing slips between
+    try:
+        if p.after is not None:
+            rows = await engine.store.all(
+                "SELECT m.*, d.read_at FROM deliveries d JOIN messages m ON m.id = d.message_id"
+                " WHERE d.recipient = ? AND d.created_at > ? AND d.read_at IS NULL AND m.deleted = 0"
+                " AND m.author != ? ORDER BY d.created_at LIMIT 100",
+                (me, max(after, floor_of(engine, me)), me),
+            )
+            backlog = [message_view(r) for r in rows if _row_matches(matches, r)]
+            if backlog:
+                return await _received(engine, me, backlog)
+        try:
+            ev = await asyncio.wait_for(waiter.future, p.timeout)
+        except asyncio.TimeoutError:
+            return {"status": "timeout", "messages": [], "timeout": p.timeout}
+        return await _received(engine, me, [event_message_view(ev)])
+    finally:
+        engine.bus.remove_waiter(waiter)
+
+
+def _row_matches(matches, row: dict) -> bool:
+    ev = {
+        "author": row["author"],
+        "ts": row["created_at"],
+        "data": {
+            "created_at": row["created_at"],
+            "mentions": json.loads(row["mentions"]),
+            "scopes": json.loads(row["scopes"]),
+        },
+    }
+    return matches(ev)
+
+
+async def _received(engine: Engine, me: str, messages: list[dict]) -> dict:
+    await engine.commit(engine.event("message.seen", me, {"message_ids": [m["message_id"] for m in messages], "at": iso()}))
+    return {"status": "received", "messages": messages, "message": messages[0]}
+
+
+@method("message.purge", PurgeParams, writes=True)
+async def purge(engine: Engine, caller: Caller, p: PurgeParams) -> dict:
+    if p.all == bool(p.before):
+        raise InvalidInput("purge needs exactly one of --before DUR|DATE or --all")
+    before = iso(time.time() + 1) if p.all else p.before
+    try:
+        parse_iso(before)  # type: ignore[arg-type]
+    except ValueError:
+        raise InvalidInput(f"invalid --before {p.before!r}") from None
+    count = await engine.store.scalar("SELECT COUNT(*) FROM messages WHERE created_at < ?", (before,))
+    if p.confirm and count:
+        await engine.commit(engine.event("message.purge", caller.name or "system", {"before": before}))
+    return {"before": before, "messages": count, "purged": bool(p.confirm and count), "preview": not p.confirm}

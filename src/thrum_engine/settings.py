@@ -1,0 +1,74 @@
+"""`ThrumSettings`: flags > `THRUM_*` env > `.thrum/config.json` > defaults.
+
+Nested sections map to env with a double underscore, e.g.
+`THRUM_MESSAGES__MAX_BODY_BYTES=2097152`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, JsonConfigSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+class MessagesSettings(BaseModel):
+    max_body_bytes: int = Field(1_048_576, ge=1, description="largest message body accepted")
+    default_page_size: int = Field(20, ge=1, le=1000)
+
+
+class PresenceSettings(BaseModel):
+    idle_after_seconds: float = Field(300, gt=0, description="no activity this long: idle")
+    offline_after_seconds: float = Field(1800, gt=0, description="no activity this long: offline")
+
+
+class EngineSettings(BaseModel):
+    request_timeout_seconds: float = Field(30, gt=0, description="per-request limit on the socket")
+    max_wait_seconds: float = Field(3600, gt=0, description="longest `thrum wait` accepted")
+    max_connections: int = Field(512, ge=1)
+    log_level: str = "INFO"
+
+
+class ThrumSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="THRUM_", env_nested_delimiter="__", extra="ignore")
+
+    local: bool = Field(False, description="never fetch or push (sync)")
+    messages: MessagesSettings = MessagesSettings()
+    presence: PresenceSettings = PresenceSettings()
+    engine: EngineSettings = EngineSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        json_file = settings_cls.model_config.get("json_file")
+        if json_file:
+            sources.append(JsonConfigSettingsSource(settings_cls, json_file=json_file))
+        return tuple(sources)
+
+
+def load_settings(config_file: str | None, **flags: Any) -> ThrumSettings:
+    """Build settings once at the entry point; `flags` are the CLI's explicit overrides."""
+    if config_file and os.path.exists(config_file):
+        # Validate the file is JSON up front so a typo reads as a clear error, not a stack trace.
+        with open(config_file, encoding="utf-8") as fh:
+            try:
+                json.load(fh)
+            except json.JSONDecodeError as exc:
+                from thrum_engine.errors import InvalidInput
+
+                raise InvalidInput(f"{config_file} is not valid JSON: {exc}") from exc
+
+        class _FileSettings(ThrumSettings):
+            model_config = SettingsConfigDict(json_file=config_file)
+
+        return _FileSettings(**{k: v for k, v in flags.items() if v is not None})
+    return ThrumSettings(**{k: v for k, v in flags.items() if v is not None})

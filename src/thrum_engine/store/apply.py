@@ -1,0 +1,193 @@
+"""Turn journal events into SQL. Pure: no IO, so live writes, start-up catch-up
+and `doctor rebuild` all project exactly the same way.
+
+Every statement is idempotent (INSERT OR IGNORE, COALESCE on timestamps), so
+replaying an event is harmless even without the `applied_events` check.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable, Iterable
+
+Op = tuple[str, tuple]
+
+_AGENT_FIELDS = ("role", "module", "display", "runtime", "kind", "worktree", "status", "status_at", "intent", "task")
+_SESSION_FIELDS = ("intent", "task")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _agent_register(ev: dict, d: dict) -> Iterable[Op]:
+    yield (
+        "INSERT INTO agents(name, role, module, display, runtime, kind, worktree, registered_at, intent)"
+        " VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(name) DO UPDATE SET role=excluded.role,"
+        " module=excluded.module, display=excluded.display, runtime=excluded.runtime, kind=excluded.kind,"
+        " worktree=excluded.worktree, registered_at=excluded.registered_at",
+        (d["name"], d["role"], d.get("module", ""), d.get("display", ""), d.get("runtime", ""),
+         d.get("kind", "agent"), d.get("worktree", ""), d.get("registered_at", ev["ts"]), d.get("intent", "")),
+    )
+
+
+def _agent_update(ev: dict, d: dict) -> Iterable[Op]:
+    fields = {k: v for k, v in d.get("fields", {}).items() if k in _AGENT_FIELDS}
+    if fields:
+        cols = sorted(fields)
+        yield (
+            f"UPDATE agents SET {', '.join(c + '=?' for c in cols)} WHERE name=?",
+            tuple(fields[c] for c in cols) + (d["name"],),
+        )
+
+
+def _agent_delete(ev: dict, d: dict) -> Iterable[Op]:
+    yield ("DELETE FROM agents WHERE name=?", (d["name"],))
+
+
+def _session_start(ev: dict, d: dict) -> Iterable[Op]:
+    yield (
+        "INSERT OR IGNORE INTO sessions(id, agent, started_at, intent) VALUES (?,?,?,?)",
+        (d["session_id"], d["agent"], ev["ts"], d.get("intent", "")),
+    )
+
+
+def _session_update(ev: dict, d: dict) -> Iterable[Op]:
+    fields = {k: v for k, v in d.get("fields", {}).items() if k in _SESSION_FIELDS}
+    if fields:
+        cols = sorted(fields)
+        yield (
+            f"UPDATE sessions SET {', '.join(c + '=?' for c in cols)} WHERE id=?",
+            tuple(fields[c] for c in cols) + (d["session_id"],),
+        )
+
+
+def _session_end(ev: dict, d: dict) -> Iterable[Op]:
+    yield (
+        "UPDATE sessions SET ended_at=?, end_reason=? WHERE id=? AND ended_at IS NULL",
+        (ev["ts"], d.get("reason", "normal"), d["session_id"]),
+    )
+
+
+def _message_create(ev: dict, d: dict) -> Iterable[Op]:
+    mid = d["message_id"]
+    created = d.get("created_at", ev["ts"])
+    structured = d.get("structured")
+    yield (
+        "INSERT OR IGNORE INTO messages(id, author, thread_id, reply_to, format, content, structured, created_at,"
+        " broadcast, addressed, mentions, scopes, refs) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (mid, ev["author"], d.get("thread_id"), d.get("reply_to"), d.get("format", "markdown"), d["content"],
+         None if structured is None else _dumps(structured), created, 1 if d.get("broadcast") else 0,
+         _dumps(d.get("addressed", [])), _dumps(d.get("mentions", [])), _dumps(d.get("scopes", [])),
+         _dumps(d.get("refs", []))),
+    )
+    mentioned = set(d.get("mentioned_agents", []))
+    for r in d.get("recipients", []):
+        yield (
+            "INSERT OR IGNORE INTO deliveries(recipient, message_id, created_at, mentioned) VALUES (?,?,?,?)",
+            (r, mid, created, 1 if r in mentioned else 0),
+        )
+    if d.get("thread_root"):
+        yield ("UPDATE messages SET thread_id=? WHERE id=? AND thread_id IS NULL", (d["thread_id"], d["thread_root"]))
+    if d.get("reply_to"):
+        yield (
+            "UPDATE deliveries SET replied_at=COALESCE(replied_at, ?), read_at=COALESCE(read_at, ?),"
+            " seen_at=COALESCE(seen_at, ?) WHERE message_id=? AND recipient=?",
+            (created, created, created, d["reply_to"], ev["author"]),
+        )
+
+
+def _message_edit(ev: dict, d: dict) -> Iterable[Op]:
+    yield ("UPDATE messages SET content=?, updated_at=? WHERE id=?", (d["content"], ev["ts"], d["message_id"]))
+
+
+def _message_delete(ev: dict, d: dict) -> Iterable[Op]:
+    yield (
+        "UPDATE messages SET deleted=1, content='', structured=NULL, updated_at=? WHERE id=?",
+        (ev["ts"], d["message_id"]),
+    )
+
+
+def _message_read(ev: dict, d: dict) -> Iterable[Op]:
+    at = d.get("at", ev["ts"])
+    for mid in d.get("message_ids", []):
+        yield (
+            "UPDATE deliveries SET read_at=COALESCE(read_at, ?), seen_at=COALESCE(seen_at, ?)"
+            " WHERE recipient=? AND message_id=?",
+            (at, at, ev["author"], mid),
+        )
+
+
+def _message_seen(ev: dict, d: dict) -> Iterable[Op]:
+    at = d.get("at", ev["ts"])
+    for mid in d.get("message_ids", []):
+        yield (
+            "UPDATE deliveries SET seen_at=COALESCE(seen_at, ?) WHERE recipient=? AND message_id=?",
+            (at, ev["author"], mid),
+        )
+
+
+def _message_purge(ev: dict, d: dict) -> Iterable[Op]:
+    before = d.get("before") or "9999"
+    yield ("DELETE FROM deliveries WHERE created_at < ?", (before,))
+    yield ("DELETE FROM messages WHERE created_at < ?", (before,))
+
+
+APPLIERS: dict[str, Callable[[dict, dict], Iterable[Op]]] = {
+    "agent.register": _agent_register,
+    "agent.update": _agent_update,
+    "agent.delete": _agent_delete,
+    "session.start": _session_start,
+    "session.update": _session_update,
+    "session.end": _session_end,
+    "message.create": _message_create,
+    "message.edit": _message_edit,
+    "message.delete": _message_delete,
+    "message.read": _message_read,
+    "message.seen": _message_seen,
+    "message.purge": _message_purge,
+}
+
+
+def ops_for(events: Iterable[dict]) -> list[Op]:
+    """SQL for a batch of events; unknown types are skipped (a newer writer's events).
+
+    Consecutive events of one type are applied statement by statement (all
+    message inserts, then all delivery inserts, ...) so that a batch becomes a
+    handful of `executemany` calls. That reordering is safe within one type:
+    later statements of a type only ever depend on earlier statements of it.
+    """
+    ops: list[Op] = []
+    applied: list[tuple] = []
+    group_type: str | None = None
+    buckets: dict[str, list[tuple]] = {}
+
+    def close_group() -> None:
+        for sql, params in buckets.items():
+            ops.extend((sql, p) for p in params)
+        buckets.clear()
+
+    for ev in events:
+        etype = ev.get("type", "")
+        if etype != group_type:
+            close_group()
+            group_type = etype
+        fn = APPLIERS.get(etype)
+        if fn is not None:
+            for sql, params in fn(ev, ev.get("data") or {}):
+                buckets.setdefault(sql, []).append(params)
+        applied.append((ev["id"],))
+    close_group()
+    ops.extend(("INSERT OR IGNORE INTO applied_events(id) VALUES (?)", p) for p in applied)
+    return ops
+
+
+def runs(ops: list[Op]) -> list[tuple[str, list[tuple]]]:
+    """Collapse consecutive identical statements so each run is one executemany."""
+    out: list[tuple[str, list[tuple]]] = []
+    for sql, params in ops:
+        if out and out[-1][0] == sql:
+            out[-1][1].append(params)
+        else:
+            out.append((sql, [params]))
+    return out

@@ -1,0 +1,77 @@
+"""Schema and migrations. `PROJECTED` tables are rebuilt from the journal; `LOCAL`
+tables hold machine-local state that `doctor rebuild` carries over."""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+PROJECTED = ("applied_events", "shard_offsets", "agents", "sessions", "messages", "deliveries")
+LOCAL = ("presence",)
+
+# Each entry upgrades the schema from version i to i+1.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE applied_events(id TEXT PRIMARY KEY) WITHOUT ROWID;
+    CREATE TABLE shard_offsets(shard TEXT PRIMARY KEY, offset INTEGER NOT NULL);
+    CREATE TABLE agents(
+        name TEXT PRIMARY KEY,
+        role TEXT NOT NULL,
+        module TEXT NOT NULL DEFAULT '',
+        display TEXT NOT NULL DEFAULT '',
+        runtime TEXT NOT NULL DEFAULT '',
+        kind TEXT NOT NULL DEFAULT 'agent',
+        worktree TEXT NOT NULL DEFAULT '',
+        registered_at TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT '',
+        status_at TEXT,
+        intent TEXT NOT NULL DEFAULT '',
+        task TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE sessions(
+        id TEXT PRIMARY KEY,
+        agent TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        ended_at TEXT,
+        end_reason TEXT,
+        intent TEXT NOT NULL DEFAULT '',
+        task TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX sessions_agent ON sessions(agent, started_at);
+    CREATE TABLE messages(
+        id TEXT PRIMARY KEY,
+        author TEXT NOT NULL,
+        thread_id TEXT,
+        reply_to TEXT,
+        format TEXT NOT NULL,
+        content TEXT NOT NULL,
+        structured TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT,
+        deleted INTEGER NOT NULL DEFAULT 0,
+        broadcast INTEGER NOT NULL DEFAULT 0,
+        addressed TEXT NOT NULL DEFAULT '[]',
+        mentions TEXT NOT NULL DEFAULT '[]',
+        scopes TEXT NOT NULL DEFAULT '[]',
+        refs TEXT NOT NULL DEFAULT '[]'
+    );
+    CREATE INDEX messages_created ON messages(created_at);
+    CREATE INDEX messages_author ON messages(author, created_at);
+    CREATE INDEX messages_thread ON messages(thread_id);
+    CREATE TABLE deliveries(
+        recipient TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        mentioned INTEGER NOT NULL DEFAULT 0,
+        notified_at TEXT,
+        seen_at TEXT,
+        read_at TEXT,
+        replied_at TEXT,
+        PRIMARY KEY(recipient, message_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX deliveries_inbox ON deliveries(recipient, created_at);
+    CREATE INDEX deliveries_unread ON deliveries(recipient, read_at, created_at);
+    CREATE INDEX deliveries_message ON deliveries(message_id);
+    CREATE TABLE presence(agent TEXT PRIMARY KEY, last_seen TEXT NOT NULL);
+    """,
+]

@@ -1,0 +1,186 @@
+"""Presence, the team roster, who-has, and the orientation views (status, overview, prime)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+from thrum_engine import names
+from thrum_engine.durations import human_age, parse_iso
+from thrum_engine.engine.core import Caller, Engine
+from thrum_engine.engine.registry import method
+from thrum_engine.errors import InvalidInput, UnknownAgent
+from thrum_engine.identity import agent_view, last_activity, session_view
+from thrum_engine.layout import current_branch
+from thrum_engine.model import EmptyParams, PingParams, PrimeParams, TeamParams, WhoHasParams
+from thrum_engine.workcontext import context_of, default_branch, worktrees
+
+PRESENCE_ORDER = {"blocked": 0, "stuck": 1, "working": 2, "online": 3, "idle": 4, "offline": 5}
+
+
+def presence(engine: Engine, name: str, now: float | None = None) -> tuple[str, float]:
+    """(state, seconds since last activity). Explicit status wins while the agent is active."""
+    now = now or time.time()
+    age = now - last_activity(engine, name)
+    settings = engine.settings.presence
+    if name not in engine.active_sessions or age > settings.offline_after_seconds:
+        return "offline", age
+    status = engine.agents[name].get("status") or ""
+    if status in ("blocked", "stuck", "working"):
+        return status, age
+    if age > settings.idle_after_seconds or status == "idle":
+        return "idle", age
+    return "online", age
+
+
+async def unread_counts(engine: Engine) -> dict[str, int]:
+    rows = await engine.store.all(
+        "SELECT d.recipient, COUNT(*) AS n FROM deliveries d JOIN agents a ON a.name = d.recipient"
+        " JOIN messages m ON m.id = d.message_id"
+        " WHERE d.read_at IS NULL AND d.created_at >= a.registered_at AND m.deleted = 0 GROUP BY d.recipient"
+    )
+    return {r["recipient"]: r["n"] for r in rows}
+
+
+def member(engine: Engine, name: str, unread: int, now: float) -> dict:
+    row = engine.agents[name]
+    state, age = presence(engine, name, now)
+    view = agent_view(engine, row)
+    wt = row["worktree"]
+    view.update({
+        "presence": state,
+        "state": state,
+        "idle_seconds": round(age, 1),
+        "last_seen": engine.last_seen.get(name),
+        "branch": current_branch(wt) if wt and os.path.isdir(wt) else None,
+        "unread": unread,
+    })
+    return view
+
+
+@method("team.list", TeamParams)
+async def team(engine: Engine, caller: Caller, p: TeamParams) -> dict:
+    now = time.time()
+    unread = await unread_counts(engine)
+    members = [member(engine, n, unread.get(n, 0), now) for n in engine.agents]
+    if not p.all:
+        members = [m for m in members if m["presence"] != "offline"]
+    members.sort(key=lambda m: (PRESENCE_ORDER.get(m["presence"], 9), m["name"]))
+    return {"members": members, "total": len(engine.agents)}
+
+
+@method("team.ping", PingParams)
+async def ping(engine: Engine, caller: Caller, p: PingParams) -> dict:
+    name = names.strip_at(p.agent)
+    if name not in engine.agents:
+        raise UnknownAgent(f"no agent named @{name}")
+    unread = (await unread_counts(engine)).get(name, 0)
+    m = member(engine, name, unread, time.time())
+    m["last_seen_ago"] = human_age(m["idle_seconds"])
+    return {"member": m}
+
+
+def agents_in(engine: Engine, path: str) -> list[str]:
+    real = os.path.realpath(path)
+    return sorted(n for n, r in engine.agents.items() if r["worktree"] and os.path.realpath(r["worktree"]) == real)
+
+
+async def all_contexts(engine: Engine) -> list[dict]:
+    repo = engine.layout.repo
+    trees, base = await asyncio.gather(worktrees(repo), default_branch(repo))
+    contexts = await asyncio.gather(*(context_of(t["path"], base) for t in trees))
+    for c in contexts:
+        c["agents"] = agents_in(engine, c["path"])
+    return list(contexts)
+
+
+@method("team.who_has", WhoHasParams)
+async def who_has(engine: Engine, caller: Caller, p: WhoHasParams) -> dict:
+    target = p.path.strip()
+    if not target:
+        raise InvalidInput("who-has needs a file path")
+    if os.path.isabs(target):
+        # Make it relative to whichever worktree it lives in.
+        for t in await worktrees(engine.layout.repo):
+            if target.startswith(t["path"].rstrip("/") + "/"):
+                target = os.path.relpath(target, t["path"])
+                break
+    holders = []
+    for c in await all_contexts(engine):
+        hits = []
+        if any(f == target or f.startswith(target.rstrip("/") + "/") for f in c["uncommitted"]):
+            hits.append("uncommitted")
+        if any(f == target or f.startswith(target.rstrip("/") + "/") for f in c["ahead_files"]):
+            hits.append("committed")
+        if hits:
+            holders.append({"path": c["path"], "branch": c["branch"], "agents": c["agents"], "changes": hits})
+    return {"file": target, "holders": holders}
+
+
+async def my_context(engine: Engine, name: str) -> dict | None:
+    wt = engine.agents[name]["worktree"]
+    if not wt or not os.path.isdir(wt):
+        return None
+    return await context_of(wt, await default_branch(engine.layout.repo))
+
+
+@method("status", EmptyParams)
+async def status(engine: Engine, caller: Caller, p: EmptyParams) -> dict:
+    out: dict = {"engine": engine.info(), "agents": len(engine.agents), "active_sessions": len(engine.active_sessions)}
+    if caller.name and caller.name in engine.agents:
+        unread = (await unread_counts(engine)).get(caller.name, 0)
+        out["me"] = member(engine, caller.name, unread, time.time())
+        out["session"] = session_view(engine.active_sessions.get(caller.name))
+        out["work_context"] = await my_context(engine, caller.name)
+    return out
+
+
+@method("overview", EmptyParams)
+async def overview(engine: Engine, caller: Caller, p: EmptyParams) -> dict:
+    out = await status(engine, caller, p)
+    out["team"] = (await team(engine, caller, TeamParams(all=True)))["members"]
+    out["worktrees"] = await all_contexts(engine)
+    out["messages"] = await engine.store.scalar("SELECT COUNT(*) FROM messages WHERE deleted = 0")
+    return out
+
+
+def _read_text(path: str, limit: int = 64_000) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read(limit)
+    except OSError:
+        return None
+
+
+@method("prime", PrimeParams, identity=True)
+async def prime(engine: Engine, caller: Caller, p: PrimeParams) -> dict:
+    me: str = caller.name  # type: ignore[assignment]
+    now = time.time()
+    unread = await unread_counts(engine)
+    members = [member(engine, n, unread.get(n, 0), now) for n in sorted(engine.agents) if n != me]
+    recent = await engine.store.all(
+        "SELECT m.id, m.author, m.content, m.created_at FROM deliveries d JOIN messages m ON m.id = d.message_id"
+        " WHERE d.recipient = ? AND d.read_at IS NULL AND d.created_at >= ? AND m.deleted = 0"
+        " ORDER BY d.created_at DESC LIMIT 5",
+        (me, engine.agents[me]["registered_at"]),
+    )
+    ctx_dir = engine.layout.context_dir
+    return {
+        "agent": agent_view(engine, engine.agents[me]),
+        "session": session_view(engine.active_sessions.get(me)),
+        "team": [m for m in members if m["presence"] != "offline"],
+        "unread": unread.get(me, 0),
+        "recent_unread": [
+            {"message_id": r["id"], "from": r["author"], "preview": r["content"][:120], "created_at": r["created_at"]}
+            for r in recent
+        ],
+        "work_context": await my_context(engine, me),
+        "preamble": _read_text(os.path.join(ctx_dir, f"{me}.preamble.md")),
+        "context": _read_text(os.path.join(ctx_dir, f"{me}.md")),
+        "engine": engine.info(),
+    }
+
+
+def age_of(ts: str | None) -> float | None:
+    return None if not ts else time.time() - parse_iso(ts)
