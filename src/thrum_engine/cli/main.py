@@ -92,18 +92,29 @@ BY_PATH = {c.path: c for c in COMMANDS}
 
 
 def find(argv: list[str]) -> tuple[Spec | None, list[str]]:
-    words = []
-    for tok in argv[:2]:
-        if tok.startswith("-"):
+    """Match the longest command path; global flags may come before it (`thrum --repo P team`)."""
+    from thrum_engine.cli.args import GLOBAL_ALIASES, GLOBAL_FLAGS
+
+    words: list[int] = []
+    i = 0
+    while i < len(argv) and len(words) < 2:
+        tok = argv[i]
+        if tok == "--":
             break
-        words.append(tok)
+        if tok.startswith("-"):
+            name = GLOBAL_ALIASES.get(tok.partition("=")[0], tok.partition("=")[0])
+            if GLOBAL_FLAGS.get(name) == VALUE and "=" not in tok:
+                i += 1
+            elif name not in GLOBAL_FLAGS:
+                break
+        else:
+            words.append(i)
+        i += 1
     for n in range(len(words), 0, -1):
-        spec = BY_PATH.get(" ".join(words[:n]))
+        spec = BY_PATH.get(" ".join(argv[j] for j in words[:n]))
         if spec:
-            rest = list(argv)
-            for w in words[:n]:
-                rest.remove(w)
-            return spec, rest
+            drop = set(words[:n])
+            return spec, [t for j, t in enumerate(argv) if j not in drop]
     return None, argv
 
 
@@ -126,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     if spec is None:
         groups = {c.path.split()[0] for c in COMMANDS if " " in c.path}
         head = next((t for t in argv if not t.startswith("-")), argv[0])
+        if head.startswith("-") or (argv and argv[0].startswith("-") and argv[0] not in ("--json", "--quiet")):
+            head = argv[0].partition("=")[0]
         if head in groups and head not in BY_PATH:
             error(f"{head} needs a subcommand: " + ", ".join(c.path.split()[1] for c in COMMANDS
                                                           if c.path.startswith(head + " ")))

@@ -75,7 +75,8 @@ def spawn(layout: Layout, *, local: bool = False) -> int:
     import subprocess
 
     os.makedirs(layout.var, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("THRUM_") or k in ("THRUM_HOME", "THRUM_SOCKET")}
+    # The engine has no identity of its own; settings overrides (THRUM_ENGINE__..., etc.) do pass.
+    env = {k: v for k, v in os.environ.items() if k not in ("THRUM_NAME", "THRUM_ROLE", "THRUM_MODULE")}
     env.pop("TMUX", None)
     env.pop("TMUX_PANE", None)
     # Make the daemon importable exactly as this CLI is, editable install or not.
