@@ -48,17 +48,33 @@ def iso(ts: float | None = None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{micros:06d}Z"
 
 
-def parse_iso(text: str) -> float:
-    """Inverse of `iso`; also accepts a date (YYYY-MM-DD) or seconds precision."""
-    import calendar
+def _days_from_civil(y: int, m: int, d: int) -> int:
+    """Days since 1970-01-01 (Howard Hinnant's algorithm): no `calendar`/`datetime` import."""
+    y -= m <= 2
+    era = (y if y >= 0 else y - 399) // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
 
+
+def parse_iso(text: str) -> float:
+    """Inverse of `iso`; also accepts a date (YYYY-MM-DD) or seconds precision, UTC."""
     t = text.strip().rstrip("Z")
-    frac = 0.0
-    if "." in t:
-        t, f = t.split(".", 1)
-        frac = float("0." + f)
-    fmt = "%Y-%m-%dT%H:%M:%S" if "T" in t else "%Y-%m-%d"
-    return calendar.timegm(time.strptime(t, fmt)) + frac
+    try:
+        date, _, clock = t.partition("T")
+        y, mo, d = (int(x) for x in date.split("-"))
+        h = mi = 0
+        s = 0.0
+        if clock:
+            parts = clock.split(":")
+            h, mi = int(parts[0]), int(parts[1])
+            s = float(parts[2]) if len(parts) > 2 else 0.0
+        if not (1 <= mo <= 12 and 1 <= d <= 31 and 0 <= h < 24 and 0 <= mi < 60 and 0 <= s < 61):
+            raise ValueError
+    except (ValueError, IndexError):
+        raise ValueError(f"invalid date/time {text!r} (use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ)") from None
+    return _days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s
 
 
 def human_age(seconds: float) -> str:

@@ -144,9 +144,7 @@ class Ctx:
 
 def run(ctx: Ctx, handler: str) -> int:
     module, _, fn = handler.partition(":")
-    import importlib
-
-    mod = importlib.import_module(f"thrum_engine.cli.{module}")
+    mod = __import__(f"thrum_engine.cli.{module}", fromlist=[fn])
     try:
         return int(getattr(mod, fn)(ctx) or 0)
     except CliError as exc:
