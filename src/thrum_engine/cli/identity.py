@@ -5,7 +5,6 @@ from __future__ import annotations
 from thrum_engine.cli.args import exclusive
 from thrum_engine.cli.call import CliError, Ctx
 from thrum_engine.cli.output import line
-from thrum_engine.cli.setup import _register
 from thrum_engine.durations import parse_duration
 
 
@@ -41,6 +40,8 @@ def register(ctx: Ctx) -> int:
     name = a.get("name")
     if not name:
         raise CliError("agent register needs a NAME (or --name)")
+    from thrum_engine.cli.setup import _register
+
     r = _register(ctx, name, a.get("role") or "agent", a.get("module") or "", a.get("display") or "",
                   a.get("runtime") or "", a.get("intent") or "", force=a["force"], record_pid=True)
     return ctx.emit(r, lambda r: line(f"✓ Registered @{r['agent']['name']} ({r['agent']['role']})"))

@@ -24,7 +24,7 @@ _IDENT = "name:v role:v module:v display:v runtime:v intent:v"
 
 COMMANDS: list[Spec] = [
     # setup and identity
-    _s("version", "setup:version", "print the version", engine=False),
+    _s("version", "orientation:version", "print the version", engine=False),
     _s("init", "setup:init", "create .thrum/ and the a-sync journal branch in this repo",
        flags="stealth:b force:b dry-run:b non-interactive:b no-daemon:b name:v worktrees-root:v", engine=False),
     _s("quickstart", "setup:quickstart", "init if needed, register, start a session, write the identity file",

@@ -7,6 +7,12 @@ from thrum_engine.cli.output import line
 from thrum_engine.durations import human_age
 
 
+def version(ctx: Ctx) -> int:
+    from thrum_engine.version import __version__
+
+    return ctx.emit({"version": __version__}, lambda r: line(f"thrum {r['version']}"))
+
+
 def _member_line(m: dict) -> str:
     role = m["role"] + (f"/{m['module']}" if m.get("module") else "")
     unread = f"  {m['unread']} unread" if m.get("unread") else ""

@@ -10,7 +10,6 @@ from thrum_engine.cli.call import CliError, Ctx
 from thrum_engine.cli.output import line
 from thrum_engine.layout import STATE_DIR, SYNC_BRANCH, Layout
 from thrum_engine.names import agent_name_problem, name_problem
-from thrum_engine.version import __version__
 
 GITIGNORE_ENTRY = ".thrum/"
 
@@ -19,10 +18,6 @@ DEFAULT_PREAMBLE = """You are @{name} ({role}) on a team of agents coordinated t
 - Send: `thrum send "..." --to @name` (or @role, @everyone); reply: `thrum reply MSG_ID "..."`
 - Say what you are doing: `thrum session set-intent "..."`; who is around: `thrum team`
 """
-
-
-def version(ctx: Ctx) -> int:
-    return ctx.emit({"version": __version__}, lambda r: line(f"thrum {r['version']}"))
 
 
 def git(cwd: str, *args: str, check: bool = True, stdin: str | None = None) -> str:

@@ -1,0 +1,63 @@
+"""Agents pay the CLI's start-up on every call: the hot commands must stay stdlib-light."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HEAVY = {"textual", "git", "libtmux", "pydantic", "pydantic_settings", "aiosqlite", "watchfiles", "rich",
+         "asyncio", "json", "re", "argparse", "socket", "subprocess", "enum", "calendar", "datetime"}
+
+PROBE = """
+import sys
+from thrum_engine.cli.main import main
+code = main(sys.argv[1:])
+sys.stdout.flush()
+sys.stderr.write("\\nMODULES=" + ",".join(sorted(sys.modules)) + "\\n")
+"""
+
+
+def modules_after(args: list[str], cwd: Path, env: dict) -> tuple[int, set[str]]:
+    proc = subprocess.run([sys.executable, "-c", PROBE, *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=60)
+    line = [ln for ln in proc.stderr.splitlines() if ln.startswith("MODULES=")][-1]
+    mods = set(line[len("MODULES="):].split(","))
+    return proc.returncode, {m.split(".")[0] for m in mods}
+
+
+@pytest.mark.parametrize("args", [
+    ["send", "hello", "--to", "@bob"],
+    ["inbox"],
+    ["inbox", "--unread", "--json"],
+    ["sent"],
+    ["team"],
+    ["version"],
+    ["whoami"],
+])
+def test_hot_commands_import_nothing_heavy(pair, args):
+    repo, alice, bob = pair
+    code, mods = modules_after(args, alice.cwd, alice.env)
+    assert code == 0
+    assert not (mods & HEAVY), f"thrum {' '.join(args)} imported {sorted(mods & HEAVY)}"
+
+
+def test_installed_entry_script_does_not_import_re():
+    """pip's generated console-script wrapper imports `re`; ours is hand-written."""
+    script = Path(sys.executable).parent / "thrum"
+    if not script.exists():
+        pytest.skip("thrum is not installed as a script in this environment")
+    text = script.read_text()
+    assert "import re" not in text
+
+
+def test_import_linter_contracts_hold():
+    root = Path(__file__).resolve().parent.parent
+    lint = Path(sys.executable).parent / "lint-imports"
+    proc = subprocess.run([str(lint)], cwd=root, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(root / "src")})
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert "0 broken" in proc.stdout
