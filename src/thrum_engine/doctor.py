@@ -87,13 +87,9 @@ async def check(engine: Engine, caller: Caller, p: EmptyParams) -> dict:
 def read_all_events(engine: Engine) -> tuple[list[dict], dict[str, int], int]:
     events, offsets, corrupt = [], {}, 0
     for shard in engine.journal.shards():
-        end = 0
-        for ev, end, _raw in engine.journal.read_from(shard, 0):
-            if ev is None or "id" not in ev:
-                corrupt += 1
-                continue
-            events.append(ev)
-        offsets[shard] = end
+        evs, offsets[shard], bad = engine.journal.read_events(shard)
+        events += evs
+        corrupt += bad
     events.sort(key=lambda e: e["id"])
     return events, offsets, corrupt
 
@@ -113,7 +109,7 @@ async def rebuild_projection(engine: Engine, chunk: int = 20000) -> dict:
             if os.path.exists(tmp + suffix):
                 os.remove(tmp + suffix)
         fresh = Store(tmp)
-        await fresh.open()
+        await fresh.open(bulk=True)
         try:
             for i in range(0, len(events), chunk):
                 last = i + chunk >= len(events)
@@ -121,6 +117,7 @@ async def rebuild_projection(engine: Engine, chunk: int = 20000) -> dict:
             if not events:
                 await fresh.apply([], offsets)
             await copy_local_tables(engine.layout.db_path, fresh)
+            await fresh.finish_bulk()
         finally:
             await fresh.close()
         apply_s = time.perf_counter() - started - read_s
@@ -131,8 +128,8 @@ async def rebuild_projection(engine: Engine, chunk: int = 20000) -> dict:
         os.replace(tmp, engine.layout.db_path)
         await engine.store.open()
         await engine.load_caches()
+        elapsed = time.perf_counter() - started
         after = await projection_digest(engine.store)
-    elapsed = time.perf_counter() - started
     return {
         "events": len(events),
         "corrupt_lines": corrupt,

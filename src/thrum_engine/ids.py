@@ -12,12 +12,14 @@ _last_ms = 0
 _last_rand = 0
 
 
-def _encode(value: int, length: int) -> str:
-    out = []
-    for _ in range(length):
-        out.append(_ALPHABET[value & 31])
-        value >>= 5
-    return "".join(reversed(out))
+# Two characters per 10 bits: a ULID is 13 table lookups instead of 26 shifts and a reverse.
+_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]
+_SHIFTS = tuple(range(120, -10, -10))
+
+
+def _encode128(value: int) -> str:
+    pairs = _PAIRS
+    return "".join([pairs[(value >> s) & 1023] for s in _SHIFTS])
 
 
 def ulid() -> str:
@@ -31,7 +33,7 @@ def ulid() -> str:
         else:
             _last_rand = int.from_bytes(os.urandom(10), "big") >> 1  # headroom for increments
         _last_ms = ms
-        return _encode(ms, 10) + _encode(_last_rand & ((1 << 80) - 1), 16)
+        return _encode128((ms << 80) | (_last_rand & ((1 << 80) - 1)))
 
 
 def new_id(prefix: str) -> str:

@@ -118,6 +118,28 @@ class Journal:
                     event = None
                 yield event, pos, line
 
+    def read_events(self, shard: str, offset: int = 0) -> tuple[list[dict], int, int]:
+        """All complete events after `offset`: (events, end offset, unreadable lines). The fast path
+        for start-up catch-up and rebuild: one read, one split, `json.loads` per line."""
+        with open(self.path(shard), "rb") as fh:
+            fh.seek(offset)
+            data = fh.read()
+        end = data.rfind(b"\n") + 1  # a torn tail (no newline) is not ours to apply
+        events: list[dict] = []
+        corrupt = 0
+        loads = json.loads
+        for raw in data[:end].split(b"\n")[:-1] if end else ():
+            try:
+                ev = loads(raw)
+            except ValueError:
+                corrupt += 1
+                continue
+            if isinstance(ev, dict) and "id" in ev:
+                events.append(ev)
+            else:
+                corrupt += 1
+        return events, offset + end, corrupt
+
     # -- writing --
     def _fd(self, shard: str) -> int:
         fd = self._fds.get(shard)

@@ -159,9 +159,7 @@ async def create_message(
         raise InvalidInput("a recipient is required: --to @name, --to @role or --broadcast")
     recipients, is_broadcast = resolve(engine, addressed, author)
     mentioned, _ = resolve(engine, list(mentions), author) if mentions else ([], False)
-    for m in mentioned:
-        if m not in recipients:
-            recipients.append(m)
+    recipients += [m for m in mentioned if m not in recipients]
     mid = ids.new_id("msg")
     data = {
         "message_id": mid,
@@ -178,9 +176,11 @@ async def create_message(
         "thread_id": thread_id,
         "reply_to": reply_to,
         "thread_root": thread_root,
-        "created_at": iso(),
     }
-    ev = engine.event("message.create", author, data)
+    # Empty fields are left out: the journal is parsed line by line on every rebuild.
+    ev = engine.event("message.create", author, {
+        k: v for k, v in data.items() if v not in (None, [], "", False) or (k == "structured" and v is not None)
+    })
     await engine.commit(ev)
     return ev
 
@@ -194,7 +194,8 @@ async def send(engine: Engine, caller: Caller, p: SendParams) -> dict:
         scopes=p.scopes, refs=p.refs, fmt=p.format, structured=p.structured, thread_id=p.thread_id,
     )
     d = ev["data"]
-    return {"message_id": d["message_id"], "thread_id": d["thread_id"], "recipients": d["recipients"], "created_at": d["created_at"]}
+    return {"message_id": d["message_id"], "thread_id": d.get("thread_id"), "recipients": d.get("recipients", []),
+            "created_at": ev["ts"]}
 
 
 async def get_message_row(engine: Engine, message_id: str) -> dict:
@@ -223,7 +224,8 @@ async def reply(engine: Engine, caller: Caller, p: ReplyParams) -> dict:
         thread_id=thread_id, reply_to=parent["id"], thread_root=None if parent["thread_id"] else parent["id"],
     )
     d = ev["data"]
-    return {"message_id": d["message_id"], "thread_id": thread_id, "reply_to": parent["id"], "recipients": d["recipients"]}
+    return {"message_id": d["message_id"], "thread_id": thread_id, "reply_to": parent["id"],
+            "recipients": d.get("recipients", [])}
 
 
 def floor_of(engine: Engine, name: str) -> str:

@@ -93,11 +93,11 @@ class TextParams(Params):
 
 class SendParams(Params):
     body: str
-    to: list[str] = []
+    to: list[str] = Field(default_factory=list)
     broadcast: bool = False
-    mentions: list[str] = []
-    scopes: list[str] = []
-    refs: list[str] = []
+    mentions: list[str] = Field(default_factory=list)
+    scopes: list[str] = Field(default_factory=list)
+    refs: list[str] = Field(default_factory=list)
     thread_id: str | None = None
     format: Literal["markdown", "plain", "json"] = "markdown"
     structured: Any = None
@@ -142,7 +142,7 @@ class DeleteParams(Params):
 
 
 class ReadParams(Params):
-    message_ids: list[str] = []
+    message_ids: list[str] = Field(default_factory=list)
     all: bool = False
 
 

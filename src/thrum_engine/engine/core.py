@@ -8,6 +8,7 @@ live in one place.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import time
@@ -31,6 +32,11 @@ from thrum_engine.version import __version__
 log = logging.getLogger("thrum.engine")
 
 PRESENCE_FLUSH_SECONDS = 30.0
+
+
+@functools.lru_cache(maxsize=1024)
+def _real(path: str) -> str:
+    return os.path.realpath(path)
 
 
 @dataclass(frozen=True)
@@ -113,13 +119,9 @@ class Engine:
                 start = offsets.get(shard, 0)
                 if self.journal.size(shard) <= start:
                     continue
-                end = start
-                for ev, end, _raw in self.journal.read_from(shard, start):
-                    if ev is None or "id" not in ev:
-                        corrupt += 1
-                        continue
-                    events.append(ev)
-                new_offsets[shard] = end
+                evs, new_offsets[shard], bad = self.journal.read_events(shard, start)
+                events += evs
+                corrupt += bad
             events.sort(key=lambda e: e["id"])
             return events, new_offsets, corrupt
 
@@ -246,8 +248,9 @@ class Engine:
         if not m.timeout:
             return await m.handler(self, caller, p)
         try:
-            return await asyncio.wait_for(m.handler(self, caller, p), self.settings.engine.request_timeout_seconds)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(self.settings.engine.request_timeout_seconds):
+                return await m.handler(self, caller, p)
+        except TimeoutError:
             raise EngineTimeout(f"{name} took longer than {self.settings.engine.request_timeout_seconds:g}s") from None
 
     def check_worktree(self, caller: Caller, name: str) -> None:
@@ -255,7 +258,7 @@ class Engine:
         if caller.worktree is None:
             return
         registered = self.agents.get(name, {}).get("worktree")
-        if registered and os.path.realpath(registered) != os.path.realpath(caller.worktree):
+        if registered and registered != caller.worktree and _real(registered) != caller.worktree:
             raise Forbidden(
                 f"caller claims @{name}, whose worktree is {registered}, but runs in {caller.worktree}"
             )

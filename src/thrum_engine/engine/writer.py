@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 from thrum_engine.journal import Journal, shard_name
@@ -23,8 +22,11 @@ class JournalWriteFailed(Exception):
     pass
 
 
+_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+
+
 def encode(event: dict) -> bytes:
-    return (json.dumps(event, separators=(",", ":"), ensure_ascii=False, sort_keys=True) + "\n").encode()
+    return (_encoder.encode(event) + "\n").encode()
 
 
 class Writer:
@@ -35,7 +37,6 @@ class Writer:
         self.lock = asyncio.Lock()  # held per batch; rebuild takes it to pause writes
         self._queue: asyncio.Queue[tuple[list[dict], asyncio.Future]] = asyncio.Queue()
         self._task: asyncio.Task | None = None
-        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="thrum-journal")
         self.batches = 0
         self.events_written = 0
 
@@ -48,7 +49,7 @@ class Writer:
             raise JournalWriteFailed("the engine is shutting down")
         fut: asyncio.Future = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((events, fut))
-        await asyncio.shield(fut)
+        await fut  # a cancelled caller leaves the events queued: they are still written
 
     async def _run(self) -> None:
         while True:
@@ -76,21 +77,15 @@ class Writer:
             lines.setdefault(shard_name(ev["author"]), []).append(encode(ev))
         async with self.lock:
             try:
-                loop = asyncio.get_running_loop()
-                offsets = await loop.run_in_executor(self._io, self.journal.append, lines)
+                # Journal write + fsync, then the projection transaction: one hop to the writer thread.
+                await self.store.apply(events, {}, before=lambda: self.journal.append(lines))
             except OSError as exc:
                 log.error("journal write failed: %s", exc)
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(JournalWriteFailed(f"journal write failed: {exc}"))
+                self._fail(batch, f"journal write failed: {exc}")
                 return
-            try:
-                await self.store.apply(events, offsets)
-            except Exception as exc:  # durable in the journal; the next start replays it
+            except Exception as exc:  # the journal has the events; the next start replays them
                 log.exception("projection apply failed; the journal has the events")
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(JournalWriteFailed(f"projection update failed: {exc}"))
+                self._fail(batch, f"projection update failed: {exc}")
                 return
             self.batches += 1
             self.events_written += len(events)
@@ -102,6 +97,12 @@ class Writer:
             if not fut.done():
                 fut.set_result(None)
 
+    @staticmethod
+    def _fail(batch: list[tuple[list[dict], asyncio.Future]], message: str) -> None:
+        for _, fut in batch:
+            if not fut.done():
+                fut.set_exception(JournalWriteFailed(message))
+
     async def stop(self) -> None:
         """Finish every queued batch, then stop."""
         if self._task is None:
@@ -111,4 +112,3 @@ class Writer:
             self._queue.put_nowait((None, fut))  # type: ignore[arg-type]
             await self._task
         self._task = None
-        self._io.shutdown(wait=True)

@@ -22,6 +22,7 @@ from thrum_engine.rpc import protocol as P
 log = logging.getLogger("thrum.rpc")
 
 MAX_IN_FLIGHT_PER_CONNECTION = 64
+_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
@@ -188,7 +189,7 @@ class RpcServer:
         return {"jsonrpc": "2.0", "id": rid, "result": result}
 
     async def _send(self, writer: asyncio.StreamWriter, msg: dict, lock: asyncio.Lock | None = None) -> None:
-        data = (json.dumps(msg, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+        data = (_encoder.encode(msg) + "\n").encode()
         if lock is None:
             writer.write(data)
             await writer.drain()

@@ -16,8 +16,11 @@ _AGENT_FIELDS = ("role", "module", "display", "runtime", "kind", "worktree", "st
 _SESSION_FIELDS = ("intent", "task")
 
 
+_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return _encoder.encode(value) if value else "[]"
 
 
 def _agent_register(ev: dict, d: dict) -> Iterable[Op]:
