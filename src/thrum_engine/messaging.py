@@ -237,6 +237,7 @@ async def inbox(engine: Engine, caller: Caller, p: InboxParams) -> dict:
     me: str = caller.name  # type: ignore[assignment]
     page_size = p.page_size or engine.settings.messages.default_page_size
     args: list = []
+    simple = False  # only delivery-level filters: counts can skip the messages table
     if p.all:
         base = "FROM messages m LEFT JOIN deliveries d ON d.message_id = m.id AND d.recipient = ? WHERE m.deleted = 0"
         args.append(me)
@@ -244,18 +245,21 @@ async def inbox(engine: Engine, caller: Caller, p: InboxParams) -> dict:
     else:
         base = (
             "FROM deliveries d JOIN messages m ON m.id = d.message_id"
-            " WHERE d.recipient = ? AND d.created_at >= ? AND m.deleted = 0"
+            " WHERE d.recipient = ? AND d.deleted = 0 AND d.created_at >= ?"
         )
         args += [me, floor_of(engine, me)]
         order_col = "d.created_at"
+        simple = True
     if p.unread:
         base += " AND d.read_at IS NULL"
     if p.mentions:
         base += " AND d.mentioned = 1"
     if p.from_agent:
+        simple = False
         base += " AND m.author = ?"
         args.append(names.strip_at(p.from_agent))
     if p.scope:
+        simple = False
         scope = parse_tagged([p.scope], "--scope")[0]
         base += " AND EXISTS (SELECT 1 FROM json_each(m.scopes) s WHERE json_extract(s.value, '$.type') = ?" \
                 " AND json_extract(s.value, '$.value') = ?)"
@@ -265,10 +269,11 @@ async def inbox(engine: Engine, caller: Caller, p: InboxParams) -> dict:
         f"SELECT m.*, d.read_at, d.recipient {base} ORDER BY {order_col} {direction}, m.id {direction} LIMIT ? OFFSET ?",
         args + [page_size, (p.page - 1) * page_size],
     )
-    total = await engine.store.scalar(f"SELECT COUNT(*) {base}", args)
+    count_from = base.replace(" JOIN messages m ON m.id = d.message_id", "") if simple else base
+    total = await engine.store.scalar(f"SELECT COUNT(*) {count_from}", args)
     unread = await engine.store.scalar(
-        "SELECT COUNT(*) FROM deliveries d JOIN messages m ON m.id = d.message_id"
-        " WHERE d.recipient = ? AND d.read_at IS NULL AND d.created_at >= ? AND m.deleted = 0",
+        "SELECT COUNT(*) FROM deliveries d"
+        " WHERE d.recipient = ? AND d.read_at IS NULL AND d.deleted = 0 AND d.created_at >= ?",
         (me, floor_of(engine, me)),
     )
     messages = []

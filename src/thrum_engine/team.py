@@ -36,9 +36,8 @@ def presence(engine: Engine, name: str, now: float | None = None) -> tuple[str, 
 
 async def unread_counts(engine: Engine) -> dict[str, int]:
     rows = await engine.store.all(
-        "SELECT d.recipient, COUNT(*) AS n FROM deliveries d JOIN agents a ON a.name = d.recipient"
-        " JOIN messages m ON m.id = d.message_id"
-        " WHERE d.read_at IS NULL AND d.created_at >= a.registered_at AND m.deleted = 0 GROUP BY d.recipient"
+        "SELECT d.recipient, COUNT(*) AS n FROM agents a JOIN deliveries d ON d.recipient = a.name"
+        " AND d.read_at IS NULL AND d.deleted = 0 AND d.created_at >= a.registered_at GROUP BY d.recipient"
     )
     return {r["recipient"]: r["n"] for r in rows}
 
@@ -161,7 +160,7 @@ async def prime(engine: Engine, caller: Caller, p: PrimeParams) -> dict:
     members = [member(engine, n, unread.get(n, 0), now) for n in sorted(engine.agents) if n != me]
     recent = await engine.store.all(
         "SELECT m.id, m.author, m.content, m.created_at FROM deliveries d JOIN messages m ON m.id = d.message_id"
-        " WHERE d.recipient = ? AND d.read_at IS NULL AND d.created_at >= ? AND m.deleted = 0"
+        " WHERE d.recipient = ? AND d.read_at IS NULL AND d.deleted = 0 AND d.created_at >= ?"
         " ORDER BY d.created_at DESC LIMIT 5",
         (me, engine.agents[me]["registered_at"]),
     )

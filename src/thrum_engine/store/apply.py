@@ -109,6 +109,8 @@ def _message_delete(ev: dict, d: dict) -> Iterable[Op]:
         "UPDATE messages SET deleted=1, content='', structured=NULL, updated_at=? WHERE id=?",
         (ev["ts"], d["message_id"]),
     )
+    # Mirrored on deliveries so inbox counts never need to touch the messages table.
+    yield ("UPDATE deliveries SET deleted=1 WHERE message_id=?", (d["message_id"],))
 
 
 def _message_read(ev: dict, d: dict) -> Iterable[Op]:

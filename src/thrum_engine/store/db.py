@@ -55,6 +55,7 @@ class Store:
         self.path = path
         self.w: aiosqlite.Connection | None = None
         self.r: aiosqlite.Connection | None = None
+        self._deferred_indexes: list[tuple[str, str]] = []
 
     async def open(self, *, bulk: bool = False) -> None:
         """`bulk`: a scratch database being filled by a rebuild; no rollback journal or syncs
@@ -63,6 +64,14 @@ class Store:
         self.w = await _connect(self.path, bulk=bulk)
         try:
             await migrate(self.w)
+            if bulk:
+                # Building indexes once at the end beats updating them row by row.
+                async with self.w.execute(
+                    "SELECT name, sql FROM sqlite_master WHERE type='index' AND sql IS NOT NULL"
+                ) as cur:
+                    self._deferred_indexes = [tuple(r) for r in await cur.fetchall()]
+                for name, _sql in self._deferred_indexes:
+                    await self.w.execute(f"DROP INDEX {name}")
             self.r = await _connect(self.path, bulk=bulk)
         except BaseException:
             await self.close()
@@ -70,6 +79,9 @@ class Store:
 
     async def finish_bulk(self) -> None:
         assert self.w is not None
+        for _name, sql in self._deferred_indexes:
+            await self.w.execute(sql)
+        self._deferred_indexes = []
         await self.w.execute("PRAGMA journal_mode=WAL")
         await self.w.execute("PRAGMA synchronous=NORMAL")
 

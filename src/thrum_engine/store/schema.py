@@ -63,14 +63,15 @@ MIGRATIONS: list[str] = [
         message_id TEXT NOT NULL,
         created_at TEXT NOT NULL,
         mentioned INTEGER NOT NULL DEFAULT 0,
+        deleted INTEGER NOT NULL DEFAULT 0,
         notified_at TEXT,
         seen_at TEXT,
         read_at TEXT,
         replied_at TEXT,
         PRIMARY KEY(recipient, message_id)
     ) WITHOUT ROWID;
-    CREATE INDEX deliveries_inbox ON deliveries(recipient, created_at);
-    CREATE INDEX deliveries_unread ON deliveries(recipient, read_at, created_at);
+    CREATE INDEX deliveries_inbox ON deliveries(recipient, deleted, created_at);
+    CREATE INDEX deliveries_unread ON deliveries(recipient, read_at, deleted, created_at);
     CREATE INDEX deliveries_message ON deliveries(message_id);
     CREATE TABLE presence(agent TEXT PRIMARY KEY, last_seen TEXT NOT NULL);
     """,
