@@ -38,14 +38,10 @@ def scan_journal(engine: Engine) -> dict:
     corrupt = 0
     ids: list[str] = []
     for shard in engine.journal.shards():
-        n = 0
-        for ev, _end, _raw in engine.journal.read_from(shard, 0):
-            if ev is None or "id" not in ev:
-                corrupt += 1
-                continue
-            n += 1
-            ids.append(ev["id"])
-        shards[shard] = {"events": n, "bytes": engine.journal.size(shard)}
+        evs, size, bad = engine.journal.read_events(shard)
+        corrupt += bad
+        ids += [e["id"] for e in evs]
+        shards[shard] = {"events": len(evs), "bytes": size}
     return {"shards": shards, "corrupt_lines": corrupt, "ids": ids}
 
 

@@ -8,7 +8,7 @@ from thrum_engine import ids, names
 from thrum_engine.durations import iso, parse_iso
 from thrum_engine.engine.core import Caller, Engine
 from thrum_engine.engine.registry import method
-from thrum_engine.errors import Conflict, Forbidden, InvalidName, UnknownAgent
+from thrum_engine.errors import Conflict, InvalidName, UnknownAgent
 from thrum_engine.model import (
     AgentListParams,
     AgentNameParams,

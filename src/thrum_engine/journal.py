@@ -11,7 +11,6 @@ import json
 import os
 import time
 from dataclasses import dataclass
-from typing import Iterator
 
 SUFFIX = ".jsonl"
 
@@ -100,23 +99,6 @@ class Journal:
             return os.path.getsize(self.path(shard))
         except FileNotFoundError:
             return 0
-
-    def read_from(self, shard: str, offset: int = 0) -> Iterator[tuple[dict | None, int, bytes]]:
-        """Yield (event or None if corrupt, end offset, raw line) for complete lines after `offset`."""
-        with open(self.path(shard), "rb") as fh:
-            fh.seek(offset)
-            pos = offset
-            for line in fh:
-                if not line.endswith(b"\n"):
-                    break  # torn tail: not ours to apply
-                pos += len(line)
-                try:
-                    event = json.loads(line)
-                    if not isinstance(event, dict):
-                        event = None
-                except ValueError:
-                    event = None
-                yield event, pos, line
 
     def read_events(self, shard: str, offset: int = 0) -> tuple[list[dict], int, int]:
         """All complete events after `offset`: (events, end offset, unreadable lines). The fast path

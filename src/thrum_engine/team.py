@@ -7,7 +7,7 @@ import os
 import time
 
 from thrum_engine import names
-from thrum_engine.durations import human_age, parse_iso
+from thrum_engine.durations import human_age
 from thrum_engine.engine.core import Caller, Engine
 from thrum_engine.engine.registry import method
 from thrum_engine.errors import InvalidInput, UnknownAgent
@@ -179,7 +179,3 @@ async def prime(engine: Engine, caller: Caller, p: PrimeParams) -> dict:
         "context": _read_text(os.path.join(ctx_dir, f"{me}.md")),
         "engine": engine.info(),
     }
-
-
-def age_of(ts: str | None) -> float | None:
-    return None if not ts else time.time() - parse_iso(ts)

@@ -113,9 +113,9 @@ def start(layout: Layout, *, local: bool = False, timeout: float = START_TIMEOUT
             client.close()
             return pid, True
         try:
-            done, status = os.waitpid(pid, os.WNOHANG)
+            done, _ = os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
-            done, status = pid, 0
+            done = pid
         if done == pid and not lock.held(layout.lock_path):
             # Ours exited and nobody else holds the lock: a real start failure.
             client = try_connect(layout, 5.0)

@@ -61,6 +61,7 @@ class RpcServer:
         self.max_frame = P.max_frame(engine.settings.messages.max_body_bytes)
         self._server: asyncio.base_events.Server | None = None
         self._connections: set[asyncio.Task] = set()
+        self._requests: set[asyncio.Task] = set()
         self._conn_count = 0
 
     async def start(self) -> None:
@@ -74,12 +75,18 @@ class RpcServer:
             os.umask(old)
         os.chmod(self.path, 0o600)
 
-    async def close(self) -> None:
+    async def close(self, drain: float = 2.0) -> None:
+        """Stop accepting, let requests in flight finish (up to `drain` seconds), then cancel the rest
+        (a blocked `wait` is the usual one)."""
         if self._server is not None:
             self._server.close()
             for task in list(self._connections):
+                task.cancel()  # stops reading new requests; in-flight ones are separate tasks
+            if self._requests:
+                await asyncio.wait(list(self._requests), timeout=drain)
+            for task in list(self._requests):
                 task.cancel()
-            await asyncio.gather(*self._connections, return_exceptions=True)
+            await asyncio.gather(*self._connections, *self._requests, return_exceptions=True)
             await self._server.wait_closed()
             self._server = None
         try:
@@ -140,7 +147,8 @@ class RpcServer:
                 await slots.acquire()
                 t = asyncio.create_task(self._one(line, pid, worktree, writer, write_lock))
                 pending.add(t)
-                t.add_done_callback(lambda t: (pending.discard(t), slots.release()))
+                self._requests.add(t)
+                t.add_done_callback(lambda t: (pending.discard(t), self._requests.discard(t), slots.release()))
         finally:
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
