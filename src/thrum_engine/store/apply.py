@@ -34,14 +34,19 @@ def _agent_register(ev: dict, d: dict) -> Iterable[Op]:
     )
 
 
-def _agent_update(ev: dict, d: dict) -> Iterable[Op]:
-    fields = {k: v for k, v in d.get("fields", {}).items() if k in _AGENT_FIELDS}
+def _update(table: str, key_col: str, allowed: tuple[str, ...], key: str, fields: dict) -> Iterable[Op]:
+    """UPDATE of the allowed columns present in `fields` (unknown ones are a newer writer's)."""
+    fields = {k: v for k, v in fields.items() if k in allowed}
     if fields:
         cols = sorted(fields)
         yield (
-            f"UPDATE agents SET {', '.join(c + '=?' for c in cols)} WHERE name=?",
-            tuple(fields[c] for c in cols) + (d["name"],),
+            f"UPDATE {table} SET {', '.join(c + '=?' for c in cols)} WHERE {key_col}=?",
+            tuple(fields[c] for c in cols) + (key,),
         )
+
+
+def _agent_update(ev: dict, d: dict) -> Iterable[Op]:
+    return _update("agents", "name", _AGENT_FIELDS, d["name"], d.get("fields", {}))
 
 
 def _agent_delete(ev: dict, d: dict) -> Iterable[Op]:
@@ -56,13 +61,7 @@ def _session_start(ev: dict, d: dict) -> Iterable[Op]:
 
 
 def _session_update(ev: dict, d: dict) -> Iterable[Op]:
-    fields = {k: v for k, v in d.get("fields", {}).items() if k in _SESSION_FIELDS}
-    if fields:
-        cols = sorted(fields)
-        yield (
-            f"UPDATE sessions SET {', '.join(c + '=?' for c in cols)} WHERE id=?",
-            tuple(fields[c] for c in cols) + (d["session_id"],),
-        )
+    return _update("sessions", "id", _SESSION_FIELDS, d["session_id"], d.get("fields", {}))
 
 
 def _session_end(ev: dict, d: dict) -> Iterable[Op]:
