@@ -23,8 +23,9 @@ from thrum_engine.model import (
 )
 
 
-def author_of(caller: Caller) -> str:
-    return caller.name or "system"
+def author_of(engine: Engine, caller: Caller) -> str:
+    """Events are authored by the caller when it is a registered (and so verified) agent, else by `system`."""
+    return caller.name if caller.name and caller.name in engine.agents else "system"
 
 
 def agent_view(engine: Engine, row: dict) -> dict:
@@ -142,7 +143,7 @@ async def agent_delete(engine: Engine, caller: Caller, p: AgentNameParams) -> di
         raise UnknownAgent(f"no agent named @{name}")
     if name in engine.active_sessions and name != caller.name and not p.force:
         raise Conflict(f"@{name} has an active session; pass --force to delete it anyway")
-    await engine.commit(engine.event("agent.delete", author_of(caller), {"name": name}))
+    await engine.commit(engine.event("agent.delete", author_of(engine, caller), {"name": name}))
     engine.last_seen.pop(name, None)
     return {"deleted": name}
 
@@ -161,7 +162,7 @@ async def agent_cleanup(engine: Engine, caller: Caller, p: CleanupParams) -> dic
     cutoff = time.time() - p.threshold_days * 86400
     stale = sorted(n for n in engine.agents if last_activity(engine, n) < cutoff and n != caller.name)
     if not p.dry_run and stale:
-        await engine.commit(*(engine.event("agent.delete", author_of(caller), {"name": n}) for n in stale))
+        await engine.commit(*(engine.event("agent.delete", author_of(engine, caller), {"name": n}) for n in stale))
     return {"stale": stale, "deleted": [] if p.dry_run else stale, "dry_run": p.dry_run}
 
 
@@ -172,7 +173,7 @@ async def set_status(engine: Engine, caller: Caller, p: SetStatusParams) -> dict
         raise UnknownAgent(f"no agent named @{name}")
     status = "" if p.status == "online" else p.status
     await engine.commit(
-        engine.event("agent.update", caller.name or "system", {"name": name, "fields": {"status": status, "status_at": iso()}})
+        engine.event("agent.update", author_of(engine, caller), {"name": name, "fields": {"status": status, "status_at": iso()}})
     )
     return {"agent_id": name, "status": p.status}
 

@@ -17,6 +17,7 @@ from thrum_engine.engine.bus import Waiter
 from thrum_engine.engine.core import Caller, Engine
 from thrum_engine.engine.registry import method
 from thrum_engine.errors import Forbidden, InvalidInput, NotFound, TooLarge, UnknownRecipient
+from thrum_engine.identity import author_of
 from thrum_engine.model import (
     DeleteParams,
     EditParams,
@@ -160,6 +161,8 @@ async def create_message(
     recipients, is_broadcast = resolve(engine, addressed, author)
     mentioned, _ = resolve(engine, list(mentions), author) if mentions else ([], False)
     recipients += [m for m in mentioned if m not in recipients]
+    if not recipients:
+        raise InvalidInput("nobody to deliver to: the only agent addressed is you")
     mid = ids.new_id("msg")
     data = {
         "message_id": mid,
@@ -382,7 +385,9 @@ async def mark_read(engine: Engine, caller: Caller, p: ReadParams) -> dict:
     me: str = caller.name  # type: ignore[assignment]
     if p.all:
         rows = await engine.store.all(
-            "SELECT message_id FROM deliveries WHERE recipient = ? AND read_at IS NULL", (me,)
+            "SELECT message_id FROM deliveries WHERE recipient = ? AND read_at IS NULL AND deleted = 0"
+            " AND created_at >= ?",
+            (me, floor_of(engine, me)),
         )
         targets = [r["message_id"] for r in rows]
     else:
@@ -485,5 +490,5 @@ async def purge(engine: Engine, caller: Caller, p: PurgeParams) -> dict:
         raise InvalidInput(f"invalid --before {p.before!r}") from None
     count = await engine.store.scalar("SELECT COUNT(*) FROM messages WHERE created_at < ?", (before,))
     if p.confirm and count:
-        await engine.commit(engine.event("message.purge", caller.name or "system", {"before": before}))
+        await engine.commit(engine.event("message.purge", author_of(engine, caller), {"before": before}))
     return {"before": before, "messages": count, "purged": bool(p.confirm and count), "preview": not p.confirm}

@@ -11,7 +11,12 @@ import os
 from typing import Any
 
 from pydantic import BaseModel, Field
-from pydantic_settings import BaseSettings, JsonConfigSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    JsonConfigSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 
 class MessagesSettings(BaseModel):

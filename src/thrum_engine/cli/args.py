@@ -18,7 +18,7 @@ class UsageError(Exception):
 class Spec:
     def __init__(self, path: str, handler: str, summary: str, *, positionals: tuple[str, ...] = (),
                  flags: dict[str, str] | None = None, aliases: dict[str, str] | None = None,
-                 rest: bool = False) -> None:
+                 rest: bool = False, usage_exit: int = 1) -> None:
         self.path = path  # "agent register"
         self.handler = handler  # "module:function" under thrum_engine.cli
         self.summary = summary
@@ -27,6 +27,7 @@ class Spec:
         self.flags = dict(flags or {})
         self.aliases = dict(aliases or {})
         self.rest = rest  # everything after `--` is kept verbatim
+        self.usage_exit = usage_exit  # `wait` keeps exit 1 for its timeout, so usage errors are 2 there
 
 
 GLOBAL_FLAGS = {

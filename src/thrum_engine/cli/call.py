@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import sys
 
-from thrum_engine.cli.args import Spec
+from thrum_engine.cli.args import Spec, UsageError
 from thrum_engine.cli.output import error, print_json
 from thrum_engine.layout import Layout, NotARepo
 from thrum_engine.rpc.client import Client, EngineUnavailable, RpcError, loads
@@ -105,7 +105,8 @@ class Ctx:
 
             client = try_connect(self.layout)
             if client is None and start:
-                from thrum_engine.daemon.control import StartFailed, start as start_engine
+                from thrum_engine.daemon.control import StartFailed
+                from thrum_engine.daemon.control import start as start_engine
 
                 try:
                     start_engine(self.layout)
@@ -150,6 +151,9 @@ def run(ctx: Ctx, handler: str) -> int:
     except CliError as exc:
         error(exc.message)
         return exc.code
+    except UsageError as exc:
+        error(str(exc))
+        return ctx.spec.usage_exit
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

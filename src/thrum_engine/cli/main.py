@@ -66,7 +66,7 @@ COMMANDS: list[Spec] = [
     _s("message delete", "messaging:delete", "delete my message", pos=("message_id",), flags="force:b"),
     _s("message read", "messaging:read", "mark messages read", pos=("message_ids*",), flags="all:b"),
     _s("wait", "messaging:wait", "block until a message for me arrives",
-       flags="timeout:v after:v scope:v mention:v from:v"),
+       flags="timeout:v after:v scope:v mention:v from:v", usage_exit=2),
     _s("team", "orientation:team", "who is here and what they do", flags="all:b"),
     _s("ping", "orientation:ping", "presence of one agent", pos=("agent",)),
     _s("who-has", "orientation:who_has", "which worktrees are changing FILE", pos=("file",)),
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parse(spec, rest)
     except UsageError as exc:
         error(str(exc))
-        return 1
+        return spec.usage_exit
     if args.get("help"):
         line("usage: thrum " + usage(spec) + "\n\n" + spec.summary)
         return 0

@@ -36,6 +36,10 @@ def _fmt(ctx: Ctx) -> str:
     return fmt
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _at(names: list[str]) -> str:
     return ", ".join("@" + n for n in names) if names else "nobody"
 
@@ -192,7 +196,7 @@ def read(ctx: Ctx) -> int:
 
     def human(r: dict) -> None:
         if r["marked"]:
-            line(f"✓ Marked {r['marked']} message{'s' if r['marked'] != 1 else ''} as read")
+            line(f"✓ Marked {_count(r['marked'], 'message')} as read")
         else:
             line("No unread messages.")
 
@@ -259,9 +263,10 @@ def purge(ctx: Ctx) -> int:
 
     def human(r: dict) -> None:
         if r["purged"]:
-            line(f"✓ Purged {r['messages']} messages created before {r['before']}")
+            line(f"✓ Purged {_count(r['messages'], 'message')} created before {r['before']}")
         elif r["messages"]:
-            line(f"{r['messages']} messages created before {r['before']} would be purged; add --confirm to delete them")
+            line(f"{_count(r['messages'], 'message')} created before {r['before']} would be purged;"
+                 " add --confirm to delete them")
         else:
             line("No messages to purge.")
 

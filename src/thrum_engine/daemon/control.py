@@ -67,8 +67,9 @@ def _log_tail(layout: Layout, since: int) -> str:
             lines = [ln for ln in fh.read().decode("utf-8", "replace").splitlines() if ln.strip()]
     except OSError:
         return ""
+    ours = [ln[len("Error: "):] for ln in lines if ln.startswith("Error: ")]
     errors = [ln for ln in lines if "ERROR" in ln or "Error" in ln]
-    return (errors or lines or [""])[-1]
+    return (ours or errors or lines or [""])[-1]
 
 
 def spawn(layout: Layout, *, local: bool = False) -> int:

@@ -89,9 +89,22 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Error: unknown flag: {a}", file=sys.stderr)
             return 1
     layout = Layout.discover(repo) if repo else Layout.discover()
+    from pydantic import ValidationError
+
+    from thrum_engine.errors import ThrumError
     from thrum_engine.settings import load_settings
 
-    settings = load_settings(layout.config_file, local=local or None)
+    try:
+        settings = load_settings(layout.config_file, local=local or None)
+    except ThrumError as exc:
+        print(f"Error: {exc.message}", file=sys.stderr)
+        return 1
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first.get("loc", ()))
+        print(f"Error: invalid setting {where} ({first.get('msg')}): fix {layout.config_file} or THRUM_* env",
+              file=sys.stderr)
+        return 1
     setup_logging(layout.log_path, settings.engine.log_level)
     fd = lock.acquire(layout.lock_path)
     if fd is None:

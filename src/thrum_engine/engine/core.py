@@ -22,7 +22,14 @@ from thrum_engine.durations import iso
 from thrum_engine.engine.bus import Bus
 from thrum_engine.engine.registry import METHODS
 from thrum_engine.engine.writer import JournalWriteFailed, Writer
-from thrum_engine.errors import EngineTimeout, Forbidden, InvalidInput, ThrumError, UnknownAgent, UnknownMethod
+from thrum_engine.errors import (
+    EngineTimeout,
+    Forbidden,
+    InvalidInput,
+    ThrumError,
+    UnknownAgent,
+    UnknownMethod,
+)
 from thrum_engine.journal import Journal, TornTail
 from thrum_engine.layout import Layout
 from thrum_engine.settings import ThrumSettings
@@ -234,6 +241,9 @@ class Engine:
             first = exc.errors()[0]
             where = ".".join(str(x) for x in first.get("loc", ())) or "params"
             raise InvalidInput(f"invalid {where} for {name}: {first.get('msg')}") from None
+        if caller.name is not None and caller.name in self.agents:
+            # Any claimed identity is checked, not only where the method needs one: it authors events.
+            self.check_worktree(caller, caller.name)
         if m.writes and caller.read_only:
             raise Forbidden(f"{name} changes state; run it from inside one of this repo's worktrees")
         if m.identity:
@@ -243,7 +253,6 @@ class Engine:
                 raise Forbidden("no identity: run `thrum quickstart --name NAME --role ROLE` or set THRUM_NAME")
             if caller.name not in self.agents:
                 raise UnknownAgent(f"agent @{caller.name} is not registered: run `thrum quickstart` first")
-            self.check_worktree(caller, caller.name)
             self.touch(caller.name)
         if not m.timeout:
             return await m.handler(self, caller, p)

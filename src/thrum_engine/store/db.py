@@ -12,7 +12,6 @@ import aiosqlite
 from thrum_engine.store import apply as projector
 from thrum_engine.store.schema import LOCAL, MIGRATIONS, SCHEMA_VERSION
 
-
 T = TypeVar("T")
 
 

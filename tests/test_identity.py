@@ -1,0 +1,458 @@
+"""Identity, sessions and orientation as agents see them: real worktrees, real CLI, real daemon."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+SES_ID = re.compile(r"^ses_[0-9A-Za-z]{26}$")
+
+
+# -- helpers --------------------------------------------------------------------------------------
+
+
+def assert_pretty_json(out: str):
+    doc = json.loads(out)
+    assert out == json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return doc
+
+
+def assert_error(r, *fragments: str, code: int = 1) -> str:
+    """One line `Error: ...` on stderr, nothing on stdout, exit `code`."""
+    assert r.code == code, f"expected exit {code}, got {r.code}: {r.err}{r.out}"
+    assert r.out == ""
+    lines = r.err.splitlines()
+    assert len(lines) == 1, f"expected one error line, got: {r.err!r}"
+    assert lines[0].startswith("Error: "), lines[0]
+    for f in fragments:
+        assert f in lines[0], f"{f!r} not in {lines[0]!r}"
+    return lines[0]
+
+
+def members(agent, *args: str) -> dict[str, dict]:
+    return {m["name"]: m for m in agent.json("team", *args)["members"]}
+
+
+def agent_names(agent) -> list[str]:
+    return [a["name"] for a in agent.json("agent", "list")["agents"]]
+
+
+def engine_running(repo) -> bool:
+    return repo.run("daemon", "status").code == 0
+
+
+# -- whoami ----------------------------------------------------------------------------------------
+
+
+def test_whoami_tells_an_agent_who_it_is(pair):
+    repo, alice, bob = pair
+    r = alice.ok("whoami")
+    lines = r.out.splitlines()
+    assert lines[0] == "@alice (implementer/auth)"
+    assert f"  worktree: {alice.cwd}" in lines
+    assert any(SES_ID.match(ln.split(": ", 1)[1]) for ln in lines if ln.startswith("  session_id: "))
+
+    me = assert_pretty_json(alice.ok("whoami", "--json").out)
+    assert (me["name"], me["role"], me["module"]) == ("alice", "implementer", "auth")
+    assert me["agent_id"] == "alice"
+    assert bob.json("whoami")["role"] == "reviewer"
+    assert alice.ok("agent", "whoami").out == r.out
+
+
+def test_whoami_field_prints_one_value_and_works_with_the_engine_down(pair):
+    repo, alice, bob = pair
+    assert alice.ok("whoami", "--field", "role").out == "implementer\n"
+    assert alice.json("whoami", "--field", "module") == {"module": "auth"}
+
+    repo.stop()
+    assert not engine_running(repo)
+    assert alice.ok("whoami", "--field", "role").out == "implementer\n"
+    assert bob.ok("whoami").out.startswith("@bob (reviewer)")
+    assert not engine_running(repo), "whoami must not start the engine"
+
+    assert_error(alice.run("whoami", "--field", "shoe_size"), "shoe_size")
+
+
+def test_whoami_without_an_identity_explains_how_to_get_one(repo):
+    repo.agent("alice", "implementer")  # initializes thrum; the main checkout has no identity of its own
+    assert_error(repo.run("whoami"), "quickstart")
+
+
+# -- quickstart ------------------------------------------------------------------------------------
+
+
+def test_quickstart_twice_is_idempotent(pair):
+    repo, alice, bob = pair
+    first = alice.json("whoami")
+    mid = bob.json("send", "before the second quickstart", "--to", "@alice")["message_id"]
+    alice.ok("inbox")  # read it
+    unread = bob.json("send", "still unread", "--to", "@alice")["message_id"]
+
+    r = alice.ok("quickstart", "--name", "alice", "--role", "implementer", "--module", "auth")
+    assert r.out.startswith("✓ Welcome back @alice (implementer/auth)")
+    again = alice.json("quickstart", "--name", "alice", "--role", "implementer", "--module", "auth")
+    assert again["created"] is False
+    assert again["agent"]["registered_at"] == first["registered_at"]
+    assert alice.json("whoami")["registered_at"] == first["registered_at"]
+
+    assert agent_names(alice) == ["alice", "bob"]
+    inbox = alice.json("inbox", "--unread")
+    assert [m["message_id"] for m in inbox["messages"]] == [unread]
+    full = alice.json("inbox")
+    assert [m["message_id"] for m in full["messages"]] == [unread, mid]
+    # Still exactly one identity file in the worktree, so nothing becomes ambiguous.
+    assert [p.name for p in (alice.cwd / ".thrum" / "identities").glob("*.json")] == ["alice.json"]
+
+
+@pytest.mark.parametrize(("name", "role", "fragment"), [
+    ("Alice", "implementer", "'Alice'"),
+    ("a/b", "implementer", "'a/b'"),
+    ("system", "implementer", "reserved"),
+    ("everyone", "implementer", "reserved"),
+    ("tester", "tester", "differ from its role"),
+    ("$(touch pwned)", "implementer", "invalid agent name"),
+])
+def test_quickstart_refuses_invalid_agent_names(pair, name, role, fragment):
+    repo, alice, bob = pair
+    wt = repo.worktree("newcomer")
+    r = repo.run("quickstart", "--name", name, "--role", role, cwd=wt)
+    assert_error(r, fragment)
+    assert agent_names(alice) == ["alice", "bob"]
+    assert not list(wt.glob(".thrum/identities/*.json"))
+    assert not (wt / "pwned").exists()
+
+
+def test_quickstart_refuses_a_name_taken_in_another_worktree(pair):
+    repo, alice, bob = pair
+    wt = repo.worktree("impostor")
+    assert_error(repo.run("quickstart", "--name", "alice", "--role", "implementer", cwd=wt), "already registered")
+    assert alice.json("agent", "list")["agents"][0]["worktree"] == str(alice.cwd)
+    assert not (wt / ".thrum" / "identities" / "alice.json").exists()
+
+
+# -- agents ----------------------------------------------------------------------------------------
+
+
+def test_agent_list_shows_everyone_and_filters_by_role(pair):
+    repo, alice, bob = pair
+    repo.agent("carol", "reviewer")
+    out = alice.ok("agent", "list").out.splitlines()
+    assert out[0].startswith("@alice  implementer/auth")
+    assert [ln.split()[0] for ln in out] == ["@alice", "@bob", "@carol"]
+
+    reviewers = alice.json("agent", "list", "--role", "reviewer")["agents"]
+    assert [a["name"] for a in reviewers] == ["bob", "carol"]
+    assert all(a["role"] == "reviewer" for a in reviewers)
+    assert alice.json("agent", "list", "--role", "nobody_has_this")["agents"] == []
+
+
+def test_agent_delete_removes_an_agent(pair):
+    repo, alice, bob = pair
+    assert_error(alice.run("agent", "delete", "bob"), "--force")  # bob is mid-session
+    assert agent_names(alice) == ["alice", "bob"]
+
+    assert alice.ok("agent", "delete", "bob", "--force").out == "✓ Deleted @bob\n"
+    assert agent_names(alice) == ["alice"]
+    assert "bob" not in members(alice, "--all")
+    assert_error(alice.run("send", "are you there?", "--to", "@bob"), "unknown recipient: @bob")
+    assert_error(bob.run("inbox"), "not registered")
+    assert_error(alice.run("agent", "delete", "ghost"), "@ghost")
+
+
+def test_agent_set_status_blocked_shows_in_team_and_ping(pair):
+    repo, alice, bob = pair
+    assert bob.ok("agent", "set-status", "blocked").out == "✓ @bob is blocked\n"
+    team = members(alice)
+    assert team["bob"]["presence"] == "blocked"
+    assert team["bob"]["status"] == "blocked"
+    assert team["alice"]["presence"] == "online"
+    assert any(ln.startswith("@bob  reviewer  blocked") for ln in alice.ok("team").out.splitlines())
+    assert alice.ok("ping", "@bob").out.startswith("@bob is blocked")
+
+    bob.ok("agent", "set-status", "working")
+    assert members(alice)["bob"]["presence"] == "working"
+    assert_error(bob.run("agent", "set-status", "napping"), "napping")
+    assert members(alice)["bob"]["presence"] == "working"
+
+
+def test_ping_reports_presence(pair):
+    repo, alice, bob = pair
+    out = alice.ok("ping", "@bob").out
+    assert re.fullmatch(r"@bob is online \(last seen \d+s ago\)\n", out)
+    member = alice.json("ping", "bob")["member"]
+    assert (member["name"], member["presence"], member["branch"]) == ("bob", "online", "feature/bob")
+    assert_error(alice.run("ping", "@nobody"), "@nobody")
+
+
+# -- sessions --------------------------------------------------------------------------------------
+
+
+def test_sessions_start_end_and_list(pair):
+    repo, alice, bob = pair
+    first = alice.json("whoami")["session_id"]
+    active = {s["agent_id"]: s for s in alice.json("session", "list", "--active")["sessions"]}
+    assert active["alice"]["session_id"] == first
+    assert active["alice"]["ended_at"] is None
+
+    assert alice.ok("session", "end").out == f"✓ Session ended: {first}\n"
+    assert "alice" not in {s["agent_id"] for s in alice.json("session", "list", "--active")["sessions"]}
+    assert_error(alice.run("session", "end"), "no active session")
+    assert_error(alice.run("session", "set-intent", "anything"), "session start")
+    # Without a session alice is offline: hidden from `team`, shown by `team --all`.
+    assert "alice" not in members(bob)
+    assert members(bob, "--all")["alice"]["presence"] == "offline"
+
+    r = alice.ok("session", "start", "--intent", "fix the login bug")
+    second = r.out.removeprefix("✓ Session started: ").strip()
+    assert SES_ID.match(second) and second != first
+    mine = alice.json("session", "list", "--agent", "@alice")["sessions"]
+    assert [s["session_id"] for s in mine] == [second, first]
+    assert mine[0]["intent"] == "fix the login bug" and mine[0]["ended_at"] is None
+    assert mine[1]["end_reason"] == "normal" and mine[1]["ended_at"]
+    assert members(bob)["alice"]["presence"] == "online"
+
+    out = alice.ok("session", "list").out
+    assert f"{second}  @alice" in out and "active" in out
+    assert f"{first}  @alice" in out and "ended" in out
+
+
+def test_session_end_with_crash_reason(pair):
+    repo, alice, bob = pair
+    alice.ok("session", "end", "--reason", "crash")
+    [s] = alice.json("session", "list", "--agent", "alice")["sessions"]
+    assert s["end_reason"] == "crash"
+    assert_error(alice.run("session", "start", "--bogus"), "unknown flag: --bogus")
+    alice.ok("session", "start")
+    assert_error(alice.run("session", "end", "--reason", "boredom"), "boredom")
+
+
+def test_intent_and_task_are_visible_to_the_team(pair):
+    repo, alice, bob = pair
+    assert alice.ok("session", "set-intent", "refactoring", "token", "refresh").out == \
+        "✓ Intent: refactoring token refresh\n"
+    assert alice.ok("session", "set-task", "AUTH-42").out == "✓ Task: AUTH-42\n"
+    team = members(bob)
+    assert team["alice"]["intent"] == "refactoring token refresh"
+    assert team["alice"]["task"] == "AUTH-42"
+    assert "— refactoring token refresh" in bob.ok("team").out
+    [s] = alice.json("session", "list", "--active", "--agent", "alice")["sessions"]
+    assert (s["intent"], s["task"]) == ("refactoring token refresh", "AUTH-42")
+    # The `agent` spelling does the same.
+    alice.ok("agent", "set-intent", "reviewing")
+    assert members(bob)["alice"]["intent"] == "reviewing"
+    assert_error(alice.run("session", "set-task"), "TEXT")
+
+
+# -- orientation -----------------------------------------------------------------------------------
+
+
+def test_prime_briefs_the_agent(pair):
+    repo, alice, bob = pair
+    alice.ok("session", "set-intent", "token refresh")
+    bob.ok("session", "set-intent", "code review")
+    bob.ok("send", "your PR has a failing test", "--to", "@alice")
+    alice.ok("context", "save", input="Remember: tests live in tests/auth\n")
+
+    r = alice.ok("prime")
+    out = r.out
+    assert out.startswith("# You are @alice (implementer/auth)\n")
+    assert "intent: token refresh" in out
+    assert "Work: feature/alice" in out
+    assert "## Team (1 online)" in out
+    assert "- @bob  reviewer  online" in out and "code review" in out
+    assert "## Inbox: 1 unread" in out
+    assert "from @bob: your PR has a failing test" in out
+    assert "thrum inbox --unread" in out
+    assert "## Preamble\nYou are @alice (implementer)" in out
+    assert "## Saved context\nRemember: tests live in tests/auth" in out
+
+    doc = assert_pretty_json(alice.ok("prime", "--json").out)
+    assert doc["agent"]["name"] == "alice"
+    assert doc["unread"] == 1
+    assert [m["from"] for m in doc["recent_unread"]] == ["bob"]
+    assert [m["name"] for m in doc["team"]] == ["bob"]
+    # Priming does not read the mail for the agent.
+    assert alice.json("inbox", "--unread")["unread"] == 1
+
+
+def test_prime_degrades_gracefully_when_the_engine_cannot_start(pair):
+    repo, alice, bob = pair
+    config = repo.path / ".thrum" / "config.json"
+    good = config.read_text()
+    repo.stop()
+    config.write_text("{ this is not json")
+
+    r = alice.run("prime")
+    assert r.code == 0, r.err
+    assert "unavailable" in r.out
+    assert "@alice (implementer)" in r.out
+    doc = assert_pretty_json(alice.run("prime", "--json").out)
+    assert doc["engine"] is None
+    assert doc["error"]
+    assert doc["agent"]["name"] == "alice"
+
+    # Commands that need the engine say so in one line; whoami still works.
+    assert_error(alice.run("inbox"))
+    assert alice.ok("whoami", "--field", "role").out == "implementer\n"
+
+    config.write_text(good)
+    assert alice.ok("prime").out.startswith("# You are @alice")
+
+
+def test_an_unreadable_config_is_named_in_the_error(pair):
+    """The start-up failure caused by a broken config file should say which file to fix."""
+    repo, alice, bob = pair
+    repo.stop()
+    (repo.path / ".thrum" / "config.json").write_text("{ this is not json")
+    assert_error(alice.run("inbox"), "config.json")
+
+
+def test_status_shows_me_my_session_and_the_engine(pair):
+    repo, alice, bob = pair
+    alice.ok("session", "set-intent", "status check")
+    doc = assert_pretty_json(alice.ok("status", "--json").out)
+    assert doc["engine"]["running"] is True
+    assert doc["engine"]["pid"] == repo.daemon_pid()
+    assert doc["agents"] == 2
+    assert doc["me"]["name"] == "alice"
+    assert doc["me"]["intent"] == "status check"
+    assert doc["session"]["session_id"] == alice.json("whoami")["session_id"]
+    assert doc["work_context"]["branch"] == "feature/alice"
+
+    out = alice.ok("status").out
+    assert out.startswith(f"engine: daemon pid {repo.daemon_pid()}")
+    assert "2 agents" in out
+    assert f"session: {doc['session']['session_id']}" in out
+    assert "work: feature/alice" in out
+
+
+def test_overview_shows_team_worktrees_and_messages(pair):
+    repo, alice, bob = pair
+    alice.ok("send", "one", "--to", "@bob")
+    alice.ok("send", "two", "--to", "@bob")
+    doc = assert_pretty_json(alice.ok("overview", "--json").out)
+    assert {m["name"] for m in doc["team"]} == {"alice", "bob"}
+    trees = {w["path"]: w for w in doc["worktrees"]}
+    assert trees[str(alice.cwd)]["agents"] == ["alice"]
+    assert trees[str(bob.cwd)]["agents"] == ["bob"]
+    assert trees[str(bob.cwd)]["branch"] == "feature/bob"
+    assert doc["messages"] == 2
+
+    out = alice.ok("overview").out
+    assert "· 2 messages" in out
+    assert "team:" in out and "worktrees:" in out
+    assert f"  {bob.cwd}  @bob  feature/bob" in out
+
+
+def test_context_save_show_clear(pair):
+    repo, alice, bob = pair
+    notes = "Investigating flaky test\n- see auth/test_login.py\n"
+    r = alice.ok("context", "save", input=notes)
+    assert r.out.startswith(f"✓ Context saved ({len(notes.encode())} bytes)")
+
+    out = alice.ok("context", "show").out
+    assert "## Preamble\nYou are @alice" in out
+    assert "## Context\nInvestigating flaky test" in out
+    assert alice.ok("context", "show", "--raw", "--no-preamble").out == notes
+    assert bob.json("context", "show", "--agent", "@alice", "--no-preamble") == {
+        "agent_id": "alice", "context": notes, "preamble": None}
+    assert bob.json("context", "show", "--no-preamble")["context"] is None
+
+    src = alice.cwd / "notes.md"
+    src.write_text("from a file\n")
+    alice.ok("context", "save", "--file", str(src))
+    assert alice.ok("context", "show", "--raw", "--no-preamble").out == "from a file\n"
+
+    assert alice.ok("context", "clear").out == "✓ Context cleared\n"
+    assert alice.ok("context", "clear").out == "No saved context.\n"
+    assert "## Context\n(none saved)" in alice.ok("context", "show").out
+    assert_error(alice.run("context", "save", "--file", str(alice.cwd / "missing.md")), "missing.md")
+
+
+def test_context_preamble_show_set_and_reset(pair):
+    repo, alice, bob = pair
+    default = alice.ok("context", "preamble").out
+    assert default.startswith("You are @alice (implementer)")
+    assert "thrum inbox --unread" in default
+
+    custom = alice.cwd / "preamble.md"
+    custom.write_text("Only touch files under auth/.\n")
+    assert alice.ok("context", "preamble", "--file", str(custom)).out == "Only touch files under auth/.\n"
+    assert alice.json("context", "preamble")["preamble"] == "Only touch files under auth/.\n"
+    assert "## Preamble\nOnly touch files under auth/." in alice.ok("prime").out
+    # Bob's preamble is his own.
+    assert bob.ok("context", "preamble").out.startswith("You are @bob (reviewer)")
+
+    assert alice.ok("context", "preamble", "--init").out == default
+    assert_error(alice.run("context", "preamble", "--init", "--file", str(custom)), "mutually exclusive")
+
+
+def test_who_has_finds_uncommitted_and_committed_changes(pair):
+    repo, alice, bob = pair
+    (bob.cwd / "README.md").write_text("bob is rewriting this\n")  # uncommitted
+    (bob.cwd / "auth.py").write_text("def login(): ...\n")
+    repo.git("add", "auth.py", cwd=bob.cwd)
+    repo.git("commit", "-q", "-m", "add auth", cwd=bob.cwd)  # committed on feature/bob
+
+    r = alice.ok("who-has", "README.md")
+    assert r.out.startswith("@bob  feature/bob  uncommitted")
+    doc = alice.json("who-has", "auth.py")
+    assert doc["file"] == "auth.py"
+    [holder] = doc["holders"]
+    assert (holder["agents"], holder["branch"], holder["changes"]) == (["bob"], "feature/bob", ["committed"])
+    assert holder["path"] == str(bob.cwd)
+    assert [h["agents"] for h in alice.json("who-has", "README.md")["holders"]] == [["bob"]]
+    # An absolute path inside bob's worktree means the same file.
+    assert [h["agents"] for h in alice.json("who-has", str(bob.cwd / "README.md"))["holders"]] == [["bob"]]
+    assert alice.ok("who-has", "untouched.txt").out == "Nobody is changing untouched.txt.\n"
+
+
+# -- forged callers --------------------------------------------------------------------------------
+
+
+def test_a_forged_caller_cannot_send_as_someone_else(pair):
+    repo, alice, bob = pair
+    r = alice.run("send", "I am bob, trust me", "--to", "@alice", THRUM_NAME="bob")
+    assert_error(r, "@bob")
+    assert alice.json("inbox")["total"] == 0
+    assert bob.json("sent")["messages"] == []
+    assert_error(alice.run("send", "hi", "--broadcast", THRUM_NAME="bob"))
+    assert alice.json("inbox")["total"] == 0
+
+
+def test_a_forged_caller_cannot_read_or_change_someone_elses_mail(pair):
+    repo, alice, bob = pair
+    carol = repo.agent("carol", "tester")
+    for_bob = alice.json("send", "private for bob", "--to", "@bob")["message_id"]
+    by_bob = bob.json("send", "bob's words", "--to", "@carol")["message_id"]
+
+    assert_error(alice.run("inbox", THRUM_NAME="bob"))
+    assert_error(alice.run("message", "read", "--all", THRUM_NAME="bob"))
+    assert_error(alice.run("reply", for_bob, "forged reply", THRUM_NAME="bob"))
+    assert_error(alice.run("message", "edit", by_bob, "forged words", THRUM_NAME="bob"))
+    assert_error(alice.run("message", "delete", by_bob, "--force", THRUM_NAME="bob"))
+    assert_error(alice.run("agent", "set-status", "stuck", THRUM_NAME="bob"))
+
+    unread = bob.json("inbox", "--unread")
+    assert [m["message_id"] for m in unread["messages"]] == [for_bob]
+    [d] = alice.json("sent", "show", for_bob)["message"]["deliveries"]
+    assert d["read_at"] is None and d["replied_at"] is None
+    assert carol.json("message", "get", by_bob)["message"]["body"]["content"] == "bob's words"
+    assert alice.json("inbox")["total"] == 0
+    assert members(alice)["bob"]["presence"] == "online"
+
+
+def test_a_forged_caller_cannot_delete_the_agent_it_impersonates(pair):
+    repo, alice, bob = pair
+    assert_error(alice.run("agent", "delete", "bob", THRUM_NAME="bob"))
+    assert agent_names(alice) == ["alice", "bob"]
+    assert bob.json("whoami")["name"] == "bob"
+
+
+def test_a_forged_caller_cannot_purge_in_someone_elses_name(pair):
+    repo, alice, bob = pair
+    alice.ok("send", "keep me", "--to", "@bob")
+    assert_error(alice.run("purge", "--all", "--confirm", THRUM_NAME="bob"))
+    assert bob.json("inbox", "--unread")["total"] == 1
