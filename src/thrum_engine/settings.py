@@ -36,6 +36,10 @@ class EngineSettings(BaseModel):
     log_level: str = "INFO"
 
 
+class WorktreesSettings(BaseModel):
+    base_path: str = Field("~/.thrum/worktrees", description="worktrees go to <base_path>/<repo>/<name>")
+
+
 class ThrumSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="THRUM_", env_nested_delimiter="__", extra="ignore")
 
@@ -43,6 +47,7 @@ class ThrumSettings(BaseSettings):
     messages: MessagesSettings = MessagesSettings()
     presence: PresenceSettings = PresenceSettings()
     engine: EngineSettings = EngineSettings()
+    worktrees: WorktreesSettings = WorktreesSettings()
 
     @classmethod
     def settings_customise_sources(

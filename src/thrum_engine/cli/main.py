@@ -10,7 +10,8 @@ from thrum_engine.cli.output import error, line
 F = {"b": BOOL, "v": VALUE, "l": LIST}
 
 
-def _s(path: str, handler: str, summary: str, pos: tuple[str, ...] = (), flags: str = "", **kw) -> Spec:
+def _s(path: str, handler: str, summary: str, pos: tuple[str, ...] = (), flags: str = "",
+       **kw) -> Spec:
     """Compact spec: flags="to:l broadcast:b format:v" -> {"--to": LIST, ...}."""
     parsed = {}
     for item in flags.split():
@@ -71,6 +72,12 @@ COMMANDS: list[Spec] = [
     _s("ping", "orientation:ping", "presence of one agent", pos=("agent",)),
     _s("who-has", "orientation:who_has", "which worktrees are changing FILE", pos=("file",)),
     _s("purge", "messaging:purge", "preview, then delete old messages", flags="before:v all:b confirm:b"),
+    # worktrees
+    _s("worktree create", "worktree:create", "add a worktree under worktrees.base_path/<repo>/NAME",
+       pos=("worktree",), flags=f"branch:v base:v detach:b {_IDENT}", aliases={"-b": "--branch"}),
+    _s("worktree list", "worktree:list_", "this repo's worktrees and their agents"),
+    _s("worktree teardown", "worktree:teardown", "audit, archive and remove a worktree",
+       pos=("worktree",), flags="force:b delete-branch:b keep-agent:b"),
     # engine
     _s("daemon start", "engine:start", "start the headless engine", flags="local:b"),
     _s("daemon stop", "engine:stop", "stop the engine"),

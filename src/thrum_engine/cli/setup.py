@@ -154,21 +154,12 @@ def _register(ctx: Ctx, name: str, role: str, module: str, display: str, runtime
         raise CliError(exc.message) from None
     except EngineUnavailable as exc:
         raise CliError(f"lost the engine: {exc}") from None
-    layout = ctx.layout
-    os.makedirs(layout.identities_dir(), exist_ok=True)
-    session = r.get("session") or {}
-    ident = {
-        "name": name, "role": role, "module": module, "display": display, "runtime": runtime,
-        "intent": intent, "worktree": layout.worktree, "repo": layout.repo,
-        "registered_at": r["agent"]["registered_at"], "session_id": session.get("session_id"),
-        "agent_pid": os.getppid() if record_pid else None,
-    }
-    path = layout.identity_path(name)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(ident, fh, indent=2, sort_keys=True)
-        fh.write("\n")
-    os.replace(tmp, path)
+    from thrum_engine import identity_file
+
+    identity_file.write(ctx.layout.worktree, identity_file.identity_record(
+        {**r["agent"], "intent": intent}, r.get("session"), repo=ctx.layout.repo,
+        agent_pid=os.getppid() if record_pid else None,
+    ))
     return r
 
 

@@ -1,4 +1,4 @@
 """Imports every module that registers engine methods."""
 
-from thrum_engine import doctor, identity, messaging, team  # noqa: F401
+from thrum_engine import doctor, identity, messaging, team, worktrees  # noqa: F401
 from thrum_engine.engine import admin  # noqa: F401

@@ -1,0 +1,61 @@
+"""worktree create|list|teardown."""
+
+from __future__ import annotations
+
+from thrum_engine.cli.args import exclusive
+from thrum_engine.cli.call import CliError, Ctx
+from thrum_engine.cli.output import line
+
+
+def create(ctx: Ctx) -> int:
+    a = ctx.args
+    exclusive(a, "--detach", "--branch")
+    name = a["worktree"]
+    if not name or "/" in name or "\\" in name or ".." in name:
+        raise CliError(f"invalid worktree name {name!r}: no '/', '\\' or '..'")
+    params = {"name": name, "detach": a["detach"], "module": a.get("module") or "", "intent": a.get("intent") or "",
+              "runtime": a.get("runtime") or ""}
+    for key in ("branch", "base", "role"):
+        if a.get(key):
+            params[key] = a[key]
+    if a.get("name"):
+        params["agent"] = a["name"]
+    r = ctx.call("worktree.create", params)
+
+    def human(r: dict) -> None:
+        line(f"✓ Worktree {r['name']} at {r['path']}" + (f" on {r['branch']}" if r["branch"] else " (detached)"))
+        if r["agent"]:
+            line(f"✓ Agent @{r['agent']['name']} registered there")
+
+    return ctx.emit(r, human)
+
+
+def list_(ctx: Ctx) -> int:
+    r = ctx.call("worktree.list")
+
+    def human(r: dict) -> None:
+        if not r["worktrees"]:
+            line("No worktrees.")
+        for w in r["worktrees"]:
+            who = "@" + w["agent"] if w["agent"] else "-"
+            line(f"{w['name']}  {w['branch'] or 'detached'}  {w['status']}  {who}  {w['path']}")
+
+    return ctx.emit(r["worktrees"] if ctx.json else r, human)
+
+
+def teardown(ctx: Ctx) -> int:
+    a = ctx.args
+    r = ctx.call("worktree.teardown", {"name": a["worktree"], "force": a["force"], "delete_branch": a["delete_branch"],
+                                       "keep_agent": a["keep_agent"]}, timeout=None)
+
+    def human(r: dict) -> None:
+        if r["forced"]:
+            line("! forced past: " + "; ".join(r["problems"]))
+        line(f"✓ Archived {r['archived'][:12]} as {r['archive_ref']}")
+        line(f"✓ Removed worktree {r['name']} ({r['path']})")
+        for n in r["agents_deleted"]:
+            line(f"✓ Deleted agent @{n}")
+        if r["branch_deleted"]:
+            line(f"✓ Deleted branch {r['audit']['branch']}")
+
+    return ctx.emit(r, human)

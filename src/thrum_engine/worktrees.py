@@ -1,0 +1,367 @@
+"""Agents' git worktrees: create, list, and tear down behind a safety audit.
+
+Git work is blocking (GitPython forks `git`): every engine method here runs it
+in a thread. Teardown never deletes anything before it has written an archive
+ref that keeps the worktree's last state, uncommitted files included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+from dataclasses import asdict, dataclass, field
+
+from thrum_engine import identity_file
+from thrum_engine.engine.core import Caller, Engine
+from thrum_engine.engine.registry import method
+from thrum_engine.errors import Conflict, InvalidInput, InvalidName, NotFound, ThrumError
+from thrum_engine.layout import STATE_DIR, current_branch
+from thrum_engine.model import Params
+
+ARCHIVE_PREFIX = "refs/thrum/archive/"
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+
+class WorktreeCreateParams(Params):
+    name: str
+    branch: str | None = None
+    base: str | None = None
+    detach: bool = False
+    agent: str | None = None
+    role: str | None = None
+    module: str = ""
+    intent: str = ""
+    runtime: str = ""
+
+
+class WorktreeNameParams(Params):
+    name: str
+
+
+class WorktreeTeardownParams(Params):
+    name: str
+    force: bool = False
+    delete_branch: bool = False
+    keep_agent: bool = False
+
+
+def name_problem(name: str) -> str | None:
+    if not name or name in (".", "..") or ".." in name or "/" in name or "\\" in name:
+        return f"invalid worktree name {name!r}: no '/', '\\' or '..'"
+    if name.startswith(("-", ".")) or not set(name) <= _NAME_CHARS or len(name) > 100:
+        return f"invalid worktree name {name!r}: use letters, digits, '.', '_' and '-' (not first)"
+    return None
+
+
+def git(cwd: str, *args: str, check: bool = True) -> str:
+    """One git command through GitPython, never prompting, bounded in time."""
+    from git.cmd import Git
+
+    env = {"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
+    for k, v in (("GIT_AUTHOR_NAME", "thrum"), ("GIT_AUTHOR_EMAIL", "thrum@localhost"),
+                 ("GIT_COMMITTER_NAME", "thrum"), ("GIT_COMMITTER_EMAIL", "thrum@localhost")):
+        env.setdefault(k, os.environ.get(k, v))
+    code, out, err = Git(cwd).execute(["git", *args], with_extended_output=True, with_exceptions=False,
+                                      env=env, kill_after_timeout=60, strip_newline_in_stdout=False)
+    if check and code != 0:
+        msg = (err.strip() or out.strip()).splitlines()
+        raise ThrumError(f"git {args[0]} failed: {msg[-1] if msg else code}")
+    return out.rstrip("\n")
+
+
+def base_dir(engine: Engine) -> str:
+    root = os.path.expanduser(engine.settings.worktrees.base_path)
+    return os.path.realpath(os.path.join(root, os.path.basename(engine.layout.repo)))
+
+
+def path_for(engine: Engine, name: str) -> str:
+    problem = name_problem(name)
+    if problem:
+        raise InvalidName(problem)
+    base = base_dir(engine)
+    path = os.path.realpath(os.path.join(base, name))
+    if os.path.dirname(path) != base:
+        raise InvalidName(f"invalid worktree name {name!r}: it would leave {base}")
+    return path
+
+
+def _create(repo: str, path: str, branch: str | None, base: str | None, detach: bool) -> str | None:
+    from git import Repo  # GitPython: ref lookups without parsing porcelain
+
+    with Repo(repo) as r:
+        start = base or "HEAD"
+        try:
+            r.commit(start)
+        except Exception:
+            raise InvalidInput(f"unknown base {start!r}: not a commit, branch or tag") from None
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if detach:
+            r.git.worktree("add", "--detach", path, start)
+            return None
+        if branch in [h.name for h in r.heads]:
+            if base:
+                raise Conflict(f"branch {branch} already exists; drop --base to check it out as is")
+            r.git.worktree("add", path, branch)
+        else:
+            r.git.worktree("add", "-b", branch, path, start)
+    return branch
+
+
+def write_redirects(repo: str, path: str) -> None:
+    """Point the new worktree's `.thrum` (and `.beads`, when the repo has one) at the main checkout."""
+    for tool in (STATE_DIR, ".beads"):
+        main = os.path.join(repo, tool)
+        if tool == ".beads" and not os.path.isdir(main):
+            continue
+        os.makedirs(os.path.join(path, tool), exist_ok=True)
+        with open(os.path.join(path, tool, "redirect"), "w", encoding="utf-8") as fh:
+            fh.write(main + "\n")
+
+
+def list_worktrees(repo: str) -> list[dict]:
+    out = git(repo, "worktree", "list", "--porcelain")
+    trees, cur = [], {}
+    for line in out.splitlines() + [""]:
+        if not line:
+            if cur:
+                trees.append(cur)
+            cur = {}
+        elif line.startswith("worktree "):
+            cur = {"path": line[9:], "branch": None, "head": None, "prunable": False}
+        elif line.startswith("HEAD "):
+            cur["head"] = line[5:]
+        elif line.startswith("branch "):
+            cur["branch"] = line[7:].removeprefix("refs/heads/")
+        elif line.startswith("prunable"):
+            cur["prunable"] = True
+    main = os.path.realpath(repo)
+    return [t for t in trees if os.path.realpath(t["path"]) != main and "thrum-sync" not in t["path"].split(os.sep)]
+
+
+def status_of(path: str) -> tuple[list[str], list[str]]:
+    """(modified or staged files, untracked files), `.thrum/` state excluded."""
+    out = git(path, "status", "--porcelain", "-z", "--untracked-files=all")
+    changed, untracked = [], []
+    entries = out.split("\0")
+    i = 0
+    while i < len(entries):
+        e = entries[i]
+        i += 1
+        if len(e) < 4:
+            continue
+        f = e[3:]
+        if f.startswith((".thrum/", ".beads/redirect")):
+            continue
+        (untracked if e[:2] == "??" else changed).append(f)
+        if e[0] in "RC":
+            i += 1
+    return changed, untracked
+
+
+@dataclass
+class Audit:
+    name: str
+    path: str
+    branch: str | None
+    head: str
+    target: str | None
+    uncommitted: list[str] = field(default_factory=list)
+    untracked: list[str] = field(default_factory=list)
+    unmerged: list[str] = field(default_factory=list)  # "sha subject" of commits not in the target
+    squash_merged: bool = False
+    live_panes: list[str] = field(default_factory=list)
+    agents: list[str] = field(default_factory=list)
+    archive_ref: str = ""
+
+    @property
+    def problems(self) -> list[str]:
+        out = []
+        if self.uncommitted:
+            out.append(f"{len(self.uncommitted)} uncommitted change(s)")
+        if self.untracked:
+            out.append(f"{len(self.untracked)} untracked file(s)")
+        if self.unmerged and not self.squash_merged:
+            out.append(f"{len(self.unmerged)} commit(s) not merged into {self.target}")
+        if self.live_panes:
+            out.append(f"a live pane ({', '.join(self.live_panes)})")
+        return out
+
+
+def _patch_id(repo: str, diff: str) -> str | None:
+    if not diff.strip():
+        return None
+    p = subprocess.run(["git", "patch-id", "--stable"], cwd=repo, input=diff, capture_output=True, text=True)
+    return p.stdout.split()[0] if p.stdout.strip() else None
+
+
+def unmerged_commits(repo: str, branch_head: str, target: str) -> tuple[list[str], bool]:
+    """Commits of the worktree not in `target`, and whether the branch was squash-merged.
+
+    `git cherry` drops commits whose patch is already upstream (cherry-picks, rebases);
+    a squash merge is one target commit whose patch equals the branch's whole diff.
+    """
+    lines = git(repo, "cherry", "-v", target, branch_head, check=False).splitlines()
+    pending = [ln[2:] for ln in lines if ln.startswith("+ ")]
+    if not pending:
+        return [], False
+    merge_base = git(repo, "merge-base", target, branch_head, check=False)
+    if not merge_base:
+        return pending, False
+    whole = _patch_id(repo, git(repo, "diff", merge_base, branch_head))
+    if whole is None:
+        return pending, False
+    for sha in git(repo, "rev-list", "--no-merges", f"{merge_base}..{target}").split():
+        if _patch_id(repo, git(repo, "show", "--format=", sha)) == whole:
+            return pending, True
+    return pending, False
+
+
+def archive(repo: str, path: str, name: str) -> str:
+    """Write `refs/thrum/archive/<name>`: HEAD plus, when dirty, a commit of every file as it is now."""
+    head = git(path, "rev-parse", "HEAD")
+    changed, untracked = status_of(path)
+    sha = head
+    if changed or untracked:
+        index = os.path.join(git(path, "rev-parse", "--absolute-git-dir"), "thrum-archive-index")
+        env = dict(os.environ, GIT_INDEX_FILE=index)
+        try:
+            subprocess.run(["git", "read-tree", "HEAD"], cwd=path, env=env, check=True, capture_output=True)
+            subprocess.run(["git", "add", "-A", "--", ".", ":!.thrum"], cwd=path, env=env, check=True,
+                           capture_output=True)
+            tree = subprocess.run(["git", "write-tree"], cwd=path, env=env, check=True, capture_output=True,
+                                  text=True).stdout.strip()
+        finally:
+            if os.path.exists(index):
+                os.remove(index)
+        sha = git(path, "commit-tree", tree, "-p", head, "-m", f"thrum: archive of worktree {name} at teardown")
+    git(repo, "update-ref", ARCHIVE_PREFIX + name, sha)
+    return sha
+
+
+def agents_in(engine: Engine, path: str) -> list[str]:
+    real = os.path.realpath(path)
+    return sorted(n for n, a in engine.agents.items() if a["worktree"] and os.path.realpath(a["worktree"]) == real)
+
+
+def find_worktree(engine: Engine, name: str) -> dict:
+    path = path_for(engine, name)
+    for t in list_worktrees(engine.layout.repo):
+        if os.path.realpath(t["path"]) == path:
+            return t
+    raise NotFound(f"no worktree named {name} (looked for {path})")
+
+
+def run_audit(engine: Engine, name: str, live_panes: list[str]) -> Audit:
+    t = find_worktree(engine, name)
+    path = t["path"]
+    target = current_branch(engine.layout.repo)
+    a = Audit(name=name, path=path, branch=t["branch"], head=t["head"], target=target,
+              live_panes=live_panes, agents=agents_in(engine, path), archive_ref=ARCHIVE_PREFIX + name)
+    if os.path.isdir(path):
+        a.uncommitted, a.untracked = status_of(path)
+    if target and t["head"]:
+        a.unmerged, a.squash_merged = unmerged_commits(engine.layout.repo, t["head"], target)
+    return a
+
+
+def view(engine: Engine, t: dict) -> dict:
+    path = t["path"]
+    exists = os.path.isdir(path)
+    changed, untracked = status_of(path) if exists else ([], [])
+    agents = agents_in(engine, path)
+    status = "missing" if not exists else "clean" if not (changed or untracked) else \
+        f"dirty ({len(changed) + len(untracked)} changed)"
+    return {"name": os.path.basename(path), "path": path, "branch": t["branch"], "head": t["head"],
+            "agent": agents[0] if agents else None, "agents": agents, "status": status}
+
+
+# -- engine methods --
+
+
+@method("worktree.create", WorktreeCreateParams, writes=True)
+async def create(engine: Engine, caller: Caller, p: WorktreeCreateParams) -> dict:
+    path = path_for(engine, p.name)
+    if os.path.exists(path):
+        raise Conflict(f"{path} already exists")
+    if p.detach and p.branch:
+        raise InvalidInput("--detach and --branch are mutually exclusive")
+    if p.agent and not p.role:
+        raise InvalidInput("an agent for the worktree needs --role too")
+    if p.agent:
+        from thrum_engine.names import agent_name_problem
+
+        problem = agent_name_problem(p.agent, p.role)
+        if problem:
+            raise InvalidName(problem)
+        if p.agent in engine.agents:
+            raise Conflict(f"agent @{p.agent} already exists in {engine.agents[p.agent]['worktree']}")
+    branch = None if p.detach else (p.branch or f"feature/{p.name}")
+    if branch:
+        check = await asyncio.to_thread(git, engine.layout.repo, "check-ref-format", "--branch", branch, check=False)
+        if not check:
+            raise InvalidInput(f"invalid branch name {branch!r}")
+    repo = engine.layout.repo
+    branch = await asyncio.to_thread(_create, repo, path, branch, p.base, p.detach)
+    await asyncio.to_thread(write_redirects, repo, path)
+    result: dict = {"name": p.name, "path": path, "branch": branch, "agent": None}
+    if p.agent:
+        from thrum_engine.identity import register
+        from thrum_engine.model import RegisterParams
+
+        reg = await register(engine, Caller(worktree=path), RegisterParams(
+            name=p.agent, role=p.role or "", module=p.module, runtime=p.runtime, intent=p.intent, start_session=True))
+        identity_file.write(path, identity_file.identity_record(
+            {**reg["agent"], "intent": p.intent}, reg.get("session"), repo=repo, agent_pid=None))
+        result["agent"] = reg["agent"]
+    return result
+
+
+@method("worktree.list", Params)
+async def list_(engine: Engine, caller: Caller, p: Params) -> dict:
+    trees = await asyncio.to_thread(list_worktrees, engine.layout.repo)
+    return {"worktrees": [await asyncio.to_thread(view, engine, t) for t in trees]}
+
+
+async def live_panes_for(engine: Engine, path: str) -> list[str]:
+    """Live tmux panes whose agent works in `path` (filled in by the tmux module when present)."""
+    hook = getattr(engine, "live_panes_in", None)
+    return await hook(path) if hook else []
+
+
+@method("worktree.audit", WorktreeNameParams)
+async def audit(engine: Engine, caller: Caller, p: WorktreeNameParams) -> dict:
+    path = path_for(engine, p.name)
+    a = await asyncio.to_thread(run_audit, engine, p.name, await live_panes_for(engine, path))
+    return {"audit": asdict(a), "problems": a.problems, "safe": not a.problems}
+
+
+@method("worktree.teardown", WorktreeTeardownParams, writes=True, timeout=False)
+async def teardown(engine: Engine, caller: Caller, p: WorktreeTeardownParams) -> dict:
+    path = path_for(engine, p.name)
+    a = await asyncio.to_thread(run_audit, engine, p.name, await live_panes_for(engine, path))
+    if a.problems and not p.force:
+        raise Conflict(f"refusing to tear down {p.name}: {'; '.join(a.problems)} (pass --force to archive and remove)")
+    repo = engine.layout.repo
+    sha = await asyncio.to_thread(archive, repo, a.path, p.name) if os.path.isdir(a.path) else a.head
+    if not os.path.isdir(a.path):
+        await asyncio.to_thread(git, repo, "update-ref", ARCHIVE_PREFIX + p.name, a.head)
+    kill = getattr(engine, "kill_panes_in", None)
+    if kill:
+        await kill(a.path)
+    await asyncio.to_thread(git, repo, "worktree", "remove", "--force", a.path, check=False)
+    await asyncio.to_thread(git, repo, "worktree", "prune")
+    deleted_agents = []
+    if not p.keep_agent:
+        from thrum_engine.identity import author_of
+
+        for name in a.agents:
+            await engine.commit(engine.event("agent.delete", author_of(engine, caller), {"name": name}))
+            deleted_agents.append(name)
+    branch_deleted = False
+    if p.delete_branch and a.branch:
+        await asyncio.to_thread(git, repo, "branch", "-D", a.branch)
+        branch_deleted = True
+    return {"name": p.name, "path": a.path, "archive_ref": ARCHIVE_PREFIX + p.name, "archived": sha,
+            "forced": bool(a.problems), "problems": a.problems, "agents_deleted": deleted_agents,
+            "branch_deleted": branch_deleted, "audit": asdict(a)}

@@ -1,0 +1,154 @@
+"""Worktrees as a user drives them: create, list, and a teardown that audits before it deletes."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+
+def wt_path(repo, name: str) -> Path:
+    return Path(repo.env["HOME"]) / ".thrum" / "worktrees" / repo.path.name / name
+
+
+@pytest.fixture
+def inited(repo):
+    r = repo.run("init")
+    assert r.code == 0, r.err
+    return repo
+
+
+def test_create_makes_a_branch_and_points_state_at_the_main_repo(inited):
+    repo = inited
+    r = repo.run("worktree", "create", "auth", "--json")
+    assert r.code == 0, r.err
+    created = r.json
+    path = wt_path(repo, "auth")
+    assert created["path"] == str(path.resolve()) and created["branch"] == "feature/auth"
+    assert repo.git("rev-parse", "--abbrev-ref", "HEAD", cwd=path) == "feature/auth"
+    assert (path / ".thrum" / "redirect").read_text().strip() == str(repo.path.resolve() / ".thrum")
+    listed = repo.run("worktree", "list", "--json").json
+    assert [set(w) >= {"name", "path", "branch", "head", "agent", "status"} for w in listed] == [True]
+    assert listed[0]["name"] == "auth" and listed[0]["status"] == "clean" and listed[0]["agent"] is None
+
+
+def test_create_with_an_identity_registers_the_agent_there(inited):
+    repo = inited
+    assert repo.run("worktree", "create", "ui", "--name", "impl_ui", "--role", "implementer").code == 0
+    path = wt_path(repo, "ui")
+    who = subprocess.run(["thrum", "whoami", "--json"], cwd=path, env=repo.env, capture_output=True, text=True)
+    assert who.returncode == 0 and '"impl_ui"' in who.stdout
+    listed = repo.run("worktree", "list", "--json").json
+    assert listed[0]["agent"] == "impl_ui"
+    sender = repo.agent("lead", "coordinator", worktree=False)
+    assert sender.run("send", "hi ui", "--to", "@impl_ui").code == 0
+
+
+def test_branch_base_and_detach(inited):
+    repo = inited
+    repo.git("branch", "existing")
+    assert repo.run("worktree", "create", "one", "--branch", "existing").code == 0
+    assert repo.git("rev-parse", "--abbrev-ref", "HEAD", cwd=wt_path(repo, "one")) == "existing"
+    assert repo.run("worktree", "create", "two", "-b", "topic/x", "--base", "main").code == 0
+    assert repo.git("rev-parse", "--abbrev-ref", "HEAD", cwd=wt_path(repo, "two")) == "topic/x"
+    assert repo.run("worktree", "create", "three", "--detach").code == 0
+    assert repo.git("rev-parse", "--abbrev-ref", "HEAD", cwd=wt_path(repo, "three")) == "HEAD"
+    r = repo.run("worktree", "create", "four", "--detach", "--branch", "b")
+    assert r.code == 1 and "mutually exclusive" in r.err
+
+
+@pytest.mark.parametrize("name", ["a/b", "..", "../escape", "a\\b", "x..y", "-rf", ".hidden", "$(touch pwned)"])
+def test_bad_names_are_refused_and_nothing_is_created(inited, name):
+    repo = inited
+    r = repo.run("worktree", "create", "--", name)
+    assert r.code == 1 and r.err.startswith("Error: invalid worktree name")
+    assert len(r.err.strip().splitlines()) == 1
+    assert repo.run("worktree", "list", "--json").json == []
+    assert not (repo.path / "pwned").exists()
+
+
+def test_an_unknown_base_or_an_existing_path_is_refused(inited):
+    repo = inited
+    r = repo.run("worktree", "create", "x", "--base", "no-such-ref")
+    assert r.code == 1 and "unknown base" in r.err
+    assert repo.run("worktree", "create", "x").code == 0
+    r = repo.run("worktree", "create", "x")
+    assert r.code == 1 and "already exists" in r.err
+
+
+def test_teardown_refuses_unsaved_work_then_archives_it_with_force(inited):
+    repo = inited
+    assert repo.run("worktree", "create", "auth", "--name", "impl_auth", "--role", "implementer").code == 0
+    path = wt_path(repo, "auth")
+    (path / "done.txt").write_text("committed\n")
+    repo.git("add", "done.txt", cwd=path)
+    repo.git("commit", "-q", "-m", "work", cwd=path)
+    (path / "draft.txt").write_text("not committed yet\n")
+
+    r = repo.run("worktree", "teardown", "auth")
+    assert r.code == 1
+    assert "untracked" in r.err and "not merged into main" in r.err and "--force" in r.err
+    assert path.exists()
+
+    r = repo.run("worktree", "teardown", "auth", "--force", "--json")
+    assert r.code == 0, r.err
+    out = r.json
+    assert out["archive_ref"] == "refs/thrum/archive/auth" and out["agents_deleted"] == ["impl_auth"]
+    assert not path.exists()
+    # The archive keeps both the commit and the draft that was never committed.
+    assert repo.git("show", "refs/thrum/archive/auth:draft.txt") == "not committed yet"
+    assert repo.git("show", "refs/thrum/archive/auth:done.txt") == "committed"
+    assert repo.run("agent", "list", "--json").json["agents"] == []
+    assert repo.git("branch", "--list", "feature/auth")  # kept without --delete-branch
+
+
+def test_teardown_of_a_clean_merged_worktree_needs_no_force(inited):
+    repo = inited
+    assert repo.run("worktree", "create", "fix").code == 0
+    path = wt_path(repo, "fix")
+    (path / "fix.txt").write_text("fix\n")
+    repo.git("add", "fix.txt", cwd=path)
+    repo.git("commit", "-q", "-m", "fix", cwd=path)
+    repo.git("merge", "-q", "feature/fix")
+    r = repo.run("worktree", "teardown", "fix", "--delete-branch")
+    assert r.code == 0, r.err
+    assert "Deleted branch feature/fix" in r.out
+    assert not repo.git("branch", "--list", "feature/fix")
+    assert repo.git("rev-parse", "refs/thrum/archive/fix")
+
+
+def test_a_squash_merged_branch_counts_as_merged(inited):
+    repo = inited
+    assert repo.run("worktree", "create", "sq").code == 0
+    path = wt_path(repo, "sq")
+    for n in (1, 2):
+        (path / f"f{n}.txt").write_text(f"{n}\n")
+        repo.git("add", f"f{n}.txt", cwd=path)
+        repo.git("commit", "-q", "-m", f"step {n}", cwd=path)
+    audit_before = repo.run("worktree", "teardown", "sq")
+    assert audit_before.code == 1 and "2 commit(s) not merged" in audit_before.err
+    repo.git("merge", "-q", "--squash", "feature/sq")
+    repo.git("commit", "-q", "-m", "squashed sq")
+    r = repo.run("worktree", "teardown", "sq")
+    assert r.code == 0, r.err
+
+
+def test_keep_agent_keeps_the_identity_in_the_team(inited):
+    repo = inited
+    assert repo.run("worktree", "create", "k", "--name", "keeper", "--role", "tester").code == 0
+    r = repo.run("worktree", "teardown", "k", "--keep-agent", "--json")
+    assert r.code == 0 and r.json["agents_deleted"] == []
+    assert [a["name"] for a in repo.run("agent", "list", "--json").json["agents"]] == ["keeper"]
+
+
+def test_beads_redirect_when_the_repo_uses_beads(inited):
+    repo = inited
+    (repo.path / ".beads").mkdir()
+    assert repo.run("worktree", "create", "b").code == 0
+    assert (wt_path(repo, "b") / ".beads" / "redirect").read_text().strip() == str(repo.path.resolve() / ".beads")
+
+
+def test_teardown_of_an_unknown_worktree(inited):
+    r = inited.run("worktree", "teardown", "ghost")
+    assert r.code == 1 and "no worktree named ghost" in r.err
