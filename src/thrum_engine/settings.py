@@ -40,6 +40,19 @@ class WorktreesSettings(BaseModel):
     base_path: str = Field("~/.thrum/worktrees", description="worktrees go to <base_path>/<repo>/<name>")
 
 
+class TmuxSettings(BaseModel):
+    socket_name: str | None = Field(None, description="tmux -L name; None: the user's default server")
+    shell: str | None = Field(None, description="the pane's shell command; None: $SHELL")
+    silence_seconds: float = Field(1.0, gt=0, description="quiet this long after output: the pane may be idle")
+    typing_seconds: float = Field(3.0, ge=0, description="a key pressed in an attached client this recently: busy")
+    launch_timeout_seconds: float = Field(60, gt=0, description="how long a runtime may take to show its prompt")
+    nudge_backstop_seconds: float = Field(600, gt=0, description="re-nudge mail left unread this long")
+
+
+class RuntimesSettings(BaseModel):
+    default: str = "claude"
+
+
 class ThrumSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="THRUM_", env_nested_delimiter="__", extra="ignore")
 
@@ -48,6 +61,8 @@ class ThrumSettings(BaseSettings):
     presence: PresenceSettings = PresenceSettings()
     engine: EngineSettings = EngineSettings()
     worktrees: WorktreesSettings = WorktreesSettings()
+    tmux: TmuxSettings = TmuxSettings()
+    runtimes: RuntimesSettings = RuntimesSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -82,3 +97,25 @@ def load_settings(config_file: str | None, **flags: Any) -> ThrumSettings:
 
         return _FileSettings(**{k: v for k, v in flags.items() if v is not None})
     return ThrumSettings(**{k: v for k, v in flags.items() if v is not None})
+
+
+def update_config_file(path: str, changes: dict[str, Any]) -> None:
+    """Merge `changes` into `.thrum/config.json` (nested dicts merge), atomically."""
+    data: dict = {}
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+
+    def merge(dst: dict, src: dict) -> None:
+        for k, v in src.items():
+            if isinstance(v, dict) and isinstance(dst.get(k), dict):
+                merge(dst[k], v)
+            else:
+                dst[k] = v
+
+    merge(data, changes)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2, sort_keys=True)
+        fh.write("\n")
+    os.replace(tmp, path)

@@ -25,6 +25,7 @@ def setup_logging(path: str, level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(getattr(logging, level.upper(), logging.INFO))
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)  # it logs every change at INFO
 
 
 def write_pid_file(layout: Layout, host: str) -> None:

@@ -80,6 +80,7 @@ class Engine:
         self.corrupt_lines = 0
         # Set by the host (daemon or console) so `daemon stop` over the socket can end it.
         self.request_stop: Callable[[], None] | None = None
+        self.tmux = None  # TmuxManager, once started
 
     # -- lifecycle --
     async def start(self) -> None:
@@ -99,9 +100,26 @@ class Engine:
             raise
         self.writer.start()
         self._presence_task = asyncio.create_task(self._presence_loop(), name="thrum-presence")
+        await self._start_tmux()
         log.info("engine started (host=%s, replayed %d events)", self.host, self.replayed)
 
+    async def _start_tmux(self) -> None:
+        """Sessions, pane streams and nudges; messaging works without them when tmux is missing."""
+        from thrum_engine.tmux.manager import TmuxManager
+
+        manager = TmuxManager(self)
+        try:
+            await manager.start()
+        except Exception as exc:
+            log.warning("tmux features off: %s", exc)
+            return
+        self.tmux = manager
+        self.live_panes_in = manager.live_panes_in
+        self.kill_panes_in = manager.kill_panes_in
+
     async def stop(self) -> None:
+        if self.tmux is not None:
+            await self.tmux.stop()
         if self._presence_task:
             self._presence_task.cancel()
             try:

@@ -1,0 +1,177 @@
+"""tmux create|launch|start|status|list|kill|connect|send|capture|restart, and runtime list|show|set-default."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from thrum_engine.cli.call import CliError, Ctx
+from thrum_engine.cli.output import line
+
+_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+
+
+def _check(kind: str, value: str | None) -> None:
+    """Names are checked here too, so nothing malformed ever reaches the engine or tmux."""
+    if value is not None and (not value or not set(value) <= _OK):
+        raise CliError(f"invalid {kind} name {value!r}: use letters, digits, '_' and '-'")
+
+
+def _session_line(s: dict) -> str:
+    ps = s["pane_state"]
+    who = "@" + s["agent"] if s["agent"] else "-"
+    return (f"{s['name']}  {who}  {s['runtime']}  {s['state']}  {ps['state']} {int(ps['age_seconds'])}s"
+            f" ({ps['source']})  {s['branch'] or ''}")
+
+
+def _create_params(ctx: Ctx, session: str, cwd: str) -> dict:
+    a = ctx.args
+    _check("session", session)
+    _check("runtime", a.get("runtime"))
+    params = {"session": session, "cwd": cwd, "module": a.get("module") or "", "intent": a.get("intent") or "",
+              "no_agent": bool(a.get("no_agent")), "force": bool(a.get("force"))}
+    for key, flag in (("agent", "name"), ("role", "role"), ("runtime", "runtime")):
+        if a.get(flag):
+            params[key] = a[flag]
+    return params
+
+
+def create(ctx: Ctx) -> int:
+    if not ctx.args.get("cwd"):
+        raise CliError("tmux create needs --cwd DIR")
+    cwd = os.path.abspath(ctx.args["cwd"])
+    r = ctx.call("tmux.create", _create_params(ctx, ctx.args["session"], cwd))
+    return ctx.emit(r, lambda r: line(f"✓ Session {r['session']['name']} created"
+                                      + (f" for @{r['session']['agent']}" if r["session"]["agent"] else "")))
+
+
+def _launch_lines(r: dict) -> None:
+    if not r["launched"]:
+        line(f"Nothing to launch for runtime {r['runtime']}.")
+        return
+    line(f"✓ Launched {r['runtime']} in {r['session']}" + (" and primed it" if r["primed"] else ""))
+    if r.get("note"):
+        line(f"! {r['note']}")
+
+
+def launch(ctx: Ctx) -> int:
+    _check("session", ctx.args["session"])
+    _check("runtime", ctx.args.get("runtime"))
+    params = {"session": ctx.args["session"]}
+    for k in ("runtime", "prompt"):
+        if ctx.args.get(k):
+            params[k] = ctx.args[k]
+    r = ctx.call("tmux.launch", params, timeout=None)
+    return ctx.emit(r, _launch_lines)
+
+
+def start(ctx: Ctx) -> int:
+    name = ctx.args.get("name")
+    if not name:
+        raise CliError("tmux start needs --name NAME (and usually --runtime R)")
+    params = _create_params(ctx, name, os.getcwd())
+    if ctx.args.get("prompt"):
+        params["prompt"] = ctx.args["prompt"]
+    r = ctx.call("tmux.start", params, timeout=None)
+    return ctx.emit(r, lambda r: (line(f"✓ Session {r['session']['name']} created"), _launch_lines(r["launch"])))
+
+
+def status(ctx: Ctx) -> int:
+    r = ctx.call("tmux.status")
+
+    def human(r: dict) -> None:
+        if not r["sessions"]:
+            line("No sessions for this repo.")
+        for s in r["sessions"]:
+            line(_session_line(s))
+
+    return ctx.emit({"sessions": r["sessions"]} if ctx.json else r, human)
+
+
+def kill(ctx: Ctx) -> int:
+    _check("session", ctx.args["session"])
+    r = ctx.call("tmux.kill", {"session": ctx.args["session"]})
+    return ctx.emit(r, lambda r: line(f"✓ Killed session {r['killed']}"))
+
+
+def send(ctx: Ctx) -> int:
+    _check("session", ctx.args["session"])
+    text = " ".join(ctx.args["text"])
+    if not text:
+        raise CliError("nothing to send: tmux send SESSION TEXT")
+    r = ctx.call("tmux.send", {"session": ctx.args["session"], "text": text, "enter": not ctx.args["no_enter"]})
+    return ctx.emit(r, lambda r: line(f"✓ Sent {r['sent']} characters to {r['session']}"))
+
+
+def capture(ctx: Ctx) -> int:
+    _check("session", ctx.args["session"])
+    lines = 50
+    if ctx.args.get("lines"):
+        try:
+            lines = int(ctx.args["lines"])
+        except ValueError:
+            raise CliError("--lines needs a whole number") from None
+    r = ctx.call("tmux.capture", {"session": ctx.args["session"], "lines": lines})
+    return ctx.emit(r, lambda r: [line(ln) for ln in r["lines"]])
+
+
+def restart(ctx: Ctx) -> int:
+    _check("session", ctx.args["session"])
+    _check("runtime", ctx.args.get("runtime"))
+    params = {"session": ctx.args["session"], "force": ctx.args["force"]}
+    if ctx.args.get("runtime"):
+        params["runtime"] = ctx.args["runtime"]
+    r = ctx.call("tmux.restart", params, timeout=None)
+    return ctx.emit(r, _launch_lines)
+
+
+def connect(ctx: Ctx) -> int:
+    """Attach this terminal to a session (switch-client when already inside tmux)."""
+    r = ctx.call("tmux.status")
+    names = [s["name"] for s in r["sessions"]]
+    target = ctx.args.get("session")
+    if target is None:
+        mine = [s["name"] for s in r["sessions"] if s["agent"] == ctx.me] if ctx.me else []
+        if len(mine) == 1 or len(names) == 1:
+            target = (mine or names)[0]
+        else:
+            raise CliError("which session? " + (", ".join(names) if names else "there are none"))
+    _check("session", target)
+    if target not in names:
+        raise CliError(f"no session {target} in this repo")
+    argv = ["tmux"] + (["-L", r["socket_name"]] if r.get("socket_name") else [])
+    argv += ["switch-client" if os.environ.get("TMUX") else "attach-session", "-t", f"={target}"]
+    ctx.close()
+    sys.stdout.flush()
+    os.execvp("tmux", argv)
+    return 0  # not reached
+
+
+def runtime_list(ctx: Ctx) -> int:
+    r = ctx.call("runtime.list")
+
+    def human(r: dict) -> None:
+        for rt in r["runtimes"]:
+            mark = "*" if rt["name"] == r["default"] else " "
+            cmd = " ".join(rt["command"]) or "(nothing launched)"
+            line(f"{mark} {rt['name']:10s} {cmd:30s} prime: {rt['prime'] or '-'}  {rt['description']}")
+
+    return ctx.emit(r, human)
+
+
+def runtime_show(ctx: Ctx) -> int:
+    _check("runtime", ctx.args["runtime"])
+    r = ctx.call("runtime.show", {"name": ctx.args["runtime"]})
+
+    def human(r: dict) -> None:
+        rt = r["runtime"]
+        for k in ("name", "command", "prime", "idle", "busy", "dialog", "approve", "deny", "description"):
+            line(f"{k}: {rt[k]}")
+
+    return ctx.emit(r, human)
+
+
+def runtime_set_default(ctx: Ctx) -> int:
+    _check("runtime", ctx.args["runtime"])
+    r = ctx.call("runtime.set_default", {"name": ctx.args["runtime"]})
+    return ctx.emit(r, lambda r: line(f"✓ Default runtime: {r['default']}"))

@@ -1,0 +1,227 @@
+"""The engine's tmux side: which sessions belong to this repo, their streamed output
+(watchfiles on `pipe-pane` files) and the pane state derived from it.
+
+State changes are pushed to listeners (nudges, the command queue, the console);
+re-deciding after a quiet window is a timer armed by output, not a poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from typing import Callable
+
+from thrum_engine.tmux import runtimes
+from thrum_engine.tmux.panes import PaneState, PaneStream
+from thrum_engine.tmux.server import Tmux, TmuxError
+
+log = logging.getLogger("thrum.tmux")
+
+MAX_STREAM_BYTES = 8 << 20  # a pane log past this is truncated after reading (cat appends with O_APPEND)
+
+
+class Session:
+    """One Thrum session: its tmux pane, agent, runtime and output stream."""
+
+    def __init__(self, name: str, pane_id: str, agent: str, runtime: runtimes.Runtime, cwd: str, stream: PaneStream):
+        self.name = name
+        self.pane_id = pane_id
+        self.agent = agent
+        self.runtime = runtime
+        self.cwd = cwd
+        self.stream = stream
+        self.timer: asyncio.TimerHandle | None = None
+        self.changed = asyncio.Event()  # set (and replaced) on every state change
+
+    @property
+    def state(self) -> PaneState:
+        return self.stream.current
+
+
+class TmuxManager:
+    def __init__(self, engine) -> None:
+        self.engine = engine
+        self.settings = engine.settings.tmux
+        self.tmux = Tmux(self.settings.socket_name)
+        self.dir = os.path.join(engine.layout.var, "panes")
+        self.sessions: dict[str, Session] = {}
+        self.listeners: list[Callable[[Session, PaneState], None]] = []
+        self.output_listeners: list[Callable[[Session, str], None]] = []
+        self._watch_task: asyncio.Task | None = None
+        self._stop = asyncio.Event()
+        self.lock = asyncio.Lock()  # serialises create/kill against discovery
+
+    # -- lifecycle --
+    async def start(self) -> None:
+        os.makedirs(self.dir, exist_ok=True)
+        await self.discover()
+        self._watch_task = asyncio.create_task(self._watch(), name="thrum-pane-watch")
+
+    async def stop(self) -> None:
+        self._stop.set()
+        for s in self.sessions.values():
+            if s.timer:
+                s.timer.cancel()
+        if self._watch_task:
+            try:
+                await asyncio.wait_for(self._watch_task, 5)
+            except (asyncio.TimeoutError, asyncio.CancelledError):
+                self._watch_task.cancel()
+            self._watch_task = None
+
+    def stream_path(self, name: str) -> str:
+        return os.path.join(self.dir, f"{name}.log")
+
+    async def discover(self) -> None:
+        """Adopt this repo's sessions (after an engine restart): re-attach streams, re-pipe if needed."""
+        rows = await asyncio.to_thread(self.tmux.sessions)
+        presets = await asyncio.to_thread(runtimes.load, self.engine.layout.repo)
+        live = set()
+        for row in rows:
+            if row["@thrum_repo"] != self.engine.layout.repo:
+                continue
+            name = row["session_name"]
+            live.add(name)
+            if name in self.sessions:
+                self.sessions[name].stream.dead = row["pane_dead"] == "1"
+                continue
+            runtime = presets.get(row["@thrum_runtime"]) or runtimes.BUILTIN["shell"]
+            self.adopt(name, row["pane_id"], row["@thrum_agent"], runtime, row["pane_current_path"])
+            if row["pane_pipe"] != "1":
+                await asyncio.to_thread(self.tmux.pipe, row["pane_id"], self.stream_path(name))
+            self.sessions[name].stream.dead = row["pane_dead"] == "1"
+        for name in list(self.sessions):
+            if name not in live:
+                self.forget(name)
+
+    def adopt(self, name: str, pane_id: str, agent: str, runtime: runtimes.Runtime, cwd: str) -> Session:
+        path = self.stream_path(name)
+        if not os.path.exists(path):
+            open(path, "ab").close()
+        stream = PaneStream(name, path, runtime)
+        # Read the recent past so a restarted engine knows the current screen.
+        stream.offset = max(0, stream.offset - 16_000)
+        stream.read_new()
+        stream.last_output = time.monotonic() - self.settings.silence_seconds
+        s = Session(name, pane_id, agent, runtime, cwd, stream)
+        self.sessions[name] = s
+        stream.decide(self.settings.silence_seconds)
+        return s
+
+    def forget(self, name: str) -> None:
+        s = self.sessions.pop(name, None)
+        if s and s.timer:
+            s.timer.cancel()
+
+    def for_agent(self, agent: str) -> Session | None:
+        for s in self.sessions.values():
+            if s.agent == agent:
+                return s
+        return None
+
+    # -- streams --
+    async def _watch(self) -> None:
+        from watchfiles import awatch
+
+        def only_logs(change, path: str) -> bool:
+            return path.endswith(".log")
+
+        try:
+            async for changes in awatch(self.dir, watch_filter=only_logs, debounce=100, step=10,
+                                        stop_event=self._stop, rust_timeout=1000, recursive=False):
+                names = {os.path.basename(p)[:-4] for _c, p in changes}
+                for name in names:
+                    s = self.sessions.get(name)
+                    if s is not None:
+                        self.pump(s)
+        except Exception:
+            if not self._stop.is_set():
+                log.exception("pane watcher stopped")
+
+    def pump(self, s: Session) -> None:
+        """Read a session's new output and re-decide its state now and once its quiet window ends."""
+        text = s.stream.read_new()
+        if text:
+            self._emit_output(s, text)
+        if s.stream.offset > MAX_STREAM_BYTES:
+            try:
+                os.truncate(s.stream.path, 0)
+                s.stream.offset = 0
+            except OSError:
+                pass
+        self.redecide(s)
+        if text:
+            if s.timer:
+                s.timer.cancel()
+            loop = asyncio.get_running_loop()
+            s.timer = loop.call_later(self.settings.silence_seconds + 0.05, self.redecide, s)
+
+    def redecide(self, s: Session) -> None:
+        before = s.stream.current
+        after = s.stream.decide(self.settings.silence_seconds)
+        if after is not before:
+            log.debug("pane %s: %s (%s)", s.name, after.state, after.source)
+            s.changed.set()
+            s.changed = asyncio.Event()
+            for fn in list(self.listeners):
+                try:
+                    fn(s, after)
+                except Exception:
+                    log.exception("pane state listener failed")
+
+    def _emit_output(self, s: Session, text: str) -> None:
+        for fn in list(self.output_listeners):
+            try:
+                fn(s, text)
+            except Exception:
+                log.exception("pane output listener failed")
+
+    async def wait_state(self, s: Session, wanted: set[str], *, output_after: float, timeout: float) -> PaneState:
+        """Wait until the pane shows output after `output_after` (wall time) and settles in a wanted state."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.pump(s)
+            if s.stream.last_output_wall > output_after and s.state.state in wanted:
+                return s.state
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return s.state
+            try:
+                await asyncio.wait_for(s.changed.wait(), min(left, self.settings.silence_seconds + 0.2))
+            except asyncio.TimeoutError:
+                pass
+
+    # -- helpers for other modules --
+    async def human_typing(self, s: Session) -> bool:
+        if self.settings.typing_seconds <= 0:
+            return False
+        last = await asyncio.to_thread(self.tmux.client_activity, s.name)
+        return last is not None and time.time() - last < self.settings.typing_seconds
+
+    async def type_into(self, s: Session, text: str, *, enter: bool = True) -> None:
+        await asyncio.to_thread(self.tmux.send_text, s.pane_id, text, enter=enter)
+
+    async def live_panes_in(self, path: str) -> list[str]:
+        real = os.path.realpath(path)
+        await self.discover()
+        out = []
+        for s in self.sessions.values():
+            agent_wt = self.engine.agents.get(s.agent, {}).get("worktree")
+            cwd = os.path.realpath(s.cwd) if s.cwd else ""
+            if not s.stream.dead and (cwd == real or cwd.startswith(real + os.sep) or
+                                      (agent_wt and os.path.realpath(agent_wt) == real)):
+                out.append(s.name)
+        return sorted(out)
+
+    async def kill_panes_in(self, path: str) -> None:
+        for name in await self.live_panes_in(path):
+            await self.kill(name)
+
+    async def kill(self, name: str) -> None:
+        try:
+            await asyncio.to_thread(self.tmux.kill, name)
+        except TmuxError as exc:
+            log.info("kill %s: %s", name, exc)
+        self.forget(name)

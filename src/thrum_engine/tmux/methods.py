@@ -1,0 +1,292 @@
+"""Engine methods for sessions: create, launch, start, status, kill, send, capture, restart."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shlex
+import time
+
+from thrum_engine import identity_file, names
+from thrum_engine.engine.core import Caller, Engine
+from thrum_engine.engine.registry import method
+from thrum_engine.errors import Conflict, InvalidInput, InvalidName, NotFound, ThrumError
+from thrum_engine.layout import NotARepo, current_branch, main_repo_of, worktree_root
+from thrum_engine.model import Params
+from thrum_engine.tmux import runtimes
+from thrum_engine.tmux.manager import Session, TmuxManager
+from thrum_engine.tmux.server import TmuxError, default_shell, shell_command
+
+SESSION_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+SCRUB_ENV = ("THRUM_NAME", "THRUM_ROLE", "THRUM_MODULE", "THRUM_HOME", "THRUM_SOCKET", "THRUM_LOCAL",
+             "THRUM_NO_HINTS")
+
+
+class CreateParams(Params):
+    session: str
+    cwd: str
+    agent: str | None = None
+    role: str | None = None
+    module: str = ""
+    intent: str = ""
+    runtime: str | None = None
+    no_agent: bool = False
+    force: bool = False
+
+
+class SessionParams(Params):
+    session: str
+
+
+class LaunchParams(Params):
+    session: str
+    runtime: str | None = None
+    prompt: str | None = None
+
+
+class StartParams(CreateParams):
+    prompt: str | None = None
+
+
+class SendParams(Params):
+    session: str
+    text: str
+    enter: bool = True
+
+
+class CaptureParams(Params):
+    session: str
+    lines: int = 50
+
+
+class RestartParams(Params):
+    session: str
+    force: bool = False
+    runtime: str | None = None
+
+
+def manager(engine: Engine) -> TmuxManager:
+    m = getattr(engine, "tmux", None)
+    if m is None:
+        raise ThrumError("tmux is not available to this engine (is tmux installed?)")
+    return m
+
+
+def check_session_name(name: str) -> None:
+    if not name or not set(name) <= SESSION_CHARS or len(name) > 64:
+        raise InvalidName(f"invalid session name {name!r}: use letters, digits, '_' and '-'")
+
+
+def get_session(engine: Engine, name: str) -> Session:
+    check_session_name(name)
+    s = manager(engine).sessions.get(name)
+    if s is None:
+        raise NotFound(f"no session {name} in this repo (see `thrum tmux list`)")
+    return s
+
+
+def runtime_for(engine: Engine, name: str | None) -> runtimes.Runtime:
+    return runtimes.get(engine.layout.repo, name or engine.settings.runtimes.default)
+
+
+def session_view(engine: Engine, s: Session) -> dict:
+    wt = engine.agents.get(s.agent, {}).get("worktree") or s.cwd
+    return {
+        "name": s.name, "agent": s.agent or None, "runtime": s.runtime.name, "pane_id": s.pane_id, "cwd": s.cwd,
+        "state": "exited" if s.stream.dead else "running", "pane_state": s.state.view(),
+        "branch": current_branch(wt) if wt and os.path.isdir(wt) else None,
+    }
+
+
+def pane_command(engine: Engine, agent: str | None) -> str:
+    """A clean shell: no inherited THRUM_* (the pane's own THRUM_NAME is its agent)."""
+    return shell_command(engine.settings.tmux.shell or default_shell(),
+                         env={"THRUM_NAME": agent} if agent else {}, unset=SCRUB_ENV)
+
+
+def tmux_call(fn, *args, **kw):
+    try:
+        return fn(*args, **kw)
+    except TmuxError as exc:
+        raise ThrumError(f"tmux: {exc}") from None
+
+
+@method("tmux.create", CreateParams, writes=True)
+async def create(engine: Engine, caller: Caller, p: CreateParams) -> dict:
+    m = manager(engine)
+    check_session_name(p.session)
+    cwd = os.path.realpath(os.path.expanduser(p.cwd))
+    if not os.path.isdir(cwd):
+        raise InvalidInput(f"--cwd {p.cwd} is not a directory")
+    wt = worktree_root(cwd)
+    try:
+        if wt is None or os.path.realpath(main_repo_of(wt)) != engine.layout.repo:
+            raise NotARepo()
+    except (NotARepo, OSError):
+        raise InvalidInput(f"--cwd {cwd} is not inside a worktree of {engine.layout.repo}") from None
+    runtime = runtime_for(engine, p.runtime)
+    agent = None if p.no_agent else (p.agent or p.session)
+    if agent:
+        role = p.role or (engine.agents.get(agent, {}).get("role")) or "agent"
+        problem = names.agent_name_problem(agent, role)
+        if problem:
+            raise InvalidName(problem + " (the agent name defaults to the session name; pass --name)")
+    async with m.lock:
+        await m.discover()
+        rows = await asyncio.to_thread(m.tmux.sessions)
+        clash = next((r for r in rows if r["session_name"] == p.session), None)
+        if clash is not None:
+            if clash["@thrum_repo"] != engine.layout.repo:
+                raise Conflict(f"tmux session {p.session} exists and is not this repo's")
+            if not p.force:
+                raise Conflict(f"session {p.session} already exists (pass --force to replace it)")
+            await m.kill(p.session)
+        if agent:
+            # The identity exists before anything runs in the pane.
+            from thrum_engine.identity import register
+            from thrum_engine.model import RegisterParams
+
+            reg = await register(engine, Caller(worktree=os.path.realpath(wt)), RegisterParams(
+                name=agent, role=role, module=p.module, runtime=runtime.name, intent=p.intent,
+                start_session=True, force=p.force))
+            identity_file.write(wt, identity_file.identity_record(
+                {**reg["agent"], "intent": p.intent}, reg.get("session"), repo=engine.layout.repo, agent_pid=None))
+        tags = {"@thrum_repo": engine.layout.repo, "@thrum_agent": agent or "", "@thrum_runtime": runtime.name}
+        row = await asyncio.to_thread(tmux_call, m.tmux.create, p.session, cwd, pane_command(engine, agent),
+                                      tags=tags)
+        path = m.stream_path(p.session)
+        with open(path, "wb"):
+            pass  # a new session starts a new stream
+        await asyncio.to_thread(tmux_call, m.tmux.pipe, row["pane_id"], path)
+        s = m.adopt(p.session, row["pane_id"], agent or "", runtime, cwd)
+    return {"session": session_view(engine, s)}
+
+
+async def launch_runtime(engine: Engine, s: Session, runtime: runtimes.Runtime, prompt: str | None) -> dict:
+    """Type the runtime's command into the pane's shell, wait for its prompt, then prime it."""
+    m = manager(engine)
+    s.runtime = runtime
+    s.stream.runtime = runtime
+    await asyncio.to_thread(tmux_call, m.tmux.cmd, "set-option", "-t", f"={s.name}:", "@thrum_runtime", runtime.name)
+    if s.agent and s.agent in engine.agents and engine.agents[s.agent].get("runtime") != runtime.name:
+        await engine.commit(engine.event("agent.update", s.agent, {"name": s.agent,
+                                                                   "fields": {"runtime": runtime.name}}))
+    result = {"session": s.name, "runtime": runtime.name, "launched": False, "primed": False, "state": None}
+    if not runtime.command:
+        result["state"] = s.state.view()
+        return result
+    started = time.time()
+    await m.type_into(s, shlex.join(runtime.command))
+    result["launched"] = True
+    state = await m.wait_state(s, {"idle", "blocked"}, output_after=started,
+                               timeout=engine.settings.tmux.launch_timeout_seconds)
+    result["state"] = state.view()
+    if state.state != "idle":
+        result["note"] = "not primed: " + ("a dialog is open in the pane" if state.state == "blocked"
+                                           else f"the runtime did not reach its prompt ({state.state})")
+        return result
+    for text in filter(None, (runtime.prime, prompt)):
+        typed_at = time.time()
+        await m.type_into(s, text)
+        if text == runtime.prime:
+            result["primed"] = True
+        if prompt and text == runtime.prime:
+            await m.wait_state(s, {"idle", "blocked"}, output_after=typed_at,
+                               timeout=engine.settings.tmux.launch_timeout_seconds)
+    result["state"] = s.state.view()
+    return result
+
+
+@method("tmux.launch", LaunchParams, writes=True, timeout=False)
+async def launch(engine: Engine, caller: Caller, p: LaunchParams) -> dict:
+    s = get_session(engine, p.session)
+    runtime = runtime_for(engine, p.runtime or (s.runtime.name if s.runtime.name != "shell" else None))
+    return await launch_runtime(engine, s, runtime, p.prompt)
+
+
+@method("tmux.start", StartParams, writes=True, timeout=False)
+async def start(engine: Engine, caller: Caller, p: StartParams) -> dict:
+    created = await create(engine, caller, CreateParams(**p.model_dump(exclude={"prompt"})))
+    s = get_session(engine, p.session)
+    launched = await launch_runtime(engine, s, s.runtime, p.prompt)
+    return {"session": session_view(engine, s), "launch": launched, "created": created["session"]}
+
+
+@method("tmux.status", Params)
+async def status(engine: Engine, caller: Caller, p: Params) -> dict:
+    m = manager(engine)
+    await m.discover()
+    for s in m.sessions.values():
+        m.pump(s)
+    return {"sessions": [session_view(engine, s) for s in sorted(m.sessions.values(), key=lambda s: s.name)],
+            "socket_name": engine.settings.tmux.socket_name}
+
+
+@method("tmux.kill", SessionParams, writes=True)
+async def kill(engine: Engine, caller: Caller, p: SessionParams) -> dict:
+    s = get_session(engine, p.session)
+    await manager(engine).kill(s.name)
+    return {"killed": s.name}
+
+
+@method("tmux.send", SendParams, writes=True)
+async def send(engine: Engine, caller: Caller, p: SendParams) -> dict:
+    s = get_session(engine, p.session)
+    if not p.text:
+        raise InvalidInput("nothing to send")
+    await asyncio.to_thread(tmux_call, manager(engine).tmux.send_text, s.pane_id, p.text, enter=p.enter)
+    return {"session": s.name, "sent": len(p.text)}
+
+
+@method("tmux.capture", CaptureParams)
+async def capture(engine: Engine, caller: Caller, p: CaptureParams) -> dict:
+    s = get_session(engine, p.session)
+    if not 1 <= p.lines <= 10_000:
+        raise InvalidInput("--lines must be between 1 and 10000")
+    lines = await asyncio.to_thread(tmux_call, manager(engine).tmux.capture, s.pane_id, p.lines)
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return {"session": s.name, "lines": lines[-p.lines:]}
+
+
+@method("tmux.restart", RestartParams, writes=True, timeout=False)
+async def restart(engine: Engine, caller: Caller, p: RestartParams) -> dict:
+    m = manager(engine)
+    s = get_session(engine, p.session)
+    m.pump(s)
+    if s.state.state in ("working", "blocked") and not s.stream.dead and not p.force:
+        raise Conflict(f"session {s.name} is {s.state.state} ({s.state.source}); pass --force to restart it anyway")
+    runtime = runtime_for(engine, p.runtime or s.runtime.name)
+    await asyncio.to_thread(tmux_call, m.tmux.respawn, s.pane_id, s.cwd, pane_command(engine, s.agent))
+    s.stream.dead = False
+    await asyncio.sleep(0.2)  # let the new shell print its prompt before the runtime is typed
+    return await launch_runtime(engine, s, runtime, None)
+
+
+# -- runtime presets --
+
+
+class RuntimeNameParams(Params):
+    name: str
+
+
+@method("runtime.list", Params)
+async def runtime_list(engine: Engine, caller: Caller, p: Params) -> dict:
+    presets = await asyncio.to_thread(runtimes.load, engine.layout.repo)
+    return {"runtimes": [r.view() for _, r in sorted(presets.items())], "default": engine.settings.runtimes.default}
+
+
+@method("runtime.show", RuntimeNameParams)
+async def runtime_show(engine: Engine, caller: Caller, p: RuntimeNameParams) -> dict:
+    r = await asyncio.to_thread(runtimes.get, engine.layout.repo, p.name)
+    return {"runtime": r.view(), "default": engine.settings.runtimes.default == r.name}
+
+
+@method("runtime.set_default", RuntimeNameParams, writes=True)
+async def runtime_set_default(engine: Engine, caller: Caller, p: RuntimeNameParams) -> dict:
+    r = await asyncio.to_thread(runtimes.get, engine.layout.repo, p.name)
+    from thrum_engine.settings import update_config_file
+
+    await asyncio.to_thread(update_config_file, engine.layout.config_file, {"runtimes": {"default": r.name}})
+    engine.settings.runtimes.default = r.name
+    return {"default": r.name}

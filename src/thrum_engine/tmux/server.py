@@ -1,0 +1,126 @@
+"""libtmux calls, blocking (each forks `tmux`): the engine runs them in threads.
+
+Sessions are addressed by exact name (`=name`, tmux prefix-matches otherwise)
+and panes by id (`%N`). Every session Thrum creates carries user options
+`@thrum_repo`, `@thrum_agent` and `@thrum_runtime`, so a repo sees only its own.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import time
+
+import libtmux
+from libtmux.exc import LibTmuxException
+
+FIELDS = ("session_name", "@thrum_repo", "@thrum_agent", "@thrum_runtime", "pane_id", "pane_pid", "pane_dead",
+          "pane_current_path", "session_attached", "pane_pipe", "session_created")
+SEP = "\x1f"
+# Typing pitfalls (RUNTIMES.md §10): text with -l, a pause, then Enter on its own.
+ENTER_DELAY = 0.15
+CHUNK = 512
+
+
+class TmuxError(Exception):
+    pass
+
+
+class Tmux:
+    def __init__(self, socket_name: str | None) -> None:
+        self.socket_name = socket_name
+        self.server = libtmux.Server(socket_name=socket_name)
+
+    def cmd(self, *args: str) -> list[str]:
+        try:
+            res = self.server.cmd(*args)
+        except LibTmuxException as exc:
+            raise TmuxError(str(exc)) from None
+        if res.stderr and any(s.strip() for s in res.stderr):
+            raise TmuxError(" ".join(res.stderr).strip())
+        return res.stdout
+
+    def alive(self) -> bool:
+        try:
+            return self.server.is_alive()
+        except Exception:
+            return False
+
+    def sessions(self) -> list[dict]:
+        """Every session's first pane with Thrum's tags; [] when no server runs."""
+        if not self.alive():
+            return []
+        fmt = SEP.join("#{" + f + "}" for f in FIELDS)
+        try:
+            lines = self.cmd("list-panes", "-a", "-F", fmt)
+        except TmuxError:
+            return []
+        seen: dict[str, dict] = {}
+        for ln in lines:
+            parts = ln.split(SEP)
+            if len(parts) != len(FIELDS):
+                continue
+            row = dict(zip(FIELDS, parts))
+            seen.setdefault(row["session_name"], row)
+        return list(seen.values())
+
+    def exists(self, name: str) -> bool:
+        return any(s["session_name"] == name for s in self.sessions())
+
+    def create(self, name: str, cwd: str, command: str, *, tags: dict[str, str], width: int = 200,
+               height: int = 50) -> dict:
+        self.cmd("new-session", "-d", "-s", name, "-c", cwd, "-x", str(width), "-y", str(height), command)
+        try:
+            # (`=name:` — tmux 3.3 refuses a bare `=name` as a set-option target.)
+            for k, v in tags.items():
+                self.cmd("set-option", "-t", f"={name}:", k, v)
+            # Keep a dead pane visible so its exit can be seen (and its output read).
+            self.cmd("set-option", "-w", "-t", f"={name}:", "remain-on-exit", "on")
+            return next(s for s in self.sessions() if s["session_name"] == name)
+        except BaseException:
+            self.cmd("kill-session", "-t", f"={name}")
+            raise
+
+    def pipe(self, pane_id: str, path: str) -> None:
+        self.cmd("pipe-pane", "-O", "-t", pane_id, f"cat >> {shlex.quote(path)}")
+
+    def send_text(self, pane_id: str, text: str, *, enter: bool = True) -> None:
+        """Type `text` literally (never through a shell), then Enter after a pause."""
+        for i in range(0, len(text), CHUNK):
+            chunk = text[i:i + CHUNK]
+            if chunk:
+                self.cmd("send-keys", "-t", pane_id, "-l", "--", chunk)
+        if enter:
+            time.sleep(ENTER_DELAY)
+            self.cmd("send-keys", "-t", pane_id, "Enter")
+
+    def send_keys(self, pane_id: str, *keys: str) -> None:
+        self.cmd("send-keys", "-t", pane_id, *keys)
+
+    def capture(self, pane_id: str, lines: int = 50) -> list[str]:
+        return self.cmd("capture-pane", "-p", "-J", "-t", pane_id, "-S", f"-{max(lines, 1)}")
+
+    def kill(self, name: str) -> None:
+        self.cmd("kill-session", "-t", f"={name}")
+
+    def client_activity(self, name: str) -> float | None:
+        """Last key press of any client attached to the session (epoch seconds), None if none attached."""
+        try:
+            lines = self.cmd("list-clients", "-t", f"={name}", "-F", "#{client_activity}")
+        except TmuxError:
+            return None
+        stamps = [int(x) for x in lines if x.strip().isdigit()]
+        return max(stamps) if stamps else None
+
+    def respawn(self, pane_id: str, cwd: str, command: str) -> None:
+        self.cmd("respawn-pane", "-k", "-t", pane_id, "-c", cwd, command)
+
+
+def default_shell() -> str:
+    return os.environ.get("SHELL") or "/bin/sh"
+
+
+def shell_command(shell: str, *, env: dict[str, str], unset: tuple[str, ...]) -> str:
+    """The pane's first command: the shell, started by `env` with inherited variables removed."""
+    parts = ["env"] + [x for v in unset for x in ("-u", v)] + [f"{k}={v}" for k, v in env.items()]
+    return "exec " + " ".join(shlex.quote(p) for p in parts) + " " + shell
