@@ -175,3 +175,70 @@ def runtime_set_default(ctx: Ctx) -> int:
     _check("runtime", ctx.args["runtime"])
     r = ctx.call("runtime.set_default", {"name": ctx.args["runtime"]})
     return ctx.emit(r, lambda r: line(f"✓ Default runtime: {r['default']}"))
+
+
+def _seconds(ctx: Ctx, flag: str) -> float | None:
+    v = ctx.args.get(flag)
+    if v is None:
+        return None
+    from thrum_engine.durations import parse_duration
+
+    try:
+        return parse_duration(v)
+    except ValueError as exc:
+        raise CliError(f"--{flag}: {exc}") from None
+
+
+def _command_line(c: dict) -> str:
+    return f"{c['command_id']}  {c['status']:11s}  {c['command']}" + (f"  ({c['note']})" if c["note"] else "")
+
+
+def queue(ctx: Ctx) -> int:
+    _check("session", ctx.args["session"])
+    command = " ".join(ctx.args["command"])
+    if not command.strip():
+        raise CliError("nothing to queue: tmux queue SESSION CMD")
+    params: dict = {"session": ctx.args["session"], "command": command, "wait": ctx.args["wait"]}
+    for flag in ("timeout", "silence"):
+        v = _seconds(ctx, flag)
+        if v is not None:
+            params[flag] = v
+    r = ctx.call("tmux.queue", params, timeout=None)
+    c = r["command"]
+
+    def human(r: dict) -> None:
+        if ctx.args["wait"]:
+            if c["output"]:
+                line(c["output"])
+            if c["status"] != "done":
+                line(f"! {c['status']}" + (f": {c['note']}" if c["note"] else ""))
+        else:
+            line(f"✓ Queued {c['command_id']} in {c['session']}")
+
+    ctx.emit(r, human)
+    return 0 if not ctx.args["wait"] or c["status"] == "done" else 1
+
+
+def queue_status(ctx: Ctx) -> int:
+    _check("session", ctx.args["session"])
+    r = ctx.call("tmux.queue_status", {"session": ctx.args["session"]})
+
+    def human(r: dict) -> None:
+        if not r["commands"]:
+            line(f"No commands for {r['session']}.")
+        for c in r["commands"]:
+            line(_command_line(c))
+
+    return ctx.emit(r, human)
+
+
+def cancel(ctx: Ctx) -> int:
+    r = ctx.call("tmux.cancel", {"command_id": ctx.args["command_id"]})
+
+    def human(r: dict) -> None:
+        c = r["command"]
+        line(_command_line(c))
+        if c["output"]:
+            line(c["output"])
+
+    return ctx.emit(r, human)

@@ -131,6 +131,15 @@ def _message_seen(ev: dict, d: dict) -> Iterable[Op]:
         )
 
 
+def _message_notified(ev: dict, d: dict) -> Iterable[Op]:
+    at = d.get("at", ev["ts"])
+    for mid in d.get("message_ids", []):
+        yield (
+            "UPDATE deliveries SET notified_at=COALESCE(notified_at, ?) WHERE recipient=? AND message_id=?",
+            (at, d["recipient"], mid),
+        )
+
+
 def _message_purge(ev: dict, d: dict) -> Iterable[Op]:
     before = d.get("before") or "9999"
     yield ("DELETE FROM deliveries WHERE created_at < ?", (before,))
@@ -149,6 +158,7 @@ APPLIERS: dict[str, Callable[[dict, dict], Iterable[Op]]] = {
     "message.delete": _message_delete,
     "message.read": _message_read,
     "message.seen": _message_seen,
+    "message.notified": _message_notified,
     "message.purge": _message_purge,
 }
 

@@ -3,10 +3,10 @@ tables hold machine-local state that `doctor rebuild` carries over."""
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 PROJECTED = ("applied_events", "shard_offsets", "agents", "sessions", "messages", "deliveries")
-LOCAL = ("presence",)
+LOCAL = ("presence", "tmux_queue")
 
 # Each entry upgrades the schema from version i to i+1.
 MIGRATIONS: list[str] = [
@@ -74,5 +74,23 @@ MIGRATIONS: list[str] = [
     CREATE INDEX deliveries_unread ON deliveries(recipient, read_at, deleted, created_at);
     CREATE INDEX deliveries_message ON deliveries(message_id);
     CREATE TABLE presence(agent TEXT PRIMARY KEY, last_seen TEXT NOT NULL);
+    """,
+    # v2: the per-session command queue (machine-local: commands typed into this machine's panes).
+    """
+    CREATE TABLE tmux_queue(
+        id TEXT PRIMARY KEY,
+        session TEXT NOT NULL,
+        command TEXT NOT NULL,
+        requester TEXT,
+        status TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        started_at TEXT,
+        finished_at TEXT,
+        timeout REAL NOT NULL,
+        silence REAL NOT NULL,
+        output TEXT NOT NULL DEFAULT '',
+        note TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX tmux_queue_session ON tmux_queue(session, status, created_at);
     """,
 ]

@@ -52,14 +52,27 @@ class TmuxManager:
         self._watch_task: asyncio.Task | None = None
         self._stop = asyncio.Event()
         self.lock = asyncio.Lock()  # serialises create/kill against discovery
+        self.nudger = None
+        self.queue = None
 
     # -- lifecycle --
     async def start(self) -> None:
+        from thrum_engine.tmux.nudges import Nudger
+        from thrum_engine.tmux.queue import CommandQueue
+
         os.makedirs(self.dir, exist_ok=True)
         await self.discover()
         self._watch_task = asyncio.create_task(self._watch(), name="thrum-pane-watch")
+        self.nudger = Nudger(self.engine, self)
+        self.nudger.start()
+        self.queue = CommandQueue(self.engine, self)
+        await self.queue.start()
 
     async def stop(self) -> None:
+        if self.queue is not None:
+            await self.queue.stop()
+        if self.nudger is not None:
+            await self.nudger.stop()
         self._stop.set()
         for s in self.sessions.values():
             if s.timer:
@@ -88,22 +101,30 @@ class TmuxManager:
                 self.sessions[name].stream.dead = row["pane_dead"] == "1"
                 continue
             runtime = presets.get(row["@thrum_runtime"]) or runtimes.BUILTIN["shell"]
-            self.adopt(name, row["pane_id"], row["@thrum_agent"], runtime, row["pane_current_path"])
             if row["pane_pipe"] != "1":
                 await asyncio.to_thread(self.tmux.pipe, row["pane_id"], self.stream_path(name))
-            self.sessions[name].stream.dead = row["pane_dead"] == "1"
+            s = await self.adopt(name, row["pane_id"], row["@thrum_agent"], runtime, row["pane_current_path"])
+            s.stream.dead = row["pane_dead"] == "1"
         for name in list(self.sessions):
             if name not in live:
                 self.forget(name)
 
-    def adopt(self, name: str, pane_id: str, agent: str, runtime: runtimes.Runtime, cwd: str) -> Session:
+    async def adopt(self, name: str, pane_id: str, agent: str, runtime: runtimes.Runtime, cwd: str) -> Session:
+        """Track a session whose output is being piped. Its current screen is read once with
+        `capture-pane` (what it printed before the pipe started is not in the stream)."""
         path = self.stream_path(name)
         if not os.path.exists(path):
             open(path, "ab").close()
         stream = PaneStream(name, path, runtime)
-        # Read the recent past so a restarted engine knows the current screen.
-        stream.offset = max(0, stream.offset - 16_000)
-        stream.read_new()
+        try:
+            screen = await asyncio.to_thread(self.tmux.capture, pane_id, 200)
+        except TmuxError:
+            screen = []
+        while screen and not screen[-1].strip():
+            screen.pop()
+        stream.feed("\n".join(screen) + (" " if screen and screen[-1].endswith(("$", "#", "%", ">", "❯", "›"))
+                                          else ""))
+        stream.read_new()  # anything piped between the capture and now
         stream.last_output = time.monotonic() - self.settings.silence_seconds
         s = Session(name, pane_id, agent, runtime, cwd, stream)
         self.sessions[name] = s

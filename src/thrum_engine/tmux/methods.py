@@ -158,7 +158,7 @@ async def create(engine: Engine, caller: Caller, p: CreateParams) -> dict:
         with open(path, "wb"):
             pass  # a new session starts a new stream
         await asyncio.to_thread(tmux_call, m.tmux.pipe, row["pane_id"], path)
-        s = m.adopt(p.session, row["pane_id"], agent or "", runtime, cwd)
+        s = await m.adopt(p.session, row["pane_id"], agent or "", runtime, cwd)
     return {"session": session_view(engine, s)}
 
 
@@ -290,3 +290,70 @@ async def runtime_set_default(engine: Engine, caller: Caller, p: RuntimeNamePara
     await asyncio.to_thread(update_config_file, engine.layout.config_file, {"runtimes": {"default": r.name}})
     engine.settings.runtimes.default = r.name
     return {"default": r.name}
+
+
+# -- command queue --
+
+
+class QueueParams(Params):
+    session: str
+    command: str
+    wait: bool = False
+    timeout: float = 600
+    silence: float | None = None
+
+
+class CommandIdParams(Params):
+    command_id: str
+
+
+def _queue(engine: Engine):
+    q = manager(engine).queue
+    if q is None:
+        raise ThrumError("the command queue is not running")
+    return q
+
+
+def command_view(row: dict) -> dict:
+    return {"command_id": row["id"], "session": row["session"], "command": row["command"],
+            "requester": row["requester"], "status": row["status"], "created_at": row["created_at"],
+            "started_at": row["started_at"], "finished_at": row["finished_at"], "output": row["output"],
+            "note": row["note"]}
+
+
+@method("tmux.queue", QueueParams, writes=True, timeout=False)
+async def queue(engine: Engine, caller: Caller, p: QueueParams) -> dict:
+    s = get_session(engine, p.session)
+    if not p.command.strip():
+        raise InvalidInput("nothing to queue")
+    if "\n" in p.command:
+        raise InvalidInput("a queued command is one line")
+    if not 0 < p.timeout <= 86400:
+        raise InvalidInput("--timeout must be between 0 and 86400 seconds")
+    silence = engine.settings.tmux.silence_seconds if p.silence is None else p.silence
+    if not 0 <= silence <= 3600:
+        raise InvalidInput("--silence must be between 0 and 3600 seconds")
+    q = _queue(engine)
+    row = await q.enqueue(s.name, p.command, caller.name if caller.name in engine.agents else None, p.timeout,
+                          silence)
+    if p.wait:
+        row = await q.wait(row["id"], p.timeout + 5)
+    return {"command": command_view(row)}
+
+
+@method("tmux.queue_status", SessionParams)
+async def queue_status(engine: Engine, caller: Caller, p: SessionParams) -> dict:
+    s = get_session(engine, p.session)
+    return {"session": s.name, "commands": [command_view(r) for r in await _queue(engine).listing(s.name)]}
+
+
+@method("tmux.cancel", CommandIdParams, writes=True)
+async def cancel(engine: Engine, caller: Caller, p: CommandIdParams) -> dict:
+    from thrum_engine import ids
+
+    if not ids.is_id(p.command_id, "cmd"):
+        raise InvalidInput(f"invalid command id {p.command_id!r} (expected cmd_<ULID>)")
+    row = await _queue(engine).cancel(p.command_id)
+    if row is None:
+        raise NotFound(f"no command {p.command_id}")
+    return {"command": command_view(row)}

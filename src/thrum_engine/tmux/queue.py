@@ -1,0 +1,242 @@
+"""The per-session command queue: FIFO, persisted in SQLite (machine-local), typed into the
+pane only when it is idle; output is taken from the pane stream until the pane is idle and
+quiet again (or the command times out), and the result goes to the requester as a message
+from `system` (or back to a `--wait` caller).
+
+After an engine restart, commands that were running are reported interrupted and queued
+ones resume.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+from thrum_engine import ids
+from thrum_engine.durations import iso
+from thrum_engine.tmux.manager import Session, TmuxManager
+from thrum_engine.tmux.panes import PaneState
+
+log = logging.getLogger("thrum.queue")
+
+OUTPUT_CAP = 64_000
+FINAL = ("done", "timeout", "cancelled", "interrupted", "failed")
+
+
+@dataclass
+class Running:
+    id: str
+    session: str
+    command: str
+    requester: str | None
+    timeout: float
+    silence: float
+    started: float  # wall
+    output: list[str] = field(default_factory=list)
+    size: int = 0
+    timer: asyncio.TimerHandle | None = None
+    check: asyncio.TimerHandle | None = None
+
+    def add(self, text: str) -> None:
+        if self.size < OUTPUT_CAP:
+            self.output.append(text[: OUTPUT_CAP - self.size])
+            self.size += len(text)
+
+    def text(self) -> str:
+        """What the command printed: the typed echo and the returning prompt trimmed."""
+        lines = "".join(self.output).split("\n")
+        if lines and self.command.strip() and self.command.strip() in lines[0]:
+            lines = lines[1:]
+        while lines and not lines[-1].strip():
+            lines.pop()
+        if lines and len(lines[-1].strip()) <= 40 and not lines[-1].endswith((".", ")")):
+            lines.pop()  # the prompt that came back
+        return "\n".join(lines).strip("\n")
+
+
+class CommandQueue:
+    def __init__(self, engine, manager: TmuxManager) -> None:
+        self.engine = engine
+        self.m = manager
+        self.running: dict[str, Running] = {}  # session -> its running command
+        self.waiters: dict[str, list[asyncio.Future]] = {}
+        self._starting: set[str] = set()
+
+    async def start(self) -> None:
+        rows = await self.engine.store.all("SELECT * FROM tmux_queue WHERE status = 'running'")
+        for r in rows:
+            await self._finish_row(r, "interrupted", r["output"], "the engine restarted while it ran")
+        self.m.listeners.append(self.on_state)
+        self.m.output_listeners.append(self.on_output)
+        for (session,) in await self._queued_sessions():
+            self.kick(session)
+
+    async def stop(self) -> None:
+        for run in self.running.values():
+            for h in (run.timer, run.check):
+                if h:
+                    h.cancel()
+
+    async def _queued_sessions(self) -> list[tuple[str]]:
+        rows = await self.engine.store.all("SELECT DISTINCT session FROM tmux_queue WHERE status = 'queued'")
+        return [(r["session"],) for r in rows]
+
+    async def _write(self, sql: str, params: tuple) -> None:
+        async with self.engine.writer.lock:
+            await self.engine.store.write_local(sql, [params])
+
+    # -- API --
+    async def enqueue(self, session: str, command: str, requester: str | None, timeout: float,
+                      silence: float) -> dict:
+        cid = ids.new_id("cmd")
+        await self._write(
+            "INSERT INTO tmux_queue(id, session, command, requester, status, created_at, timeout, silence)"
+            " VALUES (?,?,?,?,?,?,?,?)", (cid, session, command, requester, "queued", iso(), timeout, silence))
+        self.kick(session)
+        return await self.get(cid)
+
+    async def get(self, cid: str) -> dict | None:
+        row = await self.engine.store.one("SELECT * FROM tmux_queue WHERE id = ?", (cid,))
+        if row and row["status"] == "running":
+            run = self.running.get(row["session"])
+            if run and run.id == cid:
+                row["output"] = run.text()
+        return row
+
+    async def wait(self, cid: str, timeout: float) -> dict | None:
+        row = await self.get(cid)
+        if row and row["status"] in FINAL:
+            return row
+        fut = asyncio.get_running_loop().create_future()
+        self.waiters.setdefault(cid, []).append(fut)
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        except asyncio.TimeoutError:
+            return await self.get(cid)
+
+    async def listing(self, session: str) -> list[dict]:
+        rows = await self.engine.store.all(
+            "SELECT * FROM tmux_queue WHERE session = ? ORDER BY created_at DESC LIMIT 50", (session,))
+        for r in rows:
+            run = self.running.get(session)
+            if r["status"] == "running" and run and run.id == r["id"]:
+                r["output"] = run.text()
+        return rows
+
+    async def cancel(self, cid: str) -> dict | None:
+        row = await self.get(cid)
+        if row is None or row["status"] in FINAL:
+            return row
+        if row["status"] == "running":
+            run = self.running.pop(row["session"], None)
+            output = run.text() if run else row["output"]
+            if run:
+                for h in (run.timer, run.check):
+                    if h:
+                        h.cancel()
+            await self._finish_row(row, "cancelled", output, "cancelled while running (partial output)")
+            self.kick(row["session"])
+        else:
+            await self._finish_row(row, "cancelled", "", "cancelled before it started")
+        return await self.get(cid)
+
+    # -- the machine --
+    def kick(self, session: str) -> None:
+        if session not in self.running and session not in self._starting:
+            self._starting.add(session)
+            asyncio.create_task(self._start_next(session))
+
+    async def _start_next(self, session: str) -> None:
+        try:
+            s = self.m.sessions.get(session)
+            if s is None:
+                return
+            self.m.pump(s)
+            if s.state.state != "idle" or session in self.running:
+                return  # the next change to idle kicks again
+            row = await self.engine.store.one(
+                "SELECT * FROM tmux_queue WHERE session = ? AND status = 'queued' ORDER BY created_at, id LIMIT 1",
+                (session,))
+            if row is None:
+                return
+            run = Running(row["id"], session, row["command"], row["requester"], row["timeout"], row["silence"],
+                          time.time())
+            self.running[session] = run
+            await self._write("UPDATE tmux_queue SET status='running', started_at=? WHERE id=?", (iso(), run.id))
+            loop = asyncio.get_running_loop()
+            run.timer = loop.call_later(run.timeout, lambda: asyncio.create_task(self._complete(run, "timeout")))
+            try:
+                await self.m.type_into(s, run.command)
+            except Exception as exc:
+                self.running.pop(session, None)
+                await self._finish_row(row, "failed", "", f"could not type into the pane: {exc}")
+        except Exception:
+            log.exception("queue for %s failed", session)
+        finally:
+            self._starting.discard(session)
+
+    def on_output(self, s: Session, text: str) -> None:
+        run = self.running.get(s.name)
+        if run is not None:
+            run.add(text)
+
+    def on_state(self, s: Session, state: PaneState) -> None:
+        run = self.running.get(s.name)
+        if run is None:
+            if state.state == "idle":
+                self.kick(s.name)
+            return
+        if state.state == "idle" and s.stream.last_output_wall > run.started:
+            self._check_done(s, run)
+
+    def _check_done(self, s: Session, run: Running) -> None:
+        if self.running.get(s.name) is not run:
+            return
+        quiet = time.time() - s.stream.last_output_wall
+        if s.state.state == "idle" and quiet >= run.silence:
+            asyncio.create_task(self._complete(run, "done"))
+            return
+        if s.state.state == "idle":
+            run.check = asyncio.get_running_loop().call_later(run.silence - quiet + 0.01, self._check_done, s, run)
+
+    async def _complete(self, run: Running, status: str) -> None:
+        if self.running.get(run.session) is not run:
+            return
+        del self.running[run.session]
+        for h in (run.timer, run.check):
+            if h:
+                h.cancel()
+        row = await self.engine.store.one("SELECT * FROM tmux_queue WHERE id = ?", (run.id,))
+        note = f"no idle prompt within {run.timeout:g}s (partial output)" if status == "timeout" else ""
+        if row:
+            await self._finish_row(row, status, run.text(), note)
+        self.kick(run.session)
+
+    async def _finish_row(self, row: dict, status: str, output: str, note: str) -> None:
+        await self._write("UPDATE tmux_queue SET status=?, finished_at=?, output=?, note=? WHERE id=?",
+                          (status, iso(), output, note, row["id"]))
+        final = await self.engine.store.one("SELECT * FROM tmux_queue WHERE id = ?", (row["id"],))
+        waiters = self.waiters.pop(row["id"], [])
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(final)
+        requester = row["requester"]
+        if not waiters and requester and requester in self.engine.agents:
+            await self._report(final, requester)
+
+    async def _report(self, row: dict, requester: str) -> None:
+        from thrum_engine.messaging import create_message
+
+        body = f"Command {row['id']} in {row['session']} {row['status']}: `{row['command']}`"
+        if row["note"]:
+            body += f" ({row['note']})"
+        if row["output"]:
+            cap = self.engine.settings.messages.max_body_bytes - 1024
+            body += "\n```\n" + row["output"][-cap:] + "\n```"
+        try:
+            await create_message(self.engine, "system", body, to=["@" + requester], fmt="markdown",
+                                 scopes=[f"session:{row['session']}"], refs=[f"command:{row['id']}"])
+        except Exception:
+            log.exception("could not report %s to @%s", row["id"], requester)
