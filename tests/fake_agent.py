@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """A stand-in for an interactive agent CLI, for tests: it draws a runtime's idle prompt,
 has a busy phase with a spinner, can show a permission dialog, runs `thrum` when told to,
-and records every line typed into it (--log) so tests can see exactly what arrived.
+and records every line typed into it (--log) so tests can see exactly what arrived; input
+that was already waiting when it came back to its prompt is noted in `<log>.typeahead`.
 
 Typed commands:  busy SECONDS | dialog | run THRUM-ARGS... | exit | anything else (echoed)
 """
@@ -9,6 +10,7 @@ Typed commands:  busy SECONDS | dialog | run THRUM-ARGS... | exit | anything els
 from __future__ import annotations
 
 import argparse
+import select
 import shlex
 import subprocess
 import sys
@@ -47,6 +49,10 @@ def main() -> int:
 
     out(f"fake {a.style} agent ready")
     while True:
+        if select.select([sys.stdin], [], [], 0)[0]:
+            # Input typed while we were busy (not at the prompt): tests check nudges never do this.
+            with open(a.log + ".typeahead", "a", encoding="utf-8") as fh:
+                fh.write("typeahead\n")
         out(prompt, end="")
         try:
             line = sys.stdin.readline()

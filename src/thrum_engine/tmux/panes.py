@@ -18,7 +18,7 @@ from thrum_engine.tmux.runtimes import Runtime
 # CSI / OSC / two-byte escapes and C0 controls other than \t \n \r.
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[()][0-9A-Za-z]|\x1b[=>NOMc78]"
                    r"|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_CR = re.compile(r"\r+\n|\r")
+_CRLF = re.compile(r"\r+\n")
 TAIL_CHARS = 16_000
 SCAN_CHARS = 4_000
 
@@ -34,7 +34,23 @@ def _lines_after(text: str, pos: int) -> int:
 
 
 def clean(data: str) -> str:
-    return _CR.sub("\n", _ANSI.sub("", data))
+    """Escape sequences and control characters removed; CRLF made LF. A lone CR stays (see `render`)."""
+    return _CRLF.sub("\n", _ANSI.sub("", data))
+
+
+def render(text: str) -> str:
+    """Apply carriage returns the way a terminal does: `abcdef\rxy` shows as `xycdef`."""
+    if "\r" not in text:
+        return text
+    out = []
+    for line in text.split("\n"):
+        if "\r" in line:
+            shown = ""
+            for part in line.split("\r"):
+                shown = part + shown[len(part):]
+            line = shown
+        out.append(line)
+    return "\n".join(out)
 
 
 @dataclass
@@ -99,7 +115,7 @@ class PaneStream:
         if self.dead:
             new = PaneState("exited", "pane: process exited", time.time())
             return self._settle(new)
-        window = self.tail[-SCAN_CHARS:]
+        window = render(self.tail[-SCAN_CHARS:])
         quiet = now_mono - self.last_output if self.last_output else None
         dialog = self._latest("dialog", window)
         busy = self._latest("busy", window)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from thrum_engine import ids
 from thrum_engine.durations import iso
 from thrum_engine.tmux.manager import Session, TmuxManager
-from thrum_engine.tmux.panes import PaneState
+from thrum_engine.tmux.panes import PaneState, render
 
 log = logging.getLogger("thrum.queue")
 
@@ -44,15 +44,17 @@ class Running:
             self.output.append(text[: OUTPUT_CAP - self.size])
             self.size += len(text)
 
-    def text(self) -> str:
-        """What the command printed: the typed echo and the returning prompt trimmed."""
-        lines = "".join(self.output).split("\n")
-        if lines and self.command.strip() and self.command.strip() in lines[0]:
-            lines = lines[1:]
+    def text(self, runtime=None) -> str:
+        """What the command printed: everything up to its typed echo, and the prompt it returned to, cut."""
+        out = render("".join(self.output))
+        idx = out.find(self.command)
+        if idx >= 0:
+            out = out[idx + len(self.command):]
+        lines = out.split("\n")
         while lines and not lines[-1].strip():
             lines.pop()
-        if lines and len(lines[-1].strip()) <= 40 and not lines[-1].endswith((".", ")")):
-            lines.pop()  # the prompt that came back
+        if lines and runtime is not None and any(p.search(lines[-1] + " ") for p in runtime.compiled("idle")):
+            lines.pop()
         return "\n".join(lines).strip("\n")
 
 
@@ -87,6 +89,10 @@ class CommandQueue:
         async with self.engine.writer.lock:
             await self.engine.store.write_local(sql, [params])
 
+    def _runtime(self, session: str):
+        s = self.m.sessions.get(session)
+        return s.runtime if s else None
+
     # -- API --
     async def enqueue(self, session: str, command: str, requester: str | None, timeout: float,
                       silence: float) -> dict:
@@ -102,7 +108,7 @@ class CommandQueue:
         if row and row["status"] == "running":
             run = self.running.get(row["session"])
             if run and run.id == cid:
-                row["output"] = run.text()
+                row["output"] = run.text(self._runtime(run.session))
         return row
 
     async def wait(self, cid: str, timeout: float) -> dict | None:
@@ -122,7 +128,7 @@ class CommandQueue:
         for r in rows:
             run = self.running.get(session)
             if r["status"] == "running" and run and run.id == r["id"]:
-                r["output"] = run.text()
+                r["output"] = run.text(self._runtime(session))
         return rows
 
     async def cancel(self, cid: str) -> dict | None:
@@ -131,7 +137,7 @@ class CommandQueue:
             return row
         if row["status"] == "running":
             run = self.running.pop(row["session"], None)
-            output = run.text() if run else row["output"]
+            output = run.text(self._runtime(row["session"])) if run else row["output"]
             if run:
                 for h in (run.timer, run.check):
                     if h:
@@ -211,7 +217,7 @@ class CommandQueue:
         row = await self.engine.store.one("SELECT * FROM tmux_queue WHERE id = ?", (run.id,))
         note = f"no idle prompt within {run.timeout:g}s (partial output)" if status == "timeout" else ""
         if row:
-            await self._finish_row(row, status, run.text(), note)
+            await self._finish_row(row, status, run.text(self._runtime(run.session)), note)
         self.kick(run.session)
 
     async def _finish_row(self, row: dict, status: str, output: str, note: str) -> None:

@@ -88,6 +88,8 @@ class Tmux:
         """Type `text` literally (never through a shell), then Enter after a pause."""
         for i in range(0, len(text), CHUNK):
             chunk = text[i:i + CHUNK]
+            if chunk.endswith(";"):
+                chunk = chunk[:-1] + "\\;"  # tmux takes a trailing `;` as a command separator
             if chunk:
                 self.cmd("send-keys", "-t", pane_id, "-l", "--", chunk)
         if enter:

@@ -1,0 +1,267 @@
+"""Nudges and the command queue, with a real tmux server on a private socket and the fake agent."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+FAKE = Path(__file__).with_name("fake_agent.py")
+
+
+def wait_for(cond, timeout: float = 15.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = cond()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def make_tmux_repo(make_repo, tmp_path):
+    """Repos whose engine uses a private tmux server and knows fake claude runtimes."""
+    made = []
+
+    def make(**env: str):
+        repo = make_repo()
+        sock = f"thrum-test-{uuid.uuid4().hex[:12]}"
+        repo.env.update({"THRUM_TMUX__SOCKET_NAME": sock, "THRUM_TMUX__SHELL": "bash --norc --noprofile",
+                         "THRUM_TMUX__SILENCE_SECONDS": "0.4", "THRUM_TMUX__TYPING_SECONDS": "1.5", **env})
+        assert repo.run("init").code == 0
+        repo.sock = sock
+        repo.logs = tmp_path
+        presets = {f"fake_{n}": {"extends": "claude", "command": [sys.executable, str(FAKE), "--log",
+                                                                  str(tmp_path / f"{n}.log")]}
+                   for n in ("a", "b", "c")}
+        (repo.path / ".thrum" / "runtimes.json").write_text(json.dumps({"presets": presets}))
+        made.append(repo)
+        return repo
+
+    yield make
+    for repo in made:
+        repo.stop()
+        subprocess.run(["tmux", "-L", repo.sock, "kill-server"], capture_output=True)
+        try:
+            os.unlink(f"/tmp/tmux-{os.getuid()}/{repo.sock}")
+        except FileNotFoundError:
+            pass
+
+
+@pytest.fixture
+def tmux_repo(make_tmux_repo):
+    return make_tmux_repo()
+
+
+def jq(agent, *args):
+    """--json first: `tmux queue S -- CMD` takes everything after `--` as the command."""
+    return agent.ok("--json", *args).json
+
+
+def log_lines(repo, n: str) -> list[str]:
+    p = repo.logs / f"{n}.log"
+    return p.read_text().splitlines() if p.exists() else []
+
+
+def start_agent(repo, session: str, agent: str, fake: str) -> None:
+    r = repo.run("tmux", "create", session, "--cwd", str(repo.path), "--name", agent, "--role", "worker",
+                 "--runtime", f"fake_{fake}")
+    assert r.code == 0, r.err
+    r = repo.run("tmux", "launch", session, timeout=90)
+    assert r.code == 0 and "primed" in r.out, r.err + r.out
+    wait_for(lambda: pane_state(repo, session) == "idle", what=f"{session} idle")
+
+
+def pane_state(repo, session: str) -> str | None:
+    r = repo.run("tmux", "status", "--json")
+    for s in r.json["sessions"] if r.code == 0 else []:
+        if s["name"] == session:
+            return s["pane_state"]["state"]
+    return None
+
+
+def nudges(repo, n: str) -> list[str]:
+    return [ln for ln in log_lines(repo, n) if ln.startswith(("New message", "2 new", "3 new")) or " new messages" in ln]
+
+
+@pytest.fixture
+def boss(tmux_repo):
+    return tmux_repo.agent("boss", "lead", worktree=False)
+
+
+def test_mail_to_an_idle_agent_is_nudged_once_and_marked_notified(tmux_repo, boss):
+    start_agent(tmux_repo, "s1", "worker1", "a")
+    sent = boss.json("send", "please look at the auth bug", "--to", "@worker1")
+    wait_for(lambda: nudges(tmux_repo, "a"), what="the nudge")
+    assert nudges(tmux_repo, "a") == ["New message from @boss — run `thrum inbox --unread`"]
+    shown = boss.json("sent", "show", sent["message_id"])["message"]["deliveries"]
+    wait_for(lambda: boss.json("sent", "show", sent["message_id"])["message"]["deliveries"][0]["state"] == "notified",
+             what="notified state")
+    assert shown[0]["recipient"] == "worker1"
+    assert not (tmux_repo.logs / "a.log.typeahead").exists()
+
+
+def test_no_nudge_into_a_dialog_then_one_coalesced_nudge_when_it_clears(tmux_repo, boss):
+    start_agent(tmux_repo, "s1", "worker1", "a")
+    assert tmux_repo.run("tmux", "send", "s1", "dialog").code == 0
+    wait_for(lambda: pane_state(tmux_repo, "s1") == "blocked", what="blocked")
+    boss.ok("send", "first", "--to", "@worker1")
+    boss.ok("send", "second", "--to", "@worker1")
+    time.sleep(1.0)  # give a wrong nudge every chance to happen
+    assert not [ln for ln in log_lines(tmux_repo, "a") if ln.startswith("answer:")], "typed into the dialog"
+    assert tmux_repo.run("tmux", "send", "s1", "1").code == 0
+    wait_for(lambda: nudges(tmux_repo, "a"), what="the deferred nudge")
+    time.sleep(0.6)
+    assert log_lines(tmux_repo, "a")[-2:] == ["answer: 1", "2 new messages from @boss — run `thrum inbox --unread`"]
+
+
+def test_no_nudge_while_the_agent_is_busy(tmux_repo, boss):
+    start_agent(tmux_repo, "s1", "worker1", "a")
+    assert tmux_repo.run("tmux", "send", "s1", "busy 1.5").code == 0
+    wait_for(lambda: pane_state(tmux_repo, "s1") == "working", what="working")
+    boss.ok("send", "while busy", "--to", "@worker1")
+    wait_for(lambda: nudges(tmux_repo, "a"), what="the nudge after busy")
+    assert log_lines(tmux_repo, "a")[-2:] == ["busy 1.5", "New message from @boss — run `thrum inbox --unread`"]
+    assert not (tmux_repo.logs / "a.log.typeahead").exists(), "the nudge was typed while the agent was busy"
+
+
+def test_the_sender_is_never_nudged_about_its_own_broadcast(tmux_repo, boss):
+    start_agent(tmux_repo, "s1", "worker1", "a")
+    start_agent(tmux_repo, "s2", "worker2", "b")
+    assert tmux_repo.run("tmux", "send", "s1", "run send everyone listen --broadcast").code == 0
+    wait_for(lambda: nudges(tmux_repo, "b"), what="worker2's nudge")
+    time.sleep(0.8)
+    assert nudges(tmux_repo, "a") == []
+    assert nudges(tmux_repo, "b") == ["New message from @worker1 — run `thrum inbox --unread`"]
+
+
+def test_no_nudge_while_a_human_types_in_an_attached_client(tmux_repo, boss):
+    start_agent(tmux_repo, "s1", "worker1", "a")
+    outer = f"{tmux_repo.sock}-outer"
+    env = {k: v for k, v in tmux_repo.env.items() if k != "TMUX"}
+    subprocess.run(["tmux", "-L", outer, "-f", "/dev/null", "new-session", "-d", "-s", "human", "-x", "120", "-y", "40",
+                    f"tmux -L {tmux_repo.sock} attach-session -t =s1"], env=env, check=True)
+    try:
+        wait_for(lambda: subprocess.run(["tmux", "-L", tmux_repo.sock, "list-clients"], capture_output=True,
+                                        text=True).stdout.strip(), what="an attached client")
+        subprocess.run(["tmux", "-L", outer, "send-keys", "-t", "=human:", "-l", "half a thou"], check=True)
+        boss.ok("send", "interrupting?", "--to", "@worker1")
+        time.sleep(0.8)
+        assert nudges(tmux_repo, "a") == [], "nudged while a human was typing"
+        # The human finishes the line; after the typing window the nudge follows.
+        subprocess.run(["tmux", "-L", outer, "send-keys", "-t", "=human:", "ght", "Enter"], check=True)
+        wait_for(lambda: nudges(tmux_repo, "a"), what="the nudge after typing stopped")
+        assert "half a thought" in log_lines(tmux_repo, "a")
+    finally:
+        subprocess.run(["tmux", "-L", outer, "kill-server"], capture_output=True)
+
+
+def test_the_backstop_renudges_mail_left_unread_and_stops_once_read(make_tmux_repo):
+    repo = make_tmux_repo(THRUM_TMUX__NUDGE_BACKSTOP_SECONDS="1.5")
+    boss = repo.agent("boss", "lead", worktree=False)
+    start_agent(repo, "s1", "worker1", "a")
+    boss.ok("send", "ping", "--to", "@worker1")
+    wait_for(lambda: len(nudges(repo, "a")) >= 2, timeout=20, what="a backstop re-nudge")
+    worker = repo.agent("worker1", "worker", worktree=False)  # the same identity, from a shell
+    assert worker.run("inbox").code == 0  # reading it ...
+    count = len(nudges(repo, "a"))
+    time.sleep(3.5)
+    assert len(nudges(repo, "a")) == count  # ... ends the re-nudging
+
+
+# -- the command queue --
+
+
+def test_queue_wait_prints_the_output(tmux_repo, boss):
+    r = tmux_repo.run("tmux", "create", "sh", "--cwd", str(tmux_repo.path), "--name", "shelly", "--role", "worker",
+                      "--runtime", "shell")
+    assert r.code == 0, r.err
+    wait_for(lambda: pane_state(tmux_repo, "sh") == "idle", what="shell idle")
+    r = tmux_repo.run("tmux", "queue", "sh", "--wait", "--timeout", "20", "--", "echo", "hello queue")
+    assert r.code == 0, r.err
+    assert "hello queue" in r.out
+    status = tmux_repo.run("tmux", "queue-status", "sh", "--json").json["commands"]
+    assert [c["status"] for c in status] == ["done"]
+
+
+def test_queued_commands_run_in_order_and_report_to_the_requester(tmux_repo, boss):
+    start_agent(tmux_repo, "s1", "worker1", "a")
+    assert tmux_repo.run("tmux", "send", "s1", "busy 1").code == 0
+    wait_for(lambda: pane_state(tmux_repo, "s1") == "working", what="working")
+    first = jq(boss, "tmux", "queue", "s1", "--", "first task")["command"]
+    second = jq(boss, "tmux", "queue", "s1", "--", "second task")["command"]
+    assert first["status"] == "queued" and second["status"] in ("queued", "running")
+    wait_for(lambda: [c["status"] for c in boss.json("tmux", "queue-status", "s1")["commands"]] == ["done", "done"],
+             timeout=30, what="both commands done")
+    lines = log_lines(tmux_repo, "a")
+    assert lines[lines.index("busy 1"):][1:3] == ["first task", "second task"]
+    inbox = boss.json("inbox")["messages"]
+    reports = [m for m in inbox if m["agent_id"] == "system"]
+    assert len(reports) == 2
+    assert any(first["command_id"] in m["body"]["content"] and "ok: first task" in m["body"]["content"]
+               for m in reports)
+    assert not (tmux_repo.logs / "a.log.typeahead").exists()
+
+
+def test_cancel_a_queued_and_a_running_command(tmux_repo, boss):
+    r = tmux_repo.run("tmux", "create", "sh", "--cwd", str(tmux_repo.path), "--no-agent", "--runtime", "shell")
+    assert r.code == 0, r.err
+    wait_for(lambda: pane_state(tmux_repo, "sh") == "idle", what="shell idle")
+    running = jq(boss, "tmux", "queue", "sh", "--", "echo partial-output; sleep 5; echo never")["command"]
+    queued = jq(boss, "tmux", "queue", "sh", "--", "echo should-not-run")["command"]
+    wait_for(lambda: "partial-output" in (boss.json("tmux", "queue-status", "sh")["commands"][-1]["output"] or ""),
+             what="partial output")
+    q = boss.json("tmux", "cancel", queued["command_id"])["command"]
+    assert q["status"] == "cancelled" and q["output"] == ""
+    c = boss.json("tmux", "cancel", running["command_id"])["command"]
+    assert c["status"] == "cancelled" and "partial-output" in c["output"] and "never" not in c["output"]
+
+
+def test_a_command_that_never_returns_times_out(tmux_repo, boss):
+    r = tmux_repo.run("tmux", "create", "sh", "--cwd", str(tmux_repo.path), "--no-agent", "--runtime", "shell")
+    assert r.code == 0
+    wait_for(lambda: pane_state(tmux_repo, "sh") == "idle", what="shell idle")
+    r = tmux_repo.run("tmux", "queue", "sh", "--wait", "--timeout", "1.5", "--json", "--", "sleep 30")
+    assert r.code == 1
+    assert r.json["command"]["status"] == "timeout"
+
+
+def test_after_an_engine_restart_running_is_interrupted_and_queued_resume(tmux_repo, boss):
+    r = tmux_repo.run("tmux", "create", "sh", "--cwd", str(tmux_repo.path), "--no-agent", "--runtime", "shell")
+    assert r.code == 0
+    wait_for(lambda: pane_state(tmux_repo, "sh") == "idle", what="shell idle")
+    slow = jq(boss, "tmux", "queue", "sh", "--", "sleep 2; echo slow-done")["command"]
+    later = jq(boss, "tmux", "queue", "sh", "--", "echo after-restart")["command"]
+    wait_for(lambda: boss.json("tmux", "queue-status", "sh")["commands"][-1]["status"] == "running",
+             what="the slow one running")
+    assert tmux_repo.run("daemon", "restart").code == 0
+    wait_for(lambda: {c["command_id"]: c["status"] for c in boss.json("tmux", "queue-status", "sh")["commands"]}
+             == {slow["command_id"]: "interrupted", later["command_id"]: "done"}, timeout=30,
+             what="interrupted + resumed")
+    reports = [m["body"]["content"] for m in boss.json("inbox")["messages"] if m["agent_id"] == "system"]
+    assert any(slow["command_id"] in b and "interrupted" in b for b in reports)
+
+
+def test_queued_text_reaches_the_runtime_literally(tmux_repo, boss, tmp_path):
+    start_agent(tmux_repo, "s1", "worker1", "a")
+    nasty = f"echo $(touch {tmp_path}/pwned) `id` ; rm -rf x; 'quote' \"dq\" trailing;"
+    r = boss.run("tmux", "queue", "s1", "--wait", "--timeout", "20", "--", nasty)
+    assert r.code == 0, r.err
+    assert nasty in log_lines(tmux_repo, "a")
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_queue_bad_input(tmux_repo, boss):
+    r = boss.run("tmux", "queue", "nosuch", "--", "ls")
+    assert r.code == 1 and "no session nosuch" in r.err
+    r = boss.run("tmux", "queue", "bad.name", "--", "ls")
+    assert r.code == 1 and "invalid session name" in r.err
+    r = boss.run("tmux", "cancel", "cmd_nope")
+    assert r.code == 1 and "invalid command id" in r.err
