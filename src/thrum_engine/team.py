@@ -19,10 +19,18 @@ from thrum_engine.workcontext import context_of, default_branch, worktrees
 PRESENCE_ORDER = {"blocked": 0, "stuck": 1, "working": 2, "online": 3, "idle": 4, "offline": 5}
 
 
+def pane_of(engine: Engine, name: str):
+    return engine.tmux.for_agent(name) if engine.tmux is not None else None
+
+
 def presence(engine: Engine, name: str, now: float | None = None) -> tuple[str, float]:
     """(state, seconds since last activity). Explicit status wins while the agent is active."""
     now = now or time.time()
     age = now - last_activity(engine, name)
+    pane = pane_of(engine, name)
+    if pane is not None and not pane.stream.dead and pane.state.state in ("working", "idle", "blocked"):
+        # A live pane is the freshest witness of what the agent is doing.
+        return pane.state.state, now - pane.state.since
     settings = engine.settings.presence
     if name not in engine.active_sessions or age > settings.offline_after_seconds:
         return "offline", age
@@ -55,6 +63,9 @@ def member(engine: Engine, name: str, unread: int, now: float) -> dict:
         "branch": current_branch(wt) if wt and os.path.isdir(wt) else None,
         "unread": unread,
     })
+    pane = pane_of(engine, name)
+    view["session"] = pane.name if pane else None
+    view["pane_state"] = pane.state.view(now) if pane else None
     return view
 
 
