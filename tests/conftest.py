@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -141,6 +142,9 @@ def make_repo(tmp_path_factory):
         path = base / name
         path.mkdir()
         env = base_env(home)
+        # Every engine in the suite uses a private tmux server, never the user's default one.
+        env["THRUM_TMUX__SOCKET_NAME"] = f"thrum-test-{uuid.uuid4().hex[:12]}"
+        env["THRUM_TMUX__SHELL"] = "bash --norc --noprofile"
         git(path, "init", "-q", "-b", "main", env=env)
         (path / "README.md").write_text("hello\n")
         git(path, "add", "README.md", env=env)
@@ -152,7 +156,16 @@ def make_repo(tmp_path_factory):
     yield make
     for repo in repos:
         repo.stop()
+        kill_tmux(repo.env["THRUM_TMUX__SOCKET_NAME"])
         shutil.rmtree(repo.path.parent, ignore_errors=True)
+
+
+def kill_tmux(socket_name: str) -> None:
+    subprocess.run(["tmux", "-L", socket_name, "kill-server"], capture_output=True)
+    try:
+        os.unlink(f"/tmp/tmux-{os.getuid()}/{socket_name}")  # kill-server leaves the socket file
+    except FileNotFoundError:
+        pass
 
 
 @pytest.fixture

@@ -41,6 +41,9 @@ def test_create_with_an_identity_registers_the_agent_there(inited):
     assert who.returncode == 0 and '"impl_ui"' in who.stdout
     listed = repo.run("worktree", "list", "--json").json
     assert listed[0]["agent"] == "impl_ui"
+    # ... and its tmux session exists, not launched yet, in the worktree.
+    sessions = repo.run("tmux", "status", "--json").json["sessions"]
+    assert [(s["name"], s["agent"], s["cwd"]) for s in sessions] == [("impl_ui", "impl_ui", str(path.resolve()))]
     sender = repo.agent("lead", "coordinator", worktree=False)
     assert sender.run("send", "hi ui", "--to", "@impl_ui").code == 0
 
@@ -89,6 +92,7 @@ def test_teardown_refuses_unsaved_work_then_archives_it_with_force(inited):
     r = repo.run("worktree", "teardown", "auth")
     assert r.code == 1
     assert "untracked" in r.err and "not merged into main" in r.err and "--force" in r.err
+    assert "live pane (impl_auth)" in r.err
     assert path.exists()
 
     r = repo.run("worktree", "teardown", "auth", "--force", "--json")
@@ -100,6 +104,7 @@ def test_teardown_refuses_unsaved_work_then_archives_it_with_force(inited):
     assert repo.git("show", "refs/thrum/archive/auth:draft.txt") == "not committed yet"
     assert repo.git("show", "refs/thrum/archive/auth:done.txt") == "committed"
     assert repo.run("agent", "list", "--json").json["agents"] == []
+    assert repo.run("tmux", "status", "--json").json["sessions"] == []  # its pane went with it
     assert repo.git("branch", "--list", "feature/auth")  # kept without --delete-branch
 
 
@@ -137,7 +142,7 @@ def test_a_squash_merged_branch_counts_as_merged(inited):
 def test_keep_agent_keeps_the_identity_in_the_team(inited):
     repo = inited
     assert repo.run("worktree", "create", "k", "--name", "keeper", "--role", "tester").code == 0
-    r = repo.run("worktree", "teardown", "k", "--keep-agent", "--json")
+    r = repo.run("worktree", "teardown", "k", "--keep-agent", "--force", "--json")
     assert r.code == 0 and r.json["agents_deleted"] == []
     assert [a["name"] for a in repo.run("agent", "list", "--json").json["agents"]] == ["keeper"]
 

@@ -304,7 +304,7 @@ async def create(engine: Engine, caller: Caller, p: WorktreeCreateParams) -> dic
     repo = engine.layout.repo
     branch = await asyncio.to_thread(_create, repo, path, branch, p.base, p.detach)
     await asyncio.to_thread(write_redirects, repo, path)
-    result: dict = {"name": p.name, "path": path, "branch": branch, "agent": None}
+    result: dict = {"name": p.name, "path": path, "branch": branch, "agent": None, "session": None}
     if p.agent:
         from thrum_engine.identity import register
         from thrum_engine.model import RegisterParams
@@ -314,7 +314,21 @@ async def create(engine: Engine, caller: Caller, p: WorktreeCreateParams) -> dic
         identity_file.write(path, identity_file.identity_record(
             {**reg["agent"], "intent": p.intent}, reg.get("session"), repo=repo, agent_pid=None))
         result["agent"] = reg["agent"]
+        result["session"] = await _agent_session(engine, caller, p, path)
     return result
+
+
+async def _agent_session(engine: Engine, caller: Caller, p: WorktreeCreateParams, path: str) -> dict | None:
+    """The agent's tmux session, created (not launched) in its new worktree, named after the agent."""
+    if engine.tmux is None:
+        return None
+    from thrum_engine.tmux.methods import CreateParams
+    from thrum_engine.tmux.methods import create as create_session
+
+    created = await create_session(engine, caller, CreateParams(
+        session=p.agent, cwd=path, agent=p.agent, role=p.role, module=p.module, intent=p.intent,
+        runtime=p.runtime or None))
+    return created["session"]
 
 
 @method("worktree.list", Params)

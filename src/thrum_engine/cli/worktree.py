@@ -26,6 +26,9 @@ def create(ctx: Ctx) -> int:
         line(f"✓ Worktree {r['name']} at {r['path']}" + (f" on {r['branch']}" if r["branch"] else " (detached)"))
         if r["agent"]:
             line(f"✓ Agent @{r['agent']['name']} registered there")
+        if r.get("session"):
+            line(f"✓ tmux session {r['session']['name']} ({r['session']['runtime']}); "
+                 f"start it with `thrum tmux launch {r['session']['name']}`")
 
     return ctx.emit(r, human)
 
