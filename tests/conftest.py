@@ -26,7 +26,7 @@ def base_env(home: Path) -> dict:
         "HOME": str(home),
         "GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "test@example.com",
         "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "test@example.com",
-        "GIT_CONFIG_NOSYSTEM": "1", "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "GIT_CONFIG_NOSYSTEM": "1", "HISTFILE": "/dev/null", "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
     })
     return env
 

@@ -76,6 +76,7 @@ class Ctx:
         self.quiet = bool(args.get("quiet"))
         self._layout: Layout | None = None
         self._identity: tuple[str | None, dict | None] | None = None
+        self._identity_error: CliError | None = None
         self._client: Client | None = None
 
     @property
@@ -87,17 +88,31 @@ class Ctx:
                 raise CliError(f"{exc}; run thrum inside a git repository or pass --repo PATH") from None
         return self._layout
 
+    def _resolve(self) -> tuple[str | None, dict | None]:
+        if self._identity is None:
+            try:
+                self._identity = resolve_identity(self.layout)
+            except CliError as exc:
+                # Ambiguous (several identities here): fine for commands that need none; the
+                # engine's "no identity" refusal is then reported as this clearer error.
+                self._identity_error = exc
+                self._identity = (None, None)
+        return self._identity
+
     @property
     def me(self) -> str | None:
-        if self._identity is None:
-            self._identity = resolve_identity(self.layout)
-        return self._identity[0]
+        return self._resolve()[0]
 
     @property
     def identity_file(self) -> dict | None:
-        if self._identity is None:
-            self._identity = resolve_identity(self.layout)
-        return self._identity[1]
+        return self._resolve()[1]
+
+    def require_me(self) -> str:
+        name = self.me
+        if name is None:
+            raise self._identity_error or CliError(
+                "no identity here: run `thrum quickstart --name NAME --role ROLE` or set THRUM_NAME")
+        return name
 
     def client(self, start: bool = True) -> Client:
         if self._client is None:
@@ -125,6 +140,8 @@ class Ctx:
         try:
             return self.client(start).call(method, params, timeout)
         except RpcError as exc:
+            if self._identity_error is not None and exc.message.startswith("no identity"):
+                raise self._identity_error from None
             raise CliError(exc.message) from None
         except EngineUnavailable as exc:
             raise CliError(f"lost the engine mid-request ({exc}); check `thrum daemon status`") from None

@@ -12,9 +12,7 @@ from thrum_engine.names import strip_at
 
 
 def _me(ctx: Ctx) -> str:
-    if not ctx.me:
-        raise CliError("no identity here: run `thrum quickstart` or set THRUM_NAME")
-    return ctx.me
+    return ctx.require_me()
 
 
 def _paths(ctx: Ctx, name: str) -> tuple[str, str]:

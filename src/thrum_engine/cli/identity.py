@@ -9,9 +9,7 @@ from thrum_engine.durations import parse_duration
 
 
 def whoami(ctx: Ctx) -> int:
-    name = ctx.me
-    if not name:
-        raise CliError("no identity here: run `thrum quickstart --name NAME --role ROLE` or set THRUM_NAME")
+    name = ctx.require_me()
     data = dict(ctx.identity_file or {"name": name})
     data.setdefault("name", name)
     data["agent_id"] = name

@@ -97,8 +97,7 @@ def prime(ctx: Ctx) -> int:
     try:
         r = ctx.call("prime")
     except CliError as exc:
-        ident = ctx.identity_file if ctx._identity is not None or _safe_me(ctx) else None
-        r = {"engine": None, "error": exc.message, "agent": ident}
+        r = {"engine": None, "error": exc.message, "agent": ctx.identity_file}
 
     def human(r: dict) -> None:
         if r.get("engine") is None:
@@ -126,13 +125,6 @@ def prime(ctx: Ctx) -> int:
             line("\n## Saved context\n" + r["context"].rstrip())
 
     return ctx.emit(r, human)
-
-
-def _safe_me(ctx: Ctx) -> bool:
-    try:
-        return ctx.me is not None
-    except CliError:
-        return False
 
 
 def config_show(ctx: Ctx) -> int:

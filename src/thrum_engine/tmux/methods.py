@@ -98,10 +98,21 @@ def session_view(engine: Engine, s: Session) -> dict:
     }
 
 
-def pane_command(engine: Engine, agent: str | None) -> str:
+def pane_command(engine: Engine, agent: str | None, inherited: list[str]) -> str:
     """A clean shell: no inherited THRUM_* (the pane's own THRUM_NAME is its agent)."""
+    unset = tuple(dict.fromkeys([*SCRUB_ENV, *inherited]))
     return shell_command(engine.settings.tmux.shell or default_shell(),
-                         env={"THRUM_NAME": agent} if agent else {}, unset=SCRUB_ENV)
+                         env={"THRUM_NAME": agent} if agent else {}, unset=unset)
+
+
+def inherited_thrum_vars(m: TmuxManager) -> list[str]:
+    """THRUM_* names a pane could inherit: the engine's own env and the tmux server's global env."""
+    names = [k for k in os.environ if k.startswith("THRUM_")]
+    try:
+        names += [ln.split("=", 1)[0] for ln in m.tmux.cmd("show-environment", "-g") if ln.startswith("THRUM_")]
+    except TmuxError:
+        pass  # no server yet: it will start with the engine's env, covered above
+    return sorted(set(names))
 
 
 def tmux_call(fn, *args, **kw):
@@ -152,8 +163,9 @@ async def create(engine: Engine, caller: Caller, p: CreateParams) -> dict:
             identity_file.write(wt, identity_file.identity_record(
                 {**reg["agent"], "intent": p.intent}, reg.get("session"), repo=engine.layout.repo, agent_pid=None))
         tags = {"@thrum_repo": engine.layout.repo, "@thrum_agent": agent or "", "@thrum_runtime": runtime.name}
-        row = await asyncio.to_thread(tmux_call, m.tmux.create, p.session, cwd, pane_command(engine, agent),
-                                      tags=tags)
+        inherited = await asyncio.to_thread(inherited_thrum_vars, m)
+        row = await asyncio.to_thread(tmux_call, m.tmux.create, p.session, cwd,
+                                      pane_command(engine, agent, inherited), tags=tags)
         path = m.stream_path(p.session)
         with open(path, "wb"):
             pass  # a new session starts a new stream
@@ -200,7 +212,7 @@ async def launch_runtime(engine: Engine, s: Session, runtime: runtimes.Runtime, 
 @method("tmux.launch", LaunchParams, writes=True, timeout=False)
 async def launch(engine: Engine, caller: Caller, p: LaunchParams) -> dict:
     s = get_session(engine, p.session)
-    runtime = runtime_for(engine, p.runtime or (s.runtime.name if s.runtime.name != "shell" else None))
+    runtime = runtime_for(engine, p.runtime or s.runtime.name)
     return await launch_runtime(engine, s, runtime, p.prompt)
 
 
@@ -257,7 +269,8 @@ async def restart(engine: Engine, caller: Caller, p: RestartParams) -> dict:
     if s.state.state in ("working", "blocked") and not s.stream.dead and not p.force:
         raise Conflict(f"session {s.name} is {s.state.state} ({s.state.source}); pass --force to restart it anyway")
     runtime = runtime_for(engine, p.runtime or s.runtime.name)
-    await asyncio.to_thread(tmux_call, m.tmux.respawn, s.pane_id, s.cwd, pane_command(engine, s.agent))
+    inherited = await asyncio.to_thread(inherited_thrum_vars, m)
+    await asyncio.to_thread(tmux_call, m.tmux.respawn, s.pane_id, s.cwd, pane_command(engine, s.agent, inherited))
     s.stream.dead = False
     await asyncio.sleep(0.2)  # let the new shell print its prompt before the runtime is typed
     return await launch_runtime(engine, s, runtime, None)

@@ -1,0 +1,639 @@
+"""Agents in tmux as a user drives them: create, launch and prime, pane state read from the
+stream, literal typing, kill/restart, sessions of other repos, teardown of a worktree with a
+live pane, and a daemon restart. Real tmux on a private socket (`-L`), real daemon, and the
+fake agent runtime from tests/fake_agent.py (one preset per builtin runtime)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from conftest import Repo, Result
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+FAKE_AGENT = Path(__file__).resolve().with_name("fake_agent.py")
+STYLES = ("claude", "codex", "gemini", "opencode", "cursor", "auggie", "amp")
+PRIME = {"claude": "/thrum:prime", "codex": "$thrum-prime", "gemini": "/thrum:prime", "opencode": "/thrum-prime",
+         "cursor": "/thrum:prime", "auggie": "/thrum:prime", "amp": "/thrum:prime"}
+DEADLINE = 20.0  # upper bound for any one condition; the usual wait is well under a second
+STATUS_KEYS = {"name", "agent", "runtime", "state", "pane_state", "branch"}
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def clean_env() -> dict:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("THRUM_", "TMUX"))}
+
+
+def tmux(sock: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["tmux", "-L", sock, *args], env=clean_env(), capture_output=True, text=True, timeout=30)
+
+
+def tmux_sessions(sock: str) -> list[str]:
+    """Every session on the private server ([] when no server runs)."""
+    r = tmux(sock, "list-sessions", "-F", "#{session_name}")
+    return r.stdout.split() if r.returncode == 0 else []
+
+
+def has_session(sock: str, name: str) -> bool:
+    return tmux(sock, "has-session", "-t", f"={name}").returncode == 0
+
+
+def wait_for(cond, what: str, timeout: float = DEADLINE, interval: float = 0.1, last=None):
+    """Poll `cond` until it returns something truthy; fail with `what` (and `last()`) at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            detail = f"; last seen: {last()!r}" if last else ""
+            pytest.fail(f"timed out after {timeout:g}s waiting for {what}{detail}")
+        time.sleep(interval)
+
+
+def read_lines(path: Path) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+
+
+def is_error(r: Result) -> bool:
+    """The CLI convention for bad input: exit 1 and one `Error: ...` line on stderr."""
+    lines = r.err.strip().splitlines()
+    return r.code == 1 and len(lines) == 1 and lines[0].startswith("Error: ")
+
+
+@dataclass
+class TmuxRepo:
+    """A repo whose daemon drives the private tmux server `sock`, with fake runtime presets."""
+
+    repo: Repo
+    sock: str
+    logs: Path
+
+    @property
+    def path(self) -> Path:
+        return self.repo.path
+
+    def run(self, *args: str, cwd: Path | None = None, timeout: float = 90) -> Result:
+        return self.repo.run(*args, cwd=cwd, timeout=timeout)
+
+    def ok(self, *args: str, **kw) -> Result:
+        r = self.run(*args, **kw)
+        assert r.code == 0, f"thrum {' '.join(args)} failed ({r.code}): {r.err}{r.out}"
+        return r
+
+    def json(self, *args: str, **kw):
+        return self.ok(*args, "--json", **kw).json
+
+    def log(self, preset: str = "fake_claude") -> Path:
+        return self.logs / f"{preset}.log"
+
+    def log_lines(self, preset: str = "fake_claude") -> list[str]:
+        return read_lines(self.log(preset))
+
+    def wait_log(self, line: str, preset: str = "fake_claude", count: int = 1) -> list[str]:
+        """Wait until `line` was typed into the fake runtime `count` times; returns its whole log."""
+        def check():
+            lines = self.log_lines(preset)
+            return lines if lines.count(line) >= count else None
+
+        return wait_for(check, f"{line!r} x{count} in the {preset} log", last=lambda: self.log_lines(preset))
+
+    def sessions(self) -> list[dict]:
+        return self.json("tmux", "status")["sessions"]
+
+    def session(self, name: str) -> dict | None:
+        return next((s for s in self.sessions() if s["name"] == name), None)
+
+    def wait_state(self, name: str, state: str, timeout: float = DEADLINE) -> dict:
+        seen: list = []
+
+        def check():
+            s = self.session(name)
+            seen[:] = [s and s["pane_state"]]
+            return s["pane_state"] if s and s["pane_state"]["state"] == state else None
+
+        return wait_for(check, f"session {name} to be {state}", timeout=timeout, last=lambda: seen)
+
+    def agents(self) -> dict[str, dict]:
+        return {a["name"]: a for a in self.json("agent", "list")["agents"]}
+
+    def create_and_launch(self, session: str, *, name: str, role: str = "impl", preset: str = "fake_claude",
+                          cwd: Path | None = None) -> Result:
+        self.ok("tmux", "create", session, "--cwd", str(cwd or self.path), "--name", name, "--role", role,
+                "--runtime", preset)
+        r = self.ok("tmux", "launch", session)
+        assert f"✓ Launched {preset} in {session} and primed it" in r.out
+        self.wait_log(PRIME[preset.removeprefix("fake_")], preset)
+        self.wait_state(session, "idle")
+        return r
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def kill_server(sock: str) -> None:
+    """Kill the private server and wait (bounded) until its panes' processes have exited."""
+    pids = [int(x) for x in tmux(sock, "list-panes", "-a", "-F", "#{pane_pid}").stdout.split() if x.isdigit()]
+    tmux(sock, "kill-server")
+    deadline = time.monotonic() + 10
+    while any(not _gone(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for path in {Path(os.environ.get("TMUX_TMPDIR") or "/tmp"), Path("/tmp")}:
+        try:
+            (path / f"tmux-{os.getuid()}" / sock).unlink()
+        except FileNotFoundError:
+            pass
+
+
+@pytest.fixture
+def sock():
+    """A private tmux server name; the server (if any was started) is killed and its socket removed."""
+    name = f"thrum-test-{uuid.uuid4().hex}"
+    yield name
+    kill_server(name)
+
+
+@pytest.fixture
+def make_trepo(sock, make_repo):
+    """Repos (initialised, daemon env pointing at the private socket) on one shared tmux server.
+
+    Set up after `sock`, so this teardown (which stops the daemons) runs before the server is killed.
+    """
+    made: list[TmuxRepo] = []
+
+    def make(name: str = "repo") -> TmuxRepo:
+        repo = make_repo(name)
+        repo.env.update({
+            "THRUM_TMUX__SOCKET_NAME": sock,
+            "THRUM_TMUX__SHELL": "bash --norc --noprofile",
+            "THRUM_TMUX__SILENCE_SECONDS": "0.5",
+            "THRUM_TMUX__LAUNCH_TIMEOUT_SECONDS": "10",
+            "HISTFILE": "/dev/null",  # pane shells neither read nor leave a history file
+        })
+        r = repo.run("init")
+        assert r.code == 0, r.err
+        logs = repo.path.parent / "logs"
+        logs.mkdir()
+        presets = {f"fake_{style}": {"extends": style, "command": [
+            sys.executable, str(FAKE_AGENT), "--style", style, "--log", str(logs / f"fake_{style}.log")]}
+            for style in STYLES}
+        (repo.path / ".thrum" / "runtimes.json").write_text(json.dumps({"presets": presets}))
+        t = TmuxRepo(repo, sock, logs)
+        made.append(t)
+        return t
+
+    yield make
+    for t in made:
+        t.repo.stop()
+    kill_server(sock)  # before make_repo removes the temp dirs the panes' shells live in
+
+
+@pytest.fixture
+def trepo(make_trepo) -> TmuxRepo:
+    return make_trepo()
+
+
+# -- 1. create: identity first, clean environment, status ---------------------------------
+
+
+def test_create_registers_the_identity_before_anything_runs(trepo):
+    wt = trepo.repo.worktree("w1")
+    r = trepo.ok("tmux", "create", "s1", "--cwd", str(wt), "--name", "n1", "--role", "impl",
+                 "--runtime", "fake_claude")
+    assert "✓ Session s1 created for @n1" in r.out
+    # Right after create, before any launch: the identity is there, the runtime is not.
+    ident = wt / ".thrum" / "identities" / "n1.json"
+    assert ident.exists()
+    record = json.loads(ident.read_text())
+    assert record["name"] == "n1" and record["role"] == "impl" and record["runtime"] == "fake_claude"
+    assert Path(record["worktree"]).resolve() == wt.resolve()
+    agent = trepo.agents()["n1"]
+    assert agent["role"] == "impl" and Path(agent["worktree"]).resolve() == wt.resolve()
+    assert agent["runtime"] == "fake_claude"
+    assert not trepo.log().exists(), "the runtime must not run before `tmux launch`"
+    assert has_session(trepo.sock, "s1")
+    s = trepo.session("s1")
+    assert s["agent"] == "n1" and s["runtime"] == "fake_claude" and s["branch"] == "feature/w1"
+
+
+def _pane_thrum_env(trepo: TmuxRepo, tmp_path: Path) -> list[str]:
+    """Create a shell-runtime session after THRUM_ROLE was planted in the server's global env,
+    and return the THRUM_* lines of the pane shell's environment."""
+    # The server must be running to plant a variable in it: a first session starts it.
+    trepo.ok("tmux", "create", "first", "--cwd", str(trepo.path), "--no-agent", "--runtime", "shell")
+    assert tmux(trepo.sock, "set-environment", "-g", "THRUM_ROLE", "leaked").returncode == 0
+    assert tmux(trepo.sock, "set-environment", "-g", "THRUM_MODULE", "leaked").returncode == 0
+    trepo.ok("tmux", "create", "envs", "--cwd", str(trepo.path), "--name", "envy", "--role", "impl",
+             "--runtime", "shell")
+    out = tmp_path / "thrum-env.txt"
+    trepo.ok("tmux", "send", "envs", f"env | grep ^THRUM_ > {out}.tmp; mv {out}.tmp {out}")
+    wait_for(out.exists, f"{out} written by the pane's shell")
+    return sorted(out.read_text().splitlines())
+
+
+def test_the_pane_shell_has_its_own_thrum_name_and_not_the_servers(trepo, tmp_path):
+    lines = _pane_thrum_env(trepo, tmp_path)
+    assert "THRUM_NAME=envy" in lines
+    assert not any(ln.startswith(("THRUM_ROLE=", "THRUM_MODULE=")) for ln in lines), lines
+
+
+def test_the_pane_shell_inherits_no_thrum_variable_but_its_name(trepo, tmp_path):
+    """CLI.md: a 'clean env'; the pane's only THRUM_* is its THRUM_NAME (the daemon's own THRUM_* settings,
+    e.g. THRUM_TMUX__SOCKET_NAME, must not leak into the agent's shell either)."""
+    assert _pane_thrum_env(trepo, tmp_path) == ["THRUM_NAME=envy"]
+
+
+def test_status_lists_only_this_repos_sessions_with_the_documented_keys(trepo):
+    trepo.ok("tmux", "create", "mine", "--cwd", str(trepo.path), "--name", "me1", "--role", "impl",
+             "--runtime", "fake_claude")
+    # A session on the same server that Thrum did not create.
+    assert tmux(trepo.sock, "new-session", "-d", "-s", "stranger", "sh").returncode == 0
+    sessions = trepo.sessions()
+    assert [s["name"] for s in sessions] == ["mine"]
+    s = sessions[0]
+    assert set(s) >= STATUS_KEYS
+    assert s["agent"] == "me1" and s["runtime"] == "fake_claude" and s["state"] == "running"
+    assert s["branch"] == "main"
+    assert {"state", "source", "age_seconds"} <= set(s["pane_state"])
+    assert has_session(trepo.sock, "stranger")  # untouched
+    human = trepo.ok("tmux", "status").out
+    assert "mine" in human and "@me1" in human and "stranger" not in human
+
+
+def test_status_works_from_a_checkout_holding_several_agents_sessions(trepo):
+    """`tmux create` may register several agents in one checkout (here the main one, where the human sits);
+    listing and killing sessions from there must not need an agent identity."""
+    for n in ("one", "two"):
+        trepo.ok("tmux", "create", n, "--cwd", str(trepo.path), "--name", f"ag_{n}", "--role", "impl",
+                 "--runtime", "shell")
+    r = trepo.run("tmux", "status", "--json")
+    assert r.code == 0, r.err
+    assert [s["name"] for s in r.json["sessions"]] == ["one", "two"]
+    r = trepo.run("tmux", "kill", "two")
+    assert r.code == 0, r.err
+    assert not has_session(trepo.sock, "two")
+
+
+# -- 2. launch primes each runtime with its own text ---------------------------------------
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_launch_primes_each_runtime_with_its_own_text(trepo, style):
+    preset = f"fake_{style}"
+    trepo.ok("tmux", "create", "agent", "--cwd", str(trepo.path), "--name", "a1", "--role", "impl",
+             "--runtime", preset)
+    r = trepo.json("tmux", "launch", "agent")
+    assert r["launched"] is True and r["primed"] is True and r["runtime"] == preset
+    lines = trepo.wait_log(PRIME[style], preset)
+    assert lines == [PRIME[style]]
+    trepo.wait_state("agent", "idle")
+    assert trepo.log_lines(preset) == [PRIME[style]]
+
+
+def _typed_into_shell(trepo: TmuxRepo, session: str, tmp_path: Path) -> list[str]:
+    """What the pane's shell received as commands: its history, read by one last command."""
+    out = tmp_path / f"{session}-history.txt"
+    trepo.ok("tmux", "send", session, f"history > {out}.tmp; mv {out}.tmp {out}")
+    wait_for(out.exists, f"{out} written by the pane's shell")
+    return [ln.split(None, 1)[1] for ln in out.read_text().splitlines() if ln.strip()][:-1]
+
+
+def test_launching_the_shell_runtime_types_nothing(trepo, tmp_path):
+    trepo.ok("tmux", "create", "sh1", "--cwd", str(trepo.path), "--name", "shy", "--role", "impl",
+             "--runtime", "shell")
+    r = trepo.json("tmux", "launch", "sh1", "--runtime", "shell")
+    assert r["launched"] is False and r["primed"] is False
+    assert "Nothing to launch for runtime shell." in trepo.ok("tmux", "launch", "sh1", "--runtime", "shell").out
+    assert _typed_into_shell(trepo, "sh1", tmp_path) == []
+    assert trepo.session("sh1")["runtime"] == "shell"
+
+
+def test_launching_a_shell_session_without_a_runtime_flag_keeps_it_a_shell(trepo, tmp_path):
+    """A session created with --runtime shell is a shell: `tmux launch S` must not type the default
+    runtime (claude) into it."""
+    trepo.ok("tmux", "create", "sh2", "--cwd", str(trepo.path), "--name", "shy2", "--role", "impl",
+             "--runtime", "shell")
+    r = trepo.json("tmux", "launch", "sh2")
+    assert r["runtime"] == "shell" and r["launched"] is False, r
+    assert _typed_into_shell(trepo, "sh2", tmp_path) == []
+    assert trepo.session("sh2")["runtime"] == "shell"
+
+
+# -- 3. pane state from the stream ----------------------------------------------------------
+
+
+def test_pane_state_follows_the_runtime_busy_dialog_and_back(trepo):
+    trepo.create_and_launch("ps", name="pst")
+    idle = trepo.session("ps")["pane_state"]
+    assert idle["state"] == "idle" and "prompt" in idle["source"]
+    assert isinstance(idle["age_seconds"], (int, float)) and idle["age_seconds"] >= 0
+
+    trepo.ok("tmux", "send", "ps", "busy 3")
+    working = trepo.wait_state("ps", "working")
+    assert "busy" in working["source"] or "output" in working["source"]
+    trepo.wait_state("ps", "idle")
+    assert trepo.log_lines()[-1] == "busy 3"
+
+    trepo.ok("tmux", "send", "ps", "dialog")
+    blocked = trepo.wait_state("ps", "blocked")
+    assert "permission dialog" in blocked["source"]
+    human = trepo.ok("tmux", "status").out
+    assert "blocked" in human and "(pane: permission dialog)" in human
+    member = next(m for m in trepo.json("team")["members"] if m["name"] == "pst")
+    assert member["session"] == "ps" and member["presence"] == "blocked"
+    assert member["pane_state"]["state"] == "blocked" and "permission dialog" in member["pane_state"]["source"]
+    assert member["pane_state"]["age_seconds"] >= 0
+
+    trepo.ok("tmux", "send", "ps", "1")
+    trepo.wait_log("answer: 1")
+    back = trepo.wait_state("ps", "idle")
+    assert "prompt" in back["source"]
+    assert trepo.log_lines() == ["/thrum:prime", "busy 3", "dialog", "answer: 1"]
+
+
+# -- 4. typing is literal --------------------------------------------------------------------
+
+
+def _send_all(trepo: TmuxRepo, session: str, texts: list[str]) -> list[str]:
+    """Type each text into the fake runtime; return what it received (its log after the prime)."""
+    for text in texts:
+        r = trepo.ok("tmux", "send", session, text)
+        assert f"✓ Sent {len(text)} characters to {session}" in r.out
+    want = 1 + len(texts)
+    wait_for(lambda: len(trepo.log_lines()) >= want, f"{want} lines in the fake agent's log", last=trepo.log_lines)
+    return trepo.log_lines()[1:]
+
+
+def test_send_types_shell_metacharacters_literally(trepo, tmp_path):
+    trepo.create_and_launch("lit", name="literal")
+    p = tmp_path / "pwned"
+    texts = [
+        f"$(touch {p}1)",
+        f"`touch {p}2`",
+        f"hello; touch {p}3",
+        f"say \"double\" and 'single' && touch {p}4 | cat > /dev/null",
+        f"a \\; b ; \\\\; c {{}} ${{HOME}} $HOME * ~ # touch {p}5",
+    ]
+    assert _send_all(trepo, "lit", texts) == texts
+    assert not list(tmp_path.glob("pwned*")), "a typed text was executed"
+    assert not list(trepo.path.glob("pwned*"))
+
+
+def test_send_keeps_a_semicolon_that_ends_the_text_or_a_typed_piece(trepo, tmp_path):
+    """tmux reads an argument ending in ';' as a command separator: the typed text must still arrive whole."""
+    trepo.create_and_launch("semi", name="semi")
+    p = tmp_path / "pwned"
+    texts = [
+        f"touch {p}1;",
+        "x" * 511 + f"; touch {p}2; " + "y" * 100,  # long text is typed in 512-char pieces; ';' ends the first
+        "wait;",
+        "ends with a backslash-semicolon \\;",
+        ";",
+    ]
+    assert _send_all(trepo, "semi", texts) == texts
+    assert not list(tmp_path.glob("pwned*"))
+
+
+def test_capture_prints_the_last_lines_of_the_screen(trepo):
+    trepo.create_and_launch("cap", name="cap")
+    for i in range(8):  # each answer takes three screen lines: rule, echoed input, "ok: ..."
+        trepo.ok("tmux", "send", "cap", f"line {i}")
+    trepo.wait_log("line 7")
+
+    def screen():
+        r = trepo.ok("tmux", "capture", "cap", "--lines", "20")
+        return r.out.splitlines() if "ok: line 7" in r.out else None
+
+    lines = wait_for(screen, "the fake agent's last answer on the captured screen")
+    assert len(lines) == 20, lines
+    assert lines[-1].strip() == "❯" and lines[-2].startswith("──") and "ok: line 7" in lines[-3]
+    assert lines[-4].rstrip().endswith("❯ line 7")
+    assert not any("fake claude agent ready" in ln for ln in lines)  # scrolled out of the last 20
+    assert trepo.json("tmux", "capture", "cap", "--lines", "3")["lines"] == lines[-3:]
+
+
+# -- 5. kill, and sessions of another repo on the same server -----------------------------
+
+
+def test_kill_removes_the_session(trepo):
+    trepo.ok("tmux", "create", "doomed", "--cwd", str(trepo.path), "--name", "dd", "--role", "impl",
+             "--runtime", "shell")
+    assert trepo.session("doomed") is not None
+    r = trepo.ok("tmux", "kill", "doomed")
+    assert "✓ Killed session doomed" in r.out
+    assert trepo.session("doomed") is None
+    assert not has_session(trepo.sock, "doomed")
+    assert is_error(trepo.run("tmux", "kill", "doomed"))
+
+
+def test_another_repos_session_is_neither_shown_nor_taken_over(make_trepo):
+    mine = make_trepo("mine")
+    other = make_trepo("other")
+    other.ok("tmux", "create", "shared", "--cwd", str(other.path), "--name", "bob", "--role", "rev",
+             "--runtime", "shell")
+    mine.ok("tmux", "create", "own", "--cwd", str(mine.path), "--name", "al", "--role", "impl",
+            "--runtime", "shell")
+    assert [s["name"] for s in mine.sessions()] == ["own"]
+    assert [s["name"] for s in other.sessions()] == ["shared"]
+
+    for extra in ([], ["--force"]):
+        r = mine.run("tmux", "create", "shared", "--cwd", str(mine.path), "--name", "carol", "--role", "impl",
+                     "--runtime", "shell", *extra)
+        assert is_error(r) and "not this repo's" in r.err, r.err
+    assert "carol" not in mine.agents()
+    for args in (["tmux", "kill", "shared"], ["tmux", "send", "shared", "hi"], ["tmux", "capture", "shared"]):
+        assert is_error(mine.run(*args)), args
+    # The other repo's session lives on, still its own.
+    assert has_session(mine.sock, "shared")
+    s = other.session("shared")
+    assert s["agent"] == "bob" and s["state"] == "running"
+
+
+# -- 6. restart -------------------------------------------------------------------------------
+
+
+def test_restart_relaunches_and_reprimes_but_not_while_working(trepo):
+    trepo.create_and_launch("rs", name="rst")
+    r = trepo.ok("tmux", "restart", "rs")
+    assert "✓ Launched fake_claude in rs and primed it" in r.out
+    assert trepo.wait_log("/thrum:prime", count=2) == ["/thrum:prime", "/thrum:prime"]
+    trepo.wait_state("rs", "idle")
+
+    trepo.ok("tmux", "send", "rs", "busy 8")  # long enough to still be busy when restart is asked
+    trepo.wait_log("busy 8")
+    trepo.wait_state("rs", "working")
+    r = trepo.run("tmux", "restart", "rs")
+    assert is_error(r) and "working" in r.err and "--force" in r.err
+    assert trepo.log_lines().count("/thrum:prime") == 2
+
+    r = trepo.ok("tmux", "restart", "rs", "--force")
+    assert "primed it" in r.out
+    trepo.wait_log("/thrum:prime", count=3)
+    trepo.wait_state("rs", "idle")
+
+
+# -- 7. start from inside a worktree -------------------------------------------------------
+
+
+def test_start_creates_and_launches_in_the_current_worktree(trepo):
+    wt = trepo.repo.worktree("w7")
+    r = trepo.ok("tmux", "start", "--name", "n7", "--role", "impl", "--runtime", "fake_claude", cwd=wt)
+    assert "✓ Session n7 created" in r.out and "✓ Launched fake_claude in n7 and primed it" in r.out
+    trepo.wait_log("/thrum:prime")
+    s = trepo.session("n7")
+    assert s["agent"] == "n7" and s["runtime"] == "fake_claude" and s["branch"] == "feature/w7"
+    assert Path(s["cwd"]).resolve() == wt.resolve()
+    assert Path(trepo.agents()["n7"]["worktree"]).resolve() == wt.resolve()
+    assert (wt / ".thrum" / "identities" / "n7.json").exists()
+    trepo.wait_state("n7", "idle")
+
+
+# -- 8. bad input ----------------------------------------------------------------------------
+
+
+# (case, session, flags over the good ones, what the error says)
+BAD_CREATE = [
+    ("session a.b", "a.b", {}, "invalid session name"),
+    ("session a:b", "a:b", {}, "invalid session name"),
+    ("session x;y", "x;y", {}, "invalid session name"),
+    ("session $(...)", "$(touch {pwned})", {}, "invalid session name"),
+    ("runtime x;y", "s8", {"--runtime": "x;y"}, "invalid runtime name"),
+    ("runtime ../x", "s8", {"--runtime": "../x"}, "invalid runtime name"),
+    ("unknown runtime", "s8", {"--runtime": "nosuch"}, "unknown runtime"),
+    ("missing cwd", "s8", {"--cwd": "{tmp}/does-not-exist"}, "not a directory"),
+    ("cwd in another repo", "s8", {"--cwd": "{other_repo}"}, "not inside a worktree"),
+    ("cwd outside any repo", "s8", {"--cwd": "{plain_dir}"}, "not inside a worktree"),
+    ("name equals role", "s8", {"--name": "impl"}, "must differ from its role"),
+]
+BAD_COMMANDS = [
+    ["tmux", "start", "--name", "a.b", "--role", "impl", "--runtime", "shell"],
+    ["tmux", "start", "--name", "n8", "--role", "impl", "--runtime", "../x"],
+    ["tmux", "start", "--name", "n8", "--role", "impl", "--runtime", "nosuch"],
+    ["tmux", "launch", "x;y"],
+    ["tmux", "launch", "nope"],
+    ["tmux", "send", "a:b", "hello"],
+    ["tmux", "capture", "$(x)"],
+    ["tmux", "kill", "a.b"],
+    ["tmux", "restart", "nope"],
+]
+
+
+def test_bad_input_is_refused_with_one_error_line_and_nothing_is_created(trepo, tmp_path):
+    other_repo, plain_dir = tmp_path / "other-repo", tmp_path / "plain"
+    plain_dir.mkdir()
+    subprocess.run(["git", "init", "-q", str(other_repo)], check=True, env=trepo.repo.env)
+    pwned = tmp_path / "pwned"
+    fmt = {"pwned": pwned, "tmp": tmp_path, "other_repo": other_repo, "plain_dir": plain_dir}
+    problems = []
+    for case, session, over, says in BAD_CREATE:
+        flags = {"--cwd": str(trepo.path), "--name": "n8", "--role": "impl", "--runtime": "shell", **over}
+        args = ["tmux", "create", session.format(**fmt)]
+        for k, v in flags.items():
+            args += [k, v.format(**fmt)]
+        r = trepo.run(*args)
+        if not (is_error(r) and says in r.err):
+            problems.append(f"{case}: exit {r.code}, stderr {r.err!r} (wanted 'Error: ...{says}...')")
+    for args in BAD_COMMANDS:
+        r = trepo.run(*args)
+        if not is_error(r):
+            problems.append(f"{' '.join(args)}: exit {r.code}, stderr {r.err!r}")
+    assert not problems, "\n".join(problems)
+    assert trepo.sessions() == []
+    assert tmux_sessions(trepo.sock) == []
+    assert not {"n8", "impl", "a_b"} & set(trepo.agents())
+    assert not list((trepo.path / ".thrum" / "identities").glob("*.json"))
+    assert not pwned.exists() and not (trepo.path / "x").exists()
+
+
+def test_launch_with_a_bad_runtime_is_refused_and_types_nothing(trepo, tmp_path):
+    trepo.ok("tmux", "create", "bl", "--cwd", str(trepo.path), "--name", "bl", "--role", "impl",
+             "--runtime", "shell")
+    for rt in ("x;y", "../x", "nosuch"):
+        assert is_error(trepo.run("tmux", "launch", "bl", "--runtime", rt)), rt
+    assert trepo.session("bl")["runtime"] == "shell"
+    assert _typed_into_shell(trepo, "bl", tmp_path) == []
+
+
+# -- 9. worktree teardown and live panes ----------------------------------------------------
+
+
+def _worktree(trepo: TmuxRepo, name: str) -> dict | None:
+    return next((w for w in trepo.json("worktree", "list") if w["name"] == name), None)
+
+
+def test_worktree_teardown_refuses_a_live_pane_and_force_kills_it(trepo):
+    trepo.ok("worktree", "create", "w", "--name", "wa", "--role", "impl")
+    path = Path(_worktree(trepo, "w")["path"])
+    trepo.ok("tmux", "create", "w", "--cwd", str(path), "--name", "wa", "--role", "impl", "--runtime", "shell",
+             "--force")
+    assert trepo.session("w")["agent"] == "wa"
+
+    r = trepo.run("worktree", "teardown", "w")
+    assert is_error(r) and "live pane" in r.err and "w" in r.err, r.err
+    assert path.is_dir() and _worktree(trepo, "w") is not None
+    assert has_session(trepo.sock, "w")
+
+    r = trepo.ok("worktree", "teardown", "w", "--force")
+    assert not path.exists()
+    assert _worktree(trepo, "w") is None
+    assert trepo.session("w") is None and not has_session(trepo.sock, "w")
+    assert trepo.sessions() == [] and tmux_sessions(trepo.sock) == []  # every pane working there went too
+
+
+def test_worktree_create_with_an_identity_creates_the_agents_session(trepo):
+    """CLI.md: `worktree create NAME --name --role ...` 'with an identity also creates the agent's tmux session'."""
+    trepo.ok("worktree", "create", "wt2", "--name", "wb", "--role", "impl", "--runtime", "shell")
+    path = Path(_worktree(trepo, "wt2")["path"]).resolve()
+    mine = [s for s in trepo.sessions() if s["agent"] == "wb"]
+    assert len(mine) == 1, trepo.sessions()
+    assert Path(mine[0]["cwd"]).resolve() == path and mine[0]["state"] == "running"
+
+
+# -- 10. daemon restart ------------------------------------------------------------------------
+
+
+def test_sessions_survive_a_daemon_restart_and_state_still_updates(trepo):
+    trepo.create_and_launch("dr", name="drr")
+    trepo.ok("tmux", "create", "drs", "--cwd", str(trepo.repo.worktree("w10")), "--name", "drs", "--role", "impl",
+             "--runtime", "shell")
+    pid = trepo.repo.daemon_pid()
+    trepo.ok("daemon", "restart", timeout=60)
+    assert trepo.repo.daemon_pid() not in (None, pid)
+
+    by_name = {s["name"]: s for s in trepo.sessions()}
+    assert set(by_name) == {"dr", "drs"}
+    assert (by_name["dr"]["agent"], by_name["dr"]["runtime"], by_name["dr"]["state"]) == ("drr", "fake_claude",
+                                                                                          "running")
+    assert (by_name["drs"]["agent"], by_name["drs"]["runtime"]) == ("drs", "shell")
+    trepo.wait_state("dr", "idle")
+
+    trepo.ok("tmux", "send", "dr", "busy 2")
+    trepo.wait_log("busy 2")
+    working = trepo.wait_state("dr", "working")
+    assert "busy" in working["source"] or "output" in working["source"]
+    trepo.wait_state("dr", "idle")
+    trepo.ok("tmux", "send", "dr", "dialog")
+    trepo.wait_state("dr", "blocked")
+    trepo.ok("tmux", "send", "dr", "1")
+    trepo.wait_log("answer: 1")
+    trepo.wait_state("dr", "idle")
