@@ -45,15 +45,16 @@ def scan_journal(engine: Engine) -> dict:
     return {"shards": shards, "corrupt_lines": corrupt, "ids": ids}
 
 
-@method("doctor.check", EmptyParams)
+@method("doctor.check", EmptyParams, timeout=False)
 async def check(engine: Engine, caller: Caller, p: EmptyParams) -> dict:
-    scan = await asyncio.to_thread(scan_journal, engine)
-    offsets = await engine.store.offsets()
+    async with engine.writer.lock:  # journal, offsets and counts from one moment
+        scan = await asyncio.to_thread(scan_journal, engine)
+        offsets = await engine.store.offsets()
+        applied = await engine.store.scalar("SELECT COUNT(*) FROM applied_events")
     problems = []
     for shard, info in scan["shards"].items():
         if offsets.get(shard, 0) != info["bytes"]:
             problems.append(f"shard {shard}: projected to byte {offsets.get(shard, 0)} of {info['bytes']}")
-    applied = await engine.store.scalar("SELECT COUNT(*) FROM applied_events")
     journal_ids = set(scan["ids"])
     if applied != len(journal_ids):
         problems.append(f"{len(journal_ids)} events in the journal, {applied} applied")
@@ -117,12 +118,16 @@ async def rebuild_projection(engine: Engine, chunk: int = 20000) -> dict:
         finally:
             await fresh.close()
         apply_s = time.perf_counter() - started - read_s
-        await engine.store.close()
-        for suffix in ("-wal", "-shm"):
-            if os.path.exists(engine.layout.db_path + suffix):
-                os.remove(engine.layout.db_path + suffix)
-        os.replace(tmp, engine.layout.db_path)
-        await engine.store.open()
+        await engine.store.pause_reads()
+        try:
+            await engine.store.close()
+            for suffix in ("-wal", "-shm"):
+                if os.path.exists(engine.layout.db_path + suffix):
+                    os.remove(engine.layout.db_path + suffix)
+            os.replace(tmp, engine.layout.db_path)
+            await engine.store.open()
+        finally:
+            engine.store.resume_reads()
         await engine.load_caches()
         elapsed = time.perf_counter() - started
         after = await projection_digest(engine.store)

@@ -65,16 +65,33 @@ class Writer:
                     stop = item
                     break
                 batch.append(item)
-            await self._commit(batch)
+            try:
+                await self._commit(batch)
+            except Exception as exc:  # the writer must outlive any one bad batch
+                log.exception("commit failed")
+                self._fail(batch, f"commit failed: {exc}")
             if stop is not None:
                 stop[1].set_result(None)
                 return
 
     async def _commit(self, batch: list[tuple[list[dict], asyncio.Future]]) -> None:
-        events = [e for evs, _ in batch for e in evs]
         lines: dict[str, list[bytes]] = {}
-        for ev in events:
-            lines.setdefault(shard_name(ev["author"]), []).append(encode(ev))
+        events = []
+        good = []
+        for evs, fut in batch:
+            try:
+                encoded = [(shard_name(ev["author"]), encode(ev)) for ev in evs]
+            except (UnicodeEncodeError, TypeError, ValueError) as exc:
+                if not fut.done():
+                    fut.set_exception(JournalWriteFailed(f"cannot store this request: {exc}"))
+                continue
+            for shard, line in encoded:
+                lines.setdefault(shard, []).append(line)
+            events += evs
+            good.append((evs, fut))
+        batch = good
+        if not batch:
+            return
         async with self.lock:
             try:
                 # Journal write + fsync, then the projection transaction: one hop to the writer thread.

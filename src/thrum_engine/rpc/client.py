@@ -86,18 +86,22 @@ class Client:
         self._next_id += 1
         rid = self._next_id
         frame = dumps_compact({"jsonrpc": "2.0", "id": rid, "method": method, "params": params or {}}) + "\n"
-        sock.sendall(frame.encode())
-        while True:
-            nl = self._buf.find(b"\n")
-            if nl >= 0:
-                line, self._buf = self._buf[:nl], self._buf[nl + 1:]
-                break
-            chunk = sock.recv(1 << 20)
-            if not chunk:
-                raise EngineUnavailable("the engine closed the connection")
-            self._buf += chunk
-            if len(self._buf) > MAX_RESPONSE:
-                raise EngineUnavailable("response too large")
+        try:
+            sock.sendall(frame.encode())
+            while True:
+                nl = self._buf.find(b"\n")
+                if nl >= 0:
+                    line, self._buf = self._buf[:nl], self._buf[nl + 1:]
+                    break
+                chunk = sock.recv(1 << 20)
+                if not chunk:
+                    raise EngineUnavailable("the engine closed the connection")
+                self._buf += chunk
+                if len(self._buf) > MAX_RESPONSE:
+                    raise EngineUnavailable("response too large")
+        except (ConnectionError, BrokenPipeError) as exc:
+            # Never mistaken for success: the request may or may not have been stored.
+            raise EngineUnavailable(f"connection lost: {exc}") from None
         resp = loads(line.decode("utf-8"))
         err = resp.get("error")
         if err is not None:

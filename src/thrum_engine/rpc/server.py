@@ -47,6 +47,21 @@ def peer_worktree(pid: int, repo: str) -> str | None:
     return os.path.realpath(wt)
 
 
+_SURROGATE_ESCAPE = b"\\ud"
+
+
+def _encodable(obj) -> bool:
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except (UnicodeEncodeError, RecursionError, ValueError):
+        return False
+    return True
+
+
+def _plain_id(rid) -> bool:
+    return rid is None or (isinstance(rid, (str, int)) and not isinstance(rid, bool) and _encodable(rid))
+
+
 def _error(rid, code: int, message: str, kind: str | None = None) -> dict:
     err: dict = {"code": code, "message": message}
     if kind:
@@ -163,6 +178,14 @@ class RpcServer:
             req = json.loads(line)
         except (ValueError, UnicodeDecodeError) as exc:
             return _error(None, P.PARSE_ERROR, f"parse error: {exc}")
+        except RecursionError:
+            return _error(None, P.PARSE_ERROR, "parse error: nested too deeply")
+        if _SURROGATE_ESCAPE in line.lower() and not _encodable(req):
+            # A lone surrogate (\udXXX) is valid JSON but not text we can store or echo back.
+            rid = req.get("id") if isinstance(req, dict) and _plain_id(req.get("id")) else None
+            if isinstance(req, dict) and isinstance(req.get("method"), str) and not _encodable(req["method"]):
+                return _error(rid, P.METHOD_NOT_FOUND, f"unknown method: {req['method']!a}", "unknown_method")
+            return _error(rid, P.INVALID_PARAMS, "request holds text that is not valid UTF-8", "invalid_input")
         if not isinstance(req, dict):
             return _error(None, P.INVALID_REQUEST, "request must be a JSON object (batches are not supported)")
         rid = req.get("id")
@@ -197,7 +220,10 @@ class RpcServer:
         return {"jsonrpc": "2.0", "id": rid, "result": result}
 
     async def _send(self, writer: asyncio.StreamWriter, msg: dict, lock: asyncio.Lock | None = None) -> None:
-        data = (_encoder.encode(msg) + "\n").encode()
+        try:
+            data = (_encoder.encode(msg) + "\n").encode()
+        except UnicodeEncodeError:  # a lone surrogate quoted in an error: ASCII escapes always encode
+            data = (json.dumps(msg, separators=(",", ":")) + "\n").encode()
         if lock is None:
             writer.write(data)
             await writer.drain()

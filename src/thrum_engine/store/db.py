@@ -3,6 +3,7 @@ writer) and one reader connection (queries), both aiosqlite over one WAL file.""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 from typing import Any, Callable, Iterable, TypeVar
@@ -55,6 +56,9 @@ class Store:
         self.w: aiosqlite.Connection | None = None
         self.r: aiosqlite.Connection | None = None
         self._deferred_indexes: list[tuple[str, str]] = []
+        self._readable = asyncio.Event()
+        self._readable.set()
+        self._reads = 0
 
     async def open(self, *, bulk: bool = False) -> None:
         """`bulk`: a scratch database being filled by a rebuild; no rollback journal or syncs
@@ -150,10 +154,24 @@ class Store:
         await self.w.executemany(sql, list(rows))
 
     # -- reading --
+    async def pause_reads(self) -> None:
+        """Hold new reads and wait for those in flight (the database is about to be swapped)."""
+        self._readable.clear()
+        while self._reads:
+            await asyncio.sleep(0.001)
+
+    def resume_reads(self) -> None:
+        self._readable.set()
+
     async def all(self, sql: str, params: Iterable[Any] = ()) -> list[dict]:
-        assert self.r is not None
-        async with self.r.execute(sql, tuple(params)) as cur:
-            rows = await cur.fetchall()
+        await self._readable.wait()
+        self._reads += 1
+        try:
+            assert self.r is not None
+            async with self.r.execute(sql, tuple(params)) as cur:
+                rows = await cur.fetchall()
+        finally:
+            self._reads -= 1
         return [dict(r) for r in rows]
 
     async def one(self, sql: str, params: Iterable[Any] = ()) -> dict | None:
@@ -161,10 +179,8 @@ class Store:
         return rows[0] if rows else None
 
     async def scalar(self, sql: str, params: Iterable[Any] = ()) -> Any:
-        assert self.r is not None
-        async with self.r.execute(sql, tuple(params)) as cur:
-            row = await cur.fetchone()
-        return row[0] if row else None
+        rows = await self.all(sql, params)
+        return next(iter(rows[0].values())) if rows else None
 
     async def offsets(self) -> dict[str, int]:
         return {r["shard"]: r["offset"] for r in await self.all("SELECT shard, offset FROM shard_offsets")}
