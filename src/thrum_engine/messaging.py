@@ -152,17 +152,23 @@ async def create_message(
     thread_id: str | None = None,
     reply_to: str | None = None,
     thread_root: str | None = None,
+    answering: str | None = None,
 ) -> dict:
     """Validate, resolve and durably store one message; returns its create event."""
     check_body(engine, body, fmt)
     addressed = list(to) + (["@everyone"] if broadcast else [])
-    if not addressed:
-        raise InvalidInput("a recipient is required: --to @name, --to @role or --broadcast")
-    recipients, is_broadcast = resolve(engine, addressed, author)
-    mentioned, _ = resolve(engine, list(mentions), author) if mentions else ([], False)
-    recipients += [m for m in mentioned if m not in recipients]
-    if not recipients:
-        raise InvalidInput("nobody to deliver to: the only agent addressed is you")
+    if answering:
+        # A reply to `system` or a monitor: nobody receives it, but the engine's watchers read it.
+        recipients, is_broadcast, mentioned = [], False, []
+        addressed = ["@" + answering]
+    else:
+        if not addressed:
+            raise InvalidInput("a recipient is required: --to @name, --to @role or --broadcast")
+        recipients, is_broadcast = resolve(engine, addressed, author)
+        mentioned, _ = resolve(engine, list(mentions), author) if mentions else ([], False)
+        recipients += [m for m in mentioned if m not in recipients]
+        if not recipients:
+            raise InvalidInput("nobody to deliver to: the only agent addressed is you")
     mid = ids.new_id("msg")
     data = {
         "message_id": mid,
@@ -219,12 +225,14 @@ async def reply(engine: Engine, caller: Caller, p: ReplyParams) -> dict:
         audience += [r["recipient"] for r in recips]
     # People who left since the parent was sent are dropped rather than failing the reply.
     audience = [a for a in dict.fromkeys(audience) if a != caller.name and a in engine.agents]
-    if not audience:
+    machine_author = ":" in parent["author"] or parent["author"] == "system"
+    if not audience and not machine_author:
         raise InvalidInput("nobody to reply to: the parent's author and audience are gone or only you")
     thread_id = parent["thread_id"] or ids.new_id("thr")
     ev = await create_message(
         engine, caller.name, p.body, to=["@" + a for a in audience], fmt=p.format,  # type: ignore[arg-type]
         thread_id=thread_id, reply_to=parent["id"], thread_root=None if parent["thread_id"] else parent["id"],
+        answering=parent["author"] if machine_author and not audience else None,
     )
     d = ev["data"]
     return {"message_id": d["message_id"], "thread_id": thread_id, "reply_to": parent["id"],

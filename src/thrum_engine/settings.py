@@ -53,6 +53,16 @@ class RuntimesSettings(BaseModel):
     default: str = "claude"
 
 
+class MonitorsSettings(BaseModel):
+    default_debounce_seconds: float = Field(60, ge=0)
+    max_line_chars: int = Field(2000, ge=80, description="longer lines are cut before matching")
+    restart_backoff_max_seconds: float = Field(60, gt=0)
+    give_up_after_crashes: int = Field(5, ge=1, description="consecutive quick crashes before a monitor stops")
+    supervisors: list[str] = Field(default_factory=lambda: ["@coordinator"],
+                                   description="who hears about permission dialogs")
+    permission_reminder_seconds: float = Field(120, gt=0, description="first reminder; then it doubles")
+
+
 class ThrumSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="THRUM_", env_nested_delimiter="__", extra="ignore")
 
@@ -63,6 +73,7 @@ class ThrumSettings(BaseSettings):
     worktrees: WorktreesSettings = WorktreesSettings()
     tmux: TmuxSettings = TmuxSettings()
     runtimes: RuntimesSettings = RuntimesSettings()
+    monitors: MonitorsSettings = MonitorsSettings()
 
     @classmethod
     def settings_customise_sources(

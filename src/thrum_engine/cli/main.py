@@ -100,6 +100,18 @@ COMMANDS: list[Spec] = [
     _s("runtime list", "tmux:runtime_list", "runtime presets"),
     _s("runtime show", "tmux:runtime_show", "one preset in full", pos=("runtime",)),
     _s("runtime set-default", "tmux:runtime_set_default", "the runtime used when none is named", pos=("runtime",)),
+    # monitors
+    _s("monitor start", "monitor:start", "watch a command's output: monitor start ... -- CMD ARGS",
+       flags="name:v match:v to:v debounce:v schedule:v cwd:v env:l", rest=True),
+    _s("monitor watch-pane", "monitor:watch_pane", "watch an agent's pane stream",
+       flags="name:v session:v match:v to:v debounce:v"),
+    _s("monitor watch-file", "monitor:watch_file", "watch lines appended to a file",
+       flags="name:v path:v match:v to:v debounce:v allow-outside:b"),
+    _s("monitor list", "monitor:list_", "running monitors (--all: every rule)", flags="all:b"),
+    _s("monitor show", "monitor:show", "one rule", pos=("id",)),
+    _s("monitor stop", "monitor:stop", "stop a rule", pos=("id",)),
+    _s("monitor restart", "monitor:restart", "restart a rule", pos=("id",)),
+    _s("monitor logs", "monitor:logs", "a rule's matches and errors", pos=("id",), flags="limit:v"),
     # engine
     _s("daemon start", "engine:start", "start the headless engine", flags="local:b"),
     _s("daemon stop", "engine:stop", "stop the engine"),

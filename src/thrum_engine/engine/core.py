@@ -81,6 +81,7 @@ class Engine:
         # Set by the host (daemon or console) so `daemon stop` over the socket can end it.
         self.request_stop: Callable[[], None] | None = None
         self.tmux = None  # TmuxManager, once started
+        self.monitors = None  # MonitorService, once started
 
     # -- lifecycle --
     async def start(self) -> None:
@@ -101,6 +102,10 @@ class Engine:
         self.writer.start()
         self._presence_task = asyncio.create_task(self._presence_loop(), name="thrum-presence")
         await self._start_tmux()
+        from thrum_engine.monitors.service import MonitorService
+
+        self.monitors = MonitorService(self)
+        await self.monitors.start()
         log.info("engine started (host=%s, replayed %d events)", self.host, self.replayed)
 
     async def _start_tmux(self) -> None:
@@ -118,6 +123,8 @@ class Engine:
         self.kill_panes_in = manager.kill_panes_in
 
     async def stop(self) -> None:
+        if self.monitors is not None:
+            await self.monitors.stop_all()
         if self.tmux is not None:
             await self.tmux.stop()
         if self._presence_task:

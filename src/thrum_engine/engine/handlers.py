@@ -2,4 +2,5 @@
 
 from thrum_engine import doctor, identity, messaging, team, worktrees  # noqa: F401
 from thrum_engine.engine import admin  # noqa: F401
+from thrum_engine.monitors import methods as monitor_methods  # noqa: F401
 from thrum_engine.tmux import methods as tmux_methods  # noqa: F401

@@ -3,10 +3,10 @@ tables hold machine-local state that `doctor rebuild` carries over."""
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 PROJECTED = ("applied_events", "shard_offsets", "agents", "sessions", "messages", "deliveries")
-LOCAL = ("presence", "tmux_queue")
+LOCAL = ("presence", "tmux_queue", "monitors", "monitor_events")
 
 # Each entry upgrades the schema from version i to i+1.
 MIGRATIONS: list[str] = [
@@ -92,5 +92,36 @@ MIGRATIONS: list[str] = [
         note TEXT NOT NULL DEFAULT ''
     );
     CREATE INDEX tmux_queue_session ON tmux_queue(session, status, created_at);
+    """,
+    # v3: monitor rules and what they saw (machine-local: they watch this machine's processes and files).
+    """
+    CREATE TABLE monitors(
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        source TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        pattern TEXT NOT NULL,
+        target TEXT NOT NULL,
+        debounce REAL NOT NULL,
+        schedule TEXT,
+        status TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        last_match_at TEXT,
+        matches INTEGER NOT NULL DEFAULT 0,
+        delivered INTEGER NOT NULL DEFAULT 0,
+        restarts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE monitor_events(
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        monitor_id TEXT NOT NULL,
+        at TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        line TEXT NOT NULL DEFAULT '',
+        message_id TEXT,
+        detail TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX monitor_events_monitor ON monitor_events(monitor_id, seq);
     """,
 ]

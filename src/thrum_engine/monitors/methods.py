@@ -1,0 +1,205 @@
+"""Engine methods for monitors: start (command), watch-pane, watch-file, list, show, stop, restart, logs."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+
+from pydantic import Field
+
+from thrum_engine import ids
+from thrum_engine.durations import iso
+from thrum_engine.engine.core import Caller, Engine
+from thrum_engine.engine.registry import method
+from thrum_engine.errors import Conflict, InvalidInput, InvalidName, NotFound, ThrumError
+from thrum_engine.messaging import resolve
+from thrum_engine.model import Params
+
+NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+class MonitorCommon(Params):
+    name: str
+    match: str
+    to: str
+    debounce: float | None = None
+
+
+class CommandMonitorParams(MonitorCommon):
+    argv: list[str]
+    cwd: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    schedule: str | None = None
+
+
+class PaneMonitorParams(MonitorCommon):
+    session: str
+
+
+class FileMonitorParams(MonitorCommon):
+    path: str
+    allow_outside: bool = False
+
+
+class MonitorIdParams(Params):
+    id: str
+
+
+class MonitorListParams(Params):
+    all: bool = False
+
+
+class MonitorLogsParams(Params):
+    id: str
+    limit: int = Field(50, ge=1, le=1000)
+
+
+def service(engine: Engine):
+    svc = getattr(engine, "monitors", None)
+    if svc is None:
+        raise ThrumError("monitors are not running in this engine")
+    return svc
+
+
+async def validate_common(engine: Engine, p: MonitorCommon) -> float:
+    if not p.name or not set(p.name) <= NAME_CHARS or len(p.name) > 64:
+        raise InvalidName(f"invalid monitor name {p.name!r}: use lowercase letters, digits, '_' and '-'")
+    try:
+        re.compile(p.match)
+    except re.error as exc:
+        raise InvalidInput(f"invalid --match regex {p.match!r}: {exc}") from None
+    if not p.match:
+        raise InvalidInput("--match must not be empty")
+    resolve(engine, [p.to], None)  # an unknown target is refused now, not at the first match
+    if await engine.store.one("SELECT id FROM monitors WHERE name = ?", (p.name,)):
+        raise Conflict(f"a monitor named {p.name} already exists (see `thrum monitor list --all`)")
+    debounce = engine.settings.monitors.default_debounce_seconds if p.debounce is None else p.debounce
+    if not 0 <= debounce <= 86400:
+        raise InvalidInput("--debounce must be between 0s and 24h")
+    return debounce
+
+
+def inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+async def create_rule(engine: Engine, p: MonitorCommon, source: str, spec: dict, debounce: float,
+                      schedule: str | None = None) -> dict:
+    now = iso()
+    row = {"id": ids.new_id("mon"), "name": p.name, "source": source, "spec": json.dumps(spec, sort_keys=True),
+           "pattern": p.match, "target": "@" + p.to.lstrip("@"), "debounce": debounce, "schedule": schedule,
+           "status": "running", "created_at": now, "updated_at": now}
+    svc = service(engine)
+    cols = ", ".join(row)
+    await svc.write(f"INSERT INTO monitors({cols}) VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
+    await svc.run(await engine.store.one("SELECT * FROM monitors WHERE id = ?", (row["id"],)))
+    return {"monitor": await view(engine, row["id"])}
+
+
+@method("monitor.start", CommandMonitorParams, writes=True)
+async def start(engine: Engine, caller: Caller, p: CommandMonitorParams) -> dict:
+    debounce = await validate_common(engine, p)
+    if not p.argv or not p.argv[0]:
+        raise InvalidInput("a command is required after `--`")
+    cwd = os.path.realpath(os.path.expanduser(p.cwd)) if p.cwd else (caller.worktree or engine.layout.repo)
+    if not os.path.isdir(cwd):
+        raise InvalidInput(f"--cwd {p.cwd} is not a directory")
+    exe = p.argv[0]
+    found = shutil.which(exe, path=os.environ.get("PATH")) if "/" not in exe else (
+        exe if os.access(os.path.join(cwd, exe), os.X_OK) or os.access(exe, os.X_OK) else None)
+    if not found:
+        raise InvalidInput(f"command not found: {exe}")
+    for k in p.env:
+        if not k or "=" in k or not (k[0].isalpha() or k[0] == "_"):
+            raise InvalidInput(f"invalid --env name {k!r}")
+    if p.schedule is not None:
+        from croniter import croniter
+
+        if len(p.schedule.split()) != 5 or not croniter.is_valid(p.schedule):
+            raise InvalidInput(f"invalid --schedule {p.schedule!r}: five cron fields, e.g. '*/5 * * * *'")
+    return await create_rule(engine, p, "command", {"argv": p.argv, "cwd": cwd, "env": p.env}, debounce,
+                             p.schedule)
+
+
+@method("monitor.watch_pane", PaneMonitorParams, writes=True)
+async def watch_pane(engine: Engine, caller: Caller, p: PaneMonitorParams) -> dict:
+    debounce = await validate_common(engine, p)
+    from thrum_engine.tmux.methods import get_session
+
+    get_session(engine, p.session)
+    return await create_rule(engine, p, "pane", {"session": p.session}, debounce)
+
+
+@method("monitor.watch_file", FileMonitorParams, writes=True)
+async def watch_file(engine: Engine, caller: Caller, p: FileMonitorParams) -> dict:
+    debounce = await validate_common(engine, p)
+    base = caller.worktree or engine.layout.repo
+    path = os.path.realpath(os.path.join(base, os.path.expanduser(p.path)))
+    roots = [engine.layout.repo] + ([caller.worktree] if caller.worktree else [])
+    roots += [a["worktree"] for a in engine.agents.values() if a.get("worktree")]
+    if not p.allow_outside and not any(inside(path, os.path.realpath(r)) for r in roots):
+        raise InvalidInput(f"{path} is outside the repo and its worktrees; pass --allow-outside to watch it")
+    if not os.path.isdir(os.path.dirname(path)):
+        raise InvalidInput(f"no such directory: {os.path.dirname(path)}")
+    return await create_rule(engine, p, "file", {"path": path}, debounce)
+
+
+async def find(engine: Engine, ident: str) -> dict:
+    row = await engine.store.one("SELECT * FROM monitors WHERE id = ? OR name = ?", (ident, ident))
+    if row is None:
+        raise NotFound(f"no monitor {ident} (see `thrum monitor list --all`)")
+    return row
+
+
+async def view(engine: Engine, ident: str) -> dict:
+    row = await find(engine, ident)
+    spec = json.loads(row["spec"])
+    return {
+        "id": row["id"], "name": row["name"], "source": row["source"], "spec": spec, "match": row["pattern"],
+        "to": row["target"], "debounce": row["debounce"], "schedule": row["schedule"], "status": row["status"],
+        "created_at": row["created_at"], "updated_at": row["updated_at"], "last_match_at": row["last_match_at"],
+        "matches": row["matches"], "delivered": row["delivered"], "restarts": row["restarts"],
+        "last_error": row["last_error"], "running": row["id"] in service(engine).running,
+    }
+
+
+@method("monitor.list", MonitorListParams)
+async def list_(engine: Engine, caller: Caller, p: MonitorListParams) -> dict:
+    sql = "SELECT id FROM monitors" + ("" if p.all else " WHERE status = 'running'") + " ORDER BY created_at"
+    return {"monitors": [await view(engine, r["id"]) for r in await engine.store.all(sql)]}
+
+
+@method("monitor.show", MonitorIdParams)
+async def show(engine: Engine, caller: Caller, p: MonitorIdParams) -> dict:
+    return {"monitor": await view(engine, p.id)}
+
+
+@method("monitor.stop", MonitorIdParams, writes=True)
+async def stop(engine: Engine, caller: Caller, p: MonitorIdParams) -> dict:
+    row = await find(engine, p.id)
+    svc = service(engine)
+    await svc.halt(row["id"])
+    await svc.set_status(row["id"], "stopped")
+    await svc.event(row["id"], "stop")
+    return {"monitor": await view(engine, row["id"])}
+
+
+@method("monitor.restart", MonitorIdParams, writes=True)
+async def restart(engine: Engine, caller: Caller, p: MonitorIdParams) -> dict:
+    row = await find(engine, p.id)
+    svc = service(engine)
+    await svc.halt(row["id"])
+    await svc.set_status(row["id"], "running", "")
+    await svc.run(await find(engine, row["id"]))
+    return {"monitor": await view(engine, row["id"])}
+
+
+@method("monitor.logs", MonitorLogsParams)
+async def logs(engine: Engine, caller: Caller, p: MonitorLogsParams) -> dict:
+    row = await find(engine, p.id)
+    events = await engine.store.all(
+        "SELECT at, kind, line, message_id, detail FROM monitor_events WHERE monitor_id = ? ORDER BY seq DESC"
+        " LIMIT ?", (row["id"], p.limit))
+    return {"monitor": row["id"], "name": row["name"], "events": list(reversed(events))}

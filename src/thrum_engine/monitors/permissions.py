@@ -1,0 +1,162 @@
+"""The built-in permission rule: an agent's pane showing a permission or trust dialog marks the
+agent `blocked` and tells its supervisors; a `y`/`n` reply to that notice is typed into the pane
+as the runtime's approve/deny keys. Reminders back off; the rule stands down when the dialog clears.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from thrum_engine.durations import iso
+
+log = logging.getLogger("thrum.permissions")
+
+AUTHOR = "monitor:permissions"
+APPROVE = ("y", "yes", "approve", "allow", "ok")
+DENY = ("n", "no", "deny", "reject")
+
+
+@dataclass
+class Episode:
+    session: str
+    agent: str
+    notices: list[str] = field(default_factory=list)
+    interval: float = 0.0
+    reminder: asyncio.TimerHandle | None = None
+    answered: bool = False
+
+
+class PermissionWatch:
+    def __init__(self, engine) -> None:
+        self.engine = engine
+        self.settings = engine.settings.monitors
+        self.episodes: dict[str, Episode] = {}  # session -> open episode
+
+    def start(self) -> None:
+        tmux = self.engine.tmux
+        tmux.listeners.append(self.on_pane_state)
+        self._unlisten = self.engine.bus.listen(self.on_events)
+        for s in list(tmux.sessions.values()):
+            if s.state.state == "blocked":
+                self.on_pane_state(s, s.state)
+
+    def stop(self) -> None:
+        self._unlisten()
+        for ep in self.episodes.values():
+            if ep.reminder:
+                ep.reminder.cancel()
+
+    # -- pane side --
+    def on_pane_state(self, s, state) -> None:
+        if not s.agent:
+            return
+        if state.state == "blocked" and s.name not in self.episodes:
+            ep = Episode(s.name, s.agent, interval=self.settings.permission_reminder_seconds)
+            self.episodes[s.name] = ep
+            asyncio.create_task(self._open(ep))
+        elif state.state != "blocked" and s.name in self.episodes:
+            ep = self.episodes.pop(s.name)
+            if ep.reminder:
+                ep.reminder.cancel()
+            asyncio.create_task(self._set_status(ep.agent, ""))  # stand down: the pane says what it does
+
+    async def _set_status(self, agent: str, status: str) -> None:
+        if agent in self.engine.agents and self.engine.agents[agent].get("status") != status:
+            await self.engine.commit(self.engine.event("agent.update", AUTHOR, {
+                "name": agent, "fields": {"status": status, "status_at": iso()}}))
+
+    def supervisors(self, agent: str) -> list[str]:
+        from thrum_engine.messaging import resolve
+
+        out: list[str] = []
+        for addr in self.settings.supervisors:
+            try:
+                found, _ = resolve(self.engine, [addr], agent)
+            except Exception:
+                continue  # a supervisor role nobody holds yet
+            out += [f for f in found if f not in out]
+        return out
+
+    async def _open(self, ep: Episode) -> None:
+        try:
+            await self._set_status(ep.agent, "blocked")
+            await self._notify(ep, reminder=False)
+        except Exception:
+            log.exception("permission notice for %s failed", ep.session)
+
+    async def _notify(self, ep: Episode, *, reminder: bool) -> None:
+        from thrum_engine.messaging import create_message
+
+        if self.episodes.get(ep.session) is not ep:
+            return
+        to = self.supervisors(ep.agent)
+        if not to:
+            log.warning("@%s is blocked on a dialog in %s and no supervisor is registered (%s)",
+                        ep.agent, ep.session, ", ".join(self.settings.supervisors))
+        else:
+            screen = await self._screen(ep.session)
+            s = self.engine.tmux.sessions.get(ep.session)
+            keys = f" ({s.runtime.approve} / {s.runtime.deny})" if s else ""
+            body = (("Reminder: " if reminder else "") +
+                    f"@{ep.agent} is waiting on a permission dialog in session {ep.session}:\n```\n{screen}\n```\n"
+                    f"Reply `y` to approve once or `n` to deny{keys}.")
+            ev = await create_message(self.engine, AUTHOR, body, to=["@" + n for n in to], fmt="markdown",
+                                      scopes=[f"session:{ep.session}"], refs=[f"agent:{ep.agent}"])
+            ep.notices.append(ev["data"]["message_id"])
+        ep.reminder = asyncio.get_running_loop().call_later(ep.interval, self._remind, ep)
+        ep.interval *= 2  # reminders back off
+
+    def _remind(self, ep: Episode) -> None:
+        if self.episodes.get(ep.session) is ep and not ep.answered:
+            asyncio.create_task(self._notify(ep, reminder=True))
+
+    async def _screen(self, session: str) -> str:
+        s = self.engine.tmux.sessions.get(session)
+        if s is None:
+            return ""
+        try:
+            lines = await asyncio.to_thread(self.engine.tmux.tmux.capture, s.pane_id, 40)
+        except Exception:
+            return ""
+        lines = [ln for ln in lines if ln.strip()]
+        return "\n".join(lines[-12:])
+
+    # -- replies --
+    def on_events(self, events: list[dict]) -> None:
+        for ev in events:
+            if ev["type"] != "message.create":
+                continue
+            parent = ev["data"].get("reply_to")
+            if not parent:
+                continue
+            for ep in list(self.episodes.values()):
+                if parent in ep.notices:
+                    asyncio.create_task(self._answer(ep, ev))
+
+    async def _answer(self, ep: Episode, ev: dict) -> None:
+        from thrum_engine.messaging import create_message
+
+        word = ev["data"]["content"].strip().lower().rstrip(".!")
+        s = self.engine.tmux.sessions.get(ep.session)
+        if s is None:
+            return
+        if word in APPROVE or word == s.runtime.approve.lower():
+            keys, verdict = s.runtime.approve, "approved"
+        elif word in DENY or word == s.runtime.deny.lower():
+            keys, verdict = s.runtime.deny, "denied"
+        else:
+            return  # a conversation, not an answer
+        self.engine.tmux.pump(s)
+        if self.episodes.get(ep.session) is not ep or s.state.state != "blocked":
+            text = f"The dialog in {ep.session} is no longer open; nothing was typed."
+        else:
+            ep.answered = True
+            await asyncio.to_thread(self.engine.tmux.tmux.send_keys, s.pane_id, *keys.split())
+            text = f"✓ {verdict.capitalize()} in {ep.session} (sent {keys})."
+        try:
+            await create_message(self.engine, AUTHOR, text, to=["@" + ev["author"]], fmt="plain",
+                                 thread_id=ev["data"].get("thread_id"), reply_to=ev["data"]["message_id"])
+        except Exception:
+            log.exception("could not confirm the answer to @%s", ev["author"])
