@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 
 from thrum_engine.durations import iso
-from thrum_engine.monitors.sources import FileFollower, LineSplitter, command_lines, minimal_env
+from thrum_engine.monitors.sources import FileFollower, LineSplitter, command_output, minimal_env
 
 log = logging.getLogger("thrum.monitors")
 
@@ -38,6 +38,7 @@ class Monitor:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     outbox: asyncio.Queue = field(default_factory=asyncio.Queue)
     sender: asyncio.Task | None = None
+    chunk_regex: re.Pattern | None = None
 
     @property
     def id(self) -> str:
@@ -104,6 +105,8 @@ class MonitorService:
     async def run(self, row: dict) -> Monitor:
         spec = json.loads(row["spec"])
         m = Monitor(row=row, regex=re.compile(row["pattern"]), spec=spec)
+        if not any(a in row["pattern"] for a in ("\\A", "\\Z", "\\z")):
+            m.chunk_regex = re.compile(row["pattern"], re.MULTILINE)
         self.running[m.id] = m
         m.sender = asyncio.create_task(self._sender(m), name=f"monitor-send-{m.name}")
         source = row["source"]
@@ -140,6 +143,15 @@ class MonitorService:
             splitters.pop(mid, None)
 
     # -- matching and debounce --
+    def feed_text(self, m: Monitor, split: LineSplitter, text: str) -> None:
+        """A chunk of output. Most chunks match nothing: one search over the chunk skips the
+        per-line work for them (the chunk-wide pattern can only err towards searching)."""
+        if m.chunk_regex is not None and not m.chunk_regex.search(split.partial + text):
+            split.feed(text)
+            return
+        for line in split.feed(text):
+            self.feed(m, line)
+
     def feed(self, m: Monitor, line: str) -> None:
         line = line[: self.settings.max_line_chars]
         if not m.regex.search(line):
@@ -213,10 +225,12 @@ class MonitorService:
                     pass
             started = time.monotonic()
             code = None
+            split = LineSplitter(self.settings.max_line_chars)
             try:
-                async for line in command_lines(spec["argv"], spec["cwd"], env, self.settings.max_line_chars,
-                                                lambda p: setattr(m, "proc", p)):
-                    self.feed(m, line)
+                async for text in command_output(spec["argv"], spec["cwd"], env, lambda p: setattr(m, "proc", p)):
+                    self.feed_text(m, split, text)
+                if split.partial:
+                    self.feed(m, split.partial)
                 code = m.proc.returncode if m.proc else None
             except (FileNotFoundError, PermissionError) as exc:
                 code = 127

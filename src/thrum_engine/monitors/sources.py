@@ -32,24 +32,20 @@ class LineSplitter:
         return [ln.rstrip("\r")[: self.cap] for ln in lines]
 
 
-async def command_lines(argv: list[str], cwd: str, env: dict[str, str], cap: int,
-                        on_start: Callable[[asyncio.subprocess.Process], None]) -> AsyncIterator[str]:
-    """stdout and stderr lines of one run of `argv` (exec'd directly, never through a shell)."""
+async def command_output(argv: list[str], cwd: str, env: dict[str, str],
+                         on_start: Callable[[asyncio.subprocess.Process], None]) -> AsyncIterator[str]:
+    """stdout and stderr text of one run of `argv` (exec'd directly, never through a shell), in chunks."""
     proc = await asyncio.create_subprocess_exec(
         *argv, cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT, start_new_session=True, limit=1 << 20)
     on_start(proc)
     assert proc.stdout is not None
-    split = LineSplitter(cap)
     try:
         while True:
             chunk = await proc.stdout.read(65536)
             if not chunk:
                 break
-            for line in split.feed(chunk.decode("utf-8", "replace")):
-                yield line
-        if split.partial:
-            yield split.partial[:cap]
+            yield chunk.decode("utf-8", "replace")
     finally:
         if proc.returncode is None:
             try:
