@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import hashlib
 import os
 import time
@@ -82,13 +83,48 @@ async def check(engine: Engine, caller: Caller, p: EmptyParams) -> dict:
 
 
 def read_all_events(engine: Engine) -> tuple[list[dict], dict[str, int], int]:
-    events, offsets, corrupt = [], {}, 0
-    for shard in engine.journal.shards():
-        evs, offsets[shard], bad = engine.journal.read_events(shard)
-        events += evs
-        corrupt += bad
-    events.sort(key=lambda e: e["id"])
+    lines, offsets = sorted_journal_lines(engine)
+    events, corrupt = parse_lines(lines)
     return events, offsets, corrupt
+
+
+_ID_KEY = b'"id":"evt_'
+
+
+def sorted_journal_lines(engine: Engine) -> tuple[list[bytes], dict[str, int]]:
+    """Every complete journal line, in event-id order, without parsing them.
+
+    Lines are written with sorted keys, so the top-level `"id"` (after `"data"`) is the last
+    `"id":"evt_` in the line: its ULID is the sort key.
+    """
+    keyed: list[tuple[bytes, bytes]] = []
+    offsets: dict[str, int] = {}
+    for shard in engine.journal.shards():
+        with open(engine.journal.path(shard), "rb") as fh:
+            data = fh.read()
+        end = data.rfind(b"\n") + 1
+        offsets[shard] = end
+        for line in data[:end].split(b"\n")[:-1]:
+            i = line.rfind(_ID_KEY)
+            keyed.append((line[i + 6:i + 36] if i >= 0 else b"", line))
+    keyed.sort(key=lambda kv: kv[0])
+    return [line for _k, line in keyed], offsets
+
+
+def parse_lines(lines: list[bytes]) -> tuple[list[dict], int]:
+    events, corrupt = [], 0
+    loads = json.loads
+    for raw in lines:
+        try:
+            ev = loads(raw)
+        except ValueError:
+            corrupt += 1
+            continue
+        if isinstance(ev, dict) and "id" in ev:
+            events.append(ev)
+        else:
+            corrupt += 1
+    return events, corrupt
 
 
 async def rebuild_projection(engine: Engine, chunk: int = 20000) -> dict:
@@ -99,7 +135,7 @@ async def rebuild_projection(engine: Engine, chunk: int = 20000) -> dict:
     async with engine.writer.lock:
         before = await projection_digest(engine.store)
         started = time.perf_counter()
-        events, offsets, corrupt = await asyncio.to_thread(read_all_events, engine)
+        lines, offsets = await asyncio.to_thread(sorted_journal_lines, engine)
         read_s = time.perf_counter() - started
         tmp = engine.layout.db_path + ".rebuild"
         for suffix in ("", "-wal", "-shm"):
@@ -107,12 +143,18 @@ async def rebuild_projection(engine: Engine, chunk: int = 20000) -> dict:
                 os.remove(tmp + suffix)
         fresh = Store(tmp)
         await fresh.open(bulk=True)
+        count = corrupt = 0
         try:
-            for i in range(0, len(events), chunk):
-                last = i + chunk >= len(events)
-                await fresh.apply(events[i:i + chunk], offsets if last else {})
-            if not events:
-                await fresh.apply([], offsets)
+            # Parse chunk k+1 on a thread while chunk k is applied on the writer's thread.
+            chunks = [lines[i:i + chunk] for i in range(0, len(lines), chunk)] or [[]]
+            parsing = asyncio.create_task(asyncio.to_thread(parse_lines, chunks[0]))
+            for k in range(len(chunks)):
+                events, bad = await parsing
+                if k + 1 < len(chunks):
+                    parsing = asyncio.create_task(asyncio.to_thread(parse_lines, chunks[k + 1]))
+                await fresh.apply(events, offsets if k + 1 == len(chunks) else {})
+                count += len(events)
+                corrupt += bad
             await copy_local_tables(engine.layout.db_path, fresh)
             await fresh.finish_bulk()
         finally:
@@ -132,10 +174,10 @@ async def rebuild_projection(engine: Engine, chunk: int = 20000) -> dict:
         elapsed = time.perf_counter() - started
         after = await projection_digest(engine.store)
     return {
-        "events": len(events),
+        "events": count,
         "corrupt_lines": corrupt,
         "seconds": round(elapsed, 3),
-        "events_per_second": round(len(events) / elapsed) if elapsed > 0 else None,
+        "events_per_second": round(count / elapsed) if elapsed > 0 else None,
         "read_seconds": round(read_s, 3),
         "apply_seconds": round(apply_s, 3),
         "digest_before": before,

@@ -71,6 +71,11 @@ def _session_end(ev: dict, d: dict) -> Iterable[Op]:
     )
 
 
+_INSERT_DELIVERY = (
+    "INSERT OR IGNORE INTO deliveries(recipient, message_id, created_at, mentioned) VALUES (?,?,?,?)"
+)
+
+
 def _message_create(ev: dict, d: dict) -> Iterable[Op]:
     mid = d["message_id"]
     created = d.get("created_at", ev["ts"])
@@ -85,10 +90,7 @@ def _message_create(ev: dict, d: dict) -> Iterable[Op]:
     )
     mentioned = set(d.get("mentioned_agents", []))
     for r in d.get("recipients", []):
-        yield (
-            "INSERT OR IGNORE INTO deliveries(recipient, message_id, created_at, mentioned) VALUES (?,?,?,?)",
-            (r, mid, created, 1 if r in mentioned else 0),
-        )
+        yield (_INSERT_DELIVERY, (r, mid, created, 1 if r in mentioned else 0))
     if d.get("thread_root"):
         yield ("UPDATE messages SET thread_id=? WHERE id=? AND thread_id IS NULL", (d["thread_id"], d["thread_root"]))
     if d.get("reply_to"):
@@ -97,6 +99,29 @@ def _message_create(ev: dict, d: dict) -> Iterable[Op]:
             " seen_at=COALESCE(seen_at, ?) WHERE message_id=? AND recipient=?",
             (created, created, created, d["reply_to"], ev["author"]),
         )
+
+
+_INSERT_MESSAGE = next(_message_create({"author": "", "ts": ""}, {"message_id": "", "content": ""}))[0]
+
+
+def _message_create_fast(ev: dict, d: dict, buckets: dict[str, list[tuple]]) -> None:
+    """`_message_create` for the common shape (no thread root, no reply): rebuilds are mostly these."""
+    if d.get("thread_root") or d.get("reply_to"):
+        for sql, params in _message_create(ev, d):
+            buckets.setdefault(sql, []).append(params)
+        return
+    mid = d["message_id"]
+    created = d.get("created_at", ev["ts"])
+    structured = d.get("structured")
+    get = d.get
+    buckets.setdefault(_INSERT_MESSAGE, []).append((
+        mid, ev["author"], get("thread_id"), None, get("format", "markdown"), d["content"],
+        None if structured is None else _dumps(structured), created, 1 if get("broadcast") else 0,
+        _dumps(get("addressed")), _dumps(get("mentions")), _dumps(get("scopes")), _dumps(get("refs"))))
+    mentioned = get("mentioned_agents") or ()
+    rows = buckets.setdefault(_INSERT_DELIVERY, [])
+    for r in get("recipients", ()):
+        rows.append((r, mid, created, 1 if r in mentioned else 0))
 
 
 def _message_edit(ev: dict, d: dict) -> Iterable[Op]:
@@ -186,10 +211,13 @@ def ops_for(events: Iterable[dict]) -> list[Op]:
         if etype != group_type:
             close_group()
             group_type = etype
-        fn = APPLIERS.get(etype)
-        if fn is not None:
-            for sql, params in fn(ev, ev.get("data") or {}):
-                buckets.setdefault(sql, []).append(params)
+        if etype == "message.create":
+            _message_create_fast(ev, ev.get("data") or {}, buckets)
+        else:
+            fn = APPLIERS.get(etype)
+            if fn is not None:
+                for sql, params in fn(ev, ev.get("data") or {}):
+                    buckets.setdefault(sql, []).append(params)
         applied.append((ev["id"],))
     close_group()
     ops.extend(("INSERT OR IGNORE INTO applied_events(id) VALUES (?)", p) for p in applied)

@@ -116,9 +116,11 @@ class Store:
         if skip_applied and events:
             known = await self.applied_among([e["id"] for e in events])
             events = [e for e in events if e["id"] not in known]
-        ops = projector.ops_for(events)
 
         def work(conn: sqlite3.Connection) -> int:
+            # Built here, on the writer thread: SQLite releases the GIL while it works, so a
+            # rebuild can parse its next chunk on another thread meanwhile.
+            ops = projector.ops_for(events)
             all_offsets = dict(offsets)
             if before is not None:
                 all_offsets.update(before())
