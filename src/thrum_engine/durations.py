@@ -38,14 +38,20 @@ def parse_duration(text: str) -> float:
     return sign * total
 
 
+_iso_cache: tuple[int, str] = (-1, "")
+
+
 def iso(ts: float | None = None) -> str:
     """Fixed-width UTC timestamp (microseconds) that sorts lexicographically."""
+    global _iso_cache
     ts = time.time() if ts is None else ts
     secs = int(ts)
     micros = int(round((ts - secs) * 1_000_000))
     if micros == 1_000_000:
         secs, micros = secs + 1, 0
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{micros:06d}Z"
+    if _iso_cache[0] != secs:  # formatting the seconds is the slow part; it changes once a second
+        _iso_cache = (secs, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)))
+    return f"{_iso_cache[1]}.{micros:06d}Z"
 
 
 def _days_from_civil(y: int, m: int, d: int) -> int:

@@ -169,7 +169,8 @@ async def create_message(
         recipients += [m for m in mentioned if m not in recipients]
         if not recipients:
             raise InvalidInput("nobody to deliver to: the only agent addressed is you")
-    mid = ids.new_id("msg")
+    body_id = ids.ulid()
+    mid = "msg_" + body_id
     data = {
         "message_id": mid,
         "content": body,
@@ -189,7 +190,7 @@ async def create_message(
     # Empty fields are left out: the journal is parsed line by line on every rebuild.
     ev = engine.event("message.create", author, {
         k: v for k, v in data.items() if v not in (None, [], "", False) or (k == "structured" and v is not None)
-    })
+    }, ulid=body_id)
     await engine.commit(ev)
     return ev
 

@@ -39,6 +39,7 @@ from thrum_engine.version import __version__
 log = logging.getLogger("thrum.engine")
 
 PRESENCE_FLUSH_SECONDS = 30.0
+WATCHDOG_SECONDS = 0.5
 
 
 @functools.lru_cache(maxsize=1024)
@@ -75,6 +76,9 @@ class Engine:
         self.last_seen: dict[str, float] = {}
         self._presence_dirty: set[str] = set()
         self._presence_task: asyncio.Task | None = None
+        self._watchdog_task: asyncio.Task | None = None
+        self._inflight: dict[asyncio.Task, float] = {}
+        self._timed_out: set[asyncio.Task] = set()
         self.torn: list[TornTail] = []
         self.replayed = 0
         self.corrupt_lines = 0
@@ -101,6 +105,7 @@ class Engine:
             raise
         self.writer.start()
         self._presence_task = asyncio.create_task(self._presence_loop(), name="thrum-presence")
+        self._watchdog_task = asyncio.create_task(self._watchdog(), name="thrum-watchdog")
         await self._start_tmux()
         from thrum_engine.monitors.service import MonitorService
 
@@ -127,13 +132,14 @@ class Engine:
             await self.monitors.stop_all()
         if self.tmux is not None:
             await self.tmux.stop()
-        if self._presence_task:
-            self._presence_task.cancel()
-            try:
-                await self._presence_task
-            except asyncio.CancelledError:
-                pass
-            self._presence_task = None
+        for t in (self._presence_task, self._watchdog_task):
+            if t is not None:
+                t.cancel()
+                try:
+                    await t
+                except asyncio.CancelledError:
+                    pass
+        self._presence_task = self._watchdog_task = None
         await self.writer.stop()
         await self.flush_presence()
         await self.store.close()
@@ -181,8 +187,10 @@ class Engine:
                 pass
 
     # -- writing --
-    def event(self, etype: str, author: str, data: dict[str, Any]) -> dict:
-        return {"v": 1, "id": ids.new_id("evt"), "type": etype, "author": author, "ts": iso(), "data": data}
+    def event(self, etype: str, author: str, data: dict[str, Any], *, ulid: str | None = None) -> dict:
+        """`ulid`: reuse the body of an id minted for the same change (a message and its create event)."""
+        return {"v": 1, "id": "evt_" + (ulid or ids.ulid()), "type": etype, "author": author, "ts": iso(),
+                "data": data}
 
     async def commit(self, *events: dict) -> None:
         try:
@@ -281,11 +289,30 @@ class Engine:
             self.touch(caller.name)
         if not m.timeout:
             return await m.handler(self, caller, p)
+        # A watchdog (one timer for all calls) cancels calls past their deadline: cheaper than a
+        # timeout context per call on the hot path.
+        task = asyncio.current_task()
+        self._inflight[task] = time.monotonic() + self.settings.engine.request_timeout_seconds
         try:
-            async with asyncio.timeout(self.settings.engine.request_timeout_seconds):
-                return await m.handler(self, caller, p)
-        except TimeoutError:
-            raise EngineTimeout(f"{name} took longer than {self.settings.engine.request_timeout_seconds:g}s") from None
+            return await m.handler(self, caller, p)
+        except asyncio.CancelledError:
+            if task in self._timed_out:
+                self._timed_out.discard(task)
+                task.uncancel()
+                raise EngineTimeout(
+                    f"{name} took longer than {self.settings.engine.request_timeout_seconds:g}s") from None
+            raise
+        finally:
+            self._inflight.pop(task, None)
+
+    async def _watchdog(self) -> None:
+        while True:
+            await asyncio.sleep(WATCHDOG_SECONDS)
+            now = time.monotonic()
+            for task, deadline in list(self._inflight.items()):
+                if now > deadline and task not in self._timed_out:
+                    self._timed_out.add(task)
+                    task.cancel()
 
     def check_worktree(self, caller: Caller, name: str) -> None:
         """Refuse a caller that claims an identity registered to another worktree (a forged caller)."""

@@ -1,0 +1,51 @@
+"""The engine façade in-process: per-request deadlines and ordering, on a real repo and real files."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+
+import pytest
+
+from thrum_engine.engine.core import Caller, Engine
+from thrum_engine.engine.registry import METHODS, method
+from thrum_engine.errors import EngineTimeout
+from thrum_engine.layout import Layout
+from thrum_engine.model import Params
+from thrum_engine.settings import ThrumSettings
+
+
+@pytest.fixture
+async def engine(tmp_path, monkeypatch):
+    monkeypatch.setenv("THRUM_TMUX__SOCKET_NAME", "thrum-test-core-unused")
+    subprocess.run(["git", "init", "-q", str(tmp_path / "r")], check=True)
+    (tmp_path / "r/.git/thrum-sync/a-sync/journal").mkdir(parents=True)
+    settings = ThrumSettings(engine={"request_timeout_seconds": 0.6})
+    e = Engine(Layout(str(tmp_path / "r")), settings)
+    await e.start()
+    yield e
+    await e.stop()
+
+
+async def test_a_request_past_its_deadline_fails_and_the_engine_keeps_serving(engine):
+    @method("test.slow", Params)
+    async def slow(engine, caller, p):
+        await asyncio.sleep(30)
+        return {}
+
+    try:
+        with pytest.raises(EngineTimeout, match="took longer than 0.6s"):
+            await engine.call("test.slow", {}, Caller.trusted())
+        assert (await engine.call("engine.info", {}, Caller.trusted()))["running"] is True
+    finally:
+        METHODS.pop("test.slow", None)
+
+
+async def test_message_ids_and_their_events_sort_in_send_order(engine):
+    for n in ("alice", "bob"):
+        await engine.call("agent.register", {"name": n, "role": "w"}, Caller.trusted())
+    ids = [(await engine.call("message.send", {"body": f"m{i}", "to": ["@bob"]}, Caller.trusted("alice")))["message_id"]
+           for i in range(20)]
+    assert ids == sorted(ids)
+    inbox = await engine.call("message.inbox", {"oldest": True, "page_size": 50}, Caller.trusted("bob"))
+    assert [m["message_id"] for m in inbox["messages"]] == ids
