@@ -127,7 +127,7 @@ def parse_lines(lines: list[bytes]) -> tuple[list[dict], int]:
     return events, corrupt
 
 
-async def rebuild_projection(engine: Engine, chunk: int = 20000) -> dict:
+async def rebuild_projection(engine: Engine, chunk: int = 5000) -> dict:
     """Recreate the projected tables from the journal; local-only tables are carried over.
 
     Writes pause for the duration (the writer's lock), so nothing is lost in the swap.

@@ -30,6 +30,7 @@ from thrum_engine.model import (
     SentParams,
     WaitParams,
 )
+from thrum_engine.store.apply import addressed_of
 
 EVERYONE = ("everyone", "all", "broadcast")
 
@@ -126,7 +127,7 @@ def event_message_view(ev: dict) -> dict:
         "updated_at": None,
         "deleted": False,
         "broadcast": bool(d.get("broadcast")),
-        "to": d.get("addressed", []),
+        "to": addressed_of(d),
         "mentions": d.get("mentions", []),
         "scopes": d.get("scopes", []),
         "refs": d.get("refs", []),
@@ -171,13 +172,14 @@ async def create_message(
             raise InvalidInput("nobody to deliver to: the only agent addressed is you")
     body_id = ids.ulid()
     mid = "msg_" + body_id
+    written = ["@" + names.strip_at(a) for a in addressed]
     data = {
         "message_id": mid,
         "content": body,
         "format": fmt,
         "structured": structured,
         "recipients": recipients,
-        "addressed": ["@" + names.strip_at(a) for a in addressed],
+        "addressed": written if written != ["@" + r for r in recipients] else None,
         "broadcast": is_broadcast,
         "mentions": ["@" + names.strip_at(m) for m in mentions],
         "mentioned_agents": mentioned,

@@ -19,8 +19,15 @@ _SESSION_FIELDS = ("intent", "task")
 _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
+_PLAIN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@_:-./ ")
+
+
 def _dumps(value: Any) -> str:
-    return _encoder.encode(value) if value else "[]"
+    if not value:
+        return "[]"
+    if type(value) is list and all(type(v) is str and _PLAIN.issuperset(v) for v in value):
+        return '["' + '","'.join(value) + '"]'  # the common case (["@bob"]) without the encoder
+    return _encoder.encode(value)
 
 
 def _agent_register(ev: dict, d: dict) -> Iterable[Op]:
@@ -71,6 +78,11 @@ def _session_end(ev: dict, d: dict) -> Iterable[Op]:
     )
 
 
+def addressed_of(d: dict) -> list[str]:
+    """The addresses as the sender wrote them; left out of the event when they are just the recipients."""
+    return d.get("addressed") or ["@" + r for r in d.get("recipients", ())]
+
+
 _INSERT_DELIVERY = (
     "INSERT OR IGNORE INTO deliveries(recipient, message_id, created_at, mentioned) VALUES (?,?,?,?)"
 )
@@ -85,7 +97,7 @@ def _message_create(ev: dict, d: dict) -> Iterable[Op]:
         " broadcast, addressed, mentions, scopes, refs) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (mid, ev["author"], d.get("thread_id"), d.get("reply_to"), d.get("format", "markdown"), d["content"],
          None if structured is None else _dumps(structured), created, 1 if d.get("broadcast") else 0,
-         _dumps(d.get("addressed", [])), _dumps(d.get("mentions", [])), _dumps(d.get("scopes", [])),
+         _dumps(addressed_of(d)), _dumps(d.get("mentions", [])), _dumps(d.get("scopes", [])),
          _dumps(d.get("refs", []))),
     )
     mentioned = set(d.get("mentioned_agents", []))
@@ -117,7 +129,7 @@ def _message_create_fast(ev: dict, d: dict, buckets: dict[str, list[tuple]]) -> 
     buckets.setdefault(_INSERT_MESSAGE, []).append((
         mid, ev["author"], get("thread_id"), None, get("format", "markdown"), d["content"],
         None if structured is None else _dumps(structured), created, 1 if get("broadcast") else 0,
-        _dumps(get("addressed")), _dumps(get("mentions")), _dumps(get("scopes")), _dumps(get("refs"))))
+        _dumps(addressed_of(d)), _dumps(get("mentions")), _dumps(get("scopes")), _dumps(get("refs"))))
     mentioned = get("mentioned_agents") or ()
     rows = buckets.setdefault(_INSERT_DELIVERY, [])
     for r in get("recipients", ()):
