@@ -14,6 +14,7 @@ from thrum_engine.durations import iso
 log = logging.getLogger("thrum.permissions")
 
 AUTHOR = "monitor:permissions"
+CLOSED_KEEP = 50
 APPROVE = ("y", "yes", "approve", "allow", "ok")
 DENY = ("n", "no", "deny", "reject")
 
@@ -33,6 +34,7 @@ class PermissionWatch:
         self.engine = engine
         self.settings = engine.settings.monitors
         self.episodes: dict[str, Episode] = {}  # session -> open episode
+        self.closed: list[Episode] = []  # recently closed, newest last
 
     def start(self) -> None:
         tmux = self.engine.tmux
@@ -60,6 +62,8 @@ class PermissionWatch:
             ep = self.episodes.pop(s.name)
             if ep.reminder:
                 ep.reminder.cancel()
+            self.closed.append(ep)  # a late y/n still gets an answer ("the dialog is gone")
+            del self.closed[:-CLOSED_KEEP]
             asyncio.create_task(self._set_status(ep.agent, ""))  # stand down: the pane says what it does
 
     async def _set_status(self, agent: str, status: str) -> None:
@@ -131,9 +135,10 @@ class PermissionWatch:
             parent = ev["data"].get("reply_to")
             if not parent:
                 continue
-            for ep in list(self.episodes.values()):
+            for ep in list(self.episodes.values()) + self.closed:
                 if parent in ep.notices:
                     asyncio.create_task(self._answer(ep, ev))
+                    break
 
     async def _answer(self, ep: Episode, ev: dict) -> None:
         from thrum_engine.messaging import create_message
@@ -141,6 +146,10 @@ class PermissionWatch:
         word = ev["data"]["content"].strip().lower().rstrip(".!")
         s = self.engine.tmux.sessions.get(ep.session)
         if s is None:
+            s_missing = f"Session {ep.session} is gone; nothing was typed."
+            if word in APPROVE or word in DENY:
+                await create_message(self.engine, AUTHOR, s_missing, to=["@" + ev["author"]], fmt="plain",
+                                     thread_id=ev["data"].get("thread_id"), reply_to=ev["data"]["message_id"])
             return
         if word in APPROVE or word == s.runtime.approve.lower():
             keys, verdict = s.runtime.approve, "approved"

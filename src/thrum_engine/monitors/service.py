@@ -146,6 +146,7 @@ class MonitorService:
     def feed_text(self, m: Monitor, split: LineSplitter, text: str) -> None:
         """A chunk of output. Most chunks match nothing: one search over the chunk skips the
         per-line work for them (the chunk-wide pattern can only err towards searching)."""
+        text = text.replace("\r\n", "\n")  # so `$` sees line ends the same in both passes
         if m.chunk_regex is not None and not m.chunk_regex.search(split.partial + text):
             split.feed(text)
             return
@@ -192,8 +193,8 @@ class MonitorService:
             reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
             log.error("monitor %s could not deliver to %s: %s", m.name, m.row["target"], reason)
             await self.event(m.id, "error", text, detail=f"delivery failed: {reason}")
-            await self.write("UPDATE monitors SET last_error=?, updated_at=? WHERE id=?",
-                             (f"delivery failed: {reason}", iso(), m.id))
+            await self.write("UPDATE monitors SET last_error=?, matches=matches+?, updated_at=? WHERE id=?",
+                             (f"delivery failed: {reason}", 1 if kind == "match" else 0, iso(), m.id))
             return None
         mid = ev["data"]["message_id"]
         await self.event(m.id, kind, text, message_id=mid)

@@ -46,6 +46,7 @@ async def command_output(argv: list[str], cwd: str, env: dict[str, str],
             if not chunk:
                 break
             yield chunk.decode("utf-8", "replace")
+        await proc.wait()  # the real exit status (killing a finished child would lose it)
     finally:
         if proc.returncode is None:
             try:
