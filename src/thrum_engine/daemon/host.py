@@ -46,8 +46,11 @@ def remove_pid_file(layout: Layout) -> None:
 
 
 async def serve(layout: Layout, settings, *, host: str = "daemon", ready: asyncio.Event | None = None,
-                stop: asyncio.Event | None = None) -> None:
-    """Run engine + socket until `stop` is set (signals and `daemon stop` set it)."""
+                stop: asyncio.Event | None = None, on_engine=None) -> None:
+    """Run engine + socket until `stop` is set (signals and `daemon stop` set it).
+
+    `on_engine(engine)` is called once it serves and `on_engine(None)` before it stops: the
+    console uses the Engine itself (direct calls, the push bus)."""
     from thrum_engine.engine.core import Engine
     from thrum_engine.rpc.server import RpcServer
 
@@ -64,12 +67,16 @@ async def serve(layout: Layout, settings, *, host: str = "daemon", ready: asynci
     engine.request_stop = lambda: loop.call_later(0.05, stop.set)
     write_pid_file(layout, host)
     log.info("listening on %s (pid %d)", layout.socket_path, os.getpid())
+    if on_engine is not None:
+        on_engine(engine)
     if ready is not None:
         ready.set()
     try:
         await stop.wait()
     finally:
         log.info("shutting down")
+        if on_engine is not None:
+            on_engine(None)
         await server.close()
         await engine.stop()
         remove_pid_file(layout)

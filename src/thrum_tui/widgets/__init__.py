@@ -1,0 +1,1 @@
+"""The console's widgets: each small, styled by theme variables only."""

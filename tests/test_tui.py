@@ -1,0 +1,191 @@
+"""The console, driven like a user drives it: a real repo, real agents on the real CLI, and the
+app in a Pilot hosting (or attached to) the engine those agents talk to."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from thrum_engine.layout import Layout
+from thrum_engine.settings import load_settings
+from thrum_tui.app import ThrumApp
+from thrum_tui.engine_handle import open_engine, operator_name
+from thrum_tui.widgets.compose_bar import ComposeBar, parse_compose
+from thrum_tui.widgets.conversation import Conversation
+from thrum_tui.widgets.header_line import HeaderLine
+from thrum_tui.widgets.team_table import TeamTable
+
+OPERATOR = "ada_lovelace"
+DEADLINE = 15.0
+
+
+@pytest.fixture
+def team(repo, monkeypatch):
+    """A repo with two agents, the operator's git name set, and this process inside the repo with
+    the repo's environment (its private tmux server, its HOME)."""
+    alice = repo.agent("alice", "implementer", module="auth")
+    bob = repo.agent("bob", "reviewer")
+    repo.git("config", "user.name", "Ada Lovelace")
+    for key, value in repo.env.items():
+        if key.startswith("THRUM_") or key == "HOME":
+            monkeypatch.setenv(key, value)
+    monkeypatch.chdir(repo.path)
+    return repo, alice, bob
+
+
+@contextlib.asynccontextmanager
+async def console(repo, *, size=(160, 45)):
+    layout = Layout.discover(str(repo.path))
+    settings = load_settings(layout.config_file)
+    async with open_engine(layout, settings, OPERATOR) as engine:
+        app = ThrumApp(engine)
+        async with app.run_test(size=size) as pilot:
+            await until(pilot, lambda: OPERATOR in app.query_one(TeamTable).names)
+            yield app, pilot
+
+
+async def until(pilot, condition, what: str = "condition") -> None:
+    deadline = time.monotonic() + DEADLINE
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await pilot.pause(0.05)
+
+
+async def cli(agent, *args):
+    """Agents' CLI calls run in a thread: the console's engine answers them on this loop."""
+    return await asyncio.to_thread(agent.json, *args)
+
+
+async def type_and_send(pilot, text: str) -> None:
+    await pilot.press("i")
+    bar = pilot.app.query_one(ComposeBar)
+    bar.value = ""
+    await pilot.press(*text)
+    await pilot.press("enter")
+
+
+def test_operator_name_from_git():
+    assert operator_name("Ada Lovelace") == "ada_lovelace"
+    assert operator_name("  J.-P. O'Neil ") == "j_p_o_neil"
+    assert operator_name(None) == "operator_x"  # the fallback must differ from the role
+    assert operator_name("Operator") == "operator_x"
+    assert operator_name("王") == "operator_x"
+
+
+def test_compose_parses_recipients_then_body():
+    assert parse_compose("@bob @alice hello there") == (["@bob", "@alice"], "hello there")
+    assert parse_compose("hello @bob") == ([], "hello @bob")
+
+
+async def test_team_table_shows_registered_agents(team):
+    repo, _alice, _bob = team
+    repo.run("daemon", "stop")
+    async with console(repo) as (app, pilot):
+        table = app.query_one(TeamTable)
+        await until(pilot, lambda: {"alice", "bob"} <= set(table.names), "agents in the team table")
+        assert table.names[0] == OPERATOR
+        assert "in-process" in str(app.query_one(HeaderLine).render())
+        rows = {str(table.get_row(n)[0]): [str(c) for c in table.get_row(n)] for n in table.names}
+        assert rows["alice"][1] == "implementer"
+        assert rows["bob"][1] == "reviewer"
+
+
+async def test_compose_sends_to_an_agent(team):
+    repo, _alice, bob = team
+    repo.run("daemon", "stop")
+    async with console(repo) as (app, pilot):
+        await type_and_send(pilot, "@bob hello from the console")
+        await until(pilot, lambda: app.query_one(ComposeBar).value == "", "compose bar cleared")
+        inbox = await cli(bob, "inbox")
+        assert [(m["author"], m["body"]["content"]) for m in inbox["messages"]] == \
+               [(OPERATOR, "hello from the console")]
+
+
+async def test_agent_message_appears_without_a_keypress(team):
+    repo, _alice, bob = team
+    repo.run("daemon", "stop")
+    async with console(repo) as (app, pilot):
+        table = app.query_one(TeamTable)
+        await until(pilot, lambda: "bob" in table.names)
+        table.move_cursor(row=table.names.index("bob"))
+        conversation = app.query_one(Conversation)
+        await until(pilot, lambda: conversation.agent == "bob", "bob's conversation")
+        await cli(bob, "send", "hi boss", "--to", f"@{OPERATOR}")
+        await until(pilot, lambda: "@bob → you  hi boss" in conversation.plain_text, "bob's message on screen")
+        # The operator's unread count rises in the header and in the operator's own row.
+        await until(pilot, lambda: app.query_one(HeaderLine).needs_you == 1, "needs you: 1")
+
+
+async def test_unknown_recipient_is_refused_and_nothing_is_stored(team):
+    repo, _alice, bob = team
+    repo.run("daemon", "stop")
+    async with console(repo) as (app, pilot):
+        await type_and_send(pilot, "@nobody are you there")
+        await until(pilot, lambda: any("unknown recipient: @nobody" in str(n.message)
+                                       for n in app._notifications), "an error notification")
+        assert app.query_one(ComposeBar).value == "@nobody are you there"  # kept for fixing
+        sent = await app.engine.call("message.sent", {})
+        assert sent["messages"] == []
+        assert (await cli(bob, "inbox", "--all"))["messages"] == []
+
+
+async def test_attaches_to_a_running_daemon(team):
+    repo, _alice, bob = team
+    started = repo.run("daemon", "start")
+    assert started.code == 0, started.err
+    assert repo.daemon_pid() is not None
+    async with console(repo) as (app, pilot):
+        assert "attached" in str(app.query_one(HeaderLine).render())
+        await until(pilot, lambda: "bob" in app.query_one(TeamTable).names)
+        await type_and_send(pilot, "@bob via the daemon")
+        await until(pilot, lambda: app.query_one(ComposeBar).value == "", "compose bar cleared")
+        inbox = await cli(bob, "inbox")
+        assert [m["body"]["content"] for m in inbox["messages"]] == ["via the daemon"]
+
+
+def test_module_entry_point_outside_a_repo(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "thrum_tui"], check=False, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "HOME": str(tmp_path)})
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("Error: not inside a git repository")
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_module_entry_point_before_init(make_repo):
+    repo = make_repo()
+    proc = subprocess.run([sys.executable, "-m", "thrum_tui"], check=False, cwd=repo.path, capture_output=True, text=True,
+                          timeout=60, env=repo.env)
+    assert proc.returncode == 1
+    assert "run `thrum init`" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+async def test_bindings_move_focus_and_q_quits(team):
+    repo, _alice, _bob = team
+    repo.run("daemon", "stop")
+    async with console(repo) as (app, pilot):
+        await pilot.press("i")
+        assert isinstance(app.focused, ComposeBar)
+        await pilot.press("escape")
+        assert isinstance(app.focused, TeamTable)
+        await pilot.press("q")
+        await until(pilot, lambda: app.return_code is not None, "the app to exit")
+
+
+def test_thrum_tui_outside_a_repo_says_what_to_do(tmp_path):
+    """`thrum tui` hands over to the console, which refuses cleanly outside a git repository."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    thrum = Path(sys.executable).parent / "thrum"
+    cmd = [str(thrum)] if thrum.exists() else [sys.executable, "-m", "thrum_engine"]
+    r = subprocess.run(cmd + ["tui"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    assert r.stderr.startswith("Error: not inside a git repository") and len(r.stderr.strip().splitlines()) == 1
