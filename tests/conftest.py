@@ -20,6 +20,18 @@ BIN = Path(sys.executable).parent
 THRUM = [str(BIN / "thrum")] if (BIN / "thrum").exists() else [sys.executable, "-m", "thrum_engine"]
 
 
+def wait_for(cond, timeout: float = 20.0, what: str = "condition", interval: float = 0.05):
+    """Poll `cond` until it returns something truthy (returned); fail naming `what` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(interval)
+
+
 def base_env(home: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("THRUM_", "TMUX", "GIT_"))}
     env.update({

@@ -11,12 +11,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from conftest import THRUM, run_thrum
+from conftest import wait_for as wait_until
 from thrum_engine.layout import Layout
 from thrum_engine.version import __version__
 
@@ -44,17 +44,6 @@ def is_alive(pid: int) -> bool:
         if state not in ("Z", "X"):
             return True
     return False
-
-
-def wait_until(predicate, timeout: float = 20.0, what: str = "condition", interval: float = 0.02):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(interval)
 
 
 def wait_dead(pid: int, timeout: float = 20.0) -> None:

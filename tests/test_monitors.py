@@ -16,23 +16,14 @@ from pathlib import Path
 
 import pytest
 
+from conftest import wait_for
+
 FAKE = Path(__file__).with_name("fake_agent.py")
 MON_ID = re.compile(r"^mon_[0-9A-Za-z]{26}$")
 STARTED = re.compile(r"^Started monitor (\S+) \((mon_[0-9A-Za-z]{26})\)$")
 
 
 # -- helpers --
-
-
-def wait_for(cond, timeout: float = 20.0, what: str = "condition", interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 def inbox(agent) -> list[dict]:

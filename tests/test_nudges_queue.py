@@ -12,17 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from conftest import wait_for
+
 FAKE = Path(__file__).with_name("fake_agent.py")
-
-
-def wait_for(cond, timeout: float = 15.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import os
 import time
 
 from thrum_engine.engine.core import Caller, Engine
 from thrum_engine.engine.registry import method
+from thrum_engine.journal import parse_lines
 from thrum_engine.model import EmptyParams, Params
 from thrum_engine.store import Store
 from thrum_engine.store.db import copy_local_tables
@@ -109,22 +109,6 @@ def sorted_journal_lines(engine: Engine) -> tuple[list[bytes], dict[str, int]]:
             keyed.append((line[i + 6:i + 36] if i >= 0 else b"", line))
     keyed.sort(key=lambda kv: kv[0])
     return [line for _k, line in keyed], offsets
-
-
-def parse_lines(lines: list[bytes]) -> tuple[list[dict], int]:
-    events, corrupt = [], 0
-    loads = json.loads
-    for raw in lines:
-        try:
-            ev = loads(raw)
-        except ValueError:
-            corrupt += 1
-            continue
-        if isinstance(ev, dict) and "id" in ev:
-            events.append(ev)
-        else:
-            corrupt += 1
-    return events, corrupt
 
 
 async def rebuild_projection(engine: Engine, chunk: int = 5000) -> dict:

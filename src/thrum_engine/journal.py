@@ -20,6 +20,24 @@ def shard_name(author: str) -> str:
     return author.replace(":", "-").replace("/", "-")
 
 
+def parse_lines(lines: list[bytes]) -> tuple[list[dict], int]:
+    """Complete journal lines -> (events, unreadable lines)."""
+    events: list[dict] = []
+    corrupt = 0
+    loads = json.loads
+    for raw in lines:
+        try:
+            ev = loads(raw)
+        except ValueError:
+            corrupt += 1
+            continue
+        if isinstance(ev, dict) and "id" in ev:
+            events.append(ev)
+        else:
+            corrupt += 1
+    return events, corrupt
+
+
 @dataclass
 class TornTail:
     shard: str
@@ -107,19 +125,7 @@ class Journal:
             fh.seek(offset)
             data = fh.read()
         end = data.rfind(b"\n") + 1  # a torn tail (no newline) is not ours to apply
-        events: list[dict] = []
-        corrupt = 0
-        loads = json.loads
-        for raw in data[:end].split(b"\n")[:-1] if end else ():
-            try:
-                ev = loads(raw)
-            except ValueError:
-                corrupt += 1
-                continue
-            if isinstance(ev, dict) and "id" in ev:
-                events.append(ev)
-            else:
-                corrupt += 1
+        events, corrupt = parse_lines(data[:end].split(b"\n")[:-1] if end else [])
         return events, offset + end, corrupt
 
     # -- writing --
