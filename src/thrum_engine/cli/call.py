@@ -148,6 +148,18 @@ class Ctx:
         except TimeoutError:
             raise CliError(f"the engine did not answer {method} in time") from None
 
+    def seconds(self, flag: str, default: float | None = None) -> float | None:
+        """A duration flag (`30s`, `5m`, `-30s`, `45`) in seconds; `default` when absent."""
+        v = self.args.get(flag.lstrip("-").replace("-", "_"))
+        if v is None:
+            return default
+        from thrum_engine.durations import parse_duration
+
+        try:
+            return parse_duration(v)
+        except ValueError as exc:
+            raise CliError(f"{flag}: {exc}") from None
+
     def emit(self, result, human) -> int:
         if self.json:
             print_json(result)

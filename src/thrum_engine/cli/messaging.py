@@ -203,24 +203,14 @@ def read(ctx: Ctx) -> int:
     return ctx.emit(r, human)
 
 
-def _seconds(ctx: Ctx, flag: str, default: float | None) -> float | None:
-    v = ctx.args.get(flag.lstrip("-"))
-    if v is None:
-        return default
-    try:
-        return parse_duration(v)
-    except ValueError as exc:
-        raise CliError(f"{flag}: {exc}") from None
-
-
 def wait(ctx: Ctx) -> int:
     """Exit 0 with the message, 1 on timeout, 2 on any error."""
     try:
-        timeout = _seconds(ctx, "--timeout", 30.0)
+        timeout = ctx.seconds("--timeout", 30.0)
         if timeout is None or timeout < 0:
             raise CliError("--timeout must not be negative")
         params: dict = {"timeout": timeout}
-        after = _seconds(ctx, "--after", None)
+        after = ctx.seconds("--after")
         if after is not None:
             params["after"] = after
         for flag, key in (("scope", "scope"), ("mention", "mention"), ("from", "from_agent")):

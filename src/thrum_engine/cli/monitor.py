@@ -6,7 +6,6 @@ import os
 
 from thrum_engine.cli.call import CliError, Ctx
 from thrum_engine.cli.output import line
-from thrum_engine.durations import parse_duration
 
 
 def _common(ctx: Ctx) -> dict:
@@ -16,10 +15,7 @@ def _common(ctx: Ctx) -> dict:
             raise CliError(f"--{flag} is required")
     params = {"name": a["name"], "match": a["match"], "to": a["to"]}
     if a.get("debounce") is not None:
-        try:
-            params["debounce"] = parse_duration(a["debounce"])
-        except ValueError as exc:
-            raise CliError(f"--debounce: {exc}") from None
+        params["debounce"] = ctx.seconds("--debounce")
     return params
 
 

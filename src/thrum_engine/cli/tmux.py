@@ -177,18 +177,6 @@ def runtime_set_default(ctx: Ctx) -> int:
     return ctx.emit(r, lambda r: line(f"✓ Default runtime: {r['default']}"))
 
 
-def _seconds(ctx: Ctx, flag: str) -> float | None:
-    v = ctx.args.get(flag)
-    if v is None:
-        return None
-    from thrum_engine.durations import parse_duration
-
-    try:
-        return parse_duration(v)
-    except ValueError as exc:
-        raise CliError(f"--{flag}: {exc}") from None
-
-
 def _command_line(c: dict) -> str:
     return f"{c['command_id']}  {c['status']:11s}  {c['command']}" + (f"  ({c['note']})" if c["note"] else "")
 
@@ -200,7 +188,7 @@ def queue(ctx: Ctx) -> int:
         raise CliError("nothing to queue: tmux queue SESSION CMD")
     params: dict = {"session": ctx.args["session"], "command": command, "wait": ctx.args["wait"]}
     for flag in ("timeout", "silence"):
-        v = _seconds(ctx, flag)
+        v = ctx.seconds("--" + flag)
         if v is not None:
             params[flag] = v
     r = ctx.call("tmux.queue", params, timeout=None)
