@@ -786,3 +786,13 @@ def test_purge_before_and_all_are_mutually_exclusive(pair):
     send(alice, "keep", "--to", "@bob")
     assert_error(alice.run("purge", "--before", "1d", "--all", "--confirm"), "mutually exclusive")
     assert bob.json("inbox", "--unread")["total"] == 1
+
+
+def test_peeking_again_writes_nothing_new_to_the_journal(pair):
+    repo, alice, bob = pair
+    alice.ok("send", "peek at me", "--to", "@bob")
+    bob.ok("inbox", "--unread")  # first peek: the message is now `seen`
+    events = bob.json("doctor")["journal"]["events"]
+    for _ in range(3):
+        assert [m["body"]["content"] for m in bob.json("inbox", "--unread")["messages"]] == ["peek at me"]
+    assert bob.json("doctor")["journal"]["events"] == events

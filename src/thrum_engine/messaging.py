@@ -280,7 +280,8 @@ async def inbox(engine: Engine, caller: Caller, p: InboxParams) -> dict:
         args += [scope["type"], scope["value"]]
     direction = "ASC" if p.oldest else "DESC"
     rows = await engine.store.all(
-        f"SELECT m.*, d.read_at, d.recipient {base} ORDER BY {order_col} {direction}, m.id {direction} LIMIT ? OFFSET ?",
+        f"SELECT m.*, d.read_at, d.seen_at, d.recipient {base} ORDER BY {order_col} {direction}, m.id {direction}"
+        " LIMIT ? OFFSET ?",
         args + [page_size, (p.page - 1) * page_size],
     )
     count_from = base.replace(" JOIN messages m ON m.id = d.message_id", "") if simple else base
@@ -292,15 +293,16 @@ async def inbox(engine: Engine, caller: Caller, p: InboxParams) -> dict:
     )
     messages = []
     newly_shown = []
+    peeking = p.unread or p.peek
     for r in rows:
         msg = message_view(r)
         if r["recipient"] is None:  # --all: not addressed to me
             msg["is_read"] = None
-        elif r["read_at"] is None:
+        elif r["read_at"] is None and not (peeking and r["seen_at"]):  # a repeated peek records nothing
             newly_shown.append(r["id"])
         messages.append(msg)
     if newly_shown:
-        etype = "message.seen" if (p.unread or p.peek) else "message.read"
+        etype = "message.seen" if peeking else "message.read"
         await engine.commit(engine.event(etype, me, {"message_ids": newly_shown, "at": iso()}))
         if etype == "message.read":
             unread -= len(newly_shown)
