@@ -139,11 +139,19 @@ def connect(ctx: Ctx) -> int:
     _check("session", target)
     if target not in names:
         raise CliError(f"no session {target} in this repo")
-    argv = ["tmux"] + (["-L", r["socket_name"]] if r.get("socket_name") else [])
-    argv += ["switch-client" if os.environ.get("TMUX") else "attach-session", "-t", f"={target}"]
+    sock_name = r.get("socket_name") or "default"
+    argv = ["tmux", "-L", sock_name]
+    sock_path = os.path.join(os.environ.get("TMUX_TMPDIR") or "/tmp", f"tmux-{os.getuid()}", sock_name)
+    env = dict(os.environ)
+    inside = env.get("TMUX", "").split(",")[0]
+    if inside and os.path.realpath(inside) == os.path.realpath(sock_path):
+        argv += ["switch-client", "-t", f"={target}"]  # already a client of that server
+    else:
+        env.pop("TMUX", None)  # inside another server (or none): a nested attach is what is asked for
+        argv += ["attach-session", "-t", f"={target}"]
     ctx.close()
     sys.stdout.flush()
-    os.execvp("tmux", argv)
+    os.execvpe("tmux", argv, env)
     return 0  # not reached
 
 
