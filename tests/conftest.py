@@ -32,6 +32,62 @@ def wait_for(cond, timeout: float = 20.0, what: str = "condition", interval: flo
         time.sleep(interval)
 
 
+def is_alive(pid: int) -> bool:
+    """True while any thread of `pid` still runs (a zombie leader may outlive its threads' teardown)."""
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return False
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat", encoding="utf-8") as fh:
+                state = fh.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state not in ("Z", "X"):
+            return True
+    return False
+
+
+def daemon_pids(repo) -> list[int]:
+    """Live `python -m thrum_engine.daemon --repo <this repo>` processes."""
+    real = os.path.realpath(repo.path)
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                args = [a.decode("utf-8", "replace") for a in fh.read().split(b"\0") if a]
+        except OSError:
+            continue
+        if "thrum_engine.daemon" not in args or "--repo" not in args:
+            continue
+        i = args.index("--repo")
+        if i + 1 < len(args) and os.path.realpath(args[i + 1]) == real and is_alive(int(entry)):
+            found.append(int(entry))
+    return sorted(found)
+
+
+def assert_pretty_json(out: str):
+    """`--json` is one document: 2-space indent, sorted keys, readable non-ASCII."""
+    doc = json.loads(out)
+    assert out == json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return doc
+
+
+def assert_error(r, *fragments: str, code: int = 1) -> str:
+    """One line `Error: ...` on stderr, nothing on stdout, exit `code`."""
+    assert r.code == code, f"expected exit {code}, got {r.code}: {r.err}{r.out}"
+    assert r.out == ""
+    lines = r.err.splitlines()
+    assert len(lines) == 1, f"expected one error line, got: {r.err!r}"
+    assert lines[0].startswith("Error: "), lines[0]
+    for f in fragments:
+        assert f in lines[0], f"{f!r} not in {lines[0]!r}"
+    return lines[0]
+
+
 def base_env(home: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("THRUM_", "TMUX", "GIT_"))}
     env.update({
@@ -64,15 +120,11 @@ def run_thrum(args: list[str], cwd: Path, env: dict, *, input: str | None = None
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
-@dataclass
-class Agent:
-    name: str
-    role: str
-    cwd: Path
-    env: dict
+class RunsThrum:
+    """`ok` and `json` over a `run(*args)`: for anything that runs the CLI somewhere."""
 
-    def run(self, *args: str, input: str | None = None, timeout: float = 60, **env: str) -> Result:
-        return run_thrum(list(args), self.cwd, {**self.env, **env}, input=input, timeout=timeout)
+    def run(self, *args: str, **kw) -> Result:
+        raise NotImplementedError
 
     def ok(self, *args: str, **kw) -> Result:
         r = self.run(*args, **kw)
@@ -83,8 +135,29 @@ class Agent:
         return self.ok(*args, "--json", **kw).json
 
 
+def pane_state(repo, session: str) -> str | None:
+    """The pane state `thrum tmux status` reports for `session`, or None."""
+    r = repo.run("tmux", "status", "--json")
+    for s in r.json["sessions"] if r.code == 0 else []:
+        if s["name"] == session:
+            return s["pane_state"]["state"]
+    return None
+
+
 @dataclass
-class Repo:
+class Agent(RunsThrum):
+    name: str
+    role: str
+    cwd: Path
+    env: dict
+
+    def run(self, *args: str, input: str | None = None, timeout: float = 60, **env: str) -> Result:
+        return run_thrum(list(args), self.cwd, {**self.env, **env}, input=input, timeout=timeout)
+
+
+
+@dataclass
+class Repo(RunsThrum):
     path: Path
     env: dict
     worktrees: list[Path] = field(default_factory=list)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import THRUM, run_thrum
+from conftest import THRUM, daemon_pids, is_alive, run_thrum
 from conftest import wait_for as wait_until
 from thrum_engine.layout import Layout
 from thrum_engine.version import __version__
@@ -29,45 +29,8 @@ def layout_of(repo) -> Layout:
     return Layout(str(repo.path))
 
 
-def is_alive(pid: int) -> bool:
-    """True while any thread of `pid` still runs (a zombie leader may outlive its threads' teardown)."""
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return False
-    for tid in tids:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/stat", encoding="utf-8") as fh:
-                state = fh.read().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state not in ("Z", "X"):
-            return True
-    return False
-
-
 def wait_dead(pid: int, timeout: float = 20.0) -> None:
     wait_until(lambda: not is_alive(pid), timeout, f"pid {pid} to exit")
-
-
-def daemon_pids(repo) -> list[int]:
-    """Live `python -m thrum_engine.daemon --repo <this repo>` processes."""
-    real = os.path.realpath(repo.path)
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as fh:
-                args = [a.decode("utf-8", "replace") for a in fh.read().split(b"\0") if a]
-        except OSError:
-            continue
-        if "thrum_engine.daemon" not in args or "--repo" not in args:
-            continue
-        i = args.index("--repo")
-        if i + 1 < len(args) and os.path.realpath(args[i + 1]) == real and is_alive(int(entry)):
-            found.append(int(entry))
-    return sorted(found)
 
 
 def rpc(path: str, method: str, params: dict | None = None, timeout: float = 10.0) -> dict:

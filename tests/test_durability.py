@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import THRUM
+from conftest import THRUM, daemon_pids, is_alive, wait_for
 from thrum_engine import ids
 from thrum_engine.engine.writer import encode
 from thrum_engine.layout import Layout
@@ -94,30 +94,8 @@ with open(out, "a", encoding="utf-8") as fh:
 
 # -- helpers -----------------------------------------------------------------------------------------------------
 
-def is_alive(pid: int) -> bool:
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return False
-    for tid in tids:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/stat", encoding="utf-8") as fh:
-                if fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X"):
-                    return True
-        except OSError:
-            continue
-    return False
-
-
 def wait_until(predicate, timeout: float = 30.0, what: str = "condition", interval: float = 0.02):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(interval)
+    return wait_for(predicate, timeout, what, interval)
 
 
 def kill9(repo) -> int:
@@ -133,24 +111,6 @@ def stop(repo) -> None:
     repo.run("daemon", "stop", timeout=60)
     if pid:
         wait_until(lambda: not is_alive(pid), what=f"pid {pid} to stop")
-
-
-def daemon_pids(repo) -> list[int]:
-    real = os.path.realpath(repo.path)
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as fh:
-                args = [a.decode("utf-8", "replace") for a in fh.read().split(b"\0") if a]
-        except OSError:
-            continue
-        if "thrum_engine.daemon" in args and "--repo" in args:
-            i = args.index("--repo")
-            if i + 1 < len(args) and os.path.realpath(args[i + 1]) == real and is_alive(int(entry)):
-                found.append(int(entry))
-    return found
 
 
 def journal_dir(repo) -> Path:

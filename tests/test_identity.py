@@ -2,33 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import re
 
 import pytest
+
+from conftest import assert_error, assert_pretty_json
 
 SES_ID = re.compile(r"^ses_[0-9A-Za-z]{26}$")
 
 
 # -- helpers --------------------------------------------------------------------------------------
-
-
-def assert_pretty_json(out: str):
-    doc = json.loads(out)
-    assert out == json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    return doc
-
-
-def assert_error(r, *fragments: str, code: int = 1) -> str:
-    """One line `Error: ...` on stderr, nothing on stdout, exit `code`."""
-    assert r.code == code, f"expected exit {code}, got {r.code}: {r.err}{r.out}"
-    assert r.out == ""
-    lines = r.err.splitlines()
-    assert len(lines) == 1, f"expected one error line, got: {r.err!r}"
-    assert lines[0].startswith("Error: "), lines[0]
-    for f in fragments:
-        assert f in lines[0], f"{f!r} not in {lines[0]!r}"
-    return lines[0]
 
 
 def members(agent, *args: str) -> dict[str, dict]:

@@ -12,32 +12,13 @@ import subprocess
 import time
 from contextlib import contextmanager
 
-from conftest import THRUM
+from conftest import THRUM, assert_error, assert_pretty_json
 
 MSG_ID = re.compile(r"^msg_[0-9A-Za-z]{26}$")
 THR_ID = re.compile(r"^thr_[0-9A-Za-z]{26}$")
 
 
 # -- helpers --------------------------------------------------------------------------------------
-
-
-def assert_pretty_json(out: str):
-    """`--json` is one document: 2-space indent, sorted keys, readable non-ASCII."""
-    doc = json.loads(out)
-    assert out == json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    return doc
-
-
-def assert_error(r, *fragments: str, code: int = 1) -> str:
-    """One line `Error: ...` on stderr, nothing on stdout, exit `code`."""
-    assert r.code == code, f"expected exit {code}, got {r.code}: {r.err}{r.out}"
-    assert r.out == ""
-    lines = r.err.splitlines()
-    assert len(lines) == 1, f"expected one error line, got: {r.err!r}"
-    assert lines[0].startswith("Error: "), lines[0]
-    for f in fragments:
-        assert f in lines[0], f"{f!r} not in {lines[0]!r}"
-    return lines[0]
 
 
 def peek(agent) -> dict:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import wait_for
+from conftest import pane_state, wait_for
 
 FAKE = Path(__file__).with_name("fake_agent.py")
 MON_ID = re.compile(r"^mon_[0-9A-Za-z]{26}$")
@@ -149,14 +149,6 @@ def tmux_repo(repo, tmp_path):
 def fake_log(repo) -> list[str]:
     p = repo.logs / "a.log"
     return p.read_text().splitlines() if p.exists() else []
-
-
-def pane_state(repo, session: str) -> str | None:
-    r = repo.run("tmux", "status", "--json")
-    for s in r.json["sessions"] if r.code == 0 else []:
-        if s["name"] == session:
-            return s["pane_state"]["state"]
-    return None
 
 
 def start_fake(repo, session: str, agent: str, role: str = "worker") -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import wait_for
+from conftest import pane_state, wait_for
 
 FAKE = Path(__file__).with_name("fake_agent.py")
 
@@ -69,14 +69,6 @@ def start_agent(repo, session: str, agent: str, fake: str) -> None:
     r = repo.run("tmux", "launch", session, timeout=90)
     assert r.code == 0 and "primed" in r.out, r.err + r.out
     wait_for(lambda: pane_state(repo, session) == "idle", what=f"{session} idle")
-
-
-def pane_state(repo, session: str) -> str | None:
-    r = repo.run("tmux", "status", "--json")
-    for s in r.json["sessions"] if r.code == 0 else []:
-        if s["name"] == session:
-            return s["pane_state"]["state"]
-    return None
 
 
 def nudges(repo, n: str) -> list[str]:

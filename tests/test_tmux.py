@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Repo, Result
+from conftest import Repo, Result, RunsThrum
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
@@ -77,7 +77,7 @@ def is_error(r: Result) -> bool:
 
 
 @dataclass
-class TmuxRepo:
+class TmuxRepo(RunsThrum):
     """A repo whose daemon drives the private tmux server `sock`, with fake runtime presets."""
 
     repo: Repo
@@ -91,13 +91,6 @@ class TmuxRepo:
     def run(self, *args: str, cwd: Path | None = None, timeout: float = 90) -> Result:
         return self.repo.run(*args, cwd=cwd, timeout=timeout)
 
-    def ok(self, *args: str, **kw) -> Result:
-        r = self.run(*args, **kw)
-        assert r.code == 0, f"thrum {' '.join(args)} failed ({r.code}): {r.err}{r.out}"
-        return r
-
-    def json(self, *args: str, **kw):
-        return self.ok(*args, "--json", **kw).json
 
     def log(self, preset: str = "fake_claude") -> Path:
         return self.logs / f"{preset}.log"
