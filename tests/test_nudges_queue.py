@@ -177,7 +177,8 @@ def test_queue_wait_prints_the_output(tmux_repo, boss):
 
 def test_queued_commands_run_in_order_and_report_to_the_requester(tmux_repo, boss):
     start_agent(tmux_repo, "s1", "worker1", "a")
-    assert tmux_repo.run("tmux", "send", "s1", "busy 1").code == 0
+    # Long enough that both are queued while it is busy, even on a loaded machine.
+    assert tmux_repo.run("tmux", "send", "s1", "busy 4").code == 0
     wait_for(lambda: pane_state(tmux_repo, "s1") == "working", what="working")
     first = jq(boss, "tmux", "queue", "s1", "--", "first task")["command"]
     second = jq(boss, "tmux", "queue", "s1", "--", "second task")["command"]
@@ -185,7 +186,7 @@ def test_queued_commands_run_in_order_and_report_to_the_requester(tmux_repo, bos
     wait_for(lambda: [c["status"] for c in boss.json("tmux", "queue-status", "s1")["commands"]] == ["done", "done"],
              timeout=30, what="both commands done")
     lines = log_lines(tmux_repo, "a")
-    assert lines[lines.index("busy 1"):][1:3] == ["first task", "second task"]
+    assert lines[lines.index("busy 4"):][1:3] == ["first task", "second task"]
     inbox = boss.json("inbox")["messages"]
     reports = [m for m in inbox if m["agent_id"] == "system"]
     assert len(reports) == 2
