@@ -44,7 +44,7 @@ async def console(repo, *, size=(160, 45)):
     layout = Layout.discover(str(repo.path))
     settings = load_settings(layout.config_file)
     async with open_engine(layout, settings, OPERATOR) as engine:
-        app = ThrumApp(engine)
+        app = ThrumApp(engine, settings=settings)
         async with app.run_test(size=size) as pilot:
             await until(pilot, lambda: OPERATOR in app.query_one(TeamTable).names)
             yield app, pilot
@@ -91,9 +91,10 @@ async def test_team_table_shows_registered_agents(team):
         await until(pilot, lambda: {"alice", "bob"} <= set(table.names), "agents in the team table")
         assert table.names[0] == OPERATOR
         assert "in-process" in str(app.query_one(HeaderLine).render())
-        rows = {str(table.get_row(n)[0]): [str(c) for c in table.get_row(n)] for n in table.names}
-        assert rows["alice"][1] == "implementer"
-        assert rows["bob"][1] == "reviewer"
+        rows = {n: [str(c) for c in table.get_row(n)] for n in table.names}
+        assert rows["alice"][1:3] == ["alice", "implementer"]
+        assert rows["bob"][1:3] == ["bob", "reviewer"]
+        assert rows[OPERATOR][1] == f"you (@{OPERATOR})"
 
 
 async def test_compose_sends_to_an_agent(team):

@@ -63,6 +63,12 @@ class MonitorsSettings(BaseModel):
     permission_reminder_seconds: float = Field(120, gt=0, description="first reminder; then it doubles")
 
 
+class ConsoleSettings(BaseModel):
+    theme: str = Field("thrum-dark", description="a theme from themes/ (or a Textual built-in); the console remembers the last pick")
+    bell: bool = Field(True, description="ring the terminal bell when a message reaches the operator")
+    preview_lines: int = Field(200, ge=10, le=5000, description="pane preview scrollback")
+
+
 class ThrumSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="THRUM_", env_nested_delimiter="__", extra="ignore")
 
@@ -74,6 +80,7 @@ class ThrumSettings(BaseSettings):
     tmux: TmuxSettings = TmuxSettings()
     runtimes: RuntimesSettings = RuntimesSettings()
     monitors: MonitorsSettings = MonitorsSettings()
+    console: ConsoleSettings = ConsoleSettings()
 
     @classmethod
     def settings_customise_sources(

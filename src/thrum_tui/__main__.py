@@ -12,7 +12,27 @@ def fail(message: str) -> int:
     return 1
 
 
+USAGE = "usage: thrum-tui [--stop-engine]"
+
+
+async def live_agents(engine) -> list[str]:
+    """Agents that would notice the engine going away: any with a live tmux pane or a session
+    that is not offline."""
+    team = await engine.call("team.list", {"all": True})
+    return [m["name"] for m in team["members"]
+            if m["name"] != engine.operator and (m.get("session") or m["state"] != "offline")]
+
+
 def main(argv: list[str] | None = None, repo: str | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if any(a in ("-h", "--help") for a in args):
+        print(USAGE + "\n\nThe console hosts the engine (or attaches to a running daemon). On quit with live agents"
+              " it hands the engine to a headless daemon; --stop-engine quits fully.")
+        return 0
+    unknown = [a for a in args if a != "--stop-engine"]
+    if unknown:
+        return fail(f"unknown option {unknown[0]}: {USAGE}")
+    stop_engine = "--stop-engine" in args
     from pydantic import ValidationError
 
     from thrum_engine.errors import ThrumError
@@ -39,18 +59,38 @@ def main(argv: list[str] | None = None, repo: str | None = None) -> int:
     # Never let engine logs reach the terminal the console draws on.
     setup_logging(os.path.join(layout.var, "console.log"), settings.engine.log_level)
 
-    async def run() -> None:
+    async def run() -> list[str]:
         from thrum_tui.app import ThrumApp
 
+        live: list[str] = []
         async with open_engine(layout, settings, operator) as engine:
-            await ThrumApp(engine).run_async()
+            await ThrumApp(engine, settings=settings).run_async()
+            if engine.host == "in-process" and not stop_engine:
+                try:
+                    live = await live_agents(engine)
+                except EngineCallFailed:
+                    live = []
+        return live
 
     try:
-        asyncio.run(run())
+        live = asyncio.run(run())
+        from thrum_engine.daemon import control
+
+        if live:
+            # The console held the engine; agents still call it. A headless daemon takes over.
+            pid, _ = control.start(layout)
+            print(f"Engine handed over to a headless daemon (pid {pid}): {len(live)} agent(s) keep working."
+                  " `thrum daemon stop` ends it.")
+        elif stop_engine:
+            pid = control.stop(layout)
+            if pid:
+                print(f"Stopped the engine (pid {pid}).")
     except (EngineCallFailed, ThrumError) as exc:
         return fail(exc.message)
     except OSError as exc:
         return fail(f"could not start the engine: {exc}")
+    except Exception as exc:  # control.StartFailed and friends: one line, not a trace
+        return fail(str(exc))
     return 0
 
 

@@ -1,71 +1,147 @@
-"""The console: one screen with the team, the conversation with the highlighted agent, and a
-compose bar. Engine calls run as workers on the app's loop; engine events arrive as one coalesced
-`EngineChanged` message per burst."""
+"""The console's main screen: the team (with worktree and monitor summaries) on the left, the
+conversation with the highlighted agent and its live pane on the right, compose at the bottom.
+
+Engine calls run as workers; engine events arrive as one coalesced `EngineChanged` per burst, so
+a hundred messages a second cost one refresh at a time, never a frozen keystroke."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import time
 from typing import ClassVar
 
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal
+from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer
 
+from thrum_tui.commands import ThrumCommands
 from thrum_tui.engine_handle import OPERATOR_ROLE, EngineCallFailed, EngineHandle
 from thrum_tui.messages import EngineChanged
+from thrum_tui.themes import DEFAULT_THEME, load_themes
 from thrum_tui.widgets.compose_bar import ComposeBar
 from thrum_tui.widgets.conversation import Conversation, merge_conversation
 from thrum_tui.widgets.header_line import HeaderLine
+from thrum_tui.widgets.pane_preview import PanePreview
+from thrum_tui.widgets.side_lists import MonitorSummary, WorktreeSummary
 from thrum_tui.widgets.team_table import TeamTable
 
 CONVERSATION_PAGE = 200
+PREVIEW_SECONDS = 0.5
+# `worktree.list` runs `git status` per worktree: refresh it at most this often.
+WORKTREE_SECONDS = 5.0
 
 
 class ThrumApp(App):
     TITLE = "thrum"
     CSS_PATH = "thrum.tcss"
+    COMMANDS = App.COMMANDS | {ThrumCommands}
     BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("n", "new_agent", "new agent"),
+        Binding("t", "teardown", "teardown"),
+        Binding("a", "attach", "attach"),
+        Binding("c", "queue", "queue"),
+        Binding("m", "monitors", "monitors"),
+        Binding("f", "feed", "feed"),
+        Binding("r", "reply", "reply"),
+        Binding("slash", "find", "find"),
+        Binding("question_mark", "help", "help"),
+        Binding("i", "compose", "compose", show=False),
+        Binding("g", "needs_you", "needs you", show=False),
+        Binding("R", "restart_agent", "restart", show=False),
+        Binding("K", "kill_session", "kill", show=False),
+        Binding("ctrl+c", "interrupt", "interrupt", show=False, priority=True),
+        Binding("escape", "focus_team", "team", show=False),
         Binding("q", "quit", "quit"),
-        Binding("i", "compose", "compose"),
-        Binding("escape", "focus_team", "team"),
     ]
 
-    def __init__(self, engine: EngineHandle) -> None:
+    def __init__(self, engine: EngineHandle, *, settings=None, clock=time.time) -> None:
         super().__init__()
         self.engine = engine
         self.operator = engine.operator
+        self.settings = settings if settings is not None else getattr(engine, "settings", None)
+        self.clock = clock
         self.selected: str | None = None
+        self.worktrees: list[dict] = []
+        self.runtimes: list[str] = []
+        self.default_runtime = "claude"
+        self._worktrees_at = 0.0
         self._refresh_pending = False
         self._refreshing = False
+        self._preview_busy = False
+        self._theme_ready = False
 
+    # -- layout --
     def compose(self) -> ComposeResult:
-        yield HeaderLine(self.engine.layout.repo, self.engine.host, self.operator, id="header")
+        yield HeaderLine(os.path.basename(self.engine.layout.repo), self.engine.host, self.operator, id="header")
         with Horizontal(id="main"):
-            yield TeamTable(self.operator, id="team")
-            yield Conversation(self.operator, id="conversation")
+            with Vertical(id="left"):
+                yield TeamTable(self.operator, id="team")
+                yield WorktreeSummary("WORKTREES", id="worktrees")
+                yield MonitorSummary("MONITORS", id="monitors")
+            with Vertical(id="right"):
+                yield Conversation(self.operator, id="conversation")
+                yield PanePreview(id="preview")
         yield ComposeBar(id="compose")
         yield Footer()
 
     def on_mount(self) -> None:
+        for theme in load_themes():
+            self.register_theme(theme)
+        wanted = getattr(getattr(self.settings, "console", None), "theme", DEFAULT_THEME)
+        self.theme = wanted if wanted in self.available_themes else DEFAULT_THEME
+        self._theme_ready = True
         self.engine.listen(self._on_engine_events)
         self.query_one(TeamTable).focus()
+        self.set_interval(PREVIEW_SECONDS, self.refresh_preview)
         self.start_up()
+
+    def on_resize(self) -> None:
+        self.set_class(self.size.width < 120, "-narrow")
+
+    def watch_theme(self, theme: str) -> None:
+        """A theme picked in the palette is remembered in `.thrum/config.json`."""
+        if not self._theme_ready or self.settings is None or self.settings.console.theme == theme:
+            return
+        from thrum_engine.settings import update_config_file
+
+        self.settings.console.theme = theme
+        try:
+            update_config_file(self.engine.layout.config_file, {"console": {"theme": theme}})
+        except OSError as exc:
+            self.notify(f"theme not remembered: {exc}", severity="warning")
 
     # -- engine -> screen --
     def _on_engine_events(self, events: list[dict]) -> None:
+        """Called on the engine's thread: only thread-safe work here (post a message)."""
         # Our own reads and peeks change nothing on screen; refreshing on them would loop.
         if all(e["type"] in ("message.seen", "message.read") and e["author"] == self.operator for e in events):
             return
-        self.post_message(EngineChanged())
+        mail = [e for e in events if e["type"] == "message.create" and e["author"] != self.operator
+                and self.operator in (e.get("data", {}).get("recipients") or ())]
+        self.post_message(EngineChanged(mail))
 
     def on_engine_changed(self, message: EngineChanged) -> None:
+        for ev in message.mail:
+            d = ev.get("data", {})
+            self.notify(" ".join(str(d.get("content", "")).split())[:120] or "(no text)",
+                        title=f"@{ev['author']} → you")
+        if message.mail and self.settings is not None and self.settings.console.bell:
+            self.bell()
         self.request_refresh()
+        refresh = getattr(self.screen, "refresh_from_engine", None)
+        if refresh is not None:
+            refresh()
 
     @work(group="engine", exit_on_error=False)
     async def start_up(self) -> None:
         try:
             await self.engine.call("agent.register", {"name": self.operator, "role": OPERATOR_ROLE, "kind": "user"})
+            r = await self.engine.call("runtime.list", {})
+            self.runtimes = [rt["name"] for rt in r["runtimes"]]
+            self.default_runtime = r["default"]
         except EngineCallFailed as exc:
             self.notify(f"could not register you as @{self.operator}: {exc.message}", severity="error")
         self.request_refresh()
@@ -91,34 +167,102 @@ class ThrumApp(App):
 
     async def _refresh_once(self) -> None:
         team = await self.engine.call("team.list", {"all": True})
-        members = team["members"]
-        table = self.query_one(TeamTable)
-        table.show(members)
-        me = next((m for m in members if m["name"] == self.operator), None)
-        self.query_one(HeaderLine).needs_you = (me or {}).get("unread", 0) + sum(
-            1 for m in members if m["state"] in ("blocked", "stuck"))
-        if self.selected is None:
-            self.selected = table.selected
-        await self._show_conversation()
-
-    async def _show_conversation(self) -> None:
-        agent = self.selected
         # peek: showing a message marks it seen, not read -- reading stays an explicit act.
         inbox = await self.engine.call("message.inbox", {"peek": True, "page_size": CONVERSATION_PAGE})
+        unread_from: dict[str, int] = {}
+        for m in inbox["messages"]:
+            if m.get("is_read") is False:
+                unread_from[m["author"]] = unread_from.get(m["author"], 0) + 1
+        members = team["members"]
+        table = self.query_one(TeamTable)
+        table.show(members, unread_from)
+        me = table.member(self.operator) or {}
+        self.query_one(HeaderLine).needs_you = me.get("unread", 0) + sum(
+            1 for m in members if m["state"] in ("blocked", "stuck"))
+        self.query_one(ComposeBar).set_addresses([m["name"] for m in members], [m["role"] for m in members])
+        if self.selected is None:
+            self.selected = table.selected
+        await self._show_conversation(inbox["messages"])
+        monitors = await self.engine.call("monitor.list", {"all": True})
+        self.query_one(MonitorSummary).show(monitors["monitors"])
+        if self.clock() - self._worktrees_at >= WORKTREE_SECONDS or not self._worktrees_at:
+            self._worktrees_at = self.clock()
+            self.worktrees = (await self.engine.call("worktree.list", {}))["worktrees"]
+            self.query_one(WorktreeSummary).show(self.worktrees)
+
+    async def _show_conversation(self, inbox: list[dict] | None = None) -> None:
+        agent = self.selected
+        if inbox is None:
+            inbox = (await self.engine.call("message.inbox", {"peek": True, "page_size": CONVERSATION_PAGE}))["messages"]
         sent = []
         if agent and agent != self.operator:
             sent = (await self.engine.call("message.sent", {"to": agent, "limit": CONVERSATION_PAGE}))["messages"]
         if agent != self.selected:
             return  # the selection moved while we fetched; its own refresh follows
-        self.query_one(Conversation).show(agent, merge_conversation(self.operator, agent, inbox["messages"], sent))
+        self.query_one(Conversation).show(agent, merge_conversation(self.operator, agent, inbox, sent))
 
     def on_team_table_agent_selected(self, message: TeamTable.AgentSelected) -> None:
         if message.name != self.selected:
             self.selected = message.name
+            self.query_one(ComposeBar).reply(None)
             self.request_refresh()
+            self.refresh_preview()
+
+    def on_team_table_agent_opened(self, message: TeamTable.AgentOpened) -> None:
+        """Enter: this agent's mail to you counts as read, and the conversation takes focus."""
+        self.selected = message.name
+        self.query_one(Conversation).focus()
+        self.mark_read(message.name)
+
+    @work(group="read", exit_on_error=False)
+    async def mark_read(self, agent: str) -> None:
+        inbox = await self.engine.call("message.inbox", {"peek": True, "unread": True, "page_size": 1000})
+        ids = [m["message_id"] for m in inbox["messages"]
+               if agent == self.operator or m["author"] == agent or m.get("broadcast")]
+        if ids:
+            await self.engine.call("message.read", {"message_ids": ids})
+            self.request_refresh()
+
+    # -- the pane preview --
+    def selected_member(self) -> dict | None:
+        return self.query_one(TeamTable).member(self.selected)
+
+    def selected_session(self) -> str | None:
+        m = self.selected_member()
+        return m.get("session") if m else None
+
+    def refresh_preview(self) -> None:
+        if self.screen is not self.screen_stack[0] or self._preview_busy:
+            return
+        self._preview_busy = True
+        self._preview_worker()
+
+    @work(group="preview", exit_on_error=False)
+    async def _preview_worker(self) -> None:
+        try:
+            preview = self.query_one(PanePreview)
+            session = self.selected_session()
+            if session is None:
+                who = self.selected
+                preview.show(None, None, "you have no pane: this is your inbox" if who == self.operator
+                             else "no tmux session for this agent (n creates an agent with one)")
+                return
+            lines = self.settings.console.preview_lines if self.settings is not None else 200
+            try:
+                r = await self.engine.call("tmux.capture", {"session": session, "lines": lines})
+            except EngineCallFailed as exc:
+                preview.show(None, None, exc.message)
+                return
+            if self.selected_session() == session:
+                preview.show(session, r["lines"])
+        finally:
+            self._preview_busy = False
 
     # -- screen -> engine --
     def on_compose_bar_send(self, message: ComposeBar.Send) -> None:
+        if message.reply_to:
+            self.send_reply(message.reply_to, message.body)
+            return
         to = message.to
         if not to and self.selected and self.selected != self.operator:
             to = [f"@{self.selected}"]
@@ -140,12 +284,181 @@ class ThrumApp(App):
         self.query_one(ComposeBar).value = ""
         self.notify(f"sent to {', '.join('@' + r for r in result['recipients']) or 'nobody'}", timeout=2)
 
+    @work(group="send", exit_on_error=False)
+    async def send_reply(self, message_id: str, body: str) -> None:
+        try:
+            await self.engine.call("message.reply", {"message_id": message_id, "body": body})
+        except EngineCallFailed as exc:
+            self.notify(exc.message, title="not sent", severity="error")
+            return
+        bar = self.query_one(ComposeBar)
+        bar.value = ""
+        bar.reply(None)
+        self.notify("reply sent", timeout=2)
+
+    def on_option_list_option_selected(self, event) -> None:
+        if event.option_list is self.query_one(Conversation):
+            m = self.query_one(Conversation).highlighted_message
+            if m is not None:
+                from thrum_tui.screens.feed import FeedScreen
+
+                self.push_screen(FeedScreen(title=f"THREAD — from @{m['author']}",
+                                            thread_id=m.get("thread_id") or m["message_id"]))
+
+    # -- actions --
     def action_compose(self) -> None:
         bar = self.query_one(ComposeBar)
-        if not bar.value and self.selected and self.selected != self.operator:
+        if not bar.value and bar.reply_to is None and self.selected and self.selected != self.operator:
             bar.value = f"@{self.selected} "
         bar.focus()
         bar.cursor_position = len(bar.value)
 
+    def action_reply(self) -> None:
+        m = self.query_one(Conversation).highlighted_message
+        if m is None:
+            self.notify("no message to reply to: highlight one in the conversation", severity="warning")
+            return
+        bar = self.query_one(ComposeBar)
+        bar.reply(m)
+        bar.value = ""
+        bar.focus()
+
     def action_focus_team(self) -> None:
+        bar = self.query_one(ComposeBar)
+        if bar.has_focus and bar.reply_to is not None:
+            bar.reply(None)
         self.query_one(TeamTable).focus()
+
+    def action_needs_you(self) -> None:
+        """Jump to what needs a human first: a blocked agent, else whoever wrote to you."""
+        table = self.query_one(TeamTable)
+        for m in table.members:
+            if m["state"] in ("blocked", "stuck") or m.get("unread_from"):
+                table.move_cursor(row=table.names.index(m["name"]))
+                table.focus()
+                return
+        self.notify("nothing needs you right now", timeout=2)
+
+    def action_help(self) -> None:
+        from thrum_tui.screens.help import HelpScreen
+
+        self.push_screen(HelpScreen())
+
+    def action_feed(self) -> None:
+        from thrum_tui.screens.feed import FeedScreen
+
+        self.push_screen(FeedScreen())
+
+    def action_find(self) -> None:
+        from thrum_tui.screens.feed import FeedScreen
+
+        self.push_screen(FeedScreen(title="FIND — search messages", find=True))
+
+    def action_monitors(self) -> None:
+        from thrum_tui.screens.monitors import MonitorsScreen
+
+        self.push_screen(MonitorsScreen())
+
+    def action_new_agent(self) -> None:
+        from thrum_tui.screens.new_agent import NewAgentScreen
+
+        self.push_screen(NewAgentScreen(self.runtimes or [self.default_runtime], self.default_runtime),
+                         lambda _: self.request_refresh())
+
+    def _agent_or_warn(self) -> dict | None:
+        m = self.selected_member()
+        if m is None or m["name"] == self.operator:
+            self.notify("highlight an agent in the team first", severity="warning")
+            return None
+        return m
+
+    def _session_or_warn(self) -> tuple[str, str] | None:
+        m = self._agent_or_warn()
+        if m is None:
+            return None
+        if not m.get("session"):
+            self.notify(f"@{m['name']} has no tmux session", severity="warning")
+            return None
+        return m["name"], m["session"]
+
+    def action_teardown(self) -> None:
+        m = self._agent_or_warn()
+        if m is None:
+            return
+        tree = next((w for w in self.worktrees if m["name"] in w["agents"]), None)
+        if tree is None or os.path.realpath(tree["path"]) == os.path.realpath(self.engine.layout.repo):
+            self.notify(f"@{m['name']} has no worktree of its own to tear down", severity="warning")
+            return
+        from thrum_tui.screens.teardown import TeardownScreen
+
+        def done(result: dict | None) -> None:
+            if result:
+                self.notify(f"tore down {result['name']}; archived as {result['archive_ref']}")
+                self._worktrees_at = 0.0
+                self.request_refresh()
+
+        self.push_screen(TeardownScreen(m["name"], tree["name"]), done)
+
+    def action_queue(self) -> None:
+        got = self._session_or_warn()
+        if got is not None:
+            from thrum_tui.screens.queue import QueueScreen
+
+            self.push_screen(QueueScreen(*got))
+
+    def action_attach(self) -> None:
+        got = self._session_or_warn()
+        if got is None:
+            return
+        from thrum_engine.tmux.attach import attach_command
+
+        socket_name = self.settings.tmux.socket_name if self.settings is not None else None
+        argv, env = attach_command(socket_name, got[1], dict(os.environ))
+        # The engine runs on its own thread (or in a daemon), so agents keep being served while
+        # this terminal belongs to tmux; detaching brings the console back as it was.
+        with self.suspend():
+            subprocess.run(argv, env=env, check=False)
+        self.refresh_preview()
+
+    def _confirm_then(self, title: str, detail: str, yes: str, method: str, params: dict, done: str) -> None:
+        from thrum_tui.screens.confirm import Confirm
+
+        def answered(ok: bool | None) -> None:
+            if ok:
+                self.run_engine_action(method, params, done)
+
+        self.push_screen(Confirm(title, detail, yes), answered)
+
+    @work(group="actions", exit_on_error=False)
+    async def run_engine_action(self, method: str, params: dict, done: str) -> None:
+        try:
+            await self.engine.call(method, params)
+        except EngineCallFailed as exc:
+            self.notify(exc.message, title=method, severity="error")
+            return
+        self.notify(done, timeout=3)
+        self.request_refresh()
+
+    def action_kill_session(self) -> None:
+        got = self._session_or_warn()
+        if got is not None:
+            self._confirm_then(f"Kill tmux session {got[1]}?", f"@{got[0]}'s runtime and shell end now.", "Kill",
+                               "tmux.kill", {"session": got[1]}, f"killed {got[1]}")
+
+    def action_restart_agent(self) -> None:
+        got = self._session_or_warn()
+        if got is not None:
+            self._confirm_then(f"Restart @{got[0]}'s runtime?", "The pane is respawned and the runtime launched again"
+                               " (refused while it is working unless forced from the CLI).", "Restart",
+                               "tmux.restart", {"session": got[1]}, f"restarted {got[1]}")
+
+    def action_interrupt(self) -> None:
+        if not isinstance(self.focused, PanePreview):
+            if isinstance(self.focused, ComposeBar) and self.focused.value:
+                self.focused.value = ""
+            return
+        got = self._session_or_warn()
+        if got is not None:
+            self._confirm_then(f"Interrupt @{got[0]}?", "Sends ctrl+c to the agent's pane.", "Interrupt",
+                               "tmux.interrupt", {"session": got[1]},
+                               f"interrupted @{got[0]}")

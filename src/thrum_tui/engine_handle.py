@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import subprocess
+import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
@@ -68,7 +69,12 @@ def git_user_name(repo: str) -> str | None:
 
 
 class InProcess:
-    """Hosts the engine and its socket in the console's own event loop (host "tui")."""
+    """Hosts the engine and its socket on a thread of its own (host "tui").
+
+    The engine gets its own event loop so neither side can stall the other: agents' commands are
+    answered while the console is suspended for `tmux attach` or busy rendering a burst, and a
+    slow engine call never freezes a keystroke. Calls cross with `run_coroutine_threadsafe`;
+    events come back through listeners, which must be thread-safe (the app posts a message)."""
 
     host = "in-process"
 
@@ -78,29 +84,53 @@ class InProcess:
         self.operator = operator
         self.engine = None
         self._lock_fd = lock_fd
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._failure: BaseException | None = None
         self._listeners: list[Listener] = []
 
     async def start(self) -> None:
-        ready = asyncio.Event()
-        self._task = asyncio.create_task(self._host(ready), name="thrum-tui-engine")
-        waiter = asyncio.create_task(ready.wait())
-        await asyncio.wait({self._task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        waiter.cancel()
-        if self._task.done():
-            self._task.result()  # raises why the engine could not start
+        self._thread = threading.Thread(target=self._run, name="thrum-engine", daemon=True)
+        self._thread.start()
+        await asyncio.to_thread(self._ready.wait)
+        if self._failure is not None:
+            raise self._failure
+        if self.engine is None:
             raise EngineCallFailed("the engine stopped while starting")
 
-    async def _host(self, ready: asyncio.Event) -> None:
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._host())
+        except BaseException as exc:  # reported to start(); after start the log has it
+            self._failure = exc
+            log.exception("in-process engine stopped")
+        finally:
+            self.engine = None
+            self._ready.set()
+
+    async def _host(self) -> None:
         from thrum_engine.daemon.host import serve
+
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        ready = asyncio.Event()
 
         def bind(engine) -> None:
             self.engine = engine
             if engine is not None:
                 engine.bus.listen(self._publish)
 
-        await serve(self.layout, self.settings, host="tui", ready=ready, stop=self._stop, on_engine=bind)
+        async def signal_ready() -> None:
+            await ready.wait()
+            self._ready.set()
+
+        waiter = asyncio.create_task(signal_ready())
+        try:
+            await serve(self.layout, self.settings, host="tui", ready=ready, stop=self._stop, on_engine=bind)
+        finally:
+            waiter.cancel()
 
     def _publish(self, events: list[dict]) -> None:
         for fn in list(self._listeners):
@@ -116,19 +146,22 @@ class InProcess:
         from thrum_engine.engine.core import Caller
         from thrum_engine.errors import ThrumError
 
-        engine = self.engine
-        if engine is None:
+        engine, loop = self.engine, self._loop
+        if engine is None or loop is None:
             raise EngineCallFailed("the engine is not running (it was stopped)")
+        future = asyncio.run_coroutine_threadsafe(engine.call(method, params or {}, Caller.trusted(self.operator)), loop)
         try:
-            return await engine.call(method, params or {}, Caller.trusted(self.operator))
+            return await asyncio.wrap_future(future)
         except ThrumError as exc:
             raise EngineCallFailed(exc.message, exc.kind) from None
 
     async def close(self) -> None:
-        self._stop.set()
-        if self._task is not None:
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await self._task
+        loop, stop = self._loop, self._stop
+        if loop is not None and stop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed between the check and the call
+                loop.call_soon_threadsafe(stop.set)
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join)
         os.close(self._lock_fd)
 
 

@@ -6,7 +6,15 @@ from textual.message import Message
 
 
 class EngineChanged(Message):
-    """Something the console shows may have changed; a burst of these collapses into one."""
+    """Something the console shows may have changed. A burst collapses into one message, keeping
+    every piece of mail to the operator it carried (each one still gets its toast)."""
+
+    def __init__(self, mail: list[dict] | None = None) -> None:
+        super().__init__()
+        self.mail = list(mail or ())
 
     def can_replace(self, message: Message) -> bool:
-        return isinstance(message, EngineChanged)
+        if isinstance(message, EngineChanged):
+            self.mail = message.mail + self.mail
+            return True
+        return False

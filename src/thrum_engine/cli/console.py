@@ -16,5 +16,6 @@ def tui(ctx: Ctx) -> int:
     if ctx.args.get("repo"):
         os.chdir(ctx.args["repo"])
     sys.stdout.flush()
-    os.execv(sys.executable, [sys.executable, "-m", "thrum_tui"])
+    extra = ["--stop-engine"] if ctx.args.get("stop_engine") else []
+    os.execv(sys.executable, [sys.executable, "-m", "thrum_tui", *extra])
     return 0  # not reached

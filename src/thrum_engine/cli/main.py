@@ -112,7 +112,8 @@ COMMANDS: list[Spec] = [
     _s("monitor stop", "monitor:stop", "stop a rule", pos=("id",)),
     _s("monitor restart", "monitor:restart", "restart a rule", pos=("id",)),
     _s("monitor logs", "monitor:logs", "a rule's matches and errors", pos=("id",), flags="limit:v"),
-    _s("tui", "console:tui", "the console: team, conversations, compose (hosts the engine or attaches)"),
+    _s("tui", "console:tui", "the console: team, conversations, compose (hosts the engine or attaches)",
+       flags="stop-engine:b"),
     # engine
     _s("daemon start", "engine:start", "start the headless engine", flags="local:b"),
     _s("daemon stop", "engine:stop", "stop the engine"),

@@ -139,16 +139,9 @@ def connect(ctx: Ctx) -> int:
     _check("session", target)
     if target not in names:
         raise CliError(f"no session {target} in this repo")
-    sock_name = r.get("socket_name") or "default"
-    argv = ["tmux", "-L", sock_name]
-    sock_path = os.path.join(os.environ.get("TMUX_TMPDIR") or "/tmp", f"tmux-{os.getuid()}", sock_name)
-    env = dict(os.environ)
-    inside = env.get("TMUX", "").split(",")[0]
-    if inside and os.path.realpath(inside) == os.path.realpath(sock_path):
-        argv += ["switch-client", "-t", f"={target}"]  # already a client of that server
-    else:
-        env.pop("TMUX", None)  # inside another server (or none): a nested attach is what is asked for
-        argv += ["attach-session", "-t", f"={target}"]
+    from thrum_engine.tmux.attach import attach_command
+
+    argv, env = attach_command(r.get("socket_name"), target, dict(os.environ))
     ctx.close()
     sys.stdout.flush()
     os.execvpe("tmux", argv, env)

@@ -47,6 +47,14 @@ class MonitorIdParams(Params):
     id: str
 
 
+class MonitorEditParams(Params):
+    id: str
+    match: str | None = None
+    to: str | None = None
+    debounce: float | None = None
+    schedule: str | None = None  # "" clears it
+
+
 class MonitorListParams(Params):
     all: bool = False
 
@@ -193,6 +201,49 @@ async def restart(engine: Engine, caller: Caller, p: MonitorIdParams) -> dict:
     await svc.halt(row["id"])
     await svc.set_status(row["id"], "running", "")
     await svc.run(await find(engine, row["id"]))
+    return {"monitor": await view(engine, row["id"])}
+
+
+@method("monitor.edit", MonitorEditParams, writes=True)
+async def edit(engine: Engine, caller: Caller, p: MonitorEditParams) -> dict:
+    """Change a rule's pattern, target, debounce or schedule in place: same id, same history; a
+    running rule restarts on the new settings. The source stays (a new source is a new rule)."""
+    row = await find(engine, p.id)
+    changes: dict = {}
+    if p.match is not None:
+        if not p.match:
+            raise InvalidInput("--match must not be empty")
+        try:
+            re.compile(p.match)
+        except re.error as exc:
+            raise InvalidInput(f"invalid --match regex {p.match!r}: {exc}") from None
+        changes["pattern"] = p.match
+    if p.to is not None:
+        resolve(engine, [p.to], None)
+        changes["target"] = "@" + p.to.lstrip("@")
+    if p.debounce is not None:
+        if not 0 <= p.debounce <= 86400:
+            raise InvalidInput("--debounce must be between 0s and 24h")
+        changes["debounce"] = p.debounce
+    if p.schedule is not None:
+        if row["source"] != "command":
+            raise InvalidInput("only command monitors take a schedule")
+        if p.schedule:
+            from croniter import croniter
+
+            if len(p.schedule.split()) != 5 or not croniter.is_valid(p.schedule):
+                raise InvalidInput(f"invalid --schedule {p.schedule!r}: five cron fields, e.g. '*/5 * * * *'")
+        changes["schedule"] = p.schedule or None
+    if not changes:
+        raise InvalidInput("nothing to change: give a new match, target, debounce or schedule")
+    svc = service(engine)
+    sets = ", ".join(f"{k} = ?" for k in changes)
+    await svc.write(f"UPDATE monitors SET {sets}, updated_at = ? WHERE id = ?",
+                    (*changes.values(), iso(), row["id"]))
+    await svc.event(row["id"], "edit", detail=", ".join(sorted(changes)))
+    if row["status"] == "running":
+        await svc.halt(row["id"])
+        await svc.run(await find(engine, row["id"]))
     return {"monitor": await view(engine, row["id"])}
 
 

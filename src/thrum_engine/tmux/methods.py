@@ -250,6 +250,14 @@ async def send(engine: Engine, caller: Caller, p: SendParams) -> dict:
     return {"session": s.name, "sent": len(p.text)}
 
 
+@method("tmux.interrupt", SessionParams, writes=True)
+async def interrupt(engine: Engine, caller: Caller, p: SessionParams) -> dict:
+    """ctrl+c into the pane: the console asks first; a key, not text, so it reaches the runtime as a signal."""
+    s = get_session(engine, p.session)
+    await asyncio.to_thread(tmux_call, manager(engine).tmux.send_keys, s.pane_id, "C-c")
+    return {"session": s.name, "interrupted": True}
+
+
 @method("tmux.capture", CaptureParams)
 async def capture(engine: Engine, caller: Caller, p: CaptureParams) -> dict:
     s = get_session(engine, p.session)

@@ -1,8 +1,10 @@
-"""Always at the bottom: `@name text` + enter sends; the app does the sending."""
+"""Always at the bottom: `@name text` + enter sends; `@` completes names, roles and `@everyone`;
+in reply mode the bar says whom it answers. The app does the sending."""
 
 from __future__ import annotations
 
 from textual.message import Message
+from textual.suggester import Suggester
 from textual.widgets import Input
 
 
@@ -13,6 +15,24 @@ def parse_compose(text: str) -> tuple[list[str], str]:
     while words and words[0].startswith("@") and len(words[0]) > 1:
         to.append(words.pop(0))
     return to, " ".join(words).strip()
+
+
+class AddressSuggester(Suggester):
+    """Completes the `@word` being typed at the end of the bar from the team's names and roles."""
+
+    def __init__(self) -> None:
+        super().__init__(use_cache=False, case_sensitive=True)
+        self.addresses: list[str] = ["everyone"]
+
+    async def get_suggestion(self, value: str) -> str | None:
+        head, _, last = value.rpartition(" ")
+        if not last.startswith("@") or any(not w.startswith("@") for w in head.split()):
+            return None  # only while typing the leading recipients
+        partial = last[1:].lower()
+        for name in self.addresses:
+            if name.startswith(partial) and name != partial:
+                return f"{head} @{name}".lstrip() if head else f"@{name}"
+        return None
 
 
 class ComposeBar(Input):
@@ -27,17 +47,39 @@ class ComposeBar(Input):
     """
 
     class Send(Message):
-        def __init__(self, to: list[str], body: str) -> None:
+        def __init__(self, to: list[str], body: str, reply_to: str | None) -> None:
             super().__init__()
             self.to = to
             self.body = body
+            self.reply_to = reply_to
+
+    PLACEHOLDER = "@name message — enter sends, tab completes"
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(placeholder="@name message — enter sends", id=id)
+        self.suggester_ = AddressSuggester()
+        super().__init__(placeholder=self.PLACEHOLDER, id=id, suggester=self.suggester_)
+        self.reply_to: dict | None = None
+
+    def set_addresses(self, names: list[str], roles: list[str]) -> None:
+        self.suggester_.addresses = sorted(set(names)) + sorted(set(roles) - set(names)) + ["everyone"]
+
+    def reply(self, message: dict | None) -> None:
+        """Reply mode for `message` (None leaves it)."""
+        self.reply_to = message
+        if message is None:
+            self.placeholder = self.PLACEHOLDER
+            self.border_title = None
+        else:
+            snippet = " ".join(message["body"]["content"].split())[:40]
+            self.border_title = f"↩ reply to @{message['author']}: {snippet}"
+            self.placeholder = "your reply — enter sends, escape cancels"
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        to, body = parse_compose(event.value)
         if not event.value.strip():
             return
-        self.post_message(self.Send(to, body))
+        if self.reply_to is not None:
+            self.post_message(self.Send([], event.value.strip(), self.reply_to["message_id"]))
+            return
+        to, body = parse_compose(event.value)
+        self.post_message(self.Send(to, body, None))

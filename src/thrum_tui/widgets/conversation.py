@@ -1,10 +1,11 @@
-"""The conversation with one agent: messages both ways plus broadcasts, newest at the bottom."""
+"""The conversation with one agent: messages both ways plus broadcasts, newest at the bottom, each
+with its delivery mark; a highlight to reply to, and a thread's replies folded under its root."""
 
 from __future__ import annotations
 
-from textual.containers import VerticalScroll
 from textual.content import Content
-from textual.widgets import Static
+from textual.widgets import OptionList
+from textual.widgets.option_list import Option
 
 
 def merge_conversation(operator: str, agent: str | None, inbox: list[dict], sent: list[dict]) -> list[dict]:
@@ -21,18 +22,45 @@ def merge_conversation(operator: str, agent: str | None, inbox: list[dict], sent
     return sorted(picked.values(), key=lambda m: (m["created_at"], m["message_id"]))
 
 
-class Conversation(VerticalScroll):
+def delivery_mark(m: dict) -> str:
+    """✓ stored, ✓✓ read by every recipient, ↩ replied by one; nothing for mail to you."""
+    dels = m.get("deliveries")
+    if not dels:
+        return ""
+    states = [d["state"] for d in dels]
+    if "replied" in states:
+        return "↩"
+    if all(s in ("read", "replied") for s in states):
+        return "✓✓"
+    return "✓"
+
+
+def fold_threads(messages: list[dict]) -> list[tuple[dict, int]]:
+    """Each thread shows once, at its root (or its first message here), with how many replies it
+    folds; the thread screen shows them all."""
+    out: list[tuple[dict, int]] = []
+    index: dict[str, int] = {}
+    for m in messages:
+        thread = m.get("thread_id")
+        if thread and thread in index:
+            root, n = out[index[thread]]
+            out[index[thread]] = (root, n + 1)
+            continue
+        if thread:
+            index[thread] = len(out)
+        out.append((m, 0))
+    return out
+
+
+class Conversation(OptionList):
     DEFAULT_CSS = """
     Conversation {
         height: 1fr;
         border: round $primary;
         padding: 0 1;
     }
-    Conversation > Static {
-        width: 1fr;
-    }
-    Conversation .empty {
-        color: $text-muted;
+    Conversation:focus {
+        border: round $accent;
     }
     """
 
@@ -40,40 +68,56 @@ class Conversation(VerticalScroll):
         super().__init__(id=id)
         self.operator = operator
         self.agent: str | None = None
-        self._lines: list[str] = []
+        self.messages: list[dict] = []
+        self._plain: list[str] = []
         self.border_title = "CONVERSATION"
-
-    def compose(self):
-        yield Static("no messages yet", classes="empty", id="conversation-body")
 
     @property
     def plain_text(self) -> str:
         """What the operator reads, without styling (tests and copy use it)."""
-        return "\n".join(self._lines)
+        return "\n".join(self._plain)
+
+    @property
+    def highlighted_message(self) -> dict | None:
+        if self.highlighted is None or not 0 <= self.highlighted < len(self.messages):
+            return None
+        return self.messages[self.highlighted]
 
     def _who(self, name: str) -> str:
         return "you" if name == self.operator else f"@{name}"
 
+    def line_of(self, m: dict, folded: int) -> tuple[str, Content]:
+        when = m["created_at"][11:16]
+        to = "all" if m.get("broadcast") else ", ".join(self._who(t.lstrip("@")) for t in m.get("to", [])) or "?"
+        text = " ".join(m["body"]["content"].split())
+        mark = delivery_mark(m) if m["author"] == self.operator else ("●" if m.get("is_read") is False else "")
+        more = f"  [+{folded} in thread]" if folded else ""
+        plain = f"{when} {self._who(m['author'])} → {to}  {text}{more}" + (f"  {mark}" if mark else "")
+        rich = Content.from_markup(
+            "[$text-muted]$when[/] [b $accent]$who[/] → $to  $text[$text-muted]$more[/] [$success]$mark[/]",
+            when=when, who=self._who(m["author"]), to=to, text=text, more=more, mark=mark)
+        return plain, rich
+
     def show(self, agent: str | None, messages: list[dict]) -> None:
+        keep = self.highlighted_message
         self.agent = agent
         self.border_title = "you (inbox)" if agent in (None, self.operator) else f"@{agent}"
-        body = self.query_one("#conversation-body", Static)
-        if not messages:
-            self._lines = []
-            body.set_class(True, "empty")
-            body.update("no messages yet")
+        folded = fold_threads(messages)
+        self.messages = [m for m, _ in folded]
+        lines, options = [], []
+        for m, n in folded:
+            plain, rich = self.line_of(m, n)
+            lines.append(plain)
+            options.append(Option(rich, id=m["message_id"]))
+        self._plain = lines
+        self.clear_options()
+        if not options:
+            self.add_option(Option(Content.styled("no messages yet", "$text-muted"), disabled=True))
             return
-        lines, rows = [], []
-        for m in messages:
-            when = m["created_at"][11:16]
-            to = "all" if m.get("broadcast") else ", ".join(self._who(t.lstrip("@")) for t in m.get("to", [])) or "?"
-            text = m["body"]["content"]
-            lines.append(f"{when} {self._who(m['author'])} → {to}  {text}")
-            rows.append(Content.from_markup(
-                "[$text-muted]$when[/] [b $accent]$who[/] → $to  $text",
-                when=when, who=self._who(m["author"]), to=to, text=text,
-            ))
-        self._lines = lines
-        body.set_class(False, "empty")
-        body.update(Content("\n").join(rows))
+        self.add_options(options)
+        ids = [m["message_id"] for m in self.messages]
+        if keep is not None and keep["message_id"] in ids and self.has_focus:
+            self.highlighted = ids.index(keep["message_id"])
+        else:
+            self.highlighted = len(options) - 1
         self.scroll_end(animate=False)

@@ -1,4 +1,5 @@
-"""One line on top: which repo, who hosts the engine, who you are, what needs you."""
+"""One line on top: which repo and branch, who hosts the engine, sync state, who you are, and how
+many things need you (blocked agents + unread mail to you)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ class HeaderLine(Widget):
     repo: reactive[str] = reactive("")
     host: reactive[str] = reactive("")
     operator: reactive[str] = reactive("")
+    sync: reactive[str] = reactive("local-only")
     needs_you: reactive[int] = reactive(0)
 
     def __init__(self, repo: str, host: str, operator: str, *, id: str | None = None) -> None:
@@ -29,7 +31,9 @@ class HeaderLine(Widget):
         self.set_reactive(HeaderLine.operator, operator)
 
     def render(self) -> Content:
+        needs = "b $error" if self.needs_you else "$text-muted"
         return Content.from_markup(
-            "[b]thrum[/b] · $repo · engine: [$accent]$host[/] · you: @$operator · needs you: $needs",
-            repo=self.repo, host=self.host, operator=self.operator, needs=str(self.needs_you),
+            f"[b]thrum[/b] · $repo · engine: [$accent]$host[/] · sync: $sync · you: @$operator"
+            f" · [{needs}]needs you: $needs[/]",
+            repo=self.repo, host=self.host, sync=self.sync, operator=self.operator, needs=str(self.needs_you),
         )

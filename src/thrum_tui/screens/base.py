@@ -1,0 +1,85 @@
+"""What every dialog shares: engine calls that report failure inline instead of raising, and
+escape to close."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.binding import Binding, BindingType
+from textual.screen import ModalScreen, Screen
+
+from thrum_tui.engine_handle import EngineCallFailed
+
+
+class EngineCalls:
+    """Mixin: `await self.call(...)` returns None after showing the error, so flows read linearly."""
+
+    async def attempt(self, method: str, params: dict | None = None) -> tuple[dict | None, str | None]:
+        """(result, None) or (None, the one-line reason)."""
+        try:
+            return await self.app.engine.call(method, params or {}), None  # type: ignore[attr-defined]
+        except EngineCallFailed as exc:
+            return None, exc.message
+
+    async def call(self, method: str, params: dict | None = None) -> dict | None:
+        result, error = await self.attempt(method, params)
+        if error is not None:
+            self.app.notify(error, title=method, severity="error")  # type: ignore[attr-defined]
+        return result
+
+
+class Dialog(EngineCalls, ModalScreen):
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss_dialog", "close")]
+    DEFAULT_CSS = """
+    Dialog {
+        align: center middle;
+    }
+    Dialog > #dialog {
+        width: 84;
+        max-width: 95%;
+        height: auto;
+        max-height: 95%;
+        border: thick $primary;
+        background: $surface;
+        padding: 1 2;
+    }
+    Dialog #dialog > Label.title {
+        text-style: bold;
+        color: $accent;
+        margin-bottom: 1;
+    }
+    Dialog .row {
+        height: auto;
+    }
+    Dialog .row > Label {
+        width: 14;
+        padding: 1 1 0 0;
+        text-align: right;
+    }
+    Dialog .row > Input, Dialog .row > Select {
+        width: 1fr;
+    }
+    Dialog .buttons {
+        height: auto;
+        margin-top: 1;
+        align-horizontal: right;
+    }
+    Dialog .buttons Button {
+        margin-left: 2;
+    }
+    Dialog .problem {
+        color: $error;
+    }
+    Dialog .ok {
+        color: $success;
+    }
+    """
+
+    def action_dismiss_dialog(self) -> None:
+        self.dismiss(None)
+
+
+class Page(EngineCalls, Screen):
+    """A full screen (feed, monitors): escape or q goes back to the main screen."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "app.pop_screen", "back")]

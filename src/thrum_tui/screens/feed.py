@@ -1,0 +1,118 @@
+"""`f` feed, `/` find, and a thread: all traffic newest first, narrowed by a filter line such as
+`@bob role:reviewer scope:module:auth monitors flaky test` (words that are not filters are text)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual import on, work
+from textual.binding import Binding, BindingType
+from textual.content import Content
+from textual.widgets import Footer, Input, Label, OptionList
+from textual.widgets.option_list import Option
+
+from thrum_tui.screens.base import Page
+
+FEED_LIMIT = 300
+
+
+def parse_filter(text: str) -> dict:
+    params: dict = {}
+    words = []
+    for w in text.split():
+        if w.startswith("@") and len(w) > 1 and "agent" not in params:
+            params["agent"] = w[1:]
+        elif w.startswith("role:") and len(w) > 5:
+            params["role"] = w[5:]
+        elif w.startswith("scope:") and w.count(":") >= 2:
+            params["scope"] = w[6:]
+        elif w == "monitors":
+            params["monitors"] = True
+        else:
+            words.append(w)
+    if words:
+        params["text"] = " ".join(words)
+    return params
+
+
+def feed_line(m: dict) -> str:
+    to = "all" if m.get("broadcast") else ", ".join(m.get("to") or []) or "?"
+    text = " ".join(m["body"]["content"].split())
+    thread = " ↳" if m.get("reply_to") else ""
+    return f"{m['created_at'][5:16].replace('T', ' ')} @{m['author']} → {to}{thread}  {text}"
+
+
+class FeedScreen(Page):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "app.pop_screen", "back"),
+        Binding("slash", "focus_filter", "filter"),
+    ]
+    DEFAULT_CSS = """
+    FeedScreen > #filter { dock: top; margin: 0 1; }
+    FeedScreen > #feed-title { dock: top; padding: 0 2; color: $accent; text-style: bold; }
+    FeedScreen > OptionList { height: 1fr; border: round $primary; }
+    """
+
+    def __init__(self, *, title: str = "FEED — all traffic", query: str = "", thread_id: str | None = None,
+                 find: bool = False) -> None:
+        super().__init__()
+        self.heading = title
+        self.query = query
+        self.thread_id = thread_id
+        self.find = find
+        self.messages: list[dict] = []
+
+    def compose(self):
+        yield Label(self.heading, id="feed-title")
+        yield Input(self.query, placeholder="filter: @agent role:R scope:type:value monitors text…", id="filter")
+        yield OptionList(id="feed")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        if self.find:
+            self.query_one("#filter", Input).focus()
+        else:
+            self.query_one("#feed", OptionList).focus()
+        self.reload()
+
+    @property
+    def lines(self) -> list[str]:
+        return [feed_line(m) for m in self.messages]
+
+    def action_focus_filter(self) -> None:
+        self.query_one("#filter", Input).focus()
+
+    @on(Input.Changed, "#filter")
+    def filter_changed(self, event: Input.Changed) -> None:
+        self.query = event.value
+        self.reload()
+
+    @on(Input.Submitted, "#filter")
+    def filter_done(self) -> None:
+        self.query_one("#feed", OptionList).focus()
+
+    def refresh_from_engine(self) -> None:
+        self.reload()
+
+    @work(group="feed", exclusive=True, exit_on_error=False)
+    async def reload(self) -> None:
+        params = {**parse_filter(self.query), "limit": FEED_LIMIT}
+        if self.thread_id:
+            params["thread_id"] = self.thread_id
+        r = await self.call("message.feed", params)
+        if r is None:
+            return
+        self.messages = r["messages"] if not self.thread_id else list(reversed(r["messages"]))
+        feed = self.query_one("#feed", OptionList)
+        feed.clear_options()
+        if not self.messages:
+            feed.add_option(Option(Content.styled("nothing matches", "$text-muted"), disabled=True))
+            return
+        feed.add_options(Option(Content(feed_line(m)), id=m["message_id"]) for m in self.messages)
+
+    @on(OptionList.OptionSelected, "#feed")
+    def open_thread(self, event: OptionList.OptionSelected) -> None:
+        m = next((x for x in self.messages if x["message_id"] == event.option.id), None)
+        if m is not None and not self.thread_id:
+            self.app.push_screen(FeedScreen(title=f"THREAD — from @{m['author']}",
+                                            thread_id=m.get("thread_id") or m["message_id"]))

@@ -1,0 +1,41 @@
+"""`?`: every binding, grouped the way the operator thinks about them."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical, VerticalScroll
+from textual.content import Content
+from textual.widgets import Label, Static
+
+from thrum_tui.screens.base import Dialog
+
+GROUPS: list[tuple[str, list[tuple[str, str]]]] = [
+    ("Move around", [("↑ ↓", "move in the focused list"), ("tab / shift+tab", "next / previous panel"),
+                     ("enter (team)", "open the agent: its conversation, its mail to you marked read"),
+                     ("escape", "back to the team / close a dialog"), ("g", "jump to what needs you")]),
+    ("Talk", [("i", "compose (prefilled with the highlighted agent)"), ("@ … tab", "complete a name or role"),
+              ("enter (compose)", "send"), ("r", "reply to the highlighted message"),
+              ("enter (conversation)", "open the message's thread"), ("f", "feed: all traffic"),
+              ("/", "find messages")]),
+    ("Agents", [("n", "new agent: worktree + tmux session + runtime + first prompt"),
+                ("t", "teardown: audit, then confirm by typing the name"), ("a", "attach to the agent's pane"),
+                ("c", "command queue: queue or send text to the pane"), ("R", "restart the runtime"),
+                ("K", "kill the tmux session"), ("ctrl+c (pane)", "interrupt, after asking")]),
+    ("Console", [("m", "monitor rules"), ("ctrl+p", "command palette: every action by name, themes"),
+                 ("?", "this help"), ("q", "quit (live agents: the engine moves to a headless daemon)")]),
+]
+
+
+class HelpScreen(Dialog):
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("question_mark,q", "dismiss_dialog", "close")]
+
+    def compose(self):
+        with Vertical(id="dialog"):
+            yield Label("Thrum console — keys", classes="title")
+            with VerticalScroll():
+                for group, keys in GROUPS:
+                    yield Static(Content.styled(group, "b $secondary"))
+                    for key, what in keys:
+                        yield Static(Content.assemble((f"  {key:<22}", "b $accent"), what))

@@ -1,0 +1,94 @@
+"""`c`: the selected agent's command queue. Queued text is typed into the pane when the agent is
+idle (never over its own work); "send now" types it immediately; a pending command can be
+cancelled. Results show as the engine records them."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual import on, work
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Button, DataTable, Input, Label
+
+from thrum_tui.screens.base import Dialog
+
+
+class QueueScreen(Dialog):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "dismiss_dialog", "close"),
+        Binding("x", "cancel_command", "cancel selected"),
+    ]
+    DEFAULT_CSS = """
+    QueueScreen DataTable { height: auto; max-height: 14; margin-bottom: 1; }
+    """
+
+    def __init__(self, agent: str, session: str) -> None:
+        super().__init__()
+        self.agent = agent
+        self.session = session
+        self.commands: list[dict] = []
+
+    def compose(self):
+        with Vertical(id="dialog"):
+            yield Label(f"Command queue — @{self.agent} (tmux {self.session})", classes="title")
+            yield DataTable(id="queue", cursor_type="row")
+            with Horizontal(classes="row"):
+                yield Label("command")
+                yield Input(placeholder="text to type into the pane", id="command")
+            with Horizontal(classes="buttons"):
+                yield Button("Close", id="close")
+                yield Button("Send now", id="send")
+                yield Button("Queue (when idle)", id="queue-it", variant="primary")
+
+    def on_mount(self) -> None:
+        table = self.query_one("#queue", DataTable)
+        for c in ("id", "status", "command", "note"):
+            table.add_column(c, key=c)
+        self.query_one("#command", Input).focus()
+        self.reload()
+
+    @work(group="queue-load", exclusive=True, exit_on_error=False)
+    async def reload(self) -> None:
+        r = await self.call("tmux.queue_status", {"session": self.session})
+        if r is None:
+            return
+        self.commands = r["commands"]
+        table = self.query_one("#queue", DataTable)
+        table.clear()
+        for c in self.commands:
+            table.add_row(c["command_id"][-6:], c["status"], c["command"][:40], (c.get("note") or "")[:30], key=c["command_id"])
+
+    def refresh_from_engine(self) -> None:
+        self.reload()
+
+    def command_text(self) -> str:
+        return self.query_one("#command", Input).value
+
+    @on(Button.Pressed, "#close")
+    def close(self) -> None:
+        self.dismiss(None)
+
+    @on(Button.Pressed, "#queue-it")
+    @on(Input.Submitted, "#command")
+    def queue_it(self) -> None:
+        if self.command_text().strip():
+            self.submit("tmux.queue", {"session": self.session, "command": self.command_text()})
+
+    @on(Button.Pressed, "#send")
+    def send_now(self) -> None:
+        if self.command_text().strip():
+            self.submit("tmux.send", {"session": self.session, "text": self.command_text()})
+
+    @work(group="queue-submit", exit_on_error=False)
+    async def submit(self, method: str, params: dict) -> None:
+        if await self.call(method, params) is not None:
+            self.query_one("#command", Input).value = ""
+            self.app.notify("queued" if method == "tmux.queue" else "typed into the pane", timeout=2)
+            self.reload()
+
+    def action_cancel_command(self) -> None:
+        table = self.query_one("#queue", DataTable)
+        if not self.commands or table.cursor_row < 0:
+            return
+        self.submit("tmux.cancel", {"command_id": self.commands[table.cursor_row]["command_id"]})

@@ -1,0 +1,91 @@
+"""`t`: tear an agent's worktree down, only after the operator has seen the audit and typed the
+agent's name. Forcing past problems is a separate, explicit checkbox that only appears when the
+audit found any -- never a default and never one keypress away."""
+
+from __future__ import annotations
+
+from textual import on, work
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Button, Checkbox, Input, Label, Static
+
+from thrum_tui.screens.base import Dialog
+
+
+def audit_lines(audit: dict, problems: list[str]) -> list[tuple[str, bool]]:
+    """(line, is_problem) for the dialog."""
+    out = [(f"worktree {audit['path']}", False), (f"branch {audit.get('branch') or 'detached'}", False)]
+    out += [(p, True) for p in problems]
+    if not problems:
+        out.append(("clean: nothing uncommitted, nothing unmerged, no live pane", False))
+    out.append((f"the worktree's state is archived as {audit['archive_ref']} before removal", False))
+    return out
+
+
+class TeardownScreen(Dialog):
+    def __init__(self, agent: str, worktree: str) -> None:
+        super().__init__()
+        self.agent = agent
+        self.worktree = worktree
+        self.problems: list[str] = []
+        self.audited = False
+
+    def compose(self):
+        with Vertical(id="dialog"):
+            yield Label(f"Teardown @{self.agent} — worktree {self.worktree}", classes="title")
+            yield Static("auditing…", id="audit")
+            yield Checkbox("force past the problems above (uncommitted work is archived, then removed)",
+                           id="force")
+            with Horizontal(classes="row"):
+                yield Label("type name")
+                yield Input(placeholder=f"type {self.agent} to confirm", id="confirm")
+            yield Static("", id="outcome")
+            with Horizontal(classes="buttons"):
+                yield Button("Cancel", id="cancel")
+                yield Button("Tear down", id="go", variant="error", disabled=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#force", Checkbox).display = False
+        self.query_one("#confirm", Input).focus()
+        self.run_audit()
+
+    @work(group="teardown", exclusive=True, exit_on_error=False)
+    async def run_audit(self) -> None:
+        r, error = await self.attempt("worktree.audit", {"name": self.worktree})
+        box = self.query_one("#audit", Static)
+        if r is None:
+            box.update(f"✗ {error}")
+            return
+        self.problems = r["problems"]
+        self.audited = True
+        box.update("\n".join(("✗ " if bad else "  ") + text for text, bad in audit_lines(r["audit"], self.problems)))
+        self.query_one("#force", Checkbox).display = bool(self.problems)
+        self.update_go()
+
+    @on(Input.Changed, "#confirm")
+    @on(Checkbox.Changed, "#force")
+    def update_go(self) -> None:
+        typed = self.query_one("#confirm", Input).value.strip() == self.agent
+        forced = self.query_one("#force", Checkbox).value
+        self.query_one("#go", Button).disabled = not (self.audited and typed and (forced or not self.problems))
+
+    @on(Button.Pressed, "#cancel")
+    def cancel(self) -> None:
+        self.dismiss(None)
+
+    @on(Button.Pressed, "#go")
+    @on(Input.Submitted, "#confirm")
+    def go(self) -> None:
+        if not self.query_one("#go", Button).disabled:
+            self.query_one("#go", Button).disabled = True
+            self.tear_down()
+
+    @work(group="teardown", exclusive=True, exit_on_error=False)
+    async def tear_down(self) -> None:
+        force = self.query_one("#force", Checkbox).value
+        self.query_one("#outcome", Static).update("… tearing down")
+        r, error = await self.attempt("worktree.teardown", {"name": self.worktree, "force": force})
+        if r is None:
+            self.query_one("#outcome", Static).update(f"✗ {error}")
+            self.update_go()
+            return
+        self.dismiss(r)

@@ -1,0 +1,54 @@
+"""The selected agent's tmux pane, refreshed while it is on screen and scrollable: following the
+tail until the operator scrolls up, then holding still until they scroll back down."""
+
+from __future__ import annotations
+
+from textual.containers import VerticalScroll
+from textual.content import Content
+from textual.widgets import Static
+
+
+class PanePreview(VerticalScroll):
+    DEFAULT_CSS = """
+    PanePreview {
+        height: 1fr;
+        border: round $primary;
+        background: $surface;
+    }
+    PanePreview:focus {
+        border: round $accent;
+    }
+    PanePreview > Static {
+        width: auto;
+    }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.session: str | None = None
+        self.lines: list[str] = []
+        self.border_title = "PANE"
+        self.border_subtitle = "a attach  c queue"
+
+    def compose(self):
+        yield Static("", id="pane-body")
+
+    @property
+    def plain_text(self) -> str:
+        return "\n".join(self.lines)
+
+    def show(self, session: str | None, lines: list[str] | None, note: str = "") -> None:
+        following = self.is_vertical_scroll_end or session != self.session
+        self.session = session
+        self.border_title = f"pane · {session}" if session else "PANE"
+        body = self.query_one("#pane-body", Static)
+        if session is None or lines is None:
+            self.lines = []
+            body.update(Content.styled(note or "no tmux session for this agent", "$text-muted"))
+            return
+        if lines == self.lines:
+            return
+        self.lines = lines
+        body.update(Content("\n".join(lines)))
+        if following:
+            self.scroll_end(animate=False)
