@@ -92,8 +92,8 @@ async def test_team_table_shows_registered_agents(team):
         assert table.names[0] == OPERATOR
         assert "in-process" in str(app.query_one(HeaderLine).render())
         rows = {n: [str(c) for c in table.get_row(n)] for n in table.names}
-        assert rows["alice"][1:3] == ["alice", "implementer"]
-        assert rows["bob"][1:3] == ["bob", "reviewer"]
+        assert (rows["alice"][1], rows["alice"][4]) == ("alice", "implementer")
+        assert (rows["bob"][1], rows["bob"][4]) == ("bob", "reviewer")
         assert rows[OPERATOR][1] == f"you (@{OPERATOR})"
 
 

@@ -9,8 +9,8 @@ from textual.widgets import DataTable
 
 from thrum_engine.durations import human_age
 
-GLYPHS = {"working": "●", "online": "●", "idle": "◌", "blocked": "!", "stuck": "!", "offline": "○"}
-STYLES = {"working": "$success", "online": "$success", "idle": "$text-muted", "blocked": "b $error",
+GLYPHS = {"here": "◆", "working": "●", "online": "●", "idle": "◌", "blocked": "!", "stuck": "!", "offline": "○"}
+STYLES = {"here": "$accent", "working": "$success", "online": "$success", "idle": "$text-muted", "blocked": "b $error",
           "stuck": "b $error", "offline": "$text-disabled"}
 ATTENTION = {"blocked": 0, "stuck": 0, "working": 2, "online": 2, "idle": 3, "offline": 4}
 
@@ -59,9 +59,12 @@ class TeamTable(DataTable):
         self._members: list[dict] = []
 
     def on_mount(self) -> None:
-        for label, key in (("", "glyph"), ("name", "name"), ("role", "role"), ("runtime", "runtime"),
-                           ("state", "state"), ("new", "unread"), ("branch", "branch"), ("intent", "intent")):
-            self.add_column(label, key=key)
+        # Fixed widths: styled cells do not widen auto-sized columns, and fixed columns keep rows
+        # from jumping sideways as states change.
+        for label, key, width in (("", "glyph", 1), ("name", "name", 20), ("state", "state", 12), ("new", "unread", 3),
+                                  ("role", "role", 12), ("runtime", "runtime", 8), ("branch", "branch", 18),
+                                  ("intent", "intent", 30)):
+            self.add_column(label, key=key, width=width)
 
     @property
     def names(self) -> list[str]:
@@ -87,21 +90,27 @@ class TeamTable(DataTable):
         for m in members:
             m["unread_from"] = unread_from.get(m["name"], 0)
         keep = self.selected
-        self._members = attention_order(self.operator, members)
-        self.clear()
-        for m in self._members:
-            me = m["name"] == self.operator
-            state = m["state"]
-            glyph = Content.styled(GLYPHS.get(state, "?"), STYLES.get(state, ""))
-            name = f"you (@{m['name']})" if me else m["name"]
-            age = "" if me else " " + human_age(m.get("idle_seconds") or 0)
-            new = m["unread"] if me else m["unread_from"]
-            self.add_row(glyph, name, m["role"], m.get("runtime") or "",
-                         Content.styled(f"{state}{age}", STYLES.get(state, "")),
-                         Content.styled(str(new), "b $accent") if new else "",
-                         m.get("branch") or "", (m.get("intent") or "")[:40], key=m["name"])
-        if keep in self.names:
-            self.move_cursor(row=self.names.index(keep), animate=False)
+        # Rebuilding moves the cursor through row 0; the right side must not follow that flicker.
+        with self.prevent(DataTable.RowHighlighted):
+            self._members = attention_order(self.operator, members)
+            self.clear()
+            for m in self._members:
+                self.add_row(*self._cells(m), key=m["name"])
+            if keep in self.names:
+                self.move_cursor(row=self.names.index(keep), animate=False)
+        if self.selected != keep and self.selected is not None:
+            self.post_message(self.AgentSelected(self.selected))
+
+    def _cells(self, m: dict) -> tuple:
+        me = m["name"] == self.operator
+        state = "here" if me else m["state"]  # the console is open: the operator is here
+        glyph = Content.styled(GLYPHS.get(state, "?"), STYLES.get(state, ""))
+        name = f"you (@{m['name']})" if me else m["name"]
+        age = "" if me else " " + human_age(m.get("idle_seconds") or 0)
+        new = m["unread"] if me else m["unread_from"]
+        return (glyph, name, Content.styled(f"{state}{age}", STYLES.get(state, "")),
+                Content.styled(str(new), "b $accent") if new else "", m["role"], m.get("runtime") or "",
+                m.get("branch") or "", (m.get("intent") or "")[:40])
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         event.stop()
