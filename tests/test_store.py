@@ -85,3 +85,97 @@ def test_unreadable_lines_are_counted_not_fatal(tmp_path):
     evs, _end, bad = j.read_events("bob")
     assert [e["id"] for e in evs] == [events()[1]["id"]] and bad == 2
     j.close()
+
+
+def _random_journal(seed: int, n: int) -> list[bytes]:
+    """Journal lines as the writer encodes them: mostly plain messages, some with characters that need
+    escaping, replies, threads, structured bodies and other event types mixed in."""
+    import random
+
+    from thrum_engine.engine.writer import encode
+
+    rng = random.Random(seed)
+    alphabet = ["a", "b", " ", "x", "\"", "\\", "\n", "\t", "\x00", "\x1f", "\x7f", "é", "\u2028", "😀", "/", "{", ":"]
+
+    def text(plain: bool) -> str:
+        k = rng.randint(0, 12)
+        return "".join(rng.choice(alphabet[:4] if plain else alphabet) for _ in range(k))
+
+    names = ["alice", "bob", "carol", "dave-2", "é_agent"]
+    lines = []
+    for i in range(n):
+        eid = f"evt_{i:026d}"
+        ts = f"2026-01-01T00:00:{i % 60:02d}.{i:06d}Z"
+        kind = rng.random()
+        author = rng.choice(names)
+        if kind < 0.75:
+            data: dict = {"message_id": f"msg_{i:026d}", "content": text(rng.random() < 0.6),
+                          "format": rng.choice(["markdown", "plain", "json"]),
+                          "recipients": rng.sample(names, rng.randint(1, 3))}
+            extra = rng.random()
+            if extra < 0.2:
+                data["thread_id"] = f"msg_{rng.randrange(max(i, 1)):026d}"
+            elif extra < 0.3:
+                data["reply_to"] = f"msg_{rng.randrange(max(i, 1)):026d}"
+                data["thread_id"] = data["reply_to"]
+                data["thread_root"] = data["reply_to"]
+            elif extra < 0.4:
+                data["structured"] = {"k": [1, 2.5, text(False)], "z": None}
+            elif extra < 0.5:
+                data["addressed"] = ["@worker"]
+                data["broadcast"] = rng.random() < 0.5
+                data["mentions"] = ["@" + data["recipients"][0]]
+                data["mentioned_agents"] = data["recipients"][:1]
+                data["scopes"] = [{"type": "module", "value": text(False)}]
+            ev = {"v": 1, "id": eid, "type": "message.create", "author": author, "ts": ts, "data": data}
+        elif kind < 0.85:
+            ev = {"v": 1, "id": eid, "type": "message.read", "author": author, "ts": ts,
+                  "data": {"message_ids": [f"msg_{rng.randrange(max(i, 1)):026d}"]}}
+        elif kind < 0.95:
+            ev = {"v": 1, "id": eid, "type": "agent.register", "author": author, "ts": ts,
+                  "data": {"name": author, "role": "worker", "intent": text(False)}}
+        else:
+            ev = {"v": 2, "id": eid, "type": "message.future", "author": author, "ts": ts, "data": {}}
+        lines.append(encode(ev)[:-1])
+    return lines
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_rebuild_line_fast_path_projects_exactly_like_json(seed):
+    from thrum_engine.journal import parse_lines
+    from thrum_engine.store.apply import ops_for
+    from thrum_engine.store.lines import _PLAIN_MESSAGE, ops_for_lines
+
+    lines = _random_journal(seed, 400)
+    lines[7] = b'{"v":1,"id":"evt_torn'  # unreadable lines are counted on both paths
+    lines[9] = b"[1,2]"
+    lines[11] = b'{"author":"a","data":{"content":"\xff","format":"m","message_id":"m","recipients":["b"]},' \
+                b'"id":"evt_00000000000000000000000011","ts":"t","type":"message.create","v":1}'  # not UTF-8
+    events, corrupt = parse_lines(lines)
+    runs, count, bad = ops_for_lines(lines)
+    assert (runs, count, bad) == (ops_for(events), len(events), corrupt)
+    assert bad == 3
+    plain = sum(_PLAIN_MESSAGE(line) is not None for line in lines)
+    assert 100 < plain < len(lines) - 100  # both paths were exercised
+
+
+async def test_rebuild_lines_and_live_events_give_one_projection(tmp_path):
+    """The same journal applied as live events and as raw lines (a rebuild): equal digests."""
+    lines = _random_journal(11, 600)
+    events = [json.loads(line) for line in lines]
+    digests = []
+    for name, feed in (("live", "events"), ("rebuilt", "lines")):
+        store = Store(str(tmp_path / f"{name}.sqlite"))
+        await store.open(bulk=feed == "lines")
+        try:
+            if feed == "events":
+                for i in range(0, len(events), 50):
+                    await store.apply(events[i:i + 50], {"x": i})
+            else:
+                for i in range(0, len(lines), 128):
+                    await store.apply_lines(lines[i:i + 128], {"x": i})
+                await store.finish_bulk()
+            digests.append(await projection_digest(store))
+        finally:
+            await store.close()
+    assert digests[0] == digests[1]

@@ -200,48 +200,77 @@ APPLIERS: dict[str, Callable[[dict, dict], Iterable[Op]]] = {
 }
 
 
-def ops_for(events: Iterable[dict]) -> list[Op]:
-    """SQL for a batch of events; unknown types are skipped (a newer writer's events).
+_INSERT_APPLIED = "INSERT OR IGNORE INTO applied_events(id) VALUES (?)"
+
+
+class Projection:
+    """SQL for a stream of events, as runs of one statement each (one `executemany` per run).
 
     Consecutive events of one type are applied statement by statement (all
     message inserts, then all delivery inserts, ...) so that a batch becomes a
     handful of `executemany` calls. That reordering is safe within one type:
     later statements of a type only ever depend on earlier statements of it.
     """
-    ops: list[Op] = []
-    applied: list[tuple] = []
-    group_type: str | None = None
-    buckets: dict[str, list[tuple]] = {}
 
-    def close_group() -> None:
-        for sql, params in buckets.items():
-            ops.extend((sql, p) for p in params)
-        buckets.clear()
+    __slots__ = ("runs", "applied", "_group", "_buckets")
 
-    for ev in events:
+    def __init__(self) -> None:
+        self.runs: list[tuple[str, list[tuple]]] = []
+        self.applied: list[tuple] = []
+        self._group: str | None = None
+        self._buckets: dict[str, list[tuple]] = {}
+
+    def _close_group(self, etype: str | None) -> None:
+        runs = self.runs
+        for sql, params in self._buckets.items():
+            if runs and runs[-1][0] == sql:
+                runs[-1][1].extend(params)
+            else:
+                runs.append((sql, params))
+        self._buckets = {}
+        self._group = etype
+
+    def event(self, ev: dict) -> None:
+        """Unknown types are skipped (a newer writer's events) but still recorded as applied."""
         etype = ev.get("type", "")
-        if etype != group_type:
-            close_group()
-            group_type = etype
+        if etype != self._group:
+            self._close_group(etype)
         if etype == "message.create":
-            _message_create_fast(ev, ev.get("data") or {}, buckets)
+            _message_create_fast(ev, ev.get("data") or {}, self._buckets)
         else:
             fn = APPLIERS.get(etype)
             if fn is not None:
+                buckets = self._buckets
                 for sql, params in fn(ev, ev.get("data") or {}):
                     buckets.setdefault(sql, []).append(params)
-        applied.append((ev["id"],))
-    close_group()
-    ops.extend(("INSERT OR IGNORE INTO applied_events(id) VALUES (?)", p) for p in applied)
-    return ops
+        self.applied.append((ev["id"],))
+
+    def message_rows(self, event_id: str, message: tuple, deliveries: list[tuple]) -> None:
+        """A `message.create` of the common shape, already turned into its rows (see `store.lines`)."""
+        if self._group != "message.create":
+            self._close_group("message.create")
+        buckets = self._buckets
+        rows = buckets.get(_INSERT_MESSAGE)
+        if rows is None:
+            rows = buckets[_INSERT_MESSAGE] = []
+        rows.append(message)
+        rows = buckets.get(_INSERT_DELIVERY)
+        if rows is None:
+            rows = buckets[_INSERT_DELIVERY] = []
+        rows += deliveries
+        self.applied.append((event_id,))
+
+    def finish(self) -> list[tuple[str, list[tuple]]]:
+        """The runs, in order, ending with the `applied_events` rows."""
+        self._close_group(None)
+        if self.applied:
+            self.runs.append((_INSERT_APPLIED, self.applied))
+        return self.runs
 
 
-def runs(ops: list[Op]) -> list[tuple[str, list[tuple]]]:
-    """Collapse consecutive identical statements so each run is one executemany."""
-    out: list[tuple[str, list[tuple]]] = []
-    for sql, params in ops:
-        if out and out[-1][0] == sql:
-            out[-1][1].append(params)
-        else:
-            out.append((sql, [params]))
-    return out
+def ops_for(events: Iterable[dict]) -> list[tuple[str, list[tuple]]]:
+    """SQL runs for a batch of events (see `Projection`)."""
+    proj = Projection()
+    for ev in events:
+        proj.event(ev)
+    return proj.finish()

@@ -11,6 +11,7 @@ from typing import Any, Callable, Iterable, TypeVar
 import aiosqlite
 
 from thrum_engine.store import apply as projector
+from thrum_engine.store.lines import ops_for_lines
 from thrum_engine.store.schema import LOCAL, MIGRATIONS, SCHEMA_VERSION
 
 T = TypeVar("T")
@@ -18,6 +19,23 @@ T = TypeVar("T")
 
 class SchemaTooNew(Exception):
     pass
+
+
+def _transaction(conn: sqlite3.Connection, runs: list[tuple[str, list[tuple]]], offsets: dict[str, int]) -> None:
+    """The runs and the shard offsets they reach, committed together."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for sql, params in runs:
+            conn.executemany(sql, params)
+        conn.executemany(
+            "INSERT INTO shard_offsets(shard, offset) VALUES (?, ?)"
+            " ON CONFLICT(shard) DO UPDATE SET offset=excluded.offset",
+            list(offsets.items()),
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 async def _connect(path: str, *, bulk: bool = False) -> aiosqlite.Connection:
@@ -118,26 +136,25 @@ class Store:
             events = [e for e in events if e["id"] not in known]
 
         def work(conn: sqlite3.Connection) -> int:
-            # Built here, on the writer thread: SQLite releases the GIL while it works, so a
-            # rebuild can parse its next chunk on another thread meanwhile.
-            ops = projector.ops_for(events)
+            runs = projector.ops_for(events)
             all_offsets = dict(offsets)
             if before is not None:
                 all_offsets.update(before())
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for sql, params in projector.runs(ops):
-                    conn.executemany(sql, params)
-                conn.executemany(
-                    "INSERT INTO shard_offsets(shard, offset) VALUES (?, ?)"
-                    " ON CONFLICT(shard) DO UPDATE SET offset=excluded.offset",
-                    list(all_offsets.items()),
-                )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+            _transaction(conn, runs, all_offsets)
             return len(events)
+
+        return await self.in_writer_thread(work)
+
+    async def apply_lines(self, lines: list[bytes], offsets: dict[str, int]) -> tuple[int, int]:
+        """Apply complete journal lines (a rebuild) in one transaction: (events, unreadable lines).
+
+        The lines are turned into rows here, on the writer thread: one hop per chunk.
+        """
+
+        def work(conn: sqlite3.Connection) -> tuple[int, int]:
+            runs, count, corrupt = ops_for_lines(lines)
+            _transaction(conn, runs, offsets)
+            return count, corrupt
 
         return await self.in_writer_thread(work)
 
