@@ -3,71 +3,18 @@ app in a Pilot hosting (or attached to) the engine those agents talk to."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
-from thrum_engine.layout import Layout
-from thrum_engine.settings import load_settings
-from thrum_tui.app import ThrumApp
-from thrum_tui.engine_handle import open_engine, operator_name
+from thrum_tui.engine_handle import operator_name
 from thrum_tui.widgets.compose_bar import ComposeBar, parse_compose
 from thrum_tui.widgets.conversation import Conversation
 from thrum_tui.widgets.header_line import HeaderLine
 from thrum_tui.widgets.team_table import TeamTable
-
-OPERATOR = "ada_lovelace"
-DEADLINE = 15.0
-
-
-@pytest.fixture
-def team(repo, monkeypatch):
-    """A repo with two agents, the operator's git name set, and this process inside the repo with
-    the repo's environment (its private tmux server, its HOME)."""
-    alice = repo.agent("alice", "implementer", module="auth")
-    bob = repo.agent("bob", "reviewer")
-    repo.git("config", "user.name", "Ada Lovelace")
-    for key, value in repo.env.items():
-        if key.startswith("THRUM_") or key == "HOME":
-            monkeypatch.setenv(key, value)
-    monkeypatch.chdir(repo.path)
-    return repo, alice, bob
-
-
-@contextlib.asynccontextmanager
-async def console(repo, *, size=(160, 45)):
-    layout = Layout.discover(str(repo.path))
-    settings = load_settings(layout.config_file)
-    async with open_engine(layout, settings, OPERATOR) as engine:
-        app = ThrumApp(engine, settings=settings)
-        async with app.run_test(size=size) as pilot:
-            await until(pilot, lambda: OPERATOR in app.query_one(TeamTable).names)
-            yield app, pilot
-
-
-async def until(pilot, condition, what: str = "condition") -> None:
-    deadline = time.monotonic() + DEADLINE
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await pilot.pause(0.05)
-
-
-async def cli(agent, *args):
-    """Agents' CLI calls run in a thread: the console's engine answers them on this loop."""
-    return await asyncio.to_thread(agent.json, *args)
-
-
-async def type_and_send(pilot, text: str) -> None:
-    await pilot.press("i")
-    bar = pilot.app.query_one(ComposeBar)
-    bar.value = ""
-    await pilot.press(*text)
-    await pilot.press("enter")
+from tui_helpers import OPERATOR, cli, console, team, type_and_send, until  # noqa: F401 (team: fixture)
 
 
 def test_operator_name_from_git():

@@ -15,6 +15,7 @@ from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
 from textual.widgets import Footer
 
 from thrum_tui.commands import ThrumCommands
@@ -30,8 +31,10 @@ from thrum_tui.widgets.team_table import TeamTable
 
 CONVERSATION_PAGE = 200
 PREVIEW_SECONDS = 0.5
+# Ages ("idle 4m") and what produces no engine event (monitor rules, worktrees) refresh this often.
+TICK_SECONDS = 5.0
 # `worktree.list` runs `git status` per worktree: refresh it at most this often.
-WORKTREE_SECONDS = 5.0
+WORKTREE_SECONDS = TICK_SECONDS
 
 
 class ThrumApp(App):
@@ -72,6 +75,7 @@ class ThrumApp(App):
         self._refreshing = False
         self._preview_busy = False
         self._theme_ready = False
+        self.main_screen: Screen = Screen()
 
     # -- layout --
     def compose(self) -> ComposeResult:
@@ -88,14 +92,18 @@ class ThrumApp(App):
         yield Footer()
 
     def on_mount(self) -> None:
+        # The main screen's widgets are reached through it, not `self.query_one`, which searches
+        # whichever screen is on top (a dialog has no team table).
+        self.main_screen = self.screen
         for theme in load_themes():
             self.register_theme(theme)
         wanted = getattr(getattr(self.settings, "console", None), "theme", DEFAULT_THEME)
         self.theme = wanted if wanted in self.available_themes else DEFAULT_THEME
         self._theme_ready = True
         self.engine.listen(self._on_engine_events)
-        self.query_one(TeamTable).focus()
+        self.main_screen.query_one(TeamTable).focus()
         self.set_interval(PREVIEW_SECONDS, self.refresh_preview)
+        self.set_interval(TICK_SECONDS, self.request_refresh)
         self.start_up()
 
     def on_resize(self) -> None:
@@ -124,6 +132,8 @@ class ThrumApp(App):
         self.post_message(EngineChanged(mail))
 
     def on_engine_changed(self, message: EngineChanged) -> None:
+        if not self.main_screen.is_mounted:
+            return
         for ev in message.mail:
             d = ev.get("data", {})
             self.notify(" ".join(str(d.get("content", "")).split())[:120] or "(no text)",
@@ -174,21 +184,21 @@ class ThrumApp(App):
             if m.get("is_read") is False:
                 unread_from[m["author"]] = unread_from.get(m["author"], 0) + 1
         members = team["members"]
-        table = self.query_one(TeamTable)
+        table = self.main_screen.query_one(TeamTable)
         table.show(members, unread_from)
         me = table.member(self.operator) or {}
-        self.query_one(HeaderLine).needs_you = me.get("unread", 0) + sum(
+        self.main_screen.query_one(HeaderLine).needs_you = me.get("unread", 0) + sum(
             1 for m in members if m["state"] in ("blocked", "stuck"))
-        self.query_one(ComposeBar).set_addresses([m["name"] for m in members], [m["role"] for m in members])
+        self.main_screen.query_one(ComposeBar).set_addresses([m["name"] for m in members], [m["role"] for m in members])
         if self.selected is None:
             self.selected = table.selected
         await self._show_conversation(inbox["messages"])
         monitors = await self.engine.call("monitor.list", {"all": True})
-        self.query_one(MonitorSummary).show(monitors["monitors"])
+        self.main_screen.query_one(MonitorSummary).show(monitors["monitors"])
         if self.clock() - self._worktrees_at >= WORKTREE_SECONDS or not self._worktrees_at:
             self._worktrees_at = self.clock()
             self.worktrees = (await self.engine.call("worktree.list", {}))["worktrees"]
-            self.query_one(WorktreeSummary).show(self.worktrees)
+            self.main_screen.query_one(WorktreeSummary).show(self.worktrees)
 
     async def _show_conversation(self, inbox: list[dict] | None = None) -> None:
         agent = self.selected
@@ -199,19 +209,20 @@ class ThrumApp(App):
             sent = (await self.engine.call("message.sent", {"to": agent, "limit": CONVERSATION_PAGE}))["messages"]
         if agent != self.selected:
             return  # the selection moved while we fetched; its own refresh follows
-        self.query_one(Conversation).show(agent, merge_conversation(self.operator, agent, inbox, sent))
+        self.main_screen.query_one(Conversation).show(agent, merge_conversation(self.operator, agent, inbox, sent))
 
     def on_team_table_agent_selected(self, message: TeamTable.AgentSelected) -> None:
         if message.name != self.selected:
             self.selected = message.name
-            self.query_one(ComposeBar).reply(None)
+            for bar in self.main_screen.query(ComposeBar):  # none while the app shuts down
+                bar.reply(None)
             self.request_refresh()
             self.refresh_preview()
 
     def on_team_table_agent_opened(self, message: TeamTable.AgentOpened) -> None:
         """Enter: this agent's mail to you counts as read, and the conversation takes focus."""
         self.selected = message.name
-        self.query_one(Conversation).focus()
+        self.main_screen.query_one(Conversation).focus()
         self.mark_read(message.name)
 
     @work(group="read", exit_on_error=False)
@@ -225,22 +236,22 @@ class ThrumApp(App):
 
     # -- the pane preview --
     def selected_member(self) -> dict | None:
-        return self.query_one(TeamTable).member(self.selected)
+        return self.main_screen.query_one(TeamTable).member(self.selected)
 
     def selected_session(self) -> str | None:
         m = self.selected_member()
         return m.get("session") if m else None
 
     def refresh_preview(self) -> None:
-        if self.screen is not self.screen_stack[0] or self._preview_busy:
-            return
+        if self._preview_busy or not self.screen_stack or self.screen_stack[-1] is not self.main_screen:
+            return  # hidden behind a dialog, or shutting down
         self._preview_busy = True
         self._preview_worker()
 
     @work(group="preview", exit_on_error=False)
     async def _preview_worker(self) -> None:
         try:
-            preview = self.query_one(PanePreview)
+            preview = self.main_screen.query_one(PanePreview)
             session = self.selected_session()
             if session is None:
                 who = self.selected
@@ -281,7 +292,7 @@ class ThrumApp(App):
         except EngineCallFailed as exc:
             self.notify(exc.message, title="not sent", severity="error")
             return
-        self.query_one(ComposeBar).value = ""
+        self.main_screen.query_one(ComposeBar).value = ""
         self.notify(f"sent to {', '.join('@' + r for r in result['recipients']) or 'nobody'}", timeout=2)
 
     @work(group="send", exit_on_error=False)
@@ -291,14 +302,14 @@ class ThrumApp(App):
         except EngineCallFailed as exc:
             self.notify(exc.message, title="not sent", severity="error")
             return
-        bar = self.query_one(ComposeBar)
+        bar = self.main_screen.query_one(ComposeBar)
         bar.value = ""
         bar.reply(None)
         self.notify("reply sent", timeout=2)
 
     def on_option_list_option_selected(self, event) -> None:
-        if event.option_list is self.query_one(Conversation):
-            m = self.query_one(Conversation).highlighted_message
+        if event.option_list is self.main_screen.query_one(Conversation):
+            m = self.main_screen.query_one(Conversation).highlighted_message
             if m is not None:
                 from thrum_tui.screens.feed import FeedScreen
 
@@ -307,31 +318,31 @@ class ThrumApp(App):
 
     # -- actions --
     def action_compose(self) -> None:
-        bar = self.query_one(ComposeBar)
+        bar = self.main_screen.query_one(ComposeBar)
         if not bar.value and bar.reply_to is None and self.selected and self.selected != self.operator:
             bar.value = f"@{self.selected} "
         bar.focus()
         bar.cursor_position = len(bar.value)
 
     def action_reply(self) -> None:
-        m = self.query_one(Conversation).highlighted_message
+        m = self.main_screen.query_one(Conversation).highlighted_message
         if m is None:
             self.notify("no message to reply to: highlight one in the conversation", severity="warning")
             return
-        bar = self.query_one(ComposeBar)
+        bar = self.main_screen.query_one(ComposeBar)
         bar.reply(m)
         bar.value = ""
         bar.focus()
 
     def action_focus_team(self) -> None:
-        bar = self.query_one(ComposeBar)
+        bar = self.main_screen.query_one(ComposeBar)
         if bar.has_focus and bar.reply_to is not None:
             bar.reply(None)
-        self.query_one(TeamTable).focus()
+        self.main_screen.query_one(TeamTable).focus()
 
     def action_needs_you(self) -> None:
         """Jump to what needs a human first: a blocked agent, else whoever wrote to you."""
-        table = self.query_one(TeamTable)
+        table = self.main_screen.query_one(TeamTable)
         for m in table.members:
             if m["state"] in ("blocked", "stuck") or m.get("unread_from"):
                 table.move_cursor(row=table.names.index(m["name"]))

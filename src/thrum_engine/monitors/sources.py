@@ -97,7 +97,9 @@ class FileFollower:
 
         for line in self.read_new():
             yield line
+        # yield_on_timeout: a stat a second closes the gap between the first read and the watcher
+        # being armed (a line appended in between would otherwise wait for the next write).
         async for _changes in awatch(parent, watch_filter=ours, debounce=50, step=10, stop_event=stop,
-                                     rust_timeout=1000, recursive=False):
+                                     rust_timeout=1000, yield_on_timeout=True, recursive=False):
             for line in self.read_new():
                 yield line

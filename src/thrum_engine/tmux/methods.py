@@ -183,8 +183,12 @@ async def launch_runtime(engine: Engine, s: Session, runtime: runtimes.Runtime, 
     if s.agent and s.agent in engine.agents and engine.agents[s.agent].get("runtime") != runtime.name:
         await engine.commit(engine.event("agent.update", s.agent, {"name": s.agent,
                                                                    "fields": {"runtime": runtime.name}}))
-    result = {"session": s.name, "runtime": runtime.name, "launched": False, "primed": False, "state": None}
+    result = {"session": s.name, "runtime": runtime.name, "launched": False, "primed": False, "prompted": False,
+              "state": None}
     if not runtime.command:
+        if prompt:  # the shell is the runtime: the first prompt is typed into it
+            await m.type_into(s, prompt)
+            result["prompted"] = True
         result["state"] = s.state.view()
         return result
     started = time.time()
@@ -202,6 +206,8 @@ async def launch_runtime(engine: Engine, s: Session, runtime: runtimes.Runtime, 
         await m.type_into(s, text)
         if text == runtime.prime:
             result["primed"] = True
+        else:
+            result["prompted"] = True
         if prompt and text == runtime.prime:
             await m.wait_state(s, {"idle", "blocked"}, output_after=typed_at,
                                timeout=engine.settings.tmux.launch_timeout_seconds)

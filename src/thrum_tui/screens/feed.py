@@ -57,14 +57,14 @@ class FeedScreen(Page):
                  find: bool = False) -> None:
         super().__init__()
         self.heading = title
-        self.query = query
+        self.filter_text = query
         self.thread_id = thread_id
         self.find = find
         self.messages: list[dict] = []
 
     def compose(self):
         yield Label(self.heading, id="feed-title")
-        yield Input(self.query, placeholder="filter: @agent role:R scope:type:value monitors text…", id="filter")
+        yield Input(self.filter_text, placeholder="filter: @agent role:R scope:type:value monitors text…", id="filter")
         yield OptionList(id="feed")
         yield Footer()
 
@@ -84,7 +84,7 @@ class FeedScreen(Page):
 
     @on(Input.Changed, "#filter")
     def filter_changed(self, event: Input.Changed) -> None:
-        self.query = event.value
+        self.filter_text = event.value
         self.reload()
 
     @on(Input.Submitted, "#filter")
@@ -96,7 +96,7 @@ class FeedScreen(Page):
 
     @work(group="feed", exclusive=True, exit_on_error=False)
     async def reload(self) -> None:
-        params = {**parse_filter(self.query), "limit": FEED_LIMIT}
+        params = {**parse_filter(self.filter_text), "limit": FEED_LIMIT}
         if self.thread_id:
             params["thread_id"] = self.thread_id
         r = await self.call("message.feed", params)
@@ -109,6 +109,7 @@ class FeedScreen(Page):
             feed.add_option(Option(Content.styled("nothing matches", "$text-muted"), disabled=True))
             return
         feed.add_options(Option(Content(feed_line(m)), id=m["message_id"]) for m in self.messages)
+        feed.highlighted = 0
 
     @on(OptionList.OptionSelected, "#feed")
     def open_thread(self, event: OptionList.OptionSelected) -> None:

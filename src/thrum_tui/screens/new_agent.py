@@ -104,8 +104,12 @@ class NewAgentScreen(Dialog):
         r, error = await self.attempt("tmux.launch", launch)
         if r is None:
             return self.failed(error)
-        self.step(f"{runtime} running" + (", primed" if r.get("primed") else "")
-                  + (", first prompt sent" if self.value("prompt") else ""), True)
+        if r.get("note"):
+            return self.failed(r["note"])
+        done = [f"{runtime} launched" if r.get("launched") else f"{runtime}: nothing to launch"]
+        done += ["primed"] if r.get("primed") else []
+        done += ["first prompt sent"] if r.get("prompted") else []
+        self.step(", ".join(done), True)
         self.query_one("#cancel", Button).label = "Close"
 
     def failed(self, error: str | None) -> None:

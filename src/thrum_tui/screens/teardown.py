@@ -11,10 +11,28 @@ from textual.widgets import Button, Checkbox, Input, Label, Static
 from thrum_tui.screens.base import Dialog
 
 
+SHOWN = 8  # files or commits listed per problem; the rest are counted
+
+
+def _listed(names: list[str]) -> list[tuple[str, bool]]:
+    out = [(f"    {n}", True) for n in names[:SHOWN]]
+    if len(names) > SHOWN:
+        out.append((f"    … and {len(names) - SHOWN} more", True))
+    return out
+
+
 def audit_lines(audit: dict, problems: list[str]) -> list[tuple[str, bool]]:
-    """(line, is_problem) for the dialog."""
-    out = [(f"worktree {audit['path']}", False), (f"branch {audit.get('branch') or 'detached'}", False)]
-    out += [(p, True) for p in problems]
+    """(line, is_problem): each problem with the files or commits behind it, so the operator sees
+    exactly what a forced teardown would archive."""
+    out = [(f"worktree {audit['name']} on {audit.get('branch') or 'detached HEAD'}", False)]
+    details = {"uncommitted": list(audit.get("uncommitted") or []), "untracked": list(audit.get("untracked") or []),
+               "not merged": list(audit.get("unmerged") or [])}  # keyed by the words in each problem
+    for p in problems:
+        out.append((p, True))
+        for key, names in details.items():
+            if key in p and names:
+                out += _listed(names)
+                names.clear()  # listed once even if two problems mention it
     if not problems:
         out.append(("clean: nothing uncommitted, nothing unmerged, no live pane", False))
     out.append((f"the worktree's state is archived as {audit['archive_ref']} before removal", False))

@@ -3,6 +3,9 @@ in reply mode the bar says whom it answers. The app does the sending."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
+from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.suggester import Suggester
 from textual.widgets import Input
@@ -54,6 +57,7 @@ class ComposeBar(Input):
             self.reply_to = reply_to
 
     PLACEHOLDER = "@name message — enter sends, tab completes"
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("tab", "complete", "complete", show=False)]
 
     def __init__(self, *, id: str | None = None) -> None:
         self.suggester_ = AddressSuggester()
@@ -73,6 +77,15 @@ class ComposeBar(Input):
             snippet = " ".join(message["body"]["content"].split())[:40]
             self.border_title = f"↩ reply to @{message['author']}: {snippet}"
             self.placeholder = "your reply — enter sends, escape cancels"
+
+    def action_complete(self) -> None:
+        """Tab takes the suggested address (and a space, ready for the next word); with nothing
+        to complete it moves focus on as usual."""
+        if self.cursor_at_end and self._suggestion:
+            self.value = self._suggestion + " "
+            self.cursor_position = len(self.value)
+        else:
+            self.screen.focus_next()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()

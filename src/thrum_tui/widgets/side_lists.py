@@ -48,5 +48,5 @@ class MonitorSummary(Summary):
     EMPTY = "no monitors (m to add)"
 
     def show(self, monitors: list[dict]) -> None:
-        self.fill([(m["name"], f"/{m['match']}/"[:24], f"{m['state']} · {m.get('matches', 0)} hits")
+        self.fill([(m["name"], f"/{m['match']}/"[:24], f"{m['status']} · {m.get('matches', 0)} hits")
                    for m in monitors])
