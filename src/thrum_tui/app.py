@@ -252,9 +252,11 @@ class ThrumApp(App):
     async def _preview_worker(self) -> None:
         try:
             preview = self.main_screen.query_one(PanePreview)
-            session = self.selected_session()
+            session, who = self.selected_session(), self.selected
+            if who is None:
+                return  # nothing selected yet: the first refresh selects
+            preview.shown_for = who
             if session is None:
-                who = self.selected
                 preview.show(None, None, "you have no pane: this is your inbox" if who == self.operator
                              else "no tmux session for this agent (n creates an agent with one)")
                 return

@@ -26,6 +26,7 @@ class PanePreview(VerticalScroll):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.session: str | None = None
+        self.shown_for: str | None = None  # the agent this preview was last drawn for
         self.lines: list[str] = []
         self.border_title = "PANE"
         self.border_subtitle = "a attach  c queue"

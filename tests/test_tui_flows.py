@@ -1,0 +1,471 @@
+"""Every console binding and flow against real parts: the engine the console hosts, agents on the
+real CLI in real worktrees, tmux sessions on the repo's private server, real monitors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from thrum_tui.screens.confirm import Confirm
+from thrum_tui.screens.feed import FeedScreen, parse_filter
+from thrum_tui.screens.help import HelpScreen
+from thrum_tui.screens.monitors import MonitorForm, MonitorsScreen, regex_verdict
+from thrum_tui.screens.new_agent import NewAgentScreen
+from thrum_tui.screens.queue import QueueScreen
+from thrum_tui.screens.teardown import TeardownScreen
+from thrum_tui.widgets.compose_bar import ComposeBar
+from thrum_tui.widgets.conversation import Conversation, delivery_mark, fold_threads
+from thrum_tui.widgets.header_line import HeaderLine
+from thrum_tui.widgets.pane_preview import PanePreview
+from thrum_tui.widgets.team_table import TeamTable
+from tui_helpers import OPERATOR, cli, console, notified, select_agent, team, type_and_send, until  # noqa: F401
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def tmux(repo, *args: str) -> str:
+    return subprocess.run(["tmux", "-L", repo.env["THRUM_TMUX__SOCKET_NAME"], *args], capture_output=True,
+                          text=True, timeout=30).stdout
+
+
+def give_session(repo, agent) -> str:
+    """A tmux session (plain shell) for an already registered agent, named after it."""
+    repo.ok("tmux", "create", agent.name, "--cwd", str(agent.cwd), "--name", agent.name, "--role", agent.role,
+            "--runtime", "shell", cwd=agent.cwd)
+    return agent.name
+
+
+@pytest.fixture
+def hosted(team):
+    """The team with the daemon stopped, so the console hosts the engine."""
+    repo, alice, bob = team
+    repo.run("daemon", "stop")
+    return team
+
+
+# -- pure pieces --
+
+
+def test_delivery_marks_and_thread_folding():
+    assert delivery_mark({"deliveries": [{"state": "stored"}, {"state": "read"}]}) == "✓"
+    assert delivery_mark({"deliveries": [{"state": "read"}, {"state": "read"}]}) == "✓✓"
+    assert delivery_mark({"deliveries": [{"state": "read"}, {"state": "replied"}]}) == "↩"
+    msgs = [{"message_id": "1", "thread_id": "t"}, {"message_id": "2", "thread_id": None},
+            {"message_id": "3", "thread_id": "t"}, {"message_id": "4", "thread_id": "t"}]
+    assert [(m["message_id"], n) for m, n in fold_threads(msgs)] == [("1", 2), ("2", 0)]
+
+
+def test_feed_filter_words():
+    assert parse_filter("@bob role:reviewer scope:module:auth monitors flaky test") == {
+        "agent": "bob", "role": "reviewer", "scope": "module:auth", "monitors": True, "text": "flaky test"}
+    assert parse_filter("") == {}
+
+
+def test_regex_live_verdict():
+    assert regex_verdict("ALERT|FAIL", "xx FAIL yy") == (True, "✓ matches the sample")
+    assert regex_verdict("ALERT", "ok")[1].startswith("○")
+    ok, text = regex_verdict("(unclosed", "")
+    assert not ok and text.startswith("✗ invalid regex")
+
+
+# -- talking --
+
+
+async def test_reply_to_the_highlighted_message_threads_it(hosted):
+    repo, _alice, bob = hosted
+    async with console(repo) as (app, pilot):
+        await select_agent(pilot, "bob")
+        sent = await cli(bob, "send", "need a decision on the schema", "--to", f"@{OPERATOR}")
+        conversation = app.query_one(Conversation)
+        await until(pilot, lambda: "need a decision" in conversation.plain_text, "bob's message")
+        await pilot.press("enter")  # open bob: focus the conversation, his mail counts as read
+        assert app.focused is conversation
+        await pilot.press("r")
+        bar = app.query_one(ComposeBar)
+        assert app.focused is bar and bar.reply_to["message_id"] == sent["message_id"]
+        await pilot.press(*"go with v2")
+        await pilot.press("enter")
+        await until(pilot, lambda: bar.value == "" and bar.reply_to is None, "reply sent")
+        inbox = (await cli(bob, "inbox"))["messages"]
+        assert [(m["body"]["content"], m["reply_to"]) for m in inbox] == [("go with v2", sent["message_id"])]
+        # Bob sees his message read and replied to.
+        mine = (await cli(bob, "sent"))["messages"]
+        assert mine[0]["deliveries"][0]["state"] == "replied"
+        # The conversation folds the reply under its root.
+        await until(pilot, lambda: "[+1 in thread]" in conversation.plain_text, "the thread folded")
+
+
+async def test_enter_opens_an_agent_and_marks_its_mail_read(hosted):
+    repo, alice, _bob = hosted
+    async with console(repo) as (app, pilot):
+        await cli(alice, "send", "one", "--to", f"@{OPERATOR}")
+        await cli(alice, "send", "two", "--to", f"@{OPERATOR}")
+        header = app.query_one(HeaderLine)
+        await until(pilot, lambda: header.needs_you == 2, "needs you: 2")
+        table = app.query_one(TeamTable)
+        assert table.names[1] == "alice"  # unread mail for you ranks her first after you
+        await select_agent(pilot, "alice")
+        await pilot.press("enter")
+        await until(pilot, lambda: header.needs_you == 0, "needs you back to 0")
+        states = [d["state"] for m in (await cli(alice, "sent"))["messages"] for d in m["deliveries"]]
+        assert states == ["read", "read"]
+
+
+async def test_mail_to_the_operator_raises_a_toast_and_the_bell(hosted):
+    repo, alice, _bob = hosted
+    async with console(repo) as (app, pilot):
+        rings = []
+        app.bell = lambda: rings.append(1)  # the terminal bell itself is not observable in a Pilot
+        await cli(alice, "send", "the build is green", "--to", f"@{OPERATOR}")
+        await until(pilot, lambda: notified(app, "the build is green"), "a toast")
+        assert notified(app, "@alice → you")
+        assert rings
+        # Traffic between agents neither toasts nor rings.
+        rings.clear()
+        await cli(alice, "send", "fyi only", "--to", "@bob")
+        await until(pilot, lambda: "fyi" not in str(app._notifications) and app._refresh_pending is False)
+        assert not notified(app, "fyi only") and not rings
+
+
+async def test_at_completion_in_the_compose_bar(hosted):
+    repo, _alice, bob = hosted
+    async with console(repo) as (app, pilot):
+        await pilot.press("i")
+        bar = app.query_one(ComposeBar)
+        bar.value = ""
+        await pilot.press("@", "b")
+        await until(pilot, lambda: bar._suggestion == "@bob", "suggestion @bob")
+        await pilot.press("tab")
+        assert bar.value == "@bob "
+        await pilot.press("@", "r", "e")
+        await until(pilot, lambda: bar._suggestion == "@bob @reviewer", "role suggestion")
+        await pilot.press("tab", *"completed", "enter")
+        await until(pilot, lambda: bar.value == "", "sent")
+        assert [m["body"]["content"] for m in (await cli(bob, "inbox"))["messages"]] == ["completed"]
+
+
+async def test_needs_you_jumps_to_a_blocked_or_writing_agent(hosted):
+    repo, _alice, bob = hosted
+    async with console(repo) as (app, pilot):
+        await cli(bob, "send", "look at this", "--to", f"@{OPERATOR}")
+        await until(pilot, lambda: app.query_one(HeaderLine).needs_you == 1)
+        await pilot.press("g")
+        await until(pilot, lambda: app.selected == "bob", "bob selected")
+
+
+# -- feed, find, help, palette --
+
+
+async def test_feed_shows_all_traffic_and_filters(hosted):
+    repo, alice, bob = hosted
+    async with console(repo) as (app, pilot):
+        await cli(alice, "send", "schema v2 is in", "--to", "@bob")
+        await cli(bob, "send", "reviewing now", "--to", "@alice")
+        await pilot.press("f")
+        screen = await until(pilot, lambda: isinstance(app.screen, FeedScreen) and app.screen)
+        await until(pilot, lambda: len(screen.messages) == 2, "both messages in the feed")
+        assert "@bob → @alice  reviewing now" in screen.lines[0]  # newest first
+        screen.query_one("#filter").value = "schema"
+        await until(pilot, lambda: [m["body"]["content"] for m in screen.messages] == ["schema v2 is in"])
+        await cli(alice, "send", "schema v3 too", "--to", "@bob")
+        await until(pilot, lambda: len(screen.messages) == 2, "the feed follows new traffic")
+        await pilot.press("escape")
+        assert not isinstance(app.screen, FeedScreen)
+
+
+async def test_find_searches_messages_and_opens_a_thread(hosted):
+    repo, alice, bob = hosted
+    async with console(repo) as (app, pilot):
+        root = await cli(alice, "send", "flaky test in auth", "--to", "@bob")
+        await cli(bob, "reply", root["message_id"], "fixed the flaky one")
+        await cli(alice, "send", "unrelated", "--to", "@bob")
+        await pilot.press("slash")
+        screen = await until(pilot, lambda: isinstance(app.screen, FeedScreen) and app.screen)
+        await pilot.press(*"flaky")
+        await until(pilot, lambda: len(screen.messages) == 2, "two matches")
+        await pilot.press("enter")  # filter done: focus the results
+        await pilot.press("enter")  # open the highlighted message's thread
+        thread = await until(pilot, lambda: app.screen is not screen and isinstance(app.screen, FeedScreen)
+                             and app.screen)
+        await until(pilot, lambda: [m["body"]["content"] for m in thread.messages]
+                    == ["flaky test in auth", "fixed the flaky one"], "the thread, oldest first")
+
+
+async def test_help_lists_every_binding(hosted):
+    repo, _alice, _bob = hosted
+    async with console(repo) as (app, pilot):
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        text = " ".join(str(s.render()) for s in app.screen.query("Static"))
+        for key in ("new agent", "teardown", "attach", "command queue", "monitor rules", "reply", "feed", "find"):
+            assert key in text
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_palette_runs_thrum_commands(hosted):
+    repo, _alice, _bob = hosted
+    async with console(repo) as (app, pilot):
+        await pilot.press("ctrl+p")
+        await pilot.press(*"Monitors")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, MonitorsScreen), "the monitors screen")
+
+
+async def test_theme_choice_is_remembered(hosted):
+    repo, _alice, _bob = hosted
+    async with console(repo) as (app, pilot):
+        assert app.theme == "thrum-dark"
+        assert {"thrum-dark", "thrum-light"} <= set(app.available_themes)
+        app.theme = "thrum-light"
+        await pilot.pause()
+    config = json.loads((repo.path / ".thrum" / "config.json").read_text())
+    assert config["console"]["theme"] == "thrum-light"
+    async with console(repo) as (app, pilot):
+        assert app.theme == "thrum-light"
+
+
+# -- agents: new, teardown, pane, queue, kill --
+
+
+async def test_new_agent_dialog_creates_worktree_session_and_sends_the_first_prompt(hosted):
+    repo, _alice, _bob = hosted
+    async with console(repo) as (app, pilot):
+        await pilot.press("n")
+        dialog = await until(pilot, lambda: isinstance(app.screen, NewAgentScreen) and app.screen)
+        dialog.query_one("#f-name").value = "carol"
+        dialog.query_one("#f-role").value = "tester"
+        dialog.query_one("#f-runtime").value = "shell"
+        dialog.query_one("#f-prompt").value = "echo first-prompt-arrived"
+        dialog.query_one("#create").press()
+        await until(pilot, lambda: any("first prompt sent" in s for s in dialog.steps), "all steps done", 40)
+        assert all(s.startswith("✓") for s in dialog.steps), dialog.steps
+        trees = repo.git("worktree", "list")
+        assert "[feature/carol]" in trees
+        await until(pilot, lambda: "first-prompt-arrived" in tmux(repo, "capture-pane", "-p", "-t", "=carol:"),
+                    "the prompt typed into carol's pane: " + tmux(repo, "capture-pane", "-p", "-t", "=carol:")
+                    + tmux(repo, "list-sessions"))
+        await pilot.press("escape")
+        await until(pilot, lambda: "carol" in app.query_one(TeamTable).names, "carol in the team")
+
+
+async def test_new_agent_refuses_bad_input_inline(hosted):
+    repo, _alice, _bob = hosted
+    async with console(repo) as (app, pilot):
+        await pilot.press("n")
+        dialog = await until(pilot, lambda: isinstance(app.screen, NewAgentScreen) and app.screen)
+        dialog.query_one("#create").press()
+        await until(pilot, lambda: dialog.steps and "needs a name and a role" in dialog.steps[-1])
+        dialog.query_one("#f-name").value = "bad name!"
+        dialog.query_one("#f-role").value = "tester"
+        dialog.query_one("#create").press()
+        await until(pilot, lambda: dialog.steps[-1].startswith("✗ invalid"), "the engine's refusal shown")
+        assert not dialog.query_one("#create").disabled  # fix it and try again
+        assert "bad" not in repo.git("worktree", "list")
+
+
+def managed_agent(repo, name: str) -> Path:
+    """An agent in a worktree thrum created (the only kind teardown removes), with its session."""
+    r = repo.json("worktree", "create", name, "--name", name, "--role", "implementer", "--runtime", "shell")
+    return Path(r["path"])
+
+
+async def open_teardown(app, pilot, name: str) -> TeardownScreen:
+    await select_agent(pilot, name)
+    app._worktrees_at = 0.0
+    app.request_refresh()
+    await until(pilot, lambda: any(name in w["agents"] for w in app.worktrees), "worktrees loaded")
+    await pilot.press("t")
+    dialog = await until(pilot, lambda: isinstance(app.screen, TeardownScreen) and app.screen)
+    await until(pilot, lambda: dialog.audited, "the audit")
+    return dialog
+
+
+async def test_teardown_needs_the_typed_name_and_shows_the_audit(hosted):
+    repo, _alice, _bob = hosted
+    path = managed_agent(repo, "dave")
+    (path / "notes.txt").write_text("unsaved work\n")
+    async with console(repo) as (app, pilot):
+        dialog = await open_teardown(app, pilot, "dave")
+        audit = str(dialog.query_one("#audit").render())
+        assert "notes.txt" in audit and "refs/thrum/archive/dave" in audit
+        go = dialog.query_one("#go")
+        dialog.query_one("#confirm").value = "dave"
+        await pilot.pause()
+        assert go.disabled  # problems: only an explicit force lets it through
+        dialog.query_one("#force").value = True
+        await pilot.pause()
+        assert not go.disabled
+        go.press()
+        await until(pilot, lambda: not isinstance(app.screen, TeardownScreen), "the dialog closes", 40)
+        assert not path.exists()
+        assert "refs/thrum/archive/dave" in repo.git("show-ref")
+        await until(pilot, lambda: "dave" not in app.query_one(TeamTable).names, "dave gone from the team")
+
+
+async def test_teardown_cancel_changes_nothing(hosted):
+    repo, _alice, _bob = hosted
+    path = managed_agent(repo, "erin")
+    async with console(repo) as (app, pilot):
+        dialog = await open_teardown(app, pilot, "erin")
+        dialog.query_one("#confirm").value = "eri"
+        await pilot.pause()
+        assert dialog.query_one("#go").disabled
+        await pilot.press("escape")
+        assert path.exists() and "erin" in app.query_one(TeamTable).names
+
+
+async def test_teardown_of_a_worktree_thrum_did_not_create_is_refused(hosted):
+    repo, alice, _bob = hosted
+    async with console(repo) as (app, pilot):
+        await select_agent(pilot, "alice")
+        await until(pilot, lambda: any("alice" in w["agents"] for w in app.worktrees), "worktrees loaded")
+        await pilot.press("t")
+        dialog = await until(pilot, lambda: isinstance(app.screen, TeardownScreen) and app.screen)
+        await until(pilot, lambda: "no worktree named" in str(dialog.query_one("#audit").render()), "refusal")
+        assert dialog.query_one("#go").disabled
+        await pilot.press("escape")
+        assert alice.cwd.exists()
+
+
+async def test_pane_preview_follows_the_selected_agent(hosted):
+    repo, alice, _bob = hosted
+    give_session(repo, alice)
+    tmux(repo, "send-keys", "-t", "=alice:", "echo preview-marker-$((6*7))", "Enter")
+    async with console(repo) as (app, pilot):
+        await select_agent(pilot, "alice")
+        preview = app.query_one(PanePreview)
+        await until(pilot, lambda: "preview-marker-42" in preview.plain_text, "alice's pane in the preview")
+        tmux(repo, "send-keys", "-t", "=alice:", "echo live-$((1+1))", "Enter")
+        await until(pilot, lambda: "live-2" in preview.plain_text, "the preview stays live")
+        await select_agent(pilot, "bob")
+        await until(pilot, lambda: preview.session is None and "no tmux session" in str(
+            preview.query_one("#pane-body").render()), "bob has no pane")
+
+
+async def test_queue_dialog_types_into_the_pane(hosted):
+    repo, alice, _bob = hosted
+    give_session(repo, alice)
+    async with console(repo) as (app, pilot):
+        await select_agent(pilot, "alice")
+        await until(pilot, lambda: app.selected_session() == "alice", "alice's session known")
+        await pilot.press("c")
+        dialog = await until(pilot, lambda: isinstance(app.screen, QueueScreen) and app.screen)
+        dialog.query_one("#command").value = "echo queued-$((2*21))"
+        await pilot.press("enter")
+        await until(pilot, lambda: "queued-42" in tmux(repo, "capture-pane", "-p", "-t", "=alice:"),
+                    "the queued command ran in the pane")
+        await until(pilot, lambda: any(c["command"].startswith("echo queued") for c in dialog.commands),
+                    "the queue lists it")
+        dialog.query_one("#command").value = "echo sent-now-$((3*3))"
+        dialog.query_one("#send").press()
+        await until(pilot, lambda: "sent-now-9" in tmux(repo, "capture-pane", "-p", "-t", "=alice:"))
+
+
+async def test_kill_asks_first_and_interrupt_only_from_the_preview(hosted):
+    repo, alice, _bob = hosted
+    give_session(repo, alice)
+    async with console(repo) as (app, pilot):
+        await select_agent(pilot, "alice")
+        await until(pilot, lambda: app.selected_session() == "alice", "alice's session known")
+        await pilot.press("K")
+        assert isinstance(app.screen, Confirm)
+        await pilot.press("n")
+        assert "alice" in tmux(repo, "list-sessions", "-F", "#{session_name}")
+        tmux(repo, "send-keys", "-t", "=alice:", "sleep 300", "Enter")
+        app.query_one(PanePreview).focus()
+        await pilot.press("ctrl+c")
+        assert isinstance(app.screen, Confirm)
+        await pilot.press("y")
+        await until(pilot, lambda: "^C" in tmux(repo, "capture-pane", "-p", "-t", "=alice:"), "interrupted")
+        await pilot.press("K")
+        await pilot.press("y")
+        await until(pilot, lambda: "alice" not in tmux(repo, "list-sessions", "-F", "#{session_name}"),
+                    "the session is gone")
+
+
+async def test_agent_actions_without_a_session_explain_themselves(hosted):
+    repo, _alice, _bob = hosted
+    async with console(repo) as (app, pilot):
+        await select_agent(pilot, "bob")
+        for key in ("a", "c", "K", "R"):
+            await pilot.press(key)
+            assert not isinstance(app.screen, (Confirm, QueueScreen))
+        await until(pilot, lambda: notified(app, "@bob has no tmux session"))
+        await select_agent(pilot, OPERATOR)
+        await pilot.press("t")
+        await until(pilot, lambda: notified(app, "highlight an agent in the team first"))
+
+
+# -- monitors (the console's monitor pane) --
+
+
+async def test_monitor_pane_create_match_edit_stop_restart(hosted):
+    repo, _alice, _bob = hosted
+    log = repo.path / "build.log"
+    log.write_text("")
+    async with console(repo) as (app, pilot):
+        await pilot.press("m")
+        screen = await until(pilot, lambda: isinstance(app.screen, MonitorsScreen) and app.screen)
+        await pilot.press("n")
+        form = await until(pilot, lambda: isinstance(app.screen, MonitorForm) and app.screen)
+        form.query_one("#m-name").value = "build-alert"
+        form.query_one("#m-source").value = "file"
+        form.query_one("#m-watch").value = "build.log"
+        form.query_one("#m-match").value = "ALERT|FAILED"
+        form.query_one("#m-sample").value = "step 3 FAILED"
+        await pilot.pause()
+        assert "matches the sample" in str(form.query_one("#m-verdict").render())
+        form.query_one("#m-to").value = f"@{OPERATOR}"
+        form.query_one("#m-debounce").value = "0s"
+        form.query_one("#save").press()
+        await until(pilot, lambda: app.screen is screen, "the form closes")
+        await until(pilot, lambda: [r["name"] for r in screen.rules] == ["build-alert"], "the rule listed")
+        with log.open("a") as fh:
+            fh.write("all good\nstep 7 FAILED: tests\n")
+        await until(pilot, lambda: screen.rules[0]["matches"] == 1, "the match counted")
+        await until(pilot, lambda: any("step 7 FAILED" in (e["line"] or "") for e in screen.events), "recent match")
+        inbox = await app.engine.call("message.inbox", {"peek": True})
+        assert [(m["author"], m["body"]["content"]) for m in inbox["messages"]][0][0] == "monitor:build-alert"
+        # edit: the same rule (same id), a new pattern
+        rule_id = screen.rules[0]["id"]
+        await pilot.press("e")
+        form = await until(pilot, lambda: isinstance(app.screen, MonitorForm) and app.screen)
+        form.query_one("#m-match").value = "PANIC"
+        form.query_one("#save").press()
+        await until(pilot, lambda: app.screen is screen and screen.rules and screen.rules[0]["match"] == "PANIC")
+        assert screen.rules[0]["id"] == rule_id
+        await pilot.press("s")
+        await until(pilot, lambda: screen.rules[0]["status"] == "stopped", "stopped")
+        await pilot.press("r")
+        await until(pilot, lambda: screen.rules[0]["status"] == "running", "running again")
+        await pilot.press("escape")
+        await until(pilot, lambda: "build-alert" in str(app.query_one("#monitors").get_row_at(0)), "summary")
+
+
+async def test_monitor_form_refuses_bad_input_and_creates_nothing(hosted):
+    repo, _alice, _bob = hosted
+    async with console(repo) as (app, pilot):
+        await pilot.press("m")
+        screen = await until(pilot, lambda: isinstance(app.screen, MonitorsScreen) and app.screen)
+        await pilot.press("n")
+        form = await until(pilot, lambda: isinstance(app.screen, MonitorForm) and app.screen)
+        form.query_one("#m-name").value = "bad"
+        form.query_one("#m-watch").value = "tail -F x.log"
+        form.query_one("#m-match").value = "(unclosed"
+        form.query_one("#m-to").value = f"@{OPERATOR}"
+        await pilot.pause()
+        assert "invalid regex" in str(form.query_one("#m-verdict").render())
+        form.query_one("#save").press()
+        await until(pilot, lambda: "invalid --match regex" in str(form.query_one("#m-error").render()))
+        form.query_one("#m-match").value = "x"
+        form.query_one("#m-to").value = "@nobody"
+        form.query_one("#save").press()
+        await until(pilot, lambda: "@nobody" in str(form.query_one("#m-error").render()))
+        await pilot.press("escape")
+        assert (await app.engine.call("monitor.list", {"all": True}))["monitors"] == []
+        assert screen.rules == []

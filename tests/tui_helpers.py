@@ -1,0 +1,80 @@
+"""Driving the console in-process: the app in a Pilot, hosting (or attached to) the engine the
+repo's agents talk to over the real CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+import pytest
+
+from thrum_engine.layout import Layout
+from thrum_engine.settings import load_settings
+from thrum_tui.app import ThrumApp
+from thrum_tui.engine_handle import open_engine
+from thrum_tui.widgets.compose_bar import ComposeBar
+from thrum_tui.widgets.team_table import TeamTable
+
+OPERATOR = "ada_lovelace"
+DEADLINE = 20.0
+
+
+@pytest.fixture
+def team(repo, monkeypatch):
+    """A repo with two agents in their own worktrees, the operator's git name set, and this
+    process inside the repo with the repo's environment (its private tmux server, its HOME)."""
+    alice = repo.agent("alice", "implementer", module="auth")
+    bob = repo.agent("bob", "reviewer")
+    repo.git("config", "user.name", "Ada Lovelace")
+    for key, value in repo.env.items():
+        if key.startswith("THRUM_") or key == "HOME":
+            monkeypatch.setenv(key, value)
+    monkeypatch.chdir(repo.path)
+    return repo, alice, bob
+
+
+@contextlib.asynccontextmanager
+async def console(repo, *, size=(160, 45), settings=None):
+    layout = Layout.discover(str(repo.path))
+    settings = settings or load_settings(layout.config_file)
+    async with open_engine(layout, settings, OPERATOR) as engine:
+        app = ThrumApp(engine, settings=settings)
+        async with app.run_test(size=size) as pilot:
+            await until(pilot, lambda: OPERATOR in app.query_one(TeamTable).names)
+            yield app, pilot
+
+
+async def until(pilot, condition, what: str = "condition", timeout: float = DEADLINE):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await pilot.pause(0.05)
+
+
+async def cli(agent, *args):
+    """Agents' CLI calls run in a thread: the console's engine answers them meanwhile."""
+    return await asyncio.to_thread(agent.json, *args)
+
+
+async def type_and_send(pilot, text: str) -> None:
+    await pilot.press("i")
+    bar = pilot.app.query_one(ComposeBar)
+    bar.value = ""
+    await pilot.press(*text)
+    await pilot.press("enter")
+
+
+async def select_agent(pilot, name: str) -> None:
+    table = pilot.app.query_one(TeamTable)
+    await until(pilot, lambda: name in table.names, f"{name} in the team")
+    table.focus()
+    table.move_cursor(row=table.names.index(name))
+    await until(pilot, lambda: pilot.app.selected == name, f"{name} selected")
+
+
+def notified(app, fragment: str) -> bool:
+    return any(fragment in str(n.message) or fragment in str(n.title or "") for n in app._notifications)
