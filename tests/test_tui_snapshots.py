@@ -115,6 +115,8 @@ async def scene_app(scene, *, size=(160, 45), select: str | None = "alice", extr
                 table.move_cursor(row=table.names.index(select))
                 await until(pilot, lambda: app.query_one(Conversation).agent == select, "the conversation")
             await until(pilot, lambda: app.query_one(WorktreeSummary).row_count >= 2, "worktrees")
+            if select == "dave":  # its shell pane has gone quiet at the prompt: idle, not working
+                await until(pilot, lambda: (table.member("dave") or {}).get("state") == "idle", "dave idle")
             await settle(app, pilot)
             yield app, pilot
 

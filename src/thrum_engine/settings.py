@@ -67,6 +67,7 @@ class ConsoleSettings(BaseModel):
     theme: str = Field("thrum-dark", description="a theme from themes/ (or a Textual built-in); the console remembers the last pick")
     bell: bool = Field(True, description="ring the terminal bell when a message reaches the operator")
     preview_lines: int = Field(200, ge=10, le=5000, description="pane preview scrollback")
+    operator_role: str = Field("operator", description="the operator's role: agents reach you as @<name> or @<this>")
 
 
 class ThrumSettings(BaseSettings):

@@ -148,7 +148,8 @@ class ThrumApp(App):
     @work(group="engine", exit_on_error=False)
     async def start_up(self) -> None:
         try:
-            await self.engine.call("agent.register", {"name": self.operator, "role": OPERATOR_ROLE, "kind": "user"})
+            role = self.settings.console.operator_role if self.settings is not None else OPERATOR_ROLE
+            await self.engine.call("agent.register", {"name": self.operator, "role": role, "kind": "user"})
             r = await self.engine.call("runtime.list", {})
             self.runtimes = [rt["name"] for rt in r["runtimes"]]
             self.default_runtime = r["default"]
@@ -209,7 +210,8 @@ class ThrumApp(App):
             sent = (await self.engine.call("message.sent", {"to": agent, "limit": CONVERSATION_PAGE}))["messages"]
         if agent != self.selected:
             return  # the selection moved while we fetched; its own refresh follows
-        self.main_screen.query_one(Conversation).show(agent, merge_conversation(self.operator, agent, inbox, sent))
+        self.main_screen.query_one(Conversation).show(agent, merge_conversation(self.operator, agent, inbox, sent),
+                                                      self.main_screen.query_one(TeamTable).member(agent))
 
     def on_team_table_agent_selected(self, message: TeamTable.AgentSelected) -> None:
         if message.name != self.selected:

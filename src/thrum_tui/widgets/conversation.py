@@ -52,6 +52,22 @@ def fold_threads(messages: list[dict]) -> list[tuple[dict, int]]:
     return out
 
 
+def state_source(member: dict | None) -> str:
+    """Where the agent's state comes from, e.g. "working · pane: output 40s ago" or
+    "idle · session: no activity for 6m" -- so the operator knows how much to trust it."""
+    if not member:
+        return ""
+    from thrum_engine.durations import human_age
+
+    head = " · ".join(x for x in (member.get("role"), member.get("runtime")) if x)
+    pane = member.get("pane_state")
+    if pane and pane.get("state") == member.get("state"):
+        why = f"{pane.get('source') or 'pane'}, {human_age(pane.get('age_seconds') or 0)} ago"
+    else:
+        why = f"session: last activity {human_age(member.get('idle_seconds') or 0)} ago"
+    return f"{head} · {member.get('state')} · {why}" if head else f"{member.get('state')} · {why}"
+
+
 class Conversation(OptionList):
     DEFAULT_CSS = """
     Conversation {
@@ -98,10 +114,11 @@ class Conversation(OptionList):
             when=when, who=self._who(m["author"]), to=to, text=text, more=more, mark=mark)
         return plain, rich
 
-    def show(self, agent: str | None, messages: list[dict]) -> None:
+    def show(self, agent: str | None, messages: list[dict], member: dict | None = None) -> None:
         keep = self.highlighted_message
         self.agent = agent
         self.border_title = "you (inbox)" if agent in (None, self.operator) else f"@{agent}"
+        self.border_subtitle = state_source(member) if agent not in (None, self.operator) else ""
         folded = fold_threads(messages)
         self.messages = [m for m, _ in folded]
         lines, options = [], []
