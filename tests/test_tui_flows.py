@@ -469,3 +469,22 @@ async def test_monitor_form_refuses_bad_input_and_creates_nothing(hosted):
         await pilot.press("escape")
         assert (await app.engine.call("monitor.list", {"all": True}))["monitors"] == []
         assert screen.rules == []
+
+
+# -- attached to a headless daemon --
+
+
+async def test_attached_console_is_pushed_mail_and_team_changes(team):
+    repo, alice, bob = team
+    assert repo.daemon_pid() is not None  # the agents' CLI calls started a daemon: the console attaches
+    async with console(repo) as (app, pilot):
+        assert app.engine.host == "attached"
+        await select_agent(pilot, "bob")
+        await cli(bob, "send", "pushed, not polled", "--to", f"@{OPERATOR}")
+        conversation = app.query_one(Conversation)
+        await until(pilot, lambda: "pushed, not polled" in conversation.plain_text, "bob's message")
+        await until(pilot, lambda: notified(app, "pushed, not polled"), "a toast")
+        await cli(alice, "agent", "set-status", "blocked")
+        await until(pilot, lambda: (app.query_one(TeamTable).member("alice") or {}).get("state") == "blocked",
+                    "alice blocked")
+        await until(pilot, lambda: app.query_one(HeaderLine).needs_you == 2, "needs you: blocked + unread")

@@ -25,9 +25,9 @@ from thrum_engine.layout import Layout
 log = logging.getLogger("thrum.tui")
 
 OPERATOR_ROLE = "operator"
-# Attached mode has no push bus across the socket: a short `message.wait` keeps mail to the
-# operator prompt, and a team snapshot comparison catches everything else.
-ATTACHED_WAIT_SECONDS = 2.0
+# Attached mode long-polls `events.wait` (it answers at once when something changes).
+ATTACHED_WAIT_SECONDS = 20.0
+RETRY_SECONDS = 1.0
 
 Listener = Callable[[list[dict]], None]
 
@@ -68,7 +68,23 @@ def git_user_name(repo: str) -> str | None:
     return proc.stdout.strip() or None
 
 
-class InProcess:
+class Listeners:
+    """The "something changed" side both handles share."""
+
+    _listeners: list[Listener]
+
+    def listen(self, callback: Listener) -> None:
+        self._listeners.append(callback)
+
+    def _publish(self, events: list[dict]) -> None:
+        for fn in list(self._listeners):
+            try:
+                fn(events)
+            except Exception:  # a broken listener must never break the engine's apply loop
+                log.exception("console listener failed")
+
+
+class InProcess(Listeners):
     """Hosts the engine and its socket on a thread of its own (host "tui").
 
     The engine gets its own event loop so neither side can stall the other: agents' commands are
@@ -132,16 +148,6 @@ class InProcess:
         finally:
             waiter.cancel()
 
-    def _publish(self, events: list[dict]) -> None:
-        for fn in list(self._listeners):
-            try:
-                fn(events)
-            except Exception:  # a broken listener must never break the engine's apply loop
-                log.exception("console listener failed")
-
-    def listen(self, callback: Listener) -> None:
-        self._listeners.append(callback)
-
     async def call(self, method: str, params: dict | None = None) -> dict:
         from thrum_engine.engine.core import Caller
         from thrum_engine.errors import ThrumError
@@ -165,7 +171,7 @@ class InProcess:
         os.close(self._lock_fd)
 
 
-class Attached:
+class Attached(Listeners):
     """Talks to a headless daemon's socket with the stdlib client, one worker thread per call."""
 
     host = "attached"
@@ -176,6 +182,7 @@ class Attached:
         self._listeners: list[Listener] = []
         self._task: asyncio.Task | None = None
         self._closing = False
+        self._inflight: set = set()  # clients mid-call, interrupted on close (a long poll blocks 20 s)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._watch(), name="thrum-tui-watch")
@@ -184,45 +191,45 @@ class Attached:
         from thrum_engine.rpc.client import Client, EngineUnavailable, RpcError
 
         client = Client(self.layout.socket_path, timeout=timeout)
+        self._inflight.add(client)
         try:
+            if self._closing:
+                raise EngineCallFailed("the console is closing", "unavailable")
             return client.call(method, {**params, "caller": self.operator})
         except RpcError as exc:
             raise EngineCallFailed(exc.message, exc.kind) from None
         except (EngineUnavailable, OSError) as exc:
             raise EngineCallFailed(f"the engine is not reachable: {exc}", "unavailable") from None
         finally:
+            self._inflight.discard(client)
             client.close()
 
     async def call(self, method: str, params: dict | None = None, *, timeout: float = 60.0) -> dict:
         return await asyncio.to_thread(self._blocking_call, method, dict(params or {}), timeout)
 
-    def listen(self, callback: Listener) -> None:
-        self._listeners.append(callback)
-
     async def _watch(self) -> None:
-        last_team = None
+        """Long-poll the daemon's change feed: each answer arrives as soon as something is applied,
+        so mail and team changes show up as promptly as when hosting."""
+        cursor: int | None = None
         while not self._closing:
-            changed: list[dict] = []
+            params = {} if cursor is None else {"after": cursor, "timeout": ATTACHED_WAIT_SECONDS}
             try:
-                got = await self.call("message.wait", {"timeout": ATTACHED_WAIT_SECONDS},
-                                      timeout=ATTACHED_WAIT_SECONDS + 30)
-                changed += [{"type": "message.create", "author": m["author"], "data": {}}
-                            for m in got.get("messages", [])]
-                team = await self.call("team.list", {"all": True})
-                snapshot = [(m["name"], m["state"], m["unread"], m["runtime"]) for m in team["members"]]
-                if last_team is not None and snapshot != last_team:
-                    changed.append({"type": "team.changed", "author": "", "data": {}})
-                last_team = snapshot
+                got = await self.call("events.wait", params, timeout=ATTACHED_WAIT_SECONDS + 30)
             except EngineCallFailed as exc:
                 log.warning("attached watch: %s", exc.message)
-                await asyncio.sleep(ATTACHED_WAIT_SECONDS)
+                cursor = None  # the daemon may have restarted: start over, refresh everything
+                self._publish([{"type": "engine.unreachable", "author": "", "data": {}}])
+                await asyncio.sleep(RETRY_SECONDS)
                 continue
-            if changed:
-                for fn in list(self._listeners):
-                    fn(changed)
+            if cursor is not None and (got["changes"] or got["reset"]):
+                self._publish([{"type": c["type"], "author": c["author"], "data": c["data"]} for c in got["changes"]]
+                              or [{"type": "engine.reset", "author": "", "data": {}}])
+            cursor = got["cursor"]
 
     async def close(self) -> None:
         self._closing = True
+        for client in list(self._inflight):
+            client.interrupt()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(Exception, asyncio.CancelledError):

@@ -72,6 +72,15 @@ class Client:
         self._sock = sock
         return self
 
+    def interrupt(self) -> None:
+        """From another thread: make a call blocked on this connection return at once."""
+        sock = self._sock
+        if sock is not None:
+            try:
+                sock.shutdown(_socket.SHUT_RDWR)
+            except OSError:
+                pass
+
     def close(self) -> None:
         if self._sock is not None:
             self._sock.close()
