@@ -21,7 +21,7 @@ from textual.widgets import Footer
 from thrum_tui.commands import ThrumCommands
 from thrum_tui.engine_handle import OPERATOR_ROLE, EngineCallFailed, EngineHandle
 from thrum_tui.messages import EngineChanged
-from thrum_tui.themes import DEFAULT_THEME, load_themes
+from thrum_tui.theme_files import DEFAULT_THEME, load_themes
 from thrum_tui.widgets.compose_bar import ComposeBar
 from thrum_tui.widgets.conversation import Conversation, merge_conversation
 from thrum_tui.widgets.header_line import HeaderLine
