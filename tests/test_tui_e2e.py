@@ -1,0 +1,439 @@
+"""The real console (`python -m thrum_tui`) in a real terminal: a pane of a private tmux server of
+its own, driven with `send-keys` and read with `capture-pane`, exactly as a user's keyboard and
+eyes would. The agents' tmux sessions live on the repo's other private server
+(THRUM_TMUX__SOCKET_NAME), so attaching from the console nests one tmux client in another.
+
+Covered: compose and send (checked with the agents' real CLI), mail arriving on screen without a
+keypress, attach to an agent's pane and detach back to the same state, and quitting: the hand-over
+to a headless daemon, or (`--stop-engine`) no engine left at all."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import daemon_pids, is_alive, kill_tmux
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+OPERATOR = "ada_lovelace"  # from `git config user.name "Ada Lovelace"`
+DEADLINE = 30.0  # upper bound for any one condition; the usual wait is well under a second
+WIDTH, HEIGHT = 160, 45
+TEAM_ROW = re.compile(r"^│ (\S)\s+(you \(@\w+\)|\w+)\s")  # "│ ●  bob   online 2s ..." (not the header)
+CONVERSATION_TITLE = re.compile(r"╭─ (@\w+|you \(inbox\))")
+PLACEHOLDER = "@name message"
+EXITED = re.compile(r"\[console exited: (\d+)\]")
+
+
+def tmux_env(env: dict) -> dict:
+    """The environment for our own tmux commands: no $TMUX (we are nobody's client), UTF-8."""
+    env = {k: v for k, v in env.items() if not k.startswith("TMUX")}
+    if not any(env.get(k) for k in ("LC_ALL", "LC_CTYPE", "LANG")):
+        env["LANG"] = "C.UTF-8"
+    return env
+
+
+def wait_until(cond, what: str, *, timeout: float = DEADLINE, last=None, interval: float = 0.1):
+    """Poll `cond` until it returns something truthy; fail naming `what` (and `last()`) at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            detail = f"\n--- last seen ---\n{last()}" if last else ""
+            pytest.fail(f"timed out after {timeout:g}s waiting for {what}{detail}")
+        time.sleep(interval)
+
+
+class Console:
+    """`python -m thrum_tui` in the only pane of a private tmux server (not the agents' one)."""
+
+    def __init__(self, repo, workdir: Path) -> None:
+        self.repo = repo
+        self.sock = f"thrum-ui-{uuid.uuid4().hex[:12]}"
+        self.env = tmux_env(repo.env)
+        self.conf = workdir / "console-tmux.conf"
+        # The pane outlives the console (its exit status and last words stay readable); no status
+        # line, so the console gets the whole 160x45; a POSIX shell runs the command line.
+        self.conf.write_text("set -g remain-on-exit on\nset -g status off\nset -g history-limit 2000\n"
+                             "set -g default-shell /bin/sh\n")
+        self.pid: int | None = None
+
+    def tmux(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        r = subprocess.run(["tmux", "-u", "-L", self.sock, "-f", str(self.conf), *args], check=False,
+                           env=self.env, capture_output=True, text=True, timeout=30)
+        if check and r.returncode != 0:
+            raise AssertionError(f"tmux {' '.join(args)} failed: {r.stderr}")
+        return r
+
+    def start(self, *args: str) -> None:
+        env = {**self.repo.env, "TERM": "xterm-256color", "PYTHONFAULTHANDLER": "1"}
+        # No $TMUX: the console is nobody's tmux client. No COLUMNS/LINES (pytest-xdist workers
+        # have 80x24): Textual would believe them over the terminal's real size.
+        for key in ("TMUX", "TMUX_PANE", "COLUMNS", "LINES"):
+            env.pop(key, None)
+        if not any(env.get(k) for k in ("LC_ALL", "LC_CTYPE", "LANG")):
+            env["LANG"] = "C.UTF-8"
+        # `env -i`: exactly the repo's environment (HOME, THRUM_*, PATH), not tmux's $TMUX & co.
+        # The pane's shell then prints the console's exit status (tmux's own #{pane_dead_status}
+        # is not always filled in).
+        command = ["env", "-i", *(f"{k}={v}" for k, v in sorted(env.items())),
+                   sys.executable, "-m", "thrum_tui", *args]
+        self.tmux("new-session", "-d", "-x", str(WIDTH), "-y", str(HEIGHT), "-s", "ui",
+                  "-c", str(self.repo.path), shlex.join(command) + '; echo "[console exited: $?]"')
+        shell = int(self.tmux("display-message", "-p", "-t", "ui", "#{pane_pid}").stdout.strip())
+
+        def child():
+            try:
+                with open(f"/proc/{shell}/task/{shell}/children", encoding="ascii") as fh:
+                    kids = fh.read().split()
+            except OSError:
+                kids = []
+            return int(kids[0]) if kids else None
+
+        self.pid = wait_until(child, "the console's process", last=self.screen)
+
+    def screen(self) -> str:
+        r = self.tmux("capture-pane", "-p", "-t", "ui", check=False)
+        return r.stdout if r.returncode == 0 else f"(capture failed: {r.stderr.strip()})"
+
+    def transcript(self) -> str:
+        """Everything the terminal showed, scrollback included: what the console printed on its way
+        out may have been scrolled off by then (tmux keeps a cleared screen in the history)."""
+        r = self.tmux("capture-pane", "-p", "-J", "-S", "-", "-t", "ui", check=False)
+        return r.stdout if r.returncode == 0 else f"(capture failed: {r.stderr.strip()})"
+
+    def wait_screen(self, cond, what: str, timeout: float = DEADLINE) -> str:
+        """Wait until `cond(screen)` holds (a string means: the screen contains it); returns that screen."""
+        test = (lambda s: cond in s) if isinstance(cond, str) else cond
+        seen: list[str] = [""]
+
+        def check():
+            seen[0] = self.screen()
+            return seen[0] if test(seen[0]) else None
+
+        return wait_until(check, what, timeout=timeout, last=lambda: seen[0] + self.console_log_tail())
+
+    def keys(self, *keys: str) -> None:
+        self.tmux("send-keys", "-t", "ui", *keys)
+
+    def type(self, text: str) -> None:
+        self.tmux("send-keys", "-t", "ui", "-l", text)
+
+    def exit_status(self) -> int | None:
+        """The console's exit status once its process has ended (the pane keeps the shell's note)."""
+        m = EXITED.search(self.transcript())
+        return int(m.group(1)) if m else None
+
+    def wait_exit(self) -> int:
+        def check():
+            status = self.exit_status()
+            return None if status is None else [status]
+
+        return wait_until(check, "the console to exit", last=self.stacks)[0]
+
+    def holders(self) -> list[str]:
+        """Processes holding the console's terminal open (the pane ends only when all let go)."""
+        tty = self.tmux("display-message", "-p", "-t", "ui", "#{pane_tty}", check=False).stdout.strip()
+        found = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                if any(os.readlink(f"/proc/{pid}/fd/{fd}") == tty for fd in os.listdir(f"/proc/{pid}/fd")):
+                    with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                        args = fh.read().replace(b"\0", b" ").decode(errors="replace")
+                    found.append(f"{pid}: {args[:200]}")
+            except OSError:
+                continue
+        return found
+
+    def stacks(self) -> str:
+        """For a console that hangs: who holds its terminal, and (SIGABRT with PYTHONFAULTHANDLER)
+        every thread's stack, printed on the terminal the pane keeps."""
+        holders = self.holders()
+        if self.pid and is_alive(self.pid):
+            os.kill(self.pid, signal.SIGABRT)
+            time.sleep(1)
+        return ("holding the terminal: " + "; ".join(holders) + "\n" + self.transcript()
+                + self.console_log_tail())
+
+    def console_log_tail(self, n: int = 30) -> str:
+        try:
+            lines = (self.repo.var / "console.log").read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n--- console.log (tail) ---\n" + "\n".join(lines[-n:])
+
+    def close(self) -> None:
+        """Kill the console's server; wait (bounded) for the console process to be gone, so
+        whatever it does on the way out happens before the repo's teardown stops daemons."""
+        kill_tmux(self.sock)
+        deadline = time.monotonic() + 15
+        while self.pid and is_alive(self.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+# -- reading the screen ----------------------------------------------------------------------
+
+
+def team_rows(screen: str) -> list[str]:
+    """The team table's names, top to bottom (the operator as OPERATOR)."""
+    names = []
+    for line in screen.splitlines():
+        if "WORKTREES" in line:
+            break
+        m = TEAM_ROW.match(line)
+        if m:
+            name = m.group(2)
+            names.append(OPERATOR if name.startswith("you (") else name)
+    return names
+
+
+def conversation_title(screen: str) -> str | None:
+    """Whose conversation the right side shows: an agent's name, or OPERATOR for your inbox."""
+    for line in screen.splitlines():
+        if "TEAM" in line:
+            m = CONVERSATION_TITLE.search(line.split("TEAM", 1)[1])
+            if m:
+                return OPERATOR if m.group(1).startswith("you") else m.group(1)[1:]
+    return None
+
+
+def conversation_block(screen: str) -> list[str]:
+    """The conversation box (title to bottom border), cut out of the right column."""
+    lines = screen.splitlines()
+    for i, line in enumerate(lines):
+        if "TEAM" in line:
+            col = line.find("╭─", line.find("TEAM"))
+            if col < 0:
+                return []
+            block = []
+            for ln in lines[i:]:
+                block.append(ln[col:].rstrip())
+                if ln[col:col + 1] == "╰":
+                    break
+            return block
+    return []
+
+
+def select(console: Console, name: str) -> str:
+    """Move the team table's cursor (arrow keys; the operator is row 0) until `name` is shown."""
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        screen = console.screen()
+        current, rows = conversation_title(screen), team_rows(screen)
+        if current == name:
+            return screen
+        if time.monotonic() > deadline:
+            pytest.fail(f"could not select {name} (showing {current}, rows {rows})\n{screen}")
+        if current in rows and name in rows:
+            delta = rows.index(name) - rows.index(current)
+            console.keys(*(["Down"] * delta if delta > 0 else ["Up"] * -delta))
+            if delta:
+                wait_until(lambda was=current: conversation_title(console.screen()) != was,
+                           "the selection to move", timeout=5, last=console.screen)
+        else:
+            time.sleep(0.1)
+
+
+def compose_line(screen: str) -> str:
+    """The compose bar's text (or its placeholder): the line under its top border."""
+    lines = screen.splitlines()
+    tops = [i for i, ln in enumerate(lines) if ln.startswith("▊▔")]
+    return lines[tops[-1] + 1].strip("▊▎ ") if tops and tops[-1] + 1 < len(lines) else ""
+
+
+def typed_at(line: str) -> bool:
+    return line.startswith("@") and PLACEHOLDER not in line
+
+
+def compose(console: Console, text: str) -> None:
+    """`i`, then type `text` into the compose bar (not sent). Textual moves the focus on its next
+    turn, so letters sent at once could still reach the team table and its shortcuts: type the
+    first character (an unbound `@`) until the bar shows it, then the rest."""
+    assert text.startswith("@")
+    console.keys("i")
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        console.type("@")
+        try:
+            wait_until(lambda: typed_at(compose_line(console.screen())), "@ in the compose bar", timeout=3)
+            break
+        except pytest.fail.Exception:
+            if time.monotonic() > deadline:
+                raise
+    console.type(text[1:])
+    console.wait_screen(lambda s: compose_line(s).startswith(text), f"{text!r} in the compose bar")
+
+
+# -- fixtures --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def team(repo):
+    """A repo with alice and bob (registered by the CLI in their own worktrees) and the operator's
+    git name set. The daemon the CLI started is left running: each test decides."""
+    alice = repo.agent("alice", "implementer", module="auth")
+    bob = repo.agent("bob", "reviewer")
+    repo.git("config", "user.name", "Ada Lovelace")
+    return repo, alice, bob
+
+
+@pytest.fixture
+def console(repo, tmp_path):
+    c = Console(repo, tmp_path)
+    yield c
+    c.close()
+
+
+def agents_tmux(repo, *args: str) -> subprocess.CompletedProcess:
+    """tmux on the agents' private server (the one the engine drives)."""
+    return subprocess.run(["tmux", "-u", "-L", repo.env["THRUM_TMUX__SOCKET_NAME"], *args], check=False,
+                          env=tmux_env(repo.env), capture_output=True, text=True, timeout=30)
+
+
+def give_alice_a_shell(repo, alice) -> str:
+    """A tmux session for alice (a plain shell) with a marker printed in it; returns the marker."""
+    repo.ok("tmux", "create", "s-alice", "--cwd", str(alice.cwd), "--name", "alice", "--role", "implementer",
+            "--runtime", "shell")
+    agents_tmux(repo, "send-keys", "-t", "=s-alice:", "-l", "echo alice-pane-$((6*7))")
+    agents_tmux(repo, "send-keys", "-t", "=s-alice:", "Enter")
+    marker = "alice-pane-42"  # only the command's output reads like this, not the typed line
+    wait_until(lambda: marker in agents_tmux(repo, "capture-pane", "-p", "-t", "=s-alice:").stdout,
+               "the marker in alice's pane")
+    return marker
+
+
+def stop_daemon(repo) -> None:
+    """`thrum daemon stop` (the CLI started one) and wait until it is gone, so the console hosts
+    the engine itself rather than attaching to a daemon on its way out."""
+    repo.ok("daemon", "stop")
+    repo.stop()  # waits for the pid to exit
+    wait_until(lambda: daemon_pids(repo) == [], "no daemon for the repo")
+
+
+def start_and_wait_for_team(console: Console, *args: str) -> str:
+    console.start(*args)
+    return console.wait_screen(
+        lambda s: all(w in s for w in ("alice", "bob", f"@{OPERATOR}", "engine: in-process"))
+        and {OPERATOR, "alice", "bob"} <= set(team_rows(s)),
+        "the team on screen with the engine in-process")
+
+
+# -- tests -----------------------------------------------------------------------------------
+
+
+def test_compose_sends_and_mail_appears_without_a_keypress(team, console):
+    repo, _alice, bob = team
+    stop_daemon(repo)  # the console hosts the engine in-process
+    screen = start_and_wait_for_team(console)
+    assert team_rows(screen)[0] == OPERATOR
+    compose(console, "@bob hello from tmux")
+    console.keys("Enter")
+
+    inbox = wait_until(lambda: bob.json("inbox", "--all")["messages"], "the message in bob's inbox",
+                       last=console.screen)
+    assert [(m["author"], m["body"]["content"]) for m in inbox] == [(OPERATOR, "hello from tmux")]
+    console.wait_screen(lambda s: PLACEHOLDER in compose_line(s), "the compose bar cleared after sending")
+
+    bob.ok("send", "hi boss, all reviewed", "--to", f"@{OPERATOR}")
+    console.wait_screen("hi boss, all reviewed", "bob's message on screen, no key pressed")
+    console.wait_screen("needs you: 1", "needs you: 1 in the header")
+    assert console.exit_status() is None  # still running
+
+
+def test_attach_and_detach_returns_to_the_same_state(team, console):
+    repo, alice, _bob = team
+    marker = give_alice_a_shell(repo, alice)
+    stop_daemon(repo)
+    start_and_wait_for_team(console)
+    alice.ok("send", "ready for review", "--to", f"@{OPERATOR}")  # served by the console's engine
+
+    select(console, "alice")
+    before = console.wait_screen(
+        lambda s: conversation_title(s) == "alice" and "ready for review" in s and marker in s
+        and "pane · s-alice" in s, "alice's conversation and pane preview")
+    conversation = conversation_block(before)
+    assert any("ready for review" in ln for ln in conversation)
+
+    console.keys("a")
+    inner = repo.env["THRUM_TMUX__SOCKET_NAME"]
+    wait_until(lambda: agents_tmux(repo, "list-clients", "-t", "=s-alice").stdout.strip(),
+               f"a client attached to s-alice on {inner}", last=console.screen)
+    console.wait_screen(lambda s: marker in s and "engine: in-process" not in s and "TEAM" not in s,
+                        "alice's shell in the console's terminal")
+    # The keyboard now belongs to alice's shell (through the nested client).
+    console.type("echo attached-$((40+2))")
+    console.keys("Enter")
+    console.wait_screen("attached-42", "the command's output in the attached pane")
+    wait_until(lambda: "attached-42" in agents_tmux(repo, "capture-pane", "-p", "-t", "=s-alice:").stdout,
+               "the command run in alice's own pane")
+
+    console.keys("C-b", "d")  # the prefix goes through the outer pane to the nested client
+    wait_until(lambda: not agents_tmux(repo, "list-clients", "-t", "=s-alice").stdout.strip(),
+               "the nested client to detach", last=console.screen)
+    console.wait_screen(
+        lambda s: "engine: in-process" in s and conversation_title(s) == "alice"
+        and conversation_block(s) == conversation,
+        "the console back with alice selected and the same conversation")
+    console.wait_screen("pane · s-alice", "alice's pane preview")
+    assert console.exit_status() is None
+
+    # Live again: new mail shows up, and keys go to the console (not to alice's shell).
+    alice.ok("send", "second note after detach", "--to", f"@{OPERATOR}")
+    console.wait_screen("second note after detach", "alice's second message on screen")
+    console.keys("Up")
+    console.wait_screen(lambda s: conversation_title(s) != "alice", "the arrow key moving the selection")
+
+
+def test_quit_hands_the_engine_over_to_a_daemon(team, console):
+    repo, alice, bob = team
+    give_alice_a_shell(repo, alice)
+    stop_daemon(repo)
+    start_and_wait_for_team(console)
+    console.keys("q")
+    assert console.wait_exit() == 0
+    screen = console.transcript()
+    assert "handed over to a headless daemon" in screen, screen + console.console_log_tail()
+
+    info = json.loads((repo.var / "thrum.pid").read_text())
+    assert info["host"] == "daemon" and is_alive(info["pid"]), info
+    assert info["pid"] != console.pid
+    assert f"pid {info['pid']}" in screen
+    assert daemon_pids(repo) == [info["pid"]]
+    status = repo.json("daemon", "status")
+    assert (status["running"], status["host"], status["pid"]) == (True, "daemon", info["pid"])
+
+    # The agents keep working against it: sends are stored and delivered, alice's pane lives on.
+    bob.ok("send", "still here after the hand-over", "--to", "@alice")
+    inbox = alice.json("inbox")["messages"]
+    assert [m["body"]["content"] for m in inbox] == ["still here after the hand-over"]
+    assert agents_tmux(repo, "has-session", "-t", "=s-alice").returncode == 0
+    assert repo.daemon_pid() == info["pid"]  # the same daemon served them, none was started anew
+
+
+def test_quit_with_stop_engine_leaves_no_engine(team, console):
+    repo, alice, _bob = team
+    give_alice_a_shell(repo, alice)  # a live agent: without the flag this would hand over
+    stop_daemon(repo)
+    start_and_wait_for_team(console, "--stop-engine")
+    console.keys("q")
+    assert console.wait_exit() == 0
+    screen = console.transcript()
+    assert "handed over" not in screen
+    assert "Error" not in screen and "Traceback" not in screen
+    assert daemon_pids(repo) == []
+    assert repo.daemon_pid() is None or not is_alive(repo.daemon_pid())
+    status = repo.run("daemon", "status", "--json")
+    assert status.json["running"] is False, status.out
