@@ -488,3 +488,24 @@ async def test_attached_console_is_pushed_mail_and_team_changes(team):
         await until(pilot, lambda: (app.query_one(TeamTable).member("alice") or {}).get("state") == "blocked",
                     "alice blocked")
         await until(pilot, lambda: app.query_one(HeaderLine).needs_you == 2, "needs you: blocked + unread")
+
+
+async def test_restart_respawns_the_agents_pane_after_asking(hosted):
+    repo, alice, _bob = hosted
+    give_session(repo, alice)
+    tmux(repo, "send-keys", "-t", "=alice:", "echo before-restart-$((5*5))", "Enter")
+    async with console(repo) as (app, pilot):
+        await select_agent(pilot, "alice")
+        await until(pilot, lambda: app.selected_session() == "alice", "alice's session known")
+        await until(pilot, lambda: "before-restart-25" in tmux(repo, "capture-pane", "-p", "-t", "=alice:"))
+        pid = tmux(repo, "display-message", "-p", "-t", "=alice:", "#{pane_pid}").strip()
+        tmux(repo, "send-keys", "-t", "=alice:", "sleep 30", "Enter")  # busy: a restart must be insisted on
+        await pilot.press("R")
+        assert isinstance(app.screen, Confirm)
+        await pilot.press("y")
+        await until(pilot, lambda: isinstance(app.screen, Confirm) and "anyway" in app.screen.title_text,
+                    "the engine refuses a busy pane; the console asks again")
+        await pilot.press("y")
+        await until(pilot, lambda: notified(app, "restarted alice"), "restarted"
+                    + str([(n.title, n.message) for n in app._notifications]))
+        assert tmux(repo, "display-message", "-p", "-t", "=alice:", "#{pane_pid}").strip() != pid

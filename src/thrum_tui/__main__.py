@@ -33,6 +33,10 @@ def main(argv: list[str] | None = None, repo: str | None = None) -> int:
     if unknown:
         return fail(f"unknown option {unknown[0]}: {USAGE}")
     stop_engine = "--stop-engine" in args
+    # Textual prefers these to the terminal's real size; a shell's exported values go stale on
+    # every resize (and pytest-xdist sets 80x24), so the console asks the terminal instead.
+    for var in ("COLUMNS", "LINES"):
+        os.environ.pop(var, None)
     from pydantic import ValidationError
 
     from thrum_engine.errors import ThrumError

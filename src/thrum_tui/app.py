@@ -6,6 +6,7 @@ a hundred messages a second cost one refresh at a time, never a frozen keystroke
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import time
@@ -31,6 +32,10 @@ from thrum_tui.widgets.team_table import TeamTable
 
 CONVERSATION_PAGE = 200
 PREVIEW_SECONDS = 0.5
+# Refreshes (and page reloads) start at most this often, however fast events arrive.
+REFRESH_MIN_SECONDS = 0.3
+# More mail than this in one burst becomes one summary toast.
+TOASTS_PER_BURST = 2
 # Ages ("idle 4m") and what produces no engine event (monitor rules, worktrees) refresh this often.
 TICK_SECONDS = 5.0
 # `worktree.list` runs `git status` per worktree: refresh it at most this often.
@@ -74,6 +79,9 @@ class ThrumApp(App):
         self._refresh_pending = False
         self._refreshing = False
         self._preview_busy = False
+        self._page_refreshed_at = 0.0
+        self._page_refresh_later = False
+        self.clock_mono = time.monotonic
         self._theme_ready = False
         self.main_screen: Screen = Screen()
 
@@ -123,27 +131,63 @@ class ThrumApp(App):
 
     # -- engine -> screen --
     def _on_engine_events(self, events: list[dict]) -> None:
-        """Called on the engine's thread: only thread-safe work here (post a message)."""
-        # Our own reads and peeks change nothing on screen; refreshing on them would loop.
-        if all(e["type"] in ("message.seen", "message.read") and e["author"] == self.operator for e in events):
-            return
-        mail = [e for e in events if e["type"] == "message.create" and e["author"] != self.operator
-                and self.operator in (e.get("data", {}).get("recipients") or ())]
-        self.post_message(EngineChanged(mail))
+        """Called on the engine's thread: only thread-safe work here (post a message).
+
+        Traffic that touches neither the operator, the selected agent nor the team's make-up
+        changes nothing on the main screen: it only wakes an open page (the feed), so a busy team
+        does not cost the operator a redraw per message."""
+        me, selected = self.operator, self.selected
+        mail, main = [], False
+        for e in events:
+            etype, author = e["type"], e.get("author", "")
+            if etype == "message.create":
+                recipients = (e.get("data") or {}).get("recipients") or ()
+                if author != me and me in recipients:
+                    mail.append(e)
+                    main = True
+                elif author in (me, selected) or selected in recipients:
+                    main = True
+            elif etype in ("message.seen", "message.read"):
+                main = main or (author != me and author == selected)  # delivery marks on what you sent
+            else:
+                main = True  # agents, sessions, edits, deletes, resets: the team or a message changed
+        self.post_message(EngineChanged(mail, main=main))
 
     def on_engine_changed(self, message: EngineChanged) -> None:
         if not self.main_screen.is_mounted:
             return
-        for ev in message.mail:
-            d = ev.get("data", {})
-            self.notify(" ".join(str(d.get("content", "")).split())[:120] or "(no text)",
-                        title=f"@{ev['author']} → you")
-        if message.mail and self.settings is not None and self.settings.console.bell:
-            self.bell()
-        self.request_refresh()
+        if message.mail:
+            self.announce(message.mail)
+        if message.main:
+            self.request_refresh()
+        refresh = getattr(self.screen, "refresh_from_engine", None)
+        if refresh is not None and self.clock_mono() - self._page_refreshed_at >= REFRESH_MIN_SECONDS:
+            self._page_refreshed_at = self.clock_mono()
+            refresh()
+        elif refresh is not None and not self._page_refresh_later:
+            self._page_refresh_later = True
+            self.set_timer(REFRESH_MIN_SECONDS, self._page_refresh_due)
+
+    def _page_refresh_due(self) -> None:
+        self._page_refresh_later = False
+        self._page_refreshed_at = self.clock_mono()
         refresh = getattr(self.screen, "refresh_from_engine", None)
         if refresh is not None:
             refresh()
+
+    def announce(self, mail: list[dict]) -> None:
+        """A toast per message when a few arrive, one summary toast for a burst; one bell."""
+        if len(mail) <= TOASTS_PER_BURST:
+            for ev in mail:
+                d = ev.get("data", {})
+                self.notify(" ".join(str(d.get("content", "")).split())[:120] or "(no text)",
+                            title=f"@{ev['author']} → you")
+        else:
+            authors = list(dict.fromkeys("@" + ev["author"] for ev in mail))
+            self.notify(", ".join(authors[:5]) + (" …" if len(authors) > 5 else ""),
+                        title=f"{len(mail)} new messages for you")
+        if self.settings is not None and self.settings.console.bell:
+            self.bell()
 
     @work(group="engine", exit_on_error=False)
     async def start_up(self) -> None:
@@ -166,13 +210,18 @@ class ThrumApp(App):
 
     @work(group="refresh", exit_on_error=False)
     async def _refresh_loop(self) -> None:
+        """At most one refresh per REFRESH_MIN_SECONDS: under a flood of events the screen
+        stays current without the redraws starving keystrokes (or the engine's thread)."""
         try:
             while self._refresh_pending:
                 self._refresh_pending = False
+                started = self.clock_mono()
                 try:
                     await self._refresh_once()
                 except EngineCallFailed as exc:
                     self.notify(exc.message, severity="error")
+                if self._refresh_pending:
+                    await asyncio.sleep(max(0.0, REFRESH_MIN_SECONDS - (self.clock_mono() - started)))
         finally:
             self._refreshing = False
 
@@ -325,7 +374,9 @@ class ThrumApp(App):
         bar = self.main_screen.query_one(ComposeBar)
         if not bar.value and bar.reply_to is None and self.selected and self.selected != self.operator:
             bar.value = f"@{self.selected} "
-        bar.focus()
+        # set_focus now, not focus() (which waits a turn): keys typed right behind `i` must land
+        # in the bar, not in the team table where `f` would open the feed.
+        self.main_screen.set_focus(bar)
         bar.cursor_position = len(bar.value)
 
     def action_reply(self) -> None:
@@ -336,7 +387,7 @@ class ThrumApp(App):
         bar = self.main_screen.query_one(ComposeBar)
         bar.reply(m)
         bar.value = ""
-        bar.focus()
+        self.main_screen.set_focus(bar)
 
     def action_focus_team(self) -> None:
         bar = self.main_screen.query_one(ComposeBar)
@@ -449,6 +500,11 @@ class ThrumApp(App):
         try:
             await self.engine.call(method, params)
         except EngineCallFailed as exc:
+            if method == "tmux.restart" and exc.kind == "conflict" and not params.get("force"):
+                # Busy: say so, and let the operator insist -- deliberately, in a second dialog.
+                self._confirm_then("Restart it anyway?", exc.message.replace("; pass --force to restart it anyway", ""),
+                                   "Force restart", method, {**params, "force": True}, done)
+                return
             self.notify(exc.message, title=method, severity="error")
             return
         self.notify(done, timeout=3)

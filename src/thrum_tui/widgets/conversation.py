@@ -86,6 +86,7 @@ class Conversation(OptionList):
         self.agent: str | None = None
         self.messages: list[dict] = []
         self._plain: list[str] = []
+        self._ids: list[str] = []
         self.border_title = "CONVERSATION"
 
     @property
@@ -120,21 +121,27 @@ class Conversation(OptionList):
         self.border_title = "you (inbox)" if agent in (None, self.operator) else f"@{agent}"
         self.border_subtitle = state_source(member) if agent not in (None, self.operator) else ""
         folded = fold_threads(messages)
+        lines = [self.line_of(m, n) for m, n in folded]
+        plain = [p for p, _ in lines]
+        ids = [m["message_id"] for m, _ in folded]
+        shown, self._plain = self._plain, plain
         self.messages = [m for m, _ in folded]
-        lines, options = [], []
-        for m, n in folded:
-            plain, rich = self.line_of(m, n)
-            lines.append(plain)
-            options.append(Option(rich, id=m["message_id"]))
-        self._plain = lines
-        self.clear_options()
-        if not options:
-            self.add_option(Option(Content.styled("no messages yet", "$text-muted"), disabled=True))
+        if not lines:
+            if shown or not self.option_count:
+                self.clear_options()
+                self.add_option(Option(Content.styled("no messages yet", "$text-muted"), disabled=True))
             return
-        self.add_options(options)
-        ids = [m["message_id"] for m in self.messages]
-        if keep is not None and keep["message_id"] in ids and self.has_focus:
+        if plain == shown and ids == self._ids:
+            return  # nothing new: no redraw
+        at_end = self.highlighted is None or self.highlighted >= len(shown) - 1
+        if shown and ids[:len(self._ids)] == self._ids and plain[:len(shown)] == shown:
+            self.add_options(Option(rich, id=i) for i, (_, rich) in zip(ids[len(shown):], lines[len(shown):]))
+        else:
+            self.clear_options()
+            self.add_options(Option(rich, id=i) for i, (_, rich) in zip(ids, lines))
+        self._ids = ids
+        if keep is not None and keep["message_id"] in ids and self.has_focus and not at_end:
             self.highlighted = ids.index(keep["message_id"])
         else:
-            self.highlighted = len(options) - 1
-        self.scroll_end(animate=False)
+            self.highlighted = len(ids) - 1
+            self.scroll_end(animate=False)

@@ -30,6 +30,10 @@ class HeaderLine(Widget):
         self.set_reactive(HeaderLine.host, host)
         self.set_reactive(HeaderLine.operator, operator)
 
+    async def on_click(self) -> None:
+        """Selecting the header jumps to what needs you (as `g` does)."""
+        await self.app.run_action("needs_you")
+
     def render(self) -> Content:
         needs = "b $error" if self.needs_you else "$text-muted"
         return Content.from_markup(

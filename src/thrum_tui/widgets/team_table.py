@@ -12,6 +12,9 @@ from thrum_engine.durations import human_age
 GLYPHS = {"here": "◆", "working": "●", "online": "●", "idle": "◌", "blocked": "!", "stuck": "!", "offline": "○"}
 STYLES = {"here": "$accent", "working": "$success", "online": "$success", "idle": "$text-muted", "blocked": "b $error",
           "stuck": "b $error", "offline": "$text-disabled"}
+COLUMN_KEYS = ("glyph", "name", "state", "unread", "role", "runtime", "branch", "intent")
+COLUMNS = (("", 1), ("name", 20), ("state", 12), ("new", 3), ("role", 12), ("runtime", 8), ("branch", 18),
+           ("intent", 30))
 ATTENTION = {"blocked": 0, "stuck": 0, "working": 2, "online": 2, "idle": 3, "offline": 4}
 
 
@@ -57,13 +60,12 @@ class TeamTable(DataTable):
         self.operator = operator
         self.border_title = "TEAM"
         self._members: list[dict] = []
+        self._cells_shown: list[tuple] = []
 
     def on_mount(self) -> None:
         # Fixed widths: styled cells do not widen auto-sized columns, and fixed columns keep rows
         # from jumping sideways as states change.
-        for label, key, width in (("", "glyph", 1), ("name", "name", 20), ("state", "state", 12), ("new", "unread", 3),
-                                  ("role", "role", 12), ("runtime", "runtime", 8), ("branch", "branch", 18),
-                                  ("intent", "intent", 30)):
+        for (label, width), key in zip(COLUMNS, COLUMN_KEYS):
             self.add_column(label, key=key, width=width)
 
     @property
@@ -90,12 +92,23 @@ class TeamTable(DataTable):
         for m in members:
             m["unread_from"] = unread_from.get(m["name"], 0)
         keep = self.selected
+        order = attention_order(self.operator, members)
+        cells = [self._cells(m) for m in order]
+        if [m["name"] for m in order] == self.names:
+            # Same rows in the same order (the common case): touch only the cells that changed --
+            # a full rebuild per refresh is what made a busy team cost keystrokes.
+            for m, row, old in zip(order, cells, self._cells_shown):
+                for key, new, was in zip(COLUMN_KEYS, row, old):
+                    if str(new) != str(was) or getattr(new, "spans", None) != getattr(was, "spans", None):
+                        self.update_cell(m["name"], key, new)
+            self._members, self._cells_shown = order, cells
+            return
         # Rebuilding moves the cursor through row 0; the right side must not follow that flicker.
         with self.prevent(DataTable.RowHighlighted):
-            self._members = attention_order(self.operator, members)
+            self._members, self._cells_shown = order, cells
             self.clear()
-            for m in self._members:
-                self.add_row(*self._cells(m), key=m["name"])
+            for m, row in zip(order, cells):
+                self.add_row(*row, key=m["name"])
             if keep in self.names:
                 self.move_cursor(row=self.names.index(keep), animate=False)
         if self.selected != keep and self.selected is not None:
