@@ -173,26 +173,34 @@ async def create_message(
     body_id = ids.ulid()
     mid = "msg_" + body_id
     written = ["@" + names.strip_at(a) for a in addressed]
-    data = {
-        "message_id": mid,
-        "content": body,
-        "format": fmt,
-        "structured": structured,
-        "recipients": recipients,
-        "addressed": written if written != ["@" + r for r in recipients] else None,
-        "broadcast": is_broadcast,
-        "mentions": ["@" + names.strip_at(m) for m in mentions],
-        "mentioned_agents": mentioned,
-        "scopes": parse_tagged(list(scopes), "--scope"),
-        "refs": parse_tagged(list(refs), "--ref"),
-        "thread_id": thread_id,
-        "reply_to": reply_to,
-        "thread_root": thread_root,
-    }
-    # Empty fields are left out: the journal is parsed line by line on every rebuild.
-    ev = engine.event("message.create", author, {
-        k: v for k, v in data.items() if v not in (None, [], "", False) or (k == "structured" and v is not None)
-    }, ulid=body_id)
+    # Empty fields are left out (the journal is parsed line by line on every rebuild); built
+    # field by field rather than filtered afterwards: this runs once per message sent.
+    data: dict = {"message_id": mid, "content": body}
+    if fmt:
+        data["format"] = fmt
+    if structured is not None:
+        data["structured"] = structured
+    if recipients:
+        data["recipients"] = recipients
+    if written and written != ["@" + r for r in recipients]:
+        data["addressed"] = written
+    if is_broadcast:
+        data["broadcast"] = is_broadcast
+    if mentions:
+        data["mentions"] = ["@" + names.strip_at(m) for m in mentions]
+    if mentioned:
+        data["mentioned_agents"] = mentioned
+    if scopes:
+        data["scopes"] = parse_tagged(list(scopes), "--scope")
+    if refs:
+        data["refs"] = parse_tagged(list(refs), "--ref")
+    if thread_id:
+        data["thread_id"] = thread_id
+    if reply_to:
+        data["reply_to"] = reply_to
+    if thread_root:
+        data["thread_root"] = thread_root
+    ev = engine.event("message.create", author, data, ulid=body_id)
     await engine.commit(ev)
     return ev
 

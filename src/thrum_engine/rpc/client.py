@@ -10,6 +10,9 @@ import _json
 import _socket
 
 MAX_RESPONSE = 256 * 1024 * 1024
+# Below glibc's mmap threshold (128 KiB): `recv(1 MiB)` allocated and unmapped a fresh mapping on
+# every call (~14 us of CPU, ~40 us wall per round trip here) to receive a few hundred bytes.
+RECV_CHUNK = 64 * 1024
 
 
 class _ScanContext:
@@ -55,7 +58,7 @@ class Client:
         self.path = path
         self.timeout = timeout
         self._sock = None
-        self._buf = b""
+        self._buf = bytearray()
         self._next_id = 0
 
     def connect(self) -> "Client":
@@ -97,16 +100,20 @@ class Client:
         frame = dumps_compact({"jsonrpc": "2.0", "id": rid, "method": method, "params": params or {}}) + "\n"
         try:
             sock.sendall(frame.encode())
+            buf = self._buf  # a bytearray: appending chunks of a large response stays linear
+            scanned = 0
             while True:
-                nl = self._buf.find(b"\n")
+                nl = buf.find(b"\n", scanned)
                 if nl >= 0:
-                    line, self._buf = self._buf[:nl], self._buf[nl + 1:]
+                    line = buf[:nl]
+                    del buf[:nl + 1]
                     break
-                chunk = sock.recv(1 << 20)
+                scanned = len(buf)
+                chunk = sock.recv(RECV_CHUNK)
                 if not chunk:
                     raise EngineUnavailable("the engine closed the connection")
-                self._buf += chunk
-                if len(self._buf) > MAX_RESPONSE:
+                buf += chunk
+                if len(buf) > MAX_RESPONSE:
                     raise EngineUnavailable("response too large")
         except (ConnectionError, BrokenPipeError) as exc:
             # Never mistaken for success: the request may or may not have been stored.
