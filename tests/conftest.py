@@ -20,15 +20,17 @@ BIN = Path(sys.executable).parent
 THRUM = [str(BIN / "thrum")] if (BIN / "thrum").exists() else [sys.executable, "-m", "thrum_engine"]
 
 
-def wait_for(cond, timeout: float = 20.0, what: str = "condition", interval: float = 0.05):
-    """Poll `cond` until it returns something truthy (returned); fail naming `what` at the deadline."""
+def wait_for(cond, timeout: float = 20.0, what: str = "condition", interval: float = 0.05, *, last=None):
+    """Poll `cond` until it returns something truthy (returned); fail naming `what` at the deadline,
+    with `last()` (what was last seen: a screen, a log) when given."""
     deadline = time.monotonic() + timeout
     while True:
         value = cond()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+            detail = f"\n--- last seen ---\n{last()}" if last else ""
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}{detail}")
         time.sleep(interval)
 
 
@@ -263,4 +265,18 @@ def pair(repo):
     """Two agents in two worktrees of one repo: the common arrangement."""
     alice = repo.agent("alice", "implementer", module="auth")
     bob = repo.agent("bob", "reviewer")
+    return repo, alice, bob
+
+
+@pytest.fixture
+def team(repo, monkeypatch):
+    """A repo with two agents in their own worktrees, the operator's git name set, and this
+    process inside the repo with the repo's environment (its private tmux server, its HOME)."""
+    alice = repo.agent("alice", "implementer", module="auth")
+    bob = repo.agent("bob", "reviewer")
+    repo.git("config", "user.name", "Ada Lovelace")
+    for key, value in repo.env.items():
+        if key.startswith("THRUM_") or key == "HOME":
+            monkeypatch.setenv(key, value)
+    monkeypatch.chdir(repo.path)
     return repo, alice, bob

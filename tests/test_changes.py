@@ -18,7 +18,7 @@ def call(repo, method: str, params: dict, timeout: float = 60) -> dict:
 
 
 def test_a_send_wakes_a_waiting_long_poll_with_what_changed(pair):
-    repo, alice, bob = pair
+    repo, alice, _bob = pair
     cursor = call(repo, "events.wait", {})["cursor"]
     got: dict = {}
     waiter = threading.Thread(target=lambda: got.update(call(repo, "events.wait", {"after": cursor, "timeout": 20})))

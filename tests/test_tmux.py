@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import Repo, Result, RunsThrum
+from conftest import wait_for as _wait_for
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
@@ -51,16 +52,8 @@ def has_session(sock: str, name: str) -> bool:
 
 
 def wait_for(cond, what: str, timeout: float = DEADLINE, interval: float = 0.1, last=None):
-    """Poll `cond` until it returns something truthy; fail with `what` (and `last()`) at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            detail = f"; last seen: {last()!r}" if last else ""
-            pytest.fail(f"timed out after {timeout:g}s waiting for {what}{detail}")
-        time.sleep(interval)
+    """conftest's wait_for, with `what` first as these tests read best."""
+    return _wait_for(cond, timeout, what, interval, last=last)
 
 
 def read_lines(path: Path) -> list[str]:

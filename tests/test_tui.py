@@ -7,14 +7,12 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 from thrum_tui.engine_handle import operator_name
 from thrum_tui.widgets.compose_bar import ComposeBar, parse_compose
 from thrum_tui.widgets.conversation import Conversation
 from thrum_tui.widgets.header_line import HeaderLine
 from thrum_tui.widgets.team_table import TeamTable
-from tui_helpers import OPERATOR, cli, console, team, type_and_send, until  # noqa: F401 (team: fixture)
+from tui_helpers import OPERATOR, cli, console, type_and_send, until
 
 
 def test_operator_name_from_git():
@@ -134,6 +132,6 @@ def test_thrum_tui_outside_a_repo_says_what_to_do(tmp_path):
 
     thrum = Path(sys.executable).parent / "thrum"
     cmd = [str(thrum)] if thrum.exists() else [sys.executable, "-m", "thrum_engine"]
-    r = subprocess.run(cmd + ["tui"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    r = subprocess.run([*cmd, "tui"], cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
     assert r.returncode == 1
     assert r.stderr.startswith("Error: not inside a git repository") and len(r.stderr.strip().splitlines()) == 1

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import daemon_pids, is_alive, kill_tmux
+from conftest import daemon_pids, is_alive, kill_tmux, wait_for
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
@@ -45,16 +45,8 @@ def tmux_env(env: dict) -> dict:
 
 
 def wait_until(cond, what: str, *, timeout: float = DEADLINE, last=None, interval: float = 0.1):
-    """Poll `cond` until it returns something truthy; fail naming `what` (and `last()`) at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            detail = f"\n--- last seen ---\n{last()}" if last else ""
-            pytest.fail(f"timed out after {timeout:g}s waiting for {what}{detail}")
-        time.sleep(interval)
+    """conftest's wait_for, with `what` first as these tests read best."""
+    return wait_for(cond, timeout, what, interval, last=last)
 
 
 class Console:

@@ -21,14 +21,14 @@ from thrum_tui.widgets.conversation import Conversation, delivery_mark, fold_thr
 from thrum_tui.widgets.header_line import HeaderLine
 from thrum_tui.widgets.pane_preview import PanePreview
 from thrum_tui.widgets.team_table import TeamTable
-from tui_helpers import OPERATOR, cli, console, notified, select_agent, team, type_and_send, until  # noqa: F401
+from tui_helpers import OPERATOR, cli, console, notified, select_agent, until
 
 pytestmark = pytest.mark.timeout(180)
 
 
 def tmux(repo, *args: str) -> str:
     return subprocess.run(["tmux", "-L", repo.env["THRUM_TMUX__SOCKET_NAME"], *args], capture_output=True,
-                          text=True, timeout=30).stdout
+                          text=True, timeout=30, check=False).stdout
 
 
 def give_session(repo, agent) -> str:
@@ -41,8 +41,7 @@ def give_session(repo, agent) -> str:
 @pytest.fixture
 def hosted(team):
     """The team with the daemon stopped, so the console hosts the engine."""
-    repo, alice, bob = team
-    repo.run("daemon", "stop")
+    team[0].run("daemon", "stop")
     return team
 
 
@@ -404,21 +403,25 @@ async def test_agent_actions_without_a_session_explain_themselves(hosted):
 # -- monitors (the console's monitor pane) --
 
 
+async def new_monitor_form(app, pilot, **fields: str):
+    """m, then n: the monitors page and its create form, with `fields` typed in (by input id)."""
+    await pilot.press("m")
+    screen = await until(pilot, lambda: isinstance(app.screen, MonitorsScreen) and app.screen)
+    await pilot.press("n")
+    form = await until(pilot, lambda: isinstance(app.screen, MonitorForm) and app.screen)
+    for key, value in fields.items():
+        form.query_one(f"#m-{key}").value = value
+    await pilot.pause()
+    return screen, form
+
+
 async def test_monitor_pane_create_match_edit_stop_restart(hosted):
     repo, _alice, _bob = hosted
     log = repo.path / "build.log"
     log.write_text("")
     async with console(repo) as (app, pilot):
-        await pilot.press("m")
-        screen = await until(pilot, lambda: isinstance(app.screen, MonitorsScreen) and app.screen)
-        await pilot.press("n")
-        form = await until(pilot, lambda: isinstance(app.screen, MonitorForm) and app.screen)
-        form.query_one("#m-name").value = "build-alert"
-        form.query_one("#m-source").value = "file"
-        form.query_one("#m-watch").value = "build.log"
-        form.query_one("#m-match").value = "ALERT|FAILED"
-        form.query_one("#m-sample").value = "step 3 FAILED"
-        await pilot.pause()
+        screen, form = await new_monitor_form(app, pilot, name="build-alert", source="file", watch="build.log",
+                                              match="ALERT|FAILED", sample="step 3 FAILED")
         assert "matches the sample" in str(form.query_one("#m-verdict").render())
         form.query_one("#m-to").value = f"@{OPERATOR}"
         form.query_one("#m-debounce").value = "0s"
@@ -430,7 +433,7 @@ async def test_monitor_pane_create_match_edit_stop_restart(hosted):
         await until(pilot, lambda: screen.rules[0]["matches"] == 1, "the match counted")
         await until(pilot, lambda: any("step 7 FAILED" in (e["line"] or "") for e in screen.events), "recent match")
         inbox = await app.engine.call("message.inbox", {"peek": True})
-        assert [(m["author"], m["body"]["content"]) for m in inbox["messages"]][0][0] == "monitor:build-alert"
+        assert inbox["messages"][0]["author"] == "monitor:build-alert"
         # edit: the same rule (same id), a new pattern
         rule_id = screen.rules[0]["id"]
         await pilot.press("e")
@@ -450,15 +453,8 @@ async def test_monitor_pane_create_match_edit_stop_restart(hosted):
 async def test_monitor_form_refuses_bad_input_and_creates_nothing(hosted):
     repo, _alice, _bob = hosted
     async with console(repo) as (app, pilot):
-        await pilot.press("m")
-        screen = await until(pilot, lambda: isinstance(app.screen, MonitorsScreen) and app.screen)
-        await pilot.press("n")
-        form = await until(pilot, lambda: isinstance(app.screen, MonitorForm) and app.screen)
-        form.query_one("#m-name").value = "bad"
-        form.query_one("#m-watch").value = "tail -F x.log"
-        form.query_one("#m-match").value = "(unclosed"
-        form.query_one("#m-to").value = f"@{OPERATOR}"
-        await pilot.pause()
+        screen, form = await new_monitor_form(app, pilot, name="bad", watch="tail -F x.log", match="(unclosed",
+                                              to=f"@{OPERATOR}")
         assert "invalid regex" in str(form.query_one("#m-verdict").render())
         form.query_one("#save").press()
         await until(pilot, lambda: "invalid --match regex" in str(form.query_one("#m-error").render()))
@@ -499,7 +495,10 @@ async def test_restart_respawns_the_agents_pane_after_asking(hosted):
         await until(pilot, lambda: app.selected_session() == "alice", "alice's session known")
         await until(pilot, lambda: "before-restart-25" in tmux(repo, "capture-pane", "-p", "-t", "=alice:"))
         pid = tmux(repo, "display-message", "-p", "-t", "=alice:", "#{pane_pid}").strip()
-        tmux(repo, "send-keys", "-t", "=alice:", "sleep 30", "Enter")  # busy: a restart must be insisted on
+        # Busy (output every 0.2 s): the engine refuses a plain restart, so it must be insisted on.
+        tmux(repo, "send-keys", "-t", "=alice:", "while true; do echo tick; sleep 0.2; done", "Enter")
+        await until(pilot, lambda: (app.query_one(TeamTable).member("alice") or {}).get("state") == "working",
+                    "alice working")
         await pilot.press("R")
         assert isinstance(app.screen, Confirm)
         await pilot.press("y")

@@ -7,8 +7,6 @@ import asyncio
 import contextlib
 import time
 
-import pytest
-
 from thrum_engine.layout import Layout
 from thrum_engine.settings import load_settings
 from thrum_tui.app import ThrumApp
@@ -18,20 +16,6 @@ from thrum_tui.widgets.team_table import TeamTable
 
 OPERATOR = "ada_lovelace"
 DEADLINE = 20.0
-
-
-@pytest.fixture
-def team(repo, monkeypatch):
-    """A repo with two agents in their own worktrees, the operator's git name set, and this
-    process inside the repo with the repo's environment (its private tmux server, its HOME)."""
-    alice = repo.agent("alice", "implementer", module="auth")
-    bob = repo.agent("bob", "reviewer")
-    repo.git("config", "user.name", "Ada Lovelace")
-    for key, value in repo.env.items():
-        if key.startswith("THRUM_") or key == "HOME":
-            monkeypatch.setenv(key, value)
-    monkeypatch.chdir(repo.path)
-    return repo, alice, bob
 
 
 @contextlib.asynccontextmanager

@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None, repo: str | None = None) -> int:
         os.environ.pop(var, None)
     from pydantic import ValidationError
 
+    from thrum_engine.daemon.control import StartFailed
     from thrum_engine.errors import ThrumError
     from thrum_engine.layout import Layout, NotARepo
     from thrum_engine.settings import load_settings
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None, repo: str | None = None) -> int:
         return fail(exc.message)
     except OSError as exc:
         return fail(f"could not start the engine: {exc}")
-    except Exception as exc:  # control.StartFailed and friends: one line, not a trace
+    except StartFailed as exc:  # the hand-over daemon did not come up
         return fail(str(exc))
     return 0
 

@@ -10,7 +10,6 @@ from textual.widgets import Button, Checkbox, Input, Label, Static
 
 from thrum_tui.screens.base import Dialog
 
-
 SHOWN = 8  # files or commits listed per problem; the rest are counted
 
 
