@@ -9,7 +9,7 @@ from pydantic import Field
 from thrum_engine import names
 from thrum_engine.engine.core import Caller, Engine
 from thrum_engine.engine.registry import method
-from thrum_engine.messaging import deliveries_for, message_view, parse_tagged
+from thrum_engine.messaging import parse_tagged, with_deliveries
 from thrum_engine.model import Params
 
 
@@ -58,10 +58,5 @@ async def feed(engine: Engine, caller: Caller, p: FeedParams) -> dict:
     rows = await engine.store.all(
         f"SELECT m.* FROM messages m WHERE {' AND '.join(where)} ORDER BY m.created_at DESC, m.id DESC LIMIT ?",
         args + [p.limit])
-    dels = await deliveries_for(engine, [r["id"] for r in rows])
-    messages = []
-    for r in rows:
-        msg = message_view(r)
-        msg["deliveries"] = dels[r["id"]]
-        messages.append(msg)
+    messages = await with_deliveries(engine, rows)
     return {"messages": messages, "total": len(messages)}

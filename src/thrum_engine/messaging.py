@@ -354,13 +354,19 @@ async def sent(engine: Engine, caller: Caller, p: SentParams) -> dict:
     if p.unread:
         sql += " AND EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.read_at IS NULL)"
     rows = await engine.store.all(sql + " ORDER BY m.created_at DESC LIMIT ?", args + [p.limit])
+    messages = await with_deliveries(engine, rows)
+    return {"messages": messages, "total": len(messages)}
+
+
+async def with_deliveries(engine: Engine, rows: list[dict]) -> list[dict]:
+    """Message views, each with every recipient's delivery state (what an author wants to see)."""
     dels = await deliveries_for(engine, [r["id"] for r in rows])
-    messages = []
+    out = []
     for r in rows:
         msg = message_view(r)
         msg["deliveries"] = dels[r["id"]]
-        messages.append(msg)
-    return {"messages": messages, "total": len(messages)}
+        out.append(msg)
+    return out
 
 
 @method("message.get", MessageIdParams)
