@@ -30,10 +30,10 @@ from thrum_tui.widgets.pane_preview import PanePreview
 from thrum_tui.widgets.side_lists import MonitorSummary, WorktreeSummary
 from thrum_tui.widgets.team_table import TeamTable
 
-CONVERSATION_PAGE = 200
+CONVERSATION_PAGE = 100
 PREVIEW_SECONDS = 0.5
 # Refreshes (and page reloads) start at most this often, however fast events arrive.
-REFRESH_MIN_SECONDS = 0.3
+REFRESH_MIN_SECONDS = 0.5
 # More mail than this in one burst becomes one summary toast.
 TOASTS_PER_BURST = 2
 # Ages ("idle 4m") and what produces no engine event (monitor rules, worktrees) refresh this often.

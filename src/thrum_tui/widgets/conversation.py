@@ -87,6 +87,7 @@ class Conversation(OptionList):
         self.messages: list[dict] = []
         self._plain: list[str] = []
         self._ids: list[str] = []
+        self._rendered: dict[tuple, tuple[str, Content]] = {}
         self.border_title = "CONVERSATION"
 
     @property
@@ -104,10 +105,20 @@ class Conversation(OptionList):
         return "you" if name == self.operator else f"@{name}"
 
     def line_of(self, m: dict, folded: int) -> tuple[str, Content]:
+        """(plain, styled) for one message; cached, as most lines are unchanged between refreshes."""
+        mark = delivery_mark(m) if m["author"] == self.operator else ("●" if m.get("is_read") is False else "")
+        key = (m["message_id"], folded, mark, m.get("updated_at"))
+        hit = self._rendered.get(key)
+        if hit is None:
+            hit = self._rendered[key] = self._render_line(m, folded, mark)
+            if len(self._rendered) > 4 * 1024:
+                self._rendered.clear()
+        return hit
+
+    def _render_line(self, m: dict, folded: int, mark: str) -> tuple[str, Content]:
         when = m["created_at"][11:16]
         to = "all" if m.get("broadcast") else ", ".join(self._who(t.lstrip("@")) for t in m.get("to", [])) or "?"
         text = " ".join(m["body"]["content"].split())
-        mark = delivery_mark(m) if m["author"] == self.operator else ("●" if m.get("is_read") is False else "")
         more = f"  [+{folded} in thread]" if folded else ""
         plain = f"{when} {self._who(m['author'])} → {to}  {text}{more}" + (f"  {mark}" if mark else "")
         rich = Content.from_markup(
@@ -134,8 +145,13 @@ class Conversation(OptionList):
         if plain == shown and ids == self._ids:
             return  # nothing new: no redraw
         at_end = self.highlighted is None or self.highlighted >= len(shown) - 1
-        if shown and ids[:len(self._ids)] == self._ids and plain[:len(shown)] == shown:
-            self.add_options(Option(rich, id=i) for i, (_, rich) in zip(ids[len(shown):], lines[len(shown):]))
+        drop = self._ids.index(ids[0]) if shown and ids[0] in self._ids else -1
+        kept = len(self._ids) - drop
+        if drop >= 0 and ids[:kept] == self._ids[drop:] and plain[:kept] == shown[drop:]:
+            # The window slid: drop the oldest lines, append the new ones; nothing else is redrawn.
+            for _ in range(drop):
+                self.remove_option_at_index(0)
+            self.add_options(Option(rich, id=i) for i, (_, rich) in zip(ids[kept:], lines[kept:]))
         else:
             self.clear_options()
             self.add_options(Option(rich, id=i) for i, (_, rich) in zip(ids, lines))

@@ -18,6 +18,11 @@ COLUMNS = (("", 1), ("name", 20), ("state", 12), ("new", 3), ("role", 12), ("run
 ATTENTION = {"blocked": 0, "stuck": 0, "working": 2, "online": 2, "idle": 3, "offline": 4}
 
 
+def coarse_age(seconds: float) -> str:
+    """Minutes are what an operator scans for; per-second ages would redraw every row every tick."""
+    return "<1m" if seconds < 60 else human_age(seconds)
+
+
 def attention_order(operator: str, members: list[dict]) -> list[dict]:
     """The operator first; then what needs a human soonest."""
     def key(m: dict) -> tuple:
@@ -119,7 +124,7 @@ class TeamTable(DataTable):
         state = "here" if me else m["state"]  # the console is open: the operator is here
         glyph = Content.styled(GLYPHS.get(state, "?"), STYLES.get(state, ""))
         name = f"you (@{m['name']})" if me else m["name"]
-        age = "" if me else " " + human_age(m.get("idle_seconds") or 0)
+        age = "" if me else " " + coarse_age(m.get("idle_seconds") or 0)
         new = m["unread"] if me else m["unread_from"]
         return (glyph, name, Content.styled(f"{state}{age}", STYLES.get(state, "")),
                 Content.styled(str(new), "b $accent") if new else "", m["role"], m.get("runtime") or "",
