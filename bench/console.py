@@ -396,9 +396,9 @@ async def _keys_in_process(store: Store, keys: int, rate: float, to_operator: fl
                     self.hit_at = time.perf_counter()
             super()._display(screen, renderable)
 
-        async def _refresh_once(self) -> None:
+        async def _refresh_once(self, *args) -> None:
             t0 = time.perf_counter()
-            await super()._refresh_once()
+            await super()._refresh_once(*args)
             self.refreshes.append((time.perf_counter() - t0) * 1000)
 
     layout = Layout.discover(str(store.repo))

@@ -31,11 +31,14 @@ from thrum_tui.widgets.side_lists import MonitorSummary, WorktreeSummary
 from thrum_tui.widgets.team_table import TeamTable
 
 CONVERSATION_PAGE = 100
+ALL_PARTS = frozenset({"team", "mail", "side"})
+MAIL = frozenset({"mail"})
 PREVIEW_SECONDS = 0.5
 # Refreshes (and page reloads) start at most this often, however fast events arrive.
 REFRESH_MIN_SECONDS = 0.5
-# More mail than this in one burst becomes one summary toast.
+# More mail than this in one burst becomes one summary toast; bursts are told at most this often.
 TOASTS_PER_BURST = 2
+TOAST_SECONDS = 3.0
 # Ages ("idle 4m") and what produces no engine event (monitor rules, worktrees) refresh this often.
 TICK_SECONDS = 5.0
 # `worktree.list` runs `git status` per worktree: refresh it at most this often.
@@ -77,9 +80,13 @@ class ThrumApp(App):
         self.default_runtime = "claude"
         self._worktrees_at = 0.0
         self._refresh_pending = False
+        self._refresh_parts: frozenset[str] = frozenset()
+        self._members: list[dict] = []
         self._refreshing = False
         self._preview_busy = False
         self._page_refreshed_at = 0.0
+        self._unannounced: list[dict] = []
+        self._toast_timer = None
         self._page_refresh_later = False
         self.clock_mono = time.monotonic
         self._theme_ready = False
@@ -137,29 +144,32 @@ class ThrumApp(App):
         changes nothing on the main screen: it only wakes an open page (the feed), so a busy team
         does not cost the operator a redraw per message."""
         me, selected = self.operator, self.selected
-        mail, main = [], False
+        mail, parts = [], set()
         for e in events:
             etype, author = e["type"], e.get("author", "")
             if etype == "message.create":
                 recipients = (e.get("data") or {}).get("recipients") or ()
                 if author != me and me in recipients:
                     mail.append(e)
-                    main = True
+                    parts.add("mail")
                 elif author in (me, selected) or selected in recipients:
-                    main = True
+                    parts.add("mail")
             elif etype in ("message.seen", "message.read"):
-                main = main or (author != me and author == selected)  # delivery marks on what you sent
+                if author != me and author == selected:
+                    parts.add("mail")  # delivery marks on what you sent
+            elif etype.startswith("message."):
+                parts.add("mail")  # edits, deletes, purges
             else:
-                main = True  # agents, sessions, edits, deletes, resets: the team or a message changed
-        self.post_message(EngineChanged(mail, main=main))
+                parts.update(("team", "mail"))  # agents, sessions, resets: the team changed
+        self.post_message(EngineChanged(mail, parts=frozenset(parts)))
 
     def on_engine_changed(self, message: EngineChanged) -> None:
         if not self.main_screen.is_mounted:
             return
         if message.mail:
             self.announce(message.mail)
-        if message.main:
-            self.request_refresh()
+        if message.parts:
+            self.request_refresh(message.parts)
         refresh = getattr(self.screen, "refresh_from_engine", None)
         if refresh is not None and self.clock_mono() - self._page_refreshed_at >= REFRESH_MIN_SECONDS:
             self._page_refreshed_at = self.clock_mono()
@@ -176,7 +186,18 @@ class ThrumApp(App):
             refresh()
 
     def announce(self, mail: list[dict]) -> None:
-        """A toast per message when a few arrive, one summary toast for a burst; one bell."""
+        """Tell the operator about new mail: the first piece at once (toast + bell); whatever
+        follows within TOAST_SECONDS waits and is told as one summary, so a flood of mail costs
+        one toast every few seconds, not a redraw of the whole screen per message."""
+        self._unannounced += mail
+        if self._toast_timer is None:
+            self._flush_announcements()
+
+    def _flush_announcements(self) -> None:
+        mail, self._unannounced = self._unannounced, []
+        if not mail:
+            self._toast_timer = None
+            return
         if len(mail) <= TOASTS_PER_BURST:
             for ev in mail:
                 d = ev.get("data", {})
@@ -188,6 +209,7 @@ class ThrumApp(App):
                         title=f"{len(mail)} new messages for you")
         if self.settings is not None and self.settings.console.bell:
             self.bell()
+        self._toast_timer = self.set_timer(TOAST_SECONDS, self._flush_announcements)
 
     @work(group="engine", exit_on_error=False)
     async def start_up(self) -> None:
@@ -201,8 +223,10 @@ class ThrumApp(App):
             self.notify(f"could not register you as @{self.operator}: {exc.message}", severity="error")
         self.request_refresh()
 
-    def request_refresh(self) -> None:
-        """Coalesce: while one refresh runs, any number of requests cause exactly one more."""
+    def request_refresh(self, parts: frozenset[str] = ALL_PARTS) -> None:
+        """Coalesce: while one refresh runs, any number of requests cause exactly one more,
+        covering every part any of them asked for ("team", "mail", "side")."""
+        self._refresh_parts |= parts
         self._refresh_pending = True
         if not self._refreshing:
             self._refreshing = True
@@ -215,9 +239,10 @@ class ThrumApp(App):
         try:
             while self._refresh_pending:
                 self._refresh_pending = False
+                parts, self._refresh_parts = self._refresh_parts, frozenset()
                 started = self.clock_mono()
                 try:
-                    await self._refresh_once()
+                    await self._refresh_once(parts)
                 except EngineCallFailed as exc:
                     self.notify(exc.message, severity="error")
                 if self._refresh_pending:
@@ -225,30 +250,38 @@ class ThrumApp(App):
         finally:
             self._refreshing = False
 
-    async def _refresh_once(self) -> None:
-        team = await self.engine.call("team.list", {"all": True})
+    async def _refresh_once(self, parts: frozenset[str] = ALL_PARTS) -> None:
+        """Only what changed: mail needs the inbox (and patches the team's unread counts in
+        place), the team's make-up needs `team.list`, the side panels refresh on the tick."""
+        if "team" in parts or not self._members:
+            self._members = (await self.engine.call("team.list", {"all": True}))["members"]
         # peek: showing a message marks it seen, not read -- reading stays an explicit act.
         inbox = await self.engine.call("message.inbox", {"peek": True, "page_size": CONVERSATION_PAGE})
         unread_from: dict[str, int] = {}
         for m in inbox["messages"]:
             if m.get("is_read") is False:
                 unread_from[m["author"]] = unread_from.get(m["author"], 0) + 1
-        members = team["members"]
+        members = self._members
+        for m in members:
+            if m["name"] == self.operator:
+                m["unread"] = inbox["unread"]
         table = self.main_screen.query_one(TeamTable)
         table.show(members, unread_from)
-        me = table.member(self.operator) or {}
-        self.main_screen.query_one(HeaderLine).needs_you = me.get("unread", 0) + sum(
+        self.main_screen.query_one(HeaderLine).needs_you = inbox["unread"] + sum(
             1 for m in members if m["state"] in ("blocked", "stuck"))
-        self.main_screen.query_one(ComposeBar).set_addresses([m["name"] for m in members], [m["role"] for m in members])
+        if "team" in parts:
+            self.main_screen.query_one(ComposeBar).set_addresses([m["name"] for m in members],
+                                                                 [m["role"] for m in members])
         if self.selected is None:
             self.selected = table.selected
         await self._show_conversation(inbox["messages"])
-        monitors = await self.engine.call("monitor.list", {"all": True})
-        self.main_screen.query_one(MonitorSummary).show(monitors["monitors"])
-        if self.clock() - self._worktrees_at >= WORKTREE_SECONDS or not self._worktrees_at:
-            self._worktrees_at = self.clock()
-            self.worktrees = (await self.engine.call("worktree.list", {}))["worktrees"]
-            self.main_screen.query_one(WorktreeSummary).show(self.worktrees)
+        if "side" in parts:
+            monitors = await self.engine.call("monitor.list", {"all": True})
+            self.main_screen.query_one(MonitorSummary).show(monitors["monitors"])
+            if self.clock() - self._worktrees_at >= WORKTREE_SECONDS or not self._worktrees_at:
+                self._worktrees_at = self.clock()
+                self.worktrees = (await self.engine.call("worktree.list", {}))["worktrees"]
+                self.main_screen.query_one(WorktreeSummary).show(self.worktrees)
 
     async def _show_conversation(self, inbox: list[dict] | None = None) -> None:
         agent = self.selected
@@ -267,7 +300,7 @@ class ThrumApp(App):
             self.selected = message.name
             for bar in self.main_screen.query(ComposeBar):  # none while the app shuts down
                 bar.reply(None)
-            self.request_refresh()
+            self.request_refresh(MAIL)
             self.refresh_preview()
 
     def on_team_table_agent_opened(self, message: TeamTable.AgentOpened) -> None:
@@ -283,7 +316,7 @@ class ThrumApp(App):
                if agent == self.operator or m["author"] == agent or m.get("broadcast")]
         if ids:
             await self.engine.call("message.read", {"message_ids": ids})
-            self.request_refresh()
+            self.request_refresh(MAIL)
 
     # -- the pane preview --
     def selected_member(self) -> dict | None:

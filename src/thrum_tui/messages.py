@@ -9,14 +9,14 @@ class EngineChanged(Message):
     """Something the console shows may have changed. A burst collapses into one message, keeping
     every piece of mail to the operator it carried (each one still gets its toast)."""
 
-    def __init__(self, mail: list[dict] | None = None, *, main: bool = True) -> None:
+    def __init__(self, mail: list[dict] | None = None, *, parts: frozenset[str] = frozenset({"team", "mail"})) -> None:
         super().__init__()
         self.mail = list(mail or ())
-        self.main = main  # the main screen shows something that changed (else only pages care)
+        self.parts = parts  # what on the main screen changed ("team", "mail"); empty: only pages care
 
     def can_replace(self, message: Message) -> bool:
         if isinstance(message, EngineChanged):
             self.mail = message.mail + self.mail
-            self.main = self.main or message.main
+            self.parts = self.parts | message.parts
             return True
         return False

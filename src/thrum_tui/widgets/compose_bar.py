@@ -6,7 +6,9 @@ from __future__ import annotations
 from typing import ClassVar
 
 from textual.binding import Binding, BindingType
+from textual.geometry import Size
 from textual.message import Message
+from textual.reactive import Reactive
 from textual.suggester import Suggester
 from textual.widgets import Input
 
@@ -57,6 +59,11 @@ class ComposeBar(Input):
             self.reply_to = reply_to
 
     PLACEHOLDER = "@name message — enter sends, tab completes"
+    # Every keystroke changes an Input's virtual width, and Widget's `virtual_size` asks for a
+    # layout of the whole screen when it changes. The bar's box never changes size (one line,
+    # full width), so a repaint of the bar is all a keystroke needs: without this each key
+    # re-rendered every widget (the team table too) and typing lagged while messages flowed.
+    virtual_size = Reactive(Size(0, 0), layout=False)
     BINDINGS: ClassVar[list[BindingType]] = [Binding("tab", "complete", "complete", show=False)]
 
     def __init__(self, *, id: str | None = None) -> None:

@@ -4,6 +4,8 @@ with its delivery mark; a highlight to reply to, and a thread's replies folded u
 from __future__ import annotations
 
 from textual.content import Content
+from textual.geometry import Size
+from textual.reactive import Reactive
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
@@ -68,7 +70,15 @@ def state_source(member: dict | None) -> str:
     return f"{head} · {member.get('state')} · {why}" if head else f"{member.get('state')} · {why}"
 
 
+MAX_SHOWN = 400  # lines kept while appending; past this the view is rebuilt from the latest page
+
+
 class Conversation(OptionList):
+    # Each change of Widget's `virtual_size` asks for a layout of the whole screen, so every new
+    # line re-rendered every widget. The list's own box never changes size, and OptionList
+    # already updates its scrollbars when its lines change (`_update_lines` -> `_scroll_update`).
+    virtual_size = Reactive(Size(0, 0), layout=False)
+
     DEFAULT_CSS = """
     Conversation {
         height: 1fr;
@@ -127,37 +137,54 @@ class Conversation(OptionList):
         return plain, rich
 
     def show(self, agent: str | None, messages: list[dict], member: dict | None = None) -> None:
+        """Show `messages` (oldest first) for `agent`. While the same agent stays selected, lines
+        only ever append (a changed mark or fold count is replaced in place): an OptionList
+        re-measures every line when one is removed, so the view grows up to MAX_SHOWN lines and
+        is rebuilt once past that, instead of sliding a window on every refresh."""
         keep = self.highlighted_message
+        same_agent = agent == self.agent and self._ids
         self.agent = agent
         self.border_title = "you (inbox)" if agent in (None, self.operator) else f"@{agent}"
         self.border_subtitle = state_source(member) if agent not in (None, self.operator) else ""
         folded = fold_threads(messages)
-        lines = [self.line_of(m, n) for m, n in folded]
-        plain = [p for p, _ in lines]
-        ids = [m["message_id"] for m, _ in folded]
-        shown, self._plain = self._plain, plain
-        self.messages = [m for m, _ in folded]
-        if not lines:
-            if shown or not self.option_count:
+        if not folded:
+            if self._ids or not self.option_count:
+                self._ids, self._plain, self.messages = [], [], []
                 self.clear_options()
                 self.add_option(Option(Content.styled("no messages yet", "$text-muted"), disabled=True))
             return
-        if plain == shown and ids == self._ids:
-            return  # nothing new: no redraw
-        at_end = self.highlighted is None or self.highlighted >= len(shown) - 1
-        drop = self._ids.index(ids[0]) if shown and ids[0] in self._ids else -1
-        kept = len(self._ids) - drop
-        if drop >= 0 and ids[:kept] == self._ids[drop:] and plain[:kept] == shown[drop:]:
-            # The window slid: drop the oldest lines, append the new ones; nothing else is redrawn.
-            for _ in range(drop):
-                self.remove_option_at_index(0)
-            self.add_options(Option(rich, id=i) for i, (_, rich) in zip(ids[kept:], lines[kept:]))
+        at_end = self.highlighted is None or self.highlighted >= len(self._ids) - 1
+        position = {i: n for n, i in enumerate(self._ids)}
+        fresh = [(m, n) for m, n in folded if m["message_id"] not in position]
+        newest = self.messages[-1]["created_at"] if self.messages else ""
+        appendable = same_agent and all((m["created_at"], m["message_id"]) >= (newest, self._ids[-1])
+                                        for m, _ in fresh)
+        if appendable and len(self._ids) + len(fresh) <= MAX_SHOWN:
+            for m, n in folded:
+                at = position.get(m["message_id"])
+                if at is None:
+                    continue
+                plain, rich = self.line_of(m, n)
+                if plain != self._plain[at]:
+                    self._plain[at] = plain
+                    self.messages[at] = m
+                    self.replace_option_prompt(m["message_id"], rich)
+            if not fresh:
+                return  # nothing new: no redraw
+            lines = [self.line_of(m, n) for m, n in fresh]
+            self.add_options(Option(rich, id=m["message_id"]) for (m, _), (_, rich) in zip(fresh, lines))
+            self._ids += [m["message_id"] for m, _ in fresh]
+            self._plain += [p for p, _ in lines]
+            self.messages += [m for m, _ in fresh]
         else:
+            lines = [self.line_of(m, n) for m, n in folded]
             self.clear_options()
-            self.add_options(Option(rich, id=i) for i, (_, rich) in zip(ids, lines))
-        self._ids = ids
-        if keep is not None and keep["message_id"] in ids and self.has_focus and not at_end:
-            self.highlighted = ids.index(keep["message_id"])
+            self.add_options(Option(rich, id=m["message_id"]) for (m, _), (_, rich) in zip(folded, lines))
+            self._ids = [m["message_id"] for m, _ in folded]
+            self._plain = [p for p, _ in lines]
+            self.messages = [m for m, _ in folded]
+        if keep is not None and keep["message_id"] in self._ids and self.has_focus and not at_end:
+            self.highlighted = self._ids.index(keep["message_id"])
         else:
-            self.highlighted = len(ids) - 1
+            self.highlighted = len(self._ids) - 1
             self.scroll_end(animate=False)

@@ -1,19 +1,23 @@
 """The team: the operator first, then agents by attention (blocked, unread for you, working, idle,
-offline), each with its state and age, unread count and intent."""
+offline), each with its state and age, unread count, role, runtime, branch and intent.
+
+One pre-rendered line per member in an OptionList, not a DataTable: a DataTable re-renders every
+cell of every visible row whenever any cell changes, and the unread counts change with each piece
+of mail -- that redraw (~40 ms for fifty agents) was what a keystroke waited behind."""
 
 from __future__ import annotations
 
 from textual.content import Content
 from textual.message import Message
-from textual.widgets import DataTable
+from textual.widgets import OptionList
+from textual.widgets.option_list import Option
 
 from thrum_engine.durations import human_age
 
 GLYPHS = {"here": "◆", "working": "●", "online": "●", "idle": "◌", "blocked": "!", "stuck": "!", "offline": "○"}
 STYLES = {"here": "$accent", "working": "$success", "online": "$success", "idle": "$text-muted", "blocked": "b $error",
           "stuck": "b $error", "offline": "$text-disabled"}
-COLUMN_KEYS = ("glyph", "name", "state", "unread", "role", "runtime", "branch", "intent")
-COLUMNS = (("", 1), ("name", 20), ("state", 12), ("new", 3), ("role", 12), ("runtime", 8), ("branch", 18),
+COLUMNS = (("", 2), ("name", 21), ("state", 13), ("new", 4), ("role", 13), ("runtime", 9), ("branch", 19),
            ("intent", 30))
 ATTENTION = {"blocked": 0, "stuck": 0, "working": 2, "online": 2, "idle": 3, "offline": 4}
 
@@ -34,12 +38,23 @@ def attention_order(operator: str, members: list[dict]) -> list[dict]:
     return ops + sorted((m for m in members if m["name"] != operator), key=key)
 
 
-class TeamTable(DataTable):
+def _fit(text: str, width: int) -> str:
+    text = text if len(text) < width else text[: width - 2] + "…"
+    return text.ljust(width)
+
+
+def header_line() -> Content:
+    return Content.styled("".join(_fit(label, width) for label, width in COLUMNS).rstrip(), "b $text-muted")
+
+
+class TeamTable(OptionList):
     DEFAULT_CSS = """
     TeamTable {
         height: 1fr;
         border: round $primary;
         border-title-color: $foreground;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
     }
     TeamTable:focus {
         border: round $accent;
@@ -61,17 +76,14 @@ class TeamTable(DataTable):
             self.name = name
 
     def __init__(self, operator: str, *, id: str | None = None) -> None:
-        super().__init__(id=id, cursor_type="row", zebra_stripes=False)
+        super().__init__(id=id)
         self.operator = operator
         self.border_title = "TEAM"
         self._members: list[dict] = []
-        self._cells_shown: list[tuple] = []
+        self._rows: list[str] = []  # each row's plain text as shown
 
     def on_mount(self) -> None:
-        # Fixed widths: styled cells do not widen auto-sized columns, and fixed columns keep rows
-        # from jumping sideways as states change.
-        for (label, width), key in zip(COLUMNS, COLUMN_KEYS):
-            self.add_column(label, key=key, width=width)
+        self.add_option(Option(header_line(), disabled=True))
 
     @property
     def names(self) -> list[str]:
@@ -86,56 +98,61 @@ class TeamTable(DataTable):
 
     @property
     def selected(self) -> str | None:
-        if not self._members or self.cursor_row < 0 or self.cursor_row >= len(self._members):
-            return None
-        return self._members[self.cursor_row]["name"]
+        row = (self.highlighted or 0) - 1
+        return self._members[row]["name"] if 0 <= row < len(self._members) else None
+
+    def move_cursor(self, *, row: int, animate: bool = False) -> None:
+        """Highlight the member at `row` (0 is the operator)."""
+        if 0 <= row < len(self._members):
+            self.highlighted = row + 1
+
+    def row_text(self, name: str) -> str:
+        return self._rows[self.names.index(name)]
+
+    def _row(self, m: dict) -> tuple[str, Content]:
+        me = m["name"] == self.operator
+        state = "here" if me else m["state"]  # the console is open: the operator is here
+        name = f"you (@{m['name']})" if me else m["name"]
+        age = "" if me else " " + coarse_age(m.get("idle_seconds") or 0)
+        new = m["unread"] if me else m.get("unread_from", 0)
+        cells = [GLYPHS.get(state, "?"), name, f"{state}{age}", str(new) if new else "", m["role"],
+                 m.get("runtime") or "", m.get("branch") or "", " ".join((m.get("intent") or "").split())]
+        texts = [_fit(c, w) for c, (_, w) in zip(cells, COLUMNS)]
+        styles = [STYLES.get(state, ""), "", STYLES.get(state, ""), "b $accent", "", "", "$text-muted", ""]
+        plain = "".join(texts).rstrip()
+        return plain, Content.assemble(*((t, st) if st else t for t, st in zip(texts, styles)))
 
     def show(self, members: list[dict], unread_from: dict[str, int] | None = None) -> None:
-        """Replace the rows, keeping the highlighted agent highlighted. `unread_from` counts the
-        operator's unread mail per author: that is the "new" an operator cares about per row."""
+        """Show `members` in attention order, keeping the highlighted agent highlighted.
+        `unread_from` counts the operator's unread mail per author: the "new" a row shows."""
         unread_from = unread_from or {}
         for m in members:
             m["unread_from"] = unread_from.get(m["name"], 0)
         keep = self.selected
         order = attention_order(self.operator, members)
-        cells = [self._cells(m) for m in order]
+        rows = [self._row(m) for m in order]
         if [m["name"] for m in order] == self.names:
-            # Same rows in the same order (the common case): touch only the cells that changed --
-            # a full rebuild per refresh is what made a busy team cost keystrokes.
-            for m, row, old in zip(order, cells, self._cells_shown):
-                for key, new, was in zip(COLUMN_KEYS, row, old):
-                    if str(new) != str(was) or getattr(new, "spans", None) != getattr(was, "spans", None):
-                        self.update_cell(m["name"], key, new)
-            self._members, self._cells_shown = order, cells
+            for i, ((plain, rich), was) in enumerate(zip(rows, self._rows)):
+                if plain != was:  # only the rows that changed are redrawn
+                    self.replace_option_prompt_at_index(i + 1, rich)
+            self._members, self._rows = order, [p for p, _ in rows]
             return
-        # Rebuilding moves the cursor through row 0; the right side must not follow that flicker.
-        with self.prevent(DataTable.RowHighlighted):
-            self._members, self._cells_shown = order, cells
-            self.clear()
-            for m, row in zip(order, cells):
-                self.add_row(*row, key=m["name"])
-            if keep in self.names:
-                self.move_cursor(row=self.names.index(keep), animate=False)
+        # Rebuilding moves the highlight; the right side must not follow that flicker.
+        with self.prevent(OptionList.OptionHighlighted):
+            self._members, self._rows = order, [p for p, _ in rows]
+            self.clear_options()
+            self.add_option(Option(header_line(), disabled=True))
+            self.add_options(Option(rich, id=m["name"]) for m, (_, rich) in zip(order, rows))
+            self.highlighted = self.names.index(keep) + 1 if keep in self.names else (1 if order else None)
         if self.selected != keep and self.selected is not None:
             self.post_message(self.AgentSelected(self.selected))
 
-    def _cells(self, m: dict) -> tuple:
-        me = m["name"] == self.operator
-        state = "here" if me else m["state"]  # the console is open: the operator is here
-        glyph = Content.styled(GLYPHS.get(state, "?"), STYLES.get(state, ""))
-        name = f"you (@{m['name']})" if me else m["name"]
-        age = "" if me else " " + coarse_age(m.get("idle_seconds") or 0)
-        new = m["unread"] if me else m["unread_from"]
-        return (glyph, name, Content.styled(f"{state}{age}", STYLES.get(state, "")),
-                Content.styled(str(new), "b $accent") if new else "", m["role"], m.get("runtime") or "",
-                m.get("branch") or "", (m.get("intent") or "")[:40])
-
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+    def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
         event.stop()
-        if event.row_key is not None and event.row_key.value is not None:
-            self.post_message(self.AgentSelected(event.row_key.value))
+        if event.option_id:
+            self.post_message(self.AgentSelected(event.option_id))
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()
-        if event.row_key is not None and event.row_key.value is not None:
-            self.post_message(self.AgentOpened(event.row_key.value))
+        if event.option_id:
+            self.post_message(self.AgentOpened(event.option_id))
