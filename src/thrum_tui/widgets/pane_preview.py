@@ -27,6 +27,7 @@ class PanePreview(VerticalScroll):
         super().__init__(id=id)
         self.session: str | None = None
         self.shown_for: str | None = None  # the agent this preview was last drawn for
+        self._note = ""
         self.lines: list[str] = []
         self.border_title = "PANE"
         self.border_subtitle = "a attach  c queue"
@@ -44,9 +45,12 @@ class PanePreview(VerticalScroll):
         self.border_title = f"pane · {session}" if session else "PANE"
         body = self.query_one("#pane-body", Static)
         if session is None or lines is None:
-            self.lines = []
-            body.update(Content.styled(note or "no tmux session for this agent", "$text-muted"))
+            note = note or "no tmux session for this agent"
+            if self.lines or note != self._note:  # an unchanged placeholder is not redrawn
+                self.lines, self._note = [], note
+                body.update(Content.styled(note, "$text-muted"))
             return
+        self._note = ""
         if lines == self.lines:
             return
         self.lines = lines

@@ -8,7 +8,9 @@ of mail -- that redraw (~40 ms for fifty agents) was what a keystroke waited beh
 from __future__ import annotations
 
 from textual.content import Content
+from textual.geometry import Size
 from textual.message import Message
+from textual.reactive import Reactive
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
@@ -48,6 +50,10 @@ def header_line() -> Content:
 
 
 class TeamTable(OptionList):
+    # Its box is fixed by the layout; a rebuild's passing changes of `virtual_size` must not ask
+    # for a whole-screen layout (OptionList updates its own scrollbars).
+    virtual_size = Reactive(Size(0, 0), layout=False)
+
     DEFAULT_CSS = """
     TeamTable {
         height: 1fr;
@@ -131,28 +137,33 @@ class TeamTable(OptionList):
         keep = self.selected
         order = attention_order(self.operator, members)
         rows = [self._row(m) for m in order]
-        if [m["name"] for m in order] == self.names:
+        if len(order) == len(self._members):
+            # Same number of rows (the common case, even when the order changes): redraw only the
+            # rows whose text changed, in place; the highlight stays on the same agent.
             for i, ((plain, rich), was) in enumerate(zip(rows, self._rows)):
-                if plain != was:  # only the rows that changed are redrawn
+                if plain != was:
                     self.replace_option_prompt_at_index(i + 1, rich)
             self._members, self._rows = order, [p for p, _ in rows]
+            if keep in self.names and self.selected != keep:
+                with self.prevent(OptionList.OptionHighlighted):
+                    self.highlighted = self.names.index(keep) + 1
             return
         # Rebuilding moves the highlight; the right side must not follow that flicker.
         with self.prevent(OptionList.OptionHighlighted):
             self._members, self._rows = order, [p for p, _ in rows]
             self.clear_options()
             self.add_option(Option(header_line(), disabled=True))
-            self.add_options(Option(rich, id=m["name"]) for m, (_, rich) in zip(order, rows))
+            self.add_options(Option(rich) for _, rich in rows)
             self.highlighted = self.names.index(keep) + 1 if keep in self.names else (1 if order else None)
         if self.selected != keep and self.selected is not None:
             self.post_message(self.AgentSelected(self.selected))
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
         event.stop()
-        if event.option_id:
-            self.post_message(self.AgentSelected(event.option_id))
+        if self.selected is not None:  # rows carry no ids: their agent is whoever is at that index now
+            self.post_message(self.AgentSelected(self.selected))
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()
-        if event.option_id:
-            self.post_message(self.AgentOpened(event.option_id))
+        if self.selected is not None:
+            self.post_message(self.AgentOpened(self.selected))
