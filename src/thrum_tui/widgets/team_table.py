@@ -115,6 +115,17 @@ class TeamTable(OptionList):
     def row_text(self, name: str) -> str:
         return self._rows[self.names.index(name)]
 
+    def _redraw_row(self, index: int, prompt: Content) -> None:
+        """Replace one row's text and forget only that row's rendering. (OptionList's own
+        replace forgets every row's rendering and re-measures them all; a row here is always
+        one line, so nothing else moves.)"""
+        option = self.get_option_at_index(index)
+        option._set_prompt(prompt)
+        cache = self._option_render_cache
+        for key in [k for k in cache.keys() if k[0] is option]:
+            cache.discard(key)
+        self.refresh()
+
     def _row(self, m: dict) -> tuple[str, Content]:
         me = m["name"] == self.operator
         state = "here" if me else m["state"]  # the console is open: the operator is here
@@ -142,7 +153,7 @@ class TeamTable(OptionList):
             # rows whose text changed, in place; the highlight stays on the same agent.
             for i, ((plain, rich), was) in enumerate(zip(rows, self._rows)):
                 if plain != was:
-                    self.replace_option_prompt_at_index(i + 1, rich)
+                    self._redraw_row(i + 1, rich)
             self._members, self._rows = order, [p for p, _ in rows]
             if keep in self.names and self.selected != keep:
                 with self.prevent(OptionList.OptionHighlighted):
