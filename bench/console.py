@@ -274,6 +274,21 @@ FLOOR_APP = (
 )
 
 
+# The keystroke floor: a bare Textual Input drawn like the compose bar, typed into the same way
+# while the same message load runs (against a headless daemon): what tmux, the terminal
+# round trip and capture-pane polling cost on this machine, with none of the console's work.
+FLOOR_INPUT_APP = (
+    "from textual.app import App\n"
+    "from textual.widgets import Input, Static\n"
+    "class A(App):\n"
+    "    CSS = 'Input { dock: bottom; border: tall $primary; }'\n"
+    "    def compose(self):\n"
+    "        yield Static('thrum · floor')\n"
+    "        yield Input()\n"
+    "A().run()\n"
+)
+
+
 def _ms(values: list[float]) -> dict:
     return {"median": round(statistics.median(values)), "p95": round(pct(values, 95)), "all": [round(x) for x in values]}
 
@@ -312,17 +327,23 @@ def bench_paint(store: Store, runs: int, settle: float) -> dict:
             "in_process": "engine: in-process" in screen, "last_screen": screen}
 
 
-def bench_tmux_keys(store: Store, keys: int, rate: float, to_operator: float) -> dict:
+def bench_tmux_keys(store: Store, keys: int, rate: float, to_operator: float, *, floor: bool = False) -> dict:
     t = Tmux(store)
     lat = []
     sender = None
     try:
-        t.spawn()
-        t.wait_for(lambda s: team_rows(s) >= min(5, len(store.names)), interval=0.05)
+        if floor:
+            store.thrum("daemon", "start")  # the sender's messages need an engine; the app is bare
+            t.spawn(f"exec {sys.executable} -c {shlex.quote(FLOOR_INPUT_APP)}")
+            t.wait_for(lambda s: "thrum · floor" in s, interval=0.05)
+        else:
+            t.spawn()
+            t.wait_for(lambda s: team_rows(s) >= min(5, len(store.names)), interval=0.05)
         time.sleep(1.0)
         for attempt in range(5):  # focus the compose bar (a lone Escape first would make it alt+i)
-            t.run("send-keys", "-t", "tui", "i")
-            time.sleep(0.5)
+            if not floor:
+                t.run("send-keys", "-t", "tui", "i")
+                time.sleep(0.5)
             t.run("send-keys", "-t", "tui", "C-u")
             t.run("send-keys", "-t", "tui", "-l", "x")
             try:
@@ -452,7 +473,8 @@ async def _keys_in_process(store: Store, keys: int, rate: float, to_operator: fl
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--json", action="store_true")
-    ap.add_argument("--only", default="paint,keys,tmux-keys", help="comma list of paint, keys, tmux-keys")
+    ap.add_argument("--only", default="paint,keys,tmux-keys,tmux-floor",
+                    help="comma list of paint, keys, tmux-keys, tmux-floor")
     ap.add_argument("--agents", type=int, default=50)
     ap.add_argument("--messages", type=int, default=100_000)
     ap.add_argument("--to-operator", type=float, default=0.1,
@@ -465,14 +487,16 @@ def main() -> int:
     a = ap.parse_args()
     only = set(a.only.split(","))
     if not shutil.which("tmux"):
-        only -= {"paint", "tmux-keys"}
+        only -= {"paint", "tmux-keys", "tmux-floor"}
     out: dict = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}}
     store = Store(a.agents, a.messages, a.to_operator)
     out["store"] = {"agents": a.agents, "messages": a.messages, "fill_seconds": round(store.fill_seconds, 1),
                     "to_operator": a.to_operator}
     sections = {"paint": ("paint", lambda: bench_paint(store, a.runs, a.settle)),
                 "keys": ("keys", lambda: asyncio.run(_keys_in_process(store, a.keys, a.rate, a.to_operator))),
-                "tmux-keys": ("tmux_keys", lambda: bench_tmux_keys(store, a.tmux_keys, a.rate, a.to_operator))}
+                "tmux-keys": ("tmux_keys", lambda: bench_tmux_keys(store, a.tmux_keys, a.rate, a.to_operator)),
+                "tmux-floor": ("tmux_floor", lambda: bench_tmux_keys(store, a.tmux_keys, a.rate, a.to_operator,
+                                                                     floor=True))}
     try:
         for name, (key, run) in sections.items():
             if name in only:
@@ -489,7 +513,7 @@ def main() -> int:
     s = out["store"]
     print(f"== store: {s['agents']} agents, {s['messages']:,} messages (filled through the socket in "
           f"{s['fill_seconds']} s)")
-    for key in ("paint", "keys", "tmux_keys"):
+    for key in ("paint", "keys", "tmux_keys", "tmux_floor"):
         if "error" in out.get(key, {}):
             print(f"== {key} FAILED: {out.pop(key)['error']}")
     if "paint" in out:
@@ -503,7 +527,8 @@ def main() -> int:
               f"   {p['populated_ms']['all']}")
         print(f"  RSS (console + in-process engine)  median {p['rss_mb']['median']} MB   max {p['rss_mb']['max']} MB"
               f"   idle CPU {p['idle_cpu_pct']} %   (engine in-process: {p['in_process']})")
-    for key, label in (("keys", "in-process (Textual harness)"), ("tmux_keys", "real terminal (tmux poll)")):
+    for key, label in (("keys", "in-process (Textual harness)"), ("tmux_keys", "real terminal (tmux poll)"),
+                       ("tmux_floor", "floor: a bare Textual Input in the same tmux, same load")):
         if key in out:
             k = out[key]
             print(f"== keystroke -> render, {label}, {k['keys']} keys at {k['achieved_msgs_per_s']} msgs/s"
