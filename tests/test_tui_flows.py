@@ -3,6 +3,7 @@ real CLI in real worktrees, tmux sessions on the repo's private server, real mon
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 from pathlib import Path
@@ -36,6 +37,16 @@ def give_session(repo, agent) -> str:
     repo.ok("tmux", "create", agent.name, "--cwd", str(agent.cwd), "--name", agent.name, "--role", agent.role,
             "--runtime", "shell", cwd=agent.cwd)
     return agent.name
+
+
+@contextlib.asynccontextmanager
+async def console_on_session(repo, agent):
+    """The console with `agent` (given a tmux session) highlighted and its session known."""
+    give_session(repo, agent)
+    async with console(repo) as (app, pilot):
+        await select_agent(pilot, agent.name)
+        await until(pilot, lambda: app.selected_session() == agent.name, f"{agent.name}'s session known")
+        yield app, pilot
 
 
 @pytest.fixture
@@ -348,10 +359,7 @@ async def test_pane_preview_follows_the_selected_agent(hosted):
 
 async def test_queue_dialog_types_into_the_pane(hosted):
     repo, alice, _bob = hosted
-    give_session(repo, alice)
-    async with console(repo) as (app, pilot):
-        await select_agent(pilot, "alice")
-        await until(pilot, lambda: app.selected_session() == "alice", "alice's session known")
+    async with console_on_session(repo, alice) as (app, pilot):
         await pilot.press("c")
         dialog = await until(pilot, lambda: isinstance(app.screen, QueueScreen) and app.screen)
         dialog.query_one("#command").value = "echo queued-$((2*21))"
@@ -367,10 +375,7 @@ async def test_queue_dialog_types_into_the_pane(hosted):
 
 async def test_kill_asks_first_and_interrupt_only_from_the_preview(hosted):
     repo, alice, _bob = hosted
-    give_session(repo, alice)
-    async with console(repo) as (app, pilot):
-        await select_agent(pilot, "alice")
-        await until(pilot, lambda: app.selected_session() == "alice", "alice's session known")
+    async with console_on_session(repo, alice) as (app, pilot):
         await pilot.press("K")
         assert isinstance(app.screen, Confirm)
         await pilot.press("n")
@@ -488,11 +493,8 @@ async def test_attached_console_is_pushed_mail_and_team_changes(team):
 
 async def test_restart_respawns_the_agents_pane_after_asking(hosted):
     repo, alice, _bob = hosted
-    give_session(repo, alice)
-    tmux(repo, "send-keys", "-t", "=alice:", "echo before-restart-$((5*5))", "Enter")
-    async with console(repo) as (app, pilot):
-        await select_agent(pilot, "alice")
-        await until(pilot, lambda: app.selected_session() == "alice", "alice's session known")
+    async with console_on_session(repo, alice) as (app, pilot):
+        tmux(repo, "send-keys", "-t", "=alice:", "echo before-restart-$((5*5))", "Enter")
         await until(pilot, lambda: "before-restart-25" in tmux(repo, "capture-pane", "-p", "-t", "=alice:"))
         pid = tmux(repo, "display-message", "-p", "-t", "=alice:", "#{pane_pid}").strip()
         # Busy (output every 0.2 s): the engine refuses a plain restart, so it must be insisted on.
