@@ -122,7 +122,7 @@ class TeamTable(OptionList):
         option = self.get_option_at_index(index)
         option._set_prompt(prompt)
         cache = self._option_render_cache
-        for key in [k for k in cache.keys() if k[0] is option]:
+        for key in [k for k in cache.keys() if k[0] is option]:  # noqa: SIM118 (an LRUCache, not a dict)
             cache.discard(key)
         self.refresh()
 

@@ -1,0 +1,128 @@
+"""What the operator does to an agent from the main screen: create one, tear it down, attach to
+its pane, queue or type commands, restart, kill, interrupt. A mixin of the app, so each action
+reads the same selection the screen shows; every engine call runs as a worker."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+from textual import work
+
+from thrum_tui.engine_handle import EngineCallFailed
+from thrum_tui.widgets.compose_bar import ComposeBar
+from thrum_tui.widgets.pane_preview import PanePreview
+
+
+class AgentActions:
+    """Needs from the app: engine, operator, settings, worktrees, runtimes, default_runtime,
+    selected_member(), request_refresh(), refresh_preview()."""
+
+    def action_new_agent(self) -> None:
+        from thrum_tui.screens.new_agent import NewAgentScreen
+
+        self.push_screen(NewAgentScreen(self.runtimes or [self.default_runtime], self.default_runtime),
+                         lambda _: self.request_refresh())
+
+    def _agent_or_warn(self) -> dict | None:
+        m = self.selected_member()
+        if m is None or m["name"] == self.operator:
+            self.notify("highlight an agent in the team first", severity="warning")
+            return None
+        return m
+
+    def _session_or_warn(self) -> tuple[str, str] | None:
+        m = self._agent_or_warn()
+        if m is None:
+            return None
+        if not m.get("session"):
+            self.notify(f"@{m['name']} has no tmux session", severity="warning")
+            return None
+        return m["name"], m["session"]
+
+    def action_teardown(self) -> None:
+        m = self._agent_or_warn()
+        if m is None:
+            return
+        tree = next((w for w in self.worktrees if m["name"] in w["agents"]), None)
+        if tree is None or os.path.realpath(tree["path"]) == os.path.realpath(self.engine.layout.repo):
+            self.notify(f"@{m['name']} has no worktree of its own to tear down", severity="warning")
+            return
+        from thrum_tui.screens.teardown import TeardownScreen
+
+        def done(result: dict | None) -> None:
+            if result:
+                self.notify(f"tore down {result['name']}; archived as {result['archive_ref']}")
+                self._worktrees_at = 0.0
+                self.request_refresh()
+
+        self.push_screen(TeardownScreen(m["name"], tree["name"]), done)
+
+    def action_queue(self) -> None:
+        got = self._session_or_warn()
+        if got is not None:
+            from thrum_tui.screens.queue import QueueScreen
+
+            self.push_screen(QueueScreen(*got))
+
+    def action_attach(self) -> None:
+        got = self._session_or_warn()
+        if got is None:
+            return
+        from thrum_engine.tmux.attach import attach_command
+
+        socket_name = self.settings.tmux.socket_name if self.settings is not None else None
+        argv, env = attach_command(socket_name, got[1], dict(os.environ))
+        # The engine runs on its own thread (or in a daemon), so agents keep being served while
+        # this terminal belongs to tmux; detaching brings the console back as it was.
+        with self.suspend():
+            subprocess.run(argv, env=env, check=False)
+        self.refresh_preview()
+
+    def _confirm_then(self, title: str, detail: str, yes: str, method: str, params: dict, done: str) -> None:
+        from thrum_tui.screens.confirm import Confirm
+
+        def answered(ok: bool | None) -> None:
+            if ok:
+                self.run_engine_action(method, params, done)
+
+        self.push_screen(Confirm(title, detail, yes), answered)
+
+    @work(group="actions", exit_on_error=False)
+    async def run_engine_action(self, method: str, params: dict, done: str) -> None:
+        try:
+            await self.engine.call(method, params)
+        except EngineCallFailed as exc:
+            if method == "tmux.restart" and exc.kind == "conflict" and not params.get("force"):
+                # Busy: say so, and let the operator insist -- deliberately, in a second dialog.
+                self._confirm_then("Restart it anyway?", exc.message.replace("; pass --force to restart it anyway", ""),
+                                   "Force restart", method, {**params, "force": True}, done)
+                return
+            self.notify(exc.message, title=method, severity="error")
+            return
+        self.notify(done, timeout=3)
+        self.request_refresh()
+
+    def action_kill_session(self) -> None:
+        got = self._session_or_warn()
+        if got is not None:
+            self._confirm_then(f"Kill tmux session {got[1]}?", f"@{got[0]}'s runtime and shell end now.", "Kill",
+                               "tmux.kill", {"session": got[1]}, f"killed {got[1]}")
+
+    def action_restart_agent(self) -> None:
+        got = self._session_or_warn()
+        if got is not None:
+            self._confirm_then(f"Restart @{got[0]}'s runtime?", "The pane is respawned and the runtime launched again"
+                               " (refused while it is working unless forced from the CLI).", "Restart",
+                               "tmux.restart", {"session": got[1]}, f"restarted {got[1]}")
+
+    def action_interrupt(self) -> None:
+        if not isinstance(self.focused, PanePreview):
+            if isinstance(self.focused, ComposeBar) and self.focused.value:
+                self.focused.value = ""
+            return
+        got = self._session_or_warn()
+        if got is not None:
+            self._confirm_then(f"Interrupt @{got[0]}?", "Sends ctrl+c to the agent's pane.", "Interrupt",
+                               "tmux.interrupt", {"session": got[1]},
+                               f"interrupted @{got[0]}")
