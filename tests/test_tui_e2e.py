@@ -262,7 +262,7 @@ def compose(console: Console, text: str) -> None:
         try:
             wait_until(lambda: typed_at(compose_line(console.screen())), "@ in the compose bar", timeout=3)
             break
-        except pytest.fail.Exception:
+        except AssertionError:
             if time.monotonic() > deadline:
                 raise
     console.type(text[1:])

@@ -39,6 +39,7 @@ REFRESH_MIN_SECONDS = 0.5
 # More mail than this in one burst becomes one summary toast; bursts are told at most this often.
 TOASTS_PER_BURST = 2
 TOAST_SECONDS = 3.0
+TYPING_SECONDS = 1.5  # a key in the compose bar this recently: hold toasts until the pause
 # Ages ("idle 4m") and what produces no engine event (monitor rules, worktrees) refresh this often.
 TICK_SECONDS = 5.0
 # `worktree.list` runs `git status` per worktree: refresh it at most this often.
@@ -194,6 +195,10 @@ class ThrumApp(AgentActions, App):
             self._flush_announcements()
 
     def _flush_announcements(self) -> None:
+        if self._unannounced and self.clock_mono() - self.main_screen.query_one(ComposeBar).typed_at < TYPING_SECONDS:
+            # Mid-sentence: a toast now would cost the next keystrokes a redraw; tell it at the pause.
+            self._toast_timer = self.set_timer(TYPING_SECONDS, self._flush_announcements)
+            return
         mail, self._unannounced = self._unannounced, []
         if not mail:
             self._toast_timer = None

@@ -3,6 +3,7 @@ in reply mode the bar says whom it answers. The app does the sending."""
 
 from __future__ import annotations
 
+import time
 from typing import ClassVar
 
 from textual.binding import Binding, BindingType
@@ -70,6 +71,7 @@ class ComposeBar(Input):
         self.suggester_ = AddressSuggester()
         super().__init__(placeholder=self.PLACEHOLDER, id=id, suggester=self.suggester_)
         self.reply_to: dict | None = None
+        self.typed_at = 0.0  # monotonic time of the last edit: the app holds toasts while you type
 
     def set_addresses(self, names: list[str], roles: list[str]) -> None:
         self.suggester_.addresses = sorted(set(names)) + sorted(set(roles) - set(names)) + ["everyone"]
@@ -93,6 +95,9 @@ class ComposeBar(Input):
             self.cursor_position = len(self.value)
         else:
             self.screen.focus_next()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.typed_at = time.monotonic()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
