@@ -33,7 +33,7 @@ from thrum_tui.widgets.team_table import TeamTable
 CONVERSATION_PAGE = 100
 ALL_PARTS = frozenset({"team", "mail", "side"})
 MAIL = frozenset({"mail"})
-PREVIEW_SECONDS = 0.5
+PREVIEW_SECONDS = 0.25
 # Refreshes (and page reloads) start at most this often, however fast events arrive.
 REFRESH_MIN_SECONDS = 0.5
 # More mail than this in one burst becomes one summary toast; bursts are told at most this often.
@@ -44,6 +44,15 @@ TYPING_SECONDS = 1.5  # a key in the compose bar this recently: hold toasts unti
 TICK_SECONDS = 5.0
 # `worktree.list` runs `git status` per worktree: refresh it at most this often.
 WORKTREE_SECONDS = TICK_SECONDS
+
+
+def stream_mark(path: str) -> tuple[int, int] | None:
+    """(size, mtime) of a pane's stream file: it changes exactly when the pane printed something."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
 
 
 class ThrumApp(AgentActions, App):
@@ -85,6 +94,8 @@ class ThrumApp(AgentActions, App):
         self._members: list[dict] = []
         self._refreshing = False
         self._preview_busy = False
+        self._preview_mark: tuple | None = None
+        self._preview_settled = False
         self._page_refreshed_at = 0.0
         self._unannounced: list[dict] = []
         self._toast_timer = None
@@ -349,6 +360,15 @@ class ThrumApp(AgentActions, App):
                 preview.show(None, None, "you have no pane: this is your inbox" if who == self.operator
                              else "no tmux session for this agent (n creates an agent with one)")
                 return
+            # Driven by the engine's stream of that pane (pipe-pane output): capture only when it
+            # grew, plus once more on the next tick so the last output drawn is never missed.
+            mark = stream_mark(os.path.join(self.engine.layout.var, "panes", f"{session}.log"))
+            if mark is not None and preview.session == session and mark == self._preview_mark:
+                if self._preview_settled:
+                    return
+                self._preview_settled = True
+            else:
+                self._preview_mark, self._preview_settled = mark, False
             lines = self.settings.console.preview_lines if self.settings is not None else 200
             try:
                 r = await self.engine.call("tmux.capture", {"session": session, "lines": lines})
