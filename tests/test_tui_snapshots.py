@@ -266,3 +266,15 @@ async def test_monitor_form_edit(scene, snapshot):
         await until(pilot, lambda: isinstance(app.screen, MonitorForm))
         app.screen.query_one("#m-sample").value = "step 3 FAILED"
         await shows(app, pilot, snapshot, MonitorForm)
+
+
+async def test_command_palette(scene, snapshot):
+    from textual.command import CommandPalette
+
+    async with scene_app(scene) as (app, pilot):
+        await pilot.press("ctrl+p")
+        await until(pilot, lambda: isinstance(app.screen, CommandPalette))
+        await pilot.press(*"agent")
+        await until(pilot, lambda: app.screen.query_one("CommandList").option_count >= 5, "matches listed")
+        await pilot.pause(0.5)  # the palette adds matches as its search yields them
+        await shows(app, pilot, snapshot, CommandPalette)
