@@ -20,22 +20,19 @@ def shard_name(author: str) -> str:
     return author.replace(":", "-").replace("/", "-")
 
 
+def parse_event(raw: bytes) -> dict | None:
+    """One complete journal line -> its event, or None when it is not one (unreadable)."""
+    try:
+        ev = json.loads(raw)
+    except ValueError:
+        return None
+    return ev if isinstance(ev, dict) and "id" in ev else None
+
+
 def parse_lines(lines: list[bytes]) -> tuple[list[dict], int]:
     """Complete journal lines -> (events, unreadable lines)."""
-    events: list[dict] = []
-    corrupt = 0
-    loads = json.loads
-    for raw in lines:
-        try:
-            ev = loads(raw)
-        except ValueError:
-            corrupt += 1
-            continue
-        if isinstance(ev, dict) and "id" in ev:
-            events.append(ev)
-        else:
-            corrupt += 1
-    return events, corrupt
+    events = [ev for ev in map(parse_event, lines) if ev is not None]
+    return events, len(lines) - len(events)
 
 
 @dataclass

@@ -13,9 +13,9 @@ identical rows.
 
 from __future__ import annotations
 
-import json
 import re
 
+from thrum_engine.journal import parse_event
 from thrum_engine.store.apply import Projection
 
 # A JSON string without escapes: its bytes between the quotes are its value.
@@ -31,7 +31,6 @@ def ops_for_lines(lines: list[bytes]) -> tuple[list[tuple[str, list[tuple]]], in
     """Complete journal lines, in order -> (SQL runs, events, unreadable lines)."""
     proj = Projection()
     events = corrupt = 0
-    loads = json.loads
     plain = _PLAIN_MESSAGE
     for raw in lines:
         m = plain(raw)
@@ -59,14 +58,10 @@ def ops_for_lines(lines: list[bytes]) -> tuple[list[tuple[str, list[tuple]]], in
                 )
                 events += 1
                 continue
-        try:
-            ev = loads(raw)
-        except ValueError:
+        ev = parse_event(raw)
+        if ev is None:
             corrupt += 1
-            continue
-        if isinstance(ev, dict) and "id" in ev:
+        else:
             proj.event(ev)
             events += 1
-        else:
-            corrupt += 1
     return proj.finish(), events, corrupt
