@@ -42,8 +42,6 @@ TOAST_SECONDS = 3.0
 TYPING_SECONDS = 1.5  # a key in the compose bar this recently: hold toasts until the pause
 # Ages ("idle 4m") and what produces no engine event (monitor rules, worktrees) refresh this often.
 TICK_SECONDS = 5.0
-# `worktree.list` runs `git status` per worktree: refresh it at most this often.
-WORKTREE_SECONDS = TICK_SECONDS
 
 
 def stream_mark(path: str) -> tuple[int, int] | None:
@@ -294,7 +292,7 @@ class ThrumApp(AgentActions, App):
         if "side" in parts:
             monitors = await self.engine.call("monitor.list", {"all": True})
             self.main_screen.query_one(MonitorSummary).show(monitors["monitors"])
-            if self.clock() - self._worktrees_at >= WORKTREE_SECONDS or not self._worktrees_at:
+            if self.clock() - self._worktrees_at >= TICK_SECONDS or not self._worktrees_at:  # git status per tree
                 self._worktrees_at = self.clock()
                 self.worktrees = (await self.engine.call("worktree.list", {}))["worktrees"]
                 self.main_screen.query_one(WorktreeSummary).show(self.worktrees)

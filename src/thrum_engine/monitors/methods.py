@@ -74,19 +74,33 @@ def service(engine: Engine):
 async def validate_common(engine: Engine, p: MonitorCommon) -> float:
     if not p.name or not set(p.name) <= NAME_CHARS or len(p.name) > 64:
         raise InvalidName(f"invalid monitor name {p.name!r}: use lowercase letters, digits, '_' and '-'")
-    try:
-        re.compile(p.match)
-    except re.error as exc:
-        raise InvalidInput(f"invalid --match regex {p.match!r}: {exc}") from None
-    if not p.match:
-        raise InvalidInput("--match must not be empty")
+    check_match(p.match)
     resolve(engine, [p.to], None)  # an unknown target is refused now, not at the first match
     if await engine.store.one("SELECT id FROM monitors WHERE name = ?", (p.name,)):
         raise Conflict(f"a monitor named {p.name} already exists (see `thrum monitor list --all`)")
-    debounce = engine.settings.monitors.default_debounce_seconds if p.debounce is None else p.debounce
-    if not 0 <= debounce <= 86400:
+    return check_debounce(engine.settings.monitors.default_debounce_seconds if p.debounce is None else p.debounce)
+
+
+def check_match(pattern: str) -> None:
+    if not pattern:
+        raise InvalidInput("--match must not be empty")
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise InvalidInput(f"invalid --match regex {pattern!r}: {exc}") from None
+
+
+def check_debounce(seconds: float) -> float:
+    if not 0 <= seconds <= 86400:
         raise InvalidInput("--debounce must be between 0s and 24h")
-    return debounce
+    return seconds
+
+
+def check_schedule(schedule: str) -> None:
+    from croniter import croniter
+
+    if len(schedule.split()) != 5 or not croniter.is_valid(schedule):
+        raise InvalidInput(f"invalid --schedule {schedule!r}: five cron fields, e.g. '*/5 * * * *'")
 
 
 def inside(path: str, root: str) -> bool:
@@ -123,10 +137,7 @@ async def start(engine: Engine, caller: Caller, p: CommandMonitorParams) -> dict
         if not k or "=" in k or not (k[0].isalpha() or k[0] == "_"):
             raise InvalidInput(f"invalid --env name {k!r}")
     if p.schedule is not None:
-        from croniter import croniter
-
-        if len(p.schedule.split()) != 5 or not croniter.is_valid(p.schedule):
-            raise InvalidInput(f"invalid --schedule {p.schedule!r}: five cron fields, e.g. '*/5 * * * *'")
+        check_schedule(p.schedule)
     return await create_rule(engine, p, "command", {"argv": p.argv, "cwd": cwd, "env": p.env}, debounce,
                              p.schedule)
 
@@ -211,28 +222,18 @@ async def edit(engine: Engine, caller: Caller, p: MonitorEditParams) -> dict:
     row = await find(engine, p.id)
     changes: dict = {}
     if p.match is not None:
-        if not p.match:
-            raise InvalidInput("--match must not be empty")
-        try:
-            re.compile(p.match)
-        except re.error as exc:
-            raise InvalidInput(f"invalid --match regex {p.match!r}: {exc}") from None
+        check_match(p.match)
         changes["pattern"] = p.match
     if p.to is not None:
         resolve(engine, [p.to], None)
         changes["target"] = "@" + p.to.lstrip("@")
     if p.debounce is not None:
-        if not 0 <= p.debounce <= 86400:
-            raise InvalidInput("--debounce must be between 0s and 24h")
-        changes["debounce"] = p.debounce
+        changes["debounce"] = check_debounce(p.debounce)
     if p.schedule is not None:
         if row["source"] != "command":
             raise InvalidInput("only command monitors take a schedule")
         if p.schedule:
-            from croniter import croniter
-
-            if len(p.schedule.split()) != 5 or not croniter.is_valid(p.schedule):
-                raise InvalidInput(f"invalid --schedule {p.schedule!r}: five cron fields, e.g. '*/5 * * * *'")
+            check_schedule(p.schedule)
         changes["schedule"] = p.schedule or None
     if not changes:
         raise InvalidInput("nothing to change: give a new match, target, debounce or schedule")
