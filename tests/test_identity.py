@@ -144,6 +144,16 @@ def test_agent_delete_removes_an_agent(pair):
     assert_error(alice.run("agent", "delete", "ghost"), "@ghost")
 
 
+def test_a_deleted_agents_session_stays_ended_after_a_restart(pair):
+    """The cache and the SQL projection both end the session of a deleted agent (code review smell 8)."""
+    repo, alice, bob = pair
+    assert alice.json("status")["active_sessions"] == 2
+    alice.ok("agent", "delete", "bob", "--force")
+    assert alice.json("status")["active_sessions"] == 1
+    alice.ok("daemon", "stop")
+    assert alice.json("status")["active_sessions"] == 1
+
+
 def test_agent_set_status_blocked_shows_in_team_and_ping(pair):
     repo, alice, bob = pair
     assert bob.ok("agent", "set-status", "blocked").out == "✓ @bob is blocked\n"

@@ -140,6 +140,23 @@ async def test_mail_to_the_operator_raises_a_toast_and_the_bell(hosted):
         assert not notified(app, "fyi only") and not rings
 
 
+async def test_a_burst_of_engine_changes_keeps_every_piece_of_mail(hosted):
+    """Textual drops the older of two messages when `older.can_replace(newer)`: the merge must go
+    into the newer one, or a burst toasts only its last piece of mail (code review smell 1)."""
+    from thrum_tui.messages import EngineChanged
+
+    repo, _alice, _bob = hosted
+    async with console(repo) as (app, pilot):
+        seen: list[str] = []
+        app.announce = lambda mail: seen.extend(ev["author"] for ev in mail)
+        authors = [f"agent{i}" for i in range(5)]
+        for i, author in enumerate(authors):  # queued together, before the pump runs: one burst
+            app.post_message(EngineChanged([{"author": author, "data": {"content": str(i)}}],
+                                           parts=frozenset({"team"} if i == 0 else {"mail"})))
+        await until(pilot, lambda: len(seen) >= len(authors), "every piece of mail announced", timeout=5)
+        assert seen == authors
+
+
 async def test_at_completion_in_the_compose_bar(hosted):
     repo, _alice, bob = hosted
     async with console(repo) as (app, pilot):

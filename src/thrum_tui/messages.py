@@ -15,8 +15,10 @@ class EngineChanged(Message):
         self.parts = parts  # what on the main screen changed ("team", "mail"); empty: only pages care
 
     def can_replace(self, message: Message) -> bool:
+        # Textual asks `older.can_replace(newer)` and, on True, drops the older one: merge into the
+        # newer message, the one that will be handled.
         if isinstance(message, EngineChanged):
-            self.mail = message.mail + self.mail
-            self.parts = self.parts | message.parts
+            message.mail = self.mail + message.mail
+            message.parts = self.parts | message.parts
             return True
         return False

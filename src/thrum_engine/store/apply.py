@@ -58,6 +58,9 @@ def _agent_update(ev: dict, d: dict) -> Iterable[Op]:
 
 def _agent_delete(ev: dict, d: dict) -> Iterable[Op]:
     yield ("DELETE FROM agents WHERE name=?", (d["name"],))
+    # The engine's cache drops the agent's open session; the projection ends it, so a restart agrees.
+    yield ("UPDATE sessions SET ended_at=?, end_reason='agent deleted' WHERE agent=? AND ended_at IS NULL",
+           (ev["ts"], d["name"]))
 
 
 def _session_start(ev: dict, d: dict) -> Iterable[Op]:
