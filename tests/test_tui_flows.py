@@ -203,6 +203,51 @@ async def test_feed_shows_all_traffic_and_filters(hosted):
         assert not isinstance(app.screen, FeedScreen)
 
 
+async def test_reply_on_a_page_answers_the_message_highlighted_there(hosted):
+    """Walk bug 3: `r` on the feed replied to the main screen's highlight, not the page's."""
+    repo, alice, bob = hosted
+    async with console(repo) as (app, pilot):
+        await select_agent(pilot, "bob")
+        first = await cli(bob, "send", "main screen message", "--to", f"@{OPERATOR}")
+        await until(pilot, lambda: "main screen message" in app.query_one(Conversation).plain_text)
+        app.query_one(Conversation).highlighted = 0
+        wanted = await cli(alice, "send", "the one on the feed", "--to", "@bob")
+        await pilot.press("f")
+        screen = await until(pilot, lambda: isinstance(app.screen, FeedScreen) and app.screen)
+        await until(pilot, lambda: len(screen.messages) == 2, "both messages in the feed")
+        screen.query_one("#feed").highlighted = 0  # newest first: alice's
+        await pilot.press("r")
+        bar = app.query_one(ComposeBar)
+        await until(pilot, lambda: app.screen is app.main_screen and bar.reply_to is not None, "reply mode")
+        assert bar.reply_to["message_id"] == wanted["message_id"] != first["message_id"]
+        assert app.focused is bar
+
+
+async def test_a_pages_title_is_not_hidden_under_its_filter(hosted):
+    """Walk bug 15: the title and the filter were both docked to the top, one over the other."""
+    repo, _alice, _bob = hosted
+    async with console(repo) as (app, pilot):
+        await pilot.press("f")
+        screen = await until(pilot, lambda: isinstance(app.screen, FeedScreen) and app.screen)
+        await pilot.pause(0.1)
+        title, filter_ = screen.query_one("#feed-title").region, screen.query_one("#filter").region
+        assert title.height >= 1 and not title.overlaps(filter_)
+
+
+async def test_main_screen_keys_do_nothing_on_pages(hosted):
+    """Keys that act on the main screen's selection neither run nor show in a page's footer."""
+    repo, _alice, _bob = hosted
+    async with console(repo) as (app, pilot):
+        await select_agent(pilot, "bob")
+        await pilot.press("f")
+        screen = await until(pilot, lambda: isinstance(app.screen, FeedScreen) and app.screen)
+        shown = {b.binding.action for b in app.active_bindings.values()}
+        assert not shown & {"new_agent", "teardown", "attach", "queue", "kill_session", "restart_agent"}
+        await pilot.press("n", "t", "K")
+        await pilot.pause(0.2)
+        assert app.screen is screen
+
+
 async def test_find_searches_messages_and_opens_a_thread(hosted):
     repo, alice, bob = hosted
     async with console(repo) as (app, pilot):
@@ -278,6 +323,25 @@ async def test_new_agent_dialog_creates_worktree_session_and_sends_the_first_pro
                     + tmux(repo, "list-sessions"))
         await pilot.press("escape")
         await until(pilot, lambda: "carol" in app.query_one(TeamTable).names, "carol in the team")
+
+
+async def test_fast_typing_in_a_dialog_lands_in_the_field_tab_moved_to(hosted):
+    """Walk bug 10: keys queued behind a Tab were typed into the field Tab left. Posting the keys
+    without waiting between them is the fast typist, deterministically."""
+    from textual import events
+
+    repo, _alice, _bob = hosted
+    async with console(repo) as (app, pilot):
+        await pilot.press("n")
+        dialog = await until(pilot, lambda: isinstance(app.screen, NewAgentScreen) and app.screen)
+        await until(pilot, lambda: app.focused is dialog.query_one("#f-name"), "the name field focused")
+        for key in ["a", "a", "a", "tab", "b", "b", "b", "enter", "c", "c", "c"]:
+            app.post_message(events.Key(key, key if len(key) == 1 else None))
+        await until(pilot, lambda: dialog.query_one("#f-module").value == "ccc", "the third field typed")
+        assert [dialog.query_one(f"#f-{f}").value for f in ("name", "role", "module")] == ["aaa", "bbb", "ccc"]
+        assert not dialog.steps  # Enter in a field moved on; it did not create anything
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: dialog.steps, "ctrl+s creates")
 
 
 async def test_new_agent_refuses_bad_input_inline(hosted):

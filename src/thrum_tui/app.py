@@ -42,6 +42,12 @@ TOAST_SECONDS = 3.0
 TYPING_SECONDS = 1.5  # a key in the compose bar this recently: hold toasts until the pause
 # Ages ("idle 4m") and what produces no engine event (monitor rules, worktrees) refresh this often.
 TICK_SECONDS = 5.0
+# Actions on the main screen's selection (agent, message, pane): on any other screen they would act
+# on what the user cannot see, so there they are off and out of the footer.
+MAIN_SCREEN_ACTIONS = frozenset({
+    "new_agent", "teardown", "attach", "queue", "reply", "compose", "needs_you", "restart_agent",
+    "kill_session", "interrupt", "focus_team",
+})
 
 
 def stream_mark(path: str) -> tuple[int, int] | None:
@@ -130,6 +136,11 @@ class ThrumApp(AgentActions, App):
         self.set_interval(PREVIEW_SECONDS, self.refresh_preview)
         self.set_interval(TICK_SECONDS, self.request_refresh)
         self.start_up()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in MAIN_SCREEN_ACTIONS and self.screen_stack and self.screen is not self.main_screen:
+            return False
+        return True
 
     def on_resize(self) -> None:
         self.set_class(self.size.width < 120, "-narrow")
@@ -436,10 +447,15 @@ class ThrumApp(AgentActions, App):
         bar.cursor_position = len(bar.value)
 
     def action_reply(self) -> None:
-        m = self.main_screen.query_one(Conversation).highlighted_message
+        self.reply_to(self.main_screen.query_one(Conversation).highlighted_message)
+
+    def reply_to(self, m: dict | None) -> None:
+        """Compose a reply to `m` in the main screen's bar (pages call this with their own highlight)."""
         if m is None:
-            self.notify("no message to reply to: highlight one in the conversation", severity="warning")
+            self.notify("no message to reply to: highlight one first", severity="warning")
             return
+        while len(self.screen_stack) > 1 and self.screen is not self.main_screen:
+            self.pop_screen()
         bar = self.main_screen.query_one(ComposeBar)
         bar.reply(m)
         bar.value = ""

@@ -29,7 +29,14 @@ class EngineCalls:
 
 
 class Dialog(EngineCalls, ModalScreen):
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss_dialog", "close")]
+    # Tab moves focus as a priority binding: the app handles it before forwarding the next key, so a
+    # fast typist's next keys land in the next field. As a plain binding it ran only after the keys
+    # already queued to the old field had been typed there (walk bug 10).
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "dismiss_dialog", "close"),
+        Binding("tab", "move_focus(1)", show=False, priority=True),
+        Binding("shift+tab", "move_focus(-1)", show=False, priority=True),
+    ]
     DEFAULT_CSS = """
     Dialog {
         align: center middle;
@@ -77,6 +84,12 @@ class Dialog(EngineCalls, ModalScreen):
 
     def action_dismiss_dialog(self) -> None:
         self.dismiss(None)
+
+    def action_move_focus(self, direction: int) -> None:
+        if direction > 0:
+            self.focus_next()
+        else:
+            self.focus_previous()
 
 
 class Page(EngineCalls, Screen):

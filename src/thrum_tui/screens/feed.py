@@ -46,10 +46,11 @@ class FeedScreen(Page):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.pop_screen", "back"),
         Binding("slash", "focus_filter", "filter"),
+        Binding("r", "reply", "reply"),
     ]
     DEFAULT_CSS = """
-    FeedScreen > #filter { dock: top; margin: 0 1; }
-    FeedScreen > #feed-title { dock: top; padding: 0 2; color: $accent; text-style: bold; }
+    FeedScreen > #feed-title { padding: 0 2; color: $accent; text-style: bold; }
+    FeedScreen > #filter { margin: 0 1; }
     FeedScreen > OptionList { height: 1fr; border: round $primary; }
     """
 
@@ -78,6 +79,18 @@ class FeedScreen(Page):
     @property
     def lines(self) -> list[str]:
         return [feed_line(m) for m in self.messages]
+
+    @property
+    def highlighted_message(self) -> dict | None:
+        feed = self.query_one("#feed", OptionList)
+        if feed.highlighted is None or not self.messages:
+            return None
+        option_id = feed.get_option_at_index(feed.highlighted).id
+        return next((m for m in self.messages if m["message_id"] == option_id), None)
+
+    def action_reply(self) -> None:
+        """Reply to the message highlighted here, not to the main screen's (walk bug 3)."""
+        self.app.reply_to(self.highlighted_message)  # type: ignore[attr-defined]
 
     def action_focus_filter(self) -> None:
         self.query_one("#filter", Input).focus()
