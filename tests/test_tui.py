@@ -26,6 +26,8 @@ def test_operator_name_from_git():
 def test_compose_parses_recipients_then_body():
     assert parse_compose("@bob @alice hello there") == (["@bob", "@alice"], "hello there")
     assert parse_compose("hello @bob") == ([], "hello @bob")
+    # A body that starts with a mention: `\@` ends the recipients (walk bug 19).
+    assert parse_compose("@bob \\@impl_div @decorators are done") == (["@bob"], "@impl_div @decorators are done")
 
 
 async def test_team_table_shows_registered_agents(team):

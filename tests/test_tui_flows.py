@@ -3,6 +3,7 @@ real CLI in real worktrees, tmux sessions on the repo's private server, real mon
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import subprocess
@@ -155,6 +156,20 @@ async def test_a_burst_of_engine_changes_keeps_every_piece_of_mail(hosted):
                                            parts=frozenset({"team"} if i == 0 else {"mail"})))
         await until(pilot, lambda: len(seen) >= len(authors), "every piece of mail announced", timeout=5)
         assert seen == authors
+
+
+async def test_per_agent_unread_counts_are_exact_beyond_one_page(hosted):
+    """Walk bug 13: the team's "new" count came from one 100-message inbox page."""
+    import sys
+
+    repo, alice, bob = hosted
+    thrum = Path(sys.executable).parent / "thrum"
+    async with console(repo) as (app, pilot):
+        loop = f'for i in $(seq 130); do "{thrum}" send "n$i" --to @{OPERATOR} >/dev/null || exit 1; done'
+        done = await asyncio.to_thread(subprocess.run, ["sh", "-c", loop], cwd=bob.cwd, env=bob.env, timeout=120)
+        assert done.returncode == 0
+        table = app.query_one(TeamTable)
+        await until(pilot, lambda: (table.member("bob") or {}).get("unread_from") == 130, "bob's 130 counted")
 
 
 async def test_at_completion_in_the_compose_bar(hosted):

@@ -50,6 +50,18 @@ async def unread_counts(engine: Engine) -> dict[str, int]:
     return {r["recipient"]: r["n"] for r in rows}
 
 
+async def unread_from(engine: Engine, recipient: str) -> dict[str, int]:
+    """Unread mail to `recipient` by author, exact however much there is (the console counted one
+    100-message page, walk bug 13)."""
+    rows = await engine.store.all(
+        "SELECT m.author, COUNT(*) AS n FROM agents a JOIN deliveries d ON d.recipient = a.name"
+        " AND d.read_at IS NULL AND d.deleted = 0 AND d.created_at >= a.registered_at"
+        " JOIN messages m ON m.id = d.message_id WHERE a.name = ? GROUP BY m.author",
+        (recipient,),
+    )
+    return {r["author"]: r["n"] for r in rows}
+
+
 def member(engine: Engine, name: str, unread: int, now: float) -> dict:
     row = engine.agents[name]
     state, age = presence(engine, name, now)
@@ -78,6 +90,14 @@ async def team(engine: Engine, caller: Caller, p: TeamParams) -> dict:
         members = [m for m in members if m["presence"] != "offline"]
     members.sort(key=lambda m: (PRESENCE_ORDER.get(m["presence"], 9), m["name"]))
     return {"members": members, "total": len(engine.agents)}
+
+
+@method("team.unread_from", EmptyParams)
+async def unread_by_author(engine: Engine, caller: Caller, p: EmptyParams) -> dict:
+    """The caller's unread mail counted by author: the console's per-agent "new" column (empty for
+    a caller not registered yet)."""
+    known = caller.name is not None and caller.name in engine.agents
+    return {"unread_from": await unread_from(engine, caller.name) if known else {}}
 
 
 @method("team.ping", PingParams)

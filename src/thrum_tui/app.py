@@ -282,10 +282,7 @@ class ThrumApp(AgentActions, App):
             self._members = (await self.engine.call("team.list", {"all": True}))["members"]
         # peek: showing a message marks it seen, not read -- reading stays an explicit act.
         inbox = await self.engine.call("message.inbox", {"peek": True, "page_size": CONVERSATION_PAGE})
-        unread_from: dict[str, int] = {}
-        for m in inbox["messages"]:
-            if m.get("is_read") is False:
-                unread_from[m["author"]] = unread_from.get(m["author"], 0) + 1
+        unread_from = (await self.engine.call("team.unread_from", {}))["unread_from"]
         members = self._members
         for m in members:
             if m["name"] == self.operator:

@@ -16,6 +16,7 @@ GROUPS: list[tuple[str, list[tuple[str, str]]]] = [
                      ("enter (team)", "open the agent: its conversation, its mail to you marked read"),
                      ("escape", "back to the team / close a dialog"), ("g", "jump to what needs you")]),
     ("Talk", [("i", "compose (prefilled with the highlighted agent)"), ("@ … tab", "complete a name or role"),
+              ("\\@word", "after the recipients: the text starts with @word"),
               ("enter (compose)", "send"), ("r", "reply to the highlighted message"),
               ("enter (conversation)", "open the message's thread"), ("f", "feed: all traffic"),
               ("/", "find messages")]),

@@ -15,11 +15,14 @@ from textual.widgets import Input
 
 
 def parse_compose(text: str) -> tuple[list[str], str]:
-    """Leading `@address` words are recipients, the rest is the body."""
+    """Leading `@address` words are recipients, the rest is the body. `\\@word` ends the recipients
+    and starts the body with `@word`, so a body may begin with a mention (walk bug 19)."""
     words = text.strip().split(" ")
     to = []
     while words and words[0].startswith("@") and len(words[0]) > 1:
         to.append(words.pop(0))
+    if words and words[0].startswith("\\@"):
+        words[0] = words[0][1:]
     return to, " ".join(words).strip()
 
 
