@@ -138,9 +138,7 @@ class ThrumApp(AgentActions, App):
         self.start_up()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in MAIN_SCREEN_ACTIONS and self.screen_stack and self.screen is not self.main_screen:
-            return False
-        return True
+        return not (action in MAIN_SCREEN_ACTIONS and self.screen_stack and self.screen is not self.main_screen)
 
     def on_resize(self) -> None:
         self.set_class(self.size.width < 120, "-narrow")
