@@ -172,6 +172,23 @@ async def test_per_agent_unread_counts_are_exact_beyond_one_page(hosted):
         await until(pilot, lambda: (table.member("bob") or {}).get("unread_from") == 130, "bob's 130 counted")
 
 
+async def test_j_k_move_and_number_keys_focus_the_panels(hosted):
+    repo, _alice, _bob = hosted
+    async with console(repo) as (app, pilot):
+        table = app.query_one(TeamTable)
+        await until(pilot, lambda: len(table.names) == 3, "the whole team")
+        await select_agent(pilot, OPERATOR)
+        await until(pilot, lambda: not app._refreshing, "the selection's refresh done")
+        await pilot.press("j")
+        await until(pilot, lambda: app.selected == table.names[1], "j moved down")
+        await until(pilot, lambda: not app._refreshing, "the selection's refresh done")
+        await pilot.press("k")
+        await until(pilot, lambda: app.selected == OPERATOR, "k moved up")
+        for key, panel in (("2", Conversation), ("3", PanePreview), ("1", TeamTable), ("4", ComposeBar)):
+            await pilot.press(key)
+            assert isinstance(app.focused, panel), key
+
+
 async def test_at_completion_in_the_compose_bar(hosted):
     repo, _alice, bob = hosted
     async with console(repo) as (app, pilot):

@@ -46,8 +46,10 @@ TICK_SECONDS = 5.0
 # on what the user cannot see, so there they are off and out of the footer.
 MAIN_SCREEN_ACTIONS = frozenset({
     "new_agent", "teardown", "attach", "queue", "reply", "compose", "needs_you", "restart_agent",
-    "kill_session", "interrupt", "focus_team",
+    "kill_session", "interrupt", "focus_team", "focus_panel",
 })
+# Number keys focus the main screen's panels, as lazygit's do (walk, missing 9).
+PANELS = ("team", "conversation", "preview", "compose")
 
 
 def stream_mark(path: str) -> tuple[int, int] | None:
@@ -79,6 +81,7 @@ class ThrumApp(AgentActions, App):
         Binding("K", "kill_session", "kill", show=False),
         Binding("ctrl+c", "interrupt", "interrupt", show=False, priority=True),
         Binding("escape", "focus_team", "team", show=False),
+        *(Binding(str(i), f"focus_panel('{panel}')", panel, show=False) for i, panel in enumerate(PANELS, 1)),
         Binding("q", "quit", "quit"),
     ]
 
@@ -461,6 +464,10 @@ class ThrumApp(AgentActions, App):
         if bar.has_focus and bar.reply_to is not None:
             bar.reply(None)
         self.main_screen.query_one(TeamTable).focus()
+
+    def action_focus_panel(self, panel: str) -> None:
+        # set_focus, not focus(): the next key must reach the panel just chosen.
+        self.main_screen.set_focus(self.main_screen.query_one(f"#{panel}"))
 
     def action_needs_you(self) -> None:
         """Jump to what needs a human first: a blocked agent, else whoever wrote to you."""

@@ -12,7 +12,8 @@ from textual.widgets import Label, Static
 from thrum_tui.screens.base import Dialog
 
 GROUPS: list[tuple[str, list[tuple[str, str]]]] = [
-    ("Move around", [("↑ ↓", "move in the focused list"), ("tab / shift+tab", "next / previous panel"),
+    ("Move around", [("↑ ↓  j k", "move in the focused list"), ("tab / shift+tab", "next / previous panel"),
+                     ("1 2 3 4", "focus the team, the conversation, the pane, compose"),
                      ("enter (team)", "open the agent: its conversation, its mail to you marked read"),
                      ("escape", "back to the team / close a dialog"), ("g", "jump to what needs you")]),
     ("Talk", [("i", "compose (prefilled with the highlighted agent)"), ("@ … tab", "complete a name or role"),

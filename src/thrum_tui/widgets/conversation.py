@@ -3,6 +3,9 @@ with its delivery mark; a highlight to reply to, and a thread's replies folded u
 
 from __future__ import annotations
 
+from typing import ClassVar
+
+from textual.binding import Binding, BindingType
 from textual.content import Content
 from textual.geometry import Size
 from textual.reactive import Reactive
@@ -74,6 +77,11 @@ MAX_SHOWN = 400  # lines kept while appending; past this the view is rebuilt fro
 
 
 class Conversation(OptionList):
+    # j/k move like the arrows (lazygit, Agent Deck).
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j", "cursor_down", show=False),
+        Binding("k", "cursor_up", show=False),
+    ]
     # Each change of Widget's `virtual_size` asks for a layout of the whole screen, so every new
     # line re-rendered every widget. The list's own box never changes size, and OptionList
     # already updates its scrollbars when its lines change (`_update_lines` -> `_scroll_update`).

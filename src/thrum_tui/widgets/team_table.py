@@ -7,6 +7,9 @@ of mail -- that redraw (~40 ms for fifty agents) was what a keystroke waited beh
 
 from __future__ import annotations
 
+from typing import ClassVar
+
+from textual.binding import Binding, BindingType
 from textual.content import Content
 from textual.geometry import Size
 from textual.message import Message
@@ -50,6 +53,11 @@ def header_line() -> Content:
 
 
 class TeamTable(OptionList):
+    # j/k move like the arrows (lazygit, Agent Deck).
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j", "cursor_down", show=False),
+        Binding("k", "cursor_up", show=False),
+    ]
     # Its box is fixed by the layout; a rebuild's passing changes of `virtual_size` must not ask
     # for a whole-screen layout (OptionList updates its own scrollbars).
     virtual_size = Reactive(Size(0, 0), layout=False)
