@@ -29,6 +29,7 @@ from thrum_tui.screens.monitors import MonitorForm, MonitorsScreen
 from thrum_tui.screens.new_agent import NewAgentScreen
 from thrum_tui.screens.queue import QueueScreen
 from thrum_tui.screens.teardown import TeardownScreen
+from thrum_tui.widgets.header_line import HeaderLine
 from thrum_tui.widgets.conversation import Conversation
 from thrum_tui.widgets.pane_preview import PanePreview
 from thrum_tui.widgets.side_lists import MonitorSummary, WorktreeSummary
@@ -159,6 +160,15 @@ async def test_main_screen_operator_inbox_light_theme(scene, snapshot):
 async def test_main_screen_narrow(scene, snapshot):
     async with scene_app(scene, size=(100, 30)) as (app, pilot):
         assert not app.query_one(MonitorSummary).display or app.query_one(MonitorSummary).region.width == 0
+        await shows(app, pilot, snapshot)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (60, 20)], ids=["80x24", "60x20"])
+async def test_main_screen_small_terminals(scene, snapshot, size):
+    """The left column gives way, the conversation keeps the width, the header keeps "needs you"."""
+    async with scene_app(scene, size=size) as (app, pilot):
+        assert app.query_one("#left").region.width <= 26
+        assert "needs you" in app.query_one(HeaderLine).render().plain
         await shows(app, pilot, snapshot)
 
 

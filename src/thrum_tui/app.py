@@ -145,6 +145,7 @@ class ThrumApp(AgentActions, App):
 
     def on_resize(self) -> None:
         self.set_class(self.size.width < 120, "-narrow")
+        self.set_class(self.size.width < 90, "-tiny")
 
     def watch_theme(self, theme: str) -> None:
         """A theme picked in the palette is remembered in `.thrum/config.json`."""

@@ -35,9 +35,17 @@ class HeaderLine(Widget):
         await self.app.run_action("needs_you")
 
     def render(self) -> Content:
+        """What does not fit goes, least useful first; "needs you" always stays (walk bug 20)."""
         needs = "b $error" if self.needs_you else "$text-muted"
-        return Content.from_markup(
-            f"[b]thrum[/b] · $repo · engine: [$accent]$host[/] · sync: $sync · you: @$operator"
-            f" · [{needs}]needs you: $needs[/]",
-            repo=self.repo, host=self.host, sync=self.sync, operator=self.operator, needs=str(self.needs_you),
-        )
+        parts = [("repo", "$repo"), ("engine", "engine: [$accent]$host[/]"), ("sync", "sync: $sync"),
+                 ("you", "you: @$operator")]
+        values = {"repo": self.repo, "host": self.host, "sync": self.sync, "operator": self.operator,
+                  "needs": str(self.needs_you)}
+        room = self.size.width - 2 if self.size.width else 10_000
+        for drop in (None, "you", "sync", "engine", "repo"):
+            parts = [p for p in parts if p[0] != drop]
+            markup = " · ".join(["[b]thrum[/b]", *(m for _, m in parts), f"[{needs}]needs you: $needs[/]"])
+            content = Content.from_markup(markup, **values)
+            if content.cell_length <= room:
+                break
+        return content
