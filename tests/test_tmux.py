@@ -623,3 +623,21 @@ def test_sessions_survive_a_daemon_restart_and_state_still_updates(trepo):
     trepo.ok("tmux", "send", "dr", "1")
     trepo.wait_log("answer: 1")
     trepo.wait_state("dr", "idle")
+
+
+def test_attach_commands_for_each_placement(tmp_path):
+    """Outside tmux: attach. Inside another server: attach nested, told the doubled prefix. Inside
+    the agents' server: the CLI switches its client, the console opens a popup (walk bug 2)."""
+    from thrum_engine.tmux.attach import attach_command
+
+    env = {"TMUX_TMPDIR": str(tmp_path), "PATH": "/usr/bin"}
+    own = f"{tmp_path}/tmux-{os.getuid()}/agents,123,0"
+    outside = attach_command("agents", "s1", env)
+    assert outside.argv[:5] == ["tmux", "-L", "agents", "attach-session", "-t"] and not outside.popup
+    nested = attach_command("agents", "s1", {**env, "TMUX": "/tmp/other,1,0"})
+    assert "TMUX" not in nested.env and nested.argv[-1] == "thrum: C-b C-b d returns to the console"
+    switched = attach_command("agents", "s1", {**env, "TMUX": own})
+    assert switched.argv[3] == "switch-client" and not switched.popup
+    popup = attach_command("agents", "s1", {**env, "TMUX": own}, keep_screen=True)
+    assert popup.argv[3] == "display-popup" and popup.popup
+    assert "env -u TMUX -u TMUX_PANE tmux -L agents attach-session -t =s1" in popup.argv[-1]

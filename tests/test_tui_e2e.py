@@ -70,7 +70,8 @@ class Console:
             raise AssertionError(f"tmux {' '.join(args)} failed: {r.stderr}")
         return r
 
-    def start(self, *args: str) -> None:
+    def start(self, *args: str, tmux_client: bool = False) -> None:
+        """`tmux_client`: the console knows it runs in tmux (our server, not the agents' one)."""
         env = {**self.repo.env, "TERM": "xterm-256color", "PYTHONFAULTHANDLER": "1"}
         # No $TMUX: the console is nobody's tmux client. No COLUMNS/LINES (pytest-xdist workers
         # have 80x24): Textual would believe them over the terminal's real size.
@@ -83,8 +84,11 @@ class Console:
         # is not always filled in).
         command = ["env", "-i", *(f"{k}={v}" for k, v in sorted(env.items())),
                    sys.executable, "-m", "thrum_tui", *args]
+        line = shlex.join(command)
+        if tmux_client:
+            line = line.replace("env -i ", 'env -i TMUX="$TMUX" TMUX_PANE="$TMUX_PANE" ', 1)
         self.tmux("new-session", "-d", "-x", str(WIDTH), "-y", str(HEIGHT), "-s", "ui",
-                  "-c", str(self.repo.path), shlex.join(command) + '; echo "[console exited: $?]"')
+                  "-c", str(self.repo.path), line + '; echo "[console exited: $?]"')
         shell = int(self.tmux("display-message", "-p", "-t", "ui", "#{pane_pid}").stdout.strip())
 
         def child():
@@ -96,6 +100,26 @@ class Console:
             return int(kids[0]) if kids else None
 
         self.pid = wait_until(child, "the console's process", last=self.screen)
+
+    def start_on_agents_server(self, *args: str) -> None:
+        """The console in a session of the agents' own tmux server (the default placement: the user
+        runs tmux and the agents share its server), seen through a real client of that server
+        running in our pane, so popups and detaches happen to a client as they would for the user."""
+        inner = self.repo.env["THRUM_TMUX__SOCKET_NAME"]
+        env = {**self.repo.env, "TERM": "xterm-256color", "PYTHONFAULTHANDLER": "1"}
+        for key in ("TMUX", "TMUX_PANE", "COLUMNS", "LINES"):
+            env.pop(key, None)
+        env.setdefault("LANG", "C.UTF-8")
+        # $TMUX and $TMUX_PANE are the pane's own (expanded by its shell): the console is a client
+        # of the agents' server.
+        command = ("env -i " + " ".join(shlex.quote(f"{k}={v}") for k, v in sorted(env.items()))
+                   + ' TMUX="$TMUX" TMUX_PANE="$TMUX_PANE" ' + shlex.join([sys.executable, "-m", "thrum_tui", *args])
+                   + '; echo "[console exited: $?]"; sleep 600')
+        subprocess.run(["tmux", "-u", "-L", inner, "new-session", "-d", "-x", str(WIDTH), "-y", str(HEIGHT),
+                        "-s", "thrum-console", "-c", str(self.repo.path), command],
+                       env=tmux_env(self.repo.env), check=True, timeout=30)
+        self.tmux("new-session", "-d", "-x", str(WIDTH), "-y", str(HEIGHT), "-s", "ui", "-c", str(self.repo.path),
+                  shlex.join(["tmux", "-u", "-L", inner, "attach-session", "-t", "=thrum-console"]))
 
     def screen(self) -> str:
         r = self.tmux("capture-pane", "-p", "-t", "ui", check=False)
@@ -315,8 +339,8 @@ def stop_daemon(repo) -> None:
     wait_until(lambda: daemon_pids(repo) == [], "no daemon for the repo")
 
 
-def start_and_wait_for_team(console: Console, *args: str) -> str:
-    console.start(*args)
+def start_and_wait_for_team(console: Console, *args: str, tmux_client: bool = False) -> str:
+    console.start(*args, tmux_client=tmux_client)
     return console.wait_screen(
         lambda s: all(w in s for w in ("alice", "bob", f"@{OPERATOR}", "engine: in-process"))
         and {OPERATOR, "alice", "bob"} <= set(team_rows(s)),
@@ -345,11 +369,12 @@ def test_compose_sends_and_mail_appears_without_a_keypress(team, console):
     assert console.exit_status() is None  # still running
 
 
-def test_attach_and_detach_returns_to_the_same_state(team, console):
+@pytest.mark.parametrize("tmux_client", [False, True], ids=["outside-tmux", "in-another-tmux-server"])
+def test_attach_and_detach_returns_to_the_same_state(team, console, tmux_client):
     repo, alice, _bob = team
     marker = give_alice_a_shell(repo, alice)
     stop_daemon(repo)
-    start_and_wait_for_team(console)
+    start_and_wait_for_team(console, tmux_client=tmux_client)
     alice.ok("send", "ready for review", "--to", f"@{OPERATOR}")  # served by the console's engine
 
     select(console, "alice")
@@ -387,6 +412,39 @@ def test_attach_and_detach_returns_to_the_same_state(team, console):
     console.wait_screen("second note after detach", "alice's second message on screen")
     console.keys("Up")
     console.wait_screen(lambda s: conversation_title(s) != "alice", "the arrow key moving the selection")
+
+
+def test_attach_from_a_console_inside_the_agents_tmux_server_returns_to_it(team, console):
+    """Walk bug 2: there `a` switched the user's own client, so detaching left tmux altogether. Now
+    the session opens in a popup over the console; detaching closes the popup, and the user's client
+    is still on the console, in the same state."""
+    repo, alice, _bob = team
+    marker = give_alice_a_shell(repo, alice)
+    stop_daemon(repo)
+    console.start_on_agents_server()
+    console.wait_screen(lambda s: "engine: in-process" in s and {"alice", "bob"} <= set(team_rows(s)),
+                        "the console on the agents' server")
+    select(console, "alice")
+    console.wait_screen(lambda s: marker in s and "pane · s-alice" in s, "alice's pane preview")
+    before = conversation_block(console.screen())
+
+    console.keys("a")
+    wait_until(lambda: agents_tmux(repo, "list-clients", "-t", "=s-alice").stdout.strip(),
+               "a client attached to s-alice (in the popup)", last=console.screen)
+    console.type("echo popup-$((40+2))")
+    console.keys("Enter")
+    wait_until(lambda: "popup-42" in agents_tmux(repo, "capture-pane", "-p", "-t", "=s-alice:").stdout,
+               "the command run in alice's own pane", last=console.screen)
+
+    console.keys("C-b", "d")  # detach the popup's client, not the user's
+    wait_until(lambda: not agents_tmux(repo, "list-clients", "-t", "=s-alice").stdout.strip(),
+               "the popup's client to detach", last=console.screen)
+    assert agents_tmux(repo, "list-clients", "-t", "=thrum-console").stdout.strip(), "the user's client left"
+    console.wait_screen(lambda s: "engine: in-process" in s and conversation_title(s) == "alice"
+                        and conversation_block(s) == before and "popup-42" not in compose_line(s),
+                        "the console back as it was")
+    alice.ok("send", "after the popup", "--to", f"@{OPERATOR}")
+    console.wait_screen("after the popup", "the console live again")
 
 
 def test_quit_hands_the_engine_over_to_a_daemon(team, console):

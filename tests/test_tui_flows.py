@@ -470,6 +470,25 @@ async def test_pane_preview_follows_the_selected_agent(hosted):
             preview.query_one("#pane-body").render()), "bob has no pane")
 
 
+async def test_zoom_shows_the_pane_read_only_and_live(hosted):
+    from thrum_tui.screens.zoom import ZoomScreen
+
+    repo, alice, _bob = hosted
+    async with console_on_session(repo, alice) as (app, pilot):
+        tmux(repo, "send-keys", "-t", "=alice:", "echo zoom-marker-$((6*7))", "Enter")
+        await pilot.press("z")
+        screen = await until(pilot, lambda: isinstance(app.screen, ZoomScreen) and app.screen, "the zoom")
+        zoom = screen.query_one(PanePreview)
+        await until(pilot, lambda: "zoom-marker-42" in zoom.plain_text, "alice's pane zoomed")
+        tmux(repo, "send-keys", "-t", "=alice:", "echo still-$((1+1))", "Enter")
+        await until(pilot, lambda: "still-2" in zoom.plain_text, "the zoom stays live")
+        await pilot.press("x", "y")  # read-only: keys never reach the pane
+        await pilot.pause(0.3)
+        assert "xy" not in tmux(repo, "capture-pane", "-p", "-t", "=alice:")
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is app.main_screen, "back on the main screen")
+
+
 async def test_queue_dialog_types_into_the_pane(hosted):
     repo, alice, _bob = hosted
     async with console_on_session(repo, alice) as (app, pilot):

@@ -4,6 +4,7 @@ reads the same selection the screen shows; every engine call runs as a worker.""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 
@@ -69,14 +70,34 @@ class AgentActions:
         got = self._session_or_warn()
         if got is None:
             return
-        from thrum_engine.tmux.attach import attach_command
+        self._attach(got[1])
+
+    def action_zoom(self) -> None:
+        got = self._session_or_warn()
+        if got is not None:
+            from thrum_tui.screens.zoom import ZoomScreen
+
+            self.push_screen(ZoomScreen(got[1]))
+
+    @work(group="attach", exclusive=True, exit_on_error=False)
+    async def _attach(self, session: str) -> None:
+        from thrum_engine.tmux.attach import attach_command, detach_key
 
         socket_name = self.settings.tmux.socket_name if self.settings is not None else None
-        argv, env = attach_command(socket_name, got[1], dict(os.environ))
-        # The engine runs on its own thread (or in a daemon), so agents keep being served while
-        # this terminal belongs to tmux; detaching brings the console back as it was.
-        with self.suspend():
-            subprocess.run(argv, env=env, check=False)
+        env = dict(os.environ)
+        key = await asyncio.to_thread(detach_key, socket_name, env)
+        attach = attach_command(socket_name, session, env, keep_screen=True, detach=key)
+        self.notify(f"attaching to {session}: {key} comes back here", timeout=4)
+        if attach.popup:
+            # A popup over the console: the console stays live underneath, and closing the popup
+            # (detaching) leaves it exactly as it was.
+            await asyncio.to_thread(subprocess.run, attach.argv, env=attach.env, check=False)
+        else:
+            # The engine runs on its own thread (or in a daemon), so agents keep being served while
+            # this terminal belongs to tmux; detaching brings the console back as it was. The loop
+            # waits on purpose: nothing of the console may draw while tmux owns the terminal.
+            with self.suspend():
+                subprocess.run(attach.argv, env=attach.env, check=False)  # noqa: ASYNC221
         self.refresh_preview()
 
     def _confirm_then(self, title: str, detail: str, yes: str, method: str, params: dict, done: str) -> None:

@@ -45,7 +45,7 @@ TICK_SECONDS = 5.0
 # Actions on the main screen's selection (agent, message, pane): on any other screen they would act
 # on what the user cannot see, so there they are off and out of the footer.
 MAIN_SCREEN_ACTIONS = frozenset({
-    "new_agent", "teardown", "attach", "queue", "reply", "compose", "needs_you", "restart_agent",
+    "new_agent", "teardown", "attach", "zoom", "queue", "reply", "compose", "needs_you", "restart_agent",
     "kill_session", "interrupt", "focus_team", "focus_panel",
 })
 # Number keys focus the main screen's panels, as lazygit's do (walk, missing 9).
@@ -69,6 +69,7 @@ class ThrumApp(AgentActions, App):
         Binding("n", "new_agent", "new agent"),
         Binding("t", "teardown", "teardown"),
         Binding("a", "attach", "attach"),
+        Binding("z", "zoom", "zoom", show=False),
         Binding("c", "queue", "queue"),
         Binding("m", "monitors", "monitors"),
         Binding("f", "feed", "feed"),

@@ -141,10 +141,10 @@ def connect(ctx: Ctx) -> int:
         raise CliError(f"no session {target} in this repo")
     from thrum_engine.tmux.attach import attach_command
 
-    argv, env = attach_command(r.get("socket_name"), target, dict(os.environ))
+    attach = attach_command(r.get("socket_name"), target, dict(os.environ), to="your shell")
     ctx.close()
     sys.stdout.flush()
-    os.execvpe("tmux", argv, env)
+    os.execvpe("tmux", attach.argv, attach.env)
     return 0  # not reached
 
 
