@@ -18,6 +18,7 @@ from thrum_tui.screens.monitors import MonitorForm, MonitorsScreen, regex_verdic
 from thrum_tui.screens.new_agent import NewAgentScreen
 from thrum_tui.screens.queue import QueueScreen
 from thrum_tui.screens.teardown import TeardownScreen
+from thrum_tui.screens.thread import ThreadScreen
 from thrum_tui.widgets.compose_bar import ComposeBar
 from thrum_tui.widgets.conversation import Conversation, delivery_mark, fold_threads
 from thrum_tui.widgets.header_line import HeaderLine
@@ -189,6 +190,31 @@ async def test_j_k_move_and_number_keys_focus_the_panels(hosted):
             assert isinstance(app.focused, panel), key
 
 
+async def test_a_multi_line_paste_is_sent_whole_from_the_big_compose_box(hosted):
+    """Walk bug 4: a paste of several lines was cut to its first line, silently."""
+    from textual import events
+
+    from thrum_tui.screens.compose import ComposeDialog
+
+    repo, _alice, bob = hosted
+    async with console(repo) as (app, pilot):
+        await pilot.press("i")
+        bar = app.query_one(ComposeBar)
+        bar.value = "@bob "
+        bar.cursor_position = len(bar.value)
+        bar.post_message(events.Paste("the failing test:\n  assert 1 == 2\nE   AssertionError"))
+        dialog = await until(pilot, lambda: isinstance(app.screen, ComposeDialog) and app.screen, "the big box")
+        assert dialog.query_one("TextArea").text == "@bob the failing test:\n  assert 1 == 2\nE   AssertionError"
+        await pilot.press("escape")  # the draft is kept, and comes back whole
+        await until(pilot, lambda: app.screen is app.main_screen and bar.value.startswith("@bob the failing"))
+        await pilot.press("ctrl+e")
+        dialog = await until(pilot, lambda: isinstance(app.screen, ComposeDialog) and app.screen, "the box again")
+        await pilot.press("ctrl+s")
+        inbox = await until(pilot, lambda: bob.json("inbox", "--unread")["messages"], "bob's mail")
+        assert inbox[0]["body"]["content"] == "the failing test:\n  assert 1 == 2\nE   AssertionError"
+        await until(pilot, lambda: bar.value == "" and bar.draft is None, "the bar cleared")
+
+
 async def test_at_completion_in_the_compose_bar(hosted):
     repo, _alice, bob = hosted
     async with console(repo) as (app, pilot):
@@ -292,10 +318,40 @@ async def test_find_searches_messages_and_opens_a_thread(hosted):
         await until(pilot, lambda: len(screen.messages) == 2, "two matches")
         await pilot.press("enter")  # filter done: focus the results
         await pilot.press("enter")  # open the highlighted message's thread
-        thread = await until(pilot, lambda: app.screen is not screen and isinstance(app.screen, FeedScreen)
-                             and app.screen)
+        thread = await until(pilot, lambda: isinstance(app.screen, ThreadScreen) and app.screen)
         await until(pilot, lambda: [m["body"]["content"] for m in thread.messages]
                     == ["flaky test in auth", "fixed the flaky one"], "the thread, oldest first")
+
+
+async def test_a_thread_shows_each_message_whole_long_output_folded_the_latest_open(hosted):
+    """Walk bug 3 (reading): newlines, indentation and long output kept; only the latest unfolded."""
+    from textual.widgets import Collapsible
+
+    repo, alice, bob = hosted
+    log = "\n".join(f"tests/test_{i}.py::test_case PASSED" for i in range(30))
+    code = "def f():\n    return 42\n"
+    async with console(repo) as (app, pilot):
+        root = await cli(alice, "send", log, "--to", f"@{OPERATOR}")
+        await cli(bob, "reply", root["message_id"], code)
+        await cli(alice, "reply", root["message_id"], log)
+        await select_agent(pilot, "alice")
+        conversation = app.query_one(Conversation)
+        await until(pilot, lambda: "in thread" in conversation.plain_text, "the folded thread")
+        conversation.focus()
+        conversation.highlighted = 0
+        await pilot.press("enter")
+        screen = await until(pilot, lambda: isinstance(app.screen, ThreadScreen) and len(app.screen.views) == 3
+                             and app.screen, "the thread")
+        bodies = [str(v.query_one(".body").render()) for v in screen.views]
+        assert [b.rstrip("\n") for b in bodies] == [log, code.rstrip("\n"), log]
+        folds = [v.query(Collapsible) for v in screen.views]
+        assert folds[0].first().collapsed and not folds[1] and not folds[2].first().collapsed
+        assert screen.focused_message["message_id"] == root["message_id"]  # the one highlighted
+        await pilot.press("j")  # on to bob's code, and reply to it
+        await pilot.press("r")
+        bar = app.query_one(ComposeBar)
+        await until(pilot, lambda: bar.reply_to is not None, "reply mode")
+        assert bar.reply_to["author"] == "bob"
 
 
 async def test_help_lists_every_binding(hosted):

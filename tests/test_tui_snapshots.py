@@ -29,6 +29,7 @@ from thrum_tui.screens.monitors import MonitorForm, MonitorsScreen
 from thrum_tui.screens.new_agent import NewAgentScreen
 from thrum_tui.screens.queue import QueueScreen
 from thrum_tui.screens.teardown import TeardownScreen
+from thrum_tui.screens.thread import ThreadScreen
 from thrum_tui.widgets.header_line import HeaderLine
 from thrum_tui.widgets.conversation import Conversation
 from thrum_tui.widgets.pane_preview import PanePreview
@@ -194,8 +195,10 @@ async def test_find(scene, snapshot):
         await shows(app, pilot, snapshot, FeedScreen)
 
 
-async def test_thread(scene, snapshot):
-    async with scene_app(scene) as (app, pilot):
+@pytest.mark.parametrize("size", [(160, 45), (80, 24), (60, 20)], ids=["160x45", "80x24", "60x20"])
+async def test_thread(scene, snapshot, size):
+    """The message detail view: each message of the thread whole."""
+    async with scene_app(scene, size=size) as (app, pilot):
         conversation = app.query_one(Conversation)
         first = conversation.messages[0]
         await app.engine.call("message.reply", {"message_id": first["message_id"], "body": "Great, ping me at review."})
@@ -203,8 +206,8 @@ async def test_thread(scene, snapshot):
         conversation.focus()
         conversation.highlighted = 0
         await pilot.press("enter")
-        await until(pilot, lambda: isinstance(app.screen, FeedScreen) and len(app.screen.messages) == 2)
-        await shows(app, pilot, snapshot, FeedScreen)
+        await until(pilot, lambda: isinstance(app.screen, ThreadScreen) and len(app.screen.views) == 2)
+        await shows(app, pilot, snapshot, ThreadScreen)
 
 
 async def test_new_agent_dialog(scene, snapshot):

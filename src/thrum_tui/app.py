@@ -23,7 +23,7 @@ from thrum_tui.commands import ThrumCommands
 from thrum_tui.engine_handle import OPERATOR_ROLE, EngineCallFailed, EngineHandle
 from thrum_tui.messages import EngineChanged
 from thrum_tui.theme_files import DEFAULT_THEME, load_themes
-from thrum_tui.widgets.compose_bar import ComposeBar
+from thrum_tui.widgets.compose_bar import ComposeBar, parse_compose
 from thrum_tui.widgets.conversation import Conversation, merge_conversation
 from thrum_tui.widgets.header_line import HeaderLine
 from thrum_tui.widgets.pane_preview import PanePreview
@@ -390,6 +390,24 @@ class ThrumApp(AgentActions, App):
             self._preview_busy = False
 
     # -- screen -> engine --
+    def on_compose_bar_expand(self, message: ComposeBar.Expand) -> None:
+        from thrum_tui.screens.compose import ComposeDialog
+
+        bar = self.main_screen.query_one(ComposeBar)
+        reply = bar.reply_to
+        heading = f"Reply to @{reply['author']}" if reply else "Compose"
+
+        def done(text: str | None) -> None:
+            bar.keep_draft(message.text if text is None else text)  # until it is sent
+            if text is None or not text.strip():
+                return
+            if reply is not None:
+                self.on_compose_bar_send(ComposeBar.Send([], text.strip(), reply["message_id"]))
+            else:
+                self.on_compose_bar_send(ComposeBar.Send(*parse_compose(text), None))
+
+        self.push_screen(ComposeDialog(message.text, heading=heading), done)
+
     def on_compose_bar_send(self, message: ComposeBar.Send) -> None:
         if message.reply_to:
             self.send_reply(message.reply_to, message.body)
@@ -412,7 +430,8 @@ class ThrumApp(AgentActions, App):
         except EngineCallFailed as exc:
             self.notify(exc.message, title="not sent", severity="error")
             return
-        self.main_screen.query_one(ComposeBar).value = ""
+        bar = self.main_screen.query_one(ComposeBar)
+        bar.value, bar.draft = "", None
         self.notify(f"sent to {', '.join('@' + r for r in result['recipients']) or 'nobody'}", timeout=2)
 
     @work(group="send", exit_on_error=False)
@@ -423,7 +442,7 @@ class ThrumApp(AgentActions, App):
             self.notify(exc.message, title="not sent", severity="error")
             return
         bar = self.main_screen.query_one(ComposeBar)
-        bar.value = ""
+        bar.value, bar.draft = "", None
         bar.reply(None)
         self.notify("reply sent", timeout=2)
 
@@ -431,10 +450,14 @@ class ThrumApp(AgentActions, App):
         if event.option_list is self.main_screen.query_one(Conversation):
             m = self.main_screen.query_one(Conversation).highlighted_message
             if m is not None:
-                from thrum_tui.screens.feed import FeedScreen
+                self.open_thread(m)
 
-                self.push_screen(FeedScreen(title=f"THREAD — from @{m['author']}",
-                                            thread_id=m.get("thread_id") or m["message_id"]))
+    def open_thread(self, m: dict) -> None:
+        """The message's thread, every message whole, the focus on `m`."""
+        from thrum_tui.screens.thread import ThreadScreen
+
+        self.push_screen(ThreadScreen(m.get("thread_id") or m["message_id"], title=f"THREAD — from @{m['author']}",
+                                      focus_id=m["message_id"]))
 
     # -- actions --
     def action_compose(self) -> None:

@@ -1,4 +1,4 @@
-"""`f` feed, `/` find, and a thread: all traffic newest first, narrowed by a filter line such as
+"""`f` feed and `/` find: all traffic newest first, narrowed by a filter line such as
 `@bob role:reviewer scope:module:auth monitors flaky test` (words that are not filters are text)."""
 
 from __future__ import annotations
@@ -54,12 +54,10 @@ class FeedScreen(Page):
     FeedScreen > OptionList { height: 1fr; border: round $primary; }
     """
 
-    def __init__(self, *, title: str = "FEED — all traffic", query: str = "", thread_id: str | None = None,
-                 find: bool = False) -> None:
+    def __init__(self, *, title: str = "FEED — all traffic", query: str = "", find: bool = False) -> None:
         super().__init__()
         self.heading = title
         self.filter_text = query
-        self.thread_id = thread_id
         self.find = find
         self.messages: list[dict] = []
 
@@ -109,13 +107,10 @@ class FeedScreen(Page):
 
     @work(group="feed", exclusive=True, exit_on_error=False)
     async def reload(self) -> None:
-        params = {**parse_filter(self.filter_text), "limit": FEED_LIMIT}
-        if self.thread_id:
-            params["thread_id"] = self.thread_id
-        r = await self.call("message.feed", params)
+        r = await self.call("message.feed", {**parse_filter(self.filter_text), "limit": FEED_LIMIT})
         if r is None:
             return
-        self.messages = r["messages"] if not self.thread_id else list(reversed(r["messages"]))
+        self.messages = r["messages"]
         feed = self.query_one("#feed", OptionList)
         feed.clear_options()
         if not self.messages:
@@ -127,6 +122,5 @@ class FeedScreen(Page):
     @on(OptionList.OptionSelected, "#feed")
     def open_thread(self, event: OptionList.OptionSelected) -> None:
         m = next((x for x in self.messages if x["message_id"] == event.option.id), None)
-        if m is not None and not self.thread_id:
-            self.app.push_screen(FeedScreen(title=f"THREAD — from @{m['author']}",
-                                            thread_id=m.get("thread_id") or m["message_id"]))
+        if m is not None:
+            self.app.open_thread(m)  # type: ignore[attr-defined]

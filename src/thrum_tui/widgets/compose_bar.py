@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from typing import ClassVar
 
+from textual import events
 from textual.binding import Binding, BindingType
 from textual.geometry import Size
 from textual.message import Message
@@ -15,15 +16,20 @@ from textual.widgets import Input
 
 
 def parse_compose(text: str) -> tuple[list[str], str]:
-    """Leading `@address` words are recipients, the rest is the body. `\\@word` ends the recipients
-    and starts the body with `@word`, so a body may begin with a mention (walk bug 19)."""
-    words = text.strip().split(" ")
+    """Leading `@address` words are recipients, the rest is the body, its lines kept as written.
+    `\\@word` ends the recipients and starts the body with `@word`, so a body may begin with a
+    mention (walk bug 19)."""
+    rest = text.strip()
     to = []
-    while words and words[0].startswith("@") and len(words[0]) > 1:
-        to.append(words.pop(0))
-    if words and words[0].startswith("\\@"):
-        words[0] = words[0][1:]
-    return to, " ".join(words).strip()
+    while rest.startswith("@"):
+        end = next((i for i, ch in enumerate(rest) if ch.isspace()), len(rest))
+        if end < 2:
+            break
+        to.append(rest[:end])
+        rest = rest[end:].lstrip()
+    if rest.startswith("\\@"):
+        rest = rest[1:]
+    return to, rest.rstrip()
 
 
 class AddressSuggester(Suggester):
@@ -68,12 +74,23 @@ class ComposeBar(Input):
     # full width), so a repaint of the bar is all a keystroke needs: without this each key
     # re-rendered every widget (the team table too) and typing lagged while messages flowed.
     virtual_size = Reactive(Size(0, 0), layout=False)
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("tab", "complete", "complete", show=False)]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("tab", "complete", "complete", show=False),
+        Binding("ctrl+e,shift+enter", "expand", "more lines", show=False),
+    ]
+
+    class Expand(Message):
+        """The operator wants the big compose box, starting from `text`."""
+
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
 
     def __init__(self, *, id: str | None = None) -> None:
         self.suggester_ = AddressSuggester()
         super().__init__(placeholder=self.PLACEHOLDER, id=id, suggester=self.suggester_)
         self.reply_to: dict | None = None
+        self.draft: str | None = None  # the big box's text while it is not sent
         self.typed_at = 0.0  # monotonic time of the last edit: the app holds toasts while you type
 
     def set_addresses(self, names: list[str], roles: list[str]) -> None:
@@ -98,6 +115,25 @@ class ComposeBar(Input):
             self.cursor_position = len(self.value)
         else:
             self.screen.focus_next()
+
+    def keep_draft(self, text: str) -> None:
+        """A multi-line draft not sent (escaped, or refused): the bar shows it on one line and
+        the big box gets it back whole."""
+        self.draft = text
+        self.value = " ".join(text.split())
+
+    def action_expand(self) -> None:
+        whole = self.draft is not None and self.value == " ".join(self.draft.split())
+        self.post_message(self.Expand(self.draft if whole and self.draft is not None else self.value))
+
+    def on_paste(self, event: events.Paste) -> None:
+        """More than one line goes to the big box whole; Input would keep only the first."""
+        if "\n" in event.text.strip("\n"):
+            event.prevent_default()
+            event.stop()
+            head = self.value[: self.cursor_position]
+            tail = self.value[self.cursor_position :]
+            self.post_message(self.Expand(head + event.text + tail))
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self.typed_at = time.monotonic()
