@@ -30,8 +30,8 @@ from thrum_tui.screens.new_agent import NewAgentScreen
 from thrum_tui.screens.queue import QueueScreen
 from thrum_tui.screens.teardown import TeardownScreen
 from thrum_tui.screens.thread import ThreadScreen
-from thrum_tui.widgets.header_line import HeaderLine
 from thrum_tui.widgets.conversation import Conversation
+from thrum_tui.widgets.header_line import HeaderLine
 from thrum_tui.widgets.pane_preview import PanePreview
 from thrum_tui.widgets.side_lists import MonitorSummary, WorktreeSummary
 from thrum_tui.widgets.team_table import TeamTable
