@@ -414,6 +414,22 @@ def test_attach_and_detach_returns_to_the_same_state(team, console, tmux_client)
     console.wait_screen(lambda s: conversation_title(s) != "alice", "the arrow key moving the selection")
 
 
+def test_a_multi_line_paste_in_the_terminal_is_sent_whole(team, console):
+    """Walk bug 4, in a real terminal: tmux pastes with bracketed-paste markers, as a terminal does."""
+    repo, _alice, bob = team
+    stop_daemon(repo)
+    start_and_wait_for_team(console)
+    compose(console, "@bob")
+    console.type(" ")
+    console.tmux("set-buffer", "-b", "thrum-paste", "line one\nline two\nline three")
+    console.tmux("paste-buffer", "-p", "-b", "thrum-paste", "-t", "ui")
+    console.wait_screen("ctrl+s sends", "the big compose box")
+    console.keys("C-s")
+    inbox = wait_until(lambda: bob.json("inbox", "--all")["messages"], "the message in bob's inbox",
+                       last=console.screen)
+    assert [m["body"]["content"] for m in inbox] == ["line one\nline two\nline three"]
+
+
 def test_attach_from_a_console_inside_the_agents_tmux_server_returns_to_it(team, console):
     """Walk bug 2: there `a` switched the user's own client, so detaching left tmux altogether. Now
     the session opens in a popup over the console; detaching closes the popup, and the user's client

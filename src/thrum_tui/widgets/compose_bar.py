@@ -127,13 +127,15 @@ class ComposeBar(Input):
         self.post_message(self.Expand(self.draft if whole and self.draft is not None else self.value))
 
     def on_paste(self, event: events.Paste) -> None:
-        """More than one line goes to the big box whole; Input would keep only the first."""
-        if "\n" in event.text.strip("\n"):
+        """More than one line goes to the big box whole; Input would keep only the first. Lines
+        may end in CR (tmux's paste-buffer, some terminals) as well as LF."""
+        lines = event.text.strip("\r\n").splitlines()
+        if len(lines) > 1:
             event.prevent_default()
             event.stop()
             head = self.value[: self.cursor_position]
             tail = self.value[self.cursor_position :]
-            self.post_message(self.Expand(head + event.text + tail))
+            self.post_message(self.Expand(head + "\n".join(lines) + tail))
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self.typed_at = time.monotonic()
