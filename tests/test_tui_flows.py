@@ -462,7 +462,7 @@ async def test_monitor_form_refuses_bad_input_and_creates_nothing(hosted):
                                               to=f"@{OPERATOR}")
         assert "invalid regex" in str(form.query_one("#m-verdict").render())
         form.query_one("#save").press()
-        await until(pilot, lambda: "invalid --match regex" in str(form.query_one("#m-error").render()))
+        await until(pilot, lambda: "invalid pattern" in str(form.query_one("#m-error").render()))
         form.query_one("#m-match").value = "x"
         form.query_one("#m-to").value = "@nobody"
         form.query_one("#save").press()
