@@ -5,14 +5,19 @@ users and from `.thrum/runtimes.json` files a cloned repo can carry. So every on
 the `regex` engine in its `re`-compatible mode (V0: the syntax users already know) and every
 search runs under a time budget (`timeout=`). Monitor matching also runs in a small dedicated
 thread pool with the GIL released (`concurrent=True`), so the event loop never waits on a match
-and a slow rule cannot take the workers that git and tmux calls use.
+and a slow rule cannot take the workers that git and tmux calls use. On Linux the pool's threads
+run at the lowest CPU priority: a pattern burning its budget must not take the core the loop needs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
+import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 import regex
 
@@ -20,6 +25,7 @@ Pattern = regex.Pattern
 T = TypeVar("T")
 
 MATCH_WORKERS = 2  # two rules over budget at once still leave nothing else waiting on them
+MATCH_NICE = 19
 _pool: ThreadPoolExecutor | None = None
 
 
@@ -76,9 +82,21 @@ def matching_lines(line_rx: Pattern, chunk_rx: Pattern | None, lines: list[str],
     return [ln for ln in lines if search(line_rx, ln, budget) is not None]
 
 
+def _lower_priority() -> None:
+    """Linux gives each thread its own nice value (setpriority on the thread id); elsewhere the id
+    would name a process, so nothing is changed there."""
+    if sys.platform.startswith("linux"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), MATCH_NICE)
+        except OSError:
+            pass
+
+
 async def off_loop(fn: Callable[..., T], *args: object) -> T:
     """Run `fn(*args)` in the match pool (created on first use; its threads end with the process)."""
     global _pool
     if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=MATCH_WORKERS, thread_name_prefix="thrum-match")
+        _pool = ThreadPoolExecutor(
+            max_workers=MATCH_WORKERS, thread_name_prefix="thrum-match", initializer=_lower_priority
+        )
     return await asyncio.get_running_loop().run_in_executor(_pool, fn, *args)

@@ -34,7 +34,8 @@ log = logging.getLogger("thrum.monitors")
 
 QUICK_CRASH_SECONDS = 10.0  # a continuous command that dies sooner than this counts as a crash
 LOG_KEEP = 500  # events kept per monitor
-INBOX_BATCHES = 256  # batches of lines waiting for a rule's matcher; past it file/pane lines are dropped
+INBOX_BATCHES = 16  # batches (a read each, <= 64 KiB from a command) waiting for a rule's matcher; past it
+# a command waits and file/pane lines are dropped, so a rule stuck in its budget holds little
 BATCH_LINES = 2000  # waiting batches are merged up to this many lines per trip to the match pool
 
 
