@@ -10,16 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import threading
-from pathlib import Path
 
 import pytest
 
 from conftest import pane_state, wait_for
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_monitors import append, contents, events, show  # noqa: E402
+from test_monitors import append, contents, events, show
 
 A_LINE = "a" * 34 + "!"  # `^(a|a)+$` on this backtracks 2**34 ways before failing
 FEEDER = ["sh", "-c", f"while :; do echo {A_LINE}; sleep 0.05; done"]
@@ -58,14 +54,30 @@ def failed(agent, ident: str) -> dict | None:
 # -- F1: monitor patterns --
 
 
-@pytest.mark.parametrize("pattern, stopped", [
-    ("^(a+)+$", False),  # the probe's pattern: catastrophic for `re`, linear for the regex engine
-    ("^(a|a)+$", True),  # catastrophic for both: must be stopped by the budget
-])
+@pytest.mark.parametrize(
+    "pattern, stopped",
+    [
+        ("^(a+)+$", False),  # the probe's pattern: catastrophic for `re`, linear for the regex engine
+        ("^(a|a)+$", True),  # catastrophic for both: must be stopped by the budget
+    ],
+)
 def test_a_catastrophic_monitor_pattern_never_blocks_other_clients(team, pattern, stopped):
     repo, boss, bob = team
-    r = boss.ok("--json", "monitor", "start", "--name", "redos", "--match", pattern, "--to", "@boss",
-                "--debounce", "0", "--", *FEEDER)
+    r = boss.ok(
+        "--json",
+        "monitor",
+        "start",
+        "--name",
+        "redos",
+        "--match",
+        pattern,
+        "--to",
+        "@boss",
+        "--debounce",
+        "0",
+        "--",
+        *FEEDER,
+    )
     mid = r.json["monitor"]["id"]
 
     results = sends_from_other_clients(bob, "@boss", 12)
@@ -82,7 +94,9 @@ def test_a_catastrophic_monitor_pattern_never_blocks_other_clients(team, pattern
     text = boss.ok("monitor", "show", "redos").out
     assert "failed" in text and "took longer than" in text, text
     errors = [e for e in events(boss, mid) if e["kind"] == "error"]
-    assert errors and "took longer than" in errors[-1]["detail"] and errors[-1]["line"].startswith("aaaa"), errors
+    assert errors and "took longer than" in errors[-1]["detail"] and errors[-1]["line"].startswith("aaaa"), (
+        errors
+    )
     notices = [c for c in contents(boss, "redos") if "monitor stopped" in c]
     assert len(notices) == 1 and "took longer than" in notices[0], notices
 
@@ -95,7 +109,7 @@ def test_a_catastrophic_monitor_pattern_never_blocks_other_clients(team, pattern
 
 
 def test_a_pattern_the_engine_cannot_compile_is_refused_at_creation(team):
-    repo, boss, bob = team
+    _repo, boss, _bob = team
     for bad in ("(", "a{2,1}", "[z-a]"):
         r = boss.run("monitor", "start", "--name", "bad", "--match", bad, "--to", "@bob", "--", "true")
         assert r.code == 1 and r.out == "" and r.err.startswith("Error: invalid pattern"), (bad, r.err)
@@ -107,7 +121,7 @@ def test_a_pattern_the_engine_cannot_compile_is_refused_at_creation(team):
 
 
 def test_a_catastrophic_preset_marker_is_disabled_and_pane_state_carries_on(team):
-    repo, boss, bob = team
+    repo, _boss, bob = team
     presets = {"slow": {"extends": "shell", "idle": ["^(a|a)+$", r"[$#%>] $"]}}
     (repo.path / ".thrum" / "runtimes.json").write_text(json.dumps({"presets": presets}))
     r = repo.run("tmux", "create", "s1", "--cwd", str(repo.path), "--no-agent", "--runtime", "slow")
@@ -126,13 +140,25 @@ def test_a_catastrophic_preset_marker_is_disabled_and_pane_state_carries_on(team
 
 
 def test_a_symlink_swapped_in_for_a_watched_file_stops_the_rule(team, tmp_path):
-    repo, boss, bob = team
+    repo, boss, _bob = team
     log = repo.path / "x.log"
     log.write_text("start\n")
     secret = tmp_path / "secret"
     secret.write_text("root:first line of the outside file\n")
-    mid = boss.json("monitor", "watch-file", "--name", "s2", "--path", "x.log", "--match", "root", "--to", "@boss",
-                    "--debounce", "0")["monitor"]["id"]
+    mid = boss.json(
+        "monitor",
+        "watch-file",
+        "--name",
+        "s2",
+        "--path",
+        "x.log",
+        "--match",
+        "root",
+        "--to",
+        "@boss",
+        "--debounce",
+        "0",
+    )["monitor"]["id"]
     append(log, "root: inside, delivered\n")
     wait_for(lambda: "[s2] root: inside, delivered" in contents(boss, "s2"), what="the inside line delivered")
 
@@ -143,7 +169,9 @@ def test_a_symlink_swapped_in_for_a_watched_file_stops_the_rule(team, tmp_path):
     info = wait_for(lambda: failed(boss, mid), 20, "the rule stopped by the swap")
     assert "escaped" in info["last_error"] and "symlink" in info["last_error"], info
     got = contents(boss, "s2")
-    assert not any("outside file" in c or "through the symlink" in c for c in got), got  # nothing of the secret
+    assert not any("outside file" in c or "through the symlink" in c for c in got), (
+        got
+    )  # nothing of the secret
     assert any("monitor stopped" in c for c in got), got
     assert "escaped" in boss.ok("monitor", "show", "s2").out
 

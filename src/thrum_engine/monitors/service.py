@@ -194,8 +194,8 @@ class MonitorService:
                 hits = await off_loop(matching_lines, m.regex, m.chunk_regex, lines, budget)
             except PatternTimeout as exc:
                 await self.fail(m, f"its pattern /{m.row['pattern']}/ took longer than {budget:g}s on one input"
-                                   f" (catastrophic backtracking?); change it with `thrum monitor edit {m.name}"
-                                   " --match ...` and `thrum monitor restart`", line=exc.text)
+                                   " (catastrophic backtracking?); give the rule a simpler pattern (console: m, e)"
+                                   " and restart it", line=exc.text)
                 return
             for line in hits:
                 self._matched(m, line)

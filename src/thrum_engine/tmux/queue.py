@@ -159,7 +159,7 @@ class CommandQueue:
             s = self.m.sessions.get(session)
             if s is None:
                 return
-            self.m.pump(s)
+            await self.m.refresh(s)
             if s.state.state != "idle" or session in self.running:
                 return  # the next change to idle kicks again
             row = await self.engine.store.one(

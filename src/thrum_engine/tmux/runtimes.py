@@ -19,8 +19,9 @@ from thrum_engine.patterns import Pattern, PatternError, PatternTimeout, compile
 
 log = logging.getLogger("thrum.tmux")
 
-# One scan of a pane's recent text by one marker. Markers run on every pane redecide, so the
-# budget is small; a marker past it is disabled (logged) and pane-state detection carries on.
+# One scan of a pane's recent text by one marker (in a worker thread: see TmuxManager.decide).
+# Markers run on every reading of a pane, so the budget is small; a marker past it is disabled
+# (logged) and pane-state detection carries on with the others.
 MARKER_BUDGET_SECONDS = 0.05
 
 NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
@@ -49,11 +50,12 @@ class Runtime:
     def disable(self, kind: str, rx: Pattern, exc: PatternTimeout) -> None:
         """Drop a marker that ran past its budget, for this engine's life: a costly marker must
         not stall pane-state detection again on every chunk of output."""
-        markers = self.compiled(kind)
-        if rx in markers:
-            markers.remove(rx)
-            log.error("runtime %s: %s marker %r took longer than %gs on the pane's text; disabled (fix it in"
-                      " runtimes.json)", self.name, kind, rx.pattern, exc.budget)
+        try:
+            self.compiled(kind).remove(rx)
+        except ValueError:
+            return  # another pane's reading (another thread) disabled it first
+        log.error("runtime %s: %s marker %r took longer than %gs on the pane's text; disabled (fix it in"
+                  " runtimes.json)", self.name, kind, rx.pattern, exc.budget)
 
     def latest(self, kind: str, text: str) -> tuple[int, int]:
         """(start, end) of the latest match of any `kind` marker in `text`; (-1, -1) for none."""
