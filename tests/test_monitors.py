@@ -539,7 +539,7 @@ def test_bad_input_is_one_error_line_and_creates_nothing(team, tmp_path):
 
     common = ("--match", "x", "--to", "@bob")
     cases = [
-        (start("--name", "re", "--match", "(", "--to", "@bob"), ["invalid --match regex"]),
+        (start("--name", "re", "--match", "(", "--to", "@bob"), ["invalid pattern"]),
         (start("--name", "empty", "--match", "", "--to", "@bob"), ["--match"]),
         (start("--name", "who", "--match", "x", "--to", "@nobody"), ["unknown recipient", "@nobody"]),
         (start("--name", "dup", *common), ["dup", "already exists"]),
@@ -562,7 +562,7 @@ def test_bad_input_is_one_error_line_and_creates_nothing(team, tmp_path):
         (boss.run("monitor", "watch-file", "--name", "fwho", "--path", "x.log", "--match", "x", "--to", "@nobody"),
          ["unknown recipient"]),
         (boss.run("monitor", "watch-file", "--name", "fre", "--path", "x.log", "--match", "[", "--to", "@bob"),
-         ["invalid --match regex"]),
+         ["invalid pattern"]),
         (boss.run("monitor", "watch-pane", "--name", "pwho", "--session", "s1", "--match", "x", "--to", "@nobody"),
          []),
         (boss.run("monitor", "show", "nosuch"), ["nosuch"]),

@@ -81,6 +81,8 @@ def test_regex_live_verdict():
     assert regex_verdict("ALERT", "ok")[1].startswith("○")
     ok, text = regex_verdict("(unclosed", "")
     assert not ok and text.startswith("✗ invalid regex")
+    ok, text = regex_verdict("^(a|a)+$", "a" * 34 + "!")  # bounded: the console's loop never hangs on it
+    assert not ok and text.startswith("✗ too slow")
 
 
 # -- talking --
@@ -650,7 +652,7 @@ async def test_monitor_form_refuses_bad_input_and_creates_nothing(hosted):
                                               to=f"@{OPERATOR}")
         assert "invalid regex" in str(form.query_one("#m-verdict").render())
         form.query_one("#save").press()
-        await until(pilot, lambda: "invalid --match regex" in str(form.query_one("#m-error").render()))
+        await until(pilot, lambda: "invalid pattern" in str(form.query_one("#m-error").render()))
         form.query_one("#m-match").value = "x"
         form.query_one("#m-to").value = "@nobody"
         form.query_one("#save").press()
@@ -658,6 +660,23 @@ async def test_monitor_form_refuses_bad_input_and_creates_nothing(hosted):
         await pilot.press("escape")
         assert (await app.engine.call("monitor.list", {"all": True}))["monitors"] == []
         assert screen.rules == []
+
+
+async def test_a_rule_stopped_by_its_pattern_budget_shows_why(hosted):
+    repo, _alice, _bob = hosted
+    async with console(repo) as (app, pilot):
+        await app.engine.call("monitor.start", {"name": "redos", "match": "^(a|a)+$", "to": f"@{OPERATOR}",
+                                                "debounce": 0, "argv": ["sh", "-c", f"echo {'a' * 34}!; sleep 600"]})
+        for _ in range(100):
+            rule = (await app.engine.call("monitor.show", {"id": "redos"}))["monitor"]
+            if rule["status"] == "failed":
+                break
+            await pilot.pause(0.1)
+        assert rule["status"] == "failed" and "took longer than" in rule["last_error"], rule
+        await pilot.press("m")
+        screen = await until(pilot, lambda: isinstance(app.screen, MonitorsScreen) and app.screen)
+        await until(pilot, lambda: screen.rules and screen.rules[0]["status"] == "failed", "the rule listed failed")
+        await until(pilot, lambda: "took longer than" in str(screen.query_one("#matches").render()), "the reason")
 
 
 # -- attached to a headless daemon --

@@ -58,6 +58,9 @@ class MonitorsSettings(BaseModel):
     max_line_chars: int = Field(2000, ge=80, description="longer lines are cut before matching")
     restart_backoff_max_seconds: float = Field(60, gt=0)
     give_up_after_crashes: int = Field(5, ge=1, description="consecutive quick crashes before a monitor stops")
+    match_budget_seconds: float = Field(0.5, gt=0, le=60,
+                                        description="one search of a rule's pattern may take this long; past it"
+                                                    " the rule is stopped")
     supervisors: list[str] = Field(default_factory=lambda: ["@coordinator"],
                                    description="who hears about permission dialogs")
     permission_reminder_seconds: float = Field(120, gt=0, description="first reminder; then it doubles")

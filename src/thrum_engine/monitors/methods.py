@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 
 from pydantic import Field
@@ -16,6 +15,8 @@ from thrum_engine.engine.registry import method
 from thrum_engine.errors import Conflict, InvalidInput, InvalidName, NotFound, ThrumError
 from thrum_engine.messaging import resolve
 from thrum_engine.model import Params
+from thrum_engine.monitors.sources import inside
+from thrum_engine.patterns import PatternError, compile_pattern
 
 NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
 
@@ -85,9 +86,9 @@ def check_match(pattern: str) -> None:
     if not pattern:
         raise InvalidInput("--match must not be empty")
     try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise InvalidInput(f"invalid --match regex {pattern!r}: {exc}") from None
+        compile_pattern(pattern)  # the engine that will run it: regex, in its re-compatible mode
+    except PatternError as exc:
+        raise InvalidInput(f"invalid pattern {pattern!r} for --match: {exc}") from None
 
 
 def check_debounce(seconds: float) -> float:
@@ -101,10 +102,6 @@ def check_schedule(schedule: str) -> None:
 
     if len(schedule.split()) != 5 or not croniter.is_valid(schedule):
         raise InvalidInput(f"invalid --schedule {schedule!r}: five cron fields, e.g. '*/5 * * * *'")
-
-
-def inside(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip("/") + "/")
 
 
 async def create_rule(engine: Engine, p: MonitorCommon, source: str, spec: dict, debounce: float,
@@ -158,11 +155,14 @@ async def watch_file(engine: Engine, caller: Caller, p: FileMonitorParams) -> di
     path = os.path.realpath(os.path.join(base, os.path.expanduser(p.path)))
     roots = [engine.layout.repo] + ([caller.worktree] if caller.worktree else [])
     roots += [a["worktree"] for a in engine.agents.values() if a.get("worktree")]
-    if not p.allow_outside and not any(inside(path, os.path.realpath(r)) for r in roots):
+    root = next((r for r in map(os.path.realpath, roots) if inside(path, r)), None)
+    if not p.allow_outside and root is None:
         raise InvalidInput(f"{path} is outside the repo and its worktrees; pass --allow-outside to watch it")
     if not os.path.isdir(os.path.dirname(path)):
         raise InvalidInput(f"no such directory: {os.path.dirname(path)}")
-    return await create_rule(engine, p, "file", {"path": path}, debounce)
+    # The root is kept so every later read can check the path still resolves inside it (F13).
+    spec = {"path": path, "root": None if p.allow_outside else root}
+    return await create_rule(engine, p, "file", spec, debounce)
 
 
 async def find(engine: Engine, ident: str) -> dict:

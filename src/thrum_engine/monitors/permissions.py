@@ -157,7 +157,7 @@ class PermissionWatch:
             keys, verdict = s.runtime.deny, "denied"
         else:
             return  # a conversation, not an answer
-        self.engine.tmux.pump(s)
+        await self.engine.tmux.refresh(s)
         if self.episodes.get(ep.session) is not ep or s.state.state != "blocked":
             text = f"The dialog in {ep.session} is no longer open; nothing was typed."
         else:

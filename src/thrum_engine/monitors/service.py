@@ -3,6 +3,11 @@ shared watchers for files and panes (one per file or pane, however many rules re
 
 A delivery that fails is logged in the engine log and in the monitor's own log (`monitor logs`)
 and shown as `last_error` — never swallowed.
+
+Sources only split lines; matching happens in each rule's matcher task, which hands batches of
+lines to the match pool (`thrum_engine.patterns`) under a time budget. A rule whose pattern runs
+past the budget, or whose file escapes the allowed area, is stopped with the reason persisted
+(status `failed`, `last_error`, an `error` event), so it stays stopped across restarts.
 """
 
 from __future__ import annotations
@@ -11,23 +16,33 @@ import asyncio
 import json
 import logging
 import os
-import re
 import time
 from dataclasses import dataclass, field
 
 from thrum_engine.durations import iso
-from thrum_engine.monitors.sources import FileFollower, LineSplitter, command_output, minimal_env
+from thrum_engine.monitors.sources import (
+    FileFollower,
+    LineSplitter,
+    PathEscaped,
+    command_output,
+    inside,
+    minimal_env,
+)
+from thrum_engine.patterns import Pattern, PatternTimeout, compile_pattern, matching_lines, off_loop
 
 log = logging.getLogger("thrum.monitors")
 
 QUICK_CRASH_SECONDS = 10.0  # a continuous command that dies sooner than this counts as a crash
 LOG_KEEP = 500  # events kept per monitor
+INBOX_BATCHES = 16  # batches (a read each, <= 64 KiB from a command) waiting for a rule's matcher; past it
+# a command waits and file/pane lines are dropped, so a rule stuck in its budget holds little
+BATCH_LINES = 2000  # waiting batches are merged up to this many lines per trip to the match pool
 
 
 @dataclass
 class Monitor:
     row: dict
-    regex: re.Pattern
+    regex: Pattern
     spec: dict
     window_until: float = 0.0  # leading-edge debounce: matches before this are counted, not sent
     suppressed: int = 0
@@ -38,7 +53,10 @@ class Monitor:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     outbox: asyncio.Queue = field(default_factory=asyncio.Queue)
     sender: asyncio.Task | None = None
-    chunk_regex: re.Pattern | None = None
+    chunk_regex: Pattern | None = None
+    inbox: asyncio.Queue = field(default_factory=lambda: asyncio.Queue(INBOX_BATCHES))  # lines to match
+    matcher: asyncio.Task | None = None
+    dropped: int = 0  # lines a full inbox turned away since the last report
 
     @property
     def id(self) -> str:
@@ -104,11 +122,12 @@ class MonitorService:
     # -- running one rule --
     async def run(self, row: dict) -> Monitor:
         spec = json.loads(row["spec"])
-        m = Monitor(row=row, regex=re.compile(row["pattern"]), spec=spec)
+        m = Monitor(row=row, regex=compile_pattern(row["pattern"]), spec=spec)
         if not any(a in row["pattern"] for a in ("\\A", "\\Z", "\\z")):
-            m.chunk_regex = re.compile(row["pattern"], re.MULTILINE)
+            m.chunk_regex = compile_pattern(row["pattern"], multiline=True)
         self.running[m.id] = m
         m.sender = asyncio.create_task(self._sender(m), name=f"monitor-send-{m.name}")
+        m.matcher = asyncio.create_task(self._matcher(m), name=f"monitor-match-{m.name}")
         source = row["source"]
         if source == "command":
             m.task = asyncio.create_task(self._command_loop(m), name=f"monitor-{m.name}")
@@ -131,8 +150,9 @@ class MonitorService:
                 os.killpg(m.proc.pid, 15)
             except (ProcessLookupError, PermissionError):
                 pass
-        for t in (m.task, m.sender):
-            if t is not None:
+        me = asyncio.current_task()
+        for t in (m.task, m.sender, m.matcher):
+            if t is not None and t is not me:
                 t.cancel()
                 try:
                     await t
@@ -142,21 +162,49 @@ class MonitorService:
         for splitters in self._panes.values():
             splitters.pop(mid, None)
 
-    # -- matching and debounce --
-    def feed_text(self, m: Monitor, split: LineSplitter, text: str) -> None:
-        """A chunk of output. Most chunks match nothing: one search over the chunk skips the
-        per-line work for them (the chunk-wide pattern can only err towards searching)."""
-        text = text.replace("\r\n", "\n")  # so `$` sees line ends the same in both passes
-        if m.chunk_regex is not None and not m.chunk_regex.search(split.partial + text):
-            split.feed(text)
-            return
-        for line in split.feed(text):
-            self.feed(m, line)
+    async def fail(self, m: Monitor, reason: str, line: str = "") -> None:
+        """Stop a rule for good (until someone fixes and restarts it): the reason goes to the
+        engine log, the rule's log, `last_error` and the target's inbox."""
+        log.error("monitor %s stopped: %s", m.name, reason)
+        await self.set_status(m.id, "failed", reason)
+        await self.event(m.id, "error", line, detail=reason)
+        await self.halt(m.id)
+        await self.notify_target(m, f"monitor stopped: {reason}")
 
-    def feed(self, m: Monitor, line: str) -> None:
-        line = line[: self.settings.max_line_chars]
-        if not m.regex.search(line):
+    # -- matching and debounce --
+    def offer(self, m: Monitor, lines: list[str]) -> None:
+        """Lines from a source that cannot wait (a file or pane watcher). A rule that cannot keep
+        up drops lines, counted in its log, rather than queueing without bound."""
+        if not lines:
             return
+        try:
+            m.inbox.put_nowait(lines)
+        except asyncio.QueueFull:
+            m.dropped += len(lines)
+
+    async def _matcher(self, m: Monitor) -> None:
+        budget = self.settings.match_budget_seconds
+        cap = self.settings.max_line_chars
+        while True:
+            lines = await m.inbox.get()
+            while not m.inbox.empty() and len(lines) < BATCH_LINES:
+                lines = lines + m.inbox.get_nowait()
+            lines = [ln[:cap] for ln in lines]
+            try:
+                hits = await off_loop(matching_lines, m.regex, m.chunk_regex, lines, budget)
+            except PatternTimeout as exc:
+                await self.fail(m, f"its pattern /{m.row['pattern']}/ took longer than {budget:g}s on one input"
+                                   " (catastrophic backtracking?); give the rule a simpler pattern (console: m, e)"
+                                   " and restart it", line=exc.text)
+                return
+            for line in hits:
+                self._matched(m, line)
+            if m.dropped:
+                n, m.dropped = m.dropped, 0
+                log.warning("monitor %s dropped %d lines: matching could not keep up", m.name, n)
+                await self.event(m.id, "error", detail=f"{n} lines dropped: matching could not keep up")
+
+    def _matched(self, m: Monitor, line: str) -> None:
         now = time.monotonic()
         debounce = m.row["debounce"]
         if now < m.window_until:
@@ -229,9 +277,11 @@ class MonitorService:
             split = LineSplitter(self.settings.max_line_chars)
             try:
                 async for text in command_output(spec["argv"], spec["cwd"], env, lambda p: setattr(m, "proc", p)):
-                    self.feed_text(m, split, text)
+                    lines = split.feed(text)
+                    if lines:
+                        await m.inbox.put(lines)  # a slow matcher slows the reading, nothing is lost
                 if split.partial:
-                    self.feed(m, split.partial)
+                    await m.inbox.put([split.partial])
                 code = m.proc.returncode if m.proc else None
             except (FileNotFoundError, PermissionError) as exc:
                 code = 127
@@ -259,8 +309,13 @@ class MonitorService:
     # -- file source: one follower per file, one watcher per directory --
     def _attach_file(self, m: Monitor) -> None:
         path = m.spec["path"]
+        repo = os.path.realpath(self.engine.layout.repo)
+        root = m.spec.get("root", repo if inside(path, repo) else None)  # rules made before roots were kept
         if path not in self._files:
-            self._files[path] = (FileFollower(path, self.settings.max_line_chars), set())
+            self._files[path] = (FileFollower(path, self.settings.max_line_chars, root), set())
+        follower = self._files[path][0]
+        if root is not None and follower.root is None:
+            follower.root = root  # the strictest rule on a path decides for the shared reader
         self._files[path][1].add(m.id)
         d = os.path.dirname(path)
         if d not in self._dir_watchers:
@@ -289,21 +344,31 @@ class MonitorService:
             async for changes in awatch(d, watch_filter=ours, debounce=50, step=10, stop_event=stop,
                                         rust_timeout=1000, recursive=False):
                 for path in {p for _c, p in changes}:
-                    self._pump_file(path)
+                    await self._pump_file(path)
         except Exception:
             if not stop.is_set():
                 log.exception("file watcher on %s stopped", d)
 
-    def _pump_file(self, path: str) -> None:
+    async def _pump_file(self, path: str) -> None:
         entry = self._files.get(path)
         if entry is None:
             return
         follower, mids = entry
-        for line in follower.read_new():
+        try:
+            lines = await asyncio.to_thread(follower.read_new)
+        except PathEscaped as exc:
             for mid in list(mids):
                 m = self.running.get(mid)
                 if m is not None:
-                    self.feed(m, line)
+                    await self.fail(m, f"the watched file escaped: {exc}")
+            return
+        except OSError as exc:
+            log.warning("monitor file %s could not be read: %s", path, exc)
+            return
+        for mid in list(mids):
+            m = self.running.get(mid)
+            if m is not None:
+                self.offer(m, lines)
 
     # -- pane source: the tmux manager's stream --
     def _attach_pane(self, m: Monitor) -> None:
@@ -319,5 +384,4 @@ class MonitorService:
         for mid, split in list(self._panes.get(session.name, {}).items()):
             m = self.running.get(mid)
             if m is not None:
-                for line in split.feed(text):
-                    self.feed(m, render(line))
+                self.offer(m, [render(line) for line in split.feed(text)])

@@ -2,7 +2,9 @@
 (watchfiles on `pipe-pane` files) and the pane state derived from it.
 
 State changes are pushed to listeners (nudges, the command queue, the console);
-re-deciding after a quiet window is a timer armed by output, not a poll.
+re-deciding after a quiet window is a timer armed by output, not a poll. Deciding runs the
+runtime's markers, which are user patterns (`runtimes.json`), so it runs in a worker thread, one
+reading at a time per session; code about to act on a pane awaits `refresh` for a fresh reading.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ class Session:
         self.stream = stream
         self.timer: asyncio.TimerHandle | None = None
         self.changed = asyncio.Event()  # set (and replaced) on every state change
+        self.deciding = asyncio.Lock()  # one reading of the state at a time
+        self.decide_queued = False  # a reading is already waiting: more requests fold into it
 
     @property
     def state(self) -> PaneState:
@@ -54,6 +58,7 @@ class TmuxManager:
         self.lock = asyncio.Lock()  # serialises create/kill against discovery
         self.nudger = None
         self.queue = None
+        self._decides: set[asyncio.Task] = set()
 
     # -- lifecycle --
     async def start(self) -> None:
@@ -77,6 +82,8 @@ class TmuxManager:
         for s in self.sessions.values():
             if s.timer:
                 s.timer.cancel()
+        if self._decides:  # each is bounded by the markers' budget
+            await asyncio.gather(*self._decides, return_exceptions=True)
         if self._watch_task:
             try:
                 await asyncio.wait_for(self._watch_task, 5)
@@ -127,8 +134,8 @@ class TmuxManager:
         stream.read_new()  # anything piped between the capture and now
         stream.last_output = time.monotonic() - self.settings.silence_seconds
         s = Session(name, pane_id, agent, runtime, cwd, stream)
+        await asyncio.to_thread(stream.decide, self.settings.silence_seconds)
         self.sessions[name] = s
-        stream.decide(self.settings.silence_seconds)
         return s
 
     def forget(self, name: str) -> None:
@@ -161,8 +168,8 @@ class TmuxManager:
             if not self._stop.is_set():
                 log.exception("pane watcher stopped")
 
-    def pump(self, s: Session) -> None:
-        """Read a session's new output and re-decide its state now and once its quiet window ends."""
+    def _read(self, s: Session) -> None:
+        """Take a session's new output to the listeners; arm the re-reading at the end of its quiet window."""
         text = s.stream.read_new()
         if text:
             self._emit_output(s, text)
@@ -172,25 +179,45 @@ class TmuxManager:
                 s.stream.offset = 0
             except OSError:
                 pass
-        self.redecide(s)
         if text:
             if s.timer:
                 s.timer.cancel()
             loop = asyncio.get_running_loop()
             s.timer = loop.call_later(self.settings.silence_seconds + 0.05, self.redecide, s)
 
+    def pump(self, s: Session) -> None:
+        """Read a session's new output and re-decide its state soon and once its quiet window ends."""
+        self._read(s)
+        self.redecide(s)
+
+    async def refresh(self, s: Session) -> PaneState:
+        """The state from the freshest output, for code about to act on the pane (type, restart)."""
+        self._read(s)
+        return await self.decide(s)
+
     def redecide(self, s: Session) -> None:
-        before = s.stream.current
-        after = s.stream.decide(self.settings.silence_seconds)
-        if after is not before:
-            log.debug("pane %s: %s (%s)", s.name, after.state, after.source)
-            s.changed.set()
-            s.changed = asyncio.Event()
-            for fn in list(self.listeners):
-                try:
-                    fn(s, after)
-                except Exception:
-                    log.exception("pane state listener failed")
+        if s.decide_queued:
+            return
+        s.decide_queued = True
+        task = asyncio.get_running_loop().create_task(self.decide(s), name=f"thrum-pane-decide-{s.name}")
+        self._decides.add(task)
+        task.add_done_callback(self._decides.discard)
+
+    async def decide(self, s: Session) -> PaneState:
+        async with s.deciding:
+            s.decide_queued = False
+            before = s.stream.current
+            after = await asyncio.to_thread(s.stream.decide, self.settings.silence_seconds)
+            if after is not before:
+                log.debug("pane %s: %s (%s)", s.name, after.state, after.source)
+                s.changed.set()
+                s.changed = asyncio.Event()
+                for fn in list(self.listeners):
+                    try:
+                        fn(s, after)
+                    except Exception:
+                        log.exception("pane state listener failed")
+            return after
 
     def _emit_output(self, s: Session, text: str) -> None:
         for fn in list(self.output_listeners):
@@ -203,7 +230,7 @@ class TmuxManager:
         """Wait until the pane shows output after `output_after` (wall time) and settles in a wanted state."""
         deadline = time.monotonic() + timeout
         while True:
-            self.pump(s)
+            await self.refresh(s)
             if s.stream.last_output_wall > output_after and s.state.state in wanted:
                 return s.state
             left = deadline - time.monotonic()

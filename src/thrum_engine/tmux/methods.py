@@ -234,8 +234,8 @@ async def start(engine: Engine, caller: Caller, p: StartParams) -> dict:
 async def status(engine: Engine, caller: Caller, p: Params) -> dict:
     m = manager(engine)
     await m.discover()
-    for s in m.sessions.values():
-        m.pump(s)
+    for s in list(m.sessions.values()):
+        await m.refresh(s)
     return {"sessions": [session_view(engine, s) for s in sorted(m.sessions.values(), key=lambda s: s.name)],
             "socket_name": engine.settings.tmux.socket_name}
 
@@ -279,7 +279,7 @@ async def capture(engine: Engine, caller: Caller, p: CaptureParams) -> dict:
 async def restart(engine: Engine, caller: Caller, p: RestartParams) -> dict:
     m = manager(engine)
     s = get_session(engine, p.session)
-    m.pump(s)
+    await m.refresh(s)
     if s.state.state in ("working", "blocked") and not s.stream.dead and not p.force:
         raise Conflict(f"session {s.name} is {s.state.state} ({s.state.source}); pass --force to restart it anyway")
     runtime = runtime_for(engine, p.runtime or s.runtime.name)

@@ -102,7 +102,7 @@ class Nudger:
             if s is None or p is None:
                 self.pending.pop(name, None)
                 return
-            self.m.pump(s)  # the freshest reading of the stream, right before typing
+            await self.m.refresh(s)  # the freshest reading of the stream, right before typing
             if s.state.state != "idle":
                 return  # deferred: the next change to idle kicks again
             if await self.m.human_typing(s):

@@ -101,14 +101,6 @@ class PaneStream:
         self.last_output = time.monotonic()
         self.last_output_wall = time.time()
 
-    def _latest(self, kind: str, window: str) -> tuple[int, int]:
-        best = (-1, -1)
-        for pat in self.runtime.compiled(kind):
-            for m in pat.finditer(window):
-                if m.start() > best[0]:
-                    best = (m.start(), m.end())
-        return best
-
     def decide(self, silence: float, now_mono: float | None = None) -> PaneState:
         """Re-read the state from the tail; keeps `since` when the state did not change."""
         now_mono = now_mono or time.monotonic()
@@ -117,9 +109,9 @@ class PaneStream:
             return self._settle(new)
         window = render(self.tail[-SCAN_CHARS:])
         quiet = now_mono - self.last_output if self.last_output else None
-        dialog = self._latest("dialog", window)
-        busy = self._latest("busy", window)
-        idle = self._latest("idle", window)
+        dialog = self.runtime.latest("dialog", window)
+        busy = self.runtime.latest("busy", window)
+        idle = self.runtime.latest("idle", window)
         # Ties (a dialog's "❯ 1. Yes" also looks like a prompt) go to the more cautious reading.
         latest = max((dialog[0], 2, "dialog"), (busy[0], 1, "busy"), (idle[0], 0, "idle"))
         if latest[0] >= 0 and latest[2] == "dialog":

@@ -53,7 +53,7 @@ class Running:
         lines = out.split("\n")
         while lines and not lines[-1].strip():
             lines.pop()
-        if lines and runtime is not None and any(p.search(lines[-1] + " ") for p in runtime.compiled("idle")):
+        if lines and runtime is not None and runtime.any_match("idle", lines[-1] + " "):
             lines.pop()
         return "\n".join(lines).strip("\n")
 
@@ -159,7 +159,7 @@ class CommandQueue:
             s = self.m.sessions.get(session)
             if s is None:
                 return
-            self.m.pump(s)
+            await self.m.refresh(s)
             if s.state.state != "idle" or session in self.running:
                 return  # the next change to idle kicks again
             row = await self.engine.store.one(

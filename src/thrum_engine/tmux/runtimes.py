@@ -10,11 +10,19 @@ user can override or add presets in `~/.config/thrum/runtimes.json` or `<repo>/.
 from __future__ import annotations
 
 import json
+import logging
 import os
-import re
 from dataclasses import asdict, dataclass, field, replace
 
 from thrum_engine.errors import InvalidInput, InvalidName, NotFound
+from thrum_engine.patterns import Pattern, PatternError, PatternTimeout, compile_pattern, latest_match, search
+
+log = logging.getLogger("thrum.tmux")
+
+# One scan of a pane's recent text by one marker (in a worker thread: see TmuxManager.decide).
+# Markers run on every reading of a pane, so the budget is small; a marker past it is disabled
+# (logged) and pane-state detection carries on with the others.
+MARKER_BUDGET_SECONDS = 0.05
 
 NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 
@@ -33,11 +41,44 @@ class Runtime:
     builtin: bool = True
     patterns: dict = field(default_factory=dict, compare=False, repr=False)
 
-    def compiled(self, kind: str) -> list[re.Pattern]:
+    def compiled(self, kind: str) -> list[Pattern]:
         cache = self.patterns
         if kind not in cache:
-            cache[kind] = [re.compile(p, re.MULTILINE) for p in getattr(self, kind)]
+            cache[kind] = [compile_pattern(p, multiline=True) for p in getattr(self, kind)]
         return cache[kind]
+
+    def disable(self, kind: str, rx: Pattern, exc: PatternTimeout) -> None:
+        """Drop a marker that ran past its budget, for this engine's life: a costly marker must
+        not stall pane-state detection again on every chunk of output."""
+        try:
+            self.compiled(kind).remove(rx)
+        except ValueError:
+            return  # another pane's reading (another thread) disabled it first
+        log.error("runtime %s: %s marker %r took longer than %gs on the pane's text; disabled (fix it in"
+                  " runtimes.json)", self.name, kind, rx.pattern, exc.budget)
+
+    def latest(self, kind: str, text: str) -> tuple[int, int]:
+        """(start, end) of the latest match of any `kind` marker in `text`; (-1, -1) for none."""
+        best = (-1, -1)
+        for rx in list(self.compiled(kind)):
+            try:
+                found = latest_match(rx, text, MARKER_BUDGET_SECONDS)
+            except PatternTimeout as exc:
+                self.disable(kind, rx, exc)
+                continue
+            if found[0] > best[0]:
+                best = found
+        return best
+
+    def any_match(self, kind: str, text: str) -> bool:
+        """Whether any `kind` marker matches `text` (markers past their budget are disabled)."""
+        for rx in list(self.compiled(kind)):
+            try:
+                if search(rx, text, MARKER_BUDGET_SECONDS) is not None:
+                    return True
+            except PatternTimeout as exc:
+                self.disable(kind, rx, exc)
+        return False
 
     def view(self) -> dict:
         d = asdict(self)
@@ -127,9 +168,9 @@ def _from_entry(name: str, entry: dict, known: dict[str, Runtime]) -> Runtime:
             fields[k] = tuple(fields[k])
     for pat in fields.get("idle", ()) + fields.get("busy", ()) + fields.get("dialog", ()):
         try:
-            re.compile(pat)
-        except re.error as exc:
-            raise InvalidInput(f"runtime preset {name!r}: bad pattern {pat!r}: {exc}") from None
+            compile_pattern(pat, multiline=True)
+        except PatternError as exc:
+            raise InvalidInput(f"runtime preset {name!r}: invalid pattern {pat!r}: {exc}") from None
     if base is None:
         if "command" not in fields:
             raise InvalidInput(f"runtime preset {name!r} needs a command (or extends)")

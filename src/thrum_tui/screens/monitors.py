@@ -3,7 +3,6 @@ rule, and a form to create or edit one (with a live test field for the regex).""
 
 from __future__ import annotations
 
-import re
 import shlex
 from typing import ClassVar
 
@@ -13,10 +12,13 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, DataTable, Footer, Input, Label, Select, Static
 
 from thrum_engine.durations import parse_duration
+from thrum_engine.patterns import PatternError, PatternTimeout, compile_pattern, search
 from thrum_tui.screens.base import Dialog, Page
 
 SOURCES = [("command (a child process)", "command"), ("pane (an agent's tmux pane)", "pane"),
            ("file (lines appended)", "file")]
+SAMPLE_BUDGET_SECONDS = 0.05  # the live test runs on the console's loop at each key press
+
 SOURCE_HINT = {"command": "argv, e.g. tail -F build.log", "pane": "tmux session name", "file": "path in the repo"}
 
 
@@ -32,12 +34,16 @@ def regex_verdict(pattern: str, sample: str) -> tuple[bool, str]:
     if not pattern:
         return False, "a pattern is required"
     try:
-        rx = re.compile(pattern)
-    except re.error as exc:
+        rx = compile_pattern(pattern)
+    except PatternError as exc:
         return False, f"✗ invalid regex: {exc}"
     if not sample:
         return True, "✓ valid regex — type a sample line to test it"
-    return True, "✓ matches the sample" if rx.search(sample) else "○ does not match the sample"
+    try:
+        hit = search(rx, sample, SAMPLE_BUDGET_SECONDS)
+    except PatternTimeout:
+        return False, "✗ too slow on the sample (catastrophic backtracking?): the engine would stop this rule"
+    return True, "✓ matches the sample" if hit else "○ does not match the sample"
 
 
 class MonitorsScreen(Page):
@@ -112,8 +118,10 @@ class MonitorsScreen(Page):
             return
         self.events = r["events"]
         box.border_title = f"RECENT — {rule['name']}"
-        box.update("\n".join(f"{e['at'][11:19]} {e['kind']:<8} {e['line'] or e['detail']}" for e in self.events)
-                   or "no matches yet")
+        recent = "\n".join(f"{e['at'][11:19]} {e['kind']:<8} {e['line'] or e['detail']}" for e in self.events)
+        # A stopped rule says why first, whole (the table's error column is cut to fit).
+        why = f"✗ {rule['status']}: {rule['last_error']}\n" if rule["status"] != "running" and rule["last_error"] else ""
+        box.update((why + recent) or "no matches yet")
 
     @on(DataTable.RowHighlighted, "#rules")
     def rule_highlighted(self) -> None:

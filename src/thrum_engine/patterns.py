@@ -1,0 +1,102 @@
+"""User-supplied regular expressions: monitor `--match` rules and runtime preset markers.
+
+A pattern like `^(a|a)+$` backtracks for hours on one short line, and these patterns come from
+users and from `.thrum/runtimes.json` files a cloned repo can carry. So every one is compiled with
+the `regex` engine in its `re`-compatible mode (V0: the syntax users already know) and every
+search runs under a time budget (`timeout=`). Monitor matching also runs in a small dedicated
+thread pool with the GIL released (`concurrent=True`), so the event loop never waits on a match
+and a slow rule cannot take the workers that git and tmux calls use. On Linux the pool's threads
+run at the lowest CPU priority: a pattern burning its budget must not take the core the loop needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+import regex
+
+Pattern = regex.Pattern
+T = TypeVar("T")
+
+MATCH_WORKERS = 2  # two rules over budget at once still leave nothing else waiting on them
+MATCH_NICE = 19
+_pool: ThreadPoolExecutor | None = None
+
+
+class PatternError(ValueError):
+    """The pattern does not compile; the text says why (for an `Error: invalid pattern ...` line)."""
+
+
+class PatternTimeout(Exception):
+    """A search ran past its budget: the pattern is too costly for this text and must be stopped."""
+
+    def __init__(self, pattern: str, budget: float, text: str) -> None:
+        super().__init__(f"pattern {pattern!r} took longer than {budget:g}s on one input")
+        self.pattern = pattern
+        self.budget = budget
+        self.text = text
+
+
+def compile_pattern(pattern: str, *, multiline: bool = False) -> Pattern:
+    """Compile with `re` syntax (regex V0); any compile failure becomes a PatternError."""
+    flags = regex.V0 | (regex.MULTILINE if multiline else 0)
+    try:
+        return regex.compile(pattern, flags)
+    except (regex.error, ValueError, OverflowError, RecursionError) as exc:
+        raise PatternError(str(exc) or type(exc).__name__) from None
+
+
+def search(rx: Pattern, text: str, budget: float) -> regex.Match | None:
+    """One bounded search: raises PatternTimeout instead of running past `budget` seconds."""
+    try:
+        return rx.search(text, timeout=budget, concurrent=True)
+    except TimeoutError:
+        raise PatternTimeout(rx.pattern, budget, text) from None
+
+
+def latest_match(rx: Pattern, text: str, budget: float) -> tuple[int, int]:
+    """(start, end) of the last match in `text`, (-1, -1) for none; the budget covers the whole scan."""
+    best = (-1, -1)
+    try:
+        for m in rx.finditer(text, timeout=budget, concurrent=True):
+            best = (m.start(), m.end())
+    except TimeoutError:
+        raise PatternTimeout(rx.pattern, budget, text) from None
+    return best
+
+
+def matching_lines(line_rx: Pattern, chunk_rx: Pattern | None, lines: list[str], budget: float) -> list[str]:
+    """The lines that match, each search bounded by `budget`. Most batches match nothing, so one
+    multiline search over the batch skips the per-line work for them (it can only err towards
+    searching). Runs in a match worker, never on the loop."""
+    if not lines:
+        return []
+    if chunk_rx is not None and search(chunk_rx, "\n".join(lines), budget) is None:
+        return []
+    return [ln for ln in lines if search(line_rx, ln, budget) is not None]
+
+
+def _lower_priority() -> None:
+    """Linux gives each thread its own nice value (setpriority on the thread id); elsewhere the id
+    would name a process, so nothing is changed there."""
+    if sys.platform.startswith("linux"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), MATCH_NICE)
+        except OSError:
+            pass
+
+
+async def off_loop(fn: Callable[..., T], *args: object) -> T:
+    """Run `fn(*args)` in the match pool (created on first use; its threads end with the process)."""
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(
+            max_workers=MATCH_WORKERS, thread_name_prefix="thrum-match", initializer=_lower_priority
+        )
+    return await asyncio.get_running_loop().run_in_executor(_pool, fn, *args)
