@@ -641,3 +641,70 @@ def test_attach_commands_for_each_placement(tmp_path):
     popup = attach_command("agents", "s1", {**env, "TMUX": own}, keep_screen=True)
     assert popup.argv[3] == "display-popup" and popup.popup
     assert "env -u TMUX -u TMUX_PANE tmux -L agents attach-session -t =s1" in popup.argv[-1]
+
+
+# -- 12. runtime health (walk bugs 6, 9, 22) ----------------------------------------------------
+
+
+def _add_preset(trepo: TmuxRepo, name: str, entry: dict) -> None:
+    path = trepo.path / ".thrum" / "runtimes.json"
+    data = json.loads(path.read_text())
+    data["presets"][name] = entry
+    path.write_text(json.dumps(data))
+
+
+def test_a_runtime_missing_from_the_panes_path_fails_at_once_and_types_nothing(trepo, tmp_path):
+    _add_preset(trepo, "ghost", {"extends": "claude", "command": ["thrum-no-such-runtime"]})
+    trepo.ok("tmux", "create", "gh", "--cwd", str(trepo.path), "--name", "gh", "--role", "impl", "--runtime", "shell")
+    r = trepo.run("tmux", "launch", "gh", "--runtime", "ghost")
+    assert is_error(r) and "thrum-no-such-runtime: command not found" in r.err, r.err
+    assert trepo.session("gh")["runtime"] == "shell"
+    assert is_error(trepo.run("tmux", "restart", "gh", "--runtime", "ghost"))
+    r = trepo.run("tmux", "start", "--name", "gh2", "--role", "impl", "--runtime", "ghost")
+    assert is_error(r) and "command not found" in r.err
+    assert not has_session(trepo.sock, "gh2") and "gh2" not in trepo.agents()
+    assert _typed_into_shell(trepo, "gh", tmp_path) == []
+
+
+def rpc(trepo: TmuxRepo, method: str, params: dict) -> dict:
+    """An engine method with no CLI command of its own (the console calls it), from the repo (the
+    engine knows a caller by its working directory)."""
+    code = ("import json, sys; from thrum_engine.rpc.client import Client; c = Client(sys.argv[1], timeout=60);"
+            " print(json.dumps(c.call(sys.argv[2], json.loads(sys.argv[3]))))")
+    r = subprocess.run([sys.executable, "-c", code, str(trepo.repo.var / "thrum.sock"), method, json.dumps(params)],
+                       cwd=trepo.path, capture_output=True, text=True, timeout=90, check=False)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def test_interrupt_sends_the_runtimes_own_key(trepo):
+    trepo.create_and_launch("ik", name="ik")  # claude-like: Escape (a double C-c quits claude)
+    r = rpc(trepo, "tmux.interrupt", {"session": "ik"})
+    assert r["keys"] == "Escape"
+    trepo.ok("tmux", "send", "ik", "after")
+    assert trepo.wait_log("\x1bafter")[-1] == "\x1bafter"  # the Escape reached the runtime as a key
+
+
+def _presence(trepo: TmuxRepo, name: str) -> str:
+    return next(m for m in trepo.json("team", "--all")["members"] if m["name"] == name)["presence"]
+
+
+def test_team_shows_exited_and_no_session_and_the_agent_relaunches_in_place(trepo):
+    trepo.create_and_launch("hx", name="hx")
+    assert _presence(trepo, "hx") == "idle"
+    trepo.ok("tmux", "send", "hx", "exit")  # the runtime quits: the pane is its shell again
+    wait_for(lambda: _presence(trepo, "hx") == "exited", "hx exited", last=lambda: _presence(trepo, "hx"))
+    trepo.ok("tmux", "kill", "hx")
+    assert _presence(trepo, "hx") == "no session"
+    before = trepo.agents()["hx"]
+
+    r = trepo.json("tmux", "launch", "hx")  # the agent, not a session: a new session in its worktree
+    assert r["relaunched"] is True and r["launched"] is True and r["primed"] is True
+    s = trepo.session("hx")
+    assert s["agent"] == "hx" and s["runtime"] == "fake_claude" and s["cwd"] == before["worktree"]
+    assert trepo.log_lines().count(PRIME["claude"]) == 2
+    after = trepo.agents()["hx"]
+    assert (after["worktree"], after["role"], after["runtime"]) == (before["worktree"], "impl", "fake_claude")
+    trepo.wait_state("hx", "idle")
+    assert _presence(trepo, "hx") == "idle"
+    assert is_error(trepo.run("tmux", "launch", "nobody"))

@@ -717,3 +717,95 @@ async def test_restart_respawns_the_agents_pane_after_asking(hosted):
         await until(pilot, lambda: notified(app, "restarted alice"), "restarted"
                     + str([(n.title, n.message) for n in app._notifications]))
         assert tmux(repo, "display-message", "-p", "-t", "=alice:", "#{pane_pid}").strip() != pid
+
+
+# -- runtime health and permission dialogs (walk bugs 5, 6, 9) --
+
+FAKE_AGENT = Path(__file__).resolve().with_name("fake_agent.py")
+
+
+def fake_claude_session(repo, agent) -> Path:
+    """A session for `agent` running tests/fake_agent.py with claude's screens (approve 1, deny 3 --
+    the numbered "No" of Claude's write dialog -- each with Enter, as the fake reads lines); returns
+    the log of what was typed into it."""
+    import sys
+
+    log = repo.path.parent / f"{agent.name}-fake.log"
+    presets = {"fake_claude": {"extends": "claude", "approve": "1 Enter", "deny": "3 Enter", "command": [
+        sys.executable, str(FAKE_AGENT), "--style", "claude", "--log", str(log)]}}
+    (repo.path / ".thrum" / "runtimes.json").write_text(json.dumps({"presets": presets}))
+    repo.ok("tmux", "create", agent.name, "--cwd", str(agent.cwd), "--name", agent.name, "--role", agent.role,
+            "--runtime", "fake_claude", cwd=agent.cwd)
+    assert repo.json("tmux", "launch", agent.name, cwd=agent.cwd)["primed"] is True
+    return log
+
+
+def typed(log: Path) -> list[str]:
+    return log.read_text().splitlines() if log.exists() else []
+
+
+async def test_a_blocked_agent_reaches_the_operator_and_y_n_answer_it(hosted):
+    repo, alice, _bob = hosted
+    log = fake_claude_session(repo, alice)
+    async with console(repo) as (app, pilot):
+        told = []
+        real_notify = app.notify
+        app.notify = lambda msg, **kw: (told.append(msg), real_notify(msg, **kw))
+        await select_agent(pilot, "alice")
+        await pilot.press("y")  # not blocked: nothing is typed
+        await until(pilot, lambda: notified(app, "@alice is not waiting on a permission dialog"))
+        team = app.query_one(TeamTable)
+        for round_, (key, answer) in enumerate((("y", "answer: 1"), ("n", "answer: 3"))):
+            await asyncio.to_thread(repo.ok, "tmux", "send", "alice", "dialog")
+            await until(pilot, lambda: (team.member("alice") or {}).get("state") == "blocked", "alice blocked")
+            # The operator is a supervisor by default: the notice is mail to you, told as a toast.
+            await until(pilot, lambda: notified(app, "@alice is waiting on a permission dialog"), "the toast")
+            await until(pilot, lambda: app.query_one(HeaderLine).needs_you >= 1, "counted in needs you")
+            await pilot.press(key)
+            await until(pilot, lambda answer=answer: answer in typed(log), f"{answer} typed into the pane",
+                        last=lambda: (typed(log), told))
+            await until(pilot, lambda: (team.member("alice") or {}).get("state") != "blocked", "alice unblocked")
+            assert [ln for ln in typed(log) if ln.startswith("answer:")] == ["answer: 1", "answer: 3"][: round_ + 1]
+            app._notifications.clear()
+        assert not isinstance(app.screen, NewAgentScreen)  # n on a blocked agent answered, it did not open a form
+
+
+async def test_an_exited_or_killed_agent_shows_it_and_L_relaunches_it_in_place(hosted):
+    repo, alice, _bob = hosted
+    log = fake_claude_session(repo, alice)
+    async with console(repo) as (app, pilot):
+        team = app.query_one(TeamTable)
+        await select_agent(pilot, "alice")
+        await pilot.press("L")  # running: L refuses, R is for that
+        await until(pilot, lambda: notified(app, "R restarts it"))
+        await asyncio.to_thread(repo.ok, "tmux", "send", "alice", "exit")
+        await until(pilot, lambda: (team.member("alice") or {}).get("state") == "exited", "alice exited")
+        assert "exited" in team.row_text("alice")
+        await until(pilot, lambda: app.query_one(HeaderLine).needs_you >= 1, "an exited runtime needs you")
+        await pilot.press("K")
+        await pilot.press("y")
+        await until(pilot, lambda: (team.member("alice") or {}).get("state") == "no session", "alice no session")
+        await pilot.press("L")
+        await until(pilot, lambda: notified(app, "relaunched @alice"), "relaunched", timeout=40)
+        assert typed(log).count("/thrum:prime") == 2
+        await until(pilot, lambda: (team.member("alice") or {}).get("state") in ("idle", "working"), "alice back")
+        assert "alice" in tmux(repo, "list-sessions", "-F", "#{session_name}")
+
+
+async def test_new_agent_with_a_runtime_not_on_path_fails_at_once_and_creates_nothing(hosted):
+    repo, _alice, _bob = hosted
+    (repo.path / ".thrum" / "runtimes.json").write_text(json.dumps(
+        {"presets": {"ghost": {"extends": "claude", "command": ["thrum-no-such-runtime"]}}}))
+    async with console(repo) as (app, pilot):
+        await until(pilot, lambda: "ghost" in app.runtimes, "the presets loaded")
+        await pilot.press("n")
+        dialog = await until(pilot, lambda: isinstance(app.screen, NewAgentScreen) and app.screen)
+        dialog.query_one("#f-name").value = "ghosty"
+        dialog.query_one("#f-role").value = "impl"
+        dialog.query_one("#f-runtime").value = "ghost"
+        dialog.query_one("#create").press()
+        await until(pilot, lambda: any("thrum-no-such-runtime: command not found" in s for s in dialog.steps),
+                    "the error")
+        assert len(dialog.steps) == 1 and dialog.steps[0].startswith("✗"), dialog.steps
+    assert "ghosty" not in {a["name"] for a in repo.json("agent", "list")["agents"]}
+    assert not (repo.path.parent / "ghosty").exists() and "ghosty" not in repo.git("worktree", "list")

@@ -29,13 +29,14 @@ async def console(repo, *, size=(160, 45), settings=None):
             yield app, pilot
 
 
-async def until(pilot, condition, what: str = "condition", timeout: float = DEADLINE):
+async def until(pilot, condition, what: str = "condition", timeout: float = DEADLINE, *, last=None):
+    """`last`: what to show on a timeout (the state the condition was waiting on)."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
         if value:
             return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}" + (f"; last: {last()!r}" if last else "")
         await pilot.pause(0.05)
 
 

@@ -61,8 +61,9 @@ class MonitorsSettings(BaseModel):
     match_budget_seconds: float = Field(0.5, gt=0, le=60,
                                         description="one search of a rule's pattern may take this long; past it"
                                                     " the rule is stopped")
-    supervisors: list[str] = Field(default_factory=lambda: ["@coordinator"],
-                                   description="who hears about permission dialogs")
+    supervisors: list[str] = Field(default_factory=lambda: ["@coordinator", "@operator"],
+                                   description="who hears about permission dialogs (the console's operator"
+                                               " holds the role operator)")
     permission_reminder_seconds: float = Field(120, gt=0, description="first reminder; then it doubles")
 
 

@@ -16,7 +16,8 @@ from thrum_engine.layout import current_branch
 from thrum_engine.model import EmptyParams, PingParams, PrimeParams, TeamParams, WhoHasParams
 from thrum_engine.workcontext import context_of, default_branch, worktrees
 
-PRESENCE_ORDER = {"blocked": 0, "stuck": 1, "working": 2, "online": 3, "idle": 4, "offline": 5}
+PRESENCE_ORDER = {"blocked": 0, "stuck": 1, "exited": 2, "working": 3, "online": 4, "idle": 5, "no session": 6,
+                  "offline": 7}
 
 
 def pane_of(engine: Engine, name: str):
@@ -28,7 +29,11 @@ def presence(engine: Engine, name: str, now: float | None = None) -> tuple[str, 
     now = now or time.time()
     age = now - last_activity(engine, name)
     pane = pane_of(engine, name)
-    if pane is not None and not pane.stream.dead and pane.state.state in ("working", "idle", "blocked"):
+    if pane is not None and pane.exited:
+        return "exited", now - pane.state.since  # the runtime is gone, whatever the agent last said
+    if pane is None and engine.tmux is not None and name in engine.tmux.gone:
+        return "no session", age  # its tmux session ended (killed, or the server went away)
+    if pane is not None and pane.state.state in ("working", "idle", "blocked"):
         # A live pane is the freshest witness of what the agent is doing.
         return pane.state.state, now - pane.state.since
     settings = engine.settings.presence
@@ -83,6 +88,8 @@ def member(engine: Engine, name: str, unread: int, now: float) -> dict:
 
 @method("team.list", TeamParams)
 async def team(engine: Engine, caller: Caller, p: TeamParams) -> dict:
+    if engine.tmux is not None:
+        await engine.tmux.discover()  # which panes still run their runtime, which sessions are gone
     now = time.time()
     unread = await unread_counts(engine)
     members = [member(engine, n, unread.get(n, 0), now) for n in engine.agents]

@@ -20,6 +20,11 @@ class AgentActions:
     selected_member(), request_refresh(), refresh_preview()."""
 
     def action_new_agent(self) -> None:
+        m = self.selected_member()
+        if m is not None and m["name"] != self.operator and m["state"] == "blocked" and m.get("session"):
+            # `n` on a blocked agent answers its dialog (y approves): the key a human reaches for.
+            self.answer_dialog(m["name"], m["session"], approve=False)
+            return
         from thrum_tui.screens.new_agent import NewAgentScreen
 
         self.push_screen(NewAgentScreen(self.runtimes or [self.default_runtime], self.default_runtime),
@@ -137,6 +142,39 @@ class AgentActions:
                                " (refused while it is working unless forced from the CLI).", "Restart",
                                "tmux.restart", {"session": got[1]}, f"restarted {got[1]}")
 
+    def action_approve(self) -> None:
+        got = self._session_or_warn()
+        if got is None:
+            return
+        if self.selected_member()["state"] != "blocked":
+            self.notify(f"@{got[0]} is not waiting on a permission dialog", severity="warning")
+            return
+        self.answer_dialog(*got, approve=True)
+
+    @work(group="actions", exit_on_error=False)
+    async def answer_dialog(self, agent: str, session: str, *, approve: bool) -> None:
+        """The engine re-reads the pane first and types nothing if the dialog is gone."""
+        verdict = "approved" if approve else "denied"
+        try:
+            r = await self.engine.call("tmux.answer", {"session": session, "approve": approve})
+        except EngineCallFailed as exc:
+            self.notify(f"nothing typed: {exc.message}", title=f"@{agent}", severity="error")
+            return
+        self.notify(f"{verdict} @{agent}'s dialog (sent {r['keys']})", timeout=3)
+        self.request_refresh()
+
+    def action_relaunch(self) -> None:
+        """A dead runtime, an exited one or a killed session: started again in place (same worktree,
+        identity and runtime). A running one is R's (restart) business."""
+        m = self._agent_or_warn()
+        if m is None:
+            return
+        if m.get("session") and m["state"] not in ("exited", "no session", "offline"):
+            self.notify(f"@{m['name']}'s runtime is running ({m['state']}); R restarts it", severity="warning")
+            return
+        self.notify(f"relaunching @{m['name']}…", timeout=3)
+        self.run_engine_action("tmux.launch", {"session": m.get("session") or m["name"]}, f"relaunched @{m['name']}")
+
     def action_interrupt(self) -> None:
         if not isinstance(self.focused, PanePreview):
             if isinstance(self.focused, ComposeBar) and self.focused.value:
@@ -144,6 +182,6 @@ class AgentActions:
             return
         got = self._session_or_warn()
         if got is not None:
-            self._confirm_then(f"Interrupt @{got[0]}?", "Sends ctrl+c to the agent's pane.", "Interrupt",
+            self._confirm_then(f"Interrupt @{got[0]}?", "Sends the runtime's interrupt key (Escape for agent CLIs, ctrl+c for a shell).", "Interrupt",
                                "tmux.interrupt", {"session": got[1]},
                                f"interrupted @{got[0]}")

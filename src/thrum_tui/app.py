@@ -28,7 +28,7 @@ from thrum_tui.widgets.conversation import Conversation, merge_conversation
 from thrum_tui.widgets.header_line import HeaderLine
 from thrum_tui.widgets.pane_preview import PanePreview
 from thrum_tui.widgets.side_lists import MonitorSummary, WorktreeSummary
-from thrum_tui.widgets.team_table import TeamTable
+from thrum_tui.widgets.team_table import NEEDS_HUMAN, TeamTable
 
 CONVERSATION_PAGE = 100
 ALL_PARTS = frozenset({"team", "mail", "side"})
@@ -46,7 +46,7 @@ TICK_SECONDS = 5.0
 # on what the user cannot see, so there they are off and out of the footer.
 MAIN_SCREEN_ACTIONS = frozenset({
     "new_agent", "teardown", "attach", "zoom", "queue", "reply", "compose", "needs_you", "restart_agent",
-    "kill_session", "interrupt", "focus_team", "focus_panel",
+    "kill_session", "interrupt", "focus_team", "focus_panel", "approve", "relaunch",
 })
 # Number keys focus the main screen's panels, as lazygit's do (walk, missing 9).
 PANELS = ("team", "conversation", "preview", "compose")
@@ -80,6 +80,8 @@ class ThrumApp(AgentActions, App):
         Binding("g", "needs_you", "needs you", show=False),
         Binding("R", "restart_agent", "restart", show=False),
         Binding("K", "kill_session", "kill", show=False),
+        Binding("y", "approve", "approve", show=False),
+        Binding("L", "relaunch", "relaunch", show=False),
         Binding("ctrl+c", "interrupt", "interrupt", show=False, priority=True),
         Binding("escape", "focus_team", "team", show=False),
         *(Binding(str(i), f"focus_panel('{panel}')", panel, show=False) for i, panel in enumerate(PANELS, 1)),
@@ -293,7 +295,7 @@ class ThrumApp(AgentActions, App):
         table = self.main_screen.query_one(TeamTable)
         table.show(members, unread_from)
         self.main_screen.query_one(HeaderLine).needs_you = inbox["unread"] + sum(
-            1 for m in members if m["state"] in ("blocked", "stuck"))
+            1 for m in members if m["state"] in NEEDS_HUMAN)
         if "team" in parts:
             self.main_screen.query_one(ComposeBar).set_addresses([m["name"] for m in members],
                                                                  [m["role"] for m in members])
@@ -498,7 +500,7 @@ class ThrumApp(AgentActions, App):
         """Jump to what needs a human first: a blocked agent, else whoever wrote to you."""
         table = self.main_screen.query_one(TeamTable)
         for m in table.members:
-            if m["state"] in ("blocked", "stuck") or m.get("unread_from"):
+            if m["state"] in NEEDS_HUMAN or m.get("unread_from"):
                 table.move_cursor(row=table.names.index(m["name"]))
                 table.focus()
                 return

@@ -29,6 +29,20 @@ class Episode:
     answered: bool = False
 
 
+async def answer_dialog(engine, s, keys: str) -> bool:
+    """Type `keys` into the session's dialog only if a fresh reading still shows it (a digit or
+    Enter typed anywhere else is an answer to something the human never saw). Whether it typed."""
+    await engine.tmux.refresh(s)
+    if s.state.state != "blocked" or s.stream.dead:
+        return False
+    watch = getattr(engine.monitors, "permissions", None)
+    ep = watch.episodes.get(s.name) if watch is not None else None
+    if ep is not None:
+        ep.answered = True  # no more reminders for this one
+    await asyncio.to_thread(engine.tmux.tmux.send_keys, s.pane_id, *keys.split())
+    return True
+
+
 class PermissionWatch:
     def __init__(self, engine) -> None:
         self.engine = engine
@@ -157,12 +171,9 @@ class PermissionWatch:
             keys, verdict = s.runtime.deny, "denied"
         else:
             return  # a conversation, not an answer
-        await self.engine.tmux.refresh(s)
-        if self.episodes.get(ep.session) is not ep or s.state.state != "blocked":
+        if self.episodes.get(ep.session) is not ep or not await answer_dialog(self.engine, s, keys):
             text = f"The dialog in {ep.session} is no longer open; nothing was typed."
         else:
-            ep.answered = True
-            await asyncio.to_thread(self.engine.tmux.tmux.send_keys, s.pane_id, *keys.split())
             text = f"✓ {verdict.capitalize()} in {ep.session} (sent {keys})."
         try:
             await create_message(self.engine, AUTHOR, text, to=["@" + ev["author"]], fmt="plain",

@@ -16,6 +16,7 @@ import time
 from typing import Callable
 
 from thrum_engine.tmux import runtimes
+from thrum_engine.tmux.health import SHELLS, fell_back_to_shell, shell_names
 from thrum_engine.tmux.panes import PaneState, PaneStream
 from thrum_engine.tmux.server import Tmux, TmuxError
 
@@ -38,6 +39,15 @@ class Session:
         self.changed = asyncio.Event()  # set (and replaced) on every state change
         self.deciding = asyncio.Lock()  # one reading of the state at a time
         self.decide_queued = False  # a reading is already waiting: more requests fold into it
+        self.shells: frozenset[str] = SHELLS  # what `current_command` reads at a shell prompt
+        self.current_command = ""  # the pane's foreground command at the last discovery
+        self.launched = True  # a runtime was typed into it (sessions found at start are assumed launched)
+
+    @property
+    def exited(self) -> bool:
+        """The pane is dead, or its runtime fell back to the shell after a launch."""
+        return self.stream.dead or (self.launched and fell_back_to_shell(self.current_command, self.runtime,
+                                                                         self.shells))
 
     @property
     def state(self) -> PaneState:
@@ -49,6 +59,7 @@ class TmuxManager:
         self.engine = engine
         self.settings = engine.settings.tmux
         self.tmux = Tmux(self.settings.socket_name)
+        self.shells = shell_names(self.settings.shell)
         self.dir = os.path.join(engine.layout.var, "panes")
         self.sessions: dict[str, Session] = {}
         self.listeners: list[Callable[[Session, PaneState], None]] = []
@@ -59,6 +70,7 @@ class TmuxManager:
         self.nudger = None
         self.queue = None
         self._decides: set[asyncio.Task] = set()
+        self.gone: dict[str, str] = {}  # agent -> its session that ended (killed, or the server died)
 
     # -- lifecycle --
     async def start(self) -> None:
@@ -106,12 +118,14 @@ class TmuxManager:
             live.add(name)
             if name in self.sessions:
                 self.sessions[name].stream.dead = row["pane_dead"] == "1"
+                self.sessions[name].current_command = row["pane_current_command"]
                 continue
             runtime = presets.get(row["@thrum_runtime"]) or runtimes.BUILTIN["shell"]
             if row["pane_pipe"] != "1":
                 await asyncio.to_thread(self.tmux.pipe, row["pane_id"], self.stream_path(name))
             s = await self.adopt(name, row["pane_id"], row["@thrum_agent"], runtime, row["pane_current_path"])
             s.stream.dead = row["pane_dead"] == "1"
+            s.current_command = row["pane_current_command"]
         for name in list(self.sessions):
             if name not in live:
                 self.forget(name)
@@ -134,12 +148,16 @@ class TmuxManager:
         stream.read_new()  # anything piped between the capture and now
         stream.last_output = time.monotonic() - self.settings.silence_seconds
         s = Session(name, pane_id, agent, runtime, cwd, stream)
+        s.shells = self.shells
+        self.gone.pop(agent, None)
         await asyncio.to_thread(stream.decide, self.settings.silence_seconds)
         self.sessions[name] = s
         return s
 
     def forget(self, name: str) -> None:
         s = self.sessions.pop(name, None)
+        if s and s.agent:
+            self.gone[s.agent] = name
         if s and s.timer:
             s.timer.cancel()
 

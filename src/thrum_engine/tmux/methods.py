@@ -13,7 +13,7 @@ from thrum_engine.engine.registry import method
 from thrum_engine.errors import Conflict, InvalidInput, InvalidName, NotFound, ThrumError
 from thrum_engine.layout import NotARepo, current_branch, main_repo_of, worktree_root
 from thrum_engine.model import Params
-from thrum_engine.tmux import runtimes
+from thrum_engine.tmux import health, runtimes
 from thrum_engine.tmux.manager import Session, TmuxManager
 from thrum_engine.tmux.server import TmuxError, default_shell, shell_command
 
@@ -171,12 +171,24 @@ async def create(engine: Engine, caller: Caller, p: CreateParams) -> dict:
             pass  # a new session starts a new stream
         await asyncio.to_thread(tmux_call, m.tmux.pipe, row["pane_id"], path)
         s = await m.adopt(p.session, row["pane_id"], agent or "", runtime, cwd)
+        s.launched = False  # a shell until `launch`: not a runtime that exited
+        s.current_command = row["pane_current_command"]
     return {"session": session_view(engine, s)}
+
+
+async def check_runtime(engine: Engine, runtime: runtimes.Runtime) -> None:
+    """Refuse at once a runtime whose binary the pane could not run: the shell would say
+    `command not found` while the launch waited its whole timeout for a prompt."""
+    path = await asyncio.to_thread(health.pane_path, manager(engine).tmux)
+    binary = health.missing_binary(runtime, path)
+    if binary:
+        raise InvalidInput(health.not_found_message(binary, path))
 
 
 async def launch_runtime(engine: Engine, s: Session, runtime: runtimes.Runtime, prompt: str | None) -> dict:
     """Type the runtime's command into the pane's shell, wait for its prompt, then prime it."""
     m = manager(engine)
+    await check_runtime(engine, runtime)
     s.runtime = runtime
     s.stream.runtime = runtime
     await asyncio.to_thread(tmux_call, m.tmux.cmd, "set-option", "-t", f"={s.name}:", "@thrum_runtime", runtime.name)
@@ -193,6 +205,7 @@ async def launch_runtime(engine: Engine, s: Session, runtime: runtimes.Runtime, 
         return result
     started = time.time()
     await m.type_into(s, shlex.join(runtime.command))
+    s.launched = True
     result["launched"] = True
     state = await m.wait_state(s, {"idle", "blocked"}, output_after=started,
                                timeout=engine.settings.tmux.launch_timeout_seconds)
@@ -217,13 +230,44 @@ async def launch_runtime(engine: Engine, s: Session, runtime: runtimes.Runtime, 
 
 @method("tmux.launch", LaunchParams, writes=True, timeout=False)
 async def launch(engine: Engine, caller: Caller, p: LaunchParams) -> dict:
-    s = get_session(engine, p.session)
+    check_session_name(p.session)
+    m = manager(engine)
+    await m.discover()
+    s = m.sessions.get(p.session) or m.for_agent(p.session)
+    if s is None:
+        return await relaunch(engine, caller, p)
+    if s.stream.dead:
+        return await restart(engine, caller, RestartParams(session=s.name, force=True, runtime=p.runtime))
     runtime = runtime_for(engine, p.runtime or s.runtime.name)
     return await launch_runtime(engine, s, runtime, p.prompt)
 
 
+async def relaunch(engine: Engine, caller: Caller, p: LaunchParams) -> dict:
+    """An agent whose session is gone, started again in place: a new session (named as its last one)
+    in the same worktree, under the same identity and runtime."""
+    m = manager(engine)
+    agent = engine.agents.get(p.session)
+    if agent is None:
+        agent = next((engine.agents[a] for a, gone in m.gone.items() if gone == p.session and a in engine.agents),
+                     None)
+    if agent is None:
+        raise NotFound(f"no session or agent {p.session} in this repo (see `thrum tmux list`)")
+    wt = agent.get("worktree")
+    if not wt or not os.path.isdir(wt):
+        raise InvalidInput(f"@{agent['name']}'s worktree {wt} is gone; nothing to relaunch in")
+    runtime = runtime_for(engine, p.runtime or agent.get("runtime"))
+    await check_runtime(engine, runtime)  # before a session is made
+    session = m.gone.get(agent["name"], agent["name"])
+    await create(engine, Caller(worktree=wt), CreateParams(
+        session=session, cwd=wt, agent=agent["name"], role=agent.get("role"), module=agent.get("module") or "",
+        intent=agent.get("intent") or "", runtime=runtime.name))
+    result = await launch_runtime(engine, get_session(engine, session), runtime, p.prompt)
+    return {**result, "relaunched": True}
+
+
 @method("tmux.start", StartParams, writes=True, timeout=False)
 async def start(engine: Engine, caller: Caller, p: StartParams) -> dict:
+    await check_runtime(engine, runtime_for(engine, p.runtime))  # before anything is created
     created = await create(engine, caller, CreateParams(**p.model_dump(exclude={"prompt"})))
     s = get_session(engine, p.session)
     launched = await launch_runtime(engine, s, s.runtime, p.prompt)
@@ -258,10 +302,29 @@ async def send(engine: Engine, caller: Caller, p: SendParams) -> dict:
 
 @method("tmux.interrupt", SessionParams, writes=True)
 async def interrupt(engine: Engine, caller: Caller, p: SessionParams) -> dict:
-    """ctrl+c into the pane: the console asks first; a key, not text, so it reaches the runtime as a signal."""
+    """The runtime's own interrupt key (Escape for the agent CLIs, which a double C-c quits; C-c for
+    a shell): the console asks first; a key, not text, so it reaches the runtime as a signal."""
     s = get_session(engine, p.session)
-    await asyncio.to_thread(tmux_call, manager(engine).tmux.send_keys, s.pane_id, "C-c")
-    return {"session": s.name, "interrupted": True}
+    await asyncio.to_thread(tmux_call, manager(engine).tmux.send_keys, s.pane_id, *s.runtime.interrupt.split())
+    return {"session": s.name, "interrupted": True, "keys": s.runtime.interrupt}
+
+
+class AnswerParams(Params):
+    session: str
+    approve: bool
+
+
+@method("tmux.answer", AnswerParams, writes=True)
+async def answer(engine: Engine, caller: Caller, p: AnswerParams) -> dict:
+    """Approve or deny the permission dialog in a pane with its runtime's own keys, once, and only
+    while the pane still shows that dialog."""
+    from thrum_engine.monitors.permissions import answer_dialog
+
+    s = get_session(engine, p.session)
+    keys = s.runtime.approve if p.approve else s.runtime.deny
+    if not await answer_dialog(engine, s, keys):
+        raise Conflict(f"{s.name} no longer shows a permission dialog ({s.state.state}); nothing was typed")
+    return {"session": s.name, "approved": p.approve, "keys": keys}
 
 
 @method("tmux.capture", CaptureParams)
@@ -283,6 +346,7 @@ async def restart(engine: Engine, caller: Caller, p: RestartParams) -> dict:
     if s.state.state in ("working", "blocked") and not s.stream.dead and not p.force:
         raise Conflict(f"session {s.name} is {s.state.state} ({s.state.source}); pass --force to restart it anyway")
     runtime = runtime_for(engine, p.runtime or s.runtime.name)
+    await check_runtime(engine, runtime)  # before the old pane is killed
     inherited = await asyncio.to_thread(inherited_thrum_vars, m)
     await asyncio.to_thread(tmux_call, m.tmux.respawn, s.pane_id, s.cwd, pane_command(engine, s.agent, inherited))
     s.stream.dead = False
@@ -307,6 +371,24 @@ async def runtime_list(engine: Engine, caller: Caller, p: Params) -> dict:
 async def runtime_show(engine: Engine, caller: Caller, p: RuntimeNameParams) -> dict:
     r = await asyncio.to_thread(runtimes.get, engine.layout.repo, p.name)
     return {"runtime": r.view(), "default": engine.settings.runtimes.default == r.name}
+
+
+class RuntimeCheckParams(RuntimeNameParams):
+    agent: str | None = None
+    role: str | None = None
+
+
+@method("runtime.check", RuntimeCheckParams)
+async def runtime_check(engine: Engine, caller: Caller, p: RuntimeCheckParams) -> dict:
+    """Whether an agent could start in a pane with this runtime: the new-agent dialog asks before it
+    creates anything (the agent's name first, then the runtime's binary on the pane's PATH)."""
+    if p.agent is not None:
+        problem = names.agent_name_problem(p.agent, p.role or "agent")
+        if problem:
+            raise InvalidName(problem)
+    r = await asyncio.to_thread(runtimes.get, engine.layout.repo, p.name)
+    await check_runtime(engine, r)
+    return {"runtime": r.name, "ok": True}
 
 
 @method("runtime.set_default", RuntimeNameParams, writes=True)

@@ -37,6 +37,9 @@ class Runtime:
     dialog: tuple[str, ...] = ()  # permission / trust / selection dialogs: never type into these
     approve: str = "1"  # keys that approve a permission dialog once
     deny: str = "Escape"
+    # The key that stops a running turn. The agent CLIs take Escape; a double C-c quits them
+    # (RUNTIMES.md §10.7). A shell takes C-c.
+    interrupt: str = "C-c"
     description: str = ""
     builtin: bool = True
     patterns: dict = field(default_factory=dict, compare=False, repr=False)
@@ -103,7 +106,7 @@ BUILTIN: dict[str, Runtime] = {r.name: r for r in (
     Runtime("claude", ("claude",), "/thrum:prime",
             idle=(r"^\s*[❯>][\s\u00a0]*$", r"\? for shortcuts"),
             busy=(r"(esc|ctrl\+c) to interrupt", r"^[✻✶✳✢✽·*] \S+…"),
-            dialog=_CLAUDE_DIALOG, approve="1", deny="Escape",
+            dialog=_CLAUDE_DIALOG, approve="1", deny="Escape", interrupt="Escape",
             description="Claude Code"),
     Runtime("codex", ("codex", "-c", "check_for_update_on_startup=false"), "$thrum-prime",
             idle=(r"^\s*›(?! \d\.)", r"context left", r"\d+% left"),
@@ -111,29 +114,29 @@ BUILTIN: dict[str, Runtime] = {r.name: r for r in (
             dialog=(r"Would you like to (run the following command|make the following edits|grant these)",
                     r"needs your approval", r"Do you trust the contents of this directory",
                     r"Press enter to confirm or esc to cancel", r"› \d\. "),
-            approve="1", deny="Escape", description="OpenAI Codex CLI"),
+            approve="1", deny="Escape", interrupt="Escape", description="OpenAI Codex CLI"),
     Runtime("gemini", ("gemini",), "/thrum:prime",
             idle=(r"Type your message", r"context left\)"),
             busy=(r"esc to cancel",),
             dialog=(r"Waiting for user confirmation", r"Allow execution of", r"Apply this change\?",
                     r"Do you trust the files in this folder"),
-            approve="Enter", deny="Escape", description="Gemini CLI"),
+            approve="Enter", deny="Escape", interrupt="Escape", description="Gemini CLI"),
     Runtime("opencode", ("opencode",), "/thrum-prime",
             idle=(r"Ask anything",),
             busy=(r"esc (again to )?interrupt",),
             dialog=(r"Permission required",),
-            approve="Enter", deny="Escape", description="OpenCode"),
+            approve="Enter", deny="Escape", interrupt="Escape", description="OpenCode"),
     Runtime("cursor", ("agent",), "/thrum:prime",
             idle=(r"^\s*›(?! \d\.)",),
             busy=(r"ctrl\+c to stop", r"[⬡⬢] \S+…"),
             dialog=(r"Run this command\?", r"Trust this workspace"),
             approve="Enter", deny="Escape", description="Cursor agent CLI"),
     Runtime("auggie", ("auggie",), "/thrum:prime",
-            busy=(r"esc to (cancel|interrupt)",),
+            busy=(r"esc to (cancel|interrupt)",), interrupt="Escape",
             description="Augment Auggie (no idle marker: silence decides)"),
     Runtime("amp", ("amp",), "/thrum:prime",
             busy=(r"esc to cancel",),
-            dialog=(r"allow all for this session",),
+            dialog=(r"allow all for this session",), interrupt="Escape",
             description="Amp"),
     Runtime("shell", (), None,
             idle=(r"[$#%>] $",),
@@ -158,7 +161,7 @@ def _from_entry(name: str, entry: dict, known: dict[str, Runtime]) -> Runtime:
         raise InvalidInput(f"runtime preset {name!r} must be an object")
     base = known.get(entry.get("extends", name))
     fields = {k: v for k, v in entry.items() if k != "extends"}
-    unknown = set(fields) - {"command", "prime", "idle", "busy", "dialog", "approve", "deny", "description"}
+    unknown = set(fields) - {"command", "prime", "idle", "busy", "dialog", "approve", "deny", "interrupt", "description"}
     if unknown:
         raise InvalidInput(f"runtime preset {name!r}: unknown keys {sorted(unknown)}")
     for k in ("command", "idle", "busy", "dialog"):

@@ -15,7 +15,7 @@ import libtmux
 from libtmux.exc import LibTmuxException
 
 FIELDS = ("session_name", "@thrum_repo", "@thrum_agent", "@thrum_runtime", "pane_id", "pane_pid", "pane_dead",
-          "pane_current_path", "session_attached", "pane_pipe", "session_created")
+          "pane_current_path", "session_attached", "pane_pipe", "session_created", "pane_current_command")
 SEP = "\x1f"
 # Typing pitfalls (RUNTIMES.md §10): text with -l, a pause, then Enter on its own.
 ENTER_DELAY = 0.15

@@ -25,7 +25,9 @@ GROUPS: list[tuple[str, list[tuple[str, str]]]] = [
                 ("t", "teardown: audit, then confirm by typing the name"), ("a", "attach to the agent's pane (a popup inside tmux)"),
                 ("z", "zoom: the pane on the whole screen, read-only"),
                 ("c", "command queue: queue or send text to the pane"), ("R", "restart the runtime"),
-                ("K", "kill the tmux session"), ("ctrl+c (pane)", "interrupt, after asking")]),
+                ("K", "kill the tmux session"), ("ctrl+c (pane)", "interrupt, after asking"),
+                ("y / n (blocked agent)", "approve / deny its permission dialog"),
+                ("L", "relaunch an exited or killed agent in place")]),
     ("Console", [("m", "monitor rules"), ("ctrl+p", "command palette: every action by name, themes"),
                  ("?", "this help"), ("q", "quit (live agents: the engine moves to a headless daemon)")]),
 ]

@@ -108,6 +108,10 @@ class NewAgentScreen(Dialog):
         for key in ("branch", "base"):
             if self.value(key):
                 params[key] = self.value(key)
+        # A runtime the pane cannot start is refused before anything exists (walk bug 6).
+        checked, error = await self.attempt("runtime.check", {"name": runtime, "agent": name, "role": role})
+        if checked is None:
+            return self.failed(error)
         self.step(f"creating worktree {name} and registering @{name}")
         made, error = await self.attempt("worktree.create", params)
         if made is None:

@@ -19,12 +19,17 @@ from textual.widgets.option_list import Option
 
 from thrum_engine.durations import human_age
 
-GLYPHS = {"here": "◆", "working": "●", "online": "●", "idle": "◌", "blocked": "!", "stuck": "!", "offline": "○"}
+GLYPHS = {"here": "◆", "working": "●", "online": "●", "idle": "◌", "blocked": "!", "stuck": "!", "exited": "✕",
+          "no session": "○", "offline": "○"}
 STYLES = {"here": "$accent", "working": "$success", "online": "$success", "idle": "$text-muted", "blocked": "b $error",
-          "stuck": "b $error", "offline": "$text-disabled"}
+          "stuck": "b $error", "exited": "b $warning", "no session": "$text-disabled", "offline": "$text-disabled"}
 COLUMNS = (("", 2), ("name", 21), ("state", 13), ("new", 4), ("role", 13), ("runtime", 9), ("branch", 19),
            ("intent", 30))
-ATTENTION = {"blocked": 0, "stuck": 0, "working": 2, "online": 2, "idle": 3, "offline": 4}
+ATTENTION = {"blocked": 0, "stuck": 0, "exited": 0, "working": 2, "online": 2, "idle": 3, "no session": 4,
+             "offline": 4}
+# States a human must act on: counted in "needs you", first for `g`. (An exited runtime does
+# nothing until relaunched; a killed session was the operator's own doing.)
+NEEDS_HUMAN = frozenset({"blocked", "stuck", "exited"})
 
 
 def coarse_age(seconds: float) -> str:

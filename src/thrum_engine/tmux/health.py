@@ -1,0 +1,63 @@
+"""Is the runtime really there? Its binary on the pane's PATH before a launch (walk bug 6: a
+missing `claude` looked like a dead engine after a 50 s wait), and after a launch whether the pane
+fell back to its shell (bug 9: the team said `online` over a dead runtime)."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+
+from thrum_engine.tmux.runtimes import Runtime
+from thrum_engine.tmux.server import Tmux, TmuxError, default_shell
+
+# Foreground commands that mean "the pane is at a shell prompt", whichever shell the user runs.
+SHELLS = frozenset({"sh", "bash", "zsh", "fish", "dash", "ksh", "mksh", "tcsh", "csh", "nu", "elvish", "xonsh"})
+
+
+# Shells that run `eval` and report a status in `$?`: a queued command there carries its exit status.
+POSIX_SHELLS = SHELLS - {"fish", "nu", "elvish", "xonsh", "tcsh", "csh"}
+
+
+def shell_basename(shell_setting: str | None) -> str:
+    """The pane shell's program name (`bash --norc` -> `bash`)."""
+    first = shlex.split(shell_setting or default_shell() or "sh")[:1] or ["sh"]
+    return os.path.basename(first[0])
+
+
+def shell_names(shell_setting: str | None) -> frozenset[str]:
+    """The names tmux reports as `pane_current_command` for the pane's shell."""
+    return SHELLS | {shell_basename(shell_setting)}
+
+
+def pane_path(tmux: Tmux) -> str:
+    """The PATH a new pane starts with: the tmux server's global environment (a server started
+    earlier, outside this engine, keeps its own), else the engine's, which a new server inherits."""
+    try:
+        for line in tmux.cmd("show-environment", "-g", "PATH"):
+            if line.startswith("PATH="):
+                return line[5:]
+    except TmuxError:
+        pass  # no server yet: it will start with the engine's environment
+    return os.environ.get("PATH", os.defpath)
+
+
+def missing_binary(runtime: Runtime, path: str) -> str | None:
+    """The runtime's binary when it is not on `path` (or not executable), else None."""
+    if not runtime.command:
+        return None
+    binary = runtime.command[0]
+    if os.sep in binary:
+        return None if os.path.isfile(binary) and os.access(binary, os.X_OK) else binary
+    return None if shutil.which(binary, path=path) else binary
+
+
+def not_found_message(binary: str, path: str) -> str:
+    """The shell's own words first, so the operator recognises them at once."""
+    return (f"{binary}: command not found (not on the PATH the agent's pane gets: {path}; install it or set"
+            f" the runtime's command in .thrum/runtimes.json)")
+
+
+def fell_back_to_shell(current_command: str, runtime: Runtime, shells: frozenset[str]) -> bool:
+    """A launched runtime whose pane shows its shell again: the runtime exited (or never ran)."""
+    return bool(runtime.command) and current_command in shells
