@@ -250,3 +250,39 @@ def test_queue_bad_input(tmux_repo, boss):
     assert r.code == 1 and "invalid session name" in r.err
     r = boss.run("tmux", "cancel", "cmd_nope")
     assert r.code == 1 and "invalid command id" in r.err
+
+
+# -- queue results with substance (walk bug 18) --
+
+
+def shell_session(repo, name: str = "sh") -> None:
+    r = repo.run("tmux", "create", name, "--cwd", str(repo.path), "--no-agent", "--runtime", "shell")
+    assert r.code == 0, r.err
+    wait_for(lambda: pane_state(repo, name) == "idle", what="shell idle")
+
+
+def test_a_shell_command_reports_its_exit_status_and_duration(tmux_repo, boss):
+    shell_session(tmux_repo)
+    r = tmux_repo.run("tmux", "queue", "sh", "--wait", "--timeout", "20", "--", "echo out-$((6*7)); sleep 0.3; false")
+    assert r.code == 1, r.out  # a failing command is not "done"
+    assert "out-42" in r.out and "failed (exit 1) in " in r.out, r.out
+    assert "THRUM-" not in r.out and "$ " not in r.out.splitlines()[-2:], r.out  # no marker, no prompt
+    c = tmux_repo.run("tmux", "queue", "sh", "--wait", "--json", "--", "echo fine # a comment, kept").json["command"]
+    assert (c["status"], c["exit_code"], c["kind"], c["output"]) == ("done", 0, "command", "fine")
+    assert c["result"].startswith("done (exit 0) in ") and c["duration_seconds"] >= 0
+    rows = boss.json("tmux", "queue-status", "sh")["commands"]
+    assert [(x["status"], x["exit_code"]) for x in rows] == [("done", 0), ("failed", 1)]
+    assert rows[1]["duration_seconds"] >= 0.3
+    listing = tmux_repo.run("tmux", "queue-status", "sh").out
+    assert "failed (exit 1)" in listing and "done (exit 0)" in listing
+    # The command runs in the pane's own shell: a `cd` stays, as it would typed by hand.
+    tmux_repo.ok("tmux", "queue", "sh", "--wait", "--", "cd /")
+    assert tmux_repo.run("tmux", "queue", "sh", "--wait", "--json", "--", "pwd").json["command"]["output"] == "/"
+
+
+def test_a_prompt_queued_to_an_llm_runtime_is_labelled_so(tmux_repo, boss):
+    start_agent(tmux_repo, "s1", "worker1", "a")
+    c = jq(boss, "tmux", "queue", "s1", "--wait", "--timeout", "20", "--", "summarise the diff")["command"]
+    assert c["kind"] == "prompt" and c["exit_code"] is None
+    assert c["result"] == "prompt typed to fake_a" and c["status"] == "done"
+    assert "summarise the diff" in log_lines(tmux_repo, "a")  # typed as is, not wrapped

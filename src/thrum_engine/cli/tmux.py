@@ -179,7 +179,8 @@ def runtime_set_default(ctx: Ctx) -> int:
 
 
 def _command_line(c: dict) -> str:
-    return f"{c['command_id']}  {c['status']:11s}  {c['command']}" + (f"  ({c['note']})" if c["note"] else "")
+    result = c.get("result") or c["status"]
+    return f"{c['command_id']}  {result:22s}  {c['command']}" + (f"  ({c['note']})" if c["note"] else "")
 
 
 def queue(ctx: Ctx) -> int:
@@ -199,8 +200,9 @@ def queue(ctx: Ctx) -> int:
         if ctx.args["wait"]:
             if c["output"]:
                 line(c["output"])
-            if c["status"] != "done":
-                line(f"! {c['status']}" + (f": {c['note']}" if c["note"] else ""))
+            result = c.get("result") or c["status"]
+            mark = "✓" if c["status"] == "done" else "!"
+            line(f"{mark} {result}" + (f": {c['note']}" if c["note"] else ""))
         else:
             line(f"✓ Queued {c['command_id']} in {c['session']}")
 

@@ -3,7 +3,7 @@ tables hold machine-local state that `doctor rebuild` carries over."""
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 PROJECTED = ("applied_events", "shard_offsets", "agents", "sessions", "messages", "deliveries")
 LOCAL = ("presence", "tmux_queue", "monitors", "monitor_events")
@@ -123,5 +123,13 @@ MIGRATIONS: list[str] = [
         detail TEXT NOT NULL DEFAULT ''
     );
     CREATE INDEX monitor_events_monitor ON monitor_events(monitor_id, seq);
+    """,
+    # v4: a queued command's substance: its exit status and duration (a shell), or that it was a
+    # prompt typed to an LLM runtime (walk bug 18).
+    """
+    ALTER TABLE tmux_queue ADD COLUMN kind TEXT NOT NULL DEFAULT 'command';
+    ALTER TABLE tmux_queue ADD COLUMN runtime TEXT NOT NULL DEFAULT '';
+    ALTER TABLE tmux_queue ADD COLUMN exit_code INTEGER;
+    ALTER TABLE tmux_queue ADD COLUMN duration REAL;
     """,
 ]

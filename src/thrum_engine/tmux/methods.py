@@ -13,7 +13,7 @@ from thrum_engine.engine.registry import method
 from thrum_engine.errors import Conflict, InvalidInput, InvalidName, NotFound, ThrumError
 from thrum_engine.layout import NotARepo, current_branch, main_repo_of, worktree_root
 from thrum_engine.model import Params
-from thrum_engine.tmux import health, runtimes
+from thrum_engine.tmux import health, results, runtimes
 from thrum_engine.tmux.manager import Session, TmuxManager
 from thrum_engine.tmux.server import TmuxError, default_shell, shell_command
 
@@ -427,7 +427,8 @@ def command_view(row: dict) -> dict:
     return {"command_id": row["id"], "session": row["session"], "command": row["command"],
             "requester": row["requester"], "status": row["status"], "created_at": row["created_at"],
             "started_at": row["started_at"], "finished_at": row["finished_at"], "output": row["output"],
-            "note": row["note"]}
+            "note": row["note"], "kind": row["kind"], "runtime": row["runtime"], "exit_code": row["exit_code"],
+            "duration_seconds": row["duration"], "result": results.label(row)}
 
 
 @method("tmux.queue", QueueParams, writes=True, timeout=False)

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 from thrum_engine import ids
 from thrum_engine.durations import iso
+from thrum_engine.tmux import results
+from thrum_engine.tmux.health import POSIX_SHELLS, shell_basename
 from thrum_engine.tmux.manager import Session, TmuxManager
 from thrum_engine.tmux.panes import PaneState, render
 
@@ -34,10 +36,27 @@ class Running:
     timeout: float
     silence: float
     started: float  # wall
+    kind: str = "command"  # a shell command (wrapped: it reports its exit status) or a "prompt"
+    runtime: str = ""  # what the text was typed to
     output: list[str] = field(default_factory=list)
     size: int = 0
+    tail: str = ""  # the end of the raw stream: a marker split across two reads is still found
+    exit_code: int | None = None
     timer: asyncio.TimerHandle | None = None
     check: asyncio.TimerHandle | None = None
+
+    def token(self) -> str:
+        return self.id.removeprefix("cmd_")
+
+    def saw_marker(self, text: str) -> bool:
+        """Whether the wrapped command's end marker arrived in `text` (recording its exit status)."""
+        if self.kind != "command" or self.exit_code is not None:
+            return False
+        found = results.marker_re(self.token()).search(self.tail + text)
+        self.tail = (self.tail + text)[-200:]
+        if found:
+            self.exit_code = int(found.group(1))
+        return found is not None
 
     def add(self, text: str) -> None:
         if self.size < OUTPUT_CAP:
@@ -47,6 +66,8 @@ class Running:
     def text(self, runtime=None) -> str:
         """What the command printed: everything up to its typed echo, and the prompt it returned to, cut."""
         out = render("".join(self.output))
+        if self.kind == "command":
+            return results.cut_output(out, self.token())
         idx = out.find(self.command)
         if idx >= 0:
             out = out[idx + len(self.command):]
@@ -167,14 +188,17 @@ class CommandQueue:
                 (session,))
             if row is None:
                 return
+            kind, runtime = await self._kind(s)
             run = Running(row["id"], session, row["command"], row["requester"], row["timeout"], row["silence"],
-                          time.time())
+                          time.time(), kind=kind, runtime=runtime)
             self.running[session] = run
-            await self._write("UPDATE tmux_queue SET status='running', started_at=? WHERE id=?", (iso(), run.id))
+            await self._write("UPDATE tmux_queue SET status='running', started_at=?, kind=?, runtime=? WHERE id=?",
+                              (iso(), kind, runtime, run.id))
             loop = asyncio.get_running_loop()
             run.timer = loop.call_later(run.timeout, lambda: asyncio.create_task(self._complete(run, "timeout")))
             try:
-                await self.m.type_into(s, run.command)
+                typed = results.wrap(run.command, run.token()) if kind == "command" else run.command
+                await self.m.type_into(s, typed)
             except Exception as exc:
                 self.running.pop(session, None)
                 await self._finish_row(row, "failed", "", f"could not type into the pane: {exc}")
@@ -183,10 +207,26 @@ class CommandQueue:
         finally:
             self._starting.discard(session)
 
+    async def _kind(self, s: Session) -> tuple[str, str]:
+        """("command", shell) when a POSIX shell is in the foreground of the pane, so its exit
+        status can be had; else ("prompt", what reads it): an LLM runtime, a REPL, fish."""
+        try:
+            lines = await asyncio.to_thread(self.m.tmux.cmd, "display-message", "-p", "-t", s.pane_id,
+                                            "#{pane_current_command}")
+            current = lines[0].strip() if lines else ""
+        except Exception:
+            current = ""
+        shell = shell_basename(self.m.settings.shell)
+        if not s.runtime.command and (current in POSIX_SHELLS or (not current and shell in POSIX_SHELLS)):
+            return "command", current or shell
+        return "prompt", s.runtime.name if s.runtime.command else (current or s.runtime.name)
+
     def on_output(self, s: Session, text: str) -> None:
         run = self.running.get(s.name)
         if run is not None:
             run.add(text)
+            if run.saw_marker(text):  # the shell said it ended, and how: no need to wait for quiet
+                asyncio.create_task(self._complete(run, "done"))
 
     def on_state(self, s: Session, state: PaneState) -> None:
         run = self.running.get(s.name)
@@ -216,7 +256,11 @@ class CommandQueue:
                 h.cancel()
         row = await self.engine.store.one("SELECT * FROM tmux_queue WHERE id = ?", (run.id,))
         note = f"no idle prompt within {run.timeout:g}s (partial output)" if status == "timeout" else ""
+        if status == "done" and run.exit_code:
+            status = "failed"  # a failing pytest is not "done"
         if row:
+            await self._write("UPDATE tmux_queue SET exit_code=?, duration=? WHERE id=?",
+                              (run.exit_code, round(time.time() - run.started, 3), run.id))
             await self._finish_row(row, status, run.text(self._runtime(run.session)), note)
         self.kick(run.session)
 
@@ -235,7 +279,7 @@ class CommandQueue:
     async def _report(self, row: dict, requester: str) -> None:
         from thrum_engine.messaging import create_message
 
-        body = f"Command {row['id']} in {row['session']} {row['status']}: `{row['command']}`"
+        body = f"Command {row['id']} in {row['session']} {results.label(row)}: `{row['command']}`"
         if row["note"]:
             body += f" ({row['note']})"
         if row["output"]:
