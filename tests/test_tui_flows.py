@@ -809,3 +809,17 @@ async def test_new_agent_with_a_runtime_not_on_path_fails_at_once_and_creates_no
         assert len(dialog.steps) == 1 and dialog.steps[0].startswith("✗"), dialog.steps
     assert "ghosty" not in {a["name"] for a in repo.json("agent", "list")["agents"]}
     assert not (repo.path.parent / "ghosty").exists() and "ghosty" not in repo.git("worktree", "list")
+
+
+async def test_queue_dialog_shows_exit_status_and_the_output(hosted):
+    repo, alice, _bob = hosted
+    async with console_on_session(repo, alice) as (app, pilot):
+        await pilot.press("c")
+        dialog = await until(pilot, lambda: isinstance(app.screen, QueueScreen) and app.screen)
+        dialog.query_one("#command").value = "echo failing-$((6*7)); false"
+        await pilot.press("enter")
+        await until(pilot, lambda: any(c["status"] == "failed" for c in dialog.commands), "the failure recorded")
+        table = dialog.query_one("#queue")
+        assert str(table.get_row_at(0)[1]).startswith("failed (exit 1) in ")
+        output = str(dialog.query_one("#output").render())
+        assert "failed (exit 1)" in output and "failing-42" in output, output

@@ -1,6 +1,8 @@
 """`c`: the selected agent's command queue. Queued text is typed into the pane when the agent is
 idle (never over its own work); "send now" types it immediately; a pending command can be
-cancelled. Results show as the engine records them."""
+cancelled. Results show as the engine records them: a shell command's exit status and duration
+("failed (exit 1) in 2.3s"), or "prompt typed to claude"; the highlighted command's output shows
+under the list."""
 
 from __future__ import annotations
 
@@ -8,8 +10,9 @@ from typing import ClassVar
 
 from textual import on, work
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
-from textual.widgets import Button, DataTable, Input, Label
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
+from textual.widgets import Button, DataTable, Input, Label, Static
 
 from thrum_tui.screens.base import Dialog
 
@@ -20,7 +23,8 @@ class QueueScreen(Dialog):
         Binding("x", "cancel_command", "cancel selected"),
     ]
     DEFAULT_CSS = """
-    QueueScreen DataTable { height: auto; max-height: 14; margin-bottom: 1; }
+    QueueScreen DataTable { height: auto; max-height: 10; margin-bottom: 1; }
+    QueueScreen #output-box { height: auto; max-height: 12; margin-bottom: 1; }
     """
 
     def __init__(self, agent: str, session: str) -> None:
@@ -33,6 +37,8 @@ class QueueScreen(Dialog):
         with Vertical(id="dialog"):
             yield Label(f"Command queue — @{self.agent} (tmux {self.session})", classes="title")
             yield DataTable(id="queue", cursor_type="row")
+            with VerticalScroll(id="output-box"):
+                yield Static("", id="output")
             with Horizontal(classes="row"):
                 yield Label("command")
                 yield Input(placeholder="text to type into the pane", id="command")
@@ -43,7 +49,7 @@ class QueueScreen(Dialog):
 
     def on_mount(self) -> None:
         table = self.query_one("#queue", DataTable)
-        for c in ("id", "status", "command", "note"):
+        for c in ("id", "result", "command", "note"):
             table.add_column(c, key=c)
         self.query_one("#command", Input).focus()
         self.reload()
@@ -57,7 +63,21 @@ class QueueScreen(Dialog):
         table = self.query_one("#queue", DataTable)
         table.clear()
         for c in self.commands:
-            table.add_row(c["command_id"][-6:], c["status"], c["command"][:40], (c.get("note") or "")[:30], key=c["command_id"])
+            table.add_row(c["command_id"][-6:], c.get("result") or c["status"], c["command"][:40],
+                          (c.get("note") or "")[:30], key=c["command_id"])
+        self.show_output()
+
+    @on(DataTable.RowHighlighted, "#queue")
+    def show_output(self) -> None:
+        """The highlighted command's output, whole (the list has room for one line of each)."""
+        table = self.query_one("#queue", DataTable)
+        row = table.cursor_row
+        if not self.commands or not 0 <= row < len(self.commands):
+            self.query_one("#output", Static).update("")
+            return
+        c = self.commands[row]
+        head = Content.styled(f"{c.get('result') or c['status']}: {c['command']}", "b")
+        self.query_one("#output", Static).update(Content.assemble(head, "\n", c.get("output") or "(no output)"))
 
     def refresh_from_engine(self) -> None:
         self.reload()
