@@ -547,13 +547,19 @@ async def test_zoom_shows_the_pane_read_only_and_live(hosted):
         await until(pilot, lambda: app.screen is app.main_screen, "back on the main screen")
 
 
+async def queue_from_dialog(app, pilot, command: str) -> QueueScreen:
+    """c, then `command` queued with enter: the dialog, still open."""
+    await pilot.press("c")
+    dialog = await until(pilot, lambda: isinstance(app.screen, QueueScreen) and app.screen)
+    dialog.query_one("#command").value = command
+    await pilot.press("enter")
+    return dialog
+
+
 async def test_queue_dialog_types_into_the_pane(hosted):
     repo, alice, _bob = hosted
     async with console_on_session(repo, alice) as (app, pilot):
-        await pilot.press("c")
-        dialog = await until(pilot, lambda: isinstance(app.screen, QueueScreen) and app.screen)
-        dialog.query_one("#command").value = "echo queued-$((2*21))"
-        await pilot.press("enter")
+        dialog = await queue_from_dialog(app, pilot, "echo queued-$((2*21))")
         await until(pilot, lambda: "queued-42" in tmux(repo, "capture-pane", "-p", "-t", "=alice:"),
                     "the queued command ran in the pane")
         await until(pilot, lambda: any(c["command"].startswith("echo queued") for c in dialog.commands),
@@ -814,10 +820,7 @@ async def test_new_agent_with_a_runtime_not_on_path_fails_at_once_and_creates_no
 async def test_queue_dialog_shows_exit_status_and_the_output(hosted):
     repo, alice, _bob = hosted
     async with console_on_session(repo, alice) as (app, pilot):
-        await pilot.press("c")
-        dialog = await until(pilot, lambda: isinstance(app.screen, QueueScreen) and app.screen)
-        dialog.query_one("#command").value = "echo failing-$((6*7)); false"
-        await pilot.press("enter")
+        dialog = await queue_from_dialog(app, pilot, "echo failing-$((6*7)); false")
         await until(pilot, lambda: any(c["status"] == "failed" for c in dialog.commands), "the failure recorded")
         table = dialog.query_one("#queue")
         assert str(table.get_row_at(0)[1]).startswith("failed (exit 1) in ")

@@ -207,6 +207,8 @@ class ThrumApp(AgentActions, App):
     def _page_refresh_due(self) -> None:
         self._page_refresh_later = False
         self._page_refreshed_at = self.clock_mono()
+        if not self.screen_stack:
+            return  # the timer fired as the app closed
         refresh = getattr(self.screen, "refresh_from_engine", None)
         if refresh is not None:
             refresh()

@@ -81,7 +81,8 @@ COMMANDS: list[Spec] = [
     # agents in tmux
     _s("tmux create", "tmux:create", "a detached session for an agent, identity registered first",
        pos=("session",), flags=f"cwd:v {_IDENT} no-agent:b force:b"),
-    _s("tmux launch", "tmux:launch", "start the runtime in the pane and prime it", pos=("session",),
+    _s("tmux launch", "tmux:launch", "start the runtime in the pane and prime it (an agent: relaunch in place)",
+       pos=("session",),
        flags="runtime:v prompt:v"),
     _s("tmux start", "tmux:start", "create + launch in the current directory", flags=f"{_IDENT} prompt:v force:b"),
     _s("tmux status", "tmux:status", "this repo's sessions and their pane state"),

@@ -20,6 +20,7 @@ from thrum_engine.tmux import results
 from thrum_engine.tmux.health import POSIX_SHELLS, shell_basename
 from thrum_engine.tmux.manager import Session, TmuxManager
 from thrum_engine.tmux.panes import PaneState, render
+from thrum_engine.tmux.server import TmuxError
 
 log = logging.getLogger("thrum.queue")
 
@@ -214,8 +215,8 @@ class CommandQueue:
             lines = await asyncio.to_thread(self.m.tmux.cmd, "display-message", "-p", "-t", s.pane_id,
                                             "#{pane_current_command}")
             current = lines[0].strip() if lines else ""
-        except Exception:
-            current = ""
+        except TmuxError:
+            current = ""  # the pane is going away: its settings say what it ran
         shell = shell_basename(self.m.settings.shell)
         if not s.runtime.command and (current in POSIX_SHELLS or (not current and shell in POSIX_SHELLS)):
             return "command", current or shell
