@@ -1,11 +1,13 @@
 """How long `thrum tmux launch` takes to fail when the runtime cannot start (walk bug 6).
 
-Two runtimes in a scratch repo on a private tmux server:
+Three runtimes in a scratch repo on a private tmux server:
   * `ghost`: its binary is not on the pane's PATH. Refused by the PATH check before anything is
     typed.
-  * `baseline`: a binary that is found but fails the way a missing one does in the pane (prints
-    `command not found`, exits 127): nothing can refuse it beforehand, so the launch waits for a
-    prompt until `tmux.launch_timeout_seconds` -- what every missing binary cost before the check.
+  * `broken`: found, but exits at once (prints `command not found`, exit 127, as a missing binary
+    did in the pane): told as soon as the pane is back at its shell.
+  * `baseline`: runs and never shows a prompt: the launch waits `tmux.launch_timeout_seconds` --
+    what every one of the failures above cost before (walk bug 6: ~50 s, then "engine not
+    reachable").
 
     .venv/bin/python bench/launch_failure.py [--runs 5] [--launch-timeout 60] [--json]
 """
@@ -18,15 +20,11 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from engine import env_for  # noqa: E402
-
-BIN = Path(sys.executable).parent
+from tmux import scratch
 
 
 def main() -> int:
@@ -36,15 +34,7 @@ def main() -> int:
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
 
-    tmp = Path(tempfile.mkdtemp(prefix="thrum-bench-launch-"))
-    sock = f"thrum-bench-{uuid.uuid4().hex[:8]}"
-    env = env_for(tmp / "home")
-    (tmp / "home").mkdir()
-    env.update(THRUM_TMUX__SOCKET_NAME=sock, THRUM_TMUX__SHELL="bash --norc --noprofile",
-               THRUM_TMUX__LAUNCH_TIMEOUT_SECONDS=str(a.launch_timeout))
-    repo = tmp / "repo"
-    repo.mkdir()
-    thrum = [str(BIN / "thrum")] if (BIN / "thrum").exists() else [sys.executable, "-m", "thrum_engine"]
+    tmp, sock, env, repo, thrum = scratch("launch", THRUM_TMUX__LAUNCH_TIMEOUT_SECONDS=str(a.launch_timeout))
 
     def run(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(thrum + list(args), cwd=repo, env=env, capture_output=True, text=True, check=False)
@@ -55,14 +45,16 @@ def main() -> int:
         subprocess.run(["git", "commit", "-q", "--allow-empty", "-m", "init"], cwd=repo, env=env, check=True)
         run("init")
         presets = {"ghost": {"extends": "claude", "command": ["thrum-bench-no-such-runtime"]},
-                   "baseline": {"extends": "claude", "command": [
-                       "sh", "-c", "echo 'claude: command not found'; exit 127"]}}
+                   "broken": {"extends": "claude", "command": [
+                       "sh", "-c", "echo 'claude: command not found'; exit 127"]},
+                   "baseline": {"extends": "claude", "command": ["sleep", "3600"]}}
         (repo / ".thrum" / "runtimes.json").write_text(json.dumps({"presets": presets}))
         run("daemon", "restart")
         run("tmux", "create", "s", "--cwd", str(repo), "--name", "s", "--role", "worker", "--runtime", "shell")
-        for preset, runs in (("ghost", a.runs), ("baseline", 1)):
+        for preset, runs in (("ghost", a.runs), ("broken", a.runs), ("baseline", 1)):
             times, said = [], ""
             for _ in range(runs):
+                run("tmux", "restart", "s", "--force", "--runtime", "shell")  # a fresh shell each time
                 t0 = time.perf_counter()
                 p = run("tmux", "launch", "s", "--runtime", preset)
                 times.append(time.perf_counter() - t0)
@@ -79,7 +71,8 @@ def main() -> int:
     else:
         print(f"== tmux launch of a runtime that cannot start (launch timeout {a.launch_timeout:g} s)")
         for preset, what in (("ghost", "binary not on the pane's PATH (checked)"),
-                             ("baseline", "fails in the pane (no check possible)")):
+                             ("broken", "exits at start (pane back at its shell)"),
+                             ("baseline", "no prompt ever (the launch timeout)")):
             r = out[preset]
             print(f"  {what:42s} median {r['median_ms']:6d} ms  max {r['max_ms']:6d} ms  ({r['runs']} runs)")
             print(f"    -> {r['said'][:110]}")

@@ -30,6 +30,20 @@ FAKE = ROOT / "tests" / "fake_agent.py"
 BIN = Path(sys.executable).parent
 
 
+def scratch(name: str, **settings: str) -> tuple[Path, str, dict, Path, list[str]]:
+    """A temp dir, a private tmux server name, the environment pointing at both (`settings` are
+    more THRUM_* variables), an empty repo dir and the thrum command to run."""
+    tmp = Path(tempfile.mkdtemp(prefix=f"thrum-bench-{name}-"))
+    sock = f"thrum-bench-{uuid.uuid4().hex[:8]}"
+    env = env_for(tmp / "home")
+    (tmp / "home").mkdir()
+    env.update(THRUM_TMUX__SOCKET_NAME=sock, THRUM_TMUX__SHELL="bash --norc --noprofile", **settings)
+    repo = tmp / "repo"
+    repo.mkdir()
+    thrum = [str(BIN / "thrum")] if (BIN / "thrum").exists() else [sys.executable, "-m", "thrum_engine"]
+    return tmp, sock, env, repo, thrum
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--panes", type=int, default=50)
@@ -38,15 +52,7 @@ def main() -> int:
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
 
-    tmp = Path(tempfile.mkdtemp(prefix="thrum-bench-tmux-"))
-    sock = f"thrum-bench-{uuid.uuid4().hex[:8]}"
-    env = env_for(tmp / "home")
-    (tmp / "home").mkdir()
-    env.update(THRUM_TMUX__SOCKET_NAME=sock, THRUM_TMUX__SHELL="bash --norc --noprofile",
-               THRUM_TMUX__SILENCE_SECONDS="0.5")
-    repo = tmp / "repo"
-    repo.mkdir()
-    thrum = [str(BIN / "thrum")] if (BIN / "thrum").exists() else [sys.executable, "-m", "thrum_engine"]
+    tmp, sock, env, repo, thrum = scratch("tmux", THRUM_TMUX__SILENCE_SECONDS="0.5")
 
     def run(*args: str, check: bool = True) -> str:
         p = subprocess.run(thrum + list(args), cwd=repo, env=env, capture_output=True, text=True)

@@ -708,3 +708,13 @@ def test_team_shows_exited_and_no_session_and_the_agent_relaunches_in_place(trep
     trepo.wait_state("hx", "idle")
     assert _presence(trepo, "hx") == "idle"
     assert is_error(trepo.run("tmux", "launch", "nobody"))
+
+
+def test_a_runtime_that_exits_at_start_is_told_at_once_not_after_the_launch_timeout(trepo):
+    _add_preset(trepo, "broken", {"extends": "claude", "command": [
+        "sh", "-c", "echo 'Please run /login: not logged in'; exit 1"]})
+    trepo.ok("tmux", "create", "br", "--cwd", str(trepo.path), "--name", "br", "--role", "impl", "--runtime", "shell")
+    r = trepo.json("tmux", "launch", "br", "--runtime", "broken")  # the fixture's launch timeout: 10 s
+    assert r["launched"] is True and r["primed"] is False
+    assert r["note"] == "the runtime exited: Please run /login: not logged in", r
+    assert _presence(trepo, "br") == "exited"

@@ -207,8 +207,13 @@ async def launch_runtime(engine: Engine, s: Session, runtime: runtimes.Runtime, 
     await m.type_into(s, shlex.join(runtime.command))
     s.launched = True
     result["launched"] = True
-    state = await m.wait_state(s, {"idle", "blocked"}, output_after=started,
-                               timeout=engine.settings.tmux.launch_timeout_seconds)
+    state = await wait_for_prompt(engine, s, started)
+    if state is None:
+        lines = [ln for ln in await asyncio.to_thread(tmux_call, m.tmux.capture, s.pane_id, 20) if ln.strip()]
+        said = lines[-2].strip() if len(lines) >= 2 else "its pane is at the shell again"  # (the last: the prompt)
+        result["state"] = s.state.view()
+        result["note"] = "the runtime exited: " + said
+        return result
     result["state"] = state.view()
     if state.state != "idle":
         result["note"] = "not primed: " + ("a dialog is open in the pane" if state.state == "blocked"
@@ -226,6 +231,32 @@ async def launch_runtime(engine: Engine, s: Session, runtime: runtimes.Runtime, 
                                timeout=engine.settings.tmux.launch_timeout_seconds)
     result["state"] = s.state.view()
     return result
+
+
+# A runtime seen at the shell prompt this long after it was typed has exited (or never started).
+EXITED_AFTER_SECONDS = 1.0
+
+
+async def wait_for_prompt(engine: Engine, s: Session, started: float):
+    """The pane's state once the runtime shows its prompt (or a dialog), or at the launch timeout;
+    None as soon as the pane is back at its shell: a runtime that fails at start (not logged in, a
+    crash, a broken install) is told in a second, not after the whole timeout."""
+    m = manager(engine)
+    deadline = time.monotonic() + engine.settings.tmux.launch_timeout_seconds
+    while True:
+        left = deadline - time.monotonic()
+        state = await m.wait_state(s, {"idle", "blocked"}, output_after=started, timeout=max(min(left, 1.0), 0))
+        if (state.state in ("idle", "blocked") and s.stream.last_output_wall > started) or left <= 1.0:
+            return state
+        if time.time() - started >= EXITED_AFTER_SECONDS:
+            try:
+                current = await asyncio.to_thread(m.tmux.cmd, "display-message", "-p", "-t", s.pane_id,
+                                                  "#{pane_current_command}")
+            except TmuxError:
+                return None  # the pane is gone
+            s.current_command = current[0].strip() if current else ""
+            if s.exited:
+                return None
 
 
 @method("tmux.launch", LaunchParams, writes=True, timeout=False)
