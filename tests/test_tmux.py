@@ -673,7 +673,8 @@ def rpc(trepo: TmuxRepo, method: str, params: dict) -> dict:
             " print(json.dumps(c.call(sys.argv[2], json.loads(sys.argv[3]))))")
     r = subprocess.run([sys.executable, "-c", code, str(trepo.repo.var / "thrum.sock"), method, json.dumps(params)],
                        cwd=trepo.path, capture_output=True, text=True, timeout=90, check=False)
-    assert r.returncode == 0, r.stderr
+    if r.returncode != 0:
+        raise RuntimeError(r.stderr.strip().splitlines()[-1])
     return json.loads(r.stdout)
 
 
@@ -718,3 +719,19 @@ def test_a_runtime_that_exits_at_start_is_told_at_once_not_after_the_launch_time
     assert r["launched"] is True and r["primed"] is False
     assert r["note"] == "the runtime exited: Please run /login: not logged in", r
     assert _presence(trepo, "br") == "exited"
+
+
+def test_answer_types_the_runtimes_keys_only_while_the_dialog_is_open(trepo):
+    _add_preset(trepo, "fake_numbered", {"extends": "fake_claude", "approve": "1 Enter", "deny": "3 Enter"})
+    trepo.ok("tmux", "create", "an", "--cwd", str(trepo.path), "--name", "an", "--role", "impl",
+             "--runtime", "fake_numbered")
+    trepo.ok("tmux", "launch", "an")
+    trepo.wait_state("an", "idle")
+    with pytest.raises(RuntimeError, match="no longer shows a permission dialog"):
+        rpc(trepo, "tmux.answer", {"session": "an", "approve": True})
+    assert "1" not in trepo.log_lines()  # nothing typed into an idle runtime
+    trepo.ok("tmux", "send", "an", "dialog")
+    trepo.wait_state("an", "blocked")
+    assert rpc(trepo, "tmux.answer", {"session": "an", "approve": False})["keys"] == "3 Enter"
+    trepo.wait_log("answer: 3")
+    trepo.wait_state("an", "idle")
