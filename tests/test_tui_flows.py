@@ -717,3 +717,15 @@ async def test_restart_respawns_the_agents_pane_after_asking(hosted):
         await until(pilot, lambda: notified(app, "restarted alice"), "restarted"
                     + str([(n.title, n.message) for n in app._notifications]))
         assert tmux(repo, "display-message", "-p", "-t", "=alice:", "#{pane_pid}").strip() != pid
+
+
+async def test_a_monitor_with_no_recipient_goes_to_you(hosted):
+    """Walk bug 14: an empty "to" gave "unknown recipient: @"."""
+    repo, _alice, _bob = hosted
+    async with console(repo) as (app, pilot):
+        screen, form = await new_monitor_form(app, pilot, name="to-me", watch="tail -F x.log", match="ERROR")
+        form.query_one("#m-to").value = ""
+        form.query_one("#save").press()
+        await until(pilot, lambda: app.screen is screen, "the form closes")
+        rules = (await app.engine.call("monitor.list", {"all": True}))["monitors"]
+        assert [(r["name"], r["to"]) for r in rules] == [("to-me", f"@{OPERATOR}")]

@@ -185,7 +185,7 @@ class MonitorForm(Dialog):
             yield Static("", id="m-verdict")
             with Horizontal(classes="row"):
                 yield Label("to")
-                yield Input(rule.get("to", ""), placeholder="@agent, @role or @everyone", id="m-to")
+                yield Input(rule.get("to", ""), placeholder="@agent, @role or @everyone (empty: you)", id="m-to")
             with Horizontal(classes="row"):
                 yield Label("debounce")
                 yield Input(f"{rule['debounce']:g}s" if rule else "", placeholder="60s", id="m-debounce")
@@ -231,13 +231,15 @@ class MonitorForm(Dialog):
                 p["debounce"] = parse_duration(self.val("debounce"))
             except ValueError as exc:
                 return f"debounce: {exc}"
+        # An empty "to" means you: "unknown recipient: @" said nothing useful (walk bug 14).
+        to = self.val("to") or f"@{self.app.operator}"  # type: ignore[attr-defined]
         if self.rule is not None:
-            p.update(id=self.rule["id"], match=self.query_one("#m-match", Input).value, to=self.val("to"))
+            p.update(id=self.rule["id"], match=self.query_one("#m-match", Input).value, to=to)
             if self.rule["source"] == "command":
                 p["schedule"] = self.val("schedule")
             return "monitor.edit", p
         source = str(self.query_one("#m-source", Select).value)
-        p.update(name=self.val("name"), match=self.query_one("#m-match", Input).value, to=self.val("to"))
+        p.update(name=self.val("name"), match=self.query_one("#m-match", Input).value, to=to)
         watch = self.val("watch")
         if not watch:
             return f"what to watch: {SOURCE_HINT[source]}"
