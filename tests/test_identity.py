@@ -257,7 +257,7 @@ def test_prime_briefs_the_agent(pair):
     assert "- @bob  reviewer  online" in out and "code review" in out
     assert "## Inbox: 1 unread" in out
     assert "from @bob: your PR has a failing test" in out
-    assert "thrum inbox --unread" in out
+    assert "thrum inbox` (that marks them read" in out
     assert "## Preamble\nYou are @alice (implementer)" in out
     assert "## Saved context\nRemember: tests live in tests/auth" in out
 

@@ -65,6 +65,8 @@ def test_delivery_marks_and_thread_folding():
     assert delivery_mark({"deliveries": [{"state": "stored"}, {"state": "read"}]}) == "✓"
     assert delivery_mark({"deliveries": [{"state": "read"}, {"state": "read"}]}) == "✓✓"
     assert delivery_mark({"deliveries": [{"state": "read"}, {"state": "replied"}]}) == "↩"
+    assert delivery_mark({"deliveries": [{"state": "seen"}, {"state": "read"}]}) == "◎"  # a peek is not a read
+    assert delivery_mark({"deliveries": [{"state": "notified"}]}) == "✓"
     msgs = [{"message_id": "1", "thread_id": "t"}, {"message_id": "2", "thread_id": None},
             {"message_id": "3", "thread_id": "t"}, {"message_id": "4", "thread_id": "t"}]
     assert [(m["message_id"], n) for m, n in fold_threads(msgs)] == [("1", 2), ("2", 0)]

@@ -14,7 +14,7 @@ from thrum_engine.names import agent_name_problem, name_problem
 GITIGNORE_ENTRY = ".thrum/"
 
 DEFAULT_PREAMBLE = """You are @{name} ({role}) on a team of agents coordinated through Thrum.
-- Check messages: `thrum inbox --unread`; wait for one: `thrum wait --timeout 5m`
+- Read messages: `thrum inbox` (marks them read; `--unread` only peeks); wait for one: `thrum wait --timeout 5m`
 - Send: `thrum send "..." --to @name` (or @role, @everyone); reply: `thrum reply MSG_ID "..."`
 - Say what you are doing: `thrum session set-intent "..."`; who is around: `thrum team`
 """

@@ -20,7 +20,7 @@ GROUPS: list[tuple[str, list[tuple[str, str]]]] = [
               ("\\@word", "after the recipients: the text starts with @word"),
               ("enter (compose)", "send"), ("r", "reply to the highlighted message"),
               ("enter (conversation)", "open the message's thread"), ("f", "feed: all traffic"),
-              ("/", "find messages")]),
+              ("/", "find messages"), ("✓ ◎ ✓✓ ↩", "your message: stored, seen, read, replied")]),
     ("Agents", [("n", "new agent: worktree + tmux session + runtime + first prompt"),
                 ("t", "teardown: audit, then confirm by typing the name"), ("a", "attach to the agent's pane (a popup inside tmux)"),
                 ("z", "zoom: the pane on the whole screen, read-only"),

@@ -28,7 +28,9 @@ def merge_conversation(operator: str, agent: str | None, inbox: list[dict], sent
 
 
 def delivery_mark(m: dict) -> str:
-    """✓ stored, ✓✓ read by every recipient, ↩ replied by one; nothing for mail to you."""
+    """✓ stored (or notified), ◎ seen by every recipient (shown to them, not yet read), ✓✓ read by
+    every recipient, ↩ replied by one; nothing for mail to you. Seen and read differ: a peek is
+    not a read (walk bug 7)."""
     dels = m.get("deliveries")
     if not dels:
         return ""
@@ -37,6 +39,8 @@ def delivery_mark(m: dict) -> str:
         return "↩"
     if all(s in ("read", "replied") for s in states):
         return "✓✓"
+    if all(s in ("seen", "read", "replied") for s in states):
+        return "◎"
     return "✓"
 
 
