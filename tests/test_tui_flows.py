@@ -731,3 +731,24 @@ async def test_a_monitor_with_no_recipient_goes_to_you(hosted):
         await until(pilot, lambda: app.screen is screen, "the form closes")
         rules = (await app.engine.call("monitor.list", {"all": True}))["monitors"]
         assert [(r["name"], r["to"]) for r in rules] == [("to-me", f"@{OPERATOR}")]
+
+
+async def test_state_filters_and_the_fuzzy_jump(hosted):
+    """Walk, missing 9: `!` `@` `#` `$` narrow the team by state; `'` jumps to an agent by name."""
+    repo, _alice, bob = hosted
+    bob.ok("agent", "set-status", "blocked")
+    async with console(repo) as (app, pilot):
+        table = app.query_one(TeamTable)
+        await until(pilot, lambda: (table.member("bob") or {}).get("state") == "blocked", "bob blocked")
+        table.focus()
+        await pilot.press("exclamation_mark")
+        await until(pilot, lambda: table.names == [OPERATOR, "bob"], "only the blocked (and you)")
+        assert table.border_title == "TEAM · blocked only"
+        await pilot.press("exclamation_mark")
+        await until(pilot, lambda: set(table.names) == {OPERATOR, "alice", "bob"}, "everyone again")
+        await pilot.press("apostrophe")
+        await pilot.pause(0.3)
+        await pilot.press(*"alic")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await until(pilot, lambda: app.selected == "alice", "alice selected by the jump")

@@ -14,6 +14,8 @@ from thrum_tui.screens.base import Dialog
 GROUPS: list[tuple[str, list[tuple[str, str]]]] = [
     ("Move around", [("↑ ↓  j k", "move in the focused list"), ("tab / shift+tab", "next / previous panel"),
                      ("1 2 3 4", "focus the team, the conversation, the pane, compose"),
+                     ("'", "jump to an agent (fuzzy: name, role, intent)"),
+                     ("! @ # $", "team: only blocked, working, idle, offline (again: everyone)"),
                      ("enter (team)", "open the agent: its conversation, its mail to you marked read"),
                      ("escape", "back to the team / close a dialog"), ("g", "jump to what needs you")]),
     ("Talk", [("i", "compose (prefilled with the highlighted agent)"), ("@ … tab", "complete a name or role"),

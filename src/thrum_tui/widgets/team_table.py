@@ -95,6 +95,7 @@ class TeamTable(OptionList):
         self.border_title = "TEAM"
         self._members: list[dict] = []
         self._rows: list[str] = []  # each row's plain text as shown
+        self.state_filter: tuple[str, frozenset[str]] | None = None  # (label, states shown); you always
 
     def on_mount(self) -> None:
         self.add_option(Option(header_line(), disabled=True))
@@ -155,6 +156,9 @@ class TeamTable(OptionList):
             m["unread_from"] = unread_from.get(m["name"], 0)
         keep = self.selected
         order = attention_order(self.operator, members)
+        if self.state_filter is not None:
+            shown = self.state_filter[1]
+            order = [m for m in order if m["name"] == self.operator or m["state"] in shown]
         rows = [self._row(m) for m in order]
         if len(order) == len(self._members):
             # Same number of rows (the common case, even when the order changes): redraw only the
@@ -176,6 +180,11 @@ class TeamTable(OptionList):
             self.highlighted = self.names.index(keep) + 1 if keep in self.names else (1 if order else None)
         if self.selected != keep and self.selected is not None:
             self.post_message(self.AgentSelected(self.selected))
+
+    def filter_states(self, label: str | None, states: frozenset[str] = frozenset()) -> None:
+        """Show only agents in `states` (None: everyone); the title says which."""
+        self.state_filter = None if label is None else (label, states)
+        self.border_title = "TEAM" if label is None else f"TEAM · {label} only"
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
         event.stop()
