@@ -142,7 +142,7 @@ async def test_mail_to_the_operator_raises_a_toast_and_the_bell(hosted):
         # Traffic between agents neither toasts nor rings.
         rings.clear()
         await cli(alice, "send", "fyi only", "--to", "@bob")
-        await until(pilot, lambda: "fyi" not in str(app._notifications) and app._refresh_pending is False)
+        await until(pilot, lambda: not notified(app, "fyi") and app._refresh_pending is False)
         assert not notified(app, "fyi only") and not rings
 
 
@@ -226,11 +226,11 @@ async def test_at_completion_in_the_compose_bar(hosted):
         bar = app.query_one(ComposeBar)
         bar.value = ""
         await pilot.press("@", "b")
-        await until(pilot, lambda: bar._suggestion == "@bob", "suggestion @bob")
+        await until(pilot, lambda: bar.suggester_.suggest(bar.value) == "@bob", "suggestion @bob")
         await pilot.press("tab")
         assert bar.value == "@bob "
         await pilot.press("@", "r", "e")
-        await until(pilot, lambda: bar._suggestion == "@bob @reviewer", "role suggestion")
+        await until(pilot, lambda: bar.suggester_.suggest(bar.value) == "@bob @reviewer", "role suggestion")
         await pilot.press("tab", *"completed", "enter")
         await until(pilot, lambda: bar.value == "", "sent")
         assert [m["body"]["content"] for m in (await cli(bob, "inbox"))["messages"]] == ["completed"]
@@ -717,7 +717,7 @@ async def test_restart_respawns_the_agents_pane_after_asking(hosted):
                     "the engine refuses a busy pane; the console asks again")
         await pilot.press("y")
         await until(pilot, lambda: notified(app, "restarted alice"), "restarted"
-                    + str([(n.title, n.message) for n in app._notifications]))
+                    + str(app.shown_notifications))
         assert tmux(repo, "display-message", "-p", "-t", "=alice:", "#{pane_pid}").strip() != pid
 
 

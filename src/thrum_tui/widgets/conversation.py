@@ -7,10 +7,10 @@ from typing import ClassVar
 
 from textual.binding import Binding, BindingType
 from textual.content import Content
-from textual.geometry import Size
-from textual.reactive import Reactive
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
+
+from thrum_tui.textual_compat import no_layout_virtual_size
 
 
 def merge_conversation(operator: str, agent: str | None, inbox: list[dict], sent: list[dict]) -> list[dict]:
@@ -89,7 +89,7 @@ class Conversation(OptionList):
     # Each change of Widget's `virtual_size` asks for a layout of the whole screen, so every new
     # line re-rendered every widget. The list's own box never changes size, and OptionList
     # already updates its scrollbars when its lines change (`_update_lines` -> `_scroll_update`).
-    virtual_size = Reactive(Size(0, 0), layout=False)
+    virtual_size = no_layout_virtual_size()
 
     DEFAULT_CSS = """
     Conversation {

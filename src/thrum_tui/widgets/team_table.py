@@ -11,13 +11,12 @@ from typing import ClassVar
 
 from textual.binding import Binding, BindingType
 from textual.content import Content
-from textual.geometry import Size
 from textual.message import Message
-from textual.reactive import Reactive
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
 from thrum_engine.durations import human_age
+from thrum_tui.textual_compat import no_layout_virtual_size, redraw_option
 
 GLYPHS = {"here": "◆", "working": "●", "online": "●", "idle": "◌", "blocked": "!", "stuck": "!", "offline": "○"}
 STYLES = {"here": "$accent", "working": "$success", "online": "$success", "idle": "$text-muted", "blocked": "b $error",
@@ -60,7 +59,7 @@ class TeamTable(OptionList):
     ]
     # Its box is fixed by the layout; a rebuild's passing changes of `virtual_size` must not ask
     # for a whole-screen layout (OptionList updates its own scrollbars).
-    virtual_size = Reactive(Size(0, 0), layout=False)
+    virtual_size = no_layout_virtual_size()
 
     DEFAULT_CSS = """
     TeamTable {
@@ -128,12 +127,7 @@ class TeamTable(OptionList):
         """Replace one row's text and forget only that row's rendering. (OptionList's own
         replace forgets every row's rendering and re-measures them all; a row here is always
         one line, so nothing else moves.)"""
-        option = self.get_option_at_index(index)
-        option._set_prompt(prompt)
-        cache = self._option_render_cache
-        for key in [k for k in cache.keys() if k[0] is option]:  # noqa: SIM118 (an LRUCache, not a dict)
-            cache.discard(key)
-        self.refresh()
+        redraw_option(self, index, prompt)
 
     def _row(self, m: dict) -> tuple[str, Content]:
         me = m["name"] == self.operator
