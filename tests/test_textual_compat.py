@@ -24,7 +24,7 @@ def test_textual_is_the_version_the_adapter_was_checked_against():
 def test_widget_virtual_size_still_asks_for_layout():
     """If Textual stopped re-laying out on virtual_size changes, the override would be moot."""
     reactive = Widget.__dict__["virtual_size"]
-    assert isinstance(reactive, Reactive) and reactive._layout is True  # noqa: SLF001 (the point of the check)
+    assert isinstance(reactive, Reactive) and reactive._layout is True
 
 
 async def test_redraw_option_replaces_one_prompt_and_keeps_the_others_rendered():
@@ -36,11 +36,11 @@ async def test_redraw_option_replaces_one_prompt_and_keeps_the_others_rendered()
     async with app.run_test() as pilot:
         options = app.query_one(OptionList)
         await pilot.pause()
-        cache = options._option_render_cache  # noqa: SLF001
+        cache = options._option_render_cache
         assert hasattr(cache, "keys") and hasattr(cache, "discard"), "OptionList's render cache moved"
         option = options.get_option_at_index(2)
         assert hasattr(option, "_set_prompt"), "Option._set_prompt moved"
-        others = [k for k in cache.keys() if k[0] is not option]  # noqa: SIM118
+        others = [k for k in cache.keys() if k[0] is not option]
         textual_compat.redraw_option(options, 2, "row two")
         await pilot.pause()
         assert str(options.get_option_at_index(2).prompt) == "row two"
