@@ -207,8 +207,8 @@ def stop(layout: Layout, timeout: float = 10.0) -> int | None:
             result = client.call("daemon.stop", {})
             pid = result.get("pid", pid) if isinstance(result, dict) else pid
             asked = True
-        except EngineUnavailable:
-            pass
+        except (EngineUnavailable, TimeoutError, OSError):
+            pass  # stopped or wedged: found through its lock below
         finally:
             client.close()
     holder = engine_pid(layout)

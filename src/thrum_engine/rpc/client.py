@@ -19,9 +19,10 @@ RECV_CHUNK = 64 * 1024
 # A call with no answer this long asks the engine, on a second connection, whether it still serves
 # at all: a stopped or wedged engine is reported within two of these, not after the call's timeout.
 PROBE_AFTER = 5.0
-# The engine drops a request it could not even start this long after it was sent: by then the client
-# has given up on a silent engine, and must not find its `daemon stop` or `send` done behind its back.
-START_WITHIN = 3 * PROBE_AFTER
+# The engine drops a request it could not even start this long after it was sent. A client gives up
+# on a silent engine after two PROBE_AFTERs at the earliest, so whatever it was told "not answering"
+# about (a `daemon stop`, a `send`) is never done behind its back when the engine resumes.
+START_WITHIN = 2 * PROBE_AFTER - 1.0
 # A full listen backlog (EAGAIN) is a burst of connects, not a dead engine: retry that long.
 CONNECT_RETRY = 2.0
 _WS = " \t\n\r"
