@@ -24,17 +24,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from engine import env_for  # bench/engine.py: the same scratch environment
+
 BIN = Path(sys.executable).parent
 # With PYTHONPATH set (to time another checkout's src/, e.g. the baseline), run that code, not the installed one.
 THRUM = ([str(BIN / "thrum")] if (BIN / "thrum").exists() and not os.environ.get("PYTHONPATH")
          else [sys.executable, "-m", "thrum_engine"])
-
-
-def env_for(home: Path) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("THRUM_", "TMUX"))}
-    env.update(HOME=str(home), GIT_AUTHOR_NAME="b", GIT_AUTHOR_EMAIL="b@x", GIT_COMMITTER_NAME="b",
-               GIT_COMMITTER_EMAIL="b@x", PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
-    return env
 
 
 class Repo:
