@@ -94,14 +94,14 @@ def hold(path: str, n: int) -> tuple[list[socket.socket], int]:
 
 
 def still_open(held: list[socket.socket]) -> int:
-    """How many held connections the engine still keeps (the others it closed: EOF)."""
+    """How many held connections the engine still keeps: the others it answered (engine busy) or closed."""
     n = 0
     for s in held:
         s.setblocking(False)
         try:
-            n += s.recv(1, socket.MSG_PEEK) != b""
+            s.recv(1, socket.MSG_PEEK)
         except BlockingIOError:
-            n += 1
+            n += 1  # nothing to read and not closed: still served
         except OSError:
             pass
     return n
@@ -146,8 +146,19 @@ def bench_json(runs: int) -> dict:
             times.append((time.perf_counter() - t) * 1000)
         return round(statistics.median(times), 2)
 
+    def self_us(module: str) -> int:
+        """Cumulative import time of `module` (µs, -X importtime), the median of runs."""
+        values = []
+        for _ in range(runs):
+            err = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {module}"], capture_output=True,
+                                 text=True, check=True).stderr
+            rows = [ln.split("|") for ln in err.splitlines() if ln.startswith("import time:")]
+            values.append(next(int(r[1]) for r in reversed(rows) if r[2].strip() == module))
+        return int(statistics.median(values))
+
     return {"python_-c_pass_ms": wall("pass"), "import__json_ms": wall("import _json"),
-            "import_json_ms": wall("import json"), "import_rpc_client_ms": wall("import thrum_engine.rpc.client")}
+            "import_json_ms": wall("import json"), "import_rpc_client_ms": wall("import thrum_engine.rpc.client"),
+            "importtime__json_us": self_us("_json"), "importtime_json_us": self_us("json")}
 
 
 def main() -> int:
@@ -186,6 +197,7 @@ def main() -> int:
         j = out["json"]
         print(f"interpreter start {j['python_-c_pass_ms']} ms; +import _json {j['import__json_ms']} ms;"
               f" +import json {j['import_json_ms']} ms; +import rpc.client {j['import_rpc_client_ms']} ms")
+        print(f"-X importtime (cumulative): _json {j['importtime__json_us']} us, json {j['importtime_json_us']} us")
     return 0
 
 

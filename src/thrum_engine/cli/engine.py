@@ -67,7 +67,10 @@ def status(ctx: Ctx) -> int:
                        "`thrum daemon start` repairs a lost socket, `thrum daemon stop` stops it")
     try:
         info = client.call("engine.info", {}, 10.0)
-    except (EngineUnavailable, RpcError, TimeoutError) as exc:
+    except TimeoutError:
+        raise CliError(f"the engine (pid {client.peer_pid}) did not answer within 10s: it is busy or stuck;"
+                       " `thrum daemon stop` stops it") from None
+    except (EngineUnavailable, RpcError) as exc:
         raise CliError(f"{exc}: `thrum daemon stop` stops it") from None
     finally:
         client.close()
