@@ -1,6 +1,8 @@
-"""Thrum's own directories and files are private to the user who runs it, whatever the umask.
+"""The engine's socket directory and its append-only files (logs) are private to its user.
 
-Stdlib only (just `os`): the CLI checks the socket directory before it spawns an engine.
+Directories inside the repo are made 0700 by `files.private_dir`; here is the stricter rule for a
+socket directory outside it, and the 0600 append-open used for logs. Stdlib only (just `os`):
+the CLI checks the socket directory before it spawns an engine.
 """
 
 from __future__ import annotations
@@ -10,18 +12,6 @@ import os
 
 class NotPrivate(Exception):
     """A directory Thrum would put its socket in is not safely ours: another user could hijack it."""
-
-
-def private_dir(path: str) -> str:
-    """Create `path` 0700 (with its parents), or tighten it to 0700 when it is ours and looser.
-
-    For Thrum's own state directories (`.thrum/var`, pane logs): one that another user owns is
-    left alone here; whoever owns the repo decides."""
-    os.makedirs(path, mode=0o700, exist_ok=True)
-    st = os.stat(path)
-    if st.st_uid == os.getuid() and st.st_mode & 0o077:
-        os.chmod(path, st.st_mode & 0o700 | 0o700)
-    return path
 
 
 def owned_private_dir(path: str) -> str:

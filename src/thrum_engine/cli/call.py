@@ -9,7 +9,14 @@ import sys
 from thrum_engine.cli.args import Spec, UsageError
 from thrum_engine.cli.output import error, print_json
 from thrum_engine.layout import Layout, NotARepo
-from thrum_engine.rpc.client import Client, EngineNotAnswering, EngineUnavailable, ForeignServer, RpcError, loads
+from thrum_engine.rpc.client import (
+    Client,
+    EngineNotAnswering,
+    EngineUnavailable,
+    ForeignServer,
+    RpcError,
+    loads,
+)
 
 
 class CliError(Exception):

@@ -8,8 +8,9 @@ import sys
 import time
 
 from thrum_engine.daemon import lock
+from thrum_engine.files import private_dir
 from thrum_engine.layout import Layout, NotARepo, socket_fallback_dir
-from thrum_engine.private_fs import NotPrivate, ensure_socket_dir, private_dir, private_file
+from thrum_engine.private_fs import NotPrivate, ensure_socket_dir, private_file
 from thrum_engine.rpc.client import Client, EngineUnavailable, ForeignServer
 
 START_TIMEOUT = 15.0
@@ -182,6 +183,8 @@ def start(layout: Layout, *, local: bool = False, timeout: float = START_TIMEOUT
         raise StartFailed(f"the engine did not come up within {timeout:g}s: see `thrum daemon logs`")
     except (NotPrivate, ForeignServer) as exc:
         raise StartFailed(str(exc)) from None
+    except OSError as exc:  # .thrum/var or the log cannot be made (a symlink, read-only, full)
+        raise StartFailed(f"cannot start the engine: {exc}") from None
 
 
 def is_our_engine(pid: int, layout: Layout) -> bool:

@@ -11,8 +11,9 @@ import sys
 import time
 
 from thrum_engine.daemon import lock
+from thrum_engine.files import private_dir
 from thrum_engine.layout import Layout
-from thrum_engine.private_fs import NotPrivate, private_dir, private_file
+from thrum_engine.private_fs import NotPrivate, private_file
 
 log = logging.getLogger("thrum.daemon")
 

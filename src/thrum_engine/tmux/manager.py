@@ -13,7 +13,7 @@ import os
 import time
 from typing import Callable
 
-from thrum_engine.private_fs import private_dir
+from thrum_engine.files import private_dir
 from thrum_engine.tmux import runtimes
 from thrum_engine.tmux.panes import PaneState, PaneStream
 from thrum_engine.tmux.server import Tmux, TmuxError
