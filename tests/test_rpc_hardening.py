@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -243,6 +244,52 @@ def test_a_thousand_idle_connections_from_one_process_do_not_lock_agents_out(pai
         for s in held:
             s.close()
     assert "still here" in inbox(bob)
+
+
+_FILL_BACKLOG = textwrap.dedent("""
+    import resource, socket, sys
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    queued = []
+    while len(queued) < 5000:
+        s = socket.socket(socket.AF_UNIX)
+        s.setblocking(False)
+        try:
+            s.connect(sys.argv[1])
+        except BlockingIOError:
+            break
+        queued.append(s)
+    print(len(queued), flush=True)
+    sys.stdin.read()
+""")
+
+
+def test_a_full_listen_backlog_is_retried_not_taken_for_a_dead_engine(stopped_engine, many_fds):
+    repo, _alice, _bob, pid = stopped_engine
+    path = layout_of(repo).socket_path
+    # another process fills the stopped engine's listen backlog: a connect now gets EAGAIN
+    filler = subprocess.Popen([sys.executable, "-c", _FILL_BACKLOG, path], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert 0 < int(filler.stdout.readline()) < 5000
+        probe = socket.socket(socket.AF_UNIX)
+        probe.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            probe.connect(path)
+        probe.close()
+        resume = threading.Timer(0.3, os.kill, (pid, signal.SIGCONT))
+        resume.start()
+        try:
+            c = rpc_client.Client(path, 10.0).connect()
+            try:
+                assert c.call("engine.info", {})["pid"] == pid
+            finally:
+                c.close()
+        finally:
+            resume.join()
+    finally:
+        filler.kill()
+        filler.wait()
 
 
 def test_at_the_global_cap_the_longest_idle_connection_makes_room(make_repo):
