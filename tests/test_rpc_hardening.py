@@ -6,6 +6,7 @@ Real engines, real sockets, a real second Unix user where we are root, real SIGS
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import pwd
@@ -512,3 +513,20 @@ def test_eight_concurrent_daemon_starts_print_the_one_real_pid(pair):
     wait_for(lambda: len(daemon_pids(repo)) == 1, 30, "exactly one daemon")
     assert pids == {repo.daemon_pid()} == set(daemon_pids(repo))
     assert started.count(True) == 1
+
+
+async def test_a_console_hosted_engine_keeps_a_second_engine_out_past_a_deleted_lock_file(team):
+    from thrum_engine.settings import load_settings
+    from thrum_tui.engine_handle import InProcess, open_engine
+
+    repo, _alice, _bob = team
+    repo.stop()  # the agents' commands started a daemon: the console hosts the engine instead
+    layout = Layout.discover(str(repo.path))
+    async with open_engine(layout, load_settings(layout.config_file), "ada_lovelace") as engine:
+        assert isinstance(engine, InProcess)
+        os.unlink(layout.lock_path)
+        proc = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "thrum_engine.daemon", "--repo", str(repo.path)], cwd=repo.path,
+            env=repo.env, capture_output=True, text=True, timeout=60, check=False)
+        assert proc.returncode == 1, proc.stderr
+        assert "another engine is already running" in proc.stderr
