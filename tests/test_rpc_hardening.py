@@ -7,6 +7,7 @@ Real engines, real sockets, a real second Unix user where we are root, real SIGS
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import os
 import pwd
@@ -365,6 +366,15 @@ def test_a_deleted_lock_file_does_not_allow_a_second_engine(pair):
     assert daemon_pids(repo) == [pid]
     assert alice.run("send", "one engine", "--to", "@bob").code == 0
     assert "one engine" in inbox(bob)
+    # and the engine makes its lock file again, held
+    lock = layout_of(repo).lock_path
+    wait_for(lambda: os.path.exists(lock), what="thrum.lock made again")
+    fd = os.open(lock, os.O_RDONLY)
+    try:
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        os.close(fd)
 
 
 @pytest.fixture

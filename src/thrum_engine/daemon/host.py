@@ -79,10 +79,17 @@ async def serve(layout: Layout, settings, *, host: str = "daemon", ready: asynci
         on_engine(engine)
     if ready is not None:
         ready.set()
+    async def keep_lock() -> None:
+        while True:
+            await asyncio.sleep(server.CHECK_SOCKET_SECONDS)
+            lock.restore()  # a deleted thrum.lock is made again, and held
+
+    keeper = asyncio.create_task(keep_lock(), name="thrum-lock-keeper")
     try:
         await stop.wait()
     finally:
         log.info("shutting down")
+        keeper.cancel()
         if on_engine is not None:
             on_engine(None)
         await server.close()

@@ -11,6 +11,8 @@ import fcntl
 import os
 
 _anchors: dict[int, int] = {}  # lock-file fd -> anchor fd, both held until release()
+_paths: dict[int, str] = {}  # lock-file fd -> its path, for restore()
+_spares: dict[int, list[int]] = {}  # lock-file fd -> fds of lock files made again by restore()
 
 
 def _flock_or_close(fd: int) -> bool:
@@ -50,14 +52,37 @@ def acquire(path: str, anchor: str | None = None) -> int | None:
         return None
     if afd is not None:
         _anchors[fd] = afd
+    _paths[fd] = path
     return fd
 
 
 def release(fd: int) -> None:
     os.close(fd)
-    afd = _anchors.pop(fd, None)
-    if afd is not None:
-        os.close(afd)
+    for extra in (_anchors.pop(fd, None), *_spares.pop(fd, [])):
+        if extra is not None:
+            os.close(extra)
+    _paths.pop(fd, None)
+
+
+def restore() -> None:
+    """Make every lock file this process holds exist again, locked, when it was deleted or replaced
+    (the anchor keeps other engines out meanwhile; tools that look at the file see it held again)."""
+    for fd, path in list(_paths.items()):
+        held = [fd, *_spares.get(fd, [])]
+        try:
+            st = os.stat(path)
+            if any(os.fstat(h).st_ino == st.st_ino and os.fstat(h).st_dev == st.st_dev for h in held):
+                continue
+        except FileNotFoundError:
+            pass
+        except OSError:
+            continue
+        try:
+            new = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except OSError:
+            continue
+        if _flock_or_close(new):
+            _spares.setdefault(fd, []).append(new)
 
 
 def held(path: str, anchor: str | None = None) -> bool:
