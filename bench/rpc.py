@@ -50,7 +50,7 @@ class Repo:
 
     def thrum(self, *args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess:
         r = subprocess.run(THRUM + list(args), cwd=self.path, env={**self.env, **env}, capture_output=True,
-                           text=True, timeout=120)
+                           text=True, timeout=120, check=False)
         if check and r.returncode != 0:
             raise SystemExit(f"thrum {' '.join(args)} failed: {r.stderr}")
         return r

@@ -61,14 +61,6 @@ def second_user() -> pwd.struct_passwd:
     return pwd.getpwnam(PROBE_USER)
 
 
-def as_user(user: pwd.struct_passwd):
-    def drop() -> None:
-        os.setgroups([])
-        os.setgid(user.pw_gid)
-        os.setuid(user.pw_uid)
-    return drop
-
-
 @pytest.fixture
 def attacker_dir():
     """A directory under /tmp that the second user owns and anyone may enter."""
@@ -166,11 +158,11 @@ _FAKE_ENGINE = textwrap.dedent("""
 
 
 def test_the_client_sends_nothing_to_a_socket_served_by_another_user(pair, attacker_dir):
-    repo, alice, bob = pair
+    _repo, alice, bob = pair
     user, d = attacker_dir
     sock, log = d / "hijack.sock", d / "got.log"
     proc = subprocess.Popen(["/usr/bin/python3", "-c", _FAKE_ENGINE, str(sock), str(log)], stdout=subprocess.PIPE,
-                            text=True, preexec_fn=as_user(user))
+                            text=True, user=user.pw_uid, group=user.pw_gid, extra_groups=[])
     try:
         assert proc.stdout.readline().strip() == "ready"
         r = alice.run("send", "the secret", "--to", "@bob", THRUM_SOCKET=str(sock))
@@ -422,7 +414,7 @@ def test_a_stopped_engine_is_reported_and_queued_requests_do_not_run_later(stopp
 
 
 def test_stop_stops_a_stopped_engine(stopped_engine):
-    repo, alice, _bob, pid = stopped_engine
+    _repo, alice, _bob, pid = stopped_engine
     r = alice.run("daemon", "stop", timeout=60)
     assert r.code == 0, r.err
     wait_for(lambda: not is_alive(pid), what="the engine to exit")
@@ -471,7 +463,7 @@ def test_a_garbage_pid_file_is_harmless_to_status_and_stop(pair, content):
 
 
 def test_garbage_structured_data_and_identity_files_are_one_error_line(pair):
-    repo, alice, _bob = pair
+    _repo, alice, _bob = pair
     assert_error(alice.run("send", "hi", "--to", "@bob", "--structured", "{bad"), "--structured must be JSON")
     ident = alice.cwd / ".thrum" / "identities" / "alice.json"
     for content in ("garbage", ""):
@@ -489,7 +481,7 @@ def test_a_directory_at_the_socket_path_is_a_clear_error(pair):
 
 
 def test_a_body_over_the_frame_limit_is_too_large_not_a_lost_engine(pair, tmp_path):
-    repo, alice, bob = pair
+    _repo, alice, bob = pair
     big = tmp_path / "big.txt"
     big.write_text("x" * (10 * 1024 * 1024))
     line = assert_error(alice.run("send", "--body-file", str(big), "--to", "@bob"), "message too large (")
