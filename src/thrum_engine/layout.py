@@ -85,6 +85,12 @@ def current_branch(worktree: str) -> str | None:
     return None
 
 
+def socket_fallback_dir() -> str:
+    """Where sockets go when the repo's own path is too long: a per-user directory outside the repo,
+    which the engine creates 0700 and refuses unless it is ours alone (another user may have made it)."""
+    return os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/thrum-{os.getuid()}"
+
+
 class Layout:
     """Paths of one repository's Thrum state, computed once from a directory inside it."""
 
@@ -147,8 +153,7 @@ class Layout:
         import hashlib
 
         digest = hashlib.sha1(self.repo.encode()).hexdigest()[:16]
-        base = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/thrum-{os.getuid()}"
-        return os.path.join(base, f"{digest}.sock")
+        return os.path.join(socket_fallback_dir(), f"{digest}.sock")
 
     @property
     def git_dir(self) -> str:

@@ -32,7 +32,10 @@ class PresenceSettings(BaseModel):
 class EngineSettings(BaseModel):
     request_timeout_seconds: float = Field(30, gt=0, description="per-request limit on the socket")
     max_wait_seconds: float = Field(3600, gt=0, description="longest `thrum wait` accepted")
-    max_connections: int = Field(512, ge=1)
+    max_connections: int = Field(512, ge=1, description="open connections; at the cap the longest idle one is closed")
+    max_connections_per_process: int = Field(64, ge=1, description="open connections one client process may hold")
+    first_frame_timeout_seconds: float = Field(10, gt=0, description="a new connection must send a request this soon")
+    idle_timeout_seconds: float = Field(120, gt=0, description="a connection with nothing in flight is closed after this")
     log_level: str = "INFO"
 
 

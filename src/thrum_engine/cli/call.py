@@ -9,7 +9,14 @@ import sys
 from thrum_engine.cli.args import Spec, UsageError
 from thrum_engine.cli.output import error, print_json
 from thrum_engine.layout import Layout, NotARepo
-from thrum_engine.rpc.client import Client, EngineUnavailable, RpcError, loads
+from thrum_engine.rpc.client import (
+    Client,
+    EngineNotAnswering,
+    EngineUnavailable,
+    ForeignServer,
+    RpcError,
+    loads,
+)
 
 
 class CliError(Exception):
@@ -118,7 +125,10 @@ class Ctx:
         if self._client is None:
             from thrum_engine.daemon.control import try_connect
 
-            client = try_connect(self.layout)
+            try:
+                client = try_connect(self.layout)
+            except ForeignServer as exc:
+                raise CliError(str(exc)) from None
             if client is None and start:
                 from thrum_engine.daemon.control import StartFailed
                 from thrum_engine.daemon.control import start as start_engine
@@ -143,6 +153,8 @@ class Ctx:
             if self._identity_error is not None and exc.message.startswith("no identity"):
                 raise self._identity_error from None
             raise CliError(exc.message) from None
+        except EngineNotAnswering as exc:
+            raise CliError(f"{exc}: check `thrum daemon status`, `thrum daemon stop` stops it") from None
         except EngineUnavailable as exc:
             raise CliError(f"lost the engine mid-request ({exc}); check `thrum daemon status`") from None
         except TimeoutError:

@@ -15,6 +15,7 @@ import os
 import time
 from typing import Callable
 
+from thrum_engine.files import private_dir
 from thrum_engine.tmux import runtimes
 from thrum_engine.tmux.panes import PaneState, PaneStream
 from thrum_engine.tmux.server import Tmux, TmuxError
@@ -65,7 +66,7 @@ class TmuxManager:
         from thrum_engine.tmux.nudges import Nudger
         from thrum_engine.tmux.queue import CommandQueue
 
-        os.makedirs(self.dir, exist_ok=True)
+        private_dir(self.dir)
         await self.discover()
         self._watch_task = asyncio.create_task(self._watch(), name="thrum-pane-watch")
         self.nudger = Nudger(self.engine, self)
