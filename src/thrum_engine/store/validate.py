@@ -1,0 +1,64 @@
+"""Is a journal event fit to apply? Checked for every line read back (start-up catch-up, rebuild,
+`doctor`), because lines also come from older and newer Thrums and, with sync, other machines.
+
+A line that fails is set aside, never applied, and never stops the engine. Unknown event types
+and unknown fields are a newer writer's: tolerated, skipped, and counted.
+"""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+from thrum_engine.model import EVENT_MODELS, EVENT_VERSION, Event
+
+
+class EventCheck:
+    """Checks events in apply order. The first line with an event id wins; a later line with the same
+    id (a copied or forged line) is refused, so every path projects the same first line."""
+
+    __slots__ = ("seen", "unknown_types", "newer", "unknown_fields")
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+        self.unknown_types = 0
+        self.newer = 0  # lines written with a `v` above EVENT_VERSION
+        self.unknown_fields = 0  # lines carrying fields this Thrum does not know (ignored)
+
+    def __call__(self, ev: dict) -> str | None:
+        """The reason `ev` cannot be applied, or None (and then its id counts as seen)."""
+        reason = shape_problem(ev, self)
+        if reason is None:
+            reason = self.first(ev["id"])
+        return reason
+
+    def first(self, event_id: str) -> str | None:
+        """The duplicate check alone, for lines whose shape is already known to be right."""
+        if event_id in self.seen:
+            return f"duplicate event id {event_id}"
+        self.seen.add(event_id)
+        return None
+
+    def counts(self) -> dict[str, int]:
+        return {"unknown_types": self.unknown_types, "newer_writer": self.newer, "unknown_fields": self.unknown_fields}
+
+
+def shape_problem(ev: dict, counts: EventCheck | None = None) -> str | None:
+    """Why `ev` does not match its type's model, or None. No duplicate check (see `EventCheck`)."""
+    etype = ev.get("type")
+    model = EVENT_MODELS.get(etype) if type(etype) is str else None
+    try:
+        checked = (model or Event).model_validate(ev)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first.get("loc", ())) or "event"
+        value = repr(first.get("input"))
+        return f"{ev.get('type')!r} event: {where}: {first.get('msg')} (got {value[:60]})"
+    if counts is not None:
+        if model is None:
+            counts.unknown_types += 1
+        if checked.v > EVENT_VERSION:
+            counts.newer += 1
+        data = checked.data
+        if checked.model_extra or (model is not None and data.model_extra):  # type: ignore[attr-defined]
+            counts.unknown_fields += 1
+    return None
