@@ -49,7 +49,7 @@ def status(ctx: Ctx) -> int:
         info = client.call("engine.info", {})
     finally:
         client.close()
-    keys = ("running", "pid", "repo_path", "uptime", "version", "host", "sync")
+    keys = ("running", "pid", "repo_path", "uptime", "version", "host", "sync", "projection_recovered")
     r = {k: info.get(k) for k in keys}
     return ctx.emit(r, lambda r: line(f"✓ Engine running: pid {r['pid']}, {r['host']}, up {human_age(r['uptime'])},"
                                       f" v{r['version']}, sync {r['sync']}"))
@@ -102,8 +102,14 @@ def doctor(ctx: Ctx) -> int:
         line(f"journal: {j['events']} events in {len(j['shards'])} shards")
         line(f"projection: {p['applied_events']} applied, {p['agents']} agents, {p['messages']} messages"
              f" (schema v{r['schema_version']})")
+        rec = r.get("projection_recovered")
+        if rec:
+            line(f"! the projection was unusable ({rec['reason']}) at {rec['at']}: moved to {rec['moved_to']}"
+                 f" and rebuilt from {rec['events']} journal events ({rec['local_tables']})")
         for t in r["torn_tails_at_start"]:
             line(f"! torn tail in {t['shard']} set aside: {t['saved_to']}")
+        for rej in r.get("rejected", []):
+            line(f"! journal line {rej['shard']}:{rej['offset']} set aside ({rej['reason']}): {rej['saved_to']}")
         if r["quarantined"]:
             line(f"! {len(r['quarantined'])} quarantined file(s) in var/quarantine")
         for prob in r["problems"]:
