@@ -79,9 +79,13 @@ async def rebuild(engine: Engine) -> dict:
     return await engine.call("doctor.rebuild", {}, Caller.trusted())
 
 
-def base(layout: Layout) -> None:
+async def base(layout: Layout, *, projected: bool = True) -> None:
+    """Two agents in the journal; `projected`: and a projection of them, so the lines written next are
+    read by start-up catch-up (without one, start builds the projection by the rebuild path)."""
     write_shard(layout, "alice", [line(register(1, "alice"))])
     write_shard(layout, "bob", [line(register(2, "bob"))])
+    if projected:
+        await (await start(layout)).stop()
 
 
 # One of each way a parseable line can be wrong. Each replaces the middle line of alice's shard.
@@ -113,9 +117,10 @@ POISON: dict[str, bytes] = {
 }
 
 
+@pytest.mark.parametrize("projected", [True, False], ids=["catch-up", "fresh"])
 @pytest.mark.parametrize("case", list(POISON))
-async def test_a_bad_line_is_set_aside_and_the_rest_of_the_shard_applied(layout, case):
-    base(layout)
+async def test_a_bad_line_is_set_aside_and_the_rest_of_the_shard_applied(layout, case, projected):
+    await base(layout, projected=projected)
     bad = POISON[case]
     write_shard(layout, "alice", [line(message(10, "before")), bad, line(message(12, "after"))])
     offset = (Path(layout.journal_dir) / "alice.jsonl").stat().st_size - len(bad) - len(line(message(12, "after")))
@@ -140,7 +145,7 @@ async def test_a_bad_line_is_set_aside_and_the_rest_of_the_shard_applied(layout,
 
 
 async def test_unknown_types_and_a_newer_writers_fields_are_tolerated_and_counted(layout):
-    base(layout)
+    await base(layout)
     newer = message(10, "from the future", extra_field={"a": 1}) | {"v": 99, "signature": "abc"}
     write_shard(layout, "alice", [
         line(newer),
@@ -161,7 +166,7 @@ async def test_unknown_types_and_a_newer_writers_fields_are_tolerated_and_counte
 
 
 async def test_duplicate_event_ids_first_line_wins_at_start_and_in_rebuild(layout):
-    base(layout)
+    await base(layout)
     write_shard(layout, "alice", [line(message(10, "first"))])
     forged = message(10, "second copy") | {"data": {"message_id": msg(99), "content": "forged", "recipients": ["bob"]}}
     write_shard(layout, "bob", [line(forged | {"author": "bob"})])
@@ -204,10 +209,11 @@ def _mutate(rng: random.Random, ev: dict) -> bytes:
     return line(ev)
 
 
-@pytest.mark.parametrize("seed", range(6))
-async def test_random_malformed_lines_through_start_and_rebuild(layout, seed):
+@pytest.mark.parametrize("projected", [True, False], ids=["catch-up", "fresh"])
+@pytest.mark.parametrize("seed", range(4))
+async def test_random_malformed_lines_through_start_and_rebuild(layout, seed, projected):
     rng = random.Random(seed)
-    base(layout)
+    await base(layout, projected=projected)
     valid_ids = {evt(1), evt(2)}
     shards: dict[str, list[bytes]] = {"alice": [], "bob": []}
     for n in range(10, 130):

@@ -5,6 +5,7 @@ and the store's files are private whatever the umask (F6). Real daemons, real fi
 
 from __future__ import annotations
 
+import asyncio
 import os
 import resource
 import sqlite3
@@ -17,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from conftest import base_env, daemon_pids, git, is_alive, kill_tmux, run_thrum, wait_for
+from thrum_engine import journal as journal_module
 from thrum_engine.engine.core import Caller, Engine
 from thrum_engine.errors import ThrumError
-from thrum_engine.journal import MAX_OPEN_SHARDS
 from thrum_engine.layout import Layout
 from thrum_engine.settings import ThrumSettings
 from thrum_engine.store import Store
@@ -102,7 +103,7 @@ def test_a_broken_projection_is_moved_aside_and_rebuilt_at_start(pair, case):
 
 
 def test_machine_local_tables_survive_a_recovery_when_the_old_file_is_readable(pair):
-    repo, alice, bob = pair
+    repo, alice, _bob = pair
     alice.ok("send", "hi", "--to", "@bob")
     repo.stop()
     _sql("INSERT INTO presence(agent, last_seen) VALUES ('ghost', '2026-01-01T00:00:00.000000Z')")(db(repo))
@@ -131,12 +132,12 @@ async def test_a_failed_open_leaves_no_worker_thread_behind(tmp_path):
         await Store(str(path)).open()
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and left():
-        time.sleep(0.01)
+        await asyncio.sleep(0.01)
     assert left() == []
 
 
 def test_a_failed_start_leaves_no_engine_running(pair):
-    repo, alice, bob = pair
+    repo, _alice, _bob = pair
     repo.stop()
     _sql("UPDATE meta SET value='99' WHERE key='schema_version'")(db(repo))  # a newer Thrum's: refused, kept
     r = repo.run("daemon", "start", timeout=60)
@@ -162,7 +163,7 @@ def test_a_killed_rebuilds_scratch_files_are_removed_at_start(pair):
 @pytest.fixture
 async def engine(tmp_path, monkeypatch):
     monkeypatch.setenv("THRUM_TMUX__SOCKET_NAME", "thrum-test-recovery-unused")
-    subprocess.run(["git", "init", "-q", str(tmp_path / "r")], check=True)
+    await asyncio.to_thread(subprocess.run, ["git", "init", "-q", str(tmp_path / "r")], check=True)
     (tmp_path / "r/.git/thrum-sync/a-sync/journal").mkdir(parents=True)
     e = Engine(Layout(str(tmp_path / "r")), ThrumSettings())
     await e.start()
@@ -218,7 +219,7 @@ async def test_a_send_whose_projection_commit_fails_leaves_nothing_behind(engine
     assert all("full" in f and "cannot rollback" not in f for f in failed), failed[:3]
     await engine.store.w.execute("PRAGMA max_page_count=1073741823")
     await send(engine, "after")
-    ok = [c for c in await stored(engine)]
+    ok = await stored(engine)
     assert ok[0] == "kept" and ok[-1] == "after"
     assert shard.stat().st_size > size
     d = await engine.call("doctor.check", {}, Caller.trusted())
@@ -231,13 +232,14 @@ async def test_a_send_whose_projection_commit_fails_leaves_nothing_behind(engine
 def tmpfs(tmp_path):
     mnt = tmp_path / "fs"
     mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mnt)], capture_output=True, text=True,
+                       check=False)
     if r.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({r.stderr.strip() or 'not root'})")
     try:
         yield mnt
     finally:
-        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True, check=False)
 
 
 def test_disk_full_on_a_real_tmpfs_leaves_no_ghost_message(tmpfs, tmp_path):
@@ -306,26 +308,22 @@ print("ok", n)
 """
 
 
-def _limit_fds() -> None:
-    resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
-
-
 def test_a_thousand_authors_write_under_ulimit_256(pair):
-    repo, alice, bob = pair
+    repo, alice, _bob = pair
     repo.stop()
     layout = Layout(str(repo.path))
     proc = subprocess.Popen([sys.executable, "-m", "thrum_engine.daemon", "--repo", str(repo.path)],
-                            env=repo.env, cwd=repo.path, preexec_fn=_limit_fds,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            env=repo.env, cwd=repo.path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
+        resource.prlimit(proc.pid, resource.RLIMIT_NOFILE, (256, 256))  # before it has even imported
         wait_for(lambda: os.path.exists(layout.socket_path) and repo.daemon_pid() == proc.pid, timeout=30,
                  what="the engine")
         r = subprocess.run([sys.executable, "-c", REGISTER_MANY, layout.socket_path, "1000"], cwd=repo.path,
-                           env=repo.env, capture_output=True, text=True, timeout=300)
+                           env=repo.env, capture_output=True, text=True, timeout=300, check=False)
         assert r.returncode == 0 and r.stdout.strip() == "ok 1000", r.stderr[-2000:]
         fds = os.listdir(f"/proc/{proc.pid}/fd")
         shards = [f for f in fds if os.readlink(f"/proc/{proc.pid}/fd/{f}").endswith(".jsonl")]
-        assert len(shards) <= MAX_OPEN_SHARDS
+        assert len(shards) <= journal_module.MAX_OPEN_SHARDS
         team = alice.json("agent", "list")
         assert len(team["agents"]) == 1002
     finally:

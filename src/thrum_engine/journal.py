@@ -14,8 +14,8 @@ import json
 import os
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 SUFFIX = ".jsonl"
 FILE_MODE = 0o600

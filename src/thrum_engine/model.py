@@ -104,7 +104,7 @@ class MessageCreateData(MessageIdData):
     thread_root: str | None = None
 
     @model_validator(mode="after")
-    def _root_has_thread(self) -> "MessageCreateData":
+    def _root_has_thread(self) -> MessageCreateData:
         # A reply that starts a thread sets the root's thread_id to its own: it needs one.
         if self.thread_root and not self.thread_id:
             raise ValueError("thread_root without thread_id")

@@ -160,6 +160,9 @@ class Engine:
         for leftover in await asyncio.to_thread(remove_scratch, path):
             log.warning("removed %s, left by an interrupted rebuild", leftover)
         reason = await asyncio.to_thread(diagnose, path)
+        if reason is None and not os.path.exists(path) and await asyncio.to_thread(self._journal_has_lines):
+            await self._build_from_journal(local_from=None)  # a deleted projection: the rebuild path is faster
+            return
         if reason is None:
             try:
                 await self.store.open()
@@ -173,28 +176,36 @@ class Engine:
                 reason = f"{type(exc).__name__}: {exc}"
         await self._recover_projection(reason)
 
-    async def _recover_projection(self, reason: str) -> None:
+    def _journal_has_lines(self) -> bool:
+        return any(map(self.journal.size, self.journal.shards()))
+
+    async def _build_from_journal(self, *, local_from: str | None) -> str | None:
+        """Build the projection from the whole journal (the `doctor rebuild` path) and open it; returns the
+        note on machine-local tables (None: copied)."""
         from thrum_engine.store.rebuild import build_projection, swap_in
 
+        built = await build_projection(self.journal, self.layout.db_path, local_from=local_from)
+        await asyncio.to_thread(swap_in, built, self.layout.db_path)
+        self.rejected_at_start = built.rejected
+        self.corrupt_lines = sum(r.unreadable for r in built.rejected)
+        self.replayed = built.events
+        await self.store.open()
+        return built.local_note
+
+    async def _recover_projection(self, reason: str) -> None:
         path = self.layout.db_path
         started = time.perf_counter()
         log.warning("the projection %s is unusable (%s): moving it aside and rebuilding it from the journal",
                     path, reason)
         moved = await asyncio.to_thread(move_aside, path)
-        built = await build_projection(self.journal, path, local_from=moved)
-        await asyncio.to_thread(swap_in, built, path)
-        self.rejected_at_start = built.rejected
-        self.corrupt_lines = sum(r.unreadable for r in built.rejected)
-        await self.store.open()
-        self.replayed = built.events
-        record = {"at": iso(), "reason": reason, "moved_to": moved, "events": built.events,
-                  "seconds": round(time.perf_counter() - started, 3),
-                  "local_tables": built.local_note or "copied"}
+        note = await self._build_from_journal(local_from=moved)
+        record = {"at": iso(), "reason": reason, "moved_to": moved, "events": self.replayed,
+                  "seconds": round(time.perf_counter() - started, 3), "local_tables": note or "copied"}
         await self.store.write_local("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
                                      [("projection_recovered", json.dumps(record, sort_keys=True))])
         self.projection_recovered = record
         log.warning("projection rebuilt from %d journal events in %.2fs; the old file is %s (%s)",
-                    built.events, record["seconds"], moved, record["local_tables"])
+                    self.replayed, record["seconds"], moved, record["local_tables"])
 
     async def _recovery_record(self) -> dict | None:
         """The last recovery's record, kept in the projection so `doctor` reports it after restarts too."""

@@ -16,7 +16,7 @@ class EventCheck:
     """Checks events in apply order. The first line with an event id wins; a later line with the same
     id (a copied or forged line) is refused, so every path projects the same first line."""
 
-    __slots__ = ("seen", "unknown_types", "newer", "unknown_fields")
+    __slots__ = ("newer", "seen", "unknown_fields", "unknown_types")
 
     def __init__(self) -> None:
         self.seen: set[str] = set()
