@@ -115,7 +115,7 @@ def _env(home: Path) -> dict:
 
 def time_daemon_start(layout: Layout, env: dict) -> float:
     """Spawn the daemon, poll `engine.info` until it answers; stop it. Seconds from spawn to answer."""
-    from thrum_engine.rpc.client import Client
+    from thrum_engine.rpc.client import Client, EngineUnavailable
 
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "thrum_engine.daemon", "--repo", layout.repo], env=env,
@@ -131,7 +131,7 @@ def time_daemon_start(layout: Layout, env: dict) -> float:
                 finally:
                     c.close()
                 break
-            except OSError:
+            except (OSError, EngineUnavailable):
                 time.sleep(0.01)
         return time.perf_counter() - t0
     finally:
