@@ -51,7 +51,7 @@ def scan_journal(engine: Engine) -> dict:
         ids += [e["id"] for e in r.events]
         shards[shard] = {"events": len(r.events), "bytes": r.end}
     return {"shards": shards, "corrupt_lines": unreadable, "invalid_lines": invalid, "ids": ids,
-            "checks": check.counts()}
+            "checks": check.counts(), "rejected": engine.journal.rejected_records()}
 
 
 @method("doctor.check", EmptyParams, timeout=False)
@@ -99,7 +99,7 @@ async def check(engine: Engine, caller: Caller, p: EmptyParams) -> dict:
         "projection": projection,
         "projection_recovered": engine.projection_recovered,
         "quarantined": quarantined,
-        "rejected": engine.journal.rejected_records(),
+        "rejected": scan["rejected"],
         "torn_tails_at_start": [t.__dict__ for t in engine.torn],
     }
 

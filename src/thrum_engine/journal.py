@@ -290,6 +290,7 @@ class Journal:
         failed batch leaves no half-written line for the next start to quarantine.
         """
         done: dict[str, int] = {}
+        self._last_starts = {}
         try:
             for shard, lines in lines_by_shard.items():
                 fd = self._fd(shard)

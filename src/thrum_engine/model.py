@@ -32,7 +32,9 @@ class Tagged(TypedDict):
     value: str
 
 
-class AgentFields(TypedDict, total=False):
+class _AgentColumns(TypedDict, total=False):
+    """Agent columns that both a registration and an update may carry."""
+
     __pydantic_config__ = _OPEN  # type: ignore[misc]
     role: str
     module: str
@@ -40,9 +42,12 @@ class AgentFields(TypedDict, total=False):
     runtime: str
     kind: str
     worktree: str
+    intent: str
+
+
+class AgentFields(_AgentColumns, total=False):
     status: str
     status_at: str | None
-    intent: str
     task: str
 
 
@@ -52,17 +57,10 @@ class SessionFields(TypedDict, total=False):
     task: str
 
 
-class AgentRegisterData(TypedDict):
-    __pydantic_config__ = _OPEN  # type: ignore[misc]
-    name: str
-    role: str
-    module: NotRequired[str]
-    display: NotRequired[str]
-    runtime: NotRequired[str]
-    kind: NotRequired[str]
-    worktree: NotRequired[str]
-    registered_at: NotRequired[str]
-    intent: NotRequired[str]
+class AgentRegisterData(_AgentColumns, total=False):
+    name: Required[str]
+    role: Required[str]
+    registered_at: str
 
 
 class AgentNameData(TypedDict):

@@ -49,7 +49,7 @@ def status(ctx: Ctx) -> int:
         info = client.call("engine.info", {})
     finally:
         client.close()
-    keys = ("running", "pid", "repo_path", "uptime", "version", "host", "sync", "projection_recovered")
+    keys = ("running", "pid", "repo_path", "uptime", "version", "host", "sync")
     r = {k: info.get(k) for k in keys}
     return ctx.emit(r, lambda r: line(f"✓ Engine running: pid {r['pid']}, {r['host']}, up {human_age(r['uptime'])},"
                                       f" v{r['version']}, sync {r['sync']}"))
@@ -100,7 +100,7 @@ def doctor(ctx: Ctx) -> int:
     def human(r: dict) -> None:
         j, p = r["journal"], r["projection"]
         line(f"journal: {j['events']} events in {len(j['shards'])} shards")
-        line(f"projection: {p['applied_events']} applied, {p['agents']} agents, {p['messages']} messages"
+        line(f"projection: {p['applied_events']} applied, {p['agents']} agents, {p.get('messages', '?')} messages"
              f" (schema v{r['schema_version']})")
         rec = r.get("projection_recovered")
         if rec:
