@@ -269,3 +269,17 @@ def test_the_reported_poison_line_no_longer_stops_the_engine_or_doctor(pair):
     assert "content" in r.json["rejected"][0]["reason"]
     text = alice.run("doctor")
     assert "cannot be applied" in text.out
+
+
+async def test_a_symlinked_shard_is_never_read(layout, tmp_path):
+    await base(layout)
+    outside = tmp_path / "outside.jsonl"
+    outside.write_bytes(line(message(10, "from outside the journal")))
+    (Path(layout.journal_dir) / "mallory.jsonl").symlink_to(outside)
+    engine = await start(layout)
+    try:
+        assert await contents(engine) == []
+        assert "mallory" not in engine.journal.shards()
+        assert (await doctor(engine))["ok"] is True
+    finally:
+        await engine.stop()

@@ -177,11 +177,14 @@ class Journal:
         return os.path.join(self.dir, shard + SUFFIX)
 
     def shards(self) -> list[str]:
+        """Shard names: regular files only. A symlink (which a synced branch could carry) is never read,
+        so no file outside the journal is ever parsed, quarantined or appended to."""
         try:
-            names = os.listdir(self.dir)
+            entries = list(os.scandir(self.dir))
         except FileNotFoundError:
             return []
-        return sorted(n[: -len(SUFFIX)] for n in names if n.endswith(SUFFIX))
+        return sorted(e.name[: -len(SUFFIX)] for e in entries
+                      if e.name.endswith(SUFFIX) and e.is_file(follow_symlinks=False))
 
     def size(self, shard: str) -> int:
         try:
