@@ -125,10 +125,16 @@ def doctor(ctx: Ctx) -> int:
     def human(r: dict) -> None:
         j, p = r["journal"], r["projection"]
         line(f"journal: {j['events']} events in {len(j['shards'])} shards")
-        line(f"projection: {p['applied_events']} applied, {p['agents']} agents, {p['messages']} messages"
+        line(f"projection: {p['applied_events']} applied, {p['agents']} agents, {p.get('messages', '?')} messages"
              f" (schema v{r['schema_version']})")
+        rec = r.get("projection_recovered")
+        if rec:
+            line(f"! the projection was unusable ({rec['reason']}) at {rec['at']}: moved to {rec['moved_to']}"
+                 f" and rebuilt from {rec['events']} journal events ({rec['local_tables']})")
         for t in r["torn_tails_at_start"]:
             line(f"! torn tail in {t['shard']} set aside: {t['saved_to']}")
+        for rej in r.get("rejected", []):
+            line(f"! journal line {rej['shard']}:{rej['offset']} set aside ({rej['reason']}): {rej['saved_to']}")
         if r["quarantined"]:
             line(f"! {len(r['quarantined'])} quarantined file(s) in var/quarantine")
         for prob in r["problems"]:
