@@ -133,8 +133,6 @@ def update_config_file(path: str, changes: dict[str, Any]) -> None:
                 dst[k] = v
 
     merge(data, changes)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, sort_keys=True)
-        fh.write("\n")
-    os.replace(tmp, path)
+    from thrum_engine.files import write_private
+
+    write_private(path, json.dumps(data, indent=2, sort_keys=True) + "\n")

@@ -12,15 +12,15 @@ import os
 import subprocess
 from dataclasses import asdict, dataclass, field
 
-from thrum_engine import identity_file
+from thrum_engine import identity_file, names
 from thrum_engine.engine.core import Caller, Engine
 from thrum_engine.engine.registry import method
 from thrum_engine.errors import Conflict, InvalidInput, InvalidName, NotFound, ThrumError
+from thrum_engine.files import write_private
 from thrum_engine.layout import STATE_DIR, current_branch
 from thrum_engine.model import Params
 
 ARCHIVE_PREFIX = "refs/thrum/archive/"
-_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
 
 class WorktreeCreateParams(Params):
@@ -47,11 +47,7 @@ class WorktreeTeardownParams(Params):
 
 
 def name_problem(name: str) -> str | None:
-    if not name or name in (".", "..") or ".." in name or "/" in name or "\\" in name:
-        return f"invalid worktree name {name!r}: no '/', '\\' or '..'"
-    if name.startswith(("-", ".")) or not set(name) <= _NAME_CHARS or len(name) > 100:
-        return f"invalid worktree name {name!r}: use letters, digits, '.', '_' and '-' (not first)"
-    return None
+    return names.problem("worktree", name)
 
 
 def git(cwd: str, *args: str, check: bool = True) -> str:
@@ -114,9 +110,7 @@ def write_redirects(repo: str, path: str) -> None:
         main = os.path.join(repo, tool)
         if tool == ".beads" and not os.path.isdir(main):
             continue
-        os.makedirs(os.path.join(path, tool), exist_ok=True)
-        with open(os.path.join(path, tool, "redirect"), "w", encoding="utf-8") as fh:
-            fh.write(main + "\n")
+        write_private(os.path.join(path, tool, "redirect"), main + "\n")
 
 
 def list_worktrees(repo: str) -> list[dict]:

@@ -5,47 +5,49 @@ from __future__ import annotations
 import os
 import sys
 
-from thrum_engine.cli.call import CliError, Ctx
+from thrum_engine.cli.call import CliError, Ctx, read_text, stdin_text
 from thrum_engine.cli.output import line
 from thrum_engine.cli.setup import DEFAULT_PREAMBLE
-from thrum_engine.names import strip_at
+from thrum_engine.files import write_private
+from thrum_engine.layout import Layout
+from thrum_engine.names import identity_name_problem, strip_at
 
 
 def _me(ctx: Ctx) -> str:
     return ctx.require_me()
 
 
-def _paths(ctx: Ctx, name: str) -> tuple[str, str]:
-    d = ctx.layout.context_dir
+def paths(layout: Layout, name: str) -> tuple[str, str]:
+    """An agent's context and preamble files; the name is checked first, so it is never a path."""
+    problem = identity_name_problem(name)
+    if problem:
+        raise CliError(problem)
+    d = layout.context_dir
     return os.path.join(d, f"{name}.md"), os.path.join(d, f"{name}.preamble.md")
 
 
+def _paths(ctx: Ctx, name: str) -> tuple[str, str]:
+    return paths(ctx.layout, name)
+
+
 def _read(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return fh.read()
-    except FileNotFoundError:
-        return None
+    return read_text(path, what="context file") if os.path.exists(path) else None
 
 
 def _input(ctx: Ctx) -> str:
     src = ctx.args.get("file")
     if src:
-        text = _read(src)
-        if text is None:
-            raise CliError(f"no such file: {src}")
-        return text
+        return read_text(src, what="--file")
     if sys.stdin.isatty():
         raise CliError("pipe the context on stdin or pass --file F")
-    return sys.stdin.read()
+    return stdin_text()
 
 
 def _write(path: str, text: str) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    try:
+        write_private(path, text)
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def save(ctx: Ctx) -> int:

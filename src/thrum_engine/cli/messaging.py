@@ -6,7 +6,7 @@ import sys
 import time
 
 from thrum_engine.cli.args import exclusive
-from thrum_engine.cli.call import CliError, Ctx
+from thrum_engine.cli.call import CliError, Ctx, json_value, read_text, stdin_text
 from thrum_engine.cli.output import line
 from thrum_engine.durations import human_age, iso, parse_duration, parse_iso
 
@@ -17,13 +17,9 @@ def body_of(ctx: Ctx, words: list[str]) -> str:
     if sum(sources) > 1:
         raise CliError("TEXT, --stdin and --body-file are mutually exclusive")
     if a.get("stdin"):
-        return sys.stdin.read()
+        return stdin_text()
     if a.get("body_file"):
-        try:
-            with open(a["body_file"], encoding="utf-8") as fh:
-                return fh.read()
-        except OSError as exc:
-            raise CliError(f"cannot read --body-file: {exc.strerror}: {a['body_file']}") from None
+        return read_text(a["body_file"], what="--body-file")
     if not words:
         raise CliError("a message body is required: TEXT, --stdin or --body-file")
     return " ".join(words)
@@ -53,12 +49,7 @@ def send(ctx: Ctx) -> int:
         raise CliError("a recipient is required: --to @name (repeatable), --to @role, or --broadcast")
     structured = None
     if a.get("structured"):
-        from thrum_engine.rpc.client import loads
-
-        try:
-            structured = loads(a["structured"])
-        except (ValueError, StopIteration):
-            raise CliError("--structured must be JSON") from None
+        structured = json_value(a["structured"], "--structured")
     params = {
         "body": body_of(ctx, a["text"]), "to": to, "broadcast": a["broadcast"], "mentions": a["mention"],
         "scopes": a["scope"], "refs": a["ref"], "format": _fmt(ctx), "structured": structured,

@@ -9,15 +9,13 @@ import shutil
 
 from pydantic import Field
 
-from thrum_engine import ids
+from thrum_engine import ids, names
 from thrum_engine.durations import iso
 from thrum_engine.engine.core import Caller, Engine
 from thrum_engine.engine.registry import method
 from thrum_engine.errors import Conflict, InvalidInput, InvalidName, NotFound, ThrumError
 from thrum_engine.messaging import resolve
 from thrum_engine.model import Params
-
-NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
 
 
 class MonitorCommon(Params):
@@ -72,8 +70,9 @@ def service(engine: Engine):
 
 
 async def validate_common(engine: Engine, p: MonitorCommon) -> float:
-    if not p.name or not set(p.name) <= NAME_CHARS or len(p.name) > 64:
-        raise InvalidName(f"invalid monitor name {p.name!r}: use lowercase letters, digits, '_' and '-'")
+    problem = names.problem("monitor", p.name)
+    if problem:
+        raise InvalidName(problem)
     check_match(p.match)
     resolve(engine, [p.to], None)  # an unknown target is refused now, not at the first match
     if await engine.store.one("SELECT id FROM monitors WHERE name = ?", (p.name,)):

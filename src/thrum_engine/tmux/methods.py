@@ -17,7 +17,6 @@ from thrum_engine.tmux import runtimes
 from thrum_engine.tmux.manager import Session, TmuxManager
 from thrum_engine.tmux.server import TmuxError, default_shell, shell_command
 
-SESSION_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 SCRUB_ENV = ("THRUM_NAME", "THRUM_ROLE", "THRUM_MODULE", "THRUM_HOME", "THRUM_SOCKET", "THRUM_LOCAL",
              "THRUM_NO_HINTS")
 
@@ -73,8 +72,9 @@ def manager(engine: Engine) -> TmuxManager:
 
 
 def check_session_name(name: str) -> None:
-    if not name or not set(name) <= SESSION_CHARS or len(name) > 64:
-        raise InvalidName(f"invalid session name {name!r}: use letters, digits, '_' and '-'")
+    problem = names.problem("session", name)
+    if problem:
+        raise InvalidName(problem)
 
 
 def get_session(engine: Engine, name: str) -> Session:

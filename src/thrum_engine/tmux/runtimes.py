@@ -14,9 +14,8 @@ import os
 import re
 from dataclasses import asdict, dataclass, field, replace
 
+from thrum_engine import names
 from thrum_engine.errors import InvalidInput, InvalidName, NotFound
-
-NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 
 
 @dataclass(frozen=True)
@@ -101,9 +100,7 @@ BUILTIN: dict[str, Runtime] = {r.name: r for r in (
 
 
 def name_problem(name: str) -> str | None:
-    if not name or not set(name) <= NAME_CHARS or len(name) > 64:
-        return f"invalid runtime name {name!r}: use letters, digits, '_' and '-'"
-    return None
+    return names.problem("runtime", name)
 
 
 def preset_files(repo: str) -> list[str]:
