@@ -280,12 +280,10 @@ async def create(engine: Engine, caller: Caller, p: WorktreeCreateParams) -> dic
         raise Conflict(f"{path} already exists")
     if p.detach and p.branch:
         raise InvalidInput("--detach and --branch are mutually exclusive")
-    if p.agent and not p.role:
+    if p.agent is not None and not p.role:
         raise InvalidInput("an agent for the worktree needs --role too")
-    if p.agent:
-        from thrum_engine.names import agent_name_problem
-
-        problem = agent_name_problem(p.agent, p.role)
+    if p.agent is not None:  # "" is a bad name, not "no agent"
+        problem = names.agent_name_problem(p.agent, p.role)
         if problem:
             raise InvalidName(problem)
         if p.agent in engine.agents:
