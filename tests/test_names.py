@@ -10,8 +10,8 @@ import stat
 from pathlib import Path
 
 import pytest
-from conftest import assert_error
 
+from conftest import assert_error
 from thrum_engine import names
 
 KINDS = ("agent", "role", "module", "monitor", "session", "runtime", "worktree")
@@ -171,7 +171,7 @@ def test_identity_and_context_files_are_private_whatever_the_umask(make_repo):
         agent.ok("context", "save", input="secret\n")
     finally:
         os.umask(old)
-    mode = lambda p: stat.S_IMODE(os.lstat(p).st_mode)  # noqa: E731
+    mode = lambda p: stat.S_IMODE(os.lstat(p).st_mode)
     state = repo.path / ".thrum"
     assert mode(agent.cwd / ".thrum" / "identities" / "alice.json") == 0o600
     assert mode(agent.cwd / ".thrum" / "identities") == 0o700

@@ -75,4 +75,4 @@ def identity_name_problem(name: str) -> str | None:
 
 
 def strip_at(address: str) -> str:
-    return address[1:] if address.startswith("@") else address
+    return address.removeprefix("@")
