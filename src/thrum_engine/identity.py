@@ -6,6 +6,7 @@ import time
 
 from thrum_engine import ids, names
 from thrum_engine.durations import iso, parse_iso
+from thrum_engine.engine.authority import require_agent_owner, require_operator
 from thrum_engine.engine.core import Caller, Engine
 from thrum_engine.engine.registry import method
 from thrum_engine.errors import Conflict, InvalidName, UnknownAgent
@@ -141,6 +142,7 @@ async def agent_delete(engine: Engine, caller: Caller, p: AgentNameParams) -> di
     name = names.strip_at(p.name)
     if name not in engine.agents:
         raise UnknownAgent(f"no agent named @{name}")
+    require_agent_owner(engine, caller, name, f"deleting @{name}")
     if name in engine.active_sessions and name != caller.name and not p.force:
         raise Conflict(f"@{name} has an active session; pass --force to delete it anyway")
     await engine.commit(engine.event("agent.delete", author_of(engine, caller), {"name": name}))
@@ -161,6 +163,8 @@ def last_activity(engine: Engine, name: str) -> float:
 async def agent_cleanup(engine: Engine, caller: Caller, p: CleanupParams) -> dict:
     cutoff = time.time() - p.threshold_days * 86400
     stale = sorted(n for n in engine.agents if last_activity(engine, n) < cutoff and n != caller.name)
+    if not p.dry_run:
+        require_operator(engine, caller, "deleting stale agents")
     if not p.dry_run and stale:
         await engine.commit(*(engine.event("agent.delete", author_of(engine, caller), {"name": n}) for n in stale))
     return {"stale": stale, "deleted": [] if p.dry_run else stale, "dry_run": p.dry_run}
@@ -171,6 +175,8 @@ async def set_status(engine: Engine, caller: Caller, p: SetStatusParams) -> dict
     name = names.strip_at(p.agent) if p.agent else caller.name
     if name not in engine.agents:
         raise UnknownAgent(f"no agent named @{name}")
+    if name != caller.name:
+        require_agent_owner(engine, caller, name, f"changing @{name}'s status")
     status = "" if p.status == "online" else p.status
     await engine.commit(
         engine.event("agent.update", author_of(engine, caller), {"name": name, "fields": {"status": status, "status_at": iso()}})

@@ -13,6 +13,7 @@ import time
 
 from thrum_engine import ids, names
 from thrum_engine.durations import iso, parse_iso
+from thrum_engine.engine.authority import require_operator
 from thrum_engine.engine.bus import Waiter
 from thrum_engine.engine.core import Caller, Engine
 from thrum_engine.engine.registry import method
@@ -516,6 +517,8 @@ async def purge(engine: Engine, caller: Caller, p: PurgeParams) -> dict:
     except ValueError:
         raise InvalidInput(f"invalid --before {p.before!r}") from None
     count = await engine.store.scalar("SELECT COUNT(*) FROM messages WHERE created_at < ?", (before,))
+    if p.confirm:
+        require_operator(engine, caller, "purging messages")
     if p.confirm and count:
         await engine.commit(engine.event("message.purge", author_of(engine, caller), {"before": before}))
     return {"before": before, "messages": count, "purged": bool(p.confirm and count), "preview": not p.confirm}

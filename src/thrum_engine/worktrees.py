@@ -13,6 +13,7 @@ import subprocess
 from dataclasses import asdict, dataclass, field
 
 from thrum_engine import identity_file, names
+from thrum_engine.engine.authority import require_owner
 from thrum_engine.engine.core import Caller, Engine
 from thrum_engine.engine.registry import method
 from thrum_engine.errors import Conflict, InvalidInput, InvalidName, NotFound, ThrumError
@@ -345,6 +346,7 @@ async def audit(engine: Engine, caller: Caller, p: WorktreeNameParams) -> dict:
 @method("worktree.teardown", WorktreeTeardownParams, writes=True, timeout=False)
 async def teardown(engine: Engine, caller: Caller, p: WorktreeTeardownParams) -> dict:
     path = path_for(engine, p.name)
+    require_owner(engine, caller, path, f"tearing down the worktree {p.name}")
     a = await asyncio.to_thread(run_audit, engine, p.name, await live_panes_for(engine, path))
     if a.problems and not p.force:
         raise Conflict(f"refusing to tear down {p.name}: {'; '.join(a.problems)} (pass --force to archive and remove)")

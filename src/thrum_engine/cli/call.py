@@ -239,6 +239,9 @@ def run(ctx: Ctx, handler: str) -> int:
     except CliError as exc:
         error(exc.message)
         return exc.code
+    except RpcError as exc:  # a handler that called the engine without Ctx.call: still one line
+        error(exc.message)
+        return 1
     except UsageError as exc:
         error(str(exc))
         return ctx.spec.usage_exit

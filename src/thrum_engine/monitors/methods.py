@@ -11,6 +11,7 @@ from pydantic import Field
 
 from thrum_engine import ids, names
 from thrum_engine.durations import iso
+from thrum_engine.engine.authority import require_agent_owner
 from thrum_engine.engine.core import Caller, Engine
 from thrum_engine.engine.registry import method
 from thrum_engine.errors import Conflict, InvalidInput, InvalidName, NotFound, ThrumError
@@ -109,6 +110,8 @@ def inside(path: str, root: str) -> bool:
 async def create_rule(engine: Engine, p: MonitorCommon, source: str, spec: dict, debounce: float,
                       schedule: str | None = None) -> dict:
     now = iso()
+    if p.caller and p.caller in engine.agents:
+        spec = {**spec, "owner": p.caller}  # who may stop or edit it besides the operator
     row = {"id": ids.new_id("mon"), "name": p.name, "source": source, "spec": json.dumps(spec, sort_keys=True),
            "pattern": p.match, "target": "@" + p.to.lstrip("@"), "debounce": debounce, "schedule": schedule,
            "status": "running", "created_at": now, "updated_at": now}
@@ -171,6 +174,12 @@ async def find(engine: Engine, ident: str) -> dict:
     return row
 
 
+def require_rule_owner(engine: Engine, caller: Caller, row: dict, verb: str) -> None:
+    """A rule belongs to the agent that created it (`owner` in its spec; older rules: the operator's)."""
+    owner = json.loads(row["spec"]).get("owner")
+    require_agent_owner(engine, caller, owner, f"{verb} the monitor {row['name']}")
+
+
 async def view(engine: Engine, ident: str) -> dict:
     row = await find(engine, ident)
     spec = json.loads(row["spec"])
@@ -197,6 +206,7 @@ async def show(engine: Engine, caller: Caller, p: MonitorIdParams) -> dict:
 @method("monitor.stop", MonitorIdParams, writes=True)
 async def stop(engine: Engine, caller: Caller, p: MonitorIdParams) -> dict:
     row = await find(engine, p.id)
+    require_rule_owner(engine, caller, row, "stopping")
     svc = service(engine)
     await svc.halt(row["id"])
     await svc.set_status(row["id"], "stopped")
@@ -207,6 +217,7 @@ async def stop(engine: Engine, caller: Caller, p: MonitorIdParams) -> dict:
 @method("monitor.restart", MonitorIdParams, writes=True)
 async def restart(engine: Engine, caller: Caller, p: MonitorIdParams) -> dict:
     row = await find(engine, p.id)
+    require_rule_owner(engine, caller, row, "restarting")
     svc = service(engine)
     await svc.halt(row["id"])
     await svc.set_status(row["id"], "running", "")
@@ -219,6 +230,7 @@ async def edit(engine: Engine, caller: Caller, p: MonitorEditParams) -> dict:
     """Change a rule's pattern, target, debounce or schedule in place: same id, same history; a
     running rule restarts on the new settings. The source stays (a new source is a new rule)."""
     row = await find(engine, p.id)
+    require_rule_owner(engine, caller, row, "editing")
     changes: dict = {}
     if p.match is not None:
         check_match(p.match)
