@@ -59,7 +59,7 @@ COMMANDS: list[Spec] = [
        flags=f"to:l broadcast:b mention:l scope:l ref:l thread:v structured:v {_MSG_FORMAT}"),
     _s("reply", "messaging:reply", "reply in a message's thread", pos=("message_id", "text*"), flags=_MSG_FORMAT),
     _s("inbox", "messaging:inbox", "my messages, newest first (listing marks them read)",
-       flags="unread:b mentions:b from:v scope:v all:b page-size:v page:v limit:v oldest:b"),
+       flags="unread:b mentions:b from:v scope:v all:b page-size:v page:v offset:v limit:v oldest:b"),
     _s("sent", "messaging:sent", "my outbox with delivery state", flags="to:v unread:b limit:v"),
     _s("sent show", "messaging:sent_show", "one sent message and each recipient's state", pos=("message_id",)),
     _s("message get", "messaging:get", "show a message", pos=("message_id",)),

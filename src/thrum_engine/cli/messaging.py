@@ -67,16 +67,24 @@ def reply(ctx: Ctx) -> int:
     return ctx.emit(r, lambda r: line(f"✓ Reply sent: {r['message_id']} → {_at(r['recipients'])} (thread {r['thread_id']})"))
 
 
-def _int(ctx: Ctx, flag: str) -> int | None:
+# The engine's bounds (model.py), repeated here so the CLI stays free of pydantic: checked first
+# for a clear error, enforced by the engine.
+MAX_PAGE_SIZE = 200
+MAX_PAGE = 1_000_000
+
+
+def _int(ctx: Ctx, flag: str, *, low: int = 1, high: int = 1000) -> int | None:
     v = ctx.args.get(flag.lstrip("-").replace("-", "_"))
     if v is None:
         return None
     try:
-        n = int(v)
+        n = int(v) if len(v) <= 20 else None  # int() of a huge digit string is slow and pointless
     except ValueError:
-        raise CliError(f"{flag} needs a whole number, not {v!r}") from None
-    if n < 1:
-        raise CliError(f"{flag} must be at least 1")
+        n = None
+    if n is None:
+        raise CliError(f"{flag} needs a whole number between {low} and {high}, not {v[:40]!r}") from None
+    if not low <= n <= high:
+        raise CliError(f"{flag} must be between {low} and {high}")
     return n
 
 
@@ -104,11 +112,14 @@ def inbox(ctx: Ctx) -> int:
     exclusive(a, "--limit", "--page-size")
     params = {
         "unread": a["unread"], "mentions": a["mentions"], "all": a["all"], "oldest": a["oldest"],
-        "page": _int(ctx, "--page") or 1,
+        "page": _int(ctx, "--page", high=MAX_PAGE) or 1,
     }
-    size = _int(ctx, "--page-size") or _int(ctx, "--limit")
+    size = _int(ctx, "--page-size", high=MAX_PAGE_SIZE) or _int(ctx, "--limit", high=MAX_PAGE_SIZE)
     if size:
         params["page_size"] = size
+    offset = _int(ctx, "--offset", low=0, high=MAX_PAGE * MAX_PAGE_SIZE)
+    if offset is not None:
+        params["offset"] = offset
     if a.get("from"):
         params["from_agent"] = a["from"]
     if a.get("scope"):
@@ -121,8 +132,10 @@ def inbox(ctx: Ctx) -> int:
             return
         for m in r["messages"]:
             print_message(m)
-        first = (r["page"] - 1) * r["page_size"] + 1
+        first = r.get("offset", (r["page"] - 1) * r["page_size"]) + 1
         line(f"Showing {first}-{first + len(r['messages']) - 1} of {r['total']} · {r['unread']} unread")
+        if r.get("truncated") and r.get("next_offset") is not None:
+            line(f"(page cut short by its size: `thrum inbox --offset {r['next_offset']}` for the next ones)")
 
     return ctx.emit(r, human)
 
@@ -134,7 +147,7 @@ def _print_deliveries(m: dict) -> None:
 
 
 def sent(ctx: Ctx) -> int:
-    params = {"unread": ctx.args["unread"], "limit": _int(ctx, "--limit") or 50}
+    params = {"unread": ctx.args["unread"], "limit": _int(ctx, "--limit", high=1000) or 50}
     if ctx.args.get("to"):
         params["to"] = ctx.args["to"]
     r = ctx.call("message.sent", params)
