@@ -29,6 +29,10 @@ def test_an_agent_cannot_delete_restatus_or_purge_for_others_but_the_operator_ca
     finally:
         (bob.cwd / "bob.json.away").rename(bob.cwd / ".thrum" / "identities" / "bob.json")
     assert agent_names(alice) == ["alice", "bob", "carol", "ops"]
+    # Taking over another worktree's agent by registering it here with --force is acting on it too.
+    assert_error(bob.run("agent", "register", "alice", "--role", "implementer", "--force", THRUM_NAME="alice"),
+                 "belongs to the worktree")
+    assert alice.json("whoami")["worktree"] == str(alice.cwd)
     bob.ok("send", "keep me", "--to", "@alice")
     assert bob.json("purge", "--all")["messages"] == 1  # the preview is anyone's
     assert_error(bob.run("purge", "--all", "--confirm"), "only the operator")

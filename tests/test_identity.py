@@ -133,7 +133,7 @@ def test_agent_list_shows_everyone_and_filters_by_role(pair):
 
 def test_agent_delete_removes_an_agent(pair):
     repo, alice, bob = pair
-    assert_error(alice.run("agent", "delete", "bob"), "--force")  # bob is mid-session
+    assert_error(repo.run("agent", "delete", "bob"), "--force")  # bob is mid-session
     assert agent_names(alice) == ["alice", "bob"]
 
     assert_error(alice.run("agent", "delete", "bob", "--force"), "belongs to the worktree")  # not alice's

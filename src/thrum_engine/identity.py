@@ -81,7 +81,8 @@ async def start_session(engine: Engine, name: str, intent: str = "") -> dict:
 
 
 @method("agent.register", RegisterParams, writes=True)
-async def register(engine: Engine, caller: Caller, p: RegisterParams) -> dict:
+async def register(engine: Engine, caller: Caller, p: RegisterParams, *, checked: bool = False) -> dict:
+    """`checked`: an in-process caller (tmux.create) already checked its own caller's authority."""
     _require_name(p.name, p.role)
     for what, value in (("role", p.role), ("module", p.module)):
         if value:
@@ -90,11 +91,14 @@ async def register(engine: Engine, caller: Caller, p: RegisterParams) -> dict:
                 raise InvalidName(problem)
     worktree = caller.worktree or engine.layout.worktree
     existing = engine.agents.get(p.name)
-    if existing and existing["worktree"] and existing["worktree"] != worktree and not p.force:
+    moving = bool(existing and existing["worktree"] and existing["worktree"] != worktree)
+    if moving and not p.force:
         raise Conflict(
             f"agent @{p.name} is already registered in {existing['worktree']}; "
             "pick another name or pass --force to move it here"
         )
+    if moving and not checked:  # taking over another worktree's agent
+        require_agent_owner(engine, caller, p.name, f"moving @{p.name} here")
     data = {
         "name": p.name,
         "role": p.role,

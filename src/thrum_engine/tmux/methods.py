@@ -8,7 +8,7 @@ import shlex
 import time
 
 from thrum_engine import identity_file, names
-from thrum_engine.engine.authority import require_operator, require_owner
+from thrum_engine.engine.authority import agent_worktree, require_operator, require_owner
 from thrum_engine.engine.core import Caller, Engine
 from thrum_engine.engine.registry import method
 from thrum_engine.errors import Conflict, InvalidInput, InvalidName, NotFound, ThrumError
@@ -168,9 +168,12 @@ async def create(engine: Engine, caller: Caller, p: CreateParams) -> dict:
             from thrum_engine.identity import register
             from thrum_engine.model import RegisterParams
 
+            home = agent_worktree(engine, agent)
+            if home and os.path.realpath(home) != os.path.realpath(wt):  # moving it: the caller must own its home
+                require_owner(engine, caller, home, f"moving @{agent} here")
             reg = await register(engine, Caller(worktree=os.path.realpath(wt)), RegisterParams(
                 name=agent, role=role, module=p.module, runtime=runtime.name, intent=p.intent,
-                start_session=True, force=p.force))
+                start_session=True, force=p.force), checked=True)
             identity_file.write(wt, identity_file.identity_record(
                 {**reg["agent"], "intent": p.intent}, reg.get("session"), repo=engine.layout.repo, agent_pid=None))
         tags = {"@thrum_repo": engine.layout.repo, "@thrum_agent": agent or "", "@thrum_runtime": runtime.name}
