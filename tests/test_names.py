@@ -128,7 +128,8 @@ def test_random_invalid_names_through_every_command_change_nothing(pair, tmp_pat
 
 
 def test_thrum_name_traversal_neither_deletes_nor_writes_nor_reads(pair, tmp_path):
-    """F7: `THRUM_NAME=../../README thrum context clear` deleted the repo's README.md."""
+    """F7: `THRUM_NAME=../../README thrum context clear` deleted the repo's README.md, and any seat
+    could rewrite another agent's context."""
     repo, alice, bob = pair
     assert_error(alice.run("context", "clear", THRUM_NAME="../../../repo/README"), "invalid agent name")
     assert (repo.path / "README.md").exists()
@@ -137,6 +138,10 @@ def test_thrum_name_traversal_neither_deletes_nor_writes_nor_reads(pair, tmp_pat
     assert not target.with_suffix(".md").exists()
     assert_error(alice.run("context", "show", "--agent", "../../README"), "invalid agent name")
     assert_error(alice.run("whoami", THRUM_NAME="$(touch pwned)"), "invalid agent name", "THRUM_NAME")
+    bob.ok("context", "save", input="bob's own\n")
+    for args in (("context", "save"), ("context", "clear"), ("context", "preamble", "--init")):
+        assert_error(alice.run(*args, input="forged\n", THRUM_NAME="bob"), "no identity in this worktree")
+    assert bob.json("context", "show")["context"] == "bob's own\n"
     alice.ok("context", "save", input="mine\n")
     assert alice.json("context", "show")["context"] == "mine\n"
 

@@ -17,6 +17,20 @@ def _me(ctx: Ctx) -> str:
     return ctx.require_me()
 
 
+def _mine(ctx: Ctx) -> str:
+    """The caller's name, for changing its context: `context` works without the engine, so the
+    engine's rule (an identity counts only in its own worktree) is applied here, from the identity
+    file. Without it `THRUM_NAME=bob thrum context save` rewrote bob's context from any seat. The
+    main checkout is the operator's and may change anyone's."""
+    name = ctx.require_me()
+    layout = ctx.layout
+    path = layout.identity_path(name)
+    if layout.worktree != layout.repo and not os.path.exists(path):
+        raise CliError(f"@{name} has no identity in this worktree ({path} is missing): "
+                       "an agent changes only its own context; run `thrum quickstart` here first")
+    return name
+
+
 def paths(layout: Layout, name: str) -> tuple[str, str]:
     """An agent's context and preamble files; the name is checked first, so it is never a path."""
     problem = identity_name_problem(name)
@@ -51,7 +65,7 @@ def _write(path: str, text: str) -> None:
 
 
 def save(ctx: Ctx) -> int:
-    name = _me(ctx)
+    name = _mine(ctx)
     path, _ = _paths(ctx, name)
     text = _input(ctx)
     _write(path, text)
@@ -78,7 +92,7 @@ def show(ctx: Ctx) -> int:
 
 
 def clear(ctx: Ctx) -> int:
-    name = _me(ctx)
+    name = _mine(ctx)
     path, _ = _paths(ctx, name)
     existed = os.path.exists(path)
     if existed:
@@ -88,7 +102,7 @@ def clear(ctx: Ctx) -> int:
 
 
 def preamble(ctx: Ctx) -> int:
-    name = _me(ctx)
+    name = _mine(ctx) if ctx.args["init"] or ctx.args.get("file") else _me(ctx)
     _, ppath = _paths(ctx, name)
     if ctx.args["init"] and ctx.args.get("file"):
         raise CliError("--init and --file are mutually exclusive")
