@@ -51,7 +51,7 @@ def test_an_agent_cannot_delete_restatus_or_purge_for_others_but_the_operator_ca
 
 
 def test_a_caller_outside_every_worktree_cannot_stop_the_engine(pair, tmp_path):
-    repo, alice, bob = pair
+    repo, alice, _bob = pair
     pid = repo.daemon_pid()
     r = run_thrum(["--repo", str(repo.path), "daemon", "stop"], tmp_path, repo.env)
     assert_error(r, "worktrees")
@@ -60,7 +60,7 @@ def test_a_caller_outside_every_worktree_cannot_stop_the_engine(pair, tmp_path):
 
 
 def test_a_planted_worktree_outside_git_s_list_grants_nothing(pair, tmp_path):
-    repo, alice, bob = pair
+    repo, alice, _bob = pair
     fake = tmp_path / "X"
     (fake / ".git").mkdir(parents=True)
     (fake / ".thrum").mkdir()

@@ -31,19 +31,19 @@ print(json.dumps(out))
 
 
 def raw(agent, *frames: str) -> list[dict]:
-    proc = subprocess.run([sys.executable, "-c", RAW], cwd=agent.cwd, env=agent.env, input=json.dumps(frames),
+    proc = subprocess.run([sys.executable, "-c", RAW], check=False, cwd=agent.cwd, env=agent.env, input=json.dumps(frames),
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
 
 def frame(method: str, params: str, rid: int = 1) -> str:
-    return '{"jsonrpc": "2.0", "id": %d, "method": "%s", "params": %s}' % (rid, method, params)
+    return f'{{"jsonrpc": "2.0", "id": {rid}, "method": "{method}", "params": {params}}}'
 
 
 def test_pages_and_nan_are_invalid_params_not_internal_errors(pair):
     """F16: `--page 10**21` and RPC `page: 10**18` were OverflowErrors; `after: NaN` a ValueError."""
-    repo, alice, bob = pair
+    _repo, alice, bob = pair
     alice.ok("send", "hi", "--to", "@bob")
     for flag, value in (("--page", "1000000000000000000000"), ("--page", "0"), ("--page", "x"),
                         ("--page-size", "201"), ("--page-size", "0"), ("--page", "-3")):
@@ -63,7 +63,7 @@ def test_pages_and_nan_are_invalid_params_not_internal_errors(pair):
 
 def test_duplicate_recipients_collapse_and_huge_to_lists_are_refused(pair):
     """F18: `to: ["@bob"] * 100000` was accepted and journaled as a 700 KB event."""
-    repo, alice, bob = pair
+    repo, alice, _bob = pair
     mid = alice.json("send", "once", *["--to", "@bob"] * 50, "--to", "bob", "--to", " @bob")["message_id"]
     assert alice.json("message", "get", mid)["message"]["to"] == ["@bob"]
     many = json.dumps({"caller": "alice", "body": "x", "to": ["@bob"] * 100_000})
@@ -99,7 +99,7 @@ def test_the_body_cap_is_on_the_stored_size_so_control_characters_cannot_amplify
 
 def test_listings_are_paged_by_bytes_and_paging_returns_every_message(pair):
     """F10: `inbox --page-size 100` over 100 bodies of ~1 MiB built a 629 MB response (2 GB peak)."""
-    repo, alice, bob = pair
+    _repo, alice, bob = pair
     mib = 1 << 20
     sends = [frame("message.send", json.dumps({"caller": "alice", "body": f"{i:03d}" + "x" * (mib - 64),
                                                 "to": ["@bob"]}), i + 1) for i in range(100)]

@@ -100,7 +100,7 @@ def snapshot(*roots: Path) -> dict[str, tuple[int, int]]:
 
 
 def test_random_invalid_names_through_every_command_change_nothing(pair, tmp_path):
-    repo, alice, bob = pair
+    repo, alice, _bob = pair
     payload = tmp_path / "payload.md"
     payload.write_text("forged\n")
     outside = tmp_path / "outside"
@@ -151,7 +151,7 @@ def test_thrum_name_traversal_neither_deletes_nor_writes_nor_reads(pair, tmp_pat
 
 def test_planted_tmp_symlinks_are_never_followed(pair, tmp_path):
     """F14: `<name>.json.tmp` / `<name>.md.tmp` symlinks redirected the identity and context writes."""
-    repo, alice, bob = pair
+    repo, alice, _bob = pair
     victim = tmp_path / "victim"
     victim.write_text("untouched\n")
     wt = repo.worktree("eve")
@@ -211,13 +211,13 @@ def test_bad_text_inputs_give_one_error_line(pair, tmp_path):
 
 
 def test_stdin_that_is_not_utf8_is_one_error_line(pair):
-    repo, alice, bob = pair
+    _repo, alice, bob = pair
     import subprocess
 
     from conftest import THRUM
 
     for args in (["send", "--stdin", "--to", "@bob"], ["context", "save"]):
-        proc = subprocess.run(THRUM + args, cwd=alice.cwd, env=alice.env, input=b"ok \xff bad", capture_output=True,
+        proc = subprocess.run(THRUM + args, check=False, cwd=alice.cwd, env=alice.env, input=b"ok \xff bad", capture_output=True,
                               timeout=60)
         err = proc.stderr.decode()
         assert proc.returncode == 1 and err.startswith("Error: ") and len(err.splitlines()) == 1, err
@@ -227,7 +227,7 @@ def test_stdin_that_is_not_utf8_is_one_error_line(pair):
 
 @pytest.mark.parametrize("content", [b"", b"garbage", b"[1, 2]", b"{", b"\xff\xfe"])
 def test_a_broken_identity_file_is_an_error_naming_it(pair, content):
-    repo, alice, bob = pair
+    _repo, alice, _bob = pair
     path = alice.cwd / ".thrum" / "identities" / "alice.json"
     path.write_bytes(content)
     for args in (("send", "hi", "--to", "@bob"), ("whoami",), ("inbox",)):
