@@ -35,7 +35,7 @@ class Event(BaseModel):
 
 
 # Listing bounds: the CLI checks them first for a friendlier error, the engine is the authority.
-MAX_PAGE_SIZE = 200
+MAX_PAGE_SIZE = 1000
 MAX_PAGE = 1_000_000
 
 

@@ -21,7 +21,7 @@ from pydantic_settings import (
 
 class MessagesSettings(BaseModel):
     max_body_bytes: int = Field(1_048_576, ge=1, description="largest message body accepted, as stored")
-    default_page_size: int = Field(20, ge=1, le=200)
+    default_page_size: int = Field(20, ge=1, le=1000)
     max_page_bytes: int = Field(4_194_304, ge=1, description="message bodies in one listing page (inbox, sent, feed);"
                                 " a page always holds at least one message")
 

@@ -69,7 +69,7 @@ def reply(ctx: Ctx) -> int:
 
 # The engine's bounds (model.py), repeated here so the CLI stays free of pydantic: checked first
 # for a clear error, enforced by the engine.
-MAX_PAGE_SIZE = 200
+MAX_PAGE_SIZE = 1000
 MAX_PAGE = 1_000_000
 
 
