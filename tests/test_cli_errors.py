@@ -63,7 +63,7 @@ def test_pages_and_nan_are_invalid_params_not_internal_errors(pair):
 
 def test_duplicate_recipients_collapse_and_huge_to_lists_are_refused(pair):
     """F18: `to: ["@bob"] * 100000` was accepted and journaled as a 700 KB event."""
-    repo, alice, _bob = pair
+    repo, alice, bob = pair
     mid = alice.json("send", "once", *["--to", "@bob"] * 50, "--to", "bob", "--to", " @bob")["message_id"]
     assert alice.json("message", "get", mid)["message"]["to"] == ["@bob"]
     many = json.dumps({"caller": "alice", "body": "x", "to": ["@bob"] * 100_000})
@@ -73,6 +73,12 @@ def test_duplicate_recipients_collapse_and_huge_to_lists_are_refused(pair):
     assert wide["error"]["code"] == -32602 and "too many --to" in wide["error"]["message"]
     journal = repo.path / ".git" / "thrum-sync" / "a-sync" / "journal" / "alice.jsonl"
     assert max(len(line) for line in journal.read_bytes().splitlines()) < 2000
+    # Message ids too: repeats collapse, and a list past what one SQL statement may hold is refused.
+    ids = json.dumps({"caller": "bob", "message_ids": [mid] * 50_000})
+    wide = json.dumps({"caller": "bob", "message_ids": [f"msg_{i:026d}" for i in range(20_000)]})
+    [read, too_many] = raw(bob, frame("message.read", ids), frame("message.read", wide, 2))
+    assert read["result"]["message_ids"] == [mid]
+    assert too_many["error"]["code"] == -32602 and "too many message id" in too_many["error"]["message"]
 
 
 def test_the_body_cap_is_on_the_stored_size_so_control_characters_cannot_amplify(pair, tmp_path):

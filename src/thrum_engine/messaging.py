@@ -35,11 +35,12 @@ from thrum_engine.store.apply import addressed_of
 
 EVERYONE = ("everyone", "all", "broadcast")
 MAX_ADDRESSES = 256  # distinct entries in one message's to/mentions/scopes/refs
+MAX_IDS = 10_000  # message ids in one request (each is an SQL parameter)
 # What a message costs in a listing: its body and structured part as stored (bytes, not characters).
 BODY_BYTES = "length(CAST(m.content AS BLOB)) + coalesce(length(CAST(m.structured AS BLOB)), 0)"
 
 
-def distinct(values: list[str], what: str, *, key=None) -> list[str]:
+def distinct(values: list[str], what: str, *, key=None, limit: int = MAX_ADDRESSES) -> list[str]:
     """`values` without repeats (first spelling kept), refused past MAX_ADDRESSES: a list of 100,000
     copies of one address is one recipient, and should never become a 700 KB journal event."""
     seen: set[str] = set()
@@ -49,8 +50,8 @@ def distinct(values: list[str], what: str, *, key=None) -> list[str]:
         if k not in seen:
             seen.add(k)
             out.append(v)
-            if len(out) > MAX_ADDRESSES:
-                raise TooLarge(f"too many {what} entries: the limit is {MAX_ADDRESSES} distinct ones")
+            if len(out) > limit:
+                raise TooLarge(f"too many {what} entries: the limit is {limit} distinct ones")
     return out
 
 
@@ -493,21 +494,22 @@ async def mark_read(engine: Engine, caller: Caller, p: ReadParams) -> dict:
         )
         targets = [r["message_id"] for r in rows]
     else:
-        if not p.message_ids:
+        wanted = distinct(p.message_ids, "message id", limit=MAX_IDS)
+        if not wanted:
             raise InvalidInput("name message ids to mark read, or pass --all")
-        for mid in p.message_ids:
+        for mid in wanted:
             if not ids.is_id(mid, "msg"):
-                raise InvalidInput(f"invalid message id {mid!r}")
-        marks = ",".join("?" * len(p.message_ids))
+                raise InvalidInput(f"invalid message id {mid[:40]!r}")
+        marks = ",".join("?" * len(wanted))
         rows = await engine.store.all(
             f"SELECT message_id, read_at FROM deliveries WHERE recipient = ? AND message_id IN ({marks})",
-            [me, *p.message_ids],
+            [me, *wanted],
         )
         found = {r["message_id"]: r["read_at"] for r in rows}
-        missing = [m for m in p.message_ids if m not in found]
+        missing = [m for m in wanted if m not in found]
         if missing:
-            raise NotFound(f"not in your inbox: {', '.join(missing)}")
-        targets = [m for m in p.message_ids if found[m] is None]
+            raise NotFound(f"not in your inbox: {', '.join(missing[:20])}" + (" ..." if len(missing) > 20 else ""))
+        targets = [m for m in wanted if found[m] is None]
     if targets:
         await engine.commit(engine.event("message.read", me, {"message_ids": targets, "at": iso()}))
     return {"marked": len(targets), "message_ids": targets}
