@@ -304,7 +304,7 @@ async def create(engine: Engine, caller: Caller, p: WorktreeCreateParams) -> dic
 
         reg = await register(engine, Caller(worktree=path), RegisterParams(
             name=p.agent, role=p.role or "", module=p.module, runtime=p.runtime, intent=p.intent, start_session=True))
-        identity_file.write(path, identity_file.identity_record(
+        await asyncio.to_thread(identity_file.write, path, identity_file.identity_record(  # fsyncs: off the loop
             {**reg["agent"], "intent": p.intent}, reg.get("session"), repo=repo, agent_pid=None))
         result["agent"] = reg["agent"]
         result["session"] = await _agent_session(engine, caller, p, path)

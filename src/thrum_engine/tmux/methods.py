@@ -174,7 +174,7 @@ async def create(engine: Engine, caller: Caller, p: CreateParams) -> dict:
             reg = await register(engine, Caller(worktree=os.path.realpath(wt)), RegisterParams(
                 name=agent, role=role, module=p.module, runtime=runtime.name, intent=p.intent,
                 start_session=True, force=p.force), checked=True)
-            identity_file.write(wt, identity_file.identity_record(
+            await asyncio.to_thread(identity_file.write, wt, identity_file.identity_record(  # fsyncs: off the loop
                 {**reg["agent"], "intent": p.intent}, reg.get("session"), repo=engine.layout.repo, agent_pid=None))
         tags = {"@thrum_repo": engine.layout.repo, "@thrum_agent": agent or "", "@thrum_runtime": runtime.name}
         inherited = await asyncio.to_thread(inherited_thrum_vars, m)
