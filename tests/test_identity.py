@@ -133,10 +133,11 @@ def test_agent_list_shows_everyone_and_filters_by_role(pair):
 
 def test_agent_delete_removes_an_agent(pair):
     repo, alice, bob = pair
-    assert_error(alice.run("agent", "delete", "bob"), "--force")  # bob is mid-session
+    assert_error(repo.run("agent", "delete", "bob"), "--force")  # bob is mid-session
     assert agent_names(alice) == ["alice", "bob"]
 
-    assert alice.ok("agent", "delete", "bob", "--force").out == "✓ Deleted @bob\n"
+    assert_error(alice.run("agent", "delete", "bob", "--force"), "belongs to the worktree")  # not alice's
+    assert repo.ok("agent", "delete", "bob", "--force").out == "✓ Deleted @bob\n"  # the operator's
     assert agent_names(alice) == ["alice"]
     assert "bob" not in members(alice, "--all")
     assert_error(alice.run("send", "are you there?", "--to", "@bob"), "unknown recipient: @bob")

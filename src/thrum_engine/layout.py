@@ -74,6 +74,39 @@ def main_repo_of(worktree: str) -> str:
     return os.path.dirname(common_git_dir(worktree))
 
 
+def registered_worktrees(repo: str) -> set[str]:
+    """Real paths of `repo`'s worktrees as git itself records them: the main checkout plus each
+    `<common git dir>/worktrees/<id>/gitdir` (what `git worktree list` reads), without spawning git."""
+    found = {os.path.realpath(repo)}
+    admin = os.path.join(common_git_dir(repo), "worktrees")
+    try:
+        entries = os.listdir(admin)
+    except OSError:
+        return found
+    for entry in entries:
+        try:
+            gitfile = _read(os.path.join(admin, entry, "gitdir"))  # "<worktree>/.git"
+        except OSError:
+            continue
+        found.add(os.path.realpath(os.path.dirname(gitfile)))
+    return found
+
+
+def worktree_of(repo: str, cwd: str) -> str | None:
+    """The worktree of `repo` containing `cwd` (its real path), or None. A directory that merely looks
+    like one (a `.git` and a `.thrum/redirect` naming the repo) but is not in git's own list is None."""
+    wt = worktree_root(cwd)
+    if wt is None:
+        return None
+    try:
+        if os.path.realpath(main_repo_of(wt)) != os.path.realpath(repo):
+            return None
+        real = os.path.realpath(wt)
+        return real if real in registered_worktrees(repo) else None
+    except (OSError, NotARepo):
+        return None
+
+
 def current_branch(worktree: str) -> str | None:
     """Branch checked out in `worktree`, read from HEAD without spawning git; None when detached."""
     try:

@@ -187,10 +187,16 @@ DATA_KEYS: dict[str, frozenset[str]] = {
 }
 
 
-class Params(BaseModel):
-    """Base for RPC params: unknown keys are refused so a typo never passes silently."""
+# Listing bounds: the CLI checks them first for a friendlier error, the engine is the authority.
+MAX_PAGE_SIZE = 1000
+MAX_PAGE = 1_000_000
 
-    model_config = ConfigDict(extra="forbid")
+
+class Params(BaseModel):
+    """Base for RPC params: unknown keys are refused so a typo never passes silently; NaN and
+    infinities are refused for every float (`after: NaN` must be invalid params, not an internal error)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     caller: str | None = None
 
@@ -268,8 +274,9 @@ class InboxParams(Params):
     from_agent: str | None = None
     scope: str | None = None
     all: bool = False
-    page_size: int | None = Field(None, ge=1, le=1000)
-    page: int = Field(1, ge=1)
+    page_size: int | None = Field(None, ge=1, le=MAX_PAGE_SIZE)
+    page: int = Field(1, ge=1, le=MAX_PAGE)
+    offset: int | None = Field(None, ge=0, le=MAX_PAGE * MAX_PAGE_SIZE)  # overrides page: a listing's next_offset
     oldest: bool = False
     peek: bool = False
 

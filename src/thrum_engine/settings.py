@@ -20,8 +20,10 @@ from pydantic_settings import (
 
 
 class MessagesSettings(BaseModel):
-    max_body_bytes: int = Field(1_048_576, ge=1, description="largest message body accepted")
+    max_body_bytes: int = Field(1_048_576, ge=1, description="largest message body accepted, as stored")
     default_page_size: int = Field(20, ge=1, le=1000)
+    max_page_bytes: int = Field(4_194_304, ge=1, description="message bodies in one listing page (inbox, sent, feed);"
+                                " a page always holds at least one message")
 
 
 class PresenceSettings(BaseModel):
@@ -139,8 +141,6 @@ def update_config_file(path: str, changes: dict[str, Any]) -> None:
                 dst[k] = v
 
     merge(data, changes)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, sort_keys=True)
-        fh.write("\n")
-    os.replace(tmp, path)
+    from thrum_engine.files import write_private
+
+    write_private(path, json.dumps(data, indent=2, sort_keys=True) + "\n")

@@ -12,15 +12,16 @@ import os
 import subprocess
 from dataclasses import asdict, dataclass, field
 
-from thrum_engine import identity_file
+from thrum_engine import identity_file, names
+from thrum_engine.engine.authority import require_owner
 from thrum_engine.engine.core import Caller, Engine
 from thrum_engine.engine.registry import method
 from thrum_engine.errors import Conflict, InvalidInput, InvalidName, NotFound, ThrumError
+from thrum_engine.files import write_private
 from thrum_engine.layout import STATE_DIR, current_branch
 from thrum_engine.model import Params
 
 ARCHIVE_PREFIX = "refs/thrum/archive/"
-_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
 
 class WorktreeCreateParams(Params):
@@ -47,11 +48,7 @@ class WorktreeTeardownParams(Params):
 
 
 def name_problem(name: str) -> str | None:
-    if not name or name in (".", "..") or ".." in name or "/" in name or "\\" in name:
-        return f"invalid worktree name {name!r}: no '/', '\\' or '..'"
-    if name.startswith(("-", ".")) or not set(name) <= _NAME_CHARS or len(name) > 100:
-        return f"invalid worktree name {name!r}: use letters, digits, '.', '_' and '-' (not first)"
-    return None
+    return names.problem("worktree", name)
 
 
 def git(cwd: str, *args: str, check: bool = True) -> str:
@@ -114,9 +111,7 @@ def write_redirects(repo: str, path: str) -> None:
         main = os.path.join(repo, tool)
         if tool == ".beads" and not os.path.isdir(main):
             continue
-        os.makedirs(os.path.join(path, tool), exist_ok=True)
-        with open(os.path.join(path, tool, "redirect"), "w", encoding="utf-8") as fh:
-            fh.write(main + "\n")
+        write_private(os.path.join(path, tool, "redirect"), main + "\n")
 
 
 def list_worktrees(repo: str) -> list[dict]:
@@ -286,12 +281,10 @@ async def create(engine: Engine, caller: Caller, p: WorktreeCreateParams) -> dic
         raise Conflict(f"{path} already exists")
     if p.detach and p.branch:
         raise InvalidInput("--detach and --branch are mutually exclusive")
-    if p.agent and not p.role:
+    if p.agent is not None and not p.role:
         raise InvalidInput("an agent for the worktree needs --role too")
-    if p.agent:
-        from thrum_engine.names import agent_name_problem
-
-        problem = agent_name_problem(p.agent, p.role)
+    if p.agent is not None:  # "" is a bad name, not "no agent"
+        problem = names.agent_name_problem(p.agent, p.role)
         if problem:
             raise InvalidName(problem)
         if p.agent in engine.agents:
@@ -311,7 +304,7 @@ async def create(engine: Engine, caller: Caller, p: WorktreeCreateParams) -> dic
 
         reg = await register(engine, Caller(worktree=path), RegisterParams(
             name=p.agent, role=p.role or "", module=p.module, runtime=p.runtime, intent=p.intent, start_session=True))
-        identity_file.write(path, identity_file.identity_record(
+        await asyncio.to_thread(identity_file.write, path, identity_file.identity_record(  # fsyncs: off the loop
             {**reg["agent"], "intent": p.intent}, reg.get("session"), repo=repo, agent_pid=None))
         result["agent"] = reg["agent"]
         result["session"] = await _agent_session(engine, caller, p, path)
@@ -353,6 +346,7 @@ async def audit(engine: Engine, caller: Caller, p: WorktreeNameParams) -> dict:
 @method("worktree.teardown", WorktreeTeardownParams, writes=True, timeout=False)
 async def teardown(engine: Engine, caller: Caller, p: WorktreeTeardownParams) -> dict:
     path = path_for(engine, p.name)
+    require_owner(engine, caller, path, f"tearing down the worktree {p.name}")
     a = await asyncio.to_thread(run_audit, engine, p.name, await live_panes_for(engine, path))
     if a.problems and not p.force:
         raise Conflict(f"refusing to tear down {p.name}: {'; '.join(a.problems)} (pass --force to archive and remove)")

@@ -6,8 +6,9 @@ import json
 import os
 import subprocess
 
-from thrum_engine.cli.call import CliError, Ctx
+from thrum_engine.cli.call import CliError, Ctx, read_text
 from thrum_engine.cli.output import line
+from thrum_engine.files import private_dir, write_private
 from thrum_engine.layout import STATE_DIR, SYNC_BRANCH, Layout
 from thrum_engine.names import agent_name_problem, name_problem
 
@@ -63,15 +64,11 @@ def plan_init(layout: Layout, stealth: bool) -> list[tuple[str, str]]:
 def apply_init(layout: Layout, steps: list[tuple[str, str]], config: dict) -> None:
     for step, detail in steps:
         if step == "mkdir":
-            os.makedirs(detail, exist_ok=True)
+            private_dir(detail)
         elif step == "redirect":
-            os.makedirs(os.path.dirname(detail), exist_ok=True)
-            with open(detail, "w", encoding="utf-8") as fh:
-                fh.write(os.path.join(layout.repo, STATE_DIR) + "\n")
+            write_private(detail, os.path.join(layout.repo, STATE_DIR) + "\n")
         elif step == "config":
-            with open(detail, "w", encoding="utf-8") as fh:
-                json.dump(config, fh, indent=2, sort_keys=True)
-                fh.write("\n")
+            write_private(detail, json.dumps(config, indent=2, sort_keys=True) + "\n")
         elif step == "branch":
             tree = git(layout.repo, "mktree", stdin="")
             commit = git(layout.repo, "commit-tree", tree, "-m", "thrum: journal branch")
@@ -175,11 +172,7 @@ def quickstart(ctx: Ctx) -> int:
     preamble_src = a.get("preamble_file")
     preamble = None
     if preamble_src:
-        try:
-            with open(preamble_src, encoding="utf-8") as fh:
-                preamble = fh.read()
-        except OSError as exc:
-            raise CliError(f"cannot read --preamble-file: {exc.strerror}: {preamble_src}") from None
+        preamble = read_text(preamble_src, what="--preamble-file")
     steps = []
     if not a["no_init"]:
         steps = ensure_init(ctx)
@@ -187,11 +180,11 @@ def quickstart(ctx: Ctx) -> int:
         raise CliError("thrum is not initialized here and --no-init was given: run `thrum init`")
     r = _register(ctx, name, role, a.get("module") or "", a.get("display") or "", a.get("runtime") or "",
                   a.get("intent") or "", force=a["force"], record_pid=not a["no_agent_pid"], start_session=True)
-    ppath = os.path.join(ctx.layout.context_dir, f"{name}.preamble.md")
+    from thrum_engine.cli.context import paths
+
+    _, ppath = paths(ctx.layout, name)
     if preamble is not None or not os.path.exists(ppath):
-        os.makedirs(ctx.layout.context_dir, exist_ok=True)
-        with open(ppath, "w", encoding="utf-8") as fh:
-            fh.write(preamble if preamble is not None else DEFAULT_PREAMBLE.format(name=name, role=role))
+        write_private(ppath, preamble if preamble is not None else DEFAULT_PREAMBLE.format(name=name, role=role))
     result = {
         "agent": r["agent"], "session": r["session"], "created": r["created"],
         "identity_file": ctx.layout.identity_path(name), "initialized": bool(steps),

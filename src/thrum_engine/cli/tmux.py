@@ -7,14 +7,14 @@ import sys
 
 from thrum_engine.cli.call import CliError, Ctx
 from thrum_engine.cli.output import line
-
-_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+from thrum_engine.names import problem
 
 
 def _check(kind: str, value: str | None) -> None:
     """Names are checked here too, so nothing malformed ever reaches the engine or tmux."""
-    if value is not None and (not value or not set(value) <= _OK):
-        raise CliError(f"invalid {kind} name {value!r}: use letters, digits, '_' and '-'")
+    found = problem(kind, value) if value is not None else None
+    if found:
+        raise CliError(found)
 
 
 def _session_line(s: dict) -> str:
@@ -37,6 +37,7 @@ def _create_params(ctx: Ctx, session: str, cwd: str) -> dict:
 
 
 def create(ctx: Ctx) -> int:
+    _check("session", ctx.args["session"])
     if not ctx.args.get("cwd"):
         raise CliError("tmux create needs --cwd DIR")
     cwd = os.path.abspath(ctx.args["cwd"])

@@ -15,7 +15,7 @@ import time
 
 from thrum_engine.engine.core import Caller, Engine
 from thrum_engine.errors import ThrumError
-from thrum_engine.layout import NotARepo, main_repo_of, socket_fallback_dir, worktree_root
+from thrum_engine.layout import socket_fallback_dir, worktree_of
 from thrum_engine.private_fs import ensure_socket_dir
 from thrum_engine.rpc import protocol as P
 from thrum_engine.rpc.client import peer_credentials
@@ -36,15 +36,7 @@ def peer_worktree(pid: int, repo: str) -> str | None:
         cwd = os.readlink(f"/proc/{pid}/cwd")
     except OSError:
         return None
-    wt = worktree_root(cwd)
-    if wt is None:
-        return None
-    try:
-        if os.path.realpath(main_repo_of(wt)) != repo:
-            return None
-    except (OSError, NotARepo):
-        return None
-    return os.path.realpath(wt)
+    return worktree_of(repo, cwd)
 
 
 _SURROGATE_ESCAPE = b"\\ud"
