@@ -752,3 +752,16 @@ async def test_state_filters_and_the_fuzzy_jump(hosted):
         await pilot.pause(0.5)
         await pilot.press("enter")
         await until(pilot, lambda: app.selected == "alice", "alice selected by the jump")
+
+
+async def test_a_rebuilt_projection_is_reported_in_the_header(hosted):
+    """Hardening item 2: a broken thrum.db is moved aside and rebuilt; the console says so."""
+    repo, _alice, _bob = hosted
+    db = repo.path / ".thrum" / "var" / "thrum.db"
+    with db.open("r+b") as fh:
+        fh.write(b"GARBAGEGARBAGEGARBAGE")
+    async with console(repo) as (app, pilot):
+        header = app.query_one(HeaderLine)
+        await until(pilot, lambda: header.notice.startswith("projection rebuilt"), "the header's notice")
+        assert "projection rebuilt" in header.render().plain
+        assert notified(app, "The message store was repaired")

@@ -157,3 +157,32 @@ def test_beads_redirect_when_the_repo_uses_beads(inited):
 def test_teardown_of_an_unknown_worktree(inited):
     r = inited.run("worktree", "teardown", "ghost")
     assert r.code == 1 and "no worktree named ghost" in r.err
+
+
+def test_thrums_files_never_enter_an_agents_branch(inited):
+    """Walk bug 1: `.thrum/` (identities with absolute paths, the redirect) showed as untracked in
+    every worktree, `git add -A` committed it, and the panel still said "clean"."""
+    repo = inited
+    assert repo.git("status", "--porcelain") == ""  # init leaves the user's tree as it was
+    assert repo.run("worktree", "create", "auth", "--name", "impl", "--role", "implementer").code == 0
+    path = wt_path(repo, "auth")
+    assert (path / ".thrum" / "redirect").exists()
+    assert repo.git("status", "--porcelain", "--untracked-files=all", cwd=path) == ""
+    repo.git("add", "-A", cwd=path)
+    assert repo.git("diff", "--cached", "--name-only", cwd=path) == ""
+    # The panel is git status: an untracked file of the agent's own is not "clean".
+    (path / "notes.txt").write_text("wip\n")
+    listed = {w["name"]: w for w in repo.run("worktree", "list", "--json").json}
+    assert listed["auth"]["status"] != "clean"
+
+
+def test_a_repo_initialised_before_the_exclude_rule_gets_it_at_engine_start(inited):
+    repo = inited
+    assert repo.run("worktree", "create", "old").code == 0
+    repo.ok("daemon", "stop")
+    exclude = repo.path / ".git" / "info" / "exclude"
+    exclude.write_text("# nothing of thrum's\n")  # as an older version left it
+    assert "?? .thrum/" in repo.git("status", "--porcelain", cwd=wt_path(repo, "old"))
+    repo.ok("daemon", "start")
+    assert ".thrum/" in exclude.read_text().split()
+    assert repo.git("status", "--porcelain", "--untracked-files=all", cwd=wt_path(repo, "old")) == ""

@@ -55,6 +55,30 @@ def common_git_dir(worktree: str) -> str:
     return gitdir
 
 
+# What Thrum writes into a checkout that git must never pick up: `.thrum/` (identities hold absolute
+# paths and session ids) and the `.beads/redirect` worktrees get. The rule lives in the common
+# `.git/info/exclude`, which every worktree reads, so no branch can commit them (walk bug 1); a
+# `.gitignore` entry would reach only branches made after it was committed.
+EXCLUDED = (f"{STATE_DIR}/", ".beads/redirect")
+
+
+def exclude_thrum_state(repo: str) -> list[str]:
+    """Add the missing EXCLUDED rules to `<common git dir>/info/exclude`; returns those added."""
+    path = os.path.join(common_git_dir(repo), "info", "exclude")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except FileNotFoundError:
+        text = ""
+    missing = [rule for rule in EXCLUDED if rule not in text.split()]
+    if missing:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(("" if not text or text.endswith("\n") else "\n") + "# thrum: local agent state\n"
+                     + "".join(rule + "\n" for rule in missing))
+    return missing
+
+
 def worktree_git_dir(worktree: str) -> str:
     """The per-worktree git dir (holds HEAD): `.git` itself or `.git/worktrees/<x>`."""
     dotgit = os.path.join(worktree, ".git")

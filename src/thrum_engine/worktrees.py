@@ -135,7 +135,9 @@ def list_worktrees(repo: str) -> list[dict]:
 
 
 def status_of(path: str) -> tuple[list[str], list[str]]:
-    """(modified or staged files, untracked files), `.thrum/` state excluded."""
+    """(modified or staged files, untracked files): exactly what `git status` shows. Thrum's own
+    files are out of it through info/exclude, not hidden here (hiding them here is how the panel
+    said "clean" while `git add -A` committed them, walk bug 1)."""
     out = git(path, "status", "--porcelain", "-z", "--untracked-files=all")
     changed, untracked = [], []
     entries = out.split("\0")
@@ -146,8 +148,6 @@ def status_of(path: str) -> tuple[list[str], list[str]]:
         if len(e) < 4:
             continue
         f = e[3:]
-        if f.startswith((".thrum/", ".beads/redirect")):
-            continue
         (untracked if e[:2] == "??" else changed).append(f)
         if e[0] in "RC":
             i += 1
@@ -222,7 +222,9 @@ def archive(repo: str, path: str, name: str) -> str:
         env = dict(os.environ, GIT_INDEX_FILE=index)
         try:
             subprocess.run(["git", "read-tree", "HEAD"], cwd=path, env=env, check=True, capture_output=True)
-            subprocess.run(["git", "add", "-A", "--", ".", ":!.thrum"], cwd=path, env=env, check=True,
+            # Thrum's own files stay out through info/exclude (an excluding pathspec on an
+            # ignored path is an error to git).
+            subprocess.run(["git", "add", "-A", "--", "."], cwd=path, env=env, check=True,
                            capture_output=True)
             tree = subprocess.run(["git", "write-tree"], cwd=path, env=env, check=True, capture_output=True,
                                   text=True).stdout.strip()

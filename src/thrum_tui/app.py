@@ -257,9 +257,21 @@ class ThrumApp(AgentActions, App):
             r = await self.engine.call("runtime.list", {})
             self.runtimes = [rt["name"] for rt in r["runtimes"]]
             self.default_runtime = r["default"]
+            self.show_repairs((await self.engine.call("engine.info", {})).get("projection_recovered"))
         except EngineCallFailed as exc:
             self.notify(f"could not register you as @{self.operator}: {exc.message}", severity="error")
         self.request_refresh()
+
+    def show_repairs(self, recovered: dict | None) -> None:
+        """The engine found its projection unreadable and rebuilt it from the journal: say so, once
+        as a toast and in the header until `thrum doctor rebuild` clears the record."""
+        if not recovered:
+            return
+        when = str(recovered.get("at", ""))[5:16].replace("T", " ")
+        self.main_screen.query_one(HeaderLine).notice = f"projection rebuilt {when}".rstrip()
+        self.notify(f"{recovered.get('reason', 'unreadable')}; moved to {recovered.get('moved_to', '?')} and rebuilt "
+                    "from the journal (`thrum doctor` for details)", title="The message store was repaired",
+                    severity="warning", timeout=10)
 
     def request_refresh(self, parts: frozenset[str] = ALL_PARTS) -> None:
         """Coalesce: while one refresh runs, any number of requests cause exactly one more,

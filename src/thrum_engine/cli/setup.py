@@ -9,10 +9,9 @@ import subprocess
 from thrum_engine.cli.call import CliError, Ctx, read_text
 from thrum_engine.cli.output import line
 from thrum_engine.files import private_dir, write_private
-from thrum_engine.layout import STATE_DIR, SYNC_BRANCH, Layout
+from thrum_engine.layout import EXCLUDED, STATE_DIR, SYNC_BRANCH, Layout, exclude_thrum_state
 from thrum_engine.names import agent_name_problem, name_problem
 
-GITIGNORE_ENTRY = ".thrum/"
 
 DEFAULT_PREAMBLE = """You are @{name} ({role}) on a team of agents coordinated through Thrum.
 - Read messages: `thrum inbox` (marks them read; `--unread` only peeks); wait for one: `thrum wait --timeout 5m`
@@ -50,10 +49,10 @@ def plan_init(layout: Layout, stealth: bool) -> list[tuple[str, str]]:
         steps.append(("branch", SYNC_BRANCH))
     if not os.path.isdir(layout.sync_worktree):
         steps.append(("worktree", layout.sync_worktree))
-    ignore_file = os.path.join(layout.git_dir, "info", "exclude") if stealth else os.path.join(layout.repo, ".gitignore")
+    ignore_file = os.path.join(layout.git_dir, "info", "exclude")
     try:
         with open(ignore_file, encoding="utf-8") as fh:
-            present = GITIGNORE_ENTRY in fh.read().split()
+            present = set(EXCLUDED) <= set(fh.read().split())
     except OSError:
         present = False
     if not present:
@@ -78,14 +77,7 @@ def apply_init(layout: Layout, steps: list[tuple[str, str]], config: dict) -> No
             git(layout.repo, "worktree", "add", "--quiet", detail, SYNC_BRANCH)
             os.makedirs(os.path.join(detail, "journal"), exist_ok=True)
         elif step == "ignore":
-            os.makedirs(os.path.dirname(detail), exist_ok=True)
-            prefix = ""
-            if os.path.exists(detail):
-                with open(detail, encoding="utf-8") as fh:
-                    text = fh.read()
-                prefix = "" if not text or text.endswith("\n") else "\n"
-            with open(detail, "a", encoding="utf-8") as fh:
-                fh.write(f"{prefix}# thrum: local agent state\n{GITIGNORE_ENTRY}\n")
+            exclude_thrum_state(layout.repo)
 
 
 def ensure_init(ctx: Ctx, *, stealth: bool = False, dry_run: bool = False, config: dict | None = None) -> list:

@@ -33,7 +33,7 @@ from thrum_engine.errors import (
     UnknownMethod,
 )
 from thrum_engine.journal import Journal, Rejected, TornTail
-from thrum_engine.layout import Layout
+from thrum_engine.layout import Layout, exclude_thrum_state
 from thrum_engine.settings import ThrumSettings
 from thrum_engine.store import Store
 from thrum_engine.store.db import SchemaTooNew
@@ -101,6 +101,8 @@ class Engine:
         from thrum_engine.engine import handlers  # noqa: F401
 
         loop = asyncio.get_running_loop()
+        # Repos initialised before the rule lived in info/exclude get it now, for every worktree.
+        await loop.run_in_executor(None, exclude_thrum_state, self.layout.repo)
         self.torn = await loop.run_in_executor(None, self.journal.open)
         for t in self.torn:
             log.warning("torn journal tail in %s at %d (%d bytes) set aside in %s", t.shard, t.offset, t.length, t.saved_to)
