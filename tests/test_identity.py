@@ -369,7 +369,7 @@ def test_context_preamble_show_set_and_reset(pair):
     repo, alice, bob = pair
     default = alice.ok("context", "preamble").out
     assert default.startswith("You are @alice (implementer)")
-    assert "thrum inbox --unread" in default
+    assert "thrum inbox` (marks them read" in default
 
     custom = alice.cwd / "preamble.md"
     custom.write_text("Only touch files under auth/.\n")
