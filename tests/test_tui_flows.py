@@ -765,3 +765,21 @@ async def test_a_rebuilt_projection_is_reported_in_the_header(hosted):
         await until(pilot, lambda: header.notice.startswith("projection rebuilt"), "the header's notice")
         assert "projection rebuilt" in header.render().plain
         assert notified(app, "The message store was repaired")
+
+
+async def test_teardown_can_delete_the_branch_and_keep_the_agent(hosted):
+    """Walk missing 11: the dialog offers what the CLI's --delete-branch and --keep-agent do."""
+    repo, _alice, _bob = hosted
+    path = managed_agent(repo, "gwen")
+    async with console(repo) as (app, pilot):
+        dialog = await open_teardown(app, pilot, "gwen")
+        dialog.query_one("#delete-branch").value = True
+        dialog.query_one("#keep-agent").value = True
+        dialog.query_one("#force").value = True  # its live pane is a problem the audit lists
+        dialog.query_one("#confirm").value = "gwen"
+        await pilot.pause()
+        dialog.query_one("#go").press()
+        await until(pilot, lambda: not isinstance(app.screen, TeardownScreen), "the dialog closes", 40)
+        assert not path.exists()
+        assert not repo.git("branch", "--list", "feature/gwen")
+        assert "gwen" in [a["name"] for a in (await app.engine.call("agent.list", {}))["agents"]]
