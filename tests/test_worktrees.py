@@ -215,3 +215,13 @@ def test_each_teardown_keeps_its_own_archive_and_any_can_be_restored(inited):
     assert (back / "draft.txt").read_text() == "first draft"
     assert "?? draft.txt" in repo.git("status", "--porcelain", cwd=back)
     assert repo.run("worktree", "restore", "nothing/here").code == 1
+
+
+def test_a_branch_checked_out_elsewhere_is_a_clear_error(inited):
+    """Walk bug 12: it was "internal error: GitCommandError" with a traceback in the log."""
+    repo = inited
+    assert repo.run("worktree", "create", "tester").code == 0
+    r = repo.run("worktree", "create", "other", "--branch", "feature/tester")
+    assert r.code == 1 and r.err.count("\n") == 1
+    assert "branch feature/tester is checked out in worktree tester" in r.err and "internal" not in r.err
+    assert not wt_path(repo, "other").exists()

@@ -105,6 +105,10 @@ def _create(repo: str, path: str, branch: str | None, base: str | None, detach: 
         if branch in [h.name for h in r.heads]:
             if base:
                 raise Conflict(f"branch {branch} already exists; drop --base to check it out as is")
+            elsewhere = next((t for t in list_worktrees(repo) if t.get("branch") == branch), None)
+            if elsewhere is not None:  # git's own refusal surfaced as an internal error (walk bug 12)
+                raise Conflict(f"branch {branch} is checked out in worktree {os.path.basename(elsewhere['path'])}"
+                               f" ({elsewhere['path']}): a branch can be checked out in one worktree only")
             r.git.worktree("add", path, branch)
         else:
             r.git.worktree("add", "-b", branch, path, start)
