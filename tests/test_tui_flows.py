@@ -783,3 +783,18 @@ async def test_teardown_can_delete_the_branch_and_keep_the_agent(hosted):
         assert not path.exists()
         assert not repo.git("branch", "--list", "feature/gwen")
         assert "gwen" in [a["name"] for a in (await app.engine.call("agent.list", {}))["agents"]]
+
+
+async def test_the_operator_uses_the_cli_from_the_main_checkout_without_thrum_name(hosted):
+    """Walk, missing 13: in the main checkout `thrum inbox`/`send`/`sent` said "no identity"."""
+    repo, alice, _bob = hosted
+    async with console(repo) as (app, pilot):
+        await cli(alice, "send", "for the boss", "--to", f"@{OPERATOR}")
+        inbox = await asyncio.to_thread(repo.json, "inbox")
+        assert [m["body"]["content"] for m in inbox["messages"]] == ["for the boss"]
+        sent = await asyncio.to_thread(repo.json, "send", "on it", "--to", "@alice")
+        assert sent["message_id"]
+        mine = (await asyncio.to_thread(repo.json, "sent"))["messages"]
+        assert [m["body"]["content"] for m in mine] == ["on it"]
+        got = (await cli(alice, "inbox"))["messages"]
+        assert got[0]["author"] == OPERATOR
