@@ -798,3 +798,17 @@ async def test_the_operator_uses_the_cli_from_the_main_checkout_without_thrum_na
         assert [m["body"]["content"] for m in mine] == ["on it"]
         got = (await cli(alice, "inbox"))["messages"]
         assert got[0]["author"] == OPERATOR
+
+
+async def test_enter_in_the_monitor_form_moves_on_and_ctrl_s_saves(hosted):
+    repo, _alice, _bob = hosted
+    async with console(repo) as (app, pilot):
+        screen, form = await new_monitor_form(app, pilot, name="enter-test", watch="tail -F x.log", match="ERR")
+        form.query_one("#m-name").focus()
+        await pilot.pause()
+        await pilot.press("enter")
+        assert app.screen is form and app.focused is not form.query_one("#m-name")
+        assert (await app.engine.call("monitor.list", {"all": True}))["monitors"] == []
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: app.screen is screen, "saved and closed")
+        assert [r["name"] for r in (await app.engine.call("monitor.list", {"all": True}))["monitors"]] == ["enter-test"]
