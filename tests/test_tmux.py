@@ -641,3 +641,20 @@ def test_attach_commands_for_each_placement(tmp_path):
     popup = attach_command("agents", "s1", {**env, "TMUX": own}, keep_screen=True)
     assert popup.argv[3] == "display-popup" and popup.popup
     assert "env -u TMUX -u TMUX_PANE tmux -L agents attach-session -t =s1" in popup.argv[-1]
+
+
+def test_read_only_commands_never_start_the_engine(repo):
+    """Walk bug 17: `runtime list` after `init --no-daemon` started a daemon (the console then
+    attached to it instead of hosting)."""
+    from conftest import daemon_pids
+
+    repo.ok("init", "--no-daemon")
+    assert daemon_pids(repo) == []
+    (repo.path / ".thrum" / "runtimes.json").write_text(
+        '{"presets": {"mine": {"command": ["mine-cli"], "description": "a preset of this repo"}}}')
+    listed = repo.json("runtime", "list")
+    assert {"claude", "shell", "mine"} <= {r["name"] for r in listed["runtimes"]} and listed["default"]
+    assert repo.json("runtime", "show", "mine")["runtime"]["command"] == ["mine-cli"]
+    assert repo.run("config", "show").code == 0
+    assert repo.run("runtime", "show", "nosuch").code == 1
+    assert daemon_pids(repo) == []

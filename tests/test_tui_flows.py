@@ -765,3 +765,50 @@ async def test_a_rebuilt_projection_is_reported_in_the_header(hosted):
         await until(pilot, lambda: header.notice.startswith("projection rebuilt"), "the header's notice")
         assert "projection rebuilt" in header.render().plain
         assert notified(app, "The message store was repaired")
+
+
+async def test_teardown_can_delete_the_branch_and_keep_the_agent(hosted):
+    """Walk missing 11: the dialog offers what the CLI's --delete-branch and --keep-agent do."""
+    repo, _alice, _bob = hosted
+    path = managed_agent(repo, "gwen")
+    async with console(repo) as (app, pilot):
+        dialog = await open_teardown(app, pilot, "gwen")
+        dialog.query_one("#delete-branch").value = True
+        dialog.query_one("#keep-agent").value = True
+        dialog.query_one("#force").value = True  # its live pane is a problem the audit lists
+        dialog.query_one("#confirm").value = "gwen"
+        await pilot.pause()
+        dialog.query_one("#go").press()
+        await until(pilot, lambda: not isinstance(app.screen, TeardownScreen), "the dialog closes", 40)
+        assert not path.exists()
+        assert not repo.git("branch", "--list", "feature/gwen")
+        assert "gwen" in [a["name"] for a in (await app.engine.call("agent.list", {}))["agents"]]
+
+
+async def test_the_operator_uses_the_cli_from_the_main_checkout_without_thrum_name(hosted):
+    """Walk, missing 13: in the main checkout `thrum inbox`/`send`/`sent` said "no identity"."""
+    repo, alice, _bob = hosted
+    async with console(repo) as (app, pilot):
+        await cli(alice, "send", "for the boss", "--to", f"@{OPERATOR}")
+        inbox = await asyncio.to_thread(repo.json, "inbox")
+        assert [m["body"]["content"] for m in inbox["messages"]] == ["for the boss"]
+        sent = await asyncio.to_thread(repo.json, "send", "on it", "--to", "@alice")
+        assert sent["message_id"]
+        mine = (await asyncio.to_thread(repo.json, "sent"))["messages"]
+        assert [m["body"]["content"] for m in mine] == ["on it"]
+        got = (await cli(alice, "inbox"))["messages"]
+        assert got[0]["author"] == OPERATOR
+
+
+async def test_enter_in_the_monitor_form_moves_on_and_ctrl_s_saves(hosted):
+    repo, _alice, _bob = hosted
+    async with console(repo) as (app, pilot):
+        screen, form = await new_monitor_form(app, pilot, name="enter-test", watch="tail -F x.log", match="ERR")
+        form.query_one("#m-name").focus()
+        await pilot.pause()
+        await pilot.press("enter")
+        assert app.screen is form and app.focused is not form.query_one("#m-name")
+        assert (await app.engine.call("monitor.list", {"all": True}))["monitors"] == []
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: app.screen is screen, "saved and closed")
+        assert [r["name"] for r in (await app.engine.call("monitor.list", {"all": True}))["monitors"]] == ["enter-test"]

@@ -76,6 +76,9 @@ COMMANDS: list[Spec] = [
     _s("worktree create", "worktree:create", "add a worktree under worktrees.base_path/<repo>/NAME",
        pos=("worktree",), flags=f"branch:v base:v detach:b {_IDENT}", aliases={"-b": "--branch"}),
     _s("worktree list", "worktree:list_", "this repo's worktrees and their agents"),
+    _s("worktree archives", "worktree:archives", "the archives teardowns wrote, newest first"),
+    _s("worktree restore", "worktree:restore", "bring an archive back as a new worktree (uncommitted work included)",
+       pos=("archive",), flags="name:v"),
     _s("worktree teardown", "worktree:teardown", "audit, archive and remove a worktree (your own; any, as the operator)",
        pos=("worktree",), flags="force:b delete-branch:b keep-agent:b"),
     # agents in tmux

@@ -149,8 +149,27 @@ def connect(ctx: Ctx) -> int:
     return 0  # not reached
 
 
+def _presets(ctx: Ctx, name: str | None = None) -> tuple[list, str]:
+    """The presets (or the one named) and the default, read from the repo's files: a read-only
+    command must not start an engine (walk bug 17: the console then attached instead of hosting)."""
+    from thrum_engine.errors import ThrumError
+    from thrum_engine.settings import load_settings
+    from thrum_engine.tmux import runtimes
+
+    try:
+        default = load_settings(ctx.layout.config_file).runtimes.default
+        if name is not None:
+            return [runtimes.get(ctx.layout.repo, name)], default
+        return [r for _, r in sorted(runtimes.load(ctx.layout.repo).items())], default
+    except ThrumError as exc:
+        raise CliError(exc.message) from None
+    except ValueError as exc:  # pydantic's ValidationError: a bad value in the config file or env
+        raise CliError(f"invalid settings: {' '.join(str(exc).split())}") from None
+
+
 def runtime_list(ctx: Ctx) -> int:
-    r = ctx.call("runtime.list")
+    presets, default = _presets(ctx)
+    r = {"runtimes": [p.view() for p in presets], "default": default}
 
     def human(r: dict) -> None:
         for rt in r["runtimes"]:
@@ -163,7 +182,8 @@ def runtime_list(ctx: Ctx) -> int:
 
 def runtime_show(ctx: Ctx) -> int:
     _check("runtime", ctx.args["runtime"])
-    r = ctx.call("runtime.show", {"name": ctx.args["runtime"]})
+    (preset,), default = _presets(ctx, ctx.args["runtime"])
+    r = {"runtime": preset.view(), "default": default == preset.name}
 
     def human(r: dict) -> None:
         rt = r["runtime"]

@@ -64,3 +64,28 @@ def teardown(ctx: Ctx) -> int:
             line(f"✓ Deleted branch {r['audit']['branch']}")
 
     return ctx.emit(r, human)
+
+
+def archives(ctx: Ctx) -> int:
+    r = ctx.call("worktree.archives")
+
+    def human(r: dict) -> None:
+        if not r["archives"]:
+            line("No archives.")
+        for a in r["archives"]:
+            extra = "  (with uncommitted work)" if a["uncommitted"] else ""
+            line(f"{a['ref'][len('refs/thrum/archive/'):]}  {a['sha'][:12]}  {a['at']}{extra}")
+
+    return ctx.emit(r["archives"] if ctx.json else r, human)
+
+
+def restore(ctx: Ctx) -> int:
+    params = {"ref": ctx.args["archive"]}
+    if ctx.args.get("name") is not None:
+        params["name"] = ctx.args["name"]
+    r = ctx.call("worktree.restore", params)
+
+    def human(r: dict) -> None:
+        line(f"✓ Restored {r['archive']['ref']} as worktree {r['name']} at {r['path']} on {r['branch']}")
+
+    return ctx.emit(r, human)

@@ -8,6 +8,7 @@ live in one place.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import json
 import logging
@@ -346,12 +347,25 @@ class Engine:
             except Exception:
                 log.exception("presence flush failed")
 
+    def as_operator(self, caller: Caller) -> Caller:
+        """A caller with no identity in the main checkout is the operator the console registered
+        (walk, missing 13: `thrum inbox` in the main checkout needed THRUM_NAME), when there is
+        exactly one; anywhere else, or with several, nothing is guessed."""
+        if caller.read_only or caller.worktree is None:
+            return caller
+        if os.path.realpath(caller.worktree) != os.path.realpath(self.layout.repo):
+            return caller
+        users = [n for n, row in self.agents.items() if row.get("kind") == "user"]
+        return dataclasses.replace(caller, name=users[0]) if len(users) == 1 else caller
+
     # -- the one entry point --
     async def call(self, name: str, params: dict | None, caller: Caller) -> dict:
         m = METHODS.get(name)
         if m is None:
             raise UnknownMethod(f"unknown method: {name}")
         raw = dict(params or {})
+        if m.identity and caller.name is None:
+            caller = self.as_operator(caller)
         if caller.name is not None:
             raw["caller"] = caller.name
         try:

@@ -13,7 +13,7 @@ from textual.widgets import Button, DataTable, Footer, Input, Label, Select, Sta
 
 from thrum_engine.durations import parse_duration
 from thrum_engine.patterns import PatternError, PatternTimeout, compile_pattern, search
-from thrum_tui.screens.base import Dialog, Page
+from thrum_tui.screens.base import FormDialog, Page
 
 SOURCES = [("command (a child process)", "command"), ("pane (an agent's tmux pane)", "pane"),
            ("file (lines appended)", "file")]
@@ -154,8 +154,11 @@ class MonitorsScreen(Page):
         self.reload()
 
 
-class MonitorForm(Dialog):
+class MonitorForm(FormDialog):
     """Create (rule None) or edit (pattern, target, debounce, schedule; the source stays)."""
+
+    def action_submit(self) -> None:
+        self.save()
 
     def __init__(self, rule: dict | None) -> None:
         super().__init__()
