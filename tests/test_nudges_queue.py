@@ -84,7 +84,7 @@ def test_mail_to_an_idle_agent_is_nudged_once_and_marked_notified(tmux_repo, bos
     start_agent(tmux_repo, "s1", "worker1", "a")
     sent = boss.json("send", "please look at the auth bug", "--to", "@worker1")
     wait_for(lambda: nudges(tmux_repo, "a"), what="the nudge")
-    assert nudges(tmux_repo, "a") == ["New message from @boss — run `thrum inbox --unread`"]
+    assert nudges(tmux_repo, "a") == ["New message from @boss — run `thrum inbox` (reads and marks them read)"]
     shown = boss.json("sent", "show", sent["message_id"])["message"]["deliveries"]
     wait_for(lambda: boss.json("sent", "show", sent["message_id"])["message"]["deliveries"][0]["state"] == "notified",
              what="notified state")
@@ -103,7 +103,7 @@ def test_no_nudge_into_a_dialog_then_one_coalesced_nudge_when_it_clears(tmux_rep
     assert tmux_repo.run("tmux", "send", "s1", "1").code == 0
     wait_for(lambda: nudges(tmux_repo, "a"), what="the deferred nudge")
     time.sleep(0.6)
-    assert log_lines(tmux_repo, "a")[-2:] == ["answer: 1", "2 new messages from @boss — run `thrum inbox --unread`"]
+    assert log_lines(tmux_repo, "a")[-2:] == ["answer: 1", "2 new messages from @boss — run `thrum inbox` (reads and marks them read)"]
 
 
 def test_no_nudge_while_the_agent_is_busy(tmux_repo, boss):
@@ -112,7 +112,7 @@ def test_no_nudge_while_the_agent_is_busy(tmux_repo, boss):
     wait_for(lambda: pane_state(tmux_repo, "s1") == "working", what="working")
     boss.ok("send", "while busy", "--to", "@worker1")
     wait_for(lambda: nudges(tmux_repo, "a"), what="the nudge after busy")
-    assert log_lines(tmux_repo, "a")[-2:] == ["busy 1.5", "New message from @boss — run `thrum inbox --unread`"]
+    assert log_lines(tmux_repo, "a")[-2:] == ["busy 1.5", "New message from @boss — run `thrum inbox` (reads and marks them read)"]
     assert not (tmux_repo.logs / "a.log.typeahead").exists(), "the nudge was typed while the agent was busy"
 
 
@@ -123,7 +123,7 @@ def test_the_sender_is_never_nudged_about_its_own_broadcast(tmux_repo, boss):
     wait_for(lambda: nudges(tmux_repo, "b"), what="worker2's nudge")
     time.sleep(0.8)
     assert nudges(tmux_repo, "a") == []
-    assert nudges(tmux_repo, "b") == ["New message from @worker1 — run `thrum inbox --unread`"]
+    assert nudges(tmux_repo, "b") == ["New message from @worker1 — run `thrum inbox` (reads and marks them read)"]
 
 
 def test_no_nudge_while_a_human_types_in_an_attached_client(tmux_repo, boss):

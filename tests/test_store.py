@@ -73,17 +73,18 @@ def test_torn_final_line_is_set_aside_and_the_rest_kept(tmp_path):
     torn = Journal(str(tmp_path / "journal"), str(tmp_path / "quarantine")).open()
     assert len(torn) == 1 and torn[0].shard == "alice"
     assert open(torn[0].saved_to, "rb").read() == b'{"v":1,"id":"evt_torn","ty'
-    evs, end, bad = j.read_events("alice")
-    assert [e["id"] for e in evs] == [e["id"] for e in events()[:2]] and bad == 0
-    assert end == j.size("alice")
+    r = j.read_events("alice")
+    assert [e["id"] for e in r.events] == [e["id"] for e in events()[:2]] and r.rejected == []
+    assert r.end == j.size("alice")
 
 
 def test_unreadable_lines_are_counted_not_fatal(tmp_path):
     j = Journal(str(tmp_path / "journal"), str(tmp_path / "q"))
     j.open()
     j.append({"bob": [b"not json\n", json.dumps(events()[1]).encode() + b"\n", b"[1,2]\n"]})
-    evs, _end, bad = j.read_events("bob")
-    assert [e["id"] for e in evs] == [events()[1]["id"]] and bad == 2
+    r = j.read_events("bob")
+    assert [e["id"] for e in r.events] == [events()[1]["id"]]
+    assert [(x.offset, x.unreadable) for x in r.rejected] == [(0, True), (9 + len(json.dumps(events()[1])) + 1, True)]
     j.close()
 
 
@@ -145,6 +146,7 @@ def test_rebuild_line_fast_path_projects_exactly_like_json(seed):
     from thrum_engine.journal import parse_lines
     from thrum_engine.store.apply import ops_for
     from thrum_engine.store.lines import _PLAIN_MESSAGE, ops_for_lines
+    from thrum_engine.store.validate import EventCheck
 
     lines = _random_journal(seed, 400)
     lines[7] = b'{"v":1,"id":"evt_torn'  # unreadable lines are counted on both paths
@@ -152,9 +154,9 @@ def test_rebuild_line_fast_path_projects_exactly_like_json(seed):
     lines[11] = b'{"author":"a","data":{"content":"\xff","format":"m","message_id":"m","recipients":["b"]},' \
                 b'"id":"evt_00000000000000000000000011","ts":"t","type":"message.create","v":1}'  # not UTF-8
     events, corrupt = parse_lines(lines)
-    runs, count, bad = ops_for_lines(lines)
-    assert (runs, count, bad) == (ops_for(events), len(events), corrupt)
-    assert bad == 3
+    runs, count, bad = ops_for_lines(lines, EventCheck())
+    assert (runs, count, len(bad)) == (ops_for(events), len(events), corrupt)
+    assert [(i, unreadable) for i, _reason, unreadable in bad] == [(7, True), (9, True), (11, True)]
     plain = sum(_PLAIN_MESSAGE(line) is not None for line in lines)
     assert 100 < plain < len(lines) - 100  # both paths were exercised
 

@@ -735,3 +735,18 @@ def test_answer_types_the_runtimes_keys_only_while_the_dialog_is_open(trepo):
     assert rpc(trepo, "tmux.answer", {"session": "an", "approve": False})["keys"] == "3 Enter"
     trepo.wait_log("answer: 3")
     trepo.wait_state("an", "idle")
+def test_read_only_commands_never_start_the_engine(repo):
+    """Walk bug 17: `runtime list` after `init --no-daemon` started a daemon (the console then
+    attached to it instead of hosting)."""
+    from conftest import daemon_pids
+
+    repo.ok("init", "--no-daemon")
+    assert daemon_pids(repo) == []
+    (repo.path / ".thrum" / "runtimes.json").write_text(
+        '{"presets": {"mine": {"command": ["mine-cli"], "description": "a preset of this repo"}}}')
+    listed = repo.json("runtime", "list")
+    assert {"claude", "shell", "mine"} <= {r["name"] for r in listed["runtimes"]} and listed["default"]
+    assert repo.json("runtime", "show", "mine")["runtime"]["command"] == ["mine-cli"]
+    assert repo.run("config", "show").code == 0
+    assert repo.run("runtime", "show", "nosuch").code == 1
+    assert daemon_pids(repo) == []

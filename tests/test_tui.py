@@ -12,7 +12,7 @@ from thrum_tui.widgets.compose_bar import ComposeBar, parse_compose
 from thrum_tui.widgets.conversation import Conversation
 from thrum_tui.widgets.header_line import HeaderLine
 from thrum_tui.widgets.team_table import TeamTable
-from tui_helpers import OPERATOR, cli, console, type_and_send, until
+from tui_helpers import OPERATOR, cli, console, notified, type_and_send, until
 
 
 def test_operator_name_from_git():
@@ -74,8 +74,7 @@ async def test_unknown_recipient_is_refused_and_nothing_is_stored(team):
     repo.run("daemon", "stop")
     async with console(repo) as (app, pilot):
         await type_and_send(pilot, "@nobody are you there")
-        await until(pilot, lambda: any("unknown recipient: @nobody" in str(n.message)
-                                       for n in app._notifications), "an error notification")
+        await until(pilot, lambda: notified(app, "unknown recipient: @nobody"), "an error notification")
         assert app.query_one(ComposeBar).value == "@nobody are you there"  # kept for fixing
         sent = await app.engine.call("message.sent", {})
         assert sent["messages"] == []

@@ -98,11 +98,12 @@ def test_teardown_refuses_unsaved_work_then_archives_it_with_force(inited):
     r = repo.run("worktree", "teardown", "auth", "--force", "--json")
     assert r.code == 0, r.err
     out = r.json
-    assert out["archive_ref"] == "refs/thrum/archive/auth" and out["agents_deleted"] == ["impl_auth"]
+    ref = out["archive_ref"]
+    assert ref.startswith("refs/thrum/archive/auth/") and out["agents_deleted"] == ["impl_auth"]
     assert not path.exists()
     # The archive keeps both the commit and the draft that was never committed.
-    assert repo.git("show", "refs/thrum/archive/auth:draft.txt") == "not committed yet"
-    assert repo.git("show", "refs/thrum/archive/auth:done.txt") == "committed"
+    assert repo.git("show", f"{ref}:draft.txt") == "not committed yet"
+    assert repo.git("show", f"{ref}:done.txt") == "committed"
     assert repo.run("agent", "list", "--json").json["agents"] == []
     assert repo.run("tmux", "status", "--json").json["sessions"] == []  # its pane went with it
     assert repo.git("branch", "--list", "feature/auth")  # kept without --delete-branch
@@ -120,7 +121,7 @@ def test_teardown_of_a_clean_merged_worktree_needs_no_force(inited):
     assert r.code == 0, r.err
     assert "Deleted branch feature/fix" in r.out
     assert not repo.git("branch", "--list", "feature/fix")
-    assert repo.git("rev-parse", "refs/thrum/archive/fix")
+    assert repo.git("for-each-ref", "refs/thrum/archive/fix/")
 
 
 def test_a_squash_merged_branch_counts_as_merged(inited):
@@ -157,3 +158,70 @@ def test_beads_redirect_when_the_repo_uses_beads(inited):
 def test_teardown_of_an_unknown_worktree(inited):
     r = inited.run("worktree", "teardown", "ghost")
     assert r.code == 1 and "no worktree named ghost" in r.err
+
+
+def test_thrums_files_never_enter_an_agents_branch(inited):
+    """Walk bug 1: `.thrum/` (identities with absolute paths, the redirect) showed as untracked in
+    every worktree, `git add -A` committed it, and the panel still said "clean"."""
+    repo = inited
+    assert repo.git("status", "--porcelain") == ""  # init leaves the user's tree as it was
+    assert repo.run("worktree", "create", "auth", "--name", "impl", "--role", "implementer").code == 0
+    path = wt_path(repo, "auth")
+    assert (path / ".thrum" / "redirect").exists()
+    assert repo.git("status", "--porcelain", "--untracked-files=all", cwd=path) == ""
+    repo.git("add", "-A", cwd=path)
+    assert repo.git("diff", "--cached", "--name-only", cwd=path) == ""
+    # The panel is git status: an untracked file of the agent's own is not "clean".
+    (path / "notes.txt").write_text("wip\n")
+    listed = {w["name"]: w for w in repo.run("worktree", "list", "--json").json}
+    assert listed["auth"]["status"] != "clean"
+
+
+def test_a_repo_initialised_before_the_exclude_rule_gets_it_at_engine_start(inited):
+    repo = inited
+    assert repo.run("worktree", "create", "old").code == 0
+    repo.ok("daemon", "stop")
+    exclude = repo.path / ".git" / "info" / "exclude"
+    exclude.write_text("# nothing of thrum's\n")  # as an older version left it
+    assert "?? .thrum/" in repo.git("status", "--porcelain", cwd=wt_path(repo, "old"))
+    repo.ok("daemon", "start")
+    assert ".thrum/" in exclude.read_text().split()
+    assert repo.git("status", "--porcelain", "--untracked-files=all", cwd=wt_path(repo, "old")) == ""
+
+
+def test_each_teardown_keeps_its_own_archive_and_any_can_be_restored(inited):
+    """Walk bug 8: a name used again overwrote the first archive, leaving its work to `git gc`."""
+    repo = inited
+    repo.git("update-ref", "refs/thrum/archive/anna", "HEAD")  # an archive of the old one-per-name shape
+    firsts = []
+    for draft in ("first draft", "second draft"):
+        assert repo.run("worktree", "create", "anna").code == 0
+        (wt_path(repo, "anna") / "draft.txt").write_text(draft)
+        r = repo.run("worktree", "teardown", "anna", "--force", "--json")
+        assert r.code == 0, r.err
+        firsts.append(r.json["archive_ref"])
+        repo.git("branch", "-D", "feature/anna")
+    assert firsts[0] != firsts[1]
+    listed = repo.run("worktree", "archives", "--json").json
+    refs = [a["ref"] for a in listed]
+    assert set(firsts) <= set(refs) and len(refs) == 3  # the old-shape one moved under the name
+    assert not repo.git("for-each-ref", "refs/thrum/archive/anna", "--format=%(refname)").strip() == \
+        "refs/thrum/archive/anna"
+    assert [repo.git("show", f"{ref}:draft.txt") for ref in firsts] == ["first draft", "second draft"]
+    # Restore the first one: its commits, and its draft back as an uncommitted file.
+    r = repo.run("worktree", "restore", firsts[0], "--name", "anna_again", "--json")
+    assert r.code == 0, r.err
+    back = Path(r.json["path"])
+    assert (back / "draft.txt").read_text() == "first draft"
+    assert "?? draft.txt" in repo.git("status", "--porcelain", cwd=back)
+    assert repo.run("worktree", "restore", "nothing/here").code == 1
+
+
+def test_a_branch_checked_out_elsewhere_is_a_clear_error(inited):
+    """Walk bug 12: it was "internal error: GitCommandError" with a traceback in the log."""
+    repo = inited
+    assert repo.run("worktree", "create", "tester").code == 0
+    r = repo.run("worktree", "create", "other", "--branch", "feature/tester")
+    assert r.code == 1 and r.err.count("\n") == 1
+    assert "branch feature/tester is checked out in worktree tester" in r.err and "internal" not in r.err
+    assert not wt_path(repo, "other").exists()

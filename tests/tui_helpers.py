@@ -24,6 +24,7 @@ async def console(repo, *, size=(160, 45), settings=None):
     settings = settings or load_settings(layout.config_file)
     async with open_engine(layout, settings, OPERATOR) as engine:
         app = ThrumApp(engine, settings=settings)
+        record_notifications(app)
         async with app.run_test(size=size) as pilot:
             await until(pilot, lambda: OPERATOR in app.query_one(TeamTable).names)
             yield app, pilot
@@ -61,5 +62,18 @@ async def select_agent(pilot, name: str) -> None:
     await until(pilot, lambda: pilot.app.selected == name, f"{name} selected")
 
 
+def record_notifications(app) -> None:
+    """Every toast the app shows, as (title, message), in `app.shown_notifications` (through the
+    public `notify`, not Textual's private store)."""
+    app.shown_notifications = []
+    show = app.notify
+
+    def notify(message, *args, **kwargs):
+        app.shown_notifications.append((str(kwargs.get("title") or ""), str(message)))
+        return show(message, *args, **kwargs)
+
+    app.notify = notify
+
+
 def notified(app, fragment: str) -> bool:
-    return any(fragment in str(n.message) or fragment in str(n.title or "") for n in app._notifications)
+    return any(fragment in message or fragment in title for title, message in app.shown_notifications)

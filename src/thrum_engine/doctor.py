@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import sqlite3
 import time
 
 from thrum_engine.engine.core import Caller, Engine
 from thrum_engine.engine.registry import method
-from thrum_engine.journal import parse_lines
 from thrum_engine.model import EmptyParams, Params
 from thrum_engine.store import Store
-from thrum_engine.store.db import copy_local_tables
+from thrum_engine.store.rebuild import build_projection, swap_in
 from thrum_engine.store.schema import SCHEMA_VERSION
+from thrum_engine.store.validate import EventCheck
 
 DIGEST_TABLES = {
     "agents": "SELECT * FROM agents ORDER BY name",
@@ -35,133 +36,114 @@ async def projection_digest(store: Store) -> dict[str, str]:
 
 
 def scan_journal(engine: Engine) -> dict:
+    """Every shard read and checked as start-up and rebuild would (nothing is set aside here)."""
     shards = {}
-    corrupt = 0
+    unreadable = invalid = 0
     ids: list[str] = []
+    check = EventCheck()
     for shard in engine.journal.shards():
-        evs, size, bad = engine.journal.read_events(shard)
-        corrupt += bad
-        ids += [e["id"] for e in evs]
-        shards[shard] = {"events": len(evs), "bytes": size}
-    return {"shards": shards, "corrupt_lines": corrupt, "ids": ids}
+        r = engine.journal.read_events(shard, check=check)
+        for rej in r.rejected:
+            if rej.unreadable:
+                unreadable += 1
+            else:
+                invalid += 1
+        ids += [e["id"] for e in r.events]
+        shards[shard] = {"events": len(r.events), "bytes": r.end}
+    return {"shards": shards, "corrupt_lines": unreadable, "invalid_lines": invalid, "ids": ids,
+            "checks": check.counts(), "rejected": engine.journal.rejected_records()}
 
 
 @method("doctor.check", EmptyParams, timeout=False)
 async def check(engine: Engine, caller: Caller, p: EmptyParams) -> dict:
+    problems = []
+    projection: dict = {"agents": len(engine.agents)}
     async with engine.writer.lock:  # journal, offsets and counts from one moment
         scan = await asyncio.to_thread(scan_journal, engine)
-        offsets = await engine.store.offsets()
-        applied = await engine.store.scalar("SELECT COUNT(*) FROM applied_events")
-    problems = []
-    for shard, info in scan["shards"].items():
-        if offsets.get(shard, 0) != info["bytes"]:
-            problems.append(f"shard {shard}: projected to byte {offsets.get(shard, 0)} of {info['bytes']}")
-    journal_ids = set(scan["ids"])
-    if applied != len(journal_ids):
-        problems.append(f"{len(journal_ids)} events in the journal, {applied} applied")
+        try:
+            offsets = await engine.store.offsets()
+            applied = await engine.store.scalar("SELECT COUNT(*) FROM applied_events")
+        except sqlite3.DatabaseError as exc:
+            offsets, applied = {}, None
+            problems.append(f"the projection is unreadable ({exc}): run `thrum doctor rebuild`")
+    if applied is not None:
+        for shard, info in scan["shards"].items():
+            if offsets.get(shard, 0) != info["bytes"]:
+                problems.append(f"shard {shard}: projected to byte {offsets.get(shard, 0)} of {info['bytes']}")
+        if applied != len(scan["ids"]):
+            problems.append(f"{len(scan['ids'])} events in the journal, {applied} applied")
+        try:
+            integrity = await engine.store.scalar("PRAGMA quick_check")
+            projection.update({
+                "messages": await engine.store.scalar("SELECT COUNT(*) FROM messages"),
+                "digest": await projection_digest(engine.store),
+            })
+        except sqlite3.DatabaseError as exc:
+            integrity = str(exc)
+        if integrity != "ok":
+            problems.append(f"sqlite quick_check: {integrity}: run `thrum doctor rebuild`")
+    projection["applied_events"] = applied
     if scan["corrupt_lines"]:
         problems.append(f"{scan['corrupt_lines']} unreadable journal lines (skipped)")
-    integrity = await engine.store.scalar("PRAGMA quick_check")
-    if integrity != "ok":
-        problems.append(f"sqlite quick_check: {integrity}")
+    if scan["invalid_lines"]:
+        problems.append(f"{scan['invalid_lines']} journal events that cannot be applied (set aside, skipped):"
+                        " see var/quarantine/rejected.jsonl")
     qdir = engine.layout.quarantine_dir
     quarantined = sorted(os.listdir(qdir)) if os.path.isdir(qdir) else []
     return {
         "ok": not problems,
         "problems": problems,
         "schema_version": SCHEMA_VERSION,
-        "journal": {"shards": scan["shards"], "events": len(journal_ids), "corrupt_lines": scan["corrupt_lines"]},
-        "projection": {
-            "applied_events": applied,
-            "agents": len(engine.agents),
-            "messages": await engine.store.scalar("SELECT COUNT(*) FROM messages"),
-            "digest": await projection_digest(engine.store),
-        },
+        "journal": {"shards": scan["shards"], "events": len(scan["ids"]), "corrupt_lines": scan["corrupt_lines"],
+                    "invalid_lines": scan["invalid_lines"], **scan["checks"]},
+        "projection": projection,
+        "projection_recovered": engine.projection_recovered,
         "quarantined": quarantined,
+        "rejected": scan["rejected"],
         "torn_tails_at_start": [t.__dict__ for t in engine.torn],
     }
 
 
-def read_all_events(engine: Engine) -> tuple[list[dict], dict[str, int], int]:
-    lines, offsets = sorted_journal_lines(engine)
-    events, corrupt = parse_lines(lines)
-    return events, offsets, corrupt
+async def _digest_or_none(store: Store) -> dict[str, str] | None:
+    try:
+        return await projection_digest(store)
+    except sqlite3.DatabaseError:
+        return None  # a broken projection is what a rebuild is for
 
 
-_ID_KEY = b'"id":"evt_'
-
-
-def sorted_journal_lines(engine: Engine) -> tuple[list[bytes], dict[str, int]]:
-    """Every complete journal line, in event-id order, without parsing them.
-
-    Lines are written with sorted keys, so the top-level `"id"` (after `"data"`) is the last
-    `"id":"evt_` in the line: its ULID is the sort key.
-    """
-    keyed: list[tuple[bytes, bytes]] = []
-    offsets: dict[str, int] = {}
-    for shard in engine.journal.shards():
-        with open(engine.journal.path(shard), "rb") as fh:
-            data = fh.read()
-        end = data.rfind(b"\n") + 1
-        offsets[shard] = end
-        for line in data[:end].split(b"\n")[:-1]:
-            i = line.rfind(_ID_KEY)
-            keyed.append((line[i + 6:i + 36] if i >= 0 else b"", line))
-    keyed.sort(key=lambda kv: kv[0])
-    return [line for _k, line in keyed], offsets
-
-
-async def rebuild_projection(engine: Engine, chunk: int = 5000) -> dict:
-    """Recreate the projected tables from the journal; local-only tables are carried over.
+async def rebuild_projection(engine: Engine, chunk: int = 5000, *, validate: bool = True) -> dict:
+    """Recreate the projected tables from the journal; local-only tables are carried over when the old
+    database is readable. Works whatever state the old database is in.
 
     Writes pause for the duration (the writer's lock), so nothing is lost in the swap.
     """
+    db_path = engine.layout.db_path
     async with engine.writer.lock:
-        before = await projection_digest(engine.store)
+        before = await _digest_or_none(engine.store)
         started = time.perf_counter()
-        lines, offsets = await asyncio.to_thread(sorted_journal_lines, engine)
-        read_s = time.perf_counter() - started
-        tmp = engine.layout.db_path + ".rebuild"
-        for suffix in ("", "-wal", "-shm"):
-            if os.path.exists(tmp + suffix):
-                os.remove(tmp + suffix)
-        fresh = Store(tmp)
-        await fresh.open(bulk=True)
-        count = corrupt = 0
-        try:
-            # Each chunk is parsed and applied in one hop to the writer's thread: matching the
-            # common line shape (`store.lines`) is cheap enough that a parsing thread only
-            # contended for the GIL.
-            for i in range(0, max(len(lines), 1), chunk):
-                last = i + chunk >= len(lines)
-                n, bad = await fresh.apply_lines(lines[i:i + chunk], offsets if last else {})
-                count += n
-                corrupt += bad
-            await copy_local_tables(engine.layout.db_path, fresh)
-            await fresh.finish_bulk()
-        finally:
-            await fresh.close()
-        apply_s = time.perf_counter() - started - read_s
+        built = await build_projection(engine.journal, db_path, local_from=db_path, chunk=chunk,
+                                       validate=validate)
         await engine.store.pause_reads()
         try:
             await engine.store.close()
-            for suffix in ("-wal", "-shm"):
-                if os.path.exists(engine.layout.db_path + suffix):
-                    os.remove(engine.layout.db_path + suffix)
-            os.replace(tmp, engine.layout.db_path)
+            await asyncio.to_thread(swap_in, built, db_path)
             await engine.store.open()
         finally:
             engine.store.resume_reads()
+        engine.projection_recovered = None
         await engine.load_caches()
         elapsed = time.perf_counter() - started
         after = await projection_digest(engine.store)
+    unreadable = sum(r.unreadable for r in built.rejected)
     return {
-        "events": count,
-        "corrupt_lines": corrupt,
+        "events": built.events,
+        "corrupt_lines": unreadable,
+        "invalid_lines": len(built.rejected) - unreadable,
+        "local_tables": built.local_note or "copied",
         "seconds": round(elapsed, 3),
-        "events_per_second": round(count / elapsed) if elapsed > 0 else None,
-        "read_seconds": round(read_s, 3),
-        "apply_seconds": round(apply_s, 3),
+        "events_per_second": round(built.events / elapsed) if elapsed > 0 else None,
+        "read_seconds": round(built.read_seconds, 3),
+        "apply_seconds": round(built.apply_seconds, 3),
         "digest_before": before,
         "digest_after": after,
         "identical": before == after,

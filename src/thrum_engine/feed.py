@@ -9,7 +9,7 @@ from pydantic import Field
 from thrum_engine import names
 from thrum_engine.engine.core import Caller, Engine
 from thrum_engine.engine.registry import method
-from thrum_engine.messaging import parse_tagged, with_deliveries
+from thrum_engine.messaging import parse_tagged, rows_within_budget, with_deliveries
 from thrum_engine.model import Params
 
 
@@ -55,8 +55,7 @@ async def feed(engine: Engine, caller: Caller, p: FeedParams) -> dict:
     if p.thread_id:
         where.append("(m.thread_id = ? OR m.id = ?)")
         args += [p.thread_id, p.thread_id]
-    rows = await engine.store.all(
-        f"SELECT m.* FROM messages m WHERE {' AND '.join(where)} ORDER BY m.created_at DESC, m.id DESC LIMIT ?",
-        args + [p.limit])
+    rows, cut = await rows_within_budget(engine, "m.*", f"FROM messages m WHERE {' AND '.join(where)}", args,
+                                         "ORDER BY m.created_at DESC, m.id DESC LIMIT ?", [p.limit])
     messages = await with_deliveries(engine, rows)
-    return {"messages": messages, "total": len(messages)}
+    return {"messages": messages, "total": len(messages), "truncated": cut}

@@ -6,6 +6,7 @@ import time
 
 from thrum_engine import ids, names
 from thrum_engine.durations import iso, parse_iso
+from thrum_engine.engine.authority import require_agent_owner, require_operator
 from thrum_engine.engine.core import Caller, Engine
 from thrum_engine.engine.registry import method
 from thrum_engine.errors import Conflict, InvalidName, UnknownAgent
@@ -80,7 +81,8 @@ async def start_session(engine: Engine, name: str, intent: str = "") -> dict:
 
 
 @method("agent.register", RegisterParams, writes=True)
-async def register(engine: Engine, caller: Caller, p: RegisterParams) -> dict:
+async def register(engine: Engine, caller: Caller, p: RegisterParams, *, checked: bool = False) -> dict:
+    """`checked`: an in-process caller (tmux.create) already checked its own caller's authority."""
     _require_name(p.name, p.role)
     for what, value in (("role", p.role), ("module", p.module)):
         if value:
@@ -89,11 +91,14 @@ async def register(engine: Engine, caller: Caller, p: RegisterParams) -> dict:
                 raise InvalidName(problem)
     worktree = caller.worktree or engine.layout.worktree
     existing = engine.agents.get(p.name)
-    if existing and existing["worktree"] and existing["worktree"] != worktree and not p.force:
+    moving = bool(existing and existing["worktree"] and existing["worktree"] != worktree)
+    if moving and not p.force:
         raise Conflict(
             f"agent @{p.name} is already registered in {existing['worktree']}; "
             "pick another name or pass --force to move it here"
         )
+    if moving and not checked:  # taking over another worktree's agent
+        require_agent_owner(engine, caller, p.name, f"moving @{p.name} here")
     data = {
         "name": p.name,
         "role": p.role,
@@ -141,6 +146,7 @@ async def agent_delete(engine: Engine, caller: Caller, p: AgentNameParams) -> di
     name = names.strip_at(p.name)
     if name not in engine.agents:
         raise UnknownAgent(f"no agent named @{name}")
+    require_agent_owner(engine, caller, name, f"deleting @{name}")
     if name in engine.active_sessions and name != caller.name and not p.force:
         raise Conflict(f"@{name} has an active session; pass --force to delete it anyway")
     await engine.commit(engine.event("agent.delete", author_of(engine, caller), {"name": name}))
@@ -161,6 +167,8 @@ def last_activity(engine: Engine, name: str) -> float:
 async def agent_cleanup(engine: Engine, caller: Caller, p: CleanupParams) -> dict:
     cutoff = time.time() - p.threshold_days * 86400
     stale = sorted(n for n in engine.agents if last_activity(engine, n) < cutoff and n != caller.name)
+    if not p.dry_run:
+        require_operator(engine, caller, "deleting stale agents")
     if not p.dry_run and stale:
         await engine.commit(*(engine.event("agent.delete", author_of(engine, caller), {"name": n}) for n in stale))
     return {"stale": stale, "deleted": [] if p.dry_run else stale, "dry_run": p.dry_run}
@@ -171,6 +179,8 @@ async def set_status(engine: Engine, caller: Caller, p: SetStatusParams) -> dict
     name = names.strip_at(p.agent) if p.agent else caller.name
     if name not in engine.agents:
         raise UnknownAgent(f"no agent named @{name}")
+    if name != caller.name:
+        require_agent_owner(engine, caller, name, f"changing @{name}'s status")
     status = "" if p.status == "online" else p.status
     await engine.commit(
         engine.event("agent.update", author_of(engine, caller), {"name": name, "fields": {"status": status, "status_at": iso()}})

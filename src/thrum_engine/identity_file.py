@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 import os
 
+from thrum_engine import names
+from thrum_engine.errors import InvalidName
+from thrum_engine.files import write_private
+
 
 def identity_record(agent: dict, session: dict | None, *, repo: str, agent_pid: int | None) -> dict:
     return {
@@ -15,22 +19,24 @@ def identity_record(agent: dict, session: dict | None, *, repo: str, agent_pid: 
     }
 
 
+def path_of(worktree: str, name: str) -> str:
+    """`<worktree>/.thrum/identities/<name>.json`; the name is checked first, so it can never be a path."""
+    problem = names.identity_name_problem(name)
+    if problem:
+        raise InvalidName(problem)
+    return os.path.join(worktree, ".thrum", "identities", f"{name}.json")
+
+
 def write(worktree: str, record: dict) -> str:
-    """Atomically (re)write the identity file; returns its path."""
-    d = os.path.join(worktree, ".thrum", "identities")
-    os.makedirs(d, exist_ok=True)
-    path = os.path.join(d, f"{record['name']}.json")
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(record, fh, indent=2, sort_keys=True)
-        fh.write("\n")
-    os.replace(tmp, path)
+    """Atomically (re)write the identity file (0600, no symlink followed); returns its path."""
+    path = path_of(worktree, record["name"])
+    write_private(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
     return path
 
 
 def remove(worktree: str, name: str) -> bool:
     try:
-        os.remove(os.path.join(worktree, ".thrum", "identities", f"{name}.json"))
+        os.remove(path_of(worktree, name))
         return True
     except FileNotFoundError:
         return False

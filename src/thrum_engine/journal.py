@@ -3,6 +3,9 @@
 One shard per author so that git merges of the sync branch never conflict.
 All methods block (file IO + fsync): the engine calls them from one writer
 thread, never from the event loop.
+
+Shards, quarantined lines and the directories holding them are private to the
+user (0600 files, 0700 directories) whatever the umask: they hold every message.
 """
 
 from __future__ import annotations
@@ -10,9 +13,20 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 SUFFIX = ".jsonl"
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+# A line longer than this is refused whatever it holds: a body is capped far below it (even written
+# as escapes), so only a broken or hostile writer makes one.
+MAX_LINE_BYTES = 16 * 1024 * 1024
+# Shard fds kept open between batches. One shard per author means thousands of shards on a busy
+# repo; past this many the least recently written is closed (reopening costs one open()).
+MAX_OPEN_SHARDS = 32
+REJECTED_INDEX = "rejected.jsonl"
 
 
 def shard_name(author: str) -> str:
@@ -24,15 +38,77 @@ def parse_event(raw: bytes) -> dict | None:
     """One complete journal line -> its event, or None when it is not one (unreadable)."""
     try:
         ev = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser's stack
         return None
     return ev if isinstance(ev, dict) and "id" in ev else None
+
+
+def parse_event_record(raw: bytes) -> dict | None:
+    try:
+        rec = json.loads(raw)
+    except ValueError:
+        return None
+    return rec if isinstance(rec, dict) else None
 
 
 def parse_lines(lines: list[bytes]) -> tuple[list[dict], int]:
     """Complete journal lines -> (events, unreadable lines)."""
     events = [ev for ev in map(parse_event, lines) if ev is not None]
     return events, len(lines) - len(events)
+
+
+def make_private_dir(path: str) -> None:
+    """Create `path` (and parents) and make it 0700 even when it already existed."""
+    os.makedirs(path, mode=DIR_MODE, exist_ok=True)
+    if os.stat(path).st_mode & 0o777 != DIR_MODE:
+        os.chmod(path, DIR_MODE)
+
+
+def write_private(path: str, data: bytes, *, exclusive: bool = False) -> bool:
+    """Write and fsync a 0600 file that never follows a planted symlink; False when `exclusive` and it exists."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_EXCL if exclusive else os.O_TRUNC)
+    try:
+        fd = os.open(path, flags, FILE_MODE)
+    except FileExistsError:
+        if exclusive:
+            return False
+        raise
+    try:
+        os.fchmod(fd, FILE_MODE)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return True
+
+
+@dataclass
+class Rejected:
+    """A complete journal line that cannot be applied. It stays in its shard (the journal is append-only
+    and synced), is copied to the quarantine once, and is skipped by every start-up and rebuild."""
+
+    shard: str
+    offset: int
+    length: int
+    reason: str
+    unreadable: bool = False  # not a JSON event at all, as opposed to an event of the wrong shape
+    raw: bytes = field(default=b"", repr=False)
+
+    def record(self, saved_to: str) -> dict:
+        return {"shard": self.shard, "offset": self.offset, "length": self.length, "reason": self.reason,
+                "saved_to": saved_to}
+
+
+@dataclass
+class ShardRead:
+    """What `Journal.read_events` found past an offset."""
+
+    events: list[dict]
+    origins: list[tuple[int, int]]  # (offset, length) of each event's line
+    end: int
+    rejected: list[Rejected]
 
 
 @dataclass
@@ -47,13 +123,14 @@ class Journal:
     def __init__(self, directory: str, quarantine_dir: str) -> None:
         self.dir = directory
         self.quarantine_dir = quarantine_dir
-        self._fds: dict[str, int] = {}
+        self._fds: OrderedDict[str, int] = OrderedDict()  # an LRU of at most MAX_OPEN_SHARDS
         self._sizes: dict[str, int] = {}
+        self._last_starts: dict[str, int] = {}
 
     # -- start-up --
     def open(self) -> list[TornTail]:
         """Create the directory and set aside any torn final line left by a crash."""
-        os.makedirs(self.dir, exist_ok=True)
+        make_private_dir(self.dir)
         torn = []
         for shard in self.shards():
             report = self._repair_tail(shard)
@@ -86,12 +163,9 @@ class Journal:
                 return None
             fh.seek(tail_start)
             tail = fh.read()
-        os.makedirs(self.quarantine_dir, exist_ok=True)
+        make_private_dir(self.quarantine_dir)
         saved = os.path.join(self.quarantine_dir, f"{shard}.{int(time.time() * 1000)}.torn")
-        with open(saved, "wb") as out:
-            out.write(tail)
-            out.flush()
-            os.fsync(out.fileno())
+        write_private(saved, tail)
         with open(path, "r+b") as fh:
             fh.truncate(tail_start)
             fh.flush()
@@ -103,11 +177,14 @@ class Journal:
         return os.path.join(self.dir, shard + SUFFIX)
 
     def shards(self) -> list[str]:
+        """Shard names: regular files only. A symlink (which a synced branch could carry) is never read,
+        so no file outside the journal is ever parsed, quarantined or appended to."""
         try:
-            names = os.listdir(self.dir)
+            entries = list(os.scandir(self.dir))
         except FileNotFoundError:
             return []
-        return sorted(n[: -len(SUFFIX)] for n in names if n.endswith(SUFFIX))
+        return sorted(e.name[: -len(SUFFIX)] for e in entries
+                      if e.name.endswith(SUFFIX) and e.is_file(follow_symlinks=False))
 
     def size(self, shard: str) -> int:
         try:
@@ -115,40 +192,108 @@ class Journal:
         except FileNotFoundError:
             return 0
 
-    def read_events(self, shard: str, offset: int = 0) -> tuple[list[dict], int, int]:
-        """All complete events after `offset`: (events, end offset, unreadable lines). The fast path
-        for start-up catch-up and rebuild: one read, one split, `json.loads` per line."""
+    def read_events(self, shard: str, offset: int = 0,
+                    check: Callable[[dict], str | None] | None = None) -> ShardRead:
+        """Every complete line after `offset`, parsed, and checked by `check` (the reason an event cannot
+        be applied, or None). Unreadable lines and lines `check` refuses are returned as rejected."""
         with open(self.path(shard), "rb") as fh:
             fh.seek(offset)
             data = fh.read()
         end = data.rfind(b"\n") + 1  # a torn tail (no newline) is not ours to apply
-        events, corrupt = parse_lines(data[:end].split(b"\n")[:-1] if end else [])
-        return events, offset + end, corrupt
+        events: list[dict] = []
+        origins: list[tuple[int, int]] = []
+        rejected: list[Rejected] = []
+        pos = offset
+        for raw in data[:end].split(b"\n")[:-1] if end else ():
+            n = len(raw) + 1
+            if n > MAX_LINE_BYTES:
+                rejected.append(Rejected(shard, pos, n, f"a line of {n} bytes (over {MAX_LINE_BYTES})", True, raw))
+            else:
+                ev = parse_event(raw)
+                reason = "not a JSON event" if ev is None else check(ev) if check is not None else None
+                if reason is None:
+                    events.append(ev)  # type: ignore[arg-type]
+                    origins.append((pos, n))
+                else:
+                    rejected.append(Rejected(shard, pos, n, reason, ev is None, raw))
+            pos += n
+        return ShardRead(events, origins, offset + end, rejected)
+
+    def read_at(self, shard: str, offset: int, length: int) -> bytes:
+        """The line of `length` bytes (newline included) at `offset`, without its newline."""
+        with open(self.path(shard), "rb") as fh:
+            fh.seek(offset)
+            return fh.read(length)[:-1]
+
+    def set_aside(self, rejected: list[Rejected]) -> list[dict]:
+        """Copy rejected lines to the quarantine and record them (shard, offset, reason); a line already
+        set aside by an earlier start or rebuild is not recorded twice. Returns the new records."""
+        if not rejected:
+            return []
+        make_private_dir(self.quarantine_dir)
+        records = []
+        for r in rejected:
+            saved = os.path.join(self.quarantine_dir, f"{r.shard}.{r.offset}.rejected")
+            if write_private(saved, r.raw + b"\n", exclusive=True):
+                records.append(r.record(saved))
+        if records:
+            index = os.path.join(self.quarantine_dir, REJECTED_INDEX)
+            fd = os.open(index, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, FILE_MODE)
+            try:
+                os.fchmod(fd, FILE_MODE)
+                os.write(fd, b"".join((json.dumps(rec, sort_keys=True) + "\n").encode() for rec in records))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        return records
+
+    def rejected_records(self) -> list[dict]:
+        """Every line ever set aside as rejected (see `set_aside`)."""
+        try:
+            with open(os.path.join(self.quarantine_dir, REJECTED_INDEX), "rb") as fh:
+                data = fh.read()
+        except FileNotFoundError:
+            return []
+        return [ev for ev in map(parse_event_record, data.splitlines()) if ev is not None]
 
     # -- writing --
     def _fd(self, shard: str) -> int:
         fd = self._fds.get(shard)
-        if fd is None:
-            path = self.path(shard)
-            existed = os.path.exists(path)
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        if fd is not None:
+            self._fds.move_to_end(shard)
+            return fd
+        while len(self._fds) >= MAX_OPEN_SHARDS:
+            _old, old_fd = self._fds.popitem(last=False)
+            os.close(old_fd)  # every batch fsyncs its shards before the next one starts: nothing pending
+        path = self.path(shard)
+        existed = os.path.exists(path)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, FILE_MODE)
+        try:
+            st = os.fstat(fd)
+            if st.st_mode & 0o777 != FILE_MODE:
+                os.fchmod(fd, FILE_MODE)  # created by an older Thrum, or by git, under a looser umask
             if not existed:
                 dfd = os.open(self.dir, os.O_RDONLY)
                 try:
                     os.fsync(dfd)  # the new file's name must survive a crash too
                 finally:
                     os.close(dfd)
-            self._fds[shard] = fd
-            self._sizes[shard] = os.fstat(fd).st_size
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fds[shard] = fd
+        self._sizes[shard] = st.st_size
         return fd
 
     def append(self, lines_by_shard: dict[str, list[bytes]]) -> dict[str, int]:
         """Write and fsync every shard's lines; return each shard's new end offset.
 
-        On failure the shards touched are truncated back, so a failed batch
-        leaves no half-written line for the next start to quarantine.
+        Shard by shard (write, then fsync), so a batch from more authors than MAX_OPEN_SHARDS
+        never holds more fds than that. On failure the shards touched are truncated back, so a
+        failed batch leaves no half-written line for the next start to quarantine.
         """
         done: dict[str, int] = {}
+        self._last_starts = {}
         try:
             for shard, lines in lines_by_shard.items():
                 fd = self._fd(shard)
@@ -157,18 +302,46 @@ class Journal:
                 while data:
                     n = os.write(fd, data)
                     data = data[n:]
-            for shard in lines_by_shard:
-                os.fsync(self._fds[shard])
+                os.fsync(fd)
+                self._sizes[shard] = os.fstat(fd).st_size
         except OSError:
-            for shard, start in done.items():
-                try:
-                    os.ftruncate(self._fds[shard], start)
-                except OSError:
-                    pass
+            self._truncate(done)
             raise
-        for shard in lines_by_shard:
-            self._sizes[shard] = os.fstat(self._fds[shard]).st_size
+        self._last_starts = done
         return {shard: self._sizes[shard] for shard in lines_by_shard}
+
+    def undo_last_append(self) -> None:
+        """Take the last `append` back out of the journal (its batch failed after the fsync).
+
+        Safe because one thread writes the journal and nothing reads a batch before it is
+        acknowledged. Raises OSError when a shard cannot be truncated back.
+        """
+        starts, self._last_starts = self._last_starts, {}
+        errors = self._truncate(starts)
+        if errors:
+            raise errors[0]
+
+    def _truncate(self, starts: dict[str, int]) -> list[OSError]:
+        """Truncate shards back to `starts` by path (a shard's fd may have been evicted), then fsync."""
+        errors = []
+        for shard, start in starts.items():
+            try:
+                os.truncate(self.path(shard), start)
+                self._sizes[shard] = start
+                fd = self._fds.get(shard)
+                if fd is not None:
+                    os.fsync(fd)
+            except OSError as exc:
+                errors.append(exc)
+                self._sizes.pop(shard, None)  # unknown now: the next open re-reads it
+                fd = self._fds.pop(shard, None)
+                if fd is not None:
+                    os.close(fd)
+        return errors
+
+    def open_shards(self) -> int:
+        """Shard fds open right now (at most MAX_OPEN_SHARDS)."""
+        return len(self._fds)
 
     def close(self) -> None:
         for fd in self._fds.values():

@@ -55,6 +55,30 @@ def common_git_dir(worktree: str) -> str:
     return gitdir
 
 
+# What Thrum writes into a checkout that git must never pick up: `.thrum/` (identities hold absolute
+# paths and session ids) and the `.beads/redirect` worktrees get. The rule lives in the common
+# `.git/info/exclude`, which every worktree reads, so no branch can commit them (walk bug 1); a
+# `.gitignore` entry would reach only branches made after it was committed.
+EXCLUDED = (f"{STATE_DIR}/", ".beads/redirect")
+
+
+def exclude_thrum_state(repo: str) -> list[str]:
+    """Add the missing EXCLUDED rules to `<common git dir>/info/exclude`; returns those added."""
+    path = os.path.join(common_git_dir(repo), "info", "exclude")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except FileNotFoundError:
+        text = ""
+    missing = [rule for rule in EXCLUDED if rule not in text.split()]
+    if missing:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(("" if not text or text.endswith("\n") else "\n") + "# thrum: local agent state\n"
+                     + "".join(rule + "\n" for rule in missing))
+    return missing
+
+
 def worktree_git_dir(worktree: str) -> str:
     """The per-worktree git dir (holds HEAD): `.git` itself or `.git/worktrees/<x>`."""
     dotgit = os.path.join(worktree, ".git")
@@ -74,6 +98,39 @@ def main_repo_of(worktree: str) -> str:
     return os.path.dirname(common_git_dir(worktree))
 
 
+def registered_worktrees(repo: str) -> set[str]:
+    """Real paths of `repo`'s worktrees as git itself records them: the main checkout plus each
+    `<common git dir>/worktrees/<id>/gitdir` (what `git worktree list` reads), without spawning git."""
+    found = {os.path.realpath(repo)}
+    admin = os.path.join(common_git_dir(repo), "worktrees")
+    try:
+        entries = os.listdir(admin)
+    except OSError:
+        return found
+    for entry in entries:
+        try:
+            gitfile = _read(os.path.join(admin, entry, "gitdir"))  # "<worktree>/.git"
+        except OSError:
+            continue
+        found.add(os.path.realpath(os.path.dirname(gitfile)))
+    return found
+
+
+def worktree_of(repo: str, cwd: str) -> str | None:
+    """The worktree of `repo` containing `cwd` (its real path), or None. A directory that merely looks
+    like one (a `.git` and a `.thrum/redirect` naming the repo) but is not in git's own list is None."""
+    wt = worktree_root(cwd)
+    if wt is None:
+        return None
+    try:
+        if os.path.realpath(main_repo_of(wt)) != os.path.realpath(repo):
+            return None
+        real = os.path.realpath(wt)
+        return real if real in registered_worktrees(repo) else None
+    except (OSError, NotARepo):
+        return None
+
+
 def current_branch(worktree: str) -> str | None:
     """Branch checked out in `worktree`, read from HEAD without spawning git; None when detached."""
     try:
@@ -83,6 +140,12 @@ def current_branch(worktree: str) -> str | None:
     if head.startswith("ref: refs/heads/"):
         return head[len("ref: refs/heads/"):]
     return None
+
+
+def socket_fallback_dir() -> str:
+    """Where sockets go when the repo's own path is too long: a per-user directory outside the repo,
+    which the engine creates 0700 and refuses unless it is ours alone (another user may have made it)."""
+    return os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/thrum-{os.getuid()}"
 
 
 class Layout:
@@ -147,8 +210,7 @@ class Layout:
         import hashlib
 
         digest = hashlib.sha1(self.repo.encode()).hexdigest()[:16]
-        base = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/thrum-{os.getuid()}"
-        return os.path.join(base, f"{digest}.sock")
+        return os.path.join(socket_fallback_dir(), f"{digest}.sock")
 
     @property
     def git_dir(self) -> str:

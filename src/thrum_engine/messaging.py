@@ -13,6 +13,7 @@ import time
 
 from thrum_engine import ids, names
 from thrum_engine.durations import iso, parse_iso
+from thrum_engine.engine.authority import require_operator
 from thrum_engine.engine.bus import Waiter
 from thrum_engine.engine.core import Caller, Engine
 from thrum_engine.engine.registry import method
@@ -33,6 +34,29 @@ from thrum_engine.model import (
 from thrum_engine.store.apply import addressed_of
 
 EVERYONE = ("everyone", "all", "broadcast")
+MAX_ADDRESSES = 256  # distinct entries in one message's to/mentions/scopes/refs
+MAX_IDS = 10_000  # message ids in one request (each is an SQL parameter)
+# What a message costs in a listing: its body and structured part as stored (bytes, not characters).
+BODY_BYTES = "length(CAST(m.content AS BLOB)) + coalesce(length(CAST(m.structured AS BLOB)), 0)"
+
+
+def distinct(values: list[str], what: str, *, key=None, limit: int = MAX_ADDRESSES) -> list[str]:
+    """`values` without repeats (first spelling kept), refused past MAX_ADDRESSES: a list of 100,000
+    copies of one address is one recipient, and should never become a 700 KB journal event."""
+    seen: set[str] = set()
+    out = []
+    for v in values:
+        k = key(v) if key else v
+        if k not in seen:
+            seen.add(k)
+            out.append(v)
+            if len(out) > limit:
+                raise TooLarge(f"too many {what} entries: the limit is {limit} distinct ones")
+    return out
+
+
+def _address_key(addr: str) -> str:
+    return names.strip_at(addr.strip())
 
 
 def parse_tagged(values: list[str], what: str) -> list[dict]:
@@ -74,11 +98,33 @@ def resolve(engine: Engine, addresses: list[str], sender: str | None) -> tuple[l
     return out, broadcast
 
 
+_SHORT_ESCAPES = b'"\\\n\r\t\b\f'
+_ESCAPED = bytes(range(32)) + b'"\\'
+
+
+def stored_size(text: str) -> int:
+    """Bytes `text` takes as a JSON string in the journal and in responses (without the quotes).
+
+    The cap applies to this, not to the raw UTF-8: a control character is stored as a six-byte
+    `\\u00XX` escape, so capping raw bytes let a body of control characters cost 6x the limit
+    on disk and in every listing. Capping the stored size keeps every body within the limit
+    wherever it lives, and no text is refused for what characters it holds."""
+    raw = text.encode("utf-8")
+    size = len(raw)
+    special = size - len(raw.translate(None, _ESCAPED))  # C speed: ~3 ms for 1 MiB, 0.3 us for a line
+    if not special:
+        return size
+    short = size - len(raw.translate(None, _SHORT_ESCAPES))  # `\\n`, `\\"`...: one extra byte each
+    return size + short + 5 * (special - short)  # the rest of C0: `\\u00XX`, five extra
+
+
 def check_body(engine: Engine, body: str, fmt: str) -> None:
-    size = len(body.encode("utf-8"))
+    size = stored_size(body)
     cap = engine.settings.messages.max_body_bytes
     if size > cap:
-        raise TooLarge(f"message body is {size} bytes; the limit is {cap} (messages.max_body_bytes)")
+        raw = len(body.encode("utf-8"))
+        how = "" if raw == size else f" as stored ({raw} as UTF-8; control characters are stored escaped)"
+        raise TooLarge(f"message body is {size} bytes{how}; the limit is {cap} (messages.max_body_bytes)")
     if not body.strip():
         raise InvalidInput("message body is empty")
     if fmt == "json":
@@ -157,7 +203,9 @@ async def create_message(
 ) -> dict:
     """Validate, resolve and durably store one message; returns its create event."""
     check_body(engine, body, fmt)
-    addressed = list(to) + (["@everyone"] if broadcast else [])
+    addressed = distinct(list(to) + (["@everyone"] if broadcast else []), "--to", key=_address_key)
+    mentions = distinct(list(mentions), "--mention", key=_address_key)
+    scopes, refs = distinct(list(scopes), "--scope"), distinct(list(refs), "--ref")
     if answering:
         # A reply to `system` or a monitor: nobody receives it, but the engine's watchers read it.
         recipients, is_broadcast, mentioned = [], False, []
@@ -250,6 +298,32 @@ async def reply(engine: Engine, caller: Caller, p: ReplyParams) -> dict:
             "recipients": d.get("recipients", [])}
 
 
+async def rows_within_budget(engine: Engine, select: str, base: str, args: list, tail: str, tail_args: list,
+                             ) -> tuple[list[dict], bool]:
+    """`SELECT {select} {base} {tail}`, but holding at most `messages.max_page_bytes` of bodies (always at
+    least one message). Returns (rows, cut): `cut` when the budget ended the page before `tail`'s LIMIT.
+
+    Sizes are read first (SQLite computes them without handing the bodies to Python), then only the
+    bodies that fit are fetched, so a listing of a hundred 1 MiB bodies never holds them all at once.
+    `base` is `FROM ... WHERE ...` with `m` the messages table; `tail` orders and limits."""
+    sizes = await engine.store.all(f"SELECT m.id AS id, {BODY_BYTES} AS nbytes {base} {tail}", args + tail_args)
+    budget = engine.settings.messages.max_page_bytes
+    keep: list[str] = []
+    used = 0
+    for r in sizes:
+        if keep and used + r["nbytes"] > budget:
+            break
+        keep.append(r["id"])
+        used += r["nbytes"]
+    if not keep:
+        return [], False
+    rows = await engine.store.all(f"SELECT {select} {base} AND m.id IN ({','.join('?' * len(keep))})",
+                                  args + keep)
+    order = {mid: i for i, mid in enumerate(keep)}
+    rows.sort(key=lambda r: order[r["id"]])
+    return rows, len(keep) < len(sizes)
+
+
 def floor_of(engine: Engine, name: str) -> str:
     return engine.agents[name]["registered_at"]
 
@@ -258,6 +332,7 @@ def floor_of(engine: Engine, name: str) -> str:
 async def inbox(engine: Engine, caller: Caller, p: InboxParams) -> dict:
     me: str = caller.name  # type: ignore[assignment]
     page_size = p.page_size or engine.settings.messages.default_page_size
+    offset = p.offset if p.offset is not None else (p.page - 1) * page_size
     args: list = []
     simple = False  # only delivery-level filters: counts can skip the messages table
     if p.all:
@@ -287,10 +362,9 @@ async def inbox(engine: Engine, caller: Caller, p: InboxParams) -> dict:
                 " AND json_extract(s.value, '$.value') = ?)"
         args += [scope["type"], scope["value"]]
     direction = "ASC" if p.oldest else "DESC"
-    rows = await engine.store.all(
-        f"SELECT m.*, d.read_at, d.seen_at, d.recipient {base} ORDER BY {order_col} {direction}, m.id {direction}"
-        " LIMIT ? OFFSET ?",
-        args + [page_size, (p.page - 1) * page_size],
+    rows, cut = await rows_within_budget(
+        engine, "m.*, d.read_at, d.seen_at, d.recipient", base, args,
+        f"ORDER BY {order_col} {direction}, m.id {direction} LIMIT ? OFFSET ?", [page_size, offset],
     )
     count_from = base.replace(" JOIN messages m ON m.id = d.message_id", "") if simple else base
     total = await engine.store.scalar(f"SELECT COUNT(*) {count_from}", args)
@@ -314,7 +388,9 @@ async def inbox(engine: Engine, caller: Caller, p: InboxParams) -> dict:
         await engine.commit(engine.event(etype, me, {"message_ids": newly_shown, "at": iso()}))
         if etype == "message.read":
             unread -= len(newly_shown)
-    return {"messages": messages, "total": total, "unread": unread, "page": p.page, "page_size": page_size}
+    following = offset + len(messages)
+    return {"messages": messages, "total": total, "unread": unread, "page": p.page, "page_size": page_size,
+            "offset": offset, "truncated": cut, "next_offset": following if following < total else None}
 
 
 def delivery_state(d: dict) -> str:
@@ -346,16 +422,16 @@ async def deliveries_for(engine: Engine, message_ids: list[str]) -> dict[str, li
 
 @method("message.sent", SentParams, identity=True)
 async def sent(engine: Engine, caller: Caller, p: SentParams) -> dict:
-    sql = "SELECT m.* FROM messages m WHERE m.author = ? AND m.deleted = 0"
+    base = "FROM messages m WHERE m.author = ? AND m.deleted = 0"
     args: list = [caller.name]
     if p.to:
-        sql += " AND EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.recipient = ?)"
+        base += " AND EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.recipient = ?)"
         args.append(names.strip_at(p.to))
     if p.unread:
-        sql += " AND EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.read_at IS NULL)"
-    rows = await engine.store.all(sql + " ORDER BY m.created_at DESC LIMIT ?", args + [p.limit])
+        base += " AND EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.read_at IS NULL)"
+    rows, cut = await rows_within_budget(engine, "m.*", base, args, "ORDER BY m.created_at DESC LIMIT ?", [p.limit])
     messages = await with_deliveries(engine, rows)
-    return {"messages": messages, "total": len(messages)}
+    return {"messages": messages, "total": len(messages), "truncated": cut}
 
 
 async def with_deliveries(engine: Engine, rows: list[dict]) -> list[dict]:
@@ -418,21 +494,22 @@ async def mark_read(engine: Engine, caller: Caller, p: ReadParams) -> dict:
         )
         targets = [r["message_id"] for r in rows]
     else:
-        if not p.message_ids:
+        wanted = distinct(p.message_ids, "message id", limit=MAX_IDS)
+        if not wanted:
             raise InvalidInput("name message ids to mark read, or pass --all")
-        for mid in p.message_ids:
+        for mid in wanted:
             if not ids.is_id(mid, "msg"):
-                raise InvalidInput(f"invalid message id {mid!r}")
-        marks = ",".join("?" * len(p.message_ids))
+                raise InvalidInput(f"invalid message id {mid[:40]!r}")
+        marks = ",".join("?" * len(wanted))
         rows = await engine.store.all(
             f"SELECT message_id, read_at FROM deliveries WHERE recipient = ? AND message_id IN ({marks})",
-            [me, *p.message_ids],
+            [me, *wanted],
         )
         found = {r["message_id"]: r["read_at"] for r in rows}
-        missing = [m for m in p.message_ids if m not in found]
+        missing = [m for m in wanted if m not in found]
         if missing:
-            raise NotFound(f"not in your inbox: {', '.join(missing)}")
-        targets = [m for m in p.message_ids if found[m] is None]
+            raise NotFound(f"not in your inbox: {', '.join(missing[:20])}" + (" ..." if len(missing) > 20 else ""))
+        targets = [m for m in wanted if found[m] is None]
     if targets:
         await engine.commit(engine.event("message.read", me, {"message_ids": targets, "at": iso()}))
     return {"marked": len(targets), "message_ids": targets}
@@ -516,6 +593,8 @@ async def purge(engine: Engine, caller: Caller, p: PurgeParams) -> dict:
     except ValueError:
         raise InvalidInput(f"invalid --before {p.before!r}") from None
     count = await engine.store.scalar("SELECT COUNT(*) FROM messages WHERE created_at < ?", (before,))
+    if p.confirm:
+        require_operator(engine, caller, "purging messages")
     if p.confirm and count:
         await engine.commit(engine.event("message.purge", author_of(engine, caller), {"before": before}))
     return {"before": before, "messages": count, "purged": bool(p.confirm and count), "preview": not p.confirm}

@@ -2,42 +2,201 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
+from typing_extensions import NotRequired, Required, TypedDict
 
-EVENT_TYPES = (
-    "agent.register",
-    "agent.update",
-    "agent.delete",
-    "session.start",
-    "session.update",
-    "session.end",
-    "message.create",
-    "message.edit",
-    "message.delete",
-    "message.read",
-    "message.purge",
-)
+# -- journal events ------------------------------------------------------------------------------------------
+#
+# What `store.apply` reads from each event, as types. Journal lines come from this engine, from older and
+# newer Thrums and (with git sync) from other machines, so every line read back is checked against these
+# before it is applied: a line that fails is set aside instead of stopping the engine.
+#
+# TypedDicts validated by pydantic (`EVENT_ADAPTERS`) rather than BaseModels: the same strict checks, but
+# no model instance is built per line (7x cheaper on the rebuild path). They only check; the projection
+# reads the line's own dict with the same defaults, so they are strict (no coercion: what passes is exactly
+# what the SQL binds) and allow extra fields (a newer writer's). A missing field is fine where the applier
+# has a default; an explicit null only where the column takes one.
+
+EVENT_VERSION = 1  # `v` this Thrum writes; lines with a higher one are a newer writer's, applied as far as known
+
+_OPEN = ConfigDict(strict=True, extra="allow")
 
 
-class Event(BaseModel):
-    """One line of the journal. `id` is `evt_<ULID>`, so ids sort in commit order."""
+class Tagged(TypedDict):
+    """A scope or ref: `module:auth` is written as {"type": "module", "value": "auth"}."""
 
-    model_config = ConfigDict(extra="forbid")
+    __pydantic_config__ = _OPEN  # type: ignore[misc]
+    type: str
+    value: str
 
-    v: int = 1
-    id: str
+
+class _AgentColumns(TypedDict, total=False):
+    """Agent columns that both a registration and an update may carry."""
+
+    __pydantic_config__ = _OPEN  # type: ignore[misc]
+    role: str
+    module: str
+    display: str
+    runtime: str
+    kind: str
+    worktree: str
+    intent: str
+
+
+class AgentFields(_AgentColumns, total=False):
+    status: str
+    status_at: str | None
+    task: str
+
+
+class SessionFields(TypedDict, total=False):
+    __pydantic_config__ = _OPEN  # type: ignore[misc]
+    intent: str
+    task: str
+
+
+class AgentRegisterData(_AgentColumns, total=False):
+    name: Required[str]
+    role: Required[str]
+    registered_at: str
+
+
+class AgentNameData(TypedDict):
+    __pydantic_config__ = _OPEN  # type: ignore[misc]
+    name: str
+
+
+class AgentUpdateData(AgentNameData):
+    fields: NotRequired[AgentFields]
+
+
+class SessionIdData(TypedDict):
+    __pydantic_config__ = _OPEN  # type: ignore[misc]
+    session_id: str
+
+
+class SessionStartData(SessionIdData):
+    agent: str
+    intent: NotRequired[str]
+
+
+class SessionUpdateData(SessionIdData):
+    fields: NotRequired[SessionFields]
+
+
+class SessionEndData(SessionIdData):
+    reason: NotRequired[str]
+
+
+class MessageIdData(TypedDict):
+    __pydantic_config__ = _OPEN  # type: ignore[misc]
+    message_id: str
+
+
+class MessageCreateData(MessageIdData):
+    content: str
+    format: NotRequired[str]
+    created_at: NotRequired[str]
+    structured: NotRequired[Any]
+    recipients: NotRequired[list[str]]
+    addressed: NotRequired[list[str]]
+    broadcast: NotRequired[bool]
+    mentions: NotRequired[list[str]]
+    mentioned_agents: NotRequired[list[str]]
+    scopes: NotRequired[list[Tagged]]
+    refs: NotRequired[list[Tagged]]
+    thread_id: NotRequired[str | None]
+    reply_to: NotRequired[str | None]
+    thread_root: NotRequired[str | None]
+
+
+def _root_has_thread(d: MessageCreateData) -> MessageCreateData:
+    # A reply that starts a thread sets the root's thread_id to its own: it needs one.
+    if d.get("thread_root") and not d.get("thread_id"):
+        raise ValueError("thread_root without thread_id")
+    return d
+
+
+class MessageEditData(MessageIdData):
+    content: str
+
+
+class MessageIdsData(TypedDict, total=False):
+    __pydantic_config__ = _OPEN  # type: ignore[misc]
+    message_ids: list[str]
+    at: str
+
+
+class MessageNotifiedData(MessageIdsData):
+    recipient: Required[str]
+
+
+class MessagePurgeData(TypedDict, total=False):
+    __pydantic_config__ = _OPEN  # type: ignore[misc]
+    before: str | None
+
+
+class Event(TypedDict):
+    """One line of the journal. `id` is `evt_<ULID>`, so ids sort in commit order. An unknown `type`
+    (a newer writer's) is checked only this far and then skipped."""
+
+    __pydantic_config__ = _OPEN  # type: ignore[misc]
+    v: Annotated[int, Field(ge=1)]
+    id: Annotated[str, Field(pattern=r"^evt_[0-9A-Za-z]{26}$")]
     type: str
     author: str
     ts: str
-    data: dict[str, Any]
+    data: NotRequired[dict[str, Any]]
+
+
+EVENT_DATA: dict[str, Any] = {
+    "agent.register": AgentRegisterData,
+    "agent.update": AgentUpdateData,
+    "agent.delete": AgentNameData,
+    "session.start": SessionStartData,
+    "session.update": SessionUpdateData,
+    "session.end": SessionEndData,
+    "message.create": Annotated[MessageCreateData, AfterValidator(_root_has_thread)],
+    "message.edit": MessageEditData,
+    "message.delete": MessageIdData,
+    "message.read": MessageIdsData,
+    "message.seen": MessageIdsData,
+    "message.notified": MessageNotifiedData,
+    "message.purge": MessagePurgeData,
+}
+EVENT_TYPES = tuple(EVENT_DATA)
+ENVELOPE_KEYS = frozenset(Event.__annotations__) - {"__pydantic_config__"}
+
+
+def _typed(data: Any) -> TypeAdapter:
+    """The envelope with `data` of one type's shape (required: every known type has a payload)."""
+    envelope = TypedDict(  # type: ignore[misc]
+        "TypedEvent", {"v": Event.__annotations__["v"], "id": Event.__annotations__["id"], "type": str,
+                       "author": str, "ts": str, "data": data})
+    envelope.__pydantic_config__ = _OPEN  # type: ignore[attr-defined]
+    return TypeAdapter(envelope)
+
+
+EVENT_ADAPTERS: dict[str, TypeAdapter] = {t: _typed(d) for t, d in EVENT_DATA.items()}
+ANY_EVENT = TypeAdapter(Event)  # an unknown type: the envelope only
+# The fields this Thrum knows per type: anything else in `data` is a newer writer's (counted, ignored).
+DATA_KEYS: dict[str, frozenset[str]] = {
+    t: frozenset(getattr(d, "__origin__", d).__annotations__) - {"__pydantic_config__"} for t, d in EVENT_DATA.items()
+}
+
+
+# Listing bounds: the CLI checks them first for a friendlier error, the engine is the authority.
+MAX_PAGE_SIZE = 1000
+MAX_PAGE = 1_000_000
 
 
 class Params(BaseModel):
-    """Base for RPC params: unknown keys are refused so a typo never passes silently."""
+    """Base for RPC params: unknown keys are refused so a typo never passes silently; NaN and
+    infinities are refused for every float (`after: NaN` must be invalid params, not an internal error)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     caller: str | None = None
 
@@ -115,8 +274,9 @@ class InboxParams(Params):
     from_agent: str | None = None
     scope: str | None = None
     all: bool = False
-    page_size: int | None = Field(None, ge=1, le=1000)
-    page: int = Field(1, ge=1)
+    page_size: int | None = Field(None, ge=1, le=MAX_PAGE_SIZE)
+    page: int = Field(1, ge=1, le=MAX_PAGE)
+    offset: int | None = Field(None, ge=0, le=MAX_PAGE * MAX_PAGE_SIZE)  # overrides page: a listing's next_offset
     oldest: bool = False
     peek: bool = False
 

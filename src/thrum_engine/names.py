@@ -1,4 +1,10 @@
-"""Name rules shared by the CLI (early, friendly errors) and the engine (the authority).
+"""Every name rule in one place: agents, roles, modules, worktrees, tmux sessions, runtimes, monitors.
+
+Names end up in file names (identity files, context files, pane logs), git refs (archives), tmux
+targets and shell-visible places, so a name is never allowed to be a path: the character sets below
+hold no `/`, `\\`, NUL, newline or space, and leading `.`/`-` are refused where a name could start a
+path component or a command-line flag. The CLI checks early (friendly errors before any file is
+touched), the engine checks again (it is the authority for callers that skip the CLI).
 
 No `re`: the CLI imports this on every call and `re` costs ~6 ms of start-up.
 """
@@ -6,31 +12,67 @@ No `re`: the CLI imports this on every call and `re` costs ~6 ms of start-up.
 from __future__ import annotations
 
 RESERVED = frozenset({"daemon", "system", "thrum", "all", "everyone", "broadcast"})
-_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
 MAX_NAME = 64
+
+_LOWER = "abcdefghijklmnopqrstuvwxyz0123456789"
+_MIXED = _LOWER + "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+# kind -> (allowed characters, max length, what the error says is allowed); '.' and '-' never come first
+_RULES: dict[str, tuple[frozenset[str], int, str]] = {
+    "agent": (frozenset(_LOWER + "_"), MAX_NAME, "lowercase letters, digits and _"),
+    "role": (frozenset(_LOWER + "_"), MAX_NAME, "lowercase letters, digits and _"),
+    "module": (frozenset(_LOWER + "_"), MAX_NAME, "lowercase letters, digits and _"),
+    "monitor": (frozenset(_LOWER + "_-"), MAX_NAME, "lowercase letters, digits, '_' and '-' (not first)"),
+    "session": (frozenset(_MIXED + "_-"), MAX_NAME, "letters, digits, '_' and '-' (not first)"),
+    "runtime": (frozenset(_MIXED + "_-"), MAX_NAME, "letters, digits, '_' and '-' (not first)"),
+    "worktree": (frozenset(_MIXED + "._-"), 100, "letters, digits, '.', '_' and '-' (not first)"),
+}
+
+
+def _show(name: str) -> str:
+    """The name as the error shows it: quoted, escaped, and cut so a megabyte name stays one line."""
+    shown = repr(name[:MAX_NAME + 16])
+    return shown + ("…" if len(name) > MAX_NAME + 16 else "")
+
+
+def problem(kind: str, name: object) -> str | None:
+    """Why `name` is not a valid `kind` name (`invalid <kind> name ...`), or None when it is."""
+    chars, limit, allowed = _RULES[kind]
+    what = f"{kind} name"
+    if not isinstance(name, str):
+        return f"invalid {what}: expected text, got {type(name).__name__}"
+    if not name:
+        return f"invalid {what}: it must not be empty"
+    if len(name) > limit:
+        return f"invalid {what} {_show(name)}: longer than {limit} characters"
+    if not set(name) <= chars:
+        return f"invalid {what} {_show(name)}: use {allowed}"
+    if name[0] in ".-" or ".." in name:
+        return f"invalid {what} {_show(name)}: use {allowed}"
+    return None
 
 
 def name_problem(name: str, *, what: str = "agent name") -> str | None:
-    """Why `name` is not a valid agent/role/module name, or None when it is."""
-    if not name:
-        return f"{what} must not be empty"
-    if len(name) > MAX_NAME:
-        return f"{what} {name!r} is longer than {MAX_NAME} characters"
-    if not set(name) <= _NAME_CHARS:
-        return f"invalid {what} {name!r}: use lowercase letters, digits and _ only"
-    return None
+    """Agent/role/module rules; `what` is "agent name", "role" or "module"."""
+    return problem(what.split()[0], name)
 
 
 def agent_name_problem(name: str, role: str | None = None) -> str | None:
-    problem = name_problem(name)
-    if problem:
-        return problem
+    """An agent name: the charset, not reserved (addresses and event authors), and not its own role."""
+    found = problem("agent", name)
+    if found:
+        return found
     if name in RESERVED:
-        return f"agent name {name!r} is reserved ({', '.join(sorted(RESERVED))})"
+        return f"invalid agent name {name!r}: it is reserved ({', '.join(sorted(RESERVED))})"
     if role is not None and name == role:
-        return f"agent name {name!r} must differ from its role"
+        return f"invalid agent name {name!r}: it must differ from its role"
     return None
 
 
+def identity_name_problem(name: str) -> str | None:
+    """A claimed identity (THRUM_NAME, an identity file's stem, `--agent`): a name that could be registered."""
+    return problem("agent", name)
+
+
 def strip_at(address: str) -> str:
-    return address[1:] if address.startswith("@") else address
+    return address.removeprefix("@")

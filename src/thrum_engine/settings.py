@@ -20,8 +20,10 @@ from pydantic_settings import (
 
 
 class MessagesSettings(BaseModel):
-    max_body_bytes: int = Field(1_048_576, ge=1, description="largest message body accepted")
+    max_body_bytes: int = Field(1_048_576, ge=1, description="largest message body accepted, as stored")
     default_page_size: int = Field(20, ge=1, le=1000)
+    max_page_bytes: int = Field(4_194_304, ge=1, description="message bodies in one listing page (inbox, sent, feed);"
+                                " a page always holds at least one message")
 
 
 class PresenceSettings(BaseModel):
@@ -32,7 +34,10 @@ class PresenceSettings(BaseModel):
 class EngineSettings(BaseModel):
     request_timeout_seconds: float = Field(30, gt=0, description="per-request limit on the socket")
     max_wait_seconds: float = Field(3600, gt=0, description="longest `thrum wait` accepted")
-    max_connections: int = Field(512, ge=1)
+    max_connections: int = Field(512, ge=1, description="open connections; at the cap the longest idle one is closed")
+    max_connections_per_process: int = Field(64, ge=1, description="open connections one client process may hold")
+    first_frame_timeout_seconds: float = Field(10, gt=0, description="a new connection must send a request this soon")
+    idle_timeout_seconds: float = Field(120, gt=0, description="a connection with nothing in flight is closed after this")
     log_level: str = "INFO"
 
 
@@ -137,8 +142,6 @@ def update_config_file(path: str, changes: dict[str, Any]) -> None:
                 dst[k] = v
 
     merge(data, changes)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, sort_keys=True)
-        fh.write("\n")
-    os.replace(tmp, path)
+    from thrum_engine.files import write_private
+
+    write_private(path, json.dumps(data, indent=2, sort_keys=True) + "\n")

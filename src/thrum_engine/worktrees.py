@@ -10,17 +10,19 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import time
 from dataclasses import asdict, dataclass, field
 
-from thrum_engine import identity_file
+from thrum_engine import identity_file, names
+from thrum_engine.engine.authority import require_owner
 from thrum_engine.engine.core import Caller, Engine
 from thrum_engine.engine.registry import method
 from thrum_engine.errors import Conflict, InvalidInput, InvalidName, NotFound, ThrumError
+from thrum_engine.files import write_private
 from thrum_engine.layout import STATE_DIR, current_branch
 from thrum_engine.model import Params
 
 ARCHIVE_PREFIX = "refs/thrum/archive/"
-_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
 
 class WorktreeCreateParams(Params):
@@ -39,6 +41,11 @@ class WorktreeNameParams(Params):
     name: str
 
 
+class WorktreeRestoreParams(Params):
+    ref: str  # refs/thrum/archive/<name>/<stamp>, or a unique suffix of one (<name>/<stamp>, <name>)
+    name: str | None = None  # the new worktree's name; default: the archived one's
+
+
 class WorktreeTeardownParams(Params):
     name: str
     force: bool = False
@@ -47,11 +54,7 @@ class WorktreeTeardownParams(Params):
 
 
 def name_problem(name: str) -> str | None:
-    if not name or name in (".", "..") or ".." in name or "/" in name or "\\" in name:
-        return f"invalid worktree name {name!r}: no '/', '\\' or '..'"
-    if name.startswith(("-", ".")) or not set(name) <= _NAME_CHARS or len(name) > 100:
-        return f"invalid worktree name {name!r}: use letters, digits, '.', '_' and '-' (not first)"
-    return None
+    return names.problem("worktree", name)
 
 
 def git(cwd: str, *args: str, check: bool = True) -> str:
@@ -102,6 +105,10 @@ def _create(repo: str, path: str, branch: str | None, base: str | None, detach: 
         if branch in [h.name for h in r.heads]:
             if base:
                 raise Conflict(f"branch {branch} already exists; drop --base to check it out as is")
+            elsewhere = next((t for t in list_worktrees(repo) if t.get("branch") == branch), None)
+            if elsewhere is not None:  # git's own refusal surfaced as an internal error (walk bug 12)
+                raise Conflict(f"branch {branch} is checked out in worktree {os.path.basename(elsewhere['path'])}"
+                               f" ({elsewhere['path']}): a branch can be checked out in one worktree only")
             r.git.worktree("add", path, branch)
         else:
             r.git.worktree("add", "-b", branch, path, start)
@@ -114,9 +121,7 @@ def write_redirects(repo: str, path: str) -> None:
         main = os.path.join(repo, tool)
         if tool == ".beads" and not os.path.isdir(main):
             continue
-        os.makedirs(os.path.join(path, tool), exist_ok=True)
-        with open(os.path.join(path, tool, "redirect"), "w", encoding="utf-8") as fh:
-            fh.write(main + "\n")
+        write_private(os.path.join(path, tool, "redirect"), main + "\n")
 
 
 def list_worktrees(repo: str) -> list[dict]:
@@ -140,7 +145,9 @@ def list_worktrees(repo: str) -> list[dict]:
 
 
 def status_of(path: str) -> tuple[list[str], list[str]]:
-    """(modified or staged files, untracked files), `.thrum/` state excluded."""
+    """(modified or staged files, untracked files): exactly what `git status` shows. Thrum's own
+    files are out of it through info/exclude, not hidden here (hiding them here is how the panel
+    said "clean" while `git add -A` committed them, walk bug 1)."""
     out = git(path, "status", "--porcelain", "-z", "--untracked-files=all")
     changed, untracked = [], []
     entries = out.split("\0")
@@ -151,8 +158,6 @@ def status_of(path: str) -> tuple[list[str], list[str]]:
         if len(e) < 4:
             continue
         f = e[3:]
-        if f.startswith((".thrum/", ".beads/redirect")):
-            continue
         (untracked if e[:2] == "??" else changed).append(f)
         if e[0] in "RC":
             i += 1
@@ -217,8 +222,38 @@ def unmerged_commits(repo: str, branch_head: str, target: str) -> tuple[list[str
     return pending, False
 
 
-def archive(repo: str, path: str, name: str) -> str:
-    """Write `refs/thrum/archive/<name>`: HEAD plus, when dirty, a commit of every file as it is now."""
+ARCHIVE_MESSAGE = "thrum: archive of worktree {name} at teardown"
+
+
+def stamp() -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+
+
+def new_archive_ref(repo: str, name: str) -> str:
+    """A ref no teardown has used: `refs/thrum/archive/<name>/<UTC time>` (walk bug 8: one ref per
+    name was overwritten when the name came back, and the first one's work was left to `git gc`).
+    A ref of the old one-per-name shape moves under the name first, to the time of its commit."""
+    legacy = ARCHIVE_PREFIX + name
+    old = git(repo, "rev-parse", "--verify", "--quiet", legacy + "^{commit}", check=False)
+    if old:
+        when = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(int(git(repo, "show", "-s", "--format=%ct", old))))
+        # `<name>` and `<name>/<time>` cannot both exist: hold it elsewhere while it moves.
+        held = f"refs/thrum/archive-moving/{name}"
+        git(repo, "update-ref", held, old)
+        git(repo, "update-ref", "-d", legacy, old)
+        git(repo, "update-ref", f"{legacy}/{when}", old, "")
+        git(repo, "update-ref", "-d", held, old)
+    base = f"{ARCHIVE_PREFIX}{name}/{stamp()}"
+    ref, n = base, 1
+    while git(repo, "rev-parse", "--verify", "--quiet", ref, check=False):
+        n += 1
+        ref = f"{base}-{n}"
+    return ref
+
+
+def archive(repo: str, path: str, name: str) -> tuple[str, str]:
+    """Write a new archive ref (never an existing one): HEAD plus, when dirty, a commit of every
+    file as it is now. Returns (ref, sha)."""
     head = git(path, "rev-parse", "HEAD")
     changed, untracked = status_of(path)
     sha = head
@@ -227,16 +262,50 @@ def archive(repo: str, path: str, name: str) -> str:
         env = dict(os.environ, GIT_INDEX_FILE=index)
         try:
             subprocess.run(["git", "read-tree", "HEAD"], cwd=path, env=env, check=True, capture_output=True)
-            subprocess.run(["git", "add", "-A", "--", ".", ":!.thrum"], cwd=path, env=env, check=True,
+            # Thrum's own files stay out through info/exclude (an excluding pathspec on an
+            # ignored path is an error to git).
+            subprocess.run(["git", "add", "-A", "--", "."], cwd=path, env=env, check=True,
                            capture_output=True)
             tree = subprocess.run(["git", "write-tree"], cwd=path, env=env, check=True, capture_output=True,
                                   text=True).stdout.strip()
         finally:
             if os.path.exists(index):
                 os.remove(index)
-        sha = git(path, "commit-tree", tree, "-p", head, "-m", f"thrum: archive of worktree {name} at teardown")
-    git(repo, "update-ref", ARCHIVE_PREFIX + name, sha)
-    return sha
+        sha = git(path, "commit-tree", tree, "-p", head, "-m", ARCHIVE_MESSAGE.format(name=name))
+    return keep_archive(repo, name, sha), sha
+
+
+def keep_archive(repo: str, name: str, sha: str) -> str:
+    ref = new_archive_ref(repo, name)
+    git(repo, "update-ref", ref, sha, "")  # "": the ref must not exist yet
+    return ref
+
+
+def list_archives(repo: str) -> list[dict]:
+    out = git(repo, "for-each-ref", "--sort=-creatordate",
+              "--format=%(refname)%00%(objectname)%00%(creatordate:iso-strict)%00%(subject)", ARCHIVE_PREFIX)
+    archives = []
+    for row in filter(None, out.splitlines()):
+        ref, sha, at, subject = row.split("\0", 3)
+        name = ref[len(ARCHIVE_PREFIX):].rsplit("/", 1)[0] if "/" in ref[len(ARCHIVE_PREFIX):] else \
+            ref[len(ARCHIVE_PREFIX):]
+        archives.append({"ref": ref, "name": name, "sha": sha, "at": at,
+                         "uncommitted": subject.startswith("thrum: archive of worktree")})
+    return archives
+
+
+def find_archive(repo: str, wanted: str) -> dict:
+    """The archive `wanted` names: a whole ref, or its part after the prefix; a bare name means
+    that name's newest archive."""
+    archives = list_archives(repo)
+    key = wanted[len(ARCHIVE_PREFIX):] if wanted.startswith(ARCHIVE_PREFIX) else wanted
+    exact = [a for a in archives if a["ref"][len(ARCHIVE_PREFIX):] == key]
+    if exact:
+        return exact[0]
+    named = [a for a in archives if a["name"] == key]  # newest first
+    if named:
+        return named[0]
+    raise NotFound(f"no archive {wanted}: `thrum worktree archives` lists them")
 
 
 def agents_in(engine: Engine, path: str) -> list[str]:
@@ -257,7 +326,7 @@ def run_audit(engine: Engine, name: str, live_panes: list[str]) -> Audit:
     path = t["path"]
     target = current_branch(engine.layout.repo)
     a = Audit(name=name, path=path, branch=t["branch"], head=t["head"], target=target,
-              live_panes=live_panes, agents=agents_in(engine, path), archive_ref=ARCHIVE_PREFIX + name)
+              live_panes=live_panes, agents=agents_in(engine, path), archive_ref=f"{ARCHIVE_PREFIX}{name}/<time>")
     if os.path.isdir(path):
         a.uncommitted, a.untracked = status_of(path)
     if target and t["head"]:
@@ -286,12 +355,10 @@ async def create(engine: Engine, caller: Caller, p: WorktreeCreateParams) -> dic
         raise Conflict(f"{path} already exists")
     if p.detach and p.branch:
         raise InvalidInput("--detach and --branch are mutually exclusive")
-    if p.agent and not p.role:
+    if p.agent is not None and not p.role:
         raise InvalidInput("an agent for the worktree needs --role too")
-    if p.agent:
-        from thrum_engine.names import agent_name_problem
-
-        problem = agent_name_problem(p.agent, p.role)
+    if p.agent is not None:  # "" is a bad name, not "no agent"
+        problem = names.agent_name_problem(p.agent, p.role)
         if problem:
             raise InvalidName(problem)
         if p.agent in engine.agents:
@@ -311,7 +378,7 @@ async def create(engine: Engine, caller: Caller, p: WorktreeCreateParams) -> dic
 
         reg = await register(engine, Caller(worktree=path), RegisterParams(
             name=p.agent, role=p.role or "", module=p.module, runtime=p.runtime, intent=p.intent, start_session=True))
-        identity_file.write(path, identity_file.identity_record(
+        await asyncio.to_thread(identity_file.write, path, identity_file.identity_record(  # fsyncs: off the loop
             {**reg["agent"], "intent": p.intent}, reg.get("session"), repo=repo, agent_pid=None))
         result["agent"] = reg["agent"]
         result["session"] = await _agent_session(engine, caller, p, path)
@@ -353,13 +420,16 @@ async def audit(engine: Engine, caller: Caller, p: WorktreeNameParams) -> dict:
 @method("worktree.teardown", WorktreeTeardownParams, writes=True, timeout=False)
 async def teardown(engine: Engine, caller: Caller, p: WorktreeTeardownParams) -> dict:
     path = path_for(engine, p.name)
+    require_owner(engine, caller, path, f"tearing down the worktree {p.name}")
     a = await asyncio.to_thread(run_audit, engine, p.name, await live_panes_for(engine, path))
     if a.problems and not p.force:
         raise Conflict(f"refusing to tear down {p.name}: {'; '.join(a.problems)} (pass --force to archive and remove)")
     repo = engine.layout.repo
-    sha = await asyncio.to_thread(archive, repo, a.path, p.name) if os.path.isdir(a.path) else a.head
-    if not os.path.isdir(a.path):
-        await asyncio.to_thread(git, repo, "update-ref", ARCHIVE_PREFIX + p.name, a.head)
+    if os.path.isdir(a.path):
+        ref, sha = await asyncio.to_thread(archive, repo, a.path, p.name)
+    else:
+        sha = a.head
+        ref = await asyncio.to_thread(keep_archive, repo, p.name, a.head)
     kill = getattr(engine, "kill_panes_in", None)
     if kill:
         await kill(a.path)
@@ -376,6 +446,39 @@ async def teardown(engine: Engine, caller: Caller, p: WorktreeTeardownParams) ->
     if p.delete_branch and a.branch:
         await asyncio.to_thread(git, repo, "branch", "-D", a.branch)
         branch_deleted = True
-    return {"name": p.name, "path": a.path, "archive_ref": ARCHIVE_PREFIX + p.name, "archived": sha,
+    return {"name": p.name, "path": a.path, "archive_ref": ref, "archived": sha,
             "forced": bool(a.problems), "problems": a.problems, "agents_deleted": deleted_agents,
             "branch_deleted": branch_deleted, "audit": asdict(a)}
+
+
+@method("worktree.archives", Params)
+async def archives(engine: Engine, caller: Caller, p: Params) -> dict:
+    return {"archives": await asyncio.to_thread(list_archives, engine.layout.repo)}
+
+
+def _restore(repo: str, found: dict, path: str, branch: str) -> None:
+    """A new worktree at the archive: its commits, and what was uncommitted at teardown back as
+    uncommitted changes (the archive's own commit undone into the working tree)."""
+    sha = found["sha"]
+    start = git(repo, "rev-parse", f"{sha}^") if found["uncommitted"] else sha
+    _create(repo, path, branch, start, False)
+    if found["uncommitted"]:
+        git(path, "checkout", sha, "--", ".")
+        git(path, "reset", "--quiet")
+    write_redirects(repo, path)
+
+
+@method("worktree.restore", WorktreeRestoreParams, writes=True)
+async def restore(engine: Engine, caller: Caller, p: WorktreeRestoreParams) -> dict:
+    repo = engine.layout.repo
+    found = await asyncio.to_thread(find_archive, repo, p.ref)
+    name = p.name or found["name"]
+    problem = name_problem(name)
+    if problem:
+        raise InvalidName(problem)
+    path = path_for(engine, name)
+    if os.path.exists(path):
+        raise Conflict(f"{path} already exists: restore under another name (--name)")
+    branch = f"restored/{name}-{stamp()}"
+    await asyncio.to_thread(_restore, repo, found, path, branch)
+    return {"name": name, "path": path, "branch": branch, "archive": found}

@@ -46,10 +46,17 @@ TICK_SECONDS = 5.0
 # on what the user cannot see, so there they are off and out of the footer.
 MAIN_SCREEN_ACTIONS = frozenset({
     "new_agent", "teardown", "attach", "zoom", "queue", "reply", "compose", "needs_you", "restart_agent",
-    "kill_session", "interrupt", "focus_team", "focus_panel", "approve", "relaunch",
+    "kill_session", "interrupt", "focus_team", "focus_panel", "filter_team", "jump", "approve", "relaunch",
 })
 # Number keys focus the main screen's panels, as lazygit's do (walk, missing 9).
 PANELS = ("team", "conversation", "preview", "compose")
+# Team filters by state, as Agent Deck's: the key again shows everyone.
+STATE_FILTERS = {
+    "exclamation_mark": ("blocked", frozenset({"blocked", "stuck"})),
+    "at": ("working", frozenset({"working"})),
+    "number_sign": ("idle", frozenset({"idle", "online"})),
+    "dollar_sign": ("offline", frozenset({"offline", "exited", "no session"})),
+}
 
 
 def stream_mark(path: str) -> tuple[int, int] | None:
@@ -85,6 +92,8 @@ class ThrumApp(AgentActions, App):
         Binding("ctrl+c", "interrupt", "interrupt", show=False, priority=True),
         Binding("escape", "focus_team", "team", show=False),
         *(Binding(str(i), f"focus_panel('{panel}')", panel, show=False) for i, panel in enumerate(PANELS, 1)),
+        *(Binding(key, f"filter_team('{key}')", label, show=False) for key, (label, _) in STATE_FILTERS.items()),
+        Binding("apostrophe", "jump", "jump to agent", show=False),
         Binding("q", "quit", "quit"),
     ]
 
@@ -102,6 +111,7 @@ class ThrumApp(AgentActions, App):
         self._refresh_pending = False
         self._refresh_parts: frozenset[str] = frozenset()
         self._members: list[dict] = []
+        self._unread_from: dict[str, int] = {}
         self._refreshing = False
         self._preview_busy = False
         self._preview_mark: tuple | None = None
@@ -251,9 +261,21 @@ class ThrumApp(AgentActions, App):
             r = await self.engine.call("runtime.list", {})
             self.runtimes = [rt["name"] for rt in r["runtimes"]]
             self.default_runtime = r["default"]
+            self.show_repairs((await self.engine.call("engine.info", {})).get("projection_recovered"))
         except EngineCallFailed as exc:
             self.notify(f"could not register you as @{self.operator}: {exc.message}", severity="error")
         self.request_refresh()
+
+    def show_repairs(self, recovered: dict | None) -> None:
+        """The engine found its projection unreadable and rebuilt it from the journal: say so, once
+        as a toast and in the header until `thrum doctor rebuild` clears the record."""
+        if not recovered:
+            return
+        when = str(recovered.get("at", ""))[5:16].replace("T", " ")
+        self.main_screen.query_one(HeaderLine).notice = f"projection rebuilt {when}".rstrip()
+        self.notify(f"{recovered.get('reason', 'unreadable')}; moved to {recovered.get('moved_to', '?')} and rebuilt "
+                    "from the journal (`thrum doctor` for details)", title="The message store was repaired",
+                    severity="warning", timeout=10)
 
     def request_refresh(self, parts: frozenset[str] = ALL_PARTS) -> None:
         """Coalesce: while one refresh runs, any number of requests cause exactly one more,
@@ -289,7 +311,7 @@ class ThrumApp(AgentActions, App):
             self._members = (await self.engine.call("team.list", {"all": True}))["members"]
         # peek: showing a message marks it seen, not read -- reading stays an explicit act.
         inbox = await self.engine.call("message.inbox", {"peek": True, "page_size": CONVERSATION_PAGE})
-        unread_from = (await self.engine.call("team.unread_from", {}))["unread_from"]
+        unread_from = self._unread_from = (await self.engine.call("team.unread_from", {}))["unread_from"]
         members = self._members
         for m in members:
             if m["name"] == self.operator:
@@ -497,6 +519,33 @@ class ThrumApp(AgentActions, App):
     def action_focus_panel(self, panel: str) -> None:
         # set_focus, not focus(): the next key must reach the panel just chosen.
         self.main_screen.set_focus(self.main_screen.query_one(f"#{panel}"))
+
+    def action_filter_team(self, key: str) -> None:
+        table = self.main_screen.query_one(TeamTable)
+        label, states = STATE_FILTERS[key]
+        same = table.state_filter is not None and table.state_filter[0] == label
+        table.filter_states(None if same else label, states)
+        table.show(self._members, self._unread_from)
+
+    def action_jump(self) -> None:
+        """Fuzzy jump to an agent by name, role or intent (Textual's own palette, our list)."""
+        from textual.command import SimpleCommand
+
+        def going(name: str):
+            return lambda: self.select_agent(name)
+
+        self.search_commands([SimpleCommand(f"@{m['name']} · {m['role']} · {m['state']}", going(m["name"]),
+                                            " ".join((m.get("intent") or "").split()) or None)
+                              for m in self._members], placeholder="Jump to an agent…")
+
+    def select_agent(self, name: str) -> None:
+        table = self.main_screen.query_one(TeamTable)
+        if name not in table.names:  # filtered out: show everyone again
+            table.filter_states(None)
+            table.show(self._members, self._unread_from)
+        if name in table.names:
+            table.move_cursor(row=table.names.index(name))
+            self.main_screen.set_focus(table)
 
     def action_needs_you(self) -> None:
         """Jump to what needs a human first: a blocked agent, else whoever wrote to you."""

@@ -18,6 +18,7 @@ ACTIONS: list[tuple[str, str, str]] = [
     ("Feed", "feed", "all traffic"),
     ("Find messages", "find", "search every message"),
     ("What needs me", "needs_you", "jump to a blocked agent or unread mail"),
+    ("Jump to an agent", "jump", "fuzzy search by name, role or intent"),
     ("Help", "help", "every key"),
 ]
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import re
 import subprocess
 import threading
@@ -168,7 +167,7 @@ class InProcess(Listeners):
                 loop.call_soon_threadsafe(stop.set)
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join)
-        os.close(self._lock_fd)
+        lock.release(self._lock_fd)
 
 
 class Attached(Listeners):
@@ -240,7 +239,9 @@ class Attached(Listeners):
 async def open_engine(layout: Layout, settings, operator: str) -> AsyncIterator[InProcess | Attached]:
     """Host the engine when its lock is free, else attach to whoever holds it; always cleans up."""
     main = Layout(layout.repo)  # the operator lives in the main checkout, whatever the cwd
-    fd = lock.acquire(main.lock_path)
+    from thrum_engine.daemon.control import anchor
+
+    fd = lock.acquire(main.lock_path, anchor(main))
     handle: InProcess | Attached
     if fd is not None:
         handle = InProcess(main, settings, fd, operator)

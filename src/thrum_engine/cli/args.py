@@ -98,7 +98,7 @@ def _bind_positionals(spec: Spec, values: list[str], out: dict) -> None:
         elif values:
             out[bare] = values.pop(0)
         elif n.endswith("?"):
-            out[bare] = None
+            out.setdefault(bare, None)  # an optional positional may also come as --flag (`--name X`)
         else:
             raise UsageError(f"missing argument: {bare.upper()} (usage: thrum {usage(spec)})")
     if values:

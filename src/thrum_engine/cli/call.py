@@ -9,7 +9,15 @@ import sys
 from thrum_engine.cli.args import Spec, UsageError
 from thrum_engine.cli.output import error, print_json
 from thrum_engine.layout import Layout, NotARepo
-from thrum_engine.rpc.client import Client, EngineUnavailable, RpcError, loads
+from thrum_engine.names import identity_name_problem
+from thrum_engine.rpc.client import (
+    Client,
+    EngineNotAnswering,
+    EngineUnavailable,
+    ForeignServer,
+    RpcError,
+    loads,
+)
 
 
 class CliError(Exception):
@@ -19,13 +27,68 @@ class CliError(Exception):
         self.code = code
 
 
-def read_identity_file(path: str) -> dict | None:
+def _decode(raw: bytes, what: str) -> str:
     try:
-        with open(path, encoding="utf-8") as fh:
-            data = loads(fh.read())
-    except (OSError, ValueError):
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CliError(f"{what} is not valid UTF-8 text (bad byte at offset {exc.start})") from None
+
+
+def read_text(path: str, *, what: str) -> str:
+    """A text file named on the command line: one CliError for any reason it can't be had (missing, not UTF-8)."""
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except OSError as exc:
+        raise CliError(f"cannot read {what}: {exc.strerror or exc}: {path}") from None
+    return _decode(raw, f"{what} {path}")
+
+
+def stdin_text() -> str:
+    """All of stdin, strictly UTF-8 (the locale's decoder may let bad bytes through as surrogates)."""
+    return _decode(sys.stdin.buffer.read(), "stdin")
+
+
+def json_value(text: str, what: str):
+    """`text` parsed as JSON, or one CliError saying `what` is not JSON."""
+    try:
+        return loads(text)
+    # The C scanner raises StopIteration/SystemError on some inputs rather than ValueError.
+    except (ValueError, StopIteration, SystemError, RecursionError):
+        raise CliError(f"{what} must be JSON") from None
+
+
+class AmbiguousIdentity(CliError):
+    """Several identity files and nothing to pick one: only an error for commands that need an identity."""
+
+
+_BROKEN = "; fix it, delete it, or run `thrum quickstart --force` again"
+
+
+def read_identity_file(path: str) -> dict | None:
+    """The identity file's record; None when there is none. A file that exists but is not a JSON
+    object is an error naming it: silently acting as nobody would hide the problem."""
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except FileNotFoundError:
         return None
-    return data if isinstance(data, dict) else None
+    except OSError as exc:
+        raise CliError(f"cannot read identity file {path}: {exc.strerror or exc}") from None
+    try:
+        data = json_value(raw.decode("utf-8"), "identity file")
+    except (UnicodeDecodeError, CliError):
+        data = None
+    if not isinstance(data, dict):
+        raise CliError(f"identity file {path} is empty or not a JSON object{_BROKEN}")
+    return data
+
+
+def _check_claim(name: str, source: str) -> str:
+    problem = identity_name_problem(name)
+    if problem:
+        raise CliError(f"{problem} (from {source})")
+    return name
 
 
 def _ancestors() -> set[int]:
@@ -48,6 +111,7 @@ def resolve_identity(layout: Layout) -> tuple[str | None, dict | None]:
     """THRUM_NAME -> the only identity file in this worktree -> pid match -> error listing candidates."""
     env = os.environ.get("THRUM_NAME")
     if env:
+        _check_claim(env, "THRUM_NAME")
         return env, read_identity_file(layout.identity_path(env))
     d = layout.identities_dir()
     try:
@@ -56,6 +120,8 @@ def resolve_identity(layout: Layout) -> tuple[str | None, dict | None]:
         return None, None
     if not files:
         return None, None
+    for f in files:
+        _check_claim(f[:-5], f"identity file {os.path.join(d, f)}")
     if len(files) == 1:
         data = read_identity_file(os.path.join(d, files[0]))
         return files[0][:-5], data
@@ -65,7 +131,7 @@ def resolve_identity(layout: Layout) -> tuple[str | None, dict | None]:
         if data and data.get("agent_pid") in ancestors:
             return f[:-5], data
     names = ", ".join(f[:-5] for f in files)
-    raise CliError(f"several identities in this worktree ({names}): set THRUM_NAME to pick one")
+    raise AmbiguousIdentity(f"several identities in this worktree ({names}): set THRUM_NAME to pick one")
 
 
 class Ctx:
@@ -92,7 +158,7 @@ class Ctx:
         if self._identity is None:
             try:
                 self._identity = resolve_identity(self.layout)
-            except CliError as exc:
+            except AmbiguousIdentity as exc:
                 # Ambiguous (several identities here): fine for commands that need none; the
                 # engine's "no identity" refusal is then reported as this clearer error.
                 self._identity_error = exc
@@ -118,7 +184,10 @@ class Ctx:
         if self._client is None:
             from thrum_engine.daemon.control import try_connect
 
-            client = try_connect(self.layout)
+            try:
+                client = try_connect(self.layout)
+            except ForeignServer as exc:
+                raise CliError(str(exc)) from None
             if client is None and start:
                 from thrum_engine.daemon.control import StartFailed
                 from thrum_engine.daemon.control import start as start_engine
@@ -143,6 +212,8 @@ class Ctx:
             if self._identity_error is not None and exc.message.startswith("no identity"):
                 raise self._identity_error from None
             raise CliError(exc.message) from None
+        except EngineNotAnswering as exc:
+            raise CliError(f"{exc}: check `thrum daemon status`, `thrum daemon stop` stops it") from None
         except EngineUnavailable as exc:
             raise CliError(f"lost the engine mid-request ({exc}); check `thrum daemon status`") from None
         except TimeoutError:
@@ -180,6 +251,9 @@ def run(ctx: Ctx, handler: str) -> int:
     except CliError as exc:
         error(exc.message)
         return exc.code
+    except RpcError as exc:  # a handler that called the engine without Ctx.call: still one line
+        error(exc.message)
+        return 1
     except UsageError as exc:
         error(str(exc))
         return ctx.spec.usage_exit

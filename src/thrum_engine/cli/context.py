@@ -5,51 +5,67 @@ from __future__ import annotations
 import os
 import sys
 
-from thrum_engine.cli.call import CliError, Ctx
+from thrum_engine.cli.call import CliError, Ctx, read_text, stdin_text
 from thrum_engine.cli.output import line
 from thrum_engine.cli.setup import DEFAULT_PREAMBLE
-from thrum_engine.names import strip_at
+from thrum_engine.files import write_private
+from thrum_engine.layout import Layout
+from thrum_engine.names import identity_name_problem, strip_at
 
 
 def _me(ctx: Ctx) -> str:
     return ctx.require_me()
 
 
-def _paths(ctx: Ctx, name: str) -> tuple[str, str]:
-    d = ctx.layout.context_dir
+def _mine(ctx: Ctx) -> str:
+    """The caller's name, for changing its context: `context` works without the engine, so the
+    engine's rule (an identity counts only in its own worktree) is applied here, from the identity
+    file. Without it `THRUM_NAME=bob thrum context save` rewrote bob's context from any seat. The
+    main checkout is the operator's and may change anyone's."""
+    name = ctx.require_me()
+    layout = ctx.layout
+    path = layout.identity_path(name)
+    if layout.worktree != layout.repo and not os.path.exists(path):
+        raise CliError(f"@{name} has no identity in this worktree ({path} is missing): "
+                       "an agent changes only its own context; run `thrum quickstart` here first")
+    return name
+
+
+def paths(layout: Layout, name: str) -> tuple[str, str]:
+    """An agent's context and preamble files; the name is checked first, so it is never a path."""
+    problem = identity_name_problem(name)
+    if problem:
+        raise CliError(problem)
+    d = layout.context_dir
     return os.path.join(d, f"{name}.md"), os.path.join(d, f"{name}.preamble.md")
 
 
+def _paths(ctx: Ctx, name: str) -> tuple[str, str]:
+    return paths(ctx.layout, name)
+
+
 def _read(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return fh.read()
-    except FileNotFoundError:
-        return None
+    return read_text(path, what="context file") if os.path.exists(path) else None
 
 
 def _input(ctx: Ctx) -> str:
     src = ctx.args.get("file")
     if src:
-        text = _read(src)
-        if text is None:
-            raise CliError(f"no such file: {src}")
-        return text
+        return read_text(src, what="--file")
     if sys.stdin.isatty():
         raise CliError("pipe the context on stdin or pass --file F")
-    return sys.stdin.read()
+    return stdin_text()
 
 
 def _write(path: str, text: str) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    try:
+        write_private(path, text)
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def save(ctx: Ctx) -> int:
-    name = _me(ctx)
+    name = _mine(ctx)
     path, _ = _paths(ctx, name)
     text = _input(ctx)
     _write(path, text)
@@ -76,7 +92,7 @@ def show(ctx: Ctx) -> int:
 
 
 def clear(ctx: Ctx) -> int:
-    name = _me(ctx)
+    name = _mine(ctx)
     path, _ = _paths(ctx, name)
     existed = os.path.exists(path)
     if existed:
@@ -86,7 +102,7 @@ def clear(ctx: Ctx) -> int:
 
 
 def preamble(ctx: Ctx) -> int:
-    name = _me(ctx)
+    name = _mine(ctx) if ctx.args["init"] or ctx.args.get("file") else _me(ctx)
     _, ppath = _paths(ctx, name)
     if ctx.args["init"] and ctx.args.get("file"):
         raise CliError("--init and --file are mutually exclusive")

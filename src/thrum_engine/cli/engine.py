@@ -21,14 +21,21 @@ def start(ctx: Ctx) -> int:
     return ctx.emit(r, lambda r: line(f"✓ Engine {'started' if r['started'] else 'already running'} (pid {r['pid']})"))
 
 
+def _stop(ctx: Ctx) -> int | None:
+    try:
+        return control.stop(ctx.layout)
+    except (control.StartFailed, OSError) as exc:
+        raise CliError(str(exc)) from None
+
+
 def stop(ctx: Ctx) -> int:
-    pid = control.stop(ctx.layout)
+    pid = _stop(ctx)
     r = {"stopped": pid is not None, "pid": pid}
     return ctx.emit(r, lambda r: line(f"✓ Engine stopped (pid {r['pid']})" if r["stopped"] else "Engine was not running."))
 
 
 def restart(ctx: Ctx) -> int:
-    old = control.stop(ctx.layout)
+    old = _stop(ctx)
     try:
         pid, _ = control.start(ctx.layout, local=ctx.args["local"])
     except control.StartFailed as exc:
@@ -38,15 +45,33 @@ def restart(ctx: Ctx) -> int:
 
 
 def status(ctx: Ctx) -> int:
-    client = control.try_connect(ctx.layout, 5.0)
-    if client is None:
-        control.cleanup_stale(ctx.layout)
-        r = {"running": False, "pid": None, "repo_path": ctx.layout.repo, "uptime": None, "version": None,
-             "host": None, "sync": None}
-        ctx.emit(r, lambda r: line("Engine is not running."))
-        return 1
+    from thrum_engine.rpc.client import EngineUnavailable, ForeignServer, RpcError
+
     try:
-        info = client.call("engine.info", {})
+        client = control.try_connect(ctx.layout, 5.0)
+    except ForeignServer as exc:
+        raise CliError(str(exc)) from None
+    if client is None:
+        pid = control.engine_pid(ctx.layout)
+        if pid is None and not control.lock_held(ctx.layout):
+            try:
+                control.cleanup_stale(ctx.layout)
+            except control.StartFailed as exc:
+                raise CliError(str(exc)) from None
+            r = {"running": False, "pid": None, "repo_path": ctx.layout.repo, "uptime": None, "version": None,
+                 "host": None, "sync": None}
+            ctx.emit(r, lambda r: line("Engine is not running."))
+            return 1
+        who = f"running (pid {pid})" if pid else "running"
+        raise CliError(f"the engine is {who} but not answering on its socket {ctx.layout.socket_path}: "
+                       "`thrum daemon start` repairs a lost socket, `thrum daemon stop` stops it")
+    try:
+        info = client.call("engine.info", {}, 10.0)
+    except TimeoutError:
+        raise CliError(f"the engine (pid {client.peer_pid}) did not answer within 10s: it is busy or stuck;"
+                       " `thrum daemon stop` stops it") from None
+    except (EngineUnavailable, RpcError) as exc:
+        raise CliError(f"{exc}: `thrum daemon stop` stops it") from None
     finally:
         client.close()
     keys = ("running", "pid", "repo_path", "uptime", "version", "host", "sync")
@@ -100,10 +125,16 @@ def doctor(ctx: Ctx) -> int:
     def human(r: dict) -> None:
         j, p = r["journal"], r["projection"]
         line(f"journal: {j['events']} events in {len(j['shards'])} shards")
-        line(f"projection: {p['applied_events']} applied, {p['agents']} agents, {p['messages']} messages"
+        line(f"projection: {p['applied_events']} applied, {p['agents']} agents, {p.get('messages', '?')} messages"
              f" (schema v{r['schema_version']})")
+        rec = r.get("projection_recovered")
+        if rec:
+            line(f"! the projection was unusable ({rec['reason']}) at {rec['at']}: moved to {rec['moved_to']}"
+                 f" and rebuilt from {rec['events']} journal events ({rec['local_tables']})")
         for t in r["torn_tails_at_start"]:
             line(f"! torn tail in {t['shard']} set aside: {t['saved_to']}")
+        for rej in r.get("rejected", []):
+            line(f"! journal line {rej['shard']}:{rej['offset']} set aside ({rej['reason']}): {rej['saved_to']}")
         if r["quarantined"]:
             line(f"! {len(r['quarantined'])} quarantined file(s) in var/quarantine")
         for prob in r["problems"]:

@@ -36,10 +36,10 @@ COMMANDS: list[Spec] = [
     _s("agent register", "identity:register", "register an agent for this worktree",
        pos=("name?",), flags=f"{_IDENT} force:b"),
     _s("agent list", "identity:agent_list", "list agents", flags="context:b"),
-    _s("agent delete", "identity:agent_delete", "delete an agent", pos=("name",), flags="force:b"),
-    _s("agent cleanup", "identity:agent_cleanup", "find (and with --force delete) stale agents",
+    _s("agent delete", "identity:agent_delete", "delete an agent (your own; any, as the operator)", pos=("name",), flags="force:b"),
+    _s("agent cleanup", "identity:agent_cleanup", "find (and with --force, as the operator, delete) stale agents",
        flags="dry-run:b force:b threshold:v"),
-    _s("agent set-status", "identity:set_status", "working|idle|blocked|stuck", pos=("status",), flags="agent:v"),
+    _s("agent set-status", "identity:set_status", "working|idle|blocked|stuck (--agent: yours; any, as the operator)", pos=("status",), flags="agent:v"),
     _s("session start", "identity:session_start", "start a work session", flags="intent:v"),
     _s("session end", "identity:session_end", "end the current session", flags="reason:v"),
     _s("session list", "identity:session_list", "list sessions", flags="active:b agent:v"),
@@ -59,7 +59,7 @@ COMMANDS: list[Spec] = [
        flags=f"to:l broadcast:b mention:l scope:l ref:l thread:v structured:v {_MSG_FORMAT}"),
     _s("reply", "messaging:reply", "reply in a message's thread", pos=("message_id", "text*"), flags=_MSG_FORMAT),
     _s("inbox", "messaging:inbox", "my messages, newest first (listing marks them read)",
-       flags="unread:b mentions:b from:v scope:v all:b page-size:v page:v limit:v oldest:b"),
+       flags="unread:b mentions:b from:v scope:v all:b page-size:v page:v offset:v limit:v oldest:b"),
     _s("sent", "messaging:sent", "my outbox with delivery state", flags="to:v unread:b limit:v"),
     _s("sent show", "messaging:sent_show", "one sent message and each recipient's state", pos=("message_id",)),
     _s("message get", "messaging:get", "show a message", pos=("message_id",)),
@@ -71,12 +71,15 @@ COMMANDS: list[Spec] = [
     _s("team", "orientation:team", "who is here and what they do", flags="all:b"),
     _s("ping", "orientation:ping", "presence of one agent", pos=("agent",)),
     _s("who-has", "orientation:who_has", "which worktrees are changing FILE", pos=("file",)),
-    _s("purge", "messaging:purge", "preview, then delete old messages", flags="before:v all:b confirm:b"),
+    _s("purge", "messaging:purge", "preview, then (as the operator) delete old messages", flags="before:v all:b confirm:b"),
     # worktrees
     _s("worktree create", "worktree:create", "add a worktree under worktrees.base_path/<repo>/NAME",
        pos=("worktree",), flags=f"branch:v base:v detach:b {_IDENT}", aliases={"-b": "--branch"}),
     _s("worktree list", "worktree:list_", "this repo's worktrees and their agents"),
-    _s("worktree teardown", "worktree:teardown", "audit, archive and remove a worktree",
+    _s("worktree archives", "worktree:archives", "the archives teardowns wrote, newest first"),
+    _s("worktree restore", "worktree:restore", "bring an archive back as a new worktree (uncommitted work included)",
+       pos=("archive",), flags="name:v"),
+    _s("worktree teardown", "worktree:teardown", "audit, archive and remove a worktree (your own; any, as the operator)",
        pos=("worktree",), flags="force:b delete-branch:b keep-agent:b"),
     # agents in tmux
     _s("tmux create", "tmux:create", "a detached session for an agent, identity registered first",
@@ -89,7 +92,7 @@ COMMANDS: list[Spec] = [
     _s("tmux list", "tmux:status", "same as tmux status"),
     _s("tmux kill", "tmux:kill", "kill a session", pos=("session",)),
     _s("tmux connect", "tmux:connect", "attach this terminal to a session", pos=("session?",)),
-    _s("tmux send", "tmux:send", "type text into a session (literally, then Enter)", pos=("session", "text*"),
+    _s("tmux send", "tmux:send", "type text into a session of your worktree (literally, then Enter)", pos=("session", "text*"),
        flags="no-enter:b"),
     _s("tmux capture", "tmux:capture", "print a session's screen", pos=("session",), flags="lines:v"),
     _s("tmux restart", "tmux:restart", "restart the session's shell and runtime", pos=("session",),
@@ -110,14 +113,14 @@ COMMANDS: list[Spec] = [
        flags="name:v path:v match:v to:v debounce:v allow-outside:b"),
     _s("monitor list", "monitor:list_", "running monitors (--all: every rule)", flags="all:b"),
     _s("monitor show", "monitor:show", "one rule", pos=("id",)),
-    _s("monitor stop", "monitor:stop", "stop a rule", pos=("id",)),
+    _s("monitor stop", "monitor:stop", "stop a rule (one you created; any, as the operator)", pos=("id",)),
     _s("monitor restart", "monitor:restart", "restart a rule", pos=("id",)),
     _s("monitor logs", "monitor:logs", "a rule's matches and errors", pos=("id",), flags="limit:v"),
     _s("tui", "console:tui", "the console: team, conversations, compose (hosts the engine or attaches)",
        flags="stop-engine:b"),
     # engine
     _s("daemon start", "engine:start", "start the headless engine", flags="local:b"),
-    _s("daemon stop", "engine:stop", "stop the engine"),
+    _s("daemon stop", "engine:stop", "stop the engine (not from outside every worktree)"),
     _s("daemon restart", "engine:restart", "restart the engine", flags="local:b"),
     _s("daemon status", "engine:status", "is the engine running"),
     _s("daemon logs", "engine:logs", "the engine's log", flags="lines:v since:v follow:b"),
@@ -162,11 +165,21 @@ def find(argv: list[str]) -> tuple[Spec | None, list[str]]:
     return None, argv
 
 
+AUTHORITY = """who may do what:
+  the operator (the console, or a caller in the main checkout) may do everything;
+  an agent (a caller in one of the repo's worktrees) acts on its own agent, tmux sessions, monitor rules
+    and worktree, and may send, register itself and stop/restart the engine;
+  outside every worktree (or in a directory git does not list as one): read only.
+  purge --confirm, agent cleanup --force and runtime set-default are the operator's."""
+
+
 def help_text(prefix: str = "") -> str:
     groups = [c for c in COMMANDS if c.path.startswith(prefix)]
     width = max(len(c.path) for c in groups)
     lines = ["usage: thrum COMMAND [flags]   (global: --json --quiet --verbose --repo PATH)", ""]
     lines += [f"  {c.path.ljust(width)}  {c.summary}" for c in groups]
+    if not prefix:
+        lines += ["", AUTHORITY]
     return "\n".join(lines)
 
 
@@ -191,11 +204,15 @@ def main(argv: list[str] | None = None) -> int:
         else:
             error(f"unknown command: {head} (run `thrum --help`)")
         return 1
+    flags_part = rest[:rest.index("--")] if "--" in rest else rest
+    wants_help = "--help" in flags_part or "-h" in flags_part
     try:
         args = parse(spec, rest)
     except UsageError as exc:
-        error(str(exc))
-        return spec.usage_exit
+        if not wants_help:  # `thrum agent delete --help` needs no NAME
+            error(str(exc))
+            return spec.usage_exit
+        args = {"help": True}
     if args.get("help"):
         line("usage: thrum " + usage(spec) + "\n\n" + spec.summary)
         return 0

@@ -6,7 +6,7 @@ import sys
 import time
 
 from thrum_engine.cli.args import exclusive
-from thrum_engine.cli.call import CliError, Ctx
+from thrum_engine.cli.call import CliError, Ctx, json_value, read_text, stdin_text
 from thrum_engine.cli.output import line
 from thrum_engine.durations import human_age, iso, parse_duration, parse_iso
 
@@ -17,13 +17,9 @@ def body_of(ctx: Ctx, words: list[str]) -> str:
     if sum(sources) > 1:
         raise CliError("TEXT, --stdin and --body-file are mutually exclusive")
     if a.get("stdin"):
-        return sys.stdin.read()
+        return stdin_text()
     if a.get("body_file"):
-        try:
-            with open(a["body_file"], encoding="utf-8") as fh:
-                return fh.read()
-        except OSError as exc:
-            raise CliError(f"cannot read --body-file: {exc.strerror}: {a['body_file']}") from None
+        return read_text(a["body_file"], what="--body-file")
     if not words:
         raise CliError("a message body is required: TEXT, --stdin or --body-file")
     return " ".join(words)
@@ -53,12 +49,7 @@ def send(ctx: Ctx) -> int:
         raise CliError("a recipient is required: --to @name (repeatable), --to @role, or --broadcast")
     structured = None
     if a.get("structured"):
-        from thrum_engine.rpc.client import loads
-
-        try:
-            structured = loads(a["structured"])
-        except (ValueError, StopIteration):
-            raise CliError("--structured must be JSON") from None
+        structured = json_value(a["structured"], "--structured")
     params = {
         "body": body_of(ctx, a["text"]), "to": to, "broadcast": a["broadcast"], "mentions": a["mention"],
         "scopes": a["scope"], "refs": a["ref"], "format": _fmt(ctx), "structured": structured,
@@ -76,16 +67,24 @@ def reply(ctx: Ctx) -> int:
     return ctx.emit(r, lambda r: line(f"✓ Reply sent: {r['message_id']} → {_at(r['recipients'])} (thread {r['thread_id']})"))
 
 
-def _int(ctx: Ctx, flag: str) -> int | None:
+# The engine's bounds (model.py), repeated here so the CLI stays free of pydantic: checked first
+# for a clear error, enforced by the engine.
+MAX_PAGE_SIZE = 1000
+MAX_PAGE = 1_000_000
+
+
+def _int(ctx: Ctx, flag: str, *, low: int = 1, high: int = 1000) -> int | None:
     v = ctx.args.get(flag.lstrip("-").replace("-", "_"))
     if v is None:
         return None
     try:
-        n = int(v)
+        n = int(v) if len(v) <= 20 else None  # int() of a huge digit string is slow and pointless
     except ValueError:
-        raise CliError(f"{flag} needs a whole number, not {v!r}") from None
-    if n < 1:
-        raise CliError(f"{flag} must be at least 1")
+        n = None
+    if n is None:
+        raise CliError(f"{flag} needs a whole number between {low} and {high}, not {v[:40]!r}") from None
+    if not low <= n <= high:
+        raise CliError(f"{flag} must be between {low} and {high}")
     return n
 
 
@@ -113,11 +112,14 @@ def inbox(ctx: Ctx) -> int:
     exclusive(a, "--limit", "--page-size")
     params = {
         "unread": a["unread"], "mentions": a["mentions"], "all": a["all"], "oldest": a["oldest"],
-        "page": _int(ctx, "--page") or 1,
+        "page": _int(ctx, "--page", high=MAX_PAGE) or 1,
     }
-    size = _int(ctx, "--page-size") or _int(ctx, "--limit")
+    size = _int(ctx, "--page-size", high=MAX_PAGE_SIZE) or _int(ctx, "--limit", high=MAX_PAGE_SIZE)
     if size:
         params["page_size"] = size
+    offset = _int(ctx, "--offset", low=0, high=MAX_PAGE * MAX_PAGE_SIZE)
+    if offset is not None:
+        params["offset"] = offset
     if a.get("from"):
         params["from_agent"] = a["from"]
     if a.get("scope"):
@@ -130,8 +132,10 @@ def inbox(ctx: Ctx) -> int:
             return
         for m in r["messages"]:
             print_message(m)
-        first = (r["page"] - 1) * r["page_size"] + 1
+        first = r.get("offset", (r["page"] - 1) * r["page_size"]) + 1
         line(f"Showing {first}-{first + len(r['messages']) - 1} of {r['total']} · {r['unread']} unread")
+        if r.get("truncated") and r.get("next_offset") is not None:
+            line(f"(page cut short by its size: `thrum inbox --offset {r['next_offset']}` for the next ones)")
 
     return ctx.emit(r, human)
 
@@ -143,7 +147,7 @@ def _print_deliveries(m: dict) -> None:
 
 
 def sent(ctx: Ctx) -> int:
-    params = {"unread": ctx.args["unread"], "limit": _int(ctx, "--limit") or 50}
+    params = {"unread": ctx.args["unread"], "limit": _int(ctx, "--limit", high=1000) or 50}
     if ctx.args.get("to"):
         params["to"] = ctx.args["to"]
     r = ctx.call("message.sent", params)

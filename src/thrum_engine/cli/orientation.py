@@ -118,7 +118,7 @@ def prime(ctx: Ctx) -> int:
         for m in r["recent_unread"]:
             line(f"- {m['message_id']} from @{m['from']}: {m['preview']}")
         if r["unread"]:
-            line("Read them with `thrum inbox --unread`.")
+            line("Read them with `thrum inbox` (that marks them read; `--unread` only peeks).")
         if r.get("preamble"):
             line("\n## Preamble\n" + r["preamble"].rstrip())
         if r.get("context"):

@@ -6,15 +6,15 @@ import json
 import os
 import subprocess
 
-from thrum_engine.cli.call import CliError, Ctx
+from thrum_engine.cli.call import CliError, Ctx, read_text
 from thrum_engine.cli.output import line
-from thrum_engine.layout import STATE_DIR, SYNC_BRANCH, Layout
+from thrum_engine.files import private_dir, write_private
+from thrum_engine.layout import EXCLUDED, STATE_DIR, SYNC_BRANCH, Layout, exclude_thrum_state
 from thrum_engine.names import agent_name_problem, name_problem
 
-GITIGNORE_ENTRY = ".thrum/"
 
 DEFAULT_PREAMBLE = """You are @{name} ({role}) on a team of agents coordinated through Thrum.
-- Check messages: `thrum inbox --unread`; wait for one: `thrum wait --timeout 5m`
+- Read messages: `thrum inbox` (marks them read; `--unread` only peeks); wait for one: `thrum wait --timeout 5m`
 - Send: `thrum send "..." --to @name` (or @role, @everyone); reply: `thrum reply MSG_ID "..."`
 - Say what you are doing: `thrum session set-intent "..."`; who is around: `thrum team`
 """
@@ -49,10 +49,10 @@ def plan_init(layout: Layout, stealth: bool) -> list[tuple[str, str]]:
         steps.append(("branch", SYNC_BRANCH))
     if not os.path.isdir(layout.sync_worktree):
         steps.append(("worktree", layout.sync_worktree))
-    ignore_file = os.path.join(layout.git_dir, "info", "exclude") if stealth else os.path.join(layout.repo, ".gitignore")
+    ignore_file = os.path.join(layout.git_dir, "info", "exclude")
     try:
         with open(ignore_file, encoding="utf-8") as fh:
-            present = GITIGNORE_ENTRY in fh.read().split()
+            present = set(EXCLUDED) <= set(fh.read().split())
     except OSError:
         present = False
     if not present:
@@ -63,15 +63,11 @@ def plan_init(layout: Layout, stealth: bool) -> list[tuple[str, str]]:
 def apply_init(layout: Layout, steps: list[tuple[str, str]], config: dict) -> None:
     for step, detail in steps:
         if step == "mkdir":
-            os.makedirs(detail, exist_ok=True)
+            private_dir(detail)
         elif step == "redirect":
-            os.makedirs(os.path.dirname(detail), exist_ok=True)
-            with open(detail, "w", encoding="utf-8") as fh:
-                fh.write(os.path.join(layout.repo, STATE_DIR) + "\n")
+            write_private(detail, os.path.join(layout.repo, STATE_DIR) + "\n")
         elif step == "config":
-            with open(detail, "w", encoding="utf-8") as fh:
-                json.dump(config, fh, indent=2, sort_keys=True)
-                fh.write("\n")
+            write_private(detail, json.dumps(config, indent=2, sort_keys=True) + "\n")
         elif step == "branch":
             tree = git(layout.repo, "mktree", stdin="")
             commit = git(layout.repo, "commit-tree", tree, "-m", "thrum: journal branch")
@@ -81,14 +77,7 @@ def apply_init(layout: Layout, steps: list[tuple[str, str]], config: dict) -> No
             git(layout.repo, "worktree", "add", "--quiet", detail, SYNC_BRANCH)
             os.makedirs(os.path.join(detail, "journal"), exist_ok=True)
         elif step == "ignore":
-            os.makedirs(os.path.dirname(detail), exist_ok=True)
-            prefix = ""
-            if os.path.exists(detail):
-                with open(detail, encoding="utf-8") as fh:
-                    text = fh.read()
-                prefix = "" if not text or text.endswith("\n") else "\n"
-            with open(detail, "a", encoding="utf-8") as fh:
-                fh.write(f"{prefix}# thrum: local agent state\n{GITIGNORE_ENTRY}\n")
+            exclude_thrum_state(layout.repo)
 
 
 def ensure_init(ctx: Ctx, *, stealth: bool = False, dry_run: bool = False, config: dict | None = None) -> list:
@@ -175,11 +164,7 @@ def quickstart(ctx: Ctx) -> int:
     preamble_src = a.get("preamble_file")
     preamble = None
     if preamble_src:
-        try:
-            with open(preamble_src, encoding="utf-8") as fh:
-                preamble = fh.read()
-        except OSError as exc:
-            raise CliError(f"cannot read --preamble-file: {exc.strerror}: {preamble_src}") from None
+        preamble = read_text(preamble_src, what="--preamble-file")
     steps = []
     if not a["no_init"]:
         steps = ensure_init(ctx)
@@ -187,11 +172,11 @@ def quickstart(ctx: Ctx) -> int:
         raise CliError("thrum is not initialized here and --no-init was given: run `thrum init`")
     r = _register(ctx, name, role, a.get("module") or "", a.get("display") or "", a.get("runtime") or "",
                   a.get("intent") or "", force=a["force"], record_pid=not a["no_agent_pid"], start_session=True)
-    ppath = os.path.join(ctx.layout.context_dir, f"{name}.preamble.md")
+    from thrum_engine.cli.context import paths
+
+    _, ppath = paths(ctx.layout, name)
     if preamble is not None or not os.path.exists(ppath):
-        os.makedirs(ctx.layout.context_dir, exist_ok=True)
-        with open(ppath, "w", encoding="utf-8") as fh:
-            fh.write(preamble if preamble is not None else DEFAULT_PREAMBLE.format(name=name, role=role))
+        write_private(ppath, preamble if preamble is not None else DEFAULT_PREAMBLE.format(name=name, role=role))
     result = {
         "agent": r["agent"], "session": r["session"], "created": r["created"],
         "identity_file": ctx.layout.identity_path(name), "initialized": bool(steps),

@@ -7,14 +7,14 @@ import sys
 
 from thrum_engine.cli.call import CliError, Ctx
 from thrum_engine.cli.output import line
-
-_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+from thrum_engine.names import problem
 
 
 def _check(kind: str, value: str | None) -> None:
     """Names are checked here too, so nothing malformed ever reaches the engine or tmux."""
-    if value is not None and (not value or not set(value) <= _OK):
-        raise CliError(f"invalid {kind} name {value!r}: use letters, digits, '_' and '-'")
+    found = problem(kind, value) if value is not None else None
+    if found:
+        raise CliError(found)
 
 
 def _session_line(s: dict) -> str:
@@ -37,6 +37,7 @@ def _create_params(ctx: Ctx, session: str, cwd: str) -> dict:
 
 
 def create(ctx: Ctx) -> int:
+    _check("session", ctx.args["session"])
     if not ctx.args.get("cwd"):
         raise CliError("tmux create needs --cwd DIR")
     cwd = os.path.abspath(ctx.args["cwd"])
@@ -148,8 +149,27 @@ def connect(ctx: Ctx) -> int:
     return 0  # not reached
 
 
+def _presets(ctx: Ctx, name: str | None = None) -> tuple[list, str]:
+    """The presets (or the one named) and the default, read from the repo's files: a read-only
+    command must not start an engine (walk bug 17: the console then attached instead of hosting)."""
+    from thrum_engine.errors import ThrumError
+    from thrum_engine.settings import load_settings
+    from thrum_engine.tmux import runtimes
+
+    try:
+        default = load_settings(ctx.layout.config_file).runtimes.default
+        if name is not None:
+            return [runtimes.get(ctx.layout.repo, name)], default
+        return [r for _, r in sorted(runtimes.load(ctx.layout.repo).items())], default
+    except ThrumError as exc:
+        raise CliError(exc.message) from None
+    except ValueError as exc:  # pydantic's ValidationError: a bad value in the config file or env
+        raise CliError(f"invalid settings: {' '.join(str(exc).split())}") from None
+
+
 def runtime_list(ctx: Ctx) -> int:
-    r = ctx.call("runtime.list")
+    presets, default = _presets(ctx)
+    r = {"runtimes": [p.view() for p in presets], "default": default}
 
     def human(r: dict) -> None:
         for rt in r["runtimes"]:
@@ -162,7 +182,8 @@ def runtime_list(ctx: Ctx) -> int:
 
 def runtime_show(ctx: Ctx) -> int:
     _check("runtime", ctx.args["runtime"])
-    r = ctx.call("runtime.show", {"name": ctx.args["runtime"]})
+    (preset,), default = _presets(ctx, ctx.args["runtime"])
+    r = {"runtime": preset.view(), "default": default == preset.name}
 
     def human(r: dict) -> None:
         rt = r["runtime"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from thrum_engine import names
 from thrum_engine.cli.args import exclusive
 from thrum_engine.cli.call import CliError, Ctx
 from thrum_engine.cli.output import line
@@ -11,14 +12,15 @@ def create(ctx: Ctx) -> int:
     a = ctx.args
     exclusive(a, "--detach", "--branch")
     name = a["worktree"]
-    if not name or "/" in name or "\\" in name or ".." in name:
-        raise CliError(f"invalid worktree name {name!r}: no '/', '\\' or '..'")
+    problem = names.problem("worktree", name)
+    if problem:
+        raise CliError(problem)
     params = {"name": name, "detach": a["detach"], "module": a.get("module") or "", "intent": a.get("intent") or "",
               "runtime": a.get("runtime") or ""}
     for key in ("branch", "base", "role"):
         if a.get(key):
             params[key] = a[key]
-    if a.get("name"):
+    if a.get("name") is not None:  # `--name ""` is a bad name, not "no agent"
         params["agent"] = a["name"]
     r = ctx.call("worktree.create", params)
 
@@ -60,5 +62,30 @@ def teardown(ctx: Ctx) -> int:
             line(f"✓ Deleted agent @{n}")
         if r["branch_deleted"]:
             line(f"✓ Deleted branch {r['audit']['branch']}")
+
+    return ctx.emit(r, human)
+
+
+def archives(ctx: Ctx) -> int:
+    r = ctx.call("worktree.archives")
+
+    def human(r: dict) -> None:
+        if not r["archives"]:
+            line("No archives.")
+        for a in r["archives"]:
+            extra = "  (with uncommitted work)" if a["uncommitted"] else ""
+            line(f"{a['ref'][len('refs/thrum/archive/'):]}  {a['sha'][:12]}  {a['at']}{extra}")
+
+    return ctx.emit(r["archives"] if ctx.json else r, human)
+
+
+def restore(ctx: Ctx) -> int:
+    params = {"ref": ctx.args["archive"]}
+    if ctx.args.get("name") is not None:
+        params["name"] = ctx.args["name"]
+    r = ctx.call("worktree.restore", params)
+
+    def human(r: dict) -> None:
+        line(f"✓ Restored {r['archive']['ref']} as worktree {r['name']} at {r['path']} on {r['branch']}")
 
     return ctx.emit(r, human)

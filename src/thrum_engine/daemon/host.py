@@ -11,7 +11,9 @@ import sys
 import time
 
 from thrum_engine.daemon import lock
+from thrum_engine.files import private_dir
 from thrum_engine.layout import Layout
+from thrum_engine.private_fs import NotPrivate, private_file
 
 log = logging.getLogger("thrum.daemon")
 
@@ -19,7 +21,8 @@ DRAIN_SECONDS = 2.0
 
 
 def setup_logging(path: str, level: str) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    private_dir(os.path.dirname(path))
+    os.close(private_file(path))  # born 0600: FileHandler would follow the umask
     handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
@@ -30,7 +33,12 @@ def setup_logging(path: str, level: str) -> None:
 
 def write_pid_file(layout: Layout, host: str) -> None:
     tmp = layout.pid_path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
+    try:
+        os.unlink(tmp)  # a leftover (or a planted symlink): never written through
+    except FileNotFoundError:
+        pass
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with open(fd, "w", encoding="utf-8") as fh:
         json.dump({"pid": os.getpid(), "host": host, "started_at": time.time(), "socket": layout.socket_path}, fh)
     os.replace(tmp, layout.pid_path)
 
@@ -71,16 +79,37 @@ async def serve(layout: Layout, settings, *, host: str = "daemon", ready: asynci
         on_engine(engine)
     if ready is not None:
         ready.set()
+    async def keep_lock() -> None:
+        while True:
+            await asyncio.sleep(server.CHECK_SOCKET_SECONDS)
+            lock.restore()  # a deleted thrum.lock is made again, and held
+
+    keeper = asyncio.create_task(keep_lock(), name="thrum-lock-keeper")
     try:
         await stop.wait()
     finally:
         log.info("shutting down")
+        keeper.cancel()
         if on_engine is not None:
             on_engine(None)
         await server.close()
         await engine.stop()
         remove_pid_file(layout)
         log.info("stopped")
+
+
+def raise_fd_limit() -> None:
+    """Soft RLIMIT_NOFILE up to the hard one: each connection costs the engine an fd, and the
+    common soft default (1,024) is what a crowd of idle connections would exhaust first."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY or hard > soft:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else max(soft, 65536),
+                                                        hard))
+    except (ImportError, ValueError, OSError):
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,8 +142,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Error: invalid setting {where} ({first.get('msg')}): fix {layout.config_file} or THRUM_* env",
               file=sys.stderr)
         return 1
-    setup_logging(layout.log_path, settings.engine.log_level)
-    fd = lock.acquire(layout.lock_path)
+    try:
+        setup_logging(layout.log_path, settings.engine.log_level)
+    except OSError as exc:
+        print(f"Error: cannot write the engine log {layout.log_path}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    raise_fd_limit()
+    fd = lock.acquire(layout.lock_path, anchor=layout.git_dir)
     if fd is None:
         msg = f"another engine is already running for {layout.repo}"
         log.info("refusing to start: %s", msg)
@@ -131,9 +165,13 @@ def main(argv: list[str] | None = None) -> int:
             await serve(layout, settings, stop=stop)
 
         asyncio.run(run())
+    except NotPrivate as exc:
+        log.error("refusing to start: %s", exc)
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
     except Exception:
         log.exception("engine crashed")
         return 1
     finally:
-        os.close(fd)
+        lock.release(fd)
     return 0

@@ -8,9 +8,12 @@ live in one place.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
+import json
 import logging
 import os
+import sqlite3
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -30,10 +33,13 @@ from thrum_engine.errors import (
     UnknownAgent,
     UnknownMethod,
 )
-from thrum_engine.journal import Journal, TornTail
-from thrum_engine.layout import Layout
+from thrum_engine.journal import Journal, Rejected, TornTail
+from thrum_engine.layout import Layout, exclude_thrum_state
 from thrum_engine.settings import ThrumSettings
 from thrum_engine.store import Store
+from thrum_engine.store.db import SchemaTooNew
+from thrum_engine.store.health import diagnose, move_aside, remove_scratch
+from thrum_engine.store.validate import EventCheck, shape_problem
 from thrum_engine.version import __version__
 
 log = logging.getLogger("thrum.engine")
@@ -82,6 +88,9 @@ class Engine:
         self.torn: list[TornTail] = []
         self.replayed = 0
         self.corrupt_lines = 0
+        self.rejected_at_start: list[Rejected] = []
+        # Set when start found the projection broken and rebuilt it: {at, reason, moved_to, ...}.
+        self.projection_recovered: dict | None = None
         # Set by the host (daemon or console) so `daemon stop` over the socket can end it.
         self.request_stop: Callable[[], None] | None = None
         self.tmux = None  # TmuxManager, once started
@@ -93,12 +102,13 @@ class Engine:
         from thrum_engine.engine import handlers  # noqa: F401
 
         loop = asyncio.get_running_loop()
+        # Repos initialised before the rule lived in info/exclude get it now, for every worktree.
+        await loop.run_in_executor(None, exclude_thrum_state, self.layout.repo)
         self.torn = await loop.run_in_executor(None, self.journal.open)
         for t in self.torn:
             log.warning("torn journal tail in %s at %d (%d bytes) set aside in %s", t.shard, t.offset, t.length, t.saved_to)
-        await self.store.open()
         try:
-            self.replayed = await self.catch_up()
+            await self._open_projection()
             await self.load_caches()
         except BaseException:
             await self.store.close()
@@ -146,24 +156,101 @@ class Engine:
         self.journal.close()
         log.info("engine stopped")
 
+    async def _open_projection(self) -> None:
+        """Open the projection and catch it up; a broken one (unreadable, corrupt, wrong schema) is moved
+        aside and rebuilt from the journal, because the journal is the truth and the projection disposable."""
+        path = self.layout.db_path
+        for leftover in await asyncio.to_thread(remove_scratch, path):
+            log.warning("removed %s, left by an interrupted rebuild", leftover)
+        reason = await asyncio.to_thread(diagnose, path)
+        if reason is None and not os.path.exists(path) and await asyncio.to_thread(self._journal_has_lines):
+            await self._build_from_journal(local_from=None)  # a deleted projection: the rebuild path is faster
+            return
+        if reason is None:
+            try:
+                await self.store.open()
+                self.replayed = await self.catch_up()
+                self.projection_recovered = await self._recovery_record()
+                return
+            except SchemaTooNew:
+                raise  # a newer Thrum's database: refused with its own message, never thrown away
+            except sqlite3.DatabaseError as exc:  # what the cheap checks could not see
+                await self.store.close()
+                reason = f"{type(exc).__name__}: {exc}"
+        await self._recover_projection(reason)
+
+    def _journal_has_lines(self) -> bool:
+        return any(map(self.journal.size, self.journal.shards()))
+
+    async def _build_from_journal(self, *, local_from: str | None) -> str | None:
+        """Build the projection from the whole journal (the `doctor rebuild` path) and open it; returns the
+        note on machine-local tables (None: copied)."""
+        from thrum_engine.store.rebuild import build_projection, swap_in
+
+        built = await build_projection(self.journal, self.layout.db_path, local_from=local_from)
+        await asyncio.to_thread(swap_in, built, self.layout.db_path)
+        self.rejected_at_start = built.rejected
+        self.corrupt_lines = sum(r.unreadable for r in built.rejected)
+        self.replayed = built.events
+        await self.store.open()
+        return built.local_note
+
+    async def _recover_projection(self, reason: str) -> None:
+        path = self.layout.db_path
+        started = time.perf_counter()
+        log.warning("the projection %s is unusable (%s): moving it aside and rebuilding it from the journal",
+                    path, reason)
+        moved = await asyncio.to_thread(move_aside, path)
+        note = await self._build_from_journal(local_from=moved)
+        record = {"at": iso(), "reason": reason, "moved_to": moved, "events": self.replayed,
+                  "seconds": round(time.perf_counter() - started, 3), "local_tables": note or "copied"}
+        await self.store.write_local("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                                     [("projection_recovered", json.dumps(record, sort_keys=True))])
+        self.projection_recovered = record
+        log.warning("projection rebuilt from %d journal events in %.2fs; the old file is %s (%s)",
+                    self.replayed, record["seconds"], moved, record["local_tables"])
+
+    async def _recovery_record(self) -> dict | None:
+        """The last recovery's record, kept in the projection so `doctor` reports it after restarts too."""
+        raw = await self.store.scalar("SELECT value FROM meta WHERE key='projection_recovered'")
+        try:
+            return json.loads(raw) if raw else None
+        except ValueError:
+            return None
+
+    def _read_tails(self, offsets: dict[str, int]) -> tuple[list[dict], dict[str, int], list[Rejected]]:
+        """Checked events past each shard's offset, in id order; lines that fail are returned as rejected."""
+        items: list[tuple[dict, str, int, int]] = []
+        new_offsets: dict[str, int] = {}
+        rejected: list[Rejected] = []
+        for shard in self.journal.shards():
+            start = offsets.get(shard, 0)
+            if self.journal.size(shard) <= start:
+                continue
+            r = self.journal.read_events(shard, start, shape_problem)
+            new_offsets[shard] = r.end
+            rejected += r.rejected
+            items += [(ev, shard, off, n) for ev, (off, n) in zip(r.events, r.origins)]
+        items.sort(key=lambda t: t[0]["id"])
+        check = EventCheck()
+        events = []
+        for ev, shard, off, n in items:
+            reason = check.first(ev["id"])
+            if reason is None:
+                events.append(ev)
+            else:
+                rejected.append(Rejected(shard, off, n, reason, False, self.journal.read_at(shard, off, n)))
+        for rec in self.journal.set_aside(rejected):
+            log.warning("journal line %s:%d set aside (%s): %s", rec["shard"], rec["offset"], rec["reason"],
+                        rec["saved_to"])
+        return events, new_offsets, rejected
+
     async def catch_up(self) -> int:
-        """Apply journal lines past each shard's recorded offset (a crash between fsync and commit)."""
+        """Apply journal lines past each shard's recorded offset (a crash between fsync and commit, or lines
+        that arrived by sync). A line that fails its checks is set aside and the rest is applied."""
         offsets = await self.store.offsets()
-        loop = asyncio.get_running_loop()
-
-        def read_tails() -> tuple[list[dict], dict[str, int], int]:
-            events, new_offsets, corrupt = [], {}, 0
-            for shard in self.journal.shards():
-                start = offsets.get(shard, 0)
-                if self.journal.size(shard) <= start:
-                    continue
-                evs, new_offsets[shard], bad = self.journal.read_events(shard, start)
-                events += evs
-                corrupt += bad
-            events.sort(key=lambda e: e["id"])
-            return events, new_offsets, corrupt
-
-        events, new_offsets, self.corrupt_lines = await loop.run_in_executor(None, read_tails)
+        events, new_offsets, self.rejected_at_start = await asyncio.to_thread(self._read_tails, offsets)
+        self.corrupt_lines = sum(r.unreadable for r in self.rejected_at_start)
         if not new_offsets:
             return 0
         applied = 0
@@ -260,12 +347,25 @@ class Engine:
             except Exception:
                 log.exception("presence flush failed")
 
+    def as_operator(self, caller: Caller) -> Caller:
+        """A caller with no identity in the main checkout is the operator the console registered
+        (walk, missing 13: `thrum inbox` in the main checkout needed THRUM_NAME), when there is
+        exactly one; anywhere else, or with several, nothing is guessed."""
+        if caller.read_only or caller.worktree is None:
+            return caller
+        if os.path.realpath(caller.worktree) != os.path.realpath(self.layout.repo):
+            return caller
+        users = [n for n, row in self.agents.items() if row.get("kind") == "user"]
+        return dataclasses.replace(caller, name=users[0]) if len(users) == 1 else caller
+
     # -- the one entry point --
     async def call(self, name: str, params: dict | None, caller: Caller) -> dict:
         m = METHODS.get(name)
         if m is None:
             raise UnknownMethod(f"unknown method: {name}")
         raw = dict(params or {})
+        if m.identity and caller.name is None:
+            caller = self.as_operator(caller)
         if caller.name is not None:
             raw["caller"] = caller.name
         try:
@@ -333,4 +433,5 @@ class Engine:
             "version": __version__,
             "host": self.host,
             "sync": "local-only",
+            "projection_recovered": self.projection_recovered,
         }

@@ -3,6 +3,15 @@
 Events queued while a batch is being written form the next batch, so one fsync
 and one SQLite transaction cover every request that arrived in the meantime.
 A request is acknowledged only after both the fsync and the projection commit.
+
+Write order on failure: the projection commit is the commit point. A batch is
+written and fsynced to the journal, then applied to SQLite; when that commit
+fails (disk full, I/O error, a bug in an applier) the batch's lines are cut back
+out of the journal (truncated to where the batch began) before the failure is
+reported. So a send is either acknowledged and visible, or fails and leaves no
+line that a later start or rebuild could bring back. Only a crash between the
+fsync and the cut can leave one, and then the sender never got an answer either
+way (the CLI says the outcome is unknown); the next start applies it.
 """
 
 from __future__ import annotations
@@ -92,17 +101,31 @@ class Writer:
         batch = good
         if not batch:
             return
+        undo_failed: list[OSError] = []
+
+        def undo() -> None:  # on the writer thread, right after the failed transaction
+            try:
+                self.journal.undo_last_append()
+            except OSError as exc:
+                undo_failed.append(exc)
+
         async with self.lock:
             try:
                 # Journal write + fsync, then the projection transaction: one hop to the writer thread.
-                await self.store.apply(events, {}, before=lambda: self.journal.append(lines))
-            except OSError as exc:
+                await self.store.apply(events, {}, before=lambda: self.journal.append(lines), undo=undo)
+            except OSError as exc:  # from the journal write; `append` has truncated the shards back
                 log.error("journal write failed: %s", exc)
                 self._fail(batch, f"journal write failed: {exc}")
                 return
-            except Exception as exc:  # the journal has the events; the next start replays them
-                log.exception("projection apply failed; the journal has the events")
-                self._fail(batch, f"projection update failed: {exc}")
+            except Exception as exc:
+                if undo_failed:
+                    log.critical("projection update failed (%s) and the journal could not be cut back (%s):"
+                                 " the next start applies the batch", exc, undo_failed[0])
+                    self._fail(batch, f"projection update failed ({exc}); the journal kept the request, so"
+                                      " it may still appear after a restart")
+                else:
+                    log.error("projection update failed, batch taken back out of the journal: %s", exc)
+                    self._fail(batch, f"projection update failed (nothing was stored): {exc}")
                 return
             self.batches += 1
             self.events_written += len(events)

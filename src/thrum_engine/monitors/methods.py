@@ -8,8 +8,9 @@ import shutil
 
 from pydantic import Field
 
-from thrum_engine import ids
+from thrum_engine import ids, names
 from thrum_engine.durations import iso
+from thrum_engine.engine.authority import require_agent_owner
 from thrum_engine.engine.core import Caller, Engine
 from thrum_engine.engine.registry import method
 from thrum_engine.errors import Conflict, InvalidInput, InvalidName, NotFound, ThrumError
@@ -17,8 +18,6 @@ from thrum_engine.messaging import resolve
 from thrum_engine.model import Params
 from thrum_engine.monitors.sources import inside
 from thrum_engine.patterns import PatternError, compile_pattern
-
-NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
 
 
 class MonitorCommon(Params):
@@ -73,8 +72,9 @@ def service(engine: Engine):
 
 
 async def validate_common(engine: Engine, p: MonitorCommon) -> float:
-    if not p.name or not set(p.name) <= NAME_CHARS or len(p.name) > 64:
-        raise InvalidName(f"invalid monitor name {p.name!r}: use lowercase letters, digits, '_' and '-'")
+    problem = names.problem("monitor", p.name)
+    if problem:
+        raise InvalidName(problem)
     check_match(p.match)
     resolve(engine, [p.to], None)  # an unknown target is refused now, not at the first match
     if await engine.store.one("SELECT id FROM monitors WHERE name = ?", (p.name,)):
@@ -107,6 +107,8 @@ def check_schedule(schedule: str) -> None:
 async def create_rule(engine: Engine, p: MonitorCommon, source: str, spec: dict, debounce: float,
                       schedule: str | None = None) -> dict:
     now = iso()
+    if p.caller and p.caller in engine.agents:
+        spec = {**spec, "owner": p.caller}  # who may stop or edit it besides the operator
     row = {"id": ids.new_id("mon"), "name": p.name, "source": source, "spec": json.dumps(spec, sort_keys=True),
            "pattern": p.match, "target": "@" + p.to.lstrip("@"), "debounce": debounce, "schedule": schedule,
            "status": "running", "created_at": now, "updated_at": now}
@@ -172,6 +174,12 @@ async def find(engine: Engine, ident: str) -> dict:
     return row
 
 
+def require_rule_owner(engine: Engine, caller: Caller, row: dict, verb: str) -> None:
+    """A rule belongs to the agent that created it (`owner` in its spec; older rules: the operator's)."""
+    owner = json.loads(row["spec"]).get("owner")
+    require_agent_owner(engine, caller, owner, f"{verb} the monitor {row['name']}")
+
+
 async def view(engine: Engine, ident: str) -> dict:
     row = await find(engine, ident)
     spec = json.loads(row["spec"])
@@ -198,6 +206,7 @@ async def show(engine: Engine, caller: Caller, p: MonitorIdParams) -> dict:
 @method("monitor.stop", MonitorIdParams, writes=True)
 async def stop(engine: Engine, caller: Caller, p: MonitorIdParams) -> dict:
     row = await find(engine, p.id)
+    require_rule_owner(engine, caller, row, "stopping")
     svc = service(engine)
     await svc.halt(row["id"])
     await svc.set_status(row["id"], "stopped")
@@ -208,6 +217,7 @@ async def stop(engine: Engine, caller: Caller, p: MonitorIdParams) -> dict:
 @method("monitor.restart", MonitorIdParams, writes=True)
 async def restart(engine: Engine, caller: Caller, p: MonitorIdParams) -> dict:
     row = await find(engine, p.id)
+    require_rule_owner(engine, caller, row, "restarting")
     svc = service(engine)
     await svc.halt(row["id"])
     await svc.set_status(row["id"], "running", "")
@@ -220,6 +230,7 @@ async def edit(engine: Engine, caller: Caller, p: MonitorEditParams) -> dict:
     """Change a rule's pattern, target, debounce or schedule in place: same id, same history; a
     running rule restarts on the new settings. The source stays (a new source is a new rule)."""
     row = await find(engine, p.id)
+    require_rule_owner(engine, caller, row, "editing")
     changes: dict = {}
     if p.match is not None:
         check_match(p.match)

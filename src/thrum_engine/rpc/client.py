@@ -8,11 +8,24 @@ from __future__ import annotations
 
 import _json
 import _socket
+import os
+import sys
+import time
 
 MAX_RESPONSE = 256 * 1024 * 1024
 # Below glibc's mmap threshold (128 KiB): `recv(1 MiB)` allocated and unmapped a fresh mapping on
 # every call (~14 us of CPU, ~40 us wall per round trip here) to receive a few hundred bytes.
 RECV_CHUNK = 64 * 1024
+# A call with no answer this long asks the engine, on a second connection, whether it still serves
+# at all: a stopped or wedged engine is reported within two of these, not after the call's timeout.
+PROBE_AFTER = 5.0
+# The engine drops a request it could not even start this long after it was sent. A client gives up
+# on a silent engine after two PROBE_AFTERs at the earliest, so whatever it was told "not answering"
+# about (a `daemon stop`, a `send`) is never done behind its back when the engine resumes.
+START_WITHIN = 2 * PROBE_AFTER - 1.0
+# A full listen backlog (EAGAIN) is a burst of connects, not a dead engine: retry that long.
+CONNECT_RETRY = 2.0
+_WS = " \t\n\r"
 
 
 class _ScanContext:
@@ -33,7 +46,18 @@ _encode = _json.make_encoder(None, None, _json.encode_basestring_ascii, None, ":
 
 
 def loads(text: str):
-    obj, end = _scan(text, 0)
+    """`json.loads` without importing `json` (and so `re`). Bad input of any shape is a ValueError:
+    the C scanner itself signals "no value here" with StopIteration and, on some truncated input,
+    SystemError, which no caller expects."""
+    text = text.strip(_WS)
+    try:
+        obj, end = _scan(text, 0)
+    except StopIteration as exc:
+        raise ValueError(f"not JSON (at character {exc.value})") from None
+    except (SystemError, RecursionError) as exc:
+        raise ValueError(f"not JSON ({type(exc).__name__})") from None
+    if end != len(text):
+        raise ValueError(f"not JSON: extra data at character {end}")
     return obj
 
 
@@ -53,25 +77,58 @@ class EngineUnavailable(Exception):
     """No engine listens on the socket (missing, refused, or a stale file)."""
 
 
+class ForeignServer(EngineUnavailable):
+    """Something listens on the socket, but as another user: it gets nothing from us, not even the request."""
+
+
+class EngineNotAnswering(EngineUnavailable):
+    """The engine accepts connections but answers nothing (stopped, wedged)."""
+
+
+def peer_credentials(sock) -> tuple[int, int, int]:
+    """(pid, uid, gid) of the other end, from the kernel (SO_PEERCRED's struct ucred: three C ints)."""
+    data = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
+    return tuple(int.from_bytes(data[i:i + 4], sys.byteorder, signed=True) for i in (0, 4, 8))  # type: ignore[return-value]
+
+
 class Client:
-    def __init__(self, path: str, timeout: float | None = 60.0) -> None:
+    def __init__(self, path: str, timeout: float | None = 60.0, *, probe: bool = True) -> None:
         self.path = path
         self.timeout = timeout
+        self.probe = probe
+        self.peer_pid: int | None = None
         self._sock = None
         self._buf = bytearray()
         self._next_id = 0
 
     def connect(self) -> "Client":
-        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
+        give_up = time.monotonic() + CONNECT_RETRY
+        delay = 0.001
+        while True:
+            sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+            sock.settimeout(self.timeout)
+            try:
+                sock.connect(self.path)
+                break
+            except BlockingIOError as exc:  # EAGAIN: the listen backlog is full
+                sock.close()
+                if time.monotonic() >= give_up:
+                    raise EngineUnavailable(f"the engine's socket is overloaded: {exc}") from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+            except OSError as exc:
+                sock.close()
+                raise EngineUnavailable(str(exc)) from None
         try:
-            sock.connect(self.path)
-        except (FileNotFoundError, ConnectionRefusedError) as exc:
-            sock.close()
-            raise EngineUnavailable(str(exc)) from None
+            pid, uid, _gid = peer_credentials(sock)
         except OSError as exc:
             sock.close()
             raise EngineUnavailable(str(exc)) from None
+        if uid != os.getuid():
+            sock.close()
+            raise ForeignServer(f"the socket {self.path} is served by another user (uid {uid}, pid {pid}), "
+                                f"not by your engine: refusing to talk to it")
+        self.peer_pid = pid
         self._sock = sock
         return self
 
@@ -89,17 +146,82 @@ class Client:
             self._sock.close()
             self._sock = None
 
+    def _answering(self) -> bool:
+        """Whether the engine answers a trivial request on a fresh connection, in time."""
+        try:
+            other = Client(self.path, PROBE_AFTER, probe=False).connect()
+        except EngineUnavailable:
+            return False
+        try:
+            other.call("engine.info", {})
+            return True
+        except (EngineUnavailable, RpcError, OSError):
+            return False
+        finally:
+            other.close()
+
+    def _not_answering(self) -> EngineNotAnswering:
+        who = f"the engine (pid {self.peer_pid})" if self.peer_pid else "the engine"
+        return EngineNotAnswering(f"{who} is not answering on {self.path}")
+
+    def _recv(self, sock, deadline: float | None) -> bytes:
+        """One chunk, probing the engine's liveness while the answer is slow in coming."""
+        while True:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise TimeoutError("timed out")
+            wait = left if not self.probe else (PROBE_AFTER if left is None else min(left, PROBE_AFTER))
+            sock.settimeout(wait)
+            try:
+                return sock.recv(RECV_CHUNK)
+            except TimeoutError:
+                if left is not None and wait >= left:
+                    raise
+                if not self._answering():
+                    raise self._not_answering() from None
+
+    def _refusal(self, sock, size: int) -> RpcError | None:
+        """After the engine hung up on a request being sent: its reason, when it left one (too large)."""
+        try:
+            sock.settimeout(1.0)
+            data = bytearray()
+            while b"\n" not in data and len(data) < RECV_CHUNK:
+                chunk = sock.recv(RECV_CHUNK)
+                if not chunk:
+                    break
+                data += chunk
+            resp = loads(bytes(data.split(b"\n", 1)[0]).decode("utf-8"))
+            err = resp["error"]
+            data_ = err.get("data") or {}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError):
+            return None
+        if data_.get("kind") == "too_large" and data_.get("limit"):
+            return RpcError(err.get("code", -32600), f"message too large ({size} bytes; limit {data_['limit']} bytes)",
+                            "too_large")
+        return RpcError(err.get("code", -32000), err.get("message", "engine error"), data_.get("kind"))
+
     def call(self, method: str, params: dict | None = None, timeout: float | None = -1.0):
         if self._sock is None:
             self.connect()
         sock = self._sock
-        if timeout != -1.0:
-            sock.settimeout(timeout)
+        if timeout == -1.0:
+            timeout = self.timeout
         self._next_id += 1
         rid = self._next_id
-        frame = dumps_compact({"jsonrpc": "2.0", "id": rid, "method": method, "params": params or {}}) + "\n"
+        msg = {"jsonrpc": "2.0", "id": rid, "method": method, "params": params or {}}
+        if self.probe:
+            msg["start_by"] = time.time() + START_WITHIN
+        data = (dumps_compact(msg) + "\n").encode()
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            sock.sendall(frame.encode())
+            sock.settimeout(timeout)
+            try:
+                sock.sendall(data)
+            except (ConnectionError, BrokenPipeError) as exc:
+                refusal = self._refusal(sock, len(data))
+                if refusal is not None:
+                    raise refusal from None
+                raise EngineUnavailable(f"connection lost: {exc}") from None
             buf = self._buf  # a bytearray: appending chunks of a large response stays linear
             scanned = 0
             while True:
@@ -109,16 +231,22 @@ class Client:
                     del buf[:nl + 1]
                     break
                 scanned = len(buf)
-                chunk = sock.recv(RECV_CHUNK)
+                chunk = self._recv(sock, deadline)
                 if not chunk:
                     raise EngineUnavailable("the engine closed the connection")
                 buf += chunk
                 if len(buf) > MAX_RESPONSE:
-                    raise EngineUnavailable("response too large")
+                    raise RpcError(-32000, f"the answer is larger than this client accepts ({MAX_RESPONSE} bytes):"
+                                   " ask for less (a smaller --page-size)", "too_large")
         except (ConnectionError, BrokenPipeError) as exc:
             # Never mistaken for success: the request may or may not have been stored.
             raise EngineUnavailable(f"connection lost: {exc}") from None
-        resp = loads(line.decode("utf-8"))
+        try:
+            resp = loads(line.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise EngineUnavailable(f"unreadable answer: {exc}") from None
+        if not isinstance(resp, dict):
+            raise EngineUnavailable("unreadable answer: not a JSON object")
         err = resp.get("error")
         if err is not None:
             data = err.get("data") or {}

@@ -11,13 +11,14 @@ import asyncio
 import json
 import logging
 import os
-import socket
-import struct
+import time
 
 from thrum_engine.engine.core import Caller, Engine
 from thrum_engine.errors import ThrumError
-from thrum_engine.layout import NotARepo, main_repo_of, worktree_root
+from thrum_engine.layout import socket_fallback_dir, worktree_of
+from thrum_engine.private_fs import ensure_socket_dir
 from thrum_engine.rpc import protocol as P
+from thrum_engine.rpc.client import peer_credentials
 
 log = logging.getLogger("thrum.rpc")
 
@@ -29,26 +30,13 @@ READ_CHUNK = 64 * 1024
 _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
-def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
-    data = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    return struct.unpack("3i", data)
-
-
 def peer_worktree(pid: int, repo: str) -> str | None:
     """The worktree of this repo that process `pid` runs in, or None (outside every worktree)."""
     try:
         cwd = os.readlink(f"/proc/{pid}/cwd")
     except OSError:
         return None
-    wt = worktree_root(cwd)
-    if wt is None:
-        return None
-    try:
-        if os.path.realpath(main_repo_of(wt)) != repo:
-            return None
-    except (OSError, NotARepo):
-        return None
-    return os.path.realpath(wt)
+    return worktree_of(repo, cwd)
 
 
 _SURROGATE_ESCAPE = b"\\ud"
@@ -73,30 +61,90 @@ def _error(rid, code: int, message: str, kind: str | None = None) -> dict:
     return {"jsonrpc": "2.0", "id": rid, "error": err}
 
 
+class _Conn:
+    """One connection's bookkeeping: who is on the other end, and whether it is doing anything."""
+
+    __slots__ = ("busy", "last", "pid", "writer")
+
+    def __init__(self, pid: int, writer: asyncio.StreamWriter) -> None:
+        self.pid = pid
+        self.writer = writer
+        self.busy = 0  # requests in flight: a long `wait` is not idleness
+        self.last = time.monotonic()
+
+
 class RpcServer:
+    # How often the engine checks that its socket path still is its own socket (a tmp cleaner, an
+    # `rm`, a second engine started past a deleted lock file...), and binds a fresh one if not.
+    CHECK_SOCKET_SECONDS = 1.0
+
     def __init__(self, engine: Engine, path: str) -> None:
         self.engine = engine
         self.path = path
         self.max_frame = P.max_frame(engine.settings.messages.max_body_bytes)
         self._server: asyncio.base_events.Server | None = None
+        self._old_servers: list[asyncio.base_events.Server] = []
+        self._bound: tuple[int, int] | None = None
+        self._watch: asyncio.Task | None = None
         self._connections: set[asyncio.Task] = set()
         self._requests: set[asyncio.Task] = set()
         self._conn_count = 0
+        self._conns: dict[asyncio.Task, _Conn] = {}
+        self._per_pid: dict[int, int] = {}
 
     async def start(self) -> None:
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        if os.path.exists(self.path):
-            os.unlink(self.path)  # stale: only reached while holding the engine lock
+        ensure_socket_dir(self.path, socket_fallback_dir())
+        await self._bind()
+        self._watch = asyncio.create_task(self._watch_socket(), name="thrum-socket-watch")
+
+    async def _bind(self) -> None:
+        try:
+            os.unlink(self.path)  # stale or not ours: only reached while holding the engine lock
+        except FileNotFoundError:
+            pass
         old = os.umask(0o177)  # the socket is born 0600: no window where others can connect
         try:
-            self._server = await asyncio.start_unix_server(self._handle, self.path, limit=self.max_frame)
+            self._server = await asyncio.start_unix_server(self._handle, self.path, limit=self.max_frame,
+                                                           backlog=1024)
         finally:
             os.umask(old)
         os.chmod(self.path, 0o600)
+        st = os.stat(self.path)
+        self._bound = (st.st_dev, st.st_ino)
+
+    def socket_is_ours(self) -> bool:
+        try:
+            st = os.lstat(self.path)
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) == self._bound
+
+    async def rebind_if_lost(self) -> bool:
+        """Bind a fresh socket when the path no longer is ours; connections already open carry on."""
+        if self._server is None or self.socket_is_ours():
+            return False
+        log.warning("socket %s was removed or replaced: binding it again", self.path)
+        previous = self._server
+        await self._bind()
+        previous.close()
+        self._old_servers.append(previous)
+        return True
+
+    async def _watch_socket(self) -> None:
+        while True:
+            await asyncio.sleep(self.CHECK_SOCKET_SECONDS)
+            try:
+                await self.rebind_if_lost()
+            except OSError:
+                log.exception("could not bind %s again", self.path)
 
     async def close(self, drain: float = 2.0) -> None:
         """Stop accepting, let requests in flight finish (up to `drain` seconds), then cancel the rest
         (a blocked `wait` is the usual one)."""
+        if self._watch is not None:
+            self._watch.cancel()
+            await asyncio.gather(self._watch, return_exceptions=True)
+            self._watch = None
         if self._server is not None:
             self._server.close()
             for task in list(self._connections):
@@ -106,25 +154,60 @@ class RpcServer:
             for task in list(self._requests):
                 task.cancel()
             await asyncio.gather(*self._connections, *self._requests, return_exceptions=True)
-            await self._server.wait_closed()
+            for server in (*self._old_servers, self._server):
+                await server.wait_closed()
             self._server = None
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
+            if self.socket_is_ours():
+                try:
+                    os.unlink(self.path)
+                except FileNotFoundError:
+                    pass
+
+    def _make_room(self) -> bool:
+        """At the global cap: close the connection idle longest, so a crowd of idle sockets can never
+        lock an agent out. False when every connection is busy."""
+        idle = [c for c in self._conns.values() if not c.busy]
+        if not idle:
+            return False
+        victim = min(idle, key=lambda c: c.last)
+        log.warning("connection limit reached: closing an idle connection of pid %d", victim.pid)
+        victim.writer.transport.abort()
+        return True
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._connections.add(task)
         self._conn_count += 1
+        pid = None
         try:
-            await self._serve(reader, writer)
+            pid, uid, _gid = peer_credentials(writer.get_extra_info("socket"))
+            if uid != os.getuid():
+                log.warning("refused connection from uid %d (pid %d)", uid, pid)
+                return
+            limits = self.engine.settings.engine
+            if self._per_pid.get(pid, 0) >= limits.max_connections_per_process:
+                await self._send(writer, _error(None, P.INTERNAL_ERROR, f"engine busy: too many connections from pid"
+                                                f" {pid} (limit {limits.max_connections_per_process})", "engine_busy"))
+                return
+            if len(self._conns) >= limits.max_connections and not self._make_room():
+                await self._send(writer, _error(None, P.INTERNAL_ERROR, "engine busy: too many connections",
+                                                "engine_busy"))
+                return
+            conn = self._conns[task] = _Conn(pid, writer)
+            self._per_pid[pid] = self._per_pid.get(pid, 0) + 1
+            await self._serve(reader, writer, conn)
         except (ConnectionError, asyncio.CancelledError):
             pass
         except Exception:
             log.exception("connection handler failed")
         finally:
+            if self._conns.pop(task, None) is not None and pid is not None:
+                left = self._per_pid.get(pid, 1) - 1
+                if left > 0:
+                    self._per_pid[pid] = left
+                else:
+                    self._per_pid.pop(pid, None)
             self._conn_count -= 1
             self._connections.discard(task)
             writer.close()
@@ -133,44 +216,69 @@ class RpcServer:
             except Exception:
                 pass
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        sock = writer.get_extra_info("socket")
-        pid, uid, _gid = peer_credentials(sock)
-        if uid != os.getuid():
-            log.warning("refused connection from uid %d (pid %d)", uid, pid)
-            return
-        if self._conn_count > self.engine.settings.engine.max_connections:
-            await self._send(writer, _error(None, P.INTERNAL_ERROR, "engine busy: too many connections", "engine_busy"))
-            return
+    def _read_timeout(self, conn: _Conn, first: bool) -> float | None:
+        """How long this connection may stay silent: a first frame must come soon after connecting,
+        later ones within the idle limit; none while a request of its own is in flight."""
+        if conn.busy:
+            return None
+        limits = self.engine.settings.engine
+        allowed = limits.first_frame_timeout_seconds if first else limits.idle_timeout_seconds
+        return max(0.0, conn.last + allowed - time.monotonic())
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, conn: _Conn) -> None:
         if hasattr(writer.transport, "max_size"):  # the selector transport's recv size (an attribute since 3.4)
             writer.transport.max_size = READ_CHUNK
+        pid = conn.pid
         worktree = peer_worktree(pid, self.engine.layout.repo)
         write_lock = asyncio.Lock()
         slots = asyncio.Semaphore(MAX_IN_FLIGHT_PER_CONNECTION)
         pending: set[asyncio.Task] = set()
+        first = True
+
+        def finished(t: asyncio.Task) -> None:
+            pending.discard(t)
+            self._requests.discard(t)
+            slots.release()
+            conn.busy -= 1
+            conn.last = time.monotonic()
+
+        read: asyncio.Task | None = None
         try:
             while True:
+                if read is None:
+                    read = asyncio.ensure_future(reader.readuntil(b"\n"))
+                done, _ = await asyncio.wait({read, *pending}, timeout=self._read_timeout(conn, first),
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if not done:
+                    log.info("closing a silent connection of pid %d", pid)
+                    return
+                if read not in done:
+                    continue  # a request finished: the idle clock restarts from it
+                task, read = read, None
                 try:
-                    line = await reader.readuntil(b"\n")
+                    line = task.result()
                 except asyncio.IncompleteReadError as exc:
                     if exc.partial.strip():
                         await self._send(writer, _error(None, P.PARSE_ERROR, "incomplete frame (no newline)"), write_lock)
                     return
                 except asyncio.LimitOverrunError:
-                    await self._send(
-                        writer,
-                        _error(None, P.INVALID_REQUEST, f"frame larger than {self.max_frame} bytes", "too_large"),
-                        write_lock,
-                    )
+                    err = _error(None, P.INVALID_REQUEST, f"request larger than {self.max_frame} bytes", "too_large")
+                    err["error"]["data"]["limit"] = self.engine.settings.messages.max_body_bytes
+                    await self._send(writer, err, write_lock)
                     return  # the stream is out of sync: drop the connection
                 if not line.strip():
                     continue
+                first = False
+                conn.last = time.monotonic()
                 await slots.acquire()
+                conn.busy += 1
                 t = asyncio.create_task(self._one(line, pid, worktree, writer, write_lock))
                 pending.add(t)
                 self._requests.add(t)
-                t.add_done_callback(lambda t: (pending.discard(t), self._requests.discard(t), slots.release()))
+                t.add_done_callback(finished)
         finally:
+            if read is not None:
+                read.cancel()
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
 
@@ -211,6 +319,13 @@ class RpcServer:
         claimed = params.pop("caller", None)
         if claimed is not None and not isinstance(claimed, str):
             return _error(rid, P.INVALID_PARAMS, "caller must be a string")
+        start_by = req.get("start_by")
+        if isinstance(start_by, (int, float)) and not isinstance(start_by, bool) and time.time() > start_by:
+            # The client gave up on us before we could even start (we were stopped, or wedged): running
+            # it now would do what the caller was told may not have happened.
+            log.warning("dropped %s from pid %d: it waited past its start-by time", name, pid)
+            return None if notification else _error(rid, P.INTERNAL_ERROR, "request expired before it could start",
+                                                     "expired")
         caller = Caller(name=claimed or None, worktree=worktree, pid=pid, read_only=worktree is None)
         try:
             result = await self.engine.call(name, params, caller)

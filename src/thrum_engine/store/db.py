@@ -1,5 +1,9 @@
 """The projection database: one writer connection (batches from the engine's
-writer) and one reader connection (queries), both aiosqlite over one WAL file."""
+writer) and one reader connection (queries), both aiosqlite over one WAL file.
+
+The database and its -wal/-shm files are 0600 whatever the umask (SQLite gives
+-wal and -shm the main file's mode, so the main file is created first, by us).
+"""
 
 from __future__ import annotations
 
@@ -11,9 +15,11 @@ from typing import Any, Callable, Iterable, TypeVar
 
 import aiosqlite
 
+from thrum_engine.journal import FILE_MODE, make_private_dir
 from thrum_engine.store import apply as projector
-from thrum_engine.store.lines import ops_for_lines
+from thrum_engine.store.lines import LineRejected, ops_for_lines
 from thrum_engine.store.schema import LOCAL, MIGRATIONS, SCHEMA_VERSION
+from thrum_engine.store.validate import EventCheck
 
 T = TypeVar("T")
 
@@ -56,19 +62,44 @@ def _transaction(conn: sqlite3.Connection, runs: list[tuple[str, list[tuple]]], 
         )
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        # A failed COMMIT (SQLITE_FULL, SQLITE_IOERR) may already have rolled back: a second error
+        # from ROLLBACK must not replace the real one ("cannot rollback - no transaction is active").
+        if conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
         raise
 
 
 async def _connect(path: str, *, bulk: bool = False) -> aiosqlite.Connection:
     conn = await aiosqlite.connect(path, isolation_level=None)
-    conn.row_factory = aiosqlite.Row
-    await conn.execute("PRAGMA journal_mode=" + ("MEMORY" if bulk else "WAL"))
-    # The journal is fsynced before we get here; a lost projection commit is replayed from offsets.
-    await conn.execute("PRAGMA synchronous=" + ("OFF" if bulk else "NORMAL"))
-    await conn.execute("PRAGMA busy_timeout=5000")
-    await conn.execute("PRAGMA foreign_keys=OFF")
+    try:
+        conn.row_factory = aiosqlite.Row
+        await conn.execute("PRAGMA journal_mode=" + ("MEMORY" if bulk else "WAL"))
+        # The journal is fsynced before we get here; a lost projection commit is replayed from offsets.
+        await conn.execute("PRAGMA synchronous=" + ("OFF" if bulk else "NORMAL"))
+        await conn.execute("PRAGMA busy_timeout=5000")
+        await conn.execute("PRAGMA foreign_keys=OFF")
+    except BaseException:
+        # aiosqlite's worker thread is not a daemon thread: left running, it keeps the process
+        # alive after a failed start (a hung engine per CLI call on an unreadable file).
+        await conn.close()
+        raise
     return conn
+
+
+def make_private_db(path: str) -> None:
+    """Create the database file 0600 before SQLite does (its -wal and -shm copy that mode) and
+    tighten files an older Thrum left under a looser umask."""
+    make_private_dir(os.path.dirname(path))
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, FILE_MODE))
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            if os.stat(path + suffix).st_mode & 0o777 != FILE_MODE:
+                os.chmod(path + suffix, FILE_MODE)
+        except FileNotFoundError:
+            pass
 
 
 async def migrate(conn: aiosqlite.Connection) -> int:
@@ -103,7 +134,7 @@ class Store:
     async def open(self, *, bulk: bool = False) -> None:
         """`bulk`: a scratch database being filled by a rebuild; no rollback journal or syncs
         until `finish_bulk` (a crash mid-rebuild just leaves a scratch file to delete)."""
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        await asyncio.to_thread(make_private_db, self.path)
         self.w = await _connect(self.path, bulk=bulk)
         try:
             await migrate(self.w)
@@ -147,11 +178,13 @@ class Store:
         return await self.w._execute(fn, self.w._conn)
 
     async def apply(self, events: list[dict], offsets: dict[str, int], *, skip_applied: bool = False,
-                    before: Callable[[], dict[str, int]] | None = None) -> int:
+                    before: Callable[[], dict[str, int]] | None = None,
+                    undo: Callable[[], None] | None = None) -> int:
         """Apply events and record shard offsets in one transaction. Returns events applied.
 
         `before` runs first on the same thread (the journal's write + fsync), and
-        the offsets it returns are recorded too: one thread hop per batch.
+        the offsets it returns are recorded too: one thread hop per batch. When the
+        transaction then fails, `undo` runs (on that thread) before the error is raised.
         """
         if skip_applied and events:
             known = await self.applied_among([e["id"] for e in events])
@@ -162,21 +195,27 @@ class Store:
             all_offsets = dict(offsets)
             if before is not None:
                 all_offsets.update(before())
-            _transaction(conn, runs, all_offsets)
+            try:
+                _transaction(conn, runs, all_offsets)
+            except BaseException:
+                if undo is not None:
+                    undo()
+                raise
             return len(events)
 
         return await self.in_writer_thread(work)
 
-    async def apply_lines(self, lines: list[bytes], offsets: dict[str, int]) -> tuple[int, int]:
-        """Apply complete journal lines (a rebuild) in one transaction: (events, unreadable lines).
+    async def apply_lines(self, lines: list[bytes], offsets: dict[str, int],
+                          check: EventCheck | None = None) -> tuple[int, list[LineRejected]]:
+        """Apply complete journal lines (a rebuild) in one transaction: (events, lines rejected).
 
-        The lines are turned into rows here, on the writer thread: one hop per chunk.
+        The lines are checked and turned into rows here, on the writer thread: one hop per chunk.
         """
 
-        def work(conn: sqlite3.Connection) -> tuple[int, int]:
-            runs, count, corrupt = ops_for_lines(lines)
+        def work(conn: sqlite3.Connection) -> tuple[int, list[LineRejected]]:
+            runs, count, rejected = ops_for_lines(lines, check)
             _transaction(conn, runs, offsets, multirow=True)
-            return count, corrupt
+            return count, rejected
 
         return await self.in_writer_thread(work)
 
@@ -227,13 +266,23 @@ class Store:
         return {r["shard"]: r["offset"] for r in await self.all("SELECT shard, offset FROM shard_offsets")}
 
 
-async def copy_local_tables(src_path: str, dst: Store) -> None:
-    """Carry machine-local tables into a rebuilt database."""
+async def copy_local_tables(src_path: str, dst: Store) -> str | None:
+    """Carry machine-local tables into a rebuilt database. An unreadable source (the projection being
+    replaced is corrupt) is skipped: returns why, or None when they were copied."""
     assert dst.w is not None
-    await dst.w.execute("ATTACH DATABASE ? AS old", (src_path,))
+    if not os.path.exists(src_path):
+        return "no old database to copy machine-local tables from"
+    try:
+        await dst.w.execute("ATTACH DATABASE ? AS old", (src_path,))
+    except sqlite3.Error as exc:
+        return f"machine-local tables not copied (old database unreadable: {exc})"
+    failed = []
     try:
         for table in LOCAL:
-            await dst.w.execute(f"INSERT OR REPLACE INTO main.{table} SELECT * FROM old.{table}")
-        await dst.w.commit()
+            try:
+                await dst.w.execute(f"INSERT OR REPLACE INTO main.{table} SELECT * FROM old.{table}")
+            except sqlite3.Error as exc:
+                failed.append(f"{table}: {exc}")
     finally:
         await dst.w.execute("DETACH DATABASE old")
+    return f"machine-local tables not copied ({'; '.join(failed)})" if failed else None

@@ -9,14 +9,22 @@ escapes, quotes or control characters, where the captured bytes *are* the
 decoded value; anything else (an escape in a body, a reply, structured data, an
 older or newer writer's line) takes the `json.loads` path. Both paths yield
 identical rows.
+
+Every line is checked before it is applied (`store.validate`): the pattern itself
+admits only the right shape, so a plain line needs only the duplicate-id check;
+a line on the `json.loads` path is checked against its event model.
 """
 
 from __future__ import annotations
 
 import re
 
-from thrum_engine.journal import parse_event
+from thrum_engine.journal import MAX_LINE_BYTES, parse_event
 from thrum_engine.store.apply import Projection
+from thrum_engine.store.validate import EventCheck
+
+# (index of the line in the batch, reason, unreadable: not a JSON event at all)
+LineRejected = tuple[int, str, bool]
 
 # A JSON string without escapes: its bytes between the quotes are its value.
 _S = rb'"([^"\\\x00-\x1f]*)"'
@@ -27,12 +35,21 @@ _PLAIN_MESSAGE = re.compile(
 ).fullmatch
 
 
-def ops_for_lines(lines: list[bytes]) -> tuple[list[tuple[str, list[tuple]]], int, int]:
-    """Complete journal lines, in order -> (SQL runs, events, unreadable lines)."""
+def ops_for_lines(lines: list[bytes], check: EventCheck | None = None,
+                  ) -> tuple[list[tuple[str, list[tuple]]], int, list[LineRejected]]:
+    """Complete journal lines, in order -> (SQL runs, events applied, lines rejected).
+
+    `check` None skips validation (only for measuring what it costs): unreadable lines are still refused.
+    """
     proj = Projection()
-    events = corrupt = 0
+    events = 0
+    rejected: list[LineRejected] = []
     plain = _PLAIN_MESSAGE
-    for raw in lines:
+    first = check.first if check is not None else None
+    for i, raw in enumerate(lines):
+        if len(raw) >= MAX_LINE_BYTES:
+            rejected.append((i, f"a line of {len(raw) + 1} bytes (over {MAX_LINE_BYTES})", True))
+            continue
         m = plain(raw)
         if m is not None:
             author, content, fmt, mid, recipients, thread, eid, ts = m.groups()
@@ -48,6 +65,10 @@ def ops_for_lines(lines: list[bytes]) -> tuple[list[tuple[str, list[tuple]]], in
             except UnicodeDecodeError:  # not UTF-8: json.loads decides what it is
                 pass
             else:
+                reason = first(eid) if first is not None else None
+                if reason is not None:
+                    rejected.append((i, reason, False))
+                    continue
                 proj.message_rows(
                     eid,
                     # As `apply._message_create_fast` builds it: created_at is the event's ts, and
@@ -60,8 +81,12 @@ def ops_for_lines(lines: list[bytes]) -> tuple[list[tuple[str, list[tuple]]], in
                 continue
         ev = parse_event(raw)
         if ev is None:
-            corrupt += 1
-        else:
-            proj.event(ev)
-            events += 1
-    return proj.finish(), events, corrupt
+            rejected.append((i, "not a JSON event", True))
+            continue
+        reason = check(ev) if check is not None else None
+        if reason is not None:
+            rejected.append((i, reason, False))
+            continue
+        proj.event(ev)
+        events += 1
+    return proj.finish(), events, rejected

@@ -15,6 +15,8 @@ import os
 import time
 from typing import Callable
 
+from thrum_engine import names
+from thrum_engine.files import private_dir
 from thrum_engine.tmux import runtimes
 from thrum_engine.tmux.health import SHELLS, fell_back_to_shell, shell_names
 from thrum_engine.tmux.panes import PaneState, PaneStream
@@ -77,7 +79,7 @@ class TmuxManager:
         from thrum_engine.tmux.nudges import Nudger
         from thrum_engine.tmux.queue import CommandQueue
 
-        os.makedirs(self.dir, exist_ok=True)
+        private_dir(self.dir)
         await self.discover()
         self._watch_task = asyncio.create_task(self._watch(), name="thrum-pane-watch")
         self.nudger = Nudger(self.engine, self)
@@ -112,9 +114,9 @@ class TmuxManager:
         presets = await asyncio.to_thread(runtimes.load, self.engine.layout.repo)
         live = set()
         for row in rows:
-            if row["@thrum_repo"] != self.engine.layout.repo:
-                continue
             name = row["session_name"]
+            if row["@thrum_repo"] != self.engine.layout.repo or names.problem("session", name):
+                continue  # not ours: Thrum only makes sessions with valid names (each names a log file)
             live.add(name)
             if name in self.sessions:
                 self.sessions[name].stream.dead = row["pane_dead"] == "1"
@@ -177,8 +179,8 @@ class TmuxManager:
         try:
             async for changes in awatch(self.dir, watch_filter=only_logs, debounce=100, step=10,
                                         stop_event=self._stop, rust_timeout=1000, recursive=False):
-                names = {os.path.basename(p)[:-4] for _c, p in changes}
-                for name in names:
+                changed = {os.path.basename(p)[:-4] for _c, p in changes}
+                for name in changed:
                     s = self.sessions.get(name)
                     if s is not None:
                         self.pump(s)

@@ -8,16 +8,16 @@ import shlex
 import time
 
 from thrum_engine import identity_file, names
+from thrum_engine.engine.authority import agent_worktree, require_agent_owner, require_operator, require_owner
 from thrum_engine.engine.core import Caller, Engine
 from thrum_engine.engine.registry import method
 from thrum_engine.errors import Conflict, InvalidInput, InvalidName, NotFound, ThrumError
-from thrum_engine.layout import NotARepo, current_branch, main_repo_of, worktree_root
+from thrum_engine.layout import current_branch, worktree_of
 from thrum_engine.model import Params
 from thrum_engine.tmux import health, results, runtimes
 from thrum_engine.tmux.manager import Session, TmuxManager
 from thrum_engine.tmux.server import TmuxError, default_shell, shell_command
 
-SESSION_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 SCRUB_ENV = ("THRUM_NAME", "THRUM_ROLE", "THRUM_MODULE", "THRUM_HOME", "THRUM_SOCKET", "THRUM_LOCAL",
              "THRUM_NO_HINTS")
 
@@ -73,8 +73,9 @@ def manager(engine: Engine) -> TmuxManager:
 
 
 def check_session_name(name: str) -> None:
-    if not name or not set(name) <= SESSION_CHARS or len(name) > 64:
-        raise InvalidName(f"invalid session name {name!r}: use letters, digits, '_' and '-'")
+    problem = names.problem("session", name)
+    if problem:
+        raise InvalidName(problem)
 
 
 def get_session(engine: Engine, name: str) -> Session:
@@ -82,6 +83,18 @@ def get_session(engine: Engine, name: str) -> Session:
     s = manager(engine).sessions.get(name)
     if s is None:
         raise NotFound(f"no session {name} in this repo (see `thrum tmux list`)")
+    return s
+
+
+def session_owner(engine: Engine, s: Session) -> str | None:
+    """The worktree a session belongs to: its agent's, else the one its pane was started in."""
+    return engine.agents.get(s.agent, {}).get("worktree") or worktree_of(engine.layout.repo, s.cwd)
+
+
+def owned_session(engine: Engine, caller: Caller, name: str, action: str) -> Session:
+    """The session, once the caller may act on it (its own worktree's, or the operator)."""
+    s = get_session(engine, name)
+    require_owner(engine, caller, session_owner(engine, s), f"{action} session {s.name}")
     return s
 
 
@@ -129,12 +142,10 @@ async def create(engine: Engine, caller: Caller, p: CreateParams) -> dict:
     cwd = os.path.realpath(os.path.expanduser(p.cwd))
     if not os.path.isdir(cwd):
         raise InvalidInput(f"--cwd {p.cwd} is not a directory")
-    wt = worktree_root(cwd)
-    try:
-        if wt is None or os.path.realpath(main_repo_of(wt)) != engine.layout.repo:
-            raise NotARepo()
-    except (NotARepo, OSError):
-        raise InvalidInput(f"--cwd {cwd} is not inside a worktree of {engine.layout.repo}") from None
+    wt = worktree_of(engine.layout.repo, cwd)
+    if wt is None:
+        raise InvalidInput(f"--cwd {cwd} is not inside a worktree of {engine.layout.repo}")
+    require_owner(engine, caller, wt, f"creating a session in {wt}")
     runtime = runtime_for(engine, p.runtime)
     agent = None if p.no_agent else (p.agent or p.session)
     if agent:
@@ -157,10 +168,13 @@ async def create(engine: Engine, caller: Caller, p: CreateParams) -> dict:
             from thrum_engine.identity import register
             from thrum_engine.model import RegisterParams
 
+            home = agent_worktree(engine, agent)
+            if home and os.path.realpath(home) != os.path.realpath(wt):  # moving it: the caller must own its home
+                require_owner(engine, caller, home, f"moving @{agent} here")
             reg = await register(engine, Caller(worktree=os.path.realpath(wt)), RegisterParams(
                 name=agent, role=role, module=p.module, runtime=runtime.name, intent=p.intent,
-                start_session=True, force=p.force))
-            identity_file.write(wt, identity_file.identity_record(
+                start_session=True, force=p.force), checked=True)
+            await asyncio.to_thread(identity_file.write, wt, identity_file.identity_record(  # fsyncs: off the loop
                 {**reg["agent"], "intent": p.intent}, reg.get("session"), repo=engine.layout.repo, agent_pid=None))
         tags = {"@thrum_repo": engine.layout.repo, "@thrum_agent": agent or "", "@thrum_runtime": runtime.name}
         inherited = await asyncio.to_thread(inherited_thrum_vars, m)
@@ -267,6 +281,7 @@ async def launch(engine: Engine, caller: Caller, p: LaunchParams) -> dict:
     s = m.sessions.get(p.session) or m.for_agent(p.session)
     if s is None:
         return await relaunch(engine, caller, p)
+    require_owner(engine, caller, session_owner(engine, s), f"launching in session {s.name}")
     if s.stream.dead:
         return await restart(engine, caller, RestartParams(session=s.name, force=True, runtime=p.runtime))
     runtime = runtime_for(engine, p.runtime or s.runtime.name)
@@ -283,6 +298,7 @@ async def relaunch(engine: Engine, caller: Caller, p: LaunchParams) -> dict:
                      None)
     if agent is None:
         raise NotFound(f"no session or agent {p.session} in this repo (see `thrum tmux list`)")
+    require_agent_owner(engine, caller, agent["name"], f"relaunching @{agent['name']}")
     wt = agent.get("worktree")
     if not wt or not os.path.isdir(wt):
         raise InvalidInput(f"@{agent['name']}'s worktree {wt} is gone; nothing to relaunch in")
@@ -317,14 +333,14 @@ async def status(engine: Engine, caller: Caller, p: Params) -> dict:
 
 @method("tmux.kill", SessionParams, writes=True)
 async def kill(engine: Engine, caller: Caller, p: SessionParams) -> dict:
-    s = get_session(engine, p.session)
+    s = owned_session(engine, caller, p.session, "killing")
     await manager(engine).kill(s.name)
     return {"killed": s.name}
 
 
 @method("tmux.send", SendParams, writes=True)
 async def send(engine: Engine, caller: Caller, p: SendParams) -> dict:
-    s = get_session(engine, p.session)
+    s = owned_session(engine, caller, p.session, "typing into")
     if not p.text:
         raise InvalidInput("nothing to send")
     await asyncio.to_thread(tmux_call, manager(engine).tmux.send_text, s.pane_id, p.text, enter=p.enter)
@@ -335,7 +351,7 @@ async def send(engine: Engine, caller: Caller, p: SendParams) -> dict:
 async def interrupt(engine: Engine, caller: Caller, p: SessionParams) -> dict:
     """The runtime's own interrupt key (Escape for the agent CLIs, which a double C-c quits; C-c for
     a shell): the console asks first; a key, not text, so it reaches the runtime as a signal."""
-    s = get_session(engine, p.session)
+    s = owned_session(engine, caller, p.session, "interrupting")
     await asyncio.to_thread(tmux_call, manager(engine).tmux.send_keys, s.pane_id, *s.runtime.interrupt.split())
     return {"session": s.name, "interrupted": True, "keys": s.runtime.interrupt}
 
@@ -351,7 +367,7 @@ async def answer(engine: Engine, caller: Caller, p: AnswerParams) -> dict:
     while the pane still shows that dialog."""
     from thrum_engine.monitors.permissions import answer_dialog
 
-    s = get_session(engine, p.session)
+    s = owned_session(engine, caller, p.session, "answering the dialog in")
     keys = s.runtime.approve if p.approve else s.runtime.deny
     if not await answer_dialog(engine, s, keys):
         raise Conflict(f"{s.name} no longer shows a permission dialog ({s.state.state}); nothing was typed")
@@ -372,7 +388,7 @@ async def capture(engine: Engine, caller: Caller, p: CaptureParams) -> dict:
 @method("tmux.restart", RestartParams, writes=True, timeout=False)
 async def restart(engine: Engine, caller: Caller, p: RestartParams) -> dict:
     m = manager(engine)
-    s = get_session(engine, p.session)
+    s = owned_session(engine, caller, p.session, "restarting")
     await m.refresh(s)
     if s.state.state in ("working", "blocked") and not s.stream.dead and not p.force:
         raise Conflict(f"session {s.name} is {s.state.state} ({s.state.source}); pass --force to restart it anyway")
@@ -424,6 +440,7 @@ async def runtime_check(engine: Engine, caller: Caller, p: RuntimeCheckParams) -
 
 @method("runtime.set_default", RuntimeNameParams, writes=True)
 async def runtime_set_default(engine: Engine, caller: Caller, p: RuntimeNameParams) -> dict:
+    require_operator(engine, caller, "changing the repo's default runtime")
     r = await asyncio.to_thread(runtimes.get, engine.layout.repo, p.name)
     from thrum_engine.settings import update_config_file
 
@@ -464,7 +481,7 @@ def command_view(row: dict) -> dict:
 
 @method("tmux.queue", QueueParams, writes=True, timeout=False)
 async def queue(engine: Engine, caller: Caller, p: QueueParams) -> dict:
-    s = get_session(engine, p.session)
+    s = owned_session(engine, caller, p.session, "queueing into")
     if not p.command.strip():
         raise InvalidInput("nothing to queue")
     if "\n" in p.command:
@@ -494,7 +511,15 @@ async def cancel(engine: Engine, caller: Caller, p: CommandIdParams) -> dict:
 
     if not ids.is_id(p.command_id, "cmd"):
         raise InvalidInput(f"invalid command id {p.command_id!r} (expected cmd_<ULID>)")
-    row = await _queue(engine).cancel(p.command_id)
+    q = _queue(engine)
+    row = await q.get(p.command_id)
     if row is None:
         raise NotFound(f"no command {p.command_id}")
+    s = manager(engine).sessions.get(row["session"])
+    action = f"cancelling {p.command_id} in"
+    if s is None:
+        require_operator(engine, caller, f"{action} a session that is gone")
+    else:
+        require_owner(engine, caller, session_owner(engine, s), f"{action} session {s.name}")
+    row = await q.cancel(p.command_id)
     return {"command": command_view(row)}

@@ -32,7 +32,7 @@ def nudge_text(p: Pending, runtime: str) -> str:
     senders = ", ".join("@" + s for s in dict.fromkeys(p.senders))
     n = len(p.message_ids)
     what = f"New message from {senders}" if n == 1 else f"{n} new messages from {senders}"
-    text = f"{what} — run `thrum inbox --unread`"
+    text = f"{what} — run `thrum inbox` (reads and marks them read)"
     # In a plain shell the line would run as a command: make it a comment.
     return "# " + text if runtime == "shell" else text
 

@@ -14,6 +14,7 @@ import logging
 import os
 from dataclasses import asdict, dataclass, field, replace
 
+from thrum_engine import names
 from thrum_engine.errors import InvalidInput, InvalidName, NotFound
 from thrum_engine.patterns import Pattern, PatternError, PatternTimeout, compile_pattern, latest_match, search
 
@@ -23,8 +24,6 @@ log = logging.getLogger("thrum.tmux")
 # Markers run on every reading of a pane, so the budget is small; a marker past it is disabled
 # (logged) and pane-state detection carries on with the others.
 MARKER_BUDGET_SECONDS = 0.05
-
-NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 
 
 @dataclass(frozen=True)
@@ -145,9 +144,7 @@ BUILTIN: dict[str, Runtime] = {r.name: r for r in (
 
 
 def name_problem(name: str) -> str | None:
-    if not name or not set(name) <= NAME_CHARS or len(name) > 64:
-        return f"invalid runtime name {name!r}: use letters, digits, '_' and '-'"
-    return None
+    return names.problem("runtime", name)
 
 
 def preset_files(repo: str) -> list[str]:

@@ -14,6 +14,8 @@ import time
 import libtmux
 from libtmux.exc import LibTmuxException
 
+from thrum_engine.private_fs import private_file
+
 FIELDS = ("session_name", "@thrum_repo", "@thrum_agent", "@thrum_runtime", "pane_id", "pane_pid", "pane_dead",
           "pane_current_path", "session_attached", "pane_pipe", "session_created", "pane_current_command")
 SEP = "\x1f"
@@ -82,7 +84,10 @@ class Tmux:
             raise
 
     def pipe(self, pane_id: str, path: str) -> None:
-        self.cmd("pipe-pane", "-O", "-t", pane_id, f"cat >> {shlex.quote(path)}")
+        """Append the pane's output to `path`, a file only its user can read (it holds everything the
+        agent's terminal showed): made 0600 here, and `umask 077` should the pipe ever create it."""
+        os.close(private_file(path))
+        self.cmd("pipe-pane", "-O", "-t", pane_id, f"umask 077; exec cat >> {shlex.quote(path)}")
 
     def send_text(self, pane_id: str, text: str, *, enter: bool = True) -> None:
         """Type `text` literally (never through a shell), then Enter after a pause."""

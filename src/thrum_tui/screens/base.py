@@ -92,6 +92,30 @@ class Dialog(EngineCalls, ModalScreen):
             self.focus_previous()
 
 
+class FormDialog(Dialog):
+    """A dialog of several fields: Enter in a text field goes to the next one, and only ctrl+s or
+    the dialog's own button submits (walk bug 22: Enter anywhere submitted with whatever the later
+    fields held). Subclasses implement `action_submit`."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *Dialog.BINDINGS,
+        Binding("enter", "next_field", show=False, priority=True),
+        Binding("ctrl+s", "submit", "submit"),
+    ]
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Enter moves on from a text field only: on a button or a list it does their job.
+        from textual.widgets import Input
+
+        return action != "next_field" or isinstance(self.focused, Input)
+
+    def action_next_field(self) -> None:
+        self.focus_next()
+
+    def action_submit(self) -> None:
+        raise NotImplementedError
+
+
 class Page(EngineCalls, Screen):
     """A full screen (feed, monitors): escape or q goes back to the main screen."""
 

@@ -13,7 +13,7 @@ from textual.widgets import Button, DataTable, Footer, Input, Label, Select, Sta
 
 from thrum_engine.durations import parse_duration
 from thrum_engine.patterns import PatternError, PatternTimeout, compile_pattern, search
-from thrum_tui.screens.base import Dialog, Page
+from thrum_tui.screens.base import FormDialog, Page
 
 SOURCES = [("command (a child process)", "command"), ("pane (an agent's tmux pane)", "pane"),
            ("file (lines appended)", "file")]
@@ -154,8 +154,11 @@ class MonitorsScreen(Page):
         self.reload()
 
 
-class MonitorForm(Dialog):
+class MonitorForm(FormDialog):
     """Create (rule None) or edit (pattern, target, debounce, schedule; the source stays)."""
+
+    def action_submit(self) -> None:
+        self.save()
 
     def __init__(self, rule: dict | None) -> None:
         super().__init__()
@@ -185,7 +188,7 @@ class MonitorForm(Dialog):
             yield Static("", id="m-verdict")
             with Horizontal(classes="row"):
                 yield Label("to")
-                yield Input(rule.get("to", ""), placeholder="@agent, @role or @everyone", id="m-to")
+                yield Input(rule.get("to", ""), placeholder="@agent, @role or @everyone (empty: you)", id="m-to")
             with Horizontal(classes="row"):
                 yield Label("debounce")
                 yield Input(f"{rule['debounce']:g}s" if rule else "", placeholder="60s", id="m-debounce")
@@ -231,13 +234,15 @@ class MonitorForm(Dialog):
                 p["debounce"] = parse_duration(self.val("debounce"))
             except ValueError as exc:
                 return f"debounce: {exc}"
+        # An empty "to" means you: "unknown recipient: @" said nothing useful (walk bug 14).
+        to = self.val("to") or f"@{self.app.operator}"  # type: ignore[attr-defined]
         if self.rule is not None:
-            p.update(id=self.rule["id"], match=self.query_one("#m-match", Input).value, to=self.val("to"))
+            p.update(id=self.rule["id"], match=self.query_one("#m-match", Input).value, to=to)
             if self.rule["source"] == "command":
                 p["schedule"] = self.val("schedule")
             return "monitor.edit", p
         source = str(self.query_one("#m-source", Select).value)
-        p.update(name=self.val("name"), match=self.query_one("#m-match", Input).value, to=self.val("to"))
+        p.update(name=self.val("name"), match=self.query_one("#m-match", Input).value, to=to)
         watch = self.val("watch")
         if not watch:
             return f"what to watch: {SOURCE_HINT[source]}"

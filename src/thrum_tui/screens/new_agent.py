@@ -3,29 +3,18 @@ first prompt -- with each step shown as it completes, and stopping at the first 
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from textual import on, work
-from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Input, Label, Select, Static
 
-from thrum_tui.screens.base import Dialog
+from thrum_tui.screens.base import FormDialog
 
 FIELDS = (("name", "agent name", "impl_auth"), ("role", "role", "implementer"), ("module", "module", "auth"),
           ("branch", "branch", "feature/<name>"), ("base", "base", "HEAD"), ("intent", "intent", "what it works on"),
           ("prompt", "first prompt", "the first thing to tell it"))
 
 
-class NewAgentScreen(Dialog):
-    """Enter in a field goes to the next field; only ctrl+s or the Create button creates (walk bug 22:
-    Enter anywhere created the agent with whatever the later fields held)."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        *Dialog.BINDINGS,
-        Binding("enter", "next_field", show=False, priority=True),
-        Binding("ctrl+s", "create", "create"),
-    ]
+class NewAgentScreen(FormDialog):
     DEFAULT_CSS = """
     NewAgentScreen #progress { height: auto; margin-top: 1; }
     """
@@ -79,14 +68,7 @@ class NewAgentScreen(Dialog):
     def cancel(self) -> None:
         self.dismiss(self.result)
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        # Enter moves on from a text field only: on a button or the runtime list it does their job.
-        return action != "next_field" or isinstance(self.focused, Input)
-
-    def action_next_field(self) -> None:
-        self.focus_next()
-
-    def action_create(self) -> None:
+    def action_submit(self) -> None:
         self.create_pressed()
 
     @on(Button.Pressed, "#create")

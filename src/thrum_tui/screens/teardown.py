@@ -53,6 +53,9 @@ class TeardownScreen(Dialog):
             yield Checkbox("force past the problems above (uncommitted work is archived, then removed)",
                            id="force")
             with Horizontal(classes="row"):
+                yield Checkbox("delete the branch too", id="delete-branch")
+                yield Checkbox(f"keep @{self.agent} in the team", id="keep-agent")
+            with Horizontal(classes="row"):
                 yield Label("type name")
                 yield Input(placeholder=f"type {self.agent} to confirm", id="confirm")
             yield Static("", id="outcome")
@@ -98,9 +101,11 @@ class TeardownScreen(Dialog):
 
     @work(group="teardown", exclusive=True, exit_on_error=False)
     async def tear_down(self) -> None:
-        force = self.query_one("#force", Checkbox).value
+        params = {"name": self.worktree, "force": self.query_one("#force", Checkbox).value,
+                  "delete_branch": self.query_one("#delete-branch", Checkbox).value,
+                  "keep_agent": self.query_one("#keep-agent", Checkbox).value}
         self.query_one("#outcome", Static).update("… tearing down")
-        r, error = await self.attempt("worktree.teardown", {"name": self.worktree, "force": force})
+        r, error = await self.attempt("worktree.teardown", params)
         if r is None:
             self.query_one("#outcome", Static).update(f"✗ {error}")
             self.update_go()

@@ -8,11 +8,11 @@ from typing import ClassVar
 
 from textual import events
 from textual.binding import Binding, BindingType
-from textual.geometry import Size
 from textual.message import Message
-from textual.reactive import Reactive
 from textual.suggester import Suggester
 from textual.widgets import Input
+
+from thrum_tui.textual_compat import no_layout_virtual_size
 
 
 def parse_compose(text: str) -> tuple[list[str], str]:
@@ -39,7 +39,7 @@ class AddressSuggester(Suggester):
         super().__init__(use_cache=False, case_sensitive=True)
         self.addresses: list[str] = ["everyone"]
 
-    async def get_suggestion(self, value: str) -> str | None:
+    def suggest(self, value: str) -> str | None:
         head, _, last = value.rpartition(" ")
         if not last.startswith("@") or any(not w.startswith("@") for w in head.split()):
             return None  # only while typing the leading recipients
@@ -48,6 +48,9 @@ class AddressSuggester(Suggester):
             if name.startswith(partial) and name != partial:
                 return f"{head} @{name}".lstrip() if head else f"@{name}"
         return None
+
+    async def get_suggestion(self, value: str) -> str | None:
+        return self.suggest(value)
 
 
 class ComposeBar(Input):
@@ -73,7 +76,7 @@ class ComposeBar(Input):
     # layout of the whole screen when it changes. The bar's box never changes size (one line,
     # full width), so a repaint of the bar is all a keystroke needs: without this each key
     # re-rendered every widget (the team table too) and typing lagged while messages flowed.
-    virtual_size = Reactive(Size(0, 0), layout=False)
+    virtual_size = no_layout_virtual_size()
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("tab", "complete", "complete", show=False),
         Binding("ctrl+e,shift+enter", "expand", "more lines", show=False),
@@ -110,8 +113,11 @@ class ComposeBar(Input):
     def action_complete(self) -> None:
         """Tab takes the suggested address (and a space, ready for the next word); with nothing
         to complete it moves focus on as usual."""
-        if self.cursor_at_end and self._suggestion:
-            self.value = self._suggestion + " "
+        # The suggester answers the same question Input asked it (no reading of Input's private
+        # copy of the suggestion).
+        suggestion = self.suggester_.suggest(self.value) if self.cursor_at_end else None
+        if suggestion:
+            self.value = suggestion + " "
             self.cursor_position = len(self.value)
         else:
             self.screen.focus_next()

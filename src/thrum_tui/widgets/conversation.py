@@ -7,10 +7,10 @@ from typing import ClassVar
 
 from textual.binding import Binding, BindingType
 from textual.content import Content
-from textual.geometry import Size
-from textual.reactive import Reactive
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
+
+from thrum_tui.textual_compat import no_layout_virtual_size
 
 
 def merge_conversation(operator: str, agent: str | None, inbox: list[dict], sent: list[dict]) -> list[dict]:
@@ -28,7 +28,9 @@ def merge_conversation(operator: str, agent: str | None, inbox: list[dict], sent
 
 
 def delivery_mark(m: dict) -> str:
-    """✓ stored, ✓✓ read by every recipient, ↩ replied by one; nothing for mail to you."""
+    """✓ stored (or notified), ◎ seen by every recipient (shown to them, not yet read), ✓✓ read by
+    every recipient, ↩ replied by one; nothing for mail to you. Seen and read differ: a peek is
+    not a read (walk bug 7)."""
     dels = m.get("deliveries")
     if not dels:
         return ""
@@ -37,6 +39,8 @@ def delivery_mark(m: dict) -> str:
         return "↩"
     if all(s in ("read", "replied") for s in states):
         return "✓✓"
+    if all(s in ("seen", "read", "replied") for s in states):
+        return "◎"
     return "✓"
 
 
@@ -85,7 +89,7 @@ class Conversation(OptionList):
     # Each change of Widget's `virtual_size` asks for a layout of the whole screen, so every new
     # line re-rendered every widget. The list's own box never changes size, and OptionList
     # already updates its scrollbars when its lines change (`_update_lines` -> `_scroll_update`).
-    virtual_size = Reactive(Size(0, 0), layout=False)
+    virtual_size = no_layout_virtual_size()
 
     DEFAULT_CSS = """
     Conversation {

@@ -23,6 +23,7 @@ class HeaderLine(Widget):
     operator: reactive[str] = reactive("")
     sync: reactive[str] = reactive("local-only")
     needs_you: reactive[int] = reactive(0)
+    notice: reactive[str] = reactive("")  # something the engine had to repair, e.g. the projection
 
     def __init__(self, repo: str, host: str, operator: str, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -39,10 +40,12 @@ class HeaderLine(Widget):
         needs = "b $error" if self.needs_you else "$text-muted"
         parts = [("repo", "$repo"), ("engine", "engine: [$accent]$host[/]"), ("sync", "sync: $sync"),
                  ("you", "you: @$operator")]
+        if self.notice:
+            parts.append(("notice", "[b $warning]$notice[/]"))
         values = {"repo": self.repo, "host": self.host, "sync": self.sync, "operator": self.operator,
-                  "needs": str(self.needs_you)}
+                  "needs": str(self.needs_you), "notice": self.notice}
         room = self.size.width - 2 if self.size.width else 10_000
-        for drop in (None, "you", "sync", "engine", "repo"):
+        for drop in (None, "you", "sync", "engine", "repo", "notice"):
             parts = [p for p in parts if p[0] != drop]
             markup = " · ".join(["[b]thrum[/b]", *(m for _, m in parts), f"[{needs}]needs you: $needs[/]"])
             content = Content.from_markup(markup, **values)

@@ -11,13 +11,12 @@ from typing import ClassVar
 
 from textual.binding import Binding, BindingType
 from textual.content import Content
-from textual.geometry import Size
 from textual.message import Message
-from textual.reactive import Reactive
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
 from thrum_engine.durations import human_age
+from thrum_tui.textual_compat import no_layout_virtual_size, redraw_option
 
 GLYPHS = {"here": "◆", "working": "●", "online": "●", "idle": "◌", "blocked": "!", "stuck": "!", "exited": "✕",
           "no session": "○", "offline": "○"}
@@ -65,7 +64,7 @@ class TeamTable(OptionList):
     ]
     # Its box is fixed by the layout; a rebuild's passing changes of `virtual_size` must not ask
     # for a whole-screen layout (OptionList updates its own scrollbars).
-    virtual_size = Reactive(Size(0, 0), layout=False)
+    virtual_size = no_layout_virtual_size()
 
     DEFAULT_CSS = """
     TeamTable {
@@ -100,6 +99,7 @@ class TeamTable(OptionList):
         self.border_title = "TEAM"
         self._members: list[dict] = []
         self._rows: list[str] = []  # each row's plain text as shown
+        self.state_filter: tuple[str, frozenset[str]] | None = None  # (label, states shown); you always
 
     def on_mount(self) -> None:
         self.add_option(Option(header_line(), disabled=True))
@@ -132,12 +132,7 @@ class TeamTable(OptionList):
         """Replace one row's text and forget only that row's rendering. (OptionList's own
         replace forgets every row's rendering and re-measures them all; a row here is always
         one line, so nothing else moves.)"""
-        option = self.get_option_at_index(index)
-        option._set_prompt(prompt)
-        cache = self._option_render_cache
-        for key in [k for k in cache.keys() if k[0] is option]:  # noqa: SIM118 (an LRUCache, not a dict)
-            cache.discard(key)
-        self.refresh()
+        redraw_option(self, index, prompt)
 
     def _row(self, m: dict) -> tuple[str, Content]:
         me = m["name"] == self.operator
@@ -160,6 +155,9 @@ class TeamTable(OptionList):
             m["unread_from"] = unread_from.get(m["name"], 0)
         keep = self.selected
         order = attention_order(self.operator, members)
+        if self.state_filter is not None:
+            shown = self.state_filter[1]
+            order = [m for m in order if m["name"] == self.operator or m["state"] in shown]
         rows = [self._row(m) for m in order]
         if len(order) == len(self._members):
             # Same number of rows (the common case, even when the order changes): redraw only the
@@ -181,6 +179,11 @@ class TeamTable(OptionList):
             self.highlighted = self.names.index(keep) + 1 if keep in self.names else (1 if order else None)
         if self.selected != keep and self.selected is not None:
             self.post_message(self.AgentSelected(self.selected))
+
+    def filter_states(self, label: str | None, states: frozenset[str] = frozenset()) -> None:
+        """Show only agents in `states` (None: everyone); the title says which."""
+        self.state_filter = None if label is None else (label, states)
+        self.border_title = "TEAM" if label is None else f"TEAM · {label} only"
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
         event.stop()

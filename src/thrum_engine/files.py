@@ -1,0 +1,55 @@
+"""Writing Thrum's own small files (identities, context, preambles, config) without following links.
+
+A planted `<name>.json.tmp -> /elsewhere` symlink must not turn a routine identity write into a write
+to any file the user owns, and an agent's context must not be readable by other users whatever the
+umask. So every such write goes through `write_private`: a fresh temp file created with
+O_CREAT|O_EXCL|O_NOFOLLOW (a link, or anything at that name, makes the create fail instead of being
+followed), mode 0600 set explicitly, then an atomic `os.replace`, which renames over a link rather
+than through it. The parent directory is made 0700 and must not itself be a symlink.
+
+Stdlib only (`os`): the CLI writes context files on its light path.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def private_dir(path: str) -> str:
+    """Create `path` (and parents) and make the leaf 0700; refuses a leaf that is a symlink."""
+    os.makedirs(path, mode=DIR_MODE, exist_ok=True)
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        raise OSError(f"refusing to write into {path}: it is a symlink or not a directory")
+    if stat.S_IMODE(st.st_mode) != DIR_MODE and st.st_uid == os.getuid():
+        os.chmod(path, DIR_MODE)
+    return path
+
+
+def write_private(path: str, data: str | bytes) -> None:
+    """Atomically replace `path` with `data` as a 0600 file; never follows a symlink anywhere it writes."""
+    directory = private_dir(os.path.dirname(os.path.abspath(path)))
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.{os.urandom(6).hex()}.tmp")
+    fd = os.open(tmp, _CREATE, FILE_MODE)
+    try:
+        try:
+            os.fchmod(fd, FILE_MODE)  # the umask may have narrowed it; never widened
+            view = memoryview(raw)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

@@ -1,0 +1,63 @@
+"""Is a journal event fit to apply? Checked for every line read back (start-up catch-up, rebuild,
+`doctor`), because lines also come from older and newer Thrums and, with sync, other machines.
+
+A line that fails is set aside, never applied, and never stops the engine. Unknown event types
+and unknown fields are a newer writer's: tolerated, skipped, and counted.
+"""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+from thrum_engine.model import ANY_EVENT, DATA_KEYS, ENVELOPE_KEYS, EVENT_ADAPTERS, EVENT_VERSION
+
+
+class EventCheck:
+    """Checks events in apply order. The first line with an event id wins; a later line with the same
+    id (a copied or forged line) is refused, so every path projects the same first line."""
+
+    __slots__ = ("newer", "seen", "unknown_fields", "unknown_types")
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+        self.unknown_types = 0
+        self.newer = 0  # lines written with a `v` above EVENT_VERSION
+        self.unknown_fields = 0  # lines carrying fields this Thrum does not know (ignored)
+
+    def __call__(self, ev: dict) -> str | None:
+        """The reason `ev` cannot be applied, or None (and then its id counts as seen)."""
+        reason = shape_problem(ev, self)
+        if reason is None:
+            reason = self.first(ev["id"])
+        return reason
+
+    def first(self, event_id: str) -> str | None:
+        """The duplicate check alone, for lines whose shape is already known to be right."""
+        if event_id in self.seen:
+            return f"duplicate event id {event_id}"
+        self.seen.add(event_id)
+        return None
+
+    def counts(self) -> dict[str, int]:
+        return {"unknown_types": self.unknown_types, "newer_writer": self.newer, "unknown_fields": self.unknown_fields}
+
+
+def shape_problem(ev: dict, counts: EventCheck | None = None) -> str | None:
+    """Why `ev` does not match its type's schema, or None. No duplicate check (see `EventCheck`)."""
+    etype = ev.get("type")
+    adapter = EVENT_ADAPTERS.get(etype) if type(etype) is str else None
+    try:
+        (adapter or ANY_EVENT).validate_python(ev)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first.get("loc", ())) or "event"
+        value = repr(first.get("input"))
+        return f"{etype!r} event: {where}: {first.get('msg')} (got {value[:60]})"
+    if counts is not None:
+        if adapter is None:
+            counts.unknown_types += 1
+        if ev["v"] > EVENT_VERSION:
+            counts.newer += 1
+        if not ENVELOPE_KEYS.issuperset(ev) or (adapter is not None and not DATA_KEYS[etype].issuperset(ev["data"])):
+            counts.unknown_fields += 1
+    return None

@@ -1,0 +1,132 @@
+"""Bounds on what one request may ask for or store (F10, F16, F18): pages, NaN, `to` lists, bodies
+of control characters, and listings paged by bytes as well as by count."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import assert_error
+
+# Raw frames over the engine's real socket, from inside the agent's worktree (so the caller is verified).
+RAW = r"""
+import json, socket, sys
+from thrum_engine.layout import Layout
+layout = Layout.discover()
+s = socket.socket(socket.AF_UNIX)
+s.connect(layout.socket_path)
+f = s.makefile("rb")
+out = []
+for frame in json.loads(sys.stdin.read()):
+    s.sendall(frame.encode() + b"\n")
+    reply = json.loads(f.readline())
+    if "result" in reply:
+        r = reply["result"]
+        out.append({"result": r, "bytes": len(json.dumps(r, ensure_ascii=False).encode())})
+    else:
+        out.append({"error": reply["error"]})
+print(json.dumps(out))
+"""
+
+
+def raw(agent, *frames: str) -> list[dict]:
+    proc = subprocess.run([sys.executable, "-c", RAW], check=False, cwd=agent.cwd, env=agent.env, input=json.dumps(frames),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def frame(method: str, params: str, rid: int = 1) -> str:
+    return f'{{"jsonrpc": "2.0", "id": {rid}, "method": "{method}", "params": {params}}}'
+
+
+def test_pages_and_nan_are_invalid_params_not_internal_errors(pair):
+    """F16: `--page 10**21` and RPC `page: 10**18` were OverflowErrors; `after: NaN` a ValueError."""
+    _repo, alice, bob = pair
+    alice.ok("send", "hi", "--to", "@bob")
+    for flag, value in (("--page", "1000000000000000000000"), ("--page", "0"), ("--page", "x"),
+                        ("--page-size", "1001"), ("--page-size", "0"), ("--page", "-3")):
+        line = assert_error(bob.run("inbox", f"{flag}={value}"), flag)
+        assert "internal" not in line
+    replies = raw(bob, frame("message.inbox", '{"caller": "bob", "page": 1000000000000000000}'),
+                  frame("message.inbox", '{"caller": "bob", "page_size": 1001}'),
+                  frame("message.inbox", '{"caller": "bob", "offset": -1}'),
+                  frame("message.wait", '{"caller": "bob", "after": NaN, "timeout": 0}'),
+                  frame("message.wait", '{"caller": "bob", "timeout": Infinity}'),
+                  frame("agent.cleanup", '{"caller": "bob", "threshold_days": NaN}'))
+    for r in replies:
+        assert r["error"]["code"] == -32602, r
+        assert "internal" not in r["error"]["message"]
+    assert bob.json("inbox", "--page-size", "1000")["total"] == 1
+
+
+def test_duplicate_recipients_collapse_and_huge_to_lists_are_refused(pair):
+    """F18: `to: ["@bob"] * 100000` was accepted and journaled as a 700 KB event."""
+    repo, alice, bob = pair
+    mid = alice.json("send", "once", *["--to", "@bob"] * 50, "--to", "bob", "--to", " @bob")["message_id"]
+    assert alice.json("message", "get", mid)["message"]["to"] == ["@bob"]
+    many = json.dumps({"caller": "alice", "body": "x", "to": ["@bob"] * 100_000})
+    distinct = json.dumps({"caller": "alice", "body": "x", "to": [f"@nobody{i}" for i in range(300)]})
+    [dup, wide] = raw(alice, frame("message.send", many), frame("message.send", distinct, 2))
+    assert "result" in dup and dup["result"]["recipients"] == ["bob"]
+    assert wide["error"]["code"] == -32602 and "too many --to" in wide["error"]["message"]
+    journal = repo.path / ".git" / "thrum-sync" / "a-sync" / "journal" / "alice.jsonl"
+    assert max(len(line) for line in journal.read_bytes().splitlines()) < 2000
+    # Message ids too: repeats collapse, and a list past what one SQL statement may hold is refused.
+    ids = json.dumps({"caller": "bob", "message_ids": [mid] * 50_000})
+    wide = json.dumps({"caller": "bob", "message_ids": [f"msg_{i:026d}" for i in range(20_000)]})
+    [read, too_many] = raw(bob, frame("message.read", ids), frame("message.read", wide, 2))
+    assert read["result"]["message_ids"] == [mid]
+    assert too_many["error"]["code"] == -32602 and "too many message id" in too_many["error"]["message"]
+
+
+def test_the_body_cap_is_on_the_stored_size_so_control_characters_cannot_amplify(pair, tmp_path):
+    """F18: a 1 MiB body of \\u0001 was 6.3 MB in the journal and in every response."""
+    repo, alice, bob = pair
+    cap = 4096
+    repo.stop()
+    env = {"THRUM_MESSAGES__MAX_BODY_BYTES": str(cap)}
+    for who in (alice, bob):
+        who.env.update(env)
+    repo.env.update(env)
+    body = tmp_path / "ctl.txt"
+    body.write_text("\x01" * (cap - 16))
+    line = assert_error(alice.run("send", "--body-file", str(body), "--to", "@bob"), "as stored", str(cap))
+    assert "internal" not in line
+    body.write_text("\x01" * (cap // 6 - 2))  # fits once escaped
+    alice.ok("send", "--body-file", str(body), "--to", "@bob")
+    body.write_text("é" * (cap // 2 - 8) + "\n")  # non-ASCII is stored as UTF-8, not escaped
+    alice.ok("send", "--body-file", str(body), "--to", "@bob")
+    journal = repo.path / ".git" / "thrum-sync" / "a-sync" / "journal" / "alice.jsonl"
+    assert max(len(line) for line in journal.read_bytes().splitlines()) < cap + 1024
+    assert bob.json("inbox")["total"] == 2
+
+
+def test_listings_are_paged_by_bytes_and_paging_returns_every_message(pair):
+    """F10: `inbox --page-size 100` over 100 bodies of ~1 MiB built a 629 MB response (2 GB peak)."""
+    _repo, alice, bob = pair
+    mib = 1 << 20
+    sends = [frame("message.send", json.dumps({"caller": "alice", "body": f"{i:03d}" + "x" * (mib - 64),
+                                                "to": ["@bob"]}), i + 1) for i in range(100)]
+    assert all("result" in r for r in raw(alice, *sends))
+    budget = 4 * mib  # messages.max_page_bytes' default
+    seen: list[str] = []
+    offset = 0
+    pages = 0
+    while offset is not None:
+        [r] = raw(bob, frame("message.inbox", json.dumps({"caller": "bob", "page_size": 100, "offset": offset,
+                                                         "peek": True, "oldest": True})))
+        page = r["result"]
+        assert 1 <= len(page["messages"]) and r["bytes"] < budget + 256 * 1024, (len(page["messages"]), r["bytes"])
+        assert page["total"] == 100 and page["truncated"] == (page["next_offset"] is not None)
+        seen += [m["body"]["content"][:3] for m in page["messages"]]
+        offset = page["next_offset"]
+        pages += 1
+    assert seen == [f"{i:03d}" for i in range(100)] and pages >= 25
+    [sent] = raw(alice, frame("message.sent", '{"caller": "alice", "limit": 100}'))
+    assert sent["bytes"] < budget + 256 * 1024 and sent["result"]["truncated"] is True
+    [feed] = raw(alice, frame("message.feed", '{"caller": "alice", "limit": 100}'))
+    assert feed["bytes"] < budget + 256 * 1024 and feed["result"]["truncated"] is True
+    out = bob.ok("inbox", "--page-size", "100").out
+    assert "--offset" in out

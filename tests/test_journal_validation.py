@@ -1,0 +1,285 @@
+"""A bad journal line never stops the engine (F3): every line read back is checked against its event
+model; one that fails is set aside (quarantine file + a record of shard, offset and reason), counted by
+`doctor`, and the rest of the shard is applied, at start-up and in `doctor rebuild` alike. Real files,
+an in-process engine on a real repo, and the real CLI for the reported case."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from thrum_engine.doctor import projection_digest
+from thrum_engine.engine.core import Caller, Engine
+from thrum_engine.engine.writer import encode
+from thrum_engine.layout import Layout
+from thrum_engine.settings import ThrumSettings
+
+TS = "2026-12-01T18:40:00.000000Z"
+
+
+def evt(n: int) -> str:
+    return f"evt_01M8SZ{n:020d}"
+
+
+def msg(n: int) -> str:
+    return f"msg_01M8SE{n:020d}"
+
+
+def register(n: int, name: str) -> dict:
+    return {"v": 1, "id": evt(n), "type": "agent.register", "author": name, "ts": TS,
+            "data": {"name": name, "role": "dev", "worktree": "", "registered_at": "2026-01-01T00:00:00.000000Z"}}
+
+
+def message(n: int, body: str, author: str = "alice", to: str = "bob", **data) -> dict:
+    return {"v": 1, "id": evt(n), "type": "message.create", "author": author, "ts": TS,
+            "data": {"message_id": msg(n), "content": body, "format": "markdown", "recipients": [to], **data}}
+
+
+def line(ev: dict) -> bytes:
+    return encode(ev)
+
+
+def repo_at(tmp_path: Path) -> Layout:
+    subprocess.run(["git", "init", "-q", str(tmp_path / "r")], check=True)
+    layout = Layout(str(tmp_path / "r"))
+    Path(layout.journal_dir).mkdir(parents=True)
+    return layout
+
+
+def write_shard(layout: Layout, shard: str, lines: list[bytes]) -> None:
+    with open(Path(layout.journal_dir) / f"{shard}.jsonl", "ab") as fh:
+        fh.write(b"".join(lines))
+
+
+@pytest.fixture
+def layout(tmp_path, monkeypatch):
+    monkeypatch.setenv("THRUM_TMUX__SOCKET_NAME", "thrum-test-validation-unused")
+    return repo_at(tmp_path)
+
+
+async def start(layout: Layout) -> Engine:
+    engine = Engine(layout, ThrumSettings())
+    await engine.start()
+    return engine
+
+
+async def contents(engine: Engine) -> list[str]:
+    return [r["content"] for r in await engine.store.all("SELECT content FROM messages ORDER BY id")]
+
+
+async def doctor(engine: Engine) -> dict:
+    return await engine.call("doctor.check", {}, Caller.trusted())
+
+
+async def rebuild(engine: Engine) -> dict:
+    return await engine.call("doctor.rebuild", {}, Caller.trusted())
+
+
+async def base(layout: Layout, *, projected: bool = True) -> None:
+    """Two agents in the journal; `projected`: and a projection of them, so the lines written next are
+    read by start-up catch-up (without one, start builds the projection by the rebuild path)."""
+    write_shard(layout, "alice", [line(register(1, "alice"))])
+    write_shard(layout, "bob", [line(register(2, "bob"))])
+    if projected:
+        await (await start(layout)).stop()
+
+
+# One of each way a parseable line can be wrong. Each replaces the middle line of alice's shard.
+POISON: dict[str, bytes] = {
+    # the reported case: a message.create without its content
+    "missing content": json.dumps({"author": "alice", "data": {"message_id": msg(11)}, "id": evt(11), "ts": TS,
+                                   "type": "message.create", "v": 1}).encode() + b"\n",
+    "data is a string": line({"v": 1, "id": evt(11), "type": "agent.update", "author": "alice", "ts": TS,
+                              "data": "oops"}),
+    "content is a number": line(message(11, "x") | {"data": {"message_id": msg(11), "content": 5}}),
+    "recipients is a string": line(message(11, "x", recipients="bob")),
+    "broadcast is a string": line(message(11, "x", broadcast="yes")),
+    "null format": line(message(11, "x", format=None)),
+    "scopes are strings": line(message(11, "x", scopes=["module:auth"])),
+    "thread root without thread": line(message(11, "x", thread_root=msg(1))),
+    "status too big for sqlite": line({"v": 1, "id": evt(11), "type": "agent.update", "author": "alice", "ts": TS,
+                                       "data": {"name": "alice", "fields": {"status": 10**30}}}),
+    "registered_at null": line(register(11, "carol") | {"data": {"name": "carol", "role": "x", "registered_at": None}}),
+    "read ids not a list": line({"v": 1, "id": evt(11), "type": "message.read", "author": "bob", "ts": TS,
+                                 "data": {"message_ids": msg(10)}}),
+    "version is a string": line(message(11, "x") | {"v": "1"}),
+    "no author": json.dumps({k: v for k, v in message(11, "x").items() if k != "author"}).encode() + b"\n",
+    "id not an event id": line(message(11, "x") | {"id": "evt_short"}),
+    "deep nesting": (b'{"author":"alice","data":{"content":"x","message_id":"' + msg(11).encode()
+                     + b'","structured":' + b"[" * 200_000 + b"]" * 200_000 + b'},"id":"' + evt(11).encode()
+                     + b'","ts":"' + TS.encode() + b'","type":"message.create","v":1}\n'),
+    "huge body": line(message(11, "y" * (17 * 1024 * 1024))),
+    "not an object": b"[1, 2, 3]\n",
+}
+
+
+@pytest.mark.parametrize("projected", [True, False], ids=["catch-up", "fresh"])
+@pytest.mark.parametrize("case", list(POISON))
+async def test_a_bad_line_is_set_aside_and_the_rest_of_the_shard_applied(layout, case, projected):
+    await base(layout, projected=projected)
+    bad = POISON[case]
+    write_shard(layout, "alice", [line(message(10, "before")), bad, line(message(12, "after"))])
+    offset = (Path(layout.journal_dir) / "alice.jsonl").stat().st_size - len(bad) - len(line(message(12, "after")))
+    engine = await start(layout)
+    try:
+        assert await contents(engine) == ["before", "after"]
+        records = engine.journal.rejected_records()
+        assert [(r["shard"], r["offset"], r["length"]) for r in records] == [("alice", offset, len(bad))]
+        assert Path(records[0]["saved_to"]).read_bytes() == bad
+        d = await doctor(engine)
+        assert d["ok"] is False
+        assert d["journal"]["invalid_lines"] + d["journal"]["corrupt_lines"] == 1
+        assert d["projection"]["applied_events"] == d["journal"]["events"] == 4
+        before = await projection_digest(engine.store)
+        r = await rebuild(engine)
+        assert r["identical"] and await projection_digest(engine.store) == before
+        assert r["invalid_lines"] + r["corrupt_lines"] == 1
+        assert len(engine.journal.rejected_records()) == 1  # recorded once, whoever finds it again
+        await engine.call("message.send", {"body": "still serving", "to": ["@bob"]}, Caller.trusted("alice"))
+    finally:
+        await engine.stop()
+
+
+async def test_unknown_types_and_a_newer_writers_fields_are_tolerated_and_counted(layout):
+    await base(layout)
+    newer = message(10, "from the future", extra_field={"a": 1}) | {"v": 99, "signature": "abc"}
+    write_shard(layout, "alice", [
+        line(newer),
+        line({"v": 99, "id": evt(11), "type": "message.react", "author": "alice", "ts": TS,
+              "data": {"message_id": msg(10), "emoji": "+1"}}),
+        line(message(12, "plain")),
+    ])
+    engine = await start(layout)
+    try:
+        assert await contents(engine) == ["from the future", "plain"]
+        d = await doctor(engine)
+        assert d["ok"] is True, d["problems"]
+        assert (d["journal"]["unknown_types"], d["journal"]["newer_writer"]) == (1, 2)
+        assert d["journal"]["unknown_fields"] == 1
+        assert engine.journal.rejected_records() == []
+    finally:
+        await engine.stop()
+
+
+async def test_duplicate_event_ids_first_line_wins_at_start_and_in_rebuild(layout):
+    await base(layout)
+    write_shard(layout, "alice", [line(message(10, "first"))])
+    forged = message(10, "second copy") | {"data": {"message_id": msg(99), "content": "forged", "recipients": ["bob"]}}
+    write_shard(layout, "bob", [line(forged | {"author": "bob"})])
+    engine = await start(layout)
+    try:
+        assert await contents(engine) == ["first"]
+        assert [r["shard"] for r in engine.journal.rejected_records()] == ["bob"]
+        assert "duplicate" in engine.journal.rejected_records()[0]["reason"]
+        d = await doctor(engine)
+        assert d["journal"]["invalid_lines"] == 1
+        r = await rebuild(engine)
+        assert r["identical"] and await contents(engine) == ["first"]
+    finally:
+        await engine.stop()
+
+
+def _mutate(rng: random.Random, ev: dict) -> bytes:
+    """One malformed variant of a valid event: a key dropped, a value of the wrong type, the line cut
+    short, random bytes, or fields a newer writer might add (which must still be applied)."""
+    ev = json.loads(json.dumps(ev))
+    what = rng.randrange(7)
+    target = ev["data"] if rng.random() < 0.7 else ev
+    key = rng.choice(sorted(target))
+    if what == 0:
+        del target[key]
+    elif what == 1:
+        target[key] = rng.choice([None, 7, 2.5, True, [], {}, "s", [1], {"x": None}, 10**40])
+    elif what == 2:
+        raw = line(ev)
+        return raw[:rng.randrange(1, len(raw) - 1)].replace(b"\n", b"") + b"\n"
+    elif what == 3:
+        return bytes(rng.randrange(256) for _ in range(rng.randint(1, 40))).replace(b"\n", b"") + b"\n"
+    elif what == 4:
+        ev["data"] = rng.choice([None, "oops", 3, [ev["data"]]])
+    elif what == 5:
+        ev["type"] = rng.choice(["message.create", "agent.update", "session.end", "message.notified", 4])
+    else:
+        ev["v"] = rng.choice([2, 99])
+        ev["data"]["future_" + key] = [key]
+    return line(ev)
+
+
+@pytest.mark.parametrize("projected", [True, False], ids=["catch-up", "fresh"])
+@pytest.mark.parametrize("seed", range(4))
+async def test_random_malformed_lines_through_start_and_rebuild(layout, seed, projected):
+    rng = random.Random(seed)
+    await base(layout, projected=projected)
+    valid_ids = {evt(1), evt(2)}
+    shards: dict[str, list[bytes]] = {"alice": [], "bob": []}
+    for n in range(10, 130):
+        author = rng.choice(["alice", "bob"])
+        kind = rng.random()
+        if kind < 0.6:
+            ev = message(n, f"m{n} " + rng.choice(["plain", "esc\"aped\n", "é"]), author=author,
+                         to="bob" if author == "alice" else "alice")
+        elif kind < 0.8:
+            ev = {"v": 1, "id": evt(n), "type": "message.read", "author": author, "ts": TS,
+                  "data": {"message_ids": [msg(rng.randrange(10, n + 1))]}}
+        else:
+            ev = {"v": 1, "id": evt(n), "type": "agent.update", "author": author, "ts": TS,
+                  "data": {"name": author, "fields": {"status": rng.choice(["idle", "working"]), "status_at": TS}}}
+        if rng.random() < 0.3:
+            shards[author].append(_mutate(rng, ev))
+        else:
+            shards[author].append(line(ev))
+            valid_ids.add(ev["id"])
+    for shard, lines in shards.items():
+        write_shard(layout, shard, lines)
+    total = sum(len(v) for v in shards.values()) + 2
+    engine = await start(layout)
+    try:
+        applied = {r["id"] for r in await engine.store.all("SELECT id FROM applied_events")}
+        assert valid_ids <= applied  # every untouched line was applied
+        rejected = engine.journal.rejected_records()
+        assert len(applied) + len(rejected) == total  # and every line is either applied or set aside
+        at_start = await projection_digest(engine.store)
+        d = await doctor(engine)
+        assert d["projection"]["applied_events"] == d["journal"]["events"] == len(applied)
+        assert d["journal"]["invalid_lines"] + d["journal"]["corrupt_lines"] == len(rejected)
+        r = await rebuild(engine)
+        assert r["digest_after"] == at_start and r["events"] == len(applied)
+        assert engine.journal.rejected_records() == rejected
+    finally:
+        await engine.stop()
+
+
+def test_the_reported_poison_line_no_longer_stops_the_engine_or_doctor(pair):
+    """F3 as reported, through the CLI: a start after the line was appended, then `doctor`."""
+    repo, alice, bob = pair
+    alice.ok("send", "before", "--to", "@bob")
+    repo.stop()
+    shard = Path(Layout(str(repo.path)).journal_dir) / "alice.jsonl"
+    with open(shard, "ab") as fh:
+        fh.write(POISON["missing content"])
+    alice.ok("send", "after", "--to", "@bob")
+    assert [m["body"]["content"] for m in bob.json("inbox")["messages"]] == ["after", "before"]
+    r = alice.run("doctor", "--json")
+    assert r.code == 1 and r.json["journal"]["invalid_lines"] == 1
+    assert [rec["shard"] for rec in r.json["rejected"]] == ["alice"]
+    assert "content" in r.json["rejected"][0]["reason"]
+    text = alice.run("doctor")
+    assert "cannot be applied" in text.out
+
+
+async def test_a_symlinked_shard_is_never_read(layout, tmp_path):
+    await base(layout)
+    outside = tmp_path / "outside.jsonl"
+    outside.write_bytes(line(message(10, "from outside the journal")))
+    (Path(layout.journal_dir) / "mallory.jsonl").symlink_to(outside)
+    engine = await start(layout)
+    try:
+        assert await contents(engine) == []
+        assert "mallory" not in engine.journal.shards()
+        assert (await doctor(engine))["ok"] is True
+    finally:
+        await engine.stop()

@@ -1,0 +1,47 @@
+"""The console's few reaches past Textual's public API (thrum_tui/textual_compat.py) still land
+where they did: a Textual upgrade that moves them fails here, loudly, before it slows the console
+down unnoticed (the adapter itself falls back to public calls)."""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+
+from textual.app import App
+from textual.reactive import Reactive
+from textual.widget import Widget
+from textual.widgets import OptionList
+from textual.widgets.option_list import Option
+
+from thrum_tui import textual_compat
+
+
+def test_textual_is_the_version_the_adapter_was_checked_against():
+    assert version("textual") == textual_compat.TESTED_WITH, (
+        "Textual was upgraded: re-check thrum_tui/textual_compat.py against this version, re-run "
+        "bench/console.py, then update TESTED_WITH")
+
+
+def test_widget_virtual_size_still_asks_for_layout():
+    """If Textual stopped re-laying out on virtual_size changes, the override would be moot."""
+    reactive = Widget.__dict__["virtual_size"]
+    assert isinstance(reactive, Reactive) and reactive._layout is True
+
+
+async def test_redraw_option_replaces_one_prompt_and_keeps_the_others_rendered():
+    class Lists(App):
+        def compose(self):
+            yield OptionList(*(Option(f"row {i}") for i in range(5)))
+
+    app = Lists()
+    async with app.run_test() as pilot:
+        options = app.query_one(OptionList)
+        await pilot.pause()
+        cache = options._option_render_cache
+        assert hasattr(cache, "keys") and hasattr(cache, "discard"), "OptionList's render cache moved"
+        option = options.get_option_at_index(2)
+        assert hasattr(option, "_set_prompt"), "Option._set_prompt moved"
+        others = [k for k in cache.keys() if k[0] is not option]
+        textual_compat.redraw_option(options, 2, "row two")
+        await pilot.pause()
+        assert str(options.get_option_at_index(2).prompt) == "row two"
+        assert all(k in cache for k in others), "the other rows' renderings were dropped"
