@@ -202,7 +202,8 @@ class Ctx:
             self._client = client
         return self._client
 
-    def call(self, method: str, params: dict | None = None, *, timeout: float | None = -1.0, start: bool = True):
+    def call(self, method: str, params: dict | None = None, *, timeout: float | None = -1.0,
+             start: bool = True) -> dict:
         params = dict(params or {})
         if self.me:
             params.setdefault("caller", self.me)

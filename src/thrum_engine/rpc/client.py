@@ -41,8 +41,11 @@ class _ScanContext:
         return float(name.replace("Infinity", "inf"))
 
 
-_scan = _json.make_scanner(_ScanContext())
-_encode = _json.make_encoder(None, None, _json.encode_basestring_ascii, None, ":", ",", False, False, True)
+# CPython's C scanner and encoder directly: `import json` costs the CLI ~20 ms (it pulls in `re`),
+# measured in bench/rpc.py. Their stubs name Python-level types; the C functions take these.
+_scan = _json.make_scanner(_ScanContext())  # pyright: ignore[reportArgumentType]
+_encode = _json.make_encoder(None, None, _json.encode_basestring_ascii, None,  # pyright: ignore[reportArgumentType]
+                             ":", ",", False, False, True)
 
 
 def loads(text: str):
@@ -175,7 +178,7 @@ class Client:
             try:
                 return sock.recv(RECV_CHUNK)
             except TimeoutError:
-                if left is not None and wait >= left:
+                if left is not None and wait is not None and wait >= left:
                     raise
                 if not self._answering():
                     raise self._not_answering() from None
@@ -200,10 +203,11 @@ class Client:
                             "too_large")
         return RpcError(err.get("code", -32000), err.get("message", "engine error"), data_.get("kind"))
 
-    def call(self, method: str, params: dict | None = None, timeout: float | None = -1.0):
+    def call(self, method: str, params: dict | None = None, timeout: float | None = -1.0) -> dict:
         if self._sock is None:
             self.connect()
         sock = self._sock
+        assert sock is not None  # connect() raises or sets it
         if timeout == -1.0:
             timeout = self.timeout
         self._next_id += 1
