@@ -287,7 +287,24 @@ async def launch(engine: Engine, caller: Caller, p: LaunchParams) -> dict:
     if s.stream.dead:
         return await restart(engine, caller, RestartParams(session=s.name, force=True, runtime=p.runtime))
     runtime = runtime_for(engine, p.runtime or s.runtime.name)
-    return await launch_runtime(engine, s, runtime, p.prompt)
+    return await record_dispatch(engine, caller, s.agent, p.prompt, await launch_runtime(engine, s, runtime, p.prompt))
+
+
+async def record_dispatch(engine: Engine, caller: Caller, agent: str | None, prompt: str | None,
+                          result: dict) -> dict:
+    """The first prompt typed into an agent's runtime is kept as a message from whoever gave it, so
+    the conversation and the feed show what the agent was asked to do (walk, missing 12). It was
+    typed already: nobody nudges for it."""
+    if not result.get("prompted") or not prompt or not agent or agent not in engine.agents:
+        return result
+    from thrum_engine.identity import author_of
+    from thrum_engine.messaging import create_message
+
+    author = author_of(engine, caller)
+    if author == agent:
+        return result
+    ev = await create_message(engine, author, prompt, to=["@" + agent], typed=True)
+    return {**result, "message_id": ev["data"]["message_id"]}
 
 
 async def relaunch(engine: Engine, caller: Caller, p: LaunchParams) -> dict:
@@ -311,7 +328,7 @@ async def relaunch(engine: Engine, caller: Caller, p: LaunchParams) -> dict:
         session=session, cwd=wt, agent=agent["name"], role=agent.get("role"), module=agent.get("module") or "",
         intent=agent.get("intent") or "", runtime=runtime.name))
     result = await launch_runtime(engine, get_session(engine, session), runtime, p.prompt)
-    return {**result, "relaunched": True}
+    return {**await record_dispatch(engine, caller, agent["name"], p.prompt, result), "relaunched": True}
 
 
 @method("tmux.start", StartParams, writes=True, timeout=False)
@@ -319,7 +336,7 @@ async def start(engine: Engine, caller: Caller, p: StartParams) -> dict:
     await check_runtime(engine, runtime_for(engine, p.runtime))  # before anything is created
     created = await create(engine, caller, CreateParams(**p.model_dump(exclude={"prompt"})))
     s = get_session(engine, p.session)
-    launched = await launch_runtime(engine, s, s.runtime, p.prompt)
+    launched = await record_dispatch(engine, caller, s.agent, p.prompt, await launch_runtime(engine, s, s.runtime, p.prompt))
     return {"session": session_view(engine, s), "launch": launched, "created": created["session"]}
 
 
