@@ -750,3 +750,24 @@ def test_read_only_commands_never_start_the_engine(repo):
     assert repo.run("config", "show").code == 0
     assert repo.run("runtime", "show", "nosuch").code == 1
     assert daemon_pids(repo) == []
+
+
+def test_thrum_resolves_in_a_pane_whose_server_path_lacks_it(trepo, tmp_path):
+    """Walk bug 11: installed the README's way (a venv never activated) or with a tmux server
+    started earlier, panes got `thrum: command not found` and the nudge's command failed."""
+    # The engine started by a `thrum` run by its full path, from a shell whose PATH lacks its venv.
+    trepo.repo.ok("daemon", "stop")
+    bare = {**trepo.repo.env, "PATH": os.pathsep.join(d for d in ("/usr/local/bin", "/usr/bin", "/bin")
+                                                        if d != str(Path(sys.executable).parent))}
+    thrum = str(Path(sys.executable).parent / "thrum")
+    assert subprocess.run([thrum, "daemon", "start"], cwd=trepo.path, env=bare, capture_output=True,
+                          timeout=60).returncode == 0
+    made = subprocess.run([thrum, "tmux", "create", "agentp", "--cwd", str(trepo.path), "--name", "pathy",
+                           "--role", "impl", "--runtime", "shell"], cwd=trepo.path, env=bare, capture_output=True,
+                          text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    out = tmp_path / "which-thrum.txt"
+    trepo.ok("tmux", "send", "agentp", f"command -v thrum > {out}.tmp; mv {out}.tmp {out}")
+    wait_for(out.exists, f"{out} written by the pane's shell")
+    found = out.read_text().strip()
+    assert found and Path(found).resolve() == (Path(sys.executable).parent / "thrum").resolve()

@@ -415,6 +415,13 @@ async def test_new_agent_dialog_creates_worktree_session_and_sends_the_first_pro
                     + tmux(repo, "list-sessions"))
         await pilot.press("escape")
         await until(pilot, lambda: "carol" in app.query_one(TeamTable).names, "carol in the team")
+        # The dispatch is on record (walk, missing 12): the operator's message to carol, not nudged.
+        sent = (await app.engine.call("message.sent", {"to": "carol"}))["messages"]
+        assert [m["body"]["content"] for m in sent] == ["echo first-prompt-arrived"]
+        feed = (await app.engine.call("message.feed", {"agent": "carol"}))["messages"]
+        assert any(m["body"]["content"] == "echo first-prompt-arrived" for m in feed)
+        await pilot.pause(1.0)
+        assert "New message from" not in tmux(repo, "capture-pane", "-p", "-t", "=carol:")
 
 
 async def test_fast_typing_in_a_dialog_lands_in_the_field_tab_moved_to(hosted):

@@ -200,8 +200,10 @@ async def create_message(
     reply_to: str | None = None,
     thread_root: str | None = None,
     answering: str | None = None,
+    typed: bool = False,
 ) -> dict:
-    """Validate, resolve and durably store one message; returns its create event."""
+    """Validate, resolve and durably store one message; returns its create event. `typed`: the
+    body already reached the recipient's pane as typed text (a first prompt), so nobody nudges."""
     check_body(engine, body, fmt)
     addressed = distinct(list(to) + (["@everyone"] if broadcast else []), "--to", key=_address_key)
     mentions = distinct(list(mentions), "--mention", key=_address_key)
@@ -248,6 +250,8 @@ async def create_message(
         data["reply_to"] = reply_to
     if thread_root:
         data["thread_root"] = thread_root
+    if typed:
+        data["typed"] = True
     ev = engine.event("message.create", author, data, ulid=body_id)
     await engine.commit(ev)
     return ev

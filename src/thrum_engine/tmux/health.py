@@ -4,12 +4,14 @@ fell back to its shell (bug 9: the team said `online` over a dead runtime)."""
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import shutil
+import sys
 
 from thrum_engine.tmux.runtimes import Runtime
-from thrum_engine.tmux.server import Tmux, TmuxError, default_shell
+from thrum_engine.tmux.server import default_shell
 
 # Foreground commands that mean "the pane is at a shell prompt", whichever shell the user runs.
 SHELLS = frozenset({"sh", "bash", "zsh", "fish", "dash", "ksh", "mksh", "tcsh", "csh", "nu", "elvish", "xonsh"})
@@ -30,16 +32,26 @@ def shell_names(shell_setting: str | None) -> frozenset[str]:
     return SHELLS | {shell_basename(shell_setting)}
 
 
-def pane_path(tmux: Tmux) -> str:
-    """The PATH a new pane starts with: the tmux server's global environment (a server started
-    earlier, outside this engine, keeps its own), else the engine's, which a new server inherits."""
-    try:
-        for line in tmux.cmd("show-environment", "-g", "PATH"):
-            if line.startswith("PATH="):
-                return line[5:]
-    except TmuxError:
-        pass  # no server yet: it will start with the engine's environment
-    return os.environ.get("PATH", os.defpath)
+@functools.cache
+def thrum_bin_dir() -> str | None:
+    """The directory of the `thrum` this engine runs from: a venv the user never activated (the
+    README's way) included, which a pane's inherited PATH lacks (walk bug 11)."""
+    here = os.path.dirname(os.path.abspath(sys.executable))
+    if os.access(os.path.join(here, "thrum"), os.X_OK):
+        return here
+    found = shutil.which("thrum")
+    return os.path.dirname(found) if found else None
+
+
+def agent_pane_path() -> str:
+    """The PATH Thrum gives the panes it creates (set on the pane's command, so a tmux server
+    started earlier with another environment makes no difference): the engine's own, with this
+    `thrum` found first."""
+    path = os.environ.get("PATH", os.defpath)
+    bindir = thrum_bin_dir()
+    if bindir and bindir not in path.split(os.pathsep):
+        path = bindir + os.pathsep + path
+    return path
 
 
 def missing_binary(runtime: Runtime, path: str) -> str | None:

@@ -111,11 +111,12 @@ def session_view(engine: Engine, s: Session) -> dict:
     }
 
 
-def pane_command(engine: Engine, agent: str | None, inherited: list[str]) -> str:
-    """A clean shell: no inherited THRUM_* (the pane's own THRUM_NAME is its agent)."""
+def pane_command(engine: Engine, agent: str | None, inherited: list[str], path: str) -> str:
+    """A clean shell: no inherited THRUM_* (the pane's own THRUM_NAME is its agent), and `path`
+    (health.agent_pane_path) so `thrum` resolves in the pane however it was installed."""
     unset = tuple(dict.fromkeys([*SCRUB_ENV, *inherited]))
-    return shell_command(engine.settings.tmux.shell or default_shell(),
-                         env={"THRUM_NAME": agent} if agent else {}, unset=unset)
+    env = {"THRUM_NAME": agent} if agent else {}
+    return shell_command(engine.settings.tmux.shell or default_shell(), env={**env, "PATH": path}, unset=unset)
 
 
 def inherited_thrum_vars(m: TmuxManager) -> list[str]:
@@ -178,8 +179,9 @@ async def create(engine: Engine, caller: Caller, p: CreateParams) -> dict:
                 {**reg["agent"], "intent": p.intent}, reg.get("session"), repo=engine.layout.repo, agent_pid=None))
         tags = {"@thrum_repo": engine.layout.repo, "@thrum_agent": agent or "", "@thrum_runtime": runtime.name}
         inherited = await asyncio.to_thread(inherited_thrum_vars, m)
+        path = health.agent_pane_path()
         row = await asyncio.to_thread(tmux_call, m.tmux.create, p.session, cwd,
-                                      pane_command(engine, agent, inherited), tags=tags)
+                                      pane_command(engine, agent, inherited, path), tags=tags)
         path = m.stream_path(p.session)
         with open(path, "wb"):
             pass  # a new session starts a new stream
@@ -193,7 +195,7 @@ async def create(engine: Engine, caller: Caller, p: CreateParams) -> dict:
 async def check_runtime(engine: Engine, runtime: runtimes.Runtime) -> None:
     """Refuse at once a runtime whose binary the pane could not run: the shell would say
     `command not found` while the launch waited its whole timeout for a prompt."""
-    path = await asyncio.to_thread(health.pane_path, manager(engine).tmux)
+    path = health.agent_pane_path()
     binary = health.missing_binary(runtime, path)
     if binary:
         raise InvalidInput(health.not_found_message(binary, path))
@@ -285,7 +287,24 @@ async def launch(engine: Engine, caller: Caller, p: LaunchParams) -> dict:
     if s.stream.dead:
         return await restart(engine, caller, RestartParams(session=s.name, force=True, runtime=p.runtime))
     runtime = runtime_for(engine, p.runtime or s.runtime.name)
-    return await launch_runtime(engine, s, runtime, p.prompt)
+    return await record_dispatch(engine, caller, s.agent, p.prompt, await launch_runtime(engine, s, runtime, p.prompt))
+
+
+async def record_dispatch(engine: Engine, caller: Caller, agent: str | None, prompt: str | None,
+                          result: dict) -> dict:
+    """The first prompt typed into an agent's runtime is kept as a message from whoever gave it, so
+    the conversation and the feed show what the agent was asked to do (walk, missing 12). It was
+    typed already: nobody nudges for it."""
+    if not result.get("prompted") or not prompt or not agent or agent not in engine.agents:
+        return result
+    from thrum_engine.identity import author_of
+    from thrum_engine.messaging import create_message
+
+    author = author_of(engine, caller)
+    if author == agent:
+        return result
+    ev = await create_message(engine, author, prompt, to=["@" + agent], typed=True)
+    return {**result, "message_id": ev["data"]["message_id"]}
 
 
 async def relaunch(engine: Engine, caller: Caller, p: LaunchParams) -> dict:
@@ -309,7 +328,7 @@ async def relaunch(engine: Engine, caller: Caller, p: LaunchParams) -> dict:
         session=session, cwd=wt, agent=agent["name"], role=agent.get("role"), module=agent.get("module") or "",
         intent=agent.get("intent") or "", runtime=runtime.name))
     result = await launch_runtime(engine, get_session(engine, session), runtime, p.prompt)
-    return {**result, "relaunched": True}
+    return {**await record_dispatch(engine, caller, agent["name"], p.prompt, result), "relaunched": True}
 
 
 @method("tmux.start", StartParams, writes=True, timeout=False)
@@ -317,7 +336,7 @@ async def start(engine: Engine, caller: Caller, p: StartParams) -> dict:
     await check_runtime(engine, runtime_for(engine, p.runtime))  # before anything is created
     created = await create(engine, caller, CreateParams(**p.model_dump(exclude={"prompt"})))
     s = get_session(engine, p.session)
-    launched = await launch_runtime(engine, s, s.runtime, p.prompt)
+    launched = await record_dispatch(engine, caller, s.agent, p.prompt, await launch_runtime(engine, s, s.runtime, p.prompt))
     return {"session": session_view(engine, s), "launch": launched, "created": created["session"]}
 
 
@@ -395,7 +414,8 @@ async def restart(engine: Engine, caller: Caller, p: RestartParams) -> dict:
     runtime = runtime_for(engine, p.runtime or s.runtime.name)
     await check_runtime(engine, runtime)  # before the old pane is killed
     inherited = await asyncio.to_thread(inherited_thrum_vars, m)
-    await asyncio.to_thread(tmux_call, m.tmux.respawn, s.pane_id, s.cwd, pane_command(engine, s.agent, inherited))
+    path = health.agent_pane_path()
+    await asyncio.to_thread(tmux_call, m.tmux.respawn, s.pane_id, s.cwd, pane_command(engine, s.agent, inherited, path))
     s.stream.dead = False
     await asyncio.sleep(0.2)  # let the new shell print its prompt before the runtime is typed
     return await launch_runtime(engine, s, runtime, None)

@@ -67,8 +67,8 @@ class Nudger:
     # -- triggers --
     def on_events(self, events: list[dict]) -> None:
         for ev in events:
-            if ev["type"] != "message.create":
-                continue
+            if ev["type"] != "message.create" or ev["data"].get("typed"):
+                continue  # a typed first prompt is in the pane already
             for r in ev["data"].get("recipients", ()):
                 if r == ev["author"]:
                     continue
