@@ -40,10 +40,7 @@ def write_private(path: str, data: str | bytes) -> None:
     try:
         try:
             os.fchmod(fd, FILE_MODE)  # the umask may have narrowed it; never widened
-            view = memoryview(raw)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
+            write_all(fd, raw)
         finally:
             os.close(fd)
         os.replace(tmp, path)
@@ -53,3 +50,43 @@ def write_private(path: str, data: str | bytes) -> None:
         except OSError:
             pass
         raise
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Every byte of `data`, then fsync: what a file Thrum relies on after a crash needs."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    os.fsync(fd)
+
+
+def create_private(path: str, data: bytes, *, exclusive: bool = False) -> bool:
+    """Write and fsync `path` in place as a 0600 file, never through a planted symlink; False when
+    `exclusive` and it exists already (a quarantine copy made once)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_EXCL if exclusive else os.O_TRUNC)
+    try:
+        fd = os.open(path, flags, FILE_MODE)
+    except FileExistsError:
+        if exclusive:
+            return False
+        raise
+    try:
+        os.fchmod(fd, FILE_MODE)
+        write_all(fd, data)
+    finally:
+        os.close(fd)
+    return True
+
+
+def open_append_private(path: str) -> int:
+    """Open `path` for appending, created 0600, never through a symlink; an existing file of ours
+    with looser bits (an older Thrum, git, a loose umask) is tightened. Returns the fd."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
+    try:
+        st = os.fstat(fd)
+        if st.st_uid == os.getuid() and st.st_mode & 0o077:
+            os.fchmod(fd, FILE_MODE)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd

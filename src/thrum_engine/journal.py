@@ -17,9 +17,9 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from thrum_engine.files import create_private, open_append_private, private_dir, write_all
+
 SUFFIX = ".jsonl"
-FILE_MODE = 0o600
-DIR_MODE = 0o700
 # A line longer than this is refused whatever it holds: a body is capped far below it (even written
 # as escapes), so only a broken or hostile writer makes one.
 MAX_LINE_BYTES = 16 * 1024 * 1024
@@ -55,33 +55,6 @@ def parse_lines(lines: list[bytes]) -> tuple[list[dict], int]:
     """Complete journal lines -> (events, unreadable lines)."""
     events = [ev for ev in map(parse_event, lines) if ev is not None]
     return events, len(lines) - len(events)
-
-
-def make_private_dir(path: str) -> None:
-    """Create `path` (and parents) and make it 0700 even when it already existed."""
-    os.makedirs(path, mode=DIR_MODE, exist_ok=True)
-    if os.stat(path).st_mode & 0o777 != DIR_MODE:
-        os.chmod(path, DIR_MODE)
-
-
-def write_private(path: str, data: bytes, *, exclusive: bool = False) -> bool:
-    """Write and fsync a 0600 file that never follows a planted symlink; False when `exclusive` and it exists."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_EXCL if exclusive else os.O_TRUNC)
-    try:
-        fd = os.open(path, flags, FILE_MODE)
-    except FileExistsError:
-        if exclusive:
-            return False
-        raise
-    try:
-        os.fchmod(fd, FILE_MODE)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    return True
 
 
 @dataclass
@@ -130,7 +103,7 @@ class Journal:
     # -- start-up --
     def open(self) -> list[TornTail]:
         """Create the directory and set aside any torn final line left by a crash."""
-        make_private_dir(self.dir)
+        private_dir(self.dir)
         torn = []
         for shard in self.shards():
             report = self._repair_tail(shard)
@@ -163,9 +136,9 @@ class Journal:
                 return None
             fh.seek(tail_start)
             tail = fh.read()
-        make_private_dir(self.quarantine_dir)
+        private_dir(self.quarantine_dir)
         saved = os.path.join(self.quarantine_dir, f"{shard}.{int(time.time() * 1000)}.torn")
-        write_private(saved, tail)
+        create_private(saved, tail)
         with open(path, "r+b") as fh:
             fh.truncate(tail_start)
             fh.flush()
@@ -230,19 +203,17 @@ class Journal:
         set aside by an earlier start or rebuild is not recorded twice. Returns the new records."""
         if not rejected:
             return []
-        make_private_dir(self.quarantine_dir)
+        private_dir(self.quarantine_dir)
         records = []
         for r in rejected:
             saved = os.path.join(self.quarantine_dir, f"{r.shard}.{r.offset}.rejected")
-            if write_private(saved, r.raw + b"\n", exclusive=True):
+            if create_private(saved, r.raw + b"\n", exclusive=True):
                 records.append(r.record(saved))
         if records:
             index = os.path.join(self.quarantine_dir, REJECTED_INDEX)
-            fd = os.open(index, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, FILE_MODE)
+            fd = open_append_private(index)
             try:
-                os.fchmod(fd, FILE_MODE)
-                os.write(fd, b"".join((json.dumps(rec, sort_keys=True) + "\n").encode() for rec in records))
-                os.fsync(fd)
+                write_all(fd, b"".join((json.dumps(rec, sort_keys=True) + "\n").encode() for rec in records))
             finally:
                 os.close(fd)
         return records
@@ -267,11 +238,9 @@ class Journal:
             os.close(old_fd)  # every batch fsyncs its shards before the next one starts: nothing pending
         path = self.path(shard)
         existed = os.path.exists(path)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, FILE_MODE)
+        fd = open_append_private(path)  # 0600 (one an older Thrum or git made looser is tightened)
         try:
             st = os.fstat(fd)
-            if st.st_mode & 0o777 != FILE_MODE:
-                os.fchmod(fd, FILE_MODE)  # created by an older Thrum, or by git, under a looser umask
             if not existed:
                 dfd = os.open(self.dir, os.O_RDONLY)
                 try:

@@ -1,7 +1,7 @@
 """The engine's socket directory and its append-only files (logs) are private to its user.
 
-Directories inside the repo are made 0700 by `files.private_dir`; here is the stricter rule for a
-socket directory outside it, and the 0600 append-open used for logs. Stdlib only (just `os`):
+Directories inside the repo are made 0700 by `files.private_dir` (and logs opened 0600 by
+`files.open_append_private`); here is the stricter rule for a socket directory outside it. Stdlib only (just `os`):
 the CLI checks the socket directory before it spawns an engine.
 """
 
@@ -39,19 +39,6 @@ def owned_private_dir(path: str) -> str:
         # Ours and never writable by others (older versions made it 0755): nothing can have been planted.
         os.chmod(path, 0o700)
     return path
-
-
-def private_file(path: str) -> int:
-    """Open `path` for appending, created 0600 (an existing file of ours is tightened to 0600). Returns the fd."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    try:
-        st = os.fstat(fd)
-        if st.st_uid == os.getuid() and st.st_mode & 0o077:
-            os.fchmod(fd, 0o600)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
 
 
 def ensure_socket_dir(socket_path: str, fallback_dir: str) -> None:

@@ -12,7 +12,6 @@ from thrum_engine.files import private_dir, write_private
 from thrum_engine.layout import EXCLUDED, STATE_DIR, SYNC_BRANCH, Layout, exclude_thrum_state
 from thrum_engine.names import agent_name_problem, name_problem
 
-
 DEFAULT_PREAMBLE = """You are @{name} ({role}) on a team of agents coordinated through Thrum.
 - Read messages: `thrum inbox` (marks them read; `--unread` only peeks); wait for one: `thrum wait --timeout 5m`
 - Send: `thrum send "..." --to @name` (or @role, @everyone); reply: `thrum reply MSG_ID "..."`

@@ -8,9 +8,10 @@ import sys
 import time
 
 from thrum_engine.daemon import lock
+from thrum_engine.files import open_append_private as private_file
 from thrum_engine.files import private_dir
 from thrum_engine.layout import Layout, NotARepo, socket_fallback_dir
-from thrum_engine.private_fs import NotPrivate, ensure_socket_dir, private_file
+from thrum_engine.private_fs import NotPrivate, ensure_socket_dir
 from thrum_engine.rpc.client import Client, EngineUnavailable, ForeignServer
 
 START_TIMEOUT = 15.0

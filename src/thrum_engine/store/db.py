@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable, TypeVar
 
 import aiosqlite
 
-from thrum_engine.journal import FILE_MODE, make_private_dir
+from thrum_engine.files import FILE_MODE, private_dir
 from thrum_engine.store import apply as projector
 from thrum_engine.store.lines import LineRejected, ops_for_lines
 from thrum_engine.store.schema import LOCAL, MIGRATIONS, SCHEMA_VERSION
@@ -92,7 +92,7 @@ async def _connect(path: str, *, bulk: bool = False) -> aiosqlite.Connection:
 def make_private_db(path: str) -> None:
     """Create the database file 0600 before SQLite does (its -wal and -shm copy that mode) and
     tighten files an older Thrum left under a looser umask."""
-    make_private_dir(os.path.dirname(path))
+    private_dir(os.path.dirname(path))
     os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, FILE_MODE))
     for suffix in ("", "-wal", "-shm"):
         try:

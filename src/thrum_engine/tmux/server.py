@@ -14,7 +14,7 @@ import time
 import libtmux
 from libtmux.exc import LibTmuxException
 
-from thrum_engine.private_fs import private_file
+from thrum_engine.files import open_append_private as private_file
 
 FIELDS = ("session_name", "@thrum_repo", "@thrum_agent", "@thrum_runtime", "pane_id", "pane_pid", "pane_dead",
           "pane_current_path", "session_attached", "pane_pipe", "session_created", "pane_current_command")
