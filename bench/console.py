@@ -143,9 +143,25 @@ class Store:
         try:
             self.py(REGISTER, self.socket, OPERATOR, json.dumps(self.agents))
             per = [messages // fillers + (1 if i < messages % fillers else 0) for i in range(fillers)]
-            procs = [subprocess.Popen([sys.executable, "-c", FILL, self.socket, str(n), str(i), OPERATOR,
-                                       json.dumps(self.names), str(to_operator)], cwd=self.repo, env=self.env)
-                     for i, n in enumerate(per) if n]
+            procs = [
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-c",
+                        FILL,
+                        self.socket,
+                        str(n),
+                        str(i),
+                        OPERATOR,
+                        json.dumps(self.names),
+                        str(to_operator),
+                    ],
+                    cwd=self.repo,
+                    env=self.env,
+                )
+                for i, n in enumerate(per)
+                if n
+            ]
             if any(p.wait() for p in procs):
                 raise SystemExit("filling the store failed")
         finally:
@@ -167,9 +183,23 @@ class Store:
         subprocess.run([sys.executable, "-c", src, *args], cwd=self.repo, env=self.env, check=True)
 
     def sender(self, rate: float, to_operator: float) -> subprocess.Popen:
-        p = subprocess.Popen([sys.executable, "-c", SENDER, self.socket, OPERATOR, json.dumps(self.names), str(rate),
-                              str(to_operator)], cwd=self.repo, env=self.env, stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True)
+        p = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                SENDER,
+                self.socket,
+                OPERATOR,
+                json.dumps(self.names),
+                str(rate),
+                str(to_operator),
+            ],
+            cwd=self.repo,
+            env=self.env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert p.stdout.readline().strip() == "ready"
         return p
 
@@ -187,20 +217,28 @@ class Store:
 
 # -- the real console in a private tmux server --
 
+
 class Tmux:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.name = f"thrum-bench-tui-{uuid.uuid4().hex[:8]}"
 
     def run(self, *args: str, check: bool = True) -> str:
-        p = subprocess.run(["tmux", "-L", self.name, "-f", "/dev/null", *args], env=self.store.env,
-                           capture_output=True, text=True)
+        p = subprocess.run(
+            ["tmux", "-L", self.name, "-f", "/dev/null", *args],
+            env=self.store.env,
+            capture_output=True,
+            text=True,
+        )
         if check and p.returncode != 0:
             raise RuntimeError(f"tmux {args[0]}: {p.stderr.strip()}")
         return p.stdout
 
     def spawn(self, cmd: str | None = None) -> float:
-        cmd = cmd or f"cd {self.store.repo} && exec {THRUM or sys.executable + ' -m thrum_engine'} tui --stop-engine"
+        cmd = (
+            cmd
+            or f"cd {self.store.repo} && exec {THRUM or sys.executable + ' -m thrum_engine'} tui --stop-engine"
+        )
         t0 = time.perf_counter()
         self.run("new-session", "-d", "-s", "tui", "-x", str(SIZE[0]), "-y", str(SIZE[1]), cmd)
         return t0
@@ -246,7 +284,9 @@ class Tmux:
             sock.unlink(missing_ok=True)
             # Whatever the console left (a hand-over daemon) goes too.
             cmd = [THRUM] if THRUM else [sys.executable, "-m", "thrum_engine"]
-            subprocess.run(cmd + ["daemon", "stop"], cwd=self.store.repo, env=self.store.env, capture_output=True)
+            subprocess.run(
+                cmd + ["daemon", "stop"], cwd=self.store.repo, env=self.store.env, capture_output=True
+            )
 
 
 def compose_text(screen: str) -> str | None:
@@ -290,7 +330,11 @@ FLOOR_INPUT_APP = (
 
 
 def _ms(values: list[float]) -> dict:
-    return {"median": round(statistics.median(values)), "p95": round(pct(values, 95)), "all": [round(x) for x in values]}
+    return {
+        "median": round(statistics.median(values)),
+        "p95": round(pct(values, 95)),
+        "all": [round(x) for x in values],
+    }
 
 
 def bench_paint(store: Store, runs: int, settle: float) -> dict:
@@ -320,11 +364,18 @@ def bench_paint(store: Store, runs: int, settle: float) -> dict:
             rss.append(rss_kb(pid) / 1024)
         finally:
             t.quit()
-    return {"runs": runs, "agents": len(store.names), "messages": store.messages,
-            "floor_paint_ms": _ms(floor), "first_paint_ms": _ms(paint), "populated_ms": _ms(populated),
-            "rss_mb": {"median": round(statistics.median(rss), 1), "max": round(max(rss), 1)},
-            "idle_cpu_pct": round(statistics.median(idle_cpu), 1),
-            "in_process": "engine: in-process" in screen, "last_screen": screen}
+    return {
+        "runs": runs,
+        "agents": len(store.names),
+        "messages": store.messages,
+        "floor_paint_ms": _ms(floor),
+        "first_paint_ms": _ms(paint),
+        "populated_ms": _ms(populated),
+        "rss_mb": {"median": round(statistics.median(rss), 1), "max": round(max(rss), 1)},
+        "idle_cpu_pct": round(statistics.median(idle_cpu), 1),
+        "in_process": "engine: in-process" in screen,
+        "last_screen": screen,
+    }
 
 
 def bench_tmux_keys(store: Store, keys: int, rate: float, to_operator: float, *, floor: bool = False) -> dict:
@@ -379,11 +430,17 @@ def bench_tmux_keys(store: Store, keys: int, rate: float, to_operator: float, *,
 
 
 def _lat(lat: list[float]) -> dict:
-    return {"keys": len(lat), "p50_ms": round(pct(lat, 50), 1), "p95_ms": round(pct(lat, 95), 1),
-            "p99_ms": round(pct(lat, 99), 1), "max_ms": round(max(lat), 1)}
+    return {
+        "keys": len(lat),
+        "p50_ms": round(pct(lat, 50), 1),
+        "p95_ms": round(pct(lat, 95), 1),
+        "p99_ms": round(pct(lat, 99), 1),
+        "max_ms": round(max(lat), 1),
+    }
 
 
 # -- in-process: ThrumApp under Textual's test harness --
+
 
 async def _keys_in_process(store: Store, keys: int, rate: float, to_operator: float) -> dict:
     for k, v in store.env.items():  # the engine this process hosts must see the store's environment
@@ -462,41 +519,62 @@ async def _keys_in_process(store: Store, keys: int, rate: float, to_operator: fl
             refreshes = list(app.refreshes)
             fps = (app.frames - frames0) / wall
             unread = app.query_one(TeamTable).member(OPERATOR) or {}
-    return _lat(lat) | {"achieved_msgs_per_s": round(sent["rate"], 1), "sent": sent["sent"],
-                        "worst_send_ms": round(sent["worst_send_ms"], 1), "frames_per_s": round(fps, 1),
-                        "refreshes": len(refreshes),
-                        "refresh_p50_ms": round(pct(refreshes, 50), 1) if refreshes else None,
-                        "refresh_max_ms": round(max(refreshes), 1) if refreshes else None,
-                        "operator_unread_after": unread.get("unread")}
+    return _lat(lat) | {
+        "achieved_msgs_per_s": round(sent["rate"], 1),
+        "sent": sent["sent"],
+        "worst_send_ms": round(sent["worst_send_ms"], 1),
+        "frames_per_s": round(fps, 1),
+        "refreshes": len(refreshes),
+        "refresh_p50_ms": round(pct(refreshes, 50), 1) if refreshes else None,
+        "refresh_max_ms": round(max(refreshes), 1) if refreshes else None,
+        "operator_unread_after": unread.get("unread"),
+    }
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--json", action="store_true")
-    ap.add_argument("--only", default="paint,keys,tmux-keys,tmux-floor",
-                    help="comma list of paint, keys, tmux-keys, tmux-floor")
+    ap.add_argument(
+        "--only",
+        default="paint,keys,tmux-keys,tmux-floor",
+        help="comma list of paint, keys, tmux-keys, tmux-floor",
+    )
     ap.add_argument("--agents", type=int, default=50)
     ap.add_argument("--messages", type=int, default=100_000)
-    ap.add_argument("--to-operator", type=float, default=0.1,
-                    help="share of the stored messages and of the live load addressed to the operator")
+    ap.add_argument(
+        "--to-operator",
+        type=float,
+        default=0.1,
+        help="share of the stored messages and of the live load addressed to the operator",
+    )
     ap.add_argument("--runs", type=int, default=5, help="first-paint runs")
     ap.add_argument("--settle", type=float, default=2.0, help="seconds after populated before reading RSS")
     ap.add_argument("--keys", type=int, default=250, help="keystrokes in the in-process run")
     ap.add_argument("--tmux-keys", type=int, default=200, help="keystrokes in the real-terminal run")
-    ap.add_argument("--rate", type=float, default=100.0, help="background messages/s during the keystroke runs")
+    ap.add_argument(
+        "--rate", type=float, default=100.0, help="background messages/s during the keystroke runs"
+    )
     a = ap.parse_args()
     only = set(a.only.split(","))
     if not shutil.which("tmux"):
         only -= {"paint", "tmux-keys", "tmux-floor"}
     out: dict = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}}
     store = Store(a.agents, a.messages, a.to_operator)
-    out["store"] = {"agents": a.agents, "messages": a.messages, "fill_seconds": round(store.fill_seconds, 1),
-                    "to_operator": a.to_operator}
-    sections = {"paint": ("paint", lambda: bench_paint(store, a.runs, a.settle)),
-                "keys": ("keys", lambda: asyncio.run(_keys_in_process(store, a.keys, a.rate, a.to_operator))),
-                "tmux-keys": ("tmux_keys", lambda: bench_tmux_keys(store, a.tmux_keys, a.rate, a.to_operator)),
-                "tmux-floor": ("tmux_floor", lambda: bench_tmux_keys(store, a.tmux_keys, a.rate, a.to_operator,
-                                                                     floor=True))}
+    out["store"] = {
+        "agents": a.agents,
+        "messages": a.messages,
+        "fill_seconds": round(store.fill_seconds, 1),
+        "to_operator": a.to_operator,
+    }
+    sections = {
+        "paint": ("paint", lambda: bench_paint(store, a.runs, a.settle)),
+        "keys": ("keys", lambda: asyncio.run(_keys_in_process(store, a.keys, a.rate, a.to_operator))),
+        "tmux-keys": ("tmux_keys", lambda: bench_tmux_keys(store, a.tmux_keys, a.rate, a.to_operator)),
+        "tmux-floor": (
+            "tmux_floor",
+            lambda: bench_tmux_keys(store, a.tmux_keys, a.rate, a.to_operator, floor=True),
+        ),
+    }
     try:
         for name, (key, run) in sections.items():
             if name in only:
@@ -511,32 +589,53 @@ def main() -> int:
         print(json.dumps(out, indent=2, sort_keys=True))
         return 0
     s = out["store"]
-    print(f"== store: {s['agents']} agents, {s['messages']:,} messages (filled through the socket in "
-          f"{s['fill_seconds']} s)")
+    print(
+        f"== store: {s['agents']} agents, {s['messages']:,} messages (filled through the socket in "
+        f"{s['fill_seconds']} s)"
+    )
     for key in ("paint", "keys", "tmux_keys", "tmux_floor"):
         if "error" in out.get(key, {}):
             print(f"== {key} FAILED: {out.pop(key)['error']}")
     if "paint" in out:
         p = out["paint"]
-        print(f"== thrum tui in tmux {SIZE[0]}x{SIZE[1]}, {p['runs']} runs (targets: paint <= 1000 ms, RSS <= 200 MB)")
-        print(f"  bare Textual app median {p['floor_paint_ms']['median']:6d} ms   p95 {p['floor_paint_ms']['p95']:6d} ms"
-              f"   {p['floor_paint_ms']['all']}   (floor: interpreter + textual + one frame)")
-        print(f"  first paint      median {p['first_paint_ms']['median']:6d} ms   p95 {p['first_paint_ms']['p95']:6d} ms"
-              f"   {p['first_paint_ms']['all']}")
-        print(f"  team populated   median {p['populated_ms']['median']:6d} ms   p95 {p['populated_ms']['p95']:6d} ms"
-              f"   {p['populated_ms']['all']}")
-        print(f"  RSS (console + in-process engine)  median {p['rss_mb']['median']} MB   max {p['rss_mb']['max']} MB"
-              f"   idle CPU {p['idle_cpu_pct']} %   (engine in-process: {p['in_process']})")
-    for key, label in (("keys", "in-process (Textual harness)"), ("tmux_keys", "real terminal (tmux poll)"),
-                       ("tmux_floor", "floor: a bare Textual Input in the same tmux, same load")):
+        print(
+            f"== thrum tui in tmux {SIZE[0]}x{SIZE[1]}, {p['runs']} runs (targets: paint <= 1000 ms, RSS <= 200 MB)"
+        )
+        print(
+            f"  bare Textual app median {p['floor_paint_ms']['median']:6d} ms   p95 {p['floor_paint_ms']['p95']:6d} ms"
+            f"   {p['floor_paint_ms']['all']}   (floor: interpreter + textual + one frame)"
+        )
+        print(
+            f"  first paint      median {p['first_paint_ms']['median']:6d} ms   p95 {p['first_paint_ms']['p95']:6d} ms"
+            f"   {p['first_paint_ms']['all']}"
+        )
+        print(
+            f"  team populated   median {p['populated_ms']['median']:6d} ms   p95 {p['populated_ms']['p95']:6d} ms"
+            f"   {p['populated_ms']['all']}"
+        )
+        print(
+            f"  RSS (console + in-process engine)  median {p['rss_mb']['median']} MB   max {p['rss_mb']['max']} MB"
+            f"   idle CPU {p['idle_cpu_pct']} %   (engine in-process: {p['in_process']})"
+        )
+    for key, label in (
+        ("keys", "in-process (Textual harness)"),
+        ("tmux_keys", "real terminal (tmux poll)"),
+        ("tmux_floor", "floor: a bare Textual Input in the same tmux, same load"),
+    ):
         if key in out:
             k = out[key]
-            print(f"== keystroke -> render, {label}, {k['keys']} keys at {k['achieved_msgs_per_s']} msgs/s"
-                  f" (target p95 <= 50 ms)")
-            print(f"  p50 {k['p50_ms']} ms   p95 {k['p95_ms']} ms   p99 {k['p99_ms']} ms   max {k['max_ms']} ms")
+            print(
+                f"== keystroke -> render, {label}, {k['keys']} keys at {k['achieved_msgs_per_s']} msgs/s"
+                f" (target p95 <= 50 ms)"
+            )
+            print(
+                f"  p50 {k['p50_ms']} ms   p95 {k['p95_ms']} ms   p99 {k['p99_ms']} ms   max {k['max_ms']} ms"
+            )
             if key == "keys":
-                print(f"  ({k['frames_per_s']} frames/s, {k['refreshes']} engine refreshes: p50 {k['refresh_p50_ms']} ms,"
-                      f" max {k['refresh_max_ms']} ms; slowest send {k['worst_send_ms']} ms)")
+                print(
+                    f"  ({k['frames_per_s']} frames/s, {k['refreshes']} engine refreshes: p50 {k['refresh_p50_ms']} ms,"
+                    f" max {k['refresh_max_ms']} ms; slowest send {k['worst_send_ms']} ms)"
+                )
     if screen and os.environ.get("BENCH_SHOW_SCREEN"):
         print(screen)
     return 0

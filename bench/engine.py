@@ -35,8 +35,14 @@ def pct(values: list[float], p: float) -> float:
 def env_for(home: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("THRUM_", "TMUX"))}
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # time what users get: cached bytecode
-    env.update(HOME=str(home), GIT_AUTHOR_NAME="b", GIT_AUTHOR_EMAIL="b@x", GIT_COMMITTER_NAME="b",
-               GIT_COMMITTER_EMAIL="b@x", PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    env.update(
+        HOME=str(home),
+        GIT_AUTHOR_NAME="b",
+        GIT_AUTHOR_EMAIL="b@x",
+        GIT_COMMITTER_NAME="b",
+        GIT_COMMITTER_EMAIL="b@x",
+        PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    )
     return env
 
 
@@ -103,8 +109,11 @@ def bench_cli(b: Bench, runs: int = 50) -> dict:
     inbox = timed(cmd + ["inbox"], b.wt, b.env, runs)
     f = statistics.median(floor)
     for name, vals in (("python -c pass", floor), ("thrum send", send), ("thrum inbox", inbox)):
-        res[name] = {"median_ms": round(statistics.median(vals), 2), "p95_ms": round(pct(vals, 95), 2),
-                     "x_floor": round(statistics.median(vals) / f, 2)}
+        res[name] = {
+            "median_ms": round(statistics.median(vals), 2),
+            "p95_ms": round(pct(vals, 95), 2),
+            "x_floor": round(statistics.median(vals) / f, 2),
+        }
     return res
 
 
@@ -127,9 +136,17 @@ def bench_throughput(b: Bench, clients: int, per_client: int) -> dict:
     from thrum_engine.layout import Layout
 
     sock = Layout(str(b.repo)).socket_path
-    procs = [subprocess.Popen([sys.executable, "-c", CLIENT, sock, "alice", str(per_client)], cwd=b.repo,
-                              env=b.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-             for _ in range(clients)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", CLIENT, sock, "alice", str(per_client)],
+            cwd=b.repo,
+            env=b.env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(clients)
+    ]
     for p in procs:
         assert p.stdout.readline().strip() == "ready"
     cpu0 = _cpu(b.daemon_pid())
@@ -142,8 +159,13 @@ def bench_throughput(b: Bench, clients: int, per_client: int) -> dict:
     wall = time.perf_counter() - t0
     cpu = _cpu(b.daemon_pid()) - cpu0
     total = clients * per_client
-    return {"clients": clients, "messages": total, "seconds": round(wall, 3),
-            "msgs_per_s": round(total / wall), "engine_cpu_pct": round(100 * cpu / wall, 1)}
+    return {
+        "clients": clients,
+        "messages": total,
+        "seconds": round(wall, 3),
+        "msgs_per_s": round(total / wall),
+        "engine_cpu_pct": round(100 * cpu / wall, 1),
+    }
 
 
 def _cpu(pid: int) -> float:
@@ -169,8 +191,13 @@ for _ in range(int(sys.argv[2])):
     r = c.call("message.wait", {"caller": "bob", "timeout": 10})
     sys.stdout.write(f"{time.perf_counter()!r} {r['status']}\n"); sys.stdout.flush()
 """
-    p = subprocess.Popen([sys.executable, "-c", waiter_src, sock, str(rounds)], cwd=b.wt, env=b.env,
-                         stdout=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [sys.executable, "-c", waiter_src, sock, str(rounds)],
+        cwd=b.wt,
+        env=b.env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     lat = []
     for _ in range(rounds):
         assert p.stdout.readline().strip() == "waiting"
@@ -182,8 +209,12 @@ for _ in range(int(sys.argv[2])):
         lat.append((float(woke) - acked) * 1000)
     p.wait()
     sender.close()
-    return {"rounds": rounds, "p50_ms": round(pct(lat, 50), 3), "p95_ms": round(pct(lat, 95), 3),
-            "p99_ms": round(pct(lat, 99), 3)}
+    return {
+        "rounds": rounds,
+        "p50_ms": round(pct(lat, 50), 3),
+        "p95_ms": round(pct(lat, 95), 3),
+        "p99_ms": round(pct(lat, 99), 3),
+    }
 
 
 async def _inbox_and_rebuild(messages: int, agents: int, queries: int) -> dict:
@@ -230,11 +261,21 @@ async def _inbox_and_rebuild(messages: int, agents: int, queries: int) -> dict:
         rb = await rebuild_projection(engine)
         await engine.stop()
         return {
-            "inbox": {"messages": messages, "agents": agents, "load_msgs_per_s": round(messages / load_s),
-                      "queries": queries, "p50_ms": round(pct(lat, 50), 3), "p99_ms": round(pct(lat, 99), 3),
-                      "unread_peek_p99_ms": round(pct(peek, 99), 3)},
-            "rebuild": {"events": rb["events"], "seconds": rb["seconds"], "events_per_s": rb["events_per_second"],
-                        "identical": rb["identical"]},
+            "inbox": {
+                "messages": messages,
+                "agents": agents,
+                "load_msgs_per_s": round(messages / load_s),
+                "queries": queries,
+                "p50_ms": round(pct(lat, 50), 3),
+                "p99_ms": round(pct(lat, 99), 3),
+                "unread_peek_p99_ms": round(pct(peek, 99), 3),
+            },
+            "rebuild": {
+                "events": rb["events"],
+                "seconds": rb["seconds"],
+                "events_per_s": rb["events_per_second"],
+                "identical": rb["identical"],
+            },
         }
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -275,21 +316,29 @@ def main() -> int:
         return 0
     print("== CLI wall time (50 runs each) ==")
     for k, v in out.get("cli", {}).items():
-        print(f"  {k:16s} median {v['median_ms']:7.2f} ms   p95 {v['p95_ms']:7.2f} ms   {v['x_floor']:.2f}x floor")
+        print(
+            f"  {k:16s} median {v['median_ms']:7.2f} ms   p95 {v['p95_ms']:7.2f} ms   {v['x_floor']:.2f}x floor"
+        )
     for t in out.get("throughput", []):
-        print(f"== durable sends, {t['clients']:2d} clients: {t['msgs_per_s']:>7,} msgs/s "
-              f"({t['messages']} in {t['seconds']} s, engine CPU {t['engine_cpu_pct']} %)")
+        print(
+            f"== durable sends, {t['clients']:2d} clients: {t['msgs_per_s']:>7,} msgs/s "
+            f"({t['messages']} in {t['seconds']} s, engine CPU {t['engine_cpu_pct']} %)"
+        )
     if "wait" in out:
         w = out["wait"]
         print(f"== wait wake-up after ack: p50 {w['p50_ms']} ms, p95 {w['p95_ms']} ms, p99 {w['p99_ms']} ms")
     if "inbox" in out:
         i = out["inbox"]
-        print(f"== inbox at {i['messages']:,} msgs / {i['agents']} agents: p50 {i['p50_ms']} ms, p99 {i['p99_ms']} ms"
-              f" (unread peek p99 {i['unread_peek_p99_ms']} ms; loaded at {i['load_msgs_per_s']:,} msgs/s)")
+        print(
+            f"== inbox at {i['messages']:,} msgs / {i['agents']} agents: p50 {i['p50_ms']} ms, p99 {i['p99_ms']} ms"
+            f" (unread peek p99 {i['unread_peek_p99_ms']} ms; loaded at {i['load_msgs_per_s']:,} msgs/s)"
+        )
     if "rebuild" in out:
         r = out["rebuild"]
-        print(f"== rebuild: {r['events']:,} events in {r['seconds']} s = {r['events_per_s']:,} events/s"
-              f" (identical: {r['identical']})")
+        print(
+            f"== rebuild: {r['events']:,} events in {r['seconds']} s = {r['events_per_s']:,} events/s"
+            f" (identical: {r['identical']})"
+        )
     if "daemon_rss_mb" in out:
         print(f"== daemon RSS: {out['daemon_rss_mb']} MB")
     return 0

@@ -30,27 +30,37 @@ from tmux import scratch
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--launch-timeout", type=float, default=60, help="tmux.launch_timeout_seconds (default 60)")
+    ap.add_argument(
+        "--launch-timeout", type=float, default=60, help="tmux.launch_timeout_seconds (default 60)"
+    )
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
 
     tmp, sock, env, repo, thrum = scratch("launch", THRUM_TMUX__LAUNCH_TIMEOUT_SECONDS=str(a.launch_timeout))
 
     def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(thrum + list(args), cwd=repo, env=env, capture_output=True, text=True, check=False)
+        return subprocess.run(
+            thrum + list(args), cwd=repo, env=env, capture_output=True, text=True, check=False
+        )
 
     out: dict = {"launch_timeout_seconds": a.launch_timeout}
     try:
         subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, env=env, check=True)
         subprocess.run(["git", "commit", "-q", "--allow-empty", "-m", "init"], cwd=repo, env=env, check=True)
         run("init")
-        presets = {"ghost": {"extends": "claude", "command": ["thrum-bench-no-such-runtime"]},
-                   "broken": {"extends": "claude", "command": [
-                       "sh", "-c", "echo 'claude: command not found'; exit 127"]},
-                   "baseline": {"extends": "claude", "command": ["sleep", "3600"]}}
+        presets = {
+            "ghost": {"extends": "claude", "command": ["thrum-bench-no-such-runtime"]},
+            "broken": {
+                "extends": "claude",
+                "command": ["sh", "-c", "echo 'claude: command not found'; exit 127"],
+            },
+            "baseline": {"extends": "claude", "command": ["sleep", "3600"]},
+        }
         (repo / ".thrum" / "runtimes.json").write_text(json.dumps({"presets": presets}))
         run("daemon", "restart")
-        run("tmux", "create", "s", "--cwd", str(repo), "--name", "s", "--role", "worker", "--runtime", "shell")
+        run(
+            "tmux", "create", "s", "--cwd", str(repo), "--name", "s", "--role", "worker", "--runtime", "shell"
+        )
         for preset, runs in (("ghost", a.runs), ("broken", a.runs), ("baseline", 1)):
             times, said = [], ""
             for _ in range(runs):
@@ -59,8 +69,12 @@ def main() -> int:
                 p = run("tmux", "launch", "s", "--runtime", preset)
                 times.append(time.perf_counter() - t0)
                 said = (p.stderr.strip() or p.stdout.strip()).splitlines()[-1:]
-            out[preset] = {"median_ms": round(1000 * statistics.median(times)), "max_ms": round(1000 * max(times)),
-                           "runs": runs, "said": said[0] if said else ""}
+            out[preset] = {
+                "median_ms": round(1000 * statistics.median(times)),
+                "max_ms": round(1000 * max(times)),
+                "runs": runs,
+                "said": said[0] if said else "",
+            }
     finally:
         run("daemon", "stop")
         subprocess.run(["tmux", "-L", sock, "kill-server"], capture_output=True, check=False)
@@ -70,9 +84,11 @@ def main() -> int:
         print(json.dumps(out, indent=2, sort_keys=True))
     else:
         print(f"== tmux launch of a runtime that cannot start (launch timeout {a.launch_timeout:g} s)")
-        for preset, what in (("ghost", "binary not on the pane's PATH (checked)"),
-                             ("broken", "exits at start (pane back at its shell)"),
-                             ("baseline", "no prompt ever (the launch timeout)")):
+        for preset, what in (
+            ("ghost", "binary not on the pane's PATH (checked)"),
+            ("broken", "exits at start (pane back at its shell)"),
+            ("baseline", "no prompt ever (the launch timeout)"),
+        ):
             r = out[preset]
             print(f"  {what:42s} median {r['median_ms']:6d} ms  max {r['max_ms']:6d} ms  ({r['runs']} runs)")
             print(f"    -> {r['said'][:110]}")

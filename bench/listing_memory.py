@@ -54,8 +54,14 @@ def main() -> None:
     home = tmp / "home"
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("THRUM_", "TMUX"))}
-    env.update(HOME=str(home), GIT_AUTHOR_NAME="b", GIT_AUTHOR_EMAIL="b@x", GIT_COMMITTER_NAME="b",
-               GIT_COMMITTER_EMAIL="b@x", PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    env.update(
+        HOME=str(home),
+        GIT_AUTHOR_NAME="b",
+        GIT_AUTHOR_EMAIL="b@x",
+        GIT_COMMITTER_NAME="b",
+        GIT_COMMITTER_EMAIL="b@x",
+        PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    )
     repo, wt = tmp / "repo", tmp / "wt-alice"
     repo.mkdir()
 
@@ -63,8 +69,11 @@ def main() -> None:
         return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, check=False, timeout=600, **kw)
 
     try:
-        for cmd in (["git", "init", "-q", "-b", "main"], ["git", "commit", "-q", "--allow-empty", "-m", "i"],
-                    ["git", "worktree", "add", "-q", "-b", "f/alice", str(wt)]):
+        for cmd in (
+            ["git", "init", "-q", "-b", "main"],
+            ["git", "commit", "-q", "--allow-empty", "-m", "i"],
+            ["git", "worktree", "add", "-q", "-b", "f/alice", str(wt)],
+        ):
             run(cmd, repo)
         run([*THRUM, "quickstart", "--name", "bob", "--role", "rev"], repo)
         run([*THRUM, "quickstart", "--name", "alice", "--role", "impl"], wt)
@@ -75,11 +84,18 @@ def main() -> None:
         after = vm(pid, "VmHWM")
         held = len(json.loads(r.stdout)["messages"]) if r.returncode == 0 else 0
         journal = repo / ".git" / "thrum-sync" / "a-sync" / "journal" / "alice.jsonl"
-        out = {"messages": args.messages, "body_bytes": args.size, "body": args.body,
-               "inbox_exit": r.returncode, "inbox_error": r.stderr.decode()[:200].strip(),
-               "response_bytes": len(r.stdout), "page_held": held,
-               "engine_hwm_kb_before": before, "engine_hwm_kb_after": after,
-               "journal_bytes": journal.stat().st_size if journal.exists() else 0}
+        out = {
+            "messages": args.messages,
+            "body_bytes": args.size,
+            "body": args.body,
+            "inbox_exit": r.returncode,
+            "inbox_error": r.stderr.decode()[:200].strip(),
+            "response_bytes": len(r.stdout),
+            "page_held": held,
+            "engine_hwm_kb_before": before,
+            "engine_hwm_kb_after": after,
+            "journal_bytes": journal.stat().st_size if journal.exists() else 0,
+        }
         run([*THRUM, "daemon", "stop"], repo)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

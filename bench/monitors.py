@@ -52,8 +52,14 @@ def redos(a: argparse.Namespace) -> dict:
     thrum = [str(BIN / "thrum")] if (BIN / "thrum").exists() else [sys.executable, "-m", "thrum_engine"]
 
     def run(*args: str, name: str = "boss") -> str:
-        p = subprocess.run(thrum + list(args), cwd=repo, env=dict(env, THRUM_NAME=name), capture_output=True,
-                           text=True, check=False)
+        p = subprocess.run(
+            thrum + list(args),
+            cwd=repo,
+            env=dict(env, THRUM_NAME=name),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if p.returncode != 0:
             raise SystemExit(f"thrum {' '.join(args)}: {p.stderr}")
         return p.stdout
@@ -78,8 +84,12 @@ def redos(a: argparse.Namespace) -> dict:
         return lat
 
     def figures(lat: list[float]) -> dict:
-        return {"n": len(lat), "p50": round(pct(lat, 50), 2), "p99": round(pct(lat, 99), 2),
-                "max": round(max(lat), 2)}
+        return {
+            "n": len(lat),
+            "p50": round(pct(lat, 50), 2),
+            "p99": round(pct(lat, 99), 2),
+            "max": round(max(lat), 2),
+        }
 
     out: dict = {"section": "redos", "budget_s": a.budget, "clients": a.clients, "sends": a.sends}
     try:
@@ -91,13 +101,28 @@ def redos(a: argparse.Namespace) -> dict:
         out["baseline_ms"] = figures(timed_sends(a.sends, a.clients))
         names = [f"redos{i}" for i in range(MATCH_WORKERS + 1)]
         for name in names:
-            run("monitor", "start", "--name", name, "--match", "^(a|a)+$", "--to", "@boss", "--debounce", "0",
-                "--", "yes", "a" * 40 + "!")  # a flood, held back by the rule's full inbox
+            run(
+                "monitor",
+                "start",
+                "--name",
+                name,
+                "--match",
+                "^(a|a)+$",
+                "--to",
+                "@boss",
+                "--debounce",
+                "0",
+                "--",
+                "yes",
+                "a" * 40 + "!",
+            )  # a flood, held back by the rule's full inbox
         time.sleep(1.0)  # the rules are stuck in the pool and their inboxes full: the steady state
         t0 = time.perf_counter()
         out["during_ms"] = figures(timed_sends(a.sends, a.clients))
         out["during_seconds"] = round(time.perf_counter() - t0, 2)
-        states = {m["name"]: m["status"] for m in json.loads(run("monitor", "list", "--all", "--json"))["monitors"]}
+        states = {
+            m["name"]: m["status"] for m in json.loads(run("monitor", "list", "--all", "--json"))["monitors"]
+        }
         out["rules_still_running_at_end"] = sum(states[n] == "running" for n in names)
         out["target_p99_ms"] = 50
         out["ok"] = out["during_ms"]["p99"] <= 50
@@ -127,8 +152,10 @@ def main() -> int:
             b, d = r["baseline_ms"], r["during_ms"]
             print(f"== message.send from {r['clients']} other clients, {r['sends']} sends each phase")
             print(f"  no monitor:             p50 {b['p50']} ms, p99 {b['p99']} ms, max {b['max']} ms")
-            print(f"  catastrophic monitors:  p50 {d['p50']} ms, p99 {d['p99']} ms, max {d['max']} ms"
-                  f"  ({r['rules_still_running_at_end']} rules still matching at the end; target p99 <= 50 ms)")
+            print(
+                f"  catastrophic monitors:  p50 {d['p50']} ms, p99 {d['p99']} ms, max {d['max']} ms"
+                f"  ({r['rules_still_running_at_end']} rules still matching at the end; target p99 <= 50 ms)"
+            )
         return 0
 
     tmp = Path(tempfile.mkdtemp(prefix="thrum-bench-mon-"))
@@ -155,7 +182,16 @@ def main() -> int:
         run("quickstart", "--name", "boss", "--role", "lead")
         run("quickstart", "--name", "watcher", "--role", "ops", e=dict(env, THRUM_NAME="watcher"))
         for i in range(a.monitors):
-            common = ["--name", f"m{i:03d}", "--match", f"ALERT-{i:03d}\\b", "--to", "@watcher", "--debounce", "0"]
+            common = [
+                "--name",
+                f"m{i:03d}",
+                "--match",
+                f"ALERT-{i:03d}\\b",
+                "--to",
+                "@watcher",
+                "--debounce",
+                "0",
+            ]
             if a.source == "file":
                 run("monitor", "watch-file", *common, "--path", str(logf))
             else:
@@ -202,8 +238,9 @@ def main() -> int:
         stop.set()
         t.join()
         out["engine_cpu_pct"] = round(100 * (_cpu(pid) - c0) / (time.perf_counter() - w0), 1)
-        out["latency_ms"] = {"n": len(lat), "p50": round(pct(lat, 50), 1), "p95": round(pct(lat, 95), 1)} \
-            if lat else None
+        out["latency_ms"] = (
+            {"n": len(lat), "p50": round(pct(lat, 50), 1), "p95": round(pct(lat, 95), 1)} if lat else None
+        )
         client.close()
     finally:
         stop.set()

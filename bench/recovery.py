@@ -46,26 +46,52 @@ def write_journal(layout: Layout, messages: int, mixed: bool, seed: int = 7) -> 
     n = 0
     for name in names:
         n += 1
-        shards[name].append(encode({"v": 1, "id": _id("evt", n), "type": "agent.register", "author": name,
-                                    "ts": "2026-01-01T00:00:00.000000Z",
-                                    "data": {"name": name, "role": "worker", "registered_at": "2026-01-01T00:00:00Z"}}))
+        shards[name].append(
+            encode(
+                {
+                    "v": 1,
+                    "id": _id("evt", n),
+                    "type": "agent.register",
+                    "author": name,
+                    "ts": "2026-01-01T00:00:00.000000Z",
+                    "data": {"name": name, "role": "worker", "registered_at": "2026-01-01T00:00:00Z"},
+                }
+            )
+        )
     for i in range(messages):
         n += 1
         a, r = rng.sample(names, 2)
         ts = f"2026-01-01T{i // 3600 % 24:02d}:{i // 60 % 60:02d}:{i % 60:02d}.{i % 1000000:06d}Z"
-        data: dict = {"message_id": _id("msg", n), "content": f"message {i} " + "x" * 80, "format": "markdown",
-                      "recipients": [r]}
+        data: dict = {
+            "message_id": _id("msg", n),
+            "content": f"message {i} " + "x" * 80,
+            "format": "markdown",
+            "recipients": [r],
+        }
         roll = rng.random() if mixed else 1.0
         if roll < 0.1:
-            data["content"] = f"line one\nline \"two\" {i}"
+            data["content"] = f'line one\nline "two" {i}'
         elif roll < 0.2 and i:
             data["reply_to"] = data["thread_id"] = data["thread_root"] = _id("msg", n - 1)
-        shards[a].append(encode({"v": 1, "id": _id("evt", n), "type": "message.create", "author": a, "ts": ts,
-                                 "data": data}))
+        shards[a].append(
+            encode(
+                {"v": 1, "id": _id("evt", n), "type": "message.create", "author": a, "ts": ts, "data": data}
+            )
+        )
         if roll < 0.33 and 0.2 <= roll:
             n += 1
-            shards[r].append(encode({"v": 1, "id": _id("evt", n), "type": "message.read", "author": r, "ts": ts,
-                                     "data": {"message_ids": [data["message_id"]], "at": ts}}))
+            shards[r].append(
+                encode(
+                    {
+                        "v": 1,
+                        "id": _id("evt", n),
+                        "type": "message.read",
+                        "author": r,
+                        "ts": ts,
+                        "data": {"message_ids": [data["message_id"]], "at": ts},
+                    }
+                )
+            )
     os.makedirs(layout.journal_dir, exist_ok=True)
     for name, lines in shards.items():
         with open(os.path.join(layout.journal_dir, name + ".jsonl"), "wb") as fh:
@@ -118,8 +144,12 @@ def time_daemon_start(layout: Layout, env: dict) -> float:
     from thrum_engine.rpc.client import Client, EngineUnavailable
 
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "thrum_engine.daemon", "--repo", layout.repo], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "thrum_engine.daemon", "--repo", layout.repo],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         while True:
             if proc.poll() is not None:
@@ -153,10 +183,16 @@ def bench_recovery(layout: Layout, base: Path) -> dict:
         recovered = "rebuilding it from the journal" in log
         again = time_daemon_start(layout, env)
     finally:
-        subprocess.run(["tmux", "-L", env["THRUM_TMUX__SOCKET_NAME"], "kill-server"], capture_output=True,
-                       check=False)
-    return {"first_start_s": round(first, 3), "intact_start_s": round(intact, 3),
-            "corrupt_start_s": round(corrupt, 3), "recovered": recovered, "next_start_s": round(again, 3)}
+        subprocess.run(
+            ["tmux", "-L", env["THRUM_TMUX__SOCKET_NAME"], "kill-server"], capture_output=True, check=False
+        )
+    return {
+        "first_start_s": round(first, 3),
+        "intact_start_s": round(intact, 3),
+        "corrupt_start_s": round(corrupt, 3),
+        "recovered": recovered,
+        "next_start_s": round(again, 3),
+    }
 
 
 def main() -> int:
@@ -166,7 +202,10 @@ def main() -> int:
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     base = Path(tempfile.mkdtemp(prefix="thrum-bench-recovery-"))
-    out: dict = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}, "messages": a.messages}
+    out: dict = {
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "messages": a.messages,
+    }
     try:
         plain = scratch_repo(base, "plain")
         out["journal_events"] = write_journal(plain, a.messages, mixed=False)
@@ -187,8 +226,10 @@ def main() -> int:
     print(f"  empty projection    {r['first_start_s']:6.2f} s   (first start: catch-up)")
     for key, what in (("rebuild_plain", "plain lines"), ("rebuild_mixed", "a third on the json path")):
         b = out[key]
-        print(f"== rebuild, {what}: {b['events']:,} events: checks on {b['validated_events_per_s']:,}/s,"
-              f" off {b['unvalidated_events_per_s']:,}/s ({b['cost_pct']} % cost)")
+        print(
+            f"== rebuild, {what}: {b['events']:,} events: checks on {b['validated_events_per_s']:,}/s,"
+            f" off {b['unvalidated_events_per_s']:,}/s ({b['cost_pct']} % cost)"
+        )
     return 0
 
 

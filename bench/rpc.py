@@ -28,8 +28,11 @@ from engine import env_for  # bench/engine.py: the same scratch environment
 
 BIN = Path(sys.executable).parent
 # With PYTHONPATH set (to time another checkout's src/, e.g. the baseline), run that code, not the installed one.
-THRUM = ([str(BIN / "thrum")] if (BIN / "thrum").exists() and not os.environ.get("PYTHONPATH")
-         else [sys.executable, "-m", "thrum_engine"])
+THRUM = (
+    [str(BIN / "thrum")]
+    if (BIN / "thrum").exists() and not os.environ.get("PYTHONPATH")
+    else [sys.executable, "-m", "thrum_engine"]
+)
 
 
 class Repo:
@@ -49,8 +52,15 @@ class Repo:
         self.socket = Layout(str(self.path)).socket_path
 
     def thrum(self, *args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess:
-        r = subprocess.run(THRUM + list(args), cwd=self.path, env={**self.env, **env}, capture_output=True,
-                           text=True, timeout=120, check=False)
+        r = subprocess.run(
+            THRUM + list(args),
+            cwd=self.path,
+            env={**self.env, **env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         if check and r.returncode != 0:
             raise SystemExit(f"thrum {' '.join(args)} failed: {r.stderr}")
         return r
@@ -120,9 +130,12 @@ def bench_idle(repo: Repo, runs: int) -> dict:
         for s in held:
             s.close()
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-    return {"without": {**summary(base), "failures": base_fail},
-            "with_1000_idle": {**summary(loaded), "failures": loaded_fail},
-            "connects_retried_on_eagain": eagain, "idle_connections_the_engine_kept": kept}
+    return {
+        "without": {**summary(base), "failures": base_fail},
+        "with_1000_idle": {**summary(loaded), "failures": loaded_fail},
+        "connects_retried_on_eagain": eagain,
+        "idle_connections_the_engine_kept": kept,
+    }
 
 
 def bench_hung(repo: Repo) -> dict:
@@ -150,15 +163,24 @@ def bench_json(runs: int) -> dict:
         """Cumulative import time of `module` (µs, -X importtime), the median of runs."""
         values = []
         for _ in range(runs):
-            err = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {module}"], capture_output=True,
-                                 text=True, check=True).stderr
+            err = subprocess.run(
+                [sys.executable, "-X", "importtime", "-c", f"import {module}"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stderr
             rows = [ln.split("|") for ln in err.splitlines() if ln.startswith("import time:")]
             values.append(next(int(r[1]) for r in reversed(rows) if r[2].strip() == module))
         return int(statistics.median(values))
 
-    return {"python_-c_pass_ms": wall("pass"), "import__json_ms": wall("import _json"),
-            "import_json_ms": wall("import json"), "import_rpc_client_ms": wall("import thrum_engine.rpc.client"),
-            "importtime__json_us": self_us("_json"), "importtime_json_us": self_us("json")}
+    return {
+        "python_-c_pass_ms": wall("pass"),
+        "import__json_ms": wall("import _json"),
+        "import_json_ms": wall("import json"),
+        "import_rpc_client_ms": wall("import thrum_engine.rpc.client"),
+        "importtime__json_us": self_us("_json"),
+        "importtime_json_us": self_us("json"),
+    }
 
 
 def main() -> int:
@@ -185,19 +207,29 @@ def main() -> int:
         return 0
     if "idle" in out:
         i = out["idle"]
-        print(f"send, no idle connections:   median {i['without']['median_ms']} ms, max {i['without']['max_ms']} ms,"
-              f" {i['without']['failures']} failed of {i['without']['runs']}")
-        print(f"send, 1,000 idle held:       median {i['with_1000_idle']['median_ms']} ms,"
-              f" max {i['with_1000_idle']['max_ms']} ms, {i['with_1000_idle']['failures']} failed"
-              f" (engine kept {i['idle_connections_the_engine_kept']}; {i['connects_retried_on_eagain']} EAGAIN retries)")
+        print(
+            f"send, no idle connections:   median {i['without']['median_ms']} ms, max {i['without']['max_ms']} ms,"
+            f" {i['without']['failures']} failed of {i['without']['runs']}"
+        )
+        print(
+            f"send, 1,000 idle held:       median {i['with_1000_idle']['median_ms']} ms,"
+            f" max {i['with_1000_idle']['max_ms']} ms, {i['with_1000_idle']['failures']} failed"
+            f" (engine kept {i['idle_connections_the_engine_kept']}; {i['connects_retried_on_eagain']} EAGAIN retries)"
+        )
     if "hung" in out:
         h = out["hung"]
-        print(f"stopped engine: client error after {h['seconds_to_error']} s (exit {h['exit']}): {h['error']}")
+        print(
+            f"stopped engine: client error after {h['seconds_to_error']} s (exit {h['exit']}): {h['error']}"
+        )
     if "json" in out:
         j = out["json"]
-        print(f"interpreter start {j['python_-c_pass_ms']} ms; +import _json {j['import__json_ms']} ms;"
-              f" +import json {j['import_json_ms']} ms; +import rpc.client {j['import_rpc_client_ms']} ms")
-        print(f"-X importtime (cumulative): _json {j['importtime__json_us']} us, json {j['importtime_json_us']} us")
+        print(
+            f"interpreter start {j['python_-c_pass_ms']} ms; +import _json {j['import__json_ms']} ms;"
+            f" +import json {j['import_json_ms']} ms; +import rpc.client {j['import_rpc_client_ms']} ms"
+        )
+        print(
+            f"-X importtime (cumulative): _json {j['importtime__json_us']} us, json {j['importtime_json_us']} us"
+        )
     return 0
 
 

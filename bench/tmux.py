@@ -65,12 +65,19 @@ def main() -> int:
         subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, env=env, check=True)
         subprocess.run(["git", "commit", "-q", "--allow-empty", "-m", "init"], cwd=repo, env=env, check=True)
         run("init")
-        presets = {"fake": {"extends": "claude", "command": [sys.executable, str(FAKE), "--log", str(tmp / "log")]}}
+        presets = {
+            "fake": {"extends": "claude", "command": [sys.executable, str(FAKE), "--log", str(tmp / "log")]}
+        }
         (repo / ".thrum" / "runtimes.json").write_text(json.dumps({"presets": presets}))
         run("daemon", "restart")
         env_boss = dict(env, THRUM_NAME="boss")
-        subprocess.run(thrum + ["quickstart", "--name", "boss", "--role", "lead"], cwd=repo, env=env_boss,
-                       check=True, capture_output=True)
+        subprocess.run(
+            thrum + ["quickstart", "--name", "boss", "--role", "lead"],
+            cwd=repo,
+            env=env_boss,
+            check=True,
+            capture_output=True,
+        )
         names = [f"a{i:02d}" for i in range(a.panes)]
         t0 = time.perf_counter()
         for n in names:
@@ -98,25 +105,49 @@ def main() -> int:
             acked = time.perf_counter()
             deadline = acked + 10
             while time.perf_counter() < deadline:
-                screen = subprocess.run(["tmux", "-L", sock, "capture-pane", "-p", "-t", f"={target}:"],
-                                        capture_output=True, text=True).stdout
+                screen = subprocess.run(
+                    ["tmux", "-L", sock, "capture-pane", "-p", "-t", f"={target}:"],
+                    capture_output=True,
+                    text=True,
+                ).stdout
                 if "New message from @boss" in screen:
                     lat.append((time.perf_counter() - acked) * 1000)
                     break
                 time.sleep(0.005)
             time.sleep(0.1)  # let the pane settle back to idle
         client.close()
-        out["nudge_ms"] = {"rounds": len(lat), "p50": round(pct(lat, 50), 1), "p95": round(pct(lat, 95), 1),
-                           "mean": round(statistics.mean(lat), 1)} if lat else None
+        out["nudge_ms"] = (
+            {
+                "rounds": len(lat),
+                "p50": round(pct(lat, 50), 1),
+                "p95": round(pct(lat, 95), 1),
+                "mean": round(statistics.mean(lat), 1),
+            }
+            if lat
+            else None
+        )
 
         # Chatty: the fake agent exits and the pane's shell prints 10 lines a second.
         for n in names:
-            subprocess.run(["tmux", "-L", sock, "send-keys", "-t", f"={n}:", "-l", "exit"], capture_output=True)
+            subprocess.run(
+                ["tmux", "-L", sock, "send-keys", "-t", f"={n}:", "-l", "exit"], capture_output=True
+            )
             subprocess.run(["tmux", "-L", sock, "send-keys", "-t", f"={n}:", "Enter"], capture_output=True)
         time.sleep(1)
         for n in names:
-            subprocess.run(["tmux", "-L", sock, "send-keys", "-t", f"={n}:", "-l",
-                            "while :; do echo chatty line $RANDOM; sleep 0.1; done"], capture_output=True)
+            subprocess.run(
+                [
+                    "tmux",
+                    "-L",
+                    sock,
+                    "send-keys",
+                    "-t",
+                    f"={n}:",
+                    "-l",
+                    "while :; do echo chatty line $RANDOM; sleep 0.1; done",
+                ],
+                capture_output=True,
+            )
             subprocess.run(["tmux", "-L", sock, "send-keys", "-t", f"={n}:", "Enter"], capture_output=True)
         time.sleep(2)
         c0, w0 = _cpu(pid), time.perf_counter()
@@ -134,7 +165,9 @@ def main() -> int:
     else:
         print(f"== {a.panes} panes (set up in {out['setup_seconds']} s)")
         print(f"  idle panes:   engine CPU {out['idle_cpu_pct']} % of one core")
-        print(f"  chatty panes: engine CPU {out['chatty_cpu_pct']} % of one core ({out['chatty_lines_per_s']} lines/s)")
+        print(
+            f"  chatty panes: engine CPU {out['chatty_cpu_pct']} % of one core ({out['chatty_lines_per_s']} lines/s)"
+        )
         n = out["nudge_ms"]
         if n:
             print(f"  message -> nudge visible: p50 {n['p50']} ms, p95 {n['p95']} ms ({n['rounds']} rounds)")

@@ -92,17 +92,25 @@ def assert_error(r, *fragments: str, code: int = 1) -> str:
 
 def base_env(home: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("THRUM_", "TMUX", "GIT_"))}
-    env.update({
-        "HOME": str(home),
-        "GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "test@example.com",
-        "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "test@example.com",
-        "GIT_CONFIG_NOSYSTEM": "1", "HISTFILE": "/dev/null", "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-    })
+    env.update(
+        {
+            "HOME": str(home),
+            "GIT_AUTHOR_NAME": "Test",
+            "GIT_AUTHOR_EMAIL": "test@example.com",
+            "GIT_COMMITTER_NAME": "Test",
+            "GIT_COMMITTER_EMAIL": "test@example.com",
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "HISTFILE": "/dev/null",
+            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
+    )
     return env
 
 
 def git(cwd: Path, *args: str, env: dict | None = None) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        ["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 @dataclass
@@ -116,9 +124,12 @@ class Result:
         return json.loads(self.out)
 
 
-def run_thrum(args: list[str], cwd: Path, env: dict, *, input: str | None = None, timeout: float = 60) -> Result:
-    proc = subprocess.run(THRUM + list(args), cwd=cwd, env=env, input=input, capture_output=True, text=True,
-                          timeout=timeout)
+def run_thrum(
+    args: list[str], cwd: Path, env: dict, *, input: str | None = None, timeout: float = 60
+) -> Result:
+    proc = subprocess.run(
+        THRUM + list(args), cwd=cwd, env=env, input=input, capture_output=True, text=True, timeout=timeout
+    )
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
@@ -157,7 +168,6 @@ class Agent(RunsThrum):
         return run_thrum(list(args), self.cwd, {**self.env, **env}, input=input, timeout=timeout)
 
 
-
 @dataclass
 class Repo(RunsThrum):
     path: Path
@@ -176,7 +186,9 @@ class Repo(RunsThrum):
         self.worktrees.append(path)
         return path
 
-    def agent(self, name: str, role: str, *, module: str = "", worktree: bool = True, intent: str = "") -> Agent:
+    def agent(
+        self, name: str, role: str, *, module: str = "", worktree: bool = True, intent: str = ""
+    ) -> Agent:
         """A registered agent: its own worktree (default) and `thrum quickstart` run there."""
         cwd = self.worktree(name) if worktree else self.path
         args = ["quickstart", "--name", name, "--role", role]

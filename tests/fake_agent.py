@@ -18,14 +18,27 @@ import time
 
 STYLES = {
     # idle prompt, busy line, dialog lines
-    "claude": ("─" * 40 + "\n❯ ", "✻ Pondering… ({n}s · esc to interrupt)",
-               ["Do you want to proceed?", "❯ 1. Yes", "  2. No, and tell Claude what to do differently (esc)"]),
-    "codex": ("› ", "• Working ({n}s • esc to interrupt)",
-              ["Would you like to run the following command?", "› 1. Yes, proceed (y)",
-               "  3. No, and tell Codex what to do differently (esc)", "Press enter to confirm or esc to cancel"]),
-    "gemini": ("│ > Type your message or @path/to/file\n", "⠏ Thinking (esc to cancel, {n}s)",
-               ["Waiting for user confirmation...", "Allow execution of: 'rm'?"]),
-    "opencode": ("┃ Ask anything... \"Fix the bug\"\n", "esc interrupt", ["△ Permission required"]),
+    "claude": (
+        "─" * 40 + "\n❯ ",
+        "✻ Pondering… ({n}s · esc to interrupt)",
+        ["Do you want to proceed?", "❯ 1. Yes", "  2. No, and tell Claude what to do differently (esc)"],
+    ),
+    "codex": (
+        "› ",
+        "• Working ({n}s • esc to interrupt)",
+        [
+            "Would you like to run the following command?",
+            "› 1. Yes, proceed (y)",
+            "  3. No, and tell Codex what to do differently (esc)",
+            "Press enter to confirm or esc to cancel",
+        ],
+    ),
+    "gemini": (
+        "│ > Type your message or @path/to/file\n",
+        "⠏ Thinking (esc to cancel, {n}s)",
+        ["Waiting for user confirmation...", "Allow execution of: 'rm'?"],
+    ),
+    "opencode": ('┃ Ask anything... "Fix the bug"\n', "esc interrupt", ["△ Permission required"]),
     "cursor": ("› ", "⬢ Reading… ctrl+c to stop", ["Run this command?"]),
     "auggie": ("", "esc to cancel", ["Approve?"]),
     "amp": ("", "esc to cancel", ["approve? allow all for this session"]),

@@ -25,13 +25,17 @@ def test_an_agent_cannot_delete_restatus_or_purge_for_others_but_the_operator_ca
     env = {k: v for k, v in bob.env.items() if k != "THRUM_NAME"}
     (bob.cwd / ".thrum" / "identities" / "bob.json").rename(bob.cwd / "bob.json.away")
     try:
-        assert_error(run_thrum(["agent", "delete", "carol", "--force"], bob.cwd, env), "belongs to the worktree")
+        assert_error(
+            run_thrum(["agent", "delete", "carol", "--force"], bob.cwd, env), "belongs to the worktree"
+        )
     finally:
         (bob.cwd / "bob.json.away").rename(bob.cwd / ".thrum" / "identities" / "bob.json")
     assert agent_names(alice) == ["alice", "bob", "carol", "ops"]
     # Taking over another worktree's agent by registering it here with --force is acting on it too.
-    assert_error(bob.run("agent", "register", "alice", "--role", "implementer", "--force", THRUM_NAME="alice"),
-                 "belongs to the worktree")
+    assert_error(
+        bob.run("agent", "register", "alice", "--role", "implementer", "--force", THRUM_NAME="alice"),
+        "belongs to the worktree",
+    )
     assert alice.json("whoami")["worktree"] == str(alice.cwd)
     bob.ok("send", "keep me", "--to", "@alice")
     assert bob.json("purge", "--all")["messages"] == 1  # the preview is anyone's
@@ -73,7 +77,9 @@ def test_a_planted_worktree_outside_git_s_list_grants_nothing(pair, tmp_path):
     (fake2 / ".thrum").mkdir()
     (fake2 / ".thrum" / "redirect").write_text(str(repo.path / ".thrum") + "\n")
     for where in (fake, fake2):
-        r = run_thrum(["agent", "register", "mallory", "--role", "dev"], where, {**repo.env, "THRUM_NAME": "mallory"})
+        r = run_thrum(
+            ["agent", "register", "mallory", "--role", "dev"], where, {**repo.env, "THRUM_NAME": "mallory"}
+        )
         assert_error(r, "worktrees")
         assert_error(run_thrum(["agent", "delete", "bob", "--force"], where, repo.env))
         assert_error(run_thrum(["daemon", "stop"], where, repo.env))
@@ -92,12 +98,19 @@ def test_an_agent_cannot_type_into_kill_or_stop_the_rules_of_another_agent(pair)
 
         pytest.skip("tmux is not installed")
     repo.ok("tmux", "create", "alp", "--cwd", str(alice.cwd), "--no-agent")
-    for args in (["tmux", "send", "alp", "echo typed-by-bob"], ["tmux", "kill", "alp"],
-                 ["tmux", "restart", "alp", "--force"], ["tmux", "queue", "alp", "echo queued-by-bob"],
-                 ["tmux", "create", "bobs", "--cwd", str(alice.cwd), "--no-agent"]):
+    for args in (
+        ["tmux", "send", "alp", "echo typed-by-bob"],
+        ["tmux", "kill", "alp"],
+        ["tmux", "restart", "alp", "--force"],
+        ["tmux", "queue", "alp", "echo queued-by-bob"],
+        ["tmux", "create", "bobs", "--cwd", str(alice.cwd), "--no-agent"],
+    ):
         assert_error(bob.run(*args), "belongs to the worktree")
     alice.ok("tmux", "send", "alp", "echo typed-by-alice")
-    wait_for(lambda: "typed-by-alice" in "\n".join(alice.json("tmux", "capture", "alp")["lines"]), what="alice's text")
+    wait_for(
+        lambda: "typed-by-alice" in "\n".join(alice.json("tmux", "capture", "alp")["lines"]),
+        what="alice's text",
+    )
     assert "typed-by-bob" not in "\n".join(alice.json("tmux", "capture", "alp")["lines"])
     cmd = alice.json("tmux", "queue", "alp", "sleep 30")["command"]["command_id"]
     assert_error(bob.run("tmux", "cancel", cmd), "belongs to the worktree")

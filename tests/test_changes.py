@@ -21,7 +21,9 @@ def test_a_send_wakes_a_waiting_long_poll_with_what_changed(pair):
     repo, alice, _bob = pair
     cursor = call(repo, "events.wait", {})["cursor"]
     got: dict = {}
-    waiter = threading.Thread(target=lambda: got.update(call(repo, "events.wait", {"after": cursor, "timeout": 20})))
+    waiter = threading.Thread(
+        target=lambda: got.update(call(repo, "events.wait", {"after": cursor, "timeout": 20}))
+    )
     waiter.start()
     time.sleep(0.3)  # the poll is parked in the engine (nothing applied yet)
     assert waiter.is_alive()
@@ -29,8 +31,9 @@ def test_a_send_wakes_a_waiting_long_poll_with_what_changed(pair):
     waiter.join(15)
     assert not waiter.is_alive(), "the long poll did not return on a send"
     creates = [c for c in got["changes"] if c["type"] == "message.create"]
-    assert [(c["author"], c["data"]["recipients"], c["data"]["content"]) for c in creates] == \
-           [("alice", ["bob"], "wake up")]
+    assert [(c["author"], c["data"]["recipients"], c["data"]["content"]) for c in creates] == [
+        ("alice", ["bob"], "wake up")
+    ]
     assert got["cursor"] > cursor and not got["reset"]
     # Nothing new: an empty answer after the timeout, same cursor.
     again = call(repo, "events.wait", {"after": got["cursor"], "timeout": 0.2})

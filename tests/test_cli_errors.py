@@ -31,8 +31,16 @@ print(json.dumps(out))
 
 
 def raw(agent, *frames: str) -> list[dict]:
-    proc = subprocess.run([sys.executable, "-c", RAW], check=False, cwd=agent.cwd, env=agent.env, input=json.dumps(frames),
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", RAW],
+        check=False,
+        cwd=agent.cwd,
+        env=agent.env,
+        input=json.dumps(frames),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
@@ -45,16 +53,25 @@ def test_pages_and_nan_are_invalid_params_not_internal_errors(pair):
     """F16: `--page 10**21` and RPC `page: 10**18` were OverflowErrors; `after: NaN` a ValueError."""
     _repo, alice, bob = pair
     alice.ok("send", "hi", "--to", "@bob")
-    for flag, value in (("--page", "1000000000000000000000"), ("--page", "0"), ("--page", "x"),
-                        ("--page-size", "1001"), ("--page-size", "0"), ("--page", "-3")):
+    for flag, value in (
+        ("--page", "1000000000000000000000"),
+        ("--page", "0"),
+        ("--page", "x"),
+        ("--page-size", "1001"),
+        ("--page-size", "0"),
+        ("--page", "-3"),
+    ):
         line = assert_error(bob.run("inbox", f"{flag}={value}"), flag)
         assert "internal" not in line
-    replies = raw(bob, frame("message.inbox", '{"caller": "bob", "page": 1000000000000000000}'),
-                  frame("message.inbox", '{"caller": "bob", "page_size": 1001}'),
-                  frame("message.inbox", '{"caller": "bob", "offset": -1}'),
-                  frame("message.wait", '{"caller": "bob", "after": NaN, "timeout": 0}'),
-                  frame("message.wait", '{"caller": "bob", "timeout": Infinity}'),
-                  frame("agent.cleanup", '{"caller": "bob", "threshold_days": NaN}'))
+    replies = raw(
+        bob,
+        frame("message.inbox", '{"caller": "bob", "page": 1000000000000000000}'),
+        frame("message.inbox", '{"caller": "bob", "page_size": 1001}'),
+        frame("message.inbox", '{"caller": "bob", "offset": -1}'),
+        frame("message.wait", '{"caller": "bob", "after": NaN, "timeout": 0}'),
+        frame("message.wait", '{"caller": "bob", "timeout": Infinity}'),
+        frame("agent.cleanup", '{"caller": "bob", "threshold_days": NaN}'),
+    )
     for r in replies:
         assert r["error"]["code"] == -32602, r
         assert "internal" not in r["error"]["message"]
@@ -107,18 +124,34 @@ def test_listings_are_paged_by_bytes_and_paging_returns_every_message(pair):
     """F10: `inbox --page-size 100` over 100 bodies of ~1 MiB built a 629 MB response (2 GB peak)."""
     _repo, alice, bob = pair
     mib = 1 << 20
-    sends = [frame("message.send", json.dumps({"caller": "alice", "body": f"{i:03d}" + "x" * (mib - 64),
-                                                "to": ["@bob"]}), i + 1) for i in range(100)]
+    sends = [
+        frame(
+            "message.send",
+            json.dumps({"caller": "alice", "body": f"{i:03d}" + "x" * (mib - 64), "to": ["@bob"]}),
+            i + 1,
+        )
+        for i in range(100)
+    ]
     assert all("result" in r for r in raw(alice, *sends))
     budget = 4 * mib  # messages.max_page_bytes' default
     seen: list[str] = []
     offset = 0
     pages = 0
     while offset is not None:
-        [r] = raw(bob, frame("message.inbox", json.dumps({"caller": "bob", "page_size": 100, "offset": offset,
-                                                         "peek": True, "oldest": True})))
+        [r] = raw(
+            bob,
+            frame(
+                "message.inbox",
+                json.dumps(
+                    {"caller": "bob", "page_size": 100, "offset": offset, "peek": True, "oldest": True}
+                ),
+            ),
+        )
         page = r["result"]
-        assert 1 <= len(page["messages"]) and r["bytes"] < budget + 256 * 1024, (len(page["messages"]), r["bytes"])
+        assert 1 <= len(page["messages"]) and r["bytes"] < budget + 256 * 1024, (
+            len(page["messages"]),
+            r["bytes"],
+        )
         assert page["total"] == 100 and page["truncated"] == (page["next_offset"] is not None)
         seen += [m["body"]["content"][:3] for m in page["messages"]]
         offset = page["next_offset"]

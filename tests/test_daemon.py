@@ -25,6 +25,7 @@ STATUS_KEYS = {"running", "pid", "repo_path", "uptime", "version", "host", "sync
 
 # -- helpers -----------------------------------------------------------------------------------------------------
 
+
 def layout_of(repo) -> Layout:
     return Layout(str(repo.path))
 
@@ -38,7 +39,9 @@ def rpc(path: str, method: str, params: dict | None = None, timeout: float = 10.
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(timeout)
         s.connect(path)
-        s.sendall(json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or {}}).encode() + b"\n")
+        s.sendall(
+            json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or {}}).encode() + b"\n"
+        )
         buf = b""
         while not buf.endswith(b"\n"):
             chunk = s.recv(65536)
@@ -81,6 +84,7 @@ def solo(repo):
 
 
 # -- start / stop / restart / status / logs ----------------------------------------------------------------------
+
 
 def test_status_json_while_running_has_the_documented_keys(solo):
     repo, alice = solo
@@ -176,7 +180,7 @@ def test_logs(solo):
     j = alice.json("daemon", "logs", "--lines", "2")
     assert j["path"] == str(layout_of(repo).log_path)
     assert 1 <= len(j["lines"]) <= 2
-    assert j["lines"] == alice.json("daemon", "logs")["lines"][-len(j["lines"]):]
+    assert j["lines"] == alice.json("daemon", "logs")["lines"][-len(j["lines"]) :]
     assert alice.json("daemon", "logs", "--since", "1h")["lines"]
     r = alice.run("daemon", "logs", "--lines", "many")
     assert r.code == 1
@@ -207,6 +211,7 @@ def test_daemon_commands_outside_a_git_repo_are_clean_errors(tmp_path, repo):
 
 # -- auto-start ---------------------------------------------------------------------------------------------------
 
+
 def test_a_command_that_needs_the_engine_starts_it(solo):
     repo, alice = solo
     alice.ok("daemon", "stop")
@@ -235,12 +240,20 @@ def test_auto_start_from_a_subdirectory_of_a_worktree(solo):
 
 # -- one engine per repo -------------------------------------------------------------------------------------------
 
+
 def test_a_second_daemon_refuses_and_the_first_keeps_serving(solo):
     repo, alice = solo
     lay = layout_of(repo)
     first = repo.daemon_pid()
-    proc = subprocess.run([sys.executable, "-m", "thrum_engine.daemon", "--repo", str(repo.path)],
-                          cwd=repo.path, env=repo.env, capture_output=True, text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "thrum_engine.daemon", "--repo", str(repo.path)],
+        cwd=repo.path,
+        env=repo.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 1
     line = one_error_line(proc.stderr)
     assert "already running" in line
@@ -256,8 +269,15 @@ def test_a_second_daemon_refuses_and_the_first_keeps_serving(solo):
 def test_a_second_daemon_from_a_linked_worktree_refuses_too(solo):
     repo, alice = solo
     first = repo.daemon_pid()
-    proc = subprocess.run([sys.executable, "-m", "thrum_engine.daemon"], cwd=alice.cwd, env=repo.env,
-                          capture_output=True, text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "thrum_engine.daemon"],
+        cwd=alice.cwd,
+        env=repo.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 1
     one_error_line(proc.stderr)
     assert serving_pid(repo) == first
@@ -276,8 +296,15 @@ def test_the_lock_file_is_what_decides(solo):
     fd = os.open(lock, os.O_RDWR)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        proc = subprocess.run([sys.executable, "-m", "thrum_engine.daemon", "--repo", str(repo.path)],
-                              cwd=repo.path, env=repo.env, capture_output=True, text=True, timeout=60, check=False)
+        proc = subprocess.run(
+            [sys.executable, "-m", "thrum_engine.daemon", "--repo", str(repo.path)],
+            cwd=repo.path,
+            env=repo.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert proc.returncode == 1
         one_error_line(proc.stderr)
         assert not os.path.exists(layout_of(repo).socket_path)
@@ -290,13 +317,21 @@ def test_the_lock_file_is_what_decides(solo):
 
 def test_daemon_rejects_unknown_flags(solo):
     repo, _ = solo
-    proc = subprocess.run([sys.executable, "-m", "thrum_engine.daemon", "--bogus"], cwd=repo.path, env=repo.env,
-                          capture_output=True, text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "thrum_engine.daemon", "--bogus"],
+        cwd=repo.path,
+        env=repo.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 1
     assert "unknown flag: --bogus" in one_error_line(proc.stderr)
 
 
 # -- kill -9 leaves stale state; the next start cleans it up -------------------------------------------------------
+
 
 @pytest.mark.parametrize("restart_with", [["daemon", "start"], ["team", "--all"], ["daemon", "status"]])
 def test_stale_socket_and_pid_file_after_kill_9(solo, restart_with):
@@ -358,6 +393,7 @@ def test_a_leftover_regular_file_at_the_socket_path(solo):
 
 # -- signals ------------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=lambda s: s.name)
 def test_signal_shuts_down_gracefully(solo, sig):
     repo, alice = solo
@@ -393,7 +429,12 @@ def test_shutdown_does_not_hang_on_a_blocked_wait(pair, monkeypatch, via):
     try:
         s.settimeout(60)
         s.connect(lay.socket_path)
-        wait_req = {"jsonrpc": "2.0", "id": 1, "method": "message.wait", "params": {"caller": "bob", "timeout": 60}}
+        wait_req = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "message.wait",
+            "params": {"caller": "bob", "timeout": 60},
+        }
         info_req = {"jsonrpc": "2.0", "id": 2, "method": "engine.info", "params": {}}
         s.sendall(json.dumps(wait_req).encode() + b"\n" + json.dumps(info_req).encode() + b"\n")
         # frames on one connection are read in order: once engine.info answers, the wait is in flight
@@ -444,6 +485,7 @@ def connections_to(path: str) -> int:
 
 # -- deep repo paths: the socket falls back to a short path --------------------------------------------------------
 
+
 def test_socket_path_falls_back_when_the_repo_path_is_deep(make_repo):
     repo = make_repo("d" * 120)
     alice = repo.agent("alice", "implementer")
@@ -465,6 +507,7 @@ def test_socket_path_falls_back_when_the_repo_path_is_deep(make_repo):
 
 # -- a stampede against a stopped engine ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("round_", range(3))
 def test_eight_concurrent_commands_start_exactly_one_engine(pair, round_):
     repo, alice, bob = pair
@@ -480,8 +523,12 @@ def test_eight_concurrent_commands_start_exactly_one_engine(pair, round_):
         (alice, ["daemon", "start", "--json"]),
         (bob, ["session", "list", "--json"]),
     ]
-    procs = [subprocess.Popen(THRUM + args, cwd=a.cwd, env=a.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for a, args in commands]
+    procs = [
+        subprocess.Popen(
+            THRUM + args, cwd=a.cwd, env=a.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for a, args in commands
+    ]
     results = []
     try:
         for p in procs:

@@ -94,6 +94,7 @@ with open(out, "a", encoding="utf-8") as fh:
 
 # -- helpers -----------------------------------------------------------------------------------------------------
 
+
 def wait_until(predicate, timeout: float = 30.0, what: str = "condition", interval: float = 0.02):
     return wait_for(predicate, timeout, what, interval)
 
@@ -153,8 +154,15 @@ def last_line(path: Path) -> str:
 
 
 def spawn(args: list[str], cwd: Path, env: dict) -> subprocess.Popen:
-    return subprocess.Popen(args, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        args,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def reap(procs: list[subprocess.Popen], timeout: float = 60.0) -> None:
@@ -180,6 +188,7 @@ def doctor_ok(agent) -> dict:
 
 # -- kill -9 mid-burst loses no acknowledged message --------------------------------------------------------------
 
+
 def test_kill_9_mid_burst_loses_no_acknowledged_message(pair, tmp_path):
     repo, alice, bob = pair
     sock = Layout(str(repo.path)).socket_path
@@ -198,19 +207,42 @@ def test_kill_9_mid_burst_loses_no_acknowledged_message(pair, tmp_path):
             out = tmp_path / f"client{i}.log"
             client_logs.append(out)
             mode = "persistent" if i % 2 == 0 else "reconnect"
-            clients.append(spawn([sys.executable, str(script), sock, "alice", "@bob", f"c{i}", str(out),
-                                  str(stop_file), mode], alice.cwd, alice.env))
+            clients.append(
+                spawn(
+                    [
+                        sys.executable,
+                        str(script),
+                        sock,
+                        "alice",
+                        "@bob",
+                        f"c{i}",
+                        str(out),
+                        str(stop_file),
+                        mode,
+                    ],
+                    alice.cwd,
+                    alice.env,
+                )
+            )
         for i in range(2):
             out = tmp_path / f"loop{i}.log"
             loop_logs.append(out)
-            loops.append(spawn([sys.executable, str(loop), thrum, "@bob", f"l{i}", str(out), str(stop_file)],
-                               alice.cwd, alice.env))
+            loops.append(
+                spawn(
+                    [sys.executable, str(loop), thrum, "@bob", f"l{i}", str(out), str(stop_file)],
+                    alice.cwd,
+                    alice.env,
+                )
+            )
 
         def total_acked() -> int:
             return sum(len(acked(p)) for p in client_logs + loop_logs if p.exists())
 
-        wait_until(lambda: total_acked() >= 300 and all(p.exists() and acked(p) for p in loop_logs), 120,
-                   "a burst of acknowledged sends")
+        wait_until(
+            lambda: total_acked() >= 300 and all(p.exists() and acked(p) for p in loop_logs),
+            120,
+            "a burst of acknowledged sends",
+        )
         assert all(p.poll() is None for p in clients + loops), "a sender stopped before the kill"
         killed = kill9(repo)
 
@@ -220,8 +252,11 @@ def test_kill_9_mid_burst_loses_no_acknowledged_message(pair, tmp_path):
             assert last_line(p).startswith("#"), f"{p.name} was not interrupted: {last_line(p)!r}"
         # the CLI loops recover on their own: the next `thrum send` starts a new engine
         at_kill = [len(acked(p)) for p in loop_logs]
-        wait_until(lambda: all(len(acked(p)) >= n + 5 for p, n in zip(loop_logs, at_kill)), 120,
-                   "the CLI loops to recover after the crash")
+        wait_until(
+            lambda: all(len(acked(p)) >= n + 5 for p, n in zip(loop_logs, at_kill)),
+            120,
+            "the CLI loops to recover after the crash",
+        )
         stop_file.touch()
         reap(loops)
     finally:
@@ -258,15 +293,34 @@ def test_repeated_kill_9_with_cli_senders(pair, tmp_path, rounds):
     procs = []
     try:
         for (agent, to), log in zip(senders, logs):
-            procs.append(spawn([sys.executable, str(loop), THRUM[0], to, f"{agent.name}{len(procs)}", str(log),
-                                str(stop_file)], agent.cwd, agent.env))
+            procs.append(
+                spawn(
+                    [
+                        sys.executable,
+                        str(loop),
+                        THRUM[0],
+                        to,
+                        f"{agent.name}{len(procs)}",
+                        str(log),
+                        str(stop_file),
+                    ],
+                    agent.cwd,
+                    agent.env,
+                )
+            )
         killed = set()
         for _ in range(rounds):
             counts = [len(acked(p)) if p.exists() else 0 for p in logs]
-            wait_until(lambda c=counts: all(p.exists() and len(acked(p)) >= n + 3 for p, n in zip(logs, c)), 120,
-                       "progress before the next crash")
-            wait_until(lambda: repo.daemon_pid() and repo.daemon_pid() not in killed and is_alive(repo.daemon_pid()),
-                       60, "a live engine to kill")
+            wait_until(
+                lambda c=counts: all(p.exists() and len(acked(p)) >= n + 3 for p, n in zip(logs, c)),
+                120,
+                "progress before the next crash",
+            )
+            wait_until(
+                lambda: repo.daemon_pid() and repo.daemon_pid() not in killed and is_alive(repo.daemon_pid()),
+                60,
+                "a live engine to kill",
+            )
             killed.add(kill9(repo))
         counts = [len(acked(p)) for p in logs]
         wait_until(lambda: all(len(acked(p)) >= n + 3 for p, n in zip(logs, counts)), 120, "recovery")
@@ -365,10 +419,21 @@ def test_a_complete_event_without_its_newline_is_not_applied(pair):
     kill9(repo)
     shard = journal_dir(repo) / "alice.jsonl"
     good = shard.read_bytes()
-    event = {"v": 1, "id": ids.new_id("evt"), "type": "message.create", "author": "alice",
-             "ts": "2030-01-01T00:00:00.000000Z",
-             "data": {"message_id": ids.new_id("msg"), "content": "never acknowledged", "format": "markdown",
-                      "recipients": ["bob"], "addressed": ["@bob"], "created_at": "2030-01-01T00:00:00.000000Z"}}
+    event = {
+        "v": 1,
+        "id": ids.new_id("evt"),
+        "type": "message.create",
+        "author": "alice",
+        "ts": "2030-01-01T00:00:00.000000Z",
+        "data": {
+            "message_id": ids.new_id("msg"),
+            "content": "never acknowledged",
+            "format": "markdown",
+            "recipients": ["bob"],
+            "addressed": ["@bob"],
+            "created_at": "2030-01-01T00:00:00.000000Z",
+        },
+    }
     line = encode(event)
     with open(shard, "ab") as fh:
         fh.write(line[:-1])
@@ -395,6 +460,7 @@ def test_a_corrupt_complete_line_is_skipped_and_reported_but_never_blocks(pair):
 
 # -- journal events past the projection are replayed on start ----------------------------------------------------
 
+
 def _snapshot(alice, bob) -> dict:
     """Everything a query shows, read without changing state (the inbox is listed twice: the
     first listing marks messages read, the second shows the settled state)."""
@@ -405,8 +471,10 @@ def _snapshot(alice, bob) -> dict:
         "alice_inbox": alice.json("inbox", "--page-size", "1000"),
         "alice_sent": alice.json("sent"),
         "bob_sent": bob.json("sent"),
-        "team": [{k: v for k, v in m.items() if k not in ("idle_seconds", "last_seen")}
-                 for m in alice.json("team", "--all")["members"]],
+        "team": [
+            {k: v for k, v in m.items() if k not in ("idle_seconds", "last_seen")}
+            for m in alice.json("team", "--all")["members"]
+        ],
     }
 
 
@@ -494,6 +562,7 @@ def test_replay_is_idempotent_when_offsets_lag_behind_applied_events(pair, tmp_p
 
 # -- doctor rebuild ------------------------------------------------------------------------------------------------
 
+
 def test_doctor_rebuild_is_identical(pair, make_repo):
     repo, alice, bob = pair
     carol = repo.agent("carol", "reviewer")
@@ -536,14 +605,33 @@ def test_doctor_rebuild_during_a_burst_loses_nothing(pair, tmp_path):
     procs = []
     try:
         for i, log in enumerate(logs):
-            procs.append(spawn([sys.executable, str(client), sock, "alice", "@bob", f"c{i}", str(log), str(stop_file),
-                                "persistent"], alice.cwd, alice.env))
+            procs.append(
+                spawn(
+                    [
+                        sys.executable,
+                        str(client),
+                        sock,
+                        "alice",
+                        "@bob",
+                        f"c{i}",
+                        str(log),
+                        str(stop_file),
+                        "persistent",
+                    ],
+                    alice.cwd,
+                    alice.env,
+                )
+            )
         for log in rlogs:
-            procs.append(spawn([sys.executable, str(reader), sock, str(log), str(stop_file)], bob.cwd, bob.env))
+            procs.append(
+                spawn([sys.executable, str(reader), sock, str(log), str(stop_file)], bob.cwd, bob.env)
+            )
         wait_until(lambda: all(p.exists() and len(acked(p)) >= 50 for p in logs), 60, "the burst")
         results = [alice.json("doctor", "rebuild") for _ in range(3)]
         counts = [len(acked(p)) for p in logs]
-        wait_until(lambda: all(len(acked(p)) >= n + 20 for p, n in zip(logs, counts)), 60, "sends after rebuild")
+        wait_until(
+            lambda: all(len(acked(p)) >= n + 20 for p, n in zip(logs, counts)), 60, "sends after rebuild"
+        )
         stop_file.touch()
         reap(procs)
     finally:
@@ -574,8 +662,23 @@ def test_doctor_during_a_burst_reports_no_false_problems(pair, tmp_path):
     procs = []
     try:
         for i, log in enumerate(logs):
-            procs.append(spawn([sys.executable, str(client), sock, "alice", "@bob", f"c{i}", str(log), str(stop_file),
-                                "persistent"], alice.cwd, alice.env))
+            procs.append(
+                spawn(
+                    [
+                        sys.executable,
+                        str(client),
+                        sock,
+                        "alice",
+                        "@bob",
+                        f"c{i}",
+                        str(log),
+                        str(stop_file),
+                        "persistent",
+                    ],
+                    alice.cwd,
+                    alice.env,
+                )
+            )
         wait_until(lambda: all(p.exists() and len(acked(p)) >= 20 for p in logs), 60, "the burst")
         reports = [alice.run("doctor", "--json") for _ in range(8)]
         stop_file.touch()
@@ -599,12 +702,34 @@ def _append_messages(repo, author: str, recipient: str, n: int) -> set[str]:
         mid = ids.new_id("msg")
         mids.add(mid)
         now = iso()
-        lines.append(encode({"v": 1, "id": ids.new_id("evt"), "type": "message.create", "author": author, "ts": now,
-                             "data": {"message_id": mid, "content": f"bulk {i}", "format": "markdown",
-                                      "recipients": [recipient], "addressed": [f"@{recipient}"], "broadcast": False,
-                                      "mentions": [], "mentioned_agents": [], "scopes": [], "refs": [],
-                                      "thread_id": None, "reply_to": None, "thread_root": None, "structured": None,
-                                      "created_at": now}}))
+        lines.append(
+            encode(
+                {
+                    "v": 1,
+                    "id": ids.new_id("evt"),
+                    "type": "message.create",
+                    "author": author,
+                    "ts": now,
+                    "data": {
+                        "message_id": mid,
+                        "content": f"bulk {i}",
+                        "format": "markdown",
+                        "recipients": [recipient],
+                        "addressed": [f"@{recipient}"],
+                        "broadcast": False,
+                        "mentions": [],
+                        "mentioned_agents": [],
+                        "scopes": [],
+                        "refs": [],
+                        "thread_id": None,
+                        "reply_to": None,
+                        "thread_root": None,
+                        "structured": None,
+                        "created_at": now,
+                    },
+                }
+            )
+        )
     with open(shard, "ab") as fh:
         fh.write(b"".join(lines))
     return mids
@@ -637,8 +762,14 @@ def test_kill_9_during_start_up_replay_and_during_rebuild(pair):
     pid = repo.daemon_pid()
     rebuild = spawn(THRUM + ["doctor", "rebuild", "--json"], alice.cwd, alice.env)
     try:
-        wait_until(lambda: any(p.name.startswith("thrum.db.rebuild") for p in repo.var.iterdir()) or
-                   rebuild.poll() is not None, 60, "the rebuild to begin")
+        wait_until(
+            lambda: (
+                any(p.name.startswith("thrum.db.rebuild") for p in repo.var.iterdir())
+                or rebuild.poll() is not None
+            ),
+            60,
+            "the rebuild to begin",
+        )
         os.kill(pid, signal.SIGKILL)
         wait_until(lambda: not is_alive(pid), what="the killed engine to go")
     finally:
@@ -652,6 +783,7 @@ def test_kill_9_during_start_up_replay_and_during_rebuild(pair):
 
 # -- a send the engine never acknowledged never reports success ----------------------------------------------------
 
+
 def _queued(conn) -> int:
     import fcntl
     import struct
@@ -660,7 +792,9 @@ def _queued(conn) -> int:
     return struct.unpack("i", fcntl.ioctl(conn.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0]
 
 
-@pytest.mark.parametrize("big", [False, True], ids=["engine-dies-after-the-request", "engine-dies-mid-request"])
+@pytest.mark.parametrize(
+    "big", [False, True], ids=["engine-dies-after-the-request", "engine-dies-mid-request"]
+)
 def test_a_send_the_engine_never_acknowledged_never_reports_success(pair, tmp_path, big):
     """Stand in for an engine that accepts the connection and then crashes without reading (all of) the request:
     the CLI must say so (`Error: ...`, exit 1), never exit 0, never print a traceback."""
@@ -680,16 +814,20 @@ def test_a_send_the_engine_never_acknowledged_never_reports_success(pair, tmp_pa
         args += ["--body-file", str(body)]
     else:
         args += ["never acknowledged"]
-    proc = subprocess.Popen(THRUM + args, cwd=alice.cwd, env=alice.env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        THRUM + args, cwd=alice.cwd, env=alice.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         conn, _ = srv.accept()
         if big:
             # the client is stuck mid-frame: the socket buffer is full and nobody reads
             wait_until(lambda: _queued(conn) >= 100_000 or proc.poll() is not None, 30, "a stalled request")
         else:
-            wait_until(lambda: conn.recv(1 << 16, socket.MSG_PEEK).endswith(b"\n") or proc.poll() is not None, 30,
-                       "the request")
+            wait_until(
+                lambda: conn.recv(1 << 16, socket.MSG_PEEK).endswith(b"\n") or proc.poll() is not None,
+                30,
+                "the request",
+            )
         conn.close()  # hang up with the request unread, as a crashed engine does
         srv.close()
         out, err = proc.communicate(timeout=60)

@@ -44,8 +44,12 @@ async def test_a_request_past_its_deadline_fails_and_the_engine_keeps_serving(en
 async def test_message_ids_and_their_events_sort_in_send_order(engine):
     for n in ("alice", "bob"):
         await engine.call("agent.register", {"name": n, "role": "w"}, Caller.trusted())
-    ids = [(await engine.call("message.send", {"body": f"m{i}", "to": ["@bob"]}, Caller.trusted("alice")))["message_id"]
-           for i in range(20)]
+    ids = [
+        (await engine.call("message.send", {"body": f"m{i}", "to": ["@bob"]}, Caller.trusted("alice")))[
+            "message_id"
+        ]
+        for i in range(20)
+    ]
     assert ids == sorted(ids)
     inbox = await engine.call("message.inbox", {"oldest": True, "page_size": 50}, Caller.trusted("bob"))
     assert [m["message_id"] for m in inbox["messages"]] == ids

@@ -89,14 +89,17 @@ def test_quickstart_twice_is_idempotent(pair):
     assert [p.name for p in (alice.cwd / ".thrum" / "identities").glob("*.json")] == ["alice.json"]
 
 
-@pytest.mark.parametrize(("name", "role", "fragment"), [
-    ("Alice", "implementer", "'Alice'"),
-    ("a/b", "implementer", "'a/b'"),
-    ("system", "implementer", "reserved"),
-    ("everyone", "implementer", "reserved"),
-    ("tester", "tester", "differ from its role"),
-    ("$(touch pwned)", "implementer", "invalid agent name"),
-])
+@pytest.mark.parametrize(
+    ("name", "role", "fragment"),
+    [
+        ("Alice", "implementer", "'Alice'"),
+        ("a/b", "implementer", "'a/b'"),
+        ("system", "implementer", "reserved"),
+        ("everyone", "implementer", "reserved"),
+        ("tester", "tester", "differ from its role"),
+        ("$(touch pwned)", "implementer", "invalid agent name"),
+    ],
+)
 def test_quickstart_refuses_invalid_agent_names(pair, name, role, fragment):
     repo, alice, bob = pair
     wt = repo.worktree("newcomer")
@@ -110,7 +113,9 @@ def test_quickstart_refuses_invalid_agent_names(pair, name, role, fragment):
 def test_quickstart_refuses_a_name_taken_in_another_worktree(pair):
     repo, alice, bob = pair
     wt = repo.worktree("impostor")
-    assert_error(repo.run("quickstart", "--name", "alice", "--role", "implementer", cwd=wt), "already registered")
+    assert_error(
+        repo.run("quickstart", "--name", "alice", "--role", "implementer", cwd=wt), "already registered"
+    )
     assert alice.json("agent", "list")["agents"][0]["worktree"] == str(alice.cwd)
     assert not (wt / ".thrum" / "identities" / "alice.json").exists()
 
@@ -224,8 +229,10 @@ def test_session_end_with_crash_reason(pair):
 
 def test_intent_and_task_are_visible_to_the_team(pair):
     repo, alice, bob = pair
-    assert alice.ok("session", "set-intent", "refactoring", "token", "refresh").out == \
-        "✓ Intent: refactoring token refresh\n"
+    assert (
+        alice.ok("session", "set-intent", "refactoring", "token", "refresh").out
+        == "✓ Intent: refactoring token refresh\n"
+    )
     assert alice.ok("session", "set-task", "AUTH-42").out == "✓ Task: AUTH-42\n"
     team = members(bob)
     assert team["alice"]["intent"] == "refactoring token refresh"
@@ -351,7 +358,10 @@ def test_context_save_show_clear(pair):
     assert "## Context\nInvestigating flaky test" in out
     assert alice.ok("context", "show", "--raw", "--no-preamble").out == notes
     assert bob.json("context", "show", "--agent", "@alice", "--no-preamble") == {
-        "agent_id": "alice", "context": notes, "preamble": None}
+        "agent_id": "alice",
+        "context": notes,
+        "preamble": None,
+    }
     assert bob.json("context", "show", "--no-preamble")["context"] is None
 
     src = alice.cwd / "notes.md"

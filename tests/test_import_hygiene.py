@@ -9,8 +9,25 @@ from pathlib import Path
 
 import pytest
 
-HEAVY = {"textual", "git", "libtmux", "pydantic", "pydantic_settings", "aiosqlite", "watchfiles", "rich",
-         "asyncio", "json", "re", "argparse", "socket", "subprocess", "enum", "calendar", "datetime"}
+HEAVY = {
+    "textual",
+    "git",
+    "libtmux",
+    "pydantic",
+    "pydantic_settings",
+    "aiosqlite",
+    "watchfiles",
+    "rich",
+    "asyncio",
+    "json",
+    "re",
+    "argparse",
+    "socket",
+    "subprocess",
+    "enum",
+    "calendar",
+    "datetime",
+}
 
 PROBE = """
 import sys
@@ -22,22 +39,26 @@ sys.stderr.write("\\nMODULES=" + ",".join(sorted(sys.modules)) + "\\n")
 
 
 def modules_after(args: list[str], cwd: Path, env: dict) -> tuple[int, set[str]]:
-    proc = subprocess.run([sys.executable, "-c", PROBE, *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
+    )
     line = [ln for ln in proc.stderr.splitlines() if ln.startswith("MODULES=")][-1]
-    mods = set(line[len("MODULES="):].split(","))
+    mods = set(line[len("MODULES=") :].split(","))
     return proc.returncode, {m.split(".")[0] for m in mods}
 
 
-@pytest.mark.parametrize("args", [
-    ["send", "hello", "--to", "@bob"],
-    ["inbox"],
-    ["inbox", "--unread", "--json"],
-    ["sent"],
-    ["team"],
-    ["version"],
-    ["whoami"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["send", "hello", "--to", "@bob"],
+        ["inbox"],
+        ["inbox", "--unread", "--json"],
+        ["sent"],
+        ["team"],
+        ["version"],
+        ["whoami"],
+    ],
+)
 def test_hot_commands_import_nothing_heavy(pair, args):
     repo, alice, bob = pair
     code, mods = modules_after(args, alice.cwd, alice.env)
@@ -57,7 +78,13 @@ def test_installed_entry_script_does_not_import_re():
 def test_import_linter_contracts_hold():
     root = Path(__file__).resolve().parent.parent
     lint = Path(sys.executable).parent / "lint-imports"
-    proc = subprocess.run([str(lint)], cwd=root, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(root / "src")})
+    proc = subprocess.run(
+        [str(lint)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(root / "src")},
+    )
     assert proc.returncode == 0, proc.stdout[-2000:]
     assert "0 broken" in proc.stdout

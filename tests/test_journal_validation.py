@@ -30,13 +30,25 @@ def msg(n: int) -> str:
 
 
 def register(n: int, name: str) -> dict:
-    return {"v": 1, "id": evt(n), "type": "agent.register", "author": name, "ts": TS,
-            "data": {"name": name, "role": "dev", "worktree": "", "registered_at": "2026-01-01T00:00:00.000000Z"}}
+    return {
+        "v": 1,
+        "id": evt(n),
+        "type": "agent.register",
+        "author": name,
+        "ts": TS,
+        "data": {"name": name, "role": "dev", "worktree": "", "registered_at": "2026-01-01T00:00:00.000000Z"},
+    }
 
 
 def message(n: int, body: str, author: str = "alice", to: str = "bob", **data) -> dict:
-    return {"v": 1, "id": evt(n), "type": "message.create", "author": author, "ts": TS,
-            "data": {"message_id": msg(n), "content": body, "format": "markdown", "recipients": [to], **data}}
+    return {
+        "v": 1,
+        "id": evt(n),
+        "type": "message.create",
+        "author": author,
+        "ts": TS,
+        "data": {"message_id": msg(n), "content": body, "format": "markdown", "recipients": [to], **data},
+    }
 
 
 def line(ev: dict) -> bytes:
@@ -91,27 +103,64 @@ async def base(layout: Layout, *, projected: bool = True) -> None:
 # One of each way a parseable line can be wrong. Each replaces the middle line of alice's shard.
 POISON: dict[str, bytes] = {
     # the reported case: a message.create without its content
-    "missing content": json.dumps({"author": "alice", "data": {"message_id": msg(11)}, "id": evt(11), "ts": TS,
-                                   "type": "message.create", "v": 1}).encode() + b"\n",
-    "data is a string": line({"v": 1, "id": evt(11), "type": "agent.update", "author": "alice", "ts": TS,
-                              "data": "oops"}),
+    "missing content": json.dumps(
+        {
+            "author": "alice",
+            "data": {"message_id": msg(11)},
+            "id": evt(11),
+            "ts": TS,
+            "type": "message.create",
+            "v": 1,
+        }
+    ).encode()
+    + b"\n",
+    "data is a string": line(
+        {"v": 1, "id": evt(11), "type": "agent.update", "author": "alice", "ts": TS, "data": "oops"}
+    ),
     "content is a number": line(message(11, "x") | {"data": {"message_id": msg(11), "content": 5}}),
     "recipients is a string": line(message(11, "x", recipients="bob")),
     "broadcast is a string": line(message(11, "x", broadcast="yes")),
     "null format": line(message(11, "x", format=None)),
     "scopes are strings": line(message(11, "x", scopes=["module:auth"])),
     "thread root without thread": line(message(11, "x", thread_root=msg(1))),
-    "status too big for sqlite": line({"v": 1, "id": evt(11), "type": "agent.update", "author": "alice", "ts": TS,
-                                       "data": {"name": "alice", "fields": {"status": 10**30}}}),
-    "registered_at null": line(register(11, "carol") | {"data": {"name": "carol", "role": "x", "registered_at": None}}),
-    "read ids not a list": line({"v": 1, "id": evt(11), "type": "message.read", "author": "bob", "ts": TS,
-                                 "data": {"message_ids": msg(10)}}),
+    "status too big for sqlite": line(
+        {
+            "v": 1,
+            "id": evt(11),
+            "type": "agent.update",
+            "author": "alice",
+            "ts": TS,
+            "data": {"name": "alice", "fields": {"status": 10**30}},
+        }
+    ),
+    "registered_at null": line(
+        register(11, "carol") | {"data": {"name": "carol", "role": "x", "registered_at": None}}
+    ),
+    "read ids not a list": line(
+        {
+            "v": 1,
+            "id": evt(11),
+            "type": "message.read",
+            "author": "bob",
+            "ts": TS,
+            "data": {"message_ids": msg(10)},
+        }
+    ),
     "version is a string": line(message(11, "x") | {"v": "1"}),
     "no author": json.dumps({k: v for k, v in message(11, "x").items() if k != "author"}).encode() + b"\n",
     "id not an event id": line(message(11, "x") | {"id": "evt_short"}),
-    "deep nesting": (b'{"author":"alice","data":{"content":"x","message_id":"' + msg(11).encode()
-                     + b'","structured":' + b"[" * 200_000 + b"]" * 200_000 + b'},"id":"' + evt(11).encode()
-                     + b'","ts":"' + TS.encode() + b'","type":"message.create","v":1}\n'),
+    "deep nesting": (
+        b'{"author":"alice","data":{"content":"x","message_id":"'
+        + msg(11).encode()
+        + b'","structured":'
+        + b"[" * 200_000
+        + b"]" * 200_000
+        + b'},"id":"'
+        + evt(11).encode()
+        + b'","ts":"'
+        + TS.encode()
+        + b'","type":"message.create","v":1}\n'
+    ),
     "huge body": line(message(11, "y" * (17 * 1024 * 1024))),
     "not an object": b"[1, 2, 3]\n",
 }
@@ -123,7 +172,9 @@ async def test_a_bad_line_is_set_aside_and_the_rest_of_the_shard_applied(layout,
     await base(layout, projected=projected)
     bad = POISON[case]
     write_shard(layout, "alice", [line(message(10, "before")), bad, line(message(12, "after"))])
-    offset = (Path(layout.journal_dir) / "alice.jsonl").stat().st_size - len(bad) - len(line(message(12, "after")))
+    offset = (
+        (Path(layout.journal_dir) / "alice.jsonl").stat().st_size - len(bad) - len(line(message(12, "after")))
+    )
     engine = await start(layout)
     try:
         assert await contents(engine) == ["before", "after"]
@@ -147,12 +198,24 @@ async def test_a_bad_line_is_set_aside_and_the_rest_of_the_shard_applied(layout,
 async def test_unknown_types_and_a_newer_writers_fields_are_tolerated_and_counted(layout):
     await base(layout)
     newer = message(10, "from the future", extra_field={"a": 1}) | {"v": 99, "signature": "abc"}
-    write_shard(layout, "alice", [
-        line(newer),
-        line({"v": 99, "id": evt(11), "type": "message.react", "author": "alice", "ts": TS,
-              "data": {"message_id": msg(10), "emoji": "+1"}}),
-        line(message(12, "plain")),
-    ])
+    write_shard(
+        layout,
+        "alice",
+        [
+            line(newer),
+            line(
+                {
+                    "v": 99,
+                    "id": evt(11),
+                    "type": "message.react",
+                    "author": "alice",
+                    "ts": TS,
+                    "data": {"message_id": msg(10), "emoji": "+1"},
+                }
+            ),
+            line(message(12, "plain")),
+        ],
+    )
     engine = await start(layout)
     try:
         assert await contents(engine) == ["from the future", "plain"]
@@ -168,7 +231,9 @@ async def test_unknown_types_and_a_newer_writers_fields_are_tolerated_and_counte
 async def test_duplicate_event_ids_first_line_wins_at_start_and_in_rebuild(layout):
     await base(layout)
     write_shard(layout, "alice", [line(message(10, "first"))])
-    forged = message(10, "second copy") | {"data": {"message_id": msg(99), "content": "forged", "recipients": ["bob"]}}
+    forged = message(10, "second copy") | {
+        "data": {"message_id": msg(99), "content": "forged", "recipients": ["bob"]}
+    }
     write_shard(layout, "bob", [line(forged | {"author": "bob"})])
     engine = await start(layout)
     try:
@@ -196,7 +261,7 @@ def _mutate(rng: random.Random, ev: dict) -> bytes:
         target[key] = rng.choice([None, 7, 2.5, True, [], {}, "s", [1], {"x": None}, 10**40])
     elif what == 2:
         raw = line(ev)
-        return raw[:rng.randrange(1, len(raw) - 1)].replace(b"\n", b"") + b"\n"
+        return raw[: rng.randrange(1, len(raw) - 1)].replace(b"\n", b"") + b"\n"
     elif what == 3:
         return bytes(rng.randrange(256) for _ in range(rng.randint(1, 40))).replace(b"\n", b"") + b"\n"
     elif what == 4:
@@ -220,14 +285,33 @@ async def test_random_malformed_lines_through_start_and_rebuild(layout, seed, pr
         author = rng.choice(["alice", "bob"])
         kind = rng.random()
         if kind < 0.6:
-            ev = message(n, f"m{n} " + rng.choice(["plain", "esc\"aped\n", "é"]), author=author,
-                         to="bob" if author == "alice" else "alice")
+            ev = message(
+                n,
+                f"m{n} " + rng.choice(["plain", 'esc"aped\n', "é"]),
+                author=author,
+                to="bob" if author == "alice" else "alice",
+            )
         elif kind < 0.8:
-            ev = {"v": 1, "id": evt(n), "type": "message.read", "author": author, "ts": TS,
-                  "data": {"message_ids": [msg(rng.randrange(10, n + 1))]}}
+            ev = {
+                "v": 1,
+                "id": evt(n),
+                "type": "message.read",
+                "author": author,
+                "ts": TS,
+                "data": {"message_ids": [msg(rng.randrange(10, n + 1))]},
+            }
         else:
-            ev = {"v": 1, "id": evt(n), "type": "agent.update", "author": author, "ts": TS,
-                  "data": {"name": author, "fields": {"status": rng.choice(["idle", "working"]), "status_at": TS}}}
+            ev = {
+                "v": 1,
+                "id": evt(n),
+                "type": "agent.update",
+                "author": author,
+                "ts": TS,
+                "data": {
+                    "name": author,
+                    "fields": {"status": rng.choice(["idle", "working"]), "status_at": TS},
+                },
+            }
         if rng.random() < 0.3:
             shards[author].append(_mutate(rng, ev))
         else:

@@ -42,8 +42,14 @@ def deliveries(agent, message_id: str) -> dict[str, dict]:
 @contextmanager
 def background(agent, *args: str):
     """Run `thrum ARGS` as `agent` in the background; always reaped."""
-    proc = subprocess.Popen(THRUM + list(args), cwd=agent.cwd, env=agent.env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        THRUM + list(args),
+        cwd=agent.cwd,
+        env=agent.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         yield proc
     finally:
@@ -99,7 +105,10 @@ def test_a_reply_starts_a_thread_that_parent_and_replies_share(pair):
     assert THR_ID.match(thread)
     assert reply["thread_id"] == thread
     inbox = alice.json("inbox", "--oldest")
-    assert [(m["reply_to"], m["thread_id"]) for m in inbox["messages"]] == [(parent, thread), (parent, thread)]
+    assert [(m["reply_to"], m["thread_id"]) for m in inbox["messages"]] == [
+        (parent, thread),
+        (parent, thread),
+    ]
     assert "↳ reply to " + parent in alice.ok("message", "get", reply["message_id"]).out
 
     # Replying to a reply stays in the same thread and goes back to its author.
@@ -201,7 +210,16 @@ def test_inbox_json_shape(pair):
     assert (doc["total"], doc["page"]) == (1, 1)
     assert isinstance(doc["page_size"], int) and doc["page_size"] >= 1
     [m] = doc["messages"]
-    assert {"message_id", "thread_id", "reply_to", "agent_id", "body", "created_at", "is_read", "deleted"} <= set(m)
+    assert {
+        "message_id",
+        "thread_id",
+        "reply_to",
+        "agent_id",
+        "body",
+        "created_at",
+        "is_read",
+        "deleted",
+    } <= set(m)
     assert m["message_id"] == mid
     assert m["agent_id"] == "alice"
     assert m["body"] == {"format": "plain", "content": body}
@@ -241,10 +259,18 @@ def test_every_json_document_is_pretty_printed_with_sorted_keys(pair):
     repo, alice, bob = pair
     mid = send(alice, "naïve résumé — ✓", "--to", "@bob")
     for agent, args in [
-        (alice, ["sent"]), (alice, ["sent", "show", mid]), (bob, ["message", "get", mid]),
-        (bob, ["inbox", "--unread"]), (bob, ["inbox"]), (alice, ["team"]), (alice, ["whoami"]),
-        (alice, ["agent", "list"]), (alice, ["session", "list"]), (alice, ["status"]),
-        (bob, ["message", "read", "--all"]), (alice, ["purge", "--before", "1h"]),
+        (alice, ["sent"]),
+        (alice, ["sent", "show", mid]),
+        (bob, ["message", "get", mid]),
+        (bob, ["inbox", "--unread"]),
+        (bob, ["inbox"]),
+        (alice, ["team"]),
+        (alice, ["whoami"]),
+        (alice, ["agent", "list"]),
+        (alice, ["session", "list"]),
+        (alice, ["status"]),
+        (bob, ["message", "read", "--all"]),
+        (alice, ["purge", "--before", "1h"]),
     ]:
         r = agent.ok(*args, "--json")
         assert_pretty_json(r.out)
@@ -604,8 +630,9 @@ def test_everything_survives_a_daemon_restart(pair):
     assert bob.json("inbox", "--unread") == before["bob_inbox"]
     assert contents(before["bob_inbox"]) == ["still unread"]
     assert alice.json("sent") == before["sent"]
-    assert {d["recipient"]: d["state"] for d in alice.json("sent", "show", parent)["message"]["deliveries"]} == {
-        "bob": "replied"}
+    assert {
+        d["recipient"]: d["state"] for d in alice.json("sent", "show", parent)["message"]["deliveries"]
+    } == {"bob": "replied"}
     assert deliveries(alice, unread)["bob"]["state"] == "seen"
     assert alice.json("agent", "list") == before["agents"]
     assert alice.json("session", "list") == before["sessions"]
@@ -659,7 +686,10 @@ def test_stdin_and_text_are_mutually_exclusive(pair):
     assert bob.json("inbox")["total"] == 0
     # Either alone works.
     r = alice.json("send", "--to", "@bob", "--stdin", input="piped body\nwith two lines\n")
-    assert bob.json("message", "get", r["message_id"])["message"]["body"]["content"] == "piped body\nwith two lines\n"
+    assert (
+        bob.json("message", "get", r["message_id"])["message"]["body"]["content"]
+        == "piped body\nwith two lines\n"
+    )
 
 
 def test_inbox_limit_and_page_size_are_mutually_exclusive(pair):

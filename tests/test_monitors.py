@@ -54,11 +54,26 @@ def wait_contents(agent, name: str, n: int, timeout: float = 20.0) -> list[str]:
     return got
 
 
-def start_command(agent, name: str, match: str, to: str, *cmd: str, debounce: str = "0",
-                  extra: tuple = ()) -> dict:
+def start_command(
+    agent, name: str, match: str, to: str, *cmd: str, debounce: str = "0", extra: tuple = ()
+) -> dict:
     """`monitor start ... -- CMD`: --json goes first (everything after `--` is the command)."""
-    r = agent.ok("--json", "monitor", "start", "--name", name, "--match", match, "--to", to,
-                 "--debounce", debounce, *extra, "--", *cmd)
+    r = agent.ok(
+        "--json",
+        "monitor",
+        "start",
+        "--name",
+        name,
+        "--match",
+        match,
+        "--to",
+        to,
+        "--debounce",
+        debounce,
+        *extra,
+        "--",
+        *cmd,
+    )
     mon = r.json["monitor"]
     assert MON_ID.match(mon["id"]), mon["id"]
     return mon
@@ -140,8 +155,14 @@ def tmux_repo(repo, tmp_path):
     repo.env.update({"THRUM_TMUX__SILENCE_SECONDS": "0.4", "THRUM_TMUX__TYPING_SECONDS": "1.5"})
     assert repo.run("init").code == 0
     repo.logs = tmp_path
-    presets = {"fake_a": {"extends": "claude", "approve": "1 Enter", "deny": "3 Enter",
-                          "command": [sys.executable, str(FAKE), "--log", str(tmp_path / "a.log")]}}
+    presets = {
+        "fake_a": {
+            "extends": "claude",
+            "approve": "1 Enter",
+            "deny": "3 Enter",
+            "command": [sys.executable, str(FAKE), "--log", str(tmp_path / "a.log")],
+        }
+    }
     (repo.path / ".thrum" / "runtimes.json").write_text(json.dumps({"presets": presets}))
     return repo
 
@@ -152,8 +173,19 @@ def fake_log(repo) -> list[str]:
 
 
 def start_fake(repo, session: str, agent: str, role: str = "worker") -> None:
-    r = repo.run("tmux", "create", session, "--cwd", str(repo.path), "--name", agent, "--role", role,
-                 "--runtime", "fake_a")
+    r = repo.run(
+        "tmux",
+        "create",
+        session,
+        "--cwd",
+        str(repo.path),
+        "--name",
+        agent,
+        "--role",
+        role,
+        "--runtime",
+        "fake_a",
+    )
     assert r.code == 0, r.err
     r = repo.run("tmux", "launch", session, timeout=90)
     assert r.code == 0 and "primed" in r.out, r.err + r.out
@@ -171,16 +203,34 @@ def test_command_monitor_delivers_only_matching_lines_to_the_target_inbox(team):
     repo, boss, bob = team
     log = repo.path / "app.log"
     log.write_text("ERROR: written before the monitor started\n")
-    r = boss.ok("monitor", "start", "--name", "errors", "--match", r"^ERROR\b", "--to", "@bob", "--debounce", "0",
-                "--", "tail", "-n0", "-F", str(log))
+    r = boss.ok(
+        "monitor",
+        "start",
+        "--name",
+        "errors",
+        "--match",
+        r"^ERROR\b",
+        "--to",
+        "@bob",
+        "--debounce",
+        "0",
+        "--",
+        "tail",
+        "-n0",
+        "-F",
+        str(log),
+    )
     m = STARTED.match(r.out.strip())
     assert m and m.group(1) == "errors", r.out
     mon_id = m.group(2)
     assert MON_ID.match(mon_id)
     wait_tails(repo, log)
 
-    append(log, "info: all fine\nERROR: disk full\ndebug: ERROR in the middle is not at the start\n"
-                "ERROR: disk still full\nwarning: nothing\n")
+    append(
+        log,
+        "info: all fine\nERROR: disk full\ndebug: ERROR in the middle is not at the start\n"
+        "ERROR: disk still full\nwarning: nothing\n",
+    )
     got = wait_contents(bob, "errors", 2)
     assert got == ["[errors] ERROR: disk full", "[errors] ERROR: disk still full"]
 
@@ -236,7 +286,6 @@ def test_debounce_holds_back_repeats_and_summarises_them_after_the_window(team):
     kinds = [e["kind"] for e in events(boss, "slow")]
     assert kinds.count("match") == 1 and kinds.count("suppressed") == 1, kinds
     assert show(boss, "slow")["matches"] == 1 and show(boss, "slow")["delivered"] == 2
-
 
 
 # -- 3. restart, stop, restart, show, logs --
@@ -298,12 +347,15 @@ def test_monitor_survives_a_daemon_restart_and_stop_restart_show_logs_work(team)
     evs = events(boss, "svc")
     matches = [e for e in evs if e["kind"] == "match"]
     assert [(e["line"], e["message_id"]) for e in matches] == [
-        (c[len("[svc] "):], sent_ids[c]) for c in ("[svc] FAIL one", "[svc] FAIL two", "[svc] FAIL four")]
+        (c[len("[svc] ") :], sent_ids[c]) for c in ("[svc] FAIL one", "[svc] FAIL two", "[svc] FAIL four")
+    ]
     assert "stop" in [e["kind"] for e in evs]
     limited = events(boss, mon_id, limit=2)
     assert limited == evs[-2:] and len(limited) == 2
     last = events(boss, mon_id, limit=1)
-    assert len(last) == 1 and last[0]["kind"] == "match" and last[0]["message_id"] == sent_ids["[svc] FAIL four"]
+    assert (
+        len(last) == 1 and last[0]["kind"] == "match" and last[0]["message_id"] == sent_ids["[svc] FAIL four"]
+    )
     human = boss.ok("monitor", "logs", mon_id, "--limit", "1").out.strip().splitlines()
     assert len(human) == 1 and "FAIL four" in human[0] and sent_ids["[svc] FAIL four"] in human[0]
     r = boss.run("monitor", "logs", "svc", "--limit", "lots")
@@ -317,8 +369,20 @@ def test_pane_monitor_fires_when_the_pane_prints_the_pattern(tmux_repo):
     repo = tmux_repo
     boss = repo.agent("boss", "lead", worktree=False)
     start_fake(repo, "s1", "worker1")
-    r = boss.ok("monitor", "watch-pane", "--name", "panewatch", "--session", "s1", "--match", r"^ok: .*PANEMATCH",
-                "--to", "@boss", "--debounce", "0")
+    r = boss.ok(
+        "monitor",
+        "watch-pane",
+        "--name",
+        "panewatch",
+        "--session",
+        "s1",
+        "--match",
+        r"^ok: .*PANEMATCH",
+        "--to",
+        "@boss",
+        "--debounce",
+        "0",
+    )
     m = STARTED.match(r.out.strip())
     assert m and m.group(1) == "panewatch", r.out
     assert monitors(boss)["panewatch"]["source"] == "pane"
@@ -329,7 +393,9 @@ def test_pane_monitor_fires_when_the_pane_prints_the_pattern(tmux_repo):
     assert wait_contents(boss, "panewatch", 1) == ["[panewatch] ok: hello PANEMATCH"]
     assert show(boss, "panewatch")["matches"] == 1
 
-    r = boss.run("monitor", "watch-pane", "--name", "nopane", "--session", "nosuch", "--match", "x", "--to", "@boss")
+    r = boss.run(
+        "monitor", "watch-pane", "--name", "nopane", "--session", "nosuch", "--match", "x", "--to", "@boss"
+    )
     assert_error(r, "nosuch")
     assert "nopane" not in monitors(boss)
 
@@ -342,8 +408,20 @@ def test_file_monitor_follows_appends_rotation_and_truncation(team):
     (repo.path / "logs").mkdir()
     log = repo.path / "logs" / "app.log"
     log.write_text("MATCH already there before the monitor\n")
-    r = bob.ok("monitor", "watch-file", "--name", "filewatch", "--path", "logs/app.log", "--match", "MATCH",
-               "--to", "@bob", "--debounce", "0")
+    r = bob.ok(
+        "monitor",
+        "watch-file",
+        "--name",
+        "filewatch",
+        "--path",
+        "logs/app.log",
+        "--match",
+        "MATCH",
+        "--to",
+        "@bob",
+        "--debounce",
+        "0",
+    )
     assert STARTED.match(r.out.strip()), r.out
     info = show(bob, "filewatch")
     assert info["source"] == "file" and info["spec"]["path"] == os.path.realpath(log)
@@ -376,8 +454,20 @@ def test_file_monitor_on_a_file_created_later_shared_by_two_rules_and_across_a_r
     log = repo.path / "logs" / "later.log"
     assert not log.exists()
     for name, to in (("first", "@bob"), ("second", "@boss")):
-        bob.ok("monitor", "watch-file", "--name", name, "--path", str(log), "--match", r"M\d", "--to", to,
-               "--debounce", "0")
+        bob.ok(
+            "monitor",
+            "watch-file",
+            "--name",
+            name,
+            "--path",
+            str(log),
+            "--match",
+            r"M\d",
+            "--to",
+            to,
+            "--debounce",
+            "0",
+        )
     log.write_text("M1 the file appears\n")
     assert wait_contents(bob, "first", 1) == ["[first] M1 the file appears"]
     assert wait_contents(boss, "second", 1) == ["[second] M1 the file appears"]
@@ -405,9 +495,13 @@ def test_permission_dialog_blocks_the_agent_and_y_or_n_replies_answer_it(tmux_re
     start_fake(repo, "s1", "worker1")
 
     def notices(seen: set) -> list[dict]:
-        return [m for m in inbox(coord) if m["agent_id"] == "monitor:permissions"
-                and "@worker1 is waiting on a permission dialog" in m["body"]["content"]
-                and m["message_id"] not in seen]
+        return [
+            m
+            for m in inbox(coord)
+            if m["agent_id"] == "monitor:permissions"
+            and "@worker1 is waiting on a permission dialog" in m["body"]["content"]
+            and m["message_id"] not in seen
+        ]
 
     seen: set[str] = set()
     for round_, (answer, keys, verdict) in enumerate((("y", "1", "Approved"), ("n", "3", "Denied"))):
@@ -426,10 +520,21 @@ def test_permission_dialog_blocks_the_agent_and_y_or_n_replies_answer_it(tmux_re
         reply_id = r.json["message_id"]
         wait_for(lambda: f"answer: {keys}" in fake_log(repo), what=f"the {verdict.lower()} keys in the pane")
         assert [ln for ln in fake_log(repo) if ln.startswith("answer:")][-1] == f"answer: {keys}"
-        wait_for(lambda: member(coord, "worker1")["status"] != "blocked"
-                 and member(coord, "worker1")["presence"] != "blocked", what="worker1 no longer blocked")
-        confirm = wait_for(lambda: [m for m in inbox(coord) if m["agent_id"] == "monitor:permissions"
-                                    and m["reply_to"] == reply_id], what="the confirmation")
+        wait_for(
+            lambda: (
+                member(coord, "worker1")["status"] != "blocked"
+                and member(coord, "worker1")["presence"] != "blocked"
+            ),
+            what="worker1 no longer blocked",
+        )
+        confirm = wait_for(
+            lambda: [
+                m
+                for m in inbox(coord)
+                if m["agent_id"] == "monitor:permissions" and m["reply_to"] == reply_id
+            ],
+            what="the confirmation",
+        )
         assert len(confirm) == 1
         assert confirm[0]["body"]["content"].startswith(f"✓ {verdict} in s1"), confirm[0]["body"]["content"]
         seen.add(confirm[0]["message_id"])
@@ -445,18 +550,27 @@ def test_a_reply_to_a_dialog_that_already_closed_types_nothing_and_says_so(tmux_
     coord = repo.agent("coord", "coordinator", worktree=False)
     start_fake(repo, "s1", "worker1")
     assert repo.run("tmux", "send", "s1", "dialog").code == 0
-    notice = wait_for(lambda: [m for m in inbox(coord) if m["agent_id"] == "monitor:permissions"],
-                      what="the permission notice")[0]
+    notice = wait_for(
+        lambda: [m for m in inbox(coord) if m["agent_id"] == "monitor:permissions"],
+        what="the permission notice",
+    )[0]
     # Someone answers in the pane before the coordinator does.
     assert repo.run("tmux", "send", "s1", "1").code == 0
     wait_for(lambda: member(coord, "worker1")["status"] != "blocked", what="worker1 no longer blocked")
     wait_for(lambda: pane_state(repo, "s1") == "idle", what="the fake back at its prompt")
 
     reply_id = coord.ok("--json", "reply", notice["message_id"], "y").json["message_id"]
-    answer = wait_for(lambda: [m for m in inbox(coord) if m["agent_id"] == "monitor:permissions"
-                               and m["reply_to"] == reply_id], timeout=8,
-                      what="an answer saying the dialog is gone (the reply must not be ignored silently)")
-    assert "no longer open" in answer[0]["body"]["content"] and "nothing was typed" in answer[0]["body"]["content"]
+    answer = wait_for(
+        lambda: [
+            m for m in inbox(coord) if m["agent_id"] == "monitor:permissions" and m["reply_to"] == reply_id
+        ],
+        timeout=8,
+        what="an answer saying the dialog is gone (the reply must not be ignored silently)",
+    )
+    assert (
+        "no longer open" in answer[0]["body"]["content"]
+        and "nothing was typed" in answer[0]["body"]["content"]
+    )
     assert [ln for ln in fake_log(repo) if ln.startswith("answer:")] == ["answer: 1"]
     assert fake_log(repo)[-1] == "answer: 1", "keys were typed into the pane after the dialog closed"
 
@@ -476,8 +590,10 @@ def test_a_failed_delivery_is_recorded_and_the_engine_keeps_going(team):
 
     append(log, "OOPS one\n")
     assert wait_contents(boss, "toboss", 1) == ["[toboss] OOPS one"]
-    info = wait_for(lambda: (lambda m: m if m["last_error"] else None)(show(boss, "tobob")),
-                    what="last_error on the failed monitor")
+    info = wait_for(
+        lambda: (lambda m: m if m["last_error"] else None)(show(boss, "tobob")),
+        what="last_error on the failed monitor",
+    )
     assert "delivery failed" in info["last_error"] and "bob" in info["last_error"], info["last_error"]
     assert info["delivered"] == 0
     errs = [e for e in events(boss, "tobob") if e["kind"] == "error"]
@@ -489,8 +605,10 @@ def test_a_failed_delivery_is_recorded_and_the_engine_keeps_going(team):
     # The engine is the same process and still delivers for the healthy monitor.
     append(log, "OOPS two\n")
     assert wait_contents(boss, "toboss", 2) == ["[toboss] OOPS one", "[toboss] OOPS two"]
-    wait_for(lambda: len([e for e in events(boss, "tobob") if e["kind"] == "error"]) == 2,
-             what="the second failure logged")
+    wait_for(
+        lambda: len([e for e in events(boss, "tobob") if e["kind"] == "error"]) == 2,
+        what="the second failure logged",
+    )
     assert repo.daemon_pid() == pid
     assert boss.run("daemon", "status").code == 0
 
@@ -506,14 +624,29 @@ def test_a_command_that_keeps_crashing_gives_up_and_tells_the_target(repo):
 
     got = wait_contents(bob, "flaky", 1, timeout=40)
     assert len(got) == 1 and "gave up" in got[0] and "3" in got[0], got
-    info = wait_for(lambda: (lambda m: m if m["status"] == "failed" else None)(show(boss, mon["id"])),
-                    what="status failed")
+    info = wait_for(
+        lambda: (lambda m: m if m["status"] == "failed" else None)(show(boss, mon["id"])),
+        what="status failed",
+    )
     assert "gave up" in info["last_error"] and info["running"] is False
     assert "flaky" not in monitors(boss, all_=False)
     assert [e["kind"] for e in events(boss, "flaky")].count("exit") == 3
 
-    r = boss.ok("monitor", "start", "--name", "cron", "--match", "TICK", "--to", "@bob",
-                "--schedule", "* * * * *", "--", "echo", "TICK")
+    r = boss.ok(
+        "monitor",
+        "start",
+        "--name",
+        "cron",
+        "--match",
+        "TICK",
+        "--to",
+        "@bob",
+        "--schedule",
+        "* * * * *",
+        "--",
+        "echo",
+        "TICK",
+    )
     assert STARTED.match(r.out.strip()), r.out
     listed = monitors(boss, all_=False)["cron"]
     assert listed["schedule"] == "* * * * *" and listed["status"] == "running"
@@ -543,7 +676,10 @@ def test_bad_input_is_one_error_line_and_creates_nothing(team, tmp_path):
         (start("--name", "empty", "--match", "", "--to", "@bob"), ["--match"]),
         (start("--name", "who", "--match", "x", "--to", "@nobody"), ["unknown recipient", "@nobody"]),
         (start("--name", "dup", *common), ["dup", "already exists"]),
-        (start("--name", "nocmd", *common, cmd=("no-such-command-xyz",)), ["command not found", "no-such-command-xyz"]),
+        (
+            start("--name", "nocmd", *common, cmd=("no-such-command-xyz",)),
+            ["command not found", "no-such-command-xyz"],
+        ),
         (start("--name", "cron1", *common, "--schedule", "bad"), ["--schedule"]),
         (start("--name", "cron2", *common, "--schedule", "* * *"), ["--schedule"]),
         (start("--name", "cron3", *common, "--schedule", "61 * * * *"), ["--schedule"]),
@@ -555,16 +691,52 @@ def test_bad_input_is_one_error_line_and_creates_nothing(team, tmp_path):
         (start("--name", "cwd", *common, "--cwd", str(tmp_path / "nope")), ["--cwd"]),
         (start("--name", "env", *common, "--env", "NOEQUALS"), ["--env"]),
         (start("--match", "x", "--to", "@bob"), ["--name"]),
-        (boss.run("monitor", "watch-file", "--name", "outside", "--path", str(tmp_path / "outside.log"), *common),
-         ["outside the repo", "--allow-outside"]),
-        (boss.run("monitor", "watch-file", "--name", "dotdot", "--path", "../escape.log", *common),
-         ["outside the repo"]),
-        (boss.run("monitor", "watch-file", "--name", "fwho", "--path", "x.log", "--match", "x", "--to", "@nobody"),
-         ["unknown recipient"]),
-        (boss.run("monitor", "watch-file", "--name", "fre", "--path", "x.log", "--match", "[", "--to", "@bob"),
-         ["invalid pattern"]),
-        (boss.run("monitor", "watch-pane", "--name", "pwho", "--session", "s1", "--match", "x", "--to", "@nobody"),
-         []),
+        (
+            boss.run(
+                "monitor", "watch-file", "--name", "outside", "--path", str(tmp_path / "outside.log"), *common
+            ),
+            ["outside the repo", "--allow-outside"],
+        ),
+        (
+            boss.run("monitor", "watch-file", "--name", "dotdot", "--path", "../escape.log", *common),
+            ["outside the repo"],
+        ),
+        (
+            boss.run(
+                "monitor",
+                "watch-file",
+                "--name",
+                "fwho",
+                "--path",
+                "x.log",
+                "--match",
+                "x",
+                "--to",
+                "@nobody",
+            ),
+            ["unknown recipient"],
+        ),
+        (
+            boss.run(
+                "monitor", "watch-file", "--name", "fre", "--path", "x.log", "--match", "[", "--to", "@bob"
+            ),
+            ["invalid pattern"],
+        ),
+        (
+            boss.run(
+                "monitor",
+                "watch-pane",
+                "--name",
+                "pwho",
+                "--session",
+                "s1",
+                "--match",
+                "x",
+                "--to",
+                "@nobody",
+            ),
+            [],
+        ),
         (boss.run("monitor", "show", "nosuch"), ["nosuch"]),
         (boss.run("monitor", "stop", "mon_00000000000000000000000000"), ["no monitor"]),
         (boss.run("monitor", "restart", "nosuch"), ["no monitor"]),
@@ -577,8 +749,18 @@ def test_bad_input_is_one_error_line_and_creates_nothing(team, tmp_path):
     # With --allow-outside the same path is accepted, and it works.
     outside = tmp_path / "outside.log"
     outside.write_text("")
-    r = boss.ok("monitor", "watch-file", "--name", "outside", "--path", str(outside), *common, "--allow-outside",
-                "--debounce", "0")
+    r = boss.ok(
+        "monitor",
+        "watch-file",
+        "--name",
+        "outside",
+        "--path",
+        str(outside),
+        *common,
+        "--allow-outside",
+        "--debounce",
+        "0",
+    )
     assert STARTED.match(r.out.strip())
     assert monitors(boss)["outside"]["spec"]["path"] == os.path.realpath(outside)
     append(outside, "x marks the spot\n")
@@ -603,10 +785,21 @@ def test_command_monitor_runs_in_its_cwd_with_the_given_env(team):
     repo, boss, bob = team
     sub = repo.path / "sub"
     sub.mkdir()
-    code = ("import os; print('ENVCHECK', os.getcwd(), os.environ.get('FOO'), "
-            "sorted(k for k in os.environ if k.startswith('THRUM_')))")
-    start_command(boss, "envcheck", "ENVCHECK", "@bob", sys.executable, "-c", code, debounce="60s",
-                  extra=("--cwd", str(sub), "--env", "FOO=bar=baz"))
+    code = (
+        "import os; print('ENVCHECK', os.getcwd(), os.environ.get('FOO'), "
+        "sorted(k for k in os.environ if k.startswith('THRUM_')))"
+    )
+    start_command(
+        boss,
+        "envcheck",
+        "ENVCHECK",
+        "@bob",
+        sys.executable,
+        "-c",
+        code,
+        debounce="60s",
+        extra=("--cwd", str(sub), "--env", "FOO=bar=baz"),
+    )
     got = wait_contents(bob, "envcheck", 1)
     boss.ok("monitor", "stop", "envcheck")
     assert got[0] == f"[envcheck] ENVCHECK {os.path.realpath(sub)} bar=baz []"

@@ -21,8 +21,28 @@ SEED = 20261201
 def invalid_names(rng: random.Random, count: int) -> list[str]:
     """Names every rule refuses: traversal, absolute paths, separators, control characters, NUL, shell
     syntax, over-long, empty, leading dot/dash; each a fixed-seed mix of a hostile part and filler."""
-    hostile = ["../", "..", "/", "\\", "\n", "\r", "\x00", "\t", " ", "$(touch pwned)", "`id`", ";", "*",
-               ":", "~", "é", "\x1b[31m", "%s", "/etc/passwd", "../../README"]
+    hostile = [
+        "../",
+        "..",
+        "/",
+        "\\",
+        "\n",
+        "\r",
+        "\x00",
+        "\t",
+        " ",
+        "$(touch pwned)",
+        "`id`",
+        ";",
+        "*",
+        ":",
+        "~",
+        "é",
+        "\x1b[31m",
+        "%s",
+        "/etc/passwd",
+        "../../README",
+    ]
     out = ["", ".", "..", "../x", "/tmp/x", "a" * 101, "x" * 300, ".hidden", "-flag", "a\x00b", "a\nb"]
     for _ in range(count):
         filler = "".join(rng.choice("abc_123") for _ in range(rng.randint(0, 6)))
@@ -85,8 +105,12 @@ PATH_KINDS = {"whoami", "context", "quickstart", "register", "worktree", "tmux",
 
 def snapshot(*roots: Path) -> dict[str, tuple[int, int]]:
     """Every file (and link) under `roots` except the engine's own churn (db, logs, journal)."""
-    skip = (os.sep + os.path.join(".thrum", "var"), os.sep + os.path.join(".git", "thrum-sync"),
-            os.sep + os.path.join(".git", "index"), os.sep + os.path.join(".git", "logs"))
+    skip = (
+        os.sep + os.path.join(".thrum", "var"),
+        os.sep + os.path.join(".git", "thrum-sync"),
+        os.sep + os.path.join(".git", "index"),
+        os.sep + os.path.join(".git", "logs"),
+    )
     out = {}
     for root in roots:
         for dirpath, dirnames, filenames in os.walk(root):
@@ -161,7 +185,9 @@ def test_planted_tmp_symlinks_are_never_followed(pair, tmp_path):
     ctx_dir = repo.path / ".thrum" / "context"
     (ctx_dir / "alice.md.tmp").symlink_to(victim)
     (ctx_dir / "alice.preamble.md").unlink()
-    (ctx_dir / "alice.preamble.md").symlink_to(victim)  # the file itself a link: replaced, not written through
+    (ctx_dir / "alice.preamble.md").symlink_to(
+        victim
+    )  # the file itself a link: replaced, not written through
     repo.ok("quickstart", "--name", "eve", "--role", "dev", cwd=wt)
     alice.ok("context", "save", input="DATA\n")
     alice.ok("context", "preamble", "--init")
@@ -202,8 +228,20 @@ def test_bad_text_inputs_give_one_error_line(pair, tmp_path):
     assert_error(alice.run("send", "--body-file", str(bad), "--to", "@bob"), "--body-file", "UTF-8")
     assert_error(alice.run("context", "save", "--file", str(bad)), "--file", "UTF-8")
     assert_error(alice.run("context", "preamble", "--file", str(bad)), "UTF-8")
-    assert_error(repo.run("quickstart", "--name", "zed", "--role", "dev", "--preamble-file", str(bad),
-                          cwd=repo.worktree("zed")), "--preamble-file", "UTF-8")
+    assert_error(
+        repo.run(
+            "quickstart",
+            "--name",
+            "zed",
+            "--role",
+            "dev",
+            "--preamble-file",
+            str(bad),
+            cwd=repo.worktree("zed"),
+        ),
+        "--preamble-file",
+        "UTF-8",
+    )
     for structured in ("{bad", "[1,", "nul", "{", '{"a": [}'):
         assert_error(alice.run("send", "hi", "--to", "@bob", "--structured", structured), "--structured")
     assert_error(alice.run("send", "--body-file", str(tmp_path / "missing"), "--to", "@bob"), "cannot read")
@@ -217,8 +255,15 @@ def test_stdin_that_is_not_utf8_is_one_error_line(pair):
     from conftest import THRUM
 
     for args in (["send", "--stdin", "--to", "@bob"], ["context", "save"]):
-        proc = subprocess.run(THRUM + args, check=False, cwd=alice.cwd, env=alice.env, input=b"ok \xff bad", capture_output=True,
-                              timeout=60)
+        proc = subprocess.run(
+            THRUM + args,
+            check=False,
+            cwd=alice.cwd,
+            env=alice.env,
+            input=b"ok \xff bad",
+            capture_output=True,
+            timeout=60,
+        )
         err = proc.stderr.decode()
         assert proc.returncode == 1 and err.startswith("Error: ") and len(err.splitlines()) == 1, err
         assert "UTF-8" in err

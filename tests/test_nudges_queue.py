@@ -25,14 +25,25 @@ def make_tmux_repo(make_repo, tmp_path):
     def make(**env: str):
         repo = make_repo()
         sock = f"thrum-test-{uuid.uuid4().hex[:12]}"
-        repo.env.update({"THRUM_TMUX__SOCKET_NAME": sock, "THRUM_TMUX__SHELL": "bash --norc --noprofile",
-                         "THRUM_TMUX__SILENCE_SECONDS": "0.4", "THRUM_TMUX__TYPING_SECONDS": "1.5", **env})
+        repo.env.update(
+            {
+                "THRUM_TMUX__SOCKET_NAME": sock,
+                "THRUM_TMUX__SHELL": "bash --norc --noprofile",
+                "THRUM_TMUX__SILENCE_SECONDS": "0.4",
+                "THRUM_TMUX__TYPING_SECONDS": "1.5",
+                **env,
+            }
+        )
         assert repo.run("init").code == 0
         repo.sock = sock
         repo.logs = tmp_path
-        presets = {f"fake_{n}": {"extends": "claude", "command": [sys.executable, str(FAKE), "--log",
-                                                                  str(tmp_path / f"{n}.log")]}
-                   for n in ("a", "b", "c")}
+        presets = {
+            f"fake_{n}": {
+                "extends": "claude",
+                "command": [sys.executable, str(FAKE), "--log", str(tmp_path / f"{n}.log")],
+            }
+            for n in ("a", "b", "c")
+        }
         (repo.path / ".thrum" / "runtimes.json").write_text(json.dumps({"presets": presets}))
         made.append(repo)
         return repo
@@ -63,8 +74,19 @@ def log_lines(repo, n: str) -> list[str]:
 
 
 def start_agent(repo, session: str, agent: str, fake: str) -> None:
-    r = repo.run("tmux", "create", session, "--cwd", str(repo.path), "--name", agent, "--role", "worker",
-                 "--runtime", f"fake_{fake}")
+    r = repo.run(
+        "tmux",
+        "create",
+        session,
+        "--cwd",
+        str(repo.path),
+        "--name",
+        agent,
+        "--role",
+        "worker",
+        "--runtime",
+        f"fake_{fake}",
+    )
     assert r.code == 0, r.err
     r = repo.run("tmux", "launch", session, timeout=90)
     assert r.code == 0 and "primed" in r.out, r.err + r.out
@@ -72,7 +94,11 @@ def start_agent(repo, session: str, agent: str, fake: str) -> None:
 
 
 def nudges(repo, n: str) -> list[str]:
-    return [ln for ln in log_lines(repo, n) if ln.startswith(("New message", "2 new", "3 new")) or " new messages" in ln]
+    return [
+        ln
+        for ln in log_lines(repo, n)
+        if ln.startswith(("New message", "2 new", "3 new")) or " new messages" in ln
+    ]
 
 
 @pytest.fixture
@@ -84,10 +110,16 @@ def test_mail_to_an_idle_agent_is_nudged_once_and_marked_notified(tmux_repo, bos
     start_agent(tmux_repo, "s1", "worker1", "a")
     sent = boss.json("send", "please look at the auth bug", "--to", "@worker1")
     wait_for(lambda: nudges(tmux_repo, "a"), what="the nudge")
-    assert nudges(tmux_repo, "a") == ["New message from @boss — run `thrum inbox` (reads and marks them read)"]
+    assert nudges(tmux_repo, "a") == [
+        "New message from @boss — run `thrum inbox` (reads and marks them read)"
+    ]
     shown = boss.json("sent", "show", sent["message_id"])["message"]["deliveries"]
-    wait_for(lambda: boss.json("sent", "show", sent["message_id"])["message"]["deliveries"][0]["state"] == "notified",
-             what="notified state")
+    wait_for(
+        lambda: (
+            boss.json("sent", "show", sent["message_id"])["message"]["deliveries"][0]["state"] == "notified"
+        ),
+        what="notified state",
+    )
     assert shown[0]["recipient"] == "worker1"
     assert not (tmux_repo.logs / "a.log.typeahead").exists()
 
@@ -103,7 +135,10 @@ def test_no_nudge_into_a_dialog_then_one_coalesced_nudge_when_it_clears(tmux_rep
     assert tmux_repo.run("tmux", "send", "s1", "1").code == 0
     wait_for(lambda: nudges(tmux_repo, "a"), what="the deferred nudge")
     time.sleep(0.6)
-    assert log_lines(tmux_repo, "a")[-2:] == ["answer: 1", "2 new messages from @boss — run `thrum inbox` (reads and marks them read)"]
+    assert log_lines(tmux_repo, "a")[-2:] == [
+        "answer: 1",
+        "2 new messages from @boss — run `thrum inbox` (reads and marks them read)",
+    ]
 
 
 def test_no_nudge_while_the_agent_is_busy(tmux_repo, boss):
@@ -112,7 +147,10 @@ def test_no_nudge_while_the_agent_is_busy(tmux_repo, boss):
     wait_for(lambda: pane_state(tmux_repo, "s1") == "working", what="working")
     boss.ok("send", "while busy", "--to", "@worker1")
     wait_for(lambda: nudges(tmux_repo, "a"), what="the nudge after busy")
-    assert log_lines(tmux_repo, "a")[-2:] == ["busy 1.5", "New message from @boss — run `thrum inbox` (reads and marks them read)"]
+    assert log_lines(tmux_repo, "a")[-2:] == [
+        "busy 1.5",
+        "New message from @boss — run `thrum inbox` (reads and marks them read)",
+    ]
     assert not (tmux_repo.logs / "a.log.typeahead").exists(), "the nudge was typed while the agent was busy"
 
 
@@ -123,18 +161,42 @@ def test_the_sender_is_never_nudged_about_its_own_broadcast(tmux_repo, boss):
     wait_for(lambda: nudges(tmux_repo, "b"), what="worker2's nudge")
     time.sleep(0.8)
     assert nudges(tmux_repo, "a") == []
-    assert nudges(tmux_repo, "b") == ["New message from @worker1 — run `thrum inbox` (reads and marks them read)"]
+    assert nudges(tmux_repo, "b") == [
+        "New message from @worker1 — run `thrum inbox` (reads and marks them read)"
+    ]
 
 
 def test_no_nudge_while_a_human_types_in_an_attached_client(tmux_repo, boss):
     start_agent(tmux_repo, "s1", "worker1", "a")
     outer = f"{tmux_repo.sock}-outer"
     env = {k: v for k, v in tmux_repo.env.items() if k != "TMUX"}
-    subprocess.run(["tmux", "-L", outer, "-f", "/dev/null", "new-session", "-d", "-s", "human", "-x", "120", "-y", "40",
-                    f"tmux -L {tmux_repo.sock} attach-session -t =s1"], env=env, check=True)
+    subprocess.run(
+        [
+            "tmux",
+            "-L",
+            outer,
+            "-f",
+            "/dev/null",
+            "new-session",
+            "-d",
+            "-s",
+            "human",
+            "-x",
+            "120",
+            "-y",
+            "40",
+            f"tmux -L {tmux_repo.sock} attach-session -t =s1",
+        ],
+        env=env,
+        check=True,
+    )
     try:
-        wait_for(lambda: subprocess.run(["tmux", "-L", tmux_repo.sock, "list-clients"], capture_output=True,
-                                        text=True).stdout.strip(), what="an attached client")
+        wait_for(
+            lambda: subprocess.run(
+                ["tmux", "-L", tmux_repo.sock, "list-clients"], capture_output=True, text=True
+            ).stdout.strip(),
+            what="an attached client",
+        )
         subprocess.run(["tmux", "-L", outer, "send-keys", "-t", "=human:", "-l", "half a thou"], check=True)
         boss.ok("send", "interrupting?", "--to", "@worker1")
         time.sleep(0.8)
@@ -164,8 +226,19 @@ def test_the_backstop_renudges_mail_left_unread_and_stops_once_read(make_tmux_re
 
 
 def test_queue_wait_prints_the_output(tmux_repo, boss):
-    r = tmux_repo.run("tmux", "create", "sh", "--cwd", str(tmux_repo.path), "--name", "shelly", "--role", "worker",
-                      "--runtime", "shell")
+    r = tmux_repo.run(
+        "tmux",
+        "create",
+        "sh",
+        "--cwd",
+        str(tmux_repo.path),
+        "--name",
+        "shelly",
+        "--role",
+        "worker",
+        "--runtime",
+        "shell",
+    )
     assert r.code == 0, r.err
     wait_for(lambda: pane_state(tmux_repo, "sh") == "idle", what="shell idle")
     r = tmux_repo.run("tmux", "queue", "sh", "--wait", "--timeout", "20", "--", "echo", "hello queue")
@@ -183,26 +256,37 @@ def test_queued_commands_run_in_order_and_report_to_the_requester(tmux_repo, bos
     first = jq(boss, "tmux", "queue", "s1", "--", "first task")["command"]
     second = jq(boss, "tmux", "queue", "s1", "--", "second task")["command"]
     assert first["status"] == "queued" and second["status"] in ("queued", "running")
-    wait_for(lambda: [c["status"] for c in boss.json("tmux", "queue-status", "s1")["commands"]] == ["done", "done"],
-             timeout=30, what="both commands done")
+    wait_for(
+        lambda: (
+            [c["status"] for c in boss.json("tmux", "queue-status", "s1")["commands"]] == ["done", "done"]
+        ),
+        timeout=30,
+        what="both commands done",
+    )
     lines = log_lines(tmux_repo, "a")
-    assert lines[lines.index("busy 4"):][1:3] == ["first task", "second task"]
+    assert lines[lines.index("busy 4") :][1:3] == ["first task", "second task"]
     inbox = boss.json("inbox")["messages"]
     reports = [m for m in inbox if m["agent_id"] == "system"]
     assert len(reports) == 2
-    assert any(first["command_id"] in m["body"]["content"] and "ok: first task" in m["body"]["content"]
-               for m in reports)
+    assert any(
+        first["command_id"] in m["body"]["content"] and "ok: first task" in m["body"]["content"]
+        for m in reports
+    )
     assert not (tmux_repo.logs / "a.log.typeahead").exists()
 
 
 def test_cancel_a_queued_and_a_running_command(tmux_repo, boss):
-    r = tmux_repo.run("tmux", "create", "sh", "--cwd", str(tmux_repo.path), "--no-agent", "--runtime", "shell")
+    r = tmux_repo.run(
+        "tmux", "create", "sh", "--cwd", str(tmux_repo.path), "--no-agent", "--runtime", "shell"
+    )
     assert r.code == 0, r.err
     wait_for(lambda: pane_state(tmux_repo, "sh") == "idle", what="shell idle")
     running = jq(boss, "tmux", "queue", "sh", "--", "echo partial-output; sleep 5; echo never")["command"]
     queued = jq(boss, "tmux", "queue", "sh", "--", "echo should-not-run")["command"]
-    wait_for(lambda: "partial-output" in (boss.json("tmux", "queue-status", "sh")["commands"][-1]["output"] or ""),
-             what="partial output")
+    wait_for(
+        lambda: "partial-output" in (boss.json("tmux", "queue-status", "sh")["commands"][-1]["output"] or ""),
+        what="partial output",
+    )
     q = boss.json("tmux", "cancel", queued["command_id"])["command"]
     assert q["status"] == "cancelled" and q["output"] == ""
     c = boss.json("tmux", "cancel", running["command_id"])["command"]
@@ -210,7 +294,9 @@ def test_cancel_a_queued_and_a_running_command(tmux_repo, boss):
 
 
 def test_a_command_that_never_returns_times_out(tmux_repo, boss):
-    r = tmux_repo.run("tmux", "create", "sh", "--cwd", str(tmux_repo.path), "--no-agent", "--runtime", "shell")
+    r = tmux_repo.run(
+        "tmux", "create", "sh", "--cwd", str(tmux_repo.path), "--no-agent", "--runtime", "shell"
+    )
     assert r.code == 0
     wait_for(lambda: pane_state(tmux_repo, "sh") == "idle", what="shell idle")
     r = tmux_repo.run("tmux", "queue", "sh", "--wait", "--timeout", "1.5", "--json", "--", "sleep 30")
@@ -219,17 +305,26 @@ def test_a_command_that_never_returns_times_out(tmux_repo, boss):
 
 
 def test_after_an_engine_restart_running_is_interrupted_and_queued_resume(tmux_repo, boss):
-    r = tmux_repo.run("tmux", "create", "sh", "--cwd", str(tmux_repo.path), "--no-agent", "--runtime", "shell")
+    r = tmux_repo.run(
+        "tmux", "create", "sh", "--cwd", str(tmux_repo.path), "--no-agent", "--runtime", "shell"
+    )
     assert r.code == 0
     wait_for(lambda: pane_state(tmux_repo, "sh") == "idle", what="shell idle")
     slow = jq(boss, "tmux", "queue", "sh", "--", "sleep 2; echo slow-done")["command"]
     later = jq(boss, "tmux", "queue", "sh", "--", "echo after-restart")["command"]
-    wait_for(lambda: boss.json("tmux", "queue-status", "sh")["commands"][-1]["status"] == "running",
-             what="the slow one running")
+    wait_for(
+        lambda: boss.json("tmux", "queue-status", "sh")["commands"][-1]["status"] == "running",
+        what="the slow one running",
+    )
     assert tmux_repo.run("daemon", "restart").code == 0
-    wait_for(lambda: {c["command_id"]: c["status"] for c in boss.json("tmux", "queue-status", "sh")["commands"]}
-             == {slow["command_id"]: "interrupted", later["command_id"]: "done"}, timeout=30,
-             what="interrupted + resumed")
+    wait_for(
+        lambda: (
+            {c["command_id"]: c["status"] for c in boss.json("tmux", "queue-status", "sh")["commands"]}
+            == {slow["command_id"]: "interrupted", later["command_id"]: "done"}
+        ),
+        timeout=30,
+        what="interrupted + resumed",
+    )
     reports = [m["body"]["content"] for m in boss.json("inbox")["messages"] if m["agent_id"] == "system"]
     assert any(slow["command_id"] in b and "interrupted" in b for b in reports)
 
@@ -263,11 +358,15 @@ def shell_session(repo, name: str = "sh") -> None:
 
 def test_a_shell_command_reports_its_exit_status_and_duration(tmux_repo, boss):
     shell_session(tmux_repo)
-    r = tmux_repo.run("tmux", "queue", "sh", "--wait", "--timeout", "20", "--", "echo out-$((6*7)); sleep 0.3; false")
+    r = tmux_repo.run(
+        "tmux", "queue", "sh", "--wait", "--timeout", "20", "--", "echo out-$((6*7)); sleep 0.3; false"
+    )
     assert r.code == 1, r.out  # a failing command is not "done"
     assert "out-42" in r.out and "failed (exit 1) in " in r.out, r.out
     assert "THRUM-" not in r.out and "$ " not in r.out.splitlines()[-2:], r.out  # no marker, no prompt
-    c = tmux_repo.run("tmux", "queue", "sh", "--wait", "--json", "--", "echo fine # a comment, kept").json["command"]
+    c = tmux_repo.run("tmux", "queue", "sh", "--wait", "--json", "--", "echo fine # a comment, kept").json[
+        "command"
+    ]
     assert (c["status"], c["exit_code"], c["kind"], c["output"]) == ("done", 0, "command", "fine")
     assert c["result"].startswith("done (exit 0) in ") and c["duration_seconds"] >= 0
     rows = boss.json("tmux", "queue-status", "sh")["commands"]
@@ -277,7 +376,9 @@ def test_a_shell_command_reports_its_exit_status_and_duration(tmux_repo, boss):
     assert "failed (exit 1)" in listing and "done (exit 0)" in listing
     # The command runs in the pane's own shell: a `cd` stays, as it would typed by hand.
     tmux_repo.ok("tmux", "queue", "sh", "--wait", "--", "cd /")
-    assert tmux_repo.run("tmux", "queue", "sh", "--wait", "--json", "--", "pwd").json["command"]["output"] == "/"
+    assert (
+        tmux_repo.run("tmux", "queue", "sh", "--wait", "--json", "--", "pwd").json["command"]["output"] == "/"
+    )
 
 
 def test_a_prompt_queued_to_an_llm_runtime_is_labelled_so(tmux_repo, boss):

@@ -71,6 +71,7 @@ def _sql(statement: str):
             con.commit()
         finally:
             con.close()
+
     return corrupt
 
 
@@ -136,8 +137,11 @@ async def test_a_failed_open_leaves_no_worker_thread_behind(tmp_path):
     before = set(threading.enumerate())
 
     def left() -> list[threading.Thread]:  # the loop's own executor threads are joined when it closes
-        return [t for t in threading.enumerate()
-                if t not in before and not t.daemon and not t.name.startswith("asyncio_")]
+        return [
+            t
+            for t in threading.enumerate()
+            if t not in before and not t.daemon and not t.name.startswith("asyncio_")
+        ]
 
     with pytest.raises(sqlite3.DatabaseError):
         await Store(str(path)).open()
@@ -170,6 +174,7 @@ def test_a_killed_rebuilds_scratch_files_are_removed_at_start(pair):
 
 
 # -- doctor on a projection that breaks while the engine runs ----------------------------------------------------
+
 
 @pytest.fixture
 async def engine(tmp_path, monkeypatch):
@@ -212,6 +217,7 @@ async def test_doctor_and_rebuild_work_on_a_corrupt_projection(engine):
 
 # -- F5: a failed write leaves no durable trace ------------------------------------------------------------------
 
+
 async def test_a_send_whose_projection_commit_fails_leaves_nothing_behind(engine):
     """SQLITE_FULL for real (the database may not grow past its current pages): the send fails with the
     real cause, its line is cut back out of the journal, and neither a restart nor a rebuild brings it back."""
@@ -243,8 +249,12 @@ async def test_a_send_whose_projection_commit_fails_leaves_nothing_behind(engine
 def tmpfs(tmp_path):
     mnt = tmp_path / "fs"
     mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mnt)], capture_output=True, text=True,
-                       check=False)
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mnt)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if r.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({r.stderr.strip() or 'not root'})")
     try:
@@ -323,14 +333,29 @@ def test_a_thousand_authors_write_under_ulimit_256(pair):
     repo, alice, _bob = pair
     repo.stop()
     layout = Layout(str(repo.path))
-    proc = subprocess.Popen([sys.executable, "-m", "thrum_engine.daemon", "--repo", str(repo.path)],
-                            env=repo.env, cwd=repo.path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "thrum_engine.daemon", "--repo", str(repo.path)],
+        env=repo.env,
+        cwd=repo.path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         resource.prlimit(proc.pid, resource.RLIMIT_NOFILE, (256, 256))  # before it has even imported
-        wait_for(lambda: os.path.exists(layout.socket_path) and repo.daemon_pid() == proc.pid, timeout=30,
-                 what="the engine")
-        r = subprocess.run([sys.executable, "-c", REGISTER_MANY, layout.socket_path, "1000"], cwd=repo.path,
-                           env=repo.env, capture_output=True, text=True, timeout=300, check=False)
+        wait_for(
+            lambda: os.path.exists(layout.socket_path) and repo.daemon_pid() == proc.pid,
+            timeout=30,
+            what="the engine",
+        )
+        r = subprocess.run(
+            [sys.executable, "-c", REGISTER_MANY, layout.socket_path, "1000"],
+            cwd=repo.path,
+            env=repo.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
         assert r.returncode == 0 and r.stdout.strip() == "ok 1000", r.stderr[-2000:]
         fds = os.listdir(f"/proc/{proc.pid}/fd")
         shards = [f for f in fds if os.readlink(f"/proc/{proc.pid}/fd/{f}").endswith(".jsonl")]
@@ -345,6 +370,7 @@ def test_a_thousand_authors_write_under_ulimit_256(pair):
 
 
 # -- F6: private files whatever the umask -------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("umask", [0o022, 0o000])
 def test_store_files_are_private_whatever_the_umask(make_repo, umask):
@@ -361,8 +387,11 @@ def test_store_files_are_private_whatever_the_umask(make_repo, umask):
             fh.write(b'{"not": "an event"}\n{"torn')  # a rejected line and a torn tail: both quarantined
         alice.ok("send", "more", "--to", "@bob")
         wait_for(lambda: (repo.var / "thrum.db-wal").exists(), timeout=10, what="the WAL file")
-        files = [*journal.glob("*.jsonl"), *(repo.var / "quarantine").iterdir(),
-                 *[repo.var / f"thrum.db{s}" for s in ("", "-wal", "-shm")]]
+        files = [
+            *journal.glob("*.jsonl"),
+            *(repo.var / "quarantine").iterdir(),
+            *[repo.var / f"thrum.db{s}" for s in ("", "-wal", "-shm")],
+        ]
         modes = {str(p): oct(p.stat().st_mode & 0o777) for p in files}
         assert len(list((repo.var / "quarantine").iterdir())) == 3  # .torn, .rejected, rejected.jsonl
         assert set(modes.values()) == {"0o600"}, modes
@@ -370,4 +399,3 @@ def test_store_files_are_private_whatever_the_umask(make_repo, umask):
             assert oct(d.stat().st_mode & 0o777) == "0o700", d
     finally:
         os.umask(old)
-

@@ -25,6 +25,7 @@ MAX_FRAME = P.max_frame(1048576)
 
 # -- raw socket helpers ------------------------------------------------------------------------------------------
 
+
 def sock_path(repo) -> str:
     return Layout(str(repo.path)).socket_path
 
@@ -99,6 +100,7 @@ def assert_result(reply: dict, rid) -> dict:
 
 # -- a shared engine for the malformed-frame cases -----------------------------------------------------------------
 
+
 class Shared:
     def __init__(self, repo: Repo, alice: Agent, bob: Agent) -> None:
         self.repo, self.alice, self.bob = repo, alice, bob
@@ -167,7 +169,11 @@ MALFORMED = {
     "params as list": (frame(req("engine.info", [1, 2])), INVALID_PARAMS, 1),
     "params as string": (frame(req("engine.info", "x")), INVALID_PARAMS, 1),
     "params as number": (frame(req("engine.info", 3)), INVALID_PARAMS, 1),
-    "id as object": (frame({"jsonrpc": "2.0", "id": {"a": 1}, "method": "engine.info"}), INVALID_REQUEST, None),
+    "id as object": (
+        frame({"jsonrpc": "2.0", "id": {"a": 1}, "method": "engine.info"}),
+        INVALID_REQUEST,
+        None,
+    ),
     "id as list": (frame({"jsonrpc": "2.0", "id": [1], "method": "engine.info"}), INVALID_REQUEST, None),
     "id as bool": (frame({"jsonrpc": "2.0", "id": True, "method": "engine.info"}), INVALID_REQUEST, None),
     "unknown param key": (frame(req("engine.info", {"bogus": 1})), INVALID_PARAMS, 1),
@@ -176,7 +182,11 @@ MALFORMED = {
     "wrong type: list param": (frame(req("agent.list", {"role": ["a"]})), INVALID_PARAMS, 1),
     "missing required param": (frame(req("message.get", {})), INVALID_PARAMS, 1),
     "wrong type: required param": (frame(req("message.get", {"message_id": 17})), INVALID_PARAMS, 1),
-    "invalid utf-8 in method": (b'{"jsonrpc": "2.0", "id": 1, "method": "engine.info\xff\xfe"}\n', PARSE, None),
+    "invalid utf-8 in method": (
+        b'{"jsonrpc": "2.0", "id": 1, "method": "engine.info\xff\xfe"}\n',
+        PARSE,
+        None,
+    ),
     "invalid utf-8 bytes": (b"\xc3\x28\xa0\xa1\n", PARSE, None),
     "lone surrogate escape": (b'{"jsonrpc": "2.0", "id": 1, "method": "\\ud800"}\n', NOT_FOUND, 1),
     "NaN id": (b'{"jsonrpc": "2.0", "id": NaN, "method": "engine.info"}\n', INVALID_REQUEST, None),
@@ -233,7 +243,8 @@ def test_valid_requests_get_results_with_their_ids(shared, engine):
     frames += frame({"jsonrpc": "2.0", "id": 0, "method": "team.list"})
     replies = exchange(shared.path, frames)
     assert sorted(json.dumps(r["id"]) for r in replies) == sorted(
-        [json.dumps(i) for i in range(1, 11)] + ['"s"', "0"])
+        [json.dumps(i) for i in range(1, 11)] + ['"s"', "0"]
+    )
     for r in replies:
         assert_result(r, r["id"])
 
@@ -260,8 +271,13 @@ def test_notification_gets_no_reply(shared, engine):
 def test_notification_of_a_write_is_performed_silently(shared, engine, monkeypatch):
     monkeypatch.chdir(shared.alice.cwd)
     body = f"notified-{time.time_ns()}"
-    payload = frame({"jsonrpc": "2.0", "method": "message.send",
-                     "params": {"caller": "alice", "to": ["@bob"], "body": body}})
+    payload = frame(
+        {
+            "jsonrpc": "2.0",
+            "method": "message.send",
+            "params": {"caller": "alice", "to": ["@bob"], "body": body},
+        }
+    )
     payload += frame(req("engine.info", rid="probe"))
     replies = exchange(shared.path, payload)
     assert [r["id"] for r in replies] == ["probe"], replies
@@ -270,6 +286,7 @@ def test_notification_of_a_write_is_performed_silently(shared, engine, monkeypat
 
 
 # -- frames over the limit, frames cut short ---------------------------------------------------------------------
+
 
 def _send_in_background(s: socket.socket, data: bytes) -> threading.Thread:
     def run() -> None:
@@ -371,7 +388,10 @@ WRITE_CASES = {
     "missing body": ({"caller": "alice", "to": ["@bob"]}, INVALID_PARAMS),
     "unknown key": ({"caller": "alice", "to": ["@bob"], "body": "x", "cc": ["@bob"]}, INVALID_PARAMS),
     "empty body": ({"caller": "alice", "to": ["@bob"], "body": "   "}, INVALID_PARAMS),
-    "json format, not json": ({"caller": "alice", "to": ["@bob"], "body": "{", "format": "json"}, INVALID_PARAMS),
+    "json format, not json": (
+        {"caller": "alice", "to": ["@bob"], "body": "{", "format": "json"},
+        INVALID_PARAMS,
+    ),
     "bad thread id": ({"caller": "alice", "to": ["@bob"], "body": "x", "thread_id": "nope"}, INVALID_PARAMS),
     "unknown recipient": ({"caller": "alice", "to": ["@bob", "@zed"], "body": "x"}, -32000),
     "no recipient": ({"caller": "alice", "to": [], "body": "x"}, INVALID_PARAMS),
@@ -394,6 +414,7 @@ def test_bad_sends_are_refused_and_store_nothing(shared, engine, monkeypatch):
 
 # -- the socket file ------------------------------------------------------------------------------------------------
 
+
 def test_socket_file_is_0600_and_owned_by_us(pair):
     repo, alice, _ = pair
     st = os.stat(sock_path(repo))
@@ -411,6 +432,7 @@ def test_socket_file_is_0600_and_owned_by_us(pair):
 
 
 # -- peer credentials -----------------------------------------------------------------------------------------------
+
 
 def _journal_bytes(repo) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in Path(Layout(str(repo.path)).journal_dir).glob("*.jsonl")}
@@ -524,7 +546,10 @@ def test_cli_from_outside_with_repo_flag_can_read_but_not_write(pair, tmp_path):
 # UTF-8 byte reaches the engine exactly like this (Python decodes argv with surrogateescape).
 SURROGATE_CASES = {
     "send body": ("message.send", {"caller": "alice", "to": ["@bob"], "body": "bad \ud800 body"}),
-    "send scope": ("message.send", {"caller": "alice", "to": ["@bob"], "body": "ok", "scopes": ["module:\udcff"]}),
+    "send scope": (
+        "message.send",
+        {"caller": "alice", "to": ["@bob"], "body": "ok", "scopes": ["module:\udcff"]},
+    ),
     "send ref": ("message.send", {"caller": "alice", "to": ["@bob"], "body": "ok", "refs": ["pr:\udcff"]}),
     "unknown recipient": ("message.send", {"caller": "alice", "to": ["@b\udcffb"], "body": "ok"}),
     "intent": ("session.set_intent", {"caller": "alice", "text": "bad \udcff intent"}),

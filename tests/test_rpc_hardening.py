@@ -54,8 +54,12 @@ def second_user() -> pwd.struct_passwd:
         return pwd.getpwnam(PROBE_USER)
     except KeyError:
         pass
-    r = subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", PROBE_USER],
-                       capture_output=True, text=True, check=False)
+    r = subprocess.run(
+        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", PROBE_USER],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if r.returncode != 0 and "already exists" not in r.stderr:
         pytest.skip(f"cannot create a second user: {r.stderr.strip()}")
     return pwd.getpwnam(PROBE_USER)
@@ -73,6 +77,7 @@ def attacker_dir():
 
 
 # -- F4: the fallback socket directory and the server's uid -------------------------------------------------------
+
 
 def test_a_fallback_socket_dir_owned_by_another_user_is_refused(make_repo, attacker_dir):
     user, d = attacker_dir
@@ -100,8 +105,15 @@ def test_a_fallback_socket_dir_writable_by_others_is_refused(make_repo, tmp_path
     repo.ok("init")
     repo.stop()
     repo.env["XDG_RUNTIME_DIR"] = str(shared)
-    proc = subprocess.run([sys.executable, "-m", "thrum_engine.daemon", "--repo", str(repo.path)], cwd=repo.path,
-                          env=repo.env, capture_output=True, text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "thrum_engine.daemon", "--repo", str(repo.path)],
+        cwd=repo.path,
+        env=repo.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 1
     assert "writable by other users" in proc.stderr
     assert os.listdir(shared) == []
@@ -161,8 +173,14 @@ def test_the_client_sends_nothing_to_a_socket_served_by_another_user(pair, attac
     _repo, alice, bob = pair
     user, d = attacker_dir
     sock, log = d / "hijack.sock", d / "got.log"
-    proc = subprocess.Popen(["/usr/bin/python3", "-c", _FAKE_ENGINE, str(sock), str(log)], stdout=subprocess.PIPE,
-                            text=True, user=user.pw_uid, group=user.pw_gid, extra_groups=[])
+    proc = subprocess.Popen(
+        ["/usr/bin/python3", "-c", _FAKE_ENGINE, str(sock), str(log)],
+        stdout=subprocess.PIPE,
+        text=True,
+        user=user.pw_uid,
+        group=user.pw_gid,
+        extra_groups=[],
+    )
     try:
         assert proc.stdout.readline().strip() == "ready"
         r = alice.run("send", "the secret", "--to", "@bob", THRUM_SOCKET=str(sock))
@@ -177,6 +195,7 @@ def test_the_client_sends_nothing_to_a_socket_served_by_another_user(pair, attac
 
 
 # -- F6: private state files ----------------------------------------------------------------------------------------
+
 
 def test_engine_state_and_pane_logs_are_private_whatever_the_umask(make_repo):
     repo = make_repo()
@@ -203,6 +222,7 @@ def test_engine_state_and_pane_logs_are_private_whatever_the_umask(make_repo):
 
 
 # -- F8: idle and crowding connections -------------------------------------------------------------------------------
+
 
 def _hold(path: str, n: int) -> list[socket.socket]:
     held = []
@@ -262,8 +282,9 @@ def test_a_full_listen_backlog_is_retried_not_taken_for_a_dead_engine(stopped_en
     repo, _alice, _bob, pid = stopped_engine
     path = layout_of(repo).socket_path
     # another process fills the stopped engine's listen backlog: a connect now gets EAGAIN
-    filler = subprocess.Popen([sys.executable, "-c", _FILL_BACKLOG, path], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
+    filler = subprocess.Popen(
+        [sys.executable, "-c", _FILL_BACKLOG, path], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert 0 < int(filler.stdout.readline()) < 5000
         probe = socket.socket(socket.AF_UNIX)
@@ -336,6 +357,7 @@ def test_silent_and_idle_connections_are_closed_but_a_long_wait_is_not(make_repo
 
 # -- F12: a vanished socket, a deleted lock file ------------------------------------------------------------------------
 
+
 def test_a_deleted_socket_is_bound_again_and_commands_keep_working(pair):
     repo, alice, bob = pair
     pid = repo.daemon_pid()
@@ -351,8 +373,15 @@ def test_a_deleted_lock_file_does_not_allow_a_second_engine(pair):
     repo, alice, bob = pair
     pid = repo.daemon_pid()
     os.unlink(layout_of(repo).lock_path)
-    proc = subprocess.run([sys.executable, "-m", "thrum_engine.daemon", "--repo", str(repo.path)], cwd=repo.path,
-                          env=repo.env, capture_output=True, text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "thrum_engine.daemon", "--repo", str(repo.path)],
+        cwd=repo.path,
+        env=repo.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 1
     assert "another engine is already running" in proc.stderr
     assert daemon_pids(repo) == [pid]
@@ -396,6 +425,7 @@ def test_status_and_stop_when_the_engine_neither_answers_nor_has_a_socket(stoppe
 
 # -- F17: a stopped engine --------------------------------------------------------------------------------------------
 
+
 def test_a_stopped_engine_is_reported_and_queued_requests_do_not_run_later(stopped_engine):
     repo, alice, bob, pid = stopped_engine
     r = alice.run("send", "while stopped", "--to", "@bob", timeout=40)
@@ -422,8 +452,25 @@ def test_stop_stops_a_stopped_engine(stopped_engine):
 
 # -- F15 / F16: error texts -------------------------------------------------------------------------------------------
 
-_BAD_JSON = ["", " ", "garbage", "{bad", "{", "[1,", "nul", '{"a":', '{"a":1', '"abc', "[1,]", "{}x", "\x00",
-             "-", "1e", '{"a" 1}', "[" * 100000]
+_BAD_JSON = [
+    "",
+    " ",
+    "garbage",
+    "{bad",
+    "{",
+    "[1,",
+    "nul",
+    '{"a":',
+    '{"a":1',
+    '"abc',
+    "[1,]",
+    "{}x",
+    "\x00",
+    "-",
+    "1e",
+    '{"a" 1}',
+    "[" * 100000,
+]
 
 
 @pytest.mark.parametrize("text", _BAD_JSON, ids=range(len(_BAD_JSON)))
@@ -506,8 +553,17 @@ def test_eight_concurrent_daemon_starts_print_the_one_real_pid(pair):
     repo, alice, _bob = pair
     alice.ok("daemon", "stop")
     wait_for(lambda: daemon_pids(repo) == [], what="no daemon")
-    procs = [subprocess.Popen(THRUM + ["daemon", "start", "--json"], cwd=alice.cwd, env=alice.env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(8)]
+    procs = [
+        subprocess.Popen(
+            THRUM + ["daemon", "start", "--json"],
+            cwd=alice.cwd,
+            env=alice.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(8)
+    ]
     outs = [p.communicate(timeout=90) for p in procs]
     assert all(p.returncode == 0 for p in procs), outs
     pids = {json.loads(out)["pid"] for out, _ in outs}
@@ -528,7 +584,14 @@ async def test_a_console_hosted_engine_keeps_a_second_engine_out_past_a_deleted_
         assert isinstance(engine, InProcess)
         os.unlink(layout.lock_path)
         proc = await asyncio.to_thread(
-            subprocess.run, [sys.executable, "-m", "thrum_engine.daemon", "--repo", str(repo.path)], cwd=repo.path,
-            env=repo.env, capture_output=True, text=True, timeout=60, check=False)
+            subprocess.run,
+            [sys.executable, "-m", "thrum_engine.daemon", "--repo", str(repo.path)],
+            cwd=repo.path,
+            env=repo.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert proc.returncode == 1, proc.stderr
         assert "another engine is already running" in proc.stderr

@@ -15,14 +15,33 @@ from thrum_engine.store.schema import SCHEMA_VERSION
 
 
 def events():
-    reg = [{"v": 1, "id": f"evt_0000000000000000000000000{i}", "type": "agent.register", "author": n,
-            "ts": "2026-01-01T00:00:00.000000Z", "data": {"name": n, "role": "worker", "worktree": "/w"}}
-           for i, n in enumerate(("alice", "bob"))]
-    msg = {"v": 1, "id": "evt_00000000000000000000000009", "type": "message.create", "author": "alice",
-           "ts": "2026-01-01T00:00:01.000000Z",
-           "data": {"message_id": "msg_00000000000000000000000001", "content": "hi", "recipients": ["bob"]}}
-    read = {"v": 1, "id": "evt_0000000000000000000000000A", "type": "message.read", "author": "bob",
-            "ts": "2026-01-01T00:00:02.000000Z", "data": {"message_ids": ["msg_00000000000000000000000001"]}}
+    reg = [
+        {
+            "v": 1,
+            "id": f"evt_0000000000000000000000000{i}",
+            "type": "agent.register",
+            "author": n,
+            "ts": "2026-01-01T00:00:00.000000Z",
+            "data": {"name": n, "role": "worker", "worktree": "/w"},
+        }
+        for i, n in enumerate(("alice", "bob"))
+    ]
+    msg = {
+        "v": 1,
+        "id": "evt_00000000000000000000000009",
+        "type": "message.create",
+        "author": "alice",
+        "ts": "2026-01-01T00:00:01.000000Z",
+        "data": {"message_id": "msg_00000000000000000000000001", "content": "hi", "recipients": ["bob"]},
+    }
+    read = {
+        "v": 1,
+        "id": "evt_0000000000000000000000000A",
+        "type": "message.read",
+        "author": "bob",
+        "ts": "2026-01-01T00:00:02.000000Z",
+        "data": {"message_ids": ["msg_00000000000000000000000001"]},
+    }
     return reg + [msg, read]
 
 
@@ -84,7 +103,10 @@ def test_unreadable_lines_are_counted_not_fatal(tmp_path):
     j.append({"bob": [b"not json\n", json.dumps(events()[1]).encode() + b"\n", b"[1,2]\n"]})
     r = j.read_events("bob")
     assert [e["id"] for e in r.events] == [events()[1]["id"]]
-    assert [(x.offset, x.unreadable) for x in r.rejected] == [(0, True), (9 + len(json.dumps(events()[1])) + 1, True)]
+    assert [(x.offset, x.unreadable) for x in r.rejected] == [
+        (0, True),
+        (9 + len(json.dumps(events()[1])) + 1, True),
+    ]
     j.close()
 
 
@@ -96,7 +118,25 @@ def _random_journal(seed: int, n: int) -> list[bytes]:
     from thrum_engine.engine.writer import encode
 
     rng = random.Random(seed)
-    alphabet = ["a", "b", " ", "x", "\"", "\\", "\n", "\t", "\x00", "\x1f", "\x7f", "é", "\u2028", "😀", "/", "{", ":"]
+    alphabet = [
+        "a",
+        "b",
+        " ",
+        "x",
+        '"',
+        "\\",
+        "\n",
+        "\t",
+        "\x00",
+        "\x1f",
+        "\x7f",
+        "é",
+        "\u2028",
+        "😀",
+        "/",
+        "{",
+        ":",
+    ]
 
     def text(plain: bool) -> str:
         k = rng.randint(0, 12)
@@ -110,9 +150,12 @@ def _random_journal(seed: int, n: int) -> list[bytes]:
         kind = rng.random()
         author = rng.choice(names)
         if kind < 0.75:
-            data: dict = {"message_id": f"msg_{i:026d}", "content": text(rng.random() < 0.6),
-                          "format": rng.choice(["markdown", "plain", "json"]),
-                          "recipients": rng.sample(names, rng.randint(1, 3))}
+            data: dict = {
+                "message_id": f"msg_{i:026d}",
+                "content": text(rng.random() < 0.6),
+                "format": rng.choice(["markdown", "plain", "json"]),
+                "recipients": rng.sample(names, rng.randint(1, 3)),
+            }
             extra = rng.random()
             if extra < 0.2:
                 data["thread_id"] = f"msg_{rng.randrange(max(i, 1)):026d}"
@@ -130,11 +173,23 @@ def _random_journal(seed: int, n: int) -> list[bytes]:
                 data["scopes"] = [{"type": "module", "value": text(False)}]
             ev = {"v": 1, "id": eid, "type": "message.create", "author": author, "ts": ts, "data": data}
         elif kind < 0.85:
-            ev = {"v": 1, "id": eid, "type": "message.read", "author": author, "ts": ts,
-                  "data": {"message_ids": [f"msg_{rng.randrange(max(i, 1)):026d}"]}}
+            ev = {
+                "v": 1,
+                "id": eid,
+                "type": "message.read",
+                "author": author,
+                "ts": ts,
+                "data": {"message_ids": [f"msg_{rng.randrange(max(i, 1)):026d}"]},
+            }
         elif kind < 0.95:
-            ev = {"v": 1, "id": eid, "type": "agent.register", "author": author, "ts": ts,
-                  "data": {"name": author, "role": "worker", "intent": text(False)}}
+            ev = {
+                "v": 1,
+                "id": eid,
+                "type": "agent.register",
+                "author": author,
+                "ts": ts,
+                "data": {"name": author, "role": "worker", "intent": text(False)},
+            }
         else:
             ev = {"v": 2, "id": eid, "type": "message.future", "author": author, "ts": ts, "data": {}}
         lines.append(encode(ev)[:-1])
@@ -151,8 +206,10 @@ def test_rebuild_line_fast_path_projects_exactly_like_json(seed):
     lines = _random_journal(seed, 400)
     lines[7] = b'{"v":1,"id":"evt_torn'  # unreadable lines are counted on both paths
     lines[9] = b"[1,2]"
-    lines[11] = b'{"author":"a","data":{"content":"\xff","format":"m","message_id":"m","recipients":["b"]},' \
-                b'"id":"evt_00000000000000000000000011","ts":"t","type":"message.create","v":1}'  # not UTF-8
+    lines[11] = (
+        b'{"author":"a","data":{"content":"\xff","format":"m","message_id":"m","recipients":["b"]},'
+        b'"id":"evt_00000000000000000000000011","ts":"t","type":"message.create","v":1}'
+    )  # not UTF-8
     events, corrupt = parse_lines(lines)
     runs, count, bad = ops_for_lines(lines, EventCheck())
     assert (runs, count, len(bad)) == (ops_for(events), len(events), corrupt)
@@ -172,10 +229,10 @@ async def test_rebuild_lines_and_live_events_give_one_projection(tmp_path):
         try:
             if feed == "events":
                 for i in range(0, len(events), 50):
-                    await store.apply(events[i:i + 50], {"x": i})
+                    await store.apply(events[i : i + 50], {"x": i})
             else:
                 for i in range(0, len(lines), 128):
-                    await store.apply_lines(lines[i:i + 128], {"x": i})
+                    await store.apply_lines(lines[i : i + 128], {"x": i})
                 await store.finish_bulk()
             digests.append(await projection_digest(store))
         finally:

@@ -18,7 +18,8 @@ from thrum_tui import textual_compat
 def test_textual_is_the_version_the_adapter_was_checked_against():
     assert version("textual") == textual_compat.TESTED_WITH, (
         "Textual was upgraded: re-check thrum_tui/textual_compat.py against this version, re-run "
-        "bench/console.py, then update TESTED_WITH")
+        "bench/console.py, then update TESTED_WITH"
+    )
 
 
 def test_widget_virtual_size_still_asks_for_layout():

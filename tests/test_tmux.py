@@ -24,8 +24,15 @@ pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is no
 
 FAKE_AGENT = Path(__file__).resolve().with_name("fake_agent.py")
 STYLES = ("claude", "codex", "gemini", "opencode", "cursor", "auggie", "amp")
-PRIME = {"claude": "/thrum:prime", "codex": "$thrum-prime", "gemini": "/thrum:prime", "opencode": "/thrum-prime",
-         "cursor": "/thrum:prime", "auggie": "/thrum:prime", "amp": "/thrum:prime"}
+PRIME = {
+    "claude": "/thrum:prime",
+    "codex": "$thrum-prime",
+    "gemini": "/thrum:prime",
+    "opencode": "/thrum-prime",
+    "cursor": "/thrum:prime",
+    "auggie": "/thrum:prime",
+    "amp": "/thrum:prime",
+}
 DEADLINE = 20.0  # upper bound for any one condition; the usual wait is well under a second
 STATUS_KEYS = {"name", "agent", "runtime", "state", "pane_state", "branch"}
 
@@ -38,7 +45,9 @@ def clean_env() -> dict:
 
 
 def tmux(sock: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["tmux", "-L", sock, *args], env=clean_env(), capture_output=True, text=True, timeout=30)
+    return subprocess.run(
+        ["tmux", "-L", sock, *args], env=clean_env(), capture_output=True, text=True, timeout=30
+    )
 
 
 def tmux_sessions(sock: str) -> list[str]:
@@ -84,7 +93,6 @@ class TmuxRepo(RunsThrum):
     def run(self, *args: str, cwd: Path | None = None, timeout: float = 90) -> Result:
         return self.repo.run(*args, cwd=cwd, timeout=timeout)
 
-
     def log(self, preset: str = "fake_claude") -> Path:
         return self.logs / f"{preset}.log"
 
@@ -93,6 +101,7 @@ class TmuxRepo(RunsThrum):
 
     def wait_log(self, line: str, preset: str = "fake_claude", count: int = 1) -> list[str]:
         """Wait until `line` was typed into the fake runtime `count` times; returns its whole log."""
+
         def check():
             lines = self.log_lines(preset)
             return lines if lines.count(line) >= count else None
@@ -118,10 +127,28 @@ class TmuxRepo(RunsThrum):
     def agents(self) -> dict[str, dict]:
         return {a["name"]: a for a in self.json("agent", "list")["agents"]}
 
-    def create_and_launch(self, session: str, *, name: str, role: str = "impl", preset: str = "fake_claude",
-                          cwd: Path | None = None) -> Result:
-        self.ok("tmux", "create", session, "--cwd", str(cwd or self.path), "--name", name, "--role", role,
-                "--runtime", preset)
+    def create_and_launch(
+        self,
+        session: str,
+        *,
+        name: str,
+        role: str = "impl",
+        preset: str = "fake_claude",
+        cwd: Path | None = None,
+    ) -> Result:
+        self.ok(
+            "tmux",
+            "create",
+            session,
+            "--cwd",
+            str(cwd or self.path),
+            "--name",
+            name,
+            "--role",
+            role,
+            "--runtime",
+            preset,
+        )
         r = self.ok("tmux", "launch", session)
         assert f"✓ Launched {preset} in {session} and primed it" in r.out
         self.wait_log(PRIME[preset.removeprefix("fake_")], preset)
@@ -169,20 +196,33 @@ def make_trepo(sock, make_repo):
 
     def make(name: str = "repo") -> TmuxRepo:
         repo = make_repo(name)
-        repo.env.update({
-            "THRUM_TMUX__SOCKET_NAME": sock,
-            "THRUM_TMUX__SHELL": "bash --norc --noprofile",
-            "THRUM_TMUX__SILENCE_SECONDS": "0.5",
-            "THRUM_TMUX__LAUNCH_TIMEOUT_SECONDS": "10",
-            "HISTFILE": "/dev/null",  # pane shells neither read nor leave a history file
-        })
+        repo.env.update(
+            {
+                "THRUM_TMUX__SOCKET_NAME": sock,
+                "THRUM_TMUX__SHELL": "bash --norc --noprofile",
+                "THRUM_TMUX__SILENCE_SECONDS": "0.5",
+                "THRUM_TMUX__LAUNCH_TIMEOUT_SECONDS": "10",
+                "HISTFILE": "/dev/null",  # pane shells neither read nor leave a history file
+            }
+        )
         r = repo.run("init")
         assert r.code == 0, r.err
         logs = repo.path.parent / "logs"
         logs.mkdir()
-        presets = {f"fake_{style}": {"extends": style, "command": [
-            sys.executable, str(FAKE_AGENT), "--style", style, "--log", str(logs / f"fake_{style}.log")]}
-            for style in STYLES}
+        presets = {
+            f"fake_{style}": {
+                "extends": style,
+                "command": [
+                    sys.executable,
+                    str(FAKE_AGENT),
+                    "--style",
+                    style,
+                    "--log",
+                    str(logs / f"fake_{style}.log"),
+                ],
+            }
+            for style in STYLES
+        }
         (repo.path / ".thrum" / "runtimes.json").write_text(json.dumps({"presets": presets}))
         t = TmuxRepo(repo, sock, logs)
         made.append(t)
@@ -204,8 +244,9 @@ def trepo(make_trepo) -> TmuxRepo:
 
 def test_create_registers_the_identity_before_anything_runs(trepo):
     wt = trepo.repo.worktree("w1")
-    r = trepo.ok("tmux", "create", "s1", "--cwd", str(wt), "--name", "n1", "--role", "impl",
-                 "--runtime", "fake_claude")
+    r = trepo.ok(
+        "tmux", "create", "s1", "--cwd", str(wt), "--name", "n1", "--role", "impl", "--runtime", "fake_claude"
+    )
     assert "✓ Session s1 created for @n1" in r.out
     # Right after create, before any launch: the identity is there, the runtime is not.
     ident = wt / ".thrum" / "identities" / "n1.json"
@@ -229,8 +270,19 @@ def _pane_thrum_env(trepo: TmuxRepo, tmp_path: Path) -> list[str]:
     trepo.ok("tmux", "create", "first", "--cwd", str(trepo.path), "--no-agent", "--runtime", "shell")
     assert tmux(trepo.sock, "set-environment", "-g", "THRUM_ROLE", "leaked").returncode == 0
     assert tmux(trepo.sock, "set-environment", "-g", "THRUM_MODULE", "leaked").returncode == 0
-    trepo.ok("tmux", "create", "envs", "--cwd", str(trepo.path), "--name", "envy", "--role", "impl",
-             "--runtime", "shell")
+    trepo.ok(
+        "tmux",
+        "create",
+        "envs",
+        "--cwd",
+        str(trepo.path),
+        "--name",
+        "envy",
+        "--role",
+        "impl",
+        "--runtime",
+        "shell",
+    )
     out = tmp_path / "thrum-env.txt"
     trepo.ok("tmux", "send", "envs", f"env | grep ^THRUM_ > {out}.tmp; mv {out}.tmp {out}")
     wait_for(out.exists, f"{out} written by the pane's shell")
@@ -250,8 +302,19 @@ def test_the_pane_shell_inherits_no_thrum_variable_but_its_name(trepo, tmp_path)
 
 
 def test_status_lists_only_this_repos_sessions_with_the_documented_keys(trepo):
-    trepo.ok("tmux", "create", "mine", "--cwd", str(trepo.path), "--name", "me1", "--role", "impl",
-             "--runtime", "fake_claude")
+    trepo.ok(
+        "tmux",
+        "create",
+        "mine",
+        "--cwd",
+        str(trepo.path),
+        "--name",
+        "me1",
+        "--role",
+        "impl",
+        "--runtime",
+        "fake_claude",
+    )
     # A session on the same server that Thrum did not create.
     assert tmux(trepo.sock, "new-session", "-d", "-s", "stranger", "sh").returncode == 0
     sessions = trepo.sessions()
@@ -270,8 +333,19 @@ def test_status_works_from_a_checkout_holding_several_agents_sessions(trepo):
     """`tmux create` may register several agents in one checkout (here the main one, where the human sits);
     listing and killing sessions from there must not need an agent identity."""
     for n in ("one", "two"):
-        trepo.ok("tmux", "create", n, "--cwd", str(trepo.path), "--name", f"ag_{n}", "--role", "impl",
-                 "--runtime", "shell")
+        trepo.ok(
+            "tmux",
+            "create",
+            n,
+            "--cwd",
+            str(trepo.path),
+            "--name",
+            f"ag_{n}",
+            "--role",
+            "impl",
+            "--runtime",
+            "shell",
+        )
     r = trepo.run("tmux", "status", "--json")
     assert r.code == 0, r.err
     assert [s["name"] for s in r.json["sessions"]] == ["one", "two"]
@@ -286,8 +360,19 @@ def test_status_works_from_a_checkout_holding_several_agents_sessions(trepo):
 @pytest.mark.parametrize("style", STYLES)
 def test_launch_primes_each_runtime_with_its_own_text(trepo, style):
     preset = f"fake_{style}"
-    trepo.ok("tmux", "create", "agent", "--cwd", str(trepo.path), "--name", "a1", "--role", "impl",
-             "--runtime", preset)
+    trepo.ok(
+        "tmux",
+        "create",
+        "agent",
+        "--cwd",
+        str(trepo.path),
+        "--name",
+        "a1",
+        "--role",
+        "impl",
+        "--runtime",
+        preset,
+    )
     r = trepo.json("tmux", "launch", "agent")
     assert r["launched"] is True and r["primed"] is True and r["runtime"] == preset
     lines = trepo.wait_log(PRIME[style], preset)
@@ -305,11 +390,24 @@ def _typed_into_shell(trepo: TmuxRepo, session: str, tmp_path: Path) -> list[str
 
 
 def test_launching_the_shell_runtime_types_nothing(trepo, tmp_path):
-    trepo.ok("tmux", "create", "sh1", "--cwd", str(trepo.path), "--name", "shy", "--role", "impl",
-             "--runtime", "shell")
+    trepo.ok(
+        "tmux",
+        "create",
+        "sh1",
+        "--cwd",
+        str(trepo.path),
+        "--name",
+        "shy",
+        "--role",
+        "impl",
+        "--runtime",
+        "shell",
+    )
     r = trepo.json("tmux", "launch", "sh1", "--runtime", "shell")
     assert r["launched"] is False and r["primed"] is False
-    assert "Nothing to launch for runtime shell." in trepo.ok("tmux", "launch", "sh1", "--runtime", "shell").out
+    assert (
+        "Nothing to launch for runtime shell." in trepo.ok("tmux", "launch", "sh1", "--runtime", "shell").out
+    )
     assert _typed_into_shell(trepo, "sh1", tmp_path) == []
     assert trepo.session("sh1")["runtime"] == "shell"
 
@@ -317,8 +415,19 @@ def test_launching_the_shell_runtime_types_nothing(trepo, tmp_path):
 def test_launching_a_shell_session_without_a_runtime_flag_keeps_it_a_shell(trepo, tmp_path):
     """A session created with --runtime shell is a shell: `tmux launch S` must not type the default
     runtime (claude) into it."""
-    trepo.ok("tmux", "create", "sh2", "--cwd", str(trepo.path), "--name", "shy2", "--role", "impl",
-             "--runtime", "shell")
+    trepo.ok(
+        "tmux",
+        "create",
+        "sh2",
+        "--cwd",
+        str(trepo.path),
+        "--name",
+        "shy2",
+        "--role",
+        "impl",
+        "--runtime",
+        "shell",
+    )
     r = trepo.json("tmux", "launch", "sh2")
     assert r["runtime"] == "shell" and r["launched"] is False, r
     assert _typed_into_shell(trepo, "sh2", tmp_path) == []
@@ -347,7 +456,9 @@ def test_pane_state_follows_the_runtime_busy_dialog_and_back(trepo):
     assert "blocked" in human and "(pane: permission dialog)" in human
     member = next(m for m in trepo.json("team")["members"] if m["name"] == "pst")
     assert member["session"] == "ps" and member["presence"] == "blocked"
-    assert member["pane_state"]["state"] == "blocked" and "permission dialog" in member["pane_state"]["source"]
+    assert (
+        member["pane_state"]["state"] == "blocked" and "permission dialog" in member["pane_state"]["source"]
+    )
     assert member["pane_state"]["age_seconds"] >= 0
 
     trepo.ok("tmux", "send", "ps", "1")
@@ -366,7 +477,9 @@ def _send_all(trepo: TmuxRepo, session: str, texts: list[str]) -> list[str]:
         r = trepo.ok("tmux", "send", session, text)
         assert f"✓ Sent {len(text)} characters to {session}" in r.out
     want = 1 + len(texts)
-    wait_for(lambda: len(trepo.log_lines()) >= want, f"{want} lines in the fake agent's log", last=trepo.log_lines)
+    wait_for(
+        lambda: len(trepo.log_lines()) >= want, f"{want} lines in the fake agent's log", last=trepo.log_lines
+    )
     return trepo.log_lines()[1:]
 
 
@@ -391,7 +504,9 @@ def test_send_keeps_a_semicolon_that_ends_the_text_or_a_typed_piece(trepo, tmp_p
     p = tmp_path / "pwned"
     texts = [
         f"touch {p}1;",
-        "x" * 511 + f"; touch {p}2; " + "y" * 100,  # long text is typed in 512-char pieces; ';' ends the first
+        "x" * 511
+        + f"; touch {p}2; "
+        + "y" * 100,  # long text is typed in 512-char pieces; ';' ends the first
         "wait;",
         "ends with a backslash-semicolon \\;",
         ";",
@@ -422,8 +537,19 @@ def test_capture_prints_the_last_lines_of_the_screen(trepo):
 
 
 def test_kill_removes_the_session(trepo):
-    trepo.ok("tmux", "create", "doomed", "--cwd", str(trepo.path), "--name", "dd", "--role", "impl",
-             "--runtime", "shell")
+    trepo.ok(
+        "tmux",
+        "create",
+        "doomed",
+        "--cwd",
+        str(trepo.path),
+        "--name",
+        "dd",
+        "--role",
+        "impl",
+        "--runtime",
+        "shell",
+    )
     assert trepo.session("doomed") is not None
     r = trepo.ok("tmux", "kill", "doomed")
     assert "✓ Killed session doomed" in r.out
@@ -435,16 +561,50 @@ def test_kill_removes_the_session(trepo):
 def test_another_repos_session_is_neither_shown_nor_taken_over(make_trepo):
     mine = make_trepo("mine")
     other = make_trepo("other")
-    other.ok("tmux", "create", "shared", "--cwd", str(other.path), "--name", "bob", "--role", "rev",
-             "--runtime", "shell")
-    mine.ok("tmux", "create", "own", "--cwd", str(mine.path), "--name", "al", "--role", "impl",
-            "--runtime", "shell")
+    other.ok(
+        "tmux",
+        "create",
+        "shared",
+        "--cwd",
+        str(other.path),
+        "--name",
+        "bob",
+        "--role",
+        "rev",
+        "--runtime",
+        "shell",
+    )
+    mine.ok(
+        "tmux",
+        "create",
+        "own",
+        "--cwd",
+        str(mine.path),
+        "--name",
+        "al",
+        "--role",
+        "impl",
+        "--runtime",
+        "shell",
+    )
     assert [s["name"] for s in mine.sessions()] == ["own"]
     assert [s["name"] for s in other.sessions()] == ["shared"]
 
     for extra in ([], ["--force"]):
-        r = mine.run("tmux", "create", "shared", "--cwd", str(mine.path), "--name", "carol", "--role", "impl",
-                     "--runtime", "shell", *extra)
+        r = mine.run(
+            "tmux",
+            "create",
+            "shared",
+            "--cwd",
+            str(mine.path),
+            "--name",
+            "carol",
+            "--role",
+            "impl",
+            "--runtime",
+            "shell",
+            *extra,
+        )
         assert is_error(r) and "not this repo's" in r.err, r.err
     assert "carol" not in mine.agents()
     for args in (["tmux", "kill", "shared"], ["tmux", "send", "shared", "hi"], ["tmux", "capture", "shared"]):
@@ -552,8 +712,19 @@ def test_bad_input_is_refused_with_one_error_line_and_nothing_is_created(trepo, 
 
 
 def test_launch_with_a_bad_runtime_is_refused_and_types_nothing(trepo, tmp_path):
-    trepo.ok("tmux", "create", "bl", "--cwd", str(trepo.path), "--name", "bl", "--role", "impl",
-             "--runtime", "shell")
+    trepo.ok(
+        "tmux",
+        "create",
+        "bl",
+        "--cwd",
+        str(trepo.path),
+        "--name",
+        "bl",
+        "--role",
+        "impl",
+        "--runtime",
+        "shell",
+    )
     for rt in ("x;y", "../x", "nosuch"):
         assert is_error(trepo.run("tmux", "launch", "bl", "--runtime", rt)), rt
     assert trepo.session("bl")["runtime"] == "shell"
@@ -570,8 +741,20 @@ def _worktree(trepo: TmuxRepo, name: str) -> dict | None:
 def test_worktree_teardown_refuses_a_live_pane_and_force_kills_it(trepo):
     trepo.ok("worktree", "create", "w", "--name", "wa", "--role", "impl")
     path = Path(_worktree(trepo, "w")["path"])
-    trepo.ok("tmux", "create", "w", "--cwd", str(path), "--name", "wa", "--role", "impl", "--runtime", "shell",
-             "--force")
+    trepo.ok(
+        "tmux",
+        "create",
+        "w",
+        "--cwd",
+        str(path),
+        "--name",
+        "wa",
+        "--role",
+        "impl",
+        "--runtime",
+        "shell",
+        "--force",
+    )
     assert trepo.session("w")["agent"] == "wa"
 
     r = trepo.run("worktree", "teardown", "w")
@@ -600,16 +783,30 @@ def test_worktree_create_with_an_identity_creates_the_agents_session(trepo):
 
 def test_sessions_survive_a_daemon_restart_and_state_still_updates(trepo):
     trepo.create_and_launch("dr", name="drr")
-    trepo.ok("tmux", "create", "drs", "--cwd", str(trepo.repo.worktree("w10")), "--name", "drs", "--role", "impl",
-             "--runtime", "shell")
+    trepo.ok(
+        "tmux",
+        "create",
+        "drs",
+        "--cwd",
+        str(trepo.repo.worktree("w10")),
+        "--name",
+        "drs",
+        "--role",
+        "impl",
+        "--runtime",
+        "shell",
+    )
     pid = trepo.repo.daemon_pid()
     trepo.ok("daemon", "restart", timeout=60)
     assert trepo.repo.daemon_pid() not in (None, pid)
 
     by_name = {s["name"]: s for s in trepo.sessions()}
     assert set(by_name) == {"dr", "drs"}
-    assert (by_name["dr"]["agent"], by_name["dr"]["runtime"], by_name["dr"]["state"]) == ("drr", "fake_claude",
-                                                                                          "running")
+    assert (by_name["dr"]["agent"], by_name["dr"]["runtime"], by_name["dr"]["state"]) == (
+        "drr",
+        "fake_claude",
+        "running",
+    )
     assert (by_name["drs"]["agent"], by_name["drs"]["runtime"]) == ("drs", "shell")
     trepo.wait_state("dr", "idle")
 
@@ -655,7 +852,19 @@ def _add_preset(trepo: TmuxRepo, name: str, entry: dict) -> None:
 
 def test_a_runtime_missing_from_the_panes_path_fails_at_once_and_types_nothing(trepo, tmp_path):
     _add_preset(trepo, "ghost", {"extends": "claude", "command": ["thrum-no-such-runtime"]})
-    trepo.ok("tmux", "create", "gh", "--cwd", str(trepo.path), "--name", "gh", "--role", "impl", "--runtime", "shell")
+    trepo.ok(
+        "tmux",
+        "create",
+        "gh",
+        "--cwd",
+        str(trepo.path),
+        "--name",
+        "gh",
+        "--role",
+        "impl",
+        "--runtime",
+        "shell",
+    )
     r = trepo.run("tmux", "launch", "gh", "--runtime", "ghost")
     assert is_error(r) and "thrum-no-such-runtime: command not found" in r.err, r.err
     assert trepo.session("gh")["runtime"] == "shell"
@@ -669,10 +878,18 @@ def test_a_runtime_missing_from_the_panes_path_fails_at_once_and_types_nothing(t
 def rpc(trepo: TmuxRepo, method: str, params: dict) -> dict:
     """An engine method with no CLI command of its own (the console calls it), from the repo (the
     engine knows a caller by its working directory)."""
-    code = ("import json, sys; from thrum_engine.rpc.client import Client; c = Client(sys.argv[1], timeout=60);"
-            " print(json.dumps(c.call(sys.argv[2], json.loads(sys.argv[3]))))")
-    r = subprocess.run([sys.executable, "-c", code, str(trepo.repo.var / "thrum.sock"), method, json.dumps(params)],
-                       cwd=trepo.path, capture_output=True, text=True, timeout=90, check=False)
+    code = (
+        "import json, sys; from thrum_engine.rpc.client import Client; c = Client(sys.argv[1], timeout=60);"
+        " print(json.dumps(c.call(sys.argv[2], json.loads(sys.argv[3]))))"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code, str(trepo.repo.var / "thrum.sock"), method, json.dumps(params)],
+        cwd=trepo.path,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
     if r.returncode != 0:
         raise RuntimeError(r.stderr.strip().splitlines()[-1])
     return json.loads(r.stdout)
@@ -712,9 +929,24 @@ def test_team_shows_exited_and_no_session_and_the_agent_relaunches_in_place(trep
 
 
 def test_a_runtime_that_exits_at_start_is_told_at_once_not_after_the_launch_timeout(trepo):
-    _add_preset(trepo, "broken", {"extends": "claude", "command": [
-        "sh", "-c", "echo 'Please run /login: not logged in'; exit 1"]})
-    trepo.ok("tmux", "create", "br", "--cwd", str(trepo.path), "--name", "br", "--role", "impl", "--runtime", "shell")
+    _add_preset(
+        trepo,
+        "broken",
+        {"extends": "claude", "command": ["sh", "-c", "echo 'Please run /login: not logged in'; exit 1"]},
+    )
+    trepo.ok(
+        "tmux",
+        "create",
+        "br",
+        "--cwd",
+        str(trepo.path),
+        "--name",
+        "br",
+        "--role",
+        "impl",
+        "--runtime",
+        "shell",
+    )
     r = trepo.json("tmux", "launch", "br", "--runtime", "broken")  # the fixture's launch timeout: 10 s
     assert r["launched"] is True and r["primed"] is False
     assert r["note"] == "the runtime exited: Please run /login: not logged in", r
@@ -723,8 +955,19 @@ def test_a_runtime_that_exits_at_start_is_told_at_once_not_after_the_launch_time
 
 def test_answer_types_the_runtimes_keys_only_while_the_dialog_is_open(trepo):
     _add_preset(trepo, "fake_numbered", {"extends": "fake_claude", "approve": "1 Enter", "deny": "3 Enter"})
-    trepo.ok("tmux", "create", "an", "--cwd", str(trepo.path), "--name", "an", "--role", "impl",
-             "--runtime", "fake_numbered")
+    trepo.ok(
+        "tmux",
+        "create",
+        "an",
+        "--cwd",
+        str(trepo.path),
+        "--name",
+        "an",
+        "--role",
+        "impl",
+        "--runtime",
+        "fake_numbered",
+    )
     trepo.ok("tmux", "launch", "an")
     trepo.wait_state("an", "idle")
     with pytest.raises(RuntimeError, match="no longer shows a permission dialog"):
@@ -735,6 +978,8 @@ def test_answer_types_the_runtimes_keys_only_while_the_dialog_is_open(trepo):
     assert rpc(trepo, "tmux.answer", {"session": "an", "approve": False})["keys"] == "3 Enter"
     trepo.wait_log("answer: 3")
     trepo.wait_state("an", "idle")
+
+
 def test_read_only_commands_never_start_the_engine(repo):
     """Walk bug 17: `runtime list` after `init --no-daemon` started a daemon (the console then
     attached to it instead of hosting)."""
@@ -743,7 +988,8 @@ def test_read_only_commands_never_start_the_engine(repo):
     repo.ok("init", "--no-daemon")
     assert daemon_pids(repo) == []
     (repo.path / ".thrum" / "runtimes.json").write_text(
-        '{"presets": {"mine": {"command": ["mine-cli"], "description": "a preset of this repo"}}}')
+        '{"presets": {"mine": {"command": ["mine-cli"], "description": "a preset of this repo"}}}'
+    )
     listed = repo.json("runtime", "list")
     assert {"claude", "shell", "mine"} <= {r["name"] for r in listed["runtimes"]} and listed["default"]
     assert repo.json("runtime", "show", "mine")["runtime"]["command"] == ["mine-cli"]
@@ -757,14 +1003,40 @@ def test_thrum_resolves_in_a_pane_whose_server_path_lacks_it(trepo, tmp_path):
     started earlier, panes got `thrum: command not found` and the nudge's command failed."""
     # The engine started by a `thrum` run by its full path, from a shell whose PATH lacks its venv.
     trepo.repo.ok("daemon", "stop")
-    bare = {**trepo.repo.env, "PATH": os.pathsep.join(d for d in ("/usr/local/bin", "/usr/bin", "/bin")
-                                                        if d != str(Path(sys.executable).parent))}
+    bare = {
+        **trepo.repo.env,
+        "PATH": os.pathsep.join(
+            d for d in ("/usr/local/bin", "/usr/bin", "/bin") if d != str(Path(sys.executable).parent)
+        ),
+    }
     thrum = str(Path(sys.executable).parent / "thrum")
-    assert subprocess.run([thrum, "daemon", "start"], cwd=trepo.path, env=bare, capture_output=True,
-                          timeout=60).returncode == 0
-    made = subprocess.run([thrum, "tmux", "create", "agentp", "--cwd", str(trepo.path), "--name", "pathy",
-                           "--role", "impl", "--runtime", "shell"], cwd=trepo.path, env=bare, capture_output=True,
-                          text=True, timeout=60)
+    assert (
+        subprocess.run(
+            [thrum, "daemon", "start"], cwd=trepo.path, env=bare, capture_output=True, timeout=60
+        ).returncode
+        == 0
+    )
+    made = subprocess.run(
+        [
+            thrum,
+            "tmux",
+            "create",
+            "agentp",
+            "--cwd",
+            str(trepo.path),
+            "--name",
+            "pathy",
+            "--role",
+            "impl",
+            "--runtime",
+            "shell",
+        ],
+        cwd=trepo.path,
+        env=bare,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert made.returncode == 0, made.stderr
     out = tmp_path / "which-thrum.txt"
     trepo.ok("tmux", "send", "agentp", f"command -v thrum > {out}.tmp; mv {out}.tmp {out}")

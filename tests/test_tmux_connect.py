@@ -15,11 +15,34 @@ def test_connect_attaches_a_terminal_to_the_session(repo):
     outer = inner + "-outer"
     env = {k: v for k, v in repo.env.items() if k not in ("TMUX", "TMUX_PANE")}
     try:
-        subprocess.run(["tmux", "-L", outer, "-f", "/dev/null", "new-session", "-d", "-s", "term", "-x", "120",
-                        "-y", "40", "-c", str(repo.path), f"{BIN}/thrum tmux connect s1"], env=env, check=True)
-        clients = wait_for(lambda: subprocess.run(["tmux", "-L", inner, "list-clients", "-t", "=s1"],
-                                                  capture_output=True, text=True).stdout.strip(),
-                           what="a client attached to s1")
+        subprocess.run(
+            [
+                "tmux",
+                "-L",
+                outer,
+                "-f",
+                "/dev/null",
+                "new-session",
+                "-d",
+                "-s",
+                "term",
+                "-x",
+                "120",
+                "-y",
+                "40",
+                "-c",
+                str(repo.path),
+                f"{BIN}/thrum tmux connect s1",
+            ],
+            env=env,
+            check=True,
+        )
+        clients = wait_for(
+            lambda: subprocess.run(
+                ["tmux", "-L", inner, "list-clients", "-t", "=s1"], capture_output=True, text=True
+            ).stdout.strip(),
+            what="a client attached to s1",
+        )
         assert clients
         r = repo.run("tmux", "connect", "nosuch")
         assert r.code == 1 and "no session nosuch" in r.err

@@ -27,7 +27,10 @@ def test_compose_parses_recipients_then_body():
     assert parse_compose("@bob @alice hello there") == (["@bob", "@alice"], "hello there")
     assert parse_compose("hello @bob") == ([], "hello @bob")
     # A body that starts with a mention: `\@` ends the recipients (walk bug 19).
-    assert parse_compose("@bob \\@impl_div @decorators are done") == (["@bob"], "@impl_div @decorators are done")
+    assert parse_compose("@bob \\@impl_div @decorators are done") == (
+        ["@bob"],
+        "@impl_div @decorators are done",
+    )
 
 
 async def test_team_table_shows_registered_agents(team):
@@ -50,8 +53,9 @@ async def test_compose_sends_to_an_agent(team):
         await type_and_send(pilot, "@bob hello from the console")
         await until(pilot, lambda: app.query_one(ComposeBar).value == "", "compose bar cleared")
         inbox = await cli(bob, "inbox")
-        assert [(m["author"], m["body"]["content"]) for m in inbox["messages"]] == \
-               [(OPERATOR, "hello from the console")]
+        assert [(m["author"], m["body"]["content"]) for m in inbox["messages"]] == [
+            (OPERATOR, "hello from the console")
+        ]
 
 
 async def test_agent_message_appears_without_a_keypress(team):
@@ -64,7 +68,9 @@ async def test_agent_message_appears_without_a_keypress(team):
         conversation = app.query_one(Conversation)
         await until(pilot, lambda: conversation.agent == "bob", "bob's conversation")
         await cli(bob, "send", "hi boss", "--to", f"@{OPERATOR}")
-        await until(pilot, lambda: "@bob → you  hi boss" in conversation.plain_text, "bob's message on screen")
+        await until(
+            pilot, lambda: "@bob → you  hi boss" in conversation.plain_text, "bob's message on screen"
+        )
         # The operator's unread count rises in the header and in the operator's own row.
         await until(pilot, lambda: app.query_one(HeaderLine).needs_you == 1, "needs you: 1")
 
@@ -96,8 +102,15 @@ async def test_attaches_to_a_running_daemon(team):
 
 
 def test_module_entry_point_outside_a_repo(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "thrum_tui"], check=False, cwd=tmp_path, capture_output=True, text=True,
-                          timeout=60, env={**os.environ, "HOME": str(tmp_path)})
+    proc = subprocess.run(
+        [sys.executable, "-m", "thrum_tui"],
+        check=False,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "HOME": str(tmp_path)},
+    )
     assert proc.returncode == 1
     assert proc.stderr.startswith("Error: not inside a git repository")
     assert len(proc.stderr.strip().splitlines()) == 1
@@ -105,8 +118,15 @@ def test_module_entry_point_outside_a_repo(tmp_path):
 
 def test_module_entry_point_before_init(make_repo):
     repo = make_repo()
-    proc = subprocess.run([sys.executable, "-m", "thrum_tui"], check=False, cwd=repo.path, capture_output=True, text=True,
-                          timeout=60, env=repo.env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "thrum_tui"],
+        check=False,
+        cwd=repo.path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=repo.env,
+    )
     assert proc.returncode == 1
     assert "run `thrum init`" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
@@ -134,4 +154,6 @@ def test_thrum_tui_outside_a_repo_says_what_to_do(tmp_path):
     cmd = [str(thrum)] if thrum.exists() else [sys.executable, "-m", "thrum_engine"]
     r = subprocess.run([*cmd, "tui"], cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
     assert r.returncode == 1
-    assert r.stderr.startswith("Error: not inside a git repository") and len(r.stderr.strip().splitlines()) == 1
+    assert (
+        r.stderr.startswith("Error: not inside a git repository") and len(r.stderr.strip().splitlines()) == 1
+    )

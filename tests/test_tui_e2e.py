@@ -59,13 +59,21 @@ class Console:
         self.conf = workdir / "console-tmux.conf"
         # The pane outlives the console (its exit status and last words stay readable); no status
         # line, so the console gets the whole 160x45; a POSIX shell runs the command line.
-        self.conf.write_text("set -g remain-on-exit on\nset -g status off\nset -g history-limit 2000\n"
-                             "set -g default-shell /bin/sh\n")
+        self.conf.write_text(
+            "set -g remain-on-exit on\nset -g status off\nset -g history-limit 2000\n"
+            "set -g default-shell /bin/sh\n"
+        )
         self.pid: int | None = None
 
     def tmux(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        r = subprocess.run(["tmux", "-u", "-L", self.sock, "-f", str(self.conf), *args], check=False,
-                           env=self.env, capture_output=True, text=True, timeout=30)
+        r = subprocess.run(
+            ["tmux", "-u", "-L", self.sock, "-f", str(self.conf), *args],
+            check=False,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         if check and r.returncode != 0:
             raise AssertionError(f"tmux {' '.join(args)} failed: {r.stderr}")
         return r
@@ -82,13 +90,31 @@ class Console:
         # `env -i`: exactly the repo's environment (HOME, THRUM_*, PATH), not tmux's $TMUX & co.
         # The pane's shell then prints the console's exit status (tmux's own #{pane_dead_status}
         # is not always filled in).
-        command = ["env", "-i", *(f"{k}={v}" for k, v in sorted(env.items())),
-                   sys.executable, "-m", "thrum_tui", *args]
+        command = [
+            "env",
+            "-i",
+            *(f"{k}={v}" for k, v in sorted(env.items())),
+            sys.executable,
+            "-m",
+            "thrum_tui",
+            *args,
+        ]
         line = shlex.join(command)
         if tmux_client:
             line = line.replace("env -i ", 'env -i TMUX="$TMUX" TMUX_PANE="$TMUX_PANE" ', 1)
-        self.tmux("new-session", "-d", "-x", str(WIDTH), "-y", str(HEIGHT), "-s", "ui",
-                  "-c", str(self.repo.path), line + '; echo "[console exited: $?]"')
+        self.tmux(
+            "new-session",
+            "-d",
+            "-x",
+            str(WIDTH),
+            "-y",
+            str(HEIGHT),
+            "-s",
+            "ui",
+            "-c",
+            str(self.repo.path),
+            line + '; echo "[console exited: $?]"',
+        )
         shell = int(self.tmux("display-message", "-p", "-t", "ui", "#{pane_pid}").stdout.strip())
 
         def child():
@@ -112,14 +138,48 @@ class Console:
         env.setdefault("LANG", "C.UTF-8")
         # $TMUX and $TMUX_PANE are the pane's own (expanded by its shell): the console is a client
         # of the agents' server.
-        command = ("env -i " + " ".join(shlex.quote(f"{k}={v}") for k, v in sorted(env.items()))
-                   + ' TMUX="$TMUX" TMUX_PANE="$TMUX_PANE" ' + shlex.join([sys.executable, "-m", "thrum_tui", *args])
-                   + '; echo "[console exited: $?]"; sleep 600')
-        subprocess.run(["tmux", "-u", "-L", inner, "new-session", "-d", "-x", str(WIDTH), "-y", str(HEIGHT),
-                        "-s", "thrum-console", "-c", str(self.repo.path), command],
-                       env=tmux_env(self.repo.env), check=True, timeout=30)
-        self.tmux("new-session", "-d", "-x", str(WIDTH), "-y", str(HEIGHT), "-s", "ui", "-c", str(self.repo.path),
-                  shlex.join(["tmux", "-u", "-L", inner, "attach-session", "-t", "=thrum-console"]))
+        command = (
+            "env -i "
+            + " ".join(shlex.quote(f"{k}={v}") for k, v in sorted(env.items()))
+            + ' TMUX="$TMUX" TMUX_PANE="$TMUX_PANE" '
+            + shlex.join([sys.executable, "-m", "thrum_tui", *args])
+            + '; echo "[console exited: $?]"; sleep 600'
+        )
+        subprocess.run(
+            [
+                "tmux",
+                "-u",
+                "-L",
+                inner,
+                "new-session",
+                "-d",
+                "-x",
+                str(WIDTH),
+                "-y",
+                str(HEIGHT),
+                "-s",
+                "thrum-console",
+                "-c",
+                str(self.repo.path),
+                command,
+            ],
+            env=tmux_env(self.repo.env),
+            check=True,
+            timeout=30,
+        )
+        self.tmux(
+            "new-session",
+            "-d",
+            "-x",
+            str(WIDTH),
+            "-y",
+            str(HEIGHT),
+            "-s",
+            "ui",
+            "-c",
+            str(self.repo.path),
+            shlex.join(["tmux", "-u", "-L", inner, "attach-session", "-t", "=thrum-console"]),
+        )
 
     def screen(self) -> str:
         r = self.tmux("capture-pane", "-p", "-t", "ui", check=False)
@@ -181,8 +241,9 @@ class Console:
         if self.pid and is_alive(self.pid):
             os.kill(self.pid, signal.SIGABRT)
             time.sleep(1)
-        return ("holding the terminal: " + "; ".join(holders) + "\n" + self.transcript()
-                + self.console_log_tail())
+        return (
+            "holding the terminal: " + "; ".join(holders) + "\n" + self.transcript() + self.console_log_tail()
+        )
 
     def console_log_tail(self, n: int = 30) -> str:
         try:
@@ -237,7 +298,7 @@ def conversation_block(screen: str) -> list[str]:
             block = []
             for ln in lines[i:]:
                 block.append(ln[col:].rstrip())
-                if ln[col:col + 1] == "╰":
+                if ln[col : col + 1] == "╰":
                     break
             return block
     return []
@@ -257,8 +318,12 @@ def select(console: Console, name: str) -> str:
             delta = rows.index(name) - rows.index(current)
             console.keys(*(["Down"] * delta if delta > 0 else ["Up"] * -delta))
             if delta:
-                wait_until(lambda was=current: conversation_title(console.screen()) != was,
-                           "the selection to move", timeout=5, last=console.screen)
+                wait_until(
+                    lambda was=current: conversation_title(console.screen()) != was,
+                    "the selection to move",
+                    timeout=5,
+                    last=console.screen,
+                )
         else:
             time.sleep(0.1)
 
@@ -315,19 +380,38 @@ def console(repo, tmp_path):
 
 def agents_tmux(repo, *args: str) -> subprocess.CompletedProcess:
     """tmux on the agents' private server (the one the engine drives)."""
-    return subprocess.run(["tmux", "-u", "-L", repo.env["THRUM_TMUX__SOCKET_NAME"], *args], check=False,
-                          env=tmux_env(repo.env), capture_output=True, text=True, timeout=30)
+    return subprocess.run(
+        ["tmux", "-u", "-L", repo.env["THRUM_TMUX__SOCKET_NAME"], *args],
+        check=False,
+        env=tmux_env(repo.env),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
 
 
 def give_alice_a_shell(repo, alice) -> str:
     """A tmux session for alice (a plain shell) with a marker printed in it; returns the marker."""
-    repo.ok("tmux", "create", "s-alice", "--cwd", str(alice.cwd), "--name", "alice", "--role", "implementer",
-            "--runtime", "shell")
+    repo.ok(
+        "tmux",
+        "create",
+        "s-alice",
+        "--cwd",
+        str(alice.cwd),
+        "--name",
+        "alice",
+        "--role",
+        "implementer",
+        "--runtime",
+        "shell",
+    )
     agents_tmux(repo, "send-keys", "-t", "=s-alice:", "-l", "echo alice-pane-$((6*7))")
     agents_tmux(repo, "send-keys", "-t", "=s-alice:", "Enter")
     marker = "alice-pane-42"  # only the command's output reads like this, not the typed line
-    wait_until(lambda: marker in agents_tmux(repo, "capture-pane", "-p", "-t", "=s-alice:").stdout,
-               "the marker in alice's pane")
+    wait_until(
+        lambda: marker in agents_tmux(repo, "capture-pane", "-p", "-t", "=s-alice:").stdout,
+        "the marker in alice's pane",
+    )
     return marker
 
 
@@ -342,9 +426,12 @@ def stop_daemon(repo) -> None:
 def start_and_wait_for_team(console: Console, *args: str, tmux_client: bool = False) -> str:
     console.start(*args, tmux_client=tmux_client)
     return console.wait_screen(
-        lambda s: all(w in s for w in ("alice", "bob", f"@{OPERATOR}", "engine: in-process"))
-        and {OPERATOR, "alice", "bob"} <= set(team_rows(s)),
-        "the team on screen with the engine in-process")
+        lambda s: (
+            all(w in s for w in ("alice", "bob", f"@{OPERATOR}", "engine: in-process"))
+            and {OPERATOR, "alice", "bob"} <= set(team_rows(s))
+        ),
+        "the team on screen with the engine in-process",
+    )
 
 
 # -- tests -----------------------------------------------------------------------------------
@@ -358,8 +445,9 @@ def test_compose_sends_and_mail_appears_without_a_keypress(team, console):
     compose(console, "@bob hello from tmux")
     console.keys("Enter")
 
-    inbox = wait_until(lambda: bob.json("inbox", "--all")["messages"], "the message in bob's inbox",
-                       last=console.screen)
+    inbox = wait_until(
+        lambda: bob.json("inbox", "--all")["messages"], "the message in bob's inbox", last=console.screen
+    )
     assert [(m["author"], m["body"]["content"]) for m in inbox] == [(OPERATOR, "hello from tmux")]
     console.wait_screen(lambda s: PLACEHOLDER in compose_line(s), "the compose bar cleared after sending")
 
@@ -379,31 +467,51 @@ def test_attach_and_detach_returns_to_the_same_state(team, console, tmux_client)
 
     select(console, "alice")
     before = console.wait_screen(
-        lambda s: conversation_title(s) == "alice" and "ready for review" in s and marker in s
-        and "pane · s-alice" in s, "alice's conversation and pane preview")
+        lambda s: (
+            conversation_title(s) == "alice"
+            and "ready for review" in s
+            and marker in s
+            and "pane · s-alice" in s
+        ),
+        "alice's conversation and pane preview",
+    )
     conversation = conversation_block(before)
     assert any("ready for review" in ln for ln in conversation)
 
     console.keys("a")
     inner = repo.env["THRUM_TMUX__SOCKET_NAME"]
-    wait_until(lambda: agents_tmux(repo, "list-clients", "-t", "=s-alice").stdout.strip(),
-               f"a client attached to s-alice on {inner}", last=console.screen)
-    console.wait_screen(lambda s: marker in s and "engine: in-process" not in s and "TEAM" not in s,
-                        "alice's shell in the console's terminal")
+    wait_until(
+        lambda: agents_tmux(repo, "list-clients", "-t", "=s-alice").stdout.strip(),
+        f"a client attached to s-alice on {inner}",
+        last=console.screen,
+    )
+    console.wait_screen(
+        lambda s: marker in s and "engine: in-process" not in s and "TEAM" not in s,
+        "alice's shell in the console's terminal",
+    )
     # The keyboard now belongs to alice's shell (through the nested client).
     console.type("echo attached-$((40+2))")
     console.keys("Enter")
     console.wait_screen("attached-42", "the command's output in the attached pane")
-    wait_until(lambda: "attached-42" in agents_tmux(repo, "capture-pane", "-p", "-t", "=s-alice:").stdout,
-               "the command run in alice's own pane")
+    wait_until(
+        lambda: "attached-42" in agents_tmux(repo, "capture-pane", "-p", "-t", "=s-alice:").stdout,
+        "the command run in alice's own pane",
+    )
 
     console.keys("C-b", "d")  # the prefix goes through the outer pane to the nested client
-    wait_until(lambda: not agents_tmux(repo, "list-clients", "-t", "=s-alice").stdout.strip(),
-               "the nested client to detach", last=console.screen)
+    wait_until(
+        lambda: not agents_tmux(repo, "list-clients", "-t", "=s-alice").stdout.strip(),
+        "the nested client to detach",
+        last=console.screen,
+    )
     console.wait_screen(
-        lambda s: "engine: in-process" in s and conversation_title(s) == "alice"
-        and conversation_block(s) == conversation,
-        "the console back with alice selected and the same conversation")
+        lambda s: (
+            "engine: in-process" in s
+            and conversation_title(s) == "alice"
+            and conversation_block(s) == conversation
+        ),
+        "the console back with alice selected and the same conversation",
+    )
     console.wait_screen("pane · s-alice", "alice's pane preview")
     assert console.exit_status() is None
 
@@ -425,8 +533,9 @@ def test_a_multi_line_paste_in_the_terminal_is_sent_whole(team, console):
     console.tmux("paste-buffer", "-p", "-b", "thrum-paste", "-t", "ui")
     console.wait_screen("ctrl+s sends", "the big compose box")
     console.keys("C-s")
-    inbox = wait_until(lambda: bob.json("inbox", "--all")["messages"], "the message in bob's inbox",
-                       last=console.screen)
+    inbox = wait_until(
+        lambda: bob.json("inbox", "--all")["messages"], "the message in bob's inbox", last=console.screen
+    )
     assert [m["body"]["content"] for m in inbox] == ["line one\nline two\nline three"]
 
 
@@ -438,27 +547,44 @@ def test_attach_from_a_console_inside_the_agents_tmux_server_returns_to_it(team,
     marker = give_alice_a_shell(repo, alice)
     stop_daemon(repo)
     console.start_on_agents_server()
-    console.wait_screen(lambda s: "engine: in-process" in s and {"alice", "bob"} <= set(team_rows(s)),
-                        "the console on the agents' server")
+    console.wait_screen(
+        lambda s: "engine: in-process" in s and {"alice", "bob"} <= set(team_rows(s)),
+        "the console on the agents' server",
+    )
     select(console, "alice")
     console.wait_screen(lambda s: marker in s and "pane · s-alice" in s, "alice's pane preview")
     before = conversation_block(console.screen())
 
     console.keys("a")
-    wait_until(lambda: agents_tmux(repo, "list-clients", "-t", "=s-alice").stdout.strip(),
-               "a client attached to s-alice (in the popup)", last=console.screen)
+    wait_until(
+        lambda: agents_tmux(repo, "list-clients", "-t", "=s-alice").stdout.strip(),
+        "a client attached to s-alice (in the popup)",
+        last=console.screen,
+    )
     console.type("echo popup-$((40+2))")
     console.keys("Enter")
-    wait_until(lambda: "popup-42" in agents_tmux(repo, "capture-pane", "-p", "-t", "=s-alice:").stdout,
-               "the command run in alice's own pane", last=console.screen)
+    wait_until(
+        lambda: "popup-42" in agents_tmux(repo, "capture-pane", "-p", "-t", "=s-alice:").stdout,
+        "the command run in alice's own pane",
+        last=console.screen,
+    )
 
     console.keys("C-b", "d")  # detach the popup's client, not the user's
-    wait_until(lambda: not agents_tmux(repo, "list-clients", "-t", "=s-alice").stdout.strip(),
-               "the popup's client to detach", last=console.screen)
+    wait_until(
+        lambda: not agents_tmux(repo, "list-clients", "-t", "=s-alice").stdout.strip(),
+        "the popup's client to detach",
+        last=console.screen,
+    )
     assert agents_tmux(repo, "list-clients", "-t", "=thrum-console").stdout.strip(), "the user's client left"
-    console.wait_screen(lambda s: "engine: in-process" in s and conversation_title(s) == "alice"
-                        and conversation_block(s) == before and "popup-42" not in compose_line(s),
-                        "the console back as it was")
+    console.wait_screen(
+        lambda s: (
+            "engine: in-process" in s
+            and conversation_title(s) == "alice"
+            and conversation_block(s) == before
+            and "popup-42" not in compose_line(s)
+        ),
+        "the console back as it was",
+    )
     alice.ok("send", "after the popup", "--to", f"@{OPERATOR}")
     console.wait_screen("after the popup", "the console live again")
 

@@ -30,14 +30,31 @@ pytestmark = pytest.mark.timeout(180)
 
 
 def tmux(repo, *args: str) -> str:
-    return subprocess.run(["tmux", "-L", repo.env["THRUM_TMUX__SOCKET_NAME"], *args], capture_output=True,
-                          text=True, timeout=30, check=False).stdout
+    return subprocess.run(
+        ["tmux", "-L", repo.env["THRUM_TMUX__SOCKET_NAME"], *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    ).stdout
 
 
 def give_session(repo, agent) -> str:
     """A tmux session (plain shell) for an already registered agent, named after it."""
-    repo.ok("tmux", "create", agent.name, "--cwd", str(agent.cwd), "--name", agent.name, "--role", agent.role,
-            "--runtime", "shell", cwd=agent.cwd)
+    repo.ok(
+        "tmux",
+        "create",
+        agent.name,
+        "--cwd",
+        str(agent.cwd),
+        "--name",
+        agent.name,
+        "--role",
+        agent.role,
+        "--runtime",
+        "shell",
+        cwd=agent.cwd,
+    )
     return agent.name
 
 
@@ -65,16 +82,27 @@ def test_delivery_marks_and_thread_folding():
     assert delivery_mark({"deliveries": [{"state": "stored"}, {"state": "read"}]}) == "✓"
     assert delivery_mark({"deliveries": [{"state": "read"}, {"state": "read"}]}) == "✓✓"
     assert delivery_mark({"deliveries": [{"state": "read"}, {"state": "replied"}]}) == "↩"
-    assert delivery_mark({"deliveries": [{"state": "seen"}, {"state": "read"}]}) == "◎"  # a peek is not a read
+    assert (
+        delivery_mark({"deliveries": [{"state": "seen"}, {"state": "read"}]}) == "◎"
+    )  # a peek is not a read
     assert delivery_mark({"deliveries": [{"state": "notified"}]}) == "✓"
-    msgs = [{"message_id": "1", "thread_id": "t"}, {"message_id": "2", "thread_id": None},
-            {"message_id": "3", "thread_id": "t"}, {"message_id": "4", "thread_id": "t"}]
+    msgs = [
+        {"message_id": "1", "thread_id": "t"},
+        {"message_id": "2", "thread_id": None},
+        {"message_id": "3", "thread_id": "t"},
+        {"message_id": "4", "thread_id": "t"},
+    ]
     assert [(m["message_id"], n) for m, n in fold_threads(msgs)] == [("1", 2), ("2", 0)]
 
 
 def test_feed_filter_words():
     assert parse_filter("@bob role:reviewer scope:module:auth monitors flaky test") == {
-        "agent": "bob", "role": "reviewer", "scope": "module:auth", "monitors": True, "text": "flaky test"}
+        "agent": "bob",
+        "role": "reviewer",
+        "scope": "module:auth",
+        "monitors": True,
+        "text": "flaky test",
+    }
     assert parse_filter("") == {}
 
 
@@ -157,8 +185,12 @@ async def test_a_burst_of_engine_changes_keeps_every_piece_of_mail(hosted):
         app.announce = lambda mail: seen.extend(ev["author"] for ev in mail)
         authors = [f"agent{i}" for i in range(5)]
         for i, author in enumerate(authors):  # queued together, before the pump runs: one burst
-            app.post_message(EngineChanged([{"author": author, "data": {"content": str(i)}}],
-                                           parts=frozenset({"team"} if i == 0 else {"mail"})))
+            app.post_message(
+                EngineChanged(
+                    [{"author": author, "data": {"content": str(i)}}],
+                    parts=frozenset({"team"} if i == 0 else {"mail"}),
+                )
+            )
         await until(pilot, lambda: len(seen) >= len(authors), "every piece of mail announced", timeout=5)
         assert seen == authors
 
@@ -171,7 +203,9 @@ async def test_per_agent_unread_counts_are_exact_beyond_one_page(hosted):
     thrum = Path(sys.executable).parent / "thrum"
     async with console(repo) as (app, pilot):
         loop = f'for i in $(seq 130); do "{thrum}" send "n$i" --to @{OPERATOR} >/dev/null || exit 1; done'
-        done = await asyncio.to_thread(subprocess.run, ["sh", "-c", loop], cwd=bob.cwd, env=bob.env, timeout=120)
+        done = await asyncio.to_thread(
+            subprocess.run, ["sh", "-c", loop], cwd=bob.cwd, env=bob.env, timeout=120
+        )
         assert done.returncode == 0
         table = app.query_one(TeamTable)
         await until(pilot, lambda: (table.member("bob") or {}).get("unread_from") == 130, "bob's 130 counted")
@@ -207,12 +241,18 @@ async def test_a_multi_line_paste_is_sent_whole_from_the_big_compose_box(hosted)
         bar.value = "@bob "
         bar.cursor_position = len(bar.value)
         bar.post_message(events.Paste("the failing test:\n  assert 1 == 2\nE   AssertionError"))
-        dialog = await until(pilot, lambda: isinstance(app.screen, ComposeDialog) and app.screen, "the big box")
-        assert dialog.query_one("TextArea").text == "@bob the failing test:\n  assert 1 == 2\nE   AssertionError"
+        dialog = await until(
+            pilot, lambda: isinstance(app.screen, ComposeDialog) and app.screen, "the big box"
+        )
+        assert (
+            dialog.query_one("TextArea").text == "@bob the failing test:\n  assert 1 == 2\nE   AssertionError"
+        )
         await pilot.press("escape")  # the draft is kept, and comes back whole
         await until(pilot, lambda: app.screen is app.main_screen and bar.value.startswith("@bob the failing"))
         await pilot.press("ctrl+e")
-        dialog = await until(pilot, lambda: isinstance(app.screen, ComposeDialog) and app.screen, "the box again")
+        dialog = await until(
+            pilot, lambda: isinstance(app.screen, ComposeDialog) and app.screen, "the box again"
+        )
         await pilot.press("ctrl+s")
         inbox = await until(pilot, lambda: bob.json("inbox", "--unread")["messages"], "bob's mail")
         assert inbox[0]["body"]["content"] == "the failing test:\n  assert 1 == 2\nE   AssertionError"
@@ -323,8 +363,14 @@ async def test_find_searches_messages_and_opens_a_thread(hosted):
         await pilot.press("enter")  # filter done: focus the results
         await pilot.press("enter")  # open the highlighted message's thread
         thread = await until(pilot, lambda: isinstance(app.screen, ThreadScreen) and app.screen)
-        await until(pilot, lambda: [m["body"]["content"] for m in thread.messages]
-                    == ["flaky test in auth", "fixed the flaky one"], "the thread, oldest first")
+        await until(
+            pilot,
+            lambda: (
+                [m["body"]["content"] for m in thread.messages]
+                == ["flaky test in auth", "fixed the flaky one"]
+            ),
+            "the thread, oldest first",
+        )
 
 
 async def test_a_thread_shows_each_message_whole_long_output_folded_the_latest_open(hosted):
@@ -344,8 +390,11 @@ async def test_a_thread_shows_each_message_whole_long_output_folded_the_latest_o
         conversation.focus()
         conversation.highlighted = 0
         await pilot.press("enter")
-        screen = await until(pilot, lambda: isinstance(app.screen, ThreadScreen) and len(app.screen.views) == 3
-                             and app.screen, "the thread")
+        screen = await until(
+            pilot,
+            lambda: isinstance(app.screen, ThreadScreen) and len(app.screen.views) == 3 and app.screen,
+            "the thread",
+        )
         bodies = [str(v.query_one(".body").render()) for v in screen.views]
         assert [b.rstrip("\n") for b in bodies] == [log, code.rstrip("\n"), log]
         folds = [v.query(Collapsible) for v in screen.views]
@@ -364,7 +413,16 @@ async def test_help_lists_every_binding(hosted):
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         text = " ".join(str(s.render()) for s in app.screen.query("Static"))
-        for key in ("new agent", "teardown", "attach", "command queue", "monitor rules", "reply", "feed", "find"):
+        for key in (
+            "new agent",
+            "teardown",
+            "attach",
+            "command queue",
+            "monitor rules",
+            "reply",
+            "feed",
+            "find",
+        ):
             assert key in text
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
@@ -410,9 +468,13 @@ async def test_new_agent_dialog_creates_worktree_session_and_sends_the_first_pro
         assert all(s.startswith("✓") for s in dialog.steps), dialog.steps
         trees = repo.git("worktree", "list")
         assert "[feature/carol]" in trees
-        await until(pilot, lambda: "first-prompt-arrived" in tmux(repo, "capture-pane", "-p", "-t", "=carol:"),
-                    "the prompt typed into carol's pane: " + tmux(repo, "capture-pane", "-p", "-t", "=carol:")
-                    + tmux(repo, "list-sessions"))
+        await until(
+            pilot,
+            lambda: "first-prompt-arrived" in tmux(repo, "capture-pane", "-p", "-t", "=carol:"),
+            "the prompt typed into carol's pane: "
+            + tmux(repo, "capture-pane", "-p", "-t", "=carol:")
+            + tmux(repo, "list-sessions"),
+        )
         await pilot.press("escape")
         await until(pilot, lambda: "carol" in app.query_one(TeamTable).names, "carol in the team")
         # The dispatch is on record (walk, missing 12): the operator's message to carol, not nudged.
@@ -437,7 +499,11 @@ async def test_fast_typing_in_a_dialog_lands_in_the_field_tab_moved_to(hosted):
         for key in ["a", "a", "a", "tab", "b", "b", "b", "enter", "c", "c", "c"]:
             app.post_message(events.Key(key, key if len(key) == 1 else None))
         await until(pilot, lambda: dialog.query_one("#f-module").value == "ccc", "the third field typed")
-        assert [dialog.query_one(f"#f-{f}").value for f in ("name", "role", "module")] == ["aaa", "bbb", "ccc"]
+        assert [dialog.query_one(f"#f-{f}").value for f in ("name", "role", "module")] == [
+            "aaa",
+            "bbb",
+            "ccc",
+        ]
         assert not dialog.steps  # Enter in a field moved on; it did not create anything
         await pilot.press("ctrl+s")
         await until(pilot, lambda: dialog.steps, "ctrl+s creates")
@@ -533,8 +599,13 @@ async def test_pane_preview_follows_the_selected_agent(hosted):
         tmux(repo, "send-keys", "-t", "=alice:", "echo live-$((1+1))", "Enter")
         await until(pilot, lambda: "live-2" in preview.plain_text, "the preview stays live")
         await select_agent(pilot, "bob")
-        await until(pilot, lambda: preview.session is None and "no tmux session" in str(
-            preview.query_one("#pane-body").render()), "bob has no pane")
+        await until(
+            pilot,
+            lambda: (
+                preview.session is None and "no tmux session" in str(preview.query_one("#pane-body").render())
+            ),
+            "bob has no pane",
+        )
 
 
 async def test_zoom_shows_the_pane_read_only_and_live(hosted):
@@ -569,10 +640,16 @@ async def test_queue_dialog_types_into_the_pane(hosted):
     repo, alice, _bob = hosted
     async with console_on_session(repo, alice) as (app, pilot):
         dialog = await queue_from_dialog(app, pilot, "echo queued-$((2*21))")
-        await until(pilot, lambda: "queued-42" in tmux(repo, "capture-pane", "-p", "-t", "=alice:"),
-                    "the queued command ran in the pane")
-        await until(pilot, lambda: any(c["command"].startswith("echo queued") for c in dialog.commands),
-                    "the queue lists it")
+        await until(
+            pilot,
+            lambda: "queued-42" in tmux(repo, "capture-pane", "-p", "-t", "=alice:"),
+            "the queued command ran in the pane",
+        )
+        await until(
+            pilot,
+            lambda: any(c["command"].startswith("echo queued") for c in dialog.commands),
+            "the queue lists it",
+        )
         dialog.query_one("#command").value = "echo sent-now-$((3*3))"
         dialog.query_one("#send").press()
         await until(pilot, lambda: "sent-now-9" in tmux(repo, "capture-pane", "-p", "-t", "=alice:"))
@@ -593,8 +670,11 @@ async def test_kill_asks_first_and_interrupt_only_from_the_preview(hosted):
         await until(pilot, lambda: "^C" in tmux(repo, "capture-pane", "-p", "-t", "=alice:"), "interrupted")
         await pilot.press("K")
         await pilot.press("y")
-        await until(pilot, lambda: "alice" not in tmux(repo, "list-sessions", "-F", "#{session_name}"),
-                    "the session is gone")
+        await until(
+            pilot,
+            lambda: "alice" not in tmux(repo, "list-sessions", "-F", "#{session_name}"),
+            "the session is gone",
+        )
 
 
 async def test_agent_actions_without_a_session_explain_themselves(hosted):
@@ -630,8 +710,15 @@ async def test_monitor_pane_create_match_edit_stop_restart(hosted):
     log = repo.path / "build.log"
     log.write_text("")
     async with console(repo) as (app, pilot):
-        screen, form = await new_monitor_form(app, pilot, name="build-alert", source="file", watch="build.log",
-                                              match="ALERT|FAILED", sample="step 3 FAILED")
+        screen, form = await new_monitor_form(
+            app,
+            pilot,
+            name="build-alert",
+            source="file",
+            watch="build.log",
+            match="ALERT|FAILED",
+            sample="step 3 FAILED",
+        )
         assert "matches the sample" in str(form.query_one("#m-verdict").render())
         form.query_one("#m-to").value = f"@{OPERATOR}"
         form.query_one("#m-debounce").value = "0s"
@@ -641,7 +728,9 @@ async def test_monitor_pane_create_match_edit_stop_restart(hosted):
         with log.open("a") as fh:
             fh.write("all good\nstep 7 FAILED: tests\n")
         await until(pilot, lambda: screen.rules[0]["matches"] == 1, "the match counted")
-        await until(pilot, lambda: any("step 7 FAILED" in (e["line"] or "") for e in screen.events), "recent match")
+        await until(
+            pilot, lambda: any("step 7 FAILED" in (e["line"] or "") for e in screen.events), "recent match"
+        )
         inbox = await app.engine.call("message.inbox", {"peek": True})
         assert inbox["messages"][0]["author"] == "monitor:build-alert"
         # edit: the same rule (same id), a new pattern
@@ -650,7 +739,9 @@ async def test_monitor_pane_create_match_edit_stop_restart(hosted):
         form = await until(pilot, lambda: isinstance(app.screen, MonitorForm) and app.screen)
         form.query_one("#m-match").value = "PANIC"
         form.query_one("#save").press()
-        await until(pilot, lambda: app.screen is screen and screen.rules and screen.rules[0]["match"] == "PANIC")
+        await until(
+            pilot, lambda: app.screen is screen and screen.rules and screen.rules[0]["match"] == "PANIC"
+        )
         assert screen.rules[0]["id"] == rule_id
         await pilot.press("s")
         await until(pilot, lambda: screen.rules[0]["status"] == "stopped", "stopped")
@@ -663,8 +754,9 @@ async def test_monitor_pane_create_match_edit_stop_restart(hosted):
 async def test_monitor_form_refuses_bad_input_and_creates_nothing(hosted):
     repo, _alice, _bob = hosted
     async with console(repo) as (app, pilot):
-        screen, form = await new_monitor_form(app, pilot, name="bad", watch="tail -F x.log", match="(unclosed",
-                                              to=f"@{OPERATOR}")
+        screen, form = await new_monitor_form(
+            app, pilot, name="bad", watch="tail -F x.log", match="(unclosed", to=f"@{OPERATOR}"
+        )
         assert "invalid regex" in str(form.query_one("#m-verdict").render())
         form.query_one("#save").press()
         await until(pilot, lambda: "invalid pattern" in str(form.query_one("#m-error").render()))
@@ -680,8 +772,16 @@ async def test_monitor_form_refuses_bad_input_and_creates_nothing(hosted):
 async def test_a_rule_stopped_by_its_pattern_budget_shows_why(hosted):
     repo, _alice, _bob = hosted
     async with console(repo) as (app, pilot):
-        await app.engine.call("monitor.start", {"name": "redos", "match": "^(a|a)+$", "to": f"@{OPERATOR}",
-                                                "debounce": 0, "argv": ["sh", "-c", f"echo {'a' * 34}!; sleep 600"]})
+        await app.engine.call(
+            "monitor.start",
+            {
+                "name": "redos",
+                "match": "^(a|a)+$",
+                "to": f"@{OPERATOR}",
+                "debounce": 0,
+                "argv": ["sh", "-c", f"echo {'a' * 34}!; sleep 600"],
+            },
+        )
         for _ in range(100):
             rule = (await app.engine.call("monitor.show", {"id": "redos"}))["monitor"]
             if rule["status"] == "failed":
@@ -690,8 +790,12 @@ async def test_a_rule_stopped_by_its_pattern_budget_shows_why(hosted):
         assert rule["status"] == "failed" and "took longer than" in rule["last_error"], rule
         await pilot.press("m")
         screen = await until(pilot, lambda: isinstance(app.screen, MonitorsScreen) and app.screen)
-        await until(pilot, lambda: screen.rules and screen.rules[0]["status"] == "failed", "the rule listed failed")
-        await until(pilot, lambda: "took longer than" in str(screen.query_one("#matches").render()), "the reason")
+        await until(
+            pilot, lambda: screen.rules and screen.rules[0]["status"] == "failed", "the rule listed failed"
+        )
+        await until(
+            pilot, lambda: "took longer than" in str(screen.query_one("#matches").render()), "the reason"
+        )
 
 
 # -- attached to a headless daemon --
@@ -708,8 +812,11 @@ async def test_attached_console_is_pushed_mail_and_team_changes(team):
         await until(pilot, lambda: "pushed, not polled" in conversation.plain_text, "bob's message")
         await until(pilot, lambda: notified(app, "pushed, not polled"), "a toast")
         await cli(alice, "agent", "set-status", "blocked")
-        await until(pilot, lambda: (app.query_one(TeamTable).member("alice") or {}).get("state") == "blocked",
-                    "alice blocked")
+        await until(
+            pilot,
+            lambda: (app.query_one(TeamTable).member("alice") or {}).get("state") == "blocked",
+            "alice blocked",
+        )
         await until(pilot, lambda: app.query_one(HeaderLine).needs_you == 2, "needs you: blocked + unread")
 
 
@@ -721,16 +828,23 @@ async def test_restart_respawns_the_agents_pane_after_asking(hosted):
         pid = tmux(repo, "display-message", "-p", "-t", "=alice:", "#{pane_pid}").strip()
         # Busy (output every 0.2 s): the engine refuses a plain restart, so it must be insisted on.
         tmux(repo, "send-keys", "-t", "=alice:", "while true; do echo tick; sleep 0.2; done", "Enter")
-        await until(pilot, lambda: (app.query_one(TeamTable).member("alice") or {}).get("state") == "working",
-                    "alice working")
+        await until(
+            pilot,
+            lambda: (app.query_one(TeamTable).member("alice") or {}).get("state") == "working",
+            "alice working",
+        )
         await pilot.press("R")
         assert isinstance(app.screen, Confirm)
         await pilot.press("y")
-        await until(pilot, lambda: isinstance(app.screen, Confirm) and "anyway" in app.screen.title_text,
-                    "the engine refuses a busy pane; the console asks again")
+        await until(
+            pilot,
+            lambda: isinstance(app.screen, Confirm) and "anyway" in app.screen.title_text,
+            "the engine refuses a busy pane; the console asks again",
+        )
         await pilot.press("y")
-        await until(pilot, lambda: notified(app, "restarted alice"), "restarted"
-                    + str(app.shown_notifications))
+        await until(
+            pilot, lambda: notified(app, "restarted alice"), "restarted" + str(app.shown_notifications)
+        )
         assert tmux(repo, "display-message", "-p", "-t", "=alice:", "#{pane_pid}").strip() != pid
 
 
@@ -746,11 +860,29 @@ def fake_claude_session(repo, agent) -> Path:
     import sys
 
     log = repo.path.parent / f"{agent.name}-fake.log"
-    presets = {"fake_claude": {"extends": "claude", "approve": "1 Enter", "deny": "3 Enter", "command": [
-        sys.executable, str(FAKE_AGENT), "--style", "claude", "--log", str(log)]}}
+    presets = {
+        "fake_claude": {
+            "extends": "claude",
+            "approve": "1 Enter",
+            "deny": "3 Enter",
+            "command": [sys.executable, str(FAKE_AGENT), "--style", "claude", "--log", str(log)],
+        }
+    }
     (repo.path / ".thrum" / "runtimes.json").write_text(json.dumps({"presets": presets}))
-    repo.ok("tmux", "create", agent.name, "--cwd", str(agent.cwd), "--name", agent.name, "--role", agent.role,
-            "--runtime", "fake_claude", cwd=agent.cwd)
+    repo.ok(
+        "tmux",
+        "create",
+        agent.name,
+        "--cwd",
+        str(agent.cwd),
+        "--name",
+        agent.name,
+        "--role",
+        agent.role,
+        "--runtime",
+        "fake_claude",
+        cwd=agent.cwd,
+    )
     assert repo.json("tmux", "launch", agent.name, cwd=agent.cwd)["primed"] is True
     return log
 
@@ -772,17 +904,29 @@ async def test_a_blocked_agent_reaches_the_operator_and_y_n_answer_it(hosted):
         team = app.query_one(TeamTable)
         for round_, (key, answer) in enumerate((("y", "answer: 1"), ("n", "answer: 3"))):
             await asyncio.to_thread(repo.ok, "tmux", "send", "alice", "dialog")
-            await until(pilot, lambda: (team.member("alice") or {}).get("state") == "blocked", "alice blocked")
+            await until(
+                pilot, lambda: (team.member("alice") or {}).get("state") == "blocked", "alice blocked"
+            )
             # The operator is a supervisor by default: the notice is mail to you, told as a toast.
             await until(pilot, lambda: notified(app, "@alice is waiting on a permission dialog"), "the toast")
             await until(pilot, lambda: app.query_one(HeaderLine).needs_you >= 1, "counted in needs you")
             await pilot.press(key)
-            await until(pilot, lambda answer=answer: answer in typed(log), f"{answer} typed into the pane",
-                        last=lambda: (typed(log), told))
-            await until(pilot, lambda: (team.member("alice") or {}).get("state") != "blocked", "alice unblocked")
-            assert [ln for ln in typed(log) if ln.startswith("answer:")] == ["answer: 1", "answer: 3"][: round_ + 1]
+            await until(
+                pilot,
+                lambda answer=answer: answer in typed(log),
+                f"{answer} typed into the pane",
+                last=lambda: (typed(log), told),
+            )
+            await until(
+                pilot, lambda: (team.member("alice") or {}).get("state") != "blocked", "alice unblocked"
+            )
+            assert [ln for ln in typed(log) if ln.startswith("answer:")] == ["answer: 1", "answer: 3"][
+                : round_ + 1
+            ]
             app._notifications.clear()
-        assert not isinstance(app.screen, NewAgentScreen)  # n on a blocked agent answered, it did not open a form
+        assert not isinstance(
+            app.screen, NewAgentScreen
+        )  # n on a blocked agent answered, it did not open a form
 
 
 async def test_an_exited_or_killed_agent_shows_it_and_L_relaunches_it_in_place(hosted):
@@ -799,18 +943,23 @@ async def test_an_exited_or_killed_agent_shows_it_and_L_relaunches_it_in_place(h
         await until(pilot, lambda: app.query_one(HeaderLine).needs_you >= 1, "an exited runtime needs you")
         await pilot.press("K")
         await pilot.press("y")
-        await until(pilot, lambda: (team.member("alice") or {}).get("state") == "no session", "alice no session")
+        await until(
+            pilot, lambda: (team.member("alice") or {}).get("state") == "no session", "alice no session"
+        )
         await pilot.press("L")
         await until(pilot, lambda: notified(app, "relaunched @alice"), "relaunched", timeout=40)
         assert typed(log).count("/thrum:prime") == 2
-        await until(pilot, lambda: (team.member("alice") or {}).get("state") in ("idle", "working"), "alice back")
+        await until(
+            pilot, lambda: (team.member("alice") or {}).get("state") in ("idle", "working"), "alice back"
+        )
         assert "alice" in tmux(repo, "list-sessions", "-F", "#{session_name}")
 
 
 async def test_new_agent_with_a_runtime_not_on_path_fails_at_once_and_creates_nothing(hosted):
     repo, _alice, _bob = hosted
-    (repo.path / ".thrum" / "runtimes.json").write_text(json.dumps(
-        {"presets": {"ghost": {"extends": "claude", "command": ["thrum-no-such-runtime"]}}}))
+    (repo.path / ".thrum" / "runtimes.json").write_text(
+        json.dumps({"presets": {"ghost": {"extends": "claude", "command": ["thrum-no-such-runtime"]}}})
+    )
     async with console(repo) as (app, pilot):
         await until(pilot, lambda: "ghost" in app.runtimes, "the presets loaded")
         await pilot.press("n")
@@ -819,8 +968,11 @@ async def test_new_agent_with_a_runtime_not_on_path_fails_at_once_and_creates_no
         dialog.query_one("#f-role").value = "impl"
         dialog.query_one("#f-runtime").value = "ghost"
         dialog.query_one("#create").press()
-        await until(pilot, lambda: any("thrum-no-such-runtime: command not found" in s for s in dialog.steps),
-                    "the error")
+        await until(
+            pilot,
+            lambda: any("thrum-no-such-runtime: command not found" in s for s in dialog.steps),
+            "the error",
+        )
         assert len(dialog.steps) == 1 and dialog.steps[0].startswith("✗"), dialog.steps
     assert "ghosty" not in {a["name"] for a in repo.json("agent", "list")["agents"]}
     assert not (repo.path.parent / "ghosty").exists() and "ghosty" not in repo.git("worktree", "list")
@@ -830,11 +982,15 @@ async def test_queue_dialog_shows_exit_status_and_the_output(hosted):
     repo, alice, _bob = hosted
     async with console_on_session(repo, alice) as (app, pilot):
         dialog = await queue_from_dialog(app, pilot, "echo failing-$((6*7)); false")
-        await until(pilot, lambda: any(c["status"] == "failed" for c in dialog.commands), "the failure recorded")
+        await until(
+            pilot, lambda: any(c["status"] == "failed" for c in dialog.commands), "the failure recorded"
+        )
         table = dialog.query_one("#queue")
         assert str(table.get_row_at(0)[1]).startswith("failed (exit 1) in ")
         output = str(dialog.query_one("#output").render())
         assert "failed (exit 1)" in output and "failing-42" in output, output
+
+
 async def test_a_monitor_with_no_recipient_goes_to_you(hosted):
     """Walk bug 14: an empty "to" gave "unknown recipient: @"."""
     repo, _alice, _bob = hosted
@@ -917,7 +1073,9 @@ async def test_the_operator_uses_the_cli_from_the_main_checkout_without_thrum_na
 async def test_enter_in_the_monitor_form_moves_on_and_ctrl_s_saves(hosted):
     repo, _alice, _bob = hosted
     async with console(repo) as (app, pilot):
-        screen, form = await new_monitor_form(app, pilot, name="enter-test", watch="tail -F x.log", match="ERR")
+        screen, form = await new_monitor_form(
+            app, pilot, name="enter-test", watch="tail -F x.log", match="ERR"
+        )
         form.query_one("#m-name").focus()
         await pilot.pause()
         await pilot.press("enter")
@@ -925,4 +1083,6 @@ async def test_enter_in_the_monitor_form_moves_on_and_ctrl_s_saves(hosted):
         assert (await app.engine.call("monitor.list", {"all": True}))["monitors"] == []
         await pilot.press("ctrl+s")
         await until(pilot, lambda: app.screen is screen, "saved and closed")
-        assert [r["name"] for r in (await app.engine.call("monitor.list", {"all": True}))["monitors"]] == ["enter-test"]
+        assert [r["name"] for r in (await app.engine.call("monitor.list", {"all": True}))["monitors"]] == [
+            "enter-test"
+        ]

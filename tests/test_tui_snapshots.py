@@ -84,16 +84,30 @@ def scene(make_repo, monkeypatch):
 
 async def seed(handle, trees: dict, clock: Clock) -> None:
     await handle.call("agent.register", {"name": OPERATOR, "role": "operator", "kind": "user"})
-    for name, role, module, intent in (("alice", "implementer", "auth", "JWT middleware"),
-                                       ("bob", "reviewer", "", "review queue")):
-        await engine_call(handle, "agent.register", {
-            "name": name, "role": role, "module": module, "runtime": "claude", "intent": intent,
-            "start_session": True}, Caller(worktree=str(trees[name])))
-    script = [("alice", [f"@{OPERATOR}"], "Claimed bd-12. Starting on the JWT middleware."),
-              (OPERATOR, ["@alice"], "Keep the token TTL configurable, default 15m."),
-              ("bob", ["@everyone"], "Schema changed on main, please rebase."),
-              ("alice", ["@bob"], "Rebased; PR #41 is ready for review."),
-              ("alice", [f"@{OPERATOR}"], "Tests green, 42 passed. Merge?")]
+    for name, role, module, intent in (
+        ("alice", "implementer", "auth", "JWT middleware"),
+        ("bob", "reviewer", "", "review queue"),
+    ):
+        await engine_call(
+            handle,
+            "agent.register",
+            {
+                "name": name,
+                "role": role,
+                "module": module,
+                "runtime": "claude",
+                "intent": intent,
+                "start_session": True,
+            },
+            Caller(worktree=str(trees[name])),
+        )
+    script = [
+        ("alice", [f"@{OPERATOR}"], "Claimed bd-12. Starting on the JWT middleware."),
+        (OPERATOR, ["@alice"], "Keep the token TTL configurable, default 15m."),
+        ("bob", ["@everyone"], "Schema changed on main, please rebase."),
+        ("alice", ["@bob"], "Rebased; PR #41 is ready for review."),
+        ("alice", [f"@{OPERATOR}"], "Tests green, 42 passed. Merge?"),
+    ]
     for author, to, body in script:
         clock.now += 60
         await engine_call(handle, "message.send", {"to": to, "body": body}, Caller.trusted(author))
@@ -126,9 +140,17 @@ async def scene_app(scene, *, size=(160, 45), select: str | None = "alice", extr
 async def settle(app, pilot) -> None:
     """Every pending refresh and worker done, no cursor blinking."""
     for _ in range(3):
-        await until(pilot, lambda: not app._refreshing and not app._refresh_pending and not app._preview_busy
-                    and app.query_one(PanePreview).shown_for == app.selected
-                    and not any(w.is_running for w in app.workers), "the app to settle")
+        await until(
+            pilot,
+            lambda: (
+                not app._refreshing
+                and not app._refresh_pending
+                and not app._preview_busy
+                and app.query_one(PanePreview).shown_for == app.selected
+                and not any(w.is_running for w in app.workers)
+            ),
+            "the app to settle",
+        )
         await pilot.pause()
     for widget in app.screen.query("Input"):
         widget.cursor_blink = False
@@ -140,9 +162,11 @@ async def shows(app, pilot, snapshot, screen_type=None) -> None:
         await until(pilot, lambda: isinstance(app.screen, screen_type), screen_type.__name__)
     await settle(app, pilot)
     import os
+
     if os.environ.get("SNAPDBG"):
-        Path(os.environ["SNAPDBG"], f"{os.environ['PYTEST_CURRENT_TEST'].split('::')[1].split(' ')[0]}.svg").write_text(
-            app.export_screenshot())
+        Path(
+            os.environ["SNAPDBG"], f"{os.environ['PYTEST_CURRENT_TEST'].split('::')[1].split(' ')[0]}.svg"
+        ).write_text(app.export_screenshot())
     assert snapshot.use_extension(ThrumSVG) == app.export_screenshot()
 
 
@@ -201,7 +225,9 @@ async def test_thread(scene, snapshot, size):
     async with scene_app(scene, size=size) as (app, pilot):
         conversation = app.query_one(Conversation)
         first = conversation.messages[0]
-        await app.engine.call("message.reply", {"message_id": first["message_id"], "body": "Great, ping me at review."})
+        await app.engine.call(
+            "message.reply", {"message_id": first["message_id"], "body": "Great, ping me at review."}
+        )
         await until(pilot, lambda: "[+1 in thread]" in conversation.plain_text, "the folded thread")
         conversation.focus()
         conversation.highlighted = 0
@@ -220,8 +246,9 @@ async def test_new_agent_dialog(scene, snapshot):
 
 async def with_managed_agent(handle) -> None:
     """dave: a worktree thrum made, with a tmux session running `sh` (deterministic prompt)."""
-    await handle.call("worktree.create", {"name": "dave", "agent": "dave", "role": "implementer",
-                                          "runtime": "shell"})
+    await handle.call(
+        "worktree.create", {"name": "dave", "agent": "dave", "role": "implementer", "runtime": "shell"}
+    )
 
 
 async def test_teardown_dialog(scene, snapshot):
@@ -248,15 +275,24 @@ async def test_kill_confirmation(scene, snapshot):
 
 
 async def with_monitor(handle) -> None:
-    await handle.call("monitor.start", {"name": "ci-alert", "match": "ALERT|FAILED", "to": f"@{OPERATOR}",
-                                        "argv": ["tail", "-F", "build.log"], "debounce": 30})
+    await handle.call(
+        "monitor.start",
+        {
+            "name": "ci-alert",
+            "match": "ALERT|FAILED",
+            "to": f"@{OPERATOR}",
+            "argv": ["tail", "-F", "build.log"],
+            "debounce": 30,
+        },
+    )
 
 
 async def test_monitors_screen(scene, snapshot):
     async with scene_app(scene, extra=with_monitor) as (app, pilot):
         await pilot.press("m")
-        await until(pilot, lambda: isinstance(app.screen, MonitorsScreen) and app.screen.rules
-                    and app.screen.events)
+        await until(
+            pilot, lambda: isinstance(app.screen, MonitorsScreen) and app.screen.rules and app.screen.events
+        )
         await shows(app, pilot, snapshot, MonitorsScreen)
 
 

@@ -37,13 +37,17 @@ def test_create_with_an_identity_registers_the_agent_there(inited):
     repo = inited
     assert repo.run("worktree", "create", "ui", "--name", "impl_ui", "--role", "implementer").code == 0
     path = wt_path(repo, "ui")
-    who = subprocess.run(["thrum", "whoami", "--json"], cwd=path, env=repo.env, capture_output=True, text=True)
+    who = subprocess.run(
+        ["thrum", "whoami", "--json"], cwd=path, env=repo.env, capture_output=True, text=True
+    )
     assert who.returncode == 0 and '"impl_ui"' in who.stdout
     listed = repo.run("worktree", "list", "--json").json
     assert listed[0]["agent"] == "impl_ui"
     # ... and its tmux session exists, not launched yet, in the worktree.
     sessions = repo.run("tmux", "status", "--json").json["sessions"]
-    assert [(s["name"], s["agent"], s["cwd"]) for s in sessions] == [("impl_ui", "impl_ui", str(path.resolve()))]
+    assert [(s["name"], s["agent"], s["cwd"]) for s in sessions] == [
+        ("impl_ui", "impl_ui", str(path.resolve()))
+    ]
     sender = repo.agent("lead", "coordinator", worktree=False)
     assert sender.run("send", "hi ui", "--to", "@impl_ui").code == 0
 
@@ -61,7 +65,9 @@ def test_branch_base_and_detach(inited):
     assert r.code == 1 and "mutually exclusive" in r.err
 
 
-@pytest.mark.parametrize("name", ["a/b", "..", "../escape", "a\\b", "x..y", "-rf", ".hidden", "$(touch pwned)"])
+@pytest.mark.parametrize(
+    "name", ["a/b", "..", "../escape", "a\\b", "x..y", "-rf", ".hidden", "$(touch pwned)"]
+)
 def test_bad_names_are_refused_and_nothing_is_created(inited, name):
     repo = inited
     r = repo.run("worktree", "create", "--", name)
@@ -152,7 +158,9 @@ def test_beads_redirect_when_the_repo_uses_beads(inited):
     repo = inited
     (repo.path / ".beads").mkdir()
     assert repo.run("worktree", "create", "b").code == 0
-    assert (wt_path(repo, "b") / ".beads" / "redirect").read_text().strip() == str(repo.path.resolve() / ".beads")
+    assert (wt_path(repo, "b") / ".beads" / "redirect").read_text().strip() == str(
+        repo.path.resolve() / ".beads"
+    )
 
 
 def test_teardown_of_an_unknown_worktree(inited):
@@ -205,8 +213,10 @@ def test_each_teardown_keeps_its_own_archive_and_any_can_be_restored(inited):
     listed = repo.run("worktree", "archives", "--json").json
     refs = [a["ref"] for a in listed]
     assert set(firsts) <= set(refs) and len(refs) == 3  # the old-shape one moved under the name
-    assert not repo.git("for-each-ref", "refs/thrum/archive/anna", "--format=%(refname)").strip() == \
-        "refs/thrum/archive/anna"
+    assert (
+        not repo.git("for-each-ref", "refs/thrum/archive/anna", "--format=%(refname)").strip()
+        == "refs/thrum/archive/anna"
+    )
     assert [repo.git("show", f"{ref}:draft.txt") for ref in firsts] == ["first draft", "second draft"]
     # Restore the first one: its commits, and its draft back as an uncommitted file.
     r = repo.run("worktree", "restore", firsts[0], "--name", "anna_again", "--json")

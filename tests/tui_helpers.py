@@ -37,7 +37,9 @@ async def until(pilot, condition, what: str = "condition", timeout: float = DEAD
         value = condition()
         if value:
             return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}" + (f"; last: {last()!r}" if last else "")
+        assert time.monotonic() < deadline, f"timed out waiting for {what}" + (
+            f"; last: {last()!r}" if last else ""
+        )
         await pilot.pause(0.05)
 
 

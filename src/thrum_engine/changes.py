@@ -31,10 +31,19 @@ class ChangeFeed:
             data = ev.get("data") or {}
             brief: dict = {}
             if ev["type"] == "message.create":
-                brief = {"recipients": list(data.get("recipients") or ()),
-                         "content": str(data.get("content", ""))[:SNIPPET]}
-            self.recent.append({"seq": self.seq, "type": ev["type"], "author": ev.get("author", ""),
-                                "ts": ev.get("ts"), "data": brief})
+                brief = {
+                    "recipients": list(data.get("recipients") or ()),
+                    "content": str(data.get("content", ""))[:SNIPPET],
+                }
+            self.recent.append(
+                {
+                    "seq": self.seq,
+                    "type": ev["type"],
+                    "author": ev.get("author", ""),
+                    "ts": ev.get("ts"),
+                    "data": brief,
+                }
+            )
         self._wakeup.set()
         self._wakeup = asyncio.Event()
 

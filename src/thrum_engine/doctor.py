@@ -50,8 +50,14 @@ def scan_journal(engine: Engine) -> dict:
                 invalid += 1
         ids += [e["id"] for e in r.events]
         shards[shard] = {"events": len(r.events), "bytes": r.end}
-    return {"shards": shards, "corrupt_lines": unreadable, "invalid_lines": invalid, "ids": ids,
-            "checks": check.counts(), "rejected": engine.journal.rejected_records()}
+    return {
+        "shards": shards,
+        "corrupt_lines": unreadable,
+        "invalid_lines": invalid,
+        "ids": ids,
+        "checks": check.counts(),
+        "rejected": engine.journal.rejected_records(),
+    }
 
 
 @method("doctor.check", EmptyParams, timeout=False)
@@ -69,15 +75,19 @@ async def check(engine: Engine, caller: Caller, p: EmptyParams) -> dict:
     if applied is not None:
         for shard, info in scan["shards"].items():
             if offsets.get(shard, 0) != info["bytes"]:
-                problems.append(f"shard {shard}: projected to byte {offsets.get(shard, 0)} of {info['bytes']}")
+                problems.append(
+                    f"shard {shard}: projected to byte {offsets.get(shard, 0)} of {info['bytes']}"
+                )
         if applied != len(scan["ids"]):
             problems.append(f"{len(scan['ids'])} events in the journal, {applied} applied")
         try:
             integrity = await engine.store.scalar("PRAGMA quick_check")
-            projection.update({
-                "messages": await engine.store.scalar("SELECT COUNT(*) FROM messages"),
-                "digest": await projection_digest(engine.store),
-            })
+            projection.update(
+                {
+                    "messages": await engine.store.scalar("SELECT COUNT(*) FROM messages"),
+                    "digest": await projection_digest(engine.store),
+                }
+            )
         except sqlite3.DatabaseError as exc:
             integrity = str(exc)
         if integrity != "ok":
@@ -86,16 +96,23 @@ async def check(engine: Engine, caller: Caller, p: EmptyParams) -> dict:
     if scan["corrupt_lines"]:
         problems.append(f"{scan['corrupt_lines']} unreadable journal lines (skipped)")
     if scan["invalid_lines"]:
-        problems.append(f"{scan['invalid_lines']} journal events that cannot be applied (set aside, skipped):"
-                        " see var/quarantine/rejected.jsonl")
+        problems.append(
+            f"{scan['invalid_lines']} journal events that cannot be applied (set aside, skipped):"
+            " see var/quarantine/rejected.jsonl"
+        )
     qdir = engine.layout.quarantine_dir
     quarantined = sorted(os.listdir(qdir)) if os.path.isdir(qdir) else []
     return {
         "ok": not problems,
         "problems": problems,
         "schema_version": SCHEMA_VERSION,
-        "journal": {"shards": scan["shards"], "events": len(scan["ids"]), "corrupt_lines": scan["corrupt_lines"],
-                    "invalid_lines": scan["invalid_lines"], **scan["checks"]},
+        "journal": {
+            "shards": scan["shards"],
+            "events": len(scan["ids"]),
+            "corrupt_lines": scan["corrupt_lines"],
+            "invalid_lines": scan["invalid_lines"],
+            **scan["checks"],
+        },
         "projection": projection,
         "projection_recovered": engine.projection_recovered,
         "quarantined": quarantined,
@@ -121,8 +138,9 @@ async def rebuild_projection(engine: Engine, chunk: int = 5000, *, validate: boo
     async with engine.writer.lock:
         before = await _digest_or_none(engine.store)
         started = time.perf_counter()
-        built = await build_projection(engine.journal, db_path, local_from=db_path, chunk=chunk,
-                                       validate=validate)
+        built = await build_projection(
+            engine.journal, db_path, local_from=db_path, chunk=chunk, validate=validate
+        )
         await engine.store.pause_reads()
         try:
             await engine.store.close()

@@ -33,19 +33,25 @@ async def feed(engine: Engine, caller: Caller, p: FeedParams) -> dict:
     args: list = []
     if p.agent:
         who = names.strip_at(p.agent)
-        where.append("(m.author = ? OR EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id"
-                     " AND d.recipient = ?))")
+        where.append(
+            "(m.author = ? OR EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id"
+            " AND d.recipient = ?))"
+        )
         args += [who, who]
     if p.role:
         members = [n for n, a in engine.agents.items() if a["role"] == names.strip_at(p.role)]
         marks = ",".join("?" * len(members)) or "NULL"
-        where.append(f"(m.author IN ({marks}) OR EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id"
-                     f" AND d.recipient IN ({marks})))")
+        where.append(
+            f"(m.author IN ({marks}) OR EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id"
+            f" AND d.recipient IN ({marks})))"
+        )
         args += members + members
     if p.scope:
         scope = parse_tagged([p.scope], "scope")[0]
-        where.append("EXISTS (SELECT 1 FROM json_each(m.scopes) s WHERE json_extract(s.value, '$.type') = ?"
-                     " AND json_extract(s.value, '$.value') = ?)")
+        where.append(
+            "EXISTS (SELECT 1 FROM json_each(m.scopes) s WHERE json_extract(s.value, '$.type') = ?"
+            " AND json_extract(s.value, '$.value') = ?)"
+        )
         args += [scope["type"], scope["value"]]
     if p.monitors:
         where.append("m.author LIKE 'monitor:%'")
@@ -55,7 +61,13 @@ async def feed(engine: Engine, caller: Caller, p: FeedParams) -> dict:
     if p.thread_id:
         where.append("(m.thread_id = ? OR m.id = ?)")
         args += [p.thread_id, p.thread_id]
-    rows, cut = await rows_within_budget(engine, "m.*", f"FROM messages m WHERE {' AND '.join(where)}", args,
-                                         "ORDER BY m.created_at DESC, m.id DESC LIMIT ?", [p.limit])
+    rows, cut = await rows_within_budget(
+        engine,
+        "m.*",
+        f"FROM messages m WHERE {' AND '.join(where)}",
+        args,
+        "ORDER BY m.created_at DESC, m.id DESC LIMIT ?",
+        [p.limit],
+    )
     messages = await with_deliveries(engine, rows)
     return {"messages": messages, "total": len(messages), "truncated": cut}

@@ -56,7 +56,7 @@ def write_all(fd: int, data: bytes) -> None:
     """Every byte of `data`, then fsync: what a file Thrum relies on after a crash needs."""
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
     os.fsync(fd)
 
 

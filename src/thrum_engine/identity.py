@@ -128,7 +128,10 @@ async def register(engine: Engine, caller: Caller, p: RegisterParams, *, checked
 @method("agent.whoami", EmptyParams, identity=True)
 async def whoami(engine: Engine, caller: Caller, p: EmptyParams) -> dict:
     row = engine.agents[caller.name]  # type: ignore[index]
-    return {"agent": agent_view(engine, row), "session": session_view(engine.active_sessions.get(row["name"]))}
+    return {
+        "agent": agent_view(engine, row),
+        "session": session_view(engine.active_sessions.get(row["name"])),
+    }
 
 
 @method("agent.list", AgentListParams)
@@ -170,7 +173,9 @@ async def agent_cleanup(engine: Engine, caller: Caller, p: CleanupParams) -> dic
     if not p.dry_run:
         require_operator(engine, caller, "deleting stale agents")
     if not p.dry_run and stale:
-        await engine.commit(*(engine.event("agent.delete", author_of(engine, caller), {"name": n}) for n in stale))
+        await engine.commit(
+            *(engine.event("agent.delete", author_of(engine, caller), {"name": n}) for n in stale)
+        )
     return {"stale": stale, "deleted": [] if p.dry_run else stale, "dry_run": p.dry_run}
 
 
@@ -183,7 +188,11 @@ async def set_status(engine: Engine, caller: Caller, p: SetStatusParams) -> dict
         require_agent_owner(engine, caller, name, f"changing @{name}'s status")
     status = "" if p.status == "online" else p.status
     await engine.commit(
-        engine.event("agent.update", author_of(engine, caller), {"name": name, "fields": {"status": status, "status_at": iso()}})
+        engine.event(
+            "agent.update",
+            author_of(engine, caller),
+            {"name": name, "fields": {"status": status, "status_at": iso()}},
+        )
     )
     return {"agent_id": name, "status": p.status}
 

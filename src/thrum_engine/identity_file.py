@@ -12,10 +12,17 @@ from thrum_engine.files import write_private
 
 def identity_record(agent: dict, session: dict | None, *, repo: str, agent_pid: int | None) -> dict:
     return {
-        "name": agent["name"], "role": agent["role"], "module": agent.get("module", ""),
-        "display": agent.get("display", ""), "runtime": agent.get("runtime", ""), "intent": agent.get("intent", ""),
-        "worktree": agent["worktree"], "repo": repo, "registered_at": agent["registered_at"],
-        "session_id": (session or {}).get("session_id"), "agent_pid": agent_pid,
+        "name": agent["name"],
+        "role": agent["role"],
+        "module": agent.get("module", ""),
+        "display": agent.get("display", ""),
+        "runtime": agent.get("runtime", ""),
+        "intent": agent.get("intent", ""),
+        "worktree": agent["worktree"],
+        "repo": repo,
+        "registered_at": agent["registered_at"],
+        "session_id": (session or {}).get("session_id"),
+        "agent_pid": agent_pid,
     }
 
 

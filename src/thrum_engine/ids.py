@@ -46,5 +46,5 @@ PREFIXES = ("msg", "thr", "ses", "evt", "cmd", "mon")
 def is_id(value: str, prefix: str) -> bool:
     if not value.startswith(prefix + "_"):
         return False
-    body = value[len(prefix) + 1:]
+    body = value[len(prefix) + 1 :]
     return len(body) == 26 and all(c in _ALPHABET for c in body)

@@ -70,8 +70,13 @@ class Rejected:
     raw: bytes = field(default=b"", repr=False)
 
     def record(self, saved_to: str) -> dict:
-        return {"shard": self.shard, "offset": self.offset, "length": self.length, "reason": self.reason,
-                "saved_to": saved_to}
+        return {
+            "shard": self.shard,
+            "offset": self.offset,
+            "length": self.length,
+            "reason": self.reason,
+            "saved_to": saved_to,
+        }
 
 
 @dataclass
@@ -156,8 +161,11 @@ class Journal:
             entries = list(os.scandir(self.dir))
         except FileNotFoundError:
             return []
-        return sorted(e.name[: -len(SUFFIX)] for e in entries
-                      if e.name.endswith(SUFFIX) and e.is_file(follow_symlinks=False))
+        return sorted(
+            e.name[: -len(SUFFIX)]
+            for e in entries
+            if e.name.endswith(SUFFIX) and e.is_file(follow_symlinks=False)
+        )
 
     def size(self, shard: str) -> int:
         try:
@@ -165,8 +173,9 @@ class Journal:
         except FileNotFoundError:
             return 0
 
-    def read_events(self, shard: str, offset: int = 0,
-                    check: Callable[[dict], str | None] | None = None) -> ShardRead:
+    def read_events(
+        self, shard: str, offset: int = 0, check: Callable[[dict], str | None] | None = None
+    ) -> ShardRead:
         """Every complete line after `offset`, parsed, and checked by `check` (the reason an event cannot
         be applied, or None). Unreadable lines and lines `check` refuses are returned as rejected."""
         with open(self.path(shard), "rb") as fh:
@@ -180,7 +189,9 @@ class Journal:
         for raw in data[:end].split(b"\n")[:-1] if end else ():
             n = len(raw) + 1
             if n > MAX_LINE_BYTES:
-                rejected.append(Rejected(shard, pos, n, f"a line of {n} bytes (over {MAX_LINE_BYTES})", True, raw))
+                rejected.append(
+                    Rejected(shard, pos, n, f"a line of {n} bytes (over {MAX_LINE_BYTES})", True, raw)
+                )
             else:
                 ev = parse_event(raw)
                 reason = "not a JSON event" if ev is None else check(ev) if check is not None else None

@@ -43,7 +43,7 @@ def common_git_dir(worktree: str) -> str:
     content = _read(dotgit)
     if not content.startswith("gitdir:"):
         raise NotARepo(f"{dotgit} is not a git link file")
-    gitdir = content[len("gitdir:"):].strip()
+    gitdir = content[len("gitdir:") :].strip()
     if not os.path.isabs(gitdir):
         gitdir = os.path.normpath(os.path.join(worktree, gitdir))
     commondir_file = os.path.join(gitdir, "commondir")
@@ -74,8 +74,11 @@ def exclude_thrum_state(repo: str) -> list[str]:
     if missing:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "a", encoding="utf-8") as fh:
-            fh.write(("" if not text or text.endswith("\n") else "\n") + "# thrum: local agent state\n"
-                     + "".join(rule + "\n" for rule in missing))
+            fh.write(
+                ("" if not text or text.endswith("\n") else "\n")
+                + "# thrum: local agent state\n"
+                + "".join(rule + "\n" for rule in missing)
+            )
     return missing
 
 
@@ -84,7 +87,7 @@ def worktree_git_dir(worktree: str) -> str:
     dotgit = os.path.join(worktree, ".git")
     if os.path.isdir(dotgit):
         return dotgit
-    gitdir = _read(dotgit)[len("gitdir:"):].strip()
+    gitdir = _read(dotgit)[len("gitdir:") :].strip()
     return gitdir if os.path.isabs(gitdir) else os.path.normpath(os.path.join(worktree, gitdir))
 
 
@@ -138,7 +141,7 @@ def current_branch(worktree: str) -> str | None:
     except OSError:
         return None
     if head.startswith("ref: refs/heads/"):
-        return head[len("ref: refs/heads/"):]
+        return head[len("ref: refs/heads/") :]
     return None
 
 

@@ -262,12 +262,25 @@ async def send(engine: Engine, caller: Caller, p: SendParams) -> dict:
     if p.thread_id and not ids.is_id(p.thread_id, "thr"):
         raise InvalidInput(f"invalid thread id {p.thread_id!r} (expected thr_<ULID>)")
     ev = await create_message(
-        engine, caller.name, p.body, to=p.to, broadcast=p.broadcast, mentions=p.mentions,  # type: ignore[arg-type]
-        scopes=p.scopes, refs=p.refs, fmt=p.format, structured=p.structured, thread_id=p.thread_id,
+        engine,
+        caller.name,
+        p.body,
+        to=p.to,
+        broadcast=p.broadcast,
+        mentions=p.mentions,  # type: ignore[arg-type]
+        scopes=p.scopes,
+        refs=p.refs,
+        fmt=p.format,
+        structured=p.structured,
+        thread_id=p.thread_id,
     )
     d = ev["data"]
-    return {"message_id": d["message_id"], "thread_id": d.get("thread_id"), "recipients": d.get("recipients", []),
-            "created_at": ev["ts"]}
+    return {
+        "message_id": d["message_id"],
+        "thread_id": d.get("thread_id"),
+        "recipients": d.get("recipients", []),
+        "created_at": ev["ts"],
+    }
 
 
 async def get_message_row(engine: Engine, message_id: str) -> dict:
@@ -284,7 +297,9 @@ async def reply(engine: Engine, caller: Caller, p: ReplyParams) -> dict:
     parent = await get_message_row(engine, p.message_id)
     audience = [parent["author"]]
     if not parent["broadcast"]:
-        recips = await engine.store.all("SELECT recipient FROM deliveries WHERE message_id = ?", (parent["id"],))
+        recips = await engine.store.all(
+            "SELECT recipient FROM deliveries WHERE message_id = ?", (parent["id"],)
+        )
         audience += [r["recipient"] for r in recips]
     # People who left since the parent was sent are dropped rather than failing the reply.
     audience = [a for a in dict.fromkeys(audience) if a != caller.name and a in engine.agents]
@@ -293,24 +308,42 @@ async def reply(engine: Engine, caller: Caller, p: ReplyParams) -> dict:
         raise InvalidInput("nobody to reply to: the parent's author and audience are gone or only you")
     thread_id = parent["thread_id"] or ids.new_id("thr")
     ev = await create_message(
-        engine, caller.name, p.body, to=["@" + a for a in audience], fmt=p.format,  # type: ignore[arg-type]
-        thread_id=thread_id, reply_to=parent["id"], thread_root=None if parent["thread_id"] else parent["id"],
+        engine,
+        caller.name,
+        p.body,
+        to=["@" + a for a in audience],
+        fmt=p.format,  # type: ignore[arg-type]
+        thread_id=thread_id,
+        reply_to=parent["id"],
+        thread_root=None if parent["thread_id"] else parent["id"],
         answering=parent["author"] if machine_author and not audience else None,
     )
     d = ev["data"]
-    return {"message_id": d["message_id"], "thread_id": thread_id, "reply_to": parent["id"],
-            "recipients": d.get("recipients", [])}
+    return {
+        "message_id": d["message_id"],
+        "thread_id": thread_id,
+        "reply_to": parent["id"],
+        "recipients": d.get("recipients", []),
+    }
 
 
-async def rows_within_budget(engine: Engine, select: str, base: str, args: list, tail: str, tail_args: list,
-                             ) -> tuple[list[dict], bool]:
+async def rows_within_budget(
+    engine: Engine,
+    select: str,
+    base: str,
+    args: list,
+    tail: str,
+    tail_args: list,
+) -> tuple[list[dict], bool]:
     """`SELECT {select} {base} {tail}`, but holding at most `messages.max_page_bytes` of bodies (always at
     least one message). Returns (rows, cut): `cut` when the budget ended the page before `tail`'s LIMIT.
 
     Sizes are read first (SQLite computes them without handing the bodies to Python), then only the
     bodies that fit are fetched, so a listing of a hundred 1 MiB bodies never holds them all at once.
     `base` is `FROM ... WHERE ...` with `m` the messages table; `tail` orders and limits."""
-    sizes = await engine.store.all(f"SELECT m.id AS id, {BODY_BYTES} AS nbytes {base} {tail}", args + tail_args)
+    sizes = await engine.store.all(
+        f"SELECT m.id AS id, {BODY_BYTES} AS nbytes {base} {tail}", args + tail_args
+    )
     budget = engine.settings.messages.max_page_bytes
     keep: list[str] = []
     used = 0
@@ -321,8 +354,9 @@ async def rows_within_budget(engine: Engine, select: str, base: str, args: list,
         used += r["nbytes"]
     if not keep:
         return [], False
-    rows = await engine.store.all(f"SELECT {select} {base} AND m.id IN ({','.join('?' * len(keep))})",
-                                  args + keep)
+    rows = await engine.store.all(
+        f"SELECT {select} {base} AND m.id IN ({','.join('?' * len(keep))})", args + keep
+    )
     order = {mid: i for i, mid in enumerate(keep)}
     rows.sort(key=lambda r: order[r["id"]])
     return rows, len(keep) < len(sizes)
@@ -362,13 +396,19 @@ async def inbox(engine: Engine, caller: Caller, p: InboxParams) -> dict:
     if p.scope:
         simple = False
         scope = parse_tagged([p.scope], "--scope")[0]
-        base += " AND EXISTS (SELECT 1 FROM json_each(m.scopes) s WHERE json_extract(s.value, '$.type') = ?" \
-                " AND json_extract(s.value, '$.value') = ?)"
+        base += (
+            " AND EXISTS (SELECT 1 FROM json_each(m.scopes) s WHERE json_extract(s.value, '$.type') = ?"
+            " AND json_extract(s.value, '$.value') = ?)"
+        )
         args += [scope["type"], scope["value"]]
     direction = "ASC" if p.oldest else "DESC"
     rows, cut = await rows_within_budget(
-        engine, "m.*, d.read_at, d.seen_at, d.recipient", base, args,
-        f"ORDER BY {order_col} {direction}, m.id {direction} LIMIT ? OFFSET ?", [page_size, offset],
+        engine,
+        "m.*, d.read_at, d.seen_at, d.recipient",
+        base,
+        args,
+        f"ORDER BY {order_col} {direction}, m.id {direction} LIMIT ? OFFSET ?",
+        [page_size, offset],
     )
     count_from = base.replace(" JOIN messages m ON m.id = d.message_id", "") if simple else base
     total = await engine.store.scalar(f"SELECT COUNT(*) {count_from}", args)
@@ -393,12 +433,25 @@ async def inbox(engine: Engine, caller: Caller, p: InboxParams) -> dict:
         if etype == "message.read":
             unread -= len(newly_shown)
     following = offset + len(messages)
-    return {"messages": messages, "total": total, "unread": unread, "page": p.page, "page_size": page_size,
-            "offset": offset, "truncated": cut, "next_offset": following if following < total else None}
+    return {
+        "messages": messages,
+        "total": total,
+        "unread": unread,
+        "page": p.page,
+        "page_size": page_size,
+        "offset": offset,
+        "truncated": cut,
+        "next_offset": following if following < total else None,
+    }
 
 
 def delivery_state(d: dict) -> str:
-    for state, col in (("replied", "replied_at"), ("read", "read_at"), ("seen", "seen_at"), ("notified", "notified_at")):
+    for state, col in (
+        ("replied", "replied_at"),
+        ("read", "read_at"),
+        ("seen", "seen_at"),
+        ("notified", "notified_at"),
+    ):
         if d.get(col):
             return state
     return "stored"
@@ -413,14 +466,16 @@ async def deliveries_for(engine: Engine, message_ids: list[str]) -> dict[str, li
         message_ids,
     )
     for d in rows:
-        out[d["message_id"]].append({
-            "recipient": d["recipient"],
-            "state": delivery_state(d),
-            "notified_at": d["notified_at"],
-            "seen_at": d["seen_at"],
-            "read_at": d["read_at"],
-            "replied_at": d["replied_at"],
-        })
+        out[d["message_id"]].append(
+            {
+                "recipient": d["recipient"],
+                "state": delivery_state(d),
+                "notified_at": d["notified_at"],
+                "seen_at": d["seen_at"],
+                "read_at": d["read_at"],
+                "replied_at": d["replied_at"],
+            }
+        )
     return out
 
 
@@ -433,7 +488,9 @@ async def sent(engine: Engine, caller: Caller, p: SentParams) -> dict:
         args.append(names.strip_at(p.to))
     if p.unread:
         base += " AND EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.read_at IS NULL)"
-    rows, cut = await rows_within_budget(engine, "m.*", base, args, "ORDER BY m.created_at DESC LIMIT ?", [p.limit])
+    rows, cut = await rows_within_budget(
+        engine, "m.*", base, args, "ORDER BY m.created_at DESC LIMIT ?", [p.limit]
+    )
     messages = await with_deliveries(engine, rows)
     return {"messages": messages, "total": len(messages), "truncated": cut}
 
@@ -474,7 +531,9 @@ async def _own(engine: Engine, caller: Caller, message_id: str) -> dict:
 async def edit(engine: Engine, caller: Caller, p: EditParams) -> dict:
     row = await _own(engine, caller, p.message_id)
     check_body(engine, p.body, row["format"])
-    await engine.commit(engine.event("message.edit", caller.name, {"message_id": row["id"], "content": p.body}))  # type: ignore[arg-type]
+    await engine.commit(
+        engine.event("message.edit", caller.name, {"message_id": row["id"], "content": p.body})
+    )  # type: ignore[arg-type]
     return {"message_id": row["id"], "edited": True}
 
 
@@ -512,7 +571,9 @@ async def mark_read(engine: Engine, caller: Caller, p: ReadParams) -> dict:
         found = {r["message_id"]: r["read_at"] for r in rows}
         missing = [m for m in wanted if m not in found]
         if missing:
-            raise NotFound(f"not in your inbox: {', '.join(missing[:20])}" + (" ..." if len(missing) > 20 else ""))
+            raise NotFound(
+                f"not in your inbox: {', '.join(missing[:20])}" + (" ..." if len(missing) > 20 else "")
+            )
         targets = [m for m in wanted if found[m] is None]
     if targets:
         await engine.commit(engine.event("message.read", me, {"message_ids": targets, "at": iso()}))
@@ -530,7 +591,11 @@ def _wait_filter(engine: Engine, me: str, p: WaitParams, after: str):
             return False
         if sender and ev["author"] != sender:
             return False
-        if mention and mention not in d.get("mentioned_agents", ()) and "@" + mention not in d.get("mentions", ()):
+        if (
+            mention
+            and mention not in d.get("mentioned_agents", ())
+            and "@" + mention not in d.get("mentions", ())
+        ):
             return False
         if scope and scope not in d.get("scopes", ()):
             return False
@@ -583,7 +648,9 @@ def _row_matches(matches, row: dict) -> bool:
 
 
 async def _received(engine: Engine, me: str, messages: list[dict]) -> dict:
-    await engine.commit(engine.event("message.seen", me, {"message_ids": [m["message_id"] for m in messages], "at": iso()}))
+    await engine.commit(
+        engine.event("message.seen", me, {"message_ids": [m["message_id"] for m in messages], "at": iso()})
+    )
     return {"status": "received", "messages": messages, "message": messages[0]}
 
 
@@ -601,4 +668,9 @@ async def purge(engine: Engine, caller: Caller, p: PurgeParams) -> dict:
         require_operator(engine, caller, "purging messages")
     if p.confirm and count:
         await engine.commit(engine.event("message.purge", author_of(engine, caller), {"before": before}))
-    return {"before": before, "messages": count, "purged": bool(p.confirm and count), "preview": not p.confirm}
+    return {
+        "before": before,
+        "messages": count,
+        "purged": bool(p.confirm and count),
+        "preview": not p.confirm,
+    }

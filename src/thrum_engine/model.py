@@ -19,7 +19,9 @@ from typing_extensions import NotRequired, Required, TypedDict
 # what the SQL binds) and allow extra fields (a newer writer's). A missing field is fine where the applier
 # has a default; an explicit null only where the column takes one.
 
-EVENT_VERSION = 1  # `v` this Thrum writes; lines with a higher one are a newer writer's, applied as far as known
+EVENT_VERSION = (
+    1  # `v` this Thrum writes; lines with a higher one are a newer writer's, applied as far as known
+)
 
 _OPEN = ConfigDict(strict=True, extra="allow")
 
@@ -173,8 +175,16 @@ ENVELOPE_KEYS = frozenset(Event.__annotations__) - {"__pydantic_config__"}
 def _typed(data: Any) -> TypeAdapter:
     """The envelope with `data` of one type's shape (required: every known type has a payload)."""
     envelope = TypedDict(  # type: ignore[misc]
-        "TypedEvent", {"v": Event.__annotations__["v"], "id": Event.__annotations__["id"], "type": str,
-                       "author": str, "ts": str, "data": data})
+        "TypedEvent",
+        {
+            "v": Event.__annotations__["v"],
+            "id": Event.__annotations__["id"],
+            "type": str,
+            "author": str,
+            "ts": str,
+            "data": data,
+        },
+    )
     envelope.__pydantic_config__ = _OPEN  # type: ignore[attr-defined]
     return TypeAdapter(envelope)
 
@@ -183,7 +193,8 @@ EVENT_ADAPTERS: dict[str, TypeAdapter] = {t: _typed(d) for t, d in EVENT_DATA.it
 ANY_EVENT = TypeAdapter(Event)  # an unknown type: the envelope only
 # The fields this Thrum knows per type: anything else in `data` is a newer writer's (counted, ignored).
 DATA_KEYS: dict[str, frozenset[str]] = {
-    t: frozenset(getattr(d, "__origin__", d).__annotations__) - {"__pydantic_config__"} for t, d in EVENT_DATA.items()
+    t: frozenset(getattr(d, "__origin__", d).__annotations__) - {"__pydantic_config__"}
+    for t, d in EVENT_DATA.items()
 }
 
 
@@ -276,7 +287,9 @@ class InboxParams(Params):
     all: bool = False
     page_size: int | None = Field(None, ge=1, le=MAX_PAGE_SIZE)
     page: int = Field(1, ge=1, le=MAX_PAGE)
-    offset: int | None = Field(None, ge=0, le=MAX_PAGE * MAX_PAGE_SIZE)  # overrides page: a listing's next_offset
+    offset: int | None = Field(
+        None, ge=0, le=MAX_PAGE * MAX_PAGE_SIZE
+    )  # overrides page: a listing's next_offset
     oldest: bool = False
     peek: bool = False
 

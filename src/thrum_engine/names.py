@@ -31,7 +31,7 @@ _RULES: dict[str, tuple[frozenset[str], int, str]] = {
 
 def _show(name: str) -> str:
     """The name as the error shows it: quoted, escaped, and cut so a megabyte name stays one line."""
-    shown = repr(name[:MAX_NAME + 16])
+    shown = repr(name[: MAX_NAME + 16])
     return shown + ("…" if len(name) > MAX_NAME + 16 else "")
 
 

@@ -28,13 +28,19 @@ def owned_private_dir(path: str) -> str:
     st = os.stat(path)
     uid = os.getuid()
     if not os.path.isdir(path):
-        raise NotPrivate(f"{path} is not a directory: remove it, or set THRUM_SOCKET to a path in a private directory")
+        raise NotPrivate(
+            f"{path} is not a directory: remove it, or set THRUM_SOCKET to a path in a private directory"
+        )
     if st.st_uid != uid:
-        raise NotPrivate(f"the socket directory {path} is owned by uid {st.st_uid}, not by you (uid {uid}): "
-                         "remove it, or set XDG_RUNTIME_DIR or THRUM_SOCKET to a private directory")
+        raise NotPrivate(
+            f"the socket directory {path} is owned by uid {st.st_uid}, not by you (uid {uid}): "
+            "remove it, or set XDG_RUNTIME_DIR or THRUM_SOCKET to a private directory"
+        )
     if st.st_mode & 0o022:
-        raise NotPrivate(f"the socket directory {path} is writable by other users (mode {st.st_mode & 0o7777:o}): "
-                         f"remove it, or set THRUM_SOCKET to a path in a private directory")
+        raise NotPrivate(
+            f"the socket directory {path} is writable by other users (mode {st.st_mode & 0o7777:o}): "
+            f"remove it, or set THRUM_SOCKET to a path in a private directory"
+        )
     if st.st_mode & 0o077:
         # Ours and never writable by others (older versions made it 0755): nothing can have been planted.
         os.chmod(path, 0o700)

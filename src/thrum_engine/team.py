@@ -16,8 +16,16 @@ from thrum_engine.layout import current_branch
 from thrum_engine.model import EmptyParams, PingParams, PrimeParams, TeamParams, WhoHasParams
 from thrum_engine.workcontext import context_of, default_branch, worktrees
 
-PRESENCE_ORDER = {"blocked": 0, "stuck": 1, "exited": 2, "working": 3, "online": 4, "idle": 5, "no session": 6,
-                  "offline": 7}
+PRESENCE_ORDER = {
+    "blocked": 0,
+    "stuck": 1,
+    "exited": 2,
+    "working": 3,
+    "online": 4,
+    "idle": 5,
+    "no session": 6,
+    "offline": 7,
+}
 
 
 def pane_of(engine: Engine, name: str):
@@ -72,14 +80,16 @@ def member(engine: Engine, name: str, unread: int, now: float) -> dict:
     state, age = presence(engine, name, now)
     view = agent_view(engine, row)
     wt = row["worktree"]
-    view.update({
-        "presence": state,
-        "state": state,
-        "idle_seconds": round(age, 1),
-        "last_seen": engine.last_seen.get(name),
-        "branch": current_branch(wt) if wt and os.path.isdir(wt) else None,
-        "unread": unread,
-    })
+    view.update(
+        {
+            "presence": state,
+            "state": state,
+            "idle_seconds": round(age, 1),
+            "last_seen": engine.last_seen.get(name),
+            "branch": current_branch(wt) if wt and os.path.isdir(wt) else None,
+            "unread": unread,
+        }
+    )
     pane = pane_of(engine, name)
     view["session"] = pane.name if pane else None
     view["pane_state"] = pane.state.view(now) if pane else None
@@ -120,7 +130,9 @@ async def ping(engine: Engine, caller: Caller, p: PingParams) -> dict:
 
 def agents_in(engine: Engine, path: str) -> list[str]:
     real = os.path.realpath(path)
-    return sorted(n for n, r in engine.agents.items() if r["worktree"] and os.path.realpath(r["worktree"]) == real)
+    return sorted(
+        n for n, r in engine.agents.items() if r["worktree"] and os.path.realpath(r["worktree"]) == real
+    )
 
 
 async def all_contexts(engine: Engine) -> list[dict]:
@@ -164,7 +176,11 @@ async def my_context(engine: Engine, name: str) -> dict | None:
 
 @method("status", EmptyParams)
 async def status(engine: Engine, caller: Caller, p: EmptyParams) -> dict:
-    out: dict = {"engine": engine.info(), "agents": len(engine.agents), "active_sessions": len(engine.active_sessions)}
+    out: dict = {
+        "engine": engine.info(),
+        "agents": len(engine.agents),
+        "active_sessions": len(engine.active_sessions),
+    }
     if caller.name and caller.name in engine.agents:
         unread = (await unread_counts(engine)).get(caller.name, 0)
         out["me"] = member(engine, caller.name, unread, time.time())
@@ -209,7 +225,12 @@ async def prime(engine: Engine, caller: Caller, p: PrimeParams) -> dict:
         "team": [m for m in members if m["presence"] != "offline"],
         "unread": unread.get(me, 0),
         "recent_unread": [
-            {"message_id": r["id"], "from": r["author"], "preview": r["content"][:120], "created_at": r["created_at"]}
+            {
+                "message_id": r["id"],
+                "from": r["author"],
+                "preview": r["content"][:120],
+                "created_at": r["created_at"],
+            }
             for r in recent
         ],
         "work_context": await my_context(engine, me),

@@ -62,11 +62,21 @@ def git(cwd: str, *args: str, check: bool = True) -> str:
     from git.cmd import Git
 
     env = {"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
-    for k, v in (("GIT_AUTHOR_NAME", "thrum"), ("GIT_AUTHOR_EMAIL", "thrum@localhost"),
-                 ("GIT_COMMITTER_NAME", "thrum"), ("GIT_COMMITTER_EMAIL", "thrum@localhost")):
+    for k, v in (
+        ("GIT_AUTHOR_NAME", "thrum"),
+        ("GIT_AUTHOR_EMAIL", "thrum@localhost"),
+        ("GIT_COMMITTER_NAME", "thrum"),
+        ("GIT_COMMITTER_EMAIL", "thrum@localhost"),
+    ):
         env.setdefault(k, os.environ.get(k, v))
-    code, out, err = Git(cwd).execute(["git", *args], with_extended_output=True, with_exceptions=False,
-                                      env=env, kill_after_timeout=60, strip_newline_in_stdout=False)
+    code, out, err = Git(cwd).execute(
+        ["git", *args],
+        with_extended_output=True,
+        with_exceptions=False,
+        env=env,
+        kill_after_timeout=60,
+        strip_newline_in_stdout=False,
+    )
     if check and code != 0:
         msg = (err.strip() or out.strip()).splitlines()
         raise ThrumError(f"git {args[0]} failed: {msg[-1] if msg else code}")
@@ -107,8 +117,10 @@ def _create(repo: str, path: str, branch: str | None, base: str | None, detach: 
                 raise Conflict(f"branch {branch} already exists; drop --base to check it out as is")
             elsewhere = next((t for t in list_worktrees(repo) if t.get("branch") == branch), None)
             if elsewhere is not None:  # git's own refusal surfaced as an internal error (walk bug 12)
-                raise Conflict(f"branch {branch} is checked out in worktree {os.path.basename(elsewhere['path'])}"
-                               f" ({elsewhere['path']}): a branch can be checked out in one worktree only")
+                raise Conflict(
+                    f"branch {branch} is checked out in worktree {os.path.basename(elsewhere['path'])}"
+                    f" ({elsewhere['path']}): a branch can be checked out in one worktree only"
+                )
             r.git.worktree("add", path, branch)
         else:
             r.git.worktree("add", "-b", branch, path, start)
@@ -141,7 +153,11 @@ def list_worktrees(repo: str) -> list[dict]:
         elif line.startswith("prunable"):
             cur["prunable"] = True
     main = os.path.realpath(repo)
-    return [t for t in trees if os.path.realpath(t["path"]) != main and "thrum-sync" not in t["path"].split(os.sep)]
+    return [
+        t
+        for t in trees
+        if os.path.realpath(t["path"]) != main and "thrum-sync" not in t["path"].split(os.sep)
+    ]
 
 
 def status_of(path: str) -> tuple[list[str], list[str]]:
@@ -264,10 +280,12 @@ def archive(repo: str, path: str, name: str) -> tuple[str, str]:
             subprocess.run(["git", "read-tree", "HEAD"], cwd=path, env=env, check=True, capture_output=True)
             # Thrum's own files stay out through info/exclude (an excluding pathspec on an
             # ignored path is an error to git).
-            subprocess.run(["git", "add", "-A", "--", "."], cwd=path, env=env, check=True,
-                           capture_output=True)
-            tree = subprocess.run(["git", "write-tree"], cwd=path, env=env, check=True, capture_output=True,
-                                  text=True).stdout.strip()
+            subprocess.run(
+                ["git", "add", "-A", "--", "."], cwd=path, env=env, check=True, capture_output=True
+            )
+            tree = subprocess.run(
+                ["git", "write-tree"], cwd=path, env=env, check=True, capture_output=True, text=True
+            ).stdout.strip()
         finally:
             if os.path.exists(index):
                 os.remove(index)
@@ -282,15 +300,30 @@ def keep_archive(repo: str, name: str, sha: str) -> str:
 
 
 def list_archives(repo: str) -> list[dict]:
-    out = git(repo, "for-each-ref", "--sort=-creatordate",
-              "--format=%(refname)%00%(objectname)%00%(creatordate:iso-strict)%00%(subject)", ARCHIVE_PREFIX)
+    out = git(
+        repo,
+        "for-each-ref",
+        "--sort=-creatordate",
+        "--format=%(refname)%00%(objectname)%00%(creatordate:iso-strict)%00%(subject)",
+        ARCHIVE_PREFIX,
+    )
     archives = []
     for row in filter(None, out.splitlines()):
         ref, sha, at, subject = row.split("\0", 3)
-        name = ref[len(ARCHIVE_PREFIX):].rsplit("/", 1)[0] if "/" in ref[len(ARCHIVE_PREFIX):] else \
-            ref[len(ARCHIVE_PREFIX):]
-        archives.append({"ref": ref, "name": name, "sha": sha, "at": at,
-                         "uncommitted": subject.startswith("thrum: archive of worktree")})
+        name = (
+            ref[len(ARCHIVE_PREFIX) :].rsplit("/", 1)[0]
+            if "/" in ref[len(ARCHIVE_PREFIX) :]
+            else ref[len(ARCHIVE_PREFIX) :]
+        )
+        archives.append(
+            {
+                "ref": ref,
+                "name": name,
+                "sha": sha,
+                "at": at,
+                "uncommitted": subject.startswith("thrum: archive of worktree"),
+            }
+        )
     return archives
 
 
@@ -298,8 +331,8 @@ def find_archive(repo: str, wanted: str) -> dict:
     """The archive `wanted` names: a whole ref, or its part after the prefix; a bare name means
     that name's newest archive."""
     archives = list_archives(repo)
-    key = wanted[len(ARCHIVE_PREFIX):] if wanted.startswith(ARCHIVE_PREFIX) else wanted
-    exact = [a for a in archives if a["ref"][len(ARCHIVE_PREFIX):] == key]
+    key = wanted[len(ARCHIVE_PREFIX) :] if wanted.startswith(ARCHIVE_PREFIX) else wanted
+    exact = [a for a in archives if a["ref"][len(ARCHIVE_PREFIX) :] == key]
     if exact:
         return exact[0]
     named = [a for a in archives if a["name"] == key]  # newest first
@@ -310,7 +343,9 @@ def find_archive(repo: str, wanted: str) -> dict:
 
 def agents_in(engine: Engine, path: str) -> list[str]:
     real = os.path.realpath(path)
-    return sorted(n for n, a in engine.agents.items() if a["worktree"] and os.path.realpath(a["worktree"]) == real)
+    return sorted(
+        n for n, a in engine.agents.items() if a["worktree"] and os.path.realpath(a["worktree"]) == real
+    )
 
 
 def find_worktree(engine: Engine, name: str) -> dict:
@@ -325,8 +360,16 @@ def run_audit(engine: Engine, name: str, live_panes: list[str]) -> Audit:
     t = find_worktree(engine, name)
     path = t["path"]
     target = current_branch(engine.layout.repo)
-    a = Audit(name=name, path=path, branch=t["branch"], head=t["head"], target=target,
-              live_panes=live_panes, agents=agents_in(engine, path), archive_ref=f"{ARCHIVE_PREFIX}{name}/<time>")
+    a = Audit(
+        name=name,
+        path=path,
+        branch=t["branch"],
+        head=t["head"],
+        target=target,
+        live_panes=live_panes,
+        agents=agents_in(engine, path),
+        archive_ref=f"{ARCHIVE_PREFIX}{name}/<time>",
+    )
     if os.path.isdir(path):
         a.uncommitted, a.untracked = status_of(path)
     if target and t["head"]:
@@ -339,10 +382,22 @@ def view(engine: Engine, t: dict) -> dict:
     exists = os.path.isdir(path)
     changed, untracked = status_of(path) if exists else ([], [])
     agents = agents_in(engine, path)
-    status = "missing" if not exists else "clean" if not (changed or untracked) else \
-        f"dirty ({len(changed) + len(untracked)} changed)"
-    return {"name": os.path.basename(path), "path": path, "branch": t["branch"], "head": t["head"],
-            "agent": agents[0] if agents else None, "agents": agents, "status": status}
+    status = (
+        "missing"
+        if not exists
+        else "clean"
+        if not (changed or untracked)
+        else f"dirty ({len(changed) + len(untracked)} changed)"
+    )
+    return {
+        "name": os.path.basename(path),
+        "path": path,
+        "branch": t["branch"],
+        "head": t["head"],
+        "agent": agents[0] if agents else None,
+        "agents": agents,
+        "status": status,
+    }
 
 
 # -- engine methods --
@@ -365,7 +420,9 @@ async def create(engine: Engine, caller: Caller, p: WorktreeCreateParams) -> dic
             raise Conflict(f"agent @{p.agent} already exists in {engine.agents[p.agent]['worktree']}")
     branch = None if p.detach else (p.branch or f"feature/{p.name}")
     if branch:
-        check = await asyncio.to_thread(git, engine.layout.repo, "check-ref-format", "--branch", branch, check=False)
+        check = await asyncio.to_thread(
+            git, engine.layout.repo, "check-ref-format", "--branch", branch, check=False
+        )
         if not check:
             raise InvalidInput(f"invalid branch name {branch!r}")
     repo = engine.layout.repo
@@ -376,10 +433,25 @@ async def create(engine: Engine, caller: Caller, p: WorktreeCreateParams) -> dic
         from thrum_engine.identity import register
         from thrum_engine.model import RegisterParams
 
-        reg = await register(engine, Caller(worktree=path), RegisterParams(
-            name=p.agent, role=p.role or "", module=p.module, runtime=p.runtime, intent=p.intent, start_session=True))
-        await asyncio.to_thread(identity_file.write, path, identity_file.identity_record(  # fsyncs: off the loop
-            {**reg["agent"], "intent": p.intent}, reg.get("session"), repo=repo, agent_pid=None))
+        reg = await register(
+            engine,
+            Caller(worktree=path),
+            RegisterParams(
+                name=p.agent,
+                role=p.role or "",
+                module=p.module,
+                runtime=p.runtime,
+                intent=p.intent,
+                start_session=True,
+            ),
+        )
+        await asyncio.to_thread(
+            identity_file.write,
+            path,
+            identity_file.identity_record(  # fsyncs: off the loop
+                {**reg["agent"], "intent": p.intent}, reg.get("session"), repo=repo, agent_pid=None
+            ),
+        )
         result["agent"] = reg["agent"]
         result["session"] = await _agent_session(engine, caller, p, path)
     return result
@@ -392,9 +464,19 @@ async def _agent_session(engine: Engine, caller: Caller, p: WorktreeCreateParams
     from thrum_engine.tmux.methods import CreateParams
     from thrum_engine.tmux.methods import create as create_session
 
-    created = await create_session(engine, caller, CreateParams(
-        session=p.agent, cwd=path, agent=p.agent, role=p.role, module=p.module, intent=p.intent,
-        runtime=p.runtime or None))
+    created = await create_session(
+        engine,
+        caller,
+        CreateParams(
+            session=p.agent,
+            cwd=path,
+            agent=p.agent,
+            role=p.role,
+            module=p.module,
+            intent=p.intent,
+            runtime=p.runtime or None,
+        ),
+    )
     return created["session"]
 
 
@@ -423,7 +505,9 @@ async def teardown(engine: Engine, caller: Caller, p: WorktreeTeardownParams) ->
     require_owner(engine, caller, path, f"tearing down the worktree {p.name}")
     a = await asyncio.to_thread(run_audit, engine, p.name, await live_panes_for(engine, path))
     if a.problems and not p.force:
-        raise Conflict(f"refusing to tear down {p.name}: {'; '.join(a.problems)} (pass --force to archive and remove)")
+        raise Conflict(
+            f"refusing to tear down {p.name}: {'; '.join(a.problems)} (pass --force to archive and remove)"
+        )
     repo = engine.layout.repo
     if os.path.isdir(a.path):
         ref, sha = await asyncio.to_thread(archive, repo, a.path, p.name)
@@ -446,9 +530,17 @@ async def teardown(engine: Engine, caller: Caller, p: WorktreeTeardownParams) ->
     if p.delete_branch and a.branch:
         await asyncio.to_thread(git, repo, "branch", "-D", a.branch)
         branch_deleted = True
-    return {"name": p.name, "path": a.path, "archive_ref": ref, "archived": sha,
-            "forced": bool(a.problems), "problems": a.problems, "agents_deleted": deleted_agents,
-            "branch_deleted": branch_deleted, "audit": asdict(a)}
+    return {
+        "name": p.name,
+        "path": a.path,
+        "archive_ref": ref,
+        "archived": sha,
+        "forced": bool(a.problems),
+        "problems": a.problems,
+        "agents_deleted": deleted_agents,
+        "branch_deleted": branch_deleted,
+        "audit": asdict(a),
+    }
 
 
 @method("worktree.archives", Params)

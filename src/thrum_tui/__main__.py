@@ -19,15 +19,21 @@ async def live_agents(engine) -> list[str]:
     """Agents that would notice the engine going away: any with a live tmux pane or a session
     that is not offline."""
     team = await engine.call("team.list", {"all": True})
-    return [m["name"] for m in team["members"]
-            if m["name"] != engine.operator and (m.get("session") or m["state"] != "offline")]
+    return [
+        m["name"]
+        for m in team["members"]
+        if m["name"] != engine.operator and (m.get("session") or m["state"] != "offline")
+    ]
 
 
 def main(argv: list[str] | None = None, repo: str | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if any(a in ("-h", "--help") for a in args):
-        print(USAGE + "\n\nThe console hosts the engine (or attaches to a running daemon). On quit with live agents"
-              " it hands the engine to a headless daemon; --stop-engine quits fully.")
+        print(
+            USAGE
+            + "\n\nThe console hosts the engine (or attaches to a running daemon). On quit with live agents"
+            " it hands the engine to a headless daemon; --stop-engine quits fully."
+        )
         return 0
     unknown = [a for a in args if a != "--stop-engine"]
     if unknown:
@@ -84,8 +90,10 @@ def main(argv: list[str] | None = None, repo: str | None = None) -> int:
         if live:
             # The console held the engine; agents still call it. A headless daemon takes over.
             pid, _ = control.start(layout)
-            print(f"Engine handed over to a headless daemon (pid {pid}): {len(live)} agent(s) keep working."
-                  " `thrum daemon stop` ends it.")
+            print(
+                f"Engine handed over to a headless daemon (pid {pid}): {len(live)} agent(s) keep working."
+                " `thrum daemon stop` ends it."
+            )
         elif stop_engine:
             pid = control.stop(layout)
             if pid:

@@ -27,8 +27,10 @@ class AgentActions:
             return
         from thrum_tui.screens.new_agent import NewAgentScreen
 
-        self.push_screen(NewAgentScreen(self.runtimes or [self.default_runtime], self.default_runtime),
-                         lambda _: self.request_refresh())
+        self.push_screen(
+            NewAgentScreen(self.runtimes or [self.default_runtime], self.default_runtime),
+            lambda _: self.request_refresh(),
+        )
 
     def _agent_or_warn(self) -> dict | None:
         m = self.selected_member()
@@ -121,8 +123,14 @@ class AgentActions:
         except EngineCallFailed as exc:
             if method == "tmux.restart" and exc.kind == "conflict" and not params.get("force"):
                 # Busy: say so, and let the operator insist -- deliberately, in a second dialog.
-                self._confirm_then("Restart it anyway?", exc.message.replace("; pass --force to restart it anyway", ""),
-                                   "Force restart", method, {**params, "force": True}, done)
+                self._confirm_then(
+                    "Restart it anyway?",
+                    exc.message.replace("; pass --force to restart it anyway", ""),
+                    "Force restart",
+                    method,
+                    {**params, "force": True},
+                    done,
+                )
                 return
             self.notify(exc.message, title=method, severity="error")
             return
@@ -132,15 +140,27 @@ class AgentActions:
     def action_kill_session(self) -> None:
         got = self._session_or_warn()
         if got is not None:
-            self._confirm_then(f"Kill tmux session {got[1]}?", f"@{got[0]}'s runtime and shell end now.", "Kill",
-                               "tmux.kill", {"session": got[1]}, f"killed {got[1]}")
+            self._confirm_then(
+                f"Kill tmux session {got[1]}?",
+                f"@{got[0]}'s runtime and shell end now.",
+                "Kill",
+                "tmux.kill",
+                {"session": got[1]},
+                f"killed {got[1]}",
+            )
 
     def action_restart_agent(self) -> None:
         got = self._session_or_warn()
         if got is not None:
-            self._confirm_then(f"Restart @{got[0]}'s runtime?", "The pane is respawned and the runtime launched again"
-                               " (refused while it is working unless forced from the CLI).", "Restart",
-                               "tmux.restart", {"session": got[1]}, f"restarted {got[1]}")
+            self._confirm_then(
+                f"Restart @{got[0]}'s runtime?",
+                "The pane is respawned and the runtime launched again"
+                " (refused while it is working unless forced from the CLI).",
+                "Restart",
+                "tmux.restart",
+                {"session": got[1]},
+                f"restarted {got[1]}",
+            )
 
     def action_approve(self) -> None:
         got = self._session_or_warn()
@@ -170,10 +190,14 @@ class AgentActions:
         if m is None:
             return
         if m.get("session") and m["state"] not in ("exited", "no session", "offline"):
-            self.notify(f"@{m['name']}'s runtime is running ({m['state']}); R restarts it", severity="warning")
+            self.notify(
+                f"@{m['name']}'s runtime is running ({m['state']}); R restarts it", severity="warning"
+            )
             return
         self.notify(f"relaunching @{m['name']}…", timeout=3)
-        self.run_engine_action("tmux.launch", {"session": m.get("session") or m["name"]}, f"relaunched @{m['name']}")
+        self.run_engine_action(
+            "tmux.launch", {"session": m.get("session") or m["name"]}, f"relaunched @{m['name']}"
+        )
 
     def action_interrupt(self) -> None:
         if not isinstance(self.focused, PanePreview):
@@ -182,6 +206,11 @@ class AgentActions:
             return
         got = self._session_or_warn()
         if got is not None:
-            self._confirm_then(f"Interrupt @{got[0]}?", "Sends the runtime's interrupt key (Escape for agent CLIs, ctrl+c for a shell).", "Interrupt",
-                               "tmux.interrupt", {"session": got[1]},
-                               f"interrupted @{got[0]}")
+            self._confirm_then(
+                f"Interrupt @{got[0]}?",
+                "Sends the runtime's interrupt key (Escape for agent CLIs, ctrl+c for a shell).",
+                "Interrupt",
+                "tmux.interrupt",
+                {"session": got[1]},
+                f"interrupted @{got[0]}",
+            )

@@ -44,10 +44,27 @@ TYPING_SECONDS = 1.5  # a key in the compose bar this recently: hold toasts unti
 TICK_SECONDS = 5.0
 # Actions on the main screen's selection (agent, message, pane): on any other screen they would act
 # on what the user cannot see, so there they are off and out of the footer.
-MAIN_SCREEN_ACTIONS = frozenset({
-    "new_agent", "teardown", "attach", "zoom", "queue", "reply", "compose", "needs_you", "restart_agent",
-    "kill_session", "interrupt", "focus_team", "focus_panel", "filter_team", "jump", "approve", "relaunch",
-})
+MAIN_SCREEN_ACTIONS = frozenset(
+    {
+        "new_agent",
+        "teardown",
+        "attach",
+        "zoom",
+        "queue",
+        "reply",
+        "compose",
+        "needs_you",
+        "restart_agent",
+        "kill_session",
+        "interrupt",
+        "focus_team",
+        "focus_panel",
+        "filter_team",
+        "jump",
+        "approve",
+        "relaunch",
+    }
+)
 # Number keys focus the main screen's panels, as lazygit's do (walk, missing 9).
 PANELS = ("team", "conversation", "preview", "compose")
 # Team filters by state, as Agent Deck's: the key again shows everyone.
@@ -92,7 +109,10 @@ class ThrumApp(AgentActions, App):
         Binding("ctrl+c", "interrupt", "interrupt", show=False, priority=True),
         Binding("escape", "focus_team", "team", show=False),
         *(Binding(str(i), f"focus_panel('{panel}')", panel, show=False) for i, panel in enumerate(PANELS, 1)),
-        *(Binding(key, f"filter_team('{key}')", label, show=False) for key, (label, _) in STATE_FILTERS.items()),
+        *(
+            Binding(key, f"filter_team('{key}')", label, show=False)
+            for key, (label, _) in STATE_FILTERS.items()
+        ),
         Binding("apostrophe", "jump", "jump to agent", show=False),
         Binding("q", "quit", "quit"),
     ]
@@ -126,7 +146,9 @@ class ThrumApp(AgentActions, App):
 
     # -- layout --
     def compose(self) -> ComposeResult:
-        yield HeaderLine(os.path.basename(self.engine.layout.repo), self.engine.host, self.operator, id="header")
+        yield HeaderLine(
+            os.path.basename(self.engine.layout.repo), self.engine.host, self.operator, id="header"
+        )
         with Horizontal(id="main"):
             with Vertical(id="left"):
                 yield TeamTable(self.operator, id="team")
@@ -154,7 +176,9 @@ class ThrumApp(AgentActions, App):
         self.start_up()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        return not (action in MAIN_SCREEN_ACTIONS and self.screen_stack and self.screen is not self.main_screen)
+        return not (
+            action in MAIN_SCREEN_ACTIONS and self.screen_stack and self.screen is not self.main_screen
+        )
 
     def on_resize(self) -> None:
         self.set_class(self.size.width < 120, "-narrow")
@@ -232,7 +256,10 @@ class ThrumApp(AgentActions, App):
             self._flush_announcements()
 
     def _flush_announcements(self) -> None:
-        if self._unannounced and self.clock_mono() - self.main_screen.query_one(ComposeBar).typed_at < TYPING_SECONDS:
+        if (
+            self._unannounced
+            and self.clock_mono() - self.main_screen.query_one(ComposeBar).typed_at < TYPING_SECONDS
+        ):
             # Mid-sentence: a toast now would cost the next keystrokes a redraw; tell it at the pause.
             self._toast_timer = self.set_timer(TYPING_SECONDS, self._flush_announcements)
             return
@@ -243,12 +270,16 @@ class ThrumApp(AgentActions, App):
         if len(mail) <= TOASTS_PER_BURST:
             for ev in mail:
                 d = ev.get("data", {})
-                self.notify(" ".join(str(d.get("content", "")).split())[:120] or "(no text)",
-                            title=f"@{ev['author']} → you")
+                self.notify(
+                    " ".join(str(d.get("content", "")).split())[:120] or "(no text)",
+                    title=f"@{ev['author']} → you",
+                )
         else:
             authors = list(dict.fromkeys("@" + ev["author"] for ev in mail))
-            self.notify(", ".join(authors[:5]) + (" …" if len(authors) > 5 else ""),
-                        title=f"{len(mail)} new messages for you")
+            self.notify(
+                ", ".join(authors[:5]) + (" …" if len(authors) > 5 else ""),
+                title=f"{len(mail)} new messages for you",
+            )
         if self.settings is not None and self.settings.console.bell:
             self.bell()
         self._toast_timer = self.set_timer(TOAST_SECONDS, self._flush_announcements)
@@ -273,9 +304,13 @@ class ThrumApp(AgentActions, App):
             return
         when = str(recovered.get("at", ""))[5:16].replace("T", " ")
         self.main_screen.query_one(HeaderLine).notice = f"projection rebuilt {when}".rstrip()
-        self.notify(f"{recovered.get('reason', 'unreadable')}; moved to {recovered.get('moved_to', '?')} and rebuilt "
-                    "from the journal (`thrum doctor` for details)", title="The message store was repaired",
-                    severity="warning", timeout=10)
+        self.notify(
+            f"{recovered.get('reason', 'unreadable')}; moved to {recovered.get('moved_to', '?')} and rebuilt "
+            "from the journal (`thrum doctor` for details)",
+            title="The message store was repaired",
+            severity="warning",
+            timeout=10,
+        )
 
     def request_refresh(self, parts: frozenset[str] = ALL_PARTS) -> None:
         """Coalesce: while one refresh runs, any number of requests cause exactly one more,
@@ -319,17 +354,21 @@ class ThrumApp(AgentActions, App):
         table = self.main_screen.query_one(TeamTable)
         table.show(members, unread_from)
         self.main_screen.query_one(HeaderLine).needs_you = inbox["unread"] + sum(
-            1 for m in members if m["state"] in NEEDS_HUMAN)
+            1 for m in members if m["state"] in NEEDS_HUMAN
+        )
         if "team" in parts:
-            self.main_screen.query_one(ComposeBar).set_addresses([m["name"] for m in members],
-                                                                 [m["role"] for m in members])
+            self.main_screen.query_one(ComposeBar).set_addresses(
+                [m["name"] for m in members], [m["role"] for m in members]
+            )
         if self.selected is None:
             self.selected = table.selected
         await self._show_conversation(inbox["messages"])
         if "side" in parts:
             monitors = await self.engine.call("monitor.list", {"all": True})
             self.main_screen.query_one(MonitorSummary).show(monitors["monitors"])
-            if self.clock() - self._worktrees_at >= TICK_SECONDS or not self._worktrees_at:  # git status per tree
+            if (
+                self.clock() - self._worktrees_at >= TICK_SECONDS or not self._worktrees_at
+            ):  # git status per tree
                 self._worktrees_at = self.clock()
                 self.worktrees = (await self.engine.call("worktree.list", {}))["worktrees"]
                 self.main_screen.query_one(WorktreeSummary).show(self.worktrees)
@@ -337,14 +376,21 @@ class ThrumApp(AgentActions, App):
     async def _show_conversation(self, inbox: list[dict] | None = None) -> None:
         agent = self.selected
         if inbox is None:
-            inbox = (await self.engine.call("message.inbox", {"peek": True, "page_size": CONVERSATION_PAGE}))["messages"]
+            inbox = (await self.engine.call("message.inbox", {"peek": True, "page_size": CONVERSATION_PAGE}))[
+                "messages"
+            ]
         sent = []
         if agent and agent != self.operator:
-            sent = (await self.engine.call("message.sent", {"to": agent, "limit": CONVERSATION_PAGE}))["messages"]
+            sent = (await self.engine.call("message.sent", {"to": agent, "limit": CONVERSATION_PAGE}))[
+                "messages"
+            ]
         if agent != self.selected:
             return  # the selection moved while we fetched; its own refresh follows
-        self.main_screen.query_one(Conversation).show(agent, merge_conversation(self.operator, agent, inbox, sent),
-                                                      self.main_screen.query_one(TeamTable).member(agent))
+        self.main_screen.query_one(Conversation).show(
+            agent,
+            merge_conversation(self.operator, agent, inbox, sent),
+            self.main_screen.query_one(TeamTable).member(agent),
+        )
 
     def on_team_table_agent_selected(self, message: TeamTable.AgentSelected) -> None:
         if message.name != self.selected:
@@ -363,8 +409,11 @@ class ThrumApp(AgentActions, App):
     @work(group="read", exit_on_error=False)
     async def mark_read(self, agent: str) -> None:
         inbox = await self.engine.call("message.inbox", {"peek": True, "unread": True, "page_size": 1000})
-        ids = [m["message_id"] for m in inbox["messages"]
-               if agent == self.operator or m["author"] == agent or m.get("broadcast")]
+        ids = [
+            m["message_id"]
+            for m in inbox["messages"]
+            if agent == self.operator or m["author"] == agent or m.get("broadcast")
+        ]
         if ids:
             await self.engine.call("message.read", {"message_ids": ids})
             self.request_refresh(MAIL)
@@ -392,8 +441,13 @@ class ThrumApp(AgentActions, App):
                 return  # nothing selected yet: the first refresh selects
             preview.shown_for = who
             if session is None:
-                preview.show(None, None, "you have no pane: this is your inbox" if who == self.operator
-                             else "no tmux session for this agent (n creates an agent with one)")
+                preview.show(
+                    None,
+                    None,
+                    "you have no pane: this is your inbox"
+                    if who == self.operator
+                    else "no tmux session for this agent (n creates an agent with one)",
+                )
                 return
             # Driven by the engine's stream of that pane (pipe-pane output): capture only when it
             # grew, plus once more on the next tick so the last output drawn is never missed.
@@ -482,8 +536,13 @@ class ThrumApp(AgentActions, App):
         """The message's thread, every message whole, the focus on `m`."""
         from thrum_tui.screens.thread import ThreadScreen
 
-        self.push_screen(ThreadScreen(m.get("thread_id") or m["message_id"], title=f"THREAD — from @{m['author']}",
-                                      focus_id=m["message_id"]))
+        self.push_screen(
+            ThreadScreen(
+                m.get("thread_id") or m["message_id"],
+                title=f"THREAD — from @{m['author']}",
+                focus_id=m["message_id"],
+            )
+        )
 
     # -- actions --
     def action_compose(self) -> None:
@@ -534,9 +593,17 @@ class ThrumApp(AgentActions, App):
         def going(name: str):
             return lambda: self.select_agent(name)
 
-        self.search_commands([SimpleCommand(f"@{m['name']} · {m['role']} · {m['state']}", going(m["name"]),
-                                            " ".join((m.get("intent") or "").split()) or None)
-                              for m in self._members], placeholder="Jump to an agent…")
+        self.search_commands(
+            [
+                SimpleCommand(
+                    f"@{m['name']} · {m['role']} · {m['state']}",
+                    going(m["name"]),
+                    " ".join((m.get("intent") or "").split()) or None,
+                )
+                for m in self._members
+            ],
+            placeholder="Jump to an agent…",
+        )
 
     def select_agent(self, name: str) -> None:
         table = self.main_screen.query_one(TeamTable)

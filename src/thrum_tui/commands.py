@@ -38,4 +38,5 @@ class ThrumCommands(Provider):
     def _runner(self, action: str):
         async def run() -> None:
             await self.app.run_action(action)
+
         return run

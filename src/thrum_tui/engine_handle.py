@@ -61,7 +61,9 @@ def operator_name(git_user_name: str | None) -> str:
 
 def git_user_name(repo: str) -> str | None:
     try:
-        proc = subprocess.run(["git", "config", "user.name"], check=False, cwd=repo, capture_output=True, text=True, timeout=10)
+        proc = subprocess.run(
+            ["git", "config", "user.name"], check=False, cwd=repo, capture_output=True, text=True, timeout=10
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return proc.stdout.strip() or None
@@ -154,7 +156,9 @@ class InProcess(Listeners):
         engine, loop = self.engine, self._loop
         if engine is None or loop is None:
             raise EngineCallFailed("the engine is not running (it was stopped)")
-        future = asyncio.run_coroutine_threadsafe(engine.call(method, params or {}, Caller.trusted(self.operator)), loop)
+        future = asyncio.run_coroutine_threadsafe(
+            engine.call(method, params or {}, Caller.trusted(self.operator)), loop
+        )
         try:
             return await asyncio.wrap_future(future)
         except ThrumError as exc:
@@ -221,8 +225,10 @@ class Attached(Listeners):
                 await asyncio.sleep(RETRY_SECONDS)
                 continue
             if cursor is not None and (got["changes"] or got["reset"]):
-                self._publish([{"type": c["type"], "author": c["author"], "data": c["data"]} for c in got["changes"]]
-                              or [{"type": "engine.reset", "author": "", "data": {}}])
+                self._publish(
+                    [{"type": c["type"], "author": c["author"], "data": c["data"]} for c in got["changes"]]
+                    or [{"type": "engine.reset", "author": "", "data": {}}]
+                )
             cursor = got["cursor"]
 
     async def close(self) -> None:

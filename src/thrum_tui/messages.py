@@ -9,7 +9,9 @@ class EngineChanged(Message):
     """Something the console shows may have changed. A burst collapses into one message, keeping
     every piece of mail to the operator it carried (each one still gets its toast)."""
 
-    def __init__(self, mail: list[dict] | None = None, *, parts: frozenset[str] = frozenset({"team", "mail"})) -> None:
+    def __init__(
+        self, mail: list[dict] | None = None, *, parts: frozenset[str] = frozenset({"team", "mail"})
+    ) -> None:
         super().__init__()
         self.mail = list(mail or ())
         self.parts = parts  # what on the main screen changed ("team", "mail"); empty: only pages care

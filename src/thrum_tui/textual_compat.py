@@ -22,7 +22,6 @@ from textual.widgets import OptionList
 TESTED_WITH = "8.2.8"
 
 
-
 def no_layout_virtual_size() -> Reactive[Size]:
     """A `virtual_size` for a widget whose box the layout fixes: a change repaints, never re-lays out."""
     return Reactive(Size(0, 0), layout=False)

@@ -16,9 +16,18 @@ class UsageError(Exception):
 
 
 class Spec:
-    def __init__(self, path: str, handler: str, summary: str, *, positionals: tuple[str, ...] = (),
-                 flags: dict[str, str] | None = None, aliases: dict[str, str] | None = None,
-                 rest: bool = False, usage_exit: int = 1) -> None:
+    def __init__(
+        self,
+        path: str,
+        handler: str,
+        summary: str,
+        *,
+        positionals: tuple[str, ...] = (),
+        flags: dict[str, str] | None = None,
+        aliases: dict[str, str] | None = None,
+        rest: bool = False,
+        usage_exit: int = 1,
+    ) -> None:
         self.path = path  # "agent register"
         self.handler = handler  # "module:function" under thrum_engine.cli
         self.summary = summary
@@ -31,8 +40,13 @@ class Spec:
 
 
 GLOBAL_FLAGS = {
-    "--json": BOOL, "--quiet": BOOL, "--verbose": BOOL, "--repo": VALUE,
-    "--role": VALUE, "--module": VALUE, "--help": BOOL,
+    "--json": BOOL,
+    "--quiet": BOOL,
+    "--verbose": BOOL,
+    "--repo": VALUE,
+    "--role": VALUE,
+    "--module": VALUE,
+    "--help": BOOL,
 }
 GLOBAL_ALIASES = {"-h": "--help", "-q": "--quiet", "-v": "--verbose"}
 
@@ -44,7 +58,9 @@ def key(flag: str) -> str:
 def parse(spec: Spec, argv: list[str]) -> dict:
     flags = {**GLOBAL_FLAGS, **spec.flags}
     aliases = {**GLOBAL_ALIASES, **spec.aliases}
-    out: dict = {key(f): ([] if kind == LIST else (False if kind == BOOL else None)) for f, kind in flags.items()}
+    out: dict = {
+        key(f): ([] if kind == LIST else (False if kind == BOOL else None)) for f, kind in flags.items()
+    }
     positionals: list[str] = []
     out["rest"] = []
     i = 0
@@ -111,7 +127,9 @@ def usage(spec: Spec) -> str:
         bare = n.rstrip("?*").upper()
         parts.append(f"[{bare}]" if n.endswith("?") else f"[{bare}...]" if n.endswith("*") else bare)
     for f, kind in spec.flags.items():
-        parts.append(f"[{f}]" if kind == BOOL else f"[{f} {key(f).upper()}]" + ("..." if kind == LIST else ""))
+        parts.append(
+            f"[{f}]" if kind == BOOL else f"[{f} {key(f).upper()}]" + ("..." if kind == LIST else "")
+        )
     if spec.rest:
         parts.append("-- CMD ARGS...")
     return " ".join(parts)

@@ -99,7 +99,7 @@ def _ancestors() -> set[int]:
                 stat = fh.read()
         except OSError:
             break
-        ppid = int(stat[stat.rfind(")") + 2:].split()[1])
+        ppid = int(stat[stat.rfind(")") + 2 :].split()[1])
         if ppid <= 1:
             break
         pids.add(ppid)
@@ -177,7 +177,8 @@ class Ctx:
         name = self.me
         if name is None:
             raise self._identity_error or CliError(
-                "no identity here: run `thrum quickstart --name NAME --role ROLE` or set THRUM_NAME")
+                "no identity here: run `thrum quickstart --name NAME --role ROLE` or set THRUM_NAME"
+            )
         return name
 
     def client(self, start: bool = True) -> Client:
@@ -202,8 +203,9 @@ class Ctx:
             self._client = client
         return self._client
 
-    def call(self, method: str, params: dict | None = None, *, timeout: float | None = -1.0,
-             start: bool = True) -> dict:
+    def call(
+        self, method: str, params: dict | None = None, *, timeout: float | None = -1.0, start: bool = True
+    ) -> dict:
         params = dict(params or {})
         if self.me:
             params.setdefault("caller", self.me)

@@ -26,8 +26,10 @@ def _mine(ctx: Ctx) -> str:
     layout = ctx.layout
     path = layout.identity_path(name)
     if layout.worktree != layout.repo and not os.path.exists(path):
-        raise CliError(f"@{name} has no identity in this worktree ({path} is missing): "
-                       "an agent changes only its own context; run `thrum quickstart` here first")
+        raise CliError(
+            f"@{name} has no identity in this worktree ({path} is missing): "
+            "an agent changes only its own context; run `thrum quickstart` here first"
+        )
     return name
 
 
@@ -69,8 +71,10 @@ def save(ctx: Ctx) -> int:
     path, _ = _paths(ctx, name)
     text = _input(ctx)
     _write(path, text)
-    return ctx.emit({"agent_id": name, "path": path, "bytes": len(text.encode())},
-                    lambda r: line(f"✓ Context saved ({r['bytes']} bytes): {r['path']}"))
+    return ctx.emit(
+        {"agent_id": name, "path": path, "bytes": len(text.encode())},
+        lambda r: line(f"✓ Context saved ({r['bytes']} bytes): {r['path']}"),
+    )
 
 
 def show(ctx: Ctx) -> int:
@@ -97,8 +101,10 @@ def clear(ctx: Ctx) -> int:
     existed = os.path.exists(path)
     if existed:
         os.remove(path)
-    return ctx.emit({"agent_id": name, "cleared": existed},
-                    lambda r: line("✓ Context cleared" if r["cleared"] else "No saved context."))
+    return ctx.emit(
+        {"agent_id": name, "cleared": existed},
+        lambda r: line("✓ Context cleared" if r["cleared"] else "No saved context."),
+    )
 
 
 def preamble(ctx: Ctx) -> int:
@@ -112,5 +118,7 @@ def preamble(ctx: Ctx) -> int:
     elif ctx.args.get("file"):
         _write(ppath, _input(ctx))
     text = _read(ppath)
-    return ctx.emit({"agent_id": name, "path": ppath, "preamble": text},
-                    lambda r: sys.stdout.write(r["preamble"] or "(no preamble)\n"))
+    return ctx.emit(
+        {"agent_id": name, "path": ppath, "preamble": text},
+        lambda r: sys.stdout.write(r["preamble"] or "(no preamble)\n"),
+    )

@@ -18,7 +18,9 @@ def start(ctx: Ctx) -> int:
     except control.StartFailed as exc:
         raise CliError(str(exc)) from None
     r = {"running": True, "pid": pid, "started": started, "repo_path": ctx.layout.repo}
-    return ctx.emit(r, lambda r: line(f"✓ Engine {'started' if r['started'] else 'already running'} (pid {r['pid']})"))
+    return ctx.emit(
+        r, lambda r: line(f"✓ Engine {'started' if r['started'] else 'already running'} (pid {r['pid']})")
+    )
 
 
 def _stop(ctx: Ctx) -> int | None:
@@ -31,7 +33,9 @@ def _stop(ctx: Ctx) -> int | None:
 def stop(ctx: Ctx) -> int:
     pid = _stop(ctx)
     r = {"stopped": pid is not None, "pid": pid}
-    return ctx.emit(r, lambda r: line(f"✓ Engine stopped (pid {r['pid']})" if r["stopped"] else "Engine was not running."))
+    return ctx.emit(
+        r, lambda r: line(f"✓ Engine stopped (pid {r['pid']})" if r["stopped"] else "Engine was not running.")
+    )
 
 
 def restart(ctx: Ctx) -> int:
@@ -40,8 +44,10 @@ def restart(ctx: Ctx) -> int:
         pid, _ = control.start(ctx.layout, local=ctx.args["local"])
     except control.StartFailed as exc:
         raise CliError(str(exc)) from None
-    return ctx.emit({"running": True, "pid": pid, "previous_pid": old},
-                    lambda r: line(f"✓ Engine restarted (pid {r['pid']})"))
+    return ctx.emit(
+        {"running": True, "pid": pid, "previous_pid": old},
+        lambda r: line(f"✓ Engine restarted (pid {r['pid']})"),
+    )
 
 
 def status(ctx: Ctx) -> int:
@@ -58,26 +64,42 @@ def status(ctx: Ctx) -> int:
                 control.cleanup_stale(ctx.layout)
             except control.StartFailed as exc:
                 raise CliError(str(exc)) from None
-            r = {"running": False, "pid": None, "repo_path": ctx.layout.repo, "uptime": None, "version": None,
-                 "host": None, "sync": None}
+            r = {
+                "running": False,
+                "pid": None,
+                "repo_path": ctx.layout.repo,
+                "uptime": None,
+                "version": None,
+                "host": None,
+                "sync": None,
+            }
             ctx.emit(r, lambda r: line("Engine is not running."))
             return 1
         who = f"running (pid {pid})" if pid else "running"
-        raise CliError(f"the engine is {who} but not answering on its socket {ctx.layout.socket_path}: "
-                       "`thrum daemon start` repairs a lost socket, `thrum daemon stop` stops it")
+        raise CliError(
+            f"the engine is {who} but not answering on its socket {ctx.layout.socket_path}: "
+            "`thrum daemon start` repairs a lost socket, `thrum daemon stop` stops it"
+        )
     try:
         info = client.call("engine.info", {}, 10.0)
     except TimeoutError:
-        raise CliError(f"the engine (pid {client.peer_pid}) did not answer within 10s: it is busy or stuck;"
-                       " `thrum daemon stop` stops it") from None
+        raise CliError(
+            f"the engine (pid {client.peer_pid}) did not answer within 10s: it is busy or stuck;"
+            " `thrum daemon stop` stops it"
+        ) from None
     except (EngineUnavailable, RpcError) as exc:
         raise CliError(f"{exc}: `thrum daemon stop` stops it") from None
     finally:
         client.close()
     keys = ("running", "pid", "repo_path", "uptime", "version", "host", "sync")
     r = {k: info.get(k) for k in keys}
-    return ctx.emit(r, lambda r: line(f"✓ Engine running: pid {r['pid']}, {r['host']}, up {human_age(r['uptime'])},"
-                                      f" v{r['version']}, sync {r['sync']}"))
+    return ctx.emit(
+        r,
+        lambda r: line(
+            f"✓ Engine running: pid {r['pid']}, {r['host']}, up {human_age(r['uptime'])},"
+            f" v{r['version']}, sync {r['sync']}"
+        ),
+    )
 
 
 def logs(ctx: Ctx) -> int:
@@ -125,21 +147,31 @@ def doctor(ctx: Ctx) -> int:
     def human(r: dict) -> None:
         j, p = r["journal"], r["projection"]
         line(f"journal: {j['events']} events in {len(j['shards'])} shards")
-        line(f"projection: {p['applied_events']} applied, {p['agents']} agents, {p.get('messages', '?')} messages"
-             f" (schema v{r['schema_version']})")
+        line(
+            f"projection: {p['applied_events']} applied, {p['agents']} agents, {p.get('messages', '?')} messages"
+            f" (schema v{r['schema_version']})"
+        )
         rec = r.get("projection_recovered")
         if rec:
-            line(f"! the projection was unusable ({rec['reason']}) at {rec['at']}: moved to {rec['moved_to']}"
-                 f" and rebuilt from {rec['events']} journal events ({rec['local_tables']})")
+            line(
+                f"! the projection was unusable ({rec['reason']}) at {rec['at']}: moved to {rec['moved_to']}"
+                f" and rebuilt from {rec['events']} journal events ({rec['local_tables']})"
+            )
         for t in r["torn_tails_at_start"]:
             line(f"! torn tail in {t['shard']} set aside: {t['saved_to']}")
         for rej in r.get("rejected", []):
-            line(f"! journal line {rej['shard']}:{rej['offset']} set aside ({rej['reason']}): {rej['saved_to']}")
+            line(
+                f"! journal line {rej['shard']}:{rej['offset']} set aside ({rej['reason']}): {rej['saved_to']}"
+            )
         if r["quarantined"]:
             line(f"! {len(r['quarantined'])} quarantined file(s) in var/quarantine")
         for prob in r["problems"]:
             line(f"✗ {prob}")
-        line("✓ journal and projection agree" if r["ok"] else "Run `thrum doctor rebuild` to rebuild the projection.")
+        line(
+            "✓ journal and projection agree"
+            if r["ok"]
+            else "Run `thrum doctor rebuild` to rebuild the projection."
+        )
 
     ctx.emit(r, human)
     return 0 if r["ok"] else 1
@@ -147,6 +179,11 @@ def doctor(ctx: Ctx) -> int:
 
 def rebuild(ctx: Ctx) -> int:
     r = ctx.call("doctor.rebuild", timeout=None)
-    return ctx.emit(r, lambda r: line(
-        f"✓ Rebuilt the projection from {r['events']} events in {r['seconds']}s"
-        f" ({r['events_per_second']} events/s); " + ("identical to before" if r["identical"] else "it differed before")))
+    return ctx.emit(
+        r,
+        lambda r: line(
+            f"✓ Rebuilt the projection from {r['events']} events in {r['seconds']}s"
+            f" ({r['events_per_second']} events/s); "
+            + ("identical to before" if r["identical"] else "it differed before")
+        ),
+    )

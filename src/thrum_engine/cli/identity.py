@@ -24,8 +24,14 @@ def whoami(ctx: Ctx) -> int:
         return 0
 
     def human(d: dict) -> None:
-        line(f"@{d['name']}" + (f" ({d.get('role')}" + (f"/{d['module']}" if d.get("module") else "") + ")"
-                                if d.get("role") else ""))
+        line(
+            f"@{d['name']}"
+            + (
+                f" ({d.get('role')}" + (f"/{d['module']}" if d.get("module") else "") + ")"
+                if d.get("role")
+                else ""
+            )
+        )
         for k in ("worktree", "session_id", "intent"):
             if d.get(k):
                 line(f"  {k}: {d[k]}")
@@ -40,8 +46,17 @@ def register(ctx: Ctx) -> int:
         raise CliError("agent register needs a NAME (or --name)")
     from thrum_engine.cli.setup import _register
 
-    r = _register(ctx, name, a.get("role") or "agent", a.get("module") or "", a.get("display") or "",
-                  a.get("runtime") or "", a.get("intent") or "", force=a["force"], record_pid=True)
+    r = _register(
+        ctx,
+        name,
+        a.get("role") or "agent",
+        a.get("module") or "",
+        a.get("display") or "",
+        a.get("runtime") or "",
+        a.get("intent") or "",
+        force=a["force"],
+        record_pid=True,
+    )
     return ctx.emit(r, lambda r: line(f"✓ Registered @{r['agent']['name']} ({r['agent']['role']})"))
 
 
@@ -70,7 +85,9 @@ def agent_list(ctx: Ctx) -> int:
             line(_agent_line(ag))
             wc = ag.get("work_context")
             if wc:
-                line(f"    {wc['branch'] or 'detached'}: {len(wc['uncommitted'])} changed, {wc['ahead']} ahead")
+                line(
+                    f"    {wc['branch'] or 'detached'}: {len(wc['uncommitted'])} changed, {wc['ahead']} ahead"
+                )
 
     return ctx.emit(r, human)
 
@@ -120,7 +137,8 @@ def _session_line(s: dict | None) -> str:
         return "no session"
     state = f"ended {s['ended_at']} ({s['end_reason']})" if s.get("ended_at") else "active"
     return f"{s['session_id']}  @{s['agent_id']}  started {s['started_at']}  {state}" + (
-        f"  intent: {s['intent']}" if s.get("intent") else "")
+        f"  intent: {s['intent']}" if s.get("intent") else ""
+    )
 
 
 def session_start(ctx: Ctx) -> int:

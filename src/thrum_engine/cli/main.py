@@ -10,8 +10,7 @@ from thrum_engine.cli.output import error, line
 F = {"b": BOOL, "v": VALUE, "l": LIST}
 
 
-def _s(path: str, handler: str, summary: str, pos: tuple[str, ...] = (), flags: str = "",
-       **kw) -> Spec:
+def _s(path: str, handler: str, summary: str, pos: tuple[str, ...] = (), flags: str = "", **kw) -> Spec:
     """Compact spec: flags="to:l broadcast:b format:v" -> {"--to": LIST, ...}."""
     parsed = {}
     for item in flags.split():
@@ -26,20 +25,53 @@ _IDENT = "name:v role:v module:v display:v runtime:v intent:v"
 COMMANDS: list[Spec] = [
     # setup and identity
     _s("version", "orientation:version", "print the version"),
-    _s("init", "setup:init", "create .thrum/ and the a-sync journal branch in this repo",
-       flags="stealth:b force:b dry-run:b non-interactive:b no-daemon:b name:v worktrees-root:v"),
-    _s("quickstart", "setup:quickstart", "init if needed, register, start a session, write the identity file",
-       flags=f"{_IDENT} preamble-file:v force:b no-init:b no-agent-pid:b"),
-    _s("whoami", "identity:whoami", "resolved identity and session (works without the engine)",
-       flags="field:v"),
+    _s(
+        "init",
+        "setup:init",
+        "create .thrum/ and the a-sync journal branch in this repo",
+        flags="stealth:b force:b dry-run:b non-interactive:b no-daemon:b name:v worktrees-root:v",
+    ),
+    _s(
+        "quickstart",
+        "setup:quickstart",
+        "init if needed, register, start a session, write the identity file",
+        flags=f"{_IDENT} preamble-file:v force:b no-init:b no-agent-pid:b",
+    ),
+    _s(
+        "whoami",
+        "identity:whoami",
+        "resolved identity and session (works without the engine)",
+        flags="field:v",
+    ),
     _s("agent whoami", "identity:whoami", "same as whoami", flags="field:v"),
-    _s("agent register", "identity:register", "register an agent for this worktree",
-       pos=("name?",), flags=f"{_IDENT} force:b"),
+    _s(
+        "agent register",
+        "identity:register",
+        "register an agent for this worktree",
+        pos=("name?",),
+        flags=f"{_IDENT} force:b",
+    ),
     _s("agent list", "identity:agent_list", "list agents", flags="context:b"),
-    _s("agent delete", "identity:agent_delete", "delete an agent (your own; any, as the operator)", pos=("name",), flags="force:b"),
-    _s("agent cleanup", "identity:agent_cleanup", "find (and with --force, as the operator, delete) stale agents",
-       flags="dry-run:b force:b threshold:v"),
-    _s("agent set-status", "identity:set_status", "working|idle|blocked|stuck (--agent: yours; any, as the operator)", pos=("status",), flags="agent:v"),
+    _s(
+        "agent delete",
+        "identity:agent_delete",
+        "delete an agent (your own; any, as the operator)",
+        pos=("name",),
+        flags="force:b",
+    ),
+    _s(
+        "agent cleanup",
+        "identity:agent_cleanup",
+        "find (and with --force, as the operator, delete) stale agents",
+        flags="dry-run:b force:b threshold:v",
+    ),
+    _s(
+        "agent set-status",
+        "identity:set_status",
+        "working|idle|blocked|stuck (--agent: yours; any, as the operator)",
+        pos=("status",),
+        flags="agent:v",
+    ),
     _s("session start", "identity:session_start", "start a work session", flags="intent:v"),
     _s("session end", "identity:session_end", "end the current session", flags="reason:v"),
     _s("session list", "identity:session_list", "list sessions", flags="active:b agent:v"),
@@ -55,69 +87,165 @@ COMMANDS: list[Spec] = [
     _s("context clear", "context:clear", "delete saved context"),
     _s("context preamble", "context:preamble", "show or set the preamble", flags="init:b file:v"),
     # messaging
-    _s("send", "messaging:send", "send a message", pos=("text*",),
-       flags=f"to:l broadcast:b mention:l scope:l ref:l thread:v structured:v {_MSG_FORMAT}"),
-    _s("reply", "messaging:reply", "reply in a message's thread", pos=("message_id", "text*"), flags=_MSG_FORMAT),
-    _s("inbox", "messaging:inbox", "my messages, newest first (listing marks them read)",
-       flags="unread:b mentions:b from:v scope:v all:b page-size:v page:v offset:v limit:v oldest:b"),
+    _s(
+        "send",
+        "messaging:send",
+        "send a message",
+        pos=("text*",),
+        flags=f"to:l broadcast:b mention:l scope:l ref:l thread:v structured:v {_MSG_FORMAT}",
+    ),
+    _s(
+        "reply",
+        "messaging:reply",
+        "reply in a message's thread",
+        pos=("message_id", "text*"),
+        flags=_MSG_FORMAT,
+    ),
+    _s(
+        "inbox",
+        "messaging:inbox",
+        "my messages, newest first (listing marks them read)",
+        flags="unread:b mentions:b from:v scope:v all:b page-size:v page:v offset:v limit:v oldest:b",
+    ),
     _s("sent", "messaging:sent", "my outbox with delivery state", flags="to:v unread:b limit:v"),
-    _s("sent show", "messaging:sent_show", "one sent message and each recipient's state", pos=("message_id",)),
+    _s(
+        "sent show", "messaging:sent_show", "one sent message and each recipient's state", pos=("message_id",)
+    ),
     _s("message get", "messaging:get", "show a message", pos=("message_id",)),
     _s("message edit", "messaging:edit", "edit my message", pos=("message_id", "text*"), flags=_MSG_FORMAT),
     _s("message delete", "messaging:delete", "delete my message", pos=("message_id",), flags="force:b"),
     _s("message read", "messaging:read", "mark messages read", pos=("message_ids*",), flags="all:b"),
-    _s("wait", "messaging:wait", "block until a message for me arrives",
-       flags="timeout:v after:v scope:v mention:v from:v", usage_exit=2),
+    _s(
+        "wait",
+        "messaging:wait",
+        "block until a message for me arrives",
+        flags="timeout:v after:v scope:v mention:v from:v",
+        usage_exit=2,
+    ),
     _s("team", "orientation:team", "who is here and what they do", flags="all:b"),
     _s("ping", "orientation:ping", "presence of one agent", pos=("agent",)),
     _s("who-has", "orientation:who_has", "which worktrees are changing FILE", pos=("file",)),
-    _s("purge", "messaging:purge", "preview, then (as the operator) delete old messages", flags="before:v all:b confirm:b"),
+    _s(
+        "purge",
+        "messaging:purge",
+        "preview, then (as the operator) delete old messages",
+        flags="before:v all:b confirm:b",
+    ),
     # worktrees
-    _s("worktree create", "worktree:create", "add a worktree under worktrees.base_path/<repo>/NAME",
-       pos=("worktree",), flags=f"branch:v base:v detach:b {_IDENT}", aliases={"-b": "--branch"}),
+    _s(
+        "worktree create",
+        "worktree:create",
+        "add a worktree under worktrees.base_path/<repo>/NAME",
+        pos=("worktree",),
+        flags=f"branch:v base:v detach:b {_IDENT}",
+        aliases={"-b": "--branch"},
+    ),
     _s("worktree list", "worktree:list_", "this repo's worktrees and their agents"),
     _s("worktree archives", "worktree:archives", "the archives teardowns wrote, newest first"),
-    _s("worktree restore", "worktree:restore", "bring an archive back as a new worktree (uncommitted work included)",
-       pos=("archive",), flags="name:v"),
-    _s("worktree teardown", "worktree:teardown", "audit, archive and remove a worktree (your own; any, as the operator)",
-       pos=("worktree",), flags="force:b delete-branch:b keep-agent:b"),
+    _s(
+        "worktree restore",
+        "worktree:restore",
+        "bring an archive back as a new worktree (uncommitted work included)",
+        pos=("archive",),
+        flags="name:v",
+    ),
+    _s(
+        "worktree teardown",
+        "worktree:teardown",
+        "audit, archive and remove a worktree (your own; any, as the operator)",
+        pos=("worktree",),
+        flags="force:b delete-branch:b keep-agent:b",
+    ),
     # agents in tmux
-    _s("tmux create", "tmux:create", "a detached session for an agent, identity registered first",
-       pos=("session",), flags=f"cwd:v {_IDENT} no-agent:b force:b"),
-    _s("tmux launch", "tmux:launch", "start the runtime in the pane and prime it (an agent: relaunch in place)",
-       pos=("session",),
-       flags="runtime:v prompt:v"),
-    _s("tmux start", "tmux:start", "create + launch in the current directory", flags=f"{_IDENT} prompt:v force:b"),
+    _s(
+        "tmux create",
+        "tmux:create",
+        "a detached session for an agent, identity registered first",
+        pos=("session",),
+        flags=f"cwd:v {_IDENT} no-agent:b force:b",
+    ),
+    _s(
+        "tmux launch",
+        "tmux:launch",
+        "start the runtime in the pane and prime it (an agent: relaunch in place)",
+        pos=("session",),
+        flags="runtime:v prompt:v",
+    ),
+    _s(
+        "tmux start",
+        "tmux:start",
+        "create + launch in the current directory",
+        flags=f"{_IDENT} prompt:v force:b",
+    ),
     _s("tmux status", "tmux:status", "this repo's sessions and their pane state"),
     _s("tmux list", "tmux:status", "same as tmux status"),
     _s("tmux kill", "tmux:kill", "kill a session", pos=("session",)),
     _s("tmux connect", "tmux:connect", "attach this terminal to a session", pos=("session?",)),
-    _s("tmux send", "tmux:send", "type text into a session of your worktree (literally, then Enter)", pos=("session", "text*"),
-       flags="no-enter:b"),
+    _s(
+        "tmux send",
+        "tmux:send",
+        "type text into a session of your worktree (literally, then Enter)",
+        pos=("session", "text*"),
+        flags="no-enter:b",
+    ),
     _s("tmux capture", "tmux:capture", "print a session's screen", pos=("session",), flags="lines:v"),
-    _s("tmux restart", "tmux:restart", "restart the session's shell and runtime", pos=("session",),
-       flags="force:b runtime:v"),
-    _s("tmux queue", "tmux:queue", "queue a command; typed when the pane is idle", pos=("session", "command*"),
-       flags="wait:b timeout:v silence:v"),
-    _s("tmux queue-status", "tmux:queue_status", "a session's queued and finished commands", pos=("session",)),
+    _s(
+        "tmux restart",
+        "tmux:restart",
+        "restart the session's shell and runtime",
+        pos=("session",),
+        flags="force:b runtime:v",
+    ),
+    _s(
+        "tmux queue",
+        "tmux:queue",
+        "queue a command; typed when the pane is idle",
+        pos=("session", "command*"),
+        flags="wait:b timeout:v silence:v",
+    ),
+    _s(
+        "tmux queue-status", "tmux:queue_status", "a session's queued and finished commands", pos=("session",)
+    ),
     _s("tmux cancel", "tmux:cancel", "cancel a queued or running command", pos=("command_id",)),
     _s("runtime list", "tmux:runtime_list", "runtime presets"),
     _s("runtime show", "tmux:runtime_show", "one preset in full", pos=("runtime",)),
-    _s("runtime set-default", "tmux:runtime_set_default", "the runtime used when none is named", pos=("runtime",)),
+    _s(
+        "runtime set-default",
+        "tmux:runtime_set_default",
+        "the runtime used when none is named",
+        pos=("runtime",),
+    ),
     # monitors
-    _s("monitor start", "monitor:start", "watch a command's output: monitor start ... -- CMD ARGS",
-       flags="name:v match:v to:v debounce:v schedule:v cwd:v env:l", rest=True),
-    _s("monitor watch-pane", "monitor:watch_pane", "watch an agent's pane stream",
-       flags="name:v session:v match:v to:v debounce:v"),
-    _s("monitor watch-file", "monitor:watch_file", "watch lines appended to a file",
-       flags="name:v path:v match:v to:v debounce:v allow-outside:b"),
+    _s(
+        "monitor start",
+        "monitor:start",
+        "watch a command's output: monitor start ... -- CMD ARGS",
+        flags="name:v match:v to:v debounce:v schedule:v cwd:v env:l",
+        rest=True,
+    ),
+    _s(
+        "monitor watch-pane",
+        "monitor:watch_pane",
+        "watch an agent's pane stream",
+        flags="name:v session:v match:v to:v debounce:v",
+    ),
+    _s(
+        "monitor watch-file",
+        "monitor:watch_file",
+        "watch lines appended to a file",
+        flags="name:v path:v match:v to:v debounce:v allow-outside:b",
+    ),
     _s("monitor list", "monitor:list_", "running monitors (--all: every rule)", flags="all:b"),
     _s("monitor show", "monitor:show", "one rule", pos=("id",)),
     _s("monitor stop", "monitor:stop", "stop a rule (one you created; any, as the operator)", pos=("id",)),
     _s("monitor restart", "monitor:restart", "restart a rule", pos=("id",)),
     _s("monitor logs", "monitor:logs", "a rule's matches and errors", pos=("id",), flags="limit:v"),
-    _s("tui", "console:tui", "the console: team, conversations, compose (hosts the engine or attaches)",
-       flags="stop-engine:b"),
+    _s(
+        "tui",
+        "console:tui",
+        "the console: team, conversations, compose (hosts the engine or attaches)",
+        flags="stop-engine:b",
+    ),
     # engine
     _s("daemon start", "engine:start", "start the headless engine", flags="local:b"),
     _s("daemon stop", "engine:stop", "stop the engine (not from outside every worktree)"),
@@ -132,8 +260,15 @@ COMMANDS: list[Spec] = [
 for _name in ("start", "end", "list", "heartbeat", "set-intent", "set-task"):
     _orig = next(c for c in COMMANDS if c.path == f"session {_name}")
     if _name != "list":
-        COMMANDS.append(Spec(f"agent {_name}", _orig.handler, _orig.summary, positionals=_orig.positionals,
-                             flags=_orig.flags))
+        COMMANDS.append(
+            Spec(
+                f"agent {_name}",
+                _orig.handler,
+                _orig.summary,
+                positionals=_orig.positionals,
+                flags=_orig.flags,
+            )
+        )
 
 BY_PATH = {c.path: c for c in COMMANDS}
 
@@ -194,17 +329,21 @@ def main(argv: list[str] | None = None) -> int:
     if spec is None:
         groups = {c.path.split()[0] for c in COMMANDS if " " in c.path}
         head = next((t for t in argv if not t.startswith("-")), argv[0])
-        if head.startswith("-") or (argv and argv[0].startswith("-") and argv[0] not in ("--json", "--quiet")):
+        if head.startswith("-") or (
+            argv and argv[0].startswith("-") and argv[0] not in ("--json", "--quiet")
+        ):
             head = argv[0].partition("=")[0]
         if head in groups and head not in BY_PATH:
-            error(f"{head} needs a subcommand: " + ", ".join(c.path.split()[1] for c in COMMANDS
-                                                          if c.path.startswith(head + " ")))
+            error(
+                f"{head} needs a subcommand: "
+                + ", ".join(c.path.split()[1] for c in COMMANDS if c.path.startswith(head + " "))
+            )
         elif head.startswith("-"):
             error(f"unknown flag: {head}")
         else:
             error(f"unknown command: {head} (run `thrum --help`)")
         return 1
-    flags_part = rest[:rest.index("--")] if "--" in rest else rest
+    flags_part = rest[: rest.index("--")] if "--" in rest else rest
     wants_help = "--help" in flags_part or "-h" in flags_part
     try:
         args = parse(spec, rest)

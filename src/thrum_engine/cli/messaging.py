@@ -51,8 +51,14 @@ def send(ctx: Ctx) -> int:
     if a.get("structured"):
         structured = json_value(a["structured"], "--structured")
     params = {
-        "body": body_of(ctx, a["text"]), "to": to, "broadcast": a["broadcast"], "mentions": a["mention"],
-        "scopes": a["scope"], "refs": a["ref"], "format": _fmt(ctx), "structured": structured,
+        "body": body_of(ctx, a["text"]),
+        "to": to,
+        "broadcast": a["broadcast"],
+        "mentions": a["mention"],
+        "scopes": a["scope"],
+        "refs": a["ref"],
+        "format": _fmt(ctx),
+        "structured": structured,
     }
     if a.get("thread"):
         params["thread_id"] = a["thread"]
@@ -61,10 +67,18 @@ def send(ctx: Ctx) -> int:
 
 
 def reply(ctx: Ctx) -> int:
-    r = ctx.call("message.reply", {
-        "message_id": ctx.args["message_id"], "body": body_of(ctx, ctx.args["text"]), "format": _fmt(ctx),
-    })
-    return ctx.emit(r, lambda r: line(f"✓ Reply sent: {r['message_id']} → {_at(r['recipients'])} (thread {r['thread_id']})"))
+    r = ctx.call(
+        "message.reply",
+        {
+            "message_id": ctx.args["message_id"],
+            "body": body_of(ctx, ctx.args["text"]),
+            "format": _fmt(ctx),
+        },
+    )
+    return ctx.emit(
+        r,
+        lambda r: line(f"✓ Reply sent: {r['message_id']} → {_at(r['recipients'])} (thread {r['thread_id']})"),
+    )
 
 
 # The engine's bounds (model.py), repeated here so the CLI stays free of pydantic: checked first
@@ -111,7 +125,10 @@ def inbox(ctx: Ctx) -> int:
     a = ctx.args
     exclusive(a, "--limit", "--page-size")
     params = {
-        "unread": a["unread"], "mentions": a["mentions"], "all": a["all"], "oldest": a["oldest"],
+        "unread": a["unread"],
+        "mentions": a["mentions"],
+        "all": a["all"],
+        "oldest": a["oldest"],
         "page": _int(ctx, "--page", high=MAX_PAGE) or 1,
     }
     size = _int(ctx, "--page-size", high=MAX_PAGE_SIZE) or _int(ctx, "--limit", high=MAX_PAGE_SIZE)
@@ -179,7 +196,9 @@ def get(ctx: Ctx) -> int:
 
 
 def edit(ctx: Ctx) -> int:
-    r = ctx.call("message.edit", {"message_id": ctx.args["message_id"], "body": body_of(ctx, ctx.args["text"])})
+    r = ctx.call(
+        "message.edit", {"message_id": ctx.args["message_id"], "body": body_of(ctx, ctx.args["text"])}
+    )
     return ctx.emit(r, lambda r: line(f"✓ Message edited: {r['message_id']}"))
 
 
@@ -252,15 +271,19 @@ def purge(ctx: Ctx) -> int:
             try:
                 params["before"] = iso(time.time() - abs(parse_duration(text)))
             except ValueError:
-                raise CliError(f"invalid --before {text!r}: a duration (7d, 12h) or a date (2026-01-31)") from None
+                raise CliError(
+                    f"invalid --before {text!r}: a duration (7d, 12h) or a date (2026-01-31)"
+                ) from None
     r = ctx.call("message.purge", params)
 
     def human(r: dict) -> None:
         if r["purged"]:
             line(f"✓ Purged {_count(r['messages'], 'message')} created before {r['before']}")
         elif r["messages"]:
-            line(f"{_count(r['messages'], 'message')} created before {r['before']} would be purged;"
-                 " add --confirm to delete them")
+            line(
+                f"{_count(r['messages'], 'message')} created before {r['before']} would be purged;"
+                " add --confirm to delete them"
+            )
         else:
             line("No messages to purge.")
 

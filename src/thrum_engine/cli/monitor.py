@@ -60,11 +60,16 @@ def watch_file(ctx: Ctx) -> int:
 
 
 def _line(m: dict) -> str:
-    src = {"command": lambda s: " ".join(s["argv"]), "pane": lambda s: "pane " + s["session"],
-           "file": lambda s: s["path"]}[m["source"]](m["spec"])
+    src = {
+        "command": lambda s: " ".join(s["argv"]),
+        "pane": lambda s: "pane " + s["session"],
+        "file": lambda s: s["path"],
+    }[m["source"]](m["spec"])
     err = f"  ! {m['last_error']}" if m["last_error"] else ""
-    return (f"{m['id']}  {m['name']}  {m['status']}  /{m['match']}/ → {m['to']}  {m['matches']} matches"
-            f"  [{src}]{err}")
+    return (
+        f"{m['id']}  {m['name']}  {m['status']}  /{m['match']}/ → {m['to']}  {m['matches']} matches"
+        f"  [{src}]{err}"
+    )
 
 
 def list_(ctx: Ctx) -> int:
@@ -116,7 +121,9 @@ def logs(ctx: Ctx) -> int:
             line(f"Nothing logged for {r['name']} yet.")
         for e in r["events"]:
             extra = f" → {e['message_id']}" if e["message_id"] else ""
-            line(f"{e['at']}  {e['kind']:10s} {e['line'] or e['detail']}{extra}"
-                 + (f"  ({e['detail']})" if e["line"] and e["detail"] else ""))
+            line(
+                f"{e['at']}  {e['kind']:10s} {e['line'] or e['detail']}{extra}"
+                + (f"  ({e['detail']})" if e["line"] and e["detail"] else "")
+            )
 
     return ctx.emit(r, human)

@@ -36,8 +36,13 @@ def team(ctx: Ctx) -> int:
 
 def ping(ctx: Ctx) -> int:
     r = ctx.call("team.ping", {"agent": ctx.args["agent"]})
-    return ctx.emit(r, lambda r: line(f"@{r['member']['name']} is {r['member']['presence']}"
-                                      f" (last seen {r['member']['last_seen_ago']} ago)"))
+    return ctx.emit(
+        r,
+        lambda r: line(
+            f"@{r['member']['name']} is {r['member']['presence']}"
+            f" (last seen {r['member']['last_seen_ago']} ago)"
+        ),
+    )
 
 
 def who_has(ctx: Ctx) -> int:
@@ -108,8 +113,10 @@ def prime(ctx: Ctx) -> int:
         ag = r["agent"]
         line(f"# You are @{ag['name']} ({ag['role']}" + (f"/{ag['module']}" if ag["module"] else "") + ")")
         if r["session"]:
-            line(f"Session {r['session']['session_id']}" + (f" — intent: {r['session']['intent']}"
-                                                          if r["session"]["intent"] else ""))
+            line(
+                f"Session {r['session']['session_id']}"
+                + (f" — intent: {r['session']['intent']}" if r["session"]["intent"] else "")
+            )
         line(f"Work: {_wc_line(r['work_context'])}")
         line(f"\n## Team ({len(r['team'])} online)")
         for m in r["team"]:

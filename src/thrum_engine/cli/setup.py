@@ -28,7 +28,9 @@ def git(cwd: str, *args: str, check: bool = True, stdin: str | None = None) -> s
     env.setdefault("GIT_COMMITTER_EMAIL", "thrum@localhost")
     proc = subprocess.run(["git", *args], cwd=cwd, env=env, input=stdin, capture_output=True, text=True)
     if check and proc.returncode != 0:
-        raise CliError(f"git {' '.join(args[:2])} failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}")
+        raise CliError(
+            f"git {' '.join(args[:2])} failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}"
+        )
     return proc.stdout.strip()
 
 
@@ -79,7 +81,9 @@ def apply_init(layout: Layout, steps: list[tuple[str, str]], config: dict) -> No
             exclude_thrum_state(layout.repo)
 
 
-def ensure_init(ctx: Ctx, *, stealth: bool = False, dry_run: bool = False, config: dict | None = None) -> list:
+def ensure_init(
+    ctx: Ctx, *, stealth: bool = False, dry_run: bool = False, config: dict | None = None
+) -> list:
     layout = ctx.layout
     steps = plan_init(layout, stealth)
     main_layout = Layout(layout.repo)
@@ -87,8 +91,11 @@ def ensure_init(ctx: Ctx, *, stealth: bool = False, dry_run: bool = False, confi
         # A linked worktree shares the main checkout's state: make sure that exists too.
         steps = plan_init(main_layout, stealth) + [s for s in steps if s[0] == "redirect"]
     if not dry_run:
-        apply_init(main_layout if layout.worktree != layout.repo else layout, [s for s in steps if s[0] != "redirect"],
-                   config or {})
+        apply_init(
+            main_layout if layout.worktree != layout.repo else layout,
+            [s for s in steps if s[0] != "redirect"],
+            config or {},
+        )
         apply_init(layout, [s for s in steps if s[0] == "redirect"], {})
     return steps
 
@@ -102,7 +109,11 @@ def init(ctx: Ctx) -> int:
     if a["force"] and os.path.exists(layout.config_file) and config and not a["dry_run"]:
         os.remove(layout.config_file)
     steps = ensure_init(ctx, stealth=a["stealth"], dry_run=a["dry_run"], config=config)
-    result: dict = {"repo": layout.repo, "dry_run": a["dry_run"], "steps": [{"step": s, "path": d} for s, d in steps]}
+    result: dict = {
+        "repo": layout.repo,
+        "dry_run": a["dry_run"],
+        "steps": [{"step": s, "path": d} for s, d in steps],
+    }
     if not a["dry_run"] and not a["no_daemon"]:
         from thrum_engine.daemon.control import StartFailed, start
 
@@ -112,8 +123,17 @@ def init(ctx: Ctx) -> int:
             raise CliError(str(exc)) from None
         result["daemon_pid"] = pid
     if a.get("name") and not a["dry_run"]:
-        result["agent"] = _register(ctx, a["name"], a.get("role") or "agent", a.get("module") or "", "", "", "",
-                                    force=a["force"], record_pid=True)
+        result["agent"] = _register(
+            ctx,
+            a["name"],
+            a.get("role") or "agent",
+            a.get("module") or "",
+            "",
+            "",
+            "",
+            force=a["force"],
+            record_pid=True,
+        )
 
     def human(r: dict) -> None:
         verb = "Would" if r["dry_run"] else "✓"
@@ -127,13 +147,32 @@ def init(ctx: Ctx) -> int:
     return ctx.emit(result, human)
 
 
-def _register(ctx: Ctx, name: str, role: str, module: str, display: str, runtime: str, intent: str, *,
-              force: bool, record_pid: bool, start_session: bool = False) -> dict:
+def _register(
+    ctx: Ctx,
+    name: str,
+    role: str,
+    module: str,
+    display: str,
+    runtime: str,
+    intent: str,
+    *,
+    force: bool,
+    record_pid: bool,
+    start_session: bool = False,
+) -> dict:
     problem = agent_name_problem(name, role) or name_problem(role, what="role")
     if problem:
         raise CliError(problem)
-    params = {"name": name, "role": role, "module": module, "display": display, "runtime": runtime,
-              "intent": intent, "force": force, "start_session": start_session}
+    params = {
+        "name": name,
+        "role": role,
+        "module": module,
+        "display": display,
+        "runtime": runtime,
+        "intent": intent,
+        "force": force,
+        "start_session": start_session,
+    }
     from thrum_engine.rpc.client import EngineUnavailable, RpcError
 
     try:
@@ -144,10 +183,15 @@ def _register(ctx: Ctx, name: str, role: str, module: str, display: str, runtime
         raise CliError(f"lost the engine: {exc}") from None
     from thrum_engine import identity_file
 
-    identity_file.write(ctx.layout.worktree, identity_file.identity_record(
-        {**r["agent"], "intent": intent}, r.get("session"), repo=ctx.layout.repo,
-        agent_pid=os.getppid() if record_pid else None,
-    ))
+    identity_file.write(
+        ctx.layout.worktree,
+        identity_file.identity_record(
+            {**r["agent"], "intent": intent},
+            r.get("session"),
+            repo=ctx.layout.repo,
+            agent_pid=os.getppid() if record_pid else None,
+        ),
+    )
     return r
 
 
@@ -156,8 +200,11 @@ def quickstart(ctx: Ctx) -> int:
     name, role = a.get("name"), a.get("role")
     if not name or not role:
         raise CliError("quickstart needs --name NAME and --role ROLE (and usually --module M)")
-    problem = agent_name_problem(name, role) or name_problem(role, what="role") or (
-        name_problem(a["module"], what="module") if a.get("module") else None)
+    problem = (
+        agent_name_problem(name, role)
+        or name_problem(role, what="role")
+        or (name_problem(a["module"], what="module") if a.get("module") else None)
+    )
     if problem:
         raise CliError(problem)
     preamble_src = a.get("preamble_file")
@@ -169,22 +216,40 @@ def quickstart(ctx: Ctx) -> int:
         steps = ensure_init(ctx)
     elif not ctx.layout.initialized():
         raise CliError("thrum is not initialized here and --no-init was given: run `thrum init`")
-    r = _register(ctx, name, role, a.get("module") or "", a.get("display") or "", a.get("runtime") or "",
-                  a.get("intent") or "", force=a["force"], record_pid=not a["no_agent_pid"], start_session=True)
+    r = _register(
+        ctx,
+        name,
+        role,
+        a.get("module") or "",
+        a.get("display") or "",
+        a.get("runtime") or "",
+        a.get("intent") or "",
+        force=a["force"],
+        record_pid=not a["no_agent_pid"],
+        start_session=True,
+    )
     from thrum_engine.cli.context import paths
 
     _, ppath = paths(ctx.layout, name)
     if preamble is not None or not os.path.exists(ppath):
-        write_private(ppath, preamble if preamble is not None else DEFAULT_PREAMBLE.format(name=name, role=role))
+        write_private(
+            ppath, preamble if preamble is not None else DEFAULT_PREAMBLE.format(name=name, role=role)
+        )
     result = {
-        "agent": r["agent"], "session": r["session"], "created": r["created"],
-        "identity_file": ctx.layout.identity_path(name), "initialized": bool(steps),
+        "agent": r["agent"],
+        "session": r["session"],
+        "created": r["created"],
+        "identity_file": ctx.layout.identity_path(name),
+        "initialized": bool(steps),
     }
 
     def human(r: dict) -> None:
         ag = r["agent"]
-        line(f"✓ {'Registered' if r['created'] else 'Welcome back'} @{ag['name']} ({ag['role']}"
-             + (f"/{ag['module']}" if ag["module"] else "") + ")")
+        line(
+            f"✓ {'Registered' if r['created'] else 'Welcome back'} @{ag['name']} ({ag['role']}"
+            + (f"/{ag['module']}" if ag["module"] else "")
+            + ")"
+        )
         if r["session"]:
             line(f"✓ Session {r['session']['session_id']}")
         line(f"✓ Identity file {r['identity_file']}")

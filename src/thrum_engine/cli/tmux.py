@@ -20,16 +20,24 @@ def _check(kind: str, value: str | None) -> None:
 def _session_line(s: dict) -> str:
     ps = s["pane_state"]
     who = "@" + s["agent"] if s["agent"] else "-"
-    return (f"{s['name']}  {who}  {s['runtime']}  {s['state']}  {ps['state']} {int(ps['age_seconds'])}s"
-            f" ({ps['source']})  {s['branch'] or ''}")
+    return (
+        f"{s['name']}  {who}  {s['runtime']}  {s['state']}  {ps['state']} {int(ps['age_seconds'])}s"
+        f" ({ps['source']})  {s['branch'] or ''}"
+    )
 
 
 def _create_params(ctx: Ctx, session: str, cwd: str) -> dict:
     a = ctx.args
     _check("session", session)
     _check("runtime", a.get("runtime"))
-    params = {"session": session, "cwd": cwd, "module": a.get("module") or "", "intent": a.get("intent") or "",
-              "no_agent": bool(a.get("no_agent")), "force": bool(a.get("force"))}
+    params = {
+        "session": session,
+        "cwd": cwd,
+        "module": a.get("module") or "",
+        "intent": a.get("intent") or "",
+        "no_agent": bool(a.get("no_agent")),
+        "force": bool(a.get("force")),
+    }
     for key, flag in (("agent", "name"), ("role", "role"), ("runtime", "runtime")):
         if a.get(flag):
             params[key] = a[flag]
@@ -42,8 +50,13 @@ def create(ctx: Ctx) -> int:
         raise CliError("tmux create needs --cwd DIR")
     cwd = os.path.abspath(ctx.args["cwd"])
     r = ctx.call("tmux.create", _create_params(ctx, ctx.args["session"], cwd))
-    return ctx.emit(r, lambda r: line(f"✓ Session {r['session']['name']} created"
-                                      + (f" for @{r['session']['agent']}" if r["session"]["agent"] else "")))
+    return ctx.emit(
+        r,
+        lambda r: line(
+            f"✓ Session {r['session']['name']} created"
+            + (f" for @{r['session']['agent']}" if r["session"]["agent"] else "")
+        ),
+    )
 
 
 def _launch_lines(r: dict) -> None:
@@ -74,7 +87,9 @@ def start(ctx: Ctx) -> int:
     if ctx.args.get("prompt"):
         params["prompt"] = ctx.args["prompt"]
     r = ctx.call("tmux.start", params, timeout=None)
-    return ctx.emit(r, lambda r: (line(f"✓ Session {r['session']['name']} created"), _launch_lines(r["launch"])))
+    return ctx.emit(
+        r, lambda r: (line(f"✓ Session {r['session']['name']} created"), _launch_lines(r["launch"]))
+    )
 
 
 def status(ctx: Ctx) -> int:
@@ -100,7 +115,9 @@ def send(ctx: Ctx) -> int:
     text = " ".join(ctx.args["text"])
     if not text:
         raise CliError("nothing to send: tmux send SESSION TEXT")
-    r = ctx.call("tmux.send", {"session": ctx.args["session"], "text": text, "enter": not ctx.args["no_enter"]})
+    r = ctx.call(
+        "tmux.send", {"session": ctx.args["session"], "text": text, "enter": not ctx.args["no_enter"]}
+    )
     return ctx.emit(r, lambda r: line(f"✓ Sent {r['sent']} characters to {r['session']}"))
 
 

@@ -15,8 +15,13 @@ def create(ctx: Ctx) -> int:
     problem = names.problem("worktree", name)
     if problem:
         raise CliError(problem)
-    params = {"name": name, "detach": a["detach"], "module": a.get("module") or "", "intent": a.get("intent") or "",
-              "runtime": a.get("runtime") or ""}
+    params = {
+        "name": name,
+        "detach": a["detach"],
+        "module": a.get("module") or "",
+        "intent": a.get("intent") or "",
+        "runtime": a.get("runtime") or "",
+    }
     for key in ("branch", "base", "role"):
         if a.get(key):
             params[key] = a[key]
@@ -25,12 +30,17 @@ def create(ctx: Ctx) -> int:
     r = ctx.call("worktree.create", params)
 
     def human(r: dict) -> None:
-        line(f"✓ Worktree {r['name']} at {r['path']}" + (f" on {r['branch']}" if r["branch"] else " (detached)"))
+        line(
+            f"✓ Worktree {r['name']} at {r['path']}"
+            + (f" on {r['branch']}" if r["branch"] else " (detached)")
+        )
         if r["agent"]:
             line(f"✓ Agent @{r['agent']['name']} registered there")
         if r.get("session"):
-            line(f"✓ tmux session {r['session']['name']} ({r['session']['runtime']}); "
-                 f"start it with `thrum tmux launch {r['session']['name']}`")
+            line(
+                f"✓ tmux session {r['session']['name']} ({r['session']['runtime']}); "
+                f"start it with `thrum tmux launch {r['session']['name']}`"
+            )
 
     return ctx.emit(r, human)
 
@@ -50,8 +60,16 @@ def list_(ctx: Ctx) -> int:
 
 def teardown(ctx: Ctx) -> int:
     a = ctx.args
-    r = ctx.call("worktree.teardown", {"name": a["worktree"], "force": a["force"], "delete_branch": a["delete_branch"],
-                                       "keep_agent": a["keep_agent"]}, timeout=None)
+    r = ctx.call(
+        "worktree.teardown",
+        {
+            "name": a["worktree"],
+            "force": a["force"],
+            "delete_branch": a["delete_branch"],
+            "keep_agent": a["keep_agent"],
+        },
+        timeout=None,
+    )
 
     def human(r: dict) -> None:
         if r["forced"]:
@@ -74,7 +92,7 @@ def archives(ctx: Ctx) -> int:
             line("No archives.")
         for a in r["archives"]:
             extra = "  (with uncommitted work)" if a["uncommitted"] else ""
-            line(f"{a['ref'][len('refs/thrum/archive/'):]}  {a['sha'][:12]}  {a['at']}{extra}")
+            line(f"{a['ref'][len('refs/thrum/archive/') :]}  {a['sha'][:12]}  {a['at']}{extra}")
 
     return ctx.emit(r["archives"] if ctx.json else r, human)
 

@@ -71,7 +71,9 @@ def cleanup_stale(layout: Layout) -> bool:
         except FileNotFoundError:
             pass
         except IsADirectoryError:
-            raise StartFailed(f"{path} is a directory, where the engine's socket or pid file belongs: remove it") from None
+            raise StartFailed(
+                f"{path} is a directory, where the engine's socket or pid file belongs: remove it"
+            ) from None
         except OSError as exc:
             raise StartFailed(f"cannot remove the stale {path}: {exc.strerror or exc}") from None
     return removed
@@ -95,7 +97,7 @@ def _log_tail(layout: Layout, since: int) -> str:
             lines = [ln for ln in fh.read().decode("utf-8", "replace").splitlines() if ln.strip()]
     except OSError:
         return ""
-    ours = [ln[len("Error: "):] for ln in lines if ln.startswith("Error: ")]
+    ours = [ln[len("Error: ") :] for ln in lines if ln.startswith("Error: ")]
     errors = [ln for ln in lines if "ERROR" in ln or "Error" in ln]
     return (ours or errors or lines or [""])[-1]
 
@@ -116,8 +118,14 @@ def spawn(layout: Layout, *, local: bool = False) -> int:
         args.append("--local")
     with open(private_file(layout.log_path), "ab") as logf:
         proc = subprocess.Popen(
-            args, cwd=layout.repo, env=env, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
-            start_new_session=True, close_fds=True,
+            args,
+            cwd=layout.repo,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=logf,
+            stderr=logf,
+            start_new_session=True,
+            close_fds=True,
         )
     return proc.pid
 
@@ -151,7 +159,9 @@ def start(layout: Layout, *, local: bool = False, timeout: float = START_TIMEOUT
         if pid is not None:
             return pid, False
         if not layout.initialized():
-            raise StartFailed(f"thrum is not initialized in {layout.repo}: run `thrum init` (or `thrum quickstart`)")
+            raise StartFailed(
+                f"thrum is not initialized in {layout.repo}: run `thrum init` (or `thrum quickstart`)"
+            )
         deadline = time.monotonic() + timeout
         holder = engine_pid(layout)
         if holder is not None or lock_held(layout):
@@ -162,8 +172,10 @@ def start(layout: Layout, *, local: bool = False, timeout: float = START_TIMEOUT
                 return pid, False
             if lock_held(layout):
                 who = f"the engine (pid {holder})" if holder else "an engine"
-                raise StartFailed(f"{who} holds the lock but does not answer on {layout.socket_path}: "
-                                  "`thrum daemon stop` stops it")
+                raise StartFailed(
+                    f"{who} holds the lock but does not answer on {layout.socket_path}: "
+                    "`thrum daemon stop` stops it"
+                )
         cleanup_stale(layout)
         ensure_socket_dir(layout.socket_path, socket_fallback_dir())
         log_start = os.path.getsize(layout.log_path) if os.path.exists(layout.log_path) else 0
@@ -180,7 +192,9 @@ def start(layout: Layout, *, local: bool = False, timeout: float = START_TIMEOUT
         if pid is not None:
             return pid, pid == child
         if child_failed():
-            raise StartFailed(f"the engine did not start: {_log_tail(layout, log_start) or 'see daemon logs'}")
+            raise StartFailed(
+                f"the engine did not start: {_log_tail(layout, log_start) or 'see daemon logs'}"
+            )
         raise StartFailed(f"the engine did not come up within {timeout:g}s: see `thrum daemon logs`")
     except (NotPrivate, ForeignServer) as exc:
         raise StartFailed(str(exc)) from None

@@ -40,7 +40,9 @@ def write_pid_file(layout: Layout, host: str) -> None:
         pass
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     with open(fd, "w", encoding="utf-8") as fh:
-        json.dump({"pid": os.getpid(), "host": host, "started_at": time.time(), "socket": layout.socket_path}, fh)
+        json.dump(
+            {"pid": os.getpid(), "host": host, "started_at": time.time(), "socket": layout.socket_path}, fh
+        )
     os.replace(tmp, layout.pid_path)
 
 
@@ -54,8 +56,15 @@ def remove_pid_file(layout: Layout) -> None:
         pass
 
 
-async def serve(layout: Layout, settings, *, host: str = "daemon", ready: asyncio.Event | None = None,
-                stop: asyncio.Event | None = None, on_engine=None) -> None:
+async def serve(
+    layout: Layout,
+    settings,
+    *,
+    host: str = "daemon",
+    ready: asyncio.Event | None = None,
+    stop: asyncio.Event | None = None,
+    on_engine=None,
+) -> None:
     """Run engine + socket until `stop` is set (signals and `daemon stop` set it).
 
     `on_engine(engine)` is called once it serves and `on_engine(None)` before it stops: the
@@ -80,6 +89,7 @@ async def serve(layout: Layout, settings, *, host: str = "daemon", ready: asynci
         on_engine(engine)
     if ready is not None:
         ready.set()
+
     async def keep_lock() -> None:
         while True:
             await asyncio.sleep(server.CHECK_SOCKET_SECONDS)
@@ -107,8 +117,9 @@ def raise_fd_limit() -> None:
 
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         if hard == resource.RLIM_INFINITY or hard > soft:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else max(soft, 65536),
-                                                        hard))
+            resource.setrlimit(
+                resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else max(soft, 65536), hard)
+            )
     except (ImportError, ValueError, OSError):
         pass
 
@@ -140,8 +151,10 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(x) for x in first.get("loc", ()))
-        print(f"Error: invalid setting {where} ({first.get('msg')}): fix {layout.config_file} or THRUM_* env",
-              file=sys.stderr)
+        print(
+            f"Error: invalid setting {where} ({first.get('msg')}): fix {layout.config_file} or THRUM_* env",
+            file=sys.stderr,
+        )
         return 1
     try:
         setup_logging(layout.log_path, settings.engine.log_level)

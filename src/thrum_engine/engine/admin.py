@@ -17,7 +17,9 @@ async def info(engine: Engine, caller: Caller, p: EmptyParams) -> dict:
     return out
 
 
-@method("daemon.stop", EmptyParams, writes=True)  # any agent may stop it (it restarts on demand); not read-only callers
+@method(
+    "daemon.stop", EmptyParams, writes=True
+)  # any agent may stop it (it restarts on demand); not read-only callers
 async def stop(engine: Engine, caller: Caller, p: EmptyParams) -> dict:
     if engine.request_stop is None:
         raise Forbidden("this engine's host does not accept stop requests")

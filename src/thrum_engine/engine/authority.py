@@ -58,7 +58,9 @@ def require_owner(engine: Engine, caller: Caller, owner_worktree: str | None, ac
     if owner_worktree and _same(owner_worktree, caller.worktree):
         return
     whose = f"the worktree {owner_worktree}" if owner_worktree else "no agent's worktree"
-    raise Forbidden(f"{action}: that belongs to {whose}; an agent may act only on its own, {OPERATOR_HINT} act on any")
+    raise Forbidden(
+        f"{action}: that belongs to {whose}; an agent may act only on its own, {OPERATOR_HINT} act on any"
+    )
 
 
 def agent_worktree(engine: Engine, name: str | None) -> str | None:

@@ -106,7 +106,13 @@ class Engine:
         await loop.run_in_executor(None, exclude_thrum_state, self.layout.repo)
         self.torn = await loop.run_in_executor(None, self.journal.open)
         for t in self.torn:
-            log.warning("torn journal tail in %s at %d (%d bytes) set aside in %s", t.shard, t.offset, t.length, t.saved_to)
+            log.warning(
+                "torn journal tail in %s at %d (%d bytes) set aside in %s",
+                t.shard,
+                t.offset,
+                t.length,
+                t.saved_to,
+            )
         try:
             await self._open_projection()
             await self.load_caches()
@@ -164,7 +170,9 @@ class Engine:
             log.warning("removed %s, left by an interrupted rebuild", leftover)
         reason = await asyncio.to_thread(diagnose, path)
         if reason is None and not os.path.exists(path) and await asyncio.to_thread(self._journal_has_lines):
-            await self._build_from_journal(local_from=None)  # a deleted projection: the rebuild path is faster
+            await self._build_from_journal(
+                local_from=None
+            )  # a deleted projection: the rebuild path is faster
             return
         if reason is None:
             try:
@@ -198,17 +206,33 @@ class Engine:
     async def _recover_projection(self, reason: str) -> None:
         path = self.layout.db_path
         started = time.perf_counter()
-        log.warning("the projection %s is unusable (%s): moving it aside and rebuilding it from the journal",
-                    path, reason)
+        log.warning(
+            "the projection %s is unusable (%s): moving it aside and rebuilding it from the journal",
+            path,
+            reason,
+        )
         moved = await asyncio.to_thread(move_aside, path)
         note = await self._build_from_journal(local_from=moved)
-        record = {"at": iso(), "reason": reason, "moved_to": moved, "events": self.replayed,
-                  "seconds": round(time.perf_counter() - started, 3), "local_tables": note or "copied"}
-        await self.store.write_local("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
-                                     [("projection_recovered", json.dumps(record, sort_keys=True))])
+        record = {
+            "at": iso(),
+            "reason": reason,
+            "moved_to": moved,
+            "events": self.replayed,
+            "seconds": round(time.perf_counter() - started, 3),
+            "local_tables": note or "copied",
+        }
+        await self.store.write_local(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+            [("projection_recovered", json.dumps(record, sort_keys=True))],
+        )
         self.projection_recovered = record
-        log.warning("projection rebuilt from %d journal events in %.2fs; the old file is %s (%s)",
-                    self.replayed, record["seconds"], moved, record["local_tables"])
+        log.warning(
+            "projection rebuilt from %d journal events in %.2fs; the old file is %s (%s)",
+            self.replayed,
+            record["seconds"],
+            moved,
+            record["local_tables"],
+        )
 
     async def _recovery_record(self) -> dict | None:
         """The last recovery's record, kept in the projection so `doctor` reports it after restarts too."""
@@ -241,8 +265,13 @@ class Engine:
             else:
                 rejected.append(Rejected(shard, off, n, reason, False, self.journal.read_at(shard, off, n)))
         for rec in self.journal.set_aside(rejected):
-            log.warning("journal line %s:%d set aside (%s): %s", rec["shard"], rec["offset"], rec["reason"],
-                        rec["saved_to"])
+            log.warning(
+                "journal line %s:%d set aside (%s): %s",
+                rec["shard"],
+                rec["offset"],
+                rec["reason"],
+                rec["saved_to"],
+            )
         return events, new_offsets, rejected
 
     async def catch_up(self) -> int:
@@ -255,7 +284,7 @@ class Engine:
             return 0
         applied = 0
         for i in range(0, max(len(events), 1), 5000):
-            chunk = events[i:i + 5000]
+            chunk = events[i : i + 5000]
             last = i + 5000 >= len(events)
             applied += await self.store.apply(chunk, new_offsets if last else {}, skip_applied=True)
         return applied
@@ -263,7 +292,8 @@ class Engine:
     async def load_caches(self) -> None:
         self.agents = {r["name"]: r for r in await self.store.all("SELECT * FROM agents")}
         self.active_sessions = {
-            r["agent"]: r for r in await self.store.all("SELECT * FROM sessions WHERE ended_at IS NULL ORDER BY started_at")
+            r["agent"]: r
+            for r in await self.store.all("SELECT * FROM sessions WHERE ended_at IS NULL ORDER BY started_at")
         }
         for r in await self.store.all("SELECT agent, last_seen FROM presence"):
             try:
@@ -276,8 +306,14 @@ class Engine:
     # -- writing --
     def event(self, etype: str, author: str, data: dict[str, Any], *, ulid: str | None = None) -> dict:
         """`ulid`: reuse the body of an id minted for the same change (a message and its create event)."""
-        return {"v": 1, "id": "evt_" + (ulid or ids.ulid()), "type": etype, "author": author, "ts": iso(),
-                "data": data}
+        return {
+            "v": 1,
+            "id": "evt_" + (ulid or ids.ulid()),
+            "type": etype,
+            "author": author,
+            "ts": iso(),
+            "data": data,
+        }
 
     async def commit(self, *events: dict) -> None:
         try:
@@ -291,12 +327,18 @@ class Engine:
             t = ev["type"]
             if t == "agent.register":
                 row = self.agents.get(d["name"], {})
-                row.update({
-                    "name": d["name"], "role": d["role"], "module": d.get("module", ""),
-                    "display": d.get("display", ""), "runtime": d.get("runtime", ""),
-                    "kind": d.get("kind", "agent"), "worktree": d.get("worktree", ""),
-                    "registered_at": d.get("registered_at", ev["ts"]),
-                })
+                row.update(
+                    {
+                        "name": d["name"],
+                        "role": d["role"],
+                        "module": d.get("module", ""),
+                        "display": d.get("display", ""),
+                        "runtime": d.get("runtime", ""),
+                        "kind": d.get("kind", "agent"),
+                        "worktree": d.get("worktree", ""),
+                        "registered_at": d.get("registered_at", ev["ts"]),
+                    }
+                )
                 row.setdefault("status", "")
                 row.setdefault("status_at", None)
                 row.setdefault("intent", d.get("intent", ""))
@@ -309,8 +351,13 @@ class Engine:
                 self.active_sessions.pop(d["name"], None)
             elif t == "session.start":
                 self.active_sessions[d["agent"]] = {
-                    "id": d["session_id"], "agent": d["agent"], "started_at": ev["ts"],
-                    "ended_at": None, "end_reason": None, "intent": d.get("intent", ""), "task": "",
+                    "id": d["session_id"],
+                    "agent": d["agent"],
+                    "started_at": ev["ts"],
+                    "ended_at": None,
+                    "end_reason": None,
+                    "intent": d.get("intent", ""),
+                    "task": "",
                 }
             elif t == "session.update":
                 for s in self.active_sessions.values():
@@ -383,7 +430,9 @@ class Engine:
             if caller.read_only:
                 raise Forbidden(f"{name} needs a verified identity; run it from inside your worktree")
             if not caller.name:
-                raise Forbidden("no identity: run `thrum quickstart --name NAME --role ROLE` or set THRUM_NAME")
+                raise Forbidden(
+                    "no identity: run `thrum quickstart --name NAME --role ROLE` or set THRUM_NAME"
+                )
             if caller.name not in self.agents:
                 raise UnknownAgent(f"agent @{caller.name} is not registered: run `thrum quickstart` first")
             self.touch(caller.name)
@@ -400,7 +449,8 @@ class Engine:
                 self._timed_out.discard(task)
                 task.uncancel()
                 raise EngineTimeout(
-                    f"{name} took longer than {self.settings.engine.request_timeout_seconds:g}s") from None
+                    f"{name} took longer than {self.settings.engine.request_timeout_seconds:g}s"
+                ) from None
             raise
         finally:
             self._inflight.pop(task, None)

@@ -26,7 +26,9 @@ class Method:
 METHODS: dict[str, Method] = {}
 
 
-def method(name: str, params: type[Params], *, identity: bool = False, writes: bool = False, timeout: bool = True):
+def method(
+    name: str, params: type[Params], *, identity: bool = False, writes: bool = False, timeout: bool = True
+):
     def deco(fn: Handler) -> Handler:
         METHODS[name] = Method(name, params, fn, identity, writes, timeout)
         return fn

@@ -119,10 +119,17 @@ class Writer:
                 return
             except Exception as exc:
                 if undo_failed:
-                    log.critical("projection update failed (%s) and the journal could not be cut back (%s):"
-                                 " the next start applies the batch", exc, undo_failed[0])
-                    self._fail(batch, f"projection update failed ({exc}); the journal kept the request, so"
-                                      " it may still appear after a restart")
+                    log.critical(
+                        "projection update failed (%s) and the journal could not be cut back (%s):"
+                        " the next start applies the batch",
+                        exc,
+                        undo_failed[0],
+                    )
+                    self._fail(
+                        batch,
+                        f"projection update failed ({exc}); the journal kept the request, so"
+                        " it may still appear after a restart",
+                    )
                 else:
                     log.error("projection update failed, batch taken back out of the journal: %s", exc)
                     self._fail(batch, f"projection update failed (nothing was stored): {exc}")

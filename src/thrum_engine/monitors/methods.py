@@ -79,7 +79,9 @@ async def validate_common(engine: Engine, p: MonitorCommon) -> float:
     resolve(engine, [p.to], None)  # an unknown target is refused now, not at the first match
     if await engine.store.one("SELECT id FROM monitors WHERE name = ?", (p.name,)):
         raise Conflict(f"a monitor named {p.name} already exists (see `thrum monitor list --all`)")
-    return check_debounce(engine.settings.monitors.default_debounce_seconds if p.debounce is None else p.debounce)
+    return check_debounce(
+        engine.settings.monitors.default_debounce_seconds if p.debounce is None else p.debounce
+    )
 
 
 def check_match(pattern: str) -> None:
@@ -104,14 +106,25 @@ def check_schedule(schedule: str) -> None:
         raise InvalidInput(f"invalid --schedule {schedule!r}: five cron fields, e.g. '*/5 * * * *'")
 
 
-async def create_rule(engine: Engine, p: MonitorCommon, source: str, spec: dict, debounce: float,
-                      schedule: str | None = None) -> dict:
+async def create_rule(
+    engine: Engine, p: MonitorCommon, source: str, spec: dict, debounce: float, schedule: str | None = None
+) -> dict:
     now = iso()
     if p.caller and p.caller in engine.agents:
         spec = {**spec, "owner": p.caller}  # who may stop or edit it besides the operator
-    row = {"id": ids.new_id("mon"), "name": p.name, "source": source, "spec": json.dumps(spec, sort_keys=True),
-           "pattern": p.match, "target": "@" + p.to.lstrip("@"), "debounce": debounce, "schedule": schedule,
-           "status": "running", "created_at": now, "updated_at": now}
+    row = {
+        "id": ids.new_id("mon"),
+        "name": p.name,
+        "source": source,
+        "spec": json.dumps(spec, sort_keys=True),
+        "pattern": p.match,
+        "target": "@" + p.to.lstrip("@"),
+        "debounce": debounce,
+        "schedule": schedule,
+        "status": "running",
+        "created_at": now,
+        "updated_at": now,
+    }
     svc = service(engine)
     cols = ", ".join(row)
     await svc.write(f"INSERT INTO monitors({cols}) VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
@@ -128,8 +141,11 @@ async def start(engine: Engine, caller: Caller, p: CommandMonitorParams) -> dict
     if not os.path.isdir(cwd):
         raise InvalidInput(f"--cwd {p.cwd} is not a directory")
     exe = p.argv[0]
-    found = shutil.which(exe, path=os.environ.get("PATH")) if "/" not in exe else (
-        exe if os.access(os.path.join(cwd, exe), os.X_OK) or os.access(exe, os.X_OK) else None)
+    found = (
+        shutil.which(exe, path=os.environ.get("PATH"))
+        if "/" not in exe
+        else (exe if os.access(os.path.join(cwd, exe), os.X_OK) or os.access(exe, os.X_OK) else None)
+    )
     if not found:
         raise InvalidInput(f"command not found: {exe}")
     for k in p.env:
@@ -137,8 +153,9 @@ async def start(engine: Engine, caller: Caller, p: CommandMonitorParams) -> dict
             raise InvalidInput(f"invalid --env name {k!r}")
     if p.schedule is not None:
         check_schedule(p.schedule)
-    return await create_rule(engine, p, "command", {"argv": p.argv, "cwd": cwd, "env": p.env}, debounce,
-                             p.schedule)
+    return await create_rule(
+        engine, p, "command", {"argv": p.argv, "cwd": cwd, "env": p.env}, debounce, p.schedule
+    )
 
 
 @method("monitor.watch_pane", PaneMonitorParams, writes=True)
@@ -184,11 +201,23 @@ async def view(engine: Engine, ident: str) -> dict:
     row = await find(engine, ident)
     spec = json.loads(row["spec"])
     return {
-        "id": row["id"], "name": row["name"], "source": row["source"], "spec": spec, "match": row["pattern"],
-        "to": row["target"], "debounce": row["debounce"], "schedule": row["schedule"], "status": row["status"],
-        "created_at": row["created_at"], "updated_at": row["updated_at"], "last_match_at": row["last_match_at"],
-        "matches": row["matches"], "delivered": row["delivered"], "restarts": row["restarts"],
-        "last_error": row["last_error"], "running": row["id"] in service(engine).running,
+        "id": row["id"],
+        "name": row["name"],
+        "source": row["source"],
+        "spec": spec,
+        "match": row["pattern"],
+        "to": row["target"],
+        "debounce": row["debounce"],
+        "schedule": row["schedule"],
+        "status": row["status"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+        "last_match_at": row["last_match_at"],
+        "matches": row["matches"],
+        "delivered": row["delivered"],
+        "restarts": row["restarts"],
+        "last_error": row["last_error"],
+        "running": row["id"] in service(engine).running,
     }
 
 
@@ -250,8 +279,9 @@ async def edit(engine: Engine, caller: Caller, p: MonitorEditParams) -> dict:
         raise InvalidInput("nothing to change: give a new match, target, debounce or schedule")
     svc = service(engine)
     sets = ", ".join(f"{k} = ?" for k in changes)
-    await svc.write(f"UPDATE monitors SET {sets}, updated_at = ? WHERE id = ?",
-                    (*changes.values(), iso(), row["id"]))
+    await svc.write(
+        f"UPDATE monitors SET {sets}, updated_at = ? WHERE id = ?", (*changes.values(), iso(), row["id"])
+    )
     await svc.event(row["id"], "edit", detail=", ".join(sorted(changes)))
     if row["status"] == "running":
         await svc.halt(row["id"])
@@ -264,5 +294,7 @@ async def logs(engine: Engine, caller: Caller, p: MonitorLogsParams) -> dict:
     row = await find(engine, p.id)
     events = await engine.store.all(
         "SELECT at, kind, line, message_id, detail FROM monitor_events WHERE monitor_id = ? ORDER BY seq DESC"
-        " LIMIT ?", (row["id"], p.limit))
+        " LIMIT ?",
+        (row["id"], p.limit),
+    )
     return {"monitor": row["id"], "name": row["name"], "events": list(reversed(events))}

@@ -82,8 +82,11 @@ class PermissionWatch:
 
     async def _set_status(self, agent: str, status: str) -> None:
         if agent in self.engine.agents and self.engine.agents[agent].get("status") != status:
-            await self.engine.commit(self.engine.event("agent.update", AUTHOR, {
-                "name": agent, "fields": {"status": status, "status_at": iso()}}))
+            await self.engine.commit(
+                self.engine.event(
+                    "agent.update", AUTHOR, {"name": agent, "fields": {"status": status, "status_at": iso()}}
+                )
+            )
 
     def supervisors(self, agent: str) -> list[str]:
         from thrum_engine.messaging import resolve
@@ -111,17 +114,30 @@ class PermissionWatch:
             return
         to = self.supervisors(ep.agent)
         if not to:
-            log.warning("@%s is blocked on a dialog in %s and no supervisor is registered (%s)",
-                        ep.agent, ep.session, ", ".join(self.settings.supervisors))
+            log.warning(
+                "@%s is blocked on a dialog in %s and no supervisor is registered (%s)",
+                ep.agent,
+                ep.session,
+                ", ".join(self.settings.supervisors),
+            )
         else:
             screen = await self._screen(ep.session)
             s = self.engine.tmux.sessions.get(ep.session)
             keys = f" ({s.runtime.approve} / {s.runtime.deny})" if s else ""
-            body = (("Reminder: " if reminder else "") +
-                    f"@{ep.agent} is waiting on a permission dialog in session {ep.session}:\n```\n{screen}\n```\n"
-                    f"Reply `y` to approve once or `n` to deny{keys}.")
-            ev = await create_message(self.engine, AUTHOR, body, to=["@" + n for n in to], fmt="markdown",
-                                      scopes=[f"session:{ep.session}"], refs=[f"agent:{ep.agent}"])
+            body = (
+                ("Reminder: " if reminder else "")
+                + f"@{ep.agent} is waiting on a permission dialog in session {ep.session}:\n```\n{screen}\n```\n"
+                f"Reply `y` to approve once or `n` to deny{keys}."
+            )
+            ev = await create_message(
+                self.engine,
+                AUTHOR,
+                body,
+                to=["@" + n for n in to],
+                fmt="markdown",
+                scopes=[f"session:{ep.session}"],
+                refs=[f"agent:{ep.agent}"],
+            )
             ep.notices.append(ev["data"]["message_id"])
         ep.reminder = asyncio.get_running_loop().call_later(ep.interval, self._remind, ep)
         ep.interval *= 2  # reminders back off
@@ -162,8 +178,15 @@ class PermissionWatch:
         if s is None:
             s_missing = f"Session {ep.session} is gone; nothing was typed."
             if word in APPROVE or word in DENY:
-                await create_message(self.engine, AUTHOR, s_missing, to=["@" + ev["author"]], fmt="plain",
-                                     thread_id=ev["data"].get("thread_id"), reply_to=ev["data"]["message_id"])
+                await create_message(
+                    self.engine,
+                    AUTHOR,
+                    s_missing,
+                    to=["@" + ev["author"]],
+                    fmt="plain",
+                    thread_id=ev["data"].get("thread_id"),
+                    reply_to=ev["data"]["message_id"],
+                )
             return
         if word in APPROVE or word == s.runtime.approve.lower():
             keys, verdict = s.runtime.approve, "approved"
@@ -176,7 +199,14 @@ class PermissionWatch:
         else:
             text = f"✓ {verdict.capitalize()} in {ep.session} (sent {keys})."
         try:
-            await create_message(self.engine, AUTHOR, text, to=["@" + ev["author"]], fmt="plain",
-                                 thread_id=ev["data"].get("thread_id"), reply_to=ev["data"]["message_id"])
+            await create_message(
+                self.engine,
+                AUTHOR,
+                text,
+                to=["@" + ev["author"]],
+                fmt="plain",
+                thread_id=ev["data"].get("thread_id"),
+                reply_to=ev["data"]["message_id"],
+            )
         except Exception:
             log.exception("could not confirm the answer to @%s", ev["author"])

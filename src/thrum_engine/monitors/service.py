@@ -85,7 +85,9 @@ class MonitorService:
 
             self.permissions = PermissionWatch(self.engine)
             self.permissions.start()
-        for row in await self.engine.store.all("SELECT * FROM monitors WHERE status = 'running' ORDER BY created_at"):
+        for row in await self.engine.store.all(
+            "SELECT * FROM monitors WHERE status = 'running' ORDER BY created_at"
+        ):
             try:
                 await self.run(row)
             except Exception as exc:
@@ -107,17 +109,22 @@ class MonitorService:
         async with self.engine.writer.lock:
             await self.engine.store.write_local(sql, [params])
 
-    async def event(self, mid: str, kind: str, line: str = "", message_id: str | None = None,
-                    detail: str = "") -> None:
-        await self.write("INSERT INTO monitor_events(monitor_id, at, kind, line, message_id, detail)"
-                         " VALUES (?,?,?,?,?,?)", (mid, iso(), kind, line[:2000], message_id, detail[:2000]))
+    async def event(
+        self, mid: str, kind: str, line: str = "", message_id: str | None = None, detail: str = ""
+    ) -> None:
+        await self.write(
+            "INSERT INTO monitor_events(monitor_id, at, kind, line, message_id, detail) VALUES (?,?,?,?,?,?)",
+            (mid, iso(), kind, line[:2000], message_id, detail[:2000]),
+        )
 
     async def set_status(self, mid: str, status: str, error: str | None = None) -> None:
         if error is None:
             await self.write("UPDATE monitors SET status=?, updated_at=? WHERE id=?", (status, iso(), mid))
         else:
-            await self.write("UPDATE monitors SET status=?, updated_at=?, last_error=? WHERE id=?",
-                             (status, iso(), error, mid))
+            await self.write(
+                "UPDATE monitors SET status=?, updated_at=?, last_error=? WHERE id=?",
+                (status, iso(), error, mid),
+            )
 
     # -- running one rule --
     async def run(self, row: dict) -> Monitor:
@@ -193,9 +200,13 @@ class MonitorService:
             try:
                 hits = await off_loop(matching_lines, m.regex, m.chunk_regex, lines, budget)
             except PatternTimeout as exc:
-                await self.fail(m, f"its pattern /{m.row['pattern']}/ took longer than {budget:g}s on one input"
-                                   " (catastrophic backtracking?); give the rule a simpler pattern (console: m, e)"
-                                   " and restart it", line=exc.text)
+                await self.fail(
+                    m,
+                    f"its pattern /{m.row['pattern']}/ took longer than {budget:g}s on one input"
+                    " (catastrophic backtracking?); give the rule a simpler pattern (console: m, e)"
+                    " and restart it",
+                    line=exc.text,
+                )
                 return
             for line in hits:
                 self._matched(m, line)
@@ -222,8 +233,13 @@ class MonitorService:
         if m.suppressed:
             n, last = m.suppressed, m.last_suppressed
             m.suppressed, m.last_suppressed = 0, ""
-            m.outbox.put_nowait(("suppressed", f"{n} more match{'es' if n != 1 else ''} suppressed"
-                                               f" in the last {m.row['debounce']:g}s (last: {last})"))
+            m.outbox.put_nowait(
+                (
+                    "suppressed",
+                    f"{n} more match{'es' if n != 1 else ''} suppressed"
+                    f" in the last {m.row['debounce']:g}s (last: {last})",
+                )
+            )
 
     async def _sender(self, m: Monitor) -> None:
         while True:
@@ -235,21 +251,36 @@ class MonitorService:
 
         body = f"[{m.name}] {text}"
         try:
-            ev = await create_message(self.engine, f"monitor:{m.name}", body, to=[m.row["target"]], fmt="plain",
-                                      scopes=[f"monitor:{m.name}"], refs=[f"monitor:{m.id}"])
+            ev = await create_message(
+                self.engine,
+                f"monitor:{m.name}",
+                body,
+                to=[m.row["target"]],
+                fmt="plain",
+                scopes=[f"monitor:{m.name}"],
+                refs=[f"monitor:{m.id}"],
+            )
         except Exception as exc:
             reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
             log.error("monitor %s could not deliver to %s: %s", m.name, m.row["target"], reason)
             await self.event(m.id, "error", text, detail=f"delivery failed: {reason}")
-            await self.write("UPDATE monitors SET last_error=?, matches=matches+?, updated_at=? WHERE id=?",
-                             (f"delivery failed: {reason}", 1 if kind == "match" else 0, iso(), m.id))
+            await self.write(
+                "UPDATE monitors SET last_error=?, matches=matches+?, updated_at=? WHERE id=?",
+                (f"delivery failed: {reason}", 1 if kind == "match" else 0, iso(), m.id),
+            )
             return None
         mid = ev["data"]["message_id"]
         await self.event(m.id, kind, text, message_id=mid)
-        await self.write("UPDATE monitors SET matches=matches+?, delivered=delivered+1, last_match_at=?,"
-                         " updated_at=? WHERE id=?", (1 if kind == "match" else 0, iso(), iso(), m.id))
-        await self.write("DELETE FROM monitor_events WHERE monitor_id=? AND seq <= (SELECT MAX(seq) FROM"
-                         " monitor_events WHERE monitor_id=?) - ?", (m.id, m.id, LOG_KEEP))
+        await self.write(
+            "UPDATE monitors SET matches=matches+?, delivered=delivered+1, last_match_at=?,"
+            " updated_at=? WHERE id=?",
+            (1 if kind == "match" else 0, iso(), iso(), m.id),
+        )
+        await self.write(
+            "DELETE FROM monitor_events WHERE monitor_id=? AND seq <= (SELECT MAX(seq) FROM"
+            " monitor_events WHERE monitor_id=?) - ?",
+            (m.id, m.id, LOG_KEEP),
+        )
         return mid
 
     async def notify_target(self, m: Monitor, text: str) -> None:
@@ -276,7 +307,9 @@ class MonitorService:
             code = None
             split = LineSplitter(self.settings.max_line_chars)
             try:
-                async for text in command_output(spec["argv"], spec["cwd"], env, lambda p: setattr(m, "proc", p)):
+                async for text in command_output(
+                    spec["argv"], spec["cwd"], env, lambda p: setattr(m, "proc", p)
+                ):
                     lines = split.feed(text)
                     if lines:
                         await m.inbox.put(lines)  # a slow matcher slows the reading, nothing is lost
@@ -297,7 +330,9 @@ class MonitorService:
                 await self.notify_target(m, f"monitor stopped: {msg}")
                 self.running.pop(m.id, None)
                 return
-            await self.write("UPDATE monitors SET restarts=restarts+1, updated_at=? WHERE id=?", (iso(), m.id))
+            await self.write(
+                "UPDATE monitors SET restarts=restarts+1, updated_at=? WHERE id=?", (iso(), m.id)
+            )
             delay = backoff if quick else 1.0
             backoff = min(backoff * 2, self.settings.restart_backoff_max_seconds) if quick else 1.0
             try:
@@ -320,7 +355,10 @@ class MonitorService:
         d = os.path.dirname(path)
         if d not in self._dir_watchers:
             stop = asyncio.Event()
-            self._dir_watchers[d] = (asyncio.create_task(self._watch_dir(d, stop), name=f"monitor-watch-{d}"), stop)
+            self._dir_watchers[d] = (
+                asyncio.create_task(self._watch_dir(d, stop), name=f"monitor-watch-{d}"),
+                stop,
+            )
 
     def _detach_file(self, m: Monitor) -> None:
         path = m.spec.get("path")
@@ -341,8 +379,15 @@ class MonitorService:
             return path in self._files
 
         try:
-            async for changes in awatch(d, watch_filter=ours, debounce=50, step=10, stop_event=stop,
-                                        rust_timeout=1000, recursive=False):
+            async for changes in awatch(
+                d,
+                watch_filter=ours,
+                debounce=50,
+                step=10,
+                stop_event=stop,
+                rust_timeout=1000,
+                recursive=False,
+            ):
                 for path in {p for _c, p in changes}:
                     await self._pump_file(path)
         except Exception:

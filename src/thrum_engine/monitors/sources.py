@@ -34,12 +34,20 @@ class LineSplitter:
         return [ln.rstrip("\r")[: self.cap] for ln in lines]
 
 
-async def command_output(argv: list[str], cwd: str, env: dict[str, str],
-                         on_start: Callable[[asyncio.subprocess.Process], None]) -> AsyncIterator[str]:
+async def command_output(
+    argv: list[str], cwd: str, env: dict[str, str], on_start: Callable[[asyncio.subprocess.Process], None]
+) -> AsyncIterator[str]:
     """stdout and stderr text of one run of `argv` (exec'd directly, never through a shell), in chunks."""
     proc = await asyncio.create_subprocess_exec(
-        *argv, cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT, start_new_session=True, limit=1 << 20)
+        *argv,
+        cwd=cwd,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,
+        limit=1 << 20,
+    )
     on_start(proc)
     assert proc.stdout is not None
     try:
@@ -102,8 +110,9 @@ class FileFollower:
             return None
         except OSError as exc:
             if exc.errno == errno.ELOOP:
-                raise PathEscaped(f"{self.path} was replaced by a symlink to {os.path.realpath(self.path)}")\
-                    from None
+                raise PathEscaped(
+                    f"{self.path} was replaced by a symlink to {os.path.realpath(self.path)}"
+                ) from None
             raise
         try:
             try:

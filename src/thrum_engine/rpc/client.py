@@ -44,8 +44,17 @@ class _ScanContext:
 # CPython's C scanner and encoder directly: `import json` costs the CLI ~20 ms (it pulls in `re`),
 # measured in bench/rpc.py. Their stubs name Python-level types; the C functions take these.
 _scan = _json.make_scanner(_ScanContext())  # pyright: ignore[reportArgumentType]
-_encode = _json.make_encoder(None, None, _json.encode_basestring_ascii, None,  # pyright: ignore[reportArgumentType]
-                             ":", ",", False, False, True)
+_encode = _json.make_encoder(
+    None,
+    None,
+    _json.encode_basestring_ascii,
+    None,  # pyright: ignore[reportArgumentType]
+    ":",
+    ",",
+    False,
+    False,
+    True,
+)
 
 
 def loads(text: str):
@@ -91,7 +100,7 @@ class EngineNotAnswering(EngineUnavailable):
 def peer_credentials(sock) -> tuple[int, int, int]:
     """(pid, uid, gid) of the other end, from the kernel (SO_PEERCRED's struct ucred: three C ints)."""
     data = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
-    return tuple(int.from_bytes(data[i:i + 4], sys.byteorder, signed=True) for i in (0, 4, 8))  # type: ignore[return-value]
+    return tuple(int.from_bytes(data[i : i + 4], sys.byteorder, signed=True) for i in (0, 4, 8))  # type: ignore[return-value]
 
 
 class Client:
@@ -129,8 +138,10 @@ class Client:
             raise EngineUnavailable(str(exc)) from None
         if uid != os.getuid():
             sock.close()
-            raise ForeignServer(f"the socket {self.path} is served by another user (uid {uid}, pid {pid}), "
-                                f"not by your engine: refusing to talk to it")
+            raise ForeignServer(
+                f"the socket {self.path} is served by another user (uid {uid}, pid {pid}), "
+                f"not by your engine: refusing to talk to it"
+            )
         self.peer_pid = pid
         self._sock = sock
         return self
@@ -199,8 +210,11 @@ class Client:
         except (OSError, ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError):
             return None
         if data_.get("kind") == "too_large" and data_.get("limit"):
-            return RpcError(err.get("code", -32600), f"message too large ({size} bytes; limit {data_['limit']} bytes)",
-                            "too_large")
+            return RpcError(
+                err.get("code", -32600),
+                f"message too large ({size} bytes; limit {data_['limit']} bytes)",
+                "too_large",
+            )
         return RpcError(err.get("code", -32000), err.get("message", "engine error"), data_.get("kind"))
 
     def call(self, method: str, params: dict | None = None, timeout: float | None = -1.0) -> dict:
@@ -232,7 +246,7 @@ class Client:
                 nl = buf.find(b"\n", scanned)
                 if nl >= 0:
                     line = buf[:nl]
-                    del buf[:nl + 1]
+                    del buf[: nl + 1]
                     break
                 scanned = len(buf)
                 chunk = self._recv(sock, deadline)
@@ -240,8 +254,12 @@ class Client:
                     raise EngineUnavailable("the engine closed the connection")
                 buf += chunk
                 if len(buf) > MAX_RESPONSE:
-                    raise RpcError(-32000, f"the answer is larger than this client accepts ({MAX_RESPONSE} bytes):"
-                                   " ask for less (a smaller --page-size)", "too_large")
+                    raise RpcError(
+                        -32000,
+                        f"the answer is larger than this client accepts ({MAX_RESPONSE} bytes):"
+                        " ask for less (a smaller --page-size)",
+                        "too_large",
+                    )
         except (ConnectionError, BrokenPipeError) as exc:
             # Never mistaken for success: the request may or may not have been stored.
             raise EngineUnavailable(f"connection lost: {exc}") from None

@@ -104,8 +104,9 @@ class RpcServer:
             pass
         old = os.umask(0o177)  # the socket is born 0600: no window where others can connect
         try:
-            self._server = await asyncio.start_unix_server(self._handle, self.path, limit=self.max_frame,
-                                                           backlog=1024)
+            self._server = await asyncio.start_unix_server(
+                self._handle, self.path, limit=self.max_frame, backlog=1024
+            )
         finally:
             os.umask(old)
         os.chmod(self.path, 0o600)
@@ -187,12 +188,21 @@ class RpcServer:
                 return
             limits = self.engine.settings.engine
             if self._per_pid.get(pid, 0) >= limits.max_connections_per_process:
-                await self._send(writer, _error(None, P.INTERNAL_ERROR, f"engine busy: too many connections from pid"
-                                                f" {pid} (limit {limits.max_connections_per_process})", "engine_busy"))
+                await self._send(
+                    writer,
+                    _error(
+                        None,
+                        P.INTERNAL_ERROR,
+                        f"engine busy: too many connections from pid"
+                        f" {pid} (limit {limits.max_connections_per_process})",
+                        "engine_busy",
+                    ),
+                )
                 return
             if len(self._conns) >= limits.max_connections and not self._make_room():
-                await self._send(writer, _error(None, P.INTERNAL_ERROR, "engine busy: too many connections",
-                                                "engine_busy"))
+                await self._send(
+                    writer, _error(None, P.INTERNAL_ERROR, "engine busy: too many connections", "engine_busy")
+                )
                 return
             conn = self._conns[task] = _Conn(pid, writer)
             self._per_pid[pid] = self._per_pid.get(pid, 0) + 1
@@ -226,7 +236,9 @@ class RpcServer:
         return max(0.0, conn.last + allowed - time.monotonic())
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, conn: _Conn) -> None:
-        if hasattr(writer.transport, "max_size"):  # the selector transport's recv size (an attribute since 3.4)
+        if hasattr(
+            writer.transport, "max_size"
+        ):  # the selector transport's recv size (an attribute since 3.4)
             writer.transport.max_size = READ_CHUNK
         pid = conn.pid
         worktree = peer_worktree(pid, self.engine.layout.repo)
@@ -247,8 +259,11 @@ class RpcServer:
             while True:
                 if read is None:
                     read = asyncio.ensure_future(reader.readuntil(b"\n"))
-                done, _ = await asyncio.wait({read, *pending}, timeout=self._read_timeout(conn, first),
-                                             return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(
+                    {read, *pending},
+                    timeout=self._read_timeout(conn, first),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
                 if not done:
                     log.info("closing a silent connection of pid %d", pid)
                     return
@@ -259,10 +274,14 @@ class RpcServer:
                     line = task.result()
                 except asyncio.IncompleteReadError as exc:
                     if exc.partial.strip():
-                        await self._send(writer, _error(None, P.PARSE_ERROR, "incomplete frame (no newline)"), write_lock)
+                        await self._send(
+                            writer, _error(None, P.PARSE_ERROR, "incomplete frame (no newline)"), write_lock
+                        )
                     return
                 except asyncio.LimitOverrunError:
-                    err = _error(None, P.INVALID_REQUEST, f"request larger than {self.max_frame} bytes", "too_large")
+                    err = _error(
+                        None, P.INVALID_REQUEST, f"request larger than {self.max_frame} bytes", "too_large"
+                    )
                     err["error"]["data"]["limit"] = self.engine.settings.messages.max_body_bytes
                     await self._send(writer, err, write_lock)
                     return  # the stream is out of sync: drop the connection
@@ -299,9 +318,13 @@ class RpcServer:
             rid = req.get("id") if isinstance(req, dict) and _plain_id(req.get("id")) else None
             if isinstance(req, dict) and isinstance(req.get("method"), str) and not _encodable(req["method"]):
                 return _error(rid, P.METHOD_NOT_FOUND, f"unknown method: {req['method']!a}", "unknown_method")
-            return _error(rid, P.INVALID_PARAMS, "request holds text that is not valid UTF-8", "invalid_input")
+            return _error(
+                rid, P.INVALID_PARAMS, "request holds text that is not valid UTF-8", "invalid_input"
+            )
         if not isinstance(req, dict):
-            return _error(None, P.INVALID_REQUEST, "request must be a JSON object (batches are not supported)")
+            return _error(
+                None, P.INVALID_REQUEST, "request must be a JSON object (batches are not supported)"
+            )
         rid = req.get("id")
         if rid is not None and (isinstance(rid, bool) or not isinstance(rid, (str, int))):
             return _error(None, P.INVALID_REQUEST, "id must be a string or an integer")
@@ -324,8 +347,11 @@ class RpcServer:
             # The client gave up on us before we could even start (we were stopped, or wedged): running
             # it now would do what the caller was told may not have happened.
             log.warning("dropped %s from pid %d: it waited past its start-by time", name, pid)
-            return None if notification else _error(rid, P.INTERNAL_ERROR, "request expired before it could start",
-                                                     "expired")
+            return (
+                None
+                if notification
+                else _error(rid, P.INTERNAL_ERROR, "request expired before it could start", "expired")
+            )
         caller = Caller(name=claimed or None, worktree=worktree, pid=pid, read_only=worktree is None)
         try:
             result = await self.engine.call(name, params, caller)
@@ -335,7 +361,11 @@ class RpcServer:
             raise
         except Exception as exc:
             log.exception("method %s failed", name)
-            return None if notification else _error(rid, P.INTERNAL_ERROR, f"internal error: {type(exc).__name__}: {exc}")
+            return (
+                None
+                if notification
+                else _error(rid, P.INTERNAL_ERROR, f"internal error: {type(exc).__name__}: {exc}")
+            )
         if notification:
             return None
         return {"jsonrpc": "2.0", "id": rid, "result": result}

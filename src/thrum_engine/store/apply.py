@@ -12,7 +12,18 @@ from typing import Any, Callable, Iterable
 
 Op = tuple[str, tuple]
 
-_AGENT_FIELDS = ("role", "module", "display", "runtime", "kind", "worktree", "status", "status_at", "intent", "task")
+_AGENT_FIELDS = (
+    "role",
+    "module",
+    "display",
+    "runtime",
+    "kind",
+    "worktree",
+    "status",
+    "status_at",
+    "intent",
+    "task",
+)
 _SESSION_FIELDS = ("intent", "task")
 
 
@@ -36,8 +47,17 @@ def _agent_register(ev: dict, d: dict) -> Iterable[Op]:
         " VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(name) DO UPDATE SET role=excluded.role,"
         " module=excluded.module, display=excluded.display, runtime=excluded.runtime, kind=excluded.kind,"
         " worktree=excluded.worktree, registered_at=excluded.registered_at",
-        (d["name"], d["role"], d.get("module", ""), d.get("display", ""), d.get("runtime", ""),
-         d.get("kind", "agent"), d.get("worktree", ""), d.get("registered_at", ev["ts"]), d.get("intent", "")),
+        (
+            d["name"],
+            d["role"],
+            d.get("module", ""),
+            d.get("display", ""),
+            d.get("runtime", ""),
+            d.get("kind", "agent"),
+            d.get("worktree", ""),
+            d.get("registered_at", ev["ts"]),
+            d.get("intent", ""),
+        ),
     )
 
 
@@ -59,8 +79,10 @@ def _agent_update(ev: dict, d: dict) -> Iterable[Op]:
 def _agent_delete(ev: dict, d: dict) -> Iterable[Op]:
     yield ("DELETE FROM agents WHERE name=?", (d["name"],))
     # The engine's cache drops the agent's open session; the projection ends it, so a restart agrees.
-    yield ("UPDATE sessions SET ended_at=?, end_reason='agent deleted' WHERE agent=? AND ended_at IS NULL",
-           (ev["ts"], d["name"]))
+    yield (
+        "UPDATE sessions SET ended_at=?, end_reason='agent deleted' WHERE agent=? AND ended_at IS NULL",
+        (ev["ts"], d["name"]),
+    )
 
 
 def _session_start(ev: dict, d: dict) -> Iterable[Op]:
@@ -98,16 +120,30 @@ def _message_create(ev: dict, d: dict) -> Iterable[Op]:
     yield (
         "INSERT OR IGNORE INTO messages(id, author, thread_id, reply_to, format, content, structured, created_at,"
         " broadcast, addressed, mentions, scopes, refs) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        (mid, ev["author"], d.get("thread_id"), d.get("reply_to"), d.get("format", "markdown"), d["content"],
-         None if structured is None else _dumps(structured), created, 1 if d.get("broadcast") else 0,
-         _dumps(addressed_of(d)), _dumps(d.get("mentions", [])), _dumps(d.get("scopes", [])),
-         _dumps(d.get("refs", []))),
+        (
+            mid,
+            ev["author"],
+            d.get("thread_id"),
+            d.get("reply_to"),
+            d.get("format", "markdown"),
+            d["content"],
+            None if structured is None else _dumps(structured),
+            created,
+            1 if d.get("broadcast") else 0,
+            _dumps(addressed_of(d)),
+            _dumps(d.get("mentions", [])),
+            _dumps(d.get("scopes", [])),
+            _dumps(d.get("refs", [])),
+        ),
     )
     mentioned = set(d.get("mentioned_agents", []))
     for r in d.get("recipients", []):
         yield (_INSERT_DELIVERY, (r, mid, created, 1 if r in mentioned else 0))
     if d.get("thread_root"):
-        yield ("UPDATE messages SET thread_id=? WHERE id=? AND thread_id IS NULL", (d["thread_id"], d["thread_root"]))
+        yield (
+            "UPDATE messages SET thread_id=? WHERE id=? AND thread_id IS NULL",
+            (d["thread_id"], d["thread_root"]),
+        )
     if d.get("reply_to"):
         yield (
             "UPDATE deliveries SET replied_at=COALESCE(replied_at, ?), read_at=COALESCE(read_at, ?),"
@@ -129,10 +165,23 @@ def _message_create_fast(ev: dict, d: dict, buckets: dict[str, list[tuple]]) -> 
     created = d.get("created_at", ev["ts"])
     structured = d.get("structured")
     get = d.get
-    buckets.setdefault(_INSERT_MESSAGE, []).append((
-        mid, ev["author"], get("thread_id"), None, get("format", "markdown"), d["content"],
-        None if structured is None else _dumps(structured), created, 1 if get("broadcast") else 0,
-        _dumps(addressed_of(d)), _dumps(get("mentions")), _dumps(get("scopes")), _dumps(get("refs"))))
+    buckets.setdefault(_INSERT_MESSAGE, []).append(
+        (
+            mid,
+            ev["author"],
+            get("thread_id"),
+            None,
+            get("format", "markdown"),
+            d["content"],
+            None if structured is None else _dumps(structured),
+            created,
+            1 if get("broadcast") else 0,
+            _dumps(addressed_of(d)),
+            _dumps(get("mentions")),
+            _dumps(get("scopes")),
+            _dumps(get("refs")),
+        )
+    )
     mentioned = get("mentioned_agents") or ()
     rows = buckets.setdefault(_INSERT_DELIVERY, [])
     for r in get("recipients", ()):
@@ -140,7 +189,10 @@ def _message_create_fast(ev: dict, d: dict, buckets: dict[str, list[tuple]]) -> 
 
 
 def _message_edit(ev: dict, d: dict) -> Iterable[Op]:
-    yield ("UPDATE messages SET content=?, updated_at=? WHERE id=?", (d["content"], ev["ts"], d["message_id"]))
+    yield (
+        "UPDATE messages SET content=?, updated_at=? WHERE id=?",
+        (d["content"], ev["ts"], d["message_id"]),
+    )
 
 
 def _message_delete(ev: dict, d: dict) -> Iterable[Op]:

@@ -41,12 +41,17 @@ def _insert_rows(conn: sqlite3.Connection, sql: str, params: list[tuple]) -> Non
         multi = head + sep + ",".join([values] * ROWS_PER_INSERT)
         flat = list(chain.from_iterable(params[:whole]))
         width = ROWS_PER_INSERT * len(params[0])
-        conn.executemany(multi, (flat[i:i + width] for i in range(0, len(flat), width)))
+        conn.executemany(multi, (flat[i : i + width] for i in range(0, len(flat), width)))
     conn.executemany(sql, params[whole:])
 
 
-def _transaction(conn: sqlite3.Connection, runs: list[tuple[str, list[tuple]]], offsets: dict[str, int],
-                 *, multirow: bool = False) -> None:
+def _transaction(
+    conn: sqlite3.Connection,
+    runs: list[tuple[str, list[tuple]]],
+    offsets: dict[str, int],
+    *,
+    multirow: bool = False,
+) -> None:
     """The runs and the shard offsets they reach, committed together."""
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -109,7 +114,9 @@ async def migrate(conn: aiosqlite.Connection) -> int:
         row = await cur.fetchone()
     version = int(row[0]) if row else 0
     if version > SCHEMA_VERSION:
-        raise SchemaTooNew(f"database schema v{version} is newer than this Thrum (v{SCHEMA_VERSION}); upgrade thrum")
+        raise SchemaTooNew(
+            f"database schema v{version} is newer than this Thrum (v{SCHEMA_VERSION}); upgrade thrum"
+        )
     while version < SCHEMA_VERSION:
         await conn.executescript("BEGIN;" + MIGRATIONS[version] + ";COMMIT;")
         version += 1
@@ -177,9 +184,15 @@ class Store:
         assert self.w is not None
         return await self.w._execute(fn, self.w._conn)
 
-    async def apply(self, events: list[dict], offsets: dict[str, int], *, skip_applied: bool = False,
-                    before: Callable[[], dict[str, int]] | None = None,
-                    undo: Callable[[], None] | None = None) -> int:
+    async def apply(
+        self,
+        events: list[dict],
+        offsets: dict[str, int],
+        *,
+        skip_applied: bool = False,
+        before: Callable[[], dict[str, int]] | None = None,
+        undo: Callable[[], None] | None = None,
+    ) -> int:
         """Apply events and record shard offsets in one transaction. Returns events applied.
 
         `before` runs first on the same thread (the journal's write + fsync), and
@@ -205,8 +218,9 @@ class Store:
 
         return await self.in_writer_thread(work)
 
-    async def apply_lines(self, lines: list[bytes], offsets: dict[str, int],
-                          check: EventCheck | None = None) -> tuple[int, list[LineRejected]]:
+    async def apply_lines(
+        self, lines: list[bytes], offsets: dict[str, int], check: EventCheck | None = None
+    ) -> tuple[int, list[LineRejected]]:
         """Apply complete journal lines (a rebuild) in one transaction: (events, lines rejected).
 
         The lines are checked and turned into rows here, on the writer thread: one hop per chunk.
@@ -223,7 +237,7 @@ class Store:
         assert self.w is not None
         found: set[str] = set()
         for i in range(0, len(ids), 500):
-            chunk = ids[i:i + 500]
+            chunk = ids[i : i + 500]
             q = f"SELECT id FROM applied_events WHERE id IN ({','.join('?' * len(chunk))})"
             async with self.w.execute(q, chunk) as cur:
                 found.update(r[0] for r in await cur.fetchall())

@@ -31,8 +31,12 @@ def expected_tables() -> dict[str, tuple[str, ...]]:
 
 
 def _tables(conn: sqlite3.Connection) -> dict[str, tuple[str, ...]]:
-    names = [r[0] for r in conn.execute(
-        "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'")]
+    names = [
+        r[0]
+        for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"
+        )
+    ]
     return {n: tuple(r[1] for r in conn.execute(f"PRAGMA table_info('{n}')")) for n in names}
 
 

@@ -29,14 +29,26 @@ LineRejected = tuple[int, str, bool]
 # A JSON string without escapes: its bytes between the quotes are its value.
 _S = rb'"([^"\\\x00-\x1f]*)"'
 _PLAIN_MESSAGE = re.compile(
-    rb'\{"author":' + _S + rb',"data":\{"content":' + _S + rb',"format":' + _S + rb',"message_id":' + _S
-    + rb',"recipients":\[("[^"\\\x00-\x1f]*"(?:,"[^"\\\x00-\x1f]*")*)\](?:,"thread_id":' + _S
-    + rb')?\},"id":"(evt_[0-9A-Z]{26})","ts":' + _S + rb',"type":"message\.create","v":1\}'
+    rb'\{"author":'
+    + _S
+    + rb',"data":\{"content":'
+    + _S
+    + rb',"format":'
+    + _S
+    + rb',"message_id":'
+    + _S
+    + rb',"recipients":\[("[^"\\\x00-\x1f]*"(?:,"[^"\\\x00-\x1f]*")*)\](?:,"thread_id":'
+    + _S
+    + rb')?\},"id":"(evt_[0-9A-Z]{26})","ts":'
+    + _S
+    + rb',"type":"message\.create","v":1\}'
 ).fullmatch
 
 
-def ops_for_lines(lines: list[bytes], check: EventCheck | None = None,
-                  ) -> tuple[list[tuple[str, list[tuple]]], int, list[LineRejected]]:
+def ops_for_lines(
+    lines: list[bytes],
+    check: EventCheck | None = None,
+) -> tuple[list[tuple[str, list[tuple]]], int, list[LineRejected]]:
     """Complete journal lines, in order -> (SQL runs, events applied, lines rejected).
 
     `check` None skips validation (only for measuring what it costs): unreadable lines are still refused.
@@ -73,8 +85,21 @@ def ops_for_lines(lines: list[bytes], check: EventCheck | None = None,
                     eid,
                     # As `apply._message_create_fast` builds it: created_at is the event's ts, and
                     # `addressed` is the recipients (these names need no JSON escaping).
-                    (mid, author, thread, None, fmt, content, None, ts, 0, '["@' + '","@'.join(names) + '"]',
-                     "[]", "[]", "[]"),
+                    (
+                        mid,
+                        author,
+                        thread,
+                        None,
+                        fmt,
+                        content,
+                        None,
+                        ts,
+                        0,
+                        '["@' + '","@'.join(names) + '"]',
+                        "[]",
+                        "[]",
+                        "[]",
+                    ),
                     [(r, mid, ts, 0) for r in names],
                 )
                 events += 1

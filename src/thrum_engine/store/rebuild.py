@@ -40,7 +40,7 @@ def sorted_journal_lines(journal: Journal) -> SortedLines:
         pos = 0
         for line in data[:end].split(b"\n")[:-1]:
             i = line.rfind(_ID_KEY)
-            keyed.append((line[i + 6:i + 36] if i >= 0 else b"", line, shard, pos))
+            keyed.append((line[i + 6 : i + 36] if i >= 0 else b"", line, shard, pos))
             pos += len(line) + 1
     keyed.sort(key=lambda kv: kv[0])
     return SortedLines([k[1] for k in keyed], [(k[2], k[3]) for k in keyed], offsets)
@@ -57,8 +57,9 @@ class Built:
     apply_seconds: float = 0.0
 
 
-async def build_projection(journal: Journal, db_path: str, *, local_from: str | None, chunk: int = 5000,
-                           validate: bool = True) -> Built:
+async def build_projection(
+    journal: Journal, db_path: str, *, local_from: str | None, chunk: int = 5000, validate: bool = True
+) -> Built:
     """Fill `<db_path>.rebuild` from the journal; the caller swaps it in. Rejected lines are set aside.
 
     `local_from`: the database whose machine-local tables are carried over (None: start empty).
@@ -77,7 +78,7 @@ async def build_projection(journal: Journal, db_path: str, *, local_from: str | 
         # common line shape (`store.lines`) is cheap enough that a parsing thread only contended for the GIL.
         for i in range(0, max(len(lines), 1), chunk):
             last = i + chunk >= len(lines)
-            n, bad = await fresh.apply_lines(lines[i:i + chunk], src.offsets if last else {}, check)
+            n, bad = await fresh.apply_lines(lines[i : i + chunk], src.offsets if last else {}, check)
             out.events += n
             for j, reason, unreadable in bad:
                 raw = lines[i + j]

@@ -39,7 +39,11 @@ class EventCheck:
         return None
 
     def counts(self) -> dict[str, int]:
-        return {"unknown_types": self.unknown_types, "newer_writer": self.newer, "unknown_fields": self.unknown_fields}
+        return {
+            "unknown_types": self.unknown_types,
+            "newer_writer": self.newer,
+            "unknown_fields": self.unknown_fields,
+        }
 
 
 def shape_problem(ev: dict, counts: EventCheck | None = None) -> str | None:
@@ -58,6 +62,8 @@ def shape_problem(ev: dict, counts: EventCheck | None = None) -> str | None:
             counts.unknown_types += 1
         if ev["v"] > EVENT_VERSION:
             counts.newer += 1
-        if not ENVELOPE_KEYS.issuperset(ev) or (adapter is not None and not DATA_KEYS[etype].issuperset(ev["data"])):
+        if not ENVELOPE_KEYS.issuperset(ev) or (
+            adapter is not None and not DATA_KEYS[etype].issuperset(ev["data"])
+        ):
             counts.unknown_fields += 1
     return None

@@ -31,7 +31,9 @@ def server_argv(socket_name: str | None) -> list[str]:
 
 def inside_server(socket_name: str | None, env: dict[str, str]) -> bool:
     """Is the caller a client of the agents' tmux server?"""
-    sock_path = os.path.join(env.get("TMUX_TMPDIR") or "/tmp", f"tmux-{os.getuid()}", socket_name or "default")
+    sock_path = os.path.join(
+        env.get("TMUX_TMPDIR") or "/tmp", f"tmux-{os.getuid()}", socket_name or "default"
+    )
     inside = env.get("TMUX", "").split(",")[0]
     return bool(inside) and os.path.realpath(inside) == os.path.realpath(sock_path)
 
@@ -39,16 +41,29 @@ def inside_server(socket_name: str | None, env: dict[str, str]) -> bool:
 def detach_key(socket_name: str | None, env: dict[str, str]) -> str:
     """The server's prefix followed by d, as the user would type it ("C-b d")."""
     try:
-        r = subprocess.run([*server_argv(socket_name), "show-options", "-gv", "prefix"], env=env,
-                           capture_output=True, text=True, timeout=5, check=False)
+        r = subprocess.run(
+            [*server_argv(socket_name), "show-options", "-gv", "prefix"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
     except (OSError, subprocess.SubprocessError):
         return "C-b d"
     prefix = r.stdout.strip() if r.returncode == 0 else ""
     return f"{prefix or 'C-b'} d"
 
 
-def attach_command(socket_name: str | None, session: str, env: dict[str, str], *, to: str = "the console",
-                   keep_screen: bool = False, detach: str = "C-b d") -> Attach:
+def attach_command(
+    socket_name: str | None,
+    session: str,
+    env: dict[str, str],
+    *,
+    to: str = "the console",
+    keep_screen: bool = False,
+    detach: str = "C-b d",
+) -> Attach:
     """`keep_screen`: the caller (the console) must get its screen back on detach, so from inside
     the agents' server it gets a popup rather than a switch of its own client."""
     base = server_argv(socket_name)

@@ -14,7 +14,9 @@ from thrum_engine.tmux.runtimes import Runtime
 from thrum_engine.tmux.server import default_shell
 
 # Foreground commands that mean "the pane is at a shell prompt", whichever shell the user runs.
-SHELLS = frozenset({"sh", "bash", "zsh", "fish", "dash", "ksh", "mksh", "tcsh", "csh", "nu", "elvish", "xonsh"})
+SHELLS = frozenset(
+    {"sh", "bash", "zsh", "fish", "dash", "ksh", "mksh", "tcsh", "csh", "nu", "elvish", "xonsh"}
+)
 
 
 # Shells that run `eval` and report a status in `$?`: a queued command there carries its exit status.
@@ -66,8 +68,10 @@ def missing_binary(runtime: Runtime, path: str) -> str | None:
 
 def not_found_message(binary: str, path: str) -> str:
     """The shell's own words first, so the operator recognises them at once."""
-    return (f"{binary}: command not found (not on the PATH the agent's pane gets: {path}; install it or set"
-            f" the runtime's command in .thrum/runtimes.json)")
+    return (
+        f"{binary}: command not found (not on the PATH the agent's pane gets: {path}; install it or set"
+        f" the runtime's command in .thrum/runtimes.json)"
+    )
 
 
 def fell_back_to_shell(current_command: str, runtime: Runtime, shells: frozenset[str]) -> bool:

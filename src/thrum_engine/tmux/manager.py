@@ -30,7 +30,9 @@ MAX_STREAM_BYTES = 8 << 20  # a pane log past this is truncated after reading (c
 class Session:
     """One Thrum session: its tmux pane, agent, runtime and output stream."""
 
-    def __init__(self, name: str, pane_id: str, agent: str, runtime: runtimes.Runtime, cwd: str, stream: PaneStream):
+    def __init__(
+        self, name: str, pane_id: str, agent: str, runtime: runtimes.Runtime, cwd: str, stream: PaneStream
+    ):
         self.name = name
         self.pane_id = pane_id
         self.agent = agent
@@ -48,8 +50,9 @@ class Session:
     @property
     def exited(self) -> bool:
         """The pane is dead, or its runtime fell back to the shell after a launch."""
-        return self.stream.dead or (self.launched and fell_back_to_shell(self.current_command, self.runtime,
-                                                                         self.shells))
+        return self.stream.dead or (
+            self.launched and fell_back_to_shell(self.current_command, self.runtime, self.shells)
+        )
 
     @property
     def state(self) -> PaneState:
@@ -132,7 +135,9 @@ class TmuxManager:
             if name not in live:
                 self.forget(name)
 
-    async def adopt(self, name: str, pane_id: str, agent: str, runtime: runtimes.Runtime, cwd: str) -> Session:
+    async def adopt(
+        self, name: str, pane_id: str, agent: str, runtime: runtimes.Runtime, cwd: str
+    ) -> Session:
         """Track a session whose output is being piped. Its current screen is read once with
         `capture-pane` (what it printed before the pipe started is not in the stream)."""
         path = self.stream_path(name)
@@ -145,8 +150,10 @@ class TmuxManager:
             screen = []
         while screen and not screen[-1].strip():
             screen.pop()
-        stream.feed("\n".join(screen) + (" " if screen and screen[-1].endswith(("$", "#", "%", ">", "❯", "›"))
-                                          else ""))
+        stream.feed(
+            "\n".join(screen)
+            + (" " if screen and screen[-1].endswith(("$", "#", "%", ">", "❯", "›")) else "")
+        )
         stream.read_new()  # anything piped between the capture and now
         stream.last_output = time.monotonic() - self.settings.silence_seconds
         s = Session(name, pane_id, agent, runtime, cwd, stream)
@@ -177,8 +184,15 @@ class TmuxManager:
             return path.endswith(".log")
 
         try:
-            async for changes in awatch(self.dir, watch_filter=only_logs, debounce=100, step=10,
-                                        stop_event=self._stop, rust_timeout=1000, recursive=False):
+            async for changes in awatch(
+                self.dir,
+                watch_filter=only_logs,
+                debounce=100,
+                step=10,
+                stop_event=self._stop,
+                rust_timeout=1000,
+                recursive=False,
+            ):
                 changed = {os.path.basename(p)[:-4] for _c, p in changes}
                 for name in changed:
                     s = self.sessions.get(name)
@@ -246,7 +260,9 @@ class TmuxManager:
             except Exception:
                 log.exception("pane output listener failed")
 
-    async def wait_state(self, s: Session, wanted: set[str], *, output_after: float, timeout: float) -> PaneState:
+    async def wait_state(
+        self, s: Session, wanted: set[str], *, output_after: float, timeout: float
+    ) -> PaneState:
         """Wait until the pane shows output after `output_after` (wall time) and settles in a wanted state."""
         deadline = time.monotonic() + timeout
         while True:
@@ -278,8 +294,11 @@ class TmuxManager:
         for s in self.sessions.values():
             agent_wt = self.engine.agents.get(s.agent, {}).get("worktree")
             cwd = os.path.realpath(s.cwd) if s.cwd else ""
-            if not s.stream.dead and (cwd == real or cwd.startswith(real + os.sep) or
-                                      (agent_wt and os.path.realpath(agent_wt) == real)):
+            if not s.stream.dead and (
+                cwd == real
+                or cwd.startswith(real + os.sep)
+                or (agent_wt and os.path.realpath(agent_wt) == real)
+            ):
                 out.append(s.name)
         return sorted(out)
 

@@ -18,8 +18,15 @@ from thrum_engine.tmux import health, results, runtimes
 from thrum_engine.tmux.manager import Session, TmuxManager
 from thrum_engine.tmux.server import TmuxError, default_shell, shell_command
 
-SCRUB_ENV = ("THRUM_NAME", "THRUM_ROLE", "THRUM_MODULE", "THRUM_HOME", "THRUM_SOCKET", "THRUM_LOCAL",
-             "THRUM_NO_HINTS")
+SCRUB_ENV = (
+    "THRUM_NAME",
+    "THRUM_ROLE",
+    "THRUM_MODULE",
+    "THRUM_HOME",
+    "THRUM_SOCKET",
+    "THRUM_LOCAL",
+    "THRUM_NO_HINTS",
+)
 
 
 class CreateParams(Params):
@@ -105,8 +112,13 @@ def runtime_for(engine: Engine, name: str | None) -> runtimes.Runtime:
 def session_view(engine: Engine, s: Session) -> dict:
     wt = engine.agents.get(s.agent, {}).get("worktree") or s.cwd
     return {
-        "name": s.name, "agent": s.agent or None, "runtime": s.runtime.name, "pane_id": s.pane_id, "cwd": s.cwd,
-        "state": "exited" if s.stream.dead else "running", "pane_state": s.state.view(),
+        "name": s.name,
+        "agent": s.agent or None,
+        "runtime": s.runtime.name,
+        "pane_id": s.pane_id,
+        "cwd": s.cwd,
+        "state": "exited" if s.stream.dead else "running",
+        "pane_state": s.state.view(),
         "branch": current_branch(wt) if wt and os.path.isdir(wt) else None,
     }
 
@@ -116,14 +128,18 @@ def pane_command(engine: Engine, agent: str | None, inherited: list[str], path: 
     (health.agent_pane_path) so `thrum` resolves in the pane however it was installed."""
     unset = tuple(dict.fromkeys([*SCRUB_ENV, *inherited]))
     env = {"THRUM_NAME": agent} if agent else {}
-    return shell_command(engine.settings.tmux.shell or default_shell(), env={**env, "PATH": path}, unset=unset)
+    return shell_command(
+        engine.settings.tmux.shell or default_shell(), env={**env, "PATH": path}, unset=unset
+    )
 
 
 def inherited_thrum_vars(m: TmuxManager) -> list[str]:
     """THRUM_* names a pane could inherit: the engine's own env and the tmux server's global env."""
     names = [k for k in os.environ if k.startswith("THRUM_")]
     try:
-        names += [ln.split("=", 1)[0] for ln in m.tmux.cmd("show-environment", "-g") if ln.startswith("THRUM_")]
+        names += [
+            ln.split("=", 1)[0] for ln in m.tmux.cmd("show-environment", "-g") if ln.startswith("THRUM_")
+        ]
     except TmuxError:
         pass  # no server yet: it will start with the engine's env, covered above
     return sorted(set(names))
@@ -170,18 +186,44 @@ async def create(engine: Engine, caller: Caller, p: CreateParams) -> dict:
             from thrum_engine.model import RegisterParams
 
             home = agent_worktree(engine, agent)
-            if home and os.path.realpath(home) != os.path.realpath(wt):  # moving it: the caller must own its home
+            if home and os.path.realpath(home) != os.path.realpath(
+                wt
+            ):  # moving it: the caller must own its home
                 require_owner(engine, caller, home, f"moving @{agent} here")
-            reg = await register(engine, Caller(worktree=os.path.realpath(wt)), RegisterParams(
-                name=agent, role=role, module=p.module, runtime=runtime.name, intent=p.intent,
-                start_session=True, force=p.force), checked=True)
-            await asyncio.to_thread(identity_file.write, wt, identity_file.identity_record(  # fsyncs: off the loop
-                {**reg["agent"], "intent": p.intent}, reg.get("session"), repo=engine.layout.repo, agent_pid=None))
-        tags = {"@thrum_repo": engine.layout.repo, "@thrum_agent": agent or "", "@thrum_runtime": runtime.name}
+            reg = await register(
+                engine,
+                Caller(worktree=os.path.realpath(wt)),
+                RegisterParams(
+                    name=agent,
+                    role=role,
+                    module=p.module,
+                    runtime=runtime.name,
+                    intent=p.intent,
+                    start_session=True,
+                    force=p.force,
+                ),
+                checked=True,
+            )
+            await asyncio.to_thread(
+                identity_file.write,
+                wt,
+                identity_file.identity_record(  # fsyncs: off the loop
+                    {**reg["agent"], "intent": p.intent},
+                    reg.get("session"),
+                    repo=engine.layout.repo,
+                    agent_pid=None,
+                ),
+            )
+        tags = {
+            "@thrum_repo": engine.layout.repo,
+            "@thrum_agent": agent or "",
+            "@thrum_runtime": runtime.name,
+        }
         inherited = await asyncio.to_thread(inherited_thrum_vars, m)
         path = health.agent_pane_path()
-        row = await asyncio.to_thread(tmux_call, m.tmux.create, p.session, cwd,
-                                      pane_command(engine, agent, inherited, path), tags=tags)
+        row = await asyncio.to_thread(
+            tmux_call, m.tmux.create, p.session, cwd, pane_command(engine, agent, inherited, path), tags=tags
+        )
         path = m.stream_path(p.session)
         with open(path, "wb"):
             pass  # a new session starts a new stream
@@ -207,12 +249,21 @@ async def launch_runtime(engine: Engine, s: Session, runtime: runtimes.Runtime, 
     await check_runtime(engine, runtime)
     s.runtime = runtime
     s.stream.runtime = runtime
-    await asyncio.to_thread(tmux_call, m.tmux.cmd, "set-option", "-t", f"={s.name}:", "@thrum_runtime", runtime.name)
+    await asyncio.to_thread(
+        tmux_call, m.tmux.cmd, "set-option", "-t", f"={s.name}:", "@thrum_runtime", runtime.name
+    )
     if s.agent and s.agent in engine.agents and engine.agents[s.agent].get("runtime") != runtime.name:
-        await engine.commit(engine.event("agent.update", s.agent, {"name": s.agent,
-                                                                   "fields": {"runtime": runtime.name}}))
-    result = {"session": s.name, "runtime": runtime.name, "launched": False, "primed": False, "prompted": False,
-              "state": None}
+        await engine.commit(
+            engine.event("agent.update", s.agent, {"name": s.agent, "fields": {"runtime": runtime.name}})
+        )
+    result = {
+        "session": s.name,
+        "runtime": runtime.name,
+        "launched": False,
+        "primed": False,
+        "prompted": False,
+        "state": None,
+    }
     if not runtime.command:
         if prompt:  # the shell is the runtime: the first prompt is typed into it
             await m.type_into(s, prompt)
@@ -226,14 +277,19 @@ async def launch_runtime(engine: Engine, s: Session, runtime: runtimes.Runtime, 
     state = await wait_for_prompt(engine, s, started)
     if state is None:
         lines = [ln for ln in await asyncio.to_thread(tmux_call, m.tmux.capture, s.pane_id, 20) if ln.strip()]
-        said = lines[-2].strip() if len(lines) >= 2 else "its pane is at the shell again"  # (the last: the prompt)
+        said = (
+            lines[-2].strip() if len(lines) >= 2 else "its pane is at the shell again"
+        )  # (the last: the prompt)
         result["state"] = s.state.view()
         result["note"] = "the runtime exited: " + said
         return result
     result["state"] = state.view()
     if state.state != "idle":
-        result["note"] = "not primed: " + ("a dialog is open in the pane" if state.state == "blocked"
-                                           else f"the runtime did not reach its prompt ({state.state})")
+        result["note"] = "not primed: " + (
+            "a dialog is open in the pane"
+            if state.state == "blocked"
+            else f"the runtime did not reach its prompt ({state.state})"
+        )
         return result
     for text in filter(None, (runtime.prime, prompt)):
         typed_at = time.time()
@@ -243,8 +299,12 @@ async def launch_runtime(engine: Engine, s: Session, runtime: runtimes.Runtime, 
         else:
             result["prompted"] = True
         if prompt and text == runtime.prime:
-            await m.wait_state(s, {"idle", "blocked"}, output_after=typed_at,
-                               timeout=engine.settings.tmux.launch_timeout_seconds)
+            await m.wait_state(
+                s,
+                {"idle", "blocked"},
+                output_after=typed_at,
+                timeout=engine.settings.tmux.launch_timeout_seconds,
+            )
     result["state"] = s.state.view()
     return result
 
@@ -261,13 +321,16 @@ async def wait_for_prompt(engine: Engine, s: Session, started: float):
     deadline = time.monotonic() + engine.settings.tmux.launch_timeout_seconds
     while True:
         left = deadline - time.monotonic()
-        state = await m.wait_state(s, {"idle", "blocked"}, output_after=started, timeout=max(min(left, 1.0), 0))
+        state = await m.wait_state(
+            s, {"idle", "blocked"}, output_after=started, timeout=max(min(left, 1.0), 0)
+        )
         if (state.state in ("idle", "blocked") and s.stream.last_output_wall > started) or left <= 1.0:
             return state
         if time.time() - started >= EXITED_AFTER_SECONDS:
             try:
-                current = await asyncio.to_thread(m.tmux.cmd, "display-message", "-p", "-t", s.pane_id,
-                                                  "#{pane_current_command}")
+                current = await asyncio.to_thread(
+                    m.tmux.cmd, "display-message", "-p", "-t", s.pane_id, "#{pane_current_command}"
+                )
             except TmuxError:
                 return None  # the pane is gone
             s.current_command = current[0].strip() if current else ""
@@ -287,11 +350,14 @@ async def launch(engine: Engine, caller: Caller, p: LaunchParams) -> dict:
     if s.stream.dead:
         return await restart(engine, caller, RestartParams(session=s.name, force=True, runtime=p.runtime))
     runtime = runtime_for(engine, p.runtime or s.runtime.name)
-    return await record_dispatch(engine, caller, s.agent, p.prompt, await launch_runtime(engine, s, runtime, p.prompt))
+    return await record_dispatch(
+        engine, caller, s.agent, p.prompt, await launch_runtime(engine, s, runtime, p.prompt)
+    )
 
 
-async def record_dispatch(engine: Engine, caller: Caller, agent: str | None, prompt: str | None,
-                          result: dict) -> dict:
+async def record_dispatch(
+    engine: Engine, caller: Caller, agent: str | None, prompt: str | None, result: dict
+) -> dict:
     """The first prompt typed into an agent's runtime is kept as a message from whoever gave it, so
     the conversation and the feed show what the agent was asked to do (walk, missing 12). It was
     typed already: nobody nudges for it."""
@@ -313,8 +379,9 @@ async def relaunch(engine: Engine, caller: Caller, p: LaunchParams) -> dict:
     m = manager(engine)
     agent = engine.agents.get(p.session)
     if agent is None:
-        agent = next((engine.agents[a] for a, gone in m.gone.items() if gone == p.session and a in engine.agents),
-                     None)
+        agent = next(
+            (engine.agents[a] for a, gone in m.gone.items() if gone == p.session and a in engine.agents), None
+        )
     if agent is None:
         raise NotFound(f"no session or agent {p.session} in this repo (see `thrum tmux list`)")
     require_agent_owner(engine, caller, agent["name"], f"relaunching @{agent['name']}")
@@ -324,9 +391,19 @@ async def relaunch(engine: Engine, caller: Caller, p: LaunchParams) -> dict:
     runtime = runtime_for(engine, p.runtime or agent.get("runtime"))
     await check_runtime(engine, runtime)  # before a session is made
     session = m.gone.get(agent["name"], agent["name"])
-    await create(engine, Caller(worktree=wt), CreateParams(
-        session=session, cwd=wt, agent=agent["name"], role=agent.get("role"), module=agent.get("module") or "",
-        intent=agent.get("intent") or "", runtime=runtime.name))
+    await create(
+        engine,
+        Caller(worktree=wt),
+        CreateParams(
+            session=session,
+            cwd=wt,
+            agent=agent["name"],
+            role=agent.get("role"),
+            module=agent.get("module") or "",
+            intent=agent.get("intent") or "",
+            runtime=runtime.name,
+        ),
+    )
     result = await launch_runtime(engine, get_session(engine, session), runtime, p.prompt)
     return {**await record_dispatch(engine, caller, agent["name"], p.prompt, result), "relaunched": True}
 
@@ -336,7 +413,9 @@ async def start(engine: Engine, caller: Caller, p: StartParams) -> dict:
     await check_runtime(engine, runtime_for(engine, p.runtime))  # before anything is created
     created = await create(engine, caller, CreateParams(**p.model_dump(exclude={"prompt"})))
     s = get_session(engine, p.session)
-    launched = await record_dispatch(engine, caller, s.agent, p.prompt, await launch_runtime(engine, s, s.runtime, p.prompt))
+    launched = await record_dispatch(
+        engine, caller, s.agent, p.prompt, await launch_runtime(engine, s, s.runtime, p.prompt)
+    )
     return {"session": session_view(engine, s), "launch": launched, "created": created["session"]}
 
 
@@ -346,8 +425,10 @@ async def status(engine: Engine, caller: Caller, p: Params) -> dict:
     await m.discover()
     for s in list(m.sessions.values()):
         await m.refresh(s)
-    return {"sessions": [session_view(engine, s) for s in sorted(m.sessions.values(), key=lambda s: s.name)],
-            "socket_name": engine.settings.tmux.socket_name}
+    return {
+        "sessions": [session_view(engine, s) for s in sorted(m.sessions.values(), key=lambda s: s.name)],
+        "socket_name": engine.settings.tmux.socket_name,
+    }
 
 
 @method("tmux.kill", SessionParams, writes=True)
@@ -371,7 +452,9 @@ async def interrupt(engine: Engine, caller: Caller, p: SessionParams) -> dict:
     """The runtime's own interrupt key (Escape for the agent CLIs, which a double C-c quits; C-c for
     a shell): the console asks first; a key, not text, so it reaches the runtime as a signal."""
     s = owned_session(engine, caller, p.session, "interrupting")
-    await asyncio.to_thread(tmux_call, manager(engine).tmux.send_keys, s.pane_id, *s.runtime.interrupt.split())
+    await asyncio.to_thread(
+        tmux_call, manager(engine).tmux.send_keys, s.pane_id, *s.runtime.interrupt.split()
+    )
     return {"session": s.name, "interrupted": True, "keys": s.runtime.interrupt}
 
 
@@ -401,7 +484,7 @@ async def capture(engine: Engine, caller: Caller, p: CaptureParams) -> dict:
     lines = await asyncio.to_thread(tmux_call, manager(engine).tmux.capture, s.pane_id, p.lines)
     while lines and not lines[-1].strip():
         lines.pop()
-    return {"session": s.name, "lines": lines[-p.lines:]}
+    return {"session": s.name, "lines": lines[-p.lines :]}
 
 
 @method("tmux.restart", RestartParams, writes=True, timeout=False)
@@ -410,12 +493,16 @@ async def restart(engine: Engine, caller: Caller, p: RestartParams) -> dict:
     s = owned_session(engine, caller, p.session, "restarting")
     await m.refresh(s)
     if s.state.state in ("working", "blocked") and not s.stream.dead and not p.force:
-        raise Conflict(f"session {s.name} is {s.state.state} ({s.state.source}); pass --force to restart it anyway")
+        raise Conflict(
+            f"session {s.name} is {s.state.state} ({s.state.source}); pass --force to restart it anyway"
+        )
     runtime = runtime_for(engine, p.runtime or s.runtime.name)
     await check_runtime(engine, runtime)  # before the old pane is killed
     inherited = await asyncio.to_thread(inherited_thrum_vars, m)
     path = health.agent_pane_path()
-    await asyncio.to_thread(tmux_call, m.tmux.respawn, s.pane_id, s.cwd, pane_command(engine, s.agent, inherited, path))
+    await asyncio.to_thread(
+        tmux_call, m.tmux.respawn, s.pane_id, s.cwd, pane_command(engine, s.agent, inherited, path)
+    )
     s.stream.dead = False
     await asyncio.sleep(0.2)  # let the new shell print its prompt before the runtime is typed
     return await launch_runtime(engine, s, runtime, None)
@@ -431,7 +518,10 @@ class RuntimeNameParams(Params):
 @method("runtime.list", Params)
 async def runtime_list(engine: Engine, caller: Caller, p: Params) -> dict:
     presets = await asyncio.to_thread(runtimes.load, engine.layout.repo)
-    return {"runtimes": [r.view() for _, r in sorted(presets.items())], "default": engine.settings.runtimes.default}
+    return {
+        "runtimes": [r.view() for _, r in sorted(presets.items())],
+        "default": engine.settings.runtimes.default,
+    }
 
 
 @method("runtime.show", RuntimeNameParams)
@@ -492,11 +582,23 @@ def _queue(engine: Engine):
 
 
 def command_view(row: dict) -> dict:
-    return {"command_id": row["id"], "session": row["session"], "command": row["command"],
-            "requester": row["requester"], "status": row["status"], "created_at": row["created_at"],
-            "started_at": row["started_at"], "finished_at": row["finished_at"], "output": row["output"],
-            "note": row["note"], "kind": row["kind"], "runtime": row["runtime"], "exit_code": row["exit_code"],
-            "duration_seconds": row["duration"], "result": results.label(row)}
+    return {
+        "command_id": row["id"],
+        "session": row["session"],
+        "command": row["command"],
+        "requester": row["requester"],
+        "status": row["status"],
+        "created_at": row["created_at"],
+        "started_at": row["started_at"],
+        "finished_at": row["finished_at"],
+        "output": row["output"],
+        "note": row["note"],
+        "kind": row["kind"],
+        "runtime": row["runtime"],
+        "exit_code": row["exit_code"],
+        "duration_seconds": row["duration"],
+        "result": results.label(row),
+    }
 
 
 @method("tmux.queue", QueueParams, writes=True, timeout=False)
@@ -512,8 +614,9 @@ async def queue(engine: Engine, caller: Caller, p: QueueParams) -> dict:
     if not 0 <= silence <= 3600:
         raise InvalidInput("--silence must be between 0 and 3600 seconds")
     q = _queue(engine)
-    row = await q.enqueue(s.name, p.command, caller.name if caller.name in engine.agents else None, p.timeout,
-                          silence)
+    row = await q.enqueue(
+        s.name, p.command, caller.name if caller.name in engine.agents else None, p.timeout, silence
+    )
     if p.wait:
         row = await q.wait(row["id"], p.timeout + 5)
     return {"command": command_view(row)}

@@ -118,8 +118,13 @@ class Nudger:
                 self.pending.setdefault(name, p)
                 return
             self.sent += 1
-            await self.engine.commit(self.engine.event(
-                "message.notified", "system", {"recipient": p.agent, "message_ids": p.message_ids, "at": iso()}))
+            await self.engine.commit(
+                self.engine.event(
+                    "message.notified",
+                    "system",
+                    {"recipient": p.agent, "message_ids": p.message_ids, "at": iso()},
+                )
+            )
         except Exception:
             log.exception("nudge for %s failed", name)
         finally:
@@ -141,8 +146,11 @@ class Nudger:
 
     async def backstop_once(self, older_than: float) -> int:
         now = time.time()
-        agents = {s.agent: s for s in self.m.sessions.values()
-                  if s.agent and now - self._renudged.get(s.agent, 0) >= older_than}
+        agents = {
+            s.agent: s
+            for s in self.m.sessions.values()
+            if s.agent and now - self._renudged.get(s.agent, 0) >= older_than
+        }
         if not agents:
             return 0
         cutoff = iso(time.time() - older_than)

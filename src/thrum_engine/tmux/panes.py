@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from thrum_engine.tmux.runtimes import Runtime
 
 # CSI / OSC / two-byte escapes and C0 controls other than \t \n \r.
-_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[()][0-9A-Za-z]|\x1b[=>NOMc78]"
-                   r"|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_ANSI = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[()][0-9A-Za-z]|\x1b[=>NOMc78]"
+    r"|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
+)
 _CRLF = re.compile(r"\r+\n")
 TAIL_CHARS = 16_000
 SCAN_CHARS = 4_000
@@ -30,7 +32,7 @@ def _lines_after(text: str, pos: int) -> int:
     """Non-empty lines after the line holding `pos`."""
     rest = text[pos:]
     nl = rest.find("\n")
-    return 0 if nl < 0 else sum(1 for ln in rest[nl + 1:].split("\n") if ln.strip())
+    return 0 if nl < 0 else sum(1 for ln in rest[nl + 1 :].split("\n") if ln.strip())
 
 
 def clean(data: str) -> str:
@@ -47,7 +49,7 @@ def render(text: str) -> str:
         if "\r" in line:
             shown = ""
             for part in line.split("\r"):
-                shown = part + shown[len(part):]
+                shown = part + shown[len(part) :]
             line = shown
         out.append(line)
     return "\n".join(out)

@@ -71,7 +71,7 @@ class Running:
             return results.cut_output(out, self.token())
         idx = out.find(self.command)
         if idx >= 0:
-            out = out[idx + len(self.command):]
+            out = out[idx + len(self.command) :]
         lines = out.split("\n")
         while lines and not lines[-1].strip():
             lines.pop()
@@ -116,12 +116,15 @@ class CommandQueue:
         return s.runtime if s else None
 
     # -- API --
-    async def enqueue(self, session: str, command: str, requester: str | None, timeout: float,
-                      silence: float) -> dict:
+    async def enqueue(
+        self, session: str, command: str, requester: str | None, timeout: float, silence: float
+    ) -> dict:
         cid = ids.new_id("cmd")
         await self._write(
             "INSERT INTO tmux_queue(id, session, command, requester, status, created_at, timeout, silence)"
-            " VALUES (?,?,?,?,?,?,?,?)", (cid, session, command, requester, "queued", iso(), timeout, silence))
+            " VALUES (?,?,?,?,?,?,?,?)",
+            (cid, session, command, requester, "queued", iso(), timeout, silence),
+        )
         self.kick(session)
         return await self.get(cid)
 
@@ -146,7 +149,8 @@ class CommandQueue:
 
     async def listing(self, session: str) -> list[dict]:
         rows = await self.engine.store.all(
-            "SELECT * FROM tmux_queue WHERE session = ? ORDER BY created_at DESC LIMIT 50", (session,))
+            "SELECT * FROM tmux_queue WHERE session = ? ORDER BY created_at DESC LIMIT 50", (session,)
+        )
         for r in rows:
             run = self.running.get(session)
             if r["status"] == "running" and run and run.id == r["id"]:
@@ -186,17 +190,31 @@ class CommandQueue:
                 return  # the next change to idle kicks again
             row = await self.engine.store.one(
                 "SELECT * FROM tmux_queue WHERE session = ? AND status = 'queued' ORDER BY created_at, id LIMIT 1",
-                (session,))
+                (session,),
+            )
             if row is None:
                 return
             kind, runtime = await self._kind(s)
-            run = Running(row["id"], session, row["command"], row["requester"], row["timeout"], row["silence"],
-                          time.time(), kind=kind, runtime=runtime)
+            run = Running(
+                row["id"],
+                session,
+                row["command"],
+                row["requester"],
+                row["timeout"],
+                row["silence"],
+                time.time(),
+                kind=kind,
+                runtime=runtime,
+            )
             self.running[session] = run
-            await self._write("UPDATE tmux_queue SET status='running', started_at=?, kind=?, runtime=? WHERE id=?",
-                              (iso(), kind, runtime, run.id))
+            await self._write(
+                "UPDATE tmux_queue SET status='running', started_at=?, kind=?, runtime=? WHERE id=?",
+                (iso(), kind, runtime, run.id),
+            )
             loop = asyncio.get_running_loop()
-            run.timer = loop.call_later(run.timeout, lambda: asyncio.create_task(self._complete(run, "timeout")))
+            run.timer = loop.call_later(
+                run.timeout, lambda: asyncio.create_task(self._complete(run, "timeout"))
+            )
             try:
                 typed = results.wrap(run.command, run.token()) if kind == "command" else run.command
                 await self.m.type_into(s, typed)
@@ -212,8 +230,9 @@ class CommandQueue:
         """("command", shell) when a POSIX shell is in the foreground of the pane, so its exit
         status can be had; else ("prompt", what reads it): an LLM runtime, a REPL, fish."""
         try:
-            lines = await asyncio.to_thread(self.m.tmux.cmd, "display-message", "-p", "-t", s.pane_id,
-                                            "#{pane_current_command}")
+            lines = await asyncio.to_thread(
+                self.m.tmux.cmd, "display-message", "-p", "-t", s.pane_id, "#{pane_current_command}"
+            )
             current = lines[0].strip() if lines else ""
         except TmuxError:
             current = ""  # the pane is going away: its settings say what it ran
@@ -246,7 +265,9 @@ class CommandQueue:
             asyncio.create_task(self._complete(run, "done"))
             return
         if s.state.state == "idle":
-            run.check = asyncio.get_running_loop().call_later(run.silence - quiet + 0.01, self._check_done, s, run)
+            run.check = asyncio.get_running_loop().call_later(
+                run.silence - quiet + 0.01, self._check_done, s, run
+            )
 
     async def _complete(self, run: Running, status: str) -> None:
         if self.running.get(run.session) is not run:
@@ -260,14 +281,18 @@ class CommandQueue:
         if status == "done" and run.exit_code:
             status = "failed"  # a failing pytest is not "done"
         if row:
-            await self._write("UPDATE tmux_queue SET exit_code=?, duration=? WHERE id=?",
-                              (run.exit_code, round(time.time() - run.started, 3), run.id))
+            await self._write(
+                "UPDATE tmux_queue SET exit_code=?, duration=? WHERE id=?",
+                (run.exit_code, round(time.time() - run.started, 3), run.id),
+            )
             await self._finish_row(row, status, run.text(self._runtime(run.session)), note)
         self.kick(run.session)
 
     async def _finish_row(self, row: dict, status: str, output: str, note: str) -> None:
-        await self._write("UPDATE tmux_queue SET status=?, finished_at=?, output=?, note=? WHERE id=?",
-                          (status, iso(), output, note, row["id"]))
+        await self._write(
+            "UPDATE tmux_queue SET status=?, finished_at=?, output=?, note=? WHERE id=?",
+            (status, iso(), output, note, row["id"]),
+        )
         final = await self.engine.store.one("SELECT * FROM tmux_queue WHERE id = ?", (row["id"],))
         waiters = self.waiters.pop(row["id"], [])
         for fut in waiters:
@@ -287,7 +312,14 @@ class CommandQueue:
             cap = self.engine.settings.messages.max_body_bytes - 1024
             body += "\n```\n" + row["output"][-cap:] + "\n```"
         try:
-            await create_message(self.engine, "system", body, to=["@" + requester], fmt="markdown",
-                                 scopes=[f"session:{row['session']}"], refs=[f"command:{row['id']}"])
+            await create_message(
+                self.engine,
+                "system",
+                body,
+                to=["@" + requester],
+                fmt="markdown",
+                scopes=[f"session:{row['session']}"],
+                refs=[f"command:{row['id']}"],
+            )
         except Exception:
             log.exception("could not report %s to @%s", row["id"], requester)

@@ -31,7 +31,7 @@ def cut_output(text: str, token: str) -> str:
     """The command's own output: after the echo of the typed line, before the marker."""
     end = text.rfind(echo_end(token))
     if end >= 0:
-        text = text[end + len(echo_end(token)):]
+        text = text[end + len(echo_end(token)) :]
     mark = text.find(MARKER.format(token=token))
     if mark >= 0:
         text = text[:mark]

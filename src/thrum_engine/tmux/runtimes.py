@@ -56,8 +56,14 @@ class Runtime:
             self.compiled(kind).remove(rx)
         except ValueError:
             return  # another pane's reading (another thread) disabled it first
-        log.error("runtime %s: %s marker %r took longer than %gs on the pane's text; disabled (fix it in"
-                  " runtimes.json)", self.name, kind, rx.pattern, exc.budget)
+        log.error(
+            "runtime %s: %s marker %r took longer than %gs on the pane's text; disabled (fix it in"
+            " runtimes.json)",
+            self.name,
+            kind,
+            rx.pattern,
+            exc.budget,
+        )
 
     def latest(self, kind: str, text: str) -> tuple[int, int]:
         """(start, end) of the latest match of any `kind` marker in `text`; (-1, -1) for none."""
@@ -101,46 +107,101 @@ _CLAUDE_DIALOG = (
     r"❯ \d[.)] ",
 )
 
-BUILTIN: dict[str, Runtime] = {r.name: r for r in (
-    Runtime("claude", ("claude",), "/thrum:prime",
+BUILTIN: dict[str, Runtime] = {
+    r.name: r
+    for r in (
+        Runtime(
+            "claude",
+            ("claude",),
+            "/thrum:prime",
             idle=(r"^\s*[❯>][\s\u00a0]*$", r"\? for shortcuts"),
             busy=(r"(esc|ctrl\+c) to interrupt", r"^[✻✶✳✢✽·*] \S+…"),
-            dialog=_CLAUDE_DIALOG, approve="1", deny="Escape", interrupt="Escape",
-            description="Claude Code"),
-    Runtime("codex", ("codex", "-c", "check_for_update_on_startup=false"), "$thrum-prime",
+            dialog=_CLAUDE_DIALOG,
+            approve="1",
+            deny="Escape",
+            interrupt="Escape",
+            description="Claude Code",
+        ),
+        Runtime(
+            "codex",
+            ("codex", "-c", "check_for_update_on_startup=false"),
+            "$thrum-prime",
             idle=(r"^\s*›(?! \d\.)", r"context left", r"\d+% left"),
             busy=(r"Working \(.*(esc to i|•)", r"esc to interrupt"),
-            dialog=(r"Would you like to (run the following command|make the following edits|grant these)",
-                    r"needs your approval", r"Do you trust the contents of this directory",
-                    r"Press enter to confirm or esc to cancel", r"› \d\. "),
-            approve="1", deny="Escape", interrupt="Escape", description="OpenAI Codex CLI"),
-    Runtime("gemini", ("gemini",), "/thrum:prime",
+            dialog=(
+                r"Would you like to (run the following command|make the following edits|grant these)",
+                r"needs your approval",
+                r"Do you trust the contents of this directory",
+                r"Press enter to confirm or esc to cancel",
+                r"› \d\. ",
+            ),
+            approve="1",
+            deny="Escape",
+            interrupt="Escape",
+            description="OpenAI Codex CLI",
+        ),
+        Runtime(
+            "gemini",
+            ("gemini",),
+            "/thrum:prime",
             idle=(r"Type your message", r"context left\)"),
             busy=(r"esc to cancel",),
-            dialog=(r"Waiting for user confirmation", r"Allow execution of", r"Apply this change\?",
-                    r"Do you trust the files in this folder"),
-            approve="Enter", deny="Escape", interrupt="Escape", description="Gemini CLI"),
-    Runtime("opencode", ("opencode",), "/thrum-prime",
+            dialog=(
+                r"Waiting for user confirmation",
+                r"Allow execution of",
+                r"Apply this change\?",
+                r"Do you trust the files in this folder",
+            ),
+            approve="Enter",
+            deny="Escape",
+            interrupt="Escape",
+            description="Gemini CLI",
+        ),
+        Runtime(
+            "opencode",
+            ("opencode",),
+            "/thrum-prime",
             idle=(r"Ask anything",),
             busy=(r"esc (again to )?interrupt",),
             dialog=(r"Permission required",),
-            approve="Enter", deny="Escape", interrupt="Escape", description="OpenCode"),
-    Runtime("cursor", ("agent",), "/thrum:prime",
+            approve="Enter",
+            deny="Escape",
+            interrupt="Escape",
+            description="OpenCode",
+        ),
+        Runtime(
+            "cursor",
+            ("agent",),
+            "/thrum:prime",
             idle=(r"^\s*›(?! \d\.)",),
             busy=(r"ctrl\+c to stop", r"[⬡⬢] \S+…"),
             dialog=(r"Run this command\?", r"Trust this workspace"),
-            approve="Enter", deny="Escape", description="Cursor agent CLI"),
-    Runtime("auggie", ("auggie",), "/thrum:prime",
-            busy=(r"esc to (cancel|interrupt)",), interrupt="Escape",
-            description="Augment Auggie (no idle marker: silence decides)"),
-    Runtime("amp", ("amp",), "/thrum:prime",
+            approve="Enter",
+            deny="Escape",
+            description="Cursor agent CLI",
+        ),
+        Runtime(
+            "auggie",
+            ("auggie",),
+            "/thrum:prime",
+            busy=(r"esc to (cancel|interrupt)",),
+            interrupt="Escape",
+            description="Augment Auggie (no idle marker: silence decides)",
+        ),
+        Runtime(
+            "amp",
+            ("amp",),
+            "/thrum:prime",
             busy=(r"esc to cancel",),
-            dialog=(r"allow all for this session",), interrupt="Escape",
-            description="Amp"),
-    Runtime("shell", (), None,
-            idle=(r"[$#%>] $",),
-            description="a plain shell: nothing is launched or typed"),
-)}
+            dialog=(r"allow all for this session",),
+            interrupt="Escape",
+            description="Amp",
+        ),
+        Runtime(
+            "shell", (), None, idle=(r"[$#%>] $",), description="a plain shell: nothing is launched or typed"
+        ),
+    )
+}
 
 
 def name_problem(name: str) -> str | None:
@@ -148,8 +209,9 @@ def name_problem(name: str) -> str | None:
 
 
 def preset_files(repo: str) -> list[str]:
-    user = os.path.join(os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config"), "thrum",
-                        "runtimes.json")
+    user = os.path.join(
+        os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config"), "thrum", "runtimes.json"
+    )
     return [user, os.path.join(repo, ".thrum", "runtimes.json")]
 
 
@@ -158,7 +220,17 @@ def _from_entry(name: str, entry: dict, known: dict[str, Runtime]) -> Runtime:
         raise InvalidInput(f"runtime preset {name!r} must be an object")
     base = known.get(entry.get("extends", name))
     fields = {k: v for k, v in entry.items() if k != "extends"}
-    unknown = set(fields) - {"command", "prime", "idle", "busy", "dialog", "approve", "deny", "interrupt", "description"}
+    unknown = set(fields) - {
+        "command",
+        "prime",
+        "idle",
+        "busy",
+        "dialog",
+        "approve",
+        "deny",
+        "interrupt",
+        "description",
+    }
     if unknown:
         raise InvalidInput(f"runtime preset {name!r}: unknown keys {sorted(unknown)}")
     for k in ("command", "idle", "busy", "dialog"):

@@ -16,8 +16,20 @@ from libtmux.exc import LibTmuxException
 
 from thrum_engine.files import open_append_private as private_file
 
-FIELDS = ("session_name", "@thrum_repo", "@thrum_agent", "@thrum_runtime", "pane_id", "pane_pid", "pane_dead",
-          "pane_current_path", "session_attached", "pane_pipe", "session_created", "pane_current_command")
+FIELDS = (
+    "session_name",
+    "@thrum_repo",
+    "@thrum_agent",
+    "@thrum_runtime",
+    "pane_id",
+    "pane_pid",
+    "pane_dead",
+    "pane_current_path",
+    "session_attached",
+    "pane_pipe",
+    "session_created",
+    "pane_current_command",
+)
 SEP = "\x1f"
 # Typing pitfalls (RUNTIMES.md §10): text with -l, a pause, then Enter on its own.
 ENTER_DELAY = 0.15
@@ -69,8 +81,9 @@ class Tmux:
     def exists(self, name: str) -> bool:
         return any(s["session_name"] == name for s in self.sessions())
 
-    def create(self, name: str, cwd: str, command: str, *, tags: dict[str, str], width: int = 200,
-               height: int = 50) -> dict:
+    def create(
+        self, name: str, cwd: str, command: str, *, tags: dict[str, str], width: int = 200, height: int = 50
+    ) -> dict:
         self.cmd("new-session", "-d", "-s", name, "-c", cwd, "-x", str(width), "-y", str(height), command)
         try:
             # (`=name:` — tmux 3.3 refuses a bare `=name` as a set-option target.)
@@ -92,7 +105,7 @@ class Tmux:
     def send_text(self, pane_id: str, text: str, *, enter: bool = True) -> None:
         """Type `text` literally (never through a shell), then Enter after a pause."""
         for i in range(0, len(text), CHUNK):
-            chunk = text[i:i + CHUNK]
+            chunk = text[i : i + CHUNK]
             if chunk.endswith(";"):
                 chunk = chunk[:-1] + "\\;"  # tmux takes a trailing `;` as a command separator
             if chunk:

@@ -12,7 +12,10 @@ from thrum_tui.screens.base import Dialog
 
 
 class Confirm(Dialog):
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("y", "answer(True)", "yes"), Binding("n", "answer(False)", "no")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("y", "answer(True)", "yes"),
+        Binding("n", "answer(False)", "no"),
+    ]
 
     def __init__(self, title: str, detail: str, yes: str = "Yes") -> None:
         super().__init__()

@@ -63,7 +63,9 @@ class FeedScreen(Page):
 
     def compose(self):
         yield Label(self.heading, id="feed-title")
-        yield Input(self.filter_text, placeholder="filter: @agent role:R scope:type:value monitors text…", id="filter")
+        yield Input(
+            self.filter_text, placeholder="filter: @agent role:R scope:type:value monitors text…", id="filter"
+        )
         yield OptionList(id="feed")
         yield Footer()
 

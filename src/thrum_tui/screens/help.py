@@ -12,26 +12,57 @@ from textual.widgets import Label, Static
 from thrum_tui.screens.base import Dialog
 
 GROUPS: list[tuple[str, list[tuple[str, str]]]] = [
-    ("Move around", [("↑ ↓  j k", "move in the focused list"), ("tab / shift+tab", "next / previous panel"),
-                     ("1 2 3 4", "focus the team, the conversation, the pane, compose"),
-                     ("'", "jump to an agent (fuzzy: name, role, intent)"),
-                     ("! @ # $", "team: only blocked, working, idle, offline (again: everyone)"),
-                     ("enter (team)", "open the agent: its conversation, its mail to you marked read"),
-                     ("escape", "back to the team / close a dialog"), ("g", "jump to what needs you")]),
-    ("Talk", [("i", "compose (prefilled with the highlighted agent)"), ("@ … tab", "complete a name or role"),
-              ("\\@word", "after the recipients: the text starts with @word"),
-              ("enter (compose)", "send"), ("r", "reply to the highlighted message"),
-              ("enter (conversation)", "open the message's thread"), ("f", "feed: all traffic"),
-              ("/", "find messages"), ("✓ ◎ ✓✓ ↩", "your message: stored, seen, read, replied")]),
-    ("Agents", [("n", "new agent: worktree + tmux session + runtime + first prompt"),
-                ("t", "teardown: audit, then confirm by typing the name"), ("a", "attach to the agent's pane (a popup inside tmux)"),
-                ("z", "zoom: the pane on the whole screen, read-only"),
-                ("c", "command queue: queue or send text to the pane"), ("R", "restart the runtime"),
-                ("K", "kill the tmux session"), ("ctrl+c (pane)", "interrupt, after asking"),
-                ("y / n (blocked agent)", "approve / deny its permission dialog"),
-                ("L", "relaunch an exited or killed agent in place")]),
-    ("Console", [("m", "monitor rules"), ("ctrl+p", "command palette: every action by name, themes"),
-                 ("?", "this help"), ("q", "quit (live agents: the engine moves to a headless daemon)")]),
+    (
+        "Move around",
+        [
+            ("↑ ↓  j k", "move in the focused list"),
+            ("tab / shift+tab", "next / previous panel"),
+            ("1 2 3 4", "focus the team, the conversation, the pane, compose"),
+            ("'", "jump to an agent (fuzzy: name, role, intent)"),
+            ("! @ # $", "team: only blocked, working, idle, offline (again: everyone)"),
+            ("enter (team)", "open the agent: its conversation, its mail to you marked read"),
+            ("escape", "back to the team / close a dialog"),
+            ("g", "jump to what needs you"),
+        ],
+    ),
+    (
+        "Talk",
+        [
+            ("i", "compose (prefilled with the highlighted agent)"),
+            ("@ … tab", "complete a name or role"),
+            ("\\@word", "after the recipients: the text starts with @word"),
+            ("enter (compose)", "send"),
+            ("r", "reply to the highlighted message"),
+            ("enter (conversation)", "open the message's thread"),
+            ("f", "feed: all traffic"),
+            ("/", "find messages"),
+            ("✓ ◎ ✓✓ ↩", "your message: stored, seen, read, replied"),
+        ],
+    ),
+    (
+        "Agents",
+        [
+            ("n", "new agent: worktree + tmux session + runtime + first prompt"),
+            ("t", "teardown: audit, then confirm by typing the name"),
+            ("a", "attach to the agent's pane (a popup inside tmux)"),
+            ("z", "zoom: the pane on the whole screen, read-only"),
+            ("c", "command queue: queue or send text to the pane"),
+            ("R", "restart the runtime"),
+            ("K", "kill the tmux session"),
+            ("ctrl+c (pane)", "interrupt, after asking"),
+            ("y / n (blocked agent)", "approve / deny its permission dialog"),
+            ("L", "relaunch an exited or killed agent in place"),
+        ],
+    ),
+    (
+        "Console",
+        [
+            ("m", "monitor rules"),
+            ("ctrl+p", "command palette: every action by name, themes"),
+            ("?", "this help"),
+            ("q", "quit (live agents: the engine moves to a headless daemon)"),
+        ],
+    ),
 ]
 
 

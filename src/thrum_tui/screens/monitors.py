@@ -15,11 +15,18 @@ from thrum_engine.durations import parse_duration
 from thrum_engine.patterns import PatternError, PatternTimeout, compile_pattern, search
 from thrum_tui.screens.base import FormDialog, Page
 
-SOURCES = [("command (a child process)", "command"), ("pane (an agent's tmux pane)", "pane"),
-           ("file (lines appended)", "file")]
+SOURCES = [
+    ("command (a child process)", "command"),
+    ("pane (an agent's tmux pane)", "pane"),
+    ("file (lines appended)", "file"),
+]
 SAMPLE_BUDGET_SECONDS = 0.05  # the live test runs on the console's loop at each key press
 
-SOURCE_HINT = {"command": "argv, e.g. tail -F build.log", "pane": "tmux session name", "file": "path in the repo"}
+SOURCE_HINT = {
+    "command": "argv, e.g. tail -F build.log",
+    "pane": "tmux session name",
+    "file": "path in the repo",
+}
 
 
 def source_text(m: dict) -> str:
@@ -99,9 +106,17 @@ class MonitorsScreen(Page):
         table = self.query_one("#rules", DataTable)
         table.clear()
         for m in self.rules:
-            table.add_row(m["name"], source_text(m)[:30], f"/{m['match']}/"[:24], m["to"], m["status"],
-                          str(m["matches"]), (m["last_match_at"] or "-")[5:19].replace("T", " "),
-                          (m["last_error"] or "")[:30], key=m["id"])
+            table.add_row(
+                m["name"],
+                source_text(m)[:30],
+                f"/{m['match']}/"[:24],
+                m["to"],
+                m["status"],
+                str(m["matches"]),
+                (m["last_match_at"] or "-")[5:19].replace("T", " "),
+                (m["last_error"] or "")[:30],
+                key=m["id"],
+            )
         ids = [m["id"] for m in self.rules]
         if keep in ids:
             table.move_cursor(row=ids.index(keep), animate=False)
@@ -120,7 +135,11 @@ class MonitorsScreen(Page):
         box.border_title = f"RECENT — {rule['name']}"
         recent = "\n".join(f"{e['at'][11:19]} {e['kind']:<8} {e['line'] or e['detail']}" for e in self.events)
         # A stopped rule says why first, whole (the table's error column is cut to fit).
-        why = f"✗ {rule['status']}: {rule['last_error']}\n" if rule["status"] != "running" and rule["last_error"] else ""
+        why = (
+            f"✗ {rule['status']}: {rule['last_error']}\n"
+            if rule["status"] != "running" and rule["last_error"]
+            else ""
+        )
         box.update((why + recent) or "no matches yet")
 
     @on(DataTable.RowHighlighted, "#rules")
@@ -173,29 +192,45 @@ class MonitorForm(FormDialog):
                 yield Input(rule.get("name", ""), placeholder="ci-alert", id="m-name", disabled=bool(rule))
             with Horizontal(classes="row"):
                 yield Label("source")
-                yield Select(SOURCES, value=rule.get("source", "command"), allow_blank=False, id="m-source",
-                             disabled=bool(rule))
+                yield Select(
+                    SOURCES,
+                    value=rule.get("source", "command"),
+                    allow_blank=False,
+                    id="m-source",
+                    disabled=bool(rule),
+                )
             with Horizontal(classes="row"):
                 yield Label("watch")
-                yield Input(source_text(rule) if rule else "", placeholder=SOURCE_HINT["command"], id="m-watch",
-                            disabled=bool(rule))
+                yield Input(
+                    source_text(rule) if rule else "",
+                    placeholder=SOURCE_HINT["command"],
+                    id="m-watch",
+                    disabled=bool(rule),
+                )
             with Horizontal(classes="row"):
                 yield Label("match")
-                yield Input(rule.get("match", ""), placeholder="regular expression, e.g. ALERT|FAILED", id="m-match")
+                yield Input(
+                    rule.get("match", ""), placeholder="regular expression, e.g. ALERT|FAILED", id="m-match"
+                )
             with Horizontal(classes="row"):
                 yield Label("test line")
                 yield Input(placeholder="paste a line to test the pattern", id="m-sample")
             yield Static("", id="m-verdict")
             with Horizontal(classes="row"):
                 yield Label("to")
-                yield Input(rule.get("to", ""), placeholder="@agent, @role or @everyone (empty: you)", id="m-to")
+                yield Input(
+                    rule.get("to", ""), placeholder="@agent, @role or @everyone (empty: you)", id="m-to"
+                )
             with Horizontal(classes="row"):
                 yield Label("debounce")
                 yield Input(f"{rule['debounce']:g}s" if rule else "", placeholder="60s", id="m-debounce")
             with Horizontal(classes="row"):
                 yield Label("schedule")
-                yield Input(rule.get("schedule") or "", placeholder="cron, command rules only: */5 * * * *",
-                            id="m-schedule")
+                yield Input(
+                    rule.get("schedule") or "",
+                    placeholder="cron, command rules only: */5 * * * *",
+                    id="m-schedule",
+                )
             yield Static("", id="m-error", classes="problem")
             with Horizontal(classes="buttons"):
                 yield Button("Cancel", id="cancel")
@@ -211,8 +246,9 @@ class MonitorForm(FormDialog):
     @on(Input.Changed, "#m-match")
     @on(Input.Changed, "#m-sample")
     def verdict(self) -> None:
-        ok, text = regex_verdict(self.query_one("#m-match", Input).value,
-                                 self.query_one("#m-sample", Input).value)
+        ok, text = regex_verdict(
+            self.query_one("#m-match", Input).value, self.query_one("#m-sample", Input).value
+        )
         box = self.query_one("#m-verdict", Static)
         box.update(text)
         box.set_class(not ok, "problem")

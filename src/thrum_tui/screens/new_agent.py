@@ -9,9 +9,15 @@ from textual.widgets import Button, Input, Label, Select, Static
 
 from thrum_tui.screens.base import FormDialog
 
-FIELDS = (("name", "agent name", "impl_auth"), ("role", "role", "implementer"), ("module", "module", "auth"),
-          ("branch", "branch", "feature/<name>"), ("base", "base", "HEAD"), ("intent", "intent", "what it works on"),
-          ("prompt", "first prompt", "the first thing to tell it"))
+FIELDS = (
+    ("name", "agent name", "impl_auth"),
+    ("role", "role", "implementer"),
+    ("module", "module", "auth"),
+    ("branch", "branch", "feature/<name>"),
+    ("base", "base", "HEAD"),
+    ("intent", "intent", "what it works on"),
+    ("prompt", "first prompt", "the first thing to tell it"),
+)
 
 
 class NewAgentScreen(FormDialog):
@@ -36,8 +42,12 @@ class NewAgentScreen(FormDialog):
                         yield Input(placeholder=hint, id=f"f-{key}")
                 with Horizontal(classes="row"):
                     yield Label("runtime")
-                    yield Select([(r, r) for r in self.runtimes], value=self.default_runtime, allow_blank=False,
-                                 id="f-runtime")
+                    yield Select(
+                        [(r, r) for r in self.runtimes],
+                        value=self.default_runtime,
+                        allow_blank=False,
+                        id="f-runtime",
+                    )
                 for key, label, hint in FIELDS[3:]:
                     with Horizontal(classes="row"):
                         yield Label(label)
@@ -85,8 +95,14 @@ class NewAgentScreen(FormDialog):
     async def create(self) -> None:
         name, role = self.value("name"), self.value("role")
         runtime = str(self.query_one("#f-runtime", Select).value)
-        params = {"name": name, "agent": name, "role": role, "module": self.value("module"),
-                  "intent": self.value("intent"), "runtime": runtime}
+        params = {
+            "name": name,
+            "agent": name,
+            "role": role,
+            "module": self.value("module"),
+            "intent": self.value("intent"),
+            "runtime": runtime,
+        }
         for key in ("branch", "base"):
             if self.value(key):
                 params[key] = self.value(key)

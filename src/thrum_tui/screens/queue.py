@@ -63,8 +63,13 @@ class QueueScreen(Dialog):
         table = self.query_one("#queue", DataTable)
         table.clear()
         for c in self.commands:
-            table.add_row(c["command_id"][-6:], c.get("result") or c["status"], c["command"][:40],
-                          (c.get("note") or "")[:30], key=c["command_id"])
+            table.add_row(
+                c["command_id"][-6:],
+                c.get("result") or c["status"],
+                c["command"][:40],
+                (c.get("note") or "")[:30],
+                key=c["command_id"],
+            )
         self.show_output()
 
     @on(DataTable.RowHighlighted, "#queue")
@@ -77,7 +82,9 @@ class QueueScreen(Dialog):
             return
         c = self.commands[row]
         head = Content.styled(f"{c.get('result') or c['status']}: {c['command']}", "b")
-        self.query_one("#output", Static).update(Content.assemble(head, "\n", c.get("output") or "(no output)"))
+        self.query_one("#output", Static).update(
+            Content.assemble(head, "\n", c.get("output") or "(no output)")
+        )
 
     def refresh_from_engine(self) -> None:
         self.reload()

@@ -24,8 +24,11 @@ def audit_lines(audit: dict, problems: list[str]) -> list[tuple[str, bool]]:
     """(line, is_problem): each problem with the files or commits behind it, so the operator sees
     exactly what a forced teardown would archive."""
     out = [(f"worktree {audit['name']} on {audit.get('branch') or 'detached HEAD'}", False)]
-    details = {"uncommitted": list(audit.get("uncommitted") or []), "untracked": list(audit.get("untracked") or []),
-               "not merged": list(audit.get("unmerged") or [])}  # keyed by the words in each problem
+    details = {
+        "uncommitted": list(audit.get("uncommitted") or []),
+        "untracked": list(audit.get("untracked") or []),
+        "not merged": list(audit.get("unmerged") or []),
+    }  # keyed by the words in each problem
     for p in problems:
         out.append((p, True))
         for key, names in details.items():
@@ -50,8 +53,9 @@ class TeardownScreen(Dialog):
         with Vertical(id="dialog"):
             yield Label(f"Teardown @{self.agent} — worktree {self.worktree}", classes="title")
             yield Static("auditing…", id="audit")
-            yield Checkbox("force past the problems above (uncommitted work is archived, then removed)",
-                           id="force")
+            yield Checkbox(
+                "force past the problems above (uncommitted work is archived, then removed)", id="force"
+            )
             with Horizontal(classes="row"):
                 yield Checkbox("delete the branch too", id="delete-branch")
                 yield Checkbox(f"keep @{self.agent} in the team", id="keep-agent")
@@ -77,7 +81,9 @@ class TeardownScreen(Dialog):
             return
         self.problems = r["problems"]
         self.audited = True
-        box.update("\n".join(("✗ " if bad else "  ") + text for text, bad in audit_lines(r["audit"], self.problems)))
+        box.update(
+            "\n".join(("✗ " if bad else "  ") + text for text, bad in audit_lines(r["audit"], self.problems))
+        )
         self.query_one("#force", Checkbox).display = bool(self.problems)
         self.update_go()
 
@@ -86,7 +92,9 @@ class TeardownScreen(Dialog):
     def update_go(self) -> None:
         typed = self.query_one("#confirm", Input).value.strip() == self.agent
         forced = self.query_one("#force", Checkbox).value
-        self.query_one("#go", Button).disabled = not (self.audited and typed and (forced or not self.problems))
+        self.query_one("#go", Button).disabled = not (
+            self.audited and typed and (forced or not self.problems)
+        )
 
     @on(Button.Pressed, "#cancel")
     def cancel(self) -> None:
@@ -101,9 +109,12 @@ class TeardownScreen(Dialog):
 
     @work(group="teardown", exclusive=True, exit_on_error=False)
     async def tear_down(self) -> None:
-        params = {"name": self.worktree, "force": self.query_one("#force", Checkbox).value,
-                  "delete_branch": self.query_one("#delete-branch", Checkbox).value,
-                  "keep_agent": self.query_one("#keep-agent", Checkbox).value}
+        params = {
+            "name": self.worktree,
+            "force": self.query_one("#force", Checkbox).value,
+            "delete_branch": self.query_one("#delete-branch", Checkbox).value,
+            "keep_agent": self.query_one("#keep-agent", Checkbox).value,
+        }
         self.query_one("#outcome", Static).update("… tearing down")
         r, error = await self.attempt("worktree.teardown", params)
         if r is None:

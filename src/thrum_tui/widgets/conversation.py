@@ -128,7 +128,9 @@ class Conversation(OptionList):
 
     def line_of(self, m: dict, folded: int) -> tuple[str, Content]:
         """(plain, styled) for one message; cached, as most lines are unchanged between refreshes."""
-        mark = delivery_mark(m) if m["author"] == self.operator else ("●" if m.get("is_read") is False else "")
+        mark = (
+            delivery_mark(m) if m["author"] == self.operator else ("●" if m.get("is_read") is False else "")
+        )
         key = (m["message_id"], folded, mark, m.get("updated_at"))
         hit = self._rendered.get(key)
         if hit is None:
@@ -139,13 +141,23 @@ class Conversation(OptionList):
 
     def _render_line(self, m: dict, folded: int, mark: str) -> tuple[str, Content]:
         when = m["created_at"][11:16]
-        to = "all" if m.get("broadcast") else ", ".join(self._who(t.lstrip("@")) for t in m.get("to", [])) or "?"
+        to = (
+            "all"
+            if m.get("broadcast")
+            else ", ".join(self._who(t.lstrip("@")) for t in m.get("to", [])) or "?"
+        )
         text = " ".join(m["body"]["content"].split())
         more = f"  [+{folded} in thread]" if folded else ""
         plain = f"{when} {self._who(m['author'])} → {to}  {text}{more}" + (f"  {mark}" if mark else "")
         rich = Content.from_markup(
             "[$text-muted]$when[/] [b $accent]$who[/] → $to  $text[$text-muted]$more[/] [$success]$mark[/]",
-            when=when, who=self._who(m["author"]), to=to, text=text, more=more, mark=mark)
+            when=when,
+            who=self._who(m["author"]),
+            to=to,
+            text=text,
+            more=more,
+            mark=mark,
+        )
         return plain, rich
 
     def show(self, agent: str | None, messages: list[dict], member: dict | None = None) -> None:
@@ -169,8 +181,9 @@ class Conversation(OptionList):
         position = {i: n for n, i in enumerate(self._ids)}
         fresh = [(m, n) for m, n in folded if m["message_id"] not in position]
         newest = self.messages[-1]["created_at"] if self.messages else ""
-        appendable = same_agent and all((m["created_at"], m["message_id"]) >= (newest, self._ids[-1])
-                                        for m, _ in fresh)
+        appendable = same_agent and all(
+            (m["created_at"], m["message_id"]) >= (newest, self._ids[-1]) for m, _ in fresh
+        )
         if appendable and len(self._ids) + len(fresh) <= MAX_SHOWN:
             for m, n in folded:
                 at = position.get(m["message_id"])

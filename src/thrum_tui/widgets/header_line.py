@@ -38,12 +38,22 @@ class HeaderLine(Widget):
     def render(self) -> Content:
         """What does not fit goes, least useful first; "needs you" always stays (walk bug 20)."""
         needs = "b $error" if self.needs_you else "$text-muted"
-        parts = [("repo", "$repo"), ("engine", "engine: [$accent]$host[/]"), ("sync", "sync: $sync"),
-                 ("you", "you: @$operator")]
+        parts = [
+            ("repo", "$repo"),
+            ("engine", "engine: [$accent]$host[/]"),
+            ("sync", "sync: $sync"),
+            ("you", "you: @$operator"),
+        ]
         if self.notice:
             parts.append(("notice", "[b $warning]$notice[/]"))
-        values = {"repo": self.repo, "host": self.host, "sync": self.sync, "operator": self.operator,
-                  "needs": str(self.needs_you), "notice": self.notice}
+        values = {
+            "repo": self.repo,
+            "host": self.host,
+            "sync": self.sync,
+            "operator": self.operator,
+            "needs": str(self.needs_you),
+            "notice": self.notice,
+        }
         room = self.size.width - 2 if self.size.width else 10_000
         for drop in (None, "you", "sync", "engine", "repo", "notice"):
             parts = [p for p in parts if p[0] != drop]

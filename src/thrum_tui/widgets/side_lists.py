@@ -39,8 +39,12 @@ class WorktreeSummary(Summary):
     EMPTY = "no worktrees"
 
     def show(self, worktrees: list[dict]) -> None:
-        self.fill([(w["branch"] or "detached", w["status"], "@" + w["agent"] if w["agent"] else "")
-                   for w in worktrees])
+        self.fill(
+            [
+                (w["branch"] or "detached", w["status"], "@" + w["agent"] if w["agent"] else "")
+                for w in worktrees
+            ]
+        )
 
 
 class MonitorSummary(Summary):
@@ -48,5 +52,9 @@ class MonitorSummary(Summary):
     EMPTY = "no monitors (m to add)"
 
     def show(self, monitors: list[dict]) -> None:
-        self.fill([(m["name"], f"/{m['match']}/"[:24], f"{m['status']} · {m.get('matches', 0)} hits")
-                   for m in monitors])
+        self.fill(
+            [
+                (m["name"], f"/{m['match']}/"[:24], f"{m['status']} · {m.get('matches', 0)} hits")
+                for m in monitors
+            ]
+        )

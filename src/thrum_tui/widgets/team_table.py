@@ -18,14 +18,48 @@ from textual.widgets.option_list import Option
 from thrum_engine.durations import human_age
 from thrum_tui.textual_compat import no_layout_virtual_size, redraw_option
 
-GLYPHS = {"here": "◆", "working": "●", "online": "●", "idle": "◌", "blocked": "!", "stuck": "!", "exited": "✕",
-          "no session": "○", "offline": "○"}
-STYLES = {"here": "$accent", "working": "$success", "online": "$success", "idle": "$text-muted", "blocked": "b $error",
-          "stuck": "b $error", "exited": "b $warning", "no session": "$text-disabled", "offline": "$text-disabled"}
-COLUMNS = (("", 2), ("name", 21), ("state", 13), ("new", 4), ("role", 13), ("runtime", 9), ("branch", 19),
-           ("intent", 30))
-ATTENTION = {"blocked": 0, "stuck": 0, "exited": 0, "working": 2, "online": 2, "idle": 3, "no session": 4,
-             "offline": 4}
+GLYPHS = {
+    "here": "◆",
+    "working": "●",
+    "online": "●",
+    "idle": "◌",
+    "blocked": "!",
+    "stuck": "!",
+    "exited": "✕",
+    "no session": "○",
+    "offline": "○",
+}
+STYLES = {
+    "here": "$accent",
+    "working": "$success",
+    "online": "$success",
+    "idle": "$text-muted",
+    "blocked": "b $error",
+    "stuck": "b $error",
+    "exited": "b $warning",
+    "no session": "$text-disabled",
+    "offline": "$text-disabled",
+}
+COLUMNS = (
+    ("", 2),
+    ("name", 21),
+    ("state", 13),
+    ("new", 4),
+    ("role", 13),
+    ("runtime", 9),
+    ("branch", 19),
+    ("intent", 30),
+)
+ATTENTION = {
+    "blocked": 0,
+    "stuck": 0,
+    "exited": 0,
+    "working": 2,
+    "online": 2,
+    "idle": 3,
+    "no session": 4,
+    "offline": 4,
+}
 # States a human must act on: counted in "needs you", first for `g`. (An exited runtime does
 # nothing until relaunched; a killed session was the operator's own doing.)
 NEEDS_HUMAN = frozenset({"blocked", "stuck", "exited"})
@@ -38,11 +72,13 @@ def coarse_age(seconds: float) -> str:
 
 def attention_order(operator: str, members: list[dict]) -> list[dict]:
     """The operator first; then what needs a human soonest."""
+
     def key(m: dict) -> tuple:
         rank = ATTENTION.get(m["state"], 5)
         if rank > 0 and m.get("unread_from"):
             rank = 1  # has written to you and you have not read it
         return (rank, m["name"])
+
     ops = [m for m in members if m["name"] == operator]
     return ops + sorted((m for m in members if m["name"] != operator), key=key)
 
@@ -140,8 +176,16 @@ class TeamTable(OptionList):
         name = f"you (@{m['name']})" if me else m["name"]
         age = "" if me else " " + coarse_age(m.get("idle_seconds") or 0)
         new = m["unread"] if me else m.get("unread_from", 0)
-        cells = [GLYPHS.get(state, "?"), name, f"{state}{age}", str(new) if new else "", m["role"],
-                 m.get("runtime") or "", m.get("branch") or "", " ".join((m.get("intent") or "").split())]
+        cells = [
+            GLYPHS.get(state, "?"),
+            name,
+            f"{state}{age}",
+            str(new) if new else "",
+            m["role"],
+            m.get("runtime") or "",
+            m.get("branch") or "",
+            " ".join((m.get("intent") or "").split()),
+        ]
         texts = [_fit(c, w) for c, (_, w) in zip(cells, COLUMNS)]
         styles = [STYLES.get(state, ""), "", STYLES.get(state, ""), "b $accent", "", "", "$text-muted", ""]
         plain = "".join(texts).rstrip()
