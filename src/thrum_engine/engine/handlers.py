@@ -3,4 +3,5 @@
 from thrum_engine import changes, doctor, feed, identity, messaging, team, worktrees  # noqa: F401
 from thrum_engine.engine import admin  # noqa: F401
 from thrum_engine.monitors import methods as monitor_methods  # noqa: F401
+from thrum_engine.review import methods as review_methods  # noqa: F401
 from thrum_engine.tmux import methods as tmux_methods  # noqa: F401
