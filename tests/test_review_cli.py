@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from conftest import Agent, assert_error, pane_state, wait_for
 
 
@@ -27,7 +28,9 @@ def commit(repo, cwd: Path, files: dict[str, str], message: str) -> str:
 def work(repo):
     """alice in a worktree Thrum made, two commits ahead of main; ada the operator in the main checkout."""
     assert repo.run("init").code == 0
-    r = repo.run("worktree", "create", "alice", "--name", "alice", "--role", "implementer", "--runtime", "shell")
+    r = repo.run(
+        "worktree", "create", "alice", "--name", "alice", "--role", "implementer", "--runtime", "shell"
+    )
     assert r.code == 0, r.err
     path = wt_path(repo, "alice")
     alice = Agent("alice", "implementer", path, dict(repo.env))
@@ -50,7 +53,7 @@ def approve(repo, ada, *flags: str) -> None:
 
 
 def test_an_agent_asks_for_review_and_the_queue_shows_it(work):
-    repo, alice, ada, path = work
+    _repo, alice, ada, _path = work
     assert_error(alice.run("review", "request", "--agent", "nobody"), "nobody")
     r = alice.json("review", "request", "--note", "JWT middleware done")
     assert r["agent"] == "alice" and r["branch"] == "feature/alice" and r["target"] == "main"
@@ -108,7 +111,7 @@ def test_request_changes_reaches_the_agent_who_reads_it_with_the_cli(work):
 
 
 def test_merge_refuses_without_approval_then_merges_after_it(work):
-    repo, alice, ada, path = work
+    repo, alice, ada, _path = work
     alice.ok("review", "request")
     assert_error(ada.run("review", "merge", "alice"), "not approved", "--force")
     assert repo.git("rev-list", "--count", "main") == "1"  # nothing changed
@@ -128,7 +131,7 @@ def test_merge_refuses_without_approval_then_merges_after_it(work):
 
 
 def test_squash_and_teardown_with_the_branch(work):
-    repo, alice, ada, path = work
+    repo, _alice, ada, path = work
     approve(repo, ada, "--summary", "lgtm")
     r = ada.json("review", "merge", "alice", "--squash", "--teardown", "--delete-branch")
     assert repo.git("log", "-1", "--format=%P", "main").count(" ") == 0  # one parent: squashed
@@ -140,7 +143,7 @@ def test_squash_and_teardown_with_the_branch(work):
 
 
 def test_rebase_fast_forwards_a_branch_that_is_behind(work):
-    repo, alice, ada, path = work
+    repo, _alice, ada, path = work
     commit(repo, repo.path, {"NOTES.md": "main moved\n"}, "main moves on")
     approve(repo, ada)
     pre = ada.json("review", "preflight", "alice", "--rebase")
@@ -148,12 +151,17 @@ def test_rebase_fast_forwards_a_branch_that_is_behind(work):
     # Approval was of the branch as it was: rebasing changes nothing the reviewer read.
     r = ada.json("review", "merge", "alice", "--rebase")
     assert r["rebased"]
-    assert repo.git("log", "--format=%s", "main").split("\n") == ["readme", "add app", "main moves on", "init"]
+    assert repo.git("log", "--format=%s", "main").split("\n") == [
+        "readme",
+        "add app",
+        "main moves on",
+        "init",
+    ]
     assert repo.git("rev-parse", "HEAD", cwd=path) == r["merged_commit"]
 
 
 def test_a_conflict_is_reported_with_its_files_and_nothing_changes(work):
-    repo, alice, ada, path = work
+    repo, _alice, ada, path = work
     commit(repo, repo.path, {"README.md": "hello\nmain's line\n"}, "main edits the readme")
     before = repo.git("rev-parse", "main")
     approve(repo, ada)
@@ -169,7 +177,7 @@ def test_a_conflict_is_reported_with_its_files_and_nothing_changes(work):
 
 
 def test_preflight_names_a_dirty_target_uncommitted_work_and_untracked_files(work):
-    repo, alice, ada, path = work
+    repo, _alice, ada, path = work
     approve(repo, ada)
     (repo.path / "README.md").write_text("edited in main\n")
     (path / "scratch.txt").write_text("not added\n")
@@ -186,7 +194,7 @@ def test_preflight_names_a_dirty_target_uncommitted_work_and_untracked_files(wor
 
 
 def test_bad_input_is_one_error_line(work):
-    repo, alice, ada, path = work
+    _repo, alice, ada, _path = work
     assert_error(ada.run("review", "show", "rev_nope"), "invalid review id")
     assert_error(ada.run("review", "merge", "alice", "--squash", "--rebase"), "mutually exclusive")
     assert_error(ada.run("review", "merge", "alice", "--delete-branch"), "--teardown")
@@ -196,7 +204,7 @@ def test_bad_input_is_one_error_line(work):
 
 
 def test_reviews_survive_a_rebuild_from_the_journal(work):
-    repo, alice, ada, path = work
+    repo, alice, ada, _path = work
     alice.ok("review", "request", "--note", "please")
     ada.ok("review", "submit", "alice", "--request-changes", "--summary", "more tests")
     before = ada.json("review", "show", "--agent", "alice")
