@@ -27,6 +27,7 @@ from thrum_tui.widgets.compose_bar import ComposeBar, parse_compose
 from thrum_tui.widgets.conversation import Conversation, merge_conversation
 from thrum_tui.widgets.header_line import HeaderLine
 from thrum_tui.widgets.pane_preview import PanePreview
+from thrum_tui.widgets.review_queue import ReviewQueue
 from thrum_tui.widgets.side_lists import MonitorSummary, WorktreeSummary
 from thrum_tui.widgets.team_table import NEEDS_HUMAN, TeamTable
 
@@ -63,6 +64,7 @@ MAIN_SCREEN_ACTIONS = frozenset(
         "jump",
         "approve",
         "relaunch",
+        "review",
     }
 )
 # Number keys focus the main screen's panels, as lazygit's do (walk, missing 9).
@@ -106,6 +108,7 @@ class ThrumApp(AgentActions, App):
         Binding("K", "kill_session", "kill", show=False),
         Binding("y", "approve", "approve", show=False),
         Binding("L", "relaunch", "relaunch", show=False),
+        Binding("v", "review", "review", show=False),
         Binding("ctrl+c", "interrupt", "interrupt", show=False, priority=True),
         Binding("escape", "focus_team", "team", show=False),
         *(Binding(str(i), f"focus_panel('{panel}')", panel, show=False) for i, panel in enumerate(PANELS, 1)),
@@ -143,6 +146,7 @@ class ThrumApp(AgentActions, App):
         self.clock_mono = time.monotonic
         self._theme_ready = False
         self.main_screen: Screen = Screen()
+        self.reviews_waiting = 0  # review requests waiting for the operator: part of "needs you"
 
     # -- layout --
     def compose(self) -> ComposeResult:
@@ -153,6 +157,7 @@ class ThrumApp(AgentActions, App):
             with Vertical(id="left"):
                 yield TeamTable(self.operator, id="team")
                 yield WorktreeSummary("WORKTREES", id="worktrees")
+                yield ReviewQueue("REVIEW", id="reviews")
                 yield MonitorSummary("MONITORS", id="monitors")
             with Vertical(id="right"):
                 yield Conversation(self.operator, id="conversation")
@@ -353,8 +358,8 @@ class ThrumApp(AgentActions, App):
                 m["unread"] = inbox["unread"]
         table = self.main_screen.query_one(TeamTable)
         table.show(members, unread_from)
-        self.main_screen.query_one(HeaderLine).needs_you = inbox["unread"] + sum(
-            1 for m in members if m["state"] in NEEDS_HUMAN
+        self.main_screen.query_one(HeaderLine).needs_you = (
+            inbox["unread"] + sum(1 for m in members if m["state"] in NEEDS_HUMAN) + self.reviews_waiting
         )
         if "team" in parts:
             self.main_screen.query_one(ComposeBar).set_addresses(
@@ -372,6 +377,7 @@ class ThrumApp(AgentActions, App):
                 self._worktrees_at = self.clock()
                 self.worktrees = (await self.engine.call("worktree.list", {}))["worktrees"]
                 self.main_screen.query_one(WorktreeSummary).show(self.worktrees)
+                await self._refresh_reviews()
 
     async def _show_conversation(self, inbox: list[dict] | None = None) -> None:
         agent = self.selected
@@ -643,3 +649,26 @@ class ThrumApp(AgentActions, App):
         from thrum_tui.screens.monitors import MonitorsScreen
 
         self.push_screen(MonitorsScreen())
+
+    # -- review (issue 14) --
+    async def _refresh_reviews(self) -> None:
+        r = await self.engine.call("review.list", {})
+        self.main_screen.query_one(ReviewQueue).show(r["reviews"])
+        if r["needs_you"] != self.reviews_waiting:
+            header = self.main_screen.query_one(HeaderLine)
+            header.needs_you += r["needs_you"] - self.reviews_waiting
+            self.reviews_waiting = r["needs_you"]
+
+    def action_review(self) -> None:
+        if self.selected and self.selected != self.operator:
+            self.open_review(self.selected)
+        else:
+            self.notify("highlight an agent to review its work", severity="warning")
+
+    def on_review_queue_open(self, message: ReviewQueue.Open) -> None:
+        self.open_review(message.agent)
+
+    def open_review(self, agent: str) -> None:
+        from thrum_tui.screens.review import ReviewScreen
+
+        self.push_screen(ReviewScreen(agent))
