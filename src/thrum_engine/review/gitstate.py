@@ -4,7 +4,10 @@ diff, the commits, and whether a merge would conflict. Blocking: run in a thread
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from thrum_engine.review.diff import DIFF_ARGS
 from thrum_engine.review.gitrun import GitFailed, run_git
@@ -104,29 +107,49 @@ def numstat(cwd: str, *revs: str) -> list[FileStat]:
     return files
 
 
-def branch_state(worktree: str, target: str) -> BranchState:
-    """The worktree's branch against `target` (a branch of the main repo). Uncommitted changes to
-    tracked files count in the file list (the diff is the working tree against the merge base)."""
-    head = rev(worktree, "HEAD")
-    target_head = rev(worktree, target)
-    if not target_head:
+_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="thrum-review-git")
+
+
+def parallel(*calls):
+    """Independent git commands at once (each a child process: the threads mostly wait)."""
+    futures = [_POOL.submit(fn, *args) for fn, *args in calls]
+    return [f.result() for f in futures]
+
+
+def branch_state(
+    worktree: str, target: str, *, extra: tuple[Callable[[str], Any], ...] = ()
+) -> tuple[BranchState, list]:
+    """The worktree's branch against `target` (a branch of the main repo), and what each of `extra`
+    returns for the merge base, run alongside the last git calls. Uncommitted changes to tracked
+    files count in the file list (the diff is the working tree against the merge base)."""
+    code, out = run_git(worktree, "rev-parse", "HEAD^{commit}", f"{target}^{{commit}}", check=False)
+    revs = out.split()
+    if code != 0 or len(revs) != 2:
         raise GitFailed(f"the target branch {target!r} does not exist")
-    base = _out(worktree, "merge-base", target_head, head).strip()
-    behind, ahead = (
-        int(n)
-        for n in _out(worktree, "rev-list", "--left-right", "--count", f"{target_head}...{head}").split()
+    head, target_head = revs
+    base_out, counts, (changed, untracked), branch = parallel(
+        (_out, worktree, "merge-base", target_head, head),
+        (_out, worktree, "rev-list", "--left-right", "--count", f"{target_head}...{head}"),
+        (status, worktree),
+        (current_branch, worktree),
     )
-    changed, untracked = status(worktree)
-    files = numstat(worktree, base)
+    base = base_out.strip()
+    behind, ahead = (int(n) for n in counts.split())
+    dirty = bool(changed or untracked)
+    files, uncommitted_diff, *more = parallel(
+        (numstat, worktree, base),
+        (_out, worktree, *DIFF_ARGS, "HEAD") if dirty else (str,),
+        *((fn, base) for fn in extra),
+    )
     digest = hashlib.sha1(head.encode())
-    if changed or untracked:
+    if dirty:
         # Uncommitted work changes what is under review without a commit: fold it in.
-        digest.update(_out(worktree, *DIFF_ARGS, "HEAD").encode("utf-8", "replace"))
+        digest.update(uncommitted_diff.encode("utf-8", "replace"))
         for name in untracked:
             digest.update(b"\0" + name.encode("utf-8", "replace"))
-    return BranchState(
+    st = BranchState(
         path=worktree,
-        branch=current_branch(worktree),
+        branch=branch,
         head=head,
         target=target,
         target_head=target_head,
@@ -138,6 +161,7 @@ def branch_state(worktree: str, target: str) -> BranchState:
         untracked=untracked,
         fingerprint=digest.hexdigest()[:16],
     )
+    return st, more
 
 
 def diff_text(worktree: str, base: str, commit: str | None = None, context: int = 3) -> str:

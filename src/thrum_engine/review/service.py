@@ -67,7 +67,7 @@ def reviewable_agents(engine: Engine) -> list[str]:
 
 async def state_of(engine: Engine, agent: str) -> gitstate.BranchState:
     wt = worktree_of(engine, agent)
-    return await asyncio.to_thread(gitstate.branch_state, wt, target_branch(engine))
+    return (await asyncio.to_thread(gitstate.branch_state, wt, target_branch(engine)))[0]
 
 
 def agent_state(engine: Engine, agent: str) -> str:
@@ -153,7 +153,7 @@ async def queue(engine: Engine, *, everyone: bool = False) -> list[dict]:
     out = []
     for agent in reviewable_agents(engine):
         try:
-            st = await asyncio.to_thread(gitstate.branch_state, engine.agents[agent]["worktree"], target)
+            st, _ = await asyncio.to_thread(gitstate.branch_state, engine.agents[agent]["worktree"], target)
         except GitFailed:
             continue  # a worktree git cannot read (removed under us): not reviewable
         review = open_.get(agent)
@@ -404,14 +404,22 @@ async def remove_draft(engine: Engine, agent: str, comment_id: str | None) -> No
             await engine.store.write_local(q.DELETE_DRAFT, [(agent, comment_id)])
 
 
-async def comments(engine: Engine, review: dict | None, agent: str, *, with_pending: bool) -> dict:
+async def comments(
+    engine: Engine,
+    review: dict | None,
+    agent: str,
+    *,
+    with_pending: bool,
+    st: gitstate.BranchState | None = None,
+) -> dict:
     """The last round's comments (outdated marked against the branch as it is now) and, for the
     reviewer, the pending ones."""
-    try:
-        st = await state_of(engine, agent)
-        wt: str | None = st.path
-    except (NotFound, UnknownAgent, InvalidInput, GitFailed):
-        st, wt = None, None
+    if st is None:
+        try:
+            st = await state_of(engine, agent)
+        except (NotFound, UnknownAgent, InvalidInput, GitFailed):
+            st = None
+    wt = st.path if st is not None else None
     rounds = await q.rounds(engine.store, review["id"]) if review else []
     last = rounds[-1] if rounds else None
     submitted = await asyncio.to_thread(mark_outdated, wt, st, last["comments"] if last else [])
@@ -449,15 +457,34 @@ async def show(engine: Engine, review: dict) -> dict:
 
 
 async def diff(engine: Engine, agent: str, commit: str | None, context: int) -> dict:
-    st = await state_of(engine, agent)
+    """Everything the review screen opens with, in one call: the branch's state, the diff (whole,
+    or one commit's), the commits and the comments; git's commands run side by side."""
+    wt = worktree_of(engine, agent)
     if commit is not None:
-        sha = await asyncio.to_thread(gitstate.rev, st.path, commit)
+        sha = await asyncio.to_thread(gitstate.rev, wt, commit)
         if not sha:
             raise InvalidInput(f"unknown commit {commit!r}")
         commit = sha
-    text = await asyncio.to_thread(gitstate.diff_text, st.path, st.merge_base, commit, context)
-    commits = await asyncio.to_thread(gitstate.commits, st.path, st.merge_base, st.head)
-    return {"agent": agent, "state": st.view(), "commit": commit, "diff": text, "commits": commits}
+
+    def diff_of(base: str) -> str:
+        return gitstate.diff_text(wt, base, commit, context)
+
+    def commits_of(base: str) -> list[dict]:
+        return gitstate.commits(wt, base, "HEAD")
+
+    st, (text, commits) = await asyncio.to_thread(
+        gitstate.branch_state, wt, target_branch(engine), extra=(diff_of, commits_of)
+    )
+    review = await find_review(engine, None, agent)
+    said = await comments(engine, review, agent, with_pending=True, st=st)
+    return {
+        "agent": agent,
+        "state": st.view(),
+        "commit": commit,
+        "diff": text,
+        "commits": commits,
+        "comments": said,
+    }
 
 
 # -- merge --

@@ -11,12 +11,12 @@ from typing import ClassVar
 from textual import on, work
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.content import Content
-from textual.widgets import Footer, Label, OptionList, Static
+from textual.widgets import Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from thrum_engine.review.diff import FileDiff, parse_diff
 from thrum_tui.screens.base import Page
+from thrum_tui.widgets.diff_files import FileList, FileRow
 from thrum_tui.widgets.diff_view import DiffView
 
 # Files marked viewed, per (agent, head): a new commit is new work to look at.
@@ -24,17 +24,8 @@ VIEWED: dict[tuple[str, str], set[str]] = {}
 _STATUS = {"A": "A", "D": "D", "M": "M", "R": "R"}
 
 
-def file_label(f: FileDiff, viewed: bool, comments: int) -> Content:
-    mark = "✓" if viewed else " "
-    note = f" 💬{comments}" if comments else ""
-    return Content.assemble(
-        (mark + " ", "$success"),
-        (_STATUS.get(f.status, "M") + " ", "$text-muted"),
-        (f"+{f.added}", "$success"),
-        " ",
-        (f"−{f.removed}", "$error"),
-        f" {f.path}{note}",
-    )
+def file_row(f: FileDiff, viewed: bool, comments: int) -> FileRow:
+    return FileRow(f.path, _STATUS.get(f.status, "M"), f.added, f.removed, viewed, comments)
 
 
 class ReviewScreen(Page):
@@ -80,14 +71,15 @@ class ReviewScreen(Page):
         yield Label(f"REVIEW @{self.agent} · loading…", id="review-head")
         with Horizontal(id="review-body"):
             with Vertical(id="review-left"):
-                yield OptionList(id="files")
+                yield FileList(id="files")
                 yield OptionList(id="commits")
             yield DiffView(id="diff")
+        # Its own key line, not a Footer: Textual's Footer restyles a widget per binding on every
+        # focus change, most of the screen's open time on a big diff (bench/review.py).
         yield Static("", id="review-foot")
-        yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#files", OptionList).border_title = "FILES"
+        self.query_one(FileList).border_title = "FILES"
         self.query_one("#commits", OptionList).border_title = "COMMITS"
         self.query_one(DiffView).focus()
         self.load()
@@ -104,17 +96,20 @@ class ReviewScreen(Page):
             return
         files = await asyncio.to_thread(parse_diff, r["diff"])
         self.state, self.commits, self.files = r["state"], r["commits"], files
-        await self.load_comments()
-        self.fill_commits()
-        self.fill_files()
-        index = min(self.selected, len(files) - 1) if keep_place else 0
-        self.select_file(max(0, index), keep_cursor=keep_place)
+        with self.app.batch_update():  # one frame for the lot
+            self.take_comments(r["comments"])
+            self.fill_commits()
+            self.fill_files()
+            index = min(self.selected, len(files) - 1) if keep_place else 0
+            self.select_file(max(0, index), keep_cursor=keep_place)
         self.loaded = True
 
     async def load_comments(self) -> None:
         c = await self.call("review.comments", {"agent": self.agent})
-        if c is None:
-            return
+        if c is not None:
+            self.take_comments(c)
+
+    def take_comments(self, c: dict) -> None:
         self.review = c
         self.pending = [{**p, "pending": True} for p in c.get("pending") or []]
         self.show_head()
@@ -162,22 +157,22 @@ class ReviewScreen(Page):
         submitted = self.review.get("comments") or []
         return [c for c in (*submitted, *self.pending) if c["path"] == path]
 
-    def fill_files(self) -> None:
-        files = self.query_one("#files", OptionList)
-        highlighted = files.highlighted
+    def mark_file(self, index: int) -> None:
+        """One file's row again (its viewed mark or comment count changed), not the whole list."""
+        f = self.files[index]
         seen = self.viewed()
-        files.clear_options()
-        files.add_options(
-            [
-                Option(file_label(f, f.path in seen, len(self.comments_for(f.path))), id=f"f{i}")
-                for i, f in enumerate(self.files)
-            ]
+        files = self.query_one(FileList)
+        files.update_row(index, file_row(f, f.path in seen, len(self.comments_for(f.path))))
+        files.border_title = f"FILES {len(seen & {f.path for f in self.files})}/{len(self.files)} viewed"
+
+    def fill_files(self) -> None:
+        seen = self.viewed()
+        files = self.query_one(FileList)
+        files.show(
+            [file_row(f, f.path in seen, len(self.comments_for(f.path))) for f in self.files],
+            cursor=self.selected,
         )
         files.border_title = f"FILES {len(seen & {f.path for f in self.files})}/{len(self.files)} viewed"
-        if self.files:
-            files.highlighted = (
-                highlighted if highlighted is not None and highlighted < len(self.files) else self.selected
-            )
 
     def fill_commits(self) -> None:
         commits = self.query_one("#commits", OptionList)
@@ -189,14 +184,14 @@ class ReviewScreen(Page):
             0 if not self.commit else 1 + [c["sha"] for c in self.commits].index(self.commit)
         )
 
-    @on(OptionList.OptionHighlighted, "#files")
-    def file_highlighted(self, event: OptionList.OptionHighlighted) -> None:
-        if event.option_index != self.selected:
-            self.select_file(event.option_index)
+    @on(FileList.Highlighted)
+    def file_highlighted(self, event: FileList.Highlighted) -> None:
+        if event.index != self.selected:
+            self.select_file(event.index)
 
-    @on(OptionList.OptionSelected, "#files")
-    def file_chosen(self, event: OptionList.OptionSelected) -> None:
-        self.select_file(event.option_index)
+    @on(FileList.Chosen)
+    def file_chosen(self, event: FileList.Chosen) -> None:
+        self.select_file(event.index)
         self.query_one(DiffView).focus()
 
     @on(OptionList.OptionSelected, "#commits")
@@ -211,9 +206,7 @@ class ReviewScreen(Page):
             self.query_one(DiffView).show(None)
             return
         self.selected = max(0, min(index, len(self.files) - 1))
-        files = self.query_one("#files", OptionList)
-        if files.highlighted != self.selected:
-            files.highlighted = self.selected
+        self.query_one(FileList).set_cursor(self.selected)
         self.show_file(keep_cursor=keep_cursor)
 
     def show_file(self, *, keep_cursor: bool = False) -> None:
@@ -227,13 +220,14 @@ class ReviewScreen(Page):
         """`]` past the last hunk opens the next file at its first hunk (`[` the previous at its last)."""
         nxt = self.selected + event.direction
         if 0 <= nxt < len(self.files):
+            left = self.selected
             if event.direction > 0:  # read to the end of a file: it counts as viewed
-                self.viewed().add(self.files[self.selected].path)
+                self.viewed().add(self.files[left].path)
             self.select_file(nxt)
             view = self.query_one(DiffView)
             if event.direction < 0:
                 view.action_ends(1)
-            self.fill_files()
+            self.mark_file(left)
 
     def action_next_file(self, step: int) -> None:
         self.select_file(self.selected + step)
@@ -243,7 +237,7 @@ class ReviewScreen(Page):
             return
         seen, path = self.viewed(), self.files[self.selected].path
         seen.symmetric_difference_update({path})
-        self.fill_files()
+        self.mark_file(self.selected)
 
     def action_reload(self) -> None:
         self.load(keep_place=True)
@@ -308,7 +302,7 @@ class ReviewScreen(Page):
             self.after_comments()
 
     def after_comments(self) -> None:
-        self.fill_files()
+        self.mark_file(self.selected)
         self.show_file(keep_cursor=True)
         self.show_head()
 

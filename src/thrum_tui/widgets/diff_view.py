@@ -8,12 +8,14 @@ anchors to, and each comment is drawn under the line it is about."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import ClassVar
 
 from rich.segment import Segment
 from rich.style import Style
 from rich.syntax import ANSI_DARK, ANSI_LIGHT, ANSISyntaxTheme
+from textual import work
 from textual.binding import Binding, BindingType
 from textual.geometry import Size
 from textual.message import Message
@@ -23,6 +25,7 @@ from textual.strip import Strip
 from thrum_engine.review.diff import DiffLine, FileDiff
 
 _SIGN = {"+": "+", "-": "-", " ": " ", "@": "", "\\": ""}
+LEX_BLOCK = 80  # code rows highlighted per lexer call
 
 
 @dataclass(slots=True)
@@ -34,14 +37,28 @@ class Row:
     index: int = -1  # the line's index in FileDiff.lines
 
 
+# Lexers by file name pattern, found once per process: pygments' first lookup scans every lexer
+# (~150 ms) and a lexer's first use compiles its rules, so both happen off the UI thread.
+_LEXERS: dict[str, object | None] = {}
+
+
+def _lexer_key(path: str) -> str:
+    name = path.rsplit("/", 1)[-1]
+    return name[name.rindex(".") :] if "." in name[1:] else name
+
+
 def _lexer_for(path: str):
     from pygments.lexers import get_lexer_for_filename
     from pygments.util import ClassNotFound
 
     try:
-        return get_lexer_for_filename(path, stripnl=False, stripall=False, ensurenl=False)
+        lexer = get_lexer_for_filename(path, stripnl=False, stripall=False, ensurenl=False)
     except ClassNotFound:
-        return None
+        lexer = None
+    if lexer is not None:
+        list(lexer.get_tokens("x = 1\n"))  # compiles its rules now, not on the first frame
+    _LEXERS[_lexer_key(path)] = lexer
+    return lexer
 
 
 class DiffView(ScrollView, can_focus=True):
@@ -110,6 +127,8 @@ class DiffView(ScrollView, can_focus=True):
         self._gutter = 4
         self._lexer = None
         self._strips: dict[int, list[Segment]] = {}  # row -> highlighted code segments
+        self._lines: dict[int, Strip] = {}  # row -> its strip, when neither cursor nor range is on it
+        self._style_cache: dict[str, Style] = {}
         self._theme = ANSISyntaxTheme(ANSI_DARK)
         self.border_title = "DIFF"
 
@@ -120,8 +139,15 @@ class DiffView(ScrollView, can_focus=True):
         same = file is not None and self.file is not None and file.path == self.file.path
         self.file = file
         self.comments = list(comments or [])
-        self._lexer = _lexer_for(file.path) if file is not None else None
+        self._lexer = None
+        if file is not None:
+            key = _lexer_key(file.path)
+            if key in _LEXERS:
+                self._lexer = _LEXERS[key]
+            else:
+                self._find_lexer(file.path)  # drawn plain until it is known, then coloured
         self._strips.clear()
+        self._lines.clear()
         dark = not self.is_mounted or self.app.current_theme.dark
         self._theme = ANSISyntaxTheme(ANSI_DARK if dark else ANSI_LIGHT)
         self._build_rows()
@@ -132,6 +158,20 @@ class DiffView(ScrollView, can_focus=True):
         self.border_title = f"DIFF · {file.path}" if file else "DIFF"
         self.refresh()
         self.post_message(self.CursorMoved(self))
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._style_cache.clear()
+        self._lines.clear()  # a theme change: every row's colours
+
+    @work(group="diff-lexer", exit_on_error=False)
+    async def _find_lexer(self, path: str) -> None:
+        lexer = await asyncio.to_thread(_lexer_for, path)
+        if self.file is not None and self.file.path == path:
+            self._lexer = lexer
+            self._strips.clear()
+            self._lines.clear()
+            self.refresh()
 
     def _build_rows(self) -> None:
         rows: list[Row] = []
@@ -202,16 +242,27 @@ class DiffView(ScrollView, can_focus=True):
         i = scroll_y + y
         width = self.scrollable_content_region.width
         if i >= len(self.rows):
-            return Strip.blank(width, self.rich_style)
-        strip = Strip(self._row_segments(i), None)
-        return strip.crop_extend(scroll_x, scroll_x + width, self.rich_style)
+            return Strip.blank(width, self._style("base"))
+        plain = i != self.cursor and self.range_start is None
+        strip = self._lines.get(i) if plain else None
+        if strip is None:
+            strip = Strip(self._row_segments(i), None)
+            if plain:
+                self._lines[i] = strip
+        return strip.crop_extend(scroll_x, scroll_x + width, self._style("base"))
 
     def _style(self, name: str) -> Style:
-        return self.get_component_rich_style(name, partial=True)
+        """Component styles, computed once per style change (each lookup walks the CSS)."""
+        style = self._style_cache.get(name)
+        if style is None:
+            style = self._style_cache[name] = (
+                self.rich_style if name == "base" else self.get_component_rich_style(name, partial=True)
+            )
+        return style
 
     def _row_segments(self, i: int) -> list[Segment]:
         row = self.rows[i]
-        base = self.rich_style
+        base = self._style("base")
         lo, hi = sorted((self.cursor, self.cursor if self.range_start is None else self.range_start))
         if i == self.cursor:
             bg = base + self._style("diff-view--cursor")
@@ -260,16 +311,37 @@ class DiffView(ScrollView, can_focus=True):
         cached = self._strips.get(i)
         if cached is not None:
             return cached  # type: ignore[return-value]
-        text = ln.text.expandtabs(4)
         if self._lexer is None:
-            parts = [(text, Style())]
-        else:
-            parts = []
-            for token, value in self._lexer.get_tokens(text):
-                if value:
-                    parts.append((value.rstrip("\n"), self._theme.get_style_for_token(token)))
-        self._strips[i] = parts  # type: ignore[assignment]
-        return parts
+            parts = [(ln.text.expandtabs(4), Style())]
+            self._strips[i] = parts  # type: ignore[assignment]
+            return parts
+        self._lex_block(i)
+        return self._strips[i]  # type: ignore[return-value]
+
+    def _lex_block(self, start: int) -> None:
+        """Highlight LEX_BLOCK code rows from `start` in one pass: one lexer call is far cheaper
+        than one per line, and a string or comment spanning lines is read as one."""
+        rows = [
+            j
+            for j in range(start, min(start + LEX_BLOCK, len(self.rows)))
+            if j not in self._strips and self.rows[j].line is not None and self.rows[j].line.kind in "+- "  # type: ignore[union-attr]
+        ]
+        if start not in rows:
+            rows.insert(0, start)
+        texts = [self.rows[j].line.text.expandtabs(4) for j in rows]  # type: ignore[union-attr]
+        lines: list[list[tuple[str, Style]]] = [[]]
+        for token, value in self._lexer.get_tokens("\n".join(texts)):  # type: ignore[union-attr]
+            style = self._theme.get_style_for_token(token)
+            pieces = value.split("\n")
+            for k, piece in enumerate(pieces):
+                if k:
+                    lines.append([])
+                if piece:
+                    lines[-1].append((piece, style))
+        for j, parts in zip(rows, lines):
+            self._strips[j] = parts  # type: ignore[assignment]
+        for j in rows[len(lines) :]:
+            self._strips[j] = []  # type: ignore[assignment]
 
     # -- moving --
     def move_to(self, row: int) -> None:
