@@ -35,10 +35,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from engine import env_for, pct  # noqa: E402  (bench/engine.py)
+from engine import env_for, pct
 
 BIN = Path(sys.executable).parent
 THRUM = str(BIN / "thrum")
@@ -95,7 +96,11 @@ class Scratch:
         ).stdout
 
     def close(self) -> None:
-        subprocess.run(["tmux", "-L", self.env["THRUM_TMUX__SOCKET_NAME"], "kill-server"], capture_output=True)
+        subprocess.run(
+            ["tmux", "-L", self.env["THRUM_TMUX__SOCKET_NAME"], "kill-server"],
+            capture_output=True,
+            check=False,
+        )
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
@@ -117,7 +122,9 @@ def _timed(fn, runs: int) -> list[float]:
     return out
 
 
-async def _console(s: Scratch, runs: int, keys: int, preflights: int, tdv: str | None) -> dict:
+async def _console(
+    s: Scratch, runs: int, keys: int, preflights: int, tdv: str | None, gc_freeze: bool = False
+) -> dict:
     for k, v in s.env.items():  # the engine this process hosts must see the scratch repo's environment
         if k.startswith(("THRUM_", "GIT_")) or k == "HOME":
             os.environ[k] = v
@@ -133,8 +140,10 @@ async def _console(s: Scratch, runs: int, keys: int, preflights: int, tdv: str |
     from thrum_tui.widgets.diff_view import DiffView
 
     class BenchApp(ThrumApp):
-        CSS_PATH = str(Path(sys.modules[ThrumApp.__module__].__file__).parent / ThrumApp.CSS_PATH)
-        watch = None  # a predicate: the frame that makes it true stamps `hit_at`
+        CSS_PATH = str(Path(str(sys.modules[ThrumApp.__module__].__file__)).parent / str(ThrumApp.CSS_PATH))
+        frame_watch: Callable[[], bool] | None = (
+            None  # a predicate: the frame that makes it true stamps `hit_at`
+        )
         hit_at = 0.0
         hit_cpu = 0.0  # this (the UI) thread's CPU time at that frame
 
@@ -142,8 +151,8 @@ async def _console(s: Scratch, runs: int, keys: int, preflights: int, tdv: str |
             if renderable is not None:
                 if isinstance(renderable, CompositorUpdate):
                     renderable.render_segments(self.console)  # the terminal write a real driver does
-                if self.watch is not None and self.watch():
-                    self.watch = None
+                if self.frame_watch is not None and self.frame_watch():
+                    self.frame_watch = None
                     self.hit_at = time.perf_counter()
                     self.hit_cpu = time.thread_time()
             super()._display(screen, renderable)
@@ -152,14 +161,13 @@ async def _console(s: Scratch, runs: int, keys: int, preflights: int, tdv: str |
 
     async def frame_when(app: BenchApp, pred, start, timeout: float = 30.0) -> float:
         app.hit_at = 0.0
-        app.watch = pred
+        app.frame_watch = pred
         t0 = time.perf_counter()
         c0 = time.thread_time()
         start()
         while not app.hit_at:
             if time.perf_counter() - t0 > timeout:
-                v = app.screen.query_one("#diff") if app.screen.query("#diff") else None
-                raise TimeoutError(f"no frame (focused {app.focused!r}, {v and (v.cursor, len(v.rows), app.screen.selected)})")
+                raise TimeoutError(f"no frame (focused {app.focused!r}, screen {app.screen!r})")
             await asyncio.sleep(0.0005)
         cpu.append((app.hit_cpu - c0) * 1000)
         return (app.hit_at - t0) * 1000
@@ -171,7 +179,14 @@ async def _console(s: Scratch, runs: int, keys: int, preflights: int, tdv: str |
         app = BenchApp(engine, settings=settings)
         async with app.run_test(size=SIZE) as pilot:
             await pilot.pause(1.0)
-            opens = []
+            if gc_freeze:  # what the console would get from freezing its start-up heap
+                import gc
+
+                gc.collect()
+                gc.freeze()
+            opens: list[float] = []
+            files = lines = 0
+            screen = None
             cpu.clear()
             for _ in range(runs):
 
@@ -188,6 +203,7 @@ async def _console(s: Scratch, runs: int, keys: int, preflights: int, tdv: str |
                 if len(opens) < runs:
                     app.pop_screen()
                     await pilot.pause(0.3)
+            assert isinstance(screen, ReviewScreen)
             out["open"] = _ms(opens) | {"files": files, "diff_lines": lines, "ui_cpu": _ms(cpu)}
             out["open_floor_git_diff"] = _ms(
                 _timed(lambda: s.git("diff", "--no-color", "-M", "main...HEAD", cwd=s.wt), runs)
@@ -238,7 +254,10 @@ async def _console(s: Scratch, runs: int, keys: int, preflights: int, tdv: str |
             )
             out["preflight_floor_merge_tree"] = _ms(tree_floor)
             if tdv:
-                out["textual_diff_view"] = await _tdv(app, pilot, s, tdv, frame_when)
+                try:
+                    out["textual_diff_view"] = await _tdv(app, pilot, s, tdv, frame_when)
+                except Exception as exc:  # noqa: BLE001 (the candidate failing must not lose our figures)
+                    out["textual_diff_view"] = {"error": f"{type(exc).__name__}: {exc}"[:500]}
     return out
 
 
@@ -248,7 +267,7 @@ async def _tdv(app, pilot, s: Scratch, path: str, frame_when) -> dict:
     sys.path.insert(0, path)
     from textual.containers import VerticalScroll
     from textual.screen import Screen
-    from textual_diff_view import DiffView as TDV
+    from textual_diff_view import DiffView as TDV  # type: ignore[import-not-found]  # pyright: ignore[reportMissingImports]
 
     names = s.git("diff", "--name-only", "main...HEAD", cwd=s.wt).split()
     pairs = [(n, s.git("show", f"main:{n}"), (s.wt / n).read_text()) for n in names]
@@ -269,16 +288,18 @@ async def _tdv(app, pilot, s: Scratch, path: str, frame_when) -> dict:
 
     out = {}
     for label, cls in (("one_file", Single), ("all_files", Whole)):
-        ms = await frame_when(app, lambda c=cls: isinstance(app.screen, c), lambda c=cls: app.push_screen(c()), 120)
-        await pilot.pause(0.5)
+        ms = await frame_when(
+            app, lambda c=cls: isinstance(app.screen, c), lambda c=cls: app.push_screen(c()), 120
+        )
+        await asyncio.sleep(2.0)  # its mounts go on after the first frame: let them finish
         app.pop_screen()
-        await pilot.pause(0.3)
+        await asyncio.sleep(1.0)
         out[f"{label}_first_frame_ms"] = round(ms, 1)
     return out
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--files", type=int, default=100)
     ap.add_argument("--lines", type=int, default=60, help="lines per file on main")
@@ -286,6 +307,11 @@ def main() -> int:
     ap.add_argument("--keys", type=int, default=100, help="hunk keystrokes (and as many floor keys)")
     ap.add_argument("--preflights", type=int, default=10)
     ap.add_argument("--tdv-path", default=None, help="a directory holding textual_diff_view, to compare")
+    ap.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="gc.freeze() once the console is up (gen-2 collections over its heap are the spikes)",
+    )
     a = ap.parse_args()
     s = Scratch(a.files, a.lines)
     try:
@@ -293,14 +319,16 @@ def main() -> int:
             "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
             "diff": {"files": s.diff_files, "lines": s.diff_lines},
         }
-        out.update(asyncio.run(_console(s, a.runs, a.keys, a.preflights, a.tdv_path)))
+        out["gc_freeze"] = a.gc_freeze
+        out.update(asyncio.run(_console(s, a.runs, a.keys, a.preflights, a.tdv_path, a.gc_freeze)))
     finally:
         s.close()
     if a.json:
         print(json.dumps(out, indent=2, sort_keys=True))
         return 0
     d = out["diff"]
-    print(f"== diff: {d['files']} files, {d['lines']} lines (git diff output)")
+    frozen = ", gc.freeze() after start-up" if out["gc_freeze"] else ""
+    print(f"== diff: {d['files']} files, {d['lines']} lines (git diff output){frozen}")
 
     def row(label: str, r: dict, target: str = "") -> None:
         print(
@@ -319,7 +347,9 @@ def main() -> int:
     row("  floor's UI-thread CPU", out["keys_floor_j"]["ui_cpu"])
     row("merge preflight", out["preflight"], "  target <= 1000 ms")
     row("  floor: git merge-tree alone", out["preflight_floor_merge_tree"])
-    if "textual_diff_view" in out:
+    if "error" in out.get("textual_diff_view", {}):
+        print(f"  textual-diff-view FAILED: {out['textual_diff_view']['error']}")
+    elif "textual_diff_view" in out:
         t = out["textual_diff_view"]
         print(
             f"  textual-diff-view: one file first frame {t['one_file_first_frame_ms']} ms,"

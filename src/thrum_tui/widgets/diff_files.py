@@ -15,6 +15,8 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from thrum_tui.textual_compat import no_layout_virtual_size
+
 
 @dataclass(slots=True)
 class FileRow:
@@ -27,6 +29,8 @@ class FileRow:
 
 
 class FileList(ScrollView, can_focus=True):
+    # Its box is fixed by the layout: a new file's size repaints, never re-lays out the screen.
+    virtual_size = no_layout_virtual_size()
     DEFAULT_CSS = """
     FileList {
         height: 2fr;

@@ -23,9 +23,10 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from thrum_engine.review.diff import DiffLine, FileDiff
+from thrum_tui.textual_compat import no_layout_virtual_size
 
 _SIGN = {"+": "+", "-": "-", " ": " ", "@": "", "\\": ""}
-LEX_BLOCK = 80  # code rows highlighted per lexer call
+LEX_BLOCK = 48  # code rows highlighted per lexer call (about a screenful)
 
 
 @dataclass(slots=True)
@@ -65,6 +66,8 @@ class DiffView(ScrollView, can_focus=True):
     """Keys: j/k and arrows move the cursor, ]/[ next/previous hunk, page keys, g/G ends, v starts a
     range. The screen around it does the commenting (it hears `CursorMoved`)."""
 
+    # Its box is fixed by the layout: a new file's size repaints, never re-lays out the screen.
+    virtual_size = no_layout_virtual_size()
     DEFAULT_CSS = """
     DiffView {
         height: 1fr;
