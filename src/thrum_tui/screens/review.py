@@ -19,7 +19,7 @@ from thrum_tui.screens.base import Page
 from thrum_tui.widgets.diff_files import FileList, FileRow
 from thrum_tui.widgets.diff_view import DiffView
 
-# Files marked viewed, per (agent, head): a new commit is new work to look at.
+# Files marked viewed, per (worktree, head): a new commit is new work to look at.
 VIEWED: dict[tuple[str, str], set[str]] = {}
 _STATUS = {"A": "A", "D": "D", "M": "M", "R": "R"}
 
@@ -151,7 +151,7 @@ class ReviewScreen(Page):
 
     # -- lists --
     def viewed(self) -> set[str]:
-        return VIEWED.setdefault((self.agent, self.state.get("head", "")), set())
+        return VIEWED.setdefault((self.state.get("path", ""), self.state.get("head", "")), set())
 
     def comments_for(self, path: str) -> list[dict]:
         submitted = self.review.get("comments") or []

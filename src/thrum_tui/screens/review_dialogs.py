@@ -237,7 +237,7 @@ class ConflictDialog(Dialog):
             lines += [
                 "",
                 "Nothing was changed: no merge was started, the target and the worktree are as they were.",
-                "Ask the agent to merge or rebase onto the target and resolve them (r: request changes).",
+                "Request changes to ask the agent to merge or rebase onto the target and resolve them.",
             ]
             yield Static("\n".join(lines), id="conflicts", classes="problem")
             with Horizontal(classes="buttons"):
