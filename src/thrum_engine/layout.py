@@ -161,7 +161,7 @@ class Layout:
         self.state = os.path.realpath(home) if home else os.path.join(self.repo, STATE_DIR)
 
     @classmethod
-    def discover(cls, start: str | None = None) -> "Layout":
+    def discover(cls, start: str | None = None) -> Layout:
         start = start or os.getcwd()
         wt = worktree_root(start)
         if wt is None:

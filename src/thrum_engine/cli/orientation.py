@@ -135,14 +135,13 @@ def prime(ctx: Ctx) -> int:
 
 
 def config_show(ctx: Ctx) -> int:
-    from thrum_engine.errors import ThrumError
+    from pydantic import ValidationError
+
     from thrum_engine.settings import load_settings
 
     try:
-        s = load_settings(ctx.layout.config_file)
-    except ThrumError as exc:
-        raise CliError(exc.message) from None
-    except Exception as exc:  # pydantic ValidationError: a bad value in the file or env
+        s = load_settings(ctx.layout.config_file)  # a ThrumError is mapped by `call.run`
+    except ValidationError as exc:  # a bad value in the file or env
         raise CliError(f"invalid settings: {' '.join(str(exc).split())}") from None
     r = {"config": s.model_dump(mode="json"), "config_file": ctx.layout.config_file}
 

@@ -301,7 +301,7 @@ class MonitorService:
                 try:
                     await asyncio.wait_for(m.stop.wait(), max(wait, 0))
                     return
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
             started = time.monotonic()
             code = None
@@ -338,7 +338,7 @@ class MonitorService:
             try:
                 await asyncio.wait_for(m.stop.wait(), delay)
                 return
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     # -- file source: one follower per file, one watcher per directory --

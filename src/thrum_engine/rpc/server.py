@@ -223,7 +223,7 @@ class RpcServer:
             writer.close()
             try:
                 await writer.wait_closed()
-            except Exception:
+            except OSError:  # the peer is already gone: closing was all that was left to do
                 pass
 
     def _read_timeout(self, conn: _Conn, first: bool) -> float | None:

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import os
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from thrum_engine import names
 from thrum_engine.files import private_dir
@@ -104,7 +104,7 @@ class TmuxManager:
         if self._watch_task:
             try:
                 await asyncio.wait_for(self._watch_task, 5)
-            except (asyncio.TimeoutError, asyncio.CancelledError):
+            except (TimeoutError, asyncio.CancelledError):
                 self._watch_task.cancel()
             self._watch_task = None
 
@@ -274,7 +274,7 @@ class TmuxManager:
                 return s.state
             try:
                 await asyncio.wait_for(s.changed.wait(), min(left, self.settings.silence_seconds + 0.2))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     # -- helpers for other modules --

@@ -144,7 +144,7 @@ class CommandQueue:
         self.waiters.setdefault(cid, []).append(fut)
         try:
             return await asyncio.wait_for(fut, timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return await self.get(cid)
 
     async def listing(self, session: str) -> list[dict]:
