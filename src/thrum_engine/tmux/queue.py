@@ -218,7 +218,7 @@ class CommandQueue:
             try:
                 typed = results.wrap(run.command, run.token()) if kind == "command" else run.command
                 await self.m.type_into(s, typed)
-            except Exception as exc:
+            except (TmuxError, OSError) as exc:
                 self.running.pop(session, None)
                 await self._finish_row(row, "failed", "", f"could not type into the pane: {exc}")
         except Exception:
