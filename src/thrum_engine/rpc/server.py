@@ -236,10 +236,9 @@ class RpcServer:
         return max(0.0, conn.last + allowed - time.monotonic())
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, conn: _Conn) -> None:
-        if hasattr(
-            writer.transport, "max_size"
-        ):  # the selector transport's recv size (an attribute since 3.4)
-            writer.transport.max_size = READ_CHUNK
+        # The selector transport's recv size: an attribute since 3.4, undocumented, so not typed.
+        if hasattr(writer.transport, "max_size"):
+            writer.transport.max_size = READ_CHUNK  # pyright: ignore[reportAttributeAccessIssue]
         pid = conn.pid
         worktree = peer_worktree(pid, self.engine.layout.repo)
         write_lock = asyncio.Lock()

@@ -126,7 +126,9 @@ class CommandQueue:
             (cid, session, command, requester, "queued", iso(), timeout, silence),
         )
         self.kick(session)
-        return await self.get(cid)
+        row = await self.get(cid)
+        assert row is not None  # written above, and queue rows are never deleted
+        return row
 
     async def get(self, cid: str) -> dict | None:
         row = await self.engine.store.one("SELECT * FROM tmux_queue WHERE id = ?", (cid,))
