@@ -85,7 +85,7 @@ def stream_mark(path: str) -> tuple[int, int] | None:
     return st.st_size, st.st_mtime_ns
 
 
-class ThrumApp(AgentActions, App):
+class ThrumApp(AgentActions):
     TITLE = "thrum"
     CSS_PATH = "thrum.tcss"
     COMMANDS = App.COMMANDS | {ThrumCommands}
@@ -375,10 +375,13 @@ class ThrumApp(AgentActions, App):
 
     async def _show_conversation(self, inbox: list[dict] | None = None) -> None:
         agent = self.selected
-        if inbox is None:
-            inbox = (await self.engine.call("message.inbox", {"peek": True, "page_size": CONVERSATION_PAGE}))[
+        messages: list[dict] = (
+            inbox
+            if inbox is not None
+            else (await self.engine.call("message.inbox", {"peek": True, "page_size": CONVERSATION_PAGE}))[
                 "messages"
             ]
+        )
         sent = []
         if agent and agent != self.operator:
             sent = (await self.engine.call("message.sent", {"to": agent, "limit": CONVERSATION_PAGE}))[
@@ -388,7 +391,7 @@ class ThrumApp(AgentActions, App):
             return  # the selection moved while we fetched; its own refresh follows
         self.main_screen.query_one(Conversation).show(
             agent,
-            merge_conversation(self.operator, agent, inbox, sent),
+            merge_conversation(self.operator, agent, messages, sent),
             self.main_screen.query_one(TeamTable).member(agent),
         )
 

@@ -150,12 +150,15 @@ class MonitorsScreen(Page):
     async def matches_worker(self) -> None:
         await self.show_matches()
 
+    def _reload_after(self, _result: object) -> None:
+        self.reload()
+
     def action_new(self) -> None:
-        self.app.push_screen(MonitorForm(None), lambda _: self.reload())
+        self.app.push_screen(MonitorForm(None), self._reload_after)
 
     def action_edit(self) -> None:
         if self.selected is not None:
-            self.app.push_screen(MonitorForm(self.selected), lambda _: self.reload())
+            self.app.push_screen(MonitorForm(self.selected), self._reload_after)
 
     def action_stop(self) -> None:
         if self.selected is not None:
