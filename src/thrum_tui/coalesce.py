@@ -28,8 +28,10 @@ class Coalescer:
         start: Callable[[Coroutine[Any, Any, None]], object],
         min_seconds: float,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._job = job
+        self._sleep = sleep
         self._start = start
         self._min = min_seconds
         self._clock = clock
@@ -56,7 +58,7 @@ class Coalescer:
                 started = self._clock()
                 await self._job(parts)
                 if self.pending:
-                    await asyncio.sleep(max(0.0, self._min - (self._clock() - started)))
+                    await self._sleep(max(0.0, self._min - (self._clock() - started)))
         finally:
             self.running = False
 
