@@ -298,6 +298,9 @@ def init(ctx: Ctx) -> int:
     config: dict = {}
     if a.get("worktrees_root"):
         config["worktrees"] = {"base_path": os.path.abspath(os.path.expanduser(a["worktrees_root"]))}
+    if runtimes and not a["dry_run"]:
+        # A runtime file that cannot be merged into refuses the whole init before anything is made.
+        install_runtimes(ctx, runtimes, force=a["force"], dry_run=True, stealth=a["stealth"] or None)
     if a["force"] and os.path.exists(layout.config_file) and config and not a["dry_run"]:
         os.remove(layout.config_file)
     steps = ensure_init(ctx, stealth=a["stealth"], dry_run=a["dry_run"], config=config)
