@@ -136,7 +136,7 @@ def test_force_refreshes_thrums_entries_only(repo):
     assert json.loads(path.read_text())["hooks"]["Stop"][0]["hooks"][0]["timeout"] == 99  # kept
     repo.ok("init", "--runtime", "claude", "--non-interactive", "--no-daemon", "--force")
     stop = json.loads(path.read_text())["hooks"]["Stop"]
-    assert [g["hooks"][0]["command"] for g in stop][0] == "echo mine"
+    assert stop[0]["hooks"][0]["command"] == "echo mine"
     assert stop[1]["hooks"][0]["timeout"] == 10 and len(stop) == 2
 
 
