@@ -46,6 +46,8 @@ def _instruction_runtimes(worktree: str) -> list[str]:
     for name in integrations.RUNTIMES:
         mod = integrations.module(name)
         rel = getattr(mod, "INSTRUCTIONS", None) or getattr(mod, "RULE", None)
+        if not rel:
+            continue
         try:
             with open(os.path.join(worktree, rel), encoding="utf-8") as fh:
                 text = fh.read()

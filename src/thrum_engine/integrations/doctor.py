@@ -114,7 +114,7 @@ def _hook_entries(runtime: str, data: object) -> dict[str, list[str]]:
                 if runtime == "cursor"
                 else [h.get("command") for h in it.get("hooks") or [] if isinstance(h, dict)]
             )
-            out.setdefault(event, []).extend(c for c in cmds if is_thrum_hook(c))
+            out.setdefault(event, []).extend(c for c in cmds if isinstance(c, str) and is_thrum_hook(c))
     return out
 
 
@@ -281,8 +281,8 @@ def check_mcp_server(rep: Report, cwd: str) -> None:
     from thrum_engine.integrations.common import thrum_executable
 
     async def probe() -> list[str]:
-        from mcp import ClientSession, StdioServerParameters
-        from mcp.client.stdio import stdio_client
+        from mcp import ClientSession, StdioServerParameters  # pyright: ignore[reportMissingImports]
+        from mcp.client.stdio import stdio_client  # pyright: ignore[reportMissingImports]
 
         params = StdioServerParameters(command=thrum_executable(), args=["mcp", "serve"], cwd=cwd)
         async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
