@@ -1,11 +1,10 @@
 """JSON for the CLI's hot path, in plain Python over public str methods.
 
-`import json` pulls in `re` and `enum`: about 6.6 ms (min; median 20-29 ms on a loaded machine) of
-`-X importtime` against a whole `thrum_engine.cli.main` import of 5.4 ms (measured together on this
-machine). Agents pay that on every call, and their answers are small, so a small answer
-is parsed here; a large one goes to `json`, whose import is then a small part of the work, so a
-large `inbox` page parses at C speed. Reading and writing use no private module (CPython's `_json`
-was used before; its scanner also raised SystemError on some truncated input).
+`import json` pulls in `re` and `enum`: 6.2-6.6 ms of `-X importtime` (min of 30 runs; medians
+7-29 ms on this loaded machine), while the CLI's whole import (`cli.main` + `rpc.client`) is ~1.8 ms.
+Agents pay start-up on every call and their answers are small, so a small answer is parsed here;
+a large one goes to `json`, whose import is then a small part of the work. No private module is
+used (CPython's `_json` was before; its scanner also raised SystemError on some truncated input).
 """
 
 from __future__ import annotations
@@ -14,8 +13,9 @@ TYPE_CHECKING = False  # `typing` costs the CLI ~2 ms to import; the checker rea
 if TYPE_CHECKING:
     from typing import Any
 
-# Above this many characters an answer goes to `json`: the pure-Python parser reads ~10-20 MB/s
-# here (an inbox page with multi-line bodies), so 64 KiB costs about half of importing `json`.
+# Above this many characters an answer goes to `json`: the pure-Python parser reads ~25 MB/s here
+# (the engine's compact JSON, multi-line bodies; json's C scanner ~300 MB/s), so 64 KiB costs
+# ~2.5 ms, under half of importing `json`.
 C_ABOVE = 64 * 1024
 # Deeper input is refused: each level costs two Python frames, and nothing Thrum sends nests past ~5.
 MAX_DEPTH = 200
@@ -94,46 +94,60 @@ class _Parser:
     def object(self, i: int, depth: int):
         if depth > MAX_DEPTH:
             raise self.fail(i, "nested too deeply")
-        s = self.s
+        # The engine writes compact JSON: whitespace is only looked for where a token is not.
+        s, ws, string, value = self.s, self.ws, self.string, self.value
         out: dict = {}
-        i = self.ws(i)
+        i = ws(i)
         if s[i : i + 1] == "}":
             return out, i + 1
         while True:
             if s[i : i + 1] != '"':
                 raise self.fail(i, "expected a property name in double quotes")
-            key, i = self.string(i + 1)
-            i = self.ws(i)
+            key, i = string(i + 1)
             if s[i : i + 1] != ":":
-                raise self.fail(i, "expected ':'")
-            i = self.ws(i + 1)
-            out[key], i = self.value(i, depth)
-            i = self.ws(i)
+                i = ws(i)
+                if s[i : i + 1] != ":":
+                    raise self.fail(i, "expected ':'")
+            i += 1
+            if s[i : i + 1] in _WS:
+                i = ws(i)
+            out[key], i = value(i, depth)
             c = s[i : i + 1]
+            if c in _WS:
+                i = ws(i)
+                c = s[i : i + 1]
+            if c == ",":
+                i += 1
+                if s[i : i + 1] in _WS:
+                    i = ws(i)
+                continue
             if c == "}":
                 return out, i + 1
-            if c != ",":
-                raise self.fail(i, "expected ',' or '}'")
-            i = self.ws(i + 1)
+            raise self.fail(i, "expected ',' or '}'")
 
     def array(self, i: int, depth: int):
         if depth > MAX_DEPTH:
             raise self.fail(i, "nested too deeply")
-        s = self.s
+        s, ws, value = self.s, self.ws, self.value
         out: list = []
-        i = self.ws(i)
+        i = ws(i)
         if s[i : i + 1] == "]":
             return out, i + 1
         while True:
-            item, i = self.value(i, depth)
+            item, i = value(i, depth)
             out.append(item)
-            i = self.ws(i)
             c = s[i : i + 1]
+            if c in _WS:
+                i = ws(i)
+                c = s[i : i + 1]
+            if c == ",":
+                i += 1
+                if s[i : i + 1] in _WS:
+                    i = ws(i)
+                continue
             if c == "]":
                 return out, i + 1
-            if c != ",":
-                raise self.fail(i, "expected ',' or ']'")
-            i = self.ws(i + 1)
+            raise self.fail(i, "expected ',' or ']'")
 
     def number(self, i: int):
         """JSON's grammar exactly (int() and float() alone would take "01", "1.", "+1", "1_0")."""
@@ -169,61 +183,70 @@ class _Parser:
         return (float(token) if is_float else int(token)), i
 
     def string(self, i: int):
-        """From just after the opening quote. Unescaped text is sliced whole (C speed); each escape
-        costs a step in Python, which is rare in what agents send apart from newlines."""
+        """From just after the opening quote. Text without escapes is sliced whole (C speed); text
+        with escapes is split at its backslashes once, so each escape costs a step in Python."""
         s = self.s
         end = s.find('"', i)
         if end < 0:
             raise self.fail(i - 1, "unterminated string")
-        back = s.find("\\", i, end)
-        if back < 0:
+        if s.find("\\", i, end) >= 0:
+            # The closing quote is the first one after an even run of backslashes.
+            while True:
+                k = end - 1
+                while s[k] == "\\":  # stops at the opening quote at the latest
+                    k -= 1
+                if (end - 1 - k) % 2 == 0:
+                    break
+                end = s.find('"', end + 1)
+                if end < 0:
+                    raise self.fail(i - 1, "unterminated string")
             chunk = s[i:end]
             if not chunk.isprintable():
                 self.check_controls(chunk, i)
-            return chunk, end + 1
-        parts: list[str] = []
-        while True:
-            if back < 0 or end < back:
-                chunk = s[i:end]
-                if not chunk.isprintable():
-                    self.check_controls(chunk, i)
-                parts.append(chunk)
-                return "".join(parts), end + 1
-            chunk = s[i:back]
-            if not chunk.isprintable():
-                self.check_controls(chunk, i)
-            parts.append(chunk)
-            esc = s[back + 1 : back + 2]
-            if esc == "u":
-                char, i = self.unicode_escape(back)
-                parts.append(char)
+            return self.unescape(chunk, i), end + 1
+        chunk = s[i:end]
+        if not chunk.isprintable():
+            self.check_controls(chunk, i)
+        return chunk, end + 1
+
+    def unescape(self, chunk: str, at: int) -> str:
+        parts = chunk.split("\\")
+        out = [parts[0]]
+        n, k = len(parts), 1
+        while k < n:
+            p = parts[k]
+            if not p:  # an escaped backslash: the text after the pair is plain
+                out.append("\\")
+                if k + 1 < n:
+                    out.append(parts[k + 1])
+                k += 2
+                continue
+            c = p[0]
+            if c == "u":
+                code = self.hex4(p[1:5], at)
+                rest = p[5:]
+                if 0xD800 <= code <= 0xDBFF and not rest and k + 1 < n and parts[k + 1][:1] == "u":
+                    low = self.hex4(parts[k + 1][1:5], at)
+                    if 0xDC00 <= low <= 0xDFFF:  # a surrogate pair is one character, as json reads it
+                        out.append(chr(0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)))
+                        out.append(parts[k + 1][5:])
+                        k += 2
+                        continue
+                out.append(chr(code))
+                out.append(rest)
             else:
-                char = _ESCAPES.get(esc)
+                char = _ESCAPES.get(c)
                 if char is None:
-                    raise self.fail(back, "invalid escape")
-                parts.append(char)
-                i = back + 2
-            if end < i:  # the quote found was an escaped one
-                end = s.find('"', i)
-                if end < 0:
-                    raise self.fail(i, "unterminated string")
-            back = s.find("\\", i, end)
+                    raise self.fail(at, "invalid escape in the string")
+                out.append(char)
+                out.append(p[1:])
+            k += 1
+        return "".join(out)
 
-    def hex4(self, i: int) -> int:
-        digits = self.s[i : i + 4]
+    def hex4(self, digits: str, at: int) -> int:
         if len(digits) != 4 or not _HEX.issuperset(digits):
-            raise self.fail(i, "invalid \\u escape")
+            raise self.fail(at, "invalid \\u escape in the string")
         return int(digits, 16)
-
-    def unicode_escape(self, back: int) -> tuple[str, int]:
-        """`\\uXXXX` at `back`, joining a surrogate pair as json does (a lone one stays as it is)."""
-        code = self.hex4(back + 2)
-        i = back + 6
-        if 0xD800 <= code <= 0xDBFF and self.s.startswith("\\u", i):
-            low = self.hex4(i + 2)
-            if 0xDC00 <= low <= 0xDFFF:
-                return chr(0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)), i + 6
-        return chr(code), i
 
     def check_controls(self, chunk: str, at: int) -> None:
         """Raw control characters are not JSON (json's strict mode); other non-printables are fine."""
