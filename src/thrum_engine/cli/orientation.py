@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from thrum_engine.cli.call import CliError, Ctx
+from thrum_engine.cli.call import ENGINE_FAILURES, CliError, Ctx, cli_error
 from thrum_engine.cli.output import line
 from thrum_engine.durations import human_age
 
@@ -154,9 +154,15 @@ def doctor_integrations(ctx: Ctx) -> int:
             "the engine is not running: hook firings unknown",
             "thrum daemon start",
         )
-    except Exception as exc:  # noqa: BLE001 -- an older engine without hooks.status, any RPC failure
+    except (*ENGINE_FAILURES, KeyError, TypeError) as exc:  # an older engine without hooks.status, too
+        reason = cli_error(exc).message if isinstance(exc, ENGINE_FAILURES) else f"unexpected answer: {exc!r}"
         rep.add(
-            "engine", layout.repo, "engine", False, f"cannot read hook firings: {exc}", "thrum daemon restart"
+            "engine",
+            layout.repo,
+            "engine",
+            False,
+            f"cannot read hook firings: {reason}",
+            "thrum daemon restart",
         )
     want = strip_at(ctx.args["agent"]) if ctx.args.get("agent") else None
     if want and not any(a["name"] == want for a in agents):
