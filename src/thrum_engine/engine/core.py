@@ -73,7 +73,7 @@ class Engine:
         self.settings = settings
         self.host = host
         self.started_at = time.time()
-        self.journal = Journal(layout.journal_dir, layout.quarantine_dir)
+        self.journal = Journal(layout.journal_dir, layout.quarantine_dir, layout.clone_file)
         self.store = Store(layout.db_path)
         self.bus = Bus()
         self.writer = Writer(self.journal, self.store, self._on_applied)
