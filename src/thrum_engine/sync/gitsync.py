@@ -218,11 +218,18 @@ def merge(worktree: str, clone: str, tip: str, message: str) -> MergeResult:
         write_private(full, data)
         git(worktree, "update-index", "--add", "--cacheinfo", f"100644,{sha},{rel}")
         result.updated.append(rel[len(JOURNAL) + 1 : -len(SUFFIX)])
-    if not is_ancestor(worktree, tip, "HEAD"):
-        tree = out(worktree, "write-tree")
-        commit = out(worktree, "commit-tree", tree, "-p", "HEAD", "-p", tip, "-m", message)
-        git(worktree, "update-ref", "HEAD", commit)
-        result.committed = True
+    if is_ancestor(worktree, tip, "HEAD"):
+        return result  # we have all of it already
+    if is_ancestor(worktree, "HEAD", tip):
+        # Nothing of ours is missing there: move to their commit instead of merging, or two idle
+        # clones would answer each other's merge commits forever.
+        git(worktree, "read-tree", tip)
+        git(worktree, "update-ref", "HEAD", tip)
+        return result
+    tree = out(worktree, "write-tree")
+    commit = out(worktree, "commit-tree", tree, "-p", "HEAD", "-p", tip, "-m", message)
+    git(worktree, "update-ref", "HEAD", commit)
+    result.committed = True
     return result
 
 
