@@ -116,16 +116,22 @@ def test_both_sides_writing_at_once_converge(remote):
 
 
 def test_idle_engines_make_no_commits(remote):
-    a = remote("a", THRUM_SYNC__INTERVAL_SECONDS="0.3", THRUM_SYNC__SETTLE_SECONDS="0.1")
+    """Two clones on a short timer: after one exchange, neither commits nor pushes again (they must
+    not answer each other's merge commits)."""
+    fast = {"THRUM_SYNC__INTERVAL_SECONDS": "0.3", "THRUM_SYNC__SETTLE_SECONDS": "0.1"}
+    a, b = remote("a", **fast), remote("b", **fast)
     a.agent("alice", "implementer")
-    exchange(a)
-    local = a.git("rev-list", "--count", "a-sync")
+    b.agent("bob", "reviewer")
+    exchange(a, b)
+    wait_for(lambda: all(not r.json("sync", "status")["pending_writes"] for r in (a, b)), what="quiet")
+    exchange(a, b)
+    local = [r.git("rev-list", "--count", "a-sync") for r in (a, b)]
     pushed = remote_commits(remote.bare)
-    cycles = len(a.json("sync", "status")["recent"])
-    wait_for(
-        lambda: len(a.json("sync", "status")["recent"]) >= cycles + 3, timeout=30, what="three timer cycles"
-    )
-    assert a.git("rev-list", "--count", "a-sync") == local
+    cycles = [len(r.json("sync", "status")["recent"]) for r in (a, b)]
+    for r, n in zip((a, b), cycles):
+        wait_for(lambda r=r, n=n: len(r.json("sync", "status")["recent"]) >= min(n + 4, 20), timeout=30,
+                 what="timer cycles")
+    assert [r.git("rev-list", "--count", "a-sync") for r in (a, b)] == local
     assert remote_commits(remote.bare) == pushed
 
 
