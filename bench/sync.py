@@ -70,7 +70,9 @@ class Clone:
 
     def stop(self) -> None:
         subprocess.run(THRUM + ["daemon", "stop"], cwd=self.path, env=self.env, capture_output=True)
-        subprocess.run(["tmux", "-L", self.env["THRUM_TMUX__SOCKET_NAME"], "kill-server"], capture_output=True)
+        subprocess.run(
+            ["tmux", "-L", self.env["THRUM_TMUX__SOCKET_NAME"], "kill-server"], capture_output=True
+        )
 
 
 def remote_commits(bare: Path) -> int:
@@ -82,7 +84,13 @@ def setup(base: Path) -> Path:
     bare = base / "remote.git"
     subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(bare)], check=True)
     seed = base / "seed"
-    env = dict(os.environ, GIT_AUTHOR_NAME="b", GIT_AUTHOR_EMAIL="b@x", GIT_COMMITTER_NAME="b", GIT_COMMITTER_EMAIL="b@x")
+    env = dict(
+        os.environ,
+        GIT_AUTHOR_NAME="b",
+        GIT_AUTHOR_EMAIL="b@x",
+        GIT_COMMITTER_NAME="b",
+        GIT_COMMITTER_EMAIL="b@x",
+    )
     subprocess.run(["git", "clone", "-q", str(bare), str(seed)], check=True, env=env)
     (seed / "README.md").write_text("x\n")
     for args in (["add", "README.md"], ["commit", "-q", "-m", "init"], ["push", "-q", "origin", "main"]):
@@ -94,7 +102,9 @@ def bench_transfer(a: Clone, b: Clone, bare: Path, n: int) -> dict:
     c = a.client()
     t0 = time.perf_counter()
     for i in range(n):
-        c.call("message.send", {"caller": "alice", "to": ["@bob"], "body": f"message {i}: please rebase on main"})
+        c.call(
+            "message.send", {"caller": "alice", "to": ["@bob"], "body": f"message {i}: please rebase on main"}
+        )
     send_s = time.perf_counter() - t0
     c.close()
     before = remote_commits(bare)
@@ -120,12 +130,26 @@ def bench_idle(a: Clone, b: Clone, bare: Path, seconds: float) -> dict:
         cl.stop()
         cl.env.update(THRUM_SYNC__INTERVAL_SECONDS="0.5", THRUM_SYNC__SETTLE_SECONDS="0.2")
         cl.thrum("sync", "force", "--wait", "--json")
-    local = [int(subprocess.run(["git", "rev-list", "--count", "a-sync"], cwd=cl.path, capture_output=True, text=True).stdout) for cl in (a, b)]
+    local = [
+        int(
+            subprocess.run(
+                ["git", "rev-list", "--count", "a-sync"], cwd=cl.path, capture_output=True, text=True
+            ).stdout
+        )
+        for cl in (a, b)
+    ]
     pushed = remote_commits(bare)
     cycles0 = [len(cl.thrum("sync", "status", "--json")["recent"]) for cl in (a, b)]
     time.sleep(seconds)
     cycles1 = [len(cl.thrum("sync", "status", "--json")["recent"]) for cl in (a, b)]
-    local1 = [int(subprocess.run(["git", "rev-list", "--count", "a-sync"], cwd=cl.path, capture_output=True, text=True).stdout) for cl in (a, b)]
+    local1 = [
+        int(
+            subprocess.run(
+                ["git", "rev-list", "--count", "a-sync"], cwd=cl.path, capture_output=True, text=True
+            ).stdout
+        )
+        for cl in (a, b)
+    ]
     return {
         "seconds": seconds,
         "timer_cycles": sum(cycles1) - sum(cycles0),
@@ -204,15 +228,21 @@ def main() -> int:
         return 0
     t, s, i = out["transfer"], out["send_latency"], out["idle"]
     print(f"== transfer: {t['messages']:,} messages A -> B (targets: <= 10 s, <= 10 commits)")
-    print(f"  two cycles {t['two_cycles_seconds']} s (A {t['cycle_a_seconds']} s, B {t['cycle_b_seconds']} s),"
-          f" {t['remote_commits_added']} commit(s) on the remote, {t['applied_on_b']} events applied on B,"
-          f" bob unread {t['bob_unread']}  (sending them took {t['send_seconds']} s)")
+    print(
+        f"  two cycles {t['two_cycles_seconds']} s (A {t['cycle_a_seconds']} s, B {t['cycle_b_seconds']} s),"
+        f" {t['remote_commits_added']} commit(s) on the remote, {t['applied_on_b']} events applied on B,"
+        f" bob unread {t['bob_unread']}  (sending them took {t['send_seconds']} s)"
+    )
     print(f"== send latency, one connection ({s['sends']} sends each; target p99 during <= 1.5x)")
     print(f"  no sync: p50 {s['baseline_p50_ms']} ms  p99 {s['baseline_p99_ms']} ms")
-    print(f"  syncing: p50 {s['during_sync_p50_ms']} ms  p99 {s['during_sync_p99_ms']} ms"
-          f"  ({s['p99_ratio']}x; {s['sync_cycles_meanwhile']} cycles meanwhile)")
-    print(f"== idle {i['seconds']} s with a 0.5 s timer: {i['timer_cycles']} cycles,"
-          f" {i['local_commits']} commits, {i['pushes_to_remote']} pushes (target 0 commits)")
+    print(
+        f"  syncing: p50 {s['during_sync_p50_ms']} ms  p99 {s['during_sync_p99_ms']} ms"
+        f"  ({s['p99_ratio']}x; {s['sync_cycles_meanwhile']} cycles meanwhile)"
+    )
+    print(
+        f"== idle {i['seconds']} s with a 0.5 s timer: {i['timer_cycles']} cycles,"
+        f" {i['local_commits']} commits, {i['pushes_to_remote']} pushes (target 0 commits)"
+    )
     return 0
 
 

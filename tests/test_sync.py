@@ -81,6 +81,8 @@ def test_messages_replies_reads_edits_and_deletes_cross_clones(remote):
     alice = a.agent("alice", "implementer")
     bob = b.agent("bob", "reviewer")
     exchange(a, b)
+    assert a.json("sync", "status")["label"].startswith("synced ")
+    assert a.json("daemon", "status")["sync_status"]["mode"] == "remote"
     assert "bob" in [m["name"] for m in alice.json("team", "--all")["members"]]
     mid = alice.json("send", "please review the auth change", "--to", "@bob")["message_id"]
     gone = alice.json("send", "a message about to be deleted", "--to", "@bob")["message_id"]
@@ -129,8 +131,11 @@ def test_idle_engines_make_no_commits(remote):
     pushed = remote_commits(remote.bare)
     cycles = [len(r.json("sync", "status")["recent"]) for r in (a, b)]
     for r, n in zip((a, b), cycles):
-        wait_for(lambda r=r, n=n: len(r.json("sync", "status")["recent"]) >= min(n + 4, 20), timeout=30,
-                 what="timer cycles")
+        wait_for(
+            lambda r=r, n=n: len(r.json("sync", "status")["recent"]) >= min(n + 4, 20),
+            timeout=30,
+            what="timer cycles",
+        )
     assert [r.git("rev-list", "--count", "a-sync") for r in (a, b)] == local
     assert remote_commits(remote.bare) == pushed
 

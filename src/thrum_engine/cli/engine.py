@@ -91,7 +91,7 @@ def status(ctx: Ctx) -> int:
         raise CliError(f"{exc}: `thrum daemon stop` stops it") from None
     finally:
         client.close()
-    keys = ("running", "pid", "repo_path", "uptime", "version", "host", "sync")
+    keys = ("running", "pid", "repo_path", "uptime", "version", "host", "sync", "sync_status")
     r = {k: info.get(k) for k in keys}
     return ctx.emit(
         r,

@@ -509,5 +509,6 @@ class Engine:
             "version": __version__,
             "host": self.host,
             "sync": self.sync.summary() if self.sync is not None else "off",
+            "sync_status": self.sync.status() if self.sync is not None else None,
             "projection_recovered": self.projection_recovered,
         }

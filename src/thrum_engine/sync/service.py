@@ -17,7 +17,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from thrum_engine.durations import iso
+from thrum_engine.durations import human_age, iso
 from thrum_engine.layout import SYNC_BRANCH
 from thrum_engine.sync import gitsync
 
@@ -62,6 +62,7 @@ class SyncService:
         self.mode = Mode("local-only", "not started")
         self.history: collections.deque[Cycle] = collections.deque(maxlen=HISTORY)
         self.last_ok_at: str | None = None
+        self._last_ok_mono: float | None = None
         self.last_error: str | None = None
         self.failures = 0
         self.unpushed: int | None = None  # local commits the remote has not got (remote modes)
@@ -217,6 +218,7 @@ class SyncService:
                 await self._exchange(cycle, clone)
             cycle.result = "ok"
             self.last_ok_at = iso()
+            self._last_ok_mono = time.monotonic()
             self.last_error = None
             self.failures = 0
         except (gitsync.GitFailed, OSError, gitsync.subprocess.TimeoutExpired) as exc:
@@ -291,8 +293,18 @@ class SyncService:
             "pending_writes": self._dirty_since is not None,
             "unpushed_commits": self.unpushed,
             "next_cycle_in_seconds": None if due is None else round(max(due, 0.0), 1),
+            "label": self.label(),
             "recent": [asdict(c) for c in reversed(self.history)],
         }
+
+    def label(self) -> str:
+        """The console header's words: "synced 12s ago", "pending", "error: ...", "local-only"."""
+        word = self.summary()
+        if word == "synced" and self._last_ok_mono is not None:
+            return f"synced {human_age(time.monotonic() - self._last_ok_mono)} ago"
+        if word == "error" and self.last_error:
+            return f"error ({self.failures}x)"
+        return word
 
     def summary(self) -> str:
         """One word or two for the console header and `daemon status`."""
