@@ -32,7 +32,7 @@ THRUM = [str(BIN / "thrum")] if (BIN / "thrum").exists() else [sys.executable, "
 
 def pct(values: list[float], p: float) -> float:
     s = sorted(values)
-    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
+    return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
 
 
 class Clone:

@@ -66,6 +66,7 @@ def _env() -> dict[str, str]:
 def git(cwd: str, *args: str, stdin: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess:
     proc = subprocess.run(
         ["git", "-c", "core.hooksPath=/dev/null", "-c", "gc.auto=0", *args],
+        check=False,  # the caller's `check` decides, with git's own message
         cwd=cwd,
         env=_env(),
         input=stdin,
@@ -275,6 +276,7 @@ def is_public(repo: str, url: str) -> bool:
         return False
     proc = subprocess.run(
         ["git", "-c", "credential.helper=", "-c", "core.askPass=/bin/echo", "ls-remote", "--heads", url],
+        check=False,  # failing is the answer: not public
         cwd=repo,
         env={**_env(), "GIT_CONFIG_NOSYSTEM": "1", "HOME": "/nonexistent"},
         capture_output=True,
