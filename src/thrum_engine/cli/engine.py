@@ -72,6 +72,7 @@ def status(ctx: Ctx) -> int:
                 "version": None,
                 "host": None,
                 "sync": None,
+                "sync_status": None,
             }
             ctx.emit(r, lambda r: line("Engine is not running."))
             return 1
