@@ -174,6 +174,11 @@ class Layout:
         return os.path.join(self.state, "var")
 
     @property
+    def clone_file(self) -> str:
+        """This clone's id, which names the journal shards it writes (machine-local, never synced)."""
+        return os.path.join(self.var, "clone")
+
+    @property
     def config_file(self) -> str:
         return os.path.join(self.state, "config.json")
 

@@ -343,6 +343,8 @@ class ThrumApp(AgentActions):
             self.selected = table.selected
         await self._show_conversation(inbox["messages"])
         if "side" in parts:
+            sync = await self.engine.call("sync.status", {})
+            self.main_screen.query_one(HeaderLine).sync = sync["label"]
             monitors = await self.engine.call("monitor.list", {"all": True})
             self.main_screen.query_one(MonitorSummary).show(monitors["monitors"])
             if (
