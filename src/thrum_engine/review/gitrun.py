@@ -12,6 +12,13 @@ from thrum_engine.errors import ThrumError
 
 GIT_TIMEOUT_SECONDS = 60.0
 _ENV = {"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", "GIT_OPTIONAL_LOCKS": "0"}
+# A merge commit needs an identity: a machine with none configured gets Thrum's (`with_identity`).
+IDENTITY = {
+    "GIT_AUTHOR_NAME": "thrum",
+    "GIT_AUTHOR_EMAIL": "thrum@localhost",
+    "GIT_COMMITTER_NAME": "thrum",
+    "GIT_COMMITTER_EMAIL": "thrum@localhost",
+}
 
 
 class GitFailed(ThrumError):
@@ -24,11 +31,16 @@ class GitFailed(ThrumError):
 
 
 def run_git(
-    cwd: str, *args: str, check: bool = True, input: str | None = None, ok_codes: tuple[int, ...] = (0,)
+    cwd: str,
+    *args: str,
+    check: bool = True,
+    input: str | None = None,
+    ok_codes: tuple[int, ...] = (0,),
+    env: dict[str, str] | None = None,
 ) -> tuple[int, str]:
     """(exit code, stdout) of one git command, never prompting, bounded in time. Argument lists only:
     nothing reaches a shell."""
-    env = {**os.environ, **_ENV}
+    env = {**os.environ, **_ENV, **(env or {})}
     try:
         proc = subprocess.run(
             ["git", *args],
@@ -51,3 +63,9 @@ def run_git(
             f"git {args[0]} failed: {msg[-1] if msg else proc.returncode}", proc.returncode, proc.stderr
         )
     return proc.returncode, proc.stdout
+
+
+def identity_env(cwd: str) -> dict[str, str]:
+    """Thrum's identity for a commit, only where git has none of its own (config or environment)."""
+    code, _ = run_git(cwd, "var", "GIT_COMMITTER_IDENT", check=False)
+    return {} if code == 0 else dict(IDENTITY)

@@ -17,7 +17,7 @@ from thrum_engine.durations import iso, parse_iso
 from thrum_engine.errors import Conflict, Forbidden, InvalidInput, NotFound, UnknownAgent
 from thrum_engine.layout import current_branch
 from thrum_engine.review import gitstate
-from thrum_engine.review.gitrun import GitFailed, run_git
+from thrum_engine.review.gitrun import GitFailed, identity_env, run_git
 from thrum_engine.store import reviews as q
 
 if TYPE_CHECKING:
@@ -609,9 +609,10 @@ def _do_merge(repo: str, worktree: str, st: gitstate.BranchState, strategy: str,
     if strategy == "rebase":
         new = st.head
         if not gitstate.is_ancestor(repo, st.target_head, st.head):
-            code, _ = run_git(worktree, "rebase", "--quiet", st.target_head, check=False)
+            who = identity_env(worktree)
+            code, _ = run_git(worktree, "rebase", "--quiet", st.target_head, check=False, env=who)
             if code != 0:
-                run_git(worktree, "rebase", "--abort", check=False)
+                run_git(worktree, "rebase", "--abort", check=False, env=who)
                 raise Conflict(
                     f"rebasing {st.branch} onto {st.target} stopped on a conflict: nothing was changed"
                 )
@@ -621,7 +622,8 @@ def _do_merge(repo: str, worktree: str, st: gitstate.BranchState, strategy: str,
         if tree is None:
             raise Conflict(f"merging {st.branch} conflicts in: {', '.join(conflicted)}")
         parents = ["-p", st.target_head] + (["-p", st.head] if strategy == "merge" else [])
-        new = run_git(repo, "commit-tree", tree, *parents, "-F", "-", input=message)[1].strip()
+        who = identity_env(repo)
+        new = run_git(repo, "commit-tree", tree, *parents, "-F", "-", input=message, env=who)[1].strip()
     code, out = run_git(repo, "merge", "--ff-only", "--quiet", new, check=False)
     if code != 0:
         raise Conflict(
