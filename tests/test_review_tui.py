@@ -19,6 +19,7 @@ from thrum_tui.screens.review_dialogs import (
     MergeDialog,
     SubmitDialog,
 )
+from thrum_tui.screens.worktrees import WorktreesScreen, tree_row
 from thrum_tui.widgets.diff_view import DiffView
 from thrum_tui.widgets.header_line import HeaderLine
 from thrum_tui.widgets.review_queue import ReviewQueue
@@ -204,3 +205,23 @@ async def test_one_commit_at_a_time_and_viewed_marks(work):
             pilot, lambda: screen.commit is not None and [f.path for f in screen.files] == ["src/new.py"]
         )
         assert "commit " + screen.commit[:8] in str(screen.query_one("#review-head").render())  # type: ignore[index]
+
+
+async def test_the_worktrees_page_says_what_git_status_says(work):
+    repo, _alice, path = work
+    (path / "scratch.txt").write_text("not added\n")
+    (path / "app.txt").write_text(APP_V2 + "more\n")
+    async with console(repo) as (app, pilot):
+        await pilot.press("w")
+        await until(
+            pilot, lambda: isinstance(app.screen, WorktreesScreen) and app.screen.trees, "the worktrees"
+        )
+        (w,) = app.screen.trees  # type: ignore[union-attr]
+        row = tree_row(w)
+        assert row[:3] == ("alice", "feature/alice", "↑2 ↓0")
+        assert row[3].endswith("add new.py")
+        assert row[4] == "1 uncommitted, 1 untracked" and row[5] == "not merged"
+        assert row[6].startswith("@alice ")
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, ReviewScreen) and app.screen.loaded, "its review")
+        assert "2 uncommitted" in str(app.screen.query_one("#review-head").render())

@@ -110,6 +110,7 @@ class ThrumApp(AgentActions):
         Binding("y", "approve", "approve", show=False),
         Binding("L", "relaunch", "relaunch", show=False),
         Binding("v", "review", "review", show=False),
+        Binding("w", "worktrees", "worktrees", show=False),
         Binding("ctrl+c", "interrupt", "interrupt", show=False, priority=True),
         Binding("escape", "focus_team", "team", show=False),
         *(Binding(str(i), f"focus_panel('{panel}')", panel, show=False) for i, panel in enumerate(PANELS, 1)),
@@ -651,6 +652,11 @@ class ThrumApp(AgentActions):
 
     def on_review_queue_open(self, message: ReviewQueue.Open) -> None:
         self.open_review(message.agent)
+
+    def action_worktrees(self) -> None:
+        from thrum_tui.screens.worktrees import WorktreesScreen
+
+        self.push_screen(WorktreesScreen())
 
     def open_review(self, agent: str) -> None:
         from thrum_tui.screens.review import ReviewScreen

@@ -62,6 +62,7 @@ GROUPS: list[tuple[str, list[tuple[str, str]]]] = [
             ("v (diff) … c", "comment on a range; c alone: the line; C: the whole file"),
             ("x  n p  u", "mark viewed; next / previous file; reload"),
             ("A / R / M", "approve / request changes (pending comments go too) / merge"),
+            ("w", "worktrees: branch vs target, last commit, changes, merged, agent"),
         ],
     ),
     (
