@@ -232,6 +232,8 @@ class ThrumApp(AgentActions):
                     parts.add("mail")  # delivery marks on what you sent
             elif c.is_message:
                 parts.add("mail")  # edits, deletes, purges
+            elif c.kind.startswith("review."):
+                parts.add("review")  # a request, a verdict, a merge: the review queue
             else:
                 parts.update(("team", "mail"))  # agents, sessions, resets: the team changed
         self.post_message(EngineChanged(mail, parts=frozenset(parts)))
@@ -348,6 +350,8 @@ class ThrumApp(AgentActions):
         if self.selected is None:
             self.selected = table.selected
         await self._show_conversation(inbox["messages"])
+        if "review" in parts:
+            await self._refresh_reviews()
         if "side" in parts:
             sync = await self.engine.call("sync.status", {})
             self.main_screen.query_one(HeaderLine).sync = sync["label"]

@@ -6,6 +6,7 @@ diff on the right; comments on a line, a range or a file are kept as a pending s
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import ClassVar
 
 from textual import on, work
@@ -15,10 +16,11 @@ from textual.widgets import Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from thrum_engine.review.diff import FileDiff, parse_diff
-from thrum_tui.screens.base import Page
+from thrum_tui.screens.base import LiveView, Page
 from thrum_tui.widgets.diff_files import FileList, FileRow
 from thrum_tui.widgets.diff_view import DiffView
 
+COMMENTS_SECONDS = 5.0
 # Files marked viewed, per (worktree, head): a new commit is new work to look at.
 VIEWED: dict[tuple[str, str], set[str]] = {}
 _STATUS = {"A": "A", "D": "D", "M": "M", "R": "R"}
@@ -28,7 +30,7 @@ def file_row(f: FileDiff, viewed: bool, comments: int) -> FileRow:
     return FileRow(f.path, _STATUS.get(f.status, "M"), f.added, f.removed, viewed, comments)
 
 
-class ReviewScreen(Page):
+class ReviewScreen(LiveView, Page):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.pop_screen", "back"),
         Binding("c", "comment", "comment"),
@@ -66,6 +68,7 @@ class ReviewScreen(Page):
         self.pending: list[dict] = []
         self.loaded = False
         self.selected = 0
+        self._comments_at = 0.0
 
     def compose(self):
         yield Label(f"REVIEW @{self.agent} · loading…", id="review-head")
@@ -115,8 +118,11 @@ class ReviewScreen(Page):
         self.show_head()
 
     def refresh_from_engine(self) -> None:
-        """A reply or a new round elsewhere: the comments may have changed, the diff has not."""
-        if self.loaded:
+        """A new round submitted elsewhere: the comments may have changed, the diff has not. At most
+        every COMMENTS_SECONDS: a busy team's messages must not cost a git status each."""
+        now = time.monotonic()
+        if self.loaded and now - self._comments_at >= COMMENTS_SECONDS:
+            self._comments_at = now
             self.reload_comments()
 
     @work(group="review-comments", exclusive=True, exit_on_error=False)
