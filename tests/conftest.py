@@ -217,13 +217,12 @@ class Repo(RunsThrum):
         pid = self.daemon_pid()
         self.run("daemon", "stop", timeout=30)
         if pid:
+            # Exited is enough: the daemon's parent is init, which may reap the zombie seconds later.
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline:
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
+                if not is_alive(pid):
                     return
-                time.sleep(0.05)
+                time.sleep(0.01)
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
