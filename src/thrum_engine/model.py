@@ -133,6 +133,7 @@ class MessageIdsData(TypedDict, total=False):
 
 class MessageNotifiedData(MessageIdsData):
     recipient: Required[str]
+    via: str  # the delivery path (delivery_paths.PATHS); absent: a nudge
 
 
 class MessagePurgeData(TypedDict, total=False):

@@ -225,10 +225,13 @@ def _message_seen(ev: dict, d: dict) -> Iterable[Op]:
 
 def _message_notified(ev: dict, d: dict) -> Iterable[Op]:
     at = d.get("at", ev["ts"])
+    via = d.get("via", "nudge")  # written before paths were recorded: only the nudger notified
     for mid in d.get("message_ids", []):
         yield (
-            "UPDATE deliveries SET notified_at=COALESCE(notified_at, ?) WHERE recipient=? AND message_id=?",
-            (at, d["recipient"], mid),
+            "UPDATE deliveries SET notified_at=COALESCE(notified_at, ?),"
+            " notified_via=CASE WHEN notified_at IS NULL THEN ? ELSE notified_via END"
+            " WHERE recipient=? AND message_id=?",
+            (at, via, d["recipient"], mid),
         )
 
 

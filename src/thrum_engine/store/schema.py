@@ -3,7 +3,7 @@ tables hold machine-local state that `doctor rebuild` carries over."""
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 PROJECTED = ("applied_events", "shard_offsets", "agents", "sessions", "messages", "deliveries")
 LOCAL = ("presence", "tmux_queue", "monitors", "monitor_events")
@@ -131,5 +131,9 @@ MIGRATIONS: list[str] = [
     ALTER TABLE tmux_queue ADD COLUMN runtime TEXT NOT NULL DEFAULT '';
     ALTER TABLE tmux_queue ADD COLUMN exit_code INTEGER;
     ALTER TABLE tmux_queue ADD COLUMN duration REAL;
+    """,
+    # v5: which path delivered a message first (delivery_paths.py: channel, wait, hook, nudge).
+    """
+    ALTER TABLE deliveries ADD COLUMN notified_via TEXT;
     """,
 ]
