@@ -8,8 +8,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
-import mcp.types as types
 import pytest
+from mcp import types
 from mcp.client.extension import NotificationBinding
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
@@ -41,25 +41,34 @@ class ChannelEvent(BaseModel):
 async def mcp_client(cwd: Path, env: dict, *args: str, client: str = "test-client", events=None):
     """An initialised ClientSession on `thrum mcp serve ARGS` run in `cwd`; `events` (a list) collects
     the channel notifications the server pushes."""
-    server = StdioServerParameters(command=THRUM[0], args=[*THRUM[1:], "mcp", "serve", *args], env=env, cwd=cwd)
+    server = StdioServerParameters(
+        command=THRUM[0], args=[*THRUM[1:], "mcp", "serve", *args], env=env, cwd=cwd
+    )
 
     async def on_channel(ev: ChannelEvent) -> None:
+        assert events is not None
         events.append(ev)
 
     bindings = (
-        [NotificationBinding(method="notifications/claude/channel", params_type=ChannelEvent, handler=on_channel)]
+        [
+            NotificationBinding(
+                method="notifications/claude/channel", params_type=ChannelEvent, handler=on_channel
+            )
+        ]
         if events is not None
         else []
     )
-    async with stdio_client(server) as (read, write):
-        async with ClientSession(
+    async with (
+        stdio_client(server) as (read, write),
+        ClientSession(
             read,
             write,
             client_info=types.Implementation(name=client, version="1.0"),
             notification_bindings=bindings,
-        ) as session:
-            session.init = await session.initialize()  # type: ignore[attr-defined]
-            yield session
+        ) as session,
+    ):
+        session.init = await session.initialize()  # type: ignore[attr-defined]
+        yield session
 
 
 def text(result: types.CallToolResult) -> str:
@@ -83,7 +92,7 @@ async def until(cond, timeout: float = 15.0, what: str = "condition"):
 
 
 async def test_tools_are_listed_with_typed_schemas(pair):
-    repo, alice, _bob = pair
+    _repo, alice, _bob = pair
     async with mcp_client(alice.cwd, alice.env) as s:
         listed = {t.name: t for t in (await s.list_tools()).tools}
         assert set(listed) == TOOLS
@@ -97,7 +106,7 @@ async def test_tools_are_listed_with_typed_schemas(pair):
 
 
 async def test_send_check_reply_and_team(pair):
-    repo, alice, bob = pair
+    _repo, alice, bob = pair
     async with mcp_client(alice.cwd, alice.env) as s:
         r = await s.call_tool("send_message", {"to": ["@bob"], "body": "review auth.py please"})
         assert not r.is_error, text(r)
@@ -135,6 +144,8 @@ async def test_wait_for_message_is_woken_by_a_cli_send(pair):
     repo, alice, bob = pair
     async with mcp_client(alice.cwd, alice.env) as s:
         result: list = []
+        started = time.monotonic()
+        sent: dict = {}
 
         async def wait() -> None:
             result.append(await s.call_tool("wait_for_message", {"timeout": 60}))
@@ -197,7 +208,7 @@ async def test_no_identity_is_a_tool_error_and_a_foreign_identity_is_refused(pai
 
 
 def test_bad_flags_are_one_line_errors(pair):
-    repo, alice, _bob = pair
+    _repo, alice, _bob = pair
     r = alice.run("mcp", "serve", "--channel", "sometimes")
     assert r.code == 1 and r.err.strip() == "Error: --channel 'sometimes': one of auto, on, off"
     r = alice.run("mcp", "serve", "--agent-id", "../etc")
@@ -217,7 +228,9 @@ async def test_channel_push_reaches_claude_code_and_is_the_delivery_path(pair):
             )
         finally:
             paths.close()
-        sent = bob.json("send", "the build is green", "--to", "@alice", "--thread", "thr_01JZ0000000000000000000000")
+        sent = bob.json(
+            "send", "the build is green", "--to", "@alice", "--thread", "thr_01JZ0000000000000000000000"
+        )
         await until(lambda: events, what="the channel notification")
         ev = events[0]
         assert ev.content == "the build is green"
@@ -242,7 +255,7 @@ async def test_channel_push_reaches_claude_code_and_is_the_delivery_path(pair):
 
 
 async def test_channel_off_and_a_non_claude_client_get_no_push(pair):
-    repo, alice, bob = pair
+    _repo, alice, bob = pair
     events: list[ChannelEvent] = []
     async with mcp_client(alice.cwd, alice.env, "--channel", "off", client="claude-code", events=events) as s:
         assert not (s.init.capabilities.experimental or {}).get("claude/channel")  # type: ignore[attr-defined]

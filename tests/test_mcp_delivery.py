@@ -68,6 +68,7 @@ def fire_hook(repo, agent: str, event: str, delivered: list[str] = ()) -> dict: 
         capture_output=True,
         text=True,
         timeout=30,
+        check=False,
     )
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)

@@ -82,7 +82,8 @@ class EngineLink:
                 except ValueError:
                     log.warning("unreadable answer from the engine: %.200r", line)
                     continue
-                fut = self._pending.pop(resp.get("id"), None) if isinstance(resp, dict) else None
+                rid = resp.get("id") if isinstance(resp, dict) else None
+                fut = self._pending.pop(rid, None) if isinstance(rid, int) else None
                 if fut is not None and not fut.done():
                     fut.set_result(resp)
         except (OSError, asyncio.IncompleteReadError, ValueError):

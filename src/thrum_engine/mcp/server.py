@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import anyio
 import anyio.abc
-import mcp.types as types
+from mcp import types
 from mcp.server import Server, ServerRequestContext
 from mcp.server.context import CallNext, HandlerResult
 from mcp.server.session import ServerSession
@@ -134,7 +134,9 @@ class ThrumMcp:
     def channel_id(self) -> str:
         return f"mcp-{os.getpid()}"
 
-    async def _declare_channel(self, ctx: ServerRequestContext[State, Any], call_next: CallNext) -> HandlerResult:
+    async def _declare_channel(
+        self, ctx: ServerRequestContext[State, Any], call_next: CallNext
+    ) -> HandlerResult:
         """Offer the channel in the `initialize` answer, to the clients that can use it."""
         result = await call_next(ctx)
         if ctx.method == "initialize" and isinstance(result, dict):
@@ -146,7 +148,9 @@ class ThrumMcp:
                 caps.setdefault("experimental", {})[CHANNEL_CAPABILITY] = {}
         return result
 
-    async def _initialized(self, ctx: ServerRequestContext[State, Any], _params: types.NotificationParams) -> None:
+    async def _initialized(
+        self, ctx: ServerRequestContext[State, Any], _params: types.NotificationParams
+    ) -> None:
         self._start_channel(ctx.session)
 
     def _start_channel(self, session: ServerSession) -> None:
@@ -166,7 +170,12 @@ class ThrumMcp:
             try:
                 r = await st.link.call(
                     "channel.listen",
-                    {"channel_id": self.channel_id, "client": st.client_name, "ack": ack, "timeout": LISTEN_SECONDS},
+                    {
+                        "channel_id": self.channel_id,
+                        "client": st.client_name,
+                        "ack": ack,
+                        "timeout": LISTEN_SECONDS,
+                    },
                     timeout=LISTEN_SECONDS + 30,
                 )
             except (EngineDown, EngineRefused) as exc:
@@ -215,7 +224,9 @@ class ThrumMcp:
             return _error(f"engine down: {exc}")
         except EngineRefused as exc:
             return _error(exc.message)
-        return types.CallToolResult(content=[types.TextContent(text=_text(result))], structured_content=result)
+        return types.CallToolResult(
+            content=[types.TextContent(text=_text(result))], structured_content=result
+        )
 
 
 async def serve(socket_path: str, agent: str | None, mode: ChannelMode = "auto") -> None:

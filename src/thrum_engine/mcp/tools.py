@@ -147,7 +147,9 @@ TOOLS: dict[str, Tool] = {
             _wait,
         ),
         Tool("reply", "Reply to a message, in its thread, to its author and audience.", Reply, _reply),
-        Tool("list_agents", "The registered agents (name, role, module, worktree).", ListAgents, _agents, False),
+        Tool(
+            "list_agents", "The registered agents (name, role, module, worktree).", ListAgents, _agents, False
+        ),
         Tool("team", "Who is here, what they are doing, and their unread counts.", Team, _team, False),
         Tool("who_has", "Which worktrees (and agents) are changing a file.", WhoHas, _who_has, False),
         Tool("broadcast_message", "Send a message to every agent.", BroadcastMessage, _broadcast),

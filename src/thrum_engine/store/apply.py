@@ -228,9 +228,11 @@ def _message_notified(ev: dict, d: dict) -> Iterable[Op]:
     via = d.get("via", "nudge")  # written before paths were recorded: only the nudger notified
     for mid in d.get("message_ids", []):
         yield (
-            "UPDATE deliveries SET notified_at=COALESCE(notified_at, ?),"
-            " notified_via=CASE WHEN notified_at IS NULL THEN ? ELSE notified_via END"
-            " WHERE recipient=? AND message_id=?",
+            (
+                "UPDATE deliveries SET notified_at=COALESCE(notified_at, ?),"
+                " notified_via=CASE WHEN notified_at IS NULL THEN ? ELSE notified_via END"
+                " WHERE recipient=? AND message_id=?"
+            ),
             (at, via, d["recipient"], mid),
         )
 
