@@ -98,3 +98,16 @@ def test_hooks_that_drain_mail_spare_the_pane_and_the_nudge_stays_the_last_resor
     me = view["agents"][0]
     assert me["best"] == "hook" and me["hook"]["event"] == "Stop" and me["pane"] == "s1"
     assert view["delivered"]["hook"] == 1
+
+
+def test_the_console_mark_names_the_path_until_the_message_is_seen():
+    from thrum_tui.widgets.conversation import delivery_mark
+
+    notified = {"state": "notified", "via": "channel"}
+    assert delivery_mark({"deliveries": [notified]}) == "✓ channel"
+    assert (
+        delivery_mark({"deliveries": [notified, {"state": "notified", "via": "nudge"}]}) == "✓ channel/nudge"
+    )
+    assert delivery_mark({"deliveries": [notified, {"state": "stored", "via": None}]}) == "✓ channel"
+    assert delivery_mark({"deliveries": [{"state": "stored"}]}) == "✓"
+    assert delivery_mark({"deliveries": [{"state": "read", "via": "channel"}]}) == "✓✓"
