@@ -24,14 +24,15 @@ pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is no
 
 FAKE_AGENT = Path(__file__).resolve().with_name("fake_agent.py")
 STYLES = ("claude", "codex", "gemini", "opencode", "cursor", "auggie", "amp")
+# What launch types: the prime entries the installer writes (integrations.entries, one table).
 PRIME = {
-    "claude": "/thrum:prime",
+    "claude": "/thrum-prime",
     "codex": "$thrum-prime",
     "gemini": "/thrum:prime",
     "opencode": "/thrum-prime",
-    "cursor": "/thrum:prime",
-    "auggie": "/thrum:prime",
-    "amp": "/thrum:prime",
+    "cursor": "/thrum-prime",
+    "auggie": "/thrum-prime",
+    "amp": "Run `thrum prime` and follow what it says.",
 }
 DEADLINE = 20.0  # upper bound for any one condition; the usual wait is well under a second
 STATUS_KEYS = {"name", "agent", "runtime", "state", "pane_state", "branch"}

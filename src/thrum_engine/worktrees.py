@@ -429,6 +429,12 @@ async def create(engine: Engine, caller: Caller, p: WorktreeCreateParams) -> dic
     branch = await asyncio.to_thread(_create, repo, path, branch, p.base, p.detach)
     await asyncio.to_thread(write_redirects, repo, path)
     result: dict = {"name": p.name, "path": path, "branch": branch, "agent": None, "session": None}
+    if p.runtime:
+        from thrum_engine.integrations.engine_side import install_for
+
+        installed = await install_for(engine, path, p.runtime, p.agent, p.role, p.module)
+        if installed:
+            result["integrations"] = installed
     if p.agent:
         from thrum_engine.identity import register
         from thrum_engine.model import RegisterParams

@@ -1,10 +1,12 @@
 """Imports every module that registers engine methods."""
 
 from thrum_engine import (  # noqa: F401
+    briefing,
     changes,
     delivery_paths,
     doctor,
     feed,
+    hooks_log,
     identity,
     messaging,
     team,

@@ -170,6 +170,10 @@ async def create(engine: Engine, caller: Caller, p: CreateParams) -> dict:
         problem = names.agent_name_problem(agent, role)
         if problem:
             raise InvalidName(problem + " (the agent name defaults to the session name; pass --name)")
+    if p.runtime:
+        from thrum_engine.integrations.engine_side import install_for
+
+        await install_for(engine, wt, runtime.name, agent, p.role, p.module)
     async with m.lock:
         await m.discover()
         rows = await asyncio.to_thread(m.tmux.sessions)
