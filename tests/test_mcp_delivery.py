@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 
 import anyio
 
-from conftest import wait_for
+from conftest import THRUM, wait_for
 from test_mcp import ChannelEvent, engine, mcp_client, until
 from test_nudges_queue import make_tmux_repo, nudges, start_agent, tmux_repo  # noqa: F401  (fixtures)
 from thrum_engine.delivery_paths import CHANNEL_ACK_SECONDS, HOOK_SETTLE_SECONDS
@@ -39,6 +38,10 @@ async def test_a_recipient_with_a_live_channel_is_not_typed_at(tmux_repo):  # no
         await until(lambda: events, what="the channel push")
         # Past the time the nudger gives a channel to acknowledge: still nothing typed.
         await anyio.sleep(CHANNEL_ACK_SECONDS + 1.5)
+        if nudges(repo, "a"):
+            print("LOG", (repo.logs / "a.log").read_text())
+            print("DEL", delivery(repo, boss, sent["message_id"]))
+            print(repo.run("daemon", "logs", "--lines", "60").out)
         assert nudges(repo, "a") == []
         d = delivery(repo, boss, sent["message_id"])
         assert (d["state"], d["via"]) == ("notified", "channel")
@@ -49,39 +52,33 @@ async def test_a_recipient_with_a_live_channel_is_not_typed_at(tmux_repo):  # no
     wait_for(lambda: delivery(repo, boss, sent["message_id"])["via"] == "nudge", what="via nudge")
 
 
-HOOK = """
-import json, sys
-from thrum_engine.layout import Layout
-from thrum_engine.rpc.client import Client
-c = Client(Layout.discover(".").socket_path, 10).connect()
-print(json.dumps(c.call("delivery.hook", json.loads(sys.argv[1]))))
-"""
-
-
-def fire_hook(repo, agent: str, event: str, delivered: list[str] = ()) -> dict:  # type: ignore[assignment]
-    """What an installed hook does: tell the engine it fired (from the agent's cwd, as the agent)."""
-    params = {"caller": agent, "event": event, "runtime": "claude", "delivered": list(delivered)}
+def fire_hook(repo, agent: str, event: str) -> str:
+    """What a hook installed for Claude Code runs: `thrum hook EVENT` with Claude's JSON on stdin,
+    in the agent's directory, as the agent. Returns what it answers Claude."""
+    payload = {"session_id": "s", "cwd": str(repo.path), "hook_event_name": event, "stop_hook_active": False}
     r = subprocess.run(
-        [sys.executable, "-c", HOOK, json.dumps(params)],
+        [*THRUM, "hook", event, "--runtime", "claude"],
         cwd=repo.path,
-        env=repo.env,
+        env={**repo.env, "THRUM_NAME": agent},
+        input=json.dumps(payload),
         capture_output=True,
         text=True,
         timeout=30,
         check=False,
     )
     assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout)
+    return r.stdout
 
 
 def test_hooks_that_drain_mail_spare_the_pane_and_the_nudge_stays_the_last_resort(tmux_repo):  # noqa: F811
     repo = tmux_repo
     boss = repo.agent("boss", "lead", worktree=False)
     start_agent(repo, "s1", "worker1", "a")
-    assert fire_hook(repo, "worker1", "SessionStart")["notified"] == 0
-    # The hook shows the mail (as a stop hook would) within the settle time: nothing is typed.
+    fire_hook(repo, "worker1", "session-start")
+    # The stop hook shows the mail (blocks with it as the reason) within the settle time: nothing is typed.
     sent = boss.json("send", "drain me", "--to", "@worker1")
-    assert fire_hook(repo, "worker1", "Stop", [sent["message_id"]])["notified"] == 1
+    answer = json.loads(fire_hook(repo, "worker1", "stop"))
+    assert answer["decision"] == "block" and sent["message_id"] in answer["reason"]
     time.sleep(HOOK_SETTLE_SECONDS + 1.5)
     assert nudges(repo, "a") == []
     d = delivery(repo, boss, sent["message_id"])
@@ -96,7 +93,7 @@ def test_hooks_that_drain_mail_spare_the_pane_and_the_nudge_stays_the_last_resor
     finally:
         paths.close()
     me = view["agents"][0]
-    assert me["best"] == "hook" and me["hook"]["event"] == "Stop" and me["pane"] == "s1"
+    assert me["best"] == "hook" and me["hook"]["event"] == "stop" and me["pane"] == "s1"
     assert view["delivered"]["hook"] == 1
 
 

@@ -6,8 +6,9 @@ Paths, least intrusive first:
   `channel.listen` (a long-poll on its own connection); the engine hands it each message and the server
   pushes it into the session as `notifications/claude/channel`, then acknowledges it on its next call.
 * `wait`: a blocked `thrum wait` or MCP `wait_for_message` took the message itself.
-* `hook`: the runtime's hooks fired recently (`delivery.hook`); its prompt-submit or stop hook shows unread
-  mail at the next prompt or stop, so a nudge waits a moment for it.
+* `hook`: the runtime's hooks fired recently (`hooks.fire`, hooks_log.py, records them); its prompt-submit
+  or stop hook shows unread mail at the next prompt or stop (and says so here), so a nudge waits a moment
+  for it.
 * `nudge`: a line typed into the idle pane (tmux/nudges.py), the last resort, still gated on idle, no dialog
   and no human typing.
 
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from thrum_engine import ids
+from thrum_engine import hooks_log, ids
 from thrum_engine.durations import iso
 from thrum_engine.engine.registry import method
 from thrum_engine.errors import InvalidInput
@@ -94,22 +95,16 @@ class Channel:
         return (self.listening > 0 or now - self.last_end < CHANNEL_GRACE_SECONDS) and _pid_alive(self.pid)
 
 
-@dataclass
-class HookFiring:
-    event: str
-    runtime: str
-    at: float  # wall clock
-
-
 class DeliveryPaths:
     """The per-engine registry of delivery paths (channels, hook firings) and the choice among them."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.channels: dict[str, dict[str, Channel]] = {}  # agent -> channel id -> channel
-        self.hooks: dict[str, HookFiring] = {}  # agent -> its last firing
         self._hold: dict[str, float] = {}  # agent -> monotonic time a hook-waiting nudge may go
         self._tasks: set[asyncio.Task] = set()
+        # (agent, message id) whose delivery record is being stored: delivered already, for `sift`.
+        self._claimed: set[tuple[str, str]] = set()
         self.delivered: dict[Path, int] = dict.fromkeys(PATHS, 0)  # by the paths this module records
         self._unlisten = engine.bus.listen(self._on_events)
 
@@ -148,18 +143,29 @@ class DeliveryPaths:
 
     async def ack(self, ch: Channel, message_ids: list[str]) -> int:
         """The MCP server pushed these into its session: the delivery record says `channel`."""
-        done = [m for m in message_ids if ch.handed.pop(m, None) is not None]
+        done = [m for m in message_ids if m in ch.handed]
         if done:
             await self._notified(ch.agent, done, "channel")
+            for m in done:  # only now: until the record is stored, `handed` is what holds the nudge back
+                ch.handed.pop(m, None)
         return len(done)
 
-    # -- hooks --
-    def record_hook(self, agent: str, event: str, runtime: str) -> None:
-        self.hooks[agent] = HookFiring(event, runtime, time.time())
+    # -- hooks (their firings are hooks_log's record) --
+    def last_hook(self, agent: str) -> tuple[str, dict] | None:
+        """(event, {at, runtime, count}) of the agent's latest hook firing."""
+        ag = hooks_log.state(self.engine).agents.get(agent)
+        if ag is None or not ag.fired:
+            return None
+        return max(ag.fired.items(), key=lambda kv: kv[1].get("at", 0))
 
     def hooks_fresh(self, agent: str) -> bool:
-        h = self.hooks.get(agent)
-        return h is not None and time.time() - h.at < HOOK_FRESH_SECONDS
+        last = self.last_hook(agent)
+        return last is not None and time.time() - last[1].get("at", 0) < HOOK_FRESH_SECONDS
+
+    async def shown_by_hook(self, agent: str, message_ids: list[str]) -> None:
+        """A hook put these in front of the agent (added context, a stop's reason): delivered `via: hook`."""
+        if message_ids:
+            await self._notified(agent, message_ids, "hook")
 
     # -- routing --
     def _on_events(self, events: list[dict]) -> None:
@@ -171,6 +177,7 @@ class DeliveryPaths:
                 if r == ev["author"]:
                     continue
                 if self.engine.bus.took(ev, r):
+                    self._claimed.add((r, mid))
                     self._spawn(self._notified(r, [mid], "wait"))
                     continue
                 for ch in self.live_channels(r):
@@ -183,6 +190,8 @@ class DeliveryPaths:
         t.add_done_callback(self._tasks.discard)
 
     async def _notified(self, agent: str, message_ids: list[str], via: Path) -> None:
+        claims = {(agent, m) for m in message_ids} - self._claimed
+        self._claimed |= claims
         try:
             await self.engine.commit(
                 self.engine.event(
@@ -194,6 +203,8 @@ class DeliveryPaths:
             self.delivered[via] += len(message_ids)
         except Exception:
             log.exception("recording the %s delivery to @%s failed", via, agent)
+        finally:
+            self._claimed -= claims | {(agent, m) for m in message_ids}
 
     def best(self, agent: str, *, pane: bool) -> Path | None:
         """The least intrusive path this agent has right now (None: the mail waits in its inbox)."""
@@ -224,7 +235,7 @@ class DeliveryPaths:
         retry: float | None = None
         for mid in message_ids:
             r = state.get(mid)
-            if r is None or r["read_at"] or r["seen_at"]:
+            if r is None or r["read_at"] or r["seen_at"] or (agent, mid) in self._claimed:
                 continue  # deleted, or the agent has it in front of it already
             via = r["notified_via"]
             if via == "wait" or (via == "channel" and channels) or (via == "hook" and hooks):
@@ -245,11 +256,13 @@ class DeliveryPaths:
             if now < until:
                 return [], until - now
             del self._hold[agent]
+        if keep:
+            log.info("@%s: no other path delivered %s: nudging", agent, ", ".join(keep))
         return keep, retry
 
     def view(self, agent: str, pane: str | None) -> dict:
         chans = self.live_channels(agent)
-        h = self.hooks.get(agent)
+        last = self.last_hook(agent)
         return {
             "agent": agent,
             "best": self.best(agent, pane=pane is not None),
@@ -259,12 +272,12 @@ class DeliveryPaths:
             ],
             "waiting": self.engine.bus.waiting(agent),
             "hook": None
-            if h is None
+            if last is None
             else {
-                "event": h.event,
-                "runtime": h.runtime,
-                "at": iso(h.at),
-                "age_seconds": round(time.time() - h.at, 1),
+                "event": last[0],
+                "runtime": last[1].get("runtime", ""),
+                "at": iso(last[1].get("at", 0)),
+                "age_seconds": round(time.time() - last[1].get("at", 0), 1),
                 "fresh": self.hooks_fresh(agent),
             },
             "pane": pane,
@@ -300,12 +313,6 @@ class ChannelListenParams(Params):
 
 class ChannelCloseParams(Params):
     channel_id: str = Field(pattern=_NAME)
-
-
-class HookFiredParams(Params):
-    event: str = Field(pattern=_NAME)
-    runtime: str = Field("", max_length=64)
-    delivered: list[str] = Field(default_factory=list, max_length=10_000)
 
 
 class PathsParams(Params):
@@ -353,18 +360,6 @@ async def channel_listen(engine: Engine, caller: Caller, p: ChannelListenParams)
 @method("channel.close", ChannelCloseParams, identity=True)
 async def channel_close(engine: Engine, caller: Caller, p: ChannelCloseParams) -> dict:
     return {"closed": attach(engine).close_channel(caller.name or "", p.channel_id)}
-
-
-@method("delivery.hook", HookFiredParams, identity=True, writes=True)
-async def hook_fired(engine: Engine, caller: Caller, p: HookFiredParams) -> dict:
-    """A runtime hook ran for the caller; `delivered`: the unread messages it put in front of the agent."""
-    paths = attach(engine)
-    me: str = caller.name  # type: ignore[assignment]
-    paths.record_hook(me, p.event, p.runtime)
-    delivered = _message_ids(p.delivered)
-    if delivered:
-        await paths._notified(me, delivered, "hook")
-    return {"agent": me, "event": p.event, "notified": len(delivered)}
 
 
 @method("delivery.paths", PathsParams)
