@@ -234,7 +234,7 @@ def main() -> int:
         repo.close()
     out = {
         "mcp": mcp,
-        "floor_bare_rpc": floor,
+        "push_floor": floor,  # send -> a bare blocked message.wait returns
         "targets": {"tool_call_p50_ms": 5, "send_to_channel_p50_ms": 50},
     }
     if a.json:
