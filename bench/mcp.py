@@ -1,6 +1,7 @@
 """MCP benchmarks (issue #11): a tool call through `thrum mcp serve` as the MCP client sees it, next to the
-same engine method over a bare RPC connection (the floor); send -> channel notification at a Claude Code
-client, next to send -> a blocked bare `message.wait` waking (the engine's push floor). One run, one engine.
+same engine method over a bare RPC connection (the floor, interleaved call by call so both see the same
+load); send -> channel notification at a Claude Code client, next to a bare send (the notification cannot
+come before the send is stored), and send -> a blocked bare `message.wait` returning. One run, one engine.
 
 Targets: MCP tool call p50 <= 5 ms engine-side; send -> channel notification at the client p50 <= 50 ms.
 
