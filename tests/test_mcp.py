@@ -213,6 +213,8 @@ def test_bad_flags_are_one_line_errors(pair):
     assert r.code == 1 and r.err.strip() == "Error: --channel 'sometimes': one of auto, on, off"
     r = alice.run("mcp", "serve", "--agent-id", "../etc")
     assert r.code == 1 and r.err.startswith("Error: ") and len(r.err.strip().splitlines()) == 1
+    r = alice.run("mcp", "serve", THRUM_NAME="../etc")
+    assert r.code == 1 and r.err.startswith("Error: invalid agent name") and "THRUM_NAME" in r.err
 
 
 async def test_channel_push_reaches_claude_code_and_is_the_delivery_path(pair):

@@ -16,13 +16,21 @@ def serve(ctx: Ctx) -> int:
         raise CliError(f"--channel {mode!r}: one of {', '.join(CHANNEL_MODES)}")
     layout = ctx.layout
     agent = ctx.args.get("agent_id")
+    why = ""
     if agent:
         agent = agent.removeprefix("@")
         problem = identity_name_problem(agent)
         if problem:
             raise CliError(f"{problem} (from --agent-id)")
     else:
-        agent = ctx.me  # THRUM_NAME, then this worktree's identity file: the CLI's own resolution
+        # THRUM_NAME, then this worktree's identity file: the CLI's own resolution (a malformed one is
+        # an error here); none, or several to choose from, starts a server whose tools say why.
+        agent = ctx.me
+        if agent is None:
+            try:
+                ctx.require_me()
+            except CliError as exc:
+                why = exc.message
     import asyncio
     import logging
 
@@ -35,7 +43,7 @@ def serve(ctx: Ctx) -> int:
     )
     if agent is None:
         logging.getLogger("thrum.mcp").warning(
-            "no identity in %s: tools that need one will say so", os.getcwd()
+            "%s (in %s): tools that need one will say so", why, os.getcwd()
         )
     try:
         asyncio.run(run_server(layout.socket_path, agent, mode))  # type: ignore[arg-type]
