@@ -309,3 +309,28 @@ def test_sync_commands_on_bad_input(repo):
     repo.agent("alice", "implementer", worktree=False)
     r = repo.run("sync", "force", "--bogus")
     assert r.code != 0 and r.err.startswith("Error:") and len(r.err.splitlines()) == 1
+
+
+def test_identities_from_other_clones_show_their_origin_and_collisions_are_reported(remote):
+    a, b = remote("a", THRUM_LOCAL="1"), remote("b", THRUM_LOCAL="1")  # no sync while they register
+    alice = a.agent("alice", "implementer")
+    b.agent("bob", "reviewer")
+    twin = b.agent("alice", "tester", worktree=False)  # the same name on the other clone
+    for r in (a, b):
+        r.stop()
+        for env in (r.env, alice.env, twin.env):
+            env.pop("THRUM_LOCAL", None)
+    exchange(a, b)
+    members = {m["name"]: m for m in alice.json("team", "--all")["members"]}
+    assert members["bob"]["origin"]["clone"] and not members["bob"]["local"]
+    assert members["bob"]["origin"]["host"]
+    assert members["alice"]["local"] and members["alice"]["worktree"] == str(alice.cwd)  # never taken over
+    twins = {m["name"]: m for m in twin.json("team", "--all")["members"]}
+    assert twins["alice"]["role"] == "tester" and twins["alice"]["local"]
+    assert twins["alice"]["worktree"] == str(b.path)
+    for clone in (a, b):
+        found = clone.json("sync", "status")["collisions"]
+        assert [c["name"] for c in found] == ["alice"], found
+    # registering a name another clone holds is refused with the reason
+    r = a.run("quickstart", "--name", "bob", "--role", "reviewer", cwd=a.worktree("bobtwin"))
+    assert r.code == 1 and "registered on another clone" in r.err, r.err

@@ -43,10 +43,11 @@ def _dumps(value: Any) -> str:
 
 def _agent_register(ev: dict, d: dict) -> Iterable[Op]:
     yield (
-        "INSERT INTO agents(name, role, module, display, runtime, kind, worktree, registered_at, intent)"
-        " VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(name) DO UPDATE SET role=excluded.role,"
+        "INSERT INTO agents(name, role, module, display, runtime, kind, worktree, registered_at, intent,"
+        " origin, host) VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(name) DO UPDATE SET role=excluded.role,"
         " module=excluded.module, display=excluded.display, runtime=excluded.runtime, kind=excluded.kind,"
-        " worktree=excluded.worktree, registered_at=excluded.registered_at",
+        " worktree=excluded.worktree, registered_at=excluded.registered_at, origin=excluded.origin,"
+        " host=excluded.host WHERE agents.origin IN ('', excluded.origin) OR excluded.origin = ''",
         (
             d["name"],
             d["role"],
@@ -57,6 +58,8 @@ def _agent_register(ev: dict, d: dict) -> Iterable[Op]:
             d.get("worktree", ""),
             d.get("registered_at", ev["ts"]),
             d.get("intent", ""),
+            d.get("origin", ""),
+            d.get("host", ""),
         ),
     )
 
