@@ -334,3 +334,30 @@ def test_identities_from_other_clones_show_their_origin_and_collisions_are_repor
     # registering a name another clone holds is refused with the reason
     r = a.run("quickstart", "--name", "bob", "--role", "reviewer", cwd=a.worktree("bobtwin"))
     assert r.code == 1 and "registered on another clone" in r.err, r.err
+
+
+def test_a_purge_holds_on_every_clone_and_nothing_older_comes_back(remote):
+    a, b = remote("a"), remote("b", THRUM_LOCAL="1")  # b writes while it cannot sync
+    alice = a.agent("alice", "implementer")
+    bob = b.agent("bob", "reviewer")
+    b.agent("dave", "tester", worktree=False)
+    bob.ok("send", "written on b before the purge", "--to", "@dave")
+    time.sleep(0.05)
+    a.agent("erin", "tester", worktree=False)
+    alice.ok("send", "old news on a", "--to", "@erin")
+    r = a.run("purge", "--before", "0s", "--confirm")  # the operator, in a's main checkout
+    assert r.code == 0, r.err
+    alice.ok("send", "after the purge", "--to", "@erin")
+    b.stop()
+    for env in (b.env, bob.env):
+        env.pop("THRUM_LOCAL")
+    exchange(a, b)
+    everything = [
+        m["body"]["content"] for m in alice.json("inbox", "--all", "--page-size", "100")["messages"]
+    ]
+    assert "after the purge" in everything
+    assert "old news on a" not in everything
+    assert "written on b before the purge" not in everything  # synced in later, still purged
+    on_b = [m["body"]["content"] for m in bob.json("inbox", "--all", "--page-size", "100")["messages"]]
+    assert "old news on a" not in on_b and "written on b before the purge" not in on_b
+    assert "after the purge" in on_b

@@ -316,7 +316,7 @@ class Engine:
                 return 0
             known = await self.store.applied_among([e["id"] for e in events])
             fresh = [e for e in events if e["id"] not in known]
-            await self.store.apply(fresh, new_offsets)
+            await self.store.apply(fresh, new_offsets, purge_floor=True)
         if fresh:
             self._on_applied(fresh)
         return len(fresh)

@@ -239,6 +239,20 @@ def _message_purge(ev: dict, d: dict) -> Iterable[Op]:
     before = d.get("before") or "9999"
     yield ("DELETE FROM deliveries WHERE created_at < ?", (before,))
     yield ("DELETE FROM messages WHERE created_at < ?", (before,))
+    # The purge is a tombstone: its cutoff is kept, so older messages that another clone syncs in
+    # later are dropped too (see PURGE_FLOOR) and a purge never resurrects or fights across clones.
+    yield (
+        "INSERT INTO meta(key, value) VALUES ('purged_before', ?)"
+        " ON CONFLICT(key) DO UPDATE SET value = MAX(value, excluded.value)",
+        (before,),
+    )
+
+
+# Run after applying events synced from other clones: what is older than the newest purge's cutoff goes.
+PURGE_FLOOR: list[tuple[str, list[tuple]]] = [
+    ("DELETE FROM deliveries WHERE created_at < (SELECT value FROM meta WHERE key = 'purged_before')", [()]),
+    ("DELETE FROM messages WHERE created_at < (SELECT value FROM meta WHERE key = 'purged_before')", [()]),
+]
 
 
 APPLIERS: dict[str, Callable[[dict, dict], Iterable[Op]]] = {
