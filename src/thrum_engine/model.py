@@ -63,6 +63,8 @@ class AgentRegisterData(_AgentColumns, total=False):
     name: Required[str]
     role: Required[str]
     registered_at: str
+    origin: str  # the registering clone's id (sync)
+    host: str
 
 
 class AgentNameData(TypedDict):

@@ -294,6 +294,7 @@ class SyncService:
             "unpushed_commits": self.unpushed,
             "next_cycle_in_seconds": None if due is None else round(max(due, 0.0), 1),
             "label": self.label(),
+            "collisions": list(self.engine.collisions),
             "recent": [asdict(c) for c in reversed(self.history)],
         }
 
