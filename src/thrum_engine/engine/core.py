@@ -67,13 +67,18 @@ class Caller:
         return cls(name=name)
 
 
+def same_origin(kept: str, incoming: str) -> bool:
+    """A registration may update an agent row when both come from one clone (or predate sync)."""
+    return not kept or not incoming or kept == incoming
+
+
 class Engine:
     def __init__(self, layout: Layout, settings: ThrumSettings, *, host: str = "daemon") -> None:
         self.layout = layout
         self.settings = settings
         self.host = host
         self.started_at = time.time()
-        self.journal = Journal(layout.journal_dir, layout.quarantine_dir)
+        self.journal = Journal(layout.journal_dir, layout.quarantine_dir, layout.clone_file)
         self.store = Store(layout.db_path)
         self.bus = Bus()
         self.writer = Writer(self.journal, self.store, self._on_applied)
@@ -95,6 +100,8 @@ class Engine:
         self.request_stop: Callable[[], None] | None = None
         self.tmux = None  # TmuxManager, once started
         self.monitors = None  # MonitorService, once started
+        self.sync = None  # SyncService, once started
+        self.collisions: list[dict] = []  # agent names registered on two clones (sync)
 
     # -- lifecycle --
     async def start(self) -> None:
@@ -127,6 +134,10 @@ class Engine:
 
         self.monitors = MonitorService(self)
         await self.monitors.start()
+        from thrum_engine.sync.service import SyncService
+
+        self.sync = SyncService(self)
+        await self.sync.start()
         log.info("engine started (host=%s, replayed %d events)", self.host, self.replayed)
 
     async def _start_tmux(self) -> None:
@@ -144,6 +155,8 @@ class Engine:
         self.kill_panes_in = manager.kill_panes_in
 
     async def stop(self) -> None:
+        if self.sync is not None:
+            await self.sync.stop()
         if self.monitors is not None:
             await self.monitors.stop_all()
         if self.tmux is not None:
@@ -242,12 +255,15 @@ class Engine:
         except ValueError:
             return None
 
-    def _read_tails(self, offsets: dict[str, int]) -> tuple[list[dict], dict[str, int], list[Rejected]]:
-        """Checked events past each shard's offset, in id order; lines that fail are returned as rejected."""
+    def _read_tails(
+        self, offsets: dict[str, int], only: list[str] | None = None
+    ) -> tuple[list[dict], dict[str, int], list[Rejected]]:
+        """Checked events past each shard's offset (of `only` these shards), in id order; lines that fail
+        are returned as rejected."""
         items: list[tuple[dict, str, int, int]] = []
         new_offsets: dict[str, int] = {}
         rejected: list[Rejected] = []
-        for shard in self.journal.shards():
+        for shard in self.journal.shards() if only is None else only:
             start = offsets.get(shard, 0)
             if self.journal.size(shard) <= start:
                 continue
@@ -289,6 +305,22 @@ class Engine:
             applied += await self.store.apply(chunk, new_offsets if last else {}, skip_applied=True)
         return applied
 
+    async def ingest(self, shards: list[str]) -> int:
+        """Apply what sync brought into other clones' `shards` exactly like local events: once each (ids
+        are global), then the caches, waiters, nudges and the console see them. Under the writer's lock,
+        so a local batch and a synced one never interleave."""
+        async with self.writer.lock:
+            offsets = await self.store.offsets()
+            events, new_offsets, _rejected = await asyncio.to_thread(self._read_tails, offsets, shards)
+            if not new_offsets:
+                return 0
+            known = await self.store.applied_among([e["id"] for e in events])
+            fresh = [e for e in events if e["id"] not in known]
+            await self.store.apply(fresh, new_offsets, purge_floor=True)
+        if fresh:
+            self._on_applied(fresh)
+        return len(fresh)
+
     async def load_caches(self) -> None:
         self.agents = {r["name"]: r for r in await self.store.all("SELECT * FROM agents")}
         self.active_sessions = {
@@ -327,6 +359,26 @@ class Engine:
             t = ev["type"]
             if t == "agent.register":
                 row = self.agents.get(d["name"], {})
+                if not same_origin(row.get("origin", ""), d.get("origin", "")):
+                    # Another clone registered a name this clone has: the first registration keeps
+                    # it (as the projection does), and the collision is reported, never merged.
+                    self.collisions.append(
+                        {
+                            "name": d["name"],
+                            "kept": row.get("origin", ""),
+                            "theirs": d.get("origin", ""),
+                            "their_host": d.get("host", ""),
+                            "event_id": ev["id"],
+                        }
+                    )
+                    log.warning(
+                        "agent name @%s is registered on two clones (%s here, %s on %s)",
+                        d["name"],
+                        row.get("origin"),
+                        d.get("origin"),
+                        d.get("host") or "?",
+                    )
+                    continue
                 row.update(
                     {
                         "name": d["name"],
@@ -337,6 +389,8 @@ class Engine:
                         "kind": d.get("kind", "agent"),
                         "worktree": d.get("worktree", ""),
                         "registered_at": d.get("registered_at", ev["ts"]),
+                        "origin": d.get("origin", ""),
+                        "host": d.get("host", ""),
                     }
                 )
                 row.setdefault("status", "")
@@ -482,6 +536,7 @@ class Engine:
             "uptime": round(time.time() - self.started_at, 3),
             "version": __version__,
             "host": self.host,
-            "sync": "local-only",
+            "sync": self.sync.summary() if self.sync is not None else "off",
+            "sync_status": self.sync.status() if self.sync is not None else None,
             "projection_recovered": self.projection_recovered,
         }
