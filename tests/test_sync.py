@@ -251,6 +251,8 @@ def test_a_force_pushed_remote_loses_no_event(remote):
     exchange(a, b)
     git(remote.bare, "update-ref", "refs/heads/a-sync", first)  # somebody rewinds the branch
     alice.ok("send", "two", "--to", "@bob")
+    rewound = sync(a)
+    assert any("rewritten" in n for n in rewound["notes"]), rewound
     exchange(a, b)
     assert sorted(contents(bob)) == ["one", "two"]
     # the rewound history came back: a fresh clone gets everything
