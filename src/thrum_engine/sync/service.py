@@ -240,14 +240,19 @@ class SyncService:
             previous = self._last_tip
             tip = await asyncio.to_thread(gitsync.fetch, self.worktree, remote, branch)
             cycle.fetched = True
-            if tip is not None and previous is not None and tip != previous:
-                if not await asyncio.to_thread(gitsync.is_ancestor, self.worktree, previous, tip):
-                    note = (
-                        f"{remote}'s {branch} was rewritten (force-pushed): nothing local is lost,"
-                        " this clone's events go back with the next push"
-                    )
-                    cycle.notes.append(note)
-                    log.warning(note)
+            rewritten = (
+                tip is not None
+                and previous is not None
+                and tip != previous
+                and not await asyncio.to_thread(gitsync.is_ancestor, self.worktree, previous, tip)
+            )
+            if rewritten:
+                note = (
+                    f"{remote}'s {branch} was rewritten (force-pushed): nothing local is lost,"
+                    " this clone's events go back with the next push"
+                )
+                cycle.notes.append(note)
+                log.warning(note)
             self._last_tip = tip
             if tip is not None:
                 merged = await asyncio.to_thread(
