@@ -251,6 +251,8 @@ def test_a_force_pushed_remote_loses_no_event(remote):
     exchange(a, b)
     git(remote.bare, "update-ref", "refs/heads/a-sync", first)  # somebody rewinds the branch
     alice.ok("send", "two", "--to", "@bob")
+    rewound = sync(a)
+    assert any("rewritten" in n for n in rewound["notes"]), rewound
     exchange(a, b)
     assert sorted(contents(bob)) == ["one", "two"]
     # the rewound history came back: a fresh clone gets everything
@@ -361,3 +363,37 @@ def test_a_purge_holds_on_every_clone_and_nothing_older_comes_back(remote):
     on_b = [m["body"]["content"] for m in bob.json("inbox", "--all", "--page-size", "100")["messages"]]
     assert "old news on a" not in on_b and "written on b before the purge" not in on_b
     assert "after the purge" in on_b
+
+
+async def test_the_console_shows_the_sync_state_and_its_page_runs_a_cycle(remote, monkeypatch):
+    from thrum_tui.screens.sync import SyncScreen
+    from thrum_tui.widgets.header_line import HeaderLine
+    from tui_helpers import console, notified, until
+
+    a = remote("a")
+    a.agent("alice", "implementer")
+    a.git("config", "user.name", "Ada Lovelace")
+    a.stop()
+    for key, value in a.env.items():
+        if key.startswith("THRUM_") or key == "HOME":
+            monkeypatch.setenv(key, value)
+    monkeypatch.chdir(a.path)
+    async with console(a) as (app, pilot):
+        header = app.query_one(HeaderLine)
+        # the operator's registration waits for the (long, in these tests) settle: "pending"
+        await until(
+            pilot,
+            lambda: header.sync in ("pending", "starting") or header.sync.startswith("synced"),
+            "the header's sync state",
+            last=lambda: header.sync,
+        )
+        await pilot.press("S")
+        screen = await until(pilot, lambda: isinstance(app.screen, SyncScreen) and app.screen)
+        await until(
+            pilot, lambda: "remote: syncing with origin" in str(screen.query_one("#summary").render())
+        )
+        await pilot.press("s")
+        await until(pilot, lambda: notified(app, "sync ok"), "the forced cycle's result")
+        await until(pilot, lambda: screen.query_one("#cycles").row_count >= 1, "the cycles listed")
+        await pilot.press("escape")
+        await until(pilot, lambda: header.sync.startswith("synced"), last=lambda: header.sync)
