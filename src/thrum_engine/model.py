@@ -63,6 +63,8 @@ class AgentRegisterData(_AgentColumns, total=False):
     name: Required[str]
     role: Required[str]
     registered_at: str
+    origin: str  # the registering clone's id (sync)
+    host: str
 
 
 class AgentNameData(TypedDict):
@@ -133,6 +135,7 @@ class MessageIdsData(TypedDict, total=False):
 
 class MessageNotifiedData(MessageIdsData):
     recipient: Required[str]
+    via: str  # the delivery path (delivery_paths.PATHS); absent: a nudge
 
 
 class MessagePurgeData(TypedDict, total=False):

@@ -3,7 +3,7 @@ tables hold machine-local state that `doctor rebuild` carries over."""
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 8
 
 PROJECTED = ("applied_events", "shard_offsets", "agents", "sessions", "messages", "deliveries", "unread")
 # Review tables (issue 14): reviews and their rounds are projected, pending comments are local.
@@ -201,7 +201,17 @@ MIGRATIONS: list[str] = [
         DELETE FROM unread WHERE recipient = OLD.name;
     END;
     """,
-    # v6: reviews (issue 14). `reviews` and `review_rounds` are projected from review.* events;
+    # v6: which path delivered a message first (delivery_paths.py: channel, wait, hook, nudge).
+    """
+    ALTER TABLE deliveries ADD COLUMN notified_via TEXT;
+    """,
+    # v7: where an agent was registered (clone id and host), so `team` can say which machine an agent
+    # synced from runs on; '' for agents registered before sync.
+    """
+    ALTER TABLE agents ADD COLUMN origin TEXT NOT NULL DEFAULT '';
+    ALTER TABLE agents ADD COLUMN host TEXT NOT NULL DEFAULT '';
+    """,
+    # v8: reviews (issue 14). `reviews` and `review_rounds` are projected from review.* events;
     # `review_drafts` holds the operator's pending comments on this machine until they are submitted.
     """
     CREATE TABLE reviews(
