@@ -57,7 +57,7 @@ GROUPS: list[tuple[str, list[tuple[str, str]]]] = [
     (
         "Review",
         [
-            ("v / enter (review queue)", "review the agent's work: files, diff, commits"),
+            ("v / enter (queue)", "review the agent's work: files, diff, commits"),
             ("] [  j k  pgup pgdn", "next / previous hunk (on to the next file), line, page"),
             ("v (diff) … c", "comment on a range; c alone: the line; C: the whole file"),
             ("x  n p  u", "mark viewed; next / previous file; reload"),
