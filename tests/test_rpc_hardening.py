@@ -69,6 +69,8 @@ def second_user() -> pwd.struct_passwd:
 def attacker_dir():
     """A directory under /tmp that the second user owns and anyone may enter."""
     user = second_user()
+    if not os.stat("/tmp").st_mode & 0o001:
+        pytest.skip("/tmp cannot be entered by other users on this machine (mode 0700)")
     d = tempfile.mkdtemp(prefix="thrum-attacker-", dir="/tmp")
     os.chmod(d, 0o755)
     os.chown(d, user.pw_uid, user.pw_gid)
