@@ -108,7 +108,9 @@ async def test_a_v4_database_gets_its_unread_counts_on_upgrade(tmp_path):
             " DROP TRIGGER unread_reregistered; DROP TRIGGER unread_forgotten;"
             " ALTER TABLE deliveries DROP COLUMN notified_via;"  # v6 (delivery paths), after this one
         )
-        conn.executescript("ALTER TABLE agents DROP COLUMN origin; ALTER TABLE agents DROP COLUMN host;")  # v7
+        conn.executescript(
+            "ALTER TABLE agents DROP COLUMN origin; ALTER TABLE agents DROP COLUMN host;"
+        )  # v7
         conn.execute("UPDATE meta SET value='4' WHERE key='schema_version'")
     store = Store(str(path))
     await store.open()
