@@ -162,12 +162,9 @@ def remote_url(repo: str, remote: str) -> str | None:
 
 def fetch(worktree: str, remote: str, branch: str) -> str | None:
     """Fetch the remote's sync branch to `refs/thrum/remote/<branch>`; its tip, or None when the remote
-    has no such branch yet."""
+    has no such branch yet. One git process (a cycle's spawns are what a send feels)."""
     ref = f"refs/thrum/remote/{branch}"
-    listed = out(worktree, "ls-remote", "--heads", remote, f"refs/heads/{branch}")
-    if not listed:
-        return None
-    git(
+    proc = git(
         worktree,
         "fetch",
         "--quiet",
@@ -175,7 +172,14 @@ def fetch(worktree: str, remote: str, branch: str) -> str | None:
         "--no-write-fetch-head",
         remote,
         f"+refs/heads/{branch}:{ref}",
+        check=False,
     )
+    if proc.returncode != 0:
+        text = proc.stderr.decode("utf-8", "replace")
+        if "couldn't find remote ref" in text:
+            return None
+        lines = text.strip().splitlines()
+        raise GitFailed(f"git fetch: {lines[-1] if lines else f'exit {proc.returncode}'}")
     return out(worktree, "rev-parse", ref)
 
 
