@@ -5,14 +5,21 @@ from __future__ import annotations
 from thrum_engine.cli.args import exclusive
 from thrum_engine.cli.call import CliError, Ctx
 from thrum_engine.cli.output import line
-from thrum_engine.durations import parse_duration
+from thrum_engine.durations import iso, parse_duration
 
 
 def whoami(ctx: Ctx) -> int:
+    from thrum_engine.identity_file import FIELDS
+    from thrum_engine.layout import current_branch
+
     name = ctx.require_me()
-    data = dict(ctx.identity_file or {"name": name})
-    data.setdefault("name", name)
+    data = {f: "" for f in FIELDS}
+    data.update({k: v for k, v in (ctx.identity_file or {}).items() if v is not None})
+    data["name"] = data.get("name") or name
     data["agent_id"] = name
+    data["preferred_runtime"] = data["preferred_runtime"] or data["runtime"]
+    data["worktree"] = data["worktree"] or ctx.layout.worktree
+    data["branch"] = current_branch(data["worktree"]) or ""  # live: the checkout can move
     field = ctx.args.get("field")
     if field:
         if field not in data:
@@ -129,7 +136,21 @@ def set_status(ctx: Ctx) -> int:
     if ctx.args.get("agent"):
         params["agent"] = ctx.args["agent"]
     r = ctx.call("agent.set_status", params)
-    return ctx.emit(r, lambda r: line(f"✓ @{r['agent_id']} is {r['status']}"))
+    if r["agent_id"] == ctx.me:  # hook scripts read their own status from the identity file
+        from thrum_engine import identity_file
+
+        identity_file.update(
+            ctx.layout.worktree,
+            r["agent_id"],
+            {"agent_status": r["status"], "agent_status_updated_at": iso()},
+        )
+    own = not ctx.args.get("agent") or r["agent_id"] == ctx.me
+    return ctx.emit(
+        r,
+        lambda r: line(
+            f"✓ Status set to {r['status']}" if own else f"✓ Status for {r['agent_id']} set to {r['status']}"
+        ),
+    )
 
 
 def _session_line(s: dict | None) -> str:

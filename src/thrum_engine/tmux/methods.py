@@ -216,6 +216,7 @@ async def create(engine: Engine, caller: Caller, p: CreateParams) -> dict:
                     reg.get("session"),
                     repo=engine.layout.repo,
                     agent_pid=None,
+                    tmux_session=p.session,
                 ),
             )
         tags = {
