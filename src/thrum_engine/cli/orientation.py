@@ -216,6 +216,8 @@ def config_show(ctx: Ctx) -> int:
     except Exception as exc:  # pydantic ValidationError: a bad value in the file or env
         raise CliError(f"invalid settings: {' '.join(str(exc).split())}") from None
     r = {"config": s.model_dump(mode="json"), "config_file": ctx.layout.config_file}
+    # upstream's key, which its scripts read at the top (`.runtime.primary`): our runtimes.default
+    r["runtime"] = r["config"]["runtime"] = {"primary": s.runtimes.default}
 
     def human(r: dict) -> None:
         def walk(prefix: str, d: dict) -> None:

@@ -52,9 +52,9 @@ def create(ctx: Ctx) -> int:
     r = ctx.call("tmux.create", _create_params(ctx, ctx.args["session"], cwd))
     return ctx.emit(
         r,
-        lambda r: line(
-            f"✓ Session {r['session']['name']} created"
-            + (f" for @{r['session']['agent']}" if r["session"]["agent"] else "")
+        lambda r: (
+            line(f"✓ Session created: {r['session']['name']}"),  # upstream's words
+            r["session"]["agent"] and line(f"  agent: @{r['session']['agent']}"),
         ),
     )
 
@@ -63,7 +63,7 @@ def _launch_lines(r: dict) -> None:
     if not r["launched"]:
         line(f"Nothing to launch for runtime {r['runtime']}.")
         return
-    line(f"✓ Launched {r['runtime']} in {r['session']}" + (" and primed it" if r["primed"] else ""))
+    line(f"✓ Launched {r['runtime']} in session {r['session']}" + (" and primed it" if r["primed"] else ""))
     if r.get("note"):
         line(f"! {r['note']}")
 
@@ -88,7 +88,7 @@ def start(ctx: Ctx) -> int:
         params["prompt"] = ctx.args["prompt"]
     r = ctx.call("tmux.start", params, timeout=None)
     return ctx.emit(
-        r, lambda r: (line(f"✓ Session {r['session']['name']} created"), _launch_lines(r["launch"]))
+        r, lambda r: (line(f"✓ Session created: {r['session']['name']}"), _launch_lines(r["launch"]))
     )
 
 
@@ -140,7 +140,7 @@ def restart(ctx: Ctx) -> int:
     if ctx.args.get("runtime"):
         params["runtime"] = ctx.args["runtime"]
     r = ctx.call("tmux.restart", params, timeout=None)
-    return ctx.emit(r, _launch_lines)
+    return ctx.emit(r, lambda r: (line(f"✓ Session {params['session']} restarted"), _launch_lines(r)))
 
 
 def connect(ctx: Ctx) -> int:

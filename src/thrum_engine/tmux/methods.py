@@ -109,6 +109,17 @@ def runtime_for(engine: Engine, name: str | None) -> runtimes.Runtime:
     return runtimes.get(engine.layout.repo, name or engine.settings.runtimes.default)
 
 
+def session_state(engine: Engine, s: Session) -> str:
+    """Upstream's words, which its scripts test: `dead` (the pane's process is gone), `stale` (nothing
+    has changed in the pane for the presence offline threshold), `alive`."""
+    if s.stream.dead or s.state.state == "exited":
+        return "dead"
+    import time
+
+    quiet = time.time() - s.state.since
+    return "stale" if quiet > engine.settings.presence.offline_after_seconds else "alive"
+
+
 def session_view(engine: Engine, s: Session) -> dict:
     wt = engine.agents.get(s.agent, {}).get("worktree") or s.cwd
     return {
@@ -117,7 +128,7 @@ def session_view(engine: Engine, s: Session) -> dict:
         "runtime": s.runtime.name,
         "pane_id": s.pane_id,
         "cwd": s.cwd,
-        "state": "exited" if s.stream.dead else "running",
+        "state": session_state(engine, s),
         "pane_state": s.state.view(),
         "branch": current_branch(wt) if wt and os.path.isdir(wt) else None,
     }
