@@ -44,7 +44,7 @@ def test_an_agent_cannot_delete_restatus_or_purge_for_others_but_the_operator_ca
     assert alice.json("inbox")["total"] == 1 and agent_names(alice) == ["alice", "bob", "carol", "ops"]
 
     # Acting on itself is fine.
-    assert bob.ok("agent", "set-status", "blocked").out == "✓ @bob is blocked\n"
+    assert bob.ok("agent", "set-status", "blocked").out == "✓ Status set to blocked\n"
     assert bob.ok("agent", "set-status", "idle", "--agent", "bob").code == 0
 
     # The operator (a caller in the main checkout) may do all of it.

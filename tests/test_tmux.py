@@ -806,7 +806,7 @@ def test_sessions_survive_a_daemon_restart_and_state_still_updates(trepo):
     assert (by_name["dr"]["agent"], by_name["dr"]["runtime"], by_name["dr"]["state"]) == (
         "drr",
         "fake_claude",
-        "running",
+        "alive",
     )
     assert (by_name["drs"]["agent"], by_name["drs"]["runtime"]) == ("drs", "shell")
     trepo.wait_state("dr", "idle")

@@ -9,7 +9,6 @@ from thrum_engine import names
 from thrum_engine.errors import InvalidName
 from thrum_engine.files import write_private
 
-
 # Every field an identity answers to (`whoami --field F`), in the names upstream's hook scripts read;
 # a known field that is unset answers empty, so a script's `$(thrum whoami --field tmux_session)` never fails.
 FIELDS = (
