@@ -108,6 +108,14 @@ class ConsoleSettings(BaseModel):
     )
 
 
+class DaemonSettings(BaseModel):
+    """Upstream's `daemon` section, kept under its name so scripts that read the file find it."""
+
+    single_agent_mode: bool = Field(
+        False, description="one agent works alone: the briefing leaves the team and coordination out"
+    )
+
+
 class ThrumSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="THRUM_", env_nested_delimiter="__", extra="ignore")
 
@@ -120,6 +128,7 @@ class ThrumSettings(BaseSettings):
     runtimes: RuntimesSettings = RuntimesSettings()
     monitors: MonitorsSettings = MonitorsSettings()
     console: ConsoleSettings = ConsoleSettings()
+    daemon: DaemonSettings = DaemonSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -139,8 +139,33 @@ def restart(ctx: Ctx) -> int:
     params = {"session": ctx.args["session"], "force": ctx.args["force"]}
     if ctx.args.get("runtime"):
         params["runtime"] = ctx.args["runtime"]
-    r = ctx.call("tmux.restart", params, timeout=None)
+    written = _snapshot_before_restart(ctx, ctx.args["session"])
+    try:
+        r = ctx.call("tmux.restart", params, timeout=None)
+    except CliError:
+        if written:  # refused or failed: no restart, so no snapshot for a next session
+            os.remove(written)
+        raise
     return ctx.emit(r, lambda r: (line(f"✓ Session {params['session']} restarted"), _launch_lines(r)))
+
+
+def _snapshot_before_restart(ctx: Ctx, session: str) -> str | None:
+    """Keep the agent's conversation across the restart, as upstream's restart does: unless the agent
+    saved its own snapshot (`tmux snapshot save`), write one from its pane now, before the pane goes;
+    the briefing after the restart hands it over. Returns the path written, if any."""
+    from thrum_engine import snapshots
+    from thrum_engine.cli.snapshot import build
+    from thrum_engine.layout import worktree_root
+
+    found = [s for s in ctx.call("tmux.status").get("sessions", []) if s["name"] == session]
+    if not found or not found[0].get("agent") or not found[0].get("cwd"):
+        return None
+    agent = found[0]["agent"]
+    home = worktree_root(found[0]["cwd"])
+    if home is None or snapshots.read(home, agent) is not None:
+        return None
+    text = build(ctx, agent, home, f"tmux restart {session}", require_session=False)
+    return snapshots.save(home, agent, text)
 
 
 def connect(ctx: Ctx) -> int:
