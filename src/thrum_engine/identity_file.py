@@ -8,28 +8,7 @@ import os
 from thrum_engine import names
 from thrum_engine.errors import InvalidName
 from thrum_engine.files import write_private
-
-# Every field an identity answers to (`whoami --field F`), in the names upstream's hook scripts read;
-# a known field that is unset answers empty, so a script's `$(thrum whoami --field tmux_session)` never fails.
-FIELDS = (
-    "agent_id",
-    "agent_pid",
-    "agent_status",
-    "agent_status_updated_at",
-    "branch",
-    "display",
-    "intent",
-    "module",
-    "name",
-    "preferred_runtime",
-    "registered_at",
-    "repo",
-    "role",
-    "runtime",
-    "session_id",
-    "tmux_session",
-    "worktree",
-)
+from thrum_engine.identity_fields import FIELDS  # noqa: F401 - re-exported: the file's fields
 
 
 def identity_record(

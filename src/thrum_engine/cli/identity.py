@@ -9,7 +9,7 @@ from thrum_engine.durations import iso, parse_duration
 
 
 def whoami(ctx: Ctx) -> int:
-    from thrum_engine.identity_file import FIELDS
+    from thrum_engine.identity_fields import FIELDS
     from thrum_engine.layout import current_branch
 
     name = ctx.require_me()
