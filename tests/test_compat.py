@@ -197,3 +197,51 @@ def test_monitor_json_shapes_and_stop_line(pair):
     assert alice.ok("monitor", "stop", "CI_Build").out == f"✓ Stopped monitor CI_Build ({mon_id})\n"
     assert alice.json("monitor", "list") == []
     assert [m["name"] for m in alice.json("monitor", "list", "--all")] == ["CI_Build"]
+
+
+# -- missing commands (item 7) ----------------------------------------------------------------------------
+
+
+def test_context_show_session_and_project(pair):
+    repo, alice, _ = pair
+    r = alice.ok("context", "show", "--session", "--no-preamble")
+    assert r.out == "No context saved for alice\n"
+    alice.ok("context", "save", input="working on the parser\n")
+    r = alice.ok("context", "show", "--session", "--no-preamble")
+    head, _, body = r.out.partition("\n\n")
+    assert re.fullmatch(r"# Context for alice \(22 bytes, updated \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\)", head)
+    assert body == "working on the parser\n"
+    assert alice.ok("context", "show", "--project").out == (
+        "No project state found (.thrum/context/project_state.md)\n"
+    )
+    (repo.path / ".thrum" / "context" / "project_state.md").write_text("release 1.2 in progress\n")
+    assert alice.ok("context", "show", "--project").out == "release 1.2 in progress\n"
+    assert_error(alice.run("context", "show", "--session", "--project"), "mutually exclusive")
+
+
+def test_context_sync_commits_my_context_to_the_sync_branch(pair):
+    repo, alice, _ = pair
+    assert alice.ok("context", "sync").out == "No context file for alice, nothing to sync.\n"
+    alice.ok("context", "save", input="state of play\n")
+    r = alice.ok("context", "sync")
+    assert r.out.startswith("✓ Context synced for alice on a-sync")
+    shown = repo.git("show", "a-sync:context/alice.md")
+    assert shown == "state of play"
+    assert repo.git("log", "-1", "--format=%s", "a-sync") == "context: sync alice"
+    assert "(unchanged)" in alice.ok("context", "sync").out
+    assert_error(alice.run("context", "sync", "--agent", "bob"), "only the operator")
+
+
+def test_single_agent_mode_is_stored_where_upstream_keeps_it_and_the_briefing_follows(pair):
+    repo, alice, _ = pair
+    assert alice.ok("single-agent-mode").out == "Single-agent mode: false\n"
+    assert "## Team" in alice.ok("prime").out
+    assert alice.ok("single-agent-mode", "true").out == "✓ Single-agent mode set to true\n"
+    config = json.loads((repo.path / ".thrum" / "config.json").read_text())
+    assert config["daemon"]["single_agent_mode"] is True
+    assert alice.json("single-agent-mode") == {"single_agent_mode": True}
+    briefing = alice.ok("prime").out  # the engine follows the file live: no restart
+    assert "## Team" not in briefing and "Single-agent mode" in briefing
+    alice.ok("single-agent-mode", "false")
+    assert "## Team" in alice.ok("prime").out
+    assert_error(alice.run("single-agent-mode", "maybe"), "use true or false")

@@ -67,6 +67,9 @@ def test_no_agent_session_is_a_plain_shell_that_runs_queued_commands(trepo):
     assert "queued-42" in r.out and re.search(r"^✓ completed \(exit 0\) in \d+\.\ds$", r.out, re.MULTILINE), (
         r.out
     )
+    # the shell exits: the session is `dead` (upstream's word), its pane kept to read
+    trepo.ok("tmux", "send", "plain", "exit")
+    wait_for(lambda: trepo.session("plain")["state"] == "dead", "the session to be dead")
 
 
 def test_cancel_interrupts_the_running_command_in_the_pane(trepo):
