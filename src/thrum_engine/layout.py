@@ -185,7 +185,7 @@ class Layout:
         self.state = os.path.join(self.repo, STATE_DIR)
 
     @classmethod
-    def discover(cls, start: str | None = None) -> "Layout":
+    def discover(cls, start: str | None = None) -> Layout:
         """`start` (--repo) first, then THRUM_HOME, then the cwd. THRUM_HOME pins the repo whatever the
         cwd, but a cwd inside one of that repo's own worktrees keeps its worktree (and so its identity)."""
         home = thrum_home()
@@ -204,6 +204,11 @@ class Layout:
     @property
     def var(self) -> str:
         return os.path.join(self.state, "var")
+
+    @property
+    def clone_file(self) -> str:
+        """This clone's id, which names the journal shards it writes (machine-local, never synced)."""
+        return os.path.join(self.var, "clone")
 
     @property
     def config_file(self) -> str:

@@ -40,7 +40,9 @@ def git(cwd: str, *args: str, check: bool = True, stdin: str | None = None) -> s
     env.setdefault("GIT_AUTHOR_EMAIL", "thrum@localhost")
     env.setdefault("GIT_COMMITTER_NAME", "thrum")
     env.setdefault("GIT_COMMITTER_EMAIL", "thrum@localhost")
-    proc = subprocess.run(["git", *args], cwd=cwd, env=env, input=stdin, capture_output=True, text=True)
+    proc = subprocess.run(
+        ["git", *args], cwd=cwd, env=env, input=stdin, capture_output=True, text=True, check=False
+    )
     if check and proc.returncode != 0:
         raise CliError(
             f"git {' '.join(args[:2])} failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}"
@@ -409,14 +411,7 @@ def _register(
         "force": force,
         "start_session": start_session,
     }
-    from thrum_engine.rpc.client import EngineUnavailable, RpcError
-
-    try:
-        r = ctx.client().call("agent.register", params)  # no caller: we are becoming someone
-    except RpcError as exc:
-        raise CliError(exc.message) from None
-    except EngineUnavailable as exc:
-        raise CliError(f"lost the engine: {exc}") from None
+    r = ctx.call("agent.register", params, as_caller=False)  # no caller: we are becoming someone
     from thrum_engine import identity_file
 
     identity_file.write(

@@ -82,7 +82,11 @@ async def serve(
     except BaseException:
         await engine.stop()
         raise
-    engine.request_stop = lambda: loop.call_later(0.05, stop.set)
+
+    def request_stop() -> None:
+        loop.call_later(0.05, stop.set)
+
+    engine.request_stop = request_stop
     write_pid_file(layout, host)
     log.info("listening on %s (pid %d)", layout.socket_path, os.getpid())
     if on_engine is not None:
