@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import time
 from pathlib import Path
 
@@ -245,3 +246,37 @@ def test_single_agent_mode_is_stored_where_upstream_keeps_it_and_the_briefing_fo
     alice.ok("single-agent-mode", "false")
     assert "## Team" in alice.ok("prime").out
     assert_error(alice.run("single-agent-mode", "maybe"), "use true or false")
+
+
+# -- `--user` installs (into the home, only when asked) ---------------------------------------------------
+
+
+def test_init_user_writes_the_runtime_files_into_the_home_only_when_asked(repo):
+    home = Path(repo.env["HOME"])
+    r = repo.ok("init", "--non-interactive", "--no-daemon", "--runtime", "claude")
+    assert not (home / ".claude").exists() and (repo.path / ".claude" / "settings.json").exists()
+    r = repo.ok("init", "--non-interactive", "--no-daemon", "--runtime", "claude,codex,gemini", "--user")
+    assert "~/.claude/settings.json" in r.out and "~/.codex/AGENTS.md" in r.out
+    settings = json.loads((home / ".claude" / "settings.json").read_text())
+    command = settings["hooks"]["UserPromptSubmit"][0]["hooks"][0]["command"]
+    assert command.endswith("hook prompt-submit --runtime claude")
+    assert "## Thrum" in (home / ".claude" / "CLAUDE.md").read_text()
+    assert (home / ".claude" / "skills" / "thrum-prime" / "SKILL.md").is_file()
+    assert "## Thrum" in (home / ".codex" / "AGENTS.md").read_text()
+    assert (home / ".gemini" / "settings.json").is_file() and (home / ".gemini" / "GEMINI.md").is_file()
+    assert not (home / "CLAUDE.md").exists() and not (home / "AGENTS.md").exists()
+    # the user-level hook is harmless outside a Thrum repo: it answers nothing, exit 0
+    outside = home / "elsewhere"
+    outside.mkdir()
+    payload = json.dumps({"session_id": "s", "cwd": str(outside), "prompt": "hi"})
+    proc = subprocess.run(
+        ["/bin/sh", "-c", command], input=payload, cwd=outside, env=repo.env, capture_output=True, text=True
+    )
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
+    # idempotent; cursor's rules have no user-level file (a note, not an error); unknown ones refused
+    again = repo.ok("init", "--non-interactive", "--no-daemon", "--runtime", "claude", "--user")
+    assert "are in place (nothing to change)" in again.out
+    r = repo.ok("init", "--non-interactive", "--no-daemon", "--runtime", "cursor", "--user")
+    assert "Cursor keeps user rules in its settings" in r.out and (home / ".cursor" / "hooks.json").is_file()
+    assert_error(repo.run("init", "--non-interactive", "--no-daemon", "--runtime", "amp", "--user"), "--user")
+    assert_error(repo.run("init", "--non-interactive", "--no-daemon", "--user"), "--runtime")

@@ -30,7 +30,7 @@ COMMANDS: list[Spec] = [
         "setup:init",
         "create .thrum/ and the a-sync journal branch in this repo",
         flags="stealth:b force:b dry-run:b non-interactive:b no-daemon:b name:v worktrees-root:v"
-        " runtime:v skills:b roles:v",
+        " runtime:v skills:b roles:v user:b",
     ),
     _s(
         "quickstart",
