@@ -189,7 +189,9 @@ def test_monitor_json_shapes_and_stop_line(pair):
     r = alice.ok(
         "monitor", "watch-file", "--name", "CI_Build", "--path", str(log), "--match", "FAIL", "--to", "@bob"
     )
-    mon_id = re.search(r"mon_" + ULID, r.out).group(0)
+    found = re.search(r"mon_" + ULID, r.out)
+    assert found, r.out
+    mon_id = found.group(0)
     listing = alice.json("monitor", "list")
     assert isinstance(listing, list) and [m["name"] for m in listing] == ["CI_Build"]
     assert listing[0]["target"] == "@bob" or listing[0]["target"] == "bob"

@@ -133,7 +133,7 @@ class DaemonSettings(BaseModel):
     """Upstream's `daemon` section, kept under its name so scripts that read the file find it."""
 
     single_agent_mode: bool = Field(
-        False, description="one agent works alone: the briefing leaves the team and coordination out"
+        default=False, description="one agent works alone: the briefing leaves the team and coordination out"
     )
 
 
