@@ -392,10 +392,15 @@ def main(argv: list[str] | None = None) -> int:
         ):
             head = argv[0].partition("=")[0]
         if head in groups and head not in BY_PATH:
+            words = [t for t in argv if not t.startswith("-")][:2]
+            group = " ".join(words)  # `tmux snapshot`: a group inside a group
+            if len(words) < 2 or not any(c.path.startswith(group + " ") for c in COMMANDS):
+                group = head
+            depth = len(group.split())
             error(
-                f"{head} needs a subcommand: "
+                f"{group} needs a subcommand: "
                 + ", ".join(
-                    dict.fromkeys(c.path.split()[1] for c in COMMANDS if c.path.startswith(head + " "))
+                    dict.fromkeys(c.path.split()[depth] for c in COMMANDS if c.path.startswith(group + " "))
                 )
             )
         elif head.startswith("-"):
