@@ -74,9 +74,8 @@ def resolve(engine: Engine, addresses: list[str], sender: str | None) -> tuple[l
     recipients: list[str] = []
     broadcast = False
     unknown = []
-    note = (
-        False  # `@me` or my own name: a note to myself, kept in my inbox (never nudged: nudges skip authors)
-    )
+    # `@me` or my own name: a note to myself, kept in my inbox (never nudged: nudges skip authors)
+    note = False
     for raw in addresses:
         addr = names.strip_at(raw.strip())
         if sender and addr in ("me", sender):

@@ -114,8 +114,6 @@ def session_state(engine: Engine, s: Session) -> str:
     has changed in the pane for the presence offline threshold), `alive`."""
     if s.stream.dead or s.state.state == "exited":
         return "dead"
-    import time
-
     quiet = time.time() - s.state.since
     return "stale" if quiet > engine.settings.presence.offline_after_seconds else "alive"
 
