@@ -38,7 +38,7 @@ def test_every_whoami_field_answers_and_unset_ones_are_empty(pair):
 
 
 def test_set_status_lines_and_the_identity_file_records_status(pair):
-    repo, alice, _ = pair
+    repo, alice, bob = pair
     r = alice.ok("agent", "set-status", "blocked")
     assert r.out == "✓ Status set to blocked\n"
     assert alice.ok("whoami", "--field", "agent_status").out == "blocked\n"
@@ -50,6 +50,7 @@ def test_set_status_lines_and_the_identity_file_records_status(pair):
     # the operator sets someone else's status: upstream's second form
     ops = repo.agent("ops", "operator", worktree=False)
     assert ops.ok("agent", "set-status", "idle", "--agent", "bob").out == "✓ Status for bob set to idle\n"
+    assert bob.ok("whoami", "--field", "agent_status").out == "idle\n"  # recorded in bob's file too
 
 
 # -- THRUM_HOME (item 5) ----------------------------------------------------------------------------------

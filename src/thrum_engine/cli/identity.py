@@ -5,7 +5,7 @@ from __future__ import annotations
 from thrum_engine.cli.args import exclusive
 from thrum_engine.cli.call import CliError, Ctx
 from thrum_engine.cli.output import line
-from thrum_engine.durations import iso, parse_duration
+from thrum_engine.durations import parse_duration
 
 
 def whoami(ctx: Ctx) -> int:
@@ -135,15 +135,7 @@ def set_status(ctx: Ctx) -> int:
     params = {"status": status}
     if ctx.args.get("agent"):
         params["agent"] = ctx.args["agent"]
-    r = ctx.call("agent.set_status", params)
-    if r["agent_id"] == ctx.me:  # hook scripts read their own status from the identity file
-        from thrum_engine import identity_file
-
-        identity_file.update(
-            ctx.layout.worktree,
-            r["agent_id"],
-            {"agent_status": r["status"], "agent_status_updated_at": iso()},
-        )
+    r = ctx.call("agent.set_status", params)  # the engine also records it in the identity file
     own = not ctx.args.get("agent") or r["agent_id"] == ctx.me
     return ctx.emit(
         r,
