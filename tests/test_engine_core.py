@@ -18,7 +18,7 @@ from thrum_engine.settings import ThrumSettings
 @pytest.fixture
 async def engine(tmp_path, monkeypatch):
     monkeypatch.setenv("THRUM_TMUX__SOCKET_NAME", "thrum-test-core-unused")
-    subprocess.run(["git", "init", "-q", str(tmp_path / "r")], check=True)
+    await asyncio.to_thread(subprocess.run, ["git", "init", "-q", str(tmp_path / "r")], check=True)
     (tmp_path / "r/.git/thrum-sync/a-sync/journal").mkdir(parents=True)
     settings = ThrumSettings(engine={"request_timeout_seconds": 0.6})
     e = Engine(Layout(str(tmp_path / "r")), settings)

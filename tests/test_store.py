@@ -91,7 +91,8 @@ def test_torn_final_line_is_set_aside_and_the_rest_kept(tmp_path):
         fh.write(b'{"v":1,"id":"evt_torn","ty')
     torn = Journal(str(tmp_path / "journal"), str(tmp_path / "quarantine")).open()
     assert len(torn) == 1 and torn[0].shard == "alice"
-    assert open(torn[0].saved_to, "rb").read() == b'{"v":1,"id":"evt_torn","ty'
+    with open(torn[0].saved_to, "rb") as fh:
+        assert fh.read() == b'{"v":1,"id":"evt_torn","ty'
     r = j.read_events("alice")
     assert [e["id"] for e in r.events] == [e["id"] for e in events()[:2]] and r.rejected == []
     assert r.end == j.size("alice")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import socket
 import time
 
 from thrum_engine import ids, names
 from thrum_engine.durations import iso, parse_iso
 from thrum_engine.engine.authority import require_agent_owner, require_operator
-from thrum_engine.engine.core import Caller, Engine
+from thrum_engine.engine.core import Caller, Engine, same_origin
 from thrum_engine.engine.registry import method
 from thrum_engine.errors import Conflict, InvalidName, UnknownAgent
 from thrum_engine.model import (
@@ -22,6 +23,8 @@ from thrum_engine.model import (
     SetStatusParams,
     TextParams,
 )
+
+_HOST = socket.gethostname()
 
 
 def author_of(engine: Engine, caller: Caller) -> str:
@@ -41,6 +44,8 @@ def agent_view(engine: Engine, row: dict) -> dict:
         "kind": row["kind"],
         "worktree": row["worktree"],
         "registered_at": row["registered_at"],
+        "origin": {"clone": row.get("origin") or "", "host": row.get("host") or ""},
+        "local": (row.get("origin") or "") in ("", engine.journal.clone),
         "status": row.get("status") or "",
         "intent": (session or {}).get("intent") or row.get("intent") or "",
         "task": (session or {}).get("task") or row.get("task") or "",
@@ -91,6 +96,11 @@ async def register(engine: Engine, caller: Caller, p: RegisterParams, *, checked
                 raise InvalidName(problem)
     worktree = caller.worktree or engine.layout.worktree
     existing = engine.agents.get(p.name)
+    if existing and not same_origin(existing.get("origin", ""), engine.journal.clone or ""):
+        raise Conflict(
+            f"agent @{p.name} is registered on another clone ({existing.get('host') or '?'},"
+            f" clone {existing['origin']}); names are shared by every clone: pick another name"
+        )
     moving = bool(existing and existing["worktree"] and existing["worktree"] != worktree)
     if moving and not p.force:
         raise Conflict(
@@ -110,6 +120,8 @@ async def register(engine: Engine, caller: Caller, p: RegisterParams, *, checked
         # Re-registering keeps the original floor, so quickstart twice never hides history.
         "registered_at": existing["registered_at"] if existing else iso(),
         "intent": p.intent,
+        "origin": engine.journal.clone or "",
+        "host": _HOST,
     }
     unchanged = existing and all(existing.get(k) == v for k, v in data.items() if k != "intent")
     if not unchanged:

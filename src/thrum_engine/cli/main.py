@@ -189,6 +189,38 @@ COMMANDS: list[Spec] = [
         pos=("worktree",),
         flags="force:b delete-branch:b keep-agent:b",
     ),
+    # review and merge
+    _s("review request", "review:request", "ask for review of your work", flags="note:v agent:v"),
+    _s("review list", "review:list_", "what needs review: ahead/behind, +/−, tests, age", flags="all:b"),
+    _s("review show", "review:show", "a review: rounds, comments, replies", pos=("id?",), flags="agent:v"),
+    _s(
+        "review comments",
+        "review:comments",
+        "the comments on my (or an agent's) review",
+        pos=("id?",),
+        flags="agent:v",
+    ),
+    _s(
+        "review submit",
+        "review:submit",
+        "approve or request changes (pending comments go with it)",
+        pos=("name",),
+        flags="approve:b request-changes:b summary:v",
+    ),
+    _s(
+        "review preflight",
+        "review:preflight",
+        "what a merge would meet",
+        pos=("name",),
+        flags="squash:b rebase:b",
+    ),
+    _s(
+        "review merge",
+        "review:merge",
+        "merge an approved review into the target (operator)",
+        pos=("name",),
+        flags="squash:b rebase:b teardown:b delete-branch:b keep-agent:b force:b",
+    ),
     # agents in tmux
     _s(
         "tmux create",
@@ -286,6 +318,13 @@ COMMANDS: list[Spec] = [
         "console:tui",
         "the console: team, conversations, compose (hosts the engine or attaches)",
         flags="stop-engine:b",
+    ),
+    # agent runtimes
+    _s(
+        "mcp serve",
+        "mcp:serve",
+        "MCP stdio server for this agent (tools, and channel push into Claude Code)",
+        flags="agent-id:v channel:v",
     ),
     # engine
     _s("daemon start", "engine:start", "start the headless engine", flags="local:b"),

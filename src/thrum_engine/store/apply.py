@@ -43,10 +43,11 @@ def _dumps(value: Any) -> str:
 
 def _agent_register(ev: dict, d: dict) -> Iterable[Op]:
     yield (
-        "INSERT INTO agents(name, role, module, display, runtime, kind, worktree, registered_at, intent)"
-        " VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(name) DO UPDATE SET role=excluded.role,"
+        "INSERT INTO agents(name, role, module, display, runtime, kind, worktree, registered_at, intent,"
+        " origin, host) VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(name) DO UPDATE SET role=excluded.role,"
         " module=excluded.module, display=excluded.display, runtime=excluded.runtime, kind=excluded.kind,"
-        " worktree=excluded.worktree, registered_at=excluded.registered_at",
+        " worktree=excluded.worktree, registered_at=excluded.registered_at, origin=excluded.origin,"
+        " host=excluded.host WHERE agents.origin IN ('', excluded.origin) OR excluded.origin = ''",
         (
             d["name"],
             d["role"],
@@ -57,6 +58,8 @@ def _agent_register(ev: dict, d: dict) -> Iterable[Op]:
             d.get("worktree", ""),
             d.get("registered_at", ev["ts"]),
             d.get("intent", ""),
+            d.get("origin", ""),
+            d.get("host", ""),
         ),
     )
 
@@ -225,10 +228,15 @@ def _message_seen(ev: dict, d: dict) -> Iterable[Op]:
 
 def _message_notified(ev: dict, d: dict) -> Iterable[Op]:
     at = d.get("at", ev["ts"])
+    via = d.get("via", "nudge")  # written before paths were recorded: only the nudger notified
     for mid in d.get("message_ids", []):
         yield (
-            "UPDATE deliveries SET notified_at=COALESCE(notified_at, ?) WHERE recipient=? AND message_id=?",
-            (at, d["recipient"], mid),
+            (
+                "UPDATE deliveries SET notified_at=COALESCE(notified_at, ?),"
+                " notified_via=CASE WHEN notified_at IS NULL THEN ? ELSE notified_via END"
+                " WHERE recipient=? AND message_id=?"
+            ),
+            (at, via, d["recipient"], mid),
         )
 
 
@@ -236,6 +244,20 @@ def _message_purge(ev: dict, d: dict) -> Iterable[Op]:
     before = d.get("before") or "9999"
     yield ("DELETE FROM deliveries WHERE created_at < ?", (before,))
     yield ("DELETE FROM messages WHERE created_at < ?", (before,))
+    # The purge is a tombstone: its cutoff is kept, so older messages that another clone syncs in
+    # later are dropped too (see PURGE_FLOOR) and a purge never resurrects or fights across clones.
+    yield (
+        "INSERT INTO meta(key, value) VALUES ('purged_before', ?)"
+        " ON CONFLICT(key) DO UPDATE SET value = MAX(value, excluded.value)",
+        (before,),
+    )
+
+
+# Run after applying events synced from other clones: what is older than the newest purge's cutoff goes.
+PURGE_FLOOR: list[tuple[str, list[tuple]]] = [
+    ("DELETE FROM deliveries WHERE created_at < (SELECT value FROM meta WHERE key = 'purged_before')", [()]),
+    ("DELETE FROM messages WHERE created_at < (SELECT value FROM meta WHERE key = 'purged_before')", [()]),
+]
 
 
 APPLIERS: dict[str, Callable[[dict, dict], Iterable[Op]]] = {
@@ -253,6 +275,73 @@ APPLIERS: dict[str, Callable[[dict, dict], Iterable[Op]]] = {
     "message.notified": _message_notified,
     "message.purge": _message_purge,
 }
+
+
+# -- reviews (issue 14) --
+# A review exists from its first event (a request, or a round submitted without one). Its status is
+# the last word: "requested" (waiting for the human), "changes_requested", "approved", "merged".
+_OPEN_REVIEW = (
+    "INSERT OR IGNORE INTO reviews(id, agent, branch, target, opened_at, status, updated_at)"
+    " VALUES (?,?,?,?,?,?,?)"
+)
+
+
+def _review_request(ev: dict, d: dict) -> Iterable[Op]:
+    rid, ts = d["review_id"], ev["ts"]
+    yield (_OPEN_REVIEW, (rid, d["agent"], d.get("branch", ""), d.get("target", ""), ts, "requested", ts))
+    yield (
+        (
+            "UPDATE reviews SET status='requested', requested_at=?, requested_by=?, note=?, updated_at=?"
+            " WHERE id=? AND status != 'merged'"
+        ),
+        (ts, ev["author"], d.get("note", ""), ts, rid),
+    )
+
+
+def _review_submit(ev: dict, d: dict) -> Iterable[Op]:
+    rid, ts = d["review_id"], ev["ts"]
+    status = "approved" if d["verdict"] == "approve" else "changes_requested"
+    yield (_OPEN_REVIEW, (rid, d["agent"], d.get("branch", ""), d.get("target", ""), ts, status, ts))
+    yield (
+        (
+            "UPDATE reviews SET status=?, reviewed_head=?, reviewed_fingerprint=?, reviewed_at=?, reviewer=?,"
+            " message_id=?, updated_at=? WHERE id=? AND status != 'merged'"
+        ),
+        (status, d["head"], d.get("fingerprint", ""), ts, ev["author"], d.get("message_id"), ts, rid),
+    )
+    yield (
+        (
+            "INSERT OR IGNORE INTO review_rounds(event_id, review_id, at, reviewer, verdict, head, base,"
+            " fingerprint, summary, comments, message_id) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+        ),
+        (
+            ev["id"],
+            rid,
+            ts,
+            ev["author"],
+            d["verdict"],
+            d["head"],
+            d.get("base", ""),
+            d.get("fingerprint", ""),
+            d.get("summary", ""),
+            _encoder.encode(d.get("comments") or []),
+            d.get("message_id"),
+        ),
+    )
+
+
+def _review_merge(ev: dict, d: dict) -> Iterable[Op]:
+    rid, ts = d["review_id"], ev["ts"]
+    yield (_OPEN_REVIEW, (rid, d["agent"], d.get("branch", ""), d.get("target", ""), ts, "merged", ts))
+    yield (
+        "UPDATE reviews SET status='merged', merged_at=?, merged_commit=?, strategy=?, updated_at=? WHERE id=?",
+        (ts, d["merged_commit"], d["strategy"], ts, rid),
+    )
+
+
+APPLIERS.update(
+    {"review.request": _review_request, "review.submit": _review_submit, "review.merge": _review_merge}
+)
 
 
 _INSERT_APPLIED = "INSERT OR IGNORE INTO applied_events(id) VALUES (?)"
