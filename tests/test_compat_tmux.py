@@ -111,6 +111,7 @@ def test_snapshot_commands_and_a_restart_carry_the_conversation_to_the_next_brie
     assert_error(trepo.run("tmux", "snapshot", "restore", cwd=wt), "no restart snapshot for @snapper")
 
     # a restart keeps the conversation: written from the pane before it goes
+    trepo.wait_state("snap", "idle")  # (a working pane needs --force)
     r = trepo.ok("tmux", "restart", "snap")
     assert "✓ Session snap restarted" in r.out
     assert snapshot.exists() and "remember the blue widget" in snapshot.read_text()
