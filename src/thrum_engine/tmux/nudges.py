@@ -174,7 +174,7 @@ class Nudger:
         rows = await self.engine.store.all(
             "SELECT d.recipient, d.message_id, m.author FROM deliveries d JOIN messages m ON m.id = d.message_id"
             f" WHERE d.recipient IN ({marks}) AND d.read_at IS NULL AND d.deleted = 0"
-            " AND COALESCE(d.notified_at, d.created_at) < ? ORDER BY d.created_at",
+            " AND m.author != d.recipient AND COALESCE(d.notified_at, d.created_at) < ? ORDER BY d.created_at",
             [*agents, cutoff],
         )
         for r in rows:
