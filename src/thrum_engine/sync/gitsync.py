@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 from dataclasses import dataclass, field
 
@@ -25,6 +26,9 @@ JOURNAL = "journal"
 # that could climb, nothing a remote could use to reach outside the journal).
 SHARD_PATH = re.compile(r"^journal/([A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)*)@([a-z0-9]{1,32})\.jsonl$")
 GIT_TIMEOUT = 120.0
+# Sync's git runs below the engine's priority: on a small machine its hashing and packing would
+# otherwise take CPU from the sends it must never slow down.
+NICE = ["nice", "-n", "10"] if shutil.which("nice") else []
 
 
 class GitFailed(Exception):
@@ -65,7 +69,7 @@ def _env() -> dict[str, str]:
 
 def git(cwd: str, *args: str, stdin: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess:
     proc = subprocess.run(
-        ["git", "-c", "core.hooksPath=/dev/null", "-c", "gc.auto=0", *args],
+        [*NICE, "git", "-c", "core.hooksPath=/dev/null", "-c", "gc.auto=0", *args],
         check=False,  # the caller's `check` decides, with git's own message
         cwd=cwd,
         env=_env(),
