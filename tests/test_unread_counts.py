@@ -91,27 +91,36 @@ async def test_unread_table_follows_every_kind_of_change(tmp_path, seed):
 
 
 async def test_a_v4_database_gets_its_unread_counts_on_upgrade(tmp_path):
-    """Upgrading fills the table from the mail already there."""
+    """A database as the v4 release left it (its own schema, rows written directly) is upgraded, and
+    the new table holds the counts of the mail already there."""
     import sqlite3
 
+    from thrum_engine.store.schema import MIGRATIONS
+
     path = tmp_path / "old.sqlite"
-    events = _journal(9, 200)
-    store = Store(str(path))
-    await store.open()
-    await store.apply(events, {"x": 1})
-    expected = {(r["recipient"], r["author"]): r["n"] for r in await store.all(BRUTE)}
-    await store.close()
-    with sqlite3.connect(path) as conn:  # back to v4, as the previous release left it
-        conn.executescript(
-            "DROP TABLE unread; DROP TRIGGER unread_delivered; DROP TRIGGER unread_changed;"
-            " DROP TRIGGER unread_purged; DROP TRIGGER unread_registered;"
-            " DROP TRIGGER unread_reregistered; DROP TRIGGER unread_forgotten;"
-            " ALTER TABLE deliveries DROP COLUMN notified_via;"  # v6 (delivery paths), after this one
-        )
-        conn.executescript(
-            "ALTER TABLE agents DROP COLUMN origin; ALTER TABLE agents DROP COLUMN host;"
-        )  # v7
-        conn.execute("UPDATE meta SET value='4' WHERE key='schema_version'")
+    rng = random.Random(9)
+    with sqlite3.connect(path) as conn:
+        for script in MIGRATIONS[:4]:
+            conn.executescript(script)
+        conn.execute("INSERT INTO meta(key, value) VALUES ('schema_version', '4')")
+        for i, name in enumerate(NAMES):
+            conn.execute(
+                "INSERT INTO agents(name, role, registered_at) VALUES (?, 'worker', ?)",
+                (name, f"2026-01-01T00:00:{i:02d}.000000Z"),
+            )
+        for i in range(200):
+            mid, ts = f"msg_{i:026d}", f"2026-01-01T00:00:{i % 60:02d}.{i:06d}Z"
+            conn.execute(
+                "INSERT INTO messages(id, author, format, content, created_at) VALUES (?, ?, 'plain', 'x', ?)",
+                (mid, rng.choice(NAMES), ts),
+            )
+            for r in rng.sample(NAMES, 2):
+                conn.execute(
+                    "INSERT INTO deliveries(recipient, message_id, created_at, read_at, deleted) VALUES (?,?,?,?,?)",
+                    (r, mid, ts, ts if rng.random() < 0.3 else None, 1 if rng.random() < 0.1 else 0),
+                )
+        expected = {(r, a): n for r, a, n in conn.execute(BRUTE)}
+    assert expected
     store = Store(str(path))
     await store.open()
     try:
