@@ -19,7 +19,9 @@ import pytest
 
 from conftest import base_env, daemon_pids, git, is_alive, kill_tmux, run_thrum, wait_for
 from thrum_engine import journal as journal_module
-from thrum_engine.engine.core import Caller, Engine
+from thrum_engine.engine.assemble import build
+from thrum_engine.engine.caller import Caller
+from thrum_engine.engine.core import Engine
 from thrum_engine.errors import ThrumError
 from thrum_engine.layout import Layout
 from thrum_engine.rpc.client import Client
@@ -181,7 +183,7 @@ async def engine(tmp_path, monkeypatch):
     monkeypatch.setenv("THRUM_TMUX__SOCKET_NAME", "thrum-test-recovery-unused")
     await asyncio.to_thread(subprocess.run, ["git", "init", "-q", str(tmp_path / "r")], check=True)
     (tmp_path / "r/.git/thrum-sync/a-sync/journal").mkdir(parents=True)
-    e = Engine(Layout(str(tmp_path / "r")), ThrumSettings())
+    e = build(Layout(str(tmp_path / "r")), ThrumSettings())
     await e.start()
     for n in ("alice", "bob"):
         await e.call("agent.register", {"name": n, "role": "w"}, Caller.trusted())

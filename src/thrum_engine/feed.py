@@ -4,13 +4,18 @@ read-only and never marks anything seen or read (looking at the feed is not read
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pydantic import Field
 
 from thrum_engine import names
-from thrum_engine.engine.core import Caller, Engine
+from thrum_engine.engine.caller import Caller
 from thrum_engine.engine.registry import method
 from thrum_engine.messaging import parse_tagged, rows_within_budget, with_deliveries
 from thrum_engine.model import Params
+
+if TYPE_CHECKING:
+    from thrum_engine.engine.core import Engine
 
 
 class FeedParams(Params):

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from thrum_engine import ids, names
 from thrum_engine.durations import iso, parse_iso
 from thrum_engine.engine.authority import require_agent_owner, require_operator
-from thrum_engine.engine.core import Caller, Engine
+from thrum_engine.engine.caller import Caller
 from thrum_engine.engine.registry import method
 from thrum_engine.errors import Conflict, InvalidName, UnknownAgent
 from thrum_engine.model import (
@@ -22,6 +23,9 @@ from thrum_engine.model import (
     SetStatusParams,
     TextParams,
 )
+
+if TYPE_CHECKING:
+    from thrum_engine.engine.core import Engine
 
 
 def author_of(engine: Engine, caller: Caller) -> str:

@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from typing import TYPE_CHECKING
 
 from thrum_engine import ids, names
 from thrum_engine.durations import iso, parse_iso
 from thrum_engine.engine.authority import require_operator
 from thrum_engine.engine.bus import Waiter
-from thrum_engine.engine.core import Caller, Engine
+from thrum_engine.engine.caller import Caller
 from thrum_engine.engine.registry import method
 from thrum_engine.errors import Forbidden, InvalidInput, NotFound, TooLarge, UnknownRecipient
 from thrum_engine.identity import author_of
@@ -32,6 +33,9 @@ from thrum_engine.model import (
     WaitParams,
 )
 from thrum_engine.store.apply import addressed_of
+
+if TYPE_CHECKING:
+    from thrum_engine.engine.core import Engine
 
 EVERYONE = ("everyone", "all", "broadcast")
 MAX_ADDRESSES = 256  # distinct entries in one message's to/mentions/scopes/refs

@@ -12,15 +12,19 @@ import os
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 from thrum_engine import identity_file, names
 from thrum_engine.engine.authority import require_owner
-from thrum_engine.engine.core import Caller, Engine
+from thrum_engine.engine.caller import Caller
 from thrum_engine.engine.registry import method
 from thrum_engine.errors import Conflict, InvalidInput, InvalidName, NotFound, ThrumError
 from thrum_engine.files import write_private
 from thrum_engine.layout import STATE_DIR, current_branch
 from thrum_engine.model import Params
+
+if TYPE_CHECKING:
+    from thrum_engine.engine.core import Engine
 
 ARCHIVE_PREFIX = "refs/thrum/archive/"
 
@@ -487,9 +491,8 @@ async def list_(engine: Engine, caller: Caller, p: Params) -> dict:
 
 
 async def live_panes_for(engine: Engine, path: str) -> list[str]:
-    """Live tmux panes whose agent works in `path` (filled in by the tmux module when present)."""
-    hook = getattr(engine, "live_panes_in", None)
-    return await hook(path) if hook else []
+    """Live tmux panes whose agent works in `path` (none when tmux is off)."""
+    return await engine.tmux.live_panes_in(path) if engine.tmux is not None else []
 
 
 @method("worktree.audit", WorktreeNameParams)
@@ -514,9 +517,8 @@ async def teardown(engine: Engine, caller: Caller, p: WorktreeTeardownParams) ->
     else:
         sha = a.head
         ref = await asyncio.to_thread(keep_archive, repo, p.name, a.head)
-    kill = getattr(engine, "kill_panes_in", None)
-    if kill:
-        await kill(a.path)
+    if engine.tmux is not None:
+        await engine.tmux.kill_panes_in(a.path)
     await asyncio.to_thread(git, repo, "worktree", "remove", "--force", a.path, check=False)
     await asyncio.to_thread(git, repo, "worktree", "prune")
     deleted_agents = []

@@ -5,19 +5,24 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
 from thrum_engine import ids, names
 from thrum_engine.durations import iso
 from thrum_engine.engine.authority import require_agent_owner
-from thrum_engine.engine.core import Caller, Engine
+from thrum_engine.engine.caller import Caller
 from thrum_engine.engine.registry import method
 from thrum_engine.errors import Conflict, InvalidInput, InvalidName, NotFound, ThrumError
 from thrum_engine.messaging import resolve
 from thrum_engine.model import Params
 from thrum_engine.monitors.sources import inside
 from thrum_engine.patterns import PatternError, compile_pattern
+
+if TYPE_CHECKING:
+    from thrum_engine.engine.core import Engine
+    from thrum_engine.monitors.service import MonitorService
 
 
 class MonitorCommon(Params):
@@ -64,8 +69,8 @@ class MonitorLogsParams(Params):
     limit: int = Field(50, ge=1, le=1000)
 
 
-def service(engine: Engine):
-    svc = getattr(engine, "monitors", None)
+def service(engine: Engine) -> MonitorService:
+    svc = engine.monitors
     if svc is None:
         raise ThrumError("monitors are not running in this engine")
     return svc

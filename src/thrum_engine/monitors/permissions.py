@@ -35,7 +35,7 @@ async def answer_dialog(engine, s, keys: str) -> bool:
     await engine.tmux.refresh(s)
     if s.state.state != "blocked" or s.stream.dead:
         return False
-    watch = getattr(engine.monitors, "permissions", None)
+    watch = engine.monitors.permissions if engine.monitors is not None else None
     ep = watch.episodes.get(s.name) if watch is not None else None
     if ep is not None:
         ep.answered = True  # no more reminders for this one

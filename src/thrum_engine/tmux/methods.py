@@ -6,10 +6,11 @@ import asyncio
 import os
 import shlex
 import time
+from typing import TYPE_CHECKING
 
 from thrum_engine import identity_file, names
 from thrum_engine.engine.authority import agent_worktree, require_agent_owner, require_operator, require_owner
-from thrum_engine.engine.core import Caller, Engine
+from thrum_engine.engine.caller import Caller
 from thrum_engine.engine.registry import method
 from thrum_engine.errors import Conflict, InvalidInput, InvalidName, NotFound, ThrumError
 from thrum_engine.layout import current_branch, worktree_of
@@ -17,6 +18,9 @@ from thrum_engine.model import Params
 from thrum_engine.tmux import health, results, runtimes
 from thrum_engine.tmux.manager import Session, TmuxManager
 from thrum_engine.tmux.server import TmuxError, default_shell, shell_command
+
+if TYPE_CHECKING:
+    from thrum_engine.engine.core import Engine
 
 SCRUB_ENV = (
     "THRUM_NAME",
@@ -73,7 +77,7 @@ class RestartParams(Params):
 
 
 def manager(engine: Engine) -> TmuxManager:
-    m = getattr(engine, "tmux", None)
+    m = engine.tmux
     if m is None:
         raise ThrumError("tmux is not available to this engine (is tmux installed?)")
     return m
