@@ -14,14 +14,16 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
-from thrum_engine import identity_file, names
+from thrum_engine import names
 from thrum_engine.engine.authority import require_owner
 from thrum_engine.engine.caller import Caller
 from thrum_engine.engine.registry import method
 from thrum_engine.errors import Conflict, InvalidInput, InvalidName, NotFound, ThrumError
 from thrum_engine.files import write_private
+from thrum_engine.identity import author_of, enroll
 from thrum_engine.layout import STATE_DIR, current_branch
 from thrum_engine.model import Params
+from thrum_engine.tmux import methods as tmux_methods
 
 if TYPE_CHECKING:
     from thrum_engine.engine.core import Engine
@@ -434,54 +436,37 @@ async def create(engine: Engine, caller: Caller, p: WorktreeCreateParams) -> dic
     await asyncio.to_thread(write_redirects, repo, path)
     result: dict = {"name": p.name, "path": path, "branch": branch, "agent": None, "session": None}
     if p.agent:
-        from thrum_engine.identity import register
-        from thrum_engine.model import RegisterParams
-
-        reg = await register(
+        reg = await enroll(
             engine,
-            Caller(worktree=path),
-            RegisterParams(
-                name=p.agent,
-                role=p.role or "",
-                module=p.module,
-                runtime=p.runtime,
-                intent=p.intent,
-                start_session=True,
-            ),
-        )
-        await asyncio.to_thread(
-            identity_file.write,
-            path,
-            identity_file.identity_record(  # fsyncs: off the loop
-                {**reg["agent"], "intent": p.intent}, reg.get("session"), repo=repo, agent_pid=None
-            ),
+            name=p.agent,
+            role=p.role or "",
+            worktree=path,
+            module=p.module,
+            runtime=p.runtime,
+            intent=p.intent,
         )
         result["agent"] = reg["agent"]
-        result["session"] = await _agent_session(engine, caller, p, path)
+        result["session"] = await _agent_session(engine, p.agent, p, path)
     return result
 
 
-async def _agent_session(engine: Engine, caller: Caller, p: WorktreeCreateParams, path: str) -> dict | None:
-    """The agent's tmux session, created (not launched) in its new worktree, named after the agent."""
+async def _agent_session(engine: Engine, agent: str, p: WorktreeCreateParams, path: str) -> dict | None:
+    """The agent's tmux session, created (not launched) in its new worktree, named after the agent:
+    the worktree is the caller's new one, so creating it needs no check of its own."""
     if engine.tmux is None:
         return None
-    from thrum_engine.tmux.methods import CreateParams
-    from thrum_engine.tmux.methods import create as create_session
-
-    created = await create_session(
+    s = await tmux_methods.create_tmux_session(
         engine,
-        caller,
-        CreateParams(
-            session=p.agent,
-            cwd=path,
-            agent=p.agent,
-            role=p.role,
-            module=p.module,
-            intent=p.intent,
-            runtime=p.runtime or None,
-        ),
+        session=agent,
+        cwd=path,
+        worktree=path,
+        runtime=tmux_methods.runtime_for(engine, p.runtime or None),
+        agent=agent,
+        role=p.role or "agent",
+        module=p.module,
+        intent=p.intent,
     )
-    return created["session"]
+    return tmux_methods.session_view(engine, s)
 
 
 @method("worktree.list", Params)
@@ -523,8 +508,6 @@ async def teardown(engine: Engine, caller: Caller, p: WorktreeTeardownParams) ->
     await asyncio.to_thread(git, repo, "worktree", "prune")
     deleted_agents = []
     if not p.keep_agent:
-        from thrum_engine.identity import author_of
-
         for name in a.agents:
             await engine.commit(engine.event("agent.delete", author_of(engine, caller), {"name": name}))
             deleted_agents.append(name)

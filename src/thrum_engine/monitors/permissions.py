@@ -10,6 +10,8 @@ import logging
 from dataclasses import dataclass, field
 
 from thrum_engine.durations import iso
+from thrum_engine.errors import UnknownRecipient
+from thrum_engine.messaging import resolve
 
 log = logging.getLogger("thrum.permissions")
 
@@ -89,13 +91,11 @@ class PermissionWatch:
             )
 
     def supervisors(self, agent: str) -> list[str]:
-        from thrum_engine.messaging import resolve
-
         out: list[str] = []
         for addr in self.settings.supervisors:
             try:
                 found, _ = resolve(self.engine, [addr], agent)
-            except Exception:
+            except UnknownRecipient:
                 continue  # a supervisor role nobody holds yet
             out += [f for f in found if f not in out]
         return out
@@ -108,8 +108,6 @@ class PermissionWatch:
             log.exception("permission notice for %s failed", ep.session)
 
     async def _notify(self, ep: Episode, *, reminder: bool) -> None:
-        from thrum_engine.messaging import create_message
-
         if self.episodes.get(ep.session) is not ep:
             return
         to = self.supervisors(ep.agent)
@@ -129,8 +127,7 @@ class PermissionWatch:
                 + f"@{ep.agent} is waiting on a permission dialog in session {ep.session}:\n```\n{screen}\n```\n"
                 f"Reply `y` to approve once or `n` to deny{keys}."
             )
-            ev = await create_message(
-                self.engine,
+            ev = await self.engine.post(
                 AUTHOR,
                 body,
                 to=["@" + n for n in to],
@@ -171,15 +168,12 @@ class PermissionWatch:
                     break
 
     async def _answer(self, ep: Episode, ev: dict) -> None:
-        from thrum_engine.messaging import create_message
-
         word = ev["data"]["content"].strip().lower().rstrip(".!")
         s = self.engine.tmux.sessions.get(ep.session)
         if s is None:
             s_missing = f"Session {ep.session} is gone; nothing was typed."
             if word in APPROVE or word in DENY:
-                await create_message(
-                    self.engine,
+                await self.engine.post(
                     AUTHOR,
                     s_missing,
                     to=["@" + ev["author"]],
@@ -199,8 +193,7 @@ class PermissionWatch:
         else:
             text = f"✓ {verdict.capitalize()} in {ep.session} (sent {keys})."
         try:
-            await create_message(
-                self.engine,
+            await self.engine.post(
                 AUTHOR,
                 text,
                 to=["@" + ev["author"]],

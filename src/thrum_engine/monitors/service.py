@@ -247,12 +247,9 @@ class MonitorService:
             await self.deliver(m, kind, text)
 
     async def deliver(self, m: Monitor, kind: str, text: str) -> str | None:
-        from thrum_engine.messaging import create_message
-
         body = f"[{m.name}] {text}"
         try:
-            ev = await create_message(
-                self.engine,
+            ev = await self.engine.post(
                 f"monitor:{m.name}",
                 body,
                 to=[m.row["target"]],

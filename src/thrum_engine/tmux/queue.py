@@ -303,8 +303,6 @@ class CommandQueue:
             await self._report(final, requester)
 
     async def _report(self, row: dict, requester: str) -> None:
-        from thrum_engine.messaging import create_message
-
         body = f"Command {row['id']} in {row['session']} {results.label(row)}: `{row['command']}`"
         if row["note"]:
             body += f" ({row['note']})"
@@ -312,8 +310,7 @@ class CommandQueue:
             cap = self.engine.settings.messages.max_body_bytes - 1024
             body += "\n```\n" + row["output"][-cap:] + "\n```"
         try:
-            await create_message(
-                self.engine,
+            await self.engine.post(
                 "system",
                 body,
                 to=["@" + requester],
