@@ -24,6 +24,7 @@ from thrum_engine.model import (
     SetStatusParams,
     TextParams,
 )
+from thrum_engine.store import queries
 
 if TYPE_CHECKING:
     from thrum_engine.engine.core import Engine
@@ -293,16 +294,8 @@ async def session_end(engine: Engine, caller: Caller, p: SessionEndParams) -> di
 
 @method("session.list", SessionListParams)
 async def session_list(engine: Engine, caller: Caller, p: SessionListParams) -> dict:
-    sql = "SELECT * FROM sessions"
-    where, args = [], []
-    if p.active:
-        where.append("ended_at IS NULL")
-    if p.agent:
-        where.append("agent = ?")
-        args.append(names.strip_at(p.agent))
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    rows = await engine.store.all(sql + " ORDER BY started_at DESC LIMIT 500", args)
+    agent = names.strip_at(p.agent) if p.agent else None
+    rows = await queries.sessions(engine.store, active=p.active, agent=agent)
     return {"sessions": [session_view(r) for r in rows]}
 
 

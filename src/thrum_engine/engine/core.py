@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import ValidationError
 
 from thrum_engine import ids
-from thrum_engine.durations import iso
+from thrum_engine.durations import iso, parse_iso
 from thrum_engine.engine.bus import Bus
 from thrum_engine.engine.caller import Caller
 from thrum_engine.engine.registry import METHODS
@@ -40,7 +40,7 @@ from thrum_engine.errors import (
 from thrum_engine.journal import Journal, Rejected, TornTail
 from thrum_engine.layout import Layout, exclude_thrum_state
 from thrum_engine.settings import ThrumSettings
-from thrum_engine.store import Store
+from thrum_engine.store import Store, queries
 from thrum_engine.store.db import SchemaTooNew
 from thrum_engine.store.health import diagnose, move_aside, remove_scratch
 from thrum_engine.store.validate import EventCheck, shape_problem
@@ -244,10 +244,7 @@ class Engine:
             "seconds": round(time.perf_counter() - started, 3),
             "local_tables": note or "copied",
         }
-        await self.store.write_local(
-            "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
-            [("projection_recovered", json.dumps(record, sort_keys=True))],
-        )
+        await queries.set_meta(self.store, "projection_recovered", json.dumps(record, sort_keys=True))
         self.projection_recovered = record
         log.warning(
             "projection rebuilt from %d journal events in %.2fs; the old file is %s (%s)",
@@ -259,7 +256,7 @@ class Engine:
 
     async def _recovery_record(self) -> dict | None:
         """The last recovery's record, kept in the projection so `doctor` reports it after restarts too."""
-        raw = await self.store.scalar("SELECT value FROM meta WHERE key='projection_recovered'")
+        raw = await queries.meta(self.store, "projection_recovered")
         try:
             return json.loads(raw) if raw else None
         except ValueError:
@@ -313,15 +310,10 @@ class Engine:
         return applied
 
     async def load_caches(self) -> None:
-        self.agents = {r["name"]: r for r in await self.store.all("SELECT * FROM agents")}
-        self.active_sessions = {
-            r["agent"]: r
-            for r in await self.store.all("SELECT * FROM sessions WHERE ended_at IS NULL ORDER BY started_at")
-        }
-        for r in await self.store.all("SELECT agent, last_seen FROM presence"):
+        self.agents = {r["name"]: r for r in await queries.agents(self.store)}
+        self.active_sessions = {r["agent"]: r for r in await queries.open_sessions(self.store)}
+        for r in await queries.presence(self.store):
             try:
-                from thrum_engine.durations import parse_iso
-
                 self.last_seen[r["agent"]] = parse_iso(r["last_seen"])
             except ValueError:
                 pass
@@ -402,12 +394,7 @@ class Engine:
             return
         rows = [(n, iso(self.last_seen[n])) for n in self._presence_dirty if n in self.last_seen]
         self._presence_dirty.clear()
-        async with self.writer.lock:
-            await self.store.write_local(
-                "INSERT INTO presence(agent, last_seen) VALUES (?, ?)"
-                " ON CONFLICT(agent) DO UPDATE SET last_seen=excluded.last_seen",
-                rows,
-            )
+        await queries.save_presence(self.store, rows)
 
     async def _presence_loop(self) -> None:
         while True:

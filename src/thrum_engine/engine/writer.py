@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 from thrum_engine.journal import Journal, shard_name
 from thrum_engine.store import Store
@@ -43,7 +43,7 @@ class Writer:
         self.journal = journal
         self.store = store
         self.on_applied = on_applied
-        self.lock = asyncio.Lock()  # held per batch; rebuild takes it to pause writes
+        self.lock = store.write_lock  # held per batch; rebuild takes it to pause writes
         self._queue: asyncio.Queue[tuple[list[dict], asyncio.Future]] = asyncio.Queue()
         self._task: asyncio.Task | None = None
         self.batches = 0

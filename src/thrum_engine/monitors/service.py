@@ -106,8 +106,7 @@ class MonitorService:
 
     # -- persistence --
     async def write(self, sql: str, params: tuple) -> None:
-        async with self.engine.writer.lock:
-            await self.engine.store.write_local(sql, [params])
+        await self.engine.store.write_local(sql, [params])
 
     async def event(
         self, mid: str, kind: str, line: str = "", message_id: str | None = None, detail: str = ""

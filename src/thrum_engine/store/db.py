@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+from collections.abc import Callable, Iterable
 from itertools import chain
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -137,6 +138,9 @@ class Store:
         self._readable = asyncio.Event()
         self._readable.set()
         self._reads = 0
+        # Held per batch by the engine's writer and by every local write; a rebuild takes it to pause
+        # writes while the database is swapped.
+        self.write_lock = asyncio.Lock()
 
     async def open(self, *, bulk: bool = False) -> None:
         """`bulk`: a scratch database being filled by a rebuild; no rollback journal or syncs
@@ -244,8 +248,12 @@ class Store:
         return found
 
     async def write_local(self, sql: str, rows: Iterable[tuple]) -> None:
-        assert self.w is not None
-        await self.w.executemany(sql, list(rows))
+        """Machine-local rows (presence, monitors, the command queue): never journaled, written
+        between the writer's batches."""
+        rows = list(rows)
+        async with self.write_lock:
+            assert self.w is not None
+            await self.w.executemany(sql, rows)
 
     # -- reading --
     async def pause_reads(self) -> None:

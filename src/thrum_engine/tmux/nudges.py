@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 from thrum_engine.durations import iso
+from thrum_engine.store import queries
 from thrum_engine.tmux.manager import Session, TmuxManager
 from thrum_engine.tmux.panes import PaneState
 
@@ -153,14 +154,7 @@ class Nudger:
         }
         if not agents:
             return 0
-        cutoff = iso(time.time() - older_than)
-        marks = ",".join("?" * len(agents))
-        rows = await self.engine.store.all(
-            "SELECT d.recipient, d.message_id, m.author FROM deliveries d JOIN messages m ON m.id = d.message_id"
-            f" WHERE d.recipient IN ({marks}) AND d.read_at IS NULL AND d.deleted = 0"
-            " AND COALESCE(d.notified_at, d.created_at) < ? ORDER BY d.created_at",
-            [*agents, cutoff],
-        )
+        rows = await queries.nudge_backlog(self.engine.store, list(agents), iso(time.time() - older_than))
         for r in rows:
             s = agents[r["recipient"]]
             p = self.pending.setdefault(s.name, Pending(agent=r["recipient"]))

@@ -108,8 +108,7 @@ class CommandQueue:
         return [(r["session"],) for r in rows]
 
     async def _write(self, sql: str, params: tuple) -> None:
-        async with self.engine.writer.lock:
-            await self.engine.store.write_local(sql, [params])
+        await self.engine.store.write_local(sql, [params])
 
     def _runtime(self, session: str):
         s = self.m.sessions.get(session)
