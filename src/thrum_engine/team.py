@@ -14,6 +14,7 @@ from thrum_engine.errors import InvalidInput, UnknownAgent
 from thrum_engine.identity import agent_view, last_activity, session_view
 from thrum_engine.layout import current_branch
 from thrum_engine.model import EmptyParams, PingParams, PrimeParams, TeamParams, WhoHasParams
+from thrum_engine.store import unread
 from thrum_engine.workcontext import context_of, default_branch, worktrees
 
 PRESENCE_ORDER = {
@@ -56,23 +57,13 @@ def presence(engine: Engine, name: str, now: float | None = None) -> tuple[str, 
 
 
 async def unread_counts(engine: Engine) -> dict[str, int]:
-    rows = await engine.store.all(
-        "SELECT d.recipient, COUNT(*) AS n FROM agents a JOIN deliveries d ON d.recipient = a.name"
-        " AND d.read_at IS NULL AND d.deleted = 0 AND d.created_at >= a.registered_at GROUP BY d.recipient"
-    )
-    return {r["recipient"]: r["n"] for r in rows}
+    return await unread.per_recipient(engine.store)
 
 
 async def unread_from(engine: Engine, recipient: str) -> dict[str, int]:
     """Unread mail to `recipient` by author, exact however much there is (the console counted one
     100-message page, walk bug 13)."""
-    rows = await engine.store.all(
-        "SELECT m.author, COUNT(*) AS n FROM agents a JOIN deliveries d ON d.recipient = a.name"
-        " AND d.read_at IS NULL AND d.deleted = 0 AND d.created_at >= a.registered_at"
-        " JOIN messages m ON m.id = d.message_id WHERE a.name = ? GROUP BY m.author",
-        (recipient,),
-    )
-    return {r["author"]: r["n"] for r in rows}
+    return await unread.by_author(engine.store, recipient)
 
 
 def member(engine: Engine, name: str, unread: int, now: float) -> dict:

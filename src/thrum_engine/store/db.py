@@ -19,7 +19,7 @@ import aiosqlite
 from thrum_engine.files import FILE_MODE, private_dir
 from thrum_engine.store import apply as projector
 from thrum_engine.store.lines import LineRejected, ops_for_lines
-from thrum_engine.store.schema import LOCAL, MIGRATIONS, SCHEMA_VERSION
+from thrum_engine.store.schema import LOCAL, MIGRATIONS, SCHEMA_VERSION, UNREAD_RECOUNT
 from thrum_engine.store.validate import EventCheck
 
 T = TypeVar("T")
@@ -134,7 +134,7 @@ class Store:
         self.path = path
         self.w: aiosqlite.Connection | None = None
         self.r: aiosqlite.Connection | None = None
-        self._deferred_indexes: list[tuple[str, str]] = []
+        self._deferred_indexes: list[tuple[str, str, str]] = []
         self._readable = asyncio.Event()
         self._readable.set()
         self._reads = 0
@@ -150,13 +150,15 @@ class Store:
         try:
             await migrate(self.w)
             if bulk:
-                # Building indexes once at the end beats updating them row by row.
+                # Building indexes and the unread counts once at the end beats updating them row
+                # by row (the unread triggers alone cost a rebuild a third of its speed).
                 async with self.w.execute(
-                    "SELECT name, sql FROM sqlite_master WHERE type='index' AND sql IS NOT NULL"
+                    "SELECT type, name, sql FROM sqlite_master WHERE type IN ('index', 'trigger')"
+                    " AND sql IS NOT NULL ORDER BY type"
                 ) as cur:
                     self._deferred_indexes = [tuple(r) for r in await cur.fetchall()]
-                for name, _sql in self._deferred_indexes:
-                    await self.w.execute(f"DROP INDEX {name}")
+                for kind, name, _sql in self._deferred_indexes:
+                    await self.w.execute(f"DROP {kind.upper()} {name}")
             self.r = await _connect(self.path, bulk=bulk)
         except BaseException:
             await self.close()
@@ -164,7 +166,8 @@ class Store:
 
     async def finish_bulk(self) -> None:
         assert self.w is not None
-        for _name, sql in self._deferred_indexes:
+        await self.w.executescript("BEGIN;" + UNREAD_RECOUNT + ";COMMIT;")
+        for _kind, _name, sql in self._deferred_indexes:
             await self.w.execute(sql)
         self._deferred_indexes = []
         await self.w.execute("PRAGMA journal_mode=WAL")
