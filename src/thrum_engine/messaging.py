@@ -137,7 +137,7 @@ def check_body(engine: Engine, body: str, fmt: str) -> None:
             raise InvalidInput(f"--format json but the body is not JSON: {exc}") from None
 
 
-def message_view(row: dict, *, viewer: str | None = None) -> dict:
+def message_view(row: dict) -> dict:
     structured = row.get("structured")
     msg = {
         "message_id": row["id"],
@@ -403,7 +403,7 @@ async def inbox(engine: Engine, caller: Caller, p: InboxParams) -> dict:
 
 
 async def unread_count(engine: Engine, me: str) -> int:
-    return await queries.unread_count(engine.store, me, floor_of(engine, me))
+    return await queries.unread_count(engine.store, me)
 
 
 def delivery_state(d: dict) -> str:

@@ -17,8 +17,8 @@ async def worktrees(repo: str) -> list[dict]:
     return [t for t in git.parse_worktrees(out) if not git.is_sync_worktree(t["path"])]
 
 
-async def default_branch(repo: str) -> str | None:
-    """The branch work merges into: the main checkout's branch."""
+def default_branch(repo: str) -> str | None:
+    """The branch work merges into: the main checkout's branch (read from its HEAD file, no git)."""
     return current_branch(repo)
 
 

@@ -4,8 +4,10 @@ or the unread counts and never hold SQL, so each rule lives once. The rule that 
     A delivery is **unread** while it is unread, not deleted, and no older than its recipient's
     registration (the floor: a re-registered agent never inherits the mail of a name's past).
 
-`UNREAD` writes it; every count, listing, nudge and backlog below uses it. In every query `m` is
-the messages table and `d` the deliveries table.
+`UNREAD` writes it for queries; schema v5's triggers apply the same rule to keep the `unread`
+table (one row per recipient and author) exact, so counting is a lookup, not a scan of every
+unread delivery (~35 ms a console refresh at 100k unread). In every query `m` is the messages
+table and `d` the deliveries table.
 """
 
 from __future__ import annotations
@@ -149,10 +151,21 @@ async def inbox_page(
     return page
 
 
-async def unread_count(store: Store, me: str, floor: str) -> int:
-    return await store.scalar(
-        f"SELECT COUNT(*) FROM deliveries d WHERE d.recipient = ? AND {UNREAD}", (me, floor)
-    )
+async def unread_count(store: Store, me: str) -> int:
+    """`me`'s unread mail (from the trigger-kept `unread` table)."""
+    return await store.scalar("SELECT COALESCE(SUM(n), 0) FROM unread WHERE recipient = ?", (me,))
+
+
+async def unread_counts(store: Store) -> dict[str, int]:
+    """Unread mail per registered recipient (agents with none are absent)."""
+    rows = await store.all("SELECT recipient, SUM(n) AS n FROM unread GROUP BY recipient HAVING SUM(n) > 0")
+    return {r["recipient"]: r["n"] for r in rows}
+
+
+async def unread_from(store: Store, recipient: str) -> dict[str, int]:
+    """`recipient`'s unread mail counted by author."""
+    rows = await store.all("SELECT author, n FROM unread WHERE recipient = ? AND n > 0", (recipient,))
+    return {r["author"]: r["n"] for r in rows}
 
 
 async def unread_ids(store: Store, me: str, floor: str) -> list[str]:
@@ -264,6 +277,10 @@ async def nudge_backlog(store: Store, agents: list[str], cutoff: str) -> list[di
         " AND COALESCE(d.notified_at, d.created_at) < ? ORDER BY d.created_at",
         [*agents, cutoff],
     )
+
+
+async def message_count(store: Store) -> int:
+    return await store.scalar("SELECT COUNT(*) FROM messages WHERE deleted = 0")
 
 
 async def messages_before(store: Store, before: str) -> int:
