@@ -133,7 +133,8 @@ def test_machine_local_tables_survive_a_recovery_when_the_old_file_is_readable(p
 
 async def test_a_failed_open_leaves_no_worker_thread_behind(tmp_path):
     """F2's hung processes: aiosqlite's worker thread is not a daemon thread, so one left running by a
-    failed connect keeps the interpreter alive after the engine gave up."""
+    failed connect keeps the interpreter alive after the engine gave up. The write connection's own
+    thread is a daemon, and is ended all the same."""
     path = tmp_path / "thrum.db"
     path.write_bytes(b"GARBAGEGARBAGEGARBAGE" * 100)
     before = set(threading.enumerate())
@@ -142,7 +143,9 @@ async def test_a_failed_open_leaves_no_worker_thread_behind(tmp_path):
         return [
             t
             for t in threading.enumerate()
-            if t not in before and not t.daemon and not t.name.startswith("asyncio_")
+            if t not in before
+            and (not t.daemon or t.name == "thrum-sqlite-writer")
+            and not t.name.startswith("asyncio_")
         ]
 
     with pytest.raises(sqlite3.DatabaseError):
@@ -202,7 +205,7 @@ async def stored(engine: Engine) -> list[str]:
 async def test_doctor_and_rebuild_work_on_a_corrupt_projection(engine):
     for i in range(300):
         await send(engine, f"m{i} " + "y" * 300)
-    await engine.store.w.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    await engine.store.in_writer_thread(lambda c: c.execute("PRAGMA wal_checkpoint(TRUNCATE)"))
     path = Path(engine.layout.db_path)
     await engine.store.close()
     pages = path.stat().st_size // 4096
@@ -227,7 +230,7 @@ async def test_a_send_whose_projection_commit_fails_leaves_nothing_behind(engine
     shard = Path(engine.journal.path("alice"))
     size = shard.stat().st_size
     pages = await engine.store.scalar("PRAGMA page_count")
-    await engine.store.w.execute(f"PRAGMA max_page_count={pages}")
+    await engine.store.in_writer_thread(lambda c: c.execute(f"PRAGMA max_page_count={pages}"))
     failed = []
     for i in range(50):
         try:
@@ -236,7 +239,7 @@ async def test_a_send_whose_projection_commit_fails_leaves_nothing_behind(engine
             failed.append(str(exc))
     assert failed, "the database never filled up"
     assert all("full" in f and "cannot rollback" not in f for f in failed), failed[:3]
-    await engine.store.w.execute("PRAGMA max_page_count=1073741823")
+    await engine.store.in_writer_thread(lambda c: c.execute("PRAGMA max_page_count=1073741823"))
     await send(engine, "after")
     ok = await stored(engine)
     assert ok[0] == "kept" and ok[-1] == "after"

@@ -238,3 +238,36 @@ async def test_rebuild_lines_and_live_events_give_one_projection(tmp_path):
         finally:
             await store.close()
     assert digests[0] == digests[1]
+
+
+async def test_the_write_connection_runs_callables_in_order_on_its_own_thread(tmp_path):
+    """Datasette's shape: one thread owns the write connection; callables run there one at a time,
+    in the order they were submitted, and an error reaches the caller that submitted it."""
+    import asyncio
+    import threading
+
+    store = Store(str(tmp_path / "thrum.db"))
+    await store.open()
+    try:
+        seen: list[tuple[int, str]] = []
+
+        def step(i: int):
+            def fn(conn: sqlite3.Connection) -> int:
+                seen.append((i, threading.current_thread().name))
+                conn.execute("INSERT INTO meta(key, value) VALUES (?, ?)", (f"k{i}", str(i)))
+                return i
+
+            return fn
+
+        assert await asyncio.gather(*(store.in_writer_thread(step(i)) for i in range(50))) == list(range(50))
+        assert [i for i, _ in seen] == list(range(50))
+        assert {name for _, name in seen} == {"thrum-sqlite-writer"}
+        with pytest.raises(sqlite3.OperationalError, match="no such table"):
+            await store.in_writer_thread(lambda conn: conn.execute("SELECT * FROM nowhere"))
+        await store.write_local("INSERT INTO meta(key, value) VALUES (?, ?)", [("local", "1")])
+        assert await store.scalar("SELECT COUNT(*) FROM meta WHERE key LIKE 'k%' OR key = 'local'") == 51
+    finally:
+        await store.close()
+    assert not [t for t in threading.enumerate() if t.name == "thrum-sqlite-writer"]
+    with pytest.raises(sqlite3.ProgrammingError):
+        await store.in_writer_thread(lambda conn: None)

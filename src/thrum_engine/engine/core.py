@@ -390,7 +390,7 @@ class Engine:
         self._presence_dirty.add(name)
 
     async def flush_presence(self) -> None:
-        if not self._presence_dirty or self.store.w is None:
+        if not self._presence_dirty or not self.store.is_open:
             return
         rows = [(n, iso(self.last_seen[n])) for n in self._presence_dirty if n in self.last_seen]
         self._presence_dirty.clear()
