@@ -117,7 +117,7 @@ class Writer:
                 log.error("journal write failed: %s", exc)
                 self._fail(batch, f"journal write failed: {exc}")
                 return
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 -- a boundary: every failure is logged and fails the batch
                 if undo_failed:
                     log.critical(
                         "projection update failed (%s) and the journal could not be cut back (%s):"

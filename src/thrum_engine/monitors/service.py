@@ -83,7 +83,7 @@ class MonitorService:
         if self.engine.tmux is not None:
             from thrum_engine.monitors.permissions import PermissionWatch
 
-            self.permissions = PermissionWatch(self.engine)
+            self.permissions = PermissionWatch(self.engine, self.engine.tmux)
             self.permissions.start()
         for row in await self.engine.store.all(
             "SELECT * FROM monitors WHERE status = 'running' ORDER BY created_at"
@@ -96,7 +96,7 @@ class MonitorService:
 
     async def stop_all(self) -> None:
         if self.permissions is not None:
-            self.permissions.stop()
+            await self.permissions.stop()
         for mid in list(self.running):
             await self.halt(mid)
         for task, stop in self._dir_watchers.values():

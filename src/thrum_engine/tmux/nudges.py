@@ -14,9 +14,11 @@ import time
 from dataclasses import dataclass, field
 
 from thrum_engine.durations import iso
+from thrum_engine.engine.tasks import TaskSet
 from thrum_engine.store import queries
 from thrum_engine.tmux.manager import Session, TmuxManager
 from thrum_engine.tmux.panes import PaneState
+from thrum_engine.tmux.server import TmuxError
 
 log = logging.getLogger("thrum.nudge")
 
@@ -47,6 +49,7 @@ class Nudger:
         self._retry: dict[str, asyncio.TimerHandle] = {}
         self._backstop: asyncio.Task | None = None
         self._renudged: dict[str, float] = {}  # agent -> when the backstop last fired for it
+        self._tasks = TaskSet(log)  # deliveries in flight
         self.sent = 0
 
     def start(self) -> None:
@@ -58,6 +61,7 @@ class Nudger:
         self._unlisten()
         for h in self._retry.values():
             h.cancel()
+        await self._tasks.close()
         if self._backstop:
             self._backstop.cancel()
             try:
@@ -93,7 +97,7 @@ class Nudger:
             return
         if name not in self._busy:
             self._busy.add(name)
-            asyncio.create_task(self._deliver(name))
+            self._tasks.spawn(self._deliver(name), name=f"thrum-nudge-{name}")
 
     # -- delivery --
     async def _deliver(self, name: str) -> None:
@@ -114,7 +118,7 @@ class Nudger:
             del self.pending[name]
             try:
                 await self.m.type_into(s, nudge_text(p, s.runtime.name))
-            except Exception as exc:
+            except TmuxError as exc:
                 log.warning("nudge into %s failed: %s", name, exc)
                 self.pending.setdefault(name, p)
                 return
