@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -91,7 +92,7 @@ def test_torn_final_line_is_set_aside_and_the_rest_kept(tmp_path):
         fh.write(b'{"v":1,"id":"evt_torn","ty')
     torn = Journal(str(tmp_path / "journal"), str(tmp_path / "quarantine")).open()
     assert len(torn) == 1 and torn[0].shard == "alice"
-    assert open(torn[0].saved_to, "rb").read() == b'{"v":1,"id":"evt_torn","ty'
+    assert Path(torn[0].saved_to).read_bytes() == b'{"v":1,"id":"evt_torn","ty'
     r = j.read_events("alice")
     assert [e["id"] for e in r.events] == [e["id"] for e in events()[:2]] and r.rejected == []
     assert r.end == j.size("alice")
