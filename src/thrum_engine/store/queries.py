@@ -257,6 +257,15 @@ async def feed_page(
     )
 
 
+async def recent_unread(store: Store, me: str, floor: str, limit: int = 5) -> list[dict]:
+    """`me`'s newest unread messages (id, author, content, created_at), newest first."""
+    return await store.all(
+        "SELECT m.id, m.author, m.content, m.created_at FROM deliveries d JOIN messages m ON m.id = d.message_id"
+        f" WHERE d.recipient = ? AND {UNREAD} ORDER BY d.created_at DESC LIMIT ?",
+        (me, floor, limit),
+    )
+
+
 async def unread_backlog(store: Store, me: str, floor: str, after: str, limit: int = 100) -> list[dict]:
     """`me`'s unread mail delivered after `after` and written by someone else, oldest first (what a
     `wait` that looks back returns before it waits)."""
