@@ -4,12 +4,23 @@ has a busy phase with a spinner, can show a permission dialog, runs `thrum` when
 and records every line typed into it (--log) so tests can see exactly what arrived; input
 that was already waiting when it came back to its prompt is noted in `<log>.typeahead`.
 
-Typed commands:  busy SECONDS | dialog | run THRUM-ARGS... | exit | anything else (echoed)
+Typed commands:  busy SECONDS | dialog | run THRUM-ARGS... | compact | exit | anything else (echoed)
+
+With `--hooks-from DIR` it also does what the runtime of its `--style` does with the hooks
+installed in DIR: it reads that runtime's own hook file (claude .claude/settings.json, codex
+.codex/hooks.json, gemini .gemini/settings.json, cursor .cursor/hooks.json), and runs the matching
+commands at session start, on each prompt and at each turn's end (and around `compact`), with that
+runtime's stdin JSON, timeout unit, matcher rules and output reading. What each hook returned is
+appended to `<log>.hooks` (JSON lines) and shown on screen; a Stop that blocks makes it take
+another turn, as the runtime would, within the runtime's own loop limit.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import re
 import select
 import shlex
 import subprocess
@@ -45,12 +56,192 @@ STYLES = {
 }
 
 
+# The runtime's own event names for our four moments, and where its hooks live.
+HOOK_EVENTS = {
+    "claude": {
+        "start": "SessionStart",
+        "prompt": "UserPromptSubmit",
+        "stop": "Stop",
+        "compact": "PreCompact",
+    },
+    "codex": {"start": "SessionStart", "prompt": "UserPromptSubmit", "stop": "Stop", "compact": "PreCompact"},
+    "gemini": {
+        "start": "SessionStart",
+        "prompt": "BeforeAgent",
+        "stop": "AfterAgent",
+        "compact": "PreCompress",
+    },
+    "cursor": {
+        "start": "sessionStart",
+        "prompt": "beforeSubmitPrompt",
+        "stop": "stop",
+        "compact": "preCompact",
+    },
+}
+HOOK_FILES = {
+    "claude": ".claude/settings.json",
+    "codex": ".codex/hooks.json",
+    "gemini": ".gemini/settings.json",
+    "cursor": ".cursor/hooks.json",
+}
+DEFAULT_TIMEOUT = {"claude": 60.0, "codex": 600.0, "gemini": 60.0, "cursor": 60.0}  # seconds
+CLAUDE_STOP_LIMIT = 8  # Claude overrides a Stop hook after this many consecutive blocks
+
+
+class Hooks:
+    """One runtime's view of the hooks installed in a project directory."""
+
+    def __init__(self, style: str, project: str, log_path: str) -> None:
+        self.style = style
+        self.project = os.path.realpath(project)
+        self.log_path = log_path + ".hooks"
+        self.file = os.path.join(self.project, HOOK_FILES[style])
+        with open(self.file, encoding="utf-8") as fh:
+            self.config = json.load(fh)  # a file the runtime cannot parse: it would fail at start too
+        self.session = f"fake-{os.getpid()}"
+        self.loops = 0
+
+    def commands(self, event: str, match: str | None) -> list[tuple[str, float]]:
+        """(command, timeout in seconds) of the hooks the runtime runs for `event`."""
+        entries = (self.config.get("hooks") or {}).get(event) or []
+        out = []
+        for e in entries:
+            if self.style == "cursor":  # a flat list; timeout in seconds
+                out.append((e["command"], float(e.get("timeout", DEFAULT_TIMEOUT["cursor"]))))
+                continue
+            matcher = e.get("matcher")
+            if matcher not in (None, "", "*") and match is not None:
+                pattern = (
+                    matcher if self.style != "gemini" else re.escape(matcher)
+                )  # gemini: exact for lifecycle
+                if not re.fullmatch(pattern, match):
+                    continue
+            for h in e.get("hooks") or []:
+                if h.get("type", "command") != "command":
+                    continue
+                t = h.get("timeout")
+                if self.style == "gemini":  # milliseconds
+                    seconds = float(t) / 1000 if t is not None else DEFAULT_TIMEOUT["gemini"]
+                else:
+                    seconds = float(t) if t is not None else DEFAULT_TIMEOUT[self.style]
+                out.append((h["command"], seconds))
+        return out
+
+    def stdin(self, moment: str, event: str, **fields) -> dict:
+        if self.style == "cursor":
+            base = {"conversation_id": self.session, "generation_id": f"gen-{self.loops}",
+                    "hook_event_name": event, "workspace_roots": [self.project]}  # fmt: skip
+            if moment == "stop":
+                base.update(status="completed", loop_count=fields.get("loop_count", 0))
+            if moment == "prompt":
+                base["prompt"] = fields.get("prompt", "")
+            return base
+        base = {"session_id": self.session, "transcript_path": f"/tmp/{self.session}.jsonl",
+                "cwd": self.project, "hook_event_name": event}  # fmt: skip
+        if self.style == "gemini":
+            base["timestamp"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        else:
+            base["permission_mode"] = "default"
+        if self.style == "codex":
+            base.update(model="gpt-fake", turn_id=f"turn-{self.loops}")
+        if moment == "start":
+            base["source"] = fields.get("source", "startup")
+        if moment == "prompt":
+            base["prompt"] = fields.get("prompt", "")
+        if moment == "stop":
+            base["stop_hook_active"] = fields.get("stop_hook_active", False)
+            if self.style == "codex":
+                base["last_assistant_message"] = fields.get("said", "")
+            if self.style == "gemini":
+                base.update(prompt=fields.get("prompt", ""), prompt_response=fields.get("said", ""))
+        if moment == "compact":
+            base["trigger"] = "manual"
+        return base
+
+    def env(self) -> dict:
+        env = dict(os.environ)
+        key = {"claude": "CLAUDE_PROJECT_DIR", "codex": None, "gemini": "GEMINI_PROJECT_DIR",
+               "cursor": "CURSOR_PROJECT_DIR"}[self.style]  # fmt: skip
+        if key:
+            env[key] = self.project
+        if self.style in ("gemini", "cursor"):
+            env["CLAUDE_PROJECT_DIR"] = self.project  # both set Claude's name as an alias
+        return env
+
+    def run(self, moment: str, match: str | None = None, **fields) -> dict:
+        """Run every hook for `moment`; what the runtime takes from them: context, block reason."""
+        event = HOOK_EVENTS[self.style][moment]
+        result: dict = {"event": event, "moment": moment, "context": [], "block": None, "runs": []}
+        cwd = os.path.dirname(self.file) if self.style == "cursor" else self.project
+        for command, timeout in self.commands(event, match):
+            payload = json.dumps(self.stdin(moment, event, **fields))
+            try:
+                proc = subprocess.run(
+                    ["/bin/sh", "-c", command],
+                    input=payload,
+                    capture_output=True,
+                    text=True,
+                    cwd=cwd,
+                    env=self.env(),
+                    timeout=timeout,
+                    check=False,
+                )
+                code, out, err = proc.returncode, proc.stdout, proc.stderr
+            except subprocess.TimeoutExpired:
+                code, out, err = None, "", "timed out"
+            run = {"command": command, "exit": code, "stdout": out, "stderr": err, "timeout": timeout}
+            result["runs"].append(run)
+            self.read_output(moment, code, out, err, result)
+        with open(self.log_path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(result) + "\n")
+        return result
+
+    def read_output(self, moment: str, code, out: str, err: str, result: dict) -> None:
+        data = None
+        if out.strip():
+            try:
+                data = json.loads(out)
+            except ValueError:
+                if self.style == "gemini":  # Gemini requires JSON on stdout: anything else is a failure
+                    result.setdefault("errors", []).append("stdout is not JSON")
+                    return
+        if code == 2 and moment == "stop" and self.style != "cursor":
+            result["block"] = err.strip()
+            return
+        if code != 0:
+            return
+        if self.style == "cursor":
+            if isinstance(data, dict):
+                if moment == "start" and data.get("additional_context"):
+                    result["context"].append(data["additional_context"])
+                if moment == "stop" and data.get("followup_message"):
+                    result["block"] = data["followup_message"]
+            return
+        if isinstance(data, dict):
+            ctx = (data.get("hookSpecificOutput") or {}).get("additionalContext")
+            if ctx and moment in ("start", "prompt"):
+                result["context"].append(ctx)
+            blocking = ("deny", "block") if self.style == "gemini" else ("block",)
+            if moment == "stop" and data.get("decision") in blocking:
+                result["block"] = data.get("reason") or ""
+        elif out.strip() and moment in ("start", "prompt") and self.style != "gemini":
+            result["context"].append(out)  # plain stdout is context for these events
+
+    def stop_limit(self) -> int:
+        if self.style == "cursor":
+            limits = [e.get("loop_limit", 5) for e in (self.config.get("hooks") or {}).get("stop") or []]
+            return int(min(limits)) if limits else 5
+        return CLAUDE_STOP_LIMIT
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--log", required=True)
     ap.add_argument("--style", default="claude", choices=sorted(STYLES))
+    ap.add_argument("--hooks-from", help="the project directory whose installed hooks to run")
     a = ap.parse_args()
     prompt, busy, dialog = STYLES[a.style]
+    hooks = Hooks(a.style, a.hooks_from, a.log) if a.hooks_from and a.style in HOOK_FILES else None
 
     def log(text: str) -> None:
         with open(a.log, "a", encoding="utf-8") as fh:
@@ -60,6 +251,28 @@ def main() -> int:
         sys.stdout.write(text + end)
         sys.stdout.flush()
 
+    def show(r: dict) -> None:
+        for c in r["context"]:
+            out(f"[hook {r['event']}] context: " + c.strip().splitlines()[0])
+        if r["block"]:
+            out(f"[hook {r['event']}] blocked: " + r["block"].strip().splitlines()[0])
+
+    def end_of_turn(prompt_text: str, said: str) -> None:
+        """The runtime's Stop: a block makes another turn (the reason is its next instruction)."""
+        if hooks is None:
+            return
+        active, loops = False, 0
+        while True:
+            r = hooks.run("stop", stop_hook_active=active, loop_count=loops, prompt=prompt_text, said=said)
+            show(r)
+            if not r["block"] or loops + 1 >= hooks.stop_limit():
+                return
+            log(f"continued: {r['block'].strip().splitlines()[0]}")
+            active, loops = True, loops + 1
+            hooks.loops = loops
+
+    if hooks is not None:
+        show(hooks.run("start", match="startup", source="startup"))
     out(f"fake {a.style} agent ready")
     while True:
         if select.select([sys.stdin], [], [], 0)[0]:
@@ -75,6 +288,8 @@ def main() -> int:
             return 0
         line = line.rstrip("\n")
         log(line)
+        if hooks is not None and line:
+            show(hooks.run("prompt", prompt=line))
         cmd, _, rest = line.partition(" ")
         if cmd == "busy":
             seconds = float(rest or 1)
@@ -96,8 +311,13 @@ def main() -> int:
             out(proc.stdout + proc.stderr, end="")
         elif cmd == "exit":
             return 0
+        elif cmd == "compact" and hooks is not None:
+            show(hooks.run("compact"))
+            show(hooks.run("start", match="compact", source="compact"))
         elif line:
             out(f"ok: {line}")
+        if line and cmd != "exit":
+            end_of_turn(line, "done")
 
 
 if __name__ == "__main__":

@@ -24,14 +24,15 @@ pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is no
 
 FAKE_AGENT = Path(__file__).resolve().with_name("fake_agent.py")
 STYLES = ("claude", "codex", "gemini", "opencode", "cursor", "auggie", "amp")
+# What launch types: the prime entries the installer writes (integrations.entries, one table).
 PRIME = {
-    "claude": "/thrum:prime",
+    "claude": "/thrum-prime",
     "codex": "$thrum-prime",
     "gemini": "/thrum:prime",
     "opencode": "/thrum-prime",
-    "cursor": "/thrum:prime",
-    "auggie": "/thrum:prime",
-    "amp": "/thrum:prime",
+    "cursor": "/thrum-prime",
+    "auggie": "/thrum-prime",
+    "amp": "Run `thrum prime` and follow what it says.",
 }
 DEADLINE = 20.0  # upper bound for any one condition; the usual wait is well under a second
 STATUS_KEYS = {"name", "agent", "runtime", "state", "pane_state", "branch"}
@@ -465,7 +466,7 @@ def test_pane_state_follows_the_runtime_busy_dialog_and_back(trepo):
     trepo.wait_log("answer: 1")
     back = trepo.wait_state("ps", "idle")
     assert "prompt" in back["source"]
-    assert trepo.log_lines() == ["/thrum:prime", "busy 3", "dialog", "answer: 1"]
+    assert trepo.log_lines() == ["/thrum-prime", "busy 3", "dialog", "answer: 1"]
 
 
 # -- 4. typing is literal --------------------------------------------------------------------
@@ -622,7 +623,7 @@ def test_restart_relaunches_and_reprimes_but_not_while_working(trepo):
     trepo.create_and_launch("rs", name="rst")
     r = trepo.ok("tmux", "restart", "rs")
     assert "✓ Launched fake_claude in rs and primed it" in r.out
-    assert trepo.wait_log("/thrum:prime", count=2) == ["/thrum:prime", "/thrum:prime"]
+    assert trepo.wait_log("/thrum-prime", count=2) == ["/thrum-prime", "/thrum-prime"]
     trepo.wait_state("rs", "idle")
 
     trepo.ok("tmux", "send", "rs", "busy 8")  # long enough to still be busy when restart is asked
@@ -630,11 +631,11 @@ def test_restart_relaunches_and_reprimes_but_not_while_working(trepo):
     trepo.wait_state("rs", "working")
     r = trepo.run("tmux", "restart", "rs")
     assert is_error(r) and "working" in r.err and "--force" in r.err
-    assert trepo.log_lines().count("/thrum:prime") == 2
+    assert trepo.log_lines().count("/thrum-prime") == 2
 
     r = trepo.ok("tmux", "restart", "rs", "--force")
     assert "primed it" in r.out
-    trepo.wait_log("/thrum:prime", count=3)
+    trepo.wait_log("/thrum-prime", count=3)
     trepo.wait_state("rs", "idle")
 
 
@@ -645,7 +646,7 @@ def test_start_creates_and_launches_in_the_current_worktree(trepo):
     wt = trepo.repo.worktree("w7")
     r = trepo.ok("tmux", "start", "--name", "n7", "--role", "impl", "--runtime", "fake_claude", cwd=wt)
     assert "✓ Session n7 created" in r.out and "✓ Launched fake_claude in n7 and primed it" in r.out
-    trepo.wait_log("/thrum:prime")
+    trepo.wait_log("/thrum-prime")
     s = trepo.session("n7")
     assert s["agent"] == "n7" and s["runtime"] == "fake_claude" and s["branch"] == "feature/w7"
     assert Path(s["cwd"]).resolve() == wt.resolve()

@@ -948,7 +948,7 @@ async def test_an_exited_or_killed_agent_shows_it_and_L_relaunches_it_in_place(h
         )
         await pilot.press("L")
         await until(pilot, lambda: notified(app, "relaunched @alice"), "relaunched", timeout=40)
-        assert typed(log).count("/thrum:prime") == 2
+        assert typed(log).count("/thrum-prime") == 2
         await until(
             pilot, lambda: (team.member("alice") or {}).get("state") in ("idle", "working"), "alice back"
         )

@@ -1,4 +1,4 @@
-"""Presence, the team roster, who-has, and the orientation views (status, overview, prime)."""
+"""Presence, the team roster, who-has, and the orientation views (status, overview; prime is in briefing)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from thrum_engine.engine.registry import method
 from thrum_engine.errors import InvalidInput, UnknownAgent
 from thrum_engine.identity import agent_view, last_activity, session_view
 from thrum_engine.layout import current_branch
-from thrum_engine.model import EmptyParams, PingParams, PrimeParams, TeamParams, WhoHasParams
+from thrum_engine.model import EmptyParams, PingParams, TeamParams, WhoHasParams
 from thrum_engine.store import queries
 from thrum_engine.workcontext import context_of, default_branch, worktrees
 
@@ -88,6 +88,9 @@ def member(engine: Engine, name: str, unread: int, now: float) -> dict:
     pane = pane_of(engine, name)
     view["session"] = pane.name if pane else None
     view["pane_state"] = pane.state.view(now) if pane else None
+    from thrum_engine.hooks_log import view as hooks_view
+
+    view["hooks"] = hooks_view(engine, name)  # when its runtime's hooks last fired (None: never)
     return view
 
 
@@ -191,45 +194,3 @@ async def overview(engine: Engine, caller: Caller, p: EmptyParams) -> dict:
     out["worktrees"] = await all_contexts(engine)
     out["messages"] = await queries.message_count(engine.store)
     return out
-
-
-def _read_text(path: str, limit: int = 64_000) -> str | None:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return fh.read(limit)
-    except OSError:
-        return None
-
-
-@method("prime", PrimeParams, identity=True)
-async def prime(engine: Engine, caller: Caller, p: PrimeParams) -> dict:
-    me: str = caller.name  # type: ignore[assignment]
-    now = time.time()
-    unread = await unread_counts(engine)
-    members = [member(engine, n, unread.get(n, 0), now) for n in sorted(engine.agents) if n != me]
-    recent = await engine.store.all(
-        "SELECT m.id, m.author, m.content, m.created_at FROM deliveries d JOIN messages m ON m.id = d.message_id"
-        " WHERE d.recipient = ? AND d.read_at IS NULL AND d.deleted = 0 AND d.created_at >= ?"
-        " ORDER BY d.created_at DESC LIMIT 5",
-        (me, engine.agents[me]["registered_at"]),
-    )
-    ctx_dir = engine.layout.context_dir
-    return {
-        "agent": agent_view(engine, engine.agents[me]),
-        "session": session_view(engine.active_sessions.get(me)),
-        "team": [m for m in members if m["presence"] != "offline"],
-        "unread": unread.get(me, 0),
-        "recent_unread": [
-            {
-                "message_id": r["id"],
-                "from": r["author"],
-                "preview": r["content"][:120],
-                "created_at": r["created_at"],
-            }
-            for r in recent
-        ],
-        "work_context": await my_context(engine, me),
-        "preamble": _read_text(os.path.join(ctx_dir, f"{me}.preamble.md")),
-        "context": _read_text(os.path.join(ctx_dir, f"{me}.md")),
-        "engine": engine.info(),
-    }

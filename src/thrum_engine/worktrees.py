@@ -20,6 +20,7 @@ from thrum_engine.engine.registry import method
 from thrum_engine.errors import Conflict, InvalidInput, InvalidName, NotFound
 from thrum_engine.files import write_private
 from thrum_engine.identity import author_of, enroll
+from thrum_engine.integrations.engine_side import install_for
 from thrum_engine.layout import STATE_DIR, current_branch
 from thrum_engine.model import Params
 from thrum_engine.tmux import methods as tmux_methods
@@ -374,6 +375,10 @@ async def create(engine: Engine, caller: Caller, p: WorktreeCreateParams) -> dic
     branch = await asyncio.to_thread(_create, repo, path, branch, p.base, p.detach)
     await asyncio.to_thread(write_redirects, repo, path)
     result: dict = {"name": p.name, "path": path, "branch": branch, "agent": None, "session": None}
+    if p.runtime:
+        installed = await install_for(engine, path, p.runtime, p.agent, p.role, p.module)
+        if installed:
+            result["integrations"] = installed
     if p.agent:
         reg = await enroll(
             engine,

@@ -7,7 +7,7 @@ import sys
 
 from thrum_engine.cli.call import CliError, Ctx, read_text, stdin_text
 from thrum_engine.cli.output import line
-from thrum_engine.cli.setup import DEFAULT_PREAMBLE
+from thrum_engine.cli.setup import role_preamble
 from thrum_engine.files import write_private
 from thrum_engine.layout import Layout
 from thrum_engine.names import identity_name_problem, strip_at
@@ -113,8 +113,8 @@ def preamble(ctx: Ctx) -> int:
     if ctx.args["init"] and ctx.args.get("file"):
         raise CliError("--init and --file are mutually exclusive")
     if ctx.args["init"]:
-        role = (ctx.identity_file or {}).get("role", "agent")
-        _write(ppath, DEFAULT_PREAMBLE.format(name=name, role=role))
+        ident = ctx.identity_file or {}
+        _write(ppath, role_preamble(ctx.layout, name, ident.get("role", "agent"), ident.get("module") or ""))
     elif ctx.args.get("file"):
         _write(ppath, _input(ctx))
     text = _read(ppath)

@@ -29,7 +29,8 @@ COMMANDS: list[Spec] = [
         "init",
         "setup:init",
         "create .thrum/ and the a-sync journal branch in this repo",
-        flags="stealth:b force:b dry-run:b non-interactive:b no-daemon:b name:v worktrees-root:v",
+        flags="stealth:b force:b dry-run:b non-interactive:b no-daemon:b name:v worktrees-root:v"
+        " runtime:v skills:b roles:v",
     ),
     _s(
         "quickstart",
@@ -79,6 +80,26 @@ COMMANDS: list[Spec] = [
     _s("session set-intent", "identity:set_intent", "what I am working on", pos=("text*",)),
     _s("session set-task", "identity:set_task", "the task id I am on", pos=("text*",)),
     _s("prime", "orientation:prime", "the session briefing"),
+    _s(
+        "setup claude-md",
+        "setup:setup_claude_md",
+        "print Thrum's CLAUDE.md block (--apply: put it into CLAUDE.md)",
+        flags="apply:b force:b",
+    ),
+    _s("roles list", "roles:list_", "role templates and the agents using each"),
+    _s(
+        "roles deploy",
+        "roles:deploy",
+        "render role templates into agents' preambles and instruction blocks",
+        flags="dry-run:b agent:v",
+    ),
+    _s(
+        "hook",
+        "hook:run",
+        "what installed runtime hooks run (the runtime's hook JSON on stdin)",
+        pos=("event",),
+        flags="runtime:v",
+    ),
     _s("status", "orientation:status", "me, my session, the engine"),
     _s("overview", "orientation:overview", "team, worktrees, my inbox at a glance"),
     _s("config show", "orientation:config_show", "effective settings"),
@@ -254,6 +275,12 @@ COMMANDS: list[Spec] = [
     _s("daemon logs", "engine:logs", "the engine's log", flags="lines:v since:v follow:b"),
     _s("doctor", "engine:doctor", "check journal and projection consistency"),
     _s("doctor rebuild", "engine:rebuild", "rebuild the projection from the journal"),
+    _s(
+        "doctor integrations",
+        "orientation:doctor_integrations",
+        "runtime files, prime entries, hooks and MCP per runtime and agent, with fixes",
+        flags="agent:v",
+    ),
 ]
 
 # `agent start|end|...` are the same as `session ...`.

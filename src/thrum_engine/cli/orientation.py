@@ -14,12 +14,9 @@ def version(ctx: Ctx) -> int:
 
 
 def _member_line(m: dict) -> str:
-    role = m["role"] + (f"/{m['module']}" if m.get("module") else "")
-    unread = f"  {m['unread']} unread" if m.get("unread") else ""
-    branch = f"  [{m['branch']}]" if m.get("branch") else ""
-    intent = f"  — {m['intent']}" if m.get("intent") else ""
-    age = human_age(m.get("idle_seconds") or 0)
-    return f"@{m['name']}  {role}  {m['presence']} {age}  {m.get('runtime') or '-'}{branch}{unread}{intent}"
+    from thrum_engine.briefing_text import member_line
+
+    return member_line(m)
 
 
 def team(ctx: Ctx) -> int:
@@ -59,9 +56,9 @@ def who_has(ctx: Ctx) -> int:
 
 
 def _wc_line(wc: dict | None) -> str:
-    if not wc:
-        return "no worktree"
-    return f"{wc['branch'] or 'detached'}: {len(wc['uncommitted'])} uncommitted, {wc['ahead']} ahead of {wc['base']}"
+    from thrum_engine.briefing_text import work_line
+
+    return work_line(wc)
 
 
 def status(ctx: Ctx) -> int:
@@ -98,40 +95,114 @@ def overview(ctx: Ctx) -> int:
 
 
 def prime(ctx: Ctx) -> int:
-    """Never fails the session start: without an engine it prints what it knows locally."""
+    """Never fails the session start: no repo, no Thrum here, or no engine -> exit 0, one helpful line
+    (and what the identity file knows)."""
     try:
+        if not ctx.layout.initialized():
+            raise CliError(f"Thrum is not set up in {ctx.layout.repo}: run `thrum init` there")
         r = ctx.call("prime")
     except CliError as exc:
-        r = {"engine": None, "error": exc.message, "agent": ctx.identity_file}
+        try:
+            agent = ctx.identity_file
+        except CliError:
+            agent = None
+        r = {"engine": None, "error": exc.message, "agent": agent}
 
     def human(r: dict) -> None:
         if r.get("engine") is None:
-            line(f"Thrum engine unavailable: {r['error']}")
+            msg = r["error"]
+            line(
+                msg
+                if msg.startswith("Thrum is not")
+                else f"Thrum engine unavailable: {msg} (start it: `thrum daemon start`)"
+            )
             if r.get("agent"):
                 line(f"You are @{r['agent'].get('name')} ({r['agent'].get('role')})")
             return
-        ag = r["agent"]
-        line(f"# You are @{ag['name']} ({ag['role']}" + (f"/{ag['module']}" if ag["module"] else "") + ")")
-        if r["session"]:
-            line(
-                f"Session {r['session']['session_id']}"
-                + (f" — intent: {r['session']['intent']}" if r["session"]["intent"] else "")
-            )
-        line(f"Work: {_wc_line(r['work_context'])}")
-        line(f"\n## Team ({len(r['team'])} online)")
-        for m in r["team"]:
-            line("- " + _member_line(m))
-        line(f"\n## Inbox: {r['unread']} unread")
-        for m in r["recent_unread"]:
-            line(f"- {m['message_id']} from @{m['from']}: {m['preview']}")
-        if r["unread"]:
-            line("Read them with `thrum inbox` (that marks them read; `--unread` only peeks).")
-        if r.get("preamble"):
-            line("\n## Preamble\n" + r["preamble"].rstrip())
-        if r.get("context"):
-            line("\n## Saved context\n" + r["context"].rstrip())
+        import sys
+
+        from thrum_engine.briefing_text import render
+
+        sys.stdout.write(render(r))
 
     return ctx.emit(r, human)
+
+
+def doctor_integrations(ctx: Ctx) -> int:
+    """Per runtime and agent: installed files parse, the prime entry exists, hooks resolve and fired,
+    MCP starts. Exit 1 when anything needs fixing (each problem says how)."""
+    import os
+
+    from thrum_engine.integrations import doctor
+    from thrum_engine.names import strip_at
+
+    layout = ctx.layout
+    rep = doctor.Report()
+    agents: list[dict] = []
+    fired: dict = {"_unknown": True}
+    try:
+        client = ctx.client(start=False)
+        params = {"caller": ctx.me} if ctx.me else {}
+        agents = client.call("agent.list", params, 10.0)["agents"]
+        fired = client.call("hooks.status", params, 10.0)["agents"]
+    except CliError:
+        rep.add(
+            "engine",
+            layout.repo,
+            "engine",
+            False,
+            "the engine is not running: hook firings unknown",
+            "thrum daemon start",
+        )
+    except Exception as exc:  # noqa: BLE001 -- an older engine without hooks.status, any RPC failure
+        rep.add(
+            "engine", layout.repo, "engine", False, f"cannot read hook firings: {exc}", "thrum daemon restart"
+        )
+    want = strip_at(ctx.args["agent"]) if ctx.args.get("agent") else None
+    if want and not any(a["name"] == want for a in agents):
+        raise CliError(f"no agent named @{want}" + ("" if agents else " (or the engine is not running)"))
+    places: dict[str, set[str]] = {}
+    by_wt: dict[str, list[str]] = {}
+    for ag in agents:
+        if want and ag["name"] != want:
+            continue
+        wt = ag.get("worktree") or layout.repo
+        if ag.get("runtime") and ag["runtime"] in doctor.integrations.RUNTIMES:
+            places.setdefault(wt, set()).add(ag["runtime"])
+        by_wt.setdefault(wt, []).append(f"{ag['name']}:{ag.get('runtime') or ''}")
+    if not want:
+        places.setdefault(layout.worktree, set())
+    for wt in list(places):
+        if os.path.isdir(wt):
+            places[wt] |= set(doctor.installed_runtimes(wt))
+    for wt, runtimes in sorted(places.items()):
+        for rt in sorted(runtimes):
+            doctor.check_worktree(rep, rt, wt, by_wt.get(wt, []), fired)
+    if not any(places.values()):
+        rep.add(
+            "-",
+            layout.worktree,
+            "installed",
+            False,
+            "no runtime is wired here",
+            "thrum init --runtime claude (or codex, gemini, opencode, cursor, all)",
+        )
+    doctor.check_mcp_server(rep, layout.worktree)
+    problems = [c for c in rep.checks if not c["ok"]]
+    r = {"ok": not problems, "checks": rep.checks, "problems": len(problems)}
+
+    def human(r: dict) -> None:
+        for c in r["checks"]:
+            who = f" @{c['agent']}" if c["agent"] else ""
+            line(
+                f"{'✓' if c['ok'] else '✗'} {c['runtime']}{who} {c['check']}: {c['detail']}  [{c['worktree']}]"
+            )
+            if c["fix"]:
+                line(f"    fix: {c['fix']}")
+        line("All integrations look right." if r["ok"] else f"{r['problems']} problem(s).")
+
+    ctx.emit(r, human)
+    return 0 if r["ok"] else 1
 
 
 def config_show(ctx: Ctx) -> int:

@@ -19,6 +19,20 @@ DEFAULT_PREAMBLE = """You are @{name} ({role}) on a team of agents coordinated t
 """
 
 
+def role_preamble(layout: Layout, name: str, role: str, module: str = "") -> str:
+    """An agent's preamble: its role template rendered (the short default when roles are skipped)."""
+    from thrum_engine.integrations import roles
+
+    try:
+        mode = (read_config(Layout(layout.repo).config_file).get("roles") or {}).get("mode")
+    except CliError:
+        mode = None
+    if mode == "skip":
+        return DEFAULT_PREAMBLE.format(name=name, role=role)
+    values = roles.RoleVars(name, role, module, layout.worktree, "coordinator", layout.repo)
+    return roles.render(layout.repo, values)
+
+
 def git(cwd: str, *args: str, check: bool = True, stdin: str | None = None) -> str:
     try:
         return gitcmd.run(cwd, *args, check=check, stdin=stdin).strip()
@@ -92,12 +106,193 @@ def ensure_init(
     return steps
 
 
+def _runtimes_flag(value: str | None) -> list[str]:
+    """`--runtime R|all` (R may be a comma list) as known integration names."""
+    from thrum_engine.integrations.entries import RUNTIMES
+
+    if not value:
+        return []
+    if value == "all":
+        return list(RUNTIMES)
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    for n in names:
+        problem = name_problem(n, what="runtime")
+        if problem:
+            raise CliError(problem)
+        if n not in RUNTIMES:
+            raise CliError(f"no integration for runtime {n!r}: one of {', '.join(RUNTIMES)}, or all")
+    return names
+
+
+def read_config(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise CliError(f"{path} is not valid JSON ({exc}); fix it first") from None
+    return data if isinstance(data, dict) else {}
+
+
+def record_defaults(path: str, explicit: dict, defaults: dict) -> dict:
+    """Write into config.json what init used: an explicit flag always, a default only where the
+    file says nothing (so a re-run changes nothing). Returns the keys written, dotted."""
+    data = read_config(path)
+    written: dict = {}
+    for dotted, value in [*((k, v) for k, v in defaults.items()), *explicit.items()]:
+        keys = dotted.split(".")
+        node = data
+        for k in keys[:-1]:
+            if not isinstance(node.get(k), dict):
+                node[k] = {}
+            node = node[k]
+        if (dotted in explicit or keys[-1] not in node) and node.get(keys[-1]) != value:
+            node[keys[-1]] = value
+            written[dotted] = value
+    if written:
+        write_private(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+    return written
+
+
+def _ask(question: str, default: str, choices: tuple[str, ...] | None = None) -> str:
+    import sys
+
+    while True:
+        sys.stdout.write(f"{question} [{default}]: ")
+        sys.stdout.flush()
+        answer = sys.stdin.readline()
+        if not answer:
+            return default
+        answer = answer.strip() or default
+        if choices is None or answer in choices:
+            return answer
+        line(f"  one of: {', '.join(choices)}")
+
+
+def wizard(a: dict) -> dict:
+    """The first-run questions on a terminal: only what no flag answered."""
+    from thrum_engine.integrations.entries import RUNTIMES
+    from thrum_engine.integrations.roles import ROLE_MODES
+
+    line("Setting up Thrum in this repo (Enter takes the default; `--non-interactive` skips this).")
+    if not a.get("name"):
+        name = _ask("Your agent name in this checkout (none: you are the operator)", "none")
+        if name != "none":
+            a["name"] = name
+            a["role"] = a.get("role") or _ask("Its role", "coordinator")
+    if not a.get("worktrees_root"):
+        root = _ask("Where agents' worktrees go", "~/.thrum/worktrees")
+        if root != "~/.thrum/worktrees":
+            a["worktrees_root"] = root
+    if not a.get("runtime"):
+        rt = _ask(
+            "Runtime to wire up (" + ", ".join(RUNTIMES) + ", all, none)",
+            "claude",
+            (*RUNTIMES, "all", "none"),
+        )
+        a["runtime"] = None if rt == "none" else rt
+    if not a.get("roles"):
+        a["roles"] = _ask(
+            "Role templates (enhanced: copy them here to edit; default; skip)", "default", ROLE_MODES
+        )
+    if not a.get("no_daemon"):
+        a["no_daemon"] = _ask("Start the engine now? (y/n)", "y", ("y", "n", "yes", "no")).startswith("n")
+    return a
+
+
+def _copy_role_templates(layout: Layout, force: bool, dry_run: bool) -> list[str]:
+    from thrum_engine.integrations import roles
+
+    written = []
+    d = roles.repo_dir(layout.repo)
+    for role, text in roles.shipped_files().items():
+        path = os.path.join(d, f"{role}.md")
+        if os.path.exists(path) and not force:
+            continue
+        written.append(path)
+        if not dry_run:
+            write_private(path, text)
+    return written
+
+
+def install_runtimes(
+    ctx: Ctx,
+    runtimes: list[str],
+    *,
+    force: bool = False,
+    dry_run: bool = False,
+    stealth: bool | None = None,
+    parts: tuple[str, ...] | None = None,
+    agent: str | None = None,
+    role: str | None = None,
+    module: str = "",
+) -> dict:
+    """The installer for this worktree, with the repo's recorded choices (stealth, roles)."""
+    from thrum_engine import integrations
+
+    layout = ctx.layout
+    cfg = read_config(Layout(layout.repo).config_file)
+    if stealth is None:
+        stealth = bool((cfg.get("integrations") or {}).get("stealth"))
+    req = integrations.Request(
+        worktree=layout.worktree,
+        repo=layout.repo,
+        runtimes=runtimes,
+        agent=agent,
+        role=role,
+        module=module,
+        force=force,
+        dry_run=dry_run,
+        stealth=stealth,
+        parts=parts or integrations.PARTS,
+        roles_mode=str((cfg.get("roles") or {}).get("mode") or "default"),
+    )
+    try:
+        return integrations.install(req)
+    except integrations.InstallError as exc:
+        raise CliError(exc.message) from None
+
+
+def install_lines(r: dict) -> None:
+    verb = "Would write" if r["dry_run"] else "✓ Wrote"
+    for f in r["files"]:
+        if f["action"] != "keep":
+            line(f"{verb} {f['path']} ({f['action']}: {', '.join(f['parts'])})")
+    if not any(f["action"] != "keep" for f in r["files"]):
+        line(f"Runtime files for {', '.join(r['runtimes'])} are in place (nothing to change)")
+    for n in r["notes"]:
+        line(f"! {n}")
+    if r.get("diff"):
+        line(r["diff"].rstrip("\n"))
+
+
 def init(ctx: Ctx) -> int:
-    a = ctx.args
+    import sys
+
+    from thrum_engine.integrations.roles import ROLE_MODES
+
+    a = dict(ctx.args)
+    layout = ctx.layout
+    first_run = not os.path.exists(Layout(layout.repo).config_file)
+    if (
+        first_run
+        and not a["non_interactive"]
+        and not a["dry_run"]
+        and not ctx.json
+        and sys.stdin.isatty()
+        and sys.stdout.isatty()
+    ):
+        a = wizard(a)
+    if a.get("roles") and a["roles"] not in ROLE_MODES:
+        raise CliError(f"--roles must be one of {', '.join(ROLE_MODES)}")
+    runtimes = _runtimes_flag(a.get("runtime"))
     config: dict = {}
     if a.get("worktrees_root"):
         config["worktrees"] = {"base_path": os.path.abspath(os.path.expanduser(a["worktrees_root"]))}
-    layout = ctx.layout
+    if runtimes and not a["dry_run"]:
+        # A runtime file that cannot be merged into refuses the whole init before anything is made.
+        install_runtimes(ctx, runtimes, force=a["force"], dry_run=True, stealth=a["stealth"] or None)
     if a["force"] and os.path.exists(layout.config_file) and config and not a["dry_run"]:
         os.remove(layout.config_file)
     steps = ensure_init(ctx, stealth=a["stealth"], dry_run=a["dry_run"], config=config)
@@ -106,6 +301,27 @@ def init(ctx: Ctx) -> int:
         "dry_run": a["dry_run"],
         "steps": [{"step": s, "path": d} for s, d in steps],
     }
+    main_config = Layout(layout.repo).config_file
+    explicit: dict = {}
+    if a.get("worktrees_root"):
+        explicit["worktrees.base_path"] = config["worktrees"]["base_path"]
+    if len(runtimes) == 1:
+        explicit["runtimes.default"] = explicit["runtime.primary"] = runtimes[0]
+    if a.get("roles"):
+        explicit["roles.mode"] = a["roles"]
+    if a["stealth"]:
+        explicit["integrations.stealth"] = True
+    if not a["dry_run"]:
+        current = read_config(main_config)
+        default_runtime = (current.get("runtimes") or {}).get("default") or "claude"
+        defaults = {
+            "worktrees.base_path": os.path.expanduser("~/.thrum/worktrees"),
+            "runtimes.default": default_runtime,
+            "runtime.primary": (current.get("runtimes") or {}).get("default") or default_runtime,
+        }
+        result["config_recorded"] = record_defaults(main_config, explicit, defaults)
+    if a.get("roles") == "enhanced":
+        result["role_templates"] = _copy_role_templates(layout, a["force"], a["dry_run"])
     if not a["dry_run"] and not a["no_daemon"]:
         from thrum_engine.daemon.control import StartFailed, start
 
@@ -121,18 +337,38 @@ def init(ctx: Ctx) -> int:
             a.get("role") or "agent",
             a.get("module") or "",
             "",
-            "",
+            runtimes[0] if len(runtimes) == 1 else "",
             "",
             force=a["force"],
             record_pid=True,
         )
+    parts = None
+    if a.get("skills") and not runtimes:
+        runtimes = [str((read_config(main_config).get("runtimes") or {}).get("default") or "claude")]
+        parts = ("prime",)
+    if runtimes:
+        result["integrations"] = install_runtimes(
+            ctx,
+            runtimes,
+            force=a["force"],
+            dry_run=a["dry_run"],
+            stealth=a["stealth"] or None,
+            parts=parts,
+            agent=a.get("name") or None,
+            role=a.get("role") or None,
+            module=a.get("module") or "",
+        )
 
     def human(r: dict) -> None:
         verb = "Would" if r["dry_run"] else "✓"
-        if not r["steps"]:
+        if not r["steps"] and not r.get("integrations"):
             line(f"Thrum is already initialized in {r['repo']}")
         for s in r["steps"]:
             line(f"{verb} {s['step']}: {s['path']}")
+        for path in r.get("role_templates") or []:
+            line(f"{verb} role template: {path}")
+        if r.get("integrations"):
+            install_lines(r["integrations"])
         if not r["dry_run"]:
             line(f"✓ Thrum ready in {r['repo']}")
 
@@ -225,7 +461,10 @@ def quickstart(ctx: Ctx) -> int:
     _, ppath = paths(ctx.layout, name)
     if preamble is not None or not os.path.exists(ppath):
         write_private(
-            ppath, preamble if preamble is not None else DEFAULT_PREAMBLE.format(name=name, role=role)
+            ppath,
+            preamble
+            if preamble is not None
+            else role_preamble(ctx.layout, name, role, a.get("module") or ""),
         )
     result = {
         "agent": r["agent"],
@@ -234,6 +473,12 @@ def quickstart(ctx: Ctx) -> int:
         "identity_file": ctx.layout.identity_path(name),
         "initialized": bool(steps),
     }
+    from thrum_engine.integrations.entries import RUNTIMES
+
+    if a.get("runtime") in RUNTIMES:
+        result["integrations"] = install_runtimes(
+            ctx, [a["runtime"]], force=a["force"], agent=name, role=role, module=a.get("module") or ""
+        )
 
     def human(r: dict) -> None:
         ag = r["agent"]
@@ -245,5 +490,35 @@ def quickstart(ctx: Ctx) -> int:
         if r["session"]:
             line(f"✓ Session {r['session']['session_id']}")
         line(f"✓ Identity file {r['identity_file']}")
+        if r.get("integrations"):
+            install_lines(r["integrations"])
 
     return ctx.emit(result, human)
+
+
+def setup_claude_md(ctx: Ctx) -> int:
+    """Print Thrum's CLAUDE.md block; `--apply` puts it into CLAUDE.md between its markers."""
+    from thrum_engine import integrations
+
+    ident = ctx.identity_file or {}
+    if not ctx.args["apply"]:
+        req = integrations.Request(
+            worktree=ctx.layout.worktree,
+            repo=ctx.layout.repo,
+            runtimes=["claude"],
+            agent=ident.get("name") or ctx.me,
+            role=ident.get("role"),
+            module=ident.get("module") or "",
+        )
+        block = integrations.instruction_block(req)
+        return ctx.emit({"block": block, "applied": False}, lambda r: line(r["block"].rstrip("\n")))
+    r = install_runtimes(
+        ctx,
+        ["claude"],
+        force=ctx.args["force"],
+        parts=("instructions",),
+        agent=ident.get("name") or ctx.me,
+        role=ident.get("role"),
+        module=ident.get("module") or "",
+    )
+    return ctx.emit({**r, "applied": True}, install_lines)

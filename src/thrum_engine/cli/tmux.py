@@ -200,12 +200,23 @@ def runtime_list(ctx: Ctx) -> int:
 def runtime_show(ctx: Ctx) -> int:
     _check("runtime", ctx.args["runtime"])
     (preset,), default = _presets(ctx, ctx.args["runtime"])
-    r = {"runtime": preset.view(), "default": default == preset.name}
+    from thrum_engine.integrations import describe
+
+    r = {"runtime": preset.view(), "default": default == preset.name, "integration": describe(preset.name)}
 
     def human(r: dict) -> None:
         rt = r["runtime"]
         for k in ("name", "command", "prime", "idle", "busy", "dialog", "approve", "deny", "description"):
             line(f"{k}: {rt[k]}")
+        wiring = r["integration"]
+        if wiring is None:
+            line("integration: none (Thrum installs no files for this runtime)")
+            return
+        for part, path in wiring["files"].items():
+            line(f"{part} file: {path or '(none for this runtime)'}")
+        line(f"install: {wiring['install']}")
+        for note in wiring["notes"]:
+            line(f"note: {note}")
 
     return ctx.emit(r, human)
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from thrum_engine import changes, doctor, feed, identity, messaging, team, worktrees
+from thrum_engine import briefing, changes, doctor, feed, hooks_log, identity, messaging, team, worktrees
 from thrum_engine.engine import admin
 from thrum_engine.engine.core import Engine, Part
 from thrum_engine.layout import Layout
@@ -35,9 +35,11 @@ log = logging.getLogger("thrum.engine")
 # Every module whose `@method` handlers the engine serves; importing one registers its methods.
 METHOD_MODULES = (
     admin,
+    briefing,
     changes,
     doctor,
     feed,
+    hooks_log,
     identity,
     messaging,
     monitor_methods,

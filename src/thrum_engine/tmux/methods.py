@@ -14,6 +14,7 @@ from thrum_engine.engine.caller import Caller
 from thrum_engine.engine.registry import method
 from thrum_engine.errors import Conflict, InvalidInput, InvalidName, NotFound, ThrumError
 from thrum_engine.identity import author_of, enroll
+from thrum_engine.integrations.engine_side import install_for
 from thrum_engine.layout import current_branch, worktree_of
 from thrum_engine.model import Params
 from thrum_engine.tmux import health, results, runtimes
@@ -251,6 +252,8 @@ async def checked_create(engine: Engine, caller: Caller, p: CreateParams) -> Ses
     home = agent_worktree(engine, agent)
     if home and os.path.realpath(home) != os.path.realpath(wt):  # moving it: the caller must own its home
         require_owner(engine, caller, home, f"moving @{agent} here")
+    if p.runtime:
+        await install_for(engine, wt, runtime.name, agent, p.role, p.module)
     return await create_tmux_session(
         engine,
         session=p.session,
@@ -426,6 +429,7 @@ async def relaunch(engine: Engine, caller: Caller, p: LaunchParams) -> dict:
     name: str = agent["name"]
     session = m.gone.get(name) or name
     cwd, worktree = session_place(engine, wt)
+    await install_for(engine, worktree, runtime.name, name, agent.get("role"), agent.get("module") or "")
     s = await create_tmux_session(
         engine,
         session=session,

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 from thrum_engine import names
 from thrum_engine.errors import InvalidInput, InvalidName, NotFound
+from thrum_engine.integrations.entries import PRIME
 from thrum_engine.patterns import Pattern, PatternError, PatternTimeout, compile_pattern, latest_match, search
 
 log = logging.getLogger("thrum.tmux")
@@ -30,7 +31,7 @@ MARKER_BUDGET_SECONDS = 0.05
 class Runtime:
     name: str
     command: tuple[str, ...]
-    prime: str | None  # typed once the runtime is idle after launch; None: nothing
+    prime: str | None  # typed once the runtime is idle after launch (integrations.entries); None: nothing
     idle: tuple[str, ...] = ()  # markers of an idle prompt (the latest marker in the stream wins)
     busy: tuple[str, ...] = ()
     dialog: tuple[str, ...] = ()  # permission / trust / selection dialogs: never type into these
@@ -113,7 +114,7 @@ BUILTIN: dict[str, Runtime] = {
         Runtime(
             "claude",
             ("claude",),
-            "/thrum:prime",
+            PRIME["claude"],
             idle=(r"^\s*[❯>][\s\u00a0]*$", r"\? for shortcuts"),
             busy=(r"(esc|ctrl\+c) to interrupt", r"^[✻✶✳✢✽·*] \S+…"),
             dialog=_CLAUDE_DIALOG,
@@ -125,7 +126,7 @@ BUILTIN: dict[str, Runtime] = {
         Runtime(
             "codex",
             ("codex", "-c", "check_for_update_on_startup=false"),
-            "$thrum-prime",
+            PRIME["codex"],
             idle=(r"^\s*›(?! \d\.)", r"context left", r"\d+% left"),
             busy=(r"Working \(.*(esc to i|•)", r"esc to interrupt"),
             dialog=(
@@ -143,7 +144,7 @@ BUILTIN: dict[str, Runtime] = {
         Runtime(
             "gemini",
             ("gemini",),
-            "/thrum:prime",
+            PRIME["gemini"],
             idle=(r"Type your message", r"context left\)"),
             busy=(r"esc to cancel",),
             dialog=(
@@ -160,7 +161,7 @@ BUILTIN: dict[str, Runtime] = {
         Runtime(
             "opencode",
             ("opencode",),
-            "/thrum-prime",
+            PRIME["opencode"],
             idle=(r"Ask anything",),
             busy=(r"esc (again to )?interrupt",),
             dialog=(r"Permission required",),
@@ -172,7 +173,7 @@ BUILTIN: dict[str, Runtime] = {
         Runtime(
             "cursor",
             ("agent",),
-            "/thrum:prime",
+            PRIME["cursor"],
             idle=(r"^\s*›(?! \d\.)",),
             busy=(r"ctrl\+c to stop", r"[⬡⬢] \S+…"),
             dialog=(r"Run this command\?", r"Trust this workspace"),
@@ -183,7 +184,7 @@ BUILTIN: dict[str, Runtime] = {
         Runtime(
             "auggie",
             ("auggie",),
-            "/thrum:prime",
+            PRIME["auggie"],
             busy=(r"esc to (cancel|interrupt)",),
             interrupt="Escape",
             description="Augment Auggie (no idle marker: silence decides)",
@@ -191,7 +192,7 @@ BUILTIN: dict[str, Runtime] = {
         Runtime(
             "amp",
             ("amp",),
-            "/thrum:prime",
+            PRIME["amp"],
             busy=(r"esc to cancel",),
             dialog=(r"allow all for this session",),
             interrupt="Escape",

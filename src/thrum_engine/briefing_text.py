@@ -1,0 +1,96 @@
+"""The briefing as text: what `thrum prime` prints and what the session-start hook hands the runtime.
+
+One renderer for both, so an agent primed by a hook and one that ran `thrum prime` read the same
+words. Stdlib only: the CLI renders it on its light path from the engine's `prime` result.
+"""
+
+from __future__ import annotations
+
+from thrum_engine.durations import human_age
+
+INBOX_HINT = "Read them with `thrum inbox` (that marks them read; `--unread` only peeks)."
+
+
+def member_line(m: dict) -> str:
+    role = m["role"] + (f"/{m['module']}" if m.get("module") else "")
+    unread = f"  {m['unread']} unread" if m.get("unread") else ""
+    branch = f"  [{m['branch']}]" if m.get("branch") else ""
+    intent = f"  — {m['intent']}" if m.get("intent") else ""
+    age = human_age(m.get("idle_seconds") or 0)
+    return f"@{m['name']}  {role}  {m['presence']} {age}  {m.get('runtime') or '-'}{branch}{unread}{intent}"
+
+
+def work_line(wc: dict | None) -> str:
+    if not wc:
+        return "no worktree"
+    return f"{wc['branch'] or 'detached'}: {len(wc['uncommitted'])} uncommitted, {wc['ahead']} ahead of {wc['base']}"
+
+
+def next_steps(r: dict) -> list[str]:
+    steps = []
+    if r.get("unread"):
+        steps.append(
+            "Read your mail: `thrum inbox`, and answer what needs an answer (`thrum reply MSG_ID ...`)."
+        )
+    session = r.get("session") or {}
+    if not session.get("intent"):
+        steps.append('Say what you are working on: `thrum session set-intent "..."`.')
+    wc = r.get("work_context") or {}
+    if wc.get("uncommitted"):
+        steps.append(
+            f"You have {len(wc['uncommitted'])} uncommitted files: finish and commit them, or say why."
+        )
+    steps.append(
+        "Carry on with your task; report progress and blockers to your coordinator (`thrum send ... --to @NAME`)."
+    )
+    return steps
+
+
+def render(r: dict) -> str:
+    """The briefing for a `prime` result from the engine."""
+    out: list[str] = []
+    ag = r["agent"]
+    out.append(
+        f"# You are @{ag['name']} ({ag['role']}" + (f"/{ag['module']}" if ag.get("module") else "") + ")"
+    )
+    s = r.get("session")
+    if s:
+        out.append(f"Session {s['session_id']}" + (f" — intent: {s['intent']}" if s.get("intent") else ""))
+    else:
+        out.append("No active session: `thrum session start` begins one.")
+    out.append(f"Work: {work_line(r.get('work_context'))}")
+    wc = r.get("work_context") or {}
+    for f in (wc.get("uncommitted") or [])[:10]:
+        out.append(f"  uncommitted: {f}")
+    out.append(f"\n## Team ({len(r['team'])} online)")
+    for m in r["team"]:
+        out.append("- " + member_line(m))
+    out.append(f"\n## Inbox: {r['unread']} unread")
+    for m in r["recent_unread"]:
+        out.append(f"- {m['message_id']} from @{m['from']}: {m['preview']}")
+    if r["unread"]:
+        out.append(INBOX_HINT)
+    if r.get("preamble"):
+        out.append("\n## Preamble\n" + r["preamble"].rstrip())
+    if r.get("context"):
+        out.append("\n## Saved context\n" + r["context"].rstrip())
+    out.append("\n## Next steps")
+    out += [f"{i}. {step}" for i, step in enumerate(next_steps(r), 1)]
+    return "\n".join(out) + "\n"
+
+
+def unread_summary(messages: list[dict], unread: int, *, limit_chars: int = 1500) -> str:
+    """New mail as context for the agent's next step (prompt-submit) or the reason a Stop is
+    blocked: who wrote, the id to reply to, and the text (cut long ones)."""
+    n = len(messages)
+    head = f"Thrum: {n} new message{'s' if n != 1 else ''} for you ({unread} unread in all)."
+    lines = [head]
+    for m in messages:
+        body = m["content"]
+        if len(body) > limit_chars:
+            body = (
+                body[:limit_chars] + f"… ({len(m['content'])} chars; `thrum message get {m['message_id']}`)"
+            )
+        lines.append(f"\n--- {m['message_id']} from @{m['from']} at {m['created_at']}:\n{body}")
+    lines.append("\n" + INBOX_HINT + ' Reply with `thrum reply MSG_ID "..."`.')
+    return "\n".join(lines)

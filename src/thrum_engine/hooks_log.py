@@ -1,0 +1,213 @@
+"""`hooks.fire`: what a runtime's hook asks the engine (via `thrum hook EVENT`), and the record of
+which hooks fired for whom and when, so `thrum doctor` and `team` can say "hooks last fired 2 min
+ago" and flag a runtime whose hooks never fire.
+
+Per event: session-start gets the briefing; prompt-submit gets mail not shown before; stop is
+blocked (the runtime is told to read the mail) once per batch of new mail, never in a loop (Claude
+overrides a Stop hook after 8 consecutive blocks; we stop at MAX_CONSECUTIVE_BLOCKS); pre-compact
+saves a note of the work in progress into the agent's saved context, which the briefing after the
+compaction shows.
+
+The record is local state (var/hooks.json), not journal events: a hook fires on every prompt and
+that is not team history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import time
+import weakref
+from dataclasses import dataclass, field
+
+from thrum_engine import briefing_text
+from thrum_engine.durations import iso
+from thrum_engine.engine.core import Caller, Engine
+from thrum_engine.engine.registry import method
+from thrum_engine.errors import InvalidInput
+from thrum_engine.files import write_private
+from thrum_engine.model import EmptyParams, Params
+
+EVENTS = ("session-start", "prompt-submit", "stop", "pre-compact")
+MAX_CONSECUTIVE_BLOCKS = 6
+SHOWN_LIMIT = 10  # messages put into one prompt's context
+SAVE_EVERY_SECONDS = 2.0
+_SECTION = re.compile(r"<!-- thrum:pre-compact -->\n.*?<!-- /thrum:pre-compact -->\n?", re.DOTALL)
+
+
+class HookFireParams(Params):
+    event: str
+    runtime: str = ""
+    source: str = ""  # SessionStart's startup|resume|clear|compact
+    trigger: str = ""  # PreCompact's auto|manual
+    stop_hook_active: bool = False
+
+
+@dataclass
+class AgentHooks:
+    fired: dict[str, dict] = field(default_factory=dict)  # event -> {at, runtime, count}
+    shown: set[str] = field(default_factory=set)  # message ids already put into a prompt or briefing
+    blocked_for: set[str] = field(default_factory=set)  # message ids a Stop was already blocked for
+    consecutive_blocks: int = 0
+
+
+@dataclass
+class HookState:
+    agents: dict[str, AgentHooks] = field(default_factory=dict)
+    loaded: bool = False
+    saved_at: float = 0.0
+    save_task: asyncio.Task | None = None
+
+
+_STATE: weakref.WeakKeyDictionary[Engine, HookState] = weakref.WeakKeyDictionary()
+
+
+def _path(engine: Engine) -> str:
+    return os.path.join(engine.layout.var, "hooks.json")
+
+
+def state(engine: Engine) -> HookState:
+    st = _STATE.get(engine)
+    if st is None:
+        st = _STATE[engine] = HookState()
+    if not st.loaded:
+        st.loaded = True
+        try:
+            with open(_path(engine), encoding="utf-8") as fh:
+                data = json.load(fh)
+            for name, fired in (data.get("agents") or {}).items():
+                if isinstance(fired, dict):
+                    st.agents[name] = AgentHooks(
+                        fired={k: v for k, v in fired.items() if isinstance(v, dict)}
+                    )
+        except (OSError, ValueError, AttributeError):
+            pass  # no record yet (or a damaged one: it is only a record)
+    return st
+
+
+def view(engine: Engine, name: str) -> dict | None:
+    """What `team` shows per agent: when its hooks last fired, per event (None: never)."""
+    ag = state(engine).agents.get(name)
+    if ag is None or not ag.fired:
+        return None
+    last = max(v.get("at", 0) for v in ag.fired.values())
+    return {
+        "last_fired": iso(last),
+        "last_fired_ago_seconds": round(time.time() - last, 1),
+        "runtime": max(ag.fired.values(), key=lambda v: v.get("at", 0)).get("runtime"),
+        "events": {k: {**v, "at": iso(v["at"])} for k, v in sorted(ag.fired.items())},
+    }
+
+
+def _schedule_save(engine: Engine, st: HookState) -> None:
+    if st.save_task is not None and not st.save_task.done():
+        return
+
+    async def save() -> None:
+        await asyncio.sleep(max(0.0, st.saved_at + SAVE_EVERY_SECONDS - time.time()))
+        st.saved_at = time.time()
+        doc = {"agents": {n: a.fired for n, a in st.agents.items() if a.fired}}
+        await asyncio.to_thread(
+            write_private, _path(engine), json.dumps(doc, indent=2, sort_keys=True) + "\n"
+        )
+
+    st.save_task = asyncio.get_running_loop().create_task(save(), name="thrum-hooks-save")
+
+
+async def _unread(engine: Engine, me: str, limit: int) -> tuple[list[dict], int]:
+    from thrum_engine.briefing import recent_unread
+    from thrum_engine.team import unread_counts
+
+    rows = await recent_unread(engine, me, limit)
+    total = (await unread_counts(engine)).get(me, 0) if rows else 0
+    return rows, total
+
+
+async def _save_before_compact(engine: Engine, me: str, trigger: str) -> str:
+    from thrum_engine.identity import session_view
+    from thrum_engine.team import my_context
+
+    wc = await my_context(engine, me)
+    rows, total = await _unread(engine, me, SHOWN_LIMIT)
+    session = session_view(engine.active_sessions.get(me)) or {}
+    lines = [
+        "<!-- thrum:pre-compact -->",
+        f"## Before the last compaction (saved by thrum at {iso(time.time())}, {trigger or 'auto'})",
+        f"- intent: {session.get('intent') or '(none set)'}",
+    ]
+    if wc:
+        lines.append(f"- work: {briefing_text.work_line(wc)}")
+        lines += [f"  - uncommitted: {f}" for f in wc["uncommitted"][:20]]
+    if total:
+        lines.append(
+            f"- unread: {total} (" + ", ".join(f"{r['message_id']} from @{r['from']}" for r in rows) + ")"
+        )
+    lines.append("<!-- /thrum:pre-compact -->")
+    section = "\n".join(lines) + "\n"
+    path = os.path.join(engine.layout.context_dir, f"{me}.md")
+
+    def write() -> None:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                old = fh.read()
+        except OSError:
+            old = ""
+        if _SECTION.search(old):
+            new = _SECTION.sub(lambda _m: section, old, count=1)
+        else:
+            new = old + ("\n" if old and not old.endswith("\n") else "") + section
+        write_private(path, new)
+
+    await asyncio.to_thread(write)
+    return path
+
+
+@method("hooks.fire", HookFireParams)
+async def fire(engine: Engine, caller: Caller, p: HookFireParams) -> dict:
+    if p.event not in EVENTS:
+        raise InvalidInput(f"unknown hook event {p.event!r}: one of {', '.join(EVENTS)}")
+    me = caller.name
+    if not me or me not in engine.agents:
+        return {"recorded": False, "context": None, "block": None}  # nobody to brief: say nothing
+    st = state(engine)
+    ag = st.agents.setdefault(me, AgentHooks())
+    rec = ag.fired.get(p.event) or {"count": 0}
+    ag.fired[p.event] = {"at": time.time(), "runtime": p.runtime, "count": int(rec.get("count", 0)) + 1}
+    engine.touch(me)  # a hook firing is the agent at work
+    _schedule_save(engine, st)
+    out: dict = {"recorded": True, "context": None, "block": None}
+    if p.event == "session-start":
+        from thrum_engine.briefing import prime_data
+
+        data = await prime_data(engine, me)
+        ag.shown.update(m["message_id"] for m in data["recent_unread"])
+        ag.consecutive_blocks = 0
+        out["context"] = briefing_text.render(data)
+    elif p.event == "prompt-submit":
+        rows, total = await _unread(engine, me, SHOWN_LIMIT)
+        new = [r for r in rows if r["message_id"] not in ag.shown]
+        ag.consecutive_blocks = 0  # a human (or a prompt) took the turn
+        if new:
+            ag.shown.update(r["message_id"] for r in new)
+            out["context"] = briefing_text.unread_summary(list(reversed(new)), total)
+    elif p.event == "stop":
+        rows, total = await _unread(engine, me, SHOWN_LIMIT)
+        new = [r for r in rows if r["message_id"] not in ag.blocked_for]
+        if new and (not p.stop_hook_active or ag.consecutive_blocks < MAX_CONSECUTIVE_BLOCKS):
+            ag.blocked_for.update(r["message_id"] for r in new)
+            ag.shown.update(r["message_id"] for r in new)
+            ag.consecutive_blocks += 1
+            out["block"] = briefing_text.unread_summary(list(reversed(new)), total)
+        else:
+            ag.consecutive_blocks = 0
+    elif p.event == "pre-compact":
+        out["saved"] = await _save_before_compact(engine, me, p.trigger)
+    return out
+
+
+@method("hooks.status", EmptyParams)
+async def status(engine: Engine, caller: Caller, p: EmptyParams) -> dict:
+    """Every agent's hook record, for `thrum doctor integrations` (agents with none included)."""
+    return {"agents": {name: view(engine, name) for name in sorted(engine.agents)}}

@@ -1,0 +1,206 @@
+"""Wiring agent runtimes to Thrum, each in its own formats and places (RUNTIMES.md §12).
+
+`install(Request)` is the one entry point: `thrum init --runtime`, `quickstart --runtime`, and the
+engine's `worktree.create` / `tmux.create` (so the console's new-agent dialog too) all call it. One
+module per runtime says what it writes; `common` holds the merge rules they share.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import subprocess
+from dataclasses import dataclass, field
+from types import ModuleType
+
+from thrum_engine.integrations import roles
+from thrum_engine.integrations.common import PARTS, InstallError, Wiring, Workspace
+from thrum_engine.integrations.entries import PRIME, RUNTIMES
+
+__all__ = ["PARTS", "RUNTIMES", "InstallError", "Request", "install", "known", "module", "plan"]
+
+GENERIC_BLOCK = """## Thrum
+
+The agents working in this repo coordinate through Thrum (`thrum --help`).
+- Your briefing (identity, team, unread mail, your work, what to do next): `thrum prime`
+- Read messages: `thrum inbox` (marks them read; `--unread` only peeks); wait for one: `thrum wait --timeout 5m`
+- Send: `thrum send "..." --to @name` (or @role, @everyone); reply in a thread: `thrum reply MSG_ID "..."`
+- Say what you are doing: `thrum session set-intent "..."`; who is around: `thrum team`
+"""
+
+
+def known(name: str) -> bool:
+    return name in RUNTIMES
+
+
+def module(name: str) -> ModuleType:
+    if not known(name):
+        raise InstallError(f"no integration for runtime {name!r}: one of {', '.join(RUNTIMES)}")
+    return importlib.import_module(f"thrum_engine.integrations.{name}")
+
+
+def mcp_available() -> bool:
+    """Whether this thrum has `thrum mcp serve`: MCP entries that start a missing command would
+    only show the user an error in their runtime."""
+    from thrum_engine.cli.main import BY_PATH
+
+    return "mcp serve" in BY_PATH
+
+
+@dataclass
+class Request:
+    worktree: str
+    repo: str
+    runtimes: list[str]
+    agent: str | None = None
+    role: str | None = None
+    module: str = ""
+    coordinator: str = "coordinator"
+    force: bool = False
+    dry_run: bool = False
+    stealth: bool = False
+    parts: tuple[str, ...] = PARTS
+    roles_mode: str = "default"
+    notes: list[str] = field(default_factory=list)
+
+
+def identity_here(worktree: str) -> dict | None:
+    """The one agent whose identity file is in this worktree (None for none or several)."""
+    d = os.path.join(worktree, ".thrum", "identities")
+    try:
+        files = [f for f in os.listdir(d) if f.endswith(".json")]
+    except OSError:
+        return None
+    if len(files) != 1:
+        return None
+    try:
+        with open(os.path.join(d, files[0]), encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def instruction_block(req: Request) -> str:
+    """The block for the worktree's instruction files: the agent's role template when the agent is
+    known (and roles are not skipped), else the generic block."""
+    agent, role, mod = req.agent, req.role, req.module
+    if not agent:
+        ident = identity_here(req.worktree) or {}
+        agent, role = ident.get("name") or ident.get("agent_id"), ident.get("role")
+        mod = mod or ident.get("module") or ""
+    if not agent or req.roles_mode == "skip":
+        return GENERIC_BLOCK
+    text = roles.render(
+        req.repo,
+        roles.RoleVars(agent, role or "agent", mod, req.worktree, req.coordinator, req.repo),
+    )
+    return "## Thrum\n\n" + text + "\nYour briefing at any time: `thrum prime`.\n"
+
+
+def plan(req: Request) -> Workspace:
+    ws = Workspace(req.worktree)
+    wiring = Wiring(
+        root=ws.root,
+        repo=req.repo,
+        block=instruction_block(req),
+        force=req.force,
+        parts=req.parts,
+        mcp="mcp" in req.parts and mcp_available(),
+    )
+    for name in req.runtimes:
+        module(name).wire(ws, wiring)
+    return ws
+
+
+def _tracked(worktree: str, rels: list[str]) -> set[str]:
+    if not rels:
+        return set()
+    proc = subprocess.run(
+        ["git", "ls-files", "-z", "--", *rels], cwd=worktree, capture_output=True, text=True, check=False
+    )
+    return {p for p in proc.stdout.split("\0") if p}
+
+
+def exclude(worktree: str, rels: list[str]) -> list[str]:
+    """Anchored rules for `rels` in the common `info/exclude` (every worktree reads it)."""
+    from thrum_engine.layout import common_git_dir
+
+    path = os.path.join(common_git_dir(worktree), "info", "exclude")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except FileNotFoundError:
+        text = ""
+    have = set(text.split())
+    missing = [f"/{r}" for r in rels if f"/{r}" not in have]
+    if missing:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(
+                ("" if not text or text.endswith("\n") else "\n")
+                + "# thrum: runtime files (--stealth)\n"
+                + "".join(m + "\n" for m in missing)
+            )
+    return missing
+
+
+def install(req: Request) -> dict:
+    """Plan, then (unless dry_run) write. Raises InstallError, with nothing written, when a file
+    cannot be merged into."""
+    for name in req.runtimes:
+        module(name)  # an unknown runtime is refused before anything is read
+    ws = plan(req)
+    pending = ws.pending()
+    skipped: list[str] = []
+    if req.stealth:
+        tracked = _tracked(ws.root, [c.rel for c in pending])
+        for c in pending:
+            if c.rel in tracked:
+                skipped.append(c.rel)
+                del ws.changes[c.rel]
+        pending = ws.pending()
+        if skipped:
+            ws.notes.append("--stealth leaves tracked files alone: not changed " + ", ".join(sorted(skipped)))
+    result: dict = {
+        "worktree": ws.root,
+        "runtimes": list(req.runtimes),
+        "dry_run": req.dry_run,
+        "files": [
+            {"path": c.rel, "action": c.action, "parts": sorted(set(c.parts))}
+            for c in sorted(ws.changes.values(), key=lambda c: c.rel)
+        ],
+        "notes": ws.notes + req.notes,
+        "prime": {r: PRIME[r] for r in req.runtimes},
+    }
+    if req.dry_run:
+        result["diff"] = ws.diff()
+        return result
+    result["written"] = ws.apply()
+    if req.stealth:
+        ours = [c.rel for c in ws.changes.values() if c.rel not in skipped]
+        result["excluded"] = exclude(ws.root, ours)
+    return result
+
+
+def describe(name: str) -> dict | None:
+    """What Thrum installs for a runtime (for `runtime show`); None for a runtime it has no wiring for."""
+    if not known(name):
+        return None
+    mod = module(name)
+    from thrum_engine.integrations.entries import PRIME_FILE
+
+    files = {
+        "instructions": getattr(mod, "INSTRUCTIONS", None) or getattr(mod, "RULE", None),
+        "prime": PRIME_FILE.get(name),
+        "hooks": (getattr(mod, "HOOKS_FILE", None) or getattr(mod, "SETTINGS", None)) if mod.HOOKS else None,
+        "mcp": getattr(mod, "MCP", None) or getattr(mod, "CONFIG", None) or getattr(mod, "SETTINGS", None),
+    }
+    return {
+        "prime": PRIME[name],
+        "files": files,
+        "hook_events": {k: v[0] for k, v in mod.HOOKS.items()},
+        "notes": list(mod.NOTES),
+        "install": f"thrum init --runtime {name}",
+    }

@@ -1,0 +1,311 @@
+"""The merge layer every runtime installer writes through: plan first, write last, never clobber.
+
+A `Workspace` reads the files of one worktree once and collects what each runtime wants them to
+become; nothing touches the disk until `apply`. The rules, the same for every format:
+
+* the user's own entries are kept (Thrum only adds or replaces what it recognises as its own: a
+  hook whose command is `thrum hook ...`, an MCP server named `thrum`, a marked block);
+* a file that does not parse is an error naming it, and nothing at all is written;
+* Thrum's existing entries are left as they are unless `force` (so a re-run is a byte-identical
+  no-op, and a user's tweak to Thrum's entry survives until they ask for a refresh);
+* a file whose content would not change is not rewritten (its bytes, mode and mtime stay).
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+import os
+import re
+import shlex
+import shutil
+import sys
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from thrum_engine.errors import InvalidInput
+
+MD_BEGIN = "<!-- thrum:begin (managed by thrum: `thrum init --force` rewrites this block) -->"
+MD_END = "<!-- thrum:end -->"
+TOML_BEGIN = "# thrum:begin (managed by thrum: `thrum init --force` rewrites this block)"
+TOML_END = "# thrum:end"
+_MD_BLOCK = re.compile(r"<!-- thrum:begin[^\n]*-->\n.*?<!-- thrum:end -->\n?", re.DOTALL)
+_TOML_BLOCK = re.compile(r"# thrum:begin[^\n]*\n.*?# thrum:end\n?", re.DOTALL)
+# A hook command Thrum installed: `thrum hook EVENT`, `/abs/path/thrum hook EVENT`, quoted or not.
+_OURS = re.compile(r"""(?:^|[\s/'"])thrum['"]?\s+hook\s""")
+
+
+class InstallError(InvalidInput):
+    """A file the installer cannot merge into (it does not parse, or holds the wrong shape)."""
+
+
+def is_thrum_hook(command: object) -> bool:
+    return isinstance(command, str) and bool(_OURS.search(command))
+
+
+def thrum_executable() -> str:
+    """The `thrum` this process runs from (a venv nobody activated included), else the one on PATH."""
+    here = os.path.join(os.path.dirname(os.path.abspath(sys.executable)), "thrum")
+    if os.access(here, os.X_OK):
+        return here
+    return shutil.which("thrum") or "thrum"
+
+
+def thrum_command() -> str:
+    """How installed hooks and MCP entries start thrum: the bare name when the PATH finds this very
+    thrum (robust across worktrees and machines sharing the file), else its absolute path, so an
+    install in an unactivated venv still works from inside the runtime."""
+    exe = thrum_executable()
+    found = shutil.which("thrum")
+    if found and os.path.realpath(found) == os.path.realpath(exe):
+        return "thrum"
+    return shlex.quote(exe)
+
+
+def thrum_argv() -> list[str]:
+    """`thrum_command()` as an argv head (MCP configs take a command and args, not a shell line)."""
+    cmd = thrum_command()
+    return ["thrum"] if cmd == "thrum" else [thrum_executable()]
+
+
+def hook_command(event: str, runtime: str) -> str:
+    return f"{thrum_command()} hook {event} --runtime {runtime}"
+
+
+@dataclass
+class Change:
+    rel: str
+    old: str | None
+    new: str
+    parts: list[str] = field(default_factory=list)  # "runtime:part" that touched it
+
+    @property
+    def action(self) -> str:
+        if self.old is None:
+            return "create"
+        return "keep" if self.old == self.new else "update"
+
+
+class Workspace:
+    """The files of one worktree as the installers would leave them."""
+
+    def __init__(self, root: str) -> None:
+        self.root = os.path.realpath(root)
+        self.changes: dict[str, Change] = {}
+        self.notes: list[str] = []
+
+    def path(self, rel: str) -> str:
+        return os.path.join(self.root, rel)
+
+    def read(self, rel: str) -> str | None:
+        if rel in self.changes:
+            return self.changes[rel].new
+        path = self.path(rel)
+        if os.path.islink(path):
+            target = os.path.realpath(path)
+            if not target.startswith(self.root + os.sep):
+                raise InstallError(f"{rel} is a link out of the worktree ({target}); not touching it")
+        try:
+            with open(path, encoding="utf-8") as fh:
+                return fh.read()
+        except FileNotFoundError:
+            return None
+        except UnicodeDecodeError:
+            raise InstallError(f"{rel} is not UTF-8 text; fix or remove it, nothing was written") from None
+        except OSError as exc:
+            raise InstallError(f"cannot read {rel}: {exc.strerror or exc}") from None
+
+    def write(self, rel: str, text: str, part: str) -> None:
+        ch = self.changes.get(rel)
+        if ch is None:
+            ch = self.changes[rel] = Change(rel, self.read(rel), text)
+        ch.new = text
+        ch.parts.append(part)
+
+    # -- formats --
+
+    def owned_file(self, rel: str, text: str, part: str, force: bool) -> None:
+        """A file that is Thrum's alone (a skill, a command): created, or rewritten with force."""
+        old = self.read(rel)
+        self.write(rel, text if old is None or force else old, part)
+
+    def block(self, rel: str, body: str, part: str, force: bool, *, heading: str = "") -> None:
+        """Thrum's block between markers in a Markdown file; the rest of the file is the user's."""
+        old = self.read(rel)
+        block = f"{MD_BEGIN}\n{body.rstrip()}\n{MD_END}\n"
+        if old is None:
+            new = (heading + "\n\n" if heading else "") + block
+        elif _MD_BLOCK.search(old):
+            new = _MD_BLOCK.sub(lambda _m: block, old, count=1) if force else old
+        else:
+            new = (
+                old + ("" if old.endswith("\n") or not old else "\n") + ("\n" if old.strip() else "") + block
+            )
+        self.write(rel, new, part)
+
+    def json(self, rel: str, part: str, mutate: Callable[[dict], None]) -> None:
+        """Merge into a JSON object file: `mutate` edits a copy; unchanged data keeps the old bytes."""
+        old = self.read(rel)
+        data: Any = {}
+        if old is not None and old.strip():
+            try:
+                data = json.loads(old)
+            except ValueError as exc:
+                raise InstallError(
+                    f"{rel} is not valid JSON ({exc}); fix it first, nothing was written"
+                ) from None
+            if not isinstance(data, dict):
+                raise InstallError(f"{rel} is not a JSON object; fix it first, nothing was written")
+        before = copy.deepcopy(data)
+        mutate(data)
+        if old is not None and data == before:
+            self.write(rel, old, part)
+            return
+        self.write(rel, json.dumps(data, indent=2, ensure_ascii=False) + "\n", part)
+
+    def toml_block(
+        self, rel: str, block_body: str, part: str, force: bool, *, present: Callable[[dict], bool]
+    ) -> None:
+        """Thrum's tables in a TOML file, as a marked block (the stdlib reads TOML but cannot write
+        it, and a block keeps the user's comments and layout). `present(data)` says whether the
+        user already defines what the block would (then the block is not added)."""
+        old = self.read(rel)
+        if old is not None:
+            try:
+                outside = tomllib.loads(_TOML_BLOCK.sub("", old))
+            except tomllib.TOMLDecodeError as exc:
+                raise InstallError(
+                    f"{rel} is not valid TOML ({exc}); fix it first, nothing was written"
+                ) from None
+            if present(outside) and not _TOML_BLOCK.search(old):
+                self.notes.append(f"{rel}: keeps your own entry (Thrum adds none)")
+                self.write(rel, old, part)
+                return
+        block = f"{TOML_BEGIN}\n{block_body.rstrip()}\n{TOML_END}\n"
+        if old is None:
+            new = block
+        elif _TOML_BLOCK.search(old):
+            new = _TOML_BLOCK.sub(lambda _m: block, old, count=1) if force else old
+        else:
+            new = (
+                old + ("" if old.endswith("\n") or not old else "\n") + ("\n" if old.strip() else "") + block
+            )
+        try:
+            tomllib.loads(new)
+        except tomllib.TOMLDecodeError as exc:
+            raise InstallError(
+                f"{rel}: adding Thrum's block would break it ({exc}); nothing was written"
+            ) from None
+        self.write(rel, new, part)
+
+    # -- the plan --
+
+    def pending(self) -> list[Change]:
+        return [c for c in self.changes.values() if c.action != "keep"]
+
+    def diff(self) -> str:
+        out = []
+        for c in self.pending():
+            out += difflib.unified_diff(
+                (c.old or "").splitlines(keepends=True),
+                c.new.splitlines(keepends=True),
+                fromfile="/dev/null" if c.old is None else f"a/{c.rel}",
+                tofile=f"b/{c.rel}",
+            )
+        return "".join(line if line.endswith("\n") else line + "\n" for line in out)
+
+    def apply(self) -> list[str]:
+        """Write every pending change (atomically each); returns the paths written."""
+        written = []
+        for c in self.pending():
+            path = os.path.realpath(self.path(c.rel))
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            mode = os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644
+            tmp = f"{path}.thrum-{os.getpid()}.tmp"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                    fh.write(c.new)
+                os.chmod(tmp, mode)
+                os.replace(tmp, path)
+            except BaseException:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+                raise
+            written.append(c.rel)
+        return written
+
+
+def hook_groups(data: dict, rel: str, event: str, group: dict, force: bool) -> None:
+    """Claude-shaped hooks (also Codex's and Gemini's): `hooks.<Event>` is a list of matcher groups,
+    each with its own `hooks` list. Thrum's group is added once; force replaces it."""
+    hooks = data.setdefault("hooks", {})
+    if not isinstance(hooks, dict):
+        raise InstallError(f"{rel}: `hooks` is not an object; fix it first, nothing was written")
+    groups = hooks.setdefault(event, [])
+    if not isinstance(groups, list):
+        raise InstallError(f"{rel}: `hooks.{event}` is not a list; fix it first, nothing was written")
+
+    def ours(h: object) -> bool:
+        return isinstance(h, dict) and is_thrum_hook(h.get("command"))
+
+    present = any(ours(h) for g in groups if isinstance(g, dict) for h in (g.get("hooks") or []))
+    if present and not force:
+        return
+    if present:
+        kept = []
+        for g in groups:
+            if isinstance(g, dict) and isinstance(g.get("hooks"), list):
+                rest = [h for h in g["hooks"] if not ours(h)]
+                if not rest:
+                    continue
+                g = {**g, "hooks": rest}
+            kept.append(g)
+        groups[:] = kept
+    groups.append(group)
+
+
+def flat_hooks(data: dict, rel: str, event: str, entry: dict, force: bool) -> None:
+    """Cursor-shaped hooks: `hooks.<event>` is a flat list of `{command, ...}` entries."""
+    hooks = data.setdefault("hooks", {})
+    if not isinstance(hooks, dict):
+        raise InstallError(f"{rel}: `hooks` is not an object; fix it first, nothing was written")
+    entries = hooks.setdefault(event, [])
+    if not isinstance(entries, list):
+        raise InstallError(f"{rel}: `hooks.{event}` is not a list; fix it first, nothing was written")
+    present = [e for e in entries if isinstance(e, dict) and is_thrum_hook(e.get("command"))]
+    if present and not force:
+        return
+    entries[:] = [e for e in entries if e not in present] + [entry]
+
+
+def named_entry(data: dict, rel: str, key: str, name: str, value: dict, force: bool) -> None:
+    """An entry `data[key][name]` (an MCP server): added when missing, replaced only with force."""
+    table = data.setdefault(key, {})
+    if not isinstance(table, dict):
+        raise InstallError(f"{rel}: `{key}` is not an object; fix it first, nothing was written")
+    if name not in table or force:
+        table[name] = value
+
+
+PARTS: tuple[str, ...] = ("instructions", "prime", "hooks", "mcp")
+
+
+@dataclass
+class Wiring:
+    """What one install run knows: where, for whom, which parts, and how to start thrum."""
+
+    root: str  # the worktree the files go into
+    repo: str  # the main checkout (role templates live under its .thrum/)
+    block: str  # the instruction block's body, already rendered from the role template
+    force: bool = False
+    parts: tuple[str, ...] = PARTS
+    mcp: bool = True  # `thrum mcp serve` exists in this thrum
+
+    def wants(self, part: str) -> bool:
+        return part in self.parts

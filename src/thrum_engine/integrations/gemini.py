@@ -1,0 +1,55 @@
+"""Gemini CLI: GEMINI.md, `/thrum:prime` (.gemini/commands/thrum/prime.toml), hooks and mcpServers
+in .gemini/settings.json (hook timeouts in milliseconds; stdout must be JSON only)."""
+
+from __future__ import annotations
+
+from thrum_engine.integrations import prime_text
+from thrum_engine.integrations.common import (
+    Wiring,
+    Workspace,
+    hook_command,
+    hook_groups,
+    named_entry,
+    thrum_argv,
+)
+from thrum_engine.integrations.entries import PRIME_FILE
+
+NAME = "gemini"
+INSTRUCTIONS = "GEMINI.md"
+SETTINGS = ".gemini/settings.json"
+# Gemini event -> (thrum hook event, timeout in milliseconds)
+HOOKS = {
+    "SessionStart": ("session-start", 10_000),
+    "BeforeAgent": ("prompt-submit", 5_000),
+    "AfterAgent": ("stop", 10_000),
+    "PreCompress": ("pre-compact", 10_000),
+}
+NOTES = [
+    "Gemini reads .gemini/settings.json (hooks, MCP) only in a folder you trusted",
+    "AfterAgent is Gemini's Stop: a `deny` decision makes it take another turn to read waiting mail",
+]
+
+
+def wire(ws: Workspace, w: Wiring) -> None:
+    if w.wants("instructions"):
+        ws.block(INSTRUCTIONS, w.block, f"{NAME}:instructions", w.force, heading="# GEMINI.md")
+    if w.wants("prime"):
+        ws.owned_file(PRIME_FILE[NAME] or "", prime_text.gemini_toml(), f"{NAME}:prime", w.force)
+    if w.wants("hooks") or (w.wants("mcp") and w.mcp):
+
+        def settings(data: dict) -> None:
+            if w.wants("hooks"):
+                for event, (ours, timeout) in HOOKS.items():
+                    hook = {
+                        "name": f"thrum-{ours}",
+                        "type": "command",
+                        "command": hook_command(ours, NAME),
+                        "timeout": timeout,
+                    }
+                    hook_groups(data, SETTINGS, event, {"hooks": [hook]}, w.force)
+            if w.wants("mcp") and w.mcp:
+                argv = thrum_argv()
+                server = {"command": argv[0], "args": [*argv[1:], "mcp", "serve"]}
+                named_entry(data, SETTINGS, "mcpServers", "thrum", server, w.force)
+
+        ws.json(SETTINGS, f"{NAME}:hooks", settings)

@@ -1,0 +1,396 @@
+"""Runtimes wired in their own formats: `init --runtime R` in a fresh real repo writes files each
+runtime's real parser reads, a re-run changes no byte, the user's entries survive, a broken file is
+refused untouched, --stealth keeps git status clean, --dry-run writes nothing. Then the hooks end to
+end: tests/fake_agent.py reads the hook file installed for its runtime and runs it the way that
+runtime does (stdin JSON, timeout unit, matcher), against a real engine."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from conftest import assert_error, wait_for
+from thrum_engine.integrations.doctor import front_matter
+from thrum_engine.integrations.entries import PRIME, PRIME_FILE, RUNTIMES
+
+FAKE_AGENT = Path(__file__).resolve().with_name("fake_agent.py")
+HOOK_STYLES = ("claude", "codex", "gemini", "cursor")
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every file under `root` but .git and .thrum, by content hash."""
+    out = {}
+    for dirpath, dirnames, files in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d not in (".git", ".thrum")]
+        for f in files:
+            p = Path(dirpath) / f
+            out[str(p.relative_to(root))] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def parse(path: Path):
+    """A written file through the real parser of its format."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".json":
+        return json.loads(text)
+    if path.suffix == ".toml":
+        return tomllib.loads(text)
+    if path.suffix in (".md", ".mdc") and text.startswith("---\n"):
+        fm = front_matter(text)
+        assert fm is not None, f"{path}: front matter does not close"
+        return fm
+    return text
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_init_runtime_writes_parsable_files_and_rerun_is_byte_identical(repo, runtime):
+    r = repo.json("init", "--runtime", runtime, "--non-interactive", "--no-daemon")
+    files = [f["path"] for f in r["integrations"]["files"]]
+    assert files, r
+    for rel in files:
+        parse(repo.path / rel)
+    if PRIME_FILE[runtime]:
+        prime = repo.path / PRIME_FILE[runtime]
+        doc = parse(prime)
+        if runtime == "gemini":  # .gemini/commands/thrum/prime.toml is /thrum:prime
+            assert doc["prompt"].strip() and PRIME[runtime] == "/thrum:prime"
+        elif runtime in ("claude", "codex"):  # skills: invoked by their name
+            assert doc["name"] == "thrum-prime" and PRIME[runtime][1:] == doc["name"]
+        else:  # command files: /<file name>
+            assert PRIME[runtime] == "/" + prime.stem
+        assert "thrum prime" in prime.read_text()
+    before = snapshot(repo.path)
+    again = repo.json("init", "--runtime", runtime, "--non-interactive", "--no-daemon")
+    assert all(f["action"] == "keep" for f in again["integrations"]["files"])
+    assert snapshot(repo.path) == before
+
+
+def test_claude_hooks_and_instructions_are_what_claude_reads(repo):
+    repo.ok("init", "--runtime", "claude", "--non-interactive", "--no-daemon")
+    settings = json.loads((repo.path / ".claude/settings.json").read_text())
+    start = settings["hooks"]["SessionStart"][0]
+    assert start["matcher"] == "startup|resume|clear|compact"
+    assert start["hooks"][0]["command"].endswith("hook session-start --runtime claude")
+    assert isinstance(start["hooks"][0]["timeout"], int) and start["hooks"][0]["timeout"] <= 60  # seconds
+    assert set(settings["hooks"]) == {"SessionStart", "UserPromptSubmit", "Stop", "PreCompact"}
+    claude_md = (repo.path / "CLAUDE.md").read_text()
+    assert "<!-- thrum:begin" in claude_md and "thrum prime" in claude_md
+    gem = repo.path / ".gemini/settings.json"
+    assert not gem.exists()
+
+
+def test_gemini_timeouts_are_milliseconds_and_cursor_events_camel_case(repo):
+    repo.ok("init", "--runtime", "gemini,cursor", "--non-interactive", "--no-daemon")
+    gem = json.loads((repo.path / ".gemini/settings.json").read_text())
+    assert set(gem["hooks"]) == {"SessionStart", "BeforeAgent", "AfterAgent", "PreCompress"}
+    assert gem["hooks"]["BeforeAgent"][0]["hooks"][0]["timeout"] >= 1000
+    cur = json.loads((repo.path / ".cursor/hooks.json").read_text())
+    assert cur["version"] == 1
+    assert set(cur["hooks"]) == {"sessionStart", "beforeSubmitPrompt", "stop", "preCompact"}
+    assert cur["hooks"]["stop"][0]["loop_limit"] >= 1
+
+
+def test_user_entries_are_kept(repo):
+    (repo.path / ".claude").mkdir()
+    user_hook = {"matcher": "Bash", "hooks": [{"type": "command", "command": "echo mine"}]}
+    (repo.path / ".claude/settings.json").write_text(
+        json.dumps({"model": "opus", "hooks": {"PreToolUse": [user_hook], "Stop": [user_hook]}})
+    )
+    (repo.path / "CLAUDE.md").write_text("# My project\n\nUse tabs.\n")
+    (repo.path / ".cursor").mkdir()
+    (repo.path / ".cursor/hooks.json").write_text(
+        json.dumps({"version": 1, "hooks": {"stop": [{"command": "x"}]}})
+    )
+    (repo.path / ".codex").mkdir()
+    (repo.path / ".codex/config.toml").write_text('model = "o3"\n[projects."/x"]\ntrust_level = "trusted"\n')
+    (repo.path / "opencode.json").write_text(json.dumps({"theme": "dark"}))
+    repo.ok("init", "--runtime", "all", "--non-interactive", "--no-daemon")
+    s = json.loads((repo.path / ".claude/settings.json").read_text())
+    assert s["model"] == "opus" and s["hooks"]["PreToolUse"] == [user_hook]
+    assert s["hooks"]["Stop"][0] == user_hook and len(s["hooks"]["Stop"]) == 2
+    md = (repo.path / "CLAUDE.md").read_text()
+    assert md.startswith("# My project\n\nUse tabs.\n") and "<!-- thrum:end -->" in md
+    cur = json.loads((repo.path / ".cursor/hooks.json").read_text())
+    assert cur["hooks"]["stop"][0] == {"command": "x"}
+    toml = tomllib.loads((repo.path / ".codex/config.toml").read_text())
+    assert toml["model"] == "o3" and toml["projects"]["/x"]["trust_level"] == "trusted"
+    assert json.loads((repo.path / "opencode.json").read_text())["theme"] == "dark"
+
+
+def test_force_refreshes_thrums_entries_only(repo):
+    repo.ok("init", "--runtime", "claude", "--non-interactive", "--no-daemon")
+    path = repo.path / ".claude/settings.json"
+    s = json.loads(path.read_text())
+    s["hooks"]["Stop"][0]["hooks"][0]["timeout"] = 99
+    s["hooks"]["Stop"].append({"hooks": [{"type": "command", "command": "echo mine"}]})
+    path.write_text(json.dumps(s))
+    repo.ok("init", "--runtime", "claude", "--non-interactive", "--no-daemon")
+    assert json.loads(path.read_text())["hooks"]["Stop"][0]["hooks"][0]["timeout"] == 99  # kept
+    repo.ok("init", "--runtime", "claude", "--non-interactive", "--no-daemon", "--force")
+    stop = json.loads(path.read_text())["hooks"]["Stop"]
+    assert stop[0]["hooks"][0]["command"] == "echo mine"
+    assert stop[1]["hooks"][0]["timeout"] == 10 and len(stop) == 2
+
+
+@pytest.mark.parametrize(
+    ("runtime", "rel", "broken"),
+    [
+        ("claude", ".claude/settings.json", "{not json"),
+        ("codex", ".codex/hooks.json", '{"hooks": {"Stop": {}}}'),
+        ("cursor", ".cursor/hooks.json", "[]"),
+        ("gemini", ".gemini/settings.json", '{"hooks": []}'),
+    ],
+)
+def test_a_broken_file_is_refused_and_nothing_is_written(repo, runtime, rel, broken):
+    path = repo.path / rel
+    path.parent.mkdir(parents=True)
+    path.write_text(broken)
+    before = snapshot(repo.path)
+    assert_error(repo.run("init", "--runtime", runtime, "--non-interactive", "--no-daemon"), rel)
+    assert path.read_text() == broken
+    assert snapshot(repo.path) == before
+    assert not (repo.path / ".thrum").exists()
+
+
+def test_stealth_keeps_git_status_clean(repo):
+    repo.ok("init", "--runtime", "all", "--stealth", "--non-interactive", "--no-daemon")
+    assert (repo.path / ".claude/settings.json").exists() and (repo.path / "AGENTS.md").exists()
+    assert repo.git("status", "--porcelain") == ""
+
+
+def test_stealth_leaves_tracked_files_alone(repo):
+    (repo.path / "CLAUDE.md").write_text("# tracked\n")
+    repo.git("add", "CLAUDE.md")
+    repo.git("commit", "-qm", "claude md")
+    r = repo.json("init", "--runtime", "claude", "--stealth", "--non-interactive", "--no-daemon")
+    assert (repo.path / "CLAUDE.md").read_text() == "# tracked\n"
+    assert any("tracked" in n for n in r["integrations"]["notes"])
+    assert repo.git("status", "--porcelain") == ""
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(repo):
+    before = snapshot(repo.path)
+    r = repo.ok("init", "--runtime", "claude", "--dry-run", "--non-interactive")
+    assert "Would write .claude/settings.json" in r.out
+    assert "+++ b/CLAUDE.md" in r.out
+    assert snapshot(repo.path) == before and not (repo.path / ".thrum").exists()
+
+
+def test_init_records_its_defaults_in_config_json(repo):
+    repo.ok("init", "--runtime", "codex", "--roles", "enhanced", "--non-interactive", "--no-daemon")
+    cfg = json.loads((repo.path / ".thrum/config.json").read_text())
+    assert cfg["runtimes"]["default"] == "codex" and cfg["runtime"]["primary"] == "codex"
+    assert cfg["worktrees"]["base_path"].endswith(".thrum/worktrees")
+    assert cfg["roles"]["mode"] == "enhanced"
+    assert (repo.path / ".thrum/role_templates/implementer.md").exists()
+    before = (repo.path / ".thrum/config.json").read_bytes()
+    repo.ok("init", "--non-interactive", "--no-daemon")
+    assert (repo.path / ".thrum/config.json").read_bytes() == before
+
+
+def test_init_skills_installs_only_the_prime_entry(repo):
+    repo.ok("init", "--skills", "--non-interactive", "--no-daemon")
+    assert (repo.path / ".claude/skills/thrum-prime/SKILL.md").exists()
+    assert not (repo.path / "CLAUDE.md").exists() and not (repo.path / ".claude/settings.json").exists()
+
+
+def test_bad_runtime_and_roles_flags_are_one_line_errors(repo):
+    assert_error(repo.run("init", "--runtime", "nope", "--non-interactive"), "nope")
+    assert_error(repo.run("init", "--roles", "fancy", "--non-interactive"), "--roles")
+    assert not (repo.path / ".thrum").exists()
+
+
+def test_wizard_on_a_tty(repo):
+    import pty
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: thrum init on a terminal
+        os.chdir(repo.path)
+        os.execve(sys.executable, [sys.executable, "-m", "thrum_engine", "init", "--no-daemon"], repo.env)
+    answers = iter(["", "", "gemini", "skip"])
+    buf = b""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        buf += chunk
+        if buf.rstrip().endswith(b"]:"):
+            os.write(fd, (next(answers, "") + "\n").encode())
+            buf = b""
+    os.waitpid(pid, 0)
+    cfg = json.loads((repo.path / ".thrum/config.json").read_text())
+    assert cfg["runtimes"]["default"] == "gemini" and cfg["roles"]["mode"] == "skip"
+    assert (repo.path / ".gemini/settings.json").exists()
+
+
+def test_setup_claude_md_prints_then_applies(repo):
+    repo.ok("init", "--non-interactive", "--no-daemon")
+    r = repo.ok("setup", "claude-md")
+    assert "thrum prime" in r.out and not (repo.path / "CLAUDE.md").exists()
+    repo.ok("setup", "claude-md", "--apply")
+    text = (repo.path / "CLAUDE.md").read_text()
+    assert "<!-- thrum:begin" in text
+    repo.ok("setup", "claude-md", "--apply")
+    assert (repo.path / "CLAUDE.md").read_text() == text
+
+
+def test_roles_list_and_deploy(repo):
+    alice = repo.agent("alice", "implementer", module="auth")
+    repo.agent("carol", "coordinator")
+    r = repo.json("roles", "list")
+    by_role = {t["role"]: t for t in r["templates"]}
+    assert set(by_role) >= {"coordinator", "orchestrator", "implementer", "reviewer", "planner", "tester"}
+    assert by_role["implementer"]["agents"] == ["alice"]
+    own = repo.path / ".thrum/role_templates/implementer.md"
+    own.parent.mkdir(parents=True, exist_ok=True)
+    own.write_text("You are @{{agent}} ({{role}}) on {{module}}; report to @{{coordinator}}.\n")
+    preamble = repo.path / ".thrum/context/alice.preamble.md"
+    old = preamble.read_text()
+    dry = repo.json("roles", "deploy", "--dry-run", "--agent", "alice")
+    assert "+You are @alice (implementer) on auth; report to @carol." in dry["diff"]
+    assert preamble.read_text() == old
+    repo.ok("roles", "deploy", "--agent", "alice")
+    assert preamble.read_text() == "You are @alice (implementer) on auth; report to @carol.\n"
+    assert "report to @carol" in alice.ok("prime").out
+
+
+# -- hooks, end to end through the fake runtime -------------------------------------------------
+
+
+def run_fake(
+    agent, style: str, lines_after_start: list[str], before_prompt=None, timeout: float = 60
+) -> list[dict]:
+    """The fake runtime in the agent's worktree with the hooks installed there; returns the hook
+    records it logged (one per moment)."""
+    log = agent.cwd / f".fake-{style}.log"
+    env = {**agent.env, "THRUM_NAME": agent.name}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(FAKE_AGENT),
+            "--style",
+            style,
+            "--log",
+            str(log),
+            "--hooks-from",
+            str(agent.cwd),
+        ],
+        cwd=agent.cwd,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    hooks_log = Path(str(log) + ".hooks")
+    try:
+        wait_for(hooks_log.exists, timeout, "the session-start hook record")
+        if before_prompt:
+            before_prompt()
+        assert proc.stdin is not None
+        proc.stdin.write("".join(ln + "\n" for ln in lines_after_start))
+        proc.stdin.close()
+        proc.wait(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return [json.loads(ln) for ln in hooks_log.read_text().splitlines()]
+
+
+@pytest.mark.parametrize("style", HOOK_STYLES)
+def test_hooks_brief_deliver_block_and_are_recorded(repo, style):
+    alice = repo.agent("alice", "implementer", module="auth")
+    bob = repo.agent("bob", "reviewer")
+    alice.ok("quickstart", "--name", "alice", "--role", "implementer", "--module", "auth", "--runtime", style)
+    bob.ok("send", "first: the API changed", "--to", "@alice")
+
+    records = run_fake(
+        alice,
+        style,
+        ["hello", "exit"],
+        before_prompt=lambda: bob.ok("send", "second: please look at auth/login.py", "--to", "@alice"),
+    )
+    start, prompt, stop1 = records[0], records[1], records[2]
+    if style == "cursor":
+        assert start["event"] == "sessionStart"
+    assert "# You are @alice (implementer/auth)" in start["context"][0]
+    assert "first: the API changed" in start["context"][0]
+    if style == "cursor":  # beforeSubmitPrompt cannot add context: the mail comes at stop
+        assert prompt["context"] == [] and prompt["runs"][0]["exit"] == 0
+        assert "second: please look at auth/login.py" in stop1["block"]
+    else:
+        assert "second: please look at auth/login.py" in prompt["context"][0]
+        assert "first" not in prompt["context"][0]  # the briefing showed that one already
+        assert stop1["block"] and "thrum inbox" in stop1["block"]
+    # The runtime took another turn for the mail, then stopped: blocked once, not in a loop.
+    stops = [r for r in records if r["moment"] == "stop"]
+    assert [bool(r["block"]) for r in stops] == [True, False]
+    member = {m["name"]: m for m in repo.json("team", "--all")["members"]}["alice"]
+    assert member["hooks"]["runtime"] == style
+    assert set(member["hooks"]["events"]) == {"session-start", "prompt-submit", "stop"}
+    doc = repo.run("doctor", "integrations", "--agent", "alice", "--json").json
+    fired = [c for c in doc["checks"] if c["check"] == "hooks fired"]
+    assert fired and all(c["ok"] for c in fired)
+
+
+def test_hook_with_no_engine_or_no_thrum_says_nothing_and_exits_0(repo, tmp_path):
+    alice = repo.agent("alice", "implementer")
+    repo.stop()
+    for runtime, expect in (("claude", ""), ("gemini", "{}"), ("cursor", "{}")):
+        r = alice.run("hook", "stop", "--runtime", runtime, input=json.dumps({"cwd": str(alice.cwd)}))
+        assert r.code == 0 and r.out.strip() == expect and r.err == ""
+    assert repo.daemon_pid() is None or not Path(f"/proc/{repo.daemon_pid()}").exists()
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=bare, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "thrum_engine", "hook", "session-start", "--runtime", "claude"],
+        cwd=bare, env=repo.env, input="{}", capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0 and proc.stdout == "" and proc.stderr == ""
+
+
+def test_pre_compact_saves_context_the_next_briefing_shows(repo):
+    alice = repo.agent("alice", "implementer")
+    alice.ok("session", "set-intent", "refactor the login flow")
+    alice.ok("init", "--runtime", "claude", "--non-interactive")
+    records = run_fake(alice, "claude", ["compact", "exit"])
+    again = [r for r in records if r["moment"] == "start"][-1]
+    assert "Before the last compaction" in again["context"][0]
+    assert "refactor the login flow" in again["context"][0]
+
+
+def test_prime_without_thrum_or_engine_exits_0_with_a_helpful_line(repo, tmp_path):
+    r = repo.run("prime")
+    assert r.code == 0 and "thrum init" in r.out
+    alice = repo.agent("alice", "implementer")
+    doc = alice.json("prime")
+    assert doc["agent"]["name"] == "alice" and "Next steps" not in json.dumps(doc)
+    assert "## Next steps" in alice.ok("prime").out
+
+
+def test_doctor_integrations_names_the_fix(repo):
+    alice = repo.agent("alice", "implementer")
+    alice.ok("init", "--runtime", "claude", "--non-interactive")
+    (alice.cwd / ".claude/skills/thrum-prime/SKILL.md").unlink()
+    r = alice.run("doctor", "integrations")
+    assert r.code == 1
+    assert (
+        "SKILL.md is missing" in r.out
+        and "fix: cd " in r.out
+        and "thrum init --runtime claude --force" in r.out
+    )
+    r = repo.run("runtime", "show", "codex")
+    assert "/hooks" in r.out and "trust" in r.out
