@@ -140,7 +140,7 @@ def test_an_agent_may_create_a_worktree_with_a_new_agent_and_its_session(pair):
     """The new worktree is the caller's own doing: its agent and tmux session are made with it (the
     session was refused half-way, after the agent was registered, when worktree.create went through
     the tmux.create handler's check of the caller)."""
-    repo, alice, bob = pair
+    _repo, alice, bob = pair
     made = alice.json("worktree", "create", "w2", "--name", "erin", "--role", "dev")
     assert made["agent"]["name"] == "erin"
     assert made["session"]["name"] == "erin" and made["session"]["agent"] == "erin"
