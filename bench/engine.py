@@ -229,7 +229,9 @@ async def _inbox_and_rebuild(messages: int, agents: int, queries: int) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="thrum-bench-inbox-"))
     try:
         env = env_for(tmp)
-        subprocess.run(["git", "init", "-q", "-b", "main", str(tmp / "r")], check=True, env=env)
+        await asyncio.to_thread(
+            subprocess.run, ["git", "init", "-q", "-b", "main", str(tmp / "r")], check=True, env=env
+        )
         os.makedirs(tmp / "r/.git/thrum-sync/a-sync/journal")
         layout = Layout(str(tmp / "r"))
         engine = build(layout, ThrumSettings())

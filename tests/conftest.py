@@ -71,6 +71,21 @@ def daemon_pids(repo) -> list[int]:
     return sorted(found)
 
 
+def shard_file(repo_path, author: str) -> Path:
+    """`author`'s shard in this clone's journal: `<author>@<clone id>.jsonl` (the id is made at the
+    engine's first start and kept in `.thrum/var/clone`)."""
+    from thrum_engine.layout import Layout
+
+    layout = Layout(str(repo_path))
+    clone = Path(layout.clone_file).read_text().strip()
+    return Path(layout.journal_dir) / f"{author}@{clone}.jsonl"
+
+
+def shard_stem(name: str) -> str:
+    """A reported shard name without its clone id: `alice@3f9c01aa` -> `alice`."""
+    return name.split("@", 1)[0]
+
+
 def assert_pretty_json(out: str):
     """`--json` is one document: 2-space indent, sorted keys, readable non-ASCII."""
     doc = json.loads(out)

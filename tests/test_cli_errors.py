@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 
-from conftest import assert_error
+from conftest import assert_error, shard_file
 
 # Raw frames over the engine's real socket, from inside the agent's worktree (so the caller is verified).
 RAW = r"""
@@ -88,7 +88,7 @@ def test_duplicate_recipients_collapse_and_huge_to_lists_are_refused(pair):
     [dup, wide] = raw(alice, frame("message.send", many), frame("message.send", distinct, 2))
     assert "result" in dup and dup["result"]["recipients"] == ["bob"]
     assert wide["error"]["code"] == -32602 and "too many --to" in wide["error"]["message"]
-    journal = repo.path / ".git" / "thrum-sync" / "a-sync" / "journal" / "alice.jsonl"
+    journal = shard_file(repo.path, "alice")
     assert max(len(line) for line in journal.read_bytes().splitlines()) < 2000
     # Message ids too: repeats collapse, and a list past what one SQL statement may hold is refused.
     ids = json.dumps({"caller": "bob", "message_ids": [mid] * 50_000})
@@ -115,7 +115,7 @@ def test_the_body_cap_is_on_the_stored_size_so_control_characters_cannot_amplify
     alice.ok("send", "--body-file", str(body), "--to", "@bob")
     body.write_text("é" * (cap // 2 - 8) + "\n")  # non-ASCII is stored as UTF-8, not escaped
     alice.ok("send", "--body-file", str(body), "--to", "@bob")
-    journal = repo.path / ".git" / "thrum-sync" / "a-sync" / "journal" / "alice.jsonl"
+    journal = shard_file(repo.path, "alice")
     assert max(len(line) for line in journal.read_bytes().splitlines()) < cap + 1024
     assert bob.json("inbox")["total"] == 2
 

@@ -20,7 +20,7 @@ from conftest import wait_for as wait_until
 from thrum_engine.layout import Layout
 from thrum_engine.version import __version__
 
-STATUS_KEYS = {"running", "pid", "repo_path", "uptime", "version", "host", "sync"}
+STATUS_KEYS = {"running", "pid", "repo_path", "uptime", "version", "host", "sync", "sync_status"}
 
 
 # -- helpers -----------------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import THRUM, daemon_pids, is_alive, wait_for
+from conftest import THRUM, daemon_pids, is_alive, shard_file, shard_stem, wait_for
 from thrum_engine import ids
 from thrum_engine.engine.writer import encode
 from thrum_engine.layout import Layout
@@ -349,7 +349,7 @@ TORN = b'{"author":"alice","data":{"content":"half a me'
 def test_torn_tail_is_quarantined_and_reported(pair, how):
     repo, alice, bob = pair
     first = alice.json("send", "before the crash", "--to", "@bob")["message_id"]
-    shard = journal_dir(repo) / "alice.jsonl"
+    shard = shard_file(repo.path, "alice")
     assert shard.exists()
     (stop if how == "stop" else kill9)(repo)
     good = shard.read_bytes()
@@ -363,12 +363,12 @@ def test_torn_tail_is_quarantined_and_reported(pair, how):
     assert shard.read_bytes() == good
     files = sorted(quarantine(repo).iterdir())
     assert len(files) == 1
-    assert files[0].name.startswith("alice.") and files[0].read_bytes() == TORN
+    assert files[0].name.startswith("alice@") and files[0].read_bytes() == TORN
 
     d = alice.json("doctor")
     assert d["ok"] is True, d["problems"]
     [t] = d["torn_tails_at_start"]
-    assert t["shard"] == "alice"
+    assert shard_stem(t["shard"]) == "alice"
     assert t["offset"] == len(good)
     assert t["length"] == len(TORN)
     assert Path(t["saved_to"]) == files[0]
@@ -397,17 +397,17 @@ def test_torn_tails_in_several_shards_and_a_shard_that_is_only_torn(pair):
     kill9(repo)
     jd = journal_dir(repo)
     sizes = {p.name: p.stat().st_size for p in jd.glob("*.jsonl")}
-    for name in ("alice.jsonl", "bob.jsonl"):
-        with open(jd / name, "ab") as fh:
+    for name in ("alice", "bob"):
+        with open(shard_file(repo.path, name), "ab") as fh:
             fh.write(b'{"v":1,"id":"evt_')
     (jd / "carol.jsonl").write_bytes(b'{"v":1,"id":"evt_01ABC","type":"agent.regis')
     d = alice.json("doctor")  # starts the engine; writes nothing
     assert d["ok"] is True, d["problems"]
-    assert sorted(t["shard"] for t in d["torn_tails_at_start"]) == ["alice", "bob", "carol"]
+    assert sorted(shard_stem(t["shard"]) for t in d["torn_tails_at_start"]) == ["alice", "bob", "carol"]
     assert len(list(quarantine(repo).iterdir())) == 3
     for name, size in sizes.items():
         assert (jd / name).stat().st_size == size
-    assert (jd / "carol.jsonl").stat().st_size == 0
+    assert shard_file(repo.path, "carol").stat().st_size == 0  # an old-style shard, renamed as this clone's
     assert [m["body"]["content"] for m in alice.json("inbox")["messages"]] == ["b1"]
     assert [m["body"]["content"] for m in bob.json("inbox")["messages"]] == ["a1"]
 
@@ -417,7 +417,7 @@ def test_a_complete_event_without_its_newline_is_not_applied(pair):
     repo, alice, bob = pair
     alice.ok("send", "committed", "--to", "@bob")
     kill9(repo)
-    shard = journal_dir(repo) / "alice.jsonl"
+    shard = shard_file(repo.path, "alice")
     good = shard.read_bytes()
     event = {
         "v": 1,
@@ -447,7 +447,7 @@ def test_a_corrupt_complete_line_is_skipped_and_reported_but_never_blocks(pair):
     repo, alice, bob = pair
     alice.ok("send", "one", "--to", "@bob")
     stop(repo)
-    with open(journal_dir(repo) / "alice.jsonl", "ab") as fh:
+    with open(shard_file(repo.path, "alice"), "ab") as fh:
         fh.write(b"this is not json\n")
     alice.ok("send", "two", "--to", "@bob")
     assert sorted(m["body"]["content"] for m in bob.json("inbox")["messages"]) == ["one", "two"]
@@ -695,7 +695,7 @@ def _append_messages(repo, author: str, recipient: str, n: int) -> set[str]:
     """Write `n` message.create events straight into the author's shard (the engine is stopped)."""
     from thrum_engine.durations import iso
 
-    shard = journal_dir(repo) / f"{author}.jsonl"
+    shard = shard_file(repo.path, author)
     mids = set()
     lines = []
     for i in range(n):

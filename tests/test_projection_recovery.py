@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import base_env, daemon_pids, git, is_alive, kill_tmux, run_thrum, wait_for
+from conftest import base_env, daemon_pids, git, is_alive, kill_tmux, run_thrum, shard_file, wait_for
 from thrum_engine import journal as journal_module
 from thrum_engine.engine.assemble import build
 from thrum_engine.engine.caller import Caller
@@ -227,7 +227,7 @@ async def test_a_send_whose_projection_commit_fails_leaves_nothing_behind(engine
     """SQLITE_FULL for real (the database may not grow past its current pages): the send fails with the
     real cause, its line is cut back out of the journal, and neither a restart nor a rebuild brings it back."""
     await send(engine, "kept")
-    shard = Path(engine.journal.path("alice"))
+    shard = Path(engine.journal.path(engine.journal.shard_for("alice")))
     size = shard.stat().st_size
     pages = await engine.store.scalar("PRAGMA page_count")
     await engine.store.in_writer_thread(lambda c: c.execute(f"PRAGMA max_page_count={pages}"))
@@ -387,8 +387,8 @@ def test_store_files_are_private_whatever_the_umask(make_repo, umask):
         alice.ok("send", "secret", "--to", "@bob")
         journal = Path(Layout(str(repo.path)).journal_dir)
         repo.stop()
-        os.chmod(journal / "alice.jsonl", 0o644)  # as an older Thrum left it
-        with open(journal / "bob.jsonl", "ab") as fh:
+        os.chmod(shard_file(repo.path, "alice"), 0o644)  # as an older Thrum left it
+        with open(shard_file(repo.path, "bob"), "ab") as fh:
             fh.write(b'{"not": "an event"}\n{"torn')  # a rejected line and a torn tail: both quarantined
         alice.ok("send", "more", "--to", "@bob")
         wait_for(lambda: (repo.var / "thrum.db-wal").exists(), timeout=10, what="the WAL file")

@@ -170,24 +170,25 @@ async def test_mail_to_the_operator_raises_a_toast_and_the_bell(hosted):
         # Traffic between agents neither toasts nor rings.
         rings.clear()
         await cli(alice, "send", "fyi only", "--to", "@bob")
-        await until(pilot, lambda: not notified(app, "fyi") and app._refresh_pending is False)
+        await until(pilot, lambda: not notified(app, "fyi") and not app.refresher.pending)
         assert not notified(app, "fyi only") and not rings
 
 
 async def test_a_burst_of_engine_changes_keeps_every_piece_of_mail(hosted):
     """Textual drops the older of two messages when `older.can_replace(newer)`: the merge must go
     into the newer one, or a burst toasts only its last piece of mail (code review smell 1)."""
+    from thrum_tui.engine_handle import Change
     from thrum_tui.messages import EngineChanged
 
     repo, _alice, _bob = hosted
     async with console(repo) as (app, pilot):
         seen: list[str] = []
-        app.announce = lambda mail: seen.extend(ev["author"] for ev in mail)
+        app.announce = lambda mail: seen.extend(c.author for c in mail)
         authors = [f"agent{i}" for i in range(5)]
         for i, author in enumerate(authors):  # queued together, before the pump runs: one burst
             app.post_message(
                 EngineChanged(
-                    [{"author": author, "data": {"content": str(i)}}],
+                    [Change("message.create", author, (), str(i))],
                     parts=frozenset({"team"} if i == 0 else {"mail"}),
                 )
             )
@@ -217,10 +218,10 @@ async def test_j_k_move_and_number_keys_focus_the_panels(hosted):
         table = app.query_one(TeamTable)
         await until(pilot, lambda: len(table.names) == 3, "the whole team")
         await select_agent(pilot, OPERATOR)
-        await until(pilot, lambda: not app._refreshing, "the selection's refresh done")
+        await until(pilot, lambda: not app.refresher.running, "the selection's refresh done")
         await pilot.press("j")
         await until(pilot, lambda: app.selected == table.names[1], "j moved down")
-        await until(pilot, lambda: not app._refreshing, "the selection's refresh done")
+        await until(pilot, lambda: not app.refresher.running, "the selection's refresh done")
         await pilot.press("k")
         await until(pilot, lambda: app.selected == OPERATOR, "k moved up")
         for key, panel in (("2", Conversation), ("3", PanePreview), ("1", TeamTable), ("4", ComposeBar)):

@@ -143,8 +143,7 @@ async def settle(app, pilot) -> None:
         await until(
             pilot,
             lambda: (
-                not app._refreshing
-                and not app._refresh_pending
+                app.refresher.idle
                 and not app._preview_busy
                 and app.query_one(PanePreview).shown_for == app.selected
                 and not any(w.is_running for w in app.workers)

@@ -46,7 +46,7 @@ def iso(ts: float | None = None) -> str:
     global _iso_cache
     ts = time.time() if ts is None else ts
     secs = int(ts)
-    micros = int(round((ts - secs) * 1_000_000))
+    micros = round((ts - secs) * 1_000_000)
     if micros == 1_000_000:
         secs, micros = secs + 1, 0
     if _iso_cache[0] != secs:  # formatting the seconds is the slow part; it changes once a second

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from thrum_engine.files import create_private, open_append_private, private_dir, write_all
+from thrum_engine.files import create_private, open_append_private, private_dir, write_all, write_private
 
 SUFFIX = ".jsonl"
 # A line longer than this is refused whatever it holds: a body is capped far below it (even written
@@ -27,6 +28,25 @@ MAX_LINE_BYTES = 16 * 1024 * 1024
 # repo; past this many the least recently written is closed (reopening costs one open()).
 MAX_OPEN_SHARDS = 32
 REJECTED_INDEX = "rejected.jsonl"
+
+
+CLONE_SEP = "@"
+
+
+def clone_id(path: str) -> str:
+    """This clone's id (created once, kept in `.thrum/var/`, never synced): it names the shards this
+    machine writes."""
+    try:
+        with open(path, encoding="ascii") as fh:
+            value = fh.read().strip()
+        if value and value.isalnum():
+            return value
+    except (OSError, UnicodeDecodeError):
+        pass
+    value = secrets.token_hex(4)
+    private_dir(os.path.dirname(path))
+    write_private(path, value + "\n")
+    return value
 
 
 def shard_name(author: str) -> str:
@@ -98,9 +118,13 @@ class TornTail:
 
 
 class Journal:
-    def __init__(self, directory: str, quarantine_dir: str) -> None:
+    def __init__(self, directory: str, quarantine_dir: str, clone_file: str | None = None) -> None:
         self.dir = directory
         self.quarantine_dir = quarantine_dir
+        # Shards are per author *and clone* (`alice@3f9c01aa.jsonl`) so that every shard file has one
+        # writer across all machines and a sync merge never meets a file changed on both sides.
+        self.clone_file = clone_file
+        self.clone: str | None = None
         self._fds: OrderedDict[str, int] = OrderedDict()  # an LRU of at most MAX_OPEN_SHARDS
         self._sizes: dict[str, int] = {}
         self._last_starts: dict[str, int] = {}
@@ -109,6 +133,9 @@ class Journal:
     def open(self) -> list[TornTail]:
         """Create the directory and set aside any torn final line left by a crash."""
         private_dir(self.dir)
+        if self.clone_file is not None:
+            self.clone = clone_id(self.clone_file)
+            self._qualify_legacy_shards()
         torn = []
         for shard in self.shards():
             report = self._repair_tail(shard)
@@ -149,6 +176,22 @@ class Journal:
             fh.flush()
             os.fsync(fh.fileno())
         return TornTail(shard, tail_start, len(tail), saved)
+
+    def _qualify_legacy_shards(self) -> None:
+        """Shards written before sync (`alice.jsonl`) are this clone's: renamed to `alice@<clone>.jsonl`.
+        Their stored offsets no longer match a name, so the next catch-up re-reads them from the start;
+        applying is idempotent by event id, so that costs one read and changes nothing."""
+        for shard in self.shards():
+            if CLONE_SEP in shard:
+                continue
+            target = self.path(f"{shard}{CLONE_SEP}{self.clone}")
+            if not os.path.exists(target):
+                os.rename(self.path(shard), target)
+
+    def shard_for(self, author: str) -> str:
+        """The shard this clone appends `author`'s events to."""
+        stem = shard_name(author)
+        return f"{stem}{CLONE_SEP}{self.clone}" if self.clone else stem
 
     # -- reading --
     def path(self, shard: str) -> str:

@@ -161,7 +161,7 @@ class Layout:
         self.state = os.path.realpath(home) if home else os.path.join(self.repo, STATE_DIR)
 
     @classmethod
-    def discover(cls, start: str | None = None) -> "Layout":
+    def discover(cls, start: str | None = None) -> Layout:
         start = start or os.getcwd()
         wt = worktree_root(start)
         if wt is None:
@@ -172,6 +172,11 @@ class Layout:
     @property
     def var(self) -> str:
         return os.path.join(self.state, "var")
+
+    @property
+    def clone_file(self) -> str:
+        """This clone's id, which names the journal shards it writes (machine-local, never synced)."""
+        return os.path.join(self.var, "clone")
 
     @property
     def config_file(self) -> str:

@@ -20,10 +20,12 @@ from pydantic_settings import (
 
 
 class MessagesSettings(BaseModel):
-    max_body_bytes: int = Field(1_048_576, ge=1, description="largest message body accepted, as stored")
-    default_page_size: int = Field(20, ge=1, le=1000)
+    max_body_bytes: int = Field(
+        default=1_048_576, ge=1, description="largest message body accepted, as stored"
+    )
+    default_page_size: int = Field(default=20, ge=1, le=1000)
     max_page_bytes: int = Field(
-        4_194_304,
+        default=4_194_304,
         ge=1,
         description="message bodies in one listing page (inbox, sent, feed);"
         " a page always holds at least one message",
@@ -31,45 +33,49 @@ class MessagesSettings(BaseModel):
 
 
 class PresenceSettings(BaseModel):
-    idle_after_seconds: float = Field(300, gt=0, description="no activity this long: idle")
-    offline_after_seconds: float = Field(1800, gt=0, description="no activity this long: offline")
+    idle_after_seconds: float = Field(default=300, gt=0, description="no activity this long: idle")
+    offline_after_seconds: float = Field(default=1800, gt=0, description="no activity this long: offline")
 
 
 class EngineSettings(BaseModel):
-    request_timeout_seconds: float = Field(30, gt=0, description="per-request limit on the socket")
-    max_wait_seconds: float = Field(3600, gt=0, description="longest `thrum wait` accepted")
+    request_timeout_seconds: float = Field(default=30, gt=0, description="per-request limit on the socket")
+    max_wait_seconds: float = Field(default=3600, gt=0, description="longest `thrum wait` accepted")
     max_connections: int = Field(
-        512, ge=1, description="open connections; at the cap the longest idle one is closed"
+        default=512, ge=1, description="open connections; at the cap the longest idle one is closed"
     )
     max_connections_per_process: int = Field(
-        64, ge=1, description="open connections one client process may hold"
+        default=64, ge=1, description="open connections one client process may hold"
     )
     first_frame_timeout_seconds: float = Field(
-        10, gt=0, description="a new connection must send a request this soon"
+        default=10, gt=0, description="a new connection must send a request this soon"
     )
     idle_timeout_seconds: float = Field(
-        120, gt=0, description="a connection with nothing in flight is closed after this"
+        default=120, gt=0, description="a connection with nothing in flight is closed after this"
     )
     log_level: str = "INFO"
 
 
 class WorktreesSettings(BaseModel):
-    base_path: str = Field("~/.thrum/worktrees", description="worktrees go to <base_path>/<repo>/<name>")
+    base_path: str = Field(
+        default="~/.thrum/worktrees", description="worktrees go to <base_path>/<repo>/<name>"
+    )
 
 
 class TmuxSettings(BaseModel):
-    socket_name: str | None = Field(None, description="tmux -L name; None: the user's default server")
-    shell: str | None = Field(None, description="the pane's shell command; None: $SHELL")
+    socket_name: str | None = Field(default=None, description="tmux -L name; None: the user's default server")
+    shell: str | None = Field(default=None, description="the pane's shell command; None: $SHELL")
     silence_seconds: float = Field(
-        1.0, gt=0, description="quiet this long after output: the pane may be idle"
+        default=1.0, gt=0, description="quiet this long after output: the pane may be idle"
     )
     typing_seconds: float = Field(
-        3.0, ge=0, description="a key pressed in an attached client this recently: busy"
+        default=3.0, ge=0, description="a key pressed in an attached client this recently: busy"
     )
     launch_timeout_seconds: float = Field(
-        60, gt=0, description="how long a runtime may take to show its prompt"
+        default=60, gt=0, description="how long a runtime may take to show its prompt"
     )
-    nudge_backstop_seconds: float = Field(600, gt=0, description="re-nudge mail left unread this long")
+    nudge_backstop_seconds: float = Field(
+        default=600, gt=0, description="re-nudge mail left unread this long"
+    )
 
 
 class RuntimesSettings(BaseModel):
@@ -77,14 +83,14 @@ class RuntimesSettings(BaseModel):
 
 
 class MonitorsSettings(BaseModel):
-    default_debounce_seconds: float = Field(60, ge=0)
-    max_line_chars: int = Field(2000, ge=80, description="longer lines are cut before matching")
-    restart_backoff_max_seconds: float = Field(60, gt=0)
+    default_debounce_seconds: float = Field(default=60, ge=0)
+    max_line_chars: int = Field(default=2000, ge=80, description="longer lines are cut before matching")
+    restart_backoff_max_seconds: float = Field(default=60, gt=0)
     give_up_after_crashes: int = Field(
-        5, ge=1, description="consecutive quick crashes before a monitor stops"
+        default=5, ge=1, description="consecutive quick crashes before a monitor stops"
     )
     match_budget_seconds: float = Field(
-        0.5,
+        default=0.5,
         gt=0,
         le=60,
         description="one search of a rule's pattern may take this long; past it the rule is stopped",
@@ -93,25 +99,40 @@ class MonitorsSettings(BaseModel):
         default_factory=lambda: ["@coordinator", "@operator"],
         description="who hears about permission dialogs (the console's operator holds the role operator)",
     )
-    permission_reminder_seconds: float = Field(120, gt=0, description="first reminder; then it doubles")
+    permission_reminder_seconds: float = Field(
+        default=120, gt=0, description="first reminder; then it doubles"
+    )
 
 
 class ConsoleSettings(BaseModel):
     theme: str = Field(
-        "thrum-dark",
+        default="thrum-dark",
         description="a theme from themes/ (or a Textual built-in); the console remembers the last pick",
     )
-    bell: bool = Field(True, description="ring the terminal bell when a message reaches the operator")
-    preview_lines: int = Field(200, ge=10, le=5000, description="pane preview scrollback")
+    bell: bool = Field(default=True, description="ring the terminal bell when a message reaches the operator")
+    preview_lines: int = Field(default=200, ge=10, le=5000, description="pane preview scrollback")
     operator_role: str = Field(
-        "operator", description="the operator's role: agents reach you as @<name> or @<this>"
+        default="operator", description="the operator's role: agents reach you as @<name> or @<this>"
+    )
+
+
+class SyncSettings(BaseModel):
+    local_only: bool = Field(False, description="never fetch or push (same as --local / THRUM_LOCAL=1)")
+    remote: str = Field("origin", description="the git remote the journal branch syncs with")
+    branch: str = Field("a-sync", description="the journal branch's name on that remote")
+    interval_seconds: float = Field(60, gt=0, description="fetch/merge/push this often (remote mode)")
+    settle_seconds: float = Field(2.0, ge=0, description="after local writes, wait this long for quiet")
+    max_delay_seconds: float = Field(30, gt=0, description="a burst that never settles syncs after this")
+    push_retries: int = Field(3, ge=0, le=20, description="a rejected push merges and retries this often")
+    allow_public_remote: bool = Field(
+        False, description="push message history to a remote anyone can read (refused by default)"
     )
 
 
 class ThrumSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="THRUM_", env_nested_delimiter="__", extra="ignore")
 
-    local: bool = Field(False, description="never fetch or push (sync)")
+    local: bool = Field(default=False, description="never fetch or push (sync)")
     messages: MessagesSettings = MessagesSettings()
     presence: PresenceSettings = PresenceSettings()
     engine: EngineSettings = EngineSettings()
@@ -120,6 +141,7 @@ class ThrumSettings(BaseSettings):
     runtimes: RuntimesSettings = RuntimesSettings()
     monitors: MonitorsSettings = MonitorsSettings()
     console: ConsoleSettings = ConsoleSettings()
+    sync: SyncSettings = SyncSettings()
 
     @classmethod
     def settings_customise_sources(

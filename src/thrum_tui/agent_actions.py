@@ -1,23 +1,46 @@
 """What the operator does to an agent from the main screen: create one, tear it down, attach to
 its pane, queue or type commands, restart, kill, interrupt. A mixin of the app, so each action
-reads the same selection the screen shows; every engine call runs as a worker."""
+reads the same selection the screen shows; every engine call runs as a worker. It stays apart
+from app.py to keep each module to one job; what it needs of the app is declared below, so the
+type checker holds the two together."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import subprocess
+from typing import TYPE_CHECKING
 
 from textual import work
+from textual.app import App
 
-from thrum_tui.engine_handle import EngineCallFailed
+from thrum_tui.engine_handle import EngineCallFailed, EngineHandle
 from thrum_tui.widgets.compose_bar import ComposeBar
 from thrum_tui.widgets.pane_preview import PanePreview
 
+if TYPE_CHECKING:
+    from thrum_engine.settings import ThrumSettings
 
-class AgentActions:
-    """Needs from the app: engine, operator, settings, worktrees, runtimes, default_runtime,
-    selected_member(), request_refresh(), refresh_preview()."""
+
+class AgentActions(App[None]):
+    """The app's agent actions. ThrumApp is the only subclass; it sets these attributes and
+    defines the three methods declared under TYPE_CHECKING."""
+
+    engine: EngineHandle
+    operator: str
+    settings: ThrumSettings | None
+    worktrees: list[dict]
+    runtimes: list[str]
+    default_runtime: str
+    _worktrees_at: float
+
+    if TYPE_CHECKING:
+
+        def selected_member(self) -> dict | None: ...
+
+        def request_refresh(self, parts: frozenset[str] = ...) -> None: ...
+
+        def refresh_preview(self) -> None: ...
 
     def action_new_agent(self) -> None:
         m = self.selected_member()
@@ -77,7 +100,7 @@ class AgentActions:
         got = self._session_or_warn()
         if got is None:
             return
-        self._attach(got[1])
+        self.attach_to(got[1])
 
     def action_zoom(self) -> None:
         got = self._session_or_warn()
@@ -87,7 +110,7 @@ class AgentActions:
             self.push_screen(ZoomScreen(got[1]))
 
     @work(group="attach", exclusive=True, exit_on_error=False)
-    async def _attach(self, session: str) -> None:
+    async def attach_to(self, session: str) -> None:
         from thrum_engine.tmux.attach import attach_command, detach_key
 
         socket_name = self.settings.tmux.socket_name if self.settings is not None else None
@@ -166,7 +189,8 @@ class AgentActions:
         got = self._session_or_warn()
         if got is None:
             return
-        if self.selected_member()["state"] != "blocked":
+        m = self.selected_member()
+        if m is None or m["state"] != "blocked":
             self.notify(f"@{got[0]} is not waiting on a permission dialog", severity="warning")
             return
         self.answer_dialog(*got, approve=True)

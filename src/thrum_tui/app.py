@@ -1,12 +1,11 @@
 """The console's main screen: the team (with worktree and monitor summaries) on the left, the
 conversation with the highlighted agent and its live pane on the right, compose at the bottom.
 
-Engine calls run as workers; engine events arrive as one coalesced `EngineChanged` per burst, so
-a hundred messages a second cost one refresh at a time, never a frozen keystroke."""
+Engine calls run as workers; engine changes arrive as one coalesced `EngineChanged` per burst, so
+a hundred messages a second cost one refresh at a time (`coalesce.py`), never a frozen keystroke."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from typing import ClassVar
@@ -19,9 +18,11 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from thrum_tui.agent_actions import AgentActions
+from thrum_tui.coalesce import Coalescer, Throttle
 from thrum_tui.commands import ThrumCommands
-from thrum_tui.engine_handle import OPERATOR_ROLE, EngineCallFailed, EngineHandle
+from thrum_tui.engine_handle import OPERATOR_ROLE, Change, EngineCallFailed, EngineHandle
 from thrum_tui.messages import EngineChanged
+from thrum_tui.screens.base import LiveView
 from thrum_tui.theme_files import DEFAULT_THEME, load_themes
 from thrum_tui.widgets.compose_bar import ComposeBar, parse_compose
 from thrum_tui.widgets.conversation import Conversation, merge_conversation
@@ -85,7 +86,7 @@ def stream_mark(path: str) -> tuple[int, int] | None:
     return st.st_size, st.st_mtime_ns
 
 
-class ThrumApp(AgentActions, App):
+class ThrumApp(AgentActions):
     TITLE = "thrum"
     CSS_PATH = "thrum.tcss"
     COMMANDS = App.COMMANDS | {ThrumCommands}
@@ -128,19 +129,26 @@ class ThrumApp(AgentActions, App):
         self.runtimes: list[str] = []
         self.default_runtime = "claude"
         self._worktrees_at = 0.0
-        self._refresh_pending = False
-        self._refresh_parts: frozenset[str] = frozenset()
         self._members: list[dict] = []
         self._unread_from: dict[str, int] = {}
-        self._refreshing = False
         self._preview_busy = False
         self._preview_mark: tuple | None = None
         self._preview_settled = False
-        self._page_refreshed_at = 0.0
-        self._unannounced: list[dict] = []
+        self._unannounced: list[Change] = []
         self._toast_timer = None
-        self._page_refresh_later = False
         self.clock_mono = time.monotonic
+        self.refresher = Coalescer(
+            self._refresh_reporting,
+            start=lambda loop: self.run_worker(loop, group="refresh", exit_on_error=False),
+            min_seconds=REFRESH_MIN_SECONDS,
+            clock=self.clock_mono,
+        )
+        self._page_refresh = Throttle(
+            self._refresh_page,
+            set_timer=self.set_timer,
+            min_seconds=REFRESH_MIN_SECONDS,
+            clock=self.clock_mono,
+        )
         self._theme_ready = False
         self.main_screen: Screen = Screen()
 
@@ -169,7 +177,7 @@ class ThrumApp(AgentActions, App):
         wanted = getattr(getattr(self.settings, "console", None), "theme", DEFAULT_THEME)
         self.theme = wanted if wanted in self.available_themes else DEFAULT_THEME
         self._theme_ready = True
-        self.engine.listen(self._on_engine_events)
+        self.engine.listen(self._on_engine_changes)
         self.main_screen.query_one(TeamTable).focus()
         self.set_interval(PREVIEW_SECONDS, self.refresh_preview)
         self.set_interval(TICK_SECONDS, self.request_refresh)
@@ -197,27 +205,26 @@ class ThrumApp(AgentActions, App):
             self.notify(f"theme not remembered: {exc}", severity="warning")
 
     # -- engine -> screen --
-    def _on_engine_events(self, events: list[dict]) -> None:
+    def _on_engine_changes(self, changes: list[Change]) -> None:
         """Called on the engine's thread: only thread-safe work here (post a message).
 
         Traffic that touches neither the operator, the selected agent nor the team's make-up
         changes nothing on the main screen: it only wakes an open page (the feed), so a busy team
         does not cost the operator a redraw per message."""
         me, selected = self.operator, self.selected
-        mail, parts = [], set()
-        for e in events:
-            etype, author = e["type"], e.get("author", "")
-            if etype == "message.create":
-                recipients = (e.get("data") or {}).get("recipients") or ()
-                if author != me and me in recipients:
-                    mail.append(e)
+        mail: list[Change] = []
+        parts: set[str] = set()
+        for c in changes:
+            if c.kind == "message.create":
+                if c.author != me and me in c.recipients:
+                    mail.append(c)
                     parts.add("mail")
-                elif author in (me, selected) or selected in recipients:
+                elif c.author in (me, selected) or selected in c.recipients:
                     parts.add("mail")
-            elif etype in ("message.seen", "message.read"):
-                if author != me and author == selected:
+            elif c.kind in ("message.seen", "message.read"):
+                if c.author != me and c.author == selected:
                     parts.add("mail")  # delivery marks on what you sent
-            elif etype.startswith("message."):
+            elif c.is_message:
                 parts.add("mail")  # edits, deletes, purges
             else:
                 parts.update(("team", "mail"))  # agents, sessions, resets: the team changed
@@ -230,24 +237,15 @@ class ThrumApp(AgentActions, App):
             self.announce(message.mail)
         if message.parts:
             self.request_refresh(message.parts)
-        refresh = getattr(self.screen, "refresh_from_engine", None)
-        if refresh is not None and self.clock_mono() - self._page_refreshed_at >= REFRESH_MIN_SECONDS:
-            self._page_refreshed_at = self.clock_mono()
-            refresh()
-        elif refresh is not None and not self._page_refresh_later:
-            self._page_refresh_later = True
-            self.set_timer(REFRESH_MIN_SECONDS, self._page_refresh_due)
+        if isinstance(self.screen, LiveView):
+            self._page_refresh()
 
-    def _page_refresh_due(self) -> None:
-        self._page_refresh_later = False
-        self._page_refreshed_at = self.clock_mono()
-        if not self.screen_stack:
-            return  # the timer fired as the app closed
-        refresh = getattr(self.screen, "refresh_from_engine", None)
-        if refresh is not None:
-            refresh()
+    def _refresh_page(self) -> None:
+        """The page on top (feed, thread, monitors, queue) reloads: at most every REFRESH_MIN_SECONDS."""
+        if self.screen_stack and isinstance(self.screen, LiveView):  # not when the app is closing
+            self.screen.refresh_from_engine()
 
-    def announce(self, mail: list[dict]) -> None:
+    def announce(self, mail: list[Change]) -> None:
         """Tell the operator about new mail: the first piece at once (toast + bell); whatever
         follows within TOAST_SECONDS waits and is told as one summary, so a flood of mail costs
         one toast every few seconds, not a redraw of the whole screen per message."""
@@ -268,14 +266,10 @@ class ThrumApp(AgentActions, App):
             self._toast_timer = None
             return
         if len(mail) <= TOASTS_PER_BURST:
-            for ev in mail:
-                d = ev.get("data", {})
-                self.notify(
-                    " ".join(str(d.get("content", "")).split())[:120] or "(no text)",
-                    title=f"@{ev['author']} → you",
-                )
+            for c in mail:
+                self.notify(" ".join(c.snippet.split())[:120] or "(no text)", title=f"@{c.author} → you")
         else:
-            authors = list(dict.fromkeys("@" + ev["author"] for ev in mail))
+            authors = list(dict.fromkeys("@" + c.author for c in mail))
             self.notify(
                 ", ".join(authors[:5]) + (" …" if len(authors) > 5 else ""),
                 title=f"{len(mail)} new messages for you",
@@ -313,31 +307,16 @@ class ThrumApp(AgentActions, App):
         )
 
     def request_refresh(self, parts: frozenset[str] = ALL_PARTS) -> None:
-        """Coalesce: while one refresh runs, any number of requests cause exactly one more,
-        covering every part any of them asked for ("team", "mail", "side")."""
-        self._refresh_parts |= parts
-        self._refresh_pending = True
-        if not self._refreshing:
-            self._refreshing = True
-            self._refresh_loop()
+        """Refresh the main screen's `parts` ("team", "mail", "side"), coalesced by `refresher`:
+        under a flood of events the screen stays current without the redraws starving keystrokes
+        (or the engine's thread)."""
+        self.refresher.request(parts)
 
-    @work(group="refresh", exit_on_error=False)
-    async def _refresh_loop(self) -> None:
-        """At most one refresh per REFRESH_MIN_SECONDS: under a flood of events the screen
-        stays current without the redraws starving keystrokes (or the engine's thread)."""
+    async def _refresh_reporting(self, parts: frozenset[str]) -> None:
         try:
-            while self._refresh_pending:
-                self._refresh_pending = False
-                parts, self._refresh_parts = self._refresh_parts, frozenset()
-                started = self.clock_mono()
-                try:
-                    await self._refresh_once(parts)
-                except EngineCallFailed as exc:
-                    self.notify(exc.message, severity="error")
-                if self._refresh_pending:
-                    await asyncio.sleep(max(0.0, REFRESH_MIN_SECONDS - (self.clock_mono() - started)))
-        finally:
-            self._refreshing = False
+            await self._refresh_once(parts)
+        except EngineCallFailed as exc:
+            self.notify(exc.message, severity="error")
 
     async def _refresh_once(self, parts: frozenset[str] = ALL_PARTS) -> None:
         """Only what changed: mail needs the inbox (and patches the team's unread counts in
@@ -364,6 +343,8 @@ class ThrumApp(AgentActions, App):
             self.selected = table.selected
         await self._show_conversation(inbox["messages"])
         if "side" in parts:
+            sync = await self.engine.call("sync.status", {})
+            self.main_screen.query_one(HeaderLine).sync = sync["label"]
             monitors = await self.engine.call("monitor.list", {"all": True})
             self.main_screen.query_one(MonitorSummary).show(monitors["monitors"])
             if (
@@ -375,10 +356,13 @@ class ThrumApp(AgentActions, App):
 
     async def _show_conversation(self, inbox: list[dict] | None = None) -> None:
         agent = self.selected
-        if inbox is None:
-            inbox = (await self.engine.call("message.inbox", {"peek": True, "page_size": CONVERSATION_PAGE}))[
+        messages: list[dict] = (
+            inbox
+            if inbox is not None
+            else (await self.engine.call("message.inbox", {"peek": True, "page_size": CONVERSATION_PAGE}))[
                 "messages"
             ]
+        )
         sent = []
         if agent and agent != self.operator:
             sent = (await self.engine.call("message.sent", {"to": agent, "limit": CONVERSATION_PAGE}))[
@@ -388,7 +372,7 @@ class ThrumApp(AgentActions, App):
             return  # the selection moved while we fetched; its own refresh follows
         self.main_screen.query_one(Conversation).show(
             agent,
-            merge_conversation(self.operator, agent, inbox, sent),
+            merge_conversation(self.operator, agent, messages, sent),
             self.main_screen.query_one(TeamTable).member(agent),
         )
 

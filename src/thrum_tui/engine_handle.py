@@ -15,6 +15,7 @@ import re
 import subprocess
 import threading
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from thrum_engine import names
@@ -28,7 +29,37 @@ OPERATOR_ROLE = "operator"
 ATTACHED_WAIT_SECONDS = 20.0
 RETRY_SECONDS = 1.0
 
-Listener = Callable[[list[dict]], None]
+SNIPPET = 200  # characters of a new message's text a Change carries (as `events.wait` sends)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One applied change, as much of it as the console needs. The engine's event format (the
+    bus's events when hosting, `events.wait`'s briefs when attached) is read here, in `of`, and
+    nowhere else in the console."""
+
+    kind: str  # the event type ("message.create", "agent.update", ...) or "engine.reset"
+    author: str = ""
+    recipients: tuple[str, ...] = ()  # of a new message
+    snippet: str = ""  # the start of a new message's text
+
+    @property
+    def is_message(self) -> bool:
+        return self.kind.startswith("message.")
+
+    @classmethod
+    def of(cls, event: dict) -> Change:
+        kind, author = event["type"], event.get("author") or ""
+        if kind != "message.create":
+            return cls(kind, author)
+        data = event.get("data") or {}
+        return cls(kind, author, tuple(data.get("recipients") or ()), str(data.get("content", ""))[:SNIPPET])
+
+
+# Everything may have changed: the daemon restarted, was unreachable, or the cursor fell behind.
+RESET = Change("engine.reset")
+
+Listener = Callable[[list[Change]], None]
 
 
 class EngineCallFailed(Exception):
@@ -77,12 +108,15 @@ class Listeners:
     def listen(self, callback: Listener) -> None:
         self._listeners.append(callback)
 
-    def _publish(self, events: list[dict]) -> None:
+    def _publish(self, changes: list[Change]) -> None:
         for fn in list(self._listeners):
             try:
-                fn(events)
+                fn(changes)
             except Exception:  # a broken listener must never break the engine's apply loop
                 log.exception("console listener failed")
+
+    def _publish_events(self, events: list[dict]) -> None:
+        self._publish([Change.of(e) for e in events])
 
 
 class InProcess(Listeners):
@@ -137,7 +171,7 @@ class InProcess(Listeners):
         def bind(engine) -> None:
             self.engine = engine
             if engine is not None:
-                engine.bus.listen(self._publish)
+                engine.bus.listen(self._publish_events)
 
         async def signal_ready() -> None:
             await ready.wait()
@@ -221,14 +255,11 @@ class Attached(Listeners):
             except EngineCallFailed as exc:
                 log.warning("attached watch: %s", exc.message)
                 cursor = None  # the daemon may have restarted: start over, refresh everything
-                self._publish([{"type": "engine.unreachable", "author": "", "data": {}}])
+                self._publish([RESET])
                 await asyncio.sleep(RETRY_SECONDS)
                 continue
             if cursor is not None and (got["changes"] or got["reset"]):
-                self._publish(
-                    [{"type": c["type"], "author": c["author"], "data": c["data"]} for c in got["changes"]]
-                    or [{"type": "engine.reset", "author": "", "data": {}}]
-                )
+                self._publish([Change.of(c) for c in got["changes"]] or [RESET])
             cursor = got["cursor"]
 
     async def close(self) -> None:

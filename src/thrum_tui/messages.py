@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from textual.message import Message
 
+from thrum_tui.engine_handle import Change
+
 
 class EngineChanged(Message):
     """Something the console shows may have changed. A burst collapses into one message, keeping
     every piece of mail to the operator it carried (each one still gets its toast)."""
 
     def __init__(
-        self, mail: list[dict] | None = None, *, parts: frozenset[str] = frozenset({"team", "mail"})
+        self, mail: list[Change] | None = None, *, parts: frozenset[str] = frozenset({"team", "mail"})
     ) -> None:
         super().__init__()
         self.mail = list(mail or ())

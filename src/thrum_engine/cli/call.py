@@ -8,6 +8,7 @@ import sys
 
 from thrum_engine.cli.args import Spec, UsageError
 from thrum_engine.cli.output import error, print_json
+from thrum_engine.errors import ThrumError
 from thrum_engine.layout import Layout, NotARepo
 from thrum_engine.names import identity_name_problem
 from thrum_engine.rpc.client import (
@@ -16,8 +17,8 @@ from thrum_engine.rpc.client import (
     EngineUnavailable,
     ForeignServer,
     RpcError,
-    loads,
 )
+from thrum_engine.rpc.lightjson import loads
 
 
 class CliError(Exception):
@@ -25,6 +26,44 @@ class CliError(Exception):
         super().__init__(message)
         self.message = message
         self.code = code
+
+
+# What can go wrong in talking to the engine, and so what `engine_errors` turns into one CliError.
+ENGINE_FAILURES = (RpcError, EngineUnavailable, ThrumError, TimeoutError)
+
+
+def cli_error(exc: BaseException, doing: str = "the request") -> CliError:
+    """The one translation of an engine failure into the CLI's one line (httpx's `map_exceptions`
+    shape: written once, most specific first). An RpcError carries a ThrumError's message and kind
+    across the socket; a ThrumError raised in this process (settings, a local rebuild) is the same."""
+    if isinstance(exc, CliError):
+        return exc
+    if isinstance(exc, RpcError | ThrumError):
+        return CliError(exc.message)
+    if isinstance(exc, ForeignServer):
+        return CliError(str(exc))
+    if isinstance(exc, EngineNotAnswering):
+        return CliError(f"{exc}: check `thrum daemon status`, `thrum daemon stop` stops it")
+    if isinstance(exc, EngineUnavailable):
+        return CliError(f"lost the engine mid-request ({exc}); check `thrum daemon status`")
+    if isinstance(exc, TimeoutError):
+        return CliError(f"the engine did not answer {doing} in time")
+    return CliError(str(exc))
+
+
+class engine_errors:  # lower case: used as `with engine_errors(...)`, like a function
+    """`with engine_errors("agent.register"):` raises `cli_error(...)` for an engine failure inside.
+    A class, not `contextlib.contextmanager`: contextlib is not otherwise loaded on the hot path."""
+
+    def __init__(self, doing: str = "the request") -> None:
+        self.doing = doing
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, typ, exc, tb) -> None:
+        if isinstance(exc, ENGINE_FAILURES) and not isinstance(exc, CliError):
+            raise cli_error(exc, self.doing) from None
 
 
 def _decode(raw: bytes, what: str) -> str:
@@ -53,8 +92,7 @@ def json_value(text: str, what: str):
     """`text` parsed as JSON, or one CliError saying `what` is not JSON."""
     try:
         return loads(text)
-    # The C scanner raises StopIteration/SystemError on some inputs rather than ValueError.
-    except (ValueError, StopIteration, SystemError, RecursionError):
+    except ValueError:
         raise CliError(f"{what} must be JSON") from None
 
 
@@ -204,23 +242,26 @@ class Ctx:
         return self._client
 
     def call(
-        self, method: str, params: dict | None = None, *, timeout: float | None = -1.0, start: bool = True
+        self,
+        method: str,
+        params: dict | None = None,
+        *,
+        timeout: float | None = -1.0,
+        start: bool = True,
+        as_caller: bool = True,
     ) -> dict:
+        """`method` on the engine, as this identity unless `as_caller` is False (registering, where
+        we are only becoming someone). Every failure is one CliError, from `cli_error`."""
         params = dict(params or {})
-        if self.me:
+        if as_caller and self.me:
             params.setdefault("caller", self.me)
-        try:
-            return self.client(start).call(method, params, timeout)
-        except RpcError as exc:
-            if self._identity_error is not None and exc.message.startswith("no identity"):
-                raise self._identity_error from None
-            raise CliError(exc.message) from None
-        except EngineNotAnswering as exc:
-            raise CliError(f"{exc}: check `thrum daemon status`, `thrum daemon stop` stops it") from None
-        except EngineUnavailable as exc:
-            raise CliError(f"lost the engine mid-request ({exc}); check `thrum daemon status`") from None
-        except TimeoutError:
-            raise CliError(f"the engine did not answer {method} in time") from None
+        with engine_errors(method):
+            try:
+                return self.client(start).call(method, params, timeout)
+            except RpcError as exc:
+                if self._identity_error is not None and exc.message.startswith("no identity"):
+                    raise self._identity_error from None
+                raise
 
     def seconds(self, flag: str, default: float | None = None) -> float | None:
         """A duration flag (`30s`, `5m`, `-30s`, `45`) in seconds; `default` when absent."""
@@ -254,8 +295,8 @@ def run(ctx: Ctx, handler: str) -> int:
     except CliError as exc:
         error(exc.message)
         return exc.code
-    except RpcError as exc:  # a handler that called the engine without Ctx.call: still one line
-        error(exc.message)
+    except ENGINE_FAILURES as exc:  # a handler that called the engine without Ctx.call: still one line
+        error(cli_error(exc).message)
         return 1
     except UsageError as exc:
         error(str(exc))

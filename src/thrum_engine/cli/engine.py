@@ -72,6 +72,7 @@ def status(ctx: Ctx) -> int:
                 "version": None,
                 "host": None,
                 "sync": None,
+                "sync_status": None,
             }
             ctx.emit(r, lambda r: line("Engine is not running."))
             return 1
@@ -91,7 +92,7 @@ def status(ctx: Ctx) -> int:
         raise CliError(f"{exc}: `thrum daemon stop` stops it") from None
     finally:
         client.close()
-    keys = ("running", "pid", "repo_path", "uptime", "version", "host", "sync")
+    keys = ("running", "pid", "repo_path", "uptime", "version", "host", "sync", "sync_status")
     r = {k: info.get(k) for k in keys}
     return ctx.emit(
         r,

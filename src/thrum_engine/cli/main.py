@@ -272,6 +272,17 @@ COMMANDS: list[Spec] = [
     _s("daemon stop", "engine:stop", "stop the engine (not from outside every worktree)"),
     _s("daemon restart", "engine:restart", "restart the engine", flags="local:b"),
     _s("daemon status", "engine:status", "is the engine running"),
+    _s(
+        "sync status",
+        "sync:status",
+        "the journal's sync: mode and why, remote, last sync, errors, recent cycles",
+    ),
+    _s(
+        "sync force",
+        "sync:force",
+        "run a sync cycle now (--wait: until it finished, and print it)",
+        flags="wait:b",
+    ),
     _s("daemon logs", "engine:logs", "the engine's log", flags="lines:v since:v follow:b"),
     _s("doctor", "engine:doctor", "check journal and projection consistency"),
     _s("doctor rebuild", "engine:rebuild", "rebuild the projection from the journal"),

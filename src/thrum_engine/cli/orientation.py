@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from thrum_engine.cli.call import CliError, Ctx
+from thrum_engine.cli.call import ENGINE_FAILURES, CliError, Ctx, cli_error
 from thrum_engine.cli.output import line
 from thrum_engine.durations import human_age
 
@@ -154,9 +154,15 @@ def doctor_integrations(ctx: Ctx) -> int:
             "the engine is not running: hook firings unknown",
             "thrum daemon start",
         )
-    except Exception as exc:  # noqa: BLE001 -- an older engine without hooks.status, any RPC failure
+    except (*ENGINE_FAILURES, KeyError, TypeError) as exc:  # an older engine without hooks.status, too
+        reason = cli_error(exc).message if isinstance(exc, ENGINE_FAILURES) else f"unexpected answer: {exc!r}"
         rep.add(
-            "engine", layout.repo, "engine", False, f"cannot read hook firings: {exc}", "thrum daemon restart"
+            "engine",
+            layout.repo,
+            "engine",
+            False,
+            f"cannot read hook firings: {reason}",
+            "thrum daemon restart",
         )
     want = strip_at(ctx.args["agent"]) if ctx.args.get("agent") else None
     if want and not any(a["name"] == want for a in agents):
@@ -206,14 +212,13 @@ def doctor_integrations(ctx: Ctx) -> int:
 
 
 def config_show(ctx: Ctx) -> int:
-    from thrum_engine.errors import ThrumError
+    from pydantic import ValidationError
+
     from thrum_engine.settings import load_settings
 
     try:
-        s = load_settings(ctx.layout.config_file)
-    except ThrumError as exc:
-        raise CliError(exc.message) from None
-    except Exception as exc:  # pydantic ValidationError: a bad value in the file or env
+        s = load_settings(ctx.layout.config_file)  # a ThrumError is mapped by `call.run`
+    except ValidationError as exc:  # a bad value in the file or env
         raise CliError(f"invalid settings: {' '.join(str(exc).split())}") from None
     r = {"config": s.model_dump(mode="json"), "config_file": ctx.layout.config_file}
 

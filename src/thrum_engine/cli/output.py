@@ -1,15 +1,16 @@
 """Printing: `--json` documents (2-space indent, sorted keys) and one-line errors.
 
-The JSON writer is hand-rolled over `_json.encode_basestring` so printing does
+The JSON writer is hand-rolled over `lightjson.encode_str` so printing does
 not import the `json` package (and `re` with it) on the hot path.
 """
 
 from __future__ import annotations
 
-import _json
 import sys
 
-_enc = _json.encode_basestring  # keeps non-ASCII readable, like a human would want
+from thrum_engine.rpc.lightjson import encode_str as _enc  # keeps non-ASCII readable
+
+_INF = float("inf")
 
 
 def to_json(obj, indent: int = 0) -> str:
@@ -26,7 +27,7 @@ def to_json(obj, indent: int = 0) -> str:
     if isinstance(obj, int):
         return int.__repr__(obj)
     if isinstance(obj, float):
-        if obj != obj or obj in (float("inf"), float("-inf")):
+        if not -_INF < obj < _INF:  # NaN and the infinities are not JSON
             return "null"
         return float.__repr__(obj)
     if isinstance(obj, dict):

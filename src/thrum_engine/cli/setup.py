@@ -401,14 +401,7 @@ def _register(
         "force": force,
         "start_session": start_session,
     }
-    from thrum_engine.rpc.client import EngineUnavailable, RpcError
-
-    try:
-        r = ctx.client().call("agent.register", params)  # no caller: we are becoming someone
-    except RpcError as exc:
-        raise CliError(exc.message) from None
-    except EngineUnavailable as exc:
-        raise CliError(f"lost the engine: {exc}") from None
+    r = ctx.call("agent.register", params, as_caller=False)  # no caller: we are becoming someone
     from thrum_engine import identity_file
 
     identity_file.write(

@@ -22,7 +22,7 @@ class StartFailed(Exception):
 
 
 def read_pid_file(layout: Layout) -> dict | None:
-    from thrum_engine.rpc.client import loads
+    from thrum_engine.rpc.lightjson import loads
 
     try:
         with open(layout.pid_path, encoding="utf-8") as fh:

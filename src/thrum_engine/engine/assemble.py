@@ -27,6 +27,7 @@ from thrum_engine.engine.core import Engine, Part
 from thrum_engine.layout import Layout
 from thrum_engine.monitors import methods as monitor_methods
 from thrum_engine.settings import ThrumSettings
+from thrum_engine.sync import methods as sync_methods
 from thrum_engine.tmux import methods as tmux_methods
 from thrum_engine.tmux.server import TmuxError
 
@@ -43,6 +44,7 @@ METHOD_MODULES = (
     identity,
     messaging,
     monitor_methods,
+    sync_methods,
     team,
     tmux_methods,
     worktrees,
@@ -64,6 +66,7 @@ def build(
     engine.changes = changes.ChangeFeed(engine.bus)
     _plug_tmux(engine)
     _plug_monitors(engine)
+    _plug_sync(engine)
     return engine
 
 
@@ -103,3 +106,20 @@ def _plug_monitors(engine: Engine) -> None:
         await service.stop_all()
 
     engine.plug(Part("monitors", start, stop))
+
+
+def _plug_sync(engine: Engine) -> None:
+    """Git sync of the journal: last to start (it re-projects other clones' events through the
+    engine, which everything else already listens to), first to stop."""
+    from thrum_engine.sync.service import SyncService
+
+    service = SyncService(engine)
+
+    async def start() -> None:
+        engine.sync = service
+        await service.start()
+
+    async def stop() -> None:
+        await service.stop()
+
+    engine.plug(Part("sync", start, stop))

@@ -49,6 +49,7 @@ from thrum_engine.version import __version__
 if TYPE_CHECKING:
     from thrum_engine.changes import ChangeFeed
     from thrum_engine.monitors.service import MonitorService
+    from thrum_engine.sync.service import SyncService
     from thrum_engine.tmux.manager import TmuxManager
 
 __all__ = ["Caller", "Engine", "Part", "Post"]
@@ -99,7 +100,7 @@ class Engine:
         self.settings = settings
         self.host = host
         self.started_at = time.time()
-        self.journal = Journal(layout.journal_dir, layout.quarantine_dir)
+        self.journal = Journal(layout.journal_dir, layout.quarantine_dir, layout.clone_file)
         self.store = Store(layout.db_path)
         self.bus = Bus()
         self.writer = Writer(self.journal, self.store, self._on_applied)
@@ -125,6 +126,7 @@ class Engine:
         self.tmux: TmuxManager | None = None  # set once tmux started (messaging works without it)
         self.monitors: MonitorService | None = None
         self.changes: ChangeFeed | None = None
+        self.sync: SyncService | None = None  # set once sync started (off: local-only)
         self.post: Post = _no_messaging
 
     def plug(self, part: Part) -> None:
@@ -262,12 +264,15 @@ class Engine:
         except ValueError:
             return None
 
-    def _read_tails(self, offsets: dict[str, int]) -> tuple[list[dict], dict[str, int], list[Rejected]]:
-        """Checked events past each shard's offset, in id order; lines that fail are returned as rejected."""
+    def _read_tails(
+        self, offsets: dict[str, int], only: list[str] | None = None
+    ) -> tuple[list[dict], dict[str, int], list[Rejected]]:
+        """Checked events past each shard's offset (of `only` these shards), in id order; lines that fail
+        are returned as rejected."""
         items: list[tuple[dict, str, int, int]] = []
         new_offsets: dict[str, int] = {}
         rejected: list[Rejected] = []
-        for shard in self.journal.shards():
+        for shard in self.journal.shards() if only is None else only:
             start = offsets.get(shard, 0)
             if self.journal.size(shard) <= start:
                 continue
@@ -308,6 +313,22 @@ class Engine:
             last = i + 5000 >= len(events)
             applied += await self.store.apply(chunk, new_offsets if last else {}, skip_applied=True)
         return applied
+
+    async def ingest(self, shards: list[str]) -> int:
+        """Apply what sync brought into other clones' `shards` exactly like local events: once each (ids
+        are global), then the caches, waiters, nudges and the console see them. Under the writer's lock,
+        so a local batch and a synced one never interleave."""
+        async with self.writer.lock:
+            offsets = await self.store.offsets()
+            events, new_offsets, _rejected = await asyncio.to_thread(self._read_tails, offsets, shards)
+            if not new_offsets:
+                return 0
+            known = await self.store.applied_among([e["id"] for e in events])
+            fresh = [e for e in events if e["id"] not in known]
+            await self.store.apply(fresh, new_offsets)
+        if fresh:
+            self._on_applied(fresh)
+        return len(fresh)
 
     async def load_caches(self) -> None:
         self.agents = {r["name"]: r for r in await queries.agents(self.store)}
@@ -493,6 +514,7 @@ class Engine:
             "uptime": round(time.time() - self.started_at, 3),
             "version": __version__,
             "host": self.host,
-            "sync": "local-only",
+            "sync": self.sync.summary() if self.sync is not None else "off",
+            "sync_status": self.sync.status() if self.sync is not None else None,
             "projection_recovered": self.projection_recovered,
         }

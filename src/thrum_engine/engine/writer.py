@@ -21,7 +21,7 @@ import json
 import logging
 from collections.abc import Callable
 
-from thrum_engine.journal import Journal, shard_name
+from thrum_engine.journal import Journal
 from thrum_engine.store import Store
 
 log = logging.getLogger("thrum.writer")
@@ -89,7 +89,7 @@ class Writer:
         good = []
         for evs, fut in batch:
             try:
-                encoded = [(shard_name(ev["author"]), encode(ev)) for ev in evs]
+                encoded = [(self.journal.shard_for(ev["author"]), encode(ev)) for ev in evs]
             except (UnicodeEncodeError, TypeError, ValueError) as exc:
                 if not fut.done():
                     fut.set_exception(JournalWriteFailed(f"cannot store this request: {exc}"))

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 
 from thrum_engine.durations import iso
+from thrum_engine.errors import ThrumError
 from thrum_engine.monitors.sources import (
     FileFollower,
     LineSplitter,
@@ -162,8 +163,10 @@ class MonitorService:
                 t.cancel()
                 try:
                     await t
-                except (asyncio.CancelledError, Exception):
+                except asyncio.CancelledError:
                     pass
+                except Exception:  # stopping only waits; a task that died of a bug is still worth a log line
+                    log.exception("monitor %s: a task had failed", m.name)
         self._detach_file(m)
         for splitters in self._panes.values():
             splitters.pop(mid, None)
@@ -235,8 +238,10 @@ class MonitorService:
             m.outbox.put_nowait(
                 (
                     "suppressed",
-                    f"{n} more match{'es' if n != 1 else ''} suppressed"
-                    f" in the last {m.row['debounce']:g}s (last: {last})",
+                    (
+                        f"{n} more match{'es' if n != 1 else ''} suppressed"
+                        f" in the last {m.row['debounce']:g}s (last: {last})"
+                    ),
                 )
             )
 
@@ -256,9 +261,15 @@ class MonitorService:
                 scopes=[f"monitor:{m.name}"],
                 refs=[f"monitor:{m.id}"],
             )
-        except Exception as exc:
-            reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
-            log.error("monitor %s could not deliver to %s: %s", m.name, m.row["target"], reason)
+        except Exception as exc:  # the sender loop's boundary: one failed delivery must not end the monitor
+            reason = exc.message if isinstance(exc, ThrumError) else f"{type(exc).__name__}: {exc}"
+            log.error(
+                "monitor %s could not deliver to %s: %s",
+                m.name,
+                m.row["target"],
+                reason,
+                exc_info=not isinstance(exc, ThrumError),  # a traceback only for what no rule expected
+            )
             await self.event(m.id, "error", text, detail=f"delivery failed: {reason}")
             await self.write(
                 "UPDATE monitors SET last_error=?, matches=matches+?, updated_at=? WHERE id=?",
@@ -297,7 +308,7 @@ class MonitorService:
                 try:
                     await asyncio.wait_for(m.stop.wait(), max(wait, 0))
                     return
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
             started = time.monotonic()
             code = None
@@ -334,7 +345,7 @@ class MonitorService:
             try:
                 await asyncio.wait_for(m.stop.wait(), delay)
                 return
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     # -- file source: one follower per file, one watcher per directory --
@@ -365,7 +376,7 @@ class MonitorService:
             del self._files[path]
         d = os.path.dirname(path)
         if d in self._dir_watchers and not any(os.path.dirname(p) == d for p in self._files):
-            task, stop = self._dir_watchers.pop(d)
+            _task, stop = self._dir_watchers.pop(d)
             stop.set()
 
     async def _watch_dir(self, d: str, stop: asyncio.Event) -> None:

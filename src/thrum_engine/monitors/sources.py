@@ -6,7 +6,7 @@ import asyncio
 import errno
 import os
 import stat
-from typing import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable
 
 MINIMAL_ENV_KEYS = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "USER", "LOGNAME", "TMPDIR")
 

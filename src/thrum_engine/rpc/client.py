@@ -1,16 +1,21 @@
 """A stdlib-only JSON-RPC client for the CLI's hot path.
 
-It imports `_socket` and `_json` (the C halves of `socket` and `json`) so a
-`thrum send` pays neither `enum` nor `re` at start-up (~7 ms of a ~10 ms floor).
+It imports `_socket` (the C half of `socket`, a documented module too) and reads and writes JSON
+with `lightjson`, so a `thrum send` pays neither `enum` nor `re` at start-up (~7 ms of a ~10 ms floor).
 """
 
 from __future__ import annotations
 
-import _json
 import _socket
 import os
 import sys
 import time
+
+from thrum_engine.rpc.lightjson import dumps, loads
+
+TYPE_CHECKING = False  # `typing` costs the CLI ~2 ms to import; the checker reads this as True
+if TYPE_CHECKING:
+    from typing import Any
 
 MAX_RESPONSE = 256 * 1024 * 1024
 # Below glibc's mmap threshold (128 KiB): `recv(1 MiB)` allocated and unmapped a fresh mapping on
@@ -25,56 +30,6 @@ PROBE_AFTER = 5.0
 START_WITHIN = 2 * PROBE_AFTER - 1.0
 # A full listen backlog (EAGAIN) is a burst of connects, not a dead engine: retry that long.
 CONNECT_RETRY = 2.0
-_WS = " \t\n\r"
-
-
-class _ScanContext:
-    strict = True
-    object_hook = None
-    object_pairs_hook = None
-    parse_float = float
-    parse_int = int
-    memo: dict = {}
-
-    @staticmethod
-    def parse_constant(name: str) -> float:
-        return float(name.replace("Infinity", "inf"))
-
-
-# CPython's C scanner and encoder directly: `import json` costs the CLI ~20 ms (it pulls in `re`),
-# measured in bench/rpc.py. Their stubs name Python-level types; the C functions take these.
-_scan = _json.make_scanner(_ScanContext())  # pyright: ignore[reportArgumentType]
-_encode = _json.make_encoder(
-    None,
-    None,
-    _json.encode_basestring_ascii,
-    None,  # pyright: ignore[reportArgumentType]
-    ":",
-    ",",
-    False,
-    False,
-    True,
-)
-
-
-def loads(text: str):
-    """`json.loads` without importing `json` (and so `re`). Bad input of any shape is a ValueError:
-    the C scanner itself signals "no value here" with StopIteration and, on some truncated input,
-    SystemError, which no caller expects."""
-    text = text.strip(_WS)
-    try:
-        obj, end = _scan(text, 0)
-    except StopIteration as exc:
-        raise ValueError(f"not JSON (at character {exc.value})") from None
-    except (SystemError, RecursionError) as exc:
-        raise ValueError(f"not JSON ({type(exc).__name__})") from None
-    if end != len(text):
-        raise ValueError(f"not JSON: extra data at character {end}")
-    return obj
-
-
-def dumps_compact(obj) -> str:
-    return "".join(_encode(obj, 0))
 
 
 class RpcError(Exception):
@@ -113,7 +68,7 @@ class Client:
         self._buf = bytearray()
         self._next_id = 0
 
-    def connect(self) -> "Client":
+    def connect(self) -> Client:
         give_up = time.monotonic() + CONNECT_RETRY
         delay = 0.001
         while True:
@@ -217,7 +172,7 @@ class Client:
             )
         return RpcError(err.get("code", -32000), err.get("message", "engine error"), data_.get("kind"))
 
-    def call(self, method: str, params: dict | None = None, timeout: float | None = -1.0) -> dict:
+    def call(self, method: str, params: dict | None = None, timeout: float | None = -1.0) -> Any:
         if self._sock is None:
             self.connect()
         sock = self._sock
@@ -229,7 +184,7 @@ class Client:
         msg = {"jsonrpc": "2.0", "id": rid, "method": method, "params": params or {}}
         if self.probe:
             msg["start_by"] = time.time() + START_WITHIN
-        data = (dumps_compact(msg) + "\n").encode()
+        data = (dumps(msg) + "\n").encode()
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             sock.settimeout(timeout)

@@ -14,7 +14,7 @@ import os
 import time
 
 from thrum_engine.engine.core import Caller, Engine
-from thrum_engine.errors import ThrumError
+from thrum_engine.errors import EngineBusy, InvalidInput, ThrumError, TooLarge
 from thrum_engine.layout import socket_fallback_dir, worktree_of
 from thrum_engine.private_fs import ensure_socket_dir
 from thrum_engine.rpc import protocol as P
@@ -195,13 +195,14 @@ class RpcServer:
                         P.INTERNAL_ERROR,
                         f"engine busy: too many connections from pid"
                         f" {pid} (limit {limits.max_connections_per_process})",
-                        "engine_busy",
+                        EngineBusy.kind,
                     ),
                 )
                 return
             if len(self._conns) >= limits.max_connections and not self._make_room():
                 await self._send(
-                    writer, _error(None, P.INTERNAL_ERROR, "engine busy: too many connections", "engine_busy")
+                    writer,
+                    _error(None, P.INTERNAL_ERROR, "engine busy: too many connections", EngineBusy.kind),
                 )
                 return
             conn = self._conns[task] = _Conn(pid, writer)
@@ -223,7 +224,7 @@ class RpcServer:
             writer.close()
             try:
                 await writer.wait_closed()
-            except Exception:
+            except OSError:  # the peer is already gone: closing was all that was left to do
                 pass
 
     def _read_timeout(self, conn: _Conn, first: bool) -> float | None:
@@ -236,10 +237,9 @@ class RpcServer:
         return max(0.0, conn.last + allowed - time.monotonic())
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, conn: _Conn) -> None:
-        if hasattr(
-            writer.transport, "max_size"
-        ):  # the selector transport's recv size (an attribute since 3.4)
-            writer.transport.max_size = READ_CHUNK
+        # The selector transport's recv size: an attribute since 3.4, undocumented, so not typed.
+        if hasattr(writer.transport, "max_size"):
+            writer.transport.max_size = READ_CHUNK  # pyright: ignore[reportAttributeAccessIssue]
         pid = conn.pid
         worktree = peer_worktree(pid, self.engine.layout.repo)
         write_lock = asyncio.Lock()
@@ -280,7 +280,7 @@ class RpcServer:
                     return
                 except asyncio.LimitOverrunError:
                     err = _error(
-                        None, P.INVALID_REQUEST, f"request larger than {self.max_frame} bytes", "too_large"
+                        None, P.INVALID_REQUEST, f"request larger than {self.max_frame} bytes", TooLarge.kind
                     )
                     err["error"]["data"]["limit"] = self.engine.settings.messages.max_body_bytes
                     await self._send(writer, err, write_lock)
@@ -319,7 +319,7 @@ class RpcServer:
             if isinstance(req, dict) and isinstance(req.get("method"), str) and not _encodable(req["method"]):
                 return _error(rid, P.METHOD_NOT_FOUND, f"unknown method: {req['method']!a}", "unknown_method")
             return _error(
-                rid, P.INVALID_PARAMS, "request holds text that is not valid UTF-8", "invalid_input"
+                rid, P.INVALID_PARAMS, "request holds text that is not valid UTF-8", InvalidInput.kind
             )
         if not isinstance(req, dict):
             return _error(

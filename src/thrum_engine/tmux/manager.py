@@ -13,10 +13,10 @@ import asyncio
 import logging
 import os
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from thrum_engine import names
-from thrum_engine.files import private_dir
+from thrum_engine.files import open_append_private, private_dir
 from thrum_engine.tmux import runtimes
 from thrum_engine.tmux.health import SHELLS, fell_back_to_shell, shell_names
 from thrum_engine.tmux.panes import PaneState, PaneStream
@@ -104,7 +104,7 @@ class TmuxManager:
         if self._watch_task:
             try:
                 await asyncio.wait_for(self._watch_task, 5)
-            except (asyncio.TimeoutError, asyncio.CancelledError):
+            except (TimeoutError, asyncio.CancelledError):
                 self._watch_task.cancel()
             self._watch_task = None
 
@@ -141,8 +141,7 @@ class TmuxManager:
         """Track a session whose output is being piped. Its current screen is read once with
         `capture-pane` (what it printed before the pipe started is not in the stream)."""
         path = self.stream_path(name)
-        if not os.path.exists(path):
-            open(path, "ab").close()
+        os.close(open_append_private(path))  # exists (0600) before the pipe's first write
         stream = PaneStream(name, path, runtime)
         try:
             screen = await asyncio.to_thread(self.tmux.capture, pane_id, 200)
@@ -274,7 +273,7 @@ class TmuxManager:
                 return s.state
             try:
                 await asyncio.wait_for(s.changed.wait(), min(left, self.settings.silence_seconds + 0.2))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     # -- helpers for other modules --

@@ -128,7 +128,9 @@ class CommandQueue:
             (cid, session, command, requester, "queued", iso(), timeout, silence),
         )
         self.kick(session)
-        return await self.get(cid)
+        row = await self.get(cid)
+        assert row is not None  # written above, and queue rows are never deleted
+        return row
 
     async def get(self, cid: str) -> dict | None:
         row = await self.engine.store.one("SELECT * FROM tmux_queue WHERE id = ?", (cid,))
@@ -146,7 +148,7 @@ class CommandQueue:
         self.waiters.setdefault(cid, []).append(fut)
         try:
             return await asyncio.wait_for(fut, timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return await self.get(cid)
 
     async def listing(self, session: str) -> list[dict]:
@@ -220,7 +222,7 @@ class CommandQueue:
             try:
                 typed = results.wrap(run.command, run.token()) if kind == "command" else run.command
                 await self.m.type_into(s, typed)
-            except Exception as exc:
+            except (TmuxError, OSError) as exc:
                 self.running.pop(session, None)
                 await self._finish_row(row, "failed", "", f"could not type into the pane: {exc}")
         except Exception:

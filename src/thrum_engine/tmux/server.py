@@ -57,7 +57,7 @@ class Tmux:
     def alive(self) -> bool:
         try:
             return self.server.is_alive()
-        except Exception:
+        except (LibTmuxException, OSError):
             return False
 
     def sessions(self) -> list[dict]:

@@ -28,6 +28,14 @@ class EngineCalls:
         return result
 
 
+class LiveView:
+    """A screen that shows engine state: when something changed the app calls
+    `refresh_from_engine` (at most twice a second) while the screen is on top."""
+
+    def refresh_from_engine(self) -> None:
+        raise NotImplementedError
+
+
 class Dialog(EngineCalls, ModalScreen):
     # Tab moves focus as a priority binding: the app handles it before forwarding the next key, so a
     # fast typist's next keys land in the next field. As a plain binding it ran only after the keys

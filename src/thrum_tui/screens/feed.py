@@ -11,7 +11,7 @@ from textual.content import Content
 from textual.widgets import Footer, Input, Label, OptionList
 from textual.widgets.option_list import Option
 
-from thrum_tui.screens.base import Page
+from thrum_tui.screens.base import LiveView, Page
 
 FEED_LIMIT = 300
 
@@ -42,7 +42,7 @@ def feed_line(m: dict) -> str:
     return f"{m['created_at'][5:16].replace('T', ' ')} @{m['author']} → {to}{thread}  {text}"
 
 
-class FeedScreen(Page):
+class FeedScreen(LiveView, Page):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.pop_screen", "back"),
         Binding("slash", "focus_filter", "filter"),

@@ -13,7 +13,7 @@ from textual.widgets import Button, DataTable, Footer, Input, Label, Select, Sta
 
 from thrum_engine.durations import parse_duration
 from thrum_engine.patterns import PatternError, PatternTimeout, compile_pattern, search
-from thrum_tui.screens.base import FormDialog, Page
+from thrum_tui.screens.base import FormDialog, LiveView, Page
 
 SOURCES = [
     ("command (a child process)", "command"),
@@ -53,7 +53,7 @@ def regex_verdict(pattern: str, sample: str) -> tuple[bool, str]:
     return True, "✓ matches the sample" if hit else "○ does not match the sample"
 
 
-class MonitorsScreen(Page):
+class MonitorsScreen(LiveView, Page):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.pop_screen", "back"),
         Binding("n", "new", "new rule"),
@@ -150,12 +150,15 @@ class MonitorsScreen(Page):
     async def matches_worker(self) -> None:
         await self.show_matches()
 
+    def _reload_after(self, _result: object) -> None:
+        self.reload()
+
     def action_new(self) -> None:
-        self.app.push_screen(MonitorForm(None), lambda _: self.reload())
+        self.app.push_screen(MonitorForm(None), self._reload_after)
 
     def action_edit(self) -> None:
         if self.selected is not None:
-            self.app.push_screen(MonitorForm(self.selected), lambda _: self.reload())
+            self.app.push_screen(MonitorForm(self.selected), self._reload_after)
 
     def action_stop(self) -> None:
         if self.selected is not None:

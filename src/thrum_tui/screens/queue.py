@@ -14,10 +14,10 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.widgets import Button, DataTable, Input, Label, Static
 
-from thrum_tui.screens.base import Dialog
+from thrum_tui.screens.base import Dialog, LiveView
 
 
-class QueueScreen(Dialog):
+class QueueScreen(LiveView, Dialog):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "dismiss_dialog", "close"),
         Binding("x", "cancel_command", "cancel selected"),

@@ -12,7 +12,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.content import Content
 from textual.widgets import Collapsible, Footer, Label, Static
 
-from thrum_tui.screens.base import Page
+from thrum_tui.screens.base import LiveView, Page
 
 FOLD_LINES = 12  # a body longer than this starts folded (unless it is the latest)
 THREAD_LIMIT = 500
@@ -57,7 +57,7 @@ class MessageView(Vertical, can_focus=True):
                 event.stop()
 
 
-class ThreadScreen(Page):
+class ThreadScreen(LiveView, Page):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.pop_screen", "back"),
         Binding("r", "reply", "reply"),

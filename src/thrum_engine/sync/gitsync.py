@@ -1,0 +1,285 @@
+"""The git side of sync, on the journal's own worktree (`.git/thrum-sync/a-sync`): blocking, so the
+sync service runs it off the event loop.
+
+Everything is plumbing on that worktree's own index: `commit-tree` and `update-ref` run no hooks and
+never touch the user's index or branches; the fetch goes to a ref under `refs/thrum/`; the push
+passes `--no-verify` with hooks pointed at /dev/null. The merge is Thrum's own, by file ownership:
+every shard has exactly one writer (`<author>@<clone>.jsonl`), so this clone's shards always keep
+its version and another clone's shards take the remote's, provided the remote's only grew (shards
+are append-only). Two writers therefore never produce a conflict that stops sync.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from dataclasses import dataclass, field
+
+from thrum_engine.files import write_private
+from thrum_engine.journal import CLONE_SEP, SUFFIX
+from thrum_engine.layout import SYNC_BRANCH
+
+JOURNAL = "journal"
+# A shard path in a synced tree: journal/<stem>@<clone>.jsonl, nothing else (no directories, no dots
+# that could climb, nothing a remote could use to reach outside the journal).
+SHARD_PATH = re.compile(r"^journal/([A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)*)@([a-z0-9]{1,32})\.jsonl$")
+GIT_TIMEOUT = 120.0
+
+
+class GitFailed(Exception):
+    """A git command failed; the message is git's last line of stderr."""
+
+
+@dataclass
+class MergeResult:
+    fetched: str | None = None  # the remote tip merged (None: no remote branch yet)
+    updated: list[str] = field(default_factory=list)  # foreign shards that grew
+    diverged: list[str] = field(
+        default_factory=list
+    )  # foreign shards the remote rewrote: kept as we had them
+    foreign_own: list[str] = field(default_factory=list)  # the remote carries a shard in our clone's name
+    committed: bool = False
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        GIT_TERMINAL_PROMPT="0",
+        GIT_ASKPASS="/bin/echo",
+        SSH_ASKPASS="/bin/echo",
+        GCM_INTERACTIVE="never",
+    )
+    # commit-tree needs an identity; a CI machine may have none configured.
+    for k, v in (
+        ("GIT_AUTHOR_NAME", "thrum"),
+        ("GIT_AUTHOR_EMAIL", "thrum@localhost"),
+        ("GIT_COMMITTER_NAME", "thrum"),
+        ("GIT_COMMITTER_EMAIL", "thrum@localhost"),
+    ):
+        env.setdefault(k, v)
+    for k in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"):
+        env.pop(k, None)  # a hook's environment must not redirect us into the user's repo
+    return env
+
+
+def git(cwd: str, *args: str, stdin: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        ["git", "-c", "core.hooksPath=/dev/null", "-c", "gc.auto=0", *args],
+        check=False,  # the caller's `check` decides, with git's own message
+        cwd=cwd,
+        env=_env(),
+        input=stdin,
+        capture_output=True,
+        timeout=GIT_TIMEOUT,
+    )
+    if check and proc.returncode != 0:
+        lines = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise GitFailed(f"git {args[0]}: {lines[-1] if lines else f'exit {proc.returncode}'}")
+    return proc
+
+
+def out(cwd: str, *args: str) -> str:
+    return git(cwd, *args).stdout.decode("utf-8", "replace").strip()
+
+
+def head(worktree: str) -> str:
+    return out(worktree, "rev-parse", "HEAD")
+
+
+def tree_entries(worktree: str, rev: str) -> dict[str, tuple[str, int]]:
+    """path -> (blob sha, size) of the regular files under journal/ in `rev`."""
+    entries: dict[str, tuple[str, int]] = {}
+    raw = git(worktree, "ls-tree", "-r", "-l", "-z", rev, "--", JOURNAL + "/").stdout
+    for item in raw.split(b"\0"):
+        if not item:
+            continue
+        meta, _, path = item.partition(b"\t")
+        mode, kind, sha, size = meta.split()
+        if kind != b"blob" or mode != b"100644":
+            continue  # symlinks, executables, submodules: never part of a journal
+        entries[path.decode("utf-8", "replace")] = (sha.decode(), int(size))
+    return entries
+
+
+def own_shard(path: str, clone: str) -> bool:
+    return path.endswith(f"{CLONE_SEP}{clone}{SUFFIX}")
+
+
+def commit_local(worktree: str, clone: str, message: str) -> int:
+    """Commit this clone's shard growth, cut at each file's last newline (a batch being written is
+    never committed half). Returns how many shards went into the commit (0: nothing, no commit)."""
+    journal = os.path.join(worktree, JOURNAL)
+    committed = tree_entries(worktree, "HEAD")
+    changed = []
+    for name in sorted(os.listdir(journal)):
+        rel = f"{JOURNAL}/{name}"
+        if not own_shard(rel, clone) or not SHARD_PATH.match(rel):
+            continue
+        full = os.path.join(journal, name)
+        if os.path.islink(full) or not os.path.isfile(full):
+            continue
+        size = os.path.getsize(full)
+        known = committed.get(rel)
+        if known is not None and size == known[1]:
+            continue  # append-only: the same size is the same content
+        with open(full, "rb") as fh:
+            data = fh.read()
+        data = data[: data.rfind(b"\n") + 1]
+        if known is not None and len(data) == known[1]:
+            continue  # only a torn tail (a batch in flight) beyond what is committed
+        sha = git(worktree, "hash-object", "-w", "--stdin", stdin=data).stdout.decode().strip()
+        changed.append((rel, sha))
+    if not changed:
+        return 0
+    for rel, sha in changed:
+        git(worktree, "update-index", "--add", "--cacheinfo", f"100644,{sha},{rel}")
+    tree = out(worktree, "write-tree")
+    commit = out(worktree, "commit-tree", tree, "-p", "HEAD", "-m", message)
+    git(worktree, "update-ref", "HEAD", commit)
+    return len(changed)
+
+
+def is_sync_worktree(worktree: str) -> bool:
+    """`worktree` is a git worktree of its own with the journal branch checked out. Anything else (a
+    plain folder inside `.git`, where git would find the *user's* repository) is never touched."""
+    if not os.path.isdir(os.path.join(worktree, ".git")) and not os.path.isfile(
+        os.path.join(worktree, ".git")
+    ):
+        return False
+    try:
+        top = out(worktree, "rev-parse", "--show-toplevel")
+        branch = out(worktree, "symbolic-ref", "-q", "HEAD")
+    except (GitFailed, OSError):
+        return False
+    return os.path.realpath(top) == os.path.realpath(worktree) and branch == f"refs/heads/{SYNC_BRANCH}"
+
+
+def remote_url(repo: str, remote: str) -> str | None:
+    proc = git(repo, "remote", "get-url", remote, check=False)
+    return proc.stdout.decode().strip() or None if proc.returncode == 0 else None
+
+
+def fetch(worktree: str, remote: str, branch: str) -> str | None:
+    """Fetch the remote's sync branch to `refs/thrum/remote/<branch>`; its tip, or None when the remote
+    has no such branch yet."""
+    ref = f"refs/thrum/remote/{branch}"
+    listed = out(worktree, "ls-remote", "--heads", remote, f"refs/heads/{branch}")
+    if not listed:
+        return None
+    git(
+        worktree,
+        "fetch",
+        "--quiet",
+        "--no-tags",
+        "--no-write-fetch-head",
+        remote,
+        f"+refs/heads/{branch}:{ref}",
+    )
+    return out(worktree, "rev-parse", ref)
+
+
+def is_ancestor(worktree: str, a: str, b: str) -> bool:
+    return git(worktree, "merge-base", "--is-ancestor", a, b, check=False).returncode == 0
+
+
+def _is_prefix(path: str, sha: str, worktree: str, local_size: int, remote_size: int) -> tuple[bool, bytes]:
+    """(one is a prefix of the other, the remote's bytes)."""
+    theirs = git(worktree, "cat-file", "blob", sha).stdout
+    try:
+        with open(path, "rb") as fh:
+            mine = fh.read(min(local_size, remote_size))
+    except FileNotFoundError:
+        mine = b""
+    return theirs[: len(mine)] == mine, theirs
+
+
+def merge(worktree: str, clone: str, tip: str, message: str) -> MergeResult:
+    """Bring every other clone's shard growth from `tip` into the journal and record a merge commit
+    (this clone's shards as they are here, theirs as the remote has them)."""
+    result = MergeResult(fetched=tip)
+    journal = os.path.join(worktree, JOURNAL)
+    for rel, (sha, size) in sorted(tree_entries(worktree, tip).items()):
+        if not SHARD_PATH.match(rel):
+            continue
+        if own_shard(rel, clone):
+            continue  # ours: our copy is the truth (the remote may hold an older one)
+        full = os.path.join(journal, rel[len(JOURNAL) + 1 :])
+        local = os.path.getsize(full) if os.path.isfile(full) and not os.path.islink(full) else 0
+        if size <= local:
+            if size < local:
+                ok, _ = _is_prefix(full, sha, worktree, local, size)
+                if not ok:
+                    result.diverged.append(rel)
+            continue
+        ok, data = _is_prefix(full, sha, worktree, local, size)
+        if not ok:
+            result.diverged.append(rel)  # rewritten upstream: what we applied stays, nothing is lost
+            continue
+        write_private(full, data)
+        git(worktree, "update-index", "--add", "--cacheinfo", f"100644,{sha},{rel}")
+        result.updated.append(rel[len(JOURNAL) + 1 : -len(SUFFIX)])
+    if is_ancestor(worktree, tip, "HEAD"):
+        return result  # we have all of it already
+    if is_ancestor(worktree, "HEAD", tip):
+        # Nothing of ours is missing there: move to their commit instead of merging, or two idle
+        # clones would answer each other's merge commits forever.
+        git(worktree, "read-tree", tip)
+        git(worktree, "update-ref", "HEAD", tip)
+        return result
+    tree = out(worktree, "write-tree")
+    commit = out(worktree, "commit-tree", tree, "-p", "HEAD", "-p", tip, "-m", message)
+    git(worktree, "update-ref", "HEAD", commit)
+    result.committed = True
+    return result
+
+
+def push(worktree: str, remote: str, branch: str) -> str:
+    """'ok', 'rejected' (the remote moved on: fetch and merge again) or raises GitFailed."""
+    proc = git(
+        worktree,
+        "push",
+        "--quiet",
+        "--no-verify",
+        "--porcelain",
+        remote,
+        f"HEAD:refs/heads/{branch}",
+        check=False,
+    )
+    text = (proc.stdout + proc.stderr).decode("utf-8", "replace")
+    if proc.returncode == 0:
+        return "ok"
+    if (
+        "rejected]" in text
+        or "non-fast-forward" in text
+        or "fetch first" in text
+        or "cannot lock ref" in text
+    ):
+        return "rejected"
+    refused = [ln for ln in text.splitlines() if ln.startswith("!")]  # porcelain: the ref's own reason
+    lines = refused or [ln for ln in text.strip().splitlines() if ln.strip()]
+    raise GitFailed(f"git push: {lines[-1].lstrip('!').strip() if lines else f'exit {proc.returncode}'}")
+
+
+def unpushed(worktree: str, branch: str) -> int:
+    """Commits on the sync branch that the last fetched remote tip does not have."""
+    ref = f"refs/thrum/remote/{branch}"
+    if git(worktree, "rev-parse", "--verify", "--quiet", ref, check=False).returncode != 0:
+        return int(out(worktree, "rev-list", "--count", "HEAD"))
+    return int(out(worktree, "rev-list", "--count", f"{ref}..HEAD"))
+
+
+def is_public(repo: str, url: str) -> bool:
+    """A remote anyone can read: a credential-free `ls-remote` succeeds. Local paths, file URLs and
+    ssh (which always authenticates) are never public."""
+    if not re.match(r"^(https?|git)://", url):
+        return False
+    proc = subprocess.run(
+        ["git", "-c", "credential.helper=", "-c", "core.askPass=/bin/echo", "ls-remote", "--heads", url],
+        check=False,  # failing is the answer: not public
+        cwd=repo,
+        env={**_env(), "GIT_CONFIG_NOSYSTEM": "1", "HOME": "/nonexistent"},
+        capture_output=True,
+        timeout=20,
+    )
+    return proc.returncode == 0

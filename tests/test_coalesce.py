@@ -1,0 +1,79 @@
+"""The console's rate limits, on a fake clock: no wall-clock thresholds."""
+
+from __future__ import annotations
+
+import asyncio
+
+from thrum_tui.coalesce import Coalescer, Throttle
+
+
+async def test_requests_during_a_run_cause_exactly_one_more_run_with_every_part():
+    runs: list[frozenset[str]] = []
+    gate = asyncio.Event()
+    tasks: list[asyncio.Task] = []
+
+    async def job(parts: frozenset[str]) -> None:
+        runs.append(parts)
+        if len(runs) == 1:
+            await gate.wait()
+
+    c = Coalescer(job, start=lambda coro: tasks.append(asyncio.ensure_future(coro)), min_seconds=0.0)
+    c.request(frozenset({"team"}))
+    await asyncio.sleep(0)
+    for part in ("mail", "side", "mail"):
+        c.request(frozenset({part}))
+    assert len(tasks) == 1 and c.running and c.pending
+    gate.set()
+    await tasks[0]
+    assert runs == [frozenset({"team"}), frozenset({"mail", "side"})]
+    assert c.idle
+
+
+async def test_the_next_run_waits_out_the_minimum_interval():
+    now = [100.0]
+    slept: list[float] = []
+    tasks: list[asyncio.Task] = []
+
+    async def job(parts: frozenset[str]) -> None:
+        now[0] += 0.1  # the run itself took 0.1 s
+        if len(slept) == 0 and parts == frozenset({"a"}):
+            c.request(frozenset({"b"}))
+
+    async def fake_sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    c = Coalescer(
+        job,
+        start=lambda coro: tasks.append(asyncio.ensure_future(coro)),
+        min_seconds=0.5,
+        clock=lambda: now[0],
+        sleep=fake_sleep,
+    )
+    c.request(frozenset({"a"}))
+    await tasks[0]
+    assert len(slept) == 1 and abs(slept[0] - 0.4) < 1e-9  # 0.5 s from the start of the last run
+
+
+def test_a_throttle_calls_at_once_then_once_more_after_the_interval():
+    now = [0.0]
+    calls: list[float] = []
+    timers: list[tuple[float, object]] = []
+    t = Throttle(
+        lambda: calls.append(now[0]),
+        set_timer=lambda delay, fn: timers.append((delay, fn)),
+        min_seconds=0.5,
+        clock=lambda: now[0],
+    )
+    t()
+    assert calls == [0.0] and not timers
+    now[0] = 0.2
+    t()
+    t()
+    t()
+    assert calls == [0.0] and len(timers) == 1 and abs(timers[0][0] - 0.3) < 1e-9
+    now[0] = 0.5
+    timers[0][1]()  # the timer fires: the merged requests are one call
+    assert calls == [0.0, 0.5]
+    now[0] = 1.2
+    t()
+    assert calls == [0.0, 0.5, 1.2]

@@ -1,0 +1,311 @@
+"""Git sync between clones: a bare remote in a temp dir, two clones, each with its own engine and
+agents, real git throughout (and `git daemon` for an anonymously readable remote)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import Repo, base_env, git, kill_tmux, wait_for
+
+# Cycles run only when a test asks (`sync force --wait`), so what each test sees is deterministic.
+QUIET = {"THRUM_SYNC__INTERVAL_SECONDS": "3600", "THRUM_SYNC__SETTLE_SECONDS": "3600"}
+
+
+@pytest.fixture
+def remote(tmp_path_factory):
+    """A bare remote with one commit on main, and a factory of clones of it (engines stopped and
+    tmux servers killed at teardown)."""
+    base = tmp_path_factory.mktemp("sync")
+    bare = base / "remote.git"
+    git(base, "init", "-q", "--bare", "-b", "main", str(bare))
+    seed_env = base_env(base)
+    seed = base / "seed"
+    git(base, "clone", "-q", str(bare), str(seed), env=seed_env)
+    (seed / "README.md").write_text("hello\n")
+    git(seed, "add", "README.md", env=seed_env)
+    git(seed, "commit", "-q", "-m", "init", env=seed_env)
+    git(seed, "push", "-q", "origin", "main", env=seed_env)
+    clones: list[Repo] = []
+
+    def make(name: str, url: str | None = None, **env: str) -> Repo:
+        home = base / f"home-{name}"
+        home.mkdir()
+        e = base_env(home) | QUIET | env
+        e["THRUM_TMUX__SOCKET_NAME"] = f"thrum-test-{uuid.uuid4().hex[:12]}"
+        path = base / name
+        git(base, "clone", "-q", str(bare), str(path), env=e)
+        if url is not None:
+            git(path, "remote", "set-url", "origin", url, env=e)
+        repo = Repo(path, e)
+        clones.append(repo)
+        return repo
+
+    make.bare = bare  # type: ignore[attr-defined]
+    yield make
+    for repo in clones:
+        repo.stop()
+        kill_tmux(repo.env["THRUM_TMUX__SOCKET_NAME"])
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def sync(repo: Repo) -> dict:
+    return repo.json("sync", "force", "--wait")["cycle"]
+
+
+def contents(agent, *flags: str) -> list[str]:
+    return [m["body"]["content"] for m in agent.json("inbox", *flags)["messages"]]
+
+
+def remote_commits(bare: Path) -> int:
+    r = subprocess.run(["git", "rev-list", "--count", "a-sync"], cwd=bare, capture_output=True, text=True)
+    return int(r.stdout) if r.returncode == 0 else 0
+
+
+def exchange(*repos: Repo) -> None:
+    """Enough cycles for every clone to have everything: each pushes, then each fetches."""
+    for r in repos + repos:
+        assert sync(r)["result"] == "ok"
+
+
+def test_messages_replies_reads_edits_and_deletes_cross_clones(remote):
+    a, b = remote("a"), remote("b")
+    alice = a.agent("alice", "implementer")
+    bob = b.agent("bob", "reviewer")
+    exchange(a, b)
+    assert a.json("sync", "status")["label"].startswith("synced ")
+    assert a.json("daemon", "status")["sync_status"]["mode"] == "remote"
+    assert "bob" in [m["name"] for m in alice.json("team", "--all")["members"]]
+    mid = alice.json("send", "please review the auth change", "--to", "@bob")["message_id"]
+    gone = alice.json("send", "a message about to be deleted", "--to", "@bob")["message_id"]
+    alice.ok("message", "edit", mid, "please review the auth change (v2)")
+    alice.ok("message", "delete", gone, "--force")
+    exchange(a, b)
+    assert contents(bob) == ["please review the auth change (v2)"]  # reading marks it read
+    bob.ok("reply", mid, "looks good")
+    exchange(b, a)
+    assert contents(alice) == ["looks good"]
+    sent = alice.json("sent")["messages"]
+    mine = next(m for m in sent if m["message_id"] == mid)
+    assert mine["deliveries"][0]["state"] == "replied", mine
+    # nothing twice, on either side
+    assert len([m for m in bob.json("inbox", "--all")["messages"] if m["message_id"] == mid]) <= 1
+
+
+def test_both_sides_writing_at_once_converge(remote):
+    a, b = remote("a"), remote("b")
+    alice = a.agent("alice", "implementer")
+    bob = b.agent("bob", "reviewer")
+    exchange(a, b)
+    for i in range(5):
+        alice.ok("send", f"a{i}", "--to", "@bob")
+        bob.ok("send", f"b{i}", "--to", "@alice")
+    exchange(a, b)
+    assert sorted(contents(alice, "--unread")) == [f"b{i}" for i in range(5)]
+    assert sorted(contents(bob, "--unread")) == [f"a{i}" for i in range(5)]
+    # the same projection of the shared history on both clones
+    feed_a = [m["message_id"] for m in alice.json("inbox", "--all", "--page-size", "100")["messages"]]
+    feed_b = [m["message_id"] for m in bob.json("inbox", "--all", "--page-size", "100")["messages"]]
+    assert feed_a == feed_b and len(feed_a) >= 10
+
+
+def test_idle_engines_make_no_commits(remote):
+    """Two clones on a short timer: after one exchange, neither commits nor pushes again (they must
+    not answer each other's merge commits)."""
+    fast = {"THRUM_SYNC__INTERVAL_SECONDS": "0.3", "THRUM_SYNC__SETTLE_SECONDS": "0.1"}
+    a, b = remote("a", **fast), remote("b", **fast)
+    a.agent("alice", "implementer")
+    b.agent("bob", "reviewer")
+    exchange(a, b)
+    wait_for(lambda: all(not r.json("sync", "status")["pending_writes"] for r in (a, b)), what="quiet")
+    exchange(a, b)
+    local = [r.git("rev-list", "--count", "a-sync") for r in (a, b)]
+    pushed = remote_commits(remote.bare)
+    cycles = [len(r.json("sync", "status")["recent"]) for r in (a, b)]
+    for r, n in zip((a, b), cycles):
+        wait_for(
+            lambda r=r, n=n: len(r.json("sync", "status")["recent"]) >= min(n + 4, 20),
+            timeout=30,
+            what="timer cycles",
+        )
+    assert [r.git("rev-list", "--count", "a-sync") for r in (a, b)] == local
+    assert remote_commits(remote.bare) == pushed
+
+
+def test_writes_are_committed_in_batches_after_they_settle(remote):
+    a = remote("a", THRUM_SYNC__SETTLE_SECONDS="0.5")
+    alice = a.agent("alice", "implementer", worktree=False)
+    a.agent("bob", "reviewer", worktree=False)
+    exchange(a)
+    before = int(a.git("rev-list", "--count", "a-sync"))
+    for i in range(20):
+        alice.ok("send", f"m{i}", "--to", "@bob")
+    wait_for(
+        lambda: a.json("sync", "status")["last_sync_at"] and not a.json("sync", "status")["pending_writes"],
+        timeout=30,
+        what="the settled cycle",
+    )
+    wait_for(lambda: int(a.git("rev-list", "--count", "a-sync")) > before, timeout=30, what="a commit")
+    assert int(a.git("rev-list", "--count", "a-sync")) - before <= 3  # a batch, never one per message
+
+
+def test_local_only_commits_locally_and_never_pushes(remote):
+    a = remote("a", THRUM_LOCAL="1")
+    alice = a.agent("alice", "implementer", worktree=False)
+    a.agent("bob", "reviewer", worktree=False)
+    alice.ok("send", "stays here", "--to", "@bob")
+    cycle = sync(a)
+    assert cycle["result"] == "ok" and not cycle["fetched"] and not cycle["pushed"]
+    st = a.json("sync", "status")
+    assert st["mode"] == "local-only" and "configured" in st["why"]
+    assert int(a.git("rev-list", "--count", "a-sync")) >= 2
+    assert remote_commits(remote.bare) == 0
+
+
+def test_a_repo_without_a_remote_is_local_only(repo):
+    repo.agent("alice", "implementer", worktree=False)
+    st = repo.json("sync", "status")
+    assert st["mode"] == "local-only" and "no remote" in st["why"]
+    assert repo.json("daemon", "status")["sync"] == "local-only"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def git_daemon(remote):
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            "git",
+            "daemon",
+            "--export-all",
+            "--enable=receive-pack",
+            "--reuseaddr",
+            "--listen=127.0.0.1",
+            f"--port={port}",
+            f"--base-path={remote.bare.parent}",
+            str(remote.bare.parent),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"git://127.0.0.1:{port}/{remote.bare.name}"
+    wait_for(
+        lambda: subprocess.run(["git", "ls-remote", url], capture_output=True).returncode == 0,
+        timeout=20,
+        what="git daemon",
+    )
+    yield url
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=10)
+
+
+def test_a_public_remote_is_refused_and_the_override_works(remote, git_daemon):
+    a = remote("a", url=git_daemon)
+    alice = a.agent("alice", "implementer", worktree=False)
+    a.agent("bob", "reviewer", worktree=False)
+    alice.ok("send", "private history", "--to", "@bob")
+    cycle = sync(a)
+    st = a.json("sync", "status")
+    assert st["mode"] == "refused" and "allow_public_remote" in st["why"]
+    assert not cycle["pushed"] and remote_commits(remote.bare) == 0
+    a.stop()
+    a.env["THRUM_SYNC__ALLOW_PUBLIC_REMOTE"] = "true"
+    assert sync(a)["result"] == "ok"  # (the push may be the start-up cycle's)
+    assert a.json("sync", "status")["mode"] == "remote"
+    assert remote_commits(remote.bare) >= 1
+
+
+def test_an_unreachable_remote_never_blocks_local_messaging(remote, tmp_path):
+    a = remote("a", url=str(tmp_path / "nowhere.git"))
+    alice = a.agent("alice", "implementer", worktree=False)
+    bob = a.agent("bob", "reviewer", worktree=False)
+    r = a.run("sync", "force", "--wait")
+    assert r.code == 1 and r.err.startswith("Error: the sync cycle failed")
+    alice.ok("send", "still works", "--to", "@bob")
+    assert contents(bob) == ["still works"]
+    st = a.json("sync", "status")
+    assert st["last_error"] and st["failures"] >= 1
+    assert a.json("daemon", "status")["sync"] == "error"
+
+
+def test_a_force_pushed_remote_loses_no_event(remote):
+    a, b = remote("a"), remote("b")
+    alice = a.agent("alice", "implementer")
+    bob = b.agent("bob", "reviewer")
+    exchange(a, b)
+    first = git(remote.bare, "rev-parse", "a-sync")
+    alice.ok("send", "one", "--to", "@bob")
+    exchange(a, b)
+    git(remote.bare, "update-ref", "refs/heads/a-sync", first)  # somebody rewinds the branch
+    alice.ok("send", "two", "--to", "@bob")
+    exchange(a, b)
+    assert sorted(contents(bob)) == ["one", "two"]
+    # the rewound history came back: a fresh clone gets everything
+    c = remote("c")
+    carol = c.agent("carol", "tester")
+    exchange(c)
+    assert "alice" in [m["name"] for m in carol.json("team", "--all")["members"]]
+    feed = [m["body"]["content"] for m in carol.json("inbox", "--all", "--page-size", "100")["messages"]]
+    assert {"one", "two"} <= set(feed)
+
+
+def test_kill_9_mid_cycle_leaves_a_state_the_next_start_repairs(remote):
+    a, b = remote("a"), remote("b")
+    alice = a.agent("alice", "implementer")
+    bob = b.agent("bob", "reviewer")
+    exchange(a, b)
+    alice.ok("send", "before the crash", "--to", "@bob")
+    pid = a.daemon_pid()
+    gitdir = Path(a.git("rev-parse", "--absolute-git-dir", cwd=a.path / ".git" / "thrum-sync" / "a-sync"))
+    (gitdir / "index.lock").write_text("")  # as a git command killed mid-write leaves it
+    os.kill(pid, signal.SIGKILL)
+    wait_for(
+        lambda: subprocess.run(["kill", "-0", str(pid)], capture_output=True).returncode != 0, what="exit"
+    )
+    assert sync(a)["result"] == "ok"  # the next start cleared the lock
+    exchange(b)
+    assert contents(bob) == ["before the crash"]
+
+
+def test_synced_mail_wakes_a_waiting_recipient(remote):
+    a, b = remote("a"), remote("b")
+    alice = a.agent("alice", "implementer")
+    bob = b.agent("bob", "reviewer")
+    exchange(a, b)
+    waiter = subprocess.Popen(
+        ["thrum", "wait", "--timeout", "60s", "--json"],
+        cwd=bob.cwd,
+        env=bob.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(0.5)
+        alice.ok("send", "wake up", "--to", "@bob")
+        exchange(a, b)
+        out, err = waiter.communicate(timeout=60)
+        assert waiter.returncode == 0, err
+        assert "wake up" in out
+    finally:
+        if waiter.poll() is None:
+            waiter.kill()
+
+
+def test_sync_commands_on_bad_input(repo):
+    repo.agent("alice", "implementer", worktree=False)
+    r = repo.run("sync", "force", "--bogus")
+    assert r.code != 0 and r.err.startswith("Error:") and len(r.err.splitlines()) == 1
