@@ -394,3 +394,11 @@ def test_doctor_integrations_names_the_fix(repo):
     )
     r = repo.run("runtime", "show", "codex")
     assert "/hooks" in r.out and "trust" in r.out
+
+
+def test_doctor_integrations_starts_the_mcp_server_through_the_sdk_client(repo):
+    repo.ok("init", "--runtime", "claude", "--non-interactive")
+    r = repo.run("doctor", "integrations", "--json", timeout=90)
+    found = [c for c in r.json["checks"] if c["check"] == "mcp server"]
+    assert found and found[0]["ok"], found
+    assert "send_message" in found[0]["detail"] and "wait_for_message" in found[0]["detail"]

@@ -88,6 +88,12 @@ def show(agent, ident: str) -> dict:
     return agent.json("monitor", "show", ident)["monitor"]
 
 
+def shown_if(agent, ident: str, cond) -> dict | None:
+    """The monitor's record once `cond(record)` holds (for wait_for), else None."""
+    m = show(agent, ident)
+    return m if cond(m) else None
+
+
 def events(agent, ident: str, limit: int | None = None) -> list[dict]:
     args = ["monitor", "logs", ident] + (["--limit", str(limit)] if limit else [])
     return agent.json(*args)["events"]
@@ -518,7 +524,10 @@ def test_permission_dialog_blocks_the_agent_and_y_or_n_replies_answer_it(tmux_re
 
         r = coord.ok("--json", "reply", notice["message_id"], answer)
         reply_id = r.json["message_id"]
-        wait_for(lambda: f"answer: {keys}" in fake_log(repo), what=f"the {verdict.lower()} keys in the pane")
+        wait_for(
+            lambda keys=keys: f"answer: {keys}" in fake_log(repo),
+            what=f"the {verdict.lower()} keys in the pane",
+        )
         assert [ln for ln in fake_log(repo) if ln.startswith("answer:")][-1] == f"answer: {keys}"
         wait_for(
             lambda: (
@@ -528,7 +537,7 @@ def test_permission_dialog_blocks_the_agent_and_y_or_n_replies_answer_it(tmux_re
             what="worker1 no longer blocked",
         )
         confirm = wait_for(
-            lambda: [
+            lambda reply_id=reply_id: [
                 m
                 for m in inbox(coord)
                 if m["agent_id"] == "monitor:permissions" and m["reply_to"] == reply_id
@@ -591,8 +600,7 @@ def test_a_failed_delivery_is_recorded_and_the_engine_keeps_going(team):
     append(log, "OOPS one\n")
     assert wait_contents(boss, "toboss", 1) == ["[toboss] OOPS one"]
     info = wait_for(
-        lambda: (lambda m: m if m["last_error"] else None)(show(boss, "tobob")),
-        what="last_error on the failed monitor",
+        lambda: shown_if(boss, "tobob", lambda m: m["last_error"]), what="last_error on the failed monitor"
     )
     assert "delivery failed" in info["last_error"] and "bob" in info["last_error"], info["last_error"]
     assert info["delivered"] == 0
@@ -625,8 +633,7 @@ def test_a_command_that_keeps_crashing_gives_up_and_tells_the_target(repo):
     got = wait_contents(bob, "flaky", 1, timeout=40)
     assert len(got) == 1 and "gave up" in got[0] and "3" in got[0], got
     info = wait_for(
-        lambda: (lambda m: m if m["status"] == "failed" else None)(show(boss, mon["id"])),
-        what="status failed",
+        lambda: shown_if(boss, mon["id"], lambda m: m["status"] == "failed"), what="status failed"
     )
     assert "gave up" in info["last_error"] and info["running"] is False
     assert "flaky" not in monitors(boss, all_=False)

@@ -7,6 +7,7 @@ import json
 import os
 import random
 import stat
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -110,6 +111,10 @@ def snapshot(*roots: Path) -> dict[str, tuple[int, int]]:
         os.sep + os.path.join(".git", "thrum-sync"),
         os.sep + os.path.join(".git", "index"),
         os.sep + os.path.join(".git", "logs"),
+        # The journal's own branch (sync commits it in the background): its objects, ref and worktree.
+        os.sep + os.path.join(".git", "objects"),
+        os.sep + os.path.join(".git", "refs", "heads", "a-sync"),
+        os.sep + os.path.join(".git", "worktrees", "a-sync"),
     )
     out = {}
     for root in roots:
@@ -134,20 +139,27 @@ def test_random_invalid_names_through_every_command_change_nothing(pair, tmp_pat
     pool = [n for n in invalid_names(rng, 12) if "\x00" not in n]  # argv and environ cannot carry NUL
     roots = (repo.path.parent, outside)
     before = snapshot(*roots)
+    cases = []
     for where, *template in COMMANDS:
         for bad in rng.sample(pool, 3) + ["../../README", str(outside / "victim")]:
             if where == "env" and not bad:
                 continue  # an empty THRUM_NAME means "not set"
             args = [a.replace("{N}", bad).replace("{FILE}", str(payload)) for a in template]
-            env = {"THRUM_NAME": bad} if where == "env" else {}
-            r = alice.run(*args, **env)
-            line = assert_error(r)
-            if bad and (where == "env" or PATH_KINDS & set(template[:2])):  # empty may read as "missing"
-                assert "invalid" in line and "name" in line, (args, bad, line)
-            assert not (alice.cwd / "pwned").exists() and not (repo.path / "pwned").exists()
+            cases.append((where, template, bad, args, {"THRUM_NAME": bad} if where == "env" else {}))
+
+    def check(case) -> None:
+        where, template, bad, args, env = case
+        line = assert_error(alice.run(*args, **env))
+        if bad and (where == "env" or PATH_KINDS & set(template[:2])):  # empty may read as "missing"
+            assert "invalid" in line and "name" in line, (args, bad, line)
+
+    # Refused commands change nothing, so they may run side by side (four CLI processes at a time).
+    with ThreadPoolExecutor(4) as pool_:
+        list(pool_.map(check, cases))
+    assert not (alice.cwd / "pwned").exists() and not (repo.path / "pwned").exists()
     after = snapshot(*roots)
     changed = sorted(p for p in set(before) | set(after) if before.get(p) != after.get(p))
-    assert changed == []
+    assert changed == [], changed
     assert (repo.path / "README.md").read_text() == "hello\n"
 
 

@@ -172,6 +172,8 @@ _FAKE_ENGINE = textwrap.dedent("""
 def test_the_client_sends_nothing_to_a_socket_served_by_another_user(pair, attacker_dir):
     _repo, alice, bob = pair
     user, d = attacker_dir
+    if not os.stat("/tmp").st_mode & 0o001:  # the second user must reach its own directory in /tmp
+        pytest.skip("/tmp cannot be entered by other users on this machine (mode 0700)")
     sock, log = d / "hijack.sock", d / "got.log"
     proc = subprocess.Popen(
         ["/usr/bin/python3", "-c", _FAKE_ENGINE, str(sock), str(log)],
@@ -428,13 +430,27 @@ def test_status_and_stop_when_the_engine_neither_answers_nor_has_a_socket(stoppe
 
 def test_a_stopped_engine_is_reported_and_queued_requests_do_not_run_later(stopped_engine):
     repo, alice, bob, pid = stopped_engine
-    r = alice.run("send", "while stopped", "--to", "@bob", timeout=40)
-    assert_error(r, f"the engine (pid {pid}) is not answering")
-    r = alice.run("wait", "--timeout", "5s", timeout=40)
-    assert_error(r, "is not answering", code=2)  # wait's exit code for "no answer"
-    assert_error(alice.run("daemon", "status", timeout=40), f"(pid {pid}) is not answering")
-    r = alice.run("prime", timeout=40)
-    assert r.code == 0 and "not answering" in r.out
+    # Four clients at once (each gives up after two liveness probes, ~10 s): the same answers as
+    # one after another, in a quarter of the time.
+    commands = {
+        "send": ("send", "while stopped", "--to", "@bob"),
+        "wait": ("wait", "--timeout", "5s"),
+        "status": ("daemon", "status"),
+        "prime": ("prime",),
+    }
+    results: dict = {}
+    threads = [
+        threading.Thread(target=lambda k=k, a=a: results.__setitem__(k, alice.run(*a, timeout=40)))
+        for k, a in commands.items()
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert_error(results["send"], f"the engine (pid {pid}) is not answering")
+    assert_error(results["wait"], "is not answering", code=2)  # wait's exit code for "no answer"
+    assert_error(results["status"], f"(pid {pid}) is not answering")
+    assert results["prime"].code == 0 and "not answering" in results["prime"].out
     os.kill(pid, signal.SIGCONT)
     # what the client gave up on never happens behind its back
     assert "while stopped" not in inbox(bob)

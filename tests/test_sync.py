@@ -251,6 +251,8 @@ def test_a_force_pushed_remote_loses_no_event(remote):
     exchange(a, b)
     git(remote.bare, "update-ref", "refs/heads/a-sync", first)  # somebody rewinds the branch
     alice.ok("send", "two", "--to", "@bob")
+    rewound = sync(a)
+    assert any("rewritten" in n for n in rewound["notes"]), rewound
     exchange(a, b)
     assert sorted(contents(bob)) == ["one", "two"]
     # the rewound history came back: a fresh clone gets everything
@@ -309,3 +311,89 @@ def test_sync_commands_on_bad_input(repo):
     repo.agent("alice", "implementer", worktree=False)
     r = repo.run("sync", "force", "--bogus")
     assert r.code != 0 and r.err.startswith("Error:") and len(r.err.splitlines()) == 1
+
+
+def test_identities_from_other_clones_show_their_origin_and_collisions_are_reported(remote):
+    a, b = remote("a", THRUM_LOCAL="1"), remote("b", THRUM_LOCAL="1")  # no sync while they register
+    alice = a.agent("alice", "implementer")
+    b.agent("bob", "reviewer")
+    twin = b.agent("alice", "tester", worktree=False)  # the same name on the other clone
+    for r in (a, b):
+        r.stop()
+        for env in (r.env, alice.env, twin.env):
+            env.pop("THRUM_LOCAL", None)
+    exchange(a, b)
+    members = {m["name"]: m for m in alice.json("team", "--all")["members"]}
+    assert members["bob"]["origin"]["clone"] and not members["bob"]["local"]
+    assert members["bob"]["origin"]["host"]
+    assert members["alice"]["local"] and members["alice"]["worktree"] == str(alice.cwd)  # never taken over
+    twins = {m["name"]: m for m in twin.json("team", "--all")["members"]}
+    assert twins["alice"]["role"] == "tester" and twins["alice"]["local"]
+    assert twins["alice"]["worktree"] == str(b.path)
+    for clone in (a, b):
+        found = clone.json("sync", "status")["collisions"]
+        assert [c["name"] for c in found] == ["alice"], found
+    # registering a name another clone holds is refused with the reason
+    r = a.run("quickstart", "--name", "bob", "--role", "reviewer", cwd=a.worktree("bobtwin"))
+    assert r.code == 1 and "registered on another clone" in r.err, r.err
+
+
+def test_a_purge_holds_on_every_clone_and_nothing_older_comes_back(remote):
+    a, b = remote("a"), remote("b", THRUM_LOCAL="1")  # b writes while it cannot sync
+    alice = a.agent("alice", "implementer")
+    bob = b.agent("bob", "reviewer")
+    b.agent("dave", "tester", worktree=False)
+    bob.ok("send", "written on b before the purge", "--to", "@dave")
+    time.sleep(0.05)
+    a.agent("erin", "tester", worktree=False)
+    alice.ok("send", "old news on a", "--to", "@erin")
+    r = a.run("purge", "--before", "0s", "--confirm")  # the operator, in a's main checkout
+    assert r.code == 0, r.err
+    alice.ok("send", "after the purge", "--to", "@erin")
+    b.stop()
+    for env in (b.env, bob.env):
+        env.pop("THRUM_LOCAL")
+    exchange(a, b)
+    everything = [
+        m["body"]["content"] for m in alice.json("inbox", "--all", "--page-size", "100")["messages"]
+    ]
+    assert "after the purge" in everything
+    assert "old news on a" not in everything
+    assert "written on b before the purge" not in everything  # synced in later, still purged
+    on_b = [m["body"]["content"] for m in bob.json("inbox", "--all", "--page-size", "100")["messages"]]
+    assert "old news on a" not in on_b and "written on b before the purge" not in on_b
+    assert "after the purge" in on_b
+
+
+async def test_the_console_shows_the_sync_state_and_its_page_runs_a_cycle(remote, monkeypatch):
+    from thrum_tui.screens.sync import SyncScreen
+    from thrum_tui.widgets.header_line import HeaderLine
+    from tui_helpers import console, notified, until
+
+    a = remote("a")
+    a.agent("alice", "implementer")
+    a.git("config", "user.name", "Ada Lovelace")
+    a.stop()
+    for key, value in a.env.items():
+        if key.startswith("THRUM_") or key == "HOME":
+            monkeypatch.setenv(key, value)
+    monkeypatch.chdir(a.path)
+    async with console(a) as (app, pilot):
+        header = app.query_one(HeaderLine)
+        # the operator's registration waits for the (long, in these tests) settle: "pending"
+        await until(
+            pilot,
+            lambda: header.sync in ("pending", "starting") or header.sync.startswith("synced"),
+            "the header's sync state",
+            last=lambda: header.sync,
+        )
+        await pilot.press("S")
+        screen = await until(pilot, lambda: isinstance(app.screen, SyncScreen) and app.screen)
+        await until(
+            pilot, lambda: "remote: syncing with origin" in str(screen.query_one("#summary").render())
+        )
+        await pilot.press("s")
+        await until(pilot, lambda: notified(app, "sync ok"), "the forced cycle's result")
+        await until(pilot, lambda: screen.query_one("#cycles").row_count >= 1, "the cycles listed")
+        await pilot.press("escape")
+        await until(pilot, lambda: header.sync.startswith("synced"), last=lambda: header.sync)

@@ -41,7 +41,7 @@ async def test_redraw_option_replaces_one_prompt_and_keeps_the_others_rendered()
         assert hasattr(cache, "keys") and hasattr(cache, "discard"), "OptionList's render cache moved"
         option = options.get_option_at_index(2)
         assert hasattr(option, "_set_prompt"), "Option._set_prompt moved"
-        others = [k for k in cache.keys() if k[0] is not option]
+        others = [k for k in cache.keys() if k[0] is not option]  # noqa: SIM118 (LRUCache has no __iter__)
         textual_compat.redraw_option(options, 2, "row two")
         await pilot.pause()
         assert str(options.get_option_at_index(2).prompt) == "row two"

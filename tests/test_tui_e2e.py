@@ -49,6 +49,16 @@ def wait_until(cond, what: str, *, timeout: float = DEADLINE, last=None, interva
     return wait_for(cond, timeout, what, interval, last=last)
 
 
+def first_child(pid: int) -> int | None:
+    """The first child process of `pid` (the command a pane's shell runs), or None yet."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as fh:
+            kids = fh.read().split()
+    except OSError:
+        kids = []
+    return int(kids[0]) if kids else None
+
+
 class Console:
     """`python -m thrum_tui` in the only pane of a private tmux server (not the agents' one)."""
 
@@ -64,6 +74,7 @@ class Console:
             "set -g default-shell /bin/sh\n"
         )
         self.pid: int | None = None
+        self.inner: str | None = None  # the agents' server, when the console runs in one of its sessions
 
     def tmux(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         r = subprocess.run(
@@ -116,16 +127,7 @@ class Console:
             line + '; echo "[console exited: $?]"',
         )
         shell = int(self.tmux("display-message", "-p", "-t", "ui", "#{pane_pid}").stdout.strip())
-
-        def child():
-            try:
-                with open(f"/proc/{shell}/task/{shell}/children", encoding="ascii") as fh:
-                    kids = fh.read().split()
-            except OSError:
-                kids = []
-            return int(kids[0]) if kids else None
-
-        self.pid = wait_until(child, "the console's process", last=self.screen)
+        self.pid = wait_until(lambda: first_child(shell), "the console's process", last=self.screen)
 
     def start_on_agents_server(self, *args: str) -> None:
         """The console in a session of the agents' own tmux server (the default placement: the user
@@ -180,6 +182,18 @@ class Console:
             str(self.repo.path),
             shlex.join(["tmux", "-u", "-L", inner, "attach-session", "-t", "=thrum-console"]),
         )
+        self.inner = inner
+        shell = int(
+            subprocess.run(
+                ["tmux", "-L", inner, "display-message", "-p", "-t", "=thrum-console:", "#{pane_pid}"],
+                env=tmux_env(self.repo.env),
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=30,
+            ).stdout.strip()
+        )
+        self.pid = wait_until(lambda: first_child(shell), "the console's process", last=self.screen)
 
     def screen(self) -> str:
         r = self.tmux("capture-pane", "-p", "-t", "ui", check=False)
@@ -256,6 +270,14 @@ class Console:
         """Kill the console's server; wait (bounded) for the console process to be gone, so
         whatever it does on the way out happens before the repo's teardown stops daemons."""
         kill_tmux(self.sock)
+        if self.inner:  # the console's own session on the agents' server: its terminal goes too
+            subprocess.run(
+                ["tmux", "-L", self.inner, "kill-session", "-t", "=thrum-console"],
+                env=tmux_env(self.repo.env),
+                capture_output=True,
+                timeout=30,
+                check=False,
+            )
         deadline = time.monotonic() + 15
         while self.pid and is_alive(self.pid) and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import send_many
 from thrum_tui.screens.confirm import Confirm
 from thrum_tui.screens.feed import FeedScreen, parse_filter
 from thrum_tui.screens.help import HelpScreen
@@ -198,16 +199,10 @@ async def test_a_burst_of_engine_changes_keeps_every_piece_of_mail(hosted):
 
 async def test_per_agent_unread_counts_are_exact_beyond_one_page(hosted):
     """Walk bug 13: the team's "new" count came from one 100-message inbox page."""
-    import sys
-
-    repo, alice, bob = hosted
-    thrum = Path(sys.executable).parent / "thrum"
+    repo, _alice, bob = hosted
     async with console(repo) as (app, pilot):
-        loop = f'for i in $(seq 130); do "{thrum}" send "n$i" --to @{OPERATOR} >/dev/null || exit 1; done'
-        done = await asyncio.to_thread(
-            subprocess.run, ["sh", "-c", loop], cwd=bob.cwd, env=bob.env, timeout=120
-        )
-        assert done.returncode == 0
+        sent = await asyncio.to_thread(send_many, bob, [f"n{i}" for i in range(1, 131)], f"@{OPERATOR}")
+        assert len(sent) == 130
         table = app.query_one(TeamTable)
         await until(pilot, lambda: (table.member("bob") or {}).get("unread_from") == 130, "bob's 130 counted")
 

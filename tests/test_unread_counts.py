@@ -94,8 +94,6 @@ async def test_a_v4_database_gets_its_unread_counts_on_upgrade(tmp_path):
     """Upgrading fills the table from the mail already there."""
     import sqlite3
 
-    from thrum_engine.store.schema import MIGRATIONS
-
     path = tmp_path / "old.sqlite"
     events = _journal(9, 200)
     store = Store(str(path))
@@ -108,8 +106,12 @@ async def test_a_v4_database_gets_its_unread_counts_on_upgrade(tmp_path):
             "DROP TABLE unread; DROP TRIGGER unread_delivered; DROP TRIGGER unread_changed;"
             " DROP TRIGGER unread_purged; DROP TRIGGER unread_registered;"
             " DROP TRIGGER unread_reregistered; DROP TRIGGER unread_forgotten;"
+            " ALTER TABLE deliveries DROP COLUMN notified_via;"  # v6 (delivery paths), after this one
         )
-        conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(len(MIGRATIONS) - 1),))
+        conn.executescript(
+            "ALTER TABLE agents DROP COLUMN origin; ALTER TABLE agents DROP COLUMN host;"
+        )  # v7
+        conn.execute("UPDATE meta SET value='4' WHERE key='schema_version'")
     store = Store(str(path))
     await store.open()
     try:

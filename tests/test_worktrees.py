@@ -214,8 +214,8 @@ def test_each_teardown_keeps_its_own_archive_and_any_can_be_restored(inited):
     refs = [a["ref"] for a in listed]
     assert set(firsts) <= set(refs) and len(refs) == 3  # the old-shape one moved under the name
     assert (
-        not repo.git("for-each-ref", "refs/thrum/archive/anna", "--format=%(refname)").strip()
-        == "refs/thrum/archive/anna"
+        repo.git("for-each-ref", "refs/thrum/archive/anna", "--format=%(refname)").strip()
+        != "refs/thrum/archive/anna"
     )
     assert [repo.git("show", f"{ref}:draft.txt") for ref in firsts] == ["first draft", "second draft"]
     # Restore the first one: its commits, and its draft back as an uncommitted file.

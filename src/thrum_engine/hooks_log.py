@@ -173,6 +173,7 @@ async def fire(engine: Engine, caller: Caller, p: HookFireParams) -> dict:
         return {"recorded": False, "context": None, "block": None}  # nobody to brief: say nothing
     st = state(engine)
     ag = st.agents.setdefault(me, AgentHooks())
+    shown_before = set(ag.shown)
     rec = ag.fired.get(p.event) or {"count": 0}
     ag.fired[p.event] = {"at": time.time(), "runtime": p.runtime, "count": int(rec.get("count", 0)) + 1}
     engine.touch(me)  # a hook firing is the agent at work
@@ -204,6 +205,9 @@ async def fire(engine: Engine, caller: Caller, p: HookFireParams) -> dict:
             ag.consecutive_blocks = 0
     elif p.event == "pre-compact":
         out["saved"] = await _save_before_compact(engine, me, p.trigger)
+    from thrum_engine import delivery_paths
+
+    await delivery_paths.attach(engine).shown_by_hook(me, sorted(ag.shown - shown_before))
     return out
 
 

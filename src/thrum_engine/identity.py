@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from typing import TYPE_CHECKING
 
@@ -10,6 +11,7 @@ from thrum_engine import identity_file, ids, names
 from thrum_engine.durations import iso, parse_iso
 from thrum_engine.engine.authority import require_agent_owner, require_operator
 from thrum_engine.engine.caller import Caller
+from thrum_engine.engine.core import same_origin
 from thrum_engine.engine.registry import method
 from thrum_engine.errors import Conflict, InvalidName, UnknownAgent
 from thrum_engine.model import (
@@ -29,6 +31,8 @@ from thrum_engine.store import queries
 if TYPE_CHECKING:
     from thrum_engine.engine.core import Engine
 
+_HOST = socket.gethostname()
+
 
 def author_of(engine: Engine, caller: Caller) -> str:
     """Events are authored by the caller when it is a registered (and so verified) agent, else by `system`."""
@@ -47,6 +51,8 @@ def agent_view(engine: Engine, row: dict) -> dict:
         "kind": row["kind"],
         "worktree": row["worktree"],
         "registered_at": row["registered_at"],
+        "origin": {"clone": row.get("origin") or "", "host": row.get("host") or ""},
+        "local": (row.get("origin") or "") in ("", engine.journal.clone),
         "status": row.get("status") or "",
         "intent": (session or {}).get("intent") or row.get("intent") or "",
         "task": (session or {}).get("task") or row.get("task") or "",
@@ -86,6 +92,16 @@ async def start_work_session(engine: Engine, name: str, intent: str = "") -> dic
     return engine.active_sessions[name]
 
 
+def refuse_other_clone(engine: Engine, name: str) -> None:
+    """A name another clone registered stays that clone's (names are shared by every clone)."""
+    existing = engine.agents.get(name)
+    if existing and not same_origin(existing.get("origin", ""), engine.journal.clone or ""):
+        raise Conflict(
+            f"agent @{name} is registered on another clone ({existing.get('host') or '?'},"
+            f" clone {existing['origin']}); names are shared by every clone: pick another name"
+        )
+
+
 def moves_agent(engine: Engine, name: str, worktree: str) -> bool:
     """Registering `name` in `worktree` would take it from another worktree."""
     home = (engine.agents.get(name) or {}).get("worktree")
@@ -115,6 +131,7 @@ async def register_agent(
             if problem:
                 raise InvalidName(problem)
     existing = engine.agents.get(name)
+    refuse_other_clone(engine, name)
     if existing and moves_agent(engine, name, worktree) and not force:
         raise Conflict(
             f"agent @{name} is already registered in {existing['worktree']}; "
@@ -131,6 +148,8 @@ async def register_agent(
         # Re-registering keeps the original floor, so quickstart twice never hides history.
         "registered_at": existing["registered_at"] if existing else iso(),
         "intent": intent,
+        "origin": engine.journal.clone or "",
+        "host": _HOST,
     }
     unchanged = existing and all(existing.get(k) == v for k, v in data.items() if k != "intent")
     if not unchanged:
@@ -180,6 +199,7 @@ async def enroll(
 @method("agent.register", RegisterParams, writes=True)
 async def register(engine: Engine, caller: Caller, p: RegisterParams) -> dict:
     worktree = caller.worktree or engine.layout.worktree
+    refuse_other_clone(engine, p.name)  # before who may move it: it is not this clone's to move
     if p.force and moves_agent(engine, p.name, worktree):  # taking over another worktree's agent
         require_agent_owner(engine, caller, p.name, f"moving @{p.name} here")
     return await register_agent(

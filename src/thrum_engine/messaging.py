@@ -426,6 +426,7 @@ async def deliveries_for(engine: Engine, message_ids: list[str]) -> dict[str, li
                 "recipient": d["recipient"],
                 "state": delivery_state(d),
                 "notified_at": d["notified_at"],
+                "via": d["notified_via"],
                 "seen_at": d["seen_at"],
                 "read_at": d["read_at"],
                 "replied_at": d["replied_at"],

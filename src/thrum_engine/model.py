@@ -66,6 +66,8 @@ class AgentRegisterData(_AgentDetails, total=False):
     name: Required[str]
     role: Required[str]
     registered_at: str
+    origin: str  # the registering clone's id (sync)
+    host: str
 
 
 class AgentNameData(TypedDict):
@@ -136,6 +138,7 @@ class MessageIdsData(TypedDict, total=False):
 
 class MessageNotifiedData(MessageIdsData):
     recipient: Required[str]
+    via: str  # the delivery path (delivery_paths.PATHS); absent: a nudge
 
 
 class MessagePurgeData(TypedDict, total=False):

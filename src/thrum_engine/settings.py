@@ -117,15 +117,23 @@ class ConsoleSettings(BaseModel):
 
 
 class SyncSettings(BaseModel):
-    local_only: bool = Field(False, description="never fetch or push (same as --local / THRUM_LOCAL=1)")
-    remote: str = Field("origin", description="the git remote the journal branch syncs with")
-    branch: str = Field("a-sync", description="the journal branch's name on that remote")
-    interval_seconds: float = Field(60, gt=0, description="fetch/merge/push this often (remote mode)")
-    settle_seconds: float = Field(2.0, ge=0, description="after local writes, wait this long for quiet")
-    max_delay_seconds: float = Field(30, gt=0, description="a burst that never settles syncs after this")
-    push_retries: int = Field(3, ge=0, le=20, description="a rejected push merges and retries this often")
+    local_only: bool = Field(
+        default=False, description="never fetch or push (same as --local / THRUM_LOCAL=1)"
+    )
+    remote: str = Field(default="origin", description="the git remote the journal branch syncs with")
+    branch: str = Field(default="a-sync", description="the journal branch's name on that remote")
+    interval_seconds: float = Field(default=60, gt=0, description="fetch/merge/push this often (remote mode)")
+    settle_seconds: float = Field(
+        default=2.0, ge=0, description="after local writes, wait this long for quiet"
+    )
+    max_delay_seconds: float = Field(
+        default=30, gt=0, description="a burst that never settles syncs after this"
+    )
+    push_retries: int = Field(
+        default=3, ge=0, le=20, description="a rejected push merges and retries this often"
+    )
     allow_public_remote: bool = Field(
-        False, description="push message history to a remote anyone can read (refused by default)"
+        default=False, description="push message history to a remote anyone can read (refused by default)"
     )
 
 

@@ -98,6 +98,7 @@ class ThrumApp(AgentActions):
         Binding("c", "queue", "queue"),
         Binding("m", "monitors", "monitors"),
         Binding("f", "feed", "feed"),
+        Binding("S", "sync_page", "sync", show=False),
         Binding("r", "reply", "reply"),
         Binding("slash", "find", "find"),
         Binding("question_mark", "help", "help"),
@@ -617,6 +618,11 @@ class ThrumApp(AgentActions):
         from thrum_tui.screens.feed import FeedScreen
 
         self.push_screen(FeedScreen())
+
+    def action_sync_page(self) -> None:
+        from thrum_tui.screens.sync import SyncScreen
+
+        self.push_screen(SyncScreen())
 
     def action_find(self) -> None:
         from thrum_tui.screens.feed import FeedScreen

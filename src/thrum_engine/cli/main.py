@@ -267,6 +267,13 @@ COMMANDS: list[Spec] = [
         "the console: team, conversations, compose (hosts the engine or attaches)",
         flags="stop-engine:b",
     ),
+    # agent runtimes
+    _s(
+        "mcp serve",
+        "mcp:serve",
+        "MCP stdio server for this agent (tools, and channel push into Claude Code)",
+        flags="agent-id:v channel:v",
+    ),
     # engine
     _s("daemon start", "engine:start", "start the headless engine", flags="local:b"),
     _s("daemon stop", "engine:stop", "stop the engine (not from outside every worktree)"),

@@ -185,7 +185,8 @@ def sent_show(ctx: Ctx) -> int:
         m = r["message"]
         print_message(m, show_read=False)
         for d in m["deliveries"]:
-            line(f"  @{d['recipient']}: {d['state']}")
+            via = f" (via {d['via']})" if d.get("via") else ""
+            line(f"  @{d['recipient']}: {d['state']}{via}")
 
     return ctx.emit(r, human)
 

@@ -21,7 +21,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from thrum_engine import briefing, changes, doctor, feed, hooks_log, identity, messaging, team, worktrees
+from thrum_engine import (
+    briefing,
+    changes,
+    delivery_paths,
+    doctor,
+    feed,
+    hooks_log,
+    identity,
+    messaging,
+    team,
+    worktrees,
+)
 from thrum_engine.engine import admin
 from thrum_engine.engine.core import Engine, Part
 from thrum_engine.layout import Layout
@@ -38,6 +49,7 @@ METHOD_MODULES = (
     admin,
     briefing,
     changes,
+    delivery_paths,
     doctor,
     feed,
     hooks_log,

@@ -29,6 +29,18 @@ class Bus:
             if not group:
                 del self._waiters[waiter.recipient]
 
+    def waiting(self, recipient: str) -> bool:
+        """Whether a `wait` for `recipient` is blocked right now."""
+        return any(not w.future.done() for w in self._waiters.get(recipient, ()))
+
+    def took(self, ev: dict, recipient: str) -> bool:
+        """Whether a `wait` of `recipient` was woken by `ev` (listeners run after waiters): that wait
+        delivers it, so no other path needs to."""
+        return any(
+            w.future.done() and not w.future.cancelled() and w.future.result() is ev
+            for w in self._waiters.get(recipient, ())
+        )
+
     def listen(self, fn: Callable[[list[dict]], None]) -> Callable[[], None]:
         """Subscribe to every applied batch (the console's live view); returns an unsubscribe."""
         self._listeners.append(fn)

@@ -87,6 +87,11 @@ async def _no_messaging(author: str, body: str, *, to: list[str], **options: Any
     raise ThrumError("messaging is not assembled into this engine (build it with engine.assemble)")
 
 
+def same_origin(kept: str, incoming: str) -> bool:
+    """A registration may update an agent row when both come from one clone (or predate sync)."""
+    return not kept or not incoming or kept == incoming
+
+
 class Engine:
     def __init__(
         self,
@@ -128,6 +133,7 @@ class Engine:
         self.changes: ChangeFeed | None = None
         self.sync: SyncService | None = None  # set once sync started (off: local-only)
         self.post: Post = _no_messaging
+        self.collisions: list[dict] = []  # agent names registered on two clones (sync)
 
     def plug(self, part: Part) -> None:
         """Add a subsystem to start with the engine (before `start`)."""
@@ -325,7 +331,7 @@ class Engine:
                 return 0
             known = await self.store.applied_among([e["id"] for e in events])
             fresh = [e for e in events if e["id"] not in known]
-            await self.store.apply(fresh, new_offsets)
+            await self.store.apply(fresh, new_offsets, purge_floor=True)
         if fresh:
             self._on_applied(fresh)
         return len(fresh)
@@ -363,6 +369,26 @@ class Engine:
             t = ev["type"]
             if t == "agent.register":
                 row = self.agents.get(d["name"], {})
+                if not same_origin(row.get("origin", ""), d.get("origin", "")):
+                    # Another clone registered a name this clone has: the first registration keeps
+                    # it (as the projection does), and the collision is reported, never merged.
+                    self.collisions.append(
+                        {
+                            "name": d["name"],
+                            "kept": row.get("origin", ""),
+                            "theirs": d.get("origin", ""),
+                            "their_host": d.get("host", ""),
+                            "event_id": ev["id"],
+                        }
+                    )
+                    log.warning(
+                        "agent name @%s is registered on two clones (%s here, %s on %s)",
+                        d["name"],
+                        row.get("origin"),
+                        d.get("origin"),
+                        d.get("host") or "?",
+                    )
+                    continue
                 row.update(
                     {
                         "name": d["name"],
@@ -373,6 +399,8 @@ class Engine:
                         "kind": d.get("kind", "agent"),
                         "worktree": d.get("worktree", ""),
                         "registered_at": d.get("registered_at", ev["ts"]),
+                        "origin": d.get("origin", ""),
+                        "host": d.get("host", ""),
                     }
                 )
                 row.setdefault("status", "")

@@ -45,10 +45,11 @@ def _dumps(value: Any) -> str:
 def _agent_register(ev: dict, d: dict) -> Iterable[Op]:
     yield (
         (
-            "INSERT INTO agents(name, role, module, display, runtime, kind, worktree, registered_at, intent)"
-            " VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(name) DO UPDATE SET role=excluded.role,"
+            "INSERT INTO agents(name, role, module, display, runtime, kind, worktree, registered_at, intent,"
+            " origin, host) VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(name) DO UPDATE SET role=excluded.role,"
             " module=excluded.module, display=excluded.display, runtime=excluded.runtime, kind=excluded.kind,"
-            " worktree=excluded.worktree, registered_at=excluded.registered_at"
+            " worktree=excluded.worktree, registered_at=excluded.registered_at, origin=excluded.origin,"
+            " host=excluded.host WHERE agents.origin IN ('', excluded.origin) OR excluded.origin = ''"
         ),
         (
             d["name"],
@@ -60,6 +61,8 @@ def _agent_register(ev: dict, d: dict) -> Iterable[Op]:
             d.get("worktree", ""),
             d.get("registered_at", ev["ts"]),
             d.get("intent", ""),
+            d.get("origin", ""),
+            d.get("host", ""),
         ),
     )
 
@@ -202,10 +205,15 @@ def _message_seen(ev: dict, d: dict) -> Iterable[Op]:
 
 def _message_notified(ev: dict, d: dict) -> Iterable[Op]:
     at = d.get("at", ev["ts"])
+    via = d.get("via", "nudge")  # written before paths were recorded: only the nudger notified
     for mid in d.get("message_ids", []):
         yield (
-            "UPDATE deliveries SET notified_at=COALESCE(notified_at, ?) WHERE recipient=? AND message_id=?",
-            (at, d["recipient"], mid),
+            (
+                "UPDATE deliveries SET notified_at=COALESCE(notified_at, ?),"
+                " notified_via=CASE WHEN notified_at IS NULL THEN ? ELSE notified_via END"
+                " WHERE recipient=? AND message_id=?"
+            ),
+            (at, via, d["recipient"], mid),
         )
 
 
@@ -213,6 +221,22 @@ def _message_purge(ev: dict, d: dict) -> Iterable[Op]:
     before = d.get("before") or "9999"
     yield ("DELETE FROM deliveries WHERE created_at < ?", (before,))
     yield ("DELETE FROM messages WHERE created_at < ?", (before,))
+    # The purge is a tombstone: its cutoff is kept, so older messages that another clone syncs in
+    # later are dropped too (see PURGE_FLOOR) and a purge never resurrects or fights across clones.
+    yield (
+        (
+            "INSERT INTO meta(key, value) VALUES ('purged_before', ?)"
+            " ON CONFLICT(key) DO UPDATE SET value = MAX(value, excluded.value)"
+        ),
+        (before,),
+    )
+
+
+# Run after applying events synced from other clones: what is older than the newest purge's cutoff goes.
+PURGE_FLOOR: list[tuple[str, list[tuple]]] = [
+    ("DELETE FROM deliveries WHERE created_at < (SELECT value FROM meta WHERE key = 'purged_before')", [()]),
+    ("DELETE FROM messages WHERE created_at < (SELECT value FROM meta WHERE key = 'purged_before')", [()]),
+]
 
 
 APPLIERS: dict[str, Callable[[dict, dict], Iterable[Op]]] = {

@@ -309,6 +309,7 @@ class Store:
         skip_applied: bool = False,
         before: Callable[[], dict[str, int]] | None = None,
         undo: Callable[[], None] | None = None,
+        purge_floor: bool = False,
     ) -> int:
         """Apply events and record shard offsets in one transaction. Returns events applied.
 
@@ -322,6 +323,8 @@ class Store:
 
         def work(conn: sqlite3.Connection) -> int:
             runs = projector.ops_for(events)
+            if purge_floor:  # events from other clones: a purge made anywhere holds for them too
+                runs += projector.PURGE_FLOOR
             all_offsets = dict(offsets)
             if before is not None:
                 all_offsets.update(before())

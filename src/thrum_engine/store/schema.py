@@ -3,7 +3,7 @@ tables hold machine-local state that `doctor rebuild` carries over."""
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 7
 
 PROJECTED = ("applied_events", "shard_offsets", "agents", "sessions", "messages", "deliveries", "unread")
 LOCAL = ("presence", "tmux_queue", "monitors", "monitor_events")
@@ -197,5 +197,15 @@ MIGRATIONS: list[str] = [
     BEGIN
         DELETE FROM unread WHERE recipient = OLD.name;
     END;
+    """,
+    # v6: which path delivered a message first (delivery_paths.py: channel, wait, hook, nudge).
+    """
+    ALTER TABLE deliveries ADD COLUMN notified_via TEXT;
+    """,
+    # v7: where an agent was registered (clone id and host), so `team` can say which machine an agent
+    # synced from runs on; '' for agents registered before sync.
+    """
+    ALTER TABLE agents ADD COLUMN origin TEXT NOT NULL DEFAULT '';
+    ALTER TABLE agents ADD COLUMN host TEXT NOT NULL DEFAULT '';
     """,
 ]

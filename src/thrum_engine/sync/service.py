@@ -68,6 +68,7 @@ class SyncService:
         self.unpushed: int | None = None  # local commits the remote has not got (remote modes)
         self.next_at: float | None = None
         self._public: dict[str, bool] = {}
+        self._last_tip: str | None = None  # the remote's tip at the last fetch
         self._dirty_since: float | None = None
         self._last_write: float = 0.0
         self._forced: list[asyncio.Future] = []
@@ -236,8 +237,23 @@ class SyncService:
     async def _exchange(self, cycle: Cycle, clone: str) -> None:
         remote, branch = self.settings.remote, self.settings.branch
         for attempt in range(self.settings.push_retries + 1):
+            previous = self._last_tip
             tip = await asyncio.to_thread(gitsync.fetch, self.worktree, remote, branch)
             cycle.fetched = True
+            rewritten = (
+                tip is not None
+                and previous is not None
+                and tip != previous
+                and not await asyncio.to_thread(gitsync.is_ancestor, self.worktree, previous, tip)
+            )
+            if rewritten:
+                note = (
+                    f"{remote}'s {branch} was rewritten (force-pushed): nothing local is lost,"
+                    " this clone's events go back with the next push"
+                )
+                cycle.notes.append(note)
+                log.warning(note)
+            self._last_tip = tip
             if tip is not None:
                 merged = await asyncio.to_thread(
                     gitsync.merge, self.worktree, clone, tip, f"thrum: merge {remote}"
@@ -294,6 +310,7 @@ class SyncService:
             "unpushed_commits": self.unpushed,
             "next_cycle_in_seconds": None if due is None else round(max(due, 0.0), 1),
             "label": self.label(),
+            "collisions": list(self.engine.collisions),
             "recent": [asdict(c) for c in reversed(self.history)],
         }
 

@@ -13,6 +13,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from thrum_engine import delivery_paths
 from thrum_engine.durations import iso
 from thrum_engine.engine.tasks import TaskSet
 from thrum_engine.store import queries
@@ -53,6 +54,7 @@ class Nudger:
         self.sent = 0
 
     def start(self) -> None:
+        delivery_paths.attach(self.engine)  # the other paths see each message before the nudger does
         self._unlisten = self.engine.bus.listen(self.on_events)
         self.m.listeners.append(self.on_pane_state)
         self._backstop = asyncio.create_task(self._backstop_loop(), name="thrum-nudge-backstop")
@@ -115,6 +117,20 @@ class Nudger:
                 return
             if self.pending.get(name) is not p:
                 return
+            # A channel, a wait or a hook may deliver it without typing: only the rest is nudged.
+            asked = list(p.message_ids)
+            keep, retry = await delivery_paths.attach(self.engine).sift(p.agent, asked)
+            if self.pending.get(name) is not p:
+                return
+            if retry is not None or not keep:
+                if retry is None:
+                    del self.pending[name]
+                else:
+                    self.kick(name, delay=retry)
+                return
+            gone = set(asked) - set(keep)
+            p.senders = [s for m, s in zip(p.message_ids, p.senders) if m not in gone]
+            p.message_ids = [m for m in p.message_ids if m not in gone]
             del self.pending[name]
             try:
                 await self.m.type_into(s, nudge_text(p, s.runtime.name))

@@ -58,6 +58,7 @@ GROUPS: list[tuple[str, list[tuple[str, str]]]] = [
         "Console",
         [
             ("m", "monitor rules"),
+            ("S", "sync: mode, remote, last sync, recent cycles; s syncs now"),
             ("ctrl+p", "command palette: every action by name, themes"),
             ("?", "this help"),
             ("q", "quit (live agents: the engine moves to a headless daemon)"),

@@ -30,7 +30,8 @@ def merge_conversation(operator: str, agent: str | None, inbox: list[dict], sent
 def delivery_mark(m: dict) -> str:
     """✓ stored (or notified), ◎ seen by every recipient (shown to them, not yet read), ✓✓ read by
     every recipient, ↩ replied by one; nothing for mail to you. Seen and read differ: a peek is
-    not a read (walk bug 7)."""
+    not a read (walk bug 7). Until it is seen, ✓ names the path that notified (channel, wait, hook,
+    nudge)."""
     dels = m.get("deliveries")
     if not dels:
         return ""
@@ -41,7 +42,8 @@ def delivery_mark(m: dict) -> str:
         return "✓✓"
     if all(s in ("seen", "read", "replied") for s in states):
         return "◎"
-    return "✓"
+    via = sorted({d["via"] for d in dels if d["state"] == "notified" and d.get("via")})
+    return "✓ " + "/".join(via) if via else "✓"
 
 
 def fold_threads(messages: list[dict]) -> list[tuple[dict, int]]:

@@ -1,0 +1,52 @@
+"""`thrum mcp serve`: the MCP stdio server for agent runtimes (the SDK is imported only here, on demand)."""
+
+from __future__ import annotations
+
+import os
+
+from thrum_engine.cli.call import CliError, Ctx
+from thrum_engine.names import identity_name_problem
+
+CHANNEL_MODES = ("auto", "on", "off")
+
+
+def serve(ctx: Ctx) -> int:
+    mode = ctx.args.get("channel") or "auto"
+    if mode not in CHANNEL_MODES:
+        raise CliError(f"--channel {mode!r}: one of {', '.join(CHANNEL_MODES)}")
+    layout = ctx.layout
+    agent = ctx.args.get("agent_id")
+    why = ""
+    if agent:
+        agent = agent.removeprefix("@")
+        problem = identity_name_problem(agent)
+        if problem:
+            raise CliError(f"{problem} (from --agent-id)")
+    else:
+        # THRUM_NAME, then this worktree's identity file: the CLI's own resolution (a malformed one is
+        # an error here); none, or several to choose from, starts a server whose tools say why.
+        agent = ctx.me
+        if agent is None:
+            try:
+                ctx.require_me()
+            except CliError as exc:
+                why = exc.message
+    import asyncio
+    import logging
+
+    from thrum_engine.mcp.server import serve as run_server
+
+    # stdout is the protocol: anything else goes to stderr, which the runtime keeps as the server's log.
+    logging.basicConfig(
+        level=logging.DEBUG if ctx.args.get("verbose") else logging.WARNING,
+        format="thrum mcp: %(levelname)s %(message)s",
+    )
+    if agent is None:
+        logging.getLogger("thrum.mcp").warning(
+            "%s (in %s): tools that need one will say so", why, os.getcwd()
+        )
+    try:
+        asyncio.run(run_server(layout.socket_path, agent, mode))  # type: ignore[arg-type]
+    except KeyboardInterrupt:
+        return 130
+    return 0

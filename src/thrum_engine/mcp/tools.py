@@ -1,0 +1,158 @@
+"""The MCP tools: typed inputs (their JSON Schemas are what `tools/list` shows) and what each one asks
+of the engine. Thin on purpose: validation of names, bodies and permissions is the engine's, so an
+agent gets the same answers over MCP as from the CLI.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from thrum_engine.mcp.link import EngineLink
+
+Format = Literal["markdown", "plain", "json"]
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SendMessage(_Input):
+    to: list[str] = Field(
+        min_length=1, description="recipients: @name, @role or @everyone (e.g. ['@alice', '@reviewer'])"
+    )
+    body: str = Field(min_length=1, description="the message text")
+    mentions: list[str] = Field(default_factory=list, description="agents to @mention (also receive it)")
+    thread_id: str | None = Field(None, description="continue this thread (thr_...)")
+    format: Format = "markdown"
+
+
+class CheckMessages(_Input):
+    unread_only: bool = Field(True, description="only messages not read yet")
+    limit: int = Field(20, ge=1, le=200, description="at most this many, oldest first")
+    mark_read: bool = Field(True, description="mark the returned messages read")
+    from_agent: str | None = Field(None, description="only messages from this agent (@name)")
+
+
+class WaitForMessage(_Input):
+    timeout: float = Field(60.0, ge=0, le=3600, description="seconds to wait before giving up")
+    from_agent: str | None = Field(None, description="only a message from this agent (@name)")
+
+
+class Reply(_Input):
+    message_id: str = Field(description="the message to answer (msg_...)")
+    body: str = Field(min_length=1, description="the reply text")
+    format: Format = "markdown"
+
+
+class ListAgents(_Input):
+    role: str | None = Field(None, description="only agents with this role")
+
+
+class Team(_Input):
+    all: bool = Field(False, description="include offline agents")
+
+
+class WhoHas(_Input):
+    path: str = Field(min_length=1, description="a file path (relative to the repo, or absolute)")
+
+
+class BroadcastMessage(_Input):
+    body: str = Field(min_length=1, description="the message text, sent to every agent")
+    format: Format = "markdown"
+
+
+class SetIntent(_Input):
+    text: str = Field(description="what you are working on now (empty clears it)")
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    description: str
+    input: type[_Input]
+    run: Callable[[EngineLink, Any], Awaitable[Any]]
+    identity: bool = True  # needs the agent's identity
+
+
+async def _send(link: EngineLink, a: SendMessage) -> Any:
+    params = {"to": a.to, "body": a.body, "mentions": a.mentions, "format": a.format}
+    if a.thread_id:
+        params["thread_id"] = a.thread_id
+    return await link.call("message.send", params)
+
+
+async def _check(link: EngineLink, a: CheckMessages) -> Any:
+    params: dict[str, Any] = {"unread": a.unread_only, "page_size": a.limit, "oldest": True}
+    if a.from_agent:
+        params["from_agent"] = a.from_agent
+    r = await link.call("message.inbox", params)
+    fresh = [m["message_id"] for m in r["messages"] if m.get("is_read") is False]
+    if a.mark_read and a.unread_only and fresh:
+        await link.call("message.read", {"message_ids": fresh})
+        for m in r["messages"]:
+            m["is_read"] = True
+        r["unread"] = max(0, r["unread"] - len(fresh))
+    return {"messages": r["messages"], "unread": r["unread"], "total": r["total"]}
+
+
+async def _wait(link: EngineLink, a: WaitForMessage) -> Any:
+    params: dict[str, Any] = {"timeout": a.timeout}
+    if a.from_agent:
+        params["from_agent"] = a.from_agent
+    return await link.call("message.wait", params, timeout=a.timeout + 30)
+
+
+async def _reply(link: EngineLink, a: Reply) -> Any:
+    return await link.call("message.reply", {"message_id": a.message_id, "body": a.body, "format": a.format})
+
+
+async def _agents(link: EngineLink, a: ListAgents) -> Any:
+    return await link.call("agent.list", {"role": a.role} if a.role else {})
+
+
+async def _team(link: EngineLink, a: Team) -> Any:
+    return await link.call("team.list", {"all": a.all})
+
+
+async def _who_has(link: EngineLink, a: WhoHas) -> Any:
+    return await link.call("team.who_has", {"path": a.path})
+
+
+async def _broadcast(link: EngineLink, a: BroadcastMessage) -> Any:
+    return await link.call("message.send", {"broadcast": True, "body": a.body, "format": a.format})
+
+
+async def _intent(link: EngineLink, a: SetIntent) -> Any:
+    return await link.call("session.set_intent", {"text": a.text})
+
+
+TOOLS: dict[str, Tool] = {
+    t.name: t
+    for t in (
+        Tool("send_message", "Send a message to teammates (@name, @role or @everyone).", SendMessage, _send),
+        Tool(
+            "check_messages",
+            "Your messages, oldest first; by default only unread ones, which it then marks read.",
+            CheckMessages,
+            _check,
+        ),
+        Tool(
+            "wait_for_message",
+            "Block until a new message for you arrives (pushed by the engine), or the timeout passes.",
+            WaitForMessage,
+            _wait,
+        ),
+        Tool("reply", "Reply to a message, in its thread, to its author and audience.", Reply, _reply),
+        Tool(
+            "list_agents", "The registered agents (name, role, module, worktree).", ListAgents, _agents, False
+        ),
+        Tool("team", "Who is here, what they are doing, and their unread counts.", Team, _team, False),
+        Tool("who_has", "Which worktrees (and agents) are changing a file.", WhoHas, _who_has, False),
+        Tool("broadcast_message", "Send a message to every agent.", BroadcastMessage, _broadcast),
+        Tool("set_intent", "Tell the team what you are working on now.", SetIntent, _intent),
+    )
+}

@@ -1,0 +1,286 @@
+"""`thrum mcp serve` through the SDK's own stdio client (mcp.client.stdio), against a real engine."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+import pytest
+from mcp import types
+from mcp.client.extension import NotificationBinding
+from mcp.client.session import ClientSession
+from mcp.client.stdio import StdioServerParameters, stdio_client
+from pydantic import BaseModel
+
+from conftest import THRUM
+from thrum_engine.layout import Layout
+from thrum_engine.rpc.client import Client
+
+TOOLS = {
+    "send_message",
+    "check_messages",
+    "wait_for_message",
+    "reply",
+    "list_agents",
+    "team",
+    "who_has",
+    "broadcast_message",
+    "set_intent",
+}
+
+
+class ChannelEvent(BaseModel):
+    content: str
+    meta: dict[str, str]
+
+
+@asynccontextmanager
+async def mcp_client(cwd: Path, env: dict, *args: str, client: str = "test-client", events=None):
+    """An initialised ClientSession on `thrum mcp serve ARGS` run in `cwd`; `events` (a list) collects
+    the channel notifications the server pushes."""
+    server = StdioServerParameters(
+        command=THRUM[0], args=[*THRUM[1:], "mcp", "serve", *args], env=env, cwd=cwd
+    )
+
+    async def on_channel(ev: ChannelEvent) -> None:
+        assert events is not None
+        events.append(ev)
+
+    bindings = (
+        [
+            NotificationBinding(
+                method="notifications/claude/channel", params_type=ChannelEvent, handler=on_channel
+            )
+        ]
+        if events is not None
+        else []
+    )
+    async with (
+        stdio_client(server) as (read, write),
+        ClientSession(
+            read,
+            write,
+            client_info=types.Implementation(name=client, version="1.0"),
+            notification_bindings=bindings,
+        ) as session,
+    ):
+        session.init = await session.initialize()  # type: ignore[attr-defined]
+        yield session
+
+
+def text(result: types.CallToolResult) -> str:
+    block = result.content[0]
+    assert isinstance(block, types.TextContent)
+    return block.text
+
+
+def engine(repo) -> Client:
+    return Client(Layout.discover(str(repo.path)).socket_path, 10).connect()
+
+
+async def until(cond, timeout: float = 15.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = await asyncio.to_thread(cond)
+        if v:
+            return v
+        await anyio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def test_tools_are_listed_with_typed_schemas(pair):
+    _repo, alice, _bob = pair
+    async with mcp_client(alice.cwd, alice.env) as s:
+        listed = {t.name: t for t in (await s.list_tools()).tools}
+        assert set(listed) == TOOLS
+        send = listed["send_message"].input_schema
+        assert send["type"] == "object"
+        assert set(send["required"]) == {"to", "body"}
+        assert send["properties"]["to"]["type"] == "array"
+        assert listed["wait_for_message"].input_schema["properties"]["timeout"]["type"] == "number"
+        # Not Claude Code: no channel offered.
+        assert not (s.init.capabilities.experimental or {}).get("claude/channel")  # type: ignore[attr-defined]
+
+
+async def test_send_check_reply_and_team(pair):
+    _repo, alice, bob = pair
+    async with mcp_client(alice.cwd, alice.env) as s:
+        r = await s.call_tool("send_message", {"to": ["@bob"], "body": "review auth.py please"})
+        assert not r.is_error, text(r)
+        assert r.structured_content["recipients"] == ["bob"]
+        inbox = bob.json("inbox")
+        assert [m["body"]["content"] for m in inbox["messages"]] == ["review auth.py please"]
+
+        sent = bob.json("send", "done, two nits", "--to", "@alice")
+        r = await s.call_tool("check_messages", {})
+        assert not r.is_error, text(r)
+        msgs = r.structured_content["messages"]
+        assert [m["message_id"] for m in msgs] == [sent["message_id"]]
+        assert r.structured_content["unread"] == 0
+        assert alice.json("inbox", "--unread")["messages"] == []  # check_messages marked it read
+
+        r = await s.call_tool("reply", {"message_id": sent["message_id"], "body": "thanks"})
+        assert not r.is_error, text(r)
+        assert r.structured_content["recipients"] == ["bob"]
+
+        r = await s.call_tool("set_intent", {"text": "fixing the nits"})
+        assert not r.is_error, text(r)
+        r = await s.call_tool("team", {})
+        assert not r.is_error, text(r)
+        me = next(m for m in r.structured_content["members"] if m["name"] == "alice")
+        assert me["intent"] == "fixing the nits"
+        r = await s.call_tool("list_agents", {"role": "reviewer"})
+        assert [a["name"] for a in r.structured_content["agents"]] == ["bob"]
+        r = await s.call_tool("who_has", {"path": "README.md"})
+        assert not r.is_error and r.structured_content["holders"] == []
+        r = await s.call_tool("broadcast_message", {"body": "standup in 5"})
+        assert r.structured_content["recipients"] == ["bob"]
+
+
+async def test_wait_for_message_is_woken_by_a_cli_send(pair):
+    repo, alice, bob = pair
+    async with mcp_client(alice.cwd, alice.env) as s:
+        result: list = []
+        started = time.monotonic()
+        sent: dict = {}
+
+        async def wait() -> None:
+            result.append(await s.call_tool("wait_for_message", {"timeout": 60}))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(wait)
+            paths = engine(repo)
+            try:
+                await until(
+                    lambda: paths.call("delivery.paths", {"agent": "alice"})["agents"][0]["waiting"],
+                    what="alice's wait to be blocked in the engine",
+                )
+            finally:
+                paths.close()
+            started = time.monotonic()
+            sent = bob.json("send", "wake up", "--to", "@alice")
+        assert time.monotonic() - started < 30  # woken by the send, not by the 60 s timeout
+        r = result[0]
+        assert not r.is_error, text(r)
+        assert r.structured_content["status"] == "received"
+        assert r.structured_content["message"]["message_id"] == sent["message_id"]
+        delivery = bob.json("sent", "show", sent["message_id"])["message"]["deliveries"][0]
+        assert delivery["via"] == "wait"
+
+        r = await s.call_tool("wait_for_message", {"timeout": 0.2})
+        assert r.structured_content["status"] == "timeout"
+
+
+async def test_tool_errors_are_clear(pair):
+    repo, alice, _bob = pair
+    async with mcp_client(alice.cwd, alice.env) as s:
+        r = await s.call_tool("send_message", {"to": ["@nobody"], "body": "hello"})
+        assert r.is_error and text(r) == "Error: unknown recipient: @nobody"
+        r = await s.call_tool("send_message", {"to": [], "body": "hello"})
+        assert r.is_error and "invalid to for send_message" in text(r)
+        r = await s.call_tool("reply", {"message_id": "not-an-id", "body": "x"})
+        assert r.is_error and "invalid message id" in text(r)
+        r = await s.call_tool("no_such_tool", {})
+        assert r.is_error and "unknown tool" in text(r)
+        assert alice.json("sent")["messages"] == []  # nothing was sent
+
+        repo.stop()
+        r = await s.call_tool("send_message", {"to": ["@bob"], "body": "anyone?"})
+        assert r.is_error and text(r).startswith("Error: engine down:")
+
+
+async def test_no_identity_is_a_tool_error_and_a_foreign_identity_is_refused(pair):
+    repo, alice, bob = pair
+    # The main checkout has no identity file: the server starts, and tools that need one say why.
+    async with mcp_client(repo.path, repo.env) as s:
+        r = await s.call_tool("send_message", {"to": ["@bob"], "body": "hi"})
+        assert r.is_error and text(r).startswith("Error: no identity")
+        r = await s.call_tool("list_agents", {})
+        assert not r.is_error and {a["name"] for a in r.structured_content["agents"]} == {"alice", "bob"}
+    # In alice's worktree, claiming bob is refused by the engine (peer credentials: cwd -> worktree).
+    async with mcp_client(alice.cwd, alice.env, "--agent-id", "bob") as s:
+        r = await s.call_tool("send_message", {"to": ["@alice"], "body": "I am bob, honest"})
+        assert r.is_error and "caller claims @bob" in text(r)
+    assert bob.json("sent")["messages"] == []
+
+
+def test_bad_flags_are_one_line_errors(pair):
+    _repo, alice, _bob = pair
+    r = alice.run("mcp", "serve", "--channel", "sometimes")
+    assert r.code == 1 and r.err.strip() == "Error: --channel 'sometimes': one of auto, on, off"
+    r = alice.run("mcp", "serve", "--agent-id", "../etc")
+    assert r.code == 1 and r.err.startswith("Error: ") and len(r.err.strip().splitlines()) == 1
+    r = alice.run("mcp", "serve", THRUM_NAME="../etc")
+    assert r.code == 1 and r.err.startswith("Error: invalid agent name") and "THRUM_NAME" in r.err
+
+
+async def test_channel_push_reaches_claude_code_and_is_the_delivery_path(pair):
+    repo, alice, bob = pair
+    events: list[ChannelEvent] = []
+    async with mcp_client(alice.cwd, alice.env, client="claude-code", events=events) as s:
+        assert s.init.capabilities.experimental == {"claude/channel": {}}  # type: ignore[attr-defined]
+        paths = engine(repo)
+        try:
+            await until(
+                lambda: paths.call("delivery.paths", {"agent": "alice"})["agents"][0]["best"] == "channel",
+                what="alice's channel to register",
+            )
+        finally:
+            paths.close()
+        sent = bob.json(
+            "send", "the build is green", "--to", "@alice", "--thread", "thr_01JZ0000000000000000000000"
+        )
+        await until(lambda: events, what="the channel notification")
+        ev = events[0]
+        assert ev.content == "the build is green"
+        assert ev.meta["from"] == "bob" and ev.meta["message_id"] == sent["message_id"]
+        assert ev.meta["thread_id"] == "thr_01JZ0000000000000000000000"
+
+        def via():
+            d = bob.json("sent", "show", sent["message_id"])["message"]["deliveries"][0]
+            return d["state"] == "notified" and d["via"] == "channel" and d
+
+        await until(via, what="the delivery record to say channel")
+        assert "@alice: notified (via channel)" in bob.ok("sent", "show", sent["message_id"]).out
+    # The session ended: the channel is gone from the engine's paths.
+    paths = engine(repo)
+    try:
+        await until(
+            lambda: paths.call("delivery.paths", {"agent": "alice"})["agents"][0]["channel"] == [],
+            what="the channel to close",
+        )
+    finally:
+        paths.close()
+
+
+async def test_channel_off_and_a_non_claude_client_get_no_push(pair):
+    _repo, alice, bob = pair
+    events: list[ChannelEvent] = []
+    async with mcp_client(alice.cwd, alice.env, "--channel", "off", client="claude-code", events=events) as s:
+        assert not (s.init.capabilities.experimental or {}).get("claude/channel")  # type: ignore[attr-defined]
+        sent = bob.json("send", "ping", "--to", "@alice")
+        await anyio.sleep(0.5)
+        assert events == []
+        d = bob.json("sent", "show", sent["message_id"])["message"]["deliveries"][0]
+        assert d["via"] is None and d["state"] == "stored"
+
+
+@pytest.mark.parametrize("mode", ["on"])
+async def test_channel_on_pushes_to_any_client(pair, mode):
+    repo, alice, bob = pair
+    events: list[ChannelEvent] = []
+    async with mcp_client(alice.cwd, alice.env, "--channel", mode, events=events):
+        paths = engine(repo)
+        try:
+            await until(
+                lambda: paths.call("delivery.paths", {"agent": "alice"})["agents"][0]["channel"],
+                what="the channel",
+            )
+        finally:
+            paths.close()
+        bob.ok("send", "forced", "--to", "@alice")
+        await until(lambda: events, what="the push")
+        assert events[0].content == "forced"
