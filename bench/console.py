@@ -483,7 +483,7 @@ async def _keys_in_process(store: Store, keys: int, rate: float, to_operator: fl
     settings = load_settings(layout.config_file)
     lat: list[float] = []
     async with open_engine(layout, settings, OPERATOR) as engine:
-        app = BenchApp(engine, settings=settings)
+        app = BenchApp(engine, settings=settings, freeze_heap=True)  # as `thrum tui` runs it
         async with app.run_test(size=SIZE) as pilot:
             deadline = time.monotonic() + 30
             while len(app.query_one(TeamTable).names) < len(store.names):

@@ -130,6 +130,14 @@ def bench_idle(a: Clone, b: Clone, bare: Path, seconds: float) -> dict:
         cl.stop()
         cl.env.update(THRUM_SYNC__INTERVAL_SECONDS="0.5", THRUM_SYNC__SETTLE_SECONDS="0.2")
         cl.thrum("sync", "force", "--wait", "--json")
+    # what the restarts themselves wrote (sessions, the operator) settles and syncs first
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(
+        cl.thrum("sync", "status", "--json")["pending_writes"] for cl in (a, b)
+    ):
+        time.sleep(0.2)
+    for cl in (a, b, a, b):
+        cl.thrum("sync", "force", "--wait", "--json")
     local = [
         int(
             subprocess.run(

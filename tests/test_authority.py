@@ -44,7 +44,7 @@ def test_an_agent_cannot_delete_restatus_or_purge_for_others_but_the_operator_ca
     assert alice.json("inbox")["total"] == 1 and agent_names(alice) == ["alice", "bob", "carol", "ops"]
 
     # Acting on itself is fine.
-    assert bob.ok("agent", "set-status", "blocked").out == "✓ @bob is blocked\n"
+    assert bob.ok("agent", "set-status", "blocked").out == "✓ Status set to blocked\n"
     assert bob.ok("agent", "set-status", "idle", "--agent", "bob").code == 0
 
     # The operator (a caller in the main checkout) may do all of it.
@@ -119,7 +119,7 @@ def test_an_agent_cannot_type_into_kill_or_stop_the_rules_of_another_agent(pair)
     alice.ok("monitor", "start", "--name", "mine", "--match", "x", "--to", "@alice", "--", "/bin/sleep", "30")
     assert_error(bob.run("monitor", "stop", "mine"), "belongs to the worktree")
     assert_error(bob.run("monitor", "restart", "mine"), "belongs to the worktree")
-    assert alice.json("monitor", "show", "mine")["monitor"]["status"] == "running"
+    assert alice.json("monitor", "show", "mine")["status"] == "running"
     alice.ok("monitor", "stop", "mine")
     repo.ok("monitor", "restart", "mine")  # the operator may
     repo.ok("monitor", "stop", "mine")

@@ -162,7 +162,7 @@ def test_a_deleted_agents_session_stays_ended_after_a_restart(pair):
 
 def test_agent_set_status_blocked_shows_in_team_and_ping(pair):
     repo, alice, bob = pair
-    assert bob.ok("agent", "set-status", "blocked").out == "✓ @bob is blocked\n"
+    assert bob.ok("agent", "set-status", "blocked").out == "✓ Status set to blocked\n"
     team = members(alice)
     assert team["bob"]["presence"] == "blocked"
     assert team["bob"]["status"] == "blocked"

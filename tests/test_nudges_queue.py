@@ -368,12 +368,12 @@ def test_a_shell_command_reports_its_exit_status_and_duration(tmux_repo, boss):
         "command"
     ]
     assert (c["status"], c["exit_code"], c["kind"], c["output"]) == ("done", 0, "command", "fine")
-    assert c["result"].startswith("done (exit 0) in ") and c["duration_seconds"] >= 0
+    assert c["result"].startswith("completed (exit 0) in ") and c["duration_seconds"] >= 0
     rows = boss.json("tmux", "queue-status", "sh")["commands"]
     assert [(x["status"], x["exit_code"]) for x in rows] == [("done", 0), ("failed", 1)]
     assert rows[1]["duration_seconds"] >= 0.3
     listing = tmux_repo.run("tmux", "queue-status", "sh").out
-    assert "failed (exit 1)" in listing and "done (exit 0)" in listing
+    assert "failed (exit 1)" in listing and "completed (exit 0)" in listing
     # The command runs in the pane's own shell: a `cd` stays, as it would typed by hand.
     tmux_repo.ok("tmux", "queue", "sh", "--wait", "--", "cd /")
     assert (

@@ -114,7 +114,7 @@ def test_a_pattern_the_engine_cannot_compile_is_refused_at_creation(team):
         r = boss.run("monitor", "start", "--name", "bad", "--match", bad, "--to", "@bob", "--", "true")
         assert r.code == 1 and r.out == "" and r.err.startswith("Error: invalid pattern"), (bad, r.err)
         assert r.err.count("\n") == 1
-    assert boss.json("monitor", "list", "--all")["monitors"] == []
+    assert boss.json("monitor", "list", "--all") == []
 
 
 # -- F1's class: runtime preset markers from .thrum/runtimes.json --

@@ -151,7 +151,7 @@ class TmuxRepo(RunsThrum):
             preset,
         )
         r = self.ok("tmux", "launch", session)
-        assert f"✓ Launched {preset} in {session} and primed it" in r.out
+        assert f"✓ Launched {preset} in session {session} and primed it" in r.out
         self.wait_log(PRIME[preset.removeprefix("fake_")], preset)
         self.wait_state(session, "idle")
         return r
@@ -248,7 +248,7 @@ def test_create_registers_the_identity_before_anything_runs(trepo):
     r = trepo.ok(
         "tmux", "create", "s1", "--cwd", str(wt), "--name", "n1", "--role", "impl", "--runtime", "fake_claude"
     )
-    assert "✓ Session s1 created for @n1" in r.out
+    assert "✓ Session created: s1" in r.out and "agent: @n1" in r.out
     # Right after create, before any launch: the identity is there, the runtime is not.
     ident = wt / ".thrum" / "identities" / "n1.json"
     assert ident.exists()
@@ -322,7 +322,7 @@ def test_status_lists_only_this_repos_sessions_with_the_documented_keys(trepo):
     assert [s["name"] for s in sessions] == ["mine"]
     s = sessions[0]
     assert set(s) >= STATUS_KEYS
-    assert s["agent"] == "me1" and s["runtime"] == "fake_claude" and s["state"] == "running"
+    assert s["agent"] == "me1" and s["runtime"] == "fake_claude" and s["state"] == "alive"
     assert s["branch"] == "main"
     assert {"state", "source", "age_seconds"} <= set(s["pane_state"])
     assert has_session(trepo.sock, "stranger")  # untouched
@@ -613,7 +613,7 @@ def test_another_repos_session_is_neither_shown_nor_taken_over(make_trepo):
     # The other repo's session lives on, still its own.
     assert has_session(mine.sock, "shared")
     s = other.session("shared")
-    assert s["agent"] == "bob" and s["state"] == "running"
+    assert s["agent"] == "bob" and s["state"] == "alive"
 
 
 # -- 6. restart -------------------------------------------------------------------------------
@@ -622,7 +622,7 @@ def test_another_repos_session_is_neither_shown_nor_taken_over(make_trepo):
 def test_restart_relaunches_and_reprimes_but_not_while_working(trepo):
     trepo.create_and_launch("rs", name="rst")
     r = trepo.ok("tmux", "restart", "rs")
-    assert "✓ Launched fake_claude in rs and primed it" in r.out
+    assert "✓ Launched fake_claude in session rs and primed it" in r.out
     assert trepo.wait_log("/thrum-prime", count=2) == ["/thrum-prime", "/thrum-prime"]
     trepo.wait_state("rs", "idle")
 
@@ -645,7 +645,7 @@ def test_restart_relaunches_and_reprimes_but_not_while_working(trepo):
 def test_start_creates_and_launches_in_the_current_worktree(trepo):
     wt = trepo.repo.worktree("w7")
     r = trepo.ok("tmux", "start", "--name", "n7", "--role", "impl", "--runtime", "fake_claude", cwd=wt)
-    assert "✓ Session n7 created" in r.out and "✓ Launched fake_claude in n7 and primed it" in r.out
+    assert "✓ Session created: n7" in r.out and "✓ Launched fake_claude in session n7 and primed it" in r.out
     trepo.wait_log("/thrum-prime")
     s = trepo.session("n7")
     assert s["agent"] == "n7" and s["runtime"] == "fake_claude" and s["branch"] == "feature/w7"
@@ -776,7 +776,7 @@ def test_worktree_create_with_an_identity_creates_the_agents_session(trepo):
     path = Path(_worktree(trepo, "wt2")["path"]).resolve()
     mine = [s for s in trepo.sessions() if s["agent"] == "wb"]
     assert len(mine) == 1, trepo.sessions()
-    assert Path(mine[0]["cwd"]).resolve() == path and mine[0]["state"] == "running"
+    assert Path(mine[0]["cwd"]).resolve() == path and mine[0]["state"] == "alive"
 
 
 # -- 10. daemon restart ------------------------------------------------------------------------
@@ -806,7 +806,7 @@ def test_sessions_survive_a_daemon_restart_and_state_still_updates(trepo):
     assert (by_name["dr"]["agent"], by_name["dr"]["runtime"], by_name["dr"]["state"]) == (
         "drr",
         "fake_claude",
-        "running",
+        "alive",
     )
     assert (by_name["drs"]["agent"], by_name["drs"]["runtime"]) == ("drs", "shell")
     trepo.wait_state("dr", "idle")

@@ -55,10 +55,19 @@ async def prime_data(engine: Engine, me: str) -> dict:
             _read_text(os.path.join(ctx_dir, f"{me}.md")),
         )
     )
+    snapshot = None
+    home = engine.agents[me].get("worktree")
+    if home and os.path.isdir(home):  # a restart snapshot is for the one session after the restart
+        from thrum_engine import snapshots
+
+        snapshot = await asyncio.to_thread(snapshots.consume, home, me)
+    single = engine.settings.daemon.single_agent_mode
     return {
+        "single_agent_mode": single,
+        "restart_snapshot": snapshot,
         "agent": agent_view(engine, engine.agents[me]),
         "session": session_view(engine.active_sessions.get(me)),
-        "team": [m for m in members if m["presence"] != "offline"],
+        "team": [] if single else [m for m in members if m["presence"] != "offline"],
         "unread": unread.get(me, 0),
         "recent_unread": [
             {

@@ -62,9 +62,12 @@ def render(r: dict) -> str:
     wc = r.get("work_context") or {}
     for f in (wc.get("uncommitted") or [])[:10]:
         out.append(f"  uncommitted: {f}")
-    out.append(f"\n## Team ({len(r['team'])} online)")
-    for m in r["team"]:
-        out.append("- " + member_line(m))
+    if r.get("single_agent_mode"):
+        out.append("\nSingle-agent mode: you work alone here (`thrum single-agent-mode false` turns it off).")
+    else:
+        out.append(f"\n## Team ({len(r['team'])} online)")
+        for m in r["team"]:
+            out.append("- " + member_line(m))
     out.append(f"\n## Inbox: {r['unread']} unread")
     for m in r["recent_unread"]:
         out.append(f"- {m['message_id']} from @{m['from']}: {m['preview']}")
@@ -74,6 +77,12 @@ def render(r: dict) -> str:
         out.append("\n## Preamble\n" + r["preamble"].rstrip())
     if r.get("context"):
         out.append("\n## Saved context\n" + r["context"].rstrip())
+    if r.get("restart_snapshot"):
+        out.append(
+            "\n## Restart snapshot (your previous session) — ACTION REQUIRED\n"
+            "You were restarted. Follow the Resume plan at the end of this snapshot before anything else.\n\n"
+            + r["restart_snapshot"].rstrip()
+        )
     out.append("\n## Next steps")
     out += [f"{i}. {step}" for i, step in enumerate(next_steps(r), 1)]
     return "\n".join(out) + "\n"

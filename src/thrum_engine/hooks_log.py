@@ -125,6 +125,25 @@ async def _unread(engine: Engine, me: str, limit: int) -> tuple[list[dict], int]
     return rows, total
 
 
+async def _unseen(engine: Engine, me: str, seen: set[str], limit: int) -> tuple[list[dict], int]:
+    """`me`'s newest unread messages not in `seen`, newest first, and the unread total. The usual
+    answer (nothing new) costs one index query; bodies and the total are read only for new mail."""
+    from thrum_engine.store import hook_reads
+
+    floor = engine.agents[me]["registered_at"]
+    ids = [i for i in await hook_reads.newest_unread_ids(engine.store, me, floor, limit) if i not in seen]
+    if not ids:
+        return [], 0
+    rows = await hook_reads.messages_by_id(engine.store, ids)
+    total = await hook_reads.unread_total(engine.store, me)
+    new = [
+        {"message_id": i, "from": r["author"], "content": r["content"], "created_at": r["created_at"]}
+        for i in ids
+        if (r := rows.get(i)) is not None
+    ]
+    return new, total
+
+
 async def _save_before_compact(engine: Engine, me: str, trigger: str) -> str:
     from thrum_engine.identity import session_view
     from thrum_engine.team import my_context
@@ -187,15 +206,13 @@ async def fire(engine: Engine, caller: Caller, p: HookFireParams) -> dict:
         ag.consecutive_blocks = 0
         out["context"] = briefing_text.render(data)
     elif p.event == "prompt-submit":
-        rows, total = await _unread(engine, me, SHOWN_LIMIT)
-        new = [r for r in rows if r["message_id"] not in ag.shown]
+        new, total = await _unseen(engine, me, ag.shown, SHOWN_LIMIT)
         ag.consecutive_blocks = 0  # a human (or a prompt) took the turn
         if new:
             ag.shown.update(r["message_id"] for r in new)
             out["context"] = briefing_text.unread_summary(list(reversed(new)), total)
     elif p.event == "stop":
-        rows, total = await _unread(engine, me, SHOWN_LIMIT)
-        new = [r for r in rows if r["message_id"] not in ag.blocked_for]
+        new, total = await _unseen(engine, me, ag.blocked_for, SHOWN_LIMIT)
         if new and (not p.stop_hook_active or ag.consecutive_blocks < MAX_CONSECUTIVE_BLOCKS):
             ag.blocked_for.update(r["message_id"] for r in new)
             ag.shown.update(r["message_id"] for r in new)

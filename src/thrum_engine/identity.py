@@ -175,6 +175,7 @@ async def enroll(
     runtime: str = "",
     intent: str = "",
     force: bool = False,
+    tmux_session: str = "",
 ) -> dict:
     """An agent made for a worktree Thrum set up (a new worktree, a tmux session): registered with
     a work session, and its identity file written there, before anything runs in it."""
@@ -190,7 +191,11 @@ async def enroll(
         start_session=True,
     )
     record = identity_file.identity_record(
-        {**reg["agent"], "intent": intent}, reg.get("session"), repo=engine.layout.repo, agent_pid=None
+        {**reg["agent"], "intent": intent},
+        reg.get("session"),
+        repo=engine.layout.repo,
+        agent_pid=None,
+        tmux_session=tmux_session,
     )
     await asyncio.to_thread(identity_file.write, worktree, record)  # fsyncs: off the loop
     return reg
@@ -279,13 +284,22 @@ async def set_status(engine: Engine, caller: Caller, p: SetStatusParams) -> dict
     if name != caller.name:
         require_agent_owner(engine, caller, name, f"changing @{name}'s status")
     status = "" if p.status == "online" else p.status
+    at = iso()
     await engine.commit(
         engine.event(
             "agent.update",
             author_of(engine, caller),
-            {"name": name, "fields": {"status": status, "status_at": iso()}},
+            {"name": name, "fields": {"status": status, "status_at": at}},
         )
     )
+    worktree = engine.agents[name].get("worktree")
+    if worktree:  # hook scripts read the status from the agent's identity file (upstream's fields)
+        import asyncio
+
+        from thrum_engine import identity_file
+
+        fields = {"agent_status": p.status, "agent_status_updated_at": at}
+        await asyncio.to_thread(identity_file.update, worktree, name, fields)
     return {"agent_id": name, "status": p.status}
 
 

@@ -151,17 +151,49 @@ def socket_fallback_dir() -> str:
     return os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/thrum-{os.getuid()}"
 
 
+class BadThrumHome(NotARepo):
+    """THRUM_HOME names something other than a repo or worktree root."""
+
+
+def thrum_home() -> str | None:
+    """THRUM_HOME, checked: the directory that contains `.thrum` (a repo or worktree root), as upstream
+    means it. A value naming the `.thrum` folder itself, or a directory outside every checkout, is
+    refused rather than followed: following it would create a second store and a second engine."""
+    home = os.environ.get("THRUM_HOME")
+    if not home:
+        return None
+    path = os.path.realpath(home)
+    if os.path.basename(path) == STATE_DIR:
+        raise BadThrumHome(
+            f"THRUM_HOME={home} is a {STATE_DIR} folder: set it to the directory that contains it"
+            f" ({os.path.dirname(path)})"
+        )
+    if not os.path.isdir(path) or not os.path.exists(os.path.join(path, ".git")):
+        raise BadThrumHome(
+            f"THRUM_HOME={home} is not a repository or worktree root: set it to the directory that"
+            f" contains {STATE_DIR}, or unset it"
+        )
+    return path
+
+
 class Layout:
     """Paths of one repository's Thrum state, computed once from a directory inside it."""
 
     def __init__(self, repo: str, worktree: str | None = None) -> None:
         self.repo = os.path.realpath(repo)
         self.worktree = os.path.realpath(worktree) if worktree else self.repo
-        home = os.environ.get("THRUM_HOME")
-        self.state = os.path.realpath(home) if home else os.path.join(self.repo, STATE_DIR)
+        self.state = os.path.join(self.repo, STATE_DIR)
 
     @classmethod
     def discover(cls, start: str | None = None) -> Layout:
+        """`start` (--repo) first, then THRUM_HOME, then the cwd. THRUM_HOME pins the repo whatever the
+        cwd, but a cwd inside one of that repo's own worktrees keeps its worktree (and so its identity)."""
+        home = thrum_home()
+        if start is None and home is not None:
+            repo = main_repo_of(home)
+            here = worktree_root(os.getcwd())
+            same = here is not None and os.path.realpath(main_repo_of(here)) == os.path.realpath(repo)
+            return cls(repo, here if same else home)
         start = start or os.getcwd()
         wt = worktree_root(start)
         if wt is None:

@@ -77,9 +77,13 @@ def resolve(engine: Engine, addresses: list[str], sender: str | None) -> tuple[l
     recipients: list[str] = []
     broadcast = False
     unknown = []
+    # `@me` or my own name: a note to myself, kept in my inbox (never nudged: nudges skip authors)
+    note = False
     for raw in addresses:
         addr = names.strip_at(raw.strip())
-        if addr in EVERYONE:
+        if sender and addr in ("me", sender):
+            note = True
+        elif addr in EVERYONE:
             broadcast = True
             recipients.extend(engine.agents)
         elif addr in engine.agents:
@@ -98,6 +102,8 @@ def resolve(engine: Engine, addresses: list[str], sender: str | None) -> tuple[l
         if r != sender and r not in seen:
             seen.add(r)
             out.append(r)
+    if note and sender:
+        out.append(sender)
     return out, broadcast
 
 
@@ -220,6 +226,7 @@ async def create_message(
             raise InvalidInput("a recipient is required: --to @name, --to @role or --broadcast")
         recipients, is_broadcast = resolve(engine, addressed, author)
         mentioned, _ = resolve(engine, list(mentions), author) if mentions else ([], False)
+        mentioned = [m for m in mentioned if m != author]
         recipients += [m for m in mentioned if m not in recipients]
         if not recipients:
             raise InvalidInput("nobody to deliver to: the only agent addressed is you")

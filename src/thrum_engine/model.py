@@ -174,6 +174,57 @@ EVENT_DATA: dict[str, Any] = {
     "message.notified": MessageNotifiedData,
     "message.purge": MessagePurgeData,
 }
+
+
+# Review events (issue 14): a request for review, a submitted round (verdict + comments), a merge.
+class ReviewIdData(TypedDict):
+    __pydantic_config__ = _OPEN  # type: ignore[misc]
+    review_id: Annotated[str, Field(pattern=r"^rev_[0-9A-Za-z]{26}$")]
+    agent: str
+
+
+class ReviewRequestData(ReviewIdData):
+    branch: NotRequired[str]
+    target: NotRequired[str]
+    note: NotRequired[str]
+    head: NotRequired[str]
+
+
+class ReviewComment(TypedDict):
+    __pydantic_config__ = _OPEN  # type: ignore[misc]
+    id: str
+    path: str
+    body: str
+    line: NotRequired[int | None]
+    end_line: NotRequired[int | None]
+    side: NotRequired[str]
+    quote: NotRequired[str]
+    head: NotRequired[str]
+
+
+class ReviewSubmitData(ReviewIdData):
+    verdict: Literal["approve", "request_changes"]
+    head: str
+    branch: NotRequired[str]
+    target: NotRequired[str]
+    base: NotRequired[str]
+    fingerprint: NotRequired[str]
+    summary: NotRequired[str]
+    comments: NotRequired[list[ReviewComment]]
+    message_id: NotRequired[str | None]
+
+
+class ReviewMergeData(ReviewIdData):
+    strategy: Literal["merge", "squash", "rebase"]
+    merged_commit: str
+    target: NotRequired[str]
+    branch: NotRequired[str]
+    head: NotRequired[str]
+
+
+EVENT_DATA.update(
+    {"review.request": ReviewRequestData, "review.submit": ReviewSubmitData, "review.merge": ReviewMergeData}
+)
 ENVELOPE_KEYS = frozenset(Event.__annotations__) - {"__pydantic_config__"}
 
 

@@ -22,7 +22,7 @@ _RULES: dict[str, tuple[frozenset[str], int, str]] = {
     "agent": (frozenset(_LOWER + "_"), MAX_NAME, "lowercase letters, digits and _"),
     "role": (frozenset(_LOWER + "_"), MAX_NAME, "lowercase letters, digits and _"),
     "module": (frozenset(_LOWER + "_"), MAX_NAME, "lowercase letters, digits and _"),
-    "monitor": (frozenset(_LOWER + "_-"), MAX_NAME, "lowercase letters, digits, '_' and '-' (not first)"),
+    "monitor": (frozenset(_MIXED + "_-"), MAX_NAME, "letters, digits, '_' and '-' (not first)"),
     "session": (frozenset(_MIXED + "_-"), MAX_NAME, "letters, digits, '_' and '-' (not first)"),
     "runtime": (frozenset(_MIXED + "_-"), MAX_NAME, "letters, digits, '_' and '-' (not first)"),
     "worktree": (frozenset(_MIXED + "._-"), 100, "letters, digits, '.', '_' and '-' (not first)"),

@@ -137,6 +137,14 @@ class SyncSettings(BaseModel):
     )
 
 
+class DaemonSettings(BaseModel):
+    """Upstream's `daemon` section, kept under its name so scripts that read the file find it."""
+
+    single_agent_mode: bool = Field(
+        default=False, description="one agent works alone: the briefing leaves the team and coordination out"
+    )
+
+
 class ThrumSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="THRUM_", env_nested_delimiter="__", extra="ignore")
 
@@ -150,6 +158,7 @@ class ThrumSettings(BaseSettings):
     monitors: MonitorsSettings = MonitorsSettings()
     console: ConsoleSettings = ConsoleSettings()
     sync: SyncSettings = SyncSettings()
+    daemon: DaemonSettings = DaemonSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -18,7 +18,7 @@ from thrum_engine.engine.authority import require_owner
 from thrum_engine.engine.caller import Caller
 from thrum_engine.engine.registry import method
 from thrum_engine.errors import Conflict, InvalidInput, InvalidName, NotFound
-from thrum_engine.files import write_private
+from thrum_engine.files import private_dir, write_private
 from thrum_engine.identity import author_of, enroll
 from thrum_engine.integrations.engine_side import install_for
 from thrum_engine.layout import STATE_DIR, current_branch
@@ -109,6 +109,8 @@ def write_redirects(repo: str, path: str) -> None:
         if tool == ".beads" and not os.path.isdir(main):
             continue
         write_private(os.path.join(path, tool, "redirect"), main + "\n")
+    for sub in ("identities", "context"):  # as upstream's worktrees have them: scripts write there
+        private_dir(os.path.join(path, STATE_DIR, sub))
 
 
 def list_worktrees(repo: str) -> list[dict]:

@@ -6,6 +6,7 @@ a hundred messages a second cost one refresh at a time (`coalesce.py`), never a 
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 from typing import ClassVar
@@ -28,6 +29,7 @@ from thrum_tui.widgets.compose_bar import ComposeBar, parse_compose
 from thrum_tui.widgets.conversation import Conversation, merge_conversation
 from thrum_tui.widgets.header_line import HeaderLine
 from thrum_tui.widgets.pane_preview import PanePreview
+from thrum_tui.widgets.review_queue import ReviewQueue
 from thrum_tui.widgets.side_lists import MonitorSummary, WorktreeSummary
 from thrum_tui.widgets.team_table import NEEDS_HUMAN, TeamTable
 
@@ -64,6 +66,7 @@ MAIN_SCREEN_ACTIONS = frozenset(
         "jump",
         "approve",
         "relaunch",
+        "review",
     }
 )
 # Number keys focus the main screen's panels, as lazygit's do (walk, missing 9).
@@ -108,6 +111,8 @@ class ThrumApp(AgentActions):
         Binding("K", "kill_session", "kill", show=False),
         Binding("y", "approve", "approve", show=False),
         Binding("L", "relaunch", "relaunch", show=False),
+        Binding("v", "review", "review", show=False),
+        Binding("w", "worktrees", "worktrees", show=False),
         Binding("ctrl+c", "interrupt", "interrupt", show=False, priority=True),
         Binding("escape", "focus_team", "team", show=False),
         *(Binding(str(i), f"focus_panel('{panel}')", panel, show=False) for i, panel in enumerate(PANELS, 1)),
@@ -119,9 +124,12 @@ class ThrumApp(AgentActions):
         Binding("q", "quit", "quit"),
     ]
 
-    def __init__(self, engine: EngineHandle, *, settings=None, clock=time.time) -> None:
+    def __init__(
+        self, engine: EngineHandle, *, settings=None, clock=time.time, freeze_heap: bool = False
+    ) -> None:
         super().__init__()
         self.engine = engine
+        self.freeze_heap = freeze_heap
         self.operator = engine.operator
         self.settings = settings if settings is not None else getattr(engine, "settings", None)
         self.clock = clock
@@ -152,6 +160,7 @@ class ThrumApp(AgentActions):
         )
         self._theme_ready = False
         self.main_screen: Screen = Screen()
+        self.reviews_waiting = 0  # review requests waiting for the operator: part of "needs you"
 
     # -- layout --
     def compose(self) -> ComposeResult:
@@ -162,6 +171,7 @@ class ThrumApp(AgentActions):
             with Vertical(id="left"):
                 yield TeamTable(self.operator, id="team")
                 yield WorktreeSummary("WORKTREES", id="worktrees")
+                yield ReviewQueue("REVIEW", id="reviews")
                 yield MonitorSummary("MONITORS", id="monitors")
             with Vertical(id="right"):
                 yield Conversation(self.operator, id="conversation")
@@ -227,6 +237,8 @@ class ThrumApp(AgentActions):
                     parts.add("mail")  # delivery marks on what you sent
             elif c.is_message:
                 parts.add("mail")  # edits, deletes, purges
+            elif c.kind.startswith("review."):
+                parts.add("review")  # a request, a verdict, a merge: the review queue
             else:
                 parts.update(("team", "mail"))  # agents, sessions, resets: the team changed
         self.post_message(EngineChanged(mail, parts=frozenset(parts)))
@@ -290,6 +302,12 @@ class ThrumApp(AgentActions):
             self.show_repairs((await self.engine.call("engine.info", {})).get("projection_recovered"))
         except EngineCallFailed as exc:
             self.notify(f"could not register you as @{self.operator}: {exc.message}", severity="error")
+        if self.freeze_heap:
+            # Everything alive after start-up (imports, widgets, the hosted engine's caches) lives as
+            # long as the console: frozen, a full collection no longer walks it. Unfrozen, that walk
+            # was an ~80 ms stall every few keystrokes on a big screen (bench/review.py).
+            gc.collect()
+            gc.freeze()
         self.request_refresh()
 
     def show_repairs(self, recovered: dict | None) -> None:
@@ -333,8 +351,8 @@ class ThrumApp(AgentActions):
                 m["unread"] = inbox["unread"]
         table = self.main_screen.query_one(TeamTable)
         table.show(members, unread_from)
-        self.main_screen.query_one(HeaderLine).needs_you = inbox["unread"] + sum(
-            1 for m in members if m["state"] in NEEDS_HUMAN
+        self.main_screen.query_one(HeaderLine).needs_you = (
+            inbox["unread"] + sum(1 for m in members if m["state"] in NEEDS_HUMAN) + self.reviews_waiting
         )
         if "team" in parts:
             self.main_screen.query_one(ComposeBar).set_addresses(
@@ -343,6 +361,8 @@ class ThrumApp(AgentActions):
         if self.selected is None:
             self.selected = table.selected
         await self._show_conversation(inbox["messages"])
+        if "review" in parts:
+            await self._refresh_reviews()
         if "side" in parts:
             sync = await self.engine.call("sync.status", {})
             self.main_screen.query_one(HeaderLine).sync = sync["label"]
@@ -354,6 +374,7 @@ class ThrumApp(AgentActions):
                 self._worktrees_at = self.clock()
                 self.worktrees = (await self.engine.call("worktree.list", {}))["worktrees"]
                 self.main_screen.query_one(WorktreeSummary).show(self.worktrees)
+                await self._refresh_reviews()
 
     async def _show_conversation(self, inbox: list[dict] | None = None) -> None:
         agent = self.selected
@@ -633,3 +654,31 @@ class ThrumApp(AgentActions):
         from thrum_tui.screens.monitors import MonitorsScreen
 
         self.push_screen(MonitorsScreen())
+
+    # -- review (issue 14) --
+    async def _refresh_reviews(self) -> None:
+        r = await self.engine.call("review.list", {})
+        self.main_screen.query_one(ReviewQueue).show(r["reviews"])
+        if r["needs_you"] != self.reviews_waiting:
+            header = self.main_screen.query_one(HeaderLine)
+            header.needs_you += r["needs_you"] - self.reviews_waiting
+            self.reviews_waiting = r["needs_you"]
+
+    def action_review(self) -> None:
+        if self.selected and self.selected != self.operator:
+            self.open_review(self.selected)
+        else:
+            self.notify("highlight an agent to review its work", severity="warning")
+
+    def on_review_queue_open(self, message: ReviewQueue.Open) -> None:
+        self.open_review(message.agent)
+
+    def action_worktrees(self) -> None:
+        from thrum_tui.screens.worktrees import WorktreesScreen
+
+        self.push_screen(WorktreesScreen())
+
+    def open_review(self, agent: str) -> None:
+        from thrum_tui.screens.review import ReviewScreen
+
+        self.push_screen(ReviewScreen(agent))

@@ -9,7 +9,7 @@ import sys
 from thrum_engine.cli.args import Spec, UsageError
 from thrum_engine.cli.output import error, print_json
 from thrum_engine.errors import ThrumError
-from thrum_engine.layout import Layout, NotARepo
+from thrum_engine.layout import BadThrumHome, Layout, NotARepo
 from thrum_engine.names import identity_name_problem
 from thrum_engine.rpc.client import (
     Client,
@@ -188,6 +188,8 @@ class Ctx:
         if self._layout is None:
             try:
                 self._layout = Layout.discover(self.args.get("repo") or None)
+            except BadThrumHome as exc:
+                raise CliError(str(exc)) from None
             except (NotARepo, OSError) as exc:
                 raise CliError(f"{exc}; run thrum inside a git repository or pass --repo PATH") from None
         return self._layout

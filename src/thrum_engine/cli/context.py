@@ -78,11 +78,17 @@ def save(ctx: Ctx) -> int:
 
 
 def show(ctx: Ctx) -> int:
+    if ctx.args["session"] and ctx.args["project"]:
+        raise CliError("--session and --project are mutually exclusive")
+    if ctx.args["project"]:
+        return _project(ctx)
     name = strip_at(ctx.args["agent"]) if ctx.args.get("agent") else _me(ctx)
     path, ppath = _paths(ctx, name)
     context = _read(path)
     preamble = None if ctx.args["no_preamble"] else _read(ppath)
     r = {"agent_id": name, "context": context, "preamble": preamble}
+    if ctx.args["session"]:
+        return ctx.emit(r, lambda r: _session_text(r, path))
 
     def human(r: dict) -> None:
         if ctx.args["raw"]:
@@ -121,4 +127,78 @@ def preamble(ctx: Ctx) -> int:
     return ctx.emit(
         {"agent_id": name, "path": ppath, "preamble": text},
         lambda r: sys.stdout.write(r["preamble"] or "(no preamble)\n"),
+    )
+
+
+PROJECT_STATE = "project_state.md"
+
+
+def _session_text(r: dict, path: str) -> None:
+    """Upstream's `context show --session` (what its load-context skill prints): the session context
+    only, under `# Context for NAME`, or `No context saved for NAME`."""
+    if not r["context"] and not r["preamble"]:
+        line(f"No context saved for {r['agent_id']}")
+        return
+    head = f"# Context for {r['agent_id']}"
+    if r["context"]:
+        import time
+
+        updated = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(os.path.getmtime(path)))
+        head += f" ({len(r['context'].encode())} bytes, updated {updated})"
+    sys.stdout.write(head + "\n\n")
+    if r["preamble"]:
+        sys.stdout.write(r["preamble"].rstrip("\n") + "\n" + ("\n" if r["context"] else ""))
+    if r["context"]:
+        sys.stdout.write(r["context"])
+
+
+def _project(ctx: Ctx) -> int:
+    path = os.path.join(ctx.layout.context_dir, PROJECT_STATE)
+    text = _read(path)
+    return ctx.emit(
+        {"path": path, "project_state": text},
+        lambda r: sys.stdout.write(
+            text if text else f"No project state found (.thrum/context/{PROJECT_STATE})\n"
+        ),
+    )
+
+
+def sync(ctx: Ctx) -> int:
+    """Put my saved context on the a-sync branch, where every clone's sync picks it up (upstream's
+    `context sync`). Only that one file is committed (`commit -- <path>`), so the journal files the
+    engine is writing beside it stay the sync's business."""
+    name = _mine(ctx) if not ctx.args.get("agent") else strip_at(ctx.args["agent"])
+    if ctx.args.get("agent") and name != ctx.me and ctx.layout.worktree != ctx.layout.repo:
+        raise CliError(f"only the operator syncs another agent's context (@{name} is not you)")
+    path, _ = _paths(ctx, name)
+    text = _read(path)
+    sync_wt = ctx.layout.sync_worktree
+    if not os.path.isdir(sync_wt):
+        raise CliError(f"no sync worktree at {sync_wt}: run `thrum init` first")
+    if text is None:
+        return ctx.emit(
+            {"agent_id": name, "synced": False, "path": None},
+            lambda r: line(f"No context file for {name}, nothing to sync."),
+        )
+    from thrum_engine.cli.setup import git
+
+    rel = os.path.join("context", f"{name}.md")
+    dest = os.path.join(sync_wt, rel)
+    try:
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        with open(dest, "w", encoding="utf-8") as fh:  # shared by design: it travels with the branch
+            fh.write(text)
+    except OSError as exc:
+        raise CliError(f"cannot write {dest}: {exc.strerror or exc}") from None
+    git(sync_wt, "add", "--", rel)
+    changed = bool(git(sync_wt, "status", "--porcelain", "--", rel))
+    if changed:
+        git(sync_wt, "commit", "--no-verify", "-q", "-m", f"context: sync {name}", "--", rel)
+    return ctx.emit(
+        {"agent_id": name, "synced": True, "changed": changed, "path": dest},
+        lambda r: line(
+            f"✓ Context synced for {name} on a-sync"
+            + ("" if changed else " (unchanged)")
+            + " — the next sync shares it"
+        ),
     )

@@ -94,11 +94,17 @@ def status(ctx: Ctx) -> int:
         client.close()
     keys = ("running", "pid", "repo_path", "uptime", "version", "host", "sync", "sync_status")
     r = {k: info.get(k) for k in keys}
+    bad = (info.get("settings") or {}).get("error")
+    if bad:  # config.json was edited into something unusable: the engine kept its last good settings
+        r["settings_error"] = bad
     return ctx.emit(
         r,
-        lambda r: line(
-            f"✓ Engine running: pid {r['pid']}, {r['host']}, up {human_age(r['uptime'])},"
-            f" v{r['version']}, sync {r['sync']}"
+        lambda r: (
+            line(
+                f"✓ Engine running: pid {r['pid']}, {r['host']}, up {human_age(r['uptime'])},"
+                f" v{r['version']}, sync {r['sync']}"
+            ),
+            bad and line(f"! settings: {bad}"),
         ),
     )
 

@@ -72,6 +72,21 @@ def shape(runtime: str, event: str, r: dict) -> str:
     return context or block or ""  # an unknown runtime: plain text (what most read as context)
 
 
+def _fire(ctx: Ctx, params: dict) -> dict:
+    """One connection, one call. Straight to the socket, not through `Ctx.client`: a hook never starts
+    an engine, so the start-up machinery (`daemon.control`, its lock and file helpers) stays unloaded."""
+    from thrum_engine.rpc.client import Client
+
+    me = ctx.me
+    if me:
+        params["caller"] = me
+    client = Client(ctx.layout.socket_path, CALL_TIMEOUT).connect()
+    try:
+        return client.call("hooks.fire", params, CALL_TIMEOUT)
+    finally:
+        client.close()
+
+
 def run(ctx: Ctx) -> int:
     event, runtime = ctx.args["event"], ctx.args.get("runtime") or ""
     if event not in EVENTS:
@@ -93,7 +108,7 @@ def run(ctx: Ctx) -> int:
             "trigger": str(data.get("trigger") or ""),
             "stop_hook_active": stop_active,
         }
-        r = ctx.call("hooks.fire", params, timeout=CALL_TIMEOUT, start=False)
+        r = _fire(ctx, params)
     except (CliError, OSError):
         r = None
     except Exception:  # noqa: BLE001 -- a hook must never break the runtime, whatever went wrong

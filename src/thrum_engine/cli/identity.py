@@ -9,10 +9,17 @@ from thrum_engine.durations import parse_duration
 
 
 def whoami(ctx: Ctx) -> int:
+    from thrum_engine.identity_fields import FIELDS
+    from thrum_engine.layout import current_branch
+
     name = ctx.require_me()
-    data = dict(ctx.identity_file or {"name": name})
-    data.setdefault("name", name)
+    data = {f: "" for f in FIELDS}
+    data.update({k: v for k, v in (ctx.identity_file or {}).items() if v is not None})
+    data["name"] = data.get("name") or name
     data["agent_id"] = name
+    data["preferred_runtime"] = data["preferred_runtime"] or data["runtime"]
+    data["worktree"] = data["worktree"] or ctx.layout.worktree
+    data["branch"] = current_branch(data["worktree"]) or ""  # live: the checkout can move
     field = ctx.args.get("field")
     if field:
         if field not in data:
@@ -128,8 +135,14 @@ def set_status(ctx: Ctx) -> int:
     params = {"status": status}
     if ctx.args.get("agent"):
         params["agent"] = ctx.args["agent"]
-    r = ctx.call("agent.set_status", params)
-    return ctx.emit(r, lambda r: line(f"✓ @{r['agent_id']} is {r['status']}"))
+    r = ctx.call("agent.set_status", params)  # the engine also records it in the identity file
+    own = not ctx.args.get("agent") or r["agent_id"] == ctx.me
+    return ctx.emit(
+        r,
+        lambda r: line(
+            f"✓ Status set to {r['status']}" if own else f"✓ Status for {r['agent_id']} set to {r['status']}"
+        ),
+    )
 
 
 def _session_line(s: dict | None) -> str:

@@ -30,7 +30,7 @@ COMMANDS: list[Spec] = [
         "setup:init",
         "create .thrum/ and the a-sync journal branch in this repo",
         flags="stealth:b force:b dry-run:b non-interactive:b no-daemon:b name:v worktrees-root:v"
-        " runtime:v skills:b roles:v",
+        " runtime:v skills:b roles:v user:b",
     ),
     _s(
         "quickstart",
@@ -103,8 +103,20 @@ COMMANDS: list[Spec] = [
     _s("status", "orientation:status", "me, my session, the engine"),
     _s("overview", "orientation:overview", "team, worktrees, my inbox at a glance"),
     _s("config show", "orientation:config_show", "effective settings"),
+    _s(
+        "single-agent-mode",
+        "orientation:single_agent_mode",
+        "show, or set with true|false, whether one agent works alone (the briefing leaves the team out)",
+        pos=("value?",),
+    ),
     _s("context save", "context:save", "save context (stdin or --file)", flags="file:v"),
-    _s("context show", "context:show", "show saved context", flags="agent:v raw:b no-preamble:b"),
+    _s(
+        "context show",
+        "context:show",
+        "show saved context (--session: mine only; --project: the project state)",
+        flags="agent:v raw:b no-preamble:b session:b project:b",
+    ),
+    _s("context sync", "context:sync", "commit my saved context to the a-sync branch", flags="agent:v"),
     _s("context clear", "context:clear", "delete saved context"),
     _s("context preamble", "context:preamble", "show or set the preamble", flags="init:b file:v"),
     # messaging
@@ -177,6 +189,38 @@ COMMANDS: list[Spec] = [
         pos=("worktree",),
         flags="force:b delete-branch:b keep-agent:b",
     ),
+    # review and merge
+    _s("review request", "review:request", "ask for review of your work", flags="note:v agent:v"),
+    _s("review list", "review:list_", "what needs review: ahead/behind, +/−, tests, age", flags="all:b"),
+    _s("review show", "review:show", "a review: rounds, comments, replies", pos=("id?",), flags="agent:v"),
+    _s(
+        "review comments",
+        "review:comments",
+        "the comments on my (or an agent's) review",
+        pos=("id?",),
+        flags="agent:v",
+    ),
+    _s(
+        "review submit",
+        "review:submit",
+        "approve or request changes (pending comments go with it)",
+        pos=("name",),
+        flags="approve:b request-changes:b summary:v",
+    ),
+    _s(
+        "review preflight",
+        "review:preflight",
+        "what a merge would meet",
+        pos=("name",),
+        flags="squash:b rebase:b",
+    ),
+    _s(
+        "review merge",
+        "review:merge",
+        "merge an approved review into the target (operator)",
+        pos=("name",),
+        flags="squash:b rebase:b teardown:b delete-branch:b keep-agent:b force:b",
+    ),
     # agents in tmux
     _s(
         "tmux create",
@@ -228,6 +272,14 @@ COMMANDS: list[Spec] = [
         "tmux queue-status", "tmux:queue_status", "a session's queued and finished commands", pos=("session",)
     ),
     _s("tmux cancel", "tmux:cancel", "cancel a queued or running command", pos=("command_id",)),
+    _s(
+        "tmux snapshot save",
+        "snapshot:save",
+        "save my conversation state for the session after a restart",
+        flags="reason:v",
+    ),
+    _s("tmux snapshot restore", "snapshot:restore", "print my restart snapshot and remove it"),
+    _s("tmux snapshot check", "snapshot:check", "is there a restart snapshot for me (exit 0) or not (1)"),
     _s("runtime list", "tmux:runtime_list", "runtime presets"),
     _s("runtime show", "tmux:runtime_show", "one preset in full", pos=("runtime",)),
     _s(
@@ -324,7 +376,7 @@ def find(argv: list[str]) -> tuple[Spec | None, list[str]]:
 
     words: list[int] = []
     i = 0
-    while i < len(argv) and len(words) < 2:
+    while i < len(argv) and len(words) < 3:  # `tmux snapshot save` is three words
         tok = argv[i]
         if tok == "--":
             break
@@ -379,9 +431,16 @@ def main(argv: list[str] | None = None) -> int:
         ):
             head = argv[0].partition("=")[0]
         if head in groups and head not in BY_PATH:
+            words = [t for t in argv if not t.startswith("-")][:2]
+            group = " ".join(words)  # `tmux snapshot`: a group inside a group
+            if len(words) < 2 or not any(c.path.startswith(group + " ") for c in COMMANDS):
+                group = head
+            depth = len(group.split())
             error(
-                f"{head} needs a subcommand: "
-                + ", ".join(c.path.split()[1] for c in COMMANDS if c.path.startswith(head + " "))
+                f"{group} needs a subcommand: "
+                + ", ".join(
+                    dict.fromkeys(c.path.split()[depth] for c in COMMANDS if c.path.startswith(group + " "))
+                )
             )
         elif head.startswith("-"):
             error(f"unknown flag: {head}")

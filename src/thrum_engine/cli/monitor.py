@@ -81,7 +81,7 @@ def list_(ctx: Ctx) -> int:
         for m in r["monitors"]:
             line(_line(m))
 
-    return ctx.emit(r, human)
+    return ctx.emit(r["monitors"] if ctx.json else r, human)  # upstream's shape: a bare array
 
 
 def show(ctx: Ctx) -> int:
@@ -94,12 +94,14 @@ def show(ctx: Ctx) -> int:
             if m[k] not in (None, ""):
                 line(f"  {k}: {m[k]}")
 
-    return ctx.emit(r, human)
+    return ctx.emit(r["monitor"] if ctx.json else r, human)  # upstream's shape: the rule itself
 
 
 def stop(ctx: Ctx) -> int:
     r = ctx.call("monitor.stop", {"id": ctx.args["id"]})
-    return ctx.emit(r, lambda r: line(f"✓ Stopped monitor {r['monitor']['name']} ({r['monitor']['id']})"))
+    asked = ctx.args["id"]  # upstream's scripts grep `Stopped monitor <what they passed>`
+    other = r["monitor"]["name"] if asked == r["monitor"]["id"] else r["monitor"]["id"]
+    return ctx.emit(r, lambda r: line(f"✓ Stopped monitor {asked} ({other})"))
 
 
 def restart(ctx: Ctx) -> int:

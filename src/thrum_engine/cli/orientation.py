@@ -221,6 +221,8 @@ def config_show(ctx: Ctx) -> int:
     except ValidationError as exc:  # a bad value in the file or env
         raise CliError(f"invalid settings: {' '.join(str(exc).split())}") from None
     r = {"config": s.model_dump(mode="json"), "config_file": ctx.layout.config_file}
+    # upstream's key, which its scripts read at the top (`.runtime.primary`): our runtimes.default
+    r["runtime"] = r["config"]["runtime"] = {"primary": s.runtimes.default}
 
     def human(r: dict) -> None:
         def walk(prefix: str, d: dict) -> None:
@@ -234,3 +236,38 @@ def config_show(ctx: Ctx) -> int:
         line(f"(file: {r['config_file']})")
 
     return ctx.emit(r, human)
+
+
+def single_agent_mode(ctx: Ctx) -> int:
+    """Upstream's switch, stored where upstream keeps it (`daemon.single_agent_mode` in config.json);
+    the engine follows the file live, so the next briefing already reflects it."""
+    import json
+
+    value = ctx.args.get("value")
+    path = ctx.layout.config_file
+    if not ctx.layout.initialized():
+        raise CliError(f"Thrum is not set up in {ctx.layout.repo}: run `thrum init` there")
+    if value is not None:
+        word = value.strip().lower()
+        if word not in ("true", "false", "on", "off", "1", "0", "yes", "no"):
+            raise CliError(f"invalid value {value!r}: use true or false")
+        from thrum_engine.settings import update_config_file
+
+        try:
+            update_config_file(path, {"daemon": {"single_agent_mode": word in ("true", "on", "1", "yes")}})
+        except (OSError, ValueError) as exc:
+            raise CliError(f"cannot update {path}: {exc}") from None
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise CliError(f"cannot read {path}: {exc}") from None
+    on = bool(((data.get("daemon") or {}) if isinstance(data, dict) else {}).get("single_agent_mode"))
+    return ctx.emit(
+        {"single_agent_mode": on},
+        lambda r: line(
+            f"✓ Single-agent mode set to {str(on).lower()}"
+            if value is not None
+            else f"Single-agent mode: {str(on).lower()}"
+        ),
+    )

@@ -227,8 +227,10 @@ def install_runtimes(
     agent: str | None = None,
     role: str | None = None,
     module: str = "",
+    user: bool = False,
 ) -> dict:
-    """The installer for this worktree, with the repo's recorded choices (stealth, roles)."""
+    """The installer for this worktree, with the repo's recorded choices (stealth, roles); `user`:
+    into the user's home instead (only when asked: `init --user`)."""
     from thrum_engine import integrations
 
     layout = ctx.layout
@@ -247,6 +249,7 @@ def install_runtimes(
         stealth=stealth,
         parts=parts or integrations.PARTS,
         roles_mode=str((cfg.get("roles") or {}).get("mode") or "default"),
+        user=user,
     )
     try:
         return integrations.install(req)
@@ -287,12 +290,21 @@ def init(ctx: Ctx) -> int:
     if a.get("roles") and a["roles"] not in ROLE_MODES:
         raise CliError(f"--roles must be one of {', '.join(ROLE_MODES)}")
     runtimes = _runtimes_flag(a.get("runtime"))
+    if a.get("user") and not runtimes and not a.get("skills"):
+        raise CliError("--user installs runtime files into your home: name them with --runtime R")
     config: dict = {}
     if a.get("worktrees_root"):
         config["worktrees"] = {"base_path": os.path.abspath(os.path.expanduser(a["worktrees_root"]))}
     if runtimes and not a["dry_run"]:
         # A runtime file that cannot be merged into refuses the whole init before anything is made.
-        install_runtimes(ctx, runtimes, force=a["force"], dry_run=True, stealth=a["stealth"] or None)
+        install_runtimes(
+            ctx,
+            runtimes,
+            force=a["force"],
+            dry_run=True,
+            stealth=a["stealth"] or None,
+            user=bool(a.get("user")),
+        )
     if a["force"] and os.path.exists(layout.config_file) and config and not a["dry_run"]:
         os.remove(layout.config_file)
     steps = ensure_init(ctx, stealth=a["stealth"], dry_run=a["dry_run"], config=config)
@@ -357,6 +369,7 @@ def init(ctx: Ctx) -> int:
             agent=a.get("name") or None,
             role=a.get("role") or None,
             module=a.get("module") or "",
+            user=bool(a.get("user")),
         )
 
     def human(r: dict) -> None:

@@ -52,9 +52,9 @@ def create(ctx: Ctx) -> int:
     r = ctx.call("tmux.create", _create_params(ctx, ctx.args["session"], cwd))
     return ctx.emit(
         r,
-        lambda r: line(
-            f"✓ Session {r['session']['name']} created"
-            + (f" for @{r['session']['agent']}" if r["session"]["agent"] else "")
+        lambda r: (
+            line(f"✓ Session created: {r['session']['name']}"),  # upstream's words
+            r["session"]["agent"] and line(f"  agent: @{r['session']['agent']}"),
         ),
     )
 
@@ -63,7 +63,7 @@ def _launch_lines(r: dict) -> None:
     if not r["launched"]:
         line(f"Nothing to launch for runtime {r['runtime']}.")
         return
-    line(f"✓ Launched {r['runtime']} in {r['session']}" + (" and primed it" if r["primed"] else ""))
+    line(f"✓ Launched {r['runtime']} in session {r['session']}" + (" and primed it" if r["primed"] else ""))
     if r.get("note"):
         line(f"! {r['note']}")
 
@@ -88,7 +88,7 @@ def start(ctx: Ctx) -> int:
         params["prompt"] = ctx.args["prompt"]
     r = ctx.call("tmux.start", params, timeout=None)
     return ctx.emit(
-        r, lambda r: (line(f"✓ Session {r['session']['name']} created"), _launch_lines(r["launch"]))
+        r, lambda r: (line(f"✓ Session created: {r['session']['name']}"), _launch_lines(r["launch"]))
     )
 
 
@@ -139,8 +139,33 @@ def restart(ctx: Ctx) -> int:
     params = {"session": ctx.args["session"], "force": ctx.args["force"]}
     if ctx.args.get("runtime"):
         params["runtime"] = ctx.args["runtime"]
-    r = ctx.call("tmux.restart", params, timeout=None)
-    return ctx.emit(r, _launch_lines)
+    written = _snapshot_before_restart(ctx, ctx.args["session"])
+    try:
+        r = ctx.call("tmux.restart", params, timeout=None)
+    except CliError:
+        if written:  # refused or failed: no restart, so no snapshot for a next session
+            os.remove(written)
+        raise
+    return ctx.emit(r, lambda r: (line(f"✓ Session {params['session']} restarted"), _launch_lines(r)))
+
+
+def _snapshot_before_restart(ctx: Ctx, session: str) -> str | None:
+    """Keep the agent's conversation across the restart, as upstream's restart does: unless the agent
+    saved its own snapshot (`tmux snapshot save`), write one from its pane now, before the pane goes;
+    the briefing after the restart hands it over. Returns the path written, if any."""
+    from thrum_engine import snapshots
+    from thrum_engine.cli.snapshot import build
+    from thrum_engine.layout import worktree_root
+
+    found = [s for s in ctx.call("tmux.status").get("sessions", []) if s["name"] == session]
+    if not found or not found[0].get("agent") or not found[0].get("cwd"):
+        return None
+    agent = found[0]["agent"]
+    home = worktree_root(found[0]["cwd"])
+    if home is None or snapshots.read(home, agent) is not None:
+        return None
+    text = build(ctx, agent, home, f"tmux restart {session}", require_session=False)
+    return snapshots.save(home, agent, text)
 
 
 def connect(ctx: Ctx) -> int:

@@ -30,10 +30,8 @@ def create(ctx: Ctx) -> int:
     r = ctx.call("worktree.create", params)
 
     def human(r: dict) -> None:
-        line(
-            f"✓ Worktree {r['name']} at {r['path']}"
-            + (f" on {r['branch']}" if r["branch"] else " (detached)")
-        )
+        line(f"✓ Worktree created at {r['path']}")  # upstream's scripts grep this line
+        line(f"  {r['name']} " + (f"on {r['branch']}" if r["branch"] else "(detached)"))
         if r["agent"]:
             line(f"✓ Agent @{r['agent']['name']} registered there")
         if r.get("session"):
@@ -75,9 +73,10 @@ def teardown(ctx: Ctx) -> int:
         if r["forced"]:
             line("! forced past: " + "; ".join(r["problems"]))
         line(f"✓ Archived {r['archived'][:12]} as {r['archive_ref']}")
-        line(f"✓ Removed worktree {r['name']} ({r['path']})")
+        line(f"✓ Worktree {r['name']} removed")  # upstream's words
+        line(f"  {r['path']}")
         for n in r["agents_deleted"]:
-            line(f"✓ Deleted agent @{n}")
+            line(f"Removed identity: {n}")
         if r["branch_deleted"]:
             line(f"✓ Deleted branch {r['audit']['branch']}")
 

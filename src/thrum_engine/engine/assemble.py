@@ -37,6 +37,8 @@ from thrum_engine.engine import admin
 from thrum_engine.engine.core import Engine, Part
 from thrum_engine.layout import Layout
 from thrum_engine.monitors import methods as monitor_methods
+from thrum_engine.review import methods as review_methods
+from thrum_engine.review import trees as review_trees
 from thrum_engine.settings import ThrumSettings
 from thrum_engine.sync import methods as sync_methods
 from thrum_engine.tmux import methods as tmux_methods
@@ -56,6 +58,8 @@ METHOD_MODULES = (
     identity,
     messaging,
     monitor_methods,
+    review_methods,
+    review_trees,
     sync_methods,
     team,
     tmux_methods,

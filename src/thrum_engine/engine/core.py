@@ -40,6 +40,7 @@ from thrum_engine.errors import (
 from thrum_engine.journal import Journal, Rejected, TornTail
 from thrum_engine.layout import Layout, exclude_thrum_state
 from thrum_engine.settings import ThrumSettings
+from thrum_engine.settings_live import LiveSettings
 from thrum_engine.store import Store, queries
 from thrum_engine.store.db import SchemaTooNew
 from thrum_engine.store.health import diagnose, move_aside, remove_scratch
@@ -103,6 +104,7 @@ class Engine:
     ) -> None:
         self.layout = layout
         self.settings = settings
+        self.live_settings = LiveSettings(layout.config_file, settings)  # config.json edits apply live
         self.host = host
         self.started_at = time.time()
         self.journal = Journal(layout.journal_dir, layout.quarantine_dir, layout.clone_file)
@@ -469,6 +471,7 @@ class Engine:
         m = METHODS.get(name)
         if m is None:
             raise UnknownMethod(f"unknown method: {name}")
+        self.live_settings.refresh(self)
         raw = dict(params or {})
         if m.identity and caller.name is None:
             caller = self.as_operator(caller)
@@ -545,4 +548,5 @@ class Engine:
             "sync": self.sync.summary() if self.sync is not None else "off",
             "sync_status": self.sync.status() if self.sync is not None else None,
             "projection_recovered": self.projection_recovered,
+            "settings": self.live_settings.view(),
         }

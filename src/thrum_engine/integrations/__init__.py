@@ -63,6 +63,7 @@ class Request:
     parts: tuple[str, ...] = PARTS
     roles_mode: str = "default"
     notes: list[str] = field(default_factory=list)
+    user: bool = False  # into the user's home (integrations.user_scope), not the worktree
 
 
 def identity_here(worktree: str) -> dict | None:
@@ -100,6 +101,8 @@ def instruction_block(req: Request) -> str:
 
 
 def plan(req: Request) -> Workspace:
+    if req.user:
+        return _plan_user(req)
     ws = Workspace(req.worktree)
     wiring = Wiring(
         root=ws.root,
@@ -110,6 +113,29 @@ def plan(req: Request) -> Workspace:
         mcp="mcp" in req.parts and mcp_available(),
     )
     for name in req.runtimes:
+        module(name).wire(ws, wiring)
+    return ws
+
+
+def _plan_user(req: Request) -> Workspace:
+    from thrum_engine.integrations import user_scope
+
+    unsupported = [r for r in req.runtimes if not user_scope.supported(r)]
+    if unsupported:
+        raise InstallError(
+            f"--user: no user-level wiring for {', '.join(unsupported)}; install it per worktree (without --user)"
+        )
+    ws = user_scope.UserWorkspace(user_scope.home_dir())
+    wiring = Wiring(
+        root=ws.root,
+        repo=req.repo,
+        block=GENERIC_BLOCK,
+        force=req.force,
+        parts=req.parts,
+        mcp="mcp" in req.parts and mcp_available(),
+    )
+    for name in req.runtimes:
+        ws.runtime = name
         module(name).wire(ws, wiring)
     return ws
 
@@ -154,7 +180,7 @@ def install(req: Request) -> dict:
     ws = plan(req)
     pending = ws.pending()
     skipped: list[str] = []
-    if req.stealth:
+    if req.stealth and not req.user:
         tracked = _tracked(ws.root, [c.rel for c in pending])
         for c in pending:
             if c.rel in tracked:
@@ -165,6 +191,7 @@ def install(req: Request) -> dict:
             ws.notes.append("--stealth leaves tracked files alone: not changed " + ", ".join(sorted(skipped)))
     result: dict = {
         "worktree": ws.root,
+        "user": req.user,
         "runtimes": list(req.runtimes),
         "dry_run": req.dry_run,
         "files": [
@@ -178,7 +205,7 @@ def install(req: Request) -> dict:
         result["diff"] = ws.diff()
         return result
     result["written"] = ws.apply()
-    if req.stealth:
+    if req.stealth and not req.user:
         ours = [c.rel for c in ws.changes.values() if c.rel not in skipped]
         result["excluded"] = exclude(ws.root, ours)
     return result

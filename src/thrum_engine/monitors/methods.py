@@ -212,6 +212,7 @@ async def view(engine: Engine, ident: str) -> dict:
         "spec": spec,
         "match": row["pattern"],
         "to": row["target"],
+        "target": row["target"],  # upstream's key, which its scripts read
         "debounce": row["debounce"],
         "schedule": row["schedule"],
         "status": row["status"],

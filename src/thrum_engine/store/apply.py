@@ -256,6 +256,73 @@ APPLIERS: dict[str, Callable[[dict, dict], Iterable[Op]]] = {
 }
 
 
+# -- reviews (issue 14) --
+# A review exists from its first event (a request, or a round submitted without one). Its status is
+# the last word: "requested" (waiting for the human), "changes_requested", "approved", "merged".
+_OPEN_REVIEW = (
+    "INSERT OR IGNORE INTO reviews(id, agent, branch, target, opened_at, status, updated_at)"
+    " VALUES (?,?,?,?,?,?,?)"
+)
+
+
+def _review_request(ev: dict, d: dict) -> Iterable[Op]:
+    rid, ts = d["review_id"], ev["ts"]
+    yield (_OPEN_REVIEW, (rid, d["agent"], d.get("branch", ""), d.get("target", ""), ts, "requested", ts))
+    yield (
+        (
+            "UPDATE reviews SET status='requested', requested_at=?, requested_by=?, note=?, updated_at=?"
+            " WHERE id=? AND status != 'merged'"
+        ),
+        (ts, ev["author"], d.get("note", ""), ts, rid),
+    )
+
+
+def _review_submit(ev: dict, d: dict) -> Iterable[Op]:
+    rid, ts = d["review_id"], ev["ts"]
+    status = "approved" if d["verdict"] == "approve" else "changes_requested"
+    yield (_OPEN_REVIEW, (rid, d["agent"], d.get("branch", ""), d.get("target", ""), ts, status, ts))
+    yield (
+        (
+            "UPDATE reviews SET status=?, reviewed_head=?, reviewed_fingerprint=?, reviewed_at=?, reviewer=?,"
+            " message_id=?, updated_at=? WHERE id=? AND status != 'merged'"
+        ),
+        (status, d["head"], d.get("fingerprint", ""), ts, ev["author"], d.get("message_id"), ts, rid),
+    )
+    yield (
+        (
+            "INSERT OR IGNORE INTO review_rounds(event_id, review_id, at, reviewer, verdict, head, base,"
+            " fingerprint, summary, comments, message_id) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+        ),
+        (
+            ev["id"],
+            rid,
+            ts,
+            ev["author"],
+            d["verdict"],
+            d["head"],
+            d.get("base", ""),
+            d.get("fingerprint", ""),
+            d.get("summary", ""),
+            _encoder.encode(d.get("comments") or []),
+            d.get("message_id"),
+        ),
+    )
+
+
+def _review_merge(ev: dict, d: dict) -> Iterable[Op]:
+    rid, ts = d["review_id"], ev["ts"]
+    yield (_OPEN_REVIEW, (rid, d["agent"], d.get("branch", ""), d.get("target", ""), ts, "merged", ts))
+    yield (
+        "UPDATE reviews SET status='merged', merged_at=?, merged_commit=?, strategy=?, updated_at=? WHERE id=?",
+        (ts, d["merged_commit"], d["strategy"], ts, rid),
+    )
+
+
+APPLIERS.update(
+    {"review.request": _review_request, "review.submit": _review_submit, "review.merge": _review_merge}
+)
+
+
 _INSERT_APPLIED = "INSERT OR IGNORE INTO applied_events(id) VALUES (?)"
 
 

@@ -283,6 +283,7 @@ async def nudge_backlog(store: Store, agents: list[str], cutoff: str) -> list[di
     return await store.all(
         "SELECT d.recipient, d.message_id, m.author FROM deliveries d JOIN messages m ON m.id = d.message_id"
         f" {UNREAD_PER_AGENT} WHERE d.recipient IN ({_marks(agents)})"
+        " AND m.author != d.recipient"  # a note to yourself is never nudged
         " AND COALESCE(d.notified_at, d.created_at) < ? ORDER BY d.created_at",
         [*agents, cutoff],
     )

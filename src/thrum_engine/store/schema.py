@@ -3,10 +3,13 @@ tables hold machine-local state that `doctor rebuild` carries over."""
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 PROJECTED = ("applied_events", "shard_offsets", "agents", "sessions", "messages", "deliveries", "unread")
+# Review tables (issue 14): reviews and their rounds are projected, pending comments are local.
+PROJECTED += ("reviews", "review_rounds")
 LOCAL = ("presence", "tmux_queue", "monitors", "monitor_events")
+LOCAL += ("review_drafts",)
 
 # Every recipient's unread mail counted afresh: v5's first fill, and the end of a rebuild (which
 # drops the triggers while it loads).
@@ -207,5 +210,57 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE agents ADD COLUMN origin TEXT NOT NULL DEFAULT '';
     ALTER TABLE agents ADD COLUMN host TEXT NOT NULL DEFAULT '';
+    """,
+    # v8: reviews (issue 14). `reviews` and `review_rounds` are projected from review.* events;
+    # `review_drafts` holds the operator's pending comments on this machine until they are submitted.
+    """
+    CREATE TABLE reviews(
+        id TEXT PRIMARY KEY,
+        agent TEXT NOT NULL,
+        branch TEXT NOT NULL DEFAULT '',
+        target TEXT NOT NULL DEFAULT '',
+        opened_at TEXT NOT NULL,
+        status TEXT NOT NULL,
+        note TEXT NOT NULL DEFAULT '',
+        requested_at TEXT,
+        requested_by TEXT,
+        reviewed_head TEXT,
+        reviewed_fingerprint TEXT,
+        reviewed_at TEXT,
+        reviewer TEXT,
+        message_id TEXT,
+        merged_at TEXT,
+        merged_commit TEXT,
+        strategy TEXT,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX reviews_agent ON reviews(agent, opened_at);
+    CREATE TABLE review_rounds(
+        event_id TEXT PRIMARY KEY,
+        review_id TEXT NOT NULL,
+        at TEXT NOT NULL,
+        reviewer TEXT NOT NULL,
+        verdict TEXT NOT NULL,
+        head TEXT NOT NULL,
+        base TEXT NOT NULL DEFAULT '',
+        fingerprint TEXT NOT NULL DEFAULT '',
+        summary TEXT NOT NULL DEFAULT '',
+        comments TEXT NOT NULL DEFAULT '[]',
+        message_id TEXT
+    );
+    CREATE INDEX review_rounds_review ON review_rounds(review_id, at);
+    CREATE TABLE review_drafts(
+        id TEXT PRIMARY KEY,
+        agent TEXT NOT NULL,
+        path TEXT NOT NULL,
+        line INTEGER,
+        end_line INTEGER,
+        side TEXT NOT NULL DEFAULT 'new',
+        quote TEXT NOT NULL DEFAULT '',
+        body TEXT NOT NULL,
+        head TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX review_drafts_agent ON review_drafts(agent, created_at);
     """,
 ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 from dataclasses import dataclass, field
 
@@ -25,6 +26,9 @@ JOURNAL = "journal"
 # that could climb, nothing a remote could use to reach outside the journal).
 SHARD_PATH = re.compile(r"^journal/([A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)*)@([a-z0-9]{1,32})\.jsonl$")
 GIT_TIMEOUT = 120.0
+# Sync's git runs below the engine's priority: on a small machine its hashing and packing would
+# otherwise take CPU from the sends it must never slow down.
+NICE = ["nice", "-n", "10"] if shutil.which("nice") else []
 
 
 class GitFailed(Exception):
@@ -65,7 +69,7 @@ def _env() -> dict[str, str]:
 
 def git(cwd: str, *args: str, stdin: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess:
     proc = subprocess.run(
-        ["git", "-c", "core.hooksPath=/dev/null", "-c", "gc.auto=0", *args],
+        [*NICE, "git", "-c", "core.hooksPath=/dev/null", "-c", "gc.auto=0", *args],
         check=False,  # the caller's `check` decides, with git's own message
         cwd=cwd,
         env=_env(),
@@ -162,12 +166,9 @@ def remote_url(repo: str, remote: str) -> str | None:
 
 def fetch(worktree: str, remote: str, branch: str) -> str | None:
     """Fetch the remote's sync branch to `refs/thrum/remote/<branch>`; its tip, or None when the remote
-    has no such branch yet."""
+    has no such branch yet. One git process (a cycle's spawns are what a send feels)."""
     ref = f"refs/thrum/remote/{branch}"
-    listed = out(worktree, "ls-remote", "--heads", remote, f"refs/heads/{branch}")
-    if not listed:
-        return None
-    git(
+    proc = git(
         worktree,
         "fetch",
         "--quiet",
@@ -175,7 +176,14 @@ def fetch(worktree: str, remote: str, branch: str) -> str | None:
         "--no-write-fetch-head",
         remote,
         f"+refs/heads/{branch}:{ref}",
+        check=False,
     )
+    if proc.returncode != 0:
+        text = proc.stderr.decode("utf-8", "replace")
+        if "couldn't find remote ref" in text:
+            return None
+        lines = text.strip().splitlines()
+        raise GitFailed(f"git fetch: {lines[-1] if lines else f'exit {proc.returncode}'}")
     return out(worktree, "rev-parse", ref)
 
 

@@ -14,6 +14,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from thrum_engine import names
 from thrum_engine.files import open_append_private, private_dir
@@ -21,6 +22,9 @@ from thrum_engine.tmux import runtimes
 from thrum_engine.tmux.health import SHELLS, fell_back_to_shell, shell_names
 from thrum_engine.tmux.panes import PaneState, PaneStream
 from thrum_engine.tmux.server import Tmux, TmuxError
+
+if TYPE_CHECKING:
+    from thrum_engine.settings import TmuxSettings
 
 log = logging.getLogger("thrum.tmux")
 
@@ -60,9 +64,12 @@ class Session:
 
 
 class TmuxManager:
+    @property
+    def settings(self) -> TmuxSettings:  # read each time: config.json edits apply live
+        return self.engine.settings.tmux
+
     def __init__(self, engine) -> None:
         self.engine = engine
-        self.settings = engine.settings.tmux
         self.tmux = Tmux(self.settings.socket_name)
         self.shells = shell_names(self.settings.shell)
         self.dir = os.path.join(engine.layout.var, "panes")

@@ -115,6 +115,15 @@ def runtime_for(engine: Engine, name: str | None) -> runtimes.Runtime:
     return runtimes.get(engine.layout.repo, name or engine.settings.runtimes.default)
 
 
+def session_state(engine: Engine, s: Session) -> str:
+    """Upstream's words, which its scripts test: `dead` (the pane's process is gone), `stale` (nothing
+    has changed in the pane for the presence offline threshold), `alive`."""
+    if s.stream.dead or s.state.state == "exited":
+        return "dead"
+    quiet = time.time() - s.state.since
+    return "stale" if quiet > engine.settings.presence.offline_after_seconds else "alive"
+
+
 def session_view(engine: Engine, s: Session) -> dict:
     wt = engine.agents.get(s.agent, {}).get("worktree") or s.cwd
     return {
@@ -123,7 +132,7 @@ def session_view(engine: Engine, s: Session) -> dict:
         "runtime": s.runtime.name,
         "pane_id": s.pane_id,
         "cwd": s.cwd,
-        "state": "exited" if s.stream.dead else "running",
+        "state": session_state(engine, s),
         "pane_state": s.state.view(),
         "branch": current_branch(wt) if wt and os.path.isdir(wt) else None,
     }
@@ -218,6 +227,7 @@ async def create_tmux_session(
                 runtime=runtime.name,
                 intent=intent,
                 force=force,
+                tmux_session=session,
             )
         tags = {
             "@thrum_repo": engine.layout.repo,
@@ -247,7 +257,7 @@ async def checked_create(engine: Engine, caller: Caller, p: CreateParams) -> Ses
     check_session_name(p.session)
     cwd, wt = session_place(engine, p.cwd)
     require_owner(engine, caller, wt, f"creating a session in {wt}")
-    runtime = runtime_for(engine, p.runtime)
+    runtime = runtime_for(engine, p.runtime or ("shell" if p.no_agent else None))  # no agent: a plain shell
     agent, role = session_agent(engine, p)
     home = agent_worktree(engine, agent)
     if home and os.path.realpath(home) != os.path.realpath(wt):  # moving it: the caller must own its home
@@ -383,12 +393,23 @@ async def launch(engine: Engine, caller: Caller, p: LaunchParams) -> dict:
     m = manager(engine)
     await m.discover()
     s = m.sessions.get(p.session) or m.for_agent(p.session)
+    adopted = False
+    if s is None:
+        from thrum_engine.tmux.adoption import adopt_foreign
+
+        if p.runtime:
+            await check_runtime(engine, runtime_for(engine, p.runtime))  # refuse before taking it on
+        s = await adopt_foreign(engine, m, caller, p.session)  # a session made by hand: taken on
+        adopted = s is not None
     if s is None:
         return await relaunch(engine, caller, p)
     require_owner(engine, caller, session_owner(engine, s), f"launching in session {s.name}")
     if s.stream.dead:
         return await restart(engine, caller, RestartParams(session=s.name, force=True, runtime=p.runtime))
-    runtime = runtime_for(engine, p.runtime or s.runtime.name)
+    if adopted:  # its agent's runtime, else the default: the shell it was adopted as is no choice
+        runtime = runtime_for(engine, p.runtime or engine.agents.get(s.agent, {}).get("runtime") or None)
+    else:
+        runtime = runtime_for(engine, p.runtime or s.runtime.name)
     return await record_dispatch(
         engine, caller, s.agent, p.prompt, await launch_runtime(engine, s, runtime, p.prompt)
     )

@@ -172,11 +172,23 @@ class CommandQueue:
                 for h in (run.timer, run.check):
                     if h:
                         h.cancel()
+            await self._interrupt(row["session"])
             await self._finish_row(row, "cancelled", output, "cancelled while running (partial output)")
             self.kick(row["session"])
         else:
             await self._finish_row(row, "cancelled", "", "cancelled before it started")
         return await self.get(cid)
+
+    async def _interrupt(self, session: str) -> None:
+        """Stop the command in the pane itself (Ctrl-C), not only in the table: a cancelled `sleep 600`
+        must not keep the pane busy for the next command (upstream's cancel does the same)."""
+        s = self.m.sessions.get(session)
+        if s is None or s.stream.dead:
+            return
+        try:
+            await asyncio.to_thread(self.m.tmux.send_keys, s.pane_id, "C-c")
+        except TmuxError as exc:
+            log.warning("could not interrupt the command in %s: %s", session, exc)
 
     # -- the machine --
     def kick(self, session: str) -> None:

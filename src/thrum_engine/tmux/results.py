@@ -39,7 +39,7 @@ def cut_output(text: str, token: str) -> str:
 
 
 def label(row: dict) -> str:
-    """One line a person reads: `failed (exit 1) in 2.3s`, `done (exit 0) in 0.1s`, `prompt typed to
+    """One line a person reads: `failed (exit 1) in 2.3s`, `completed (exit 0) in 0.1s`, `prompt typed to
     claude`, `queued`."""
     status = row["status"]
     if status in ("queued", "running", "cancelled", "interrupted"):
@@ -49,6 +49,7 @@ def label(row: dict) -> str:
         return what if status == "done" else f"{what}: {status}"
     took = f" in {row['duration']:.1f}s" if row.get("duration") is not None else ""
     code = row.get("exit_code")
+    word = "completed" if status == "done" else status  # upstream's word: scripts grep "completed"
     if code is None:
-        return f"{status} (no exit status){took}" if status == "done" else f"{status}{took}"
-    return f"{status} (exit {code}){took}"
+        return f"{word} (no exit status){took}" if status == "done" else f"{word}{took}"
+    return f"{word} (exit {code}){took}"

@@ -55,6 +55,17 @@ GROUPS: list[tuple[str, list[tuple[str, str]]]] = [
         ],
     ),
     (
+        "Review",
+        [
+            ("v / enter (queue)", "review the agent's work: files, diff, commits"),
+            ("] [  j k  pgup pgdn", "next / previous hunk (on to the next file), line, page"),
+            ("v (diff) … c", "comment on a range; c alone: the line; C: the whole file"),
+            ("x  n p  u", "mark viewed; next / previous file; reload"),
+            ("A / R / M", "approve / request changes (pending comments go too) / merge"),
+            ("w", "worktrees: branch vs target, last commit, changes, merged, agent"),
+        ],
+    ),
+    (
         "Console",
         [
             ("m", "monitor rules"),

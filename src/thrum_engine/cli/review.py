@@ -1,0 +1,204 @@
+"""review request|list|show|comments|submit|preflight|merge: the review queue from a shell, for agents
+(ask for review, read what the reviewer said) and scripts (merge what was approved)."""
+
+from __future__ import annotations
+
+from thrum_engine.cli.args import exclusive
+from thrum_engine.cli.call import Ctx
+from thrum_engine.cli.output import line
+
+
+def _ago(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
+
+
+def _which(ctx: Ctx) -> dict:
+    params = {}
+    if ctx.args.get("id"):
+        params["review_id"] = ctx.args["id"]
+    if ctx.args.get("agent"):
+        params["agent"] = ctx.args["agent"]
+    return params
+
+
+def request(ctx: Ctx) -> int:
+    params = {"note": ctx.args.get("note") or ""}
+    if ctx.args.get("agent"):
+        params["agent"] = ctx.args["agent"]
+    r = ctx.call("review.request", params)
+
+    def human(r: dict) -> None:
+        line(f"✓ Review requested for @{r['agent']} ({r['branch']} → {r['target']}): {r['review_id']}")
+
+    return ctx.emit(r, human)
+
+
+def list_(ctx: Ctx) -> int:
+    r = ctx.call("review.list", {"all": ctx.args["all"]})
+
+    def human(r: dict) -> None:
+        if not r["reviews"]:
+            line("Nothing to review.")
+        for e in r["reviews"]:
+            tests = e["tests"]["label"] if e["tests"] else "no tests run"
+            changed = "  changed since your review" if e["changed_since_review"] else ""
+            asked = f"  asked {_ago(e['request_age'])} ago" if e["request_age"] is not None else ""
+            dirty = (
+                f"  {e['uncommitted'] + e['untracked']} uncommitted"
+                if e["uncommitted"] + e["untracked"]
+                else ""
+            )
+            line(
+                f"{'●' if e['needs_you'] else ' '} @{e['agent']}  {e['branch'] or 'detached'}  {e['status']}"
+                f"  ↑{e['ahead']} ↓{e['behind']}  {e['files']} files +{e['added']} −{e['removed']}"
+                f"{dirty}  {tests}{asked}{changed}"
+            )
+
+    return ctx.emit(r, human)
+
+
+def show(ctx: Ctx) -> int:
+    r = ctx.call("review.show", _which(ctx))
+
+    def human(r: dict) -> None:
+        rv = r["review"]
+        line(f"{rv['id']}  @{rv['agent']}  {rv['branch']} → {rv['target']}  {rv['status']}")
+        if rv.get("note"):
+            line(f"  note: {rv['note']}")
+        st = r["state"]
+        if st:
+            line(
+                f"  ↑{st['ahead']} ↓{st['behind']}  {len(st['files'])} files +{st['added']} −{st['removed']}"
+            )
+        if r.get("changed_since_review"):
+            line("  changed since the last review")
+        for c in r["commits"]:
+            line(f"  {c['sha'][:8]} {c['subject']}")
+        for rd in r["rounds"]:
+            line(
+                f"\n{rd['at']} @{rd['reviewer']}: {rd['verdict'].replace('_', ' ')} ({len(rd['comments'])} comments)"
+            )
+            if rd["summary"]:
+                line(f"  {rd['summary']}")
+            for c in rd["comments"]:
+                where = f"{c['path']}:{c['line']}" if c.get("line") else f"{c['path']} (file)"
+                line(f"  {where}: {c['body']}")
+        for m in r["replies"]:
+            line(f"\n↩ @{m['author']} {m['created_at']}: {m['content']}")
+
+    return ctx.emit(r, human)
+
+
+def comments(ctx: Ctx) -> int:
+    r = ctx.call("review.comments", _which(ctx))
+
+    def human(r: dict) -> None:
+        if r["review_id"] is None:
+            line(f"No review of @{r['agent']} yet.")
+            return
+        verdict = (r["verdict"] or "pending").replace("_", " ")
+        line(
+            f"{r['review_id']}  @{r['agent']}  {verdict}"
+            + ("  (changed since)" if r["changed_since_review"] else "")
+        )
+        if r["summary"]:
+            line(f"  {r['summary']}")
+        for c in r["comments"]:
+            where = f"{c['path']}:{c['line']}" if c.get("line") else f"{c['path']} (file)"
+            line(
+                f"{'~' if c['outdated'] else '-'} {where}: {c['body']}"
+                + ("  [outdated]" if c["outdated"] else "")
+            )
+        for c in r.get("pending") or []:
+            line(f"* pending {c['path']}:{c.get('line') or 'file'}: {c['body']}")
+
+    return ctx.emit(r, human)
+
+
+def submit(ctx: Ctx) -> int:
+    a = ctx.args
+    exclusive(a, "--approve", "--request-changes")
+    if not (a["approve"] or a["request_changes"]):
+        from thrum_engine.cli.call import CliError
+
+        raise CliError("say --approve or --request-changes")
+    r = ctx.call(
+        "review.submit",
+        {
+            "agent": a["name"],
+            "verdict": "approve" if a["approve"] else "request_changes",
+            "summary": a.get("summary") or "",
+        },
+    )
+
+    def human(r: dict) -> None:
+        what = "Approved" if r["verdict"] == "approve" else "Requested changes from"
+        line(
+            f"✓ {what} @{r['agent']} ({r['comments']} comments): {r['review_id']}, message {r['message_id']}"
+        )
+
+    return ctx.emit(r, human)
+
+
+def _strategy(a: dict) -> str:
+    exclusive(a, "--squash", "--rebase")
+    return "squash" if a["squash"] else "rebase" if a["rebase"] else "merge"
+
+
+def preflight(ctx: Ctx) -> int:
+    r = ctx.call("review.preflight", {"agent": ctx.args["name"], "strategy": _strategy(ctx.args)})
+
+    def human(r: dict) -> None:
+        line(
+            f"{r['strategy']} {r['branch']} → {r['target']}: ↑{r['ahead']} ↓{r['behind']}, {r['files']} files"
+        )
+        for p in r["problems"]:
+            line(f"{'!' if p['forceable'] else '✗'} {p['text']}")
+            for f in p["files"][:10]:
+                line(f"    {f}")
+        line(
+            "✓ ready to merge"
+            if r["ok"]
+            else "✓ mergeable with --force"
+            if r["mergeable"]
+            else "✗ not mergeable"
+        )
+
+    return ctx.emit(r, human)
+
+
+def merge(ctx: Ctx) -> int:
+    a = ctx.args
+    r = ctx.call(
+        "review.merge",
+        {
+            "agent": a["name"],
+            "strategy": _strategy(a),
+            "force": a["force"],
+            "teardown": a["teardown"],
+            "delete_branch": a["delete_branch"],
+            "keep_agent": a["keep_agent"],
+        },
+        timeout=None,
+    )
+
+    def human(r: dict) -> None:
+        if r["forced"]:
+            line("! forced past: " + ", ".join(r["forced"]))
+        line(
+            f"✓ Merged @{r['agent']}'s {r['branch']} into {r['target']} ({r['strategy']}): {r['merged_commit'][:12]}"
+        )
+        t = r["teardown"]
+        if t:
+            line(f"✓ Archived as {t['archive_ref']}; removed worktree {t['name']}")
+            if t["branch_deleted"]:
+                line(f"✓ Deleted branch {r['branch']}")
+            for n in t["agents_deleted"]:
+                line(f"✓ Ended agent @{n}")
+
+    return ctx.emit(r, human)

@@ -1,0 +1,720 @@
+"""Reviews: what needs review, the rounds of comments that become one message to the agent, and the
+merge behind a preflight. Git runs in threads (`gitstate`); state changes are journal events
+(`review.request|submit|merge`), pending comments a machine-local table.
+
+The target of every review is the branch checked out in the main checkout, as for teardown's audit."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import time
+from typing import TYPE_CHECKING
+
+from thrum_engine import ids
+from thrum_engine.durations import iso, parse_iso
+from thrum_engine.errors import Conflict, Forbidden, InvalidInput, NotFound, UnknownAgent
+from thrum_engine.layout import current_branch
+from thrum_engine.review import gitstate
+from thrum_engine.review.gitrun import GitFailed, identity_env, run_git
+from thrum_engine.store import reviews as q
+
+if TYPE_CHECKING:
+    from thrum_engine.engine.core import Engine
+
+# A queued command that ran the tests, for the "tests" column (see tmux/results.py).
+TEST_COMMAND = re.compile(
+    r"\b(pytest|tox|nox|unittest|make\s+(test|check)|(npm|yarn|pnpm|bun)\s+(run\s+)?test|cargo\s+test|"
+    r"go\s+test|ctest|rspec|jest|vitest|mix\s+test|gradle\w*\s+test|mvn\s+test)\b"
+)
+QUOTE_LINES = 6  # lines of code quoted per comment in the message body
+STRATEGIES = ("merge", "squash", "rebase")
+
+
+# -- who and where --
+
+
+def target_branch(engine: Engine) -> str:
+    target = current_branch(engine.layout.repo)
+    if not target:
+        raise Conflict("the main checkout is on a detached HEAD: check out the branch to merge into")
+    return target
+
+
+def worktree_of(engine: Engine, agent: str) -> str:
+    row = engine.agents.get(agent)
+    if row is None:
+        raise UnknownAgent(f"no agent @{agent}")
+    wt = row.get("worktree") or ""
+    if not wt or not os.path.isdir(wt):
+        raise NotFound(f"@{agent} has no worktree on this machine")
+    if os.path.realpath(wt) == os.path.realpath(engine.layout.repo):
+        raise InvalidInput(f"@{agent} works in the main checkout: there is no branch of its own to review")
+    return wt
+
+
+def reviewable_agents(engine: Engine) -> list[str]:
+    main = os.path.realpath(engine.layout.repo)
+    out = []
+    for name, row in sorted(engine.agents.items()):
+        wt = row.get("worktree") or ""
+        if row.get("kind") == "user" or not wt or not os.path.isdir(wt) or os.path.realpath(wt) == main:
+            continue
+        out.append(name)
+    return out
+
+
+async def state_of(engine: Engine, agent: str) -> gitstate.BranchState:
+    wt = worktree_of(engine, agent)
+    return (await asyncio.to_thread(gitstate.branch_state, wt, target_branch(engine)))[0]
+
+
+def agent_state(engine: Engine, agent: str) -> str:
+    from thrum_engine.team import presence
+
+    return presence(engine, agent)[0] if agent in engine.agents else "gone"
+
+
+async def tests_status(engine: Engine, agent: str) -> dict | None:
+    """The last queued test command in the agent's pane, if one ran."""
+    pane = engine.tmux.for_agent(agent) if engine.tmux is not None else None
+    if pane is None:
+        return None
+    from thrum_engine.tmux.results import label
+
+    rows = await engine.store.all(
+        "SELECT * FROM tmux_queue WHERE session = ? AND kind = 'command' ORDER BY created_at DESC LIMIT 50",
+        (pane.name,),
+    )
+    for row in rows:
+        if TEST_COMMAND.search(row["command"]):
+            passed = None if row["status"] in ("queued", "running") else row.get("exit_code") == 0
+            return {
+                "command": row["command"],
+                "status": row["status"],
+                "exit_code": row.get("exit_code"),
+                "passed": passed,
+                "label": label(row),
+                "finished_at": row.get("finished_at"),
+            }
+    return None
+
+
+def _age(at: str | None) -> float | None:
+    if not at:
+        return None
+    try:
+        return round(time.time() - parse_iso(at), 1)
+    except ValueError:
+        return None
+
+
+# -- the queue --
+
+
+def entry(
+    engine: Engine, agent: str, st: gitstate.BranchState, review: dict | None, tests: dict | None
+) -> dict:
+    status = review["status"] if review else None
+    reviewed = review.get("reviewed_fingerprint") if review else None
+    return {
+        "agent": agent,
+        "review_id": review["id"] if review else None,
+        "status": status or "unreviewed",
+        "branch": st.branch,
+        "target": st.target,
+        "head": st.head,
+        "ahead": st.ahead,
+        "behind": st.behind,
+        "files": len(st.files) + len(st.untracked),
+        "added": st.added,
+        "removed": st.removed,
+        "uncommitted": len(st.uncommitted),
+        "untracked": len(st.untracked),
+        "reviewable": st.reviewable,
+        "tests": tests,
+        "note": (review or {}).get("note") or "",
+        "requested_at": (review or {}).get("requested_at"),
+        "request_age": _age((review or {}).get("requested_at")) if status == "requested" else None,
+        "reviewed_head": (review or {}).get("reviewed_head"),
+        "changed_since_review": None if not reviewed else reviewed != st.fingerprint,
+        "agent_state": agent_state(engine, agent),
+        "needs_you": status == "requested"
+        or (status is not None and bool(reviewed) and reviewed != st.fingerprint and status != "approved"),
+    }
+
+
+async def queue(engine: Engine, *, everyone: bool = False) -> list[dict]:
+    """Each agent with work to review (commits ahead of the target or uncommitted changes), or with
+    an open request; `everyone`: every agent with a worktree."""
+    open_ = await q.open_reviews(engine.store)
+    target = target_branch(engine)
+    out = []
+    for agent in reviewable_agents(engine):
+        try:
+            st, _ = await asyncio.to_thread(gitstate.branch_state, engine.agents[agent]["worktree"], target)
+        except GitFailed:
+            continue  # a worktree git cannot read (removed under us): not reviewable
+        review = open_.get(agent)
+        if not (everyone or st.reviewable or (review and review["status"] == "requested")):
+            continue
+        out.append(entry(engine, agent, st, review, await tests_status(engine, agent)))
+    # What waits for the human first, oldest request first.
+    out.sort(key=lambda e: (not e["needs_you"], e["requested_at"] or "~", e["agent"]))
+    return out
+
+
+# -- requests --
+
+
+async def request(engine: Engine, author: str, agent: str, note: str) -> dict:
+    st = await state_of(engine, agent)
+    if not st.reviewable:
+        raise InvalidInput(
+            f"nothing to review: {st.branch or 'HEAD'} has no commits ahead of {st.target} and no uncommitted changes"
+        )
+    review = await q.open_review(engine.store, agent)
+    rid = review["id"] if review else ids.new_id("rev")
+    data = {"review_id": rid, "agent": agent, "branch": st.branch or "", "target": st.target, "head": st.head}
+    if note:
+        data["note"] = note
+    await engine.commit(engine.event("review.request", author, data))
+    return {"review_id": rid, "agent": agent, "branch": st.branch, "target": st.target, "head": st.head}
+
+
+async def find_review(engine: Engine, review_id: str | None, agent: str | None) -> dict | None:
+    if review_id:
+        if not ids.is_id(review_id, "rev"):
+            raise InvalidInput(f"invalid review id {review_id!r} (expected rev_<ULID>)")
+        row = await q.review(engine.store, review_id)
+        if row is None:
+            raise NotFound(f"no review {review_id}")
+        return row
+    if agent:
+        return await q.open_review(engine.store, agent) or await engine.store.one(
+            "SELECT * FROM reviews WHERE agent = ? ORDER BY opened_at DESC LIMIT 1", (agent,)
+        )
+    return None
+
+
+# -- comments --
+
+
+def _lines_now(worktree: str, path: str) -> list[str] | None:
+    return gitstate.working_file(worktree, path)
+
+
+def mark_outdated(worktree: str | None, st: gitstate.BranchState | None, comments: list[dict]) -> list[dict]:
+    """Each comment with `outdated`: its lines no longer read as quoted (the agent changed or moved
+    them), or its file left the diff. Blocking (reads files): run in a thread."""
+    if worktree is None or st is None:
+        return [{**c, "outdated": None} for c in comments]
+    in_diff = {f.path for f in st.files} | set(st.untracked)
+    cache: dict[tuple[str, str], list[str] | None] = {}
+    out = []
+    for c in comments:
+        path, line = c["path"], c.get("line")
+        if path not in in_diff:
+            outdated = True
+        elif not line or not c.get("quote"):
+            outdated = False
+        else:
+            side = c.get("side", "new")
+            key = (side, path)
+            if key not in cache:
+                cache[key] = (
+                    _lines_now(worktree, path)
+                    if side == "new"
+                    else gitstate.file_at(worktree, st.merge_base, path)
+                )
+            lines = cache[key]
+            want = c["quote"].split("\n")
+            outdated = lines is None or lines[line - 1 : line - 1 + len(want)] != want
+        out.append({**c, "outdated": outdated})
+    return out
+
+
+def quote_of(worktree: str, base: str, path: str, line: int | None, end: int | None, side: str) -> str:
+    if not line:
+        return ""
+    lines = _lines_now(worktree, path) if side == "new" else gitstate.file_at(worktree, base, path)
+    if lines is None:
+        return ""
+    return "\n".join(lines[line - 1 : (end or line)])
+
+
+def where(c: dict) -> str:
+    if not c.get("line"):
+        return f"{c['path']} (whole file)"
+    span = (
+        f"{c['line']}-{c['end_line']}" if c.get("end_line") and c["end_line"] != c["line"] else f"{c['line']}"
+    )
+    return f"{c['path']}:{span}" + (" (old side)" if c.get("side") == "old" else "")
+
+
+def message_body(
+    review_id: str, verdict: str, st: gitstate.BranchState, summary: str, comments: list[dict]
+) -> str:
+    head = "approved" if verdict == "approve" else "changes requested"
+    n = len(comments)
+    lines = [
+        f"Review of {st.branch or 'HEAD'} ({st.ahead} commit(s) on {st.target}, {st.merge_base[:8]}..{st.head[:8]}): {head}"
+        + (f", {n} comment(s)" if n else ""),
+    ]
+    if summary.strip():
+        lines += ["", summary.strip()]
+    for i, c in enumerate(comments, 1):
+        lines += ["", f"{i}. {where(c)}"]
+        quoted = (c.get("quote") or "").split("\n")[:QUOTE_LINES] if c.get("quote") else []
+        lines += [f"   > {q}" for q in quoted]
+        if c.get("quote") and len((c.get("quote") or "").split("\n")) > QUOTE_LINES:
+            lines.append("   > …")
+        lines += [f"   {b}" for b in c["body"].strip().split("\n")]
+    lines += [
+        "",
+        (
+            f"Reply to this message to answer the review; `thrum review show {review_id} --json` and"
+            " `thrum review comments --json` have it as data."
+        ),
+    ]
+    return "\n".join(lines)
+
+
+async def submit(
+    engine: Engine, reviewer: str, agent: str, verdict: str, summary: str, extra: list[dict]
+) -> dict:
+    if reviewer == agent:
+        raise Forbidden("an agent does not review its own work")
+    st = await state_of(engine, agent)
+    pending = await q.drafts(engine.store, agent)
+    comments = [
+        {
+            k: d[k]
+            for k in ("id", "path", "line", "end_line", "side", "quote", "body", "head")
+            if d.get(k) is not None
+        }
+        for d in pending
+    ]
+    wt = worktree_of(engine, agent)
+    for c in extra:
+        comments.append(await _new_comment(engine, wt, st, c))
+    if verdict == "request_changes" and not comments and not summary.strip():
+        raise InvalidInput(
+            "request changes with at least one comment or a summary, so the agent knows what to do"
+        )
+    review = await q.open_review(engine.store, agent)
+    rid = review["id"] if review else ids.new_id("rev")
+    structured = {
+        "type": "review",
+        "review_id": rid,
+        "verdict": verdict,
+        "branch": st.branch,
+        "target": st.target,
+        "base": st.merge_base,
+        "head": st.head,
+        "summary": summary,
+        "comments": comments,
+    }
+    from thrum_engine.messaging import create_message
+
+    msg = await create_message(
+        engine,
+        reviewer,
+        message_body(rid, verdict, st, summary, comments),
+        to=["@" + agent],
+        refs=[f"review:{rid}"],
+        structured=structured,
+    )
+    mid = msg["data"]["message_id"]
+    data = {
+        "review_id": rid,
+        "agent": agent,
+        "verdict": verdict,
+        "head": st.head,
+        "branch": st.branch or "",
+        "target": st.target,
+        "base": st.merge_base,
+        "fingerprint": st.fingerprint,
+        "summary": summary,
+        "comments": comments,
+        "message_id": mid,
+    }
+    await engine.commit(engine.event("review.submit", reviewer, data))
+    async with engine.writer.lock:
+        await engine.store.write_local(q.CLEAR_DRAFTS, [(agent,)])
+    return {
+        "review_id": rid,
+        "agent": agent,
+        "verdict": verdict,
+        "message_id": mid,
+        "comments": len(comments),
+        "head": st.head,
+    }
+
+
+async def _new_comment(engine: Engine, wt: str, st: gitstate.BranchState, c: dict) -> dict:
+    path = c.get("path") or ""
+    if not path or path.startswith("/") or ".." in path.split("/"):
+        raise InvalidInput(f"invalid path {path!r}: a path inside the repo, as the diff shows it")
+    body = (c.get("body") or "").strip()
+    if not body:
+        raise InvalidInput("a comment needs text")
+    line, end = c.get("line"), c.get("end_line")
+    if line is not None and (line < 1 or (end is not None and end < line)):
+        raise InvalidInput("line numbers start at 1 and a range ends at or after its start")
+    side = c.get("side") or "new"
+    if side not in ("new", "old"):
+        raise InvalidInput("side is new or old")
+    quote = await asyncio.to_thread(quote_of, wt, st.merge_base, path, line, end, side)
+    out = {"id": ids.new_id("cmt"), "path": path, "body": body, "side": side, "quote": quote, "head": st.head}
+    if line is not None:
+        out["line"] = line
+    if end is not None and end != line:
+        out["end_line"] = end
+    return out
+
+
+async def add_draft(engine: Engine, agent: str, c: dict) -> dict:
+    wt = worktree_of(engine, agent)
+    st = await state_of(engine, agent)
+    comment = await _new_comment(engine, wt, st, c)
+    row = (
+        comment["id"],
+        agent,
+        comment["path"],
+        comment.get("line"),
+        comment.get("end_line"),
+        comment["side"],
+        comment["quote"],
+        comment["body"],
+        comment["head"],
+        iso(),
+    )
+    async with engine.writer.lock:
+        await engine.store.write_local(q.ADD_DRAFT, [row])
+    return comment
+
+
+async def remove_draft(engine: Engine, agent: str, comment_id: str | None) -> None:
+    async with engine.writer.lock:
+        if comment_id is None:
+            await engine.store.write_local(q.CLEAR_DRAFTS, [(agent,)])
+        else:
+            await engine.store.write_local(q.DELETE_DRAFT, [(agent, comment_id)])
+
+
+async def comments(
+    engine: Engine,
+    review: dict | None,
+    agent: str,
+    *,
+    with_pending: bool,
+    st: gitstate.BranchState | None = None,
+) -> dict:
+    """The last round's comments (outdated marked against the branch as it is now) and, for the
+    reviewer, the pending ones."""
+    if st is None:
+        try:
+            st = await state_of(engine, agent)
+        except (NotFound, UnknownAgent, InvalidInput, GitFailed):
+            st = None
+    wt = st.path if st is not None else None
+    rounds = await q.rounds(engine.store, review["id"]) if review else []
+    last = rounds[-1] if rounds else None
+    submitted = await asyncio.to_thread(mark_outdated, wt, st, last["comments"] if last else [])
+    out: dict = {
+        "review_id": review["id"] if review else None,
+        "agent": agent,
+        "verdict": last["verdict"] if last else None,
+        "summary": last["summary"] if last else "",
+        "reviewed_head": last["head"] if last else None,
+        "head": st.head if st else None,
+        "changed_since_review": (last["fingerprint"] != st.fingerprint) if (last and st) else None,
+        "comments": submitted,
+    }
+    if with_pending:
+        drafts = await q.drafts(engine.store, agent)
+        out["pending"] = await asyncio.to_thread(mark_outdated, wt, st, drafts)
+    return out
+
+
+async def show(engine: Engine, review: dict) -> dict:
+    agent = review["agent"]
+    rounds = await q.rounds(engine.store, review["id"])
+    replies = await q.replies(engine.store, [r["message_id"] for r in rounds if r["message_id"]])
+    out = {"review": review, "rounds": rounds, "replies": replies, "state": None, "commits": []}
+    try:
+        st = await state_of(engine, agent)
+    except (NotFound, UnknownAgent, InvalidInput, GitFailed):
+        return out
+    out["state"] = st.view()
+    out["commits"] = await asyncio.to_thread(gitstate.commits, st.path, st.merge_base, st.head)
+    out["changed_since_review"] = (
+        None if not review.get("reviewed_fingerprint") else review["reviewed_fingerprint"] != st.fingerprint
+    )
+    return out
+
+
+async def diff(engine: Engine, agent: str, commit: str | None, context: int) -> dict:
+    """Everything the review screen opens with, in one call: the branch's state, the diff (whole,
+    or one commit's), the commits and the comments; git's commands run side by side."""
+    wt = worktree_of(engine, agent)
+    if commit is not None:
+        sha = await asyncio.to_thread(gitstate.rev, wt, commit)
+        if not sha:
+            raise InvalidInput(f"unknown commit {commit!r}")
+        commit = sha
+
+    def diff_of(base: str) -> str:
+        return gitstate.diff_text(wt, base, commit, context)
+
+    def commits_of(base: str) -> list[dict]:
+        return gitstate.commits(wt, base, "HEAD")
+
+    st, (text, commits) = await asyncio.to_thread(
+        gitstate.branch_state, wt, target_branch(engine), extra=(diff_of, commits_of)
+    )
+    review = await find_review(engine, None, agent)
+    said = await comments(engine, review, agent, with_pending=True, st=st)
+    return {
+        "agent": agent,
+        "state": st.view(),
+        "commit": commit,
+        "diff": text,
+        "commits": commits,
+        "comments": said,
+    }
+
+
+# -- merge --
+
+
+def _problem(code: str, text: str, *, forceable: bool, files: list[str] | None = None) -> dict:
+    return {"code": code, "text": text, "forceable": forceable, "files": files or []}
+
+
+async def preflight(engine: Engine, agent: str, strategy: str) -> dict:
+    """Everything that stands between the branch and the target, found without changing anything:
+    a dry merge for conflicts, the main checkout's state, the agent, the review."""
+    if strategy not in STRATEGIES:
+        raise InvalidInput(f"strategy is one of {', '.join(STRATEGIES)}")
+    started = time.perf_counter()
+    st = await state_of(engine, agent)
+    repo = engine.layout.repo
+    problems: list[dict] = []
+    if st.ahead == 0:
+        problems.append(
+            _problem("nothing_to_merge", f"{st.branch} has no commits ahead of {st.target}", forceable=False)
+        )
+    if not st.branch:
+        problems.append(
+            _problem("detached", "the worktree is on a detached HEAD: no branch to merge", forceable=False)
+        )
+    main_changed, main_untracked = await asyncio.to_thread(gitstate.status, repo)
+    if main_changed:
+        problems.append(
+            _problem(
+                "target_dirty",
+                f"the main checkout ({st.target}) has {len(main_changed)} uncommitted change(s): commit or stash them first",
+                forceable=False,
+                files=main_changed,
+            )
+        )
+    tree, conflicted = (None, [])
+    if st.ahead:
+        tree, conflicted = await asyncio.to_thread(gitstate.merge_conflicts, repo, st.target_head, st.head)
+        if tree is None:
+            problems.append(
+                _problem(
+                    "conflicts",
+                    f"merging {st.branch} into {st.target} conflicts in {len(conflicted)} file(s)",
+                    forceable=False,
+                    files=conflicted,
+                )
+            )
+    if st.uncommitted:
+        problems.append(
+            _problem(
+                "uncommitted",
+                f"{len(st.uncommitted)} uncommitted change(s) in the worktree would not be merged",
+                forceable=True,
+                files=st.uncommitted,
+            )
+        )
+    if st.untracked:
+        problems.append(
+            _problem(
+                "untracked",
+                f"{len(st.untracked)} untracked file(s) in the worktree would not be merged",
+                forceable=True,
+                files=st.untracked,
+            )
+        )
+    if strategy == "rebase" and st.behind and (st.uncommitted or st.untracked):
+        problems.append(
+            _problem(
+                "rebase_dirty",
+                "rebasing needs a clean worktree (commit or drop its changes)",
+                forceable=False,
+            )
+        )
+    state = agent_state(engine, agent)
+    if state == "working":
+        problems.append(_problem("agent_working", f"@{agent} is still working", forceable=True))
+    review = await q.open_review(engine.store, agent)
+    if review is None or review["status"] != "approved":
+        problems.append(_problem("not_approved", "the review is not approved", forceable=True))
+    elif review.get("reviewed_fingerprint") != st.fingerprint:
+        problems.append(
+            _problem(
+                "changed_since_approval", f"@{agent}'s work changed since you approved it", forceable=True
+            )
+        )
+    return {
+        "agent": agent,
+        "strategy": strategy,
+        "branch": st.branch,
+        "target": st.target,
+        "head": st.head,
+        "target_head": st.target_head,
+        "ahead": st.ahead,
+        "behind": st.behind,
+        "files": len(st.files),
+        "added": st.added,
+        "removed": st.removed,
+        "conflicts": conflicted,
+        "main_untracked": len(main_untracked),
+        "review_id": review["id"] if review else None,
+        "problems": problems,
+        "ok": not problems,
+        "mergeable": not any(not p["forceable"] for p in problems),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+def _commit_message(strategy: str, branch: str, agent: str, rid: str, subjects: list[str]) -> str:
+    if strategy == "squash":
+        body = "\n".join(f"* {s}" for s in reversed(subjects))
+        return f"{branch}: work of @{agent} (squashed, review {rid})\n\n{body}\n"
+    return f"Merge branch '{branch}' (@{agent}, review {rid})\n"
+
+
+def _do_merge(repo: str, worktree: str, st: gitstate.BranchState, strategy: str, message: str) -> str:
+    """The merged commit, reached by a fast-forward of the main checkout: a merge or squash commit
+    is built from the dry merge's tree first (`commit-tree`), a rebase runs in the (clean) worktree
+    and is aborted on any failure, so a failure leaves nothing half-done."""
+    if gitstate.rev(repo, "HEAD") != st.target_head:
+        raise Conflict(f"{st.target} moved while merging: run the preflight again")
+    if strategy == "rebase":
+        new = st.head
+        if not gitstate.is_ancestor(repo, st.target_head, st.head):
+            who = identity_env(worktree)
+            code, _ = run_git(worktree, "rebase", "--quiet", st.target_head, check=False, env=who)
+            if code != 0:
+                run_git(worktree, "rebase", "--abort", check=False, env=who)
+                raise Conflict(
+                    f"rebasing {st.branch} onto {st.target} stopped on a conflict: nothing was changed"
+                )
+            new = gitstate.rev(worktree, "HEAD")
+    else:
+        tree, conflicted = gitstate.merge_conflicts(repo, st.target_head, st.head)
+        if tree is None:
+            raise Conflict(f"merging {st.branch} conflicts in: {', '.join(conflicted)}")
+        parents = ["-p", st.target_head] + (["-p", st.head] if strategy == "merge" else [])
+        who = identity_env(repo)
+        new = run_git(repo, "commit-tree", tree, *parents, "-F", "-", input=message, env=who)[1].strip()
+    code, out = run_git(repo, "merge", "--ff-only", "--quiet", new, check=False)
+    if code != 0:
+        raise Conflict(
+            f"the fast-forward of {st.target} failed (nothing was changed): {out.strip() or 'see git'}"
+        )
+    return new
+
+
+async def merge(
+    engine: Engine,
+    author: str,
+    agent: str,
+    strategy: str,
+    *,
+    force: bool,
+    teardown: bool,
+    delete_branch: bool,
+    keep_agent: bool,
+    caller,
+) -> dict:
+    if delete_branch and not teardown:
+        raise InvalidInput("--delete-branch needs --teardown: the branch is checked out in the worktree")
+    if teardown:
+        from thrum_engine.worktrees import path_for
+
+        wt = worktree_of(engine, agent)
+        if path_for(engine, os.path.basename(wt)) != os.path.realpath(wt):
+            raise InvalidInput(f"--teardown: {wt} is not a worktree Thrum made (under worktrees.base_path)")
+    pre = await preflight(engine, agent, strategy)
+    hard = [p for p in pre["problems"] if not p["forceable"]]
+    soft = [p for p in pre["problems"] if p["forceable"]]
+    if hard or (soft and not force):
+        blocking = hard + ([] if force else soft)
+        detail = "; ".join(
+            p["text"] + (f" ({', '.join(p['files'][:8])})" if p["files"] else "") for p in blocking
+        )
+        hint = "" if hard else " (--force to merge anyway)"
+        raise Conflict(f"not merging @{agent}'s {pre['branch']}: {detail}{hint}")
+    st = await state_of(engine, agent)
+    review = await q.open_review(engine.store, agent)
+    rid = review["id"] if review else ids.new_id("rev")
+    subjects = [
+        c["subject"] for c in await asyncio.to_thread(gitstate.commits, st.path, st.merge_base, st.head)
+    ]
+    message = _commit_message(strategy, st.branch or "HEAD", agent, rid, subjects)
+    async with _merge_lock(engine):
+        merged = await asyncio.to_thread(_do_merge, engine.layout.repo, st.path, st, strategy, message)
+    await engine.commit(
+        engine.event(
+            "review.merge",
+            author,
+            {
+                "review_id": rid,
+                "agent": agent,
+                "strategy": strategy,
+                "merged_commit": merged,
+                "target": st.target,
+                "branch": st.branch or "",
+                "head": st.head,
+            },
+        )
+    )
+    result: dict = {
+        "review_id": rid,
+        "agent": agent,
+        "strategy": strategy,
+        "target": st.target,
+        "branch": st.branch,
+        "merged_commit": merged,
+        "forced": [p["code"] for p in soft] if force else [],
+        "teardown": None,
+    }
+    if strategy == "rebase" and merged != st.head:
+        result["rebased"] = True
+    if teardown:
+        from thrum_engine.worktrees import WorktreeTeardownParams
+        from thrum_engine.worktrees import teardown as teardown_method
+
+        result["teardown"] = await teardown_method(
+            engine,
+            caller,
+            WorktreeTeardownParams(
+                name=os.path.basename(st.path), force=True, delete_branch=delete_branch, keep_agent=keep_agent
+            ),
+        )
+    return result
+
+
+_LOCKS: dict[int, asyncio.Lock] = {}
+
+
+def _merge_lock(engine: Engine) -> asyncio.Lock:
+    """One merge at a time per engine: two would race on the main checkout's HEAD."""
+    return _LOCKS.setdefault(id(engine), asyncio.Lock())

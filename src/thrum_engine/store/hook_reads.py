@@ -1,0 +1,38 @@
+"""The reads a runtime hook makes on every prompt and every stop, kept to what the index answers.
+
+A hook fires many times a minute per agent and its answer is usually "nothing new", so the common
+case is one query over the `deliveries_unread` index that returns ids only (no message bodies, no
+counts); bodies and the unread total are read only when there is something new to show. Cost does
+not grow with the history: at most `limit` index entries, then `limit` rows by primary key.
+"""
+
+from __future__ import annotations
+
+from thrum_engine.store.db import Store
+
+
+async def newest_unread_ids(store: Store, me: str, floor: str, limit: int) -> list[str]:
+    """`me`'s newest unread message ids, newest first (deliveries older than `floor`, the
+    recipient's registration, do not count: the unread rule everywhere)."""
+    rows = await store.all(
+        "SELECT message_id FROM deliveries WHERE recipient = ? AND read_at IS NULL AND deleted = 0"
+        " AND created_at >= ? ORDER BY created_at DESC LIMIT ?",
+        (me, floor, limit),
+    )
+    return [r["message_id"] for r in rows]
+
+
+async def messages_by_id(store: Store, ids: list[str]) -> dict[str, dict]:
+    if not ids:
+        return {}
+    marks = ",".join("?" * len(ids))
+    rows = await store.all(
+        f"SELECT id, author, content, created_at FROM messages WHERE id IN ({marks})",
+        ids,
+    )
+    return {r["id"]: r for r in rows}
+
+
+async def unread_total(store: Store, me: str) -> int:
+    """From the trigger-kept `unread` table: one row per author, whatever the store's size."""
+    return int(await store.scalar("SELECT COALESCE(SUM(n), 0) FROM unread WHERE recipient = ?", (me,)) or 0)

@@ -1,0 +1,60 @@
+"""The review tables' queries (issue 14): reviews and rounds (projected), pending comments (local)."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from thrum_engine.store.db import Store
+
+
+async def open_review(store: Store, agent: str) -> dict | None:
+    """The agent's review that is not merged yet (at most one is open at a time)."""
+    return await store.one(
+        "SELECT * FROM reviews WHERE agent = ? AND status != 'merged' ORDER BY opened_at DESC, id DESC LIMIT 1",
+        (agent,),
+    )
+
+
+async def open_reviews(store: Store) -> dict[str, dict]:
+    rows = await store.all("SELECT * FROM reviews WHERE status != 'merged' ORDER BY opened_at, id")
+    return {r["agent"]: r for r in rows}
+
+
+async def review(store: Store, review_id: str) -> dict | None:
+    return await store.one("SELECT * FROM reviews WHERE id = ?", (review_id,))
+
+
+async def rounds(store: Store, review_id: str) -> list[dict]:
+    rows = await store.all(
+        "SELECT * FROM review_rounds WHERE review_id = ? ORDER BY at, event_id", (review_id,)
+    )
+    for r in rows:
+        r["comments"] = json.loads(r["comments"])
+    return rows
+
+
+async def replies(store: Store, message_ids: list[str]) -> list[dict]:
+    """Messages answering the review's messages: replies to them and the rest of their threads."""
+    if not message_ids:
+        return []
+    marks = ",".join("?" * len(message_ids))
+    return await store.all(
+        f"SELECT id, author, content, created_at, reply_to FROM messages WHERE deleted = 0 AND id NOT IN ({marks})"
+        f" AND (reply_to IN ({marks}) OR thread_id IN (SELECT thread_id FROM messages WHERE id IN ({marks})"
+        " AND thread_id IS NOT NULL)) ORDER BY created_at, id",
+        (*message_ids, *message_ids, *message_ids),
+    )
+
+
+async def drafts(store: Store, agent: str) -> list[dict]:
+    return await store.all("SELECT * FROM review_drafts WHERE agent = ? ORDER BY created_at, id", (agent,))
+
+
+ADD_DRAFT = (
+    "INSERT INTO review_drafts(id, agent, path, line, end_line, side, quote, body, head, created_at)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?)"
+)
+DELETE_DRAFT = "DELETE FROM review_drafts WHERE agent = ? AND id = ?"
+CLEAR_DRAFTS = "DELETE FROM review_drafts WHERE agent = ?"

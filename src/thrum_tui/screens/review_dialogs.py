@@ -1,0 +1,314 @@
+"""The review screen's dialogs: a comment, the verdict, the merge with its preflight, a conflict,
+and what to do with the worktree once the work has landed."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual import on, work
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.content import Content
+from textual.widgets import Button, Checkbox, Input, Label, RadioButton, RadioSet, Static
+
+from thrum_tui.screens.base import Dialog
+
+SHOWN_FILES = 10
+
+
+def _files(files: list[str]) -> list[str]:
+    out = [f"    {f}" for f in files[:SHOWN_FILES]]
+    if len(files) > SHOWN_FILES:
+        out.append(f"    … and {len(files) - SHOWN_FILES} more")
+    return out
+
+
+class CommentDialog(Dialog):
+    """The comment's text for `where`, with the code it is about quoted above the field."""
+
+    DEFAULT_CSS = """
+    CommentDialog #quote { color: $text-muted; margin-bottom: 1; max-height: 8; }
+    """
+
+    def __init__(self, where: str, quote: str) -> None:
+        super().__init__()
+        self.where = where
+        self.quote = quote
+
+    def compose(self):
+        with Vertical(id="dialog"):
+            yield Label(f"Comment on {self.where}", classes="title")
+            if self.quote:
+                yield Static(Content("\n".join("> " + q for q in self.quote.split("\n")[:6])), id="quote")
+            yield Input(placeholder="what should change, and why (enter saves it as pending)", id="body")
+            with Horizontal(classes="buttons"):
+                yield Button("Cancel", id="cancel")
+                yield Button("Add comment", id="save", variant="primary")
+
+    def on_mount(self) -> None:
+        self.query_one("#body", Input).focus()
+
+    @on(Button.Pressed, "#cancel")
+    def cancel(self) -> None:
+        self.dismiss(None)
+
+    @on(Button.Pressed, "#save")
+    @on(Input.Submitted, "#body")
+    def save(self) -> None:
+        text = self.query_one("#body", Input).value.strip()
+        if text:
+            self.dismiss(text)
+
+
+class SubmitDialog(Dialog):
+    """Approve or request changes, with an optional summary; the pending comments go with it."""
+
+    def __init__(self, agent: str, verdict: str, pending: int) -> None:
+        super().__init__()
+        self.agent = agent
+        self.verdict = verdict
+        self.pending = pending
+
+    def compose(self):
+        title = (
+            f"Approve @{self.agent}" if self.verdict == "approve" else f"Request changes from @{self.agent}"
+        )
+        with Vertical(id="dialog"):
+            yield Label(title, classes="title")
+            yield Static(
+                f"{self.pending} pending comment(s) go with it, as one message to @{self.agent}"
+                " (readable text plus the comments as data)."
+            )
+            with Horizontal(classes="row"):
+                yield Label("summary")
+                yield Input(placeholder="optional: the gist, for the agent", id="summary")
+            with Horizontal(classes="buttons"):
+                yield Button("Cancel", id="cancel")
+                yield Button(
+                    "Approve" if self.verdict == "approve" else "Request changes",
+                    id="go",
+                    variant="success" if self.verdict == "approve" else "warning",
+                )
+
+    def on_mount(self) -> None:
+        self.query_one("#summary", Input).focus()
+
+    @on(Button.Pressed, "#cancel")
+    def cancel(self) -> None:
+        self.dismiss(None)
+
+    @on(Button.Pressed, "#go")
+    @on(Input.Submitted, "#summary")
+    def go(self) -> None:
+        self.dismiss(self.query_one("#summary", Input).value.strip())
+
+
+def preflight_lines(pre: dict) -> list[tuple[str, str]]:
+    """(text, css class) per line of the preflight: what would be merged, then each problem."""
+    head = (
+        f"{pre['strategy']}: {pre['branch']} → {pre['target']}  ↑{pre['ahead']} ↓{pre['behind']}"
+        f"  {pre['files']} files +{pre['added']} −{pre['removed']}"
+    )
+    out = [(head, "")]
+    for p in pre["problems"]:
+        out.append((("! " if p["forceable"] else "✗ ") + p["text"], "problem"))
+        out += [(f, "problem") for f in _files(p["files"])]
+    if pre["ok"]:
+        out.append(("✓ no conflicts, the target is clean, the review is approved", "ok"))
+    elif pre["mergeable"]:
+        out.append(("the problems marked ! can be forced past", ""))
+    return out
+
+
+class MergeDialog(Dialog):
+    """The preflight for the chosen strategy, run again when it changes; Merge only when nothing
+    blocks (or the operator ticked force for what may be forced). Dismisses with the merge result,
+    or {"conflicts": [...]} when the dry merge found conflicts."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [*Dialog.BINDINGS, Binding("ctrl+s", "merge", "merge")]
+    DEFAULT_CSS = """
+    MergeDialog RadioSet { layout: horizontal; height: auto; margin-bottom: 1; }
+    MergeDialog #preflight { height: auto; max-height: 20; margin-bottom: 1; }
+    """
+
+    def __init__(self, agent: str) -> None:
+        super().__init__()
+        self.agent = agent
+        self.strategy = "merge"
+        self.pre: dict | None = None
+
+    def compose(self):
+        with Vertical(id="dialog"):
+            yield Label(f"Merge @{self.agent}'s work", classes="title")
+            with RadioSet(id="strategy"):
+                yield RadioButton("merge commit", value=True, id="merge")
+                yield RadioButton("squash", id="squash")
+                yield RadioButton("rebase + fast-forward", id="rebase")
+            yield Static("running the preflight…", id="preflight")
+            yield Checkbox("force past the problems marked !", id="force")
+            with Horizontal(classes="buttons"):
+                yield Button("Cancel", id="cancel")
+                yield Button("Merge", id="go", variant="primary", disabled=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#force", Checkbox).display = False
+        self.query_one("#strategy", RadioSet).focus()
+        self.run_preflight()
+
+    @on(RadioSet.Changed, "#strategy")
+    def strategy_changed(self, event: RadioSet.Changed) -> None:
+        self.strategy = str(event.pressed.id)
+        self.run_preflight()
+
+    @work(group="preflight", exclusive=True, exit_on_error=False)
+    async def run_preflight(self) -> None:
+        self.query_one("#go", Button).disabled = True
+        pre, error = await self.attempt("review.preflight", {"agent": self.agent, "strategy": self.strategy})
+        box = self.query_one("#preflight", Static)
+        if pre is None:
+            box.update(f"✗ {error}")
+            return
+        self.pre = pre
+        if pre["conflicts"]:
+            self.dismiss({"conflicts": pre["conflicts"], "preflight": pre})
+            return
+        box.update(
+            Content("\n").join(
+                Content.styled(text, "$error" if cls == "problem" else "$success" if cls == "ok" else "")
+                for text, cls in preflight_lines(pre)
+            )
+        )
+        forceable = any(p["forceable"] for p in pre["problems"])
+        self.query_one("#force", Checkbox).display = forceable and pre["mergeable"]
+        self.update_go()
+
+    @on(Checkbox.Changed, "#force")
+    def update_go(self) -> None:
+        pre = self.pre
+        forced = self.query_one("#force", Checkbox).value
+        self.query_one("#go", Button).disabled = not (
+            pre is not None and (pre["ok"] or (pre["mergeable"] and forced))
+        )
+
+    @on(Button.Pressed, "#cancel")
+    def cancel(self) -> None:
+        self.dismiss(None)
+
+    @on(Button.Pressed, "#go")
+    def action_merge(self) -> None:
+        if not self.query_one("#go", Button).disabled:
+            self.query_one("#go", Button).disabled = True
+            self.merge()
+
+    @work(group="merge", exclusive=True, exit_on_error=False)
+    async def merge(self) -> None:
+        params = {
+            "agent": self.agent,
+            "strategy": self.strategy,
+            "force": self.query_one("#force", Checkbox).value,
+        }
+        self.query_one("#preflight", Static).update("… merging")
+        r, error = await self.attempt("review.merge", params)
+        if r is None:
+            if error and "conflict" in error:
+                self.dismiss({"conflicts": [], "error": error})
+                return
+            self.query_one("#preflight", Static).update(f"✗ {error}")
+            self.update_go()
+            return
+        self.dismiss(r)
+
+
+class ConflictDialog(Dialog):
+    """A dry merge found conflicts: which files, and that nothing was changed."""
+
+    def __init__(self, agent: str, files: list[str], error: str | None = None) -> None:
+        super().__init__()
+        self.agent = agent
+        self.files = files
+        self.error = error
+
+    def compose(self):
+        with Vertical(id="dialog"):
+            yield Label(f"@{self.agent}'s branch conflicts with the target", classes="title")
+            lines = [f"✗ {len(self.files)} file(s) conflict:"] + _files(self.files) if self.files else []
+            if self.error:
+                lines.append(f"✗ {self.error}")
+            lines += [
+                "",
+                "Nothing was changed: no merge was started, the target and the worktree are as they were.",
+                "Request changes to ask the agent to merge or rebase onto the target and resolve them.",
+            ]
+            yield Static("\n".join(lines), id="conflicts", classes="problem")
+            with Horizontal(classes="buttons"):
+                yield Button("Close", id="close")
+                yield Button("Request changes", id="ask", variant="warning")
+
+    def on_mount(self) -> None:
+        self.query_one("#close", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "ask")
+
+
+class AfterMergeDialog(Dialog):
+    """The work landed: tear the worktree down (archived first), delete the branch, keep or end
+    the agent, or keep everything as it is."""
+
+    def __init__(self, agent: str, worktree: str, result: dict) -> None:
+        super().__init__()
+        self.agent = agent
+        self.worktree = worktree
+        self.result = result
+
+    def compose(self):
+        r = self.result
+        with Vertical(id="dialog"):
+            yield Label(f"Merged @{self.agent}'s {r['branch']} into {r['target']}", classes="title")
+            yield Static(f"✓ {r['strategy']}: {r['target']} is now {r['merged_commit'][:12]}", classes="ok")
+            yield Checkbox(
+                f"tear down the worktree {self.worktree} (archived first)", value=True, id="teardown"
+            )
+            yield Checkbox(f"delete the branch {r['branch']}", value=True, id="delete-branch")
+            yield Checkbox(f"keep @{self.agent} in the team (else the agent ends)", id="keep-agent")
+            yield Static("", id="outcome")
+            with Horizontal(classes="buttons"):
+                yield Button("Keep everything", id="keep")
+                yield Button("Done", id="go", variant="primary")
+
+    def on_mount(self) -> None:
+        self.query_one("#go", Button).focus()
+
+    @on(Checkbox.Changed, "#teardown")
+    def teardown_changed(self, event: Checkbox.Changed) -> None:
+        self.query_one("#delete-branch", Checkbox).disabled = not event.value
+
+    @on(Button.Pressed, "#keep")
+    def keep(self) -> None:
+        self.dismiss(None)
+
+    @on(Button.Pressed, "#go")
+    def go(self) -> None:
+        if not self.query_one("#teardown", Checkbox).value:
+            self.dismiss(None)
+            return
+        self.query_one("#go", Button).disabled = True
+        self.tear_down()
+
+    @work(group="after-merge", exclusive=True, exit_on_error=False)
+    async def tear_down(self) -> None:
+        self.query_one("#outcome", Static).update("… tearing down")
+        r, error = await self.attempt(
+            "worktree.teardown",
+            {
+                "name": self.worktree,
+                "force": True,  # merged: what is left is archived before anything is removed
+                "delete_branch": self.query_one("#delete-branch", Checkbox).value,
+                "keep_agent": self.query_one("#keep-agent", Checkbox).value,
+            },
+        )
+        if r is None:
+            self.query_one("#outcome", Static).update(f"✗ {error}")
+            self.query_one("#go", Button).disabled = False
+            return
+        self.dismiss(r)

@@ -1,0 +1,100 @@
+"""`w`: every worktree of the repo, as git sees it now: branch and how far it is from the target,
+the last commit, uncommitted and untracked counts (never "clean" when `git status` is not), merged
+or not, and the agent there with its state. Enter reviews that agent's work."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual import work
+from textual.binding import Binding, BindingType
+from textual.widgets import DataTable, Footer, Label
+
+from thrum_tui.screens.base import Page
+
+COLUMNS = ("worktree", "branch", "vs target", "last commit", "changes", "merged", "agent")
+
+
+def changes(w: dict) -> str:
+    if w["error"]:
+        return w["error"]
+    parts = []
+    if w["uncommitted"]:
+        parts.append(f"{len(w['uncommitted'])} uncommitted")
+    if w["untracked"]:
+        parts.append(f"{len(w['untracked'])} untracked")
+    return ", ".join(parts) or "clean"
+
+
+def tree_row(w: dict) -> tuple[str, ...]:
+    last = w["last_commit"]
+    agent = ", ".join(f"@{a['name']} {a['state']}" for a in w["agents"]) or "-"
+    merged = "-" if w["merged"] is None else "merged" if w["merged"] else "not merged"
+    ahead = "" if w["ahead"] is None else f"↑{w['ahead']} ↓{w['behind']}"
+    return (
+        w["name"],
+        w["branch"] or "detached",
+        ahead,
+        f"{last['sha'][:8]} {last['subject']}"[:48] if last else "",
+        changes(w),
+        merged,
+        agent,
+    )
+
+
+class WorktreesScreen(Page):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "app.pop_screen", "back"),
+        Binding("u", "reload", "reload"),
+    ]
+    DEFAULT_CSS = """
+    WorktreesScreen #trees-title { padding: 0 1; background: $panel; }
+    WorktreesScreen DataTable { height: 1fr; }
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trees: list[dict] = []
+
+    def compose(self):
+        yield Label("WORKTREES", id="trees-title")
+        yield DataTable(id="trees", cursor_type="row")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        for c in COLUMNS:
+            table.add_column(c, key=c)
+        table.focus()
+        self.reload()
+
+    def refresh_from_engine(self) -> None:
+        self.reload()
+
+    def action_reload(self) -> None:
+        self.reload()
+
+    @work(group="worktrees", exclusive=True, exit_on_error=False)
+    async def reload(self) -> None:
+        r = await self.call("worktree.overview", {})
+        if r is None:
+            return
+        self.trees = r["worktrees"]
+        self.query_one("#trees-title", Label).update(
+            f"WORKTREES · {len(self.trees)} · against {r['target']} · enter reviews the agent's work"
+        )
+        table = self.query_one(DataTable)
+        row = table.cursor_row
+        table.clear()
+        for w in self.trees:
+            table.add_row(*tree_row(w))
+        if self.trees:
+            table.move_cursor(row=min(row, len(self.trees) - 1))
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if 0 <= event.cursor_row < len(self.trees):
+            agent = self.trees[event.cursor_row]["agent"]
+            if agent:
+                self.app.open_review(agent)  # type: ignore[attr-defined]
+            else:
+                self.app.notify("no agent works in this worktree", severity="warning")

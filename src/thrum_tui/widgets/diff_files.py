@@ -1,0 +1,158 @@
+"""The review's file list: one row per changed file (viewed mark, status, +/−, path, comments),
+drawn on demand like the diff beside it, so moving to the next of 100 files redraws two rows,
+not the list (an OptionList re-measured every option on each change: bench/review.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from rich.segment import Segment
+from rich.style import Style
+from textual.binding import Binding, BindingType
+from textual.geometry import Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from thrum_tui.textual_compat import no_layout_virtual_size
+
+
+@dataclass(slots=True)
+class FileRow:
+    path: str
+    status: str
+    added: int
+    removed: int
+    viewed: bool = False
+    comments: int = 0
+
+
+class FileList(ScrollView, can_focus=True):
+    # Its box is fixed by the layout: a new file's size repaints, never re-lays out the screen.
+    virtual_size = no_layout_virtual_size()
+    DEFAULT_CSS = """
+    FileList {
+        height: 2fr;
+        border: round $primary;
+        background: $surface;
+    }
+    FileList:focus {
+        border: round $accent;
+    }
+    FileList > .file-list--cursor { background: $primary 40%; }
+    FileList > .file-list--added { color: $success; }
+    FileList > .file-list--removed { color: $error; }
+    FileList > .file-list--muted { color: $text-muted; }
+    FileList > .file-list--viewed { color: $success; text-style: bold; }
+    FileList > .file-list--comments { color: $warning; }
+    """
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "file-list--cursor",
+        "file-list--added",
+        "file-list--removed",
+        "file-list--muted",
+        "file-list--viewed",
+        "file-list--comments",
+    }
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j,down", "move(1)", "down", show=False),
+        Binding("k,up", "move(-1)", "up", show=False),
+        Binding("pagedown", "move(10)", show=False),
+        Binding("pageup", "move(-10)", show=False),
+        Binding("enter", "choose", "open", show=False),
+    ]
+
+    class Highlighted(Message):
+        def __init__(self, index: int) -> None:
+            super().__init__()
+            self.index = index
+
+    class Chosen(Message):
+        def __init__(self, index: int) -> None:
+            super().__init__()
+            self.index = index
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.rows: list[FileRow] = []
+        self.cursor = 0
+        self._lines: dict[int, Strip] = {}
+        self._style_cache: dict[str, Style] = {}
+
+    def show(self, rows: list[FileRow], cursor: int = 0) -> None:
+        self.rows = rows
+        self.cursor = max(0, min(cursor, len(rows) - 1))
+        self._lines.clear()
+        self.virtual_size = Size(max((len(r.path) for r in rows), default=0) + 24, len(rows))
+        self.refresh()
+
+    def update_row(self, index: int, row: FileRow) -> None:
+        self.rows[index] = row
+        self._lines.pop(index, None)
+        self.refresh_lines(index - self.scroll_offset.y)
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._style_cache.clear()
+        self._lines.clear()
+
+    def set_cursor(self, index: int) -> None:
+        """Move the cursor without telling anyone (the screen already knows)."""
+        if not self.rows:
+            return
+        old, self.cursor = self.cursor, max(0, min(index, len(self.rows) - 1))
+        height = self.scrollable_content_region.height or 1
+        top = self.scroll_offset.y
+        if self.cursor < top:
+            self.scroll_to(y=self.cursor, animate=False, immediate=True)
+        elif self.cursor >= top + height:
+            self.scroll_to(y=self.cursor - height + 1, animate=False, immediate=True)
+        for i in (old, self.cursor):
+            self._lines.pop(i, None)
+        self.refresh()
+
+    def action_move(self, step: int) -> None:
+        before = self.cursor
+        self.set_cursor(self.cursor + step)
+        if self.cursor != before:
+            self.post_message(self.Highlighted(self.cursor))
+
+    def action_choose(self) -> None:
+        if self.rows:
+            self.post_message(self.Chosen(self.cursor))
+
+    def _style(self, name: str) -> Style:
+        """Component styles, computed once per style change (each lookup walks the CSS)."""
+        style = self._style_cache.get(name)
+        if style is None:
+            style = self._style_cache[name] = (
+                self.rich_style if name == "base" else self.get_component_rich_style(name, partial=True)
+            )
+        return style
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        i = scroll_y + y
+        width = self.scrollable_content_region.width
+        if i >= len(self.rows):
+            return Strip.blank(width, self._style("base"))
+        strip = self._lines.get(i)
+        if strip is None:
+            strip = self._lines[i] = Strip(self._segments(i))
+        return strip.crop_extend(scroll_x, scroll_x + width, self._style("base"))
+
+    def _segments(self, i: int) -> list[Segment]:
+        r = self.rows[i]
+        base = self._style("base") + (self._style("file-list--cursor") if i == self.cursor else Style())
+        out = [
+            Segment("✓ " if r.viewed else "  ", base + self._style("file-list--viewed")),
+            Segment(r.status + " ", base + self._style("file-list--muted")),
+            Segment(f"+{r.added}", base + self._style("file-list--added")),
+            Segment(" ", base),
+            Segment(f"−{r.removed}", base + self._style("file-list--removed")),
+            Segment(f" {r.path}", base),
+        ]
+        if r.comments:
+            out.append(Segment(f" 💬{r.comments}", base + self._style("file-list--comments")))
+        return out

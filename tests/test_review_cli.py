@@ -1,0 +1,215 @@
+"""Review and merge from a shell: an agent asks for review and reads what the reviewer said, the
+operator approves and merges; every answer also as `--json`. Real repos, worktrees and commits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import Agent, assert_error, pane_state, wait_for
+
+
+def wt_path(repo, name: str) -> Path:
+    return Path(repo.env["HOME"]) / ".thrum" / "worktrees" / repo.path.name / name
+
+
+def commit(repo, cwd: Path, files: dict[str, str], message: str) -> str:
+    for name, text in files.items():
+        (cwd / name).parent.mkdir(parents=True, exist_ok=True)
+        (cwd / name).write_text(text)
+    repo.git("add", "-A", "--", *files, cwd=cwd)
+    repo.git("commit", "-q", "-m", message, cwd=cwd)
+    return repo.git("rev-parse", "HEAD", cwd=cwd)
+
+
+@pytest.fixture
+def work(repo):
+    """alice in a worktree Thrum made, two commits ahead of main; ada the operator in the main checkout."""
+    assert repo.run("init").code == 0
+    r = repo.run(
+        "worktree", "create", "alice", "--name", "alice", "--role", "implementer", "--runtime", "shell"
+    )
+    assert r.code == 0, r.err
+    path = wt_path(repo, "alice")
+    alice = Agent("alice", "implementer", path, dict(repo.env))
+    commit(repo, path, {"src/app.py": "def main():\n    return 1\n\n\nprint(main())\n"}, "add app")
+    commit(repo, path, {"README.md": "hello\nworld\n"}, "readme")
+    ada = repo.agent("ada", "operator", worktree=False)
+    settled(repo)
+    return repo, alice, ada, path
+
+
+def settled(repo) -> None:
+    """alice's shell pane back at the prompt (a review message nudges it): an agent still working
+    is a merge problem of its own."""
+    wait_for(lambda: pane_state(repo, "alice") == "idle", what="alice's pane at the prompt")
+
+
+def approve(repo, ada, *flags: str) -> None:
+    ada.ok("review", "submit", "alice", "--approve", *flags)
+    settled(repo)
+
+
+def test_an_agent_asks_for_review_and_the_queue_shows_it(work):
+    _repo, alice, ada, _path = work
+    assert_error(alice.run("review", "request", "--agent", "nobody"), "nobody")
+    r = alice.json("review", "request", "--note", "JWT middleware done")
+    assert r["agent"] == "alice" and r["branch"] == "feature/alice" and r["target"] == "main"
+    assert r["review_id"].startswith("rev_")
+    listed = ada.json("review", "list")
+    assert listed["needs_you"] == 1
+    (e,) = listed["reviews"]
+    assert {k: e[k] for k in ("agent", "status", "ahead", "behind", "files", "added", "removed", "note")} == {
+        "agent": "alice",
+        "status": "requested",
+        "ahead": 2,
+        "behind": 0,
+        "files": 2,
+        "added": 6,
+        "removed": 0,
+        "note": "JWT middleware done",
+    }
+    assert e["request_age"] is not None and e["needs_you"] and e["changed_since_review"] is None
+    human = ada.ok("review", "list").out
+    assert "@alice" in human and "↑2 ↓0" in human and "+6 −0" in human
+
+
+def test_nothing_to_review_is_a_clear_error(repo):
+    assert repo.run("init").code == 0
+    assert repo.run("worktree", "create", "bob", "--name", "bob", "--role", "implementer").code == 0
+    bob = Agent("bob", "implementer", wt_path(repo, "bob"), dict(repo.env))
+    assert_error(bob.run("review", "request"), "nothing to review")
+    assert repo.json("review", "list")["reviews"] == []
+
+
+def test_request_changes_reaches_the_agent_who_reads_it_with_the_cli(work):
+    repo, alice, ada, path = work
+    alice.ok("review", "request")
+    r = ada.json("review", "submit", "alice", "--request-changes", "--summary", "Return 2, and test it.")
+    assert r["verdict"] == "request_changes" and r["message_id"].startswith("msg_")
+    inbox = alice.json("inbox")
+    (msg,) = [m for m in inbox["messages"] if m["message_id"] == r["message_id"]]
+    assert {"type": "review", "value": r["review_id"]} in msg["refs"]
+    assert msg["body"]["structured"]["verdict"] == "request_changes"
+    assert "Return 2, and test it." in msg["body"]["content"]
+    comments = alice.json("review", "comments")
+    assert comments["review_id"] == r["review_id"] and comments["verdict"] == "request_changes"
+    assert comments["changed_since_review"] is False and "pending" not in comments
+    shown = alice.json("review", "show", r["review_id"])
+    assert shown["review"]["status"] == "changes_requested"
+    assert [c["subject"] for c in shown["commits"]] == ["readme", "add app"]
+    # The agent answers in the message's thread: the review shows the reply.
+    alice.ok("reply", r["message_id"], "Done, returning 2 now.")
+    commit(repo, path, {"src/app.py": "def main():\n    return 2\n\n\nprint(main())\n"}, "return 2")
+    shown = ada.json("review", "show", "--agent", "alice")
+    assert [m["content"] for m in shown["replies"]] == ["Done, returning 2 now."]
+    assert shown["changed_since_review"] is True
+    (e,) = ada.json("review", "list")["reviews"]
+    assert e["changed_since_review"] is True and e["needs_you"]
+
+
+def test_merge_refuses_without_approval_then_merges_after_it(work):
+    repo, alice, ada, _path = work
+    alice.ok("review", "request")
+    assert_error(ada.run("review", "merge", "alice"), "not approved", "--force")
+    assert repo.git("rev-list", "--count", "main") == "1"  # nothing changed
+    assert_error(alice.run("review", "merge", "alice"), "operator")
+    approve(repo, ada)
+    pre = ada.json("review", "preflight", "alice")
+    assert pre["ok"], pre["problems"]
+    assert pre["conflicts"] == [] and pre["ahead"] == 2
+    r = ada.json("review", "merge", "alice")
+    assert r["strategy"] == "merge" and r["target"] == "main"
+    assert repo.git("rev-parse", "main") == r["merged_commit"]
+    assert repo.git("log", "-1", "--format=%P", "main").count(" ") == 1  # a merge commit
+    assert (repo.path / "src" / "app.py").exists()  # the main checkout has the work
+    shown = ada.json("review", "show", r["review_id"])
+    assert shown["review"]["status"] == "merged" and shown["review"]["merged_commit"] == r["merged_commit"]
+    assert ada.json("review", "list")["reviews"] == []  # merged: nothing ahead
+
+
+def test_squash_and_teardown_with_the_branch(work):
+    repo, _alice, ada, path = work
+    approve(repo, ada, "--summary", "lgtm")
+    r = ada.json("review", "merge", "alice", "--squash", "--teardown", "--delete-branch")
+    assert repo.git("log", "-1", "--format=%P", "main").count(" ") == 0  # one parent: squashed
+    assert "add app" in repo.git("log", "-1", "--format=%B", "main")
+    assert r["teardown"]["branch_deleted"] and r["teardown"]["agents_deleted"] == ["alice"]
+    assert not path.exists()
+    assert repo.git("branch", "--list", "feature/alice") == ""
+    assert r["teardown"]["archive_ref"].startswith("refs/thrum/archive/alice/")
+
+
+def test_rebase_fast_forwards_a_branch_that_is_behind(work):
+    repo, _alice, ada, path = work
+    commit(repo, repo.path, {"NOTES.md": "main moved\n"}, "main moves on")
+    approve(repo, ada)
+    pre = ada.json("review", "preflight", "alice", "--rebase")
+    assert pre["behind"] == 1
+    # Approval was of the branch as it was: rebasing changes nothing the reviewer read.
+    r = ada.json("review", "merge", "alice", "--rebase")
+    assert r["rebased"]
+    assert repo.git("log", "--format=%s", "main").split("\n") == [
+        "readme",
+        "add app",
+        "main moves on",
+        "init",
+    ]
+    assert repo.git("rev-parse", "HEAD", cwd=path) == r["merged_commit"]
+
+
+def test_a_conflict_is_reported_with_its_files_and_nothing_changes(work):
+    repo, _alice, ada, path = work
+    commit(repo, repo.path, {"README.md": "hello\nmain's line\n"}, "main edits the readme")
+    before = repo.git("rev-parse", "main")
+    approve(repo, ada)
+    pre = ada.json("review", "preflight", "alice")
+    assert pre["conflicts"] == ["README.md"] and not pre["mergeable"]
+    for flags in ((), ("--force",), ("--squash",), ("--rebase", "--force")):
+        r = ada.run("review", "merge", "alice", *flags)
+        assert_error(r, "conflict", "README.md")
+    assert repo.git("rev-parse", "main") == before
+    assert repo.git("status", "--porcelain") == ""
+    assert repo.git("status", "--porcelain", cwd=path) == ""
+    assert not (Path(repo.git("rev-parse", "--absolute-git-dir", cwd=path)) / "rebase-merge").exists()
+
+
+def test_preflight_names_a_dirty_target_uncommitted_work_and_untracked_files(work):
+    repo, _alice, ada, path = work
+    approve(repo, ada)
+    (repo.path / "README.md").write_text("edited in main\n")
+    (path / "scratch.txt").write_text("not added\n")
+    (path / "README.md").write_text("uncommitted\n")
+    pre = ada.json("review", "preflight", "alice")
+    codes = {p["code"]: p for p in pre["problems"]}
+    assert codes["target_dirty"]["files"] == ["README.md"] and not codes["target_dirty"]["forceable"]
+    assert codes["untracked"]["files"] == ["scratch.txt"] and codes["untracked"]["forceable"]
+    assert codes["uncommitted"]["files"] == ["README.md"]
+    assert "changed_since_approval" in codes  # the uncommitted edit changed what was approved
+    assert_error(ada.run("review", "merge", "alice", "--force"), "uncommitted change")
+    human = ada.ok("review", "preflight", "alice").out
+    assert "✗ the main checkout (main) has 1 uncommitted change(s)" in human and "not mergeable" in human
+
+
+def test_bad_input_is_one_error_line(work):
+    _repo, alice, ada, _path = work
+    assert_error(ada.run("review", "show", "rev_nope"), "invalid review id")
+    assert_error(ada.run("review", "merge", "alice", "--squash", "--rebase"), "mutually exclusive")
+    assert_error(ada.run("review", "merge", "alice", "--delete-branch"), "--teardown")
+    assert_error(ada.run("review", "submit", "alice"), "--approve or --request-changes")
+    assert_error(ada.run("review", "show", "--agent", "ghost"), "ghost")
+    assert_error(alice.run("review", "submit", "alice", "--approve"), "own work")
+
+
+def test_reviews_survive_a_rebuild_from_the_journal(work):
+    repo, alice, ada, _path = work
+    alice.ok("review", "request", "--note", "please")
+    ada.ok("review", "submit", "alice", "--request-changes", "--summary", "more tests")
+    before = ada.json("review", "show", "--agent", "alice")
+    repo.stop()
+    assert repo.run("doctor", "rebuild").code == 0
+    after = ada.json("review", "show", "--agent", "alice")
+    assert json.dumps(after["review"], sort_keys=True) == json.dumps(before["review"], sort_keys=True)
+    assert [r["summary"] for r in after["rounds"]] == ["more tests"]

@@ -1,0 +1,176 @@
+"""Snapshots of review: the queue panel on the main screen, the review screen, the merge preflight
+and the conflict dialog. Deterministic as the other snapshots are (frozen clock, fixed names and
+size), plus fixed commit dates so every SHA on screen is the same on every run."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+import pytest
+
+from test_tui_snapshots import Clock, engine_call, settle, shows
+from thrum_engine.engine.core import Caller
+from thrum_engine.layout import Layout
+from thrum_engine.settings import load_settings
+from thrum_tui.app import ThrumApp
+from thrum_tui.engine_handle import open_engine
+from thrum_tui.screens.review import ReviewScreen
+from thrum_tui.screens.review_dialogs import ConflictDialog, MergeDialog
+from thrum_tui.widgets.review_queue import ReviewQueue
+from thrum_tui.widgets.team_table import TeamTable
+from tui_helpers import OPERATOR, until
+
+pytestmark = pytest.mark.timeout(180)
+
+DATE = "2026-01-02T09:00:00+00:00"
+APP = '''"""The token service."""
+
+import time
+
+TTL = 900
+
+
+def issue(user: str) -> dict:
+    now = time.time()
+    return {"sub": user, "iat": now, "exp": now + TTL}
+
+
+def valid(token: dict) -> bool:
+    return token["exp"] > time.time()
+'''
+APP_V2 = (
+    APP.replace("TTL = 900", "TTL = int(os.environ.get('TOKEN_TTL', 900))")
+    .replace("import time\n", "import os\nimport time\n")
+    .replace(
+        'return token["exp"] > time.time()',
+        'return token.get("exp", 0) > time.time()  # missing exp: expired',
+    )
+)
+
+
+def commit(repo, cwd, files: dict[str, str], message: str) -> None:
+    for name, text in files.items():
+        (cwd / name).parent.mkdir(parents=True, exist_ok=True)
+        (cwd / name).write_text(text)
+    repo.git("add", "-A", "--", *files, cwd=cwd)
+    repo.git("commit", "-q", "-m", message, cwd=cwd)
+
+
+@pytest.fixture
+def review_scene(make_repo, monkeypatch):
+    repo = make_repo("repo")
+    repo.env.update(GIT_AUTHOR_DATE=DATE, GIT_COMMITTER_DATE=DATE)
+    repo.git("commit", "-q", "--amend", "--no-edit", "--reset-author")  # the first commit, dated too
+    commit(repo, repo.path, {"auth/token.py": APP}, "token service")
+    repo.ok("init")
+    repo.run("daemon", "stop")
+    repo.git("config", "user.name", "Ada Lovelace")
+    for key, value in repo.env.items():
+        if key.startswith("THRUM_") or key == "HOME":
+            monkeypatch.setenv(key, value)
+    monkeypatch.setenv("THRUM_TMUX__SHELL", "sh")
+    monkeypatch.chdir(repo.path)
+    clock = Clock()
+    monkeypatch.setattr(time, "time", clock)
+    return repo, clock
+
+
+async def _idle(handle) -> bool:
+    members = (await handle.call("team.list", {"all": True}))["members"]
+    return any(m["name"] == "alice" and m["state"] == "idle" for m in members)
+
+
+@contextlib.asynccontextmanager
+async def review_app(review_scene, *, conflict: bool = False):
+    repo, clock = review_scene
+    layout = Layout.discover(str(repo.path))
+    settings = load_settings(layout.config_file)
+    async with open_engine(layout, settings, OPERATOR) as handle:
+        await handle.call("agent.register", {"name": OPERATOR, "role": "operator", "kind": "user"})
+        made = await handle.call(
+            "worktree.create",
+            {
+                "name": "alice",
+                "agent": "alice",
+                "role": "implementer",
+                "runtime": "shell",
+                "intent": "token TTL",
+            },
+        )
+        path = type(repo.path)(made["path"])
+        # Its shell settles at the prompt before the clock moves, so the pane's age is fixed too.
+        deadline = time.monotonic() + 20
+        while not await _idle(handle):
+            assert time.monotonic() < deadline, "alice's pane never settled"
+            await asyncio.sleep(0.05)
+        commit(repo, path, {"auth/token.py": APP_V2}, "TTL from the environment")
+        commit(
+            repo,
+            path,
+            {
+                "auth/test_token.py": "from auth.token import issue\n\n\ndef test_issue():\n    assert issue('a')['sub'] == 'a'\n"
+            },
+            "a test",
+        )
+        if conflict:
+            commit(repo, repo.path, {"auth/token.py": APP.replace("TTL = 900", "TTL = 600")}, "shorter TTL")
+        clock.now += 60
+        await engine_call(
+            handle,
+            "review.request",
+            {"note": "TTL configurable, with a test"},
+            Caller(name="alice", worktree=str(path)),
+        )
+        await handle.call(
+            "review.draft",
+            {
+                "agent": "alice",
+                "add": {"path": "auth/token.py", "line": 6, "body": "default should stay 900 s"},
+            },
+        )
+        clock.now += 120
+        app = ThrumApp(handle, settings=settings, clock=clock)
+        async with app.run_test(size=(160, 45)) as pilot:
+            table = app.query_one(TeamTable)
+            await until(pilot, lambda: "alice" in table.names, "the team")
+            table.move_cursor(row=table.names.index("alice"))
+            await until(pilot, lambda: app.query_one(ReviewQueue).row_count == 1, "the review queue")
+            await until(pilot, lambda: (table.member("alice") or {}).get("state") == "idle", "alice idle")
+            await settle(app, pilot)
+            yield app, pilot
+
+
+async def open_review(app, pilot) -> None:
+    await pilot.press("v")
+    await until(pilot, lambda: isinstance(app.screen, ReviewScreen) and app.screen.loaded, "the review")
+
+
+async def test_review_queue_panel(review_scene, snapshot):
+    async with review_app(review_scene) as (app, pilot):
+        assert "REVIEW · 1 need you" in str(app.query_one(ReviewQueue).border_title)
+        await shows(app, pilot, snapshot)
+
+
+async def test_review_screen(review_scene, snapshot):
+    async with review_app(review_scene) as (app, pilot):
+        await open_review(app, pilot)
+        await pilot.press("right_square_bracket")
+        await shows(app, pilot, snapshot, ReviewScreen)
+
+
+async def test_merge_preflight_dialog(review_scene, snapshot):
+    async with review_app(review_scene) as (app, pilot):
+        await open_review(app, pilot)
+        await pilot.press("M")
+        await until(pilot, lambda: isinstance(app.screen, MergeDialog) and app.screen.pre is not None)
+        await shows(app, pilot, snapshot, MergeDialog)
+
+
+async def test_conflict_dialog(review_scene, snapshot):
+    async with review_app(review_scene, conflict=True) as (app, pilot):
+        await open_review(app, pilot)
+        await pilot.press("M")
+        await until(pilot, lambda: isinstance(app.screen, ConflictDialog), "the conflict dialog")
+        await shows(app, pilot, snapshot, ConflictDialog)
