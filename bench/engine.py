@@ -220,7 +220,8 @@ for _ in range(int(sys.argv[2])):
 async def _inbox_and_rebuild(messages: int, agents: int, queries: int) -> dict:
     """In-process engine on a scratch repo: load messages through the real commit path, then measure."""
     from thrum_engine.doctor import rebuild_projection
-    from thrum_engine.engine.core import Caller, Engine
+    from thrum_engine.engine.assemble import build
+    from thrum_engine.engine.caller import Caller
     from thrum_engine.layout import Layout
     from thrum_engine.messaging import create_message
     from thrum_engine.settings import ThrumSettings
@@ -228,10 +229,12 @@ async def _inbox_and_rebuild(messages: int, agents: int, queries: int) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="thrum-bench-inbox-"))
     try:
         env = env_for(tmp)
-        subprocess.run(["git", "init", "-q", "-b", "main", str(tmp / "r")], check=True, env=env)
+        await asyncio.to_thread(
+            subprocess.run, ["git", "init", "-q", "-b", "main", str(tmp / "r")], check=True, env=env
+        )
         os.makedirs(tmp / "r/.git/thrum-sync/a-sync/journal")
         layout = Layout(str(tmp / "r"))
-        engine = Engine(layout, ThrumSettings())
+        engine = build(layout, ThrumSettings())
         await engine.start()
         names = [f"agent_{i:02d}" for i in range(agents)]
         for n in names:

@@ -45,12 +45,13 @@ def timed(cmd: list[str], cwd: Path, env: dict, runs: int, stdin: str | None = N
 
 async def seed(repo: Path, messages: int, agents: int) -> list[str]:
     """Agents and messages through the engine's real commit path (in process, engine stopped)."""
-    from thrum_engine.engine.core import Caller, Engine
+    from thrum_engine.engine.assemble import build
+    from thrum_engine.engine.caller import Caller
     from thrum_engine.layout import Layout
     from thrum_engine.messaging import create_message
     from thrum_engine.settings import ThrumSettings
 
-    engine = Engine(Layout(str(repo)), ThrumSettings())
+    engine = build(Layout(str(repo)), ThrumSettings())
     await engine.start()
     names = [f"agent_{i:02d}" for i in range(agents)]
     for n in names:

@@ -134,3 +134,14 @@ def test_an_agent_cannot_tear_down_another_agent_s_worktree(pair):
     assert "dan" in agent_names(alice)
     repo.ok("worktree", "teardown", "w1", "--force")
     assert "dan" not in agent_names(alice)
+
+
+def test_an_agent_may_create_a_worktree_with_a_new_agent_and_its_session(pair):
+    """The new worktree is the caller's own doing: its agent and tmux session are made with it (the
+    session was refused half-way, after the agent was registered, when worktree.create went through
+    the tmux.create handler's check of the caller)."""
+    _repo, alice, bob = pair
+    made = alice.json("worktree", "create", "w2", "--name", "erin", "--role", "dev")
+    assert made["agent"]["name"] == "erin"
+    assert made["session"]["name"] == "erin" and made["session"]["agent"] == "erin"
+    assert_error(bob.run("worktree", "teardown", "w2", "--force"), "belongs to the worktree")

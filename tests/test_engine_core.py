@@ -7,7 +7,8 @@ import subprocess
 
 import pytest
 
-from thrum_engine.engine.core import Caller, Engine
+from thrum_engine.engine.assemble import build
+from thrum_engine.engine.caller import Caller
 from thrum_engine.engine.registry import METHODS, method
 from thrum_engine.errors import EngineTimeout
 from thrum_engine.layout import Layout
@@ -21,7 +22,7 @@ async def engine(tmp_path, monkeypatch):
     await asyncio.to_thread(subprocess.run, ["git", "init", "-q", str(tmp_path / "r")], check=True)
     (tmp_path / "r/.git/thrum-sync/a-sync/journal").mkdir(parents=True)
     settings = ThrumSettings(engine={"request_timeout_seconds": 0.6})
-    e = Engine(Layout(str(tmp_path / "r")), settings)
+    e = build(Layout(str(tmp_path / "r")), settings)
     await e.start()
     yield e
     await e.stop()

@@ -14,7 +14,9 @@ import pytest
 
 from conftest import shard_file, shard_stem
 from thrum_engine.doctor import projection_digest
-from thrum_engine.engine.core import Caller, Engine
+from thrum_engine.engine.assemble import build
+from thrum_engine.engine.caller import Caller
+from thrum_engine.engine.core import Engine
 from thrum_engine.engine.writer import encode
 from thrum_engine.layout import Layout
 from thrum_engine.settings import ThrumSettings
@@ -75,7 +77,7 @@ def layout(tmp_path, monkeypatch):
 
 
 async def start(layout: Layout) -> Engine:
-    engine = Engine(layout, ThrumSettings())
+    engine = build(layout, ThrumSettings())
     await engine.start()
     return engine
 

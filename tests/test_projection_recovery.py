@@ -29,7 +29,9 @@ from conftest import (
     wait_for,
 )
 from thrum_engine import journal as journal_module
-from thrum_engine.engine.core import Caller, Engine
+from thrum_engine.engine.assemble import build
+from thrum_engine.engine.caller import Caller
+from thrum_engine.engine.core import Engine
 from thrum_engine.errors import ThrumError
 from thrum_engine.layout import Layout
 from thrum_engine.rpc.client import Client
@@ -140,7 +142,8 @@ def test_machine_local_tables_survive_a_recovery_when_the_old_file_is_readable(p
 
 async def test_a_failed_open_leaves_no_worker_thread_behind(tmp_path):
     """F2's hung processes: aiosqlite's worker thread is not a daemon thread, so one left running by a
-    failed connect keeps the interpreter alive after the engine gave up."""
+    failed connect keeps the interpreter alive after the engine gave up. The write connection's own
+    thread is a daemon, and is ended all the same."""
     path = tmp_path / "thrum.db"
     path.write_bytes(b"GARBAGEGARBAGEGARBAGE" * 100)
     before = set(threading.enumerate())
@@ -149,7 +152,9 @@ async def test_a_failed_open_leaves_no_worker_thread_behind(tmp_path):
         return [
             t
             for t in threading.enumerate()
-            if t not in before and not t.daemon and not t.name.startswith("asyncio_")
+            if t not in before
+            and (not t.daemon or t.name == "thrum-sqlite-writer")
+            and not t.name.startswith("asyncio_")
         ]
 
     with pytest.raises(sqlite3.DatabaseError):
@@ -190,7 +195,7 @@ async def engine(tmp_path, monkeypatch):
     monkeypatch.setenv("THRUM_TMUX__SOCKET_NAME", "thrum-test-recovery-unused")
     await asyncio.to_thread(subprocess.run, ["git", "init", "-q", str(tmp_path / "r")], check=True)
     (tmp_path / "r/.git/thrum-sync/a-sync/journal").mkdir(parents=True)
-    e = Engine(Layout(str(tmp_path / "r")), ThrumSettings())
+    e = build(Layout(str(tmp_path / "r")), ThrumSettings())
     await e.start()
     for n in ("alice", "bob"):
         await e.call("agent.register", {"name": n, "role": "w"}, Caller.trusted())
@@ -209,7 +214,7 @@ async def stored(engine: Engine) -> list[str]:
 async def test_doctor_and_rebuild_work_on_a_corrupt_projection(engine):
     for i in range(300):
         await send(engine, f"m{i} " + "y" * 300)
-    await engine.store.w.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    await engine.store.in_writer_thread(lambda c: c.execute("PRAGMA wal_checkpoint(TRUNCATE)"))
     path = Path(engine.layout.db_path)
     await engine.store.close()
     pages = path.stat().st_size // 4096
@@ -234,7 +239,7 @@ async def test_a_send_whose_projection_commit_fails_leaves_nothing_behind(engine
     shard = Path(engine.journal.path(engine.journal.shard_for("alice")))
     size = shard.stat().st_size
     pages = await engine.store.scalar("PRAGMA page_count")
-    await engine.store.w.execute(f"PRAGMA max_page_count={pages}")
+    await engine.store.in_writer_thread(lambda c: c.execute(f"PRAGMA max_page_count={pages}"))
     failed = []
     for i in range(50):
         try:
@@ -243,7 +248,7 @@ async def test_a_send_whose_projection_commit_fails_leaves_nothing_behind(engine
             failed.append(str(exc))
     assert failed, "the database never filled up"
     assert all("full" in f and "cannot rollback" not in f for f in failed), failed[:3]
-    await engine.store.w.execute("PRAGMA max_page_count=1073741823")
+    await engine.store.in_writer_thread(lambda c: c.execute("PRAGMA max_page_count=1073741823"))
     await send(engine, "after")
     ok = await stored(engine)
     assert ok[0] == "kept" and ok[-1] == "after"

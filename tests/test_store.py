@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -91,8 +92,7 @@ def test_torn_final_line_is_set_aside_and_the_rest_kept(tmp_path):
         fh.write(b'{"v":1,"id":"evt_torn","ty')
     torn = Journal(str(tmp_path / "journal"), str(tmp_path / "quarantine")).open()
     assert len(torn) == 1 and torn[0].shard == "alice"
-    with open(torn[0].saved_to, "rb") as fh:
-        assert fh.read() == b'{"v":1,"id":"evt_torn","ty'
+    assert Path(torn[0].saved_to).read_bytes() == b'{"v":1,"id":"evt_torn","ty'
     r = j.read_events("alice")
     assert [e["id"] for e in r.events] == [e["id"] for e in events()[:2]] and r.rejected == []
     assert r.end == j.size("alice")
@@ -239,3 +239,36 @@ async def test_rebuild_lines_and_live_events_give_one_projection(tmp_path):
         finally:
             await store.close()
     assert digests[0] == digests[1]
+
+
+async def test_the_write_connection_runs_callables_in_order_on_its_own_thread(tmp_path):
+    """Datasette's shape: one thread owns the write connection; callables run there one at a time,
+    in the order they were submitted, and an error reaches the caller that submitted it."""
+    import asyncio
+    import threading
+
+    store = Store(str(tmp_path / "thrum.db"))
+    await store.open()
+    try:
+        seen: list[tuple[int, str]] = []
+
+        def step(i: int):
+            def fn(conn: sqlite3.Connection) -> int:
+                seen.append((i, threading.current_thread().name))
+                conn.execute("INSERT INTO meta(key, value) VALUES (?, ?)", (f"k{i}", str(i)))
+                return i
+
+            return fn
+
+        assert await asyncio.gather(*(store.in_writer_thread(step(i)) for i in range(50))) == list(range(50))
+        assert [i for i, _ in seen] == list(range(50))
+        assert {name for _, name in seen} == {"thrum-sqlite-writer"}
+        with pytest.raises(sqlite3.OperationalError, match="no such table"):
+            await store.in_writer_thread(lambda conn: conn.execute("SELECT * FROM nowhere"))
+        await store.write_local("INSERT INTO meta(key, value) VALUES (?, ?)", [("local", "1")])
+        assert await store.scalar("SELECT COUNT(*) FROM meta WHERE key LIKE 'k%' OR key = 'local'") == 51
+    finally:
+        await store.close()
+    assert not [t for t in threading.enumerate() if t.name == "thrum-sqlite-writer"]
+    with pytest.raises(sqlite3.ProgrammingError):
+        await store.in_writer_thread(lambda conn: None)

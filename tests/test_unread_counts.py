@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from thrum_engine.store import Store, unread
+from thrum_engine.store import Store, queries
 
 # The unread rule, counted from the deliveries themselves.
 BRUTE = (
@@ -58,10 +58,10 @@ async def _check(store: Store) -> dict:
         (r["recipient"], r["author"]): r["n"] for r in await store.all("SELECT * FROM unread WHERE n != 0")
     }
     assert kept == brute
-    per = await unread.per_recipient(store)
+    per = await queries.unread_counts(store)
     for name in NAMES:
         mine = {a: n for (r, a), n in brute.items() if r == name}
-        assert await unread.by_author(store, name) == mine
+        assert await queries.unread_from(store, name) == mine
         assert per.get(name, 0) == sum(mine.values())
     return brute
 

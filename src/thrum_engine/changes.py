@@ -7,23 +7,43 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from thrum_engine.engine.core import Caller, Engine
+from thrum_engine.engine.caller import Caller
 from thrum_engine.engine.registry import method
+from thrum_engine.errors import ThrumError
 from thrum_engine.model import Params
+
+if TYPE_CHECKING:
+    from thrum_engine.engine.bus import Bus
+    from thrum_engine.engine.core import Engine
 
 KEEP = 2000  # recent changes kept; a cursor older than that gets `reset` and refetches everything
 SNIPPET = 200
 
 
 class ChangeFeed:
-    def __init__(self, engine: Engine) -> None:
+    """Built by the composition root; it listens to the bus only from the first `events.wait`, so an
+    engine no console attaches to pays nothing per event."""
+
+    def __init__(self, bus: Bus) -> None:
         self.seq = 0
         self.recent: deque[dict] = deque(maxlen=KEEP)
         self._wakeup = asyncio.Event()
-        engine.bus.listen(self.on_events)
+        self._bus = bus
+        self._unlisten: Callable[[], None] | None = None
+
+    def open(self) -> None:
+        if self._unlisten is None:
+            self._unlisten = self._bus.listen(self.on_events)
+
+    def close(self) -> None:
+        if self._unlisten is not None:
+            self._unlisten()
+            self._unlisten: Callable[[], None] | None = None
 
     def on_events(self, events: list[dict]) -> None:
         for ev in events:
@@ -66,10 +86,10 @@ class ChangeFeed:
 
 
 def feed_of(engine: Engine) -> ChangeFeed:
-    feed = getattr(engine, "change_feed", None)
-    if feed is None:
-        feed = engine.change_feed = ChangeFeed(engine)  # type: ignore[attr-defined]
-    return feed
+    if engine.changes is None:
+        raise ThrumError("this engine has no change feed")
+    engine.changes.open()
+    return engine.changes
 
 
 class EventsWaitParams(Params):

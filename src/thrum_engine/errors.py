@@ -48,10 +48,6 @@ class TooLarge(InvalidInput):
     kind = "too_large"
 
 
-class NotInitialized(ThrumError):
-    kind = "not_initialized"
-
-
 class EngineBusy(ThrumError):
     kind = "engine_busy"
 

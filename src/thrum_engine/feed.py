@@ -4,13 +4,19 @@ read-only and never marks anything seen or read (looking at the feed is not read
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pydantic import Field
 
 from thrum_engine import names
-from thrum_engine.engine.core import Caller, Engine
+from thrum_engine.engine.caller import Caller
 from thrum_engine.engine.registry import method
-from thrum_engine.messaging import parse_tagged, rows_within_budget, with_deliveries
+from thrum_engine.messaging import scope_filter, with_deliveries
 from thrum_engine.model import Params
+from thrum_engine.store import queries
+
+if TYPE_CHECKING:
+    from thrum_engine.engine.core import Engine
 
 
 class FeedParams(Params):
@@ -23,51 +29,23 @@ class FeedParams(Params):
     limit: int = Field(200, ge=1, le=5000)
 
 
-def _like(text: str) -> str:
-    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
 @method("message.feed", FeedParams)
 async def feed(engine: Engine, caller: Caller, p: FeedParams) -> dict:
-    where = ["m.deleted = 0"]
-    args: list = []
+    involving: list[list[str]] = []  # each: one of them wrote it or received it
     if p.agent:
-        who = names.strip_at(p.agent)
-        where.append(
-            "(m.author = ? OR EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id"
-            " AND d.recipient = ?))"
-        )
-        args += [who, who]
+        involving.append([names.strip_at(p.agent)])
     if p.role:
-        members = [n for n, a in engine.agents.items() if a["role"] == names.strip_at(p.role)]
-        marks = ",".join("?" * len(members)) or "NULL"
-        where.append(
-            f"(m.author IN ({marks}) OR EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id"
-            f" AND d.recipient IN ({marks})))"
-        )
-        args += members + members
-    if p.scope:
-        scope = parse_tagged([p.scope], "scope")[0]
-        where.append(
-            "EXISTS (SELECT 1 FROM json_each(m.scopes) s WHERE json_extract(s.value, '$.type') = ?"
-            " AND json_extract(s.value, '$.value') = ?)"
-        )
-        args += [scope["type"], scope["value"]]
-    if p.monitors:
-        where.append("m.author LIKE 'monitor:%'")
-    if p.text and p.text.strip():
-        where.append("m.content LIKE ? ESCAPE '\\'")
-        args.append(_like(p.text.strip()))
-    if p.thread_id:
-        where.append("(m.thread_id = ? OR m.id = ?)")
-        args += [p.thread_id, p.thread_id]
-    rows, cut = await rows_within_budget(
-        engine,
-        "m.*",
-        f"FROM messages m WHERE {' AND '.join(where)}",
-        args,
-        "ORDER BY m.created_at DESC, m.id DESC LIMIT ?",
-        [p.limit],
+        role = names.strip_at(p.role)
+        involving.append([n for n, a in engine.agents.items() if a["role"] == role])
+    page = await queries.feed_page(
+        engine.store,
+        limit=p.limit,
+        budget=engine.settings.messages.max_page_bytes,
+        involving=involving,
+        scope=scope_filter(p.scope, what="scope"),
+        monitors=p.monitors,
+        text=p.text.strip() if p.text and p.text.strip() else None,
+        thread_id=p.thread_id,
     )
-    messages = await with_deliveries(engine, rows)
-    return {"messages": messages, "total": len(messages), "truncated": cut}
+    messages = await with_deliveries(engine, page.rows)
+    return {"messages": messages, "total": len(messages), "truncated": page.cut}

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
+from typing import TYPE_CHECKING
 
-from thrum_engine import ids, names
+from thrum_engine import identity_file, ids, names
 from thrum_engine.durations import iso, parse_iso
 from thrum_engine.engine.authority import require_agent_owner, require_operator
-from thrum_engine.engine.core import Caller, Engine, same_origin
+from thrum_engine.engine.caller import Caller
+from thrum_engine.engine.core import same_origin
 from thrum_engine.engine.registry import method
 from thrum_engine.errors import Conflict, InvalidName, UnknownAgent
 from thrum_engine.model import (
@@ -23,6 +26,10 @@ from thrum_engine.model import (
     SetStatusParams,
     TextParams,
 )
+from thrum_engine.store import queries
+
+if TYPE_CHECKING:
+    from thrum_engine.engine.core import Engine
 
 _HOST = socket.gethostname()
 
@@ -73,7 +80,7 @@ def _require_name(name: str, role: str | None = None) -> None:
         raise InvalidName(problem)
 
 
-async def start_session(engine: Engine, name: str, intent: str = "") -> dict:
+async def start_work_session(engine: Engine, name: str, intent: str = "") -> dict:
     """End the agent's open session (if any) and start a new one."""
     events = []
     old = engine.active_sessions.get(name)
@@ -85,56 +92,134 @@ async def start_session(engine: Engine, name: str, intent: str = "") -> dict:
     return engine.active_sessions[name]
 
 
-@method("agent.register", RegisterParams, writes=True)
-async def register(engine: Engine, caller: Caller, p: RegisterParams, *, checked: bool = False) -> dict:
-    """`checked`: an in-process caller (tmux.create) already checked its own caller's authority."""
-    _require_name(p.name, p.role)
-    for what, value in (("role", p.role), ("module", p.module)):
+def refuse_other_clone(engine: Engine, name: str) -> None:
+    """A name another clone registered stays that clone's (names are shared by every clone)."""
+    existing = engine.agents.get(name)
+    if existing and not same_origin(existing.get("origin", ""), engine.journal.clone or ""):
+        raise Conflict(
+            f"agent @{name} is registered on another clone ({existing.get('host') or '?'},"
+            f" clone {existing['origin']}); names are shared by every clone: pick another name"
+        )
+
+
+def moves_agent(engine: Engine, name: str, worktree: str) -> bool:
+    """Registering `name` in `worktree` would take it from another worktree."""
+    home = (engine.agents.get(name) or {}).get("worktree")
+    return bool(home and home != worktree)
+
+
+async def register_agent(
+    engine: Engine,
+    *,
+    name: str,
+    role: str,
+    worktree: str,
+    module: str = "",
+    display: str = "",
+    runtime: str = "",
+    kind: str = "agent",
+    intent: str = "",
+    force: bool = False,
+    start_session: bool = False,
+) -> dict:
+    """Register (or re-register) `name` in `worktree`. The caller has checked who may: moving an
+    agent from another worktree (`force`) needs its owner (`moves_agent` says when)."""
+    _require_name(name, role)
+    for what, value in (("role", role), ("module", module)):
         if value:
             problem = names.name_problem(value, what=what)
             if problem:
                 raise InvalidName(problem)
-    worktree = caller.worktree or engine.layout.worktree
-    existing = engine.agents.get(p.name)
-    if existing and not same_origin(existing.get("origin", ""), engine.journal.clone or ""):
+    existing = engine.agents.get(name)
+    refuse_other_clone(engine, name)
+    if existing and moves_agent(engine, name, worktree) and not force:
         raise Conflict(
-            f"agent @{p.name} is registered on another clone ({existing.get('host') or '?'},"
-            f" clone {existing['origin']}); names are shared by every clone: pick another name"
-        )
-    moving = bool(existing and existing["worktree"] and existing["worktree"] != worktree)
-    if moving and not p.force:
-        raise Conflict(
-            f"agent @{p.name} is already registered in {existing['worktree']}; "
+            f"agent @{name} is already registered in {existing['worktree']}; "
             "pick another name or pass --force to move it here"
         )
-    if moving and not checked:  # taking over another worktree's agent
-        require_agent_owner(engine, caller, p.name, f"moving @{p.name} here")
     data = {
-        "name": p.name,
-        "role": p.role,
-        "module": p.module,
-        "display": p.display,
-        "runtime": p.runtime,
-        "kind": p.kind,
+        "name": name,
+        "role": role,
+        "module": module,
+        "display": display,
+        "runtime": runtime,
+        "kind": kind,
         "worktree": worktree,
         # Re-registering keeps the original floor, so quickstart twice never hides history.
         "registered_at": existing["registered_at"] if existing else iso(),
-        "intent": p.intent,
+        "intent": intent,
         "origin": engine.journal.clone or "",
         "host": _HOST,
     }
     unchanged = existing and all(existing.get(k) == v for k, v in data.items() if k != "intent")
     if not unchanged:
-        await engine.commit(engine.event("agent.register", p.name, data))
+        await engine.commit(engine.event("agent.register", name, data))
     session = None
-    if p.start_session:
-        session = await start_session(engine, p.name, p.intent)
-    engine.touch(p.name)
+    if start_session:
+        session = await start_work_session(engine, name, intent)
+    engine.touch(name)
     return {
-        "agent": agent_view(engine, engine.agents[p.name]),
-        "session": session_view(session or engine.active_sessions.get(p.name)),
+        "agent": agent_view(engine, engine.agents[name]),
+        "session": session_view(session or engine.active_sessions.get(name)),
         "created": existing is None,
     }
+
+
+async def enroll(
+    engine: Engine,
+    *,
+    name: str,
+    role: str,
+    worktree: str,
+    module: str = "",
+    runtime: str = "",
+    intent: str = "",
+    force: bool = False,
+    tmux_session: str = "",
+) -> dict:
+    """An agent made for a worktree Thrum set up (a new worktree, a tmux session): registered with
+    a work session, and its identity file written there, before anything runs in it."""
+    reg = await register_agent(
+        engine,
+        name=name,
+        role=role,
+        worktree=worktree,
+        module=module,
+        runtime=runtime,
+        intent=intent,
+        force=force,
+        start_session=True,
+    )
+    record = identity_file.identity_record(
+        {**reg["agent"], "intent": intent},
+        reg.get("session"),
+        repo=engine.layout.repo,
+        agent_pid=None,
+        tmux_session=tmux_session,
+    )
+    await asyncio.to_thread(identity_file.write, worktree, record)  # fsyncs: off the loop
+    return reg
+
+
+@method("agent.register", RegisterParams, writes=True)
+async def register(engine: Engine, caller: Caller, p: RegisterParams) -> dict:
+    worktree = caller.worktree or engine.layout.worktree
+    refuse_other_clone(engine, p.name)  # before who may move it: it is not this clone's to move
+    if p.force and moves_agent(engine, p.name, worktree):  # taking over another worktree's agent
+        require_agent_owner(engine, caller, p.name, f"moving @{p.name} here")
+    return await register_agent(
+        engine,
+        name=p.name,
+        role=p.role,
+        worktree=worktree,
+        module=p.module,
+        display=p.display,
+        runtime=p.runtime,
+        kind=p.kind,
+        intent=p.intent,
+        force=p.force,
+        start_session=p.start_session,
+    )
 
 
 @method("agent.whoami", EmptyParams, identity=True)
@@ -223,7 +308,7 @@ async def set_status(engine: Engine, caller: Caller, p: SetStatusParams) -> dict
 
 @method("session.start", SessionStartParams, identity=True, writes=True)
 async def session_start(engine: Engine, caller: Caller, p: SessionStartParams) -> dict:
-    return {"session": session_view(await start_session(engine, caller.name, p.intent))}  # type: ignore[arg-type]
+    return {"session": session_view(await start_work_session(engine, caller.name, p.intent))}  # type: ignore[arg-type]
 
 
 def _active(engine: Engine, name: str) -> dict:
@@ -243,16 +328,8 @@ async def session_end(engine: Engine, caller: Caller, p: SessionEndParams) -> di
 
 @method("session.list", SessionListParams)
 async def session_list(engine: Engine, caller: Caller, p: SessionListParams) -> dict:
-    sql = "SELECT * FROM sessions"
-    where, args = [], []
-    if p.active:
-        where.append("ended_at IS NULL")
-    if p.agent:
-        where.append("agent = ?")
-        args.append(names.strip_at(p.agent))
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    rows = await engine.store.all(sql + " ORDER BY started_at DESC LIMIT 500", args)
+    agent = names.strip_at(p.agent) if p.agent else None
+    rows = await queries.sessions(engine.store, active=p.active, agent=agent)
     return {"sessions": [session_view(r) for r in rows]}
 
 

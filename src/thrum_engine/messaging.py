@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from typing import TYPE_CHECKING
 
 from thrum_engine import ids, names
 from thrum_engine.durations import iso, parse_iso
 from thrum_engine.engine.authority import require_operator
 from thrum_engine.engine.bus import Waiter
-from thrum_engine.engine.core import Caller, Engine
+from thrum_engine.engine.caller import Caller
 from thrum_engine.engine.registry import method
 from thrum_engine.errors import Forbidden, InvalidInput, NotFound, TooLarge, UnknownRecipient
 from thrum_engine.identity import author_of
@@ -31,13 +32,15 @@ from thrum_engine.model import (
     SentParams,
     WaitParams,
 )
+from thrum_engine.store import queries
 from thrum_engine.store.apply import addressed_of
+
+if TYPE_CHECKING:
+    from thrum_engine.engine.core import Engine
 
 EVERYONE = ("everyone", "all", "broadcast")
 MAX_ADDRESSES = 256  # distinct entries in one message's to/mentions/scopes/refs
 MAX_IDS = 10_000  # message ids in one request (each is an SQL parameter)
-# What a message costs in a listing: its body and structured part as stored (bytes, not characters).
-BODY_BYTES = "length(CAST(m.content AS BLOB)) + coalesce(length(CAST(m.structured AS BLOB)), 0)"
 
 
 def distinct(values: list[str], what: str, *, key=None, limit: int = MAX_ADDRESSES) -> list[str]:
@@ -140,7 +143,7 @@ def check_body(engine: Engine, body: str, fmt: str) -> None:
             raise InvalidInput(f"--format json but the body is not JSON: {exc}") from None
 
 
-def message_view(row: dict, *, viewer: str | None = None) -> dict:
+def message_view(row: dict) -> dict:
     structured = row.get("structured")
     msg = {
         "message_id": row["id"],
@@ -270,7 +273,7 @@ async def send(engine: Engine, caller: Caller, p: SendParams) -> dict:
         raise InvalidInput(f"invalid thread id {p.thread_id!r} (expected thr_<ULID>)")
     ev = await create_message(
         engine,
-        caller.name,
+        identified(caller),
         p.body,
         to=p.to,
         broadcast=p.broadcast,
@@ -290,140 +293,89 @@ async def send(engine: Engine, caller: Caller, p: SendParams) -> dict:
     }
 
 
+def identified(caller: Caller) -> str:
+    """The caller's name, for methods registered with `identity=True` (`Engine.call` checked it)."""
+    assert caller.name is not None
+    return caller.name
+
+
 async def get_message_row(engine: Engine, message_id: str) -> dict:
     if not ids.is_id(message_id, "msg"):
         raise InvalidInput(f"invalid message id {message_id!r} (expected msg_<ULID>)")
-    row = await engine.store.one("SELECT * FROM messages WHERE id = ?", (message_id,))
+    row = await queries.message_row(engine.store, message_id)
     if row is None:
         raise NotFound(f"no message {message_id}")
     return row
 
 
-@method("message.reply", ReplyParams, identity=True, writes=True)
-async def reply(engine: Engine, caller: Caller, p: ReplyParams) -> dict:
-    parent = await get_message_row(engine, p.message_id)
+async def reply_to_message(engine: Engine, author: str, message_id: str, body: str, fmt: str) -> dict:
+    """A reply to the parent's author and audience (those still registered), in the parent's thread
+    (started here when it has none); returns the reply's create event."""
+    parent = await get_message_row(engine, message_id)
     audience = [parent["author"]]
     if not parent["broadcast"]:
-        recips = await engine.store.all(
-            "SELECT recipient FROM deliveries WHERE message_id = ?", (parent["id"],)
-        )
-        audience += [r["recipient"] for r in recips]
+        audience += await queries.recipients_of(engine.store, parent["id"])
     # People who left since the parent was sent are dropped rather than failing the reply.
-    audience = [a for a in dict.fromkeys(audience) if a != caller.name and a in engine.agents]
+    audience = [a for a in dict.fromkeys(audience) if a != author and a in engine.agents]
     machine_author = ":" in parent["author"] or parent["author"] == "system"
     if not audience and not machine_author:
         raise InvalidInput("nobody to reply to: the parent's author and audience are gone or only you")
-    thread_id = parent["thread_id"] or ids.new_id("thr")
-    ev = await create_message(
+    return await create_message(
         engine,
-        caller.name,
-        p.body,
+        author,
+        body,
         to=["@" + a for a in audience],
-        fmt=p.format,  # type: ignore[arg-type]
-        thread_id=thread_id,
+        fmt=fmt,
+        thread_id=parent["thread_id"] or ids.new_id("thr"),
         reply_to=parent["id"],
         thread_root=None if parent["thread_id"] else parent["id"],
         answering=parent["author"] if machine_author and not audience else None,
     )
+
+
+@method("message.reply", ReplyParams, identity=True, writes=True)
+async def reply(engine: Engine, caller: Caller, p: ReplyParams) -> dict:
+    ev = await reply_to_message(engine, identified(caller), p.message_id, p.body, p.format)
     d = ev["data"]
     return {
         "message_id": d["message_id"],
-        "thread_id": thread_id,
-        "reply_to": parent["id"],
+        "thread_id": d["thread_id"],
+        "reply_to": d["reply_to"],
         "recipients": d.get("recipients", []),
     }
-
-
-async def rows_within_budget(
-    engine: Engine,
-    select: str,
-    base: str,
-    args: list,
-    tail: str,
-    tail_args: list,
-) -> tuple[list[dict], bool]:
-    """`SELECT {select} {base} {tail}`, but holding at most `messages.max_page_bytes` of bodies (always at
-    least one message). Returns (rows, cut): `cut` when the budget ended the page before `tail`'s LIMIT.
-
-    Sizes are read first (SQLite computes them without handing the bodies to Python), then only the
-    bodies that fit are fetched, so a listing of a hundred 1 MiB bodies never holds them all at once.
-    `base` is `FROM ... WHERE ...` with `m` the messages table; `tail` orders and limits."""
-    sizes = await engine.store.all(
-        f"SELECT m.id AS id, {BODY_BYTES} AS nbytes {base} {tail}", args + tail_args
-    )
-    budget = engine.settings.messages.max_page_bytes
-    keep: list[str] = []
-    used = 0
-    for r in sizes:
-        if keep and used + r["nbytes"] > budget:
-            break
-        keep.append(r["id"])
-        used += r["nbytes"]
-    if not keep:
-        return [], False
-    rows = await engine.store.all(
-        f"SELECT {select} {base} AND m.id IN ({','.join('?' * len(keep))})", args + keep
-    )
-    order = {mid: i for i, mid in enumerate(keep)}
-    rows.sort(key=lambda r: order[r["id"]])
-    return rows, len(keep) < len(sizes)
 
 
 def floor_of(engine: Engine, name: str) -> str:
     return engine.agents[name]["registered_at"]
 
 
-@method("message.inbox", InboxParams, identity=True)
-async def inbox(engine: Engine, caller: Caller, p: InboxParams) -> dict:
-    me: str = caller.name  # type: ignore[assignment]
+def scope_filter(scope: str | None, *, what: str = "--scope") -> tuple[str, str] | None:
+    if not scope:
+        return None
+    tagged = parse_tagged([scope], what)[0]
+    return tagged["type"], tagged["value"]
+
+
+async def inbox_for(engine: Engine, me: str, p: InboxParams) -> dict:
+    """A page of `me`'s inbox; what it shows for the first time is marked read (seen, when peeking)."""
     page_size = p.page_size or engine.settings.messages.default_page_size
     offset = p.offset if p.offset is not None else (p.page - 1) * page_size
-    args: list = []
-    simple = False  # only delivery-level filters: counts can skip the messages table
-    if p.all:
-        base = "FROM messages m LEFT JOIN deliveries d ON d.message_id = m.id AND d.recipient = ? WHERE m.deleted = 0"
-        args.append(me)
-        order_col = "m.created_at"
-    else:
-        base = (
-            "FROM deliveries d JOIN messages m ON m.id = d.message_id"
-            " WHERE d.recipient = ? AND d.deleted = 0 AND d.created_at >= ?"
-        )
-        args += [me, floor_of(engine, me)]
-        order_col = "d.created_at"
-        simple = True
-    if p.unread:
-        base += " AND d.read_at IS NULL"
-    if p.mentions:
-        base += " AND d.mentioned = 1"
-    if p.from_agent:
-        simple = False
-        base += " AND m.author = ?"
-        args.append(names.strip_at(p.from_agent))
-    if p.scope:
-        simple = False
-        scope = parse_tagged([p.scope], "--scope")[0]
-        base += (
-            " AND EXISTS (SELECT 1 FROM json_each(m.scopes) s WHERE json_extract(s.value, '$.type') = ?"
-            " AND json_extract(s.value, '$.value') = ?)"
-        )
-        args += [scope["type"], scope["value"]]
-    direction = "ASC" if p.oldest else "DESC"
-    rows, cut = await rows_within_budget(
-        engine,
-        "m.*, d.read_at, d.seen_at, d.recipient",
-        base,
-        args,
-        f"ORDER BY {order_col} {direction}, m.id {direction} LIMIT ? OFFSET ?",
-        [page_size, offset],
+    page = await queries.inbox_page(
+        engine.store,
+        me,
+        floor_of(engine, me),
+        limit=page_size,
+        offset=offset,
+        budget=engine.settings.messages.max_page_bytes,
+        everything=p.all,
+        unread_only=p.unread,
+        mentions=p.mentions,
+        author=names.strip_at(p.from_agent) if p.from_agent else None,
+        scope=scope_filter(p.scope),
+        oldest=p.oldest,
     )
-    count_from = base.replace(" JOIN messages m ON m.id = d.message_id", "") if simple else base
-    total = await engine.store.scalar(f"SELECT COUNT(*) {count_from}", args)
-    unread = await engine.store.scalar(
-        "SELECT COUNT(*) FROM deliveries d"
-        " WHERE d.recipient = ? AND d.read_at IS NULL AND d.deleted = 0 AND d.created_at >= ?",
-        (me, floor_of(engine, me)),
-    )
+    rows, cut, total = page.rows, page.cut, page.total or 0
+    unread = await unread_count(engine, me)
     messages = []
     newly_shown = []
     peeking = p.unread or p.peek
@@ -452,6 +404,15 @@ async def inbox(engine: Engine, caller: Caller, p: InboxParams) -> dict:
     }
 
 
+@method("message.inbox", InboxParams, identity=True)
+async def inbox(engine: Engine, caller: Caller, p: InboxParams) -> dict:
+    return await inbox_for(engine, identified(caller), p)
+
+
+async def unread_count(engine: Engine, me: str) -> int:
+    return await queries.unread_count(engine.store, me)
+
+
 def delivery_state(d: dict) -> str:
     for state, col in (
         ("replied", "replied_at"),
@@ -466,13 +427,7 @@ def delivery_state(d: dict) -> str:
 
 async def deliveries_for(engine: Engine, message_ids: list[str]) -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = {m: [] for m in message_ids}
-    if not message_ids:
-        return out
-    rows = await engine.store.all(
-        f"SELECT * FROM deliveries WHERE message_id IN ({','.join('?' * len(message_ids))}) ORDER BY recipient",
-        message_ids,
-    )
-    for d in rows:
+    for d in await queries.deliveries_for(engine.store, message_ids):
         out[d["message_id"]].append(
             {
                 "recipient": d["recipient"],
@@ -489,18 +444,16 @@ async def deliveries_for(engine: Engine, message_ids: list[str]) -> dict[str, li
 
 @method("message.sent", SentParams, identity=True)
 async def sent(engine: Engine, caller: Caller, p: SentParams) -> dict:
-    base = "FROM messages m WHERE m.author = ? AND m.deleted = 0"
-    args: list = [caller.name]
-    if p.to:
-        base += " AND EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.recipient = ?)"
-        args.append(names.strip_at(p.to))
-    if p.unread:
-        base += " AND EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.read_at IS NULL)"
-    rows, cut = await rows_within_budget(
-        engine, "m.*", base, args, "ORDER BY m.created_at DESC LIMIT ?", [p.limit]
+    page = await queries.sent_page(
+        engine.store,
+        identified(caller),
+        limit=p.limit,
+        budget=engine.settings.messages.max_page_bytes,
+        to=names.strip_at(p.to) if p.to else None,
+        unread_only=p.unread,
     )
-    messages = await with_deliveries(engine, rows)
-    return {"messages": messages, "total": len(messages), "truncated": cut}
+    messages = await with_deliveries(engine, page.rows)
+    return {"messages": messages, "total": len(messages), "truncated": page.cut}
 
 
 async def with_deliveries(engine: Engine, rows: list[dict]) -> list[dict]:
@@ -540,8 +493,8 @@ async def edit(engine: Engine, caller: Caller, p: EditParams) -> dict:
     row = await _own(engine, caller, p.message_id)
     check_body(engine, p.body, row["format"])
     await engine.commit(
-        engine.event("message.edit", caller.name, {"message_id": row["id"], "content": p.body})
-    )  # type: ignore[arg-type]
+        engine.event("message.edit", identified(caller), {"message_id": row["id"], "content": p.body})
+    )
     return {"message_id": row["id"], "edited": True}
 
 
@@ -550,33 +503,23 @@ async def delete(engine: Engine, caller: Caller, p: DeleteParams) -> dict:
     if not p.force:
         raise InvalidInput("deleting a message needs --force")
     row = await _own(engine, caller, p.message_id)
-    await engine.commit(engine.event("message.delete", caller.name, {"message_id": row["id"]}))  # type: ignore[arg-type]
+    await engine.commit(engine.event("message.delete", identified(caller), {"message_id": row["id"]}))
     return {"message_id": row["id"], "deleted": True}
 
 
-@method("message.read", ReadParams, identity=True, writes=True)
-async def mark_read(engine: Engine, caller: Caller, p: ReadParams) -> dict:
-    me: str = caller.name  # type: ignore[assignment]
-    if p.all:
-        rows = await engine.store.all(
-            "SELECT message_id FROM deliveries WHERE recipient = ? AND read_at IS NULL AND deleted = 0"
-            " AND created_at >= ?",
-            (me, floor_of(engine, me)),
-        )
-        targets = [r["message_id"] for r in rows]
+async def mark_read(engine: Engine, me: str, message_ids: list[str] | None) -> list[str]:
+    """Mark these messages (None: every unread one) read for `me`; returns those that were unread.
+    An id not delivered to `me` refuses the whole request."""
+    if message_ids is None:
+        targets = await queries.unread_ids(engine.store, me, floor_of(engine, me))
     else:
-        wanted = distinct(p.message_ids, "message id", limit=MAX_IDS)
+        wanted = distinct(message_ids, "message id", limit=MAX_IDS)
         if not wanted:
             raise InvalidInput("name message ids to mark read, or pass --all")
         for mid in wanted:
             if not ids.is_id(mid, "msg"):
                 raise InvalidInput(f"invalid message id {mid[:40]!r}")
-        marks = ",".join("?" * len(wanted))
-        rows = await engine.store.all(
-            f"SELECT message_id, read_at FROM deliveries WHERE recipient = ? AND message_id IN ({marks})",
-            [me, *wanted],
-        )
-        found = {r["message_id"]: r["read_at"] for r in rows}
+        found = await queries.read_state(engine.store, me, wanted)
         missing = [m for m in wanted if m not in found]
         if missing:
             raise NotFound(
@@ -585,6 +528,12 @@ async def mark_read(engine: Engine, caller: Caller, p: ReadParams) -> dict:
         targets = [m for m in wanted if found[m] is None]
     if targets:
         await engine.commit(engine.event("message.read", me, {"message_ids": targets, "at": iso()}))
+    return targets
+
+
+@method("message.read", ReadParams, identity=True, writes=True)
+async def read(engine: Engine, caller: Caller, p: ReadParams) -> dict:
+    targets = await mark_read(engine, identified(caller), None if p.all else p.message_ids)
     return {"marked": len(targets), "message_ids": targets}
 
 
@@ -605,16 +554,18 @@ def _wait_filter(engine: Engine, me: str, p: WaitParams, after: str):
             and "@" + mention not in d.get("mentions", ())
         ):
             return False
-        if scope and scope not in d.get("scopes", ()):
-            return False
-        return True
+        return not (scope and scope not in d.get("scopes", ()))
 
     return matches
 
 
 @method("message.wait", WaitParams, identity=True, timeout=False)
 async def wait(engine: Engine, caller: Caller, p: WaitParams) -> dict:
-    me: str = caller.name  # type: ignore[assignment]
+    return await wait_for_mail(engine, identified(caller), p)
+
+
+async def wait_for_mail(engine: Engine, me: str, p: WaitParams) -> dict:
+    """The first message to `me` that matches, from the backlog (`after`) or as it arrives."""
     limit = engine.settings.engine.max_wait_seconds
     if p.timeout > limit:
         raise InvalidInput(f"--timeout {p.timeout:g}s is over the limit of {limit:g}s")
@@ -624,18 +575,13 @@ async def wait(engine: Engine, caller: Caller, p: WaitParams) -> dict:
     engine.bus.add_waiter(waiter)  # before the backlog query, so nothing slips between
     try:
         if p.after is not None:
-            rows = await engine.store.all(
-                "SELECT m.*, d.read_at FROM deliveries d JOIN messages m ON m.id = d.message_id"
-                " WHERE d.recipient = ? AND d.created_at > ? AND d.read_at IS NULL AND m.deleted = 0"
-                " AND m.author != ? ORDER BY d.created_at LIMIT 100",
-                (me, max(after, floor_of(engine, me)), me),
-            )
+            rows = await queries.unread_backlog(engine.store, me, floor_of(engine, me), after)
             backlog = [message_view(r) for r in rows if _row_matches(matches, r)]
             if backlog:
                 return await _received(engine, me, backlog)
         try:
             ev = await asyncio.wait_for(waiter.future, p.timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return {"status": "timeout", "messages": [], "timeout": p.timeout}
         return await _received(engine, me, [event_message_view(ev)])
     finally:
@@ -666,12 +612,12 @@ async def _received(engine: Engine, me: str, messages: list[dict]) -> dict:
 async def purge(engine: Engine, caller: Caller, p: PurgeParams) -> dict:
     if p.all == bool(p.before):
         raise InvalidInput("purge needs exactly one of --before DUR|DATE or --all")
-    before = iso(time.time() + 1) if p.all else p.before
+    before = iso(time.time() + 1) if p.all or p.before is None else p.before
     try:
-        parse_iso(before)  # type: ignore[arg-type]
+        parse_iso(before)
     except ValueError:
         raise InvalidInput(f"invalid --before {p.before!r}") from None
-    count = await engine.store.scalar("SELECT COUNT(*) FROM messages WHERE created_at < ?", (before,))
+    count = await queries.messages_before(engine.store, before)
     if p.confirm:
         require_operator(engine, caller, "purging messages")
     if p.confirm and count:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NotRequired, Required
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
-from typing_extensions import NotRequired, Required, TypedDict
+from typing_extensions import TypedDict
 
 # -- journal events ------------------------------------------------------------------------------------------
 #
@@ -34,17 +34,20 @@ class Tagged(TypedDict):
     value: str
 
 
-class _AgentColumns(TypedDict, total=False):
-    """Agent columns that both a registration and an update may carry."""
+class _AgentDetails(TypedDict, total=False):
+    """Agent columns that both a registration and an update may carry (and `role`, below)."""
 
     __pydantic_config__ = _OPEN  # type: ignore[misc]
-    role: str
     module: str
     display: str
     runtime: str
     kind: str
     worktree: str
     intent: str
+
+
+class _AgentColumns(_AgentDetails, total=False):
+    role: str
 
 
 class AgentFields(_AgentColumns, total=False):
@@ -59,7 +62,7 @@ class SessionFields(TypedDict, total=False):
     task: str
 
 
-class AgentRegisterData(_AgentColumns, total=False):
+class AgentRegisterData(_AgentDetails, total=False):
     name: Required[str]
     role: Required[str]
     registered_at: str
@@ -222,14 +225,13 @@ class ReviewMergeData(ReviewIdData):
 EVENT_DATA.update(
     {"review.request": ReviewRequestData, "review.submit": ReviewSubmitData, "review.merge": ReviewMergeData}
 )
-
-EVENT_TYPES = tuple(EVENT_DATA)
 ENVELOPE_KEYS = frozenset(Event.__annotations__) - {"__pydantic_config__"}
 
 
 def _typed(data: Any) -> TypeAdapter:
     """The envelope with `data` of one type's shape (required: every known type has a payload)."""
-    envelope = TypedDict(  # type: ignore[misc]
+    make: Any = TypedDict  # called as a function: the fields are values here, not annotations
+    envelope = make(
         "TypedEvent",
         {
             "v": Event.__annotations__["v"],
@@ -240,7 +242,7 @@ def _typed(data: Any) -> TypeAdapter:
             "data": data,
         },
     )
-    envelope.__pydantic_config__ = _OPEN  # type: ignore[attr-defined]
+    envelope.__pydantic_config__ = _OPEN
     return TypeAdapter(envelope)
 
 

@@ -5,17 +5,21 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from typing import TYPE_CHECKING
 
 from thrum_engine import names
 from thrum_engine.durations import human_age
-from thrum_engine.engine.core import Caller, Engine
+from thrum_engine.engine.caller import Caller
 from thrum_engine.engine.registry import method
 from thrum_engine.errors import InvalidInput, UnknownAgent
 from thrum_engine.identity import agent_view, last_activity, session_view
 from thrum_engine.layout import current_branch
 from thrum_engine.model import EmptyParams, PingParams, TeamParams, WhoHasParams
-from thrum_engine.store import unread
+from thrum_engine.store import queries
 from thrum_engine.workcontext import context_of, default_branch, worktrees
+
+if TYPE_CHECKING:
+    from thrum_engine.engine.core import Engine
 
 PRESENCE_ORDER = {
     "blocked": 0,
@@ -57,13 +61,13 @@ def presence(engine: Engine, name: str, now: float | None = None) -> tuple[str, 
 
 
 async def unread_counts(engine: Engine) -> dict[str, int]:
-    return await unread.per_recipient(engine.store)
+    return await queries.unread_counts(engine.store)
 
 
 async def unread_from(engine: Engine, recipient: str) -> dict[str, int]:
     """Unread mail to `recipient` by author, exact however much there is (the console counted one
     100-message page, walk bug 13)."""
-    return await unread.by_author(engine.store, recipient)
+    return await queries.unread_from(engine.store, recipient)
 
 
 def member(engine: Engine, name: str, unread: int, now: float) -> dict:
@@ -108,7 +112,7 @@ async def unread_by_author(engine: Engine, caller: Caller, p: EmptyParams) -> di
     """The caller's unread mail counted by author: the console's per-agent "new" column (empty for
     a caller not registered yet)."""
     known = caller.name is not None and caller.name in engine.agents
-    return {"unread_from": await unread_from(engine, caller.name) if known else {}}
+    return {"unread_from": await unread_from(engine, caller.name) if caller.name and known else {}}
 
 
 @method("team.ping", PingParams)
@@ -131,7 +135,7 @@ def agents_in(engine: Engine, path: str) -> list[str]:
 
 async def all_contexts(engine: Engine) -> list[dict]:
     repo = engine.layout.repo
-    trees, base = await asyncio.gather(worktrees(repo), default_branch(repo))
+    trees, base = await worktrees(repo), default_branch(repo)
     contexts = await asyncio.gather(*(context_of(t["path"], base) for t in trees))
     for c in contexts:
         c["agents"] = agents_in(engine, c["path"])
@@ -165,7 +169,7 @@ async def my_context(engine: Engine, name: str) -> dict | None:
     wt = engine.agents[name]["worktree"]
     if not wt or not os.path.isdir(wt):
         return None
-    return await context_of(wt, await default_branch(engine.layout.repo))
+    return await context_of(wt, default_branch(engine.layout.repo))
 
 
 @method("status", EmptyParams)
@@ -188,5 +192,5 @@ async def overview(engine: Engine, caller: Caller, p: EmptyParams) -> dict:
     out = await status(engine, caller, p)
     out["team"] = (await team(engine, caller, TeamParams(all=True)))["members"]
     out["worktrees"] = await all_contexts(engine)
-    out["messages"] = await engine.store.scalar("SELECT COUNT(*) FROM messages WHERE deleted = 0")
+    out["messages"] = await queries.message_count(engine.store)
     return out

@@ -1,6 +1,6 @@
 """Agents' git worktrees: create, list, and tear down behind a safety audit.
 
-Git work is blocking (GitPython forks `git`): every engine method here runs it
+Git work is blocking (`thrum_engine.git` runs the `git` binary): every engine method here runs it
 in a thread. Teardown never deletes anything before it has written an archive
 ref that keeps the worktree's last state, uncommitted files included.
 """
@@ -9,18 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import time
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
-from thrum_engine import identity_file, names
+from thrum_engine import git, names
 from thrum_engine.engine.authority import require_owner
-from thrum_engine.engine.core import Caller, Engine
+from thrum_engine.engine.caller import Caller
 from thrum_engine.engine.registry import method
-from thrum_engine.errors import Conflict, InvalidInput, InvalidName, NotFound, ThrumError
+from thrum_engine.errors import Conflict, InvalidInput, InvalidName, NotFound
 from thrum_engine.files import private_dir, write_private
+from thrum_engine.identity import author_of, enroll
+from thrum_engine.integrations.engine_side import install_for
 from thrum_engine.layout import STATE_DIR, current_branch
 from thrum_engine.model import Params
+from thrum_engine.tmux import methods as tmux_methods
+
+if TYPE_CHECKING:
+    from thrum_engine.engine.core import Engine
 
 ARCHIVE_PREFIX = "refs/thrum/archive/"
 
@@ -57,32 +63,6 @@ def name_problem(name: str) -> str | None:
     return names.problem("worktree", name)
 
 
-def git(cwd: str, *args: str, check: bool = True) -> str:
-    """One git command through GitPython, never prompting, bounded in time."""
-    from git.cmd import Git
-
-    env = {"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
-    for k, v in (
-        ("GIT_AUTHOR_NAME", "thrum"),
-        ("GIT_AUTHOR_EMAIL", "thrum@localhost"),
-        ("GIT_COMMITTER_NAME", "thrum"),
-        ("GIT_COMMITTER_EMAIL", "thrum@localhost"),
-    ):
-        env.setdefault(k, os.environ.get(k, v))
-    code, out, err = Git(cwd).execute(
-        ["git", *args],
-        with_extended_output=True,
-        with_exceptions=False,
-        env=env,
-        kill_after_timeout=60,
-        strip_newline_in_stdout=False,
-    )
-    if check and code != 0:
-        msg = (err.strip() or out.strip()).splitlines()
-        raise ThrumError(f"git {args[0]} failed: {msg[-1] if msg else code}")
-    return out.rstrip("\n")
-
-
 def base_dir(engine: Engine) -> str:
     root = os.path.expanduser(engine.settings.worktrees.base_path)
     return os.path.realpath(os.path.join(root, os.path.basename(engine.layout.repo)))
@@ -100,30 +80,25 @@ def path_for(engine: Engine, name: str) -> str:
 
 
 def _create(repo: str, path: str, branch: str | None, base: str | None, detach: bool) -> str | None:
-    from git import Repo  # GitPython: ref lookups without parsing porcelain
-
-    with Repo(repo) as r:
-        start = base or "HEAD"
-        try:
-            r.commit(start)
-        except Exception:
-            raise InvalidInput(f"unknown base {start!r}: not a commit, branch or tag") from None
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        if detach:
-            r.git.worktree("add", "--detach", path, start)
-            return None
-        if branch in [h.name for h in r.heads]:
-            if base:
-                raise Conflict(f"branch {branch} already exists; drop --base to check it out as is")
-            elsewhere = next((t for t in list_worktrees(repo) if t.get("branch") == branch), None)
-            if elsewhere is not None:  # git's own refusal surfaced as an internal error (walk bug 12)
-                raise Conflict(
-                    f"branch {branch} is checked out in worktree {os.path.basename(elsewhere['path'])}"
-                    f" ({elsewhere['path']}): a branch can be checked out in one worktree only"
-                )
-            r.git.worktree("add", path, branch)
-        else:
-            r.git.worktree("add", "-b", branch, path, start)
+    start = base or "HEAD"
+    if not git.ok(repo, "rev-parse", "--verify", "--quiet", "--end-of-options", start + "^{commit}"):
+        raise InvalidInput(f"unknown base {start!r}: not a commit, branch or tag")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    if detach or branch is None:
+        git.run(repo, "worktree", "add", "--detach", path, start)
+        return None
+    if git.ok(repo, "show-ref", "--verify", "--quiet", f"refs/heads/{branch}"):
+        if base:
+            raise Conflict(f"branch {branch} already exists; drop --base to check it out as is")
+        elsewhere = next((t for t in list_worktrees(repo) if t.get("branch") == branch), None)
+        if elsewhere is not None:  # git's own refusal surfaced as an internal error (walk bug 12)
+            raise Conflict(
+                f"branch {branch} is checked out in worktree {os.path.basename(elsewhere['path'])}"
+                f" ({elsewhere['path']}): a branch can be checked out in one worktree only"
+            )
+        git.run(repo, "worktree", "add", path, branch)
+    else:
+        git.run(repo, "worktree", "add", "-b", branch, path, start)
     return branch
 
 
@@ -139,26 +114,12 @@ def write_redirects(repo: str, path: str) -> None:
 
 
 def list_worktrees(repo: str) -> list[dict]:
-    out = git(repo, "worktree", "list", "--porcelain")
-    trees, cur = [], {}
-    for line in out.splitlines() + [""]:
-        if not line:
-            if cur:
-                trees.append(cur)
-            cur = {}
-        elif line.startswith("worktree "):
-            cur = {"path": line[9:], "branch": None, "head": None, "prunable": False}
-        elif line.startswith("HEAD "):
-            cur["head"] = line[5:]
-        elif line.startswith("branch "):
-            cur["branch"] = line[7:].removeprefix("refs/heads/")
-        elif line.startswith("prunable"):
-            cur["prunable"] = True
+    """The repo's linked worktrees (not the main checkout, not Thrum's sync checkout)."""
     main = os.path.realpath(repo)
     return [
         t
-        for t in trees
-        if os.path.realpath(t["path"]) != main and "thrum-sync" not in t["path"].split(os.sep)
+        for t in git.parse_worktrees(git.run(repo, "worktree", "list", "--porcelain"))
+        if os.path.realpath(t["path"]) != main and not git.is_sync_worktree(t["path"])
     ]
 
 
@@ -166,20 +127,7 @@ def status_of(path: str) -> tuple[list[str], list[str]]:
     """(modified or staged files, untracked files): exactly what `git status` shows. Thrum's own
     files are out of it through info/exclude, not hidden here (hiding them here is how the panel
     said "clean" while `git add -A` committed them, walk bug 1)."""
-    out = git(path, "status", "--porcelain", "-z", "--untracked-files=all")
-    changed, untracked = [], []
-    entries = out.split("\0")
-    i = 0
-    while i < len(entries):
-        e = entries[i]
-        i += 1
-        if len(e) < 4:
-            continue
-        f = e[3:]
-        (untracked if e[:2] == "??" else changed).append(f)
-        if e[0] in "RC":
-            i += 1
-    return changed, untracked
+    return git.parse_status(git.run(path, *git.STATUS_ARGS))
 
 
 @dataclass
@@ -214,8 +162,8 @@ class Audit:
 def _patch_id(repo: str, diff: str) -> str | None:
     if not diff.strip():
         return None
-    p = subprocess.run(["git", "patch-id", "--stable"], cwd=repo, input=diff, capture_output=True, text=True)
-    return p.stdout.split()[0] if p.stdout.strip() else None
+    out = git.run(repo, "patch-id", "--stable", stdin=diff, check=False)
+    return out.split()[0] if out.strip() else None
 
 
 def unmerged_commits(repo: str, branch_head: str, target: str) -> tuple[list[str], bool]:
@@ -224,18 +172,18 @@ def unmerged_commits(repo: str, branch_head: str, target: str) -> tuple[list[str
     `git cherry` drops commits whose patch is already upstream (cherry-picks, rebases);
     a squash merge is one target commit whose patch equals the branch's whole diff.
     """
-    lines = git(repo, "cherry", "-v", target, branch_head, check=False).splitlines()
+    lines = git.run(repo, "cherry", "-v", target, branch_head, check=False).splitlines()
     pending = [ln[2:] for ln in lines if ln.startswith("+ ")]
     if not pending:
         return [], False
-    merge_base = git(repo, "merge-base", target, branch_head, check=False)
+    merge_base = git.run(repo, "merge-base", target, branch_head, check=False)
     if not merge_base:
         return pending, False
-    whole = _patch_id(repo, git(repo, "diff", merge_base, branch_head))
+    whole = _patch_id(repo, git.run(repo, "diff", merge_base, branch_head))
     if whole is None:
         return pending, False
-    for sha in git(repo, "rev-list", "--no-merges", f"{merge_base}..{target}").split():
-        if _patch_id(repo, git(repo, "show", "--format=", sha)) == whole:
+    for sha in git.run(repo, "rev-list", "--no-merges", f"{merge_base}..{target}").split():
+        if _patch_id(repo, git.run(repo, "show", "--format=", sha)) == whole:
             return pending, True
     return pending, False
 
@@ -252,18 +200,20 @@ def new_archive_ref(repo: str, name: str) -> str:
     name was overwritten when the name came back, and the first one's work was left to `git gc`).
     A ref of the old one-per-name shape moves under the name first, to the time of its commit."""
     legacy = ARCHIVE_PREFIX + name
-    old = git(repo, "rev-parse", "--verify", "--quiet", legacy + "^{commit}", check=False)
+    old = git.run(repo, "rev-parse", "--verify", "--quiet", legacy + "^{commit}", check=False)
     if old:
-        when = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(int(git(repo, "show", "-s", "--format=%ct", old))))
+        when = time.strftime(
+            "%Y%m%dT%H%M%SZ", time.gmtime(int(git.run(repo, "show", "-s", "--format=%ct", old)))
+        )
         # `<name>` and `<name>/<time>` cannot both exist: hold it elsewhere while it moves.
         held = f"refs/thrum/archive-moving/{name}"
-        git(repo, "update-ref", held, old)
-        git(repo, "update-ref", "-d", legacy, old)
-        git(repo, "update-ref", f"{legacy}/{when}", old, "")
-        git(repo, "update-ref", "-d", held, old)
+        git.run(repo, "update-ref", held, old)
+        git.run(repo, "update-ref", "-d", legacy, old)
+        git.run(repo, "update-ref", f"{legacy}/{when}", old, "")
+        git.run(repo, "update-ref", "-d", held, old)
     base = f"{ARCHIVE_PREFIX}{name}/{stamp()}"
     ref, n = base, 1
-    while git(repo, "rev-parse", "--verify", "--quiet", ref, check=False):
+    while git.run(repo, "rev-parse", "--verify", "--quiet", ref, check=False):
         n += 1
         ref = f"{base}-{n}"
     return ref
@@ -272,37 +222,33 @@ def new_archive_ref(repo: str, name: str) -> str:
 def archive(repo: str, path: str, name: str) -> tuple[str, str]:
     """Write a new archive ref (never an existing one): HEAD plus, when dirty, a commit of every
     file as it is now. Returns (ref, sha)."""
-    head = git(path, "rev-parse", "HEAD")
+    head = git.run(path, "rev-parse", "HEAD")
     changed, untracked = status_of(path)
     sha = head
     if changed or untracked:
-        index = os.path.join(git(path, "rev-parse", "--absolute-git-dir"), "thrum-archive-index")
-        env = dict(os.environ, GIT_INDEX_FILE=index)
+        index = os.path.join(git.run(path, "rev-parse", "--absolute-git-dir"), "thrum-archive-index")
+        env = {"GIT_INDEX_FILE": index}
         try:
-            subprocess.run(["git", "read-tree", "HEAD"], cwd=path, env=env, check=True, capture_output=True)
+            git.run(path, "read-tree", "HEAD", env=env)
             # Thrum's own files stay out through info/exclude (an excluding pathspec on an
             # ignored path is an error to git).
-            subprocess.run(
-                ["git", "add", "-A", "--", "."], cwd=path, env=env, check=True, capture_output=True
-            )
-            tree = subprocess.run(
-                ["git", "write-tree"], cwd=path, env=env, check=True, capture_output=True, text=True
-            ).stdout.strip()
+            git.run(path, "add", "-A", "--", ".", env=env)
+            tree = git.run(path, "write-tree", env=env).strip()
         finally:
             if os.path.exists(index):
                 os.remove(index)
-        sha = git(path, "commit-tree", tree, "-p", head, "-m", ARCHIVE_MESSAGE.format(name=name))
+        sha = git.run(path, "commit-tree", tree, "-p", head, "-m", ARCHIVE_MESSAGE.format(name=name))
     return keep_archive(repo, name, sha), sha
 
 
 def keep_archive(repo: str, name: str, sha: str) -> str:
     ref = new_archive_ref(repo, name)
-    git(repo, "update-ref", ref, sha, "")  # "": the ref must not exist yet
+    git.run(repo, "update-ref", ref, sha, "")  # "": the ref must not exist yet
     return ref
 
 
 def list_archives(repo: str) -> list[dict]:
-    out = git(
+    out = git.run(
         repo,
         "for-each-ref",
         "--sort=-creatordate",
@@ -333,7 +279,7 @@ def find_archive(repo: str, wanted: str) -> dict:
     """The archive `wanted` names: a whole ref, or its part after the prefix; a bare name means
     that name's newest archive."""
     archives = list_archives(repo)
-    key = wanted[len(ARCHIVE_PREFIX) :] if wanted.startswith(ARCHIVE_PREFIX) else wanted
+    key = wanted.removeprefix(ARCHIVE_PREFIX)
     exact = [a for a in archives if a["ref"][len(ARCHIVE_PREFIX) :] == key]
     if exact:
         return exact[0]
@@ -423,7 +369,7 @@ async def create(engine: Engine, caller: Caller, p: WorktreeCreateParams) -> dic
     branch = None if p.detach else (p.branch or f"feature/{p.name}")
     if branch:
         check = await asyncio.to_thread(
-            git, engine.layout.repo, "check-ref-format", "--branch", branch, check=False
+            git.run, engine.layout.repo, "check-ref-format", "--branch", branch, check=False
         )
         if not check:
             raise InvalidInput(f"invalid branch name {branch!r}")
@@ -432,60 +378,41 @@ async def create(engine: Engine, caller: Caller, p: WorktreeCreateParams) -> dic
     await asyncio.to_thread(write_redirects, repo, path)
     result: dict = {"name": p.name, "path": path, "branch": branch, "agent": None, "session": None}
     if p.runtime:
-        from thrum_engine.integrations.engine_side import install_for
-
         installed = await install_for(engine, path, p.runtime, p.agent, p.role, p.module)
         if installed:
             result["integrations"] = installed
     if p.agent:
-        from thrum_engine.identity import register
-        from thrum_engine.model import RegisterParams
-
-        reg = await register(
+        reg = await enroll(
             engine,
-            Caller(worktree=path),
-            RegisterParams(
-                name=p.agent,
-                role=p.role or "",
-                module=p.module,
-                runtime=p.runtime,
-                intent=p.intent,
-                start_session=True,
-            ),
-        )
-        await asyncio.to_thread(
-            identity_file.write,
-            path,
-            identity_file.identity_record(  # fsyncs: off the loop
-                {**reg["agent"], "intent": p.intent}, reg.get("session"), repo=repo, agent_pid=None
-            ),
+            name=p.agent,
+            role=p.role or "",
+            worktree=path,
+            module=p.module,
+            runtime=p.runtime,
+            intent=p.intent,
         )
         result["agent"] = reg["agent"]
-        result["session"] = await _agent_session(engine, caller, p, path)
+        result["session"] = await _agent_session(engine, p.agent, p, path)
     return result
 
 
-async def _agent_session(engine: Engine, caller: Caller, p: WorktreeCreateParams, path: str) -> dict | None:
-    """The agent's tmux session, created (not launched) in its new worktree, named after the agent."""
+async def _agent_session(engine: Engine, agent: str, p: WorktreeCreateParams, path: str) -> dict | None:
+    """The agent's tmux session, created (not launched) in its new worktree, named after the agent:
+    the worktree is the caller's new one, so creating it needs no check of its own."""
     if engine.tmux is None:
         return None
-    from thrum_engine.tmux.methods import CreateParams
-    from thrum_engine.tmux.methods import create as create_session
-
-    created = await create_session(
+    s = await tmux_methods.create_tmux_session(
         engine,
-        caller,
-        CreateParams(
-            session=p.agent,
-            cwd=path,
-            agent=p.agent,
-            role=p.role,
-            module=p.module,
-            intent=p.intent,
-            runtime=p.runtime or None,
-        ),
+        session=agent,
+        cwd=path,
+        worktree=path,
+        runtime=tmux_methods.runtime_for(engine, p.runtime or None),
+        agent=agent,
+        role=p.role or "agent",
+        module=p.module,
+        intent=p.intent,
     )
-    return created["session"]
+    return tmux_methods.session_view(engine, s)
 
 
 @method("worktree.list", Params)
@@ -495,9 +422,8 @@ async def list_(engine: Engine, caller: Caller, p: Params) -> dict:
 
 
 async def live_panes_for(engine: Engine, path: str) -> list[str]:
-    """Live tmux panes whose agent works in `path` (filled in by the tmux module when present)."""
-    hook = getattr(engine, "live_panes_in", None)
-    return await hook(path) if hook else []
+    """Live tmux panes whose agent works in `path` (none when tmux is off)."""
+    return await engine.tmux.live_panes_in(path) if engine.tmux is not None else []
 
 
 @method("worktree.audit", WorktreeNameParams)
@@ -522,21 +448,18 @@ async def teardown(engine: Engine, caller: Caller, p: WorktreeTeardownParams) ->
     else:
         sha = a.head
         ref = await asyncio.to_thread(keep_archive, repo, p.name, a.head)
-    kill = getattr(engine, "kill_panes_in", None)
-    if kill:
-        await kill(a.path)
-    await asyncio.to_thread(git, repo, "worktree", "remove", "--force", a.path, check=False)
-    await asyncio.to_thread(git, repo, "worktree", "prune")
+    if engine.tmux is not None:
+        await engine.tmux.kill_panes_in(a.path)
+    await asyncio.to_thread(git.run, repo, "worktree", "remove", "--force", a.path, check=False)
+    await asyncio.to_thread(git.run, repo, "worktree", "prune")
     deleted_agents = []
     if not p.keep_agent:
-        from thrum_engine.identity import author_of
-
         for name in a.agents:
             await engine.commit(engine.event("agent.delete", author_of(engine, caller), {"name": name}))
             deleted_agents.append(name)
     branch_deleted = False
     if p.delete_branch and a.branch:
-        await asyncio.to_thread(git, repo, "branch", "-D", a.branch)
+        await asyncio.to_thread(git.run, repo, "branch", "-D", a.branch)
         branch_deleted = True
     return {
         "name": p.name,
@@ -560,11 +483,11 @@ def _restore(repo: str, found: dict, path: str, branch: str) -> None:
     """A new worktree at the archive: its commits, and what was uncommitted at teardown back as
     uncommitted changes (the archive's own commit undone into the working tree)."""
     sha = found["sha"]
-    start = git(repo, "rev-parse", f"{sha}^") if found["uncommitted"] else sha
+    start = git.run(repo, "rev-parse", f"{sha}^") if found["uncommitted"] else sha
     _create(repo, path, branch, start, False)
     if found["uncommitted"]:
-        git(path, "checkout", sha, "--", ".")
-        git(path, "reset", "--quiet")
+        git.run(path, "checkout", sha, "--", ".")
+        git.run(path, "reset", "--quiet")
     write_redirects(repo, path)
 
 

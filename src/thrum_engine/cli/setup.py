@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 
+from thrum_engine import git as gitcmd
 from thrum_engine.cli.call import CliError, Ctx, read_text
 from thrum_engine.cli.output import line
 from thrum_engine.files import private_dir, write_private
@@ -34,20 +34,10 @@ def role_preamble(layout: Layout, name: str, role: str, module: str = "") -> str
 
 
 def git(cwd: str, *args: str, check: bool = True, stdin: str | None = None) -> str:
-    env = dict(os.environ, GIT_TERMINAL_PROMPT="0")
-    # commit-tree needs an identity; a fresh CI machine may have none configured.
-    env.setdefault("GIT_AUTHOR_NAME", "thrum")
-    env.setdefault("GIT_AUTHOR_EMAIL", "thrum@localhost")
-    env.setdefault("GIT_COMMITTER_NAME", "thrum")
-    env.setdefault("GIT_COMMITTER_EMAIL", "thrum@localhost")
-    proc = subprocess.run(
-        ["git", *args], cwd=cwd, env=env, input=stdin, capture_output=True, text=True, check=False
-    )
-    if check and proc.returncode != 0:
-        raise CliError(
-            f"git {' '.join(args[:2])} failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}"
-        )
-    return proc.stdout.strip()
+    try:
+        return gitcmd.run(cwd, *args, check=check, stdin=stdin).strip()
+    except gitcmd.GitFailed as exc:
+        raise CliError(exc.message) from None
 
 
 def plan_init(layout: Layout, stealth: bool) -> list[tuple[str, str]]:

@@ -69,12 +69,17 @@ async def serve(
 
     `on_engine(engine)` is called once it serves and `on_engine(None)` before it stops: the
     console uses the Engine itself (direct calls, the push bus)."""
-    from thrum_engine.engine.core import Engine
+    from thrum_engine.engine.assemble import build
     from thrum_engine.rpc.server import RpcServer
 
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
-    engine = Engine(layout, settings, host=host)
+    stopping = stop
+
+    def request_stop() -> None:  # `daemon stop` over the socket: answered first, then stopped
+        loop.call_later(0.05, stopping.set)
+
+    engine = build(layout, settings, host=host, request_stop=request_stop)
     await engine.start()
     server = RpcServer(engine, layout.socket_path)
     try:
@@ -82,11 +87,6 @@ async def serve(
     except BaseException:
         await engine.stop()
         raise
-
-    def request_stop() -> None:
-        loop.call_later(0.05, stop.set)
-
-    engine.request_stop = request_stop
     write_pid_file(layout, host)
     log.info("listening on %s (pid %d)", layout.socket_path, os.getpid())
     if on_engine is not None:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from thrum_engine.engine.core import Caller, Engine
+from typing import TYPE_CHECKING
+
+from thrum_engine.engine.caller import Caller
 from thrum_engine.engine.registry import method
 from thrum_engine.errors import Forbidden
 from thrum_engine.model import EmptyParams
+
+if TYPE_CHECKING:
+    from thrum_engine.engine.core import Engine
 
 
 @method("engine.info", EmptyParams)

@@ -22,10 +22,11 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
+from thrum_engine.engine.caller import Caller
 from thrum_engine.errors import Forbidden
 
 if TYPE_CHECKING:
-    from thrum_engine.engine.core import Caller, Engine
+    from thrum_engine.engine.core import Engine
 
 OPERATOR_HINT = "the operator (the console, or a caller in the main checkout) may"
 

@@ -2,7 +2,9 @@
 
 Every caller — the socket server, the console, tests — goes through
 `Engine.call(method, params, caller)`, so validation and permission checks
-live in one place.
+live in one place. The core imports no subsystem: `engine/assemble.py` builds the
+subsystems (tmux, monitors, the change feed, ...), plugs them in as `Part`s and fills the typed
+slots below, so nothing here grows when a subsystem is added.
 """
 
 from __future__ import annotations
@@ -15,14 +17,16 @@ import logging
 import os
 import sqlite3
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import ValidationError
 
 from thrum_engine import ids
-from thrum_engine.durations import iso
+from thrum_engine.durations import iso, parse_iso
 from thrum_engine.engine.bus import Bus
+from thrum_engine.engine.caller import Caller
 from thrum_engine.engine.registry import METHODS
 from thrum_engine.engine.writer import JournalWriteFailed, Writer
 from thrum_engine.errors import (
@@ -37,11 +41,19 @@ from thrum_engine.journal import Journal, Rejected, TornTail
 from thrum_engine.layout import Layout, exclude_thrum_state
 from thrum_engine.settings import ThrumSettings
 from thrum_engine.settings_live import LiveSettings
-from thrum_engine.store import Store
+from thrum_engine.store import Store, queries
 from thrum_engine.store.db import SchemaTooNew
 from thrum_engine.store.health import diagnose, move_aside, remove_scratch
 from thrum_engine.store.validate import EventCheck, shape_problem
 from thrum_engine.version import __version__
+
+if TYPE_CHECKING:
+    from thrum_engine.changes import ChangeFeed
+    from thrum_engine.monitors.service import MonitorService
+    from thrum_engine.sync.service import SyncService
+    from thrum_engine.tmux.manager import TmuxManager
+
+__all__ = ["Caller", "Engine", "Part", "Post"]
 
 log = logging.getLogger("thrum.engine")
 
@@ -55,17 +67,25 @@ def _real(path: str) -> str:
 
 
 @dataclass(frozen=True)
-class Caller:
-    """Who is calling. `verified` callers had their identity checked against their worktree."""
+class Part:
+    """A subsystem plugged into the engine by the composition root: started in plug order once the
+    core is up (journal, projection, writer), stopped in reverse order before the core stops."""
 
-    name: str | None = None
-    worktree: str | None = None
-    pid: int | None = None
-    read_only: bool = False
+    name: str
+    start: Callable[[], Awaitable[None]]
+    stop: Callable[[], Awaitable[None]]
 
-    @classmethod
-    def trusted(cls, name: str | None = None) -> "Caller":
-        return cls(name=name)
+
+class Post(Protocol):
+    """Messaging as the subsystems see it (monitors, the command queue, the permission rule):
+    validate, resolve and durably store one message; returns its create event. Injected by the
+    composition root so no subsystem imports a method module."""
+
+    def __call__(self, author: str, body: str, *, to: list[str], **options: Any) -> Awaitable[dict]: ...
+
+
+async def _no_messaging(author: str, body: str, *, to: list[str], **options: Any) -> dict:
+    raise ThrumError("messaging is not assembled into this engine (build it with engine.assemble)")
 
 
 def same_origin(kept: str, incoming: str) -> bool:
@@ -74,7 +94,14 @@ def same_origin(kept: str, incoming: str) -> bool:
 
 
 class Engine:
-    def __init__(self, layout: Layout, settings: ThrumSettings, *, host: str = "daemon") -> None:
+    def __init__(
+        self,
+        layout: Layout,
+        settings: ThrumSettings,
+        *,
+        host: str = "daemon",
+        request_stop: Callable[[], None] | None = None,
+    ) -> None:
         self.layout = layout
         self.settings = settings
         self.live_settings = LiveSettings(layout.config_file, settings)  # config.json edits apply live
@@ -92,24 +119,30 @@ class Engine:
         self._watchdog_task: asyncio.Task | None = None
         self._inflight: dict[asyncio.Task, float] = {}
         self._timed_out: set[asyncio.Task] = set()
+        self._started: list[Part] = []
         self.torn: list[TornTail] = []
         self.replayed = 0
         self.corrupt_lines = 0
         self.rejected_at_start: list[Rejected] = []
         # Set when start found the projection broken and rebuilt it: {at, reason, moved_to, ...}.
         self.projection_recovered: dict | None = None
-        # Set by the host (daemon or console) so `daemon stop` over the socket can end it.
-        self.request_stop: Callable[[], None] | None = None
-        self.tmux = None  # TmuxManager, once started
-        self.monitors = None  # MonitorService, once started
-        self.sync = None  # SyncService, once started
+        # Given by the host (daemon or console) so `daemon stop` over the socket can end it.
+        self.request_stop = request_stop
+        # Filled by the composition root (engine/assemble.py); None: that subsystem is off.
+        self.parts: list[Part] = []
+        self.tmux: TmuxManager | None = None  # set once tmux started (messaging works without it)
+        self.monitors: MonitorService | None = None
+        self.changes: ChangeFeed | None = None
+        self.sync: SyncService | None = None  # set once sync started (off: local-only)
+        self.post: Post = _no_messaging
         self.collisions: list[dict] = []  # agent names registered on two clones (sync)
+
+    def plug(self, part: Part) -> None:
+        """Add a subsystem to start with the engine (before `start`)."""
+        self.parts.append(part)
 
     # -- lifecycle --
     async def start(self) -> None:
-        # Register every method module before the first call.
-        from thrum_engine.engine import handlers  # noqa: F401
-
         loop = asyncio.get_running_loop()
         # Repos initialised before the rule lived in info/exclude get it now, for every worktree.
         await loop.run_in_executor(None, exclude_thrum_state, self.layout.repo)
@@ -131,38 +164,23 @@ class Engine:
         self.writer.start()
         self._presence_task = asyncio.create_task(self._presence_loop(), name="thrum-presence")
         self._watchdog_task = asyncio.create_task(self._watchdog(), name="thrum-watchdog")
-        await self._start_tmux()
-        from thrum_engine.monitors.service import MonitorService
-
-        self.monitors = MonitorService(self)
-        await self.monitors.start()
-        from thrum_engine.sync.service import SyncService
-
-        self.sync = SyncService(self)
-        await self.sync.start()
+        self._started = []
+        try:
+            for part in self.parts:
+                await part.start()
+                self._started.append(part)
+        except BaseException:
+            await self.stop()
+            raise
         log.info("engine started (host=%s, replayed %d events)", self.host, self.replayed)
 
-    async def _start_tmux(self) -> None:
-        """Sessions, pane streams and nudges; messaging works without them when tmux is missing."""
-        from thrum_engine.tmux.manager import TmuxManager
-
-        manager = TmuxManager(self)
-        try:
-            await manager.start()
-        except Exception as exc:
-            log.warning("tmux features off: %s", exc)
-            return
-        self.tmux = manager
-        self.live_panes_in = manager.live_panes_in
-        self.kill_panes_in = manager.kill_panes_in
-
     async def stop(self) -> None:
-        if self.sync is not None:
-            await self.sync.stop()
-        if self.monitors is not None:
-            await self.monitors.stop_all()
-        if self.tmux is not None:
-            await self.tmux.stop()
+        while self._started:
+            part = self._started.pop()
+            try:
+                await part.stop()
+            except Exception:  # a boundary: the rest still stops, and the journal still closes
+                log.exception("stopping %s failed", part.name)
         for t in (self._presence_task, self._watchdog_task):
             if t is not None:
                 t.cancel()
@@ -236,10 +254,7 @@ class Engine:
             "seconds": round(time.perf_counter() - started, 3),
             "local_tables": note or "copied",
         }
-        await self.store.write_local(
-            "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
-            [("projection_recovered", json.dumps(record, sort_keys=True))],
-        )
+        await queries.set_meta(self.store, "projection_recovered", json.dumps(record, sort_keys=True))
         self.projection_recovered = record
         log.warning(
             "projection rebuilt from %d journal events in %.2fs; the old file is %s (%s)",
@@ -251,7 +266,7 @@ class Engine:
 
     async def _recovery_record(self) -> dict | None:
         """The last recovery's record, kept in the projection so `doctor` reports it after restarts too."""
-        raw = await self.store.scalar("SELECT value FROM meta WHERE key='projection_recovered'")
+        raw = await queries.meta(self.store, "projection_recovered")
         try:
             return json.loads(raw) if raw else None
         except ValueError:
@@ -324,15 +339,10 @@ class Engine:
         return len(fresh)
 
     async def load_caches(self) -> None:
-        self.agents = {r["name"]: r for r in await self.store.all("SELECT * FROM agents")}
-        self.active_sessions = {
-            r["agent"]: r
-            for r in await self.store.all("SELECT * FROM sessions WHERE ended_at IS NULL ORDER BY started_at")
-        }
-        for r in await self.store.all("SELECT agent, last_seen FROM presence"):
+        self.agents = {r["name"]: r for r in await queries.agents(self.store)}
+        self.active_sessions = {r["agent"]: r for r in await queries.open_sessions(self.store)}
+        for r in await queries.presence(self.store):
             try:
-                from thrum_engine.durations import parse_iso
-
                 self.last_seen[r["agent"]] = parse_iso(r["last_seen"])
             except ValueError:
                 pass
@@ -431,16 +441,11 @@ class Engine:
         self._presence_dirty.add(name)
 
     async def flush_presence(self) -> None:
-        if not self._presence_dirty or self.store.w is None:
+        if not self._presence_dirty or not self.store.is_open:
             return
         rows = [(n, iso(self.last_seen[n])) for n in self._presence_dirty if n in self.last_seen]
         self._presence_dirty.clear()
-        async with self.writer.lock:
-            await self.store.write_local(
-                "INSERT INTO presence(agent, last_seen) VALUES (?, ?)"
-                " ON CONFLICT(agent) DO UPDATE SET last_seen=excluded.last_seen",
-                rows,
-            )
+        await queries.save_presence(self.store, rows)
 
     async def _presence_loop(self) -> None:
         while True:
@@ -498,6 +503,7 @@ class Engine:
         # A watchdog (one timer for all calls) cancels calls past their deadline: cheaper than a
         # timeout context per call on the hot path.
         task = asyncio.current_task()
+        assert task is not None  # always inside a task: the caller awaits us
         self._inflight[task] = time.monotonic() + self.settings.engine.request_timeout_seconds
         try:
             return await m.handler(self, caller, p)

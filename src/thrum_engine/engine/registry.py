@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
+from thrum_engine.engine.caller import Caller
 from thrum_engine.model import Params
 
 if TYPE_CHECKING:
-    from thrum_engine.engine.core import Caller, Engine
+    from thrum_engine.engine.core import Engine
 
-Handler = Callable[["Engine", "Caller", Any], Awaitable[dict]]
+Handler = Callable[["Engine", Caller, Any], Awaitable[dict]]
 
 
 @dataclass(frozen=True)

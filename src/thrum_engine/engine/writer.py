@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 from thrum_engine.journal import Journal
 from thrum_engine.store import Store
@@ -43,7 +43,7 @@ class Writer:
         self.journal = journal
         self.store = store
         self.on_applied = on_applied
-        self.lock = asyncio.Lock()  # held per batch; rebuild takes it to pause writes
+        self.lock = store.write_lock  # held per batch; rebuild takes it to pause writes
         self._queue: asyncio.Queue[tuple[list[dict], asyncio.Future]] = asyncio.Queue()
         self._task: asyncio.Task | None = None
         self.batches = 0
@@ -117,7 +117,7 @@ class Writer:
                 log.error("journal write failed: %s", exc)
                 self._fail(batch, f"journal write failed: {exc}")
                 return
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 -- a boundary: every failure is logged and fails the batch
                 if undo_failed:
                     log.critical(
                         "projection update failed (%s) and the journal could not be cut back (%s):"

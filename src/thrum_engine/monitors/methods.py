@@ -5,19 +5,25 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
 from thrum_engine import ids, names
 from thrum_engine.durations import iso
 from thrum_engine.engine.authority import require_agent_owner
-from thrum_engine.engine.core import Caller, Engine
+from thrum_engine.engine.caller import Caller
 from thrum_engine.engine.registry import method
 from thrum_engine.errors import Conflict, InvalidInput, InvalidName, NotFound, ThrumError
 from thrum_engine.messaging import resolve
 from thrum_engine.model import Params
 from thrum_engine.monitors.sources import inside
 from thrum_engine.patterns import PatternError, compile_pattern
+from thrum_engine.store import queries
+
+if TYPE_CHECKING:
+    from thrum_engine.engine.core import Engine
+    from thrum_engine.monitors.service import MonitorService
 
 
 class MonitorCommon(Params):
@@ -64,8 +70,8 @@ class MonitorLogsParams(Params):
     limit: int = Field(50, ge=1, le=1000)
 
 
-def service(engine: Engine):
-    svc = getattr(engine, "monitors", None)
+def service(engine: Engine) -> MonitorService:
+    svc = engine.monitors
     if svc is None:
         raise ThrumError("monitors are not running in this engine")
     return svc
@@ -77,7 +83,7 @@ async def validate_common(engine: Engine, p: MonitorCommon) -> float:
         raise InvalidName(problem)
     check_match(p.match)
     resolve(engine, [p.to], None)  # an unknown target is refused now, not at the first match
-    if await engine.store.one("SELECT id FROM monitors WHERE name = ?", (p.name,)):
+    if await queries.monitor_named(engine.store, p.name):
         raise Conflict(f"a monitor named {p.name} already exists (see `thrum monitor list --all`)")
     return check_debounce(
         engine.settings.monitors.default_debounce_seconds if p.debounce is None else p.debounce
@@ -126,9 +132,8 @@ async def create_rule(
         "updated_at": now,
     }
     svc = service(engine)
-    cols = ", ".join(row)
-    await svc.write(f"INSERT INTO monitors({cols}) VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
-    await svc.run(await engine.store.one("SELECT * FROM monitors WHERE id = ?", (row["id"],)))
+    await queries.insert_monitor(engine.store, row)
+    await svc.run(await find(engine, row["id"]))
     return {"monitor": await view(engine, row["id"])}
 
 
@@ -185,7 +190,7 @@ async def watch_file(engine: Engine, caller: Caller, p: FileMonitorParams) -> di
 
 
 async def find(engine: Engine, ident: str) -> dict:
-    row = await engine.store.one("SELECT * FROM monitors WHERE id = ? OR name = ?", (ident, ident))
+    row = await queries.monitor(engine.store, ident)
     if row is None:
         raise NotFound(f"no monitor {ident} (see `thrum monitor list --all`)")
     return row
@@ -224,8 +229,8 @@ async def view(engine: Engine, ident: str) -> dict:
 
 @method("monitor.list", MonitorListParams)
 async def list_(engine: Engine, caller: Caller, p: MonitorListParams) -> dict:
-    sql = "SELECT id FROM monitors" + ("" if p.all else " WHERE status = 'running'") + " ORDER BY created_at"
-    return {"monitors": [await view(engine, r["id"]) for r in await engine.store.all(sql)]}
+    ids_ = await queries.monitor_ids(engine.store, running_only=not p.all)
+    return {"monitors": [await view(engine, mid) for mid in ids_]}
 
 
 @method("monitor.show", MonitorIdParams)
@@ -279,10 +284,7 @@ async def edit(engine: Engine, caller: Caller, p: MonitorEditParams) -> dict:
     if not changes:
         raise InvalidInput("nothing to change: give a new match, target, debounce or schedule")
     svc = service(engine)
-    sets = ", ".join(f"{k} = ?" for k in changes)
-    await svc.write(
-        f"UPDATE monitors SET {sets}, updated_at = ? WHERE id = ?", (*changes.values(), iso(), row["id"])
-    )
+    await queries.update_monitor(engine.store, row["id"], changes, iso())
     await svc.event(row["id"], "edit", detail=", ".join(sorted(changes)))
     if row["status"] == "running":
         await svc.halt(row["id"])
@@ -293,9 +295,5 @@ async def edit(engine: Engine, caller: Caller, p: MonitorEditParams) -> dict:
 @method("monitor.logs", MonitorLogsParams)
 async def logs(engine: Engine, caller: Caller, p: MonitorLogsParams) -> dict:
     row = await find(engine, p.id)
-    events = await engine.store.all(
-        "SELECT at, kind, line, message_id, detail FROM monitor_events WHERE monitor_id = ? ORDER BY seq DESC"
-        " LIMIT ?",
-        (row["id"], p.limit),
-    )
-    return {"monitor": row["id"], "name": row["name"], "events": list(reversed(events))}
+    events = await queries.monitor_log(engine.store, row["id"], p.limit)
+    return {"monitor": row["id"], "name": row["name"], "events": events}

@@ -8,8 +8,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from thrum_engine.durations import iso
+from thrum_engine.engine.tasks import TaskSet
+from thrum_engine.errors import UnknownRecipient
+from thrum_engine.messaging import resolve
+from thrum_engine.tmux.server import TmuxError
+
+if TYPE_CHECKING:
+    from thrum_engine.engine.core import Engine
+    from thrum_engine.tmux.manager import Session, TmuxManager
+    from thrum_engine.tmux.panes import PaneState
 
 log = logging.getLogger("thrum.permissions")
 
@@ -29,56 +39,63 @@ class Episode:
     answered: bool = False
 
 
-async def answer_dialog(engine, s, keys: str) -> bool:
+async def answer_dialog(engine: Engine, s: Session, keys: str) -> bool:
     """Type `keys` into the session's dialog only if a fresh reading still shows it (a digit or
     Enter typed anywhere else is an answer to something the human never saw). Whether it typed."""
-    await engine.tmux.refresh(s)
+    tmux = engine.tmux
+    if tmux is None:
+        return False
+    await tmux.refresh(s)
     if s.state.state != "blocked" or s.stream.dead:
         return False
-    watch = getattr(engine.monitors, "permissions", None)
+    watch = engine.monitors.permissions if engine.monitors is not None else None
     ep = watch.episodes.get(s.name) if watch is not None else None
     if ep is not None:
         ep.answered = True  # no more reminders for this one
-    await asyncio.to_thread(engine.tmux.tmux.send_keys, s.pane_id, *keys.split())
+    await asyncio.to_thread(tmux.tmux.send_keys, s.pane_id, *keys.split())
     return True
 
 
 class PermissionWatch:
-    def __init__(self, engine) -> None:
+    def __init__(self, engine: Engine, tmux: TmuxManager) -> None:
         self.engine = engine
+        self.tmux = tmux
         self.settings = engine.settings.monitors
         self.episodes: dict[str, Episode] = {}  # session -> open episode
         self.closed: list[Episode] = []  # recently closed, newest last
+        self._tasks = TaskSet(log)
 
     def start(self) -> None:
-        tmux = self.engine.tmux
-        tmux.listeners.append(self.on_pane_state)
+        self.tmux.listeners.append(self.on_pane_state)
         self._unlisten = self.engine.bus.listen(self.on_events)
-        for s in list(tmux.sessions.values()):
+        for s in list(self.tmux.sessions.values()):
             if s.state.state == "blocked":
                 self.on_pane_state(s, s.state)
 
-    def stop(self) -> None:
+    async def stop(self) -> None:
         self._unlisten()
+        if self.on_pane_state in self.tmux.listeners:
+            self.tmux.listeners.remove(self.on_pane_state)
         for ep in self.episodes.values():
             if ep.reminder:
                 ep.reminder.cancel()
+        await self._tasks.close()
 
     # -- pane side --
-    def on_pane_state(self, s, state) -> None:
+    def on_pane_state(self, s: Session, state: PaneState) -> None:
         if not s.agent:
             return
         if state.state == "blocked" and s.name not in self.episodes:
             ep = Episode(s.name, s.agent, interval=self.settings.permission_reminder_seconds)
             self.episodes[s.name] = ep
-            asyncio.create_task(self._open(ep))
+            self._tasks.spawn(self._open(ep), name=f"thrum-permission-{s.name}")
         elif state.state != "blocked" and s.name in self.episodes:
             ep = self.episodes.pop(s.name)
             if ep.reminder:
                 ep.reminder.cancel()
             self.closed.append(ep)  # a late y/n still gets an answer ("the dialog is gone")
             del self.closed[:-CLOSED_KEEP]
-            asyncio.create_task(self._set_status(ep.agent, ""))  # stand down: the pane says what it does
+            self._tasks.spawn(self._set_status(ep.agent, ""))  # stand down: the pane says what it does
 
     async def _set_status(self, agent: str, status: str) -> None:
         if agent in self.engine.agents and self.engine.agents[agent].get("status") != status:
@@ -89,13 +106,11 @@ class PermissionWatch:
             )
 
     def supervisors(self, agent: str) -> list[str]:
-        from thrum_engine.messaging import resolve
-
         out: list[str] = []
         for addr in self.settings.supervisors:
             try:
                 found, _ = resolve(self.engine, [addr], agent)
-            except Exception:
+            except UnknownRecipient:
                 continue  # a supervisor role nobody holds yet
             out += [f for f in found if f not in out]
         return out
@@ -108,8 +123,6 @@ class PermissionWatch:
             log.exception("permission notice for %s failed", ep.session)
 
     async def _notify(self, ep: Episode, *, reminder: bool) -> None:
-        from thrum_engine.messaging import create_message
-
         if self.episodes.get(ep.session) is not ep:
             return
         to = self.supervisors(ep.agent)
@@ -122,15 +135,14 @@ class PermissionWatch:
             )
         else:
             screen = await self._screen(ep.session)
-            s = self.engine.tmux.sessions.get(ep.session)
+            s = self.tmux.sessions.get(ep.session)
             keys = f" ({s.runtime.approve} / {s.runtime.deny})" if s else ""
             body = (
                 ("Reminder: " if reminder else "")
                 + f"@{ep.agent} is waiting on a permission dialog in session {ep.session}:\n```\n{screen}\n```\n"
                 f"Reply `y` to approve once or `n` to deny{keys}."
             )
-            ev = await create_message(
-                self.engine,
+            ev = await self.engine.post(
                 AUTHOR,
                 body,
                 to=["@" + n for n in to],
@@ -144,16 +156,16 @@ class PermissionWatch:
 
     def _remind(self, ep: Episode) -> None:
         if self.episodes.get(ep.session) is ep and not ep.answered:
-            asyncio.create_task(self._notify(ep, reminder=True))
+            self._tasks.spawn(self._notify(ep, reminder=True), name=f"thrum-permission-remind-{ep.session}")
 
     async def _screen(self, session: str) -> str:
-        s = self.engine.tmux.sessions.get(session)
+        s = self.tmux.sessions.get(session)
         if s is None:
             return ""
         try:
-            lines = await asyncio.to_thread(self.engine.tmux.tmux.capture, s.pane_id, 40)
-        except Exception:
-            return ""
+            lines = await asyncio.to_thread(self.tmux.tmux.capture, s.pane_id, 40)
+        except TmuxError:
+            return ""  # the pane went away: the notice goes without its picture
         lines = [ln for ln in lines if ln.strip()]
         return "\n".join(lines[-12:])
 
@@ -167,19 +179,16 @@ class PermissionWatch:
                 continue
             for ep in list(self.episodes.values()) + self.closed:
                 if parent in ep.notices:
-                    asyncio.create_task(self._answer(ep, ev))
+                    self._tasks.spawn(self._answer(ep, ev), name=f"thrum-permission-answer-{ep.session}")
                     break
 
     async def _answer(self, ep: Episode, ev: dict) -> None:
-        from thrum_engine.messaging import create_message
-
         word = ev["data"]["content"].strip().lower().rstrip(".!")
-        s = self.engine.tmux.sessions.get(ep.session)
+        s = self.tmux.sessions.get(ep.session)
         if s is None:
             s_missing = f"Session {ep.session} is gone; nothing was typed."
             if word in APPROVE or word in DENY:
-                await create_message(
-                    self.engine,
+                await self.engine.post(
                     AUTHOR,
                     s_missing,
                     to=["@" + ev["author"]],
@@ -199,8 +208,7 @@ class PermissionWatch:
         else:
             text = f"✓ {verdict.capitalize()} in {ep.session} (sent {keys})."
         try:
-            await create_message(
-                self.engine,
+            await self.engine.post(
                 AUTHOR,
                 text,
                 to=["@" + ev["author"]],

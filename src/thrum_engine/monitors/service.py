@@ -84,7 +84,7 @@ class MonitorService:
         if self.engine.tmux is not None:
             from thrum_engine.monitors.permissions import PermissionWatch
 
-            self.permissions = PermissionWatch(self.engine)
+            self.permissions = PermissionWatch(self.engine, self.engine.tmux)
             self.permissions.start()
         for row in await self.engine.store.all(
             "SELECT * FROM monitors WHERE status = 'running' ORDER BY created_at"
@@ -97,7 +97,7 @@ class MonitorService:
 
     async def stop_all(self) -> None:
         if self.permissions is not None:
-            self.permissions.stop()
+            await self.permissions.stop()
         for mid in list(self.running):
             await self.halt(mid)
         for task, stop in self._dir_watchers.values():
@@ -107,8 +107,7 @@ class MonitorService:
 
     # -- persistence --
     async def write(self, sql: str, params: tuple) -> None:
-        async with self.engine.writer.lock:
-            await self.engine.store.write_local(sql, [params])
+        await self.engine.store.write_local(sql, [params])
 
     async def event(
         self, mid: str, kind: str, line: str = "", message_id: str | None = None, detail: str = ""
@@ -252,12 +251,9 @@ class MonitorService:
             await self.deliver(m, kind, text)
 
     async def deliver(self, m: Monitor, kind: str, text: str) -> str | None:
-        from thrum_engine.messaging import create_message
-
         body = f"[{m.name}] {text}"
         try:
-            ev = await create_message(
-                self.engine,
+            ev = await self.engine.post(
                 f"monitor:{m.name}",
                 body,
                 to=[m.row["target"]],

@@ -341,8 +341,7 @@ async def submit(
         "message_id": mid,
     }
     await engine.commit(engine.event("review.submit", reviewer, data))
-    async with engine.writer.lock:
-        await engine.store.write_local(q.CLEAR_DRAFTS, [(agent,)])
+    await engine.store.write_local(q.CLEAR_DRAFTS, [(agent,)])  # takes the writer's lock itself
     return {
         "review_id": rid,
         "agent": agent,
@@ -391,17 +390,15 @@ async def add_draft(engine: Engine, agent: str, c: dict) -> dict:
         comment["head"],
         iso(),
     )
-    async with engine.writer.lock:
-        await engine.store.write_local(q.ADD_DRAFT, [row])
+    await engine.store.write_local(q.ADD_DRAFT, [row])
     return comment
 
 
 async def remove_draft(engine: Engine, agent: str, comment_id: str | None) -> None:
-    async with engine.writer.lock:
-        if comment_id is None:
-            await engine.store.write_local(q.CLEAR_DRAFTS, [(agent,)])
-        else:
-            await engine.store.write_local(q.DELETE_DRAFT, [(agent, comment_id)])
+    if comment_id is None:
+        await engine.store.write_local(q.CLEAR_DRAFTS, [(agent,)])
+    else:
+        await engine.store.write_local(q.DELETE_DRAFT, [(agent, comment_id)])
 
 
 async def comments(

@@ -8,7 +8,8 @@ replaying an event is harmless even without the `applied_events` check.
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 Op = tuple[str, tuple]
 
@@ -43,11 +44,13 @@ def _dumps(value: Any) -> str:
 
 def _agent_register(ev: dict, d: dict) -> Iterable[Op]:
     yield (
-        "INSERT INTO agents(name, role, module, display, runtime, kind, worktree, registered_at, intent,"
-        " origin, host) VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(name) DO UPDATE SET role=excluded.role,"
-        " module=excluded.module, display=excluded.display, runtime=excluded.runtime, kind=excluded.kind,"
-        " worktree=excluded.worktree, registered_at=excluded.registered_at, origin=excluded.origin,"
-        " host=excluded.host WHERE agents.origin IN ('', excluded.origin) OR excluded.origin = ''",
+        (
+            "INSERT INTO agents(name, role, module, display, runtime, kind, worktree, registered_at, intent,"
+            " origin, host) VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(name) DO UPDATE SET role=excluded.role,"
+            " module=excluded.module, display=excluded.display, runtime=excluded.runtime, kind=excluded.kind,"
+            " worktree=excluded.worktree, registered_at=excluded.registered_at, origin=excluded.origin,"
+            " host=excluded.host WHERE agents.origin IN ('', excluded.origin) OR excluded.origin = ''"
+        ),
         (
             d["name"],
             d["role"],
@@ -121,8 +124,10 @@ def _message_create(ev: dict, d: dict) -> Iterable[Op]:
     created = d.get("created_at", ev["ts"])
     structured = d.get("structured")
     yield (
-        "INSERT OR IGNORE INTO messages(id, author, thread_id, reply_to, format, content, structured, created_at,"
-        " broadcast, addressed, mentions, scopes, refs) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            "INSERT OR IGNORE INTO messages(id, author, thread_id, reply_to, format, content, structured, created_at,"
+            " broadcast, addressed, mentions, scopes, refs) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+        ),
         (
             mid,
             ev["author"],
@@ -149,46 +154,16 @@ def _message_create(ev: dict, d: dict) -> Iterable[Op]:
         )
     if d.get("reply_to"):
         yield (
-            "UPDATE deliveries SET replied_at=COALESCE(replied_at, ?), read_at=COALESCE(read_at, ?),"
-            " seen_at=COALESCE(seen_at, ?) WHERE message_id=? AND recipient=?",
+            (
+                "UPDATE deliveries SET replied_at=COALESCE(replied_at, ?), read_at=COALESCE(read_at, ?),"
+                " seen_at=COALESCE(seen_at, ?) WHERE message_id=? AND recipient=?"
+            ),
             (created, created, created, d["reply_to"], ev["author"]),
         )
 
 
-_INSERT_MESSAGE = next(_message_create({"author": "", "ts": ""}, {"message_id": "", "content": ""}))[0]
-
-
-def _message_create_fast(ev: dict, d: dict, buckets: dict[str, list[tuple]]) -> None:
-    """`_message_create` for the common shape (no thread root, no reply): rebuilds are mostly these."""
-    if d.get("thread_root") or d.get("reply_to"):
-        for sql, params in _message_create(ev, d):
-            buckets.setdefault(sql, []).append(params)
-        return
-    mid = d["message_id"]
-    created = d.get("created_at", ev["ts"])
-    structured = d.get("structured")
-    get = d.get
-    buckets.setdefault(_INSERT_MESSAGE, []).append(
-        (
-            mid,
-            ev["author"],
-            get("thread_id"),
-            None,
-            get("format", "markdown"),
-            d["content"],
-            None if structured is None else _dumps(structured),
-            created,
-            1 if get("broadcast") else 0,
-            _dumps(addressed_of(d)),
-            _dumps(get("mentions")),
-            _dumps(get("scopes")),
-            _dumps(get("refs")),
-        )
-    )
-    mentioned = get("mentioned_agents") or ()
-    rows = buckets.setdefault(_INSERT_DELIVERY, [])
-    for r in get("recipients", ()):
-        rows.append((r, mid, created, 1 if r in mentioned else 0))
+# The message row's statement, for rows built elsewhere (`store.lines`' plain-line path).
+_INSERT_MESSAGE = next(iter(_message_create({"author": "", "ts": ""}, {"message_id": "", "content": ""})))[0]
 
 
 def _message_edit(ev: dict, d: dict) -> Iterable[Op]:
@@ -211,8 +186,10 @@ def _message_read(ev: dict, d: dict) -> Iterable[Op]:
     at = d.get("at", ev["ts"])
     for mid in d.get("message_ids", []):
         yield (
-            "UPDATE deliveries SET read_at=COALESCE(read_at, ?), seen_at=COALESCE(seen_at, ?)"
-            " WHERE recipient=? AND message_id=?",
+            (
+                "UPDATE deliveries SET read_at=COALESCE(read_at, ?), seen_at=COALESCE(seen_at, ?)"
+                " WHERE recipient=? AND message_id=?"
+            ),
             (at, at, ev["author"], mid),
         )
 
@@ -247,8 +224,10 @@ def _message_purge(ev: dict, d: dict) -> Iterable[Op]:
     # The purge is a tombstone: its cutoff is kept, so older messages that another clone syncs in
     # later are dropped too (see PURGE_FLOOR) and a purge never resurrects or fights across clones.
     yield (
-        "INSERT INTO meta(key, value) VALUES ('purged_before', ?)"
-        " ON CONFLICT(key) DO UPDATE SET value = MAX(value, excluded.value)",
+        (
+            "INSERT INTO meta(key, value) VALUES ('purged_before', ?)"
+            " ON CONFLICT(key) DO UPDATE SET value = MAX(value, excluded.value)"
+        ),
         (before,),
     )
 
@@ -356,7 +335,7 @@ class Projection:
     later statements of a type only ever depend on earlier statements of it.
     """
 
-    __slots__ = ("runs", "applied", "_group", "_buckets")
+    __slots__ = ("_buckets", "_group", "applied", "runs")
 
     def __init__(self) -> None:
         self.runs: list[tuple[str, list[tuple]]] = []
@@ -379,14 +358,11 @@ class Projection:
         etype = ev.get("type", "")
         if etype != self._group:
             self._close_group(etype)
-        if etype == "message.create":
-            _message_create_fast(ev, ev.get("data") or {}, self._buckets)
-        else:
-            fn = APPLIERS.get(etype)
-            if fn is not None:
-                buckets = self._buckets
-                for sql, params in fn(ev, ev.get("data") or {}):
-                    buckets.setdefault(sql, []).append(params)
+        fn = APPLIERS.get(etype)
+        if fn is not None:
+            buckets = self._buckets
+            for sql, params in fn(ev, ev.get("data") or {}):
+                buckets.setdefault(sql, []).append(params)
         self.applied.append((ev["id"],))
 
     def message_rows(self, event_id: str, message: tuple, deliveries: list[tuple]) -> None:

@@ -1,5 +1,6 @@
-"""The projection database: one writer connection (batches from the engine's
-writer) and one reader connection (queries), both aiosqlite over one WAL file.
+"""The projection database: one write connection, owned by its own thread (`WriteThread`: the
+engine's batches and every local write run on it as callables, datasette's `execute_write_fn`
+shape), and one reader connection (aiosqlite) for queries, over one WAL file.
 
 The database and its -wal/-shm files are 0600 whatever the umask (SQLite gives
 -wal and -shm the main file's mode, so the main file is created first, by us).
@@ -9,9 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import queue
 import sqlite3
+import threading
+from collections.abc import Callable, Iterable
 from itertools import chain
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -77,21 +81,117 @@ def _transaction(
         raise
 
 
+def _pragmas(bulk: bool) -> list[str]:
+    return [
+        "PRAGMA journal_mode=" + ("MEMORY" if bulk else "WAL"),
+        # The journal is fsynced before we get here; a lost projection commit is replayed from offsets.
+        "PRAGMA synchronous=" + ("OFF" if bulk else "NORMAL"),
+        "PRAGMA busy_timeout=5000",
+        "PRAGMA foreign_keys=OFF",
+    ]
+
+
 async def _connect(path: str, *, bulk: bool = False) -> aiosqlite.Connection:
     conn = await aiosqlite.connect(path, isolation_level=None)
     try:
         conn.row_factory = aiosqlite.Row
-        await conn.execute("PRAGMA journal_mode=" + ("MEMORY" if bulk else "WAL"))
-        # The journal is fsynced before we get here; a lost projection commit is replayed from offsets.
-        await conn.execute("PRAGMA synchronous=" + ("OFF" if bulk else "NORMAL"))
-        await conn.execute("PRAGMA busy_timeout=5000")
-        await conn.execute("PRAGMA foreign_keys=OFF")
+        for pragma in _pragmas(bulk):
+            await conn.execute(pragma)
     except BaseException:
         # aiosqlite's worker thread is not a daemon thread: left running, it keeps the process
         # alive after a failed start (a hung engine per CLI call on an unreadable file).
         await conn.close()
         raise
     return conn
+
+
+def _settle(fut: asyncio.Future, result: object, error: BaseException | None) -> None:
+    if fut.cancelled():
+        return
+    if error is not None:
+        fut.set_exception(error)
+    else:
+        fut.set_result(result)
+
+
+class WriteThread:
+    """The one write connection and the thread that owns it: `run(fn)` calls `fn(connection)` there,
+    in submission order, and resolves with its result or its exception.
+
+    A batch is a dozen statements; awaiting each one as its own hop to a thread cost ~70 us apiece
+    and dominated commit time, so whole transactions are one callable. Datasette's shape
+    (`Database.execute_write_fn`), over stdlib sqlite3 only. A daemon thread: one left behind by a
+    failed start never keeps the process alive; `close` still ends it and closes the connection.
+    """
+
+    _CLOSE = object()
+
+    def __init__(self, path: str, *, bulk: bool = False) -> None:
+        self.path = path
+        self.bulk = bulk
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    async def open(self) -> None:
+        """Start the thread and open the connection there (its error is raised here)."""
+        self._thread = threading.Thread(target=self._serve, name="thrum-sqlite-writer", daemon=True)
+        self._thread.start()
+        try:
+            await self.run(lambda conn: None)
+        except BaseException:
+            await self.close()
+            raise
+
+    def run(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        """Queue `fn`; the future resolves once it ran (a plain function, not a coroutine: the
+        hop is the write path's whole cost, and a coroutine frame less is measurable)."""
+        if self._thread is None:
+            raise sqlite3.ProgrammingError("the write connection is closed")
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        self._jobs.put((fn, loop, fut))
+        return fut
+
+    async def close(self) -> None:
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        self._jobs.put((self._CLOSE, loop, done))
+        await done
+        thread.join()  # it has closed the connection and returns at once
+
+    def _serve(self) -> None:
+        conn: sqlite3.Connection | None = None
+        failed: BaseException | None = None
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            for pragma in _pragmas(self.bulk):
+                conn.execute(pragma)
+        except sqlite3.Error as exc:
+            failed = exc
+        while True:
+            fn, loop, fut = self._jobs.get()
+            result: object = None
+            error: BaseException | None = None
+            if fn is self._CLOSE:
+                if conn is not None:
+                    conn.close()
+            elif failed is not None:
+                error = failed
+            else:
+                try:
+                    result = fn(conn)
+                except BaseException as exc:  # noqa: BLE001 -- handed to the awaiting caller, which raises it
+                    error = exc
+            try:
+                loop.call_soon_threadsafe(_settle, fut, result, error)
+            except RuntimeError:  # the loop is closed: nobody is waiting any more
+                pass
+            if fn is self._CLOSE:
+                return
 
 
 def make_private_db(path: str) -> None:
@@ -107,20 +207,19 @@ def make_private_db(path: str) -> None:
             pass
 
 
-async def migrate(conn: aiosqlite.Connection) -> int:
+def migrate(conn: sqlite3.Connection) -> int:
     """Bring the schema to SCHEMA_VERSION; refuse a database from a newer Thrum."""
-    await conn.execute("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-    async with conn.execute("SELECT value FROM meta WHERE key='schema_version'") as cur:
-        row = await cur.fetchone()
+    conn.execute("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
     version = int(row[0]) if row else 0
     if version > SCHEMA_VERSION:
         raise SchemaTooNew(
             f"database schema v{version} is newer than this Thrum (v{SCHEMA_VERSION}); upgrade thrum"
         )
     while version < SCHEMA_VERSION:
-        await conn.executescript("BEGIN;" + MIGRATIONS[version] + ";COMMIT;")
+        conn.executescript("BEGIN;" + MIGRATIONS[version] + ";COMMIT;")
         version += 1
-        await conn.execute(
+        conn.execute(
             "INSERT INTO meta(key, value) VALUES ('schema_version', ?)"
             " ON CONFLICT(key) DO UPDATE SET value=excluded.value",
             (str(version),),
@@ -128,64 +227,79 @@ async def migrate(conn: aiosqlite.Connection) -> int:
     return version
 
 
+def _defer_indexes(conn: sqlite3.Connection) -> list[tuple[str, str, str]]:
+    """Drop the indexes and triggers (a bulk load builds them once at the end); returns them."""
+    deferred = [
+        (r[0], r[1], r[2])
+        for r in conn.execute(
+            "SELECT type, name, sql FROM sqlite_master WHERE type IN ('index', 'trigger')"
+            " AND sql IS NOT NULL ORDER BY type"
+        )
+    ]
+    for kind, name, _sql in deferred:
+        conn.execute(f"DROP {kind.upper()} {name}")
+    return deferred
+
+
 class Store:
     def __init__(self, path: str) -> None:
         self.path = path
-        self.w: aiosqlite.Connection | None = None
+        self.w: WriteThread | None = None
         self.r: aiosqlite.Connection | None = None
         self._deferred_indexes: list[tuple[str, str, str]] = []
         self._readable = asyncio.Event()
         self._readable.set()
         self._reads = 0
+        # Held per batch by the engine's writer and by every local write; a rebuild takes it to pause
+        # writes while the database is swapped.
+        self.write_lock = asyncio.Lock()
 
     async def open(self, *, bulk: bool = False) -> None:
         """`bulk`: a scratch database being filled by a rebuild; no rollback journal or syncs
         until `finish_bulk` (a crash mid-rebuild just leaves a scratch file to delete)."""
         await asyncio.to_thread(make_private_db, self.path)
-        self.w = await _connect(self.path, bulk=bulk)
+        self.w = WriteThread(self.path, bulk=bulk)
         try:
-            await migrate(self.w)
+            await self.w.open()
+            await self.w.run(migrate)
             if bulk:
                 # Building indexes and the unread counts once at the end beats updating them row
                 # by row (the unread triggers alone cost a rebuild a third of its speed).
-                async with self.w.execute(
-                    "SELECT type, name, sql FROM sqlite_master WHERE type IN ('index', 'trigger')"
-                    " AND sql IS NOT NULL ORDER BY type"
-                ) as cur:
-                    self._deferred_indexes = [tuple(r) for r in await cur.fetchall()]
-                for kind, name, _sql in self._deferred_indexes:
-                    await self.w.execute(f"DROP {kind.upper()} {name}")
+                self._deferred_indexes = await self.w.run(_defer_indexes)
             self.r = await _connect(self.path, bulk=bulk)
         except BaseException:
             await self.close()
             raise
 
     async def finish_bulk(self) -> None:
-        assert self.w is not None
-        await self.w.executescript("BEGIN;" + UNREAD_RECOUNT + ";COMMIT;")
-        for _kind, _name, sql in self._deferred_indexes:
-            await self.w.execute(sql)
-        self._deferred_indexes = []
-        await self.w.execute("PRAGMA journal_mode=WAL")
-        await self.w.execute("PRAGMA synchronous=NORMAL")
+        deferred, self._deferred_indexes = self._deferred_indexes, []
+
+        def finish(conn: sqlite3.Connection) -> None:
+            conn.executescript("BEGIN;" + UNREAD_RECOUNT + ";COMMIT;")
+            for _kind, _name, sql in deferred:
+                conn.execute(sql)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+
+        await self.in_writer_thread(finish)
+
+    @property
+    def is_open(self) -> bool:
+        return self.w is not None
 
     async def close(self) -> None:
-        for conn in (self.r, self.w):
-            if conn is not None:
-                await conn.close()
-        self.r = self.w = None
+        r, w, self.r, self.w = self.r, self.w, None, None
+        if r is not None:
+            await r.close()
+        if w is not None:
+            await w.close()
 
     # -- writing --
     async def in_writer_thread(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn(sqlite3_connection)` on the writer connection's own thread, in one hop.
-
-        A batch is a dozen statements; awaiting each one through aiosqlite is a
-        thread hop apiece (~70 us) and they dominated commit time. aiosqlite has
-        no public "run this callable" call, so this uses `Connection._execute`
-        (present through the pinned 0.22.1); the connection stays aiosqlite's.
-        """
-        assert self.w is not None
-        return await self.w._execute(fn, self.w._conn)
+        """Run `fn(sqlite3_connection)` on the write connection's own thread, in one hop."""
+        if self.w is None:
+            raise sqlite3.ProgrammingError("the projection is closed")
+        return await self.w.run(fn)
 
     async def apply(
         self,
@@ -240,18 +354,22 @@ class Store:
         return await self.in_writer_thread(work)
 
     async def applied_among(self, ids: list[str]) -> set[str]:
-        assert self.w is not None
-        found: set[str] = set()
-        for i in range(0, len(ids), 500):
-            chunk = ids[i : i + 500]
-            q = f"SELECT id FROM applied_events WHERE id IN ({','.join('?' * len(chunk))})"
-            async with self.w.execute(q, chunk) as cur:
-                found.update(r[0] for r in await cur.fetchall())
-        return found
+        def among(conn: sqlite3.Connection) -> set[str]:
+            found: set[str] = set()
+            for i in range(0, len(ids), 500):
+                chunk = ids[i : i + 500]
+                q = f"SELECT id FROM applied_events WHERE id IN ({','.join('?' * len(chunk))})"
+                found.update(r[0] for r in conn.execute(q, chunk))
+            return found
+
+        return await self.in_writer_thread(among)
 
     async def write_local(self, sql: str, rows: Iterable[tuple]) -> None:
-        assert self.w is not None
-        await self.w.executemany(sql, list(rows))
+        """Machine-local rows (presence, monitors, the command queue): never journaled, written
+        between the writer's batches."""
+        rows = list(rows)
+        async with self.write_lock:
+            await self.in_writer_thread(lambda conn: conn.executemany(sql, rows))
 
     # -- reading --
     async def pause_reads(self) -> None:
@@ -289,20 +407,23 @@ class Store:
 async def copy_local_tables(src_path: str, dst: Store) -> str | None:
     """Carry machine-local tables into a rebuilt database. An unreadable source (the projection being
     replaced is corrupt) is skipped: returns why, or None when they were copied."""
-    assert dst.w is not None
     if not os.path.exists(src_path):
         return "no old database to copy machine-local tables from"
-    try:
-        await dst.w.execute("ATTACH DATABASE ? AS old", (src_path,))
-    except sqlite3.Error as exc:
-        return f"machine-local tables not copied (old database unreadable: {exc})"
-    failed = []
-    try:
-        for table in LOCAL:
-            try:
-                await dst.w.execute(f"INSERT OR REPLACE INTO main.{table} SELECT * FROM old.{table}")
-            except sqlite3.Error as exc:
-                failed.append(f"{table}: {exc}")
-    finally:
-        await dst.w.execute("DETACH DATABASE old")
-    return f"machine-local tables not copied ({'; '.join(failed)})" if failed else None
+
+    def copy(conn: sqlite3.Connection) -> str | None:
+        try:
+            conn.execute("ATTACH DATABASE ? AS old", (src_path,))
+        except sqlite3.Error as exc:
+            return f"machine-local tables not copied (old database unreadable: {exc})"
+        failed = []
+        try:
+            for table in LOCAL:
+                try:
+                    conn.execute(f"INSERT OR REPLACE INTO main.{table} SELECT * FROM old.{table}")
+                except sqlite3.Error as exc:
+                    failed.append(f"{table}: {exc}")
+        finally:
+            conn.execute("DETACH DATABASE old")
+        return f"machine-local tables not copied ({'; '.join(failed)})" if failed else None
+
+    return await dst.in_writer_thread(copy)

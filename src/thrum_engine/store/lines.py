@@ -83,7 +83,7 @@ def ops_for_lines(
                     continue
                 proj.message_rows(
                     eid,
-                    # As `apply._message_create_fast` builds it: created_at is the event's ts, and
+                    # As `apply._message_create` builds it: created_at is the event's ts, and
                     # `addressed` is the recipients (these names need no JSON escaping).
                     (
                         mid,

@@ -63,7 +63,7 @@ def shape_problem(ev: dict, counts: EventCheck | None = None) -> str | None:
         if ev["v"] > EVENT_VERSION:
             counts.newer += 1
         if not ENVELOPE_KEYS.issuperset(ev) or (
-            adapter is not None and not DATA_KEYS[etype].issuperset(ev["data"])
+            adapter is not None and not DATA_KEYS[str(etype)].issuperset(ev["data"])
         ):
             counts.unknown_fields += 1
     return None

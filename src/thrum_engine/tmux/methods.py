@@ -6,17 +6,23 @@ import asyncio
 import os
 import shlex
 import time
+from typing import TYPE_CHECKING
 
-from thrum_engine import identity_file, names
+from thrum_engine import names
 from thrum_engine.engine.authority import agent_worktree, require_agent_owner, require_operator, require_owner
-from thrum_engine.engine.core import Caller, Engine
+from thrum_engine.engine.caller import Caller
 from thrum_engine.engine.registry import method
 from thrum_engine.errors import Conflict, InvalidInput, InvalidName, NotFound, ThrumError
+from thrum_engine.identity import author_of, enroll
+from thrum_engine.integrations.engine_side import install_for
 from thrum_engine.layout import current_branch, worktree_of
 from thrum_engine.model import Params
 from thrum_engine.tmux import health, results, runtimes
 from thrum_engine.tmux.manager import Session, TmuxManager
 from thrum_engine.tmux.server import TmuxError, default_shell, shell_command
+
+if TYPE_CHECKING:
+    from thrum_engine.engine.core import Engine
 
 SCRUB_ENV = (
     "THRUM_NAME",
@@ -73,7 +79,7 @@ class RestartParams(Params):
 
 
 def manager(engine: Engine) -> TmuxManager:
-    m = getattr(engine, "tmux", None)
+    m = engine.tmux
     if m is None:
         raise ThrumError("tmux is not available to this engine (is tmux installed?)")
     return m
@@ -161,72 +167,67 @@ def tmux_call(fn, *args, **kw):
         raise ThrumError(f"tmux: {exc}") from None
 
 
-@method("tmux.create", CreateParams, writes=True)
-async def create(engine: Engine, caller: Caller, p: CreateParams) -> dict:
-    m = manager(engine)
-    check_session_name(p.session)
-    cwd = os.path.realpath(os.path.expanduser(p.cwd))
-    if not os.path.isdir(cwd):
-        raise InvalidInput(f"--cwd {p.cwd} is not a directory")
-    wt = worktree_of(engine.layout.repo, cwd)
+def session_place(engine: Engine, cwd: str) -> tuple[str, str]:
+    """(the pane's directory, the worktree it is in), or why a session cannot start there."""
+    real = os.path.realpath(os.path.expanduser(cwd))
+    if not os.path.isdir(real):
+        raise InvalidInput(f"--cwd {cwd} is not a directory")
+    wt = worktree_of(engine.layout.repo, real)
     if wt is None:
-        raise InvalidInput(f"--cwd {cwd} is not inside a worktree of {engine.layout.repo}")
-    require_owner(engine, caller, wt, f"creating a session in {wt}")
-    runtime = runtime_for(engine, p.runtime or ("shell" if p.no_agent else None))  # no agent: a plain shell
+        raise InvalidInput(f"--cwd {real} is not inside a worktree of {engine.layout.repo}")
+    return real, wt
+
+
+def session_agent(engine: Engine, p: CreateParams) -> tuple[str | None, str]:
+    """(the agent the session runs, its role): the agent name defaults to the session's."""
     agent = None if p.no_agent else (p.agent or p.session)
+    role = p.role or (engine.agents.get(agent, {}).get("role") if agent else None) or "agent"
     if agent:
-        role = p.role or (engine.agents.get(agent, {}).get("role")) or "agent"
         problem = names.agent_name_problem(agent, role)
         if problem:
             raise InvalidName(problem + " (the agent name defaults to the session name; pass --name)")
-    if p.runtime:
-        from thrum_engine.integrations.engine_side import install_for
+    return agent, role
 
-        await install_for(engine, wt, runtime.name, agent, p.role, p.module)
+
+async def create_tmux_session(
+    engine: Engine,
+    *,
+    session: str,
+    cwd: str,
+    worktree: str,
+    runtime: runtimes.Runtime,
+    agent: str | None = None,
+    role: str = "agent",
+    module: str = "",
+    intent: str = "",
+    force: bool = False,
+) -> Session:
+    """A new session (a shell until launched) in `cwd`, inside `worktree`; `agent` is registered
+    there first, so the identity exists before anything runs in the pane. `force` replaces a
+    session of this repo with the same name. Callers check who may (see `create`)."""
+    m = manager(engine)
+    check_session_name(session)
     async with m.lock:
         await m.discover()
         rows = await asyncio.to_thread(m.tmux.sessions)
-        clash = next((r for r in rows if r["session_name"] == p.session), None)
+        clash = next((r for r in rows if r["session_name"] == session), None)
         if clash is not None:
             if clash["@thrum_repo"] != engine.layout.repo:
-                raise Conflict(f"tmux session {p.session} exists and is not this repo's")
-            if not p.force:
-                raise Conflict(f"session {p.session} already exists (pass --force to replace it)")
-            await m.kill(p.session)
+                raise Conflict(f"tmux session {session} exists and is not this repo's")
+            if not force:
+                raise Conflict(f"session {session} already exists (pass --force to replace it)")
+            await m.kill(session)
         if agent:
-            # The identity exists before anything runs in the pane.
-            from thrum_engine.identity import register
-            from thrum_engine.model import RegisterParams
-
-            home = agent_worktree(engine, agent)
-            if home and os.path.realpath(home) != os.path.realpath(
-                wt
-            ):  # moving it: the caller must own its home
-                require_owner(engine, caller, home, f"moving @{agent} here")
-            reg = await register(
+            await enroll(
                 engine,
-                Caller(worktree=os.path.realpath(wt)),
-                RegisterParams(
-                    name=agent,
-                    role=role,
-                    module=p.module,
-                    runtime=runtime.name,
-                    intent=p.intent,
-                    start_session=True,
-                    force=p.force,
-                ),
-                checked=True,
-            )
-            await asyncio.to_thread(
-                identity_file.write,
-                wt,
-                identity_file.identity_record(  # fsyncs: off the loop
-                    {**reg["agent"], "intent": p.intent},
-                    reg.get("session"),
-                    repo=engine.layout.repo,
-                    agent_pid=None,
-                    tmux_session=p.session,
-                ),
+                name=agent,
+                role=role,
+                worktree=os.path.realpath(worktree),
+                module=module,
+                runtime=runtime.name,
+                intent=intent,
+                force=force,
+                tmux_session=session,
             )
         tags = {
             "@thrum_repo": engine.layout.repo,
@@ -234,18 +235,52 @@ async def create(engine: Engine, caller: Caller, p: CreateParams) -> dict:
             "@thrum_runtime": runtime.name,
         }
         inherited = await asyncio.to_thread(inherited_thrum_vars, m)
-        path = health.agent_pane_path()
-        row = await asyncio.to_thread(
-            tmux_call, m.tmux.create, p.session, cwd, pane_command(engine, agent, inherited, path), tags=tags
-        )
-        path = m.stream_path(p.session)
-        with open(path, "wb"):
-            pass  # a new session starts a new stream
-        await asyncio.to_thread(tmux_call, m.tmux.pipe, row["pane_id"], path)
-        s = await m.adopt(p.session, row["pane_id"], agent or "", runtime, cwd)
+        command = pane_command(engine, agent, inherited, health.agent_pane_path())
+        row = await asyncio.to_thread(tmux_call, m.tmux.create, session, cwd, command, tags=tags)
+        stream = m.stream_path(session)
+        await asyncio.to_thread(_truncate, stream)  # a new session starts a new stream
+        await asyncio.to_thread(tmux_call, m.tmux.pipe, row["pane_id"], stream)
+        s = await m.adopt(session, row["pane_id"], agent or "", runtime, cwd)
         s.launched = False  # a shell until `launch`: not a runtime that exited
         s.current_command = row["pane_current_command"]
-    return {"session": session_view(engine, s)}
+    return s
+
+
+def _truncate(path: str) -> None:
+    with open(path, "wb"):
+        pass
+
+
+async def checked_create(engine: Engine, caller: Caller, p: CreateParams) -> Session:
+    """`tmux.create` once the caller may: its own worktree's session (or the operator), and an
+    agent moved here only by whoever owns the agent's home."""
+    check_session_name(p.session)
+    cwd, wt = session_place(engine, p.cwd)
+    require_owner(engine, caller, wt, f"creating a session in {wt}")
+    runtime = runtime_for(engine, p.runtime or ("shell" if p.no_agent else None))  # no agent: a plain shell
+    agent, role = session_agent(engine, p)
+    home = agent_worktree(engine, agent)
+    if home and os.path.realpath(home) != os.path.realpath(wt):  # moving it: the caller must own its home
+        require_owner(engine, caller, home, f"moving @{agent} here")
+    if p.runtime:
+        await install_for(engine, wt, runtime.name, agent, p.role, p.module)
+    return await create_tmux_session(
+        engine,
+        session=p.session,
+        cwd=cwd,
+        worktree=wt,
+        runtime=runtime,
+        agent=agent,
+        role=role,
+        module=p.module,
+        intent=p.intent,
+        force=p.force,
+    )
+
+
+@method("tmux.create", CreateParams, writes=True)
+async def create(engine: Engine, caller: Caller, p: CreateParams) -> dict:
+    return {"session": session_view(engine, await checked_create(engine, caller, p))}
 
 
 async def check_runtime(engine: Engine, runtime: runtimes.Runtime) -> None:
@@ -388,13 +423,10 @@ async def record_dispatch(
     typed already: nobody nudges for it."""
     if not result.get("prompted") or not prompt or not agent or agent not in engine.agents:
         return result
-    from thrum_engine.identity import author_of
-    from thrum_engine.messaging import create_message
-
     author = author_of(engine, caller)
     if author == agent:
         return result
-    ev = await create_message(engine, author, prompt, to=["@" + agent], typed=True)
+    ev = await engine.post(author, prompt, to=["@" + agent], typed=True)
     return {**result, "message_id": ev["data"]["message_id"]}
 
 
@@ -415,33 +447,34 @@ async def relaunch(engine: Engine, caller: Caller, p: LaunchParams) -> dict:
         raise InvalidInput(f"@{agent['name']}'s worktree {wt} is gone; nothing to relaunch in")
     runtime = runtime_for(engine, p.runtime or agent.get("runtime"))
     await check_runtime(engine, runtime)  # before a session is made
-    session = m.gone.get(agent["name"], agent["name"])
-    await create(
+    name: str = agent["name"]
+    session = m.gone.get(name) or name
+    cwd, worktree = session_place(engine, wt)
+    await install_for(engine, worktree, runtime.name, name, agent.get("role"), agent.get("module") or "")
+    s = await create_tmux_session(
         engine,
-        Caller(worktree=wt),
-        CreateParams(
-            session=session,
-            cwd=wt,
-            agent=agent["name"],
-            role=agent.get("role"),
-            module=agent.get("module") or "",
-            intent=agent.get("intent") or "",
-            runtime=runtime.name,
-        ),
+        session=session,
+        cwd=cwd,
+        worktree=worktree,
+        runtime=runtime,
+        agent=agent["name"],
+        role=agent.get("role") or "agent",
+        module=agent.get("module") or "",
+        intent=agent.get("intent") or "",
     )
-    result = await launch_runtime(engine, get_session(engine, session), runtime, p.prompt)
+    result = await launch_runtime(engine, s, runtime, p.prompt)
     return {**await record_dispatch(engine, caller, agent["name"], p.prompt, result), "relaunched": True}
 
 
 @method("tmux.start", StartParams, writes=True, timeout=False)
 async def start(engine: Engine, caller: Caller, p: StartParams) -> dict:
     await check_runtime(engine, runtime_for(engine, p.runtime))  # before anything is created
-    created = await create(engine, caller, CreateParams(**p.model_dump(exclude={"prompt"})))
-    s = get_session(engine, p.session)
+    s = await checked_create(engine, caller, p)
+    created = session_view(engine, s)
     launched = await record_dispatch(
         engine, caller, s.agent, p.prompt, await launch_runtime(engine, s, s.runtime, p.prompt)
     )
-    return {"session": session_view(engine, s), "launch": launched, "created": created["session"]}
+    return {"session": session_view(engine, s), "launch": launched, "created": created}
 
 
 @method("tmux.status", Params)
@@ -643,7 +676,7 @@ async def queue(engine: Engine, caller: Caller, p: QueueParams) -> dict:
         s.name, p.command, caller.name if caller.name in engine.agents else None, p.timeout, silence
     )
     if p.wait:
-        row = await q.wait(row["id"], p.timeout + 5)
+        row = await q.wait(row["id"], p.timeout + 5) or row
     return {"command": command_view(row)}
 
 
@@ -670,4 +703,6 @@ async def cancel(engine: Engine, caller: Caller, p: CommandIdParams) -> dict:
     else:
         require_owner(engine, caller, session_owner(engine, s), f"{action} session {s.name}")
     row = await q.cancel(p.command_id)
+    if row is None:
+        raise NotFound(f"no command {p.command_id}")
     return {"command": command_view(row)}

@@ -15,8 +15,11 @@ from dataclasses import dataclass, field
 
 from thrum_engine import delivery_paths
 from thrum_engine.durations import iso
+from thrum_engine.engine.tasks import TaskSet
+from thrum_engine.store import queries
 from thrum_engine.tmux.manager import Session, TmuxManager
 from thrum_engine.tmux.panes import PaneState
+from thrum_engine.tmux.server import TmuxError
 
 log = logging.getLogger("thrum.nudge")
 
@@ -47,6 +50,7 @@ class Nudger:
         self._retry: dict[str, asyncio.TimerHandle] = {}
         self._backstop: asyncio.Task | None = None
         self._renudged: dict[str, float] = {}  # agent -> when the backstop last fired for it
+        self._tasks = TaskSet(log)  # deliveries in flight
         self.sent = 0
 
     def start(self) -> None:
@@ -59,6 +63,7 @@ class Nudger:
         self._unlisten()
         for h in self._retry.values():
             h.cancel()
+        await self._tasks.close()
         if self._backstop:
             self._backstop.cancel()
             try:
@@ -94,7 +99,7 @@ class Nudger:
             return
         if name not in self._busy:
             self._busy.add(name)
-            asyncio.create_task(self._deliver(name))
+            self._tasks.spawn(self._deliver(name), name=f"thrum-nudge-{name}")
 
     # -- delivery --
     async def _deliver(self, name: str) -> None:
@@ -129,7 +134,7 @@ class Nudger:
             del self.pending[name]
             try:
                 await self.m.type_into(s, nudge_text(p, s.runtime.name))
-            except Exception as exc:
+            except TmuxError as exc:
                 log.warning("nudge into %s failed: %s", name, exc)
                 self.pending.setdefault(name, p)
                 return
@@ -169,14 +174,7 @@ class Nudger:
         }
         if not agents:
             return 0
-        cutoff = iso(time.time() - older_than)
-        marks = ",".join("?" * len(agents))
-        rows = await self.engine.store.all(
-            "SELECT d.recipient, d.message_id, m.author FROM deliveries d JOIN messages m ON m.id = d.message_id"
-            f" WHERE d.recipient IN ({marks}) AND d.read_at IS NULL AND d.deleted = 0"
-            " AND m.author != d.recipient AND COALESCE(d.notified_at, d.created_at) < ? ORDER BY d.created_at",
-            [*agents, cutoff],
-        )
+        rows = await queries.nudge_backlog(self.engine.store, list(agents), iso(time.time() - older_than))
         for r in rows:
             s = agents[r["recipient"]]
             p = self.pending.setdefault(s.name, Pending(agent=r["recipient"]))

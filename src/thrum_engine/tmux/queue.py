@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from thrum_engine import ids
 from thrum_engine.durations import iso
+from thrum_engine.engine.tasks import TaskSet
 from thrum_engine.tmux import results
 from thrum_engine.tmux.health import POSIX_SHELLS, shell_basename
 from thrum_engine.tmux.manager import Session, TmuxManager
@@ -87,6 +88,7 @@ class CommandQueue:
         self.running: dict[str, Running] = {}  # session -> its running command
         self.waiters: dict[str, list[asyncio.Future]] = {}
         self._starting: set[str] = set()
+        self._tasks = TaskSet(log)
 
     async def start(self) -> None:
         rows = await self.engine.store.all("SELECT * FROM tmux_queue WHERE status = 'running'")
@@ -102,14 +104,14 @@ class CommandQueue:
             for h in (run.timer, run.check):
                 if h:
                     h.cancel()
+        await self._tasks.close()
 
     async def _queued_sessions(self) -> list[tuple[str]]:
         rows = await self.engine.store.all("SELECT DISTINCT session FROM tmux_queue WHERE status = 'queued'")
         return [(r["session"],) for r in rows]
 
     async def _write(self, sql: str, params: tuple) -> None:
-        async with self.engine.writer.lock:
-            await self.engine.store.write_local(sql, [params])
+        await self.engine.store.write_local(sql, [params])
 
     def _runtime(self, session: str):
         s = self.m.sessions.get(session)
@@ -192,7 +194,7 @@ class CommandQueue:
     def kick(self, session: str) -> None:
         if session not in self.running and session not in self._starting:
             self._starting.add(session)
-            asyncio.create_task(self._start_next(session))
+            self._tasks.spawn(self._start_next(session))
 
     async def _start_next(self, session: str) -> None:
         try:
@@ -227,7 +229,7 @@ class CommandQueue:
             )
             loop = asyncio.get_running_loop()
             run.timer = loop.call_later(
-                run.timeout, lambda: asyncio.create_task(self._complete(run, "timeout"))
+                run.timeout, lambda: self._tasks.spawn(self._complete(run, "timeout"))
             )
             try:
                 typed = results.wrap(run.command, run.token()) if kind == "command" else run.command
@@ -260,7 +262,7 @@ class CommandQueue:
         if run is not None:
             run.add(text)
             if run.saw_marker(text):  # the shell said it ended, and how: no need to wait for quiet
-                asyncio.create_task(self._complete(run, "done"))
+                self._tasks.spawn(self._complete(run, "done"))
 
     def on_state(self, s: Session, state: PaneState) -> None:
         run = self.running.get(s.name)
@@ -276,7 +278,7 @@ class CommandQueue:
             return
         quiet = time.time() - s.stream.last_output_wall
         if s.state.state == "idle" and quiet >= run.silence:
-            asyncio.create_task(self._complete(run, "done"))
+            self._tasks.spawn(self._complete(run, "done"))
             return
         if s.state.state == "idle":
             run.check = asyncio.get_running_loop().call_later(
@@ -317,8 +319,6 @@ class CommandQueue:
             await self._report(final, requester)
 
     async def _report(self, row: dict, requester: str) -> None:
-        from thrum_engine.messaging import create_message
-
         body = f"Command {row['id']} in {row['session']} {results.label(row)}: `{row['command']}`"
         if row["note"]:
             body += f" ({row['note']})"
@@ -326,8 +326,7 @@ class CommandQueue:
             cap = self.engine.settings.messages.max_body_bytes - 1024
             body += "\n```\n" + row["output"][-cap:] + "\n```"
         try:
-            await create_message(
-                self.engine,
+            await self.engine.post(
                 "system",
                 body,
                 to=["@" + requester],

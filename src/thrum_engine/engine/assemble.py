@@ -1,0 +1,141 @@
+"""The composition root: the one place that knows every subsystem. `build` makes an `Engine`,
+plugs in its subsystems and registers the method modules; `Engine` itself imports none of them.
+
+How to add a subsystem (the MCP/channel registry, the integrations recorder, sync, ...):
+
+1. Give it a class in its own module with `async start()` and `async stop()` that takes the
+   engine (or just the pieces it needs: `engine.bus`, `engine.store`, `engine.post`, ...).
+   It never imports a method module: messages go through `engine.post(author, body, to=[...])`.
+2. Add a typed slot for it in `Engine.__init__` (`self.sync: SyncService | None = None`,
+   the class imported under TYPE_CHECKING only) if method modules need to reach it.
+3. Write a `_plug_<name>(engine)` below that builds it, fills the slot and calls
+   `engine.plug(Part(name, start, stop))`; call it from `build`, in start order (a part may use
+   the ones plugged before it). A part whose absence the engine survives catches its own start
+   failure, logs it and leaves its slot None (see `_plug_tmux`).
+4. Put its method module (the `@method` handlers: thin wrappers over plain functions) in
+   `METHOD_MODULES` and in the layers contract in pyproject.toml ([tool.importlinter]).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from thrum_engine import (
+    briefing,
+    changes,
+    delivery_paths,
+    doctor,
+    feed,
+    hooks_log,
+    identity,
+    messaging,
+    team,
+    worktrees,
+)
+from thrum_engine.engine import admin
+from thrum_engine.engine.core import Engine, Part
+from thrum_engine.layout import Layout
+from thrum_engine.monitors import methods as monitor_methods
+from thrum_engine.review import methods as review_methods
+from thrum_engine.review import trees as review_trees
+from thrum_engine.settings import ThrumSettings
+from thrum_engine.sync import methods as sync_methods
+from thrum_engine.tmux import methods as tmux_methods
+from thrum_engine.tmux.server import TmuxError
+
+log = logging.getLogger("thrum.engine")
+
+# Every module whose `@method` handlers the engine serves; importing one registers its methods.
+METHOD_MODULES = (
+    admin,
+    briefing,
+    changes,
+    delivery_paths,
+    doctor,
+    feed,
+    hooks_log,
+    identity,
+    messaging,
+    monitor_methods,
+    review_methods,
+    review_trees,
+    sync_methods,
+    team,
+    tmux_methods,
+    worktrees,
+)
+
+
+def build(
+    layout: Layout,
+    settings: ThrumSettings,
+    *,
+    host: str = "daemon",
+    request_stop: Callable[[], None] | None = None,
+) -> Engine:
+    """An engine with every subsystem plugged in, not yet started (`await engine.start()`)."""
+    engine = Engine(layout, settings, host=host, request_stop=request_stop)
+    engine.post = lambda author, body, *, to, **options: messaging.create_message(
+        engine, author, body, to=to, **options
+    )
+    engine.changes = changes.ChangeFeed(engine.bus)
+    _plug_tmux(engine)
+    _plug_monitors(engine)
+    _plug_sync(engine)
+    return engine
+
+
+def _plug_tmux(engine: Engine) -> None:
+    """Sessions, pane streams, nudges and the command queue; messaging works without them when
+    tmux is missing, so a failed start turns them off instead of failing the engine."""
+    from thrum_engine.tmux.manager import TmuxManager
+
+    async def start() -> None:
+        manager = TmuxManager(engine)
+        try:
+            await manager.start()
+        except Exception as exc:  # a boundary: any failure here only turns tmux off, and is logged
+            log.warning("tmux features off: %s", exc, exc_info=not isinstance(exc, TmuxError | OSError))
+            return
+        engine.tmux = manager
+
+    async def stop() -> None:
+        if engine.tmux is not None:
+            await engine.tmux.stop()
+            engine.tmux = None
+
+    engine.plug(Part("tmux", start, stop))
+
+
+def _plug_monitors(engine: Engine) -> None:
+    """Monitor rules (and the permission rule, when tmux is up): after tmux, which they watch."""
+    from thrum_engine.monitors.service import MonitorService
+
+    service = MonitorService(engine)
+
+    async def start() -> None:
+        engine.monitors = service
+        await service.start()
+
+    async def stop() -> None:
+        await service.stop_all()
+
+    engine.plug(Part("monitors", start, stop))
+
+
+def _plug_sync(engine: Engine) -> None:
+    """Git sync of the journal: last to start (it re-projects other clones' events through the
+    engine, which everything else already listens to), first to stop."""
+    from thrum_engine.sync.service import SyncService
+
+    service = SyncService(engine)
+
+    async def start() -> None:
+        engine.sync = service
+        await service.start()
+
+    async def stop() -> None:
+        await service.stop()
+
+    engine.plug(Part("sync", start, stop))

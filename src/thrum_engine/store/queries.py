@@ -1,0 +1,388 @@
+"""The engine's reads (and its few machine-local writes) by name: handlers ask for an inbox page
+or the unread counts and never hold SQL, so each rule lives once. The rule that matters most:
+
+    A delivery is **unread** while it is unread, not deleted, and no older than its recipient's
+    registration (the floor: a re-registered agent never inherits the mail of a name's past).
+
+`UNREAD` writes it for queries; schema v5's triggers apply the same rule to keep the `unread`
+table (one row per recipient and author) exact, so counting is a lookup, not a scan of every
+unread delivery (~35 ms a console refresh at 100k unread). In every query `m` is the messages
+table and `d` the deliveries table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from thrum_engine.store.db import Store
+
+# What a message costs in a listing: its body and structured part as stored (bytes, not characters).
+BODY_BYTES = "length(CAST(m.content AS BLOB)) + coalesce(length(CAST(m.structured AS BLOB)), 0)"
+
+
+def visible(floor: str = "?") -> str:
+    """A delivery its recipient sees: not deleted, not older than the floor (`?` or a column)."""
+    return f"d.deleted = 0 AND d.created_at >= {floor}"
+
+
+def unread(floor: str = "?") -> str:
+    """The unread rule (see the module docstring)."""
+    return f"d.read_at IS NULL AND {visible(floor)}"
+
+
+UNREAD = unread()
+# The same rule for every agent at once: the floor is each recipient's own registration.
+UNREAD_PER_AGENT = f"JOIN agents a ON a.name = d.recipient AND {unread('a.registered_at')}"
+
+_HAS_SCOPE = (
+    "EXISTS (SELECT 1 FROM json_each(m.scopes) s WHERE json_extract(s.value, '$.type') = ?"
+    " AND json_extract(s.value, '$.value') = ?)"
+)
+
+
+def _marks(values: list) -> str:
+    return ",".join("?" * len(values)) or "NULL"
+
+
+@dataclass
+class Page:
+    rows: list[dict]
+    cut: bool  # the byte budget ended the page before its LIMIT
+    total: int | None = None  # rows matching, when the listing counts them
+
+
+# -- paging under a byte budget --
+
+
+async def within_budget(
+    store: Store, select: str, base: str, args: list, tail: str, tail_args: list, budget: int
+) -> Page:
+    """`SELECT {select} {base} {tail}`, but holding at most `budget` bytes of bodies (always at least
+    one message); `cut` when the budget ended the page before `tail`'s LIMIT.
+
+    Sizes are read first (SQLite computes them without handing the bodies to Python), then only the
+    bodies that fit are fetched, so a listing of a hundred 1 MiB bodies never holds them all at once.
+    `base` is `FROM ... WHERE ...`; `tail` orders and limits."""
+    sizes = await store.all(f"SELECT m.id AS id, {BODY_BYTES} AS nbytes {base} {tail}", args + tail_args)
+    keep: list[str] = []
+    used = 0
+    for r in sizes:
+        if keep and used + r["nbytes"] > budget:
+            break
+        keep.append(r["id"])
+        used += r["nbytes"]
+    if not keep:
+        return Page([], False)
+    rows = await store.all(f"SELECT {select} {base} AND m.id IN ({_marks(keep)})", args + keep)
+    order = {mid: i for i, mid in enumerate(keep)}
+    rows.sort(key=lambda r: order[r["id"]])
+    return Page(rows, len(keep) < len(sizes))
+
+
+# -- messages --
+
+
+async def message_row(store: Store, message_id: str) -> dict | None:
+    return await store.one("SELECT * FROM messages WHERE id = ?", (message_id,))
+
+
+async def recipients_of(store: Store, message_id: str) -> list[str]:
+    rows = await store.all("SELECT recipient FROM deliveries WHERE message_id = ?", (message_id,))
+    return [r["recipient"] for r in rows]
+
+
+async def inbox_page(
+    store: Store,
+    me: str,
+    floor: str,
+    *,
+    limit: int,
+    offset: int,
+    budget: int,
+    everything: bool = False,
+    unread_only: bool = False,
+    mentions: bool = False,
+    author: str | None = None,
+    scope: tuple[str, str] | None = None,
+    oldest: bool = False,
+) -> Page:
+    """One page of `me`'s inbox (`everything`: every message, mine marked by its delivery), each row
+    with the delivery's read_at, seen_at and recipient (None: not addressed to me), and the total."""
+    args: list = [me]
+    simple = False  # only delivery-level filters: the count can skip the messages table
+    if everything:
+        base = (
+            "FROM messages m LEFT JOIN deliveries d ON d.message_id = m.id AND d.recipient = ?"
+            " WHERE m.deleted = 0"
+        )
+        order_col = "m.created_at"
+    else:
+        base = (
+            f"FROM deliveries d JOIN messages m ON m.id = d.message_id WHERE d.recipient = ? AND {visible()}"
+        )
+        args.append(floor)
+        order_col = "d.created_at"
+        simple = True
+    if unread_only:
+        base += " AND d.read_at IS NULL"
+    if mentions:
+        base += " AND d.mentioned = 1"
+    if author:
+        simple = False
+        base += " AND m.author = ?"
+        args.append(author)
+    if scope:
+        simple = False
+        base += " AND " + _HAS_SCOPE
+        args += list(scope)
+    direction = "ASC" if oldest else "DESC"
+    page = await within_budget(
+        store,
+        "m.*, d.read_at, d.seen_at, d.recipient",
+        base,
+        args,
+        f"ORDER BY {order_col} {direction}, m.id {direction} LIMIT ? OFFSET ?",
+        [limit, offset],
+        budget,
+    )
+    count_from = base.replace(" JOIN messages m ON m.id = d.message_id", "") if simple else base
+    page.total = await store.scalar(f"SELECT COUNT(*) {count_from}", args)
+    return page
+
+
+async def unread_count(store: Store, me: str) -> int:
+    """`me`'s unread mail (from the trigger-kept `unread` table)."""
+    return await store.scalar("SELECT COALESCE(SUM(n), 0) FROM unread WHERE recipient = ?", (me,))
+
+
+async def unread_counts(store: Store) -> dict[str, int]:
+    """Unread mail per registered recipient (agents with none are absent)."""
+    rows = await store.all("SELECT recipient, SUM(n) AS n FROM unread GROUP BY recipient HAVING SUM(n) > 0")
+    return {r["recipient"]: r["n"] for r in rows}
+
+
+async def unread_from(store: Store, recipient: str) -> dict[str, int]:
+    """`recipient`'s unread mail counted by author."""
+    rows = await store.all("SELECT author, n FROM unread WHERE recipient = ? AND n > 0", (recipient,))
+    return {r["author"]: r["n"] for r in rows}
+
+
+async def unread_ids(store: Store, me: str, floor: str) -> list[str]:
+    rows = await store.all(
+        f"SELECT d.message_id FROM deliveries d WHERE d.recipient = ? AND {UNREAD}", (me, floor)
+    )
+    return [r["message_id"] for r in rows]
+
+
+async def read_state(store: Store, me: str, message_ids: list[str]) -> dict[str, str | None]:
+    """message id -> when `me` read it (None: unread), for those of them delivered to `me`."""
+    rows = await store.all(
+        f"SELECT message_id, read_at FROM deliveries WHERE recipient = ? AND message_id IN ({_marks(message_ids)})",
+        [me, *message_ids],
+    )
+    return {r["message_id"]: r["read_at"] for r in rows}
+
+
+async def deliveries_for(store: Store, message_ids: list[str]) -> list[dict]:
+    if not message_ids:
+        return []
+    return await store.all(
+        f"SELECT * FROM deliveries WHERE message_id IN ({_marks(message_ids)}) ORDER BY recipient",
+        message_ids,
+    )
+
+
+async def sent_page(
+    store: Store, author: str, *, limit: int, budget: int, to: str | None = None, unread_only: bool = False
+) -> Page:
+    base = "FROM messages m WHERE m.author = ? AND m.deleted = 0"
+    args: list = [author]
+    if to:
+        base += " AND EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.recipient = ?)"
+        args.append(to)
+    if unread_only:
+        base += " AND EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.read_at IS NULL)"
+    return await within_budget(
+        store, "m.*", base, args, "ORDER BY m.created_at DESC LIMIT ?", [limit], budget
+    )
+
+
+def _like(text: str) -> str:
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+async def feed_page(
+    store: Store,
+    *,
+    limit: int,
+    budget: int,
+    involving: Iterable[list[str]] = (),
+    scope: tuple[str, str] | None = None,
+    monitors: bool = False,
+    text: str | None = None,
+    thread_id: str | None = None,
+) -> Page:
+    """Every message, newest first: for each group in `involving`, written by or delivered to one
+    of its agents; `text` a case-insensitive substring of the body; `thread_id` the thread and its
+    root."""
+    where = ["m.deleted = 0"]
+    args: list = []
+    for group in involving:
+        marks = _marks(group)
+        where.append(
+            f"(m.author IN ({marks}) OR EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id"
+            f" AND d.recipient IN ({marks})))"
+        )
+        args += group + group
+    if scope:
+        where.append(_HAS_SCOPE)
+        args += list(scope)
+    if monitors:
+        where.append("m.author LIKE 'monitor:%'")
+    if text:
+        where.append("m.content LIKE ? ESCAPE '\\'")
+        args.append(_like(text))
+    if thread_id:
+        where.append("(m.thread_id = ? OR m.id = ?)")
+        args += [thread_id, thread_id]
+    return await within_budget(
+        store,
+        "m.*",
+        f"FROM messages m WHERE {' AND '.join(where)}",
+        args,
+        "ORDER BY m.created_at DESC, m.id DESC LIMIT ?",
+        [limit],
+        budget,
+    )
+
+
+async def recent_unread(store: Store, me: str, floor: str, limit: int = 5) -> list[dict]:
+    """`me`'s newest unread messages (id, author, content, created_at), newest first."""
+    return await store.all(
+        "SELECT m.id, m.author, m.content, m.created_at FROM deliveries d JOIN messages m ON m.id = d.message_id"
+        f" WHERE d.recipient = ? AND {UNREAD} ORDER BY d.created_at DESC LIMIT ?",
+        (me, floor, limit),
+    )
+
+
+async def unread_backlog(store: Store, me: str, floor: str, after: str, limit: int = 100) -> list[dict]:
+    """`me`'s unread mail delivered after `after` and written by someone else, oldest first (what a
+    `wait` that looks back returns before it waits)."""
+    return await store.all(
+        "SELECT m.*, d.read_at FROM deliveries d JOIN messages m ON m.id = d.message_id"
+        f" WHERE d.recipient = ? AND {UNREAD} AND d.created_at > ? AND m.author != ?"
+        " ORDER BY d.created_at LIMIT ?",
+        (me, floor, after, me, limit),
+    )
+
+
+async def nudge_backlog(store: Store, agents: list[str], cutoff: str) -> list[dict]:
+    """Unread mail to these agents last nudged (or delivered) before `cutoff`, oldest first:
+    (recipient, message_id, author) rows."""
+    return await store.all(
+        "SELECT d.recipient, d.message_id, m.author FROM deliveries d JOIN messages m ON m.id = d.message_id"
+        f" {UNREAD_PER_AGENT} WHERE d.recipient IN ({_marks(agents)})"
+        " AND m.author != d.recipient"  # a note to yourself is never nudged
+        " AND COALESCE(d.notified_at, d.created_at) < ? ORDER BY d.created_at",
+        [*agents, cutoff],
+    )
+
+
+async def message_count(store: Store) -> int:
+    return await store.scalar("SELECT COUNT(*) FROM messages WHERE deleted = 0")
+
+
+async def messages_before(store: Store, before: str) -> int:
+    return await store.scalar("SELECT COUNT(*) FROM messages WHERE created_at < ?", (before,))
+
+
+# -- agents, sessions, presence --
+
+
+async def agents(store: Store) -> list[dict]:
+    return await store.all("SELECT * FROM agents")
+
+
+async def open_sessions(store: Store) -> list[dict]:
+    return await store.all("SELECT * FROM sessions WHERE ended_at IS NULL ORDER BY started_at")
+
+
+async def sessions(
+    store: Store, *, active: bool = False, agent: str | None = None, limit: int = 500
+) -> list[dict]:
+    where, args = [], []
+    if active:
+        where.append("ended_at IS NULL")
+    if agent:
+        where.append("agent = ?")
+        args.append(agent)
+    sql = "SELECT * FROM sessions" + (" WHERE " + " AND ".join(where) if where else "")
+    return await store.all(sql + " ORDER BY started_at DESC LIMIT ?", [*args, limit])
+
+
+async def presence(store: Store) -> list[dict]:
+    return await store.all("SELECT agent, last_seen FROM presence")
+
+
+async def save_presence(store: Store, rows: Iterable[tuple[str, str]]) -> None:
+    await store.write_local(
+        "INSERT INTO presence(agent, last_seen) VALUES (?, ?)"
+        " ON CONFLICT(agent) DO UPDATE SET last_seen=excluded.last_seen",
+        rows,
+    )
+
+
+async def meta(store: Store, key: str) -> str | None:
+    return await store.scalar("SELECT value FROM meta WHERE key = ?", (key,))
+
+
+async def set_meta(store: Store, key: str, value: str) -> None:
+    await store.write_local("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", [(key, value)])
+
+
+# -- monitors --
+
+
+async def monitor(store: Store, ident: str) -> dict | None:
+    """The monitor with this id or name."""
+    return await store.one("SELECT * FROM monitors WHERE id = ? OR name = ?", (ident, ident))
+
+
+async def monitor_named(store: Store, name: str) -> dict | None:
+    return await store.one("SELECT * FROM monitors WHERE name = ?", (name,))
+
+
+async def monitor_ids(store: Store, *, running_only: bool) -> list[str]:
+    where = " WHERE status = 'running'" if running_only else ""
+    return [r["id"] for r in await store.all(f"SELECT id FROM monitors{where} ORDER BY created_at")]
+
+
+async def monitor_log(store: Store, monitor_id: str, limit: int) -> list[dict]:
+    """The monitor's last `limit` events, oldest first."""
+    rows = await store.all(
+        "SELECT at, kind, line, message_id, detail FROM monitor_events WHERE monitor_id = ?"
+        " ORDER BY seq DESC LIMIT ?",
+        (monitor_id, limit),
+    )
+    return rows[::-1]
+
+
+async def insert_monitor(store: Store, row: dict) -> None:
+    cols = ", ".join(row)
+    await store.write_local(
+        f"INSERT INTO monitors({cols}) VALUES ({', '.join('?' * len(row))})", [tuple(row.values())]
+    )
+
+
+MONITOR_EDITABLE = frozenset({"pattern", "target", "debounce", "schedule"})
+
+
+async def update_monitor(store: Store, monitor_id: str, changes: dict, updated_at: str) -> None:
+    """Change a rule's editable columns (`MONITOR_EDITABLE`; the names are never the caller's)."""
+    assert changes and set(changes) <= MONITOR_EDITABLE
+    sets = ", ".join(f"{k} = ?" for k in changes)
+    await store.write_local(
+        f"UPDATE monitors SET {sets}, updated_at = ? WHERE id = ?",
+        [(*changes.values(), updated_at, monitor_id)],
+    )
