@@ -1,116 +1,224 @@
 """Every git command Thrum runs, and the parsers of git's porcelain output.
 
 One way to run git: never prompting, in the C locale, with a commit identity when the machine has
-none, bounded in time. `run` blocks (the CLI, and engine code already in a worker thread);
-`run_async` is for the event loop. Stdlib only and cheap to import: the CLI uses it too.
+none, bounded in time, never redirected by a hook's GIT_DIR. `run` blocks and returns stdout (the
+CLI, and engine code already in a worker thread); `call` blocks and returns the exit code and both
+streams, for commands whose exit code is the answer; `run_async` is for the event loop. Stdlib only
+and cheap to import: the CLI uses it too.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from thrum_engine.errors import ThrumError
 
 TIMEOUT_SECONDS = 60.0
-_IDENTITY = {
+TIMED_OUT = 124  # the exit code a timeout reports, as timeout(1) does
+IDENTITY = {
     "GIT_AUTHOR_NAME": "thrum",
     "GIT_AUTHOR_EMAIL": "thrum@localhost",
     "GIT_COMMITTER_NAME": "thrum",
     "GIT_COMMITTER_EMAIL": "thrum@localhost",
 }
+_NO_PROMPT = {
+    "GIT_TERMINAL_PROMPT": "0",
+    "GIT_ASKPASS": "/bin/echo",
+    "SSH_ASKPASS": "/bin/echo",
+    "GCM_INTERACTIVE": "never",
+    "GIT_OPTIONAL_LOCKS": "0",
+    "LC_ALL": "C",
+}
+# Set by git for its hooks: inherited, they would point every command at the hook's repository
+# instead of the `cwd` each call names.
+_REDIRECTS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE")
 
 
 class GitFailed(ThrumError):
-    """A git command that exited non-zero (or ran out of time): git's last line of complaint."""
+    """A git command that exited non-zero, ran out of time or could not start. The message is one
+    line (git's last line of complaint); `stderr` is all of it."""
 
-    def __init__(self, args: tuple[str, ...], code: int, stderr: str) -> None:
-        lines = stderr.strip().splitlines()
-        super().__init__(f"git {args[0] if args else ''} failed: {lines[-1] if lines else code}")
-        self.exit_code = code
+    def __init__(self, message: str, exit_code: int = 1, stderr: str = "") -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.stderr = stderr
+
+    @classmethod
+    def of(cls, args: tuple[str, ...], done: Completed) -> GitFailed:
+        """The failure of `done`, named after its subcommand, with git's last line of complaint."""
+        lines = (done.err.strip() or done.out.strip()).splitlines()
+        what = lines[-1] if lines else done.code
+        return cls(f"git {args[0] if args else ''} failed: {what}", done.code, done.err)
 
 
-def git_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+@dataclass(frozen=True, slots=True)
+class Completed:
+    """One finished git command. `raw` keeps stdout's bytes for blobs and `-z` listings; `out` is
+    the text, decoded as `subprocess(text=True)` would (invalid UTF-8 replaced, newlines folded)."""
+
+    code: int
+    raw: bytes
+    raw_err: bytes
+
+    @property
+    def out(self) -> str:
+        return _text(self.raw)
+
+    @property
+    def err(self) -> str:
+        return _text(self.raw_err)
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", "replace").replace("\r\n", "\n").replace("\r", "\n")
+
+
+def git_env(extra: Mapping[str, str] | None = None, *, identity: bool = True) -> dict[str, str]:
     """The environment git runs in: no prompts (a credential helper never waits on a terminal), C
-    messages, no optional index locks (reads never contend with an agent's own git), an identity
-    for commit-tree on a machine with none configured."""
-    env = dict(os.environ, GIT_TERMINAL_PROMPT="0", GIT_OPTIONAL_LOCKS="0", LC_ALL="C")
-    for k, v in _IDENTITY.items():
-        env.setdefault(k, v)
+    messages (parsed in places), no optional index locks (reads never contend with an agent's own
+    git), no hook redirects. `identity`: Thrum's commit identity where the environment has none, so
+    plumbing commits work on a machine with nothing configured (`identity_env` for commits that
+    should carry the user's own)."""
+    env = {k: v for k, v in os.environ.items() if k not in _REDIRECTS}
+    env.update(_NO_PROMPT)
+    if identity:
+        for k, v in IDENTITY.items():
+            env.setdefault(k, v)
     if extra:
         env.update(extra)
     return env
+
+
+_nice_bin: list[str] | None = None
+
+
+def _argv(args: tuple[str, ...], config: Mapping[str, str] | None, nice: int) -> list[str]:
+    """The command line: `nice` in front for background work (a child's priority without a
+    preexec_fn, which is unsafe in a threaded process), `-c` settings before the subcommand."""
+    global _nice_bin
+    argv = ["git"]
+    for key, value in (config or {}).items():
+        argv += ["-c", f"{key}={value}"]
+    argv += args
+    if nice:
+        if _nice_bin is None:
+            found = shutil.which("nice")
+            _nice_bin = [found] if found else []
+        if _nice_bin:
+            argv = [*_nice_bin, "-n", str(nice), *argv]
+    return argv
+
+
+def call(
+    cwd: str,
+    *args: str,
+    check: bool = False,
+    stdin: str | bytes | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = TIMEOUT_SECONDS,
+    nice: int = 0,
+    config: Mapping[str, str] | None = None,
+    identity: bool = True,
+) -> Completed:
+    """`git ARGS` in `cwd`, for commands whose exit code is an answer (`merge-base --is-ancestor`,
+    a push that may be rejected). A non-zero exit raises only with `check`; a timeout or a git that
+    cannot start always raises GitFailed, since neither says anything about the repository."""
+    data = stdin.encode() if isinstance(stdin, str) else stdin
+    try:
+        proc = subprocess.run(
+            _argv(args, config, nice),
+            cwd=cwd,
+            env=git_env(env, identity=identity),
+            input=data,
+            stdin=None if data is not None else subprocess.DEVNULL,
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise GitFailed(f"git {args[0]} failed: timed out after {timeout:g}s", TIMED_OUT) from None
+    except OSError as exc:
+        raise GitFailed(f"git {args[0]} could not run: {exc.strerror or exc}") from None
+    done = Completed(proc.returncode, proc.stdout, proc.stderr)
+    if check and done.code != 0:
+        raise GitFailed.of(args, done)
+    return done
 
 
 def run(
     cwd: str,
     *args: str,
     check: bool = True,
-    stdin: str | None = None,
-    env: dict[str, str] | None = None,
+    stdin: str | bytes | None = None,
+    env: Mapping[str, str] | None = None,
     timeout: float = TIMEOUT_SECONDS,
+    nice: int = 0,
+    config: Mapping[str, str] | None = None,
+    identity: bool = True,
 ) -> str:
-    """`git ARGS` in `cwd`: its stdout without the trailing newline. `check`: a failure raises
-    GitFailed; without it a failed command returns what it printed (often "")."""
-    try:
-        proc = subprocess.run(
-            ["git", *args],
-            cwd=cwd,
-            env=git_env(env),
-            input=stdin,
-            stdin=None if stdin is not None else subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        if check:
-            raise GitFailed(args, 124, f"timed out after {timeout:g}s") from None
-        return ""
-    if check and proc.returncode != 0:
-        raise GitFailed(args, proc.returncode, proc.stderr or proc.stdout)
-    return proc.stdout.rstrip("\n")
+    """`git ARGS` in `cwd`: its stdout without the trailing newline. `check`: a non-zero exit
+    raises GitFailed; without it a failed command returns what it printed (often "")."""
+    done = call(
+        cwd,
+        *args,
+        check=check,
+        stdin=stdin,
+        env=env,
+        timeout=timeout,
+        nice=nice,
+        config=config,
+        identity=identity,
+    )
+    return done.out.rstrip("\n")
 
 
 def ok(cwd: str, *args: str) -> bool:
-    """Whether `git ARGS` succeeds (a ref exists, a name is valid, ...)."""
+    """Whether `git ARGS` succeeds (a ref exists, a name is valid, ...); a timeout is a no."""
     try:
-        subprocess.run(
-            ["git", *args],
-            cwd=cwd,
-            env=git_env(),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=TIMEOUT_SECONDS,
-            check=True,
-        )
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
+        return call(cwd, *args).code == 0
+    except GitFailed:
         return False
-    return True
 
 
-async def run_async(cwd: str, *args: str, timeout: float = 10.0) -> tuple[int, str]:
-    """`git ARGS` from the event loop without a thread: (exit code, stdout); 124 when it ran out
-    of time (and was killed). Reads only: stderr is dropped."""
+def identity_env(cwd: str) -> dict[str, str]:
+    """Thrum's identity for a commit that should carry the user's own (a review's merge), only
+    where git has none (config or environment): pass it with `identity=False`."""
+    has_one = call(cwd, "var", "GIT_COMMITTER_IDENT", identity=False).code == 0
+    return {} if has_one else dict(IDENTITY)
+
+
+async def run_async(
+    cwd: str,
+    *args: str,
+    timeout: float = 10.0,
+    stdin: str | bytes | None = None,
+    env: Mapping[str, str] | None = None,
+    nice: int = 0,
+    config: Mapping[str, str] | None = None,
+) -> tuple[int, str]:
+    """`git ARGS` from the event loop without a thread: (exit code, stdout); TIMED_OUT when it ran
+    out of time (and was killed). Reads mostly: stderr is dropped."""
     import asyncio
 
+    data = stdin.encode() if isinstance(stdin, str) else stdin
     proc = await asyncio.create_subprocess_exec(
-        "git",
-        *args,
+        *_argv(args, config, nice),
         cwd=cwd,
-        env=git_env(),
-        stdin=asyncio.subprocess.DEVNULL,
+        env=git_env(env),
+        stdin=asyncio.subprocess.PIPE if data is not None else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
     )
     try:
-        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+        out, _ = await asyncio.wait_for(proc.communicate(data), timeout)
     except TimeoutError:
         proc.kill()
         await proc.wait()
-        return 124, ""
+        return TIMED_OUT, ""
     return proc.returncode or 0, out.decode("utf-8", "replace")
 
 

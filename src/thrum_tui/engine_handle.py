@@ -12,13 +12,12 @@ import asyncio
 import contextlib
 import logging
 import re
-import subprocess
 import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from thrum_engine import names
+from thrum_engine import git, names
 from thrum_engine.daemon import lock
 from thrum_engine.layout import Layout
 
@@ -92,12 +91,9 @@ def operator_name(git_user_name: str | None) -> str:
 
 def git_user_name(repo: str) -> str | None:
     try:
-        proc = subprocess.run(
-            ["git", "config", "user.name"], check=False, cwd=repo, capture_output=True, text=True, timeout=10
-        )
-    except (OSError, subprocess.SubprocessError):
+        return git.run(repo, "config", "user.name", check=False, timeout=10).strip() or None
+    except git.GitFailed:
         return None
-    return proc.stdout.strip() or None
 
 
 class Listeners:

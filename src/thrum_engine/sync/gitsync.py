@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import subprocess
 from dataclasses import dataclass, field
 
+from thrum_engine import git as gitrun
 from thrum_engine.files import write_private
+from thrum_engine.git import GitFailed
 from thrum_engine.journal import CLONE_SEP, SUFFIX
 from thrum_engine.layout import SYNC_BRANCH
 
@@ -28,11 +28,10 @@ SHARD_PATH = re.compile(r"^journal/([A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)*)@([a-z
 GIT_TIMEOUT = 120.0
 # Sync's git runs below the engine's priority: on a small machine its hashing and packing would
 # otherwise take CPU from the sends it must never slow down.
-NICE = ["nice", "-n", "10"] if shutil.which("nice") else []
-
-
-class GitFailed(Exception):
-    """A git command failed; the message is git's last line of stderr."""
+NICE = 10
+# No hooks (the journal worktree is Thrum's, an agent's hooks have no business there) and no
+# automatic gc in the middle of a cycle.
+CONFIG = {"core.hooksPath": "/dev/null", "gc.auto": "0"}
 
 
 @dataclass
@@ -46,45 +45,13 @@ class MergeResult:
     committed: bool = False
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        GIT_TERMINAL_PROMPT="0",
-        GIT_ASKPASS="/bin/echo",
-        SSH_ASKPASS="/bin/echo",
-        GCM_INTERACTIVE="never",
-    )
-    # commit-tree needs an identity; a CI machine may have none configured.
-    for k, v in (
-        ("GIT_AUTHOR_NAME", "thrum"),
-        ("GIT_AUTHOR_EMAIL", "thrum@localhost"),
-        ("GIT_COMMITTER_NAME", "thrum"),
-        ("GIT_COMMITTER_EMAIL", "thrum@localhost"),
-    ):
-        env.setdefault(k, v)
-    for k in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"):
-        env.pop(k, None)  # a hook's environment must not redirect us into the user's repo
-    return env
-
-
-def git(cwd: str, *args: str, stdin: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [*NICE, "git", "-c", "core.hooksPath=/dev/null", "-c", "gc.auto=0", *args],
-        check=False,  # the caller's `check` decides, with git's own message
-        cwd=cwd,
-        env=_env(),
-        input=stdin,
-        capture_output=True,
-        timeout=GIT_TIMEOUT,
-    )
-    if check and proc.returncode != 0:
-        lines = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise GitFailed(f"git {args[0]}: {lines[-1] if lines else f'exit {proc.returncode}'}")
-    return proc
+def git(cwd: str, *args: str, stdin: bytes | None = None, check: bool = True) -> gitrun.Completed:
+    """Sync's git: niced, hookless, no gc, with sync's longer timeout (a fetch over a slow link)."""
+    return gitrun.call(cwd, *args, check=check, stdin=stdin, timeout=GIT_TIMEOUT, nice=NICE, config=CONFIG)
 
 
 def out(cwd: str, *args: str) -> str:
-    return git(cwd, *args).stdout.decode("utf-8", "replace").strip()
+    return git(cwd, *args).out.strip()
 
 
 def head(worktree: str) -> str:
@@ -94,7 +61,7 @@ def head(worktree: str) -> str:
 def tree_entries(worktree: str, rev: str) -> dict[str, tuple[str, int]]:
     """path -> (blob sha, size) of the regular files under journal/ in `rev`."""
     entries: dict[str, tuple[str, int]] = {}
-    raw = git(worktree, "ls-tree", "-r", "-l", "-z", rev, "--", JOURNAL + "/").stdout
+    raw = git(worktree, "ls-tree", "-r", "-l", "-z", rev, "--", JOURNAL + "/").raw
     for item in raw.split(b"\0"):
         if not item:
             continue
@@ -132,7 +99,7 @@ def commit_local(worktree: str, clone: str, message: str) -> int:
         data = data[: data.rfind(b"\n") + 1]
         if known is not None and len(data) == known[1]:
             continue  # only a torn tail (a batch in flight) beyond what is committed
-        sha = git(worktree, "hash-object", "-w", "--stdin", stdin=data).stdout.decode().strip()
+        sha = git(worktree, "hash-object", "-w", "--stdin", stdin=data).out.strip()
         changed.append((rel, sha))
     if not changed:
         return 0
@@ -160,8 +127,8 @@ def is_sync_worktree(worktree: str) -> bool:
 
 
 def remote_url(repo: str, remote: str) -> str | None:
-    proc = git(repo, "remote", "get-url", remote, check=False)
-    return proc.stdout.decode().strip() or None if proc.returncode == 0 else None
+    done = git(repo, "remote", "get-url", remote, check=False)
+    return done.out.strip() or None if done.code == 0 else None
 
 
 def fetch(worktree: str, remote: str, branch: str) -> str | None:
@@ -178,22 +145,21 @@ def fetch(worktree: str, remote: str, branch: str) -> str | None:
         f"+refs/heads/{branch}:{ref}",
         check=False,
     )
-    if proc.returncode != 0:
-        text = proc.stderr.decode("utf-8", "replace")
-        if "couldn't find remote ref" in text:
+    if proc.code != 0:
+        if "couldn't find remote ref" in proc.err:
             return None
-        lines = text.strip().splitlines()
-        raise GitFailed(f"git fetch: {lines[-1] if lines else f'exit {proc.returncode}'}")
+        lines = proc.err.strip().splitlines()
+        raise GitFailed(f"git fetch: {lines[-1] if lines else f'exit {proc.code}'}", proc.code, proc.err)
     return out(worktree, "rev-parse", ref)
 
 
 def is_ancestor(worktree: str, a: str, b: str) -> bool:
-    return git(worktree, "merge-base", "--is-ancestor", a, b, check=False).returncode == 0
+    return git(worktree, "merge-base", "--is-ancestor", a, b, check=False).code == 0
 
 
 def _is_prefix(path: str, sha: str, worktree: str, local_size: int, remote_size: int) -> tuple[bool, bytes]:
     """(one is a prefix of the other, the remote's bytes)."""
-    theirs = git(worktree, "cat-file", "blob", sha).stdout
+    theirs = git(worktree, "cat-file", "blob", sha).raw
     try:
         with open(path, "rb") as fh:
             mine = fh.read(min(local_size, remote_size))
@@ -254,8 +220,8 @@ def push(worktree: str, remote: str, branch: str) -> str:
         f"HEAD:refs/heads/{branch}",
         check=False,
     )
-    text = (proc.stdout + proc.stderr).decode("utf-8", "replace")
-    if proc.returncode == 0:
+    text = proc.out + proc.err
+    if proc.code == 0:
         return "ok"
     if (
         "rejected]" in text
@@ -266,13 +232,14 @@ def push(worktree: str, remote: str, branch: str) -> str:
         return "rejected"
     refused = [ln for ln in text.splitlines() if ln.startswith("!")]  # porcelain: the ref's own reason
     lines = refused or [ln for ln in text.strip().splitlines() if ln.strip()]
-    raise GitFailed(f"git push: {lines[-1].lstrip('!').strip() if lines else f'exit {proc.returncode}'}")
+    why = lines[-1].lstrip("!").strip() if lines else f"exit {proc.code}"
+    raise GitFailed(f"git push: {why}", proc.code, proc.err)
 
 
 def unpushed(worktree: str, branch: str) -> int:
     """Commits on the sync branch that the last fetched remote tip does not have."""
     ref = f"refs/thrum/remote/{branch}"
-    if git(worktree, "rev-parse", "--verify", "--quiet", ref, check=False).returncode != 0:
+    if git(worktree, "rev-parse", "--verify", "--quiet", ref, check=False).code != 0:
         return int(out(worktree, "rev-list", "--count", "HEAD"))
     return int(out(worktree, "rev-list", "--count", f"{ref}..HEAD"))
 
@@ -282,12 +249,13 @@ def is_public(repo: str, url: str) -> bool:
     ssh (which always authenticates) are never public."""
     if not re.match(r"^(https?|git)://", url):
         return False
-    proc = subprocess.run(
-        ["git", "-c", "credential.helper=", "-c", "core.askPass=/bin/echo", "ls-remote", "--heads", url],
-        check=False,  # failing is the answer: not public
-        cwd=repo,
-        env={**_env(), "GIT_CONFIG_NOSYSTEM": "1", "HOME": "/nonexistent"},
-        capture_output=True,
+    proc = gitrun.call(
+        repo,
+        "ls-remote",
+        "--heads",
+        url,
+        env={"GIT_CONFIG_NOSYSTEM": "1", "HOME": "/nonexistent"},
         timeout=20,
+        config={"credential.helper": "", "core.askPass": "/bin/echo"},
     )
-    return proc.returncode == 0
+    return proc.code == 0  # failing is the answer: not public

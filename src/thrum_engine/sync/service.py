@@ -139,7 +139,7 @@ class SyncService:
         if public is None:
             try:
                 public = self._public[url] = gitsync.is_public(self.layout.repo, url)
-            except (OSError, gitsync.subprocess.TimeoutExpired):
+            except gitsync.GitFailed:
                 public = False
         if public and not s.allow_public_remote:
             return Mode(
@@ -222,7 +222,7 @@ class SyncService:
             self._last_ok_mono = time.monotonic()
             self.last_error = None
             self.failures = 0
-        except (gitsync.GitFailed, OSError, gitsync.subprocess.TimeoutExpired) as exc:
+        except (gitsync.GitFailed, OSError) as exc:
             cycle.result = "error"
             cycle.error = self.last_error = str(exc) or type(exc).__name__
             self.failures += 1
