@@ -85,3 +85,44 @@ def test_parse_status_splits_changes_from_untracked_and_skips_rename_sources(rep
     assert sorted(changed) == ["a.txt", "c d.txt"]
     assert untracked == ["new dir/n.txt"]
     assert git.parse_status("") == ([], [])
+
+
+def test_call_returns_the_exit_code_and_raw_bytes(repo):
+    done = git.call(str(repo), "merge-base", "--is-ancestor", "HEAD", "HEAD")
+    assert done.code == 0
+    assert git.call(str(repo), "rev-parse", "--verify", "--quiet", "nope").code == 1
+    blob = git.run(str(repo), "hash-object", "-w", "--stdin", stdin=b"\xff\x00bin\r\n")
+    assert git.call(str(repo), "cat-file", "blob", blob).raw == b"\xff\x00bin\r\n"
+    with pytest.raises(git.GitFailed) as failed:
+        git.call(str(repo), "cat-file", "blob", "nope", check=True)
+    assert failed.value.exit_code != 0 and "nope" in failed.value.stderr
+
+
+def test_config_nice_and_a_hook_s_git_dir_do_not_leak(repo, tmp_path, monkeypatch):
+    assert git.run(str(repo), "config", "thrum.probe", config={"thrum.probe": "yes"}) == "yes"
+    assert git.run(str(repo), "config", "thrum.probe", check=False) == ""  # -c is per command
+    other = tmp_path / "other"
+    subprocess.run(["git", "init", "-q", "-b", "other", str(other)], check=True)
+    monkeypatch.setenv("GIT_DIR", str(other / ".git"))  # what a hook inherits
+    assert git.run(str(repo), "rev-parse", "--abbrev-ref", "HEAD", nice=5) == "main"
+
+
+def test_identity_is_thrum_s_only_where_git_has_none(repo, monkeypatch):
+    for key in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("HOME", str(repo.parent))  # no ~/.gitconfig identity
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    git.run(str(repo), "config", "user.useConfigOnly", "true")  # no guessing from the host name
+    assert git.identity_env(str(repo)) == git.IDENTITY
+    git.run(str(repo), "config", "user.name", "Ada")
+    git.run(str(repo), "config", "user.email", "ada@example.com")
+    assert git.identity_env(str(repo)) == {}
+    git.run(str(repo), "commit", "-q", "--allow-empty", "-m", "mine", identity=False)
+    assert git.run(str(repo), "log", "-1", "--format=%an") == "Ada"
+
+
+async def test_run_async_feeds_stdin_and_env(repo):
+    code, out = await git.run_async(str(repo), "hash-object", "--stdin", stdin="x\n")
+    assert code == 0 and len(out.strip()) == 40
+    code, out = await git.run_async(str(repo), "var", "GIT_AUTHOR_IDENT", env={"GIT_AUTHOR_NAME": "Zed"})
+    assert out.startswith("Zed ")
