@@ -81,9 +81,9 @@ class _Parser:
         if c == '"':
             return self.string(i + 1)
         if c == "{":
-            return self.object(i + 1, depth + 1)
+            return self.container(i + 1, depth + 1, "}")
         if c == "[":
-            return self.array(i + 1, depth + 1)
+            return self.container(i + 1, depth + 1, "]")
         if c and (c in _DIGITS or (c == "-" and s[i + 1 : i + 2] in _DIGIT_SET)):
             return self.number(i)
         for word, value in _CONSTANTS:
@@ -91,51 +91,34 @@ class _Parser:
                 return value, i + len(word)
         raise self.fail(i, "expected a value")
 
-    def object(self, i: int, depth: int):
-        if depth > MAX_DEPTH:
-            raise self.fail(i, "nested too deeply")
-        # The engine writes compact JSON: whitespace is only looked for where a token is not.
-        s, ws, string, value = self.s, self.ws, self.string, self.value
-        out: dict = {}
-        i = ws(i)
-        if s[i : i + 1] == "}":
-            return out, i + 1
-        while True:
-            if s[i : i + 1] != '"':
-                raise self.fail(i, "expected a property name in double quotes")
-            key, i = string(i + 1)
-            if s[i : i + 1] != ":":
-                i = ws(i)
-                if s[i : i + 1] != ":":
-                    raise self.fail(i, "expected ':'")
-            i += 1
-            if s[i : i + 1] in _WS:
-                i = ws(i)
-            out[key], i = value(i, depth)
-            c = s[i : i + 1]
-            if c in _WS:
-                i = ws(i)
-                c = s[i : i + 1]
-            if c == ",":
-                i += 1
-                if s[i : i + 1] in _WS:
-                    i = ws(i)
-                continue
-            if c == "}":
-                return out, i + 1
-            raise self.fail(i, "expected ',' or '}'")
-
-    def array(self, i: int, depth: int):
+    def container(self, i: int, depth: int, close: str):
+        """An object (`close` is "}") or an array ("]") from just after its opening bracket: one
+        loop, with a key and a colon before each value of an object. The engine writes compact
+        JSON, so whitespace is only looked for where a token is not."""
         if depth > MAX_DEPTH:
             raise self.fail(i, "nested too deeply")
         s, ws, value = self.s, self.ws, self.value
-        out: list = []
+        keyed = close == "}"
+        out: Any = {} if keyed else []
         i = ws(i)
-        if s[i : i + 1] == "]":
+        if s[i : i + 1] == close:
             return out, i + 1
         while True:
-            item, i = value(i, depth)
-            out.append(item)
+            if keyed:
+                if s[i : i + 1] != '"':
+                    raise self.fail(i, "expected a property name in double quotes")
+                key, i = self.string(i + 1)
+                if s[i : i + 1] != ":":
+                    i = ws(i)
+                    if s[i : i + 1] != ":":
+                        raise self.fail(i, "expected ':'")
+                i += 1
+                if s[i : i + 1] in _WS:
+                    i = ws(i)
+                out[key], i = value(i, depth)
+            else:
+                item, i = value(i, depth)
+                out.append(item)
             c = s[i : i + 1]
             if c in _WS:
                 i = ws(i)
@@ -145,9 +128,9 @@ class _Parser:
                 if s[i : i + 1] in _WS:
                     i = ws(i)
                 continue
-            if c == "]":
+            if c == close:
                 return out, i + 1
-            raise self.fail(i, "expected ',' or ']'")
+            raise self.fail(i, f"expected ',' or '{close}'")
 
     def number(self, i: int):
         """JSON's grammar exactly (int() and float() alone would take "01", "1.", "+1", "1_0")."""
@@ -189,7 +172,8 @@ class _Parser:
         end = s.find('"', i)
         if end < 0:
             raise self.fail(i - 1, "unterminated string")
-        if s.find("\\", i, end) >= 0:
+        escaped = s.find("\\", i, end) >= 0
+        if escaped:
             # The closing quote is the first one after an even run of backslashes.
             while True:
                 k = end - 1
@@ -200,14 +184,10 @@ class _Parser:
                 end = s.find('"', end + 1)
                 if end < 0:
                     raise self.fail(i - 1, "unterminated string")
-            chunk = s[i:end]
-            if not chunk.isprintable():
-                self.check_controls(chunk, i)
-            return self.unescape(chunk, i), end + 1
         chunk = s[i:end]
         if not chunk.isprintable():
             self.check_controls(chunk, i)
-        return chunk, end + 1
+        return (self.unescape(chunk, i) if escaped else chunk), end + 1
 
     def unescape(self, chunk: str, at: int) -> str:
         parts = chunk.split("\\")
@@ -280,9 +260,7 @@ def encode_str(s: str) -> str:
 def _key(k) -> str:
     if isinstance(k, str):
         return encode_str(k)
-    if k is True or k is False or k is None:
-        return f'"{dumps(k)}"'
-    if isinstance(k, int | float):
+    if k is True or k is False or k is None or isinstance(k, int | float):
         return f'"{dumps(k)}"'
     raise TypeError(f"keys must be str, int, float, bool or None, not {type(k).__name__}")
 
