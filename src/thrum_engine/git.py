@@ -10,12 +10,25 @@ and cheap to import: the CLI uses it too.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-from collections.abc import Mapping
-from dataclasses import dataclass
 
 from thrum_engine.errors import ThrumError
+
+TYPE_CHECKING = False  # `typing` is not imported for this: the CLI imports this module
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import TypedDict, Unpack
+
+    class Options(TypedDict, total=False):
+        """`call`'s keywords after `check`, for the functions that pass them on."""
+
+        stdin: str | bytes | None
+        env: Mapping[str, str] | None
+        timeout: float
+        nice: int
+        config: Mapping[str, str] | None
+        identity: bool
+
 
 TIMEOUT_SECONDS = 60.0
 TIMED_OUT = 124  # the exit code a timeout reports, as timeout(1) does
@@ -55,14 +68,17 @@ class GitFailed(ThrumError):
         return cls(f"git {args[0] if args else ''} failed: {what}", done.code, done.err)
 
 
-@dataclass(frozen=True, slots=True)
 class Completed:
     """One finished git command. `raw` keeps stdout's bytes for blobs and `-z` listings; `out` is
-    the text, decoded as `subprocess(text=True)` would (invalid UTF-8 replaced, newlines folded)."""
+    the text, decoded as `subprocess(text=True)` would (invalid UTF-8 replaced, newlines folded).
+    A plain class: `dataclasses` would add `re` and `inspect` to the CLI's imports."""
 
-    code: int
-    raw: bytes
-    raw_err: bytes
+    __slots__ = ("code", "raw", "raw_err")
+
+    def __init__(self, code: int, raw: bytes, raw_err: bytes) -> None:
+        self.code = code
+        self.raw = raw
+        self.raw_err = raw_err
 
     @property
     def out(self) -> str:
@@ -106,6 +122,8 @@ def _argv(args: tuple[str, ...], config: Mapping[str, str] | None, nice: int) ->
     argv += args
     if nice:
         if _nice_bin is None:
+            import shutil  # only here: few commands are niced, and the CLI never asks
+
             found = shutil.which("nice")
             _nice_bin = [found] if found else []
         if _nice_bin:
@@ -149,31 +167,11 @@ def call(
     return done
 
 
-def run(
-    cwd: str,
-    *args: str,
-    check: bool = True,
-    stdin: str | bytes | None = None,
-    env: Mapping[str, str] | None = None,
-    timeout: float = TIMEOUT_SECONDS,
-    nice: int = 0,
-    config: Mapping[str, str] | None = None,
-    identity: bool = True,
-) -> str:
+def run(cwd: str, *args: str, check: bool = True, **options: Unpack[Options]) -> str:
     """`git ARGS` in `cwd`: its stdout without the trailing newline. `check`: a non-zero exit
-    raises GitFailed; without it a failed command returns what it printed (often "")."""
-    done = call(
-        cwd,
-        *args,
-        check=check,
-        stdin=stdin,
-        env=env,
-        timeout=timeout,
-        nice=nice,
-        config=config,
-        identity=identity,
-    )
-    return done.out.rstrip("\n")
+    raises GitFailed; without it a failed command returns what it printed (often ""). `options`
+    are `call`'s."""
+    return call(cwd, *args, check=check, **options).out.rstrip("\n")
 
 
 def ok(cwd: str, *args: str) -> bool:
