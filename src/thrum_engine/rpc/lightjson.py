@@ -138,32 +138,29 @@ class _Parser:
         start = i
         if s[i] == "-":
             i += 1
-        if s[i] == "0":
-            i += 1
-        else:
-            while i < n and s[i] in _DIGITS:
-                i += 1
+        i = i + 1 if s[i] == "0" else self.digits(i)
         is_float = False
         if i < n and s[i] == ".":
-            i += 1
-            digits = i
-            while i < n and s[i] in _DIGITS:
-                i += 1
-            if i == digits:
-                raise self.fail(i, "expected a digit")
+            i = self.digits(i + 1)
             is_float = True
         if i < n and s[i] in "eE":
             i += 1
             if i < n and s[i] in "+-":
                 i += 1
-            digits = i
-            while i < n and s[i] in _DIGITS:
-                i += 1
-            if i == digits:
-                raise self.fail(i, "expected a digit")
+            i = self.digits(i)
             is_float = True
         token = s[start:i]
         return (float(token) if is_float else int(token)), i
+
+    def digits(self, i: int) -> int:
+        """Past the run of one or more digits at `i`."""
+        s, n = self.s, self.n
+        start = i
+        while i < n and s[i] in _DIGITS:
+            i += 1
+        if i == start:
+            raise self.fail(i, "expected a digit")
+        return i
 
     def string(self, i: int):
         """From just after the opening quote. Text without escapes is sliced whole (C speed); text
