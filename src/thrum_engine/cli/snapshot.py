@@ -12,6 +12,7 @@ import os
 from thrum_engine import snapshots
 from thrum_engine.cli.call import CliError, Ctx
 from thrum_engine.cli.output import line
+from thrum_engine.daemon.lock import pid_alive
 
 
 def _mine(ctx: Ctx) -> tuple[str, str]:
@@ -46,7 +47,7 @@ def build(ctx: Ctx, agent: str, worktree: str, reason: str, *, require_session: 
 
         ident = read_identity_file(ctx.layout.identity_path(agent, worktree)) or {}
     session, pane = _pane_of(ctx, agent)
-    if require_session and session is None and not _pid_alive(ident.get("agent_pid")):
+    if require_session and session is None and not pid_alive(ident.get("agent_pid")):
         raise CliError(
             f"@{agent} has no running session to snapshot (no tmux session, no live agent process):"
             " start one with `thrum tmux launch` or `thrum quickstart`"
@@ -63,16 +64,6 @@ def build(ctx: Ctx, agent: str, worktree: str, reason: str, *, require_session: 
         agent, reason=reason, identity=ident, pane=pane, context=saved, branch=current_branch(worktree) or ""
     )
 
-
-def _pid_alive(pid: object) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True
 
 

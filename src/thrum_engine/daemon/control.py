@@ -32,16 +32,6 @@ def read_pid_file(layout: Layout) -> dict | None:
         return None
 
 
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def anchor(layout: Layout) -> str | None:
     """What the engine lock is anchored on (see daemon.lock): the repo's git directory."""
     try:

@@ -137,3 +137,17 @@ def holder(path: str, anchor: str | None = None) -> int | None:
         if key in inodes and pid > 0:
             return pid
     return None
+
+
+def pid_alive(pid: object) -> bool:
+    """Whether `pid` names a live process (one of another user's counts: it exists). Anything
+    that is not a positive int, as read from a file someone may have edited, is no process."""
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
