@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pytest
 
 BIN = Path(sys.executable).parent
 THRUM = [str(BIN / "thrum")] if (BIN / "thrum").exists() else [sys.executable, "-m", "thrum_engine"]
+FAKE_AGENT = Path(__file__).resolve().with_name("fake_agent.py")
 
 
 def wait_for(cond, timeout: float = 20.0, what: str = "condition", interval: float = 0.05, *, last=None):
@@ -143,18 +145,130 @@ def send_many(agent, bodies, to: str) -> list[str]:
     a CLI start-up per message. For tests that need many messages, not many CLI runs."""
     agent.ok("daemon", "start")
     params = [{"caller": agent.name, "body": b, "to": [to]} for b in bodies]
-    proc = subprocess.run(
-        [sys.executable, "-c", SEND_MANY],
-        cwd=agent.cwd,
-        env=agent.env,
-        input=json.dumps(params),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    proc = run_python(agent, SEND_MANY, input=json.dumps(params))
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads(proc.stdout)
+
+
+def run_python(who, script: str, *args: str, input: str | None = None, timeout: float = 300):
+    """`python -c SCRIPT ARGS` in `who`'s directory and environment (an Agent or a Repo): a client
+    of the engine that makes many calls in one process."""
+    return subprocess.run(
+        [sys.executable, "-c", script, *args],
+        cwd=getattr(who, "cwd", None) or who.path,
+        env=who.env,
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def run_daemon(repo, *args: str, cwd: Path | None = None, timeout: float = 60):
+    """The engine started by hand in the foreground (`python -m thrum_engine.daemon ARGS`) with the
+    repo's environment: for what a refused start prints and leaves behind."""
+    return subprocess.run(
+        [sys.executable, "-m", "thrum_engine.daemon", *args],
+        cwd=cwd or repo.path,
+        env=repo.env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@contextmanager
+def background(agent, *args: str):
+    """Run `thrum ARGS` as `agent` in the background; always reaped."""
+    proc = subprocess.Popen(
+        THRUM + list(args),
+        cwd=agent.cwd,
+        env=agent.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=30)
+
+
+def layout_of(repo):
+    """The repo's Layout, as the engine computes it (paths of the socket, lock, pid file, ...)."""
+    from thrum_engine.layout import Layout
+
+    return Layout(str(repo.path))
+
+
+def agent_names(who) -> list[str]:
+    """The registered agents' names, as `who` lists them."""
+    return [a["name"] for a in who.json("agent", "list")["agents"]]
+
+
+def wt_path(repo, name: str) -> Path:
+    """Where `thrum worktree create NAME` puts a worktree (worktrees.base_path under the test HOME)."""
+    return Path(repo.env["HOME"]) / ".thrum" / "worktrees" / repo.path.name / name
+
+
+def commit(repo, cwd: Path, files: dict[str, str], message: str) -> str:
+    """Write `files` (relative path -> text) in `cwd`, commit them; the new HEAD."""
+    for name, text in files.items():
+        (cwd / name).parent.mkdir(parents=True, exist_ok=True)
+        (cwd / name).write_text(text)
+    repo.git("add", "-A", "--", *files, cwd=cwd)
+    repo.git("commit", "-q", "-m", message, cwd=cwd)
+    return repo.git("rev-parse", "HEAD", cwd=cwd)
+
+
+def enter(repo, monkeypatch) -> None:
+    """This process inside the repo with the repo's environment (its private tmux server, its HOME):
+    for in-process engines and consoles."""
+    for key, value in repo.env.items():
+        if key.startswith("THRUM_") or key == "HOME":
+            monkeypatch.setenv(key, value)
+    monkeypatch.chdir(repo.path)
+
+
+def fake_runtime(log: Path, extends: str = "claude", *flags: str, **fields) -> dict:
+    """A runtime preset that runs tests/fake_agent.py (logging what is typed into it to `log`)
+    with `extends`' screens and keys."""
+    return {
+        "extends": extends,
+        **fields,
+        "command": [sys.executable, str(FAKE_AGENT), *flags, "--log", str(log)],
+    }
+
+
+def start_session(repo, session: str, agent: str, runtime: str, role: str = "worker") -> None:
+    """`thrum tmux create SESSION` in the main checkout for a new agent, then `tmux launch`, and
+    wait until the runtime's pane is idle."""
+    r = repo.run(
+        "tmux",
+        "create",
+        session,
+        "--cwd",
+        str(repo.path),
+        "--name",
+        agent,
+        "--role",
+        role,
+        "--runtime",
+        runtime,
+    )
+    assert r.code == 0, r.err
+    r = repo.run("tmux", "launch", session, timeout=90)
+    assert r.code == 0 and "primed" in r.out, r.err + r.out
+    wait_for(lambda: pane_state(repo, session) == "idle", what=f"{session} idle")
+
+
+def write_runtimes(repo, presets: dict[str, dict]) -> None:
+    """The repo's runtime presets file (after `thrum init`): the engine reads it at start."""
+    (repo.path / ".thrum" / "runtimes.json").write_text(json.dumps({"presets": presets}))
 
 
 @dataclass
@@ -330,8 +444,5 @@ def team(repo, monkeypatch):
     alice = repo.agent("alice", "implementer", module="auth")
     bob = repo.agent("bob", "reviewer")
     repo.git("config", "user.name", "Ada Lovelace")
-    for key, value in repo.env.items():
-        if key.startswith("THRUM_") or key == "HOME":
-            monkeypatch.setenv(key, value)
-    monkeypatch.chdir(repo.path)
+    enter(repo, monkeypatch)
     return repo, alice, bob

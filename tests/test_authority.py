@@ -6,11 +6,7 @@ from __future__ import annotations
 
 import shutil
 
-from conftest import assert_error, run_thrum, wait_for
-
-
-def agent_names(who) -> list[str]:
-    return [a["name"] for a in who.json("agent", "list")["agents"]]
+from conftest import agent_names, assert_error, run_thrum, wait_for
 
 
 def test_an_agent_cannot_delete_restatus_or_purge_for_others_but_the_operator_can(pair):

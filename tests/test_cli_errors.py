@@ -4,10 +4,8 @@ of control characters, and listings paged by bytes as well as by count."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
-from conftest import assert_error, shard_file
+from conftest import assert_error, run_python, shard_file
 
 # Raw frames over the engine's real socket, from inside the agent's worktree (so the caller is verified).
 RAW = r"""
@@ -50,16 +48,7 @@ print(json.dumps(pages))
 
 
 def raw(agent, *frames: str, script: str = RAW) -> list[dict]:
-    proc = subprocess.run(
-        [sys.executable, "-c", script],
-        check=False,
-        cwd=agent.cwd,
-        env=agent.env,
-        input=json.dumps(frames),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = run_python(agent, script, input=json.dumps(frames))
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 

@@ -10,24 +10,18 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import THRUM, daemon_pids, is_alive, run_thrum
+from conftest import THRUM, daemon_pids, is_alive, layout_of, run_daemon, run_thrum
 from conftest import wait_for as wait_until
-from thrum_engine.layout import Layout
 from thrum_engine.version import __version__
 
 STATUS_KEYS = {"running", "pid", "repo_path", "uptime", "version", "host", "sync", "sync_status"}
 
 
 # -- helpers -----------------------------------------------------------------------------------------------------
-
-
-def layout_of(repo) -> Layout:
-    return Layout(str(repo.path))
 
 
 def wait_dead(pid: int, timeout: float = 20.0) -> None:
@@ -245,15 +239,7 @@ def test_a_second_daemon_refuses_and_the_first_keeps_serving(solo):
     repo, alice = solo
     lay = layout_of(repo)
     first = repo.daemon_pid()
-    proc = subprocess.run(
-        [sys.executable, "-m", "thrum_engine.daemon", "--repo", str(repo.path)],
-        cwd=repo.path,
-        env=repo.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    proc = run_daemon(repo, "--repo", str(repo.path))
     assert proc.returncode == 1
     line = one_error_line(proc.stderr)
     assert "already running" in line
@@ -269,15 +255,7 @@ def test_a_second_daemon_refuses_and_the_first_keeps_serving(solo):
 def test_a_second_daemon_from_a_linked_worktree_refuses_too(solo):
     repo, alice = solo
     first = repo.daemon_pid()
-    proc = subprocess.run(
-        [sys.executable, "-m", "thrum_engine.daemon"],
-        cwd=alice.cwd,
-        env=repo.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    proc = run_daemon(repo, cwd=alice.cwd)
     assert proc.returncode == 1
     one_error_line(proc.stderr)
     assert serving_pid(repo) == first
@@ -296,15 +274,7 @@ def test_the_lock_file_is_what_decides(solo):
     fd = os.open(lock, os.O_RDWR)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        proc = subprocess.run(
-            [sys.executable, "-m", "thrum_engine.daemon", "--repo", str(repo.path)],
-            cwd=repo.path,
-            env=repo.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        proc = run_daemon(repo, "--repo", str(repo.path))
         assert proc.returncode == 1
         one_error_line(proc.stderr)
         assert not os.path.exists(layout_of(repo).socket_path)
@@ -317,15 +287,7 @@ def test_the_lock_file_is_what_decides(solo):
 
 def test_daemon_rejects_unknown_flags(solo):
     repo, _ = solo
-    proc = subprocess.run(
-        [sys.executable, "-m", "thrum_engine.daemon", "--bogus"],
-        cwd=repo.path,
-        env=repo.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    proc = run_daemon(repo, "--bogus")
     assert proc.returncode == 1
     assert "unknown flag: --bogus" in one_error_line(proc.stderr)
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from conftest import assert_error, assert_pretty_json
+from conftest import agent_names, assert_error, assert_pretty_json
 
 SES_ID = re.compile(r"^ses_[0-9A-Za-z]{26}$")
 
@@ -16,10 +16,6 @@ SES_ID = re.compile(r"^ses_[0-9A-Za-z]{26}$")
 
 def members(agent, *args: str) -> dict[str, dict]:
     return {m["name"]: m for m in agent.json("team", *args)["members"]}
-
-
-def agent_names(agent) -> list[str]:
-    return [a["name"] for a in agent.json("agent", "list")["agents"]]
 
 
 def engine_running(repo) -> bool:

@@ -10,9 +10,8 @@ import json
 import re
 import subprocess
 import time
-from contextlib import contextmanager
 
-from conftest import THRUM, assert_error, assert_pretty_json
+from conftest import assert_error, assert_pretty_json, background
 
 MSG_ID = re.compile(r"^msg_[0-9A-Za-z]{26}$")
 THR_ID = re.compile(r"^thr_[0-9A-Za-z]{26}$")
@@ -37,25 +36,6 @@ def send(agent, text: str, *args: str) -> str:
 def deliveries(agent, message_id: str) -> dict[str, dict]:
     msg = agent.json("sent", "show", message_id)["message"]
     return {d["recipient"]: d for d in msg["deliveries"]}
-
-
-@contextmanager
-def background(agent, *args: str):
-    """Run `thrum ARGS` as `agent` in the background; always reaped."""
-    proc = subprocess.Popen(
-        THRUM + list(args),
-        cwd=agent.cwd,
-        env=agent.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate(timeout=30)
 
 
 def finished(proc, within: float) -> bool:

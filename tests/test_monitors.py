@@ -7,7 +7,6 @@ only its tests created.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
@@ -16,9 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import pane_state, wait_for
+from conftest import assert_error, fake_runtime, pane_state, start_session, wait_for, write_runtimes
 
-FAKE = Path(__file__).with_name("fake_agent.py")
 MON_ID = re.compile(r"^mon_[0-9A-Za-z]{26}$")
 STARTED = re.compile(r"^Started monitor (\S+) \((mon_[0-9A-Za-z]{26})\)$")
 
@@ -139,14 +137,6 @@ def wait_tails(repo, log: Path, n: int = 1) -> None:
     wait_for(lambda: tails(repo, log) == n, 20, f"{n} monitor tail(s) to follow {log.name}")
 
 
-def assert_error(r, *needles: str) -> None:
-    assert r.code == 1, f"exit {r.code}: {r.out!r} {r.err!r}"
-    assert r.out == "", r.out
-    assert r.err.startswith("Error: ") and r.err.endswith("\n") and r.err.count("\n") == 1, repr(r.err)
-    for needle in needles:
-        assert needle in r.err, (needle, r.err)
-
-
 @pytest.fixture
 def team(repo):
     """A lead (boss) and a worker (bob) sharing the main checkout."""
@@ -161,41 +151,13 @@ def tmux_repo(repo, tmp_path):
     repo.env.update({"THRUM_TMUX__SILENCE_SECONDS": "0.4", "THRUM_TMUX__TYPING_SECONDS": "1.5"})
     assert repo.run("init").code == 0
     repo.logs = tmp_path
-    presets = {
-        "fake_a": {
-            "extends": "claude",
-            "approve": "1 Enter",
-            "deny": "3 Enter",
-            "command": [sys.executable, str(FAKE), "--log", str(tmp_path / "a.log")],
-        }
-    }
-    (repo.path / ".thrum" / "runtimes.json").write_text(json.dumps({"presets": presets}))
+    write_runtimes(repo, {"fake_a": fake_runtime(tmp_path / "a.log", approve="1 Enter", deny="3 Enter")})
     return repo
 
 
 def fake_log(repo) -> list[str]:
     p = repo.logs / "a.log"
     return p.read_text().splitlines() if p.exists() else []
-
-
-def start_fake(repo, session: str, agent: str, role: str = "worker") -> None:
-    r = repo.run(
-        "tmux",
-        "create",
-        session,
-        "--cwd",
-        str(repo.path),
-        "--name",
-        agent,
-        "--role",
-        role,
-        "--runtime",
-        "fake_a",
-    )
-    assert r.code == 0, r.err
-    r = repo.run("tmux", "launch", session, timeout=90)
-    assert r.code == 0 and "primed" in r.out, r.err + r.out
-    wait_for(lambda: pane_state(repo, session) == "idle", what=f"{session} idle")
 
 
 def member(agent, name: str) -> dict:
@@ -374,7 +336,7 @@ def test_monitor_survives_a_daemon_restart_and_stop_restart_show_logs_work(team)
 def test_pane_monitor_fires_when_the_pane_prints_the_pattern(tmux_repo):
     repo = tmux_repo
     boss = repo.agent("boss", "lead", worktree=False)
-    start_fake(repo, "s1", "worker1")
+    start_session(repo, "s1", "worker1", "fake_a")
     r = boss.ok(
         "monitor",
         "watch-pane",
@@ -498,7 +460,7 @@ def test_permission_dialog_blocks_the_agent_and_y_or_n_replies_answer_it(tmux_re
     repo = tmux_repo
     coord = repo.agent("coord", "coordinator", worktree=False)
     boss = repo.agent("boss", "lead", worktree=False)
-    start_fake(repo, "s1", "worker1")
+    start_session(repo, "s1", "worker1", "fake_a")
 
     def notices(seen: set) -> list[dict]:
         return [
@@ -557,7 +519,7 @@ def test_permission_dialog_blocks_the_agent_and_y_or_n_replies_answer_it(tmux_re
 def test_a_reply_to_a_dialog_that_already_closed_types_nothing_and_says_so(tmux_repo):
     repo = tmux_repo
     coord = repo.agent("coord", "coordinator", worktree=False)
-    start_fake(repo, "s1", "worker1")
+    start_session(repo, "s1", "worker1", "fake_a")
     assert repo.run("tmux", "send", "s1", "dialog").code == 0
     notice = wait_for(
         lambda: [m for m in inbox(coord) if m["agent_id"] == "monitor:permissions"],

@@ -2,65 +2,38 @@
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
-import sys
 import time
-import uuid
-from pathlib import Path
 
 import pytest
 
-from conftest import pane_state, wait_for
-
-FAKE = Path(__file__).with_name("fake_agent.py")
+from conftest import fake_runtime, pane_state, start_session, wait_for, write_runtimes
 
 
 @pytest.fixture
 def make_tmux_repo(make_repo, tmp_path):
-    """Repos whose engine uses a private tmux server and knows fake claude runtimes."""
-    made = []
+    """Repos whose engine (on the repo's private tmux server) knows fake claude runtimes."""
 
     def make(**env: str):
         repo = make_repo()
-        sock = f"thrum-test-{uuid.uuid4().hex[:12]}"
-        repo.env.update(
-            {
-                "THRUM_TMUX__SOCKET_NAME": sock,
-                "THRUM_TMUX__SHELL": "bash --norc --noprofile",
-                "THRUM_TMUX__SILENCE_SECONDS": "0.4",
-                "THRUM_TMUX__TYPING_SECONDS": "1.5",
-                **env,
-            }
-        )
+        repo.env.update({"THRUM_TMUX__SILENCE_SECONDS": "0.4", "THRUM_TMUX__TYPING_SECONDS": "1.5", **env})
         assert repo.run("init").code == 0
-        repo.sock = sock
+        repo.sock = repo.env["THRUM_TMUX__SOCKET_NAME"]
         repo.logs = tmp_path
-        presets = {
-            f"fake_{n}": {
-                "extends": "claude",
-                "command": [sys.executable, str(FAKE), "--log", str(tmp_path / f"{n}.log")],
-            }
-            for n in ("a", "b", "c")
-        }
-        (repo.path / ".thrum" / "runtimes.json").write_text(json.dumps({"presets": presets}))
-        made.append(repo)
+        write_runtimes(repo, {f"fake_{n}": fake_runtime(tmp_path / f"{n}.log") for n in ("a", "b", "c")})
         return repo
 
-    yield make
-    for repo in made:
-        repo.stop()
-        subprocess.run(["tmux", "-L", repo.sock, "kill-server"], capture_output=True)
-        try:
-            os.unlink(f"/tmp/tmux-{os.getuid()}/{repo.sock}")
-        except FileNotFoundError:
-            pass
+    return make
 
 
 @pytest.fixture
 def tmux_repo(make_tmux_repo):
     return make_tmux_repo()
+
+
+def start_agent(repo, session: str, agent: str, fake: str) -> None:
+    """`start_session` with the fake runtime `fake_<fake>` (test_mcp_delivery imports this name)."""
+    start_session(repo, session, agent, f"fake_{fake}")
 
 
 def jq(agent, *args):
@@ -71,26 +44,6 @@ def jq(agent, *args):
 def log_lines(repo, n: str) -> list[str]:
     p = repo.logs / f"{n}.log"
     return p.read_text().splitlines() if p.exists() else []
-
-
-def start_agent(repo, session: str, agent: str, fake: str) -> None:
-    r = repo.run(
-        "tmux",
-        "create",
-        session,
-        "--cwd",
-        str(repo.path),
-        "--name",
-        agent,
-        "--role",
-        "worker",
-        "--runtime",
-        f"fake_{fake}",
-    )
-    assert r.code == 0, r.err
-    r = repo.run("tmux", "launch", session, timeout=90)
-    assert r.code == 0 and "primed" in r.out, r.err + r.out
-    wait_for(lambda: pane_state(repo, session) == "idle", what=f"{session} idle")
 
 
 def nudges(repo, n: str) -> list[str]:
@@ -107,7 +60,7 @@ def boss(tmux_repo):
 
 
 def test_mail_to_an_idle_agent_is_nudged_once_and_marked_notified(tmux_repo, boss):
-    start_agent(tmux_repo, "s1", "worker1", "a")
+    start_session(tmux_repo, "s1", "worker1", "fake_a")
     sent = boss.json("send", "please look at the auth bug", "--to", "@worker1")
     wait_for(lambda: nudges(tmux_repo, "a"), what="the nudge")
     assert nudges(tmux_repo, "a") == [
@@ -125,7 +78,7 @@ def test_mail_to_an_idle_agent_is_nudged_once_and_marked_notified(tmux_repo, bos
 
 
 def test_no_nudge_into_a_dialog_then_one_coalesced_nudge_when_it_clears(tmux_repo, boss):
-    start_agent(tmux_repo, "s1", "worker1", "a")
+    start_session(tmux_repo, "s1", "worker1", "fake_a")
     assert tmux_repo.run("tmux", "send", "s1", "dialog").code == 0
     wait_for(lambda: pane_state(tmux_repo, "s1") == "blocked", what="blocked")
     boss.ok("send", "first", "--to", "@worker1")
@@ -142,7 +95,7 @@ def test_no_nudge_into_a_dialog_then_one_coalesced_nudge_when_it_clears(tmux_rep
 
 
 def test_no_nudge_while_the_agent_is_busy(tmux_repo, boss):
-    start_agent(tmux_repo, "s1", "worker1", "a")
+    start_session(tmux_repo, "s1", "worker1", "fake_a")
     assert tmux_repo.run("tmux", "send", "s1", "busy 1.5").code == 0
     wait_for(lambda: pane_state(tmux_repo, "s1") == "working", what="working")
     boss.ok("send", "while busy", "--to", "@worker1")
@@ -155,8 +108,8 @@ def test_no_nudge_while_the_agent_is_busy(tmux_repo, boss):
 
 
 def test_the_sender_is_never_nudged_about_its_own_broadcast(tmux_repo, boss):
-    start_agent(tmux_repo, "s1", "worker1", "a")
-    start_agent(tmux_repo, "s2", "worker2", "b")
+    start_session(tmux_repo, "s1", "worker1", "fake_a")
+    start_session(tmux_repo, "s2", "worker2", "fake_b")
     assert tmux_repo.run("tmux", "send", "s1", "run send everyone listen --broadcast").code == 0
     wait_for(lambda: nudges(tmux_repo, "b"), what="worker2's nudge")
     time.sleep(0.8)
@@ -167,7 +120,7 @@ def test_the_sender_is_never_nudged_about_its_own_broadcast(tmux_repo, boss):
 
 
 def test_no_nudge_while_a_human_types_in_an_attached_client(tmux_repo, boss):
-    start_agent(tmux_repo, "s1", "worker1", "a")
+    start_session(tmux_repo, "s1", "worker1", "fake_a")
     outer = f"{tmux_repo.sock}-outer"
     env = {k: v for k, v in tmux_repo.env.items() if k != "TMUX"}
     subprocess.run(
@@ -212,7 +165,7 @@ def test_no_nudge_while_a_human_types_in_an_attached_client(tmux_repo, boss):
 def test_the_backstop_renudges_mail_left_unread_and_stops_once_read(make_tmux_repo):
     repo = make_tmux_repo(THRUM_TMUX__NUDGE_BACKSTOP_SECONDS="1.5")
     boss = repo.agent("boss", "lead", worktree=False)
-    start_agent(repo, "s1", "worker1", "a")
+    start_session(repo, "s1", "worker1", "fake_a")
     boss.ok("send", "ping", "--to", "@worker1")
     wait_for(lambda: len(nudges(repo, "a")) >= 2, timeout=20, what="a backstop re-nudge")
     worker = repo.agent("worker1", "worker", worktree=False)  # the same identity, from a shell
@@ -249,7 +202,7 @@ def test_queue_wait_prints_the_output(tmux_repo, boss):
 
 
 def test_queued_commands_run_in_order_and_report_to_the_requester(tmux_repo, boss):
-    start_agent(tmux_repo, "s1", "worker1", "a")
+    start_session(tmux_repo, "s1", "worker1", "fake_a")
     # Long enough that both are queued while it is busy, even on a loaded machine.
     assert tmux_repo.run("tmux", "send", "s1", "busy 4").code == 0
     wait_for(lambda: pane_state(tmux_repo, "s1") == "working", what="working")
@@ -330,7 +283,7 @@ def test_after_an_engine_restart_running_is_interrupted_and_queued_resume(tmux_r
 
 
 def test_queued_text_reaches_the_runtime_literally(tmux_repo, boss, tmp_path):
-    start_agent(tmux_repo, "s1", "worker1", "a")
+    start_session(tmux_repo, "s1", "worker1", "fake_a")
     nasty = f"echo $(touch {tmp_path}/pwned) `id` ; rm -rf x; 'quote' \"dq\" trailing;"
     r = boss.run("tmux", "queue", "s1", "--wait", "--timeout", "20", "--", nasty)
     assert r.code == 0, r.err
@@ -382,7 +335,7 @@ def test_a_shell_command_reports_its_exit_status_and_duration(tmux_repo, boss):
 
 
 def test_a_prompt_queued_to_an_llm_runtime_is_labelled_so(tmux_repo, boss):
-    start_agent(tmux_repo, "s1", "worker1", "a")
+    start_session(tmux_repo, "s1", "worker1", "fake_a")
     c = jq(boss, "tmux", "queue", "s1", "--wait", "--timeout", "20", "--", "summarise the diff")["command"]
     assert c["kind"] == "prompt" and c["exit_code"] is None
     assert c["result"] == "prompt typed to fake_a" and c["status"] == "done"

@@ -23,6 +23,7 @@ from conftest import (
     git,
     is_alive,
     kill_tmux,
+    run_python,
     run_thrum,
     send_many,
     shard_file,
@@ -375,15 +376,7 @@ def test_more_authors_than_the_fd_limit_write_under_ulimit_256(pair):
             timeout=30,
             what="the engine",
         )
-        r = subprocess.run(
-            [sys.executable, "-c", REGISTER_MANY, layout.socket_path, str(AUTHORS)],
-            cwd=repo.path,
-            env=repo.env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+        r = run_python(repo, REGISTER_MANY, layout.socket_path, str(AUTHORS))
         assert r.returncode == 0 and r.stdout.strip() == f"ok {AUTHORS}", r.stderr[-2000:]
         shards = [t for t in open_files(proc.pid) if t.endswith(".jsonl")]
         assert len(shards) <= journal_module.MAX_OPEN_SHARDS

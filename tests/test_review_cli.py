@@ -8,20 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Agent, assert_error, pane_state, wait_for
-
-
-def wt_path(repo, name: str) -> Path:
-    return Path(repo.env["HOME"]) / ".thrum" / "worktrees" / repo.path.name / name
-
-
-def commit(repo, cwd: Path, files: dict[str, str], message: str) -> str:
-    for name, text in files.items():
-        (cwd / name).parent.mkdir(parents=True, exist_ok=True)
-        (cwd / name).write_text(text)
-    repo.git("add", "-A", "--", *files, cwd=cwd)
-    repo.git("commit", "-q", "-m", message, cwd=cwd)
-    return repo.git("rev-parse", "HEAD", cwd=cwd)
+from conftest import Agent, assert_error, commit, pane_state, wait_for, wt_path
 
 
 @pytest.fixture

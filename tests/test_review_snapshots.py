@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from conftest import commit, enter
 from test_tui_snapshots import Clock, engine_call, settle, shows
 from thrum_engine.engine.core import Caller
 from thrum_engine.layout import Layout
@@ -50,14 +51,6 @@ APP_V2 = (
 )
 
 
-def commit(repo, cwd, files: dict[str, str], message: str) -> None:
-    for name, text in files.items():
-        (cwd / name).parent.mkdir(parents=True, exist_ok=True)
-        (cwd / name).write_text(text)
-    repo.git("add", "-A", "--", *files, cwd=cwd)
-    repo.git("commit", "-q", "-m", message, cwd=cwd)
-
-
 @pytest.fixture
 def review_scene(make_repo, monkeypatch):
     repo = make_repo("repo")
@@ -67,11 +60,8 @@ def review_scene(make_repo, monkeypatch):
     repo.ok("init")
     repo.run("daemon", "stop")
     repo.git("config", "user.name", "Ada Lovelace")
-    for key, value in repo.env.items():
-        if key.startswith("THRUM_") or key == "HOME":
-            monkeypatch.setenv(key, value)
+    enter(repo, monkeypatch)
     monkeypatch.setenv("THRUM_TMUX__SHELL", "sh")
-    monkeypatch.chdir(repo.path)
     clock = Clock()
     monkeypatch.setattr(time, "time", clock)
     return repo, clock

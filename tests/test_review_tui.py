@@ -6,11 +6,10 @@ conflict refused cleanly. Real repo, worktrees, commits, tmux and the engine the
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 
-from conftest import Agent, pane_state, wait_for
+from conftest import Agent, commit, enter, pane_state, wait_for, wt_path
 from thrum_tui.screens.review import ReviewScreen
 from thrum_tui.screens.review_dialogs import (
     AfterMergeDialog,
@@ -31,18 +30,6 @@ APP_V1 = "".join(f"line {i}\n" for i in range(1, 31))
 APP_V2 = APP_V1.replace("line 5\n", "line five\n").replace("line 25\n", "line twenty-five\n")
 
 
-def wt_path(repo, name: str) -> Path:
-    return Path(repo.env["HOME"]) / ".thrum" / "worktrees" / repo.path.name / name
-
-
-def commit(repo, cwd: Path, files: dict[str, str], message: str) -> None:
-    for name, text in files.items():
-        (cwd / name).parent.mkdir(parents=True, exist_ok=True)
-        (cwd / name).write_text(text)
-    repo.git("add", "-A", "--", *files, cwd=cwd)
-    repo.git("commit", "-q", "-m", message, cwd=cwd)
-
-
 @pytest.fixture
 def work(repo, monkeypatch):
     """alice in a worktree Thrum made: app.txt on main, changed in two places on her branch, and a
@@ -61,10 +48,7 @@ def work(repo, monkeypatch):
     repo.run("daemon", "stop")
     repo.git("config", "user.name", "Ada Lovelace")
     repo.git("config", "user.email", "ada@example.com")  # the console's merge commits are hers
-    for key, value in repo.env.items():
-        if key.startswith("THRUM_") or key == "HOME":
-            monkeypatch.setenv(key, value)
-    monkeypatch.chdir(repo.path)
+    enter(repo, monkeypatch)
     return repo, alice, path
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import THRUM, assert_error, daemon_pids, is_alive, wait_for
+from conftest import THRUM, assert_error, daemon_pids, is_alive, layout_of, run_daemon, wait_for
 from thrum_engine.layout import Layout
 from thrum_engine.rpc import client as rpc_client
 
@@ -36,10 +36,6 @@ PROBE_USER = "thrum-probe"
 
 def mode(path) -> int:
     return stat.S_IMODE(os.stat(path).st_mode)
-
-
-def layout_of(repo) -> Layout:
-    return Layout(str(repo.path))
 
 
 def inbox(agent) -> list[str]:
@@ -105,15 +101,7 @@ def test_a_fallback_socket_dir_writable_by_others_is_refused(make_repo, tmp_path
     repo.ok("init")
     repo.stop()
     repo.env["XDG_RUNTIME_DIR"] = str(shared)
-    proc = subprocess.run(
-        [sys.executable, "-m", "thrum_engine.daemon", "--repo", str(repo.path)],
-        cwd=repo.path,
-        env=repo.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    proc = run_daemon(repo, "--repo", str(repo.path))
     assert proc.returncode == 1
     assert "writable by other users" in proc.stderr
     assert os.listdir(shared) == []
@@ -375,15 +363,7 @@ def test_a_deleted_lock_file_does_not_allow_a_second_engine(pair):
     repo, alice, bob = pair
     pid = repo.daemon_pid()
     os.unlink(layout_of(repo).lock_path)
-    proc = subprocess.run(
-        [sys.executable, "-m", "thrum_engine.daemon", "--repo", str(repo.path)],
-        cwd=repo.path,
-        env=repo.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    proc = run_daemon(repo, "--repo", str(repo.path))
     assert proc.returncode == 1
     assert "another engine is already running" in proc.stderr
     assert daemon_pids(repo) == [pid]
@@ -599,15 +579,6 @@ async def test_a_console_hosted_engine_keeps_a_second_engine_out_past_a_deleted_
     async with open_engine(layout, load_settings(layout.config_file), "ada_lovelace") as engine:
         assert isinstance(engine, InProcess)
         os.unlink(layout.lock_path)
-        proc = await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-m", "thrum_engine.daemon", "--repo", str(repo.path)],
-            cwd=repo.path,
-            env=repo.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        proc = await asyncio.to_thread(run_daemon, repo, "--repo", str(repo.path))
         assert proc.returncode == 1, proc.stderr
         assert "another engine is already running" in proc.stderr

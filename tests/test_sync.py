@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Repo, base_env, git, kill_tmux, wait_for
+from conftest import Repo, background, base_env, enter, git, kill_tmux, wait_for
 
 # Cycles run only when a test asks (`sync force --wait`), so what each test sees is deterministic.
 QUIET = {"THRUM_SYNC__INTERVAL_SECONDS": "3600", "THRUM_SYNC__SETTLE_SECONDS": "3600"}
@@ -287,24 +287,13 @@ def test_synced_mail_wakes_a_waiting_recipient(remote):
     alice = a.agent("alice", "implementer")
     bob = b.agent("bob", "reviewer")
     exchange(a, b)
-    waiter = subprocess.Popen(
-        ["thrum", "wait", "--timeout", "60s", "--json"],
-        cwd=bob.cwd,
-        env=bob.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    with background(bob, "wait", "--timeout", "60s", "--json") as waiter:
         time.sleep(0.5)
         alice.ok("send", "wake up", "--to", "@bob")
         exchange(a, b)
         out, err = waiter.communicate(timeout=60)
         assert waiter.returncode == 0, err
         assert "wake up" in out
-    finally:
-        if waiter.poll() is None:
-            waiter.kill()
 
 
 def test_sync_commands_on_bad_input(repo):
@@ -374,10 +363,7 @@ async def test_the_console_shows_the_sync_state_and_its_page_runs_a_cycle(remote
     a.agent("alice", "implementer")
     a.git("config", "user.name", "Ada Lovelace")
     a.stop()
-    for key, value in a.env.items():
-        if key.startswith("THRUM_") or key == "HOME":
-            monkeypatch.setenv(key, value)
-    monkeypatch.chdir(a.path)
+    enter(a, monkeypatch)
     async with console(a) as (app, pilot):
         header = app.query_one(HeaderLine)
         # the operator's registration waits for the (long, in these tests) settle: "pending"

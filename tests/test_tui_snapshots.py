@@ -17,6 +17,7 @@ import pytest
 from pytest_textual_snapshot import SVGImageExtension
 from syrupy.location import PyTestLocation
 
+from conftest import enter
 from thrum_engine.engine.core import Caller
 from thrum_engine.layout import Layout
 from thrum_engine.settings import load_settings
@@ -72,11 +73,8 @@ def scene(make_repo, monkeypatch):
     repo.run("daemon", "stop")
     repo.git("config", "user.name", "Ada Lovelace")
     trees = {name: repo.worktree(name) for name in ("alice", "bob")}
-    for key, value in repo.env.items():
-        if key.startswith("THRUM_") or key == "HOME":
-            monkeypatch.setenv(key, value)
+    enter(repo, monkeypatch)
     monkeypatch.setenv("THRUM_TMUX__SHELL", "sh")
-    monkeypatch.chdir(repo.path)
     clock = Clock()
     monkeypatch.setattr(time, "time", clock)
     return repo, trees, clock

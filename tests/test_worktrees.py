@@ -7,9 +7,7 @@ from pathlib import Path
 
 import pytest
 
-
-def wt_path(repo, name: str) -> Path:
-    return Path(repo.env["HOME"]) / ".thrum" / "worktrees" / repo.path.name / name
+from conftest import wt_path
 
 
 @pytest.fixture
