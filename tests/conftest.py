@@ -373,6 +373,8 @@ class Repo(RunsThrum):
 
     def stop(self) -> None:
         pid = self.daemon_pid()
+        if pid is None and not daemon_pids(self):
+            return  # no engine: nothing to stop (and no CLI start-up spent finding that out)
         self.run("daemon", "stop", timeout=30)
         if pid:
             # Exited is enough: the daemon's parent is init, which may reap the zombie seconds later.
@@ -387,12 +389,16 @@ class Repo(RunsThrum):
                 pass
 
 
-@pytest.fixture
-def make_repo(tmp_path_factory):
-    repos: list[Repo] = []
+class RepoMaker:
+    """Makes repos (git init, one commit, a private tmux server each) and at close stops their
+    engines, kills their tmux servers and removes them."""
 
-    def make(name: str = "repo") -> Repo:
-        base = tmp_path_factory.mktemp("t")
+    def __init__(self, tmp_path_factory) -> None:
+        self.tmp_path_factory = tmp_path_factory
+        self.repos: list[Repo] = []
+
+    def __call__(self, name: str = "repo") -> Repo:
+        base = self.tmp_path_factory.mktemp("t")
         home = base / "home"
         home.mkdir()
         path = base / name
@@ -406,14 +412,30 @@ def make_repo(tmp_path_factory):
         git(path, "add", "README.md", env=env)
         git(path, "commit", "-q", "-m", "init", env=env)
         repo = Repo(path, env)
-        repos.append(repo)
+        self.repos.append(repo)
         return repo
 
+    def close(self) -> None:
+        for repo in self.repos:
+            repo.stop()
+            kill_tmux(repo.env["THRUM_TMUX__SOCKET_NAME"])
+            shutil.rmtree(repo.path.parent, ignore_errors=True)
+
+
+@pytest.fixture
+def make_repo(tmp_path_factory):
+    make = RepoMaker(tmp_path_factory)
     yield make
-    for repo in repos:
-        repo.stop()
-        kill_tmux(repo.env["THRUM_TMUX__SOCKET_NAME"])
-        shutil.rmtree(repo.path.parent, ignore_errors=True)
+    make.close()
+
+
+@pytest.fixture(scope="module")
+def make_module_repo(tmp_path_factory):
+    """`make_repo` for one setup that a module's read-only checks share (a parametrized refusal,
+    say), instead of each building the same repo and starting the same engine again."""
+    make = RepoMaker(tmp_path_factory)
+    yield make
+    make.close()
 
 
 def kill_tmux(socket_name: str) -> None:

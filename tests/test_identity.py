@@ -85,6 +85,13 @@ def test_quickstart_twice_is_idempotent(pair):
     assert [p.name for p in (alice.cwd / ".thrum" / "identities").glob("*.json")] == ["alice.json"]
 
 
+@pytest.fixture(scope="module")
+def pair_once(make_module_repo):
+    """`pair`, shared by the refusals below: each leaves the team as it was (and checks that)."""
+    repo = make_module_repo()
+    return repo, repo.agent("alice", "implementer", module="auth"), repo.agent("bob", "reviewer")
+
+
 @pytest.mark.parametrize(
     ("name", "role", "fragment"),
     [
@@ -96,9 +103,9 @@ def test_quickstart_twice_is_idempotent(pair):
         ("$(touch pwned)", "implementer", "invalid agent name"),
     ],
 )
-def test_quickstart_refuses_invalid_agent_names(pair, name, role, fragment):
-    repo, alice, bob = pair
-    wt = repo.worktree("newcomer")
+def test_quickstart_refuses_invalid_agent_names(pair_once, name, role, fragment):
+    repo, alice, bob = pair_once
+    wt = repo.worktree(f"newcomer{len(repo.worktrees)}")
     r = repo.run("quickstart", "--name", name, "--role", role, cwd=wt)
     assert_error(r, fragment)
     assert agent_names(alice) == ["alice", "bob"]

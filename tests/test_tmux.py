@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Repo, Result, RunsThrum
+from conftest import Repo, Result, RunsThrum, fake_runtime, write_runtimes
 from conftest import wait_for as _wait_for
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
@@ -187,6 +187,28 @@ def sock():
     kill_server(name)
 
 
+def tmux_repo(repo: Repo, sock: str) -> TmuxRepo:
+    """`repo` initialised, its daemon driving the tmux server `sock`, with a fake preset per style."""
+    repo.env.update(
+        {
+            "THRUM_TMUX__SOCKET_NAME": sock,
+            "THRUM_TMUX__SHELL": "bash --norc --noprofile",
+            "THRUM_TMUX__SILENCE_SECONDS": "0.5",
+            "THRUM_TMUX__LAUNCH_TIMEOUT_SECONDS": "10",
+            "HISTFILE": "/dev/null",  # pane shells neither read nor leave a history file
+        }
+    )
+    r = repo.run("init")
+    assert r.code == 0, r.err
+    logs = repo.path.parent / "logs"
+    logs.mkdir()
+    presets = {
+        f"fake_{style}": fake_runtime(logs / f"fake_{style}.log", style, "--style", style) for style in STYLES
+    }
+    write_runtimes(repo, presets)
+    return TmuxRepo(repo, sock, logs)
+
+
 @pytest.fixture
 def make_trepo(sock, make_repo):
     """Repos (initialised, daemon env pointing at the private socket) on one shared tmux server.
@@ -196,36 +218,7 @@ def make_trepo(sock, make_repo):
     made: list[TmuxRepo] = []
 
     def make(name: str = "repo") -> TmuxRepo:
-        repo = make_repo(name)
-        repo.env.update(
-            {
-                "THRUM_TMUX__SOCKET_NAME": sock,
-                "THRUM_TMUX__SHELL": "bash --norc --noprofile",
-                "THRUM_TMUX__SILENCE_SECONDS": "0.5",
-                "THRUM_TMUX__LAUNCH_TIMEOUT_SECONDS": "10",
-                "HISTFILE": "/dev/null",  # pane shells neither read nor leave a history file
-            }
-        )
-        r = repo.run("init")
-        assert r.code == 0, r.err
-        logs = repo.path.parent / "logs"
-        logs.mkdir()
-        presets = {
-            f"fake_{style}": {
-                "extends": style,
-                "command": [
-                    sys.executable,
-                    str(FAKE_AGENT),
-                    "--style",
-                    style,
-                    "--log",
-                    str(logs / f"fake_{style}.log"),
-                ],
-            }
-            for style in STYLES
-        }
-        (repo.path / ".thrum" / "runtimes.json").write_text(json.dumps({"presets": presets}))
-        t = TmuxRepo(repo, sock, logs)
+        t = tmux_repo(make_repo(name), sock)
         made.append(t)
         return t
 
@@ -233,6 +226,17 @@ def make_trepo(sock, make_repo):
     for t in made:
         t.repo.stop()
     kill_server(sock)  # before make_repo removes the temp dirs the panes' shells live in
+
+
+@pytest.fixture(scope="module")
+def trepo_once(make_module_repo):
+    """One TmuxRepo (on its repo's own private server) for cases that each use sessions of their
+    own and check only those."""
+    repo = make_module_repo()
+    t = tmux_repo(repo, repo.env["THRUM_TMUX__SOCKET_NAME"])
+    yield t
+    t.repo.stop()
+    kill_server(t.sock)
 
 
 @pytest.fixture
@@ -359,26 +363,28 @@ def test_status_works_from_a_checkout_holding_several_agents_sessions(trepo):
 
 
 @pytest.mark.parametrize("style", STYLES)
-def test_launch_primes_each_runtime_with_its_own_text(trepo, style):
-    preset = f"fake_{style}"
+def test_launch_primes_each_runtime_with_its_own_text(trepo_once, style):
+    """One engine for every style (each has its own session, agent and log): launching and
+    priming one runtime is what each case checks, not the engine's start."""
+    trepo, preset, session = trepo_once, f"fake_{style}", f"agent_{style}"
     trepo.ok(
         "tmux",
         "create",
-        "agent",
+        session,
         "--cwd",
         str(trepo.path),
         "--name",
-        "a1",
+        f"a1_{style}",
         "--role",
         "impl",
         "--runtime",
         preset,
     )
-    r = trepo.json("tmux", "launch", "agent")
+    r = trepo.json("tmux", "launch", session)
     assert r["launched"] is True and r["primed"] is True and r["runtime"] == preset
     lines = trepo.wait_log(PRIME[style], preset)
     assert lines == [PRIME[style]]
-    trepo.wait_state("agent", "idle")
+    trepo.wait_state(session, "idle")
     assert trepo.log_lines(preset) == [PRIME[style]]
 
 

@@ -17,6 +17,15 @@ def inited(repo):
     return repo
 
 
+@pytest.fixture(scope="module")
+def inited_once(make_module_repo):
+    """One initialised repo for the refusals, which change nothing (each checks that)."""
+    repo = make_module_repo()
+    r = repo.run("init")
+    assert r.code == 0, r.err
+    return repo
+
+
 def test_create_makes_a_branch_and_points_state_at_the_main_repo(inited):
     repo = inited
     r = repo.run("worktree", "create", "auth", "--json")
@@ -66,8 +75,8 @@ def test_branch_base_and_detach(inited):
 @pytest.mark.parametrize(
     "name", ["a/b", "..", "../escape", "a\\b", "x..y", "-rf", ".hidden", "$(touch pwned)"]
 )
-def test_bad_names_are_refused_and_nothing_is_created(inited, name):
-    repo = inited
+def test_bad_names_are_refused_and_nothing_is_created(inited_once, name):
+    repo = inited_once
     r = repo.run("worktree", "create", "--", name)
     assert r.code == 1 and r.err.startswith("Error: invalid worktree name")
     assert len(r.err.strip().splitlines()) == 1
