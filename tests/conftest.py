@@ -266,6 +266,29 @@ def start_session(repo, session: str, agent: str, runtime: str, role: str = "wor
     wait_for(lambda: pane_state(repo, session) == "idle", what=f"{session} idle")
 
 
+def worktree_agent(repo, name: str, role: str, runtime: str = "shell") -> Agent:
+    """`thrum worktree create NAME --name NAME`: an agent in a worktree Thrum made (and its session)."""
+    r = repo.run("worktree", "create", name, "--name", name, "--role", role, "--runtime", runtime)
+    assert r.code == 0, r.err
+    return Agent(name, role, wt_path(repo, name), dict(repo.env))
+
+
+def outer_terminal(repo, session: str, command: str, cwd: Path | None = None) -> str:
+    """A second tmux server playing a terminal (120x40) that runs `command`, e.g. a client attached
+    to one of the repo's sessions; its socket name (kill it with `kill_tmux`)."""
+    outer = repo.env["THRUM_TMUX__SOCKET_NAME"] + "-outer"
+    env = {k: v for k, v in repo.env.items() if k not in ("TMUX", "TMUX_PANE")}
+    where = ["-c", str(cwd)] if cwd else []
+    subprocess.run(
+        ["tmux", "-L", outer, "-f", "/dev/null", "new-session", "-d", "-s", session, "-x", "120", "-y", "40"]
+        + where
+        + [command],
+        env=env,
+        check=True,
+    )
+    return outer
+
+
 def write_runtimes(repo, presets: dict[str, dict]) -> None:
     """The repo's runtime presets file (after `thrum init`): the engine reads it at start."""
     (repo.path / ".thrum" / "runtimes.json").write_text(json.dumps({"presets": presets}))

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import fake_runtime, pane_state, start_session, wait_for, write_runtimes
+from conftest import fake_runtime, outer_terminal, pane_state, start_session, wait_for, write_runtimes
 
 
 @pytest.fixture
@@ -121,28 +121,7 @@ def test_the_sender_is_never_nudged_about_its_own_broadcast(tmux_repo, boss):
 
 def test_no_nudge_while_a_human_types_in_an_attached_client(tmux_repo, boss):
     start_session(tmux_repo, "s1", "worker1", "fake_a")
-    outer = f"{tmux_repo.sock}-outer"
-    env = {k: v for k, v in tmux_repo.env.items() if k != "TMUX"}
-    subprocess.run(
-        [
-            "tmux",
-            "-L",
-            outer,
-            "-f",
-            "/dev/null",
-            "new-session",
-            "-d",
-            "-s",
-            "human",
-            "-x",
-            "120",
-            "-y",
-            "40",
-            f"tmux -L {tmux_repo.sock} attach-session -t =s1",
-        ],
-        env=env,
-        check=True,
-    )
+    outer = outer_terminal(tmux_repo, "human", f"tmux -L {tmux_repo.sock} attach-session -t =s1")
     try:
         wait_for(
             lambda: subprocess.run(

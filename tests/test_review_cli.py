@@ -8,19 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Agent, assert_error, commit, pane_state, wait_for, wt_path
+from conftest import Agent, assert_error, commit, pane_state, wait_for, worktree_agent, wt_path
 
 
 @pytest.fixture
 def work(repo):
     """alice in a worktree Thrum made, two commits ahead of main; ada the operator in the main checkout."""
     assert repo.run("init").code == 0
-    r = repo.run(
-        "worktree", "create", "alice", "--name", "alice", "--role", "implementer", "--runtime", "shell"
-    )
-    assert r.code == 0, r.err
-    path = wt_path(repo, "alice")
-    alice = Agent("alice", "implementer", path, dict(repo.env))
+    alice = worktree_agent(repo, "alice", "implementer")
+    path = alice.cwd
     commit(repo, path, {"src/app.py": "def main():\n    return 1\n\n\nprint(main())\n"}, "add app")
     commit(repo, path, {"README.md": "hello\nworld\n"}, "readme")
     ada = repo.agent("ada", "operator", worktree=False)

@@ -9,7 +9,7 @@ import asyncio
 
 import pytest
 
-from conftest import Agent, commit, enter, pane_state, wait_for, wt_path
+from conftest import commit, enter, pane_state, wait_for, worktree_agent
 from thrum_tui.screens.review import ReviewScreen
 from thrum_tui.screens.review_dialogs import (
     AfterMergeDialog,
@@ -36,12 +36,8 @@ def work(repo, monkeypatch):
     new file; she asked for review. This process is the operator in the main checkout."""
     commit(repo, repo.path, {"app.txt": APP_V1}, "app")
     assert repo.run("init").code == 0
-    r = repo.run(
-        "worktree", "create", "alice", "--name", "alice", "--role", "implementer", "--runtime", "shell"
-    )
-    assert r.code == 0, r.err
-    path = wt_path(repo, "alice")
-    alice = Agent("alice", "implementer", path, dict(repo.env))
+    alice = worktree_agent(repo, "alice", "implementer")
+    path = alice.cwd
     commit(repo, path, {"app.txt": APP_V2}, "rename two lines")
     commit(repo, path, {"src/new.py": "def new():\n    return 1\n"}, "add new.py")
     alice.ok("review", "request", "--note", "ready")

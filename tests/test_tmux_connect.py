@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
-from conftest import BIN, kill_tmux, wait_for
+from conftest import BIN, kill_tmux, outer_terminal, wait_for
 
 
 def test_connect_attaches_a_terminal_to_the_session(repo):
@@ -12,31 +12,8 @@ def test_connect_attaches_a_terminal_to_the_session(repo):
     r = repo.run("tmux", "create", "s1", "--cwd", str(repo.path), "--no-agent", "--runtime", "shell")
     assert r.code == 0, r.err
     inner = repo.env["THRUM_TMUX__SOCKET_NAME"]
-    outer = inner + "-outer"
-    env = {k: v for k, v in repo.env.items() if k not in ("TMUX", "TMUX_PANE")}
+    outer = outer_terminal(repo, "term", f"{BIN}/thrum tmux connect s1", cwd=repo.path)
     try:
-        subprocess.run(
-            [
-                "tmux",
-                "-L",
-                outer,
-                "-f",
-                "/dev/null",
-                "new-session",
-                "-d",
-                "-s",
-                "term",
-                "-x",
-                "120",
-                "-y",
-                "40",
-                "-c",
-                str(repo.path),
-                f"{BIN}/thrum tmux connect s1",
-            ],
-            env=env,
-            check=True,
-        )
         clients = wait_for(
             lambda: subprocess.run(
                 ["tmux", "-L", inner, "list-clients", "-t", "=s1"], capture_output=True, text=True
