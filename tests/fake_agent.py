@@ -241,13 +241,15 @@ class Hooks:
         return CLAUDE_STOP_LIMIT
 
 
+OPENCODE_MOMENTS = {"start": "created", "prompt": "prompt", "stop": "idle", "compact": "compact"}
+OPENCODE_EVENTS = {"created": "session.created", "prompt": "session.hook(request)",
+                   "idle": "session.execution.succeeded", "compact": "session.compaction.*"}  # fmt: skip
+
+
 class OpenCodeHooks:
     """OpenCode's view of the plugins installed in a project: a node host runs them (see top)."""
 
     style = "opencode"
-    MOMENTS = {"start": "created", "prompt": "prompt", "stop": "idle", "compact": "compact"}
-    EVENTS = {"created": "session.created", "prompt": "session.hook(request)",
-              "idle": "session.execution.succeeded", "compact": "session.compaction.*"}  # fmt: skip
 
     def __init__(self, project: str, log_path: str) -> None:
         self.project = os.path.realpath(project)
@@ -273,8 +275,8 @@ class OpenCodeHooks:
         return json.loads(self.proc.stdout.readline() or '{"ok": false, "error": "host died"}')
 
     def run(self, moment: str, match: str | None = None, **fields) -> dict:
-        op = self.MOMENTS[moment]
-        result: dict = {"event": self.EVENTS[op], "moment": moment, "context": [], "block": None,
+        op = OPENCODE_MOMENTS[moment]
+        result: dict = {"event": OPENCODE_EVENTS[op], "moment": moment, "context": [], "block": None,
                         "runs": [], "plugins": self.plugins}  # fmt: skip
         if moment == "start" and match == "compact":
             answer: dict = {"ok": True, "skipped": "OpenCode starts no session after a compaction"}

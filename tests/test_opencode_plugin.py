@@ -25,7 +25,9 @@ def test_plugin_briefs_adds_mail_blocks_and_is_recorded(repo, hook_name, monkeyp
     monkeypatch.setenv("FAKE_OPENCODE_HOOK_NAME", hook_name)
     alice = repo.agent("alice", "implementer", module="auth")
     bob = repo.agent("bob", "reviewer")
-    alice.ok("quickstart", "--name", "alice", "--role", "implementer", "--module", "auth", "--runtime", "opencode")
+    alice.ok(
+        "quickstart", "--name", "alice", "--role", "implementer", "--module", "auth", "--runtime", "opencode"
+    )
     assert (alice.cwd / ".opencode/plugins/thrum.js").is_file()
     bob.ok("send", "first: the API changed", "--to", "@alice")
     alice.env["FAKE_OPENCODE_HOOK_NAME"] = hook_name

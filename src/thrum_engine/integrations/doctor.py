@@ -131,7 +131,14 @@ def _check_plugin(rep: Report, wt: str, rel: str, text: str | None, fix: str) ->
     m = _PLUGIN_ARGV.search(text)
     argv = json.loads(m.group(1)) if m else None
     if "export default {" not in text or 'id: "thrum"' not in text or "setup:" not in text or not argv:
-        rep.add("opencode", wt, "hooks", False, f"{rel} is not Thrum's 2.x plugin (default export {{id, setup}})", fix)
+        rep.add(
+            "opencode",
+            wt,
+            "hooks",
+            False,
+            f"{rel} is not Thrum's 2.x plugin (default export {{id, setup}})",
+            fix,
+        )
     elif not _resolves(shlex.join(argv)):
         rep.add("opencode", wt, "hooks", False, f"{rel}: the thrum it starts is not found: {argv[0]}", fix)
     else:

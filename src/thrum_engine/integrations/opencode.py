@@ -13,9 +13,14 @@ from __future__ import annotations
 import json
 import os
 
-from thrum_engine.integrations import prime_text
-from thrum_engine.integrations.common import Wiring, Workspace, named_entry, thrum_argv
-from thrum_engine.integrations.entries import PRIME_FILE
+from thrum_engine.integrations.common import (
+    Wiring,
+    Workspace,
+    instructions,
+    named_entry,
+    prime_markdown,
+    thrum_argv,
+)
 
 NAME = "opencode"
 INSTRUCTIONS = "AGENTS.md"
@@ -30,12 +35,16 @@ HOOKS = {
     "session.compaction.started": ("pre-compact",),
 }
 NOTES = [
-    "hooks are Thrum's plugin .opencode/plugins/thrum.js (OpenCode 2.x plugin API: default export"
-    " {id, setup}); the briefing and unread mail go into the system prompt, a turn that ends with mail"
-    " waiting gets a queued prompt to read it",
-    "verified: the file location, the export shape and the hook and event names against OpenCode's"
-    " 2.x source and docs; the plugin is run in tests by a node host that loads it as OpenCode does"
-    " (not by a real opencode binary)",
+    (
+        "hooks are Thrum's plugin .opencode/plugins/thrum.js (OpenCode 2.x plugin API: default export"
+        " {id, setup}); the briefing and unread mail go into the system prompt, a turn that ends with mail"
+        " waiting gets a queued prompt to read it"
+    ),
+    (
+        "verified: the file location, the export shape and the hook and event names against OpenCode's"
+        " 2.x source and docs; the plugin is run in tests by a node host that loads it as OpenCode does"
+        " (not by a real opencode binary)"
+    ),
     "OpenCode 1.x does not load 2.x plugins (its log shows the failure): there mail arrives by nudge",
 ]
 _TEMPLATE = os.path.join(os.path.dirname(__file__), "opencode_plugin.js")
@@ -48,12 +57,8 @@ def plugin_source(argv: list[str]) -> str:
 
 
 def wire(ws: Workspace, w: Wiring) -> None:
-    if w.wants("instructions"):
-        ws.block(INSTRUCTIONS, w.block, f"{NAME}:instructions", w.force, heading="# AGENTS.md")
-    if w.wants("prime"):
-        ws.owned_file(
-            PRIME_FILE[NAME] or "", prime_text.markdown("thrum-prime", skill=False), f"{NAME}:prime", w.force
-        )
+    instructions(ws, w, NAME, INSTRUCTIONS)
+    prime_markdown(ws, w, NAME, skill=False)
     if w.wants("hooks"):
         ws.owned_file(HOOKS_FILE, plugin_source(thrum_argv()), f"{NAME}:hooks", w.force)
     if w.wants("mcp") and w.mcp:
