@@ -97,3 +97,18 @@ def test_installed_plugin_parses_as_an_es_module(repo):
     )
     assert proc.returncode == 0, proc.stderr
     assert FAKE_AGENT.exists()
+
+
+def test_plugin_falls_back_to_the_thrum_on_path_when_its_own_is_gone(repo):
+    """The plugin names the thrum that installed it (a background OpenCode service may lack the pane's
+    PATH); copied to a machine where that path does not exist, it runs the `thrum` on the PATH."""
+    alice = repo.agent("alice", "implementer")
+    alice.ok("init", "--runtime", "opencode", "--non-interactive")
+    plugin = alice.cwd / ".opencode/plugins/thrum.js"
+    text = plugin.read_text()
+    head = next(ln for ln in text.splitlines() if ln.startswith("const THRUM = "))
+    plugin.write_text(text.replace(head, 'const THRUM = ["/nonexistent/bin/thrum"]'))
+    assert shutil.which("thrum", path=alice.env["PATH"]), "the test needs thrum on the agent's PATH"
+    records = run_fake(alice, "opencode", ["hello", "exit"])
+    first = [r for r in records if r["moment"] == "prompt"][0]
+    assert first["context"] and "# You are @alice" in first["context"][0]

@@ -20,6 +20,7 @@ from thrum_engine.integrations.common import (
     named_entry,
     prime_markdown,
     thrum_argv,
+    thrum_executable,
 )
 
 NAME = "opencode"
@@ -60,7 +61,7 @@ def wire(ws: Workspace, w: Wiring) -> None:
     instructions(ws, w, NAME, INSTRUCTIONS)
     prime_markdown(ws, w, NAME, skill=False)
     if w.wants("hooks"):
-        ws.owned_file(HOOKS_FILE, plugin_source(thrum_argv()), f"{NAME}:hooks", w.force)
+        ws.owned_file(HOOKS_FILE, plugin_source([thrum_executable()]), f"{NAME}:hooks", w.force)
     if w.wants("mcp") and w.mcp:
         argv = thrum_argv()
         server = {"type": "local", "command": [*argv, "mcp", "serve"], "enabled": True}

@@ -29,11 +29,13 @@
 
 import { spawn } from "node:child_process"
 
+// The thrum that installed this file (absolute: OpenCode 2.x runs plugins in a background service whose
+// PATH need not be the pane's); where that path does not exist, the `thrum` on the PATH.
 const THRUM = __THRUM_ARGV__
 const TIMEOUT_MS = { "session-start": 10000, "prompt-submit": 5000, stop: 10000, "pre-compact": 10000 }
 const STOP_LOOP_LIMIT = 8 // like Claude Code: after this many blocked stops in a row, let it stop
 
-function thrumHook(event, payload) {
+function thrumHook(event, payload, argv = THRUM) {
   // stdout of `thrum hook EVENT --runtime opencode` (plain text: the context or the block reason), or "".
   return new Promise((resolve) => {
     let out = ""
@@ -46,7 +48,7 @@ function thrumHook(event, payload) {
     }
     let child
     try {
-      child = spawn(THRUM[0], [...THRUM.slice(1), "hook", event, "--runtime", "opencode"], {
+      child = spawn(argv[0], [...argv.slice(1), "hook", event, "--runtime", "opencode"], {
         cwd: payload.cwd,
         stdio: ["pipe", "pipe", "ignore"],
       })
@@ -59,9 +61,12 @@ function thrumHook(event, payload) {
       } catch {}
       finish("")
     }, TIMEOUT_MS[event] || 10000)
-    child.on("error", () => {
+    child.on("error", (err) => {
       clearTimeout(timer)
-      finish("")
+      if (err && err.code === "ENOENT" && argv[0] !== "thrum" && !done) {
+        done = true
+        thrumHook(event, payload, ["thrum"]).then(resolve)
+      } else finish("")
     })
     child.stdout.on("data", (chunk) => {
       out += chunk
