@@ -7,13 +7,17 @@ compaction at it, against a real engine."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from conftest import wait_for
 from test_integrations import FAKE_AGENT, run_fake
+from thrum_engine.integrations.entries import PRIME_FILE
 
 HOST = Path(__file__).resolve().with_name("opencode_host.mjs")
 
@@ -96,7 +100,6 @@ def test_installed_plugin_parses_as_an_es_module(repo):
         ["node", "--input-type=module", "--check"], input=text, capture_output=True, text=True, timeout=30
     )
     assert proc.returncode == 0, proc.stderr
-    assert FAKE_AGENT.exists()
 
 
 def test_plugin_falls_back_to_the_thrum_on_path_when_its_own_is_gone(repo):
@@ -110,5 +113,38 @@ def test_plugin_falls_back_to_the_thrum_on_path_when_its_own_is_gone(repo):
     plugin.write_text(text.replace(head, 'const THRUM = ["/nonexistent/bin/thrum"]'))
     assert shutil.which("thrum", path=alice.env["PATH"]), "the test needs thrum on the agent's PATH"
     records = run_fake(alice, "opencode", ["hello", "exit"])
-    first = [r for r in records if r["moment"] == "prompt"][0]
+    first = next(r for r in records if r["moment"] == "prompt")
     assert first["context"] and "# You are @alice" in first["context"][0]
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_tmux_launch_types_the_installed_command_and_the_plugin_briefs_it(make_repo, tmp_path):
+    """A fake `opencode` on the PATH, launched by `thrum tmux launch` in real tmux: the first thing
+    typed is the command the installed .opencode/commands file defines, and that first prompt's
+    request carries the plugin's briefing."""
+    repo = make_repo()
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    log = tmp_path / "opencode.log"
+    fake = bindir / "opencode"
+    fake.write_text(
+        f'#!/bin/sh\nexec {sys.executable} {FAKE_AGENT} --style opencode --log {log} --hooks-from "$PWD"\n'
+    )
+    fake.chmod(0o755)
+    repo.env["PATH"] = f"{bindir}{os.pathsep}{repo.env['PATH']}"
+    alice = repo.agent("alice", "implementer", module="auth")
+    repo.ok("tmux", "create", "alice", "--cwd", str(alice.cwd), "--name", "alice", "--role", "implementer",
+            "--module", "auth", "--runtime", "opencode")  # fmt: skip
+    command = "/" + (alice.cwd / PRIME_FILE["opencode"]).stem
+    assert (alice.cwd / ".opencode/plugins/thrum.js").is_file()
+    launched = repo.json("tmux", "launch", "alice", timeout=120)
+    assert launched["launched"] and launched["primed"], launched
+    wait_for(lambda: log.exists() and command in log.read_text().splitlines(), 30, f"{command} typed")
+    assert log.read_text().splitlines()[0] == command
+    hooks_log = Path(str(log) + ".hooks")
+    wait_for(
+        lambda: hooks_log.exists() and len(hooks_log.read_text().splitlines()) >= 2, 30, "the first turn"
+    )
+    records = [json.loads(ln) for ln in hooks_log.read_text().splitlines()]
+    first = next(r for r in records if r["moment"] == "prompt")
+    assert "# You are @alice (implementer/auth)" in first["context"][0]
