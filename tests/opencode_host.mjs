@@ -209,7 +209,10 @@ async function handle(cmd) {
     await stream.emit("session.execution.started", { sessionID })
     system = await request(String(cmd.text ?? ""))
   } else if (cmd.op === "idle") {
+    // A turn's end, as 2.x reports it three ways (durable, status, deprecated): one Stop, not three.
     await stream.emit("session.execution.succeeded", { sessionID })
+    await stream.emit("session.status", { sessionID, status: { type: "idle" } })
+    await stream.emit("session.idle", { sessionID })
   } else if (cmd.op === "compact") {
     await stream.emit("session.compaction.started", { sessionID, reason: "manual", recent: "" })
     await stream.emit("session.compaction.ended", { sessionID, reason: "manual", text: "summary", recent: "" })

@@ -54,6 +54,9 @@ def test_plugin_briefs_adds_mail_blocks_and_is_recorded(repo, hook_name, monkeyp
     member = {m["name"]: m for m in repo.json("team", "--all")["members"]}["alice"]
     assert member["hooks"]["runtime"] == "opencode"
     assert set(member["hooks"]["events"]) == {"session-start", "prompt-submit", "stop"}
+    # Each turn's end is reported three ways (execution, status, the deprecated idle): one stop each.
+    assert member["hooks"]["events"]["stop"]["count"] == 2
+    assert member["hooks"]["events"]["session-start"]["count"] == 1
     doc = repo.run("doctor", "integrations", "--agent", "alice", "--json").json
     mine = [c for c in doc["checks"] if c["runtime"] == "opencode"]
     assert all(c["ok"] for c in mine if c["check"] in ("hooks", "hooks fired")), mine

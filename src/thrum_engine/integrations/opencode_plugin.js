@@ -21,7 +21,8 @@
 //     both are tried), the callback may push `{type: "text", text}` onto `event.system`; a hook that
 //     throws fails the request, so every callback here catches;
 //   * packages/schema/src/event.ts, session-event.ts, session-status-event.ts: `ctx.event.subscribe()`
-//     yields `{type, data}` with `data.sessionID`; `session.execution.succeeded` ends a turn,
+//     yields `{type, data}` with `data.sessionID`; `session.execution.succeeded` ends a turn (as do
+//     `session.status` with status idle and the deprecated `session.idle`: the first one counts),
 //     `session.compaction.started` / `.ended` bracket a compaction;
 //   * V2 plugins in the wild: `ctx.session.prompt({sessionID, text, delivery: "queue"})` queues a turn,
 //     `session.created` carries `data.parentID` for sub-agent sessions (skipped here).
@@ -158,8 +159,12 @@ export default {
       }
       const s = sessions.get(id)
       if (s && s.sub) return
-      if (type === "session.execution.succeeded") {
-        if (!s || !s.open) return
+      const idle =
+        type === "session.execution.succeeded" ||
+        type === "session.idle" || // deprecated in 2.x, still emitted by some betas
+        (type === "session.status" && ev.data && ev.data.status && ev.data.status.type === "idle")
+      if (idle) {
+        if (!s || !s.open) return // one stop per turn, whichever of these signals comes first
         s.open = false
         s.turnText = null
         const reason = await call("stop", id, { stop_hook_active: s.loops > 0 })
