@@ -309,6 +309,18 @@ class OpenCodeHooks:
             self.proc.kill()
 
 
+def install_fake(bindir: str, binary: str, style: str, log: str) -> str:
+    """A fake `binary` in `bindir` (for tests to put on a PATH): this script in `style`, running the
+    hooks installed in the directory it starts in. Returns the directory to prepend to PATH."""
+    os.makedirs(bindir, exist_ok=True)
+    path = os.path.join(bindir, binary)
+    me = os.path.abspath(__file__)
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(f'#!/bin/sh\nexec {sys.executable} {me} --style {style} --log {log} --hooks-from "$PWD"\n')
+    os.chmod(path, 0o755)
+    return bindir
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--log", required=True)

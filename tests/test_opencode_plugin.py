@@ -10,13 +10,13 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from conftest import wait_for
-from test_integrations import FAKE_AGENT, run_fake
+from fake_agent import install_fake
+from test_integrations import run_fake
 from thrum_engine.integrations.entries import PRIME_FILE
 
 HOST = Path(__file__).resolve().with_name("opencode_host.mjs")
@@ -126,14 +126,8 @@ def test_tmux_launch_types_the_installed_command_and_the_plugin_briefs_it(make_r
     typed is the command the installed .opencode/commands file defines, and that first prompt's
     request carries the plugin's briefing."""
     repo = make_repo()
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
     log = tmp_path / "opencode.log"
-    fake = bindir / "opencode"
-    fake.write_text(
-        f'#!/bin/sh\nexec {sys.executable} {FAKE_AGENT} --style opencode --log {log} --hooks-from "$PWD"\n'
-    )
-    fake.chmod(0o755)
+    bindir = install_fake(str(tmp_path / "bin"), "opencode", "opencode", str(log))
     repo.env["PATH"] = f"{bindir}{os.pathsep}{repo.env['PATH']}"
     alice = repo.agent("alice", "implementer", module="auth")
     repo.ok("tmux", "create", "alice", "--cwd", str(alice.cwd), "--name", "alice", "--role", "implementer",
