@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -138,7 +139,42 @@ def bare_wait_wake(repo: Repo, runs: int) -> list[float]:
     return out
 
 
-async def through_mcp(repo: Repo, runs: int) -> dict:
+def server_cpu_ms() -> dict[str, float]:
+    """CPU time (user + system, ms) of each `thrum mcp serve` this process started, by its source:
+    per call, a figure the machine's load hardly moves (wall times on a shared machine do)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                cmd = fh.read().split(b"\0")
+            with open(f"/proc/{pid}/environ", "rb") as fh:
+                baseline = any(e.startswith(b"PYTHONPATH=") for e in fh.read().split(b"\0"))
+        except OSError:
+            continue
+        if int(fields[1]) != os.getpid() or b"serve" not in cmd:
+            continue
+        out["baseline" if baseline else "this"] = (int(fields[11]) + int(fields[12])) * 1000 / tick
+    return out
+
+
+def baseline_server(repo: Repo, src: str) -> StdioServerParameters:
+    """`thrum mcp serve` from another checkout's src/ (say, main's) on the same engine: a before/after
+    measured call by call in one run."""
+    env = {**repo.env, "PYTHONPATH": os.path.join(os.path.realpath(src), "src")}
+    return StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "thrum_engine", "mcp", "serve", "--agent-id", "alice"],
+        env=env,
+        cwd=repo.path,
+    )
+
+
+async def through_mcp(repo: Repo, runs: int, baseline: str | None = None) -> dict:
     arrived: asyncio.Queue = asyncio.Queue()
 
     async def on_channel(ev: ChannelEvent) -> None:
@@ -154,16 +190,24 @@ async def through_mcp(repo: Repo, runs: int) -> dict:
         method="notifications/claude/channel", params_type=ChannelEvent, handler=on_channel
     )
     out: dict = {}
-    async with (
-        stdio_client(server) as (read, write),
-        ClientSession(
-            read,
-            write,
-            client_info=types.Implementation(name="claude-code", version="bench"),
-            notification_bindings=[binding],
-        ) as s,
-    ):
+    async with contextlib.AsyncExitStack() as stack:
+        read, write = await stack.enter_async_context(stdio_client(server))
+        s = await stack.enter_async_context(
+            ClientSession(
+                read,
+                write,
+                client_info=types.Implementation(name="claude-code", version="bench"),
+                notification_bindings=[binding],
+            )
+        )
         await s.initialize()
+        old = None
+        if baseline:
+            bread, bwrite = await stack.enter_async_context(stdio_client(baseline_server(repo, baseline)))
+            old = await stack.enter_async_context(
+                ClientSession(bread, bwrite, client_info=types.Implementation(name="bench", version="bench"))
+            )
+            await old.initialize()
         bare = Client(repo.socket, 30).connect()
         for tool, args, method, params in (
             ("list_agents", {}, "agent.list", {}),
@@ -181,17 +225,38 @@ async def through_mcp(repo: Repo, runs: int) -> dict:
             ),
         ):
             await s.call_tool(tool, args)  # warm
-            times, floor = [], []
-            for _ in range(runs):  # interleaved with the floor, so both see the same machine load
+            if old is not None:
+                await old.call_tool(tool, args)
+            times, floor, before = [], [], []
+            cpu0 = server_cpu_ms()
+            for i in range(runs):  # interleaved with the floor, so both see the same machine load
                 t = time.perf_counter()
                 bare.call(method, {**params, "caller": "alice"})
                 floor.append((time.perf_counter() - t) * 1000)
-                t = time.perf_counter()
-                r = await s.call_tool(tool, args)
-                times.append((time.perf_counter() - t) * 1000)
-                assert not r.is_error, r.content
+                order = [(s, times), (old, before)] if i % 2 == 0 else [(old, before), (s, times)]
+                for session, into in order:
+                    if session is None:
+                        continue
+                    t = time.perf_counter()
+                    r = await session.call_tool(tool, args)
+                    into.append((time.perf_counter() - t) * 1000)
+                    assert not r.is_error, r.content
             out[tool] = stats(times)
             out[f"floor {method}"] = stats(floor)
+            cpu1 = server_cpu_ms()
+            out[f"{tool} server cpu"] = {k: round((cpu1[k] - cpu0.get(k, 0)) / runs, 3) for k in cpu1}
+            if before:
+                out[f"{tool} (baseline)"] = stats(before)
+        # The MCP round trip itself (client SDK, pipes, server SDK), no engine: what any tool pays.
+        for name, session in (("ping", s), ("ping (baseline)", old)):
+            if session is None:
+                continue
+            times = []
+            for _ in range(runs):
+                t = time.perf_counter()
+                await session.send_ping()
+                times.append((time.perf_counter() - t) * 1000)
+            out[name] = stats(times)
         # The channel: wait until the engine has it, then time bob's send to the notification here.
         probe = Client(repo.socket, 30).connect()
         try:
@@ -223,13 +288,16 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--runs", type=int, default=200)
+    ap.add_argument(
+        "--baseline-src", metavar="CHECKOUT", help="also time the tools served from CHECKOUT/src, interleaved"
+    )
     a = ap.parse_args()
     repo = Repo()
     here = os.getcwd()
     os.chdir(repo.path)  # the engine verifies callers by their cwd: the bare floor calls come from the repo
     try:
         floor = {"send_to_wait_wake": stats(bare_wait_wake(repo, min(a.runs, 100)))}
-        mcp = asyncio.run(through_mcp(repo, a.runs))
+        mcp = asyncio.run(through_mcp(repo, a.runs, a.baseline_src))
     finally:
         os.chdir(here)
         repo.close()
@@ -254,6 +322,21 @@ def main() -> int:
             f"{tool:16} p50 {m['p50_ms']:7.3f} ms  p90 {m['p90_ms']:7.3f} ms   |  {rpc:25}"
             f" p50 {f['p50_ms']:7.3f} ms  p90 {f['p90_ms']:7.3f} ms"
         )
+    for tool in ("list_agents", "check_messages", "send_message"):
+        cpu = mcp[f"{tool} server cpu"]
+        print(
+            f"{tool:16} server CPU per call: " + ", ".join(f"{k} {v:.3f} ms" for k, v in sorted(cpu.items()))
+        )
+    p = mcp["ping"]
+    print(f"{'ping':16} p50 {p['p50_ms']:7.3f} ms  p90 {p['p90_ms']:7.3f} ms   (MCP round trip, no engine)")
+    for tool in ("list_agents", "check_messages", "send_message", "ping"):
+        b = mcp.get(f"{tool} (baseline)")
+        if b:
+            m = mcp[tool]
+            print(
+                f"{tool:16} p50 {m['p50_ms']:7.3f} ms  p90 {m['p90_ms']:7.3f} ms   |  baseline {a.baseline_src}:"
+                f" p50 {b['p50_ms']:7.3f} ms  p90 {b['p90_ms']:7.3f} ms"
+            )
     w = floor["send_to_wait_wake"]
     print(
         f"for comparison, send -> a bare blocked message.wait returns (it stores `seen` first):"

@@ -13,6 +13,12 @@ commands at session start, on each prompt and at each turn's end (and around `co
 runtime's stdin JSON, timeout unit, matcher rules and output reading. What each hook returned is
 appended to `<log>.hooks` (JSON lines) and shown on screen; a Stop that blocks makes it take
 another turn, as the runtime would, within the runtime's own loop limit.
+
+OpenCode has no hook file: its hooks are JS plugins. With `--style opencode` the fake starts
+tests/opencode_host.mjs under node, which loads the plugins installed in DIR the way OpenCode 2.x
+does and plays the session's moments at them (session.created, each turn's model request, the turn's
+end, a compaction); the system-prompt text a plugin adds is the context, a prompt it queues at the
+turn's end is the block (and, as in OpenCode, that prompt is the next turn).
 """
 
 from __future__ import annotations
@@ -86,6 +92,7 @@ HOOK_FILES = {
 }
 DEFAULT_TIMEOUT = {"claude": 60.0, "codex": 600.0, "gemini": 60.0, "cursor": 60.0}  # seconds
 CLAUDE_STOP_LIMIT = 8  # Claude overrides a Stop hook after this many consecutive blocks
+OPENCODE_HOST = os.path.join(os.path.dirname(os.path.abspath(__file__)), "opencode_host.mjs")
 
 
 class Hooks:
@@ -234,6 +241,86 @@ class Hooks:
         return CLAUDE_STOP_LIMIT
 
 
+OPENCODE_MOMENTS = {"start": "created", "prompt": "prompt", "stop": "idle", "compact": "compact"}
+OPENCODE_EVENTS = {"created": "session.created", "prompt": "session.hook(request)",
+                   "idle": "session.execution.succeeded", "compact": "session.compaction.*"}  # fmt: skip
+
+
+class OpenCodeHooks:
+    """OpenCode's view of the plugins installed in a project: a node host runs them (see top)."""
+
+    style = "opencode"
+
+    def __init__(self, project: str, log_path: str) -> None:
+        self.project = os.path.realpath(project)
+        self.log_path = log_path + ".hooks"
+        argv = ["node", OPENCODE_HOST, "--project", self.project]
+        if os.environ.get("FAKE_OPENCODE_HOOK_NAME"):
+            argv += ["--hook-name", os.environ["FAKE_OPENCODE_HOOK_NAME"]]
+        self.proc = subprocess.Popen(
+            argv, cwd=self.project, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        assert self.proc.stdout is not None
+        hello = json.loads(self.proc.stdout.readline() or '{"ok": false, "error": "host died"}')
+        self.plugins = hello.get("plugins") or []
+        self.load_error = None if hello.get("ok") else hello.get("error")
+        self.loops = 0
+
+    def ask(self, cmd: dict) -> dict:
+        if self.load_error:
+            return {"ok": False, "error": self.load_error}
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps(cmd) + "\n")
+        self.proc.stdin.flush()
+        return json.loads(self.proc.stdout.readline() or '{"ok": false, "error": "host died"}')
+
+    def run(self, moment: str, match: str | None = None, **fields) -> dict:
+        op = OPENCODE_MOMENTS[moment]
+        result: dict = {"event": OPENCODE_EVENTS[op], "moment": moment, "context": [], "block": None,
+                        "runs": [], "plugins": self.plugins}  # fmt: skip
+        if moment == "start" and match == "compact":
+            answer: dict = {"ok": True, "skipped": "OpenCode starts no session after a compaction"}
+        else:
+            cmd = {"op": op, "text": fields.get("prompt", "")} if op == "prompt" else {"op": op}
+            answer = self.ask(cmd)
+        result["runs"].append(answer)
+        if not answer.get("ok"):
+            result.setdefault("errors", []).append(answer.get("error"))
+        result["context"] = [t for t in answer.get("system") or [] if t]
+        queued = answer.get("queued") or []
+        if queued:
+            result["block"] = queued[0]["text"]
+        with open(self.log_path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(result) + "\n")
+        return result
+
+    def stop_limit(self) -> int:
+        return 100  # OpenCode runs every queued prompt: the plugin keeps its own limit
+
+    def close(self) -> None:
+        if self.proc.poll() is None and not self.load_error:
+            try:
+                self.ask({"op": "exit"})
+            except (OSError, ValueError):
+                pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def install_fake(bindir: str, binary: str, style: str, log: str) -> str:
+    """A fake `binary` in `bindir` (for tests to put on a PATH): this script in `style`, running the
+    hooks installed in the directory it starts in. Returns the directory to prepend to PATH."""
+    os.makedirs(bindir, exist_ok=True)
+    path = os.path.join(bindir, binary)
+    me = os.path.abspath(__file__)
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(f'#!/bin/sh\nexec {sys.executable} {me} --style {style} --log {log} --hooks-from "$PWD"\n')
+    os.chmod(path, 0o755)
+    return bindir
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--log", required=True)
@@ -241,7 +328,11 @@ def main() -> int:
     ap.add_argument("--hooks-from", help="the project directory whose installed hooks to run")
     a = ap.parse_args()
     prompt, busy, dialog = STYLES[a.style]
-    hooks = Hooks(a.style, a.hooks_from, a.log) if a.hooks_from and a.style in HOOK_FILES else None
+    hooks: Hooks | OpenCodeHooks | None = None
+    if a.hooks_from and a.style in HOOK_FILES:
+        hooks = Hooks(a.style, a.hooks_from, a.log)
+    elif a.hooks_from and a.style == "opencode":
+        hooks = OpenCodeHooks(a.hooks_from, a.log)
 
     def log(text: str) -> None:
         with open(a.log, "a", encoding="utf-8") as fh:
@@ -270,6 +361,13 @@ def main() -> int:
             log(f"continued: {r['block'].strip().splitlines()[0]}")
             active, loops = True, loops + 1
             hooks.loops = loops
+            if isinstance(hooks, OpenCodeHooks):  # the queued prompt is OpenCode's next turn
+                show(hooks.run("prompt", prompt=r["block"]))
+
+    def finish() -> int:
+        if isinstance(hooks, OpenCodeHooks):
+            hooks.close()
+        return 0
 
     if hooks is not None:
         show(hooks.run("start", match="startup", source="startup"))
@@ -285,7 +383,7 @@ def main() -> int:
         except KeyboardInterrupt:
             continue
         if not line:
-            return 0
+            return finish()
         line = line.rstrip("\n")
         log(line)
         if hooks is not None and line:
@@ -310,7 +408,7 @@ def main() -> int:
             proc = subprocess.run(["thrum", *shlex.split(rest)], capture_output=True, text=True)
             out(proc.stdout + proc.stderr, end="")
         elif cmd == "exit":
-            return 0
+            return finish()
         elif cmd == "compact" and hooks is not None:
             show(hooks.run("compact"))
             show(hooks.run("start", match="compact", source="compact"))

@@ -7,12 +7,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
 from conftest import wait_for
+from fake_agent import install_fake
 from thrum_engine.integrations.doctor import front_matter
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
@@ -21,14 +21,8 @@ FAKE_AGENT = Path(__file__).resolve().with_name("fake_agent.py")
 
 def test_launch_types_the_prime_the_installed_skill_defines(make_repo, tmp_path):
     repo = make_repo()
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
     log = tmp_path / "claude.log"
-    fake = bindir / "claude"
-    fake.write_text(
-        f'#!/bin/sh\nexec {sys.executable} {FAKE_AGENT} --style claude --log {log} --hooks-from "$PWD"\n'
-    )
-    fake.chmod(0o755)
+    bindir = install_fake(str(tmp_path / "bin"), "claude", "claude", str(log))
     repo.env["PATH"] = f"{bindir}{os.pathsep}{repo.env['PATH']}"
     alice = repo.agent("alice", "implementer", module="auth")
     r = repo.json("tmux", "create", "alice", "--cwd", str(alice.cwd), "--name", "alice", "--role", "implementer", "--module", "auth",

@@ -104,17 +104,21 @@ def plan(req: Request) -> Workspace:
     if req.user:
         return _plan_user(req)
     ws = Workspace(req.worktree)
-    wiring = Wiring(
+    wiring = _wiring(req, ws, instruction_block(req))
+    for name in req.runtimes:
+        module(name).wire(ws, wiring)
+    return ws
+
+
+def _wiring(req: Request, ws: Workspace, block: str) -> Wiring:
+    return Wiring(
         root=ws.root,
         repo=req.repo,
-        block=instruction_block(req),
+        block=block,
         force=req.force,
         parts=req.parts,
         mcp="mcp" in req.parts and mcp_available(),
     )
-    for name in req.runtimes:
-        module(name).wire(ws, wiring)
-    return ws
 
 
 def _plan_user(req: Request) -> Workspace:
@@ -126,14 +130,7 @@ def _plan_user(req: Request) -> Workspace:
             f"--user: no user-level wiring for {', '.join(unsupported)}; install it per worktree (without --user)"
         )
     ws = user_scope.UserWorkspace(user_scope.home_dir())
-    wiring = Wiring(
-        root=ws.root,
-        repo=req.repo,
-        block=GENERIC_BLOCK,
-        force=req.force,
-        parts=req.parts,
-        mcp="mcp" in req.parts and mcp_available(),
-    )
+    wiring = _wiring(req, ws, GENERIC_BLOCK)  # a user-level file serves every agent: it names none
     for name in req.runtimes:
         ws.runtime = name
         module(name).wire(ws, wiring)

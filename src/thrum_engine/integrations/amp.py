@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from thrum_engine.integrations.common import Wiring, Workspace, named_entry, thrum_argv
+from thrum_engine.integrations.common import Wiring, Workspace, instructions, mcp_json, mcp_server
 
 NAME = "amp"
 INSTRUCTIONS = "AGENTS.md"
@@ -13,13 +13,5 @@ NOTES = ["no hooks (Amp documents none); workspace MCP servers need your approva
 
 
 def wire(ws: Workspace, w: Wiring) -> None:
-    if w.wants("instructions"):
-        ws.block(INSTRUCTIONS, w.block, f"{NAME}:instructions", w.force, heading="# AGENTS.md")
-    if w.wants("mcp") and w.mcp:
-        argv = thrum_argv()
-        server = {"command": argv[0], "args": [*argv[1:], "mcp", "serve"]}
-        ws.json(
-            SETTINGS,
-            f"{NAME}:mcp",
-            lambda d: named_entry(d, SETTINGS, "amp.mcpServers", "thrum", server, w.force),
-        )
+    instructions(ws, w, NAME, INSTRUCTIONS)
+    mcp_json(ws, w, NAME, SETTINGS, "amp.mcpServers", mcp_server())

@@ -3,9 +3,7 @@ output shapes and a project-level MCP file are not documented well enough to ins
 
 from __future__ import annotations
 
-from thrum_engine.integrations import prime_text
-from thrum_engine.integrations.common import Wiring, Workspace
-from thrum_engine.integrations.entries import PRIME_FILE
+from thrum_engine.integrations.common import Wiring, Workspace, instructions, prime_markdown
 
 NAME = "auggie"
 INSTRUCTIONS = "AGENTS.md"
@@ -19,9 +17,5 @@ NOTES = [
 
 
 def wire(ws: Workspace, w: Wiring) -> None:
-    if w.wants("instructions"):
-        ws.block(INSTRUCTIONS, w.block, f"{NAME}:instructions", w.force, heading="# AGENTS.md")
-    if w.wants("prime"):
-        ws.owned_file(
-            PRIME_FILE[NAME] or "", prime_text.markdown("thrum-prime", skill=False), f"{NAME}:prime", w.force
-        )
+    instructions(ws, w, NAME, INSTRUCTIONS)
+    prime_markdown(ws, w, NAME, skill=False)

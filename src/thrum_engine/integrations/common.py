@@ -309,3 +309,54 @@ class Wiring:
 
     def wants(self, part: str) -> bool:
         return part in self.parts
+
+
+# -- the pieces several runtimes write alike --
+
+
+def instructions(ws: Workspace, w: Wiring, runtime: str, rel: str) -> None:
+    """Thrum's block in a runtime's Markdown instruction file (CLAUDE.md, AGENTS.md, GEMINI.md)."""
+    if w.wants("instructions"):
+        ws.block(rel, w.block, f"{runtime}:instructions", w.force, heading=f"# {rel}")
+
+
+def prime_markdown(ws: Workspace, w: Wiring, runtime: str, *, skill: bool) -> None:
+    """The prime entry point as a Markdown skill or command file, where `entries.PRIME_FILE` says."""
+    from thrum_engine.integrations import prime_text
+    from thrum_engine.integrations.entries import PRIME_FILE
+
+    if w.wants("prime"):
+        text = prime_text.markdown("thrum-prime", skill=skill)
+        ws.owned_file(PRIME_FILE[runtime] or "", text, f"{runtime}:prime", w.force)
+
+
+def claude_style_hooks(
+    ws: Workspace, w: Wiring, runtime: str, rel: str, hooks: dict[str, tuple[str, str | None, int]]
+) -> None:
+    """Claude's hook file shape (Codex reads the same): per event a matcher group whose one command
+    hook runs `thrum hook`. `hooks` maps the runtime's event to (thrum event, matcher, timeout s)."""
+    if not w.wants("hooks"):
+        return
+
+    def mutate(data: dict) -> None:
+        for event, (ours, matcher, timeout) in hooks.items():
+            group: dict = {
+                "hooks": [{"type": "command", "command": hook_command(ours, runtime), "timeout": timeout}]
+            }
+            if matcher:
+                group = {"matcher": matcher, **group}
+            hook_groups(data, rel, event, group, w.force)
+
+    ws.json(rel, f"{runtime}:hooks", mutate)
+
+
+def mcp_server(**extra: object) -> dict:
+    """`thrum mcp serve` as a `{command, args}` server entry (plus the runtime's own keys first)."""
+    argv = thrum_argv()
+    return {**extra, "command": argv[0], "args": [*argv[1:], "mcp", "serve"]}
+
+
+def mcp_json(ws: Workspace, w: Wiring, runtime: str, rel: str, key: str, server: dict) -> None:
+    """The `thrum` server under `key` in a JSON config file (added once; force replaces it)."""
+    if w.wants("mcp") and w.mcp:
+        ws.json(rel, f"{runtime}:mcp", lambda d: named_entry(d, rel, key, "thrum", server, w.force))

@@ -3,16 +3,15 @@ a flat list each), .cursor/mcp.json."""
 
 from __future__ import annotations
 
-from thrum_engine.integrations import prime_text
 from thrum_engine.integrations.common import (
     Wiring,
     Workspace,
     flat_hooks,
     hook_command,
-    named_entry,
-    thrum_argv,
+    mcp_json,
+    mcp_server,
+    prime_markdown,
 )
-from thrum_engine.integrations.entries import PRIME_FILE
 
 NAME = "cursor"
 RULE = ".cursor/rules/thrum.mdc"
@@ -44,10 +43,7 @@ def rule(body: str) -> str:
 def wire(ws: Workspace, w: Wiring) -> None:
     if w.wants("instructions"):
         ws.owned_file(RULE, rule(w.block), f"{NAME}:instructions", w.force)
-    if w.wants("prime"):
-        ws.owned_file(
-            PRIME_FILE[NAME] or "", prime_text.markdown("thrum-prime", skill=False), f"{NAME}:prime", w.force
-        )
+    prime_markdown(ws, w, NAME, skill=False)
     if w.wants("hooks"):
 
         def hooks(data: dict) -> None:
@@ -59,7 +55,4 @@ def wire(ws: Workspace, w: Wiring) -> None:
                 flat_hooks(data, HOOKS_FILE, event, entry, w.force)
 
         ws.json(HOOKS_FILE, f"{NAME}:hooks", hooks)
-    if w.wants("mcp") and w.mcp:
-        argv = thrum_argv()
-        server = {"command": argv[0], "args": [*argv[1:], "mcp", "serve"]}
-        ws.json(MCP, f"{NAME}:mcp", lambda d: named_entry(d, MCP, "mcpServers", "thrum", server, w.force))
+    mcp_json(ws, w, NAME, MCP, "mcpServers", mcp_server())

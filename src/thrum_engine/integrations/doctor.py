@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import tomllib
@@ -118,6 +119,35 @@ def _hook_entries(runtime: str, data: object) -> dict[str, list[str]]:
     return out
 
 
+_PLUGIN_ARGV = re.compile(r"^const THRUM = (\[.*\])$", re.MULTILINE)
+
+
+def _check_plugin(rep: Report, wt: str, rel: str, text: str | None, fix: str) -> None:
+    """Thrum's OpenCode plugin: there, the 2.x default export (`{id, setup}`: what OpenCode checks
+    before it runs a plugin), and the thrum it starts found."""
+    if text is None:
+        rep.add("opencode", wt, "hooks", False, f"{rel} is missing: OpenCode runs no Thrum hooks", fix)
+        return
+    m = _PLUGIN_ARGV.search(text)
+    argv = json.loads(m.group(1)) if m else None
+    if "export default {" not in text or 'id: "thrum"' not in text or "setup:" not in text or not argv:
+        rep.add(
+            "opencode",
+            wt,
+            "hooks",
+            False,
+            f"{rel} is not Thrum's 2.x plugin (default export {{id, setup}})",
+            fix,
+        )
+    elif not _resolves(shlex.join(argv)):
+        rep.add("opencode", wt, "hooks", False, f"{rel}: the thrum it starts is not found: {argv[0]}", fix)
+    else:
+        rep.add("opencode", wt, "hooks", True, f"{rel}: plugin `thrum` ({', '.join(HOOK_NAMES)})")
+
+
+HOOK_NAMES = ("session.created", "each turn's request", "session.execution.succeeded", "session.compaction.*")
+
+
 def check_worktree(rep: Report, runtime: str, wt: str, agents: list[str], fired: dict) -> None:
     mod = integrations.module(runtime)
     fix = f"cd {shlex.quote(wt)} && thrum init --runtime {runtime} --force"
@@ -178,7 +208,11 @@ def check_worktree(rep: Report, runtime: str, wt: str, agents: list[str], fired:
     if hrel and mod.HOOKS:
         text = _read(os.path.join(wt, hrel))
         try:
-            data = json.loads(text) if text is not None else None
+            if runtime == "opencode":  # a JS plugin, not a hooks file
+                _check_plugin(rep, wt, hrel, text, fix)
+                data = False
+            else:
+                data = json.loads(text) if text is not None else None
         except ValueError as exc:
             rep.add(
                 runtime,

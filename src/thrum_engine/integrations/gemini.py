@@ -9,8 +9,9 @@ from thrum_engine.integrations.common import (
     Workspace,
     hook_command,
     hook_groups,
+    instructions,
+    mcp_server,
     named_entry,
-    thrum_argv,
 )
 from thrum_engine.integrations.entries import PRIME_FILE
 
@@ -31,8 +32,7 @@ NOTES = [
 
 
 def wire(ws: Workspace, w: Wiring) -> None:
-    if w.wants("instructions"):
-        ws.block(INSTRUCTIONS, w.block, f"{NAME}:instructions", w.force, heading="# GEMINI.md")
+    instructions(ws, w, NAME, INSTRUCTIONS)
     if w.wants("prime"):
         ws.owned_file(PRIME_FILE[NAME] or "", prime_text.gemini_toml(), f"{NAME}:prime", w.force)
     if w.wants("hooks") or (w.wants("mcp") and w.mcp):
@@ -48,8 +48,6 @@ def wire(ws: Workspace, w: Wiring) -> None:
                     }
                     hook_groups(data, SETTINGS, event, {"hooks": [hook]}, w.force)
             if w.wants("mcp") and w.mcp:
-                argv = thrum_argv()
-                server = {"command": argv[0], "args": [*argv[1:], "mcp", "serve"]}
-                named_entry(data, SETTINGS, "mcpServers", "thrum", server, w.force)
+                named_entry(data, SETTINGS, "mcpServers", "thrum", mcp_server(), w.force)
 
         ws.json(SETTINGS, f"{NAME}:hooks", settings)

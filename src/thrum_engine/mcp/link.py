@@ -116,7 +116,8 @@ class EngineLink:
         try:
             writer.write((json.dumps(msg, separators=(",", ":")) + "\n").encode())
             await writer.drain()
-            resp = await asyncio.wait_for(fut, timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: no extra future and callbacks per call
+                resp = await fut
         except (ConnectionError, BrokenPipeError) as exc:
             raise EngineDown(f"lost the engine mid-request ({exc}): check `thrum daemon status`") from None
         except TimeoutError:
