@@ -5,8 +5,11 @@ and the engine behind the CLI."""
 
 from __future__ import annotations
 
+import test_review_cli
 from conftest import assert_error
-from test_review_cli import approve, commit, settled, work, wt_path  # noqa: F401 (work: a fixture)
+from test_review_cli import approve, commit, settled, wt_path
+
+work = test_review_cli.work  # the fixture: alice two commits ahead, ada the operator
 
 
 def test_a_done_message_tagged_for_review_puts_the_work_in_the_queue(work):
