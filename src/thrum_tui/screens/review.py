@@ -152,7 +152,8 @@ class ReviewScreen(LiveView, Page):
         self.query_one("#review-head", Label).update(" · ".join(parts))
         n = len(self.pending)
         self.query_one("#review-foot", Static).update(
-            f"{n} pending comment(s) · c line/range (v starts a range) · C file · A approve · R request changes · M merge"
+            f"{n} pending comment(s) · c line/range (v starts a range) · C file · s side by side · A approve"
+            " · R request changes · M merge"
         )
 
     # -- lists --
