@@ -86,17 +86,19 @@ class FileList(RowView):
 
     def update_row(self, index: int, row: FileRow) -> None:
         self.rows[index] = row
-        self._lines.pop(index, None)
-        self.refresh_lines(index - self.scroll_offset.y)
+        self.refresh_rows(index)
 
     def set_cursor(self, index: int) -> None:
         """Move the cursor without telling anyone (the screen already knows)."""
         if not self.rows:
             return
-        old = self.place_cursor(index)
-        for i in (old, self.cursor):
-            self._lines.pop(i, None)
-        self.refresh()
+        old, scrolled = self.place_cursor(index)
+        if scrolled:
+            self._lines.pop(old, None)
+            self._lines.pop(self.cursor, None)
+            self.refresh()
+        else:
+            self.refresh_rows(old, self.cursor)
 
     def action_move(self, step: int) -> None:
         before = self.cursor

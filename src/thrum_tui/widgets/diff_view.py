@@ -160,6 +160,7 @@ class DiffView(RowView):
         self.range_start: int | None = None  # where a range started (`v`)
         self.comments: list[dict] = []
         self.split = False  # side by side
+        self._heads: list[int] = []  # rows of the hunk headers
         self._gutter = 4
         self._lexer = None
         self._strips: dict[int, list[tuple[str, Style]]] = {}  # FileDiff line -> highlighted code
@@ -241,7 +242,7 @@ class DiffView(RowView):
         rows: list[Row] = []
         f = self.file
         if f is None:
-            self.rows = []
+            self.rows, self._heads = [], []
             self.virtual_size = Size(0, 0)
             return
         by_line: dict[tuple[str, int], list[dict]] = {}
@@ -271,6 +272,7 @@ class DiffView(RowView):
         numbers = [ln.old or 0 for ln in lines] + [ln.new or 0 for ln in lines]
         self._gutter = max(3, len(str(max(numbers, default=0))))
         self.rows = rows
+        self._heads = [i for i, r in enumerate(rows) if r.line is not None and r.line.kind == "@"]
         # Side by side fits the view's width (each side cropped); unified scrolls sideways.
         self.virtual_size = Size(0 if self.split else width + 2 * self._gutter + 6, len(rows))
 
@@ -372,7 +374,7 @@ class DiffView(RowView):
             left, right = (ln, row.index), (None, -1)
         elif ln.kind == " ":
             left = (ln, row.index)
-        width = self.scrollable_content_region.width or 80
+        width = self.content_width or 80
         half = max(8, (width - 1) // 2)
         out: list[Segment] = []
         for n, (side_line, index) in enumerate((left, right)):
@@ -450,8 +452,11 @@ class DiffView(RowView):
     def move_to(self, row: int) -> None:
         if not self.rows:
             return
-        self.place_cursor(row)
-        self.refresh()
+        old, scrolled = self.place_cursor(row)
+        if scrolled or self.range_start is not None:
+            self.refresh()  # every row moved (or is in the range's highlight)
+        else:
+            self.refresh_rows(old, self.cursor)
         self.post_message(self.CursorMoved(self))
 
     def action_cursor(self, step: int) -> None:
@@ -465,15 +470,15 @@ class DiffView(RowView):
 
     def action_hunk(self, direction: int) -> None:
         """To the first changed line of the next (previous) hunk, its header at the top of the view."""
-        heads = [i for i, r in enumerate(self.rows) if r.line is not None and r.line.kind == "@"]
+        heads = self._heads
         here = max((h for h in heads if h <= self.cursor), default=-1)
         targets = [h for h in heads if h > self.cursor] if direction > 0 else [h for h in heads if h < here]
         if not targets:
             self.post_message(self.EdgeReached(direction))
             return
         head = targets[0] if direction > 0 else targets[-1]
+        self.scroll_to(y=max(0, head - 1), animate=False, immediate=True)  # then the cursor: one repaint
         self.move_to(self._first_change_after(head))
-        self.scroll_to(y=max(0, head - 1), animate=False, immediate=True)
 
     def _first_change_after(self, head: int) -> int:
         for i in range(head + 1, len(self.rows)):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from rich.segment import Segment
 from rich.style import Style
+from textual.geometry import Offset, Region
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
@@ -24,6 +25,7 @@ class RowView(ScrollView, can_focus=True):
         self.cursor = 0
         self._lines: dict[int, Strip] = {}  # row -> its strip, while nothing on it changes
         self._style_cache: dict[str, Style] = {}
+        self._frame: tuple[Offset, int, Style] | None = None  # scroll, width, base: one frame's
 
     @property
     def row_count(self) -> int:
@@ -50,22 +52,48 @@ class RowView(ScrollView, can_focus=True):
             )
         return style
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        """The lines of one frame: the scroll offset and width (computed properties that walk
+        the widget's geometry) are read once for them all, not once a line."""
+        self._frame = (self.scroll_offset, self.scrollable_content_region.width, self._style("base"))
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._frame = None
+
     def render_line(self, y: int) -> Strip:
-        scroll_x, scroll_y = self.scroll_offset
+        (scroll_x, scroll_y), width, base = self._frame or (
+            self.scroll_offset,
+            self.scrollable_content_region.width,
+            self._style("base"),
+        )
         i = scroll_y + y
-        width = self.scrollable_content_region.width
         if i >= self.row_count:
-            return Strip.blank(width, self._style("base"))
+            return Strip.blank(width, base)
         keep = self.cacheable(i)
         strip = self._lines.get(i) if keep else None
         if strip is None:
             strip = Strip(self.row_segments(i))
             if keep:
                 self._lines[i] = strip
-        return strip.crop_extend(scroll_x, scroll_x + width, self._style("base"))
+        return strip.crop_extend(scroll_x, scroll_x + width, base)
 
-    def place_cursor(self, row: int) -> int:
-        """Put the cursor on `row` (clamped) and scroll just enough to show it; the old row."""
+    @property
+    def content_width(self) -> int:
+        """The width rows are drawn in (this frame's, while one is drawn)."""
+        return self._frame[1] if self._frame is not None else self.scrollable_content_region.width
+
+    def refresh_rows(self, *rows: int) -> None:
+        """Repaint just these rows (forgetting their strips), where they are on screen."""
+        top = self.scroll_offset.y
+        for i in rows:
+            self._lines.pop(i, None)
+            if 0 <= i - top < (self.scrollable_content_region.height or 0):
+                self.refresh_lines(i - top)
+
+    def place_cursor(self, row: int) -> tuple[int, bool]:
+        """Put the cursor on `row` (clamped) and scroll just enough to show it: the old row, and
+        whether the view scrolled (then it all repaints)."""
         old, self.cursor = self.cursor, max(0, min(row, self.row_count - 1))
         height = self.scrollable_content_region.height or 1
         top = self.scroll_offset.y
@@ -73,4 +101,4 @@ class RowView(ScrollView, can_focus=True):
             self.scroll_to(y=self.cursor, animate=False, immediate=True)
         elif self.cursor >= top + height:
             self.scroll_to(y=self.cursor - height + 1, animate=False, immediate=True)
-        return old
+        return old, self.scroll_offset.y != top
