@@ -10,6 +10,7 @@ import test_review_tui
 from thrum_tui.screens.feed import FeedScreen
 from thrum_tui.screens.review import ReviewScreen
 from thrum_tui.widgets.conversation import Conversation
+from thrum_tui.widgets.diff_view import DiffView
 from tui_helpers import cli, select_agent, until
 
 pytestmark = pytest.mark.timeout(240)
@@ -92,3 +93,17 @@ async def test_review_events_show_in_the_conversation_and_the_feed(work):
         feed.query_one("#feed").focus()
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, ReviewScreen), "the review from the feed")
+
+
+async def test_pending_comments_survive_an_engine_restart(work):
+    repo, _alice, _path = work
+    async with test_review_tui.console(repo) as (app, pilot):
+        screen = await test_review_tui.open_review(app, pilot)
+        await pilot.press("j")
+        await test_review_tui.comment(pilot, "keep me")
+        await until(pilot, lambda: len(screen.pending) == 1, "a pending comment")
+    # The console (and the engine it hosted) stopped; a new one finds the comment still pending.
+    async with test_review_tui.console(repo) as (app, pilot):
+        screen = await test_review_tui.open_review(app, pilot)
+        assert [(c["path"], c["line"], c["body"]) for c in screen.pending] == [("app.txt", 5, "keep me")]
+        assert any(r.comment and r.comment.get("body") == "keep me" for r in screen.query_one(DiffView).rows)
