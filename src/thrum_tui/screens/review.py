@@ -220,7 +220,10 @@ class ReviewScreen(LiveView, Page):
         if not self.files:
             return
         f = self.files[self.selected]
-        self.query_one(DiffView).show(f, self.comments_for(f.path), keep_cursor=keep_cursor)
+        view = self.query_one(DiffView)
+        view.show(f, self.comments_for(f.path), keep_cursor=keep_cursor)
+        if self.selected + 1 < len(self.files):  # once this frame is drawn: the next file's colours
+            self.call_after_refresh(view.prelex, self.files[self.selected + 1])
 
     @on(DiffView.EdgeReached)
     def edge(self, event: DiffView.EdgeReached) -> None:

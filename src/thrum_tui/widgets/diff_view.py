@@ -93,6 +93,41 @@ def _lexer_for(path: str):
     return lexer
 
 
+# One theme object each: a theme caches the style of each token type it has been asked for.
+THEMES = {True: ANSISyntaxTheme(ANSI_DARK), False: ANSISyntaxTheme(ANSI_LIGHT)}
+Highlights = dict[int, list[tuple[str, Style]]]  # a file's diff line -> its code, highlighted
+
+
+def lex_block(lexer, theme: ANSISyntaxTheme, lines: list[DiffLine], start: int, into: Highlights) -> None:
+    """Highlight LEX_BLOCK code lines from `start` in one pass: one lexer call is far cheaper than
+    one per line, and a string or comment spanning lines is read as one. Neighbouring tokens of one
+    style are one piece (fewer segments for every later step of drawing the row)."""
+    todo = [
+        j
+        for j in range(start, min(start + LEX_BLOCK, len(lines)))
+        if j not in into and lines[j].kind in "+- "
+    ]
+    if start not in todo:
+        todo.insert(0, start)
+    texts = [lines[j].text.expandtabs(4) for j in todo]
+    out: list[list[tuple[str, Style]]] = [[]]
+    for token, value in lexer.get_tokens("\n".join(texts)):
+        style = theme.get_style_for_token(token)
+        for k, piece in enumerate(value.split("\n")):
+            if k:
+                out.append([])
+            if piece:
+                row = out[-1]
+                if row and row[-1][1] == style:
+                    row[-1] = (row[-1][0] + piece, style)
+                else:
+                    row.append((piece, style))
+    for j, parts in zip(todo, out):
+        into[j] = parts
+    for j in todo[len(out) :]:
+        into[j] = []
+
+
 class DiffView(RowView):
     """Keys: j/k and arrows move the cursor, ]/[ next/previous hunk, page keys, g/G ends, v starts a
     range, s unified / side by side. The screen around it does the commenting (it hears
@@ -163,8 +198,11 @@ class DiffView(RowView):
         self._heads: list[int] = []  # rows of the hunk headers
         self._gutter = 4
         self._lexer = None
-        self._strips: dict[int, list[tuple[str, Style]]] = {}  # FileDiff line -> highlighted code
-        self._theme = ANSISyntaxTheme(ANSI_DARK)
+        self._strips: Highlights = {}  # the shown file's
+        # Each file's highlights, kept while the same diff is reviewed (a file seen again, or the
+        # next one highlighted ahead of time), so moving between files relexes nothing.
+        self._highlights: dict[str, tuple[FileDiff, bool, Highlights]] = {}
+        self._theme = THEMES[True]
         self.border_title = "DIFF"
 
     # -- content --
@@ -181,10 +219,10 @@ class DiffView(RowView):
                 self._lexer = _LEXERS[key]
             else:
                 self._find_lexer(file.path)  # drawn plain until it is known, then coloured
-        self._strips.clear()
         self._lines.clear()
         dark = not self.is_mounted or self.app.current_theme.dark
-        self._theme = ANSISyntaxTheme(ANSI_DARK if dark else ANSI_LIGHT)
+        self._theme = THEMES[dark]
+        self._strips = self._highlights_of(file, dark) if file is not None else {}
         self._build_rows()
         if not (keep_cursor and same):
             self.cursor, self.range_start = self._first_code_row(), None
@@ -193,6 +231,28 @@ class DiffView(RowView):
         self.border_title = self._title()
         self.refresh()
         self.post_message(self.CursorMoved(self))
+
+    def _highlights_of(self, file: FileDiff, dark: bool) -> Highlights:
+        kept = self._highlights.get(file.path)
+        if kept is not None and kept[0] is file and kept[1] == dark:
+            return kept[2]
+        fresh: Highlights = {}
+        self._highlights[file.path] = (file, dark, fresh)
+        return fresh
+
+    def prelex(self, file: FileDiff | None) -> None:
+        """Highlight the first screenful of `file` (the one the reviewer is likely to open next)
+        now, after a frame, rather than on the keystroke that opens it."""
+        if file is None or file.binary or file is self.file or not self.is_mounted:
+            return
+        lexer = _LEXERS.get(_lexer_key(file.path))
+        if lexer is None:
+            return
+        dark = self.app.current_theme.dark
+        into = self._highlights_of(file, dark)
+        first = next((j for j, ln in enumerate(file.lines) if ln.kind in "+- "), None)
+        if first is not None and first not in into:
+            lex_block(lexer, THEMES[dark], file.lines, first, into)
 
     def _title(self) -> str:
         if self.file is None:
@@ -234,7 +294,6 @@ class DiffView(RowView):
         lexer = await asyncio.to_thread(_lexer_for, path)
         if self.file is not None and self.file.path == path:
             self._lexer = lexer
-            self._strips.clear()
             self._lines.clear()
             self.refresh()
 
@@ -414,39 +473,14 @@ class DiffView(RowView):
         if cached is not None:
             return cached
         if self._lexer is None or i < 0:
-            parts = [(ln.text.expandtabs(4), Style())]
-            if i >= 0:
-                self._strips[i] = parts
-            return parts
+            # Plain until the lexer is known: not kept with the file's highlights (the row's strip is).
+            return [(ln.text.expandtabs(4), Style())]
         self._lex_block(i)
         return self._strips[i]
 
     def _lex_block(self, start: int) -> None:
-        """Highlight LEX_BLOCK code lines from `start` in one pass: one lexer call is far cheaper
-        than one per line, and a string or comment spanning lines is read as one."""
         assert self.file is not None
-        lines = self.file.lines
-        todo = [
-            j
-            for j in range(start, min(start + LEX_BLOCK, len(lines)))
-            if j not in self._strips and lines[j].kind in "+- "
-        ]
-        if start not in todo:
-            todo.insert(0, start)
-        texts = [lines[j].text.expandtabs(4) for j in todo]
-        out: list[list[tuple[str, Style]]] = [[]]
-        for token, value in self._lexer.get_tokens("\n".join(texts)):  # type: ignore[union-attr]
-            style = self._theme.get_style_for_token(token)
-            pieces = value.split("\n")
-            for k, piece in enumerate(pieces):
-                if k:
-                    out.append([])
-                if piece:
-                    out[-1].append((piece, style))
-        for j, parts in zip(todo, out):
-            self._strips[j] = parts
-        for j in todo[len(out) :]:
-            self._strips[j] = []
+        lex_block(self._lexer, self._theme, self.file.lines, start, self._strips)
 
     # -- moving --
     def move_to(self, row: int) -> None:
