@@ -74,6 +74,8 @@ def test_history_has_every_request_verdict_and_merge_in_order(work):
     # The rounds of `review show` are still the verdicts alone.
     shown = ada.json("review", "show", merged["review_id"])
     assert [r["verdict"] for r in shown["rounds"]] == ["request_changes", "approve"]
+    assert_error(ada.run("review", "history", "--limit", "many"), "--limit")
+    assert len(ada.json("review", "history", "--limit", "2")["events"]) == 2
     human = ada.ok("review", "history").out
     assert "@ada merged @alice's feature/alice into main (squash" in human
     assert "@ada requested changes on @alice's feature/alice: return 2" in human

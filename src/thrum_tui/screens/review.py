@@ -170,7 +170,9 @@ class ReviewScreen(LiveView, Page):
         seen = self.viewed()
         files = self.query_one(FileList)
         files.update_row(index, file_row(f, f.path in seen, len(self.comments_for(f.path))))
-        files.border_title = f"FILES {len(seen & {f.path for f in self.files})}/{len(self.files)} viewed"
+        title = f"FILES {len(seen & {f.path for f in self.files})}/{len(self.files)} viewed"
+        if files.border_title != title:  # a new title repaints the whole list
+            files.border_title = title
 
     def fill_files(self) -> None:
         seen = self.viewed()

@@ -503,7 +503,9 @@ class DiffView(RowView):
         self.move_to(0 if direction < 0 else len(self.rows) - 1)
 
     def action_hunk(self, direction: int) -> None:
-        """To the first changed line of the next (previous) hunk, its header at the top of the view."""
+        """To the first changed line of the next (previous) hunk. A hunk already wholly on screen
+        is not scrolled to (the view stays put: two rows repaint, not all); another is brought in
+        with its header at the top of the view."""
         heads = self._heads
         here = max((h for h in heads if h <= self.cursor), default=-1)
         targets = [h for h in heads if h > self.cursor] if direction > 0 else [h for h in heads if h < here]
@@ -511,7 +513,10 @@ class DiffView(RowView):
             self.post_message(self.EdgeReached(direction))
             return
         head = targets[0] if direction > 0 else targets[-1]
-        self.scroll_to(y=max(0, head - 1), animate=False, immediate=True)  # then the cursor: one repaint
+        end = next((h for h in heads if h > head), len(self.rows))  # the hunk's rows: head..end-1
+        top, height = self.scroll_offset.y, self.scrollable_content_region.height or 1
+        if not (top <= head and end <= top + height):
+            self.scroll_to(y=max(0, head - 1), animate=False, immediate=True)  # then the cursor: one repaint
         self.move_to(self._first_change_after(head))
 
     def _first_change_after(self, head: int) -> int:
