@@ -5,7 +5,8 @@ navigation keystroke -> render p95 <= 50 ms; merge preflight on that diff <= 1 s
 
 A scratch repo gets 100 files on main; an agent's worktree (made by `thrum worktree create`)
 changes each in three places, giving a diff of ~5,000 lines. The console (`ThrumApp` hosting the
-engine in-process, as `thrum tui` does) runs under Textual's test harness in this process.
+engine in-process, with the start-up heap frozen out of the collector, as `thrum tui` does) runs
+under Textual's test harness in this process.
 
 * `open`: `open_review(agent)` -> the first frame whose compositor update is drawn with the diff
   loaded (the frame's segments are rendered here so that cost counts). Floor in the same run: the
@@ -17,6 +18,7 @@ itself adds whatever the load.
 * `keys`: `]` (100 keystrokes cross ~50 files) sent the way a terminal's key would be (`driver.send_message(Key)`), latency = until
   the first frame drawn after the cursor moved. Floor: `j`/`k` (one line down or up,
   nothing else to do).
+* `split`: `s` (unified <-> side by side) -> frame, then `]` again side by side.
 * `preflight`: `review.preflight` through the engine (dry merge, statuses, the review); floor: the
   bare `git merge-tree --write-tree` it runs.
 * `tdv` (with `--tdv-path DIR` holding an unpacked `textual-diff-view`): the candidate widget
@@ -123,7 +125,7 @@ def _timed(fn, runs: int) -> list[float]:
 
 
 async def _console(
-    s: Scratch, runs: int, keys: int, preflights: int, tdv: str | None, gc_freeze: bool = False
+    s: Scratch, runs: int, keys: int, preflights: int, tdv: str | None, gc_freeze: bool = True
 ) -> dict:
     for k, v in s.env.items():  # the engine this process hosts must see the scratch repo's environment
         if k.startswith(("THRUM_", "GIT_")) or k == "HOME":
@@ -176,14 +178,10 @@ async def _console(
     settings = load_settings(layout.config_file)
     out: dict = {}
     async with open_engine(layout, settings, OPERATOR) as engine:
-        app = BenchApp(engine, settings=settings)
+        # As `thrum tui` runs it: the start-up heap frozen out of the collector (`--no-gc-freeze`: not).
+        app = BenchApp(engine, settings=settings, freeze_heap=gc_freeze)
         async with app.run_test(size=SIZE) as pilot:
             await pilot.pause(1.0)
-            if gc_freeze:  # what the console would get from freezing its start-up heap
-                import gc
-
-                gc.collect()
-                gc.freeze()
             opens: list[float] = []
             files = lines = 0
             screen = None
@@ -242,6 +240,31 @@ async def _console(
             within = [h for h in hunks if h not in crossing]
             out["hunk_keys_within_file"] = _ms(within)
             out["hunk_keys_to_next_file"] = _ms(crossing)
+            if hasattr(view, "action_toggle_split"):  # side by side: the toggle, then `]` again
+                cpu.clear()
+                toggles = []
+                for _ in range(10):
+                    split = view.split
+                    toggles.append(
+                        await frame_when(
+                            app,
+                            lambda s=split: view.split != s,
+                            lambda: driver.send_message(events.Key("s", "s")),
+                        )
+                    )
+                    await asyncio.sleep(0.02)
+                out["split_toggle"] = _ms(toggles) | {"ui_cpu": _ms(list(cpu))}
+                if not view.split:
+                    view.action_toggle_split()
+                view.action_ends(-1)
+                screen.select_file(0)
+                await pilot.pause(0.2)
+                cpu.clear()
+                split_hunks = []
+                for _ in range(keys):
+                    split_hunks.append(await press("right_square_bracket", "]"))
+                    await asyncio.sleep(0.02)
+                out["hunk_keys_side_by_side"] = _ms(split_hunks) | {"ui_cpu": _ms(list(cpu))}
             pre = []
             last: dict = {}
             for _ in range(preflights):
@@ -308,9 +331,9 @@ def main() -> int:
     ap.add_argument("--preflights", type=int, default=10)
     ap.add_argument("--tdv-path", default=None, help="a directory holding textual_diff_view, to compare")
     ap.add_argument(
-        "--gc-freeze",
+        "--no-gc-freeze",
         action="store_true",
-        help="gc.freeze() once the console is up (gen-2 collections over its heap are the spikes)",
+        help="leave the start-up heap in the collector (`thrum tui` freezes it: gen-2 collections over it were the spikes)",
     )
     a = ap.parse_args()
     s = Scratch(a.files, a.lines)
@@ -319,15 +342,15 @@ def main() -> int:
             "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
             "diff": {"files": s.diff_files, "lines": s.diff_lines},
         }
-        out["gc_freeze"] = a.gc_freeze
-        out.update(asyncio.run(_console(s, a.runs, a.keys, a.preflights, a.tdv_path, a.gc_freeze)))
+        out["gc_freeze"] = not a.no_gc_freeze
+        out.update(asyncio.run(_console(s, a.runs, a.keys, a.preflights, a.tdv_path, not a.no_gc_freeze)))
     finally:
         s.close()
     if a.json:
         print(json.dumps(out, indent=2, sort_keys=True))
         return 0
     d = out["diff"]
-    frozen = ", gc.freeze() after start-up" if out["gc_freeze"] else ""
+    frozen = ", gc.freeze() after start-up (as thrum tui)" if out["gc_freeze"] else ", heap not frozen"
     print(f"== diff: {d['files']} files, {d['lines']} lines (git diff output){frozen}")
 
     def row(label: str, r: dict, target: str = "") -> None:
@@ -345,6 +368,11 @@ def main() -> int:
     row("  of which on to the next file", out["hunk_keys_to_next_file"])
     row("  floor: j/k -> frame", out["keys_floor_j"])
     row("  floor's UI-thread CPU", out["keys_floor_j"]["ui_cpu"])
+    if "split_toggle" in out:
+        row("side by side: s -> frame", out["split_toggle"])
+        row("  UI-thread CPU of it", out["split_toggle"]["ui_cpu"])
+        row("side by side: ] -> frame", out["hunk_keys_side_by_side"], "  target p95 <= 50 ms")
+        row("  UI-thread CPU of it", out["hunk_keys_side_by_side"]["ui_cpu"])
     row("merge preflight", out["preflight"], "  target <= 1000 ms")
     row("  floor: git merge-tree alone", out["preflight_floor_merge_tree"])
     if "error" in out.get("textual_diff_view", {}):

@@ -19,6 +19,8 @@ from thrum_tui.app import ThrumApp
 from thrum_tui.engine_handle import open_engine
 from thrum_tui.screens.review import ReviewScreen
 from thrum_tui.screens.review_dialogs import ConflictDialog, MergeDialog
+from thrum_tui.screens.worktrees import WorktreesScreen
+from thrum_tui.widgets.diff_view import DiffView
 from thrum_tui.widgets.review_queue import ReviewQueue
 from thrum_tui.widgets.team_table import TeamTable
 from tui_helpers import OPERATOR, until
@@ -164,3 +166,18 @@ async def test_conflict_dialog(review_scene, snapshot):
         await pilot.press("M")
         await until(pilot, lambda: isinstance(app.screen, ConflictDialog), "the conflict dialog")
         await shows(app, pilot, snapshot, ConflictDialog)
+
+
+async def test_review_screen_side_by_side(review_scene, snapshot):
+    async with review_app(review_scene) as (app, pilot):
+        await open_review(app, pilot)
+        await pilot.press("s", "right_square_bracket")
+        assert app.screen.query_one(DiffView).split
+        await shows(app, pilot, snapshot, ReviewScreen)
+
+
+async def test_worktrees_page(review_scene, snapshot):
+    async with review_app(review_scene) as (app, pilot):
+        await pilot.press("w")
+        await until(pilot, lambda: isinstance(app.screen, WorktreesScreen) and app.screen.trees, "the trees")
+        await shows(app, pilot, snapshot, WorktreesScreen)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from thrum_engine import ids, names
@@ -210,9 +211,11 @@ async def create_message(
     thread_root: str | None = None,
     answering: str | None = None,
     typed: bool = False,
+    also: Callable[[str], list[dict]] | None = None,
 ) -> dict:
     """Validate, resolve and durably store one message; returns its create event. `typed`: the
-    body already reached the recipient's pane as typed text (a first prompt), so nobody nudges."""
+    body already reached the recipient's pane as typed text (a first prompt), so nobody nudges.
+    `also`: events that name the message (given its id), committed with it: both or neither."""
     check_body(engine, body, fmt)
     addressed = distinct(list(to) + (["@everyone"] if broadcast else []), "--to", key=_address_key)
     mentions = distinct(list(mentions), "--mention", key=_address_key)
@@ -263,7 +266,7 @@ async def create_message(
     if typed:
         data["typed"] = True
     ev = engine.event("message.create", author, data, ulid=body_id)
-    await engine.commit(ev)
+    await engine.commit(ev, *(also(mid) if also is not None else ()))
     return ev
 
 
@@ -271,9 +274,11 @@ async def create_message(
 async def send(engine: Engine, caller: Caller, p: SendParams) -> dict:
     if p.thread_id and not ids.is_id(p.thread_id, "thr"):
         raise InvalidInput(f"invalid thread id {p.thread_id!r} (expected thr_<ULID>)")
+    author = identified(caller)
+    review = await _review_request(engine, author, p.body) if REVIEW_REQUEST in p.refs else None
     ev = await create_message(
         engine,
-        identified(caller),
+        author,
         p.body,
         to=p.to,
         broadcast=p.broadcast,
@@ -283,14 +288,35 @@ async def send(engine: Engine, caller: Caller, p: SendParams) -> dict:
         fmt=p.format,
         structured=p.structured,
         thread_id=p.thread_id,
+        also=review[1] if review else None,
     )
     d = ev["data"]
-    return {
+    out = {
         "message_id": d["message_id"],
         "thread_id": d.get("thread_id"),
         "recipients": d.get("recipients", []),
         "created_at": ev["ts"],
     }
+    if review is not None:
+        out["review_id"] = review[0]
+    return out
+
+
+REVIEW_REQUEST = "review:request"  # the ref that makes a message a request for review
+
+
+async def _review_request(engine: Engine, author: str, body: str) -> tuple[str, Callable[[str], list[dict]]]:
+    """ "Done, please review" (`--ref review:request`): the message asks for review of its author's
+    work, the note its body. Checked before anything is stored: work with nothing to review (or an
+    author with no worktree of its own) refuses the message too, so the agent learns it at once."""
+    from thrum_engine.review.service import request_data
+
+    data = await request_data(engine, author, body)
+
+    def events(message_id: str) -> list[dict]:
+        return [engine.event("review.request", author, {**data, "message_id": message_id})]
+
+    return data["review_id"], events
 
 
 def identified(caller: Caller) -> str:

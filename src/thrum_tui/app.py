@@ -161,6 +161,7 @@ class ThrumApp(AgentActions):
         self._theme_ready = False
         self.main_screen: Screen = Screen()
         self.reviews_waiting = 0  # review requests waiting for the operator: part of "needs you"
+        self._review_history: dict[str, list[dict]] = {}  # agent -> its review events (conversation)
 
     # -- layout --
     def compose(self) -> ComposeResult:
@@ -342,6 +343,8 @@ class ThrumApp(AgentActions):
         place), the team's make-up needs `team.list`, the side panels refresh on the tick."""
         if "team" in parts or not self._members:
             self._members = (await self.engine.call("team.list", {"all": True}))["members"]
+        if "review" in parts:
+            self._review_history.clear()
         # peek: showing a message marks it seen, not read -- reading stays an explicit act.
         inbox = await self.engine.call("message.inbox", {"peek": True, "page_size": CONVERSATION_PAGE})
         unread_from = self._unread_from = (await self.engine.call("team.unread_from", {}))["unread_from"]
@@ -385,16 +388,21 @@ class ThrumApp(AgentActions):
                 "messages"
             ]
         )
-        sent = []
+        sent, reviews = [], []
         if agent and agent != self.operator:
             sent = (await self.engine.call("message.sent", {"to": agent, "limit": CONVERSATION_PAGE}))[
                 "messages"
             ]
+            if agent not in self._review_history:  # cached until a review event comes
+                self._review_history[agent] = (
+                    await self.engine.call("review.history", {"agent": agent, "limit": CONVERSATION_PAGE})
+                )["events"]
+            reviews = self._review_history[agent]
         if agent != self.selected:
             return  # the selection moved while we fetched; its own refresh follows
         self.main_screen.query_one(Conversation).show(
             agent,
-            merge_conversation(self.operator, agent, messages, sent),
+            merge_conversation(self.operator, agent, messages, sent, reviews),
             self.main_screen.query_one(TeamTable).member(agent),
         )
 
@@ -539,7 +547,13 @@ class ThrumApp(AgentActions):
                 self.open_thread(m)
 
     def open_thread(self, m: dict) -> None:
-        """The message's thread, every message whole, the focus on `m`."""
+        """The message's thread, every message whole, the focus on `m`; a review event of its own
+        (a request, a merge) opens the agent's review instead."""
+        e = m.get("review_event")
+        if e is not None and m["message_id"] == e["event_id"]:
+            if e["kind"] != "merged":
+                self.open_review(e["agent"])
+            return
         from thrum_tui.screens.thread import ThreadScreen
 
         self.push_screen(
@@ -565,7 +579,7 @@ class ThrumApp(AgentActions):
 
     def reply_to(self, m: dict | None) -> None:
         """Compose a reply to `m` in the main screen's bar (pages call this with their own highlight)."""
-        if m is None:
+        if m is None or m["message_id"].startswith("evt_"):  # nothing, or a review event
             self.notify("no message to reply to: highlight one first", severity="warning")
             return
         while len(self.screen_stack) > 1 and self.screen is not self.main_screen:

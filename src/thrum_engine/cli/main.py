@@ -221,6 +221,12 @@ COMMANDS: list[Spec] = [
         pos=("name",),
         flags="squash:b rebase:b teardown:b delete-branch:b keep-agent:b force:b",
     ),
+    _s(
+        "review history",
+        "review:history",
+        "requests, verdicts and merges, newest first",
+        flags="agent:v limit:v",
+    ),
     # agents in tmux
     _s(
         "tmux create",

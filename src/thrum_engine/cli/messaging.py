@@ -63,7 +63,13 @@ def send(ctx: Ctx) -> int:
     if a.get("thread"):
         params["thread_id"] = a["thread"]
     r = ctx.call("message.send", params)
-    return ctx.emit(r, lambda r: line(f"✓ Message sent: {r['message_id']} → {_at(r['recipients'])}"))
+
+    def human(r: dict) -> None:
+        line(f"✓ Message sent: {r['message_id']} → {_at(r['recipients'])}")
+        if r.get("review_id"):  # `--ref review:request`: the message asked for review
+            line(f"✓ Review requested: {r['review_id']}")
+
+    return ctx.emit(r, human)
 
 
 def reply(ctx: Ctx) -> int:

@@ -1,4 +1,4 @@
-"""review request|list|show|comments|submit|preflight|merge: the review queue from a shell, for agents
+"""review request|list|show|comments|submit|preflight|merge|history: the review queue from a shell, for agents
 (ask for review, read what the reviewer said) and scripts (merge what was approved)."""
 
 from __future__ import annotations
@@ -200,5 +200,29 @@ def merge(ctx: Ctx) -> int:
                 line(f"✓ Deleted branch {r['branch']}")
             for n in t["agents_deleted"]:
                 line(f"✓ Ended agent @{n}")
+
+    return ctx.emit(r, human)
+
+
+def history(ctx: Ctx) -> int:
+    from thrum_engine.review.words import history_line
+
+    params: dict = {}
+    if ctx.args.get("agent"):
+        params["agent"] = ctx.args["agent"]
+    if ctx.args.get("limit"):
+        from thrum_engine.cli.call import CliError
+
+        try:
+            params["limit"] = int(ctx.args["limit"])
+        except ValueError:
+            raise CliError("--limit needs a whole number") from None
+    r = ctx.call("review.history", params)
+
+    def human(r: dict) -> None:
+        if not r["events"]:
+            line("No reviews yet.")
+        for e in r["events"]:
+            line(f"{e['at'][:16].replace('T', ' ')}  {e['review_id']}  {history_line(e)}")
 
     return ctx.emit(r, human)

@@ -38,6 +38,11 @@ class WhichParams(Params):
     agent: str | None = None
 
 
+class HistoryParams(Params):
+    agent: str | None = None
+    limit: int = Field(100, ge=1, le=1000)
+
+
 class DiffParams(Params):
     agent: str
     commit: str | None = Field(None, max_length=200)
@@ -113,6 +118,46 @@ async def show(engine: Engine, caller: Caller, p: WhichParams) -> dict:
 async def comments(engine: Engine, caller: Caller, p: WhichParams) -> dict:
     review, agent = await _which(engine, caller, p)
     return await service.comments(engine, review, agent, with_pending=is_operator(engine, caller))
+
+
+_KINDS = {
+    "request": "requested",
+    "approve": "approved",
+    "request_changes": "changes_requested",
+    "merge": "merged",
+}
+
+
+@method("review.history", HistoryParams)
+async def history(engine: Engine, caller: Caller, p: HistoryParams) -> dict:
+    """What happened to reviews, newest first, for the feed and an agent's conversation: who asked
+    for review, each verdict with its comment count, each merge."""
+    from thrum_engine.store import reviews as q
+
+    rows = await q.history(engine.store, p.agent.removeprefix("@") if p.agent else None, p.limit)
+    events = []
+    for r in rows:
+        kind = _KINDS.get(r["verdict"], r["verdict"])
+        e = {
+            "event_id": r["event_id"],
+            "review_id": r["review_id"],
+            "kind": kind,
+            "at": r["at"],
+            "author": r["author"],
+            "agent": r["agent"],
+            "branch": r["branch"],
+            "target": r["target"],
+            "head": r["base"] if kind == "merged" else r["head"],
+            "message_id": r["message_id"],
+        }
+        if kind == "merged":
+            e |= {"strategy": r["summary"], "merged_commit": r["head"]}
+        elif kind == "requested":
+            e["note"] = r["summary"]
+        else:
+            e |= {"summary": r["summary"], "comments": r["comments"]}
+        events.append(e)
+    return {"events": events}
 
 
 @method("review.diff", DiffParams)

@@ -168,7 +168,14 @@ async def queue(engine: Engine, *, everyone: bool = False) -> list[dict]:
 # -- requests --
 
 
-async def request(engine: Engine, author: str, agent: str, note: str) -> dict:
+# A message tagged `--ref review:request` ("done, please review") asks for review of its author's work.
+REQUEST_REF = {"type": "review", "value": "request"}
+NOTE_MAX = 4000  # characters of a request's note (a tagged message's body is cut to it)
+
+
+async def request_data(engine: Engine, agent: str, note: str) -> dict:
+    """A `review.request` event's data for `agent`'s work as it is now (a tagged message commits
+    the event with itself, naming it); refuses work with nothing to review."""
     st = await state_of(engine, agent)
     if not st.reviewable:
         raise InvalidInput(
@@ -177,10 +184,21 @@ async def request(engine: Engine, author: str, agent: str, note: str) -> dict:
     review = await q.open_review(engine.store, agent)
     rid = review["id"] if review else ids.new_id("rev")
     data = {"review_id": rid, "agent": agent, "branch": st.branch or "", "target": st.target, "head": st.head}
-    if note:
-        data["note"] = note
-    await engine.commit(engine.event("review.request", author, data))
-    return {"review_id": rid, "agent": agent, "branch": st.branch, "target": st.target, "head": st.head}
+    if note.strip():
+        data["note"] = note.strip()[:NOTE_MAX]
+    return data
+
+
+async def request(engine: Engine, author: str, agent: str, note: str) -> dict:
+    d = await request_data(engine, agent, note)
+    await engine.commit(engine.event("review.request", author, d))
+    return {
+        "review_id": d["review_id"],
+        "agent": agent,
+        "branch": d["branch"] or None,
+        "target": d["target"],
+        "head": d["head"],
+    }
 
 
 async def find_review(engine: Engine, review_id: str | None, agent: str | None) -> dict | None:

@@ -265,6 +265,15 @@ _OPEN_REVIEW = (
 )
 
 
+# `review_rounds` is the review's history in order: each submitted round (verdict "approve" or
+# "request_changes"), and the requests ("request", the note as summary) and the merge ("merge") the
+# feed and the conversations show; `reviews` keeps only the latest of each.
+_ROUND = (
+    "INSERT OR IGNORE INTO review_rounds(event_id, review_id, at, reviewer, verdict, head, base,"
+    " fingerprint, summary, comments, message_id) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+)
+
+
 def _review_request(ev: dict, d: dict) -> Iterable[Op]:
     rid, ts = d["review_id"], ev["ts"]
     yield (_OPEN_REVIEW, (rid, d["agent"], d.get("branch", ""), d.get("target", ""), ts, "requested", ts))
@@ -274,6 +283,22 @@ def _review_request(ev: dict, d: dict) -> Iterable[Op]:
             " WHERE id=? AND status != 'merged'"
         ),
         (ts, ev["author"], d.get("note", ""), ts, rid),
+    )
+    yield (
+        _ROUND,
+        (
+            ev["id"],
+            rid,
+            ts,
+            ev["author"],
+            "request",
+            d.get("head", ""),
+            "",
+            "",
+            d.get("note", ""),
+            "[]",
+            d.get("message_id"),
+        ),
     )
 
 
@@ -289,10 +314,7 @@ def _review_submit(ev: dict, d: dict) -> Iterable[Op]:
         (status, d["head"], d.get("fingerprint", ""), ts, ev["author"], d.get("message_id"), ts, rid),
     )
     yield (
-        (
-            "INSERT OR IGNORE INTO review_rounds(event_id, review_id, at, reviewer, verdict, head, base,"
-            " fingerprint, summary, comments, message_id) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
-        ),
+        _ROUND,
         (
             ev["id"],
             rid,
@@ -315,6 +337,22 @@ def _review_merge(ev: dict, d: dict) -> Iterable[Op]:
     yield (
         "UPDATE reviews SET status='merged', merged_at=?, merged_commit=?, strategy=?, updated_at=? WHERE id=?",
         (ts, d["merged_commit"], d["strategy"], ts, rid),
+    )
+    yield (
+        _ROUND,
+        (
+            ev["id"],
+            rid,
+            ts,
+            ev["author"],
+            "merge",
+            d["merged_commit"],
+            d.get("head", ""),
+            "",
+            d["strategy"],
+            "[]",
+            None,
+        ),
     )
 
 

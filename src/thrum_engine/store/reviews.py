@@ -27,11 +27,28 @@ async def review(store: Store, review_id: str) -> dict | None:
 
 
 async def rounds(store: Store, review_id: str) -> list[dict]:
+    """The submitted rounds (the table also holds the requests and the merge: `history`)."""
     rows = await store.all(
-        "SELECT * FROM review_rounds WHERE review_id = ? ORDER BY at, event_id", (review_id,)
+        "SELECT * FROM review_rounds WHERE review_id = ? AND verdict IN ('approve', 'request_changes')"
+        " ORDER BY at, event_id",
+        (review_id,),
     )
     for r in rows:
         r["comments"] = json.loads(r["comments"])
+    return rows
+
+
+async def history(store: Store, agent: str | None, limit: int) -> list[dict]:
+    """Requests, rounds and merges, newest first: of one agent's reviews, or of everyone's."""
+    where, args = ("WHERE v.agent = ?", (agent, limit)) if agent else ("", (limit,))
+    rows = await store.all(
+        "SELECT r.event_id, r.review_id, r.at, r.reviewer AS author, r.verdict, r.head, r.base, r.summary,"
+        " r.comments, r.message_id, v.agent, v.branch, v.target FROM review_rounds r"
+        f" JOIN reviews v ON v.id = r.review_id {where} ORDER BY r.at DESC, r.event_id DESC LIMIT ?",
+        args,
+    )
+    for r in rows:
+        r["comments"] = len(json.loads(r["comments"]))
     return rows
 
 

@@ -12,6 +12,7 @@ from textual.widgets import Footer, Input, Label, OptionList
 from textual.widgets.option_list import Option
 
 from thrum_tui.screens.base import LiveView, Page
+from thrum_tui.widgets.conversation import review_text, with_review_events
 
 FEED_LIMIT = 300
 
@@ -36,10 +37,22 @@ def parse_filter(text: str) -> dict:
 
 
 def feed_line(m: dict) -> str:
+    when = m["created_at"][5:16].replace("T", " ")
+    review = review_text(m, "")
+    if review is not None and m["message_id"] == m["review_event"]["event_id"]:
+        return f"{when} {review}"  # a review event of its own
     to = "all" if m.get("broadcast") else ", ".join(m.get("to") or []) or "?"
-    text = " ".join(m["body"]["content"].split())
+    text = review or " ".join(m["body"]["content"].split())
     thread = " ↳" if m.get("reply_to") else ""
-    return f"{m['created_at'][5:16].replace('T', ' ')} @{m['author']} → {to}{thread}  {text}"
+    return f"{when} @{m['author']} → {to}{thread}  {text}"
+
+
+def review_params(params: dict) -> dict | None:
+    """The review history a feed filter takes in: everyone's, or an agent's; none under a filter
+    review events cannot match (a role, a scope, monitors, a thread)."""
+    if {"role", "scope", "monitors", "thread_id"} & params.keys():
+        return None
+    return {"agent": params["agent"], "limit": FEED_LIMIT} if "agent" in params else {"limit": FEED_LIMIT}
 
 
 class FeedScreen(LiveView, Page):
@@ -109,10 +122,26 @@ class FeedScreen(LiveView, Page):
 
     @work(group="feed", exclusive=True, exit_on_error=False)
     async def reload(self) -> None:
-        r = await self.call("message.feed", {**parse_filter(self.filter_text), "limit": FEED_LIMIT})
+        params = parse_filter(self.filter_text)
+        r = await self.call("message.feed", {**params, "limit": FEED_LIMIT})
         if r is None:
             return
-        self.messages = r["messages"]
+        messages = r["messages"]
+        wanted = review_params(params)
+        h = await self.call("review.history", wanted) if wanted is not None else None
+        if h is not None and h["events"]:
+            messages = with_review_events(messages, h["events"])
+            if "text" in params:  # events of their own match the filter's text as they read
+                text = params["text"].lower()
+                messages = [
+                    m
+                    for m in messages
+                    if m["message_id"] != m.get("review_event", {}).get("event_id")
+                    or text in feed_line(m).lower()
+                ]
+            messages.sort(key=lambda m: (m["created_at"], m["message_id"]), reverse=True)
+            messages = messages[:FEED_LIMIT]
+        self.messages = messages
         feed = self.query_one("#feed", OptionList)
         feed.clear_options()
         if not self.messages:

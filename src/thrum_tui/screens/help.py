@@ -60,7 +60,7 @@ GROUPS: list[tuple[str, list[tuple[str, str]]]] = [
             ("v / enter (queue)", "review the agent's work: files, diff, commits"),
             ("] [  j k  pgup pgdn", "next / previous hunk (on to the next file), line, page"),
             ("v (diff) … c", "comment on a range; c alone: the line; C: the whole file"),
-            ("x  n p  u", "mark viewed; next / previous file; reload"),
+            ("x  n p  u  s", "viewed; next / previous file; reload; side by side"),
             ("A / R / M", "approve / request changes (pending comments go too) / merge"),
             ("w", "worktrees: branch vs target, last commit, changes, merged, agent"),
         ],

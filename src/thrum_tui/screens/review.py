@@ -152,7 +152,8 @@ class ReviewScreen(LiveView, Page):
         self.query_one("#review-head", Label).update(" · ".join(parts))
         n = len(self.pending)
         self.query_one("#review-foot", Static).update(
-            f"{n} pending comment(s) · c line/range (v starts a range) · C file · A approve · R request changes · M merge"
+            f"{n} pending comment(s) · c line/range (v starts a range) · C file · s side by side · A approve"
+            " · R request changes · M merge"
         )
 
     # -- lists --
@@ -169,7 +170,9 @@ class ReviewScreen(LiveView, Page):
         seen = self.viewed()
         files = self.query_one(FileList)
         files.update_row(index, file_row(f, f.path in seen, len(self.comments_for(f.path))))
-        files.border_title = f"FILES {len(seen & {f.path for f in self.files})}/{len(self.files)} viewed"
+        title = f"FILES {len(seen & {f.path for f in self.files})}/{len(self.files)} viewed"
+        if files.border_title != title:  # a new title repaints the whole list
+            files.border_title = title
 
     def fill_files(self) -> None:
         seen = self.viewed()
@@ -219,7 +222,10 @@ class ReviewScreen(LiveView, Page):
         if not self.files:
             return
         f = self.files[self.selected]
-        self.query_one(DiffView).show(f, self.comments_for(f.path), keep_cursor=keep_cursor)
+        view = self.query_one(DiffView)
+        view.show(f, self.comments_for(f.path), keep_cursor=keep_cursor)
+        if self.selected + 1 < len(self.files):  # once this frame is drawn: the next file's colours
+            self.call_after_refresh(view.prelex, self.files[self.selected + 1])
 
     @on(DiffView.EdgeReached)
     def edge(self, event: DiffView.EdgeReached) -> None:

@@ -13,9 +13,15 @@ from textual.widgets.option_list import Option
 from thrum_tui.textual_compat import no_layout_virtual_size
 
 
-def merge_conversation(operator: str, agent: str | None, inbox: list[dict], sent: list[dict]) -> list[dict]:
+def merge_conversation(
+    operator: str,
+    agent: str | None,
+    inbox: list[dict],
+    sent: list[dict],
+    reviews: list[dict] = (),  # type: ignore[assignment]
+) -> list[dict]:
     """Messages between the operator and `agent` (or all mail to the operator when agent is the
-    operator or None), plus broadcasts; oldest first, each once."""
+    operator or None), plus broadcasts and the agent's review events; oldest first, each once."""
     mine = agent is None or agent == operator
     picked: dict[str, dict] = {}
     for m in inbox:
@@ -24,7 +30,61 @@ def merge_conversation(operator: str, agent: str | None, inbox: list[dict], sent
     if not mine:
         for m in sent:
             picked[m["message_id"]] = m
-    return sorted(picked.values(), key=lambda m: (m["created_at"], m["message_id"]))
+    return sorted(
+        with_review_events(list(picked.values()), reviews), key=lambda m: (m["created_at"], m["message_id"])
+    )
+
+
+# -- review events (issue 14): requests, verdicts and merges among the messages --
+REVIEW_MARK = "⟐"
+REVIEW_TAG = {
+    "requested": "review requested",
+    "changes_requested": "changes requested",
+    "approved": "approved",
+    "merged": "merged",
+}
+
+
+def with_review_events(messages: list[dict], events: list[dict]) -> list[dict]:
+    """`messages` with `review.history` events among them: an event made by a message (the verdict's
+    message to the agent, a "done" tagged for review) marks that message; the others (a request
+    from `thrum review request`, a merge) are entries of their own, keyed by their event id.
+    Either kind carries the event as `review_event`."""
+    if not events:
+        return messages
+    by_message = {e["message_id"]: e for e in events if e.get("message_id")}
+    out, marked = [], set()
+    for m in messages:
+        e = by_message.get(m["message_id"])
+        if e is not None:
+            m = {**m, "review_event": e}
+            marked.add(e["event_id"])
+        out.append(m)
+    out += [
+        {
+            "message_id": e["event_id"],
+            "created_at": e["at"],
+            "author": e["author"],
+            "to": [],
+            "body": {"content": ""},
+            "review_event": e,
+        }
+        for e in events
+        if e["event_id"] not in marked
+    ]
+    return out
+
+
+def review_text(m: dict, me: str) -> str | None:
+    """How a review entry reads (None: not one); a marked message reads as itself, tagged."""
+    e = m.get("review_event")
+    if e is None:
+        return None
+    if m["message_id"] == e["event_id"]:
+        from thrum_engine.review.words import history_line
+
+        return f"{REVIEW_MARK} {history_line(e, me)}"
+    return f"{REVIEW_MARK} {REVIEW_TAG.get(e['kind'], e['kind'])} · " + " ".join(m["body"]["content"].split())
 
 
 def delivery_mark(m: dict) -> str:
@@ -133,7 +193,7 @@ class Conversation(OptionList):
         mark = (
             delivery_mark(m) if m["author"] == self.operator else ("●" if m.get("is_read") is False else "")
         )
-        key = (m["message_id"], folded, mark, m.get("updated_at"))
+        key = (m["message_id"], folded, mark, m.get("updated_at"), "review_event" in m)
         hit = self._rendered.get(key)
         if hit is None:
             hit = self._rendered[key] = self._render_line(m, folded, mark)
@@ -143,12 +203,19 @@ class Conversation(OptionList):
 
     def _render_line(self, m: dict, folded: int, mark: str) -> tuple[str, Content]:
         when = m["created_at"][11:16]
+        review = review_text(m, self.operator)
+        if review is not None and m["message_id"] == m["review_event"]["event_id"]:
+            # A review event of its own: no recipients, no delivery state.
+            plain = f"{when} {review}"
+            return plain, Content.from_markup(
+                "[$text-muted]$when[/] [b $warning]$review[/]", when=when, review=review
+            )
         to = (
             "all"
             if m.get("broadcast")
             else ", ".join(self._who(t.lstrip("@")) for t in m.get("to", [])) or "?"
         )
-        text = " ".join(m["body"]["content"].split())
+        text = review or " ".join(m["body"]["content"].split())
         more = f"  [+{folded} in thread]" if folded else ""
         plain = f"{when} {self._who(m['author'])} → {to}  {text}{more}" + (f"  {mark}" if mark else "")
         rich = Content.from_markup(

@@ -12,10 +12,8 @@ from rich.style import Style
 from textual.binding import Binding, BindingType
 from textual.geometry import Size
 from textual.message import Message
-from textual.scroll_view import ScrollView
-from textual.strip import Strip
 
-from thrum_tui.textual_compat import no_layout_virtual_size
+from thrum_tui.widgets.row_view import RowView
 
 
 @dataclass(slots=True)
@@ -28,9 +26,7 @@ class FileRow:
     comments: int = 0
 
 
-class FileList(ScrollView, can_focus=True):
-    # Its box is fixed by the layout: a new file's size repaints, never re-lays out the screen.
-    virtual_size = no_layout_virtual_size()
+class FileList(RowView):
     DEFAULT_CSS = """
     FileList {
         height: 2fr;
@@ -76,9 +72,10 @@ class FileList(ScrollView, can_focus=True):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.rows: list[FileRow] = []
-        self.cursor = 0
-        self._lines: dict[int, Strip] = {}
-        self._style_cache: dict[str, Style] = {}
+
+    @property
+    def row_count(self) -> int:
+        return len(self.rows)
 
     def show(self, rows: list[FileRow], cursor: int = 0) -> None:
         self.rows = rows
@@ -89,28 +86,19 @@ class FileList(ScrollView, can_focus=True):
 
     def update_row(self, index: int, row: FileRow) -> None:
         self.rows[index] = row
-        self._lines.pop(index, None)
-        self.refresh_lines(index - self.scroll_offset.y)
-
-    def notify_style_update(self) -> None:
-        super().notify_style_update()
-        self._style_cache.clear()
-        self._lines.clear()
+        self.refresh_rows(index)
 
     def set_cursor(self, index: int) -> None:
         """Move the cursor without telling anyone (the screen already knows)."""
         if not self.rows:
             return
-        old, self.cursor = self.cursor, max(0, min(index, len(self.rows) - 1))
-        height = self.scrollable_content_region.height or 1
-        top = self.scroll_offset.y
-        if self.cursor < top:
-            self.scroll_to(y=self.cursor, animate=False, immediate=True)
-        elif self.cursor >= top + height:
-            self.scroll_to(y=self.cursor - height + 1, animate=False, immediate=True)
-        for i in (old, self.cursor):
-            self._lines.pop(i, None)
-        self.refresh()
+        old, scrolled = self.place_cursor(index)
+        if scrolled:
+            self._lines.pop(old, None)
+            self._lines.pop(self.cursor, None)
+            self.refresh()
+        else:
+            self.refresh_rows(old, self.cursor)
 
     def action_move(self, step: int) -> None:
         before = self.cursor
@@ -122,27 +110,7 @@ class FileList(ScrollView, can_focus=True):
         if self.rows:
             self.post_message(self.Chosen(self.cursor))
 
-    def _style(self, name: str) -> Style:
-        """Component styles, computed once per style change (each lookup walks the CSS)."""
-        style = self._style_cache.get(name)
-        if style is None:
-            style = self._style_cache[name] = (
-                self.rich_style if name == "base" else self.get_component_rich_style(name, partial=True)
-            )
-        return style
-
-    def render_line(self, y: int) -> Strip:
-        scroll_x, scroll_y = self.scroll_offset
-        i = scroll_y + y
-        width = self.scrollable_content_region.width
-        if i >= len(self.rows):
-            return Strip.blank(width, self._style("base"))
-        strip = self._lines.get(i)
-        if strip is None:
-            strip = self._lines[i] = Strip(self._segments(i))
-        return strip.crop_extend(scroll_x, scroll_x + width, self._style("base"))
-
-    def _segments(self, i: int) -> list[Segment]:
+    def row_segments(self, i: int) -> list[Segment]:
         r = self.rows[i]
         base = self._style("base") + (self._style("file-list--cursor") if i == self.cursor else Style())
         out = [
