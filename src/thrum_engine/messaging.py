@@ -12,7 +12,7 @@ import json
 import time
 from typing import TYPE_CHECKING
 
-from thrum_engine import ids, names
+from thrum_engine import fastjson, ids, names
 from thrum_engine.durations import iso, parse_iso
 from thrum_engine.engine.authority import require_operator
 from thrum_engine.engine.bus import Waiter
@@ -143,6 +143,11 @@ def check_body(engine: Engine, body: str, fmt: str) -> None:
             raise InvalidInput(f"--format json but the body is not JSON: {exc}") from None
 
 
+def _stored_list(text: str) -> list:
+    """A list column (addresses, scopes, refs): mostly `[]`, read without a parser."""
+    return [] if text == "[]" else fastjson.loads(text)
+
+
 def message_view(row: dict) -> dict:
     structured = row.get("structured")
     msg = {
@@ -156,10 +161,10 @@ def message_view(row: dict) -> dict:
         "updated_at": row["updated_at"],
         "deleted": bool(row["deleted"]),
         "broadcast": bool(row["broadcast"]),
-        "to": json.loads(row["addressed"]),
-        "mentions": json.loads(row["mentions"]),
-        "scopes": json.loads(row["scopes"]),
-        "refs": json.loads(row["refs"]),
+        "to": _stored_list(row["addressed"]),
+        "mentions": _stored_list(row["mentions"]),
+        "scopes": _stored_list(row["scopes"]),
+        "refs": _stored_list(row["refs"]),
     }
     if structured is not None:
         msg["body"]["structured"] = json.loads(structured)

@@ -13,6 +13,7 @@ import logging
 import os
 import time
 
+from thrum_engine import fastjson
 from thrum_engine.engine.core import Caller, Engine
 from thrum_engine.errors import EngineBusy, InvalidInput, ThrumError, TooLarge
 from thrum_engine.layout import socket_fallback_dir, worktree_of
@@ -308,7 +309,7 @@ class RpcServer:
 
     async def dispatch(self, line: bytes, pid: int, worktree: str | None) -> dict | None:
         try:
-            req = json.loads(line)
+            req = fastjson.loads(line)
         except (ValueError, UnicodeDecodeError) as exc:
             return _error(None, P.PARSE_ERROR, f"parse error: {exc}")
         except RecursionError:
@@ -372,7 +373,7 @@ class RpcServer:
 
     async def _send(self, writer: asyncio.StreamWriter, msg: dict, lock: asyncio.Lock | None = None) -> None:
         try:
-            data = (_encoder.encode(msg) + "\n").encode()
+            data = fastjson.dumps(msg) + b"\n"
         except UnicodeEncodeError:  # a lone surrogate quoted in an error: ASCII escapes always encode
             data = (json.dumps(msg, separators=(",", ":")) + "\n").encode()
         if lock is None:
