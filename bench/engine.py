@@ -589,7 +589,7 @@ def cmp_wait(t: Target, rounds: int) -> dict:
         lat.append((float(woke) - acked) * 1000)
     p.wait()
     sender.close()
-    return {"p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99)}
+    return {"lat": lat}
 
 
 def cmp_load(t: Target, messages: int, agents: int, conns: int = 4) -> float:
@@ -614,7 +614,7 @@ def cmp_inbox(t: Target, queries: int, seed: int) -> dict:
         c.call("message.inbox", {"caller": me, "page_size": 20})
         lat.append((time.perf_counter() - q0) * 1000)
     c.close()
-    return {"p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99)}
+    return {"lat": lat}
 
 
 def cmp_rebuild(t: Target) -> dict:
@@ -623,14 +623,20 @@ def cmp_rebuild(t: Target) -> dict:
 
 
 def _median_of(runs: list[dict]) -> dict:
+    """Rates: the median of the reps. Latencies: percentiles of every rep's samples pooled (a
+    median of per-rep p99s would hide the slow first views)."""
+    if "lat" in runs[0]:
+        lat = [x for r in runs for x in r["lat"]]
+        return {"p50_ms": round(pct(lat, 50), 3), "p99_ms": round(pct(lat, 99), 3), "samples": len(lat)}
     return {k: round(statistics.median(r[k] for r in runs), 3) for k in runs[0]}
 
 
 def bench_compare(a: argparse.Namespace) -> dict:
     """Every workload on every target, interleaved (ceiling, thrum, [baseline]) `--reps` times: load
     on the shared cores hits them alike; each figure is the median of its reps."""
-    names = ["ceiling", "thrum"] + (["baseline"] if a.baseline_src else [])
-    targets = [Target(n, a.baseline_src if n == "baseline" else None) for n in names]
+    srcs = {Path(src).parent.name: src for src in a.baseline_src}
+    names = ["ceiling", "thrum", *srcs]
+    targets = [Target(n, srcs.get(n)) for n in names]
     runs: dict[str, dict[str, list[dict]]] = {n: {} for n in names}
 
     def each(section: str, fn) -> None:
@@ -651,7 +657,7 @@ def bench_compare(a: argparse.Namespace) -> dict:
     finally:
         for t in targets:
             t.close()
-    out: dict = {"messages": a.messages, "agents": 50, "reps": a.reps}
+    out: dict = {"messages": a.messages, "agents": 50, "reps": a.reps, "targets": names}
     for n in names:
         out[n] = {section: _median_of(r) for section, r in runs[n].items()}
     ceil = out["ceiling"]
@@ -668,7 +674,7 @@ def bench_compare(a: argparse.Namespace) -> dict:
 
 
 def print_compare(c: dict) -> None:
-    names = [n for n in ("ceiling", "thrum", "baseline") if n in c]
+    names = c["targets"]
     print(f"== against the ceiling (same run, medians of {c['reps']} interleaved reps)")
     head = "".join(f"{n:>22s}" for n in names)
     print(f"  {'':34s}{head}")
@@ -709,7 +715,12 @@ def main() -> int:
     ap.add_argument("--messages", type=int, default=100_000)
     ap.add_argument("--runs", type=int, default=50)
     ap.add_argument("--compare", action="store_true", help="only the same-run comparison with the ceiling")
-    ap.add_argument("--baseline-src", help="compare: also run the Thrum under this src folder (a baseline)")
+    ap.add_argument(
+        "--baseline-src",
+        action="append",
+        default=[],
+        help="compare: also run the Thrum under this src folder (a baseline; repeatable, named by its parent)",
+    )
     ap.add_argument("--reps", type=int, default=3, help="compare: interleaved repetitions")
     ap.add_argument("--per-client", type=int, default=500, help="compare: sends per blocking client (16)")
     ap.add_argument("--per-conn", type=int, default=2500, help="compare: sends per pipelined connection (4)")
@@ -718,8 +729,7 @@ def main() -> int:
     a = ap.parse_args()
     out: dict = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}}
     if a.compare:
-        if a.baseline_src:
-            a.baseline_src = str(Path(a.baseline_src).resolve())
+        a.baseline_src = [str(Path(src).resolve()) for src in a.baseline_src]
         out["compare"] = bench_compare(a)
         if a.json:
             print(json.dumps(out, indent=2, sort_keys=True))
