@@ -406,6 +406,8 @@ class Conn(asyncio.Protocol):
                 me = p["caller"]
                 timer = loop.call_later(p.get("timeout", 30), timed_out, me, self, rid)
                 waiters.setdefault(me, []).append((self, rid, timer))
+            elif method == "delivery.paths":
+                out.append(frame(rid, {"agents": [{"waiting": bool(waiters.get(p["agent"]))}]}))
             elif method == "doctor.rebuild":
                 out.append(frame(rid, rebuild()))
             else:  # engine.info, agent.register
@@ -581,7 +583,9 @@ def cmp_wait(t: Target, rounds: int) -> dict:
     lat = []
     for _ in range(rounds):
         assert p.stdout.readline().strip() == "waiting"
-        time.sleep(0.002)  # let the wait register
+        # Send only once the wait is registered (a fixed pause lost the race on a loaded machine).
+        while not sender.call("delivery.paths", {"agent": "bob"})["agents"][0]["waiting"]:
+            time.sleep(0.0005)
         sender.call("message.send", {"caller": "alice", "body": "wake", "to": ["@bob"]})
         acked = time.perf_counter()
         woke, status = p.stdout.readline().split()

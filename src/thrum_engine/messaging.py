@@ -392,8 +392,10 @@ async def inbox_for(engine: Engine, me: str, p: InboxParams) -> dict:
             newly_shown.append(r["id"])
         messages.append(msg)
     if newly_shown:
+        # Markers only (the messages are durable): written in the background, in order, before
+        # this agent's next request runs (Engine.call); the page does not wait for their fsync.
         etype = "message.seen" if peeking else "message.read"
-        await engine.commit(engine.event(etype, me, {"message_ids": newly_shown, "at": iso()}))
+        engine.commit_later(engine.event(etype, me, {"message_ids": newly_shown, "at": iso()}))
         if etype == "message.read":
             unread -= len(newly_shown)
     following = offset + len(messages)
@@ -607,7 +609,9 @@ def _row_matches(matches, row: dict) -> bool:
 
 
 async def _received(engine: Engine, me: str, messages: list[dict]) -> dict:
-    await engine.commit(
+    # The messages are durable already; only the seen marker is new, and the waiter need not wait
+    # for its fsync (p99 6 ms -> well under 1 ms). It is queued before the answer is written.
+    engine.commit_later(
         engine.event("message.seen", me, {"message_ids": [m["message_id"] for m in messages], "at": iso()})
     )
     return {"status": "received", "messages": messages, "message": messages[0]}

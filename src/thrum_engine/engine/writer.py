@@ -50,13 +50,18 @@ class Writer:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="thrum-writer")
 
-    async def submit(self, events: list[dict]) -> None:
-        """Resolve once `events` are fsynced in the journal and applied to the projection."""
+    def queue(self, events: list[dict]) -> asyncio.Future:
+        """Queue `events`; the future resolves once they are fsynced in the journal and applied to
+        the projection (or fails with JournalWriteFailed)."""
         if self._task is None or self._task.done():
             raise JournalWriteFailed("the engine is shutting down")
         fut: asyncio.Future = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((events, fut))
-        await fut  # a cancelled caller leaves the events queued: they are still written
+        return fut
+
+    async def submit(self, events: list[dict]) -> None:
+        """Resolve once `events` are fsynced in the journal and applied to the projection."""
+        await self.queue(events)  # a cancelled caller leaves the events queued: they are still written
 
     async def _run(self) -> None:
         while True:
