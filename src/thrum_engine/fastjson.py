@@ -68,8 +68,9 @@ def dumps(obj: Any, *, sort_keys: bool = False) -> bytes:
 
 def loads(data: bytes | str) -> Any:
     """`json.loads(data)`: the same value, or the same error."""
-    t = type(data)
-    if (t is bytes and not _LONG_NUMBER(data)) or (t is str and not _LONG_NUMBER_TEXT(data)):
+    if (isinstance(data, bytes) and not _LONG_NUMBER(data)) or (
+        isinstance(data, str) and not _LONG_NUMBER_TEXT(data)
+    ):
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError:
