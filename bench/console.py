@@ -280,7 +280,8 @@ class Tmux:
             pass
         finally:
             self.run("kill-server", check=False)
-            sock = Path(os.environ.get("TMUX_TMPDIR", "/tmp")) / f"tmux-{os.getuid()}" / self.name
+            # The folder of the server tmux ran with this environment (not the bench's own).
+            sock = Path(self.store.env.get("TMUX_TMPDIR") or "/tmp") / f"tmux-{os.getuid()}" / self.name
             sock.unlink(missing_ok=True)
             # Whatever the console left (a hand-over daemon) goes too.
             cmd = [THRUM] if THRUM else [sys.executable, "-m", "thrum_engine"]

@@ -33,7 +33,11 @@ def pct(values: list[float], p: float) -> float:
 
 
 def env_for(home: Path) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("THRUM_", "TMUX"))}
+    # The caller's tmux session (TMUX, TMUX_PANE) is dropped, never TMUX_TMPDIR: without it the
+    # engine and the bench would talk to tmux servers in different folders.
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("THRUM_") and k not in ("TMUX", "TMUX_PANE")
+    }
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # time what users get: cached bytecode
     env.update(
         HOME=str(home),
@@ -47,11 +51,15 @@ def env_for(home: Path) -> dict:
 
 
 class Bench:
-    def __init__(self) -> None:
+    def __init__(self, src: str | None = None) -> None:
+        """`src`: run the Thrum under that `src` folder (another checkout: a baseline), not this one."""
         self.tmp = Path(tempfile.mkdtemp(prefix="thrum-bench-"))
         self.home = self.tmp / "home"
         self.home.mkdir()
         self.env = env_for(self.home)
+        self.cmd = [THRUM] if THRUM and not src else [sys.executable, "-m", "thrum_engine"]
+        if src:
+            self.env["PYTHONPATH"] = src
         self.repo = self.tmp / "repo"
         self.repo.mkdir()
         self.git("init", "-q", "-b", "main")
@@ -62,14 +70,15 @@ class Bench:
         self.git("worktree", "add", "-q", "-b", "feature/bob", str(self.wt))
         self.thrum(["quickstart", "--name", "alice", "--role", "impl"], self.repo)
         self.thrum(["quickstart", "--name", "bob", "--role", "reviewer"], self.wt)
-        subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "src")], capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "compileall", "-q", src or str(ROOT / "src")], capture_output=True
+        )
 
     def git(self, *args: str) -> None:
         subprocess.run(["git", *args], cwd=self.repo, env=self.env, check=True, capture_output=True)
 
     def thrum(self, args: list[str], cwd: Path) -> str:
-        cmd = [THRUM] if THRUM else [sys.executable, "-m", "thrum_engine"]
-        p = subprocess.run(cmd + args, cwd=cwd, env=self.env, capture_output=True, text=True)
+        p = subprocess.run(self.cmd + args, cwd=cwd, env=self.env, capture_output=True, text=True)
         if p.returncode != 0:
             raise SystemExit(f"thrum {' '.join(args)} failed: {p.stderr}")
         return p.stdout
@@ -284,6 +293,418 @@ async def _inbox_and_rebuild(messages: int, agents: int, queries: int) -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+# -- the ceiling: a minimal durable json+socket server, measured in the same run (issue 17) --
+
+CEILING = r'''
+"""The ceiling: what a Python engine on this machine can do with the least work that is still
+durable. A Unix socket, newline-delimited JSON-RPC frames (the same client talks to it), sends
+group-committed by one writer thread (one append + fsync per batch to one file), replies written
+when the batch is durable (one write per connection per batch), an in-memory index per
+recipient; `doctor.rebuild` loads its journal into a two-table SQLite file."""
+import asyncio, json, os, sqlite3, sys, threading, time
+try:
+    import orjson
+    loads, dumps = orjson.loads, orjson.dumps
+except ImportError:
+    loads = json.loads
+    def dumps(o): return json.dumps(o, separators=(",", ":"), ensure_ascii=False).encode()
+sock_path, journal_path = sys.argv[1], sys.argv[2]
+fd = os.open(journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+boxes, unread, read, waiters = {}, {}, {}, {}
+pending, cond, seq = [], threading.Condition(), [0]
+loop = None
+
+def frame(rid, result):
+    return b'{"jsonrpc":"2.0","id":' + dumps(rid) + b',"result":' + dumps(result) + b"}\n"
+
+def writer():
+    global pending
+    while True:
+        with cond:
+            while not pending:
+                cond.wait()
+            batch, pending = pending, []
+        os.write(fd, b"".join(b[3] for b in batch))
+        os.fsync(fd)
+        loop.call_soon_threadsafe(durable, batch)
+
+def durable(batch):
+    out = {}
+    for conn, rid, msg, _ in batch:
+        for r in msg["to"]:
+            boxes.setdefault(r, []).append(msg)
+            unread[r] = unread.get(r, 0) + 1
+            for wconn, wrid, timer in waiters.pop(r, ()):
+                timer.cancel()
+                out.setdefault(wconn, []).append(frame(wrid, {"status": "received", "messages": [msg]}))
+        out.setdefault(conn, []).append(
+            frame(rid, {"message_id": msg["id"], "recipients": msg["to"], "created_at": msg["ts"]}))
+    for conn, frames in out.items():
+        if not conn.transport.is_closing():
+            conn.transport.write(b"".join(frames))
+
+def inbox(me, size):
+    box = boxes.get(me, [])
+    page = box[-size:][::-1]
+    seen = read.setdefault(me, set())
+    views = []
+    for m in page:
+        views.append({**m, "is_read": m["id"] in seen})
+        if m["id"] not in seen:
+            seen.add(m["id"])
+            unread[me] -= 1
+    return {"messages": views, "total": len(box), "unread": unread.get(me, 0)}
+
+def timed_out(me, conn, rid):
+    left = [w for w in waiters.get(me, ()) if w[1] != rid or w[0] is not conn]
+    waiters[me] = left
+    conn.transport.write(frame(rid, {"status": "timeout", "messages": []}))
+
+def rebuild():
+    t0 = time.perf_counter()
+    scratch = journal_path + ".db"
+    if os.path.exists(scratch):
+        os.remove(scratch)
+    db = sqlite3.connect(scratch, isolation_level=None)
+    db.execute("PRAGMA journal_mode=MEMORY"); db.execute("PRAGMA synchronous=OFF")
+    db.execute("CREATE TABLE messages(id TEXT PRIMARY KEY, author TEXT, ts TEXT, body TEXT) WITHOUT ROWID")
+    db.execute("CREATE TABLE deliveries(recipient TEXT, message_id TEXT, PRIMARY KEY(recipient, message_id))"
+               " WITHOUT ROWID")
+    with open(journal_path, "rb") as fh:
+        lines = fh.read().split(b"\n")[:-1]
+    db.execute("BEGIN")
+    for i in range(0, len(lines), 5000):
+        evs = [loads(l) for l in lines[i:i + 5000]]
+        db.executemany("INSERT INTO messages VALUES (?,?,?,?)", [(e["id"], e["author"], e["ts"], e["body"]) for e in evs])
+        db.executemany("INSERT INTO deliveries VALUES (?,?)", [(r, e["id"]) for e in evs for r in e["to"]])
+    db.execute("COMMIT")
+    db.close()
+    s = time.perf_counter() - t0
+    return {"events": len(lines), "seconds": round(s, 3), "events_per_second": round(len(lines) / s)}
+
+class Conn(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport, self.buf = transport, b""
+
+    def data_received(self, data):
+        *lines, self.buf = (self.buf + data).split(b"\n")
+        out, queued = [], []
+        for line in lines:
+            if not line.strip():
+                continue
+            req = loads(line)
+            rid, method, p = req.get("id"), req.get("method"), req.get("params") or {}
+            if method == "message.send":
+                seq[0] += 1
+                ts = time.time()
+                msg = {"id": f"msg_{time.time_ns():x}{seq[0]:06d}", "author": p["caller"], "body": p["body"],
+                       "to": [a.lstrip("@") for a in p["to"]], "ts": f"{ts:.6f}"}
+                queued.append((self, rid, msg, dumps(msg) + b"\n"))
+            elif method == "message.inbox":
+                out.append(frame(rid, inbox(p["caller"], p.get("page_size") or 20)))
+            elif method == "message.wait":
+                me = p["caller"]
+                timer = loop.call_later(p.get("timeout", 30), timed_out, me, self, rid)
+                waiters.setdefault(me, []).append((self, rid, timer))
+            elif method == "delivery.paths":
+                out.append(frame(rid, {"agents": [{"waiting": bool(waiters.get(p["agent"]))}]}))
+            elif method == "doctor.rebuild":
+                out.append(frame(rid, rebuild()))
+            else:  # engine.info, agent.register
+                out.append(frame(rid, {"running": True, "pid": os.getpid()}))
+        if out:
+            self.transport.write(b"".join(out))
+        if queued:
+            with cond:
+                pending.extend(queued)
+                cond.notify()
+
+async def main():
+    global loop
+    loop = asyncio.get_running_loop()
+    threading.Thread(target=writer, daemon=True).start()
+    server = await loop.create_unix_server(Conn, sock_path)
+    print("ready", flush=True)
+    await loop.run_in_executor(None, sys.stdin.read)  # until the bench closes our stdin
+    server.close()
+
+asyncio.run(main())
+'''
+
+# `n` sends from one connection, `window` frames in flight (the engine allows 64 per connection);
+# authors and recipients drawn from `names` (or alice -> @bob). Prints its wall time.
+PIPELINED = r"""
+import json, random, socket, sys, time
+path, n, window, seed, names = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), json.loads(sys.argv[5])
+rng = random.Random(seed)
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(path)
+f = s.makefile("rb")
+sys.stdout.write("ready\n"); sys.stdout.flush()
+sys.stdin.readline()
+t0 = time.perf_counter()
+sent = done = 0
+def frame(i):
+    a, r = rng.sample(names, 2) if names else ("alice", "bob")
+    return json.dumps({"jsonrpc": "2.0", "id": i, "method": "message.send", "params": {
+        "caller": a, "body": f"message {seed}-{i} " + "x" * 80, "to": ["@" + r]}}) + "\n"
+while done < n:
+    burst = []
+    while sent < n and sent - done < window:
+        burst.append(frame(sent)); sent += 1
+    if burst:
+        s.sendall("".join(burst).encode())
+    resp = json.loads(f.readline())
+    if "error" in resp:
+        sys.exit(f"send failed: {resp['error']}")
+    done += 1
+print(time.perf_counter() - t0)
+"""
+
+WAITER = r"""
+import sys, time
+from thrum_engine.rpc.client import Client
+c = Client(sys.argv[1]).connect()
+for _ in range(int(sys.argv[2])):
+    sys.stdout.write("waiting\n"); sys.stdout.flush()
+    r = c.call("message.wait", {"caller": "bob", "timeout": 10})
+    sys.stdout.write(f"{time.perf_counter()!r} {r['status']}\n"); sys.stdout.flush()
+"""
+
+
+class Target:
+    """One server under the same workloads: the ceiling, or a Thrum daemon (this checkout's code, or
+    the code under `src` when given: a baseline in the same run)."""
+
+    def __init__(self, name: str, src: str | None = None) -> None:
+        self.name = name
+        self.proc: subprocess.Popen | None = None
+        self.bench: Bench | None = None
+        self.agents: list[str] = []
+        if name == "ceiling":
+            self.tmp = Path(tempfile.mkdtemp(prefix="thrum-bench-ceiling-"))
+            self.sock = str(self.tmp / "s.sock")
+            self.env = env_for(self.tmp)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", CEILING, self.sock, str(self.tmp / "journal.jsonl")],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                env=self.env,
+            )
+            assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "ready"
+            self.cwd, self.waiter_cwd, self.pid = self.tmp, self.tmp, self.proc.pid
+        else:
+            self.bench = Bench(src)
+            from thrum_engine.layout import Layout
+
+            self.sock = Layout(str(self.bench.repo)).socket_path
+            self.env, self.cwd, self.waiter_cwd = self.bench.env, self.bench.repo, self.bench.wt
+            self.pid = self.bench.daemon_pid()
+
+    def call(self, method: str, params: dict, timeout: float = 600) -> dict:
+        from thrum_engine.rpc.client import Client
+
+        os.chdir(self.cwd)  # the engine checks the caller's worktree by the peer's cwd
+        c = Client(self.sock, timeout).connect()
+        try:
+            return c.call(method, params)
+        finally:
+            c.close()
+
+    def register(self, names: list[str]) -> None:
+        for n in names:
+            self.call("agent.register", {"caller": n, "name": n, "role": "worker"})
+        self.agents = names
+
+    def close(self) -> None:
+        if self.proc is not None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+            self.proc.wait(10)
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        if self.bench is not None:
+            self.bench.close()
+
+
+def _clients(t: Target, argv_list: list[list[str]]) -> tuple[float, float]:
+    """Start client processes, release them together; (wall seconds, server CPU seconds)."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", *argv],
+            cwd=t.cwd,
+            env=t.env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for argv in argv_list
+    ]
+    for p in procs:
+        assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+    cpu0, t0 = _cpu(t.pid), time.perf_counter()
+    for p in procs:
+        assert p.stdin is not None
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    for p in procs:
+        if p.wait() != 0:
+            raise SystemExit(f"a client of {t.name} failed")
+    return time.perf_counter() - t0, _cpu(t.pid) - cpu0
+
+
+def cmp_blocking(t: Target, clients: int, per_client: int) -> dict:
+    wall, cpu = _clients(t, [[CLIENT, t.sock, "alice", str(per_client)] for _ in range(clients)])
+    n = clients * per_client
+    return {"msgs_per_s": n / wall, "cpu_us_per_msg": cpu / n * 1e6}
+
+
+def cmp_pipelined(t: Target, conns: int, per_conn: int, window: int = 64) -> dict:
+    wall, cpu = _clients(
+        t, [[PIPELINED, t.sock, str(per_conn), str(window), str(i), "[]"] for i in range(conns)]
+    )
+    n = conns * per_conn
+    return {"msgs_per_s": n / wall, "cpu_us_per_msg": cpu / n * 1e6}
+
+
+def cmp_wait(t: Target, rounds: int) -> dict:
+    from thrum_engine.rpc.client import Client
+
+    p = subprocess.Popen(
+        [sys.executable, "-c", WAITER, t.sock, str(rounds)],
+        cwd=t.waiter_cwd,
+        env=t.env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert p.stdout is not None
+    os.chdir(t.cwd)  # the engine checks the caller's worktree by the peer's cwd
+    sender = Client(t.sock).connect()
+    lat = []
+    for _ in range(rounds):
+        assert p.stdout.readline().strip() == "waiting"
+        # Send only once the wait is registered (a fixed pause lost the race on a loaded machine).
+        while not sender.call("delivery.paths", {"agent": "bob"})["agents"][0]["waiting"]:
+            time.sleep(0.0005)
+        sender.call("message.send", {"caller": "alice", "body": "wake", "to": ["@bob"]})
+        acked = time.perf_counter()
+        woke, status = p.stdout.readline().split()
+        assert status == "received", status
+        lat.append((float(woke) - acked) * 1000)
+    p.wait()
+    sender.close()
+    return {"lat": lat}
+
+
+def cmp_load(t: Target, messages: int, agents: int, conns: int = 4) -> float:
+    if not t.agents:
+        t.register([f"agent_{i:02d}" for i in range(agents)])
+    per = messages // conns
+    names = json.dumps(t.agents)
+    wall, _ = _clients(t, [[PIPELINED, t.sock, str(per), "48", str(100 + i), names] for i in range(conns)])
+    return per * conns / wall
+
+
+def cmp_inbox(t: Target, queries: int, seed: int) -> dict:
+    from thrum_engine.rpc.client import Client
+
+    rng = random.Random(seed)
+    os.chdir(t.cwd)
+    c = Client(t.sock).connect()
+    lat = []
+    for _ in range(queries):
+        me = rng.choice(t.agents)
+        q0 = time.perf_counter()
+        c.call("message.inbox", {"caller": me, "page_size": 20})
+        lat.append((time.perf_counter() - q0) * 1000)
+    c.close()
+    return {"lat": lat}
+
+
+def cmp_rebuild(t: Target) -> dict:
+    r = t.call("doctor.rebuild", {})
+    return {"events": r["events"], "events_per_s": r["events_per_second"]}
+
+
+def _median_of(runs: list[dict]) -> dict:
+    """Rates: the median of the reps. Latencies: percentiles of every rep's samples pooled (a
+    median of per-rep p99s would hide the slow first views)."""
+    if "lat" in runs[0]:
+        lat = [x for r in runs for x in r["lat"]]
+        return {"p50_ms": round(pct(lat, 50), 3), "p99_ms": round(pct(lat, 99), 3), "samples": len(lat)}
+    return {k: round(statistics.median(r[k] for r in runs), 3) for k in runs[0]}
+
+
+def bench_compare(a: argparse.Namespace) -> dict:
+    """Every workload on every target, interleaved (ceiling, thrum, [baseline]) `--reps` times: load
+    on the shared cores hits them alike; each figure is the median of its reps."""
+    srcs = {Path(src).parent.name: src for src in a.baseline_src}
+    names = ["ceiling", "thrum", *srcs]
+    targets = [Target(n, srcs.get(n)) for n in names]
+    runs: dict[str, dict[str, list[dict]]] = {n: {} for n in names}
+
+    def each(section: str, fn) -> None:
+        for t in targets:
+            runs[t.name].setdefault(section, []).append(fn(t))
+
+    try:
+        for _ in range(a.reps):
+            each("blocking16", lambda t: cmp_blocking(t, 16, a.per_client))
+            each("pipelined", lambda t: cmp_pipelined(t, 4, a.per_conn))
+            each("wait", lambda t: cmp_wait(t, a.wait_rounds))
+        for t in targets:
+            runs[t.name]["load"] = [{"msgs_per_s": cmp_load(t, a.messages, 50)}]
+        for rep in range(a.reps):
+            each("inbox", lambda t, rep=rep: cmp_inbox(t, a.queries, rep))
+        for _ in range(a.reps):
+            each("rebuild", cmp_rebuild)
+    finally:
+        for t in targets:
+            t.close()
+    out: dict = {"messages": a.messages, "agents": 50, "reps": a.reps, "targets": names}
+    for n in names:
+        out[n] = {section: _median_of(r) for section, r in runs[n].items()}
+    ceil = out["ceiling"]
+    for n in names[1:]:
+        me = out[n]
+        out[n]["ratios"] = {
+            "blocking16": round(me["blocking16"]["msgs_per_s"] / ceil["blocking16"]["msgs_per_s"], 2),
+            "pipelined": round(me["pipelined"]["msgs_per_s"] / ceil["pipelined"]["msgs_per_s"], 2),
+            "wait_p99": round(me["wait"]["p99_ms"] / ceil["wait"]["p99_ms"], 2),
+            "inbox_p99": round(me["inbox"]["p99_ms"] / ceil["inbox"]["p99_ms"], 2),
+            "rebuild": round(me["rebuild"]["events_per_s"] / ceil["rebuild"]["events_per_s"], 2),
+        }
+    return out
+
+
+def print_compare(c: dict) -> None:
+    names = c["targets"]
+    print(f"== against the ceiling (same run, medians of {c['reps']} interleaved reps)")
+    head = "".join(f"{n:>22s}" for n in names)
+    print(f"  {'':34s}{head}")
+
+    def row(label: str, section: str, key: str, fmt: str, ratio: str | None, target: str) -> None:
+        cells = []
+        for n in names:
+            v = c[n][section][key]
+            cell = format(v, fmt)
+            if n != "ceiling" and ratio:
+                cell += f" ({c[n]['ratios'][ratio]:.2f}x)"
+            cells.append(f"{cell:>22s}")
+        print(f"  {label:34s}{''.join(cells)}   {target}")
+
+    row("16 blocking clients, msgs/s", "blocking16", "msgs_per_s", ",.0f", "blocking16", ">= 0.9x")
+    row("  server CPU per message, us", "blocking16", "cpu_us_per_msg", ".1f", None, "")
+    row("pipelined (4 x 64 in flight), msgs/s", "pipelined", "msgs_per_s", ",.0f", "pipelined", ">= 0.7x")
+    row("  server CPU per message, us", "pipelined", "cpu_us_per_msg", ".1f", None, "")
+    row("wait wake-up p50, ms", "wait", "p50_ms", ".3f", None, "")
+    row("wait wake-up p99, ms", "wait", "p99_ms", ".3f", "wait_p99", "<= 1 ms")
+    row(f"inbox p50 at {c['messages']:,} msgs, ms", "inbox", "p50_ms", ".3f", None, "")
+    row(f"inbox p99 at {c['messages']:,} msgs, ms", "inbox", "p99_ms", ".3f", "inbox_p99", "<= 1 ms")
+    row("  (loaded at, msgs/s)", "load", "msgs_per_s", ",.0f", None, "")
+    row("rebuild, events/s", "rebuild", "events_per_s", ",.0f", "rebuild", ">= 0.8x")
+
+
 def rss_kb(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -297,9 +718,29 @@ def main() -> int:
     ap.add_argument("--only", default="cli,throughput,wait,inbox,rss")
     ap.add_argument("--messages", type=int, default=100_000)
     ap.add_argument("--runs", type=int, default=50)
+    ap.add_argument("--compare", action="store_true", help="only the same-run comparison with the ceiling")
+    ap.add_argument(
+        "--baseline-src",
+        action="append",
+        default=[],
+        help="compare: also run the Thrum under this src folder (a baseline; repeatable, named by its parent)",
+    )
+    ap.add_argument("--reps", type=int, default=3, help="compare: interleaved repetitions")
+    ap.add_argument("--per-client", type=int, default=500, help="compare: sends per blocking client (16)")
+    ap.add_argument("--per-conn", type=int, default=2500, help="compare: sends per pipelined connection (4)")
+    ap.add_argument("--wait-rounds", type=int, default=200)
+    ap.add_argument("--queries", type=int, default=500, help="compare: inbox queries per rep")
     a = ap.parse_args()
-    only = set(a.only.split(","))
     out: dict = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}}
+    if a.compare:
+        a.baseline_src = [str(Path(src).resolve()) for src in a.baseline_src]
+        out["compare"] = bench_compare(a)
+        if a.json:
+            print(json.dumps(out, indent=2, sort_keys=True))
+        else:
+            print_compare(out["compare"])
+        return 0
+    only = set(a.only.split(","))
     b = Bench()
     try:
         if "cli" in only:

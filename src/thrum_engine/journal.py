@@ -18,6 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from thrum_engine import fastjson
 from thrum_engine.files import create_private, open_append_private, private_dir, write_all, write_private
 
 SUFFIX = ".jsonl"
@@ -57,7 +58,7 @@ def shard_name(author: str) -> str:
 def parse_event(raw: bytes) -> dict | None:
     """One complete journal line -> its event, or None when it is not one (unreadable)."""
     try:
-        ev = json.loads(raw)
+        ev = fastjson.loads(raw)
     except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser's stack
         return None
     return ev if isinstance(ev, dict) and "id" in ev else None

@@ -66,6 +66,11 @@ def _real(path: str) -> str:
     return os.path.realpath(path)
 
 
+def _log_marker_failure(fut: asyncio.Future) -> None:
+    if not fut.cancelled() and fut.exception() is not None:
+        log.warning("marker not recorded: %s", fut.exception())
+
+
 @dataclass(frozen=True)
 class Part:
     """A subsystem plugged into the engine by the composition root: started in plug order once the
@@ -136,6 +141,8 @@ class Engine:
         self.sync: SyncService | None = None  # set once sync started (off: local-only)
         self.post: Post = _no_messaging
         self.collisions: list[dict] = []  # agent names registered on two clones (sync)
+        self._settings_checked = False
+        self._markers: dict[str, asyncio.Future] = {}  # author -> the last marker queued by commit_later
 
     def plug(self, part: Part) -> None:
         """Add a subsystem to start with the engine (before `start`)."""
@@ -365,6 +372,30 @@ class Engine:
         except JournalWriteFailed as exc:
             raise ThrumError(str(exc)) from exc
 
+    def commit_later(self, *events: dict) -> None:
+        """Queue events without waiting until they are durable: only for markers whose loss in a
+        crash costs a repeat and nothing else (seen and read markers: the messages are durable). They are still written in
+        order with everything queued after them, and before the engine stops; a failure is logged."""
+        try:
+            fut = self.writer.queue(list(events))
+        except JournalWriteFailed as exc:
+            log.warning("marker not recorded: %s", exc)
+            return
+        fut.add_done_callback(_log_marker_failure)
+        for ev in events:
+            self._markers[ev["author"]] = fut
+
+    async def markers_written(self, name: str) -> None:
+        """Wait for `name`'s markers still being written (the writer keeps order: the last is
+        enough): every request of that agent sees its own reads and waits recorded."""
+        fut = self._markers.get(name)
+        if fut is None:
+            return
+        if not fut.done():
+            await asyncio.wait([fut])
+        if self._markers.get(name) is fut:
+            del self._markers[name]
+
     def _on_applied(self, events: list[dict]) -> None:
         for ev in events:
             d = ev["data"]
@@ -471,7 +502,13 @@ class Engine:
         m = METHODS.get(name)
         if m is None:
             raise UnknownMethod(f"unknown method: {name}")
-        self.live_settings.refresh(self)
+        if not self._settings_checked:
+            # One look at config.json per turn of the loop, not per request: a batch of pipelined
+            # requests paid a `stat` each (~20 us of a send). A command sent after an edit always
+            # arrives in a later turn, so it still sees the change.
+            self._settings_checked = True
+            self.live_settings.refresh(self)
+            asyncio.get_running_loop().call_soon(self._settings_stale)
         raw = dict(params or {})
         if m.identity and caller.name is None:
             caller = self.as_operator(caller)
@@ -498,6 +535,8 @@ class Engine:
             if caller.name not in self.agents:
                 raise UnknownAgent(f"agent @{caller.name} is not registered: run `thrum quickstart` first")
             self.touch(caller.name)
+        if caller.name in self._markers:
+            await self.markers_written(caller.name)
         if not m.timeout:
             return await m.handler(self, caller, p)
         # A watchdog (one timer for all calls) cancels calls past their deadline: cheaper than a
@@ -517,6 +556,9 @@ class Engine:
             raise
         finally:
             self._inflight.pop(task, None)
+
+    def _settings_stale(self) -> None:
+        self._settings_checked = False
 
     async def _watchdog(self) -> None:
         while True:

@@ -17,10 +17,10 @@ way (the CLI says the outcome is unknown); the next start applies it.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Callable
 
+from thrum_engine import fastjson
 from thrum_engine.journal import Journal
 from thrum_engine.store import Store
 
@@ -31,11 +31,9 @@ class JournalWriteFailed(Exception):
     pass
 
 
-_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=True)
-
-
 def encode(event: dict) -> bytes:
-    return (_encoder.encode(event) + "\n").encode()
+    """One journal line: sorted keys, no spaces, UTF-8 (`store.lines` matches this shape)."""
+    return fastjson.dumps(event, sort_keys=True) + b"\n"
 
 
 class Writer:
@@ -52,13 +50,18 @@ class Writer:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="thrum-writer")
 
-    async def submit(self, events: list[dict]) -> None:
-        """Resolve once `events` are fsynced in the journal and applied to the projection."""
+    def queue(self, events: list[dict]) -> asyncio.Future:
+        """Queue `events`; the future resolves once they are fsynced in the journal and applied to
+        the projection (or fails with JournalWriteFailed)."""
         if self._task is None or self._task.done():
             raise JournalWriteFailed("the engine is shutting down")
         fut: asyncio.Future = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((events, fut))
-        await fut  # a cancelled caller leaves the events queued: they are still written
+        return fut
+
+    async def submit(self, events: list[dict]) -> None:
+        """Resolve once `events` are fsynced in the journal and applied to the projection."""
+        await self.queue(events)  # a cancelled caller leaves the events queued: they are still written
 
     async def _run(self) -> None:
         while True:
