@@ -3,11 +3,12 @@ tables hold machine-local state that `doctor rebuild` carries over."""
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 PROJECTED = ("applied_events", "shard_offsets", "agents", "sessions", "messages", "deliveries", "unread")
 # Review tables (issue 14): reviews and their rounds are projected, pending comments are local.
 PROJECTED += ("reviews", "review_rounds")
+PROJECTED += ("counts",)  # trigger-kept totals (v9 here, v12 at merge)
 LOCAL = ("presence", "tmux_queue", "monitors", "monitor_events")
 LOCAL += ("review_drafts",)
 
@@ -20,6 +21,11 @@ UNREAD_RECOUNT = """
         JOIN deliveries d ON d.recipient = a.name AND d.read_at IS NULL AND d.deleted = 0
             AND d.created_at >= a.registered_at
         JOIN messages m ON m.id = d.message_id GROUP BY d.recipient, m.author
+"""
+
+# The messages not deleted, counted afresh: the counter's first fill, and the end of a rebuild.
+MESSAGE_RECOUNT = """
+    INSERT OR REPLACE INTO counts(name, n) SELECT 'messages', COUNT(*) FROM messages WHERE deleted = 0
 """
 
 # A (re)registered agent's unread mail, counted afresh (v5's triggers).
@@ -263,4 +269,26 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX review_drafts_agent ON review_drafts(agent, created_at);
     """,
+    # v9 (v12 at merge): the number of messages kept by triggers, so `overview` and `inbox --all`
+    # read a row instead of counting every message (~0.4-0.9 s at 1M messages).
+    f"""
+    CREATE TABLE counts(name TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
+    {MESSAGE_RECOUNT};
+    CREATE TRIGGER messages_counted AFTER INSERT ON messages WHEN NEW.deleted = 0
+    BEGIN
+        UPDATE counts SET n = n + 1 WHERE name = 'messages';
+    END;
+    CREATE TRIGGER messages_recounted AFTER UPDATE OF deleted ON messages
+    WHEN (OLD.deleted = 0) != (NEW.deleted = 0)
+    BEGIN
+        UPDATE counts SET n = n + CASE WHEN NEW.deleted = 0 THEN 1 ELSE -1 END WHERE name = 'messages';
+    END;
+    CREATE TRIGGER messages_uncounted AFTER DELETE ON messages WHEN OLD.deleted = 0
+    BEGIN
+        UPDATE counts SET n = n - 1 WHERE name = 'messages';
+    END;
+    """,
 ]
+
+# What the end of a rebuild counts afresh (it drops the triggers while it loads).
+RECOUNTS = UNREAD_RECOUNT + ";" + MESSAGE_RECOUNT
