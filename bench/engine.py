@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import scale  # noqa: E402  (bench/scale.py: CLI cost by store size, `--only scale`)
+import scale  # bench/scale.py: CLI cost by store size, `--only scale`
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

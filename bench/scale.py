@@ -66,7 +66,9 @@ def _id(prefix: str, n: int) -> str:
 def env_for(home: Path, src: str | None) -> dict:
     """The user's environment without Thrum's or tmux's session variables (the daemon must not find
     the caller's tmux server or identity); TMUX_TMPDIR is kept so both sides agree on tmux's socket dir."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("THRUM_") and k not in ("TMUX", "TMUX_PANE")}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("THRUM_") and k not in ("TMUX", "TMUX_PANE")
+    }
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.update(
         HOME=str(home),
@@ -100,7 +102,12 @@ def write_journal(journal_dir: str, repo: str, messages: int, seed: int = 17) ->
 
     start = _iso(T0)
     for name in names:
-        ev(name, "agent.register", start, {"name": name, "role": "worker", "worktree": repo, "registered_at": start})
+        ev(
+            name,
+            "agent.register",
+            start,
+            {"name": name, "role": "worker", "worktree": repo, "registered_at": start},
+        )
     sessions_each = max(1, messages // 2000 // AGENTS)
     step = messages / (sessions_each + 1)
     session_at = {name: [step * (k + 1) for k in range(sessions_each)] for name in names}
@@ -119,7 +126,11 @@ def write_journal(journal_dir: str, repo: str, messages: int, seed: int = 17) ->
         author = rng.choice(names)
         roll = rng.random()
         others = [a for a in names if a != author]
-        data: dict = {"message_id": _id("msg", n + 1), "content": f"message {i} " + "x" * 80, "format": "markdown"}
+        data: dict = {
+            "message_id": _id("msg", n + 1),
+            "content": f"message {i} " + "x" * 80,
+            "format": "markdown",
+        }
         if roll < 0.002:
             data["recipients"] = others
             data["broadcast"] = True
@@ -192,7 +203,10 @@ def prepare(size: int, src: str | None) -> tuple[Path, dict]:
         journal = repo / ".git/thrum-sync/a-sync/journal"
         t = time.perf_counter()
         events = write_journal(str(journal), str(repo), size)
-        print(f"   generated {size:,} messages ({events:,} events) in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+        print(
+            f"   generated {size:,} messages ({events:,} events) in {time.perf_counter() - t:.1f} s",
+            file=sys.stderr,
+        )
         (base / "journal.done").write_text(str(events))
     tag = schema_tag(_src_of(src))
     db = repo / ".thrum/var/thrum.db"
@@ -224,7 +238,10 @@ def prepare(size: int, src: str | None) -> tuple[Path, dict]:
         )
         if p.returncode:
             raise SystemExit(f"rebuild failed: {p.stderr}")
-        print(f"   rebuilt {size:,} ({p.stdout.strip()} events) in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+        print(
+            f"   rebuilt {size:,} ({p.stdout.strip()} events) in {time.perf_counter() - t:.1f} s",
+            file=sys.stderr,
+        )
     return repo, env
 
 
@@ -280,7 +297,9 @@ def bench_scale(sizes: list[int], runs: int, src: str | None = None) -> dict:
 def print_scale(r: dict) -> None:
     sizes = r["sizes"]
     head = "".join(f"{f'{s:,}':>22}" for s in sizes)
-    print(f"== CLI wall time by store size ({r['agents']} agents, median of {r['runs']}; x = ratio to {sizes[0]:,})")
+    print(
+        f"== CLI wall time by store size ({r['agents']} agents, median of {r['runs']}; x = ratio to {sizes[0]:,})"
+    )
     print(f"  {'command':16s}{head}")
     for label, by in r["commands"].items():
         cells = "".join(

@@ -7,10 +7,11 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import uuid
+from typing import Self
 
 import pytest
-from test_unread_counts import NAMES, _journal  # the random journal: sends, reads, deletes, purges
 
+from test_unread_counts import NAMES, _journal  # the random journal: sends, reads, deletes, purges
 from thrum_engine.engine.assemble import build
 from thrum_engine.engine.caller import Caller
 from thrum_engine.layout import Layout
@@ -52,7 +53,7 @@ class Recorder:
         self.sql.append((sql, list(params)))
         return await self._all(sql, params)
 
-    def __enter__(self) -> Recorder:
+    def __enter__(self) -> Self:
         self.store.all = self.all  # type: ignore[method-assign]
         return self
 
@@ -125,7 +126,9 @@ async def test_inbox_pages_are_what_the_whole_history_query_gives(tmp_path, seed
                 for limit, offset in ((5, 0), (7, 3), (100, 0)):
                     kw = {**variant, "limit": limit, "offset": offset}
                     page = await queries.inbox_page(store, me, FLOOR, budget=BIG, **kw)
-                    got = [(r["id"], r["content"], r["read_at"], r["seen_at"], r["recipient"]) for r in page.rows]
+                    got = [
+                        (r["id"], r["content"], r["read_at"], r["seen_at"], r["recipient"]) for r in page.rows
+                    ]
                     want, total = await _inbox_reference(store, me, **kw)
                     assert (got, page.total) == (want, total), (me, kw)
     finally:
