@@ -68,7 +68,12 @@ class Recorder:
 # -- the reference: the page as one query over the whole history (the slow formulation) --
 
 
-async def _inbox_reference(store: Store, me: str, **kw) -> tuple[list[tuple], int]:
+async def _floors(store: Store) -> dict[str, str]:
+    """Registered agents and their floors (the engine lists only a registered caller's inbox)."""
+    return {r["name"]: r["registered_at"] for r in await store.all("SELECT name, registered_at FROM agents")}
+
+
+async def _inbox_reference(store: Store, me: str, floor: str, **kw) -> tuple[list[tuple], int]:
     args: list = [me]
     if kw.get("everything"):
         base = (
@@ -81,7 +86,7 @@ async def _inbox_reference(store: Store, me: str, **kw) -> tuple[list[tuple], in
             "FROM deliveries d JOIN messages m ON m.id = d.message_id WHERE d.recipient = ?"
             " AND d.deleted = 0 AND d.created_at >= ?"
         )
-        args.append(FLOOR)
+        args.append(floor)
         order = "d.created_at"
     if kw.get("unread_only"):
         base += " AND d.read_at IS NULL"
@@ -121,15 +126,17 @@ INBOX_VARIANTS = [
 async def test_inbox_pages_are_what_the_whole_history_query_gives(tmp_path, seed):
     store = await _store(tmp_path, seed)
     try:
-        for me in NAMES:
+        floors = await _floors(store)
+        assert floors
+        for me, floor in floors.items():
             for variant in INBOX_VARIANTS:
                 for limit, offset in ((5, 0), (7, 3), (100, 0)):
                     kw = {**variant, "limit": limit, "offset": offset}
-                    page = await queries.inbox_page(store, me, FLOOR, budget=BIG, **kw)
+                    page = await queries.inbox_page(store, me, floor, budget=BIG, **kw)
                     got = [
                         (r["id"], r["content"], r["read_at"], r["seen_at"], r["recipient"]) for r in page.rows
                     ]
-                    want, total = await _inbox_reference(store, me, **kw)
+                    want, total = await _inbox_reference(store, me, floor, **kw)
                     assert (got, page.total) == (want, total), (me, kw)
     finally:
         await store.close()
@@ -224,12 +231,17 @@ async def test_wait_backlog_is_unchanged_and_walks_only_unread_mail(tmp_path, se
 
 async def _counted(store: Store) -> None:
     assert await queries.message_count(store) == await store.scalar(MESSAGE_COUNT)
+    for me, floor in (await _floors(store)).items():
+        assert await queries.inbox_count(store, me) == await store.scalar(
+            "SELECT COUNT(*) FROM deliveries WHERE recipient = ? AND deleted = 0 AND created_at >= ?",
+            (me, floor),
+        )
     page = await queries.inbox_page(store, "alice", FLOOR, limit=1, offset=0, budget=BIG, everything=True)
     assert page.total == await store.scalar(MESSAGE_COUNT)
 
 
 @pytest.mark.parametrize("seed", range(4))
-async def test_the_kept_message_count_follows_sends_deletes_and_purges(tmp_path, seed):
+async def test_the_kept_counts_follow_sends_deletes_purges_and_registrations(tmp_path, seed):
     events = _journal(seed, 500)
     store = Store(str(tmp_path / "live.sqlite"))
     await store.open()
@@ -296,3 +308,35 @@ async def test_team_list_reuses_a_recent_tmux_discovery(engine):
     tmux._discovered_at = float("-inf")  # stale: the next listings discover again, once between them
     await asyncio.gather(*(engine.call("team.list", {"all": True}, Caller.trusted()) for _ in range(4)))
     assert len(calls) == 2
+
+
+async def test_an_older_database_gets_its_counts_on_upgrade(tmp_path):
+    """The migration that adds the kept counts fills them from the messages already there."""
+    import sqlite3
+
+    from thrum_engine.store.schema import MIGRATIONS, SCHEMA_VERSION
+
+    store = await _store(tmp_path, 5)
+    path = store.path
+    await store.close()
+    before = SCHEMA_VERSION - 1
+    with sqlite3.connect(path) as conn:  # back to the schema before the counts
+        conn.executescript(
+            "DROP TABLE counts; DROP TABLE inbox_counts;"
+            + "".join(
+                f"DROP TRIGGER {name};"
+                for (name,) in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+                    " AND (name LIKE 'messages_%' OR name LIKE 'inbox_%')"
+                )
+            )
+        )
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(before),))
+    assert "counts" in MIGRATIONS[before]
+    store = Store(path)
+    await store.open()
+    try:
+        await _counted(store)
+        assert await queries.message_count(store) > 0
+    finally:
+        await store.close()

@@ -169,12 +169,20 @@ async def inbox_page(
         rows_from=rows_from,
         rows_args=[me],
     )
+    # The kept totals where the filters are theirs (the floor is `me`'s registration, as theirs is).
     if everything and not (unread_only or mentions or author or scope):
-        page.total = await message_count(store)  # every message, one row each: the kept count
+        page.total = await message_count(store)  # every message, one row each
+    elif simple and not mentions:
+        page.total = await (unread_count(store, me) if unread_only else inbox_count(store, me))
     else:
         count_from = base.replace(" JOIN messages m ON m.id = d.message_id", "") if simple else base
         page.total = await store.scalar(f"SELECT COUNT(*) {count_from}", args)
     return page
+
+
+async def inbox_count(store: Store, me: str) -> int:
+    """`me`'s visible mail, read or not (from the trigger-kept `inbox_counts` table)."""
+    return await store.scalar("SELECT n FROM inbox_counts WHERE recipient = ?", (me,)) or 0
 
 
 async def unread_count(store: Store, me: str) -> int:
