@@ -20,6 +20,9 @@ import threading
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import scale  # bench/scale.py: CLI cost by store size, `--only scale`
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 THRUM = str(BIN / "thrum") if (BIN / "thrum").exists() else None
@@ -755,6 +758,8 @@ def main() -> int:
         b.close()
     if "inbox" in only or "rebuild" in only:
         out.update(asyncio.run(_inbox_and_rebuild(a.messages, 50, 500)))
+    if "scale" in only:  # not in the default: builds (or reuses) stores of up to 1M messages
+        out["scale"] = scale.bench_scale(list(scale.SIZES), 15)
     if a.json:
         print(json.dumps(out, indent=2, sort_keys=True))
         return 0
@@ -785,6 +790,8 @@ def main() -> int:
         )
     if "daemon_rss_mb" in out:
         print(f"== daemon RSS: {out['daemon_rss_mb']} MB")
+    if "scale" in out:
+        scale.print_scale(out["scale"])
     return 0
 
 

@@ -15,6 +15,7 @@ from thrum_engine.engine.core import Caller, Engine
 from thrum_engine.engine.registry import method
 from thrum_engine.identity import agent_view, session_view
 from thrum_engine.model import PrimeParams
+from thrum_engine.store import queries
 from thrum_engine.team import member, my_context, unread_counts
 
 RECENT = 5
@@ -30,12 +31,7 @@ def _read_text(path: str, limit: int = 64_000) -> str | None:
 
 
 async def recent_unread(engine: Engine, me: str, limit: int = RECENT) -> list[dict]:
-    rows = await engine.store.all(
-        "SELECT m.id, m.author, m.content, m.created_at FROM deliveries d JOIN messages m ON m.id = d.message_id"
-        " WHERE d.recipient = ? AND d.read_at IS NULL AND d.deleted = 0 AND d.created_at >= ?"
-        " ORDER BY d.created_at DESC LIMIT ?",
-        (me, engine.agents[me]["registered_at"], limit),
-    )
+    rows = await queries.recent_unread(engine.store, me, engine.agents[me]["registered_at"], limit)
     return [
         {"message_id": r["id"], "from": r["author"], "content": r["content"], "created_at": r["created_at"]}
         for r in rows

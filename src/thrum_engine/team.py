@@ -97,7 +97,7 @@ def member(engine: Engine, name: str, unread: int, now: float) -> dict:
 @method("team.list", TeamParams)
 async def team(engine: Engine, caller: Caller, p: TeamParams) -> dict:
     if engine.tmux is not None:
-        await engine.tmux.discover()  # which panes still run their runtime, which sessions are gone
+        await engine.tmux.discover_recent()  # which panes still run their runtime, which sessions are gone
     now = time.time()
     unread = await unread_counts(engine)
     members = [member(engine, n, unread.get(n, 0), now) for n in engine.agents]

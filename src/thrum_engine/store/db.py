@@ -22,7 +22,7 @@ import aiosqlite
 from thrum_engine.files import FILE_MODE, private_dir
 from thrum_engine.store import apply as projector
 from thrum_engine.store.lines import LineRejected, ops_for_lines
-from thrum_engine.store.schema import LOCAL, MIGRATIONS, SCHEMA_VERSION, UNREAD_RECOUNT
+from thrum_engine.store.schema import LOCAL, MIGRATIONS, RECOUNTS, SCHEMA_VERSION
 from thrum_engine.store.validate import EventCheck
 
 T = TypeVar("T")
@@ -275,7 +275,7 @@ class Store:
         deferred, self._deferred_indexes = self._deferred_indexes, []
 
         def finish(conn: sqlite3.Connection) -> None:
-            conn.executescript("BEGIN;" + UNREAD_RECOUNT + ";COMMIT;")
+            conn.executescript("BEGIN;" + RECOUNTS + ";COMMIT;")
             for _kind, _name, sql in deferred:
                 conn.execute(sql)
             conn.execute("PRAGMA journal_mode=WAL")

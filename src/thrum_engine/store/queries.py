@@ -56,14 +56,29 @@ class Page:
 
 
 async def within_budget(
-    store: Store, select: str, base: str, args: list, tail: str, tail_args: list, budget: int
+    store: Store,
+    select: str,
+    base: str,
+    args: list,
+    tail: str,
+    tail_args: list,
+    budget: int,
+    *,
+    rows_from: str = "messages m",
+    rows_args: list | None = None,
 ) -> Page:
     """`SELECT {select} {base} {tail}`, but holding at most `budget` bytes of bodies (always at least
     one message); `cut` when the budget ended the page before `tail`'s LIMIT.
 
     Sizes are read first (SQLite computes them without handing the bodies to Python), then only the
     bodies that fit are fetched, so a listing of a hundred 1 MiB bodies never holds them all at once.
-    `base` is `FROM ... WHERE ...`; `tail` orders and limits."""
+    `base` is `FROM ... WHERE ...`; `tail` orders and limits.
+
+    The bodies are fetched by id from `rows_from` (the tables `select` reads, messages first as `m`,
+    joined by key; `rows_args` fill its `?`): a primary-key lookup per row shown. Re-running `base`
+    with `m.id IN (...)` let SQLite drive by `base`'s own index instead (the recipient's or the
+    author's whole history: ~15 ms at 10k deliveries, 50-90 ms at 1M messages), since without
+    statistics it guesses an equality on an index column matches fewer rows than 20 ids do."""
     sizes = await store.all(f"SELECT m.id AS id, {BODY_BYTES} AS nbytes {base} {tail}", args + tail_args)
     keep: list[str] = []
     used = 0
@@ -74,7 +89,10 @@ async def within_budget(
         used += r["nbytes"]
     if not keep:
         return Page([], False)
-    rows = await store.all(f"SELECT {select} {base} AND m.id IN ({_marks(keep)})", args + keep)
+    rows = await store.all(
+        f"SELECT {select} FROM {rows_from} WHERE m.id IN ({_marks(keep)}) AND m.deleted = 0",
+        (rows_args or []) + keep,
+    )
     order = {mid: i for i, mid in enumerate(keep)}
     rows.sort(key=lambda r: order[r["id"]])
     return Page(rows, len(keep) < len(sizes))
@@ -111,12 +129,15 @@ async def inbox_page(
     with the delivery's read_at, seen_at and recipient (None: not addressed to me), and the total."""
     args: list = [me]
     simple = False  # only delivery-level filters: the count can skip the messages table
+    # The page's rows, found by message id: my delivery of each by its key (recipient, message_id).
+    rows_from = "messages m CROSS JOIN deliveries d ON d.message_id = m.id AND d.recipient = ?"
     if everything:
         base = (
             "FROM messages m LEFT JOIN deliveries d ON d.message_id = m.id AND d.recipient = ?"
             " WHERE m.deleted = 0"
         )
         order_col = "m.created_at"
+        rows_from = "messages m LEFT JOIN deliveries d ON d.message_id = m.id AND d.recipient = ?"
     else:
         base = (
             f"FROM deliveries d JOIN messages m ON m.id = d.message_id WHERE d.recipient = ? AND {visible()}"
@@ -145,10 +166,23 @@ async def inbox_page(
         f"ORDER BY {order_col} {direction}, m.id {direction} LIMIT ? OFFSET ?",
         [limit, offset],
         budget,
+        rows_from=rows_from,
+        rows_args=[me],
     )
-    count_from = base.replace(" JOIN messages m ON m.id = d.message_id", "") if simple else base
-    page.total = await store.scalar(f"SELECT COUNT(*) {count_from}", args)
+    # The kept totals where the filters are theirs (the floor is `me`'s registration, as theirs is).
+    if everything and not (unread_only or mentions or author or scope):
+        page.total = await message_count(store)  # every message, one row each
+    elif simple and not mentions:
+        page.total = await (unread_count(store, me) if unread_only else inbox_count(store, me))
+    else:
+        count_from = base.replace(" JOIN messages m ON m.id = d.message_id", "") if simple else base
+        page.total = await store.scalar(f"SELECT COUNT(*) {count_from}", args)
     return page
+
+
+async def inbox_count(store: Store, me: str) -> int:
+    """`me`'s visible mail, read or not (from the trigger-kept `inbox_counts` table)."""
+    return await store.scalar("SELECT n FROM inbox_counts WHERE recipient = ?", (me,)) or 0
 
 
 async def unread_count(store: Store, me: str) -> int:
@@ -268,12 +302,17 @@ async def recent_unread(store: Store, me: str, floor: str, limit: int = 5) -> li
 
 async def unread_backlog(store: Store, me: str, floor: str, after: str, limit: int = 100) -> list[dict]:
     """`me`'s unread mail delivered after `after` and written by someone else, oldest first (what a
-    `wait` that looks back returns before it waits)."""
+    `wait` that looks back returns before it waits).
+
+    One bound on `created_at` (the later of the floor and `after`): with two, SQLite walked the
+    recipient's whole history since `after` in `deliveries_inbox` (~20 ms at 1M messages) instead of
+    only its unread mail in `deliveries_unread`."""
+    bound = "d.created_at > ?" if after >= floor else "d.created_at >= ?"
     return await store.all(
         "SELECT m.*, d.read_at FROM deliveries d JOIN messages m ON m.id = d.message_id"
-        f" WHERE d.recipient = ? AND {UNREAD} AND d.created_at > ? AND m.author != ?"
+        f" WHERE d.recipient = ? AND d.read_at IS NULL AND d.deleted = 0 AND {bound} AND m.author != ?"
         " ORDER BY d.created_at LIMIT ?",
-        (me, floor, after, me, limit),
+        (me, max(after, floor), me, limit),
     )
 
 
@@ -290,7 +329,8 @@ async def nudge_backlog(store: Store, agents: list[str], cutoff: str) -> list[di
 
 
 async def message_count(store: Store) -> int:
-    return await store.scalar("SELECT COUNT(*) FROM messages WHERE deleted = 0")
+    """Messages not deleted (from the trigger-kept `counts` row)."""
+    return await store.scalar("SELECT n FROM counts WHERE name = 'messages'") or 0
 
 
 async def messages_before(store: Store, before: str) -> int:

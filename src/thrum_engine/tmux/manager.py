@@ -29,6 +29,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("thrum.tmux")
 
 MAX_STREAM_BYTES = 8 << 20  # a pane log past this is truncated after reading (cat appends with O_APPEND)
+# How old a discovery `team.list` accepts. Each one forks tmux twice (~5-10 ms, more on a loaded
+# machine) and every listing asked for one; pane states arrive by their streams in between, so a
+# listing is at most this late in noticing what only discovery sees (a session killed outside Thrum,
+# a runtime that fell back to its shell).
+DISCOVER_EVERY_SECONDS = 2.0
 
 
 class Session:
@@ -83,6 +88,8 @@ class TmuxManager:
         self.queue = None
         self._decides: set[asyncio.Task] = set()
         self.gone: dict[str, str] = {}  # agent -> its session that ended (killed, or the server died)
+        self._discovered_at = float("-inf")  # monotonic time of the last discovery's reading
+        self._discovering: asyncio.Future | None = None
 
     # -- lifecycle --
     async def start(self) -> None:
@@ -120,6 +127,7 @@ class TmuxManager:
 
     async def discover(self) -> None:
         """Adopt this repo's sessions (after an engine restart): re-attach streams, re-pipe if needed."""
+        read_at = time.monotonic()
         rows = await asyncio.to_thread(self.tmux.sessions)
         presets = await asyncio.to_thread(runtimes.load, self.engine.layout.repo)
         live = set()
@@ -141,6 +149,17 @@ class TmuxManager:
         for name in list(self.sessions):
             if name not in live:
                 self.forget(name)
+        self._discovered_at = max(self._discovered_at, read_at)
+
+    async def discover_recent(self, max_age: float = DISCOVER_EVERY_SECONDS) -> None:
+        """A discovery no older than `max_age` (what listings need); callers that arrive together
+        share one."""
+        if time.monotonic() - self._discovered_at < max_age:
+            return
+        task = self._discovering
+        if task is None or task.done():
+            task = self._discovering = asyncio.ensure_future(self.discover())
+        await asyncio.shield(task)
 
     async def adopt(
         self, name: str, pane_id: str, agent: str, runtime: runtimes.Runtime, cwd: str
