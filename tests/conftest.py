@@ -491,3 +491,20 @@ def team(repo, monkeypatch):
     repo.git("config", "user.name", "Ada Lovelace")
     enter(repo, monkeypatch)
     return repo, alice, bob
+
+
+async def start_inproc_engine(tmp_path: Path, monkeypatch, tag: str):
+    """An engine in this process on a fresh repository with its journal folder (no daemon, no
+    socket clients), on a tmux socket name of its own; the caller stops it."""
+    import asyncio
+
+    from thrum_engine.engine.assemble import build
+    from thrum_engine.layout import Layout
+    from thrum_engine.settings import ThrumSettings
+
+    monkeypatch.setenv("THRUM_TMUX__SOCKET_NAME", f"thrum-{tag}-{uuid.uuid4().hex[:8]}")
+    await asyncio.to_thread(subprocess.run, ["git", "init", "-q", str(tmp_path / "r")], check=True)
+    (tmp_path / "r/.git/thrum-sync/a-sync/journal").mkdir(parents=True)
+    engine = build(Layout(str(tmp_path / "r")), ThrumSettings())
+    await engine.start()
+    return engine

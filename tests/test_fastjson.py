@@ -4,21 +4,17 @@ what the stdlib read, with the stdlib's errors."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import json
 import math
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from conftest import start_inproc_engine
 from thrum_engine import fastjson
-from thrum_engine.engine.assemble import build
 from thrum_engine.engine.caller import Caller
 from thrum_engine.engine.writer import encode
-from thrum_engine.layout import Layout
-from thrum_engine.settings import ThrumSettings
 
 _stdlib = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 _stdlib_sorted = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=True)
@@ -47,11 +43,7 @@ STRUCTURED = [
 
 @pytest.fixture
 async def engine(tmp_path, monkeypatch):
-    monkeypatch.setenv("THRUM_TMUX__SOCKET_NAME", "thrum-test-fastjson-unused")
-    await asyncio.to_thread(subprocess.run, ["git", "init", "-q", str(tmp_path / "r")], check=True)
-    (tmp_path / "r/.git/thrum-sync/a-sync/journal").mkdir(parents=True)
-    e = build(Layout(str(tmp_path / "r")), ThrumSettings())
-    await e.start()
+    e = await start_inproc_engine(tmp_path, monkeypatch, "fastjson")
     yield e
     await e.stop()
 

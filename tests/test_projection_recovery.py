@@ -27,16 +27,15 @@ from conftest import (
     run_thrum,
     send_many,
     shard_file,
+    start_inproc_engine,
     wait_for,
 )
 from thrum_engine import journal as journal_module
-from thrum_engine.engine.assemble import build
 from thrum_engine.engine.caller import Caller
 from thrum_engine.engine.core import Engine
 from thrum_engine.errors import ThrumError
 from thrum_engine.layout import Layout
 from thrum_engine.rpc.client import Client
-from thrum_engine.settings import ThrumSettings
 from thrum_engine.store import Store
 
 
@@ -193,11 +192,7 @@ def test_a_killed_rebuilds_scratch_files_are_removed_at_start(pair):
 
 @pytest.fixture
 async def engine(tmp_path, monkeypatch):
-    monkeypatch.setenv("THRUM_TMUX__SOCKET_NAME", "thrum-test-recovery-unused")
-    await asyncio.to_thread(subprocess.run, ["git", "init", "-q", str(tmp_path / "r")], check=True)
-    (tmp_path / "r/.git/thrum-sync/a-sync/journal").mkdir(parents=True)
-    e = build(Layout(str(tmp_path / "r")), ThrumSettings())
-    await e.start()
+    e = await start_inproc_engine(tmp_path, monkeypatch, "recovery")
     for n in ("alice", "bob"):
         await e.call("agent.register", {"name": n, "role": "w"}, Caller.trusted())
     yield e

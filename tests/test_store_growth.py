@@ -5,17 +5,13 @@ keeps it proportional to what it returns (EXPLAIN QUERY PLAN, never a timing).""
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import uuid
 from typing import Self
 
 import pytest
 
+from conftest import start_inproc_engine
 from test_unread_counts import NAMES, _journal  # the random journal: sends, reads, deletes, purges
-from thrum_engine.engine.assemble import build
 from thrum_engine.engine.caller import Caller
-from thrum_engine.layout import Layout
-from thrum_engine.settings import ThrumSettings
 from thrum_engine.store import Store, queries
 from thrum_engine.store.rebuild import build_projection, swap_in
 
@@ -279,11 +275,7 @@ async def test_a_rebuild_counts_the_messages_afresh(tmp_path):
 
 @pytest.fixture
 async def engine(tmp_path, monkeypatch):
-    monkeypatch.setenv("THRUM_TMUX__SOCKET_NAME", f"thrum-growth-{uuid.uuid4().hex[:8]}")
-    await asyncio.to_thread(subprocess.run, ["git", "init", "-q", str(tmp_path / "r")], check=True)
-    (tmp_path / "r/.git/thrum-sync/a-sync/journal").mkdir(parents=True)
-    e = build(Layout(str(tmp_path / "r")), ThrumSettings())
-    await e.start()
+    e = await start_inproc_engine(tmp_path, monkeypatch, "growth")
     yield e
     await e.stop()
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 import weakref
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 
 from thrum_engine import hooks_log, ids
+from thrum_engine.daemon.lock import pid_alive
 from thrum_engine.durations import iso
 from thrum_engine.engine.registry import method
 from thrum_engine.errors import InvalidInput
@@ -61,15 +61,8 @@ _NAME = r"^[A-Za-z0-9_.:-]{1,64}$"
 
 
 def _pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return True  # in-process (tests, the console): alive as long as it listens
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    """No pid: in-process (tests, the console), alive as long as it listens."""
+    return True if not pid else pid_alive(pid)
 
 
 @dataclass(eq=False)
