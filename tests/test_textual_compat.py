@@ -46,3 +46,32 @@ async def test_redraw_option_replaces_one_prompt_and_keeps_the_others_rendered()
         await pilot.pause()
         assert str(options.get_option_at_index(2).prompt) == "row two"
         assert all(k in cache for k in others), "the other rows' renderings were dropped"
+
+
+async def test_redraw_option_repaints_only_that_options_line():
+    """The list's line map is still (option index, line of it) per line, and a redraw marks only the
+    redrawn option's line dirty: a whole-list refresh re-renders every visible row."""
+
+    class Lists(App):
+        def compose(self):
+            yield OptionList(*(Option(f"row {i}") for i in range(5)))
+
+    app = Lists()
+    async with app.run_test() as pilot:
+        options = app.query_one(OptionList)
+        await pilot.pause()
+        lines = options._lines
+        assert [tuple(line) for line in lines] == [(i, 0) for i in range(5)], "OptionList._lines moved"
+        dirty: list[tuple] = []
+        real = options.refresh
+
+        def spy(*regions, **kw):
+            dirty.append(regions)
+            return real(*regions, **kw)
+
+        options.refresh = spy  # type: ignore[method-assign]
+        textual_compat.redraw_option(options, 3, "row three")
+        assert dirty and all(len(r) == 1 and r[0].height == 1 for r in dirty), dirty
+        assert dirty[0][0].y == 3 - options.scroll_offset.y
+        await pilot.pause()
+        assert str(options.get_option_at_index(3).prompt) == "row three"

@@ -5,7 +5,9 @@ moves any of them; the console then falls back to (slower) public calls, never b
 1. `redraw_option`: OptionList's public `replace_option_prompt_at_index` clears the render cache
    of every option and re-measures all lines; the team table changes one row per piece of mail,
    and at 50 agents that full clear was the bulk of a keystroke's wait under 100 msgs/s
-   (bench/console.py, the "team row" change). Here only that option's renderings are forgotten.
+   (bench/console.py, the "team row" change). Here only that option's renderings are forgotten,
+   and only its lines are repainted (a whole refresh re-renders every visible row: py-spy on the
+   console in tmux under 100 msgs/s put 6 % of the console's CPU in OptionList.render_lines).
 2. `no_layout_virtual_size()`: Widget's `virtual_size` reactive asks for a layout of the whole screen
    on every change; the compose bar, the conversation and the team table have boxes the layout
    fixes, so their content changes only need a repaint (bench/console.py: each keystroke re-laid
@@ -39,4 +41,9 @@ def redraw_option(option_list: OptionList, index: int, prompt: VisualType) -> No
     set_prompt(prompt)
     for key in [k for k in cache.keys() if k[0] is option]:  # noqa: SIM118 (an LRUCache, not a dict)
         cache.discard(key)
-    option_list.refresh()
+    lines = getattr(option_list, "_lines", None)  # (option index, line of it) per line of the list
+    rows = [y for y, line in enumerate(lines or ()) if line[0] == index]
+    if rows and rows[-1] - rows[0] + 1 == len(rows):
+        option_list.refresh_lines(rows[0], len(rows))  # repaint that option's lines, not the list
+    else:
+        option_list.refresh()
