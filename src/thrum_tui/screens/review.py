@@ -18,13 +18,14 @@ from textual.widgets.option_list import Option
 from thrum_engine.review.diff import FileDiff, parse_diff
 from thrum_tui.screens.base import LiveView, Page
 from thrum_tui.widgets.diff_files import FileList, FileRow
-from thrum_tui.widgets.diff_view import DiffView
+from thrum_tui.widgets.diff_view import DiffView, warm_lexers
 
 COMMENTS_SECONDS = 5.0
 # How long `open_review` waits for the diff before showing the screen: an answer within it means the
 # screen's first frame is the whole review (no "loading" frames, each a full layout and paint while
 # the engine works: bench/review.py); a slower one shows "loading…" and fills in when it comes.
 PREFETCH_SECONDS = 0.25
+WARM_FILES = 8  # the files whose lexers are found before the screen shows (the first ones opened)
 # Files marked viewed, per (worktree, head): a new commit is new work to look at.
 VIEWED: dict[tuple[str, str], set[str]] = {}
 _STATUS = {"A": "A", "D": "D", "M": "M", "R": "R"}
@@ -48,7 +49,13 @@ async def fetch_review(engine, agent: str, commit: str | None = None) -> Fetched
         r = await engine.call("review.diff", params)
     except EngineCallFailed as exc:
         return None, [], exc.message
-    return r, await asyncio.to_thread(parse_diff, r["diff"]), None
+    return r, await asyncio.to_thread(_parse, r["diff"]), None
+
+
+def _parse(text: str) -> list[FileDiff]:
+    files = parse_diff(text)
+    warm_lexers([f.path for f in files[:WARM_FILES] if not f.binary])
+    return files
 
 
 class ReviewScreen(LiveView, Page):
