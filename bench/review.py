@@ -23,6 +23,8 @@ itself adds whatever the load.
   bare `git merge-tree --write-tree` it runs.
 * `tdv` (with `--tdv-path DIR` holding an unpacked `textual-diff-view`): the candidate widget
   mounted for the same 100 files (it takes both whole files per file), first frame after mount.
+* `--profile DIR`: a cProfile of each measured section's events (from the event to its frame) in
+  DIR/<section>.pstats; the figures of that run carry the profiler's overhead.
 """
 
 from __future__ import annotations
