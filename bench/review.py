@@ -23,12 +23,15 @@ itself adds whatever the load.
   bare `git merge-tree --write-tree` it runs.
 * `tdv` (with `--tdv-path DIR` holding an unpacked `textual-diff-view`): the candidate widget
   mounted for the same 100 files (it takes both whole files per file), first frame after mount.
+* `--profile DIR`: a cProfile of each measured section's events (from the event to its frame) in
+  DIR/<section>.pstats; the figures of that run carry the profiler's overhead.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
 import os
 import shutil
@@ -125,7 +128,13 @@ def _timed(fn, runs: int) -> list[float]:
 
 
 async def _console(
-    s: Scratch, runs: int, keys: int, preflights: int, tdv: str | None, gc_freeze: bool = True
+    s: Scratch,
+    runs: int,
+    keys: int,
+    preflights: int,
+    tdv: str | None,
+    gc_freeze: bool = True,
+    profile: str | None = None,
 ) -> dict:
     for k, v in s.env.items():  # the engine this process hosts must see the scratch repo's environment
         if k.startswith(("THRUM_", "GIT_")) or k == "HOME":
@@ -160,10 +169,15 @@ async def _console(
             super()._display(screen, renderable)
 
     cpu: list[float] = []  # UI-thread CPU ms per measured event: the cost, whatever the machine's load
+    profiles: dict[str, cProfile.Profile] = {}
+    section = ["open"]  # which profile the events being measured go to (`--profile`)
 
     async def frame_when(app: BenchApp, pred, start, timeout: float = 30.0) -> float:
         app.hit_at = 0.0
         app.frame_watch = pred
+        prof = profiles.setdefault(section[0], cProfile.Profile()) if profile else None
+        if prof is not None:
+            prof.enable()
         t0 = time.perf_counter()
         c0 = time.thread_time()
         start()
@@ -171,6 +185,8 @@ async def _console(
             if time.perf_counter() - t0 > timeout:
                 raise TimeoutError(f"no frame (focused {app.focused!r}, screen {app.screen!r})")
             await asyncio.sleep(0.0005)
+        if prof is not None:
+            prof.disable()
         cpu.append((app.hit_cpu - c0) * 1000)
         return (app.hit_at - t0) * 1000
 
@@ -220,6 +236,7 @@ async def _console(
                     lambda: driver.send_message(events.Key(key, char)),
                 )
 
+            section[0] = "hunk"
             hunks, crossing = [], []
             cpu.clear()
             for _ in range(keys):
@@ -231,6 +248,7 @@ async def _console(
                 await asyncio.sleep(0.02)
             hunk_cpu = list(cpu)
             cpu.clear()
+            section[0] = "floor_j"
             floor = []
             for i in range(keys):  # down and up again: the view has rows to move through
                 floor.append(await press(*(("j", "j") if i % 2 == 0 else ("k", "k"))))
@@ -242,6 +260,7 @@ async def _console(
             out["hunk_keys_to_next_file"] = _ms(crossing)
             if hasattr(view, "action_toggle_split"):  # side by side: the toggle, then `]` again
                 cpu.clear()
+                section[0] = "split_toggle"
                 toggles = []
                 for _ in range(10):
                     split = view.split
@@ -260,6 +279,7 @@ async def _console(
                 screen.select_file(0)
                 await pilot.pause(0.2)
                 cpu.clear()
+                section[0] = "split_hunk"
                 split_hunks = []
                 for _ in range(keys):
                     split_hunks.append(await press("right_square_bracket", "]"))
@@ -281,6 +301,11 @@ async def _console(
                     out["textual_diff_view"] = await _tdv(app, pilot, s, tdv, frame_when)
                 except Exception as exc:  # noqa: BLE001 (the candidate failing must not lose our figures)
                     out["textual_diff_view"] = {"error": f"{type(exc).__name__}: {exc}"[:500]}
+    if profile:
+        Path(profile).mkdir(parents=True, exist_ok=True)
+        for name, prof in profiles.items():
+            prof.dump_stats(str(Path(profile) / f"{name}.pstats"))
+        out["profiles"] = {name: str(Path(profile) / f"{name}.pstats") for name in profiles}
     return out
 
 
@@ -335,6 +360,13 @@ def main() -> int:
         action="store_true",
         help="leave the start-up heap in the collector (`thrum tui` freezes it: gen-2 collections over it were the spikes)",
     )
+    ap.add_argument(
+        "--profile",
+        metavar="DIR",
+        default=None,
+        help="cProfile each measured event (open, ], j/k, s, ] side by side) into DIR/<section>.pstats"
+        " (the figures then carry the profiler's overhead)",
+    )
     a = ap.parse_args()
     s = Scratch(a.files, a.lines)
     try:
@@ -343,7 +375,9 @@ def main() -> int:
             "diff": {"files": s.diff_files, "lines": s.diff_lines},
         }
         out["gc_freeze"] = not a.no_gc_freeze
-        out.update(asyncio.run(_console(s, a.runs, a.keys, a.preflights, a.tdv_path, not a.no_gc_freeze)))
+        out.update(
+            asyncio.run(_console(s, a.runs, a.keys, a.preflights, a.tdv_path, not a.no_gc_freeze, a.profile))
+        )
     finally:
         s.close()
     if a.json:

@@ -75,3 +75,28 @@ async def test_redraw_option_repaints_only_that_options_line():
         assert dirty[0][0].y == 3 - options.scroll_offset.y
         await pilot.pause()
         assert str(options.get_option_at_index(3).prompt) == "row three"
+
+
+async def test_set_border_title_repaints_the_top_line_only():
+    from textual.widgets import Static
+
+    class Boxed(App):
+        CSS = "Static { border: round red; height: 5; }"
+
+        def compose(self):
+            yield Static("body")
+
+    app = Boxed()
+    async with app.run_test() as pilot:
+        box = app.query_one(Static)
+        box.border_title = "FILES 0/2"
+        await pilot.pause()
+        assert "_border_title" in vars(box) or hasattr(box, "_border_title"), "Widget._border_title moved"
+        textual_compat.set_border_title(box, "FILES 1/2")
+        assert box.border_title == "FILES 1/2"
+        assert box._dirty_regions and all(r.height == 1 and r.y == 0 for r in box._dirty_regions), (
+            "more than the border's top line was marked for repaint"
+        )
+        await pilot.pause()
+        top = app.screen._compositor.render_strips()[0].text
+        assert "FILES 1/2" in top, top

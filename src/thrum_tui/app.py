@@ -130,6 +130,7 @@ class ThrumApp(AgentActions):
         super().__init__()
         self.engine = engine
         self.freeze_heap = freeze_heap
+        self._heap_holders: set[int] = set()  # screens shown with their data frozen (hold_heap)
         self.operator = engine.operator
         self.settings = settings if settings is not None else getattr(engine, "settings", None)
         self.clock = clock
@@ -310,6 +311,30 @@ class ThrumApp(AgentActions):
             gc.collect()
             gc.freeze()
         self.request_refresh()
+
+    def hold_heap(self, owner: object) -> None:
+        """A screen's big data (a 5,000-line review: its rows, highlights and strips) just loaded:
+        frozen out of the collector while it is shown. Collected, it was a ~15 ms full collection
+        every ~15 keystrokes on that screen, the keys' p95 (bench/review.py)."""
+        if self.freeze_heap:
+            self._heap_holders.add(id(owner))
+            gc.freeze()
+
+    def release_heap(self, owner: object) -> None:
+        """That screen closed: everything back into the collector, what became garbage collected
+        once, and what lives on frozen again (as after start-up), a second after the last such
+        screen went (one full collection then, none over that heap after; a screen opened again
+        meanwhile puts it off until that one closes)."""
+        if self.freeze_heap:
+            self._heap_holders.discard(id(owner))
+            self.set_timer(1.0, self._refreeze)
+
+    def _refreeze(self) -> None:
+        if self._heap_holders:
+            return
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
 
     def show_repairs(self, recovered: dict | None) -> None:
         """The engine found its projection unreadable and rebuilt it from the journal: say so, once
@@ -693,6 +718,16 @@ class ThrumApp(AgentActions):
         self.push_screen(WorktreesScreen())
 
     def open_review(self, agent: str) -> None:
-        from thrum_tui.screens.review import ReviewScreen
+        self._open_review(agent)
 
-        self.push_screen(ReviewScreen(agent))
+    @work(group="open-review", exclusive=True, exit_on_error=False)
+    async def _open_review(self, agent: str) -> None:
+        """The diff is asked for first and the screen pushed when it is here (or after
+        PREFETCH_SECONDS, showing "loading…" until it is): its first frame is then the review."""
+        import asyncio
+
+        from thrum_tui.screens.review import PREFETCH_SECONDS, ReviewScreen, fetch_review
+
+        fetched = asyncio.ensure_future(fetch_review(self.engine, agent))
+        await asyncio.wait({fetched}, timeout=PREFETCH_SECONDS)
+        self.push_screen(ReviewScreen(agent, fetched))

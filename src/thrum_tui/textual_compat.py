@@ -12,13 +12,19 @@ moves any of them; the console then falls back to (slower) public calls, never b
    on every change; the compose bar, the conversation and the team table have boxes the layout
    fixes, so their content changes only need a repaint (bench/console.py: each keystroke re-laid
    out every widget). Redeclared with the public `Reactive`, layout off.
+3. `set_border_title`: setting `border_title` repaints the whole widget; the review's file list
+   changes its title ("FILES n/100 viewed") on every `]` that reads a file to its end, and that
+   repaint (the list and the screen's chops over it) was about a fifth of the key's CPU
+   (bench/review.py). Here the title is stored where the descriptor stores it and only the border's
+   top line is repainted.
 """
 
 from __future__ import annotations
 
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.reactive import Reactive
 from textual.visual import VisualType
+from textual.widget import Widget
 from textual.widgets import OptionList
 
 TESTED_WITH = "8.2.8"
@@ -47,3 +53,16 @@ def redraw_option(option_list: OptionList, index: int, prompt: VisualType) -> No
         option_list.refresh_lines(rows[0], len(rows))  # repaint that option's lines, not the list
     else:
         option_list.refresh()
+
+
+def set_border_title(widget: Widget, title: str) -> None:
+    """Set `widget.border_title`, repainting only the top line of its border when Textual still
+    keeps the title where this expects (`Widget._border_title`); otherwise the public setter."""
+    if widget.border_title == title:
+        return
+    if not widget.is_mounted or not hasattr(widget, "_border_title"):
+        widget.border_title = title
+        return
+    widget._border_title = widget.render_str(title).expand_tabs(4).split()[0]  # the descriptor's own steps
+    off = widget.content_offset  # refresh regions are content-relative: the border is above it
+    widget.refresh(Region(-off.x, -off.y, widget.outer_size.width, 1))

@@ -18,9 +18,14 @@ from textual.widgets.option_list import Option
 from thrum_engine.review.diff import FileDiff, parse_diff
 from thrum_tui.screens.base import LiveView, Page
 from thrum_tui.widgets.diff_files import FileList, FileRow
-from thrum_tui.widgets.diff_view import DiffView
+from thrum_tui.widgets.diff_view import DiffView, warm_lexers
 
 COMMENTS_SECONDS = 5.0
+# How long `open_review` waits for the diff before showing the screen: an answer within it means the
+# screen's first frame is the whole review (no "loading" frames, each a full layout and paint while
+# the engine works: bench/review.py); a slower one shows "loading…" and fills in when it comes.
+PREFETCH_SECONDS = 0.25
+WARM_FILES = 8  # the files whose lexers are found before the screen shows (the first ones opened)
 # Files marked viewed, per (worktree, head): a new commit is new work to look at.
 VIEWED: dict[tuple[str, str], set[str]] = {}
 _STATUS = {"A": "A", "D": "D", "M": "M", "R": "R"}
@@ -30,7 +35,33 @@ def file_row(f: FileDiff, viewed: bool, comments: int) -> FileRow:
     return FileRow(f.path, _STATUS.get(f.status, "M"), f.added, f.removed, viewed, comments)
 
 
+Fetched = tuple[dict | None, list[FileDiff], str | None]  # (review.diff, its files parsed, error)
+
+
+async def fetch_review(engine, agent: str, commit: str | None = None) -> Fetched:
+    """Everything the screen opens with (one engine call), the diff parsed off the UI thread."""
+    from thrum_tui.engine_handle import EngineCallFailed
+
+    params: dict = {"agent": agent}
+    if commit:
+        params["commit"] = commit
+    try:
+        r = await engine.call("review.diff", params)
+    except EngineCallFailed as exc:
+        return None, [], exc.message
+    return r, await asyncio.to_thread(_parse, r["diff"]), None
+
+
+def _parse(text: str) -> list[FileDiff]:
+    files = parse_diff(text)
+    warm_lexers([f.path for f in files[:WARM_FILES] if not f.binary])
+    return files
+
+
 class ReviewScreen(LiveView, Page):
+    # The diff has the focus from the start: focusing it after the screen's auto focus had picked
+    # the file list restyled both (and their scroll bars) and drew the screen a second time.
+    AUTO_FOCUS = "#diff"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.pop_screen", "back"),
         Binding("c", "comment", "comment"),
@@ -57,9 +88,11 @@ class ReviewScreen(LiveView, Page):
     ReviewScreen #review-foot { height: 1; padding: 0 1; color: $text-muted; }
     """
 
-    def __init__(self, agent: str) -> None:
+    def __init__(self, agent: str, fetched: asyncio.Future[Fetched] | None = None) -> None:
+        """`fetched`: the first `fetch_review` of this agent, already under way (or done)."""
         super().__init__()
         self.agent = agent
+        self._fetched = fetched
         self.files: list[FileDiff] = []
         self.state: dict = {}
         self.commits: list[dict] = []
@@ -69,6 +102,7 @@ class ReviewScreen(LiveView, Page):
         self.loaded = False
         self.selected = 0
         self._comments_at = 0.0
+        self._held = False  # the app's heap frozen with this screen's data in it (hold_heap)
 
     def compose(self):
         yield Label(f"REVIEW @{self.agent} · loading…", id="review-head")
@@ -84,20 +118,27 @@ class ReviewScreen(LiveView, Page):
     def on_mount(self) -> None:
         self.query_one(FileList).border_title = "FILES"
         self.query_one("#commits", OptionList).border_title = "COMMITS"
-        self.query_one(DiffView).focus()
-        self.load()
+        fetched, self._fetched = self._fetched, None
+        if fetched is not None and fetched.done() and not fetched.cancelled():
+            self.take(fetched.result())  # before the first frame: it shows the whole review
+        else:
+            self.load(fetched)
 
     # -- loading --
     @work(group="review-load", exclusive=True, exit_on_error=False)
-    async def load(self, keep_place: bool = False) -> None:
-        params: dict = {"agent": self.agent}
-        if self.commit:
-            params["commit"] = self.commit
-        r = await self.call("review.diff", params)
+    async def load(self, fetched: asyncio.Future[Fetched] | None = None, keep_place: bool = False) -> None:
+        got = await fetched if fetched is not None else None
+        if got is None:
+            got = await fetch_review(self.app.engine, self.agent, self.commit)  # type: ignore[attr-defined]
+        self.take(got, keep_place=keep_place)
+
+    def take(self, fetched: Fetched, *, keep_place: bool = False) -> None:
+        r, files, error = fetched
         if r is None:
+            if error is not None:
+                self.app.notify(error, title="review.diff", severity="error")
             self.query_one("#review-head", Label).update(f"REVIEW @{self.agent} · nothing to show")
             return
-        files = await asyncio.to_thread(parse_diff, r["diff"])
         self.state, self.commits, self.files = r["state"], r["commits"], files
         with self.app.batch_update():  # one frame for the lot
             self.take_comments(r["comments"])
@@ -106,6 +147,18 @@ class ReviewScreen(LiveView, Page):
             index = min(self.selected, len(files) - 1) if keep_place else 0
             self.select_file(max(0, index), keep_cursor=keep_place)
         self.loaded = True
+        self.call_after_refresh(self._hold_heap)  # the first frame's strips too
+
+    def _hold_heap(self) -> None:
+        hold = getattr(self.app, "hold_heap", None)
+        if hold is not None and self.is_attached:
+            self._held = True
+            hold(self)
+
+    def on_unmount(self) -> None:
+        release = getattr(self.app, "release_heap", None)
+        if self._held and release is not None:
+            release(self)
 
     async def load_comments(self) -> None:
         c = await self.call("review.comments", {"agent": self.agent})
@@ -170,9 +223,7 @@ class ReviewScreen(LiveView, Page):
         seen = self.viewed()
         files = self.query_one(FileList)
         files.update_row(index, file_row(f, f.path in seen, len(self.comments_for(f.path))))
-        title = f"FILES {len(seen & {f.path for f in self.files})}/{len(self.files)} viewed"
-        if files.border_title != title:  # a new title repaints the whole list
-            files.border_title = title
+        files.set_title(f"FILES {len(seen & {f.path for f in self.files})}/{len(self.files)} viewed")
 
     def fill_files(self) -> None:
         seen = self.viewed()

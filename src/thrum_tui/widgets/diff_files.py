@@ -13,6 +13,7 @@ from textual.binding import Binding, BindingType
 from textual.geometry import Size
 from textual.message import Message
 
+from thrum_tui.textual_compat import set_border_title
 from thrum_tui.widgets.row_view import RowView
 
 
@@ -88,11 +89,18 @@ class FileList(RowView):
         self.rows[index] = row
         self.refresh_rows(index)
 
+    def set_title(self, title: str) -> None:
+        """A new border title, repainting the border's top line, not the list (the viewed count
+        changes on every file `]` reads to its end)."""
+        set_border_title(self, title)
+
     def set_cursor(self, index: int) -> None:
-        """Move the cursor without telling anyone (the screen already knows)."""
+        """Move the cursor without telling anyone (the screen already knows). Off the view, the
+        list scrolls by half a page, not a row: `]` through 100 files repaints the whole list once
+        every dozen files, not on each (bench/review.py)."""
         if not self.rows:
             return
-        old, scrolled = self.place_cursor(index)
+        old, scrolled = self.place_cursor(index, recentre=True)
         if scrolled:
             self._lines.pop(old, None)
             self._lines.pop(self.cursor, None)

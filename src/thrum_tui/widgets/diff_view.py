@@ -93,6 +93,15 @@ def _lexer_for(path: str):
     return lexer
 
 
+def warm_lexers(paths: list[str]) -> None:
+    """Find (and compile) the lexers of these files now. Blocking: called in the thread that fetches
+    a review, so the screen's first frame is already coloured (the first lookup imports pygments'
+    lexer table, ~150 ms, which in a thread beside the first frame held the GIL against it)."""
+    for path in paths:
+        if _lexer_key(path) not in _LEXERS:
+            _lexer_for(path)
+
+
 # One theme object each: a theme caches the style of each token type it has been asked for.
 THEMES = {True: ANSISyntaxTheme(ANSI_DARK), False: ANSISyntaxTheme(ANSI_LIGHT)}
 Highlights = dict[int, list[tuple[str, Style]]]  # a file's diff line -> its code, highlighted

@@ -91,13 +91,16 @@ class RowView(ScrollView, can_focus=True):
             if 0 <= i - top < (self.scrollable_content_region.height or 0):
                 self.refresh_lines(i - top)
 
-    def place_cursor(self, row: int) -> tuple[int, bool]:
-        """Put the cursor on `row` (clamped) and scroll just enough to show it: the old row, and
-        whether the view scrolled (then it all repaints)."""
+    def place_cursor(self, row: int, *, recentre: bool = False) -> tuple[int, bool]:
+        """Put the cursor on `row` (clamped) and scroll just enough to show it (`recentre`: a
+        cursor leaving the view brings it to the middle, so the next moves scroll nothing): the old
+        row, and whether the view scrolled (then it all repaints)."""
         old, self.cursor = self.cursor, max(0, min(row, self.row_count - 1))
         height = self.scrollable_content_region.height or 1
         top = self.scroll_offset.y
-        if self.cursor < top:
+        if recentre and not top <= self.cursor < top + height:
+            self.scroll_to(y=max(0, self.cursor - height // 2), animate=False, immediate=True)
+        elif self.cursor < top:
             self.scroll_to(y=self.cursor, animate=False, immediate=True)
         elif self.cursor >= top + height:
             self.scroll_to(y=self.cursor - height + 1, animate=False, immediate=True)
