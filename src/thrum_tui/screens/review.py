@@ -119,15 +119,15 @@ class ReviewScreen(LiveView, Page):
         self.query_one(FileList).border_title = "FILES"
         self.query_one("#commits", OptionList).border_title = "COMMITS"
         fetched, self._fetched = self._fetched, None
-        if fetched is not None and fetched.done() and not fetched.cancelled():
+        if fetched is not None and fetched.done() and not fetched.cancelled() and fetched.exception() is None:
             self.take(fetched.result())  # before the first frame: it shows the whole review
         else:
-            self.load(fetched)
+            self.load(fetched)  # still coming (or failed unexpectedly: the worker reports it)
 
     # -- loading --
     @work(group="review-load", exclusive=True, exit_on_error=False)
     async def load(self, fetched: asyncio.Future[Fetched] | None = None, keep_place: bool = False) -> None:
-        got = await fetched if fetched is not None else None
+        got = await fetched if fetched is not None and not fetched.cancelled() else None
         if got is None:
             got = await fetch_review(self.app.engine, self.agent, self.commit)  # type: ignore[attr-defined]
         self.take(got, keep_place=keep_place)
