@@ -17,6 +17,7 @@ from thrum_engine.layout import Layout
 from thrum_engine.settings import load_settings
 from thrum_tui.app import ThrumApp
 from thrum_tui.engine_handle import open_engine
+from thrum_tui.screens import review as review_screen
 from thrum_tui.screens.review import ReviewScreen
 from thrum_tui.screens.review_dialogs import ConflictDialog, MergeDialog
 from thrum_tui.screens.worktrees import WorktreesScreen
@@ -51,6 +52,15 @@ APP_V2 = (
         'return token.get("exp", 0) > time.time()  # missing exp: expired',
     )
 )
+
+
+@pytest.fixture(autouse=True)
+def _no_viewed_marks_from_other_tests():
+    """Viewed marks live per (worktree, head) for the console's life: a scene rebuilt with the same
+    commits would inherit an earlier test's marks, and the snapshot would depend on test order."""
+    review_screen.VIEWED.clear()
+    yield
+    review_screen.VIEWED.clear()
 
 
 @pytest.fixture
