@@ -169,6 +169,10 @@ def message_view(row: dict) -> dict:
         "scopes": _stored_list(row["scopes"]),
         "refs": _stored_list(row["refs"]),
     }
+    if msg["refs"]:
+        tasks = refs_mod.message_tasks(msg["refs"])
+        if tasks:
+            msg["tasks"] = tasks  # task chips (`bd-123`): issue 16
     if structured is not None:
         msg["body"]["structured"] = json.loads(structured)
     meta = row.get("meta")
