@@ -240,13 +240,17 @@ async def create_message(
     if idempotency_key is not None and engine.idempotency is not None:
         index = engine.idempotency
         key = check_key(idempotency_key)
-        earlier = await index.claim(author, key)
-        if earlier is not None:
-            again = await _stored_again(engine, earlier)
-            if again is not None:
-                return again
-            index.forget(author, key)  # purged since: the key is free again
-            await index.claim(author, key)
+        while True:
+            got = index.claim(author, key)
+            if got is None:
+                break
+            if isinstance(got, str):
+                again = await _stored_again(engine, got)
+                if again is not None:
+                    return again
+                index.forget(author, key)  # purged since: the key is free again
+            else:
+                await got  # the same key is being stored right now: then ask again
         try:
             return await _create_message(
                 engine, author, body, to=to, broadcast=broadcast, mentions=mentions, scopes=scopes,
