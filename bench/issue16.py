@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from engine import _cpu, env_for, pct  # noqa: E402
+from engine import _cpu, env_for, pct
 
 BIN = Path(sys.executable).parent
 THRUM = [str(BIN / "thrum")] if (BIN / "thrum").exists() else [sys.executable, "-m", "thrum_engine"]
@@ -55,7 +55,14 @@ class Scratch:
         return r.stdout
 
     def call(self, method: str, params: dict, who: str = "alice"):
-        return self.client.call(method, {**params, "caller": who})
+        from thrum_engine.rpc.client import EngineUnavailable
+
+        try:
+            return self.client.call(method, {**params, "caller": who})
+        except EngineUnavailable:  # the engine closes a connection left idle (engine.*_timeout_seconds)
+            self.client.close()
+            self.client.connect()
+            return self.client.call(method, {**params, "caller": who})
 
     @property
     def pid(self) -> int:
