@@ -10,6 +10,8 @@ import time
 import pytest
 
 from conftest import assert_error, shard_file, start_inproc_engine, wait_for
+from test_sync import exchange
+from test_sync import remote as remote_fixture
 from thrum_engine.durations import parse_iso
 from thrum_engine.engine.caller import Caller
 
@@ -219,3 +221,28 @@ async def test_until_reply_cancels_when_the_thread_is_answered(engine):
     service.wake()
     await asyncio.sleep(0.05)
     assert len(await fired(engine)) == 1
+
+
+remote = remote_fixture  # the sync tests' fixture: a bare remote and clones of it
+
+
+def test_with_sync_every_clone_shows_a_schedule_and_only_its_own_clone_fires_it(remote):
+    a, b = remote("a"), remote("b")
+    alice = a.agent("alice", "implementer")
+    bob = b.agent("bob", "reviewer")
+    exchange(a, b)
+    s = alice.json("schedule", "create", "--to", "@bob", "--in", "8s", "from clone a")["schedule"]
+    exchange(a, b)
+    (seen,) = bob.json("schedule", "list", "--everyone")["schedules"]
+    assert seen["schedule_id"] == s["schedule_id"] and seen["status"] == "pending"
+    assert seen["origin"] == s["origin"] != ""
+    wait_for(
+        lambda: alice.json("schedule", "show", s["schedule_id"])["schedule"]["status"] == "done",
+        what="the fire on clone a",
+    )
+    due = parse_iso(s["next_at"])
+    while time.time() < due + 2.0:  # clone b had it pending past its time too (not an assertion)
+        time.sleep(0.2)
+    exchange(a, b)
+    assert [m["body"]["content"] for m in scheduled(bob)] == ["from clone a"]
+    assert bob.json("schedule", "show", s["schedule_id"])["schedule"]["fires"] == 1

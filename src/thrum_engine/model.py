@@ -247,6 +247,7 @@ class ScheduleCreateData(ScheduleIdData):
     until_reply: NotRequired[bool]
     thread_id: NotRequired[str | None]
     next_at: NotRequired[str | None]
+    origin: NotRequired[str]  # the clone that fires it (the creating engine's; synced clones only follow)
 
 
 class ScheduleFireData(ScheduleIdData):

@@ -46,6 +46,7 @@ def schedule_view(row: dict) -> dict:
         "last_late": bool(row["last_late"]),
         "ended_at": row["ended_at"],
         "end_reason": row["end_reason"],
+        "origin": row.get("origin") or "",
     }
 
 
@@ -93,6 +94,8 @@ async def create_schedule(engine: Engine, author: str, p: ScheduleCreateParams) 
         data["ask"] = True
     if p.until_reply:
         data["until_reply"] = True
+    if engine.journal.clone:
+        data["origin"] = engine.journal.clone  # only this clone fires it (sync shows it everywhere)
     await engine.commit(engine.event("schedule.create", author, data))
     row = await store_schedules.one(engine.store, sid)
     assert row is not None

@@ -6,6 +6,7 @@ the message and the `schedule.fire` event in one commit (both or neither), so a 
 delivers twice; a fire missed while the engine was down is delivered once at start, marked late.
 The heap follows the applied events (create, fire, cancel: local and synced alike), never a query.
 `--until-reply` schedules are cancelled when someone other than their author writes in their thread.
+With sync, every clone shows every schedule, but only the clone that created one fires it.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ class ScheduleService:
     async def start(self) -> None:
         self.started_at = self.clock()
         for r in await store_schedules.pending(self.engine.store):
-            self._track(r["id"], r["next_at"], r["author"], r["thread_id"] if r["until_reply"] else None)
+            if self._ours(r["origin"]):
+                self._track(r["id"], r["next_at"], r["author"], r["thread_id"] if r["until_reply"] else None)
         heapq.heapify(self._heap)
         self._unlisten = self.engine.bus.listen(self._on_applied)
         self._arm()
@@ -75,6 +77,10 @@ class ScheduleService:
                 except Exception as exc:  # noqa: BLE001 -- stopping: a fire's failure is only logged
                     log.debug("schedule task ended with %s", exc)
         self._task = None
+
+    def _ours(self, origin: str) -> bool:
+        """Schedules are fired (and ended by a reply) by the clone that created them, never twice."""
+        return not origin or origin == (self.engine.journal.clone or "")
 
     @property
     def pending(self) -> int:
@@ -122,8 +128,9 @@ class ScheduleService:
                 d = ev["data"]
                 sid = d["schedule_id"]
                 if t == "schedule.create":
-                    thread = d.get("thread_id") if d.get("until_reply") else None
-                    self._track(sid, d.get("next_at"), ev["author"], thread, push=True)
+                    if self._ours(d.get("origin", "")):
+                        thread = d.get("thread_id") if d.get("until_reply") else None
+                        self._track(sid, d.get("next_at"), ev["author"], thread, push=True)
                 elif t == "schedule.fire":
                     if d.get("next_at") and sid in self._next:
                         t_next = parse_iso(d["next_at"])

@@ -24,7 +24,7 @@ def _create(ev: dict, d: dict) -> Iterable[Op]:
     yield (
         (
             "INSERT OR IGNORE INTO schedules(id, author, addressed, content, format, kind, at, cron, ask,"
-            " until_reply, thread_id, created_at, status, next_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+            " until_reply, thread_id, created_at, status, next_at, origin) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
         ),
         (
             d["schedule_id"],
@@ -41,6 +41,7 @@ def _create(ev: dict, d: dict) -> Iterable[Op]:
             ev["ts"],
             "pending" if d.get("next_at") else "done",
             d.get("next_at"),
+            d.get("origin", ""),
         ),
     )
 
@@ -92,7 +93,7 @@ APPLIERS: dict[str, Callable[[dict, dict], Iterable[Op]]] = {
 async def pending(store: Store) -> list[dict]:
     """Every pending schedule's id, next fire time, author and thread (what the timer needs)."""
     return await store.all(
-        "SELECT id, next_at, author, thread_id, until_reply FROM schedules"
+        "SELECT id, next_at, author, thread_id, until_reply, origin FROM schedules"
         " WHERE status = 'pending' AND next_at IS NOT NULL"
     )
 

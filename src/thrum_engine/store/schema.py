@@ -366,7 +366,8 @@ MIGRATIONS: list[str] = [
         last_message_id TEXT,
         last_late INTEGER NOT NULL DEFAULT 0,
         ended_at TEXT,
-        end_reason TEXT NOT NULL DEFAULT ''
+        end_reason TEXT NOT NULL DEFAULT '',
+        origin TEXT NOT NULL DEFAULT ''
     );
     CREATE INDEX schedules_pending ON schedules(status, next_at);
     CREATE INDEX schedules_thread ON schedules(thread_id) WHERE thread_id IS NOT NULL;
