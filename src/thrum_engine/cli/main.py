@@ -159,7 +159,7 @@ COMMANDS: list[Spec] = [
     _s(
         "schedule create",
         "schedule:create",
-        "deliver a message later: --at TIME | --in DURATION | --cron EXPR (UTC)",
+        "deliver a message later: --at TIME | --in DURATION | --cron EXPR (cron in UTC)",
         pos=("text*",),
         flags=f"to:l at:v in:v cron:v ask:b until-reply:b {_MSG_FORMAT}",
     ),
