@@ -246,3 +246,23 @@ def test_with_sync_every_clone_shows_a_schedule_and_only_its_own_clone_fires_it(
     exchange(a, b)
     assert [m["body"]["content"] for m in scheduled(bob)] == ["from clone a"]
     assert bob.json("schedule", "show", s["schedule_id"])["schedule"]["fires"] == 1
+
+
+def test_at_takes_iso_times_and_times_of_day():
+    from datetime import datetime
+
+    from thrum_engine.errors import InvalidInput
+    from thrum_engine.schedules.model import parse_at
+
+    now = 1_800_000_000.0
+    assert parse_at("2027-01-15T08:30:00Z", now) == now + 1800
+    assert parse_at("2027-01-15 09:30:00+01:00", now) == now + 1800
+    naive = datetime.fromtimestamp(now + 60).strftime("%Y-%m-%dT%H:%M:%S")
+    assert parse_at(naive, now) == now + 60  # no zone: local time
+    local = datetime.fromtimestamp(now)
+    later = datetime.fromtimestamp(now + 3600).strftime("%H:%M")
+    assert parse_at(later, now) == now + 3600 - local.second
+    earlier = datetime.fromtimestamp(now - 3600).strftime("%H:%M")
+    assert parse_at(earlier, now) - now == pytest.approx(23 * 3600, abs=3600)  # tomorrow (DST aside)
+    with pytest.raises(InvalidInput):
+        parse_at("25:00", now)

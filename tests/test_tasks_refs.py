@@ -37,3 +37,23 @@ def test_session_task_shows_in_team_prime_and_who_has(pair):
     (holder,) = held["holders"]
     assert holder["agents"] == ["bob"] and holder["tasks"] == {"bob": "bd-77"}
     assert "@bob (bd-77)" in alice.ok("who-has", "login.py").out
+
+
+def test_task_chips_have_one_spelling():
+    from thrum_engine.refs import message_tasks, same_ref_values, task_chip
+    from thrum_tui.screens.feed import feed_line
+
+    assert task_chip("bd:12") == task_chip("bd-12") == "bd-12"
+    assert task_chip("JIRA-7") == "JIRA-7"
+    assert same_ref_values("bd", "12") == same_ref_values("bd", "bd-12") == ["12", "bd-12"]
+    assert same_ref_values("module", "auth") == ["auth"]
+    assert message_tasks([{"type": "bd", "value": "3"}, {"type": "module", "value": "auth"}]) == ["bd-3"]
+    m = {
+        "created_at": "2026-12-02T18:31:02.817802Z",
+        "author": "alice",
+        "to": ["@bob"],
+        "body": {"content": "done", "format": "markdown"},
+        "tasks": ["bd-3"],
+        "meta": {"scheduled": {"schedule_id": "sch_x", "due": "", "late": False}},
+    }
+    assert feed_line(m) == "12-02 18:31 @alice → @bob [bd-3] ⏰  done"
