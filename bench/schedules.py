@@ -51,7 +51,7 @@ def run(a: argparse.Namespace) -> dict:
             s.call("schedule.create", {"to": ["@bob"], "body": f"fire {i}", "in_seconds": rng.uniform(2, 12)})
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            left = s.call("schedule.list", {"everyone": True, "limit": 10_000})["pending"]
+            left = s.call("schedule.list", {"everyone": True, "limit": 1})["pending"]  # the count: cheap
             if left is not None and left <= a.pending:
                 break
             time.sleep(0.5)
