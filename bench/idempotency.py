@@ -18,6 +18,15 @@ import time
 from issue16 import Scratch, pct
 
 
+_NO_DIGITS = str.maketrans("0123456789", "ghijklmnop")
+
+
+def key(n: int) -> str:
+    """A key shaped like the CLI's (`cli-` and 24 letters; a zero-padded number would hold a run of
+    20 digits, which sends the whole request to the slow JSON parser)."""
+    return "cli-" + f"{n:024x}".translate(_NO_DIGITS)
+
+
 def run(a: argparse.Namespace) -> dict:
     s = Scratch("idem")
     try:
@@ -34,7 +43,7 @@ def run(a: argparse.Namespace) -> dict:
                     n += 1
                     params = {"to": ["@bob"], "body": f"status update {n}: build green, 3 tests added"}
                     if mode == "keyed":
-                        params["idempotency_key"] = f"cli-{n:024x}"
+                        params["idempotency_key"] = key(n)
                     t = time.perf_counter()
                     s.call("message.send", params)
                     times[mode].append(time.perf_counter() - t)
@@ -43,7 +52,7 @@ def run(a: argparse.Namespace) -> dict:
         dup = []
         for i in range(a.block):
             t = time.perf_counter()
-            s.call("message.send", {"to": ["@bob"], "body": "x", "idempotency_key": f"cli-{i + 1:024x}"})
+            s.call("message.send", {"to": ["@bob"], "body": "x", "idempotency_key": key(i + 1)})
             dup.append(time.perf_counter() - t)
         sends = a.rounds * a.block
         out: dict = {"sends_per_mode": sends}

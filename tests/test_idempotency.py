@@ -51,7 +51,9 @@ def test_the_same_key_twice_stores_one_message(pair):
     b = alice.json("send", "--to", "@bob", "twice")
     assert a["message_id"] != b["message_id"]
     keys = {e["data"]["idempotency_key"] for e in creates(repo, "alice", "twice")}
-    assert len(keys) == 2 and all(k.startswith("cli-") for k in keys)
+    assert len(keys) == 2 and all(k.startswith("cli-") and k[4:].isalpha() for k in keys)
+    raw = [x for x in shard_file(repo.path, "alice").read_bytes().splitlines() if b'"twice"' in x]
+    assert len(raw) == 2 and all(_PLAIN_MESSAGE(x) is not None for x in raw)  # the fast rebuild path
     assert_error(
         alice.run("send", "--to", "@bob", "--idempotency-key", "has space", "x"), "invalid idempotency key"
     )
