@@ -16,8 +16,9 @@ def member_line(m: dict) -> str:
     unread = f"  {m['unread']} unread" if m.get("unread") else ""
     branch = f"  [{m['branch']}]" if m.get("branch") else ""
     intent = f"  — {m['intent']}" if m.get("intent") else ""
+    task = f"  ({m['task_chip']})" if m.get("task_chip") else ""  # the task chip (issue 16)
     age = human_age(m.get("idle_seconds") or 0)
-    return f"@{m['name']}  {role}  {m['presence']} {age}  {m.get('runtime') or '-'}{branch}{unread}{intent}"
+    return f"@{m['name']}  {role}  {m['presence']} {age}  {m.get('runtime') or '-'}{branch}{task}{unread}{intent}"
 
 
 def work_line(wc: dict | None) -> str:
@@ -55,7 +56,11 @@ def render(r: dict) -> str:
     )
     s = r.get("session")
     if s:
-        out.append(f"Session {s['session_id']}" + (f" — intent: {s['intent']}" if s.get("intent") else ""))
+        out.append(
+            f"Session {s['session_id']}"
+            + (f" — intent: {s['intent']}" if s.get("intent") else "")
+            + (f" — task: {s['task_chip']}" if s.get("task_chip") else "")
+        )
     else:
         out.append("No active session: `thrum session start` begins one.")
     out.append(f"Work: {work_line(r.get('work_context'))}")

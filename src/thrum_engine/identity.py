@@ -26,6 +26,7 @@ from thrum_engine.model import (
     SetStatusParams,
     TextParams,
 )
+from thrum_engine.refs import task_chip
 from thrum_engine.store import queries
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ def author_of(engine: Engine, caller: Caller) -> str:
 
 def agent_view(engine: Engine, row: dict) -> dict:
     session = engine.active_sessions.get(row["name"])
-    return {
+    view = {
         "agent_id": row["name"],
         "name": row["name"],
         "role": row["role"],
@@ -58,6 +59,8 @@ def agent_view(engine: Engine, row: dict) -> dict:
         "task": (session or {}).get("task") or row.get("task") or "",
         "session_id": session["id"] if session else None,
     }
+    view["task_chip"] = task_chip(view["task"]) if view["task"] else ""  # `bd:123` -> `bd-123` (issue 16)
+    return view
 
 
 def session_view(row: dict | None) -> dict | None:
@@ -71,6 +74,7 @@ def session_view(row: dict | None) -> dict | None:
         "end_reason": row.get("end_reason"),
         "intent": row.get("intent", ""),
         "task": row.get("task", ""),
+        "task_chip": task_chip(row.get("task") or "") if row.get("task") else "",
     }
 
 

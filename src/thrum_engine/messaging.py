@@ -14,12 +14,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from thrum_engine import fastjson, ids, names
+from thrum_engine import refs as refs_mod
 from thrum_engine.durations import iso, parse_iso
 from thrum_engine.engine.authority import require_operator
 from thrum_engine.engine.bus import Waiter
 from thrum_engine.engine.caller import Caller
 from thrum_engine.engine.registry import method
 from thrum_engine.errors import Forbidden, InvalidInput, NotFound, TooLarge, UnknownRecipient
+from thrum_engine.idempotency import check_key
 from thrum_engine.identity import author_of
 from thrum_engine.model import (
     DeleteParams,
@@ -167,8 +169,15 @@ def message_view(row: dict) -> dict:
         "scopes": _stored_list(row["scopes"]),
         "refs": _stored_list(row["refs"]),
     }
+    if msg["refs"]:
+        tasks = refs_mod.message_tasks(msg["refs"])
+        if tasks:
+            msg["tasks"] = tasks  # task chips (`bd-123`): issue 16
     if structured is not None:
         msg["body"]["structured"] = json.loads(structured)
+    meta = row.get("meta")
+    if meta is not None:
+        msg["meta"] = json.loads(meta)
     if "read_at" in row:
         msg["is_read"] = row["read_at"] is not None
     return msg
@@ -196,6 +205,8 @@ def event_message_view(ev: dict) -> dict:
     }
     if d.get("structured") is not None:
         msg["body"]["structured"] = d["structured"]
+    if d.get("meta") is not None:
+        msg["meta"] = d["meta"]
     return msg
 
 
@@ -217,10 +228,79 @@ async def create_message(
     answering: str | None = None,
     typed: bool = False,
     also: Callable[[str], list[dict]] | None = None,
+    idempotency_key: str | None = None,
+    meta: dict | None = None,
 ) -> dict:
     """Validate, resolve and durably store one message; returns its create event. `typed`: the
     body already reached the recipient's pane as typed text (a first prompt), so nobody nudges.
-    `also`: events that name the message (given its id), committed with it: both or neither."""
+    `also`: events that name the message (given its id), committed with it: both or neither.
+    `idempotency_key`: a message `author` already stored under it (within the window) is returned
+    instead, as `{"duplicate": True, "ts", "data"}`, and nothing is stored (idempotency.py).
+    `meta`: what marks the message beyond its body (a schedule's fire: {"scheduled": {...}})."""
+    if idempotency_key is not None and engine.idempotency is not None:
+        index = engine.idempotency
+        key = check_key(idempotency_key)
+        while True:
+            got = index.claim(author, key)
+            if got is None:
+                break
+            if isinstance(got, str):
+                again = await _stored_again(engine, got)
+                if again is not None:
+                    return again
+                index.forget(author, key)  # purged since: the key is free again
+            else:
+                await got  # the same key is being stored right now: then ask again
+        try:
+            return await _create_message(
+                engine, author, body, to=to, broadcast=broadcast, mentions=mentions, scopes=scopes,
+                refs=refs, fmt=fmt, structured=structured, thread_id=thread_id, reply_to=reply_to,
+                thread_root=thread_root, answering=answering, typed=typed, also=also,
+                idempotency_key=key, meta=meta,
+            )  # fmt: skip
+        finally:
+            index.release(author, key)
+    return await _create_message(
+        engine, author, body, to=to, broadcast=broadcast, mentions=mentions, scopes=scopes, refs=refs,
+        fmt=fmt, structured=structured, thread_id=thread_id, reply_to=reply_to, thread_root=thread_root,
+        answering=answering, typed=typed, also=also, idempotency_key=idempotency_key, meta=meta,
+    )  # fmt: skip
+
+
+async def _stored_again(engine: Engine, message_id: str) -> dict | None:
+    """The answer to a repeated key: the original message, shaped like its create event."""
+    row = await queries.message_row(engine.store, message_id)
+    if row is None:
+        return None
+    data: dict = {"message_id": row["id"], "recipients": await queries.recipients_of(engine.store, row["id"])}
+    if row["thread_id"]:
+        data["thread_id"] = row["thread_id"]
+    if row["reply_to"]:
+        data["reply_to"] = row["reply_to"]
+    return {"duplicate": True, "ts": row["created_at"], "author": row["author"], "data": data}
+
+
+async def _create_message(
+    engine: Engine,
+    author: str,
+    body: str,
+    *,
+    to: list[str],
+    broadcast: bool,
+    mentions: list[str],
+    scopes: list[str],
+    refs: list[str],
+    fmt: str,
+    structured,
+    thread_id: str | None,
+    reply_to: str | None,
+    thread_root: str | None,
+    answering: str | None,
+    typed: bool,
+    also: Callable[[str], list[dict]] | None,
+    idempotency_key: str | None,
+    meta: dict | None,
+) -> dict:
     check_body(engine, body, fmt)
     addressed = distinct(list(to) + (["@everyone"] if broadcast else []), "--to", key=_address_key)
     mentions = distinct(list(mentions), "--mention", key=_address_key)
@@ -246,6 +326,10 @@ async def create_message(
     data: dict = {"message_id": mid, "content": body}
     if fmt:
         data["format"] = fmt
+    if idempotency_key is not None:
+        data["idempotency_key"] = idempotency_key
+    if meta:
+        data["meta"] = meta
     if structured is not None:
         data["structured"] = structured
     if recipients:
@@ -294,6 +378,7 @@ async def send(engine: Engine, caller: Caller, p: SendParams) -> dict:
         structured=p.structured,
         thread_id=p.thread_id,
         also=review[1] if review else None,
+        idempotency_key=p.idempotency_key,
     )
     d = ev["data"]
     out = {
@@ -302,6 +387,8 @@ async def send(engine: Engine, caller: Caller, p: SendParams) -> dict:
         "recipients": d.get("recipients", []),
         "created_at": ev["ts"],
     }
+    if ev.get("duplicate"):
+        out["duplicate"] = True  # the key was seen: this is the message stored the first time
     if review is not None:
         out["review_id"] = review[0]
     return out
@@ -339,7 +426,9 @@ async def get_message_row(engine: Engine, message_id: str) -> dict:
     return row
 
 
-async def reply_to_message(engine: Engine, author: str, message_id: str, body: str, fmt: str) -> dict:
+async def reply_to_message(
+    engine: Engine, author: str, message_id: str, body: str, fmt: str, *, idempotency_key: str | None = None
+) -> dict:
     """A reply to the parent's author and audience (those still registered), in the parent's thread
     (started here when it has none); returns the reply's create event."""
     parent = await get_message_row(engine, message_id)
@@ -361,19 +450,25 @@ async def reply_to_message(engine: Engine, author: str, message_id: str, body: s
         reply_to=parent["id"],
         thread_root=None if parent["thread_id"] else parent["id"],
         answering=parent["author"] if machine_author and not audience else None,
+        idempotency_key=idempotency_key,
     )
 
 
 @method("message.reply", ReplyParams, identity=True, writes=True)
 async def reply(engine: Engine, caller: Caller, p: ReplyParams) -> dict:
-    ev = await reply_to_message(engine, identified(caller), p.message_id, p.body, p.format)
+    ev = await reply_to_message(
+        engine, identified(caller), p.message_id, p.body, p.format, idempotency_key=p.idempotency_key
+    )
     d = ev["data"]
-    return {
+    out = {
         "message_id": d["message_id"],
-        "thread_id": d["thread_id"],
-        "reply_to": d["reply_to"],
+        "thread_id": d.get("thread_id"),
+        "reply_to": d.get("reply_to"),
         "recipients": d.get("recipients", []),
     }
+    if ev.get("duplicate"):
+        out["duplicate"] = True
+    return out
 
 
 def floor_of(engine: Engine, name: str) -> str:
@@ -385,6 +480,14 @@ def scope_filter(scope: str | None, *, what: str = "--scope") -> tuple[str, str]
         return None
     tagged = parse_tagged([scope], what)[0]
     return tagged["type"], tagged["value"]
+
+
+def ref_filter(ref: str | None) -> tuple[str, list[str]] | None:
+    """`--ref TYPE:VALUE` as (type, the values that name it): `bd:123` also matches `bd:bd-123`."""
+    if not ref:
+        return None
+    tagged = parse_tagged([ref], "--ref")[0]
+    return tagged["type"], refs_mod.same_ref_values(tagged["type"], tagged["value"])
 
 
 async def inbox_for(engine: Engine, me: str, p: InboxParams) -> dict:
@@ -404,6 +507,7 @@ async def inbox_for(engine: Engine, me: str, p: InboxParams) -> dict:
         author=names.strip_at(p.from_agent) if p.from_agent else None,
         scope=scope_filter(p.scope),
         oldest=p.oldest,
+        ref=ref_filter(p.ref),
     )
     rows, cut, total = page.rows, page.cut, page.total or 0
     unread = await unread_count(engine, me)
@@ -484,6 +588,7 @@ async def sent(engine: Engine, caller: Caller, p: SentParams) -> dict:
         budget=engine.settings.messages.max_page_bytes,
         to=names.strip_at(p.to) if p.to else None,
         unread_only=p.unread,
+        ref=ref_filter(p.ref),
     )
     messages = await with_deliveries(engine, page.rows)
     return {"messages": messages, "total": len(messages), "truncated": page.cut}

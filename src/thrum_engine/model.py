@@ -117,6 +117,8 @@ class MessageCreateData(MessageIdData):
     thread_id: NotRequired[str | None]
     reply_to: NotRequired[str | None]
     thread_root: NotRequired[str | None]
+    idempotency_key: NotRequired[str]  # the sender's key (issue 16): a retry with it stores nothing new
+    meta: NotRequired[dict[str, Any]]  # what marks the message beyond its body (a schedule's fire)
 
 
 def _root_has_thread(d: MessageCreateData) -> MessageCreateData:
@@ -225,6 +227,47 @@ class ReviewMergeData(ReviewIdData):
 EVENT_DATA.update(
     {"review.request": ReviewRequestData, "review.submit": ReviewSubmitData, "review.merge": ReviewMergeData}
 )
+
+
+# Schedules (issue 16): created once, fired (each fire committed with the message it delivered),
+# cancelled. The engine writes every next fire time into the event (see store/schedules.py).
+class ScheduleIdData(TypedDict):
+    __pydantic_config__ = _OPEN  # type: ignore[misc]
+    schedule_id: Annotated[str, Field(pattern=r"^sch_[0-9A-Za-z]{26}$")]
+
+
+class ScheduleCreateData(ScheduleIdData):
+    to: list[str]
+    content: str
+    kind: Literal["at", "cron"]
+    format: NotRequired[str]
+    at: NotRequired[str | None]
+    cron: NotRequired[str | None]
+    ask: NotRequired[bool]
+    until_reply: NotRequired[bool]
+    thread_id: NotRequired[str | None]
+    next_at: NotRequired[str | None]
+    origin: NotRequired[str]  # the clone that fires it (the creating engine's; synced clones only follow)
+
+
+class ScheduleFireData(ScheduleIdData):
+    due: str
+    message_id: NotRequired[str | None]
+    late: NotRequired[bool]
+    next_at: NotRequired[str | None]
+
+
+class ScheduleCancelData(ScheduleIdData):
+    reason: NotRequired[str]
+
+
+EVENT_DATA.update(
+    {
+        "schedule.create": ScheduleCreateData,
+        "schedule.fire": ScheduleFireData,
+        "schedule.cancel": ScheduleCancelData,
+    }
+)
 ENVELOPE_KEYS = frozenset(Event.__annotations__) - {"__pydantic_config__"}
 
 
@@ -328,12 +371,14 @@ class SendParams(Params):
     thread_id: str | None = None
     format: Literal["markdown", "plain", "json"] = "markdown"
     structured: Any = None
+    idempotency_key: str | None = None  # issue 16
 
 
 class ReplyParams(Params):
     message_id: str
     body: str
     format: Literal["markdown", "plain", "json"] = "markdown"
+    idempotency_key: str | None = None  # issue 16
 
 
 class InboxParams(Params):
@@ -349,12 +394,14 @@ class InboxParams(Params):
     )  # overrides page: a listing's next_offset
     oldest: bool = False
     peek: bool = False
+    ref: str | None = None  # TYPE:VALUE (`bd:123`); issue 16
 
 
 class SentParams(Params):
     to: str | None = None
     unread: bool = False
     limit: int = Field(50, ge=1, le=1000)
+    ref: str | None = None  # issue 16
 
 
 class MessageIdParams(Params):
@@ -408,3 +455,27 @@ class EmptyParams(Params):
 
 class PrimeParams(Params):
     pass
+
+
+# -- schedules (issue 16) --
+
+
+class ScheduleCreateParams(Params):
+    to: list[str] = Field(default_factory=list)
+    body: str
+    at: str | None = None  # ISO time (no zone: local), or HH:MM (the next one, local)
+    in_seconds: float | None = Field(None, gt=0)
+    cron: str | None = None
+    ask: bool = False
+    until_reply: bool = False
+    format: Literal["markdown", "plain", "json"] = "markdown"
+
+
+class ScheduleIdParams(Params):
+    schedule_id: str
+
+
+class ScheduleListParams(Params):
+    all: bool = False
+    everyone: bool = False
+    limit: int = Field(200, ge=1, le=10_000)

@@ -30,6 +30,11 @@ class MessagesSettings(BaseModel):
         description="message bodies in one listing page (inbox, sent, feed);"
         " a page always holds at least one message",
     )
+    idempotency_window_seconds: float = Field(
+        default=86_400,
+        gt=0,
+        description="a send repeated with the same idempotency key this long after the first stores nothing new",
+    )
 
 
 class PresenceSettings(BaseModel):

@@ -126,6 +126,14 @@ async def ping(engine: Engine, caller: Caller, p: PingParams) -> dict:
     return {"member": m}
 
 
+def engine_task(engine: Engine, name: str) -> str:
+    """`name`'s task chip (its session's task, else its own), or ''."""
+    from thrum_engine.refs import task_chip
+
+    task = (engine.active_sessions.get(name) or {}).get("task") or engine.agents.get(name, {}).get("task")
+    return task_chip(task) if task else ""
+
+
 def agents_in(engine: Engine, path: str) -> list[str]:
     real = os.path.realpath(path)
     return sorted(
@@ -161,7 +169,16 @@ async def who_has(engine: Engine, caller: Caller, p: WhoHasParams) -> dict:
         if any(f == target or f.startswith(target.rstrip("/") + "/") for f in c["ahead_files"]):
             hits.append("committed")
         if hits:
-            holders.append({"path": c["path"], "branch": c["branch"], "agents": c["agents"], "changes": hits})
+            tasks = {a: engine_task(engine, a) for a in c["agents"]}
+            holders.append(
+                {
+                    "path": c["path"],
+                    "branch": c["branch"],
+                    "agents": c["agents"],
+                    "changes": hits,
+                    "tasks": {a: t for a, t in tasks.items() if t},  # agent -> task chip (issue 16)
+                }
+            )
     return {"file": target, "holders": holders}
 
 

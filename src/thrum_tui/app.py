@@ -113,6 +113,7 @@ class ThrumApp(AgentActions):
         Binding("L", "relaunch", "relaunch", show=False),
         Binding("v", "review", "review", show=False),
         Binding("w", "worktrees", "worktrees", show=False),
+        Binding("D", "schedules", "schedules", show=False),
         Binding("ctrl+c", "interrupt", "interrupt", show=False, priority=True),
         Binding("escape", "focus_team", "team", show=False),
         *(Binding(str(i), f"focus_panel('{panel}')", panel, show=False) for i, panel in enumerate(PANELS, 1)),
@@ -688,6 +689,11 @@ class ThrumApp(AgentActions):
         from thrum_tui.screens.feed import FeedScreen
 
         self.push_screen(FeedScreen(title="FIND — search messages", find=True))
+
+    def action_schedules(self) -> None:
+        from thrum_tui.screens.schedules import SchedulesScreen
+
+        self.push_screen(SchedulesScreen())
 
     def action_monitors(self) -> None:
         from thrum_tui.screens.monitors import MonitorsScreen

@@ -15,6 +15,7 @@ ACTIONS: list[tuple[str, str, str]] = [
     ("Restart agent runtime", "restart_agent", "respawn the pane and launch the runtime again"),
     ("Kill agent session", "kill_session", "end the agent's tmux session"),
     ("Monitors", "monitors", "rules that turn output into messages"),
+    ("Schedules", "schedules", "messages the engine delivers later: next fire times"),
     ("Feed", "feed", "all traffic"),
     ("Find messages", "find", "search every message"),
     ("What needs me", "needs_you", "jump to a blocked agent or unread mail"),

@@ -251,15 +251,27 @@ class Ctx:
         timeout: float | None = -1.0,
         start: bool = True,
         as_caller: bool = True,
+        retry: bool = False,
     ) -> dict:
         """`method` on the engine, as this identity unless `as_caller` is False (registering, where
-        we are only becoming someone). Every failure is one CliError, from `cli_error`."""
+        we are only becoming someone). Every failure is one CliError, from `cli_error`.
+
+        `retry`: when the connection is lost mid-request (the engine died or restarted), send the
+        same request once more, to the engine started anew. Only for requests that are safe to
+        repeat: a send carrying its idempotency key stores one message however often it arrives."""
         params = dict(params or {})
         if as_caller and self.me:
             params.setdefault("caller", self.me)
         with engine_errors(method):
             try:
-                return self.client(start).call(method, params, timeout)
+                try:
+                    return self.client(start).call(method, params, timeout)
+                except EngineUnavailable as exc:
+                    if not retry or isinstance(exc, ForeignServer | EngineNotAnswering):
+                        raise
+                    self.close()
+                    self._client = None
+                    return self.client(start).call(method, params, timeout)
             except RpcError as exc:
                 if self._identity_error is not None and exc.message.startswith("no identity"):
                     raise self._identity_error from None

@@ -125,22 +125,22 @@ COMMANDS: list[Spec] = [
         "messaging:send",
         "send a message",
         pos=("text*",),
-        flags=f"to:l broadcast:b mention:l scope:l ref:l thread:v structured:v {_MSG_FORMAT}",
+        flags=f"to:l broadcast:b mention:l scope:l ref:l thread:v structured:v idempotency-key:v {_MSG_FORMAT}",
     ),
     _s(
         "reply",
         "messaging:reply",
         "reply in a message's thread",
         pos=("message_id", "text*"),
-        flags=_MSG_FORMAT,
+        flags=f"idempotency-key:v {_MSG_FORMAT}",
     ),
     _s(
         "inbox",
         "messaging:inbox",
         "my messages, newest first (listing marks them read)",
-        flags="unread:b mentions:b from:v scope:v all:b page-size:v page:v offset:v limit:v oldest:b",
+        flags="unread:b mentions:b from:v scope:v ref:v all:b page-size:v page:v offset:v limit:v oldest:b",
     ),
-    _s("sent", "messaging:sent", "my outbox with delivery state", flags="to:v unread:b limit:v"),
+    _s("sent", "messaging:sent", "my outbox with delivery state", flags="to:v unread:b limit:v ref:v"),
     _s(
         "sent show", "messaging:sent_show", "one sent message and each recipient's state", pos=("message_id",)
     ),
@@ -155,6 +155,21 @@ COMMANDS: list[Spec] = [
         flags="timeout:v after:v scope:v mention:v from:v",
         usage_exit=2,
     ),
+    # schedules (issue 16)
+    _s(
+        "schedule create",
+        "schedule:create",
+        "deliver a message later: --at TIME | --in DURATION | --cron EXPR (cron in UTC)",
+        pos=("text*",),
+        flags=f"to:l at:v in:v cron:v ask:b until-reply:b {_MSG_FORMAT}",
+    ),
+    _s(
+        "schedule list", "schedule:list_", "my pending schedules (--all: ended too)", flags="all:b everyone:b"
+    ),
+    _s(
+        "schedule show", "schedule:show", "one schedule: next fire, fires, how it ended", pos=("schedule_id",)
+    ),
+    _s("schedule cancel", "schedule:cancel", "cancel a pending schedule", pos=("schedule_id",)),
     _s("team", "orientation:team", "who is here and what they do", flags="all:b"),
     _s("ping", "orientation:ping", "presence of one agent", pos=("agent",)),
     _s("who-has", "orientation:who_has", "which worktrees are changing FILE", pos=("file",)),

@@ -40,6 +40,22 @@ def _at(names: list[str]) -> str:
     return ", ".join("@" + n for n in names) if names else "nobody"
 
 
+def idempotency_key(ctx: Ctx) -> str:
+    """`--idempotency-key KEY`, or one made for this invocation: the CLI's own retry (the engine
+    restarted mid-request) then stores the message once (issue 16)."""
+    key = ctx.args.get("idempotency_key")
+    if key is not None:
+        return key
+    import os
+
+    # Letters only (hex with its digits moved to g-p): a run of 20 digits would send the request
+    # and the journal line off the fast JSON parser (fastjson's long-number check).
+    return "cli-" + os.urandom(12).hex().translate(_NO_DIGITS)
+
+
+_NO_DIGITS = str.maketrans("0123456789", "ghijklmnop")
+
+
 def send(ctx: Ctx) -> int:
     a = ctx.args
     to = list(a["to"])
@@ -62,10 +78,12 @@ def send(ctx: Ctx) -> int:
     }
     if a.get("thread"):
         params["thread_id"] = a["thread"]
-    r = ctx.call("message.send", params)
+    params["idempotency_key"] = idempotency_key(ctx)
+    r = ctx.call("message.send", params, retry=True)
 
     def human(r: dict) -> None:
-        line(f"✓ Message sent: {r['message_id']} → {_at(r['recipients'])}")
+        again = " (already sent with this key: nothing new stored)" if r.get("duplicate") else ""
+        line(f"✓ Message sent: {r['message_id']} → {_at(r['recipients'])}{again}")
         if r.get("review_id"):  # `--ref review:request`: the message asked for review
             line(f"✓ Review requested: {r['review_id']}")
 
@@ -79,7 +97,9 @@ def reply(ctx: Ctx) -> int:
             "message_id": ctx.args["message_id"],
             "body": body_of(ctx, ctx.args["text"]),
             "format": _fmt(ctx),
+            "idempotency_key": idempotency_key(ctx),
         },
+        retry=True,
     )
     return ctx.emit(
         r,
@@ -119,6 +139,16 @@ def print_message(m: dict, *, show_read: bool = True) -> None:
     flag = ""
     if show_read and m.get("is_read") is False:
         flag = " [new]"
+    scheduled = (m.get("meta") or {}).get("scheduled")
+    if scheduled:  # delivered by a schedule (issue 16)
+        flag += " [scheduled, late]" if scheduled.get("late") else " [scheduled]"
+    tasks = [
+        r["value"] if r["value"].startswith("bd-") else "bd-" + r["value"]
+        for r in m.get("refs") or ()
+        if r.get("type") == "bd"
+    ]
+    if tasks:
+        flag += " " + " ".join(f"[{t}]" for t in tasks)
     line(f"{m['message_id']}  @{m['agent_id']} → {to}  {ago(m['created_at'])}{flag}")
     if m.get("reply_to"):
         line(f"  ↳ reply to {m['reply_to']}")
@@ -147,6 +177,8 @@ def inbox(ctx: Ctx) -> int:
         params["from_agent"] = a["from"]
     if a.get("scope"):
         params["scope"] = a["scope"]
+    if a.get("ref"):
+        params["ref"] = a["ref"]
     r = ctx.call("message.inbox", params)
 
     def human(r: dict) -> None:
@@ -173,6 +205,8 @@ def sent(ctx: Ctx) -> int:
     params = {"unread": ctx.args["unread"], "limit": _int(ctx, "--limit", high=1000) or 50}
     if ctx.args.get("to"):
         params["to"] = ctx.args["to"]
+    if ctx.args.get("ref"):
+        params["ref"] = ctx.args["ref"]
     r = ctx.call("message.sent", params)
 
     def human(r: dict) -> None:

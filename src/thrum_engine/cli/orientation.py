@@ -49,7 +49,11 @@ def who_has(ctx: Ctx) -> int:
         if not r["holders"]:
             line(f"Nobody is changing {r['file']}.")
         for h in r["holders"]:
-            who = ", ".join("@" + a for a in h["agents"]) or "(no agent)"
+            tasks = h.get("tasks") or {}
+            who = (
+                ", ".join("@" + a + (f" ({tasks[a]})" if a in tasks else "") for a in h["agents"])
+                or "(no agent)"
+            )
             line(f"{who}  {h['branch'] or 'detached'}  {'+'.join(h['changes'])}  {h['path']}")
 
     return ctx.emit(r, human)

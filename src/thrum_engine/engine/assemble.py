@@ -39,6 +39,7 @@ from thrum_engine.layout import Layout
 from thrum_engine.monitors import methods as monitor_methods
 from thrum_engine.review import methods as review_methods
 from thrum_engine.review import trees as review_trees
+from thrum_engine.schedules import methods as schedule_methods
 from thrum_engine.settings import ThrumSettings
 from thrum_engine.sync import methods as sync_methods
 from thrum_engine.tmux import methods as tmux_methods
@@ -60,6 +61,7 @@ METHOD_MODULES = (
     monitor_methods,
     review_methods,
     review_trees,
+    schedule_methods,
     sync_methods,
     team,
     tmux_methods,
@@ -80,10 +82,46 @@ def build(
         engine, author, body, to=to, **options
     )
     engine.changes = changes.ChangeFeed(engine.bus)
+    _plug_idempotency(engine)
     _plug_tmux(engine)
     _plug_monitors(engine)
+    _plug_schedules(engine)
     _plug_sync(engine)
     return engine
+
+
+def _plug_idempotency(engine: Engine) -> None:
+    """The idempotency keys seen within the window (issue 16): first, before anything sends."""
+    from thrum_engine.idempotency import IdempotencyIndex
+
+    index = IdempotencyIndex(engine)
+
+    async def start() -> None:
+        await index.start()
+        engine.idempotency = index
+
+    async def stop() -> None:
+        engine.idempotency = None
+        await index.stop()
+
+    engine.plug(Part("idempotency", start, stop))
+
+
+def _plug_schedules(engine: Engine) -> None:
+    """The schedules' one timer (issue 16): after tmux and monitors, so a fire's message is nudged
+    like any other; before sync, whose synced schedules it then follows."""
+    from thrum_engine.schedules.service import ScheduleService
+
+    service = ScheduleService(engine)
+
+    async def start() -> None:
+        engine.schedules = service
+        await service.start()
+
+    async def stop() -> None:
+        await service.stop()
+
+    engine.plug(Part("schedules", start, stop))
 
 
 def _plug_tmux(engine: Engine) -> None:

@@ -49,7 +49,9 @@ from thrum_engine.version import __version__
 
 if TYPE_CHECKING:
     from thrum_engine.changes import ChangeFeed
+    from thrum_engine.idempotency import IdempotencyIndex
     from thrum_engine.monitors.service import MonitorService
+    from thrum_engine.schedules.service import ScheduleService
     from thrum_engine.sync.service import SyncService
     from thrum_engine.tmux.manager import TmuxManager
 
@@ -139,6 +141,8 @@ class Engine:
         self.monitors: MonitorService | None = None
         self.changes: ChangeFeed | None = None
         self.sync: SyncService | None = None  # set once sync started (off: local-only)
+        self.idempotency: IdempotencyIndex | None = None  # idempotent sends (issue 16)
+        self.schedules: ScheduleService | None = None  # the schedules' one timer (issue 16)
         self.post: Post = _no_messaging
         self.collisions: list[dict] = []  # agent names registered on two clones (sync)
         self._settings_checked = False

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable
 
 from thrum_engine import fastjson
@@ -46,6 +47,10 @@ class Writer:
         self._task: asyncio.Task | None = None
         self.batches = 0
         self.events_written = 0
+        # Fault injection for the durability tests: while the file this names exists, the engine
+        # deletes it and exits at once right after a batch's journal fsync, before the projection
+        # commit and before any answer (a kill -9 at the worst moment, on cue; one-shot).
+        self._exit_after_fsync = os.environ.get("THRUM_FAULT_EXIT_AFTER_FSYNC") or None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="thrum-writer")
@@ -115,7 +120,7 @@ class Writer:
         async with self.lock:
             try:
                 # Journal write + fsync, then the projection transaction: one hop to the writer thread.
-                await self.store.apply(events, {}, before=lambda: self.journal.append(lines), undo=undo)
+                await self.store.apply(events, {}, before=lambda: self._append(lines), undo=undo)
             except OSError as exc:  # from the journal write; `append` has truncated the shards back
                 log.error("journal write failed: %s", exc)
                 self._fail(batch, f"journal write failed: {exc}")
@@ -146,6 +151,14 @@ class Writer:
         for _, fut in batch:
             if not fut.done():
                 fut.set_result(None)
+
+    def _append(self, lines: dict[str, list[bytes]]) -> dict[str, int]:
+        ends = self.journal.append(lines)
+        trigger = self._exit_after_fsync
+        if trigger is not None and os.path.exists(trigger):
+            os.unlink(trigger)
+            os._exit(137)
+        return ends
 
     @staticmethod
     def _fail(batch: list[tuple[list[dict], asyncio.Future]], message: str) -> None:

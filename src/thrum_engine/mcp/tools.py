@@ -28,6 +28,14 @@ class SendMessage(_Input):
     mentions: list[str] = Field(default_factory=list, description="agents to @mention (also receive it)")
     thread_id: str | None = Field(None, description="continue this thread (thr_...)")
     format: Format = "markdown"
+    refs: list[str] = Field(
+        default_factory=list, description="what it is about, TYPE:VALUE (a beads task: 'bd:123')"
+    )
+    idempotency_key: str | None = Field(
+        None,
+        description="a key of yours for this message: sending again with the same key (a retry) stores"
+        " nothing new and returns the first message's id",
+    )
 
 
 class CheckMessages(_Input):
@@ -46,6 +54,7 @@ class Reply(_Input):
     message_id: str = Field(description="the message to answer (msg_...)")
     body: str = Field(min_length=1, description="the reply text")
     format: Format = "markdown"
+    idempotency_key: str | None = Field(None, description="as for send_message: a retry stores nothing new")
 
 
 class ListAgents(_Input):
@@ -82,6 +91,10 @@ async def _send(link: EngineLink, a: SendMessage) -> Any:
     params = {"to": a.to, "body": a.body, "mentions": a.mentions, "format": a.format}
     if a.thread_id:
         params["thread_id"] = a.thread_id
+    if a.refs:
+        params["refs"] = a.refs
+    if a.idempotency_key is not None:
+        params["idempotency_key"] = a.idempotency_key
     return await link.call("message.send", params)
 
 
@@ -107,7 +120,10 @@ async def _wait(link: EngineLink, a: WaitForMessage) -> Any:
 
 
 async def _reply(link: EngineLink, a: Reply) -> Any:
-    return await link.call("message.reply", {"message_id": a.message_id, "body": a.body, "format": a.format})
+    params: dict[str, Any] = {"message_id": a.message_id, "body": a.body, "format": a.format}
+    if a.idempotency_key is not None:
+        params["idempotency_key"] = a.idempotency_key
+    return await link.call("message.reply", params)
 
 
 async def _agents(link: EngineLink, a: ListAgents) -> Any:

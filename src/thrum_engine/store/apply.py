@@ -126,7 +126,7 @@ def _message_create(ev: dict, d: dict) -> Iterable[Op]:
     yield (
         (
             "INSERT OR IGNORE INTO messages(id, author, thread_id, reply_to, format, content, structured, created_at,"
-            " broadcast, addressed, mentions, scopes, refs) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+            " broadcast, addressed, mentions, scopes, refs, idem_key, meta) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
         ),
         (
             mid,
@@ -142,6 +142,8 @@ def _message_create(ev: dict, d: dict) -> Iterable[Op]:
             _dumps(d.get("mentions", [])),
             _dumps(d.get("scopes", [])),
             _dumps(d.get("refs", [])),
+            d.get("idempotency_key"),
+            None if d.get("meta") is None else _encoder.encode(d["meta"]),
         ),
     )
     mentioned = set(d.get("mentioned_agents", []))
@@ -359,6 +361,12 @@ def _review_merge(ev: dict, d: dict) -> Iterable[Op]:
 APPLIERS.update(
     {"review.request": _review_request, "review.submit": _review_submit, "review.merge": _review_merge}
 )
+
+
+# Schedules (issue 16): their appliers live with their queries (store/schedules.py).
+from thrum_engine.store.schedules import APPLIERS as _SCHEDULE_APPLIERS
+
+APPLIERS.update(_SCHEDULE_APPLIERS)
 
 
 _INSERT_APPLIED = "INSERT OR IGNORE INTO applied_events(id) VALUES (?)"

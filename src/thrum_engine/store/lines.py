@@ -1,6 +1,6 @@
 """Raw journal lines -> SQL runs, for `doctor rebuild`.
 
-A rebuild is mostly plain messages (one author, some recipients, a body), and
+A rebuild is mostly plain messages (with or without an idempotency key) (one author, some recipients, a body), and
 `json.loads` plus building rows from the dicts was most of its cost. The writer
 encodes every event the same way (sorted keys, no spaces, UTF-8), so a line of
 that common shape is matched by one regular expression and its rows are built
@@ -35,7 +35,9 @@ _PLAIN_MESSAGE = re.compile(
     + _S
     + rb',"format":'
     + _S
-    + rb',"message_id":'
+    + rb'(?:,"idempotency_key":'
+    + _S
+    + rb')?,"message_id":'
     + _S
     + rb',"recipients":\[("[^"\\\x00-\x1f]*"(?:,"[^"\\\x00-\x1f]*")*)\](?:,"thread_id":'
     + _S
@@ -64,7 +66,7 @@ def ops_for_lines(
             continue
         m = plain(raw)
         if m is not None:
-            author, content, fmt, mid, recipients, thread, eid, ts = m.groups()
+            author, content, fmt, key, mid, recipients, thread, eid, ts = m.groups()
             try:
                 content = content.decode()
                 author = author.decode()
@@ -72,6 +74,7 @@ def ops_for_lines(
                 mid = mid.decode()
                 names = recipients[1:-1].decode().split('","')
                 thread = thread.decode() if thread is not None else None
+                key = key.decode() if key is not None else None
                 eid = eid.decode()
                 ts = ts.decode()
             except UnicodeDecodeError:  # not UTF-8: json.loads decides what it is
@@ -99,6 +102,8 @@ def ops_for_lines(
                         "[]",
                         "[]",
                         "[]",
+                        key,
+                        None,
                     ),
                     [(r, mid, ts, 0) for r in names],
                 )

@@ -41,6 +41,15 @@ _HAS_SCOPE = (
 )
 
 
+# A ref (`--ref bd:123`): its type, and any of the values that name it (issue 16: `bd:123` is
+# also `bd:bd-123`, see refs.py).
+def _has_ref(values: int) -> str:
+    return (
+        "EXISTS (SELECT 1 FROM json_each(m.refs) r WHERE json_extract(r.value, '$.type') = ?"
+        f" AND json_extract(r.value, '$.value') IN ({','.join('?' * values)}))"
+    )
+
+
 def _marks(values: list) -> str:
     return ",".join("?" * len(values)) or "NULL"
 
@@ -105,6 +114,15 @@ async def message_row(store: Store, message_id: str) -> dict | None:
     return await store.one("SELECT * FROM messages WHERE id = ?", (message_id,))
 
 
+async def keyed_messages_since(store: Store, cutoff: str) -> list[dict]:
+    """Messages sent with an idempotency key since `cutoff`, oldest first (issue 16)."""
+    return await store.all(
+        "SELECT author, idem_key, id, created_at FROM messages WHERE idem_key IS NOT NULL AND created_at >= ?"
+        " ORDER BY created_at",
+        (cutoff,),
+    )
+
+
 async def recipients_of(store: Store, message_id: str) -> list[str]:
     rows = await store.all("SELECT recipient FROM deliveries WHERE message_id = ?", (message_id,))
     return [r["recipient"] for r in rows]
@@ -124,6 +142,7 @@ async def inbox_page(
     author: str | None = None,
     scope: tuple[str, str] | None = None,
     oldest: bool = False,
+    ref: tuple[str, list[str]] | None = None,
 ) -> Page:
     """One page of `me`'s inbox (`everything`: every message, mine marked by its delivery), each row
     with the delivery's read_at, seen_at and recipient (None: not addressed to me), and the total."""
@@ -157,6 +176,10 @@ async def inbox_page(
         simple = False
         base += " AND " + _HAS_SCOPE
         args += list(scope)
+    if ref:
+        simple = False
+        base += " AND " + _has_ref(len(ref[1]))
+        args += [ref[0], *ref[1]]
     direction = "ASC" if oldest else "DESC"
     page = await within_budget(
         store,
@@ -170,7 +193,7 @@ async def inbox_page(
         rows_args=[me],
     )
     # The kept totals where the filters are theirs (the floor is `me`'s registration, as theirs is).
-    if everything and not (unread_only or mentions or author or scope):
+    if everything and not (unread_only or mentions or author or scope or ref):
         page.total = await message_count(store)  # every message, one row each
     elif simple and not mentions:
         page.total = await (unread_count(store, me) if unread_only else inbox_count(store, me))
@@ -228,7 +251,14 @@ async def deliveries_for(store: Store, message_ids: list[str]) -> list[dict]:
 
 
 async def sent_page(
-    store: Store, author: str, *, limit: int, budget: int, to: str | None = None, unread_only: bool = False
+    store: Store,
+    author: str,
+    *,
+    limit: int,
+    budget: int,
+    to: str | None = None,
+    unread_only: bool = False,
+    ref: tuple[str, list[str]] | None = None,
 ) -> Page:
     base = "FROM messages m WHERE m.author = ? AND m.deleted = 0"
     args: list = [author]
@@ -237,6 +267,9 @@ async def sent_page(
         args.append(to)
     if unread_only:
         base += " AND EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.read_at IS NULL)"
+    if ref:
+        base += " AND " + _has_ref(len(ref[1]))
+        args += [ref[0], *ref[1]]
     return await within_budget(
         store, "m.*", base, args, "ORDER BY m.created_at DESC LIMIT ?", [limit], budget
     )

@@ -3,12 +3,13 @@ tables hold machine-local state that `doctor rebuild` carries over."""
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 PROJECTED = ("applied_events", "shard_offsets", "agents", "sessions", "messages", "deliveries", "unread")
 # Review tables (issue 14): reviews and their rounds are projected, pending comments are local.
 PROJECTED += ("reviews", "review_rounds")
 PROJECTED += ("counts", "inbox_counts")  # trigger-kept totals (v9 here, v12 at merge)
+PROJECTED += ("schedules",)  # issue 16: schedules (v10 here)
 LOCAL = ("presence", "tmux_queue", "monitors", "monitor_events")
 LOCAL += ("review_drafts",)
 
@@ -335,6 +336,41 @@ MIGRATIONS: list[str] = [
     BEGIN
         DELETE FROM inbox_counts WHERE recipient = OLD.name;
     END;
+    """,
+    # v10 (issue 16; renumbered at merge): idempotent sends and schedules. `idem_key` is the
+    # sender's idempotency key, with no index of its own: the engine checks keys in memory and
+    # loads the window's at start through `messages_created` (an index cost every keyed send ~3 %);
+    # `meta` is what marks a message beyond its body (a schedule's fire: {"scheduled": ...}).
+    # `schedules` is projected from schedule.* events: each pending one with its next fire time.
+    """
+    ALTER TABLE messages ADD COLUMN idem_key TEXT;
+    ALTER TABLE messages ADD COLUMN meta TEXT;
+    CREATE TABLE schedules(
+        id TEXT PRIMARY KEY,
+        author TEXT NOT NULL,
+        addressed TEXT NOT NULL,
+        content TEXT NOT NULL,
+        format TEXT NOT NULL DEFAULT 'markdown',
+        kind TEXT NOT NULL,
+        at TEXT,
+        cron TEXT,
+        ask INTEGER NOT NULL DEFAULT 0,
+        until_reply INTEGER NOT NULL DEFAULT 0,
+        thread_id TEXT,
+        created_at TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending',
+        next_at TEXT,
+        fires INTEGER NOT NULL DEFAULT 0,
+        last_fired_at TEXT,
+        last_due TEXT,
+        last_message_id TEXT,
+        last_late INTEGER NOT NULL DEFAULT 0,
+        ended_at TEXT,
+        end_reason TEXT NOT NULL DEFAULT '',
+        origin TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX schedules_pending ON schedules(status, next_at);
+    CREATE INDEX schedules_thread ON schedules(thread_id) WHERE thread_id IS NOT NULL;
     """,
 ]
 

@@ -44,7 +44,9 @@ def feed_line(m: dict) -> str:
     to = "all" if m.get("broadcast") else ", ".join(m.get("to") or []) or "?"
     text = review or " ".join(m["body"]["content"].split())
     thread = " ↳" if m.get("reply_to") else ""
-    return f"{when} @{m['author']} → {to}{thread}  {text}"
+    tasks = "".join(f" [{t}]" for t in m.get("tasks") or ())  # beads task chips (issue 16)
+    scheduled = " ⏰" if (m.get("meta") or {}).get("scheduled") else ""
+    return f"{when} @{m['author']} → {to}{thread}{tasks}{scheduled}  {text}"
 
 
 def review_params(params: dict) -> dict | None:

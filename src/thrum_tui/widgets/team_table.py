@@ -184,7 +184,8 @@ class TeamTable(OptionList):
             m["role"],
             m.get("runtime") or "",
             m.get("branch") or "",
-            " ".join((m.get("intent") or "").split()),
+            (f"[{m['task_chip']}] " if m.get("task_chip") else "")
+            + " ".join((m.get("intent") or "").split()),
         ]
         texts = [_fit(c, w) for c, (_, w) in zip(cells, COLUMNS)]
         styles = [STYLES.get(state, ""), "", STYLES.get(state, ""), "b $accent", "", "", "$text-muted", ""]
