@@ -830,8 +830,10 @@ def test_a_send_the_engine_never_acknowledged_never_reports_success(pair, tmp_pa
                 30,
                 "the request",
             )
-        conn.close()  # hang up with the request unread, as a crashed engine does
+        # Stop listening first: a retry must not land in the stand-in's backlog (then reset by
+        # its close), it must find the socket dead and start a real engine.
         srv.close()
+        conn.close()  # hang up with the request unread, as a crashed engine does
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
