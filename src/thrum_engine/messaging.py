@@ -13,7 +13,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from thrum_engine import fastjson, ids, names
+from thrum_engine import fastjson, guards, ids, names
+from thrum_engine.asks import ledger
 from thrum_engine.durations import iso, parse_iso
 from thrum_engine.engine.authority import require_operator
 from thrum_engine.engine.bus import Waiter
@@ -217,10 +218,17 @@ async def create_message(
     answering: str | None = None,
     typed: bool = False,
     also: Callable[[str], list[dict]] | None = None,
+    ask: bool = False,
+    due: float | None = None,
+    extra: dict | None = None,
 ) -> dict:
     """Validate, resolve and durably store one message; returns its create event. `typed`: the
     body already reached the recipient's pane as typed text (a first prompt), so nobody nudges.
-    `also`: events that name the message (given its id), committed with it: both or neither."""
+    `also`: events that name the message (given its id), committed with it: both or neither.
+    `ask`: it needs an answer from each recipient (asks/), `due` seconds from now at the latest.
+    `extra`: more fields for the event's data (the engine's own marks, e.g. `reminds`).
+    Agent-to-agent traffic past the loop guard (guards.py) is held instead: the returned event
+    then carries `held` (the reason) and nothing is delivered until the operator releases it."""
     check_body(engine, body, fmt)
     addressed = distinct(list(to) + (["@everyone"] if broadcast else []), "--to", key=_address_key)
     mentions = distinct(list(mentions), "--mention", key=_address_key)
@@ -270,9 +278,23 @@ async def create_message(
         data["thread_root"] = thread_root
     if typed:
         data["typed"] = True
+    if ask or due is not None:
+        data["ask"] = True
+        if due is not None:
+            data["due_at"] = iso(time.time() + due)
+    if extra:
+        data.update(extra)
     ev = engine.event("message.create", author, data, ulid=body_id)
+    if recipients and also is None and not typed:
+        trip = guards.attach(engine).check(author, recipients, data.get("thread_id"))
+        if trip is not None:
+            from thrum_engine.asks.held import hold
+
+            return await hold(engine, ev, *trip)
+    # Who nothing can surface it to, judged before the commit (a blocked `wait` takes it during it).
+    unreached = ledger.unreachable(engine, recipients, author) if recipients and not typed else None
     await engine.commit(ev, *(also(mid) if also is not None else ()))
-    return ev
+    return {**ev, "undelivered": unreached} if unreached else ev
 
 
 @method("message.send", SendParams, identity=True, writes=True)
@@ -294,6 +316,8 @@ async def send(engine: Engine, caller: Caller, p: SendParams) -> dict:
         structured=p.structured,
         thread_id=p.thread_id,
         also=review[1] if review else None,
+        ask=p.ask,
+        due=p.due,
     )
     d = ev["data"]
     out = {
@@ -304,6 +328,20 @@ async def send(engine: Engine, caller: Caller, p: SendParams) -> dict:
     }
     if review is not None:
         out["review_id"] = review[0]
+    return _reported(engine, author, ev, out)
+
+
+def _reported(engine: Engine, author: str, ev: dict, out: dict) -> dict:
+    """What a sender is told beyond the id (issue 16): an ask, a hold, who cannot be reached yet."""
+    d = ev["data"]
+    if d.get("ask"):
+        out["ask"] = True
+        if d.get("due_at"):
+            out["due_at"] = d["due_at"]
+    if ev.get("held"):
+        out["held"] = ev["held"]
+        return out
+    out["undelivered"] = ev.get("undelivered") or []
     return out
 
 
@@ -339,7 +377,9 @@ async def get_message_row(engine: Engine, message_id: str) -> dict:
     return row
 
 
-async def reply_to_message(engine: Engine, author: str, message_id: str, body: str, fmt: str) -> dict:
+async def reply_to_message(
+    engine: Engine, author: str, message_id: str, body: str, fmt: str, *, ask: bool = False, due=None
+) -> dict:
     """A reply to the parent's author and audience (those still registered), in the parent's thread
     (started here when it has none); returns the reply's create event."""
     parent = await get_message_row(engine, message_id)
@@ -361,19 +401,23 @@ async def reply_to_message(engine: Engine, author: str, message_id: str, body: s
         reply_to=parent["id"],
         thread_root=None if parent["thread_id"] else parent["id"],
         answering=parent["author"] if machine_author and not audience else None,
+        ask=ask,
+        due=due,
     )
 
 
 @method("message.reply", ReplyParams, identity=True, writes=True)
 async def reply(engine: Engine, caller: Caller, p: ReplyParams) -> dict:
-    ev = await reply_to_message(engine, identified(caller), p.message_id, p.body, p.format)
+    me = identified(caller)
+    ev = await reply_to_message(engine, me, p.message_id, p.body, p.format, ask=p.ask, due=p.due)
     d = ev["data"]
-    return {
+    out = {
         "message_id": d["message_id"],
         "thread_id": d["thread_id"],
         "reply_to": d["reply_to"],
         "recipients": d.get("recipients", []),
     }
+    return _reported(engine, me, ev, out)
 
 
 def floor_of(engine: Engine, name: str) -> str:
@@ -449,6 +493,7 @@ async def unread_count(engine: Engine, me: str) -> int:
 def delivery_state(d: dict) -> str:
     for state, col in (
         ("replied", "replied_at"),
+        ("acked", "acked_at"),
         ("read", "read_at"),
         ("seen", "seen_at"),
         ("notified", "notified_at"),
@@ -458,20 +503,32 @@ def delivery_state(d: dict) -> str:
     return "stored"
 
 
-async def deliveries_for(engine: Engine, message_ids: list[str]) -> dict[str, list[dict]]:
+async def deliveries_for(engine: Engine, message_ids: list[str], rows: dict | None = None) -> dict[str, list[dict]]:
+    """Each message's delivery records; with its `rows` (id -> message row), each record carries the
+    ledger too (asks/ledger.py: its steps and times, and why it is not delivered yet)."""
     out: dict[str, list[dict]] = {m: [] for m in message_ids}
     for d in await queries.deliveries_for(engine.store, message_ids):
-        out[d["message_id"]].append(
-            {
-                "recipient": d["recipient"],
-                "state": delivery_state(d),
-                "notified_at": d["notified_at"],
-                "via": d["notified_via"],
-                "seen_at": d["seen_at"],
-                "read_at": d["read_at"],
-                "replied_at": d["replied_at"],
-            }
-        )
+        rec = {
+            "recipient": d["recipient"],
+            "state": delivery_state(d),
+            "notified_at": d["notified_at"],
+            "via": d["notified_via"],
+            "seen_at": d["seen_at"],
+            "read_at": d["read_at"],
+            "replied_at": d["replied_at"],
+        }
+        if d["ask"]:
+            rec["ask"] = True
+            rec["acked_at"] = d["acked_at"]
+            if d["ack_note"]:
+                rec["ack_note"] = d["ack_note"]
+        if rows is not None:
+            row = rows[d["message_id"]]
+            full = {**rec, "notified_via": d["notified_via"]}
+            ledger.annotate(engine, full, row["author"], row["created_at"])
+            full.pop("notified_via")
+            rec = full
+        out[d["message_id"]].append(rec)
     return out
 
 
@@ -484,18 +541,25 @@ async def sent(engine: Engine, caller: Caller, p: SentParams) -> dict:
         budget=engine.settings.messages.max_page_bytes,
         to=names.strip_at(p.to) if p.to else None,
         unread_only=p.unread,
+        undelivered_only=p.undelivered,
     )
     messages = await with_deliveries(engine, page.rows)
-    return {"messages": messages, "total": len(messages), "truncated": page.cut}
+    out = {"messages": messages, "total": len(messages), "truncated": page.cut}
+    if p.undelivered:  # held by the loop guard: not delivered either
+        from thrum_engine.asks.held import held_list
+
+        out["held"] = await held_list(engine, author=identified(caller))
+    return out
 
 
 async def with_deliveries(engine: Engine, rows: list[dict]) -> list[dict]:
     """Message views, each with every recipient's delivery state (what an author wants to see)."""
-    dels = await deliveries_for(engine, [r["id"] for r in rows])
+    dels = await deliveries_for(engine, [r["id"] for r in rows], {r["id"]: r for r in rows})
     out = []
     for r in rows:
         msg = message_view(r)
         msg["deliveries"] = dels[r["id"]]
+        msg["delivered"] = all(d.get("delivered", True) for d in msg["deliveries"])
         out.append(msg)
     return out
 
@@ -504,7 +568,8 @@ async def with_deliveries(engine: Engine, rows: list[dict]) -> list[dict]:
 async def get(engine: Engine, caller: Caller, p: MessageIdParams) -> dict:
     row = await get_message_row(engine, p.message_id)
     msg = message_view(row)
-    msg["deliveries"] = (await deliveries_for(engine, [row["id"]]))[row["id"]]
+    msg["deliveries"] = (await deliveries_for(engine, [row["id"]], {row["id"]: row}))[row["id"]]
+    msg["delivered"] = all(d.get("delivered", True) for d in msg["deliveries"])
     if caller.name:
         mine = [d for d in msg["deliveries"] if d["recipient"] == caller.name]
         if mine:

@@ -117,6 +117,10 @@ class MessageCreateData(MessageIdData):
     thread_id: NotRequired[str | None]
     reply_to: NotRequired[str | None]
     thread_root: NotRequired[str | None]
+    ask: NotRequired[bool]  # issue 16: needs an answer from each recipient
+    due_at: NotRequired[str | None]  # an ask's deadline: past it, the sender is told
+    reminds: NotRequired[str]  # a reminder of this ask (the engine's)
+    overdue: NotRequired[str]  # this ask went unanswered past its due time (the engine's)
 
 
 def _root_has_thread(d: MessageCreateData) -> MessageCreateData:
@@ -225,6 +229,43 @@ class ReviewMergeData(ReviewIdData):
 EVENT_DATA.update(
     {"review.request": ReviewRequestData, "review.submit": ReviewSubmitData, "review.merge": ReviewMergeData}
 )
+
+
+# Asks and the loop guard (issue 16).
+class AskAckData(MessageIdData):
+    note: NotRequired[str]
+    at: NotRequired[str]
+
+
+class AskRemindData(MessageIdData):
+    recipient: str
+    at: NotRequired[str]
+
+
+class AskOverdueData(MessageIdData):
+    recipients: list[str]
+    at: NotRequired[str]
+
+
+class MessageHoldData(MessageIdData):
+    reason: str
+    event: dict[str, Any]  # the message.create event, committed as it is on release
+
+
+class MessageReleaseData(TypedDict):
+    __pydantic_config__ = _OPEN  # type: ignore[misc]
+    message_ids: list[str]
+
+
+EVENT_DATA.update(
+    {
+        "ask.ack": AskAckData,
+        "ask.remind": AskRemindData,
+        "ask.overdue": AskOverdueData,
+        "message.hold": MessageHoldData,
+        "message.release": MessageReleaseData,
+    }
+)
 ENVELOPE_KEYS = frozenset(Event.__annotations__) - {"__pydantic_config__"}
 
 
@@ -328,12 +369,16 @@ class SendParams(Params):
     thread_id: str | None = None
     format: Literal["markdown", "plain", "json"] = "markdown"
     structured: Any = None
+    ask: bool = False  # needs an answer (issue 16)
+    due: float | None = Field(None, gt=0, le=366 * 86400)  # seconds: past it the sender is told
 
 
 class ReplyParams(Params):
     message_id: str
     body: str
     format: Literal["markdown", "plain", "json"] = "markdown"
+    ask: bool = False
+    due: float | None = Field(None, gt=0, le=366 * 86400)
 
 
 class InboxParams(Params):
@@ -354,6 +399,7 @@ class InboxParams(Params):
 class SentParams(Params):
     to: str | None = None
     unread: bool = False
+    undelivered: bool = False  # issue 16: only messages some recipient has not been shown yet
     limit: int = Field(50, ge=1, le=1000)
 
 

@@ -1,0 +1,114 @@
+"""The loop guard (issue 16): agent-to-agent traffic that runs away is held for the operator.
+
+Two limits, from `guards` in config.json: messages between two agents within a minute (either
+direction: a loop is a pair answering each other), and agent messages in one thread since the
+last message from or to a human. A message past either is not delivered: `create_message` stores
+it as `message.hold` (its create event inside), the sender is told it is held, and the operator is
+told once per runaway pair or thread. `thrum release` commits the held create events as they are
+and starts that pair's and thread's counts afresh, so delivery proceeds.
+
+Messages from or to a human (an agent of kind `user`) or from the engine or a monitor are never
+held, and a human message in a thread resets its count. The counts are in memory: an engine
+restart ends a loop's damping along with the loop's connections.
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from thrum_engine.engine.core import Engine
+
+WINDOW_SECONDS = 60.0
+
+
+class Guards:
+    def __init__(self, engine: Engine, clock: Callable[[], float] = time.monotonic) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.pairs: dict[tuple[str, str], deque[float]] = {}
+        self.threads: dict[str, int] = {}  # thread id -> agent messages since the last human one
+        self.tripped: set[str] = set()  # keys the operator was told about, until a release
+
+    def _human(self, name: str) -> bool:
+        row = self.engine.agents.get(name)
+        return row is not None and row.get("kind") == "user"
+
+    def exempt(self, author: str, recipients: list[str]) -> bool:
+        """Traffic the guard never holds: from the engine or a monitor, from or to a human."""
+        if author == "system" or ":" in author or self._human(author):
+            return True
+        return any(self._human(r) for r in recipients)
+
+    def check(self, author: str, recipients: list[str], thread_id: str | None) -> tuple[str, str] | None:
+        """(key, reason) when this message must be held, else None (and it is counted)."""
+        g = self.engine.settings.guards
+        if not g.enabled or not recipients:
+            return None
+        if self.exempt(author, recipients):
+            if thread_id:
+                self.threads.pop(thread_id, None)  # a human spoke in the thread: its count restarts
+            return None
+        now = self.clock()
+        others = [r for r in recipients if r != author]
+        for r in others:
+            window = self.pairs.get(_pair(author, r))
+            if window is None:
+                continue
+            while window and now - window[0] > WINDOW_SECONDS:
+                window.popleft()
+            if len(window) >= g.pair_per_minute:
+                a, b = _pair(author, r)
+                return (
+                    f"pair:{a}:{b}",
+                    f"loop guard: {len(window)} messages between @{a} and @{b} within a minute"
+                    f" (guards.pair_per_minute is {g.pair_per_minute})",
+                )
+        if thread_id and self.threads.get(thread_id, 0) >= g.thread_exchanges:
+            return (
+                f"thread:{thread_id}",
+                f"loop guard: {self.threads[thread_id]} agent messages in thread {thread_id} without a"
+                f" human one (guards.thread_exchanges is {g.thread_exchanges})",
+            )
+        for r in others:
+            self.pairs.setdefault(_pair(author, r), deque()).append(now)
+        if thread_id:
+            self.threads[thread_id] = self.threads.get(thread_id, 0) + 1
+        if len(self.pairs) > 10_000:  # agents come and go: forget quiet pairs
+            self.pairs = {k: w for k, w in self.pairs.items() if w and now - w[-1] <= WINDOW_SECONDS}
+        return None
+
+    def first_trip(self, key: str) -> bool:
+        """Whether the operator still needs telling about this key (once per runaway)."""
+        if key in self.tripped:
+            return False
+        self.tripped.add(key)
+        return True
+
+    def released(self, author: str, recipients: list[str], thread_id: str | None) -> None:
+        """The operator let this pair's (and thread's) held traffic through: counts start afresh."""
+        for r in recipients:
+            a, b = _pair(author, r)
+            self.pairs.pop((a, b), None)
+            self.tripped.discard(f"pair:{a}:{b}")
+        if thread_id:
+            self.threads.pop(thread_id, None)
+            self.tripped.discard(f"thread:{thread_id}")
+
+
+def _pair(a: str, b: str) -> tuple[str, str]:
+    return (a, b) if a <= b else (b, a)
+
+
+_GUARDS: weakref.WeakKeyDictionary[Engine, Guards] = weakref.WeakKeyDictionary()
+
+
+def attach(engine: Engine) -> Guards:
+    g = _GUARDS.get(engine)
+    if g is None:
+        g = _GUARDS[engine] = Guards(engine)
+    return g
