@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -184,3 +185,32 @@ def test_a_runaway_pair_is_held_and_the_operator_releases_it(trio):
     assert repo.json("held")["held"] == []
     assert repo.json("held", "--released")["held"][0]["released_by"] == "ada"
     assert "held" not in alice.json("send", "ping 5", "--to", "@bob")  # counting starts afresh
+
+
+def test_open_asks_are_in_prime_and_the_prompt_hook_context(trio):
+    repo, alice, bob, carol = trio
+    a = alice.json("send", "which port does the auth service use?", "--to", "@bob", "--ask")
+    out = bob.ok("prime").out
+    assert "## Open asks: 1 waiting for your answer" in out and a["message_id"] in out
+    assert "from @alice" in out and "thrum ack" in out
+    assert a["message_id"] in alice.ok("prime").out  # the sender sees what it waits on
+    prime = bob.json("prime")
+    assert [x["message_id"] for x in prime["open_asks"]["to_me"]] == [a["message_id"]]
+    hook = bob.run("hook", "prompt-submit", "--runtime", "claude", input=json.dumps({"cwd": str(bob.cwd)}))
+    assert hook.code == 0
+    assert "open ask" in hook.out and a["message_id"] in hook.out
+    bob.ok("ack", a["message_id"])
+    hook = bob.run("hook", "prompt-submit", "--runtime", "claude", input=json.dumps({"cwd": str(bob.cwd)}))
+    assert a["message_id"] not in hook.out
+    assert "Open asks" not in bob.ok("prime").out
+
+
+async def test_mcp_send_message_with_ask(trio):
+    from test_mcp import mcp_client, text
+
+    repo, alice, bob, carol = trio
+    async with mcp_client(alice.cwd, alice.env) as s:
+        r = await s.call_tool("send_message", {"to": ["@bob"], "body": "ok to merge?", "ask": True})
+        assert not r.is_error, text(r)
+        assert r.structured_content["ask"] is True
+    assert [x["message_id"] for x in bob.json("asks", "--to-me")["asks"]] == [r.structured_content["message_id"]]

@@ -28,6 +28,7 @@ class SendMessage(_Input):
     mentions: list[str] = Field(default_factory=list, description="agents to @mention (also receive it)")
     thread_id: str | None = Field(None, description="continue this thread (thr_...)")
     format: Format = "markdown"
+    ask: bool = Field(False, description="it needs an answer: open until each recipient replies or acks")
 
 
 class CheckMessages(_Input):
@@ -82,6 +83,8 @@ async def _send(link: EngineLink, a: SendMessage) -> Any:
     params = {"to": a.to, "body": a.body, "mentions": a.mentions, "format": a.format}
     if a.thread_id:
         params["thread_id"] = a.thread_id
+    if a.ask:
+        params["ask"] = True
     return await link.call("message.send", params)
 
 
