@@ -63,17 +63,17 @@ class Guards:
                 window.popleft()
             if len(window) >= g.pair_per_minute:
                 a, b = _pair(author, r)
-                return (
-                    f"pair:{a}:{b}",
+                why = (
                     f"loop guard: {len(window)} messages between @{a} and @{b} within a minute"
-                    f" (guards.pair_per_minute is {g.pair_per_minute})",
+                    f" (guards.pair_per_minute is {g.pair_per_minute})"
                 )
+                return f"pair:{a}:{b}", why
         if thread_id and self.threads.get(thread_id, 0) >= g.thread_exchanges:
-            return (
-                f"thread:{thread_id}",
+            why = (
                 f"loop guard: {self.threads[thread_id]} agent messages in thread {thread_id} without a"
-                f" human one (guards.thread_exchanges is {g.thread_exchanges})",
+                f" human one (guards.thread_exchanges is {g.thread_exchanges})"
             )
+            return f"thread:{thread_id}", why
         for r in others:
             self.pairs.setdefault(_pair(author, r), deque()).append(now)
         if thread_id:

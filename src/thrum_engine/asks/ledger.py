@@ -86,7 +86,7 @@ def steps(d: dict, created_at: str) -> list[dict]:
         if state == "notified":
             step["via"] = d.get("notified_via") or "nudge"
         out.append(step)
-        prev = at if at > prev else prev
+        prev = max(prev, at)
     return out
 
 

@@ -33,6 +33,7 @@ class AsksParams(Params):
     mine: bool = False  # the asks I sent
     to_me: bool = False  # the asks waiting for my answer
     agent: str | None = None  # anyone's (both directions)
+    everyone: bool = False  # every open ask (the console's view)
 
 
 class HeldParams(Params):
@@ -102,9 +103,9 @@ async def ask_ack(engine: Engine, caller: Caller, p: AckParams) -> dict:
 @method("ask.list", AsksParams)
 async def ask_list(engine: Engine, caller: Caller, p: AsksParams) -> dict:
     who = p.agent.lstrip("@") if p.agent else caller.name
-    if who is None or who not in engine.agents:
-        if p.agent:
-            raise NotFound(f"no agent @{who}")
+    if p.agent and who not in engine.agents:
+        raise NotFound(f"no agent @{who}")
+    if p.everyone or who is None or who not in engine.agents:
         return {"asks": await open_asks(engine), "agent": None}  # the operator with no name: everyone's
     both = p.mine == p.to_me
     asks = await open_asks(
