@@ -154,8 +154,8 @@ async def test_a_runaway_pair_is_held_the_operator_told_and_released(engine):
         r = await call(engine, "message.send", "alice" if i % 2 == 0 else "bob", body=f"ping {i}", to=["@bob" if i % 2 == 0 else "@alice"])
         assert "held" not in r
         ids.append(r["message_id"])
-    held1 = await call(engine, "message.send", "alice", body="ping 3", to=["@bob"])
-    held2 = await call(engine, "message.send", "bob", body="pong 4", to=["@alice"])
+    held1 = await call(engine, "message.send", "bob", body="pong 3", to=["@alice"])  # the 4th exchange
+    held2 = await call(engine, "message.send", "alice", body="ping 4", to=["@bob"])  # and all after it
     assert "loop guard" in held1["held"] and "held" in held2
     assert [m["body"]["content"] for m in await inbox(engine, "bob")] == ["ping 2", "ping 0"]
     # the operator was told once, not once per held message
@@ -170,10 +170,17 @@ async def test_a_runaway_pair_is_held_the_operator_told_and_released(engine):
         await engine.call("message.release", {"all": True}, Caller(worktree="/elsewhere"))
     r = await call(engine, "message.release", None, all=True)
     assert r["released"] == [held1["message_id"], held2["message_id"]]
-    assert [m["body"]["content"] for m in await inbox(engine, "bob")][0] == "ping 3"
+    assert [m["body"]["content"] for m in await inbox(engine, "bob")][0] == "ping 4"
     assert (await call(engine, "message.held", None))["held"] == []
     # delivery proceeds: the pair starts counting afresh
     assert "held" not in await call(engine, "message.send", "alice", body="ping 5", to=["@bob"])
+
+
+async def test_one_agent_sending_a_batch_is_no_loop(engine):
+    engine.settings.guards.pair_per_minute = 3
+    for i in range(20):
+        assert "held" not in await call(engine, "message.send", "alice", body=f"result {i}", to=["@bob"])
+    assert "held" not in await call(engine, "message.send", "bob", body="thanks", to=["@alice"])
 
 
 async def test_a_long_agent_thread_is_held_and_a_human_message_resets_it(engine):

@@ -1,8 +1,8 @@
 """The loop guard (issue 16): agent-to-agent traffic that runs away is held for the operator.
 
-Two limits, from `guards` in config.json: messages between two agents within a minute (either
-direction: a loop is a pair answering each other), and agent messages in one thread since the
-last message from or to a human. A message past either is not delivered: `create_message` stores
+Two limits, from `guards` in config.json: exchanges between two agents within a minute (messages
+that turn their conversation around: a loop is a pair answering each other, while one agent sending
+a batch is not), and agent messages in one thread since the last message from or to a human. A message past either is not delivered: `create_message` stores
 it as `message.hold` (its create event inside), the sender is told it is held, and the operator is
 told once per runaway pair or thread. `thrum release` commits the held create events as they are
 and starts that pair's and thread's counts afresh, so delivery proceeds.
@@ -31,8 +31,9 @@ class Guards:
         self.engine = engine
         self.clock = clock
         self.pairs: dict[tuple[str, str], deque[float]] = {}
+        self.last: dict[tuple[str, str], str] = {}  # pair -> who spoke last in it
         self.threads: dict[str, int] = {}  # thread id -> agent messages since the last human one
-        self.tripped: set[str] = set()  # keys the operator was told about, until a release
+        self.tripped: set[str] = set()  # pairs and threads held (the operator was told), until a release
 
     def _human(self, name: str) -> bool:
         row = self.engine.agents.get(name)
@@ -45,45 +46,65 @@ class Guards:
         return any(self._human(r) for r in recipients)
 
     def check(self, author: str, recipients: list[str], thread_id: str | None) -> tuple[str, str] | None:
-        """(key, reason) when this message must be held, else None (and it is counted)."""
+        """(key, reason) when this message must be held, else None (and it is counted).
+
+        A pair's count is of exchanges: messages that turn the conversation around (the other one
+        answering). A loop is two agents answering each other; one agent sending many messages in a
+        row (results, a batch) is not one and is never held for it. Once a pair or a thread trips,
+        everything further in it is held until the operator releases it (or, for a thread, a human
+        speaks in it)."""
         g = self.engine.settings.guards
         if not g.enabled or not recipients:
             return None
         if self.exempt(author, recipients):
-            if thread_id:
-                self.threads.pop(thread_id, None)  # a human spoke in the thread: its count restarts
+            if thread_id:  # a human spoke in the thread: its count restarts
+                self.threads.pop(thread_id, None)
+                self.tripped.discard(f"thread:{thread_id}")
             return None
         now = self.clock()
         others = [r for r in recipients if r != author]
         for r in others:
-            window = self.pairs.get(_pair(author, r))
-            if window is None:
+            pair = _pair(author, r)
+            key = f"pair:{pair[0]}:{pair[1]}"
+            window = self.pairs.get(pair)
+            turned = self.last.get(pair, author) != author
+            if key in self.tripped:
+                self.last[pair] = author
+                return key, f"loop guard: @{pair[0]} and @{pair[1]} are held until the operator releases them"
+            if window is None or not turned:
                 continue
             while window and now - window[0] > WINDOW_SECONDS:
                 window.popleft()
             if len(window) >= g.pair_per_minute:
-                a, b = _pair(author, r)
+                self.last[pair] = author
                 why = (
-                    f"loop guard: {len(window)} messages between @{a} and @{b} within a minute"
+                    f"loop guard: {len(window)} exchanges between @{pair[0]} and @{pair[1]} within a minute"
                     f" (guards.pair_per_minute is {g.pair_per_minute})"
                 )
-                return f"pair:{a}:{b}", why
-        if thread_id and self.threads.get(thread_id, 0) >= g.thread_exchanges:
-            why = (
-                f"loop guard: {self.threads[thread_id]} agent messages in thread {thread_id} without a"
-                f" human one (guards.thread_exchanges is {g.thread_exchanges})"
-            )
-            return f"thread:{thread_id}", why
+                return key, why
+        if thread_id:
+            key = f"thread:{thread_id}"
+            count = self.threads.get(thread_id, 0)
+            if key in self.tripped or count >= g.thread_exchanges:
+                why = (
+                    f"loop guard: {count} agent messages in thread {thread_id} without a"
+                    f" human one (guards.thread_exchanges is {g.thread_exchanges})"
+                )
+                return key, why
         for r in others:
-            self.pairs.setdefault(_pair(author, r), deque()).append(now)
+            pair = _pair(author, r)
+            if self.last.get(pair) != author:
+                self.pairs.setdefault(pair, deque()).append(now)
+                self.last[pair] = author
         if thread_id:
             self.threads[thread_id] = self.threads.get(thread_id, 0) + 1
         if len(self.pairs) > 10_000:  # agents come and go: forget quiet pairs
             self.pairs = {k: w for k, w in self.pairs.items() if w and now - w[-1] <= WINDOW_SECONDS}
+            self.last = {k: v for k, v in self.last.items() if k in self.pairs}
         return None
 
-    def first_trip(self, key: str) -> bool:
-        """Whether the operator still needs telling about this key (once per runaway)."""
+    def trip(self, key: str) -> bool:
+        """Hold everything further under `key`; whether the operator still needs telling (once)."""
         if key in self.tripped:
             return False
         self.tripped.add(key)
@@ -94,6 +115,7 @@ class Guards:
         for r in recipients:
             a, b = _pair(author, r)
             self.pairs.pop((a, b), None)
+            self.last.pop((a, b), None)
             self.tripped.discard(f"pair:{a}:{b}")
         if thread_id:
             self.threads.pop(thread_id, None)

@@ -158,7 +158,7 @@ class GuardsSettings(BaseModel):
     """The loop guard (issue 16): agent-to-agent traffic past these is held for the operator."""
 
     enabled: bool = Field(default=True, description="hold runaway agent-to-agent traffic")
-    pair_per_minute: int = Field(default=30, ge=1, description="messages between two agents per minute")
+    pair_per_minute: int = Field(default=30, ge=1, description="exchanges (turns) between two agents per minute")
     thread_exchanges: int = Field(
         default=12, ge=1, description="agent messages in one thread without a human one"
     )

@@ -37,7 +37,7 @@ async def hold(engine: Engine, ev: dict, key: str, reason: str) -> dict:
         engine.event("message.hold", ev["author"], {"message_id": d["message_id"], "reason": reason, "event": ev})
     )
     log.warning("held %s from @%s: %s", d["message_id"], ev["author"], reason)
-    if guards.attach(engine).first_trip(key):
+    if guards.attach(engine).trip(key):
         await _tell_operators(engine, ev, reason)
     return {**ev, "held": reason}
 
