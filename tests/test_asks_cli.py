@@ -82,7 +82,9 @@ def test_a_fan_out_ask_tracks_each_recipient_and_reminders_stop_after_n(trio):
         return [
             m
             for m in msgs
-            if m["author"] == "system" and a["message_id"] in m["body"]["content"] and m["to"] == ["@" + agent.name]
+            if m["author"] == "system"
+            and a["message_id"] in m["body"]["content"]
+            and m["to"] == ["@" + agent.name]
         ]
 
     wait_for(lambda: len(reminders(bob)) == 2, what="bob's two reminders")
@@ -101,7 +103,11 @@ def test_past_due_the_sender_is_told(trio):
 
     def told():
         msgs = alice.json("inbox", "--all")["messages"]
-        return [m for m in msgs if m["author"] == "system" and "Unanswered past its due time" in m["body"]["content"]]
+        return [
+            m
+            for m in msgs
+            if m["author"] == "system" and "Unanswered past its due time" in m["body"]["content"]
+        ]
 
     wait_for(told, what="the overdue report")
     assert a["message_id"] in told()[0]["body"]["content"]
@@ -213,4 +219,6 @@ async def test_mcp_send_message_with_ask(trio):
         r = await s.call_tool("send_message", {"to": ["@bob"], "body": "ok to merge?", "ask": True})
         assert not r.is_error, text(r)
         assert r.structured_content["ask"] is True
-    assert [x["message_id"] for x in bob.json("asks", "--to-me")["asks"]] == [r.structured_content["message_id"]]
+    assert [x["message_id"] for x in bob.json("asks", "--to-me")["asks"]] == [
+        r.structured_content["message_id"]
+    ]

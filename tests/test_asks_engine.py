@@ -42,7 +42,9 @@ def from_system(msgs: list[dict]) -> list[dict]:
 async def test_reminders_back_off_stop_after_n_and_a_reply_closes_the_ask(engine):
     sent = await call(engine, "message.send", "alice", body="which schema?", to=["@bob"], ask=True)
     assert sent["ask"] is True
-    t0 = parse_iso((await call(engine, "message.get", None, message_id=sent["message_id"]))["message"]["created_at"])
+    t0 = parse_iso(
+        (await call(engine, "message.get", None, message_id=sent["message_id"]))["message"]["created_at"]
+    )
     svc = ask_service.attach(engine)
     assert (await svc.tick(t0 + 59))["reminded"] == 0
     assert (await svc.tick(t0 + 61))["reminded"] == 1
@@ -62,13 +64,17 @@ async def test_reminders_back_off_stop_after_n_and_a_reply_closes_the_ask(engine
     await call(engine, "message.reply", "bob", message_id=sent["message_id"], body="v2")
     assert (await call(engine, "ask.list", "bob", to_me=True))["asks"] == []
     assert (await call(engine, "ask.list", "alice", mine=True))["asks"] == []
-    d = (await call(engine, "message.get", "alice", message_id=sent["message_id"]))["message"]["deliveries"][0]
+    d = (await call(engine, "message.get", "alice", message_id=sent["message_id"]))["message"]["deliveries"][
+        0
+    ]
     assert d["state"] == "replied" and [s["state"] for s in d["steps"]][-1] == "replied"
 
 
 async def test_no_reminder_while_the_recipient_is_working_on_it(engine):
     sent = await call(engine, "message.send", "alice", body="look at this", to=["@bob"], ask=True)
-    t0 = parse_iso((await call(engine, "message.get", None, message_id=sent["message_id"]))["message"]["created_at"])
+    t0 = parse_iso(
+        (await call(engine, "message.get", None, message_id=sent["message_id"]))["message"]["created_at"]
+    )
     svc = ask_service.attach(engine)
     await call(engine, "agent.set_status", "bob", status="working")
     # working but it has not seen the ask: reminded
@@ -127,7 +133,9 @@ async def test_asks_acks_and_reminders_survive_a_rebuild(engine, tmp_path, monke
     a = await call(engine, "message.send", "alice", body="one", to=["@bob"], ask=True)
     b = await call(engine, "message.send", "alice", body="two", to=["@bob"], ask=True)
     await call(engine, "ask.ack", "bob", message_id=a["message_id"])
-    t0 = parse_iso((await call(engine, "message.get", None, message_id=b["message_id"]))["message"]["created_at"])
+    t0 = parse_iso(
+        (await call(engine, "message.get", None, message_id=b["message_id"]))["message"]["created_at"]
+    )
     await ask_service.attach(engine).tick(t0 + 61)
     await engine.stop()
     import os
@@ -151,7 +159,13 @@ async def test_a_runaway_pair_is_held_the_operator_told_and_released(engine):
     engine.settings.guards.pair_per_minute = 3
     ids = []
     for i in range(3):
-        r = await call(engine, "message.send", "alice" if i % 2 == 0 else "bob", body=f"ping {i}", to=["@bob" if i % 2 == 0 else "@alice"])
+        r = await call(
+            engine,
+            "message.send",
+            "alice" if i % 2 == 0 else "bob",
+            body=f"ping {i}",
+            to=["@bob" if i % 2 == 0 else "@alice"],
+        )
         assert "held" not in r
         ids.append(r["message_id"])
     held1 = await call(engine, "message.send", "bob", body="pong 3", to=["@alice"])  # the 4th exchange
@@ -170,7 +184,7 @@ async def test_a_runaway_pair_is_held_the_operator_told_and_released(engine):
         await engine.call("message.release", {"all": True}, Caller(worktree="/elsewhere"))
     r = await call(engine, "message.release", None, all=True)
     assert r["released"] == [held1["message_id"], held2["message_id"]]
-    assert [m["body"]["content"] for m in await inbox(engine, "bob")][0] == "ping 4"
+    assert (await inbox(engine, "bob"))[0]["body"]["content"] == "ping 4"
     assert (await call(engine, "message.held", None))["held"] == []
     # delivery proceeds: the pair starts counting afresh
     assert "held" not in await call(engine, "message.send", "alice", body="ping 5", to=["@bob"])
@@ -188,11 +202,19 @@ async def test_a_long_agent_thread_is_held_and_a_human_message_resets_it(engine)
     first = await call(engine, "message.send", "alice", body="start", to=["@bob"])
     last = first
     for i in range(3):  # three replies in the thread the first one starts
-        last = await call(engine, "message.reply", "bob" if i % 2 == 0 else "alice", message_id=last["message_id"], body=f"r{i}")
+        last = await call(
+            engine,
+            "message.reply",
+            "bob" if i % 2 == 0 else "alice",
+            message_id=last["message_id"],
+            body=f"r{i}",
+        )
         assert "held" not in last
     r = await call(engine, "message.reply", "alice", message_id=last["message_id"], body="again")
     assert "thread" in r["held"]
     # the human speaks in the thread: its count restarts (and the held one waits for a release)
-    await call(engine, "message.send", "ada", body="carry on", to=["@alice", "@bob"], thread_id=last["thread_id"])
+    await call(
+        engine, "message.send", "ada", body="carry on", to=["@alice", "@bob"], thread_id=last["thread_id"]
+    )
     r = await call(engine, "message.reply", "bob", message_id=last["message_id"], body="once more")
     assert "held" not in r

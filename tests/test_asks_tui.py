@@ -32,7 +32,9 @@ async def test_held_messages_are_released_from_the_console_and_delivered(hosted)
         held = await cli(alice, "send", "ping 2", "--to", "@bob")
         assert "loop guard" in held["held"]
         header = app.main_screen.query_one(HeaderLine)
-        await until(pilot, lambda: header.held == 1 and header.asks.startswith("asks: 1"), "the header's counts")
+        await until(
+            pilot, lambda: header.held == 1 and header.asks.startswith("asks: 1"), "the header's counts"
+        )
         await pilot.press("H")
         screen = await until(pilot, lambda: isinstance(app.screen, AsksScreen) and app.screen)
         await until(pilot, lambda: len(screen.held) == 1 and len(screen.asks) == 1, "the lists")
@@ -57,8 +59,13 @@ async def test_d_in_a_thread_shows_the_delivery_ledger(hosted):
         await cli(bob, "ack", sent["message_id"], "--note", "fine")
         thread = await cli(bob, "reply", sent["message_id"], "all good")
         app.push_screen(ThreadScreen(thread["thread_id"], title="thread", focus_id=sent["message_id"]))
-        screen = await until(pilot, lambda: isinstance(app.screen, ThreadScreen) and app.screen.views and app.screen)
-        await until(pilot, lambda: screen.focused_message and screen.focused_message["message_id"] == sent["message_id"])
+        screen = await until(
+            pilot, lambda: isinstance(app.screen, ThreadScreen) and app.screen.views and app.screen
+        )
+        await until(
+            pilot,
+            lambda: screen.focused_message and screen.focused_message["message_id"] == sent["message_id"],
+        )
         await pilot.press("d")
         ledger = await until(pilot, lambda: isinstance(app.screen, LedgerScreen) and app.screen)
         text = ledger.query_one("#ledger", Static)

@@ -102,22 +102,30 @@ def asks_lines(asks: dict | None) -> list[str]:
     out = [f"\n## Open asks: {len(asks['to_me'])} waiting for your answer, {len(asks['mine'])} you wait on"]
     for a in asks["to_me"][:10]:
         late = " OVERDUE" if a.get("overdue") else ""
-        out.append(f"- {a['message_id']} from @{a['sender']} ({_age(a['age_seconds'])} old{late}): {a['preview'][:120]}")
+        out.append(
+            f"- {a['message_id']} from @{a['sender']} ({_age(a['age_seconds'])} old{late}): {a['preview'][:120]}"
+        )
     for a in asks["mine"][:10]:
-        out.append(f"- {a['message_id']} to @{a['recipient']} ({_age(a['age_seconds'])} old): {a['preview'][:120]}")
+        out.append(
+            f"- {a['message_id']} to @{a['recipient']} ({_age(a['age_seconds'])} old): {a['preview'][:120]}"
+        )
     if asks["to_me"]:
         out.append(ASKS_HINT)
     return out
 
 
-ASKS_HINT = "Answer with `thrum reply MSG_ID \"...\"`, or `thrum ack MSG_ID --note \"...\"` when no reply is needed."
+ASKS_HINT = (
+    'Answer with `thrum reply MSG_ID "..."`, or `thrum ack MSG_ID --note "..."` when no reply is needed.'
+)
 
 
 def asks_context(asks: list[dict]) -> str:
     """Open asks waiting for the agent's answer, as added context at its next prompt (hooks)."""
     lines = [f"Thrum: {len(asks)} open ask{'s' if len(asks) != 1 else ''} waiting for your answer:"]
     for a in asks[:5]:
-        lines.append(f"- {a['message_id']} from @{a['sender']} ({_age(a['age_seconds'])} old): {a['preview'][:120]}")
+        lines.append(
+            f"- {a['message_id']} from @{a['sender']} ({_age(a['age_seconds'])} old): {a['preview'][:120]}"
+        )
     lines.append(ASKS_HINT)
     return "\n".join(lines)
 

@@ -503,7 +503,9 @@ def delivery_state(d: dict) -> str:
     return "stored"
 
 
-async def deliveries_for(engine: Engine, message_ids: list[str], rows: dict | None = None) -> dict[str, list[dict]]:
+async def deliveries_for(
+    engine: Engine, message_ids: list[str], rows: dict | None = None
+) -> dict[str, list[dict]]:
     """Each message's delivery records; with its `rows` (id -> message row), each record carries the
     ledger too (asks/ledger.py: its steps and times, and why it is not delivered yet)."""
     out: dict[str, list[dict]] = {m: [] for m in message_ids}

@@ -34,7 +34,9 @@ async def hold(engine: Engine, ev: dict, key: str, reason: str) -> dict:
     """Journal `ev` (a message.create not committed) as held; returns it marked `held`."""
     d = ev["data"]
     await engine.commit(
-        engine.event("message.hold", ev["author"], {"message_id": d["message_id"], "reason": reason, "event": ev})
+        engine.event(
+            "message.hold", ev["author"], {"message_id": d["message_id"], "reason": reason, "event": ev}
+        )
     )
     log.warning("held %s from @%s: %s", d["message_id"], ev["author"], reason)
     if guards.attach(engine).trip(key):

@@ -100,5 +100,7 @@ def annotate(engine: Engine, d: dict, author: str, created_at: str) -> None:
     d["steps"] = steps(d, created_at)
     d["delivered"] = delivered(d) or d["recipient"] == author
     if not d["delivered"]:
-        d["undelivered_reason"] = why_unreachable(engine, d["recipient"]) or "pending: no path has shown it yet"
+        d["undelivered_reason"] = (
+            why_unreachable(engine, d["recipient"]) or "pending: no path has shown it yet"
+        )
         d["waiting_seconds"] = round(max(0.0, time.time() - parse_iso(created_at)), 1)

@@ -83,14 +83,19 @@ async def ack(engine: Engine, me: str, message_id: str, note: str) -> dict:
             raise NotFound(f"no message {message_id}")
         raise InvalidInput(f"{message_id} is not an ask addressed to you (@{me})")
     if row["acked_at"] or row["answered"]:
-        return {"message_id": message_id, "acked": False, "already": "acked" if row["acked_at"] else "replied"}
+        return {
+            "message_id": message_id,
+            "acked": False,
+            "already": "acked" if row["acked_at"] else "replied",
+        }
     at = iso()
     data: dict = {"message_id": message_id, "at": at}
     if note:
         data["note"] = note
     # Acking answers it: it is read too.
     await engine.commit(
-        engine.event("ask.ack", me, data), engine.event("message.read", me, {"message_ids": [message_id], "at": at})
+        engine.event("ask.ack", me, data),
+        engine.event("message.read", me, {"message_ids": [message_id], "at": at}),
     )
     return {"message_id": message_id, "acked": True, "at": at, "sender": row["sender"]}
 

@@ -119,7 +119,11 @@ class AskService:
         )
 
         def also(_reminder_id: str) -> list[dict]:
-            return [self.engine.event("ask.remind", "system", {"message_id": mid, "recipient": me, "at": iso(now)})]
+            return [
+                self.engine.event(
+                    "ask.remind", "system", {"message_id": mid, "recipient": me, "at": iso(now)}
+                )
+            ]
 
         await self.engine.post("system", body, to=["@" + me], also=also, extra={"reminds": mid})
         log.info("reminded @%s of %s (%d)", me, mid, n)
@@ -128,7 +132,9 @@ class AskService:
         first = rows[0]
         mid, sender = first["message_id"], first["sender"]
         who = [r["recipient"] for r in rows]
-        mark = self.engine.event("ask.overdue", "system", {"message_id": mid, "recipients": who, "at": iso(now)})
+        mark = self.engine.event(
+            "ask.overdue", "system", {"message_id": mid, "recipients": who, "at": iso(now)}
+        )
         if sender not in self.engine.agents:
             await self.engine.commit(mark)  # nobody to tell: the ask is marked all the same
             return
@@ -136,7 +142,9 @@ class AskService:
             f"Unanswered past its due time: your ask {mid} to {', '.join('@' + w for w in who)}"
             f" (due {first['due_at']}): {preview(first['content'])}"
         )
-        await self.engine.post("system", body, to=["@" + sender], also=lambda _id: [mark], extra={"overdue": mid})
+        await self.engine.post(
+            "system", body, to=["@" + sender], also=lambda _id: [mark], extra={"overdue": mid}
+        )
         log.info("ask %s overdue for %s", mid, ", ".join(who))
 
 

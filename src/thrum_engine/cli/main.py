@@ -134,7 +134,9 @@ COMMANDS: list[Spec] = [
         pos=("message_id", "text*"),
         flags=f"ask:b due:v {_MSG_FORMAT}",
     ),
-    _s("ack", "asks:ack", "close an ask addressed to me without a reply", pos=("message_id",), flags="note:v"),
+    _s(
+        "ack", "asks:ack", "close an ask addressed to me without a reply", pos=("message_id",), flags="note:v"
+    ),
     _s(
         "asks",
         "asks:asks",

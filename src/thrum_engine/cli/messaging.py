@@ -216,7 +216,9 @@ def _state_word(d: dict) -> str:
 
 
 def _print_deliveries(m: dict) -> None:
-    states = ", ".join(f"@{d['recipient']} {_state_word(d)}" for d in m.get("deliveries", [])) or "no recipients"
+    states = (
+        ", ".join(f"@{d['recipient']} {_state_word(d)}" for d in m.get("deliveries", [])) or "no recipients"
+    )
     line(f"{m['message_id']}  {ago(m['created_at'])}  {states}")
     line("  " + (m["body"]["content"] or "").split("\n", 1)[0][:100])
 
@@ -266,7 +268,9 @@ def sent_show(ctx: Ctx) -> int:
                 took = _took(st.get("after_seconds")) if st["state"] != "stored" else ""
                 line(f"    {st['state']:<9} {st['at']}  {took}{how}".rstrip())
             if not d.get("delivered", True):
-                line(f"    not yet delivered ({d.get('waiting_seconds', 0):g}s): {d.get('undelivered_reason', '')}")
+                line(
+                    f"    not yet delivered ({d.get('waiting_seconds', 0):g}s): {d.get('undelivered_reason', '')}"
+                )
             if d.get("ack_note"):
                 line(f"    ack note: {d['ack_note']}")
 

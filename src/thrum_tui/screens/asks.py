@@ -82,7 +82,8 @@ class AsksScreen(LiveView, Dialog):
         self.asks, self.held = asks["asks"], held["held"]
         self.query_one("#asks-title", Label).update(f"Open asks: {len(self.asks)}")
         self.query_one("#held-title", Label).update(
-            f"Held by the loop guard: {len(self.held)}" + ("  (r releases the highlighted one)" if self.held else "")
+            f"Held by the loop guard: {len(self.held)}"
+            + ("  (r releases the highlighted one)" if self.held else "")
         )
         for table_id, rows, fmt in (("#asks", self.asks, ask_row), ("#held", self.held, held_row)):
             table = self.query_one(table_id, DataTable)
