@@ -44,7 +44,7 @@ async def test_a_plugged_subsystem_starts_after_the_core_and_stops_before_it(lay
         seen.append("stop")
 
     engine.plug(Part("recorder", start, stop))
-    assert [p.name for p in engine.parts] == ["tmux", "monitors", "sync", "recorder"]
+    assert [p.name for p in engine.parts] == ["tmux", "monitors", "asks", "sync", "recorder"]
     await engine.start()
     try:
         assert engine.monitors is not None and engine.changes is not None

@@ -311,10 +311,12 @@ async def test_an_older_database_gets_its_counts_on_upgrade(tmp_path):
     store = await _store(tmp_path, 5)
     path = store.path
     await store.close()
-    before = SCHEMA_VERSION - 1
+    # The counts' migration, and what later ones add (asks, held: issue 16) undone with it.
+    before = next(i for i, m in enumerate(MIGRATIONS) if "CREATE TABLE counts" in m)
+    assert before < SCHEMA_VERSION
     with sqlite3.connect(path) as conn:  # back to the schema before the counts
         conn.executescript(
-            "DROP TABLE counts; DROP TABLE inbox_counts;"
+            "DROP TABLE counts; DROP TABLE inbox_counts; DROP TABLE IF EXISTS asks; DROP TABLE IF EXISTS held;"
             + "".join(
                 f"DROP TRIGGER {name};"
                 for (name,) in conn.execute(

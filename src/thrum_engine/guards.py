@@ -35,15 +35,17 @@ class Guards:
         self.threads: dict[str, int] = {}  # thread id -> agent messages since the last human one
         self.tripped: set[str] = set()  # pairs and threads held (the operator was told), until a release
 
-    def _human(self, name: str) -> bool:
-        row = self.engine.agents.get(name)
-        return row is not None and row.get("kind") == "user"
-
     def exempt(self, author: str, recipients: list[str]) -> bool:
         """Traffic the guard never holds: from the engine or a monitor, from or to a human."""
-        if author == "system" or ":" in author or self._human(author):
+        agents = self.engine.agents
+        row = agents.get(author)
+        if row is None or row.get("kind") == "user" or author == "system" or ":" in author:
             return True
-        return any(self._human(r) for r in recipients)
+        for r in recipients:
+            row = agents.get(r)
+            if row is not None and row.get("kind") == "user":
+                return True
+        return False
 
     def check(self, author: str, recipients: list[str], thread_id: str | None) -> tuple[str, str] | None:
         """(key, reason) when this message must be held, else None (and it is counted).
@@ -62,21 +64,26 @@ class Guards:
                 self.tripped.discard(f"thread:{thread_id}")
             return None
         now = self.clock()
-        others = [r for r in recipients if r != author]
+        others = recipients if author not in recipients else [r for r in recipients if r != author]
+        tripped = self.tripped
         for r in others:
-            pair = _pair(author, r)
-            key = f"pair:{pair[0]}:{pair[1]}"
+            pair = (author, r) if author <= r else (r, author)
+            if tripped:
+                key = f"pair:{pair[0]}:{pair[1]}"
+                if key in tripped:
+                    self.last[pair] = author
+                    return (
+                        key,
+                        f"loop guard: @{pair[0]} and @{pair[1]} are held until the operator releases them",
+                    )
             window = self.pairs.get(pair)
-            turned = self.last.get(pair, author) != author
-            if key in self.tripped:
-                self.last[pair] = author
-                return key, f"loop guard: @{pair[0]} and @{pair[1]} are held until the operator releases them"
-            if window is None or not turned:
-                continue
+            if window is None or self.last.get(pair, author) == author:
+                continue  # not an answer: one agent going on is no loop
             while window and now - window[0] > WINDOW_SECONDS:
                 window.popleft()
             if len(window) >= g.pair_per_minute:
                 self.last[pair] = author
+                key = f"pair:{pair[0]}:{pair[1]}"
                 why = (
                     f"loop guard: {len(window)} exchanges between @{pair[0]} and @{pair[1]} within a minute"
                     f" (guards.pair_per_minute is {g.pair_per_minute})"
@@ -85,17 +92,18 @@ class Guards:
         if thread_id:
             key = f"thread:{thread_id}"
             count = self.threads.get(thread_id, 0)
-            if key in self.tripped or count >= g.thread_exchanges:
+            if count >= g.thread_exchanges or key in tripped:
                 why = (
                     f"loop guard: {count} agent messages in thread {thread_id} without a"
                     f" human one (guards.thread_exchanges is {g.thread_exchanges})"
                 )
                 return key, why
+        last = self.last
         for r in others:
-            pair = _pair(author, r)
-            if self.last.get(pair) != author:
+            pair = (author, r) if author <= r else (r, author)
+            if last.get(pair) != author:
                 self.pairs.setdefault(pair, deque()).append(now)
-                self.last[pair] = author
+                last[pair] = author
         if thread_id:
             self.threads[thread_id] = self.threads.get(thread_id, 0) + 1
         if len(self.pairs) > 10_000:  # agents come and go: forget quiet pairs

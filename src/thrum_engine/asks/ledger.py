@@ -35,12 +35,20 @@ def _session(engine: Engine, agent: str):
     return tmux.for_agent(agent) if tmux is not None else None
 
 
+_attach = None  # delivery_paths.attach, imported on first use (delivery_paths imports messaging)
+
+
 def why_unreachable(engine: Engine, agent: str) -> str | None:
     """Why nothing can surface a message to `agent` right now (None: some path can)."""
-    from thrum_engine import delivery_paths
+    global _attach
+    if _attach is None:
+        from thrum_engine.delivery_paths import attach
 
-    paths = delivery_paths.attach(engine)
-    if paths.live_channels(agent) or engine.bus.waiting(agent) or paths.hooks_fresh(agent):
+        _attach = attach
+    paths = _attach(engine)
+    if agent in paths.channels and paths.live_channels(agent):
+        return None
+    if engine.bus.waiting(agent) or paths.hooks_fresh(agent):
         return None
     s = _session(engine, agent)
     if s is None:

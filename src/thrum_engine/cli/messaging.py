@@ -212,7 +212,7 @@ def inbox(ctx: Ctx) -> int:
 
 
 def _state_word(d: dict) -> str:
-    return d["state"] if d.get("delivered", True) else "not yet delivered"
+    return d["state"] if d.get("delivered", True) else f"{d['state']} (not yet delivered)"
 
 
 def _print_deliveries(m: dict) -> None:
