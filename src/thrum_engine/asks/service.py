@@ -81,6 +81,11 @@ class AskService:
             return None
         return start + s.remind_after_seconds * (s.remind_backoff**n)
 
+    def local(self, agent: str) -> bool:
+        """Whether `agent` was registered on this clone (or before sync): only here is it reminded."""
+        origin = self.engine.agents.get(agent, {}).get("origin", "")
+        return not origin or origin == (self.engine.journal.clone or "")
+
     def working_on_it(self, row: dict) -> bool:
         agent = self.engine.agents.get(row["recipient"], {})
         return agent.get("status") == "working" and bool(row["seen_at"] or row["read_at"])
@@ -95,8 +100,10 @@ class AskService:
             if row["recipient"] not in self.engine.agents:
                 continue
             due = _t(row["due_at"])
-            if due is not None and row["overdue_at"] is None and now >= due:
+            if due is not None and row["overdue_at"] is None and now >= due and self.local(row["sender"]):
                 overdue.setdefault(row["message_id"], []).append(row)
+            if not self.local(row["recipient"]):
+                continue  # its own clone's engine reminds it (sync brings the asks to every clone)
             at = self.next_reminder(row)
             if at is None or now < at or self.working_on_it(row):
                 continue
