@@ -74,3 +74,15 @@ async def test_d_in_a_thread_shows_the_delivery_ledger(hosted):
         assert "@bob: replied (ask)" in shown and "ack note: fine" in shown
         for step in ("stored", "seen", "read", "acked", "replied"):
             assert step in shown
+
+
+def test_delivery_marks_say_not_yet_delivered_and_open_ask():
+    from thrum_tui.widgets.conversation import delivery_mark
+
+    stored = {"state": "stored", "delivered": False, "via": None}
+    assert delivery_mark({"deliveries": [stored]}) == "⚠ not yet delivered"
+    assert delivery_mark({"deliveries": [{**stored, "ask": True}]}) == "⚠ not yet delivered?"
+    nudged = {"state": "notified", "delivered": True, "via": "nudge", "ask": True}
+    assert delivery_mark({"deliveries": [nudged]}) == "✓ nudge?"
+    assert delivery_mark({"deliveries": [{**nudged, "state": "acked"}]}) == "✓✓"
+    assert delivery_mark({"deliveries": [{**nudged, "state": "replied"}]}) == "↩"

@@ -504,10 +504,11 @@ def delivery_state(d: dict) -> str:
 
 
 async def deliveries_for(
-    engine: Engine, message_ids: list[str], rows: dict | None = None
+    engine: Engine, message_ids: list[str], rows: dict | None = None, *, steps: bool = True
 ) -> dict[str, list[dict]]:
-    """Each message's delivery records; with its `rows` (id -> message row), each record carries the
-    ledger too (asks/ledger.py: its steps and times, and why it is not delivered yet)."""
+    """Each message's delivery records; with its `rows` (id -> message row), each record says whether
+    it was delivered, and with `steps` carries the whole ledger (asks/ledger.py: each step's time, and
+    why it is not delivered yet)."""
     out: dict[str, list[dict]] = {m: [] for m in message_ids}
     for d in await queries.deliveries_for(engine.store, message_ids):
         rec = {
@@ -524,7 +525,9 @@ async def deliveries_for(
             rec["acked_at"] = d["acked_at"]
             if d["ack_note"]:
                 rec["ack_note"] = d["ack_note"]
-        if rows is not None:
+        if rows is not None and not steps:  # a listing (the feed): the word, not the story
+            rec["delivered"] = ledger.delivered(d) or d["recipient"] == rows[d["message_id"]]["author"]
+        elif rows is not None:
             row = rows[d["message_id"]]
             full = {**rec, "notified_via": d["notified_via"]}
             ledger.annotate(engine, full, row["author"], row["created_at"])
@@ -545,7 +548,7 @@ async def sent(engine: Engine, caller: Caller, p: SentParams) -> dict:
         unread_only=p.unread,
         undelivered_only=p.undelivered,
     )
-    messages = await with_deliveries(engine, page.rows)
+    messages = await with_deliveries(engine, page.rows, steps=True)
     out = {"messages": messages, "total": len(messages), "truncated": page.cut}
     if p.undelivered:  # held by the loop guard: not delivered either
         from thrum_engine.asks.held import held_list
@@ -554,9 +557,10 @@ async def sent(engine: Engine, caller: Caller, p: SentParams) -> dict:
     return out
 
 
-async def with_deliveries(engine: Engine, rows: list[dict]) -> list[dict]:
-    """Message views, each with every recipient's delivery state (what an author wants to see)."""
-    dels = await deliveries_for(engine, [r["id"] for r in rows], {r["id"]: r for r in rows})
+async def with_deliveries(engine: Engine, rows: list[dict], *, steps: bool = False) -> list[dict]:
+    """Message views, each with every recipient's delivery state (what an author wants to see);
+    `steps`: each record's whole ledger too (`sent`), not only whether it was delivered (the feed)."""
+    dels = await deliveries_for(engine, [r["id"] for r in rows], {r["id"]: r for r in rows}, steps=steps)
     out = []
     for r in rows:
         msg = message_view(r)

@@ -39,6 +39,7 @@ GROUPS: list[tuple[str, list[tuple[str, str]]]] = [
             ("d (thread)", "the message's delivery ledger: each step per recipient, with times"),
             ("/", "find messages"),
             ("✓ ◎ ✓✓ ↩", "your message: stored, seen, read, replied"),
+            ("⚠  ?", "your message: not yet delivered to someone; an ask still open"),
         ],
     ),
     (
