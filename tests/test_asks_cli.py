@@ -65,6 +65,8 @@ def test_ask_errors_are_one_line_and_change_nothing(trio):
     assert_error(alice.run("asks", "--mine", "--to-me"), "mutually exclusive")
     assert_error(repo.run("release", "msg_" + "0" * 26), "not held")
     assert_error(repo.run("release"), "--all")
+    assert_error(alice.run("sent", "show", "msg_" + "0" * 26), "no message")
+    assert_error(alice.run("reply", a["message_id"], "x", "--due", "2 weeks"), "--due")
     assert [x["message_id"] for x in alice.json("asks", "--mine")["asks"]] == [a["message_id"]]
     assert len(alice.json("sent")["messages"]) == 1
 
