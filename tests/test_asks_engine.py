@@ -218,3 +218,31 @@ async def test_a_long_agent_thread_is_held_and_a_human_message_resets_it(engine)
     )
     r = await call(engine, "message.reply", "bob", message_id=last["message_id"], body="once more")
     assert "held" not in r
+
+
+async def test_held_messages_survive_a_rebuild_and_are_released_after_it(engine):
+    engine.settings.guards.pair_per_minute = 1
+    await call(engine, "message.send", "alice", body="ping", to=["@bob"])
+    held = await call(engine, "message.send", "bob", body="pong", to=["@alice"])
+    assert held["held"]
+    await engine.stop()
+    import os
+
+    os.unlink(engine.layout.db_path)
+    from thrum_engine.engine.assemble import build
+    from thrum_engine.settings import ThrumSettings
+
+    e2 = build(engine.layout, ThrumSettings())
+    await e2.start()
+    try:
+        assert [h["message_id"] for h in (await call(e2, "message.held", None))["held"]] == [
+            held["message_id"]
+        ]
+        assert (await inbox(e2, "alice")) == []  # still not delivered
+        await call(e2, "message.release", None, message_ids=[held["message_id"]])
+        assert [m["message_id"] for m in await inbox(e2, "alice")] == [held["message_id"]]
+        with pytest.raises(InvalidInput, match="released already"):
+            await call(e2, "message.release", None, message_ids=[held["message_id"]])
+    finally:
+        await e2.stop()
+    engine.store = e2.store
