@@ -510,6 +510,7 @@ async def deliveries_for(
     it was delivered, and with `steps` carries the whole ledger (asks/ledger.py: each step's time, and
     why it is not delivered yet)."""
     out: dict[str, list[dict]] = {m: [] for m in message_ids}
+    reasons: dict[str, str] = {}  # recipient -> why nothing can show it mail now (one look per listing)
     for d in await queries.deliveries_for(engine.store, message_ids):
         rec = {
             "recipient": d["recipient"],
@@ -530,7 +531,7 @@ async def deliveries_for(
         elif rows is not None:
             row = rows[d["message_id"]]
             full = {**rec, "notified_via": d["notified_via"]}
-            ledger.annotate(engine, full, row["author"], row["created_at"])
+            ledger.annotate(engine, full, row["author"], row["created_at"], reasons)
             full.pop("notified_via")
             rec = full
         out[d["message_id"]].append(rec)

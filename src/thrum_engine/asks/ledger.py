@@ -103,12 +103,15 @@ def delivered(d: dict) -> bool:
     return bool(d.get("notified_at") or d.get("seen_at") or d.get("read_at") or d.get("replied_at"))
 
 
-def annotate(engine: Engine, d: dict, author: str, created_at: str) -> None:
-    """Add the ledger's fields to one delivery record (as `deliveries_for` builds it)."""
+def annotate(engine: Engine, d: dict, author: str, created_at: str, reasons: dict | None = None) -> None:
+    """Add the ledger's fields to one delivery record (as `deliveries_for` builds it); `reasons`
+    keeps each recipient's reason across the records of one listing (one look per recipient)."""
     d["steps"] = steps(d, created_at)
     d["delivered"] = delivered(d) or d["recipient"] == author
     if not d["delivered"]:
-        d["undelivered_reason"] = (
-            why_unreachable(engine, d["recipient"]) or "pending: no path has shown it yet"
-        )
+        reasons = {} if reasons is None else reasons
+        r = d["recipient"]
+        if r not in reasons:
+            reasons[r] = why_unreachable(engine, r) or "pending: no path has shown it yet"
+        d["undelivered_reason"] = reasons[r]
         d["waiting_seconds"] = round(max(0.0, time.time() - parse_iso(created_at)), 1)
