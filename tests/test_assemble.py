@@ -49,6 +49,7 @@ async def test_a_plugged_subsystem_starts_after_the_core_and_stops_before_it(lay
         "tmux",
         "monitors",
         "schedules",
+        "asks",
         "sync",
         "recorder",
     ]

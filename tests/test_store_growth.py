@@ -313,8 +313,12 @@ async def test_an_older_database_gets_its_counts_on_upgrade(tmp_path):
     await store.close()
     before = next(i for i, m in enumerate(MIGRATIONS) if "CREATE TABLE counts" in m)
     assert before < SCHEMA_VERSION
-    # The migrations after it are undone too (they run again on open): issue 16's schedules and keys.
-    later = "DROP TABLE schedules; ALTER TABLE messages DROP COLUMN idem_key; ALTER TABLE messages DROP COLUMN meta;"
+    # The migrations after it are undone too (they run again on open): issue 16's schedules, keys,
+    # asks and held messages.
+    later = (
+        "DROP TABLE schedules; ALTER TABLE messages DROP COLUMN idem_key; ALTER TABLE messages DROP COLUMN meta;"
+        " DROP TABLE asks; DROP TABLE held;"
+    )
     with sqlite3.connect(path) as conn:  # back to the schema before the counts
         conn.executescript(
             later

@@ -40,8 +40,8 @@ async def recent_unread(engine: Engine, me: str, limit: int = RECENT) -> list[di
 
 async def prime_data(engine: Engine, me: str) -> dict:
     now = time.time()
-    (unread, recent, work) = await asyncio.gather(
-        unread_counts(engine), recent_unread(engine, me), my_context(engine, me)
+    (unread, recent, work, asks) = await asyncio.gather(
+        unread_counts(engine), recent_unread(engine, me), my_context(engine, me), open_asks_of(engine, me)
     )
     members = [member(engine, n, unread.get(n, 0), now) for n in sorted(engine.agents) if n != me]
     ctx_dir = engine.layout.context_dir
@@ -75,9 +75,20 @@ async def prime_data(engine: Engine, me: str) -> dict:
             for r in recent
         ],
         "work_context": work,
+        "open_asks": asks,
         "preamble": preamble,
         "context": context,
         "engine": engine.info(),
+    }
+
+
+async def open_asks_of(engine: Engine, me: str) -> dict:
+    """Asks waiting for `me`'s answer and the ones `me` is waiting on (issue 16)."""
+    from thrum_engine.asks.methods import open_asks
+
+    return {
+        "to_me": await open_asks(engine, recipient=me),
+        "mine": await open_asks(engine, sender=me),
     }
 
 

@@ -78,6 +78,7 @@ def render(r: dict) -> str:
         out.append(f"- {m['message_id']} from @{m['from']}: {m['preview']}")
     if r["unread"]:
         out.append(INBOX_HINT)
+    out += asks_lines(r.get("open_asks"))
     if r.get("preamble"):
         out.append("\n## Preamble\n" + r["preamble"].rstrip())
     if r.get("context"):
@@ -91,6 +92,47 @@ def render(r: dict) -> str:
     out.append("\n## Next steps")
     out += [f"{i}. {step}" for i, step in enumerate(next_steps(r), 1)]
     return "\n".join(out) + "\n"
+
+
+def _age(seconds: float) -> str:
+    from thrum_engine.durations import human_age
+
+    return human_age(seconds)
+
+
+def asks_lines(asks: dict | None) -> list[str]:
+    """The briefing's open asks (issue 16): what waits for my answer, and what I wait for."""
+    if not asks or not (asks.get("to_me") or asks.get("mine")):
+        return []
+    out = [f"\n## Open asks: {len(asks['to_me'])} waiting for your answer, {len(asks['mine'])} you wait on"]
+    for a in asks["to_me"][:10]:
+        late = " OVERDUE" if a.get("overdue") else ""
+        out.append(
+            f"- {a['message_id']} from @{a['sender']} ({_age(a['age_seconds'])} old{late}): {a['preview'][:120]}"
+        )
+    for a in asks["mine"][:10]:
+        out.append(
+            f"- {a['message_id']} to @{a['recipient']} ({_age(a['age_seconds'])} old): {a['preview'][:120]}"
+        )
+    if asks["to_me"]:
+        out.append(ASKS_HINT)
+    return out
+
+
+ASKS_HINT = (
+    'Answer with `thrum reply MSG_ID "..."`, or `thrum ack MSG_ID --note "..."` when no reply is needed.'
+)
+
+
+def asks_context(asks: list[dict]) -> str:
+    """Open asks waiting for the agent's answer, as added context at its next prompt (hooks)."""
+    lines = [f"Thrum: {len(asks)} open ask{'s' if len(asks) != 1 else ''} waiting for your answer:"]
+    for a in asks[:5]:
+        lines.append(
+            f"- {a['message_id']} from @{a['sender']} ({_age(a['age_seconds'])} old): {a['preview'][:120]}"
+        )
+    lines.append(ASKS_HINT)
+    return "\n".join(lines)
 
 
 def unread_summary(messages: list[dict], unread: int, *, limit_chars: int = 1500) -> str:

@@ -183,6 +183,17 @@ async def _save_before_compact(engine: Engine, me: str, trigger: str) -> str:
     return path
 
 
+async def _with_open_asks(engine: Engine, me: str, context: str | None) -> str | None:
+    """The asks waiting for `me`'s answer, added to the prompt's context (issue 16)."""
+    from thrum_engine.asks.methods import open_asks
+
+    asks = await open_asks(engine, recipient=me)
+    if not asks:
+        return context
+    extra = briefing_text.asks_context(asks)
+    return extra if context is None else context + "\n\n" + extra
+
+
 @method("hooks.fire", HookFireParams)
 async def fire(engine: Engine, caller: Caller, p: HookFireParams) -> dict:
     if p.event not in EVENTS:
@@ -211,6 +222,7 @@ async def fire(engine: Engine, caller: Caller, p: HookFireParams) -> dict:
         if new:
             ag.shown.update(r["message_id"] for r in new)
             out["context"] = briefing_text.unread_summary(list(reversed(new)), total)
+        out["context"] = await _with_open_asks(engine, me, out["context"])
     elif p.event == "stop":
         new, total = await _unseen(engine, me, ag.blocked_for, SHOWN_LIMIT)
         if new and (not p.stop_hook_active or ag.consecutive_blocks < MAX_CONSECUTIVE_BLOCKS):

@@ -8,13 +8,15 @@ what `sent` reports delivery state against.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from thrum_engine import fastjson, ids, names
+from thrum_engine import fastjson, guards, ids, names
 from thrum_engine import refs as refs_mod
+from thrum_engine.asks import ledger
 from thrum_engine.durations import iso, parse_iso
 from thrum_engine.engine.authority import require_operator
 from thrum_engine.engine.bus import Waiter
@@ -230,41 +232,45 @@ async def create_message(
     also: Callable[[str], list[dict]] | None = None,
     idempotency_key: str | None = None,
     meta: dict | None = None,
+    ask: bool = False,
+    due: float | None = None,
+    extra: dict | None = None,
 ) -> dict:
     """Validate, resolve and durably store one message; returns its create event. `typed`: the
     body already reached the recipient's pane as typed text (a first prompt), so nobody nudges.
     `also`: events that name the message (given its id), committed with it: both or neither.
     `idempotency_key`: a message `author` already stored under it (within the window) is returned
     instead, as `{"duplicate": True, "ts", "data"}`, and nothing is stored (idempotency.py).
-    `meta`: what marks the message beyond its body (a schedule's fire: {"scheduled": {...}})."""
-    if idempotency_key is not None and engine.idempotency is not None:
-        index = engine.idempotency
-        key = check_key(idempotency_key)
-        while True:
-            got = index.claim(author, key)
-            if got is None:
-                break
-            if isinstance(got, str):
-                again = await _stored_again(engine, got)
-                if again is not None:
-                    return again
-                index.forget(author, key)  # purged since: the key is free again
-            else:
-                await got  # the same key is being stored right now: then ask again
-        try:
-            return await _create_message(
-                engine, author, body, to=to, broadcast=broadcast, mentions=mentions, scopes=scopes,
-                refs=refs, fmt=fmt, structured=structured, thread_id=thread_id, reply_to=reply_to,
-                thread_root=thread_root, answering=answering, typed=typed, also=also,
-                idempotency_key=key, meta=meta,
-            )  # fmt: skip
-        finally:
-            index.release(author, key)
-    return await _create_message(
-        engine, author, body, to=to, broadcast=broadcast, mentions=mentions, scopes=scopes, refs=refs,
-        fmt=fmt, structured=structured, thread_id=thread_id, reply_to=reply_to, thread_root=thread_root,
-        answering=answering, typed=typed, also=also, idempotency_key=idempotency_key, meta=meta,
+    `meta`: what marks the message beyond its body (a schedule's fire: {"scheduled": {...}}).
+    `ask`: it needs an answer from each recipient (asks/), `due` seconds from now at the latest.
+    `extra`: more fields for the event's data (the engine's own marks, e.g. `reminds`).
+    Agent-to-agent traffic past the loop guard (guards.py) is held instead: the returned event
+    then carries `held` (the reason) and nothing is delivered until the operator releases it."""
+    store = functools.partial(
+        _create_message, engine, author, body, to=to, broadcast=broadcast, mentions=mentions,
+        scopes=scopes, refs=refs, fmt=fmt, structured=structured, thread_id=thread_id,
+        reply_to=reply_to, thread_root=thread_root, answering=answering, typed=typed, also=also,
+        meta=meta, ask=ask, due=due, extra=extra,
     )  # fmt: skip
+    index = engine.idempotency
+    if idempotency_key is None or index is None:
+        return await store(idempotency_key=idempotency_key)
+    key = check_key(idempotency_key)
+    while True:
+        got = index.claim(author, key)
+        if got is None:
+            break
+        if isinstance(got, str):
+            again = await _stored_again(engine, got)
+            if again is not None:
+                return again
+            index.forget(author, key)  # purged since: the key is free again
+        else:
+            await got  # the same key is being stored right now: then ask again
+    try:
+        return await store(idempotency_key=key)
+    finally:
+        index.release(author, key)
 
 
 async def _stored_again(engine: Engine, message_id: str) -> dict | None:
@@ -300,6 +306,9 @@ async def _create_message(
     also: Callable[[str], list[dict]] | None,
     idempotency_key: str | None,
     meta: dict | None,
+    ask: bool,
+    due: float | None,
+    extra: dict | None,
 ) -> dict:
     check_body(engine, body, fmt)
     addressed = distinct(list(to) + (["@everyone"] if broadcast else []), "--to", key=_address_key)
@@ -354,9 +363,23 @@ async def _create_message(
         data["thread_root"] = thread_root
     if typed:
         data["typed"] = True
+    if ask or due is not None:
+        data["ask"] = True
+        if due is not None:
+            data["due_at"] = iso(time.time() + due)
+    if extra:
+        data.update(extra)
     ev = engine.event("message.create", author, data, ulid=body_id)
+    if recipients and also is None and not typed:
+        trip = guards.attach(engine).check(author, recipients, data.get("thread_id"))
+        if trip is not None:
+            from thrum_engine.asks.held import hold
+
+            return await hold(engine, ev, *trip)
+    # Who nothing can surface it to, judged before the commit (a blocked `wait` takes it during it).
+    unreached = ledger.unreachable(engine, recipients, author) if recipients and not typed else None
     await engine.commit(ev, *(also(mid) if also is not None else ()))
-    return ev
+    return {**ev, "undelivered": unreached} if unreached else ev
 
 
 @method("message.send", SendParams, identity=True, writes=True)
@@ -379,6 +402,8 @@ async def send(engine: Engine, caller: Caller, p: SendParams) -> dict:
         thread_id=p.thread_id,
         also=review[1] if review else None,
         idempotency_key=p.idempotency_key,
+        ask=p.ask,
+        due=p.due,
     )
     d = ev["data"]
     out = {
@@ -391,6 +416,20 @@ async def send(engine: Engine, caller: Caller, p: SendParams) -> dict:
         out["duplicate"] = True  # the key was seen: this is the message stored the first time
     if review is not None:
         out["review_id"] = review[0]
+    return _reported(engine, author, ev, out)
+
+
+def _reported(engine: Engine, author: str, ev: dict, out: dict) -> dict:
+    """What a sender is told beyond the id (issue 16): an ask, a hold, who cannot be reached yet."""
+    d = ev["data"]
+    if d.get("ask"):
+        out["ask"] = True
+        if d.get("due_at"):
+            out["due_at"] = d["due_at"]
+    if ev.get("held"):
+        out["held"] = ev["held"]
+        return out
+    out["undelivered"] = ev.get("undelivered") or []
     return out
 
 
@@ -427,7 +466,15 @@ async def get_message_row(engine: Engine, message_id: str) -> dict:
 
 
 async def reply_to_message(
-    engine: Engine, author: str, message_id: str, body: str, fmt: str, *, idempotency_key: str | None = None
+    engine: Engine,
+    author: str,
+    message_id: str,
+    body: str,
+    fmt: str,
+    *,
+    idempotency_key: str | None = None,
+    ask: bool = False,
+    due: float | None = None,
 ) -> dict:
     """A reply to the parent's author and audience (those still registered), in the parent's thread
     (started here when it has none); returns the reply's create event."""
@@ -451,13 +498,16 @@ async def reply_to_message(
         thread_root=None if parent["thread_id"] else parent["id"],
         answering=parent["author"] if machine_author and not audience else None,
         idempotency_key=idempotency_key,
+        ask=ask,
+        due=due,
     )
 
 
 @method("message.reply", ReplyParams, identity=True, writes=True)
 async def reply(engine: Engine, caller: Caller, p: ReplyParams) -> dict:
+    me = identified(caller)
     ev = await reply_to_message(
-        engine, identified(caller), p.message_id, p.body, p.format, idempotency_key=p.idempotency_key
+        engine, me, p.message_id, p.body, p.format, idempotency_key=p.idempotency_key, ask=p.ask, due=p.due
     )
     d = ev["data"]
     out = {
@@ -468,7 +518,7 @@ async def reply(engine: Engine, caller: Caller, p: ReplyParams) -> dict:
     }
     if ev.get("duplicate"):
         out["duplicate"] = True
-    return out
+    return _reported(engine, me, ev, out)
 
 
 def floor_of(engine: Engine, name: str) -> str:
@@ -553,6 +603,7 @@ async def unread_count(engine: Engine, me: str) -> int:
 def delivery_state(d: dict) -> str:
     for state, col in (
         ("replied", "replied_at"),
+        ("acked", "acked_at"),
         ("read", "read_at"),
         ("seen", "seen_at"),
         ("notified", "notified_at"),
@@ -562,20 +613,38 @@ def delivery_state(d: dict) -> str:
     return "stored"
 
 
-async def deliveries_for(engine: Engine, message_ids: list[str]) -> dict[str, list[dict]]:
+async def deliveries_for(
+    engine: Engine, message_ids: list[str], rows: dict | None = None, *, steps: bool = True
+) -> dict[str, list[dict]]:
+    """Each message's delivery records; with its `rows` (id -> message row), each record says whether
+    it was delivered, and with `steps` carries the whole ledger (asks/ledger.py: each step's time, and
+    why it is not delivered yet)."""
     out: dict[str, list[dict]] = {m: [] for m in message_ids}
+    reasons: dict[str, str] = {}  # recipient -> why nothing can show it mail now (one look per listing)
     for d in await queries.deliveries_for(engine.store, message_ids):
-        out[d["message_id"]].append(
-            {
-                "recipient": d["recipient"],
-                "state": delivery_state(d),
-                "notified_at": d["notified_at"],
-                "via": d["notified_via"],
-                "seen_at": d["seen_at"],
-                "read_at": d["read_at"],
-                "replied_at": d["replied_at"],
-            }
-        )
+        rec = {
+            "recipient": d["recipient"],
+            "state": delivery_state(d),
+            "notified_at": d["notified_at"],
+            "via": d["notified_via"],
+            "seen_at": d["seen_at"],
+            "read_at": d["read_at"],
+            "replied_at": d["replied_at"],
+        }
+        if d["ask"]:
+            rec["ask"] = True
+            rec["acked_at"] = d["acked_at"]
+            if d["ack_note"]:
+                rec["ack_note"] = d["ack_note"]
+        if rows is not None and not steps:  # a listing (the feed): the word, not the story
+            rec["delivered"] = ledger.delivered(d) or d["recipient"] == rows[d["message_id"]]["author"]
+        elif rows is not None:
+            row = rows[d["message_id"]]
+            full = {**rec, "notified_via": d["notified_via"]}
+            ledger.annotate(engine, full, row["author"], row["created_at"], reasons)
+            full.pop("notified_via")
+            rec = full
+        out[d["message_id"]].append(rec)
     return out
 
 
@@ -589,18 +658,26 @@ async def sent(engine: Engine, caller: Caller, p: SentParams) -> dict:
         to=names.strip_at(p.to) if p.to else None,
         unread_only=p.unread,
         ref=ref_filter(p.ref),
+        undelivered_only=p.undelivered,
     )
-    messages = await with_deliveries(engine, page.rows)
-    return {"messages": messages, "total": len(messages), "truncated": page.cut}
+    messages = await with_deliveries(engine, page.rows, steps=True)
+    out = {"messages": messages, "total": len(messages), "truncated": page.cut}
+    if p.undelivered:  # held by the loop guard: not delivered either
+        from thrum_engine.asks.held import held_list
+
+        out["held"] = await held_list(engine, author=identified(caller))
+    return out
 
 
-async def with_deliveries(engine: Engine, rows: list[dict]) -> list[dict]:
-    """Message views, each with every recipient's delivery state (what an author wants to see)."""
-    dels = await deliveries_for(engine, [r["id"] for r in rows])
+async def with_deliveries(engine: Engine, rows: list[dict], *, steps: bool = False) -> list[dict]:
+    """Message views, each with every recipient's delivery state (what an author wants to see);
+    `steps`: each record's whole ledger too (`sent`), not only whether it was delivered (the feed)."""
+    dels = await deliveries_for(engine, [r["id"] for r in rows], {r["id"]: r for r in rows}, steps=steps)
     out = []
     for r in rows:
         msg = message_view(r)
         msg["deliveries"] = dels[r["id"]]
+        msg["delivered"] = all(d.get("delivered", True) for d in msg["deliveries"])
         out.append(msg)
     return out
 
@@ -609,7 +686,8 @@ async def with_deliveries(engine: Engine, rows: list[dict]) -> list[dict]:
 async def get(engine: Engine, caller: Caller, p: MessageIdParams) -> dict:
     row = await get_message_row(engine, p.message_id)
     msg = message_view(row)
-    msg["deliveries"] = (await deliveries_for(engine, [row["id"]]))[row["id"]]
+    msg["deliveries"] = (await deliveries_for(engine, [row["id"]], {row["id"]: row}))[row["id"]]
+    msg["delivered"] = all(d.get("delivered", True) for d in msg["deliveries"])
     if caller.name:
         mine = [d for d in msg["deliveries"] if d["recipient"] == caller.name]
         if mine:

@@ -119,6 +119,10 @@ class MessageCreateData(MessageIdData):
     thread_root: NotRequired[str | None]
     idempotency_key: NotRequired[str]  # the sender's key (issue 16): a retry with it stores nothing new
     meta: NotRequired[dict[str, Any]]  # what marks the message beyond its body (a schedule's fire)
+    ask: NotRequired[bool]  # issue 16: needs an answer from each recipient
+    due_at: NotRequired[str | None]  # an ask's deadline: past it, the sender is told
+    reminds: NotRequired[str]  # a reminder of this ask (the engine's)
+    overdue: NotRequired[str]  # this ask went unanswered past its due time (the engine's)
 
 
 def _root_has_thread(d: MessageCreateData) -> MessageCreateData:
@@ -261,11 +265,42 @@ class ScheduleCancelData(ScheduleIdData):
     reason: NotRequired[str]
 
 
+# Asks and the loop guard (issue 16).
+class AskAckData(MessageIdData):
+    note: NotRequired[str]
+    at: NotRequired[str]
+
+
+class AskRemindData(MessageIdData):
+    recipient: str
+    at: NotRequired[str]
+
+
+class AskOverdueData(MessageIdData):
+    recipients: list[str]
+    at: NotRequired[str]
+
+
+class MessageHoldData(MessageIdData):
+    reason: str
+    event: dict[str, Any]  # the message.create event, committed as it is on release
+
+
+class MessageReleaseData(TypedDict):
+    __pydantic_config__ = _OPEN  # type: ignore[misc]
+    message_ids: list[str]
+
+
 EVENT_DATA.update(
     {
         "schedule.create": ScheduleCreateData,
         "schedule.fire": ScheduleFireData,
         "schedule.cancel": ScheduleCancelData,
+        "ask.ack": AskAckData,
+        "ask.remind": AskRemindData,
+        "ask.overdue": AskOverdueData,
+        "message.hold": MessageHoldData,
+        "message.release": MessageReleaseData,
     }
 )
 ENVELOPE_KEYS = frozenset(Event.__annotations__) - {"__pydantic_config__"}
@@ -372,6 +407,8 @@ class SendParams(Params):
     format: Literal["markdown", "plain", "json"] = "markdown"
     structured: Any = None
     idempotency_key: str | None = None  # issue 16
+    ask: bool = False  # needs an answer (issue 16)
+    due: float | None = Field(None, gt=0, le=366 * 86400)  # seconds: past it the sender is told
 
 
 class ReplyParams(Params):
@@ -379,6 +416,8 @@ class ReplyParams(Params):
     body: str
     format: Literal["markdown", "plain", "json"] = "markdown"
     idempotency_key: str | None = None  # issue 16
+    ask: bool = False
+    due: float | None = Field(None, gt=0, le=366 * 86400)
 
 
 class InboxParams(Params):
@@ -400,6 +439,7 @@ class InboxParams(Params):
 class SentParams(Params):
     to: str | None = None
     unread: bool = False
+    undelivered: bool = False  # issue 16: only messages some recipient has not been shown yet
     limit: int = Field(50, ge=1, le=1000)
     ref: str | None = None  # issue 16
 

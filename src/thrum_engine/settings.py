@@ -150,6 +150,31 @@ class DaemonSettings(BaseModel):
     )
 
 
+class AsksSettings(BaseModel):
+    """Asks (issue 16): messages that need an answer, and the reminders the engine sends for them."""
+
+    remind_after_seconds: float = Field(default=600, gt=0, description="first reminder of an open ask")
+    remind_backoff: float = Field(
+        default=2.0, ge=1, le=10, description="each later reminder waits this much longer"
+    )
+    max_reminders: int = Field(default=3, ge=0, le=50, description="reminders per recipient, then they stop")
+    poll_seconds: float = Field(
+        default=5.0, gt=0, le=600, description="how often the engine looks at open asks"
+    )
+
+
+class GuardsSettings(BaseModel):
+    """The loop guard (issue 16): agent-to-agent traffic past these is held for the operator."""
+
+    enabled: bool = Field(default=True, description="hold runaway agent-to-agent traffic")
+    pair_per_minute: int = Field(
+        default=30, ge=1, description="exchanges (turns) between two agents per minute"
+    )
+    thread_exchanges: int = Field(
+        default=12, ge=1, description="agent messages in one thread without a human one"
+    )
+
+
 class ThrumSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="THRUM_", env_nested_delimiter="__", extra="ignore")
 
@@ -164,6 +189,8 @@ class ThrumSettings(BaseSettings):
     console: ConsoleSettings = ConsoleSettings()
     sync: SyncSettings = SyncSettings()
     daemon: DaemonSettings = DaemonSettings()
+    asks: AsksSettings = AsksSettings()
+    guards: GuardsSettings = GuardsSettings()
 
     @classmethod
     def settings_customise_sources(

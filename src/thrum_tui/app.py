@@ -18,6 +18,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer
 
+from thrum_engine.durations import human_age
 from thrum_tui.agent_actions import AgentActions
 from thrum_tui.coalesce import Coalescer, Throttle
 from thrum_tui.commands import ThrumCommands
@@ -114,6 +115,7 @@ class ThrumApp(AgentActions):
         Binding("v", "review", "review", show=False),
         Binding("w", "worktrees", "worktrees", show=False),
         Binding("D", "schedules", "schedules", show=False),
+        Binding("H", "asks", "asks & held", show=False),
         Binding("ctrl+c", "interrupt", "interrupt", show=False, priority=True),
         Binding("escape", "focus_team", "team", show=False),
         *(Binding(str(i), f"focus_panel('{panel}')", panel, show=False) for i, panel in enumerate(PANELS, 1)),
@@ -395,6 +397,7 @@ class ThrumApp(AgentActions):
         if "side" in parts:
             sync = await self.engine.call("sync.status", {})
             self.main_screen.query_one(HeaderLine).sync = sync["label"]
+            await self._refresh_asks()
             monitors = await self.engine.call("monitor.list", {"all": True})
             self.main_screen.query_one(MonitorSummary).show(monitors["monitors"])
             if (
@@ -701,6 +704,15 @@ class ThrumApp(AgentActions):
         self.push_screen(MonitorsScreen())
 
     # -- review (issue 14) --
+    async def _refresh_asks(self) -> None:
+        """The header's open asks (with the oldest one's age) and held messages (issue 16)."""
+        asks = (await self.engine.call("ask.list", {"everyone": True}))["asks"]
+        held = (await self.engine.call("message.held", {}))["total"]
+        header = self.main_screen.query_one(HeaderLine)
+        oldest = max((a["age_seconds"] for a in asks), default=0)
+        header.asks = f"asks: {len(asks)} (oldest {human_age(oldest)})" if asks else ""
+        header.held = held
+
     async def _refresh_reviews(self) -> None:
         r = await self.engine.call("review.list", {})
         self.main_screen.query_one(ReviewQueue).show(r["reviews"])
@@ -717,6 +729,11 @@ class ThrumApp(AgentActions):
 
     def on_review_queue_open(self, message: ReviewQueue.Open) -> None:
         self.open_review(message.agent)
+
+    def action_asks(self) -> None:
+        from thrum_tui.screens.asks import AsksScreen
+
+        self.push_screen(AsksScreen())
 
     def action_worktrees(self) -> None:
         from thrum_tui.screens.worktrees import WorktreesScreen

@@ -125,14 +125,26 @@ COMMANDS: list[Spec] = [
         "messaging:send",
         "send a message",
         pos=("text*",),
-        flags=f"to:l broadcast:b mention:l scope:l ref:l thread:v structured:v idempotency-key:v {_MSG_FORMAT}",
+        flags=(
+            "to:l broadcast:b mention:l scope:l ref:l thread:v structured:v ask:b due:v idempotency-key:v"
+            f" {_MSG_FORMAT}"
+        ),
     ),
     _s(
         "reply",
         "messaging:reply",
-        "reply in a message's thread",
+        "reply in a message's thread (answers an ask)",
         pos=("message_id", "text*"),
-        flags=f"idempotency-key:v {_MSG_FORMAT}",
+        flags=f"ask:b due:v idempotency-key:v {_MSG_FORMAT}",
+    ),
+    _s(
+        "ack", "asks:ack", "close an ask addressed to me without a reply", pos=("message_id",), flags="note:v"
+    ),
+    _s(
+        "asks",
+        "asks:asks",
+        "open asks (--mine: I sent, --to-me: waiting for my answer), with age",
+        flags="mine:b to-me:b agent:v",
     ),
     _s(
         "inbox",
@@ -140,9 +152,25 @@ COMMANDS: list[Spec] = [
         "my messages, newest first (listing marks them read)",
         flags="unread:b mentions:b from:v scope:v ref:v all:b page-size:v page:v offset:v limit:v oldest:b",
     ),
-    _s("sent", "messaging:sent", "my outbox with delivery state", flags="to:v unread:b limit:v ref:v"),
     _s(
-        "sent show", "messaging:sent_show", "one sent message and each recipient's state", pos=("message_id",)
+        "sent",
+        "messaging:sent",
+        "my outbox with delivery state (--undelivered: not yet shown to someone, or held)",
+        flags="to:v unread:b undelivered:b ref:v limit:v",
+    ),
+    _s(
+        "sent show",
+        "messaging:sent_show",
+        "one sent message: each recipient's ledger, step by step with times",
+        pos=("message_id",),
+    ),
+    _s("held", "asks:held", "messages the loop guard holds for the operator", flags="released:b"),
+    _s(
+        "release",
+        "asks:release",
+        "deliver held messages (the operator's)",
+        pos=("message_ids*",),
+        flags="all:b",
     ),
     _s("message get", "messaging:get", "show a message", pos=("message_id",)),
     _s("message edit", "messaging:edit", "edit my message", pos=("message_id", "text*"), flags=_MSG_FORMAT),

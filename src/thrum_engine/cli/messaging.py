@@ -56,6 +56,10 @@ def idempotency_key(ctx: Ctx) -> str:
 _NO_DIGITS = str.maketrans("0123456789", "ghijklmnop")
 
 
+def _again(r: dict) -> str:
+    return " (already sent with this key: nothing new stored)" if r.get("duplicate") else ""
+
+
 def send(ctx: Ctx) -> int:
     a = ctx.args
     to = list(a["to"])
@@ -78,33 +82,80 @@ def send(ctx: Ctx) -> int:
     }
     if a.get("thread"):
         params["thread_id"] = a["thread"]
+    ask_flags(ctx, params)
     params["idempotency_key"] = idempotency_key(ctx)
     r = ctx.call("message.send", params, retry=True)
 
     def human(r: dict) -> None:
-        again = " (already sent with this key: nothing new stored)" if r.get("duplicate") else ""
-        line(f"✓ Message sent: {r['message_id']} → {_at(r['recipients'])}{again}")
+        if not report_held(r):
+            line(f"{_sent_mark(r)}: {r['message_id']} → {_at(r['recipients'])}{_ask_note(r)}{_again(r)}")
+            report_undelivered(r)
         if r.get("review_id"):  # `--ref review:request`: the message asked for review
             line(f"✓ Review requested: {r['review_id']}")
 
     return ctx.emit(r, human)
 
 
+def ask_flags(ctx: Ctx, params: dict) -> None:
+    """`--ask` and `--due DURATION` (issue 16); a due time makes it an ask."""
+    due = ctx.seconds("--due")
+    if due is not None and due <= 0:
+        raise CliError("--due must be a positive duration (30m, 2h)")
+    if ctx.args.get("ask") or due is not None:
+        params["ask"] = True
+    if due is not None:
+        params["due"] = due
+
+
+def _sent_mark(r: dict) -> str:
+    """Never success-shaped for a message nobody could be shown: `stored`, not `sent`."""
+    return "✓ Message stored, not yet delivered" if _nobody_reached(r) else "✓ Message sent"
+
+
+def _nobody_reached(r: dict) -> bool:
+    missed = {u["recipient"] for u in r.get("undelivered") or ()}
+    return bool(missed) and missed >= set(r.get("recipients") or ())
+
+
+def _ask_note(r: dict) -> str:
+    if not r.get("ask"):
+        return ""
+    return f" (ask, due {r['due_at']})" if r.get("due_at") else " (ask: open until answered or acked)"
+
+
+def report_held(r: dict) -> bool:
+    if not r.get("held"):
+        return False
+    line(f"⏸ Message held, not delivered: {r['message_id']} → {_at(r['recipients'])}")
+    line(f"  {r['held']}")
+    line("  The operator was told and can release it (`thrum held`, `thrum release`).")
+    return True
+
+
+def report_undelivered(r: dict) -> None:
+    for u in r.get("undelivered") or ():
+        line(f"  ⚠ not yet delivered to @{u['recipient']}: {u['reason']}")
+
+
 def reply(ctx: Ctx) -> int:
-    r = ctx.call(
-        "message.reply",
-        {
-            "message_id": ctx.args["message_id"],
-            "body": body_of(ctx, ctx.args["text"]),
-            "format": _fmt(ctx),
-            "idempotency_key": idempotency_key(ctx),
-        },
-        retry=True,
-    )
-    return ctx.emit(
-        r,
-        lambda r: line(f"✓ Reply sent: {r['message_id']} → {_at(r['recipients'])} (thread {r['thread_id']})"),
-    )
+    params = {
+        "message_id": ctx.args["message_id"],
+        "body": body_of(ctx, ctx.args["text"]),
+        "format": _fmt(ctx),
+        "idempotency_key": idempotency_key(ctx),
+    }
+    ask_flags(ctx, params)
+    r = ctx.call("message.reply", params, retry=True)
+
+    def human(r: dict) -> None:
+        if report_held(r):
+            return
+        mark = "✓ Reply stored, not yet delivered" if _nobody_reached(r) else "✓ Reply sent"
+        thread = f" (thread {r['thread_id']})"
+        line(f"{mark}: {r['message_id']} → {_at(r['recipients'])}{thread}{_ask_note(r)}{_again(r)}")
+        report_undelivered(r)
+
+    return ctx.emit(r, human)
 
 
 # The engine's bounds (model.py), repeated here so the CLI stays free of pydantic: checked first
@@ -195,14 +246,24 @@ def inbox(ctx: Ctx) -> int:
     return ctx.emit(r, human)
 
 
+def _state_word(d: dict) -> str:
+    return d["state"] if d.get("delivered", True) else f"{d['state']} (not yet delivered)"
+
+
 def _print_deliveries(m: dict) -> None:
-    states = ", ".join(f"@{d['recipient']} {d['state']}" for d in m.get("deliveries", [])) or "no recipients"
+    states = (
+        ", ".join(f"@{d['recipient']} {_state_word(d)}" for d in m.get("deliveries", [])) or "no recipients"
+    )
     line(f"{m['message_id']}  {ago(m['created_at'])}  {states}")
     line("  " + (m["body"]["content"] or "").split("\n", 1)[0][:100])
 
 
 def sent(ctx: Ctx) -> int:
-    params = {"unread": ctx.args["unread"], "limit": _int(ctx, "--limit", high=1000) or 50}
+    params = {
+        "unread": ctx.args["unread"],
+        "undelivered": ctx.args["undelivered"],
+        "limit": _int(ctx, "--limit", high=1000) or 50,
+    }
     if ctx.args.get("to"):
         params["to"] = ctx.args["to"]
     if ctx.args.get("ref"):
@@ -210,12 +271,24 @@ def sent(ctx: Ctx) -> int:
     r = ctx.call("message.sent", params)
 
     def human(r: dict) -> None:
-        if not r["messages"]:
-            line("No sent messages.")
+        held = r.get("held") or []
+        if not r["messages"] and not held:
+            line("No undelivered messages." if ctx.args["undelivered"] else "No sent messages.")
         for m in r["messages"]:
             _print_deliveries(m)
+        for h in held:
+            line(f"{h['message_id']}  {ago(h['held_at'])}  held: {h['reason']}")
+            line("  " + h["preview"].split("\n", 1)[0][:100])
 
     return ctx.emit(r, human)
+
+
+def _took(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds < 1:
+        return f"+{seconds * 1000:.0f}ms"
+    return f"+{seconds:.1f}s" if seconds < 60 else "+" + human_age(seconds)
 
 
 def sent_show(ctx: Ctx) -> int:
@@ -226,7 +299,17 @@ def sent_show(ctx: Ctx) -> int:
         print_message(m, show_read=False)
         for d in m["deliveries"]:
             via = f" (via {d['via']})" if d.get("via") else ""
-            line(f"  @{d['recipient']}: {d['state']}{via}")
+            line(f"  @{d['recipient']}: {_state_word(d)}{via}")
+            for st in d.get("steps", ()):
+                how = f" via {st['via']}" if st.get("via") else ""
+                took = _took(st.get("after_seconds")) if st["state"] != "stored" else ""
+                line(f"    {st['state']:<9} {st['at']}  {took}{how}".rstrip())
+            if not d.get("delivered", True):
+                line(
+                    f"    not yet delivered ({d.get('waiting_seconds', 0):g}s): {d.get('undelivered_reason', '')}"
+                )
+            if d.get("ack_note"):
+                line(f"    ack note: {d['ack_note']}")
 
     return ctx.emit(r, human)
 

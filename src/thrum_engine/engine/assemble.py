@@ -33,6 +33,7 @@ from thrum_engine import (
     team,
     worktrees,
 )
+from thrum_engine.asks import methods as ask_methods
 from thrum_engine.engine import admin
 from thrum_engine.engine.core import Engine, Part
 from thrum_engine.layout import Layout
@@ -50,6 +51,7 @@ log = logging.getLogger("thrum.engine")
 # Every module whose `@method` handlers the engine serves; importing one registers its methods.
 METHOD_MODULES = (
     admin,
+    ask_methods,
     briefing,
     changes,
     delivery_paths,
@@ -86,6 +88,7 @@ def build(
     _plug_tmux(engine)
     _plug_monitors(engine)
     _plug_schedules(engine)
+    _plug_asks(engine)
     _plug_sync(engine)
     return engine
 
@@ -122,6 +125,14 @@ def _plug_schedules(engine: Engine) -> None:
         await service.stop()
 
     engine.plug(Part("schedules", start, stop))
+
+
+def _plug_asks(engine: Engine) -> None:
+    """Reminders of open asks and reports of overdue ones (asks/service.py)."""
+    from thrum_engine.asks import service
+
+    svc = service.attach(engine)
+    engine.plug(Part("asks", svc.start, svc.stop))
 
 
 def _plug_tmux(engine: Engine) -> None:

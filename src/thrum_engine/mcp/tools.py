@@ -36,6 +36,7 @@ class SendMessage(_Input):
         description="a key of yours for this message: sending again with the same key (a retry) stores"
         " nothing new and returns the first message's id",
     )
+    ask: bool = Field(False, description="it needs an answer: open until each recipient replies or acks")
 
 
 class CheckMessages(_Input):
@@ -95,6 +96,8 @@ async def _send(link: EngineLink, a: SendMessage) -> Any:
         params["refs"] = a.refs
     if a.idempotency_key is not None:
         params["idempotency_key"] = a.idempotency_key
+    if a.ask:
+        params["ask"] = True
     return await link.call("message.send", params)
 
 

@@ -233,10 +233,6 @@ class ScheduleService:
         next_at = iso(cron_next(row["cron"], max(now, due))) if row["kind"] == "cron" else None
         scheduled = {"schedule_id": sid, "due": iso(due), "late": late}
         meta: dict = {"scheduled": scheduled}
-        if row["ask"]:
-            # MERGE(asks): once create_message takes `ask=`, pass ask=True there; until then the
-            # flag rides in the message's meta.
-            meta["ask"] = True
 
         def fired(message_id: str) -> list[dict]:
             data = {"schedule_id": sid, "due": iso(due), "message_id": message_id, "late": late}
@@ -252,6 +248,7 @@ class ScheduleService:
                 fmt=row["format"],
                 thread_id=row["thread_id"],
                 meta=meta,
+                ask=bool(row["ask"]),  # each fire opens an ask for every recipient (asks/)
                 also=fired,
             )
         except ThrumError as exc:  # nobody left to deliver to, the body over a lowered cap, ...

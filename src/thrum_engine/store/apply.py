@@ -119,6 +119,11 @@ _INSERT_DELIVERY = (
 )
 
 
+_INSERT_ASK = (
+    "INSERT OR IGNORE INTO asks(message_id, recipient, sender, created_at, due_at) VALUES (?,?,?,?,?)"
+)
+
+
 def _message_create(ev: dict, d: dict) -> Iterable[Op]:
     mid = d["message_id"]
     created = d.get("created_at", ev["ts"])
@@ -149,6 +154,10 @@ def _message_create(ev: dict, d: dict) -> Iterable[Op]:
     mentioned = set(d.get("mentioned_agents", []))
     for r in d.get("recipients", []):
         yield (_INSERT_DELIVERY, (r, mid, created, 1 if r in mentioned else 0))
+    if d.get("ask"):  # an ask (issue 16): open for each recipient until it answers or acks
+        for r in d.get("recipients", ()):
+            if r != ev["author"]:
+                yield (_INSERT_ASK, (mid, r, ev["author"], created, d.get("due_at")))
     if d.get("thread_root"):
         yield (
             "UPDATE messages SET thread_id=? WHERE id=? AND thread_id IS NULL",
@@ -367,6 +376,69 @@ APPLIERS.update(
 from thrum_engine.store.schedules import APPLIERS as _SCHEDULE_APPLIERS
 
 APPLIERS.update(_SCHEDULE_APPLIERS)
+# -- asks and held messages (issue 16) --
+
+
+def _ask_ack(ev: dict, d: dict) -> Iterable[Op]:
+    yield (
+        "UPDATE asks SET acked_at=COALESCE(acked_at, ?), note=? WHERE message_id=? AND recipient=?",
+        (d.get("at", ev["ts"]), d.get("note", ""), d["message_id"], ev["author"]),
+    )
+
+
+def _ask_remind(ev: dict, d: dict) -> Iterable[Op]:
+    yield (
+        "UPDATE asks SET reminders=reminders+1, reminded_at=? WHERE message_id=? AND recipient=?",
+        (d.get("at", ev["ts"]), d["message_id"], d["recipient"]),
+    )
+
+
+def _ask_overdue(ev: dict, d: dict) -> Iterable[Op]:
+    for r in d.get("recipients", ()):
+        yield (
+            "UPDATE asks SET overdue_at=COALESCE(overdue_at, ?) WHERE message_id=? AND recipient=?",
+            (d.get("at", ev["ts"]), d["message_id"], r),
+        )
+
+
+def _message_hold(ev: dict, d: dict) -> Iterable[Op]:
+    held = d["event"]
+    hd = held.get("data", {})
+    yield (
+        (
+            "INSERT OR IGNORE INTO held(message_id, author, recipients, thread_id, reason, content, event,"
+            " held_at) VALUES (?,?,?,?,?,?,?,?)"
+        ),
+        (
+            d["message_id"],
+            held.get("author", ev["author"]),
+            _dumps(hd.get("recipients", [])),
+            hd.get("thread_id"),
+            d.get("reason", ""),
+            hd.get("content", ""),
+            _encoder.encode(held),
+            ev["ts"],
+        ),
+    )
+
+
+def _message_release(ev: dict, d: dict) -> Iterable[Op]:
+    for mid in d.get("message_ids", ()):
+        yield (
+            "UPDATE held SET released_at=COALESCE(released_at, ?), released_by=? WHERE message_id=?",
+            (ev["ts"], ev["author"], mid),
+        )
+
+
+APPLIERS.update(
+    {
+        "ask.ack": _ask_ack,
+        "ask.remind": _ask_remind,
+        "ask.overdue": _ask_overdue,
+        "message.hold": _message_hold,
+        "message.release": _message_release,
+    }
+)
 
 
 _INSERT_APPLIED = "INSERT OR IGNORE INTO applied_events(id) VALUES (?)"

@@ -245,7 +245,10 @@ async def deliveries_for(store: Store, message_ids: list[str]) -> list[dict]:
     if not message_ids:
         return []
     return await store.all(
-        f"SELECT * FROM deliveries WHERE message_id IN ({_marks(message_ids)}) ORDER BY recipient",
+        # With each recipient's ask, if the message is one (issue 16: acked, the ack's note).
+        "SELECT d.*, a.message_id IS NOT NULL AS ask, a.acked_at, a.note AS ack_note FROM deliveries d"
+        " LEFT JOIN asks a ON a.message_id = d.message_id AND a.recipient = d.recipient"
+        f" WHERE d.message_id IN ({_marks(message_ids)}) ORDER BY d.recipient",
         message_ids,
     )
 
@@ -259,6 +262,7 @@ async def sent_page(
     to: str | None = None,
     unread_only: bool = False,
     ref: tuple[str, list[str]] | None = None,
+    undelivered_only: bool = False,
 ) -> Page:
     base = "FROM messages m WHERE m.author = ? AND m.deleted = 0"
     args: list = [author]
@@ -270,6 +274,11 @@ async def sent_page(
     if ref:
         base += " AND " + _has_ref(len(ref[1]))
         args += [ref[0], *ref[1]]
+    if undelivered_only:  # issue 16: some recipient other than the author was never shown it
+        base += (
+            " AND EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.recipient != m.author"
+            " AND d.notified_at IS NULL AND d.seen_at IS NULL AND d.read_at IS NULL AND d.replied_at IS NULL)"
+        )
     return await within_budget(
         store, "m.*", base, args, "ORDER BY m.created_at DESC LIMIT ?", [limit], budget
     )
@@ -458,4 +467,46 @@ async def update_monitor(store: Store, monitor_id: str, changes: dict, updated_a
     await store.write_local(
         f"UPDATE monitors SET {sets}, updated_at = ? WHERE id = ?",
         [(*changes.values(), updated_at, monitor_id)],
+    )
+
+
+# -- asks (issue 16) --
+# An ask is open for its recipient until the recipient acks it or answers in its thread: a reply to it
+# (the delivery's replied_at) or any later message of the recipient's in the ask's thread. Answers are
+# read here rather than projected onto the ask, so the order events are applied in never matters.
+_ANSWERED = (
+    "(d.replied_at IS NOT NULL OR (m.thread_id IS NOT NULL AND EXISTS (SELECT 1 FROM messages r"
+    " WHERE r.thread_id = m.thread_id AND r.author = a.recipient AND r.created_at >= a.created_at"
+    " AND r.id != m.id)))"
+)
+
+
+async def open_asks(
+    store: Store, *, recipient: str | None = None, sender: str | None = None, limit: int = 1000
+) -> list[dict]:
+    sql = (
+        "SELECT a.*, m.content, m.thread_id, d.notified_at, d.seen_at, d.read_at FROM asks a"
+        " JOIN messages m ON m.id = a.message_id AND m.deleted = 0"
+        " LEFT JOIN deliveries d ON d.message_id = a.message_id AND d.recipient = a.recipient"
+        f" WHERE a.acked_at IS NULL AND NOT {_ANSWERED}"
+    )
+    args: list = []
+    if recipient is not None and sender is not None:
+        sql += " AND (a.recipient = ? OR a.sender = ?)"
+        args += [recipient, sender]
+    elif recipient is not None:
+        sql += " AND a.recipient = ?"
+        args.append(recipient)
+    elif sender is not None:
+        sql += " AND a.sender = ?"
+        args.append(sender)
+    return await store.all(sql + " ORDER BY a.created_at, a.message_id LIMIT ?", [*args, limit])
+
+
+async def ask_row(store: Store, message_id: str, recipient: str) -> dict | None:
+    return await store.one(
+        f"SELECT a.*, {_ANSWERED} AS answered FROM asks a JOIN messages m ON m.id = a.message_id"
+        " LEFT JOIN deliveries d ON d.message_id = a.message_id AND d.recipient = a.recipient"
+        " WHERE a.message_id = ? AND a.recipient = ?",
+        [message_id, recipient],
     )

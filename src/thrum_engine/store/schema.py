@@ -3,13 +3,15 @@ tables hold machine-local state that `doctor rebuild` carries over."""
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 
 PROJECTED = ("applied_events", "shard_offsets", "agents", "sessions", "messages", "deliveries", "unread")
 # Review tables (issue 14): reviews and their rounds are projected, pending comments are local.
 PROJECTED += ("reviews", "review_rounds")
-PROJECTED += ("counts", "inbox_counts")  # trigger-kept totals (v9 here, v12 at merge)
-PROJECTED += ("schedules",)  # issue 16: schedules (v10 here)
+PROJECTED += ("counts", "inbox_counts")  # trigger-kept totals (v9)
+PROJECTED += ("schedules",)  # issue 16: schedules (v10)
+# Asks and held messages (issue 16, v11): projected from message.create (`ask`), ask.* and message.hold/release.
+PROJECTED += ("asks", "held")
 LOCAL = ("presence", "tmux_queue", "monitors", "monitor_events")
 LOCAL += ("review_drafts",)
 
@@ -337,7 +339,7 @@ MIGRATIONS: list[str] = [
         DELETE FROM inbox_counts WHERE recipient = OLD.name;
     END;
     """,
-    # v10 (issue 16; renumbered at merge): idempotent sends and schedules. `idem_key` is the
+    # v10 (issue 16): idempotent sends and schedules. `idem_key` is the
     # sender's idempotency key, with no index of its own: the engine checks keys in memory and
     # loads the window's at start through `messages_created` (an index cost every keyed send ~3 %);
     # `meta` is what marks a message beyond its body (a schedule's fire: {"scheduled": ...}).
@@ -371,6 +373,42 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX schedules_pending ON schedules(status, next_at);
     CREATE INDEX schedules_thread ON schedules(thread_id) WHERE thread_id IS NOT NULL;
+    """,
+    # v11 (issue 16): asks, one row per (message, recipient), open until the
+    # recipient answers in the thread (read from `messages` at query time, so the order events are
+    # projected in never matters) or acks it; and messages the loop guard holds until the operator
+    # releases them (the create event waits in `event`: nothing is delivered before the release).
+    """
+    CREATE TABLE asks(
+        message_id TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        due_at TEXT,
+        acked_at TEXT,
+        note TEXT NOT NULL DEFAULT '',
+        reminders INTEGER NOT NULL DEFAULT 0,
+        reminded_at TEXT,
+        overdue_at TEXT,
+        PRIMARY KEY(message_id, recipient)
+    ) WITHOUT ROWID;
+    CREATE INDEX asks_recipient ON asks(recipient, acked_at);
+    CREATE INDEX asks_sender ON asks(sender, acked_at);
+    CREATE INDEX asks_open ON asks(acked_at, created_at);
+    CREATE TABLE held(
+        message_id TEXT PRIMARY KEY,
+        author TEXT NOT NULL,
+        recipients TEXT NOT NULL DEFAULT '[]',
+        thread_id TEXT,
+        reason TEXT NOT NULL,
+        content TEXT NOT NULL,
+        event TEXT NOT NULL,
+        held_at TEXT NOT NULL,
+        released_at TEXT,
+        released_by TEXT
+    );
+    CREATE INDEX held_open ON held(released_at, held_at);
+    CREATE INDEX held_author ON held(author, held_at);
     """,
 ]
 

@@ -35,8 +35,11 @@ GROUPS: list[tuple[str, list[tuple[str, str]]]] = [
             ("r", "reply to the highlighted message"),
             ("enter (conversation)", "open the message's thread"),
             ("f", "feed: all traffic"),
+            ("H", "asks (who waits on whom, how long) and held messages; r / A release"),
+            ("d (thread)", "the message's delivery ledger: each step per recipient, with times"),
             ("/", "find messages"),
             ("✓ ◎ ✓✓ ↩", "your message: stored, seen, read, replied"),
+            ("⚠  ?", "your message: not yet delivered to someone; an ask still open"),
         ],
     ),
     (

@@ -61,6 +61,7 @@ class ThreadScreen(LiveView, Page):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.pop_screen", "back"),
         Binding("r", "reply", "reply"),
+        Binding("d", "ledger", "delivery ledger"),
         Binding("j,down", "move(1)", "next", show=False),
         Binding("k,up", "move(-1)", "previous", show=False),
     ]
@@ -137,3 +138,11 @@ class ThreadScreen(LiveView, Page):
 
     def action_reply(self) -> None:
         self.app.reply_to(self.focused_message)  # type: ignore[attr-defined]
+
+    def action_ledger(self) -> None:
+        """The focused message's delivery ledger, step by step per recipient (issue 16)."""
+        from thrum_tui.screens.asks import LedgerScreen
+
+        m = self.focused_message
+        if m is not None:
+            self.app.push_screen(LedgerScreen(m["message_id"]))

@@ -95,15 +95,19 @@ def delivery_mark(m: dict) -> str:
     dels = m.get("deliveries")
     if not dels:
         return ""
+    # Issue 16: "?" while an ask waits for someone's answer; "⚠" while someone was never shown it.
+    ask = "?" if any(d.get("ask") and d["state"] not in ("acked", "replied") for d in dels) else ""
     states = [d["state"] for d in dels]
     if "replied" in states:
-        return "↩"
-    if all(s in ("read", "replied") for s in states):
-        return "✓✓"
-    if all(s in ("seen", "read", "replied") for s in states):
-        return "◎"
+        return "↩" + ask
+    if all(s in ("read", "acked", "replied") for s in states):
+        return "✓✓" + ask
+    if any(d.get("delivered") is False for d in dels):
+        return "⚠ not yet delivered" + ask
+    if all(s in ("seen", "read", "acked", "replied") for s in states):
+        return "◎" + ask
     via = sorted({d["via"] for d in dels if d["state"] == "notified" and d.get("via")})
-    return "✓ " + "/".join(via) if via else "✓"
+    return ("✓ " + "/".join(via) if via else "✓") + ask
 
 
 def fold_threads(messages: list[dict]) -> list[tuple[dict, int]]:

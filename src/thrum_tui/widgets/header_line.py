@@ -23,6 +23,8 @@ class HeaderLine(Widget):
     operator: reactive[str] = reactive("")
     sync: reactive[str] = reactive("local-only")
     needs_you: reactive[int] = reactive(0)
+    asks: reactive[str] = reactive("")  # "asks: 2 (oldest 12m)" (issue 16)
+    held: reactive[int] = reactive(0)  # messages the loop guard holds for the operator
     notice: reactive[str] = reactive("")  # something the engine had to repair, e.g. the projection
 
     def __init__(self, repo: str, host: str, operator: str, *, id: str | None = None) -> None:
@@ -44,6 +46,10 @@ class HeaderLine(Widget):
             ("sync", "sync: $sync"),
             ("you", "you: @$operator"),
         ]
+        if self.asks:
+            parts.append(("asks", "$asks"))
+        if self.held:
+            parts.append(("held", "[b $warning]held: $held (H)[/]"))
         if self.notice:
             parts.append(("notice", "[b $warning]$notice[/]"))
         values = {
@@ -53,9 +59,11 @@ class HeaderLine(Widget):
             "operator": self.operator,
             "needs": str(self.needs_you),
             "notice": self.notice,
+            "asks": self.asks,
+            "held": str(self.held),
         }
         room = self.size.width - 2 if self.size.width else 10_000
-        for drop in (None, "you", "sync", "engine", "repo", "notice"):
+        for drop in (None, "asks", "you", "sync", "engine", "repo", "notice", "held"):
             parts = [p for p in parts if p[0] != drop]
             markup = " · ".join(["[b]thrum[/b]", *(m for _, m in parts), f"[{needs}]needs you: $needs[/]"])
             content = Content.from_markup(markup, **values)

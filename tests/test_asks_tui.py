@@ -1,0 +1,88 @@
+"""The console's asks and held messages (issue 16): `H` lists open asks with age and the messages the
+loop guard holds, `r` on a held one releases it; `d` in a thread shows the delivery ledger."""
+
+from __future__ import annotations
+
+import pytest
+from textual.widgets import DataTable, Static
+
+from thrum_engine.layout import Layout
+from thrum_engine.settings import load_settings
+from thrum_tui.screens.asks import AsksScreen, LedgerScreen
+from thrum_tui.screens.thread import ThreadScreen
+from thrum_tui.widgets.header_line import HeaderLine
+from tui_helpers import OPERATOR, cli, console, until
+
+
+@pytest.fixture
+def hosted(team):
+    """The team with the daemon stopped, so the console hosts the engine."""
+    team[0].run("daemon", "stop")
+    return team
+
+
+async def test_held_messages_are_released_from_the_console_and_delivered(hosted):
+    repo, alice, bob = hosted
+    settings = load_settings(Layout.discover(str(repo.path)).config_file)
+    settings.guards.pair_per_minute = 2
+    async with console(repo, settings=settings) as (app, pilot):
+        ask = await cli(alice, "send", "which port?", "--to", f"@{OPERATOR}", "--ask")
+        await cli(alice, "send", "ping 1", "--to", "@bob")
+        await cli(bob, "send", "pong 1", "--to", "@alice")
+        held = await cli(alice, "send", "ping 2", "--to", "@bob")
+        assert "loop guard" in held["held"]
+        header = app.main_screen.query_one(HeaderLine)
+        await until(
+            pilot, lambda: header.held == 1 and header.asks.startswith("asks: 1"), "the header's counts"
+        )
+        await pilot.press("H")
+        screen = await until(pilot, lambda: isinstance(app.screen, AsksScreen) and app.screen)
+        await until(pilot, lambda: len(screen.held) == 1 and len(screen.asks) == 1, "the lists")
+        assert screen.asks[0]["message_id"] == ask["message_id"]
+        asks_table = screen.query_one("#asks", DataTable)
+        assert asks_table.row_count == 1 and "@alice → @ada_lovelace" in str(asks_table.get_row_at(0))
+        assert screen.held[0]["message_id"] == held["message_id"]
+        await pilot.press("r")
+        await until(pilot, lambda: screen.held == [], "released")
+        inbox = await cli(bob, "inbox")
+        assert "ping 2" in [m["body"]["content"] for m in inbox["messages"]]
+        await until(pilot, lambda: header.held == 0, "the header's held count cleared")
+        await pilot.press("escape")
+        assert not isinstance(app.screen, AsksScreen)
+
+
+async def test_d_in_a_thread_shows_the_delivery_ledger(hosted):
+    repo, alice, bob = hosted
+    async with console(repo) as (app, pilot):
+        sent = await cli(alice, "send", "status?", "--to", "@bob", "--ask")
+        await cli(bob, "inbox")
+        await cli(bob, "ack", sent["message_id"], "--note", "fine")
+        thread = await cli(bob, "reply", sent["message_id"], "all good")
+        app.push_screen(ThreadScreen(thread["thread_id"], title="thread", focus_id=sent["message_id"]))
+        screen = await until(
+            pilot, lambda: isinstance(app.screen, ThreadScreen) and app.screen.views and app.screen
+        )
+        await until(
+            pilot,
+            lambda: screen.focused_message and screen.focused_message["message_id"] == sent["message_id"],
+        )
+        await pilot.press("d")
+        ledger = await until(pilot, lambda: isinstance(app.screen, LedgerScreen) and app.screen)
+        text = ledger.query_one("#ledger", Static)
+        await until(pilot, lambda: "acked" in str(text.render()), "the ledger")
+        shown = str(text.render())
+        assert "@bob: replied (ask)" in shown and "ack note: fine" in shown
+        for step in ("stored", "seen", "read", "acked", "replied"):
+            assert step in shown
+
+
+def test_delivery_marks_say_not_yet_delivered_and_open_ask():
+    from thrum_tui.widgets.conversation import delivery_mark
+
+    stored = {"state": "stored", "delivered": False, "via": None}
+    assert delivery_mark({"deliveries": [stored]}) == "⚠ not yet delivered"
+    assert delivery_mark({"deliveries": [{**stored, "ask": True}]}) == "⚠ not yet delivered?"
+    nudged = {"state": "notified", "delivered": True, "via": "nudge", "ask": True}
+    assert delivery_mark({"deliveries": [nudged]}) == "✓ nudge?"
+    assert delivery_mark({"deliveries": [{**nudged, "state": "acked"}]}) == "✓✓"
+    assert delivery_mark({"deliveries": [{**nudged, "state": "replied"}]}) == "↩"
