@@ -36,6 +36,7 @@ GROUPS: list[tuple[str, list[tuple[str, str]]]] = [
             ("enter (conversation)", "open the message's thread"),
             ("f", "feed: all traffic"),
             ("H", "asks (who waits on whom, how long) and held messages; r / A release"),
+            ("D", "schedules: pending ones with their next fire time; x cancels"),
             ("d (thread)", "the message's delivery ledger: each step per recipient, with times"),
             ("/", "find messages"),
             ("✓ ◎ ✓✓ ↩", "your message: stored, seen, read, replied"),
