@@ -7,6 +7,7 @@ from typing import ClassVar
 
 from textual.binding import Binding, BindingType
 from textual.screen import ModalScreen, Screen
+from textual.widgets import DataTable, Footer, Label
 
 from thrum_tui.engine_handle import EngineCallFailed
 
@@ -128,3 +129,47 @@ class Page(EngineCalls, Screen):
     """A full screen (feed, monitors): escape or q goes back to the main screen."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "app.pop_screen", "back")]
+
+
+class TablePage(Page):
+    """A page that is one titled table of what the engine lists (worktrees, schedules): `reload`
+    (a worker) fetches and calls `fill`, on mount, on `u` and whenever the engine's state changes."""
+
+    HEADING = ""
+    COLUMNS: tuple[str, ...] = ()
+    DEFAULT_CSS = """
+    TablePage #page-title { padding: 0 1; background: $panel; }
+    TablePage DataTable { height: 1fr; }
+    """
+
+    def compose(self):
+        yield Label(self.HEADING, id="page-title")
+        yield DataTable(cursor_type="row")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        for c in self.COLUMNS:
+            table.add_column(c, key=c)
+        table.focus()
+        self.reload()
+
+    def refresh_from_engine(self) -> None:
+        self.reload()
+
+    def action_reload(self) -> None:
+        self.reload()
+
+    def reload(self) -> object:  # a @work method in each page: fetch, then `fill`
+        raise NotImplementedError
+
+    def fill(self, title: str, rows: list[tuple[str, ...]], keys: list[str] | None = None) -> None:
+        """Show `rows` under `title`, the cursor kept on the same row number."""
+        self.query_one("#page-title", Label).update(title)
+        table = self.query_one(DataTable)
+        row = table.cursor_row
+        table.clear()
+        for i, r in enumerate(rows):
+            table.add_row(*r, key=keys[i] if keys else None)
+        if rows:
+            table.move_cursor(row=min(max(row, 0), len(rows) - 1))

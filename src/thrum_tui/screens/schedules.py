@@ -9,10 +9,10 @@ from typing import ClassVar
 
 from textual import work
 from textual.binding import Binding, BindingType
-from textual.widgets import DataTable, Footer, Label
+from textual.widgets import DataTable
 
 from thrum_engine.durations import human_age, parse_iso
-from thrum_tui.screens.base import Page
+from thrum_tui.screens.base import TablePage
 
 COLUMNS = ("id", "from", "to", "how", "next", "in", "fired", "message")
 
@@ -46,40 +46,20 @@ def schedule_row(s: dict, now: float | None = None) -> tuple[str, ...]:
     )
 
 
-class SchedulesScreen(Page):
+class SchedulesScreen(TablePage):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.pop_screen", "back"),
         Binding("x", "cancel_schedule", "cancel selected"),
         Binding("a", "toggle_all", "ended too"),
         Binding("u", "reload", "reload"),
     ]
-    DEFAULT_CSS = """
-    SchedulesScreen #schedules-title { padding: 0 1; background: $panel; }
-    SchedulesScreen DataTable { height: 1fr; }
-    """
+    HEADING = "SCHEDULES"
+    COLUMNS = COLUMNS
 
     def __init__(self) -> None:
         super().__init__()
         self.schedules: list[dict] = []
         self.show_all = False
-
-    def compose(self):
-        yield Label("SCHEDULES", id="schedules-title")
-        yield DataTable(id="schedules", cursor_type="row")
-        yield Footer()
-
-    def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        for c in COLUMNS:
-            table.add_column(c, key=c)
-        table.focus()
-        self.reload()
-
-    def refresh_from_engine(self) -> None:
-        self.reload()
-
-    def action_reload(self) -> None:
-        self.reload()
 
     def action_toggle_all(self) -> None:
         self.show_all = not self.show_all
@@ -92,18 +72,13 @@ class SchedulesScreen(Page):
             return
         self.schedules = r["schedules"]
         pending = sum(s["status"] == "pending" for s in self.schedules)
-        self.query_one("#schedules-title", Label).update(
-            f"SCHEDULES · {pending} pending" + (" · with ended ones" if self.show_all else "")
-            + " · x cancels · a ended too"
-        )  # fmt: skip
-        table = self.query_one(DataTable)
-        row = table.cursor_row
-        table.clear()
         now = time.time()
-        for s in self.schedules:
-            table.add_row(*schedule_row(s, now), key=s["schedule_id"])
-        if self.schedules:
-            table.move_cursor(row=min(max(row, 0), len(self.schedules) - 1))
+        self.fill(
+            f"SCHEDULES · {pending} pending" + (" · with ended ones" if self.show_all else "")
+            + " · x cancels · a ended too",
+            [schedule_row(s, now) for s in self.schedules],
+            [s["schedule_id"] for s in self.schedules],
+        )  # fmt: skip
 
     def action_cancel_schedule(self) -> None:
         table = self.query_one(DataTable)

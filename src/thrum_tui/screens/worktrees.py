@@ -8,9 +8,9 @@ from typing import ClassVar
 
 from textual import work
 from textual.binding import Binding, BindingType
-from textual.widgets import DataTable, Footer, Label
+from textual.widgets import DataTable
 
-from thrum_tui.screens.base import Page
+from thrum_tui.screens.base import TablePage
 
 COLUMNS = ("worktree", "branch", "vs target", "last commit", "changes", "merged", "agent")
 
@@ -42,37 +42,17 @@ def tree_row(w: dict) -> tuple[str, ...]:
     )
 
 
-class WorktreesScreen(Page):
+class WorktreesScreen(TablePage):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.pop_screen", "back"),
         Binding("u", "reload", "reload"),
     ]
-    DEFAULT_CSS = """
-    WorktreesScreen #trees-title { padding: 0 1; background: $panel; }
-    WorktreesScreen DataTable { height: 1fr; }
-    """
+    HEADING = "WORKTREES"
+    COLUMNS = COLUMNS
 
     def __init__(self) -> None:
         super().__init__()
         self.trees: list[dict] = []
-
-    def compose(self):
-        yield Label("WORKTREES", id="trees-title")
-        yield DataTable(id="trees", cursor_type="row")
-        yield Footer()
-
-    def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        for c in COLUMNS:
-            table.add_column(c, key=c)
-        table.focus()
-        self.reload()
-
-    def refresh_from_engine(self) -> None:
-        self.reload()
-
-    def action_reload(self) -> None:
-        self.reload()
 
     @work(group="worktrees", exclusive=True, exit_on_error=False)
     async def reload(self) -> None:
@@ -80,16 +60,10 @@ class WorktreesScreen(Page):
         if r is None:
             return
         self.trees = r["worktrees"]
-        self.query_one("#trees-title", Label).update(
-            f"WORKTREES · {len(self.trees)} · against {r['target']} · enter reviews the agent's work"
+        self.fill(
+            f"WORKTREES · {len(self.trees)} · against {r['target']} · enter reviews the agent's work",
+            [tree_row(w) for w in self.trees],
         )
-        table = self.query_one(DataTable)
-        row = table.cursor_row
-        table.clear()
-        for w in self.trees:
-            table.add_row(*tree_row(w))
-        if self.trees:
-            table.move_cursor(row=min(row, len(self.trees) - 1))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if 0 <= event.cursor_row < len(self.trees):
