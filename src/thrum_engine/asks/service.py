@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from thrum_engine.durations import human_age, iso, parse_iso
+from thrum_engine.engine.tasks import cancel_and_wait
 from thrum_engine.store import queries
 
 if TYPE_CHECKING:
@@ -54,13 +55,8 @@ class AskService:
         self._task = asyncio.create_task(self._loop(), name="thrum-asks")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task, log=log)
+        self._task = None
 
     async def _loop(self) -> None:
         while True:

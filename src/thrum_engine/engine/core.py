@@ -28,6 +28,7 @@ from thrum_engine.durations import iso, parse_iso
 from thrum_engine.engine.bus import Bus
 from thrum_engine.engine.caller import Caller
 from thrum_engine.engine.registry import METHODS
+from thrum_engine.engine.tasks import cancel_and_wait
 from thrum_engine.engine.writer import JournalWriteFailed, Writer
 from thrum_engine.errors import (
     EngineTimeout,
@@ -192,13 +193,7 @@ class Engine:
                 await part.stop()
             except Exception:  # a boundary: the rest still stops, and the journal still closes
                 log.exception("stopping %s failed", part.name)
-        for t in (self._presence_task, self._watchdog_task):
-            if t is not None:
-                t.cancel()
-                try:
-                    await t
-                except asyncio.CancelledError:
-                    pass
+        await cancel_and_wait(self._presence_task, self._watchdog_task, log=log)
         self._presence_task = self._watchdog_task = None
         await self.writer.stop()
         await self.flush_presence()

@@ -43,3 +43,17 @@ class TaskSet:
             t.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def cancel_and_wait(*tasks: asyncio.Task | None, log: logging.Logger | None = None) -> None:
+    """Cancel `tasks` (None and finished ones are fine) and wait until each has ended. A task's own
+    failure is logged (with `log`), never raised, so one bad task never stops a shutdown; the
+    caller's own cancellation still propagates (gather is cancelled with it)."""
+    live = [t for t in tasks if t is not None]
+    for t in live:
+        t.cancel()
+    if not live:
+        return
+    for t, result in zip(live, await asyncio.gather(*live, return_exceptions=True)):
+        if log is not None and isinstance(result, Exception):
+            log.error("task %s had failed", t.get_name(), exc_info=result)

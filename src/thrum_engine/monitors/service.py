@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 
 from thrum_engine.durations import iso
+from thrum_engine.engine.tasks import cancel_and_wait
 from thrum_engine.errors import ThrumError
 from thrum_engine.monitors.sources import (
     FileFollower,
@@ -158,15 +159,8 @@ class MonitorService:
             except (ProcessLookupError, PermissionError):
                 pass
         me = asyncio.current_task()
-        for t in (m.task, m.sender, m.matcher):
-            if t is not None and t is not me:
-                t.cancel()
-                try:
-                    await t
-                except asyncio.CancelledError:
-                    pass
-                except Exception:  # stopping only waits; a task that died of a bug is still worth a log line
-                    log.exception("monitor %s: a task had failed", m.name)
+        # Stopping only waits; a task that died of a bug is still worth a log line.
+        await cancel_and_wait(*(t for t in (m.task, m.sender, m.matcher) if t is not me), log=log)
         self._detach_file(m)
         for splitters in self._panes.values():
             splitters.pop(mid, None)

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from thrum_engine.durations import iso, parse_iso
+from thrum_engine.engine.tasks import cancel_and_wait
 from thrum_engine.errors import ThrumError
 from thrum_engine.schedules.model import LATE_AFTER, cron_next
 from thrum_engine.store import schedules as store_schedules
@@ -68,15 +69,7 @@ class ScheduleService:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
-        for t in [self._task, *self._cancelling]:
-            if t is not None and not t.done():
-                t.cancel()
-                try:
-                    await t
-                except asyncio.CancelledError:
-                    pass
-                except Exception as exc:  # noqa: BLE001 -- stopping: a fire's failure is only logged
-                    log.debug("schedule task ended with %s", exc)
+        await cancel_and_wait(self._task, *self._cancelling, log=log)  # a fire's failure is only logged
         self._task = None
 
     def _ours(self, origin: str) -> bool:

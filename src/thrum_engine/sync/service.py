@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from thrum_engine.durations import human_age, iso
+from thrum_engine.engine.tasks import cancel_and_wait
 from thrum_engine.layout import SYNC_BRANCH
 from thrum_engine.sync import gitsync
 
@@ -94,13 +95,8 @@ class SyncService:
         if self._unlisten is not None:
             self._unlisten()
             self._unlisten = None
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task, log=log)
+        self._task = None
         for fut in self._forced:
             if not fut.done():
                 fut.set_exception(RuntimeError("the engine stopped before the sync ran"))

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from thrum_engine import delivery_paths
 from thrum_engine.durations import iso
-from thrum_engine.engine.tasks import TaskSet
+from thrum_engine.engine.tasks import TaskSet, cancel_and_wait
 from thrum_engine.store import queries
 from thrum_engine.tmux.manager import Session, TmuxManager
 from thrum_engine.tmux.panes import PaneState
@@ -64,12 +64,7 @@ class Nudger:
         for h in self._retry.values():
             h.cancel()
         await self._tasks.close()
-        if self._backstop:
-            self._backstop.cancel()
-            try:
-                await self._backstop
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._backstop)
 
     # -- triggers --
     def on_events(self, events: list[dict]) -> None:
