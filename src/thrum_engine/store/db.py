@@ -386,8 +386,9 @@ class Store:
         self._reads += 1
         try:
             assert self.r is not None
-            async with self.r.execute(sql, tuple(params)) as cur:
-                rows = await cur.fetchall()
+            # One hop to the reader's thread (execute, fetch and close there): a cursor's execute,
+            # fetchall and close were three, twice the time of a small query (66 vs 132 us p50).
+            rows = await self.r.execute_fetchall(sql, tuple(params))
         finally:
             self._reads -= 1
         return [dict(r) for r in rows]
