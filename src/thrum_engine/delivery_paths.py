@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -31,6 +30,7 @@ from pydantic import Field
 from thrum_engine import hooks_log, ids
 from thrum_engine.daemon.lock import pid_alive
 from thrum_engine.durations import iso
+from thrum_engine.engine.per_engine import PerEngine
 from thrum_engine.engine.registry import method
 from thrum_engine.errors import InvalidInput
 from thrum_engine.messaging import event_message_view
@@ -277,15 +277,7 @@ class DeliveryPaths:
         }
 
 
-_REGISTRIES: weakref.WeakKeyDictionary[Engine, DeliveryPaths] = weakref.WeakKeyDictionary()
-
-
-def attach(engine: Engine) -> DeliveryPaths:
-    """The engine's registry, made (and subscribed to the bus) on first use."""
-    paths = _REGISTRIES.get(engine)
-    if paths is None:
-        paths = _REGISTRIES[engine] = DeliveryPaths(engine)
-    return paths
+attach: PerEngine[DeliveryPaths] = PerEngine(DeliveryPaths)  # made (and subscribed to the bus) on first use
 
 
 def _pane_of(engine: Engine, agent: str) -> str | None:

@@ -15,10 +15,11 @@ restart ends a loop's damping along with the loop's connections.
 from __future__ import annotations
 
 import time
-import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
+
+from thrum_engine.engine.per_engine import PerEngine
 
 if TYPE_CHECKING:
     from thrum_engine.engine.core import Engine
@@ -134,11 +135,4 @@ def _pair(a: str, b: str) -> tuple[str, str]:
     return (a, b) if a <= b else (b, a)
 
 
-_GUARDS: weakref.WeakKeyDictionary[Engine, Guards] = weakref.WeakKeyDictionary()
-
-
-def attach(engine: Engine) -> Guards:
-    g = _GUARDS.get(engine)
-    if g is None:
-        g = _GUARDS[engine] = Guards(engine)
-    return g
+attach: PerEngine[Guards] = PerEngine(Guards)  # the engine's guard, made on first use

@@ -19,12 +19,12 @@ import json
 import os
 import re
 import time
-import weakref
 from dataclasses import dataclass, field
 
 from thrum_engine import briefing_text
 from thrum_engine.durations import iso
 from thrum_engine.engine.core import Caller, Engine
+from thrum_engine.engine.per_engine import PerEngine
 from thrum_engine.engine.registry import method
 from thrum_engine.errors import InvalidInput
 from thrum_engine.files import write_private
@@ -61,7 +61,7 @@ class HookState:
     save_task: asyncio.Task | None = None
 
 
-_STATE: weakref.WeakKeyDictionary[Engine, HookState] = weakref.WeakKeyDictionary()
+_STATE: PerEngine[HookState] = PerEngine(lambda _engine: HookState())
 
 
 def _path(engine: Engine) -> str:
@@ -69,9 +69,7 @@ def _path(engine: Engine) -> str:
 
 
 def state(engine: Engine) -> HookState:
-    st = _STATE.get(engine)
-    if st is None:
-        st = _STATE[engine] = HookState()
+    st = _STATE(engine)
     if not st.loaded:
         st.loaded = True
         try:

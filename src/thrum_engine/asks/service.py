@@ -15,11 +15,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from thrum_engine.durations import human_age, iso, parse_iso
+from thrum_engine.engine.per_engine import PerEngine
 from thrum_engine.engine.tasks import cancel_and_wait
 from thrum_engine.store import queries
 
@@ -151,11 +151,4 @@ class AskService:
         log.info("ask %s overdue for %s", mid, ", ".join(who))
 
 
-_SERVICES: weakref.WeakKeyDictionary[Engine, AskService] = weakref.WeakKeyDictionary()
-
-
-def attach(engine: Engine) -> AskService:
-    svc = _SERVICES.get(engine)
-    if svc is None:
-        svc = _SERVICES[engine] = AskService(engine)
-    return svc
+attach: PerEngine[AskService] = PerEngine(AskService)  # the engine's reminder service
