@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 from thrum_engine.cli.args import Spec, UsageError
 from thrum_engine.cli.output import error, print_json
@@ -30,6 +31,8 @@ class CliError(Exception):
 
 # What can go wrong in talking to the engine, and so what `engine_errors` turns into one CliError.
 ENGINE_FAILURES = (RpcError, EngineUnavailable, ThrumError, TimeoutError)
+# Seconds before each resend of a retried request after the connection was lost (then a last try).
+RETRY_PAUSES = (0.05, 0.2)
 
 
 def cli_error(exc: BaseException, doing: str = "the request") -> CliError:
@@ -257,21 +260,24 @@ class Ctx:
         we are only becoming someone). Every failure is one CliError, from `cli_error`.
 
         `retry`: when the connection is lost mid-request (the engine died or restarted), send the
-        same request once more, to the engine started anew. Only for requests that are safe to
+        same request again, to the engine started anew (a few times: a dying engine's socket can
+        still take a connection for a moment, then drop it). Only for requests that are safe to
         repeat: a send carrying its idempotency key stores one message however often it arrives."""
         params = dict(params or {})
         if as_caller and self.me:
             params.setdefault("caller", self.me)
         with engine_errors(method):
             try:
-                try:
-                    return self.client(start).call(method, params, timeout)
-                except EngineUnavailable as exc:
-                    if not retry or isinstance(exc, ForeignServer | EngineNotAnswering):
-                        raise
-                    self.close()
-                    self._client = None
-                    return self.client(start).call(method, params, timeout)
+                for pause in RETRY_PAUSES if retry else ():
+                    try:
+                        return self.client(start).call(method, params, timeout)
+                    except EngineUnavailable as exc:
+                        if isinstance(exc, ForeignServer | EngineNotAnswering):
+                            raise
+                        self.close()
+                        self._client = None
+                        time.sleep(pause)
+                return self.client(start).call(method, params, timeout)
             except RpcError as exc:
                 if self._identity_error is not None and exc.message.startswith("no identity"):
                     raise self._identity_error from None

@@ -154,18 +154,24 @@ def start(layout: Layout, *, local: bool = False, timeout: float = START_TIMEOUT
             )
         deadline = time.monotonic() + timeout
         holder = engine_pid(layout)
-        if holder is not None or lock_held(layout):
+        while holder is not None or lock_held(layout):
             # An engine runs but its socket did not answer: it binds its socket again when the file goes
             # missing (a second engine could never take over: the lock is held).
             pid = _wait_serving(layout, deadline, lambda: not lock_held(layout))
             if pid is not None:
                 return pid, False
-            if lock_held(layout):
-                who = f"the engine (pid {holder})" if holder else "an engine"
-                raise StartFailed(
-                    f"{who} holds the lock but does not answer on {layout.socket_path}: "
-                    "`thrum daemon stop` stops it"
-                )
+            if not lock_held(layout):
+                break  # it let go of the lock: start one
+            if time.monotonic() < deadline:
+                # It let go and another starting engine (a concurrent command's) took the lock
+                # before binding its socket: wait for that one.
+                holder = engine_pid(layout)
+                continue
+            who = f"the engine (pid {holder})" if holder else "an engine"
+            raise StartFailed(
+                f"{who} holds the lock but does not answer on {layout.socket_path}: "
+                "`thrum daemon stop` stops it"
+            )
         cleanup_stale(layout)
         ensure_socket_dir(layout.socket_path, socket_fallback_dir())
         log_start = os.path.getsize(layout.log_path) if os.path.exists(layout.log_path) else 0
