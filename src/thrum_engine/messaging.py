@@ -261,7 +261,7 @@ async def create_message(
         if got is None:
             break
         if isinstance(got, str):
-            again = await _stored_again(engine, got)
+            again = await _stored_again(engine, got, key, body)
             if again is not None:
                 return again
             index.forget(author, key)  # purged since: the key is free again
@@ -273,11 +273,16 @@ async def create_message(
         index.release(author, key)
 
 
-async def _stored_again(engine: Engine, message_id: str) -> dict | None:
-    """The answer to a repeated key: the original message, shaped like its create event."""
+async def _stored_again(engine: Engine, message_id: str, key: str, body: str) -> dict | None:
+    """The answer to a repeated key: the original message, shaped like its create event. A key
+    reused for another text is refused (a retry repeats its text; another message needs its key)."""
     row = await queries.message_row(engine.store, message_id)
     if row is None:
         return None
+    if row["content"] != body and not row["updated_at"] and not row["deleted"]:
+        raise InvalidInput(
+            f"idempotency key {key!r} was already used for another message ({message_id}): use a new key"
+        )
     data: dict = {"message_id": row["id"], "recipients": await queries.recipients_of(engine.store, row["id"])}
     if row["thread_id"]:
         data["thread_id"] = row["thread_id"]

@@ -57,7 +57,7 @@ _NO_DIGITS = str.maketrans("0123456789", "ghijklmnop")
 
 
 def _again(r: dict) -> str:
-    return " (already sent with this key: nothing new stored)" if r.get("duplicate") else ""
+    return " (nothing new stored: `thrum sent show` has its ledger)" if r.get("duplicate") else ""
 
 
 def send(ctx: Ctx) -> int:
@@ -108,7 +108,10 @@ def ask_flags(ctx: Ctx, params: dict) -> None:
 
 
 def _sent_mark(r: dict) -> str:
-    """Never success-shaped for a message nobody could be shown: `stored`, not `sent`."""
+    """Never success-shaped for a message nobody could be shown: `stored`, not `sent`; a repeated
+    key's answer is the first message, whose delivery this answer does not know."""
+    if r.get("duplicate"):
+        return "✓ Already stored with this key"
     return "✓ Message stored, not yet delivered" if _nobody_reached(r) else "✓ Message sent"
 
 
@@ -151,7 +154,9 @@ def reply(ctx: Ctx) -> int:
         if report_held(r):
             return
         mark = "✓ Reply stored, not yet delivered" if _nobody_reached(r) else "✓ Reply sent"
-        thread = f" (thread {r['thread_id']})"
+        if r.get("duplicate"):
+            mark = "✓ Already stored with this key"
+        thread = f" (thread {r['thread_id']})" if r.get("thread_id") else ""
         line(f"{mark}: {r['message_id']} → {_at(r['recipients'])}{thread}{_ask_note(r)}{_again(r)}")
         report_undelivered(r)
 
