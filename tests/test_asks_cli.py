@@ -224,3 +224,22 @@ async def test_mcp_send_message_with_ask(trio):
     assert [x["message_id"] for x in bob.json("asks", "--to-me")["asks"]] == [
         r.structured_content["message_id"]
     ]
+
+
+def test_human_output_gives_due_and_held_times_to_read(trio):
+    """`send --due`, `asks` and `held` said `due 2026-12-02T20:20:29.756413Z`; they read like
+    `schedule list`: `2026-12-02 20:20:29Z (in 59m)`."""
+    repo, alice, bob, carol = trio
+    readable = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ \((in \S+|\S+ ago)\)")
+    out = alice.ok("send", "q?", "--to", "@bob", "--ask", "--due", "1h").out
+    assert re.search(r"due " + readable.pattern, out) and "T" not in out.split("due ", 1)[1].split()[0], out
+    for who in (alice, bob):
+        out = who.ok("asks").out
+        assert re.search(r"due " + readable.pattern, out), out
+        assert not re.search(r"\d\d:\d\d:\d\d\.\d+Z", out), out
+    repo.ok("quickstart", "--name", "ada", "--role", "operator")
+    for i in range(5):
+        who, to = (alice, "@bob") if i % 2 == 0 else (bob, "@alice")
+        who.ok("send", f"ping {i}", "--to", to)
+    out = repo.ok("held").out
+    assert re.search(r"held " + readable.pattern, out) and not re.search(r"\.\d+Z", out), out

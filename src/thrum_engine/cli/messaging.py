@@ -123,7 +123,7 @@ def _nobody_reached(r: dict) -> bool:
 def _ask_note(r: dict) -> str:
     if not r.get("ask"):
         return ""
-    return f" (ask, due {r['due_at']})" if r.get("due_at") else " (ask: open until answered or acked)"
+    return f" (ask, due {_when(r['due_at'])})" if r.get("due_at") else " (ask: open until answered or acked)"
 
 
 def report_held(r: dict) -> bool:
@@ -182,6 +182,15 @@ def _int(ctx: Ctx, flag: str, *, low: int = 1, high: int = 1000) -> int | None:
     if not low <= n <= high:
         raise CliError(f"{flag} must be between {low} and {high}")
     return n
+
+
+def _when(ts: str | None) -> str:
+    """A time to read: `2026-12-02 19:55:00Z (in 3m)` or `(5s ago)`."""
+    if not ts:
+        return "-"
+    left = parse_iso(ts) - time.time()
+    rel = f"in {human_age(left)}" if left >= 0 else f"{human_age(-left)} ago"
+    return f"{ts[:19].replace('T', ' ')}Z ({rel})"
 
 
 def ago(ts: str | None) -> str:
