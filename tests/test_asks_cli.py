@@ -182,6 +182,9 @@ def test_a_runaway_pair_is_held_and_the_operator_releases_it(trio):
     assert [h["message_id"] for h in listed] == [held_id] and listed[0]["author"] == "alice"
     assert held_id in repo.ok("held").out
     assert [h["message_id"] for h in alice.json("sent", "--undelivered")["held"]] == [held_id]
+    # its id is no unknown message: `sent show` and `reply` say it is held (they said "no message")
+    assert_error(alice.run("sent", "show", held_id), f"{held_id} is held, not delivered", "loop guard")
+    assert_error(bob.run("reply", held_id, "pong"), "is held, not delivered")
     # the operator was told, by the engine
     notices = [m for m in repo.json("inbox", "--all")["messages"] if m["author"] == "system"]
     assert notices and "thrum release" in notices[0]["body"]["content"]

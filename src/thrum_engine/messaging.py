@@ -466,6 +466,11 @@ async def get_message_row(engine: Engine, message_id: str) -> dict:
         raise InvalidInput(f"invalid message id {message_id!r} (expected msg_<ULID>)")
     row = await queries.message_row(engine.store, message_id)
     if row is None:
+        held = await queries.held_reason(engine.store, message_id)
+        if held is not None:
+            raise NotFound(
+                f"{message_id} is held, not delivered ({held}): `thrum held` lists it, the operator releases it"
+            )
         raise NotFound(f"no message {message_id}")
     return row
 

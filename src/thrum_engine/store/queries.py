@@ -114,6 +114,14 @@ async def message_row(store: Store, message_id: str) -> dict | None:
     return await store.one("SELECT * FROM messages WHERE id = ?", (message_id,))
 
 
+async def held_reason(store: Store, message_id: str) -> str | None:
+    """Why the loop guard holds `message_id` (issue 16); None when it is not held (or released)."""
+    row = await store.one(
+        "SELECT reason FROM held WHERE message_id = ? AND released_at IS NULL", (message_id,)
+    )
+    return row["reason"] if row else None
+
+
 async def keyed_messages_since(store: Store, cutoff: str) -> list[dict]:
     """Messages sent with an idempotency key since `cutoff`, oldest first (issue 16)."""
     return await store.all(
