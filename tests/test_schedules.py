@@ -96,6 +96,7 @@ def test_schedules_survive_a_rebuild_and_cancel(pair):
         (["--to", "@bob", "--in", "-5s", "x"], "--in must be a positive duration"),
         (["--to", "@bob", "--cron", "every minute", "x"], "invalid --cron"),
         (["--to", "@bob", "--cron", "61 * * * *", "x"], "invalid --cron"),
+        (["--to", "@bob", "--cron", "0 0 31 2 *", "x"], "invalid --cron '0 0 31 2 *': it never fires"),
         (["--to", "@nobody", "--in", "5s", "x"], "unknown recipient: @nobody"),
         (["--to", "@bob", "x"], "exactly one of --at"),
         (["--to", "@bob", "--in", "5s", "--cron", "* * * * *", "x"], "exactly one of --at"),

@@ -66,8 +66,13 @@ async def create_schedule(engine: Engine, author: str, p: ScheduleCreateParams) 
     now = now_of(engine)
     cron = None
     if p.cron is not None:
+        from croniter import CroniterBadDateError
+
         cron = check_cron(p.cron)
-        first = cron_next(cron, now)
+        try:
+            first = cron_next(cron, now)
+        except CroniterBadDateError:  # a day that never comes (31 February)
+            raise InvalidInput(f"invalid --cron {cron!r}: it never fires") from None
         kind = "cron"
     else:
         first = now + p.in_seconds if p.in_seconds is not None else parse_at(p.at or "", now)
