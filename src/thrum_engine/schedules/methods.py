@@ -84,7 +84,8 @@ async def create_schedule(engine: Engine, author: str, p: ScheduleCreateParams) 
     sid = ids.new_id("sch")
     data: dict = {
         "schedule_id": sid,
-        "to": ["@" + messaging.names.strip_at(a) for a in addressed],
+        # `@me` is written as its author's name: read by anyone else, `@me` would name them
+        "to": ["@" + (author if (n := messaging.names.strip_at(a)) == "me" else n) for a in addressed],
         "content": p.body,
         "format": p.format,
         "kind": kind,
