@@ -58,6 +58,10 @@ def test_ask_errors_are_one_line_and_change_nothing(trio):
     repo, alice, bob, carol = trio
     a = alice.json("send", "q?", "--to", "@bob", "--ask")
     assert_error(carol.run("ack", a["message_id"]), "not an ask addressed to you")
+    # a huge --due: the bound in words, not pydantic's "Input should be less than or equal to 31622400"
+    r = alice.run("send", "q?", "--to", "@bob", "--ask", "--due", "1000d")
+    assert_error(r, "--due must be at most 366d")
+    assert_error(bob.run("reply", a["message_id"], "--due", "400d", "x"), "--due must be at most 366d")
     assert_error(bob.run("ack", "msg_" + "0" * 26), "no message")
     assert_error(bob.run("ack", "nonsense"), "invalid message id")
     assert_error(alice.run("send", "x", "--to", "@bob", "--due", "soon"), "--due")

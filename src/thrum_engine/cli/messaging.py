@@ -101,6 +101,8 @@ def ask_flags(ctx: Ctx, params: dict) -> None:
     due = ctx.seconds("--due")
     if due is not None and due <= 0:
         raise CliError("--due must be a positive duration (30m, 2h)")
+    if due is not None and due > 366 * 86400:  # the engine's bound (model.SendParams.due)
+        raise CliError("--due must be at most 366d")
     if ctx.args.get("ask") or due is not None:
         params["ask"] = True
     if due is not None:
