@@ -543,9 +543,12 @@ def scope_filter(scope: str | None, *, what: str = "--scope") -> tuple[str, str]
 
 
 def ref_filter(ref: str | None) -> tuple[str, list[str]] | None:
-    """`--ref TYPE:VALUE` as (type, the values that name it): `bd:123` also matches `bd:bd-123`."""
+    """`--ref TYPE:VALUE` as (type, the values that name it): `bd:123` also matches `bd:bd-123`,
+    and so does the chip `bd-123`."""
     if not ref:
         return None
+    if ":" not in ref and ref.startswith("bd-") and ref[3:]:
+        ref = "bd:" + ref  # the chip as shown (`[bd-123]`) names the task too
     tagged = parse_tagged([ref], "--ref")[0]
     return tagged["type"], refs_mod.same_ref_values(tagged["type"], tagged["value"])
 
