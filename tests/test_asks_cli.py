@@ -250,3 +250,25 @@ def test_human_output_gives_due_and_held_times_to_read(trio):
         who.ok("send", f"ping {i}", "--to", to)
     out = repo.ok("held").out
     assert re.search(r"held " + readable.pattern, out) and not re.search(r"\.\d+Z", out), out
+
+
+def test_a_held_send_repeated_with_its_key_is_held_once_and_delivered_once(trio):
+    """A retry of a held send (same key) stored a second held message: released, both arrived."""
+    repo, alice, bob, carol = trio
+    repo.ok("quickstart", "--name", "ada", "--role", "operator")
+    for i in range(4):
+        who, to = (alice, "@bob") if i % 2 == 0 else (bob, "@alice")
+        who.ok("send", f"ping {i}", "--to", to)
+    first = alice.json("send", "ping 4", "--to", "@bob", "--idempotency-key", "p4")
+    again = alice.json("send", "ping 4", "--to", "@bob", "--idempotency-key", "p4")
+    assert first["held"] and again["held"] and again["duplicate"] is True
+    assert again["message_id"] == first["message_id"]
+    assert "⏸ Message held" in alice.ok("send", "ping 4", "--to", "@bob", "--idempotency-key", "p4").out
+    assert [h["message_id"] for h in repo.json("held")["held"]] == [first["message_id"]]
+    repo.stop()  # the key stays taken across a restart too
+    assert alice.json("send", "ping 4", "--to", "@bob", "--idempotency-key", "p4")["duplicate"] is True
+    repo.ok("release", "--all")
+    got = [m["body"]["content"] for m in bob.json("inbox", "--all")["messages"]]
+    assert got.count("ping 4") == 1
+    after = alice.json("send", "ping 4", "--to", "@bob", "--idempotency-key", "p4")
+    assert after["message_id"] == first["message_id"] and after["duplicate"] is True and "held" not in after

@@ -278,7 +278,15 @@ async def _stored_again(engine: Engine, message_id: str, key: str, body: str) ->
     reused for another text is refused (a retry repeats its text; another message needs its key)."""
     row = await queries.message_row(engine.store, message_id)
     if row is None:
-        return None
+        held = await queries.held_open(engine.store, message_id)  # held by the loop guard: still no message
+        if held is None:
+            return None
+        ev = json.loads(held["event"])
+        if ev["data"].get("content") != body:
+            raise InvalidInput(
+                f"idempotency key {key!r} was already used for another message ({message_id}): use a new key"
+            )
+        return {**ev, "duplicate": True, "held": held["reason"]}
     if row["content"] != body and not row["updated_at"] and not row["deleted"]:
         raise InvalidInput(
             f"idempotency key {key!r} was already used for another message ({message_id}): use a new key"
