@@ -58,6 +58,10 @@ def test_ask_errors_are_one_line_and_change_nothing(trio):
     repo, alice, bob, carol = trio
     a = alice.json("send", "q?", "--to", "@bob", "--ask")
     assert_error(carol.run("ack", a["message_id"]), "not an ask addressed to you")
+    # a huge --due: the bound in words, not pydantic's "Input should be less than or equal to 31622400"
+    r = alice.run("send", "q?", "--to", "@bob", "--ask", "--due", "1000d")
+    assert_error(r, "--due must be at most 366d")
+    assert_error(bob.run("reply", a["message_id"], "--due", "400d", "x"), "--due must be at most 366d")
     assert_error(bob.run("ack", "msg_" + "0" * 26), "no message")
     assert_error(bob.run("ack", "nonsense"), "invalid message id")
     assert_error(alice.run("send", "x", "--to", "@bob", "--due", "soon"), "--due")
@@ -182,6 +186,9 @@ def test_a_runaway_pair_is_held_and_the_operator_releases_it(trio):
     assert [h["message_id"] for h in listed] == [held_id] and listed[0]["author"] == "alice"
     assert held_id in repo.ok("held").out
     assert [h["message_id"] for h in alice.json("sent", "--undelivered")["held"]] == [held_id]
+    # its id is no unknown message: `sent show` and `reply` say it is held (they said "no message")
+    assert_error(alice.run("sent", "show", held_id), f"{held_id} is held, not delivered", "loop guard")
+    assert_error(bob.run("reply", held_id, "pong"), "is held, not delivered")
     # the operator was told, by the engine
     notices = [m for m in repo.json("inbox", "--all")["messages"] if m["author"] == "system"]
     assert notices and "thrum release" in notices[0]["body"]["content"]
@@ -224,3 +231,44 @@ async def test_mcp_send_message_with_ask(trio):
     assert [x["message_id"] for x in bob.json("asks", "--to-me")["asks"]] == [
         r.structured_content["message_id"]
     ]
+
+
+def test_human_output_gives_due_and_held_times_to_read(trio):
+    """`send --due`, `asks` and `held` said `due 2026-12-02T20:20:29.756413Z`; they read like
+    `schedule list`: `2026-12-02 20:20:29Z (in 59m)`."""
+    repo, alice, bob, carol = trio
+    readable = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ \((in \S+|\S+ ago)\)")
+    out = alice.ok("send", "q?", "--to", "@bob", "--ask", "--due", "1h").out
+    assert re.search(r"due " + readable.pattern, out) and "T" not in out.split("due ", 1)[1].split()[0], out
+    for who in (alice, bob):
+        out = who.ok("asks").out
+        assert re.search(r"due " + readable.pattern, out), out
+        assert not re.search(r"\d\d:\d\d:\d\d\.\d+Z", out), out
+    repo.ok("quickstart", "--name", "ada", "--role", "operator")
+    for i in range(5):
+        who, to = (alice, "@bob") if i % 2 == 0 else (bob, "@alice")
+        who.ok("send", f"ping {i}", "--to", to)
+    out = repo.ok("held").out
+    assert re.search(r"held " + readable.pattern, out) and not re.search(r"\.\d+Z", out), out
+
+
+def test_a_held_send_repeated_with_its_key_is_held_once_and_delivered_once(trio):
+    """A retry of a held send (same key) stored a second held message: released, both arrived."""
+    repo, alice, bob, carol = trio
+    repo.ok("quickstart", "--name", "ada", "--role", "operator")
+    for i in range(4):
+        who, to = (alice, "@bob") if i % 2 == 0 else (bob, "@alice")
+        who.ok("send", f"ping {i}", "--to", to)
+    first = alice.json("send", "ping 4", "--to", "@bob", "--idempotency-key", "p4")
+    again = alice.json("send", "ping 4", "--to", "@bob", "--idempotency-key", "p4")
+    assert first["held"] and again["held"] and again["duplicate"] is True
+    assert again["message_id"] == first["message_id"]
+    assert "⏸ Message held" in alice.ok("send", "ping 4", "--to", "@bob", "--idempotency-key", "p4").out
+    assert [h["message_id"] for h in repo.json("held")["held"]] == [first["message_id"]]
+    repo.stop()  # the key stays taken across a restart too
+    assert alice.json("send", "ping 4", "--to", "@bob", "--idempotency-key", "p4")["duplicate"] is True
+    repo.ok("release", "--all")
+    got = [m["body"]["content"] for m in bob.json("inbox", "--all")["messages"]]
+    assert got.count("ping 4") == 1
+    after = alice.json("send", "ping 4", "--to", "@bob", "--idempotency-key", "p4")
+    assert after["message_id"] == first["message_id"] and after["duplicate"] is True and "held" not in after

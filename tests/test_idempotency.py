@@ -32,7 +32,10 @@ def test_the_same_key_twice_stores_one_message(pair):
     again = alice.json("send", "--to", "@bob", "--idempotency-key", "deploy-42", "deployed")
     assert again["message_id"] == first["message_id"] and again["duplicate"] is True
     assert "duplicate" not in first
-    assert "nothing new stored" in alice.ok("send", "--to", "@bob", "--idempotency-key", "deploy-42", "x").out
+    assert (
+        "nothing new stored"
+        in alice.ok("send", "--to", "@bob", "--idempotency-key", "deploy-42", "deployed").out
+    )
     assert bodies(bob) == ["deployed"]
     (line,) = creates(repo, "alice", "deployed")
     assert line["data"]["idempotency_key"] == "deploy-42"
@@ -60,6 +63,24 @@ def test_the_same_key_twice_stores_one_message(pair):
     assert_error(
         alice.run("send", "--to", "@bob", "--idempotency-key", "k" * 201, "x"), "invalid idempotency key"
     )
+
+
+def test_a_key_reused_for_another_text_is_refused_and_a_repeat_is_not_called_sent(pair):
+    repo, alice, bob = pair
+    first = alice.json("send", "--to", "@bob", "--idempotency-key", "k1", "hello")
+    r = alice.run("send", "--to", "@bob", "--idempotency-key", "k1", "a different message")
+    assert_error(r, "already used for another message")
+    assert first["message_id"] in r.err
+    assert_error(alice.run("reply", first["message_id"], "--idempotency-key", "k1", "re"), "already used")
+    assert bodies(bob) == ["hello"]
+    assert not creates(repo, "alice", "a different message")
+    # the repeat's answer is the first message, whose delivery it does not know: not "sent"
+    out = alice.ok("send", "--to", "@bob", "--idempotency-key", "k1", "hello").out
+    assert out.startswith("✓ Already stored with this key: " + first["message_id"]), out
+    assert "Message sent" not in out and "nothing new stored" in out
+    re1 = bob.json("reply", first["message_id"], "--idempotency-key", "r1", "ok")
+    out = bob.ok("reply", first["message_id"], "--idempotency-key", "r1", "ok").out
+    assert out.startswith("✓ Already stored with this key: " + re1["message_id"]), out
 
 
 def test_keys_survive_a_restart_and_a_rebuild(pair):

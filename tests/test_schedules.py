@@ -72,7 +72,8 @@ def test_a_fire_due_while_the_engine_was_down_is_delivered_once_on_start_marked_
 def test_schedules_survive_a_rebuild_and_cancel(pair):
     repo, alice, bob = pair
     to_me = alice.json("schedule", "create", "--to", "@me", "--in", "1h", "self reminder")["schedule"]
-    assert to_me["to"] == ["@me"]
+    assert to_me["to"] == ["@alice"]  # not `@me`: read by bob or the operator, that would name them
+    assert f"{to_me['schedule_id']}  @alice → @alice" in bob.ok("schedule", "list", "--everyone").out
     cron = alice.json("schedule", "create", "--to", "@bob", "--cron", "0 9 * * 1", "weekly")["schedule"]
     assert cron["kind"] == "cron" and cron["cron"] == "0 9 * * 1"
     repo.ok("doctor", "rebuild")
@@ -96,6 +97,7 @@ def test_schedules_survive_a_rebuild_and_cancel(pair):
         (["--to", "@bob", "--in", "-5s", "x"], "--in must be a positive duration"),
         (["--to", "@bob", "--cron", "every minute", "x"], "invalid --cron"),
         (["--to", "@bob", "--cron", "61 * * * *", "x"], "invalid --cron"),
+        (["--to", "@bob", "--cron", "0 0 31 2 *", "x"], "invalid --cron '0 0 31 2 *': it never fires"),
         (["--to", "@nobody", "--in", "5s", "x"], "unknown recipient: @nobody"),
         (["--to", "@bob", "x"], "exactly one of --at"),
         (["--to", "@bob", "--in", "5s", "--cron", "* * * * *", "x"], "exactly one of --at"),
@@ -267,3 +269,13 @@ def test_at_takes_iso_times_and_times_of_day():
     assert parse_at(earlier, now) - now == pytest.approx(23 * 3600, abs=3600)  # tomorrow (DST aside)
     with pytest.raises(InvalidInput):
         parse_at("25:00", now)
+
+
+def test_a_self_reminder_fires_into_its_authors_inbox(pair):
+    _repo, alice, _bob = pair
+    alice.ok("schedule", "create", "--to", "@me", "--in", "1s", "stretch")
+    (m,) = wait_for(
+        lambda: [x for x in alice.json("inbox", "--all")["messages"] if x["body"]["content"] == "stretch"],
+        what="the self-reminder",
+    )
+    assert m["author"] == "alice" and m["meta"]["scheduled"]

@@ -19,7 +19,12 @@ def test_refs_filter_inbox_and_sent_and_show_as_task_chips(pair):
     assert [m["body"]["content"] for m in alice.json("sent", "--ref", "bd:9")["messages"]] == ["other task"]
     assert alice.json("sent", "--ref", "bd:404")["messages"] == []
     assert "[bd-123]" in bob.ok("inbox", "--ref", "bd:123").out
+    # the chip as shown filters too (it was "invalid --ref 'bd-123': use TYPE:VALUE")
+    (m,) = bob.json("inbox", "--ref", "bd-123")["messages"]
+    assert m["message_id"] == on_task["message_id"]
+    assert [m["body"]["content"] for m in alice.json("sent", "--ref", "bd-9")["messages"]] == ["other task"]
     assert_error(bob.run("inbox", "--ref", "bd"), "invalid --ref")
+    assert_error(bob.run("inbox", "--ref", "bd-"), "invalid --ref")
 
 
 def test_session_task_shows_in_team_prime_and_who_has(pair):

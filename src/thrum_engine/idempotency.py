@@ -10,6 +10,7 @@ is still being written waits for it instead of racing it.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING
@@ -56,6 +57,10 @@ class IdempotencyIndex:
             except ValueError:
                 continue
             self._note(r["author"], r["idem_key"], r["id"], at)
+        for r in await queries.keyed_held_since(self.engine.store, cutoff):  # held: no message yet
+            key = json.loads(r["event"]).get("data", {}).get("idempotency_key")
+            if key is not None:
+                self._note(r["author"], key, r["message_id"], parse_iso(r["held_at"]))
         self._unlisten = self.engine.bus.listen(self._on_applied)
 
     async def stop(self) -> None:
@@ -81,8 +86,9 @@ class IdempotencyIndex:
         # ~20 us, about 10 % of its engine CPU): the window runs from when this engine saw the key.
         now = None
         for ev in events:
-            if ev["type"] == "message.create":
-                d = ev["data"]
+            if ev["type"] in ("message.create", "message.hold"):
+                # a held message (message.hold) carries its create event: its key is taken too
+                d = ev["data"] if ev["type"] == "message.create" else ev["data"]["event"]["data"]
                 key = d.get("idempotency_key")
                 if key is not None:
                     if now is None:

@@ -261,7 +261,7 @@ async def create_message(
         if got is None:
             break
         if isinstance(got, str):
-            again = await _stored_again(engine, got)
+            again = await _stored_again(engine, got, key, body)
             if again is not None:
                 return again
             index.forget(author, key)  # purged since: the key is free again
@@ -273,11 +273,24 @@ async def create_message(
         index.release(author, key)
 
 
-async def _stored_again(engine: Engine, message_id: str) -> dict | None:
-    """The answer to a repeated key: the original message, shaped like its create event."""
+async def _stored_again(engine: Engine, message_id: str, key: str, body: str) -> dict | None:
+    """The answer to a repeated key: the original message, shaped like its create event. A key
+    reused for another text is refused (a retry repeats its text; another message needs its key)."""
     row = await queries.message_row(engine.store, message_id)
     if row is None:
-        return None
+        held = await queries.held_open(engine.store, message_id)  # held by the loop guard: still no message
+        if held is None:
+            return None
+        ev = json.loads(held["event"])
+        if ev["data"].get("content") != body:
+            raise InvalidInput(
+                f"idempotency key {key!r} was already used for another message ({message_id}): use a new key"
+            )
+        return {**ev, "duplicate": True, "held": held["reason"]}
+    if row["content"] != body and not row["updated_at"] and not row["deleted"]:
+        raise InvalidInput(
+            f"idempotency key {key!r} was already used for another message ({message_id}): use a new key"
+        )
     data: dict = {"message_id": row["id"], "recipients": await queries.recipients_of(engine.store, row["id"])}
     if row["thread_id"]:
         data["thread_id"] = row["thread_id"]
@@ -461,6 +474,11 @@ async def get_message_row(engine: Engine, message_id: str) -> dict:
         raise InvalidInput(f"invalid message id {message_id!r} (expected msg_<ULID>)")
     row = await queries.message_row(engine.store, message_id)
     if row is None:
+        held = await queries.held_reason(engine.store, message_id)
+        if held is not None:
+            raise NotFound(
+                f"{message_id} is held, not delivered ({held}): `thrum held` lists it, the operator releases it"
+            )
         raise NotFound(f"no message {message_id}")
     return row
 
@@ -533,9 +551,12 @@ def scope_filter(scope: str | None, *, what: str = "--scope") -> tuple[str, str]
 
 
 def ref_filter(ref: str | None) -> tuple[str, list[str]] | None:
-    """`--ref TYPE:VALUE` as (type, the values that name it): `bd:123` also matches `bd:bd-123`."""
+    """`--ref TYPE:VALUE` as (type, the values that name it): `bd:123` also matches `bd:bd-123`,
+    and so does the chip `bd-123`."""
     if not ref:
         return None
+    if ":" not in ref and ref.startswith("bd-") and ref[3:]:
+        ref = "bd:" + ref  # the chip as shown (`[bd-123]`) names the task too
     tagged = parse_tagged([ref], "--ref")[0]
     return tagged["type"], refs_mod.same_ref_values(tagged["type"], tagged["value"])
 

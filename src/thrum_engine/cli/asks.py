@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from thrum_engine.cli.call import CliError, Ctx
+from thrum_engine.cli.messaging import _when
 from thrum_engine.cli.output import line
 from thrum_engine.durations import human_age
 
@@ -25,7 +26,7 @@ def ack(ctx: Ctx) -> int:
 def _print_ask(a: dict, me: str | None) -> None:
     due = ""
     if a.get("due_at"):
-        due = "  OVERDUE" if a["overdue"] else f"  due {a['due_at']}"
+        due = "  OVERDUE" if a["overdue"] else f"  due {_when(a['due_at'])}"
     who = f"@{a['sender']} → @{a['recipient']}"
     if me == a["recipient"]:
         who = f"from @{a['sender']}"
@@ -63,7 +64,7 @@ def held(ctx: Ctx) -> int:
         for h in r["held"]:
             to = ", ".join("@" + x for x in h["recipients"])
             done = f"  released by @{h['released_by']}" if h.get("released_at") else ""
-            line(f"{h['message_id']}  @{h['author']} → {to}  held {h['held_at']}{done}")
+            line(f"{h['message_id']}  @{h['author']} → {to}  held {_when(h['held_at'])}{done}")
             line(f"  {h['reason']}")
             line(f"  {h['preview'].splitlines()[0][:100] if h['preview'] else ''}")
 

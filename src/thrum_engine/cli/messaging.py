@@ -57,7 +57,7 @@ _NO_DIGITS = str.maketrans("0123456789", "ghijklmnop")
 
 
 def _again(r: dict) -> str:
-    return " (already sent with this key: nothing new stored)" if r.get("duplicate") else ""
+    return " (nothing new stored: `thrum sent show` has its ledger)" if r.get("duplicate") else ""
 
 
 def send(ctx: Ctx) -> int:
@@ -101,6 +101,8 @@ def ask_flags(ctx: Ctx, params: dict) -> None:
     due = ctx.seconds("--due")
     if due is not None and due <= 0:
         raise CliError("--due must be a positive duration (30m, 2h)")
+    if due is not None and due > 366 * 86400:  # the engine's bound (model.SendParams.due)
+        raise CliError("--due must be at most 366d")
     if ctx.args.get("ask") or due is not None:
         params["ask"] = True
     if due is not None:
@@ -108,7 +110,10 @@ def ask_flags(ctx: Ctx, params: dict) -> None:
 
 
 def _sent_mark(r: dict) -> str:
-    """Never success-shaped for a message nobody could be shown: `stored`, not `sent`."""
+    """Never success-shaped for a message nobody could be shown: `stored`, not `sent`; a repeated
+    key's answer is the first message, whose delivery this answer does not know."""
+    if r.get("duplicate"):
+        return "✓ Already stored with this key"
     return "✓ Message stored, not yet delivered" if _nobody_reached(r) else "✓ Message sent"
 
 
@@ -120,7 +125,7 @@ def _nobody_reached(r: dict) -> bool:
 def _ask_note(r: dict) -> str:
     if not r.get("ask"):
         return ""
-    return f" (ask, due {r['due_at']})" if r.get("due_at") else " (ask: open until answered or acked)"
+    return f" (ask, due {_when(r['due_at'])})" if r.get("due_at") else " (ask: open until answered or acked)"
 
 
 def report_held(r: dict) -> bool:
@@ -151,7 +156,9 @@ def reply(ctx: Ctx) -> int:
         if report_held(r):
             return
         mark = "✓ Reply stored, not yet delivered" if _nobody_reached(r) else "✓ Reply sent"
-        thread = f" (thread {r['thread_id']})"
+        if r.get("duplicate"):
+            mark = "✓ Already stored with this key"
+        thread = f" (thread {r['thread_id']})" if r.get("thread_id") else ""
         line(f"{mark}: {r['message_id']} → {_at(r['recipients'])}{thread}{_ask_note(r)}{_again(r)}")
         report_undelivered(r)
 
@@ -177,6 +184,15 @@ def _int(ctx: Ctx, flag: str, *, low: int = 1, high: int = 1000) -> int | None:
     if not low <= n <= high:
         raise CliError(f"{flag} must be between {low} and {high}")
     return n
+
+
+def _when(ts: str | None) -> str:
+    """A time to read: `2026-12-02 19:55:00Z (in 3m)` or `(5s ago)`."""
+    if not ts:
+        return "-"
+    left = parse_iso(ts) - time.time()
+    rel = f"in {human_age(left)}" if left >= 0 else f"{human_age(-left)} ago"
+    return f"{ts[:19].replace('T', ' ')}Z ({rel})"
 
 
 def ago(ts: str | None) -> str:

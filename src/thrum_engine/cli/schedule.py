@@ -2,20 +2,9 @@
 
 from __future__ import annotations
 
-import time
-
 from thrum_engine.cli.call import CliError, Ctx
-from thrum_engine.cli.messaging import _at, _fmt, body_of
+from thrum_engine.cli.messaging import _at, _fmt, _when, body_of
 from thrum_engine.cli.output import line
-from thrum_engine.durations import human_age, parse_iso
-
-
-def _when(ts: str | None) -> str:
-    if not ts:
-        return "-"
-    left = parse_iso(ts) - time.time()
-    rel = f"in {human_age(left)}" if left >= 0 else f"{human_age(-left)} ago"
-    return f"{ts[:19].replace('T', ' ')}Z ({rel})"
 
 
 def _how(s: dict) -> str:

@@ -66,8 +66,13 @@ async def create_schedule(engine: Engine, author: str, p: ScheduleCreateParams) 
     now = now_of(engine)
     cron = None
     if p.cron is not None:
+        from croniter import CroniterBadDateError
+
         cron = check_cron(p.cron)
-        first = cron_next(cron, now)
+        try:
+            first = cron_next(cron, now)
+        except CroniterBadDateError:  # a day that never comes (31 February)
+            raise InvalidInput(f"invalid --cron {cron!r}: it never fires") from None
         kind = "cron"
     else:
         first = now + p.in_seconds if p.in_seconds is not None else parse_at(p.at or "", now)
@@ -79,7 +84,8 @@ async def create_schedule(engine: Engine, author: str, p: ScheduleCreateParams) 
     sid = ids.new_id("sch")
     data: dict = {
         "schedule_id": sid,
-        "to": ["@" + messaging.names.strip_at(a) for a in addressed],
+        # `@me` is written as its author's name: read by anyone else, `@me` would name them
+        "to": ["@" + (author if (n := messaging.names.strip_at(a)) == "me" else n) for a in addressed],
         "content": p.body,
         "format": p.format,
         "kind": kind,

@@ -114,6 +114,28 @@ async def message_row(store: Store, message_id: str) -> dict | None:
     return await store.one("SELECT * FROM messages WHERE id = ?", (message_id,))
 
 
+async def keyed_held_since(store: Store, cutoff: str) -> list[dict]:
+    """Messages held since `cutoff` and not released, oldest first: their keys are taken (issue 16)."""
+    return await store.all(
+        "SELECT author, message_id, event, held_at FROM held WHERE released_at IS NULL AND held_at >= ?"
+        " ORDER BY held_at",
+        (cutoff,),
+    )
+
+
+async def held_open(store: Store, message_id: str) -> dict | None:
+    """The loop guard's hold on `message_id` (issue 16: reason, event); None when not held (or released)."""
+    return await store.one(
+        "SELECT reason, event FROM held WHERE message_id = ? AND released_at IS NULL", (message_id,)
+    )
+
+
+async def held_reason(store: Store, message_id: str) -> str | None:
+    """Why the loop guard holds `message_id` (issue 16); None when it is not held (or released)."""
+    row = await held_open(store, message_id)
+    return row["reason"] if row else None
+
+
 async def keyed_messages_since(store: Store, cutoff: str) -> list[dict]:
     """Messages sent with an idempotency key since `cutoff`, oldest first (issue 16)."""
     return await store.all(
