@@ -652,6 +652,10 @@ def test_bad_input_is_one_error_line_and_creates_nothing(team, tmp_path):
         (start("--name", "cron1", *common, "--schedule", "bad"), ["--schedule"]),
         (start("--name", "cron2", *common, "--schedule", "* * *"), ["--schedule"]),
         (start("--name", "cron3", *common, "--schedule", "61 * * * *"), ["--schedule"]),
+        (
+            start("--name", "cron4", *common, "--schedule", "0 0 31 2 *"),
+            ["invalid --schedule", "never fires"],
+        ),
         (start("--name", "nodash", *common, cmd=()), ["--"]),
         (start("--name", "Bad Name", *common), ["invalid monitor name"]),
         (start("--name", "a/b", *common), ["invalid monitor name"]),

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from pydantic import Field
 
 from thrum_engine import ids, names
+from thrum_engine.cron import check_cron
 from thrum_engine.durations import iso
 from thrum_engine.engine.authority import require_agent_owner
 from thrum_engine.engine.caller import Caller
@@ -106,10 +107,7 @@ def check_debounce(seconds: float) -> float:
 
 
 def check_schedule(schedule: str) -> None:
-    from croniter import croniter
-
-    if len(schedule.split()) != 5 or not croniter.is_valid(schedule):
-        raise InvalidInput(f"invalid --schedule {schedule!r}: five cron fields, e.g. '*/5 * * * *'")
+    check_cron(schedule, "--schedule", "'*/5 * * * *'")
 
 
 async def create_rule(

@@ -19,6 +19,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
+from thrum_engine.cron import cron_next
 from thrum_engine.durations import iso
 from thrum_engine.engine.tasks import cancel_and_wait
 from thrum_engine.errors import ThrumError
@@ -296,9 +297,7 @@ class MonitorService:
         backoff = 1.0
         while not m.stop.is_set():
             if schedule:
-                from croniter import croniter
-
-                wait = croniter(schedule, time.time()).get_next(float) - time.time()
+                wait = cron_next(schedule, time.time()) - time.time()
                 try:
                     await asyncio.wait_for(m.stop.wait(), max(wait, 0))
                     return

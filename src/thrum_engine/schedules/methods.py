@@ -7,12 +7,13 @@ import time
 from typing import TYPE_CHECKING
 
 from thrum_engine import ids, messaging
+from thrum_engine.cron import check_cron, cron_next
 from thrum_engine.durations import iso
 from thrum_engine.engine.caller import Caller
 from thrum_engine.engine.registry import method
 from thrum_engine.errors import Forbidden, InvalidInput, NotFound
 from thrum_engine.model import ScheduleCreateParams, ScheduleIdParams, ScheduleListParams
-from thrum_engine.schedules.model import check_cron, cron_next, parse_at
+from thrum_engine.schedules.model import parse_at
 from thrum_engine.store import schedules as store_schedules
 
 if TYPE_CHECKING:
@@ -66,13 +67,8 @@ async def create_schedule(engine: Engine, author: str, p: ScheduleCreateParams) 
     now = now_of(engine)
     cron = None
     if p.cron is not None:
-        from croniter import CroniterBadDateError
-
         cron = check_cron(p.cron)
-        try:
-            first = cron_next(cron, now)
-        except CroniterBadDateError:  # a day that never comes (31 February)
-            raise InvalidInput(f"invalid --cron {cron!r}: it never fires") from None
+        first = cron_next(cron, now)
         kind = "cron"
     else:
         first = now + p.in_seconds if p.in_seconds is not None else parse_at(p.at or "", now)

@@ -13,22 +13,6 @@ from thrum_engine.errors import InvalidInput
 LATE_AFTER = 60.0  # a fire this much after its time is marked late even while the engine ran
 
 
-def check_cron(expr: str) -> str:
-    from croniter import croniter
-
-    expr = " ".join(expr.split())
-    if len(expr.split()) != 5 or not croniter.is_valid(expr):
-        raise InvalidInput(f"invalid --cron {expr!r}: five fields, e.g. '*/15 * * * *' (UTC)")
-    return expr
-
-
-def cron_next(expr: str, after: float) -> float:
-    """The first time strictly after `after` that `expr` names (UTC)."""
-    from croniter import croniter
-
-    return float(croniter(expr, after).get_next(float))
-
-
 def parse_at(text: str, now: float) -> float:
     """`2026-12-02T19:30`, `2026-12-02 19:30:00+01:00`, `...Z` (no zone: local time), or `19:30`
     / `19:30:15` (the next such time, local) -> epoch seconds."""

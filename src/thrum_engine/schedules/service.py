@@ -19,10 +19,11 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from thrum_engine.cron import cron_next
 from thrum_engine.durations import iso, parse_iso
 from thrum_engine.engine.tasks import cancel_and_wait
 from thrum_engine.errors import ThrumError
-from thrum_engine.schedules.model import LATE_AFTER, cron_next
+from thrum_engine.schedules.model import LATE_AFTER
 from thrum_engine.store import schedules as store_schedules
 
 if TYPE_CHECKING:
