@@ -51,7 +51,7 @@ async def seed(repo: Path, messages: int, agents: int) -> list[str]:
     from thrum_engine.messaging import create_message
     from thrum_engine.settings import ThrumSettings
 
-    engine = build(Layout(str(repo)), ThrumSettings())
+    engine = build(Layout(str(repo)), ThrumSettings(guards={"enabled": False}))  # bulk agent traffic: see engine.env_for
     await engine.start()
     names = [f"agent_{i:02d}" for i in range(agents)]
     for n in names:

@@ -10,7 +10,6 @@ is still being written waits for it instead of racing it.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING
@@ -58,9 +57,7 @@ class IdempotencyIndex:
                 continue
             self._note(r["author"], r["idem_key"], r["id"], at)
         for r in await queries.keyed_held_since(self.engine.store, cutoff):  # held: no message yet
-            key = json.loads(r["event"]).get("data", {}).get("idempotency_key")
-            if key is not None:
-                self._note(r["author"], key, r["message_id"], parse_iso(r["held_at"]))
+            self._note(r["author"], r["idem_key"], r["message_id"], parse_iso(r["held_at"]))
         self._unlisten = self.engine.bus.listen(self._on_applied)
 
     async def stop(self) -> None:

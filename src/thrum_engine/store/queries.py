@@ -115,10 +115,12 @@ async def message_row(store: Store, message_id: str) -> dict | None:
 
 
 async def keyed_held_since(store: Store, cutoff: str) -> list[dict]:
-    """Messages held since `cutoff` and not released, oldest first: their keys are taken (issue 16)."""
+    """Messages held since `cutoff` with an idempotency key and not released, oldest first: their
+    keys are taken (issue 16). SQLite reads the key out of the held event: parsing every held event
+    in Python cost an engine start ~100 ms at 17k held messages."""
     return await store.all(
-        "SELECT author, message_id, event, held_at FROM held WHERE released_at IS NULL AND held_at >= ?"
-        " ORDER BY held_at",
+        "SELECT author, message_id, held_at, json_extract(event, '$.data.idempotency_key') AS idem_key"
+        " FROM held WHERE released_at IS NULL AND held_at >= ? AND idem_key IS NOT NULL ORDER BY held_at",
         (cutoff,),
     )
 
