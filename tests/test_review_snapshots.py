@@ -151,7 +151,13 @@ async def open_review(app, pilot) -> None:
 
 async def test_review_queue_panel(review_scene, snapshot):
     async with review_app(review_scene) as (app, pilot):
-        assert "REVIEW · 1 need you" in str(app.query_one(ReviewQueue).border_title)
+        queue = app.query_one(ReviewQueue)
+        assert "REVIEW · 1 need you" in str(queue.border_title)
+        # Its rows are laid out a frame after its title (a loaded machine once caught the panel
+        # titled but still zero rows high): the snapshot is of the laid-out panel.
+        await until(
+            pilot, lambda: queue.row_count == 1 and queue.size.height >= 1, "the queue's row laid out"
+        )
         await shows(app, pilot, snapshot)
 
 
