@@ -32,7 +32,6 @@ from thrum_engine.daemon.lock import pid_alive
 from thrum_engine.durations import iso
 from thrum_engine.engine.per_engine import PerEngine
 from thrum_engine.engine.registry import method
-from thrum_engine.errors import InvalidInput
 from thrum_engine.messaging import event_message_view
 from thrum_engine.model import Params
 
@@ -306,8 +305,7 @@ class PathsParams(Params):
 
 def _message_ids(values: list[str]) -> list[str]:
     for mid in values:
-        if not ids.is_id(mid, "msg"):
-            raise InvalidInput(f"invalid message id {mid[:40]!r} (expected msg_<ULID>)")
+        ids.check_id(mid, "msg", "message")
     return list(dict.fromkeys(values))
 
 

@@ -48,3 +48,12 @@ def is_id(value: str, prefix: str) -> bool:
         return False
     body = value[len(prefix) + 1 :]
     return len(body) == 26 and all(c in _ALPHABET for c in body)
+
+
+def check_id(value: str, prefix: str, what: str) -> str:
+    """`value` when it is a `prefix`_<ULID> id; otherwise the one error every command gives for it."""
+    if not is_id(value, prefix):
+        from thrum_engine.errors import InvalidInput
+
+        raise InvalidInput(f"invalid {what} id {value[:40]!r} (expected {prefix}_<ULID>)")
+    return value

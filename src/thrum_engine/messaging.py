@@ -397,8 +397,8 @@ async def _create_message(
 
 @method("message.send", SendParams, identity=True, writes=True)
 async def send(engine: Engine, caller: Caller, p: SendParams) -> dict:
-    if p.thread_id and not ids.is_id(p.thread_id, "thr"):
-        raise InvalidInput(f"invalid thread id {p.thread_id!r} (expected thr_<ULID>)")
+    if p.thread_id:
+        ids.check_id(p.thread_id, "thr", "thread")
     author = identified(caller)
     review = await _review_request(engine, author, p.body) if REVIEW_REQUEST in p.refs else None
     ev = await create_message(
@@ -470,8 +470,7 @@ def identified(caller: Caller) -> str:
 
 
 async def get_message_row(engine: Engine, message_id: str) -> dict:
-    if not ids.is_id(message_id, "msg"):
-        raise InvalidInput(f"invalid message id {message_id!r} (expected msg_<ULID>)")
+    ids.check_id(message_id, "msg", "message")
     row = await queries.message_row(engine.store, message_id)
     if row is None:
         held = await queries.held_reason(engine.store, message_id)

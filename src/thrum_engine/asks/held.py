@@ -96,8 +96,7 @@ async def release(engine: Engine, operator: str, message_ids: list[str] | None) 
         if len(wanted) > MAX_RELEASE:
             raise InvalidInput(f"at most {MAX_RELEASE} ids at once")
         for mid in wanted:
-            if not ids.is_id(mid, "msg"):
-                raise InvalidInput(f"invalid message id {mid[:40]!r} (expected msg_<ULID>)")
+            ids.check_id(mid, "msg", "message")
         marks = ",".join("?" * len(wanted))
         rows = await engine.store.all(f"SELECT * FROM held WHERE message_id IN ({marks})", wanted)
         found = {r["message_id"]: r for r in rows}

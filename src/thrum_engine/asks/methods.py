@@ -75,8 +75,7 @@ async def open_asks(engine: Engine, *, recipient: str | None = None, sender: str
 
 
 async def ack(engine: Engine, me: str, message_id: str, note: str) -> dict:
-    if not ids.is_id(message_id, "msg"):
-        raise InvalidInput(f"invalid message id {message_id[:40]!r} (expected msg_<ULID>)")
+    ids.check_id(message_id, "msg", "message")
     row = await queries.ask_row(engine.store, message_id, me)
     if row is None:
         if await queries.message_row(engine.store, message_id) is None:

@@ -203,8 +203,7 @@ async def request(engine: Engine, author: str, agent: str, note: str) -> dict:
 
 async def find_review(engine: Engine, review_id: str | None, agent: str | None) -> dict | None:
     if review_id:
-        if not ids.is_id(review_id, "rev"):
-            raise InvalidInput(f"invalid review id {review_id!r} (expected rev_<ULID>)")
+        ids.check_id(review_id, "rev", "review")
         row = await q.review(engine.store, review_id)
         if row is None:
             raise NotFound(f"no review {review_id}")

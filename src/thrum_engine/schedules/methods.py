@@ -105,8 +105,7 @@ async def create_schedule(engine: Engine, author: str, p: ScheduleCreateParams) 
 
 
 async def get_schedule(engine: Engine, schedule_id: str) -> dict:
-    if not ids.is_id(schedule_id, "sch"):
-        raise InvalidInput(f"invalid schedule id {schedule_id[:40]!r} (expected sch_<ULID>)")
+    ids.check_id(schedule_id, "sch", "schedule")
     row = await store_schedules.one(engine.store, schedule_id)
     if row is None:
         raise NotFound(f"no schedule {schedule_id}")

@@ -690,8 +690,7 @@ async def queue_status(engine: Engine, caller: Caller, p: SessionParams) -> dict
 async def cancel(engine: Engine, caller: Caller, p: CommandIdParams) -> dict:
     from thrum_engine import ids
 
-    if not ids.is_id(p.command_id, "cmd"):
-        raise InvalidInput(f"invalid command id {p.command_id!r} (expected cmd_<ULID>)")
+    ids.check_id(p.command_id, "cmd", "command")
     q = _queue(engine)
     row = await q.get(p.command_id)
     if row is None:
