@@ -197,6 +197,22 @@ async def test_a_burst_of_engine_changes_keeps_every_piece_of_mail(hosted):
         assert seen == authors
 
 
+async def test_an_engine_change_while_the_console_closes_is_dropped(hosted):
+    """Textual empties the screen stack on exit and still dispatches what was queued: a change
+    that arrived then raised ScreenStackError out of the handler (a suite run caught it)."""
+    from thrum_engine.ids import new_id
+    from thrum_tui.engine_handle import Change
+    from thrum_tui.messages import EngineChanged
+
+    repo, _alice, _bob = hosted
+    async with console(repo) as (app, _pilot):
+        pass
+    assert not app.screen_stack and app.main_screen.is_mounted  # the state the handler met
+    app.on_engine_changed(
+        EngineChanged([Change("message.create", "agent0", (), new_id("msg"))], parts=frozenset({"mail"}))
+    )
+
+
 async def test_per_agent_unread_counts_are_exact_beyond_one_page(hosted):
     """Walk bug 13: the team's "new" count came from one 100-message inbox page."""
     repo, _alice, bob = hosted

@@ -249,19 +249,27 @@ class ThrumApp(AgentActions):
         self.post_message(EngineChanged(mail, parts=frozenset(parts)))
 
     def on_engine_changed(self, message: EngineChanged) -> None:
-        if not self.main_screen.is_mounted:
+        # While the app closes, Textual empties the screen stack and then still dispatches what
+        # was queued: a change arriving then has nothing to refresh (and `self.screen` raises).
+        if not self.main_screen.is_mounted or not self.screen_stack:
             return
         if message.mail:
             self.announce(message.mail)
         if message.parts:
             self.request_refresh(message.parts)
-        if isinstance(self.screen, LiveView):
+        if self._live_page() is not None:
             self._page_refresh()
+
+    def _live_page(self) -> LiveView | None:
+        """The page on top if it follows the engine (feed, thread, monitors, queue); None while
+        the app is closing (no screen left)."""
+        top = self.screen_stack[-1] if self.screen_stack else None
+        return top if isinstance(top, LiveView) else None
 
     def _refresh_page(self) -> None:
         """The page on top (feed, thread, monitors, queue) reloads: at most every REFRESH_MIN_SECONDS."""
-        if self.screen_stack and isinstance(self.screen, LiveView):  # not when the app is closing
-            self.screen.refresh_from_engine()
+        if (page := self._live_page()) is not None:
+            page.refresh_from_engine()
 
     def announce(self, mail: list[Change]) -> None:
         """Tell the operator about new mail: the first piece at once (toast + bell); whatever
