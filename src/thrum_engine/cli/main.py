@@ -457,7 +457,7 @@ AUTHORITY = """who may do what:
 def help_text(prefix: str = "") -> str:
     groups = [c for c in COMMANDS if c.path.startswith(prefix)]
     width = max(len(c.path) for c in groups)
-    lines = ["usage: thrum COMMAND [flags]   (global: --json --quiet --verbose --repo PATH)", ""]
+    lines = [f"usage: thrum {prefix}COMMAND [flags]   (global: --json --quiet --verbose --repo PATH)", ""]
     lines += [f"  {c.path.ljust(width)}  {c.summary}" for c in groups]
     if not prefix:
         lines += ["", AUTHORITY]
@@ -485,6 +485,9 @@ def main(argv: list[str] | None = None) -> int:
             if len(words) < 2 or not any(c.path.startswith(group + " ") for c in COMMANDS):
                 group = head
             depth = len(group.split())
+            if "--help" in argv or "-h" in argv or "help" in words[1:]:
+                line(help_text(group + " "))  # `thrum schedule --help`: the group's commands
+                return 0
             error(
                 f"{group} needs a subcommand: "
                 + ", ".join(

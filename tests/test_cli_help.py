@@ -1,0 +1,37 @@
+"""`--help` everywhere: every command and every group prints its usage and exits 0; a group
+without a subcommand is one `Error:` line and exit 1 (a session's walk found `thrum schedule
+--help` exiting 1)."""
+
+from __future__ import annotations
+
+import pytest
+
+from thrum_engine.cli.main import COMMANDS, main
+
+GROUPS = sorted({" ".join(c.path.split()[:n]) for c in COMMANDS for n in range(1, len(c.path.split()))})
+GROUPS = [g for g in GROUPS if g not in {c.path for c in COMMANDS}]
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_a_group_help_lists_its_commands_and_exits_0(group, capsys):
+    for flag in ("--help", "-h"):
+        assert main([*group.split(), flag]) == 0
+        out, err = capsys.readouterr()
+        assert err == "" and out.startswith(f"usage: thrum {group} COMMAND")
+        for c in COMMANDS:
+            if c.path.startswith(group + " "):
+                assert f"  {c.path} " in out, c.path
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_a_group_without_a_subcommand_is_one_error_line(group, capsys):
+    assert main(group.split()) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith(f"Error: {group} needs a subcommand: ") and err.count("\n") == 1
+
+
+def test_every_command_has_help_that_exits_0(capsys):
+    for c in COMMANDS:
+        assert main([*c.path.split(), "--help"]) == 0, c.path
+        out, err = capsys.readouterr()
+        assert err == "" and out.startswith(f"usage: thrum {c.path}"), c.path
