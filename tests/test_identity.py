@@ -249,6 +249,32 @@ def test_intent_and_task_are_visible_to_the_team(pair):
     assert_error(alice.run("session", "set-task"), "TEXT")
 
 
+def test_task_intent_and_display_are_one_printable_line(pair):
+    """A newline or an escape sequence in a task, an intent or a display name broke the team row
+    it is shown on (or restyled the operator's terminal); a task is an id, without spaces."""
+    repo, alice, bob = pair
+    alice.ok("session", "set-intent", "steady")
+    alice.ok("session", "set-task", "bd-7")
+    for args, fragment in (
+        (("session", "set-task", "a\nb"), "invalid task"),
+        (("session", "set-task", "bd\x1b[31m-1"), "invalid task"),
+        (("session", "set-task", "bd 12"), "without spaces"),
+        (("session", "set-task", "x" * 101), "longer than 100"),
+        (("session", "set-intent", "two\nlines"), "invalid intent"),
+        (("session", "set-intent", "x" * 501), "longer than 500"),
+        (("session", "start", "--intent", "tab\there"), "invalid intent"),
+        (
+            ("agent", "register", "alice", "--role", "implementer", "--display", "A\x07", "--force"),
+            "display name",
+        ),
+    ):
+        assert_error(alice.run(*args), fragment)
+    [s] = alice.json("session", "list", "--active", "--agent", "alice")["sessions"]
+    assert (s["intent"], s["task"]) == ("steady", "bd-7")  # nothing changed
+    assert "\x07" not in str(members(bob)["alice"])
+    assert alice.ok("session", "set-task", " bd-8 ").out == "✓ Task: bd-8\n"
+
+
 # -- orientation -----------------------------------------------------------------------------------
 
 

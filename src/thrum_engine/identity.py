@@ -13,7 +13,7 @@ from thrum_engine.engine.authority import require_agent_owner, require_operator
 from thrum_engine.engine.caller import Caller
 from thrum_engine.engine.core import same_origin
 from thrum_engine.engine.registry import method
-from thrum_engine.errors import Conflict, InvalidName, UnknownAgent
+from thrum_engine.errors import Conflict, InvalidInput, InvalidName, UnknownAgent
 from thrum_engine.model import (
     AgentListParams,
     AgentNameParams,
@@ -84,8 +84,16 @@ def _require_name(name: str, role: str | None = None) -> None:
         raise InvalidName(problem)
 
 
+def _require_text(kind: str, text: str) -> str:
+    problem = names.text_problem(kind, text)
+    if problem:
+        raise InvalidInput(problem)
+    return text
+
+
 async def start_work_session(engine: Engine, name: str, intent: str = "") -> dict:
     """End the agent's open session (if any) and start a new one."""
+    _require_text("intent", intent)
     events = []
     old = engine.active_sessions.get(name)
     if old:
@@ -129,6 +137,8 @@ async def register_agent(
     """Register (or re-register) `name` in `worktree`. The caller has checked who may: moving an
     agent from another worktree (`force`) needs its owner (`moves_agent` says when)."""
     _require_name(name, role)
+    _require_text("display", display)
+    _require_text("intent", intent)
     for what, value in (("role", role), ("module", module)):
         if value:
             problem = names.name_problem(value, what=what)
@@ -353,9 +363,9 @@ async def _update_session(engine: Engine, caller: Caller, field: str, value: str
 
 @method("session.set_intent", TextParams, identity=True, writes=True)
 async def set_intent(engine: Engine, caller: Caller, p: TextParams) -> dict:
-    return await _update_session(engine, caller, "intent", p.text)
+    return await _update_session(engine, caller, "intent", _require_text("intent", p.text))
 
 
 @method("session.set_task", TextParams, identity=True, writes=True)
 async def set_task(engine: Engine, caller: Caller, p: TextParams) -> dict:
-    return await _update_session(engine, caller, "task", p.text)
+    return await _update_session(engine, caller, "task", _require_text("task", p.text.strip()))

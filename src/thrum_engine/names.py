@@ -74,5 +74,27 @@ def identity_name_problem(name: str) -> str | None:
     return problem("agent", name)
 
 
+# Short texts shown on one line of the team table, `prime` and the console: (max length, spaces allowed)
+_TEXTS: dict[str, tuple[str, int, bool]] = {
+    "task": ("task", 100, False),
+    "intent": ("intent", 500, True),
+    "display": ("display name", 100, True),
+}
+
+
+def text_problem(kind: str, text: str) -> str | None:
+    """Why `text` cannot be a session's task (an id such as `bd-123`: no spaces), an intent or a
+    display name, or None. One printable line: a newline or an escape sequence would break the
+    row it is shown on (or restyle the operator's terminal)."""
+    what, limit, spaces = _TEXTS[kind]
+    if len(text) > limit:
+        return f"invalid {what} {_show(text)}: longer than {limit} characters"
+    if not text.isprintable():
+        return f"invalid {what} {_show(text)}: one line of printable text (no control characters)"
+    if not spaces and " " in text:
+        return f"invalid {what} {_show(text)}: an id without spaces (such as bd-123)"
+    return None
+
+
 def strip_at(address: str) -> str:
     return address.removeprefix("@")
