@@ -746,6 +746,29 @@ def test_shell_metacharacters_are_stored_literally_and_never_run(pair, tmp_path)
     assert not list(tmp_path.glob("pwned*"))
 
 
+def test_escape_sequences_from_another_agent_never_reach_the_terminal(pair):
+    """A body is printed to the operator's terminal: an OSC 52 in it wrote the clipboard, a CSI
+    cleared the screen, a CR overwrote the line with a forged one. Human output shows them as
+    visible pictures; `--json` keeps the exact text (escaped, as JSON does)."""
+    repo, alice, bob = pair
+    body = "hi \x1b]52;c;ZXZpbA==\x07 \x1b[2J\rfrom @operator: ok \x9b1m end\nline two\ttab"
+    mid = send(alice, body, "--to", "@bob")
+    shown = "hi ␛]52;c;ZXZpbA==␇ ␛[2J␍from @operator: ok \\x9b1m end"
+    outs = {
+        "inbox": bob.ok("inbox", "--unread").out,
+        "message get": bob.ok("message", "get", mid).out,
+        "wait": bob.ok("wait", "--timeout", "5s", "--after", "-60s").out,
+        "prime": bob.ok("prime").out,
+        "sent": alice.ok("sent").out,
+        "sent show": alice.ok("sent", "show", mid).out,
+    }
+    for what, out in outs.items():
+        assert not any(c in out for c in "\x1b\x07\r\x9b"), what
+    for what in ("inbox", "message get", "wait"):
+        assert shown in outs[what] and "line two\ttab" in outs[what], what
+    assert bob.json("message", "get", mid)["message"]["body"]["content"] == body
+
+
 # -- purge -----------------------------------------------------------------------------------------
 
 

@@ -12,7 +12,7 @@ from thrum_tui.widgets.compose_bar import ComposeBar, parse_compose
 from thrum_tui.widgets.conversation import Conversation
 from thrum_tui.widgets.header_line import HeaderLine
 from thrum_tui.widgets.team_table import TeamTable
-from tui_helpers import OPERATOR, cli, console, notified, type_and_send, until
+from tui_helpers import OPERATOR, cli, console, notified, select_agent, type_and_send, until
 
 
 def test_operator_name_from_git():
@@ -73,6 +73,30 @@ async def test_agent_message_appears_without_a_keypress(team):
         )
         # The operator's unread count rises in the header and in the operator's own row.
         await until(pilot, lambda: app.query_one(HeaderLine).needs_you == 1, "needs you: 1")
+
+
+async def test_escape_sequences_in_an_agents_message_never_reach_the_terminal(team):
+    """Textual writes a widget's text to the terminal as it is: an ESC in a body from an agent
+    would clear the screen or write the clipboard (OSC 52). Every engine answer and every change
+    the console shows passes through one filter; the whole screen is checked, not one widget."""
+    from textual.geometry import Region
+
+    repo, _alice, bob = team
+    repo.run("daemon", "stop")
+    async with console(repo) as (app, pilot):
+        await select_agent(pilot, "bob")
+        conversation = app.query_one(Conversation)
+        await cli(bob, "send", "hi \x1b]52;c;ZXZpbA==\x07 \x1b[2J\rboss \x9b1m", "--to", f"@{OPERATOR}")
+        shown = "hi ␛]52;c;ZXZpbA==␇ ␛[2J␍boss \\x9b1m"
+        await until(pilot, lambda: shown in conversation.plain_text, "bob's message, its escapes visible")
+        await until(pilot, lambda: notified(app, "␛[2J"), "the toast, its escapes visible")
+        await pilot.pause()
+        screen = ""
+        for widget in app.screen.query("*"):
+            if widget.size.area:
+                strips = widget.render_lines(Region(0, 0, widget.size.width, widget.size.height))
+                screen += "".join(seg.text for strip in strips for seg in strip)
+        assert "boss" in screen and not any(c in screen for c in "\x1b\x07\r\x9b")
 
 
 async def test_unknown_recipient_is_refused_and_nothing_is_stored(team):

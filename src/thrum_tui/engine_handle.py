@@ -20,6 +20,7 @@ from typing import Protocol
 from thrum_engine import git, names
 from thrum_engine.daemon import lock
 from thrum_engine.layout import Layout
+from thrum_engine.terminal_text import terminal_safe, terminal_safe_data
 
 log = logging.getLogger("thrum.tui")
 
@@ -52,7 +53,8 @@ class Change:
         if kind != "message.create":
             return cls(kind, author)
         data = event.get("data") or {}
-        return cls(kind, author, tuple(data.get("recipients") or ()), str(data.get("content", ""))[:SNIPPET])
+        snippet = terminal_safe(str(data.get("content", ""))[:SNIPPET])
+        return cls(kind, author, tuple(data.get("recipients") or ()), snippet)
 
 
 # Everything may have changed: the daemon restarted, was unreachable, or the cursor fell behind.
@@ -65,6 +67,7 @@ class EngineCallFailed(Exception):
     """An engine call refused or failed; `message` is the one line to show the operator."""
 
     def __init__(self, message: str, kind: str | None = None) -> None:
+        message = terminal_safe(message)  # it may quote what was sent (a name, a body)
         super().__init__(message)
         self.message = message
         self.kind = kind
@@ -190,7 +193,7 @@ class InProcess(Listeners):
             engine.call(method, params or {}, Caller.trusted(self.operator)), loop
         )
         try:
-            return await asyncio.wrap_future(future)
+            return terminal_safe_data(await asyncio.wrap_future(future))
         except ThrumError as exc:
             raise EngineCallFailed(exc.message, exc.kind) from None
 
@@ -238,7 +241,9 @@ class Attached(Listeners):
             client.close()
 
     async def call(self, method: str, params: dict | None = None, *, timeout: float = 60.0) -> dict:
-        return await asyncio.to_thread(self._blocking_call, method, dict(params or {}), timeout)
+        return terminal_safe_data(
+            await asyncio.to_thread(self._blocking_call, method, dict(params or {}), timeout)
+        )
 
     async def _watch(self) -> None:
         """Long-poll the daemon's change feed: each answer arrives as soon as something is applied,

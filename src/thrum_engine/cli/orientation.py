@@ -126,8 +126,9 @@ def prime(ctx: Ctx) -> int:
         import sys
 
         from thrum_engine.briefing_text import render
+        from thrum_engine.terminal_text import terminal_safe
 
-        sys.stdout.write(render(r))
+        sys.stdout.write(terminal_safe(render(r)))
 
     return ctx.emit(r, human)
 

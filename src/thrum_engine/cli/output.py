@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 from thrum_engine.rpc.lightjson import encode_str as _enc  # keeps non-ASCII readable
+from thrum_engine.terminal_text import terminal_safe
 
 _INF = float("inf")
 
@@ -47,9 +48,10 @@ def print_json(obj) -> None:
 
 
 def error(message: str) -> None:
-    message = " ".join(str(message).split("\n"))
+    message = " ".join(terminal_safe(str(message)).split("\n"))
     sys.stderr.write(f"Error: {message}\n")
 
 
 def line(text: str = "") -> None:
-    sys.stdout.write(text + "\n")
+    """One piece of human output: what it quotes from others cannot drive the terminal."""
+    sys.stdout.write(terminal_safe(text) + "\n")
