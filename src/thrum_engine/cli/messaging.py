@@ -319,7 +319,7 @@ def sent_show(ctx: Ctx) -> int:
             for st in d.get("steps", ()):
                 how = f" via {st['via']}" if st.get("via") else ""
                 took = _took(st.get("after_seconds")) if st["state"] != "stored" else ""
-                line(f"    {st['state']:<9} {st['at']}  {took}{how}".rstrip())
+                line(f"    {st['state']:<9} {_when(st['at'])}  {took}{how}".rstrip())
             if not d.get("delivered", True):
                 line(
                     f"    not yet delivered ({d.get('waiting_seconds', 0):g}s): {d.get('undelivered_reason', '')}"

@@ -6,15 +6,7 @@ from __future__ import annotations
 from thrum_engine.cli.args import exclusive
 from thrum_engine.cli.call import Ctx
 from thrum_engine.cli.output import line
-
-
-def _ago(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{int(seconds // size)}{unit}"
-    return f"{int(seconds)}s"
+from thrum_engine.durations import human_age
 
 
 def _which(ctx: Ctx) -> dict:
@@ -47,7 +39,7 @@ def list_(ctx: Ctx) -> int:
         for e in r["reviews"]:
             tests = e["tests"]["label"] if e["tests"] else "no tests run"
             changed = "  changed since your review" if e["changed_since_review"] else ""
-            asked = f"  asked {_ago(e['request_age'])} ago" if e["request_age"] is not None else ""
+            asked = f"  asked {human_age(e['request_age'])} ago" if e["request_age"] is not None else ""
             dirty = (
                 f"  {e['uncommitted'] + e['untracked']} uncommitted"
                 if e["uncommitted"] + e["untracked"]
