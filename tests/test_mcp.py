@@ -29,6 +29,8 @@ TOOLS = {
     "who_has",
     "broadcast_message",
     "set_intent",
+    "open_asks",
+    "ack",
 }
 
 
@@ -138,6 +140,31 @@ async def test_send_check_reply_and_team(pair):
         assert not r.is_error and r.structured_content["holders"] == []
         r = await s.call_tool("broadcast_message", {"body": "standup in 5"})
         assert r.structured_content["recipients"] == ["bob"]
+
+
+async def test_open_asks_and_ack_over_mcp(pair):
+    """An agent on MCP only sees the asks waiting for it and closes one without a reply, as
+    `thrum asks --to-me` and `thrum ack` do."""
+    _repo, alice, bob = pair
+    ask = bob.json("send", "can you own the migration?", "--to", "@alice", "--ask")
+    plain = bob.json("send", "fyi", "--to", "@alice")
+    async with mcp_client(alice.cwd, alice.env) as s:
+        r = await s.call_tool("open_asks", {})
+        assert not r.is_error, text(r)
+        assert [a["message_id"] for a in r.structured_content["asks"]] == [ask["message_id"]]
+        r = await s.call_tool("ack", {"message_id": ask["message_id"], "note": "after lunch"})
+        assert not r.is_error and r.structured_content["acked"], text(r)
+        assert (await s.call_tool("open_asks", {})).structured_content["asks"] == []
+        r = await s.call_tool("ack", {"message_id": ask["message_id"]})
+        assert not r.is_error and not r.structured_content["acked"]  # already answered: nothing new
+        r = await s.call_tool("ack", {"message_id": plain["message_id"]})
+        assert r.is_error and "not an ask addressed to you" in text(r)
+        mine = bob.json("asks")["asks"]
+        assert mine == []
+        bob.json("send", "and the docs?", "--to", "@alice", "--ask")
+        assert (await s.call_tool("open_asks", {"mine": True})).structured_content["asks"] == []
+    [d] = bob.json("sent", "show", ask["message_id"])["message"]["deliveries"]
+    assert d["state"] == "acked" and d["ack_note"] == "after lunch"
 
 
 async def test_wait_for_message_is_woken_by_a_cli_send(pair):

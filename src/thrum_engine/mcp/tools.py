@@ -75,6 +75,15 @@ class BroadcastMessage(_Input):
     format: Format = "markdown"
 
 
+class Ack(_Input):
+    message_id: str = Field(description="the ask addressed to you (msg_...) to close without a reply")
+    note: str = Field("", max_length=500, description="why, or what you will do (the sender sees it)")
+
+
+class OpenAsks(_Input):
+    mine: bool = Field(False, description="the asks you sent (default: the asks waiting for your answer)")
+
+
 class SetIntent(_Input):
     text: str = Field(description="what you are working on now (empty clears it)")
 
@@ -145,6 +154,17 @@ async def _broadcast(link: EngineLink, a: BroadcastMessage) -> Any:
     return await link.call("message.send", {"broadcast": True, "body": a.body, "format": a.format})
 
 
+async def _ack(link: EngineLink, a: Ack) -> Any:
+    params = {"message_id": a.message_id}
+    if a.note:
+        params["note"] = a.note
+    return await link.call("ask.ack", params)
+
+
+async def _asks(link: EngineLink, a: OpenAsks) -> Any:
+    return await link.call("ask.list", {"mine": True} if a.mine else {"to_me": True})
+
+
 async def _intent(link: EngineLink, a: SetIntent) -> Any:
     return await link.call("session.set_intent", {"text": a.text})
 
@@ -172,6 +192,19 @@ TOOLS: dict[str, Tool] = {
         Tool("team", "Who is here, what they are doing, and their unread counts.", Team, _team, False),
         Tool("who_has", "Which worktrees (and agents) are changing a file.", WhoHas, _who_has, False),
         Tool("broadcast_message", "Send a message to every agent.", BroadcastMessage, _broadcast),
+        Tool(
+            "open_asks",
+            "Asks waiting for your answer (reply in the thread, or ack), with age and due time;"
+            " mine=true: the asks you sent that are still open.",
+            OpenAsks,
+            _asks,
+        ),
+        Tool(
+            "ack",
+            "Close an ask addressed to you without a reply (an optional note for the sender).",
+            Ack,
+            _ack,
+        ),
         Tool("set_intent", "Tell the team what you are working on now.", SetIntent, _intent),
     )
 }
