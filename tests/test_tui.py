@@ -3,6 +3,7 @@ app in a Pilot hosting (or attached to) the engine those agents talk to."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -125,16 +126,21 @@ async def test_attaches_to_a_running_daemon(team):
         assert [m["body"]["content"] for m in inbox["messages"]] == ["via the daemon"]
 
 
-def test_module_entry_point_outside_a_repo(tmp_path):
-    proc = subprocess.run(
+def run_console(cwd, env: dict) -> subprocess.CompletedProcess:
+    """`python -m thrum_tui` without a terminal (Textual then draws on stderr)."""
+    return subprocess.run(
         [sys.executable, "-m", "thrum_tui"],
         check=False,
-        cwd=tmp_path,
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, "HOME": str(tmp_path)},
+        env={k: v for k, v in env.items() if k not in ("COLUMNS", "LINES")},
     )
+
+
+def test_module_entry_point_outside_a_repo(tmp_path):
+    proc = run_console(tmp_path, {**os.environ, "HOME": str(tmp_path)})
     assert proc.returncode == 1
     assert proc.stderr.startswith("Error: not inside a git repository")
     assert len(proc.stderr.strip().splitlines()) == 1
@@ -142,18 +148,40 @@ def test_module_entry_point_outside_a_repo(tmp_path):
 
 def test_module_entry_point_before_init(make_repo):
     repo = make_repo()
-    proc = subprocess.run(
-        [sys.executable, "-m", "thrum_tui"],
-        check=False,
-        cwd=repo.path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=repo.env,
-    )
+    proc = run_console(repo.path, repo.env)
     assert proc.returncode == 1
     assert "run `thrum init`" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+async def test_the_first_frame_comes_before_the_engine_and_a_failed_start_is_one_error(team):
+    """The console paints, then starts the engine it hosts (its start-up held the first paint
+    back); an engine that cannot start ends the console with its reason, as before."""
+    from thrum_engine.layout import Layout
+    from thrum_engine.settings import load_settings
+    from thrum_tui.app import ThrumApp
+    from thrum_tui.engine_handle import InProcess, open_engine
+
+    repo, _alice, _bob = team
+    repo.run("daemon", "stop")
+    layout = Layout.discover(str(repo.path))
+    settings = load_settings(layout.config_file)
+    os.makedirs(layout.socket_path)  # where the engine's socket belongs: it cannot start
+    async with open_engine(layout, settings, OPERATOR) as engine:
+        assert isinstance(engine, InProcess) and engine.engine is None  # not started by opening
+        app = ThrumApp(engine, settings=settings)
+        async with app.run_test() as pilot:
+            await until(pilot, lambda: app.return_code is not None, "the console to give up")
+        assert app.return_code == 1
+        assert app.start_failure == f"the engine did not start: Is a directory: {layout.socket_path}"
+    os.rmdir(layout.socket_path)
+
+    os.makedirs(layout.socket_path)
+    proc = await asyncio.to_thread(run_console, repo.path, repo.env)
+    os.rmdir(layout.socket_path)
+    assert proc.returncode == 1
+    # (Textual draws on stderr when it is not a terminal: the error is the last line.)
+    assert proc.stderr.endswith(f"Error: the engine did not start: Is a directory: {layout.socket_path}\n")
 
 
 async def test_bindings_move_focus_and_q_quits(team):

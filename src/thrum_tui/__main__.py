@@ -75,7 +75,10 @@ def main(argv: list[str] | None = None, repo: str | None = None) -> int:
 
         live: list[str] = []
         async with open_engine(layout, settings, operator) as engine:
-            await ThrumApp(engine, settings=settings, freeze_heap=True).run_async()
+            app = ThrumApp(engine, settings=settings, freeze_heap=True)
+            await app.run_async()
+            if app.start_failure:
+                raise EngineCallFailed(app.start_failure)
             if engine.host == "in-process" and not stop_engine:
                 try:
                     live = await live_agents(engine)

@@ -133,6 +133,7 @@ class ThrumApp(AgentActions):
         super().__init__()
         self.engine = engine
         self.freeze_heap = freeze_heap
+        self.start_failure: str | None = None  # why the hosted engine could not start
         self._heap_holders: set[int] = set()  # screens shown with their data frozen (hold_heap)
         self.operator = engine.operator
         self.settings = settings if settings is not None else getattr(engine, "settings", None)
@@ -197,7 +198,9 @@ class ThrumApp(AgentActions):
         self.main_screen.query_one(TeamTable).focus()
         self.set_interval(PREVIEW_SECONDS, self.refresh_preview)
         self.set_interval(TICK_SECONDS, self.request_refresh)
-        self.start_up()
+        # The first frame goes out before the hosted engine starts: its start-up (imports, the
+        # store, the socket) would otherwise hold the console's first paint back.
+        self.call_after_refresh(self.start_up)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         return not (
@@ -306,6 +309,12 @@ class ThrumApp(AgentActions):
 
     @work(group="engine", exit_on_error=False)
     async def start_up(self) -> None:
+        try:
+            await self.engine.ready()
+        except EngineCallFailed as exc:  # nothing to show without an engine: say why, on exit
+            self.start_failure = exc.message
+            self.exit(return_code=1)
+            return
         try:
             role = self.settings.console.operator_role if self.settings is not None else OPERATOR_ROLE
             await self.engine.call("agent.register", {"name": self.operator, "role": role, "kind": "user"})

@@ -80,6 +80,10 @@ class EngineHandle(Protocol):
 
     async def call(self, method: str, params: dict | None = None) -> dict: ...
 
+    async def ready(self) -> None:
+        """Until the engine answers; raises EngineCallFailed when it could not start."""
+        ...
+
     def listen(self, callback: Listener) -> None: ...
 
 
@@ -129,6 +133,10 @@ class InProcess(Listeners):
     host = "in-process"
 
     def __init__(self, layout: Layout, settings, lock_fd: int, operator: str) -> None:
+        # libtmux reads `sys.stdout.encoding` when imported, and while the app runs Textual's
+        # stand-in for stdout has none: imported now, before the app starts, not by the engine.
+        import libtmux  # noqa: F401
+
         self.layout = layout
         self.settings = settings
         self.operator = operator
@@ -142,13 +150,30 @@ class InProcess(Listeners):
         self._listeners: list[Listener] = []
 
     async def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="thrum-engine", daemon=True)
-        self._thread.start()
-        await asyncio.to_thread(self._ready.wait)
+        """Start the engine's thread and wait until it answers (its socket is up)."""
+        await self.ready()
+
+    def launch(self) -> None:
+        """Start the engine's thread without waiting: the console paints its first frame and then
+        launches it, so the operator sees the console while the engine (a third of the start-up's
+        imports, the store, the socket) comes up; the first call waits for it."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="thrum-engine", daemon=True)
+            self._thread.start()
+
+    async def ready(self) -> None:
+        self.launch()
+        if not self._ready.is_set():
+            await asyncio.to_thread(self._ready.wait)
         if self._failure is not None:
-            raise self._failure
+            failure = self._failure
+            if isinstance(failure, OSError) and failure.strerror:
+                message = f"{failure.strerror}: {failure.filename}" if failure.filename else failure.strerror
+            else:
+                message = getattr(failure, "message", None) or f"{type(failure).__name__}: {failure}"
+            raise EngineCallFailed(f"the engine did not start: {message}", "unavailable") from failure
         if self.engine is None:
-            raise EngineCallFailed("the engine stopped while starting")
+            raise EngineCallFailed("the engine is not running (it was stopped)", "unavailable")
 
     def _run(self) -> None:
         try:
@@ -186,6 +211,8 @@ class InProcess(Listeners):
         from thrum_engine.engine.core import Caller
         from thrum_engine.errors import ThrumError
 
+        if not self._ready.is_set():
+            await self.ready()
         engine, loop = self.engine, self._loop
         if engine is None or loop is None:
             raise EngineCallFailed("the engine is not running (it was stopped)")
@@ -222,6 +249,9 @@ class Attached(Listeners):
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._watch(), name="thrum-tui-watch")
+
+    async def ready(self) -> None:
+        """The daemon was answering when the console attached; a call that finds it gone says so."""
 
     def _blocking_call(self, method: str, params: dict, timeout: float) -> dict:
         from thrum_engine.rpc.client import Client, EngineUnavailable, RpcError
@@ -282,12 +312,7 @@ async def open_engine(layout: Layout, settings, operator: str) -> AsyncIterator[
     fd = lock.acquire(main.lock_path, anchor(main))
     handle: InProcess | Attached
     if fd is not None:
-        handle = InProcess(main, settings, fd, operator)
-        try:
-            await handle.start()
-        except BaseException:
-            await handle.close()
-            raise
+        handle = InProcess(main, settings, fd, operator)  # started by its first call, or launch()
     else:
         handle = Attached(main, operator)
         await handle.start()
