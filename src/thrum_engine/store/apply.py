@@ -29,6 +29,9 @@ _SESSION_FIELDS = ("intent", "task")
 
 
 _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+# A held event as the journal line has it (sorted keys): the live path's dict is in insertion
+# order, a rebuild's is parsed from the sorted line, and both must store the same text.
+_sorted_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=True)
 
 
 _PLAIN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@_:-./ ")
@@ -416,7 +419,7 @@ def _message_hold(ev: dict, d: dict) -> Iterable[Op]:
             hd.get("thread_id"),
             d.get("reason", ""),
             hd.get("content", ""),
-            _encoder.encode(held),
+            _sorted_encoder.encode(held),
             ev["ts"],
         ),
     )
