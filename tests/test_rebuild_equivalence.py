@@ -9,10 +9,12 @@ messages and their release, schedules and their cancel, and a purge."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 
 from conftest import start_inproc_engine
+from thrum_engine.engine.assemble import build
 from thrum_engine.engine.caller import Caller
 from thrum_engine.journal import Journal
 from thrum_engine.store.rebuild import build_projection, sorted_journal_lines, swap_in
@@ -147,3 +149,36 @@ async def test_a_rebuild_gives_exactly_the_live_store(tmp_path, monkeypatch):
     assert set(again) == set(live)
     for table in live:
         assert again[table] == live[table], table
+
+
+async def test_start_skips_the_whole_file_check_only_after_a_clean_stop(tmp_path, monkeypatch):
+    """quick_check reads every page (start-up's cost that grows with the store): a clean stop leaves a
+    mark, the next start takes it and skips the check; a changed file, or no mark (a crash), is checked."""
+    from thrum_engine.store import health
+
+    e = await start_inproc_engine(tmp_path, monkeypatch, "cleanstop")
+    await e.call("agent.register", {"name": "alice", "role": "lead"}, Caller())
+    await call(e, "message.send", "alice", body="hi", to=["@alice"])
+    await e.stop()
+    db = e.layout.db_path
+    assert os.path.exists(db + health.CLEAN_SUFFIX)
+    checked: list[bool] = []
+    real = health.diagnose
+
+    def spy(path: str, *, whole_file: bool = True):
+        checked.append(whole_file)
+        return real(path, whole_file=whole_file)
+
+    monkeypatch.setattr("thrum_engine.engine.core.diagnose", spy)
+    for change in ("none", "changed", "crashed"):
+        if change == "changed":
+            os.utime(db, ns=(1, 1))  # the file was touched while the engine was stopped
+        if change == "crashed":
+            os.remove(db + health.CLEAN_SUFFIX)  # what a crash leaves: the start took the mark
+        again = build(e.layout, e.settings)
+        await again.start()
+        try:
+            assert not os.path.exists(db + health.CLEAN_SUFFIX)  # taken: a crash from here leaves none
+        finally:
+            await again.stop()
+    assert checked == [False, True, True]
