@@ -653,17 +653,23 @@ def bench_compare(a: argparse.Namespace) -> dict:
         for t in targets:
             runs[t.name].setdefault(section, []).append(fn(t))
 
+    sections = set(a.sections.split(","))
     try:
         for _ in range(a.reps):
-            each("blocking16", lambda t: cmp_blocking(t, 16, a.per_client))
-            each("pipelined", lambda t: cmp_pipelined(t, 4, a.per_conn))
-            each("wait", lambda t: cmp_wait(t, a.wait_rounds))
+            if "blocking16" in sections:
+                each("blocking16", lambda t: cmp_blocking(t, 16, a.per_client))
+            if "pipelined" in sections:
+                each("pipelined", lambda t: cmp_pipelined(t, 4, a.per_conn))
+            if "wait" in sections:
+                each("wait", lambda t: cmp_wait(t, a.wait_rounds))
         for t in targets:
             runs[t.name]["load"] = [{"msgs_per_s": cmp_load(t, a.messages, 50)}]
         for rep in range(a.reps):
-            each("inbox", lambda t, rep=rep: cmp_inbox(t, a.queries, rep))
+            if "inbox" in sections:
+                each("inbox", lambda t, rep=rep: cmp_inbox(t, a.queries, rep))
         for _ in range(a.reps):
-            each("rebuild", cmp_rebuild)
+            if "rebuild" in sections:
+                each("rebuild", cmp_rebuild)
     finally:
         for t in targets:
             t.close()
@@ -673,12 +679,17 @@ def bench_compare(a: argparse.Namespace) -> dict:
     ceil = out["ceiling"]
     for n in names[1:]:
         me = out[n]
+        ratio_of = {
+            "blocking16": ("blocking16", "msgs_per_s"),
+            "pipelined": ("pipelined", "msgs_per_s"),
+            "wait_p99": ("wait", "p99_ms"),
+            "inbox_p99": ("inbox", "p99_ms"),
+            "rebuild": ("rebuild", "events_per_s"),
+        }
         out[n]["ratios"] = {
-            "blocking16": round(me["blocking16"]["msgs_per_s"] / ceil["blocking16"]["msgs_per_s"], 2),
-            "pipelined": round(me["pipelined"]["msgs_per_s"] / ceil["pipelined"]["msgs_per_s"], 2),
-            "wait_p99": round(me["wait"]["p99_ms"] / ceil["wait"]["p99_ms"], 2),
-            "inbox_p99": round(me["inbox"]["p99_ms"] / ceil["inbox"]["p99_ms"], 2),
-            "rebuild": round(me["rebuild"]["events_per_s"] / ceil["rebuild"]["events_per_s"], 2),
+            name: round(me[section][key] / ceil[section][key], 2)
+            for name, (section, key) in ratio_of.items()
+            if section in me
         }
     return out
 
@@ -690,6 +701,8 @@ def print_compare(c: dict) -> None:
     print(f"  {'':34s}{head}")
 
     def row(label: str, section: str, key: str, fmt: str, ratio: str | None, target: str) -> None:
+        if section not in c[names[0]]:
+            return
         cells = []
         for n in names:
             v = c[n][section][key]
@@ -732,6 +745,11 @@ def main() -> int:
         help="compare: also run the Thrum under this src folder (a baseline; repeatable, named by its parent)",
     )
     ap.add_argument("--reps", type=int, default=3, help="compare: interleaved repetitions")
+    ap.add_argument(
+        "--sections",
+        default="blocking16,pipelined,wait,inbox,rebuild",
+        help="compare: the workloads to run (the messages are loaded whatever is chosen)",
+    )
     ap.add_argument("--per-client", type=int, default=500, help="compare: sends per blocking client (16)")
     ap.add_argument("--per-conn", type=int, default=2500, help="compare: sends per pipelined connection (4)")
     ap.add_argument("--wait-rounds", type=int, default=200)

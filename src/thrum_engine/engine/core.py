@@ -44,7 +44,7 @@ from thrum_engine.settings import ThrumSettings
 from thrum_engine.settings_live import LiveSettings
 from thrum_engine.store import Store, queries
 from thrum_engine.store.db import SchemaTooNew
-from thrum_engine.store.health import diagnose, move_aside, remove_scratch
+from thrum_engine.store.health import diagnose, mark_clean, move_aside, remove_scratch, take_clean
 from thrum_engine.store.validate import EventCheck, shape_problem
 from thrum_engine.version import __version__
 
@@ -197,7 +197,10 @@ class Engine:
         self._presence_task = self._watchdog_task = None
         await self.writer.stop()
         await self.flush_presence()
+        was_open = self.store.is_open
         await self.store.close()
+        if was_open:  # a clean stop: the next start may skip the whole-file check
+            await asyncio.to_thread(mark_clean, self.layout.db_path)
         self.journal.close()
         log.info("engine stopped")
 
@@ -207,7 +210,8 @@ class Engine:
         path = self.layout.db_path
         for leftover in await asyncio.to_thread(remove_scratch, path):
             log.warning("removed %s, left by an interrupted rebuild", leftover)
-        reason = await asyncio.to_thread(diagnose, path)
+        clean = await asyncio.to_thread(take_clean, path)
+        reason = await asyncio.to_thread(functools.partial(diagnose, path, whole_file=not clean))
         if reason is None and not os.path.exists(path) and await asyncio.to_thread(self._journal_has_lines):
             await self._build_from_journal(
                 local_from=None

