@@ -580,7 +580,7 @@ async def inbox_for(engine: Engine, me: str, p: InboxParams) -> dict:
         ref=ref_filter(p.ref),
     )
     rows, cut, total = page.rows, page.cut, page.total or 0
-    unread = await unread_count(engine, me)
+    unread = page.unread if page.unread is not None else await unread_count(engine, me)
     messages = []
     newly_shown = []
     peeking = p.unread or p.peek
