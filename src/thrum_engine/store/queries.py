@@ -201,7 +201,9 @@ async def _inbox_page_now(
         f"SELECT {_MESSAGE_COLUMNS}, d.read_at, d.seen_at, d.recipient"
         " FROM deliveries d JOIN messages m ON m.id = d.message_id"
         f" WHERE d.recipient = ? AND {visible()}{' AND d.read_at IS NULL' if unread_only else ''}"
-        f" ORDER BY d.created_at {direction}, m.id {direction} LIMIT ? OFFSET ?"
+        # The tie-break on d.message_id (= m.id) is the listing index's own order after created_at:
+        # no sort, and SQLite stops at the LIMIT.
+        f" ORDER BY d.created_at {direction}, d.message_id {direction} LIMIT ? OFFSET ?"
     )
     found = await _read(store, sql, [inline, inline, me, floor, limit, offset])
     rows: list[dict] = []
