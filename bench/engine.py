@@ -627,7 +627,8 @@ class JsonClient:
     def call(self, method: str, params: dict) -> dict:
         self.next += 1
         self.sock.sendall(
-            json.dumps({"jsonrpc": "2.0", "id": self.next, "method": method, "params": params}).encode() + b"\n"
+            json.dumps({"jsonrpc": "2.0", "id": self.next, "method": method, "params": params}).encode()
+            + b"\n"
         )
         resp = json.loads(self.file.readline())
         if "error" in resp:
