@@ -51,6 +51,8 @@ MAX_IDS = 10_000  # message ids in one request (each is an SQL parameter)
 def distinct(values: list[str], what: str, *, key=None, limit: int = MAX_ADDRESSES) -> list[str]:
     """`values` without repeats (first spelling kept), refused past MAX_ADDRESSES: a list of 100,000
     copies of one address is one recipient, and should never become a 700 KB journal event."""
+    if not values:  # most sends: no mentions, scopes or refs
+        return []
     seen: set[str] = set()
     out = []
     for v in values:
