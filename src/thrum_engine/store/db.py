@@ -434,6 +434,8 @@ class Store:
             if "locked" in str(exc) or "busy" in str(exc):
                 return None
             raise
+        except sqlite3.ProgrammingError:  # called off the loop's thread: the reader's thread can
+            return None
         names = [c[0] for c in cur.description]
         return [dict(zip(names, r)) for r in rows]  # a quarter of dict(sqlite3.Row)'s time
 
