@@ -43,18 +43,24 @@ class Recorder:
 
     def __init__(self, store: Store) -> None:
         self.store, self.sql = store, []
-        self._all = store.all
+        self._all, self._now = store.all, store.now
 
     async def all(self, sql, params=()):
         self.sql.append((sql, list(params)))
         return await self._all(sql, params)
 
+    def now(self, sql, params=()):
+        self.sql.append((sql, list(params)))
+        return self._now(sql, params)
+
     def __enter__(self) -> Self:
         self.store.all = self.all  # type: ignore[method-assign]
+        self.store.now = self.now  # type: ignore[method-assign]
         return self
 
     def __exit__(self, *exc) -> None:
         del self.store.all
+        del self.store.now
 
     async def plan(self, containing: str) -> str:
         sql, params = next((s, p) for s, p in self.sql if containing in s)
@@ -150,13 +156,63 @@ async def test_a_page_cut_by_the_byte_budget_is_the_same_prefix(tmp_path):
         await store.close()
 
 
+async def test_a_plain_inbox_page_is_one_read_on_the_loop(tmp_path):
+    """The plain page (no filter on the message) is one statement through the recipient's listing
+    index, run on the loop's own connection, and one read of the two kept counts; nothing else."""
+    store = await _store(tmp_path, 1)
+    try:
+        for kw in ({}, {"unread_only": True}, {"oldest": True}):
+            with Recorder(store) as rec:
+                await queries.inbox_page(store, "alice", FLOOR, limit=10, offset=0, budget=BIG, **kw)
+            assert len(rec.sql) == 2, rec.sql
+            plan = await rec.plan("FROM deliveries d JOIN messages m")
+            index = "deliveries_unread" if kw.get("unread_only") else "deliveries_inbox"
+            assert f"SEARCH d USING INDEX {index} (recipient=?" in plan, plan
+            assert "SEARCH m USING INDEX sqlite_autoindex_messages_1 (id=?)" in plan, plan
+            assert "SCAN" not in plan and "TEMP B-TREE" not in plan, plan
+            counts = await rec.plan("inbox_counts")
+            assert "SEARCH inbox_counts USING PRIMARY KEY" in counts, counts
+            assert "SEARCH unread USING PRIMARY KEY" in counts, counts
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("seed", range(2))
+async def test_a_plain_page_under_any_budget_is_the_prefix_that_fits(tmp_path, seed):
+    """Bodies bigger than the page's share of the budget are left out of the first read and fetched
+    by id: whatever the budget, the page is the longest prefix of the whole page whose bodies fit
+    (at least one), each body as stored."""
+    store = await _store(tmp_path, seed)
+    try:
+        floors = await _floors(store)
+        for me, floor in list(floors.items())[:3]:
+            whole = await queries.inbox_page(store, me, floor, limit=12, offset=0, budget=BIG)
+            if not whole.rows:
+                continue
+            sizes = [len(r["content"].encode()) for r in whole.rows]
+            for budget in sorted({1, sizes[0], sizes[0] + 1, sum(sizes[:3]), sum(sizes) - 1, sum(sizes)}):
+                if budget < 1:
+                    continue
+                page = await queries.inbox_page(store, me, floor, limit=12, offset=0, budget=budget)
+                keep, used = 0, 0
+                for n in sizes:
+                    if keep and used + n > budget:
+                        break
+                    keep, used = keep + 1, used + n
+                assert page.rows == whole.rows[:keep], (me, budget)
+                assert page.cut == (keep < len(whole.rows)), (me, budget)
+                assert (page.total, page.unread) == (whole.total, whole.unread)
+    finally:
+        await store.close()
+
+
 async def test_inbox_and_sent_fetch_the_page_by_primary_key(tmp_path):
     """The second query of a page looks each kept id up (the messages' and my deliveries' keys), not
     the recipient's or author's whole history through their listing index."""
     store = await _store(tmp_path, 1)
     try:
         with Recorder(store) as rec:
-            await queries.inbox_page(store, "alice", FLOOR, limit=10, offset=0, budget=BIG)
+            await queries.inbox_page(store, "alice", FLOOR, limit=10, offset=0, budget=BIG, author="bob")
             inbox = await rec.plan("m.id IN (")
         assert "SEARCH m USING INDEX sqlite_autoindex_messages_1 (id=?)" in inbox, inbox
         assert "SEARCH d USING PRIMARY KEY (recipient=? AND message_id=?)" in inbox, inbox

@@ -21,7 +21,16 @@ from typing import Any
 
 import orjson
 
-_SCALARS = frozenset({str, bool, int, type(None)})
+
+class Plain(dict):
+    """A dict whose builder vouches that it holds only str, int, bool, None, dicts, lists and
+    tuples (no float, no other type): `dumps` takes it as checked instead of walking it (~25 us of
+    a 20-message inbox page). orjson and the stdlib write a dict subclass as a dict."""
+
+    __slots__ = ()
+
+
+_SCALARS = frozenset({str, bool, int, type(None), Plain})  # a Plain is checked: no walk into it
 _WALKABLE = _SCALARS | {dict, list, tuple}
 _compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 _compact_sorted = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=True)
@@ -76,3 +85,11 @@ def loads(data: bytes | str) -> Any:
         except orjson.JSONDecodeError:
             pass
     return json.loads(data)
+
+
+def is_plain(value: Any) -> bool:
+    """Whether `value` holds only str, int, bool, None, dicts, lists and tuples (what `Plain` vouches)."""
+    try:
+        return type(value) in _SCALARS or _plain([value])
+    except RecursionError:
+        return False

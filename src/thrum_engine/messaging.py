@@ -51,6 +51,8 @@ MAX_IDS = 10_000  # message ids in one request (each is an SQL parameter)
 def distinct(values: list[str], what: str, *, key=None, limit: int = MAX_ADDRESSES) -> list[str]:
     """`values` without repeats (first spelling kept), refused past MAX_ADDRESSES: a list of 100,000
     copies of one address is one recipient, and should never become a 700 KB journal event."""
+    if not values:  # most sends: no mentions, scopes or refs
+        return []
     seen: set[str] = set()
     out = []
     for v in values:
@@ -580,7 +582,7 @@ async def inbox_for(engine: Engine, me: str, p: InboxParams) -> dict:
         ref=ref_filter(p.ref),
     )
     rows, cut, total = page.rows, page.cut, page.total or 0
-    unread = await unread_count(engine, me)
+    unread = page.unread if page.unread is not None else await unread_count(engine, me)
     messages = []
     newly_shown = []
     peeking = p.unread or p.peek
@@ -599,16 +601,41 @@ async def inbox_for(engine: Engine, me: str, p: InboxParams) -> dict:
         if etype == "message.read":
             unread -= len(newly_shown)
     following = offset + len(messages)
-    return {
-        "messages": messages,
-        "total": total,
-        "unread": unread,
-        "page": p.page,
-        "page_size": page_size,
-        "offset": offset,
-        "truncated": cut,
-        "next_offset": following if following < total else None,
-    }
+    # Views hold only str, int, bool, None, dicts and lists but for what was parsed from JSON (a
+    # structured body, meta): vouched plain unless one of those is there and is not.
+    shape = fastjson.Plain if all(_plain_view(m) for m in messages) else dict
+    return shape(
+        {
+            "messages": messages,
+            "total": total,
+            "unread": unread,
+            "page": p.page,
+            "page_size": page_size,
+            "offset": offset,
+            "truncated": cut,
+            "next_offset": following if following < total else None,
+        }
+    )
+
+
+_PARSED = ("to", "mentions", "scopes", "refs", "tasks", "meta")  # the view's parts read from stored JSON
+
+
+def _plain_view(msg: dict) -> bool:
+    """Whether the parts of a view parsed from stored JSON hold nothing but `fastjson.Plain` allows
+    (the rest of a view is str, bool and None by construction)."""
+    structured = msg["body"].get("structured")
+    if structured is not None and not fastjson.is_plain(structured):
+        return False
+    for k in _PARSED:
+        v = msg.get(k)
+        # Mostly empty, or a list of addresses: strings only, seen without the general walk.
+        if v and not (type(v) is list and set(map(type, v)) <= _STR) and not fastjson.is_plain(v):
+            return False
+    return True
+
+
+_STR = frozenset({str})
 
 
 @method("message.inbox", InboxParams, identity=True)

@@ -371,7 +371,7 @@ class Engine:
 
     async def commit(self, *events: dict) -> None:
         try:
-            await self.writer.submit(list(events))
+            await self.writer.queue(list(events))  # Writer.submit without its frame: once per send
         except JournalWriteFailed as exc:
             raise ThrumError(str(exc)) from exc
 

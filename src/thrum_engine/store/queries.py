@@ -59,6 +59,14 @@ class Page:
     rows: list[dict]
     cut: bool  # the byte budget ended the page before its LIMIT
     total: int | None = None  # rows matching, when the listing counts them
+    unread: int | None = None  # the recipient's unread mail, when the listing read it anyway
+
+
+async def _read(store: Store, sql: str, params: list) -> list[dict]:
+    """A small, bounded read: on the loop's own connection when it can run there (`Store.now`),
+    else through the reader's thread."""
+    rows = store.now(sql, params)
+    return rows if rows is not None else await store.all(sql, params)
 
 
 # -- paging under a byte budget --
@@ -152,6 +160,94 @@ async def recipients_of(store: Store, message_id: str) -> list[str]:
     return [r["recipient"] for r in rows]
 
 
+# The columns of a listing's message row (`m.*` but `idem_key`, which no view shows), with the
+# body and structured part left out (NULL) when the row alone would take more than `?` bytes.
+def _message_columns() -> str:
+    body = f"({BODY_BYTES}) <= ?"
+    return (
+        "m.id, m.author, m.thread_id, m.reply_to, m.format,"
+        f" CASE WHEN {body} THEN m.content END AS content,"
+        f" CASE WHEN {body} THEN m.structured END AS structured,"
+        " m.created_at, m.updated_at, m.deleted, m.broadcast, m.addressed, m.mentions, m.scopes, m.refs,"
+        f" m.meta, {BODY_BYTES} AS nbytes"
+    )
+
+
+_MESSAGE_COLUMNS = _message_columns()
+# An inbox page read on the loop goes at most this deep (offset): past it, the reader's thread.
+LOOP_MAX_OFFSET = 2000
+
+
+async def _inbox_page_now(
+    store: Store,
+    me: str,
+    floor: str,
+    *,
+    limit: int,
+    offset: int,
+    budget: int,
+    unread_only: bool,
+    oldest: bool,
+) -> Page:
+    """The plain inbox page (no filter on the message: `me`'s deliveries since `floor`, maybe only the
+    unread) in one statement, with its total and the unread count in a second, both on the loop.
+
+    A body is fetched with its row when the row alone fits `budget / limit` (then the page's
+    bodies fit the budget together); a bigger one is left out and fetched afterwards by id, only
+    when the budget keeps it, so a page of big bodies holds no more of them than `within_budget`."""
+    inline = budget // max(limit, 1)
+    direction = "ASC" if oldest else "DESC"
+    sql = (
+        f"SELECT {_MESSAGE_COLUMNS}, d.read_at, d.seen_at, d.recipient"
+        " FROM deliveries d JOIN messages m ON m.id = d.message_id"
+        f" WHERE d.recipient = ? AND {visible()}{' AND d.read_at IS NULL' if unread_only else ''}"
+        # The tie-break on d.message_id (= m.id) is the listing index's own order after created_at:
+        # no sort, and SQLite stops at the LIMIT.
+        f" ORDER BY d.created_at {direction}, d.message_id {direction} LIMIT ? OFFSET ?"
+    )
+    found = await _read(store, sql, [inline, inline, me, floor, limit, offset])
+    rows: list[dict] = []
+    used = 0
+    withheld: list[dict] = []
+    for r in found:
+        n = r.pop("nbytes")
+        if rows and used + n > budget:
+            break
+        used += n
+        rows.append(r)
+        if n > inline:
+            withheld.append(r)
+    cut = len(rows) < len(found)
+    if withheld:  # big bodies the budget keeps: fetched by id, on the reader's thread
+        ids = [r["id"] for r in withheld]
+        bodies = {
+            b["id"]: b
+            for b in await store.all(
+                f"SELECT id, content, structured FROM messages WHERE id IN ({_marks(ids)})", ids
+            )
+        }
+        for r in withheld:
+            b = bodies.get(r["id"])
+            if b is not None:
+                r["content"], r["structured"] = b["content"], b["structured"]
+            else:  # purged between the two reads: as `within_budget`, the page goes without it
+                rows.remove(r)
+    total, unread = await inbox_counts(store, me)
+    return Page(rows, cut, unread if unread_only else total, unread)
+
+
+async def inbox_counts(store: Store, me: str) -> tuple[int, int]:
+    """`me`'s visible mail and unread mail (the trigger-kept `inbox_counts` and `unread` tables),
+    in one small read."""
+    rows = await _read(
+        store,
+        "SELECT (SELECT n FROM inbox_counts WHERE recipient = ?) AS total,"
+        " (SELECT SUM(n) FROM unread WHERE recipient = ?) AS unread",
+        [me, me],
+    )
+    return rows[0]["total"] or 0, rows[0]["unread"] or 0
+
+
 async def inbox_page(
     store: Store,
     me: str,
@@ -170,6 +266,17 @@ async def inbox_page(
 ) -> Page:
     """One page of `me`'s inbox (`everything`: every message, mine marked by its delivery), each row
     with the delivery's read_at, seen_at and recipient (None: not addressed to me), and the total."""
+    if not (everything or mentions or author or scope or ref) and offset <= LOOP_MAX_OFFSET:
+        return await _inbox_page_now(
+            store,
+            me,
+            floor,
+            limit=limit,
+            offset=offset,
+            budget=budget,
+            unread_only=unread_only,
+            oldest=oldest,
+        )
     args: list = [me]
     simple = False  # only delivery-level filters: the count can skip the messages table
     # The page's rows, found by message id: my delivery of each by its key (recipient, message_id).
