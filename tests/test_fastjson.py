@@ -153,3 +153,19 @@ def test_loads_fails_with_the_stdlib_error(raw):
     with pytest.raises(type(stdlib_error.value)) as ours:
         fastjson.loads(raw)
     assert str(ours.value) == str(stdlib_error.value)
+
+
+def test_a_vouched_answer_is_still_made_terminal_safe():
+    """The console filters every engine answer by walking its dicts, lists and strings; an answer
+    the engine vouched for is a dict subclass (`Plain`), and once slipped through that walk whole:
+    an agent's ESC and OSC 52 reached the operator's terminal. Every subclass is walked."""
+    from thrum_engine.terminal_text import terminal_safe_data
+
+    class Line(str):
+        pass
+
+    evil = "hi \x1b]52;c;ZXZpbA==\x07 \x1b[2J\rboss \x9b1m"
+    shown = "hi ␛]52;c;ZXZpbA==␇ ␛[2J␍boss \\x9b1m"
+    answer = fastjson.Plain(messages=[fastjson.Plain(body=evil)], note=Line(evil), tags=(evil,))
+    assert terminal_safe_data(answer) == {"messages": [{"body": shown}], "note": shown, "tags": [shown]}
+    assert answer["messages"][0]["body"] == evil  # the engine's own object is not touched

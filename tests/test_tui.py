@@ -89,7 +89,12 @@ async def test_escape_sequences_in_an_agents_message_never_reach_the_terminal(te
         conversation = app.query_one(Conversation)
         await cli(bob, "send", "hi \x1b]52;c;ZXZpbA==\x07 \x1b[2J\rboss \x9b1m", "--to", f"@{OPERATOR}")
         shown = "hi ␛]52;c;ZXZpbA==␇ ␛[2J␍boss \\x9b1m"
-        await until(pilot, lambda: shown in conversation.plain_text, "bob's message, its escapes visible")
+        await until(
+            pilot,
+            lambda: shown in conversation.plain_text,
+            "bob's message, its escapes visible",
+            last=lambda: conversation.plain_text,
+        )
         await until(pilot, lambda: notified(app, "␛[2J"), "the toast, its escapes visible")
         await pilot.pause()
         screen = ""
