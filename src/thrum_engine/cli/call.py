@@ -18,6 +18,7 @@ from thrum_engine.rpc.client import (
     EngineUnavailable,
     ForeignServer,
     RpcError,
+    try_connect,
 )
 from thrum_engine.rpc.lightjson import loads
 
@@ -226,10 +227,8 @@ class Ctx:
 
     def client(self, start: bool = True) -> Client:
         if self._client is None:
-            from thrum_engine.daemon.control import try_connect
-
             try:
-                client = try_connect(self.layout)
+                client = try_connect(self.layout.socket_path)
             except ForeignServer as exc:
                 raise CliError(str(exc)) from None
             if client is None and start:
@@ -240,7 +239,7 @@ class Ctx:
                     start_engine(self.layout)
                 except StartFailed as exc:
                     raise CliError(str(exc)) from None
-                client = try_connect(self.layout)
+                client = try_connect(self.layout.socket_path)
             if client is None:
                 raise CliError("the engine is not running: start it with `thrum daemon start`")
             self._client = client

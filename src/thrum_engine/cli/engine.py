@@ -51,10 +51,10 @@ def restart(ctx: Ctx) -> int:
 
 
 def status(ctx: Ctx) -> int:
-    from thrum_engine.rpc.client import EngineUnavailable, ForeignServer, RpcError
+    from thrum_engine.rpc.client import EngineUnavailable, ForeignServer, RpcError, try_connect
 
     try:
-        client = control.try_connect(ctx.layout, 5.0)
+        client = try_connect(ctx.layout.socket_path, 5.0)
     except ForeignServer as exc:
         raise CliError(str(exc)) from None
     if client is None:

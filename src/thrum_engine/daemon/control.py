@@ -12,7 +12,7 @@ from thrum_engine.files import open_append_private as private_file
 from thrum_engine.files import private_dir
 from thrum_engine.layout import Layout, NotARepo, socket_fallback_dir
 from thrum_engine.private_fs import NotPrivate, ensure_socket_dir
-from thrum_engine.rpc.client import Client, EngineUnavailable, ForeignServer
+from thrum_engine.rpc.client import EngineUnavailable, ForeignServer, try_connect
 
 START_TIMEOUT = 15.0
 
@@ -69,17 +69,6 @@ def cleanup_stale(layout: Layout) -> bool:
     return removed
 
 
-def try_connect(layout: Layout, timeout: float | None = 60.0) -> Client | None:
-    """A connection to this repo's engine, or None when none listens. A socket served by another
-    user is not "no engine": ForeignServer goes up to the caller."""
-    try:
-        return Client(layout.socket_path, timeout).connect()
-    except ForeignServer:
-        raise
-    except EngineUnavailable:
-        return None
-
-
 def _log_tail(layout: Layout, since: int) -> str:
     try:
         with open(layout.log_path, "rb") as fh:
@@ -122,7 +111,7 @@ def spawn(layout: Layout, *, local: bool = False) -> int:
 
 def _serving(layout: Layout) -> int | None:
     """The pid of the engine answering connections on the socket (its peer credentials), or None."""
-    client = try_connect(layout, 5.0)
+    client = try_connect(layout.socket_path, 5.0)
     if client is None:
         return None
     client.close()
@@ -211,7 +200,7 @@ def stop(layout: Layout, timeout: float = 10.0) -> int | None:
     import signal
 
     try:
-        client = try_connect(layout, 5.0)
+        client = try_connect(layout.socket_path, 5.0)
     except ForeignServer as exc:
         raise StartFailed(str(exc)) from None
     pid = client.peer_pid if client is not None else None

@@ -229,3 +229,15 @@ class Client:
             data = err.get("data") or {}
             raise RpcError(err.get("code", -32000), err.get("message", "engine error"), data.get("kind"))
         return resp.get("result")
+
+
+def try_connect(path: str, timeout: float | None = 60.0) -> Client | None:
+    """A connection to the engine at `path`, or None when none listens. A socket served by another
+    user is not "no engine": ForeignServer goes up to the caller. Here, not in daemon.control, so
+    a CLI call whose engine is up never imports the spawning code (~1 ms of start-up)."""
+    try:
+        return Client(path, timeout).connect()
+    except ForeignServer:
+        raise
+    except EngineUnavailable:
+        return None
