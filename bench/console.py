@@ -37,7 +37,7 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from engine import _cpu, env_for, pct, rss_kb  # noqa: E402  (bench/engine.py)
+from engine import _cpu, env_for, pct, rss_kb
 
 BIN = Path(sys.executable).parent
 THRUM = str(BIN / "thrum") if (BIN / "thrum").exists() else None

@@ -17,7 +17,6 @@ import time
 
 from issue16 import Scratch, pct
 
-
 _NO_DIGITS = str.maketrans("0123456789", "ghijklmnop")
 
 

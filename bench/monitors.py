@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from engine import _cpu, env_for, pct  # noqa: E402
+from engine import _cpu, env_for, pct
 
 BIN = Path(sys.executable).parent
 
