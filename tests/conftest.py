@@ -508,3 +508,22 @@ async def start_inproc_engine(tmp_path: Path, monkeypatch, tag: str):
     engine = build(Layout(str(tmp_path / "r")), ThrumSettings())
     await engine.start()
     return engine
+
+
+def projection_rows(path: Path, runs: list) -> dict[str, list]:
+    """Every table's rows, in insertion order, after applying the store's write `runs` to a fresh
+    projection at `path`: two write paths compared by what they make, not by their statements."""
+    import sqlite3
+
+    from thrum_engine.store.db import _transaction, migrate
+
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        migrate(conn)
+        _transaction(conn, runs, {}, multirow=True)
+        tables = [
+            r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")
+        ]
+        return {t: conn.execute(f"SELECT * FROM {t}").fetchall() for t in tables}
+    finally:
+        conn.close()

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from conftest import assert_error, is_alive, shard_file, start_inproc_engine, wait_for
+from conftest import assert_error, is_alive, projection_rows, shard_file, start_inproc_engine, wait_for
 from test_mcp import mcp_client, text
 from thrum_engine.engine.caller import Caller
 from thrum_engine.engine.writer import encode
@@ -135,28 +135,14 @@ def test_a_keyed_line_takes_the_fast_rebuild_path_and_projects_like_json(tmp_pat
     runs, count, bad = ops_for_lines([line], EventCheck())
     assert (count, bad) == (1, [])
     # the plain path binds only the columns that are not their defaults: the rows are the same
-    assert _rows_of(tmp_path / "a.sqlite", runs) == _rows_of(tmp_path / "b.sqlite", ops_for([ev]))
+    assert projection_rows(tmp_path / "a.sqlite", runs) == projection_rows(
+        tmp_path / "b.sqlite", ops_for([ev])
+    )
     unkeyed = {**ev, "data": {k: v for k, v in ev["data"].items() if k != "idempotency_key"}}
     runs = ops_for_lines([encode(unkeyed)[:-1]], EventCheck())[0]
-    assert _rows_of(tmp_path / "c.sqlite", runs) == _rows_of(tmp_path / "d.sqlite", ops_for([unkeyed]))
-
-
-def _rows_of(path, runs: list) -> dict[str, list]:
-    """Every table's rows after applying `runs` to a fresh projection."""
-    import sqlite3
-
-    from thrum_engine.store.db import _transaction, migrate
-
-    conn = sqlite3.connect(path, isolation_level=None)
-    try:
-        migrate(conn)
-        _transaction(conn, runs, {}, multirow=True)
-        tables = [
-            r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")
-        ]
-        return {t: conn.execute(f"SELECT * FROM {t}").fetchall() for t in tables}
-    finally:
-        conn.close()
+    assert projection_rows(tmp_path / "c.sqlite", runs) == projection_rows(
+        tmp_path / "d.sqlite", ops_for([unkeyed])
+    )
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import projection_rows
 from thrum_engine.doctor import projection_digest
 from thrum_engine.journal import Journal
 from thrum_engine.store import Store
@@ -216,25 +217,11 @@ def test_rebuild_line_fast_path_projects_exactly_like_json(seed, tmp_path):
     assert (count, len(bad)) == (len(events), corrupt)
     assert [(i, unreadable) for i, _reason, unreadable in bad] == [(7, True), (9, True), (11, True)]
     # The plain path binds fewer columns (the rest are their defaults): the rows are the same.
-    assert _rows_of(tmp_path / "lines.sqlite", runs) == _rows_of(tmp_path / "json.sqlite", ops_for(events))
+    assert projection_rows(tmp_path / "lines.sqlite", runs) == projection_rows(
+        tmp_path / "json.sqlite", ops_for(events)
+    )
     plain = sum(_PLAIN_MESSAGE(line.decode("utf-8", "replace")) is not None for line in lines)
     assert 100 < plain < len(lines) - 100  # both paths were exercised
-
-
-def _rows_of(path: Path, runs: list) -> dict[str, list]:
-    """Every table's rows after applying `runs` to a fresh projection, in insertion order."""
-    from thrum_engine.store.db import _transaction, migrate
-
-    conn = sqlite3.connect(path, isolation_level=None)
-    try:
-        migrate(conn)
-        _transaction(conn, runs, {}, multirow=True)
-        tables = [
-            r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")
-        ]
-        return {t: conn.execute(f"SELECT * FROM {t}").fetchall() for t in tables}
-    finally:
-        conn.close()
 
 
 async def test_rebuild_lines_and_live_events_give_one_projection(tmp_path):
