@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from pytest_textual_snapshot import SVGImageExtension
 from syrupy.location import PyTestLocation
+from textual.widgets import DataTable
 
 from conftest import enter
 from thrum_engine.engine.core import Caller
@@ -135,6 +136,14 @@ async def scene_app(scene, *, size=(160, 45), select: str | None = "alice", extr
             yield app, pilot
 
 
+def measured(table: DataTable) -> bool:
+    """A DataTable measures new rows and cells when its queue empties (its Idle handler): until then
+    it draws columns as wide as their headers ("featur" for "feature/alice", a loaded worker once
+    snapped that). Textual's own pending-work fields, read directly so that a Textual that renames
+    them fails here (test_textual_compat pins the version)."""
+    return not table._require_update_dimensions and not table._updated_cells and not table._new_rows
+
+
 async def settle(app, pilot) -> None:
     """Every pending refresh and worker done, no cursor blinking."""
     for _ in range(3):
@@ -145,6 +154,7 @@ async def settle(app, pilot) -> None:
                 and not app._preview_busy
                 and app.query_one(PanePreview).shown_for == app.selected
                 and not any(w.is_running for w in app.workers)
+                and all(measured(t) for t in app.screen.query(DataTable))
             ),
             "the app to settle",
         )
