@@ -54,6 +54,9 @@ class ReviewQueue(Summary):
         needs = sum(1 for e in entries if e["needs_you"])
         self.border_title = f"REVIEW · {needs} need you" if needs else "REVIEW"
         self.fill([queue_row(e) for e in entries])
+        # The table measures its new rows when its queue empties; the panel is `height: auto`, so
+        # its column is laid out again once that is done (it was caught laid out 0 rows high).
+        self.call_after_refresh(self.refresh, layout=True)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
