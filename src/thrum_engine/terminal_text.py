@@ -34,17 +34,10 @@ def terminal_safe_data(obj: T) -> T:
 
 
 def _safe(obj: Any) -> Any:
-    """Exact types first (the common case, cheapest), then their subclasses: an answer the engine
-    vouched for (`fastjson.Plain`, a dict) must not slip through unfiltered."""
-    t = type(obj)
-    if t is str:
-        return obj if obj.isprintable() else obj.translate(_PICTURES)
-    if t is dict:
-        return {k: _safe(v) for k, v in obj.items()}
-    if t is list or t is tuple:
-        return [_safe(v) for v in obj]
+    """isinstance, not exact types: an answer the engine vouched for (`fastjson.Plain`, a dict
+    subclass) must not slip through unfiltered."""
     if isinstance(obj, str):
-        return str.translate(obj, _PICTURES)
+        return obj if obj.isprintable() else str.translate(obj, _PICTURES)
     if isinstance(obj, dict):
         return {k: _safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
