@@ -1,3 +1,3 @@
-from thrum_engine.cli.main import main
+from thrum_engine.cli.main import exit_with, main
 
-raise SystemExit(main())
+exit_with(main())
