@@ -153,9 +153,12 @@ class SyncService:
             return
         now = time.monotonic()
         self._last_write = now
+        # Only the first write wakes the loop to arm its timer; later ones just move the settle
+        # time, which the loop finds when the old one comes (waking it on every batch was ~5% of
+        # a send's engine CPU under load).
         if self._dirty_since is None:
             self._dirty_since = now
-        self._wake.set()
+            self._wake.set()
 
     async def force(self, wait: bool) -> dict:
         fut: asyncio.Future = asyncio.get_running_loop().create_future()
