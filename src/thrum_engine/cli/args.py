@@ -23,7 +23,7 @@ class Spec:
         summary: str,
         *,
         positionals: tuple[str, ...] = (),
-        flags: dict[str, str] | None = None,
+        flags: dict[str, str] | str | None = None,
         aliases: dict[str, str] | None = None,
         rest: bool = False,
         usage_exit: int = 1,
@@ -33,10 +33,23 @@ class Spec:
         self.summary = summary
         # Positional names; a trailing "?" makes one optional, "*" collects the remainder.
         self.positionals = positionals
-        self.flags = dict(flags or {})
+        # The compact form ("to:l broadcast:b format:v") is kept as text and read only when the
+        # command runs: ~110 commands are declared on every call, one of them is used.
+        self._flags: dict[str, str] | str = flags if isinstance(flags, str) else dict(flags or {})
         self.aliases = dict(aliases or {})
         self.rest = rest  # everything after `--` is kept verbatim
         self.usage_exit = usage_exit  # `wait` keeps exit 1 for its timeout, so usage errors are 2 there
+
+    @property
+    def flags(self) -> dict[str, str]:
+        if isinstance(self._flags, str):
+            kinds = {"b": BOOL, "v": VALUE, "l": LIST}
+            parsed = {}
+            for item in self._flags.split():
+                name, _, kind = item.partition(":")
+                parsed["--" + name] = kinds[kind or "b"]
+            self._flags = parsed
+        return self._flags
 
 
 GLOBAL_FLAGS = {

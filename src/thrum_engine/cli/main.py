@@ -5,23 +5,16 @@ from __future__ import annotations
 import os
 import sys
 
-from thrum_engine.cli.args import BOOL, LIST, VALUE, Spec, UsageError, parse, usage
+from thrum_engine.cli.args import VALUE, Spec, UsageError, parse, usage
 from thrum_engine.cli.output import error, line
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # `typing` costs the CLI a few ms of start-up
     from typing import NoReturn
 
-F = {"b": BOOL, "v": VALUE, "l": LIST}
-
-
 def _s(path: str, handler: str, summary: str, pos: tuple[str, ...] = (), flags: str = "", **kw) -> Spec:
-    """Compact spec: flags="to:l broadcast:b format:v" -> {"--to": LIST, ...}."""
-    parsed = {}
-    for item in flags.split():
-        name, _, kind = item.partition(":")
-        parsed["--" + name] = F[kind or "b"]
-    return Spec(path, handler, summary, positionals=pos, flags=parsed, **kw)
+    """Compact spec: flags="to:l broadcast:b format:v" -> {"--to": LIST, ...} (read when used)."""
+    return Spec(path, handler, summary, positionals=pos, flags=flags, **kw)
 
 
 _MSG_FORMAT = "format:v stdin:b body-file:v"
