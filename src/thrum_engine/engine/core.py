@@ -146,7 +146,6 @@ class Engine:
         self.schedules: ScheduleService | None = None  # the schedules' one timer (issue 16)
         self.post: Post = _no_messaging
         self.collisions: list[dict] = []  # agent names registered on two clones (sync)
-        self._settings_checked = False
         self._markers: dict[str, asyncio.Future] = {}  # author -> the last marker queued by commit_later
 
     def plug(self, part: Part) -> None:
@@ -505,13 +504,7 @@ class Engine:
         m = METHODS.get(name)
         if m is None:
             raise UnknownMethod(f"unknown method: {name}")
-        if not self._settings_checked:
-            # One look at config.json per turn of the loop, not per request: a batch of pipelined
-            # requests paid a `stat` each (~20 us of a send). A command sent after an edit always
-            # arrives in a later turn, so it still sees the change.
-            self._settings_checked = True
-            self.live_settings.refresh(self)
-            asyncio.get_running_loop().call_soon(self._settings_stale)
+        self.live_settings.refresh(self)  # a look at config.json shared by requests 2 ms apart
         raw = dict(params or {})
         if m.identity and caller.name is None:
             caller = self.as_operator(caller)
@@ -559,9 +552,6 @@ class Engine:
             raise
         finally:
             self._inflight.pop(task, None)
-
-    def _settings_stale(self) -> None:
-        self._settings_checked = False
 
     async def _watchdog(self) -> None:
         while True:
