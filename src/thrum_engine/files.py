@@ -52,6 +52,18 @@ def write_private(path: str, data: str | bytes) -> None:
         raise
 
 
+def write_scratch(path: str, data: bytes) -> None:
+    """A new 0600 file holding `data`, not fsynced: a snapshot another process reads at once and
+    that is deleted right after (a crash loses nothing that matters). Never follows a symlink."""
+    fd = os.open(path, _CREATE, FILE_MODE)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+
+
 def write_all(fd: int, data: bytes) -> None:
     """Every byte of `data`, then fsync: what a file Thrum relies on after a crash needs."""
     view = memoryview(data)

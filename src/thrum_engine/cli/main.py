@@ -12,6 +12,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # `typing` costs the CLI a few ms of start-up
     from typing import NoReturn
 
+
 def _s(path: str, handler: str, summary: str, pos: tuple[str, ...] = (), flags: str = "", **kw) -> Spec:
     """Compact spec: flags="to:l broadcast:b format:v" -> {"--to": LIST, ...} (read when used)."""
     return Spec(path, handler, summary, positionals=pos, flags=flags, **kw)

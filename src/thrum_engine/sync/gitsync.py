@@ -13,15 +13,19 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from dataclasses import dataclass, field
 
 from thrum_engine import git as gitrun
-from thrum_engine.files import write_private
+from thrum_engine.files import private_dir, write_private, write_scratch
 from thrum_engine.git import GitFailed
 from thrum_engine.journal import CLONE_SEP, SUFFIX
 from thrum_engine.layout import SYNC_BRANCH
 
 JOURNAL = "journal"
+# Where `hash_blobs` puts its snapshots for one call: in the sync worktree, outside journal/, gone
+# when the call returns (a crash's leftover is removed by the next).
+SNAPSHOTS = ".thrum-snapshots"
 # A shard path in a synced tree: journal/<stem>@<clone>.jsonl, nothing else (no directories, no dots
 # that could climb, nothing a remote could use to reach outside the journal).
 SHARD_PATH = re.compile(r"^journal/([A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)*)@([a-z0-9]{1,32})\.jsonl$")
@@ -99,16 +103,40 @@ def commit_local(worktree: str, clone: str, message: str) -> int:
         data = data[: data.rfind(b"\n") + 1]
         if known is not None and len(data) == known[1]:
             continue  # only a torn tail (a batch in flight) beyond what is committed
-        sha = git(worktree, "hash-object", "-w", "--stdin", stdin=data).out.strip()
-        changed.append((rel, sha))
+        changed.append((rel, data))
     if not changed:
         return 0
-    for rel, sha in changed:
-        git(worktree, "update-index", "--add", "--cacheinfo", f"100644,{sha},{rel}")
+    shas = hash_blobs(worktree, [data for _rel, data in changed])
+    entries = "".join(f"100644 {sha}\t{rel}\n" for (rel, _data), sha in zip(changed, shas, strict=True))
+    git(worktree, "update-index", "--add", "--index-info", stdin=entries.encode())
     tree = out(worktree, "write-tree")
     commit = out(worktree, "commit-tree", tree, "-p", "HEAD", "-m", message)
     git(worktree, "update-ref", "HEAD", commit)
     return len(changed)
+
+
+def hash_blobs(worktree: str, blobs: list[bytes]) -> list[str]:
+    """Store `blobs` as git objects, in one `git hash-object` whatever their number: a process per
+    shard (and another to index it) was most of a cycle after a burst from many agents, ~100
+    processes for 50. Several go through snapshot files (`--stdin-paths`): the shards themselves
+    may be growing while git reads them, and only the cut at the last newline may be committed."""
+    if len(blobs) == 1:
+        return [git(worktree, "hash-object", "-w", "--stdin", stdin=blobs[0]).out.strip()]
+    snaps = os.path.join(worktree, SNAPSHOTS)
+    shutil.rmtree(snaps, ignore_errors=True)  # a crashed call's leftovers
+    private_dir(snaps)
+    paths = [os.path.join(snaps, f"{i}.blob") for i in range(len(blobs))]
+    try:
+        for path, data in zip(paths, blobs, strict=True):
+            write_scratch(path, data)
+        shas = git(
+            worktree, "hash-object", "-w", "--stdin-paths", stdin="".join(p + "\n" for p in paths).encode()
+        ).out.split()
+    finally:
+        shutil.rmtree(snaps, ignore_errors=True)
+    if len(shas) != len(blobs):
+        raise GitFailed(f"git hash-object stored {len(shas)} of {len(blobs)} shards")
+    return shas
 
 
 def is_sync_worktree(worktree: str) -> bool:
