@@ -4,8 +4,6 @@ One renderer for both, so an agent primed by a hook and one that ran `thrum prim
 words. Stdlib only: the CLI renders it on its light path from the engine's `prime` result.
 """
 
-from __future__ import annotations
-
 from thrum_engine.durations import human_age
 
 INBOX_HINT = "Read them with `thrum inbox` (that marks them read; `--unread` only peeks)."

@@ -1,7 +1,5 @@
 """Durations and timestamps without `re` or `datetime` parsing libraries (CLI start-up)."""
 
-from __future__ import annotations
-
 import time
 
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

@@ -3,8 +3,6 @@
 The CLI prints `Error: <message>` and exits 1; the console shows a notification.
 """
 
-from __future__ import annotations
-
 
 class ThrumError(Exception):
     kind = "error"

@@ -4,8 +4,6 @@ Stdlib only (just `os`): every CLI call resolves paths before anything else, so
 this module must cost nothing to import and must never spawn git.
 """
 
-from __future__ import annotations
-
 import os
 
 STATE_DIR = ".thrum"
@@ -185,7 +183,7 @@ class Layout:
         self.state = os.path.join(self.repo, STATE_DIR)
 
     @classmethod
-    def discover(cls, start: str | None = None) -> Layout:
+    def discover(cls, start: str | None = None) -> "Layout":
         """`start` (--repo) first, then THRUM_HOME, then the cwd. THRUM_HOME pins the repo whatever the
         cwd, but a cwd inside one of that repo's own worktrees keeps its worktree (and so its identity)."""
         home = thrum_home()

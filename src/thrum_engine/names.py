@@ -9,8 +9,6 @@ touched), the engine checks again (it is the authority for callers that skip the
 No `re`: the CLI imports this on every call and `re` costs ~6 ms of start-up.
 """
 
-from __future__ import annotations
-
 RESERVED = frozenset({"daemon", "system", "thrum", "all", "everyone", "broadcast"})
 MAX_NAME = 64
 

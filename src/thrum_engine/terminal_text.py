@@ -9,8 +9,6 @@ bare CR). The control characters a terminal acts on are shown as their visible p
 through here: JSON escapes them, and scripts get the exact text.
 """
 
-from __future__ import annotations
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # `typing` costs the CLI a few ms of start-up
     from typing import Any, TypeVar
@@ -26,14 +24,14 @@ def terminal_safe(text: str) -> str:
     return text if text.isprintable() else text.translate(_PICTURES)
 
 
-def terminal_safe_data(obj: T) -> T:
+def terminal_safe_data(obj: "T") -> "T":
     """A copy of a JSON-shaped value (an engine answer) with every string made terminal-safe; the
     original is not touched (in-process answers may be the engine's own objects). ~150 us for a
     50-agent team listing."""
     return _safe(obj)
 
 
-def _safe(obj: Any) -> Any:
+def _safe(obj: "Any") -> "Any":
     """isinstance, not exact types: an answer the engine vouched for (`fastjson.Plain`, a dict
     subclass) must not slip through unfiltered."""
     if isinstance(obj, str):

@@ -6,8 +6,6 @@ minute. This parser knows exactly our shapes: positionals, boolean flags,
 valued flags, repeatable flags, `--flag=value`, and `--` to end flags.
 """
 
-from __future__ import annotations
-
 BOOL, VALUE, LIST = "bool", "value", "list"
 
 

@@ -1,7 +1,5 @@
 """ack, asks, held, release (issue 16)."""
 
-from __future__ import annotations
-
 from thrum_engine.cli.call import CliError, Ctx
 from thrum_engine.cli.messaging import _when
 from thrum_engine.cli.output import line

@@ -1,8 +1,6 @@
 """What every command shares: the repo layout, the caller's identity, a call into
 the engine (starting it when needed), and printing in human or `--json` form."""
 
-from __future__ import annotations
-
 import os
 import sys
 import time

@@ -1,7 +1,5 @@
 """whoami, agent ..., session ...: who I am and what I am doing."""
 
-from __future__ import annotations
-
 from thrum_engine.cli.args import exclusive
 from thrum_engine.cli.call import CliError, Ctx
 from thrum_engine.cli.output import line

@@ -1,7 +1,5 @@
 """send, reply, inbox, sent, message get/edit/delete/read, wait, purge."""
 
-from __future__ import annotations
-
 import sys
 import time
 

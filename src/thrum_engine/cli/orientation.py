@@ -1,7 +1,5 @@
 """prime, status, overview, team, ping, who-has, config show."""
 
-from __future__ import annotations
-
 from thrum_engine.cli.call import ENGINE_FAILURES, CliError, Ctx, cli_error
 from thrum_engine.cli.output import line
 from thrum_engine.durations import human_age

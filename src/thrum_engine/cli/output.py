@@ -4,8 +4,6 @@ The JSON writer is hand-rolled over `lightjson.encode_str` so printing does
 not import the `json` package (and `re` with it) on the hot path.
 """
 
-from __future__ import annotations
-
 import sys
 
 from thrum_engine.rpc.lightjson import encode_str as _enc  # keeps non-ASCII readable

@@ -4,8 +4,6 @@ It imports `_socket` (the C half of `socket`, a documented module too) and reads
 with `lightjson`, so a `thrum send` pays neither `enum` nor `re` at start-up (~7 ms of a ~10 ms floor).
 """
 
-from __future__ import annotations
-
 import _socket
 import os
 import sys
@@ -68,7 +66,7 @@ class Client:
         self._buf = bytearray()
         self._next_id = 0
 
-    def connect(self) -> Client:
+    def connect(self) -> "Client":
         give_up = time.monotonic() + CONNECT_RETRY
         delay = 0.001
         while True:
@@ -172,7 +170,7 @@ class Client:
             )
         return RpcError(err.get("code", -32000), err.get("message", "engine error"), data_.get("kind"))
 
-    def call(self, method: str, params: dict | None = None, timeout: float | None = -1.0) -> Any:
+    def call(self, method: str, params: dict | None = None, timeout: float | None = -1.0) -> "Any":
         if self._sock is None:
             self.connect()
         sock = self._sock

@@ -7,8 +7,6 @@ a large one goes to `json`, whose import is then a small part of the work. No pr
 used (CPython's `_json` was before; its scanner also raised SystemError on some truncated input).
 """
 
-from __future__ import annotations
-
 TYPE_CHECKING = False  # `typing` costs the CLI ~2 ms to import; the checker reads this as True
 if TYPE_CHECKING:
     from typing import Any
@@ -35,7 +33,7 @@ _CONSTANTS = (
 )
 
 
-def loads(text: str) -> Any:
+def loads(text: str) -> "Any":
     """`json.loads(text)` for what the engine sends and what a user types. Any bad input is a
     ValueError (json's JSONDecodeError is one), never another type."""
     if len(text) > C_ABOVE:
