@@ -59,9 +59,9 @@ class LiveSettings:
         # `--local` given at start (not from the file) is this run's choice: keep it on reload.
         self._pinned_local = initial.local and not _file_says_local(config_file)
 
-    # Requests that arrive within this many seconds of a look share it: a `stat` per request was
-    # ~20 us of a pipelined send, and ~4% of the loop under 16 blocking clients (each request in a
-    # turn of its own). An edit is still seen by the next command: starting one takes longer.
+    # Requests that arrive within this many seconds of a look share it: a batch of pipelined
+    # requests, or 16 blocking clients' requests each in a turn of the loop of its own, pay one
+    # `stat` between them. An edit is still seen by the next command: starting one takes longer.
     LOOK_EVERY_SECONDS = 0.002
 
     def check(self) -> ThrumSettings | None:
