@@ -1050,3 +1050,40 @@ def test_thrum_resolves_in_a_pane_whose_server_path_lacks_it(trepo, tmp_path):
     wait_for(out.exists, f"{out} written by the pane's shell")
     found = out.read_text().strip()
     assert found and Path(found).resolve() == (Path(sys.executable).parent / "thrum").resolve()
+
+
+# -- the pane watcher runs only while there are panes to watch -----------------------------
+
+
+def _wakeups_per_second(pid: int, seconds: float = 2.0) -> float:
+    """The engine's voluntary context switches per second, all threads (a sleeping thread that
+    polls wakes a hundred times a second; an idle event loop a few)."""
+
+    def switches() -> int:
+        total = 0
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                status = Path(f"/proc/{pid}/task/{tid}/status").read_text()
+            except OSError:  # a thread that ended while we looked
+                continue
+            total += int(status.split("voluntary_ctxt_switches:")[1].split()[0])
+        return total
+
+    before = switches()
+    time.sleep(seconds)
+    return (switches() - before) / seconds
+
+
+def test_an_engine_without_panes_sleeps_and_the_watcher_comes_and_goes_with_sessions(trepo):
+    trepo.ok("tmux", "status")  # the engine is up
+    pid = trepo.repo.daemon_pid()
+    assert pid is not None
+    time.sleep(1.5)  # start-up's own work (the first sync cycle, discovery) is over
+    idle = _wakeups_per_second(pid)
+    trepo.create_and_launch("wt", name="watched")  # its pane's output is followed to "idle"
+    trepo.ok("tmux", "kill", "wt")
+    time.sleep(0.5)
+    after = _wakeups_per_second(pid)
+    # Before, the watcher's thread woke every 10 ms from the engine's start: ~100 times a second.
+    assert idle < 30, f"idle engine woke {idle:.0f} times a second"
+    assert after < 30, f"the watcher outlived the last session ({after:.0f}/s)"

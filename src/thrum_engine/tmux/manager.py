@@ -81,8 +81,11 @@ class TmuxManager:
         self.sessions: dict[str, Session] = {}
         self.listeners: list[Callable[[Session, PaneState], None]] = []
         self.output_listeners: list[Callable[[Session, str], None]] = []
-        self._watch_task: asyncio.Task | None = None
-        self._stop = asyncio.Event()
+        # The pane watcher runs only while there are sessions to watch: its thread wakes every
+        # `step` (10 ms), a hundred times a second, whether or not anything is written.
+        self._watches: set[asyncio.Task] = set()  # the live one, and any still stopping
+        self._watch_stop = asyncio.Event()
+        self._watch_stop.set()  # none yet
         self.lock = asyncio.Lock()  # serialises create/kill against discovery
         self.nudger = None
         self.queue = None
@@ -98,7 +101,6 @@ class TmuxManager:
 
         private_dir(self.dir)
         await self.discover()
-        self._watch_task = asyncio.create_task(self._watch(), name="thrum-pane-watch")
         self.nudger = Nudger(self.engine, self)
         self.nudger.start()
         self.queue = CommandQueue(self.engine, self)
@@ -109,18 +111,18 @@ class TmuxManager:
             await self.queue.stop()
         if self.nudger is not None:
             await self.nudger.stop()
-        self._stop.set()
+        self._watch_stop.set()
         for s in self.sessions.values():
             if s.timer:
                 s.timer.cancel()
         if self._decides:  # each is bounded by the markers' budget
             await asyncio.gather(*self._decides, return_exceptions=True)
-        if self._watch_task:
+        for task in list(self._watches):
             try:
-                await asyncio.wait_for(self._watch_task, 5)
+                await asyncio.wait_for(task, 5)
             except (TimeoutError, asyncio.CancelledError):
-                self._watch_task.cancel()
-            self._watch_task = None
+                task.cancel()
+        self._watches.clear()
 
     def stream_path(self, name: str) -> str:
         return os.path.join(self.dir, f"{name}.log")
@@ -186,6 +188,7 @@ class TmuxManager:
         self.gone.pop(agent, None)
         await asyncio.to_thread(stream.decide, self.settings.silence_seconds)
         self.sessions[name] = s
+        self._watching(True)
         return s
 
     def forget(self, name: str) -> None:
@@ -194,6 +197,8 @@ class TmuxManager:
             self.gone[s.agent] = name
         if s and s.timer:
             s.timer.cancel()
+        if not self.sessions:
+            self._watching(False)
 
     def for_agent(self, agent: str) -> Session | None:
         for s in self.sessions.values():
@@ -202,7 +207,18 @@ class TmuxManager:
         return None
 
     # -- streams --
-    async def _watch(self) -> None:
+    def _watching(self, wanted: bool) -> None:
+        """Start the pane watcher with the first session, stop it with the last."""
+        live = not self._watch_stop.is_set()
+        if wanted and not live:
+            self._watch_stop = asyncio.Event()
+            task = asyncio.create_task(self._watch(self._watch_stop), name="thrum-pane-watch")
+            self._watches.add(task)
+            task.add_done_callback(self._watches.discard)
+        elif not wanted and live:
+            self._watch_stop.set()
+
+    async def _watch(self, stop: asyncio.Event) -> None:
         from watchfiles import awatch
 
         def only_logs(change, path: str) -> bool:
@@ -214,21 +230,30 @@ class TmuxManager:
                 watch_filter=only_logs,
                 debounce=100,
                 step=10,
-                stop_event=self._stop,
+                stop_event=stop,
                 rust_timeout=1000,
+                yield_on_timeout=True,
                 recursive=False,
             ):
+                if not changes:
+                    # A quiet second: read what the watch may have missed (output written between
+                    # a session's first read and the watch starting). Only sessions that grew.
+                    for s in list(self.sessions.values()):
+                        if self._read(s):
+                            self.redecide(s)
+                    continue
                 changed = {os.path.basename(p)[:-4] for _c, p in changes}
                 for name in changed:
                     s = self.sessions.get(name)
                     if s is not None:
                         self.pump(s)
         except Exception:
-            if not self._stop.is_set():
+            if not stop.is_set():
                 log.exception("pane watcher stopped")
 
-    def _read(self, s: Session) -> None:
-        """Take a session's new output to the listeners; arm the re-reading at the end of its quiet window."""
+    def _read(self, s: Session) -> bool:
+        """Take a session's new output to the listeners; arm the re-reading at the end of its quiet
+        window. True when there was new output."""
         text = s.stream.read_new()
         if text:
             self._emit_output(s, text)
@@ -243,6 +268,7 @@ class TmuxManager:
                 s.timer.cancel()
             loop = asyncio.get_running_loop()
             s.timer = loop.call_later(self.settings.silence_seconds + 0.05, self.redecide, s)
+        return bool(text)
 
     def pump(self, s: Session) -> None:
         """Read a session's new output and re-decide its state soon and once its quiet window ends."""
