@@ -1055,7 +1055,7 @@ def test_thrum_resolves_in_a_pane_whose_server_path_lacks_it(trepo, tmp_path):
 # -- the pane watcher runs only while there are panes to watch -----------------------------
 
 
-def _wakeups_per_second(pid: int, seconds: float = 2.0) -> float:
+def _wakeups_per_second(pid: int, seconds: float = 1.0) -> float:
     """The engine's voluntary context switches per second, all threads (a sleeping thread that
     polls wakes a hundred times a second; an idle event loop a few)."""
 
@@ -1078,7 +1078,7 @@ def test_an_engine_without_panes_sleeps_and_the_watcher_comes_and_goes_with_sess
     trepo.ok("tmux", "status")  # the engine is up
     pid = trepo.repo.daemon_pid()
     assert pid is not None
-    time.sleep(1.5)  # start-up's own work (the first sync cycle, discovery) is over
+    time.sleep(1.0)  # start-up's own work (the first sync cycle, discovery) is over
     idle = _wakeups_per_second(pid)
     trepo.create_and_launch("wt", name="watched")  # its pane's output is followed to "idle"
     trepo.ok("tmux", "kill", "wt")
