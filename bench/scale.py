@@ -20,6 +20,7 @@ replies in threads); 95 % of deliveries read, in read events of up to 500 ids.
 from __future__ import annotations
 
 import argparse
+import calendar
 import hashlib
 import json
 import os
@@ -50,8 +51,12 @@ COMMANDS: list[tuple[str, list[str]]] = [
     ("inbox --unread", ["inbox", "--unread"]),
     ("sent", ["sent"]),
     ("send", ["send", "scale bench", "--to", "@agent_01"]),
-    ("wait (backlog)", ["wait", "--after", "-400d", "--timeout", "5"]),
+    ("wait (backlog)", ["wait", "--after", "{backlog_after}", "--timeout", "5"]),
 ]
+# `wait --after T` shows every unread message since T, up to 100: T is chosen per size so the
+# backlog holds the same BACKLOG messages at every size (with `-400d` it held 7 at 10k and the
+# 100-message cap at 100k and 1M, and the row measured printing 14 times more).
+BACKLOG = 5
 
 
 def _iso(t: float) -> str:
@@ -245,6 +250,28 @@ def prepare(size: int, src: str | None) -> tuple[Path, dict]:
     return repo, env
 
 
+def backlog_after(repo: Path) -> str:
+    """`--after` (seconds before now) just past @agent_00's (BACKLOG+1)-th newest unread message
+    from someone else: the BACKLOG newer ones are the backlog (the window's start moves with the
+    clock; over a bench's minutes it loses a fraction of one message)."""
+    import sqlite3
+
+    db = sqlite3.connect(f"file:{repo / '.thrum/var/thrum.db'}?mode=ro", uri=True)
+    try:
+        rows = db.execute(
+            "SELECT d.created_at FROM deliveries d JOIN messages m ON m.id = d.message_id"
+            " WHERE d.recipient = ? AND d.read_at IS NULL AND d.deleted = 0 AND m.author != ?"
+            " ORDER BY d.created_at DESC LIMIT ?",
+            (ME, ME, BACKLOG + 1),
+        ).fetchall()
+    finally:
+        db.close()
+    if len(rows) <= BACKLOG:
+        return "-400d"
+    stamp = calendar.timegm(time.strptime(rows[-1][0][:19], "%Y-%m-%dT%H:%M:%S"))
+    return f"-{int(time.time() - stamp)}s"
+
+
 def timed(cmd: list[str], cwd: Path, env: dict) -> float:
     t0 = time.perf_counter()
     p = subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60)
@@ -264,17 +291,22 @@ def pct(values: list[float], p: float) -> float:
 def bench_scale(sizes: list[int], runs: int, src: str | None = None) -> dict:
     """Per command and size: median, p90, ratio of the median to the smallest size's."""
     stores = {size: prepare(size, src) for size in sizes}
+    fill = {size: {"backlog_after": backlog_after(repo)} for size, (repo, _env) in stores.items()}
+
+    def argv_for(argv: list[str], size: int) -> list[str]:
+        return [str(BIN / "thrum"), *(a.format(**fill[size]) for a in argv)]
+
     try:
         for size, (repo, env) in stores.items():
             _thrum(["daemon", "start"], repo, env)
             for _ in range(2):  # first views mark read, caches warm
                 for _label, argv in COMMANDS:
-                    timed([str(BIN / "thrum"), *argv], repo, env)
+                    timed(argv_for(argv, size), repo, env)
         times: dict[str, dict[int, list[float]]] = {label: {s: [] for s in sizes} for label, _ in COMMANDS}
         for _ in range(runs):
             for label, argv in COMMANDS:
                 for size, (repo, env) in stores.items():
-                    times[label][size].append(timed([str(BIN / "thrum"), *argv], repo, env))
+                    times[label][size].append(timed(argv_for(argv, size), repo, env))
     finally:
         for repo, env in stores.values():
             _thrum(["daemon", "stop"], repo, env, check=False)
