@@ -208,8 +208,8 @@ class TmuxManager:
 
     # -- streams --
     def _watching(self, wanted: bool) -> None:
-        """Start the pane watcher with the first session, stop it with the last."""
-        live = not self._watch_stop.is_set()
+        """Start the pane watcher with the first session (or again, if it died), stop it with the last."""
+        live = not self._watch_stop.is_set() and any(not t.done() for t in self._watches)
         if wanted and not live:
             self._watch_stop = asyncio.Event()
             task = asyncio.create_task(self._watch(self._watch_stop), name="thrum-pane-watch")
