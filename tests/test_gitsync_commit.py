@@ -71,7 +71,7 @@ def test_many_grown_shards_take_one_hash_and_one_index_process_each_cut_at_its_l
     assert not (wt / gitsync.SNAPSHOTS).exists()
 
 
-def test_one_grown_shard_is_hashed_from_stdin_and_unchanged_ones_are_left(worktree):
+def test_one_grown_shard_is_committed_alone_and_unchanged_ones_are_left(worktree):
     wt, log = worktree
     shard(wt, "alice@c1.jsonl", b'{"a":1}\n')
     shard(wt, "bob@c1.jsonl", b'{"b":1}\n')

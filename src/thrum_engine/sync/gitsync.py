@@ -23,8 +23,8 @@ from thrum_engine.journal import CLONE_SEP, SUFFIX
 from thrum_engine.layout import SYNC_BRANCH
 
 JOURNAL = "journal"
-# Where `hash_blobs` puts its snapshots for one call: in the sync worktree, outside journal/, gone
-# when the call returns (a crash's leftover is removed by the next).
+# Where `commit_local` puts its snapshots for one cycle: in the sync worktree, outside journal/,
+# gone when the cycle's commit returns (a crash's leftovers are removed by the next).
 SNAPSHOTS = ".thrum-snapshots"
 # A shard path in a synced tree: journal/<stem>@<clone>.jsonl, nothing else (no directories, no dots
 # that could climb, nothing a remote could use to reach outside the journal).
@@ -83,60 +83,53 @@ def own_shard(path: str, clone: str) -> bool:
 
 def commit_local(worktree: str, clone: str, message: str) -> int:
     """Commit this clone's shard growth, cut at each file's last newline (a batch being written is
-    never committed half). Returns how many shards went into the commit (0: nothing, no commit)."""
+    never committed half). Returns how many shards went into the commit (0: nothing, no commit).
+
+    One `git hash-object` stores every grown shard and one `update-index` indexes them, however
+    many grew: a process per shard and another to index it was most of a cycle after a burst from
+    many agents (111 git processes for 50). Each cut goes to git through a private snapshot file
+    (`--stdin-paths`): the shard itself may be growing while git reads it. A shard is read, its
+    snapshot written and the bytes dropped before the next, so memory holds one shard at a time."""
     journal = os.path.join(worktree, JOURNAL)
     committed = tree_entries(worktree, "HEAD")
-    changed = []
-    for name in sorted(os.listdir(journal)):
-        rel = f"{JOURNAL}/{name}"
-        if not own_shard(rel, clone) or not SHARD_PATH.match(rel):
-            continue
-        full = os.path.join(journal, name)
-        if os.path.islink(full) or not os.path.isfile(full):
-            continue
-        size = os.path.getsize(full)
-        known = committed.get(rel)
-        if known is not None and size == known[1]:
-            continue  # append-only: the same size is the same content
-        with open(full, "rb") as fh:
-            data = fh.read()
-        data = data[: data.rfind(b"\n") + 1]
-        if known is not None and len(data) == known[1]:
-            continue  # only a torn tail (a batch in flight) beyond what is committed
-        changed.append((rel, data))
-    if not changed:
-        return 0
-    shas = hash_blobs(worktree, [data for _rel, data in changed])
-    entries = "".join(f"100644 {sha}\t{rel}\n" for (rel, _data), sha in zip(changed, shas, strict=True))
+    snaps = os.path.join(worktree, SNAPSHOTS)
+    shutil.rmtree(snaps, ignore_errors=True)  # a crashed cycle's leftovers
+    private_dir(snaps)
+    changed: list[tuple[str, str]] = []  # (shard path in the tree, its snapshot)
+    try:
+        for name in sorted(os.listdir(journal)):
+            rel = f"{JOURNAL}/{name}"
+            if not own_shard(rel, clone) or not SHARD_PATH.match(rel):
+                continue
+            full = os.path.join(journal, name)
+            if os.path.islink(full) or not os.path.isfile(full):
+                continue
+            size = os.path.getsize(full)
+            known = committed.get(rel)
+            if known is not None and size == known[1]:
+                continue  # append-only: the same size is the same content
+            with open(full, "rb") as fh:
+                data = fh.read()
+            data = data[: data.rfind(b"\n") + 1]
+            if known is not None and len(data) == known[1]:
+                continue  # only a torn tail (a batch in flight) beyond what is committed
+            snap = os.path.join(snaps, f"{len(changed)}.blob")
+            write_scratch(snap, data)
+            changed.append((rel, snap))
+        if not changed:
+            return 0
+        paths = "".join(snap + "\n" for _rel, snap in changed).encode()
+        shas = git(worktree, "hash-object", "-w", "--stdin-paths", stdin=paths).out.split()
+    finally:
+        shutil.rmtree(snaps, ignore_errors=True)
+    if len(shas) != len(changed):
+        raise GitFailed(f"git hash-object stored {len(shas)} of {len(changed)} shards")
+    entries = "".join(f"100644 {sha}\t{rel}\n" for (rel, _snap), sha in zip(changed, shas, strict=True))
     git(worktree, "update-index", "--add", "--index-info", stdin=entries.encode())
     tree = out(worktree, "write-tree")
     commit = out(worktree, "commit-tree", tree, "-p", "HEAD", "-m", message)
     git(worktree, "update-ref", "HEAD", commit)
     return len(changed)
-
-
-def hash_blobs(worktree: str, blobs: list[bytes]) -> list[str]:
-    """Store `blobs` as git objects, in one `git hash-object` whatever their number: a process per
-    shard (and another to index it) was most of a cycle after a burst from many agents, ~100
-    processes for 50. Several go through snapshot files (`--stdin-paths`): the shards themselves
-    may be growing while git reads them, and only the cut at the last newline may be committed."""
-    if len(blobs) == 1:
-        return [git(worktree, "hash-object", "-w", "--stdin", stdin=blobs[0]).out.strip()]
-    snaps = os.path.join(worktree, SNAPSHOTS)
-    shutil.rmtree(snaps, ignore_errors=True)  # a crashed call's leftovers
-    private_dir(snaps)
-    paths = [os.path.join(snaps, f"{i}.blob") for i in range(len(blobs))]
-    try:
-        for path, data in zip(paths, blobs, strict=True):
-            write_scratch(path, data)
-        shas = git(
-            worktree, "hash-object", "-w", "--stdin-paths", stdin="".join(p + "\n" for p in paths).encode()
-        ).out.split()
-    finally:
-        shutil.rmtree(snaps, ignore_errors=True)
-    if len(shas) != len(blobs):
-        raise GitFailed(f"git hash-object stored {len(shas)} of {len(blobs)} shards")
-    return shas
 
 
 def is_sync_worktree(worktree: str) -> bool:
