@@ -57,18 +57,21 @@ def write_scratch(path: str, data: bytes) -> None:
     that is deleted right after (a crash loses nothing that matters). Never follows a symlink."""
     fd = os.open(path, _CREATE, FILE_MODE)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        write_fully(fd, data)
     finally:
         os.close(fd)
 
 
-def write_all(fd: int, data: bytes) -> None:
-    """Every byte of `data`, then fsync: what a file Thrum relies on after a crash needs."""
+def write_fully(fd: int, data: bytes) -> None:
+    """Every byte of `data` (`os.write` may take only part of it)."""
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Every byte of `data`, then fsync: what a file Thrum relies on after a crash needs."""
+    write_fully(fd, data)
     os.fsync(fd)
 
 

@@ -19,7 +19,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from thrum_engine import fastjson
-from thrum_engine.files import create_private, open_append_private, private_dir, write_all, write_private
+from thrum_engine.files import (
+    create_private,
+    open_append_private,
+    private_dir,
+    write_all,
+    write_fully,
+    write_private,
+)
 
 SUFFIX = ".jsonl"
 # A line longer than this is refused whatever it holds: a body is capped far below it (even written
@@ -326,9 +333,7 @@ class Journal:
                 group = [(shard, self._fd(shard)) for shard in shards[at : at + MAX_OPEN_SHARDS]]
                 for shard, fd in group:
                     done[shard] = self._sizes[shard]
-                    data = memoryview(b"".join(lines_by_shard[shard]))
-                    while data:
-                        data = data[os.write(fd, data) :]
+                    write_fully(fd, b"".join(lines_by_shard[shard]))
                 for shard, fd in group:
                     os.fsync(fd)
                     self._sizes[shard] = os.fstat(fd).st_size

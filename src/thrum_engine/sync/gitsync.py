@@ -94,7 +94,6 @@ def commit_local(worktree: str, clone: str, message: str) -> int:
     committed = tree_entries(worktree, "HEAD")
     snaps = os.path.join(worktree, SNAPSHOTS)
     shutil.rmtree(snaps, ignore_errors=True)  # a crashed cycle's leftovers
-    private_dir(snaps)
     changed: list[tuple[str, str]] = []  # (shard path in the tree, its snapshot)
     try:
         for name in sorted(os.listdir(journal)):
@@ -113,6 +112,8 @@ def commit_local(worktree: str, clone: str, message: str) -> int:
             data = data[: data.rfind(b"\n") + 1]
             if known is not None and len(data) == known[1]:
                 continue  # only a torn tail (a batch in flight) beyond what is committed
+            if not changed:
+                private_dir(snaps)  # made only by a cycle that has something to commit
             snap = os.path.join(snaps, f"{len(changed)}.blob")
             write_scratch(snap, data)
             changed.append((rel, snap))
