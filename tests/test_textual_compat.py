@@ -100,3 +100,41 @@ async def test_set_border_title_repaints_the_top_line_only():
         await pilot.pause()
         top = app.screen._compositor.render_strips()[0].text
         assert "FILES 1/2" in top, top
+
+
+async def test_an_unchanged_border_title_or_subtitle_repaints_nothing_and_a_subtitle_only_its_line():
+    """Textual's setter repaints the whole widget even for the same text; the main screen sets the
+    conversation's and the pane preview's titles on every refresh (bench/console.py)."""
+    from textual.widgets import Static
+
+    class Boxed(App):
+        CSS = "Static { border: round red; height: 5; }"
+
+        def compose(self):
+            yield Static("body")
+
+    app = Boxed()
+    async with app.run_test() as pilot:
+        box = app.query_one(Static)
+        box.border_title, box.border_subtitle = "@alice", "state from the pane"
+        await pilot.pause()
+        assert not box._dirty_regions
+        textual_compat.set_border_title(box, "@alice")
+        textual_compat.set_border_subtitle(box, "state from the pane")
+        assert not box._dirty_regions, "an unchanged border text marked the widget for repaint"
+        assert hasattr(box, "_border_subtitle"), "Widget._border_subtitle moved"
+        textual_compat.set_border_subtitle(box, "state from hooks")
+        bottom = box.outer_size.height - 1  # dirty regions are kept in the widget's outer box
+        assert box._dirty_regions and all(r.height == 1 and r.y == bottom for r in box._dirty_regions), (
+            box._dirty_regions
+        )
+        await pilot.pause()
+        last = app.screen._compositor.render_strips()[4].text
+        assert "state from hooks" in last, last
+        textual_compat.set_border_title(box, None)
+        assert box.border_title is None
+        textual_compat.set_border_title(box, "[b]x[/]")  # markup is kept as markup, as the setter does
+        assert box.border_title == "[b]x[/b]"
+        box._dirty_regions.clear()
+        textual_compat.set_border_title(box, "[b]x[/]")
+        assert not box._dirty_regions

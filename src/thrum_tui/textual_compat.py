@@ -12,11 +12,14 @@ moves any of them; the console then falls back to (slower) public calls, never b
    on every change; the compose bar, the conversation and the team table have boxes the layout
    fixes, so their content changes only need a repaint (bench/console.py: each keystroke re-laid
    out every widget). Redeclared with the public `Reactive`, layout off.
-3. `set_border_title`: setting `border_title` repaints the whole widget; the review's file list
-   changes its title ("FILES n/100 viewed") on every `]` that reads a file to its end, and that
-   repaint (the list and the screen's chops over it) was about a fifth of the key's CPU
-   (bench/review.py). Here the title is stored where the descriptor stores it and only the border's
-   top line is repainted.
+3. `set_border_title` / `set_border_subtitle`: setting `border_title` repaints the whole widget,
+   even to the same text; the review's file list changes its title ("FILES n/100 viewed") on every
+   `]` that reads a file to its end, and that repaint (the list and the screen's chops over it) was
+   about a fifth of the key's CPU (bench/review.py). The main screen set the pane preview's title
+   four times a second and the conversation's title and subtitle on every refresh, unchanged: a
+   repaint of both panels each time, the frames a keystroke waited behind under load
+   (bench/console.py, real terminal). Here an unchanged text repaints nothing, and a changed one is
+   stored where the descriptor stores it with only that line of the border repainted.
 """
 
 from __future__ import annotations
@@ -55,14 +58,32 @@ def redraw_option(option_list: OptionList, index: int, prompt: VisualType) -> No
         option_list.refresh()
 
 
-def set_border_title(widget: Widget, title: str) -> None:
-    """Set `widget.border_title`, repainting only the top line of its border when Textual still
-    keeps the title where this expects (`Widget._border_title`); otherwise the public setter."""
-    if widget.border_title == title:
+def set_border_title(widget: Widget, title: str | None) -> None:
+    """Set `widget.border_title`: nothing when it is unchanged, else a repaint of only the top line of
+    its border when Textual still keeps the title where this expects (`Widget._border_title`);
+    otherwise the public setter."""
+    _set_border_text(widget, "border_title", title, top=True)
+
+
+def set_border_subtitle(widget: Widget, subtitle: str | None) -> None:
+    """`set_border_title` for `border_subtitle` (the bottom line of the border)."""
+    _set_border_text(widget, "border_subtitle", subtitle, top=False)
+
+
+def _set_border_text(widget: Widget, attr: str, text: str | None, *, top: bool) -> None:
+    if text is None:
+        if getattr(widget, attr) is not None:
+            setattr(widget, attr, None)
         return
-    if not widget.is_mounted or not hasattr(widget, "_border_title"):
-        widget.border_title = title
+    stored = widget.render_str(text).expand_tabs(4).split()[0]  # the descriptor's own steps
+    if getattr(widget, attr) == stored.markup:
         return
-    widget._border_title = widget.render_str(title).expand_tabs(4).split()[0]  # the descriptor's own steps
+    internal = "_" + attr
+    if not widget.is_mounted or not hasattr(widget, internal):
+        setattr(widget, attr, text)
+        return
+    setattr(widget, internal, stored)
     off = widget.content_offset  # refresh regions are content-relative: the border is above it
-    widget.refresh(Region(-off.x, -off.y, widget.outer_size.width, 1))
+    outer = widget.outer_size
+    y = -off.y if top else outer.height - 1 - off.y
+    widget.refresh(Region(-off.x, y, outer.width, 1))

@@ -10,7 +10,7 @@ from textual.content import Content
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
-from thrum_tui.textual_compat import no_layout_virtual_size
+from thrum_tui.textual_compat import no_layout_virtual_size, set_border_subtitle, set_border_title
 
 
 def merge_conversation(
@@ -241,8 +241,8 @@ class Conversation(OptionList):
         keep = self.highlighted_message
         same_agent = agent == self.agent and self._ids
         self.agent = agent
-        self.border_title = "you (inbox)" if agent in (None, self.operator) else f"@{agent}"
-        self.border_subtitle = state_source(member) if agent not in (None, self.operator) else ""
+        set_border_title(self, "you (inbox)" if agent in (None, self.operator) else f"@{agent}")
+        set_border_subtitle(self, state_source(member) if agent not in (None, self.operator) else "")
         folded = fold_threads(messages)
         if not folded:
             if self._ids or not self.option_count:

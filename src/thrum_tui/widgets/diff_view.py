@@ -25,6 +25,7 @@ from textual.geometry import Size
 from textual.message import Message
 
 from thrum_engine.review.diff import DiffLine, FileDiff
+from thrum_tui.textual_compat import set_border_title
 from thrum_tui.widgets.row_view import RowView
 
 _SIGN = {"+": "+", "-": "-", " ": " ", "@": "", "\\": ""}
@@ -237,7 +238,7 @@ class DiffView(RowView):
             self.cursor, self.range_start = self._first_code_row(), None
             self.scroll_to(y=0, animate=False, immediate=True)
         self.cursor = min(self.cursor, max(0, len(self.rows) - 1))
-        self.border_title = self._title()
+        set_border_title(self, self._title())
         self.refresh()
         self.post_message(self.CursorMoved(self))
 
@@ -295,7 +296,7 @@ class DiffView(RowView):
         else:
             self.cursor = min(self.cursor, max(0, len(self.rows) - 1))
         self.range_start = None
-        self.border_title = self._title()
+        set_border_title(self, self._title())
         self.move_to(self.cursor)
 
     @work(group="diff-lexer", exit_on_error=False)

@@ -7,6 +7,8 @@ from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.widgets import Static
 
+from thrum_tui.textual_compat import set_border_title
+
 
 class PanePreview(VerticalScroll):
     DEFAULT_CSS = """
@@ -42,7 +44,7 @@ class PanePreview(VerticalScroll):
     def show(self, session: str | None, lines: list[str] | None, note: str = "") -> None:
         following = self.is_vertical_scroll_end or session != self.session
         self.session = session
-        self.border_title = f"pane · {session}" if session else "PANE"
+        set_border_title(self, f"pane · {session}" if session else "PANE")
         body = self.query_one("#pane-body", Static)
         if session is None or lines is None:
             note = note or "no tmux session for this agent"

@@ -6,6 +6,7 @@ from __future__ import annotations
 from textual.message import Message
 from textual.widgets import DataTable
 
+from thrum_tui.textual_compat import set_border_title
 from thrum_tui.widgets.side_lists import Summary
 
 
@@ -52,7 +53,7 @@ class ReviewQueue(Summary):
         self.entries = entries
         self.display = bool(entries)
         needs = sum(1 for e in entries if e["needs_you"])
-        self.border_title = f"REVIEW · {needs} need you" if needs else "REVIEW"
+        set_border_title(self, f"REVIEW · {needs} need you" if needs else "REVIEW")
         self.fill([queue_row(e) for e in entries])
         # The table measures its new rows when its queue empties; the panel is `height: auto`, so
         # its column is laid out again once that is done (it was caught laid out 0 rows high).
