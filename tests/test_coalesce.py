@@ -77,3 +77,30 @@ def test_a_throttle_calls_at_once_then_once_more_after_the_interval():
     now[0] = 1.2
     t()
     assert calls == [0.0, 0.5, 1.2]
+
+
+async def test_the_interval_can_be_asked_after_each_run():
+    now = [0.0]
+    slept: list[float] = []
+    paces = iter([2.0, 0.5])
+    tasks: list[asyncio.Task] = []
+    runs: list[frozenset[str]] = []
+
+    async def job(parts: frozenset[str]) -> None:
+        runs.append(parts)
+        if len(runs) < 3:
+            c.request(frozenset({f"r{len(runs)}"}))
+
+    async def fake_sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    c = Coalescer(
+        job,
+        start=lambda coro: tasks.append(asyncio.ensure_future(coro)),
+        min_seconds=lambda: next(paces),
+        clock=lambda: now[0],
+        sleep=fake_sleep,
+    )
+    c.request(frozenset({"a"}))
+    await tasks[0]
+    assert slept == [2.0, 0.5] and len(runs) == 3

@@ -1098,3 +1098,41 @@ async def test_enter_in_the_monitor_form_moves_on_and_ctrl_s_saves(hosted):
         assert [r["name"] for r in (await app.engine.call("monitor.list", {"all": True}))["monitors"]] == [
             "enter-test"
         ]
+
+
+async def test_a_refresh_that_changes_nothing_repaints_neither_the_conversation_nor_the_pane(hosted):
+    """The main screen refreshes every half second under a busy team and its pane preview four
+    times a second: setting their unchanged titles repainted both panels each time, the frames a
+    keystroke waited behind (bench/console.py, real terminal)."""
+    repo, alice, _bob = hosted
+    async with console(repo) as (app, pilot):
+        await cli(alice, "send", "hello", "--to", f"@{OPERATOR}")
+        await select_agent(pilot, "alice")
+        conversation = app.query_one(Conversation)
+        preview = app.query_one(PanePreview)
+        await until(pilot, lambda: "hello" in " ".join(conversation._plain), "alice's mail shown")
+        await until(pilot, lambda: app.refresher.idle and not app._preview_busy, "the console settled")
+        await pilot.pause()
+        conversation._dirty_regions.clear()
+        preview._dirty_regions.clear()
+        await app._refresh_once(frozenset({"team", "mail"}))
+        app.refresh_preview()
+        await until(pilot, lambda: not app._preview_busy, "the preview refreshed")
+        assert not conversation._dirty_regions, conversation._dirty_regions
+        assert not preview._dirty_regions, preview._dirty_regions
+
+
+async def test_refreshes_are_spaced_further_while_the_operator_types(hosted):
+    from thrum_tui.app import REFRESH_MIN_SECONDS, TYPING_REFRESH_SECONDS, TYPING_SECONDS
+
+    repo, _alice, _bob = hosted
+    async with console(repo) as (app, pilot):
+        assert app._refresh_pace() == REFRESH_MIN_SECONDS
+        bar = app.query_one(ComposeBar)
+        bar.focus()
+        await pilot.press("h", "i")
+        assert bar.value == "hi"
+        assert app._refresh_pace() == TYPING_REFRESH_SECONDS
+        now = bar.typed_at + TYPING_SECONDS + 0.01
+        app.clock_mono = lambda: now  # the pause after the last key
+        assert app._refresh_pace() == REFRESH_MIN_SECONDS

@@ -44,6 +44,10 @@ REFRESH_MIN_SECONDS = 0.5
 TOASTS_PER_BURST = 2
 TOAST_SECONDS = 3.0
 TYPING_SECONDS = 1.5  # a key in the compose bar this recently: hold toasts until the pause
+# ... and space the main screen's refreshes this far apart: a refresh redraws the team rows and the
+# conversation (tens of ms under a busy team), and a key that lands meanwhile waits for that frame
+# (bench/console.py: the real-terminal keystroke p95).
+TYPING_REFRESH_SECONDS = 2.0
 # Ages ("idle 4m") and what produces no engine event (monitor rules, worktrees) refresh this often.
 TICK_SECONDS = 5.0
 # Actions on the main screen's selection (agent, message, pane): on any other screen they would act
@@ -154,7 +158,7 @@ class ThrumApp(AgentActions):
         self.refresher = Coalescer(
             self._refresh_reporting,
             start=lambda loop: self.run_worker(loop, group="refresh", exit_on_error=False),
-            min_seconds=REFRESH_MIN_SECONDS,
+            min_seconds=self._refresh_pace,
             clock=self.clock_mono,
         )
         self._page_refresh = Throttle(
@@ -283,10 +287,7 @@ class ThrumApp(AgentActions):
             self._flush_announcements()
 
     def _flush_announcements(self) -> None:
-        if (
-            self._unannounced
-            and self.clock_mono() - self.main_screen.query_one(ComposeBar).typed_at < TYPING_SECONDS
-        ):
+        if self._unannounced and self._typing():
             # Mid-sentence: a toast now would cost the next keystrokes a redraw; tell it at the pause.
             self._toast_timer = self.set_timer(TYPING_SECONDS, self._flush_announcements)
             return
@@ -370,6 +371,15 @@ class ThrumApp(AgentActions):
             severity="warning",
             timeout=10,
         )
+
+    def _typing(self) -> bool:
+        """A key went into the compose bar within TYPING_SECONDS."""
+        bars = self.main_screen.query(ComposeBar) if self.main_screen.is_mounted else ()
+        return any(self.clock_mono() - bar.typed_at < TYPING_SECONDS for bar in bars)
+
+    def _refresh_pace(self) -> float:
+        """Seconds between the main screen's refreshes: longer while the operator is typing."""
+        return TYPING_REFRESH_SECONDS if self._typing() else REFRESH_MIN_SECONDS
 
     def request_refresh(self, parts: frozenset[str] = ALL_PARTS) -> None:
         """Refresh the main screen's `parts` ("team", "mail", "side"), coalesced by `refresher`:

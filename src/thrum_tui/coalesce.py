@@ -16,7 +16,8 @@ from typing import Any
 class Coalescer:
     """`request(parts)` runs `job(parts)`. While a run is in flight, any number of requests cause
     exactly one more run, covering every part any of them asked for; that run starts no sooner
-    than `min_seconds` after the previous one started.
+    than `min_seconds` after the previous one started (a callable: asked after each run, so the
+    app can space its refreshes further while the operator types).
 
     `start` runs the loop's coroutine (the app passes `run_worker`, so the loop is a worker that
     Textual cancels at exit); the job reports its own errors."""
@@ -26,14 +27,14 @@ class Coalescer:
         job: Callable[[frozenset[str]], Awaitable[None]],
         *,
         start: Callable[[Coroutine[Any, Any, None]], object],
-        min_seconds: float,
+        min_seconds: float | Callable[[], float],
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._job = job
         self._sleep = sleep
         self._start = start
-        self._min = min_seconds
+        self._min = min_seconds if callable(min_seconds) else lambda: min_seconds
         self._clock = clock
         self._parts: frozenset[str] = frozenset()
         self.pending = False  # a request is waiting for the next run
@@ -58,7 +59,7 @@ class Coalescer:
                 started = self._clock()
                 await self._job(parts)
                 if self.pending:
-                    await self._sleep(max(0.0, self._min - (self._clock() - started)))
+                    await self._sleep(max(0.0, self._min() - (self._clock() - started)))
         finally:
             self.running = False
 
