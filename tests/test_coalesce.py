@@ -79,10 +79,10 @@ def test_a_throttle_calls_at_once_then_once_more_after_the_interval():
     assert calls == [0.0, 0.5, 1.2]
 
 
-async def test_the_interval_can_be_asked_after_each_run():
+async def test_the_interval_is_asked_before_each_run():
     now = [0.0]
     slept: list[float] = []
-    paces = iter([2.0, 0.5])
+    paces = iter([9.0, 2.0, 0.5])  # asked before each run; the first has nothing to wait for
     tasks: list[asyncio.Task] = []
     runs: list[frozenset[str]] = []
 
@@ -104,3 +104,39 @@ async def test_the_interval_can_be_asked_after_each_run():
     c.request(frozenset({"a"}))
     await tasks[0]
     assert slept == [2.0, 0.5] and len(runs) == 3
+
+
+async def test_a_request_after_a_run_ended_still_waits_out_the_interval():
+    """Events that each arrive just after a refresh ends (a busy team) got a refresh each: the
+    interval held only between runs of one loop."""
+    now = [10.0]
+    slept: list[float] = []
+    runs: list[float] = []
+
+    async def job(parts: frozenset[str]) -> None:
+        runs.append(now[0])
+        now[0] += 0.05
+
+    async def fake_sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    c = Coalescer(
+        job,
+        start=lambda coro: tasks.append(asyncio.ensure_future(coro)),
+        min_seconds=0.5,
+        clock=lambda: now[0],
+        sleep=fake_sleep,
+    )
+    tasks: list[asyncio.Task] = []
+    c.request(frozenset({"a"}))
+    await tasks[-1]
+    assert c.idle and runs == [10.0] and not slept  # the first run is at once
+    now[0] += 0.01
+    c.request(frozenset({"b"}))  # the loop had ended: a new one starts, and waits
+    await tasks[-1]
+    assert len(runs) == 2 and abs(runs[1] - 10.5) < 1e-9, runs
+    now[0] += 5.0
+    c.request(frozenset({"c"}))  # long after: at once again
+    await tasks[-1]
+    assert len(slept) == 1 and runs[2] == now[0] - 0.05

@@ -16,7 +16,7 @@ from typing import Any
 class Coalescer:
     """`request(parts)` runs `job(parts)`. While a run is in flight, any number of requests cause
     exactly one more run, covering every part any of them asked for; that run starts no sooner
-    than `min_seconds` after the previous one started (a callable: asked after each run, so the
+    than `min_seconds` after the previous one started (a callable: asked before each run, so the
     app can space its refreshes further while the operator types).
 
     `start` runs the loop's coroutine (the app passes `run_worker`, so the loop is a worker that
@@ -37,6 +37,7 @@ class Coalescer:
         self._min = min_seconds if callable(min_seconds) else lambda: min_seconds
         self._clock = clock
         self._parts: frozenset[str] = frozenset()
+        self._last_start = float("-inf")
         self.pending = False  # a request is waiting for the next run
         self.running = False  # the loop is running (or about to)
 
@@ -54,12 +55,15 @@ class Coalescer:
     async def _loop(self) -> None:
         try:
             while self.pending:
+                # Also when the last run ended before this request came: a flood whose events
+                # each arrive just after a run ends must not get one run per event.
+                wait = self._min() - (self._clock() - self._last_start)
+                if wait > 0:
+                    await self._sleep(wait)
                 self.pending = False
                 parts, self._parts = self._parts, frozenset()
-                started = self._clock()
+                self._last_start = self._clock()
                 await self._job(parts)
-                if self.pending:
-                    await self._sleep(max(0.0, self._min() - (self._clock() - started)))
         finally:
             self.running = False
 
