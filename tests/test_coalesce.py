@@ -3,8 +3,36 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from thrum_tui.coalesce import Coalescer, Throttle
+
+
+class FakeTime:
+    """A fake clock and sleep for a Coalescer, and the tasks its loops ran in. `sleep_advances`:
+    a sleep moves the clock on by what it slept."""
+
+    def __init__(self, now: float, *, sleep_advances: bool = False) -> None:
+        self.now = now
+        self.slept: list[float] = []
+        self.tasks: list[asyncio.Task] = []
+        self.sleep_advances = sleep_advances
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        if self.sleep_advances:
+            self.now += seconds
+
+    def coalescer(
+        self, job: Callable[[frozenset[str]], Awaitable[None]], min_seconds: float | Callable[[], float]
+    ) -> Coalescer:
+        return Coalescer(
+            job,
+            start=lambda coro: self.tasks.append(asyncio.ensure_future(coro)),
+            min_seconds=min_seconds,
+            clock=lambda: self.now,
+            sleep=self.sleep,
+        )
 
 
 async def test_requests_during_a_run_cause_exactly_one_more_run_with_every_part():
@@ -30,28 +58,17 @@ async def test_requests_during_a_run_cause_exactly_one_more_run_with_every_part(
 
 
 async def test_the_next_run_waits_out_the_minimum_interval():
-    now = [100.0]
-    slept: list[float] = []
-    tasks: list[asyncio.Task] = []
+    t = FakeTime(100.0)
 
     async def job(parts: frozenset[str]) -> None:
-        now[0] += 0.1  # the run itself took 0.1 s
-        if len(slept) == 0 and parts == frozenset({"a"}):
+        t.now += 0.1  # the run itself took 0.1 s
+        if len(t.slept) == 0 and parts == frozenset({"a"}):
             c.request(frozenset({"b"}))
 
-    async def fake_sleep(seconds: float) -> None:
-        slept.append(seconds)
-
-    c = Coalescer(
-        job,
-        start=lambda coro: tasks.append(asyncio.ensure_future(coro)),
-        min_seconds=0.5,
-        clock=lambda: now[0],
-        sleep=fake_sleep,
-    )
+    c = t.coalescer(job, 0.5)
     c.request(frozenset({"a"}))
-    await tasks[0]
-    assert len(slept) == 1 and abs(slept[0] - 0.4) < 1e-9  # 0.5 s from the start of the last run
+    await t.tasks[0]
+    assert len(t.slept) == 1 and abs(t.slept[0] - 0.4) < 1e-9  # 0.5 s from the start of the last run
 
 
 def test_a_throttle_calls_at_once_then_once_more_after_the_interval():
@@ -80,10 +97,8 @@ def test_a_throttle_calls_at_once_then_once_more_after_the_interval():
 
 
 async def test_the_interval_is_asked_before_each_run():
-    now = [0.0]
-    slept: list[float] = []
+    t = FakeTime(0.0)
     paces = iter([9.0, 2.0, 0.5])  # asked before each run; the first has nothing to wait for
-    tasks: list[asyncio.Task] = []
     runs: list[frozenset[str]] = []
 
     async def job(parts: frozenset[str]) -> None:
@@ -91,52 +106,31 @@ async def test_the_interval_is_asked_before_each_run():
         if len(runs) < 3:
             c.request(frozenset({f"r{len(runs)}"}))
 
-    async def fake_sleep(seconds: float) -> None:
-        slept.append(seconds)
-
-    c = Coalescer(
-        job,
-        start=lambda coro: tasks.append(asyncio.ensure_future(coro)),
-        min_seconds=lambda: next(paces),
-        clock=lambda: now[0],
-        sleep=fake_sleep,
-    )
+    c = t.coalescer(job, lambda: next(paces))
     c.request(frozenset({"a"}))
-    await tasks[0]
-    assert slept == [2.0, 0.5] and len(runs) == 3
+    await t.tasks[0]
+    assert t.slept == [2.0, 0.5] and len(runs) == 3
 
 
 async def test_a_request_after_a_run_ended_still_waits_out_the_interval():
     """Events that each arrive just after a refresh ends (a busy team) got a refresh each: the
     interval held only between runs of one loop."""
-    now = [10.0]
-    slept: list[float] = []
+    t = FakeTime(10.0, sleep_advances=True)
     runs: list[float] = []
 
     async def job(parts: frozenset[str]) -> None:
-        runs.append(now[0])
-        now[0] += 0.05
+        runs.append(t.now)
+        t.now += 0.05
 
-    async def fake_sleep(seconds: float) -> None:
-        slept.append(seconds)
-        now[0] += seconds
-
-    c = Coalescer(
-        job,
-        start=lambda coro: tasks.append(asyncio.ensure_future(coro)),
-        min_seconds=0.5,
-        clock=lambda: now[0],
-        sleep=fake_sleep,
-    )
-    tasks: list[asyncio.Task] = []
+    c = t.coalescer(job, 0.5)
     c.request(frozenset({"a"}))
-    await tasks[-1]
-    assert c.idle and runs == [10.0] and not slept  # the first run is at once
-    now[0] += 0.01
+    await t.tasks[-1]
+    assert c.idle and runs == [10.0] and not t.slept  # the first run is at once
+    t.now += 0.01
     c.request(frozenset({"b"}))  # the loop had ended: a new one starts, and waits
-    await tasks[-1]
+    await t.tasks[-1]
     assert len(runs) == 2 and abs(runs[1] - 10.5) < 1e-9, runs
-    now[0] += 5.0
+    t.now += 5.0
     c.request(frozenset({"c"}))  # long after: at once again
-    await tasks[-1]
-    assert len(slept) == 1 and runs[2] == now[0] - 0.05
+    await t.tasks[-1]
+    assert len(t.slept) == 1 and runs[2] == t.now - 0.05

@@ -9,7 +9,7 @@ from importlib.metadata import version
 from textual.app import App
 from textual.reactive import Reactive
 from textual.widget import Widget
-from textual.widgets import OptionList
+from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from thrum_tui import textual_compat
@@ -77,15 +77,16 @@ async def test_redraw_option_repaints_only_that_options_line():
         assert str(options.get_option_at_index(3).prompt) == "row three"
 
 
+class Boxed(App):
+    """One bordered Static: a border's title and subtitle lines to watch."""
+
+    CSS = "Static { border: round red; height: 5; }"
+
+    def compose(self):
+        yield Static("body")
+
+
 async def test_set_border_title_repaints_the_top_line_only():
-    from textual.widgets import Static
-
-    class Boxed(App):
-        CSS = "Static { border: round red; height: 5; }"
-
-        def compose(self):
-            yield Static("body")
-
     app = Boxed()
     async with app.run_test() as pilot:
         box = app.query_one(Static)
@@ -105,14 +106,6 @@ async def test_set_border_title_repaints_the_top_line_only():
 async def test_an_unchanged_border_title_or_subtitle_repaints_nothing_and_a_subtitle_only_its_line():
     """Textual's setter repaints the whole widget even for the same text; the main screen sets the
     conversation's and the pane preview's titles on every refresh (bench/console.py)."""
-    from textual.widgets import Static
-
-    class Boxed(App):
-        CSS = "Static { border: round red; height: 5; }"
-
-        def compose(self):
-            yield Static("body")
-
     app = Boxed()
     async with app.run_test() as pilot:
         box = app.query_one(Static)
