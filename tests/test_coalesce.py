@@ -134,3 +134,22 @@ async def test_a_request_after_a_run_ended_still_waits_out_the_interval():
     c.request(frozenset({"c"}))  # long after: at once again
     await t.tasks[-1]
     assert len(t.slept) == 1 and runs[2] == t.now - 0.05
+
+
+async def test_an_at_once_request_does_not_wait_out_the_interval():
+    """What the operator just did shows now; only engine events wait for the interval."""
+    t = FakeTime(10.0, sleep_advances=True)
+    runs: list[float] = []
+
+    async def job(parts: frozenset[str]) -> None:
+        runs.append(t.now)
+
+    c = t.coalescer(job, 0.5)
+    c.request(frozenset({"a"}))
+    await t.tasks[-1]
+    t.now += 0.1
+    c.request(frozenset({"b"}), at_once=True)
+    await t.tasks[-1]
+    c.request(frozenset({"c"}))  # an engine event right after: waits again
+    await t.tasks[-1]
+    assert runs == [10.0, 10.1, 10.6] and t.slept == [0.5]

@@ -201,7 +201,7 @@ class ThrumApp(AgentActions):
         self.engine.listen(self._on_engine_changes)
         self.main_screen.query_one(TeamTable).focus()
         self.set_interval(PREVIEW_SECONDS, self.refresh_preview)
-        self.set_interval(TICK_SECONDS, self.request_refresh)
+        self.set_interval(TICK_SECONDS, lambda: self.request_refresh(at_once=False))
         # The first frame goes out before the hosted engine starts: its start-up (imports, the
         # store, the socket) would otherwise hold the console's first paint back.
         self.call_after_refresh(self.start_up)
@@ -263,7 +263,7 @@ class ThrumApp(AgentActions):
         if message.mail:
             self.announce(message.mail)
         if message.parts:
-            self.request_refresh(message.parts)
+            self.request_refresh(message.parts, at_once=False)
         if self._live_page() is not None:
             self._page_refresh()
 
@@ -381,11 +381,12 @@ class ThrumApp(AgentActions):
         """Seconds between the main screen's refreshes: longer while the operator is typing."""
         return TYPING_REFRESH_SECONDS if self._typing() else REFRESH_MIN_SECONDS
 
-    def request_refresh(self, parts: frozenset[str] = ALL_PARTS) -> None:
+    def request_refresh(self, parts: frozenset[str] = ALL_PARTS, *, at_once: bool = True) -> None:
         """Refresh the main screen's `parts` ("team", "mail", "side"), coalesced by `refresher`:
         under a flood of events the screen stays current without the redraws starving keystrokes
-        (or the engine's thread)."""
-        self.refresher.request(parts)
+        (or the engine's thread). `at_once` False (engine events, the tick): no sooner than the
+        refresh interval after the last; what the operator did shows at once."""
+        self.refresher.request(parts, at_once=at_once)
 
     async def _refresh_reporting(self, parts: frozenset[str]) -> None:
         try:

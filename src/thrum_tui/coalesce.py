@@ -38,6 +38,7 @@ class Coalescer:
         self._clock = clock
         self._parts: frozenset[str] = frozenset()
         self._last_start = float("-inf")
+        self._at_once = False
         self.pending = False  # a request is waiting for the next run
         self.running = False  # the loop is running (or about to)
 
@@ -45,8 +46,11 @@ class Coalescer:
     def idle(self) -> bool:
         return not (self.running or self.pending)
 
-    def request(self, parts: frozenset[str]) -> None:
+    def request(self, parts: frozenset[str], *, at_once: bool = False) -> None:
+        """`at_once`: the next run does not wait out the interval (what the operator just did must
+        show now; the interval is for floods of engine events)."""
         self._parts |= parts
+        self._at_once |= at_once
         self.pending = True
         if not self.running:
             self.running = True
@@ -57,10 +61,10 @@ class Coalescer:
             while self.pending:
                 # Also when the last run ended before this request came: a flood whose events
                 # each arrive just after a run ends must not get one run per event.
-                wait = self._min() - (self._clock() - self._last_start)
+                wait = 0.0 if self._at_once else self._min() - (self._clock() - self._last_start)
                 if wait > 0:
                     await self._sleep(wait)
-                self.pending = False
+                self.pending = self._at_once = False
                 parts, self._parts = self._parts, frozenset()
                 self._last_start = self._clock()
                 await self._job(parts)
