@@ -1100,7 +1100,7 @@ async def test_enter_in_the_monitor_form_moves_on_and_ctrl_s_saves(hosted):
         ]
 
 
-async def test_a_refresh_that_changes_nothing_repaints_neither_the_conversation_nor_the_pane(hosted):
+async def test_a_refresh_repaints_neither_the_conversation_nor_the_pane_for_their_titles(hosted):
     """The main screen refreshes every half second under a busy team and its pane preview four
     times a second: setting their unchanged titles repainted both panels each time, the frames a
     keystroke waited behind (bench/console.py, real terminal)."""
@@ -1118,8 +1118,10 @@ async def test_a_refresh_that_changes_nothing_repaints_neither_the_conversation_
         await app._refresh_once(frozenset({"team", "mail"}))
         app.refresh_preview()
         await until(pilot, lambda: not app._preview_busy, "the preview refreshed")
-        assert not conversation._dirty_regions, conversation._dirty_regions
-        assert not preview._dirty_regions, preview._dirty_regions
+        # An agent's state may move meanwhile (the subtitle says where it came from): then that
+        # border line alone is repainted, never the panel.
+        for panel in (conversation, preview):
+            assert all(r.height == 1 for r in panel._dirty_regions), (panel, panel._dirty_regions)
 
 
 async def test_refreshes_are_spaced_further_while_the_operator_types(hosted):
