@@ -14,6 +14,7 @@ from textual.widgets import Button, DataTable, Footer, Input, Label, Select, Sta
 from thrum_engine.durations import parse_duration
 from thrum_engine.patterns import PatternError, PatternTimeout, compile_pattern, search
 from thrum_tui.screens.base import FormDialog, LiveView, Page
+from thrum_tui.textual_compat import set_border_title
 
 SOURCES = [
     ("command (a child process)", "command"),
@@ -132,7 +133,7 @@ class MonitorsScreen(LiveView, Page):
         if r is None:
             return
         self.events = r["events"]
-        box.border_title = f"RECENT — {rule['name']}"
+        set_border_title(box, f"RECENT — {rule['name']}")
         recent = "\n".join(f"{e['at'][11:19]} {e['kind']:<8} {e['line'] or e['detail']}" for e in self.events)
         # A stopped rule says why first, whole (the table's error column is cut to fit).
         why = (

@@ -223,7 +223,7 @@ class ReviewScreen(LiveView, Page):
         seen = self.viewed()
         files = self.query_one(FileList)
         files.update_row(index, file_row(f, f.path in seen, len(self.comments_for(f.path))))
-        files.set_title(f"FILES {len(seen & {f.path for f in self.files})}/{len(self.files)} viewed")
+        files.set_title(self._files_title(seen))
 
     def fill_files(self) -> None:
         seen = self.viewed()
@@ -232,7 +232,10 @@ class ReviewScreen(LiveView, Page):
             [file_row(f, f.path in seen, len(self.comments_for(f.path))) for f in self.files],
             cursor=self.selected,
         )
-        files.border_title = f"FILES {len(seen & {f.path for f in self.files})}/{len(self.files)} viewed"
+        files.set_title(self._files_title(seen))
+
+    def _files_title(self, seen: set[str]) -> str:
+        return f"FILES {len(seen & {f.path for f in self.files})}/{len(self.files)} viewed"
 
     def fill_commits(self) -> None:
         commits = self.query_one("#commits", OptionList)

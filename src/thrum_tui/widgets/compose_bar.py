@@ -12,7 +12,7 @@ from textual.message import Message
 from textual.suggester import Suggester
 from textual.widgets import Input
 
-from thrum_tui.textual_compat import no_layout_virtual_size
+from thrum_tui.textual_compat import no_layout_virtual_size, set_border_title
 
 
 def parse_compose(text: str) -> tuple[list[str], str]:
@@ -104,10 +104,10 @@ class ComposeBar(Input):
         self.reply_to = message
         if message is None:
             self.placeholder = self.PLACEHOLDER
-            self.border_title = None
+            set_border_title(self, None)
         else:
             snippet = " ".join(message["body"]["content"].split())[:40]
-            self.border_title = f"↩ reply to @{message['author']}: {snippet}"
+            set_border_title(self, f"↩ reply to @{message['author']}: {snippet}")
             self.placeholder = "your reply — enter sends, escape cancels"
 
     def action_complete(self) -> None:

@@ -16,7 +16,7 @@ from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
 from thrum_engine.durations import human_age
-from thrum_tui.textual_compat import no_layout_virtual_size, redraw_option
+from thrum_tui.textual_compat import no_layout_virtual_size, redraw_option, set_border_title
 
 GLYPHS = {
     "here": "◆",
@@ -228,7 +228,7 @@ class TeamTable(OptionList):
     def filter_states(self, label: str | None, states: frozenset[str] = frozenset()) -> None:
         """Show only agents in `states` (None: everyone); the title says which."""
         self.state_filter = None if label is None else (label, states)
-        self.border_title = "TEAM" if label is None else f"TEAM · {label} only"
+        set_border_title(self, "TEAM" if label is None else f"TEAM · {label} only")
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
         event.stop()
