@@ -10,13 +10,16 @@ import json
 import os
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import (
     BaseSettings,
     JsonConfigSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+
+from thrum_engine.errors import InvalidInput
+from thrum_engine.settings_sources import ENV_NESTED, ENV_PREFIX, read_config_file
 
 
 class MessagesSettings(BaseModel):
@@ -176,7 +179,7 @@ class GuardsSettings(BaseModel):
 
 
 class ThrumSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="THRUM_", env_nested_delimiter="__", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_NESTED, extra="ignore")
 
     local: bool = Field(default=False, description="never fetch or push (sync)")
     messages: MessagesSettings = MessagesSettings()
@@ -208,23 +211,29 @@ class ThrumSettings(BaseSettings):
         return tuple(sources)
 
 
+class InvalidSettings(InvalidInput):
+    """A value in the config file or `THRUM_*` env that the settings refuse: the first one, named."""
+
+
 def load_settings(config_file: str | None, **flags: Any) -> ThrumSettings:
-    """Build settings once at the entry point; `flags` are the CLI's explicit overrides."""
-    if config_file and os.path.exists(config_file):
-        # Validate the file is JSON up front so a typo reads as a clear error, not a stack trace.
-        with open(config_file, encoding="utf-8") as fh:
-            try:
-                json.load(fh)
-            except json.JSONDecodeError as exc:
-                from thrum_engine.errors import InvalidInput
+    """Build settings once at the entry point; `flags` are the CLI's explicit overrides. Raises
+    InvalidInput: the file is not JSON, or InvalidSettings naming the first bad value."""
+    given = {k: v for k, v in flags.items() if v is not None}
+    try:
+        if config_file and os.path.exists(config_file):
+            read_config_file(config_file)  # not JSON: say so, before pydantic-settings reads it
 
-                raise InvalidInput(f"{config_file} is not valid JSON: {exc}") from exc
+            class _FileSettings(ThrumSettings):
+                model_config = SettingsConfigDict(json_file=config_file)
 
-        class _FileSettings(ThrumSettings):
-            model_config = SettingsConfigDict(json_file=config_file)
-
-        return _FileSettings(**{k: v for k, v in flags.items() if v is not None})
-    return ThrumSettings(**{k: v for k, v in flags.items() if v is not None})
+            return _FileSettings(**given)
+        return ThrumSettings(**given)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first.get("loc", ()))
+        raise InvalidSettings(
+            f"invalid setting {where} ({first.get('msg')}): fix {config_file} or {ENV_PREFIX}* env"
+        ) from None
 
 
 def update_config_file(path: str, changes: dict[str, Any]) -> None:
