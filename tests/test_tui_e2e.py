@@ -89,8 +89,11 @@ class Console:
             raise AssertionError(f"tmux {' '.join(args)} failed: {r.stderr}")
         return r
 
-    def start(self, *args: str, tmux_client: bool = False) -> None:
-        """`tmux_client`: the console knows it runs in tmux (our server, not the agents' one)."""
+    def start(
+        self, *args: str, tmux_client: bool = False, python: tuple[str, ...] = ("-m", "thrum_tui")
+    ) -> None:
+        """`tmux_client`: the console knows it runs in tmux (our server, not the agents' one);
+        `python`: what the interpreter runs, `args` after it."""
         env = {**self.repo.env, "TERM": "xterm-256color", "PYTHONFAULTHANDLER": "1"}
         # No $TMUX: the console is nobody's tmux client. No COLUMNS/LINES (pytest-xdist workers
         # have 80x24): Textual would believe them over the terminal's real size.
@@ -106,8 +109,7 @@ class Console:
             "-i",
             *(f"{k}={v}" for k, v in sorted(env.items())),
             sys.executable,
-            "-m",
-            "thrum_tui",
+            *python,
             *args,
         ]
         line = shlex.join(command)
@@ -651,3 +653,74 @@ def test_quit_with_stop_engine_leaves_no_engine(team, console):
     assert repo.daemon_pid() is None or not is_alive(repo.daemon_pid())
     status = repo.run("daemon", "status", "--json")
     assert status.json["running"] is False, status.out
+
+
+# `ThrumApp.start_up` runs once the first frame is out (`call_after_refresh`): what is imported by
+# then, the first paint waited for. This probe is the real `python -m thrum_tui` but for that one
+# method, which writes the modules down and quits.
+FIRST_FRAME_PROBE = """
+import sys
+from thrum_tui import __main__ as console
+from thrum_tui.app import ThrumApp
+
+def first_frame(self):
+    with open(sys.argv[1], "w", encoding="utf-8") as fh:
+        fh.write("\\n".join(sorted(sys.modules)))
+    self.exit()
+
+ThrumApp.start_up = first_frame
+sys.exit(console.main(["--stop-engine"]))
+"""
+
+
+@pytest.mark.parametrize("host", ["in-process", "attached"])
+def test_the_first_frame_waits_for_neither_the_settings_validation_nor_libtmux(team, console, tmp_path, host):
+    """pydantic's import (the settings are validated after the first frame) and libtmux's (the
+    engine's) were ~150 ms of the console's first paint (bench/console.py)."""
+    repo, _alice, _bob = team
+    if host == "in-process":
+        stop_daemon(repo)
+    modules = tmp_path / "modules.txt"
+    console.start(str(modules), python=("-c", FIRST_FRAME_PROBE))
+    assert console.wait_exit() == 0, console.transcript()
+    loaded = set(modules.read_text(encoding="utf-8").split())
+    assert "thrum_tui.app" in loaded  # the probe ran where the console paints
+    heavy = {
+        m for m in loaded if m.split(".")[0] in ("pydantic", "pydantic_core", "pydantic_settings", "libtmux")
+    }
+    assert not heavy, sorted(heavy)
+    assert "thrum_engine.settings" not in loaded
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "said"),
+    [
+        ("THRUM_CONSOLE__PREVIEW_LINES", "3", "invalid setting console.preview_lines"),
+        ("THRUM_ENGINE__IDLE_TIMEOUT_SECONDS", "soon", "invalid setting engine.idle_timeout_seconds"),
+    ],
+)
+def test_a_bad_setting_ends_the_console_with_one_line_naming_it(team, console, setting, value, said):
+    """Validated after the first frame, a bad value still ends the console the way a bad
+    command-line does: `Error: ...` naming it, exit 1, no engine left behind."""
+    repo, _alice, _bob = team
+    stop_daemon(repo)
+    repo.env[setting] = value
+    console.start()
+    assert console.wait_exit() == 1, console.transcript()
+    screen = console.transcript()
+    errors = [ln for ln in screen.splitlines() if ln.startswith("Error: ")]
+    assert len(errors) == 1 and said in errors[0], screen
+    assert "Traceback" not in screen
+    assert daemon_pids(repo) == []
+
+
+def test_a_config_file_that_is_not_json_ends_the_console_before_it_draws(team, console):
+    repo, _alice, _bob = team
+    stop_daemon(repo)
+    config = repo.path / ".thrum" / "config.json"
+    config.write_text('{"console": {"theme": ', encoding="utf-8")
+    console.start()
+    assert console.wait_exit() == 1, console.transcript()
+    screen = console.transcript()
+    assert f"Error: {config} is not valid JSON" in screen, screen
+    assert "thrum ·" not in screen and "Traceback" not in screen

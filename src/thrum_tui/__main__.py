@@ -43,12 +43,10 @@ def main(argv: list[str] | None = None, repo: str | None = None) -> int:
     # every resize (and pytest-xdist sets 80x24), so the console asks the terminal instead.
     for var in ("COLUMNS", "LINES"):
         os.environ.pop(var, None)
-    from pydantic import ValidationError
-
     from thrum_engine.daemon.control import StartFailed
     from thrum_engine.errors import ThrumError
     from thrum_engine.layout import Layout, NotARepo
-    from thrum_engine.settings import load_settings
+    from thrum_engine.settings_sources import configured
     from thrum_tui.engine_handle import EngineCallFailed, git_user_name, open_engine, operator_name
 
     try:
@@ -58,24 +56,24 @@ def main(argv: list[str] | None = None, repo: str | None = None) -> int:
     if not layout.initialized():
         return fail(f"thrum is not initialized in {layout.repo}: run `thrum init` first")
     try:
-        settings = load_settings(layout.config_file)
+        # The first frame needs only the theme; the settings are validated as the engine starts,
+        # after it (pydantic's import alone is ~100 ms): a bad value still ends the console with
+        # one line naming it (`start_up`), a file that is not JSON ends it here.
+        theme = configured(layout.config_file, "console", "theme")
     except ThrumError as exc:
         return fail(exc.message)
-    except ValidationError as exc:
-        where = ".".join(str(x) for x in exc.errors()[0].get("loc", ()))
-        return fail(f"invalid setting {where}: fix {layout.config_file} or THRUM_* env")
     operator = operator_name(git_user_name(layout.repo))
     from thrum_engine.daemon.host import setup_logging
 
-    # Never let engine logs reach the terminal the console draws on.
-    setup_logging(os.path.join(layout.var, "console.log"), settings.engine.log_level)
+    # Never let engine logs reach the terminal the console draws on (the level follows the settings).
+    setup_logging(os.path.join(layout.var, "console.log"), "INFO")
 
     async def run() -> list[str]:
         from thrum_tui.app import ThrumApp
 
         live: list[str] = []
-        async with open_engine(layout, settings, operator) as engine:
-            app = ThrumApp(engine, settings=settings, freeze_heap=True)
+        async with open_engine(layout, None, operator) as engine:
+            app = ThrumApp(engine, theme=theme if isinstance(theme, str) else None, freeze_heap=True)
             await app.run_async()
             if app.start_failure:
                 raise EngineCallFailed(app.start_failure)

@@ -132,8 +132,16 @@ class ThrumApp(AgentActions):
     ]
 
     def __init__(
-        self, engine: EngineHandle, *, settings=None, clock=time.time, freeze_heap: bool = False
+        self,
+        engine: EngineHandle,
+        *,
+        settings=None,
+        theme: str | None = None,
+        clock=time.time,
+        freeze_heap: bool = False,
     ) -> None:
+        """`settings` None: the engine handle's, once it is ready (loaded after the first frame);
+        `theme` is what the first frame is drawn in meanwhile (the settings' when given)."""
         super().__init__()
         self.engine = engine
         self.freeze_heap = freeze_heap
@@ -141,6 +149,7 @@ class ThrumApp(AgentActions):
         self._heap_holders: set[int] = set()  # screens shown with their data frozen (hold_heap)
         self.operator = engine.operator
         self.settings = settings if settings is not None else getattr(engine, "settings", None)
+        self._first_theme = theme
         self.clock = clock
         self.selected: str | None = None
         self.worktrees: list[dict] = []
@@ -195,7 +204,7 @@ class ThrumApp(AgentActions):
         self.main_screen = self.screen
         for theme in load_themes():
             self.register_theme(theme)
-        wanted = getattr(getattr(self.settings, "console", None), "theme", DEFAULT_THEME)
+        wanted = getattr(getattr(self.settings, "console", None), "theme", None) or self._first_theme
         self.theme = wanted if wanted in self.available_themes else DEFAULT_THEME
         self._theme_ready = True
         self.engine.listen(self._on_engine_changes)
@@ -316,6 +325,8 @@ class ThrumApp(AgentActions):
             self.start_failure = exc.message
             self.exit(return_code=1)
             return
+        if self.settings is None:  # loaded as the engine started
+            self.settings = getattr(self.engine, "settings", None)
         try:
             role = self.settings.console.operator_role if self.settings is not None else OPERATOR_ROLE
             await self.engine.call("agent.register", {"name": self.operator, "role": role, "kind": "user"})

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import re
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -103,6 +105,31 @@ def git_user_name(repo: str) -> str | None:
         return None
 
 
+def load_console_settings(layout: Layout):
+    """The settings, validated (pydantic: ~100 ms of imports, so not before the first frame), their
+    log level applied to the console's log; EngineCallFailed with the line to show when bad."""
+    from thrum_engine.daemon.host import set_log_level
+    from thrum_engine.errors import ThrumError
+    from thrum_engine.settings import load_settings
+
+    try:
+        settings = load_settings(layout.config_file)
+    except ThrumError as exc:  # not JSON, or a bad value (named)
+        raise EngineCallFailed(exc.message, exc.kind) from None
+    set_log_level(settings.engine.log_level)
+    return settings
+
+
+def _import_libtmux() -> None:
+    """libtmux reads `sys.stdout.encoding` when imported, and while the app runs Textual's stand-in
+    for stdout has none: the engine's first import of it (~60 ms, after the first frame) sees the
+    real one. Called on the app's thread, the only one that writes to that stand-in."""
+    if "libtmux" in sys.modules:
+        return
+    with contextlib.redirect_stdout(sys.__stdout__ or io.StringIO()):
+        import libtmux  # noqa: F401
+
+
 class Listeners:
     """The "something changed" side both handles share."""
 
@@ -133,12 +160,8 @@ class InProcess(Listeners):
     host = "in-process"
 
     def __init__(self, layout: Layout, settings, lock_fd: int, operator: str) -> None:
-        # libtmux reads `sys.stdout.encoding` when imported, and while the app runs Textual's
-        # stand-in for stdout has none: imported now, before the app starts, not by the engine.
-        import libtmux  # noqa: F401
-
         self.layout = layout
-        self.settings = settings
+        self.settings = settings  # None: loaded on the engine's thread as it starts
         self.operator = operator
         self.engine = None
         self._lock_fd = lock_fd
@@ -158,6 +181,7 @@ class InProcess(Listeners):
         launches it, so the operator sees the console while the engine (a third of the start-up's
         imports, the store, the socket) comes up; the first call waits for it."""
         if self._thread is None:
+            _import_libtmux()
             self._thread = threading.Thread(target=self._run, name="thrum-engine", daemon=True)
             self._thread.start()
 
@@ -167,6 +191,8 @@ class InProcess(Listeners):
             await asyncio.to_thread(self._ready.wait)
         if self._failure is not None:
             failure = self._failure
+            if isinstance(failure, EngineCallFailed):  # the settings: already the line to show
+                raise EngineCallFailed(failure.message, failure.kind)
             if isinstance(failure, OSError) and failure.strerror:
                 message = f"{failure.strerror}: {failure.filename}" if failure.filename else failure.strerror
             else:
@@ -177,6 +203,8 @@ class InProcess(Listeners):
 
     def _run(self) -> None:
         try:
+            if self.settings is None:
+                self.settings = load_console_settings(self.layout)
             asyncio.run(self._host())
         except BaseException as exc:  # reported to start(); after start the log has it
             self._failure = exc
@@ -239,9 +267,10 @@ class Attached(Listeners):
 
     host = "attached"
 
-    def __init__(self, layout: Layout, operator: str) -> None:
+    def __init__(self, layout: Layout, operator: str, settings=None) -> None:
         self.layout = layout
         self.operator = operator
+        self.settings = settings  # the console's own (the daemon has its own); None: loaded by ready()
         self._listeners: list[Listener] = []
         self._task: asyncio.Task | None = None
         self._closing = False
@@ -251,7 +280,10 @@ class Attached(Listeners):
         self._task = asyncio.create_task(self._watch(), name="thrum-tui-watch")
 
     async def ready(self) -> None:
-        """The daemon was answering when the console attached; a call that finds it gone says so."""
+        """The daemon was answering when the console attached; a call that finds it gone says so.
+        Raises EngineCallFailed when the settings are bad."""
+        if self.settings is None:
+            self.settings = await asyncio.to_thread(load_console_settings, self.layout)
 
     def _blocking_call(self, method: str, params: dict, timeout: float) -> dict:
         from thrum_engine.rpc.client import Client, EngineUnavailable, RpcError
@@ -305,7 +337,8 @@ class Attached(Listeners):
 
 @contextlib.asynccontextmanager
 async def open_engine(layout: Layout, settings, operator: str) -> AsyncIterator[InProcess | Attached]:
-    """Host the engine when its lock is free, else attach to whoever holds it; always cleans up."""
+    """Host the engine when its lock is free, else attach to whoever holds it; always cleans up.
+    `settings` None: the handle loads them as the engine starts (`ready()`), after the first frame."""
     main = Layout(layout.repo)  # the operator lives in the main checkout, whatever the cwd
     from thrum_engine.daemon.control import anchor
 
@@ -314,7 +347,7 @@ async def open_engine(layout: Layout, settings, operator: str) -> AsyncIterator[
     if fd is not None:
         handle = InProcess(main, settings, fd, operator)  # started by its first call, or launch()
     else:
-        handle = Attached(main, operator)
+        handle = Attached(main, operator, settings)
         await handle.start()
     try:
         yield handle
