@@ -665,7 +665,7 @@ from thrum_tui.app import ThrumApp
 
 def first_frame(self):
     with open(sys.argv[1], "w", encoding="utf-8") as fh:
-        fh.write("\\n".join(sorted(sys.modules)))
+        fh.write("\\n".join([f"theme={self.theme}", *sorted(sys.modules)]))
     self.exit()
 
 ThrumApp.start_up = first_frame
@@ -690,6 +690,25 @@ def test_the_first_frame_waits_for_neither_the_settings_validation_nor_libtmux(t
     }
     assert not heavy, sorted(heavy)
     assert "thrum_engine.settings" not in loaded
+
+
+@pytest.mark.parametrize("source", ["config", "env"])
+def test_the_first_frame_is_drawn_in_the_configured_theme(team, console, tmp_path, source):
+    """The theme is read before the settings are validated (`settings_sources`): from the same
+    places, in the same order, as the settings would have it."""
+    repo, _alice, _bob = team
+    stop_daemon(repo)
+    if source == "env":
+        repo.env["THRUM_CONSOLE__THEME"] = "thrum-light"
+    else:
+        config = repo.path / ".thrum" / "config.json"
+        data = json.loads(config.read_text(encoding="utf-8")) if config.exists() else {}
+        data.setdefault("console", {})["theme"] = "thrum-light"
+        config.write_text(json.dumps(data), encoding="utf-8")
+    modules = tmp_path / "modules.txt"
+    console.start(str(modules), python=("-c", FIRST_FRAME_PROBE))
+    assert console.wait_exit() == 0, console.transcript()
+    assert modules.read_text(encoding="utf-8").split()[0] == "theme=thrum-light"
 
 
 @pytest.mark.parametrize(

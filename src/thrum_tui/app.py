@@ -177,6 +177,11 @@ class ThrumApp(AgentActions):
             clock=self.clock_mono,
         )
         self._theme_ready = False
+        for theme_file in load_themes():
+            self.register_theme(theme_file)
+        wanted = getattr(getattr(self.settings, "console", None), "theme", None) or theme
+        self.theme = wanted if wanted in self.available_themes else DEFAULT_THEME
+        self._theme_ready = True
         self.main_screen: Screen = Screen()
         self.reviews_waiting = 0  # review requests waiting for the operator: part of "needs you"
         self._review_history: dict[str, list[dict]] = {}  # agent -> its review events (conversation)
@@ -202,11 +207,6 @@ class ThrumApp(AgentActions):
         # The main screen's widgets are reached through it, not `self.query_one`, which searches
         # whichever screen is on top (a dialog has no team table).
         self.main_screen = self.screen
-        for theme in load_themes():
-            self.register_theme(theme)
-        wanted = getattr(getattr(self.settings, "console", None), "theme", None) or self._first_theme
-        self.theme = wanted if wanted in self.available_themes else DEFAULT_THEME
-        self._theme_ready = True
         self.engine.listen(self._on_engine_changes)
         self.main_screen.query_one(TeamTable).focus()
         self.set_interval(PREVIEW_SECONDS, self.refresh_preview)
