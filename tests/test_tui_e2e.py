@@ -718,11 +718,15 @@ def test_the_first_frame_is_drawn_in_the_configured_theme(team, console, tmp_pat
         ("THRUM_ENGINE__IDLE_TIMEOUT_SECONDS", "soon", "invalid setting engine.idle_timeout_seconds"),
     ],
 )
-def test_a_bad_setting_ends_the_console_with_one_line_naming_it(team, console, setting, value, said):
+@pytest.mark.parametrize("host", ["in-process", "attached"])
+def test_a_bad_setting_ends_the_console_with_one_line_naming_it(team, console, setting, value, said, host):
     """Validated after the first frame, a bad value still ends the console the way a bad
-    command-line does: `Error: ...` naming it, exit 1, no engine left behind."""
+    command-line does: `Error: ...` naming it, exit 1; hosting, no engine is left behind, and
+    attached, the daemon (started with good settings) is left as it was."""
     repo, _alice, _bob = team
-    stop_daemon(repo)
+    if host == "in-process":
+        stop_daemon(repo)
+    daemons = daemon_pids(repo)
     repo.env[setting] = value
     console.start()
     assert console.wait_exit() == 1, console.transcript()
@@ -730,7 +734,7 @@ def test_a_bad_setting_ends_the_console_with_one_line_naming_it(team, console, s
     errors = [ln for ln in screen.splitlines() if ln.startswith("Error: ")]
     assert len(errors) == 1 and said in errors[0], screen
     assert "Traceback" not in screen
-    assert daemon_pids(repo) == []
+    assert daemon_pids(repo) == daemons
 
 
 def test_a_config_file_that_is_not_json_ends_the_console_before_it_draws(team, console):
