@@ -149,7 +149,6 @@ class ThrumApp(AgentActions):
         self._heap_holders: set[int] = set()  # screens shown with their data frozen (hold_heap)
         self.operator = engine.operator
         self.settings = settings if settings is not None else getattr(engine, "settings", None)
-        self._first_theme = theme
         self.clock = clock
         self.selected: str | None = None
         self.worktrees: list[dict] = []
