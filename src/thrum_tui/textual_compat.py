@@ -71,12 +71,15 @@ def set_border_subtitle(widget: Widget, subtitle: str | None) -> None:
 
 
 def _set_border_text(widget: Widget, attr: str, text: str | None, *, top: bool) -> None:
+    current = getattr(widget, attr)
     if text is None:
-        if getattr(widget, attr) is not None:
+        if current is not None:
             setattr(widget, attr, None)
         return
+    if current == text:  # the usual refresh: plain text, unchanged, and nothing to render
+        return
     stored = widget.render_str(text).expand_tabs(4).split()[0]  # the descriptor's own steps
-    if getattr(widget, attr) == stored.markup:
+    if current == stored.markup:
         return
     internal = "_" + attr
     if not widget.is_mounted or not hasattr(widget, internal):
