@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -91,6 +92,8 @@ async def serve(
         await engine.stop()
         raise
     write_pid_file(layout, host)
+    if host == "daemon":
+        tune_gc()
     log.info("listening on %s (pid %d)", layout.socket_path, os.getpid())
     if on_engine is not None:
         on_engine(engine)
@@ -114,6 +117,17 @@ async def serve(
         await engine.stop()
         remove_pid_file(layout)
         log.info("stopped")
+
+
+def tune_gc() -> None:
+    """Fewer cyclic collections for a daemon that allocates a few dozen containers per message:
+    what start-up built (settings, caches, modules) is frozen out of every collection, and the young
+    generation is collected every 20,000 net allocations instead of 700. At the defaults the
+    collector was ~10 % of the daemon's CPU per message (perf, 4 pipelined senders); with these,
+    CPU per message fell 10 % (bench/README, session 12). Reference cycles are still collected,
+    just in bigger, rarer passes. The console keeps Python's defaults."""
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 100)
 
 
 def raise_fd_limit() -> None:
