@@ -169,3 +169,20 @@ def test_a_vouched_answer_is_still_made_terminal_safe():
     answer = fastjson.Plain(messages=[fastjson.Plain(body=evil)], note=Line(evil), tags=(evil,))
     assert terminal_safe_data(answer) == {"messages": [{"body": shown}], "note": shown, "tags": [shown]}
     assert answer["messages"][0]["body"] == evil  # the engine's own object is not touched
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"n": 123456789012345678901}',  # a 21-digit int: orjson would read a float
+        b'{"n": -12345678901234567890, "m": 1}',
+        b'{"a": "2026-12-03T17:31:03.442762Z", "b": 1234567890, "c": 12345678901}',  # many digits, no run of 20
+        b'{"s": "01234567890123456789"}',  # a run of 20 digits inside a string
+        b"[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20]",
+        b'{"n": 1e400}',
+    ],
+)
+def test_loads_reads_long_numbers_as_the_stdlib_does(raw):
+    """The digit-count shortcut in front of the long-number check changes no result."""
+    assert fastjson.loads(raw) == json.loads(raw)
+    assert type(fastjson.loads(raw)) is type(json.loads(raw))

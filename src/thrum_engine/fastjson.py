@@ -36,6 +36,7 @@ _compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 _compact_sorted = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=True)
 _SORTED = orjson.OPT_SORT_KEYS
 _LONG_NUMBER = re.compile(rb"[0-9]{20}").search
+_DIGITS = b"0123456789"
 _LONG_NUMBER_TEXT = re.compile(r"[0-9]{20}").search
 
 
@@ -75,9 +76,15 @@ def dumps(obj: Any, *, sort_keys: bool = False) -> bytes:
     return (_compact_sorted if sort_keys else _compact).encode(obj).encode()
 
 
+def _no_long_number(data: bytes) -> bool:
+    """No run of 20 digits: fewer than 20 digits in all (a C pass, ~0.35 us for a send request), or
+    else the regex (~3 us a request, as much as orjson's whole parse, when it ran on every frame)."""
+    return len(data) - len(data.translate(None, _DIGITS)) < 20 or not _LONG_NUMBER(data)
+
+
 def loads(data: bytes | str) -> Any:
     """`json.loads(data)`: the same value, or the same error."""
-    if (isinstance(data, bytes) and not _LONG_NUMBER(data)) or (
+    if (isinstance(data, bytes) and _no_long_number(data)) or (
         isinstance(data, str) and not _LONG_NUMBER_TEXT(data)
     ):
         try:
