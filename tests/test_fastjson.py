@@ -184,5 +184,6 @@ def test_a_vouched_answer_is_still_made_terminal_safe():
 )
 def test_loads_reads_long_numbers_as_the_stdlib_does(raw):
     """The digit-count shortcut in front of the long-number check changes no result."""
-    assert fastjson.loads(raw) == json.loads(raw)
-    assert type(fastjson.loads(raw)) is type(json.loads(raw))
+    got, want = fastjson.loads(raw), json.loads(raw)
+    assert got == want
+    assert type(got) is type(want)

@@ -78,7 +78,9 @@ def dumps(obj: Any, *, sort_keys: bool = False) -> bytes:
 
 def _no_long_number(data: bytes) -> bool:
     """No run of 20 digits: fewer than 20 digits in all (a C pass, ~0.35 us for a send request), or
-    else the regex (~3 us a request, as much as orjson's whole parse, when it ran on every frame)."""
+    else the regex (~3 us a request, as much as orjson's whole parse, when it ran on every frame).
+    Text keeps the regex alone: its inputs are short stored lists, where the regex is cheaper
+    (0.20 us) than encoding to count (0.34 us)."""
     return len(data) - len(data.translate(None, _DIGITS)) < 20 or not _LONG_NUMBER(data)
 
 

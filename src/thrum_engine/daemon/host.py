@@ -124,7 +124,7 @@ def tune_gc() -> None:
     what start-up built (settings, caches, modules) is frozen out of every collection, and the young
     generation is collected every 20,000 net allocations instead of 700. At the defaults the
     collector was ~10 % of the daemon's CPU per message (perf, 4 pipelined senders); with these,
-    CPU per message fell 10 % (bench/README, session 12). Reference cycles are still collected,
+    pipelined CPU per message fell 9-11 % (bench/README, session 12). Reference cycles are still collected,
     just in bigger, rarer passes. The console keeps Python's defaults."""
     gc.freeze()
     gc.set_threshold(20_000, 50, 100)
