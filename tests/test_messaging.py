@@ -11,7 +11,7 @@ import re
 import subprocess
 import time
 
-from conftest import assert_error, assert_pretty_json, background
+from conftest import assert_error, assert_pretty_json, background, run_python
 
 MSG_ID = re.compile(r"^msg_[0-9A-Za-z]{26}$")
 THR_ID = re.compile(r"^thr_[0-9A-Za-z]{26}$")
@@ -211,6 +211,40 @@ def test_inbox_json_shape(pair):
     assert m["deleted"] is False
     assert isinstance(m["is_read"], bool)
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", m["created_at"])
+
+
+INBOX_FIELDS = r"""
+import json, sys
+from thrum_engine.layout import Layout
+from thrum_engine.rpc.client import Client, RpcError
+c = Client(Layout.discover().socket_path, timeout=60).connect()
+out = [c.call("message.inbox", {"caller": sys.argv[1], "unread": True, "fields": ["message_id", "body"]})]
+try:
+    c.call("message.inbox", {"caller": sys.argv[1], "fields": ["body", "password"]})
+except RpcError as exc:
+    out.append(exc.message)
+print(json.dumps(out))
+"""
+
+
+def test_inbox_answers_only_the_keys_asked_for_and_the_human_view_shows_every_part(pair):
+    """The human `thrum inbox` asks the engine for what it prints (`fields`), not the whole view."""
+    repo, alice, bob = pair
+    first = send(bob, "the schema", "--to", "@alice")
+    reply = alice.json("reply", first, "Rebased\nsecond line")["message_id"]
+    chip = send(alice, "Login is done", "--to", "@bob", "--ref", "bd:12")
+    proc = run_python(bob, INBOX_FIELDS, "bob")
+    assert proc.returncode == 0, proc.stderr
+    page, refused = json.loads(proc.stdout)
+    assert [set(m) for m in page["messages"]] == [{"message_id", "body"}] * 2
+    assert [m["message_id"] for m in page["messages"]] == [chip, reply] and page["total"] == 2
+    assert refused.startswith("invalid fields.1 for message.inbox") and "'is_read'" in refused
+    out = bob.ok("inbox").out.split("\n")
+    assert out[0].startswith(f"{chip}  @alice → @bob  ") and out[0].endswith(" [new] [bd-12]")
+    assert out[1:4] == ["  Login is done", "", out[3]] and out[3].startswith(f"{reply}  @alice → @bob  ")
+    assert out[3].endswith(" [new]")
+    assert out[4:8] == [f"  ↳ reply to {first}", "  Rebased", "  second line", ""]
+    assert out[8] == "Showing 1-2 of 2 · 0 unread"
 
 
 def test_team_json_lists_members(pair):

@@ -604,6 +604,9 @@ async def inbox_for(engine: Engine, me: str, p: InboxParams) -> dict:
     # Views hold only str, int, bool, None, dicts and lists but for what was parsed from JSON (a
     # structured body, meta): vouched plain unless one of those is there and is not.
     shape = fastjson.Plain if all(_plain_view(m) for m in messages) else dict
+    if p.fields:
+        keep = p.fields
+        messages = [{k: m[k] for k in keep if k in m} for m in messages]
     return shape(
         {
             "messages": messages,

@@ -433,6 +433,28 @@ class ReplyParams(Params):
     due: float | None = Field(None, gt=0, le=366 * 86400)
 
 
+# The keys of a message as listings show it (`messaging.message_view`).
+MessageField = Literal[
+    "message_id",
+    "thread_id",
+    "reply_to",
+    "agent_id",
+    "author",
+    "body",
+    "created_at",
+    "updated_at",
+    "deleted",
+    "broadcast",
+    "to",
+    "mentions",
+    "scopes",
+    "refs",
+    "tasks",
+    "meta",
+    "is_read",
+]
+
+
 class InboxParams(Params):
     unread: bool = False
     mentions: bool = False
@@ -447,6 +469,9 @@ class InboxParams(Params):
     oldest: bool = False
     peek: bool = False
     ref: str | None = None  # TYPE:VALUE (`bd:123`); issue 16
+    # Only these keys of each message: the CLI's human view asks for what it prints, since parsing
+    # the whole page in pure Python was a tenth of a `thrum inbox` (see `cli.messaging.SHOWN`).
+    fields: list[MessageField] | None = None
 
 
 class SentParams(Params):

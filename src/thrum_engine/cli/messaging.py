@@ -199,6 +199,11 @@ def ago(ts: str | None) -> str:
     return human_age(time.time() - parse_iso(ts)) + " ago"
 
 
+# What `print_message` reads: all a human inbox asks the engine for (the whole page, parsed in pure
+# Python, was ~0.4 ms of a ~11 ms `thrum inbox`; these keys are half of it).
+SHOWN = ["message_id", "agent_id", "to", "created_at", "is_read", "meta", "refs", "reply_to", "body"]
+
+
 def print_message(m: dict, *, show_read: bool = True) -> None:
     to = ", ".join(m.get("to") or []) or "you"
     flag = ""
@@ -244,6 +249,8 @@ def inbox(ctx: Ctx) -> int:
         params["scope"] = a["scope"]
     if a.get("ref"):
         params["ref"] = a["ref"]
+    if not ctx.json:
+        params["fields"] = SHOWN
     r = ctx.call("message.inbox", params)
 
     def human(r: dict) -> None:
