@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from thrum_engine import names
 from thrum_engine.durations import human_age
 from thrum_engine.engine.caller import Caller
+from thrum_engine.engine.per_engine import PerEngine
 from thrum_engine.engine.registry import method
 from thrum_engine.errors import InvalidInput, UnknownAgent
 from thrum_engine.identity import agent_view, last_activity, session_view
@@ -141,13 +142,56 @@ def agents_in(engine: Engine, path: str) -> list[str]:
     )
 
 
-async def all_contexts(engine: Engine) -> list[dict]:
+async def _contexts_now(engine: Engine) -> list[dict]:
     repo = engine.layout.repo
     trees, base = await worktrees(repo), default_branch(repo)
-    contexts = await asyncio.gather(*(context_of(t["path"], base) for t in trees))
+    base_head = next((t["head"] for t in trees if base and t["branch"] == base), None)
+    contexts = await asyncio.gather(
+        *(context_of(t["path"], base, head=t["head"], base_head=base_head) for t in trees)
+    )
     for c in contexts:
         c["agents"] = agents_in(engine, c["path"])
     return list(contexts)
+
+
+class SharedContexts:
+    """Every worktree's context, one computation at a time for all callers. A question that arrives
+    while one runs waits for the next (started after it arrived), so no answer is older than its
+    question, and a team asking `who-has` all at once costs two computations, not one per agent
+    (each is a `git status` per worktree)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._next: asyncio.Task[list[dict]] | None = None  # not started yet: joinable
+        self._running: asyncio.Task[list[dict]] | None = None
+
+    async def get(self) -> list[dict]:
+        task = self._next
+        if task is None:
+            running = self._running if self._running is not None and not self._running.done() else None
+            task = self._next = asyncio.create_task(self._run(running), name="thrum-worktree-contexts")
+            task.add_done_callback(_retrieved)
+        return [dict(c) for c in await asyncio.shield(task)]  # callers may add to their copies
+
+    async def _run(self, before: asyncio.Task | None) -> list[dict]:
+        if before is not None:
+            await asyncio.wait([before])
+        self._next, self._running = None, asyncio.current_task()  # from now on, a question waits for the next
+        return await _contexts_now(self.engine)
+
+
+def _retrieved(task: asyncio.Task) -> None:
+    """Every caller may have gone (cancelled): the outcome is still looked at, so asyncio does not
+    report an exception nobody retrieved."""
+    if not task.cancelled():
+        task.exception()
+
+
+shared_contexts: PerEngine[SharedContexts] = PerEngine(SharedContexts)
+
+
+async def all_contexts(engine: Engine) -> list[dict]:
+    return await shared_contexts(engine).get()
 
 
 @method("team.who_has", WhoHasParams)

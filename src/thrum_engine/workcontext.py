@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 
 from thrum_engine import git
 from thrum_engine.layout import current_branch
@@ -22,19 +23,46 @@ def default_branch(repo: str) -> str | None:
     return current_branch(repo)
 
 
-async def context_of(path: str, base: str | None) -> dict:
-    """Changed (uncommitted) files and files/commits ahead of `base` in one worktree."""
+# What a branch holds that its base lacks depends on the two commits alone: kept per (worktree, head,
+# base head), so while no branch moves, a team's who-has and overview run one `git status` per
+# worktree instead of three processes (50 worktrees: 150 git processes a call).
+_AHEAD: OrderedDict[tuple[str, str, str], tuple[int, list[str]]] = OrderedDict()
+AHEAD_KEPT = 1024
+
+
+async def _ahead_of(path: str, base: str, head: str | None, base_head: str | None) -> tuple[int, list[str]]:
+    """(commits ahead of `base`, files they change): by commit ids when both are known (and then
+    kept), else by name in the worktree as it is now."""
+    key = (path, head, base_head) if head and base_head else None
+    if key is not None:
+        got = _AHEAD.get(key)
+        if got is not None:
+            _AHEAD.move_to_end(key)
+            return got
+    tip, since = (head, base_head) if key is not None else ("HEAD", base)
+    (code_f, files), (code_n, count) = await asyncio.gather(
+        git.run_async(path, "diff", "--name-only", f"{since}...{tip}", timeout=GIT_TIMEOUT),
+        git.run_async(path, "rev-list", "--count", f"{since}..{tip}", timeout=GIT_TIMEOUT),
+    )
+    got = (int(count.strip()) if count.strip().isdigit() else 0, [f for f in files.splitlines() if f])
+    if key is not None and code_f == 0 and code_n == 0:  # a failure or a timeout is not kept
+        _AHEAD[key] = got
+        while len(_AHEAD) > AHEAD_KEPT:
+            _AHEAD.popitem(last=False)
+    return got
+
+
+async def context_of(
+    path: str, base: str | None, *, head: str | None = None, base_head: str | None = None
+) -> dict:
+    """Changed (uncommitted) files and files/commits ahead of `base` in one worktree. `head` and
+    `base_head`: the commits the worktree and `base` are at (from `worktrees`), when known."""
     status_task = git.run_async(path, *git.STATUS_ARGS, timeout=GIT_TIMEOUT)
     branch = current_branch(path)
     ahead_files: list[str] = []
     ahead = 0
     if base and branch and branch != base:
-        (_, files), (_, count) = await asyncio.gather(
-            git.run_async(path, "diff", "--name-only", f"{base}...HEAD", timeout=GIT_TIMEOUT),
-            git.run_async(path, "rev-list", "--count", f"{base}..HEAD", timeout=GIT_TIMEOUT),
-        )
-        ahead_files = [f for f in files.splitlines() if f]
-        ahead = int(count.strip()) if count.strip().isdigit() else 0
+        ahead, ahead_files = await _ahead_of(path, base, head, base_head)
     _, status = await status_task
     modified, untracked = git.parse_status(status)
     changed = modified + untracked
