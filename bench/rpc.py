@@ -1,11 +1,14 @@
 """Socket hardening benchmarks (issue #9): an agent's `thrum send` with 1,000 idle connections held
 by one process, next to the same without them; a stopped (SIGSTOP) engine: time until the client's
-error; the cost of the CLI's JSON reader (`_json`, as used) next to importing `json`.
+error; the cost of the CLI's JSON reader (`_json`, as used) next to importing `json`; `floor`: one
+request's round trip through the engine's own socket server (a method that does nothing, so the
+figure is the server's) next to a bare asyncio protocol and a streams-and-a-task-per-request server
+in the same run, each answered in a client process of its own.
 
 Targets: with 1,000 idle connections held, a `thrum send` still succeeds; a hung engine is
 reported by the client within 15 s.
 
-    .venv/bin/python bench/rpc.py [--json] [--only idle,hung,json] [--runs N]
+    .venv/bin/python bench/rpc.py [--json] [--only idle,hung,json,floor] [--runs N]
 """
 
 from __future__ import annotations
@@ -183,6 +186,117 @@ def bench_json(runs: int) -> dict:
     }
 
 
+ROUND_TRIPS = r"""
+import json, socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+f = s.makefile("rb")
+lat = []
+for i in range(int(sys.argv[2])):
+    t = time.perf_counter()
+    s.sendall(json.dumps({"jsonrpc": "2.0", "id": i, "method": "bench.noop", "params": {}}).encode() + b"\n")
+    json.loads(f.readline())
+    lat.append((time.perf_counter() - t) * 1e6)
+print(json.dumps(lat))
+"""
+
+
+def _bare_protocol():
+    import asyncio
+
+    class Bare(asyncio.Protocol):
+        def connection_made(self, transport) -> None:
+            self.t, self.buf = transport, b""
+
+        def data_received(self, data: bytes) -> None:
+            self.buf += data
+            while b"\n" in self.buf:
+                line, self.buf = self.buf.split(b"\n", 1)
+                rid = json.loads(line)["id"]
+                self.t.write(json.dumps({"jsonrpc": "2.0", "id": rid, "result": {}}).encode() + b"\n")
+
+    return Bare
+
+
+async def _streams_task(reader, writer) -> None:
+    import asyncio
+
+    async def one(line: bytes) -> None:
+        rid = json.loads(line)["id"]
+        writer.write(json.dumps({"jsonrpc": "2.0", "id": rid, "result": {}}).encode() + b"\n")
+
+    try:
+        while True:
+            asyncio.create_task(one(await reader.readuntil(b"\n")))
+    except asyncio.IncompleteReadError:
+        writer.close()
+
+
+def bench_floor(runs: int) -> dict:
+    """Round trips of a no-op request: the engine's server, then the two bare ones, interleaved."""
+    import asyncio
+
+    from thrum_engine.engine.assemble import build
+    from thrum_engine.engine.caller import Caller
+    from thrum_engine.engine.registry import METHODS, method
+    from thrum_engine.layout import Layout
+    from thrum_engine.model import Params
+    from thrum_engine.rpc.server import RpcServer
+    from thrum_engine.settings import ThrumSettings
+
+    @method("bench.noop", Params)
+    async def noop(engine, caller: Caller, p: Params) -> dict:
+        return {}
+
+    tmp = Path(tempfile.mkdtemp(prefix="thrum-bench-floor-"))
+    env = env_for(tmp)
+    subprocess.run(["git", "init", "-q", str(tmp / "r")], check=True, env=env)
+    (tmp / "r/.git/thrum-sync/a-sync/journal").mkdir(parents=True)
+
+    async def go() -> dict:
+        os.environ["THRUM_TMUX__SOCKET_NAME"] = f"thrum-bench-floor-{os.getpid()}"
+        engine = build(Layout(str(tmp / "r")), ThrumSettings())
+        await engine.start()
+        loop = asyncio.get_running_loop()
+        servers = {
+            "thrum": RpcServer(engine, str(tmp / "thrum.sock")),
+            "protocol": await loop.create_unix_server(_bare_protocol(), str(tmp / "protocol.sock")),
+            "streams+task": await asyncio.start_unix_server(_streams_task, str(tmp / "streams.sock")),
+        }
+        await servers["thrum"].start()
+        socks = {"thrum": "thrum.sock", "protocol": "protocol.sock", "streams+task": "streams.sock"}
+        lat: dict[str, list[float]] = {k: [] for k in servers}
+        try:
+            for _ in range(5):
+                for name, sock in socks.items():
+                    p = await asyncio.create_subprocess_exec(
+                        sys.executable, "-c", ROUND_TRIPS, str(tmp / sock), str(runs * 100),
+                        cwd=str(tmp / "r"), env=env, stdout=asyncio.subprocess.PIPE,
+                    )  # fmt: skip
+                    out, _ = await p.communicate()
+                    lat[name] += json.loads(out)
+        finally:
+            await servers["thrum"].close()
+            for name in ("protocol", "streams+task"):
+                servers[name].close()
+            await engine.stop()
+            shutil.rmtree(tmp, ignore_errors=True)
+        return {
+            name: {"p50_us": round(statistics.median(v), 1), "p99_us": round(_pct(v, 99), 1)}
+            for name, v in lat.items()
+        }
+
+    try:
+        return asyncio.run(go())
+    finally:
+        METHODS.pop("bench.noop", None)
+
+
+def _pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * p / 100))]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true")
@@ -199,6 +313,8 @@ def main() -> int:
             out["hung"] = bench_hung(repo)
         if "json" in only:
             out["json"] = bench_json(a.runs)
+        if "floor" in only:
+            out["floor"] = bench_floor(a.runs)
     finally:
         if repo is not None:
             repo.close()
@@ -230,6 +346,11 @@ def main() -> int:
         print(
             f"-X importtime (cumulative): _json {j['importtime__json_us']} us, json {j['importtime_json_us']} us"
         )
+    if "floor" in out:
+        for name, f in out["floor"].items():
+            print(
+                f"no-op round trip, {name + ' server:':<22} p50 {f['p50_us']:6.1f} us   p99 {f['p99_us']:6.1f} us"
+            )
     return 0
 
 
