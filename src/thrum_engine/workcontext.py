@@ -27,7 +27,7 @@ def default_branch(repo: str) -> str | None:
 # base head), so while no branch moves, a team's who-has and overview run one `git status` per
 # worktree instead of three processes (50 worktrees: 150 git processes a call).
 _AHEAD: OrderedDict[tuple[str, str, str], tuple[int, list[str]]] = OrderedDict()
-AHEAD_KEPT = 1024
+AHEAD_KEPT = 256  # 50 worktrees, a few heads each; a big branch keeps a long file list
 
 
 async def _ahead_of(path: str, base: str, head: str | None, base_head: str | None) -> tuple[int, list[str]]:
