@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from engine import Bench, pct, timed  # bench/engine.py: the repo, its agents and daemon
+from engine import Bench, checkouts, pct, timed  # bench/engine.py: the repo, its agents and daemon
 
 PROBE = r"""
 import json, sys, time
@@ -55,10 +55,7 @@ def main() -> None:
     ap.add_argument("--src", action="append", default=[], help="another checkout's src (a baseline)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
-    # With a baseline, every checkout runs the same way (`python -m thrum_engine`, its src on
-    # PYTHONPATH), so the launcher is not what the CLI rows compare.
-    here = str(Path(__file__).resolve().parent.parent / "src") if a.src else None
-    srcs = {"this": here, **{Path(s).resolve().parent.name: str(Path(s).resolve()) for s in a.src}}
+    srcs = checkouts(a.src)
     sizes = [int(n) for n in a.worktrees.split(",")]
     from thrum_engine.layout import Layout
 

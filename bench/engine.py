@@ -99,6 +99,14 @@ class Bench:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def checkouts(baselines: list[str]) -> dict[str, str | None]:
+    """This checkout and each baseline's `src`, by name (its parent folder). With a baseline, every
+    checkout runs as `python -m thrum_engine` with its src on PYTHONPATH, so the launcher is not
+    what a comparison measures."""
+    here = str(ROOT / "src") if baselines else None
+    return {"this": here, **{Path(s).resolve().parent.name: str(Path(s).resolve()) for s in baselines}}
+
+
 def timed(cmd: list[str], cwd: Path, env: dict, runs: int) -> list[float]:
     """Wall time of whole processes; blocks on wait() (no polling), a kill timer bounds a hang."""
     out = []
