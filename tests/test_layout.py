@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from thrum_engine.layout import registered_worktrees, worktree_of
+from thrum_engine.layout import branch_commit, head_commit, registered_worktrees, worktree_of
 
 
 def git(cwd, *args: str) -> None:
@@ -85,3 +85,37 @@ def test_one_connection_reads_a_few_files_however_many_worktrees_the_team_has(te
         got = json.loads(r.stdout)
         assert got["found"] == str(where.resolve())
         assert got["reads"] <= 5, got
+
+
+def rev_parse(cwd, ref: str = "HEAD") -> str:
+    return subprocess.run(
+        ["git", "-C", str(cwd), "rev-parse", ref], check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def test_commits_read_from_git_s_files_are_git_s_answer_loose_packed_or_detached(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    for branch in ("feature/login", "feature/log"):  # one name the start of another's
+        git(repo, "-c", "user.name=t", "-c", "user.email=t@x", "commit", "-q", "--allow-empty", "-m", branch)
+        git(repo, "branch", branch)
+    wt = tmp_path / "wt"
+    git(repo, "worktree", "add", "-q", str(wt), "feature/login")
+    git(wt, "-c", "user.name=t", "-c", "user.email=t@x", "commit", "-q", "--allow-empty", "-m", "ahead")
+
+    def agree() -> None:
+        assert head_commit(str(repo)) == rev_parse(repo)
+        assert head_commit(str(wt)) == rev_parse(wt)
+        for branch in ("main", "feature/login", "feature/log"):
+            assert branch_commit(str(repo), branch) == rev_parse(repo, branch)
+        assert branch_commit(str(repo), "feature") is None and branch_commit(str(repo), "nope") is None
+
+    agree()  # loose refs
+    git(repo, "pack-refs", "--all")
+    assert not (repo / ".git/refs/heads/main").exists()
+    agree()  # packed-refs only
+    git(wt, "-c", "user.name=t", "-c", "user.email=t@x", "commit", "-q", "--allow-empty", "-m", "again")
+    agree()  # a loose ref newer than its packed line wins, as in git
+    git(wt, "checkout", "-q", "--detach", "HEAD~1")
+    agree()  # detached: HEAD holds the commit itself

@@ -8,6 +8,7 @@ command and runs the real git (it can also hold `git worktree list` until the te
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import subprocess
 
@@ -62,7 +63,7 @@ async def team(tmp_path, monkeypatch):
     assert real is not None
     (shim / "git").write_text(SHIM.format(log=log, hold=hold, held=tmp_path / "held", git=real))
     (shim / "git").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{shim}:{__import__('os').environ['PATH']}")
+    monkeypatch.setenv("PATH", f"{shim}:{os.environ['PATH']}")
     monkeypatch.setenv("THRUM_TMUX__SOCKET_NAME", "thrum-test-contexts-unused")
     e = build(Layout(str(repo)), ThrumSettings())
     await e.start()
@@ -134,3 +135,21 @@ async def test_a_crowd_asking_at_once_shares_one_computation_and_no_answer_preda
     answers = await asyncio.gather(*later)
     assert all([h["path"] for h in a["holders"]] == [str(trees[0])] for a in answers)
     assert count(commands(tmp), "worktree list") == 2  # the first, then one for all five later ones
+
+
+async def test_status_reads_its_own_worktree_s_branch_diff_again_only_when_a_head_moves(team):
+    e, repo, trees, tmp = team
+    bob = Caller(name="bob", worktree=str(trees[1]), pid=os.getpid())
+    await e.call("agent.register", {"name": "bob", "role": "dev"}, bob)
+    for expect_diffs in (1, 0):
+        (tmp / "git.log").write_text("")
+        ctx = (await e.call("status", {}, bob))["work_context"]
+        assert (ctx["ahead"], ctx["ahead_files"]) == (1, ["auth.py"])
+        assert count(commands(tmp), "status") == 1 and count(commands(tmp), "diff") == expect_diffs
+    (trees[1] / "token.py").write_text("t\n")
+    git(trees[1], "add", "token.py")
+    git(trees[1], "commit", "-q", "-m", "token")
+    (tmp / "git.log").write_text("")
+    ctx = (await e.call("status", {}, bob))["work_context"]
+    assert (ctx["ahead"], ctx["ahead_files"]) == (2, ["auth.py", "token.py"])
+    assert count(commands(tmp), "diff") == 1

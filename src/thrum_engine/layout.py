@@ -166,6 +166,45 @@ def current_branch(worktree: str) -> str | None:
     return None
 
 
+_HEX = frozenset("0123456789abcdef")
+
+
+def _commit_id(text: str | None) -> str | None:
+    return text if text and len(text) in (40, 64) and _HEX.issuperset(text) else None
+
+
+def branch_commit(repo: str, branch: str) -> str | None:
+    """The commit `branch` points at, read from git's files as git reads them (the loose ref, else
+    its line in packed-refs) without spawning git; None when it cannot be read so (a reftable
+    store, a missing branch): then ask git."""
+    common = common_git_dir(repo)
+    try:
+        return _commit_id(_read(os.path.join(common, "refs", "heads", branch)))
+    except OSError:
+        pass
+    want = " refs/heads/" + branch
+    try:
+        with open(os.path.join(common, "packed-refs"), encoding="utf-8") as fh:
+            for line in fh:
+                line = line.rstrip("\n")
+                if line.endswith(want):
+                    return _commit_id(line[: -len(want)])
+    except OSError:
+        pass
+    return None
+
+
+def head_commit(worktree: str) -> str | None:
+    """The commit checked out in `worktree` (detached, or its branch's), from its HEAD file."""
+    try:
+        head = _read(os.path.join(worktree_git_dir(worktree), "HEAD"))
+    except OSError:
+        return None
+    if head.startswith("ref: refs/heads/"):
+        return branch_commit(worktree, head[len("ref: refs/heads/") :])
+    return _commit_id(head)
+
+
 def socket_fallback_dir() -> str:
     """Where sockets go when the repo's own path is too long: a per-user directory outside the repo,
     which the engine creates 0700 and refuses unless it is ours alone (another user may have made it)."""

@@ -14,7 +14,7 @@ from thrum_engine.engine.per_engine import PerEngine
 from thrum_engine.engine.registry import method
 from thrum_engine.errors import InvalidInput, UnknownAgent
 from thrum_engine.identity import agent_view, last_activity, session_view
-from thrum_engine.layout import current_branch
+from thrum_engine.layout import branch_commit, current_branch, head_commit
 from thrum_engine.model import EmptyParams, PingParams, TeamParams, WhoHasParams
 from thrum_engine.store import queries
 from thrum_engine.workcontext import context_of, default_branch, worktrees
@@ -230,7 +230,10 @@ async def my_context(engine: Engine, name: str) -> dict | None:
     wt = engine.agents[name]["worktree"]
     if not wt or not os.path.isdir(wt):
         return None
-    return await context_of(wt, default_branch(engine.layout.repo))
+    repo = engine.layout.repo
+    base = default_branch(repo)
+    base_head = branch_commit(repo, base) if base else None
+    return await context_of(wt, base, head=head_commit(wt), base_head=base_head)
 
 
 @method("status", EmptyParams)
