@@ -54,3 +54,34 @@ async def test_message_ids_and_their_events_sort_in_send_order(engine):
     assert ids == sorted(ids)
     inbox = await engine.call("message.inbox", {"oldest": True, "page_size": 50}, Caller.trusted("bob"))
     assert [m["message_id"] for m in inbox["messages"]] == ids
+
+
+async def test_while_several_clients_send_a_batch_waits_for_requests_on_their_way(engine, monkeypatch):
+    """Requests arriving a few turns of the loop apart (as from sockets) make fewer, larger batches
+    when the writer gathers (`Writer._gather`); every send is still acknowledged and stored."""
+    from thrum_engine.engine import writer as writer_mod
+
+    monkeypatch.setattr(writer_mod, "GATHER_SECONDS", 60.0)  # turns only: no clock in this test
+    for n in ("alice", "bob"):
+        await engine.call("agent.register", {"name": n, "role": "w"}, Caller.trusted())
+
+    async def clients(tag: str) -> int:
+        async def client(k: int) -> None:
+            for i in range(15):
+                await engine.call(
+                    "message.send", {"body": f"{tag}{k}-{i}", "to": ["@bob"]}, Caller.trusted("alice")
+                )
+                for _ in range(k % 4):  # the next request comes a few turns later, as off a socket
+                    await asyncio.sleep(0)
+
+        before = engine.writer.batches
+        await asyncio.gather(*(client(k) for k in range(8)))
+        return engine.writer.batches - before
+
+    monkeypatch.setattr(writer_mod, "GATHER_TURNS", 0)
+    alone = await clients("a")
+    monkeypatch.setattr(writer_mod, "GATHER_TURNS", 16)
+    gathered = await clients("g")
+    assert gathered < alone * 0.75, (gathered, alone)
+    inbox = await engine.call("message.inbox", {"page_size": 500, "peek": True}, Caller.trusted("bob"))
+    assert inbox["total"] == 240

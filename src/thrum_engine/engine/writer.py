@@ -28,6 +28,14 @@ from thrum_engine.store import Store
 log = logging.getLogger("thrum.writer")
 
 
+# Gathering a batch under load (`Writer._gather`): at most this many turns of the loop, this long,
+# only when the previous batch ended this recently, and not once this many requests are queued.
+GATHER_TURNS = 16
+GATHER_SECONDS = 0.001
+GATHER_AFTER_BATCH_SECONDS = 0.002
+GATHER_ENOUGH = 32
+
+
 class JournalWriteFailed(Exception):
     pass
 
@@ -47,6 +55,8 @@ class Writer:
         self._task: asyncio.Task | None = None
         self.batches = 0
         self.events_written = 0
+        self._last_batch_end = float("-inf")
+        self._last_batch_size = 0
         # Fault injection for the durability tests: while the file this names exists, the engine
         # deletes it and exits at once right after a batch's journal fsync, before the projection
         # commit and before any answer (a kill -9 at the worst moment, on cue; one-shot).
@@ -68,12 +78,33 @@ class Writer:
         """Resolve once `events` are fsynced in the journal and applied to the projection."""
         await self.queue(events)  # a cancelled caller leaves the events queued: they are still written
 
+    async def _gather(self) -> None:
+        """While several clients keep sending (the last batch held more than one request and ended
+        moments ago), yield the loop a few turns before closing a batch: a request takes several
+        turns from its socket to this queue, and the ones already read join this batch instead of
+        starting the next. Fewer, larger batches: with 16 blocking clients, about a quarter less
+        CPU a message and a sixth more of them (bench/README, session 13). An idle engine's
+        request, or a lone client's, does not wait; a turn made long by other work (the console
+        drawing) ends the wait."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if self._last_batch_size < 2 or now - self._last_batch_end > GATHER_AFTER_BATCH_SECONDS:
+            return  # idle, or one client alone: nobody else's request is on its way
+        deadline = now + GATHER_SECONDS
+        for _ in range(GATHER_TURNS):
+            if self._queue.qsize() >= GATHER_ENOUGH:  # pipelined clients fill a batch on their own
+                return
+            await asyncio.sleep(0)
+            if loop.time() >= deadline:
+                return
+
     async def _run(self) -> None:
         while True:
             first = await self._queue.get()
             if first[0] is None:  # type: ignore[comparison-overlap]
                 first[1].set_result(None)
                 return
+            await self._gather()
             batch = [first]
             stop = None
             while not self._queue.empty():
@@ -87,6 +118,7 @@ class Writer:
             except Exception as exc:  # the writer must outlive any one bad batch
                 log.exception("commit failed")
                 self._fail(batch, f"commit failed: {exc}")
+            self._last_batch_end, self._last_batch_size = asyncio.get_running_loop().time(), len(batch)
             if stop is not None:
                 stop[1].set_result(None)
                 return
