@@ -61,18 +61,6 @@ def _error(rid, code: int, message: str, kind: str | None = None) -> dict:
     return {"jsonrpc": "2.0", "id": rid, "error": err}
 
 
-class _Conn:
-    """One connection's bookkeeping: who is on the other end, and whether it is doing anything."""
-
-    __slots__ = ("busy", "last", "pid", "writer")
-
-    def __init__(self, pid: int, writer: asyncio.StreamWriter) -> None:
-        self.pid = pid
-        self.writer = writer
-        self.busy = 0  # requests in flight: a long `wait` is not idleness
-        self.last = time.monotonic()
-
-
 def encode_frame(msg: dict) -> bytes:
     try:
         return fastjson.dumps(msg) + b"\n"
@@ -88,37 +76,268 @@ class _Replies:
     client ~10 us a call). Large answers, or a peer that reads slowly, are written at once and
     drained, so memory stays bounded as it was."""
 
-    __slots__ = ("_conn", "_frames", "_loop", "_size", "writer")
+    __slots__ = ("_conn", "_frames", "_loop", "_size")
 
     HIGH_WATER = 256 * 1024
 
-    def __init__(self, writer: asyncio.StreamWriter, conn: _Conn) -> None:
-        self.writer = writer
+    def __init__(self, conn: _Connection) -> None:
         self._conn = conn
         self._frames: list[bytes] = []
         self._size = 0
         self._loop = asyncio.get_running_loop()
 
+    def _write(self, data: bytes) -> None:
+        transport = self._conn.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
+
+    def _buffered(self) -> int:
+        transport = self._conn.transport
+        return transport.get_write_buffer_size() if transport is not None else 0
+
     def flush(self) -> None:
         frames, self._frames, self._size = self._frames, [], 0
-        if frames and not self.writer.transport.is_closing():
-            self.writer.write(frames[0] if len(frames) == 1 else b"".join(frames))
+        if frames:
+            self._write(frames[0] if len(frames) == 1 else b"".join(frames))
 
     async def send(self, msg: dict, *, now: bool = False) -> None:
         data = encode_frame(msg)
         if not self._frames:
             if self._conn.busy <= 1 and not now:  # this answer's request is the only one in flight
-                if not self.writer.transport.is_closing():
-                    self.writer.write(data)
-                if self.writer.transport.get_write_buffer_size() > self.HIGH_WATER:
-                    await self.writer.drain()
+                self._write(data)
+                if self._buffered() > self.HIGH_WATER:
+                    await self._conn.drain()
                 return
             self._loop.call_soon(self.flush)
         self._frames.append(data)
         self._size += len(data)
-        if now or self._size + self.writer.transport.get_write_buffer_size() > self.HIGH_WATER:
+        if now or self._size + self._buffered() > self.HIGH_WATER:
             self.flush()
-            await self.writer.drain()
+            await self._conn.drain()
+
+
+class _Connection(asyncio.Protocol):
+    """One client: frames taken as they arrive, each request a task of its own, answers out through
+    `_Replies`. A protocol, not a stream with a reading task per connection: a request starts a turn
+    of the loop sooner (a no-op round trip, `bench/rpc.py --only floor`).
+
+    What a stream's reader did is here: a frame longer than the limit is refused and the connection
+    closed (the stream is out of sync); at most MAX_IN_FLIGHT_PER_CONNECTION requests run at once,
+    and reading pauses while they do; at the end of input, what is already read still runs and is
+    answered, a partial last frame gets an error, then the connection closes."""
+
+    def __init__(self, server: RpcServer) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.pid = 0
+        self.worktree: str | None = None
+        self.busy = 0  # requests in flight: a long `wait` is not idleness
+        self.last = time.monotonic()
+        self.first = True  # no frame yet: the first-frame timeout applies
+        self.replies = _Replies(self)
+        self._buf = bytearray()
+        self._eof = False
+        self._ending = False  # no more frames are taken: close once the answers are out
+        self._lost = False
+        self._reading_paused = False
+        self._writing_paused = False
+        self._drainers: list[asyncio.Future] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._counted = False
+
+    # -- opening --
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        srv = self.server
+        try:
+            pid, uid, _gid = peer_credentials(transport.get_extra_info("socket"))
+        except OSError:
+            transport.abort()
+            return
+        if uid != os.getuid():
+            log.warning("refused connection from uid %d (pid %d)", uid, pid)
+            transport.close()
+            return
+        limits = srv.engine.settings.engine
+        if srv._per_pid.get(pid, 0) >= limits.max_connections_per_process:
+            self._refuse(
+                f"engine busy: too many connections from pid {pid} (limit {limits.max_connections_per_process})"
+            )
+            return
+        if len(srv._conns) >= limits.max_connections and not srv._make_room():
+            self._refuse("engine busy: too many connections")
+            return
+        self.pid = pid
+        srv._conns.add(self)
+        srv._per_pid[pid] = srv._per_pid.get(pid, 0) + 1
+        self._counted = True
+        # The selector transport's recv size: an attribute since 3.4, undocumented, so not typed.
+        if hasattr(transport, "max_size"):
+            transport.max_size = READ_CHUNK  # pyright: ignore[reportAttributeAccessIssue]
+        self.worktree = peer_worktree(pid, srv.engine.layout.repo)
+        self._arm(srv._read_timeout(self, True) or 0.0)
+
+    def _refuse(self, message: str) -> None:
+        assert self.transport is not None
+        self.transport.write(encode_frame(_error(None, P.INTERNAL_ERROR, message, EngineBusy.kind)))
+        self.transport.close()  # after the error is written
+
+    # -- frames in --
+    def data_received(self, data: bytes) -> None:
+        if self._ending or not self._counted:
+            return
+        self._buf += data
+        self._take()
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        self._take()
+        return True  # keep the transport open: what is in flight is still answered
+
+    def _take(self) -> None:
+        """Start the complete frames the buffer holds, as far as the in-flight cap allows; then pause or
+        resume reading, and end the connection when its input has ended and everything is answered."""
+        buf, limit, start = self._buf, self.server.max_frame, 0
+        while not self._ending and self.busy < MAX_IN_FLIGHT_PER_CONNECTION:
+            nl = buf.find(b"\n", start)
+            if nl < 0:
+                if len(buf) - start > limit:
+                    self._too_large()
+                break
+            if nl - start > limit:
+                self._too_large()
+                break
+            line = bytes(buf[start : nl + 1])
+            start = nl + 1
+            if line.strip():
+                self._start(line)
+        if start:
+            del buf[:start]
+        if self._ending:
+            self._finish_if_done()
+            return
+        if self._eof:
+            if self.busy < MAX_IN_FLIGHT_PER_CONNECTION:  # every complete frame has started
+                if buf.strip():
+                    err = _error(None, P.PARSE_ERROR, "incomplete frame (no newline)")
+                    self._end(err)
+                else:
+                    self._end()
+            return
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if self.busy >= MAX_IN_FLIGHT_PER_CONNECTION and not self._reading_paused:
+            transport.pause_reading()
+            self._reading_paused = True
+        elif self.busy < MAX_IN_FLIGHT_PER_CONNECTION and self._reading_paused:
+            transport.resume_reading()
+            self._reading_paused = False
+
+    def _start(self, line: bytes) -> None:
+        self.first = False
+        self.last = time.monotonic()
+        self.busy += 1
+        task = asyncio.get_running_loop().create_task(self.server._one(line, self))
+        self.server._requests.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task) -> None:
+        self.server._requests.discard(task)
+        self.busy -= 1
+        self.last = time.monotonic()
+        if not task.cancelled() and task.exception() is not None:  # a failed write to a gone peer
+            log.debug("answering pid %d failed: %s", self.pid, task.exception())
+        self._take()
+
+    def _too_large(self) -> None:
+        err = _error(
+            None, P.INVALID_REQUEST, f"request larger than {self.server.max_frame} bytes", TooLarge.kind
+        )
+        err["error"]["data"]["limit"] = self.server.engine.settings.messages.max_body_bytes
+        self._end(err)  # the stream is out of sync: drop the connection
+
+    # -- the end --
+    def _end(self, last_word: dict | None = None) -> None:
+        """Take no more frames; `last_word` goes out now; the connection closes once every request in
+        flight has been answered."""
+        if self._ending:
+            return
+        self._ending = True
+        self._buf.clear()
+        if self.transport is not None and not self.transport.is_closing() and not self._eof:
+            self.transport.pause_reading()
+        if last_word is not None:
+            self.replies.flush()
+            self.replies._write(encode_frame(last_word))
+        self._finish_if_done()
+
+    def _finish_if_done(self) -> None:
+        if self.busy:
+            return
+        self.replies.flush()
+        if self._timer is not None:
+            self._timer.cancel()
+        if self.transport is not None:
+            self.transport.close()
+
+    def stop_reading(self) -> None:
+        """The engine is stopping: no new requests from here; those in flight still get answers."""
+        self._end()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._counted:
+            self._counted = False
+            srv = self.server
+            srv._conns.discard(self)
+            left = srv._per_pid.get(self.pid, 1) - 1
+            if left > 0:
+                srv._per_pid[self.pid] = left
+            else:
+                srv._per_pid.pop(self.pid, None)
+        self._wake_drainers()
+
+    # -- silence --
+    def _arm(self, after: float) -> None:
+        self._timer = asyncio.get_running_loop().call_later(after, self._check_silence)
+
+    def _check_silence(self) -> None:
+        """One timer per connection rather than a wait on the read and every request in flight."""
+        if self._lost or self._ending:
+            return
+        left = self.server._read_timeout(self, self.first)
+        if left is None:  # a request of its own is in flight: look again an idle period later
+            left = self.server.engine.settings.engine.idle_timeout_seconds
+        elif left <= 0:
+            log.info("closing a silent connection of pid %d", self.pid)
+            self._end()
+            return
+        self._arm(left)
+
+    # -- frames out: flow control --
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        self._wake_drainers()
+
+    def _wake_drainers(self) -> None:
+        drainers, self._drainers = self._drainers, []
+        for fut in drainers:
+            if not fut.done():
+                fut.set_result(None)
+
+    async def drain(self) -> None:
+        """Until the peer has read enough of what was written (or is gone)."""
+        if self._writing_paused and not self._lost:
+            fut = asyncio.get_running_loop().create_future()
+            self._drainers.append(fut)
+            await fut
 
 
 class RpcServer:
@@ -134,10 +353,8 @@ class RpcServer:
         self._old_servers: list[asyncio.base_events.Server] = []
         self._bound: tuple[int, int] | None = None
         self._watch: asyncio.Task | None = None
-        self._connections: set[asyncio.Task] = set()
         self._requests: set[asyncio.Task] = set()
-        self._conn_count = 0
-        self._conns: dict[asyncio.Task, _Conn] = {}
+        self._conns: set[_Connection] = set()
         self._per_pid: dict[int, int] = {}
 
     async def start(self) -> None:
@@ -152,9 +369,8 @@ class RpcServer:
             pass
         old = os.umask(0o177)  # the socket is born 0600: no window where others can connect
         try:
-            self._server = await asyncio.start_unix_server(
-                self._handle, self.path, limit=self.max_frame, backlog=1024
-            )
+            loop = asyncio.get_running_loop()
+            self._server = await loop.create_unix_server(lambda: _Connection(self), self.path, backlog=1024)
         finally:
             os.umask(old)
         os.chmod(self.path, 0o600)
@@ -196,13 +412,17 @@ class RpcServer:
             self._watch = None
         if self._server is not None:
             self._server.close()
-            for task in list(self._connections):
-                task.cancel()  # stops reading new requests; in-flight ones are separate tasks
+            for conn in list(self._conns):
+                conn.stop_reading()  # no new requests; in-flight ones are tasks of their own
             if self._requests:
                 await asyncio.wait(list(self._requests), timeout=drain)
             for task in list(self._requests):
                 task.cancel()
-            await asyncio.gather(*self._connections, *self._requests, return_exceptions=True)
+            await asyncio.gather(*self._requests, return_exceptions=True)
+            for conn in list(self._conns):
+                if conn.transport is not None:
+                    conn.transport.close()
+            await asyncio.sleep(0)  # each closed transport reports connection_lost on the next turn
             for server in (*self._old_servers, self._server):
                 await server.wait_closed()
             self._server = None
@@ -215,67 +435,16 @@ class RpcServer:
     def _make_room(self) -> bool:
         """At the global cap: close the connection idle longest, so a crowd of idle sockets can never
         lock an agent out. False when every connection is busy."""
-        idle = [c for c in self._conns.values() if not c.busy]
+        idle = [c for c in self._conns if not c.busy]
         if not idle:
             return False
         victim = min(idle, key=lambda c: c.last)
         log.warning("connection limit reached: closing an idle connection of pid %d", victim.pid)
-        victim.writer.transport.abort()
+        if victim.transport is not None:
+            victim.transport.abort()
         return True
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._connections.add(task)
-        self._conn_count += 1
-        pid = None
-        try:
-            pid, uid, _gid = peer_credentials(writer.get_extra_info("socket"))
-            if uid != os.getuid():
-                log.warning("refused connection from uid %d (pid %d)", uid, pid)
-                return
-            limits = self.engine.settings.engine
-            if self._per_pid.get(pid, 0) >= limits.max_connections_per_process:
-                await self._send(
-                    writer,
-                    _error(
-                        None,
-                        P.INTERNAL_ERROR,
-                        f"engine busy: too many connections from pid"
-                        f" {pid} (limit {limits.max_connections_per_process})",
-                        EngineBusy.kind,
-                    ),
-                )
-                return
-            if len(self._conns) >= limits.max_connections and not self._make_room():
-                await self._send(
-                    writer,
-                    _error(None, P.INTERNAL_ERROR, "engine busy: too many connections", EngineBusy.kind),
-                )
-                return
-            conn = self._conns[task] = _Conn(pid, writer)
-            self._per_pid[pid] = self._per_pid.get(pid, 0) + 1
-            await self._serve(reader, writer, conn)
-        except (ConnectionError, asyncio.CancelledError):
-            pass
-        except Exception:
-            log.exception("connection handler failed")
-        finally:
-            if self._conns.pop(task, None) is not None and pid is not None:
-                left = self._per_pid.get(pid, 1) - 1
-                if left > 0:
-                    self._per_pid[pid] = left
-                else:
-                    self._per_pid.pop(pid, None)
-            self._conn_count -= 1
-            self._connections.discard(task)
-            writer.close()
-            try:
-                await writer.wait_closed()
-            except OSError:  # the peer is already gone: closing was all that was left to do
-                pass
-
-    def _read_timeout(self, conn: _Conn, first: bool) -> float | None:
+    def _read_timeout(self, conn: _Connection, first: bool) -> float | None:
         """How long this connection may stay silent: a first frame must come soon after connecting,
         later ones within the idle limit; none while a request of its own is in flight."""
         if conn.busy:
@@ -284,84 +453,10 @@ class RpcServer:
         allowed = limits.first_frame_timeout_seconds if first else limits.idle_timeout_seconds
         return max(0.0, conn.last + allowed - time.monotonic())
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, conn: _Conn) -> None:
-        # The selector transport's recv size: an attribute since 3.4, undocumented, so not typed.
-        if hasattr(writer.transport, "max_size"):
-            writer.transport.max_size = READ_CHUNK  # pyright: ignore[reportAttributeAccessIssue]
-        pid = conn.pid
-        worktree = peer_worktree(pid, self.engine.layout.repo)
-        out = _Replies(writer, conn)
-        slots = asyncio.Semaphore(MAX_IN_FLIGHT_PER_CONNECTION)
-        pending: set[asyncio.Task] = set()
-        first = True
-        loop = asyncio.get_running_loop()
-        me = asyncio.current_task()
-        assert me is not None
-        silent = False
-
-        # One timer per connection rather than a wait on the read and every request in flight
-        # (`asyncio.wait` over 64 pipelined requests added and removed 64 callbacks per frame read).
-        def check_silence() -> None:
-            nonlocal timer, silent
-            left = self._read_timeout(conn, first)
-            if left is None:  # a request of its own is in flight: look again an idle period later
-                left = self.engine.settings.engine.idle_timeout_seconds
-            elif left <= 0:
-                silent = True
-                me.cancel()
-                return
-            timer = loop.call_later(left, check_silence)
-
-        timer = loop.call_later(self._read_timeout(conn, first) or 0.0, check_silence)
-
-        def finished(t: asyncio.Task) -> None:
-            pending.discard(t)
-            self._requests.discard(t)
-            slots.release()
-            conn.busy -= 1
-            conn.last = time.monotonic()
-
-        try:
-            while True:
-                try:
-                    line = await reader.readuntil(b"\n")
-                except asyncio.CancelledError:
-                    if not silent:
-                        raise
-                    me.uncancel()
-                    log.info("closing a silent connection of pid %d", pid)
-                    return
-                except asyncio.IncompleteReadError as exc:
-                    if exc.partial.strip():
-                        await out.send(_error(None, P.PARSE_ERROR, "incomplete frame (no newline)"), now=True)
-                    return
-                except asyncio.LimitOverrunError:
-                    err = _error(
-                        None, P.INVALID_REQUEST, f"request larger than {self.max_frame} bytes", TooLarge.kind
-                    )
-                    err["error"]["data"]["limit"] = self.engine.settings.messages.max_body_bytes
-                    await out.send(err, now=True)
-                    return  # the stream is out of sync: drop the connection
-                if not line.strip():
-                    continue
-                first = False
-                conn.last = time.monotonic()
-                await slots.acquire()
-                conn.busy += 1
-                t = asyncio.create_task(self._one(line, pid, worktree, out))
-                pending.add(t)
-                self._requests.add(t)
-                t.add_done_callback(finished)
-        finally:
-            timer.cancel()
-            if pending:
-                await asyncio.gather(*pending, return_exceptions=True)
-            out.flush()
-
-    async def _one(self, line: bytes, pid: int, worktree: str | None, out: _Replies) -> None:
-        response = await self.dispatch(line, pid, worktree)
+    async def _one(self, line: bytes, conn: _Connection) -> None:
+        response = await self.dispatch(line, conn.pid, conn.worktree)
         if response is not None:
-            await out.send(response)
+            await conn.replies.send(response)
 
     async def dispatch(self, line: bytes, pid: int, worktree: str | None) -> dict | None:
         try:
@@ -426,7 +521,3 @@ class RpcServer:
         if notification:
             return None
         return {"jsonrpc": "2.0", "id": rid, "result": result}
-
-    async def _send(self, writer: asyncio.StreamWriter, msg: dict) -> None:
-        writer.write(encode_frame(msg))
-        await writer.drain()
