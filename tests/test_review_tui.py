@@ -52,6 +52,11 @@ async def idle(repo) -> None:
     await asyncio.to_thread(wait_for, lambda: pane_state(repo, "alice") == "idle", 20.0, "alice idle")
 
 
+def preflight(app) -> str:
+    """What the merge dialog's preflight line says ('' on another screen)."""
+    return str(app.screen.query_one("#preflight").render()) if isinstance(app.screen, MergeDialog) else ""
+
+
 async def open_review(app, pilot) -> ReviewScreen:
     queue = app.query_one(ReviewQueue)
     await until(pilot, lambda: queue.display and queue.row_count == 1, "the review queue")
@@ -130,23 +135,34 @@ async def test_review_comment_request_changes_outdated_approve_merge_teardown(wo
         await until(pilot, lambda: isinstance(app.screen, SubmitDialog))
         await pilot.press("enter")
         await until(pilot, lambda: screen.review.get("verdict") == "approve", "approved")
-        for _ in range(5):  # the review messages nudge alice's pane: merge once it is quiet
+
+        def refused_busy() -> bool:  # the merge's own preflight found alice working after all
+            return isinstance(app.screen, MergeDialog) and "is still working" in preflight(app)
+
+        # The review messages nudge alice's pane, and a nudge is typed the moment the pane turns idle:
+        # the dialog's preflight can see it idle and the merge's, a moment later, working. Merge once
+        # it stays quiet.
+        for _ in range(5):
             await idle(repo)
             await pilot.press("M")
             await until(pilot, lambda: isinstance(app.screen, MergeDialog) and app.screen.pre is not None)
             dialog = app.screen
             assert isinstance(dialog, MergeDialog) and dialog.pre is not None
-            if [p["code"] for p in dialog.pre["problems"]] != ["agent_working"]:
+            if [p["code"] for p in dialog.pre["problems"]] == ["agent_working"]:
+                await pilot.press("escape")
+                continue
+            assert dialog.pre["ok"], dialog.pre["problems"]
+            await pilot.press("ctrl+s")
+            await until(
+                pilot,
+                lambda: isinstance(app.screen, AfterMergeDialog) or refused_busy(),
+                "after the merge",
+                last=lambda: (app.screen, preflight(app)),
+            )
+            if isinstance(app.screen, AfterMergeDialog):
                 break
             await pilot.press("escape")
-        assert dialog.pre["ok"], dialog.pre["problems"]
-        await pilot.press("ctrl+s")
-        await until(
-            pilot,
-            lambda: isinstance(app.screen, AfterMergeDialog),
-            "after the merge",
-            last=lambda: (app.screen, str(app.screen.query_one("#preflight").render())),
-        )
+        assert isinstance(app.screen, AfterMergeDialog), preflight(app)
         assert (repo.path / "src" / "new.py").exists()
         await pilot.click("#go")
         await until(pilot, lambda: not isinstance(app.screen, (AfterMergeDialog, ReviewScreen)), "back home")
