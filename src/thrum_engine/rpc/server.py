@@ -86,7 +86,7 @@ class _Replies:
         self._size = 0
         self._loop = asyncio.get_running_loop()
 
-    def _write(self, data: bytes) -> None:
+    def write_now(self, data: bytes) -> None:
         transport = self._conn.transport
         if transport is not None and not transport.is_closing():
             transport.write(data)
@@ -98,13 +98,13 @@ class _Replies:
     def flush(self) -> None:
         frames, self._frames, self._size = self._frames, [], 0
         if frames:
-            self._write(frames[0] if len(frames) == 1 else b"".join(frames))
+            self.write_now(frames[0] if len(frames) == 1 else b"".join(frames))
 
     async def send(self, msg: dict, *, now: bool = False) -> None:
         data = encode_frame(msg)
         if not self._frames:
             if self._conn.busy <= 1 and not now:  # this answer's request is the only one in flight
-                self._write(data)
+                self.write_now(data)
                 if self._buffered() > self.HIGH_WATER:
                     await self._conn.drain()
                 return
@@ -270,7 +270,7 @@ class _Connection(asyncio.Protocol):
             self.transport.pause_reading()
         if last_word is not None:
             self.replies.flush()
-            self.replies._write(encode_frame(last_word))
+            self.replies.write_now(encode_frame(last_word))
         self._finish_if_done()
 
     def _finish_if_done(self) -> None:
