@@ -53,8 +53,19 @@ def is_alive(pid: int) -> bool:
     return False
 
 
+def _parent_pid(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
+            stat = fh.read()
+    except OSError:
+        return None
+    return int(stat[stat.rfind(")") + 2 :].split()[1])
+
+
 def daemon_pids(repo) -> list[int]:
-    """Live `python -m thrum_engine.daemon --repo <this repo>` processes."""
+    """Live `python -m thrum_engine.daemon --repo <this repo>` processes. A daemon's child caught
+    between fork and exec (it is starting git or tmux) still shows the daemon's command line: it is
+    not another engine, and is left out."""
     real = os.path.realpath(repo.path)
     found = []
     for entry in os.listdir("/proc"):
@@ -70,7 +81,7 @@ def daemon_pids(repo) -> list[int]:
         i = args.index("--repo")
         if i + 1 < len(args) and os.path.realpath(args[i + 1]) == real and is_alive(int(entry)):
             found.append(int(entry))
-    return sorted(found)
+    return sorted(p for p in found if _parent_pid(p) not in found)
 
 
 def shard_file(repo_path, author: str) -> Path:
