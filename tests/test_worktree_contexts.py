@@ -153,3 +153,17 @@ async def test_status_reads_its_own_worktree_s_branch_diff_again_only_when_a_hea
     ctx = (await e.call("status", {}, bob))["work_context"]
     assert (ctx["ahead"], ctx["ahead_files"]) == (2, ["auth.py", "token.py"])
     assert count(commands(tmp), "diff") == 1
+
+
+async def test_a_computation_cancelled_before_it_began_is_not_handed_to_later_questions(team):
+    from thrum_engine.team import shared_contexts
+
+    e, repo, trees, tmp = team
+    shared = shared_contexts(e)
+    asker = asyncio.create_task(shared.get())
+    await asyncio.sleep(0)  # the asker has made the next computation, which has not begun
+    assert shared._next is not None
+    shared._next.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asker
+    assert len(await shared.get()) == 5  # a new computation, not the cancelled one

@@ -167,7 +167,7 @@ class SharedContexts:
 
     async def get(self) -> list[dict]:
         task = self._next
-        if task is None:
+        if task is None or task.done():  # done here only if cancelled before it began
             running = self._running if self._running is not None and not self._running.done() else None
             task = self._next = asyncio.create_task(self._run(running), name="thrum-worktree-contexts")
             task.add_done_callback(_retrieved)
