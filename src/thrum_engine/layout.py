@@ -155,15 +155,18 @@ def worktree_of(repo: str, cwd: str) -> str | None:
         return None
 
 
+def _head(worktree: str) -> str:
+    """The worktree's HEAD file: `ref: refs/heads/<branch>`, or a commit id when detached; '' unread."""
+    try:
+        return _read(os.path.join(worktree_git_dir(worktree), "HEAD"))
+    except OSError:
+        return ""
+
+
 def current_branch(worktree: str) -> str | None:
     """Branch checked out in `worktree`, read from HEAD without spawning git; None when detached."""
-    try:
-        head = _read(os.path.join(worktree_git_dir(worktree), "HEAD"))
-    except OSError:
-        return None
-    if head.startswith("ref: refs/heads/"):
-        return head[len("ref: refs/heads/") :]
-    return None
+    head = _head(worktree)
+    return head[len("ref: refs/heads/") :] if head.startswith("ref: refs/heads/") else None
 
 
 _HEX = frozenset("0123456789abcdef")
@@ -196,13 +199,8 @@ def branch_commit(repo: str, branch: str) -> str | None:
 
 def head_commit(worktree: str) -> str | None:
     """The commit checked out in `worktree` (detached, or its branch's), from its HEAD file."""
-    try:
-        head = _read(os.path.join(worktree_git_dir(worktree), "HEAD"))
-    except OSError:
-        return None
-    if head.startswith("ref: refs/heads/"):
-        return branch_commit(worktree, head[len("ref: refs/heads/") :])
-    return _commit_id(head)
+    branch = current_branch(worktree)
+    return branch_commit(worktree, branch) if branch is not None else _commit_id(_head(worktree))
 
 
 def socket_fallback_dir() -> str:
