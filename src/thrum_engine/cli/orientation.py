@@ -1,6 +1,6 @@
 """prime, status, overview, team, ping, who-has, config show."""
 
-from thrum_engine.cli.call import ENGINE_FAILURES, CliError, Ctx, cli_error
+from thrum_engine.cli.call import CliError, Ctx, cli_error, engine_failure, engine_failures
 from thrum_engine.cli.output import line
 from thrum_engine.durations import human_age
 
@@ -157,8 +157,8 @@ def doctor_integrations(ctx: Ctx) -> int:
             "the engine is not running: hook firings unknown",
             "thrum daemon start",
         )
-    except (*ENGINE_FAILURES, KeyError, TypeError) as exc:  # an older engine without hooks.status, too
-        reason = cli_error(exc).message if isinstance(exc, ENGINE_FAILURES) else f"unexpected answer: {exc!r}"
+    except (*engine_failures(), KeyError, TypeError) as exc:  # an older engine without hooks.status, too
+        reason = cli_error(exc).message if engine_failure(exc) else f"unexpected answer: {exc!r}"
         rep.add(
             "engine",
             layout.repo,
