@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from engine import env_for  # bench/engine.py: the same scratch environment
+from engine import env_for, pct  # bench/engine.py: the same scratch environment, percentiles
 
 BIN = Path(sys.executable).parent
 # With PYTHONPATH set (to time another checkout's src/, e.g. the baseline), run that code, not the installed one.
@@ -282,7 +282,7 @@ def bench_floor(runs: int) -> dict:
             await engine.stop()
             shutil.rmtree(tmp, ignore_errors=True)
         return {
-            name: {"p50_us": round(statistics.median(v), 1), "p99_us": round(_pct(v, 99), 1)}
+            name: {"p50_us": round(statistics.median(v), 1), "p99_us": round(pct(v, 99), 1)}
             for name, v in lat.items()
         }
 
@@ -290,11 +290,6 @@ def bench_floor(runs: int) -> dict:
         return asyncio.run(go())
     finally:
         METHODS.pop("bench.noop", None)
-
-
-def _pct(values: list[float], p: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(len(values) * p / 100))]
 
 
 def main() -> int:

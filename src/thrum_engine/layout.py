@@ -123,12 +123,13 @@ def registered_worktrees(repo: str) -> set[str]:
     return found
 
 
-def is_registered(repo: str, real: str) -> bool:
-    """`real in registered_worktrees(repo)`, for `real` a worktree's real path, reading one admin entry
-    instead of all of them: the entry the worktree's own `.git` file names, when it names `real` back.
-    The engine asks this on every connection (the peer's worktree), and a team of 50 worktrees made the
-    whole list 0.66 ms of the loop a call; anything the shortcut does not confirm gets the whole list."""
-    if real == os.path.realpath(repo):
+def is_registered(repo: str, real: str, repo_real: str) -> bool:
+    """`real in registered_worktrees(repo)`, for `real` a worktree's real path (`repo_real`: the repo's),
+    reading one admin entry instead of all of them: the entry the worktree's own `.git` file names,
+    when it names `real` back. The engine asks this on every connection (the peer's worktree), and a
+    team of 50 worktrees made the whole list 0.66 ms of the loop a call; anything the shortcut does
+    not confirm gets the whole list."""
+    if real == repo_real:
         return True
     try:
         entry = os.path.realpath(worktree_git_dir(real))
@@ -147,10 +148,11 @@ def worktree_of(repo: str, cwd: str) -> str | None:
     if wt is None:
         return None
     try:
-        if os.path.realpath(main_repo_of(wt)) != os.path.realpath(repo):
+        repo_real = os.path.realpath(repo)
+        if os.path.realpath(main_repo_of(wt)) != repo_real:
             return None
         real = os.path.realpath(wt)
-        return real if is_registered(repo, real) else None
+        return real if is_registered(repo, real, repo_real) else None
     except (OSError, NotARepo):
         return None
 
@@ -163,10 +165,13 @@ def _head(worktree: str) -> str:
         return ""
 
 
+def _branch_in(head: str) -> str | None:
+    return head[len("ref: refs/heads/") :] if head.startswith("ref: refs/heads/") else None
+
+
 def current_branch(worktree: str) -> str | None:
     """Branch checked out in `worktree`, read from HEAD without spawning git; None when detached."""
-    head = _head(worktree)
-    return head[len("ref: refs/heads/") :] if head.startswith("ref: refs/heads/") else None
+    return _branch_in(_head(worktree))
 
 
 _HEX = frozenset("0123456789abcdef")
@@ -199,8 +204,9 @@ def branch_commit(repo: str, branch: str) -> str | None:
 
 def head_commit(worktree: str) -> str | None:
     """The commit checked out in `worktree` (detached, or its branch's), from its HEAD file."""
-    branch = current_branch(worktree)
-    return branch_commit(worktree, branch) if branch is not None else _commit_id(_head(worktree))
+    head = _head(worktree)
+    branch = _branch_in(head)
+    return branch_commit(worktree, branch) if branch is not None else _commit_id(head)
 
 
 def socket_fallback_dir() -> str:

@@ -100,10 +100,10 @@ class _Replies:
         if frames:
             self.write_now(frames[0] if len(frames) == 1 else b"".join(frames))
 
-    async def send(self, msg: dict, *, now: bool = False) -> None:
+    async def send(self, msg: dict) -> None:
         data = encode_frame(msg)
         if not self._frames:
-            if self._conn.busy <= 1 and not now:  # this answer's request is the only one in flight
+            if self._conn.busy <= 1:  # this answer's request is the only one in flight
                 self.write_now(data)
                 if self._buffered() > self.HIGH_WATER:
                     await self._conn.drain()
@@ -111,7 +111,7 @@ class _Replies:
             self._loop.call_soon(self.flush)
         self._frames.append(data)
         self._size += len(data)
-        if now or self._size + self._buffered() > self.HIGH_WATER:
+        if self._size + self._buffered() > self.HIGH_WATER:
             self.flush()
             await self._conn.drain()
 
