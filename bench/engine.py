@@ -575,8 +575,13 @@ def _clients(t: Target, argv_list: list[list[str]]) -> tuple[float, float]:
     return time.perf_counter() - t0, _cpu(t.pid) - cpu0
 
 
-def cmp_blocking(t: Target, clients: int, per_client: int) -> dict:
-    wall, cpu = _clients(t, [[CLIENT, t.sock, "alice", str(per_client)] for _ in range(clients)])
+def cmp_blocking(t: Target, clients: int, per_client: int, *, authors: int = 1) -> dict:
+    """`authors` > 1: the clients send as that many agents in turn (a team: a batch then spans as
+    many journal shards, one per author, where the ceiling keeps one file)."""
+    if authors > 1 and len(t.agents) < authors:
+        t.register([f"agent_{i:02d}" for i in range(50)])
+    who = [t.agents[i % authors] if authors > 1 else "alice" for i in range(clients)]
+    wall, cpu = _clients(t, [[CLIENT, t.sock, who[i], str(per_client)] for i in range(clients)])
     n = clients * per_client
     return {"msgs_per_s": n / wall, "cpu_us_per_msg": cpu / n * 1e6}
 
@@ -704,6 +709,8 @@ def bench_compare(a: argparse.Namespace) -> dict:
         for _ in range(a.reps):
             if "blocking16" in sections:
                 each("blocking16", lambda t: cmp_blocking(t, 16, a.per_client))
+            if "team16" in sections:
+                each("team16", lambda t: cmp_blocking(t, 16, a.per_client, authors=16))
             if "pipelined" in sections:
                 each("pipelined", lambda t: cmp_pipelined(t, 4, a.per_conn))
             if "wait" in sections:
@@ -728,6 +735,7 @@ def bench_compare(a: argparse.Namespace) -> dict:
         me = out[n]
         ratio_of = {
             "blocking16": ("blocking16", "msgs_per_s"),
+            "team16": ("team16", "msgs_per_s"),
             "pipelined": ("pipelined", "msgs_per_s"),
             "wait_p99": ("wait", "p99_ms"),
             "inbox_p99": ("inbox", "p99_ms"),
@@ -761,6 +769,8 @@ def print_compare(c: dict) -> None:
 
     row("16 blocking clients, msgs/s", "blocking16", "msgs_per_s", ",.0f", "blocking16", ">= 0.9x")
     row("  server CPU per message, us", "blocking16", "cpu_us_per_msg", ".1f", None, "")
+    row("16 clients as 16 agents, msgs/s", "team16", "msgs_per_s", ",.0f", "team16", "")
+    row("  server CPU per message, us", "team16", "cpu_us_per_msg", ".1f", None, "")
     row("pipelined (4 x 64 in flight), msgs/s", "pipelined", "msgs_per_s", ",.0f", "pipelined", ">= 0.7x")
     row("  server CPU per message, us", "pipelined", "cpu_us_per_msg", ".1f", None, "")
     row("wait wake-up p50, ms", "wait", "p50_ms", ".3f", None, "")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 
@@ -123,6 +124,33 @@ def test_a_batch_that_fails_in_a_later_group_cuts_every_shard_back(tmp_path):
         j.append({a: [b'{"n":2}\n'] for a in authors})
     for a in authors[:-1]:
         assert Path(j.path(a)).read_bytes() == b'{"n":1}\n'
+
+
+def test_a_batch_from_several_authors_fsyncs_them_together_and_reports_a_failure(tmp_path):
+    """Several shards are fsynced at once (threads): a failure is raised once every fsync has
+    returned, and closing the journal stops the threads."""
+    import errno
+    import threading
+
+    j = Journal(str(tmp_path / "journal"), str(tmp_path / "quarantine"))
+    j.open()
+    before = set(threading.enumerate())
+    ends = j.append({a: [b'{"n":1}\n'] for a in ("alice", "bob", "carol")})
+    assert ends == {"alice": 8, "bob": 8, "carol": 8}
+    syncers = [t for t in threading.enumerate() if t not in before and t.name.startswith("thrum-fsync")]
+    assert syncers
+    good = [os.open(str(tmp_path / f"f{i}"), os.O_WRONLY | os.O_CREAT, 0o600) for i in range(3)]
+    bad = os.open(str(tmp_path / "closed"), os.O_WRONLY | os.O_CREAT, 0o600)
+    os.close(bad)  # a descriptor that is no longer open: fsync fails with EBADF
+    try:
+        with pytest.raises(OSError) as err:
+            j._fsync_all([good[0], bad, good[1], good[2]])
+        assert err.value.errno == errno.EBADF
+    finally:
+        for fd in good:
+            os.close(fd)
+    j.close()
+    assert not any(t.is_alive() for t in syncers)
 
 
 def test_unreadable_lines_are_counted_not_fatal(tmp_path):
