@@ -102,10 +102,17 @@ async def review_app(review_scene, *, conflict: bool = False):
             },
         )
         path = type(repo.path)(made["path"])
-        # Its shell settles at the prompt before the clock moves, so the pane's age is fixed too.
+        # Its shell settles at the prompt before the clock moves, so the pane's age is fixed too:
+        # idle for a second on end (a pane caught idle between two of its start-up outputs turned
+        # idle again after the clock moved, "0s ago", in 1 of 7 full runs).
         deadline = time.monotonic() + 20
-        while not await _idle(handle):
+        idle_since = None
+        while idle_since is None or time.monotonic() - idle_since < 1.0:
             assert time.monotonic() < deadline, "alice's pane never settled"
+            if not await _idle(handle):
+                idle_since = None
+            elif idle_since is None:
+                idle_since = time.monotonic()
             await asyncio.sleep(0.05)
         commit(repo, path, {"auth/token.py": APP_V2}, "TTL from the environment")
         commit(
