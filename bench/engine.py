@@ -248,38 +248,43 @@ for _ in range(int(sys.argv[2])):
     }
 
 
-async def _inbox_and_rebuild(messages: int, agents: int, queries: int) -> dict:
-    """In-process engine on a scratch repo: load messages through the real commit path, then measure."""
-    from thrum_engine.doctor import rebuild_projection
+async def loaded_engine(tmp: Path, messages: int, agents: int):
+    """An in-process engine on a scratch repo under `tmp`, `agents` registered and `messages` loaded
+    between random pairs through the real commit path: (engine, agent names, load seconds, rng)."""
     from thrum_engine.engine.assemble import build
     from thrum_engine.engine.caller import Caller
     from thrum_engine.layout import Layout
     from thrum_engine.messaging import create_message
     from thrum_engine.settings import ThrumSettings
 
+    env = env_for(tmp)
+    await asyncio.to_thread(subprocess.run, ["git", "init", "-q", "-b", "main", str(tmp / "r")], check=True, env=env)
+    os.makedirs(tmp / "r/.git/thrum-sync/a-sync/journal")
+    engine = build(Layout(str(tmp / "r")), ThrumSettings(guards={"enabled": False}))  # see env_for
+    await engine.start()
+    names = [f"agent_{i:02d}" for i in range(agents)]
+    for n in names:
+        await engine.call("agent.register", {"name": n, "role": "worker"}, Caller.trusted())
+    rng = random.Random(7)
+    t0 = time.perf_counter()
+    batch = 500
+    for start in range(0, messages, batch):
+        tasks = []
+        for i in range(start, min(start + batch, messages)):
+            a, r = rng.sample(names, 2)
+            tasks.append(create_message(engine, a, f"message {i} " + "x" * 80, to=["@" + r]))
+        await asyncio.gather(*tasks)
+    return engine, names, time.perf_counter() - t0, rng
+
+
+async def _inbox_and_rebuild(messages: int, agents: int, queries: int) -> dict:
+    """In-process engine on a scratch repo: load messages through the real commit path, then measure."""
+    from thrum_engine.doctor import rebuild_projection
+    from thrum_engine.engine.caller import Caller
+
     tmp = Path(tempfile.mkdtemp(prefix="thrum-bench-inbox-"))
     try:
-        env = env_for(tmp)
-        await asyncio.to_thread(
-            subprocess.run, ["git", "init", "-q", "-b", "main", str(tmp / "r")], check=True, env=env
-        )
-        os.makedirs(tmp / "r/.git/thrum-sync/a-sync/journal")
-        layout = Layout(str(tmp / "r"))
-        engine = build(layout, ThrumSettings(guards={"enabled": False}))  # see env_for
-        await engine.start()
-        names = [f"agent_{i:02d}" for i in range(agents)]
-        for n in names:
-            await engine.call("agent.register", {"name": n, "role": "worker"}, Caller.trusted())
-        rng = random.Random(7)
-        t0 = time.perf_counter()
-        batch = 500
-        for start in range(0, messages, batch):
-            tasks = []
-            for i in range(start, min(start + batch, messages)):
-                a, r = rng.sample(names, 2)
-                tasks.append(create_message(engine, a, f"message {i} " + "x" * 80, to=["@" + r]))
-            await asyncio.gather(*tasks)
-        load_s = time.perf_counter() - t0
+        engine, names, load_s, rng = await loaded_engine(tmp, messages, agents)
         lat = []
         for _ in range(queries):
             me = rng.choice(names)
