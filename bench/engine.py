@@ -258,7 +258,9 @@ async def loaded_engine(tmp: Path, messages: int, agents: int):
     from thrum_engine.settings import ThrumSettings
 
     env = env_for(tmp)
-    await asyncio.to_thread(subprocess.run, ["git", "init", "-q", "-b", "main", str(tmp / "r")], check=True, env=env)
+    await asyncio.to_thread(
+        subprocess.run, ["git", "init", "-q", "-b", "main", str(tmp / "r")], check=True, env=env
+    )
     os.makedirs(tmp / "r/.git/thrum-sync/a-sync/journal")
     engine = build(Layout(str(tmp / "r")), ThrumSettings(guards={"enabled": False}))  # see env_for
     await engine.start()

@@ -53,8 +53,12 @@ def _send(n: int) -> dict:
         "type": "message.create",
         "author": "agent_00",
         "ts": ts,
-        "data": {"message_id": f"msg_01ZZ{n:022d}", "content": f"m{n}", "format": "markdown",
-                 "recipients": [f"agent_{1 + n % 49:02d}"]},
+        "data": {
+            "message_id": f"msg_01ZZ{n:022d}",
+            "content": f"m{n}",
+            "format": "markdown",
+            "recipients": [f"agent_{1 + n % 49:02d}"],
+        },
     }
 
 
