@@ -93,6 +93,14 @@ async def _store(tmp: Path, messages: int) -> Path:
     engine, _names, _load_s, _rng = await loaded_engine(tmp, messages, 50)
     path = Path(engine.layout.db_path)
     await engine.stop()
+    conn = sqlite3.connect(path)
+    try:  # every row in the main file, which is what each variant copies
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        stored = conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
+    finally:
+        conn.close()
+    if stored < messages:
+        raise SystemExit(f"the store holds {stored:,} messages, not {messages:,}")
     return path
 
 
