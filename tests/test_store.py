@@ -126,31 +126,81 @@ def test_a_batch_that_fails_in_a_later_group_cuts_every_shard_back(tmp_path):
         assert Path(j.path(a)).read_bytes() == b'{"n":1}\n'
 
 
-def test_a_batch_from_several_authors_fsyncs_them_together_and_reports_a_failure(tmp_path):
-    """Several shards are fsynced at once (threads): a failure is raised once every fsync has
-    returned, and closing the journal stops the threads."""
+def _failing_fsync(journal: Journal, bad: str, log: list[tuple[str, str]]):
+    """An fsync that fails (EIO) for `bad`'s shard at once and is slow for the others, logging
+    (shard, thread) as each returns; other files are synced for real."""
     import errno
+    import threading
+    import time
+
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        ino = os.fstat(fd).st_ino
+        shard = next((a for a in ("alice", "bob", "carol") if os.stat(journal.path(a)).st_ino == ino), None)
+        if shard == bad:
+            log.append((shard, threading.current_thread().name))
+            raise OSError(errno.EIO, "injected")
+        if shard is not None:
+            time.sleep(0.05)  # still syncing when the failure comes back
+        real(fd)
+        if shard is not None:
+            log.append((shard, threading.current_thread().name))
+
+    return fsync
+
+
+def test_a_batch_from_several_authors_is_fsynced_at_once_and_a_failure_cuts_every_shard_back(
+    tmp_path, monkeypatch
+):
+    """The shards of a batch are fsynced together on the journal's threads; a failure is raised
+    only once every fsync has returned, and every shard is cut back to where the batch began."""
+    import errno
+
+    j = Journal(str(tmp_path / "journal"), str(tmp_path / "quarantine"))
+    j.open()
+    try:
+        authors = ("alice", "bob", "carol")
+        assert j.append({a: [b'{"n":1}\n'] for a in authors}) == {a: 8 for a in authors}
+        log: list[tuple[str, str]] = []
+        monkeypatch.setattr(os, "fsync", _failing_fsync(j, "alice", log))  # the first to be waited on
+        with pytest.raises(OSError) as err:
+            j.append({a: [b'{"n":2}\n'] for a in authors})
+        assert err.value.errno == errno.EIO
+        # The batch's three fsyncs, on the journal's threads, all returned before the cut-back
+        # (whose own fsyncs, on this thread, come after).
+        synced = [a for a, t in log if t.startswith("thrum-fsync")]
+        assert sorted(synced) == ["alice", "bob", "carol"], log
+        assert all(t.startswith("thrum-fsync") for _, t in log[:3]), log
+        for a in authors:
+            assert Path(j.path(a)).read_bytes() == b'{"n":1}\n'
+        monkeypatch.undo()
+        assert j.append({a: [b'{"n":3}\n'] for a in authors}) == {a: 16 for a in authors}
+    finally:
+        j.close()
+
+
+def test_the_journal_syncs_on_its_own_thread_when_its_threads_cannot_take_the_work(tmp_path):
+    """Closed, or its threads shut down under it (the interpreter exiting): an append still
+    fsyncs every shard, on the calling thread, and starts no threads."""
     import threading
 
     j = Journal(str(tmp_path / "journal"), str(tmp_path / "quarantine"))
     j.open()
-    before = set(threading.enumerate())
-    ends = j.append({a: [b'{"n":1}\n'] for a in ("alice", "bob", "carol")})
-    assert ends == {"alice": 8, "bob": 8, "carol": 8}
-    syncers = [t for t in threading.enumerate() if t not in before and t.name.startswith("thrum-fsync")]
-    assert syncers
-    good = [os.open(str(tmp_path / f"f{i}"), os.O_WRONLY | os.O_CREAT, 0o600) for i in range(3)]
-    bad = os.open(str(tmp_path / "closed"), os.O_WRONLY | os.O_CREAT, 0o600)
-    os.close(bad)  # a descriptor that is no longer open: fsync fails with EBADF
     try:
-        with pytest.raises(OSError) as err:
-            j._fsync_all([good[0], bad, good[1], good[2]])
-        assert err.value.errno == errno.EBADF
+        before = set(threading.enumerate())
+        j.append({a: [b'{"n":1}\n'] for a in ("alice", "bob")})
+        syncers = [t for t in threading.enumerate() if t not in before and t.name.startswith("thrum-fsync")]
+        assert syncers
+        j._syncers.shutdown()  # as at interpreter exit: submit() now raises RuntimeError
+        assert j.append({a: [b'{"n":2}\n'] for a in ("alice", "bob")}) == {"alice": 16, "bob": 16}
     finally:
-        for fd in good:
-            os.close(fd)
-    j.close()
+        j.close()
     assert not any(t.is_alive() for t in syncers)
+    before = set(threading.enumerate())
+    assert j.append({a: [b'{"n":3}\n'] for a in ("alice", "bob")}) == {"alice": 24, "bob": 24}
+    assert not [t for t in threading.enumerate() if t not in before and t.name.startswith("thrum-fsync")]
+    j.close()
 
 
 def test_unreadable_lines_are_counted_not_fatal(tmp_path):

@@ -16,7 +16,7 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from thrum_engine import fastjson
@@ -142,11 +142,13 @@ class Journal:
         self._sizes: dict[str, int] = {}
         self._last_starts: dict[str, int] = {}
         self._syncers: ThreadPoolExecutor | None = None  # started by the first batch of two shards
+        self._closed = False
 
     # -- start-up --
     def open(self) -> list[TornTail]:
         """Create the directory and set aside any torn final line left by a crash."""
         private_dir(self.dir)
+        self._closed = False
         if self.clone_file is not None:
             self.clone = clone_id(self.clone_file)
             self._qualify_legacy_shards()
@@ -343,7 +345,7 @@ class Journal:
                 self._fsync_all([fd for _shard, fd in group])
                 for shard, fd in group:
                     self._sizes[shard] = os.fstat(fd).st_size
-        except OSError:
+        except BaseException:  # an OSError from the disk, or anything else: no line is left behind
             self._truncate(done)
             raise
         self._last_starts = done
@@ -351,14 +353,26 @@ class Journal:
 
     def _fsync_all(self, fds: list[int]) -> None:
         """fsync every fd; raise the first failure only once all have returned (the caller then
-        truncates the shards, and none is still being synced)."""
-        if len(fds) == 1:
-            os.fsync(fds[0])
-            return
-        if self._syncers is None:
-            self._syncers = ThreadPoolExecutor(SYNC_THREADS, thread_name_prefix="thrum-fsync")
-        pending = [self._syncers.submit(os.fsync, fd) for fd in fds]
-        errors = [exc for exc in (f.exception() for f in pending) if exc is not None]
+        truncates the shards, and none is still being synced). A closed journal, or one whose threads
+        cannot take the work (the interpreter exiting, no thread to start), syncs them in turn."""
+        pending: list[Future] = []
+        rest = fds
+        if len(fds) > 1 and not self._closed:
+            if self._syncers is None:
+                self._syncers = ThreadPoolExecutor(SYNC_THREADS, thread_name_prefix="thrum-fsync")
+            try:
+                for fd in fds:
+                    pending.append(self._syncers.submit(os.fsync, fd))
+            except RuntimeError:  # cannot schedule (shut down, or exiting): the rest on this thread
+                pass
+            rest = fds[len(pending) :]
+        errors: list[BaseException] = []
+        for fd in rest:
+            try:
+                os.fsync(fd)
+            except OSError as exc:
+                errors.append(exc)
+        errors += [exc for exc in (f.exception() for f in pending) if exc is not None]
         if errors:
             raise errors[0]
 
@@ -383,6 +397,12 @@ class Journal:
                 fd = self._fds.get(shard)
                 if fd is not None:
                     os.fsync(fd)
+                else:  # its fd was evicted by a later group of the batch: the cut is synced all the same
+                    evicted = os.open(self.path(shard), os.O_WRONLY)
+                    try:
+                        os.fsync(evicted)
+                    finally:
+                        os.close(evicted)
             except OSError as exc:
                 errors.append(exc)
                 self._sizes.pop(shard, None)  # unknown now: the next open re-reads it
@@ -396,6 +416,7 @@ class Journal:
         return len(self._fds)
 
     def close(self) -> None:
+        self._closed = True  # a later append (none is expected) syncs on its own thread
         syncers, self._syncers = self._syncers, None
         if syncers is not None:
             syncers.shutdown()
