@@ -12,7 +12,6 @@ whole `thrum inbox` next to `python -c pass` in the same rounds.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -21,7 +20,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from engine import Bench, checkouts, pct, timed  # bench/engine.py: the repo, its agents and daemon
+from engine import Bench, baseline_parser, checkouts, pct, timed  # bench/engine.py
 
 PROBE = r"""
 import json, sys, time
@@ -48,12 +47,10 @@ def setup(src: str | None, worktrees: int) -> Bench:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = baseline_parser(__doc__)
     ap.add_argument("--worktrees", default="0,50", help="linked worktrees besides bob's, comma-separated")
     ap.add_argument("--runs", type=int, default=200, help="connections per checkout and size")
     ap.add_argument("--cli-runs", type=int, default=30, help="whole `thrum inbox` runs per checkout and size")
-    ap.add_argument("--src", action="append", default=[], help="another checkout's src (a baseline)")
-    ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     srcs = checkouts(a.src)
     sizes = [int(n) for n in a.worktrees.split(",")]

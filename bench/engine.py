@@ -99,6 +99,15 @@ class Bench:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def baseline_parser(doc: str | None) -> argparse.ArgumentParser:
+    """A comparing bench's parser: its docstring as help, `--json`, and `--src OTHER/src`
+    (repeatable), the baselines that `checkouts` names."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--src", action="append", default=[], help="another checkout's src (a baseline)")
+    ap.add_argument("--json", action="store_true")
+    return ap
+
+
 def checkouts(baselines: list[str]) -> dict[str, str | None]:
     """This checkout and each baseline's `src`, by name (its parent folder). With a baseline, every
     checkout runs as `python -m thrum_engine` with its src on PYTHONPATH, so the launcher is not

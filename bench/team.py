@@ -12,7 +12,6 @@ launcher for all), interleaved command by command.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -22,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from engine import Bench, checkouts, timed  # bench/engine.py: the repo, its agents and daemon
+from engine import Bench, baseline_parser, checkouts, timed  # bench/engine.py
 
 COMMANDS = [
     ["inbox"],
@@ -59,12 +58,10 @@ def crowd(b: Bench, cwd: Path, n: int) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = baseline_parser(__doc__)
     ap.add_argument("--agents", default="2,50", help="team sizes, comma-separated (each in its own worktree)")
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--crowd", type=int, default=20, help="agents asking who-has at once")
-    ap.add_argument("--src", action="append", default=[], help="another checkout's src (a baseline)")
-    ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     srcs = checkouts(a.src)
     sizes = [int(n) for n in a.agents.split(",")]
