@@ -849,3 +849,24 @@ def test_peeking_again_writes_nothing_new_to_the_journal(pair):
     for _ in range(3):
         assert [m["body"]["content"] for m in bob.json("inbox", "--unread")["messages"]] == ["peek at me"]
     assert bob.json("doctor")["journal"]["events"] == events
+
+
+def test_the_fields_an_inbox_may_ask_for_are_the_keys_of_a_message_view():
+    """`model.MessageField` names every key `message_view` can give (a new key is askable the day it
+    is added), and the human inbox asks only for keys that exist (`cli.messaging.SHOWN`)."""
+    import typing
+
+    from thrum_engine.cli.messaging import SHOWN
+    from thrum_engine.messaging import message_view
+    from thrum_engine.model import MessageField
+
+    row = {
+        "id": "msg_1", "thread_id": "thr_1", "reply_to": None, "author": "alice", "format": "markdown",
+        "content": "hi", "structured": '{"a": 1}', "created_at": "t", "updated_at": None, "deleted": 0,
+        "broadcast": 0, "addressed": '["@bob"]', "mentions": "[]", "scopes": "[]",
+        "refs": '[{"type": "bd", "value": "bd-1"}]', "meta": "{}", "read_at": None,
+    }  # fmt: skip
+    view = message_view(row)
+    assert "tasks" in view and "meta" in view and "is_read" in view  # every optional key is present
+    assert set(view) == set(typing.get_args(MessageField))
+    assert set(SHOWN) <= set(typing.get_args(MessageField))
