@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from thrum_engine.cli.main import COMMANDS, main
+from thrum_engine.cli.main import BY_PATH, commands, main
+
+COMMANDS = commands()
 
 GROUPS = sorted({" ".join(c.path.split()[:n]) for c in COMMANDS for n in range(1, len(c.path.split()))})
 GROUPS = [g for g in GROUPS if g not in {c.path for c in COMMANDS}]
@@ -35,3 +37,8 @@ def test_every_command_has_help_that_exits_0(capsys):
         assert main([*c.path.split(), "--help"]) == 0, c.path
         out, err = capsys.readouterr()
         assert err == "" and out.startswith(f"usage: thrum {c.path}"), c.path
+
+
+def test_each_command_path_is_declared_once():
+    """Help and lookup go by path: a second row with the same path would hide the first."""
+    assert len(BY_PATH) == len(COMMANDS) and {c.path for c in COMMANDS} == set(BY_PATH)

@@ -419,11 +419,9 @@ _ROWS += [
 BY_PATH: dict[str, Row] = {r[0]: r for r in _ROWS}
 
 
-def __getattr__(name: str) -> list[Spec]:
-    """`COMMANDS`, every command's `Spec` (help and the tests), built only when asked for."""
-    if name == "COMMANDS":
-        return [_spec(r) for r in _ROWS]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+def commands() -> list[Spec]:
+    """Every command's `Spec`, in the order of the table."""
+    return [_spec(r) for r in _ROWS]
 
 
 def find(argv: list[str]) -> tuple[Spec | None, list[str]]:
@@ -462,10 +460,10 @@ AUTHORITY = """who may do what:
 
 
 def help_text(prefix: str = "") -> str:
-    groups = [r for r in _ROWS if r[0].startswith(prefix)]
-    width = max(len(r[0]) for r in groups)
+    groups = [(path, row[2]) for path, row in BY_PATH.items() if path.startswith(prefix)]
+    width = max(len(path) for path, _ in groups)
     lines = [f"usage: thrum {prefix}COMMAND [flags]   (global: --json --quiet --verbose --repo PATH)", ""]
-    lines += [f"  {r[0].ljust(width)}  {r[2]}" for r in groups]
+    lines += [f"  {path.ljust(width)}  {summary}" for path, summary in groups]
     if not prefix:
         lines += ["", AUTHORITY]
     return "\n".join(lines)
@@ -480,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
         argv = ["version"]
     spec, rest = find(argv)
     if spec is None:
-        groups = {r[0].split()[0] for r in _ROWS if " " in r[0]}
+        groups = {path.split()[0] for path in BY_PATH if " " in path}
         head = next((t for t in argv if not t.startswith("-")), argv[0])
         if head.startswith("-") or (
             argv and argv[0].startswith("-") and argv[0] not in ("--json", "--quiet")
@@ -489,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
         if head in groups and head not in BY_PATH:
             words = [t for t in argv if not t.startswith("-")][:2]
             group = " ".join(words)  # `tmux snapshot`: a group inside a group
-            if len(words) < 2 or not any(r[0].startswith(group + " ") for r in _ROWS):
+            if len(words) < 2 or not any(path.startswith(group + " ") for path in BY_PATH):
                 group = head
             depth = len(group.split())
             if "--help" in argv or "-h" in argv or "help" in words[1:]:
@@ -497,7 +495,9 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             error(
                 f"{group} needs a subcommand: "
-                + ", ".join(dict.fromkeys(r[0].split()[depth] for r in _ROWS if r[0].startswith(group + " ")))
+                + ", ".join(
+                    dict.fromkeys(path.split()[depth] for path in BY_PATH if path.startswith(group + " "))
+                )
             )
         elif head.startswith("-"):
             error(f"unknown flag: {head}")
