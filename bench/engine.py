@@ -591,12 +591,21 @@ def _clients(t: Target, argv_list: list[list[str]]) -> tuple[float, float]:
     return time.perf_counter() - t0, _cpu(t.pid) - cpu0
 
 
+TEAM = 50  # the compare's agents: the loaded store's recipients, and team16's senders (the first 16)
+
+
+def team(t: Target) -> list[str]:
+    """`t`'s TEAM agents, registered on first use."""
+    if not t.agents:
+        t.register([f"agent_{i:02d}" for i in range(TEAM)])
+    return t.agents
+
+
 def cmp_blocking(t: Target, clients: int, per_client: int, *, authors: int = 1) -> dict:
     """`authors` > 1: the clients send as that many agents in turn (a team: a batch then spans as
     many journal shards, one per author, where the ceiling keeps one file)."""
-    if authors > 1 and len(t.agents) < authors:
-        t.register([f"agent_{i:02d}" for i in range(50)])
-    who = [t.agents[i % authors] if authors > 1 else "alice" for i in range(clients)]
+    senders = team(t)[:authors] if authors > 1 else ["alice"]
+    who = [senders[i % len(senders)] for i in range(clients)]
     wall, cpu = _clients(t, [[CLIENT, t.sock, who[i], str(per_client)] for i in range(clients)])
     n = clients * per_client
     return {"msgs_per_s": n / wall, "cpu_us_per_msg": cpu / n * 1e6}
@@ -639,11 +648,9 @@ def cmp_wait(t: Target, rounds: int) -> dict:
     return {"lat": lat}
 
 
-def cmp_load(t: Target, messages: int, agents: int, conns: int = 4) -> float:
-    if not t.agents:
-        t.register([f"agent_{i:02d}" for i in range(agents)])
+def cmp_load(t: Target, messages: int, conns: int = 4) -> float:
     per = messages // conns
-    names = json.dumps(t.agents)
+    names = json.dumps(team(t))
     wall, _ = _clients(t, [[PIPELINED, t.sock, str(per), "48", str(100 + i), names] for i in range(conns)])
     return per * conns / wall
 
@@ -732,7 +739,7 @@ def bench_compare(a: argparse.Namespace) -> dict:
             if "wait" in sections:
                 each("wait", lambda t: cmp_wait(t, a.wait_rounds))
         for t in targets:
-            runs[t.name]["load"] = [{"msgs_per_s": cmp_load(t, a.messages, 50)}]
+            runs[t.name]["load"] = [{"msgs_per_s": cmp_load(t, a.messages)}]
         for rep in range(a.reps):
             if "inbox" in sections:
                 each("inbox", lambda t, rep=rep: cmp_inbox(t, a.queries, rep))
@@ -743,7 +750,7 @@ def bench_compare(a: argparse.Namespace) -> dict:
     finally:
         for t in targets:
             t.close()
-    out: dict = {"messages": a.messages, "agents": 50, "reps": a.reps, "targets": names}
+    out: dict = {"messages": a.messages, "agents": TEAM, "reps": a.reps, "targets": names}
     for n in names:
         out[n] = {section: _median_of(r) for section, r in runs[n].items()}
     ceil = out["ceiling"]

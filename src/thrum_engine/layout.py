@@ -123,13 +123,12 @@ def registered_worktrees(repo: str) -> set[str]:
     return found
 
 
-def is_registered(repo: str, real: str, repo_real: str) -> bool:
-    """`real in registered_worktrees(repo)`, for `real` a worktree's real path (`repo_real`: the repo's),
-    reading one admin entry instead of all of them: the entry the worktree's own `.git` file names,
-    when it names `real` back. The engine asks this on every connection (the peer's worktree), and a
-    team of 50 worktrees made the whole list 0.66 ms of the loop a call; anything the shortcut does
-    not confirm gets the whole list."""
-    if real == repo_real:
+def is_registered(repo: str, real: str) -> bool:
+    """`real in registered_worktrees(repo)`, for `repo` and `real` real paths, reading one admin entry
+    instead of all of them: the entry the worktree's own `.git` file names, when it names `real` back.
+    The engine asks this on every connection (the peer's worktree), and a team of 50 worktrees made the
+    whole list 0.66 ms of the loop a call; anything the shortcut does not confirm gets the whole list."""
+    if real == repo:
         return True
     try:
         entry = os.path.realpath(worktree_git_dir(real))
@@ -152,7 +151,7 @@ def worktree_of(repo: str, cwd: str) -> str | None:
         if os.path.realpath(main_repo_of(wt)) != repo_real:
             return None
         real = os.path.realpath(wt)
-        return real if is_registered(repo, real, repo_real) else None
+        return real if is_registered(repo_real, real) else None
     except (OSError, NotARepo):
         return None
 
