@@ -129,7 +129,17 @@ class Console:
             line + '; echo "[console exited: $?]"',
         )
         shell = int(self.tmux("display-message", "-p", "-t", "ui", "#{pane_pid}").stdout.strip())
-        self.pid = wait_until(lambda: first_child(shell), "the console's process", last=self.screen)
+        self._seen_start(shell)
+
+    def _seen_start(self, shell: int) -> None:
+        """`pid`: the process the pane's shell runs, once seen; None when it ended before a poll saw
+        it (a console refused at once, a config that is not JSON, prints its error and exits)."""
+        found = wait_until(
+            lambda: first_child(shell) or self.exit_status() is not None,
+            "the console's process",
+            last=self.screen,
+        )
+        self.pid = None if isinstance(found, bool) else found
 
     def start_on_agents_server(self, *args: str) -> None:
         """The console in a session of the agents' own tmux server (the default placement: the user
@@ -195,7 +205,7 @@ class Console:
                 timeout=30,
             ).stdout.strip()
         )
-        self.pid = wait_until(lambda: first_child(shell), "the console's process", last=self.screen)
+        self._seen_start(shell)
 
     def screen(self) -> str:
         r = self.tmux("capture-pane", "-p", "-t", "ui", check=False)
