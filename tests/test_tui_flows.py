@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from textual.content import Content
 
 from conftest import send_many
 from thrum_tui.screens.confirm import Confirm
@@ -173,6 +174,27 @@ async def test_mail_to_the_operator_raises_a_toast_and_the_bell(hosted):
         await cli(alice, "send", "fyi only", "--to", "@bob")
         await until(pilot, lambda: not notified(app, "fyi") and not app.refresher.pending)
         assert not notified(app, "fyi only") and not rings
+
+
+async def test_what_an_agent_writes_reads_as_written_in_toasts_and_titles(hosted):
+    """Brackets are text, not markup, wherever the console shows words it did not write: "[/]" in a
+    message raised in its toast's render (and in the reply bar's title), "[wip]" and "[rejected]"
+    vanished. The toast, the conversation and the reply title all show the body as sent."""
+    repo, alice, _bob = hosted
+    body = "a [/] b [wip] c ! [rejected] main [bold]d"
+    async with console(repo) as (app, pilot):
+        await select_agent(pilot, "alice")
+        await cli(alice, "send", body, "--to", f"@{OPERATOR}")
+        await until(pilot, lambda: notified(app, body), "a toast")
+        # a toast renders its message as markup when asked to (Textual's Toast.render)
+        assert [n.markup for n in app._notifications if body in n.message] == [False]
+        conversation = app.query_one(Conversation)
+        await until(pilot, lambda: body in conversation.plain_text, "alice's message")
+        await pilot.press("enter", "r")
+        bar = app.query_one(ComposeBar)
+        await until(pilot, lambda: bar.reply_to is not None, "reply mode")
+        assert bar.border_title is not None and body[:30] in Content.from_markup(bar.border_title).plain
+        await pilot.pause()
 
 
 async def test_a_burst_of_engine_changes_keeps_every_piece_of_mail(hosted):

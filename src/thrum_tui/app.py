@@ -15,6 +15,7 @@ from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widgets import Footer
 
@@ -201,6 +202,20 @@ class ThrumApp(AgentActions):
                 yield PanePreview(id="preview")
         yield ComposeBar(id="compose")
         yield Footer()
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Every toast is plain text, whoever asks (a screen's `notify` passes markup=True): its words
+        are the engine's, git's or an agent's ("[/]" in a message's snippet raised in the toast's
+        render, "! [rejected]" lost its word), and the console styles no toast with markup."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
 
     def on_mount(self) -> None:
         # The main screen's widgets are reached through it, not `self.query_one`, which searches

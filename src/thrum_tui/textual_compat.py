@@ -24,6 +24,7 @@ moves any of them; the console then falls back to (slower) public calls, never b
 
 from __future__ import annotations
 
+from textual.content import Content
 from textual.geometry import Region, Size
 from textual.reactive import Reactive
 from textual.visual import VisualType
@@ -78,12 +79,14 @@ def _set_border_text(widget: Widget, attr: str, text: str | None, *, top: bool) 
         return
     if current == text:  # the usual refresh: plain text, unchanged, and nothing to render
         return
-    stored = widget.render_str(text).expand_tabs(4).split()[0]  # the descriptor's own steps
+    # Plain text, never markup: a reply's snippet "[/]" raised in the descriptor's parse.
+    content = Content(text)
+    stored = widget.render_str(content).expand_tabs(4).split()[0]  # the descriptor's own steps
     if current == stored.markup:
         return
     internal = "_" + attr
     if not widget.is_mounted or not hasattr(widget, internal):
-        setattr(widget, attr, text)
+        setattr(widget, attr, content)
         return
     setattr(widget, internal, stored)
     off = widget.content_offset  # refresh regions are content-relative: the border is above it

@@ -14,6 +14,7 @@ from textual.widgets import Button, DataTable, Label, Static
 
 from thrum_engine.durations import human_age
 from thrum_tui.screens.base import Dialog, LiveView
+from thrum_tui.widgets.tables import refill
 
 
 def ask_row(a: dict) -> tuple[str, ...]:
@@ -56,10 +57,10 @@ class AsksScreen(LiveView, Dialog):
 
     def compose(self):
         with Vertical(id="dialog"):
-            yield Label("Asks and held messages", classes="title")
-            yield Label("", id="asks-title")
+            yield Label("Asks and held messages", classes="title", markup=False)
+            yield Label("", id="asks-title", markup=False)
             yield DataTable(id="asks", cursor_type="row")
-            yield Label("", id="held-title")
+            yield Label("", id="held-title", markup=False)
             yield DataTable(id="held", cursor_type="row")
             with Horizontal(classes="buttons"):
                 yield Button("Close", id="close")
@@ -86,10 +87,11 @@ class AsksScreen(LiveView, Dialog):
             + ("  (r releases the highlighted one)" if self.held else "")
         )
         for table_id, rows, fmt in (("#asks", self.asks, ask_row), ("#held", self.held, held_row)):
-            table = self.query_one(table_id, DataTable)
-            table.clear()
-            for item in rows:
-                table.add_row(*fmt(item), key=item["message_id"] + table_id)
+            refill(
+                self.query_one(table_id, DataTable),
+                [fmt(item) for item in rows],
+                [item["message_id"] + table_id for item in rows],
+            )
         if self.held:
             self.query_one("#held", DataTable).focus()
 
@@ -143,9 +145,9 @@ class LedgerScreen(LiveView, Dialog):
 
     def compose(self):
         with Vertical(id="dialog"):
-            yield Label(f"Delivery ledger — {self.message_id}", classes="title")
+            yield Label(f"Delivery ledger — {self.message_id}", classes="title", markup=False)
             with VerticalScroll():
-                yield Static("", id="ledger")
+                yield Static("", id="ledger", markup=False)
             with Horizontal(classes="buttons"):
                 yield Button("Close", id="close")
 

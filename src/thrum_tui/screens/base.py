@@ -10,6 +10,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Label
 
 from thrum_tui.engine_handle import EngineCallFailed
+from thrum_tui.widgets.tables import refill
 
 
 class EngineCalls:
@@ -143,7 +144,7 @@ class TablePage(Page):
     """
 
     def compose(self):
-        yield Label(self.HEADING, id="page-title")
+        yield Label(self.HEADING, id="page-title", markup=False)
         yield DataTable(cursor_type="row")
         yield Footer()
 
@@ -168,8 +169,6 @@ class TablePage(Page):
         self.query_one("#page-title", Label).update(title)
         table = self.query_one(DataTable)
         row = table.cursor_row
-        table.clear()
-        for i, r in enumerate(rows):
-            table.add_row(*r, key=keys[i] if keys else None)
+        refill(table, rows, keys)
         if rows:
             table.move_cursor(row=min(max(row, 0), len(rows) - 1))

@@ -33,9 +33,13 @@ class ComposeDialog(Dialog):
 
     def compose(self):
         with Vertical(id="dialog"):
-            yield Label(self.heading, classes="title")
+            yield Label(self.heading, classes="title", markup=False)
             yield TextArea(self.text, soft_wrap=True, id="body")
-            yield Label("@name … on the first line · ctrl+s sends · escape keeps the draft", classes="hint")
+            yield Label(
+                "@name … on the first line · ctrl+s sends · escape keeps the draft",
+                classes="hint",
+                markup=False,
+            )
 
     def on_mount(self) -> None:
         area = self.query_one(TextArea)

@@ -25,8 +25,8 @@ class Confirm(Dialog):
 
     def compose(self):
         with Vertical(id="dialog"):
-            yield Label(self.title_text, classes="title")
-            yield Static(self.detail)
+            yield Label(self.title_text, classes="title", markup=False)
+            yield Static(self.detail, markup=False)
             with Horizontal(classes="buttons"):
                 yield Button("No (n)", id="no")
                 yield Button(f"{self.yes} (y)", id="yes", variant="error")

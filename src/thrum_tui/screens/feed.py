@@ -77,7 +77,7 @@ class FeedScreen(LiveView, Page):
         self.messages: list[dict] = []
 
     def compose(self):
-        yield Label(self.heading, id="feed-title")
+        yield Label(self.heading, id="feed-title", markup=False)
         yield Input(
             self.filter_text, placeholder="filter: @agent role:R scope:type:value monitors text…", id="filter"
         )

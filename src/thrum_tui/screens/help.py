@@ -87,9 +87,9 @@ class HelpScreen(Dialog):
 
     def compose(self):
         with Vertical(id="dialog"):
-            yield Label("Thrum console — keys", classes="title")
+            yield Label("Thrum console — keys", classes="title", markup=False)
             with VerticalScroll():
                 for group, keys in GROUPS:
-                    yield Static(Content.styled(group, "b $secondary"))
+                    yield Static(Content.styled(group, "b $secondary"), markup=False)
                     for key, what in keys:
-                        yield Static(Content.assemble((f"  {key:<22}", "b $accent"), what))
+                        yield Static(Content.assemble((f"  {key:<22}", "b $accent"), what), markup=False)

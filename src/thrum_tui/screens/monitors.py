@@ -15,6 +15,7 @@ from thrum_engine.durations import parse_duration
 from thrum_engine.patterns import PatternError, PatternTimeout, compile_pattern, search
 from thrum_tui.screens.base import FormDialog, LiveView, Page
 from thrum_tui.textual_compat import set_border_title
+from thrum_tui.widgets.tables import refill
 
 SOURCES = [
     ("command (a child process)", "command"),
@@ -28,6 +29,19 @@ SOURCE_HINT = {
     "pane": "tmux session name",
     "file": "path in the repo",
 }
+
+
+def rule_row(m: dict) -> tuple[str, ...]:
+    return (
+        m["name"],
+        source_text(m)[:30],
+        f"/{m['match']}/"[:24],
+        m["to"],
+        m["status"],
+        str(m["matches"]),
+        (m["last_match_at"] or "-")[5:19].replace("T", " "),
+        (m["last_error"] or "")[:30],
+    )
 
 
 def source_text(m: dict) -> str:
@@ -75,7 +89,7 @@ class MonitorsScreen(LiveView, Page):
 
     def compose(self):
         yield DataTable(id="rules", cursor_type="row")
-        yield Static("", id="matches")
+        yield Static("", id="matches", markup=False)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -105,19 +119,7 @@ class MonitorsScreen(LiveView, Page):
         keep = (self.selected or {}).get("id")
         self.rules = r["monitors"]
         table = self.query_one("#rules", DataTable)
-        table.clear()
-        for m in self.rules:
-            table.add_row(
-                m["name"],
-                source_text(m)[:30],
-                f"/{m['match']}/"[:24],
-                m["to"],
-                m["status"],
-                str(m["matches"]),
-                (m["last_match_at"] or "-")[5:19].replace("T", " "),
-                (m["last_error"] or "")[:30],
-                key=m["id"],
-            )
+        refill(table, [rule_row(m) for m in self.rules], [m["id"] for m in self.rules])
         ids = [m["id"] for m in self.rules]
         if keep in ids:
             table.move_cursor(row=ids.index(keep), animate=False)
@@ -190,12 +192,14 @@ class MonitorForm(FormDialog):
     def compose(self):
         rule = self.rule or {}
         with Vertical(id="dialog"):
-            yield Label(f"Edit monitor {rule['name']}" if rule else "New monitor rule", classes="title")
+            yield Label(
+                f"Edit monitor {rule['name']}" if rule else "New monitor rule", classes="title", markup=False
+            )
             with Horizontal(classes="row"):
-                yield Label("name")
+                yield Label("name", markup=False)
                 yield Input(rule.get("name", ""), placeholder="ci-alert", id="m-name", disabled=bool(rule))
             with Horizontal(classes="row"):
-                yield Label("source")
+                yield Label("source", markup=False)
                 yield Select(
                     SOURCES,
                     value=rule.get("source", "command"),
@@ -204,7 +208,7 @@ class MonitorForm(FormDialog):
                     disabled=bool(rule),
                 )
             with Horizontal(classes="row"):
-                yield Label("watch")
+                yield Label("watch", markup=False)
                 yield Input(
                     source_text(rule) if rule else "",
                     placeholder=SOURCE_HINT["command"],
@@ -212,30 +216,30 @@ class MonitorForm(FormDialog):
                     disabled=bool(rule),
                 )
             with Horizontal(classes="row"):
-                yield Label("match")
+                yield Label("match", markup=False)
                 yield Input(
                     rule.get("match", ""), placeholder="regular expression, e.g. ALERT|FAILED", id="m-match"
                 )
             with Horizontal(classes="row"):
-                yield Label("test line")
+                yield Label("test line", markup=False)
                 yield Input(placeholder="paste a line to test the pattern", id="m-sample")
-            yield Static("", id="m-verdict")
+            yield Static("", id="m-verdict", markup=False)
             with Horizontal(classes="row"):
-                yield Label("to")
+                yield Label("to", markup=False)
                 yield Input(
                     rule.get("to", ""), placeholder="@agent, @role or @everyone (empty: you)", id="m-to"
                 )
             with Horizontal(classes="row"):
-                yield Label("debounce")
+                yield Label("debounce", markup=False)
                 yield Input(f"{rule['debounce']:g}s" if rule else "", placeholder="60s", id="m-debounce")
             with Horizontal(classes="row"):
-                yield Label("schedule")
+                yield Label("schedule", markup=False)
                 yield Input(
                     rule.get("schedule") or "",
                     placeholder="cron, command rules only: */5 * * * *",
                     id="m-schedule",
                 )
-            yield Static("", id="m-error", classes="problem")
+            yield Static("", id="m-error", classes="problem", markup=False)
             with Horizontal(classes="buttons"):
                 yield Button("Cancel", id="cancel")
                 yield Button("Save" if rule else "Start", id="save", variant="primary")

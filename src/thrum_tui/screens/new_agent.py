@@ -34,14 +34,14 @@ class NewAgentScreen(FormDialog):
 
     def compose(self):
         with Vertical(id="dialog"):
-            yield Label("New agent — worktree, tmux session, runtime", classes="title")
+            yield Label("New agent — worktree, tmux session, runtime", classes="title", markup=False)
             with VerticalScroll():
                 for key, label, hint in FIELDS[:3]:
                     with Horizontal(classes="row"):
-                        yield Label(label)
+                        yield Label(label, markup=False)
                         yield Input(placeholder=hint, id=f"f-{key}")
                 with Horizontal(classes="row"):
-                    yield Label("runtime")
+                    yield Label("runtime", markup=False)
                     yield Select(
                         [(r, r) for r in self.runtimes],
                         value=self.default_runtime,
@@ -50,9 +50,9 @@ class NewAgentScreen(FormDialog):
                     )
                 for key, label, hint in FIELDS[3:]:
                     with Horizontal(classes="row"):
-                        yield Label(label)
+                        yield Label(label, markup=False)
                         yield Input(placeholder=hint, id=f"f-{key}")
-                yield Static("", id="progress")
+                yield Static("", id="progress", markup=False)
             with Horizontal(classes="buttons"):
                 yield Button("Cancel", id="cancel")
                 yield Button("Create", id="create", variant="primary")

@@ -15,6 +15,7 @@ from textual.content import Content
 from textual.widgets import Button, DataTable, Input, Label, Static
 
 from thrum_tui.screens.base import Dialog, LiveView
+from thrum_tui.widgets.tables import refill
 
 
 class QueueScreen(LiveView, Dialog):
@@ -35,12 +36,12 @@ class QueueScreen(LiveView, Dialog):
 
     def compose(self):
         with Vertical(id="dialog"):
-            yield Label(f"Command queue — @{self.agent} (tmux {self.session})", classes="title")
+            yield Label(f"Command queue — @{self.agent} (tmux {self.session})", classes="title", markup=False)
             yield DataTable(id="queue", cursor_type="row")
             with VerticalScroll(id="output-box"):
-                yield Static("", id="output")
+                yield Static("", id="output", markup=False)
             with Horizontal(classes="row"):
-                yield Label("command")
+                yield Label("command", markup=False)
                 yield Input(placeholder="text to type into the pane", id="command")
             with Horizontal(classes="buttons"):
                 yield Button("Close", id="close")
@@ -61,15 +62,19 @@ class QueueScreen(LiveView, Dialog):
             return
         self.commands = r["commands"]
         table = self.query_one("#queue", DataTable)
-        table.clear()
-        for c in self.commands:
-            table.add_row(
-                c["command_id"][-6:],
-                c.get("result") or c["status"],
-                c["command"][:40],
-                (c.get("note") or "")[:30],
-                key=c["command_id"],
-            )
+        refill(
+            table,
+            [
+                (
+                    c["command_id"][-6:],
+                    c.get("result") or c["status"],
+                    c["command"][:40],
+                    (c.get("note") or "")[:30],
+                )
+                for c in self.commands
+            ],
+            [c["command_id"] for c in self.commands],
+        )
         self.show_output()
 
     @on(DataTable.RowHighlighted, "#queue")

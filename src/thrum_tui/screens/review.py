@@ -105,7 +105,7 @@ class ReviewScreen(LiveView, Page):
         self._held = False  # the app's heap frozen with this screen's data in it (hold_heap)
 
     def compose(self):
-        yield Label(f"REVIEW @{self.agent} · loading…", id="review-head")
+        yield Label(f"REVIEW @{self.agent} · loading…", id="review-head", markup=False)
         with Horizontal(id="review-body"):
             with Vertical(id="review-left"):
                 yield FileList(id="files")
@@ -113,7 +113,7 @@ class ReviewScreen(LiveView, Page):
             yield DiffView(id="diff")
         # Its own key line, not a Footer: Textual's Footer restyles a widget per binding on every
         # focus change, most of the screen's open time on a big diff (bench/review.py).
-        yield Static("", id="review-foot")
+        yield Static("", id="review-foot", markup=False)
 
     def on_mount(self) -> None:
         self.query_one(FileList).border_title = "FILES"

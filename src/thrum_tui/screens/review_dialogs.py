@@ -37,9 +37,11 @@ class CommentDialog(Dialog):
 
     def compose(self):
         with Vertical(id="dialog"):
-            yield Label(f"Comment on {self.where}", classes="title")
+            yield Label(f"Comment on {self.where}", classes="title", markup=False)
             if self.quote:
-                yield Static(Content("\n".join("> " + q for q in self.quote.split("\n")[:6])), id="quote")
+                yield Static(
+                    Content("\n".join("> " + q for q in self.quote.split("\n")[:6])), id="quote", markup=False
+                )
             yield Input(placeholder="what should change, and why (enter saves it as pending)", id="body")
             with Horizontal(classes="buttons"):
                 yield Button("Cancel", id="cancel")
@@ -74,13 +76,14 @@ class SubmitDialog(Dialog):
             f"Approve @{self.agent}" if self.verdict == "approve" else f"Request changes from @{self.agent}"
         )
         with Vertical(id="dialog"):
-            yield Label(title, classes="title")
+            yield Label(title, classes="title", markup=False)
             yield Static(
                 f"{self.pending} pending comment(s) go with it, as one message to @{self.agent}"
-                " (readable text plus the comments as data)."
+                " (readable text plus the comments as data).",
+                markup=False,
             )
             with Horizontal(classes="row"):
-                yield Label("summary")
+                yield Label("summary", markup=False)
                 yield Input(placeholder="optional: the gist, for the agent", id="summary")
             with Horizontal(classes="buttons"):
                 yield Button("Cancel", id="cancel")
@@ -139,12 +142,12 @@ class MergeDialog(Dialog):
 
     def compose(self):
         with Vertical(id="dialog"):
-            yield Label(f"Merge @{self.agent}'s work", classes="title")
+            yield Label(f"Merge @{self.agent}'s work", classes="title", markup=False)
             with RadioSet(id="strategy"):
                 yield RadioButton("merge commit", value=True, id="merge")
                 yield RadioButton("squash", id="squash")
                 yield RadioButton("rebase + fast-forward", id="rebase")
-            yield Static("running the preflight…", id="preflight")
+            yield Static("running the preflight…", id="preflight", markup=False)
             yield Checkbox("force past the problems marked !", id="force")
             with Horizontal(classes="buttons"):
                 yield Button("Cancel", id="cancel")
@@ -230,7 +233,7 @@ class ConflictDialog(Dialog):
 
     def compose(self):
         with Vertical(id="dialog"):
-            yield Label(f"@{self.agent}'s branch conflicts with the target", classes="title")
+            yield Label(f"@{self.agent}'s branch conflicts with the target", classes="title", markup=False)
             lines = [f"✗ {len(self.files)} file(s) conflict:"] + _files(self.files) if self.files else []
             if self.error:
                 lines.append(f"✗ {self.error}")
@@ -239,7 +242,7 @@ class ConflictDialog(Dialog):
                 "Nothing was changed: no merge was started, the target and the worktree are as they were.",
                 "Request changes to ask the agent to merge or rebase onto the target and resolve them.",
             ]
-            yield Static("\n".join(lines), id="conflicts", classes="problem")
+            yield Static("\n".join(lines), id="conflicts", classes="problem", markup=False)
             with Horizontal(classes="buttons"):
                 yield Button("Close", id="close")
                 yield Button("Request changes", id="ask", variant="warning")
@@ -264,14 +267,20 @@ class AfterMergeDialog(Dialog):
     def compose(self):
         r = self.result
         with Vertical(id="dialog"):
-            yield Label(f"Merged @{self.agent}'s {r['branch']} into {r['target']}", classes="title")
-            yield Static(f"✓ {r['strategy']}: {r['target']} is now {r['merged_commit'][:12]}", classes="ok")
+            yield Label(
+                f"Merged @{self.agent}'s {r['branch']} into {r['target']}", classes="title", markup=False
+            )
+            yield Static(
+                f"✓ {r['strategy']}: {r['target']} is now {r['merged_commit'][:12]}",
+                classes="ok",
+                markup=False,
+            )
             yield Checkbox(
                 f"tear down the worktree {self.worktree} (archived first)", value=True, id="teardown"
             )
             yield Checkbox(f"delete the branch {r['branch']}", value=True, id="delete-branch")
             yield Checkbox(f"keep @{self.agent} in the team (else the agent ends)", id="keep-agent")
-            yield Static("", id="outcome")
+            yield Static("", id="outcome", markup=False)
             with Horizontal(classes="buttons"):
                 yield Button("Keep everything", id="keep")
                 yield Button("Done", id="go", variant="primary")

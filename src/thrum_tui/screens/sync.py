@@ -11,6 +11,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, DataTable, Label, Static
 
 from thrum_tui.screens.base import Dialog, LiveView
+from thrum_tui.widgets.tables import refill
 
 
 def cycle_row(c: dict) -> tuple[str, ...]:
@@ -56,8 +57,8 @@ class SyncScreen(LiveView, Dialog):
 
     def compose(self):
         with Vertical(id="dialog"):
-            yield Label("Sync", classes="title")
-            yield Static("", id="summary")
+            yield Label("Sync", classes="title", markup=False)
+            yield Static("", id="summary", markup=False)
             yield DataTable(id="cycles", cursor_type="row")
             with Horizontal(classes="buttons"):
                 yield Button("Close", id="close")
@@ -76,9 +77,8 @@ class SyncScreen(LiveView, Dialog):
             return
         self.query_one("#summary", Static).update(summary_lines(st))
         table = self.query_one("#cycles", DataTable)
-        table.clear()
-        for i, c in enumerate(st.get("recent") or []):
-            table.add_row(*cycle_row(c), key=str(i))
+        recent = st.get("recent") or []
+        refill(table, [cycle_row(c) for c in recent], [str(i) for i in range(len(recent))])
 
     def refresh_from_engine(self) -> None:
         self.reload()

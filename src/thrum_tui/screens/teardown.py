@@ -51,8 +51,8 @@ class TeardownScreen(Dialog):
 
     def compose(self):
         with Vertical(id="dialog"):
-            yield Label(f"Teardown @{self.agent} — worktree {self.worktree}", classes="title")
-            yield Static("auditing…", id="audit")
+            yield Label(f"Teardown @{self.agent} — worktree {self.worktree}", classes="title", markup=False)
+            yield Static("auditing…", id="audit", markup=False)
             yield Checkbox(
                 "force past the problems above (uncommitted work is archived, then removed)", id="force"
             )
@@ -60,9 +60,9 @@ class TeardownScreen(Dialog):
                 yield Checkbox("delete the branch too", id="delete-branch")
                 yield Checkbox(f"keep @{self.agent} in the team", id="keep-agent")
             with Horizontal(classes="row"):
-                yield Label("type name")
+                yield Label("type name", markup=False)
                 yield Input(placeholder=f"type {self.agent} to confirm", id="confirm")
-            yield Static("", id="outcome")
+            yield Static("", id="outcome", markup=False)
             with Horizontal(classes="buttons"):
                 yield Button("Cancel", id="cancel")
                 yield Button("Tear down", id="go", variant="error", disabled=True)

@@ -41,8 +41,8 @@ class MessageView(Vertical, can_focus=True):
         self.folded = folded
 
     def compose(self):
-        yield Label(header_of(self.message, self.operator), classes="header")
-        body = Static(Content(self.message["body"]["content"]), classes="body")
+        yield Label(header_of(self.message, self.operator), classes="header", markup=False)
+        body = Static(Content(self.message["body"]["content"]), classes="body", markup=False)
         lines = self.message["body"]["content"].count("\n") + 1
         if lines > FOLD_LINES:
             with Collapsible(title=f"{lines} lines", collapsed=self.folded):
@@ -78,7 +78,7 @@ class ThreadScreen(LiveView, Page):
         self.messages: list[dict] = []
 
     def compose(self):
-        yield Label(self.heading, id="thread-title")
+        yield Label(self.heading, id="thread-title", markup=False)
         yield VerticalScroll(id="thread")
         yield Footer()
 

@@ -35,7 +35,7 @@ class PanePreview(VerticalScroll):
         self.border_subtitle = "a attach  c queue"
 
     def compose(self):
-        yield Static("", id="pane-body")
+        yield Static("", id="pane-body", markup=False)
 
     @property
     def plain_text(self) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from textual.widgets import DataTable
 
+from thrum_tui.widgets.tables import refill
+
 
 class Summary(DataTable):
     DEFAULT_CSS = """
@@ -29,9 +31,7 @@ class Summary(DataTable):
             self.add_column(c, key=c)
 
     def fill(self, rows: list[tuple]) -> None:
-        self.clear()
-        for r in rows or [(self.EMPTY,) + ("",) * (len(self.COLUMNS) - 1)]:
-            self.add_row(*r)
+        refill(self, rows or [(self.EMPTY,) + ("",) * (len(self.COLUMNS) - 1)])
 
 
 class WorktreeSummary(Summary):

@@ -1,0 +1,106 @@
+"""What the console shows of words it did not write reads as written: every table is filled through
+`thrum_tui.widgets.tables.refill` (cells are plain text; a frame drawn before the table next idles
+shows whole columns, not header-wide ones that stay on screen: the worktrees snapshot once caught
+"featur" for "feature/alice" on a loaded CI run), and every Static and Label is built with markup
+off. A real Textual app; a frame is drawn by asking the table for its lines, as the compositor
+does."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from textual.app import App
+from textual.widgets import DataTable, Static
+
+from thrum_tui.widgets.side_lists import MonitorSummary, WorktreeSummary
+from thrum_tui.widgets.tables import refill
+
+TREE = {"branch": "feature/alice-jwt-middleware", "status": "2 ahead", "agent": "alice"}
+
+
+def lines(table: DataTable) -> list[str]:
+    return [table.render_line(y).text.rstrip() for y in range(table.row_count + int(table.show_header))]
+
+
+class Side(App):
+    def compose(self):
+        yield WorktreeSummary("WORKTREES", id="trees")
+        yield MonitorSummary("MONITORS", id="monitors")
+
+
+async def test_a_frame_drawn_before_the_table_idles_shows_whole_columns():
+    app = Side()
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.pause()
+        trees = app.query_one(WorktreeSummary)
+        trees.show([TREE])
+        before = lines(trees)  # a frame between the fill and the table's idle pass
+        await pilot.pause()
+        after = lines(trees)
+        assert "feature/alice-jwt-middleware" in before[0], before
+        assert after == before, "the frame before the idle pass differs from the one after it"
+        trees.show([{**TREE, "branch": "main"}, TREE])  # a refill with a wider and a narrower row
+        assert "feature/alice-jwt-middleware" in lines(trees)[1]
+
+
+async def test_cells_read_as_sent_brackets_and_all():
+    app = Side()
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.pause()
+        monitors = app.query_one(MonitorSummary)
+        monitors.show([{"name": "ci", "match": r"\[ERROR\] [/] [wip]", "status": "running", "matches": 3}])
+        await pilot.pause()
+        shown = lines(monitors)[0]
+        assert r"/\[ERROR\] [/] [wip]/" in shown, shown
+
+
+async def test_refill_keeps_the_columns_their_keys_and_gives_rows_their_keys():
+    class One(App):
+        def compose(self):
+            yield DataTable()
+
+    app = One()
+    async with app.run_test(size=(80, 10)) as pilot:
+        table = app.query_one(DataTable)
+        for c in ("id", "what"):
+            table.add_column(c, key=c)
+        refill(table, [("a1", "[bold]x"), ("b2", "y")], ["k1", "k2"])
+        await pilot.pause()
+        assert [c.key.value for c in table.ordered_columns] == ["id", "what"]
+        assert table.get_cell("k1", "what").plain == "[bold]x"
+        assert lines(table) == [" id  what", " a1  [bold]x", " b2  y"]
+        refill(table, [])
+        assert table.row_count == 0 and len(table.columns) == 2
+
+
+def test_every_static_and_label_of_the_console_is_built_with_markup_off():
+    """A Static parses a str as markup: a git error "! [rejected] main" lost its word, a pane line
+    with "[/]" raised in the monitors page. The console styles text with Content, never markup."""
+    src = Path(__file__).resolve().parent.parent / "src" / "thrum_tui"
+    missing = [
+        f"{path.relative_to(src)}:{node.lineno}"
+        for path in sorted(src.rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in ("Static", "Label")
+        and not any(
+            k.arg == "markup" and isinstance(k.value, ast.Constant) and k.value.value is False
+            for k in node.keywords
+        )
+    ]
+    assert not missing, missing
+
+
+async def test_a_static_with_markup_off_shows_a_pane_line_as_it_came():
+    class One(App):
+        def compose(self):
+            yield Static("", markup=False)
+
+    app = One()
+    async with app.run_test(size=(80, 5)) as pilot:
+        box = app.query_one(Static)
+        box.update("12:00:01 match    ! [rejected] main -> main [/] [wip]")
+        await pilot.pause()
+        assert "! [rejected] main -> main [/] [wip]" in str(box.render())
