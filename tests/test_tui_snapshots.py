@@ -137,10 +137,11 @@ async def scene_app(scene, *, size=(160, 45), select: str | None = "alice", extr
 
 
 def measured(table: DataTable) -> bool:
-    """A DataTable measures new rows and cells when its queue empties (its Idle handler): until then
-    it draws columns as wide as their headers ("featur" for "feature/alice", a loaded worker once
-    snapped that). Textual's own pending-work fields, read directly so that a Textual that renames
-    them fails here (test_textual_compat pins the version)."""
+    """A DataTable finishes a fill when its queue empties (its Idle handler: dimensions, scroll
+    extent). The console's tables get their column widths before that (`widgets/tables.refill`;
+    "featur" for "feature/alice" was a frame drawn before it, cached), so this only waits for the
+    rest. Textual's own pending-work fields, read directly so that a Textual that renames them
+    fails here (test_textual_compat pins the version)."""
     return not table._require_update_dimensions and not table._updated_cells and not table._new_rows
 
 

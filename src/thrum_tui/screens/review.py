@@ -12,6 +12,7 @@ from typing import ClassVar
 from textual import on, work
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.widgets import Label, OptionList, Static
 from textual.widgets.option_list import Option
 
@@ -241,8 +242,10 @@ class ReviewScreen(LiveView, Page):
         commits = self.query_one("#commits", OptionList)
         commits.clear_options()
         base = self.state.get("merge_base", "")[:8]
-        commits.add_option(Option(f"All changes (vs merge base {base})", id="all"))
-        commits.add_options([Option(f"{c['sha'][:8]} {c['subject']}", id=c["sha"]) for c in self.commits])
+        commits.add_option(Option(Content(f"All changes (vs merge base {base})"), id="all"))
+        commits.add_options(
+            [Option(Content(f"{c['sha'][:8]} {c['subject']}"), id=c["sha"]) for c in self.commits]
+        )
         commits.highlighted = (
             0 if not self.commit else 1 + [c["sha"] for c in self.commits].index(self.commit)
         )
