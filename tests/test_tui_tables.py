@@ -70,6 +70,10 @@ async def test_refill_keeps_the_columns_their_keys_and_gives_rows_their_keys():
         assert [c.key.value for c in table.ordered_columns] == ["id", "what"]
         assert table.get_cell("k1", "what").plain == "[bold]x"
         assert lines(table) == [" id  what", " a1  [bold]x", " b2  y"]
+        kept = table.ordered_columns
+        refill(table, [("b2", "y"), ("a1", "[bold]x")])  # the same widths: the columns stay
+        assert table.ordered_columns == kept and all(a is b for a, b in zip(table.ordered_columns, kept))
+        assert lines(table)[1:] == [" b2  y", " a1  [bold]x"]
         refill(table, [])
         assert table.row_count == 0 and len(table.columns) == 2
 

@@ -34,8 +34,11 @@ def refill(table: DataTable, rows: Sequence[Sequence[object]], keys: Sequence[st
         max([label.cell_len, *(_width(r[i]) for r in cells if i < len(r))])
         for i, (_, label) in enumerate(columns)
     ]
-    table.clear(columns=True)
-    for (key, label), width in zip(columns, widths, strict=True):
-        table.add_column(label, width=width, key=key)
+    if [c.width for c in table.ordered_columns if not c.auto_width] == widths:
+        table.clear()  # the usual refresh: the same widths, the columns kept
+    else:
+        table.clear(columns=True)
+        for (key, label), width in zip(columns, widths, strict=True):
+            table.add_column(label, width=width, key=key)
     for i, row in enumerate(cells):
         table.add_row(*row, key=keys[i] if keys else None)
