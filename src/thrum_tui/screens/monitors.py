@@ -119,8 +119,8 @@ class MonitorsScreen(LiveView, Page):
         keep = (self.selected or {}).get("id")
         self.rules = r["monitors"]
         table = self.query_one("#rules", DataTable)
-        refill(table, [rule_row(m) for m in self.rules], [m["id"] for m in self.rules])
         ids = [m["id"] for m in self.rules]
+        refill(table, [rule_row(m) for m in self.rules], ids)
         if keep in ids:
             table.move_cursor(row=ids.index(keep), animate=False)
         await self.show_matches()
