@@ -5,6 +5,7 @@ command in the pane, and restart snapshots around a restart."""
 
 from __future__ import annotations
 
+import os
 import re
 
 from conftest import assert_error
@@ -19,15 +20,36 @@ from test_tmux import (  # noqa: F401 - fixtures used by name
     wait_for,
 )
 
+# A session made by hand runs a plain shell: the machine's own rc files are not the test's (a stale
+# `pyenv rehash` lock in one made every login shell here take a minute to reach its prompt).
+HAND_SHELL = "bash --norc --noprofile"
+
 
 def _pane_text(trepo: TmuxRepo, session: str) -> str:
     return "\n".join(trepo.json("tmux", "capture", session, "--lines", "200")["lines"])
 
 
+def test_launch_waits_for_a_shell_that_has_not_read_the_line_yet(trepo, tmp_path):
+    """A pane's shell still starting (rc files, a loaded machine) has not read the typed command:
+    the pane shows nothing and its command is the shell. That is not a runtime that exited (it was
+    told "the runtime exited" one second in): the launch waits, and primes once the runtime runs."""
+    wt = trepo.repo.worktree("slow")
+    trepo.ok("quickstart", "--name", "slowpoke", "--role", "impl", cwd=wt)
+    os.mkfifo(tmp_path / "never")  # read with a timeout: a wait in the shell itself, with no child
+    rc = tmp_path / "slowrc"
+    rc.write_text(f"read -t 3 -u 9 9<>{tmp_path / 'never'}\nPS1='$ '\n")
+    shell = f"bash --noprofile --rcfile {rc} -i"
+    assert tmux(trepo.sock, "new-session", "-d", "-s", "slowstart", "-c", str(wt), shell).returncode == 0
+    r = trepo.json("tmux", "launch", "slowstart", "--runtime", "fake_claude")
+    assert r["launched"] is True and r["primed"] is True, r
+    assert "note" not in r, r
+    trepo.wait_log(PRIME["claude"])
+
+
 def test_launch_adopts_a_session_made_with_plain_tmux(trepo):
     wt = trepo.repo.worktree("raw")
     trepo.ok("quickstart", "--name", "rawbie", "--role", "impl", cwd=wt)
-    assert tmux(trepo.sock, "new-session", "-d", "-s", "handmade", "-c", str(wt)).returncode == 0
+    assert tmux(trepo.sock, "new-session", "-d", "-s", "handmade", "-c", str(wt), HAND_SHELL).returncode == 0
     assert trepo.session("handmade") is None  # not Thrum's until launched
     r = trepo.ok("tmux", "launch", "handmade", "--runtime", "fake_claude")
     assert "✓ Launched fake_claude in session handmade and primed it" in r.out
@@ -47,11 +69,16 @@ def test_launch_adopts_a_session_made_with_plain_tmux(trepo):
 def test_a_hand_made_session_outside_the_repo_or_with_a_missing_runtime_is_not_taken(trepo, tmp_path):
     outside = tmp_path / "elsewhere"
     outside.mkdir()
-    assert tmux(trepo.sock, "new-session", "-d", "-s", "stray", "-c", str(outside)).returncode == 0
+    assert (
+        tmux(trepo.sock, "new-session", "-d", "-s", "stray", "-c", str(outside), HAND_SHELL).returncode == 0
+    )
     assert_error(trepo.run("tmux", "launch", "stray", "--runtime", "fake_claude"), "outside every worktree")
     assert trepo.session("stray") is None
     _add_preset(trepo, "ghost", {"extends": "claude", "command": ["thrum-no-such-runtime"]})
-    assert tmux(trepo.sock, "new-session", "-d", "-s", "inrepo", "-c", str(trepo.path)).returncode == 0
+    assert (
+        tmux(trepo.sock, "new-session", "-d", "-s", "inrepo", "-c", str(trepo.path), HAND_SHELL).returncode
+        == 0
+    )
     assert_error(trepo.run("tmux", "launch", "inrepo", "--runtime", "ghost"), "command not found")
     assert trepo.session("inrepo") is None  # refused before it was taken on
 

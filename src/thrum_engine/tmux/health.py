@@ -4,11 +4,14 @@ fell back to its shell (bug 9: the team said `online` over a dead runtime)."""
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import os
 import shlex
 import shutil
+import struct
 import sys
+import termios
 
 from thrum_engine.tmux.runtimes import Runtime
 from thrum_engine.tmux.server import default_shell
@@ -77,3 +80,19 @@ def not_found_message(binary: str, path: str) -> str:
 def fell_back_to_shell(current_command: str, runtime: Runtime, shells: frozenset[str]) -> bool:
     """A launched runtime whose pane shows its shell again: the runtime exited (or never ran)."""
     return bool(runtime.command) and current_command in shells
+
+
+def unread_input(tty: str) -> int | None:
+    """Bytes typed into the pane that nobody has read yet (the kernel's input queue of its tty), or
+    None when that cannot be told. A line still queued after a launch means the shell has not taken
+    the command yet (its rc files still running, a loaded machine), not that the runtime exited."""
+    try:
+        fd = os.open(tty, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+    except OSError:
+        return None
+    finally:
+        os.close(fd)

@@ -358,7 +358,9 @@ async def launch_runtime(engine: Engine, s: Session, runtime: runtimes.Runtime, 
     return result
 
 
-# A runtime seen at the shell prompt this long after it was typed has exited (or never started).
+# A runtime seen at the shell prompt this long after it was typed has exited (or never started),
+# once the shell has read the line: a shell still starting (its rc files, a loaded machine) is the
+# pane's command too, with the line still queued on its tty.
 EXITED_AFTER_SECONDS = 1.0
 
 
@@ -377,14 +379,21 @@ async def wait_for_prompt(engine: Engine, s: Session, started: float):
             return state
         if time.time() - started >= EXITED_AFTER_SECONDS:
             try:
-                current = await asyncio.to_thread(
-                    m.tmux.cmd, "display-message", "-p", "-t", s.pane_id, "#{pane_current_command}"
-                )
+                current, tty = await asyncio.to_thread(_command_and_queued, m, s.pane_id)
             except TmuxError:
                 return None  # the pane is gone
-            s.current_command = current[0].strip() if current else ""
-            if s.exited:
+            s.current_command = current
+            if s.exited and not tty:
                 return None
+
+
+def _command_and_queued(m: TmuxManager, pane_id: str) -> tuple[str, int]:
+    """The pane's foreground command, and the bytes typed into it that are still unread (0 when
+    that cannot be told)."""
+    out = m.tmux.cmd("display-message", "-p", "-t", pane_id, "#{pane_current_command}\t#{pane_tty}")
+    current, _, tty = (out[0] if out else "").partition("\t")
+    tty = tty.strip()
+    return current.strip(), (health.unread_input(tty) or 0) if tty else 0
 
 
 @method("tmux.launch", LaunchParams, writes=True, timeout=False)
