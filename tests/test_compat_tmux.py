@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 from conftest import assert_error
 from test_tmux import (  # noqa: F401 - fixtures used by name
     PRIME,
     TmuxRepo,
     _add_preset,
+    _presence,
     make_trepo,
     sock,
     tmux,
@@ -40,9 +42,15 @@ def test_launch_waits_for_a_shell_that_has_not_read_the_line_yet(trepo, tmp_path
     rc.write_text(f"read -t 3 -u 9 9<>{tmp_path / 'never'}\nPS1='$ '\n")
     shell = f"bash --noprofile --rcfile {rc} -i"
     assert tmux(trepo.sock, "new-session", "-d", "-s", "slowstart", "-c", str(wt), shell).returncode == 0
-    r = trepo.json("tmux", "launch", "slowstart", "--runtime", "fake_claude")
+    with ThreadPoolExecutor(1) as pool:
+        launching = pool.submit(trepo.json, "tmux", "launch", "slowstart", "--runtime", "fake_claude")
+        seen = set()
+        while not launching.done():  # the team, meanwhile, never calls it exited either
+            seen.add(_presence(trepo, "slowpoke"))
+        r = launching.result()
     assert r["launched"] is True and r["primed"] is True, r
     assert "note" not in r, r
+    assert "exited" not in seen, seen
     trepo.wait_log(PRIME["claude"])
 
 

@@ -57,5 +57,5 @@ async def adopt_foreign(engine: Engine, m: TmuxManager, caller: Caller, name: st
         await asyncio.to_thread(_fresh_stream, m, row["pane_id"], path)
         s = await m.adopt(name, row["pane_id"], agent, shell, cwd)
         s.launched = False  # a shell until the runtime is typed into it
-        s.current_command = row["pane_current_command"]
+        s.saw(row)
     return s

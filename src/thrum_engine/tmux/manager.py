@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from thrum_engine import names
 from thrum_engine.files import open_append_private, private_dir
 from thrum_engine.tmux import runtimes
-from thrum_engine.tmux.health import SHELLS, fell_back_to_shell, shell_names
+from thrum_engine.tmux.health import SHELLS, fell_back_to_shell, shell_names, unread_input
 from thrum_engine.tmux.panes import PaneState, PaneStream
 from thrum_engine.tmux.server import Tmux, TmuxError
 
@@ -54,13 +54,31 @@ class Session:
         self.decide_queued = False  # a reading is already waiting: more requests fold into it
         self.shells: frozenset[str] = SHELLS  # what `current_command` reads at a shell prompt
         self.current_command = ""  # the pane's foreground command at the last discovery
+        self.line_unread = False  # at the last look, the shell had not read the typed command yet
         self.launched = True  # a runtime was typed into it (sessions found at start are assumed launched)
+
+    def saw(self, row: dict) -> None:
+        """Take what tmux reported of the pane (a `Tmux.sessions` row, or the same fields)."""
+        self.current_command = row.get("pane_current_command", "")
+        at_shell = self.launched and fell_back_to_shell(self.current_command, self.runtime, self.shells)
+        tty = row.get("pane_tty", "")
+        # Typed bytes still queued on the tty: the shell is still starting (its rc files, a loaded
+        # machine) and has not taken the command yet; that is not a runtime that exited.
+        self.line_unread = bool(at_shell and tty and unread_input(tty))
+
+    def typed_runtime(self) -> None:
+        """The runtime's command was just typed into the pane's shell: until the next look says
+        otherwise, the line is unread (the last look, at the shell, predates it)."""
+        self.launched = True
+        self.line_unread = True
 
     @property
     def exited(self) -> bool:
         """The pane is dead, or its runtime fell back to the shell after a launch."""
         return self.stream.dead or (
-            self.launched and fell_back_to_shell(self.current_command, self.runtime, self.shells)
+            self.launched
+            and not self.line_unread
+            and fell_back_to_shell(self.current_command, self.runtime, self.shells)
         )
 
     @property
@@ -140,14 +158,14 @@ class TmuxManager:
             live.add(name)
             if name in self.sessions:
                 self.sessions[name].stream.dead = row["pane_dead"] == "1"
-                self.sessions[name].current_command = row["pane_current_command"]
+                self.sessions[name].saw(row)
                 continue
             runtime = presets.get(row["@thrum_runtime"]) or runtimes.BUILTIN["shell"]
             if row["pane_pipe"] != "1":
                 await asyncio.to_thread(self.tmux.pipe, row["pane_id"], self.stream_path(name))
             s = await self.adopt(name, row["pane_id"], row["@thrum_agent"], runtime, row["pane_current_path"])
             s.stream.dead = row["pane_dead"] == "1"
-            s.current_command = row["pane_current_command"]
+            s.saw(row)
         for name in list(self.sessions):
             if name not in live:
                 self.forget(name)

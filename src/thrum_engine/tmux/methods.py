@@ -242,7 +242,7 @@ async def create_tmux_session(
         await asyncio.to_thread(tmux_call, m.tmux.pipe, row["pane_id"], stream)
         s = await m.adopt(session, row["pane_id"], agent or "", runtime, cwd)
         s.launched = False  # a shell until `launch`: not a runtime that exited
-        s.current_command = row["pane_current_command"]
+        s.saw(row)
     return s
 
 
@@ -321,7 +321,7 @@ async def launch_runtime(engine: Engine, s: Session, runtime: runtimes.Runtime, 
         return result
     started = time.time()
     await m.type_into(s, shlex.join(runtime.command))
-    s.launched = True
+    s.typed_runtime()
     result["launched"] = True
     state = await wait_for_prompt(engine, s, started)
     if state is None:
@@ -379,21 +379,16 @@ async def wait_for_prompt(engine: Engine, s: Session, started: float):
             return state
         if time.time() - started >= EXITED_AFTER_SECONDS:
             try:
-                current, tty = await asyncio.to_thread(_command_and_queued, m, s.pane_id)
+                out = await asyncio.to_thread(m.tmux.cmd, "display-message", "-p", "-t", s.pane_id, PANE_NOW)
             except TmuxError:
                 return None  # the pane is gone
-            s.current_command = current
-            if s.exited and not tty:
+            command, _, tty = (out[0] if out else "").partition("\t")
+            s.saw({"pane_current_command": command.strip(), "pane_tty": tty.strip()})
+            if s.exited:
                 return None
 
 
-def _command_and_queued(m: TmuxManager, pane_id: str) -> tuple[str, int]:
-    """The pane's foreground command, and the bytes typed into it that are still unread (0 when
-    that cannot be told)."""
-    out = m.tmux.cmd("display-message", "-p", "-t", pane_id, "#{pane_current_command}\t#{pane_tty}")
-    current, _, tty = (out[0] if out else "").partition("\t")
-    tty = tty.strip()
-    return current.strip(), (health.unread_input(tty) or 0) if tty else 0
+PANE_NOW = "#{pane_current_command}\t#{pane_tty}"  # what `Session.saw` reads, for one pane
 
 
 @method("tmux.launch", LaunchParams, writes=True, timeout=False)

@@ -29,6 +29,7 @@ FIELDS = (
     "pane_pipe",
     "session_created",
     "pane_current_command",
+    "pane_tty",
 )
 SEP = "\x1f"
 # Typing pitfalls (RUNTIMES.md §10): text with -l, a pause, then Enter on its own.
