@@ -78,9 +78,15 @@ async def test_refill_keeps_the_columns_their_keys_and_gives_rows_their_keys():
         assert table.row_count == 0 and len(table.columns) == 2
 
 
-def test_every_static_and_label_of_the_console_is_built_with_markup_off_and_no_option_from_a_format():
+# Widgets whose first argument (or `label=`) is parsed as markup when it is a str, with no switch.
+LABELLED = ("Option", "Button", "Checkbox", "RadioButton")
+
+
+def test_every_static_and_label_of_the_console_is_built_with_markup_off_and_no_label_from_data():
     """A Static parses a str as markup: a git error "! [rejected] main" lost its word, a pane line
-    with "[/]" raised in the monitors page. The console styles text with Content, never markup."""
+    with "[/]" raised in the monitors page. The console styles text with Content, never markup; a
+    button's, checkbox's or option's label holding data (a worktree's path, an agent's name) is
+    given as Content too."""
 
     def markup_off(node: ast.Call) -> bool:
         return any(
@@ -88,9 +94,28 @@ def test_every_static_and_label_of_the_console_is_built_with_markup_off_and_no_o
             for k in node.keywords
         )
 
+    def formatted(label: ast.expr | None) -> bool:
+        """Text built from data here: an f-string, a `+` or `%` of strings, a `.format`."""
+        if isinstance(label, ast.IfExp):
+            return formatted(label.body) or formatted(label.orelse)
+        return (
+            isinstance(label, ast.JoinedStr)
+            or (isinstance(label, ast.BinOp) and isinstance(label.op, (ast.Add, ast.Mod)))
+            or (
+                isinstance(label, ast.Call)
+                and isinstance(label.func, ast.Attribute)
+                and label.func.attr == "format"
+            )
+        )
+
     def plain(node: ast.Call) -> bool:
-        if node.func.id == "Option":  # type: ignore[attr-defined]  # a str prompt is markup too: data goes in as Content
-            return not (node.args and isinstance(node.args[0], ast.JoinedStr))
+        if node.func.id in LABELLED:  # type: ignore[attr-defined]  # a str label or prompt is markup too
+            label = (
+                node.args[0]
+                if node.args
+                else next((k.value for k in node.keywords if k.arg == "label"), None)
+            )
+            return not formatted(label)
         return markup_off(node)
 
     src = Path(__file__).resolve().parent.parent / "src" / "thrum_tui"
@@ -100,7 +125,7 @@ def test_every_static_and_label_of_the_console_is_built_with_markup_off_and_no_o
         for node in ast.walk(ast.parse(path.read_text()))
         if isinstance(node, ast.Call)
         and isinstance(node.func, ast.Name)
-        and node.func.id in ("Static", "Label", "Option")
+        and node.func.id in ("Static", "Label", *LABELLED)
         and not plain(node)
     ]
     assert not parsing, parsing
@@ -117,3 +142,23 @@ async def test_a_static_with_markup_off_shows_a_pane_line_as_it_came():
         box.update("12:00:01 match    ! [rejected] main -> main [/] [wip]")
         await pilot.pause()
         assert "! [rejected] main -> main [/] [wip]" in str(box.render())
+
+
+async def test_a_worktree_path_with_brackets_reads_as_written_in_the_after_merge_dialog():
+    """A checkbox's str label is markup: `/work/[wip]/wt` lost `[wip]` (and `[/]` in a path raised)."""
+    from textual.widgets import Checkbox
+
+    from thrum_tui.screens.review_dialogs import AfterMergeDialog
+
+    result = {
+        "branch": "feature/x",
+        "target": "main",
+        "strategy": "merge",
+        "merged_commit": "0123456789abcdef",
+    }
+    app = App()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.push_screen(AfterMergeDialog("alice", "/work/[wip]/wt [/]", result))
+        await pilot.pause()
+        label = app.screen.query_one("#teardown", Checkbox).label.plain
+        assert label == "tear down the worktree /work/[wip]/wt [/] (archived first)"

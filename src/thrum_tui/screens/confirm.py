@@ -6,6 +6,7 @@ from typing import ClassVar
 
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.widgets import Button, Label, Static
 
 from thrum_tui.screens.base import Dialog
@@ -29,7 +30,7 @@ class Confirm(Dialog):
             yield Static(self.detail, markup=False)
             with Horizontal(classes="buttons"):
                 yield Button("No (n)", id="no")
-                yield Button(f"{self.yes} (y)", id="yes", variant="error")
+                yield Button(Content(f"{self.yes} (y)"), id="yes", variant="error")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id == "yes")

@@ -276,10 +276,10 @@ class AfterMergeDialog(Dialog):
                 markup=False,
             )
             yield Checkbox(
-                f"tear down the worktree {self.worktree} (archived first)", value=True, id="teardown"
+                Content(f"tear down the worktree {self.worktree} (archived first)"), value=True, id="teardown"
             )
-            yield Checkbox(f"delete the branch {r['branch']}", value=True, id="delete-branch")
-            yield Checkbox(f"keep @{self.agent} in the team (else the agent ends)", id="keep-agent")
+            yield Checkbox(Content(f"delete the branch {r['branch']}"), value=True, id="delete-branch")
+            yield Checkbox(Content(f"keep @{self.agent} in the team (else the agent ends)"), id="keep-agent")
             yield Static("", id="outcome", markup=False)
             with Horizontal(classes="buttons"):
                 yield Button("Keep everything", id="keep")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from textual import on, work
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.widgets import Button, Checkbox, Input, Label, Static
 
 from thrum_tui.screens.base import Dialog
@@ -58,7 +59,7 @@ class TeardownScreen(Dialog):
             )
             with Horizontal(classes="row"):
                 yield Checkbox("delete the branch too", id="delete-branch")
-                yield Checkbox(f"keep @{self.agent} in the team", id="keep-agent")
+                yield Checkbox(Content(f"keep @{self.agent} in the team"), id="keep-agent")
             with Horizontal(classes="row"):
                 yield Label("type name", markup=False)
                 yield Input(placeholder=f"type {self.agent} to confirm", id="confirm")
