@@ -383,3 +383,39 @@ async def test_the_console_shows_the_sync_state_and_its_page_runs_a_cycle(remote
         await until(pilot, lambda: screen.query_one("#cycles").row_count >= 1, "the cycles listed")
         await pilot.press("escape")
         await until(pilot, lambda: header.sync.startswith("synced"), last=lambda: header.sync)
+
+
+def journal_objects(repo: Repo) -> list[Path]:
+    """The loose objects of the journal's branch (its blobs hold every message)."""
+    listed = git(repo.path, "rev-list", "--objects", "a-sync", "--", env=repo.env)
+    objects = repo.path / ".git" / "objects"
+    paths = [objects / line[:2] / line[2:40] for line in listed.splitlines()]
+    return [p for p in paths if p.exists()]
+
+
+def test_the_journal_in_git_is_private_to_the_user(remote):
+    """The shards are 0600, but git stored their blobs under the user's umask: 0444 loose objects
+    anyone on the machine could `git cat-file`. Thrum's git runs under umask 077, and objects an
+    older Thrum stored are made private at the next start."""
+    old = os.umask(0o022)  # a usual umask: git's objects would be 0444
+    try:
+        a, b = remote("a"), remote("b")
+        alice = a.agent("alice", "implementer")
+        b.agent("bob", "reviewer")
+        exchange(a, b)
+        alice.ok("send", "the launch codes", "--to", "@bob")
+        exchange(a, b)
+        for repo in (a, b):
+            found = journal_objects(repo)
+            assert len(found) > 3
+            assert [p for p in found if p.stat().st_mode & 0o077] == []
+            assert (repo.path / ".git" / "thrum-sync").stat().st_mode & 0o077 == 0
+        older = journal_objects(a)
+        for p in older:
+            p.chmod(0o444)
+        (a.path / ".git" / "thrum-sync" / ".objects-private").unlink()
+        a.stop()
+        a.json("sync", "status")  # starts the engine again
+        wait_for(lambda: not [p for p in older if p.stat().st_mode & 0o077], timeout=20)
+    finally:
+        os.umask(old)

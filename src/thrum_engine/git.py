@@ -28,9 +28,16 @@ if TYPE_CHECKING:
         nice: int
         config: Mapping[str, str] | None
         identity: bool
+        private: bool
 
 
 TIMEOUT_SECONDS = 60.0
+# For git that stores Thrum's own data (the journal branch's blobs, trees and commits, fetched or
+# made here): loose objects are born 0444 under the user's umask, readable by every local user even
+# where the journal's files are 0600. Set in the child by subprocess itself (no preexec_fn, which is
+# unsafe in a threaded process). A repository shared on purpose (core.sharedRepository) still gets
+# its group bits: git widens what it writes to what that setting asks.
+PRIVATE_UMASK = 0o077
 TIMED_OUT = 124  # the exit code a timeout reports, as timeout(1) does
 IDENTITY = {
     "GIT_AUTHOR_NAME": "thrum",
@@ -141,10 +148,12 @@ def call(
     nice: int = 0,
     config: Mapping[str, str] | None = None,
     identity: bool = True,
+    private: bool = False,
 ) -> Completed:
     """`git ARGS` in `cwd`, for commands whose exit code is an answer (`merge-base --is-ancestor`,
     a push that may be rejected). A non-zero exit raises only with `check`; a timeout or a git that
-    cannot start always raises GitFailed, since neither says anything about the repository."""
+    cannot start always raises GitFailed, since neither says anything about the repository.
+    `private`: git writes under umask 077 (`PRIVATE_UMASK`)."""
     data = stdin.encode() if isinstance(stdin, str) else stdin
     try:
         proc = subprocess.run(
@@ -156,6 +165,7 @@ def call(
             capture_output=True,
             timeout=timeout,
             check=False,
+            umask=PRIVATE_UMASK if private else -1,
         )
     except subprocess.TimeoutExpired:
         raise GitFailed(f"git {args[0]} failed: timed out after {timeout:g}s", TIMED_OUT) from None
@@ -197,6 +207,7 @@ async def run_async(
     env: Mapping[str, str] | None = None,
     nice: int = 0,
     config: Mapping[str, str] | None = None,
+    private: bool = False,
 ) -> tuple[int, str]:
     """`git ARGS` from the event loop without a thread: (exit code, stdout); TIMED_OUT when it ran
     out of time (and was killed). Reads mostly: stderr is dropped."""
@@ -210,6 +221,7 @@ async def run_async(
         stdin=asyncio.subprocess.PIPE if data is not None else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
+        umask=PRIVATE_UMASK if private else -1,
     )
     try:
         out, _ = await asyncio.wait_for(proc.communicate(data), timeout)

@@ -34,8 +34,9 @@ def role_preamble(layout: Layout, name: str, role: str, module: str = "") -> str
 
 
 def git(cwd: str, *args: str, check: bool = True, stdin: str | None = None) -> str:
+    """Init's git: what it makes is the journal's branch and worktree, private as the journal is."""
     try:
-        return gitcmd.run(cwd, *args, check=check, stdin=stdin).strip()
+        return gitcmd.run(cwd, *args, check=check, stdin=stdin, private=True).strip()
     except gitcmd.GitFailed as exc:
         raise CliError(exc.message) from None
 
@@ -80,7 +81,7 @@ def apply_init(layout: Layout, steps: list[tuple[str, str]], config: dict) -> No
             commit = git(layout.repo, "commit-tree", tree, "-m", "thrum: journal branch")
             git(layout.repo, "update-ref", f"refs/heads/{SYNC_BRANCH}", commit)
         elif step == "worktree":
-            os.makedirs(os.path.dirname(detail), exist_ok=True)
+            private_dir(os.path.dirname(detail))
             git(layout.repo, "worktree", "add", "--quiet", detail, SYNC_BRANCH)
             os.makedirs(os.path.join(detail, "journal"), exist_ok=True)
         elif step == "ignore":

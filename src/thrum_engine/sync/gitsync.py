@@ -50,8 +50,11 @@ class MergeResult:
 
 
 def git(cwd: str, *args: str, stdin: bytes | None = None, check: bool = True) -> gitrun.Completed:
-    """Sync's git: niced, hookless, no gc, with sync's longer timeout (a fetch over a slow link)."""
-    return gitrun.call(cwd, *args, check=check, stdin=stdin, timeout=GIT_TIMEOUT, nice=NICE, config=CONFIG)
+    """Sync's git: niced, hookless, no gc, private (what it stores is messages), with sync's longer
+    timeout (a fetch over a slow link)."""
+    return gitrun.call(
+        cwd, *args, check=check, stdin=stdin, timeout=GIT_TIMEOUT, nice=NICE, config=CONFIG, private=True
+    )
 
 
 def out(cwd: str, *args: str) -> str:
@@ -131,6 +134,35 @@ def commit_local(worktree: str, clone: str, message: str) -> int:
     commit = out(worktree, "commit-tree", tree, "-p", "HEAD", "-m", message)
     git(worktree, "update-ref", "HEAD", commit)
     return len(changed)
+
+
+# Written under the common git dir's thrum-sync/ once `tighten_objects` has run: objects stored
+# since are born private (`git`'s umask), so one pass over the older ones is enough.
+TIGHTENED = ".objects-private"
+
+
+def tighten_objects(worktree: str, common: str) -> int:
+    """Make the journal's loose objects that an older Thrum stored under the user's umask (0444,
+    readable by every local user) private: 0400. Once per repository; returns how many changed.
+    Packed objects are left as they are: a pack holds the user's own objects too, and its mode is
+    what their git (gc, repack) chose."""
+    mark = os.path.join(common, "thrum-sync", TIGHTENED)
+    if os.path.exists(mark):
+        return 0
+    listed = git(worktree, "rev-list", "--objects", SYNC_BRANCH, "--glob=refs/thrum/remote/*", "--").out
+    changed = 0
+    for line in listed.splitlines():
+        sha = line[:40]
+        path = os.path.join(common, "objects", sha[:2], sha[2:])
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue  # packed
+        if st.st_mode & 0o077 and st.st_uid == os.getuid():
+            os.chmod(path, st.st_mode & 0o700)
+            changed += 1
+    write_private(mark, "")
+    return changed
 
 
 def is_sync_worktree(worktree: str) -> bool:

@@ -111,6 +111,11 @@ class SyncService:
         except (gitsync.GitFailed, OSError):
             return
         common = os.path.join(self.worktree, common) if not os.path.isabs(common) else common
+        try:
+            if changed := gitsync.tighten_objects(self.worktree, common):
+                log.warning("made %d journal objects under %s private (0400)", changed, common)
+        except (gitsync.GitFailed, OSError) as exc:
+            log.warning("could not make the journal's git objects private: %s", exc)
         for path in (
             os.path.join(gitdir, "index.lock"),
             os.path.join(common, "refs", "heads", SYNC_BRANCH + ".lock"),
