@@ -85,3 +85,22 @@ async def test_while_several_clients_send_a_batch_waits_for_requests_on_their_wa
     assert gathered < alone * 0.75, (gathered, alone)
     inbox = await engine.call("message.inbox", {"page_size": 500, "peek": True}, Caller.trusted("bob"))
     assert inbox["total"] == 240
+
+
+async def test_with_two_people_identities_the_main_checkout_is_the_one_seen_last(engine):
+    """Walk (session 18): a console started once without HOME registered "operator_x" beside the
+    real operator, and from then on every `thrum send`/`inbox` in the main checkout said "no
+    identity" (the mapping wanted exactly one person), even with the real console attached."""
+    repo = engine.layout.repo
+    await engine.call("agent.register", {"name": "alice", "role": "worker"}, Caller())
+    await engine.call("agent.register", {"name": "ada", "role": "operator", "kind": "user"}, Caller())
+    await engine.call("agent.register", {"name": "operator_x", "role": "operator", "kind": "user"}, Caller())
+    me = Caller(worktree=repo)
+    sent = await engine.call("message.send", {"body": "from the main checkout", "to": ["@alice"]}, me)
+    assert sent["message_id"]
+    got = await engine.call("message.inbox", {"page_size": 5}, Caller.trusted("alice"))
+    assert [m["author"] for m in got["messages"]] == ["operator_x"]  # registered last
+    await engine.call("agent.register", {"name": "ada", "role": "operator", "kind": "user"}, Caller())
+    await engine.call("message.send", {"body": "again", "to": ["@alice"]}, me)  # ada's console is back
+    got = await engine.call("message.inbox", {"page_size": 5}, Caller.trusted("alice"))
+    assert [m["author"] for m in got["messages"]] == ["ada", "operator_x"]  # newest first

@@ -490,14 +490,19 @@ class Engine:
 
     def as_operator(self, caller: Caller) -> Caller:
         """A caller with no identity in the main checkout is the operator the console registered
-        (walk, missing 13: `thrum inbox` in the main checkout needed THRUM_NAME), when there is
-        exactly one; anywhere else, or with several, nothing is guessed."""
+        (walk, missing 13: `thrum inbox` in the main checkout needed THRUM_NAME); anywhere else
+        nothing is guessed. With several people's identities (a console once started without
+        HOME registers "operator_x" beside the real one), the one seen last: the console calls as
+        its operator all the time, and only this user reaches this socket."""
         if caller.read_only or caller.worktree is None:
             return caller
         if os.path.realpath(caller.worktree) != os.path.realpath(self.layout.repo):
             return caller
         users = [n for n, row in self.agents.items() if row.get("kind") == "user"]
-        return dataclasses.replace(caller, name=users[0]) if len(users) == 1 else caller
+        if not users:
+            return caller
+        latest = max(users, key=lambda n: (self.last_seen.get(n, 0.0), self.agents[n]["registered_at"]))
+        return dataclasses.replace(caller, name=latest)
 
     # -- the one entry point --
     async def call(self, name: str, params: dict | None, caller: Caller) -> dict:
