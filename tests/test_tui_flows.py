@@ -854,6 +854,30 @@ async def test_attached_console_is_pushed_mail_and_team_changes(team):
         await until(pilot, lambda: app.query_one(HeaderLine).needs_you == 2, "needs you: blocked + unread")
 
 
+async def test_an_attached_console_starts_a_killed_daemon_again_and_leaves_a_stopped_one(team):
+    """Walk (session 18): after a kill -9 of the daemon, the attached console went on saying
+    "engine: attached" and nothing started an engine again, so nudges stopped and compose failed.
+    It starts one again now (as any `thrum` command would), and a `thrum daemon stop` is obeyed."""
+    import os
+    import signal
+
+    repo, _alice, bob = team
+    pid = repo.daemon_pid()
+    assert pid is not None
+    async with console(repo) as (app, pilot):
+        assert app.engine.host == "attached"
+        os.kill(pid, signal.SIGKILL)
+        await until(pilot, lambda: repo.daemon_pid() not in (None, pid), "a new daemon", 40)
+        await until(pilot, lambda: app.query_one(HeaderLine).host == "attached", "the header back", 40)
+        await select_agent(pilot, "bob")
+        await cli(bob, "send", "after the crash", "--to", f"@{OPERATOR}")
+        conversation = app.query_one(Conversation)
+        await until(pilot, lambda: "after the crash" in conversation.plain_text, "mail shown again", 40)
+        await asyncio.to_thread(repo.run, "daemon", "stop")
+        await until(pilot, lambda: "stopped" in app.query_one(HeaderLine).host, "the header says stopped", 40)
+        assert repo.daemon_pid() is None
+
+
 async def test_restart_respawns_the_agents_pane_after_asking(hosted):
     repo, alice, _bob = hosted
     async with console_on_session(repo, alice) as (app, pilot):

@@ -414,10 +414,20 @@ class ThrumApp(AgentActions):
         self.refresher.request(parts, at_once=at_once)
 
     async def _refresh_reporting(self, parts: frozenset[str]) -> None:
+        header = self.main_screen.query_one(HeaderLine) if self.main_screen.is_mounted else None
         try:
             await self._refresh_once(parts)
         except EngineCallFailed as exc:
-            self.notify(exc.message, severity="error")
+            if exc.kind == "unavailable" and header is not None:
+                # The header says it (attached: whether the daemon is being started again); a toast
+                # per refresh would bury the screen while the engine is away.
+                down = getattr(self.engine, "down", "") or "not answering"
+                header.host = f"{self.engine.host}, {down}"
+            else:
+                self.notify(exc.message, severity="error")
+            return
+        if header is not None:
+            header.host = self.engine.host
 
     async def _refresh_once(self, parts: frozenset[str] = ALL_PARTS) -> None:
         """Only what changed: mail needs the inbox (and patches the team's unread counts in

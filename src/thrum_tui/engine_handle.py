@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import io
 import logging
+import os
 import re
 import sys
 import threading
@@ -275,6 +276,7 @@ class Attached(Listeners):
         self._task: asyncio.Task | None = None
         self._closing = False
         self._inflight: set = set()  # clients mid-call, interrupted on close (a long poll blocks 20 s)
+        self.down = ""  # why the daemon is not answering, for the header; "" while it is
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._watch(), name="thrum-tui-watch")
@@ -311,6 +313,7 @@ class Attached(Listeners):
         """Long-poll the daemon's change feed: each answer arrives as soon as something is applied,
         so mail and team changes show up as promptly as when hosting."""
         cursor: int | None = None
+        lost = False
         while not self._closing:
             params = {} if cursor is None else {"after": cursor, "timeout": ATTACHED_WAIT_SECONDS}
             try:
@@ -318,12 +321,39 @@ class Attached(Listeners):
             except EngineCallFailed as exc:
                 log.warning("attached watch: %s", exc.message)
                 cursor = None  # the daemon may have restarted: start over, refresh everything
+                if exc.kind == "unavailable" and not self._closing:
+                    self.down = await asyncio.to_thread(self._revive)
+                lost = True
                 self._publish([RESET])
                 await asyncio.sleep(RETRY_SECONDS)
                 continue
+            self.down = ""
+            if lost:  # what changed between the last refresh and this new cursor: refresh it all
+                lost = False
+                self._publish([RESET])
             if cursor is not None and (got["changes"] or got["reset"]):
                 self._publish([Change.of(c) for c in got["changes"]] or [RESET])
             cursor = got["cursor"]
+
+    def _revive(self) -> str:
+        """The daemon stopped answering. Killed or crashed (its pid file outlived it): start one
+        again, as any `thrum` command would, since the agents and this console need it. Stopped on
+        purpose (`thrum daemon stop` removes the pid file): leave it stopped and say so. Returns
+        what the header shows: "" once an engine answers again."""
+        from thrum_engine.daemon import control
+
+        if control.lock_held(self.layout):
+            return "not answering"  # an engine holds the lock: starting or busy, asked again soon
+        if not os.path.exists(self.layout.pid_path):
+            return "stopped: thrum daemon start"
+        try:
+            pid, started = control.start(self.layout)
+        except (control.StartFailed, OSError) as exc:
+            log.error("the engine had stopped and could not be started again: %s", exc)
+            return "down: could not start it again, see the log"
+        if started:
+            log.warning("the engine had stopped without a clean exit: started it again (pid %s)", pid)
+        return ""
 
     async def close(self) -> None:
         self._closing = True
