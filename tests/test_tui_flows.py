@@ -197,6 +197,38 @@ async def test_what_an_agent_writes_reads_as_written_in_toasts_and_titles(hosted
         await pilot.pause()
 
 
+async def test_a_huge_message_is_one_short_line_in_the_lists_and_cut_in_its_thread(hosted, tmp_path):
+    """Walk (session 18): a 700 KB body (9,334 lines) was one line of every word in the
+    conversation and the feed, which wrapped it into thousands: the feed took 3.7 s to draw and
+    Esc 2 s to leave it. Lists show its head on one line; the thread view draws 64 KB of it."""
+    from textual.widgets import OptionList, Static
+
+    from thrum_tui.snippet import LINE_CHARS, VIEW_CHARS
+
+    repo, alice, _bob = hosted
+    big = tmp_path / "big.txt"
+    big.write_text("".join(f"line {i:05d} " + "x" * 64 + "\n" for i in range(9_334)))
+    async with console(repo) as (app, pilot):
+        await select_agent(pilot, "alice")
+        await cli(alice, "send", "--body-file", str(big), "--to", f"@{OPERATOR}")
+        conversation = app.query_one(Conversation)
+        await until(pilot, lambda: "line 00000" in conversation.plain_text, "alice's message")
+        line = next(x for x in conversation.plain_text.splitlines() if "line 00000" in x)
+        assert len(line) < LINE_CHARS + 80 and " …" in line
+        await pilot.press("f")
+        await until(pilot, lambda: isinstance(app.screen, FeedScreen), "the feed")
+        feed = app.screen.query_one(OptionList)
+        await until(pilot, lambda: feed.option_count > 0, "the feed's lines")
+        prompts = [str(feed.get_option_at_index(i).prompt) for i in range(feed.option_count)]
+        assert all(len(p) < LINE_CHARS + 80 for p in prompts)
+        feed.focus()
+        await pilot.press("enter")  # the highlighted message's thread
+        await until(pilot, lambda: isinstance(app.screen, ThreadScreen), "the thread")
+        bodies = [str(w.render()) for w in app.screen.query(Static) if w.has_class("body")]
+        assert bodies and all(len(b) < VIEW_CHARS + 200 for b in bodies)
+        assert "thrum message get msg_" in bodies[0]
+
+
 async def test_a_burst_of_engine_changes_keeps_every_piece_of_mail(hosted):
     """Textual drops the older of two messages when `older.can_replace(newer)`: the merge must go
     into the newer one, or a burst toasts only its last piece of mail (code review smell 1)."""

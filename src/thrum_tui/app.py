@@ -26,6 +26,7 @@ from thrum_tui.commands import ThrumCommands
 from thrum_tui.engine_handle import OPERATOR_ROLE, Change, EngineCallFailed, EngineHandle
 from thrum_tui.messages import EngineChanged
 from thrum_tui.screens.base import LiveView
+from thrum_tui.snippet import one_line
 from thrum_tui.theme_files import DEFAULT_THEME, load_themes
 from thrum_tui.widgets.compose_bar import ComposeBar, parse_compose
 from thrum_tui.widgets.conversation import Conversation, merge_conversation
@@ -320,7 +321,7 @@ class ThrumApp(AgentActions):
             return
         if len(mail) <= TOASTS_PER_BURST:
             for c in mail:
-                self.notify(" ".join(c.snippet.split())[:120] or "(no text)", title=f"@{c.author} → you")
+                self.notify(one_line(c.snippet, 120) or "(no text)", title=f"@{c.author} → you")
         else:
             authors = list(dict.fromkeys("@" + c.author for c in mail))
             self.notify(

@@ -12,6 +12,7 @@ from textual.widgets import Footer, Input, Label, OptionList
 from textual.widgets.option_list import Option
 
 from thrum_tui.screens.base import LiveView, Page
+from thrum_tui.snippet import one_line
 from thrum_tui.widgets.conversation import review_text, with_review_events
 
 FEED_LIMIT = 300
@@ -42,7 +43,7 @@ def feed_line(m: dict) -> str:
     if review is not None and m["message_id"] == m["review_event"]["event_id"]:
         return f"{when} {review}"  # a review event of its own
     to = "all" if m.get("broadcast") else ", ".join(m.get("to") or []) or "?"
-    text = review or " ".join(m["body"]["content"].split())
+    text = review or one_line(m["body"]["content"])
     thread = " ↳" if m.get("reply_to") else ""
     tasks = "".join(f" [{t}]" for t in m.get("tasks") or ())  # beads task chips (issue 16)
     scheduled = " ⏰" if (m.get("meta") or {}).get("scheduled") else ""

@@ -13,6 +13,7 @@ from textual.widgets import DataTable
 
 from thrum_engine.durations import human_age, parse_iso
 from thrum_tui.screens.base import TablePage
+from thrum_tui.snippet import one_line
 
 COLUMNS = ("id", "from", "to", "how", "next", "in", "fired", "message")
 
@@ -42,7 +43,7 @@ def schedule_row(s: dict, now: float | None = None) -> tuple[str, ...]:
         when,
         rel,
         str(s["fires"]),
-        " ".join((s["body"]["content"] or "").split())[:60],
+        one_line(s["body"]["content"] or "", 60),
     )
 
 

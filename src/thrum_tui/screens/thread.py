@@ -13,6 +13,7 @@ from textual.content import Content
 from textual.widgets import Collapsible, Footer, Label, Static
 
 from thrum_tui.screens.base import LiveView, Page
+from thrum_tui.snippet import viewable
 
 FOLD_LINES = 12  # a body longer than this starts folded (unless it is the latest)
 THREAD_LIMIT = 500
@@ -42,7 +43,8 @@ class MessageView(Vertical, can_focus=True):
 
     def compose(self):
         yield Label(header_of(self.message, self.operator), classes="header", markup=False)
-        body = Static(Content(self.message["body"]["content"]), classes="body", markup=False)
+        text = viewable(self.message["body"]["content"], self.message["message_id"])
+        body = Static(Content(text), classes="body", markup=False)
         lines = self.message["body"]["content"].count("\n") + 1
         if lines > FOLD_LINES:
             with Collapsible(title=f"{lines} lines", collapsed=self.folded):

@@ -12,6 +12,7 @@ from textual.message import Message
 from textual.suggester import Suggester
 from textual.widgets import Input
 
+from thrum_tui.snippet import one_line
 from thrum_tui.textual_compat import no_layout_virtual_size, set_border_title
 
 
@@ -106,7 +107,7 @@ class ComposeBar(Input):
             self.placeholder = self.PLACEHOLDER
             set_border_title(self, None)
         else:
-            snippet = " ".join(message["body"]["content"].split())[:40]
+            snippet = one_line(message["body"]["content"], 40)
             set_border_title(self, f"↩ reply to @{message['author']}: {snippet}")
             self.placeholder = "your reply — enter sends, escape cancels"
 

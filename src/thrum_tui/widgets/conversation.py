@@ -10,6 +10,7 @@ from textual.content import Content
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
+from thrum_tui.snippet import one_line
 from thrum_tui.textual_compat import no_layout_virtual_size, set_border_subtitle, set_border_title
 
 
@@ -84,7 +85,7 @@ def review_text(m: dict, me: str) -> str | None:
         from thrum_engine.review.words import history_line
 
         return f"{REVIEW_MARK} {history_line(e, me)}"
-    return f"{REVIEW_MARK} {REVIEW_TAG.get(e['kind'], e['kind'])} · " + " ".join(m["body"]["content"].split())
+    return f"{REVIEW_MARK} {REVIEW_TAG.get(e['kind'], e['kind'])} · " + one_line(m["body"]["content"])
 
 
 def delivery_mark(m: dict) -> str:
@@ -219,7 +220,7 @@ class Conversation(OptionList):
             if m.get("broadcast")
             else ", ".join(self._who(t.lstrip("@")) for t in m.get("to", [])) or "?"
         )
-        text = review or " ".join(m["body"]["content"].split())
+        text = review or one_line(m["body"]["content"])
         more = f"  [+{folded} in thread]" if folded else ""
         plain = f"{when} {self._who(m['author'])} → {to}  {text}{more}" + (f"  {mark}" if mark else "")
         rich = Content.from_markup(
