@@ -873,7 +873,8 @@ async def test_attached_console_is_pushed_mail_and_team_changes(team):
     async with console(repo) as (app, pilot):
         assert app.engine.host == "attached"
         await select_agent(pilot, "bob")
-        await cli(bob, "send", "pushed, not polled", "--to", f"@{OPERATOR}")
+        sent = await cli(bob, "send", "pushed, not polled", "--to", f"@{OPERATOR}")
+        assert not sent.get("undelivered"), sent  # the open console is how the operator gets mail
         conversation = app.query_one(Conversation)
         await until(pilot, lambda: "pushed, not polled" in conversation.plain_text, "bob's message")
         await until(pilot, lambda: notified(app, "pushed, not polled"), "a toast")
@@ -1149,7 +1150,8 @@ async def test_the_operator_uses_the_cli_from_the_main_checkout_without_thrum_na
     """Walk, missing 13: in the main checkout `thrum inbox`/`send`/`sent` said "no identity"."""
     repo, alice, _bob = hosted
     async with console(repo) as (app, pilot):
-        await cli(alice, "send", "for the boss", "--to", f"@{OPERATOR}")
+        sent = await cli(alice, "send", "for the boss", "--to", f"@{OPERATOR}")
+        assert not sent.get("undelivered"), sent  # the console hosting the engine shows it
         inbox = await asyncio.to_thread(repo.json, "inbox")
         assert [m["body"]["content"] for m in inbox["messages"]] == ["for the boss"]
         sent = await asyncio.to_thread(repo.json, "send", "on it", "--to", "@alice")

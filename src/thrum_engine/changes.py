@@ -6,6 +6,7 @@ protocol every client already speaks."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -23,6 +24,9 @@ if TYPE_CHECKING:
 
 KEEP = 2000  # recent changes kept; a cursor older than that gets `reset` and refetches everything
 SNIPPET = 200
+# An attached console long-polls for up to 20 s and calls again at once (1 s after a failure): one
+# that asked this recently is open, and shows its operator their mail.
+WATCH_GRACE_SECONDS = 30.0
 
 
 class ChangeFeed:
@@ -35,6 +39,12 @@ class ChangeFeed:
         self._wakeup = asyncio.Event()
         self._bus = bus
         self._unlisten: Callable[[], None] | None = None
+        self.watching: dict[str, float] = {}  # who long-polls (an attached console's operator) -> when last
+
+    def watched_by(self, name: str) -> bool:
+        """An attached console of `name`'s is open (it asked for changes moments ago)."""
+        at = self.watching.get(name)
+        return at is not None and (at == float("inf") or time.monotonic() - at < WATCH_GRACE_SECONDS)
 
     def open(self) -> None:
         if self._unlisten is None:
@@ -101,6 +111,14 @@ class EventsWaitParams(Params):
 async def events_wait(engine: Engine, caller: Caller, p: EventsWaitParams) -> dict:
     feed = feed_of(engine)
     if p.after is None:
+        if caller.name:
+            feed.watching[caller.name] = time.monotonic()
         return {"changes": [], "cursor": feed.seq, "reset": False}
-    changes, reset = await feed.wait(p.after, p.timeout)
+    if caller.name:
+        feed.watching[caller.name] = float("inf")  # in the poll: watching until it returns
+    try:
+        changes, reset = await feed.wait(p.after, p.timeout)
+    finally:
+        if caller.name:
+            feed.watching[caller.name] = time.monotonic()
     return {"changes": changes, "cursor": feed.seq, "reset": reset}

@@ -50,6 +50,8 @@ def why_unreachable(engine: Engine, agent: str) -> str | None:
         return None
     if engine.bus.waiting(agent) or paths.hooks_fresh(agent):
         return None
+    if (engine.agents.get(agent) or {}).get("kind") == "user" and console_open(engine, agent):
+        return None  # the console shows a person their mail (and marks it seen)
     s = _session(engine, agent)
     if s is None:
         return OFFLINE
@@ -59,6 +61,14 @@ def why_unreachable(engine: Engine, agent: str) -> str | None:
     if state == "blocked":
         return DIALOG
     return None
+
+
+def console_open(engine: Engine, person: str) -> bool:
+    """A console is open for `person`: this engine is hosted by one, or one attached over the
+    socket is long-polling as them."""
+    if engine.host == "tui":
+        return True
+    return engine.changes is not None and engine.changes.watched_by(person)
 
 
 def unreachable(engine: Engine, recipients: list[str], author: str) -> list[dict]:
