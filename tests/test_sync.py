@@ -419,3 +419,17 @@ def test_the_journal_in_git_is_private_to_the_user(remote):
         wait_for(lambda: not [p for p in older if p.stat().st_mode & 0o077], timeout=20)
     finally:
         os.umask(old)
+
+
+def test_a_push_the_remote_refuses_says_why_at_once(remote):
+    """Walk (session 18): a clone of a repo that runs Thrum itself pushed to a branch checked out
+    in that repo's journal worktree; git said so, but the push was taken for a race, retried and
+    reported only "still rejected after 3 retries"."""
+    a = remote("a")
+    a.agent("alice", "implementer")  # a runs Thrum: its a-sync is checked out in .git/thrum-sync
+    b = remote("b", url=str(a.path))
+    b.agent("bob", "reviewer")
+    r = b.run("sync", "force", "--wait")
+    assert r.code == 1, r.out
+    assert "checked out" in r.err and "bare remote" in r.err, r.err
+    assert "still rejected" not in r.err and len(r.err.strip().splitlines()) == 1

@@ -277,7 +277,11 @@ def push(worktree: str, remote: str, branch: str) -> str:
     text = proc.out + proc.err
     if proc.code == 0:
         return "ok"
-    if (
+    # The remote moved on meanwhile (or another push holds its ref): fetch, merge and push again.
+    # A "[remote rejected]" for any other reason is the remote's policy (a hook, a checked-out
+    # branch), which no retry changes: it fails the cycle with the remote's own words.
+    policy = "[remote rejected]" in text and "cannot lock ref" not in text
+    if not policy and (
         "rejected]" in text
         or "non-fast-forward" in text
         or "fetch first" in text
@@ -286,7 +290,12 @@ def push(worktree: str, remote: str, branch: str) -> str:
         return "rejected"
     refused = [ln for ln in text.splitlines() if ln.startswith("!")]  # porcelain: the ref's own reason
     lines = refused or [ln for ln in text.strip().splitlines() if ln.strip()]
-    why = lines[-1].lstrip("!").strip() if lines else f"exit {proc.code}"
+    why = " ".join(lines[-1].lstrip("!").split()) if lines else f"exit {proc.code}"
+    if "currently checked out" in why:
+        why += (
+            f"; {remote} is a repository with {branch} checked out (its own Thrum's journal"
+            " worktree, or a checkout): sync needs a bare remote (`git clone --bare`)"
+        )
     raise GitFailed(f"git push: {why}", proc.code, proc.err)
 
 
