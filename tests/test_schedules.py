@@ -279,3 +279,14 @@ def test_a_self_reminder_fires_into_its_authors_inbox(pair):
         what="the self-reminder",
     )
     assert m["author"] == "alice" and m["meta"]["scheduled"]
+
+
+def test_at_without_a_zone_is_the_callers_local_time_not_the_engines(pair):
+    """Walk (session 18): `TZ=America/New_York thrum schedule create --at 2026-12-08T10:00` gave
+    10:00Z, the time read in the engine's zone (the daemon started from another shell)."""
+    _repo, alice, _bob = pair
+    alice.ok("whoami")  # the engine runs in the environment's zone (UTC here)
+    s = alice.json("schedule", "create", "--to", "@bob", "--at", "2030-06-01T10:00", "x", TZ="EST5")
+    assert parse_iso(s["schedule"]["next_at"]) == parse_iso("2030-06-01T15:00:00Z")
+    s = alice.json("schedule", "create", "--to", "@bob", "--at", "2030-06-01T10:00+01:00", "y", TZ="EST5")
+    assert parse_iso(s["schedule"]["next_at"]) == parse_iso("2030-06-01T09:00:00Z")  # a zone is kept

@@ -13,6 +13,25 @@ def _how(s: dict) -> str:
     return how + (f" [{', '.join(flags)}]" if flags else "")
 
 
+def _absolute(text: str) -> str:
+    """`--at` as an absolute UTC time. A time with no zone (or HH:MM) is the caller's local time,
+    so it is read here, in the caller's zone: the engine's may differ (a daemon started from
+    another shell, another TZ)."""
+    import time
+    from datetime import UTC, datetime
+
+    from thrum_engine.errors import ThrumError
+    from thrum_engine.schedules.model import parse_at
+
+    try:
+        when = parse_at(text, time.time())
+    except ThrumError as exc:
+        raise CliError(exc.message) from None
+    except (OverflowError, OSError, ValueError):
+        raise CliError(f"invalid --at {text!r}: out of range") from None
+    return datetime.fromtimestamp(when, UTC).isoformat().replace("+00:00", "Z")
+
+
 def create(ctx: Ctx) -> int:
     a = ctx.args
     given = [f for f in ("at", "in", "cron") if a.get(f)]
@@ -33,7 +52,7 @@ def create(ctx: Ctx) -> int:
             raise CliError(f"--in must be a positive duration (30s, 5m, 2h), not {a['in']!r}")
         params["in_seconds"] = seconds
     elif a.get("at"):
-        params["at"] = a["at"]
+        params["at"] = _absolute(a["at"])
     else:
         params["cron"] = a["cron"]
     r = ctx.call("schedule.create", params)
