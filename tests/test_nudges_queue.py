@@ -207,6 +207,24 @@ def test_queued_commands_run_in_order_and_report_to_the_requester(tmux_repo, bos
     assert not (tmux_repo.logs / "a.log.typeahead").exists()
 
 
+def test_a_nudge_and_a_queued_command_waiting_together_are_typed_as_two_inputs(tmux_repo, boss):
+    """Walk bug 1: mail and a queued command both waiting for the pane to go idle were typed at
+    once, one line of both (`...marks them read)queued-cmd-two`) and then an empty Enter. Each is
+    typed on its own, submitted, before the other."""
+    start_session(tmux_repo, "s1", "worker1", "fake_a")
+    assert tmux_repo.run("tmux", "send", "s1", "busy 3").code == 0
+    wait_for(lambda: pane_state(tmux_repo, "s1") == "working", what="working")
+    boss.ok("send", "race msg", "--to", "@worker1")
+    jq(boss, "tmux", "queue", "s1", "--", "queued-cmd-two")
+    nudge = "New message from @boss — run `thrum inbox` (reads and marks them read)"
+    wait_for(lambda: {nudge, "queued-cmd-two"} <= set(log_lines(tmux_repo, "a")), what="both inputs",
+             timeout=30, last=lambda: log_lines(tmux_repo, "a"))  # fmt: skip
+    time.sleep(1.0)  # an Enter left over would arrive as one more (empty) line
+    lines = log_lines(tmux_repo, "a")
+    after = lines[lines.index("busy 3") + 1 :]
+    assert sorted(after) == sorted([nudge, "queued-cmd-two"]), lines
+
+
 def test_cancel_a_queued_and_a_running_command(tmux_repo, boss):
     r = tmux_repo.run(
         "tmux", "create", "sh", "--cwd", str(tmux_repo.path), "--no-agent", "--runtime", "shell"

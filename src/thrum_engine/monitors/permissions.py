@@ -45,14 +45,17 @@ async def answer_dialog(engine: Engine, s: Session, keys: str) -> bool:
     tmux = engine.tmux
     if tmux is None:
         return False
-    await tmux.refresh(s)
-    if s.state.state != "blocked" or s.stream.dead:
+
+    async def still_blocked() -> bool:  # in the pane's typing turn, right before the keys go out
+        await tmux.refresh(s)
+        return s.state.state == "blocked" and not s.stream.dead
+
+    if not await tmux.send_keys(s, *keys.split(), ready=still_blocked):
         return False
     watch = engine.monitors.permissions if engine.monitors is not None else None
     ep = watch.episodes.get(s.name) if watch is not None else None
     if ep is not None:
         ep.answered = True  # no more reminders for this one
-    await asyncio.to_thread(tmux.tmux.send_keys, s.pane_id, *keys.split())
     return True
 
 

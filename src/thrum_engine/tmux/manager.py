@@ -13,7 +13,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from thrum_engine import names
@@ -21,7 +21,7 @@ from thrum_engine.files import open_append_private, private_dir
 from thrum_engine.tmux import runtimes
 from thrum_engine.tmux.health import SHELLS, fell_back_to_shell, shell_names, unread_input
 from thrum_engine.tmux.panes import PaneState, PaneStream
-from thrum_engine.tmux.server import Tmux, TmuxError
+from thrum_engine.tmux.server import ENTER_DELAY, Tmux, TmuxError
 
 if TYPE_CHECKING:
     from thrum_engine.settings import TmuxSettings
@@ -34,6 +34,9 @@ MAX_STREAM_BYTES = 8 << 20  # a pane log past this is truncated after reading (c
 # listing is at most this late in noticing what only discovery sees (a session killed outside Thrum,
 # a runtime that fell back to its shell).
 DISCOVER_EVERY_SECONDS = 2.0
+# How long a typed line may take to be taken by the pane (its echo, the prompt moving on) before
+# the next writer may type anyway.
+SUBMIT_SECONDS = 3.0
 
 
 class Session:
@@ -51,6 +54,9 @@ class Session:
         self.timer: asyncio.TimerHandle | None = None
         self.changed = asyncio.Event()  # set (and replaced) on every state change
         self.deciding = asyncio.Lock()  # one reading of the state at a time
+        # One writer at a time: a text, its Enter and the pane taking it, before anyone else types
+        # (a nudge and a queued command typed together made one line of both: walk bug 1).
+        self.typing = asyncio.Lock()
         self.decide_queued = False  # a reading is already waiting: more requests fold into it
         self.shells: frozenset[str] = SHELLS  # what `current_command` reads at a shell prompt
         self.current_command = ""  # the pane's foreground command at the last discovery
@@ -353,8 +359,71 @@ class TmuxManager:
         last = await asyncio.to_thread(self.tmux.client_activity, s.name)
         return last is not None and time.time() - last < self.settings.typing_seconds
 
-    async def type_into(self, s: Session, text: str, *, enter: bool = True) -> None:
-        await asyncio.to_thread(self.tmux.send_text, s.pane_id, text, enter=enter)
+    async def type_into(
+        self,
+        s: Session,
+        text: str,
+        *,
+        enter: bool = True,
+        ready: Callable[[], Awaitable[bool]] | None = None,
+    ) -> bool:
+        """Type `text` (and Enter) into the pane as one operation: no other writer of this engine
+        types into the pane until the pane has taken it (the line submitted: see `_submitted`).
+        `ready`, when given, is asked under the same turn, right before the keys go out (a fresh
+        reading says the pane is still idle): False types nothing and returns False."""
+        async with s.typing:
+            if ready is not None and not await ready():
+                return False
+            if not enter:
+                await asyncio.to_thread(self.tmux.send_text, s.pane_id, text, enter=False)
+                return True
+            await asyncio.to_thread(self.tmux.send_text, s.pane_id, text, enter=False)
+            await asyncio.sleep(ENTER_DELAY)
+            entered = time.time()
+            await asyncio.to_thread(self.tmux.send_keys, s.pane_id, "Enter")
+            await self._submitted(s, text, entered)
+            return True
+
+    async def send_keys(
+        self, s: Session, *keys: str, ready: Callable[[], Awaitable[bool]] | None = None
+    ) -> bool:
+        """Keys (not text: an interrupt, a dialog's answer) in the pane's typing turn, so they never
+        land between another writer's text and its Enter."""
+        async with s.typing:
+            if ready is not None and not await ready():
+                return False
+            await asyncio.to_thread(self.tmux.send_keys, s.pane_id, *keys)
+            return True
+
+    async def _submitted(self, s: Session, text: str, entered: float) -> None:
+        """Wait (bounded) until the pane took the line: it printed something after the Enter (so
+        the next reading of the stream says "output just now", not the idle prompt it showed before
+        the text), and the row its cursor is on no longer ends with the text. An Enter a TUI swallowed
+        (not input-ready yet, a paste guard: RUNTIMES.md §10.2-3) is pressed once more."""
+        end = text.rstrip().rsplit("\n", 1)[-1]
+        deadline = time.monotonic() + SUBMIT_SECONDS
+        pressed_again = False
+        while True:
+            self._read(s)
+            printed = s.stream.last_output_wall > entered
+            try:
+                row = await asyncio.to_thread(self.tmux.cursor_line, s.pane_id) if end else ""
+            except TmuxError:
+                return  # the pane is gone: nobody else will type into it either
+            # The cursor still right after the text on its row: the line was not taken.
+            holding = bool(end) and row.endswith(end[-min(len(end), 20) :])
+            if printed and not holding:
+                return
+            left = deadline - time.monotonic()
+            if left <= 0 or s.stream.dead:
+                log.info("pane %s: no sign that the typed line was taken", s.name)
+                return
+            if holding and not pressed_again and left < SUBMIT_SECONDS / 2:
+                pressed_again = True
+                await self.refresh(s)
+                if s.state.state != "blocked":  # never an Enter into a dialog that just opened
+                    await asyncio.to_thread(self.tmux.send_keys, s.pane_id, "Enter")
+            await asyncio.sleep(0.05)
 
     async def live_panes_in(self, path: str) -> list[str]:
         real = os.path.realpath(path)

@@ -6,7 +6,8 @@ import asyncio
 import os
 import shlex
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, TypeVar
 
 from thrum_engine import names
 from thrum_engine.engine.authority import agent_worktree, require_agent_owner, require_operator, require_owner
@@ -23,6 +24,8 @@ from thrum_engine.tmux.server import TmuxError, default_shell, shell_command
 
 if TYPE_CHECKING:
     from thrum_engine.engine.core import Engine
+
+T = TypeVar("T")
 
 SCRUB_ENV = (
     "THRUM_NAME",
@@ -163,6 +166,14 @@ def inherited_thrum_vars(m: TmuxManager) -> list[str]:
 def tmux_call(fn, *args, **kw):
     try:
         return fn(*args, **kw)
+    except TmuxError as exc:
+        raise ThrumError(f"tmux: {exc}") from None
+
+
+async def tmux_call_async(work: Awaitable[T]) -> T:
+    """`tmux_call` for the manager's own async typing."""
+    try:
+        return await work
     except TmuxError as exc:
         raise ThrumError(f"tmux: {exc}") from None
 
@@ -505,7 +516,7 @@ async def send(engine: Engine, caller: Caller, p: SendParams) -> dict:
     s = owned_session(engine, caller, p.session, "typing into")
     if not p.text:
         raise InvalidInput("nothing to send")
-    await asyncio.to_thread(tmux_call, manager(engine).tmux.send_text, s.pane_id, p.text, enter=p.enter)
+    await tmux_call_async(manager(engine).type_into(s, p.text, enter=p.enter))
     return {"session": s.name, "sent": len(p.text)}
 
 
@@ -514,9 +525,7 @@ async def interrupt(engine: Engine, caller: Caller, p: SessionParams) -> dict:
     """The runtime's own interrupt key (Escape for the agent CLIs, which a double C-c quits; C-c for
     a shell): the console asks first; a key, not text, so it reaches the runtime as a signal."""
     s = owned_session(engine, caller, p.session, "interrupting")
-    await asyncio.to_thread(
-        tmux_call, manager(engine).tmux.send_keys, s.pane_id, *s.runtime.interrupt.split()
-    )
+    await tmux_call_async(manager(engine).send_keys(s, *s.runtime.interrupt.split()))
     return {"session": s.name, "interrupted": True, "keys": s.runtime.interrupt}
 
 

@@ -127,11 +127,20 @@ class Nudger:
             p.senders = [s for m, s in zip(p.message_ids, p.senders) if m not in gone]
             p.message_ids = [m for m in p.message_ids if m not in gone]
             del self.pending[name]
+
+            session = s
+
+            async def still_idle() -> bool:  # in the pane's typing turn: another writer may have typed
+                return (await self.m.refresh(session)).state == "idle"
+
             try:
-                await self.m.type_into(s, nudge_text(p, s.runtime.name))
+                typed = await self.m.type_into(s, nudge_text(p, s.runtime.name), ready=still_idle)
             except TmuxError as exc:
                 log.warning("nudge into %s failed: %s", name, exc)
-                self.pending.setdefault(name, p)
+                self._put_back(name, p)
+                return
+            if not typed:
+                self._put_back(name, p)  # the next change to idle kicks again
                 return
             self.sent += 1
             await self.engine.commit(
@@ -149,6 +158,15 @@ class Nudger:
                 s = self.m.sessions.get(name)
                 if s is not None and s.state.state == "idle":
                     self.kick(name, delay=0.5)
+
+    def _put_back(self, name: str, p: Pending) -> None:
+        """An untyped nudge is pending again, ahead of mail that arrived meanwhile."""
+        later = self.pending.get(name)
+        if later is not None and later is not p:
+            fresh = [(m, a) for m, a in zip(later.message_ids, later.senders) if m not in p.message_ids]
+            p.message_ids += [m for m, _ in fresh]
+            p.senders += [a for _, a in fresh]
+        self.pending[name] = p
 
     async def _backstop_loop(self) -> None:
         """Re-nudge agents whose mail stayed unread past the backstop (a timer, not pane polling)."""

@@ -186,7 +186,7 @@ class CommandQueue:
         if s is None or s.stream.dead:
             return
         try:
-            await asyncio.to_thread(self.m.tmux.send_keys, s.pane_id, "C-c")
+            await self.m.send_keys(s, "C-c")
         except TmuxError as exc:
             log.warning("could not interrupt the command in %s: %s", session, exc)
 
@@ -222,20 +222,33 @@ class CommandQueue:
                 kind=kind,
                 runtime=runtime,
             )
-            self.running[session] = run
-            await self._write(
-                "UPDATE tmux_queue SET status='running', started_at=?, kind=?, runtime=? WHERE id=?",
-                (iso(), kind, runtime, run.id),
-            )
-            loop = asyncio.get_running_loop()
-            run.timer = loop.call_later(
-                run.timeout, lambda: self._tasks.spawn(self._complete(run, "timeout"))
-            )
+
+            async def claim() -> bool:
+                """In the pane's typing turn, right before the keys go out: still idle (a nudge or
+                a send may have just been typed), and then the command is the one running."""
+                await self.m.refresh(s)
+                if s.state.state != "idle" or session in self.running:
+                    return False
+                run.started = time.time()
+                self.running[session] = run
+                await self._write(
+                    "UPDATE tmux_queue SET status='running', started_at=?, kind=?, runtime=? WHERE id=?",
+                    (iso(), kind, runtime, run.id),
+                )
+                loop = asyncio.get_running_loop()
+                run.timer = loop.call_later(
+                    run.timeout, lambda: self._tasks.spawn(self._complete(run, "timeout"))
+                )
+                return True
+
             try:
                 typed = results.wrap(run.command, run.token()) if kind == "command" else run.command
-                await self.m.type_into(s, typed)
+                await self.m.type_into(s, typed, ready=claim)
             except (TmuxError, OSError) as exc:
-                self.running.pop(session, None)
+                if self.running.get(session) is run:
+                    self.running.pop(session, None)
+                    if run.timer:
+                        run.timer.cancel()
                 await self._finish_row(row, "failed", "", f"could not type into the pane: {exc}")
         except Exception:
             log.exception("queue for %s failed", session)

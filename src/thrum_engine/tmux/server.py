@@ -121,6 +121,15 @@ class Tmux:
     def capture(self, pane_id: str, lines: int = 50) -> list[str]:
         return self.cmd("capture-pane", "-p", "-J", "-t", pane_id, "-S", f"-{max(lines, 1)}")
 
+    def cursor_line(self, pane_id: str) -> str:
+        """The screen row the pane's cursor is on, as shown (trailing blanks dropped)."""
+        out = self.cmd("display-message", "-p", "-t", pane_id, "#{cursor_y}")
+        y = out[0].strip() if out else ""
+        if not y.isdigit():
+            return ""
+        row = self.cmd("capture-pane", "-p", "-t", pane_id, "-S", y, "-E", y)
+        return row[0].rstrip() if row else ""
+
     def kill(self, name: str) -> None:
         self.cmd("kill-session", "-t", f"={name}")
 
