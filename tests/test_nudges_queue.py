@@ -107,6 +107,25 @@ def test_no_nudge_while_the_agent_is_busy(tmux_repo, boss):
     assert not (tmux_repo.logs / "a.log.typeahead").exists(), "the nudge was typed while the agent was busy"
 
 
+def test_input_typed_and_erased_in_the_pane_does_not_stop_delivery(tmux_repo, boss):
+    """Walk bug 2: `oops` typed into the agent's pane and erased again left `oops^H ^H...` in the
+    stream, which matched no marker: `unknown` forever over an idle prompt, no nudge, queued
+    commands never ran. The screen as shown decides once the stream cannot."""
+    start_session(tmux_repo, "s1", "worker1", "fake_a")
+    pane = next(s["pane_id"] for s in tmux_repo.json("tmux", "status")["sessions"] if s["name"] == "s1")
+    keys = ["send-keys", "-t", pane]
+    subprocess.run(["tmux", "-L", tmux_repo.sock, *keys, "-l", "oops"], check=True)
+    wait_for(lambda: pane_state(tmux_repo, "s1") != "idle", what="a half-typed line is not idle")
+    subprocess.run(["tmux", "-L", tmux_repo.sock, *keys, *["BSpace"] * 4], check=True)
+    wait_for(lambda: pane_state(tmux_repo, "s1") == "idle", what="idle again once erased")
+    jq(boss, "tmux", "queue", "s1", "--", "after-erase")
+    boss.ok("send", "hi", "--to", "@worker1")
+    nudge = "New message from @boss — run `thrum inbox` (reads and marks them read)"
+    wait_for(lambda: {nudge, "after-erase"} <= set(log_lines(tmux_repo, "a")), what="the nudge and the command",
+             last=lambda: log_lines(tmux_repo, "a"))  # fmt: skip
+    assert "oops" not in "".join(log_lines(tmux_repo, "a"))
+
+
 def test_the_sender_is_never_nudged_about_its_own_broadcast(tmux_repo, boss):
     start_session(tmux_repo, "s1", "worker1", "fake_a")
     start_session(tmux_repo, "s2", "worker2", "fake_b")

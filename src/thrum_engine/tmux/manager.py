@@ -20,7 +20,7 @@ from thrum_engine import names
 from thrum_engine.files import open_append_private, private_dir
 from thrum_engine.tmux import runtimes
 from thrum_engine.tmux.health import SHELLS, fell_back_to_shell, shell_names, unread_input
-from thrum_engine.tmux.panes import PaneState, PaneStream
+from thrum_engine.tmux.panes import PaneState, PaneStream, screen_text
 from thrum_engine.tmux.server import ENTER_DELAY, Tmux, TmuxError
 
 if TYPE_CHECKING:
@@ -37,6 +37,7 @@ DISCOVER_EVERY_SECONDS = 2.0
 # How long a typed line may take to be taken by the pane (its echo, the prompt moving on) before
 # the next writer may type anyway.
 SUBMIT_SECONDS = 3.0
+SCREEN_LINES = 60  # what a reading from the screen looks at: the pane's rows and a little history
 
 
 class Session:
@@ -199,12 +200,7 @@ class TmuxManager:
             screen = await asyncio.to_thread(self.tmux.capture, pane_id, 200)
         except TmuxError:
             screen = []
-        while screen and not screen[-1].strip():
-            screen.pop()
-        stream.feed(
-            "\n".join(screen)
-            + (" " if screen and screen[-1].endswith(("$", "#", "%", ">", "❯", "›")) else "")
-        )
+        stream.feed(screen_text(screen))
         stream.read_new()  # anything piped between the capture and now
         stream.last_output = time.monotonic() - self.settings.silence_seconds
         s = Session(name, pane_id, agent, runtime, cwd, stream)
@@ -316,7 +312,9 @@ class TmuxManager:
         async with s.deciding:
             s.decide_queued = False
             before = s.stream.current
-            after = await asyncio.to_thread(s.stream.decide, self.settings.silence_seconds)
+            after = await asyncio.to_thread(
+                s.stream.decide, self.settings.silence_seconds, screen=lambda: self._screen(s)
+            )
             if after is not before:
                 log.debug("pane %s: %s (%s)", s.name, after.state, after.source)
                 s.changed.set()
@@ -327,6 +325,13 @@ class TmuxManager:
                     except Exception:
                         log.exception("pane state listener failed")
             return after
+
+    def _screen(self, s: Session) -> str | None:
+        """The pane's screen as rendered (and some history), for `PaneStream.decide`; in its thread."""
+        try:
+            return screen_text(self.tmux.capture(s.pane_id, SCREEN_LINES))
+        except TmuxError:
+            return None
 
     def _emit_output(self, s: Session, text: str) -> None:
         for fn in list(self.output_listeners):

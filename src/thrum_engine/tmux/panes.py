@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from thrum_engine.tmux.runtimes import Runtime
@@ -25,6 +26,8 @@ TAIL_CHARS = 16_000
 SCAN_CHARS = 4_000
 
 
+JUST_NOW = "pane: output just now"
+PROMPT_ENDS = ("$", "#", "%", ">", "❯", "›")
 BUSY_LINES = 4  # a spinner sits at the bottom; one with more lines under it is history
 
 
@@ -33,6 +36,15 @@ def _lines_after(text: str, pos: int) -> int:
     rest = text[pos:]
     nl = rest.find("\n")
     return 0 if nl < 0 else sum(1 for ln in rest[nl + 1 :].split("\n") if ln.strip())
+
+
+def screen_text(lines: list[str]) -> str:
+    """A `capture-pane` as the markers read a stream: trailing blank rows dropped, and the blank
+    tmux trims after a prompt glyph put back (`$ `), as the stream has it."""
+    lines = list(lines)
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return "\n".join(lines) + (" " if lines and lines[-1].endswith(PROMPT_ENDS) else "")
 
 
 def clean(data: str) -> str:
@@ -103,36 +115,49 @@ class PaneStream:
         self.last_output = time.monotonic()
         self.last_output_wall = time.time()
 
-    def decide(self, silence: float, now_mono: float | None = None) -> PaneState:
-        """Re-read the state from the tail; keeps `since` when the state did not change."""
+    def decide(
+        self, silence: float, now_mono: float | None = None, screen: Callable[[], str | None] | None = None
+    ) -> PaneState:
+        """Re-read the state from the tail; keeps `since` when the state did not change.
+
+        The stream is what the pane printed, not what it shows: input typed and then erased
+        (`oops` and four backspaces, a TUI redrawing its composer) leaves text after the prompt
+        that is no longer on the screen, and no marker matches it (walk bug 2: `unknown` forever
+        over an idle prompt). So a quiet pane the stream cannot call idle or blocked is read again
+        from `screen()`, the screen as rendered (`capture-pane`), when given."""
         now_mono = now_mono or time.monotonic()
         if self.dead:
             new = PaneState("exited", "pane: process exited", time.time())
             return self._settle(new)
-        window = render(self.tail[-SCAN_CHARS:])
         quiet = now_mono - self.last_output if self.last_output else None
+        new = self._reading(render(self.tail[-SCAN_CHARS:]), quiet, silence)
+        if screen is not None and new.state in ("unknown", "working") and new.source != JUST_NOW:
+            shown = screen()
+            if shown is not None:
+                new = self._reading(shown, quiet, silence, " (on screen)")
+        return self._settle(new)
+
+    def _reading(self, window: str, quiet: float | None, silence: float, where: str = "") -> PaneState:
         dialog = self.runtime.latest("dialog", window)
         busy = self.runtime.latest("busy", window)
         idle = self.runtime.latest("idle", window)
         # Ties (a dialog's "❯ 1. Yes" also looks like a prompt) go to the more cautious reading.
         latest = max((dialog[0], 2, "dialog"), (busy[0], 1, "busy"), (idle[0], 0, "idle"))
+        now = time.time()
         if latest[0] >= 0 and latest[2] == "dialog":
-            new = PaneState("blocked", "pane: permission dialog", time.time())
-        elif quiet is not None and quiet < silence:
-            new = PaneState("working", "pane: output just now", time.time())
-        elif latest[0] >= 0 and latest[2] == "busy" and _lines_after(window, busy[1]) <= BUSY_LINES:
-            new = PaneState("working", "pane: busy marker", time.time())
-        elif latest[0] >= 0 and latest[2] == "idle":
+            return PaneState("blocked", "pane: permission dialog" + where, now)
+        if quiet is not None and quiet < silence:
+            return PaneState("working", JUST_NOW, now)
+        if latest[0] >= 0 and latest[2] == "busy" and _lines_after(window, busy[1]) <= BUSY_LINES:
+            return PaneState("working", "pane: busy marker" + where, now)
+        if latest[0] >= 0 and latest[2] == "idle":
             if _lines_after(window, idle[1]):
                 # Lines after the last prompt and no new prompt: a command is still running.
-                new = PaneState("working", "pane: output after the prompt", time.time())
-            else:
-                new = PaneState("idle", "pane: at the prompt", time.time())
-        elif not self.runtime.idle and self.last_output:
-            new = PaneState("idle", "pane: quiet (this runtime has no idle marker)", time.time())
-        else:
-            new = PaneState("unknown", "pane: no known marker", time.time())
-        return self._settle(new)
+                return PaneState("working", "pane: output after the prompt" + where, now)
+            return PaneState("idle", "pane: at the prompt" + where, now)
+        if not self.runtime.idle and self.last_output:
+            return PaneState("idle", "pane: quiet (this runtime has no idle marker)", now)
+        return PaneState("unknown", "pane: no known marker" + where, now)
 
     def _settle(self, new: PaneState) -> PaneState:
         if new.state == self.current.state:
