@@ -546,6 +546,10 @@ async def test_new_agent_dialog_creates_worktree_session_and_sends_the_first_pro
         # The dispatch is on record (walk, missing 12): the operator's message to carol, not nudged.
         sent = (await app.engine.call("message.sent", {"to": "carol"}))["messages"]
         assert [m["body"]["content"] for m in sent] == ["echo first-prompt-arrived"]
+        # Typed into the pane is delivered, as a nudge is (walk bug 3: `stored (not yet delivered)`).
+        assert [d["state"] for d in sent[0]["deliveries"]] == ["notified"]
+        undelivered = await app.engine.call("message.sent", {"to": "carol", "undelivered": True})
+        assert undelivered["messages"] == []
         feed = (await app.engine.call("message.feed", {"agent": "carol"}))["messages"]
         assert any(m["body"]["content"] == "echo first-prompt-arrived" for m in feed)
         await pilot.pause(1.0)

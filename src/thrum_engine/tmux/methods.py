@@ -10,6 +10,7 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, TypeVar
 
 from thrum_engine import names
+from thrum_engine.durations import iso
 from thrum_engine.engine.authority import agent_worktree, require_agent_owner, require_operator, require_owner
 from thrum_engine.engine.caller import Caller
 from thrum_engine.engine.registry import method
@@ -435,14 +436,21 @@ async def record_dispatch(
 ) -> dict:
     """The first prompt typed into an agent's runtime is kept as a message from whoever gave it, so
     the conversation and the feed show what the agent was asked to do (walk, missing 12). It was
-    typed already: nobody nudges for it."""
+    typed already: nobody nudges for it, and it is delivered as a nudge is once typed (walk bug 3:
+    it stayed `stored (not yet delivered)`)."""
     if not result.get("prompted") or not prompt or not agent or agent not in engine.agents:
         return result
     author = author_of(engine, caller)
     if author == agent:
         return result
     ev = await engine.post(author, prompt, to=["@" + agent], typed=True)
-    return {**result, "message_id": ev["data"]["message_id"]}
+    message_id = ev["data"]["message_id"]
+    await engine.commit(
+        engine.event(
+            "message.notified", "system", {"recipient": agent, "message_ids": [message_id], "at": iso()}
+        )
+    )
+    return {**result, "message_id": message_id}
 
 
 async def relaunch(engine: Engine, caller: Caller, p: LaunchParams) -> dict:
