@@ -785,6 +785,29 @@ def test_worktree_create_with_an_identity_creates_the_agents_session(trepo):
     assert Path(mine[0]["cwd"]).resolve() == path and mine[0]["state"] == "alive"
 
 
+def test_a_worktree_create_refused_for_another_repos_session_name_leaves_nothing_behind(make_trepo):
+    """Walk bug 4: the agent's session name was taken by another repo's agent of the same name (tmux
+    names sessions per server): the create failed after the worktree, its branch and the agent
+    were made, and left them. Refused before anything is made; and a tmux create likewise."""
+    x, y = make_trepo("x"), make_trepo("y")
+    x.ok("worktree", "create", "wt2", "--name", "zz", "--role", "worker", "--runtime", "shell")
+    branches_before = y.repo.git("branch", "--list")
+    r = y.run("worktree", "create", "other2", "--name", "zz", "--role", "worker", "--runtime", "shell")
+    assert is_error(r) and "tmux session zz exists and is not this repo's" in r.err, r.err
+    assert _worktree(y, "other2") is None
+    assert y.repo.git("branch", "--list") == branches_before and "feature/other2" not in branches_before
+    assert "zz" not in y.agents()
+    assert y.sessions() == [] and x.session("zz")["agent"] == "zz"
+    # the same name again, once free, works: nothing half-made is in the way
+    y.ok("worktree", "create", "other2", "--name", "zz2", "--role", "worker", "--runtime", "shell")
+    wt = y.repo.worktree("w4")
+    r = y.run(
+        "tmux", "create", "zz", "--cwd", str(wt), "--name", "yy", "--role", "w", "--runtime", "fake_claude"
+    )
+    assert is_error(r) and "not this repo's" in r.err, r.err
+    assert "yy" not in y.agents() and not (wt / "CLAUDE.md").exists() and not (wt / ".claude").exists()
+
+
 # -- 10. daemon restart ------------------------------------------------------------------------
 
 

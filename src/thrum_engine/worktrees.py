@@ -374,26 +374,51 @@ async def create(engine: Engine, caller: Caller, p: WorktreeCreateParams) -> dic
         if not check:
             raise InvalidInput(f"invalid branch name {branch!r}")
     repo = engine.layout.repo
+    if p.agent and engine.tmux is not None:
+        await tmux_methods.session_clash(engine, p.agent)  # its session is named after it
+    existed = bool(branch) and await asyncio.to_thread(
+        git.ok, repo, "show-ref", "--verify", "--quiet", f"refs/heads/{branch}"
+    )
     branch = await asyncio.to_thread(_create, repo, path, branch, p.base, p.detach)
-    await asyncio.to_thread(write_redirects, repo, path)
-    result: dict = {"name": p.name, "path": path, "branch": branch, "agent": None, "session": None}
-    if p.runtime:
-        installed = await install_for(engine, path, p.runtime, p.agent, p.role, p.module)
-        if installed:
-            result["integrations"] = installed
-    if p.agent:
-        reg = await enroll(
-            engine,
-            name=p.agent,
-            role=p.role or "",
-            worktree=path,
-            module=p.module,
-            runtime=p.runtime,
-            intent=p.intent,
-        )
-        result["agent"] = reg["agent"]
-        result["session"] = await _agent_session(engine, p.agent, p, path)
+    enrolled = False
+    try:
+        await asyncio.to_thread(write_redirects, repo, path)
+        result: dict = {"name": p.name, "path": path, "branch": branch, "agent": None, "session": None}
+        if p.runtime:
+            installed = await install_for(engine, path, p.runtime, p.agent, p.role, p.module)
+            if installed:
+                result["integrations"] = installed
+        if p.agent:
+            reg = await enroll(
+                engine,
+                name=p.agent,
+                role=p.role or "",
+                worktree=path,
+                module=p.module,
+                runtime=p.runtime,
+                intent=p.intent,
+            )
+            enrolled = True
+            result["agent"] = reg["agent"]
+            result["session"] = await _agent_session(engine, p.agent, p, path)
+    except BaseException:
+        # Nothing of a failed create stays: the agent, the worktree, and the branch it made.
+        undo = _undo_create(engine, caller, path, None if existed else branch, p.agent if enrolled else None)
+        await asyncio.shield(undo)
+        raise
     return result
+
+
+async def _undo_create(
+    engine: Engine, caller: Caller, path: str, branch: str | None, agent: str | None
+) -> None:
+    repo = engine.layout.repo
+    if agent and agent in engine.agents:
+        await engine.commit(engine.event("agent.delete", author_of(engine, caller), {"name": agent}))
+    await asyncio.to_thread(git.run, repo, "worktree", "remove", "--force", path, check=False)
+    await asyncio.to_thread(git.run, repo, "worktree", "prune", check=False)
+    if branch:
+        await asyncio.to_thread(git.run, repo, "branch", "-D", branch, check=False)
 
 
 async def _agent_session(engine: Engine, agent: str, p: WorktreeCreateParams, path: str) -> dict | None:

@@ -221,13 +221,7 @@ async def create_tmux_session(
     check_session_name(session)
     async with m.lock:
         await m.discover()
-        rows = await asyncio.to_thread(m.tmux.sessions)
-        clash = next((r for r in rows if r["session_name"] == session), None)
-        if clash is not None:
-            if clash["@thrum_repo"] != engine.layout.repo:
-                raise Conflict(f"tmux session {session} exists and is not this repo's")
-            if not force:
-                raise Conflict(f"session {session} already exists (pass --force to replace it)")
+        if await session_clash(engine, session, force):
             await m.kill(session)
         if agent:
             await enroll(
@@ -258,6 +252,26 @@ async def create_tmux_session(
     return s
 
 
+async def session_clash(engine: Engine, session: str, force: bool = False) -> bool:
+    """Whether a session of this repo named `session` is there to replace (with `force`); raises
+    Conflict when the name is taken and may not be replaced. tmux names sessions per server, not
+    per repo: another repo's agent of the same name holds it. Ask before creating anything that
+    the session would belong to (walk bug 4: a worktree, branch and agent left behind)."""
+    check_session_name(session)
+    rows = await asyncio.to_thread(manager(engine).tmux.sessions)
+    clash = next((r for r in rows if r["session_name"] == session), None)
+    if clash is None:
+        return False
+    if clash["@thrum_repo"] != engine.layout.repo:
+        raise Conflict(
+            f"tmux session {session} exists and is not this repo's (tmux session names are per"
+            " server: pick another agent name)"
+        )
+    if not force:
+        raise Conflict(f"session {session} already exists (pass --force to replace it)")
+    return True
+
+
 def _truncate(path: str) -> None:
     with open(path, "wb"):
         pass
@@ -274,6 +288,7 @@ async def checked_create(engine: Engine, caller: Caller, p: CreateParams) -> Ses
     home = agent_worktree(engine, agent)
     if home and os.path.realpath(home) != os.path.realpath(wt):  # moving it: the caller must own its home
         require_owner(engine, caller, home, f"moving @{agent} here")
+    await session_clash(engine, p.session, p.force)  # a name another repo holds: before any file is written
     if p.runtime:
         await install_for(engine, wt, runtime.name, agent, p.role, p.module)
     return await create_tmux_session(
