@@ -379,11 +379,10 @@ class TmuxManager:
         async with s.typing:
             if ready is not None and not await ready():
                 return False
-            if not enter:
-                await asyncio.to_thread(self.tmux.send_text, s.pane_id, text, enter=False)
-                return True
             await asyncio.to_thread(self.tmux.send_text, s.pane_id, text, enter=False)
-            await asyncio.sleep(ENTER_DELAY)
+            if not enter:
+                return True
+            await asyncio.sleep(ENTER_DELAY)  # Enter on its own, after a pause (RUNTIMES.md §10.1-2)
             entered = time.time()
             await asyncio.to_thread(self.tmux.send_keys, s.pane_id, "Enter")
             await self._submitted(s, text, entered)
