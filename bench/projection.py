@@ -3,8 +3,10 @@
 A store of `--messages` between 50 agents is loaded through the engine's real commit path, then
 copies of its database take batches of `--batch` sends, each as the writer applies one (the
 message row, one delivery, the applied event, the shard offset, one transaction), under variants:
-as it is, without the triggers, without the secondary indexes of `messages` and `deliveries`, and
-with `messages_thread` partial (only threaded messages). Printed: the median of `--reps` runs of
+as it is, without the triggers, without the secondary indexes of `messages` and `deliveries`,
+with `messages_thread` partial (only threaded messages); and (session 18) SQLite's own knobs:
+no automatic WAL checkpoints or fewer of them, synchronous=OFF, a 64 MB cache, mmap, and the
+file rebuilt at 1, 4 and 8 KB pages (`--variants` picks some). Printed: the median of `--reps` runs of
 `--batches` batches, in microseconds a message, and each variant's ratio to the first.
 
     .venv/bin/python bench/projection.py [--messages 100000] [--batch 12] [--json]
@@ -42,6 +44,22 @@ def _vary(conn: sqlite3.Connection, variant: str) -> None:
     elif variant == "partial thread index":
         conn.execute("DROP INDEX messages_thread")
         conn.execute("CREATE INDEX messages_thread ON messages(thread_id) WHERE thread_id IS NOT NULL")
+    elif variant == "cache 64 MB":
+        conn.execute("PRAGMA cache_size=-65536")
+    elif variant == "no checkpoints":
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+    elif variant.startswith("checkpoint "):
+        conn.execute(f"PRAGMA wal_autocheckpoint={int(variant.split()[1])}")
+    elif variant == "synchronous OFF":
+        conn.execute("PRAGMA synchronous=OFF")
+    elif variant == "mmap 1 GB":
+        conn.execute("PRAGMA mmap_size=1073741824")
+    elif variant.startswith("page "):
+        # A WAL file keeps its page size: back to a rollback journal, VACUUM at the new size, WAL again.
+        conn.execute("PRAGMA journal_mode=DELETE")
+        conn.execute(f"PRAGMA page_size={int(variant.split()[1])}")
+        conn.execute("VACUUM")
+        conn.execute("PRAGMA journal_mode=WAL")
 
 
 def _send(n: int) -> dict:
@@ -110,9 +128,23 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=12, help="sends a transaction (16 blocking clients: ~12)")
     ap.add_argument("--batches", type=int, default=400)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--variants", help="comma-separated subset, e.g. 'as it is,cache 64 MB'")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     variants = ["as it is", "no triggers", "no secondary indexes", "partial thread index"]
+    variants += [
+        "no checkpoints",
+        "checkpoint 4000",
+        "checkpoint 10000",
+        "synchronous OFF",
+        "cache 64 MB",
+        "mmap 1 GB",
+        "page 4096",
+        "page 1024",
+        "page 8192",
+    ]
+    if a.variants:
+        variants = [v for v in variants if v in a.variants.split(",")]
     tmp = Path(tempfile.mkdtemp(prefix="thrum-bench-projection-"))
     try:
         db = asyncio.run(_store(tmp, a.messages))
