@@ -35,6 +35,11 @@ def status(ctx: Ctx) -> int:
             line(f"  {r['unpushed_commits']} local commit(s) not pushed yet")
         if r.get("next_cycle_in_seconds") is not None:
             line(f"  next cycle in {r['next_cycle_in_seconds']}s")
+        for c in r.get("collisions") or ():
+            theirs = f"{c['theirs']} on {c['their_host']}" if c.get("their_host") else c["theirs"]
+            line(
+                f"  ⚠ @{c['name']} is registered on two clones: kept {c['kept'] or 'this one'}'s, not {theirs}'s"
+            )
         for c in r.get("recent", [])[:5]:
             line("  " + _cycle_line(c))
 
