@@ -4,9 +4,14 @@ import time
 
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
+# The longest duration any option takes (ten years): past it a number is a typo, and a timestamp
+# or a socket timeout made from it overflows the platform's time_t (`--timeout 99999999999h`).
+MAX_DURATION = 10 * 366 * 86400.0
+
 
 def parse_duration(text: str) -> float:
-    """'30s', '-30s', '+1m30s', '2h', '500ms', '45' (seconds) -> signed seconds."""
+    """'30s', '-30s', '+1m30s', '2h', '500ms', '45' (seconds) -> signed seconds, at most
+    MAX_DURATION either way; NaN, infinities and what only spells a float (`1e3`, `1_0`) are refused."""
     s = text.strip().lower()
     if not s:
         raise ValueError("empty duration")
@@ -14,10 +19,6 @@ def parse_duration(text: str) -> float:
     if s[0] in "+-":
         sign = -1.0 if s[0] == "-" else 1.0
         s = s[1:]
-    try:
-        return sign * float(s)
-    except ValueError:
-        pass
     total, num, i = 0.0, "", 0
     while i < len(s):
         c = s[i]
@@ -26,14 +27,23 @@ def parse_duration(text: str) -> float:
             i += 1
             continue
         unit = "ms" if s.startswith("ms", i) else c
-        if unit not in _UNITS or not num:
+        if unit not in _UNITS or not _is_decimal(num):
             raise ValueError(f"invalid duration {text!r} (examples: 30s, 5m, 2h, 7d)")
         total += float(num) * _UNITS[unit]
         num = ""
         i += len(unit)
     if num:
-        raise ValueError(f"invalid duration {text!r}: number {num!r} has no unit")
+        if i != len(num) or not _is_decimal(num):  # `1m30`: a number after a unit needs one too
+            raise ValueError(f"invalid duration {text!r}: number {num!r} has no unit")
+        total = float(num)  # bare seconds
+    if total > MAX_DURATION:
+        raise ValueError(f"duration {text[:40]!r} is too long: at most {MAX_DURATION / 86400:g}d")
     return sign * total
+
+
+def _is_decimal(num: str) -> bool:
+    """Digits with at most one point, and at least one digit (`float` also takes `nan`, `1e400`)."""
+    return num.count(".") <= 1 and any(c.isdigit() for c in num)
 
 
 _iso_cache: tuple[int, str] = (-1, "")
@@ -74,7 +84,9 @@ def parse_iso(text: str) -> float:
             parts = clock.split(":")
             h, mi = int(parts[0]), int(parts[1])
             s = float(parts[2]) if len(parts) > 2 else 0.0
-        if not (1 <= mo <= 12 and 1 <= d <= 31 and 0 <= h < 24 and 0 <= mi < 60 and 0 <= s < 61):
+        # Years past 9999 (or before 1970) are no time this engine writes, and `iso` of one overflows.
+        ok_date = 1970 <= y <= 9999 and 1 <= mo <= 12 and 1 <= d <= 31
+        if not (ok_date and 0 <= h < 24 and 0 <= mi < 60 and 0 <= s < 61):
             raise ValueError
     except (ValueError, IndexError):
         raise ValueError(f"invalid date/time {text!r} (use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ)") from None

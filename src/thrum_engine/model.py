@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal, NotRequired, Required
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
 from typing_extensions import TypedDict
 
+from thrum_engine.durations import MAX_DURATION
+
 # -- journal events ------------------------------------------------------------------------------------------
 #
 # What `store.apply` reads from each event, as types. Journal lines come from this engine, from older and
@@ -383,7 +385,7 @@ class AgentNameParams(Params):
 
 
 class CleanupParams(Params):
-    threshold_days: float = Field(7, ge=0)
+    threshold_days: float = Field(7, ge=0, le=MAX_DURATION / 86400)
     dry_run: bool = True
 
 
@@ -503,7 +505,8 @@ class ReadParams(Params):
 
 class WaitParams(Params):
     timeout: float = Field(30, ge=0)
-    after: float | None = None  # seconds relative to now; default: only new messages
+    # seconds relative to now; default: only new messages
+    after: float | None = Field(None, ge=-MAX_DURATION, le=MAX_DURATION)
     scope: str | None = None
     mention: str | None = None
     from_agent: str | None = None

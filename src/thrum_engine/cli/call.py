@@ -300,17 +300,41 @@ class Ctx:
                     raise self._identity_error from None
                 raise
 
-    def seconds(self, flag: str, default: float | None = None) -> float | None:
-        """A duration flag (`30s`, `5m`, `-30s`, `45`) in seconds; `default` when absent."""
+    def seconds(
+        self, flag: str, default: float | None = None, *, low: float | None = None, high: float | None = None
+    ) -> float | None:
+        """A duration flag (`30s`, `5m`, `-30s`, `45`) in seconds; `default` when absent. Every
+        duration option reads through here: NaN, infinities and overflowing values are one error
+        line (durations.MAX_DURATION), and `low`/`high` bound it further."""
         v = self.args.get(flag.lstrip("-").replace("-", "_"))
         if v is None:
             return default
-        from thrum_engine.durations import parse_duration
+        from thrum_engine.durations import human_age, parse_duration
 
         try:
-            return parse_duration(v)
+            n = parse_duration(v)
         except ValueError as exc:
             raise CliError(f"{flag}: {exc}") from None
+        if (low is not None and n < low) or (high is not None and n > high):
+            lo = "" if low is None else f"at least {human_age(low)}" if low else "not negative"
+            hi = "" if high is None else f"at most {human_age(high)}"
+            raise CliError(f"{flag} must be {' and '.join(x for x in (lo, hi) if x)}, not {v[:40]!r}")
+        return n
+
+    def whole(self, flag: str, *, low: int = 1, high: int = 1000) -> int | None:
+        """A whole-number flag (`--limit`, `--lines`, `--page`) within [low, high]; None when absent."""
+        v = self.args.get(flag.lstrip("-").replace("-", "_"))
+        if v is None:
+            return None
+        s = v.strip()
+        # int() takes `1_000` and `١٢` and is slow on a huge digit string: plain ASCII digits only
+        digits = s[1:] if s[:1] in "+-" else s
+        if not digits or len(digits) > 20 or not (digits.isascii() and digits.isdigit()):
+            raise CliError(f"{flag} needs a whole number between {low} and {high}, not {v[:40]!r}")
+        n = int(s)
+        if not low <= n <= high:
+            raise CliError(f"{flag} must be between {low} and {high}, not {n}")
+        return n
 
     def emit(self, result, human) -> int:
         if self.json:

@@ -9,7 +9,7 @@ import time
 from thrum_engine.cli.call import CliError, Ctx
 from thrum_engine.cli.output import line
 from thrum_engine.daemon import control
-from thrum_engine.durations import human_age, parse_duration
+from thrum_engine.durations import human_age
 
 
 def start(ctx: Ctx) -> int:
@@ -111,18 +111,11 @@ def status(ctx: Ctx) -> int:
 
 def logs(ctx: Ctx) -> int:
     path = ctx.layout.log_path
-    n = 50
-    if ctx.args.get("lines"):
-        try:
-            n = int(ctx.args["lines"])
-        except ValueError:
-            raise CliError("--lines needs a whole number") from None
+    n = ctx.whole("--lines", low=0, high=1_000_000)
+    n = 50 if n is None else n
     since = None
     if ctx.args.get("since"):
-        try:
-            since = time.time() - abs(parse_duration(ctx.args["since"]))
-        except ValueError as exc:
-            raise CliError(f"--since: {exc}") from None
+        since = time.time() - abs(ctx.seconds("--since") or 0.0)
     if not os.path.exists(path):
         raise CliError(f"no engine log yet at {path}")
     with open(path, encoding="utf-8", errors="replace") as fh:

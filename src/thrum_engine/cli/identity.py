@@ -105,14 +105,18 @@ def agent_delete(ctx: Ctx) -> int:
 def agent_cleanup(ctx: Ctx) -> int:
     exclusive(ctx.args, "--dry-run", "--force")
     days = 7.0
-    if ctx.args.get("threshold"):
+    text = ctx.args.get("threshold")
+    if text:
         try:
-            days = float(ctx.args["threshold"])
+            # a bare number is days (7), anything else a duration (12h)
+            days = parse_duration(
+                text + "d" if text.strip().lstrip("+-").replace(".", "", 1).isdigit() else text
+            )
+            days /= 86400
         except ValueError:
-            try:
-                days = parse_duration(ctx.args["threshold"]) / 86400
-            except ValueError:
-                raise CliError("--threshold takes days (e.g. 7) or a duration (e.g. 12h)") from None
+            raise CliError("--threshold takes days (e.g. 7) or a duration (e.g. 12h), up to 3660d") from None
+        if days < 0:
+            raise CliError(f"--threshold must not be negative, not {text[:40]!r}")
     r = ctx.call("agent.cleanup", {"threshold_days": days, "dry_run": not ctx.args["force"]})
 
     def human(r: dict) -> None:

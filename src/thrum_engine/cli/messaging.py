@@ -169,21 +169,6 @@ MAX_PAGE_SIZE = 1000
 MAX_PAGE = 1_000_000
 
 
-def _int(ctx: Ctx, flag: str, *, low: int = 1, high: int = 1000) -> int | None:
-    v = ctx.args.get(flag.lstrip("-").replace("-", "_"))
-    if v is None:
-        return None
-    try:
-        n = int(v) if len(v) <= 20 else None  # int() of a huge digit string is slow and pointless
-    except ValueError:
-        n = None
-    if n is None:
-        raise CliError(f"{flag} needs a whole number between {low} and {high}, not {v[:40]!r}") from None
-    if not low <= n <= high:
-        raise CliError(f"{flag} must be between {low} and {high}")
-    return n
-
-
 def _when(ts: str | None) -> str:
     """A time to read: `2026-12-02 19:55:00Z (in 3m)` or `(5s ago)`."""
     if not ts:
@@ -235,12 +220,12 @@ def inbox(ctx: Ctx) -> int:
         "mentions": a["mentions"],
         "all": a["all"],
         "oldest": a["oldest"],
-        "page": _int(ctx, "--page", high=MAX_PAGE) or 1,
+        "page": ctx.whole("--page", high=MAX_PAGE) or 1,
     }
-    size = _int(ctx, "--page-size", high=MAX_PAGE_SIZE) or _int(ctx, "--limit", high=MAX_PAGE_SIZE)
+    size = ctx.whole("--page-size", high=MAX_PAGE_SIZE) or ctx.whole("--limit", high=MAX_PAGE_SIZE)
     if size:
         params["page_size"] = size
-    offset = _int(ctx, "--offset", low=0, high=MAX_PAGE * MAX_PAGE_SIZE)
+    offset = ctx.whole("--offset", low=0, high=MAX_PAGE * MAX_PAGE_SIZE)
     if offset is not None:
         params["offset"] = offset
     if a.get("from"):
@@ -283,7 +268,7 @@ def sent(ctx: Ctx) -> int:
     params = {
         "unread": ctx.args["unread"],
         "undelivered": ctx.args["undelivered"],
-        "limit": _int(ctx, "--limit", high=1000) or 50,
+        "limit": ctx.whole("--limit", high=1000) or 50,
     }
     if ctx.args.get("to"):
         params["to"] = ctx.args["to"]

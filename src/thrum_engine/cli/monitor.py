@@ -111,11 +111,9 @@ def restart(ctx: Ctx) -> int:
 
 def logs(ctx: Ctx) -> int:
     params = {"id": ctx.args["id"]}
-    if ctx.args.get("limit"):
-        try:
-            params["limit"] = int(ctx.args["limit"])
-        except ValueError:
-            raise CliError("--limit needs a whole number") from None
+    limit = ctx.whole("--limit", high=1000)  # the engine's bound (monitor.logs)
+    if limit is not None:
+        params["limit"] = limit
     r = ctx.call("monitor.logs", params)
 
     def human(r: dict) -> None:

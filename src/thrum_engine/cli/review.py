@@ -202,13 +202,9 @@ def history(ctx: Ctx) -> int:
     params: dict = {}
     if ctx.args.get("agent"):
         params["agent"] = ctx.args["agent"]
-    if ctx.args.get("limit"):
-        from thrum_engine.cli.call import CliError
-
-        try:
-            params["limit"] = int(ctx.args["limit"])
-        except ValueError:
-            raise CliError("--limit needs a whole number") from None
+    limit = ctx.whole("--limit", high=1000)  # the engine's bound (review.history)
+    if limit is not None:
+        params["limit"] = limit
     r = ctx.call("review.history", params)
 
     def human(r: dict) -> None:

@@ -123,12 +123,7 @@ def send(ctx: Ctx) -> int:
 
 def capture(ctx: Ctx) -> int:
     _check("session", ctx.args["session"])
-    lines = 50
-    if ctx.args.get("lines"):
-        try:
-            lines = int(ctx.args["lines"])
-        except ValueError:
-            raise CliError("--lines needs a whole number") from None
+    lines = ctx.whole("--lines", high=10_000) or 50  # the engine's bound (tmux.capture)
     r = ctx.call("tmux.capture", {"session": ctx.args["session"], "lines": lines})
     return ctx.emit(r, lambda r: [line(ln) for ln in r["lines"]])
 
@@ -263,8 +258,9 @@ def queue(ctx: Ctx) -> int:
     if not command.strip():
         raise CliError("nothing to queue: tmux queue SESSION CMD")
     params: dict = {"session": ctx.args["session"], "command": command, "wait": ctx.args["wait"]}
-    for flag in ("timeout", "silence"):
-        v = ctx.seconds("--" + flag)
+    # the engine's bounds (tmux.queue), checked here first so the flag is named before the session
+    for flag, low, high in (("timeout", 0.001, 86400.0), ("silence", 0.0, 3600.0)):
+        v = ctx.seconds("--" + flag, low=low, high=high)
         if v is not None:
             params[flag] = v
     r = ctx.call("tmux.queue", params, timeout=None)

@@ -74,7 +74,7 @@ async def create_schedule(engine: Engine, author: str, p: ScheduleCreateParams) 
         first = now + p.in_seconds if p.in_seconds is not None else parse_at(p.at or "", now)
         kind = "at"
         if first < now - 1.0:
-            raise InvalidInput(f"--at {p.at} is in the past ({iso(first)})")
+            raise InvalidInput(f"--at {p.at} is in the past")
     if first - now > MAX_AHEAD:
         raise InvalidInput("the first fire is more than ten years away")
     sid = ids.new_id("sch")

@@ -34,6 +34,9 @@ def parse_at(text: str, now: float) -> float:
         raise InvalidInput(
             f"invalid --at {text!r}: an ISO time (2026-12-02T19:30, ...Z or +01:00) or HH:MM"
         ) from None
-    if when.tzinfo is None:
-        when = when.astimezone()  # local time
-    return when.timestamp()
+    try:
+        if when.tzinfo is None:
+            when = when.astimezone()  # local time
+        return when.timestamp()
+    except (ValueError, OverflowError, OSError):  # year 1 in a zone east of UTC: no such instant
+        raise InvalidInput(f"invalid --at {text!r}: out of range") from None
