@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from conftest import agent_names, assert_error, assert_pretty_json
+from conftest import agent_names, assert_error, assert_pretty_json, run_python
 
 SES_ID = re.compile(r"^ses_[0-9A-Za-z]{26}$")
 
@@ -99,7 +99,16 @@ def pair_once(make_module_repo):
         ("a/b", "implementer", "'a/b'"),
         ("system", "implementer", "reserved"),
         ("everyone", "implementer", "reserved"),
-        ("tester", "tester", "differ from its role"),
+        # names that are addresses already: `--to @me` is the sender, @operator the console's role,
+        # @coordinator the supervisors' default, @reviewer every reviewer
+        ("me", "implementer", "reserved, @me already names an address word"),
+        ("all", "implementer", "reserved"),
+        ("broadcast", "implementer", "reserved"),
+        ("operator", "implementer", "reserved, @operator already names a role"),
+        ("coordinator", "implementer", "reserved, @coordinator already names a role"),
+        ("reviewer", "implementer", "reserved"),
+        ("agent", "implementer", "reserved"),
+        ("qa", "qa", "differ from its role"),
         ("$(touch pwned)", "implementer", "invalid agent name"),
     ],
 )
@@ -111,6 +120,41 @@ def test_quickstart_refuses_invalid_agent_names(pair_once, name, role, fragment)
     assert agent_names(alice) == ["alice", "bob"]
     assert not list(wt.glob(".thrum/identities/*.json"))
     assert not (wt / "pwned").exists()
+
+
+def test_a_name_that_is_an_address_of_this_repo_is_refused_by_the_engine(pair_once):
+    """Past the CLI's fixed list (a raw `agent.register`, another role in use, configured addresses):
+    a name `resolve` would take for an agent before the role or supervisor it already names."""
+    from thrum_engine import names
+    from thrum_engine.integrations.roles import FALLBACK, SHIPPED_ROLES
+
+    assert {*SHIPPED_ROLES, FALLBACK} <= names.ROLE_WORDS  # every role an address names by default
+    repo, alice, bob = pair_once
+    carol = repo.agent("carol", "qa")
+    for name, fragment in (
+        ("me", "reserved, @me already names an address word"),
+        ("qa", "a role other agents hold"),
+        ("coordinator", "reserved"),
+    ):
+        out = run_python(carol, REGISTER, name)
+        assert out.returncode == 0, out.stderr
+        assert fragment in out.stdout, out.stdout
+    r = repo.run("agent", "register", "dave", "--role", "carol", cwd=repo.worktree("dave"))
+    assert_error(r, "@carol is an agent's name")
+    assert agent_names(alice) == ["alice", "bob", "carol"]
+    assert bob.json("send", "hi", "--to", "@qa")["recipients"] == ["carol"]
+
+
+REGISTER = r"""
+import sys
+from thrum_engine.layout import Layout
+from thrum_engine.rpc.client import Client, RpcError
+client = Client(Layout.discover().socket_path, timeout=30).connect()
+try:
+    print(client.call("agent.register", {"name": sys.argv[1], "role": "implementer"}))
+except RpcError as exc:
+    print(exc.message)
+"""
 
 
 def test_quickstart_refuses_a_name_taken_in_another_worktree(pair):

@@ -84,6 +84,20 @@ def _require_name(name: str, role: str | None = None) -> None:
         raise InvalidName(problem)
 
 
+def _require_unshadowed(engine: Engine, name: str, role: str) -> None:
+    """A name that is an address of this repo's (the configured operator role, a supervisor's
+    address, another agent's role) would take that address's mail (`resolve` tries names first)."""
+    settings = engine.settings
+    if name == settings.console.operator_role:
+        raise InvalidName(names.reserved_problem(name, "the operator's role (console.operator_role)"))
+    if name in (names.strip_at(s) for s in settings.monitors.supervisors):
+        raise InvalidName(names.reserved_problem(name, "a supervisor address (monitors.supervisors)"))
+    if any(a.get("role") == name for n, a in engine.agents.items() if n != name):
+        raise InvalidName(names.reserved_problem(name, "a role other agents hold"))
+    if role in engine.agents and role != name:
+        raise InvalidName(f"invalid role {role!r}: @{role} is an agent's name; pick another role")
+
+
 def _require_text(kind: str, text: str) -> str:
     problem = names.text_problem(kind, text)
     if problem:
@@ -137,6 +151,7 @@ async def register_agent(
     """Register (or re-register) `name` in `worktree`. The caller has checked who may: moving an
     agent from another worktree (`force`) needs its owner (`moves_agent` says when)."""
     _require_name(name, role)
+    _require_unshadowed(engine, name, role)
     _require_text("display", display)
     _require_text("intent", intent)
     for what, value in (("role", role), ("module", module)):

@@ -9,7 +9,17 @@ touched), the engine checks again (it is the authority for callers that skip the
 No `re`: the CLI imports this on every call and `re` costs ~6 ms of start-up.
 """
 
-RESERVED = frozenset({"daemon", "system", "thrum", "all", "everyone", "broadcast"})
+# Names that already mean something as an address or an author: an agent holding one could never be
+# reached (`--to @me` is the sender's note to itself) or would take another meaning's mail (`@operator`
+# is the console's role, `@coordinator` the supervisors' default, `@reviewer` every reviewer).
+ADDRESS_WORDS = frozenset({"me", "all", "everyone", "broadcast"})  # messaging.resolve's own words
+AUTHOR_WORDS = frozenset({"daemon", "system", "thrum"})  # the engine's own authors
+# The roles addresses name by default: the console's operator, the supervisors' `@coordinator`, the
+# shipped role templates (integrations.roles.SHIPPED_ROLES) and the role of an agent given none.
+ROLE_WORDS = frozenset(
+    {"operator", "coordinator", "orchestrator", "implementer", "reviewer", "planner", "tester", "agent"}
+)
+RESERVED = ADDRESS_WORDS | AUTHOR_WORDS | ROLE_WORDS
 MAX_NAME = 64
 
 _LOWER = "abcdefghijklmnopqrstuvwxyz0123456789"
@@ -61,10 +71,25 @@ def agent_name_problem(name: str, role: str | None = None) -> str | None:
     if found:
         return found
     if name in RESERVED:
-        return f"invalid agent name {name!r}: it is reserved ({', '.join(sorted(RESERVED))})"
+        return reserved_problem(name)
     if role is not None and name == role:
         return f"invalid agent name {name!r}: it must differ from its role"
     return None
+
+
+def reserved_problem(name: str, why: str = "") -> str:
+    if not why:
+        why = (
+            "an address word"
+            if name in ADDRESS_WORDS
+            else "an engine author"
+            if name in AUTHOR_WORDS
+            else "a role"
+        )
+    return (
+        f"invalid agent name {name!r}: it is reserved, @{name} already names {why}"
+        f" (reserved: {', '.join(sorted(RESERVED))}); pick another name"
+    )
 
 
 def identity_name_problem(name: str) -> str | None:
