@@ -157,6 +157,21 @@ def test_restart_replaces_the_engine(solo):
     assert [m["name"] for m in alice.json("team", "--all")["members"]] == ["alice"]
 
 
+@pytest.mark.parametrize(
+    ("config", "fragment"),
+    [('{"messages": {"max_body_bytes": -5}}', "max_body_bytes"), ('{"messages": ', "config")],
+)
+def test_restart_with_bad_settings_keeps_the_running_engine(solo, config, fragment):
+    repo, alice = solo
+    old = repo.daemon_pid()
+    (repo.path / ".thrum" / "config.json").write_text(config)
+    r = alice.run("daemon", "restart")
+    assert r.code == 1 and r.out == ""
+    assert fragment in one_error_line(r.err) and "left running" in r.err
+    assert serving_pid(repo) == old and daemon_pids(repo) == [old]
+    assert alice.ok("send", "still here", "--to", "@alice").out.startswith("✓")
+
+
 def test_restart_when_stopped_starts_it(solo):
     repo, alice = solo
     alice.ok("daemon", "stop")
