@@ -177,3 +177,72 @@ async def test_mcp_send_message_takes_an_idempotency_key(pair):
         assert r2.structured_content["duplicate"] is True
     (m,) = bob.json("inbox")["messages"]
     assert m["body"]["content"] == "from mcp" and m["tasks"] == ["bd-7"]
+
+
+def test_a_key_reused_for_another_request_of_the_same_text_is_refused(make_repo):
+    """A key names one request: another recipient, format, broadcast, scope, ref, mention, structured
+    part, thread or ask under it was answered `Already stored` (exit 0) and never sent."""
+    repo = make_repo()
+    alice = repo.agent("alice", "implementer")
+    bob = repo.agent("bob", "reviewer")
+    carol = repo.agent("carol", "tester")
+    first = alice.json(
+        "send",
+        "notify",
+        "--to",
+        "@bob",
+        "--idempotency-key",
+        "rk1",
+        "--scope",
+        "module:auth",
+        "--ref",
+        "bd:7",
+    )
+    same = ["notify", "--idempotency-key", "rk1"]
+    base = ["--to", "@bob", "--scope", "module:auth", "--ref", "bd:7"]
+    thread = alice.json("send", "other", "--to", "@bob")["thread_id"] or "thr_01M98EPZQ13FT2KHGXS9EX1H8Z"
+    for changed, what in (
+        (["--to", "@carol", "--scope", "module:auth", "--ref", "bd:7"], "recipients"),
+        (["--to", "@bob", "--to", "@carol", "--scope", "module:auth", "--ref", "bd:7"], "recipients"),
+        (["--broadcast", "--scope", "module:auth", "--ref", "bd:7"], "recipients"),
+        ([*base, "--format", "plain"], "--format"),
+        (["--to", "@bob", "--scope", "module:auth"], "--ref"),
+        (["--to", "@bob", "--scope", "module:db", "--ref", "bd:7"], "--scope"),
+        ([*base, "--structured", '{"a": 1}'], "--structured"),
+        ([*base, "--mention", "@carol"], "--mention"),
+        ([*base, "--thread", thread], "--thread"),
+        ([*base, "--ask"], "--ask"),
+    ):
+        r = alice.run("send", *same, *changed)
+        assert_error(r, "already used for another message", first["message_id"], what)
+    # the same request again, in another order and spelling: the first answer
+    again = alice.json("send", *same, "--ref", "bd:7", "--scope", "module:auth", "--to", "bob")
+    assert again["message_id"] == first["message_id"] and again["duplicate"] is True
+    assert bodies(carol) == []
+    assert bodies(bob) == ["other", "notify"]
+    assert len(creates(repo, "alice", "notify")) == 1
+    # a reply's key names its parent too
+    other = alice.json("send", "second", "--to", "@bob")["message_id"]
+    bob.ok("reply", first["message_id"], "--idempotency-key", "re-9", "thanks")
+    assert_error(bob.run("reply", other, "--idempotency-key", "re-9", "thanks"), "message replied to")
+    assert_error(
+        bob.run("reply", first["message_id"], "--idempotency-key", "re-9", "--format", "plain", "thanks"),
+        "--format",
+    )
+    assert bob.json("reply", first["message_id"], "--idempotency-key", "re-9", "thanks")["duplicate"] is True
+    assert len(creates(repo, "bob", "thanks")) == 1
+
+
+async def test_mcp_send_message_refuses_a_key_reused_for_another_recipient(pair):
+    repo, alice, bob = pair
+    carol = repo.agent("carol", "tester")
+    async with mcp_client(alice.cwd, alice.env) as s:
+        r1 = await s.call_tool("send_message", {"to": ["@bob"], "body": "hey", "idempotency_key": "m-2"})
+        r2 = await s.call_tool("send_message", {"to": ["@carol"], "body": "hey", "idempotency_key": "m-2"})
+        r3 = await s.call_tool(
+            "send_message", {"to": ["@bob"], "body": "hey", "idempotency_key": "m-2", "format": "plain"}
+        )
+        assert not r1.is_error, text(r1)
+        assert r2.is_error and "already used" in text(r2), text(r2)
+        assert r3.is_error and "--format" in text(r3), text(r3)
+    assert bodies(carol) == []

@@ -12,7 +12,8 @@ import functools
 import json
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from thrum_engine import fastjson, guards, ids, names
 from thrum_engine import refs as refs_mod
@@ -258,12 +259,17 @@ async def create_message(
     if idempotency_key is None or index is None:
         return await store(idempotency_key=idempotency_key)
     key = check_key(idempotency_key)
+    asked = Request(
+        body=body, fmt=fmt, structured=structured, to=to, broadcast=broadcast, mentions=mentions,
+        scopes=scopes, refs=refs, thread_id=thread_id, reply_to=reply_to, answering=answering,
+        ask=ask or due is not None,
+    )  # fmt: skip
     while True:
         got = index.claim(author, key)
         if got is None:
             break
         if isinstance(got, str):
-            again = await _stored_again(engine, got, key, body)
+            again = await _stored_again(engine, got, key, asked)
             if again is not None:
                 return again
             index.forget(author, key)  # purged since: the key is free again
@@ -275,30 +281,127 @@ async def create_message(
         index.release(author, key)
 
 
-async def _stored_again(engine: Engine, message_id: str, key: str, body: str) -> dict | None:
+@dataclass(frozen=True)
+class Request:
+    """What a keyed send asked for, to hold against what its key already stored."""
+
+    body: str
+    fmt: str
+    structured: Any
+    to: list[str]
+    broadcast: bool
+    mentions: list[str]
+    scopes: list[str]
+    refs: list[str]
+    thread_id: str | None
+    reply_to: str | None
+    answering: str | None
+    ask: bool
+
+
+def _addresses(values) -> list[str]:
+    """Addresses compared as a set, in one spelling (`bob` = `@bob`, `@all` = `@everyone`)."""
+    out = {names.strip_at(str(v).strip()) for v in values}
+    return sorted("everyone" if a in EVERYONE else a for a in out)
+
+
+def _tagged(values) -> list[tuple[str, str]]:
+    pairs = set()
+    for v in values:
+        if isinstance(v, dict):
+            pairs.add((str(v.get("type")), str(v.get("value"))))
+        else:
+            kind, _, val = str(v).partition(":")
+            pairs.add((kind, val))
+    return sorted(pairs)
+
+
+async def _differs(
+    engine: Engine, message_id: str, stored: dict, asked: Request, *, edited: bool
+) -> str | None:
+    """The first field where `asked` is not what the key stored (the stored message's create data,
+    or its row as create data), or None: the same request again (a retry)."""
+    if not edited:  # an edit or delete since changed the body: the retry's text cannot be held to it
+        if stored.get("content") != asked.body:
+            return "text"
+        if stored.get("structured") != asked.structured:
+            return "--structured"
+    if stored.get("format", "markdown") != asked.fmt:
+        return "--format"
+    if asked.reply_to is None:  # a reply's audience is the parent's, derived, not asked
+        to = list(asked.to) + (["@everyone"] if asked.broadcast else [])
+        if _addresses(addressed_of(stored)) != _addresses(to):
+            return "recipients (--to/--broadcast)"
+    elif stored.get("reply_to") != asked.reply_to:
+        return "message replied to"
+    if _addresses(stored.get("mentions") or ()) != _addresses(asked.mentions):
+        return "--mention"
+    if _tagged(stored.get("scopes") or ()) != _tagged(asked.scopes):
+        return "--scope"
+    if _tagged(stored.get("refs") or ()) != _tagged(asked.refs):
+        return "--ref"
+    if asked.reply_to is None and stored.get("thread_id") != asked.thread_id:
+        # a send without --thread gets one when it is first replied to: still the same request
+        started = asked.thread_id is None and await engine.store.scalar(
+            "SELECT 1 FROM messages WHERE reply_to = ? AND thread_id = ? LIMIT 1",
+            (message_id, stored.get("thread_id")),
+        )
+        if not started:
+            return "--thread"
+    if bool(stored.get("ask")) != asked.ask:
+        return "--ask/--due"
+    return None
+
+
+async def _stored_again(engine: Engine, message_id: str, key: str, asked: Request) -> dict | None:
     """The answer to a repeated key: the original message, shaped like its create event. A key
-    reused for another text is refused (a retry repeats its text; another message needs its key)."""
+    reused for another request (another text, recipient, format, scope, ...) is refused: a retry
+    repeats its request; another message needs its own key."""
+
+    def refuse(what: str) -> InvalidInput:
+        return InvalidInput(
+            f"idempotency key {key!r} was already used for another message ({message_id}):"
+            f" this request's {what} differs; use a new key"
+        )
+
     row = await queries.message_row(engine.store, message_id)
     if row is None:
         held = await queries.held_open(engine.store, message_id)  # held by the loop guard: still no message
         if held is None:
             return None
         ev = json.loads(held["event"])
-        if ev["data"].get("content") != body:
-            raise InvalidInput(
-                f"idempotency key {key!r} was already used for another message ({message_id}): use a new key"
-            )
+        what = await _differs(engine, message_id, ev["data"], asked, edited=False)
+        if what is not None:
+            raise refuse(what)
         return {**ev, "duplicate": True, "held": held["reason"]}
-    if row["content"] != body and not row["updated_at"] and not row["deleted"]:
-        raise InvalidInput(
-            f"idempotency key {key!r} was already used for another message ({message_id}): use a new key"
+    stored = {
+        "content": row["content"],
+        "structured": None if row["structured"] is None else json.loads(row["structured"]),
+        "format": row["format"],
+        "addressed": _stored_list(row["addressed"]),
+        "mentions": _stored_list(row["mentions"]),
+        "scopes": _stored_list(row["scopes"]),
+        "refs": _stored_list(row["refs"]),
+        "thread_id": row["thread_id"],
+        "reply_to": row["reply_to"],
+        "ask": bool(
+            await engine.store.scalar("SELECT 1 FROM asks WHERE message_id = ? LIMIT 1", (message_id,))
         )
+        or (asked.ask and not await _others_reached(engine, row)),  # a note to myself holds no ask rows
+    }
+    what = await _differs(engine, message_id, stored, asked, edited=bool(row["updated_at"] or row["deleted"]))
+    if what is not None:
+        raise refuse(what)
     data: dict = {"message_id": row["id"], "recipients": await queries.recipients_of(engine.store, row["id"])}
     if row["thread_id"]:
         data["thread_id"] = row["thread_id"]
     if row["reply_to"]:
         data["reply_to"] = row["reply_to"]
     return {"duplicate": True, "ts": row["created_at"], "author": row["author"], "data": data}
+
+
+async def _others_reached(engine: Engine, row: dict) -> bool:
+    return any(r != row["author"] for r in await queries.recipients_of(engine.store, row["id"]))
 
 
 async def _create_message(
