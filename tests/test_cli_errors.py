@@ -166,3 +166,43 @@ def test_listings_are_paged_by_bytes_and_paging_returns_every_message(make_repo)
     assert feed["bytes"] < budget + slack and feed["result"]["truncated"] is True
     out = bob.ok("inbox", "--page-size", "100").out
     assert "--offset" in out
+
+
+def test_the_cap_covers_the_whole_message_not_only_its_body(pair, tmp_path):
+    """A tiny body with a 100 KB `--structured` or big `--scope`s/`--ref`s was accepted past a
+    1000-byte limit (raw RPC stored 5 MB structured parts): the cap is on all that is stored."""
+    repo, alice, bob = pair
+    cap = 1000
+    repo.stop()
+    env = {"THRUM_MESSAGES__MAX_BODY_BYTES": str(cap)}
+    for who in (alice, bob):
+        who.env.update(env)
+    repo.env.update(env)
+    first = alice.json("send", "x" * cap, "--to", "@bob")["message_id"]  # a body at the cap still fits
+    big = json.dumps({"blob": "y" * 100_000})
+    for extra in (
+        ["--structured", big],
+        ["--scope", "t1:" + "v" * 600, "--scope", "t2:" + "v" * 600],
+        ["--ref", "bd:" + "r" * 1200],
+        ["--structured", json.dumps({"k": "z" * 600}), "--scope", "t:" + "v" * 500],
+    ):
+        line = assert_error(alice.run("send", "tiny", "--to", "@bob", *extra), str(cap), "max_body_bytes")
+        assert "internal" not in line
+    assert_error(alice.run("send", "x" * 900, "--to", "@bob", "--scope", "t:" + "v" * 200), "max_body_bytes")
+    # the same through raw RPC (as much as a frame takes), and an edit that would push a kept structured part over it
+    (r,) = raw(
+        alice,
+        frame(
+            "message.send",
+            json.dumps({"caller": "alice", "to": ["@bob"], "body": "tiny", "structured": "s" * 200 * cap}),
+        ),
+    )
+    assert "max_body_bytes" in r["error"]["message"], r
+    half = alice.json("send", "ok", "--to", "@bob", "--structured", json.dumps({"k": "z" * 600}))[
+        "message_id"
+    ]
+    assert_error(alice.run("message", "edit", half, "w" * 600), "max_body_bytes")
+    assert_error(alice.run("reply", first, "r" * (cap + 1)), "max_body_bytes")
+    journal = shard_file(repo.path, "alice")
+    assert max(len(line) for line in journal.read_bytes().splitlines()) < cap + 1024
+    assert [m["message_id"] for m in bob.json("inbox")["messages"]] == [half, first]

@@ -151,6 +151,33 @@ def check_body(engine: Engine, body: str, fmt: str) -> None:
             raise InvalidInput(f"--format json but the body is not JSON: {exc}") from None
 
 
+def _json_size(value) -> int:
+    """Bytes `value` takes as JSON in the journal (compact, UTF-8): a structured part, a list of tags."""
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+
+
+def check_size(
+    engine: Engine, body: str, *, structured=None, tagged: list | tuple = (), extra: int = 0
+) -> None:
+    """The cap is on the whole message as stored, not on its body alone: a tiny body with a 120 KB
+    `--structured` and fourteen 120 KB `--scope`s made a 1.8 MB journal line under a 1 MiB limit.
+    `tagged`: the scopes and refs as given (free text; addresses and mentions are names of agents,
+    bounded by the name rules and MAX_ADDRESSES, and left out so a body at the cap still fits);
+    `extra`: parts already measured."""
+    cap = engine.settings.messages.max_body_bytes
+    size = stored_size(body)
+    if size > cap:
+        check_body(engine, body, "plain")  # the body alone: its own error (as stored, escapes)
+    parts = size
+    others = extra + (0 if structured is None else _json_size(structured))
+    others += sum(stored_size(t) + 3 for t in tagged if isinstance(t, str))  # quotes and a comma
+    if parts + others > cap:
+        raise TooLarge(
+            f"message is {parts + others} bytes as stored (body {size}, --structured, --scope and --ref"
+            f" {others}); the limit is {cap} (messages.max_body_bytes): send the rest as a file or a ref"
+        )
+
+
 def _stored_list(text: str) -> list:
     """A list column (addresses, scopes, refs): mostly `[]`, read without a parser."""
     return [] if text == "[]" else fastjson.loads(text)
@@ -432,6 +459,7 @@ async def _create_message(
     addressed = distinct(list(to) + (["@everyone"] if broadcast else []), "--to", key=_address_key)
     mentions = distinct(list(mentions), "--mention", key=_address_key)
     scopes, refs = distinct(list(scopes), "--scope"), distinct(list(refs), "--ref")
+    check_size(engine, body, structured=structured, tagged=[*scopes, *refs])
     if answering:
         # A reply to `system` or a monitor: nobody receives it, but the engine's watchers read it.
         recipients, is_broadcast, mentioned = [], False, []
@@ -861,6 +889,10 @@ async def _own(engine: Engine, caller: Caller, message_id: str) -> dict:
 async def edit(engine: Engine, caller: Caller, p: EditParams) -> dict:
     row = await _own(engine, caller, p.message_id)
     check_body(engine, p.body, row["format"])
+    # the rest of the message stays as it is: the edited whole is held to the cap too
+    kept = sum(len(row[c].encode("utf-8")) - 2 for c in ("scopes", "refs"))  # `[]`: no content
+    kept += 0 if row["structured"] is None else len(row["structured"].encode("utf-8"))
+    check_size(engine, p.body, extra=kept)
     await engine.commit(
         engine.event("message.edit", identified(caller), {"message_id": row["id"], "content": p.body})
     )
