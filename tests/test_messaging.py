@@ -834,6 +834,18 @@ def test_purge_needs_a_cutoff(pair):
     assert bob.json("inbox", "--unread")["total"] == 1
 
 
+def test_purge_refuses_a_cutoff_in_the_future(pair):
+    """A future cutoff would take the messages sent after the purge too: refused, nothing written."""
+    repo, alice, bob = pair
+    send(alice, "keep", "--to", "@bob")
+    events = repo.json("doctor")["journal"]["events"]
+    for when in ("2099-01-01", "2099-01-01T00:00:00Z"):
+        for confirm in ((), ("--confirm",)):
+            assert_error(repo.run("purge", "--before", when, *confirm), "in the future")
+    assert repo.json("doctor")["journal"]["events"] == events
+    assert bob.json("inbox", "--unread")["total"] == 1
+
+
 def test_purge_before_and_all_are_mutually_exclusive(pair):
     repo, alice, bob = pair
     send(alice, "keep", "--to", "@bob")

@@ -355,6 +355,33 @@ def test_a_purge_holds_on_every_clone_and_nothing_older_comes_back(remote):
     assert "after the purge" in on_b
 
 
+def test_messages_sent_after_a_purge_all_survive_every_sync_and_the_rebuild(remote):
+    """The user walk's case: `purge --all` on a, then a message from each side, then sync: both arrive
+    on both clones and stay, `doctor` agrees, and a rebuild changes nothing."""
+    a, b = remote("a"), remote("b")
+    alice = a.agent("alice", "implementer")
+    bob = b.agent("bob", "reviewer")
+    exchange(a, b)
+    alice.ok("send", "old A", "--to", "@bob")
+    exchange(a, b)
+    assert a.ok("purge", "--all", "--confirm").out.startswith("✓ Purged 1 message")
+    bob.ok("send", "B after purge", "--to", "@alice")
+    alice.ok("send", "A after purge", "--to", "@bob")
+    exchange(a, b)
+    exchange(a, b)  # and later cycles take nothing away
+    for who, inbox, sent in (
+        (alice, "B after purge", "A after purge"),
+        (bob, "A after purge", "B after purge"),
+    ):
+        assert contents(who) == [inbox], who.name
+        assert [m["body"]["content"] for m in who.json("sent")["messages"]] == [sent], who.name
+    for clone in (a, b):
+        d = clone.run("doctor", "--json")
+        assert d.code == 0 and d.json["ok"], d.out
+        assert clone.json("doctor", "rebuild")["identical"]
+    assert contents(alice) == ["B after purge"] and contents(bob) == ["A after purge"]
+
+
 async def test_the_console_shows_the_sync_state_and_its_page_runs_a_cycle(remote, monkeypatch):
     from thrum_tui.screens.sync import SyncScreen
     from thrum_tui.widgets.header_line import HeaderLine

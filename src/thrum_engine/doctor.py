@@ -12,6 +12,7 @@ from thrum_engine.engine.core import Caller, Engine
 from thrum_engine.engine.registry import method
 from thrum_engine.model import EmptyParams, Params
 from thrum_engine.store import Store
+from thrum_engine.store.apply import purge_cutoff
 from thrum_engine.store.rebuild import build_projection, swap_in
 from thrum_engine.store.schema import SCHEMA_VERSION
 from thrum_engine.store.validate import EventCheck
@@ -41,6 +42,8 @@ def scan_journal(engine: Engine) -> dict:
     unreadable = invalid = 0
     ids: list[str] = []
     check = EventCheck()
+    created: dict[str, str] = {}  # message id -> created_at, of every message the journal creates
+    floor: str | None = None
     for shard in engine.journal.shards():
         r = engine.journal.read_events(shard, check=check)
         for rej in r.rejected:
@@ -48,13 +51,23 @@ def scan_journal(engine: Engine) -> dict:
                 unreadable += 1
             else:
                 invalid += 1
-        ids += [e["id"] for e in r.events]
+        for e in r.events:
+            ids.append(e["id"])
+            if e["type"] == "message.create":
+                d = e["data"]
+                created.setdefault(d["message_id"], d.get("created_at", e["ts"]))
+            elif e["type"] == "message.purge":
+                cut = purge_cutoff(e, e["data"])
+                floor = cut if floor is None else max(floor, cut)
         shards[shard] = {"events": len(r.events), "bytes": r.end}
     return {
         "shards": shards,
         "corrupt_lines": unreadable,
         "invalid_lines": invalid,
         "ids": ids,
+        # What the projection must hold: every created message but those a purge removed (the same
+        # rule as store.apply's, which is order-free, so one pass in any order gives it).
+        "messages": sum(1 for at in created.values() if floor is None or at >= floor),
         "checks": check.counts(),
         "rejected": engine.journal.rejected_records(),
     }
@@ -69,8 +82,9 @@ async def check(engine: Engine, caller: Caller, p: EmptyParams) -> dict:
         try:
             offsets = await engine.store.offsets()
             applied = await engine.store.scalar("SELECT COUNT(*) FROM applied_events")
+            messages = await engine.store.scalar("SELECT COUNT(*) FROM messages")
         except sqlite3.DatabaseError as exc:
-            offsets, applied = {}, None
+            offsets, applied, messages = {}, None, None
             problems.append(f"the projection is unreadable ({exc}): run `thrum doctor rebuild`")
     if applied is not None:
         for shard, info in scan["shards"].items():
@@ -80,6 +94,11 @@ async def check(engine: Engine, caller: Caller, p: EmptyParams) -> dict:
                 )
         if applied != len(scan["ids"]):
             problems.append(f"{len(scan['ids'])} events in the journal, {applied} applied")
+        elif messages != scan["messages"]:  # every event applied, and yet the rows differ
+            problems.append(
+                f"the journal holds {scan['messages']} messages, the projection {messages}:"
+                " run `thrum doctor rebuild`"
+            )
         try:
             integrity = await engine.store.scalar("PRAGMA quick_check")
             projection.update(

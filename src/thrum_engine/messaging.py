@@ -1015,16 +1015,28 @@ async def _received(engine: Engine, me: str, messages: list[dict]) -> dict:
 async def purge(engine: Engine, caller: Caller, p: PurgeParams) -> dict:
     if p.all == bool(p.before):
         raise InvalidInput("purge needs exactly one of --before DUR|DATE or --all")
-    before = iso(time.time() + 1) if p.all or p.before is None else p.before
-    try:
-        parse_iso(before)
-    except ValueError:
-        raise InvalidInput(f"invalid --before {p.before!r}") from None
+    # The event is stamped first: `--all` is everything created before it, and no cutoff may lie past
+    # it (store.apply.purge_cutoff bounds it so anyway), or messages sent after the purge would go too.
+    ev = engine.event("message.purge", author_of(engine, caller), {})
+    if p.all or p.before is None:
+        before = ev["ts"]
+    else:
+        try:
+            at = parse_iso(p.before)
+        except ValueError:
+            raise InvalidInput(f"invalid --before {p.before!r}") from None
+        before = iso(at)
+        if before > ev["ts"]:
+            raise InvalidInput(
+                f"--before {p.before} is in the future: a purge only removes messages created before"
+                " it (--all removes every message so far)"
+            )
+    ev["data"]["before"] = before
     count = await queries.messages_before(engine.store, before)
     if p.confirm:
         require_operator(engine, caller, "purging messages")
     if p.confirm and count:
-        await engine.commit(engine.event("message.purge", author_of(engine, caller), {"before": before}))
+        await engine.commit(ev)
     return {
         "before": before,
         "messages": count,

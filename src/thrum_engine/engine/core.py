@@ -45,6 +45,7 @@ from thrum_engine.settings_live import LiveSettings
 from thrum_engine.store import Store, queries
 from thrum_engine.store.db import SchemaTooNew
 from thrum_engine.store.health import diagnose, mark_clean, move_aside, remove_scratch, take_clean
+from thrum_engine.store.schema import REBUILD_DUE
 from thrum_engine.store.validate import EventCheck, shape_problem
 from thrum_engine.version import __version__
 
@@ -205,7 +206,8 @@ class Engine:
 
     async def _open_projection(self) -> None:
         """Open the projection and catch it up; a broken one (unreadable, corrupt, wrong schema) is moved
-        aside and rebuilt from the journal, because the journal is the truth and the projection disposable."""
+        aside and rebuilt from the journal, because the journal is the truth and the projection disposable.
+        So is one that a migration marked as due for a rebuild (schema.REBUILD_DUE)."""
         path = self.layout.db_path
         for leftover in await asyncio.to_thread(remove_scratch, path):
             log.warning("removed %s, left by an interrupted rebuild", leftover)
@@ -219,9 +221,13 @@ class Engine:
         if reason is None:
             try:
                 await self.store.open()
-                self.replayed = await self.catch_up()
-                self.projection_recovered = await self._recovery_record()
-                return
+                due = await queries.meta(self.store, REBUILD_DUE)
+                if due is None:
+                    self.replayed = await self.catch_up()
+                    self.projection_recovered = await self._recovery_record()
+                    return
+                await self.store.close()
+                reason = due
             except SchemaTooNew:
                 raise  # a newer Thrum's database: refused with its own message, never thrown away
             except sqlite3.DatabaseError as exc:  # what the cheap checks could not see
@@ -342,7 +348,7 @@ class Engine:
                 return 0
             known = await self.store.applied_among([e["id"] for e in events])
             fresh = [e for e in events if e["id"] not in known]
-            await self.store.apply(fresh, new_offsets, purge_floor=True)
+            await self.store.apply(fresh, new_offsets)
         if fresh:
             self._on_applied(fresh)
         return len(fresh)

@@ -11,6 +11,8 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from thrum_engine.durations import iso, parse_iso
+
 Op = tuple[str, tuple]
 
 _AGENT_FIELDS = (
@@ -238,8 +240,23 @@ def _message_notified(ev: dict, d: dict) -> Iterable[Op]:
         )
 
 
+def purge_cutoff(ev: dict, d: dict) -> str:
+    """What a purge removes: the messages created before its `before`, and never one created after the
+    purge itself. The purge's own time bounds the cutoff, so a cutoff written as "now + 1 s" or a future
+    date (older Thrums accepted both) cannot reach the messages sent after it on any clone."""
+    ts = ev["ts"]
+    before = d.get("before")
+    if not before:
+        return ts
+    try:
+        before = iso(parse_iso(before))  # a date or seconds precision compares as the same instant
+    except ValueError:
+        return ts
+    return min(before, ts)
+
+
 def _message_purge(ev: dict, d: dict) -> Iterable[Op]:
-    before = d.get("before") or "9999"
+    before = purge_cutoff(ev, d)
     yield ("DELETE FROM deliveries WHERE created_at < ?", (before,))
     yield ("DELETE FROM messages WHERE created_at < ?", (before,))
     # The purge is a tombstone: its cutoff is kept, so older messages that another clone syncs in
@@ -253,11 +270,38 @@ def _message_purge(ev: dict, d: dict) -> Iterable[Op]:
     )
 
 
-# Run after applying events synced from other clones: what is older than the newest purge's cutoff goes.
+# What every purge's cutoff leaves behind: the messages created before the newest cutoff go, whatever
+# order their events arrived in (a message synced in after the purge, a rebuild that reads it before).
+# So the projection depends only on which events the journal holds, and a rebuild gives the live
+# tables. Run by the store after a batch that adds a message older than the floor (store.db) and at
+# the end of a rebuild. The deliveries go by their message (indexed), before the messages.
 PURGE_FLOOR: list[tuple[str, list[tuple]]] = [
-    ("DELETE FROM deliveries WHERE created_at < (SELECT value FROM meta WHERE key = 'purged_before')", [()]),
+    (
+        (
+            "DELETE FROM deliveries WHERE message_id IN (SELECT id FROM messages WHERE created_at <"
+            " (SELECT value FROM meta WHERE key = 'purged_before'))"
+        ),
+        [()],
+    ),
     ("DELETE FROM messages WHERE created_at < (SELECT value FROM meta WHERE key = 'purged_before')", [()]),
 ]
+
+
+def purge_floor_after(floor: str | None, events: Iterable[dict]) -> tuple[str | None, bool]:
+    """The purge floor once `events` are applied, and whether they add a message below it (then
+    PURGE_FLOOR must run after them)."""
+    creates = []
+    for ev in events:
+        etype = ev.get("type")
+        if etype == "message.purge":
+            cut = purge_cutoff(ev, ev.get("data") or {})
+            floor = cut if floor is None else max(floor, cut)
+        elif etype == "message.create":
+            creates.append(ev)
+    if floor is None:
+        return None, False
+    below = any((ev.get("data") or {}).get("created_at", ev["ts"]) < floor for ev in creates)
+    return floor, below
 
 
 APPLIERS: dict[str, Callable[[dict, dict], Iterable[Op]]] = {

@@ -260,6 +260,11 @@ def _defer_indexes(conn: sqlite3.Connection) -> list[tuple[str, str, str]]:
     return deferred
 
 
+def _purged_before(conn: sqlite3.Connection) -> str | None:
+    row = conn.execute("SELECT value FROM meta WHERE key = 'purged_before'").fetchone()
+    return None if row is None else row[0]
+
+
 class Store:
     def __init__(self, path: str) -> None:
         self.path = path
@@ -273,6 +278,9 @@ class Store:
         # Held per batch by the engine's writer and by every local write; a rebuild takes it to pause
         # writes while the database is swapped.
         self.write_lock = asyncio.Lock()
+        # The newest purge's cutoff (meta `purged_before`), read at open: a batch that adds a message
+        # below it also runs the purge floor, so every path leaves the same rows (store.apply).
+        self.purged_before: str | None = None
 
     async def open(self, *, bulk: bool = False) -> None:
         """`bulk`: a scratch database being filled by a rebuild; no rollback journal or syncs
@@ -282,6 +290,7 @@ class Store:
         try:
             await self.w.open()
             await self.w.run(migrate)
+            self.purged_before = await self.w.run(_purged_before)
             if bulk:
                 # Building indexes and the unread counts once at the end beats updating them row
                 # by row (the unread triggers alone cost a rebuild a third of its speed).
@@ -339,7 +348,6 @@ class Store:
         skip_applied: bool = False,
         before: Callable[[], dict[str, int]] | None = None,
         undo: Callable[[], None] | None = None,
-        purge_floor: bool = False,
     ) -> int:
         """Apply events and record shard offsets in one transaction. Returns events applied.
 
@@ -353,7 +361,10 @@ class Store:
 
         def work(conn: sqlite3.Connection) -> int:
             runs = projector.ops_for(events)
-            if purge_floor:  # events from other clones: a purge made anywhere holds for them too
+            # A message older than a purge's cutoff (synced in from a clone that had not seen the
+            # purge, or a purge in this very batch): a purge made anywhere holds for it too.
+            floor, below = projector.purge_floor_after(self.purged_before, events)
+            if below:
                 runs += projector.PURGE_FLOOR
             all_offsets = dict(offsets)
             if before is not None:
@@ -364,6 +375,7 @@ class Store:
                 if undo is not None:
                     undo()
                 raise
+            self.purged_before = floor
             return len(events)
 
         return await self.in_writer_thread(work)
@@ -382,6 +394,18 @@ class Store:
             return count, rejected
 
         return await self.in_writer_thread(work)
+
+    async def apply_purge_floor(self) -> None:
+        """Drop what the newest purge's cutoff leaves behind (the end of a rebuild: the live path
+        applies the floor batch by batch, and both must leave the same rows)."""
+
+        def work(conn: sqlite3.Connection) -> None:
+            floor = _purged_before(conn)
+            if floor is not None:
+                _transaction(conn, projector.PURGE_FLOOR, {})
+            self.purged_before = floor
+
+        await self.in_writer_thread(work)
 
     async def applied_among(self, ids: list[str]) -> set[str]:
         def among(conn: sqlite3.Connection) -> set[str]:

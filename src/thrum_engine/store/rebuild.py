@@ -84,6 +84,7 @@ async def build_projection(
                 raw = lines[i + j]
                 shard, offset = src.origins[i + j]
                 out.rejected.append(Rejected(shard, offset, len(raw) + 1, reason, unreadable, raw))
+        await fresh.apply_purge_floor()  # as the live path leaves it, whatever order the events came in
         if local_from is not None:
             out.local_note = await copy_local_tables(local_from, fresh)
         await fresh.finish_bulk()

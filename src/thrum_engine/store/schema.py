@@ -3,7 +3,7 @@ tables hold machine-local state that `doctor rebuild` carries over."""
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 
 PROJECTED = ("applied_events", "shard_offsets", "agents", "sessions", "messages", "deliveries", "unread")
 # Review tables (issue 14): reviews and their rounds are projected, pending comments are local.
@@ -410,7 +410,19 @@ MIGRATIONS: list[str] = [
     CREATE INDEX held_open ON held(released_at, held_at);
     CREATE INDEX held_author ON held(author, held_at);
     """,
+    # v12: a purge's cutoff is bounded by the purge's own time (store.apply.purge_cutoff). A store that
+    # recorded one the older way (`--all` as now + 1 s, a future `--before` as given) may have dropped
+    # messages sent after its purge: such a store is rebuilt from the journal at the next start
+    # (REBUILD_DUE). A new or never purged store has no cutoff and needs nothing.
+    """
+    INSERT INTO meta(key, value) SELECT 'rebuild_due', 'purge cutoffs recorded by an older Thrum (schema v12)'
+        WHERE EXISTS (SELECT 1 FROM meta WHERE key = 'purged_before');
+    """,
 ]
+
+# A migration that cannot fix the projection in SQL alone leaves its reason here: the engine then
+# rebuilds the projection from the journal (engine.core `_open_projection`).
+REBUILD_DUE = "rebuild_due"
 
 # What the end of a rebuild counts afresh (it drops the triggers while it loads).
 RECOUNTS = f"{UNREAD_RECOUNT};{MESSAGE_RECOUNT};{INBOX_RECOUNT}"
