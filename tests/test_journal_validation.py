@@ -372,3 +372,126 @@ async def test_a_symlinked_shard_is_never_read(layout, tmp_path):
         assert (await doctor(engine))["ok"] is True
     finally:
         await engine.stop()
+
+
+@pytest.mark.parametrize("projected", [True, False], ids=["catch-up", "fresh"])
+async def test_an_older_nudgers_notified_lines_without_via_apply_as_nudges(layout, projected):
+    """Journals in the wild hold `message.notified` lines the nudger wrote without `via`: they apply
+    (as a nudge), at start-up, in a rebuild and through `doctor`, and nothing is set aside."""
+    await base(layout, projected=projected)
+    notified = {
+        "v": 1,
+        "id": evt(11),
+        "type": "message.notified",
+        "author": "system",
+        "ts": TS,
+        "data": {"recipient": "bob", "message_ids": [msg(10)], "at": TS},
+    }
+    write_shard(layout, "alice", [line(message(10, "nudged")), line(notified)])
+    engine = await start(layout)
+    try:
+        rows = await engine.store.all("SELECT notified_at, notified_via FROM deliveries")
+        assert [(r["notified_at"], r["notified_via"]) for r in rows] == [(TS, "nudge")]
+        assert engine.journal.rejected_records() == []
+        d = await doctor(engine)
+        assert d["ok"], d["problems"]
+        assert d["journal"]["invalid_lines"] == 0
+        r = await rebuild(engine)
+        assert r["identical"] and r["invalid_lines"] == 0
+        got = await engine.call("message.get", {"message_id": msg(10)}, Caller.trusted("alice"))
+        assert [(d["state"], d.get("via")) for d in got["message"]["deliveries"]] == [("notified", "nudge")]
+    finally:
+        await engine.stop()
+
+
+# -- every event the engine writes passes the check it is read back with ---------------------------------
+
+
+async def _git(cwd: Path, *args: str) -> None:
+    import asyncio
+
+    env = {
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@x",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@x",
+    }
+    await asyncio.to_thread(subprocess.run, ["git", *args], cwd=cwd, check=True, capture_output=True, env=env)
+
+
+async def test_every_event_type_the_engine_writes_passes_its_check(tmp_path, monkeypatch):
+    """Each event type in the schema, produced by the engine itself (RPC methods, its services and the
+    delivery paths), and every line of the journal it wrote then read back as a start, a sync or a
+    rebuild reads it. A writer that leaves out a field its type requires (message.notified without
+    `via` did) fails here; a new event type must be produced here too. The nudger's own write needs a
+    tmux pane: test_nudges_queue checks `doctor` after a real nudge."""
+    import asyncio
+
+    from conftest import start_inproc_engine
+    from test_rebuild_equivalence import _every_kind_of_event
+    from thrum_engine.asks import service as ask_service
+    from thrum_engine.durations import parse_iso
+    from thrum_engine.journal import Journal
+    from thrum_engine.model import EVENT_DATA
+    from thrum_engine.store.rebuild import sorted_journal_lines
+    from thrum_engine.store.validate import EventCheck
+
+    e = await start_inproc_engine(tmp_path, monkeypatch, "everykind")
+    try:
+        await _every_kind_of_event(e)
+        who = Caller.trusted
+        # a waiting recipient takes a message itself: message.notified via `wait`
+        waiting = asyncio.ensure_future(e.call("message.wait", {"timeout": 10}, who("bob")))
+        await asyncio.sleep(0.2)
+        await e.call("message.send", {"body": "for the waiter", "to": ["@bob"]}, who("alice"))
+        assert (await waiting)["status"] == "received"
+        # an unanswered ask: reminded, then overdue
+        e.settings.asks.remind_after_seconds = 60
+        ask = await e.call(
+            "message.send", {"body": "ready?", "to": ["@carol"], "ask": True, "due": 120}, who("alice")
+        )
+        got = await e.call("message.get", {"message_id": ask["message_id"]}, who(None))
+        t0 = parse_iso(got["message"]["created_at"])
+        svc = ask_service.attach(e)
+        assert (await svc.tick(t0 + 61))["reminded"] >= 1
+        assert (await svc.tick(t0 + 121))["overdue"] >= 1
+        # a schedule that is due fires
+        sched = e.schedules
+        await e.call("schedule.create", {"to": ["@bob"], "body": "soon", "in_seconds": 60}, who("alice"))
+        real = sched.clock
+        sched.clock = lambda: real() + 120
+        sched.wake()
+        for _ in range(200):
+            if await e.store.scalar("SELECT COUNT(*) FROM schedules WHERE status != 'pending'"):
+                break
+            await asyncio.sleep(0.02)
+        # a review: requested for an agent's work in its worktree, approved, merged
+        repo = Path(e.layout.repo)
+        (repo / "README.md").write_text("hello\n")
+        await _git(repo, "add", "README.md")
+        await _git(repo, "commit", "-q", "-m", "init")
+        wt = tmp_path / "wt-erin"
+        await _git(repo, "worktree", "add", "-q", "-b", "feature/erin", str(wt))
+        (wt / "auth.py").write_text("x = 1\n")
+        await _git(wt, "add", "auth.py")
+        await _git(wt, "commit", "-q", "-m", "auth")
+        await e.call("agent.register", {"name": "erin", "role": "worker"}, Caller(worktree=str(wt)))
+        erin = Caller(name="erin", worktree=str(wt))
+        await e.call("review.request", {"note": "done"}, erin)
+        await e.call("review.submit", {"agent": "erin", "verdict": "approve"}, who("ada"))
+        await e.call("review.merge", {"agent": "erin"}, who(None))
+    finally:
+        await e.stop()
+
+    journal = Journal(e.layout.journal_dir, e.layout.quarantine_dir)
+    try:
+        lines = sorted_journal_lines(journal).lines
+    finally:
+        journal.close()
+    check = EventCheck()
+    problems = [(raw[:200], reason) for raw in lines if (reason := check(json.loads(raw))) is not None]
+    assert problems == []
+    types = {json.loads(raw)["type"] for raw in lines}
+    assert types >= set(EVENT_DATA), sorted(set(EVENT_DATA) - types)
+    vias = {json.loads(raw)["data"].get("via") for raw in lines if b'"message.notified"' in raw}
+    assert "wait" in vias

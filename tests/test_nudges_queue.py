@@ -77,6 +77,24 @@ def test_mail_to_an_idle_agent_is_nudged_once_and_marked_notified(tmux_repo, bos
     assert not (tmux_repo.logs / "a.log.typeahead").exists()
 
 
+def test_a_nudge_is_recorded_in_a_line_that_doctor_and_a_rebuild_accept(tmux_repo, boss):
+    """The nudger's delivery record passes the check every line read back gets: `doctor` agrees after a
+    nudge, and a rebuild keeps the message notified (via nudge) instead of 'not yet delivered'."""
+    start_session(tmux_repo, "s1", "worker1", "fake_a")
+    sent = boss.json("send", "please look at the auth bug", "--to", "@worker1")
+
+    def ledger() -> list[tuple]:
+        m = boss.json("sent", "show", sent["message_id"])["message"]
+        return [(d["state"], d.get("via")) for d in m["deliveries"]]
+
+    wait_for(lambda: ledger() == [("notified", "nudge")], what="the nudge recorded")
+    r = tmux_repo.run("doctor", "--json")
+    assert r.code == 0 and r.json["ok"], r.out
+    assert r.json["journal"]["invalid_lines"] == 0
+    assert tmux_repo.json("doctor", "rebuild")["identical"]
+    assert ledger() == [("notified", "nudge")]
+
+
 def test_no_nudge_into_a_dialog_then_one_coalesced_nudge_when_it_clears(tmux_repo, boss):
     start_session(tmux_repo, "s1", "worker1", "fake_a")
     assert tmux_repo.run("tmux", "send", "s1", "dialog").code == 0

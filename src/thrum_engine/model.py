@@ -146,7 +146,9 @@ class MessageIdsData(TypedDict, total=False):
 
 class MessageNotifiedData(MessageIdsData):
     recipient: Required[str]
-    via: str  # the delivery path (delivery_paths.PATHS); absent: a nudge
+    # The delivery path (delivery_paths.PATHS). Absent: a nudge (lines written before paths were
+    # recorded, and the nudger's until it wrote one): store.apply reads it with that default.
+    via: NotRequired[str]
 
 
 class MessagePurgeData(TypedDict, total=False):

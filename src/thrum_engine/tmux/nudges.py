@@ -147,7 +147,7 @@ class Nudger:
                 self.engine.event(
                     "message.notified",
                     "system",
-                    {"recipient": p.agent, "message_ids": p.message_ids, "at": iso()},
+                    {"recipient": p.agent, "message_ids": p.message_ids, "at": iso(), "via": "nudge"},
                 )
             )
         except Exception:
