@@ -10,6 +10,7 @@ import time
 
 from thrum_engine.engine.core import Caller, Engine
 from thrum_engine.engine.registry import method
+from thrum_engine.journal import REJECTED_INDEX, Rejected
 from thrum_engine.model import EmptyParams, Params
 from thrum_engine.store import Store
 from thrum_engine.store.apply import purge_cutoff
@@ -42,10 +43,12 @@ def scan_journal(engine: Engine) -> dict:
     unreadable = invalid = 0
     ids: list[str] = []
     check = EventCheck()
+    bad: list[Rejected] = []
     created: dict[str, str] = {}  # message id -> created_at, of every message the journal creates
     floor: str | None = None
     for shard in engine.journal.shards():
         r = engine.journal.read_events(shard, check=check)
+        bad += r.rejected
         for rej in r.rejected:
             if rej.unreadable:
                 unreadable += 1
@@ -70,7 +73,12 @@ def scan_journal(engine: Engine) -> dict:
         "messages": sum(1 for at in created.values() if floor is None or at >= floor),
         "checks": check.counts(),
         "rejected": engine.journal.rejected_records(),
+        "bad": bad,
     }
+
+
+def _lines(n: int, what: str) -> str:
+    return f"{n} {what}" + (" is" if n == 1 else "s are")
 
 
 @method("doctor.check", EmptyParams, timeout=False)
@@ -112,18 +120,33 @@ async def check(engine: Engine, caller: Caller, p: EmptyParams) -> dict:
         if integrity != "ok":
             problems.append(f"sqlite quick_check: {integrity}: run `thrum doctor rebuild`")
     projection["applied_events"] = applied
-    if scan["corrupt_lines"]:
-        problems.append(f"{scan['corrupt_lines']} unreadable journal lines (skipped)")
-    if scan["invalid_lines"]:
-        problems.append(
-            f"{scan['invalid_lines']} journal events that cannot be applied (set aside, skipped):"
-            " see var/quarantine/rejected.jsonl"
-        )
     qdir = engine.layout.quarantine_dir
+    # A bad line stays in its shard (the journal is append-only history, and synced): once it is set
+    # aside (copied to the quarantine and listed in its index) every start, sync and rebuild skips it,
+    # and no command changes that, so it is reported but is no problem. One not set aside yet is: the
+    # projection may hold what a rebuild will not, and the next start or a rebuild sets it aside.
+    recorded = {(rec.get("shard"), rec.get("offset")) for rec in scan["rejected"]}
+    pending = [rej for rej in scan["bad"] if (rej.shard, rej.offset) not in recorded]
+    if pending:
+        first = pending[0]
+        problems.append(
+            f"{_lines(len(pending), 'journal line')} not set aside yet and cannot be applied (first:"
+            f" {first.shard}:{first.offset}: {first.reason}): `thrum doctor rebuild` sets them aside"
+            f" (copies and {REJECTED_INDEX} in {qdir}) and projects the journal without them"
+        )
+    set_aside = len(scan["bad"]) - len(pending)
+    notes = []
+    if set_aside:
+        notes.append(
+            f"{_lines(set_aside, 'bad journal line')} set aside and skipped by every start, sync and rebuild"
+            f" (listed in {os.path.join(qdir, REJECTED_INDEX)}); nothing needs to run: they stay in"
+            " their shards, which are synced history"
+        )
     quarantined = sorted(os.listdir(qdir)) if os.path.isdir(qdir) else []
     return {
         "ok": not problems,
         "problems": problems,
+        "notes": notes,
         "schema_version": SCHEMA_VERSION,
         "journal": {
             "shards": scan["shards"],

@@ -178,6 +178,8 @@ def doctor(ctx: Ctx) -> int:
             )
         if r["quarantined"]:
             line(f"! {len(r['quarantined'])} quarantined file(s) in var/quarantine")
+        for note in r.get("notes", ()):
+            line(f"! {note}")
         for prob in r["problems"]:
             line(f"✗ {prob}")
         line(
