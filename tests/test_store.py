@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -381,3 +383,27 @@ async def test_the_write_connection_runs_callables_in_order_on_its_own_thread(tm
     assert not [t for t in threading.enumerate() if t.name == "thrum-sqlite-writer"]
     with pytest.raises(sqlite3.ProgrammingError):
         await store.in_writer_thread(lambda conn: None)
+
+
+async def test_the_writes_reach_the_main_file_soon_without_waiting_for_a_full_wal(tmp_path):
+    """SQLite's own checkpoint waits for 1,000 WAL pages and runs inside the commit that gets
+    there, so the sends in that batch wait for its fsyncs (an agent's p99 ack); a checkpoint thread
+    of its own copies the WAL back a moment after each change instead."""
+    path = tmp_path / "db.sqlite"
+    store = Store(str(path))
+    await store.open()
+    try:
+        await store.apply(events(), {"alice": 10})
+        for _ in range(200):
+            if getattr(getattr(store, "checkpointer", None), "checkpoints", 0):
+                break
+            await asyncio.sleep(0.025)
+        shutil.copy(path, tmp_path / "main-only.sqlite")  # the main file alone, without its WAL
+        conn = sqlite3.connect(tmp_path / "main-only.sqlite")
+        try:
+            assert conn.execute("SELECT content FROM messages").fetchall() == [("hi",)]
+        finally:
+            conn.close()
+    finally:
+        await store.close()
+    assert not Path(str(path) + "-wal").exists()  # the writer closed last: SQLite removed the WAL

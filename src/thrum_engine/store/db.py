@@ -10,6 +10,7 @@ The database and its -wal/-shm files are 0600 whatever the umask (SQLite gives
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import queue
 import sqlite3
@@ -27,6 +28,7 @@ from thrum_engine.store.schema import LOCAL, MIGRATIONS, RECOUNTS, SCHEMA_VERSIO
 from thrum_engine.store.validate import EventCheck
 
 T = TypeVar("T")
+log = logging.getLogger("thrum.store")
 
 
 class SchemaTooNew(Exception):
@@ -34,6 +36,15 @@ class SchemaTooNew(Exception):
 
 
 ROWS_PER_INSERT = 64
+
+# WAL checkpoints (bench/README, sessions 18). SQLite's own runs inside the commit that fills the WAL
+# to 1,000 pages and, with synchronous=NORMAL, fsyncs the WAL and the database there: the sends in
+# that batch wait for it (a third to a half of a send's projection cost in SQLite alone; the p99 of
+# one agent's acks). A `Checkpointer` on its own connection and thread copies the WAL back this
+# long after the writer changed something, PASSIVE, so the writer never waits for it; SQLite's own
+# stays as a backstop, at this many pages, should it fall behind or fail.
+CHECKPOINT_AFTER_SECONDS = 0.1
+CHECKPOINT_BACKSTOP_PAGES = 10_000
 
 
 def _insert_rows(conn: sqlite3.Connection, sql: str, params: list[tuple]) -> None:
@@ -145,9 +156,10 @@ class WriteThread:
 
     _CLOSE = object()
 
-    def __init__(self, path: str, *, bulk: bool = False) -> None:
+    def __init__(self, path: str, *, bulk: bool = False, on_change: Callable[[], None] | None = None) -> None:
         self.path = path
         self.bulk = bulk
+        self.on_change = on_change  # called on this thread after a job that changed rows
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
 
@@ -189,9 +201,15 @@ class WriteThread:
             conn.row_factory = sqlite3.Row
             for pragma in _pragmas(self.bulk):
                 conn.execute(pragma)
+            if self.on_change is not None:
+                conn.execute(f"PRAGMA wal_autocheckpoint={CHECKPOINT_BACKSTOP_PAGES}")
         except sqlite3.Error as exc:
             failed = exc
+        changes = conn.total_changes if conn is not None else 0
         while True:
+            if self.on_change is not None and conn is not None and conn.total_changes != changes:
+                changes = conn.total_changes
+                self.on_change()
             fn, loop, fut = self._jobs.get()
             result: object = None
             error: BaseException | None = None
@@ -211,6 +229,56 @@ class WriteThread:
                 pass
             if fn is self._CLOSE:
                 return
+
+
+class Checkpointer:
+    """Copies the WAL back into the database file from a connection and thread of its own, a moment
+    after the writer changed something (`changed`, from the write thread): PASSIVE, so it never
+    waits for a reader or the writer, and neither waits for it."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._due = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.checkpoints = 0  # run so far (read by tests and benches)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._serve, name="thrum-sqlite-checkpoint", daemon=True)
+        self._thread.start()
+
+    def changed(self) -> None:
+        self._due.set()
+
+    def stop(self) -> None:
+        """Called before the write connection closes, so that one is the last and SQLite removes
+        the WAL as it closes."""
+        self._stop.set()
+        self._due.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join()
+
+    def _serve(self) -> None:
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None)
+        except sqlite3.Error as exc:
+            log.warning("no checkpoint thread (SQLite's own checkpoints go on): %s", exc)
+            return
+        try:
+            while not self._stop.is_set():
+                self._due.wait()
+                if self._stop.wait(CHECKPOINT_AFTER_SECONDS):  # what comes in the meantime joins it
+                    return
+                self._due.clear()
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:  # a busy or full disk: the next one, or the backstop
+                    log.debug("checkpoint failed: %s", exc)
+                    continue
+                self.checkpoints += 1
+        finally:
+            conn.close()
 
 
 def make_private_db(path: str) -> None:
@@ -269,6 +337,7 @@ class Store:
     def __init__(self, path: str) -> None:
         self.path = path
         self.w: WriteThread | None = None
+        self.checkpointer: Checkpointer | None = None
         self.r: aiosqlite.Connection | None = None
         self._now: sqlite3.Connection | None = None  # reads on the loop's thread (`now`)
         self._deferred_indexes: list[tuple[str, str, str]] = []
@@ -286,9 +355,13 @@ class Store:
         """`bulk`: a scratch database being filled by a rebuild; no rollback journal or syncs
         until `finish_bulk` (a crash mid-rebuild just leaves a scratch file to delete)."""
         await asyncio.to_thread(make_private_db, self.path)
-        self.w = WriteThread(self.path, bulk=bulk)
+        self.checkpointer = None if bulk else Checkpointer(self.path)
+        changed = self.checkpointer.changed if self.checkpointer is not None else None
+        self.w = WriteThread(self.path, bulk=bulk, on_change=changed)
         try:
             await self.w.open()
+            if self.checkpointer is not None:
+                self.checkpointer.start()
             await self.w.run(migrate)
             self.purged_before = await self.w.run(_purged_before)
             if bulk:
@@ -324,6 +397,9 @@ class Store:
         return self.w is not None
 
     async def close(self) -> None:
+        checkpointer, self.checkpointer = self.checkpointer, None
+        if checkpointer is not None:
+            await asyncio.to_thread(checkpointer.stop)
         r, w, self.r, self.w = self.r, self.w, None, None
         now, self._now = self._now, None
         if now is not None:
