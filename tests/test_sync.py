@@ -323,6 +323,8 @@ def test_identities_from_other_clones_show_their_origin_and_collisions_are_repor
         found = clone.json("sync", "status")["collisions"]
         assert [c["name"] for c in found] == ["alice"], found
         assert "@alice is registered on two clones" in clone.ok("sync", "status").out  # the human view too
+    a.stop()  # kept across a restart (they were in memory only: walk, session 18)
+    assert [c["name"] for c in a.json("sync", "status")["collisions"]] == ["alice"]
     # registering a name another clone holds is refused with the reason
     r = a.run("quickstart", "--name", "bob", "--role", "reviewer", cwd=a.worktree("bobtwin"))
     assert r.code == 1 and "registered on another clone" in r.err, r.err

@@ -146,7 +146,8 @@ class Engine:
         self.idempotency: IdempotencyIndex | None = None  # idempotent sends (issue 16)
         self.schedules: ScheduleService | None = None  # the schedules' one timer (issue 16)
         self.post: Post = _no_messaging
-        self.collisions: list[dict] = []  # agent names registered on two clones (sync)
+        self.collisions: list[dict] = []  # agent names registered on two clones (sync), oldest first
+        self._collisions_unsaved: list[dict] = []  # saved with the presence (name_collisions)
         self._markers: dict[str, asyncio.Future] = {}  # author -> the last marker queued by commit_later
 
     def plug(self, part: Part) -> None:
@@ -355,6 +356,7 @@ class Engine:
 
     async def load_caches(self) -> None:
         self.agents = {r["name"]: r for r in await queries.agents(self.store)}
+        self.collisions = await queries.collisions(self.store)
         self.active_sessions = {r["agent"]: r for r in await queries.open_sessions(self.store)}
         for r in await queries.presence(self.store):
             try:
@@ -413,15 +415,15 @@ class Engine:
                 if not same_origin(row.get("origin", ""), d.get("origin", "")):
                     # Another clone registered a name this clone has: the first registration keeps
                     # it (as the projection does), and the collision is reported, never merged.
-                    self.collisions.append(
-                        {
-                            "name": d["name"],
-                            "kept": row.get("origin", ""),
-                            "theirs": d.get("origin", ""),
-                            "their_host": d.get("host", ""),
-                            "event_id": ev["id"],
-                        }
-                    )
+                    found = {
+                        "name": d["name"],
+                        "kept": row.get("origin", ""),
+                        "theirs": d.get("origin", ""),
+                        "their_host": d.get("host", ""),
+                        "event_id": ev["id"],
+                    }
+                    self.collisions.append(found)
+                    self._collisions_unsaved.append(found)
                     log.warning(
                         "agent name @%s is registered on two clones (%s here, %s on %s)",
                         d["name"],
@@ -480,6 +482,9 @@ class Engine:
         self._presence_dirty.add(name)
 
     async def flush_presence(self) -> None:
+        if self._collisions_unsaved and self.store.is_open:
+            found, self._collisions_unsaved = self._collisions_unsaved, []
+            await queries.save_collisions(self.store, found)
         if not self._presence_dirty or not self.store.is_open:
             return
         rows = [(n, iso(self.last_seen[n])) for n in self._presence_dirty if n in self.last_seen]

@@ -546,6 +546,20 @@ async def save_presence(store: Store, rows: Iterable[tuple[str, str]]) -> None:
     )
 
 
+# -- name collisions (sync) --
+async def collisions(store: Store) -> list[dict]:
+    return await store.all(
+        "SELECT name, kept, theirs, their_host, event_id FROM name_collisions ORDER BY event_id"
+    )
+
+
+async def save_collisions(store: Store, found: list[dict]) -> None:
+    await store.write_local(
+        "INSERT OR IGNORE INTO name_collisions(event_id, name, kept, theirs, their_host) VALUES (?, ?, ?, ?, ?)",
+        [(c["event_id"], c["name"], c["kept"], c["theirs"], c["their_host"]) for c in found],
+    )
+
+
 async def meta(store: Store, key: str) -> str | None:
     return await store.scalar("SELECT value FROM meta WHERE key = ?", (key,))
 

@@ -3,7 +3,7 @@ tables hold machine-local state that `doctor rebuild` carries over."""
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 12
+SCHEMA_VERSION = 13
 
 PROJECTED = ("applied_events", "shard_offsets", "agents", "sessions", "messages", "deliveries", "unread")
 # Review tables (issue 14): reviews and their rounds are projected, pending comments are local.
@@ -14,6 +14,7 @@ PROJECTED += ("schedules",)  # issue 16: schedules (v10)
 PROJECTED += ("asks", "held")
 LOCAL = ("presence", "tmux_queue", "monitors", "monitor_events")
 LOCAL += ("review_drafts",)
+LOCAL += ("name_collisions",)  # v13: agent names two clones registered, as this clone saw them arrive
 
 # Every recipient's unread mail counted afresh: v5's first fill, and the end of a rebuild (which
 # drops the triggers while it loads).
@@ -417,6 +418,17 @@ MIGRATIONS: list[str] = [
     """
     INSERT INTO meta(key, value) SELECT 'rebuild_due', 'purge cutoffs recorded by an older Thrum (schema v12)'
         WHERE EXISTS (SELECT 1 FROM meta WHERE key = 'purged_before');
+    """,
+    # v13: the name collisions sync found (`sync status`), kept across restarts: the projection keeps
+    # only the registration that won, so the other one is known only as it arrives.
+    """
+    CREATE TABLE IF NOT EXISTS name_collisions(
+        event_id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        kept TEXT NOT NULL,
+        theirs TEXT NOT NULL,
+        their_host TEXT NOT NULL DEFAULT ''
+    ) WITHOUT ROWID;
     """,
 ]
 
