@@ -374,3 +374,34 @@ def test_a_prompt_queued_to_an_llm_runtime_is_labelled_so(tmux_repo, boss):
     assert c["kind"] == "prompt" and c["exit_code"] is None
     assert c["result"] == "prompt typed to fake_a" and c["status"] == "done"
     assert "summarise the diff" in log_lines(tmux_repo, "a")  # typed as is, not wrapped
+
+
+def test_an_engine_stopped_between_a_nudges_text_and_its_enter_still_sends_the_enter(make_tmux_repo):
+    """Walk (session 18): `thrum daemon stop` two seconds after a send landed between the nudge's
+    text and its Enter; the text stayed in the pane and the next input was appended to it
+    (`...marks them read)echo AFTER`). Text and Enter are one uninterruptible step now."""
+    repo = make_tmux_repo(THRUM_TMUX__ENTER_DELAY_SECONDS="2")
+    boss = repo.agent("boss", "lead", worktree=False)
+    start_session(repo, "s1", "worker1", "fake_a")
+    boss.ok("send", "stop me", "--to", "@worker1")
+    typed = "New message from @boss"
+    wait_for(
+        lambda: (
+            typed
+            in subprocess.run(
+                ["tmux", "-L", repo.sock, "capture-pane", "-p", "-t", "=s1:"], capture_output=True, text=True
+            ).stdout
+        ),
+        what="the nudge's text in the pane, its Enter still to come",
+    )
+    assert repo.run("daemon", "stop").code == 0
+    nudge = "New message from @boss — run `thrum inbox` (reads and marks them read)"
+    wait_for(
+        lambda: nudge in log_lines(repo, "a"), what="the nudge submitted", last=lambda: log_lines(repo, "a")
+    )
+    assert repo.run("tmux", "send", "s1", "after the stop").code == 0  # starts an engine again
+    wait_for(
+        lambda: "after the stop" in log_lines(repo, "a"),
+        what="a line of its own",
+        last=lambda: log_lines(repo, "a"),
+    )

@@ -84,6 +84,12 @@ class TmuxSettings(BaseModel):
     nudge_backstop_seconds: float = Field(
         default=600, gt=0, description="re-nudge mail left unread this long"
     )
+    enter_delay_seconds: float = Field(
+        default=0.15,
+        ge=0,
+        le=5,
+        description="the pause between typed text and its Enter (a TUI's paste guard)",
+    )
 
 
 class RuntimesSettings(BaseModel):

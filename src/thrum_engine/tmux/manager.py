@@ -21,7 +21,7 @@ from thrum_engine.files import open_append_private, private_dir
 from thrum_engine.tmux import runtimes
 from thrum_engine.tmux.health import SHELLS, fell_back_to_shell, shell_names, unread_input
 from thrum_engine.tmux.panes import PaneState, PaneStream, screen_text
-from thrum_engine.tmux.server import ENTER_DELAY, Tmux, TmuxError
+from thrum_engine.tmux.server import Tmux, TmuxError
 
 if TYPE_CHECKING:
     from thrum_engine.settings import TmuxSettings
@@ -100,7 +100,7 @@ class TmuxManager:
 
     def __init__(self, engine) -> None:
         self.engine = engine
-        self.tmux = Tmux(self.settings.socket_name)
+        self.tmux = Tmux(self.settings.socket_name, self.settings.enter_delay_seconds)
         self.shells = shell_names(self.settings.shell)
         self.dir = os.path.join(engine.layout.var, "panes")
         self.sessions: dict[str, Session] = {}
@@ -379,13 +379,11 @@ class TmuxManager:
         async with s.typing:
             if ready is not None and not await ready():
                 return False
-            await asyncio.to_thread(self.tmux.send_text, s.pane_id, text, enter=False)
-            if not enter:
-                return True
-            await asyncio.sleep(ENTER_DELAY)  # Enter on its own, after a pause (RUNTIMES.md §10.1-2)
-            entered = time.time()
-            await asyncio.to_thread(self.tmux.send_keys, s.pane_id, "Enter")
-            await self._submitted(s, text, entered)
+            # Text, pause, Enter (RUNTIMES.md §10.1-2) in one thread call that a cancelled task
+            # cannot cut between the text and its Enter.
+            entered = await asyncio.to_thread(self.tmux.send_text, s.pane_id, text, enter=enter)
+            if entered is not None:
+                await self._submitted(s, text, entered)
             return True
 
     async def send_keys(

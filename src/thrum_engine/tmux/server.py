@@ -42,8 +42,9 @@ class TmuxError(Exception):
 
 
 class Tmux:
-    def __init__(self, socket_name: str | None) -> None:
+    def __init__(self, socket_name: str | None, enter_delay: float = ENTER_DELAY) -> None:
         self.socket_name = socket_name
+        self.enter_delay = enter_delay
         self.server = libtmux.Server(socket_name=socket_name)
 
     def cmd(self, *args: str) -> list[str]:
@@ -103,17 +104,23 @@ class Tmux:
         os.close(private_file(path))
         self.cmd("pipe-pane", "-O", "-t", pane_id, f"umask 077; exec cat >> {shlex.quote(path)}")
 
-    def send_text(self, pane_id: str, text: str, *, enter: bool = True) -> None:
-        """Type `text` literally (never through a shell), then Enter after a pause."""
+    def send_text(self, pane_id: str, text: str, *, enter: bool = True) -> float | None:
+        """Type `text` literally (never through a shell), then Enter after a pause; returns when the
+        Enter went out (None without one). One call, on one thread: an engine stopped meanwhile
+        (its task cancelled) still sends the Enter, so no typed line is ever left in the pane for
+        the next writer to append to (walk, session 18)."""
         for i in range(0, len(text), CHUNK):
             chunk = text[i : i + CHUNK]
             if chunk.endswith(";"):
                 chunk = chunk[:-1] + "\\;"  # tmux takes a trailing `;` as a command separator
             if chunk:
                 self.cmd("send-keys", "-t", pane_id, "-l", "--", chunk)
-        if enter:
-            time.sleep(ENTER_DELAY)
-            self.cmd("send-keys", "-t", pane_id, "Enter")
+        if not enter:
+            return None
+        time.sleep(self.enter_delay)
+        entered = time.time()
+        self.cmd("send-keys", "-t", pane_id, "Enter")
+        return entered
 
     def send_keys(self, pane_id: str, *keys: str) -> None:
         self.cmd("send-keys", "-t", pane_id, *keys)
