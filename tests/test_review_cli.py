@@ -32,6 +32,9 @@ def settled(repo) -> None:
 
 def approve(repo, ada, *flags: str) -> None:
     ada.ok("review", "submit", "alice", "--approve", *flags)
+    # The verdict nudges alice's pane: idle only counts once that nudge went in (a pane seen idle
+    # just before the nudger typed was "still working" at the merge, under load).
+    wait_for(lambda: not ada.json("sent", "--undelivered")["messages"], what="the verdict's nudge typed")
     settled(repo)
 
 
@@ -148,8 +151,9 @@ def test_a_conflict_is_reported_with_its_files_and_nothing_changes(work):
     commit(repo, repo.path, {"README.md": "hello\nmain's line\n"}, "main edits the readme")
     before = repo.git("rev-parse", "main")
     approve(repo, ada)
-    pre = ada.json("review", "preflight", "alice")
-    assert pre["conflicts"] == ["README.md"] and not pre["mergeable"]
+    r = ada.run("review", "preflight", "alice", "--json")
+    pre = r.json  # printed in full, and exit 1: not mergeable
+    assert r.code == 1 and pre["conflicts"] == ["README.md"] and not pre["mergeable"]
     for flags in ((), ("--force",), ("--squash",), ("--rebase", "--force")):
         r = ada.run("review", "merge", "alice", *flags)
         assert_error(r, "conflict", "README.md")
@@ -165,14 +169,18 @@ def test_preflight_names_a_dirty_target_uncommitted_work_and_untracked_files(wor
     (repo.path / "README.md").write_text("edited in main\n")
     (path / "scratch.txt").write_text("not added\n")
     (path / "README.md").write_text("uncommitted\n")
-    pre = ada.json("review", "preflight", "alice")
+    r = ada.run("review", "preflight", "alice", "--json")
+    assert r.code == 1  # a dirty target: not mergeable
+    pre = r.json
     codes = {p["code"]: p for p in pre["problems"]}
     assert codes["target_dirty"]["files"] == ["README.md"] and not codes["target_dirty"]["forceable"]
     assert codes["untracked"]["files"] == ["scratch.txt"] and codes["untracked"]["forceable"]
     assert codes["uncommitted"]["files"] == ["README.md"]
     assert "changed_since_approval" in codes  # the uncommitted edit changed what was approved
     assert_error(ada.run("review", "merge", "alice", "--force"), "uncommitted change")
-    human = ada.ok("review", "preflight", "alice").out
+    r = ada.run("review", "preflight", "alice")
+    human = r.out
+    assert r.code == 1 and r.err == ""  # a verdict, not an error
     assert "✗ the main checkout (main) has 1 uncommitted change(s)" in human and "not mergeable" in human
 
 

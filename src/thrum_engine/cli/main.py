@@ -260,7 +260,7 @@ _ROWS: list[Row] = [
     _s(
         "review preflight",
         "review:preflight",
-        "what a merge would meet",
+        "what a merge would meet (exit 1: not mergeable)",
         pos=("name",),
         flags="squash:b rebase:b",
     ),

@@ -161,7 +161,10 @@ def preflight(ctx: Ctx) -> int:
             else "✗ not mergeable"
         )
 
-    return ctx.emit(r, human)
+    code = ctx.emit(r, human)
+    # A check: `thrum review preflight A && thrum review merge A` merges only what can be merged
+    # (as `doctor` exits 1 on a problem). Mergeable with --force is a yes: the merge says what it takes.
+    return code if r["mergeable"] else 1
 
 
 def merge(ctx: Ctx) -> int:
