@@ -533,3 +533,17 @@ def test_a_forged_caller_cannot_purge_in_someone_elses_name(pair):
     alice.ok("send", "keep me", "--to", "@bob")
     assert_error(alice.run("purge", "--all", "--confirm", THRUM_NAME="bob"))
     assert bob.json("inbox", "--unread")["total"] == 1
+
+
+def test_prime_with_a_running_engine_and_no_identity_does_not_blame_the_engine(pair):
+    """Walk (session 18): with the engine up, `prime` where no identity is known said "Thrum engine
+    unavailable: no identity ... (start it: `thrum daemon start`)"."""
+    from conftest import run_thrum
+
+    repo, _alice, _bob = pair
+    env = {k: v for k, v in repo.env.items() if k != "THRUM_NAME"}
+    r = run_thrum(["prime"], repo.path, env)
+    assert r.code == 0, r.err
+    assert "unavailable" not in r.out and "daemon start" not in r.out, r.out
+    doc = run_thrum(["prime", "--json"], repo.path, env).json
+    assert doc["engine"] is None and doc["engine_running"] is True and "identity" in doc["error"]

@@ -243,6 +243,11 @@ class Ctx:
             )
         return name
 
+    @property
+    def connected(self) -> bool:
+        """An engine answered on this call's connection (an error then is the engine's answer)."""
+        return self._client is not None
+
     def client(self, start: bool = True) -> Client:
         if self._client is None:
             try:

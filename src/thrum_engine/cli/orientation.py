@@ -108,7 +108,9 @@ def prime(ctx: Ctx) -> int:
             agent = ctx.identity_file
         except CliError:
             agent = None
-        r = {"engine": None, "error": exc.message, "agent": agent}
+        # The engine answered and refused (no identity here, say): that is the line, not "unavailable".
+        up = ctx.connected
+        r = {"engine": None, "error": exc.message, "agent": agent, "engine_running": up}
 
     def human(r: dict) -> None:
         if r.get("engine") is None:
@@ -116,6 +118,8 @@ def prime(ctx: Ctx) -> int:
             line(
                 msg
                 if msg.startswith("Thrum is not")
+                else f"Thrum: {msg}"
+                if r.get("engine_running")
                 else f"Thrum engine unavailable: {msg} (start it: `thrum daemon start`)"
             )
             if r.get("agent"):
