@@ -119,7 +119,12 @@ def test_merge_refuses_without_approval_then_merges_after_it(work):
 def test_squash_and_teardown_with_the_branch(work):
     repo, _alice, ada, path = work
     approve(repo, ada, "--summary", "lgtm")
-    r = ada.json("review", "merge", "alice", "--squash", "--teardown", "--delete-branch")
+    # alice's pane still runs: --teardown would kill it, which takes --force, as `worktree teardown`
+    # does (walk, session 18: it was killed unasked), and the refusal changes nothing.
+    before = repo.git("rev-parse", "main")
+    assert_error(ada.run("review", "merge", "alice", "--squash", "--teardown"), "live pane", "--force")
+    assert repo.git("rev-parse", "main") == before and path.exists()
+    r = ada.json("review", "merge", "alice", "--squash", "--teardown", "--delete-branch", "--force")
     assert repo.git("log", "-1", "--format=%P", "main").count(" ") == 0  # one parent: squashed
     assert "add app" in repo.git("log", "-1", "--format=%B", "main")
     assert r["teardown"]["branch_deleted"] and r["teardown"]["agents_deleted"] == ["alice"]

@@ -666,6 +666,17 @@ async def merge(
         wt = worktree_of(engine, agent)
         if path_for(engine, os.path.basename(wt)) != os.path.realpath(wt):
             raise InvalidInput(f"--teardown: {wt} is not a worktree Thrum made (under worktrees.base_path)")
+        if not force:
+            # As `worktree teardown`: a live pane is killed only when asked, and it is refused
+            # before the merge, so a refusal changes nothing.
+            from thrum_engine.worktrees import live_panes_for
+
+            live = await live_panes_for(engine, wt)
+            if live:
+                raise Conflict(
+                    f"not merging @{agent}'s work with --teardown: the worktree has a live pane"
+                    f" ({', '.join(live)}); stop it first, or pass --force to kill it"
+                )
     pre = await preflight(engine, agent, strategy)
     hard = [p for p in pre["problems"] if not p["forceable"]]
     soft = [p for p in pre["problems"] if p["forceable"]]
