@@ -159,6 +159,27 @@ def test_worktree_create_makes_identities_and_context_and_follows_a_live_base_pa
     assert "settings_error" not in repo.ok("daemon", "status", "--json").json
 
 
+def test_a_setting_only_a_start_takes_up_is_reported_until_a_restart(tmp_path, monkeypatch):
+    """Walk (session 18): `tmux.socket_name` edited while the engine ran was shown by `config show`
+    and silently ignored (new sessions went to the old server). The live settings say which
+    changed settings wait for a restart; `daemon status` prints them."""
+    from thrum_engine.settings import load_settings
+    from thrum_engine.settings_live import LiveSettings
+
+    monkeypatch.delenv("THRUM_TMUX__SOCKET_NAME", raising=False)
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"tmux": {"socket_name": "first"}}))
+    live = LiveSettings(str(config), load_settings(str(config)))
+    time.sleep(0.01)
+    config.write_text(json.dumps({"tmux": {"socket_name": "second"}, "presence": {"idle_after_seconds": 5}}))
+    assert live.check() is not None
+    assert live.view()["restart_needed"] == ["tmux.socket_name"]
+    time.sleep(0.01)
+    config.write_text(json.dumps({"tmux": {"socket_name": "first"}}))  # back as it started
+    live._looked_at = float("-inf")
+    assert live.check() is not None and live.view()["restart_needed"] == []
+
+
 def test_worktree_teardown_lines(repo, tmp_path):
     repo.ok("init", "--non-interactive", "--no-daemon")
     config = repo.path / ".thrum" / "config.json"

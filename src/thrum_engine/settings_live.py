@@ -46,6 +46,15 @@ def _file_says_local(path: str) -> bool:
     return isinstance(data, dict) and data.get("local") is True
 
 
+# Settings a running engine cannot take up: the objects built from them at start keep the value
+# they had (the tmux server every session lives on). A change is reported until a restart.
+AT_START = (("tmux", "socket_name"),)
+
+
+def _at_start(settings: ThrumSettings) -> dict[str, object]:
+    return {f"{a}.{b}": getattr(getattr(settings, a), b) for a, b in AT_START}
+
+
 class LiveSettings:
     """The engine's current settings and the stamp of the file they came from."""
 
@@ -54,6 +63,8 @@ class LiveSettings:
         self.current = initial
         self.stamp: Stamp = stamp_of(config_file)
         self.error: str | None = None
+        self.started_with = _at_start(initial)
+        self.restart_needed: list[str] = []  # AT_START settings changed since the engine started
         self.reloads = 0
         self._looked_at = float("-inf")
         # `--local` given at start (not from the file) is this run's choice: keep it on reload.
@@ -87,11 +98,25 @@ class LiveSettings:
         self.error = None
         self.reloads += 1
         self.current = fresh
-        log.info("settings reloaded from %s", self.config_file)
+        now_at_start = _at_start(fresh)
+        self.restart_needed = [k for k, v in now_at_start.items() if v != self.started_with[k]]
+        if self.restart_needed:
+            log.warning(
+                "settings reloaded from %s; %s take effect at the next start (thrum daemon restart)",
+                self.config_file,
+                ", ".join(self.restart_needed),
+            )
+        else:
+            log.info("settings reloaded from %s", self.config_file)
         return fresh
 
     def view(self) -> dict:
-        return {"config_file": self.config_file, "reloads": self.reloads, "error": self.error}
+        return {
+            "config_file": self.config_file,
+            "reloads": self.reloads,
+            "error": self.error,
+            "restart_needed": list(self.restart_needed),
+        }
 
     def refresh(self, engine: Engine) -> None:
         """Called before each request: swap the file's settings in when it changed."""

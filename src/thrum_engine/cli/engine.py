@@ -110,6 +110,9 @@ def status(ctx: Ctx) -> int:
     bad = (info.get("settings") or {}).get("error")
     if bad:  # config.json was edited into something unusable: the engine kept its last good settings
         r["settings_error"] = bad
+    pending = (info.get("settings") or {}).get("restart_needed") or []
+    if pending:  # changed in config.json, but only a start takes them up
+        r["restart_needed"] = pending
     return ctx.emit(
         r,
         lambda r: (
@@ -118,6 +121,7 @@ def status(ctx: Ctx) -> int:
                 f" v{r['version']}, sync {r['sync']}"
             ),
             bad and line(f"! settings: {bad}"),
+            pending and line(f"! {', '.join(pending)} changed: takes effect after `thrum daemon restart`"),
         ),
     )
 
