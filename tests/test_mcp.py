@@ -140,6 +140,12 @@ async def test_send_check_reply_and_team(pair):
         assert not r.is_error and r.structured_content["holders"] == []
         r = await s.call_tool("broadcast_message", {"body": "standup in 5"})
         assert r.structured_content["recipients"] == ["bob"]
+        # models often send one recipient as a string where the schema says a list (walk, session 18)
+        r = await s.call_tool("send_message", {"to": "@bob", "body": "one string", "refs": "bd:7"})
+        assert not r.is_error, text(r)
+        assert r.structured_content["recipients"] == ["bob"]
+        r = await s.call_tool("send_message", {"to": "@bob, @alice", "body": "two in one string"})
+        assert not r.is_error and sorted(r.structured_content["recipients"]) == ["alice", "bob"], text(r)
 
 
 async def test_open_asks_and_ack_over_mcp(pair):

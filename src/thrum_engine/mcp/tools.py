@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from thrum_engine.mcp.link import EngineLink
 
@@ -20,15 +20,26 @@ class _Input(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _listed(value: object) -> object:
+    """A list field given one string: models often send `"to": "@coord"` (or "@a, @b") where the
+    schema says a list; taken as the list it names, not refused (walk, session 18)."""
+    if isinstance(value, str):
+        return [w for w in value.replace(",", " ").split() if w]
+    return value
+
+
+Names = Annotated[list[str], BeforeValidator(_listed)]
+
+
 class SendMessage(_Input):
-    to: list[str] = Field(
+    to: Names = Field(
         min_length=1, description="recipients: @name, @role or @everyone (e.g. ['@alice', '@reviewer'])"
     )
     body: str = Field(min_length=1, description="the message text")
-    mentions: list[str] = Field(default_factory=list, description="agents to @mention (also receive it)")
+    mentions: Names = Field(default_factory=list, description="agents to @mention (also receive it)")
     thread_id: str | None = Field(None, description="continue this thread (thr_...)")
     format: Format = "markdown"
-    refs: list[str] = Field(
+    refs: Names = Field(
         default_factory=list, description="what it is about, TYPE:VALUE (a beads task: 'bd:123')"
     )
     idempotency_key: str | None = Field(
