@@ -242,3 +242,31 @@ def test_a_branch_checked_out_elsewhere_is_a_clear_error(inited):
     assert r.code == 1 and r.err.count("\n") == 1
     assert "branch feature/tester is checked out in worktree tester" in r.err and "internal" not in r.err
     assert not wt_path(repo, "other").exists()
+
+
+def test_committed_instruction_files_name_no_agent(repo):
+    """Walk: the coordinator's `init --name lead_a` wrote `You are @lead_a (coordinator)` into
+    CLAUDE.md; committed, every later worktree (impl_b's too) told its agent it was @lead_a, while
+    impl_b's SessionStart hook said @impl_b. The shared files hold the generic block; the identity
+    comes from the hook and `thrum prime`."""
+    r = repo.run(
+        "init", "--name", "lead_a", "--role", "coordinator", "--runtime", "claude,codex",
+        "--no-daemon", "--non-interactive",
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    for rel in ("CLAUDE.md", "AGENTS.md"):
+        text = (repo.path / rel).read_text()
+        assert "thrum prime" in text and "lead_a" not in text and "You are @" not in text, text
+    repo.git("add", "-A")
+    repo.git("commit", "-q", "-m", "w")
+    r = repo.run(
+        "worktree", "create", "w1", "--name", "impl_b", "--role", "implementer", "--runtime", "claude"
+    )
+    assert r.code == 0, r.err
+    path = wt_path(repo, "w1")
+    for rel in ("CLAUDE.md", "AGENTS.md"):
+        text = (path / rel).read_text()
+        assert "lead_a" not in text and "impl_b" not in text and "You are @" not in text, text
+    start = repo.run("hook", "session-start", "--runtime", "claude", cwd=path, input="{}")
+    assert start.code == 0, start.err
+    assert "You are @impl_b" in start.out, start.out

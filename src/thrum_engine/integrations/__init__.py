@@ -8,13 +8,11 @@ module per runtime says what it writes; `common` holds the merge rules they shar
 from __future__ import annotations
 
 import importlib
-import json
 import os
 import subprocess
 from dataclasses import dataclass, field
 from types import ModuleType
 
-from thrum_engine.integrations import roles
 from thrum_engine.integrations.common import PARTS, InstallError, Wiring, Workspace
 from thrum_engine.integrations.entries import PRIME, RUNTIMES
 
@@ -66,38 +64,14 @@ class Request:
     user: bool = False  # into the user's home (integrations.user_scope), not the worktree
 
 
-def identity_here(worktree: str) -> dict | None:
-    """The one agent whose identity file is in this worktree (None for none or several)."""
-    d = os.path.join(worktree, ".thrum", "identities")
-    try:
-        files = [f for f in os.listdir(d) if f.endswith(".json")]
-    except OSError:
-        return None
-    if len(files) != 1:
-        return None
-    try:
-        with open(os.path.join(d, files[0]), encoding="utf-8") as fh:
-            data = json.load(fh)
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def instruction_block(req: Request) -> str:
-    """The block for the worktree's instruction files: the agent's role template when the agent is
-    known (and roles are not skipped), else the generic block."""
-    agent, role, mod = req.agent, req.role, req.module
-    if not agent:
-        ident = identity_here(req.worktree) or {}
-        agent, role = ident.get("name") or ident.get("agent_id"), ident.get("role")
-        mod = mod or ident.get("module") or ""
-    if not agent or req.roles_mode == "skip":
-        return GENERIC_BLOCK
-    text = roles.render(
-        req.repo,
-        roles.RoleVars(agent, role or "agent", mod, req.worktree, req.coordinator, req.repo),
-    )
-    return "## Thrum\n\n" + text + "\nYour briefing at any time: `thrum prime`.\n"
+    """The block for the worktree's instruction files (CLAUDE.md, AGENTS.md, GEMINI.md...): always
+    the generic block. Those files are committed and shared by every agent working from the branch
+    (a worktree created later checks out the same CLAUDE.md), so they must name no agent; who an
+    agent is, its role and its team reach it at run time from the SessionStart hook and `thrum
+    prime`, which render the role template for that agent."""
+    del req  # the same block for every agent (kept as a parameter for the callers' sake)
+    return GENERIC_BLOCK
 
 
 def plan(req: Request) -> Workspace:
