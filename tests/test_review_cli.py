@@ -209,3 +209,24 @@ def test_reviews_survive_a_rebuild_from_the_journal(work):
     after = ada.json("review", "show", "--agent", "alice")
     assert json.dumps(after["review"], sort_keys=True) == json.dumps(before["review"], sort_keys=True)
     assert [r["summary"] for r in after["rounds"]] == ["more tests"]
+
+
+def test_thrums_runtime_files_are_not_review_work_and_do_not_block_the_merge(repo):
+    """Walk: an agent created with `--runtime claude` showed `3 uncommitted` in `review list`, and
+    merging its approved review failed: `3 untracked file(s) ... would not be merged
+    (.claude/settings.json, ..., .mcp.json)`. The files Thrum installed are not the agent's work."""
+    assert repo.run("init").code == 0
+    alice = worktree_agent(repo, "alice", "implementer", runtime="claude")
+    path = alice.cwd
+    assert (path / ".claude" / "settings.json").exists() and (path / ".mcp.json").exists()
+    commit(repo, path, {"src/app.py": "print(1)\n"}, "add app")
+    ada = repo.agent("ada", "operator", worktree=False)
+    alice.ok("review", "request")
+    (e,) = ada.json("review", "list")["reviews"]
+    assert e["files"] == 1 and e["untracked"] == 0 and e.get("uncommitted", 0) == 0, e
+    ada.ok("review", "submit", "alice", "--approve")
+    pre = ada.json("review", "preflight", "alice")
+    assert pre["ok"], pre["problems"]
+    r = ada.json("review", "merge", "alice")
+    assert repo.git("rev-parse", "main") == r["merged_commit"]
+    assert repo.git("ls-tree", "-r", "--name-only", "main").split() == ["README.md", "src/app.py"]

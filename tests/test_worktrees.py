@@ -270,3 +270,35 @@ def test_committed_instruction_files_name_no_agent(repo):
     start = repo.run("hook", "session-start", "--runtime", "claude", cwd=path, input="{}")
     assert start.code == 0, start.err
     assert "You are @impl_b" in start.out, start.out
+
+
+def test_thrums_runtime_files_leave_a_new_worktree_clean_and_only_they_are_ignored(inited):
+    """Walk: `worktree create cleanwt --runtime codex` left AGENTS.md, .codex/... untracked, so
+    teardown refused ("4 untracked file(s)") and `git add -A` would commit them. Thrum's files are
+    kept out of git status (the common info/exclude) and out of the audits, byte for byte: an edited
+    one, or a user's own file at such a path in another worktree, is work again."""
+    repo = inited
+    r = repo.run("worktree", "create", "cleanwt", "--runtime", "codex")
+    assert r.code == 0, r.err
+    path = wt_path(repo, "cleanwt")
+    assert (path / "AGENTS.md").exists() and (path / ".codex" / "hooks.json").exists()
+    assert repo.git("status", "--porcelain", "--untracked-files=all", cwd=path) == ""
+    repo.git("add", "-A", cwd=path)
+    assert repo.git("diff", "--cached", "--name-only", cwd=path) == ""
+    listed = {w["name"]: w for w in repo.run("worktree", "list", "--json").json}
+    assert listed["cleanwt"]["status"] == "clean"
+    # The user's own file at a path Thrum hides, in a worktree Thrum installed nothing into: work.
+    assert repo.run("worktree", "create", "other").code == 0
+    other = wt_path(repo, "other")
+    (other / "AGENTS.md").write_text("# my own notes\n")
+    r = repo.run("worktree", "teardown", "other")
+    assert r.code == 1 and "1 untracked file(s)" in r.err, r.err
+    # Thrum's file once edited is the user's work too.
+    original = (path / "AGENTS.md").read_text()
+    (path / "AGENTS.md").write_text(original + "\nmy rule\n")
+    r = repo.run("worktree", "teardown", "cleanwt")
+    assert r.code == 1 and "1 untracked file(s)" in r.err, r.err
+    (path / "AGENTS.md").write_text(original)
+    r = repo.run("worktree", "teardown", "cleanwt")
+    assert r.code == 0, r.err
+    assert not path.exists()

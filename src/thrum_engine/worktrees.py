@@ -13,7 +13,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
-from thrum_engine import git, names
+from thrum_engine import git, names, runtime_files
 from thrum_engine.engine.authority import require_owner
 from thrum_engine.engine.caller import Caller
 from thrum_engine.engine.registry import method
@@ -126,8 +126,11 @@ def list_worktrees(repo: str) -> list[dict]:
 def status_of(path: str) -> tuple[list[str], list[str]]:
     """(modified or staged files, untracked files): exactly what `git status` shows. Thrum's own
     files are out of it through info/exclude, not hidden here (hiding them here is how the panel
-    said "clean" while `git add -A` committed them, walk bug 1)."""
-    return git.parse_status(git.run(path, *git.STATUS_ARGS))
+    said "clean" while `git add -A` committed them, walk bug 1). The runtime files Thrum installed
+    are out of it the same way; a file only a Thrum runtime rule hides that is not the one Thrum
+    installed here (the user's, or Thrum's edited) is added back: it is work."""
+    changed, untracked = git.parse_status(git.run(path, *git.STATUS_ARGS))
+    return changed, sorted({*untracked, *runtime_files.hidden_not_ours(path)})
 
 
 @dataclass

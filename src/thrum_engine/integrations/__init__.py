@@ -122,25 +122,19 @@ def _tracked(worktree: str, rels: list[str]) -> set[str]:
 
 def exclude(worktree: str, rels: list[str]) -> list[str]:
     """Anchored rules for `rels` in the common `info/exclude` (every worktree reads it)."""
-    from thrum_engine.layout import common_git_dir
+    from thrum_engine import runtime_files
 
-    path = os.path.join(common_git_dir(worktree), "info", "exclude")
+    return runtime_files.exclude(worktree, rels, "--stealth")
+
+
+def is_linked_worktree(worktree: str) -> bool:
+    """A `git worktree add` checkout (its git dir is not the common one), not the main checkout."""
+    from thrum_engine.layout import NotARepo, common_git_dir, worktree_git_dir
+
     try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except FileNotFoundError:
-        text = ""
-    have = set(text.split())
-    missing = [f"/{r}" for r in rels if f"/{r}" not in have]
-    if missing:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "a", encoding="utf-8") as fh:
-            fh.write(
-                ("" if not text or text.endswith("\n") else "\n")
-                + "# thrum: runtime files (--stealth)\n"
-                + "".join(m + "\n" for m in missing)
-            )
-    return missing
+        return os.path.realpath(worktree_git_dir(worktree)) != os.path.realpath(common_git_dir(worktree))
+    except (OSError, NotARepo):
+        return False
 
 
 def install(req: Request) -> dict:
@@ -175,11 +169,34 @@ def install(req: Request) -> dict:
     if req.dry_run:
         result["diff"] = ws.diff()
         return result
+    created = [c.rel for c in pending if c.old is None]
     result["written"] = ws.apply()
-    if req.stealth and not req.user:
+    if not req.user:
+        _hide_runtime_files(req, ws, created, skipped, result)
+    return result
+
+
+def _hide_runtime_files(
+    req: Request, ws: Workspace, created: list[str], skipped: list[str], result: dict
+) -> None:
+    """Keep what Thrum installed out of `git status` where it must not show: everything with
+    --stealth; in a linked worktree (an agent's), the files Thrum created there, so a fresh worktree
+    is clean, `git add -A` commits none of them, and teardown and review do not count them as work
+    (runtime_files records them by hash: an edited one counts again)."""
+    from thrum_engine import runtime_files
+
+    if req.stealth:
         ours = [c.rel for c in ws.changes.values() if c.rel not in skipped]
         result["excluded"] = exclude(ws.root, ours)
-    return result
+    elif created and is_linked_worktree(ws.root):
+        ours = [rel for rel in created if rel not in _tracked(ws.root, created)]
+        result["excluded"] = runtime_files.exclude(ws.root, ours, "installed into agents' worktrees")
+    else:
+        ours = []
+    known = runtime_files.manifest(ws.root)
+    keep = [*ours, *(rel for rel in result["written"] if rel in known)]
+    if keep:
+        runtime_files.record(ws.root, keep)
 
 
 def describe(name: str) -> dict | None:

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from thrum_engine import runtime_files
 from thrum_engine.review.diff import DIFF_ARGS
 from thrum_engine.review.gitrun import GitFailed, run_git
 
@@ -81,7 +82,10 @@ def status(cwd: str) -> tuple[list[str], list[str]]:
         (untracked if e[:2] == "??" else changed).append(e[3:])
         if e[0] in "RC":
             i += 1
-    return changed, untracked
+    # Thrum's runtime files are out of `git status` through info/exclude; one only Thrum's rule hides
+    # that is not the file Thrum installed (the user's, or an edited one) is work all the same.
+    extra = [p for p in runtime_files.hidden_not_ours(cwd) if p not in untracked]
+    return changed, untracked + extra
 
 
 def numstat(cwd: str, *revs: str) -> list[FileStat]:
