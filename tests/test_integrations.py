@@ -402,3 +402,25 @@ def test_doctor_integrations_starts_the_mcp_server_through_the_sdk_client(repo):
     found = [c for c in r.json["checks"] if c["check"] == "mcp server"]
     assert found and found[0]["ok"], found
     assert "send_message" in found[0]["detail"] and "wait_for_message" in found[0]["detail"]
+
+
+def test_init_no_daemon_with_a_name_starts_no_engine(repo):
+    """Walk: `init --no-daemon --name X` registered X through an engine it started, and left it
+    running. --no-daemon starts none: the registration is deferred, and said so."""
+    r = repo.run(
+        "init", "--name", "lead_a", "--role", "coordinator", "--runtime", "claude",
+        "--no-daemon", "--non-interactive",
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    assert "not registered yet" in r.out, r.out
+    assert "thrum quickstart --name lead_a --role coordinator" in r.out
+    assert repo.daemon_pid() is None
+    assert (
+        not (repo.var / "thrum.sock").exists() and "not running" in repo.run("daemon", "status").out.lower()
+    )
+    # With an engine already up, --no-daemon registers through it (and starts nothing new).
+    repo.ok("daemon", "start")
+    pid = repo.daemon_pid()
+    assert pid
+    out = repo.json("init", "--name", "lead_a", "--role", "coordinator", "--no-daemon", "--non-interactive")
+    assert out["agent"]["agent"]["name"] == "lead_a" and repo.daemon_pid() == pid

@@ -343,7 +343,13 @@ def init(ctx: Ctx) -> int:
         except StartFailed as exc:
             raise CliError(str(exc)) from None
         result["daemon_pid"] = pid
-    if a.get("name") and not a["dry_run"]:
+    if a.get("name") and not a["dry_run"] and a["no_daemon"] and not _engine_running(ctx):
+        # --no-daemon starts no engine, and registering needs one: say how to register later.
+        result["agent_deferred"] = (
+            f"@{a['name']} is not registered yet (--no-daemon started no engine): run "
+            f"`thrum quickstart --name {a['name']} --role {a.get('role') or 'agent'}` when you want it"
+        )
+    elif a.get("name") and not a["dry_run"]:
         result["agent"] = _register(
             ctx,
             a["name"],
@@ -383,10 +389,21 @@ def init(ctx: Ctx) -> int:
             line(f"{verb} role template: {path}")
         if r.get("integrations"):
             install_lines(r["integrations"])
+        if r.get("agent_deferred"):
+            line(f"• {r['agent_deferred']}")
         if not r["dry_run"]:
             line(f"✓ Thrum ready in {r['repo']}")
 
     return ctx.emit(result, human)
+
+
+def _engine_running(ctx: Ctx) -> bool:
+    """Whether an engine already answers here (asking never starts one)."""
+    try:
+        ctx.client(start=False)
+    except CliError:
+        return False
+    return True
 
 
 def _register(
