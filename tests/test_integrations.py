@@ -424,3 +424,35 @@ def test_init_no_daemon_with_a_name_starts_no_engine(repo):
     assert pid
     out = repo.json("init", "--name", "lead_a", "--role", "coordinator", "--no-daemon", "--non-interactive")
     assert out["agent"]["agent"]["name"] == "lead_a" and repo.daemon_pid() == pid
+
+
+def test_codex_block_goes_where_codex_reads_agents_md(repo):
+    """Walk: with a 42 KB AGENTS.md, `init --runtime codex` appended the block at byte 42019, past
+    the 32 KiB Codex reads, and `doctor integrations` said ✓. The block goes at the top of a file
+    that big, and doctor flags a block past the cut."""
+    limit = 32 * 1024
+    mine = "# House rules\n\n" + "".join(f"- rule {i}: keep it tidy and tested.\n" for i in range(1150))
+    assert len(mine.encode()) > 42_000
+    (repo.path / "AGENTS.md").write_text(mine)
+    r = repo.json("init", "--runtime", "codex", "--non-interactive", "--no-daemon")
+    assert any("32 KiB" in n for n in r["integrations"]["notes"]), r["integrations"]["notes"]
+    text = (repo.path / "AGENTS.md").read_text()
+    end = text.index("<!-- thrum:end -->") + len("<!-- thrum:end -->")
+    assert len(text[:end].encode()) <= limit and "thrum prime" in text[:end]
+    assert text[end:].lstrip("\n") == mine  # the user's file, whole, after it
+    repo.ok("init", "--runtime", "codex", "--non-interactive", "--no-daemon")
+    assert (repo.path / "AGENTS.md").read_text() == text  # a re-run changes nothing
+
+    def instructions_check() -> dict:
+        doc = repo.run("doctor", "integrations", "--json").json
+        (c,) = [c for c in doc["checks"] if c["runtime"] == "codex" and c["check"] == "instructions"]
+        return c
+
+    assert instructions_check()["ok"]
+    # A block left past the cut (as the old installer put it) is a failing check, and init moves it.
+    block = text[: end + 1]
+    (repo.path / "AGENTS.md").write_text(mine + "\n" + block)
+    c = instructions_check()
+    assert not c["ok"] and "32 KiB" in c["detail"], c
+    repo.ok("init", "--runtime", "codex", "--non-interactive", "--no-daemon")
+    assert instructions_check()["ok"]

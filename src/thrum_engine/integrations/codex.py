@@ -18,6 +18,7 @@ NAME = "codex"
 INSTRUCTIONS = "AGENTS.md"
 HOOKS_FILE = ".codex/hooks.json"
 CONFIG = ".codex/config.toml"
+READ_LIMIT = 32 * 1024  # Codex reads AGENTS.md only up to 32 KiB (RUNTIMES.md §12)
 HOOKS = claude.HOOKS  # Codex reads Claude's hook events, matchers and output shapes
 TRUST_STEP = (
     "Codex runs project hooks only in a trusted project and only after you trust their exact content:"
@@ -28,7 +29,7 @@ NOTES = [TRUST_STEP, "AGENTS.md is cut at 32 KiB across the git root to the work
 
 
 def wire(ws: Workspace, w: Wiring) -> None:
-    instructions(ws, w, NAME, INSTRUCTIONS)
+    instructions(ws, w, NAME, INSTRUCTIONS, limit=READ_LIMIT)
     prime_markdown(ws, w, NAME, skill=True)
     claude_style_hooks(ws, w, NAME, HOOKS_FILE, HOOKS)
     if w.wants("mcp") and w.mcp:

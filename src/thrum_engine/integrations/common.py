@@ -132,18 +132,32 @@ class Workspace:
         old = self.read(rel)
         self.write(rel, text if old is None or force else old, part)
 
-    def block(self, rel: str, body: str, part: str, force: bool, *, heading: str = "") -> None:
-        """Thrum's block between markers in a Markdown file; the rest of the file is the user's."""
+    def block(
+        self, rel: str, body: str, part: str, force: bool, *, heading: str = "", limit: int | None = None
+    ) -> None:
+        """Thrum's block between markers in a Markdown file; the rest of the file is the user's.
+        `limit`: the runtime reads only the file's first `limit` bytes (Codex: AGENTS.md, 32 KiB),
+        so a block that would end past it goes first in the file instead (and one already there,
+        past the cut, is moved up: where it is, the agent never sees it)."""
         old = self.read(rel)
         block = f"{MD_BEGIN}\n{body.rstrip()}\n{MD_END}\n"
         if old is None:
             new = (heading + "\n\n" if heading else "") + block
-        elif _MD_BLOCK.search(old):
+        elif m := _MD_BLOCK.search(old):
             new = _MD_BLOCK.sub(lambda _m: block, old, count=1) if force else old
+            if limit is not None and not block_within(new, limit):
+                kept = (block if force else m.group(0)).rstrip("\n") + "\n"
+                new = kept + "\n" + _MD_BLOCK.sub("", old, count=1)
         else:
             new = (
                 old + ("" if old.endswith("\n") or not old else "\n") + ("\n" if old.strip() else "") + block
             )
+            if limit is not None and not block_within(new, limit):
+                new = block + "\n" + old
+                self.notes.append(
+                    f"{rel} is over {limit // 1024} KiB, more than the runtime reads: Thrum's block"
+                    " goes at its top, where it is read"
+                )
         self.write(rel, new, part)
 
     def json(self, rel: str, part: str, mutate: Callable[[dict], None]) -> None:
@@ -241,6 +255,12 @@ class Workspace:
         return written
 
 
+def block_within(text: str, limit: int) -> bool:
+    """Whether Thrum's Markdown block in `text` ends within its first `limit` bytes (UTF-8)."""
+    m = _MD_BLOCK.search(text)
+    return m is not None and len(text[: m.end()].rstrip("\n").encode("utf-8")) <= limit
+
+
 def hook_groups(data: dict, rel: str, event: str, group: dict, force: bool) -> None:
     """Claude-shaped hooks (also Codex's and Gemini's): `hooks.<Event>` is a list of matcher groups,
     each with its own `hooks` list. Thrum's group is added once; force replaces it."""
@@ -314,10 +334,11 @@ class Wiring:
 # -- the pieces several runtimes write alike --
 
 
-def instructions(ws: Workspace, w: Wiring, runtime: str, rel: str) -> None:
-    """Thrum's block in a runtime's Markdown instruction file (CLAUDE.md, AGENTS.md, GEMINI.md)."""
+def instructions(ws: Workspace, w: Wiring, runtime: str, rel: str, *, limit: int | None = None) -> None:
+    """Thrum's block in a runtime's Markdown instruction file (CLAUDE.md, AGENTS.md, GEMINI.md);
+    `limit`: the bytes of it the runtime reads (see Workspace.block)."""
     if w.wants("instructions"):
-        ws.block(rel, w.block, f"{runtime}:instructions", w.force, heading=f"# {rel}")
+        ws.block(rel, w.block, f"{runtime}:instructions", w.force, heading=f"# {rel}", limit=limit)
 
 
 def prime_markdown(ws: Workspace, w: Wiring, runtime: str, *, skill: bool) -> None:

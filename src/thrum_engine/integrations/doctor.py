@@ -14,7 +14,7 @@ import shutil
 import tomllib
 
 from thrum_engine import integrations
-from thrum_engine.integrations.common import MD_BEGIN, is_thrum_hook
+from thrum_engine.integrations.common import MD_BEGIN, block_within, is_thrum_hook
 from thrum_engine.integrations.entries import PRIME, PRIME_FILE
 
 CURSOR_EVENTS = frozenset(
@@ -169,14 +169,18 @@ def check_worktree(rep: Report, runtime: str, wt: str, agents: list[str], fired:
                 fix,
             )
         else:
-            rep.add(
-                runtime,
-                wt,
-                "instructions",
-                MD_BEGIN in text,
-                f"{rel}" + ("" if MD_BEGIN in text else " has no Thrum block"),
-                fix,
-            )
+            limit = getattr(mod, "READ_LIMIT", None)
+            if MD_BEGIN not in text:
+                ok, detail = False, f"{rel} has no Thrum block"
+            elif limit is not None and not block_within(text, limit):
+                ok = False
+                detail = (
+                    f"{rel}: Thrum's block ends past the first {limit // 1024} KiB, which is all"
+                    f" {runtime} reads; the agent never sees it"
+                )
+            else:
+                ok, detail = True, rel
+            rep.add(runtime, wt, "instructions", ok, detail, fix)
     # the prime entry
     prel = PRIME_FILE.get(runtime)
     if prel:
