@@ -456,3 +456,26 @@ def test_codex_block_goes_where_codex_reads_agents_md(repo):
     assert not c["ok"] and "32 KiB" in c["detail"], c
     repo.ok("init", "--runtime", "codex", "--non-interactive", "--no-daemon")
     assert instructions_check()["ok"]
+
+
+def test_init_user_creates_private_files_and_keeps_an_existing_files_mode(repo):
+    """Walk: `init --user` wrote ~/.claude/settings.json and ~/.codex/config.toml 0644 in 0755
+    directories. What Thrum creates in the home is 0600/0700; a file already there keeps its mode."""
+    home = Path(repo.env["HOME"])
+    (home / ".codex").mkdir(mode=0o750)
+    os.chmod(home / ".codex", 0o750)
+    (home / ".codex" / "config.toml").write_text('model = "o4"\n')
+    os.chmod(home / ".codex" / "config.toml", 0o640)
+    r = repo.json("init", "--user", "--runtime", "claude,codex", "--non-interactive", "--no-daemon")
+    written = r["integrations"]["written"]
+    assert "~/.claude/settings.json" in written and "~/.codex/config.toml" in written, written
+    for rel in written:
+        path = home / rel.removeprefix("~/")
+        want = 0o640 if rel == "~/.codex/config.toml" else 0o600
+        assert path.stat().st_mode & 0o777 == want, (rel, oct(path.stat().st_mode))
+        d = path.parent
+        while d != home:
+            want_dir = 0o750 if d == home / ".codex" else 0o700
+            assert d.stat().st_mode & 0o777 == want_dir, (str(d), oct(d.stat().st_mode))
+            d = d.parent
+    assert 'model = "o4"' in (home / ".codex" / "config.toml").read_text()

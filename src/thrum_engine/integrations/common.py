@@ -92,6 +92,10 @@ class Change:
 class Workspace:
     """The files of one worktree as the installers would leave them."""
 
+    # Modes of the files and directories an install creates (an existing file keeps its own).
+    file_mode = 0o644
+    dir_mode = 0o755
+
     def __init__(self, root: str) -> None:
         self.root = os.path.realpath(root)
         self.changes: dict[str, Change] = {}
@@ -236,8 +240,8 @@ class Workspace:
         written = []
         for c in self.pending():
             path = os.path.realpath(self.path(c.rel))
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            mode = os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644
+            _makedirs(os.path.dirname(path), self.dir_mode)
+            mode = os.stat(path).st_mode & 0o777 if os.path.exists(path) else self.file_mode
             tmp = f"{path}.thrum-{os.getpid()}.tmp"
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
             try:
@@ -253,6 +257,19 @@ class Workspace:
                 raise
             written.append(c.rel)
         return written
+
+
+def _makedirs(path: str, mode: int) -> None:
+    """`os.makedirs`, every directory it creates (not only the last) with `mode`, whatever the umask;
+    existing ones are left as they are."""
+    if os.path.isdir(path):
+        return
+    _makedirs(os.path.dirname(path), mode)
+    try:
+        os.mkdir(path, mode)
+    except FileExistsError:
+        return
+    os.chmod(path, mode)
 
 
 def block_within(text: str, limit: int) -> bool:

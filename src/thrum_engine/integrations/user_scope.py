@@ -45,7 +45,12 @@ def user_path(runtime: str, rel: str) -> str | None:
 
 class UserWorkspace(Workspace):
     """A workspace rooted at the home whose paths are the current runtime's user-level ones; changes
-    are keyed `~/...` so what is printed says where it went."""
+    are keyed `~/...` so what is printed says where it went. What it creates there is private
+    (0600 files, 0700 directories: `~/.claude.json` and the like hold other settings and tokens
+    later); a file that exists keeps its mode."""
+
+    file_mode = 0o600
+    dir_mode = 0o700
 
     def __init__(self, home: str) -> None:
         super().__init__(home)
