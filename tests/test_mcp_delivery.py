@@ -86,7 +86,8 @@ def test_hooks_that_drain_mail_spare_the_pane_and_the_nudge_stays_the_last_resor
     # Hooks live but this message never shown by one: typed after the settle time.
     sent = boss.json("send", "nobody drained this", "--to", "@worker1")
     wait_for(lambda: nudges(repo, "a"), what="the last-resort nudge")
-    assert delivery(repo, boss, sent["message_id"])["via"] == "nudge"
+    # recorded once the pane has taken the typed line (tmux manager `_submitted`), a moment after
+    wait_for(lambda: delivery(repo, boss, sent["message_id"])["via"] == "nudge", what="notified via nudge")
     paths = engine(repo)
     try:
         view = paths.call("delivery.paths", {"agent": "worker1"})
