@@ -47,15 +47,15 @@ def test_plugin_briefs_adds_mail_blocks_and_is_recorded(repo, hook_name, monkeyp
     briefing, mail = prompt["context"]  # both in the first request's system prompt
     assert "# You are @alice (implementer/auth)" in briefing and "first: the API changed" in briefing
     assert "second: please look at auth/login.py" in mail and "first" not in mail
-    assert stop1["block"] and "thrum inbox" in stop1["block"]
-    # The queued prompt was OpenCode's next turn; that turn ended without blocking again.
+    # The prompt showed the mail already: the turn's end does not show it again (no queued prompt).
+    assert not stop1["block"]
     stops = [r for r in records if r["moment"] == "stop"]
-    assert [bool(r["block"]) for r in stops] == [True, False]
+    assert [bool(r["block"]) for r in stops] == [False]
     member = {m["name"]: m for m in repo.json("team", "--all")["members"]}["alice"]
     assert member["hooks"]["runtime"] == "opencode"
     assert set(member["hooks"]["events"]) == {"session-start", "prompt-submit", "stop"}
-    # Each turn's end is reported three ways (execution, status, the deprecated idle): one stop each.
-    assert member["hooks"]["events"]["stop"]["count"] == 2
+    # The turn's end is reported three ways (execution, status, the deprecated idle): one stop.
+    assert member["hooks"]["events"]["stop"]["count"] == 1
     assert member["hooks"]["events"]["session-start"]["count"] == 1
     doc = repo.run("doctor", "integrations", "--agent", "alice", "--json").json
     mine = [c for c in doc["checks"] if c["runtime"] == "opencode"]

@@ -154,6 +154,17 @@ class DeliveryPaths:
         last = self.last_hook(agent)
         return last is not None and time.time() - last[1].get("at", 0) < HOOK_FRESH_SECONDS
 
+    def surfacing(self, agent: str) -> set[str]:
+        """Message ids another path is surfacing to `agent` right now, before the ledger says so: a
+        `wait` took it (its record is being stored), or a live channel holds it (queued, or handed and
+        not acknowledged yet, within CHANNEL_ACK_SECONDS). A hook leaves these to that path."""
+        out = {m for a, m in self._claimed if a == agent}
+        now = time.monotonic()
+        for ch in self.live_channels(agent):
+            out.update(ev["data"]["message_id"] for ev in ch.queue)
+            out.update(m for m, at in ch.handed.items() if now - at < CHANNEL_ACK_SECONDS)
+        return out
+
     async def shown_by_hook(self, agent: str, message_ids: list[str]) -> None:
         """A hook put these in front of the agent (added context, a stop's reason): delivered `via: hook`."""
         if message_ids:

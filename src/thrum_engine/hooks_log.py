@@ -2,14 +2,17 @@
 which hooks fired for whom and when, so `thrum doctor` and `team` can say "hooks last fired 2 min
 ago" and flag a runtime whose hooks never fire.
 
-Per event: session-start gets the briefing; prompt-submit gets mail not shown before; stop is
-blocked (the runtime is told to read the mail) once per batch of new mail, never in a loop (Claude
+Per event: session-start gets the briefing; prompt-submit gets mail no path has surfaced to the agent
+yet; stop is blocked (the runtime is told to read the mail) for such mail, never in a loop (Claude
 overrides a Stop hook after 8 consecutive blocks; we stop at MAX_CONSECUTIVE_BLOCKS); pre-compact
 saves a note of the work in progress into the agent's saved context, which the briefing after the
 compaction shows.
 
-The record is local state (var/hooks.json), not journal events: a hook fires on every prompt and
-that is not team history.
+The record of firings is local state (var/hooks.json), not journal events: a hook fires on every
+prompt and that is not team history. What a hook has shown is not kept here: a hook records each
+message it shows in the delivery ledger (`message.notified` via hook, delivery_paths), and "not
+surfaced yet" is read back from the ledger (no notified, seen, read or replied step), whichever path
+surfaced it -- a channel push, a `wait`, a hook, a nudge -- and across engine restarts.
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ EVENTS = ("session-start", "prompt-submit", "stop", "pre-compact")
 MAX_CONSECUTIVE_BLOCKS = 6
 SHOWN_LIMIT = 10  # messages put into one prompt's context
 SAVE_EVERY_SECONDS = 2.0
+# Runtimes whose prompt hook cannot add context (cli/hook.py `shape`: Cursor's beforeSubmitPrompt only
+# answers `continue`): their prompt-submit shows nothing, so it marks nothing shown; the stop shows the mail.
+NO_PROMPT_CONTEXT = frozenset({"cursor"})
 _SECTION = re.compile(r"<!-- thrum:pre-compact -->\n.*?<!-- /thrum:pre-compact -->\n?", re.DOTALL)
 
 
@@ -48,8 +54,6 @@ class HookFireParams(Params):
 @dataclass
 class AgentHooks:
     fired: dict[str, dict] = field(default_factory=dict)  # event -> {at, runtime, count}
-    shown: set[str] = field(default_factory=set)  # message ids already put into a prompt or briefing
-    blocked_for: set[str] = field(default_factory=set)  # message ids a Stop was already blocked for
     consecutive_blocks: int = 0
 
 
@@ -123,13 +127,18 @@ async def _unread(engine: Engine, me: str, limit: int) -> tuple[list[dict], int]
     return rows, total
 
 
-async def _unseen(engine: Engine, me: str, seen: set[str], limit: int) -> tuple[list[dict], int]:
-    """`me`'s newest unread messages not in `seen`, newest first, and the unread total. The usual
-    answer (nothing new) costs one index query; bodies and the total are read only for new mail."""
+async def _unseen(engine: Engine, me: str, limit: int) -> tuple[list[dict], int]:
+    """`me`'s newest unread messages that no path has surfaced yet (the delivery ledger, less what a
+    channel or a `wait` is surfacing right now), newest first, and the unread total. The usual answer
+    (nothing new) costs one index query; bodies and the total are read only for new mail."""
+    from thrum_engine import delivery_paths
     from thrum_engine.store import hook_reads
 
     floor = engine.agents[me]["registered_at"]
-    ids = [i for i in await hook_reads.newest_unread_ids(engine.store, me, floor, limit) if i not in seen]
+    ids = await hook_reads.newest_unsurfaced_ids(engine.store, me, floor, limit)
+    if ids:
+        busy = delivery_paths.attach(engine).surfacing(me)
+        ids = [i for i in ids if i not in busy]
     if not ids:
         return [], 0
     rows = await hook_reads.messages_by_id(engine.store, ids)
@@ -201,40 +210,44 @@ async def fire(engine: Engine, caller: Caller, p: HookFireParams) -> dict:
         return {"recorded": False, "context": None, "block": None}  # nobody to brief: say nothing
     st = state(engine)
     ag = st.agents.setdefault(me, AgentHooks())
-    shown_before = set(ag.shown)
     rec = ag.fired.get(p.event) or {"count": 0}
     ag.fired[p.event] = {"at": time.time(), "runtime": p.runtime, "count": int(rec.get("count", 0)) + 1}
     engine.touch(me)  # a hook firing is the agent at work
     _schedule_save(engine, st)
     out: dict = {"recorded": True, "context": None, "block": None}
+    shown: list[str] = []
     if p.event == "session-start":
         from thrum_engine.briefing import prime_data
+        from thrum_engine.store import hook_reads
 
-        data = await prime_data(engine, me)
-        ag.shown.update(m["message_id"] for m in data["recent_unread"])
+        data = await prime_data(engine, me)  # the whole picture again: a new or compacted session lost it
+        briefed = [m["message_id"] for m in data["recent_unread"]]
+        shown = await hook_reads.unsurfaced_among(engine.store, me, briefed)
         ag.consecutive_blocks = 0
         out["context"] = briefing_text.render(data)
+    elif p.event == "prompt-submit" and p.runtime in NO_PROMPT_CONTEXT:
+        ag.consecutive_blocks = 0
     elif p.event == "prompt-submit":
-        new, total = await _unseen(engine, me, ag.shown, SHOWN_LIMIT)
+        new, total = await _unseen(engine, me, SHOWN_LIMIT)
         ag.consecutive_blocks = 0  # a human (or a prompt) took the turn
         if new:
-            ag.shown.update(r["message_id"] for r in new)
+            shown = [r["message_id"] for r in new]
             out["context"] = briefing_text.unread_summary(list(reversed(new)), total)
         out["context"] = await _with_open_asks(engine, me, out["context"])
     elif p.event == "stop":
-        new, total = await _unseen(engine, me, ag.blocked_for, SHOWN_LIMIT)
+        new, total = await _unseen(engine, me, SHOWN_LIMIT)
         if new and (not p.stop_hook_active or ag.consecutive_blocks < MAX_CONSECUTIVE_BLOCKS):
-            ag.blocked_for.update(r["message_id"] for r in new)
-            ag.shown.update(r["message_id"] for r in new)
+            shown = [r["message_id"] for r in new]
             ag.consecutive_blocks += 1
             out["block"] = briefing_text.unread_summary(list(reversed(new)), total)
         else:
             ag.consecutive_blocks = 0
     elif p.event == "pre-compact":
         out["saved"] = await _save_before_compact(engine, me, p.trigger)
-    from thrum_engine import delivery_paths
+    if shown:  # into the ledger before the answer: the next hook (or a restarted engine) reads it back
+        from thrum_engine import delivery_paths
 
-    await delivery_paths.attach(engine).shown_by_hook(me, sorted(ag.shown - shown_before))
+        await delivery_paths.attach(engine).shown_by_hook(me, sorted(shown))
     return out
 
 

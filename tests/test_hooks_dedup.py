@@ -1,0 +1,137 @@
+"""A hook shows only mail no delivery path has surfaced to the agent yet, whichever path that was (a
+channel push, `thrum wait` or MCP `wait_for_message`, an earlier hook), and that holds across an engine
+restart. Real engine, `thrum hook EVENT --runtime claude` as a subprocess with Claude's JSON on stdin,
+the MCP server through the SDK's stdio client."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import anyio
+
+from conftest import THRUM, wait_for
+from test_mcp import ChannelEvent, engine, mcp_client, text, until
+
+
+def hook(agent, event: str) -> dict | None:
+    """What Claude Code runs for EVENT in the agent's worktree; its parsed answer (None: nothing)."""
+    name = {"prompt-submit": "UserPromptSubmit", "stop": "Stop", "session-start": "SessionStart"}[event]
+    payload = {
+        "session_id": "s1",
+        "cwd": str(agent.cwd),
+        "hook_event_name": name,
+        "prompt": "go on",
+        "stop_hook_active": False,
+    }
+    r = agent.run("hook", event, "--runtime", "claude", input=json.dumps(payload))
+    assert r.code == 0 and r.err == "", r
+    return json.loads(r.out) if r.out.strip() else None
+
+
+def shown(answer: dict | None) -> str:
+    if answer is None:
+        return ""
+    return answer.get("reason") or answer["hookSpecificOutput"]["additionalContext"]
+
+
+async def test_mail_pushed_over_the_channel_is_not_shown_again_by_a_hook(pair):
+    repo, alice, bob = pair
+    events: list[ChannelEvent] = []
+    async with mcp_client(alice.cwd, alice.env, client="claude-code", events=events):
+        paths = engine(repo)
+        try:
+            await until(
+                lambda: paths.call("delivery.paths", {"agent": "alice"})["agents"][0]["best"] == "channel",
+                what="alice's channel",
+            )
+        finally:
+            paths.close()
+        sent = bob.json("send", "pushed once", "--to", "@alice")
+        await until(lambda: events, what="the channel push")
+        await until(
+            lambda: "@alice: notified (via channel)" in bob.ok("sent", "show", sent["message_id"]).out,
+            what="the delivery record to say channel",
+        )
+        assert await anyio.to_thread.run_sync(hook, alice, "prompt-submit") is None
+        assert await anyio.to_thread.run_sync(hook, alice, "stop") is None
+    # The session ended (no channel): the next message is the hooks' to show, once.
+    later = bob.json("send", "after the channel", "--to", "@alice")
+    first = shown(hook(alice, "prompt-submit"))
+    assert later["message_id"] in first and sent["message_id"] not in first and "1 new message" in first
+    assert hook(alice, "prompt-submit") is None and hook(alice, "stop") is None
+
+
+async def test_mail_a_wait_returned_is_not_shown_again_by_a_hook(pair):
+    repo, alice, bob = pair
+    # MCP wait_for_message, blocked when the message arrives (the delivery record says `wait`).
+    async with mcp_client(alice.cwd, alice.env) as s:
+        result: list = []
+
+        async def wait() -> None:
+            result.append(await s.call_tool("wait_for_message", {"timeout": 60}))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(wait)
+            paths = engine(repo)
+            try:
+                await until(
+                    lambda: paths.call("delivery.paths", {"agent": "alice"})["agents"][0]["waiting"],
+                    what="alice's wait",
+                )
+            finally:
+                paths.close()
+            woke = bob.json("send", "wake up", "--to", "@alice")
+        assert result[0].structured_content["status"] == "received", text(result[0])
+    assert bob.json("sent", "show", woke["message_id"])["message"]["deliveries"][0]["via"] == "wait"
+    assert hook(alice, "prompt-submit") is None
+    assert hook(alice, "stop") is None
+
+
+def test_mail_a_cli_wait_returned_is_not_shown_again_by_a_hook(pair):
+    repo, alice, bob = pair
+    # `thrum wait` on the command line, blocked when the message arrives.
+    proc = subprocess.Popen(
+        [*THRUM, "wait", "--timeout", "60", "--json"],
+        cwd=alice.cwd,
+        env=alice.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        paths = engine(repo)
+        try:
+            wait_for(
+                lambda: paths.call("delivery.paths", {"agent": "alice"})["agents"][0]["waiting"],
+                what="alice's `thrum wait`",
+            )
+        finally:
+            paths.close()
+        queued = bob.json("send", "for the cli wait", "--to", "@alice")
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    got = json.loads(out)
+    assert proc.returncode == 0 and got["status"] == "received", err
+    assert got["message"]["message_id"] == queued["message_id"]
+    assert hook(alice, "prompt-submit") is None
+    assert hook(alice, "stop") is None
+
+
+def test_what_a_hook_showed_stays_shown_across_an_engine_restart(pair):
+    repo, alice, bob = pair
+    ids = [bob.json("send", f"note {i}", "--to", "@alice")["message_id"] for i in range(3)]
+    block = shown(hook(alice, "stop"))
+    assert "3 new messages" in block and all(i in block for i in ids)
+    assert hook(alice, "stop") is None  # blocked once, then silent
+    alice.ok("daemon", "stop")
+    assert hook(alice, "stop") is None  # the engine is down: silent, exit 0
+    alice.ok("daemon", "start")
+    assert hook(alice, "stop") is None
+    assert hook(alice, "prompt-submit") is None
+    new = bob.json("send", "after the restart", "--to", "@alice")["message_id"]
+    block = shown(hook(alice, "stop"))
+    assert "1 new message" in block and new in block and not any(i in block for i in ids)
+    assert hook(alice, "stop") is None
