@@ -10,7 +10,7 @@ import subprocess
 
 import anyio
 
-from conftest import THRUM, wait_for
+from conftest import THRUM, run_python, wait_for
 from test_mcp import ChannelEvent, engine, mcp_client, text, until
 
 
@@ -135,3 +135,40 @@ def test_what_a_hook_showed_stays_shown_across_an_engine_restart(pair):
     block = shown(hook(alice, "stop"))
     assert "1 new message" in block and new in block and not any(i in block for i in ids)
     assert hook(alice, "stop") is None
+
+
+# Hooks of one agent fired at the same moment (two sessions, a prompt and a stop racing), each on its
+# own connection, as `thrum hook` makes them: the engine's answers, one JSON line per hook.
+RACE = """
+import json, sys, threading
+from thrum_engine.layout import Layout
+from thrum_engine.rpc.client import Client
+
+n, event = int(sys.argv[1]), sys.argv[2]
+path = Layout.discover(".").socket_path
+clients = [Client(path, 10).connect() for _ in range(n)]
+go = threading.Barrier(n)
+out = [None] * n
+
+def fire(i):
+    go.wait()
+    out[i] = clients[i].call("hooks.fire", {"event": event, "runtime": "claude", "caller": "alice"}, 10)
+
+threads = [threading.Thread(target=fire, args=(i,)) for i in range(n)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print(json.dumps(out))
+"""
+
+
+def test_hooks_fired_at_once_show_a_message_once(pair):
+    repo, alice, bob = pair
+    for event, field in (("prompt-submit", "context"), ("stop", "block")):
+        mid = bob.json("send", f"race for the {event}", "--to", "@alice")["message_id"]
+        proc = run_python(alice, RACE, "8", event)
+        assert proc.returncode == 0, proc.stderr
+        answers = json.loads(proc.stdout)
+        showing = [a for a in answers if mid in (a[field] or "")]
+        assert len(showing) == 1, answers

@@ -54,6 +54,9 @@ class HookFireParams(Params):
 @dataclass
 class AgentHooks:
     fired: dict[str, dict] = field(default_factory=dict)  # event -> {at, runtime, count}
+    # One hook of an agent at a time from reading the ledger to storing what it showed: two fired at
+    # the same moment (two sessions, a prompt and a stop racing) would both show the same mail.
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     consecutive_blocks: int = 0
 
 
@@ -215,6 +218,12 @@ async def fire(engine: Engine, caller: Caller, p: HookFireParams) -> dict:
     engine.touch(me)  # a hook firing is the agent at work
     _schedule_save(engine, st)
     out: dict = {"recorded": True, "context": None, "block": None}
+    async with ag.lock:
+        return await _answer(engine, me, ag, p, out)
+
+
+async def _answer(engine: Engine, me: str, ag: AgentHooks, p: HookFireParams, out: dict) -> dict:
+    """What the hook shows; the ledger records it before the answer goes (the caller holds the lock)."""
     shown: list[str] = []
     if p.event == "session-start":
         from thrum_engine.briefing import prime_data
