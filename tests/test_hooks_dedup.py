@@ -11,7 +11,7 @@ import subprocess
 import anyio
 
 from conftest import THRUM, run_python, wait_for
-from test_mcp import ChannelEvent, engine, mcp_client, text, until
+from test_mcp import ChannelEvent, engine, mcp_client, text, until, woken_by_a_send
 
 
 def hook(agent, event: str) -> dict | None:
@@ -66,23 +66,8 @@ async def test_mail_a_wait_returned_is_not_shown_again_by_a_hook(pair):
     repo, alice, bob = pair
     # MCP wait_for_message, blocked when the message arrives (the delivery record says `wait`).
     async with mcp_client(alice.cwd, alice.env) as s:
-        result: list = []
-
-        async def wait() -> None:
-            result.append(await s.call_tool("wait_for_message", {"timeout": 60}))
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(wait)
-            paths = engine(repo)
-            try:
-                await until(
-                    lambda: paths.call("delivery.paths", {"agent": "alice"})["agents"][0]["waiting"],
-                    what="alice's wait",
-                )
-            finally:
-                paths.close()
-            woke = bob.json("send", "wake up", "--to", "@alice")
-        assert result[0].structured_content["status"] == "received", text(result[0])
+        r, woke, _took = await woken_by_a_send(s, repo, bob)
+        assert r.structured_content["status"] == "received", text(r)
     assert bob.json("sent", "show", woke["message_id"])["message"]["deliveries"][0]["via"] == "wait"
     assert hook(alice, "prompt-submit") is None
     assert hook(alice, "stop") is None

@@ -173,30 +173,34 @@ async def test_open_asks_and_ack_over_mcp(pair):
     assert d["state"] == "acked" and d["ack_note"] == "after lunch"
 
 
+async def woken_by_a_send(s: ClientSession, repo, sender, to: str = "alice") -> tuple:
+    """`wait_for_message` blocked in the engine, then `sender` sends "wake up" to `to`: (the tool's
+    result, the send's answer, seconds from the send to the wake-up)."""
+    result: list = []
+
+    async def wait() -> None:
+        result.append(await s.call_tool("wait_for_message", {"timeout": 60}))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(wait)
+        paths = engine(repo)
+        try:
+            await until(
+                lambda: paths.call("delivery.paths", {"agent": to})["agents"][0]["waiting"],
+                what=f"{to}'s wait to be blocked in the engine",
+            )
+        finally:
+            paths.close()
+        started = time.monotonic()
+        sent = sender.json("send", "wake up", "--to", f"@{to}")
+    return result[0], sent, time.monotonic() - started
+
+
 async def test_wait_for_message_is_woken_by_a_cli_send(pair):
     repo, alice, bob = pair
     async with mcp_client(alice.cwd, alice.env) as s:
-        result: list = []
-        started = time.monotonic()
-        sent: dict = {}
-
-        async def wait() -> None:
-            result.append(await s.call_tool("wait_for_message", {"timeout": 60}))
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(wait)
-            paths = engine(repo)
-            try:
-                await until(
-                    lambda: paths.call("delivery.paths", {"agent": "alice"})["agents"][0]["waiting"],
-                    what="alice's wait to be blocked in the engine",
-                )
-            finally:
-                paths.close()
-            started = time.monotonic()
-            sent = bob.json("send", "wake up", "--to", "@alice")
-        assert time.monotonic() - started < 30  # woken by the send, not by the 60 s timeout
-        r = result[0]
+        r, sent, took = await woken_by_a_send(s, repo, bob)
+        assert took < 30  # woken by the send, not by the 60 s timeout
         assert not r.is_error, text(r)
         assert r.structured_content["status"] == "received"
         assert r.structured_content["message"]["message_id"] == sent["message_id"]
