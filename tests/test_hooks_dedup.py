@@ -11,7 +11,7 @@ import subprocess
 import anyio
 
 from conftest import THRUM, run_python, wait_for
-from test_mcp import ChannelEvent, engine, mcp_client, text, until, woken_by_a_send
+from test_mcp import ChannelEvent, channel_open, engine, mcp_client, text, until, woken_by_a_send
 
 
 def hook(agent, event: str) -> dict | None:
@@ -39,14 +39,7 @@ async def test_mail_pushed_over_the_channel_is_not_shown_again_by_a_hook(pair):
     repo, alice, bob = pair
     events: list[ChannelEvent] = []
     async with mcp_client(alice.cwd, alice.env, client="claude-code", events=events):
-        paths = engine(repo)
-        try:
-            await until(
-                lambda: paths.call("delivery.paths", {"agent": "alice"})["agents"][0]["best"] == "channel",
-                what="alice's channel",
-            )
-        finally:
-            paths.close()
+        await channel_open(repo, "alice")
         sent = bob.json("send", "pushed once", "--to", "@alice")
         await until(lambda: events, what="the channel push")
         await until(

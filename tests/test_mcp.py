@@ -173,6 +173,18 @@ async def test_open_asks_and_ack_over_mcp(pair):
     assert d["state"] == "acked" and d["ack_note"] == "after lunch"
 
 
+async def channel_open(repo, agent: str) -> None:
+    """Until the engine's best path to `agent` is its MCP channel."""
+    paths = engine(repo)
+    try:
+        await until(
+            lambda: paths.call("delivery.paths", {"agent": agent})["agents"][0]["best"] == "channel",
+            what=f"{agent}'s channel to register",
+        )
+    finally:
+        paths.close()
+
+
 async def woken_by_a_send(s: ClientSession, repo, sender, to: str = "alice") -> tuple:
     """`wait_for_message` blocked in the engine, then `sender` sends "wake up" to `to`: (the tool's
     result, the send's answer, seconds from the send to the wake-up)."""
@@ -259,14 +271,7 @@ async def test_channel_push_reaches_claude_code_and_is_the_delivery_path(pair):
     events: list[ChannelEvent] = []
     async with mcp_client(alice.cwd, alice.env, client="claude-code", events=events) as s:
         assert s.init.capabilities.experimental == {"claude/channel": {}}  # type: ignore[attr-defined]
-        paths = engine(repo)
-        try:
-            await until(
-                lambda: paths.call("delivery.paths", {"agent": "alice"})["agents"][0]["best"] == "channel",
-                what="alice's channel to register",
-            )
-        finally:
-            paths.close()
+        await channel_open(repo, "alice")
         sent = bob.json(
             "send", "the build is green", "--to", "@alice", "--thread", "thr_01JZ0000000000000000000000"
         )

@@ -10,7 +10,7 @@ import time
 import anyio
 
 from conftest import THRUM, wait_for
-from test_mcp import ChannelEvent, engine, mcp_client, until
+from test_mcp import ChannelEvent, channel_open, engine, mcp_client, until
 from test_nudges_queue import make_tmux_repo, nudges, start_agent, tmux_repo  # noqa: F401  (fixtures)
 from thrum_engine.delivery_paths import CHANNEL_ACK_SECONDS, HOOK_SETTLE_SECONDS
 
@@ -26,14 +26,7 @@ async def test_a_recipient_with_a_live_channel_is_not_typed_at(tmux_repo):  # no
     env = {**repo.env, "THRUM_NAME": "worker1"}
     events: list[ChannelEvent] = []
     async with mcp_client(repo.path, env, client="claude-code", events=events):
-        paths = engine(repo)
-        try:
-            await until(
-                lambda: paths.call("delivery.paths", {"agent": "worker1"})["agents"][0]["best"] == "channel",
-                what="worker1's channel",
-            )
-        finally:
-            paths.close()
+        await channel_open(repo, "worker1")
         sent = boss.json("send", "please look at the auth bug", "--to", "@worker1")
         await until(lambda: events, what="the channel push")
         # Past the time the nudger gives a channel to acknowledge: still nothing typed.
