@@ -290,17 +290,17 @@ PURGE_FLOOR: list[tuple[str, list[tuple]]] = [
 def purge_floor_after(floor: str | None, events: Iterable[dict]) -> tuple[str | None, bool]:
     """The purge floor once `events` are applied, and whether they add a message below it (then
     PURGE_FLOOR must run after them)."""
-    creates = []
     for ev in events:
-        etype = ev.get("type")
-        if etype == "message.purge":
+        if ev.get("type") == "message.purge":
             cut = purge_cutoff(ev, ev.get("data") or {})
             floor = cut if floor is None else max(floor, cut)
-        elif etype == "message.create":
-            creates.append(ev)
-    if floor is None:
+    if floor is None:  # never purged: the live path's usual case, one look at each event's type
         return None, False
-    below = any((ev.get("data") or {}).get("created_at", ev["ts"]) < floor for ev in creates)
+    below = any(
+        (ev.get("data") or {}).get("created_at", ev["ts"]) < floor
+        for ev in events
+        if ev.get("type") == "message.create"
+    )
     return floor, below
 
 
