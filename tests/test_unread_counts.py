@@ -90,19 +90,18 @@ async def test_unread_table_follows_every_kind_of_change(tmp_path, seed):
         await rebuilt.close()
 
 
-async def test_a_v4_database_gets_its_unread_counts_on_upgrade(tmp_path):
-    """A database as the v4 release left it (its own schema, rows written directly) is upgraded, and
-    the new table holds the counts of the mail already there."""
+def _old_database(path, version: int) -> dict:
+    """A database as release `version` left it (its own schema, rows written directly): 200 messages
+    to two recipients each, some read or deleted. Returns the unread counts by the rule."""
     import sqlite3
 
-    from thrum_engine.store.schema import MIGRATIONS
+    from thrum_engine.store.schema import migration_sql
 
-    path = tmp_path / "old.sqlite"
     rng = random.Random(9)
     with sqlite3.connect(path) as conn:
-        for script in MIGRATIONS[:4]:
-            conn.executescript(script)
-        conn.execute("INSERT INTO meta(key, value) VALUES ('schema_version', '4')")
+        for v in range(version):
+            conn.executescript(migration_sql(conn, v))
+        conn.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?)", (str(version),))
         for i, name in enumerate(NAMES):
             conn.execute(
                 "INSERT INTO agents(name, role, registered_at) VALUES (?, 'worker', ?)",
@@ -120,10 +119,57 @@ async def test_a_v4_database_gets_its_unread_counts_on_upgrade(tmp_path):
                     (r, mid, ts, ts if rng.random() < 0.3 else None, 1 if rng.random() < 0.1 else 0),
                 )
         expected = {(r, a): n for r, a, n in conn.execute(BRUTE)}
+    conn.close()
     assert expected
+    return expected
+
+
+async def test_a_v4_database_gets_its_unread_counts_on_upgrade(tmp_path):
+    """A v4 database is upgraded, and the new table holds the counts of the mail already there."""
+    path = tmp_path / "old.sqlite"
+    expected = _old_database(path, 4)
     store = Store(str(path))
     await store.open()
     try:
         assert await _check(store) == expected
+    finally:
+        await store.close()
+
+
+async def test_a_v13_database_gets_each_deliverys_author_and_counts_stay_right(tmp_path):
+    """v14 puts the message's author on each delivery (the counts' triggers read it there): the
+    upgrade fills it for the mail already stored, so reading and deleting it later moves the right
+    (recipient, author) count."""
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    expected = _old_database(path, 13)
+    store = Store(str(path))
+    await store.open()
+    try:
+        assert await _check(store) == expected
+        wrong = await store.scalar(
+            "SELECT COUNT(*) FROM deliveries d JOIN messages m ON m.id = d.message_id WHERE d.author != m.author"
+        )
+        assert wrong == 0
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as conn:  # the triggers at work on the upgraded rows
+        conn.execute(
+            "UPDATE deliveries SET read_at = '2026-01-02T00:00:00.000000Z' WHERE recipient = 'alice'"
+        )
+        conn.execute(
+            "UPDATE deliveries SET deleted = 1 WHERE recipient = 'bob' AND message_id < ?",
+            (f"msg_{100:026d}",),
+        )
+        conn.execute(
+            "DELETE FROM deliveries WHERE recipient = 'carol' AND message_id < ?", (f"msg_{50:026d}",)
+        )
+    conn.close()
+    store = Store(str(path))
+    await store.open()
+    try:
+        after = await _check(store)
+        assert after != expected and not any(r == "alice" for r, _ in after)
     finally:
         await store.close()

@@ -119,9 +119,7 @@ def addressed_of(d: dict) -> list[str]:
     return d.get("addressed") or ["@" + r for r in d.get("recipients", ())]
 
 
-_INSERT_DELIVERY = (
-    "INSERT OR IGNORE INTO deliveries(recipient, message_id, created_at, mentioned) VALUES (?,?,?,?)"
-)
+_INSERT_DELIVERY = "INSERT OR IGNORE INTO deliveries(recipient, message_id, created_at, mentioned, author) VALUES (?,?,?,?,?)"
 
 
 _INSERT_ASK = (
@@ -158,7 +156,7 @@ def _message_create(ev: dict, d: dict) -> Iterable[Op]:
     )
     mentioned = set(d.get("mentioned_agents", []))
     for r in d.get("recipients", []):
-        yield (_INSERT_DELIVERY, (r, mid, created, 1 if r in mentioned else 0))
+        yield (_INSERT_DELIVERY, (r, mid, created, 1 if r in mentioned else 0, ev["author"]))
     if d.get("ask"):  # an ask (issue 16): open for each recipient until it answers or acks
         for r in d.get("recipients", ()):
             if r != ev["author"]:
@@ -185,7 +183,9 @@ INSERT_PLAIN_MESSAGE = (
     "INSERT OR IGNORE INTO messages(id, author, thread_id, format, content, created_at, addressed, idem_key)"
     " VALUES (?,?,?,?,?,?,?,?)"
 )
-INSERT_PLAIN_DELIVERY = "INSERT OR IGNORE INTO deliveries(recipient, message_id, created_at) VALUES (?,?,?)"
+INSERT_PLAIN_DELIVERY = (
+    "INSERT OR IGNORE INTO deliveries(recipient, message_id, created_at, author) VALUES (?,?,?,?)"
+)
 _PLAIN_GROUP = "message.create/plain"
 
 

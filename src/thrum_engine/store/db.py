@@ -24,7 +24,7 @@ import aiosqlite
 from thrum_engine.files import FILE_MODE, private_dir
 from thrum_engine.store import apply as projector
 from thrum_engine.store.lines import LineRejected, ops_for_lines
-from thrum_engine.store.schema import LOCAL, MIGRATIONS, RECOUNTS, SCHEMA_VERSION
+from thrum_engine.store.schema import LOCAL, RECOUNTS, SCHEMA_VERSION, migration_sql
 from thrum_engine.store.validate import EventCheck
 
 T = TypeVar("T")
@@ -304,7 +304,7 @@ def migrate(conn: sqlite3.Connection) -> int:
             f"database schema v{version} is newer than this Thrum (v{SCHEMA_VERSION}); upgrade thrum"
         )
     while version < SCHEMA_VERSION:
-        conn.executescript("BEGIN;" + MIGRATIONS[version] + ";COMMIT;")
+        conn.executescript("BEGIN;" + migration_sql(conn, version) + ";COMMIT;")
         version += 1
         conn.execute(
             "INSERT INTO meta(key, value) VALUES ('schema_version', ?)"

@@ -12,7 +12,7 @@ import sqlite3
 import time
 
 from thrum_engine.files import FILE_MODE
-from thrum_engine.store.schema import MIGRATIONS, SCHEMA_VERSION
+from thrum_engine.store.schema import MIGRATIONS, SCHEMA_VERSION, migration_sql
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 SCRATCH_SUFFIX = ".rebuild"
@@ -24,8 +24,8 @@ def expected_tables() -> dict[str, tuple[str, ...]]:
     """Each table of the current schema and its columns, from the migrations themselves."""
     conn = sqlite3.connect(":memory:")
     try:
-        for script in MIGRATIONS:
-            conn.executescript(script)
+        for version in range(len(MIGRATIONS)):
+            conn.executescript(migration_sql(conn, version))
         return _tables(conn)
     finally:
         conn.close()

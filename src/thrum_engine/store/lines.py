@@ -81,7 +81,7 @@ def ops_for_lines(
             proj.message_rows(
                 eid,
                 (mid, author, thread, fmt, content, ts, '["@' + '","@'.join(names) + '"]', key),
-                [(r, mid, ts) for r in names],
+                [(r, mid, ts, author) for r in names],
             )
             events += 1
             continue
