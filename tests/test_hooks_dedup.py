@@ -150,3 +150,19 @@ def test_hooks_fired_at_once_show_a_message_once(pair):
         answers = json.loads(proc.stdout)
         showing = [a for a in answers if mid in (a[field] or "")]
         assert len(showing) == 1, answers
+
+
+def test_a_note_to_yourself_is_not_shown_by_a_hook_and_does_not_block_the_stop(pair):
+    """CLI.md: a note to yourself is never nudged; a Stop hook that showed it would block every turn
+    the agent ends after writing itself a note (walk C, A2)."""
+    _repo, alice, bob = pair
+    alice.ok("send", "remember the migration", "--to", "@me")
+    alice.ok("send", "and the changelog", "--to", "@alice")
+    assert hook(alice, "stop") is None
+    assert hook(alice, "prompt-submit") is None
+    mail = bob.json("send", "from bob", "--to", "@alice")
+    answer = shown(hook(alice, "stop"))
+    assert (
+        mail["message_id"] in answer and "remember the migration" not in answer and "1 new message" in answer
+    )
+    assert alice.json("inbox", "--unread")["unread"] == 3  # the notes are still in the inbox, unread

@@ -46,14 +46,16 @@ SURFACED_SCAN = 200
 async def newest_unsurfaced_ids(store: Store, me: str, floor: str, limit: int) -> list[str]:
     """`me`'s newest unread message ids that no delivery path has surfaced yet (no `notified`, `seen`
     or `replied` in the delivery ledger), newest first, among the `SURFACED_SCAN` newest unread. The
-    ledger is the projection of the journal: what a hook showed survives an engine restart."""
+    ledger is the projection of the journal: what a hook showed survives an engine restart. A note
+    to yourself is not among them: no path surfaces one (CLI.md: never nudged; nor pushed, nor
+    returned by `wait`), or a stop hook would block every turn on the agent's own note."""
     rows = await store.all(
-        "SELECT message_id FROM (SELECT message_id, created_at, notified_at, seen_at, replied_at"
+        "SELECT message_id FROM (SELECT message_id, created_at, notified_at, seen_at, replied_at, author"
         " FROM deliveries WHERE recipient = ? AND read_at IS NULL AND deleted = 0 AND created_at >= ?"
         " ORDER BY created_at DESC LIMIT ?)"
-        " WHERE notified_at IS NULL AND seen_at IS NULL AND replied_at IS NULL"
+        " WHERE notified_at IS NULL AND seen_at IS NULL AND replied_at IS NULL AND author != ?"
         " ORDER BY created_at DESC LIMIT ?",
-        (me, floor, SURFACED_SCAN, limit),
+        (me, floor, SURFACED_SCAN, me, limit),
     )
     return [r["message_id"] for r in rows]
 
