@@ -882,3 +882,29 @@ def test_the_fields_an_inbox_may_ask_for_are_the_keys_of_a_message_view():
     assert "tasks" in view and "meta" in view and "is_read" in view  # every optional key is present
     assert set(view) == set(typing.get_args(MessageField))
     assert set(SHOWN) <= set(typing.get_args(MessageField))
+
+
+def test_a_valued_flag_given_twice_with_two_values_is_refused(pair):
+    """The last one winning silently dropped what the caller meant (walk C, C1); the same value
+    twice is harmless."""
+    repo, alice, bob = pair
+    assert_error(
+        alice.run("send", "hi", "--to", "@bob", "--format", "plain", "--format", "markdown"),
+        "--format given twice ('plain' and 'markdown'): give it once",
+    )
+    assert bob.json("inbox")["total"] == 0
+    alice.ok("send", "hi", "--to", "@bob", "--format", "plain", "--format=plain")
+    assert bob.json("inbox")["messages"][0]["body"]["format"] == "plain"
+
+
+def test_message_edit_takes_no_format(pair):
+    """An edit keeps the message's format (the event carries the text only): `--format` was accepted
+    and ignored, even `--format bogus` (walk C, B4)."""
+    repo, alice, bob = pair
+    sent = alice.json("send", "first", "--to", "@bob")
+    assert_error(
+        alice.run("message", "edit", sent["message_id"], "second", "--format", "json"),
+        "unknown flag: --format",
+    )
+    assert alice.json("message", "get", sent["message_id"])["message"]["body"]["content"] == "first"
+    assert "--format" not in alice.ok("message", "edit", "--help").out

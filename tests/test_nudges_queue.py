@@ -289,6 +289,7 @@ def test_a_command_that_never_returns_times_out(tmux_repo, boss):
     r = tmux_repo.run("tmux", "queue", "sh", "--wait", "--timeout", "1.5", "--json", "--", "sleep 30")
     assert r.code == 1
     assert r.json["command"]["status"] == "timeout"
+    assert r.err.startswith("Error: timeout in ") and r.err.count("\n") == 1, r  # walk C, C2
 
 
 def test_after_an_engine_restart_running_is_interrupted_and_queued_resume(tmux_repo, boss):
@@ -348,8 +349,8 @@ def test_a_shell_command_reports_its_exit_status_and_duration(tmux_repo, boss):
     r = tmux_repo.run(
         "tmux", "queue", "sh", "--wait", "--timeout", "20", "--", "echo out-$((6*7)); sleep 0.3; false"
     )
-    assert r.code == 1, r.out  # a failing command is not "done"
-    assert "out-42" in r.out and "failed (exit 1) in " in r.out, r.out
+    assert r.code == 1, r.out  # a failing command is not "done": its outcome is the error line
+    assert "out-42" in r.out and r.err.startswith("Error: failed (exit 1) in ") and r.err.count("\n") == 1, r
     assert "THRUM-" not in r.out and "$ " not in r.out.splitlines()[-2:], r.out  # no marker, no prompt
     c = tmux_repo.run("tmux", "queue", "sh", "--wait", "--json", "--", "echo fine # a comment, kept").json[
         "command"

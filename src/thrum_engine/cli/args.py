@@ -74,6 +74,7 @@ def parse(spec: Spec, argv: list[str]) -> dict:
     }
     positionals: list[str] = []
     out["rest"] = []
+    given: set[str] = set()  # the valued flags seen so far
     i = 0
     while i < len(argv):
         tok = argv[i]
@@ -102,8 +103,13 @@ def parse(spec: Spec, argv: list[str]) -> dict:
                 i += 1
             if kind == LIST:
                 out[key(name)].append(value)
+            elif name in given and out[key(name)] != value:
+                # The last one winning silently dropped what the caller meant (`--runtime claude
+                # --runtime codex` installed codex alone): the same value twice is harmless.
+                raise UsageError(f"{name} given twice ({out[key(name)]!r} and {value!r}): give it once")
             else:
                 out[key(name)] = value
+                given.add(name)
             continue
         positionals.append(tok)
     _bind_positionals(spec, positionals, out)

@@ -180,7 +180,14 @@ _ROWS: list[Row] = [
         flags="all:b",
     ),
     _s("message get", "messaging:get", "show a message", pos=("message_id",)),
-    _s("message edit", "messaging:edit", "edit my message", pos=("message_id", "text*"), flags=_MSG_FORMAT),
+    # An edit replaces the text and keeps the message's format (the event carries the content only).
+    _s(
+        "message edit",
+        "messaging:edit",
+        "edit my message",
+        pos=("message_id", "text*"),
+        flags="stdin:b body-file:v",
+    ),
     _s("message delete", "messaging:delete", "delete my message", pos=("message_id",), flags="force:b"),
     _s("message read", "messaging:read", "mark messages read", pos=("message_ids*",), flags="all:b"),
     _s(

@@ -6,7 +6,7 @@ import os
 import sys
 
 from thrum_engine.cli.call import CliError, Ctx
-from thrum_engine.cli.output import line
+from thrum_engine.cli.output import error, line
 from thrum_engine.names import problem
 
 
@@ -266,18 +266,25 @@ def queue(ctx: Ctx) -> int:
     r = ctx.call("tmux.queue", params, timeout=None)
     c = r["command"]
 
+    finished = not ctx.args["wait"] or c["status"] == "done"
+    outcome = (c.get("result") or c["status"]) + (f": {c['note']}" if c["note"] else "")
+
     def human(r: dict) -> None:
         if ctx.args["wait"]:
             if c["output"]:
                 line(c["output"])
-            result = c.get("result") or c["status"]
-            mark = "✓" if c["status"] == "done" else "!"
-            line(f"{mark} {result}" + (f": {c['note']}" if c["note"] else ""))
+            if finished:
+                line(f"✓ {outcome}")
         else:
             line(f"✓ Queued {c['command_id']} in {c['session']}")
 
     ctx.emit(r, human)
-    return 0 if not ctx.args["wait"] or c["status"] == "done" else 1
+    if finished:
+        return 0
+    # Failed, timed out or cancelled: the pane's output stays on stdout (and the record in --json),
+    # and the outcome is the error line every failing command gives.
+    error(outcome)
+    return 1
 
 
 def queue_status(ctx: Ctx) -> int:
