@@ -32,6 +32,23 @@ def test_a_group_without_a_subcommand_is_one_error_line(group, capsys):
     assert out == "" and err.startswith(f"Error: {group} needs a subcommand: ") and err.count("\n") == 1
 
 
+@pytest.mark.parametrize("group", GROUPS)
+def test_a_group_with_an_unknown_subcommand_names_it(group, capsys):
+    """`thrum setup bogus` said "setup needs a subcommand" (walk C, C3)."""
+    assert main([*group.split(), "bogus"]) == 1
+    out, err = capsys.readouterr()
+    assert (
+        out == ""
+        and err.startswith(f"Error: unknown {group} subcommand: bogus (use ")
+        and err.count("\n") == 1
+    )
+
+
+def test_a_global_flag_alone_asks_for_a_command(capsys):
+    assert main(["--json"]) == 1
+    assert capsys.readouterr().err == "Error: --json needs a command (run `thrum --help`)\n"
+
+
 def test_every_command_has_help_that_exits_0(capsys):
     for c in COMMANDS:
         assert main([*c.path.split(), "--help"]) == 0, c.path

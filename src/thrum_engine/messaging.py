@@ -918,8 +918,7 @@ async def mark_read(engine: Engine, me: str, message_ids: list[str] | None) -> l
         if not wanted:
             raise InvalidInput("name message ids to mark read, or pass --all")
         for mid in wanted:
-            if not ids.is_id(mid, "msg"):
-                raise InvalidInput(f"invalid message id {mid[:40]!r}")
+            ids.check_id(mid, "msg", "message")
         found = await queries.read_state(engine.store, me, wanted)
         missing = [m for m in wanted if m not in found]
         if missing:

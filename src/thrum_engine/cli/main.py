@@ -500,12 +500,18 @@ def main(argv: list[str] | None = None) -> int:
             if "--help" in argv or "-h" in argv or "help" in words[1:]:
                 line(help_text(group + " "))  # `thrum schedule --help`: the group's commands
                 return 0
-            error(
-                f"{group} needs a subcommand: "
-                + ", ".join(
-                    dict.fromkeys(path.split()[depth] for path in BY_PATH if path.startswith(group + " "))
-                )
+            choices = ", ".join(
+                dict.fromkeys(path.split()[depth] for path in BY_PATH if path.startswith(group + " "))
             )
+            bare = [t for t in argv if not t.startswith("-")]
+            given = bare[depth] if len(bare) > depth else None
+            error(
+                f"unknown {group} subcommand: {given} (use {choices})"
+                if given
+                else f"{group} needs a subcommand: {choices}"
+            )
+        elif head.startswith("-") and all(t.startswith("-") for t in argv) and head in ("--json", "--quiet"):
+            error(f"{head} needs a command (run `thrum --help`)")
         elif head.startswith("-"):
             error(f"unknown flag: {head}")
         else:
