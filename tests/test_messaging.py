@@ -908,3 +908,13 @@ def test_message_edit_takes_no_format(pair):
     )
     assert alice.json("message", "get", sent["message_id"])["message"]["body"]["content"] == "first"
     assert "--format" not in alice.ok("message", "edit", "--help").out
+
+
+def test_a_page_past_the_last_says_so(pair):
+    """`inbox --page 999` said "No unread messages." with mail unread (walk C, C7)."""
+    repo, alice, bob = pair
+    for i in range(3):
+        alice.ok("send", f"m{i}", "--to", "@bob")
+    out = bob.ok("inbox", "--page", "999", "--page-size", "2").out
+    assert out == "Nothing from 1997 on: 3 messages in all · 3 unread\n", out
+    assert bob.json("inbox", "--unread")["unread"] == 3  # nothing on the page: nothing marked read

@@ -239,12 +239,15 @@ def inbox(ctx: Ctx) -> int:
     r = ctx.call("message.inbox", params)
 
     def human(r: dict) -> None:
+        first = r.get("offset", (r["page"] - 1) * r["page_size"]) + 1
+        if not r["messages"] and r["total"]:  # past the last page: say so, not "no messages"
+            line(f"Nothing from {first} on: {_count(r['total'], 'message')} in all · {r['unread']} unread")
+            return
         if not r["messages"]:
             line("No messages." if not a["unread"] else "No unread messages.")
             return
         for m in r["messages"]:
             print_message(m)
-        first = r.get("offset", (r["page"] - 1) * r["page_size"]) + 1
         line(f"Showing {first}-{first + len(r['messages']) - 1} of {r['total']} · {r['unread']} unread")
         if r.get("truncated") and r.get("next_offset") is not None:
             line(f"(page cut short by its size: `thrum inbox --offset {r['next_offset']}` for the next ones)")
