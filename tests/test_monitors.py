@@ -256,6 +256,28 @@ def test_debounce_holds_back_repeats_and_summarises_them_after_the_window(team):
     assert show(boss, "slow")["matches"] == 1 and show(boss, "slow")["delivered"] == 2
 
 
+def test_a_restart_inside_the_debounce_window_keeps_it(team):
+    """`monitor restart` delivered a repeat inside the window at once (walk C, C7): the window of the
+    last delivered match carries over, and what it holds back is summarised when it ends."""
+    repo, boss, bob = team
+    log = repo.path / "again.log"
+    log.write_text("")
+    mon = start_command(boss, "again", "ERR", "@bob", "tail", "-n0", "-F", str(log), debounce="4s")
+    wait_tails(repo, log, 1)
+    append(log, "ERR one\n")
+    assert wait_contents(bob, "again", 1) == ["[again] ERR one"]
+    boss.ok("monitor", "restart", mon["id"])
+    wait_for(
+        lambda: [e["kind"] for e in events(boss, "again")].count("start") == 2 and tails(repo, log) == 1,
+        20,
+        "the restarted rule's tail",
+    )
+    time.sleep(0.3)  # `tail -n0 -F` opens the file after it starts: a line before that is not read
+    append(log, "ERR two\n")
+    got = wait_contents(bob, "again", 2, timeout=20)
+    assert got[1].startswith("[again] 1 more match suppressed") and "(last: ERR two)" in got[1], got
+
+
 # -- 3. restart, stop, restart, show, logs --
 
 

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 
 from thrum_engine.cron import cron_next
-from thrum_engine.durations import iso
+from thrum_engine.durations import iso, parse_iso
 from thrum_engine.engine.tasks import cancel_and_wait
 from thrum_engine.errors import ThrumError
 from thrum_engine.monitors.sources import (
@@ -135,6 +135,7 @@ class MonitorService:
         if not any(a in row["pattern"] for a in ("\\A", "\\Z", "\\z")):
             m.chunk_regex = compile_pattern(row["pattern"], multiline=True)
         self.running[m.id] = m
+        await self._resume_window(m)
         m.sender = asyncio.create_task(self._sender(m), name=f"monitor-send-{m.name}")
         m.matcher = asyncio.create_task(self._matcher(m), name=f"monitor-match-{m.name}")
         source = row["source"]
@@ -146,6 +147,20 @@ class MonitorService:
             self._attach_pane(m)
         await self.event(m.id, "start", detail=f"{source} source")
         return m
+
+    async def _resume_window(self, m: Monitor) -> None:
+        """A rule (re)started inside the debounce window of its last delivered match keeps that window:
+        a restart (`monitor restart`, an engine restart) delivered the same repeat again at once."""
+        debounce = m.row["debounce"]
+        if debounce <= 0:
+            return
+        last = await self.engine.store.scalar(
+            "SELECT MAX(at) FROM monitor_events WHERE monitor_id = ? AND kind = 'match'", (m.id,)
+        )
+        left = debounce - (time.time() - parse_iso(last)) if last else 0.0
+        if left > 0:
+            m.window_until = time.monotonic() + left
+            m.flush = asyncio.get_running_loop().call_later(left, self._flush, m)
 
     async def halt(self, mid: str) -> None:
         m = self.running.pop(mid, None)
