@@ -58,9 +58,20 @@ _NO_PROMPT = {
 _REDIRECTS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE")
 
 
+def complaint(text: str) -> str:
+    """git's reason in its output: the first `fatal:` or `error:` line (what went wrong), not the
+    last line, which is often advice ("Please make sure you have the correct access rights / and
+    the repository exists."); the last line when git gave neither."""
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    for ln in lines:
+        if ln.startswith(("fatal:", "error:")):
+            return ln
+    return lines[-1] if lines else ""
+
+
 class GitFailed(ThrumError):
     """A git command that exited non-zero, ran out of time or could not start. The message is one
-    line (git's last line of complaint); `stderr` is all of it."""
+    line (git's reason, `complaint`); `stderr` is all of it."""
 
     def __init__(self, message: str, exit_code: int = 1, stderr: str = "") -> None:
         super().__init__(message)
@@ -70,8 +81,7 @@ class GitFailed(ThrumError):
     @classmethod
     def of(cls, args: tuple[str, ...], done: Completed) -> GitFailed:
         """The failure of `done`, named after its subcommand, with git's last line of complaint."""
-        lines = (done.err.strip() or done.out.strip()).splitlines()
-        what = lines[-1] if lines else done.code
+        what = complaint(done.err) or complaint(done.out) or done.code
         return cls(f"git {args[0] if args else ''} failed: {what}", done.code, done.err)
 
 

@@ -202,8 +202,9 @@ def fetch(worktree: str, remote: str, branch: str) -> str | None:
     if proc.code != 0:
         if "couldn't find remote ref" in proc.err:
             return None
-        lines = proc.err.strip().splitlines()
-        raise GitFailed(f"git fetch: {lines[-1] if lines else f'exit {proc.code}'}", proc.code, proc.err)
+        raise GitFailed(
+            f"git fetch: {gitrun.complaint(proc.err) or f'exit {proc.code}'}", proc.code, proc.err
+        )
     return out(worktree, "rev-parse", ref)
 
 
@@ -289,8 +290,10 @@ def push(worktree: str, remote: str, branch: str) -> str:
     ):
         return "rejected"
     refused = [ln for ln in text.splitlines() if ln.startswith("!")]  # porcelain: the ref's own reason
-    lines = refused or [ln for ln in text.strip().splitlines() if ln.strip()]
-    why = " ".join(lines[-1].lstrip("!").split()) if lines else f"exit {proc.code}"
+    why = (
+        " ".join((refused[-1] if refused else gitrun.complaint(text)).lstrip("!").split())
+        or f"exit {proc.code}"
+    )
     if "currently checked out" in why:
         why += (
             f"; {remote} is a repository with {branch} checked out (its own Thrum's journal"
