@@ -172,6 +172,10 @@ def test_a_failed_start_leaves_no_engine_running(pair):
     r = repo.run("daemon", "start", timeout=60)
     assert r.code == 1 and r.err.startswith("Error: "), r.err
     assert "newer than this Thrum" in (repo.var / "daemon.log").read_text()
+    # the refusal's own words, not "engine crashed" (walk B, 11), on every path that starts an engine
+    assert "newer than this Thrum" in r.err and "crashed" not in r.err and r.err.count("\n") == 1, r.err
+    r = repo.run("doctor", timeout=60)
+    assert r.code == 1 and "newer than this Thrum" in r.err, r.err
     wait_for(lambda: not daemon_pids(repo), timeout=10, what="no engine process left")
     assert db(repo).exists()
 

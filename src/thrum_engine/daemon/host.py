@@ -16,6 +16,7 @@ from thrum_engine.files import open_append_private as private_file
 from thrum_engine.files import private_dir
 from thrum_engine.layout import Layout
 from thrum_engine.private_fs import NotPrivate
+from thrum_engine.store.db import SchemaTooNew
 
 log = logging.getLogger("thrum.daemon")
 
@@ -190,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
             await serve(layout, settings, stop=stop)
 
         asyncio.run(run())
-    except NotPrivate as exc:
+    except (NotPrivate, SchemaTooNew) as exc:  # refusals with their own words: the one Error line
         log.error("refusing to start: %s", exc)
         print(f"Error: {exc}", file=sys.stderr)
         return 1
