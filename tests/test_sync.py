@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Repo, background, base_env, enter, git, kill_tmux, wait_for
+from conftest import Repo, background, base_env, daemon_pids, enter, git, kill_tmux, wait_for
 
 # Cycles run only when a test asks (`sync force --wait`), so what each test sees is deterministic.
 QUIET = {"THRUM_SYNC__INTERVAL_SECONDS": "3600", "THRUM_SYNC__SETTLE_SECONDS": "3600"}
@@ -168,6 +168,34 @@ def test_local_only_commits_locally_and_never_pushes(remote):
     assert st["mode"] == "local-only" and "configured" in st["why"]
     assert int(a.git("rev-list", "--count", "a-sync")) >= 2
     assert remote_commits(remote.bare) == 0
+
+
+def test_a_local_engine_that_crashed_is_started_local_again_until_stopped(remote):
+    """`daemon start --local` was forgotten after a kill -9: the engine the next command started
+    pushed the local-only history (walk B, 6). It stays local until `daemon stop`."""
+    a = remote("a")
+    alice = a.agent("alice", "implementer", worktree=False)
+    a.agent("bob", "reviewer", worktree=False)
+    a.ok("daemon", "stop")
+    pushed = remote_commits(remote.bare)  # the registrations, before the local session
+    assert a.ok("daemon", "start", "--local").code == 0
+    alice.ok("send", "local secret", "--to", "@bob")
+    pid = a.daemon_pid()
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: pid not in daemon_pids(a), what="the engine gone")
+    alice.ok("send", "second secret", "--to", "@bob")  # starts an engine
+    assert a.json("sync", "status")["mode"] == "local-only"
+    out = a.ok("daemon", "start").out
+    assert "local-only: the last engine was started with --local" in out, out
+    sync(a)
+    assert remote_commits(remote.bare) == pushed
+    a.ok("daemon", "restart")  # a restart keeps the mode
+    assert a.json("sync", "status")["mode"] == "local-only"
+    a.ok("daemon", "stop")  # the session ends: the next engine syncs
+    a.ok("daemon", "start")
+    assert a.json("sync", "status")["mode"] != "local-only"
+    sync(a)
+    assert remote_commits(remote.bare) > pushed
 
 
 def test_a_repo_without_a_remote_is_local_only(repo):

@@ -286,6 +286,12 @@ class Layout:
         return os.path.join(self.var, "thrum.db")
 
     @property
+    def local_session_path(self) -> str:
+        """Present while an engine started with `--local` has not been stopped: a crash or reboot
+        keeps it, so the engine a later command starts is local-only too (walk B, 6)."""
+        return os.path.join(self.var, "local-session")
+
+    @property
     def lock_path(self) -> str:
         return os.path.join(self.var, "thrum.lock")
 

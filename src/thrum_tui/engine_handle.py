@@ -109,12 +109,14 @@ def git_user_name(repo: str) -> str | None:
 def load_console_settings(layout: Layout):
     """The settings, validated (pydantic: ~100 ms of imports, so not before the first frame), their
     log level applied to the console's log; EngineCallFailed with the line to show when bad."""
+    from thrum_engine.daemon.control import local_session
     from thrum_engine.daemon.host import set_log_level
     from thrum_engine.errors import ThrumError
     from thrum_engine.settings import load_settings
 
     try:
-        settings = load_settings(layout.config_file)
+        # an engine started --local and never stopped (a crash): the console's engine stays local too
+        settings = load_settings(layout.config_file, local=local_session(layout) or None)
     except ThrumError as exc:  # not JSON, or a bad value (named)
         raise EngineCallFailed(exc.message, exc.kind) from None
     set_log_level(settings.engine.log_level)

@@ -17,10 +17,17 @@ def start(ctx: Ctx) -> int:
         pid, started = control.start(ctx.layout, local=ctx.args["local"])
     except control.StartFailed as exc:
         raise CliError(str(exc)) from None
-    r = {"running": True, "pid": pid, "started": started, "repo_path": ctx.layout.repo}
-    return ctx.emit(
-        r, lambda r: line(f"✓ Engine {'started' if r['started'] else 'already running'} (pid {r['pid']})")
-    )
+    local = control.local_session(ctx.layout)
+    r = {"running": True, "pid": pid, "started": started, "repo_path": ctx.layout.repo, "local_only": local}
+
+    def human(r: dict) -> None:
+        line(f"✓ Engine {'started' if r['started'] else 'already running'} (pid {r['pid']})")
+        if ctx.args["local"] and not local:  # it was running, syncing: --local did not apply to it
+            line("! it was started without --local: `thrum daemon restart --local` makes it local-only")
+        elif local and not ctx.args["local"]:
+            line("! local-only: the last engine was started with --local and not stopped since")
+
+    return ctx.emit(r, human)
 
 
 def _stop(ctx: Ctx) -> int | None:
@@ -40,9 +47,10 @@ def stop(ctx: Ctx) -> int:
 
 def restart(ctx: Ctx) -> int:
     _check_settings(ctx)  # before the stop: a config the new engine would refuse keeps the old one
+    local = ctx.args["local"] or control.local_session(ctx.layout)  # a restart keeps the mode
     old = _stop(ctx)
     try:
-        pid, _ = control.start(ctx.layout, local=ctx.args["local"])
+        pid, _ = control.start(ctx.layout, local=local)
     except control.StartFailed as exc:
         raise CliError(str(exc)) from None
     return ctx.emit(

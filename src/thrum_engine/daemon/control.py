@@ -9,7 +9,7 @@ import time
 
 from thrum_engine.daemon import lock
 from thrum_engine.files import open_append_private as private_file
-from thrum_engine.files import private_dir
+from thrum_engine.files import private_dir, write_private
 from thrum_engine.layout import Layout, NotARepo, socket_fallback_dir
 from thrum_engine.private_fs import NotPrivate, ensure_socket_dir
 from thrum_engine.rpc.client import EngineUnavailable, ForeignServer, try_connect
@@ -131,8 +131,16 @@ def _wait_serving(layout: Layout, deadline: float, give_up=None) -> int | None:
     return None
 
 
+def local_session(layout: Layout) -> bool:
+    """Whether the engine was last started `--local` and not stopped since (`Layout.local_session_path`)."""
+    return os.path.exists(layout.local_session_path)
+
+
 def start(layout: Layout, *, local: bool = False, timeout: float = START_TIMEOUT) -> tuple[int | None, bool]:
-    """Ensure an engine serves this repo. Returns (pid of the engine serving it, started_by_us)."""
+    """Ensure an engine serves this repo. Returns (pid of the engine serving it, started_by_us).
+    `local`: a local-only engine, until `stop`; an engine started after a `--local` one that was
+    never stopped (a crash, a reboot) is local-only too, or it would push what was meant to stay."""
+    local = local or local_session(layout)
     try:
         pid = _serving(layout)
         if pid is not None:
@@ -164,6 +172,8 @@ def start(layout: Layout, *, local: bool = False, timeout: float = START_TIMEOUT
         cleanup_stale(layout)
         ensure_socket_dir(layout.socket_path, socket_fallback_dir())
         log_start = os.path.getsize(layout.log_path) if os.path.exists(layout.log_path) else 0
+        if local:
+            write_private(layout.local_session_path, "")
         child = spawn(layout, local=local)
 
         def child_failed() -> bool:
@@ -193,6 +203,16 @@ def is_our_engine(pid: int, layout: Layout) -> bool:
 
 
 def stop(layout: Layout, timeout: float = 10.0) -> int | None:
+    """Stop the engine (`_stop_engine`); a `--local` session ends with it."""
+    pid = _stop_engine(layout, timeout)
+    try:
+        os.remove(layout.local_session_path)
+    except FileNotFoundError:
+        pass
+    return pid
+
+
+def _stop_engine(layout: Layout, timeout: float) -> int | None:
     """Ask the engine to stop and wait for it to exit. Returns its pid, or None if none ran.
 
     When the socket does not answer (gone, or the engine is stopped or wedged), the engine is
