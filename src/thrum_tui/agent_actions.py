@@ -118,16 +118,25 @@ class AgentActions(App[None]):
         key = await asyncio.to_thread(detach_key, socket_name, env)
         attach = attach_command(socket_name, session, env, keep_screen=True, detach=key)
         self.notify(f"attaching to {session}: {key} comes back here", timeout=4)
+        # tmux's complaint is kept (it went to the terminal under the console, seen only after it
+        # quit) and shown: an attach that failed said nothing (walk A, 3).
         if attach.popup:
             # A popup over the console: the console stays live underneath, and closing the popup
             # (detaching) leaves it exactly as it was.
-            await asyncio.to_thread(subprocess.run, attach.argv, env=attach.env, check=False)
+            done = await asyncio.to_thread(
+                subprocess.run, attach.argv, env=attach.env, check=False, stderr=subprocess.PIPE, text=True
+            )
         else:
             # The engine runs on its own thread (or in a daemon), so agents keep being served while
             # this terminal belongs to tmux; detaching brings the console back as it was. The loop
             # waits on purpose: nothing of the console may draw while tmux owns the terminal.
             with self.suspend():
-                subprocess.run(attach.argv, env=attach.env, check=False)  # noqa: ASYNC221
+                done = subprocess.run(  # noqa: ASYNC221
+                    attach.argv, env=attach.env, check=False, stderr=subprocess.PIPE, text=True
+                )
+        if done.returncode != 0:
+            why = " ".join((done.stderr or "").split()) or f"tmux exited {done.returncode}"
+            self.notify(f"could not attach to {session}: {why}", severity="error", timeout=8)
         self.refresh_preview()
 
     def _confirm_then(self, title: str, detail: str, yes: str, method: str, params: dict, done: str) -> None:

@@ -25,14 +25,20 @@ class Attach:
     popup: bool  # runs over the caller's screen (no need to hand the terminal over)
 
 
+# The agents' tmux server when `tmux.socket_name` is unset: tmux's own default socket, named, never
+# the server of whoever started the engine (`$TMUX`): a console inside tmux and the daemon it hands
+# over to must see the same sessions (walk A, 2).
+DEFAULT_SOCKET = "default"
+
+
 def server_argv(socket_name: str | None) -> list[str]:
-    return ["tmux", "-L", socket_name or "default"]
+    return ["tmux", "-L", socket_name or DEFAULT_SOCKET]
 
 
 def inside_server(socket_name: str | None, env: dict[str, str]) -> bool:
     """Is the caller a client of the agents' tmux server?"""
     sock_path = os.path.join(
-        env.get("TMUX_TMPDIR") or "/tmp", f"tmux-{os.getuid()}", socket_name or "default"
+        env.get("TMUX_TMPDIR") or "/tmp", f"tmux-{os.getuid()}", socket_name or DEFAULT_SOCKET
     )
     inside = env.get("TMUX", "").split(",")[0]
     return bool(inside) and os.path.realpath(inside) == os.path.realpath(sock_path)

@@ -15,6 +15,7 @@ import libtmux
 from libtmux.exc import LibTmuxException
 
 from thrum_engine.files import open_append_private as private_file
+from thrum_engine.tmux.attach import DEFAULT_SOCKET
 
 FIELDS = (
     "session_name",
@@ -45,7 +46,7 @@ class Tmux:
     def __init__(self, socket_name: str | None, enter_delay: float = ENTER_DELAY) -> None:
         self.socket_name = socket_name
         self.enter_delay = enter_delay
-        self.server = libtmux.Server(socket_name=socket_name)
+        self.server = libtmux.Server(socket_name=socket_name or DEFAULT_SOCKET)
 
     def cmd(self, *args: str) -> list[str]:
         try:
