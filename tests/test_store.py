@@ -13,9 +13,9 @@ import pytest
 
 from conftest import projection_rows
 from thrum_engine.doctor import projection_digest
+from thrum_engine.errors import SchemaTooNew
 from thrum_engine.journal import MAX_OPEN_SHARDS, Journal
 from thrum_engine.store import Store
-from thrum_engine.store.db import SchemaTooNew
 from thrum_engine.store.schema import SCHEMA_VERSION
 
 

@@ -214,3 +214,23 @@ def test_thrum_tui_outside_a_repo_says_what_to_do(tmp_path):
     assert (
         r.stderr.startswith("Error: not inside a git repository") and len(r.stderr.strip().splitlines()) == 1
     )
+
+
+async def test_an_agents_daemon_stop_stops_the_console_engine_and_never_kills_the_console(team):
+    """The console held the engine lock for its whole life: an agent's `thrum daemon stop` stopped
+    the engine, waited 10 s for the lock and SIGKILLed its holder, the console (walk A, 1). The lock
+    goes with the engine now: the stop returns, the console lives and says so, and the next command
+    starts a daemon."""
+    from thrum_engine.daemon import control
+    from thrum_engine.layout import Layout
+
+    repo, alice, bob = team
+    repo.run("daemon", "stop")
+    async with console(repo) as (app, pilot):
+        r = await asyncio.to_thread(alice.run, "daemon", "stop")
+        assert r.code == 0 and r.out.startswith("✓ Engine stopped (pid "), r
+        assert not control.lock_held(Layout.discover(str(repo.path)))
+        alice.ok("send", "after the stop", "--to", "@bob")  # a daemon serves the agents now
+        assert bob.json("inbox")["messages"][0]["body"]["content"] == "after the stop"
+        await pilot.press("i")  # the console is still there and takes keys
+        assert isinstance(app.focused, ComposeBar)

@@ -57,3 +57,8 @@ class EngineTimeout(ThrumError):
 class UnknownMethod(ThrumError):
     kind = "unknown_method"
     code = -32601
+
+
+class SchemaTooNew(Exception):
+    """The projection was written by a newer Thrum: refused, left as it is (not a ThrumError: no
+    request ever answers with it; the engine does not start)."""

@@ -167,7 +167,8 @@ class InProcess(Listeners):
         self.settings = settings  # None: loaded on the engine's thread as it starts
         self.operator = operator
         self.engine = None
-        self._lock_fd = lock_fd
+        self._lock_fd: int | None = lock_fd
+        self._lock_guard = threading.Lock()  # the engine's thread and close() both release it, once
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
@@ -214,7 +215,17 @@ class InProcess(Listeners):
             log.exception("in-process engine stopped")
         finally:
             self.engine = None
+            # The engine is gone (stopped on request, `thrum daemon stop`, or failed): the lock
+            # goes with it. Held for the console's whole life, it made `daemon stop` wait 10 s for
+            # it and then SIGKILL the lock's holder, the console (walk A, 1).
+            self._release_lock()
             self._ready.set()
+
+    def _release_lock(self) -> None:
+        with self._lock_guard:
+            fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            lock.release(fd)
 
     async def _host(self) -> None:
         from thrum_engine.daemon.host import serve
@@ -262,7 +273,7 @@ class InProcess(Listeners):
                 loop.call_soon_threadsafe(stop.set)
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join)
-        lock.release(self._lock_fd)
+        self._release_lock()  # never launched, or released already by the engine's thread
 
 
 class Attached(Listeners):

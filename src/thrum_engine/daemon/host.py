@@ -12,11 +12,11 @@ import sys
 import time
 
 from thrum_engine.daemon import lock
+from thrum_engine.errors import SchemaTooNew
 from thrum_engine.files import open_append_private as private_file
 from thrum_engine.files import private_dir
 from thrum_engine.layout import Layout
 from thrum_engine.private_fs import NotPrivate
-from thrum_engine.store.db import SchemaTooNew
 
 log = logging.getLogger("thrum.daemon")
 

@@ -34,6 +34,7 @@ from thrum_engine.errors import (
     EngineTimeout,
     Forbidden,
     InvalidInput,
+    SchemaTooNew,
     ThrumError,
     UnknownAgent,
     UnknownMethod,
@@ -43,7 +44,6 @@ from thrum_engine.layout import Layout, exclude_thrum_state
 from thrum_engine.settings import ThrumSettings
 from thrum_engine.settings_live import LiveSettings
 from thrum_engine.store import Store, queries
-from thrum_engine.store.db import SchemaTooNew
 from thrum_engine.store.health import diagnose, mark_clean, move_aside, remove_scratch, take_clean
 from thrum_engine.store.schema import REBUILD_DUE
 from thrum_engine.store.validate import EventCheck, shape_problem

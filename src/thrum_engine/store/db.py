@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
+from thrum_engine.errors import SchemaTooNew
 from thrum_engine.files import FILE_MODE, private_dir
 from thrum_engine.store import apply as projector
 from thrum_engine.store.lines import LineRejected, ops_for_lines
@@ -29,10 +30,6 @@ from thrum_engine.store.validate import EventCheck
 
 T = TypeVar("T")
 log = logging.getLogger("thrum.store")
-
-
-class SchemaTooNew(Exception):
-    pass
 
 
 ROWS_PER_INSERT = 64
