@@ -167,6 +167,41 @@ def test_quickstart_refuses_a_name_taken_in_another_worktree(pair):
     assert not (wt / ".thrum" / "identities" / "alice.json").exists()
 
 
+@pytest.mark.parametrize("runtime", ["x;y", "a b", "-x", "$(touch pwned)", "a/b"])
+def test_a_runtime_name_is_checked_wherever_it_enters(pair_once, runtime):
+    """CLI.md: runtime names match `[A-Za-z0-9_-]+`. `quickstart --runtime 'x;y'`, `agent register
+    --runtime 'a b'` and a raw `agent.register` stored the name (it is launched later); `worktree
+    create --runtime` made the worktree before anything looked at it (walk C, B5)."""
+    repo, alice, bob = pair_once
+    wt = repo.worktree(f"rt{len(repo.worktrees)}")
+    for args in (
+        ("quickstart", "--name", "newbie", "--role", "dev", "--runtime", runtime),
+        ("agent", "register", "newbie", "--role", "dev", "--runtime", runtime),
+        ("worktree", "create", "rtw", "--name", "newbie", "--role", "dev", "--runtime", runtime),
+    ):
+        assert_error(repo.run(*args, cwd=wt), "invalid runtime name")
+    assert agent_names(alice) == ["alice", "bob"]
+    assert not list(wt.glob(".thrum/identities/*.json"))
+    assert not (wt / "pwned").exists()
+    assert "rtw" not in repo.git("worktree", "list")
+    raw = run_python(alice, REGISTER_RUNTIME, runtime)  # past the CLI: the engine checks again
+    assert raw.returncode == 0, raw.stderr
+    assert "invalid runtime name" in raw.stdout, raw.stdout
+    assert agent_names(alice) == ["alice", "bob"]
+
+
+REGISTER_RUNTIME = r"""
+import sys
+from thrum_engine.layout import Layout
+from thrum_engine.rpc.client import Client, RpcError
+client = Client(Layout.discover().socket_path, timeout=30).connect()
+try:
+    print(client.call("agent.register", {"name": "newbie", "role": "dev", "runtime": sys.argv[1]}))
+except RpcError as exc:
+    print(exc.message)
+"""
+
+
 # -- agents ----------------------------------------------------------------------------------------
 
 

@@ -159,6 +159,9 @@ async def register_agent(
             problem = names.name_problem(value, what=what)
             if problem:
                 raise InvalidName(problem)
+    problem = names.runtime_name_problem(runtime) if runtime else None
+    if problem:  # the stored runtime is launched later: a raw `agent.register` gets no other check
+        raise InvalidName(problem)
     existing = engine.agents.get(name)
     refuse_other_clone(engine, name)
     if existing and moves_agent(engine, name, worktree) and not force:

@@ -92,6 +92,13 @@ def reserved_problem(name: str, why: str = "") -> str:
     )
 
 
+def runtime_name_problem(name: object) -> str | None:
+    """A runtime name (`--runtime R`, a preset's key, an agent's stored runtime): `[A-Za-z0-9_-]+`
+    as CLI.md says, since it is typed into a pane's command line, tagged on tmux sessions and
+    written into identity files; checked wherever one enters, so a stored one is always safe."""
+    return problem("runtime", name)
+
+
 def identity_name_problem(name: str) -> str | None:
     """A claimed identity (THRUM_NAME, an identity file's stem, `--agent`): a name that could be registered."""
     return problem("agent", name)

@@ -361,6 +361,10 @@ async def create(engine: Engine, caller: Caller, p: WorktreeCreateParams) -> dic
         raise Conflict(f"{path} already exists")
     if p.detach and p.branch:
         raise InvalidInput("--detach and --branch are mutually exclusive")
+    if p.runtime:  # before the worktree is made: install_for and the session would take it as given
+        problem = names.runtime_name_problem(p.runtime)
+        if problem:
+            raise InvalidName(problem)
     if p.agent is not None and not p.role:
         raise InvalidInput("an agent for the worktree needs --role too")
     if p.agent is not None:  # "" is a bad name, not "no agent"

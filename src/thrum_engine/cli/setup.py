@@ -10,7 +10,7 @@ from thrum_engine.cli.call import CliError, Ctx, read_text
 from thrum_engine.cli.output import line
 from thrum_engine.files import private_dir, write_private
 from thrum_engine.layout import EXCLUDED, STATE_DIR, SYNC_BRANCH, Layout, exclude_thrum_state
-from thrum_engine.names import agent_name_problem, name_problem
+from thrum_engine.names import agent_name_problem, name_problem, runtime_name_problem
 
 DEFAULT_PREAMBLE = """You are @{name} ({role}) on a team of agents coordinated through Thrum.
 - Read messages: `thrum inbox` (marks them read; `--unread` only peeks); wait for one: `thrum wait --timeout 5m`
@@ -117,7 +117,7 @@ def _runtimes_flag(value: str | None) -> list[str]:
         return list(RUNTIMES)
     names = [v.strip() for v in value.split(",") if v.strip()]
     for n in names:
-        problem = name_problem(n, what="runtime")
+        problem = runtime_name_problem(n)
         if problem:
             raise CliError(problem)
         if n not in RUNTIMES:
@@ -419,7 +419,11 @@ def _register(
     record_pid: bool,
     start_session: bool = False,
 ) -> dict:
-    problem = agent_name_problem(name, role) or name_problem(role, what="role")
+    problem = (
+        agent_name_problem(name, role)
+        or name_problem(role, what="role")
+        or (runtime_name_problem(runtime) if runtime else None)
+    )
     if problem:
         raise CliError(problem)
     params = {
@@ -456,6 +460,7 @@ def quickstart(ctx: Ctx) -> int:
         agent_name_problem(name, role)
         or name_problem(role, what="role")
         or (name_problem(a["module"], what="module") if a.get("module") else None)
+        or (runtime_name_problem(a["runtime"]) if a.get("runtime") else None)  # before init writes anything
     )
     if problem:
         raise CliError(problem)

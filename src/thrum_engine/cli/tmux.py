@@ -7,12 +7,19 @@ import sys
 
 from thrum_engine.cli.call import CliError, Ctx
 from thrum_engine.cli.output import error, line
-from thrum_engine.names import problem
+from thrum_engine.names import problem, runtime_name_problem
 
 
 def _check(kind: str, value: str | None) -> None:
     """Names are checked here too, so nothing malformed ever reaches the engine or tmux."""
     found = problem(kind, value) if value is not None else None
+    if found:
+        raise CliError(found)
+
+
+def _runtime(value: str | None) -> None:
+    """`--runtime R`: the one runtime-name rule (names.runtime_name_problem)."""
+    found = runtime_name_problem(value) if value is not None else None
     if found:
         raise CliError(found)
 
@@ -29,7 +36,8 @@ def _session_line(s: dict) -> str:
 def _create_params(ctx: Ctx, session: str, cwd: str) -> dict:
     a = ctx.args
     _check("session", session)
-    _check("runtime", a.get("runtime"))
+    if a.get("runtime") is not None:
+        _runtime(a["runtime"])
     params = {
         "session": session,
         "cwd": cwd,
@@ -70,7 +78,7 @@ def _launch_lines(r: dict) -> None:
 
 def launch(ctx: Ctx) -> int:
     _check("session", ctx.args["session"])
-    _check("runtime", ctx.args.get("runtime"))
+    _runtime(ctx.args.get("runtime"))
     params = {"session": ctx.args["session"]}
     for k in ("runtime", "prompt"):
         if ctx.args.get(k):
@@ -130,7 +138,7 @@ def capture(ctx: Ctx) -> int:
 
 def restart(ctx: Ctx) -> int:
     _check("session", ctx.args["session"])
-    _check("runtime", ctx.args.get("runtime"))
+    _runtime(ctx.args.get("runtime"))
     params = {"session": ctx.args["session"], "force": ctx.args["force"]}
     if ctx.args.get("runtime"):
         params["runtime"] = ctx.args["runtime"]
@@ -218,7 +226,7 @@ def runtime_list(ctx: Ctx) -> int:
 
 
 def runtime_show(ctx: Ctx) -> int:
-    _check("runtime", ctx.args["runtime"])
+    _runtime(ctx.args["runtime"])
     (preset,), default = _presets(ctx, ctx.args["runtime"])
     from thrum_engine.integrations import describe
 
@@ -242,7 +250,7 @@ def runtime_show(ctx: Ctx) -> int:
 
 
 def runtime_set_default(ctx: Ctx) -> int:
-    _check("runtime", ctx.args["runtime"])
+    _runtime(ctx.args["runtime"])
     r = ctx.call("runtime.set_default", {"name": ctx.args["runtime"]})
     return ctx.emit(r, lambda r: line(f"✓ Default runtime: {r['default']}"))
 

@@ -12,7 +12,9 @@ def create(ctx: Ctx) -> int:
     a = ctx.args
     exclusive(a, "--detach", "--branch")
     name = a["worktree"]
-    problem = names.problem("worktree", name)
+    problem = names.problem("worktree", name) or (
+        names.runtime_name_problem(a["runtime"]) if a.get("runtime") else None
+    )
     if problem:
         raise CliError(problem)
     params = {

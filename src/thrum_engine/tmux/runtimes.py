@@ -206,7 +206,7 @@ BUILTIN: dict[str, Runtime] = {
 
 
 def name_problem(name: str) -> str | None:
-    return names.problem("runtime", name)
+    return names.runtime_name_problem(name)
 
 
 def preset_files(repo: str) -> list[str]:
