@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 
-from conftest import agent_names, assert_error, assert_pretty_json, run_python
+from conftest import Agent, agent_names, assert_error, assert_pretty_json, run_python
 
 SES_ID = re.compile(r"^ses_[0-9A-Za-z]{26}$")
 
@@ -173,6 +174,7 @@ def test_a_runtime_name_is_checked_wherever_it_enters(pair_once, runtime):
     --runtime 'a b'` and a raw `agent.register` stored the name (it is launched later); `worktree
     create --runtime` made the worktree before anything looked at it (walk C, B5)."""
     repo, alice, bob = pair_once
+    before = agent_names(alice)
     wt = repo.worktree(f"rt{len(repo.worktrees)}")
     for args in (
         ("quickstart", "--name", "newbie", "--role", "dev", "--runtime", runtime),
@@ -180,14 +182,14 @@ def test_a_runtime_name_is_checked_wherever_it_enters(pair_once, runtime):
         ("worktree", "create", "rtw", "--name", "newbie", "--role", "dev", "--runtime", runtime),
     ):
         assert_error(repo.run(*args, cwd=wt), "invalid runtime name")
-    assert agent_names(alice) == ["alice", "bob"]
+    assert agent_names(alice) == before
     assert not list(wt.glob(".thrum/identities/*.json"))
     assert not (wt / "pwned").exists()
     assert "rtw" not in repo.git("worktree", "list")
     raw = run_python(alice, REGISTER_RUNTIME, runtime)  # past the CLI: the engine checks again
     assert raw.returncode == 0, raw.stderr
     assert "invalid runtime name" in raw.stdout, raw.stdout
-    assert agent_names(alice) == ["alice", "bob"]
+    assert agent_names(alice) == before
 
 
 REGISTER_RUNTIME = r"""
@@ -224,12 +226,70 @@ def test_agent_delete_removes_an_agent(pair):
     assert agent_names(alice) == ["alice", "bob"]
 
     assert_error(alice.run("agent", "delete", "bob", "--force"), "belongs to the worktree")  # not alice's
-    assert repo.ok("agent", "delete", "bob", "--force").out == "✓ Deleted @bob\n"  # the operator's
+    bob_file = bob.cwd / ".thrum" / "identities" / "bob.json"
+    assert repo.ok("agent", "delete", "bob", "--force").out == (  # the operator's
+        f"✓ Deleted @bob\nRemoved identity file: {bob_file}\n"
+    )
     assert agent_names(alice) == ["alice"]
     assert "bob" not in members(alice, "--all")
     assert_error(alice.run("send", "are you there?", "--to", "@bob"), "unknown recipient: @bob")
-    assert_error(bob.run("inbox"), "not registered")
+    assert_error(bob.run("inbox"), "quickstart")  # its identity file went with it
     assert_error(alice.run("agent", "delete", "ghost"), "@ghost")
+
+
+def main_checkout_agent(repo, name: str, role: str) -> Agent:
+    """An agent sharing the main checkout, picked by THRUM_NAME, with no agent pid in its file (this
+    test process would be every agent's ancestor: a pid match would hide an ambiguous worktree)."""
+    agent = Agent(name, role, repo.path, {**repo.env, "THRUM_NAME": name})
+    agent.ok("quickstart", "--name", name, "--role", role, "--no-agent-pid")
+    return agent
+
+
+def test_agent_delete_removes_the_identity_file_so_the_worktree_resolves_again(repo):
+    """`agent delete` left `.thrum/identities/<name>.json` behind: the worktree stayed ambiguous for
+    the agent that remains there, and `THRUM_NAME=<deleted> thrum whoami` still answered as the
+    deleted agent (walk C, A4). Teardown removes the files with the worktree; delete does it too."""
+    lead, bob = (main_checkout_agent(repo, n, r) for n, r in (("lead", "boss"), ("bob", "worker")))
+    ids = repo.path / ".thrum" / "identities"
+    assert sorted(p.name for p in ids.glob("*.json")) == ["bob.json", "lead.json"]
+    assert_error(repo.run("whoami"), "several identities")
+
+    r = lead.json("agent", "delete", "bob", "--force")
+    assert (r["deleted"], r["identity_file"]) == ("bob", str(ids / "bob.json"))
+    assert sorted(p.name for p in ids.glob("*.json")) == ["lead.json"]
+    assert repo.ok("whoami", "--field", "name").out == "lead\n"  # the only identity again
+    assert_error(bob.run("whoami"), "@bob is not registered")  # not shown as a live identity
+    assert_error(bob.run("whoami", "--field", "session_id"), "@bob is not registered")
+
+    # `agent cleanup --force` deletes agents too, and their files with them.
+    carol = repo.agent("carol", "worker")
+    r = repo.json("agent", "cleanup", "--force", "--threshold", "0")
+    assert "carol" in r["deleted"]
+    assert str(carol.cwd / ".thrum" / "identities" / "carol.json") in r["identity_files"]
+    assert not list((carol.cwd / ".thrum" / "identities").glob("*.json"))
+
+
+def test_whoami_answers_the_current_session_and_intent(pair):
+    """After `session end`, `session start` and `session set-intent`, `whoami --field session_id`
+    named the ended session and `--field intent` the old intent: the identity file was never
+    updated, and whoami read only the file (walk C, B1). The engine now keeps the file current, and
+    whoami prefers the engine's answer while still working without it."""
+    repo, alice, bob = pair
+    first = alice.ok("whoami", "--field", "session_id").out.strip()
+    alice.ok("session", "end", "--reason", "crash")
+    assert alice.ok("whoami", "--field", "session_id").out == "\n"  # no session: empty, not the ended one
+    second = alice.ok("session", "start").out.removeprefix("✓ Session started: ").strip()
+    alice.ok("session", "set-intent", "fresh intent")
+    assert second != first
+    assert alice.ok("whoami", "--field", "session_id").out == f"{second}\n"
+    assert alice.ok("whoami", "--field", "intent").out == "fresh intent\n"
+    record = json.loads((alice.cwd / ".thrum" / "identities" / "alice.json").read_text())
+    assert (record["session_id"], record["intent"]) == (second, "fresh intent")
+
+    repo.stop()  # without the engine the file answers, and it is current
+    assert alice.ok("whoami", "--field", "session_id").out == f"{second}\n"
+    assert alice.json("whoami")["intent"] == "fresh intent"
+    assert not engine_running(repo), "whoami must not start the engine"
 
 
 def test_a_deleted_agents_session_stays_ended_after_a_restart(pair):
