@@ -105,6 +105,24 @@ def _require_text(kind: str, text: str) -> str:
     return text
 
 
+async def sync_identity_file(engine: Engine, name: str) -> None:
+    """Write the agent's session and intent, as the engine now sees them, into its identity file.
+    `whoami` answers from that file when the engine is down, and hook scripts read it directly:
+    left alone it went on naming an ended session and the intent of the one before (walk C, B1).
+    A file that is not there (an agent registered over RPC only) stays absent; a worktree that is
+    gone or unwritable is not this call's failure: the journal already holds the change."""
+    row = engine.agents.get(name)
+    worktree = (row or {}).get("worktree")
+    if not row or not worktree:
+        return
+    view = agent_view(engine, row)
+    fields = {"session_id": view["session_id"], "intent": view["intent"]}
+    try:
+        await asyncio.to_thread(identity_file.update, worktree, name, fields)
+    except OSError:
+        pass
+
+
 async def start_work_session(engine: Engine, name: str, intent: str = "") -> dict:
     """End the agent's open session (if any) and start a new one."""
     _require_text("intent", intent)
@@ -115,6 +133,7 @@ async def start_work_session(engine: Engine, name: str, intent: str = "") -> dic
     sid = ids.new_id("ses")
     events.append(engine.event("session.start", name, {"session_id": sid, "agent": name, "intent": intent}))
     await engine.commit(*events)
+    await sync_identity_file(engine, name)
     return engine.active_sessions[name]
 
 
@@ -281,9 +300,31 @@ async def agent_delete(engine: Engine, caller: Caller, p: AgentNameParams) -> di
     require_agent_owner(engine, caller, name, f"deleting @{name}")
     if name in engine.active_sessions and name != caller.name and not p.force:
         raise Conflict(f"@{name} has an active session; pass --force to delete it anyway")
-    await engine.commit(engine.event("agent.delete", author_of(engine, caller), {"name": name}))
-    engine.last_seen.pop(name, None)
-    return {"deleted": name}
+    removed = await delete_agents(engine, caller, [name])
+    return {"deleted": name, "identity_file": removed.get(name)}
+
+
+async def delete_agents(engine: Engine, caller: Caller, agents: list[str]) -> dict[str, str]:
+    """Delete `agents` and remove the identity file each had in its worktree ({name: path removed}).
+    A file left behind kept the worktree ambiguous for the agent that stays there, and kept
+    `THRUM_NAME=<deleted> thrum whoami` answering as if the agent were still there (walk C, A4)."""
+    homes = {n: (engine.agents.get(n) or {}).get("worktree") for n in agents}
+    await engine.commit(
+        *(engine.event("agent.delete", author_of(engine, caller), {"name": n}) for n in agents)
+    )
+    removed = {}
+    for name, worktree in homes.items():
+        engine.last_seen.pop(name, None)
+        if worktree and await asyncio.to_thread(_remove_identity_file, worktree, name):
+            removed[name] = identity_file.path_of(worktree, name)
+    return removed
+
+
+def _remove_identity_file(worktree: str, name: str) -> bool:
+    try:
+        return identity_file.remove(worktree, name)
+    except OSError:  # the worktree is unreadable or gone: there is no file to keep it ambiguous
+        return False
 
 
 def last_activity(engine: Engine, name: str) -> float:
@@ -301,11 +342,15 @@ async def agent_cleanup(engine: Engine, caller: Caller, p: CleanupParams) -> dic
     stale = sorted(n for n in engine.agents if last_activity(engine, n) < cutoff and n != caller.name)
     if not p.dry_run:
         require_operator(engine, caller, "deleting stale agents")
+    removed: dict[str, str] = {}
     if not p.dry_run and stale:
-        await engine.commit(
-            *(engine.event("agent.delete", author_of(engine, caller), {"name": n}) for n in stale)
-        )
-    return {"stale": stale, "deleted": [] if p.dry_run else stale, "dry_run": p.dry_run}
+        removed = await delete_agents(engine, caller, stale)
+    return {
+        "stale": stale,
+        "deleted": [] if p.dry_run else stale,
+        "dry_run": p.dry_run,
+        "identity_files": sorted(removed.values()),
+    }
 
 
 @method("agent.set_status", SetStatusParams, identity=True, writes=True)
@@ -355,6 +400,7 @@ async def session_end(engine: Engine, caller: Caller, p: SessionEndParams) -> di
     s = dict(_active(engine, caller.name))  # type: ignore[arg-type]
     await engine.commit(engine.event("session.end", caller.name, {"session_id": s["id"], "reason": p.reason}))  # type: ignore[arg-type]
     s.update({"ended_at": iso(), "end_reason": p.reason})
+    await sync_identity_file(engine, caller.name)  # type: ignore[arg-type]
     return {"session": session_view(s)}
 
 
@@ -376,6 +422,7 @@ async def _update_session(engine: Engine, caller: Caller, field: str, value: str
     await engine.commit(
         engine.event("session.update", caller.name, {"session_id": s["id"], "fields": {field: value}})  # type: ignore[arg-type]
     )
+    await sync_identity_file(engine, caller.name)  # type: ignore[arg-type]
     return {"session": session_view(engine.active_sessions.get(caller.name))}  # type: ignore[arg-type]
 
 

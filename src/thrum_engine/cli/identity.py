@@ -6,6 +6,28 @@ from thrum_engine.cli.output import line
 from thrum_engine.durations import parse_duration
 
 
+def live_identity(ctx: Ctx, name: str) -> dict | None:
+    """The engine's view of `name` ({"agent", "session"}) when an engine is already running here,
+    else None: whoami works without the engine, so it never starts one, and an engine that cannot
+    answer (busy, another worktree's claim) leaves whoami to the identity file. An engine that
+    says the agent is not registered is believed: an identity file or THRUM_NAME naming a deleted
+    agent must not be shown as a live identity (walk C, A4)."""
+    from thrum_engine.rpc.client import EngineUnavailable, RpcError
+
+    try:
+        client = ctx.client(start=False)
+    except CliError:
+        return None
+    try:
+        return client.call("agent.whoami", {"caller": name}, 5.0)
+    except RpcError as exc:
+        if exc.kind == "unknown_agent":
+            raise CliError(exc.message) from None
+        return None
+    except (EngineUnavailable, TimeoutError, OSError):
+        return None
+
+
 def whoami(ctx: Ctx) -> int:
     from thrum_engine.identity_fields import FIELDS
     from thrum_engine.layout import current_branch
@@ -13,6 +35,10 @@ def whoami(ctx: Ctx) -> int:
     name = ctx.require_me()
     data = {f: "" for f in FIELDS}
     data.update({k: v for k, v in (ctx.identity_file or {}).items() if v is not None})
+    live = live_identity(ctx, name)
+    if live is not None:  # the engine's session and intent are the current ones; the file may lag
+        data["session_id"] = (live.get("session") or {}).get("session_id") or ""
+        data["intent"] = live["agent"].get("intent") or ""
     data["name"] = data.get("name") or name
     data["agent_id"] = name
     data["preferred_runtime"] = data["preferred_runtime"] or data["runtime"]
@@ -99,7 +125,13 @@ def agent_list(ctx: Ctx) -> int:
 
 def agent_delete(ctx: Ctx) -> int:
     r = ctx.call("agent.delete", {"name": ctx.args["name"], "force": ctx.args["force"]})
-    return ctx.emit(r, lambda r: line(f"✓ Deleted @{r['deleted']}"))
+
+    def human(r: dict) -> None:
+        line(f"✓ Deleted @{r['deleted']}")
+        if r.get("identity_file"):  # the engine removed it: the worktree no longer resolves to the agent
+            line(f"Removed identity file: {r['identity_file']}")
+
+    return ctx.emit(r, human)
 
 
 def agent_cleanup(ctx: Ctx) -> int:
@@ -126,6 +158,8 @@ def agent_cleanup(ctx: Ctx) -> int:
             line("Stale agents (pass --force to delete): " + ", ".join("@" + n for n in r["stale"]))
         else:
             line("✓ Deleted " + ", ".join("@" + n for n in r["deleted"]))
+            for path in r.get("identity_files") or ():
+                line(f"Removed identity file: {path}")
 
     return ctx.emit(r, human)
 
