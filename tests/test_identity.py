@@ -204,6 +204,41 @@ except RpcError as exc:
 """
 
 
+def test_a_second_identity_in_a_worktree_is_refused_unless_both_are_picked_by_name(repo):
+    """`quickstart --name q2` (and `agent register bob`) in a worktree holding @q1's identity
+    file silently added a second one; `whoami` and `inbox` there without THRUM_NAME then failed
+    "several identities" for q1 too (walk C, A3). Refused with one line naming @q1, and nothing
+    changes; agents that each run under their own THRUM_NAME may share a worktree."""
+    wt = repo.worktree("shared")
+    boss = repo.agent("boss", "lead", worktree=False)  # initializes; the main checkout is THRUM_NAME's
+    bare = Agent("q1", "dev", wt, dict(repo.env))
+    bare.ok("quickstart", "--name", "q1", "--role", "dev", "--no-agent-pid")
+    for args in (
+        ("quickstart", "--name", "q2", "--role", "dev"),
+        ("agent", "register", "bob", "--role", "dev"),
+        ("quickstart", "--name", "q2", "--role", "dev", "--runtime", "claude"),
+    ):
+        line = assert_error(bare.run(*args), "@q1", "worktree create", "--force")
+        assert str(wt / ".thrum" / "identities") in line
+        # Under its own THRUM_NAME the newcomer resolves, but q1 (found as the only file) would not.
+        assert_error(bare.run(*args, THRUM_NAME=args[3] if args[0] == "agent" else "q2"), "@q1")
+    assert [p.name for p in (wt / ".thrum" / "identities").glob("*.json")] == ["q1.json"]
+    assert not (wt / "CLAUDE.md").exists()
+    assert agent_names(boss) == ["boss", "q1"]
+    assert bare.ok("whoami", "--field", "name").out == "q1\n"
+    bare.ok("inbox")
+    bare.ok("quickstart", "--name", "q1", "--role", "dev", "--no-agent-pid")  # still idempotent
+
+    # Agents that each carry THRUM_NAME share the main checkout (the conftest arrangement).
+    main_checkout_agent(repo, "q3", "dev")
+    assert agent_names(boss) == ["boss", "q1", "q3"]
+
+    # --force: the caller says it sets THRUM_NAME for each agent.
+    bare.ok("quickstart", "--name", "q2", "--role", "dev", "--force", "--no-agent-pid")
+    assert sorted(p.name for p in (wt / ".thrum" / "identities").glob("*.json")) == ["q1.json", "q2.json"]
+    assert bare.ok("whoami", "--field", "name", THRUM_NAME="q2").out == "q2\n"
+
+
 # -- agents ----------------------------------------------------------------------------------------
 
 

@@ -661,6 +661,36 @@ def test_start_creates_and_launches_in_the_current_worktree(trepo):
     trepo.wait_state("n7", "idle")
 
 
+def test_a_session_is_not_started_beside_an_agent_that_relies_on_being_the_only_identity(trepo):
+    """`tmux start --name X` (and `tmux create`) in a worktree whose agent has no THRUM_NAME (it is
+    found as the worktree's only identity file) added a second identity there: the pane's agent
+    resolved by its THRUM_NAME, but the agent already there no longer did (walk C, A3)."""
+    wt = trepo.repo.worktree("w9")
+    trepo.ok("quickstart", "--name", "solo", "--role", "impl", "--no-agent-pid", cwd=wt)
+    assert trepo.ok("whoami", "--field", "name", cwd=wt).out == "solo\n"
+    for args in (
+        ("tmux", "start", "--name", "st1", "--role", "impl", "--runtime", "fake_claude"),
+        ("tmux", "create", "st1", "--cwd", str(wt), "--name", "st1", "--role", "impl", "--runtime", "claude"),
+    ):
+        r = trepo.run(*args, cwd=wt)
+        assert is_error(r) and "@solo" in r.err and "--force" in r.err, r.err + r.out
+    assert trepo.sessions() == []
+    assert "st1" not in trepo.agents()
+    assert [p.name for p in (wt / ".thrum" / "identities").glob("*.json")] == ["solo.json"]
+    assert not (wt / "CLAUDE.md").exists(), "no runtime files for a refused session"
+    assert trepo.ok("whoami", "--field", "name", cwd=wt).out == "solo\n"
+
+    # Sessions' agents carry THRUM_NAME: a second session beside the first one's agent is fine.
+    other = trepo.repo.worktree("w10")
+    trepo.ok(
+        "tmux", "create", "p1", "--cwd", str(other), "--name", "p1", "--role", "impl", "--runtime", "shell"
+    )
+    trepo.ok(
+        "tmux", "create", "p2", "--cwd", str(other), "--name", "p2", "--role", "impl", "--runtime", "shell"
+    )
+    assert sorted(p.name for p in (other / ".thrum" / "identities").glob("*.json")) == ["p1.json", "p2.json"]
+
+
 # -- 8. bad input ----------------------------------------------------------------------------
 
 

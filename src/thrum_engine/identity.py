@@ -216,6 +216,18 @@ async def register_agent(
     }
 
 
+async def require_room(worktree: str, name: str, *, named_by_env: bool, force: bool) -> None:
+    """Refuse (Conflict) an identity file for `name` that would leave an agent in `worktree`
+    unresolvable (identity_file.crowding_problem); `force` is the caller saying it sets THRUM_NAME."""
+    if force:
+        return
+    problem = await asyncio.to_thread(
+        identity_file.crowding_problem, worktree, name, named_by_env=named_by_env
+    )
+    if problem:
+        raise Conflict(problem)
+
+
 async def enroll(
     engine: Engine,
     *,
@@ -229,7 +241,9 @@ async def enroll(
     tmux_session: str = "",
 ) -> dict:
     """An agent made for a worktree Thrum set up (a new worktree, a tmux session): registered with
-    a work session, and its identity file written there, before anything runs in it."""
+    a work session, and its identity file written there, before anything runs in it. A tmux
+    session's pane carries THRUM_NAME, so its identity is picked by its environment."""
+    await require_room(worktree, name, named_by_env=bool(tmux_session), force=force)
     reg = await register_agent(
         engine,
         name=name,
@@ -247,6 +261,7 @@ async def enroll(
         repo=engine.layout.repo,
         agent_pid=None,
         tmux_session=tmux_session,
+        named_by_env=bool(tmux_session),
     )
     await asyncio.to_thread(identity_file.write, worktree, record)  # fsyncs: off the loop
     return reg

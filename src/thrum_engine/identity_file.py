@@ -18,8 +18,12 @@ def identity_record(
     repo: str,
     agent_pid: int | None,
     tmux_session: str = "",
+    named_by_env: bool = False,
 ) -> dict:
-    return {
+    """The file's record. `named_by_env`: the agent's processes carry THRUM_NAME (a pane Thrum made,
+    a quickstart run under THRUM_NAME), so it does not rely on being its worktree's only identity
+    (`crowding_problem` reads it)."""
+    record = {
         "name": agent["name"],
         "role": agent["role"],
         "module": agent.get("module", ""),
@@ -36,6 +40,9 @@ def identity_record(
         "session_id": (session or {}).get("session_id"),
         "agent_pid": agent_pid,
     }
+    if named_by_env or tmux_session:
+        record["named_by_env"] = True
+    return record
 
 
 def path_of(worktree: str, name: str) -> str:
@@ -74,3 +81,43 @@ def remove(worktree: str, name: str) -> bool:
         return True
     except FileNotFoundError:
         return False
+
+
+def names_in(worktree: str) -> list[str]:
+    """The names of the identity files in `worktree` (sorted; none when there is no folder)."""
+    try:
+        files = os.listdir(os.path.join(worktree, ".thrum", "identities"))
+    except OSError:
+        return []
+    return sorted(f[:-5] for f in files if f.endswith(".json"))
+
+
+def _named_by_env(worktree: str, name: str) -> bool:
+    try:
+        with open(path_of(worktree, name), encoding="utf-8") as fh:
+            record = json.load(fh)
+    except (OSError, ValueError, InvalidName):
+        return False
+    return isinstance(record, dict) and bool(record.get("named_by_env") or record.get("tmux_session"))
+
+
+def crowding_problem(worktree: str, name: str, *, named_by_env: bool) -> str | None:
+    """Why writing `name`'s identity file into `worktree` would leave an agent there unresolvable,
+    or None. Resolution without THRUM_NAME takes the worktree's *only* identity file (DESIGN,
+    Identity), so a second file silently broke `whoami`, `inbox` and the hooks of the agent already
+    there, and of the new one too (walk C, A3). Allowed: the file is already there (re-registering
+    changes nothing), and a new identity picked by its environment (`named_by_env`) beside ones
+    that are too, or beside several (none of which was resolved by being the only one)."""
+    others = [n for n in names_in(worktree) if n != name]
+    if not others or name in names_in(worktree):
+        return None
+    if named_by_env and (len(others) > 1 or _named_by_env(worktree, others[0])):
+        return None
+    held = ", ".join("@" + n for n in others)
+    where = os.path.join(worktree, ".thrum", "identities")
+    return (
+        f"this worktree already holds the identity of {held} ({where}): another one would make `thrum`"
+        f" here unable to tell the agents apart without THRUM_NAME; give @{name} a worktree of its own"
+        f" (`thrum worktree create NAME --name {name} --role ROLE`), or set THRUM_NAME for every agent"
+        " here and pass --force"
+    )

@@ -406,6 +406,19 @@ def _engine_running(ctx: Ctx) -> bool:
     return True
 
 
+def refuse_crowding(ctx: Ctx, name: str, *, force: bool) -> bool:
+    """Refuse a second identity in this worktree that would leave an agent here unresolvable
+    (identity_file.crowding_problem); returns whether `name` is picked by this caller's THRUM_NAME."""
+    from thrum_engine import identity_file
+
+    named_by_env = os.environ.get("THRUM_NAME") == name  # this caller's own commands pick it by name
+    if not force:
+        problem = identity_file.crowding_problem(ctx.layout.worktree, name, named_by_env=named_by_env)
+        if problem:
+            raise CliError(problem)
+    return named_by_env
+
+
 def _register(
     ctx: Ctx,
     name: str,
@@ -426,6 +439,9 @@ def _register(
     )
     if problem:
         raise CliError(problem)
+    from thrum_engine import identity_file
+
+    named_by_env = refuse_crowding(ctx, name, force=force)  # before the engine registers anything
     params = {
         "name": name,
         "role": role,
@@ -437,8 +453,6 @@ def _register(
         "start_session": start_session,
     }
     r = ctx.call("agent.register", params, as_caller=False)  # no caller: we are becoming someone
-    from thrum_engine import identity_file
-
     identity_file.write(
         ctx.layout.worktree,
         identity_file.identity_record(
@@ -446,6 +460,7 @@ def _register(
             r.get("session"),
             repo=ctx.layout.repo,
             agent_pid=os.getppid() if record_pid else None,
+            named_by_env=named_by_env,
         ),
     )
     return r
@@ -468,6 +483,7 @@ def quickstart(ctx: Ctx) -> int:
     preamble = None
     if preamble_src:
         preamble = read_text(preamble_src, what="--preamble-file")
+    refuse_crowding(ctx, name, force=a["force"])  # before init or anything else is written
     steps = []
     if not a["no_init"]:
         steps = ensure_init(ctx)

@@ -15,7 +15,7 @@ from thrum_engine.engine.authority import agent_worktree, require_agent_owner, r
 from thrum_engine.engine.caller import Caller
 from thrum_engine.engine.registry import method
 from thrum_engine.errors import Conflict, InvalidInput, InvalidName, NotFound, ThrumError
-from thrum_engine.identity import author_of, enroll
+from thrum_engine.identity import author_of, enroll, require_room
 from thrum_engine.integrations.engine_side import install_for
 from thrum_engine.layout import current_branch, worktree_of
 from thrum_engine.model import Params
@@ -289,6 +289,8 @@ async def checked_create(engine: Engine, caller: Caller, p: CreateParams) -> Ses
     if home and os.path.realpath(home) != os.path.realpath(wt):  # moving it: the caller must own its home
         require_owner(engine, caller, home, f"moving @{agent} here")
     await session_clash(engine, p.session, p.force)  # a name another repo holds: before any file is written
+    if agent:  # the same refusal `enroll` makes, before runtime files are installed
+        await require_room(os.path.realpath(wt), agent, named_by_env=True, force=p.force)
     if p.runtime:
         await install_for(engine, wt, runtime.name, agent, p.role, p.module)
     return await create_tmux_session(
