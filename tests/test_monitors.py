@@ -7,6 +7,7 @@ only its tests created.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -15,7 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from conftest import assert_error, fake_runtime, pane_state, start_session, wait_for, write_runtimes
+from conftest import (
+    assert_error,
+    fake_runtime,
+    pane_state,
+    run_python,
+    start_session,
+    wait_for,
+    write_runtimes,
+)
 
 MON_ID = re.compile(r"^mon_[0-9A-Za-z]{26}$")
 STARTED = re.compile(r"^Started monitor (\S+) \((mon_[0-9A-Za-z]{26})\)$")
@@ -276,6 +285,36 @@ def test_a_restart_inside_the_debounce_window_keeps_it(team):
     append(log, "ERR two\n")
     got = wait_contents(bob, "again", 2, timeout=20)
     assert got[1].startswith("[again] 1 more match suppressed") and "(last: ERR two)" in got[1], got
+
+
+EDIT = r"""
+import json, sys
+from thrum_engine.rpc.client import Client
+from thrum_engine.layout import Layout
+c = Client(Layout.discover().socket_path).connect()
+print(json.dumps(c.call("monitor.edit", json.loads(sys.argv[1]))))
+"""
+
+
+def test_an_edit_logs_and_applies_only_what_changed(team):
+    """The console's form sends every field: the log said `edit debounce, pattern, target` when only
+    the match had changed (walk A, 14); the same values again change nothing."""
+    repo, boss, bob = team
+    log = repo.path / "edit.log"
+    log.write_text("")
+    mon = start_command(boss, "ed", "ERR", "@bob", "tail", "-n0", "-F", str(log), debounce="5s")
+    same = {"id": mon["id"], "match": "ERR", "to": "@bob", "debounce": 5.0}
+
+    def edit(params: dict) -> dict:
+        r = run_python(boss, EDIT, json.dumps(params))
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)["monitor"]
+
+    edit({**same, "match": "FAIL"})
+    edit(same | {"match": "FAIL"})  # nothing differs now
+    edits = [e["detail"] for e in events(boss, "ed") if e["kind"] == "edit"]
+    assert edits == ["pattern"], edits
+    assert [e["kind"] for e in events(boss, "ed")].count("start") == 2  # one restart, for the one change
 
 
 # -- 3. restart, stop, restart, show, logs --

@@ -80,6 +80,8 @@ def test_request_changes_reaches_the_agent_who_reads_it_with_the_cli(work):
     assert {"type": "review", "value": r["review_id"]} in msg["refs"]
     assert msg["body"]["structured"]["verdict"] == "request_changes"
     assert "Return 2, and test it." in msg["body"]["content"]
+    # the branch's commits are ahead of main, not on it (walk A, 13: read as merged already)
+    assert "2 commit(s) ahead of main" in msg["body"]["content"], msg["body"]["content"]
     comments = alice.json("review", "comments")
     assert comments["review_id"] == r["review_id"] and comments["verdict"] == "request_changes"
     assert comments["changed_since_review"] is False and "pending" not in comments

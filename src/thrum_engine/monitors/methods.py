@@ -281,6 +281,11 @@ async def edit(engine: Engine, caller: Caller, p: MonitorEditParams) -> dict:
         changes["schedule"] = p.schedule or None
     if not changes:
         raise InvalidInput("nothing to change: give a new match, target, debounce or schedule")
+    # Only what differs is an edit: the console's form sends every field, and the log listed them
+    # all as changed (walk A, 14); the same values again change nothing and restart nothing.
+    changes = {k: v for k, v in changes.items() if row[k] != v}
+    if not changes:
+        return {"monitor": await view(engine, row["id"])}
     svc = service(engine)
     await queries.update_monitor(engine.store, row["id"], changes, iso())
     await svc.event(row["id"], "edit", detail=", ".join(sorted(changes)))

@@ -276,7 +276,7 @@ def message_body(
     head = "approved" if verdict == "approve" else "changes requested"
     n = len(comments)
     lines = [
-        f"Review of {st.branch or 'HEAD'} ({st.ahead} commit(s) on {st.target}, {st.merge_base[:8]}..{st.head[:8]}): {head}"
+        f"Review of {st.branch or 'HEAD'} ({st.ahead} commit(s) ahead of {st.target}, {st.merge_base[:8]}..{st.head[:8]}): {head}"
         + (f", {n} comment(s)" if n else ""),
     ]
     if summary.strip():
