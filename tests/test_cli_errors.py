@@ -206,3 +206,32 @@ def test_the_cap_covers_the_whole_message_not_only_its_body(pair, tmp_path):
     journal = shard_file(repo.path, "alice")
     assert max(len(line) for line in journal.read_bytes().splitlines()) < cap + 1024
     assert [m["message_id"] for m in bob.json("inbox")["messages"]] == [half, first]
+
+
+# Frames with start-by times, read on the engine's clocks.
+START_BY = r"""
+import json, socket, sys, time
+from thrum_engine.layout import Layout
+s = socket.socket(socket.AF_UNIX)
+s.connect(Layout.discover().socket_path)
+f = s.makefile("rb")
+out = []
+for i, (field, delta) in enumerate(json.loads(sys.argv[1])):
+    clock = time.monotonic() if field == "start_by_mono" else time.time()
+    frame = {"jsonrpc": "2.0", "id": i, "method": "agent.whoami", "params": {"caller": "alice"}, field: clock + delta}
+    s.sendall((json.dumps(frame) + "\n").encode())
+    reply = json.loads(f.readline())
+    out.append("result" in reply or reply["error"]["data"]["kind"])
+print(json.dumps(out))
+"""
+
+
+def test_a_request_expires_on_the_monotonic_clock_that_a_wall_clock_step_leaves_alone(pair):
+    """The start-by time was on the wall clock: a step between client and engine (NTP, a resumed VM)
+    answered `request expired before it could start` (walk B, 14). Clients send `start_by_mono`;
+    an older client's wall-clock `start_by` still counts."""
+    _repo, alice, _bob = pair
+    cases = [("start_by_mono", 30), ("start_by_mono", -1), ("start_by", 30), ("start_by", -1)]
+    r = run_python(alice, START_BY, json.dumps(cases))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == [True, "expired", True, "expired"]

@@ -109,7 +109,7 @@ class EngineLink:
             "id": rid,
             "method": method,
             "params": params,
-            "start_by": time.time() + START_WITHIN,
+            "start_by_mono": time.monotonic() + START_WITHIN,  # rpc.server._expired
         }
         fut: asyncio.Future = asyncio.get_running_loop().create_future()
         self._pending[rid] = fut

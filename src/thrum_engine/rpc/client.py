@@ -181,7 +181,7 @@ class Client:
         rid = self._next_id
         msg = {"jsonrpc": "2.0", "id": rid, "method": method, "params": params or {}}
         if self.probe:
-            msg["start_by"] = time.time() + START_WITHIN
+            msg["start_by_mono"] = time.monotonic() + START_WITHIN  # rpc.server._expired
         data = (dumps(msg) + "\n").encode()
         deadline = None if timeout is None else time.monotonic() + timeout
         try:

@@ -54,6 +54,17 @@ def _plain_id(rid) -> bool:
     return rid is None or (isinstance(rid, (str, int)) and not isinstance(rid, bool) and _encodable(rid))
 
 
+def _late(value: object, now: float) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and now > value
+
+
+def _expired(req: dict) -> bool:
+    """Whether the client gave up on this request before it could start. `start_by_mono` is on the
+    monotonic clock, which a wall-clock step (NTP, a resumed VM) leaves alone (walk B, 14);
+    `start_by`, on the wall clock, is what older clients send."""
+    return _late(req.get("start_by_mono"), time.monotonic()) or _late(req.get("start_by"), time.time())
+
+
 def _error(rid, code: int, message: str, kind: str | None = None) -> dict:
     err: dict = {"code": code, "message": message}
     if kind:
@@ -494,8 +505,7 @@ class RpcServer:
         claimed = params.pop("caller", None)
         if claimed is not None and not isinstance(claimed, str):
             return _error(rid, P.INVALID_PARAMS, "caller must be a string")
-        start_by = req.get("start_by")
-        if isinstance(start_by, (int, float)) and not isinstance(start_by, bool) and time.time() > start_by:
+        if _expired(req):
             # The client gave up on us before we could even start (we were stopped, or wedged): running
             # it now would do what the caller was told may not have happened.
             log.warning("dropped %s from pid %d: it waited past its start-by time", name, pid)
