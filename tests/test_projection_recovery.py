@@ -418,3 +418,29 @@ def test_store_files_are_private_whatever_the_umask(make_repo, umask):
             assert oct(d.stat().st_mode & 0o777) == "0o700", d
     finally:
         os.umask(old)
+
+
+def test_a_store_from_before_every_event_was_projected_is_rebuilt_once_on_upgrade(pair):
+    """An older Thrum recorded the events it could not project (a newer clone's asks, reviews,
+    schedules) as applied and dropped them; upgraded, they stayed missing while doctor said all was
+    well (walk B, 10). A store from before schema.PROJECTS_EVERY_EVENT_SINCE is rebuilt once."""
+    from thrum_engine.store.schema import PROJECTS_EVERY_EVENT_SINCE
+
+    repo, alice, bob = pair
+    ask = alice.json("send", "which schema?", "--to", "@bob", "--ask")
+    repo.stop()
+    con = sqlite3.connect(db(repo))  # as a v10 Thrum left it: no asks or held tables, the ask dropped
+    con.executescript(
+        "DROP TABLE asks; DROP TABLE held;"
+        f" UPDATE meta SET value = '{PROJECTS_EVERY_EVENT_SINCE - 1}' WHERE key = 'schema_version';"
+    )
+    con.close()
+    asks = bob.json("asks", "--to-me")
+    assert [a["message_id"] for a in asks["asks"]] == [ask["message_id"]], asks
+    rec = alice.json("doctor")["projection_recovered"]
+    assert f"schema v{PROJECTS_EVERY_EVENT_SINCE - 1} could not project" in rec["reason"], rec
+    repo.stop()
+    bob.json("asks", "--to-me")  # once: the rebuilt store is not marked again
+    con = sqlite3.connect(db(repo))
+    assert con.execute("SELECT value FROM meta WHERE key = 'rebuild_due'").fetchone() is None
+    con.close()

@@ -25,7 +25,14 @@ from thrum_engine.errors import SchemaTooNew
 from thrum_engine.files import FILE_MODE, private_dir
 from thrum_engine.store import apply as projector
 from thrum_engine.store.lines import LineRejected, ops_for_lines
-from thrum_engine.store.schema import LOCAL, RECOUNTS, SCHEMA_VERSION, migration_sql
+from thrum_engine.store.schema import (
+    LOCAL,
+    PROJECTS_EVERY_EVENT_SINCE,
+    REBUILD_DUE,
+    RECOUNTS,
+    SCHEMA_VERSION,
+    migration_sql,
+)
 from thrum_engine.store.validate import EventCheck
 
 T = TypeVar("T")
@@ -300,6 +307,7 @@ def migrate(conn: sqlite3.Connection) -> int:
         raise SchemaTooNew(
             f"database schema v{version} is newer than this Thrum (v{SCHEMA_VERSION}); upgrade thrum"
         )
+    start = version
     while version < SCHEMA_VERSION:
         conn.executescript("BEGIN;" + migration_sql(conn, version) + ";COMMIT;")
         version += 1
@@ -307,6 +315,11 @@ def migrate(conn: sqlite3.Connection) -> int:
             "INSERT INTO meta(key, value) VALUES ('schema_version', ?)"
             " ON CONFLICT(key) DO UPDATE SET value=excluded.value",
             (str(version),),
+        )
+    if 0 < start < PROJECTS_EVERY_EVENT_SINCE:  # 0: a new store, built from the journal as it opens
+        conn.execute(
+            "INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)",
+            (REBUILD_DUE, f"events a Thrum of schema v{start} could not project (upgraded to v{version})"),
         )
     return version
 

@@ -516,5 +516,12 @@ def migration_sql(conn: sqlite3.Connection, version: int) -> str:
 # rebuilds the projection from the journal (engine.core `_open_projection`).
 REBUILD_DUE = "rebuild_due"
 
+# The first schema that projects every event type and field the journal holds today. A store from
+# before it recorded the events it could not project (a newer clone's, through sync) as applied and
+# dropped them, so its upgrade rebuilds it once from the journal (walk B, 10: reviews, schedules, asks
+# and held messages a newer clone sent never appeared). A migration that projects a new event type
+# or field raises this to its own version.
+PROJECTS_EVERY_EVENT_SINCE = 11
+
 # What the end of a rebuild counts afresh (it drops the triggers while it loads).
 RECOUNTS = f"{UNREAD_RECOUNT};{MESSAGE_RECOUNT};{INBOX_RECOUNT}"
