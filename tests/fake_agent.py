@@ -90,6 +90,32 @@ HOOK_FILES = {
     "gemini": ".gemini/settings.json",
     "cursor": ".cursor/hooks.json",
 }
+# Where each runtime finds a `/name` (or `$name`) command: skills and command files, project first,
+# then the user's own (RUNTIMES.md §12). Gemini namespaces by sub-folder: `/a:b` is a/b.toml.
+COMMAND_FILES = {
+    "claude": ("/", (".claude/skills/{n}/SKILL.md", ".claude/commands/{n}.md")),
+    "codex": ("$", (".agents/skills/{n}/SKILL.md",)),
+    "gemini": ("/", (".gemini/commands/{p}.toml",)),
+    "opencode": ("/", (".opencode/commands/{n}.md",)),
+    "cursor": ("/", (".cursor/commands/{n}.md",)),
+    "auggie": ("/", (".augment/commands/{n}.md",)),
+}
+
+
+def unknown_command(style: str, project: str, line: str) -> str | None:
+    """The command `line` invokes when this runtime would not find it (as the real one answers
+    `Unknown skill`), else None: a prime typed where its skill was never installed shows here."""
+    sigil, places = COMMAND_FILES.get(style, ("", ()))
+    if not sigil or not line.startswith(sigil) or len(line) < 2 or not line[1].isalpha():
+        return None
+    name = line[1:].split()[0]
+    for root in (project, os.path.expanduser("~")):
+        for place in places:
+            if os.path.isfile(os.path.join(root, place.format(n=name, p=name.replace(":", "/")))):
+                return None
+    return name
+
+
 DEFAULT_TIMEOUT = {"claude": 60.0, "codex": 600.0, "gemini": 60.0, "cursor": 60.0}  # seconds
 CLAUDE_STOP_LIMIT = 8  # Claude overrides a Stop hook after this many consecutive blocks
 OPENCODE_HOST = os.path.join(os.path.dirname(os.path.abspath(__file__)), "opencode_host.mjs")
@@ -386,6 +412,11 @@ def main() -> int:
             return finish()
         line = line.rstrip("\n")
         log(line)
+        unknown = unknown_command(a.style, a.hooks_from, line) if a.hooks_from else None
+        if unknown:
+            log(f"unknown command: {unknown}")
+            out(f"Unknown skill: {unknown}")
+            continue
         if hooks is not None and line:
             show(hooks.run("prompt", prompt=line))
         cmd, _, rest = line.partition(" ")

@@ -42,3 +42,56 @@ def test_launch_types_the_prime_the_installed_skill_defines(make_repo, tmp_path)
     assert "# You are @alice (implementer/auth)" in hooks[0]["context"][0]
     member = {m["name"]: m for m in repo.json("team", "--all")["members"]}["alice"]
     assert member["hooks"]["events"]["session-start"]["runtime"] == "claude"
+
+
+def _fake_on_path(repo, tmp_path: Path, binary: str, style: str) -> Path:
+    """A fake `binary` (the real runtime's name) on the repo's PATH, logging to the returned file."""
+    log = tmp_path / f"{binary}.log"
+    bindir = install_fake(str(tmp_path / "bin"), binary, style, str(log))
+    if bindir not in repo.env["PATH"].split(os.pathsep):
+        repo.env["PATH"] = f"{bindir}{os.pathsep}{repo.env['PATH']}"
+    return log
+
+
+def _typed(log: Path) -> list[str]:
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def test_worktree_create_without_runtime_installs_the_default_runtimes_files(make_repo, tmp_path):
+    """walkC A1: the session of `worktree create W --name A` runs the default runtime (claude), so
+    its skill, hooks and MCP entry go in too, and `tmux launch` types a command that exists."""
+    repo = make_repo()
+    log = _fake_on_path(repo, tmp_path, "claude", "claude")
+    repo.ok("init", "--non-interactive")
+    r = repo.json("worktree", "create", "w1", "--name", "alice", "--role", "impl")
+    wt = Path(r["path"])
+    assert r["session"]["runtime"] == "claude"
+    for rel in (".claude/skills/thrum-prime/SKILL.md", ".claude/settings.json", ".mcp.json", "CLAUDE.md"):
+        assert (wt / rel).is_file(), rel
+    doctor = repo.run("doctor", "integrations", cwd=wt)
+    for part in ("prime", "hooks", "mcp"):
+        assert f"✓ claude {part}:" in doctor.out, doctor.out
+
+    launched = repo.json("tmux", "launch", "alice", timeout=120)
+    assert launched["primed"], launched
+    wait_for(lambda: "/thrum-prime" in _typed(log), 30, "/thrum-prime typed")
+    assert not [ln for ln in _typed(log) if ln.startswith("unknown command")], _typed(log)
+    hooks = [json.loads(ln) for ln in Path(str(log) + ".hooks").read_text().splitlines()]
+    assert hooks[0]["event"] == "SessionStart" and "@alice" in hooks[0]["context"][0]
+
+
+def test_launch_with_another_runtime_installs_that_runtimes_files_first(make_repo, tmp_path):
+    """walkC A1, the launch path: a session made for one runtime and launched with another gets the
+    other's files before its prime command is typed."""
+    repo = make_repo()
+    log = _fake_on_path(repo, tmp_path, "codex", "codex")
+    alice = repo.agent("alice", "implementer")
+    repo.ok("tmux", "create", "alice", "--cwd", str(alice.cwd), "--name", "alice", "--runtime", "shell")
+    assert not (alice.cwd / ".agents/skills/thrum-prime/SKILL.md").exists()
+
+    launched = repo.json("tmux", "launch", "alice", "--runtime", "codex", timeout=120)
+    assert launched["primed"], launched
+    assert (alice.cwd / ".agents/skills/thrum-prime/SKILL.md").is_file()
+    assert (alice.cwd / ".codex/hooks.json").is_file()
+    wait_for(lambda: "$thrum-prime" in _typed(log), 30, "$thrum-prime typed")
+    assert not [ln for ln in _typed(log) if ln.startswith("unknown command")], _typed(log)

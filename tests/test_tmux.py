@@ -1007,9 +1007,14 @@ def test_a_runtime_that_exits_at_start_is_told_at_once_not_after_the_launch_time
         "--runtime",
         "shell",
     )
-    r = trepo.json("tmux", "launch", "br", "--runtime", "broken")  # the fixture's launch timeout: 10 s
-    assert r["launched"] is True and r["primed"] is False
-    assert r["note"] == "the runtime exited: Please run /login: not logged in", r
+    started = time.monotonic()
+    r = trepo.run("tmux", "launch", "br", "--runtime", "broken")  # the fixture's launch timeout: 10 s
+    # walkC B7: a runtime back at the shell was not launched: one Error line with what the pane
+    # said, exit 1, and no success line for a script to grep.
+    assert is_error(r), (r.code, r.out, r.err)
+    assert "broken exited at once in session br: Please run /login: not logged in" in r.err, r.err
+    assert "Launched" not in r.out
+    assert time.monotonic() - started < 8
     assert _presence(trepo, "br") == "exited"
 
 

@@ -42,6 +42,13 @@ class Conflict(ThrumError):
     kind = "conflict"
 
 
+class RuntimeExited(ThrumError):
+    """A runtime typed into a pane that was back at its shell at once: it was not launched, and a
+    script that reads the launch's success line must not think the agent is up."""
+
+    kind = "runtime_exited"
+
+
 class TooLarge(InvalidInput):
     kind = "too_large"
 

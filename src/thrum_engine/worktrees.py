@@ -391,8 +391,13 @@ async def create(engine: Engine, caller: Caller, p: WorktreeCreateParams) -> dic
     try:
         await asyncio.to_thread(write_redirects, repo, path)
         result: dict = {"name": p.name, "path": path, "branch": branch, "agent": None, "session": None}
-        if p.runtime:
-            installed = await install_for(engine, path, p.runtime, p.agent, p.role, p.module)
+        # The runtime named, else the one the agent's session will run (the default): `tmux
+        # launch` types its prime command, which exists only once its files are installed.
+        runtime = p.runtime or (
+            tmux_methods.runtime_for(engine, None).name if p.agent and engine.tmux is not None else None
+        )
+        if runtime:
+            installed = await install_for(engine, path, runtime, p.agent, p.role, p.module)
             if installed:
                 result["integrations"] = installed
         if p.agent:

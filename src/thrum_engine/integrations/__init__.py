@@ -16,7 +16,17 @@ from types import ModuleType
 from thrum_engine.integrations.common import PARTS, InstallError, Wiring, Workspace
 from thrum_engine.integrations.entries import PRIME, RUNTIMES
 
-__all__ = ["PARTS", "RUNTIMES", "InstallError", "Request", "install", "known", "module", "plan"]
+__all__ = [
+    "PARTS",
+    "RUNTIMES",
+    "InstallError",
+    "Request",
+    "install",
+    "known",
+    "module",
+    "plan",
+    "prime_missing",
+]
 
 GENERIC_BLOCK = """## Thrum
 
@@ -36,6 +46,25 @@ def module(name: str) -> ModuleType:
     if not known(name):
         raise InstallError(f"no integration for runtime {name!r}: one of {', '.join(RUNTIMES)}")
     return importlib.import_module(f"thrum_engine.integrations.{name}")
+
+
+def prime_missing(runtime: str, worktree: str) -> str | None:
+    """Why `runtime`'s prime command would be an unknown command in `worktree` (its skill or command
+    file is in neither the worktree nor the user-level place `init --user` writes), or None when it
+    can be typed. Only for the runtimes Thrum wires: a custom preset's prime is its owner's."""
+    from thrum_engine.integrations import user_scope
+    from thrum_engine.integrations.entries import PRIME_FILE
+
+    rel = PRIME_FILE.get(runtime) if known(runtime) else None
+    if not rel or os.path.isfile(os.path.join(worktree, rel)):
+        return None
+    if user_scope.supported(runtime):
+        home_rel = user_scope.user_path(runtime, rel)
+        if home_rel and os.path.isfile(os.path.join(os.path.expanduser("~"), home_rel)):
+            return None
+    return (
+        f"{rel} is missing: `{PRIME[runtime]}` would be an unknown command (`thrum init --runtime {runtime}`)"
+    )
 
 
 def mcp_available() -> bool:

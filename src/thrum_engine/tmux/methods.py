@@ -9,12 +9,12 @@ import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, TypeVar
 
-from thrum_engine import names
+from thrum_engine import integrations, names
 from thrum_engine.durations import iso
 from thrum_engine.engine.authority import agent_worktree, require_agent_owner, require_operator, require_owner
 from thrum_engine.engine.caller import Caller
 from thrum_engine.engine.registry import method
-from thrum_engine.errors import Conflict, InvalidInput, InvalidName, NotFound, ThrumError
+from thrum_engine.errors import Conflict, InvalidInput, InvalidName, NotFound, RuntimeExited, ThrumError
 from thrum_engine.identity import author_of, enroll, require_room
 from thrum_engine.integrations.engine_side import install_for
 from thrum_engine.layout import current_branch, worktree_of
@@ -291,8 +291,9 @@ async def checked_create(engine: Engine, caller: Caller, p: CreateParams) -> Ses
     await session_clash(engine, p.session, p.force)  # a name another repo holds: before any file is written
     if agent:  # the same refusal `enroll` makes, before runtime files are installed
         await require_room(os.path.realpath(wt), agent, named_by_env=True, force=p.force)
-    if p.runtime:
-        await install_for(engine, wt, runtime.name, agent, p.role, p.module)
+    # The files of the runtime the session will run (the default one too, when none is named):
+    # `launch` types that runtime's prime command, which exists only once its skill is installed.
+    await install_for(engine, wt, runtime.name, agent, p.role, p.module)
     return await create_tmux_session(
         engine,
         session=p.session,
@@ -322,9 +323,21 @@ async def check_runtime(engine: Engine, runtime: runtimes.Runtime) -> None:
 
 
 async def launch_runtime(engine: Engine, s: Session, runtime: runtimes.Runtime, prompt: str | None) -> dict:
-    """Type the runtime's command into the pane's shell, wait for its prompt, then prime it."""
+    """Type the runtime's command into the pane's shell, wait for its prompt, then prime it.
+
+    Every way a runtime is started in a pane comes through here (launch, start, restart, relaunch),
+    so the runtime's files are installed here, in the session's worktree: the pane may have been
+    created for another runtime (or for the default one, before its files existed), and what is
+    typed must be a command that runtime knows. Raises RuntimeExited when the runtime is back at
+    the shell at once (not found, not logged in, a crash): it was not launched."""
     m = manager(engine)
     await check_runtime(engine, runtime)
+    worktree = worktree_of(engine.layout.repo, s.cwd)
+    if worktree is not None:
+        agent = engine.agents.get(s.agent or "", {})
+        await install_for(
+            engine, worktree, runtime.name, s.agent or None, agent.get("role"), agent.get("module") or ""
+        )
     s.runtime = runtime
     s.stream.runtime = runtime
     await asyncio.to_thread(
@@ -358,9 +371,7 @@ async def launch_runtime(engine: Engine, s: Session, runtime: runtimes.Runtime, 
         said = (
             lines[-2].strip() if len(lines) >= 2 else "its pane is at the shell again"
         )  # (the last: the prompt)
-        result["state"] = s.state.view()
-        result["note"] = "the runtime exited: " + said
-        return result
+        raise RuntimeExited(f"{runtime.name} exited at once in session {s.name}: {said}")
     result["state"] = state.view()
     if state.state != "idle":
         result["note"] = "not primed: " + (
@@ -369,14 +380,19 @@ async def launch_runtime(engine: Engine, s: Session, runtime: runtimes.Runtime, 
             else f"the runtime did not reach its prompt ({state.state})"
         )
         return result
-    for text in filter(None, (runtime.prime, prompt)):
+    prime = runtime.prime
+    missing = integrations.prime_missing(runtime.name, worktree) if prime and worktree else None
+    if missing:
+        prime = None
+        result["note"] = f"not primed: {missing}"
+    for text in filter(None, (prime, prompt)):
         typed_at = time.time()
         await m.type_into(s, text)
-        if text == runtime.prime:
+        if text == prime:
             result["primed"] = True
         else:
             result["prompted"] = True
-        if prompt and text == runtime.prime:
+        if prompt and text == prime:
             await m.wait_state(
                 s,
                 {"idle", "blocked"},
