@@ -482,3 +482,66 @@ def test_init_user_creates_private_files_and_keeps_an_existing_files_mode(repo):
             assert d.stat().st_mode & 0o777 == want_dir, (str(d), oct(d.stat().st_mode))
             d = d.parent
     assert 'model = "o4"' in (home / ".codex" / "config.toml").read_text()
+
+
+def _init(repo, *args: str):
+    return repo.run("init", *args, "--non-interactive", "--no-daemon")
+
+
+@pytest.mark.parametrize(
+    "rel,edit",
+    [
+        (".cursor/rules/thrum.mdc", "# mine\n"),  # an owned file
+        (".cursor/commands/thrum-prime.md", "mine\n"),  # the prime command file
+        (".cursor/mcp.json", '{"mcpServers": {"thrum": {"command": "mine"}}}\n'),  # Thrum's entry
+    ],
+)
+def test_init_says_it_kept_an_edited_thrum_file_and_that_force_rewrites_it(repo, rel, edit):
+    """walkC B6: `init` said "in place (nothing to change)" for a Thrum file the user had edited,
+    which doctor flags as broken. It says it kept it, and --force rewrites it."""
+    repo.ok("init", "--runtime", "cursor", "--non-interactive", "--no-daemon")
+    (repo.path / rel).write_text(edit)
+    r = _init(repo, "--runtime", "cursor")
+    assert r.code == 0, r.err
+    assert "nothing to change" not in r.out, r.out
+    assert f"kept {rel}" in r.out and "--force" in r.out, r.out
+    assert (repo.path / rel).read_text() == edit  # kept
+    assert _init(repo, "--runtime", "cursor", "--force").code == 0
+    assert (repo.path / rel).read_text() != edit
+    again = _init(repo, "--runtime", "cursor")
+    assert "are in place (nothing to change)" in again.out and "kept" not in again.out, again.out
+
+
+def test_init_says_what_codex_and_mcp_approvals_need_before_they_run(repo):
+    """walkC B9: a ✓ for Codex hooks (skipped until trusted) and for project MCP servers (skipped
+    until approved) says what the user must do; a re-run that writes nothing repeats no note."""
+    r = _init(repo, "--runtime", "codex,cursor,claude")
+    assert r.code == 0, r.err
+    notes = [ln for ln in r.out.splitlines() if ln.startswith("! ")]
+    assert any("Codex skips these hooks until you trust them" in n and "/hooks" in n for n in notes), notes
+    assert any("Cursor runs project MCP servers once you approve them" in n for n in notes), notes
+    assert any("Claude Code asks you to approve the MCP servers in .mcp.json" in n for n in notes), notes
+    again = _init(repo, "--runtime", "codex,cursor,claude")
+    assert "trust" not in again.out and "approve" not in again.out, again.out
+
+
+def test_init_user_all_installs_the_runtimes_that_have_user_wiring_and_names_the_rest(repo):
+    """walkC C4: `init --user --runtime all` refused everything because auggie and amp have no
+    user-level wiring. It installs the others and says which it skipped and why."""
+    home = Path(repo.env["HOME"])
+    r = _init(repo, "--user", "--runtime", "all")
+    assert r.code == 0, r.err
+    assert "--user skipped auggie, amp: no user-level wiring" in r.out, r.out
+    for rel in (
+        ".claude/settings.json",
+        ".codex/hooks.json",
+        ".gemini/settings.json",
+        ".config/opencode/opencode.json",
+    ):
+        assert (home / rel).is_file(), rel
+    assert not (home / ".augment").exists() and not (home / ".amp").exists()
+    # A runtime named by hand that has no user-level wiring is still refused, with nothing written.
+    before = snapshot(home)
+    assert_error(_init(repo, "--user", "--runtime", "amp"), "no user-level wiring for amp")
+    assert snapshot(home) == before
+

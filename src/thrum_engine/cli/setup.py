@@ -125,6 +125,22 @@ def _runtimes_flag(value: str | None) -> list[str]:
     return names
 
 
+def _user_level(runtimes: list[str]) -> tuple[list[str], list[str]]:
+    """`--user --runtime all`: every runtime that has user-level wiring, and a note naming those it
+    skips (a runtime named by hand without one is still refused: that is a request we cannot do)."""
+    from thrum_engine.integrations import user_scope
+
+    skipped = [r for r in runtimes if not user_scope.supported(r)]
+    notes = (
+        [
+            f"--user skipped {', '.join(skipped)}: no user-level wiring; install them per worktree (without --user)"
+        ]
+        if skipped
+        else []
+    )
+    return [r for r in runtimes if user_scope.supported(r)], notes
+
+
 def read_config(path: str) -> dict:
     try:
         with open(path, encoding="utf-8") as fh:
@@ -229,9 +245,10 @@ def install_runtimes(
     role: str | None = None,
     module: str = "",
     user: bool = False,
+    notes: list[str] | None = None,
 ) -> dict:
     """The installer for this worktree, with the repo's recorded choices (stealth, roles); `user`:
-    into the user's home instead (only when asked: `init --user`)."""
+    into the user's home instead (only when asked: `init --user`); `notes` go out with its own."""
     from thrum_engine import integrations
 
     layout = ctx.layout
@@ -251,6 +268,7 @@ def install_runtimes(
         parts=parts or integrations.PARTS,
         roles_mode=str((cfg.get("roles") or {}).get("mode") or "default"),
         user=user,
+        notes=list(notes or []),
     )
     try:
         return integrations.install(req)
@@ -263,8 +281,18 @@ def install_lines(r: dict) -> None:
     for f in r["files"]:
         if f["action"] != "keep":
             line(f"{verb} {f['path']} ({f['action']}: {', '.join(f['parts'])})")
+    kept = r.get("kept") or []
+    for what in kept:
+        line(
+            f"! kept {what} as it is: it differs from what this thrum writes (`thrum init --force` rewrites it)"
+        )
     if not any(f["action"] != "keep" for f in r["files"]):
-        line(f"Runtime files for {', '.join(r['runtimes'])} are in place (nothing to change)")
+        if kept:
+            line(
+                f"Nothing written for {', '.join(r['runtimes'])}: {len(kept)} changed Thrum file(s) or entries kept"
+            )
+        else:
+            line(f"Runtime files for {', '.join(r['runtimes'])} are in place (nothing to change)")
     for n in r["notes"]:
         line(f"! {n}")
     if r.get("diff"):
@@ -293,6 +321,9 @@ def init(ctx: Ctx) -> int:
     runtimes = _runtimes_flag(a.get("runtime"))
     if a.get("user") and not runtimes and not a.get("skills"):
         raise CliError("--user installs runtime files into your home: name them with --runtime R")
+    user_notes = []
+    if a.get("user") and a.get("runtime") == "all":
+        runtimes, user_notes = _user_level(runtimes)
     config: dict = {}
     if a.get("worktrees_root"):
         config["worktrees"] = {"base_path": os.path.abspath(os.path.expanduser(a["worktrees_root"]))}
@@ -377,6 +408,7 @@ def init(ctx: Ctx) -> int:
             role=a.get("role") or None,
             module=a.get("module") or "",
             user=bool(a.get("user")),
+            notes=user_notes,
         )
 
     def human(r: dict) -> None:

@@ -9,6 +9,8 @@ NAME = "amp"
 INSTRUCTIONS = "AGENTS.md"
 SETTINGS = ".amp/settings.json"
 HOOKS: dict = {}
+# What the user must do before the runtime uses what was installed: `init` says it when it writes.
+ACTION = {"mcp": "Amp runs workspace MCP servers once you approve them in Amp"}
 NOTES = ["no hooks (Amp documents none); workspace MCP servers need your approval in Amp"]
 
 

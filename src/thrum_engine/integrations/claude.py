@@ -23,10 +23,13 @@ HOOKS = {
     "Stop": ("stop", None, 10),
     "PreCompact": ("pre-compact", None, 10),
 }
+MCP_APPROVAL = "Claude Code asks you to approve the MCP servers in .mcp.json the first time it starts here"
 NOTES = [
     "the SessionStart hook briefs the agent (also after /compact); Stop blocks while mail is waiting",
     "MCP servers in .mcp.json need the user's approval the first time Claude Code starts here",
 ]
+# What the user must do before the runtime uses what was installed: `init` says it when it writes.
+ACTION = {"mcp": MCP_APPROVAL}
 
 
 def wire(ws: Workspace, w: Wiring) -> None:

@@ -25,6 +25,10 @@ TRUST_STEP = (
     " start `codex` in this worktree, open `/hooks` and choose to trust Thrum's hooks (again after"
     " `thrum init --force` changes them)"
 )
+# What the user must do before the runtime uses what was installed: `init` says it when it writes
+# (Codex docs, /codex/hooks: "Non-managed command hooks must be reviewed and trusted before they
+# run"; a new or changed hook is skipped until trusted).
+ACTION = {"hooks": "Codex skips these hooks until you trust them: " + TRUST_STEP}
 NOTES = [TRUST_STEP, "AGENTS.md is cut at 32 KiB across the git root to the working directory"]
 
 

@@ -100,6 +100,14 @@ class Workspace:
         self.root = os.path.realpath(root)
         self.changes: dict[str, Change] = {}
         self.notes: list[str] = []
+        # Thrum's own content the user changed, left as it is (without force): an install that
+        # writes nothing must not read as "all in place" when doctor would flag the edit.
+        self.kept: list[str] = []
+
+    def keep_edited(self, what: str) -> None:
+        """Record that `what` (a file, a block in one, an entry) differs from Thrum's and was kept."""
+        if what not in self.kept:
+            self.kept.append(what)
 
     def path(self, rel: str) -> str:
         return os.path.join(self.root, rel)
@@ -134,6 +142,8 @@ class Workspace:
     def owned_file(self, rel: str, text: str, part: str, force: bool) -> None:
         """A file that is Thrum's alone (a skill, a command): created, or rewritten with force."""
         old = self.read(rel)
+        if old is not None and old != text and not force:
+            self.keep_edited(rel)
         self.write(rel, text if old is None or force else old, part)
 
     def block(
@@ -149,6 +159,8 @@ class Workspace:
             new = (heading + "\n\n" if heading else "") + block
         elif m := _MD_BLOCK.search(old):
             new = _MD_BLOCK.sub(lambda _m: block, old, count=1) if force else old
+            if not force and m.group(0).rstrip("\n") != block.rstrip("\n"):
+                self.keep_edited(f"Thrum's block in {rel}")
             if limit is not None and not block_within(new, limit):
                 kept = (block if force else m.group(0)).rstrip("\n") + "\n"
                 new = kept + "\n" + _MD_BLOCK.sub("", old, count=1)
@@ -205,8 +217,10 @@ class Workspace:
         block = f"{TOML_BEGIN}\n{block_body.rstrip()}\n{TOML_END}\n"
         if old is None:
             new = block
-        elif _TOML_BLOCK.search(old):
+        elif m := _TOML_BLOCK.search(old):
             new = _TOML_BLOCK.sub(lambda _m: block, old, count=1) if force else old
+            if not force and m.group(0).rstrip("\n") != block.rstrip("\n"):
+                self.keep_edited(f"Thrum's block in {rel}")
         else:
             new = (
                 old + ("" if old.endswith("\n") or not old else "\n") + ("\n" if old.strip() else "") + block
@@ -321,13 +335,24 @@ def flat_hooks(data: dict, rel: str, event: str, entry: dict, force: bool) -> No
     entries[:] = [e for e in entries if e not in present] + [entry]
 
 
-def named_entry(data: dict, rel: str, key: str, name: str, value: dict, force: bool) -> None:
-    """An entry `data[key][name]` (an MCP server): added when missing, replaced only with force."""
+def named_entry(
+    data: dict,
+    rel: str,
+    key: str,
+    name: str,
+    value: dict,
+    force: bool,
+    kept: Callable[[str], None] | None = None,
+) -> None:
+    """An entry `data[key][name]` (an MCP server): added when missing, replaced only with force;
+    `kept` is told of one left as it is that differs from `value` (so the install can say so)."""
     table = data.setdefault(key, {})
     if not isinstance(table, dict):
         raise InstallError(f"{rel}: `{key}` is not an object; fix it first, nothing was written")
     if name not in table or force:
         table[name] = value
+    elif kept is not None and table[name] != value:
+        kept(f"{rel}: `{key}.{name}`")
 
 
 PARTS: tuple[str, ...] = ("instructions", "prime", "hooks", "mcp")
@@ -397,4 +422,8 @@ def mcp_server(**extra: object) -> dict:
 def mcp_json(ws: Workspace, w: Wiring, runtime: str, rel: str, key: str, server: dict) -> None:
     """The `thrum` server under `key` in a JSON config file (added once; force replaces it)."""
     if w.wants("mcp") and w.mcp:
-        ws.json(rel, f"{runtime}:mcp", lambda d: named_entry(d, rel, key, "thrum", server, w.force))
+        ws.json(
+            rel,
+            f"{runtime}:mcp",
+            lambda d: named_entry(d, rel, key, "thrum", server, w.force, ws.keep_edited),
+        )

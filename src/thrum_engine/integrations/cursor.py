@@ -26,6 +26,10 @@ HOOKS = {
     "preCompact": ("pre-compact", 10),
 }
 STOP_LOOP_LIMIT = 5
+# What the user must do before the runtime uses what was installed: `init` says it when it writes.
+ACTION = {
+    "mcp": "Cursor runs project MCP servers once you approve them (`agent --approve-mcps`, or once in the CLI)"
+}
 NOTES = [
     "a misspelled event in hooks.json loads silently and never fires: `thrum doctor integrations` checks the names",
     "project MCP servers need approval (`agent --approve-mcps`, or once in the CLI)",

@@ -25,6 +25,9 @@ HOOKS = {
     "AfterAgent": ("stop", 10_000),
     "PreCompress": ("pre-compact", 10_000),
 }
+# What the user must do before the runtime uses what was installed: `init` says it when it writes.
+_TRUST = "Gemini CLI reads .gemini/settings.json (hooks, MCP) only in a folder you trusted: trust this one"
+ACTION = {"hooks": _TRUST, "mcp": _TRUST}
 NOTES = [
     "Gemini reads .gemini/settings.json (hooks, MCP) only in a folder you trusted",
     "AfterAgent is Gemini's Stop: a `deny` decision makes it take another turn to read waiting mail",
