@@ -545,3 +545,66 @@ def test_init_user_all_installs_the_runtimes_that_have_user_wiring_and_names_the
     assert_error(_init(repo, "--user", "--runtime", "amp"), "no user-level wiring for amp")
     assert snapshot(home) == before
 
+
+GEMINI_WITH_COMMENTS = '{\n  // my theme\n  "ui": {"theme": "GitHub"} /* dark later */\n}\n'
+
+
+def test_a_gemini_settings_file_with_comments_is_read_and_never_rewritten_without_them(repo):
+    """walkC C5: Gemini CLI strips comments from settings.json, so Thrum reads them too. Adding its
+    entries would drop the user's comments: it refuses with one line naming what to add, and
+    --force rewrites the file without them (saying so). Entries added by hand are then in place."""
+    settings = repo.path / ".gemini/settings.json"
+    settings.parent.mkdir()
+    settings.write_text(GEMINI_WITH_COMMENTS)
+    before = snapshot(repo.path)
+    r = _init(repo, "--runtime", "gemini")
+    assert_error(r, ".gemini/settings.json has comments", "hooks.SessionStart", "mcpServers.thrum", "--force")
+    assert snapshot(repo.path) == before
+    assert not (repo.path / ".thrum").exists()
+
+    forced = _init(repo, "--runtime", "gemini", "--force")
+    assert forced.code == 0, forced.err
+    assert "rewritten without its comments" in forced.out, forced.out
+    data = json.loads(settings.read_text())
+    assert data["ui"] == {"theme": "GitHub"} and "thrum" in data["mcpServers"]
+
+    # The user puts their comment back next to Thrum's entries: a re-run reads it and keeps it.
+    text = settings.read_text().replace("{\n", "{\n  // mine again\n", 1)
+    settings.write_text(text)
+    again = _init(repo, "--runtime", "gemini")
+    assert again.code == 0, again.err
+    assert settings.read_text() == text
+    doctor = repo.run("doctor", "integrations")
+    assert "✓ gemini hooks:" in doctor.out and "✓ gemini mcp:" in doctor.out, doctor.out
+
+
+def test_opencode_jsonc_gets_thrums_server_and_doctor_reads_it(repo):
+    """walkC C5: OpenCode reads JSONC (comments, trailing commas) in opencode.json and opencode.jsonc,
+    and merges both. A project with only opencode.jsonc gets `mcp.thrum` there (no second file beside
+    it); doctor checks that file."""
+    cfg = repo.path / "opencode.jsonc"
+    cfg.write_text(
+        '{\n  "$schema": "https://opencode.ai/config.json",\n  "model": "x/y",\n}\n'
+    )  # trailing comma
+    r = repo.json("init", "--runtime", "opencode", "--non-interactive", "--no-daemon")
+    paths = [f["path"] for f in r["integrations"]["files"]]
+    assert "opencode.jsonc" in paths and "opencode.json" not in paths, paths
+    assert not (repo.path / "opencode.json").exists()
+    data = json.loads(cfg.read_text())  # no comments were there: rewritten as plain JSON
+    assert data["model"] == "x/y" and data["mcp"]["thrum"]["type"] == "local"
+    doctor = repo.run("doctor", "integrations")
+    assert "✓ opencode mcp: opencode.jsonc: thrum server configured" in doctor.out, doctor.out
+
+    cfg.write_text('{\n  // pinned\n  "model": "x/y",\n}\n')
+    refused = _init(repo, "--runtime", "opencode")
+    assert_error(refused, "opencode.jsonc has comments", 'add `mcp.thrum` = {"type": "local"')
+    assert cfg.read_text() == '{\n  // pinned\n  "model": "x/y",\n}\n'
+
+
+def test_claude_settings_stay_strict_json(repo):
+    """Claude Code reads .claude/settings.json as JSON: a comment there is an error Thrum names,
+    not something it reads past."""
+    settings = repo.path / ".claude/settings.json"
+    settings.parent.mkdir()
+    settings.write_text('{\n  // no\n  "model": "opus"\n}\n')
+    assert_error(_init(repo, "--runtime", "claude"), ".claude/settings.json is not valid JSON")

@@ -38,6 +38,80 @@ _TOML_BLOCK = re.compile(r"# thrum:begin[^\n]*\n.*?# thrum:end\n?", re.DOTALL)
 _OURS = re.compile(r"""(?:^|[\s/'"])thrum['"]?\s+hook\s""")
 
 
+# How a runtime reads its JSON config files (checked against each runtime's loader and docs):
+# "json" strict (Claude Code, Cursor: a trailing comma in .cursor/mcp.json is an error there; Amp;
+# Codex's hooks.json); "comments": `//` and `/* */` comments
+# are stripped first (Gemini CLI: strip-json-comments in its settings loader); "jsonc": comments and
+# trailing commas (OpenCode: "OpenCode supports JSON and JSONC", opencode.json and opencode.jsonc).
+JSON_DIALECT: dict[str, str] = {"gemini": "comments", "opencode": "jsonc"}
+
+
+def strip_jsonc(text: str, *, trailing_commas: bool) -> str:
+    """`text` with its comments (and, if asked, trailing commas) blanked out, strings left alone:
+    what the runtimes that read JSONC parse. Comments become spaces, so error positions hold."""
+    out: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == '"':
+            j = i + 1
+            while j < n and text[j] != '"':
+                j += 2 if text[j] == "\\" else 1
+            out.append(text[i : j + 1])
+            i = j + 1
+        elif text.startswith("//", i):
+            j = text.find("\n", i)
+            j = n if j < 0 else j
+            out.append(" " * (j - i))
+            i = j
+        elif text.startswith("/*", i):
+            j = text.find("*/", i + 2)
+            j = n if j < 0 else j + 2
+            out.append(re.sub(r"[^\n]", " ", text[i:j]))
+            i = j
+        elif ch == "," and trailing_commas and re.match(r"\s*[}\]]", _rest(text, i + 1)):
+            out.append(" ")
+            i += 1
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
+
+
+def _rest(text: str, start: int) -> str:
+    """What follows `start` with comments skipped (a trailing comma may be followed by one)."""
+    return re.sub(r"//[^\n]*|/\*.*?\*/", "", text[start : start + 4096], flags=re.DOTALL)
+
+
+def loads(text: str, dialect: str = "json") -> Any:
+    """Parse a config file the way the runtime that reads it does (see JSON_DIALECT)."""
+    if dialect == "json":
+        return json.loads(text)
+    return json.loads(strip_jsonc(text, trailing_commas=dialect == "jsonc"))
+
+
+def _changed_entries(before: dict, after: dict) -> list[tuple[str, Any]]:
+    """The entries (`key.sub`, or `key`) that differ between two versions of a config object, with
+    their new values: what to tell a user who adds them by hand."""
+    out: list[tuple[str, Any]] = []
+    for k, v in after.items():
+        old = before.get(k, {})
+        if old == v:
+            continue
+        if isinstance(old, dict) and isinstance(v, dict):
+            out += [(f"{k}.{k2}", v2) for k2, v2 in v.items() if old.get(k2) != v2]
+        else:
+            out.append((k, v))
+    return out
+
+
+def _entries_text(entries: list[tuple[str, Any]]) -> str:
+    """One entry with its value (short enough for one line), several by name."""
+    if len(entries) == 1:
+        return f"`{entries[0][0]}` = {json.dumps(entries[0][1], ensure_ascii=False)}"
+    return ", ".join(f"`{path}`" for path, _ in entries)
+
+
 class InstallError(InvalidInput):
     """A file the installer cannot merge into (it does not parse, or holds the wrong shape)."""
 
@@ -176,16 +250,28 @@ class Workspace:
                 )
         self.write(rel, new, part)
 
-    def json(self, rel: str, part: str, mutate: Callable[[dict], None]) -> None:
-        """Merge into a JSON object file: `mutate` edits a copy; unchanged data keeps the old bytes."""
+    def json(
+        self,
+        rel: str,
+        part: str,
+        mutate: Callable[[dict], None],
+        *,
+        dialect: str = "json",
+        force: bool = False,
+    ) -> None:
+        """Merge into a JSON object file: `mutate` edits a copy; unchanged data keeps the old bytes.
+        `dialect`: how the runtime reads the file (JSON_DIALECT). A file with comments is not
+        rewritten unless `force` (json.dumps would drop them, and they are the user's): the error
+        names the entries to add by hand; entries already there leave the file as it is."""
         old = self.read(rel)
         data: Any = {}
         if old is not None and old.strip():
             try:
-                data = json.loads(old)
+                data = loads(old, dialect)
             except ValueError as exc:
+                what = "JSON" if dialect == "json" else "JSON (comments allowed)"
                 raise InstallError(
-                    f"{rel} is not valid JSON ({exc}); fix it first, nothing was written"
+                    f"{rel} is not valid {what} ({exc}); fix it first, nothing was written"
                 ) from None
             if not isinstance(data, dict):
                 raise InstallError(f"{rel} is not a JSON object; fix it first, nothing was written")
@@ -194,6 +280,15 @@ class Workspace:
         if old is not None and data == before:
             self.write(rel, old, part)
             return
+        if old is not None and dialect != "json" and _has_comments(old, dialect):
+            if not force:
+                entries = _entries_text(_changed_entries(before, data))
+                raise InstallError(
+                    f"{rel} has comments, which rewriting it would drop: add {entries} to it"
+                    " by hand (`--dry-run --force` shows them), or pass --force to rewrite it without"
+                    " its comments; nothing was written"
+                )
+            self.notes.append(f"{rel}: rewritten without its comments (--force)")
         self.write(rel, json.dumps(data, indent=2, ensure_ascii=False) + "\n", part)
 
     def toml_block(
@@ -271,6 +366,13 @@ class Workspace:
                 raise
             written.append(c.rel)
         return written
+
+
+def _has_comments(text: str, dialect: str) -> bool:
+    """Whether `text` holds comments, which a rewrite by json.dumps would lose (a trailing comma it
+    drops is no loss)."""
+    del dialect  # comments are comments in both dialects
+    return strip_jsonc(text, trailing_commas=False) != text
 
 
 def _makedirs(path: str, mode: int) -> None:

@@ -14,7 +14,8 @@ import shutil
 import tomllib
 
 from thrum_engine import integrations
-from thrum_engine.integrations.common import MD_BEGIN, block_within, is_thrum_hook
+from thrum_engine.integrations import opencode
+from thrum_engine.integrations.common import JSON_DIALECT, MD_BEGIN, block_within, is_thrum_hook, loads
 from thrum_engine.integrations.entries import PRIME, PRIME_FILE
 
 CURSOR_EVENTS = frozenset(
@@ -51,9 +52,10 @@ def _read(path: str) -> str | None:
         return None
 
 
-def _parse(rel: str, text: str) -> object:
-    if rel.endswith(".json"):
-        return json.loads(text)
+def _parse(rel: str, text: str, runtime: str = "") -> object:
+    """A config file parsed as its runtime reads it (comments where it strips them)."""
+    if rel.endswith((".json", ".jsonc")):
+        return loads(text, JSON_DIALECT.get(runtime, "json"))
     if rel.endswith(".toml"):
         return tomllib.loads(text)
     return text
@@ -216,7 +218,7 @@ def check_worktree(rep: Report, runtime: str, wt: str, agents: list[str], fired:
                 _check_plugin(rep, wt, hrel, text, fix)
                 data = False
             else:
-                data = json.loads(text) if text is not None else None
+                data = _parse(hrel, text, runtime) if text is not None else None
         except ValueError as exc:
             rep.add(
                 runtime,
@@ -289,10 +291,12 @@ def check_worktree(rep: Report, runtime: str, wt: str, agents: list[str], fired:
         or getattr(mod, "CONFIG", None)
         or (getattr(mod, "SETTINGS", None) if runtime in ("gemini", "amp") else None)
     )
+    if runtime == "opencode":  # the file the installer writes to (opencode.jsonc, if that is the one)
+        mrel = opencode.config_file(lambda r: os.path.exists(os.path.join(wt, r)))
     if mrel and integrations.mcp_available():
         text = _read(os.path.join(wt, mrel))
         try:
-            data = _parse(mrel, text) if text is not None else None
+            data = _parse(mrel, text, runtime) if text is not None else None
         except (ValueError, tomllib.TOMLDecodeError) as exc:
             rep.add(
                 runtime, wt, "mcp", False, f"{mrel} does not parse: {exc}", f"fix {mrel} by hand, then: {fix}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from thrum_engine.integrations import prime_text
 from thrum_engine.integrations.common import (
+    JSON_DIALECT,
     Wiring,
     Workspace,
     hook_command,
@@ -51,6 +52,6 @@ def wire(ws: Workspace, w: Wiring) -> None:
                     }
                     hook_groups(data, SETTINGS, event, {"hooks": [hook]}, w.force)
             if w.wants("mcp") and w.mcp:
-                named_entry(data, SETTINGS, "mcpServers", "thrum", mcp_server(), w.force)
+                named_entry(data, SETTINGS, "mcpServers", "thrum", mcp_server(), w.force, ws.keep_edited)
 
-        ws.json(SETTINGS, f"{NAME}:hooks", settings)
+        ws.json(SETTINGS, f"{NAME}:hooks", settings, dialect=JSON_DIALECT[NAME], force=w.force)

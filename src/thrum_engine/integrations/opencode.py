@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 
 from thrum_engine.integrations.common import (
+    JSON_DIALECT,
     Wiring,
     Workspace,
     instructions,
@@ -26,6 +28,7 @@ from thrum_engine.integrations.common import (
 NAME = "opencode"
 INSTRUCTIONS = "AGENTS.md"
 CONFIG = "opencode.json"
+CONFIG_JSONC = "opencode.jsonc"  # OpenCode reads both (merged); its docs start projects with this one
 HOOKS_FILE = ".opencode/plugins/thrum.js"
 PLUGIN_ID = "thrum"
 # OpenCode moment -> (thrum hook event,): what the plugin listens to for each.
@@ -57,6 +60,12 @@ def plugin_source(argv: list[str]) -> str:
         return fh.read().replace("__THRUM_ARGV__", json.dumps(argv))
 
 
+def config_file(exists: Callable[[str], bool]) -> str:
+    """Where `mcp.thrum` goes: opencode.jsonc when the project has it and no opencode.json (the
+    user's config is there, and a second file beside it would split it), else opencode.json."""
+    return CONFIG_JSONC if not exists(CONFIG) and exists(CONFIG_JSONC) else CONFIG
+
+
 def wire(ws: Workspace, w: Wiring) -> None:
     instructions(ws, w, NAME, INSTRUCTIONS)
     prime_markdown(ws, w, NAME, skill=False)
@@ -66,9 +75,11 @@ def wire(ws: Workspace, w: Wiring) -> None:
         argv = thrum_argv()
         server = {"type": "local", "command": [*argv, "mcp", "serve"], "enabled": True}
 
+        rel = config_file(lambda r: ws.read(r) is not None)
+
         def config(d: dict) -> None:
             if not d:
                 d["$schema"] = "https://opencode.ai/config.json"
-            named_entry(d, CONFIG, "mcp", "thrum", server, w.force)
+            named_entry(d, rel, "mcp", "thrum", server, w.force, ws.keep_edited)
 
-        ws.json(CONFIG, f"{NAME}:mcp", config)
+        ws.json(rel, f"{NAME}:mcp", config, dialect=JSON_DIALECT[NAME], force=w.force)

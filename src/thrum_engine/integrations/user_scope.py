@@ -23,6 +23,7 @@ USER_PATHS: dict[str, dict[str, str | None]] = {
     "opencode": {
         "AGENTS.md": ".config/opencode/AGENTS.md",
         "opencode.json": ".config/opencode/opencode.json",
+        "opencode.jsonc": ".config/opencode/opencode.jsonc",
         ".opencode/": ".config/opencode/",
     },
 }
