@@ -494,12 +494,17 @@ def _init(repo, *args: str):
         (".cursor/rules/thrum.mdc", "# mine\n"),  # an owned file
         (".cursor/commands/thrum-prime.md", "mine\n"),  # the prime command file
         (".cursor/mcp.json", '{"mcpServers": {"thrum": {"command": "mine"}}}\n'),  # Thrum's entry
+        (".cursor/hooks.json", None),  # Thrum's hook, its timeout changed
     ],
 )
 def test_init_says_it_kept_an_edited_thrum_file_and_that_force_rewrites_it(repo, rel, edit):
     """walkC B6: `init` said "in place (nothing to change)" for a Thrum file the user had edited,
     which doctor flags as broken. It says it kept it, and --force rewrites it."""
     repo.ok("init", "--runtime", "cursor", "--non-interactive", "--no-daemon")
+    if edit is None:
+        data = json.loads((repo.path / rel).read_text())
+        data["hooks"]["stop"][0]["timeout"] = 99
+        edit = json.dumps(data, indent=2) + "\n"
     (repo.path / rel).write_text(edit)
     r = _init(repo, "--runtime", "cursor")
     assert r.code == 0, r.err
@@ -532,6 +537,9 @@ def test_init_user_all_installs_the_runtimes_that_have_user_wiring_and_names_the
     r = _init(repo, "--user", "--runtime", "all")
     assert r.code == 0, r.err
     assert "--user skipped auggie, amp: no user-level wiring" in r.out, r.out
+    # User-level hooks need Codex's trust too; project approvals and trusted folders do not apply.
+    assert "Codex skips these hooks until you trust them" in r.out, r.out
+    assert ".mcp.json" not in r.out and "trusted" not in r.out, r.out
     for rel in (
         ".claude/settings.json",
         ".codex/hooks.json",

@@ -192,7 +192,7 @@ def install(req: Request) -> dict:
             {"path": c.rel, "action": c.action, "parts": sorted(set(c.parts))}
             for c in sorted(ws.changes.values(), key=lambda c: c.rel)
         ],
-        "notes": ws.notes + req.notes + _actions(req.runtimes, pending),
+        "notes": ws.notes + req.notes + _actions(req.runtimes, pending, user=req.user),
         "kept": list(ws.kept),
         "prime": {r: PRIME[r] for r in req.runtimes},
     }
@@ -206,14 +206,15 @@ def install(req: Request) -> dict:
     return result
 
 
-def _actions(runtimes: list[str], pending: list) -> list[str]:
+def _actions(runtimes: list[str], pending: list, *, user: bool = False) -> list[str]:
     """The step each runtime needs from the user before it runs what this install writes (trusting
     Codex hooks, approving project MCP servers, trusting a Gemini folder): a ✓ for a file the runtime
-    skips until then must say so, once per runtime, only when such a file is written."""
+    skips until then must say so, once per runtime, only when such a file is written. `user`: the
+    steps for user-level files (USER_ACTION: approvals and trusted folders are about projects)."""
     touched = {p for c in pending for p in c.parts}
     out: list[str] = []
     for name in runtimes:
-        action: dict[str, str] = getattr(module(name), "ACTION", {})
+        action: dict[str, str] = getattr(module(name), "USER_ACTION" if user else "ACTION", {})
         seen = [text for part, text in action.items() if f"{name}:{part}" in touched]
         out += [text for i, text in enumerate(seen) if text not in seen[:i]]
     return out

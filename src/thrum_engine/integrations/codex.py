@@ -29,6 +29,9 @@ TRUST_STEP = (
 # (Codex docs, /codex/hooks: "Non-managed command hooks must be reviewed and trusted before they
 # run"; a new or changed hook is skipped until trusted).
 ACTION = {"hooks": "Codex skips these hooks until you trust them: " + TRUST_STEP}
+USER_ACTION = {
+    "hooks": "Codex skips these hooks until you trust them: start `codex`, open `/hooks` and trust Thrum's"
+}
 NOTES = [TRUST_STEP, "AGENTS.md is cut at 32 KiB across the git root to the working directory"]
 
 

@@ -394,9 +394,17 @@ def block_within(text: str, limit: int) -> bool:
     return m is not None and len(text[: m.end()].rstrip("\n").encode("utf-8")) <= limit
 
 
-def hook_groups(data: dict, rel: str, event: str, group: dict, force: bool) -> None:
+def hook_groups(
+    data: dict,
+    rel: str,
+    event: str,
+    group: dict,
+    force: bool,
+    kept: Callable[[str], None] | None = None,
+) -> None:
     """Claude-shaped hooks (also Codex's and Gemini's): `hooks.<Event>` is a list of matcher groups,
-    each with its own `hooks` list. Thrum's group is added once; force replaces it."""
+    each with its own `hooks` list. Thrum's group is added once; force replaces it. `kept` is told
+    when Thrum's hook there is left as it is but differs from `group` (edited, or another version)."""
     hooks = data.setdefault("hooks", {})
     if not isinstance(hooks, dict):
         raise InstallError(f"{rel}: `hooks` is not an object; fix it first, nothing was written")
@@ -409,22 +417,32 @@ def hook_groups(data: dict, rel: str, event: str, group: dict, force: bool) -> N
 
     present = any(ours(h) for g in groups if isinstance(g, dict) for h in (g.get("hooks") or []))
     if present and not force:
+        if kept is not None and group not in groups:
+            kept(f"{rel}: Thrum's `hooks.{event}` hook")
         return
     if present:
-        kept = []
+        others = []
         for g in groups:
             if isinstance(g, dict) and isinstance(g.get("hooks"), list):
                 rest = [h for h in g["hooks"] if not ours(h)]
                 if not rest:
                     continue
                 g = {**g, "hooks": rest}
-            kept.append(g)
-        groups[:] = kept
+            others.append(g)
+        groups[:] = others
     groups.append(group)
 
 
-def flat_hooks(data: dict, rel: str, event: str, entry: dict, force: bool) -> None:
-    """Cursor-shaped hooks: `hooks.<event>` is a flat list of `{command, ...}` entries."""
+def flat_hooks(
+    data: dict,
+    rel: str,
+    event: str,
+    entry: dict,
+    force: bool,
+    kept: Callable[[str], None] | None = None,
+) -> None:
+    """Cursor-shaped hooks: `hooks.<event>` is a flat list of `{command, ...}` entries (`kept`: as
+    in hook_groups)."""
     hooks = data.setdefault("hooks", {})
     if not isinstance(hooks, dict):
         raise InstallError(f"{rel}: `hooks` is not an object; fix it first, nothing was written")
@@ -433,6 +451,8 @@ def flat_hooks(data: dict, rel: str, event: str, entry: dict, force: bool) -> No
         raise InstallError(f"{rel}: `hooks.{event}` is not a list; fix it first, nothing was written")
     present = [e for e in entries if isinstance(e, dict) and is_thrum_hook(e.get("command"))]
     if present and not force:
+        if kept is not None and entry not in present:
+            kept(f"{rel}: Thrum's `hooks.{event}` hook")
         return
     entries[:] = [e for e in entries if e not in present] + [entry]
 
@@ -510,7 +530,7 @@ def claude_style_hooks(
             }
             if matcher:
                 group = {"matcher": matcher, **group}
-            hook_groups(data, rel, event, group, w.force)
+            hook_groups(data, rel, event, group, w.force, ws.keep_edited)
 
     ws.json(rel, f"{runtime}:hooks", mutate)
 

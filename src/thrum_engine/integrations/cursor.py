@@ -56,7 +56,7 @@ def wire(ws: Workspace, w: Wiring) -> None:
                 entry: dict = {"command": hook_command(ours, NAME), "timeout": timeout}
                 if event == "stop":
                     entry["loop_limit"] = STOP_LOOP_LIMIT
-                flat_hooks(data, HOOKS_FILE, event, entry, w.force)
+                flat_hooks(data, HOOKS_FILE, event, entry, w.force, ws.keep_edited)
 
         ws.json(HOOKS_FILE, f"{NAME}:hooks", hooks)
     mcp_json(ws, w, NAME, MCP, "mcpServers", mcp_server())

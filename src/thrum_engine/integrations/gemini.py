@@ -50,7 +50,7 @@ def wire(ws: Workspace, w: Wiring) -> None:
                         "command": hook_command(ours, NAME),
                         "timeout": timeout,
                     }
-                    hook_groups(data, SETTINGS, event, {"hooks": [hook]}, w.force)
+                    hook_groups(data, SETTINGS, event, {"hooks": [hook]}, w.force, ws.keep_edited)
             if w.wants("mcp") and w.mcp:
                 named_entry(data, SETTINGS, "mcpServers", "thrum", mcp_server(), w.force, ws.keep_edited)
 
