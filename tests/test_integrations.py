@@ -616,3 +616,28 @@ def test_claude_settings_stay_strict_json(repo):
     settings.parent.mkdir()
     settings.write_text('{\n  // no\n  "model": "opus"\n}\n')
     assert_error(_init(repo, "--runtime", "claude"), ".claude/settings.json is not valid JSON")
+
+
+def test_prime_missing_knows_where_each_runtime_finds_its_prime(tmp_path, monkeypatch):
+    """What `tmux launch` asks before typing a prime (walkC A1): the runtime's skill or command file
+    in the worktree, or where `init --user` puts it; a custom preset's prime is its owner's."""
+    from thrum_engine.integrations import prime_missing
+
+    home, wt = tmp_path / "home", tmp_path / "wt"
+    home.mkdir()
+    wt.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for runtime in RUNTIMES:
+        rel = PRIME_FILE[runtime]
+        if rel is None:  # typed as text (Amp): nothing to find
+            assert prime_missing(runtime, str(wt)) is None
+            continue
+        assert f"{rel} is missing" in (prime_missing(runtime, str(wt)) or ""), runtime
+        (wt / rel).parent.mkdir(parents=True, exist_ok=True)
+        (wt / rel).write_text("x")
+        assert prime_missing(runtime, str(wt)) is None, runtime
+    assert prime_missing("fake_claude", str(tmp_path)) is None
+    user_skill = home / ".claude/skills/thrum-prime/SKILL.md"
+    user_skill.parent.mkdir(parents=True)
+    user_skill.write_text("x")
+    assert prime_missing("claude", str(tmp_path)) is None
