@@ -747,7 +747,14 @@ def test_kill_9_during_start_up_replay_and_during_rebuild(pair):
     # 1. crash while the engine replays the journal into a fresh database
     starter = spawn(THRUM + ["daemon", "start"], alice.cwd, alice.env)
     try:
-        wait_until(lambda: daemon_pids(repo) and (repo.var / "thrum.db").exists(), 60, "the replay to begin")
+        # A deleted projection is built from the journal in a scratch file, swapped in at the end:
+        # killed once that file exists, the engine is mid-build (waiting for thrum.db raced the
+        # build's end and the socket's bind).
+        wait_until(
+            lambda: daemon_pids(repo) and any(p.name.startswith("thrum.db") for p in repo.var.iterdir()),
+            60,
+            "the replay to begin",
+        )
         [pid] = daemon_pids(repo)
         os.kill(pid, signal.SIGKILL)
         wait_until(lambda: not is_alive(pid), what="the killed engine to go")
