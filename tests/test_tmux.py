@@ -967,6 +967,16 @@ def _presence(trepo: TmuxRepo, name: str) -> str:
     return next(m for m in trepo.json("team", "--all")["members"] if m["name"] == name)["presence"]
 
 
+def test_a_session_that_ended_while_no_engine_watched_is_no_session_after_a_restart(trepo):
+    """The engine learned of an ended session only by watching it end: one that ended while it was
+    stopped (killed by hand, the server gone, a hand-over) stayed "online" in `team` (walk A, 9)."""
+    trepo.create_and_launch("hz", name="hz")
+    assert _presence(trepo, "hz") == "idle"
+    trepo.repo.stop()
+    subprocess.run(["tmux", "-L", trepo.sock, "kill-session", "-t", "hz"], check=True)
+    assert _presence(trepo, "hz") == "no session"  # the next engine reads the agent's identity file
+
+
 def test_team_shows_exited_and_no_session_and_the_agent_relaunches_in_place(trepo):
     trepo.create_and_launch("hx", name="hx")
     assert _presence(trepo, "hx") == "idle"

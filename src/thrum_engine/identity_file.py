@@ -60,6 +60,16 @@ def write(worktree: str, record: dict) -> str:
     return path
 
 
+def read(worktree: str, name: str) -> dict | None:
+    """The identity file's record, or None when there is none (or it is not a JSON object)."""
+    try:
+        with open(path_of(worktree, name), encoding="utf-8") as fh:
+            record = json.load(fh)
+    except (OSError, ValueError, InvalidName):
+        return None
+    return record if isinstance(record, dict) else None
+
+
 def update(worktree: str, name: str, fields: dict) -> bool:
     """Merge `fields` into an existing identity file (a status change); False when there is none."""
     path = path_of(worktree, name)
@@ -93,12 +103,8 @@ def names_in(worktree: str) -> list[str]:
 
 
 def _named_by_env(worktree: str, name: str) -> bool:
-    try:
-        with open(path_of(worktree, name), encoding="utf-8") as fh:
-            record = json.load(fh)
-    except (OSError, ValueError, InvalidName):
-        return False
-    return isinstance(record, dict) and bool(record.get("named_by_env") or record.get("tmux_session"))
+    record = read(worktree, name) or {}
+    return bool(record.get("named_by_env") or record.get("tmux_session"))
 
 
 def crowding_problem(worktree: str, name: str, *, named_by_env: bool) -> str | None:

@@ -126,6 +126,7 @@ class TmuxManager:
 
         private_dir(self.dir)
         await self.discover()
+        self.gone.update(await asyncio.to_thread(self._ended_while_away))
         self.nudger = Nudger(self.engine, self)
         self.nudger.start()
         self.queue = CommandQueue(self.engine, self)
@@ -148,6 +149,22 @@ class TmuxManager:
             except (TimeoutError, asyncio.CancelledError):
                 task.cancel()
         self._watches.clear()
+
+    def _ended_while_away(self) -> dict[str, str]:
+        """Agents whose identity file names a tmux session this server does not hold: it ended while
+        no engine watched (killed, the server gone, a hand-over), and `team` said "online" for them
+        where `forget` would have said "no session" (walk A, 9)."""
+        from thrum_engine import identity_file
+
+        watched = {s.agent for s in self.sessions.values()}
+        ended = {}
+        for name, row in list(self.engine.agents.items()):
+            if name in watched or not row.get("worktree"):
+                continue
+            session = (identity_file.read(row["worktree"], name) or {}).get("tmux_session")
+            if session:
+                ended[name] = session
+        return ended
 
     def stream_path(self, name: str) -> str:
         return os.path.join(self.dir, f"{name}.log")
