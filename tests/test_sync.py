@@ -205,6 +205,18 @@ def test_a_repo_without_a_remote_is_local_only(repo):
     assert repo.json("daemon", "status")["sync"] == "local-only"
 
 
+def test_a_remote_added_while_the_engine_runs_shows_in_sync_status(remote):
+    """`sync status` said local-only after `git remote add` while `sync force` pushed (walk B, 13)."""
+    a = remote("a")
+    a.git("remote", "remove", "origin")
+    a.agent("alice", "implementer", worktree=False)
+    assert a.json("sync", "status")["mode"] == "local-only"
+    a.git("remote", "add", "origin", str(remote.bare))
+    st = a.json("sync", "status")
+    assert st["mode"] == "remote" and st["remote"] == "origin", st
+    assert sync(a)["pushed"]
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

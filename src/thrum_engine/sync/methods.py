@@ -24,7 +24,9 @@ def _service(engine: Engine):
 
 @method("sync.status", SyncStatusParams)
 async def status(engine: Engine, caller: Caller, p: SyncStatusParams) -> dict:
-    return _service(engine).status()
+    svc = _service(engine)
+    await svc.notice_new_remote()
+    return svc.status()
 
 
 @method("sync.force", SyncForceParams, writes=True, timeout=False)

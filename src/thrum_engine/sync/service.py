@@ -127,6 +127,15 @@ class SyncService:
             except FileNotFoundError:
                 pass
 
+    async def notice_new_remote(self) -> None:
+        """A remote added since the mode was decided (`git remote add` while the engine runs): decided
+        again, so `sync status` says what the next cycle does (it said local-only while `sync force`
+        pushed, walk B 13). Only a missing remote is looked at again: one `git config` read."""
+        if self.mode.name != "local-only" or self.engine.settings.local or self.settings.local_only:
+            return
+        if await asyncio.to_thread(gitsync.remote_url, self.layout.repo, self.settings.remote) is not None:
+            self.mode = await asyncio.to_thread(self._decide_mode)
+
     def _decide_mode(self) -> Mode:
         s = self.settings
         if not gitsync.is_sync_worktree(self.worktree):
