@@ -85,6 +85,42 @@ _RECOUNT = """
 """
 
 
+# The author of a delivery's message as v5's triggers found it (deliveries had no author then).
+_V5_AUTHOR = "COALESCE((SELECT author FROM messages WHERE id = {row}.message_id), '')"
+
+
+def _unread_triggers(new_author: str, old_author: str, recount: str) -> str:
+    """The triggers that keep `unread` exact (v5; v14 reads the author off the delivery), given how
+    they find a delivery's author and how a (re)registration recounts."""
+    return f"""
+    CREATE TRIGGER unread_delivered AFTER INSERT ON deliveries
+    WHEN NEW.read_at IS NULL AND NEW.deleted = 0
+        AND NEW.created_at >= (SELECT registered_at FROM agents WHERE name = NEW.recipient)
+    BEGIN
+        INSERT INTO unread(recipient, author, n) VALUES (NEW.recipient, {new_author}, 1)
+        ON CONFLICT(recipient, author) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER unread_changed AFTER UPDATE OF read_at, deleted ON deliveries
+    WHEN (OLD.read_at IS NULL AND OLD.deleted = 0) != (NEW.read_at IS NULL AND NEW.deleted = 0)
+        AND NEW.created_at >= (SELECT registered_at FROM agents WHERE name = NEW.recipient)
+    BEGIN
+        INSERT INTO unread(recipient, author, n) VALUES
+            (NEW.recipient, {new_author}, CASE WHEN NEW.read_at IS NULL AND NEW.deleted = 0 THEN 1 ELSE -1 END)
+        ON CONFLICT(recipient, author) DO UPDATE SET n = n + excluded.n;
+    END;
+    CREATE TRIGGER unread_purged AFTER DELETE ON deliveries
+    WHEN OLD.read_at IS NULL AND OLD.deleted = 0
+        AND OLD.created_at >= (SELECT registered_at FROM agents WHERE name = OLD.recipient)
+    BEGIN
+        UPDATE unread SET n = n - 1 WHERE recipient = OLD.recipient AND author = {old_author};
+    END;
+    CREATE TRIGGER unread_registered AFTER INSERT ON agents
+    BEGIN {recount} END;
+    CREATE TRIGGER unread_reregistered AFTER UPDATE OF registered_at ON agents
+    BEGIN {recount} END;
+    """
+
+
 def _v14(conn: sqlite3.Connection) -> str:
     """v14: each delivery carries its message's author, so the unread counts (per recipient and
     author) never look the message up: its triggers, and the end of a rebuild (issue 17). The
@@ -102,31 +138,7 @@ _V14 = f"""
     DROP TRIGGER IF EXISTS unread_purged;
     DROP TRIGGER IF EXISTS unread_registered;
     DROP TRIGGER IF EXISTS unread_reregistered;
-    CREATE TRIGGER unread_delivered AFTER INSERT ON deliveries
-    WHEN NEW.read_at IS NULL AND NEW.deleted = 0
-        AND NEW.created_at >= (SELECT registered_at FROM agents WHERE name = NEW.recipient)
-    BEGIN
-        INSERT INTO unread(recipient, author, n) VALUES (NEW.recipient, NEW.author, 1)
-        ON CONFLICT(recipient, author) DO UPDATE SET n = n + 1;
-    END;
-    CREATE TRIGGER unread_changed AFTER UPDATE OF read_at, deleted ON deliveries
-    WHEN (OLD.read_at IS NULL AND OLD.deleted = 0) != (NEW.read_at IS NULL AND NEW.deleted = 0)
-        AND NEW.created_at >= (SELECT registered_at FROM agents WHERE name = NEW.recipient)
-    BEGIN
-        INSERT INTO unread(recipient, author, n) VALUES
-            (NEW.recipient, NEW.author, CASE WHEN NEW.read_at IS NULL AND NEW.deleted = 0 THEN 1 ELSE -1 END)
-        ON CONFLICT(recipient, author) DO UPDATE SET n = n + excluded.n;
-    END;
-    CREATE TRIGGER unread_purged AFTER DELETE ON deliveries
-    WHEN OLD.read_at IS NULL AND OLD.deleted = 0
-        AND OLD.created_at >= (SELECT registered_at FROM agents WHERE name = OLD.recipient)
-    BEGIN
-        UPDATE unread SET n = n - 1 WHERE recipient = OLD.recipient AND author = OLD.author;
-    END;
-    CREATE TRIGGER unread_registered AFTER INSERT ON agents
-    BEGIN {_RECOUNT} END;
-    CREATE TRIGGER unread_reregistered AFTER UPDATE OF registered_at ON agents
-    BEGIN {_RECOUNT} END;
+    {_unread_triggers("NEW.author", "OLD.author", _RECOUNT)}
     """
 
 
@@ -267,34 +279,7 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], str]] = [
         PRIMARY KEY(recipient, author)
     ) WITHOUT ROWID;
     {_V5_UNREAD_RECOUNT};
-    CREATE TRIGGER unread_delivered AFTER INSERT ON deliveries
-    WHEN NEW.read_at IS NULL AND NEW.deleted = 0
-        AND NEW.created_at >= (SELECT registered_at FROM agents WHERE name = NEW.recipient)
-    BEGIN
-        INSERT INTO unread(recipient, author, n) VALUES
-            (NEW.recipient, COALESCE((SELECT author FROM messages WHERE id = NEW.message_id), ''), 1)
-        ON CONFLICT(recipient, author) DO UPDATE SET n = n + 1;
-    END;
-    CREATE TRIGGER unread_changed AFTER UPDATE OF read_at, deleted ON deliveries
-    WHEN (OLD.read_at IS NULL AND OLD.deleted = 0) != (NEW.read_at IS NULL AND NEW.deleted = 0)
-        AND NEW.created_at >= (SELECT registered_at FROM agents WHERE name = NEW.recipient)
-    BEGIN
-        INSERT INTO unread(recipient, author, n) VALUES
-            (NEW.recipient, COALESCE((SELECT author FROM messages WHERE id = NEW.message_id), ''),
-             CASE WHEN NEW.read_at IS NULL AND NEW.deleted = 0 THEN 1 ELSE -1 END)
-        ON CONFLICT(recipient, author) DO UPDATE SET n = n + excluded.n;
-    END;
-    CREATE TRIGGER unread_purged AFTER DELETE ON deliveries
-    WHEN OLD.read_at IS NULL AND OLD.deleted = 0
-        AND OLD.created_at >= (SELECT registered_at FROM agents WHERE name = OLD.recipient)
-    BEGIN
-        UPDATE unread SET n = n - 1 WHERE recipient = OLD.recipient
-            AND author = COALESCE((SELECT author FROM messages WHERE id = OLD.message_id), '');
-    END;
-    CREATE TRIGGER unread_registered AFTER INSERT ON agents
-    BEGIN {_V5_RECOUNT} END;
-    CREATE TRIGGER unread_reregistered AFTER UPDATE OF registered_at ON agents
-    BEGIN {_V5_RECOUNT} END;
+    {_unread_triggers(_V5_AUTHOR.format(row="NEW"), _V5_AUTHOR.format(row="OLD"), _V5_RECOUNT)}
     CREATE TRIGGER unread_forgotten AFTER DELETE ON agents
     BEGIN
         DELETE FROM unread WHERE recipient = OLD.name;
