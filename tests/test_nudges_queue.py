@@ -298,7 +298,9 @@ def test_after_an_engine_restart_running_is_interrupted_and_queued_resume(tmux_r
     )
     assert r.code == 0
     wait_for(lambda: pane_state(tmux_repo, "sh") == "idle", what="shell idle")
-    slow = jq(boss, "tmux", "queue", "sh", "--", "sleep 2; echo slow-done")["command"]
+    # Long enough that the restart (seconds on a loaded machine) comes while it runs: done first, it
+    # was "done", not "interrupted" (the suite failed so once under load).
+    slow = jq(boss, "tmux", "queue", "sh", "--", "sleep 8; echo slow-done")["command"]
     later = jq(boss, "tmux", "queue", "sh", "--", "echo after-restart")["command"]
     wait_for(
         lambda: boss.json("tmux", "queue-status", "sh")["commands"][-1]["status"] == "running",
