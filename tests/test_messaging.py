@@ -918,3 +918,21 @@ def test_a_page_past_the_last_says_so(pair):
     out = bob.ok("inbox", "--page", "999", "--page-size", "2").out
     assert out == "Nothing from 1997 on: 3 messages in all · 3 unread\n", out
     assert bob.json("inbox", "--unread")["unread"] == 3  # nothing on the page: nothing marked read
+
+
+def test_a_filter_naming_nobody_is_an_error_not_an_empty_answer(pair):
+    """`inbox --from @nosuch` answered "No messages." and `wait --from @nosuch` waited out its whole
+    timeout (walk C, B3): a name no agent has and no message was from (or to) is refused at once.
+    A deleted agent's history still filters."""
+    repo, alice, bob = pair
+    alice.ok("send", "hello", "--to", "@bob")
+    for args, code in (
+        (("inbox", "--from", "@nosuch"), 1),
+        (("sent", "--to", "@nosuch"), 1),
+        (("wait", "--from", "@nosuch", "--timeout", "60"), 2),  # wait keeps exit 1 for its timeout
+        (("wait", "--mention", "@nosuch", "--timeout", "60"), 2),
+    ):
+        assert_error(bob.run(*args), "@nosuch: no agent by that name", code=code)
+    assert bob.json("inbox", "--unread")["unread"] == 1  # nothing was marked
+    alice.ok("agent", "delete", "alice", "--force")
+    assert [m["body"]["content"] for m in bob.json("inbox", "--from", "@alice")["messages"]] == ["hello"]

@@ -23,7 +23,7 @@ from thrum_engine.engine.authority import require_operator
 from thrum_engine.engine.bus import Waiter
 from thrum_engine.engine.caller import Caller
 from thrum_engine.engine.registry import method
-from thrum_engine.errors import Forbidden, InvalidInput, NotFound, TooLarge, UnknownRecipient
+from thrum_engine.errors import Forbidden, InvalidInput, NotFound, TooLarge, UnknownAgent, UnknownRecipient
 from thrum_engine.idempotency import check_key
 from thrum_engine.identity import author_of
 from thrum_engine.model import (
@@ -693,9 +693,27 @@ def ref_filter(ref: str | None) -> tuple[str, list[str]] | None:
     return tagged["type"], refs_mod.same_ref_values(tagged["type"], tagged["value"])
 
 
+async def known_name(engine: Engine, flag: str, address: str | None, *, wrote: bool) -> str | None:
+    """A filter's name (`--from`, `--to`, `--mention`), refused when nobody by it is registered and
+    no stored message was `wrote` by it (else: delivered to it): a typo answered "no messages" at
+    once, and a `wait --from` on one waited out its whole timeout (walk C, B3). A deleted agent, a
+    monitor or `system` still filters its history."""
+    if not address:
+        return None
+    name = names.strip_at(address)
+    if name in engine.agents:
+        return name
+    if await (queries.wrote_any if wrote else queries.received_any)(engine.store, name):
+        return name
+    raise UnknownAgent(
+        f"{flag} @{name}: no agent by that name, and no message {'from' if wrote else 'to'} one"
+    )
+
+
 async def inbox_for(engine: Engine, me: str, p: InboxParams) -> dict:
     """A page of `me`'s inbox; what it shows for the first time is marked read (seen, when peeking)."""
     page_size = p.page_size or engine.settings.messages.default_page_size
+    author = await known_name(engine, "--from", p.from_agent, wrote=True)
     offset = p.offset if p.offset is not None else (p.page - 1) * page_size
     page = await queries.inbox_page(
         engine.store,
@@ -707,7 +725,7 @@ async def inbox_for(engine: Engine, me: str, p: InboxParams) -> dict:
         everything=p.all,
         unread_only=p.unread,
         mentions=p.mentions,
-        author=names.strip_at(p.from_agent) if p.from_agent else None,
+        author=author,
         scope=scope_filter(p.scope),
         oldest=p.oldest,
         ref=ref_filter(p.ref),
@@ -836,7 +854,7 @@ async def sent(engine: Engine, caller: Caller, p: SentParams) -> dict:
         identified(caller),
         limit=p.limit,
         budget=engine.settings.messages.max_page_bytes,
-        to=names.strip_at(p.to) if p.to else None,
+        to=await known_name(engine, "--to", p.to, wrote=False),
         unread_only=p.unread,
         ref=ref_filter(p.ref),
         undelivered_only=p.undelivered,
@@ -970,6 +988,8 @@ async def wait_for_mail(engine: Engine, me: str, p: WaitParams) -> dict:
     if p.timeout > limit:
         raise InvalidInput(f"--timeout {p.timeout:g}s is over the limit of {limit:g}s")
     after = iso(time.time() + (p.after or 0.0)) if p.after is not None else iso()
+    await known_name(engine, "--from", p.from_agent, wrote=True)
+    await known_name(engine, "--mention", p.mention, wrote=False)
     matches = _wait_filter(engine, me, p, after)
     waiter = Waiter(me, matches)
     engine.bus.add_waiter(waiter)  # before the backlog query, so nothing slips between

@@ -655,3 +655,15 @@ async def ask_row(store: Store, message_id: str, recipient: str) -> dict | None:
         " WHERE a.message_id = ? AND a.recipient = ?",
         [message_id, recipient],
     )
+
+
+async def wrote_any(store: Store, author: str) -> bool:
+    """Whether `author` wrote any stored message (one step of `messages_author`)."""
+    return await store.scalar("SELECT 1 FROM messages WHERE author = ? LIMIT 1", (author,)) is not None
+
+
+async def received_any(store: Store, recipient: str) -> bool:
+    """Whether anything was delivered to `recipient` (one step of the deliveries' primary key)."""
+    return (
+        await store.scalar("SELECT 1 FROM deliveries WHERE recipient = ? LIMIT 1", (recipient,)) is not None
+    )
