@@ -202,6 +202,8 @@ def test_config_show_json_has_runtime_primary(repo):
     assert doc["runtime"] == {"primary": "claude"} and doc["config"]["runtime"]["primary"] == "claude"
     repo.ok("runtime", "set-default", "codex")
     assert repo.json("config", "show")["runtime"]["primary"] == "codex"
+    on_disk = json.loads((repo.path / ".thrum" / "config.json").read_text())
+    assert on_disk["runtime"]["primary"] == on_disk["runtimes"]["default"] == "codex", on_disk  # walk C, C7
 
 
 def test_monitor_json_shapes_and_stop_line(pair):

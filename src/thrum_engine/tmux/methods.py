@@ -666,7 +666,10 @@ async def runtime_set_default(engine: Engine, caller: Caller, p: RuntimeNamePara
     r = await asyncio.to_thread(runtimes.get, engine.layout.repo, p.name)
     from thrum_engine.settings import update_config_file
 
-    await asyncio.to_thread(update_config_file, engine.layout.config_file, {"runtimes": {"default": r.name}})
+    # `runtime.primary` is the upstream key init records beside ours: left as it was, the file and
+    # the effective default disagreed (walk C, C7).
+    changes = {"runtimes": {"default": r.name}, "runtime": {"primary": r.name}}
+    await asyncio.to_thread(update_config_file, engine.layout.config_file, changes)
     engine.settings.runtimes.default = r.name
     return {"default": r.name}
 
