@@ -421,6 +421,11 @@ def test_intent_and_task_are_visible_to_the_team(pair):
     alice.ok("agent", "set-intent", "reviewing")
     assert members(bob)["alice"]["intent"] == "reviewing"
     assert_error(alice.run("session", "set-task"), "TEXT")
+    # --clear: there was no way to clear them (walk C, C7)
+    assert alice.ok("session", "set-intent", "--clear").out == "✓ Intent cleared\n"
+    assert alice.ok("session", "set-task", "--clear").out == "✓ Task cleared\n"
+    assert (members(bob)["alice"]["intent"], members(bob)["alice"]["task"]) == ("", "")
+    assert_error(alice.run("session", "set-intent", "x", "--clear"), "mutually exclusive")
 
 
 def test_task_intent_and_display_are_one_printable_line(pair):

@@ -224,17 +224,26 @@ def heartbeat(ctx: Ctx) -> int:
 
 
 def _text(ctx: Ctx) -> str:
+    """TEXT, or "" with --clear (there was no way to clear an intent or a task: walk C, C7)."""
     text = " ".join(ctx.args["text"])
+    if ctx.args.get("clear"):
+        if text:
+            raise CliError("TEXT and --clear are mutually exclusive")
+        return ""
     if not text.strip():
-        raise CliError("TEXT is required")
+        raise CliError("TEXT is required (--clear clears it)")
     return text
 
 
+def _set(ctx: Ctx, field: str, label: str) -> int:
+    r = ctx.call(f"session.set_{field}", {"text": _text(ctx)})
+    value = r["session"][field]
+    return ctx.emit(r, lambda r: line(f"✓ {label}: {value}" if value else f"✓ {label} cleared"))
+
+
 def set_intent(ctx: Ctx) -> int:
-    r = ctx.call("session.set_intent", {"text": _text(ctx)})
-    return ctx.emit(r, lambda r: line(f"✓ Intent: {r['session']['intent']}"))
+    return _set(ctx, "intent", "Intent")
 
 
 def set_task(ctx: Ctx) -> int:
-    r = ctx.call("session.set_task", {"text": _text(ctx)})
-    return ctx.emit(r, lambda r: line(f"✓ Task: {r['session']['task']}"))
+    return _set(ctx, "task", "Task")

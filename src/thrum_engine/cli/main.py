@@ -84,8 +84,8 @@ _ROWS: list[Row] = [
     _s("session end", "identity:session_end", "end the current session", flags="reason:v"),
     _s("session list", "identity:session_list", "list sessions", flags="active:b agent:v"),
     _s("session heartbeat", "identity:heartbeat", "record that I am alive"),
-    _s("session set-intent", "identity:set_intent", "what I am working on", pos=("text*",)),
-    _s("session set-task", "identity:set_task", "the task id I am on", pos=("text*",)),
+    _s("session set-intent", "identity:set_intent", "what I am working on", pos=("text*",), flags="clear:b"),
+    _s("session set-task", "identity:set_task", "the task id I am on", pos=("text*",), flags="clear:b"),
     _s("prime", "orientation:prime", "the session briefing"),
     _s(
         "setup claude-md",
