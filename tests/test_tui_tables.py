@@ -162,3 +162,53 @@ async def test_a_worktree_path_with_brackets_reads_as_written_in_the_after_merge
         await pilot.pause()
         label = app.screen.query_one("#teardown", Checkbox).label.plain
         assert label == "tear down the worktree /work/[wip]/wt [/] (archived first)"
+
+
+def test_every_table_and_list_of_the_console_moves_with_j_and_k():
+    """Walk A, bug 5: the schedules page was a bare DataTable, so `j` did nothing there and `x`
+    cancelled the row the cursor had never left. Every DataTable and OptionList the console builds
+    or subclasses is a RowTable or a RowList (j/k as the arrows), outside `widgets/tables.py`."""
+    src = Path(__file__).resolve().parent.parent / "src" / "thrum_tui"
+    bare = ("DataTable", "OptionList")
+
+    def named(node: ast.expr) -> str | None:
+        return (
+            node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else None
+        )
+
+    found = [
+        f"{path.relative_to(src)}:{node.lineno}"
+        for path in sorted(src.rglob("*.py"))
+        if path.relative_to(src).as_posix() != "widgets/tables.py"
+        for node in ast.walk(ast.parse(path.read_text()))
+        if (isinstance(node, ast.Call) and named(node.func) in bare)
+        or (isinstance(node, ast.ClassDef) and any(named(b) in bare for b in node.bases))
+    ]
+    assert not found, found
+
+
+async def test_j_and_k_move_a_row_table_and_a_row_list_as_the_arrows_do():
+    from textual.widgets.option_list import Option
+
+    from thrum_tui.widgets.tables import RowList, RowTable
+
+    class Two(App):
+        def compose(self):
+            yield RowTable(cursor_type="row")
+            yield RowList(*(Option(f"option {i}") for i in range(3)))
+
+    app = Two()
+    async with app.run_test(size=(80, 20)) as pilot:
+        table = app.query_one(RowTable)
+        table.add_column("n", key="n")
+        refill(table, [(str(i),) for i in range(3)])
+        table.focus()
+        await pilot.press("j", "j")
+        assert table.cursor_row == 2
+        await pilot.press("k")
+        assert table.cursor_row == 1
+        options = app.query_one(RowList)
+        options.focus()
+        options.highlighted = 0
+        await pilot.press("j", "j", "k")
+        assert options.highlighted == 1

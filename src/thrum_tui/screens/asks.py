@@ -14,7 +14,7 @@ from textual.widgets import Button, DataTable, Label, Static
 
 from thrum_engine.durations import human_age
 from thrum_tui.screens.base import Dialog, LiveView
-from thrum_tui.widgets.tables import refill
+from thrum_tui.widgets.tables import RowTable, refill
 
 
 def ask_row(a: dict) -> tuple[str, ...]:
@@ -59,9 +59,9 @@ class AsksScreen(LiveView, Dialog):
         with Vertical(id="dialog"):
             yield Label("Asks and held messages", classes="title", markup=False)
             yield Label("", id="asks-title", markup=False)
-            yield DataTable(id="asks", cursor_type="row")
+            yield RowTable(id="asks", cursor_type="row")
             yield Label("", id="held-title", markup=False)
-            yield DataTable(id="held", cursor_type="row")
+            yield RowTable(id="held", cursor_type="row")
             with Horizontal(classes="buttons"):
                 yield Button("Close", id="close")
                 yield Button("Release all held", id="release-all", variant="warning")

@@ -10,7 +10,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Label
 
 from thrum_tui.engine_handle import EngineCallFailed
-from thrum_tui.widgets.tables import refill
+from thrum_tui.widgets.tables import RowTable, refill
 
 
 class EngineCalls:
@@ -145,7 +145,7 @@ class TablePage(Page):
 
     def compose(self):
         yield Label(self.HEADING, id="page-title", markup=False)
-        yield DataTable(cursor_type="row")
+        yield RowTable(cursor_type="row")
         yield Footer()
 
     def on_mount(self) -> None:

@@ -14,6 +14,7 @@ from textual.widgets.option_list import Option
 from thrum_tui.screens.base import LiveView, Page
 from thrum_tui.snippet import one_line
 from thrum_tui.widgets.conversation import review_text, with_review_events
+from thrum_tui.widgets.tables import RowList
 
 FEED_LIMIT = 300
 
@@ -82,7 +83,7 @@ class FeedScreen(LiveView, Page):
         yield Input(
             self.filter_text, placeholder="filter: @agent role:R scope:type:value monitors text…", id="filter"
         )
-        yield OptionList(id="feed")
+        yield RowList(id="feed")
         yield Footer()
 
     def on_mount(self) -> None:

@@ -15,7 +15,7 @@ GROUPS: list[tuple[str, list[tuple[str, str]]]] = [
     (
         "Move around",
         [
-            ("↑ ↓  j k", "move in the focused list"),
+            ("↑ ↓  j k", "move in the focused list or table (every page)"),
             ("tab / shift+tab", "next / previous panel"),
             ("1 2 3 4", "focus the team, the conversation, the pane, compose"),
             ("'", "jump to an agent (fuzzy: name, role, intent)"),
@@ -36,7 +36,7 @@ GROUPS: list[tuple[str, list[tuple[str, str]]]] = [
             ("enter (conversation)", "open the message's thread"),
             ("f", "feed: all traffic"),
             ("H", "asks (who waits on whom, how long) and held messages; r / A release"),
-            ("D", "schedules: pending ones with their next fire time; x cancels"),
+            ("D", "schedules: pending ones with their next fire time; x cancels (asks first)"),
             ("d (thread)", "the message's delivery ledger: each step per recipient, with times"),
             ("/", "find messages"),
             ("✓ ◎ ✓✓ ↩", "your message: stored, seen, read, replied"),

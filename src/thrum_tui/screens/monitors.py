@@ -15,7 +15,7 @@ from thrum_engine.durations import parse_duration
 from thrum_engine.patterns import PatternError, PatternTimeout, compile_pattern, search
 from thrum_tui.screens.base import FormDialog, LiveView, Page
 from thrum_tui.textual_compat import set_border_title
-from thrum_tui.widgets.tables import refill
+from thrum_tui.widgets.tables import RowTable, refill
 
 SOURCES = [
     ("command (a child process)", "command"),
@@ -88,7 +88,7 @@ class MonitorsScreen(LiveView, Page):
         self.events: list[dict] = []
 
     def compose(self):
-        yield DataTable(id="rules", cursor_type="row")
+        yield RowTable(id="rules", cursor_type="row")
         yield Static("", id="matches", markup=False)
         yield Footer()
 

@@ -15,7 +15,7 @@ from textual.content import Content
 from textual.widgets import Button, DataTable, Input, Label, Static
 
 from thrum_tui.screens.base import Dialog, LiveView
-from thrum_tui.widgets.tables import refill
+from thrum_tui.widgets.tables import RowTable, refill
 
 
 class QueueScreen(LiveView, Dialog):
@@ -37,7 +37,7 @@ class QueueScreen(LiveView, Dialog):
     def compose(self):
         with Vertical(id="dialog"):
             yield Label(f"Command queue — @{self.agent} (tmux {self.session})", classes="title", markup=False)
-            yield DataTable(id="queue", cursor_type="row")
+            yield RowTable(id="queue", cursor_type="row")
             with VerticalScroll(id="output-box"):
                 yield Static("", id="output", markup=False)
             with Horizontal(classes="row"):

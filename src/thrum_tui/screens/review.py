@@ -20,6 +20,7 @@ from thrum_engine.review.diff import FileDiff, parse_diff
 from thrum_tui.screens.base import LiveView, Page
 from thrum_tui.widgets.diff_files import FileList, FileRow
 from thrum_tui.widgets.diff_view import DiffView, warm_lexers
+from thrum_tui.widgets.tables import RowList
 
 COMMENTS_SECONDS = 5.0
 # How long `open_review` waits for the diff before showing the screen: an answer within it means the
@@ -110,7 +111,7 @@ class ReviewScreen(LiveView, Page):
         with Horizontal(id="review-body"):
             with Vertical(id="review-left"):
                 yield FileList(id="files")
-                yield OptionList(id="commits")
+                yield RowList(id="commits")
             yield DiffView(id="diff")
         # Its own key line, not a Footer: Textual's Footer restyles a widget per binding on every
         # focus change, most of the screen's open time on a big diff (bench/review.py).

@@ -1,6 +1,6 @@
 """`D`: every pending schedule (issue 16), soonest first: who sends what to whom, how (once or its
 cron), the next fire time and how far off it is, how often it fired. `x` cancels the highlighted
-one (the operator may cancel anyone's); `a` shows ended ones too."""
+one, after asking (the operator may cancel anyone's); `a` shows ended ones too."""
 
 from __future__ import annotations
 
@@ -86,8 +86,26 @@ class SchedulesScreen(TablePage):
         if not self.schedules or not 0 <= table.cursor_row < len(self.schedules):
             return
         s = self.schedules[table.cursor_row]
-        if s["status"] == "pending":
-            self.cancel(s["schedule_id"])
+        if s["status"] != "pending":
+            self.app.notify(f"{s['schedule_id']} is {s['status']} already", severity="warning")
+            return
+        from thrum_tui.screens.confirm import Confirm
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.cancel(s["schedule_id"])
+
+        # A cancel cannot be taken back, and the schedule may be someone else's (an agent's ask):
+        # it asks first, as R and K do, naming what goes (walk A, bug 5).
+        self.app.push_screen(
+            Confirm(
+                f"Cancel schedule {s['schedule_id'][-8:]}?",
+                f"@{s['author']} → {', '.join(s['to'])} · {_how(s)} · next {schedule_row(s)[4]}\n"
+                f"{one_line(s['body']['content'] or '', 70)}\n\nIt will never fire; this cannot be undone.",
+                "Cancel schedule",
+            ),
+            answered,
+        )
 
     @work(group="schedules-cancel", exit_on_error=False)
     async def cancel(self, schedule_id: str) -> None:

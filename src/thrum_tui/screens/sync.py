@@ -11,7 +11,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, DataTable, Label, Static
 
 from thrum_tui.screens.base import Dialog, LiveView
-from thrum_tui.widgets.tables import refill
+from thrum_tui.widgets.tables import RowTable, refill
 
 
 def cycle_row(c: dict) -> tuple[str, ...]:
@@ -59,7 +59,7 @@ class SyncScreen(LiveView, Dialog):
         with Vertical(id="dialog"):
             yield Label("Sync", classes="title", markup=False)
             yield Static("", id="summary", markup=False)
-            yield DataTable(id="cycles", cursor_type="row")
+            yield RowTable(id="cycles", cursor_type="row")
             with Horizontal(classes="buttons"):
                 yield Button("Close", id="close")
                 yield Button("Sync now", id="sync-now", variant="primary")

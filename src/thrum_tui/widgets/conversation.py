@@ -3,15 +3,12 @@ with its delivery mark; a highlight to reply to, and a thread's replies folded u
 
 from __future__ import annotations
 
-from typing import ClassVar
-
-from textual.binding import Binding, BindingType
 from textual.content import Content
-from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
 from thrum_tui.snippet import one_line
 from thrum_tui.textual_compat import no_layout_virtual_size, set_border_subtitle, set_border_title
+from thrum_tui.widgets.tables import RowList
 
 
 def merge_conversation(
@@ -147,12 +144,7 @@ def state_source(member: dict | None) -> str:
 MAX_SHOWN = 400  # lines kept while appending; past this the view is rebuilt from the latest page
 
 
-class Conversation(OptionList):
-    # j/k move like the arrows (lazygit, Agent Deck).
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("j", "cursor_down", show=False),
-        Binding("k", "cursor_up", show=False),
-    ]
+class Conversation(RowList):
     # Each change of Widget's `virtual_size` asks for a layout of the whole screen, so every new
     # line re-rendered every widget. The list's own box never changes size, and OptionList
     # already updates its scrollbars when its lines change (`_update_lines` -> `_scroll_update`).

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from textual.widgets import DataTable
-
-from thrum_tui.widgets.tables import refill
+from thrum_tui.widgets.tables import RowTable, refill
 
 
-class Summary(DataTable):
+class Summary(RowTable):
     DEFAULT_CSS = """
     Summary {
         height: auto;

@@ -6,15 +6,39 @@ auto-width column is measured only when the table's message queue empties, while
 before that caches the rows at their header widths under an update count that the measuring does
 not move: "featur" for "feature/alice" stayed on screen until the next fill (a loaded CI run
 snapped it). Here each cell is plain text and each column is given the width of its widest cell
-before the first row is drawn, so no frame depends on when the table next idles."""
+before the first row is drawn, so no frame depends on when the table next idles.
+
+And every table and list of the console moves with j/k as with the arrows (README: "j / k move in a
+list"): it is a `RowTable` or a `RowList`, never a bare DataTable or OptionList. The schedules page
+had only the arrows, so `j j j` then `x` cancelled row 1 instead of row 4 (walk A, bug 5)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 from rich.cells import cell_len
 from rich.text import Text
-from textual.widgets import DataTable
+from textual.binding import Binding, BindingType
+from textual.widgets import DataTable, OptionList
+
+# j/k move like the arrows (lazygit, Agent Deck), in every table and list.
+JK_BINDINGS: list[BindingType] = [
+    Binding("j", "cursor_down", show=False),
+    Binding("k", "cursor_up", show=False),
+]
+
+
+class RowTable(DataTable):
+    """A DataTable of the console: j/k move as the arrows do."""
+
+    BINDINGS: ClassVar[list[BindingType]] = JK_BINDINGS
+
+
+class RowList(OptionList):
+    """An OptionList of the console: j/k move as the arrows do."""
+
+    BINDINGS: ClassVar[list[BindingType]] = JK_BINDINGS
 
 
 def plain(value: object) -> Text:

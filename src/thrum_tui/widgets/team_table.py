@@ -7,9 +7,6 @@ of mail -- that redraw (~40 ms for fifty agents) was what a keystroke waited beh
 
 from __future__ import annotations
 
-from typing import ClassVar
-
-from textual.binding import Binding, BindingType
 from textual.content import Content
 from textual.message import Message
 from textual.widgets import OptionList
@@ -17,6 +14,7 @@ from textual.widgets.option_list import Option
 
 from thrum_engine.durations import human_age
 from thrum_tui.textual_compat import no_layout_virtual_size, redraw_option, set_border_title
+from thrum_tui.widgets.tables import RowList
 
 GLYPHS = {
     "here": "◆",
@@ -92,12 +90,7 @@ def header_line() -> Content:
     return Content.styled("".join(_fit(label, width) for label, width in COLUMNS).rstrip(), "b $text-muted")
 
 
-class TeamTable(OptionList):
-    # j/k move like the arrows (lazygit, Agent Deck).
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("j", "cursor_down", show=False),
-        Binding("k", "cursor_up", show=False),
-    ]
+class TeamTable(RowList):
     # Its box is fixed by the layout; a rebuild's passing changes of `virtual_size` must not ask
     # for a whole-screen layout (OptionList updates its own scrollbars).
     virtual_size = no_layout_virtual_size()
