@@ -351,6 +351,31 @@ async def test_needs_you_jumps_to_a_blocked_or_writing_agent(hosted):
         await until(pilot, lambda: app.selected == "bob", "bob selected")
 
 
+async def test_needs_you_jumps_to_your_inbox_for_mail_from_a_monitor(hosted):
+    """Walk A, bug 6: mail to you from a monitor (or @system) raised the header's "needs you",
+    and `g` said "nothing needs you right now": it looked only for agents in the team."""
+    repo, _alice, _bob = hosted
+    log = repo.path / "ci.log"
+    log.write_text("")
+    async with console(repo) as (app, pilot):
+        await app.engine.call(
+            "monitor.watch_file",
+            {"name": "ci-alert", "path": "ci.log", "match": "FAILED", "to": f"@{OPERATOR}", "debounce": 0},
+        )
+        await select_agent(pilot, "bob")
+        with log.open("a") as fh:
+            fh.write("step 3 FAILED\n")
+        header = app.query_one(HeaderLine)
+        await until(pilot, lambda: header.needs_you == 1, "needs you: 1", last=lambda: header.needs_you)
+        app.query_one(Conversation).focus()
+        await pilot.press("g")
+        await until(pilot, lambda: app.selected == OPERATOR, "your inbox selected")
+        assert isinstance(app.focused, TeamTable)
+        assert not notified(app, "nothing needs you")
+        conversation = app.query_one(Conversation)
+        await until(pilot, lambda: "step 3 FAILED" in conversation.plain_text, "the monitor's mail shown")
+
+
 # -- feed, find, help, palette --
 
 

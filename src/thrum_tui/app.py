@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import os
 import time
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 from textual import work
@@ -34,7 +35,7 @@ from thrum_tui.widgets.header_line import HeaderLine
 from thrum_tui.widgets.pane_preview import PanePreview
 from thrum_tui.widgets.review_queue import ReviewQueue
 from thrum_tui.widgets.side_lists import MonitorSummary, WorktreeSummary
-from thrum_tui.widgets.team_table import NEEDS_HUMAN, TeamTable
+from thrum_tui.widgets.team_table import NEEDS_HUMAN, TeamTable, attention_order
 
 CONVERSATION_PAGE = 100
 ALL_PARTS = frozenset({"team", "mail", "side"})
@@ -85,6 +86,31 @@ STATE_FILTERS = {
     "number_sign": ("idle", frozenset({"idle", "online"})),
     "dollar_sign": ("offline", frozenset({"offline", "exited", "no session"})),
 }
+
+
+@dataclass(frozen=True)
+class NeedsYou:
+    """What needs the operator: the header counts it and `g` jumps to it, from this one value (`g`
+    once looked only at team rows, and said "nothing needs you" under `needs you: 3` when the mail
+    came from a monitor or @system: walk A, bug 6)."""
+
+    blocked: tuple[str, ...] = ()  # agents a human must act on (NEEDS_HUMAN), in attention order
+    writers: tuple[str, ...] = ()  # agents with unread mail to you, in attention order
+    unread: int = 0  # every unread message to you: agents', monitors', @system's, schedules'
+    reviews: int = 0  # reviews waiting for you
+
+    @property
+    def count(self) -> int:
+        return len(self.blocked) + self.unread + self.reviews
+
+
+def needs_you(operator: str, members: list[dict], unread_from: dict[str, int], unread: int) -> NeedsYou:
+    agents = [m for m in attention_order(operator, members) if m["name"] != operator]
+    return NeedsYou(
+        blocked=tuple(m["name"] for m in agents if m["state"] in NEEDS_HUMAN),
+        writers=tuple(m["name"] for m in agents if unread_from.get(m["name"])),
+        unread=unread,
+    )
 
 
 def stream_mark(path: str) -> tuple[int, int] | None:
@@ -184,7 +210,7 @@ class ThrumApp(AgentActions):
         self.theme = wanted if wanted in self.available_themes else DEFAULT_THEME
         self._theme_ready = True
         self.main_screen: Screen = Screen()
-        self.reviews_waiting = 0  # review requests waiting for the operator: part of "needs you"
+        self.needs = NeedsYou()  # what the header's "needs you" counts and `g` jumps to
         self._review_history: dict[str, list[dict]] = {}  # agent -> its review events (conversation)
 
     # -- layout --
@@ -446,9 +472,10 @@ class ThrumApp(AgentActions):
                 m["unread"] = inbox["unread"]
         table = self.main_screen.query_one(TeamTable)
         table.show(members, unread_from)
-        self.main_screen.query_one(HeaderLine).needs_you = (
-            inbox["unread"] + sum(1 for m in members if m["state"] in NEEDS_HUMAN) + self.reviews_waiting
+        self.needs = replace(
+            needs_you(self.operator, members, unread_from, inbox["unread"]), reviews=self.needs.reviews
         )
+        self.main_screen.query_one(HeaderLine).needs_you = self.needs.count
         if "team" in parts:
             self.main_screen.query_one(ComposeBar).set_addresses(
                 [m["name"] for m in members], [m["role"] for m in members]
@@ -728,13 +755,22 @@ class ThrumApp(AgentActions):
             self.main_screen.set_focus(table)
 
     def action_needs_you(self) -> None:
-        """Jump to what needs a human first: a blocked agent, else whoever wrote to you."""
-        table = self.main_screen.query_one(TeamTable)
-        for m in table.members:
-            if m["state"] in NEEDS_HUMAN or m.get("unread_from"):
-                table.move_cursor(row=table.names.index(m["name"]))
-                table.focus()
-                return
+        """Jump to what the header counts, first what needs a human most: a blocked agent, an agent
+        who wrote to you, your own inbox (mail from a monitor, @system, a schedule: the `you`
+        row), a review waiting for you."""
+        needs = self.needs
+        inbox = (self.operator,) if needs.unread else ()
+        target = next(iter((*needs.blocked, *needs.writers, *inbox)), None)
+        if target is not None:
+            self.select_agent(target)
+            return
+        if needs.reviews:
+            queue = self.main_screen.query_one(ReviewQueue)
+            waiting = [i for i, e in enumerate(queue.entries) if e["needs_you"]]
+            if waiting:
+                queue.move_cursor(row=waiting[0])
+            self.main_screen.set_focus(queue)
+            return
         self.notify("nothing needs you right now", timeout=2)
 
     def action_help(self) -> None:
@@ -780,10 +816,9 @@ class ThrumApp(AgentActions):
     async def _refresh_reviews(self) -> None:
         r = await self.engine.call("review.list", {})
         self.main_screen.query_one(ReviewQueue).show(r["reviews"])
-        if r["needs_you"] != self.reviews_waiting:
-            header = self.main_screen.query_one(HeaderLine)
-            header.needs_you += r["needs_you"] - self.reviews_waiting
-            self.reviews_waiting = r["needs_you"]
+        if r["needs_you"] != self.needs.reviews:
+            self.needs = replace(self.needs, reviews=r["needs_you"])
+            self.main_screen.query_one(HeaderLine).needs_you = self.needs.count
 
     def action_review(self) -> None:
         if self.selected and self.selected != self.operator:
