@@ -294,6 +294,19 @@ async def test_j_k_move_and_number_keys_focus_the_panels(hosted):
             assert isinstance(app.focused, panel), key
 
 
+async def test_the_left_column_collapses_at_the_size_the_terminal_has_now(hosted):
+    """Walk A, bug 7: each resize applied the layout of the size before it (100 columns kept the
+    worktrees and monitors; back at 200 they stayed hidden)."""
+    repo, _alice, _bob = hosted
+    async with console(repo, size=(160, 45)) as (app, pilot):
+        trees = app.query_one("#worktrees")
+        for width, narrow, tiny in ((100, True, False), (80, True, True), (200, False, False)):
+            await pilot.resize_terminal(width, 45)
+            await until(pilot, lambda w=width: app.size.width == w, f"{width} columns")
+            assert (app.has_class("-narrow"), app.has_class("-tiny")) == (narrow, tiny), width
+            await until(pilot, lambda n=narrow: trees.display is not n, f"worktrees shown: {not narrow}")
+
+
 async def test_a_multi_line_paste_is_sent_whole_from_the_big_compose_box(hosted):
     """Walk bug 4: a paste of several lines was cut to its first line, silently."""
     from textual import events

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
-from textual import work
+from textual import events, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -261,9 +261,11 @@ class ThrumApp(AgentActions):
             action in MAIN_SCREEN_ACTIONS and self.screen_stack and self.screen is not self.main_screen
         )
 
-    def on_resize(self) -> None:
-        self.set_class(self.size.width < 120, "-narrow")
-        self.set_class(self.size.width < 90, "-tiny")
+    def on_resize(self, event: events.Resize) -> None:
+        # The event's size: this handler runs before App's own, which is what updates `self.size`,
+        # so reading that applied each resize one resize late (walk A, bug 7).
+        self.set_class(event.size.width < 120, "-narrow")
+        self.set_class(event.size.width < 90, "-tiny")
 
     def watch_theme(self, theme: str) -> None:
         """A theme picked in the palette is remembered in `.thrum/config.json`."""
