@@ -716,6 +716,45 @@ async def test_pane_preview_follows_the_selected_agent(hosted):
         )
 
 
+async def test_the_pane_preview_follows_the_tail_after_the_terminal_shrinks():
+    """Walk A, bug 8: after a shrink the view sat above the new end, which the preview took for
+    "the operator scrolled up": new output never came into view. Only the operator's scrolling
+    stops the following (and scrolling back to the end resumes it)."""
+    from textual.app import App
+
+    class One(App):
+        def compose(self):
+            yield PanePreview(id="preview")
+
+    def lines(n: int) -> list[str]:
+        return [f"line {i}" for i in range(n)]
+
+    app = One()
+    async with app.run_test(size=(80, 40)) as pilot:
+        preview = app.query_one(PanePreview)
+        preview.show("alice", lines(100))
+        await until(pilot, lambda: preview.is_vertical_scroll_end and preview.scroll_y > 0, "at the tail")
+        await pilot.resize_terminal(80, 15)
+        preview.show("alice", lines(101))  # new output after the shrink
+        await until(
+            pilot,
+            lambda: preview.max_scroll_y > 70 and preview.is_vertical_scroll_end,
+            "the tail in view after the shrink",
+            last=lambda: (preview.scroll_y, preview.max_scroll_y),
+        )
+        preview.focus()
+        await pilot.press("pageup")  # the operator scrolls up: it holds still
+        await until(pilot, lambda: not preview.following, "following stopped")
+        held = preview.scroll_y
+        preview.show("alice", lines(102))
+        await pilot.pause()
+        assert preview.scroll_y == held and not preview.is_vertical_scroll_end
+        await pilot.press("end")  # back to the end: following again
+        await until(pilot, lambda: preview.following, "following again")
+        preview.show("alice", lines(103))
+        await until(pilot, lambda: preview.is_vertical_scroll_end, "the new tail in view")
+
+
 async def test_zoom_shows_the_pane_read_only_and_live(hosted):
     from thrum_tui.screens.zoom import ZoomScreen
 

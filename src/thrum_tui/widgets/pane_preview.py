@@ -1,5 +1,9 @@
 """The selected agent's tmux pane, refreshed while it is on screen and scrollable: following the
-tail until the operator scrolls up, then holding still until they scroll back down."""
+tail until the operator scrolls up, then holding still until they scroll back down.
+
+"Following" is a flag that only the operator's scrolling clears, not "the view is at the end now":
+a terminal that shrinks leaves the view where it was, above the new end, and the preview counted
+that as "scrolled up" and stopped showing new output (walk A, bug 8)."""
 
 from __future__ import annotations
 
@@ -33,6 +37,23 @@ class PanePreview(VerticalScroll):
         self.lines: list[str] = []
         self.border_title = "PANE"
         self.border_subtitle = "a attach  c queue"
+        self.following = True  # keep the tail in view; cleared only by scrolling up
+
+    def on_mount(self) -> None:
+        self.watch(self, "scroll_y", self._scrolled, init=False)
+
+    def _scrolled(self, old: float, new: float) -> None:
+        """The view moved. Reaching the end (the operator's scroll down, or ours) follows again;
+        a move up is the operator's: nothing else moves it up without landing on the end (a
+        shorter text or a taller box pulls the view down onto the end, a shrink does not move it)."""
+        if self.is_vertical_scroll_end:
+            self.following = True
+        elif new < old:
+            self.following = False
+
+    def on_resize(self) -> None:
+        if self.following:
+            self.scroll_end(animate=False)
 
     def compose(self):
         yield Static("", id="pane-body", markup=False)
@@ -42,7 +63,8 @@ class PanePreview(VerticalScroll):
         return "\n".join(self.lines)
 
     def show(self, session: str | None, lines: list[str] | None, note: str = "") -> None:
-        following = self.is_vertical_scroll_end or session != self.session
+        if session != self.session:
+            self.following = True
         self.session = session
         set_border_title(self, f"pane · {session}" if session else "PANE")
         body = self.query_one("#pane-body", Static)
@@ -57,5 +79,5 @@ class PanePreview(VerticalScroll):
             return
         self.lines = lines
         body.update(Content("\n".join(lines)))
-        if following:
+        if self.following:
             self.scroll_end(animate=False)
