@@ -307,6 +307,43 @@ async def test_the_left_column_collapses_at_the_size_the_terminal_has_now(hosted
             await until(pilot, lambda n=narrow: trees.display is not n, f"worktrees shown: {not narrow}")
 
 
+async def test_after_a_send_focus_goes_back_where_it_was_before_composing(hosted):
+    """Walk A, bug 10: after a send the focus stayed in the compose bar, so `2` (focus the
+    conversation) and enter sent a message "2" to the agent. The bar, the big compose box
+    (ctrl+s), a reply and the palette's "Send a message" all give the focus back."""
+    from thrum_tui.screens.compose import ComposeDialog
+
+    repo, _alice, bob = hosted
+    async with console(repo) as (app, pilot):
+        await select_agent(pilot, "bob")
+        bar = app.query_one(ComposeBar)
+        conversation = app.query_one(Conversation)
+        await pilot.press("2", "i", *"one", "enter")  # from the conversation, with the bar
+        await until(pilot, lambda: bar.value == "" and isinstance(app.focused, Conversation), "back")
+        await pilot.press("1", "i", *"two", "ctrl+e")  # from the team, with the big box
+        await until(pilot, lambda: isinstance(app.screen, ComposeDialog), "the big box")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: bar.value == "" and isinstance(app.focused, TeamTable), "back to the team")
+        await pilot.press("ctrl+p", *"Send a message")  # from the team, through the palette
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await until(pilot, lambda: app.focused is bar, "composing from the palette")
+        await pilot.press(*"three", "enter")
+        await until(pilot, lambda: bar.value == "" and isinstance(app.focused, TeamTable), "back again")
+        sent = await cli(bob, "send", "a question", "--to", f"@{OPERATOR}")
+        await until(pilot, lambda: "a question" in conversation.plain_text, "bob's question")
+        conversation.focus()
+        conversation.highlighted = next(
+            i for i, m in enumerate(conversation.messages) if m["message_id"] == sent["message_id"]
+        )
+        await pilot.press("r", *"four", "enter")  # a reply, from the conversation
+        await until(pilot, lambda: bar.reply_to is None and isinstance(app.focused, Conversation), "back")
+        await pilot.press("1")  # a panel key again, not text in the bar
+        assert isinstance(app.focused, TeamTable) and bar.value == ""
+        inbox = (await cli(bob, "inbox"))["messages"]
+        assert sorted(m["body"]["content"] for m in inbox) == ["four", "one", "three", "two"]
+
+
 async def test_a_multi_line_paste_is_sent_whole_from_the_big_compose_box(hosted):
     """Walk bug 4: a paste of several lines was cut to its first line, silently."""
     from textual import events

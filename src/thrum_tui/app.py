@@ -18,6 +18,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Footer
 
 from thrum_engine.durations import human_age
@@ -211,6 +212,7 @@ class ThrumApp(AgentActions):
         self._theme_ready = True
         self.main_screen: Screen = Screen()
         self.needs = NeedsYou()  # what the header's "needs you" counts and `g` jumps to
+        self._focus_before_compose: Widget | None = None  # where a successful send returns focus
         self._review_history: dict[str, list[dict]] = {}  # agent -> its review events (conversation)
 
     # -- layout --
@@ -260,6 +262,24 @@ class ThrumApp(AgentActions):
         return not (
             action in MAIN_SCREEN_ACTIONS and self.screen_stack and self.screen is not self.main_screen
         )
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        """Remember the main screen's last focus outside the compose bar: a send returns there."""
+        widget = event.widget
+        if not isinstance(widget, ComposeBar) and widget.screen is self.main_screen:
+            self._focus_before_compose = widget
+
+    def _composing_done(self) -> None:
+        """After a successful send, focus goes back where it was before composing, so the keys
+        that follow are panel keys again (walk A, bug 10: `2` then enter sent "2" to the agent).
+        Unless the operator has moved on meanwhile."""
+        screen = self.main_screen
+        if screen.focused is not None and not isinstance(screen.focused, ComposeBar):
+            return
+        back = self._focus_before_compose
+        if back is None or not back.is_mounted or not back.display or not back.focusable:
+            back = screen.query_one(TeamTable)
+        screen.set_focus(back)
 
     def on_resize(self, event: events.Resize) -> None:
         # The event's size: this handler runs before App's own, which is what updates `self.size`,
@@ -648,6 +668,7 @@ class ThrumApp(AgentActions):
             return
         bar = self.main_screen.query_one(ComposeBar)
         bar.value, bar.draft = "", None
+        self._composing_done()
         self.notify(f"sent to {', '.join('@' + r for r in result['recipients']) or 'nobody'}", timeout=2)
 
     @work(group="send", exit_on_error=False)
@@ -660,6 +681,7 @@ class ThrumApp(AgentActions):
         bar = self.main_screen.query_one(ComposeBar)
         bar.value, bar.draft = "", None
         bar.reply(None)
+        self._composing_done()
         self.notify("reply sent", timeout=2)
 
     def on_option_list_option_selected(self, event) -> None:
