@@ -144,6 +144,22 @@ async def test_reply_to_the_highlighted_message_threads_it(hosted):
         await until(pilot, lambda: "[+1 in thread]" in conversation.plain_text, "the thread folded")
 
 
+async def test_the_header_shows_the_repo_and_its_branch(hosted):
+    """Walk A, bug 11: CONSOLE.md's header is `myrepo@main`; it showed the repo alone."""
+    repo, _alice, _bob = hosted
+    branch = repo.git("symbolic-ref", "--short", "HEAD").strip()
+    async with console(repo) as (app, pilot):
+        header = app.query_one(HeaderLine)
+        await until(
+            pilot, lambda: header.branch == branch, f"the branch {branch}", last=lambda: header.branch
+        )
+        assert f"{repo.path.name}@{branch}" in str(header.render())
+        repo.git("checkout", "-q", "-b", "release/1.2")  # checked out while the console runs
+        app._worktrees_at = 0.0
+        app.request_refresh()
+        await until(pilot, lambda: f"{repo.path.name}@release/1.2" in str(header.render()), "the new branch")
+
+
 async def test_enter_opens_an_agent_and_marks_its_mail_read(hosted):
     repo, alice, _bob = hosted
     async with console(repo) as (app, pilot):

@@ -396,7 +396,9 @@ class ThrumApp(AgentActions):
             r = await self.engine.call("runtime.list", {})
             self.runtimes = [rt["name"] for rt in r["runtimes"]]
             self.default_runtime = r["default"]
-            self.show_repairs((await self.engine.call("engine.info", {})).get("projection_recovered"))
+            info = await self.engine.call("engine.info", {})
+            self.show_branch(info)
+            self.show_repairs(info.get("projection_recovered"))
         except EngineCallFailed as exc:
             self.notify(f"could not register you as @{self.operator}: {exc.message}", severity="error")
         if self.freeze_heap:
@@ -430,6 +432,10 @@ class ThrumApp(AgentActions):
         gc.unfreeze()
         gc.collect()
         gc.freeze()
+
+    def show_branch(self, info: dict) -> None:
+        """The header's `repo@branch` (walk A, bug 11: it showed the repo alone)."""
+        self.main_screen.query_one(HeaderLine).branch = info.get("branch") or ""
 
     def show_repairs(self, recovered: dict | None) -> None:
         """The engine found its projection unreadable and rebuilt it from the journal: say so, once
@@ -518,6 +524,7 @@ class ThrumApp(AgentActions):
             ):  # git status per tree
                 self._worktrees_at = self.clock()
                 self.worktrees = (await self.engine.call("worktree.list", {}))["worktrees"]
+                self.show_branch(await self.engine.call("engine.info", {}))  # a checkout since
                 self.main_screen.query_one(WorktreeSummary).show(self.worktrees)
                 await self._refresh_reviews()
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from thrum_engine.engine.caller import Caller
 from thrum_engine.engine.registry import method
 from thrum_engine.errors import Forbidden
+from thrum_engine.layout import current_branch
 from thrum_engine.model import EmptyParams
 
 if TYPE_CHECKING:
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
 @method("engine.info", EmptyParams)
 async def info(engine: Engine, caller: Caller, p: EmptyParams) -> dict:
     out = engine.info()
+    out["branch"] = current_branch(engine.layout.repo)  # the main checkout's; None when detached
     out["agents"] = len(engine.agents)
     out["batches"] = engine.writer.batches
     out["events_written"] = engine.writer.events_written

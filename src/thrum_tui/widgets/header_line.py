@@ -19,6 +19,7 @@ class HeaderLine(Widget):
     """
 
     repo: reactive[str] = reactive("")
+    branch: reactive[str | None] = reactive(None)  # the main checkout's branch (None: not known yet)
     host: reactive[str] = reactive("")
     operator: reactive[str] = reactive("")
     sync: reactive[str] = reactive("local-only")
@@ -37,6 +38,13 @@ class HeaderLine(Widget):
         """Selecting the header jumps to what needs you (as `g` does)."""
         await self.app.run_action("needs_you")
 
+    @property
+    def repo_and_branch(self) -> str:
+        """`myrepo@main` (CONSOLE.md's header); `myrepo (detached)` off any branch."""
+        if self.branch is None:
+            return self.repo
+        return f"{self.repo}@{self.branch}" if self.branch else f"{self.repo} (detached)"
+
     def render(self) -> Content:
         """What does not fit goes, least useful first; "needs you" always stays (walk bug 20)."""
         needs = "b $error" if self.needs_you else "$text-muted"
@@ -53,7 +61,7 @@ class HeaderLine(Widget):
         if self.notice:
             parts.append(("notice", "[b $warning]$notice[/]"))
         values = {
-            "repo": self.repo,
+            "repo": self.repo_and_branch,
             "host": self.host,
             "sync": self.sync,
             "operator": self.operator,
