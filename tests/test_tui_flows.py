@@ -767,6 +767,9 @@ async def test_pane_preview_follows_the_selected_agent(hosted):
             ),
             "bob has no pane",
         )
+        # The key that gives him one: L launches him in his worktree (walk A, bug 12).
+        note = str(preview.query_one("#pane-body").render())
+        assert "L launches it in its worktree" in note and "n creates" not in note
 
 
 async def test_the_pane_preview_follows_the_tail_after_the_terminal_shrinks():
@@ -1171,6 +1174,8 @@ async def test_an_exited_or_killed_agent_shows_it_and_L_relaunches_it_in_place(h
         await until(
             pilot, lambda: (team.member("alice") or {}).get("state") == "no session", "alice no session"
         )
+        body = app.query_one(PanePreview).query_one("#pane-body")
+        await until(pilot, lambda: "L launches it" in str(body.render()), "the killed agent's pane says L")
         await pilot.press("L")
         await until(pilot, lambda: notified(app, "relaunched @alice"), "relaunched", timeout=40)
         assert typed(log).count("/thrum-prime") == 2

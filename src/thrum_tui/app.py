@@ -604,13 +604,7 @@ class ThrumApp(AgentActions):
                 return  # nothing selected yet: the first refresh selects
             preview.shown_for = who
             if session is None:
-                preview.show(
-                    None,
-                    None,
-                    "you have no pane: this is your inbox"
-                    if who == self.operator
-                    else "no tmux session for this agent (n creates an agent with one)",
-                )
+                preview.show(None, None, self._no_session_note(who))
                 return
             # Driven by the engine's stream of that pane (pipe-pane output): capture only when it
             # grew, plus once more on the next tick so the last output drawn is never missed.
@@ -631,6 +625,17 @@ class ThrumApp(AgentActions):
                 preview.show(session, r["lines"])
         finally:
             self._preview_busy = False
+
+    def _no_session_note(self, who: str) -> str:
+        """What the preview says where there is no pane, with the key that gives it one: L
+        launches an agent in its worktree (a killed one said "n creates an agent", a new agent
+        under the same name: walk A, bug 12)."""
+        if who == self.operator:
+            return "you have no pane: this is your inbox"
+        m = self.selected_member() or {}
+        if m.get("worktree"):
+            return "no tmux session for this agent: L launches it in its worktree"
+        return "no tmux session for this agent, and no worktree to launch it in"
 
     # -- screen -> engine --
     def on_compose_bar_expand(self, message: ComposeBar.Expand) -> None:
