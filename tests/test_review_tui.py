@@ -221,3 +221,28 @@ async def test_the_worktrees_page_says_what_git_status_says(work):
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, ReviewScreen) and app.screen.loaded, "its review")
         assert "2 uncommitted" in str(app.screen.query_one("#review-head").render())
+
+
+async def test_a_worktree_with_no_commits_of_its_own_but_uncommitted_work_is_not_merged(team):
+    """Walk A, bug 15: 0 commits ahead and a modified file read "merged", which a user scanning
+    for "safe to remove" takes for done; the work exists nowhere else."""
+    repo, _alice, bob = team
+    repo.run("daemon", "stop")
+    async with console(repo) as (app, pilot):
+        await pilot.press("w")
+        screen = await until(
+            pilot, lambda: isinstance(app.screen, WorktreesScreen) and app.screen.trees and app.screen
+        )
+        row = {w["name"]: tree_row(w) for w in screen.trees}
+        assert row[bob.cwd.name][2] == "↑0 ↓0" and row[bob.cwd.name][4:6] == ("clean", "merged")
+        (bob.cwd / "notes.md").write_text("work in progress\n")
+        await pilot.press("u")
+        await until(
+            pilot,
+            lambda: (
+                [tree_row(w)[4:6] for w in screen.trees if w["name"] == bob.cwd.name]
+                == [("1 untracked", "not merged (uncommitted)")]
+            ),
+            "not merged while it holds work",
+            last=lambda: [tree_row(w) for w in screen.trees],
+        )

@@ -34,7 +34,8 @@ def tree_view(path: str, branch: str | None, target: str) -> dict:
         "behind": None,
         "uncommitted": [],
         "untracked": [],
-        "merged": None,
+        "merged": None,  # everything here is in the target: the branch's commits, and nothing else
+        "branch_merged": None,  # the branch's commits are all in the target (work may be uncommitted)
         "last_commit": None,
         "error": None,
     }
@@ -49,12 +50,16 @@ def tree_view(path: str, branch: str | None, target: str) -> dict:
     from thrum_engine.worktrees import unmerged_commits
 
     pending, squashed = unmerged_commits(path, st.head, st.target_head)
+    branch_merged = not pending or squashed
+    # Uncommitted or untracked work exists nowhere else: a branch with no commits of its own is not
+    # "merged" while it holds some (walk A, bug 15: read as "safe to remove").
     out.update(
         ahead=st.ahead,
         behind=st.behind,
         uncommitted=st.uncommitted,
         untracked=st.untracked,
-        merged=not pending or squashed,
+        merged=branch_merged and not st.uncommitted and not st.untracked,
+        branch_merged=branch_merged,
         last_commit=last_commit(path),
     )
     return out

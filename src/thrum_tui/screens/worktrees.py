@@ -29,7 +29,12 @@ def changes(w: dict) -> str:
 def tree_row(w: dict) -> tuple[str, ...]:
     last = w["last_commit"]
     agent = ", ".join(f"@{a['name']} {a['state']}" for a in w["agents"]) or "-"
-    merged = "-" if w["merged"] is None else "merged" if w["merged"] else "not merged"
+    if w["merged"] is None:
+        merged = "-"
+    elif w["merged"]:
+        merged = "merged"
+    else:  # its commits may all be in, but what is not committed is in no branch
+        merged = "not merged (uncommitted)" if w.get("branch_merged") else "not merged"
     ahead = "" if w["ahead"] is None else f"↑{w['ahead']} ↓{w['behind']}"
     return (
         w["name"],
