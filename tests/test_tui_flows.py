@@ -801,6 +801,7 @@ async def test_the_pane_preview_follows_the_tail_after_the_terminal_shrinks():
         preview.focus()
         await pilot.press("pageup")  # the operator scrolls up: it holds still
         await until(pilot, lambda: not preview.following, "following stopped")
+        await pilot.wait_for_scheduled_animations()  # the scroll is animated: read where it ends
         held = preview.scroll_y
         preview.show("alice", lines(102))
         await pilot.pause()

@@ -18,7 +18,7 @@ ACTIONS: list[tuple[str, str, str]] = [
     ("Schedules", "schedules", "messages the engine delivers later: next fire times"),
     ("Feed", "feed", "all traffic"),
     ("Find messages", "find", "search every message"),
-    ("What needs me", "needs_you", "jump to a blocked agent or unread mail"),
+    ("What needs me", "needs_you", "jump to a blocked agent, unread mail (yours too) or a review"),
     ("Jump to an agent", "jump", "fuzzy search by name, role or intent"),
     ("Help", "help", "every key"),
 ]

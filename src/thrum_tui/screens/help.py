@@ -22,7 +22,7 @@ GROUPS: list[tuple[str, list[tuple[str, str]]]] = [
             ("! @ # $", "team: only blocked, working, idle, offline (again: everyone)"),
             ("enter (team)", "open the agent: its conversation, its mail to you marked read"),
             ("escape", "back to the team / close a dialog"),
-            ("g", "jump to what needs you"),
+            ("g", "jump to what needs you: blocked, mail, a review"),
         ],
     ),
     (
@@ -31,7 +31,7 @@ GROUPS: list[tuple[str, list[tuple[str, str]]]] = [
             ("i", "compose (prefilled with the highlighted agent)"),
             ("@ … tab", "complete a name or role"),
             ("\\@word", "after the recipients: the text starts with @word"),
-            ("enter (compose)", "send"),
+            ("enter (compose)", "send; the focus goes back where it was"),
             ("r", "reply to the highlighted message"),
             ("enter (conversation)", "open the message's thread"),
             ("f", "feed: all traffic"),
