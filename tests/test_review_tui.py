@@ -172,6 +172,23 @@ async def test_review_comment_request_changes_outdated_approve_merge_teardown(wo
         assert reviews["reviews"] == []
 
 
+async def test_g_goes_to_a_review_waiting_for_you_when_nothing_else_needs_you(work):
+    """The header counts a review waiting for you in "needs you": `g` goes there too (walk A,
+    bug 6: `g` and the header read one NeedsYou)."""
+    repo, _alice, _path = work
+    async with console(repo) as (app, pilot):
+        queue = app.query_one(ReviewQueue)
+        await until(pilot, lambda: queue.display and app.needs.reviews == 1, "the review request")
+        await select_agent(pilot, "alice")
+        await pilot.press("enter")  # her mail read: only the review is left
+        header = app.query_one(HeaderLine)
+        await until(pilot, lambda: app.needs.count == 1 and header.needs_you == 1, "needs you: the review")
+        await pilot.press("2", "g")
+        await until(pilot, lambda: app.focused is queue, "the review queue focused")
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, ReviewScreen), "its review")
+
+
 async def test_a_conflict_is_refused_cleanly(work):
     repo, _alice, path = work
     commit(repo, repo.path, {"app.txt": APP_V1.replace("line 5\n", "line FIVE\n")}, "main edits line 5")

@@ -434,8 +434,10 @@ class ThrumApp(AgentActions):
         gc.freeze()
 
     def show_branch(self, info: dict) -> None:
-        """The header's `repo@branch` (walk A, bug 11: it showed the repo alone)."""
-        self.main_screen.query_one(HeaderLine).branch = info.get("branch") or ""
+        """The header's `repo@branch` (walk A, bug 11: it showed the repo alone). An engine that
+        does not say (an older daemon) leaves the repo alone; None from it is a detached HEAD."""
+        if "branch" in info:
+            self.main_screen.query_one(HeaderLine).branch = info["branch"] or ""
 
     def show_repairs(self, recovered: dict | None) -> None:
         """The engine found its projection unreadable and rebuilt it from the journal: say so, once
