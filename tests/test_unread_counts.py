@@ -3,6 +3,7 @@ applied live and by a rebuild (the console's path through a real engine: test_tu
 
 from __future__ import annotations
 
+import contextlib
 import random
 
 import pytest
@@ -124,16 +125,23 @@ def _old_database(path, version: int) -> dict:
     return expected
 
 
+@contextlib.asynccontextmanager
+async def _opened(path):
+    """The store at `path`, opened (and so upgraded) by the current code."""
+    store = Store(str(path))
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
 async def test_a_v4_database_gets_its_unread_counts_on_upgrade(tmp_path):
     """A v4 database is upgraded, and the new table holds the counts of the mail already there."""
     path = tmp_path / "old.sqlite"
     expected = _old_database(path, 4)
-    store = Store(str(path))
-    await store.open()
-    try:
+    async with _opened(path) as store:
         assert await _check(store) == expected
-    finally:
-        await store.close()
 
 
 async def test_a_v13_database_gets_each_deliverys_author_and_counts_stay_right(tmp_path):
@@ -144,16 +152,12 @@ async def test_a_v13_database_gets_each_deliverys_author_and_counts_stay_right(t
 
     path = tmp_path / "old.sqlite"
     expected = _old_database(path, 13)
-    store = Store(str(path))
-    await store.open()
-    try:
+    async with _opened(path) as store:
         assert await _check(store) == expected
         wrong = await store.scalar(
             "SELECT COUNT(*) FROM deliveries d JOIN messages m ON m.id = d.message_id WHERE d.author != m.author"
         )
         assert wrong == 0
-    finally:
-        await store.close()
     with sqlite3.connect(path) as conn:  # the triggers at work on the upgraded rows
         conn.execute(
             "UPDATE deliveries SET read_at = '2026-01-02T00:00:00.000000Z' WHERE recipient = 'alice'"
@@ -166,10 +170,6 @@ async def test_a_v13_database_gets_each_deliverys_author_and_counts_stay_right(t
             "DELETE FROM deliveries WHERE recipient = 'carol' AND message_id < ?", (f"msg_{50:026d}",)
         )
     conn.close()
-    store = Store(str(path))
-    await store.open()
-    try:
+    async with _opened(path) as store:
         after = await _check(store)
         assert after != expected and not any(r == "alice" for r, _ in after)
-    finally:
-        await store.close()

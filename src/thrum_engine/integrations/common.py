@@ -280,7 +280,7 @@ class Workspace:
         if old is not None and data == before:
             self.write(rel, old, part)
             return
-        if old is not None and dialect != "json" and _has_comments(old, dialect):
+        if old is not None and dialect != "json" and _has_comments(old):
             if not force:
                 entries = _entries_text(_changed_entries(before, data))
                 raise InstallError(
@@ -368,10 +368,9 @@ class Workspace:
         return written
 
 
-def _has_comments(text: str, dialect: str) -> bool:
+def _has_comments(text: str) -> bool:
     """Whether `text` holds comments, which a rewrite by json.dumps would lose (a trailing comma it
-    drops is no loss)."""
-    del dialect  # comments are comments in both dialects
+    drops is no loss; comments are comments in both dialects)."""
     return strip_jsonc(text, trailing_commas=False) != text
 
 
