@@ -31,8 +31,19 @@ def private_dir(path: str) -> str:
     return path
 
 
-def write_private(path: str, data: str | bytes) -> None:
-    """Atomically replace `path` with `data` as a 0600 file; never follows a symlink anywhere it writes."""
+def fsync_dir(path: str) -> None:
+    """Make the names in `path` (a file just created or renamed there) survive a crash."""
+    dfd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def write_private(path: str, data: str | bytes, *, durable: bool = False) -> None:
+    """Atomically replace `path` with `data` as a 0600 file; never follows a symlink anywhere it writes.
+    `durable`: the new content and its name are on disk when this returns (fsync of the file, then of
+    the folder), for files whose state something else records (a synced shard's offset)."""
     directory = private_dir(os.path.dirname(os.path.abspath(path)))
     raw = data.encode("utf-8") if isinstance(data, str) else data
     tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.{os.urandom(6).hex()}.tmp")
@@ -41,9 +52,13 @@ def write_private(path: str, data: str | bytes) -> None:
         try:
             os.fchmod(fd, FILE_MODE)  # the umask may have narrowed it; never widened
             write_all(fd, raw)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)
+        if durable:
+            fsync_dir(directory)
     except BaseException:
         try:
             os.unlink(tmp)

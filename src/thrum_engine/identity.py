@@ -53,7 +53,7 @@ def agent_view(engine: Engine, row: dict) -> dict:
         "worktree": row["worktree"],
         "registered_at": row["registered_at"],
         "origin": {"clone": row.get("origin") or "", "host": row.get("host") or ""},
-        "local": (row.get("origin") or "") in ("", engine.journal.clone),
+        "local": engine.journal.is_ours(row.get("origin") or ""),
         "status": row.get("status") or "",
         "intent": (session or {}).get("intent") or row.get("intent") or "",
         "task": (session or {}).get("task") or row.get("task") or "",
@@ -140,7 +140,8 @@ async def start_work_session(engine: Engine, name: str, intent: str = "") -> dic
 def refuse_other_clone(engine: Engine, name: str) -> None:
     """A name another clone registered stays that clone's (names are shared by every clone)."""
     existing = engine.agents.get(name)
-    if existing and not same_origin(existing.get("origin", ""), engine.journal.clone or ""):
+    kept = existing.get("origin", "") if existing else ""
+    if existing and not same_origin(kept, engine.journal.clone or "") and not engine.journal.is_ours(kept):
         raise Conflict(
             f"agent @{name} is registered on another clone ({existing.get('host') or '?'},"
             f" clone {existing['origin']}); names are shared by every clone: pick another name"
@@ -199,7 +200,10 @@ async def register_agent(
         # Re-registering keeps the original floor, so quickstart twice never hides history.
         "registered_at": existing["registered_at"] if existing else iso(),
         "intent": intent,
-        "origin": engine.journal.clone or "",
+        # A name this clone registered under a former id keeps that origin: every clone knows it so.
+        "origin": existing["origin"]
+        if existing and existing.get("origin") and engine.journal.is_ours(existing["origin"])
+        else engine.journal.clone or "",
         "host": _HOST,
     }
     unchanged = existing and all(existing.get(k) == v for k, v in data.items() if k != "intent")

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from thrum_engine import fastjson
 from thrum_engine.files import (
     create_private,
+    fsync_dir,
     open_append_private,
     private_dir,
     write_all,
@@ -44,22 +45,71 @@ REJECTED_INDEX = "rejected.jsonl"
 
 
 CLONE_SEP = "@"
+# Beside the clone id file: the inode of the folder holding it and the ids this clone wrote under before.
+CLONE_RECORD = "clone.json"
 
 
-def clone_id(path: str) -> str:
-    """This clone's id (created once, kept in `.thrum/var/`, never synced): it names the shards this
-    machine writes."""
+def _read_clone_file(path: str) -> str | None:
     try:
         with open(path, encoding="ascii") as fh:
             value = fh.read().strip()
-        if value and value.isalnum():
-            return value
     except (OSError, UnicodeDecodeError):
+        return None
+    return value if value and value.isalnum() else None
+
+
+def _new_clone_id() -> str:
+    return secrets.token_hex(4)
+
+
+@dataclass
+class CloneIdentity:
+    """This clone's id and the ids it wrote under before (a copy of the folder, or a move away from an
+    id another clone turned out to share)."""
+
+    id: str
+    former: list[str] = field(default_factory=list)
+    minted: str = ""  # why a new id was made at this start ("" when the kept one stands)
+
+
+def clone_identity(path: str) -> CloneIdentity:
+    """This clone's id (kept in `.thrum/var/clone`, never synced): it names the shards this machine
+    writes, so no two clones may share it. A copy of the repository carries the file along (cp -a,
+    rsync, a restored backup): `clone.json` beside it records the inode of `.thrum/var`, and a
+    folder whose inode differs is a copy, which takes an id of its own and keeps the old one as
+    former (its shards are then another writer's, merged like any other clone's). Two copies that
+    share an inode (a disk image) are told apart by sync instead (`Journal.move_clone`)."""
+    var = os.path.dirname(path)
+    record = os.path.join(var, CLONE_RECORD)
+    kept = _read_clone_file(path)
+    info: dict = {}
+    try:
+        with open(record, encoding="utf-8") as fh:
+            loaded = json.load(fh)
+        info = loaded if isinstance(loaded, dict) else {}
+    except (OSError, ValueError):
         pass
-    value = secrets.token_hex(4)
-    private_dir(os.path.dirname(path))
-    write_private(path, value + "\n")
-    return value
+    former = [f for f in info.get("former", []) if isinstance(f, str) and f.isalnum()]
+    private_dir(var)
+    inode = os.stat(var).st_ino
+    minted = ""
+    if kept is None:
+        kept, minted = _new_clone_id(), "new"
+    elif info.get("id") == kept and info.get("inode") not in (None, inode):
+        former.append(kept)
+        kept, minted = _new_clone_id(), "copy"
+    if minted or info.get("id") != kept or info.get("inode") != inode:
+        _save_clone(path, CloneIdentity(kept, former), inode)
+    return CloneIdentity(kept, former, minted)
+
+
+def _save_clone(path: str, ident: CloneIdentity, inode: int) -> None:
+    """The id file first (what an older Thrum reads), then the record; both durable: shards already
+    carry the id by the time anything is acknowledged."""
+    var = os.path.dirname(path)
+    write_private(path, ident.id + "\n", durable=True)
+    record = {"id": ident.id, "inode": inode, "former": ident.former}
+    write_private(os.path.join(var, CLONE_RECORD), json.dumps(record, sort_keys=True) + "\n", durable=True)
 
 
 def shard_name(author: str) -> str:
@@ -138,6 +188,8 @@ class Journal:
         # writer across all machines and a sync merge never meets a file changed on both sides.
         self.clone_file = clone_file
         self.clone: str | None = None
+        self.former: list[str] = []  # ids this clone wrote under before (see `clone_identity`)
+        self.minted = ""  # why this start took a new id ("copy", "new"), for the start-up log
         self._fds: OrderedDict[str, int] = OrderedDict()  # an LRU of at most MAX_OPEN_SHARDS
         self._sizes: dict[str, int] = {}
         self._last_starts: dict[str, int] = {}
@@ -150,7 +202,8 @@ class Journal:
         private_dir(self.dir)
         self._closed = False
         if self.clone_file is not None:
-            self.clone = clone_id(self.clone_file)
+            ident = clone_identity(self.clone_file)
+            self.clone, self.former, self.minted = ident.id, ident.former, ident.minted
             self._qualify_legacy_shards()
         torn = []
         for shard in self.shards():
@@ -203,6 +256,29 @@ class Journal:
             target = self.path(f"{shard}{CLONE_SEP}{self.clone}")
             if not os.path.exists(target):
                 os.rename(self.path(shard), target)
+
+    def is_ours(self, origin: str) -> bool:
+        """`origin` (a registration's or a schedule's clone) is this clone, under its id now or a former
+        one, or predates sync."""
+        return not origin or origin == self.clone or origin in self.former
+
+    def move_clone(self) -> tuple[str, str]:
+        """Take a new clone id (another clone writes under this one: sync found its lines in our own
+        shards); the old one becomes former. Later lines go to shards of the new name. The caller
+        holds the writer's lock, so no batch is between choosing its shards and writing them."""
+        if self.clone_file is None or self.clone is None:
+            raise RuntimeError("this journal has no clone id")
+        old, new = self.clone, _new_clone_id()
+        former = [*self.former, old]
+        _save_clone(
+            self.clone_file, CloneIdentity(new, former), os.stat(os.path.dirname(self.clone_file)).st_ino
+        )
+        self.clone, self.former = new, former
+        for fd in self._fds.values():
+            os.close(fd)  # every open shard is one of the old name
+        self._fds.clear()
+        self._sizes.clear()
+        return old, new
 
     def shard_for(self, author: str) -> str:
         """The shard this clone appends `author`'s events to."""
@@ -312,11 +388,7 @@ class Journal:
         try:
             st = os.fstat(fd)
             if not existed:
-                dfd = os.open(self.dir, os.O_RDONLY)
-                try:
-                    os.fsync(dfd)  # the new file's name must survive a crash too
-                finally:
-                    os.close(dfd)
+                fsync_dir(self.dir)  # the new file's name must survive a crash too
         except BaseException:
             os.close(fd)
             raise

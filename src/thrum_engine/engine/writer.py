@@ -124,6 +124,12 @@ class Writer:
                 return
 
     async def _commit(self, batch: list[tuple[list[dict], asyncio.Future]]) -> None:
+        # Shard names are chosen under the lock: sync may move this clone to a new id between batches
+        # (`Engine.move_clone`), and no line may go to a shard of the old one after that.
+        async with self.lock:
+            await self._commit_locked(batch)
+
+    async def _commit_locked(self, batch: list[tuple[list[dict], asyncio.Future]]) -> None:
         lines: dict[str, list[bytes]] = {}
         events = []
         good = []
@@ -149,37 +155,36 @@ class Writer:
             except OSError as exc:
                 undo_failed.append(exc)
 
-        async with self.lock:
-            try:
-                # Journal write + fsync, then the projection transaction: one hop to the writer thread.
-                await self.store.apply(events, {}, before=lambda: self._append(lines), undo=undo)
-            except OSError as exc:  # from the journal write; `append` has truncated the shards back
-                log.error("journal write failed: %s", exc)
-                self._fail(batch, f"journal write failed: {exc}")
-                return
-            except Exception as exc:  # noqa: BLE001 -- a boundary: every failure is logged and fails the batch
-                if undo_failed:
-                    log.critical(
-                        "projection update failed (%s) and the journal could not be cut back (%s):"
-                        " the next start applies the batch",
-                        exc,
-                        undo_failed[0],
-                    )
-                    self._fail(
-                        batch,
-                        f"projection update failed ({exc}); the journal kept the request, so"
-                        " it may still appear after a restart",
-                    )
-                else:
-                    log.error("projection update failed, batch taken back out of the journal: %s", exc)
-                    self._fail(batch, f"projection update failed (nothing was stored): {exc}")
-                return
-            self.batches += 1
-            self.events_written += len(events)
-            try:
-                self.on_applied(events)
-            except Exception:
-                log.exception("post-apply hook failed")
+        try:
+            # Journal write + fsync, then the projection transaction: one hop to the writer thread.
+            await self.store.apply(events, {}, before=lambda: self._append(lines), undo=undo)
+        except OSError as exc:  # from the journal write; `append` has truncated the shards back
+            log.error("journal write failed: %s", exc)
+            self._fail(batch, f"journal write failed: {exc}")
+            return
+        except Exception as exc:  # noqa: BLE001 -- a boundary: every failure is logged and fails the batch
+            if undo_failed:
+                log.critical(
+                    "projection update failed (%s) and the journal could not be cut back (%s):"
+                    " the next start applies the batch",
+                    exc,
+                    undo_failed[0],
+                )
+                self._fail(
+                    batch,
+                    f"projection update failed ({exc}); the journal kept the request, so"
+                    " it may still appear after a restart",
+                )
+            else:
+                log.error("projection update failed, batch taken back out of the journal: %s", exc)
+                self._fail(batch, f"projection update failed (nothing was stored): {exc}")
+            return
+        self.batches += 1
+        self.events_written += len(events)
+        try:
+            self.on_applied(events)
+        except Exception:
+            log.exception("post-apply hook failed")
         for _, fut in batch:
             if not fut.done():
                 fut.set_result(None)
