@@ -9,9 +9,7 @@ import time
 
 import pytest
 
-from conftest import assert_error, shard_file, start_inproc_engine, wait_for
-from test_sync import exchange
-from test_sync import remote as remote_fixture
+from conftest import assert_error, exchange, shard_file, start_inproc_engine, wait_for
 from thrum_engine.durations import parse_iso
 from thrum_engine.engine.caller import Caller
 
@@ -224,9 +222,6 @@ async def test_until_reply_cancels_when_the_thread_is_answered(engine):
     service.wake()
     await asyncio.sleep(0.05)
     assert len(await fired(engine)) == 1
-
-
-remote = remote_fixture  # the sync tests' fixture: a bare remote and clones of it
 
 
 def test_with_sync_every_clone_shows_a_schedule_and_only_its_own_clone_fires_it(remote):

@@ -4,76 +4,30 @@ agents, real git throughout (and `git daemon` for an anonymously readable remote
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 
-from conftest import Repo, background, base_env, daemon_pids, enter, git, kill_tmux, wait_for
-
-# Cycles run only when a test asks (`sync force --wait`), so what each test sees is deterministic.
-QUIET = {"THRUM_SYNC__INTERVAL_SECONDS": "3600", "THRUM_SYNC__SETTLE_SECONDS": "3600"}
-
-
-@pytest.fixture
-def remote(tmp_path_factory):
-    """A bare remote with one commit on main, and a factory of clones of it (engines stopped and
-    tmux servers killed at teardown)."""
-    base = tmp_path_factory.mktemp("sync")
-    bare = base / "remote.git"
-    git(base, "init", "-q", "--bare", "-b", "main", str(bare))
-    seed_env = base_env(base)
-    seed = base / "seed"
-    git(base, "clone", "-q", str(bare), str(seed), env=seed_env)
-    (seed / "README.md").write_text("hello\n")
-    git(seed, "add", "README.md", env=seed_env)
-    git(seed, "commit", "-q", "-m", "init", env=seed_env)
-    git(seed, "push", "-q", "origin", "main", env=seed_env)
-    clones: list[Repo] = []
-
-    def make(name: str, url: str | None = None, **env: str) -> Repo:
-        home = base / f"home-{name}"
-        home.mkdir()
-        e = base_env(home) | QUIET | env
-        e["THRUM_TMUX__SOCKET_NAME"] = f"thrum-test-{uuid.uuid4().hex[:12]}"
-        path = base / name
-        git(base, "clone", "-q", str(bare), str(path), env=e)
-        if url is not None:
-            git(path, "remote", "set-url", "origin", url, env=e)
-        repo = Repo(path, e)
-        clones.append(repo)
-        return repo
-
-    make.bare = bare  # type: ignore[attr-defined]
-    yield make
-    for repo in clones:
-        repo.stop()
-        kill_tmux(repo.env["THRUM_TMUX__SOCKET_NAME"])
-    shutil.rmtree(base, ignore_errors=True)
-
-
-def sync(repo: Repo) -> dict:
-    return repo.json("sync", "force", "--wait")["cycle"]
-
-
-def contents(agent, *flags: str) -> list[str]:
-    return [m["body"]["content"] for m in agent.json("inbox", *flags)["messages"]]
+from conftest import (
+    Repo,
+    background,
+    contents,
+    daemon_pids,
+    enter,
+    exchange,
+    git,
+    sync,
+    wait_for,
+)
 
 
 def remote_commits(bare: Path) -> int:
     r = subprocess.run(["git", "rev-list", "--count", "a-sync"], cwd=bare, capture_output=True, text=True)
     return int(r.stdout) if r.returncode == 0 else 0
-
-
-def exchange(*repos: Repo) -> None:
-    """Enough cycles for every clone to have everything: each pushes, then each fetches."""
-    for r in repos + repos:
-        assert sync(r)["result"] == "ok"
 
 
 def test_messages_replies_reads_edits_and_deletes_cross_clones(remote):

@@ -39,7 +39,7 @@ from thrum_engine.errors import (
     UnknownAgent,
     UnknownMethod,
 )
-from thrum_engine.journal import Journal, Rejected, TornTail
+from thrum_engine.journal import Journal, Rejected, TornTail, parse_event
 from thrum_engine.layout import Layout, exclude_thrum_state
 from thrum_engine.settings import ThrumSettings
 from thrum_engine.settings_live import LiveSettings
@@ -160,6 +160,13 @@ class Engine:
         # Repos initialised before the rule lived in info/exclude get it now, for every worktree.
         await loop.run_in_executor(None, exclude_thrum_state, self.layout.repo)
         self.torn = await loop.run_in_executor(None, self.journal.open)
+        if self.journal.minted == "copy":
+            log.warning(
+                "this repository's .thrum/var was copied from another clone: it writes as clone %s now"
+                " (it was %s), so the two never append to the same shard",
+                self.journal.clone,
+                self.journal.former[-1],
+            )
         for t in self.torn:
             log.warning(
                 "torn journal tail in %s at %d (%d bytes) set aside in %s",
@@ -338,12 +345,15 @@ class Engine:
             applied += await self.store.apply(chunk, new_offsets if last else {}, skip_applied=True)
         return applied
 
-    async def ingest(self, shards: list[str]) -> int:
+    async def ingest(self, shards: list[str], reread: frozenset[str] = frozenset()) -> int:
         """Apply what sync brought into other clones' `shards` exactly like local events: once each (ids
         are global), then the caches, waiters, nudges and the console see them. Under the writer's lock,
-        so a local batch and a synced one never interleave."""
+        so a local batch and a synced one never interleave. `reread`: shards sync replaced with
+        another version (not grown), read from their start; lines already applied are skipped."""
         async with self.writer.lock:
             offsets = await self.store.offsets()
+            for shard in reread:
+                offsets[shard] = 0
             events, new_offsets, _rejected = await asyncio.to_thread(self._read_tails, offsets, shards)
             if not new_offsets:
                 return 0
@@ -353,6 +363,33 @@ class Engine:
         if fresh:
             self._on_applied(fresh)
         return len(fresh)
+
+    async def move_clone(self) -> tuple[str, str]:
+        """Write under a new clone id from the next batch on (sync found another clone writing under
+        this one's). Under the writer's lock: no batch holds shard names of the old id."""
+        async with self.writer.lock:
+            old, new = await asyncio.to_thread(self.journal.move_clone)
+        log.warning("another clone writes as clone %s: this one writes as clone %s from now on", old, new)
+        return old, new
+
+    async def rehome(self, lines: list[bytes]) -> int:
+        """Append journal lines this clone holds and no synced shard does any longer (their shard was
+        rewritten elsewhere) to this clone's own shards, unchanged, so sync carries them again. They
+        are applied already: only the journal and the shard offsets change, and nothing is announced."""
+        by_shard: dict[str, list[bytes]] = {}
+        for raw in lines:
+            ev = parse_event(raw)
+            if ev is not None and isinstance(ev.get("author"), str):
+                by_shard.setdefault(self.journal.shard_for(ev["author"]), []).append(
+                    raw.rstrip(b"\n") + b"\n"
+                )
+        if not by_shard:
+            return 0
+        async with self.writer.lock:
+            await self.store.apply(
+                [], {}, before=lambda: self.journal.append(by_shard), undo=self.journal.undo_last_append
+            )
+        return sum(map(len, by_shard.values()))
 
     async def load_caches(self) -> None:
         self.agents = {r["name"]: r for r in await queries.agents(self.store)}

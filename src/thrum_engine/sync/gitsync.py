@@ -11,6 +11,7 @@ are append-only). Two writers therefore never produce a conflict that stops sync
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from thrum_engine import git as gitrun
 from thrum_engine.files import private_dir, write_private, write_scratch
 from thrum_engine.git import GitFailed
-from thrum_engine.journal import CLONE_SEP, SUFFIX
+from thrum_engine.journal import CLONE_SEP, SUFFIX, parse_event
 from thrum_engine.layout import SYNC_BRANCH
 
 JOURNAL = "journal"
@@ -39,14 +40,22 @@ CONFIG = {"core.hooksPath": "/dev/null", "gc.auto": "0"}
 
 
 @dataclass
-class MergeResult:
-    fetched: str | None = None  # the remote tip merged (None: no remote branch yet)
-    updated: list[str] = field(default_factory=list)  # foreign shards that grew
-    diverged: list[str] = field(
-        default_factory=list
-    )  # foreign shards the remote rewrote: kept as we had them
-    foreign_own: list[str] = field(default_factory=list)  # the remote carries a shard in our clone's name
-    committed: bool = False
+class MergePlan:
+    """What merging a fetched tip will do, decided before anything changes (`plan_merge`)."""
+
+    tip: str
+    grow: list[tuple[str, str, bytes]] = field(default_factory=list)  # (path, blob, bytes): only grew there
+    # Other clones' shards the tip holds in another version than ours (a clone that moved to a new id,
+    # or one restored from a backup): the tip's version is taken, and the lines only ours held are
+    # in `rescue`, unless some shard of the tip carries them still.
+    replace: list[tuple[str, str, bytes]] = field(default_factory=list)
+    rescue: list[bytes] = field(default_factory=list)
+    # This clone's own shards the tip holds lines of that this clone never wrote: another clone writes
+    # under our id (a copy of this folder that kept its inode, a restored disk image).
+    contested: list[str] = field(default_factory=list)
+
+    def shards(self, items: list[tuple[str, str, bytes]]) -> list[str]:
+        return [shard_of(rel) for rel, _sha, _data in items]
 
 
 def git(cwd: str, *args: str, stdin: bytes | None = None, check: bool = True) -> gitrun.Completed:
@@ -84,9 +93,12 @@ def own_shard(path: str, clone: str) -> bool:
     return path.endswith(f"{CLONE_SEP}{clone}{SUFFIX}")
 
 
-def commit_local(worktree: str, clone: str, message: str) -> int:
+def commit_local(worktree: str, clone: str, message: str, former: tuple[str, ...] = ()) -> int:
     """Commit this clone's shard growth, cut at each file's last newline (a batch being written is
     never committed half). Returns how many shards went into the commit (0: nothing, no commit).
+    Shards of a `former` id of this clone are committed too when they grew past what is committed
+    (lines a copy of this folder holds that its original never pushed); they are never written
+    here any more, so they only ever grow by what sync brings.
 
     One `git hash-object` stores every grown shard and one `update-index` indexes them, however
     many grew: a process per shard and another to index it was most of a cycle after a burst from
@@ -101,7 +113,7 @@ def commit_local(worktree: str, clone: str, message: str) -> int:
     try:
         for name in sorted(os.listdir(journal)):
             rel = f"{JOURNAL}/{name}"
-            if not own_shard(rel, clone) or not SHARD_PATH.match(rel):
+            if not SHARD_PATH.match(rel) or not any(own_shard(rel, c) for c in (clone, *former)):
                 continue
             full = os.path.join(journal, name)
             if os.path.islink(full) or not os.path.isfile(full):
@@ -113,7 +125,7 @@ def commit_local(worktree: str, clone: str, message: str) -> int:
             with open(full, "rb") as fh:
                 data = fh.read()
             data = data[: data.rfind(b"\n") + 1]
-            if known is not None and len(data) == known[1]:
+            if known is not None and len(data) <= known[1]:
                 continue  # only a torn tail (a batch in flight) beyond what is committed
             if not changed:
                 private_dir(snaps)  # made only by a cycle that has something to commit
@@ -165,19 +177,58 @@ def tighten_objects(worktree: str, common: str) -> int:
     return changed
 
 
-def is_sync_worktree(worktree: str) -> bool:
-    """`worktree` is a git worktree of its own with the journal branch checked out. Anything else (a
-    plain folder inside `.git`, where git would find the *user's* repository) is never touched."""
+def relink(worktree: str, common: str) -> bool:
+    """Point a copied journal worktree back at this repository. A copy of the repository (cp -a,
+    rsync, a restored backup) carries the worktree's two link files (gitrepository-layout: the
+    worktree's `.git` file and `worktrees/<id>/gitdir`), which still name the original's paths: the
+    copy's sync would commit into the original's repository, and `git worktree repair` run in the
+    copy rewrites the original's links instead. Returns whether the links were rewritten."""
+    dotgit = os.path.join(worktree, ".git")
+    try:
+        with open(dotgit, encoding="utf-8") as fh:
+            text = fh.read().strip()
+    except (OSError, UnicodeDecodeError):
+        return False
+    if not text.startswith("gitdir: "):
+        return False
+    admin = text[len("gitdir: ") :]
+    if not os.path.isabs(admin):
+        admin = os.path.join(worktree, admin)
+    ours = os.path.join(common, "worktrees", os.path.basename(os.path.normpath(admin)))
+    back = os.path.join(ours, "gitdir")
+    try:
+        with open(back, encoding="utf-8") as fh:
+            points_back = os.path.realpath(fh.read().strip()) == os.path.realpath(dotgit)
+    except (OSError, UnicodeDecodeError):
+        points_back = False
+    if os.path.realpath(admin) == os.path.realpath(ours) and points_back:
+        return False
+    if not os.path.isdir(ours):
+        return False  # not a copy of a Thrum journal worktree: `thrum init` recreates it
+    write_private(dotgit, f"gitdir: {ours}\n")
+    write_private(back, f"{os.path.abspath(dotgit)}\n")
+    return True
+
+
+def is_sync_worktree(worktree: str, common: str) -> bool:
+    """`worktree` is a git worktree of its own, of the repository whose git dir is `common`, with the
+    journal branch checked out. Anything else (a plain folder inside `.git`, where git would find the
+    *user's* repository; a copy still linked to the repository it was copied from) is never touched."""
     if not os.path.isdir(os.path.join(worktree, ".git")) and not os.path.isfile(
         os.path.join(worktree, ".git")
     ):
         return False
     try:
-        top = out(worktree, "rev-parse", "--show-toplevel")
+        top, found = out(worktree, "rev-parse", "--show-toplevel", "--git-common-dir").splitlines()
         branch = out(worktree, "symbolic-ref", "-q", "HEAD")
-    except (GitFailed, OSError):
+    except (GitFailed, OSError, ValueError):
         return False
-    return os.path.realpath(top) == os.path.realpath(worktree) and branch == f"refs/heads/{SYNC_BRANCH}"
+    found = found if os.path.isabs(found) else os.path.join(worktree, found)
+    return (
+        os.path.realpath(top) == os.path.realpath(worktree)
+        and os.path.realpath(found) == os.path.realpath(common)
+        and branch == f"refs/heads/{SYNC_BRANCH}"
+    )
 
 
 def remote_url(repo: str, remote: str) -> str | None:
@@ -212,55 +263,156 @@ def is_ancestor(worktree: str, a: str, b: str) -> bool:
     return git(worktree, "merge-base", "--is-ancestor", a, b, check=False).code == 0
 
 
-def _is_prefix(path: str, sha: str, worktree: str, local_size: int, remote_size: int) -> tuple[bool, bytes]:
-    """(one is a prefix of the other, the remote's bytes)."""
-    theirs = git(worktree, "cat-file", "blob", sha).raw
-    try:
-        with open(path, "rb") as fh:
-            mine = fh.read(min(local_size, remote_size))
-    except FileNotFoundError:
-        mine = b""
-    return theirs[: len(mine)] == mine, theirs
+def shard_of(rel: str) -> str:
+    return rel[len(JOURNAL) + 1 : -len(SUFFIX)]
 
 
-def merge(worktree: str, clone: str, tip: str, message: str) -> MergeResult:
-    """Bring every other clone's shard growth from `tip` into the journal and record a merge commit
-    (this clone's shards as they are here, theirs as the remote has them)."""
-    result = MergeResult(fetched=tip)
+def blob_sha(data: bytes, length: int) -> str:
+    """The git object id `data` would have as a blob (sha1, or sha256 in a sha256 repository: `length`
+    is the id's length), computed here: comparing a prefix of a shard with a fetched blob costs no
+    git process."""
+    digest = hashlib.sha1 if length == 40 else hashlib.sha256  # git's object id, not a secret
+    return digest(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def read_blobs(worktree: str, shas: list[str]) -> dict[str, bytes]:
+    """The content of each blob, from one `git cat-file --batch`."""
+    if not shas:
+        return {}
+    raw = git(worktree, "cat-file", "--batch", stdin="".join(f"{sha}\n" for sha in shas).encode()).raw
+    found: dict[str, bytes] = {}
+    pos = 0
+    while pos < len(raw):
+        eol = raw.index(b"\n", pos)
+        sha, kind, size = raw[pos:eol].decode().split()
+        if kind != "blob":
+            raise GitFailed(f"git cat-file: {sha} is a {kind}, not a blob")
+        start = eol + 1
+        found[sha] = raw[start : start + int(size)]
+        pos = start + int(size) + 1
+    return found
+
+
+def _read_local(full: str) -> bytes:
+    if os.path.islink(full) or not os.path.isfile(full):
+        return b""
+    with open(full, "rb") as fh:
+        data = fh.read()
+    return data[: data.rfind(b"\n") + 1]  # a torn tail is nobody's line
+
+
+def _event_ids(data: bytes) -> dict[str, bytes]:
+    """event id -> its line, for every readable line of a shard."""
+    found: dict[str, bytes] = {}
+    for raw in data.splitlines():
+        ev = parse_event(raw)
+        if ev is not None and isinstance(ev["id"], str):
+            found.setdefault(ev["id"], raw)
+    return found
+
+
+def plan_merge(worktree: str, clone: str, tip: str) -> MergePlan:
+    """Compare every shard of `tip` with the journal here. Shards are append-only with one writer
+    each, so a version that extends ours is growth; one that is neither a prefix nor an extension of
+    ours was rewritten elsewhere, and is merged by event id so that no line either side holds is
+    lost. Reads the journal and git only: nothing changes until `apply_merge`."""
+    plan = MergePlan(tip)
     journal = os.path.join(worktree, JOURNAL)
-    for rel, (sha, size) in sorted(tree_entries(worktree, tip).items()):
-        if not SHARD_PATH.match(rel):
-            continue
-        if own_shard(rel, clone):
-            continue  # ours: our copy is the truth (the remote may hold an older one)
+    theirs = tree_entries(worktree, tip)
+    committed = tree_entries(worktree, "HEAD")
+    looked: list[tuple[str, str, bytes]] = []  # (path, blob, our bytes) to compare with their blob
+    for rel, (sha, size) in sorted(theirs.items()):
+        if not SHARD_PATH.match(rel) or committed.get(rel, ("", 0))[0] == sha:
+            continue  # not a shard, or the version we already have
         full = os.path.join(journal, rel[len(JOURNAL) + 1 :])
-        local = os.path.getsize(full) if os.path.isfile(full) and not os.path.islink(full) else 0
-        if size <= local:
-            if size < local:
-                ok, _ = _is_prefix(full, sha, worktree, local, size)
-                if not ok:
-                    result.diverged.append(rel)
+        mine = _read_local(full)
+        if size <= len(mine) and blob_sha(mine[:size], len(sha)) == sha:
+            continue  # theirs is an older version of ours
+        if own_shard(rel, clone):
+            plan.contested.append(rel)
             continue
-        ok, data = _is_prefix(full, sha, worktree, local, size)
-        if not ok:
-            result.diverged.append(rel)  # rewritten upstream: what we applied stays, nothing is lost
+        looked.append((rel, sha, mine))
+    if plan.contested:
+        return plan  # the caller moves to a new clone id and plans again (these are then foreign)
+    blobs = read_blobs(worktree, sorted({sha for _rel, sha, _mine in looked}))
+    surplus: list[bytes] = []
+    for rel, sha, mine in looked:
+        data = blobs[sha]
+        if data.startswith(mine):
+            plan.grow.append((rel, sha, data))
             continue
-        write_private(full, data)
-        git(worktree, "update-index", "--add", "--cacheinfo", f"100644,{sha},{rel}")
-        result.updated.append(rel[len(JOURNAL) + 1 : -len(SUFFIX)])
+        plan.replace.append((rel, sha, data))
+        kept = _event_ids(data)
+        surplus += [raw for eid, raw in _event_ids(mine).items() if eid not in kept]
+    if surplus:
+        plan.rescue = _not_carried(worktree, journal, clone, theirs, plan, surplus)
+    return plan
+
+
+def _not_carried(
+    worktree: str,
+    journal: str,
+    clone: str,
+    theirs: dict[str, tuple[str, int]],
+    plan: MergePlan,
+    lines: list[bytes],
+) -> list[bytes]:
+    """The `lines` no other shard of the tip and no shard of this clone's own holds (the clone that
+    rewrote a shard re-homes its own lines, and a clone that rescued them once keeps them)."""
+    replaced = {rel for rel, _sha, _data in plan.replace}
+    others = sorted(
+        {sha for rel, (sha, _size) in theirs.items() if SHARD_PATH.match(rel) and rel not in replaced}
+    )
+    carried: set[str] = set()
+    for data in read_blobs(worktree, others).values():
+        carried.update(_event_ids(data))
+    for name in sorted(os.listdir(journal)):
+        if own_shard(f"{JOURNAL}/{name}", clone):
+            carried.update(_event_ids(_read_local(os.path.join(journal, name))))
+    wanted: dict[str, bytes] = {}
+    for raw in lines:
+        ev = parse_event(raw)
+        if ev is not None and ev["id"] not in carried:
+            wanted.setdefault(ev["id"], raw)
+    return list(wanted.values())
+
+
+def _same_journal(worktree: str, a: str, b: str) -> bool:
+    """`a` and `b` hold the same journal/ folder (one subtree id each, no file read)."""
+    done = git(worktree, "rev-parse", "-q", f"{a}:{JOURNAL}", f"{b}:{JOURNAL}", check=False)
+    ids = done.out.split()
+    return done.code == 0 and len(ids) == 2 and ids[0] == ids[1]
+
+
+def apply_merge(worktree: str, plan: MergePlan, message: str) -> bool:
+    """Write the planned shards (durably: the engine records how far it read them) and record the
+    merge. Returns whether a commit was made. HEAD moves to the tip itself only when the tip's tree
+    is exactly what the merge holds: a fast-forward never drops a shard this clone holds and the tip
+    lacks, and two idle clones never answer each other's merge commits."""
+    journal = os.path.join(worktree, JOURNAL)
+    entries = []
+    for rel, sha, data in plan.grow + plan.replace:
+        write_private(os.path.join(journal, rel[len(JOURNAL) + 1 :]), data, durable=True)
+        entries.append(f"100644 {sha}\t{rel}\n")
+    if entries:
+        git(worktree, "update-index", "--add", "--index-info", stdin="".join(entries).encode())
+    tree = out(worktree, "write-tree")
+    tip = plan.tip
     if is_ancestor(worktree, tip, "HEAD"):
-        return result  # we have all of it already
-    if is_ancestor(worktree, "HEAD", tip):
-        # Nothing of ours is missing there: move to their commit instead of merging, or two idle
-        # clones would answer each other's merge commits forever.
+        if _same_journal(worktree, tree, "HEAD"):
+            return False  # we have all of it already
+        parents = ["-p", "HEAD"]
+    elif is_ancestor(worktree, "HEAD", tip) and _same_journal(worktree, tree, tip):
+        # Nothing of ours is missing there: move to their commit (their other files too, a synced
+        # context) instead of merging, or two idle clones would answer each other's merges forever.
         git(worktree, "read-tree", tip)
         git(worktree, "update-ref", "HEAD", tip)
-        return result
-    tree = out(worktree, "write-tree")
-    commit = out(worktree, "commit-tree", tree, "-p", "HEAD", "-p", tip, "-m", message)
+        return False
+    else:
+        parents = ["-p", "HEAD", "-p", tip]
+    commit = out(worktree, "commit-tree", tree, *parents, "-m", message)
     git(worktree, "update-ref", "HEAD", commit)
-    result.committed = True
-    return result
+    return True
 
 
 def push(worktree: str, remote: str, branch: str) -> str:

@@ -81,6 +81,11 @@ class SyncService:
 
     # -- lifecycle --
     async def start(self) -> None:
+        if await asyncio.to_thread(gitsync.relink, self.worktree, self.layout.git_dir):
+            log.warning(
+                "the journal worktree %s was copied from another repository: linked to this one",
+                self.worktree,
+            )
         self.mode = await asyncio.to_thread(self._decide_mode)
         if self.mode.name == "off":
             log.warning("sync off: %s", self.mode.why)
@@ -138,8 +143,11 @@ class SyncService:
 
     def _decide_mode(self) -> Mode:
         s = self.settings
-        if not gitsync.is_sync_worktree(self.worktree):
-            return Mode("off", f"the journal worktree {self.worktree} is missing: run `thrum init`")
+        if not gitsync.is_sync_worktree(self.worktree, self.layout.git_dir):
+            return Mode(
+                "off",
+                f"the journal worktree {self.worktree} is missing or not this repository's: run `thrum init`",
+            )
         if self.engine.settings.local or s.local_only:
             return Mode("local-only", "configured (--local, THRUM_LOCAL=1 or sync.local_only)")
         url = gitsync.remote_url(self.layout.repo, s.remote)
@@ -224,12 +232,9 @@ class SyncService:
             self.mode = await asyncio.to_thread(self._decide_mode)
             if self.mode.name == "off":
                 raise gitsync.GitFailed(self.mode.why)
-            clone = self.engine.journal.clone or ""
-            cycle.committed_shards = await asyncio.to_thread(
-                gitsync.commit_local, self.worktree, clone, f"thrum: journal of {clone}"
-            )
+            cycle.committed_shards = await self._commit_local()
             if self.mode.name in ("remote", "refused"):
-                await self._exchange(cycle, clone)
+                await self._exchange(cycle)
             cycle.result = "ok"
             self.last_ok_at = iso()
             self._last_ok_mono = time.monotonic()
@@ -247,7 +252,44 @@ class SyncService:
         self._schedule()
         return cycle
 
-    async def _exchange(self, cycle: Cycle, clone: str) -> None:
+    async def _commit_local(self) -> int:
+        journal = self.engine.journal
+        clone = journal.clone or ""
+        return await asyncio.to_thread(
+            gitsync.commit_local, self.worktree, clone, f"thrum: journal of {clone}", tuple(journal.former)
+        )
+
+    async def _merge(self, cycle: Cycle, tip: str) -> None:
+        """Merge the fetched tip: move to a new clone id first when another clone writes under ours,
+        re-home the lines only this clone holds of shards rewritten elsewhere, then write, commit and
+        apply what the tip brought."""
+        remote = self.settings.remote
+        journal = self.engine.journal
+        plan = await asyncio.to_thread(gitsync.plan_merge, self.worktree, journal.clone or "", tip)
+        if plan.contested:
+            old, new = await self.engine.move_clone()
+            cycle.notes.append(
+                f"another clone writes as clone {old} ({', '.join(map(gitsync.shard_of, plan.contested))}"
+                f" on {remote}): this clone writes as clone {new} from now on, and nothing either wrote is lost"
+            )
+            plan = await asyncio.to_thread(gitsync.plan_merge, self.worktree, new, tip)
+            if plan.contested:
+                raise gitsync.GitFailed(f"{remote} still holds lines in this clone's new shards")
+        for rel, _sha, _data in plan.replace:
+            cycle.notes.append(f"{rel} was rewritten on {remote}: merged by event id")
+        if plan.rescue:
+            moved = await self.engine.rehome(plan.rescue)
+            cycle.notes.append(
+                f"{moved} line(s) of rewritten shards that only this clone held were appended to its own"
+                " shards, so every clone gets them"
+            )
+            cycle.committed_shards += await self._commit_local()
+        await asyncio.to_thread(gitsync.apply_merge, self.worktree, plan, f"thrum: merge {remote}")
+        if plan.grow or plan.replace:
+            shards = plan.shards(plan.grow) + plan.shards(plan.replace)
+            cycle.applied_events += await self._ingest(shards, frozenset(plan.shards(plan.replace)))
+
+    async def _exchange(self, cycle: Cycle) -> None:
         remote, branch = self.settings.remote, self.settings.branch
         for attempt in range(self.settings.push_retries + 1):
             previous = self._last_tip
@@ -268,13 +310,7 @@ class SyncService:
                 log.warning(note)
             self._last_tip = tip
             if tip is not None:
-                merged = await asyncio.to_thread(
-                    gitsync.merge, self.worktree, clone, tip, f"thrum: merge {remote}"
-                )
-                for rel in merged.diverged:
-                    cycle.notes.append(f"{rel} was rewritten on {remote}: kept as this clone had it")
-                if merged.updated:
-                    cycle.applied_events += await self._ingest(merged.updated)
+                await self._merge(cycle, tip)
             self.unpushed = await asyncio.to_thread(gitsync.unpushed, self.worktree, branch)
             if not self.mode.can_push:
                 if self.mode.name == "refused":
@@ -289,10 +325,10 @@ class SyncService:
             cycle.push_retries = attempt + 1
         raise gitsync.GitFailed(f"git push: still rejected after {self.settings.push_retries} retries")
 
-    async def _ingest(self, shards: list[str]) -> int:
+    async def _ingest(self, shards: list[str], reread: frozenset[str]) -> int:
         self._ingesting = True
         try:
-            return await self.engine.ingest(shards)
+            return await self.engine.ingest(shards, reread)
         finally:
             self._ingesting = False
 
@@ -324,6 +360,7 @@ class SyncService:
             "next_cycle_in_seconds": None if due is None else round(max(due, 0.0), 1),
             "label": self.label(),
             "collisions": list(self.engine.collisions),
+            "clone": {"id": self.engine.journal.clone, "former": list(self.engine.journal.former)},
             "recent": [asdict(c) for c in reversed(self.history)],
         }
 
