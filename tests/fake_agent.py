@@ -4,7 +4,7 @@ has a busy phase with a spinner, can show a permission dialog, runs `thrum` when
 and records every line typed into it (--log) so tests can see exactly what arrived; input
 that was already waiting when it came back to its prompt is noted in `<log>.typeahead`.
 
-Typed commands:  busy SECONDS | dialog | run THRUM-ARGS... | compact | exit | anything else (echoed)
+Typed commands:  busy SECONDS | dialog | dialog-over | run THRUM-ARGS... | compact | exit | anything else (echoed)
 
 With `--hooks-from DIR` it also does what the runtime of its `--style` does with the hooks
 installed in DIR: it reads that runtime's own hook file (claude .claude/settings.json, codex
@@ -335,6 +335,27 @@ class OpenCodeHooks:
             self.proc.kill()
 
 
+DIALOG_ROW = 30  # where `dialog-over` draws its dialog: rows the test's output never reaches
+
+
+def read_unechoed() -> str:
+    """A line read with the terminal's echo off (a TUI draws what it wants, not what was typed)."""
+    import termios
+
+    fd = sys.stdin.fileno()
+    try:
+        old = termios.tcgetattr(fd)
+    except termios.error:
+        return sys.stdin.readline().rstrip("\n")
+    quiet = list(old)
+    quiet[3] &= ~termios.ECHO
+    termios.tcsetattr(fd, termios.TCSANOW, quiet)
+    try:
+        return sys.stdin.readline().rstrip("\n")
+    finally:
+        termios.tcsetattr(fd, termios.TCSANOW, old)
+
+
 def install_fake(bindir: str, binary: str, style: str, log: str) -> str:
     """A fake `binary` in `bindir` (for tests to put on a PATH): this script in `style`, running the
     hooks installed in the directory it starts in. Returns the directory to prepend to PATH."""
@@ -398,12 +419,15 @@ def main() -> int:
     if hooks is not None:
         show(hooks.run("start", match="startup", source="startup"))
     out(f"fake {a.style} agent ready")
+    redrawn = False  # the composer is on screen already (drawn in place, not printed again)
     while True:
         if select.select([sys.stdin], [], [], 0)[0]:
             # Input typed while we were busy (not at the prompt): tests check nudges never do this.
             with open(a.log + ".typeahead", "a", encoding="utf-8") as fh:
                 fh.write("typeahead\n")
-        out(prompt, end="")
+        if not redrawn:
+            out(prompt, end="")
+        redrawn = False
         try:
             line = sys.stdin.readline()
         except KeyboardInterrupt:
@@ -435,6 +459,24 @@ def main() -> int:
             answer = sys.stdin.readline().rstrip("\n")
             log(f"answer: {answer}")
             out("Approved." if answer.strip() in ("1", "y", "") else "Denied.")
+        elif cmd == "dialog-over":
+            # A full-screen TUI's dialog (Claude Code's): the composer is emptied in place on submit,
+            # the dialog is drawn over rows of the screen and erased in place once answered. Nothing is
+            # printed after it, so the stream ends with the dialog while the screen shows the composer.
+            out("\x1b[1A\r\x1b[2K" + prompt.rsplit("\n", 1)[-1] + "\x1b7", end="")
+            for row, ln in enumerate(dialog, DIALOG_ROW):
+                out(f"\x1b[{row};1H\x1b[2K{ln}", end="")
+            out("\x1b8", end="")
+            answer = read_unechoed()
+            log(f"answer: {answer}")
+            out(
+                "\x1b7"
+                + "".join(f"\x1b[{row};1H\x1b[2K" for row in range(DIALOG_ROW, DIALOG_ROW + len(dialog))),
+                end="",
+            )
+            out("\x1b8", end="")
+            redrawn = True
+            continue
         elif cmd == "run":
             proc = subprocess.run(["thrum", *shlex.split(rest)], capture_output=True, text=True)
             out(proc.stdout + proc.stderr, end="")

@@ -475,6 +475,21 @@ def test_pane_state_follows_the_runtime_busy_dialog_and_back(trepo):
     assert trepo.log_lines() == ["/thrum-prime", "busy 3", "dialog", "answer: 1"]
 
 
+def test_a_dialog_erased_in_place_is_not_read_as_still_open(trepo):
+    """A TUI erases its answered dialog in place and draws nothing after it: the stream still ends
+    with the dialog, the screen does not (walk A 4: blocked long after the answer)."""
+    trepo.create_and_launch("po", name="pot")
+    trepo.wait_state("po", "idle")
+    trepo.ok("tmux", "send", "po", "dialog-over")
+    assert "permission dialog" in trepo.wait_state("po", "blocked")["source"]
+    trepo.ok("tmux", "send", "po", "1")
+    trepo.wait_log("answer: 1")
+    back = trepo.wait_state("po", "idle")
+    assert "on screen" in back["source"]
+    trepo.ok("daemon", "restart", timeout=60)  # an engine adopting the pane reads it the same way
+    trepo.wait_state("po", "idle")
+
+
 # -- 4. typing is literal --------------------------------------------------------------------
 
 

@@ -223,7 +223,8 @@ class TmuxManager:
         s = Session(name, pane_id, agent, runtime, cwd, stream)
         s.shells = self.shells
         self.gone.pop(agent, None)
-        await asyncio.to_thread(stream.decide, self.settings.silence_seconds)
+        # With the screen: the 200 lines fed above may end with a dialog answered long ago.
+        await asyncio.to_thread(stream.decide, self.settings.silence_seconds, screen=lambda: self._screen(s))
         self.sessions[name] = s
         self._watching(True)
         return s

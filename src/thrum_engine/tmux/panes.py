@@ -124,14 +124,19 @@ class PaneStream:
         (`oops` and four backspaces, a TUI redrawing its composer) leaves text after the prompt
         that is no longer on the screen, and no marker matches it (walk bug 2: `unknown` forever
         over an idle prompt). So a quiet pane the stream cannot call idle or blocked is read again
-        from `screen()`, the screen as rendered (`capture-pane`), when given."""
+        from `screen()`, the screen as rendered (`capture-pane`), when given; so is a quiet pane whose
+        stream ends with a dialog."""
         now_mono = now_mono or time.monotonic()
         if self.dead:
             new = PaneState("exited", "pane: process exited", time.time())
             return self._settle(new)
         quiet = now_mono - self.last_output if self.last_output else None
         new = self._reading(render(self.tail[-SCAN_CHARS:]), quiet, silence)
-        if screen is not None and new.state in ("unknown", "working") and new.source != JUST_NOW:
+        # A dialog the stream still ends with may be gone: a TUI erases an answered dialog in place
+        # and draws nothing after it (walk A 4: blocked long after the answer). Once the pane is
+        # quiet the screen says whether it is still open.
+        stale = new.state == "blocked" and quiet is not None and quiet >= silence
+        if screen is not None and (stale or new.state in ("unknown", "working") and new.source != JUST_NOW):
             shown = screen()
             if shown is not None:
                 new = self._reading(shown, quiet, silence, " (on screen)")
