@@ -45,6 +45,9 @@ REJECTED_INDEX = "rejected.jsonl"
 
 
 CLONE_SEP = "@"
+# What an event check returns for a line another shard already holds byte for byte (see
+# `store.validate.EventCheck`): skipped, neither applied twice nor set aside.
+COPY = "copy"
 # Beside the clone id file: the inode of the folder holding it and the ids this clone wrote under before.
 CLONE_RECORD = "clone.json"
 
@@ -89,27 +92,44 @@ def clone_identity(path: str) -> CloneIdentity:
         info = loaded if isinstance(loaded, dict) else {}
     except (OSError, ValueError):
         pass
-    former = [f for f in info.get("former", []) if isinstance(f, str) and f.isalnum()]
     private_dir(var)
-    inode = os.stat(var).st_ino
+    here = _place(var)
+    former = [f for f in info.get("former", []) if isinstance(f, str) and f.isalnum() and f != kept]
     minted = ""
     if kept is None:
         kept, minted = _new_clone_id(), "new"
-    elif info.get("id") == kept and info.get("inode") not in (None, inode):
+    elif info.get("id") == kept and _moved(info, here):
         former.append(kept)
         kept, minted = _new_clone_id(), "copy"
-    if minted or info.get("id") != kept or info.get("inode") != inode:
-        _save_clone(path, CloneIdentity(kept, former), inode)
+    if (
+        minted
+        or info.get("id") != kept
+        or info.get("inode") != here["inode"]
+        or info.get("path") != here["path"]
+    ):
+        _save_clone(path, CloneIdentity(kept, former))
     return CloneIdentity(kept, former, minted)
 
 
-def _save_clone(path: str, ident: CloneIdentity, inode: int) -> None:
-    """The id file first (what an older Thrum reads), then the record; both durable: shards already
-    carry the id by the time anything is acknowledged."""
+def _place(var: str) -> dict:
+    return {"inode": os.stat(var).st_ino, "path": os.path.realpath(var)}
+
+
+def _moved(info: dict, here: dict) -> bool:
+    """A copy: another folder (inode) at another path. Either alone is not: a rename keeps the inode,
+    and some filesystems (overlayfs) give a folder a new inode at each mount."""
+    if info.get("inode") is None or info.get("path") is None:
+        return False  # recorded by a Thrum that kept no place: trusted
+    return info["inode"] != here["inode"] and info["path"] != here["path"]
+
+
+def _save_clone(path: str, ident: CloneIdentity) -> None:
+    """The record first, then the id file (what an older Thrum reads); both durable. A crash between
+    the two leaves the old id in the file and in the record's former ids, never an id forgotten."""
     var = os.path.dirname(path)
-    write_private(path, ident.id + "\n", durable=True)
-    record = {"id": ident.id, "inode": inode, "former": ident.former}
+    record = {"id": ident.id, "former": ident.former, **_place(var)}
     write_private(os.path.join(var, CLONE_RECORD), json.dumps(record, sort_keys=True) + "\n", durable=True)
+    write_private(path, ident.id + "\n", durable=True)
 
 
 def shard_name(author: str) -> str:
@@ -262,6 +282,12 @@ class Journal:
         one, or predates sync."""
         return not origin or origin == self.clone or origin in self.former
 
+    def fires(self, origin: str) -> bool:
+        """Whether this clone runs what `origin` created (a schedule's fires, an ask's reminders): under
+        its id now only. A former id is shared with the clone this one was copied from, or moved away
+        from, which still runs them: never twice."""
+        return not origin or origin == self.clone
+
     def move_clone(self) -> tuple[str, str]:
         """Take a new clone id (another clone writes under this one: sync found its lines in our own
         shards); the old one becomes former. Later lines go to shards of the new name. The caller
@@ -270,9 +296,7 @@ class Journal:
             raise RuntimeError("this journal has no clone id")
         old, new = self.clone, _new_clone_id()
         former = [*self.former, old]
-        _save_clone(
-            self.clone_file, CloneIdentity(new, former), os.stat(os.path.dirname(self.clone_file)).st_ino
-        )
+        _save_clone(self.clone_file, CloneIdentity(new, former))
         self.clone, self.former = new, former
         for fd in self._fds.values():
             os.close(fd)  # every open shard is one of the old name
@@ -309,7 +333,7 @@ class Journal:
             return 0
 
     def read_events(
-        self, shard: str, offset: int = 0, check: Callable[[dict], str | None] | None = None
+        self, shard: str, offset: int = 0, check: Callable[[dict, bytes], str | None] | None = None
     ) -> ShardRead:
         """Every complete line after `offset`, parsed, and checked by `check` (the reason an event cannot
         be applied, or None). Unreadable lines and lines `check` refuses are returned as rejected."""
@@ -329,8 +353,10 @@ class Journal:
                 )
             else:
                 ev = parse_event(raw)
-                reason = "not a JSON event" if ev is None else check(ev) if check is not None else None
-                if reason is None:
+                reason = "not a JSON event" if ev is None else check(ev, raw) if check is not None else None
+                if reason is COPY:
+                    pass
+                elif reason is None:
                     events.append(ev)  # type: ignore[arg-type]
                     origins.append((pos, n))
                 else:

@@ -80,7 +80,7 @@ class AskService:
     def local(self, agent: str) -> bool:
         """Whether `agent` was registered on this clone (or before sync): only here is it reminded."""
         origin = self.engine.agents.get(agent, {}).get("origin", "")
-        return self.engine.journal.is_ours(origin)
+        return self.engine.journal.fires(origin)
 
     def working_on_it(self, row: dict) -> bool:
         agent = self.engine.agents.get(row["recipient"], {})

@@ -46,7 +46,7 @@ from thrum_engine.settings_live import LiveSettings
 from thrum_engine.store import Store, queries
 from thrum_engine.store.health import diagnose, mark_clean, move_aside, remove_scratch, take_clean
 from thrum_engine.store.schema import REBUILD_DUE
-from thrum_engine.store.validate import EventCheck, shape_problem
+from thrum_engine.store.validate import shape_problem
 from thrum_engine.version import __version__
 
 if TYPE_CHECKING:
@@ -95,6 +95,10 @@ class Post(Protocol):
 
 async def _no_messaging(author: str, body: str, *, to: list[str], **options: Any) -> dict:
     raise ThrumError("messaging is not assembled into this engine (build it with engine.assemble)")
+
+
+def _shape_only(ev: dict, _raw: bytes) -> str | None:
+    return shape_problem(ev)
 
 
 def same_origin(kept: str, incoming: str) -> bool:
@@ -307,18 +311,19 @@ class Engine:
             start = offsets.get(shard, 0)
             if self.journal.size(shard) <= start:
                 continue
-            r = self.journal.read_events(shard, start, shape_problem)
+            r = self.journal.read_events(shard, start, _shape_only)
             new_offsets[shard] = r.end
             rejected += r.rejected
             items += [(ev, shard, off, n) for ev, (off, n) in zip(r.events, r.origins)]
         items.sort(key=lambda t: t[0]["id"])
-        check = EventCheck()
+        firsts: dict[str, dict] = {}
         events = []
         for ev, shard, off, n in items:
-            reason = check.first(ev["id"])
-            if reason is None:
+            kept = firsts.setdefault(ev["id"], ev)
+            if kept is ev:
                 events.append(ev)
-            else:
+            elif kept != ev:  # the same event in two shards is one (`EventCheck`'s COPY); another is not
+                reason = f"duplicate event id {ev['id']}"
                 rejected.append(Rejected(shard, off, n, reason, False, self.journal.read_at(shard, off, n)))
         for rec in self.journal.set_aside(rejected):
             log.warning(
@@ -371,6 +376,11 @@ class Engine:
             old, new = await asyncio.to_thread(self.journal.move_clone)
         log.warning("another clone writes as clone %s: this one writes as clone %s from now on", old, new)
         return old, new
+
+    async def forget_offsets(self, shards: frozenset[str]) -> None:
+        """Record that `shards` are read from their start (sync replaces them with another version)."""
+        async with self.writer.lock:
+            await self.store.apply([], dict.fromkeys(shards, 0))
 
     async def rehome(self, lines: list[bytes]) -> int:
         """Append journal lines this clone holds and no synced shard does any longer (their shard was

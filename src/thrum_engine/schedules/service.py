@@ -75,7 +75,7 @@ class ScheduleService:
 
     def _ours(self, origin: str) -> bool:
         """Schedules are fired (and ended by a reply) by the clone that created them, never twice."""
-        return self.engine.journal.is_ours(origin)
+        return self.engine.journal.fires(origin)
 
     @property
     def pending(self) -> int:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 
-from thrum_engine.journal import MAX_LINE_BYTES, parse_event
+from thrum_engine.journal import COPY, MAX_LINE_BYTES, parse_event
 from thrum_engine.store.apply import Projection
 from thrum_engine.store.validate import EventCheck
 
@@ -71,7 +71,9 @@ def ops_for_lines(
             m = None
         if m is not None:
             author, content, fmt, key, mid, recipients, thread, eid, ts = m.groups()
-            reason = first(eid) if first is not None else None
+            reason = first(eid, raw) if first is not None else None
+            if reason is COPY:
+                continue
             if reason is not None:
                 rejected.append((i, reason, False))
                 continue
@@ -89,7 +91,9 @@ def ops_for_lines(
         if ev is None:
             rejected.append((i, "not a JSON event", True))
             continue
-        reason = check(ev) if check is not None else None
+        reason = check(ev, raw) if check is not None else None
+        if reason is COPY:
+            continue
         if reason is not None:
             rejected.append((i, reason, False))
             continue

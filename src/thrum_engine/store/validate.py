@@ -9,40 +9,51 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
+from thrum_engine.journal import COPY
 from thrum_engine.model import ANY_EVENT, DATA_KEYS, ENVELOPE_KEYS, EVENT_ADAPTERS, EVENT_VERSION
 
 
 class EventCheck:
     """Checks events in apply order. The first line with an event id wins; a later line with the same
-    id (a copied or forged line) is refused, so every path projects the same first line."""
+    id and other bytes (a forged line) is refused, so every path projects the same first line. The
+    same line again in another shard (sync re-homes lines a rewritten shard lost, and two clones may
+    both do it) is one event: `COPY`, skipped and counted, never a problem."""
 
-    __slots__ = ("newer", "seen", "unknown_fields", "unknown_types")
+    __slots__ = ("copies", "newer", "seen", "unknown_fields", "unknown_types")
 
     def __init__(self) -> None:
-        self.seen: set[str] = set()
+        self.seen: dict[str, int] = {}  # event id -> hash of its line (0: the line was not given)
+        self.copies = 0
         self.unknown_types = 0
         self.newer = 0  # lines written with a `v` above EVENT_VERSION
         self.unknown_fields = 0  # lines carrying fields this Thrum does not know (ignored)
 
-    def __call__(self, ev: dict) -> str | None:
-        """The reason `ev` cannot be applied, or None (and then its id counts as seen)."""
+    def __call__(self, ev: dict, raw: bytes | None = None) -> str | None:
+        """The reason `ev` (read from the line `raw`) cannot be applied, `COPY`, or None (and then its
+        id counts as seen)."""
         reason = shape_problem(ev, self)
         if reason is None:
-            reason = self.first(ev["id"])
+            reason = self.first(ev["id"], raw)
         return reason
 
-    def first(self, event_id: str) -> str | None:
+    def first(self, event_id: str, raw: bytes | None = None) -> str | None:
         """The duplicate check alone, for lines whose shape is already known to be right."""
-        if event_id in self.seen:
-            return f"duplicate event id {event_id}"
-        self.seen.add(event_id)
-        return None
+        mark = hash(raw) if raw is not None else 0
+        seen = self.seen.get(event_id)
+        if seen is None:
+            self.seen[event_id] = mark
+            return None
+        if mark and seen == mark:
+            self.copies += 1
+            return COPY
+        return f"duplicate event id {event_id}"
 
     def counts(self) -> dict[str, int]:
         return {
             "unknown_types": self.unknown_types,
             "newer_writer": self.newer,
             "unknown_fields": self.unknown_fields,
+            "copies": self.copies,  # lines another shard holds byte for byte (one event each)
         }
 
 

@@ -284,9 +284,10 @@ def read_blobs(worktree: str, shas: list[str]) -> dict[str, bytes]:
     pos = 0
     while pos < len(raw):
         eol = raw.index(b"\n", pos)
-        sha, kind, size = raw[pos:eol].decode().split()
-        if kind != "blob":
-            raise GitFailed(f"git cat-file: {sha} is a {kind}, not a blob")
+        head = raw[pos:eol].decode("utf-8", "replace").split()
+        if len(head) != 3 or head[1] != "blob" or not head[2].isdigit():
+            raise GitFailed(f"git cat-file: {' '.join(head)} (wanted a blob)")
+        sha, _kind, size = head
         start = eol + 1
         found[sha] = raw[start : start + int(size)]
         pos = start + int(size) + 1
@@ -311,23 +312,33 @@ def _event_ids(data: bytes) -> dict[str, bytes]:
     return found
 
 
-def plan_merge(worktree: str, clone: str, tip: str) -> MergePlan:
+def plan_merge(
+    worktree: str, clone: str, tip: str, verified: set[tuple[str, str]] | None = None
+) -> MergePlan:
     """Compare every shard of `tip` with the journal here. Shards are append-only with one writer
     each, so a version that extends ours is growth; one that is neither a prefix nor an extension of
     ours was rewritten elsewhere, and is merged by event id so that no line either side holds is
-    lost. Reads the journal and git only: nothing changes until `apply_merge`."""
+    lost. Reads the journal and git only: nothing changes until `apply_merge`. `verified` holds the
+    (path, blob) pairs found to be older versions of ours, which later cycles need not read again."""
     plan = MergePlan(tip)
+    verified = set() if verified is None else verified
     journal = os.path.join(worktree, JOURNAL)
     theirs = tree_entries(worktree, tip)
     committed = tree_entries(worktree, "HEAD")
     looked: list[tuple[str, str, bytes]] = []  # (path, blob, our bytes) to compare with their blob
     for rel, (sha, size) in sorted(theirs.items()):
-        if not SHARD_PATH.match(rel) or committed.get(rel, ("", 0))[0] == sha:
-            continue  # not a shard, or the version we already have
+        if not SHARD_PATH.match(rel) or committed.get(rel, ("", 0))[0] == sha or (rel, sha) in verified:
+            continue  # not a shard, or a version we have
         full = os.path.join(journal, rel[len(JOURNAL) + 1 :])
         mine = _read_local(full)
         if size <= len(mine) and blob_sha(mine[:size], len(sha)) == sha:
-            continue  # theirs is an older version of ours
+            if size == len(mine) and not own_shard(rel, clone):
+                # The file holds their version and HEAD does not (a merge stopped between writing
+                # the file and staging it): staged and read now.
+                plan.grow.append((rel, sha, mine))
+            else:
+                verified.add((rel, sha))  # theirs is an older version of ours
+            continue
         if own_shard(rel, clone):
             plan.contested.append(rel)
             continue
@@ -377,11 +388,31 @@ def _not_carried(
     return list(wanted.values())
 
 
+def _shards_in(worktree: str, rev: str) -> dict[str, str]:
+    return {rel: sha for rel, (sha, _size) in tree_entries(worktree, rev).items() if SHARD_PATH.match(rel)}
+
+
 def _same_journal(worktree: str, a: str, b: str) -> bool:
-    """`a` and `b` hold the same journal/ folder (one subtree id each, no file read)."""
-    done = git(worktree, "rev-parse", "-q", f"{a}:{JOURNAL}", f"{b}:{JOURNAL}", check=False)
-    ids = done.out.split()
-    return done.code == 0 and len(ids) == 2 and ids[0] == ids[1]
+    """`a` and `b` hold the same shards. Only shards: anything else under journal/ (a symlink, a
+    newer Thrum's file) is never merged, and comparing it would keep two clones merging forever."""
+    return _shards_in(worktree, a) == _shards_in(worktree, b)
+
+
+def _take_other_files(worktree: str, tip: str) -> None:
+    """Files outside journal/ (a synced context, `context/<name>.md`) that the tip has and the index
+    lacks: staged, so a merge commit does not drop another clone's."""
+    listed = git(worktree, "ls-tree", "-r", "-z", tip).raw
+    staged = set(git(worktree, "ls-files", "-z").raw.split(b"\0"))
+    entries = []
+    for item in listed.split(b"\0"):
+        meta, _, path = item.partition(b"\t")
+        if not path or b"\n" in path or path.startswith(JOURNAL.encode() + b"/") or path in staged:
+            continue
+        mode, kind, sha = meta.split()
+        if kind == b"blob" and mode == b"100644":
+            entries.append(b"100644 " + sha + b"\t" + path + b"\n")
+    if entries:
+        git(worktree, "update-index", "--add", "--index-info", stdin=b"".join(entries))
 
 
 def apply_merge(worktree: str, plan: MergePlan, message: str) -> bool:
@@ -396,6 +427,7 @@ def apply_merge(worktree: str, plan: MergePlan, message: str) -> bool:
         entries.append(f"100644 {sha}\t{rel}\n")
     if entries:
         git(worktree, "update-index", "--add", "--index-info", stdin="".join(entries).encode())
+    _take_other_files(worktree, plan.tip)
     tree = out(worktree, "write-tree")
     tip = plan.tip
     if is_ancestor(worktree, tip, "HEAD"):

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("thrum.sync")
 HISTORY = 20
+VERIFIED_MAX = 10_000
 MAX_BACKOFF_SECONDS = 600.0
 
 
@@ -70,6 +71,7 @@ class SyncService:
         self.next_at: float | None = None
         self._public: dict[str, bool] = {}
         self._last_tip: str | None = None  # the remote's tip at the last fetch
+        self._verified: set[tuple[str, str]] = set()  # (shard, blob) known to be older versions of ours
         self._dirty_since: float | None = None
         self._last_write: float = 0.0
         self._forced: list[asyncio.Future] = []
@@ -240,11 +242,16 @@ class SyncService:
             self._last_ok_mono = time.monotonic()
             self.last_error = None
             self.failures = 0
-        except (gitsync.GitFailed, OSError) as exc:
+        except (
+            Exception
+        ) as exc:  # the loop outlives any one cycle; git's and the disk's failures are expected
             cycle.result = "error"
             cycle.error = self.last_error = str(exc) or type(exc).__name__
             self.failures += 1
-            log.warning("sync cycle failed (%d in a row): %s", self.failures, cycle.error)
+            if isinstance(exc, gitsync.GitFailed | OSError):
+                log.warning("sync cycle failed (%d in a row): %s", self.failures, cycle.error)
+            else:
+                log.exception("sync cycle failed (%d in a row)", self.failures)
         finally:
             cycle.seconds = round(time.monotonic() - t0, 3)
             self._running = None
@@ -265,14 +272,20 @@ class SyncService:
         apply what the tip brought."""
         remote = self.settings.remote
         journal = self.engine.journal
-        plan = await asyncio.to_thread(gitsync.plan_merge, self.worktree, journal.clone or "", tip)
+        if await asyncio.to_thread(gitsync.head, self.worktree) == tip:
+            return  # nothing to merge (an idle clone's cycle)
+        if len(self._verified) > VERIFIED_MAX:
+            self._verified.clear()
+        plan = await asyncio.to_thread(
+            gitsync.plan_merge, self.worktree, journal.clone or "", tip, self._verified
+        )
         if plan.contested:
             old, new = await self.engine.move_clone()
             cycle.notes.append(
                 f"another clone writes as clone {old} ({', '.join(map(gitsync.shard_of, plan.contested))}"
                 f" on {remote}): this clone writes as clone {new} from now on, and nothing either wrote is lost"
             )
-            plan = await asyncio.to_thread(gitsync.plan_merge, self.worktree, new, tip)
+            plan = await asyncio.to_thread(gitsync.plan_merge, self.worktree, new, tip, self._verified)
             if plan.contested:
                 raise gitsync.GitFailed(f"{remote} still holds lines in this clone's new shards")
         for rel, _sha, _data in plan.replace:
@@ -284,10 +297,15 @@ class SyncService:
                 " shards, so every clone gets them"
             )
             cycle.committed_shards += await self._commit_local()
+        replaced = frozenset(plan.shards(plan.replace))
+        if replaced:
+            # Read from their start by every later path, even if this engine stops before the
+            # re-read below: their old offsets mean nothing in the new version.
+            await self.engine.forget_offsets(replaced)
         await asyncio.to_thread(gitsync.apply_merge, self.worktree, plan, f"thrum: merge {remote}")
         if plan.grow or plan.replace:
             shards = plan.shards(plan.grow) + plan.shards(plan.replace)
-            cycle.applied_events += await self._ingest(shards, frozenset(plan.shards(plan.replace)))
+            cycle.applied_events += await self._ingest(shards, replaced)
 
     async def _exchange(self, cycle: Cycle) -> None:
         remote, branch = self.settings.remote, self.settings.branch
