@@ -200,7 +200,8 @@ def test_a_key_reused_for_another_request_of_the_same_text_is_refused(make_repo)
     )
     same = ["notify", "--idempotency-key", "rk1"]
     base = ["--to", "@bob", "--scope", "module:auth", "--ref", "bd:7"]
-    thread = alice.json("send", "other", "--to", "@bob")["thread_id"] or "thr_01M98EPZQ13FT2KHGXS9EX1H8Z"
+    other = alice.json("send", "other", "--to", "@bob")["message_id"]
+    thread = bob.json("reply", other, "noted")["thread_id"]  # a real thread: an invented one is refused
     for changed, what in (
         (["--to", "@carol", "--scope", "module:auth", "--ref", "bd:7"], "recipients"),
         (["--to", "@bob", "--to", "@carol", "--scope", "module:auth", "--ref", "bd:7"], "recipients"),

@@ -269,17 +269,18 @@ def test_bad_flags_are_one_line_errors(pair):
 async def test_channel_push_reaches_claude_code_and_is_the_delivery_path(pair):
     repo, alice, bob = pair
     events: list[ChannelEvent] = []
+    parent = alice.json("send", "is the build green?", "--to", "@bob")["message_id"]
+    thread = bob.json("reply", parent, "checking")["thread_id"]  # a thread to answer in
+    alice.ok("message", "read", "--all")
     async with mcp_client(alice.cwd, alice.env, client="claude-code", events=events) as s:
         assert s.init.capabilities.experimental == {"claude/channel": {}}  # type: ignore[attr-defined]
         await channel_open(repo, "alice")
-        sent = bob.json(
-            "send", "the build is green", "--to", "@alice", "--thread", "thr_01JZ0000000000000000000000"
-        )
+        sent = bob.json("send", "the build is green", "--to", "@alice", "--thread", thread)
         await until(lambda: events, what="the channel notification")
         ev = events[0]
         assert ev.content == "the build is green"
         assert ev.meta["from"] == "bob" and ev.meta["message_id"] == sent["message_id"]
-        assert ev.meta["thread_id"] == "thr_01JZ0000000000000000000000"
+        assert ev.meta["thread_id"] == thread
 
         def via():
             d = bob.json("sent", "show", sent["message_id"])["message"]["deliveries"][0]

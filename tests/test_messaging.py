@@ -112,6 +112,38 @@ def test_send_into_an_existing_thread_with_thread_flag(pair):
     assert bob.json("message", "get", mid)["message"]["thread_id"] == thread
 
 
+RAW_SEND = r"""
+import json, sys
+from thrum_engine.layout import Layout
+from thrum_engine.rpc.client import Client, RpcError
+client = Client(Layout.discover().socket_path).connect()
+try:
+    client.call("message.send", json.loads(sys.argv[1]))
+except RpcError as exc:
+    print(exc)
+"""
+
+
+def test_a_thread_that_does_not_exist_is_refused_and_nothing_is_sent(pair):
+    repo, alice, bob = pair
+    parent = send(alice, "plan?", "--to", "@bob")
+    invented = "thr_01JZ0000000000000000000000"
+    for bad, said in (
+        (invented, f"no thread {invented}"),
+        ("thr_bogus", "invalid thread id 'thr_bogus'"),
+        (parent, f"invalid thread id {parent!r}"),  # a message's id is not its thread's
+        ("", "invalid thread id ''"),  # not "no thread": the flag was given
+    ):
+        assert_error(alice.run("send", "one more thing", "--to", "@bob", "--thread", bad), said)
+    assert_error(alice.run("reply", "msg_01JZ0000000000000000000000", "sure"), "no message msg_01JZ")
+    # The engine refuses it too, for callers that skip the CLI (MCP, the console, scripts).
+    params = {"caller": "alice", "body": "one more thing", "to": ["@bob"], "thread_id": invented}
+    proc = run_python(alice, RAW_SEND, json.dumps(params))
+    assert f"no thread {invented}" in proc.stdout, proc.stdout + proc.stderr
+    assert contents(peek(bob)) == ["plan?"]
+    assert [m["message_id"] for m in alice.json("sent")["messages"]] == [parent]
+
+
 def test_read_receipts_move_from_stored_to_seen_to_read_to_replied(pair):
     repo, alice, bob = pair
     mid = send(alice, "Please check the migration", "--to", "@bob")

@@ -530,8 +530,8 @@ async def _create_message(
 
 @method("message.send", SendParams, identity=True, writes=True)
 async def send(engine: Engine, caller: Caller, p: SendParams) -> dict:
-    if p.thread_id:
-        ids.check_id(p.thread_id, "thr", "thread")
+    if p.thread_id is not None:  # "" is a bad id, not "no thread"
+        await require_thread(engine, p.thread_id)
     author = identified(caller)
     review = await _review_request(engine, author, p.body) if REVIEW_REQUEST in p.refs else None
     ev = await create_message(
@@ -563,6 +563,16 @@ async def send(engine: Engine, caller: Caller, p: SendParams) -> dict:
     if review is not None:
         out["review_id"] = review[0]
     return _reported(engine, author, ev, out)
+
+
+async def require_thread(engine: Engine, thread_id: str) -> None:
+    """A thread to send into: a well-formed id that something was sent in. A typo or an invented
+    id was stored as a new thread of one, which nobody in the thread it meant would see."""
+    ids.check_id(thread_id, "thr", "thread")
+    if not await queries.thread_exists(engine.store, thread_id):
+        raise NotFound(
+            f"no thread {thread_id}: nothing was sent in it (a reply to a message starts a thread)"
+        )
 
 
 def _reported(engine: Engine, author: str, ev: dict, out: dict) -> dict:

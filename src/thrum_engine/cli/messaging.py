@@ -78,7 +78,7 @@ def send(ctx: Ctx) -> int:
         "format": _fmt(ctx),
         "structured": structured,
     }
-    if a.get("thread"):
+    if a.get("thread") is not None:  # `--thread ''` is refused as a bad id, not dropped
         params["thread_id"] = a["thread"]
     ask_flags(ctx, params)
     params["idempotency_key"] = idempotency_key(ctx)

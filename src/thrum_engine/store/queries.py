@@ -122,6 +122,19 @@ async def message_row(store: Store, message_id: str) -> dict | None:
     return await store.one("SELECT * FROM messages WHERE id = ?", (message_id,))
 
 
+async def thread_exists(store: Store, thread_id: str) -> bool:
+    """Whether anything carries `thread_id`: a stored message, one the loop guard holds, or a
+    schedule whose fires go into it (`schedule show` prints its thread before the first fire)."""
+    return (
+        await store.scalar(
+            "SELECT 1 FROM messages WHERE thread_id = ?1 UNION ALL SELECT 1 FROM held WHERE thread_id = ?1"
+            " UNION ALL SELECT 1 FROM schedules WHERE thread_id = ?1 LIMIT 1",
+            (thread_id,),
+        )
+        is not None
+    )
+
+
 async def keyed_held_since(store: Store, cutoff: str) -> list[dict]:
     """Messages held since `cutoff` with an idempotency key and not released, oldest first: their
     keys are taken (issue 16). SQLite reads the key out of the held event: parsing every held event
