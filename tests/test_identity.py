@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from conftest import Agent, agent_names, assert_error, assert_pretty_json, run_python
+from conftest import Agent, agent_names, assert_error, assert_pretty_json, run_python, write_runtimes
 
 SES_ID = re.compile(r"^ses_[0-9A-Za-z]{26}$")
 
@@ -190,6 +190,66 @@ def test_a_runtime_name_is_checked_wherever_it_enters(pair_once, runtime):
     assert raw.returncode == 0, raw.stderr
     assert "invalid runtime name" in raw.stdout, raw.stdout
     assert agent_names(alice) == before
+
+
+KNOWN = "one of amp, auggie, claude, codex, cursor, gemini, opencode, shell"
+
+
+@pytest.mark.parametrize(
+    ("runtime", "says"),
+    [("bogus", f"unknown runtime 'bogus': {KNOWN}"), ("", "invalid runtime name: it must not be empty")],
+)
+def test_an_unknown_or_empty_runtime_is_refused_wherever_one_enters(pair_once, tmp_path, runtime, says):
+    """`quickstart --runtime bogus` stored a runtime no preset knows (and `--runtime ''` was taken
+    for none): the agent failed only at its first launch. Every flag that takes one names the known
+    runtimes; a repo's own preset (runtimes.json) is one of them."""
+    repo, alice, bob = pair_once
+    before = agent_names(alice)
+    wt = repo.worktree(f"rt{len(repo.worktrees)}")
+    for args in (
+        ("quickstart", "--name", "newbie", "--role", "dev", "--runtime", runtime),
+        ("agent", "register", "newbie", "--role", "dev", "--runtime", runtime),
+        ("worktree", "create", "rtw", "--name", "newbie", "--role", "dev", "--runtime", runtime),
+        ("worktree", "create", "rtw", "--runtime", runtime),  # no agent: the worktree was made
+        (
+            "tmux",
+            "create",
+            "rts",
+            "--cwd",
+            str(wt),
+            "--name",
+            "newbie",
+            "--role",
+            "dev",
+            "--runtime",
+            runtime,
+        ),
+    ):
+        assert_error(repo.run(*args, cwd=wt), says)
+    assert_error(repo.run("runtime", "set-default", runtime), says)  # the operator's, in the main checkout
+    assert agent_names(alice) == before
+    assert not list(wt.glob(".thrum/identities/*.json"))
+    assert "rtw" not in repo.git("worktree", "list")
+    if runtime:  # past the CLI: the engine checks again ("" is the RPC's "none")
+        raw = run_python(alice, REGISTER_RUNTIME, runtime)
+        assert raw.returncode == 0, raw.stderr
+        assert says in raw.stdout, raw.stdout
+        assert agent_names(alice) == before
+    # A fresh repo: refused before `init` writes anything.
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    repo.git("init", "-q", "-b", "main", cwd=fresh)
+    assert_error(
+        repo.run("quickstart", "--name", "newbie", "--role", "dev", "--runtime", runtime, cwd=fresh), says
+    )
+    assert not (fresh / ".thrum").exists()
+
+
+def test_a_repo_preset_is_a_known_runtime(repo):
+    repo.ok("init", "--non-interactive", "--no-daemon")
+    write_runtimes(repo, {"mine": {"extends": "shell"}})
+    r = repo.ok("quickstart", "--name", "newbie", "--role", "dev", "--runtime", "mine")
+    assert repo.ok("whoami", "--field", "runtime").out == "mine\n", r.out
 
 
 REGISTER_RUNTIME = r"""

@@ -179,9 +179,8 @@ async def register_agent(
             problem = names.name_problem(value, what=what)
             if problem:
                 raise InvalidName(problem)
-    problem = names.runtime_name_problem(runtime) if runtime else None
-    if problem:  # the stored runtime is launched later: a raw `agent.register` gets no other check
-        raise InvalidName(problem)
+    if runtime:  # the stored runtime is launched later: a raw `agent.register` gets no other check
+        known_runtime(engine, runtime)
     existing = engine.agents.get(name)
     refuse_other_clone(engine, name)
     if existing and moves_agent(engine, name, worktree) and not force:
@@ -230,6 +229,14 @@ async def require_room(worktree: str, name: str, *, named_by_env: bool, force: b
     )
     if problem:
         raise Conflict(problem)
+
+
+def known_runtime(engine: Engine, runtime: str) -> None:
+    """Refuse a runtime name no preset knows (InvalidName for a malformed one, NotFound listing the
+    known ones otherwise): `--runtime bogus` was stored and failed only at the first launch."""
+    from thrum_engine.tmux import runtimes
+
+    runtimes.get(engine.layout.repo, runtime)
 
 
 async def enroll(

@@ -19,7 +19,7 @@ from thrum_engine.engine.caller import Caller
 from thrum_engine.engine.registry import method
 from thrum_engine.errors import Conflict, InvalidInput, InvalidName, NotFound
 from thrum_engine.files import private_dir, write_private
-from thrum_engine.identity import author_of, enroll
+from thrum_engine.identity import author_of, enroll, known_runtime
 from thrum_engine.integrations.engine_side import install_for
 from thrum_engine.layout import STATE_DIR, current_branch
 from thrum_engine.model import Params
@@ -362,9 +362,7 @@ async def create(engine: Engine, caller: Caller, p: WorktreeCreateParams) -> dic
     if p.detach and p.branch:
         raise InvalidInput("--detach and --branch are mutually exclusive")
     if p.runtime:  # before the worktree is made: install_for and the session would take it as given
-        problem = names.runtime_name_problem(p.runtime)
-        if problem:
-            raise InvalidName(problem)
+        known_runtime(engine, p.runtime)
     if p.agent is not None and not p.role:
         raise InvalidInput("an agent for the worktree needs --role too")
     if p.agent is not None:  # "" is a bad name, not "no agent"

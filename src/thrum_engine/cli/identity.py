@@ -75,8 +75,10 @@ def register(ctx: Ctx) -> int:
     name = a.get("name")
     if not name:
         raise CliError("agent register needs a NAME (or --name)")
-    from thrum_engine.cli.setup import _register
+    from thrum_engine.cli.setup import _register, known_runtime
 
+    if a.get("runtime") is not None:  # `--runtime ''` is a bad name, not "no runtime"
+        known_runtime(ctx, a["runtime"])
     r = _register(
         ctx,
         name,

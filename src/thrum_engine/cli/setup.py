@@ -111,11 +111,13 @@ def _runtimes_flag(value: str | None) -> list[str]:
     """`--runtime R|all` (R may be a comma list) as known integration names."""
     from thrum_engine.integrations.entries import RUNTIMES
 
-    if not value:
+    if value is None:
         return []
     if value == "all":
         return list(RUNTIMES)
     names = [v.strip() for v in value.split(",") if v.strip()]
+    if not names:  # `--runtime ''`: a bad name, not "no runtime"
+        raise CliError(str(runtime_name_problem("")))
     for n in names:
         problem = runtime_name_problem(n)
         if problem:
@@ -451,6 +453,14 @@ def refuse_crowding(ctx: Ctx, name: str, *, force: bool) -> bool:
     return named_by_env
 
 
+def known_runtime(ctx: Ctx, runtime: str) -> None:
+    """`--runtime R` for an agent: the name of a preset (built in, or in a runtimes.json), else an
+    error listing them. Checked before anything is written; the engine checks again."""
+    from thrum_engine.tmux import runtimes
+
+    runtimes.get(ctx.layout.repo, runtime)
+
+
 def _register(
     ctx: Ctx,
     name: str,
@@ -464,13 +474,11 @@ def _register(
     record_pid: bool,
     start_session: bool = False,
 ) -> dict:
-    problem = (
-        agent_name_problem(name, role)
-        or name_problem(role, what="role")
-        or (runtime_name_problem(runtime) if runtime else None)
-    )
+    problem = agent_name_problem(name, role) or name_problem(role, what="role")
     if problem:
         raise CliError(problem)
+    if runtime:
+        known_runtime(ctx, runtime)
     from thrum_engine import identity_file
 
     named_by_env = refuse_crowding(ctx, name, force=force)  # before the engine registers anything
@@ -507,10 +515,11 @@ def quickstart(ctx: Ctx) -> int:
         agent_name_problem(name, role)
         or name_problem(role, what="role")
         or (name_problem(a["module"], what="module") if a.get("module") else None)
-        or (runtime_name_problem(a["runtime"]) if a.get("runtime") else None)  # before init writes anything
     )
     if problem:
         raise CliError(problem)
+    if a.get("runtime") is not None:  # before init writes anything
+        known_runtime(ctx, a["runtime"])
     preamble_src = a.get("preamble_file")
     preamble = None
     if preamble_src:

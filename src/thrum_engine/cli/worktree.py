@@ -13,7 +13,7 @@ def create(ctx: Ctx) -> int:
     exclusive(a, "--detach", "--branch")
     name = a["worktree"]
     problem = names.problem("worktree", name) or (
-        names.runtime_name_problem(a["runtime"]) if a.get("runtime") else None
+        names.runtime_name_problem(a["runtime"]) if a.get("runtime") is not None else None
     )
     if problem:
         raise CliError(problem)
