@@ -302,6 +302,56 @@ def test_a_second_identity_in_a_worktree_is_refused_unless_both_are_picked_by_na
 # -- agents ----------------------------------------------------------------------------------------
 
 
+EMPTY = "the agent name must not be empty"
+
+RAW_CALL = r"""
+import json, sys
+from thrum_engine.layout import Layout
+from thrum_engine.rpc.client import Client, RpcError
+client = Client(Layout.discover().socket_path).connect()
+try:
+    client.call(sys.argv[1], json.loads(sys.argv[2]))
+except RpcError as exc:
+    print(exc)
+"""
+
+
+def test_an_empty_agent_name_is_refused_as_empty_wherever_one_is_taken(pair):
+    """`agent delete ''` and `ping @` said "no agent named @"; `set-status --agent ''` set my own
+    status, `session list --agent @` listed everyone's, `tmux create --name ''` named the agent
+    after the session: an empty name is one clear error, and nothing changes."""
+    repo, alice, bob = pair
+    before = {m["name"]: m["status"] for m in alice.json("team")["members"]}
+    for name in ("", "@"):
+        for args, said in (
+            (["agent", "delete", name, "--force"], f"invalid agent {name!r}"),
+            (["ping", name], f"invalid agent {name!r}"),
+            (["agent", "set-status", "blocked", "--agent", name], f"invalid --agent {name!r}"),
+            (["session", "list", "--agent", name], f"invalid --agent {name!r}"),
+            (["asks", "--agent", name], f"invalid --agent {name!r}"),
+            (["context", "show", "--agent", name], f"invalid --agent {name!r}"),
+            (["roles", "deploy", "--dry-run", "--agent", name], f"invalid --agent {name!r}"),
+            (["review", "history", "--agent", name], f"invalid --agent {name!r}"),
+            (["doctor", "integrations", "--agent", name], f"invalid --agent {name!r}"),
+        ):
+            assert_error(alice.run(*args), said, EMPTY)
+    r = alice.run(
+        "tmux", "create", "s1", "--cwd", str(alice.cwd), "--name", "", "--role", "dev", "--runtime", "shell"
+    )
+    assert_error(r, "invalid agent name: it must not be empty")
+    for method, params in (
+        ("agent.delete", {"name": "@"}),
+        ("team.ping", {"agent": ""}),
+        ("agent.set_status", {"status": "blocked", "agent": ""}),
+        ("session.list", {"agent": "@"}),
+    ):
+        proc = run_python(alice, RAW_CALL, method, json.dumps({"caller": "alice", **params}))
+        assert EMPTY in proc.stdout, f"{method}: {proc.stdout}{proc.stderr}"
+    assert {m["name"]: m["status"] for m in alice.json("team")["members"]} == before
+    assert agent_names(alice) == ["alice", "bob"]
+    assert alice.json("tmux", "status")["sessions"] == []
+
+
 def test_agent_list_shows_everyone_and_filters_by_role(pair):
     repo, alice, bob = pair
     repo.agent("carol", "reviewer")

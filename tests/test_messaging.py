@@ -144,6 +144,65 @@ def test_a_thread_that_does_not_exist_is_refused_and_nothing_is_sent(pair):
     assert [m["message_id"] for m in alice.json("sent")["messages"]] == [parent]
 
 
+RAW_CALL = r"""
+import json, sys
+from thrum_engine.layout import Layout
+from thrum_engine.rpc.client import Client, RpcError
+client = Client(Layout.discover().socket_path).connect()
+try:
+    client.call(sys.argv[1], json.loads(sys.argv[2]))
+except RpcError as exc:
+    print(exc)
+"""
+
+EMPTY = "the agent name must not be empty"
+
+
+def test_an_empty_address_is_refused_as_empty_on_every_messaging_path(pair):
+    """`--to ''` and `--to @` said "unknown recipient: @", `inbox --from ''` listed everything and
+    `wait --from ''` waited for anyone: an empty name is one clear error, and nothing is sent."""
+    repo, alice, bob = pair
+    parent = send(alice, "plan?", "--to", "@bob")
+    for args, said in (
+        (["send", "hi", "--to", ""], "invalid recipient ''"),
+        (["send", "hi", "--to", "@"], "invalid recipient '@'"),
+        (["send", "hi", "--to", "@bob", "--to", " @ "], "invalid recipient ' @ '"),  # the whole list
+        (["send", "hi", "--to", "@bob", "--mention", "@"], "invalid mention '@'"),
+        (["send", "hi", "--to", "@bob", "--mention", ""], "invalid mention ''"),
+        (["inbox", "--from", ""], "invalid --from ''"),
+        (["inbox", "--from", "@"], "invalid --from '@'"),
+        (["sent", "--to", ""], "invalid --to ''"),
+        (["sent", "--to", "@"], "invalid --to '@'"),
+        (["schedule", "create", "hi", "--to", "@", "--in", "1h"], "invalid recipient '@'"),
+        (
+            ["monitor", "start", "--name", "m1", "--match", "x", "--to", "", "--", "echo", "x"],
+            "invalid --to ''",
+        ),
+        (
+            ["monitor", "start", "--name", "m1", "--match", "x", "--to", "@", "--", "echo", "x"],
+            "invalid --to '@'",
+        ),
+    ):
+        assert_error(alice.run(*args), said, EMPTY)
+    for flag in ("--from", "--mention"):  # `wait` keeps exit 1 for its timeout: errors are 2
+        for name in ("", "@"):
+            assert_error(
+                bob.run("wait", flag, name, "--timeout", "5s"), f"invalid {flag} {name!r}", EMPTY, code=2
+            )
+    # The engine says the same to callers that skip the CLI (MCP, the console, scripts).
+    for method, params, said in (
+        ("message.send", {"body": "hi", "to": ["@"]}, "invalid recipient '@'"),
+        ("message.inbox", {"from_agent": ""}, "invalid --from ''"),
+        ("message.sent", {"to": "@"}, "invalid --to '@'"),
+    ):
+        proc = run_python(alice, RAW_CALL, method, json.dumps({"caller": "alice", **params}))
+        assert said in proc.stdout and EMPTY in proc.stdout, proc.stdout + proc.stderr
+    assert contents(peek(bob)) == ["plan?"]
+    assert [m["message_id"] for m in alice.json("sent")["messages"]] == [parent]
+    assert alice.json("schedule", "list")["schedules"] == []
+    assert alice.json("monitor", "list") == []
+
+
 def test_read_receipts_move_from_stored_to_seen_to_read_to_replied(pair):
     repo, alice, bob = pair
     mid = send(alice, "Please check the migration", "--to", "@bob")

@@ -293,3 +293,21 @@ def test_a_broken_identity_file_is_an_error_naming_it(pair, content):
     # quickstart --force repairs it.
     alice.ok("quickstart", "--name", "alice", "--role", "implementer", "--force")
     assert alice.json("whoami")["name"] == "alice"
+
+
+@pytest.mark.parametrize("address", ["", "@", "  ", " @ "])
+def test_an_empty_address_has_one_problem_and_is_never_looked_up(address):
+    problem = names.empty_name_problem(address, "--from")
+    assert problem == f"invalid --from {address!r}: the agent name must not be empty (use @name)"
+    from thrum_engine.errors import InvalidName
+
+    with pytest.raises(InvalidName, match="the agent name must not be empty"):
+        names.named(address)
+
+
+@pytest.mark.parametrize(
+    ("address", "name"), [("bob", "bob"), ("@bob", "bob"), (" @bob ", "bob"), ("@@x", "@x")]
+)
+def test_an_address_names_the_agent_after_its_at(address, name):
+    assert names.empty_name_problem(address) is None
+    assert names.named(address) == name

@@ -320,7 +320,7 @@ async def agent_list(engine: Engine, caller: Caller, p: AgentListParams) -> dict
 
 @method("agent.delete", AgentNameParams, writes=True)
 async def agent_delete(engine: Engine, caller: Caller, p: AgentNameParams) -> dict:
-    name = names.strip_at(p.name)
+    name = names.named(p.name)
     if name not in engine.agents:
         raise UnknownAgent(f"no agent named @{name}")
     require_agent_owner(engine, caller, name, f"deleting @{name}")
@@ -381,7 +381,7 @@ async def agent_cleanup(engine: Engine, caller: Caller, p: CleanupParams) -> dic
 
 @method("agent.set_status", SetStatusParams, identity=True, writes=True)
 async def set_status(engine: Engine, caller: Caller, p: SetStatusParams) -> dict:
-    name = names.strip_at(p.agent) if p.agent else caller.name
+    name = names.named(p.agent, "--agent") if p.agent is not None else caller.name  # "" is not "me"
     if name not in engine.agents:
         raise UnknownAgent(f"no agent named @{name}")
     if name != caller.name:
@@ -432,7 +432,7 @@ async def session_end(engine: Engine, caller: Caller, p: SessionEndParams) -> di
 
 @method("session.list", SessionListParams)
 async def session_list(engine: Engine, caller: Caller, p: SessionListParams) -> dict:
-    agent = names.strip_at(p.agent) if p.agent else None
+    agent = names.named(p.agent, "--agent") if p.agent is not None else None  # "" is not "everyone"
     rows = await queries.sessions(engine.store, active=p.active, agent=agent)
     return {"sessions": [session_view(r) for r in rows]}
 

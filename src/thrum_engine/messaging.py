@@ -80,15 +80,18 @@ def parse_tagged(values: list[str], what: str) -> list[dict]:
     return out
 
 
-def resolve(engine: Engine, addresses: list[str], sender: str | None) -> tuple[list[str], bool]:
-    """Addresses (`@name`, `@role`, `@everyone`) -> recipient names; refuses the whole list on any unknown."""
+def resolve(
+    engine: Engine, addresses: list[str], sender: str | None, *, what: str = "recipient"
+) -> tuple[list[str], bool]:
+    """Addresses (`@name`, `@role`, `@everyone`) -> recipient names; refuses the whole list on any
+    unknown, and on an empty one (`''`, a bare `@`) as empty, not as "unknown recipient: @"."""
     recipients: list[str] = []
     broadcast = False
     unknown = []
     # `@me` or my own name: a note to myself, kept in my inbox (never nudged: nudges skip authors)
     note = False
     for raw in addresses:
-        addr = names.strip_at(raw.strip())
+        addr = names.named(raw, what)
         if sender and addr in ("me", sender):
             note = True
         elif addr in EVERYONE:
@@ -468,7 +471,7 @@ async def _create_message(
         if not addressed:
             raise InvalidInput("a recipient is required: --to @name, --to @role or --broadcast")
         recipients, is_broadcast = resolve(engine, addressed, author)
-        mentioned, _ = resolve(engine, list(mentions), author) if mentions else ([], False)
+        mentioned, _ = resolve(engine, list(mentions), author, what="mention") if mentions else ([], False)
         mentioned = [m for m in mentioned if m != author]
         recipients += [m for m in mentioned if m not in recipients]
         if not recipients:
@@ -708,9 +711,9 @@ async def known_name(engine: Engine, flag: str, address: str | None, *, wrote: b
     no stored message was `wrote` by it (else: delivered to it): a typo answered "no messages" at
     once, and a `wait --from` on one waited out its whole timeout (walk C, B3). A deleted agent, a
     monitor or `system` still filters its history."""
-    if not address:
+    if address is None:  # "" is an empty name, not "no filter"
         return None
-    name = names.strip_at(address)
+    name = names.named(address, flag)
     if name in engine.agents:
         return name
     if await (queries.wrote_any if wrote else queries.received_any)(engine.store, name):
@@ -966,8 +969,8 @@ async def read(engine: Engine, caller: Caller, p: ReadParams) -> dict:
 
 
 def _wait_filter(engine: Engine, me: str, p: WaitParams, after: str):
-    mention = names.strip_at(p.mention) if p.mention else None
-    sender = names.strip_at(p.from_agent) if p.from_agent else None
+    mention = names.named(p.mention) if p.mention is not None else None  # known_name checked them
+    sender = names.named(p.from_agent) if p.from_agent is not None else None
     scope = parse_tagged([p.scope], "--scope")[0] if p.scope else None
 
     def matches(ev: dict) -> bool:

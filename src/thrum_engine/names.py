@@ -128,3 +128,23 @@ def text_problem(kind: str, text: str) -> str | None:
 
 def strip_at(address: str) -> str:
     return address.removeprefix("@")
+
+
+def empty_name_problem(address: str, what: str = "agent") -> str | None:
+    """Why `address` names nobody when it holds no name at all (`''`, a bare `@`, spaces), or None.
+    Looked up, such an address was "no agent named @" or "unknown recipient: @", and a dropped
+    `--agent ''` or `--from ''` quietly meant "me" or "anyone"."""
+    if strip_at(address.strip()):
+        return None
+    return f"invalid {what} {_show(address)}: the agent name must not be empty (use @name)"
+
+
+def named(address: str, what: str = "agent") -> str:
+    """The agent name in an address (`@bob`, `bob`); an empty one is refused (InvalidName) as
+    empty_name_problem says."""
+    name = strip_at(address.strip())
+    if not name:
+        from thrum_engine.errors import InvalidName
+
+        raise InvalidName(str(empty_name_problem(address, what)))
+    return name

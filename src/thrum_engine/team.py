@@ -118,7 +118,7 @@ async def unread_by_author(engine: Engine, caller: Caller, p: EmptyParams) -> di
 
 @method("team.ping", PingParams)
 async def ping(engine: Engine, caller: Caller, p: PingParams) -> dict:
-    name = names.strip_at(p.agent)
+    name = names.named(p.agent)
     if name not in engine.agents:
         raise UnknownAgent(f"no agent named @{name}")
     unread = (await unread_counts(engine)).get(name, 0)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from thrum_engine import ids
+from thrum_engine import ids, names
 from thrum_engine.asks import held
 from thrum_engine.durations import iso, parse_iso
 from thrum_engine.engine.authority import require_operator
@@ -106,8 +106,8 @@ async def ask_ack(engine: Engine, caller: Caller, p: AckParams) -> dict:
 
 @method("ask.list", AsksParams)
 async def ask_list(engine: Engine, caller: Caller, p: AsksParams) -> dict:
-    who = p.agent.lstrip("@") if p.agent else caller.name
-    if p.agent and who not in engine.agents:
+    who = names.named(p.agent, "--agent") if p.agent is not None else caller.name
+    if p.agent is not None and who not in engine.agents:
         raise NotFound(f"no agent @{who}")
     if p.everyone or who is None or who not in engine.agents:
         return {"asks": await open_asks(engine), "agent": None}  # the operator with no name: everyone's

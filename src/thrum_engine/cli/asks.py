@@ -40,8 +40,9 @@ def asks(ctx: Ctx) -> int:
     if a["mine"] and a["to_me"]:
         raise CliError("--mine and --to-me are mutually exclusive (neither: both)")
     params = {"mine": a["mine"], "to_me": a["to_me"]}
-    if a.get("agent"):
-        params["agent"] = a["agent"]
+    agent = ctx.agent_flag("--agent")
+    if agent is not None:
+        params["agent"] = agent
     r = ctx.call("ask.list", params)
 
     def human(r: dict) -> None:

@@ -8,7 +8,7 @@ import time
 from thrum_engine.cli.args import Spec, UsageError
 from thrum_engine.cli.output import error, print_json
 from thrum_engine.layout import BadThrumHome, Layout, NotARepo
-from thrum_engine.names import identity_name_problem
+from thrum_engine.names import empty_name_problem, identity_name_problem
 from thrum_engine.rpc.client import (
     Client,
     EngineNotAnswering,
@@ -325,6 +325,18 @@ class Ctx:
             hi = "" if high is None else f"at most {human_age(high)}"
             raise CliError(f"{flag} must be {' and '.join(x for x in (lo, hi) if x)}, not {v[:40]!r}")
         return n
+
+    def agent_flag(self, flag: str) -> str | None:
+        """An agent-name flag (`--agent`, `--from`, `--to`, `--mention`) as given; None when absent.
+        `''` or a bare `@` is refused as empty: dropped, it had meant "me" or "anyone", and looked
+        up, it had been "no agent named @"."""
+        v = self.args.get(flag.lstrip("-").replace("-", "_"))
+        if v is None:
+            return None
+        problem = empty_name_problem(v, flag)
+        if problem:
+            raise CliError(problem)
+        return v
 
     def whole(self, flag: str, *, low: int = 1, high: int = 1000) -> int | None:
         """A whole-number flag (`--limit`, `--lines`, `--page`) within [low, high]; None when absent."""

@@ -82,7 +82,8 @@ def show(ctx: Ctx) -> int:
         raise CliError("--session and --project are mutually exclusive")
     if ctx.args["project"]:
         return _project(ctx)
-    name = strip_at(ctx.args["agent"]) if ctx.args.get("agent") else _me(ctx)
+    agent = ctx.agent_flag("--agent")
+    name = strip_at(agent) if agent is not None else _me(ctx)
     path, ppath = _paths(ctx, name)
     context = _read(path)
     preamble = None if ctx.args["no_preamble"] else _read(ppath)
@@ -167,8 +168,9 @@ def sync(ctx: Ctx) -> int:
     """Put my saved context on the a-sync branch, where every clone's sync picks it up (upstream's
     `context sync`). Only that one file is committed (`commit -- <path>`), so the journal files the
     engine is writing beside it stay the sync's business."""
-    name = _mine(ctx) if not ctx.args.get("agent") else strip_at(ctx.args["agent"])
-    if ctx.args.get("agent") and name != ctx.me and ctx.layout.worktree != ctx.layout.repo:
+    agent = ctx.agent_flag("--agent")
+    name = _mine(ctx) if agent is None else strip_at(agent)
+    if agent is not None and name != ctx.me and ctx.layout.worktree != ctx.layout.repo:
         raise CliError(f"only the operator syncs another agent's context (@{name} is not you)")
     path, _ = _paths(ctx, name)
     text = _read(path)

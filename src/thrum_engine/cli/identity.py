@@ -171,10 +171,11 @@ def set_status(ctx: Ctx) -> int:
     if status not in ("working", "idle", "blocked", "stuck"):
         raise CliError(f"invalid status {status!r}: use working, idle, blocked or stuck")
     params = {"status": status}
-    if ctx.args.get("agent"):
-        params["agent"] = ctx.args["agent"]
+    agent = ctx.agent_flag("--agent")
+    if agent is not None:
+        params["agent"] = agent
     r = ctx.call("agent.set_status", params)  # the engine also records it in the identity file
-    own = not ctx.args.get("agent") or r["agent_id"] == ctx.me
+    own = agent is None or r["agent_id"] == ctx.me
     return ctx.emit(
         r,
         lambda r: line(
@@ -207,8 +208,9 @@ def session_end(ctx: Ctx) -> int:
 
 def session_list(ctx: Ctx) -> int:
     params: dict = {"active": ctx.args["active"]}
-    if ctx.args.get("agent"):
-        params["agent"] = ctx.args["agent"]
+    agent = ctx.agent_flag("--agent")
+    if agent is not None:
+        params["agent"] = agent
     r = ctx.call("session.list", params)
 
     def human(r: dict) -> None:

@@ -228,8 +228,9 @@ def inbox(ctx: Ctx) -> int:
     offset = ctx.whole("--offset", low=0, high=MAX_PAGE * MAX_PAGE_SIZE)
     if offset is not None:
         params["offset"] = offset
-    if a.get("from"):
-        params["from_agent"] = a["from"]
+    sender = ctx.agent_flag("--from")
+    if sender is not None:
+        params["from_agent"] = sender
     if a.get("scope"):
         params["scope"] = a["scope"]
     if a.get("ref"):
@@ -273,8 +274,9 @@ def sent(ctx: Ctx) -> int:
         "undelivered": ctx.args["undelivered"],
         "limit": ctx.whole("--limit", high=1000) or 50,
     }
-    if ctx.args.get("to"):
-        params["to"] = ctx.args["to"]
+    to = ctx.agent_flag("--to")
+    if to is not None:
+        params["to"] = to
     if ctx.args.get("ref"):
         params["ref"] = ctx.args["ref"]
     r = ctx.call("message.sent", params)
@@ -369,9 +371,12 @@ def wait(ctx: Ctx) -> int:
         after = ctx.seconds("--after")
         if after is not None:
             params["after"] = after
-        for flag, key in (("scope", "scope"), ("mention", "mention"), ("from", "from_agent")):
-            if ctx.args.get(flag):
-                params[key] = ctx.args[flag]
+        if ctx.args.get("scope"):
+            params["scope"] = ctx.args["scope"]
+        for flag, key in (("--mention", "mention"), ("--from", "from_agent")):
+            name = ctx.agent_flag(flag)
+            if name is not None:
+                params[key] = name
         r = ctx.call("message.wait", params, timeout=timeout + 30.0)
     except CliError as exc:
         exc.code = 2

@@ -10,6 +10,7 @@ from thrum_engine.cli.output import line
 
 def _common(ctx: Ctx) -> dict:
     a = ctx.args
+    ctx.agent_flag("--to")  # `--to ''` or `--to @`: an empty name, not a missing flag
     for flag in ("name", "match", "to"):
         if not a.get(flag):
             raise CliError(f"--{flag} is required")

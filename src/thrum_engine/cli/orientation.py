@@ -171,7 +171,8 @@ def doctor_integrations(ctx: Ctx) -> int:
             f"cannot read hook firings: {reason}",
             "thrum daemon restart",
         )
-    want = strip_at(ctx.args["agent"]) if ctx.args.get("agent") else None
+    agent = ctx.agent_flag("--agent")
+    want = strip_at(agent) if agent is not None else None
     if want and not any(a["name"] == want for a in agents):
         raise CliError(f"no agent named @{want}" + ("" if agents else " (or the engine is not running)"))
     places: dict[str, set[str]] = {}

@@ -13,15 +13,17 @@ def _which(ctx: Ctx) -> dict:
     params = {}
     if ctx.args.get("id"):
         params["review_id"] = ctx.args["id"]
-    if ctx.args.get("agent"):
-        params["agent"] = ctx.args["agent"]
+    agent = ctx.agent_flag("--agent")
+    if agent is not None:
+        params["agent"] = agent
     return params
 
 
 def request(ctx: Ctx) -> int:
     params = {"note": ctx.args.get("note") or ""}
-    if ctx.args.get("agent"):
-        params["agent"] = ctx.args["agent"]
+    agent = ctx.agent_flag("--agent")
+    if agent is not None:
+        params["agent"] = agent
     r = ctx.call("review.request", params)
 
     def human(r: dict) -> None:
@@ -203,8 +205,9 @@ def history(ctx: Ctx) -> int:
     from thrum_engine.review.words import history_line
 
     params: dict = {}
-    if ctx.args.get("agent"):
-        params["agent"] = ctx.args["agent"]
+    agent = ctx.agent_flag("--agent")
+    if agent is not None:
+        params["agent"] = agent
     limit = ctx.whole("--limit", high=1000)  # the engine's bound (review.history)
     if limit is not None:
         params["limit"] = limit

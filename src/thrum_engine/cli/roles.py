@@ -69,7 +69,8 @@ def deploy(ctx: Ctx) -> int:
 
     layout = ctx.layout
     agents = _agents(ctx)
-    want = strip_at(ctx.args["agent"]) if ctx.args.get("agent") else None
+    agent = ctx.agent_flag("--agent")
+    want = strip_at(agent) if agent is not None else None
     if layout.worktree != layout.repo:
         me = ctx.require_me()
         if want and want != me:

@@ -46,7 +46,9 @@ def _create_params(ctx: Ctx, session: str, cwd: str) -> dict:
         "no_agent": bool(a.get("no_agent")),
         "force": bool(a.get("force")),
     }
-    for key, flag in (("agent", "name"), ("role", "role"), ("runtime", "runtime")):
+    if a.get("name") is not None:  # `--name ""` is a bad name, not "name it after the session"
+        params["agent"] = a["name"]
+    for key, flag in (("role", "role"), ("runtime", "runtime")):
         if a.get(flag):
             params[key] = a[flag]
     return params

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from thrum_engine import names
 from thrum_engine.engine.authority import is_operator, require_agent_owner, require_operator
 from thrum_engine.engine.core import Caller, Engine
 from thrum_engine.engine.registry import method
@@ -77,8 +78,8 @@ class MergeParams(PreflightParams):
 
 def _agent_for(engine: Engine, caller: Caller, agent: str | None) -> str:
     """An agent asks about its own review; the operator names one (or is asked to)."""
-    if agent:
-        return agent.removeprefix("@")
+    if agent is not None:  # "" is an empty name, not "mine"
+        return names.named(agent, "--agent")
     if caller.name and caller.name in engine.agents and engine.agents[caller.name].get("kind") != "user":
         return caller.name
     raise InvalidInput("which agent? pass --agent NAME (or run it from the agent's worktree)")
@@ -134,7 +135,8 @@ async def history(engine: Engine, caller: Caller, p: HistoryParams) -> dict:
     for review, each verdict with its comment count, each merge."""
     from thrum_engine.store import reviews as q
 
-    rows = await q.history(engine.store, p.agent.removeprefix("@") if p.agent else None, p.limit)
+    agent = names.named(p.agent, "--agent") if p.agent is not None else None  # "" is not "everyone"
+    rows = await q.history(engine.store, agent, p.limit)
     events = []
     for r in rows:
         kind = _KINDS.get(r["verdict"], r["verdict"])

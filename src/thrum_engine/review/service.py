@@ -12,7 +12,7 @@ import re
 import time
 from typing import TYPE_CHECKING
 
-from thrum_engine import ids
+from thrum_engine import ids, names
 from thrum_engine.durations import iso, parse_iso
 from thrum_engine.errors import Conflict, Forbidden, InvalidInput, NotFound, UnknownAgent
 from thrum_engine.layout import current_branch
@@ -43,7 +43,7 @@ def target_branch(engine: Engine) -> str:
 
 
 def worktree_of(engine: Engine, agent: str) -> str:
-    row = engine.agents.get(agent)
+    row = engine.agents.get(names.named(agent))
     if row is None:
         raise UnknownAgent(f"no agent @{agent}")
     wt = row.get("worktree") or ""

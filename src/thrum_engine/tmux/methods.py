@@ -192,9 +192,9 @@ def session_place(engine: Engine, cwd: str) -> tuple[str, str]:
 
 def session_agent(engine: Engine, p: CreateParams) -> tuple[str | None, str]:
     """(the agent the session runs, its role): the agent name defaults to the session's."""
-    agent = None if p.no_agent else (p.agent or p.session)
+    agent = None if p.no_agent else (p.session if p.agent is None else p.agent)  # "" is a bad name
     role = p.role or (engine.agents.get(agent, {}).get("role") if agent else None) or "agent"
-    if agent:
+    if agent is not None:
         problem = names.agent_name_problem(agent, role)
         if problem:
             raise InvalidName(problem + " (the agent name defaults to the session name; pass --name)")
