@@ -447,6 +447,34 @@ def test_the_journal_in_git_is_private_to_the_user(remote):
         os.umask(old)
 
 
+def test_a_git_gc_the_user_runs_leaves_no_message_readable_by_others(remote):
+    """Walk B 7: `git gc` packs the journal's objects under the user's umask (0444 packs), so the
+    object store itself is made a folder only its owner enters, unless the repository is shared on
+    purpose."""
+    old = os.umask(0o022)
+    try:
+        a, b = remote("a"), remote("b")
+        alice = a.agent("alice", "implementer")
+        b.agent("bob", "reviewer")
+        exchange(a, b)
+        alice.ok("send", "the launch codes", "--to", "@bob")
+        exchange(a, b)
+        for repo in (a, b):
+            git(repo.path, "gc", "-q", env=repo.env)
+            objects = repo.path / ".git" / "objects"
+            assert objects.stat().st_mode & 0o077 == 0
+            packs = list((objects / "pack").glob("*.pack"))
+            assert packs  # the packs themselves keep git's modes; nobody else can reach them
+        shared = remote("shared")
+        git(shared.path, "config", "core.sharedRepository", "group", env=shared.env)
+        (shared.path / ".git" / "objects").chmod(0o2775)
+        shared.agent("carol", "watcher")
+        shared.json("sync", "status")
+        assert (shared.path / ".git" / "objects").stat().st_mode & 0o070 == 0o070  # shared on purpose
+    finally:
+        os.umask(old)
+
+
 def test_a_push_the_remote_refuses_says_why_at_once(remote):
     """Walk (session 18): a clone of a repo that runs Thrum itself pushed to a branch checked out
     in that repo's journal worktree; git said so, but the push was taken for a race, retried and

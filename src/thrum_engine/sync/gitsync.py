@@ -164,7 +164,7 @@ def tighten_objects(worktree: str, common: str) -> int:
     listed = git(worktree, "rev-list", "--objects", SYNC_BRANCH, "--glob=refs/thrum/remote/*", "--").out
     changed = 0
     for line in listed.splitlines():
-        sha = line[:40]
+        sha = line.split(" ", 1)[0]  # 40 hex digits, or 64 in a sha256 repository
         path = os.path.join(common, "objects", sha[:2], sha[2:])
         try:
             st = os.lstat(path)
@@ -207,6 +207,27 @@ def relink(worktree: str, common: str) -> bool:
         return False  # not a copy of a Thrum journal worktree: `thrum init` recreates it
     write_private(dotgit, f"gitdir: {ours}\n")
     write_private(back, f"{os.path.abspath(dotgit)}\n")
+    return True
+
+
+SHARED_OFF = ("", "false", "umask", "no", "off", "0")
+
+
+def private_objects(worktree: str, common: str) -> bool:
+    """Make the repository's object store a folder only its owner can enter (0700). The journal's
+    blobs live there beside the user's own; Thrum stores its loose objects 0400, but a `git gc` or
+    `repack` the user runs packs them into files under the user's umask (0444: every local user
+    could `git cat-file` every message, walk B 7). Git never changes that folder's mode itself.
+    A repository shared on purpose (core.sharedRepository) is left as it is. Returns whether the
+    mode changed."""
+    shared = git(worktree, "config", "--get", "core.sharedRepository", check=False).out.strip().lower()
+    if shared not in SHARED_OFF:
+        return False
+    objects = os.path.join(common, "objects")
+    st = os.stat(objects)
+    if st.st_uid != os.getuid() or not st.st_mode & 0o077:
+        return False
+    os.chmod(objects, st.st_mode & 0o700)
     return True
 
 

@@ -121,6 +121,8 @@ class SyncService:
         try:
             if changed := gitsync.tighten_objects(self.worktree, common):
                 log.warning("made %d journal objects under %s private (0400)", changed, common)
+            if gitsync.private_objects(self.worktree, common):
+                log.warning("made %s/objects private (0700): it holds the journal's messages", common)
         except (gitsync.GitFailed, OSError) as exc:
             log.warning("could not make the journal's git objects private: %s", exc)
         for path in (
