@@ -58,6 +58,7 @@ def test_a_copied_clone_takes_an_id_of_its_own_and_both_copies_mail_arrives(remo
         assert _clone_of(a)["id"] == before
         mine = _clone_of(c)
         assert mine["id"] != before and mine["former"] == [before]
+        assert f"this clone: {mine['id']} (wrote as {before} before)" in c.ok("sync", "status").out
         # The copy's sync commits into its own repository, and the original's links are untouched.
         assert sync(c)["result"] == "ok"
         admin = a.path / ".git" / "worktrees" / "a-sync" / "gitdir"

@@ -26,6 +26,12 @@ def status(ctx: Ctx) -> int:
         line(f"Sync: {r['mode']} ({r['why']})")
         if r.get("url"):
             line(f"  remote: {r['remote']} {r['url']}  branch {r['branch']}")
+        clone = r.get("clone") or {}  # an older engine's status has none
+        if clone.get("id"):
+            former = clone.get("former") or []
+            line(
+                f"  this clone: {clone['id']}" + (f" (wrote as {', '.join(former)} before)" if former else "")
+            )
         line(f"  last sync: {r['last_sync_at'] or 'never'}")
         if r.get("last_error"):
             line(f"  last error: {r['last_error']} ({r['failures']} failed in a row)")
