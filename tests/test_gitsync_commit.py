@@ -85,3 +85,13 @@ def test_one_grown_shard_is_committed_alone_and_unchanged_ones_are_left(worktree
     assert git(wt, "show", "HEAD:journal/alice@c1.jsonl") == '{"a":1}\n{"a":2}\n'
     assert git(wt, "show", "HEAD:journal/bob@c1.jsonl") == '{"b":1}\n'
     assert gitsync.commit_local(str(wt), "c1", "nothing") == 0
+
+
+def test_nothing_past_what_the_projection_acknowledged_is_committed(worktree):
+    """A batch fsynced whose projection commit then fails is cut back out of the journal: a cycle
+    that read the shard in between must not have committed it (another clone would apply it)."""
+    wt, _log = worktree
+    shard(wt, "alice@c1.jsonl", b'{"a":1}\n{"a":2, "failed batch"}\n')
+    assert gitsync.commit_local(str(wt), "c1", "first", acked={"alice@c1": 8}) == 1
+    assert git(wt, "show", "HEAD:journal/alice@c1.jsonl") == '{"a":1}\n'
+    assert gitsync.commit_local(str(wt), "c1", "again", acked={"alice@c1": 8}) == 0

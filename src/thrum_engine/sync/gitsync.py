@@ -93,12 +93,21 @@ def own_shard(path: str, clone: str) -> bool:
     return path.endswith(f"{CLONE_SEP}{clone}{SUFFIX}")
 
 
-def commit_local(worktree: str, clone: str, message: str, former: tuple[str, ...] = ()) -> int:
+def commit_local(
+    worktree: str,
+    clone: str,
+    message: str,
+    former: tuple[str, ...] = (),
+    acked: dict[str, int] | None = None,
+) -> int:
     """Commit this clone's shard growth, cut at each file's last newline (a batch being written is
     never committed half). Returns how many shards went into the commit (0: nothing, no commit).
     Shards of a `former` id of this clone are committed too when they grew past what is committed
     (lines a copy of this folder holds that its original never pushed); they are never written
-    here any more, so they only ever grow by what sync brings.
+    here any more, so they only ever grow by what sync brings. `acked`: how far each shard is
+    applied to the projection (what senders were told is stored): nothing past it is committed, so
+    a batch whose projection commit fails, and is cut back out of the journal, never reaches
+    another clone.
 
     One `git hash-object` stores every grown shard and one `update-index` indexes them, however
     many grew: a process per shard and another to index it was most of a cycle after a burst from
@@ -125,6 +134,9 @@ def commit_local(worktree: str, clone: str, message: str, former: tuple[str, ...
             with open(full, "rb") as fh:
                 data = fh.read()
             data = data[: data.rfind(b"\n") + 1]
+            limit = None if acked is None else acked.get(name[: -len(SUFFIX)])
+            if limit is not None and limit < len(data):
+                data = data[:limit]
             if known is not None and len(data) <= known[1]:
                 continue  # only a torn tail (a batch in flight) beyond what is committed
             if not changed:

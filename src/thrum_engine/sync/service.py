@@ -264,8 +264,14 @@ class SyncService:
     async def _commit_local(self) -> int:
         journal = self.engine.journal
         clone = journal.clone or ""
+        acked = await self.engine.store.offsets()
         return await asyncio.to_thread(
-            gitsync.commit_local, self.worktree, clone, f"thrum: journal of {clone}", tuple(journal.former)
+            gitsync.commit_local,
+            self.worktree,
+            clone,
+            f"thrum: journal of {clone}",
+            tuple(journal.former),
+            acked,
         )
 
     async def _merge(self, cycle: Cycle, tip: str) -> None:
