@@ -45,7 +45,7 @@ REJECTED_INDEX = "rejected.jsonl"
 
 
 CLONE_SEP = "@"
-# What an event check returns for a line another shard already holds byte for byte (see
+# What an event check returns for a line another shard already holds (see
 # `store.validate.EventCheck`): skipped, neither applied twice nor set aside.
 COPY = "copy"
 # Beside the clone id file: the inode of the folder holding it and the ids this clone wrote under before.
