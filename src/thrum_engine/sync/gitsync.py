@@ -434,6 +434,9 @@ def _same_journal(worktree: str, a: str, b: str) -> bool:
 def _take_other_files(worktree: str, tip: str) -> None:
     """Files outside journal/ (a synced context, `context/<name>.md`) that the tip has and the index
     lacks: staged, so a merge commit does not drop another clone's."""
+    top = [item.partition(b"\t")[2] for item in git(worktree, "ls-tree", "-z", tip).raw.split(b"\0") if item]
+    if all(name == JOURNAL.encode() for name in top):
+        return  # a journal and nothing else, as a tip usually is: one git process
     listed = git(worktree, "ls-tree", "-r", "-z", tip).raw
     staged = set(git(worktree, "ls-files", "-z").raw.split(b"\0"))
     entries = []
