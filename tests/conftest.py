@@ -593,3 +593,24 @@ def exchange(*repos: Repo) -> None:
     """Enough cycles for every clone to have everything: each pushes, then each fetches."""
     for r in repos + repos:
         assert sync(r)["result"] == "ok"
+
+
+EMPTY_NAME = "the agent name must not be empty"
+RAW_CALL = r"""
+import json, sys
+from thrum_engine.layout import Layout
+from thrum_engine.rpc.client import Client, RpcError
+client = Client(Layout.discover().socket_path).connect()
+try:
+    client.call(sys.argv[1], json.loads(sys.argv[2]))
+except RpcError as exc:
+    print(exc)
+"""
+
+
+def raw_call(agent, method: str, params: dict) -> str:
+    """What the engine answers `method` from `agent` past the CLI (an MCP server, the console, a
+    script): the error's words, or "" when the call succeeded."""
+    proc = run_python(agent, RAW_CALL, method, json.dumps({"caller": agent.name, **params}))
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
-from conftest import Agent, agent_names, assert_error, assert_pretty_json, run_python, write_runtimes
+from conftest import (
+    EMPTY_NAME,
+    Agent,
+    agent_names,
+    assert_error,
+    assert_pretty_json,
+    raw_call,
+    run_python,
+    write_runtimes,
+)
 
 SES_ID = re.compile(r"^ses_[0-9A-Za-z]{26}$")
 
@@ -168,28 +178,38 @@ def test_quickstart_refuses_a_name_taken_in_another_worktree(pair):
     assert not (wt / ".thrum" / "identities" / "alice.json").exists()
 
 
+def _refuses_runtime(pair_once, runtime: str, says: str, more=lambda wt: ()) -> Path:
+    """Every way an agent's runtime enters (and `more(worktree)`) refused with `says`: nothing
+    registered, no identity written, no worktree made; then the engine asked past the CLI."""
+    repo, alice, _bob = pair_once
+    before = agent_names(alice)
+    wt = repo.worktree(f"rt{len(repo.worktrees)}")
+    agent = ("--name", "newbie", "--role", "dev", "--runtime", runtime)
+    for args in (
+        ("quickstart", *agent),
+        ("agent", "register", "newbie", "--role", "dev", "--runtime", runtime),
+        ("worktree", "create", "rtw", *agent),
+        *more(wt),
+    ):
+        assert_error(repo.run(*args, cwd=wt), says)
+    assert agent_names(alice) == before
+    assert not list(wt.glob(".thrum/identities/*.json"))
+    assert "rtw" not in repo.git("worktree", "list")
+    if runtime:  # past the CLI: the engine checks again ("" is the RPC's "none")
+        raw = run_python(alice, REGISTER_RUNTIME, runtime)
+        assert raw.returncode == 0, raw.stderr
+        assert says in raw.stdout, raw.stdout
+        assert agent_names(alice) == before
+    return wt
+
+
 @pytest.mark.parametrize("runtime", ["x;y", "a b", "-x", "$(touch pwned)", "a/b"])
 def test_a_runtime_name_is_checked_wherever_it_enters(pair_once, runtime):
     """CLI.md: runtime names match `[A-Za-z0-9_-]+`. `quickstart --runtime 'x;y'`, `agent register
     --runtime 'a b'` and a raw `agent.register` stored the name (it is launched later); `worktree
     create --runtime` made the worktree before anything looked at it (walk C, B5)."""
-    repo, alice, bob = pair_once
-    before = agent_names(alice)
-    wt = repo.worktree(f"rt{len(repo.worktrees)}")
-    for args in (
-        ("quickstart", "--name", "newbie", "--role", "dev", "--runtime", runtime),
-        ("agent", "register", "newbie", "--role", "dev", "--runtime", runtime),
-        ("worktree", "create", "rtw", "--name", "newbie", "--role", "dev", "--runtime", runtime),
-    ):
-        assert_error(repo.run(*args, cwd=wt), "invalid runtime name")
-    assert agent_names(alice) == before
-    assert not list(wt.glob(".thrum/identities/*.json"))
+    wt = _refuses_runtime(pair_once, runtime, "invalid runtime name")
     assert not (wt / "pwned").exists()
-    assert "rtw" not in repo.git("worktree", "list")
-    raw = run_python(alice, REGISTER_RUNTIME, runtime)  # past the CLI: the engine checks again
-    assert raw.returncode == 0, raw.stderr
-    assert "invalid runtime name" in raw.stdout, raw.stdout
-    assert agent_names(alice) == before
 
 
 KNOWN = "one of amp, auggie, claude, codex, cursor, gemini, opencode, shell"
@@ -203,38 +223,29 @@ def test_an_unknown_or_empty_runtime_is_refused_wherever_one_enters(pair_once, t
     """`quickstart --runtime bogus` stored a runtime no preset knows (and `--runtime ''` was taken
     for none): the agent failed only at its first launch. Every flag that takes one names the known
     runtimes; a repo's own preset (runtimes.json) is one of them."""
-    repo, alice, bob = pair_once
-    before = agent_names(alice)
-    wt = repo.worktree(f"rt{len(repo.worktrees)}")
-    for args in (
-        ("quickstart", "--name", "newbie", "--role", "dev", "--runtime", runtime),
-        ("agent", "register", "newbie", "--role", "dev", "--runtime", runtime),
-        ("worktree", "create", "rtw", "--name", "newbie", "--role", "dev", "--runtime", runtime),
-        ("worktree", "create", "rtw", "--runtime", runtime),  # no agent: the worktree was made
-        (
-            "tmux",
-            "create",
-            "rts",
-            "--cwd",
-            str(wt),
-            "--name",
-            "newbie",
-            "--role",
-            "dev",
-            "--runtime",
-            runtime,
-        ),
-    ):
-        assert_error(repo.run(*args, cwd=wt), says)
+    repo = pair_once[0]
+    _refuses_runtime(
+        pair_once,
+        runtime,
+        says,
+        lambda wt: [
+            ("worktree", "create", "rtw", "--runtime", runtime),  # no agent: the worktree was made
+            (
+                "tmux",
+                "create",
+                "rts",
+                "--cwd",
+                str(wt),
+                "--name",
+                "newbie",
+                "--role",
+                "dev",
+                "--runtime",
+                runtime,
+            ),
+        ],
+    )
     assert_error(repo.run("runtime", "set-default", runtime), says)  # the operator's, in the main checkout
-    assert agent_names(alice) == before
-    assert not list(wt.glob(".thrum/identities/*.json"))
-    assert "rtw" not in repo.git("worktree", "list")
-    if runtime:  # past the CLI: the engine checks again ("" is the RPC's "none")
-        raw = run_python(alice, REGISTER_RUNTIME, runtime)
-        assert raw.returncode == 0, raw.stderr
-        assert says in raw.stdout, raw.stdout
-        assert agent_names(alice) == before
     # A fresh repo: refused before `init` writes anything.
     fresh = tmp_path / "fresh"
     fresh.mkdir()
@@ -302,20 +313,6 @@ def test_a_second_identity_in_a_worktree_is_refused_unless_both_are_picked_by_na
 # -- agents ----------------------------------------------------------------------------------------
 
 
-EMPTY = "the agent name must not be empty"
-
-RAW_CALL = r"""
-import json, sys
-from thrum_engine.layout import Layout
-from thrum_engine.rpc.client import Client, RpcError
-client = Client(Layout.discover().socket_path).connect()
-try:
-    client.call(sys.argv[1], json.loads(sys.argv[2]))
-except RpcError as exc:
-    print(exc)
-"""
-
-
 def test_an_empty_agent_name_is_refused_as_empty_wherever_one_is_taken(pair):
     """`agent delete ''` and `ping @` said "no agent named @"; `set-status --agent ''` set my own
     status, `session list --agent @` listed everyone's, `tmux create --name ''` named the agent
@@ -334,7 +331,7 @@ def test_an_empty_agent_name_is_refused_as_empty_wherever_one_is_taken(pair):
             (["review", "history", "--agent", name], f"invalid --agent {name!r}"),
             (["doctor", "integrations", "--agent", name], f"invalid --agent {name!r}"),
         ):
-            assert_error(alice.run(*args), said, EMPTY)
+            assert_error(alice.run(*args), said, EMPTY_NAME)
     r = alice.run(
         "tmux", "create", "s1", "--cwd", str(alice.cwd), "--name", "", "--role", "dev", "--runtime", "shell"
     )
@@ -345,8 +342,8 @@ def test_an_empty_agent_name_is_refused_as_empty_wherever_one_is_taken(pair):
         ("agent.set_status", {"status": "blocked", "agent": ""}),
         ("session.list", {"agent": "@"}),
     ):
-        proc = run_python(alice, RAW_CALL, method, json.dumps({"caller": "alice", **params}))
-        assert EMPTY in proc.stdout, f"{method}: {proc.stdout}{proc.stderr}"
+        said_back = raw_call(alice, method, params)
+        assert EMPTY_NAME in said_back, f"{method}: {said_back}"
     assert {m["name"]: m["status"] for m in alice.json("team")["members"]} == before
     assert agent_names(alice) == ["alice", "bob"]
     assert alice.json("tmux", "status")["sessions"] == []

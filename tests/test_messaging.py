@@ -11,7 +11,7 @@ import re
 import subprocess
 import time
 
-from conftest import assert_error, assert_pretty_json, background, run_python
+from conftest import EMPTY_NAME, assert_error, assert_pretty_json, background, raw_call, run_python
 
 MSG_ID = re.compile(r"^msg_[0-9A-Za-z]{26}$")
 THR_ID = re.compile(r"^thr_[0-9A-Za-z]{26}$")
@@ -144,20 +144,6 @@ def test_a_thread_that_does_not_exist_is_refused_and_nothing_is_sent(pair):
     assert [m["message_id"] for m in alice.json("sent")["messages"]] == [parent]
 
 
-RAW_CALL = r"""
-import json, sys
-from thrum_engine.layout import Layout
-from thrum_engine.rpc.client import Client, RpcError
-client = Client(Layout.discover().socket_path).connect()
-try:
-    client.call(sys.argv[1], json.loads(sys.argv[2]))
-except RpcError as exc:
-    print(exc)
-"""
-
-EMPTY = "the agent name must not be empty"
-
-
 def test_an_empty_address_is_refused_as_empty_on_every_messaging_path(pair):
     """`--to ''` and `--to @` said "unknown recipient: @", `inbox --from ''` listed everything and
     `wait --from ''` waited for anyone: an empty name is one clear error, and nothing is sent."""
@@ -183,11 +169,11 @@ def test_an_empty_address_is_refused_as_empty_on_every_messaging_path(pair):
             "invalid --to '@'",
         ),
     ):
-        assert_error(alice.run(*args), said, EMPTY)
+        assert_error(alice.run(*args), said, EMPTY_NAME)
     for flag in ("--from", "--mention"):  # `wait` keeps exit 1 for its timeout: errors are 2
         for name in ("", "@"):
             assert_error(
-                bob.run("wait", flag, name, "--timeout", "5s"), f"invalid {flag} {name!r}", EMPTY, code=2
+                bob.run("wait", flag, name, "--timeout", "5s"), f"invalid {flag} {name!r}", EMPTY_NAME, code=2
             )
     # The engine says the same to callers that skip the CLI (MCP, the console, scripts).
     for method, params, said in (
@@ -195,8 +181,8 @@ def test_an_empty_address_is_refused_as_empty_on_every_messaging_path(pair):
         ("message.inbox", {"from_agent": ""}, "invalid --from ''"),
         ("message.sent", {"to": "@"}, "invalid --to '@'"),
     ):
-        proc = run_python(alice, RAW_CALL, method, json.dumps({"caller": "alice", **params}))
-        assert said in proc.stdout and EMPTY in proc.stdout, proc.stdout + proc.stderr
+        said_back = raw_call(alice, method, params)
+        assert said in said_back and EMPTY_NAME in said_back, said_back
     assert contents(peek(bob)) == ["plan?"]
     assert [m["message_id"] for m in alice.json("sent")["messages"]] == [parent]
     assert alice.json("schedule", "list")["schedules"] == []

@@ -419,18 +419,24 @@ def journal_objects(repo: Repo) -> list[Path]:
     return [p for p in paths if p.exists()]
 
 
+def _launch_codes_sent(remote) -> tuple[Repo, Repo]:
+    """Two clones that have exchanged a message (under the caller's umask)."""
+    a, b = remote("a"), remote("b")
+    alice = a.agent("alice", "implementer")
+    b.agent("bob", "reviewer")
+    exchange(a, b)
+    alice.ok("send", "the launch codes", "--to", "@bob")
+    exchange(a, b)
+    return a, b
+
+
 def test_the_journal_in_git_is_private_to_the_user(remote):
     """The shards are 0600, but git stored their blobs under the user's umask: 0444 loose objects
     anyone on the machine could `git cat-file`. Thrum's git runs under umask 077, and objects an
     older Thrum stored are made private at the next start."""
     old = os.umask(0o022)  # a usual umask: git's objects would be 0444
     try:
-        a, b = remote("a"), remote("b")
-        alice = a.agent("alice", "implementer")
-        b.agent("bob", "reviewer")
-        exchange(a, b)
-        alice.ok("send", "the launch codes", "--to", "@bob")
-        exchange(a, b)
+        a, b = _launch_codes_sent(remote)
         for repo in (a, b):
             found = journal_objects(repo)
             assert len(found) > 3
@@ -453,12 +459,7 @@ def test_a_git_gc_the_user_runs_leaves_no_message_readable_by_others(remote):
     purpose."""
     old = os.umask(0o022)
     try:
-        a, b = remote("a"), remote("b")
-        alice = a.agent("alice", "implementer")
-        b.agent("bob", "reviewer")
-        exchange(a, b)
-        alice.ok("send", "the launch codes", "--to", "@bob")
-        exchange(a, b)
+        a, b = _launch_codes_sent(remote)
         for repo in (a, b):
             git(repo.path, "gc", "-q", env=repo.env)
             objects = repo.path / ".git" / "objects"

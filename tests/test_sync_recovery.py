@@ -26,6 +26,15 @@ def _copy(repo: Repo, name: str) -> Repo:
     return Repo(path, env)
 
 
+def _pair(remote) -> tuple[Repo, Repo, Agent, Agent]:
+    """Clones a (alice, in a worktree) and b (bob, in its checkout) that know each other."""
+    a, b = remote("a"), remote("b")
+    bob = b.agent("bob", "reviewer", worktree=False)
+    alice = a.agent("alice", "implementer")
+    exchange(a, b)
+    return a, b, alice, bob
+
+
 def _as(repo: Repo, name: str) -> Agent:
     """`name` moved into the copy's checkout (`quickstart --force`): its lines from now on come from
     there, into the shard of the name and the clone id the copy started with."""
@@ -45,10 +54,7 @@ def _doctor_ok(*repos: Repo) -> None:
 
 
 def test_a_copied_clone_takes_an_id_of_its_own_and_both_copies_mail_arrives(remote):
-    a, b = remote("a"), remote("b")
-    bob = b.agent("bob", "reviewer", worktree=False)
-    alice = a.agent("alice", "implementer")
-    exchange(a, b)
+    a, b, alice, bob = _pair(remote)
     before = _clone_of(a)["id"]
     c = _copy(a, "a-copy")
     try:
@@ -76,10 +82,7 @@ def test_a_copied_clone_takes_an_id_of_its_own_and_both_copies_mail_arrives(remo
 def test_a_twin_that_shares_the_clone_id_moves_to_a_new_one_and_no_line_is_lost(remote):
     """A copy that kept its inode (a disk image) cannot tell it is a copy: sync finds the other
     writer's lines in its own shard, moves to a new id and re-homes its own lines."""
-    a, b = remote("a"), remote("b")
-    bob = b.agent("bob", "reviewer", worktree=False)
-    alice = a.agent("alice", "implementer")
-    exchange(a, b)
+    a, b, alice, bob = _pair(remote)
     before = _clone_of(a)["id"]
     c = _copy(a, "a-image")
     record = c.var / CLONE_RECORD
@@ -262,10 +265,7 @@ def test_a_shard_written_by_an_interrupted_merge_is_staged_and_read_by_the_next(
     """A merge that wrote a shard's new version and stopped before staging it (a crash, a held
     index.lock): the next cycle stages it and applies its lines, where it skipped a file that
     already matched the tip."""
-    a, b = remote("a"), remote("b")
-    bob = b.agent("bob", "reviewer", worktree=False)
-    alice = a.agent("alice", "implementer")
-    exchange(a, b)
+    a, b, alice, bob = _pair(remote)
     alice.ok("send", "written while b was merging", "--to", "@bob")
     assert sync(a)["result"] == "ok"
     wt = _sync_worktree(b)
@@ -302,10 +302,7 @@ def test_a_file_under_journal_that_is_no_shard_never_keeps_two_clones_merging(re
 
 
 def test_another_clones_synced_context_survives_a_merge_commit(remote):
-    a, b = remote("a"), remote("b")
-    bob = b.agent("bob", "reviewer", worktree=False)
-    alice = a.agent("alice", "implementer")
-    exchange(a, b)
+    a, b, alice, bob = _pair(remote)
     alice.ok("context", "save", input="alice's notes\n")
     alice.ok("context", "sync")
     assert sync(a)["result"] == "ok"
