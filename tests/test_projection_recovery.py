@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import (
+    assert_error,
     base_env,
     daemon_pids,
     git,
@@ -138,6 +139,24 @@ def test_machine_local_tables_survive_a_recovery_when_the_old_file_is_readable(p
         assert con.execute("SELECT agent FROM presence WHERE agent='ghost'").fetchone() == ("ghost",)
     finally:
         con.close()
+
+
+def test_a_rebuild_never_drops_what_a_lost_journal_no_longer_holds(pair):
+    """Walk: the journal worktree deleted by hand; doctor advised `doctor rebuild`, which projected
+    the empty journal and left an empty store (and then said all was well)."""
+    repo, alice, bob = pair
+    alice.ok("send", "keep me", "--to", "@bob")
+    repo.stop()
+    journal = Path(Layout(str(repo.path)).journal_dir)
+    for shard in journal.glob("*.jsonl"):
+        shard.unlink()
+    d = alice.run("doctor", "--json")
+    assert d.code == 1 and not d.json["rebuild_safe"], d.out
+    assert any("a rebuild would drop them" in p for p in d.json["problems"]), d.json["problems"]
+    assert "Do not rebuild yet" in alice.run("doctor").out
+    assert_error(alice.run("doctor", "rebuild"), "nothing rebuilt", "--force")
+    assert [m["body"]["content"] for m in bob.json("inbox")["messages"]] == ["keep me"]
+    assert alice.ok("doctor", "rebuild", "--force").out.startswith("✓ Rebuilt the projection from ")
 
 
 async def test_a_failed_open_leaves_no_worker_thread_behind(tmp_path):

@@ -10,6 +10,7 @@ import time
 
 from thrum_engine.engine.core import Caller, Engine
 from thrum_engine.engine.registry import method
+from thrum_engine.errors import Conflict
 from thrum_engine.journal import REJECTED_INDEX, Rejected
 from thrum_engine.model import EmptyParams, Params
 from thrum_engine.store import Store
@@ -108,7 +109,12 @@ async def check(engine: Engine, caller: Caller, p: EmptyParams) -> dict:
                 problems.append(
                     f"shard {shard}: projected to byte {offsets.get(shard, 0)} of {info['bytes']}"
                 )
-        if applied != len(scan["ids"]):
+        lost = applied - len(scan["ids"])
+        if lost > 0:
+            problems.append(
+                f"{len(scan['ids'])} events in the journal, {applied} applied: {lost_words(lost)}"
+            )
+        elif applied != len(scan["ids"]):
             problems.append(f"{len(scan['ids'])} events in the journal, {applied} applied")
         elif messages != scan["messages"]:  # every event applied, and yet the rows differ
             problems.append(
@@ -153,6 +159,9 @@ async def check(engine: Engine, caller: Caller, p: EmptyParams) -> dict:
     quarantined = sorted(os.listdir(qdir)) if os.path.isdir(qdir) else []
     return {
         "ok": not problems,
+        # A rebuild projects the journal: where the journal holds fewer events than were applied,
+        # it would drop them (walk: the journal worktree deleted, then the rebuild doctor advised).
+        "rebuild_safe": applied is None or applied <= len(scan["ids"]),
         "problems": problems,
         "notes": notes,
         "schema_version": SCHEMA_VERSION,
@@ -178,19 +187,44 @@ async def _digest_or_none(store: Store) -> dict[str, str] | None:
         return None  # a broken projection is what a rebuild is for
 
 
-async def rebuild_projection(engine: Engine, chunk: int = 5000, *, validate: bool = True) -> dict:
+def lost_words(n: int) -> str:
+    return (
+        f"the journal lost {n} event(s) the projection holds (its worktree removed or cut back?), and a"
+        " rebuild would drop them: see `thrum sync status`; `thrum init` restores a missing journal"
+        " worktree from the a-sync branch"
+    )
+
+
+class RebuildParams(Params):
+    force: bool = False  # rebuild even where the journal holds fewer events than the projection
+
+
+async def rebuild_projection(
+    engine: Engine, chunk: int = 5000, *, validate: bool = True, force: bool = True
+) -> dict:
     """Recreate the projected tables from the journal; local-only tables are carried over when the old
-    database is readable. Works whatever state the old database is in.
+    database is readable. Works whatever state the old database is in. Unless `force`, refuses (and
+    changes nothing) when the journal holds fewer events than the old projection applied.
 
     Writes pause for the duration (the writer's lock), so nothing is lost in the swap.
     """
     db_path = engine.layout.db_path
     async with engine.writer.lock:
         before = await _digest_or_none(engine.store)
+        try:
+            applied = await engine.store.scalar("SELECT COUNT(*) FROM applied_events")
+        except sqlite3.DatabaseError:
+            applied = None  # a broken projection is what a rebuild is for
         started = time.perf_counter()
         built = await build_projection(
             engine.journal, db_path, local_from=db_path, chunk=chunk, validate=validate
         )
+        lost = (applied or 0) - built.events - len(built.rejected)
+        if lost > 0 and not force:
+            os.unlink(built.scratch)
+            raise Conflict(
+                f"nothing rebuilt: {lost_words(lost)}; `thrum doctor rebuild --force` rebuilds anyway"
+            )
         await engine.store.pause_reads()
         try:
             await engine.store.close()
@@ -218,6 +252,6 @@ async def rebuild_projection(engine: Engine, chunk: int = 5000, *, validate: boo
     }
 
 
-@method("doctor.rebuild", Params, writes=True, timeout=False)
-async def rebuild(engine: Engine, caller: Caller, p: Params) -> dict:
-    return await rebuild_projection(engine)
+@method("doctor.rebuild", RebuildParams, writes=True, timeout=False)
+async def rebuild(engine: Engine, caller: Caller, p: RebuildParams) -> dict:
+    return await rebuild_projection(engine, force=p.force)

@@ -194,18 +194,19 @@ def doctor(ctx: Ctx) -> int:
             line(f"! {note}")
         for prob in r["problems"]:
             line(f"✗ {prob}")
-        line(
-            "✓ journal and projection agree"
-            if r["ok"]
-            else "Run `thrum doctor rebuild` to rebuild the projection."
-        )
+        if r["ok"]:
+            line("✓ journal and projection agree")
+        elif r.get("rebuild_safe", True):
+            line("Run `thrum doctor rebuild` to rebuild the projection.")
+        else:
+            line("Do not rebuild yet: the journal holds fewer events than the projection (see above).")
 
     ctx.emit(r, human)
     return 0 if r["ok"] else 1
 
 
 def rebuild(ctx: Ctx) -> int:
-    r = ctx.call("doctor.rebuild", timeout=None)
+    r = ctx.call("doctor.rebuild", {"force": bool(ctx.args.get("force"))}, timeout=None)
     return ctx.emit(
         r,
         lambda r: line(

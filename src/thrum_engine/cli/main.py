@@ -407,7 +407,12 @@ _ROWS: list[Row] = [
     ),
     _s("daemon logs", "engine:logs", "the engine's log", flags="lines:v since:v follow:b"),
     _s("doctor", "engine:doctor", "check journal and projection consistency"),
-    _s("doctor rebuild", "engine:rebuild", "rebuild the projection from the journal"),
+    _s(
+        "doctor rebuild",
+        "engine:rebuild",
+        "rebuild the projection from the journal",
+        flags="force:b",
+    ),
     _s(
         "doctor integrations",
         "orientation:doctor_integrations",
