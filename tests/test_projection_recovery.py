@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import resource
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -157,6 +158,38 @@ def test_a_rebuild_never_drops_what_a_lost_journal_no_longer_holds(pair):
     assert_error(alice.run("doctor", "rebuild"), "nothing rebuilt", "--force")
     assert [m["body"]["content"] for m in bob.json("inbox")["messages"]] == ["keep me"]
     assert alice.ok("doctor", "rebuild", "--force").out.startswith("✓ Rebuilt the projection from ")
+
+
+def test_a_removed_journal_worktree_is_made_again_from_its_branch(pair):
+    """Sync walk 2: with `.git/thrum-sync` removed the engine made an empty plain folder in its place,
+    sync said "run `thrum init`", and init repaired nothing. The engine (and init) now check the
+    worktree out again from a-sync, which holds every line a cycle committed."""
+    repo, alice, bob = pair
+    alice.ok("send", "committed", "--to", "@bob")
+    repo.ok("sync", "force", "--wait")  # local-only: the cycle commits to a-sync
+    alice.ok("send", "never committed", "--to", "@bob")
+    repo.stop()
+    sync_root = repo.path / ".git" / "thrum-sync"
+    shutil.rmtree(sync_root)
+    assert repo.json("sync", "status")["mode"] == "local-only"  # the engine's start made it again
+    assert (sync_root / "a-sync" / ".git").is_file()
+    assert sorted(m["body"]["content"] for m in bob.json("inbox", "--all")["messages"]) == [
+        "committed",
+        "never committed",
+    ]
+    d = repo.run("doctor", "--json")  # the uncommitted line is in the projection only: said so
+    assert d.code == 1 and not d.json["rebuild_safe"], d.out
+    repo.stop()
+    shutil.rmtree(sync_root)
+    (sync_root / "a-sync" / "journal").mkdir(parents=True)  # what an older engine left there
+    repo.ok("init", "--non-interactive", "--no-daemon")
+    assert (sync_root / "a-sync" / ".git").is_file()
+    repo.stop()
+    shutil.rmtree(sync_root)
+    (sync_root / "a-sync").mkdir(parents=True)
+    (sync_root / "a-sync" / "stray.txt").write_text("not ours to delete\n")
+    assert_error(repo.run("init", "--non-interactive", "--no-daemon"), "move it aside")
+    assert (sync_root / "a-sync" / "stray.txt").exists()
 
 
 async def test_a_failed_open_leaves_no_worker_thread_behind(tmp_path):

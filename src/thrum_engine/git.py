@@ -10,9 +10,11 @@ and cheap to import: the CLI uses it too.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 
 from thrum_engine.errors import ThrumError
+from thrum_engine.files import write_private
 
 TYPE_CHECKING = False  # `typing` is not imported for this: the CLI imports this module
 if TYPE_CHECKING:
@@ -269,6 +271,77 @@ def parse_worktrees(out: str) -> list[dict]:
 def is_sync_worktree(path: str) -> bool:
     """Thrum's own checkout of the journal branch (under .git/thrum-sync), never an agent's."""
     return "thrum-sync" in path.split(os.sep)
+
+
+def relink(worktree: str, common: str) -> bool:
+    """Point a copied journal worktree back at this repository. A copy of the repository (cp -a,
+    rsync, a restored backup) carries the worktree's two link files (gitrepository-layout: the
+    worktree's `.git` file and `worktrees/<id>/gitdir`), which still name the original's paths: the
+    copy's sync would commit into the original's repository, and `git worktree repair` run in the
+    copy rewrites the original's links instead. Returns whether the links were rewritten."""
+    dotgit = os.path.join(worktree, ".git")
+    try:
+        with open(dotgit, encoding="utf-8") as fh:
+            text = fh.read().strip()
+    except (OSError, UnicodeDecodeError):
+        return False
+    if not text.startswith("gitdir: "):
+        return False
+    admin = text[len("gitdir: ") :]
+    if not os.path.isabs(admin):
+        admin = os.path.join(worktree, admin)
+    ours = os.path.join(common, "worktrees", os.path.basename(os.path.normpath(admin)))
+    back = os.path.join(ours, "gitdir")
+    try:
+        with open(back, encoding="utf-8") as fh:
+            points_back = os.path.realpath(fh.read().strip()) == os.path.realpath(dotgit)
+    except (OSError, UnicodeDecodeError):
+        points_back = False
+    if os.path.realpath(admin) == os.path.realpath(ours) and points_back:
+        return False
+    if not os.path.isdir(ours):
+        return False  # not a copy of a Thrum journal worktree: `thrum init` recreates it
+    write_private(dotgit, f"gitdir: {ours}\n")
+    write_private(back, f"{os.path.abspath(dotgit)}\n")
+    return True
+
+
+def sync_worktree_state(repo: str, worktree: str, branch: str) -> str:
+    """ "ok" (a worktree of `repo`), "missing" (gone, or only empty folders left: what the engine
+    made of it), "blocked" (files there that are no worktree's: never touched), or "no-branch"."""
+    if os.path.exists(os.path.join(worktree, ".git")):
+        found = run(worktree, "rev-parse", "--git-common-dir", check=False)
+        common = run(repo, "rev-parse", "--git-common-dir", check=False)
+        if found and common:
+            found = found if os.path.isabs(found) else os.path.join(worktree, found)
+            common = common if os.path.isabs(common) else os.path.join(repo, common)
+            if os.path.realpath(found) == os.path.realpath(common):
+                return "ok"
+        return "blocked"
+    if not ok(repo, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}"):
+        return "no-branch"
+    for _dir, _subdirs, files in os.walk(worktree):
+        if files:
+            return "blocked"
+    return "missing"
+
+
+def repair_sync_worktree(repo: str, worktree: str, branch: str) -> str:
+    """Put the journal's worktree right before anything uses it: a copied one is linked to this
+    repository (`relink`); one that is gone (rm -rf, a cleanup tool) is checked out again from its
+    branch, which holds every line a sync cycle committed, but only where nothing is lost (no file
+    there). Returns what was done: "relinked", "restored" or "". Git runs private: it checks out
+    messages."""
+    common = run(repo, "rev-parse", "--path-format=absolute", "--git-common-dir", check=False)
+    if common and relink(worktree, common):
+        return "relinked"
+    if sync_worktree_state(repo, worktree, branch) != "missing":
+        return ""
+    shutil.rmtree(worktree, ignore_errors=True)  # the empty folders an engine made meanwhile
+    run(repo, "worktree", "prune", private=True)
+    os.makedirs(os.path.dirname(worktree), mode=0o700, exist_ok=True)
+    run(repo, "worktree", "add", "--quiet", worktree, branch, private=True)
+    return "restored"
 
 
 def parse_status(out: str) -> tuple[list[str], list[str]]:

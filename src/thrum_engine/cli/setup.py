@@ -55,8 +55,17 @@ def plan_init(layout: Layout, stealth: bool) -> list[tuple[str, str]]:
         steps.append(("config", layout.config_file))
     if git(layout.repo, "rev-parse", "--verify", "--quiet", f"refs/heads/{SYNC_BRANCH}", check=False) == "":
         steps.append(("branch", SYNC_BRANCH))
-    if not os.path.isdir(layout.sync_worktree):
+    gitcmd.relink(
+        layout.sync_worktree, layout.git_dir
+    )  # a copy's worktree is this repository's once relinked
+    state = gitcmd.sync_worktree_state(layout.repo, layout.sync_worktree, SYNC_BRANCH)
+    if state in ("missing", "no-branch"):
         steps.append(("worktree", layout.sync_worktree))
+    elif state == "blocked":
+        raise CliError(
+            f"{layout.sync_worktree} holds files but is not this repository's journal worktree:"
+            " move it aside, then run `thrum init` again (it is made from the a-sync branch)"
+        )
     ignore_file = os.path.join(layout.git_dir, "info", "exclude")
     try:
         with open(ignore_file, encoding="utf-8") as fh:
@@ -82,7 +91,10 @@ def apply_init(layout: Layout, steps: list[tuple[str, str]], config: dict) -> No
             git(layout.repo, "update-ref", f"refs/heads/{SYNC_BRANCH}", commit)
         elif step == "worktree":
             private_dir(os.path.dirname(detail))
-            git(layout.repo, "worktree", "add", "--quiet", detail, SYNC_BRANCH)
+            try:
+                gitcmd.repair_sync_worktree(layout.repo, detail, SYNC_BRANCH)
+            except gitcmd.GitFailed as exc:
+                raise CliError(exc.message) from None
             os.makedirs(os.path.join(detail, "journal"), exist_ok=True)
         elif step == "ignore":
             exclude_thrum_state(layout.repo)

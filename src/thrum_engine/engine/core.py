@@ -39,8 +39,9 @@ from thrum_engine.errors import (
     UnknownAgent,
     UnknownMethod,
 )
+from thrum_engine.git import GitFailed, repair_sync_worktree
 from thrum_engine.journal import Journal, Rejected, TornTail, parse_event
-from thrum_engine.layout import Layout, exclude_thrum_state
+from thrum_engine.layout import SYNC_BRANCH, Layout, exclude_thrum_state
 from thrum_engine.settings import ThrumSettings
 from thrum_engine.settings_live import LiveSettings
 from thrum_engine.store import Store, queries
@@ -163,6 +164,7 @@ class Engine:
         loop = asyncio.get_running_loop()
         # Repos initialised before the rule lived in info/exclude get it now, for every worktree.
         await loop.run_in_executor(None, exclude_thrum_state, self.layout.repo)
+        await loop.run_in_executor(None, self._restore_journal_worktree)
         self.torn = await loop.run_in_executor(None, self.journal.open)
         if self.journal.minted == "copy":
             log.warning(
@@ -298,6 +300,24 @@ class Engine:
             return json.loads(raw) if raw else None
         except ValueError:
             return None
+
+    def _restore_journal_worktree(self) -> None:
+        """Before the journal opens: a copied journal worktree is linked to this repository (its sync
+        would commit into the original's), and one someone removed is checked out again from its
+        branch (the journal would be an empty plain folder: sync off, and `doctor rebuild` would
+        project nothing). Lines it held that no cycle committed are gone with it; the projection
+        still has them, and `doctor` says so."""
+        if self.layout.journal_dir != os.path.join(self.layout.sync_worktree, "journal"):
+            return  # a layout whose journal lives elsewhere (tests' in-memory setups)
+        try:
+            done = repair_sync_worktree(self.layout.repo, self.layout.sync_worktree, SYNC_BRANCH)
+        except (GitFailed, OSError) as exc:
+            log.warning("could not repair the journal worktree %s: %s", self.layout.sync_worktree, exc)
+            return
+        if done == "relinked":
+            log.warning("the journal worktree was copied from another repository: linked to this one")
+        elif done == "restored":
+            log.warning("the journal worktree was missing: checked out again from %s", SYNC_BRANCH)
 
     def _read_tails(
         self, offsets: dict[str, int], only: list[str] | None = None

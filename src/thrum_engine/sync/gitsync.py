@@ -189,39 +189,6 @@ def tighten_objects(worktree: str, common: str) -> int:
     return changed
 
 
-def relink(worktree: str, common: str) -> bool:
-    """Point a copied journal worktree back at this repository. A copy of the repository (cp -a,
-    rsync, a restored backup) carries the worktree's two link files (gitrepository-layout: the
-    worktree's `.git` file and `worktrees/<id>/gitdir`), which still name the original's paths: the
-    copy's sync would commit into the original's repository, and `git worktree repair` run in the
-    copy rewrites the original's links instead. Returns whether the links were rewritten."""
-    dotgit = os.path.join(worktree, ".git")
-    try:
-        with open(dotgit, encoding="utf-8") as fh:
-            text = fh.read().strip()
-    except (OSError, UnicodeDecodeError):
-        return False
-    if not text.startswith("gitdir: "):
-        return False
-    admin = text[len("gitdir: ") :]
-    if not os.path.isabs(admin):
-        admin = os.path.join(worktree, admin)
-    ours = os.path.join(common, "worktrees", os.path.basename(os.path.normpath(admin)))
-    back = os.path.join(ours, "gitdir")
-    try:
-        with open(back, encoding="utf-8") as fh:
-            points_back = os.path.realpath(fh.read().strip()) == os.path.realpath(dotgit)
-    except (OSError, UnicodeDecodeError):
-        points_back = False
-    if os.path.realpath(admin) == os.path.realpath(ours) and points_back:
-        return False
-    if not os.path.isdir(ours):
-        return False  # not a copy of a Thrum journal worktree: `thrum init` recreates it
-    write_private(dotgit, f"gitdir: {ours}\n")
-    write_private(back, f"{os.path.abspath(dotgit)}\n")
-    return True
-
-
 SHARED_OFF = ("", "false", "umask", "no", "off", "0")
 
 

@@ -83,11 +83,6 @@ class SyncService:
 
     # -- lifecycle --
     async def start(self) -> None:
-        if await asyncio.to_thread(gitsync.relink, self.worktree, self.layout.git_dir):
-            log.warning(
-                "the journal worktree %s was copied from another repository: linked to this one",
-                self.worktree,
-            )
         self.mode = await asyncio.to_thread(self._decide_mode)
         if self.mode.name == "off":
             log.warning("sync off: %s", self.mode.why)
