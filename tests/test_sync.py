@@ -488,3 +488,24 @@ def test_a_push_the_remote_refuses_says_why_at_once(remote):
     assert r.code == 1, r.out
     assert "checked out" in r.err and "bare remote" in r.err, r.err
     assert "still rejected" not in r.err and len(r.err.strip().splitlines()) == 1
+
+
+def test_while_the_remote_is_away_status_counts_what_waits_to_be_pushed(remote):
+    """Sync walk 4: with the remote unreachable, `sync status` kept the last good cycle's 0 unpushed
+    commits, so a message stuck on this machine looked like one merely unread."""
+    a = remote("a")
+    alice = a.agent("alice", "implementer")
+    a.agent("bob", "reviewer")
+    assert sync(a)["result"] == "ok"
+    away = remote.bare.with_name("away.git")
+    remote.bare.rename(away)
+    try:
+        alice.ok("send", "while the remote is away", "--to", "@bob")
+        assert a.run("sync", "force", "--wait").code == 1
+        status = a.json("sync", "status")
+        assert status["unpushed_commits"] >= 1 and status["last_error"], status
+        assert "not pushed yet" in a.ok("sync", "status").out
+    finally:
+        away.rename(remote.bare)
+    assert sync(a)["result"] == "ok"
+    assert a.json("sync", "status")["unpushed_commits"] == 0

@@ -653,6 +653,8 @@ class Engine:
         if registered and registered != caller.worktree and _real(registered) != caller.worktree:
             raise Forbidden(
                 f"caller claims @{name}, whose worktree is {registered}, but runs in {caller.worktree}"
+                f" (a copy of that checkout? `thrum quickstart --name {name} --force` here moves @{name}"
+                " here; `--name OTHER` registers another agent)"
             )
 
     def info(self) -> dict:

@@ -249,6 +249,7 @@ class SyncService:
                 log.warning("sync cycle failed (%d in a row): %s", self.failures, cycle.error)
             else:
                 log.exception("sync cycle failed (%d in a row)", self.failures)
+            await self._count_unpushed()
         finally:
             cycle.seconds = round(time.monotonic() - t0, 3)
             self._running = None
@@ -285,14 +286,15 @@ class SyncService:
         if plan.contested:
             old, new = await self.engine.move_clone()
             cycle.notes.append(
-                f"another clone writes as clone {old} ({', '.join(map(gitsync.shard_of, plan.contested))}"
-                f" on {remote}): this clone writes as clone {new} from now on, and nothing either wrote is lost"
+                f"{remote} holds lines in this clone's shards ({', '.join(map(gitsync.shard_of, plan.contested))})"
+                f" that this clone does not have: a copy of it, or an older backup of it restored here, wrote"
+                f" as clone {old}. This clone writes as clone {new} from now on, and nothing either wrote is lost"
             )
             plan = await asyncio.to_thread(gitsync.plan_merge, self.worktree, new, tip, self._verified)
             if plan.contested:
                 raise gitsync.GitFailed(f"{remote} still holds lines in this clone's new shards")
         for rel, _sha, _data in plan.replace:
-            cycle.notes.append(f"{rel} was rewritten on {remote}: merged by event id")
+            cycle.notes.append(f"{rel} differs on {remote} from the version here: merged by event id")
         if plan.rescue:
             moved = await self.engine.rehome(plan.rescue)
             cycle.notes.append(
@@ -345,6 +347,16 @@ class SyncService:
                 return
             cycle.push_retries = attempt + 1
         raise gitsync.GitFailed(f"git push: still rejected after {self.settings.push_retries} retries")
+
+    async def _count_unpushed(self) -> None:
+        """After a failed cycle (the remote away): what waits to be pushed, counted against the last
+        tip fetched, so `sync status` does not keep the last good cycle's 0 (sync walk 4)."""
+        if self.mode.name not in ("remote", "refused"):
+            return
+        try:
+            self.unpushed = await asyncio.to_thread(gitsync.unpushed, self.worktree, self.settings.branch)
+        except (gitsync.GitFailed, OSError):
+            pass
 
     async def _ingest(self, shards: list[str], reread: frozenset[str]) -> int:
         self._ingesting = True
