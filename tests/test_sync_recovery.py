@@ -311,6 +311,12 @@ def test_another_clones_synced_context_survives_a_merge_commit(remote):
     exchange(a, b)
     listed = git(remote.bare, "ls-tree", "-r", "--name-only", "a-sync").splitlines()
     assert "context/alice.md" in listed
+    shown = bob.json("context", "show", "--agent", "alice")  # sync walk 3: "(none saved)" on b
+    assert (shown["context"], shown["source"]) == ("alice's notes\n", "synced")
+    assert (
+        "## Context (synced from another clone)\nalice's notes"
+        in bob.ok("context", "show", "--agent", "alice").out
+    )
 
 
 def test_the_same_line_in_two_shards_is_one_event_and_another_line_with_its_id_is_refused(remote):

@@ -50,6 +50,19 @@ def _read(path: str) -> str | None:
     return read_text(path, what="context file") if os.path.exists(path) else None
 
 
+def _synced(ctx: Ctx, name: str) -> str | None:
+    """`name`'s context as `context sync` put it on the journal branch (another clone's, or this
+    one's from before), read from the branch itself: a merge stages it without writing the file
+    (sync walk 3: `context show --agent alice` said none on every other clone)."""
+    from thrum_engine import git as gitcmd
+
+    try:
+        done = gitcmd.call(ctx.layout.sync_worktree, "show", f"HEAD:context/{name}.md", private=True)
+    except (gitcmd.GitFailed, OSError):
+        return None  # no journal worktree (yet)
+    return done.out if done.code == 0 else None
+
+
 def _input(ctx: Ctx) -> str:
     src = ctx.args.get("file")
     if src:
@@ -86,8 +99,12 @@ def show(ctx: Ctx) -> int:
     name = strip_at(agent) if agent is not None else _me(ctx)
     path, ppath = _paths(ctx, name)
     context = _read(path)
+    source = "local" if context is not None else None
+    if context is None:
+        context = _synced(ctx, name)
+        source = "synced" if context is not None else None
     preamble = None if ctx.args["no_preamble"] else _read(ppath)
-    r = {"agent_id": name, "context": context, "preamble": preamble}
+    r = {"agent_id": name, "context": context, "preamble": preamble, "source": source}
     if ctx.args["session"]:
         return ctx.emit(r, lambda r: _session_text(r, path))
 
@@ -97,7 +114,8 @@ def show(ctx: Ctx) -> int:
             return
         if r["preamble"]:
             line("## Preamble\n" + r["preamble"].rstrip())
-        line("## Context\n" + (r["context"].rstrip() if r["context"] else "(none saved)"))
+        title = "## Context (synced from another clone)" if r["source"] == "synced" else "## Context"
+        line(title + "\n" + (r["context"].rstrip() if r["context"] else "(none saved)"))
 
     return ctx.emit(r, human)
 
