@@ -676,6 +676,7 @@ def test_context_save_show_clear(pair):
         "agent_id": "alice",
         "context": notes,
         "preamble": None,
+        "source": "local",
     }
     assert bob.json("context", "show", "--no-preamble")["context"] is None
 
