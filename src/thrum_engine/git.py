@@ -326,15 +326,17 @@ def sync_worktree_state(repo: str, worktree: str, branch: str) -> str:
     return "missing"
 
 
-def repair_sync_worktree(repo: str, worktree: str, branch: str) -> str:
+def repair_sync_worktree(repo: str, worktree: str, branch: str, common: str) -> str:
     """Put the journal's worktree right before anything uses it: a copied one is linked to this
     repository (`relink`); one that is gone (rm -rf, a cleanup tool) is checked out again from its
     branch, which holds every line a sync cycle committed, but only where nothing is lost (no file
-    there). Returns what was done: "relinked", "restored" or "". Git runs private: it checks out
-    messages."""
-    common = run(repo, "rev-parse", "--path-format=absolute", "--git-common-dir", check=False)
-    if common and relink(worktree, common):
+    there). Returns what was done: "relinked", "restored" or "". `common`: the repository's git dir.
+    A worktree in place costs no git process (an engine start runs this). Git runs private: it
+    checks out messages."""
+    if relink(worktree, common):
         return "relinked"
+    if os.path.isfile(os.path.join(worktree, ".git")):
+        return ""  # linked here (relink looked), or somewhere sync refuses: nothing to restore
     if sync_worktree_state(repo, worktree, branch) != "missing":
         return ""
     shutil.rmtree(worktree, ignore_errors=True)  # the empty folders an engine made meanwhile

@@ -92,7 +92,7 @@ def apply_init(layout: Layout, steps: list[tuple[str, str]], config: dict) -> No
         elif step == "worktree":
             private_dir(os.path.dirname(detail))
             try:
-                gitcmd.repair_sync_worktree(layout.repo, detail, SYNC_BRANCH)
+                gitcmd.repair_sync_worktree(layout.repo, detail, SYNC_BRANCH, layout.git_dir)
             except gitcmd.GitFailed as exc:
                 raise CliError(exc.message) from None
             os.makedirs(os.path.join(detail, "journal"), exist_ok=True)

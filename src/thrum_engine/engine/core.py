@@ -310,7 +310,9 @@ class Engine:
         if self.layout.journal_dir != os.path.join(self.layout.sync_worktree, "journal"):
             return  # a layout whose journal lives elsewhere (tests' in-memory setups)
         try:
-            done = repair_sync_worktree(self.layout.repo, self.layout.sync_worktree, SYNC_BRANCH)
+            done = repair_sync_worktree(
+                self.layout.repo, self.layout.sync_worktree, SYNC_BRANCH, self.layout.git_dir
+            )
         except (GitFailed, OSError) as exc:
             log.warning("could not repair the journal worktree %s: %s", self.layout.sync_worktree, exc)
             return
