@@ -93,6 +93,7 @@ def _lines(n: int, what: str) -> str:
 @method("doctor.check", EmptyParams, timeout=False)
 async def check(engine: Engine, caller: Caller, p: EmptyParams) -> dict:
     problems = []
+    lost = 0  # events applied that the journal no longer holds
     projection: dict = {"agents": len(engine.agents)}
     async with engine.writer.lock:  # journal, offsets and counts from one moment
         scan = await asyncio.to_thread(scan_journal, engine)
@@ -161,7 +162,7 @@ async def check(engine: Engine, caller: Caller, p: EmptyParams) -> dict:
         "ok": not problems,
         # A rebuild projects the journal: where the journal holds fewer events than were applied,
         # it would drop them (walk: the journal worktree deleted, then the rebuild doctor advised).
-        "rebuild_safe": applied is None or applied <= len(scan["ids"]),
+        "rebuild_safe": lost <= 0,
         "problems": problems,
         "notes": notes,
         "schema_version": SCHEMA_VERSION,

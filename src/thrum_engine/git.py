@@ -306,18 +306,14 @@ def relink(worktree: str, common: str) -> bool:
     return True
 
 
-def sync_worktree_state(repo: str, worktree: str, branch: str) -> str:
-    """ "ok" (a worktree of `repo`), "missing" (gone, or only empty folders left: what the engine
-    made of it), "blocked" (files there that are no worktree's: never touched), or "no-branch"."""
+def sync_worktree_state(repo: str, worktree: str, branch: str, common: str) -> str:
+    """ "ok" (a worktree of `repo`, whose git dir is `common`), "missing" (gone, or only empty folders
+    left: what the engine made of it), "blocked" (files there that are no worktree's: never
+    touched), or "no-branch"."""
     if os.path.exists(os.path.join(worktree, ".git")):
         found = run(worktree, "rev-parse", "--git-common-dir", check=False)
-        common = run(repo, "rev-parse", "--git-common-dir", check=False)
-        if found and common:
-            found = found if os.path.isabs(found) else os.path.join(worktree, found)
-            common = common if os.path.isabs(common) else os.path.join(repo, common)
-            if os.path.realpath(found) == os.path.realpath(common):
-                return "ok"
-        return "blocked"
+        found = found if not found or os.path.isabs(found) else os.path.join(worktree, found)
+        return "ok" if found and os.path.realpath(found) == os.path.realpath(common) else "blocked"
     if not ok(repo, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}"):
         return "no-branch"
     for _dir, _subdirs, files in os.walk(worktree):
@@ -337,7 +333,7 @@ def repair_sync_worktree(repo: str, worktree: str, branch: str, common: str) -> 
         return "relinked"
     if os.path.isfile(os.path.join(worktree, ".git")):
         return ""  # linked here (relink looked), or somewhere sync refuses: nothing to restore
-    if sync_worktree_state(repo, worktree, branch) != "missing":
+    if sync_worktree_state(repo, worktree, branch, common) != "missing":
         return ""
     shutil.rmtree(worktree, ignore_errors=True)  # the empty folders an engine made meanwhile
     run(repo, "worktree", "prune", private=True)

@@ -107,7 +107,7 @@ def clone_identity(path: str) -> CloneIdentity:
         or info.get("inode") != here["inode"]
         or info.get("path") != here["path"]
     ):
-        _save_clone(path, CloneIdentity(kept, former))
+        _save_clone(path, CloneIdentity(kept, former), here)
     return CloneIdentity(kept, former, minted)
 
 
@@ -123,11 +123,11 @@ def _moved(info: dict, here: dict) -> bool:
     return info["inode"] != here["inode"] and info["path"] != here["path"]
 
 
-def _save_clone(path: str, ident: CloneIdentity) -> None:
+def _save_clone(path: str, ident: CloneIdentity, place: dict) -> None:
     """The record first, then the id file (what an older Thrum reads); both durable. A crash between
     the two leaves the old id in the file and in the record's former ids, never an id forgotten."""
     var = os.path.dirname(path)
-    record = {"id": ident.id, "former": ident.former, **_place(var)}
+    record = {"id": ident.id, "former": ident.former, **place}
     write_private(os.path.join(var, CLONE_RECORD), json.dumps(record, sort_keys=True) + "\n", durable=True)
     write_private(path, ident.id + "\n", durable=True)
 
@@ -296,7 +296,7 @@ class Journal:
             raise RuntimeError("this journal has no clone id")
         old, new = self.clone, _new_clone_id()
         former = [*self.former, old]
-        _save_clone(self.clone_file, CloneIdentity(new, former))
+        _save_clone(self.clone_file, CloneIdentity(new, former), _place(os.path.dirname(self.clone_file)))
         self.clone, self.former = new, former
         for fd in self._fds.values():
             os.close(fd)  # every open shard is one of the old name

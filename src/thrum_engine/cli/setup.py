@@ -55,10 +55,9 @@ def plan_init(layout: Layout, stealth: bool) -> list[tuple[str, str]]:
         steps.append(("config", layout.config_file))
     if git(layout.repo, "rev-parse", "--verify", "--quiet", f"refs/heads/{SYNC_BRANCH}", check=False) == "":
         steps.append(("branch", SYNC_BRANCH))
-    gitcmd.relink(
-        layout.sync_worktree, layout.git_dir
-    )  # a copy's worktree is this repository's once relinked
-    state = gitcmd.sync_worktree_state(layout.repo, layout.sync_worktree, SYNC_BRANCH)
+    # A copy's worktree is this repository's once relinked.
+    gitcmd.relink(layout.sync_worktree, layout.git_dir)
+    state = gitcmd.sync_worktree_state(layout.repo, layout.sync_worktree, SYNC_BRANCH, layout.git_dir)
     if state in ("missing", "no-branch"):
         steps.append(("worktree", layout.sync_worktree))
     elif state == "blocked":

@@ -307,8 +307,6 @@ class Engine:
         branch (the journal would be an empty plain folder: sync off, and `doctor rebuild` would
         project nothing). Lines it held that no cycle committed are gone with it; the projection
         still has them, and `doctor` says so."""
-        if self.layout.journal_dir != os.path.join(self.layout.sync_worktree, "journal"):
-            return  # a layout whose journal lives elsewhere (tests' in-memory setups)
         try:
             done = repair_sync_worktree(
                 self.layout.repo, self.layout.sync_worktree, SYNC_BRANCH, self.layout.git_dir
@@ -372,15 +370,13 @@ class Engine:
             applied += await self.store.apply(chunk, new_offsets if last else {}, skip_applied=True)
         return applied
 
-    async def ingest(self, shards: list[str], reread: frozenset[str] = frozenset()) -> int:
+    async def ingest(self, shards: list[str]) -> int:
         """Apply what sync brought into other clones' `shards` exactly like local events: once each (ids
         are global), then the caches, waiters, nudges and the console see them. Under the writer's lock,
-        so a local batch and a synced one never interleave. `reread`: shards sync replaced with
-        another version (not grown), read from their start; lines already applied are skipped."""
+        so a local batch and a synced one never interleave. A shard sync replaced with another version
+        is read from its start (`forget_offsets` recorded 0); lines already applied are skipped."""
         async with self.writer.lock:
             offsets = await self.store.offsets()
-            for shard in reread:
-                offsets[shard] = 0
             events, new_offsets, _rejected = await asyncio.to_thread(self._read_tails, offsets, shards)
             if not new_offsets:
                 return 0

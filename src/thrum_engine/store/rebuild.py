@@ -9,6 +9,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
+from thrum_engine.files import fsync_dir
 from thrum_engine.journal import Journal, Rejected
 from thrum_engine.store.db import Store, copy_local_tables
 from thrum_engine.store.health import SCRATCH_SUFFIX, remove_scratch
@@ -115,8 +116,4 @@ def swap_in(built: Built, db_path: str) -> None:
         if os.path.exists(db_path + suffix):
             os.remove(db_path + suffix)
     os.replace(built.scratch, db_path)
-    fd = os.open(os.path.dirname(db_path) or ".", os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_dir(os.path.dirname(db_path) or ".")

@@ -53,6 +53,7 @@ class MergePlan:
     # This clone's own shards the tip holds lines of that this clone never wrote: another clone writes
     # under our id (a copy of this folder that kept its inode, a restored disk image).
     contested: list[str] = field(default_factory=list)
+    tip_shards: dict[str, str] = field(default_factory=dict)  # the tip's shards: path -> blob
 
     def shards(self, items: list[tuple[str, str, bytes]]) -> list[str]:
         return [shard_of(rel) for rel, _sha, _data in items]
@@ -131,9 +132,7 @@ def commit_local(
             known = committed.get(rel)
             if known is not None and size == known[1]:
                 continue  # append-only: the same size is the same content
-            with open(full, "rb") as fh:
-                data = fh.read()
-            data = data[: data.rfind(b"\n") + 1]
+            data = _read_local(full)
             limit = None if acked is None else acked.get(name[: -len(SUFFIX)])
             if limit is not None and limit < len(data):
                 data = data[:limit]
@@ -263,8 +262,14 @@ def is_ancestor(worktree: str, a: str, b: str) -> bool:
     return git(worktree, "merge-base", "--is-ancestor", a, b, check=False).code == 0
 
 
+def _file_of(rel: str) -> str:
+    """`journal/alice@c1.jsonl` -> `alice@c1.jsonl`, the file in the journal folder."""
+    return rel[len(JOURNAL) + 1 :]
+
+
 def shard_of(rel: str) -> str:
-    return rel[len(JOURNAL) + 1 : -len(SUFFIX)]
+    """`journal/alice@c1.jsonl` -> `alice@c1`, the shard's name."""
+    return _file_of(rel)[: -len(SUFFIX)]
 
 
 def blob_sha(data: bytes, length: int) -> str:
@@ -324,13 +329,13 @@ def plan_merge(
     verified = set() if verified is None else verified
     journal = os.path.join(worktree, JOURNAL)
     theirs = tree_entries(worktree, tip)
+    plan.tip_shards = {rel: sha for rel, (sha, _size) in theirs.items() if SHARD_PATH.match(rel)}
     committed = tree_entries(worktree, "HEAD")
     looked: list[tuple[str, str, bytes]] = []  # (path, blob, our bytes) to compare with their blob
     for rel, (sha, size) in sorted(theirs.items()):
         if not SHARD_PATH.match(rel) or committed.get(rel, ("", 0))[0] == sha or (rel, sha) in verified:
             continue  # not a shard, or a version we have
-        full = os.path.join(journal, rel[len(JOURNAL) + 1 :])
-        mine = _read_local(full)
+        mine = _read_local(os.path.join(journal, _file_of(rel)))
         if size <= len(mine) and blob_sha(mine[:size], len(sha)) == sha:
             if size == len(mine) and not own_shard(rel, clone):
                 # The file holds their version and HEAD does not (a merge stopped between writing
@@ -389,13 +394,10 @@ def _not_carried(
 
 
 def _shards_in(worktree: str, rev: str) -> dict[str, str]:
+    """`rev`'s shards, path -> blob. Only shards are compared: anything else under journal/ (a
+    symlink, a newer Thrum's file) is never merged, and comparing it would keep two clones merging
+    forever."""
     return {rel: sha for rel, (sha, _size) in tree_entries(worktree, rev).items() if SHARD_PATH.match(rel)}
-
-
-def _same_journal(worktree: str, a: str, b: str) -> bool:
-    """`a` and `b` hold the same shards. Only shards: anything else under journal/ (a symlink, a
-    newer Thrum's file) is never merged, and comparing it would keep two clones merging forever."""
-    return _shards_in(worktree, a) == _shards_in(worktree, b)
 
 
 def _take_other_files(worktree: str, tip: str) -> None:
@@ -426,18 +428,19 @@ def apply_merge(worktree: str, plan: MergePlan, message: str) -> bool:
     journal = os.path.join(worktree, JOURNAL)
     entries = []
     for rel, sha, data in plan.grow + plan.replace:
-        write_private(os.path.join(journal, rel[len(JOURNAL) + 1 :]), data, durable=True)
+        write_private(os.path.join(journal, _file_of(rel)), data, durable=True)
         entries.append(f"100644 {sha}\t{rel}\n")
     if entries:
         git(worktree, "update-index", "--add", "--index-info", stdin="".join(entries).encode())
     _take_other_files(worktree, plan.tip)
     tree = out(worktree, "write-tree")
+    merged = _shards_in(worktree, tree)
     tip = plan.tip
     if is_ancestor(worktree, tip, "HEAD"):
-        if _same_journal(worktree, tree, "HEAD"):
+        if merged == _shards_in(worktree, "HEAD"):
             return False  # we have all of it already
         parents = ["-p", "HEAD"]
-    elif is_ancestor(worktree, "HEAD", tip) and _same_journal(worktree, tree, tip):
+    elif is_ancestor(worktree, "HEAD", tip) and merged == plan.tip_shards:
         # Nothing of ours is missing there: move to their commit (their other files too, a synced
         # context) instead of merging, or two idle clones would answer each other's merges forever.
         git(worktree, "read-tree", tip)

@@ -239,9 +239,8 @@ class SyncService:
             self._last_ok_mono = time.monotonic()
             self.last_error = None
             self.failures = 0
-        except (
-            Exception
-        ) as exc:  # the loop outlives any one cycle; git's and the disk's failures are expected
+        # The loop outlives any one cycle; git's and the disk's failures are the expected ones.
+        except Exception as exc:
             cycle.result = "error"
             cycle.error = self.last_error = str(exc) or type(exc).__name__
             self.failures += 1
@@ -310,7 +309,7 @@ class SyncService:
         await asyncio.to_thread(gitsync.apply_merge, self.worktree, plan, f"thrum: merge {remote}")
         if plan.grow or plan.replace:
             shards = plan.shards(plan.grow) + plan.shards(plan.replace)
-            cycle.applied_events += await self._ingest(shards, replaced)
+            cycle.applied_events += await self._ingest(shards)
 
     async def _exchange(self, cycle: Cycle) -> None:
         remote, branch = self.settings.remote, self.settings.branch
@@ -358,10 +357,10 @@ class SyncService:
         except (gitsync.GitFailed, OSError):
             pass
 
-    async def _ingest(self, shards: list[str], reread: frozenset[str]) -> int:
+    async def _ingest(self, shards: list[str]) -> int:
         self._ingesting = True
         try:
-            return await self.engine.ingest(shards, reread)
+            return await self.engine.ingest(shards)
         finally:
             self._ingesting = False
 
