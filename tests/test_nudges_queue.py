@@ -408,3 +408,17 @@ def test_an_engine_stopped_between_a_nudges_text_and_its_enter_still_sends_the_e
         what="a line of its own",
         last=lambda: log_lines(repo, "a"),
     )
+
+
+def test_a_reminder_scheduled_for_yourself_is_nudged_at_its_time_a_note_to_yourself_never(tmux_repo, boss):
+    """Issue 16's self-reminder reached no path (every path skipped mail whose author is its
+    recipient): it sat in the inbox until the agent happened to look."""
+    start_session(tmux_repo, "s1", "worker1", "fake_a")
+    assert tmux_repo.run("tmux", "send", "s1", "run send remember the migration --to @me").code == 0
+    time.sleep(0.8)
+    assert nudges(tmux_repo, "a") == []
+    assert tmux_repo.run("tmux", "send", "s1", "run schedule create --to @me --in 1s stretch").code == 0
+    wait_for(lambda: nudges(tmux_repo, "a"), what="the reminder's nudge")
+    assert nudges(tmux_repo, "a") == [
+        "New message from @worker1 — run `thrum inbox` (reads and marks them read)"
+    ]

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from conftest import assert_error, exchange, shard_file, start_inproc_engine, wait_for
+from test_hooks_dedup import hook
 from thrum_engine.durations import parse_iso
 from thrum_engine.engine.caller import Caller
 
@@ -274,6 +275,33 @@ def test_a_self_reminder_fires_into_its_authors_inbox(pair):
         what="the self-reminder",
     )
     assert m["author"] == "alice" and m["meta"]["scheduled"]
+
+
+def test_a_self_reminder_is_returned_by_wait_and_shown_by_the_stop_hook_a_note_to_yourself_is_not(pair):
+    """A reminder is for reaching you at its time: `wait` (live, and looking back) and the hooks
+    surface it as they surface mail from anyone else; a plain note to yourself stays in the inbox."""
+    _repo, alice, _bob = pair
+    alice.ok("send", "remember the migration", "--to", "@me")
+    alice.ok("schedule", "create", "--to", "@me", "--in", "2s", "stretch")
+    got = alice.json("wait", "--timeout", "30s")  # started before the fire: the live path
+    (m,) = got["messages"]
+    assert m["body"]["content"] == "stretch" and m["meta"]["scheduled"]
+    s = alice.json("schedule", "create", "--to", "@me", "--in", "1s", "drink water")["schedule"]
+    wait_for(
+        lambda: alice.json("schedule", "show", s["schedule_id"])["schedule"]["status"] == "done",
+        what="the second fire",
+    )
+    answer = hook(alice, "stop")  # after the fire: the hook looks back
+    assert answer is not None and "drink water" in answer["reason"]
+    assert "remember the migration" not in answer["reason"]
+    assert hook(alice, "stop") is None  # shown once: the next stop is not blocked again
+    late = alice.json("schedule", "create", "--to", "@me", "--in", "1s", "stand up")["schedule"]
+    wait_for(
+        lambda: alice.json("schedule", "show", late["schedule_id"])["schedule"]["status"] == "done",
+        what="the third fire",
+    )
+    back = alice.json("wait", "--timeout", "5s", "--after", "-60s")["messages"]  # looking back
+    assert [x["body"]["content"] for x in back] == ["stretch", "drink water", "stand up"]  # unread, mine
 
 
 def test_at_without_a_zone_is_the_callers_local_time_not_the_engines(pair):

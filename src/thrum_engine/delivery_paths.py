@@ -34,6 +34,7 @@ from thrum_engine.engine.per_engine import PerEngine
 from thrum_engine.engine.registry import method
 from thrum_engine.messaging import event_message_view
 from thrum_engine.model import Params
+from thrum_engine.self_notes import note_to_self
 
 if TYPE_CHECKING:
     from thrum_engine.engine.core import Caller, Engine
@@ -177,7 +178,7 @@ class DeliveryPaths:
                 continue
             mid = ev["data"]["message_id"]
             for r in ev["data"].get("recipients", ()):
-                if r == ev["author"]:
+                if note_to_self(ev, r):
                     continue
                 if self.engine.bus.took(ev, r):
                     self._claimed.add((r, mid))

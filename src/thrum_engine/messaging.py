@@ -38,6 +38,7 @@ from thrum_engine.model import (
     SentParams,
     WaitParams,
 )
+from thrum_engine.self_notes import note_to_self
 from thrum_engine.store import queries
 from thrum_engine.store.apply import addressed_of
 
@@ -975,7 +976,7 @@ def _wait_filter(engine: Engine, me: str, p: WaitParams, after: str):
 
     def matches(ev: dict) -> bool:
         d = ev["data"]
-        if ev["author"] == me or d.get("created_at", ev["ts"]) <= after:
+        if note_to_self(ev, me) or d.get("created_at", ev["ts"]) <= after:
             return False
         if sender and ev["author"] != sender:
             return False
@@ -1029,6 +1030,7 @@ def _row_matches(matches, row: dict) -> bool:
             "created_at": row["created_at"],
             "mentions": json.loads(row["mentions"]),
             "scopes": json.loads(row["scopes"]),
+            "meta": json.loads(row["meta"]) if row.get("meta") else None,
         },
     }
     return matches(ev)

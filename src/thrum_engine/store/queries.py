@@ -34,6 +34,12 @@ def unread(floor: str = "?") -> str:
 UNREAD = unread()
 # The same rule for every agent at once: the floor is each recipient's own registration.
 UNREAD_PER_AGENT = f"JOIN agents a ON a.name = d.recipient AND {unread('a.registered_at')}"
+# A delivery a path may surface (nudge, hook, `wait`): not a note to its recipient itself, unless a
+# schedule fired it (`self_notes.note_to_self` in SQL; the lookup runs only for one's own mail).
+SURFACED = (
+    "(d.author != d.recipient OR EXISTS (SELECT 1 FROM messages s WHERE s.id = d.message_id"
+    " AND json_extract(s.meta, '$.scheduled') IS NOT NULL))"
+)
 
 _HAS_SCOPE = (
     "EXISTS (SELECT 1 FROM json_each(m.scopes) s WHERE json_extract(s.value, '$.type') = ?"
@@ -487,8 +493,8 @@ async def recent_unread(store: Store, me: str, floor: str, limit: int = 5) -> li
 
 
 async def unread_backlog(store: Store, me: str, floor: str, after: str, limit: int = 100) -> list[dict]:
-    """`me`'s unread mail delivered after `after` and written by someone else, oldest first (what a
-    `wait` that looks back returns before it waits).
+    """`me`'s unread mail delivered after `after`, notes to yourself left out (`SURFACED`), oldest
+    first (what a `wait` that looks back returns before it waits).
 
     One bound on `created_at` (the later of the floor and `after`): with two, SQLite walked the
     recipient's whole history since `after` in `deliveries_inbox` (~20 ms at 1M messages) instead of
@@ -496,9 +502,9 @@ async def unread_backlog(store: Store, me: str, floor: str, after: str, limit: i
     bound = "d.created_at > ?" if after >= floor else "d.created_at >= ?"
     return await store.all(
         "SELECT m.*, d.read_at FROM deliveries d JOIN messages m ON m.id = d.message_id"
-        f" WHERE d.recipient = ? AND d.read_at IS NULL AND d.deleted = 0 AND {bound} AND m.author != ?"
+        f" WHERE d.recipient = ? AND d.read_at IS NULL AND d.deleted = 0 AND {bound} AND {SURFACED}"
         " ORDER BY d.created_at LIMIT ?",
-        (me, max(after, floor), me, limit),
+        (me, max(after, floor), limit),
     )
 
 
@@ -508,7 +514,7 @@ async def nudge_backlog(store: Store, agents: list[str], cutoff: str) -> list[di
     return await store.all(
         "SELECT d.recipient, d.message_id, m.author FROM deliveries d JOIN messages m ON m.id = d.message_id"
         f" {UNREAD_PER_AGENT} WHERE d.recipient IN ({_marks(agents)})"
-        " AND m.author != d.recipient"  # a note to yourself is never nudged
+        f" AND {SURFACED}"  # a note to yourself is never nudged
         " AND COALESCE(d.notified_at, d.created_at) < ? ORDER BY d.created_at",
         [*agents, cutoff],
     )

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from thrum_engine import delivery_paths
 from thrum_engine.durations import iso
 from thrum_engine.engine.tasks import TaskSet, cancel_and_wait
+from thrum_engine.self_notes import note_to_self
 from thrum_engine.store import queries
 from thrum_engine.tmux.manager import Session, TmuxManager
 from thrum_engine.tmux.panes import PaneState
@@ -72,7 +73,7 @@ class Nudger:
             if ev["type"] != "message.create" or ev["data"].get("typed"):
                 continue  # a typed first prompt is in the pane already
             for r in ev["data"].get("recipients", ()):
-                if r == ev["author"]:
+                if note_to_self(ev, r):
                     continue
                 s = self.m.for_agent(r)
                 if s is None:
