@@ -35,6 +35,8 @@ def status(ctx: Ctx) -> int:
         line(f"  last sync: {r['last_sync_at'] or 'never'}")
         if r.get("last_error"):
             line(f"  last error: {r['last_error']} ({r['failures']} failed in a row)")
+            if r.get("remote"):  # failures back the timer off: say how to look, and how not to wait
+                line("  check the remote with `git remote -v`; `thrum sync force` tries again now")
         if r.get("pending_writes"):
             line("  local writes waiting for the next cycle")
         if r.get("unpushed_commits"):

@@ -253,7 +253,9 @@ def fetch(worktree: str, remote: str, branch: str) -> str | None:
         if "couldn't find remote ref" in proc.err:
             return None
         raise GitFailed(
-            f"git fetch: {gitrun.complaint(proc.err) or f'exit {proc.code}'}", proc.code, proc.err
+            f"git fetch from {remote}: {gitrun.complaint(proc.err) or f'exit {proc.code}'}",
+            proc.code,
+            proc.err,
         )
     return out(worktree, "rev-parse", ref)
 
