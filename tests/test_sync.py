@@ -504,7 +504,10 @@ def test_while_the_remote_is_away_status_counts_what_waits_to_be_pushed(remote):
         assert a.run("sync", "force", "--wait").code == 1
         status = a.json("sync", "status")
         assert status["unpushed_commits"] >= 1 and status["last_error"], status
-        assert "not pushed yet" in a.ok("sync", "status").out
+        human = a.ok("sync", "status").out
+        assert "not pushed yet" in human
+        assert "git fetch from origin: " in status["last_error"], status  # which remote, in git's words
+        assert "`git remote -v`" in human and "`thrum sync force` tries again now" in human
     finally:
         away.rename(remote.bare)
     assert sync(a)["result"] == "ok"
@@ -527,3 +530,16 @@ def test_a_caller_outside_every_worktree_can_force_a_cycle_but_not_write(remote,
     assert contents(bob) == ["over the wire"]
     r = a.run("--repo", str(a.path), "send", "not from here", "--to", "@bob", cwd=outside)
     assert r.code == 1 and r.err.startswith("Error: ") and "worktree" in r.err, r
+
+
+def test_an_agent_not_synced_yet_is_an_unknown_recipient_that_names_the_way_to_sync(remote):
+    a, b = remote("a"), remote("b")
+    alice = a.agent("alice", "implementer")
+    b.agent("bob", "reviewer")
+    r = alice.run("send", "are you there?", "--to", "@bob")
+    assert (
+        r.code == 1 and r.err.startswith("Error: unknown recipient: @bob (") and "`thrum sync force`" in r.err
+    )
+    assert len(r.err.strip().splitlines()) == 1
+    exchange(b, a)
+    alice.ok("send", "are you there?", "--to", "@bob")

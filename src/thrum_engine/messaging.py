@@ -107,7 +107,11 @@ def resolve(
             else:
                 unknown.append("@" + addr)
     if unknown:
-        raise UnknownRecipient(f"unknown recipient: {', '.join(unknown)}")
+        syncing = engine.sync is not None and engine.sync.mode.name == "remote"
+        hint = (
+            " (registered on another clone? `thrum sync force` brings the team up to date)" if syncing else ""
+        )
+        raise UnknownRecipient(f"unknown recipient: {', '.join(unknown)}{hint}")
     seen: set[str] = set()
     out = []
     for r in recipients:
