@@ -514,24 +514,6 @@ def test_while_the_remote_is_away_status_counts_what_waits_to_be_pushed(remote):
     assert a.json("sync", "status")["unpushed_commits"] == 0
 
 
-def test_a_caller_outside_every_worktree_can_force_a_cycle_but_not_write(remote, tmp_path):
-    """Sync walk: `thrum --repo PATH sync force` from outside the repo was refused as a write, though
-    the cycle it asks for is the one the engine runs on its timer anyway."""
-    a, b = remote("a"), remote("b")
-    alice = a.agent("alice", "implementer")
-    bob = b.agent("bob", "reviewer")
-    exchange(a, b)
-    alice.ok("send", "over the wire", "--to", "@bob")
-    outside = tmp_path / "elsewhere"
-    outside.mkdir()
-    r = a.run("--repo", str(a.path), "--json", "sync", "force", "--wait", cwd=outside)
-    assert r.code == 0 and r.err == "" and r.json["cycle"]["result"] == "ok", r
-    assert sync(b)["result"] == "ok"
-    assert contents(bob) == ["over the wire"]
-    r = a.run("--repo", str(a.path), "send", "not from here", "--to", "@bob", cwd=outside)
-    assert r.code == 1 and r.err.startswith("Error: ") and "worktree" in r.err, r
-
-
 def test_an_agent_not_synced_yet_is_an_unknown_recipient_that_names_the_way_to_sync(remote):
     a, b = remote("a"), remote("b")
     alice = a.agent("alice", "implementer")

@@ -29,9 +29,7 @@ async def status(engine: Engine, caller: Caller, p: SyncStatusParams) -> dict:
     return svc.status()
 
 
-# Not `writes`: a forced cycle is the one the engine runs on its timer anyway, and it authors no event,
-# so a caller outside every worktree (`thrum --repo PATH sync force`, a cron job) may ask for it now.
-@method("sync.force", SyncForceParams, timeout=False)
+@method("sync.force", SyncForceParams, writes=True, timeout=False)
 async def force(engine: Engine, caller: Caller, p: SyncForceParams) -> dict:
     """Concurrent calls coalesce: every request made while a cycle runs is served by the next one."""
     svc = _service(engine)
