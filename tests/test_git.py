@@ -69,8 +69,8 @@ def test_parse_worktrees_reads_every_kind_of_entry(repo, tmp_path):
     assert by_name["wx"]["branch"] == "feature/x" and len(by_name["wx"]["head"]) == 40
     assert by_name["wd"]["branch"] is None and by_name["wd"]["head"] == trees[0]["head"]
     assert by_name["wg"]["prunable"] and not by_name["wx"]["prunable"]
-    assert git.is_sync_worktree(str(repo / ".git" / "thrum-sync" / "a-sync"))
-    assert not git.is_sync_worktree(str(tmp_path / "wx"))
+    assert git.in_journal_folder(str(repo / ".git" / "thrum-sync" / "a-sync"))
+    assert not git.in_journal_folder(str(tmp_path / "wx"))
 
 
 def test_parse_status_splits_changes_from_untracked_and_skips_rename_sources(repo):

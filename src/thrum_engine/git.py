@@ -268,8 +268,10 @@ def parse_worktrees(out: str) -> list[dict]:
     return trees
 
 
-def is_sync_worktree(path: str) -> bool:
-    """Thrum's own checkout of the journal branch (under .git/thrum-sync), never an agent's."""
+def in_journal_folder(path: str) -> bool:
+    """A path under Thrum's own checkouts of the journal branch (.git/thrum-sync), never an agent's
+    worktree: what `worktree list` leaves out. A path test only; `gitsync.is_sync_worktree` checks
+    that a folder really is the journal's worktree before sync touches it."""
     return "thrum-sync" in path.split(os.sep)
 
 

@@ -15,7 +15,7 @@ GIT_TIMEOUT = 10.0
 async def worktrees(repo: str) -> list[dict]:
     """`git worktree list --porcelain` as dicts (path, branch, head), the sync worktree excluded."""
     _, out = await git.run_async(repo, "worktree", "list", "--porcelain", timeout=GIT_TIMEOUT)
-    return [t for t in git.parse_worktrees(out) if not git.is_sync_worktree(t["path"])]
+    return [t for t in git.parse_worktrees(out) if not git.in_journal_folder(t["path"])]
 
 
 def default_branch(repo: str) -> str | None:

@@ -119,7 +119,7 @@ def list_worktrees(repo: str) -> list[dict]:
     return [
         t
         for t in git.parse_worktrees(git.run(repo, "worktree", "list", "--porcelain"))
-        if os.path.realpath(t["path"]) != main and not git.is_sync_worktree(t["path"])
+        if os.path.realpath(t["path"]) != main and not git.in_journal_folder(t["path"])
     ]
 
 
