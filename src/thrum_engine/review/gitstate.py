@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from thrum_engine import runtime_files
+from thrum_engine import git, runtime_files
 from thrum_engine.review.diff import DIFF_ARGS
 from thrum_engine.review.gitrun import GitFailed, run_git
 
@@ -70,18 +70,7 @@ def current_branch(cwd: str) -> str | None:
 
 def status(cwd: str) -> tuple[list[str], list[str]]:
     """(changed tracked files, untracked files), exactly as `git status` sees them."""
-    out = _out(cwd, "status", "--porcelain", "-z", "--untracked-files=all")
-    changed, untracked = [], []
-    entries = out.split("\0")
-    i = 0
-    while i < len(entries):
-        e = entries[i]
-        i += 1
-        if len(e) < 4:
-            continue
-        (untracked if e[:2] == "??" else changed).append(e[3:])
-        if e[0] in "RC":
-            i += 1
+    changed, untracked = git.parse_status(_out(cwd, "status", "--porcelain", "-z", "--untracked-files=all"))
     # Thrum's runtime files are out of `git status` through info/exclude; one only Thrum's rule hides
     # that is not the file Thrum installed (the user's, or an edited one) is work all the same.
     extra = [p for p in runtime_files.hidden_not_ours(cwd) if p not in untracked]
