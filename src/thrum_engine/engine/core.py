@@ -587,7 +587,9 @@ class Engine:
             raise UnknownMethod(f"unknown method: {name}")
         self.live_settings.refresh(self)  # a look at config.json shared by requests 2 ms apart
         raw = dict(params or {})
-        if m.identity and caller.name is None:
+        if (m.identity or m.writes) and caller.name is None:
+            # What the operator changes from the main checkout is theirs, not `system`'s (walk:
+            # a merge from the CLI was credited to @system, the same from the console to the user).
             caller = self.as_operator(caller)
         if caller.name is not None:
             raw["caller"] = caller.name
