@@ -8,7 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Agent, assert_error, commit, pane_state, wait_for, worktree_agent, wt_path
+from conftest import (
+    RAW_CALL,
+    Agent,
+    assert_error,
+    commit,
+    pane_state,
+    run_python,
+    wait_for,
+    worktree_agent,
+    wt_path,
+)
 
 
 @pytest.fixture
@@ -232,3 +242,119 @@ def test_thrums_runtime_files_are_not_review_work_and_do_not_block_the_merge(rep
     r = ada.json("review", "merge", "alice")
     assert repo.git("rev-parse", "main") == r["merged_commit"]
     assert repo.git("ls-tree", "-r", "--name-only", "main").split() == ["README.md", "src/app.py"]
+
+
+# -- a new user's walk of review and merge (session 21) --
+
+
+def test_a_merge_never_goes_into_another_branch_than_the_reviews(work):
+    """Walk 1: with the main checkout on `other`, preflight said ready and the merge went into
+    `other`, recorded as merged into main."""
+    repo, alice, ada, _path = work
+    alice.ok("review", "request")
+    approve(repo, ada)
+    repo.git("checkout", "-q", "-b", "other")
+    r = ada.run("review", "preflight", "alice", "--json")
+    assert r.code == 1 and [p["code"] for p in r.json["problems"]] == ["wrong_target"], r.json
+    assert_error(ada.run("review", "merge", "alice", "--force"), "the review is for main", "check out main")
+    assert repo.git("rev-list", "--count", "other") == "1" and repo.git("rev-list", "--count", "main") == "1"
+    repo.git("checkout", "-q", "main")
+    assert ada.json("review", "merge", "alice")["target"] == "main"
+
+
+def test_preflight_sees_what_makes_the_merge_fail_in_the_main_checkout(work):
+    """Walk 4: an untracked file the branch adds, and a merge in progress in the main checkout: both
+    were "ready to merge", then the merge failed with "the fast-forward of main failed: see git"."""
+    repo, _alice, ada, _path = work
+    approve(repo, ada)
+    (repo.path / "src").mkdir()
+    (repo.path / "src" / "app.py").write_text("mine, not committed\n")
+    r = ada.run("review", "preflight", "alice", "--json")
+    (p,) = r.json["problems"]
+    assert r.code == 1 and p["code"] == "target_untracked" and p["files"] == ["src/app.py"], r.json
+    assert_error(ada.run("review", "merge", "alice", "--force"), "untracked", "src/app.py")
+    assert (repo.path / "src" / "app.py").read_text() == "mine, not committed\n"
+    (repo.path / "src" / "app.py").unlink()
+    git_dir = Path(repo.git("rev-parse", "--absolute-git-dir"))
+    (git_dir / "MERGE_HEAD").write_text(repo.git("rev-parse", "HEAD") + "\n")  # what `git merge` leaves
+    try:
+        r = ada.run("review", "preflight", "alice", "--json")
+        assert r.code == 1 and [p["code"] for p in r.json["problems"]] == ["target_busy"], r.json
+        assert_error(ada.run("review", "merge", "alice"), "in the middle of a merge")
+    finally:
+        (git_dir / "MERGE_HEAD").unlink()
+    assert ada.run("review", "merge", "alice").code == 0
+
+
+def test_squashed_work_is_not_new_work_again(work):
+    """Walk 5: after a squash merge the branch's commits are not in main's history: the queue showed
+    them as unreviewed work, a new request was taken and a second merge made an empty commit."""
+    repo, alice, ada, path = work
+    alice.ok("review", "request")
+    approve(repo, ada)
+    ada.ok("review", "merge", "alice", "--squash")
+    assert ada.json("review", "list")["reviews"] == []
+    (everyone,) = ada.json("review", "list", "--all")["reviews"]
+    assert everyone["status"] == "merged" and not everyone["needs_you"]
+    assert_error(alice.run("review", "request"), "nothing to review", "merged into main already")
+    before = repo.git("rev-parse", "main")
+    r = ada.run("review", "preflight", "alice", "--json")
+    assert r.code == 1 and [p["code"] for p in r.json["problems"]] == ["nothing_to_merge"], r.json
+    assert_error(ada.run("review", "merge", "alice", "--squash", "--force"), "merged into main already")
+    assert repo.git("rev-parse", "main") == before
+    commit(repo, path, {"NEW.md": "more\n"}, "more work")  # new work after the squash is reviewable
+    assert alice.json("review", "request")["head"] == repo.git("rev-parse", "HEAD", cwd=path)
+    assert [e["agent"] for e in ada.json("review", "list")["reviews"]] == ["alice"]
+
+
+def test_changes_already_in_the_target_are_nothing_to_merge(work):
+    """The same class without a review of Thrum's: the branch's changes cherry-picked into main."""
+    repo, _alice, ada, path = work
+    commit(repo, repo.path, {"NOTES.md": "main moved\n"}, "main moves on")  # picks are new commits
+    for sha in repo.git("rev-list", "--reverse", "main..HEAD", cwd=path).split():
+        repo.git("cherry-pick", sha)
+    pre = ada.run("review", "preflight", "alice", "--json").json
+    assert [p["code"] for p in pre["problems"]] == ["nothing_to_merge"], pre
+    assert "in main already" in pre["problems"][0]["text"]
+
+
+def test_an_operator_merge_from_the_cli_is_credited_to_the_operator(repo):
+    """Walk 6: `review merge` from the main checkout with no identity was `@system`'s in the history,
+    where the same user's `review submit` was theirs."""
+    assert repo.run("init").code == 0
+    alice = worktree_agent(repo, "alice", "implementer")
+    commit(repo, alice.cwd, {"app.py": "print(1)\n"}, "add app")
+    alice.ok("review", "request")
+    # The operator the console registers (a user, in the main checkout, with no identity file there).
+    register = {"name": "ada", "role": "operator", "kind": "user"}
+    assert run_python(repo, RAW_CALL, "agent.register", json.dumps(register)).stdout == ""
+    assert repo.run("review", "submit", "alice", "--approve").code == 0  # the main checkout, no identity
+    assert repo.run("review", "merge", "alice", "--force").code == 0  # alice's pane: still working
+    events = repo.json("review", "history")["events"]
+    by = {e["kind"]: e["author"] for e in events}
+    assert by["merged"] == by["approved"] == "ada", events
+
+
+def test_a_detached_head_and_a_merged_review_are_named_plainly(work):
+    """Walk 7 and 9: "merge None → main", "not merging @alice's None", and "the review is not
+    approved" for a review merged already."""
+    repo, _alice, ada, path = work
+    approve(repo, ada)
+    repo.git("checkout", "-q", "--detach", cwd=path)
+    r = ada.run("review", "preflight", "alice")
+    assert r.code == 1 and "None" not in r.out and "HEAD (detached)" in r.out, r.out
+    line = assert_error(ada.run("review", "merge", "alice"), "detached HEAD")
+    assert "None" not in line
+    repo.git("checkout", "-q", "feature/alice", cwd=path)
+    ada.ok("review", "merge", "alice")
+    line = assert_error(ada.run("review", "merge", "alice"), "merged into main already")
+    assert "not approved" not in line
+
+
+def test_preflight_exits_1_when_a_plain_merge_would_refuse(work):
+    """Walk 8: "mergeable with --force" exited 0, so `preflight && merge` failed at the merge."""
+    _repo, alice, ada, _path = work
+    alice.ok("review", "request")
+    r = ada.run("review", "preflight", "alice", "--json")
+    assert r.code == 1 and r.json["mergeable"] and not r.json["ok"]
+    assert "only with --force" in ada.run("review", "preflight", "alice").out

@@ -267,7 +267,7 @@ _ROWS: list[Row] = [
     _s(
         "review preflight",
         "review:preflight",
-        "what a merge would meet (exit 1: not mergeable)",
+        "what a merge would meet (exit 1: a plain merge would refuse)",
         pos=("name",),
         flags="squash:b rebase:b",
     ),

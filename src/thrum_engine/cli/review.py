@@ -149,7 +149,8 @@ def preflight(ctx: Ctx) -> int:
 
     def human(r: dict) -> None:
         line(
-            f"{r['strategy']} {r['branch']} → {r['target']}: ↑{r['ahead']} ↓{r['behind']}, {r['files']} files"
+            f"{r['strategy']} {r['branch'] or 'HEAD (detached)'} → {r['target']}:"
+            f" ↑{r['ahead']} ↓{r['behind']}, {r['files']} files"
         )
         for p in r["problems"]:
             line(f"{'!' if p['forceable'] else '✗'} {p['text']}")
@@ -158,15 +159,16 @@ def preflight(ctx: Ctx) -> int:
         line(
             "✓ ready to merge"
             if r["ok"]
-            else "✓ mergeable with --force"
+            else "! mergeable only with --force"
             if r["mergeable"]
             else "✗ not mergeable"
         )
 
     code = ctx.emit(r, human)
-    # A check: `thrum review preflight A && thrum review merge A` merges only what can be merged
-    # (as `doctor` exits 1 on a problem). Mergeable with --force is a yes: the merge says what it takes.
-    return code if r["mergeable"] else 1
+    # A check: `thrum review preflight A && thrum review merge A` runs the merge only when it would
+    # go through (as `doctor` exits 1 on a problem); what --force would take is in the JSON
+    # (`mergeable`) and in the lines above (walk: exit 0, then the plain merge refused).
+    return code if r["ok"] else 1
 
 
 def merge(ctx: Ctx) -> int:

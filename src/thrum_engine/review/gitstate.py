@@ -4,6 +4,7 @@ diff, the commits, and whether a merge would conflict. Blocking: run in a thread
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -61,6 +62,33 @@ def _out(cwd: str, *args: str) -> str:
 
 def rev(cwd: str, what: str) -> str:
     return _out(cwd, "rev-parse", "--verify", "--quiet", what + "^{commit}").strip()
+
+
+def tree(cwd: str, what: str) -> str:
+    return _out(cwd, "rev-parse", "--verify", "--quiet", what + "^{tree}").strip()
+
+
+def written_by(repo: str, base: str, head: str) -> list[str]:
+    """The files the commits from `base` to `head` add, change or delete: what merging them writes."""
+    return [p for p in _out(repo, "diff", "--name-only", "-z", "--no-renames", base, head).split("\0") if p]
+
+
+# Files in a git dir that say its checkout is in the middle of something (git's own state files).
+_IN_PROGRESS = (
+    ("MERGE_HEAD", "a merge"),
+    ("rebase-merge", "a rebase"),
+    ("rebase-apply", "a rebase (or `git am`)"),
+    ("CHERRY_PICK_HEAD", "a cherry-pick"),
+    ("REVERT_HEAD", "a revert"),
+)
+
+
+def in_progress(git_dir: str) -> str | None:
+    """What the checkout of `git_dir` is in the middle of ("a merge", ...), or None."""
+    for marker, what in _IN_PROGRESS:
+        if os.path.exists(os.path.join(git_dir, marker)):
+            return what
+    return None
 
 
 def current_branch(cwd: str) -> str | None:

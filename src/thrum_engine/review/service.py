@@ -12,7 +12,7 @@ import re
 import time
 from typing import TYPE_CHECKING
 
-from thrum_engine import ids, names
+from thrum_engine import git, ids, names
 from thrum_engine.durations import iso, parse_iso
 from thrum_engine.errors import Conflict, Forbidden, InvalidInput, NotFound, UnknownAgent
 from thrum_engine.layout import current_branch
@@ -149,6 +149,7 @@ async def queue(engine: Engine, *, everyone: bool = False) -> list[dict]:
     """Each agent with work to review (commits ahead of the target or uncommitted changes), or with
     an open request; `everyone`: every agent with a worktree."""
     open_ = await q.open_reviews(engine.store)
+    merged = await q.merged_heads(engine.store)
     target = target_branch(engine)
     out = []
     for agent in reviewable_agents(engine):
@@ -157,6 +158,11 @@ async def queue(engine: Engine, *, everyone: bool = False) -> list[dict]:
         except GitFailed:
             continue  # a worktree git cannot read (removed under us): not reviewable
         review = open_.get(agent)
+        done = None if review else merged_already(merged.get(agent), st)
+        if done is not None:
+            if not everyone:
+                continue  # a squashed branch still at its merged head: its commits are not new work
+            review = done
         if not (everyone or st.reviewable or (review and review["status"] == "requested")):
             continue
         out.append(entry(engine, agent, st, review, await tests_status(engine, agent)))
@@ -173,6 +179,15 @@ REQUEST_REF = {"type": "review", "value": "request"}
 NOTE_MAX = 4000  # characters of a request's note (a tagged message's body is cut to it)
 
 
+def merged_already(merged: dict | None, st: gitstate.BranchState) -> dict | None:
+    """The agent's last merged review when its branch is still where that merge took it (no commit,
+    no uncommitted change since): after a squash its commits are not in the target's history, yet
+    they hold nothing new."""
+    if merged is None or merged["merged_head"] != st.head or st.uncommitted or st.untracked:
+        return None
+    return merged
+
+
 async def request_data(engine: Engine, agent: str, note: str) -> dict:
     """A `review.request` event's data for `agent`'s work as it is now (a tagged message commits
     the event with itself, naming it); refuses work with nothing to review."""
@@ -182,6 +197,12 @@ async def request_data(engine: Engine, agent: str, note: str) -> dict:
             f"nothing to review: {st.branch or 'HEAD'} has no commits ahead of {st.target} and no uncommitted changes"
         )
     review = await q.open_review(engine.store, agent)
+    done = None if review else merged_already((await q.merged_heads(engine.store, agent)).get(agent), st)
+    if done is not None:
+        raise InvalidInput(
+            f"nothing to review: {st.branch or 'HEAD'} was merged into {done['target'] or st.target} already"
+            f" (review {done['id']}, {done['strategy']}) and has not changed since"
+        )
     rid = review["id"] if review else ids.new_id("rev")
     data = {"review_id": rid, "agent": agent, "branch": st.branch or "", "target": st.target, "head": st.head}
     if note.strip():
@@ -508,6 +529,10 @@ def _problem(code: str, text: str, *, forceable: bool, files: list[str] | None =
     return {"code": code, "text": text, "forceable": forceable, "files": files or []}
 
 
+def _has(problems: list[dict], code: str) -> bool:
+    return any(p["code"] == code for p in problems)
+
+
 async def preflight(engine: Engine, agent: str, strategy: str) -> dict:
     """Everything that stands between the branch and the target, found without changing anything:
     a dry merge for conflicts, the main checkout's state, the agent, the review."""
@@ -517,13 +542,48 @@ async def preflight(engine: Engine, agent: str, strategy: str) -> dict:
     st = await state_of(engine, agent)
     repo = engine.layout.repo
     problems: list[dict] = []
-    if st.ahead == 0:
+    review = await q.open_review(engine.store, agent)
+    merged = None if review else merged_already((await q.merged_heads(engine.store, agent)).get(agent), st)
+    if merged is not None:
+        already = f"{st.branch or 'HEAD'} was merged into {merged['target'] or st.target} already"
         problems.append(
-            _problem("nothing_to_merge", f"{st.branch} has no commits ahead of {st.target}", forceable=False)
+            _problem(
+                "nothing_to_merge",
+                f"{already} (review {merged['id']}, {merged['strategy']})",
+                forceable=False,
+            )
+        )
+    elif st.ahead == 0:
+        problems.append(
+            _problem(
+                "nothing_to_merge",
+                f"{st.branch or 'HEAD'} has no commits ahead of {st.target}",
+                forceable=False,
+            )
         )
     if not st.branch:
         problems.append(
             _problem("detached", "the worktree is on a detached HEAD: no branch to merge", forceable=False)
+        )
+    if review and review.get("target") and review["target"] != st.target:
+        # The merge goes into the branch the main checkout is on: never into another than the one
+        # the review is for (walk: merged into `other`, recorded as merged into main).
+        problems.append(
+            _problem(
+                "wrong_target",
+                f"the review is for {review['target']}, but the main checkout is on {st.target}:"
+                f" check out {review['target']} first",
+                forceable=False,
+            )
+        )
+    busy = gitstate.in_progress(engine.layout.git_dir)
+    if busy:
+        problems.append(
+            _problem(
+                "target_busy",
+                f"the main checkout is in the middle of {busy}: finish or abort it first",
+                forceable=False,
+            )
         )
     main_changed, main_untracked = await asyncio.to_thread(gitstate.status, repo)
     if main_changed:
@@ -547,6 +607,29 @@ async def preflight(engine: Engine, agent: str, strategy: str) -> dict:
                     files=conflicted,
                 )
             )
+        elif not _has(problems, "nothing_to_merge") and tree == await asyncio.to_thread(
+            gitstate.tree, repo, st.target_head
+        ):
+            problems.append(
+                _problem(
+                    "nothing_to_merge",
+                    f"the changes of {st.branch or 'HEAD'} are in {st.target} already (squashed or cherry-picked)",
+                    forceable=False,
+                )
+            )
+        if main_untracked:
+            written = set(await asyncio.to_thread(gitstate.written_by, repo, st.merge_base, st.head))
+            clash = [f for f in main_untracked if f in written]
+            if clash:
+                problems.append(
+                    _problem(
+                        "target_untracked",
+                        f"{len(clash)} untracked file(s) in the main checkout would be overwritten by the merge:"
+                        " move them away first",
+                        forceable=False,
+                        files=clash,
+                    )
+                )
     if st.uncommitted:
         problems.append(
             _problem(
@@ -576,8 +659,9 @@ async def preflight(engine: Engine, agent: str, strategy: str) -> dict:
     state = agent_state(engine, agent)
     if state == "working":
         problems.append(_problem("agent_working", f"@{agent} is still working", forceable=True))
-    review = await q.open_review(engine.store, agent)
-    if review is None or review["status"] != "approved":
+    if _has(problems, "nothing_to_merge"):
+        pass  # merged already, or nothing there: "not approved" would only mislead
+    elif review is None or review["status"] != "approved":
         problems.append(_problem("not_approved", "the review is not approved", forceable=True))
     elif review.get("reviewed_fingerprint") != st.fingerprint:
         problems.append(
@@ -638,11 +722,11 @@ def _do_merge(repo: str, worktree: str, st: gitstate.BranchState, strategy: str,
         parents = ["-p", st.target_head] + (["-p", st.head] if strategy == "merge" else [])
         who = identity_env(repo)
         new = run_git(repo, "commit-tree", tree, *parents, "-F", "-", input=message, env=who)[1].strip()
-    code, out = run_git(repo, "merge", "--ff-only", "--quiet", new, check=False)
-    if code != 0:
-        raise Conflict(
-            f"the fast-forward of {st.target} failed (nothing was changed): {out.strip() or 'see git'}"
-        )
+    # The merged commit is built already: the main checkout only moves to it (a fast-forward).
+    done = git.call(repo, "merge", "--ff-only", "--quiet", new, identity=False)
+    if done.code != 0:
+        why = git.complaint(done.err) or done.out.strip() or f"git merge exit {done.code}"
+        raise Conflict(f"updating the main checkout to the merged commit failed (nothing was changed): {why}")
     return new
 
 
@@ -686,7 +770,7 @@ async def merge(
             p["text"] + (f" ({', '.join(p['files'][:8])})" if p["files"] else "") for p in blocking
         )
         hint = "" if hard else " (--force to merge anyway)"
-        raise Conflict(f"not merging @{agent}'s {pre['branch']}: {detail}{hint}")
+        raise Conflict(f"not merging @{agent}'s {pre['branch'] or 'work (detached HEAD)'}: {detail}{hint}")
     st = await state_of(engine, agent)
     review = await q.open_review(engine.store, agent)
     rid = review["id"] if review else ids.new_id("rev")

@@ -17,6 +17,19 @@ async def open_review(store: Store, agent: str) -> dict | None:
     )
 
 
+async def merged_heads(store: Store, agent: str | None = None) -> dict[str, dict]:
+    """Each agent's last merged review, with `merged_head`: its branch's head when it was merged (the
+    merge round's `base`). A branch still at that head holds nothing new, though a squash or a
+    cherry-pick left its commits out of the target's history."""
+    where, args = ("AND v.agent = ?", (agent,)) if agent else ("", ())
+    rows = await store.all(
+        "SELECT v.*, r.base AS merged_head FROM reviews v JOIN review_rounds r ON r.review_id = v.id"
+        f" AND r.verdict = 'merge' WHERE v.status = 'merged' {where} ORDER BY r.at, r.event_id",
+        args,
+    )
+    return {r["agent"]: r for r in rows}
+
+
 async def open_reviews(store: Store) -> dict[str, dict]:
     rows = await store.all("SELECT * FROM reviews WHERE status != 'merged' ORDER BY opened_at, id")
     return {r["agent"]: r for r in rows}
