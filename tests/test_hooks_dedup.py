@@ -38,7 +38,7 @@ def shown(answer: dict | None) -> str:
 async def test_mail_pushed_over_the_channel_is_not_shown_again_by_a_hook(pair):
     repo, alice, bob = pair
     events: list[ChannelEvent] = []
-    async with mcp_client(alice.cwd, alice.env, client="claude-code", events=events):
+    async with mcp_client(alice.cwd, alice.env, "--channel", "on", client="claude-code", events=events):
         await channel_open(repo, "alice")
         sent = bob.json("send", "pushed once", "--to", "@alice")
         await until(lambda: events, what="the channel push")
@@ -53,6 +53,36 @@ async def test_mail_pushed_over_the_channel_is_not_shown_again_by_a_hook(pair):
     first = shown(hook(alice, "prompt-submit"))
     assert later["message_id"] in first and sent["message_id"] not in first and "1 new message" in first
     assert hook(alice, "prompt-submit") is None and hook(alice, "stop") is None
+
+
+async def test_a_push_to_a_session_that_may_drop_it_delivers_nothing_the_hooks_still_do(pair):
+    """Walk (session 21): `thrum mcp serve` as `init` installs it (`--channel auto`) offered the
+    channel to every Claude Code session and recorded each push as delivered, so the hooks skipped
+    the message; a session started without `--channels` drops the events silently, and the message
+    was never shown. Under `auto` the push is an extra: the ledger, the hooks and routing go on
+    without it."""
+    repo, alice, bob = pair
+    events: list[ChannelEvent] = []
+    async with mcp_client(alice.cwd, alice.env, client="claude-code", events=events) as s:
+        assert s.init.capabilities.experimental == {"claude/channel": {}}  # type: ignore[attr-defined]
+        paths = engine(repo)
+        try:
+            await until(
+                lambda: paths.call("delivery.paths", {"agent": "alice"})["agents"][0]["channel"],
+                what="the channel to register",
+            )
+            (view,) = paths.call("delivery.paths", {"agent": "alice"})["agents"]
+            assert view["best"] != "channel" and view["channel"][0]["trusted"] is False, view
+        finally:
+            paths.close()
+        sent = bob.json("send", "pushed, maybe seen", "--to", "@alice")
+        await until(lambda: events, what="the channel push")
+        await anyio.sleep(0.5)  # the server's ack has reached the engine
+        d = bob.json("sent", "show", sent["message_id"])["message"]["deliveries"][0]
+        assert d["via"] != "channel", d
+        answer = await anyio.to_thread.run_sync(hook, alice, "stop")
+        assert sent["message_id"] in shown(answer)  # the hook shows it: the push proved nothing
+        assert await anyio.to_thread.run_sync(hook, alice, "stop") is None  # once
 
 
 async def test_mail_a_wait_returned_is_not_shown_again_by_a_hook(pair):

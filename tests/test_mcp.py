@@ -272,7 +272,7 @@ async def test_channel_push_reaches_claude_code_and_is_the_delivery_path(pair):
     parent = alice.json("send", "is the build green?", "--to", "@bob")["message_id"]
     thread = bob.json("reply", parent, "checking")["thread_id"]  # a thread to answer in
     alice.ok("message", "read", "--all")
-    async with mcp_client(alice.cwd, alice.env, client="claude-code", events=events) as s:
+    async with mcp_client(alice.cwd, alice.env, "--channel", "on", client="claude-code", events=events) as s:
         assert s.init.capabilities.experimental == {"claude/channel": {}}  # type: ignore[attr-defined]
         await channel_open(repo, "alice")
         sent = bob.json("send", "the build is green", "--to", "@alice", "--thread", thread)

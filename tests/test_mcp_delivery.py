@@ -25,7 +25,7 @@ async def test_a_recipient_with_a_live_channel_is_not_typed_at(tmux_repo):  # no
     start_agent(repo, "s1", "worker1", "a")
     env = {**repo.env, "THRUM_NAME": "worker1"}
     events: list[ChannelEvent] = []
-    async with mcp_client(repo.path, env, client="claude-code", events=events):
+    async with mcp_client(repo.path, env, "--channel", "on", client="claude-code", events=events):
         await channel_open(repo, "worker1")
         sent = boss.json("send", "please look at the auth bug", "--to", "@worker1")
         await until(lambda: events, what="the channel push")

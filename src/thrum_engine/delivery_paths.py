@@ -73,6 +73,10 @@ class Channel:
     channel_id: str
     pid: int | None
     client: str
+    # A push the session is known to show (`thrum mcp serve --channel on`). An untrusted channel
+    # (`auto`: the client is Claude Code, which drops the events unless it was started with channels,
+    # RUNTIMES.md) still gets every message, but delivers none: hooks and nudges go on as without it.
+    trusted: bool = True
     opened_at: float = field(default_factory=time.time)
     listening: int = 0  # `channel.listen` calls in flight
     last_end: float = field(default_factory=time.monotonic)
@@ -102,14 +106,23 @@ class DeliveryPaths:
         self._unlisten = engine.bus.listen(self._on_events)
 
     # -- channels --
-    def open_channel(self, agent: str, channel_id: str, pid: int | None, client: str) -> Channel:
+    def open_channel(
+        self, agent: str, channel_id: str, pid: int | None, client: str, *, trusted: bool = True
+    ) -> Channel:
         mine = self.channels.setdefault(agent, {})
         ch = mine.get(channel_id)
-        if ch is None or not ch.live() or ch.pid != pid:
+        if ch is None or not ch.live() or ch.pid != pid or ch.trusted != trusted:
             if ch is not None:
                 log.info("channel %s of @%s re-opened", channel_id, agent)
-            ch = mine[channel_id] = Channel(agent, channel_id, pid, client)
-            log.info("channel %s open for @%s (client %r, pid %s)", channel_id, agent, client, pid)
+            ch = mine[channel_id] = Channel(agent, channel_id, pid, client, trusted)
+            log.info(
+                "channel %s open for @%s (client %r, pid %s%s)",
+                channel_id,
+                agent,
+                client,
+                pid,
+                "" if trusted else ", pushes not counted as delivered",
+            )
         return ch
 
     def close_channel(self, agent: str, channel_id: str) -> bool:
@@ -134,9 +147,15 @@ class DeliveryPaths:
             self.channels.pop(agent, None)
         return live
 
+    def delivering_channels(self, agent: str) -> list[Channel]:
+        """The live channels whose pushes count as delivered (trusted ones): what routing and the
+        ledger go by. Untrusted ones still receive every message (`live_channels`)."""
+        return [c for c in self.live_channels(agent) if c.trusted]
+
     async def ack(self, ch: Channel, message_ids: list[str]) -> int:
-        """The MCP server pushed these into its session: the delivery record says `channel`."""
-        done = [m for m in message_ids if m in ch.handed]
+        """The MCP server pushed these into its session: the delivery record says `channel` (only for
+        a trusted channel: an untrusted push proves nothing)."""
+        done = [m for m in message_ids if m in ch.handed] if ch.trusted else []
         if done:
             await self._notified(ch.agent, done, "channel")
             for m in done:  # only now: until the record is stored, `handed` is what holds the nudge back
@@ -161,7 +180,7 @@ class DeliveryPaths:
         not acknowledged yet, within CHANNEL_ACK_SECONDS). A hook leaves these to that path."""
         out = {m for a, m in self._claimed if a == agent}
         now = time.monotonic()
-        for ch in self.live_channels(agent):
+        for ch in self.delivering_channels(agent):
             out.update(ev["data"]["message_id"] for ev in ch.queue)
             out.update(m for m, at in ch.handed.items() if now - at < CHANNEL_ACK_SECONDS)
         return out
@@ -212,7 +231,7 @@ class DeliveryPaths:
 
     def best(self, agent: str, *, pane: bool) -> Path | None:
         """The least intrusive path this agent has right now (None: the mail waits in its inbox)."""
-        if self.live_channels(agent):
+        if self.delivering_channels(agent):
             return "channel"
         if self.engine.bus.waiting(agent):
             return "wait"
@@ -232,7 +251,7 @@ class DeliveryPaths:
             [agent, *message_ids],
         )
         state = {r["message_id"]: r for r in rows}
-        channels = self.live_channels(agent)
+        channels = self.delivering_channels(agent)
         hooks = self.hooks_fresh(agent)
         now = time.monotonic()
         keep: list[str] = []
@@ -271,7 +290,13 @@ class DeliveryPaths:
             "agent": agent,
             "best": self.best(agent, pane=pane is not None),
             "channel": [
-                {"channel_id": c.channel_id, "client": c.client, "pid": c.pid, "since": iso(c.opened_at)}
+                {
+                    "channel_id": c.channel_id,
+                    "client": c.client,
+                    "pid": c.pid,
+                    "since": iso(c.opened_at),
+                    "trusted": c.trusted,
+                }
                 for c in chans
             ],
             "waiting": self.engine.bus.waiting(agent),
@@ -303,6 +328,8 @@ def _pane_of(engine: Engine, agent: str) -> str | None:
 class ChannelListenParams(Params):
     channel_id: str = Field(pattern=_NAME)
     client: str = Field("", max_length=200)
+    # False: the session may drop what is pushed (`--channel auto`); older MCP servers send nothing.
+    trusted: bool = True
     ack: list[str] = Field(default_factory=list, max_length=MAX_BATCH * 10)
     timeout: float = Field(25.0, ge=0, le=MAX_LISTEN_SECONDS)
 
@@ -327,7 +354,7 @@ async def channel_listen(engine: Engine, caller: Caller, p: ChannelListenParams)
     handed out once it reached the session."""
     paths = attach(engine)
     me: str = caller.name  # type: ignore[assignment]  # identity=True
-    ch = paths.open_channel(me, p.channel_id, caller.pid, p.client)
+    ch = paths.open_channel(me, p.channel_id, caller.pid, p.client, trusted=p.trusted)
     ch.listening += 1
     try:
         acked = await paths.ack(ch, _message_ids(p.ack)) if p.ack else 0

@@ -46,7 +46,7 @@ def why_unreachable(engine: Engine, agent: str) -> str | None:
 
         _attach = attach
     paths = _attach(engine)
-    if agent in paths.channels and paths.live_channels(agent):
+    if agent in paths.channels and paths.delivering_channels(agent):
         return None
     if engine.bus.waiting(agent) or paths.hooks_fresh(agent):
         return None

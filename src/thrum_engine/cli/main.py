@@ -386,7 +386,8 @@ _ROWS: list[Row] = [
     _s(
         "mcp serve",
         "mcp:serve",
-        "MCP stdio server for this agent (tools, and channel push into Claude Code)",
+        "MCP stdio server for this agent (tools; channel push into Claude Code: --channel on when the"
+        " session was started with channels, auto pushes without counting it delivered, off)",
         flags="agent-id:v channel:v",
     ),
     # engine

@@ -60,8 +60,10 @@ class ChannelNotification(types.Notification[dict[str, Any], Literal["notificati
 
 
 def wants_channel(mode: ChannelMode, client_name: str) -> bool:
-    """Channels are Claude Code's (clientInfo.name `claude-code`); another client would drop the events
-    while the engine believed them delivered, so `auto` offers it to Claude Code only."""
+    """Channels are Claude Code's (clientInfo.name `claude-code`), so `auto` offers it to Claude Code
+    only. Even there a session started without `--channels` drops the events and says nothing, so
+    under `auto` the pushes are extras the engine does not count as delivered (the hooks and the
+    nudge still deliver: walk, session 21); `on` says the session shows them."""
     if mode != "auto":
         return mode == "on"
     return client_name.lower().startswith("claude")
@@ -248,6 +250,7 @@ class ThrumMcp:
                     {
                         "channel_id": self.channel_id,
                         "client": st.client_name,
+                        "trusted": st.mode == "on",
                         "ack": ack,
                         "timeout": LISTEN_SECONDS,
                     },
