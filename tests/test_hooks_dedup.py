@@ -6,7 +6,10 @@ the MCP server through the SDK's stdio client."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
+import time
 
 import anyio
 
@@ -83,6 +86,74 @@ async def test_a_push_to_a_session_that_may_drop_it_delivers_nothing_the_hooks_s
         answer = await anyio.to_thread.run_sync(hook, alice, "stop")
         assert sent["message_id"] in shown(answer)  # the hook shows it: the push proved nothing
         assert await anyio.to_thread.run_sync(hook, alice, "stop") is None  # once
+
+
+def waiting(repo, agent: str) -> bool:
+    paths = engine(repo)
+    try:
+        return paths.call("delivery.paths", {"agent": agent})["agents"][0]["waiting"]
+    finally:
+        paths.close()
+
+
+def test_a_killed_wait_takes_nothing_the_next_hook_shows_it(pair):
+    """Walk (session 21): a `thrum wait` killed (a Bash tool's timeout) stayed registered until its
+    own timeout; the next message was marked `seen (via wait)` for nobody, and no hook showed it."""
+    repo, alice, bob = pair
+    proc = subprocess.Popen(
+        [*THRUM, "wait", "--timeout", "60s"], cwd=alice.cwd, env=alice.env, stdout=subprocess.DEVNULL
+    )
+    try:
+        wait_for(lambda: waiting(repo, "alice"), what="the wait to block in the engine")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    wait_for(lambda: not waiting(repo, "alice"), what="the engine to drop the killed wait")
+    sent = bob.json("send", "after the wait died", "--to", "@alice")
+    time.sleep(0.3)
+    (d,) = bob.json("sent", "show", sent["message_id"])["message"]["deliveries"]
+    assert d["state"] == "stored" and d["via"] is None, d
+    assert sent["message_id"] in shown(hook(alice, "stop"))
+
+
+async def test_a_cancelled_wait_for_message_takes_nothing(pair):
+    """The same through MCP: `notifications/cancelled` ended the tool call, not the engine's wait."""
+    repo, alice, bob = pair
+    async with mcp_client(alice.cwd, alice.env) as s:
+        with anyio.move_on_after(30) as scope:
+            async with anyio.create_task_group() as tg:
+
+                async def blocked() -> None:
+                    await s.call_tool("wait_for_message", {"timeout": 60})
+
+                tg.start_soon(blocked)
+                await until(lambda: waiting(repo, "alice"), what="the wait to block in the engine")
+                tg.cancel_scope.cancel()  # the client sends notifications/cancelled
+        assert not scope.cancelled_caught
+        await until(lambda: not waiting(repo, "alice"), what="the engine to drop the cancelled wait")
+        sent = bob.json("send", "after the cancel", "--to", "@alice")
+        await anyio.sleep(0.3)
+        (d,) = bob.json("sent", "show", sent["message_id"])["message"]["deliveries"]
+        assert d["state"] == "stored" and d["via"] is None, d
+        r = await s.call_tool("check_messages", {})
+        assert sent["message_id"] in text(r)
+
+
+def test_a_hook_that_gave_up_records_nothing_the_next_one_shows_it(pair):
+    """Walk (session 21): with the engine stopped (SIGSTOP) a hook gave up after its 4 s; resumed,
+    the engine ran the request anyway and recorded the mail as shown by that hook."""
+    repo, alice, bob = pair
+    sent = bob.json("send", "while the engine hangs", "--to", "@alice")
+    pid = repo.json("daemon", "status")["pid"]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        assert hook(alice, "stop") is None  # gave up: says nothing, exit 0
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    time.sleep(0.5)  # the engine reads the late request (and the hang-up) now
+    (d,) = bob.json("sent", "show", sent["message_id"])["message"]["deliveries"]
+    assert d["state"] == "stored", d
+    assert sent["message_id"] in shown(hook(alice, "stop"))
 
 
 async def test_mail_a_wait_returned_is_not_shown_again_by_a_hook(pair):

@@ -219,11 +219,15 @@ async def fire(engine: Engine, caller: Caller, p: HookFireParams) -> dict:
     _schedule_save(engine, st)
     out: dict = {"recorded": True, "context": None, "block": None}
     async with ag.lock:
-        return await _answer(engine, me, ag, p, out)
+        return await _answer(engine, me, ag, p, out, caller)
 
 
-async def _answer(engine: Engine, me: str, ag: AgentHooks, p: HookFireParams, out: dict) -> dict:
-    """What the hook shows; the ledger records it before the answer goes (the caller holds the lock)."""
+async def _answer(
+    engine: Engine, me: str, ag: AgentHooks, p: HookFireParams, out: dict, caller: Caller
+) -> dict:
+    """What the hook shows; the ledger records it before the answer goes (the caller holds the lock).
+    A hook that gave up waiting (its runtime's budget is seconds) shows nothing: nothing is recorded
+    for a caller that has hung up, and the next hook shows it."""
     shown: list[str] = []
     if p.event == "session-start":
         from thrum_engine.briefing import prime_data
@@ -253,6 +257,8 @@ async def _answer(engine: Engine, me: str, ag: AgentHooks, p: HookFireParams, ou
             ag.consecutive_blocks = 0
     elif p.event == "pre-compact":
         out["saved"] = await _save_before_compact(engine, me, p.trigger)
+    if shown and caller.hung_up:
+        return {"recorded": True, "context": None, "block": None}
     if shown:  # into the ledger before the answer: the next hook (or a restarted engine) reads it back
         from thrum_engine import delivery_paths
 

@@ -997,11 +997,13 @@ def _wait_filter(engine: Engine, me: str, p: WaitParams, after: str):
 
 @method("message.wait", WaitParams, identity=True, timeout=False)
 async def wait(engine: Engine, caller: Caller, p: WaitParams) -> dict:
-    return await wait_for_mail(engine, identified(caller), p)
+    return await wait_for_mail(engine, identified(caller), p, caller.gone)
 
 
-async def wait_for_mail(engine: Engine, me: str, p: WaitParams) -> dict:
-    """The first message to `me` that matches, from the backlog (`after`) or as it arrives."""
+async def wait_for_mail(engine: Engine, me: str, p: WaitParams, gone: asyncio.Future | None = None) -> dict:
+    """The first message to `me` that matches, from the backlog (`after`) or as it arrives. Once
+    `gone` is done (the caller hung up: a killed `thrum wait`, a cancelled MCP tool call) the wait
+    takes nothing more: what arrives is left to the other paths, not marked seen for nobody."""
     limit = engine.settings.engine.max_wait_seconds
     if p.timeout > limit:
         raise InvalidInput(f"--timeout {p.timeout:g}s is over the limit of {limit:g}s")
@@ -1010,20 +1012,35 @@ async def wait_for_mail(engine: Engine, me: str, p: WaitParams) -> dict:
     await known_name(engine, "--mention", p.mention, wrote=False)
     matches = _wait_filter(engine, me, p, after)
     waiter = Waiter(me, matches)
+    nobody = {"status": "timeout", "messages": [], "timeout": p.timeout}
+
+    def hang_up(_gone: asyncio.Future) -> None:  # at once, so `publish` never hands it another event
+        engine.bus.remove_waiter(waiter)
+        if not waiter.future.done():
+            waiter.future.set_result(None)
+
+    if gone is not None:
+        if gone.done():
+            return nobody
+        gone.add_done_callback(hang_up)
     engine.bus.add_waiter(waiter)  # before the backlog query, so nothing slips between
     try:
         if p.after is not None:
             rows = await queries.unread_backlog(engine.store, me, floor_of(engine, me), after)
             backlog = [message_view(r) for r in rows if _row_matches(matches, r)]
-            if backlog:
+            if backlog and not (gone is not None and gone.done()):
                 return await _received(engine, me, backlog)
         try:
             ev = await asyncio.wait_for(waiter.future, p.timeout)
         except TimeoutError:
-            return {"status": "timeout", "messages": [], "timeout": p.timeout}
+            return nobody
+        if ev is None:  # hung up
+            return nobody
         return await _received(engine, me, [event_message_view(ev)])
     finally:
         engine.bus.remove_waiter(waiter)
+        if gone is not None:
+            gone.remove_done_callback(hang_up)
 
 
 def _row_matches(matches, row: dict) -> bool:

@@ -15,7 +15,7 @@ import os
 import time
 from typing import Any
 
-from thrum_engine.rpc.client import START_WITHIN, peer_credentials
+from thrum_engine.rpc.client import peer_credentials, start_within
 
 log = logging.getLogger("thrum.mcp")
 
@@ -97,10 +97,7 @@ class EngineLink:
                     fut.set_exception(EngineDown("lost the engine mid-request: check `thrum daemon status`"))
             self._pending.clear()
 
-    async def call(self, method: str, params: dict[str, Any] | None = None, timeout: float = 60.0) -> Any:
-        writer = await self._connect()
-        self._next_id += 1
-        rid = self._next_id
+    def _frame(self, rid: int, method: str, params: dict[str, Any] | None, timeout: float) -> bytes:
         params = dict(params or {})
         if self.caller:
             params.setdefault("caller", self.caller)
@@ -109,12 +106,63 @@ class EngineLink:
             "id": rid,
             "method": method,
             "params": params,
-            "start_by_mono": time.monotonic() + START_WITHIN,  # rpc.server._expired
+            "start_by_mono": time.monotonic() + start_within(timeout),  # rpc.server._expired
         }
+        return (json.dumps(msg, separators=(",", ":")) + "\n").encode()
+
+    @staticmethod
+    def _result(resp: dict) -> Any:
+        err = resp.get("error")
+        if err is not None:
+            data = err.get("data") or {}
+            raise EngineRefused(err.get("message", "engine error"), data.get("kind"), err.get("code", -32000))
+        return resp.get("result")
+
+    async def call_alone(
+        self, method: str, params: dict[str, Any] | None = None, timeout: float = 60.0
+    ) -> Any:
+        """`method` on a connection of its own, closed when the call ends, is cancelled or times out:
+        the engine sees the hang-up and stops it (a cancelled `wait_for_message` must not take the
+        next message for nobody, walk session 21). For the long blocking calls."""
+        try:
+            reader, writer = await asyncio.open_unix_connection(self.socket_path, limit=LINE_LIMIT)
+        except OSError as exc:
+            raise EngineDown(
+                f"the engine is not running ({exc.strerror or exc}): start it with `thrum daemon start`"
+            ) from None
+        try:
+            _pid, uid, _gid = peer_credentials(writer.get_extra_info("socket"))
+            if uid != os.getuid():
+                raise EngineDown(
+                    f"the socket {self.socket_path} is served by another user (uid {uid}): refusing it"
+                )
+            writer.write(self._frame(1, method, params, timeout))
+            await writer.drain()
+            async with asyncio.timeout(timeout):
+                line = await reader.readline()
+        except (ConnectionError, BrokenPipeError, asyncio.IncompleteReadError) as exc:
+            raise EngineDown(f"lost the engine mid-request ({exc}): check `thrum daemon status`") from None
+        except TimeoutError:
+            raise EngineDown(f"the engine did not answer {method} within {timeout:g}s") from None
+        finally:
+            writer.close()
+        if not line:
+            raise EngineDown("lost the engine mid-request: check `thrum daemon status`")
+        try:
+            resp = json.loads(line)
+        except ValueError:
+            raise EngineDown(f"unreadable answer from the engine: {line[:200]!r}") from None
+        return self._result(resp)
+
+    async def call(self, method: str, params: dict[str, Any] | None = None, timeout: float = 60.0) -> Any:
+        writer = await self._connect()
+        self._next_id += 1
+        rid = self._next_id
+        frame = self._frame(rid, method, params, timeout)
         fut: asyncio.Future = asyncio.get_running_loop().create_future()
         self._pending[rid] = fut
         try:
-            writer.write((json.dumps(msg, separators=(",", ":")) + "\n").encode())
+            writer.write(frame)
             await writer.drain()
             async with asyncio.timeout(timeout):  # not wait_for: no extra future and callbacks per call
                 resp = await fut
@@ -124,11 +172,7 @@ class EngineLink:
             raise EngineDown(f"the engine did not answer {method} within {timeout:g}s") from None
         finally:
             self._pending.pop(rid, None)
-        err = resp.get("error")
-        if err is not None:
-            data = err.get("data") or {}
-            raise EngineRefused(err.get("message", "engine error"), data.get("kind"), err.get("code", -32000))
-        return resp.get("result")
+        return self._result(resp)
 
     async def close(self) -> None:
         writer, self._writer = self._writer, None

@@ -139,7 +139,7 @@ async def _wait(link: EngineLink, a: WaitForMessage) -> Any:
     params: dict[str, Any] = {"timeout": a.timeout}
     if a.from_agent:
         params["from_agent"] = a.from_agent
-    return await link.call("message.wait", params, timeout=a.timeout + 30)
+    return await link.call_alone("message.wait", params, timeout=a.timeout + 30)
 
 
 async def _reply(link: EngineLink, a: Reply) -> Any:

@@ -26,6 +26,15 @@ PROBE_AFTER = 5.0
 # on a silent engine after two PROBE_AFTERs at the earliest, so whatever it was told "not answering"
 # about (a `daemon stop`, a `send`) is never done behind its back when the engine resumes.
 START_WITHIN = 2 * PROBE_AFTER - 1.0
+
+
+def start_within(timeout: float | None) -> float:
+    """How long after sending a request the engine may still start it: START_WITHIN, or the caller's
+    own timeout when that is shorter (walk, session 21: a hook gave up after 4 s, and the engine,
+    stopped meanwhile, later recorded the mail as shown by it)."""
+    return START_WITHIN if timeout is None or timeout < 0 else min(START_WITHIN, timeout)
+
+
 # A full listen backlog (EAGAIN) is a burst of connects, not a dead engine: retry that long.
 CONNECT_RETRY = 2.0
 
@@ -180,8 +189,8 @@ class Client:
         self._next_id += 1
         rid = self._next_id
         msg = {"jsonrpc": "2.0", "id": rid, "method": method, "params": params or {}}
-        if self.probe:
-            msg["start_by_mono"] = time.monotonic() + START_WITHIN  # rpc.server._expired
+        if self.probe:  # rpc.server._expired; never later than this call gives up (a hook's 4 s)
+            msg["start_by_mono"] = time.monotonic() + start_within(timeout)
         data = (dumps(msg) + "\n").encode()
         deadline = None if timeout is None else time.monotonic() + timeout
         try:

@@ -155,6 +155,9 @@ class _Connection(asyncio.Protocol):
         self._drainers: list[asyncio.Future] = []
         self._timer: asyncio.TimerHandle | None = None
         self._counted = False
+        # Done at the end of input or of the connection: the client stopped listening (killed, or it
+        # gave up), so a request of its own still running must not take mail from the other paths.
+        self.gone: asyncio.Future = asyncio.get_running_loop().create_future()
 
     # -- opening --
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -203,6 +206,7 @@ class _Connection(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         self._eof = True
+        self._hang_up()
         self._take()
         return True  # keep the transport open: what is in flight is still answered
 
@@ -297,8 +301,13 @@ class _Connection(asyncio.Protocol):
         """The engine is stopping: no new requests from here; those in flight still get answers."""
         self._end()
 
+    def _hang_up(self) -> None:
+        if not self.gone.done():
+            self.gone.set_result(None)
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
+        self._hang_up()
         if self._timer is not None:
             self._timer.cancel()
         if self._counted:
@@ -465,11 +474,13 @@ class RpcServer:
         return max(0.0, conn.last + allowed - time.monotonic())
 
     async def _one(self, line: bytes, conn: _Connection) -> None:
-        response = await self.dispatch(line, conn.pid, conn.worktree)
+        response = await self.dispatch(line, conn.pid, conn.worktree, conn.gone)
         if response is not None:
             await conn.replies.send(response)
 
-    async def dispatch(self, line: bytes, pid: int, worktree: str | None) -> dict | None:
+    async def dispatch(
+        self, line: bytes, pid: int, worktree: str | None, gone: asyncio.Future | None = None
+    ) -> dict | None:
         try:
             req = fastjson.loads(line)
         except (ValueError, UnicodeDecodeError) as exc:
@@ -514,7 +525,9 @@ class RpcServer:
                 if notification
                 else _error(rid, P.INTERNAL_ERROR, "request expired before it could start", "expired")
             )
-        caller = Caller(name=claimed or None, worktree=worktree, pid=pid, read_only=worktree is None)
+        caller = Caller(
+            name=claimed or None, worktree=worktree, pid=pid, read_only=worktree is None, gone=gone
+        )
         try:
             result = await self.engine.call(name, params, caller)
         except ThrumError as exc:
