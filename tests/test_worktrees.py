@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import wt_path
+from conftest import assert_error, wt_path
 
 
 @pytest.fixture
@@ -302,3 +302,17 @@ def test_thrums_runtime_files_leave_a_new_worktree_clean_and_only_they_are_ignor
     r = repo.run("worktree", "teardown", "cleanwt")
     assert r.code == 0, r.err
     assert not path.exists()
+
+
+def test_teardown_of_a_git_worktree_thrum_did_not_make_says_so(inited, tmp_path):
+    """Walk: `worktree list` showed `ext` (made by `git worktree add`), but `teardown ext` said
+    "no worktree named ext": it names the worktree as not Thrum's and how git removes it."""
+    repo = inited
+    ext = tmp_path / "ext"
+    repo.git("worktree", "add", "-q", str(ext), "-b", "extb")
+    assert [w["name"] for w in repo.run("worktree", "list", "--json").json] == ["ext"]
+    r = repo.run("worktree", "teardown", "ext")
+    line = assert_error(r, "ext is a git worktree Thrum did not create", f"git worktree remove {ext}")
+    assert "no worktree named" not in line
+    assert ext.exists() and repo.git("branch", "--list", "extb")
+    assert [w["name"] for w in repo.run("worktree", "list", "--json").json] == ["ext"]

@@ -301,9 +301,18 @@ def agents_in(engine: Engine, path: str) -> list[str]:
 
 def find_worktree(engine: Engine, name: str) -> dict:
     path = path_for(engine, name)
-    for t in list_worktrees(engine.layout.repo):
+    trees = list_worktrees(engine.layout.repo)
+    for t in trees:
         if os.path.realpath(t["path"]) == path:
             return t
+    # `worktree list` shows every linked worktree by its folder's name, Thrum's or not: one made
+    # by `git worktree add` elsewhere is named here, with git's own way to remove it.
+    for t in trees:
+        if os.path.basename(os.path.normpath(t["path"])) == name:
+            raise InvalidInput(
+                f"{name} is a git worktree Thrum did not create ({t['path']}): Thrum tears down only"
+                f" its own, under {base_dir(engine)}; remove it with `git worktree remove {t['path']}`"
+            )
     raise NotFound(f"no worktree named {name} (looked for {path})")
 
 
