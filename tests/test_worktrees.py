@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -316,3 +317,32 @@ def test_teardown_of_a_git_worktree_thrum_did_not_make_says_so(inited, tmp_path)
     assert "no worktree named" not in line
     assert ext.exists() and repo.git("branch", "--list", "extb")
     assert [w["name"] for w in repo.run("worktree", "list", "--json").json] == ["ext"]
+
+
+def test_archives_are_listed_newest_teardown_first_and_a_bare_name_restores_the_newest(inited):
+    """Walk: `archives` sorted by the archived commit's date (a clean worktree's archive is its
+    HEAD, older than any teardown), so the older teardown came first and `restore dup` took it."""
+    repo = inited
+    commit = repo.path / "second.txt"
+    commit.write_text("2\n")
+    repo.git("add", "second.txt")
+    repo.git("commit", "-q", "-m", "second")
+    assert repo.run("worktree", "create", "dup").code == 0
+    first = repo.run("worktree", "teardown", "dup", "--delete-branch", "--json")
+    assert first.code == 0, first.err
+    time.sleep(1.1)  # the stamp in the ref has one-second steps
+    assert repo.run("worktree", "create", "dup", "--base", "HEAD~1").code == 0
+    second = repo.run("worktree", "teardown", "dup", "--delete-branch", "--force", "--json")
+    assert second.code == 0, second.err
+    listed = repo.run("worktree", "archives", "--json").json
+    assert [a["ref"] for a in listed] == [second.json["archive_ref"], first.json["archive_ref"]]
+    # `at` is the teardown's time, the stamp in the ref, not the older commit's date.
+    stamp = second.json["archive_ref"].rsplit("/", 1)[1]
+    assert listed[0]["at"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.strptime(stamp, "%Y%m%dT%H%M%SZ"))
+    assert listed[0]["at"] > listed[1]["at"]
+    human = repo.run("worktree", "archives").out.splitlines()
+    assert human[0].startswith("dup/" + stamp) and listed[0]["at"] in human[0]
+    r = repo.run("worktree", "restore", "dup", "--json")
+    assert r.code == 0, r.err
+    assert r.json["archive"]["ref"] == second.json["archive_ref"]
+    assert repo.git("rev-parse", "HEAD", cwd=Path(r.json["path"])) == repo.git("rev-parse", "HEAD~1")

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from thrum_engine.engine.core import Engine
 
 ARCHIVE_PREFIX = "refs/thrum/archive/"
+STAMP = "%Y%m%dT%H%M%SZ"  # an archive ref's last part: the teardown's UTC time
 
 
 class WorktreeCreateParams(Params):
@@ -195,7 +196,7 @@ ARCHIVE_MESSAGE = "thrum: archive of worktree {name} at teardown"
 
 
 def stamp() -> str:
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    return time.strftime(STAMP, time.gmtime())
 
 
 def new_archive_ref(repo: str, name: str) -> str:
@@ -205,9 +206,7 @@ def new_archive_ref(repo: str, name: str) -> str:
     legacy = ARCHIVE_PREFIX + name
     old = git.run(repo, "rev-parse", "--verify", "--quiet", legacy + "^{commit}", check=False)
     if old:
-        when = time.strftime(
-            "%Y%m%dT%H%M%SZ", time.gmtime(int(git.run(repo, "show", "-s", "--format=%ct", old)))
-        )
+        when = time.strftime(STAMP, time.gmtime(int(git.run(repo, "show", "-s", "--format=%ct", old))))
         # `<name>` and `<name>/<time>` cannot both exist: hold it elsewhere while it moves.
         held = f"refs/thrum/archive-moving/{name}"
         git.run(repo, "update-ref", held, old)
@@ -250,31 +249,55 @@ def keep_archive(repo: str, name: str, sha: str) -> str:
     return ref
 
 
+def teardown_time(ref_tail: str) -> tuple[str, int] | None:
+    """When the teardown that wrote `<name>/<stamp>[-n]` ran, as ISO UTC, and `n` (1 without it):
+    the stamp is the teardown's clock. The archive's commit is the worktree's HEAD when nothing was
+    uncommitted, so its date can be any time before: sorting by it put an older teardown first."""
+    name, sep, tail = ref_tail.rpartition("/")
+    if not sep or not name:
+        return None
+    when, _, n = tail.partition("-")
+    try:
+        parsed = time.strptime(when, STAMP)
+    except ValueError:
+        return None
+    if n and not n.isdigit():
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", parsed), int(n or 1)
+
+
 def list_archives(repo: str) -> list[dict]:
+    """Every archive, newest teardown first: `at` is the teardown's time (the stamp in its ref),
+    or, for a ref of the old one-per-name shape not yet moved, its commit's."""
     out = git.run(
         repo,
         "for-each-ref",
-        "--sort=-creatordate",
-        "--format=%(refname)%00%(objectname)%00%(creatordate:iso-strict)%00%(subject)",
+        "--format=%(refname)%00%(objectname)%00%(creatordate:unix)%00%(subject)",
         ARCHIVE_PREFIX,
     )
     archives = []
+    order = {}
     for row in filter(None, out.splitlines()):
-        ref, sha, at, subject = row.split("\0", 3)
-        name = (
-            ref[len(ARCHIVE_PREFIX) :].rsplit("/", 1)[0]
-            if "/" in ref[len(ARCHIVE_PREFIX) :]
-            else ref[len(ARCHIVE_PREFIX) :]
-        )
+        ref, sha, created, subject = row.split("\0", 3)
+        tail = ref[len(ARCHIVE_PREFIX) :]
+        when = teardown_time(tail)
+        if when is not None:
+            at, n = when
+        else:
+            at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(created or 0)))
+            n = 0
+        order[ref] = (at, n)
         archives.append(
             {
                 "ref": ref,
-                "name": name,
+                "name": tail.rsplit("/", 1)[0] if when is not None else tail,
                 "sha": sha,
                 "at": at,
                 "uncommitted": subject.startswith("thrum: archive of worktree"),
             }
         )
+    # ISO UTC strings sort as times; `-n` orders teardowns within one second.
+    archives.sort(key=lambda a: (*order[a["ref"]], a["ref"]), reverse=True)
     return archives
 
 
