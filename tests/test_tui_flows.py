@@ -743,7 +743,11 @@ async def test_teardown_of_a_worktree_thrum_did_not_create_is_refused(hosted):
         await until(pilot, lambda: any("alice" in w["agents"] for w in app.worktrees), "worktrees loaded")
         await pilot.press("t")
         dialog = await until(pilot, lambda: isinstance(app.screen, TeardownScreen) and app.screen)
-        await until(pilot, lambda: "no worktree named" in str(dialog.query_one("#audit").render()), "refusal")
+        await until(
+            pilot,
+            lambda: "is a git worktree Thrum did not create" in str(dialog.query_one("#audit").render()),
+            "refusal",
+        )
         assert dialog.query_one("#go").disabled
         await pilot.press("escape")
         assert alice.cwd.exists()
