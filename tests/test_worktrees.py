@@ -346,3 +346,85 @@ def test_archives_are_listed_newest_teardown_first_and_a_bare_name_restores_the_
     assert r.code == 0, r.err
     assert r.json["archive"]["ref"] == second.json["archive_ref"]
     assert repo.git("rev-parse", "HEAD", cwd=Path(r.json["path"])) == repo.git("rev-parse", "HEAD~1")
+
+
+def ignore(repo, *rules: str) -> None:
+    (repo.path / ".gitignore").write_text("".join(r + "\n" for r in rules))
+    repo.git("add", ".gitignore")
+    repo.git("commit", "-q", "-m", "ignore")
+
+
+def test_ignored_files_go_into_the_archive_and_ignored_folders_are_named_as_removed(inited):
+    """Walk: a teardown (no --force, no warning) deleted a hand-typed, git-ignored `local.env`,
+    and restore could not bring it back: the archive was `git add -A`, which skips ignored files."""
+    repo = inited
+    ignore(repo, "*.env", "node_modules/")
+    assert repo.run("worktree", "create", "ig").code == 0
+    path = wt_path(repo, "ig")
+    (path / "local.env").write_text("API_KEY=typed-by-hand\n")
+    (path / "node_modules" / "pkg").mkdir(parents=True)
+    (path / "node_modules" / "pkg" / "index.js").write_text("built\n")
+    audit = repo.run("worktree", "teardown", "ig", "--json")
+    assert audit.code == 0, audit.err  # nothing is lost: no --force needed
+    out = audit.json
+    assert out["audit"]["ignored"] == ["local.env"] and out["audit"]["ignored_dirs"] == ["node_modules/"]
+    assert out["audit"]["ignored_over_cap"] == [] and out["problems"] == []
+    assert out["notes"] == [
+        "1 ignored file(s) archived (local.env)",
+        "1 ignored folder(s) removed, not archived (node_modules/)",
+    ]
+    ref = out["archive_ref"]
+    assert repo.git("show", f"{ref}:local.env") == "API_KEY=typed-by-hand"
+    tree = repo.git("ls-tree", "-r", "--name-only", ref).split()
+    assert "node_modules/pkg/index.js" not in tree and not any(p.startswith(".thrum/") for p in tree)
+    r = repo.run("worktree", "restore", "ig", "--json")
+    assert r.code == 0, r.err
+    back = Path(r.json["path"])
+    assert (back / "local.env").read_text() == "API_KEY=typed-by-hand\n"
+    assert repo.git("status", "--porcelain", cwd=back) == ""  # ignored again, as it was
+    # The human teardown names both.
+    (back / "local.env").write_text("again\n")
+    (back / "node_modules").mkdir()
+    (back / "node_modules" / "x.js").write_text("x\n")
+    human = repo.run("worktree", "teardown", "ig")
+    assert human.code == 0, human.err
+    assert "1 ignored file(s) archived (local.env)" in human.out
+    assert "1 ignored folder(s) removed, not archived (node_modules/)" in human.out
+
+
+def test_ignored_files_past_the_archive_cap_are_refused_by_name_without_force(inited):
+    repo = inited
+    ignore(repo, "*.env", "*.dump")
+    assert repo.run("worktree", "create", "big").code == 0
+    path = wt_path(repo, "big")
+    (path / "local.env").write_text("KEY=1\n")
+    with open(path / "db.dump", "wb") as fh:
+        fh.truncate(11 * 1024 * 1024)
+    r = repo.run("worktree", "teardown", "big")
+    assert_error(r, "1 ignored file(s) past the 10 MiB", "db.dump", "--force", "archived (local.env)")
+    assert path.exists()
+    r = repo.run("worktree", "teardown", "big", "--force", "--json")
+    assert r.code == 0, r.err
+    assert r.json["audit"]["ignored_over_cap"] == ["db.dump"] and r.json["audit"]["ignored"] == ["local.env"]
+    tree = repo.git("ls-tree", "-r", "--name-only", r.json["archive_ref"]).split()
+    assert "local.env" in tree and "db.dump" not in tree
+
+
+def test_a_users_file_at_a_runtime_files_path_is_archived_and_thrums_own_are_not(inited):
+    """The audit counts a file at a path Thrum hides for its runtime files, once edited, as work;
+    the archive (`git add -A`, past which info/exclude kept it) did not have it. Thrum's own
+    runtime files, as installed, stay out."""
+    repo = inited
+    assert repo.run("worktree", "create", "rt", "--runtime", "codex").code == 0
+    path = wt_path(repo, "rt")
+    (path / "AGENTS.md").write_text((path / "AGENTS.md").read_text() + "\nmy rule\n")
+    r = repo.run("worktree", "teardown", "rt", "--force", "--json")
+    assert r.code == 0, r.err
+    assert r.json["audit"]["untracked"] == ["AGENTS.md"] and r.json["notes"] == []
+    ref = r.json["archive_ref"]
+    assert "my rule" in repo.git("show", f"{ref}:AGENTS.md")
+    tree = repo.git("ls-tree", "-r", "--name-only", ref).split()
+    assert ".codex/hooks.json" not in tree and not any(p.startswith(".thrum/") for p in tree)
+    r = repo.run("worktree", "restore", "rt", "--json")
+    assert r.code == 0, r.err
+    assert "my rule" in (Path(r.json["path"]) / "AGENTS.md").read_text()

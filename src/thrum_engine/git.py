@@ -363,3 +363,26 @@ def parse_status(out: str) -> tuple[list[str], list[str]]:
 
 
 STATUS_ARGS = ("status", "--porcelain", "-z", "--untracked-files=all")
+
+
+# Ignored entries as the teardown weighs them: a file one by one (a `.env` typed by hand), a
+# directory an ignore rule matches as a whole once, with its `/` (`node_modules/`, `.venv/`,
+# `__pycache__/`: build output), never walked into.
+IGNORED_ARGS = ("status", "--porcelain", "-z", "--ignored=matching", "--untracked-files=all")
+
+
+def parse_ignored(out: str) -> list[str]:
+    """The ignored entries (`!! path`) of `git status --porcelain -z --ignored`, in git's order."""
+    ignored: list[str] = []
+    entries = out.split("\0")
+    i = 0
+    while i < len(entries):
+        e = entries[i]
+        i += 1
+        if len(e) < 4:
+            continue
+        if e[:2] == "!!":
+            ignored.append(e[3:])
+        elif e[0] in "RC":
+            i += 1  # the rename's source path follows
+    return ignored

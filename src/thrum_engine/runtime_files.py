@@ -104,7 +104,6 @@ def hidden_not_ours(worktree: str) -> list[str]:
     paths = rules(worktree)
     if not paths:
         return []
-    exclude_file = os.path.realpath(_common_exclude(worktree))
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--others", "--ignored", "--exclude-standard", "--", *sorted(paths)],
         cwd=worktree,
@@ -113,9 +112,18 @@ def hidden_not_ours(worktree: str) -> list[str]:
         check=False,
     )
     candidates = [p for p in listed.stdout.split("\0") if p in paths]
+    # Only those hidden by Thrum's own rule: a file the user ignores in .gitignore stays ignored.
+    ours_rule = hidden_by_thrum(worktree, candidates, {f"/{p}" for p in paths})
+    installed = manifest(worktree)
+    return sorted(p for p in ours_rule if installed.get(p) != digest(os.path.join(worktree, p)))
+
+
+def hidden_by_thrum(worktree: str, candidates: list[str], patterns: set[str]) -> list[str]:
+    """Those of the ignored `candidates` (paths relative to `worktree`; a directory with its `/`)
+    that one of Thrum's `patterns` in the common `info/exclude` hides, not a rule of the user's."""
     if not candidates:
         return []
-    # Only those hidden by Thrum's own rule: a file the user ignores in .gitignore stays ignored.
+    exclude_file = os.path.realpath(_common_exclude(worktree))
     check = subprocess.run(
         ["git", "check-ignore", "-v", "-z", "--stdin"],
         cwd=worktree,
@@ -125,11 +133,10 @@ def hidden_not_ours(worktree: str) -> list[str]:
         check=False,
     )
     fields = check.stdout.split("\0")
-    ours_rule: list[str] = []
+    out: list[str] = []
     for i in range(0, len(fields) - 3, 4):
         source, _line, pattern, path = fields[i : i + 4]
         src = source if os.path.isabs(source) else os.path.join(worktree, source)
-        if os.path.realpath(src) == exclude_file and pattern == f"/{path}":
-            ours_rule.append(path)
-    installed = manifest(worktree)
-    return sorted(p for p in ours_rule if installed.get(p) != digest(os.path.join(worktree, p)))
+        if os.path.realpath(src) == exclude_file and pattern in patterns:
+            out.append(path)
+    return out

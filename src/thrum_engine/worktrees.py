@@ -3,6 +3,18 @@
 Git work is blocking (`thrum_engine.git` runs the `git` binary): every engine method here runs it
 in a thread. Teardown never deletes anything before it has written an archive
 ref that keeps the worktree's last state, uncommitted files included.
+
+What an archive keeps (`archive`), and what a teardown says it removes (`Audit`):
+
+* kept: tracked changes and untracked files, as the working tree has them;
+* kept: git-ignored files git reports one by one (a `local.env` typed by hand), up to IGNORED_CAP
+  bytes in all, smallest first; those past the cap are a problem the teardown refuses without
+  --force, naming them (forced, they are removed for good);
+* not kept: directories an ignore rule matches as a whole (`node_modules/`, `.venv/`,
+  `__pycache__/`), build output to rebuild; the audit and the teardown's output name them;
+* not kept: Thrum's own files (`.thrum/`, `.beads/redirect`, the runtime files Thrum installed,
+  byte for byte), hidden by Thrum's rules in info/exclude: Thrum writes them again. A file at a
+  runtime file's path that is not Thrum's is the user's work: untracked, and kept.
 """
 
 from __future__ import annotations
@@ -21,7 +33,7 @@ from thrum_engine.errors import Conflict, InvalidInput, InvalidName, NotFound
 from thrum_engine.files import private_dir, write_private
 from thrum_engine.identity import author_of, enroll, known_runtime
 from thrum_engine.integrations.engine_side import install_for
-from thrum_engine.layout import STATE_DIR, current_branch
+from thrum_engine.layout import EXCLUDED, STATE_DIR, current_branch
 from thrum_engine.model import Params
 from thrum_engine.tmux import methods as tmux_methods
 
@@ -134,6 +146,45 @@ def status_of(path: str) -> tuple[list[str], list[str]]:
     return changed, sorted({*untracked, *runtime_files.hidden_not_ours(path)})
 
 
+IGNORED_CAP = 10 * 1024 * 1024  # bytes of individually ignored files an archive takes in
+CAP_TEXT = "10 MiB"
+
+
+def _size(path: str) -> int:
+    try:
+        return os.lstat(path).st_size
+    except OSError:
+        return 0
+
+
+def ignored_of(path: str) -> tuple[list[str], list[str], list[str]]:
+    """(ignored files the archive takes, ignored files past IGNORED_CAP, ignored directories), as
+    `git status --ignored=matching` reports them, without what Thrum's own rules hide (its state,
+    its runtime files: a runtime-file path holding the user's work is in `status_of`'s untracked).
+    Smallest files first under the cap, so one big dump does not push out a hand-typed `.env`."""
+    entries = git.parse_ignored(git.run(path, *git.IGNORED_ARGS))
+    thrums = {*EXCLUDED, *(f"/{r}" for r in runtime_files.rules(path))}
+    entries = sorted(set(entries) - set(runtime_files.hidden_by_thrum(path, entries, thrums)))
+    dirs = [e for e in entries if e.endswith("/")]
+    sizes = {e: _size(os.path.join(path, e)) for e in entries if not e.endswith("/")}
+    kept: list[str] = []
+    over: list[str] = []
+    total = 0
+    for f in sorted(sizes, key=lambda f: (sizes[f], f)):
+        if total + sizes[f] <= IGNORED_CAP:
+            kept.append(f)
+            total += sizes[f]
+        else:
+            over.append(f)
+    return sorted(kept), sorted(over), dirs
+
+
+def named(paths: list[str], most: int = 5) -> str:
+    """`a, b, c` or `a, b, c, ... (N more)`: file names in one line of text."""
+    shown = ", ".join(paths[:most])
+    return shown + (f", ... ({len(paths) - most} more)" if len(paths) > most else "")
+
+
 @dataclass
 class Audit:
     name: str
@@ -148,6 +199,9 @@ class Audit:
     live_panes: list[str] = field(default_factory=list)
     agents: list[str] = field(default_factory=list)
     archive_ref: str = ""
+    ignored: list[str] = field(default_factory=list)  # ignored files the archive keeps
+    ignored_over_cap: list[str] = field(default_factory=list)  # ... and those it cannot: lost
+    ignored_dirs: list[str] = field(default_factory=list)  # removed, not archived (build output)
 
     @property
     def problems(self) -> list[str]:
@@ -160,6 +214,24 @@ class Audit:
             out.append(f"{len(self.unmerged)} commit(s) not merged into {self.target}")
         if self.live_panes:
             out.append(f"a live pane ({', '.join(self.live_panes)})")
+        if self.ignored_over_cap:
+            out.append(
+                f"{len(self.ignored_over_cap)} ignored file(s) past the {CAP_TEXT} an archive keeps,"
+                f" lost at removal ({named(self.ignored_over_cap)})"
+            )
+        return out
+
+    @property
+    def notes(self) -> list[str]:
+        """What else is at stake, though not a problem: ignored files archived, ignored folders
+        removed and not archived."""
+        out = []
+        if self.ignored:
+            out.append(f"{len(self.ignored)} ignored file(s) archived ({named(self.ignored)})")
+        if self.ignored_dirs:
+            out.append(
+                f"{len(self.ignored_dirs)} ignored folder(s) removed, not archived ({named(self.ignored_dirs)})"
+            )
         return out
 
 
@@ -222,19 +294,34 @@ def new_archive_ref(repo: str, name: str) -> str:
 
 
 def archive(repo: str, path: str, name: str) -> tuple[str, str]:
-    """Write a new archive ref (never an existing one): HEAD plus, when dirty, a commit of every
-    file as it is now. Returns (ref, sha)."""
+    """Write a new archive ref (never an existing one): HEAD when nothing is to keep, else a commit
+    of every file as it is now (ignored files under the cap too, see the module's docstring) on
+    top of HEAD. Returns (ref, sha)."""
     head = git.run(path, "rev-parse", "HEAD")
     changed, untracked = status_of(path)
+    ignored, _over, _dirs = ignored_of(path)
     sha = head
-    if changed or untracked:
-        index = os.path.join(git.run(path, "rev-parse", "--absolute-git-dir"), "thrum-archive-index")
-        env = {"GIT_INDEX_FILE": index}
+    if changed or untracked or ignored:
+        gitdir = git.run(path, "rev-parse", "--absolute-git-dir")
+        index = os.path.join(gitdir, "thrum-archive-index")
+        env = {"GIT_INDEX_FILE": index, "GIT_LITERAL_PATHSPECS": "1"}
         try:
             git.run(path, "read-tree", "HEAD", env=env)
             # Thrum's own files stay out through info/exclude (an excluding pathspec on an
-            # ignored path is an error to git).
+            # ignored path is an error to git); the ignored files kept, and the user's files at
+            # a runtime file's path, are added past it.
             git.run(path, "add", "-A", "--", ".", env=env)
+            forced = sorted({*ignored, *untracked})
+            if forced:
+                git.run(
+                    path,
+                    "add",
+                    "-f",
+                    "--pathspec-from-file=-",
+                    "--pathspec-file-nul",
+                    stdin="".join(f + "\0" for f in forced),
+                    env=env,
+                )
             tree = git.run(path, "write-tree", env=env).strip()
         finally:
             if os.path.exists(index):
@@ -355,6 +442,7 @@ def run_audit(engine: Engine, name: str, live_panes: list[str]) -> Audit:
     )
     if os.path.isdir(path):
         a.uncommitted, a.untracked = status_of(path)
+        a.ignored, a.ignored_over_cap, a.ignored_dirs = ignored_of(path)
     if target and t["head"]:
         a.unmerged, a.squash_merged = unmerged_commits(engine.layout.repo, t["head"], target)
     return a
@@ -497,7 +585,7 @@ async def live_panes_for(engine: Engine, path: str) -> list[str]:
 async def audit(engine: Engine, caller: Caller, p: WorktreeNameParams) -> dict:
     path = path_for(engine, p.name)
     a = await asyncio.to_thread(run_audit, engine, p.name, await live_panes_for(engine, path))
-    return {"audit": asdict(a), "problems": a.problems, "safe": not a.problems}
+    return {"audit": asdict(a), "problems": a.problems, "notes": a.notes, "safe": not a.problems}
 
 
 @method("worktree.teardown", WorktreeTeardownParams, writes=True, timeout=False)
@@ -506,8 +594,10 @@ async def teardown(engine: Engine, caller: Caller, p: WorktreeTeardownParams) ->
     require_owner(engine, caller, path, f"tearing down the worktree {p.name}")
     a = await asyncio.to_thread(run_audit, engine, p.name, await live_panes_for(engine, path))
     if a.problems and not p.force:
+        also = f"; also: {'; '.join(a.notes)}" if a.notes else ""
         raise Conflict(
             f"refusing to tear down {p.name}: {'; '.join(a.problems)} (pass --force to archive and remove)"
+            + also
         )
     repo = engine.layout.repo
     if os.path.isdir(a.path):
@@ -535,6 +625,7 @@ async def teardown(engine: Engine, caller: Caller, p: WorktreeTeardownParams) ->
         "archived": sha,
         "forced": bool(a.problems),
         "problems": a.problems,
+        "notes": a.notes,
         "agents_deleted": deleted_agents,
         "branch_deleted": branch_deleted,
         "audit": asdict(a),
@@ -548,7 +639,8 @@ async def archives(engine: Engine, caller: Caller, p: Params) -> dict:
 
 def _restore(repo: str, found: dict, path: str, branch: str) -> None:
     """A new worktree at the archive: its commits, and what was uncommitted at teardown back as
-    uncommitted changes (the archive's own commit undone into the working tree)."""
+    uncommitted changes (the archive's own commit undone into the working tree); ignored files
+    come back ignored again."""
     sha = found["sha"]
     start = git.run(repo, "rev-parse", f"{sha}^") if found["uncommitted"] else sha
     _create(repo, path, branch, start, False)

@@ -75,6 +75,8 @@ def teardown(ctx: Ctx) -> int:
         if r["forced"]:
             line("! forced past: " + "; ".join(r["problems"]))
         line(f"✓ Archived {r['archived'][:12]} as {r['archive_ref']}")
+        for note in r.get("notes") or []:  # ignored files archived, ignored folders removed
+            line(f"  {note}")
         line(f"✓ Worktree {r['name']} removed")  # upstream's words
         line(f"  {r['path']}")
         for n in r["agents_deleted"]:

@@ -29,6 +29,7 @@ def audit_lines(audit: dict, problems: list[str]) -> list[tuple[str, bool]]:
         "uncommitted": list(audit.get("uncommitted") or []),
         "untracked": list(audit.get("untracked") or []),
         "not merged": list(audit.get("unmerged") or []),
+        "past the": list(audit.get("ignored_over_cap") or []),
     }  # keyed by the words in each problem
     for p in problems:
         out.append((p, True))
@@ -38,6 +39,14 @@ def audit_lines(audit: dict, problems: list[str]) -> list[tuple[str, bool]]:
                 names.clear()  # listed once even if two problems mention it
     if not problems:
         out.append(("clean: nothing uncommitted, nothing unmerged, no live pane", False))
+    # What else is at stake: ignored files archived, ignored folders removed (the engine's notes).
+    for key, words in (
+        ("ignored", "ignored file(s) archived"),
+        ("ignored_dirs", "ignored folder(s) removed"),
+    ):
+        if audit.get(key):
+            out.append((f"{words}:", False))
+            out += [(text, False) for text, _ in _listed(list(audit[key]))]
     out.append((f"the worktree's state is archived as {audit['archive_ref']} before removal", False))
     return out
 
