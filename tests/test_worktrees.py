@@ -428,3 +428,53 @@ def test_a_users_file_at_a_runtime_files_path_is_archived_and_thrums_own_are_not
     r = repo.run("worktree", "restore", "rt", "--json")
     assert r.code == 0, r.err
     assert "my rule" in (Path(r.json["path"]) / "AGENTS.md").read_text()
+
+
+def status(repo, cwd: Path) -> set[str]:
+    """`git status --porcelain` lines as git prints them (a leading space kept)."""
+    out = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=cwd, env=repo.env, capture_output=True, text=True, check=True
+    ).stdout
+    return set(out.splitlines())
+
+
+def test_restore_brings_back_what_was_staged_and_what_was_deleted(inited):
+    """Walk: a staged file came back untracked (`A s.txt` became `?? s.txt`): the archive kept the
+    working tree only. It keeps the index too, and restore puts both back as `git status` had them."""
+    repo = inited
+    (repo.path / "gone.txt").write_text("tracked\n")
+    repo.git("add", "gone.txt")
+    repo.git("commit", "-q", "-m", "gone")
+    assert repo.run("worktree", "create", "st").code == 0
+    path = wt_path(repo, "st")
+    (path / "s.txt").write_text("staged\n")
+    repo.git("add", "s.txt", cwd=path)
+    (path / "both.txt").write_text("staged version\n")
+    repo.git("add", "both.txt", cwd=path)
+    (path / "both.txt").write_text("working version\n")
+    (path / "new.txt").write_text("untracked\n")
+    (path / "gone.txt").unlink()
+    before = status(repo, path)
+    assert before == {"A  s.txt", "AM both.txt", " D gone.txt", "?? new.txt"}
+    r = repo.run("worktree", "teardown", "st", "--force")
+    assert r.code == 0, r.err
+    r = repo.run("worktree", "restore", "st", "--json")
+    assert r.code == 0, r.err
+    back = Path(r.json["path"])
+    assert status(repo, back) == before
+    assert (back / "both.txt").read_text() == "working version\n"
+    assert repo.git("show", ":both.txt", cwd=back) == "staged version"
+    # An archive written before the index was kept (one parent) comes back with nothing staged.
+    ref = r.json["archive"]["ref"]
+    old = repo.git(
+        "commit-tree", f"{ref}^{{tree}}", "-p", f"{ref}^", "-m", "thrum: archive of worktree old at teardown"
+    )
+    repo.git("update-ref", "refs/thrum/archive/old/20200101T000000Z", old)
+    r = repo.run("worktree", "restore", "old", "--json")
+    assert r.code == 0, r.err
+    assert status(repo, Path(r.json["path"])) == {
+        "?? s.txt",
+        "?? both.txt",
+        " D gone.txt",
+        "?? new.txt",
+    }

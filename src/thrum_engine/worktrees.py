@@ -6,7 +6,8 @@ ref that keeps the worktree's last state, uncommitted files included.
 
 What an archive keeps (`archive`), and what a teardown says it removes (`Audit`):
 
-* kept: tracked changes and untracked files, as the working tree has them;
+* kept: tracked changes and untracked files, as the working tree has them, and the index as it
+  was (what was staged comes back staged);
 * kept: git-ignored files git reports one by one (a `local.env` typed by hand), up to IGNORED_CAP
   bytes in all, smallest first; those past the cap are a problem the teardown refuses without
   --force, naming them (forced, they are removed for good);
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
@@ -293,10 +295,13 @@ def new_archive_ref(repo: str, name: str) -> str:
     return ref
 
 
+INDEX_MESSAGE = "thrum: index of worktree {name} at teardown"
+
+
 def archive(repo: str, path: str, name: str) -> tuple[str, str]:
     """Write a new archive ref (never an existing one): HEAD when nothing is to keep, else a commit
-    of every file as it is now (ignored files under the cap too, see the module's docstring) on
-    top of HEAD. Returns (ref, sha)."""
+    of every file as it is now (ignored files under the cap too, see the module's docstring) whose
+    parents are HEAD and, as `git stash` does, a commit of the index. Returns (ref, sha)."""
     head = git.run(path, "rev-parse", "HEAD")
     changed, untracked = status_of(path)
     ignored, _over, _dirs = ignored_of(path)
@@ -306,7 +311,14 @@ def archive(repo: str, path: str, name: str) -> tuple[str, str]:
         index = os.path.join(gitdir, "thrum-archive-index")
         env = {"GIT_INDEX_FILE": index, "GIT_LITERAL_PATHSPECS": "1"}
         try:
-            git.run(path, "read-tree", "HEAD", env=env)
+            # A copy of the worktree's index: its tree is what was staged, and the working tree is
+            # added on top of it (the worktree's own index is never written).
+            staged = None
+            if os.path.isfile(os.path.join(gitdir, "index")):
+                shutil.copyfile(os.path.join(gitdir, "index"), index)
+                staged = git.run(path, "write-tree", env=env, check=False).strip() or None  # a conflict: none
+            else:
+                git.run(path, "read-tree", "HEAD", env=env)
             # Thrum's own files stay out through info/exclude (an excluding pathspec on an
             # ignored path is an error to git); the ignored files kept, and the user's files at
             # a runtime file's path, are added past it.
@@ -326,7 +338,13 @@ def archive(repo: str, path: str, name: str) -> tuple[str, str]:
         finally:
             if os.path.exists(index):
                 os.remove(index)
-        sha = git.run(path, "commit-tree", tree, "-p", head, "-m", ARCHIVE_MESSAGE.format(name=name))
+        parents = ["-p", head]
+        if staged:
+            parents += [
+                "-p",
+                git.run(path, "commit-tree", staged, "-p", head, "-m", INDEX_MESSAGE.format(name=name)),
+            ]
+        sha = git.run(path, "commit-tree", tree, *parents, "-m", ARCHIVE_MESSAGE.format(name=name))
     return keep_archive(repo, name, sha), sha
 
 
@@ -639,14 +657,19 @@ async def archives(engine: Engine, caller: Caller, p: Params) -> dict:
 
 def _restore(repo: str, found: dict, path: str, branch: str) -> None:
     """A new worktree at the archive: its commits, and what was uncommitted at teardown back as
-    uncommitted changes (the archive's own commit undone into the working tree); ignored files
-    come back ignored again."""
+    uncommitted changes (the archive's own commit undone into the working tree): deleted files
+    deleted, ignored files back (ignored again), and the index as it was when the archive has it
+    (its second parent; an archive written before that comes back with nothing staged)."""
     sha = found["sha"]
     start = git.run(repo, "rev-parse", f"{sha}^") if found["uncommitted"] else sha
     _create(repo, path, branch, start, False)
     if found["uncommitted"]:
-        git.run(path, "checkout", sha, "--", ".")
-        git.run(path, "reset", "--quiet")
+        git.run(path, "read-tree", "--reset", "-u", sha)
+        staged = git.run(repo, "rev-parse", "--verify", "--quiet", f"{sha}^2^{{tree}}", check=False)
+        if staged:
+            git.run(path, "read-tree", staged)
+        else:
+            git.run(path, "reset", "--quiet")
     write_redirects(repo, path)
 
 
