@@ -612,7 +612,7 @@ async def teardown(engine: Engine, caller: Caller, p: WorktreeTeardownParams) ->
     require_owner(engine, caller, path, f"tearing down the worktree {p.name}")
     a = await asyncio.to_thread(run_audit, engine, p.name, await live_panes_for(engine, path))
     if a.problems and not p.force:
-        also = f"; also: {'; '.join(a.notes)}" if a.notes else ""
+        also = f"; at stake too: {'; '.join(a.notes)}" if a.notes else ""
         raise Conflict(
             f"refusing to tear down {p.name}: {'; '.join(a.problems)} (pass --force to archive and remove)"
             + also
