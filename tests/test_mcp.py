@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -327,3 +328,36 @@ async def test_channel_on_pushes_to_any_client(pair, mode):
         bob.ok("send", "forced", "--to", "@alice")
         await until(lambda: events, what="the push")
         assert events[0].content == "forced"
+
+
+async def test_check_messages_stays_under_a_clients_result_cap_and_marks_only_what_it_returned(
+    pair, tmp_path
+):
+    """Walk (session 21): twelve unread, four of them 300 KB: one default call returned 1.2 MB (over
+    Claude Code's result cap, so the agent got an error) and marked every message read."""
+    _repo, alice, bob = pair
+    big = tmp_path / "big.txt"
+    big.write_text("B" * 300_000)
+    for i in range(8):
+        bob.ok("send", f"small {i}", "--to", "@alice")
+    for _ in range(4):
+        bob.ok("send", "--to", "@alice", "--body-file", str(big))
+    async with mcp_client(alice.cwd, alice.env) as s:
+        first = (await s.call_tool("check_messages", {})).structured_content
+        assert len(text_of(first)) < 100_000, len(text_of(first))
+        assert first["more"] and first["unread"] == 12 - len(first["messages"])
+        cut = [m for m in first["messages"] if m["body"].get("cut")]
+        for m in cut:
+            assert f"`thrum message get {m['message_id']}`" in m["body"]["content"]
+        assert alice.json("inbox", "--unread")["unread"] == first["unread"]  # the rest: still unread
+        seen = len(first["messages"])
+        while True:
+            page = (await s.call_tool("check_messages", {})).structured_content
+            seen += len(page["messages"])
+            if not page.get("more"):
+                break
+        assert seen == 12 and page["unread"] == 0
+
+
+def text_of(result: dict) -> str:
+    return json.dumps(result, ensure_ascii=False)

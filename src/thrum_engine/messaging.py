@@ -739,7 +739,9 @@ async def inbox_for(engine: Engine, me: str, p: InboxParams) -> dict:
         floor_of(engine, me),
         limit=page_size,
         offset=offset,
-        budget=engine.settings.messages.max_page_bytes,
+        budget=min(
+            engine.settings.messages.max_page_bytes, p.max_bytes or engine.settings.messages.max_page_bytes
+        ),
         everything=p.all,
         unread_only=p.unread,
         mentions=p.mentions,

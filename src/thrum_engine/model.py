@@ -473,6 +473,8 @@ class InboxParams(Params):
     oldest: bool = False
     peek: bool = False
     ref: str | None = None  # TYPE:VALUE (`bd:123`); issue 16
+    # Bodies in this page at most, under the engine's own cap (an MCP client's result is limited).
+    max_bytes: int | None = Field(None, ge=1)
     # Only these keys of each message: the CLI's human view asks for what it prints, since parsing
     # the whole page in pure Python was a tenth of a `thrum inbox` (see `cli.messaging.SHOWN`).
     fields: list[MessageField] | None = None

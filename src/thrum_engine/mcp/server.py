@@ -30,7 +30,7 @@ from mcp.server.stdio import stdio_server
 from pydantic import ValidationError
 
 from thrum_engine.mcp.link import LINE_LIMIT, EngineDown, EngineLink, EngineRefused
-from thrum_engine.mcp.tools import TOOLS
+from thrum_engine.mcp.tools import TOOLS, cut_text
 from thrum_engine.version import __version__
 
 log = logging.getLogger("thrum.mcp")
@@ -75,7 +75,9 @@ def channel_event(m: dict) -> ChannelNotification:
         meta["thread_id"] = m["thread_id"]
     if m.get("broadcast"):
         meta["broadcast"] = "true"
-    return ChannelNotification(params={"content": m["body"]["content"], "meta": meta})
+    return ChannelNotification(
+        params={"content": cut_text(m["body"]["content"], m["message_id"]), "meta": meta}
+    )
 
 
 def _text(result: Any) -> str:

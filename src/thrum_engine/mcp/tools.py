@@ -121,8 +121,38 @@ async def _send(link: EngineLink, a: SendMessage) -> Any:
     return await link.call("message.send", params)
 
 
+# A client caps a tool's result (Claude Code: MAX_MCP_OUTPUT_TOKENS, 25k tokens by default) and answers
+# an error in its place: one page of bodies stays well under it, and what is not returned is not marked
+# read (walk, session 21: 1.2 MB returned, refused by the client, every message marked read).
+PAGE_BYTES = 48 * 1024
+BODY_CHARS = 8000  # as the hooks cut a long body, with the command that reads it whole
+
+
+def cut_text(text: str, message_id: str) -> str:
+    """A body as a tool result or a channel event carries it: cut past BODY_CHARS, with the command
+    that reads it whole."""
+    if len(text) <= BODY_CHARS:
+        return text
+    return (
+        text[:BODY_CHARS] + f"… ({len(text)} chars in all: `thrum message get {message_id}` reads it whole)"
+    )
+
+
+def _cut(m: dict) -> dict:
+    body = m.get("body") or {}
+    text = body.get("content")
+    if isinstance(text, str) and len(text) > BODY_CHARS:
+        m["body"] = {**body, "content": cut_text(text, m["message_id"]), "cut": True}
+    return m
+
+
 async def _check(link: EngineLink, a: CheckMessages) -> Any:
-    params: dict[str, Any] = {"unread": a.unread_only, "page_size": a.limit, "oldest": True}
+    params: dict[str, Any] = {
+        "unread": a.unread_only,
+        "page_size": a.limit,
+        "oldest": True,
+        "max_bytes": PAGE_BYTES,
+    }
     if a.from_agent:
         params["from_agent"] = a.from_agent
     r = await link.call("message.inbox", params)
@@ -132,14 +162,20 @@ async def _check(link: EngineLink, a: CheckMessages) -> Any:
         for m in r["messages"]:
             m["is_read"] = True
         r["unread"] = max(0, r["unread"] - len(fresh))
-    return {"messages": r["messages"], "unread": r["unread"], "total": r["total"]}
+    out = {"messages": [_cut(m) for m in r["messages"]], "unread": r["unread"], "total": r["total"]}
+    if r.get("truncated") or r.get("next_offset") is not None:
+        out["more"] = True  # call again for the rest
+    return out
 
 
 async def _wait(link: EngineLink, a: WaitForMessage) -> Any:
     params: dict[str, Any] = {"timeout": a.timeout}
     if a.from_agent:
         params["from_agent"] = a.from_agent
-    return await link.call_alone("message.wait", params, timeout=a.timeout + 30)
+    r = await link.call_alone("message.wait", params, timeout=a.timeout + 30)
+    for m in r.get("messages") or ():
+        _cut(m)
+    return r
 
 
 async def _reply(link: EngineLink, a: Reply) -> Any:
