@@ -9,7 +9,7 @@ not grow with the history: at most `limit` index entries, then `limit` rows by p
 from __future__ import annotations
 
 from thrum_engine.store.db import Store
-from thrum_engine.store.queries import SURFACED
+from thrum_engine.store.queries import SURFACED_DELIVERY
 
 
 async def newest_unread_ids(store: Store, me: str, floor: str, limit: int) -> list[str]:
@@ -48,13 +48,13 @@ async def newest_unsurfaced_ids(store: Store, me: str, floor: str, limit: int) -
     """`me`'s newest unread message ids that no delivery path has surfaced yet (no `notified`, `seen`
     or `replied` in the delivery ledger), newest first, among the `SURFACED_SCAN` newest unread. The
     ledger is the projection of the journal: what a hook showed survives an engine restart. A note
-    to yourself is not among them (`queries.SURFACED`): no path surfaces one, or a stop hook would
+    to yourself is not among them (`queries.SURFACED_DELIVERY`): no path surfaces one, or a stop hook would
     block every turn on the agent's own note; a reminder you scheduled for yourself is."""
     rows = await store.all(
         "SELECT message_id FROM (SELECT message_id, recipient, created_at, notified_at, seen_at, replied_at,"
         " author FROM deliveries WHERE recipient = ? AND read_at IS NULL AND deleted = 0 AND created_at >= ?"
         " ORDER BY created_at DESC LIMIT ?) d"
-        f" WHERE notified_at IS NULL AND seen_at IS NULL AND replied_at IS NULL AND {SURFACED}"
+        f" WHERE notified_at IS NULL AND seen_at IS NULL AND replied_at IS NULL AND {SURFACED_DELIVERY}"
         " ORDER BY created_at DESC LIMIT ?",
         (me, floor, SURFACED_SCAN, limit),
     )

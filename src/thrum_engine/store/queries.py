@@ -35,8 +35,11 @@ UNREAD = unread()
 # The same rule for every agent at once: the floor is each recipient's own registration.
 UNREAD_PER_AGENT = f"JOIN agents a ON a.name = d.recipient AND {unread('a.registered_at')}"
 # A delivery a path may surface (nudge, hook, `wait`): not a note to its recipient itself, unless a
-# schedule fired it (`self_notes.note_to_self` in SQL; the lookup runs only for one's own mail).
-SURFACED = (
+# schedule fired it (`self_notes.note_to_self` in SQL). With the message joined (`m`): the deliveries
+# index stays covering.
+SURFACED = "(m.author != d.recipient OR json_extract(m.meta, '$.scheduled') IS NOT NULL)"
+# The same from a delivery row alone (its own `author`): the message is looked up for one's own mail only.
+SURFACED_DELIVERY = (
     "(d.author != d.recipient OR EXISTS (SELECT 1 FROM messages s WHERE s.id = d.message_id"
     " AND json_extract(s.meta, '$.scheduled') IS NOT NULL))"
 )
