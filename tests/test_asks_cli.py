@@ -72,8 +72,24 @@ def test_ask_errors_are_one_line_and_change_nothing(trio):
     assert_error(repo.run("release"), "--all")
     assert_error(alice.run("sent", "show", "msg_" + "0" * 26), "no message")
     assert_error(alice.run("reply", a["message_id"], "x", "--due", "2 weeks"), "--due")
+    # Walk (session 21): `--ask --to @me` said "ask: open until answered or acked", and no ask was listed.
+    assert_error(alice.run("send", "remember", "--to", "@me", "--ask"), "note to yourself cannot be one")
+    sched = alice.run("schedule", "create", "--to", "@me", "--in", "1h", "--ask", "x")
+    assert_error(sched, "note to yourself cannot be one")
+    assert alice.json("schedule", "list")["schedules"] == []
     assert [x["message_id"] for x in alice.json("asks", "--mine")["asks"]] == [a["message_id"]]
     assert len(alice.json("sent")["messages"]) == 1
+
+
+def test_an_ask_to_an_agent_deleted_since_is_no_longer_open(trio):
+    """Walk (session 21): the ask stayed in the sender's `asks --mine` and briefing for ever, and no
+    overdue notice ever came: nobody is left to answer it."""
+    repo, alice, bob, carol = trio
+    a = alice.json("send", "carol, status?", "--to", "@carol", "--to", "@bob", "--ask")
+    assert sorted(x["recipient"] for x in alice.json("asks", "--mine")["asks"]) == ["bob", "carol"]
+    carol.ok("agent", "delete", "carol", "--force")
+    assert [x["recipient"] for x in alice.json("asks", "--mine")["asks"]] == ["bob"]
+    assert a["message_id"] in bob.ok("asks", "--to-me").out  # bob's part is still open
 
 
 def test_a_fan_out_ask_tracks_each_recipient_and_reminders_stop_after_n(trio):

@@ -648,6 +648,14 @@ _ANSWERED = (
 )
 
 
+# ... and while its recipient is still the agent it was asked of: registered, since before the ask (the
+# unread floor's rule). An ask to a deleted agent no one can answer is not open (walk, session 21: it
+# stayed in the sender's asks and briefing for ever, and no overdue notice came).
+_ASKED_IS_HERE = (
+    "EXISTS (SELECT 1 FROM agents g WHERE g.name = a.recipient AND g.registered_at <= a.created_at)"
+)
+
+
 async def open_asks(
     store: Store, *, recipient: str | None = None, sender: str | None = None, limit: int = 1000
 ) -> list[dict]:
@@ -655,7 +663,7 @@ async def open_asks(
         "SELECT a.*, m.content, m.thread_id, d.notified_at, d.seen_at, d.read_at FROM asks a"
         " JOIN messages m ON m.id = a.message_id AND m.deleted = 0"
         " LEFT JOIN deliveries d ON d.message_id = a.message_id AND d.recipient = a.recipient"
-        f" WHERE a.acked_at IS NULL AND NOT {_ANSWERED}"
+        f" WHERE a.acked_at IS NULL AND NOT {_ANSWERED} AND {_ASKED_IS_HERE}"
     )
     args: list = []
     if recipient is not None and sender is not None:
