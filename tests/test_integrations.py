@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import assert_error, wait_for
+from conftest import RAW_CALL, assert_error, run_python, wait_for
 from thrum_engine.integrations.doctor import front_matter
 from thrum_engine.integrations.entries import PRIME, PRIME_FILE, RUNTIMES
 
@@ -264,6 +264,27 @@ def test_roles_list_and_deploy(repo):
     repo.ok("roles", "deploy", "--agent", "alice")
     assert preamble.read_text() == "You are @alice (implementer) on auth; report to @carol.\n"
     assert "report to @carol" in alice.ok("prime").out
+
+
+def test_with_no_coordinator_the_templates_name_someone_who_is_there(repo):
+    """Walk (session 21): "Your coordinator is @coordinator" with no such agent, and `--to
+    @coordinator` was an unknown recipient. The person at the console (a user) is the next choice;
+    a coordinator, once there, comes first."""
+    from thrum_engine.integrations.roles import coordinator_of
+
+    alice = {"name": "alice", "role": "implementer"}
+    assert coordinator_of([alice], "alice") == "coordinator"  # nobody yet: the role's address
+    ada = {"name": "ada", "role": "operator", "kind": "user"}
+    assert coordinator_of([alice, ada], "alice") == "ada"
+    assert coordinator_of([alice, ada, {"name": "lead", "role": "coordinator"}], "alice") == "lead"
+    assert coordinator_of([{"name": "lead", "role": "coordinator"}, ada], "lead") == "ada"  # not itself
+    alice_agent = repo.agent("alice", "implementer")
+    register = {"name": "ada", "role": "operator", "kind": "user"}
+    assert run_python(repo, RAW_CALL, "agent.register", json.dumps(register)).stdout == ""
+    repo.ok("roles", "deploy", "--agent", "alice")
+    text = (repo.path / ".thrum/context/alice.preamble.md").read_text()
+    assert "@ada" in text and "@coordinator" not in text, text
+    assert "@ada" in alice_agent.ok("prime").out
 
 
 # -- hooks, end to end through the fake runtime -------------------------------------------------

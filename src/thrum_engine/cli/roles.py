@@ -81,12 +81,12 @@ def deploy(ctx: Ctx) -> int:
     chosen = [a for a in agents if want is None or a["name"] == want]
     if want and not chosen:
         raise CliError(f"no agent named @{want}")
-    coordinator = next((a["name"] for a in agents if a.get("role") == "coordinator"), "coordinator")
     dry = ctx.args["dry_run"]
     report = []
     diffs = []
     for ag in chosen:
         wt = ag.get("worktree") or layout.repo
+        coordinator = roles.coordinator_of(agents, ag["name"])
         values = roles.RoleVars(
             ag["name"], ag.get("role") or "agent", ag.get("module") or "", wt, coordinator, layout.repo
         )

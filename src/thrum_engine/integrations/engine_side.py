@@ -9,6 +9,7 @@ import json
 import os
 
 from thrum_engine import integrations
+from thrum_engine.integrations import roles
 
 
 def _config(path: str) -> dict:
@@ -28,9 +29,7 @@ async def install_for(
     if not integrations.known(runtime):
         return None
     cfg = _config(engine.layout.config_file)
-    coordinator = next(
-        (n for n, a in engine.agents.items() if a.get("role") == "coordinator" and n != agent), "coordinator"
-    )
+    coordinator = roles.coordinator_of([{"name": n, **a} for n, a in engine.agents.items()], agent)
     req = integrations.Request(
         worktree=os.path.realpath(worktree),
         repo=engine.layout.repo,

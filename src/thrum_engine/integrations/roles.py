@@ -29,6 +29,23 @@ ROLE_MODES: tuple[str, ...] = ("enhanced", "default", "skip")
 _VAR = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
 
 
+def coordinator_of(agents: list[dict], agent: str | None = None) -> str:
+    """Whom `agent`'s templates tell it to report to: an agent of the coordinator role, else the
+    person at the console (a `user`), else an operator; `coordinator` (the role's address) when the
+    team has none of them yet. A name that is not there is an address that fails (walk, session 21:
+    "Your coordinator is @coordinator", and `--to @coordinator` was an unknown recipient)."""
+    others = [a for a in agents if a.get("name") != agent]
+    for fits in (
+        lambda a: a.get("role") == "coordinator",
+        lambda a: a.get("kind") == "user",
+        lambda a: a.get("role") == "operator",
+    ):
+        found = sorted(a["name"] for a in others if fits(a))
+        if found:
+            return found[0]
+    return "coordinator"
+
+
 @dataclass(frozen=True)
 class RoleVars:
     agent: str
