@@ -304,6 +304,16 @@ def test_a_self_reminder_is_returned_by_wait_and_shown_by_the_stop_hook_a_note_t
     assert [x["body"]["content"] for x in back] == ["stretch", "drink water", "stand up"]  # unread, mine
 
 
+def test_list_counts_the_pending_schedules_it_lists(pair):
+    _repo, alice, bob = pair
+    for i in range(3):
+        bob.ok("schedule", "create", "--to", "@alice", "--in", "1h", f"b{i}")
+    alice.ok("schedule", "create", "--to", "@bob", "--in", "1h", "a0")
+    mine = alice.json("schedule", "list")
+    assert mine["pending"] == 1 == len(mine["schedules"]), mine
+    assert bob.json("schedule", "list")["pending"] == 3
+
+
 def test_at_without_a_zone_is_the_callers_local_time_not_the_engines(pair):
     """Walk (session 18): `TZ=America/New_York thrum schedule create --at 2026-12-08T10:00` gave
     10:00Z, the time read in the engine's zone (the daemon started from another shell)."""

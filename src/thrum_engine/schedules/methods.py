@@ -126,7 +126,9 @@ async def list_(engine: Engine, caller: Caller, p: ScheduleListParams) -> dict:
     rows = await store_schedules.listing(engine.store, author=author, everything=p.all, limit=p.limit)
     return {
         "schedules": [schedule_view(r) for r in rows],
-        "pending": engine.schedules.pending if engine.schedules is not None else None,
+        # Of the schedules listed (the caller's, or everyone's), as the list itself: it counted every
+        # author's where the list was the caller's (walk, session 21: "pending": 3, "schedules": []).
+        "pending": await store_schedules.count_pending(engine.store, author),
         "now": iso(now_of(engine)),
     }
 

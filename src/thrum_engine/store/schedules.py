@@ -115,5 +115,9 @@ async def listing(store: Store, *, author: str | None, everything: bool, limit: 
     return await store.all(sql, [*args, limit])
 
 
-async def count_pending(store: Store) -> int:
-    return await store.scalar("SELECT COUNT(*) FROM schedules WHERE status = 'pending'") or 0
+async def count_pending(store: Store, author: str | None = None) -> int:
+    """Pending schedules: `author`'s, or everyone's."""
+    if author is None:
+        return await store.scalar("SELECT COUNT(*) FROM schedules WHERE status = 'pending'") or 0
+    sql = "SELECT COUNT(*) FROM schedules WHERE status = 'pending' AND author = ?"
+    return await store.scalar(sql, (author,)) or 0
