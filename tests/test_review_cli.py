@@ -358,3 +358,14 @@ def test_preflight_exits_1_when_a_plain_merge_would_refuse(work):
     r = ada.run("review", "preflight", "alice", "--json")
     assert r.code == 1 and r.json["mergeable"] and not r.json["ok"]
     assert "only with --force" in ada.run("review", "preflight", "alice").out
+
+
+def test_review_show_and_comments_take_an_agents_name_as_the_other_commands_do(work):
+    """Walk 14: `review show impl` said "invalid review id 'impl' (expected rev_<ULID>)", where
+    submit, preflight and merge take the agent's name in the same place."""
+    _repo, alice, ada, _path = work
+    rid = alice.json("review", "request")["review_id"]
+    for who in ("alice", "@alice"):
+        assert ada.json("review", "show", who)["review"]["id"] == rid
+        assert ada.json("review", "comments", who)["review_id"] == rid
+    assert_error(ada.run("review", "show", "ghost"), "ghost")

@@ -249,7 +249,13 @@ _ROWS: list[Row] = [
     # review and merge
     _s("review request", "review:request", "ask for review of your work", flags="note:v agent:v"),
     _s("review list", "review:list_", "what needs review: ahead/behind, +/−, tests, age", flags="all:b"),
-    _s("review show", "review:show", "a review: rounds, comments, replies", pos=("id?",), flags="agent:v"),
+    _s(
+        "review show",
+        "review:show",
+        "a review (its id, or an agent's name): rounds, comments, replies",
+        pos=("id?",),
+        flags="agent:v",
+    ),
     _s(
         "review comments",
         "review:comments",

@@ -10,10 +10,16 @@ from thrum_engine.durations import human_age
 
 
 def _which(ctx: Ctx) -> dict:
+    """A review by its id, or an agent's (`--agent A`, or a bare `A` / `@A` where the id goes: the
+    other review commands take the agent's name there, and `review show impl` said "invalid review
+    id 'impl'", walk session 21)."""
     params = {}
-    if ctx.args.get("id"):
-        params["review_id"] = ctx.args["id"]
+    given = ctx.args.get("id")
     agent = ctx.agent_flag("--agent")
+    if given and not given.startswith("rev_") and agent is None:
+        agent = given.removeprefix("@")
+    elif given:
+        params["review_id"] = given
     if agent is not None:
         params["agent"] = agent
     return params
