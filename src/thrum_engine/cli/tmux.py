@@ -73,7 +73,10 @@ def _launch_lines(r: dict) -> None:
     if not r["launched"]:
         line(f"Nothing to launch for runtime {r['runtime']}.")
         return
-    line(f"✓ Launched {r['runtime']} in session {r['session']}" + (" and primed it" if r["primed"] else ""))
+    primed = " and primed it" if r["primed"] else ""
+    if r.get("primed_by") == "hook":
+        primed = " (its SessionStart hook primed it)"
+    line(f"✓ Launched {r['runtime']} in session {r['session']}{primed}")
     if r.get("note"):
         line(f"! {r['note']}")
 

@@ -385,6 +385,12 @@ async def launch_runtime(engine: Engine, s: Session, runtime: runtimes.Runtime, 
     if missing:
         prime = None
         result["note"] = f"not primed: {missing}"
+    elif prime and s.agent and hook_primed(engine, s.agent, started):
+        # RUNTIMES.md: the prime is skipped when the SessionStart hook primes; typed as well, the
+        # agent read its briefing twice (walk, session 21).
+        prime = None
+        result["primed"] = True
+        result["primed_by"] = "hook"
     for text in filter(None, (prime, prompt)):
         typed_at = time.time()
         await m.type_into(s, text)
@@ -401,6 +407,15 @@ async def launch_runtime(engine: Engine, s: Session, runtime: runtimes.Runtime, 
             )
     result["state"] = s.state.view()
     return result
+
+
+def hook_primed(engine: Engine, agent: str, since: float) -> bool:
+    """Whether `agent`'s session-start hook fired since `since` (it gave the briefing the prime would)."""
+    from thrum_engine import hooks_log
+
+    ag = hooks_log.state(engine).agents.get(agent)
+    fired = ag.fired.get("session-start") if ag is not None else None
+    return bool(fired) and float(fired.get("at", 0)) >= since
 
 
 # A runtime seen at the shell prompt this long after it was typed has exited (or never started),
