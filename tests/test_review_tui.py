@@ -130,6 +130,13 @@ async def test_review_comment_request_changes_outdated_approve_merge_teardown(wo
         outdated = {c.get("line"): c["outdated"] for c in screen.review["comments"]}
         assert outdated == {5: True, 24: False}
         assert "changed since your review" in str(screen.query_one("#review-head").render())
+        # The agent asks again: the header says so, not the old verdict alone (walk, session 21).
+        await cli(alice, "review", "request")
+        await pilot.press("u")
+        await until(pilot, lambda: screen.review.get("status") == "requested", "requested again")
+        assert "review requested again (last: request changes)" in str(
+            screen.query_one("#review-head").render()
+        )
         # Approve, then merge behind the preflight, then tear the worktree down.
         await pilot.press("A")
         await until(pilot, lambda: isinstance(app.screen, SubmitDialog))

@@ -461,6 +461,7 @@ async def comments(
     out: dict = {
         "review_id": review["id"] if review else None,
         "agent": agent,
+        "status": review["status"] if review else None,
         "verdict": last["verdict"] if last else None,
         "summary": last["summary"] if last else "",
         "reviewed_head": last["head"] if last else None,

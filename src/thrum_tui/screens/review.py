@@ -200,7 +200,11 @@ class ReviewScreen(LiveView, Page):
         ]
         if st["uncommitted"] or st["untracked"]:
             parts.append(f"{len(st['uncommitted']) + len(st['untracked'])} uncommitted")
-        if rv.get("verdict"):
+        if rv.get("verdict") and rv.get("status") == "requested":
+            # Asked again since the last verdict: the verdict is history (walk: the header still read
+            # "request changes" where the CLI said requested).
+            parts.append(f"review requested again (last: {rv['verdict'].replace('_', ' ')})")
+        elif rv.get("verdict"):
             parts.append(rv["verdict"].replace("_", " "))
         if rv.get("changed_since_review"):
             parts.append("changed since your review")
