@@ -18,7 +18,7 @@ from thrum_engine.files import write_private
 
 TYPE_CHECKING = False  # `typing` is not imported for this: the CLI imports this module
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterator, Mapping
     from typing import TypedDict, Unpack
 
     class Options(TypedDict, total=False):
@@ -344,11 +344,9 @@ def repair_sync_worktree(repo: str, worktree: str, branch: str, common: str) -> 
     return "restored"
 
 
-def parse_status(out: str) -> tuple[list[str], list[str]]:
-    """`git status --porcelain -z`: (modified or staged files, untracked files), exactly what git
-    shows (Thrum's own files stay out through info/exclude, not by filtering here)."""
-    changed: list[str] = []
-    untracked: list[str] = []
+def porcelain(out: str) -> Iterator[tuple[str, str]]:
+    """(XY, path) of each entry of `git status --porcelain -z`; a rename's or copy's source path,
+    which follows its entry, is passed over."""
     entries = out.split("\0")
     i = 0
     while i < len(entries):
@@ -356,9 +354,19 @@ def parse_status(out: str) -> tuple[list[str], list[str]]:
         i += 1
         if len(e) < 4:
             continue
-        (untracked if e[:2] == "??" else changed).append(e[3:])
+        yield e[:2], e[3:]
         if e[0] in "RC":
-            i += 1  # the rename's source path follows
+            i += 1
+
+
+def parse_status(out: str) -> tuple[list[str], list[str]]:
+    """`git status --porcelain -z`: (modified or staged files, untracked files), exactly what git
+    shows (Thrum's own files stay out through info/exclude, not by filtering here)."""
+    changed: list[str] = []
+    untracked: list[str] = []
+    for xy, path in porcelain(out):
+        if xy != "!!":
+            (untracked if xy == "??" else changed).append(path)
     return changed, untracked
 
 
@@ -373,16 +381,4 @@ IGNORED_ARGS = ("status", "--porcelain", "-z", "--ignored=matching", "--untracke
 
 def parse_ignored(out: str) -> list[str]:
     """The ignored entries (`!! path`) of `git status --porcelain -z --ignored`, in git's order."""
-    ignored: list[str] = []
-    entries = out.split("\0")
-    i = 0
-    while i < len(entries):
-        e = entries[i]
-        i += 1
-        if len(e) < 4:
-            continue
-        if e[:2] == "!!":
-            ignored.append(e[3:])
-        elif e[0] in "RC":
-            i += 1  # the rename's source path follows
-    return ignored
+    return [path for xy, path in porcelain(out) if xy == "!!"]

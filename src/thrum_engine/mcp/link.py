@@ -49,23 +49,27 @@ class EngineLink:
         self._connecting = asyncio.Lock()
         self.engine_pid: int | None = None
 
+    async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, int]:
+        """A connection to the engine, served by this user: (reader, writer, the engine's pid)."""
+        try:
+            reader, writer = await asyncio.open_unix_connection(self.socket_path, limit=LINE_LIMIT)
+        except OSError as exc:
+            raise EngineDown(
+                f"the engine is not running ({exc.strerror or exc}): start it with `thrum daemon start`"
+            ) from None
+        pid, uid, _gid = peer_credentials(writer.get_extra_info("socket"))
+        if uid != os.getuid():
+            writer.close()
+            raise EngineDown(
+                f"the socket {self.socket_path} is served by another user (uid {uid}): refusing it"
+            )
+        return reader, writer, pid
+
     async def _connect(self) -> asyncio.StreamWriter:
         async with self._connecting:
             if self._writer is not None and not self._writer.is_closing():
                 return self._writer
-            try:
-                reader, writer = await asyncio.open_unix_connection(self.socket_path, limit=LINE_LIMIT)
-            except OSError as exc:
-                raise EngineDown(
-                    f"the engine is not running ({exc.strerror or exc}): start it with `thrum daemon start`"
-                ) from None
-            sock = writer.get_extra_info("socket")
-            pid, uid, _gid = peer_credentials(sock)
-            if uid != os.getuid():
-                writer.close()
-                raise EngineDown(
-                    f"the socket {self.socket_path} is served by another user (uid {uid}): refusing it"
-                )
+            reader, writer, pid = await self._open()
             self.engine_pid = pid
             self._reader, self._writer = reader, writer
             self._pump = asyncio.create_task(self._read_answers(reader, writer), name="thrum-mcp-link")
@@ -124,18 +128,8 @@ class EngineLink:
         """`method` on a connection of its own, closed when the call ends, is cancelled or times out:
         the engine sees the hang-up and stops it (a cancelled `wait_for_message` must not take the
         next message for nobody, walk session 21). For the long blocking calls."""
+        reader, writer, _pid = await self._open()
         try:
-            reader, writer = await asyncio.open_unix_connection(self.socket_path, limit=LINE_LIMIT)
-        except OSError as exc:
-            raise EngineDown(
-                f"the engine is not running ({exc.strerror or exc}): start it with `thrum daemon start`"
-            ) from None
-        try:
-            _pid, uid, _gid = peer_credentials(writer.get_extra_info("socket"))
-            if uid != os.getuid():
-                raise EngineDown(
-                    f"the socket {self.socket_path} is served by another user (uid {uid}): refusing it"
-                )
             writer.write(self._frame(1, method, params, timeout))
             await writer.drain()
             async with asyncio.timeout(timeout):

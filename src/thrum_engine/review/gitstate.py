@@ -98,7 +98,7 @@ def current_branch(cwd: str) -> str | None:
 
 def status(cwd: str) -> tuple[list[str], list[str]]:
     """(changed tracked files, untracked files), exactly as `git status` sees them."""
-    changed, untracked = git.parse_status(_out(cwd, "status", "--porcelain", "-z", "--untracked-files=all"))
+    changed, untracked = git.parse_status(_out(cwd, *git.STATUS_ARGS))
     # Thrum's runtime files are out of `git status` through info/exclude; one only Thrum's rule hides
     # that is not the file Thrum installed (the user's, or an edited one) is work all the same.
     extra = [p for p in runtime_files.hidden_not_ours(cwd) if p not in untracked]
