@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import wait_for
 from fake_agent import install_fake
 from thrum_engine.integrations.doctor import front_matter
 
@@ -92,5 +93,5 @@ def test_launch_with_another_runtime_installs_that_runtimes_files_first(make_rep
     assert launched["primed"], launched
     assert (alice.cwd / ".agents/skills/thrum-prime/SKILL.md").is_file()
     assert (alice.cwd / ".codex/hooks.json").is_file()
-    assert launched["primed_by"] == "hook", launched  # the installed hooks ran at its start
+    wait_for(lambda: "$thrum-prime" in _typed(log), 30, "$thrum-prime typed")  # RUNTIMES.md: typed
     assert not [ln for ln in _typed(log) if ln.startswith("unknown command")], _typed(log)

@@ -385,7 +385,7 @@ async def launch_runtime(engine: Engine, s: Session, runtime: runtimes.Runtime, 
     if missing:
         prime = None
         result["note"] = f"not primed: {missing}"
-    elif prime and s.agent and hook_primed(engine, s.agent, started):
+    elif prime and s.agent and runtime.name in HOOK_PRIMES and hook_primed(engine, s.agent, started):
         # RUNTIMES.md: the prime is skipped when the SessionStart hook primes; typed as well, the
         # agent read its briefing twice (walk, session 21).
         prime = None
@@ -407,6 +407,12 @@ async def launch_runtime(engine: Engine, s: Session, runtime: runtimes.Runtime, 
             )
     result["state"] = s.state.view()
     return result
+
+
+# The runtimes whose SessionStart hook puts the briefing in front of the model as the session starts
+# (RUNTIMES.md, Claude Code's row). OpenCode's plugin, say, records the start but briefs on the first
+# prompt: without the typed prime nothing would come.
+HOOK_PRIMES = frozenset({"claude"})
 
 
 def hook_primed(engine: Engine, agent: str, since: float) -> bool:
