@@ -168,8 +168,13 @@ async def test_open_asks_and_ack_over_mcp(pair):
         assert r.is_error and "not an ask addressed to you" in text(r)
         mine = bob.json("asks")["asks"]
         assert mine == []
-        bob.json("send", "and the docs?", "--to", "@alice", "--ask")
+        docs = bob.json("send", "and the docs?", "--to", "@alice", "--ask")
         assert (await s.call_tool("open_asks", {"mine": True})).structured_content["asks"] == []
+        # The note's bound is the CLI's (4,000 characters), not 500 (walk, session 21).
+        r = await s.call_tool("ack", {"message_id": docs["message_id"], "note": "n" * 600})
+        assert not r.is_error and r.structured_content["acked"], text(r)
+        r = await s.call_tool("ack", {"message_id": docs["message_id"], "note": "n" * 4001})
+        assert r.is_error and "4000" in text(r)
     [d] = bob.json("sent", "show", ask["message_id"])["message"]["deliveries"]
     assert d["state"] == "acked" and d["ack_note"] == "after lunch"
 

@@ -206,6 +206,7 @@ def test_bad_input_is_one_error_line(work):
     assert_error(ada.run("review", "show", "rev_nope"), "invalid review id")
     assert_error(ada.run("review", "merge", "alice", "--squash", "--rebase"), "mutually exclusive")
     assert_error(ada.run("review", "merge", "alice", "--delete-branch"), "--teardown")
+    assert_error(ada.run("review", "merge", "alice", "--keep-agent"), "--keep-agent needs --teardown")
     assert_error(ada.run("review", "submit", "alice"), "--approve or --request-changes")
     assert_error(ada.run("review", "show", "--agent", "ghost"), "ghost")
     assert_error(alice.run("review", "submit", "alice", "--approve"), "own work")

@@ -6,3 +6,7 @@
 * `service`: the engine part that reminds recipients of open asks and tells senders of overdue ones.
 * `methods`: the RPC methods over them.
 """
+
+# An ack's note, in characters: one bound wherever an ack comes in (CLI, RPC, MCP). A leaf constant,
+# so the MCP server reads it without importing the engine's methods.
+MAX_NOTE = 4000

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from pydantic import Field
 
 from thrum_engine import ids, names
-from thrum_engine.asks import held
+from thrum_engine.asks import MAX_NOTE, held
 from thrum_engine.durations import iso, parse_iso
 from thrum_engine.engine.authority import require_operator
 from thrum_engine.engine.registry import method
@@ -20,8 +20,6 @@ from thrum_engine.store import queries
 if TYPE_CHECKING:
     from thrum_engine.engine.caller import Caller
     from thrum_engine.engine.core import Engine
-
-MAX_NOTE = 4000
 
 
 class AckParams(Params):

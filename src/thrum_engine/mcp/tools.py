@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from thrum_engine.asks import MAX_NOTE
 from thrum_engine.mcp.link import EngineLink
 
 Format = Literal["markdown", "plain", "json"]
@@ -88,7 +89,7 @@ class BroadcastMessage(_Input):
 
 class Ack(_Input):
     message_id: str = Field(description="the ask addressed to you (msg_...) to close without a reply")
-    note: str = Field("", max_length=500, description="why, or what you will do (the sender sees it)")
+    note: str = Field("", max_length=MAX_NOTE, description="why, or what you will do (the sender sees it)")
 
 
 class OpenAsks(_Input):

@@ -745,6 +745,8 @@ async def merge(
 ) -> dict:
     if delete_branch and not teardown:
         raise InvalidInput("--delete-branch needs --teardown: the branch is checked out in the worktree")
+    if keep_agent and not teardown:  # it was ignored silently (walk, session 21)
+        raise InvalidInput("--keep-agent needs --teardown: without it the agent is kept anyway")
     if teardown:
         from thrum_engine.worktrees import path_for
 
