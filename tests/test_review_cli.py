@@ -126,6 +126,13 @@ def test_merge_refuses_without_approval_then_merges_after_it(work):
     shown = ada.json("review", "show", r["review_id"])
     assert shown["review"]["status"] == "merged" and shown["review"]["merged_commit"] == r["merged_commit"]
     assert ada.json("review", "list")["reviews"] == []  # merged: nothing ahead
+    # The agent is told (walk, session 21: nothing told it its work had landed).
+    told = alice.json("message", "get", r["message_id"])["message"]
+    assert (
+        told["author"] == "ada"
+        and told["to"] == ["@alice"]
+        and told["body"]["content"].startswith("Merged: your feature/alice into main (merge, ")
+    )
 
 
 def test_squash_and_teardown_with_the_branch(work):
@@ -294,6 +301,8 @@ def test_squashed_work_is_not_new_work_again(work):
     alice.ok("review", "request")
     approve(repo, ada)
     ada.ok("review", "merge", "alice", "--squash")
+    wait_for(lambda: not ada.json("sent", "--undelivered")["messages"], what="the merge's note typed")
+    settled(repo)  # the note that the work landed nudged alice's pane
     assert ada.json("review", "list")["reviews"] == []
     (everyone,) = ada.json("review", "list", "--all")["reviews"]
     assert everyone["status"] == "merged" and not everyone["needs_you"]

@@ -810,6 +810,8 @@ async def merge(
     }
     if strategy == "rebase" and merged != st.head:
         result["rebased"] = True
+    if agent in engine.agents and (not teardown or keep_agent):
+        result["message_id"] = await _tell_merged(engine, author, agent, rid, st, strategy, merged)
     if teardown:
         from thrum_engine.worktrees import WorktreeTeardownParams
         from thrum_engine.worktrees import teardown as teardown_method
@@ -822,6 +824,20 @@ async def merge(
             ),
         )
     return result
+
+
+async def _tell_merged(
+    engine: Engine, author: str, agent: str, rid: str, st: gitstate.BranchState, strategy: str, merged: str
+) -> str:
+    """The agent hears that its work landed (walk, session 21: nothing told it), and, after a squash,
+    that its branch's commits are not the target's: new work starts from the target."""
+    from thrum_engine.messaging import create_message
+
+    body = f"Merged: your {st.branch or 'work'} into {st.target} ({strategy}, {merged[:12]}), review {rid}."
+    if strategy == "squash":
+        body += f" Its commits are not in {st.target}'s history: start new work from {st.target}."
+    msg = await create_message(engine, author, body, to=["@" + agent], refs=[f"review:{rid}"])
+    return msg["data"]["message_id"]
 
 
 _LOCKS: dict[int, asyncio.Lock] = {}
