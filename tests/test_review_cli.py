@@ -379,3 +379,20 @@ def test_review_show_and_comments_take_an_agents_name_as_the_other_commands_do(w
         assert ada.json("review", "show", who)["review"]["id"] == rid
         assert ada.json("review", "comments", who)["review_id"] == rid
     assert_error(ada.run("review", "show", "ghost"), "ghost")
+
+
+def test_an_open_review_whose_worktree_is_gone_stays_in_the_queue(work):
+    """Walk 11: after `worktree teardown --keep-agent` the agent's open review left `review list`
+    ("Nothing to review."), though `review show --agent` still had it as requested."""
+    repo, alice, ada, _path = work
+    rid = alice.json("review", "request", "--note", "done")["review_id"]
+    assert repo.run("worktree", "teardown", "alice", "--force", "--keep-agent").code == 0
+    (e,) = ada.json("review", "list")["reviews"]
+    assert (e["agent"], e["review_id"], e["status"], e["no_worktree"], e["needs_you"]) == (
+        "alice",
+        rid,
+        "requested",
+        True,
+        True,
+    )
+    assert "@alice  feature/alice  requested  no worktree on this machine" in ada.ok("review", "list").out

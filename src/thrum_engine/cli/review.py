@@ -53,6 +53,12 @@ def list_(ctx: Ctx) -> int:
                 if e["uncommitted"] + e["untracked"]
                 else ""
             )
+            if e.get("no_worktree"):
+                line(
+                    f"{'●' if e['needs_you'] else ' '} @{e['agent']}  {e['branch'] or 'detached'}  {e['status']}"
+                    f"  no worktree on this machine{asked}"
+                )
+                continue
             line(
                 f"{'●' if e['needs_you'] else ' '} @{e['agent']}  {e['branch'] or 'detached'}  {e['status']}"
                 f"  ↑{e['ahead']} ↓{e['behind']}  {e['files']} files +{e['added']} −{e['removed']}"

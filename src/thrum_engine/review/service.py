@@ -166,6 +166,19 @@ async def queue(engine: Engine, *, everyone: bool = False) -> list[dict]:
         if not (everyone or st.reviewable or (review and review["status"] == "requested")):
             continue
         out.append(entry(engine, agent, st, review, await tests_status(engine, agent)))
+    listed = {e["agent"] for e in out}
+    for agent, review in open_.items():
+        # An open review whose agent has no worktree here (torn down with --keep-agent, or another
+        # clone's): still listed, with nothing git can say (walk, session 21: it left the list).
+        if agent in listed or agent not in engine.agents:
+            continue
+        nowhere = gitstate.BranchState(
+            path="", branch=review.get("branch") or None, head="", target=review.get("target") or target,
+            target_head="", merge_base="", ahead=0, behind=0,
+        )  # fmt: skip
+        e = entry(engine, agent, nowhere, review, None)
+        e.update(changed_since_review=None, no_worktree=True)
+        out.append(e)
     # What waits for the human first, oldest request first.
     out.sort(key=lambda e: (not e["needs_you"], e["requested_at"] or "~", e["agent"]))
     return out
