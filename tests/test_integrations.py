@@ -420,6 +420,17 @@ def test_doctor_integrations_names_the_fix(repo):
     assert "/hooks" in r.out and "trust" in r.out
 
 
+def test_doctor_integrations_names_a_worktree_whose_agent_has_no_runtime(repo):
+    """Walk (session 21): an agent registered with no runtime and no runtime files in its worktree
+    was missing from `doctor integrations` altogether (only the checkout it ran in was looked at)."""
+    repo.ok("init", "--runtime", "claude", "--non-interactive")
+    alice = repo.agent("alice", "implementer")
+    r = repo.run("doctor", "integrations", "--json", timeout=90)
+    bare = [c for c in r.json["checks"] if c["check"] == "installed" and not c["ok"]]
+    assert [c["worktree"] for c in bare] == [str(alice.cwd)], r.json["checks"]
+    assert "thrum init --runtime" in bare[0]["fix"] and str(alice.cwd) in bare[0]["fix"]
+
+
 def test_doctor_integrations_starts_the_mcp_server_through_the_sdk_client(repo):
     repo.ok("init", "--runtime", "claude", "--non-interactive")
     r = repo.run("doctor", "integrations", "--json", timeout=90)

@@ -139,6 +139,7 @@ def doctor_integrations(ctx: Ctx) -> int:
     """Per runtime and agent: installed files parse, the prime entry exists, hooks resolve and fired,
     MCP starts. Exit 1 when anything needs fixing (each problem says how)."""
     import os
+    import shlex
 
     from thrum_engine.integrations import doctor
     from thrum_engine.names import strip_at
@@ -181,8 +182,9 @@ def doctor_integrations(ctx: Ctx) -> int:
         if want and ag["name"] != want:
             continue
         wt = ag.get("worktree") or layout.repo
+        places.setdefault(wt, set())  # an agent with no runtime is a place to look at too
         if ag.get("runtime") and ag["runtime"] in doctor.integrations.RUNTIMES:
-            places.setdefault(wt, set()).add(ag["runtime"])
+            places[wt].add(ag["runtime"])
         by_wt.setdefault(wt, []).append(f"{ag['name']}:{ag.get('runtime') or ''}")
     if not want:
         places.setdefault(layout.worktree, set())
@@ -192,15 +194,17 @@ def doctor_integrations(ctx: Ctx) -> int:
     for wt, runtimes in sorted(places.items()):
         for rt in sorted(runtimes):
             doctor.check_worktree(rep, rt, wt, by_wt.get(wt, []), fired)
-    if not any(places.values()):
-        rep.add(
-            "-",
-            layout.worktree,
-            "installed",
-            False,
-            "no runtime is wired here",
-            "thrum init --runtime claude (or codex, gemini, opencode, cursor, all)",
-        )
+        if not runtimes and os.path.isdir(wt) and (wt in by_wt or not any(places.values())):
+            # Walk, session 21: a worktree whose agent has no runtime (and no file of one) was not
+            # mentioned at all; only the checkout doctor ran in was.
+            rep.add(
+                "-",
+                wt,
+                "installed",
+                False,
+                "no runtime is wired here",
+                f"cd {shlex.quote(wt)} && thrum init --runtime claude (or codex, gemini, opencode, cursor, all)",
+            )
     doctor.check_mcp_server(rep, layout.worktree)
     problems = [c for c in rep.checks if not c["ok"]]
     r = {"ok": not problems, "checks": rep.checks, "problems": len(problems)}
