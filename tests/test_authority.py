@@ -4,9 +4,10 @@ a directory dressed up as one, is read-only."""
 
 from __future__ import annotations
 
+import json
 import shutil
 
-from conftest import agent_names, assert_error, run_thrum, wait_for
+from conftest import RAW_CALL, agent_names, assert_error, run_python, run_thrum, wait_for
 
 
 def test_an_agent_cannot_delete_restatus_or_purge_for_others_but_the_operator_can(pair):
@@ -141,3 +142,17 @@ def test_an_agent_may_create_a_worktree_with_a_new_agent_and_its_session(pair):
     assert made["agent"]["name"] == "erin"
     assert made["session"]["name"] == "erin" and made["session"]["agent"] == "erin"
     assert_error(bob.run("worktree", "teardown", "w2", "--force"), "belongs to the worktree")
+
+
+def test_a_person_registered_in_a_worktree_is_not_taken_for_the_main_checkouts_operator(pair):
+    """Review of session 21: the main checkout's writes took the latest person's name, wherever
+    that person was registered; one registered in a worktree was then a forged caller here, and
+    every write from the main checkout was refused."""
+    repo, alice, _bob = pair
+    register = {"name": "opx", "role": "operator", "kind": "user"}
+    assert (
+        run_python(alice, RAW_CALL, "agent.register", json.dumps(register)).stdout == ""
+    )  # in alice's worktree
+    r = repo.run("schedule", "cancel", "sch_" + "0" * 26)
+    assert_error(r, "no schedule")  # refused for what it is, not as a forged caller
+    assert "caller claims" not in r.err

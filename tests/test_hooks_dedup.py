@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import anyio
@@ -114,6 +115,44 @@ def test_a_killed_wait_takes_nothing_the_next_hook_shows_it(pair):
     (d,) = bob.json("sent", "show", sent["message_id"])["message"]["deliveries"]
     assert d["state"] == "stored" and d["via"] is None, d
     assert sent["message_id"] in shown(hook(alice, "stop"))
+
+
+HALF_CLOSED_WAIT = r"""
+import json, socket, sys
+from thrum_engine.layout import Layout
+s = socket.socket(socket.AF_UNIX)
+s.connect(Layout.discover().socket_path)
+req = {"jsonrpc": "2.0", "id": 1, "method": "message.wait", "params": {"caller": sys.argv[1], "timeout": 20}}
+s.sendall((json.dumps(req) + "\n").encode())
+s.shutdown(socket.SHUT_WR)  # nothing more to say: the answer is still read (nc -N, socat)
+buf = b""
+while b"\n" not in buf:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    buf += chunk
+print(buf.decode())
+"""
+
+
+def test_a_client_that_half_closes_still_gets_its_wait_answered(pair):
+    """Review of session 21: the end of a client's input was taken for its hang-up, so a wait from a
+    client that half-closes after its request (as `nc -N` and socat do) returned at once."""
+    repo, alice, bob = pair
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HALF_CLOSED_WAIT, "alice"], cwd=alice.cwd, env=alice.env,
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: waiting(repo, "alice"), what="the wait to block in the engine")
+        time.sleep(0.3)  # past the end of its input
+        assert waiting(repo, "alice")
+        sent = bob.json("send", "for a half-closed wait", "--to", "@alice")
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    answer = json.loads(out)["result"]
+    assert answer["status"] == "received" and answer["messages"][0]["message_id"] == sent["message_id"]
 
 
 async def test_a_cancelled_wait_for_message_takes_nothing(pair):

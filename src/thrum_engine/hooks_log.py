@@ -219,7 +219,10 @@ async def fire(engine: Engine, caller: Caller, p: HookFireParams) -> dict:
     _schedule_save(engine, st)
     out: dict = {"recorded": True, "context": None, "block": None}
     async with ag.lock:
-        return await _answer(engine, me, ag, p, out, caller)
+        out = await _answer(engine, me, ag, p, out, caller)
+    if caller.hung_up:  # its answer reached nobody: a launch must not take it for a briefing
+        ag.fired[p.event]["unanswered"] = True
+    return out
 
 
 async def _answer(
@@ -257,7 +260,9 @@ async def _answer(
             ag.consecutive_blocks = 0
     elif p.event == "pre-compact":
         out["saved"] = await _save_before_compact(engine, me, p.trigger)
-    if shown and caller.hung_up:
+    if caller.hung_up:
+        if out["block"]:
+            ag.consecutive_blocks -= 1  # a block nobody saw is not one of the runtime's blocks
         return {"recorded": True, "context": None, "block": None}
     if shown:  # into the ledger before the answer: the next hook (or a restarted engine) reads it back
         from thrum_engine import delivery_paths

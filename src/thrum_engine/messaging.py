@@ -1019,10 +1019,10 @@ async def wait_for_mail(engine: Engine, me: str, p: WaitParams, gone: asyncio.Fu
     await known_name(engine, "--from", p.from_agent, wrote=True)
     await known_name(engine, "--mention", p.mention, wrote=False)
     matches = _wait_filter(engine, me, p, after)
-    waiter = Waiter(me, matches)
+    waiter = Waiter(me, matches, gone=gone)  # the bus reads `gone` too: nothing is handed to it after
     nobody = {"status": "timeout", "messages": [], "timeout": p.timeout}
 
-    def hang_up(_gone: asyncio.Future) -> None:  # at once, so `publish` never hands it another event
+    def hang_up(_gone: asyncio.Future) -> None:  # ends the wait (a callback: a turn of the loop later)
         engine.bus.remove_waiter(waiter)
         if not waiter.future.done():
             waiter.future.set_result(None)
@@ -1042,7 +1042,7 @@ async def wait_for_mail(engine: Engine, me: str, p: WaitParams, gone: asyncio.Fu
             ev = await asyncio.wait_for(waiter.future, p.timeout)
         except TimeoutError:
             return nobody
-        if ev is None:  # hung up
+        if ev is None or gone is not None and gone.done():  # hung up
             return nobody
         return await _received(engine, me, [event_message_view(ev)])
     finally:

@@ -12,6 +12,10 @@ class Waiter:
     recipient: str
     matches: Callable[[dict], bool]
     future: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    gone: asyncio.Future | None = None  # the caller's hang-up (Caller.gone): done, it takes nothing
+
+    def open(self) -> bool:
+        return not self.future.done() and not (self.gone is not None and self.gone.done())
 
 
 class Bus:
@@ -31,7 +35,7 @@ class Bus:
 
     def waiting(self, recipient: str) -> bool:
         """Whether a `wait` for `recipient` is blocked right now."""
-        return any(not w.future.done() for w in self._waiters.get(recipient, ()))
+        return any(w.open() for w in self._waiters.get(recipient, ()))
 
     def took(self, ev: dict, recipient: str) -> bool:
         """Whether a `wait` of `recipient` was woken by `ev` (listeners run after waiters): that wait
@@ -53,7 +57,7 @@ class Bus:
                     continue
                 for r in ev["data"].get("recipients", ()):
                     for w in list(self._waiters.get(r, ())):
-                        if not w.future.done() and w.matches(ev):
+                        if w.open() and w.matches(ev):
                             w.future.set_result(ev)
         for fn in list(self._listeners):
             fn(events)

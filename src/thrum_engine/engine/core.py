@@ -574,7 +574,14 @@ class Engine:
             return caller
         if os.path.realpath(caller.worktree) != os.path.realpath(self.layout.repo):
             return caller
-        users = [n for n, row in self.agents.items() if row.get("kind") == "user"]
+        here = os.path.realpath(self.layout.repo)
+        users = [
+            n
+            for n, row in self.agents.items()
+            # A person registered in this main checkout: one registered in a worktree (or another
+            # clone's) would be refused as a forged caller here (review of session 21).
+            if row.get("kind") == "user" and (not row.get("worktree") or _real(row["worktree"]) == here)
+        ]
         if not users:
             return caller
         latest = max(users, key=lambda n: (self.last_seen.get(n, 0.0), self.agents[n]["registered_at"]))

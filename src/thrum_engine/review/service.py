@@ -177,7 +177,8 @@ async def queue(engine: Engine, *, everyone: bool = False) -> list[dict]:
             target_head="", merge_base="", ahead=0, behind=0,
         )  # fmt: skip
         e = entry(engine, agent, nowhere, review, None)
-        e.update(changed_since_review=None, no_worktree=True)
+        # Nothing to compare with: only a request asks for the human (a verdict waits on the agent).
+        e.update(changed_since_review=None, no_worktree=True, needs_you=review["status"] == "requested")
         out.append(e)
     # What waits for the human first, oldest request first.
     out.sort(key=lambda e: (not e["needs_you"], e["requested_at"] or "~", e["agent"]))

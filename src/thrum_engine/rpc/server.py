@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import os
+import select
 import time
 
 from thrum_engine import fastjson
@@ -206,7 +207,8 @@ class _Connection(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         self._eof = True
-        self._hang_up()
+        if self._peer_closed():
+            self._hang_up()
         self._take()
         return True  # keep the transport open: what is in flight is still answered
 
@@ -300,6 +302,21 @@ class _Connection(asyncio.Protocol):
     def stop_reading(self) -> None:
         """The engine is stopping: no new requests from here; those in flight still get answers."""
         self._end()
+
+    def _peer_closed(self) -> bool:
+        """Whether the end of input is the peer gone (killed, closed) rather than a half-close
+        (`shutdown(SHUT_WR)`, `nc -N`: it still reads its answers). Linux reports the first as
+        POLLHUP on a Unix socket and the second as input only; where it cannot tell, not gone."""
+        transport = self.transport
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        if sock is None:
+            return False
+        try:
+            poller = select.poll()
+            poller.register(sock.fileno(), select.POLLIN)
+            return any(mask & select.POLLHUP for _fd, mask in poller.poll(0))
+        except (OSError, ValueError, AttributeError):
+            return False
 
     def _hang_up(self) -> None:
         if not self.gone.done():

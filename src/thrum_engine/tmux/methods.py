@@ -421,7 +421,7 @@ def hook_primed(engine: Engine, agent: str, since: float) -> bool:
 
     ag = hooks_log.state(engine).agents.get(agent)
     fired = ag.fired.get("session-start") if ag is not None else None
-    return bool(fired) and float(fired.get("at", 0)) >= since
+    return bool(fired) and float(fired.get("at", 0)) >= since and not fired.get("unanswered")
 
 
 # A runtime seen at the shell prompt this long after it was typed has exited (or never started),
