@@ -219,10 +219,7 @@ async def fire(engine: Engine, caller: Caller, p: HookFireParams) -> dict:
     _schedule_save(engine, st)
     out: dict = {"recorded": True, "context": None, "block": None}
     async with ag.lock:
-        out = await _answer(engine, me, ag, p, out, caller)
-    if caller.hung_up:  # its answer reached nobody: a launch must not take it for a briefing
-        ag.fired[p.event]["unanswered"] = True
-    return out
+        return await _answer(engine, me, ag, p, out, caller)
 
 
 async def _answer(
@@ -261,6 +258,7 @@ async def _answer(
     elif p.event == "pre-compact":
         out["saved"] = await _save_before_compact(engine, me, p.trigger)
     if caller.hung_up:
+        ag.fired[p.event]["unanswered"] = True  # its answer reached nobody: no launch's briefing
         if out["block"]:
             ag.consecutive_blocks -= 1  # a block nobody saw is not one of the runtime's blocks
         return {"recorded": True, "context": None, "block": None}

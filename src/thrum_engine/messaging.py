@@ -67,7 +67,11 @@ def distinct(values: list[str], what: str, *, key=None, limit: int = MAX_ADDRESS
     return out
 
 
-SELF_ASK = "an ask needs someone to answer it: a note to yourself cannot be one (drop --ask)"
+def check_answerable(recipients: list[str], author: str) -> None:
+    """Refuse an ask nobody would answer: one only to its author would say "open until answered" and
+    never be listed (an ask to oneself holds no ask row)."""
+    if all(r == author for r in recipients):
+        raise InvalidInput("an ask needs someone to answer it: a note to yourself cannot be one (drop --ask)")
 
 
 def _address_key(addr: str) -> str:
@@ -484,9 +488,8 @@ async def _create_message(
         recipients += [m for m in mentioned if m not in recipients]
         if not recipients:
             raise InvalidInput("nobody to deliver to: the only agent addressed is you")
-        if (ask or due is not None) and all(r == author for r in recipients):
-            # Nobody would answer it: it would say "open until answered" and never be listed.
-            raise InvalidInput(SELF_ASK)
+        if ask or due is not None:
+            check_answerable(recipients, author)
     body_id = ids.ulid()
     mid = "msg_" + body_id
     written = ["@" + names.strip_at(a) for a in addressed]

@@ -572,9 +572,9 @@ class Engine:
         its operator all the time, and only this user reaches this socket."""
         if caller.read_only or caller.worktree is None:
             return caller
-        if os.path.realpath(caller.worktree) != os.path.realpath(self.layout.repo):
-            return caller
         here = os.path.realpath(self.layout.repo)
+        if os.path.realpath(caller.worktree) != here:
+            return caller
         users = [
             n
             for n, row in self.agents.items()

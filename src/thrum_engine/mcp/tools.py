@@ -142,8 +142,9 @@ def cut_text(text: str, message_id: str) -> str:
 def _cut(m: dict) -> dict:
     body = m.get("body") or {}
     text = body.get("content")
-    if isinstance(text, str) and len(text) > BODY_CHARS:
-        m["body"] = {**body, "content": cut_text(text, m["message_id"]), "cut": True}
+    cut = cut_text(text, m["message_id"]) if isinstance(text, str) else text
+    if cut is not text:
+        m["body"] = {**body, "content": cut, "cut": True}
     return m
 
 

@@ -202,6 +202,16 @@ def merged_already(merged: dict | None, st: gitstate.BranchState) -> dict | None
     return merged
 
 
+async def _merged_since(engine: Engine, agent: str, st: gitstate.BranchState) -> dict | None:
+    """`merged_already` for one agent, read from the store."""
+    return merged_already((await q.merged_heads(engine.store, agent)).get(agent), st)
+
+
+def _merged_text(done: dict, st: gitstate.BranchState) -> str:
+    target = done["target"] or st.target
+    return f"{st.branch or 'HEAD'} was merged into {target} already (review {done['id']}, {done['strategy']})"
+
+
 async def request_data(engine: Engine, agent: str, note: str) -> dict:
     """A `review.request` event's data for `agent`'s work as it is now (a tagged message commits
     the event with itself, naming it); refuses work with nothing to review."""
@@ -211,12 +221,9 @@ async def request_data(engine: Engine, agent: str, note: str) -> dict:
             f"nothing to review: {st.branch or 'HEAD'} has no commits ahead of {st.target} and no uncommitted changes"
         )
     review = await q.open_review(engine.store, agent)
-    done = None if review else merged_already((await q.merged_heads(engine.store, agent)).get(agent), st)
+    done = None if review else await _merged_since(engine, agent, st)
     if done is not None:
-        raise InvalidInput(
-            f"nothing to review: {st.branch or 'HEAD'} was merged into {done['target'] or st.target} already"
-            f" (review {done['id']}, {done['strategy']}) and has not changed since"
-        )
+        raise InvalidInput(f"nothing to review: {_merged_text(done, st)} and has not changed since")
     rid = review["id"] if review else ids.new_id("rev")
     data = {"review_id": rid, "agent": agent, "branch": st.branch or "", "target": st.target, "head": st.head}
     if note.strip():
@@ -558,16 +565,9 @@ async def preflight(engine: Engine, agent: str, strategy: str) -> dict:
     repo = engine.layout.repo
     problems: list[dict] = []
     review = await q.open_review(engine.store, agent)
-    merged = None if review else merged_already((await q.merged_heads(engine.store, agent)).get(agent), st)
+    merged = None if review else await _merged_since(engine, agent, st)
     if merged is not None:
-        already = f"{st.branch or 'HEAD'} was merged into {merged['target'] or st.target} already"
-        problems.append(
-            _problem(
-                "nothing_to_merge",
-                f"{already} (review {merged['id']}, {merged['strategy']})",
-                forceable=False,
-            )
-        )
+        problems.append(_problem("nothing_to_merge", _merged_text(merged, st), forceable=False))
     elif st.ahead == 0:
         problems.append(
             _problem(

@@ -156,8 +156,9 @@ class _Connection(asyncio.Protocol):
         self._drainers: list[asyncio.Future] = []
         self._timer: asyncio.TimerHandle | None = None
         self._counted = False
-        # Done at the end of input or of the connection: the client stopped listening (killed, or it
-        # gave up), so a request of its own still running must not take mail from the other paths.
+        # Done once the client is gone (killed, or it gave up and closed: `_peer_closed`, or the
+        # connection lost), so a request of its own still running must not take mail from the other
+        # paths. A half-close is not gone: such a client still reads its answers.
         self.gone: asyncio.Future = asyncio.get_running_loop().create_future()
 
     # -- opening --

@@ -64,8 +64,8 @@ async def create_schedule(engine: Engine, author: str, p: ScheduleCreateParams) 
     recipients, _ = messaging.resolve(engine, addressed, author)  # unknown ones refuse it now
     if not recipients:
         raise InvalidInput("nobody to deliver to")
-    if p.ask and all(r == author for r in recipients):
-        raise InvalidInput(messaging.SELF_ASK)  # refused now, not at every fire
+    if p.ask:
+        messaging.check_answerable(recipients, author)  # refused now, not at every fire
     now = now_of(engine)
     cron = None
     if p.cron is not None:
