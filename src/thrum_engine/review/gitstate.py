@@ -10,9 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from thrum_engine import git, runtime_files
+from thrum_engine import git, layout, runtime_files
+from thrum_engine.git import GitFailed
 from thrum_engine.review.diff import DIFF_ARGS
-from thrum_engine.review.gitrun import GitFailed, run_git
 
 
 @dataclass
@@ -57,7 +57,7 @@ class BranchState:
 
 
 def _out(cwd: str, *args: str) -> str:
-    return run_git(cwd, *args)[1]
+    return git.call(cwd, *args, check=True).out
 
 
 def rev(cwd: str, what: str) -> str:
@@ -89,11 +89,6 @@ def in_progress(git_dir: str) -> str | None:
         if os.path.exists(os.path.join(git_dir, marker)):
             return what
     return None
-
-
-def current_branch(cwd: str) -> str | None:
-    code, out = run_git(cwd, "symbolic-ref", "--quiet", "--short", "HEAD", check=False)
-    return out.strip() if code == 0 else None
 
 
 def status(cwd: str) -> tuple[list[str], list[str]]:
@@ -143,17 +138,17 @@ def branch_state(
     """The worktree's branch against `target` (a branch of the main repo), and what each of `extra`
     returns for the merge base, run alongside the last git calls. Uncommitted changes to tracked
     files count in the file list (the diff is the working tree against the merge base)."""
-    code, out = run_git(worktree, "rev-parse", "HEAD^{commit}", f"{target}^{{commit}}", check=False)
-    revs = out.split()
-    if code != 0 or len(revs) != 2:
+    done = git.call(worktree, "rev-parse", "HEAD^{commit}", f"{target}^{{commit}}")
+    revs = done.out.split()
+    if done.code != 0 or len(revs) != 2:
         raise GitFailed(f"the target branch {target!r} does not exist")
     head, target_head = revs
-    base_out, counts, (changed, untracked), branch = parallel(
+    base_out, counts, (changed, untracked) = parallel(
         (_out, worktree, "merge-base", target_head, head),
         (_out, worktree, "rev-list", "--left-right", "--count", f"{target_head}...{head}"),
         (status, worktree),
-        (current_branch, worktree),
     )
+    branch = layout.current_branch(worktree)
     base = base_out.strip()
     behind, ahead = (int(n) for n in counts.split())
     dirty = bool(changed or untracked)
@@ -205,8 +200,8 @@ def commits(worktree: str, base: str, head: str) -> list[dict]:
 
 def file_at(cwd: str, commit: str, path: str) -> list[str] | None:
     """`path` as of `commit` (None: not there), as lines."""
-    code, out = run_git(cwd, "show", f"{commit}:{path}", check=False)
-    return out.split("\n") if code == 0 else None
+    done = git.call(cwd, "show", f"{commit}:{path}")
+    return done.out.split("\n") if done.code == 0 else None
 
 
 def working_file(worktree: str, path: str) -> list[str] | None:
@@ -222,22 +217,16 @@ def working_file(worktree: str, path: str) -> list[str] | None:
 def merge_conflicts(repo: str, target: str, branch_head: str) -> tuple[str | None, list[str]]:
     """A dry merge (`git merge-tree --write-tree`): (the merged tree, None when it conflicts; the
     conflicted files). Writes objects only: no ref, index or working tree changes."""
-    code, out = run_git(
-        repo,
-        "merge-tree",
-        "--write-tree",
-        "--name-only",
-        "--no-messages",
-        target,
-        branch_head,
-        ok_codes=(0, 1),
-    )
-    lines = out.split("\n")
+    args = ("merge-tree", "--write-tree", "--name-only", "--no-messages", target, branch_head)
+    done = git.call(repo, *args)
+    if done.code not in (0, 1):
+        raise GitFailed.of(args, done)
+    lines = done.out.split("\n")
     tree = lines[0].strip()
-    if code == 0:
+    if done.code == 0:
         return tree, []
     return None, sorted({ln for ln in lines[1:] if ln.strip()})
 
 
 def is_ancestor(repo: str, a: str, b: str) -> bool:
-    return run_git(repo, "merge-base", "--is-ancestor", a, b, check=False)[0] == 0
+    return git.call(repo, "merge-base", "--is-ancestor", a, b).code == 0

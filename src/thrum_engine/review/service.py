@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 from thrum_engine import git, ids, names
 from thrum_engine.durations import iso, parse_iso
 from thrum_engine.errors import Conflict, Forbidden, InvalidInput, NotFound, UnknownAgent
+from thrum_engine.git import GitFailed, identity_env
 from thrum_engine.layout import current_branch
 from thrum_engine.review import gitstate
-from thrum_engine.review.gitrun import GitFailed, identity_env, run_git
 from thrum_engine.store import reviews as q
 
 if TYPE_CHECKING:
@@ -723,9 +723,8 @@ def _do_merge(repo: str, worktree: str, st: gitstate.BranchState, strategy: str,
         new = st.head
         if not gitstate.is_ancestor(repo, st.target_head, st.head):
             who = identity_env(worktree)
-            code, _ = run_git(worktree, "rebase", "--quiet", st.target_head, check=False, env=who)
-            if code != 0:
-                run_git(worktree, "rebase", "--abort", check=False, env=who)
+            if git.call(worktree, "rebase", "--quiet", st.target_head, env=who, identity=False).code:
+                git.call(worktree, "rebase", "--abort", env=who, identity=False)
                 raise Conflict(
                     f"rebasing {st.branch} onto {st.target} stopped on a conflict: nothing was changed"
                 )
@@ -736,7 +735,7 @@ def _do_merge(repo: str, worktree: str, st: gitstate.BranchState, strategy: str,
             raise Conflict(f"merging {st.branch} conflicts in: {', '.join(conflicted)}")
         parents = ["-p", st.target_head] + (["-p", st.head] if strategy == "merge" else [])
         who = identity_env(repo)
-        new = run_git(repo, "commit-tree", tree, *parents, "-F", "-", input=message, env=who)[1].strip()
+        new = git.run(repo, "commit-tree", tree, *parents, "-F", "-", stdin=message, env=who, identity=False)
     # The merged commit is built already: the main checkout only moves to it (a fast-forward).
     done = git.call(repo, "merge", "--ff-only", "--quiet", new, identity=False)
     if done.code != 0:

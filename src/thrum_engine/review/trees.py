@@ -7,17 +7,19 @@ from __future__ import annotations
 import asyncio
 import os
 
+from thrum_engine import git
 from thrum_engine.engine.core import Caller, Engine
 from thrum_engine.engine.registry import method
+from thrum_engine.git import GitFailed
 from thrum_engine.model import Params
 from thrum_engine.review import gitstate
-from thrum_engine.review.gitrun import GitFailed, run_git
 from thrum_engine.review.service import agent_state, target_branch
 
 
 def last_commit(path: str) -> dict | None:
-    code, out = run_git(path, "log", "-1", "--format=%H%x00%s%x00%cI", check=False)
-    if code != 0 or not out.strip():
+    done = git.call(path, "log", "-1", "--format=%H%x00%s%x00%cI")
+    out = done.out
+    if done.code != 0 or not out.strip():
         return None
     sha, subject, at = out.strip().split("\0", 2)
     return {"sha": sha, "subject": subject, "at": at}
