@@ -14,6 +14,7 @@ from conftest import (
     assert_error,
     commit,
     pane_state,
+    raw_call,
     run_python,
     wait_for,
     worktree_agent,
@@ -396,3 +397,63 @@ def test_an_open_review_whose_worktree_is_gone_stays_in_the_queue(work):
         True,
     )
     assert "@alice  feature/alice  requested  no worktree on this machine" in ada.ok("review", "list").out
+
+
+def test_a_reviewer_agent_leaves_line_comments_from_the_cli(work):
+    """A reviewer agent had no way to comment on a line from a shell (only the console's drafts):
+    `review submit --comment 'PATH:LINE: TEXT'`, the shape of a compiler's message."""
+    repo, alice, _ada, _path = work
+    rex = repo.agent("rex", "reviewer", worktree=False)
+    alice.ok("review", "request")
+    r = rex.json(
+        "review",
+        "submit",
+        "alice",
+        "--request-changes",
+        "--comment",
+        "src/app.py:2: return 2: the spec says so",
+        "--comment",
+        "src/app.py:1-2: name it run",
+        "--comment",
+        "README.md: say what it does",
+    )
+    assert r["comments"] == 3
+    got = alice.json("review", "comments")["comments"]
+    assert [(c["path"], c.get("line"), c.get("end_line"), c["body"], c["quote"]) for c in got] == [
+        ("src/app.py", 2, None, "return 2: the spec says so", "    return 1"),
+        ("src/app.py", 1, 2, "name it run", "def main():\n    return 1"),
+        ("README.md", None, None, "say what it does", ""),
+    ]
+    assert not any(c["outdated"] for c in got)
+
+
+def test_a_comment_that_points_at_nothing_is_refused_and_nothing_is_sent(work):
+    repo, alice, _ada, _path = work
+    rex = repo.agent("rex", "reviewer", worktree=False)
+    alice.ok("review", "request")
+    for bad, words in [
+        ("src/app.py line 2 is wrong", "PATH:LINE: TEXT"),
+        ("src/app.py:9: past the end", "past its end"),
+        ("src/other.py:1: not changed", "not in the diff"),
+        ("../etc/passwd:1: out", "invalid path"),
+        ("src/app.py:2:   ", "needs text"),
+    ]:
+        assert_error(rex.run("review", "submit", "alice", "--request-changes", "--comment", bad), words)
+    assert rex.json("sent")["messages"] == []
+    assert alice.json("review", "comments")["comments"] == []
+
+
+def test_the_operators_pending_comments_stay_theirs_when_another_reviewer_submits(work):
+    """The console's pending comments went out with any reviewer's verdict, under that reviewer's
+    name, and were gone from the operator's draft."""
+    repo, alice, ada, _path = work
+    rex = worktree_agent(repo, "rex", "reviewer")
+    alice.ok("review", "request")
+    draft = {"agent": "alice", "add": {"path": "src/app.py", "line": 2, "body": "ada's doubt"}}
+    assert raw_call(ada, "review.draft", draft) == ""
+    rex.ok("review", "submit", "alice", "--request-changes", "--summary", "rex says")
+    assert [c["body"] for c in alice.json("review", "comments")["comments"]] == []
+    pending = ada.json("review", "comments", "--agent", "alice")["pending"]
+    assert [c["body"] for c in pending] == ["ada's doubt"]
+    ada.ok("review", "submit", "alice", "--request-changes")
+    assert [c["body"] for c in alice.json("review", "comments")["comments"]] == ["ada's doubt"]

@@ -266,9 +266,9 @@ _ROWS: list[Row] = [
     _s(
         "review submit",
         "review:submit",
-        "approve or request changes (pending comments go with it)",
+        "approve or request changes, with line comments (--comment 'PATH:LINE: TEXT')",
         pos=("name",),
-        flags="approve:b request-changes:b summary:v",
+        flags="approve:b request-changes:b summary:v comment:l",
     ),
     _s(
         "review preflight",

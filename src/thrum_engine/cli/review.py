@@ -126,6 +126,31 @@ def comments(ctx: Ctx) -> int:
     return ctx.emit(r, human)
 
 
+def comment_of(text: str) -> dict:
+    """`--comment`'s value as a review comment: `PATH:LINE: TEXT`, `PATH:START-END: TEXT` (a
+    range) or `PATH: TEXT` (the whole file), the shape of a compiler's or grep's line, so a
+    reviewer agent writes what it reads. The first `:LINE:` decides, so a colon in the text is
+    kept; a line comment is on the branch's side of the diff."""
+    from thrum_engine.cli.call import CliError
+
+    at = text.find(":")
+    while at > 0:
+        span, sep, body = text[at + 1 :].partition(":")
+        first, dash, last = span.partition("-")
+        if sep and first.isdigit() and (not dash or last.isdigit()):
+            if not body.strip():
+                raise CliError(f"--comment {text!r}: the comment needs text after PATH:LINE:")
+            out = {"path": text[:at], "line": int(first), "body": body.strip()}
+            if dash:
+                out["end_line"] = int(last)
+            return out
+        at = text.find(":", at + 1)
+    path, sep, body = text.partition(": ")
+    if sep and path.strip() and body.strip():
+        return {"path": path, "body": body.strip()}
+    raise CliError(f"--comment {text!r}: write PATH:LINE: TEXT (or PATH:START-END: TEXT, or PATH: TEXT)")
+
+
 def submit(ctx: Ctx) -> int:
     a = ctx.args
     exclusive(a, "--approve", "--request-changes")
@@ -139,6 +164,7 @@ def submit(ctx: Ctx) -> int:
             "agent": a["name"],
             "verdict": "approve" if a["approve"] else "request_changes",
             "summary": a.get("summary") or "",
+            "comments": [comment_of(c) for c in a["comment"]],
         },
     )
 

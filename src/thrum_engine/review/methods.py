@@ -185,9 +185,11 @@ async def draft(engine: Engine, caller: Caller, p: DraftParams) -> dict:
 async def submit(engine: Engine, caller: Caller, p: SubmitParams) -> dict:
     agent = p.agent.removeprefix("@")
     assert caller.name is not None
-    return await service.submit(
-        engine, caller.name, agent, p.verdict, p.summary, [c.model_dump() for c in p.comments]
-    )
+    comments = [c.model_dump() for c in p.comments]
+    # The pending comments are the operator's (`review.draft`): a reviewer agent's verdict from its
+    # own worktree leaves them pending.
+    mine = is_operator(engine, caller)
+    return await service.submit(engine, caller.name, agent, p.verdict, p.summary, comments, with_pending=mine)
 
 
 @method("review.preflight", PreflightParams)

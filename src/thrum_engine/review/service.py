@@ -295,11 +295,17 @@ def mark_outdated(worktree: str | None, st: gitstate.BranchState | None, comment
 
 
 def quote_of(worktree: str, base: str, path: str, line: int | None, end: int | None, side: str) -> str:
+    """The lines a comment is on, as they read now; a line past the file's end (or a file not on
+    that side of the diff) is refused, so a comment never points at nothing."""
     if not line:
         return ""
     lines = _lines_now(worktree, path) if side == "new" else gitstate.file_at(worktree, base, path)
     if lines is None:
-        return ""
+        where_ = "the branch" if side == "new" else "the merge base"
+        raise InvalidInput(f"{path} is not in {where_}: comment on the other side, or on the whole file")
+    count = len(lines) - (1 if lines and lines[-1] == "" else 0)  # a final newline ends a line
+    if (end or line) > count:
+        raise InvalidInput(f"{path} has {count} line(s) on that side: line {end or line} is past its end")
     return "\n".join(lines[line - 1 : (end or line)])
 
 
@@ -341,12 +347,21 @@ def message_body(
 
 
 async def submit(
-    engine: Engine, reviewer: str, agent: str, verdict: str, summary: str, extra: list[dict]
+    engine: Engine,
+    reviewer: str,
+    agent: str,
+    verdict: str,
+    summary: str,
+    extra: list[dict],
+    *,
+    with_pending: bool,
 ) -> dict:
+    """`with_pending`: the operator's pending comments (the console's drafts) go with it; another
+    reviewer's verdict leaves them pending, since they are not that reviewer's words."""
     if reviewer == agent:
         raise Forbidden("an agent does not review its own work")
     st = await state_of(engine, agent)
-    pending = await q.drafts(engine.store, agent)
+    pending = await q.drafts(engine.store, agent) if with_pending else []
     comments = [
         {
             k: d[k]
@@ -400,7 +415,8 @@ async def submit(
         "message_id": mid,
     }
     await engine.commit(engine.event("review.submit", reviewer, data))
-    await engine.store.write_local(q.CLEAR_DRAFTS, [(agent,)])  # takes the writer's lock itself
+    if with_pending:
+        await engine.store.write_local(q.CLEAR_DRAFTS, [(agent,)])  # takes the writer's lock itself
     return {
         "review_id": rid,
         "agent": agent,
@@ -424,6 +440,10 @@ async def _new_comment(engine: Engine, wt: str, st: gitstate.BranchState, c: dic
     side = c.get("side") or "new"
     if side not in ("new", "old"):
         raise InvalidInput("side is new or old")
+    in_diff = {f.path for f in st.files} | set(st.untracked)
+    if path not in in_diff:  # it would show as outdated at once (`mark_outdated`)
+        shown = ", ".join(sorted(in_diff)[:10]) + (", ..." if len(in_diff) > 10 else "")
+        raise InvalidInput(f"{path} is not in the diff (the files changed: {shown or 'none'})")
     quote = await asyncio.to_thread(quote_of, wt, st.merge_base, path, line, end, side)
     out = {"id": ids.new_id("cmt"), "path": path, "body": body, "side": side, "quote": quote, "head": st.head}
     if line is not None:
