@@ -531,3 +531,27 @@ def stampede(repo, alice, bob, round_: int) -> None:
     assert pids[0] == repo.daemon_pid() == serving_pid(repo)
     assert f"stampede {round_} 1" in [m["body"]["content"] for m in bob.json("inbox")["messages"]]
     assert f"stampede {round_} 2" in [m["body"]["content"] for m in alice.json("inbox")["messages"]]
+
+
+def test_an_engine_started_on_another_thrum_socket_is_found_by_every_caller(solo, tmp_path):
+    """One command with THRUM_SOCKET set started the engine on that socket, and every other caller
+    (and `daemon start`, the advised repair) said "holds the lock but does not answer" (contract
+    walk, session 22): callers find the engine through the socket its pid file names; a caller whose
+    THRUM_SOCKET names nothing finds the running engine the same way, and never starts a second."""
+    repo, alice = solo
+    alice.ok("daemon", "stop")
+    wait_until(lambda: daemon_pids(repo) == [], what="no daemon")
+    other = tmp_path / "elsewhere.sock"
+    assert alice.run("team", THRUM_SOCKET=str(other)).code == 0
+    assert other.is_socket()
+    pid = repo.daemon_pid()
+    for r in (alice.run("team"), alice.run("daemon", "start"), alice.run("daemon", "status", "--json")):
+        assert r.code == 0, r.err
+    assert json.loads(alice.ok("daemon", "status", "--json").out)["pid"] == pid
+    r = alice.run("send", "hi", "--to", "@alice", THRUM_SOCKET=str(tmp_path / "nothing.sock"))
+    assert r.code == 0, r.err
+    assert daemon_pids(repo) == [pid]
+    hook = alice.run("hook", "session-start", "--runtime", "claude", input="{}")
+    assert hook.code == 0 and "alice" in hook.out, hook.out
+    alice.ok("daemon", "stop")
+    wait_until(lambda: daemon_pids(repo) == [], what="stopped through the other socket")

@@ -321,6 +321,20 @@ class Layout:
         digest = hashlib.sha1(self.repo.encode()).hexdigest()[:16]
         return os.path.join(socket_fallback_dir(), f"{digest}.sock")
 
+    def served_socket(self) -> str | None:
+        """The socket the running engine says it serves (its pid file), when that is not
+        `socket_path`: an engine started by a command whose environment named another THRUM_SOCKET
+        serves there, and every other caller finds it through this (contract walk, session 22: one
+        such command locked every agent out). Read only once `socket_path` did not answer."""
+        import json
+
+        try:
+            with open(self.pid_path, encoding="utf-8") as fh:
+                path = json.load(fh).get("socket")
+        except (OSError, ValueError, AttributeError):
+            return None
+        return path if isinstance(path, str) and path and path != self.socket_path else None
+
     @property
     def git_dir(self) -> str:
         return common_git_dir(self.repo)

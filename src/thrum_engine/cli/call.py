@@ -15,7 +15,7 @@ from thrum_engine.rpc.client import (
     EngineUnavailable,
     ForeignServer,
     RpcError,
-    try_connect,
+    connect_engine,
 )
 from thrum_engine.rpc.lightjson import loads
 
@@ -251,7 +251,7 @@ class Ctx:
     def client(self, start: bool = True) -> Client:
         if self._client is None:
             try:
-                client = try_connect(self.layout.socket_path)
+                client = connect_engine(self.layout)
             except ForeignServer as exc:
                 raise CliError(str(exc)) from None
             if client is None and start:
@@ -262,7 +262,7 @@ class Ctx:
                     start_engine(self.layout)
                 except StartFailed as exc:
                     raise CliError(str(exc)) from None
-                client = try_connect(self.layout.socket_path)
+                client = connect_engine(self.layout)
             if client is None:
                 raise CliError("the engine is not running: start it with `thrum daemon start`")
             self._client = client

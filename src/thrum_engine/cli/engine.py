@@ -72,10 +72,10 @@ def _check_settings(ctx: Ctx) -> None:
 
 
 def status(ctx: Ctx) -> int:
-    from thrum_engine.rpc.client import EngineUnavailable, ForeignServer, RpcError, try_connect
+    from thrum_engine.rpc.client import EngineUnavailable, ForeignServer, RpcError, connect_engine
 
     try:
-        client = try_connect(ctx.layout.socket_path, 5.0)
+        client = connect_engine(ctx.layout, 5.0)
     except ForeignServer as exc:
         raise CliError(str(exc)) from None
     if client is None:

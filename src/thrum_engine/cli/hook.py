@@ -75,12 +75,14 @@ def shape(runtime: str, event: str, r: dict) -> str:
 def _fire(ctx: Ctx, params: dict) -> dict:
     """One connection, one call. Straight to the socket, not through `Ctx.client`: a hook never starts
     an engine, so the start-up machinery (`daemon.control`, its lock and file helpers) stays unloaded."""
-    from thrum_engine.rpc.client import Client
+    from thrum_engine.rpc.client import connect_engine
 
     me = ctx.me
     if me:
         params["caller"] = me
-    client = Client(ctx.layout.socket_path, CALL_TIMEOUT).connect()
+    client = connect_engine(ctx.layout, CALL_TIMEOUT)
+    if client is None:
+        raise CliError("the engine is not running")
     try:
         return client.call("hooks.fire", params, CALL_TIMEOUT)
     finally:

@@ -12,7 +12,7 @@ from thrum_engine.files import open_append_private as private_file
 from thrum_engine.files import private_dir, write_private
 from thrum_engine.layout import Layout, NotARepo, socket_fallback_dir
 from thrum_engine.private_fs import NotPrivate, ensure_socket_dir
-from thrum_engine.rpc.client import EngineUnavailable, ForeignServer, try_connect
+from thrum_engine.rpc.client import EngineUnavailable, ForeignServer, connect_engine
 
 START_TIMEOUT = 15.0
 
@@ -111,7 +111,7 @@ def spawn(layout: Layout, *, local: bool = False) -> int:
 
 def _serving(layout: Layout) -> int | None:
     """The pid of the engine answering connections on the socket (its peer credentials), or None."""
-    client = try_connect(layout.socket_path, 5.0)
+    client = connect_engine(layout, 5.0)
     if client is None:
         return None
     client.close()
@@ -220,7 +220,7 @@ def _stop_engine(layout: Layout, timeout: float) -> int | None:
     import signal
 
     try:
-        client = try_connect(layout.socket_path, 5.0)
+        client = connect_engine(layout, 5.0)
     except ForeignServer as exc:
         raise StartFailed(str(exc)) from None
     pid = client.peer_pid if client is not None else None

@@ -15,6 +15,8 @@ TYPE_CHECKING = False  # `typing` costs the CLI ~2 ms to import; the checker rea
 if TYPE_CHECKING:
     from typing import Any
 
+    from thrum_engine.layout import Layout
+
 MAX_RESPONSE = 256 * 1024 * 1024
 # Below glibc's mmap threshold (128 KiB): `recv(1 MiB)` allocated and unmapped a fresh mapping on
 # every call (~14 us of CPU, ~40 us wall per round trip here) to receive a few hundred bytes.
@@ -236,6 +238,17 @@ class Client:
             data = err.get("data") or {}
             raise RpcError(err.get("code", -32000), err.get("message", "engine error"), data.get("kind"))
         return resp.get("result")
+
+
+def connect_engine(layout: "Layout", timeout: float | None = 60.0) -> "Client | None":
+    """A connection to the repo's engine, or None when none answers: on `layout.socket_path`, else
+    on the socket its pid file names (`Layout.served_socket`)."""
+    client = try_connect(layout.socket_path, timeout)
+    if client is None:
+        other = layout.served_socket()
+        if other is not None:
+            client = try_connect(other, timeout)
+    return client
 
 
 def try_connect(path: str, timeout: float | None = 60.0) -> Client | None:
