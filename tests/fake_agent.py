@@ -9,7 +9,8 @@ Typed commands:  busy SECONDS | dialog | dialog-over | run THRUM-ARGS... | compa
 With `--hooks-from DIR` it also does what the runtime of its `--style` does with the hooks
 installed in DIR: it reads that runtime's own hook file (claude .claude/settings.json, codex
 .codex/hooks.json, gemini .gemini/settings.json, cursor .cursor/hooks.json), and runs the matching
-commands at session start, on each prompt and at each turn's end (and around `compact`), with that
+commands at session start (Codex: with the first turn), on each prompt and at each turn's end (and
+around `compact`, as each runtime does: START_AFTER_COMPACT), with that
 runtime's stdin JSON, timeout unit, matcher rules and output reading. What each hook returned is
 appended to `<log>.hooks` (JSON lines) and shown on screen; a Stop that blocks makes it take
 another turn, as the runtime would, within the runtime's own loop limit.
@@ -117,6 +118,13 @@ def unknown_command(style: str, project: str, line: str) -> str | None:
 
 
 DEFAULT_TIMEOUT = {"claude": 60.0, "codex": 600.0, "gemini": 60.0, "cursor": 60.0}  # seconds
+# When each runtime runs its session-start hooks. Codex queues the source at session construction (and
+# after a compaction) and dispatches it in the next turn, before the model request (codex-rs:
+# `set_pending_session_start_source`, `run_pending_session_start_hooks` from `run_turn`). Gemini fires
+# SessionStart for startup, resume and clear only (docs/hooks, "Session event matchers"), and no Cursor
+# source has sessionStart after a compaction: those two run only the pre-compact hook then.
+START_AT_FIRST_TURN = frozenset({"codex"})
+START_AFTER_COMPACT = frozenset({"claude", "codex"})
 CLAUDE_STOP_LIMIT = 8  # Claude overrides a Stop hook after this many consecutive blocks
 OPENCODE_HOST = os.path.join(os.path.dirname(os.path.abspath(__file__)), "opencode_host.mjs")
 
@@ -416,8 +424,10 @@ def main() -> int:
             hooks.close()
         return 0
 
-    if hooks is not None:
+    pending_start = "startup" if hooks is not None else None  # a session-start not yet run (Codex)
+    if hooks is not None and a.style not in START_AT_FIRST_TURN:
         show(hooks.run("start", match="startup", source="startup"))
+        pending_start = None
     out(f"fake {a.style} agent ready")
     redrawn = False  # the composer is on screen already (drawn in place, not printed again)
     while True:
@@ -441,6 +451,9 @@ def main() -> int:
             log(f"unknown command: {unknown}")
             out(f"Unknown skill: {unknown}")
             continue
+        if hooks is not None and line and pending_start:
+            show(hooks.run("start", match=pending_start, source=pending_start))
+            pending_start = None
         if hooks is not None and line:
             show(hooks.run("prompt", prompt=line))
         cmd, _, rest = line.partition(" ")
@@ -484,7 +497,10 @@ def main() -> int:
             return finish()
         elif cmd == "compact" and hooks is not None:
             show(hooks.run("compact"))
-            show(hooks.run("start", match="compact", source="compact"))
+            if a.style in START_AT_FIRST_TURN:
+                pending_start = "compact"  # with the next turn
+            elif a.style in START_AFTER_COMPACT or isinstance(hooks, OpenCodeHooks):
+                show(hooks.run("start", match="compact", source="compact"))
         elif line:
             out(f"ok: {line}")
         if line and cmd != "exit":

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import RAW_CALL, assert_error, run_python, wait_for
+from fake_agent import START_AT_FIRST_TURN
 from thrum_engine.integrations.doctor import front_matter
 from thrum_engine.integrations.entries import PRIME, PRIME_FILE, RUNTIMES
 
@@ -317,7 +318,8 @@ def run_fake(
     )
     hooks_log = Path(str(log) + ".hooks")
     try:
-        wait_for(hooks_log.exists, timeout, "the session-start hook record")
+        if style not in START_AT_FIRST_TURN:  # Codex runs it with the first turn
+            wait_for(hooks_log.exists, timeout, "the session-start hook record")
         if before_prompt:
             before_prompt()
         assert proc.stdin is not None
@@ -348,7 +350,10 @@ def test_hooks_brief_deliver_block_and_are_recorded(repo, style):
         assert start["event"] == "sessionStart"
     assert "# You are @alice (implementer/auth)" in start["context"][0]
     assert "first: the API changed" in start["context"][0]
-    if style == "cursor":  # beforeSubmitPrompt cannot add context: the mail comes at stop
+    if style in START_AT_FIRST_TURN:  # the briefing came with the first turn: both are in it
+        assert "second: please look at auth/login.py" in start["context"][0]
+        assert not any("second" in c for c in prompt["context"])
+    elif style == "cursor":  # beforeSubmitPrompt cannot add context: the mail comes at stop
         assert prompt["context"] == [] and prompt["runs"][0]["exit"] == 0
         assert "second: please look at auth/login.py" in stop1["block"]
     else:
@@ -394,6 +399,57 @@ def test_pre_compact_saves_context_the_next_briefing_shows(repo):
     again = [r for r in records if r["moment"] == "start"][-1]
     assert "Before the last compaction" in again["context"][0]
     assert "refactor the login flow" in again["context"][0]
+
+
+@pytest.mark.parametrize("style", HOOK_STYLES)
+def test_after_a_compaction_the_briefing_comes_back_once_and_its_note_once(repo, style):
+    """Runtimes walk (session 22): Gemini fires no SessionStart after a compaction (startup, resume
+    and clear only), nor, as far as any source says, does Cursor: nothing briefed the agent again. The
+    first hook that can speak after their pre-compact brings the briefing (Gemini's BeforeAgent,
+    Cursor's stop); Claude and Codex keep theirs through SessionStart(compact). Each briefing after a
+    compaction shows the note saved before it, and only that one (later briefings repeated it)."""
+    alice = repo.agent("alice", "implementer")
+    alice.ok("session", "set-intent", "refactor the login flow")
+    alice.ok("init", "--runtime", style, "--non-interactive")
+    records = run_fake(alice, style, ["hello", "compact", "go on", "and again", "exit"])
+    briefings = [
+        (r["moment"], text)
+        for r in records
+        for text in [*r["context"], r["block"] or ""]
+        if text.startswith("# You are @alice")
+    ]
+    assert len(briefings) == 2, [(r["moment"], r["context"], r["block"]) for r in records]
+    first, after = briefings
+    assert "Before the last compaction" not in first[1]
+    assert "Before the last compaction" in after[1] and "refactor the login flow" in after[1]
+    assert after[0] == {"claude": "start", "codex": "start", "gemini": "prompt", "cursor": "stop"}[style]
+    saved = (
+        (repo.path / ".thrum/context/alice.md").read_text()
+        if (repo.path / ".thrum/context/alice.md").exists()
+        else ""
+    )
+    assert "Before the last compaction" not in saved  # shown once, then gone
+    assert "Before the last compaction" not in alice.ok("prime").out
+
+
+def test_a_session_start_run_by_two_installed_layers_briefs_once(repo):
+    """Runtimes walk (session 22): with `init --user` and a project install, Codex and Cursor run both
+    layers' hooks; each session start briefed the agent twice."""
+    alice = repo.agent("alice", "implementer")
+    alice.ok("init", "--runtime", "codex", "--non-interactive")
+    start = {
+        "session_id": "dup",
+        "cwd": str(alice.cwd),
+        "hook_event_name": "SessionStart",
+        "source": "startup",
+    }
+    once = alice.run("hook", "session-start", "--runtime", "codex", input=json.dumps(start))
+    twice = alice.run("hook", "session-start", "--runtime", "codex", input=json.dumps(start))
+    assert "# You are @alice" in once.out and twice.code == 0 and twice.out == "", twice.out
+    other = alice.run(
+        "hook", "session-start", "--runtime", "codex", input=json.dumps({**start, "session_id": "new"})
+    )
+    assert "# You are @alice" in other.out  # another session is briefed
 
 
 def test_prime_without_thrum_or_engine_exits_0_with_a_helpful_line(repo, tmp_path):

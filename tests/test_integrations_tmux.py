@@ -45,6 +45,39 @@ def test_launch_leaves_the_prime_to_the_installed_session_start_hook(make_repo, 
     # (A runtime whose hooks did not brief it gets the command typed: test_tmux's fake presets.)
 
 
+@pytest.mark.parametrize(("runtime", "binary"), [("gemini", "gemini"), ("cursor", "agent")])
+def test_a_runtime_whose_session_start_hook_briefed_is_not_typed_the_prime(
+    make_repo, tmp_path, runtime, binary
+):
+    """Runtimes walk (session 22): Gemini and Cursor were typed the prime after their SessionStart
+    hook had put the briefing in context (only Claude's was trusted to), so they read it twice."""
+    repo = make_repo()
+    log = _fake_on_path(repo, tmp_path, binary, runtime)
+    alice = repo.agent("alice", "implementer")
+    repo.ok("tmux", "create", "alice", "--cwd", str(alice.cwd), "--name", "alice", "--runtime", runtime)
+    launched = repo.json("tmux", "launch", "alice", timeout=120)
+    assert launched["primed"] and launched["primed_by"] == "hook", launched
+    hooks = [json.loads(ln) for ln in Path(str(log) + ".hooks").read_text().splitlines()]
+    assert "# You are @alice" in hooks[0]["context"][0]
+    assert not [ln for ln in _typed(log) if "prime" in ln], _typed(log)
+
+
+def test_codex_is_typed_the_prime_and_told_to_skip_it_once_its_hook_briefed(make_repo, tmp_path):
+    """Codex runs SessionStart with the first turn, which is the typed prime's: the launch cannot
+    see the hook brief, so the prime is typed, and its skill says not to brief again."""
+    repo = make_repo()
+    log = _fake_on_path(repo, tmp_path, "codex", "codex")
+    alice = repo.agent("alice", "implementer")
+    repo.ok("tmux", "create", "alice", "--cwd", str(alice.cwd), "--name", "alice", "--runtime", "codex")
+    launched = repo.json("tmux", "launch", "alice", timeout=120)
+    assert launched["primed"] and launched.get("primed_by") != "hook", launched
+    wait_for(lambda: Path(str(log) + ".hooks").exists(), 30, "the first turn's hooks")
+    hooks = [json.loads(ln) for ln in Path(str(log) + ".hooks").read_text().splitlines()]
+    assert hooks[0]["event"] == "SessionStart" and "# You are @alice" in hooks[0]["context"][0]
+    skill = (alice.cwd / ".agents/skills/thrum-prime/SKILL.md").read_text()
+    assert "already holds that briefing" in skill and "`# You are @`" in skill
+
+
 def _fake_on_path(repo, tmp_path: Path, binary: str, style: str) -> Path:
     """A fake `binary` (the real runtime's name) on the repo's PATH, logging to the returned file."""
     log = tmp_path / f"{binary}.log"

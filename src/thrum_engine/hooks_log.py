@@ -24,6 +24,8 @@ import re
 import time
 from dataclasses import dataclass, field
 
+from pydantic import Field
+
 from thrum_engine import briefing_text
 from thrum_engine.durations import iso
 from thrum_engine.engine.core import Caller, Engine
@@ -40,6 +42,15 @@ SAVE_EVERY_SECONDS = 2.0
 # Runtimes whose prompt hook cannot add context (cli/hook.py `shape`: Cursor's beforeSubmitPrompt only
 # answers `continue`): their prompt-submit shows nothing, so it marks nothing shown; the stop shows the mail.
 NO_PROMPT_CONTEXT = frozenset({"cursor"})
+# Runtimes with no session start after a compaction (Gemini fires SessionStart for startup, resume and
+# clear only, and PreCompress cannot answer; no Cursor source has sessionStart after one): the first
+# hook that can speak after their pre-compact gives the briefing (runtimes walk, session 22). Claude
+# and Codex brief through SessionStart(compact); OpenCode's plugin briefs itself.
+REBRIEF_AFTER_COMPACT = frozenset({"gemini", "cursor"})
+# A session start of the same session and source twice within this long is one start whose hook ran
+# twice: a runtime that loads the user's hooks and the project's (Codex and Cursor merge both layers)
+# briefed twice. (A prompt's hook run twice shows its mail once anyway: the second finds it shown.)
+DUPLICATE_SECONDS = 2.0
 _SECTION = re.compile(r"<!-- thrum:pre-compact -->\n.*?<!-- /thrum:pre-compact -->\n?", re.DOTALL)
 
 
@@ -49,6 +60,7 @@ class HookFireParams(Params):
     source: str = ""  # SessionStart's startup|resume|clear|compact
     trigger: str = ""  # PreCompact's auto|manual
     stop_hook_active: bool = False
+    session: str = Field("", max_length=200)  # the runtime's session id, where its stdin has one
 
 
 @dataclass
@@ -58,6 +70,7 @@ class AgentHooks:
     # the same moment (two sessions, a prompt and a stop racing) would both show the same mail.
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     consecutive_blocks: int = 0
+    briefed_at: float = 0.0  # the last briefing a hook gave (session start, or after a compaction)
 
 
 @dataclass
@@ -84,9 +97,10 @@ def state(engine: Engine) -> HookState:
                 data = json.load(fh)
             for name, fired in (data.get("agents") or {}).items():
                 if isinstance(fired, dict):
-                    st.agents[name] = AgentHooks(
-                        fired={k: v for k, v in fired.items() if isinstance(v, dict)}
-                    )
+                    events = {k: v for k, v in fired.items() if isinstance(v, dict)}
+                    # What fired before this engine started was answered then: no late re-briefing.
+                    last = max((float(v.get("at", 0)) for v in events.values()), default=0.0)
+                    st.agents[name] = AgentHooks(fired=events, briefed_at=last)
         except (OSError, ValueError, AttributeError):
             pass  # no record yet (or a damaged one: it is only a record)
     return st
@@ -204,6 +218,38 @@ async def _with_open_asks(engine: Engine, me: str, context: str | None) -> str |
     return extra if context is None else context + "\n\n" + extra
 
 
+def _compacted_since_briefing(ag: AgentHooks) -> bool:
+    compacted = ag.fired.get("pre-compact")
+    return bool(compacted) and float(compacted.get("at", 0)) > ag.briefed_at
+
+
+async def _briefing(engine: Engine, me: str, ag: AgentHooks) -> tuple[list[str], str]:
+    """The whole picture again (a new or compacted session lost it) and the unread mail it shows.
+    A note saved before a compaction is shown in this briefing, then removed from the saved context:
+    it described that moment, and every later briefing repeated it (its unread mail long read)."""
+    from thrum_engine.briefing import prime_data
+    from thrum_engine.store import hook_reads
+
+    data = await prime_data(engine, me)
+    briefed = [m["message_id"] for m in data["recent_unread"]]
+    shown = await hook_reads.unsurfaced_among(engine.store, me, briefed)
+    ag.briefed_at = time.time()
+    if data.get("context") and _SECTION.search(data["context"]):
+        await asyncio.to_thread(_drop_compact_note, os.path.join(engine.layout.context_dir, f"{me}.md"))
+    return shown, briefing_text.render(data)
+
+
+def _drop_compact_note(path: str) -> None:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            old = fh.read()
+    except OSError:
+        return
+    new = _SECTION.sub("", old, count=1)
+    if new != old:
+        write_private(path, new)
+
+
 @method("hooks.fire", HookFireParams)
 async def fire(engine: Engine, caller: Caller, p: HookFireParams) -> dict:
     if p.event not in EVENTS:
@@ -214,7 +260,19 @@ async def fire(engine: Engine, caller: Caller, p: HookFireParams) -> dict:
     st = state(engine)
     ag = st.agents.setdefault(me, AgentHooks())
     rec = ag.fired.get(p.event) or {"count": 0}
-    ag.fired[p.event] = {"at": time.time(), "runtime": p.runtime, "count": int(rec.get("count", 0)) + 1}
+    now = time.time()
+    twice = (
+        p.event == "session-start"
+        and bool(p.session)
+        and rec.get("session") == p.session
+        and rec.get("source", "") == p.source
+        and now - float(rec.get("at", 0)) < DUPLICATE_SECONDS
+    )
+    ag.fired[p.event] = {"at": now, "runtime": p.runtime, "count": int(rec.get("count", 0)) + 1}
+    if p.session:
+        ag.fired[p.event] |= {"session": p.session, "source": p.source}
+    if twice:  # said already, a moment ago, to this very session
+        return {"recorded": True, "context": None, "block": None, "duplicate": True}
     engine.touch(me)  # a hook firing is the agent at work
     _schedule_save(engine, st)
     out: dict = {"recorded": True, "context": None, "block": None}
@@ -229,15 +287,17 @@ async def _answer(
     A hook that gave up waiting (its runtime's budget is seconds) shows nothing: nothing is recorded
     for a caller that has hung up, and the next hook shows it."""
     shown: list[str] = []
-    if p.event == "session-start":
-        from thrum_engine.briefing import prime_data
-        from thrum_engine.store import hook_reads
-
-        data = await prime_data(engine, me)  # the whole picture again: a new or compacted session lost it
-        briefed = [m["message_id"] for m in data["recent_unread"]]
-        shown = await hook_reads.unsurfaced_among(engine.store, me, briefed)
+    rebrief = p.runtime in REBRIEF_AFTER_COMPACT and _compacted_since_briefing(ag)
+    if p.event == "session-start" or (
+        rebrief and p.event == "prompt-submit" and p.runtime not in NO_PROMPT_CONTEXT
+    ):
+        shown, out["context"] = await _briefing(engine, me, ag)
         ag.consecutive_blocks = 0
-        out["context"] = briefing_text.render(data)
+        if p.event == "prompt-submit":
+            out["context"] = await _with_open_asks(engine, me, out["context"])
+    elif rebrief and p.event == "stop" and p.runtime in NO_PROMPT_CONTEXT:  # Cursor: only its stop speaks
+        shown, out["block"] = await _briefing(engine, me, ag)
+        ag.consecutive_blocks += 1
     elif p.event == "prompt-submit" and p.runtime in NO_PROMPT_CONTEXT:
         ag.consecutive_blocks = 0
     elif p.event == "prompt-submit":

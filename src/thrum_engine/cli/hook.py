@@ -49,6 +49,16 @@ def _workdir(data: dict) -> str | None:
     return cwd if isinstance(cwd, str) and os.path.isdir(cwd) else None
 
 
+def _session_of(data: dict) -> str:
+    """The runtime's session id (`session_id`; Cursor's `conversation_id`): the engine answers one
+    session's hook once when two installed layers both run it."""
+    for key in ("session_id", "conversation_id"):
+        value = data.get(key)
+        if isinstance(value, str) and value:
+            return value[:200]
+    return ""
+
+
 def shape(runtime: str, event: str, r: dict) -> str:
     """The runtime's expected stdout for what the engine answered ('' for nothing)."""
     from thrum_engine.cli.output import to_json as dumps  # not `json`: it imports `re`
@@ -109,6 +119,7 @@ def run(ctx: Ctx) -> int:
             "source": str(data.get("source") or ""),
             "trigger": str(data.get("trigger") or ""),
             "stop_hook_active": stop_active,
+            "session": _session_of(data),
         }
         r = _fire(ctx, params)
     except (CliError, OSError):

@@ -1,5 +1,7 @@
 """The words of the prime entry points each runtime loads (a skill, a command file, a TOML command):
-all of them tell the agent to run `thrum prime` and act on it, so the briefing has one source."""
+all of them tell the agent to run `thrum prime` and act on it, so the briefing has one source. Codex
+runs its SessionStart hook with the first turn, the very turn the prime typed at launch starts: the
+hook's briefing is in context by then, hence the "already briefed" sentence (runtimes walk, session 22)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,9 @@ DESCRIPTION = "Thrum briefing: who you are, your team, unread mail, your work, w
 
 BODY = """Run `thrum prime` in the shell now and read its output: it is your briefing as an agent on a
 team coordinated through Thrum (your identity and role, the team and what each member is doing, your
-unread messages, your branch and uncommitted work, context you saved before).
+unread messages, your branch and uncommitted work, context you saved before). If this session's
+context already holds that briefing (a session-start hook put it there: it begins `# You are @`),
+you are briefed: do not run it again, go on with the steps below.
 
 Then act on it:
 - If there are unread messages, read them with `thrum inbox` (that marks them read) and answer what needs an answer (`thrum reply MSG_ID "..."`).

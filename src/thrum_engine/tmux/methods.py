@@ -410,9 +410,12 @@ async def launch_runtime(engine: Engine, s: Session, runtime: runtimes.Runtime, 
 
 
 # The runtimes whose SessionStart hook puts the briefing in front of the model as the session starts
-# (RUNTIMES.md, Claude Code's row). OpenCode's plugin, say, records the start but briefs on the first
-# prompt: without the typed prime nothing would come.
-HOOK_PRIMES = frozenset({"claude"})
+# (RUNTIMES.md: Claude Code's additionalContext; Gemini's, "injected as the first turn in history";
+# Cursor's additional_context). Only a hook seen answering since the launch counts, so Gemini with its
+# hooks switched off, say, is still typed the prime. OpenCode's plugin records the start but briefs on
+# the first prompt, and Codex runs SessionStart with the first turn: without the typed prime nothing
+# would come (the prime's own words say to skip it once the hook's briefing is in context).
+HOOK_PRIMES = frozenset({"claude", "gemini", "cursor"})
 
 
 def hook_primed(engine: Engine, agent: str, since: float) -> bool:
