@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import RAW_CALL, assert_error, run_python, wait_for
+from conftest import RAW_CALL, assert_error, run_python, wait_for, worktree_agent
 from fake_agent import START_AT_FIRST_TURN
 from thrum_engine.integrations.doctor import front_matter
 from thrum_engine.integrations.entries import PRIME, PRIME_FILE, RUNTIMES
@@ -493,6 +493,48 @@ def test_doctor_integrations_starts_the_mcp_server_through_the_sdk_client(repo):
     found = [c for c in r.json["checks"] if c["check"] == "mcp server"]
     assert found and found[0]["ok"], found
     assert "send_message" in found[0]["detail"] and "wait_for_message" in found[0]["detail"]
+
+
+def codex_session_start(agent) -> None:
+    """What Codex runs before its first model request: the installed SessionStart hook, with the
+    worktree as the `cwd` in its stdin."""
+    payload = {
+        "session_id": "s1",
+        "cwd": str(agent.cwd),
+        "hook_event_name": "SessionStart",
+        "source": "startup",
+    }
+    r = agent.run("hook", "session-start", "--runtime", "codex", input=json.dumps(payload))
+    assert r.code == 0 and "# You are @" in r.out, r.err
+
+
+def test_doctor_integrations_passes_a_codex_worktree_whose_hooks_fired(repo):
+    """Walk (runtimes, 4): with a Codex worktree `doctor integrations` could never pass: "hooks
+    trust" was ✗ whatever happened, and the main checkout, where only the operator lives, was ✗ "no
+    runtime is wired here", so it exited 1 forever. Codex runs project hooks only once trusted: a
+    firing since the install proves the trust; before one it is a note, not a problem."""
+    repo.ok("init", "--non-interactive")
+    repo.ok("quickstart", "--name", "lead", "--role", "coordinator")
+    cx = worktree_agent(repo, "cx", "implementer", runtime="codex")
+    doc = repo.run("doctor", "integrations", "--json", cwd=cx.cwd, timeout=90).json
+    (trust,) = [c for c in doc["checks"] if c["check"] == "hooks trust"]
+    assert trust["note"] and not trust["ok"] and "/hooks" in trust["fix"], trust
+    assert trust not in [c for c in doc["checks"] if not c["ok"] and not c["note"]]
+    assert not [c for c in doc["checks"] if c["check"] == "installed"], doc["checks"]
+
+    codex_session_start(cx)
+    r = repo.run("doctor", "integrations", cwd=cx.cwd, timeout=90)
+    assert r.code == 0, r.out
+    assert "✓ codex hooks trust: hooks have fired since install, so Codex trusts them" in r.out, r.out
+    assert "✓ mcp server: `thrum mcp serve` lists" in r.out and "mcp mcp" not in r.out, r.out
+    assert "All integrations look right." in r.out
+
+    # Thrum's hooks rewritten after that firing: Codex asks for the trust again, and doctor says so.
+    hooks = cx.cwd / ".codex/hooks.json"
+    os.utime(hooks, (time.time() + 60, time.time() + 60))
+    r = repo.run("doctor", "integrations", cwd=cx.cwd, timeout=90)
+    assert r.code == 0 and "! codex hooks trust: " in r.out and "changed since" in r.out, r.out
+    assert "1 note(s)" in r.out, r.out
 
 
 def test_init_no_daemon_with_a_name_starts_no_engine(repo):

@@ -194,9 +194,12 @@ def doctor_integrations(ctx: Ctx) -> int:
     for wt, runtimes in sorted(places.items()):
         for rt in sorted(runtimes):
             doctor.check_worktree(rep, rt, wt, by_wt.get(wt, []), fired)
-        if not runtimes and os.path.isdir(wt) and (wt in by_wt or not any(places.values())):
-            # Walk, session 21: a worktree whose agent has no runtime (and no file of one) was not
-            # mentioned at all; only the checkout doctor ran in was.
+        # Walk, session 21: a worktree whose agent has no runtime (and no file of one) was not
+        # mentioned at all; only the checkout doctor ran in was. The main checkout is where the
+        # operator and the user register without a runtime, so it is named only when nothing
+        # anywhere is wired (walk, runtimes 4: it made every run fail).
+        here = wt in by_wt and wt != layout.repo
+        if not runtimes and os.path.isdir(wt) and (here or not any(places.values())):
             rep.add(
                 "-",
                 wt,
@@ -206,18 +209,21 @@ def doctor_integrations(ctx: Ctx) -> int:
                 f"cd {shlex.quote(wt)} && thrum init --runtime claude (or codex, gemini, opencode, cursor, all)",
             )
     doctor.check_mcp_server(rep, layout.worktree)
-    problems = [c for c in rep.checks if not c["ok"]]
-    r = {"ok": not problems, "checks": rep.checks, "problems": len(problems)}
+    problems = rep.problems
+    r = {"ok": not problems, "checks": rep.checks, "problems": len(problems), "notes": len(rep.notes)}
 
     def human(r: dict) -> None:
         for c in r["checks"]:
+            mark = "✓" if c["ok"] else "!" if c["note"] else "✗"
             who = f" @{c['agent']}" if c["agent"] else ""
-            line(
-                f"{'✓' if c['ok'] else '✗'} {c['runtime']}{who} {c['check']}: {c['detail']}  [{c['worktree']}]"
-            )
+            head = f"{c['runtime']}{who} {c['check']}"
+            if c["runtime"] == "-" or c["check"].startswith(c["runtime"]):  # of no one runtime: "mcp server"
+                head = c["check"]
+            line(f"{mark} {head}: {c['detail']}  [{c['worktree']}]")
             if c["fix"]:
                 line(f"    fix: {c['fix']}")
-        line("All integrations look right." if r["ok"] else f"{r['problems']} problem(s).")
+        notes = f" {r['notes']} note(s) (!): steps only you can take, shown with each." if r["notes"] else ""
+        line(("All integrations look right." if r["ok"] else f"{r['problems']} problem(s).") + notes)
 
     ctx.emit(r, human)
     return 0 if r["ok"] else 1

@@ -14,6 +14,7 @@ import shutil
 import tomllib
 
 from thrum_engine import integrations
+from thrum_engine.durations import parse_iso
 from thrum_engine.integrations import opencode
 from thrum_engine.integrations.common import JSON_DIALECT, MD_BEGIN, block_within, is_thrum_hook, loads
 from thrum_engine.integrations.entries import PRIME, PRIME_FILE
@@ -70,6 +71,10 @@ def _resolves(command: str) -> bool:
 
 
 class Report:
+    """The checks of one run. A note is a check not passed that only the user can settle outside
+    Thrum (a trust step in the runtime's own UI): it carries its step but is no problem, as in
+    `thrum doctor`, so a run that found nothing else wrong passes."""
+
     def __init__(self) -> None:
         self.checks: list[dict] = []
 
@@ -82,11 +87,21 @@ class Report:
         detail: str,
         fix: str = "",
         agent: str | None = None,
+        *,
+        note: bool = False,
     ) -> None:
         self.checks.append(
-            {"runtime": runtime, "worktree": worktree, "agent": agent, "check": check, "ok": ok, "detail": detail,
-             "fix": "" if ok else fix}
+            {"runtime": runtime, "worktree": worktree, "agent": agent, "check": check, "ok": ok,
+             "note": note and not ok, "detail": detail, "fix": "" if ok else fix}
         )  # fmt: skip
+
+    @property
+    def problems(self) -> list[dict]:
+        return [c for c in self.checks if not c["ok"] and not c["note"]]
+
+    @property
+    def notes(self) -> list[dict]:
+        return [c for c in self.checks if c["note"]]
 
 
 def installed_runtimes(worktree: str) -> list[str]:
@@ -148,6 +163,39 @@ def _check_plugin(rep: Report, wt: str, rel: str, text: str | None, fix: str) ->
 
 
 HOOK_NAMES = ("session.created", "each turn's request", "session.execution.succeeded", "session.compaction.*")
+
+
+def _last_fired(rec: dict, runtime: str) -> str | None:
+    """When an agent's hooks for `runtime` last fired (an agent's record from `hooks.status`)."""
+    mine = [e["at"] for e in (rec.get("events") or {}).values() if e.get("runtime") == runtime]
+    return max(mine, key=parse_iso) if mine else None
+
+
+def _check_trust(rep: Report, wt: str, hrel: str, agents: list[str], fired: dict, step: str) -> None:
+    """Codex runs project hooks only after the user trusted their content in its `/hooks` screen, which
+    Thrum cannot see; a firing after the hooks file last changed proves it. Without one it is a note:
+    the step is the user's, in Codex, and a problem there would fail every run until they took it."""
+    try:
+        changed = os.stat(os.path.join(wt, hrel)).st_mtime
+    except OSError:
+        return  # the hooks check above says the file is missing
+    records = [] if fired.get("_unknown") else [fired.get(e.partition(":")[0]) or {} for e in agents]
+    last = max((parse_iso(t) for t in (_last_fired(r, "codex") for r in records) if t), default=None)
+    if last is not None and last >= changed:
+        rep.add("codex", wt, "hooks trust", True, "hooks have fired since install, so Codex trusts them")
+    elif last is not None:
+        rep.add(
+            "codex", wt, "hooks trust", False,
+            f"{hrel} changed since the hooks last fired: Codex skips them until you trust them again", step,
+            note=True,
+        )  # fmt: skip
+    else:
+        unknown = " (firings unknown: the engine is not running)" if fired.get("_unknown") else ""
+        rep.add(
+            "codex", wt, "hooks trust", False,
+            f"no hook has fired here yet{unknown}: Codex skips project hooks until you trust them", step,
+            note=True,
+        )  # fmt: skip
 
 
 def check_worktree(rep: Report, runtime: str, wt: str, agents: list[str], fired: dict) -> None:
@@ -253,22 +301,14 @@ def check_worktree(rep: Report, runtime: str, wt: str, agents: list[str], fired:
             else:
                 rep.add(runtime, wt, "hooks", True, f"{hrel}: {', '.join(mod.HOOKS)}")
         if runtime == "codex":
-            rep.add(
-                runtime,
-                wt,
-                "hooks trust",
-                False,
-                "Codex skips project hooks until you trust them",
-                getattr(mod, "TRUST_STEP", ""),
-            )
+            _check_trust(rep, wt, hrel, agents, fired, getattr(mod, "TRUST_STEP", ""))
         for entry in agents:
             agent, _, agent_runtime = entry.partition(":")
             if fired.get("_unknown") or agent_runtime != runtime:
                 continue
             rec = fired.get(agent) or {}
-            mine = [e for e in (rec.get("events") or {}).values() if e.get("runtime") == runtime]
-            if mine:
-                last = max(e["at"] for e in mine)
+            last = _last_fired(rec, runtime)
+            if last:
                 rep.add(
                     runtime,
                     wt,
