@@ -716,6 +716,50 @@ def test_a_gemini_settings_file_with_comments_is_read_and_never_rewritten_withou
     assert "✓ gemini hooks:" in doctor.out and "✓ gemini mcp:" in doctor.out, doctor.out
 
 
+def test_gemini_hooks_are_switched_on_and_gemini_md_is_a_name_gemini_reads(repo):
+    """Walk (runtimes, 5 and 6): Gemini's Stable channel runs no hooks unless `hooksConfig.enabled`
+    is true, and a `context.fileName` naming only AGENTS.md makes it skip GEMINI.md, where Thrum's
+    block is; init wrote neither and doctor said ✓. Init switches hooks on (the user's own false is
+    kept and named) and adds GEMINI.md to their names; doctor says when either is undone."""
+    settings = repo.path / ".gemini/settings.json"
+    settings.parent.mkdir()
+    mine = {"ui": {"theme": "GitHub"}, "context": {"fileName": "AGENTS.md", "includeDirectories": ["docs"]}}
+    settings.write_text(json.dumps(mine))
+    assert _init(repo, "--runtime", "gemini").code == 0
+    data = json.loads(settings.read_text())
+    assert data["hooksConfig"] == {"enabled": True} and data["ui"] == mine["ui"]
+    assert data["context"] == {"fileName": ["AGENTS.md", "GEMINI.md"], "includeDirectories": ["docs"]}
+    before = snapshot(repo.path)
+    again = repo.json("init", "--runtime", "gemini", "--non-interactive", "--no-daemon")
+    assert (
+        all(f["action"] == "keep" for f in again["integrations"]["files"]) and snapshot(repo.path) == before
+    )
+    doctor = repo.run("doctor", "integrations", timeout=90)
+    assert "✓ gemini instructions: GEMINI.md" in doctor.out and "✓ gemini hooks:" in doctor.out, doctor.out
+
+    data["hooksConfig"]["enabled"] = False
+    data["context"]["fileName"] = ["AGENTS.md", "CONTEXT.md"]
+    settings.write_text(json.dumps(data))
+    doctor = repo.run("doctor", "integrations", timeout=90)
+    assert doctor.code == 1
+    assert (
+        "✗ gemini hooks: .gemini/settings.json: hooksConfig.enabled is false: Gemini runs no hooks"
+        in doctor.out
+        and "fix: set hooksConfig.enabled to true in .gemini/settings.json" in doctor.out
+    ), doctor.out
+    assert (
+        "✗ gemini instructions: .gemini/settings.json: context.fileName names AGENTS.md, CONTEXT.md"
+        " but not GEMINI.md" in doctor.out
+    ), doctor.out
+    r = _init(repo, "--runtime", "gemini")
+    assert r.code == 0 and "hooksConfig.enabled is false" in r.out, r.out
+    data = json.loads(settings.read_text())
+    assert data["hooksConfig"] == {"enabled": False}  # the user's choice
+    assert data["context"]["fileName"] == ["AGENTS.md", "CONTEXT.md", "GEMINI.md"]
+    doctor = repo.run("doctor", "integrations", timeout=90)
+    assert "✓ gemini instructions: GEMINI.md" in doctor.out, doctor.out
+
+
 def test_opencode_jsonc_gets_thrums_server_and_doctor_reads_it(repo):
     """walkC C5: OpenCode reads JSONC (comments, trailing commas) in opencode.json and opencode.jsonc,
     and merges both. A project with only opencode.jsonc gets `mcp.thrum` there (no second file beside

@@ -15,7 +15,7 @@ import tomllib
 
 from thrum_engine import integrations
 from thrum_engine.durations import parse_iso
-from thrum_engine.integrations import opencode
+from thrum_engine.integrations import gemini, opencode
 from thrum_engine.integrations.common import JSON_DIALECT, MD_BEGIN, block_within, is_thrum_hook, loads
 from thrum_engine.integrations.entries import PRIME, PRIME_FILE
 
@@ -198,6 +198,18 @@ def _check_trust(rep: Report, wt: str, hrel: str, agents: list[str], fired: dict
         )  # fmt: skip
 
 
+def _settings(wt: str, runtime: str) -> dict:
+    """A runtime's settings file in `wt` as it reads it; {} when missing or broken (its own check
+    says which)."""
+    rel = integrations.module(runtime).SETTINGS
+    text = _read(os.path.join(wt, rel))
+    try:
+        data = _parse(rel, text, runtime) if text is not None else {}
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def check_worktree(rep: Report, runtime: str, wt: str, agents: list[str], fired: dict) -> None:
     mod = integrations.module(runtime)
     fix = f"cd {shlex.quote(wt)} && thrum init --runtime {runtime} --force"
@@ -230,7 +242,14 @@ def check_worktree(rep: Report, runtime: str, wt: str, agents: list[str], fired:
                 )
             else:
                 ok, detail = True, rel
-            rep.add(runtime, wt, "instructions", ok, detail, fix)
+            names = gemini.context_names(_settings(wt, runtime)) if runtime == "gemini" else None
+            if ok and names is not None and rel not in names:
+                ok = False
+                detail = (
+                    f"{mod.SETTINGS}: context.fileName names {', '.join(names)} but not {rel}: Gemini never"
+                    " reads Thrum's block"
+                )
+            rep.add(runtime, wt, "instructions", ok, detail, fix)  # init adds it to the names
     # the prime entry
     prel = PRIME_FILE.get(runtime)
     if prel:
@@ -277,6 +296,7 @@ def check_worktree(rep: Report, runtime: str, wt: str, agents: list[str], fired:
                 f"fix {hrel} by hand, then: {fix}",
             )
             data = False
+        off = gemini.hooks_off(data) if runtime == "gemini" and isinstance(data, dict) else None
         if data is None:
             rep.add(runtime, wt, "hooks", False, f"{hrel} is missing", fix)
         elif data is not False:
@@ -298,6 +318,15 @@ def check_worktree(rep: Report, runtime: str, wt: str, agents: list[str], fired:
                 rep.add(runtime, wt, "hooks", False, f"{hrel}: no Thrum hook for {', '.join(missing)}", fix)
             elif bad:
                 rep.add(runtime, wt, "hooks", False, f"{hrel}: hook command not found: {bad[0]}", fix)
+            elif off:
+                rep.add(
+                    runtime,
+                    wt,
+                    "hooks",
+                    False,
+                    f"{hrel}: {off}",
+                    f"set hooksConfig.enabled to true in {hrel}",
+                )
             else:
                 rep.add(runtime, wt, "hooks", True, f"{hrel}: {', '.join(mod.HOOKS)}")
         if runtime == "codex":
@@ -317,6 +346,11 @@ def check_worktree(rep: Report, runtime: str, wt: str, agents: list[str], fired:
                     f"last fired {last} ({', '.join(sorted(rec.get('events') or {}))})",
                     agent=agent,
                 )
+            elif off:  # the reason, and its fix, said where the user looks
+                rep.add(
+                    runtime, wt, "hooks fired", False, f"@{agent}'s hooks never fired: {off}",
+                    f"set hooksConfig.enabled to true in {hrel}", agent=agent,
+                )  # fmt: skip
             else:
                 rep.add(
                     runtime, wt, "hooks fired", False, f"@{agent}'s hooks never fired",
