@@ -16,7 +16,7 @@ from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from pydantic import BaseModel
 
-from conftest import THRUM
+from conftest import THRUM, assert_error, base_env, run_thrum
 from thrum_engine.layout import Layout
 from thrum_engine.rpc.client import Client
 
@@ -260,6 +260,27 @@ async def test_no_identity_is_a_tool_error_and_a_foreign_identity_is_refused(pai
         r = await s.call_tool("send_message", {"to": ["@alice"], "body": "I am bob, honest"})
         assert r.is_error and "caller claims @bob" in text(r)
     assert bob.json("sent")["messages"] == []
+
+
+async def test_outside_a_git_repository_the_server_starts_and_each_tool_says_why(tmp_path):
+    """Walk (runtimes, 8): a `--user` MCP entry starts `thrum mcp serve` in every directory, and
+    outside a git repository it exited at once, so the runtime showed a failed server everywhere
+    else. It serves: its tools are listed, and each answers where they work."""
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (tmp_path / "home").mkdir()
+    env = base_env(tmp_path / "home")
+    why = f"Error: not inside a git repository: {plain}: Thrum's tools work in a repo where `thrum init` ran"
+    for args in ((), ("--agent-id", "alice", "--channel", "on")):
+        async with mcp_client(plain, env, *args, client="claude-code") as s:
+            assert {t.name for t in (await s.list_tools()).tools} == TOOLS
+            assert not (s.init.capabilities.experimental or {}).get("claude/channel")  # type: ignore[attr-defined]
+            for name, arguments in (("team", {}), ("send_message", {"to": ["@bob"], "body": "hi"})):
+                r = await s.call_tool(name, arguments)
+                assert r.is_error and text(r) == why, text(r)
+    # A repository named by hand is the user's input: a wrong one is still a one-line error.
+    r = run_thrum(["mcp", "serve", "--repo", str(plain)], plain, env)
+    assert_error(r, "not inside a git repository")
 
 
 def test_bad_flags_are_one_line_errors(pair):

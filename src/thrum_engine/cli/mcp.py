@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from thrum_engine.cli.call import CliError, Ctx
+from thrum_engine.layout import worktree_root
 from thrum_engine.names import identity_name_problem
 
 CHANNEL_MODES = ("auto", "on", "off")
@@ -14,7 +15,6 @@ def serve(ctx: Ctx) -> int:
     mode = ctx.args.get("channel") or "auto"
     if mode not in CHANNEL_MODES:
         raise CliError(f"--channel {mode!r}: one of {', '.join(CHANNEL_MODES)}")
-    layout = ctx.layout
     agent = ctx.args.get("agent_id")
     why = ""
     if agent:
@@ -22,7 +22,9 @@ def serve(ctx: Ctx) -> int:
         problem = identity_name_problem(agent)
         if problem:
             raise CliError(f"{problem} (from --agent-id)")
-    else:
+    refusal = _outside_every_repo(ctx)
+    socket_path = "" if refusal else ctx.layout.socket_path
+    if not agent and not refusal:
         # THRUM_NAME, then this worktree's identity file: the CLI's own resolution (a malformed one is
         # an error here); none, or several to choose from, starts a server whose tools say why.
         agent = ctx.me
@@ -41,12 +43,24 @@ def serve(ctx: Ctx) -> int:
         level=logging.DEBUG if ctx.args.get("verbose") else logging.WARNING,
         format="thrum mcp: %(levelname)s %(message)s",
     )
-    if agent is None:
+    if refusal:
+        logging.getLogger("thrum.mcp").warning("%s: every tool will say so", refusal)
+    elif agent is None:
         logging.getLogger("thrum.mcp").warning(
             "%s (in %s): tools that need one will say so", why, os.getcwd()
         )
     try:
-        asyncio.run(run_server(layout.socket_path, agent, mode))  # type: ignore[arg-type]
+        asyncio.run(run_server(socket_path, agent, mode, refusal))  # type: ignore[arg-type]
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def _outside_every_repo(ctx: Ctx) -> str:
+    """Why no tool can work here, when the server was started outside every git repository: a
+    `--user` MCP entry starts it in every directory the runtime opens, and a server that exited
+    there showed as a failed one. It serves instead, each tool answering this. A repository named
+    by hand (--repo, THRUM_HOME) is the user's input, and a wrong one stays an error."""
+    if ctx.args.get("repo") or os.environ.get("THRUM_HOME") or worktree_root(os.getcwd()) is not None:
+        return ""
+    return f"not inside a git repository: {os.getcwd()}: Thrum's tools work in a repo where `thrum init` ran"

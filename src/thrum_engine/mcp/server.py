@@ -165,6 +165,7 @@ class State:
     link: EngineLink
     agent: str | None
     mode: ChannelMode
+    refusal: str = ""  # what every tool answers where none can work (outside every git repository)
     tasks: anyio.abc.TaskGroup | None = None
     channel_started: bool = False
     client_name: str = ""
@@ -172,8 +173,10 @@ class State:
 
 
 class ThrumMcp:
-    def __init__(self, socket_path: str, agent: str | None, mode: ChannelMode = "auto") -> None:
-        self.state = State(EngineLink(socket_path, agent), agent, mode)
+    def __init__(
+        self, socket_path: str, agent: str | None, mode: ChannelMode = "auto", refusal: str = ""
+    ) -> None:
+        self.state = State(EngineLink(socket_path, agent), agent, mode, refusal)
         self.server: Server[State] = Server(
             "thrum",
             version=__version__,
@@ -222,7 +225,11 @@ class ThrumMcp:
             info = (ctx.params or {}).get("clientInfo") or {}
             name = info.get("name", "") if isinstance(info, dict) else ""
             self.state.client_name = str(name)
-            if wants_channel(self.state.mode, self.state.client_name) and self.state.agent:
+            if (
+                wants_channel(self.state.mode, self.state.client_name)
+                and self.state.agent
+                and not self.state.refusal
+            ):
                 caps = result.setdefault("capabilities", {})
                 caps.setdefault("experimental", {})[CHANNEL_CAPABILITY] = {}
         return result
@@ -234,7 +241,7 @@ class ThrumMcp:
 
     def _start_channel(self, session: ServerSession) -> None:
         st = self.state
-        if st.channel_started or st.tasks is None or not st.agent:
+        if st.channel_started or st.tasks is None or not st.agent or st.refusal:
             return
         if not wants_channel(st.mode, st.client_name):
             return
@@ -290,6 +297,8 @@ class ThrumMcp:
         tool = TOOLS.get(params.name)
         if tool is None:
             return _error(f"unknown tool {params.name!r}: one of {', '.join(TOOLS)}")
+        if self.state.refusal:
+            return _error(self.state.refusal)
         if tool.identity and not self.state.agent:
             return _error(NO_IDENTITY)
         try:
@@ -309,5 +318,5 @@ class ThrumMcp:
         )
 
 
-async def serve(socket_path: str, agent: str | None, mode: ChannelMode = "auto") -> None:
-    await ThrumMcp(socket_path, agent, mode).run_stdio()
+async def serve(socket_path: str, agent: str | None, mode: ChannelMode = "auto", refusal: str = "") -> None:
+    await ThrumMcp(socket_path, agent, mode, refusal).run_stdio()
