@@ -760,6 +760,27 @@ def test_gemini_hooks_are_switched_on_and_gemini_md_is_a_name_gemini_reads(repo)
     assert "✓ gemini instructions: GEMINI.md" in doctor.out, doctor.out
 
 
+def test_readmes_runtime_table_names_the_files_runtime_show_installs(repo):
+    """Walk (runtimes, 10): the README said OpenCode gets no hooks ("none (JS plugins only)") while
+    init installs .opencode/plugins/thrum.js. Each row names the file `runtime show` reports, or
+    "none" where it reports none."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    rows = {}
+    for ln in readme.splitlines():
+        cells = [c.strip() for c in ln.strip().strip("|").split("|")]
+        if ln.startswith("| ") and cells[0] in RUNTIMES:
+            rows[cells[0]] = dict(zip(("instructions", "prime", "hooks", "mcp"), cells[1:], strict=True))
+    assert set(rows) == set(RUNTIMES), rows
+    for runtime, row in rows.items():
+        files = repo.json("runtime", "show", runtime)["integration"]["files"]
+        for part in ("instructions", "hooks", "mcp"):
+            cell = row[part]
+            if files.get(part):
+                assert files[part] in cell, (runtime, part, cell, files[part])
+            else:
+                assert cell.startswith("none"), (runtime, part, cell)
+
+
 def test_opencode_jsonc_gets_thrums_server_and_doctor_reads_it(repo):
     """walkC C5: OpenCode reads JSONC (comments, trailing commas) in opencode.json and opencode.jsonc,
     and merges both. A project with only opencode.jsonc gets `mcp.thrum` there (no second file beside
