@@ -235,3 +235,21 @@ def test_a_request_expires_on_the_monotonic_clock_that_a_wall_clock_step_leaves_
     r = run_python(alice, START_BY, json.dumps(cases))
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout) == [True, "expired", True, "expired"]
+
+
+def test_a_structured_part_a_reader_could_not_take_back_is_refused(pair):
+    """Reliability probe (session 22, R1): a `--structured` 198 levels deep was stored, and every
+    later `inbox` of its reader (and `sent` of its author) failed to parse the answer, after marking
+    the page read; NaN and Infinity went into the journal as lines that are not JSON."""
+    _repo, alice, bob = pair
+    first = alice.json("send", "before", "--to", "@bob")["message_id"]
+    for value, words in (
+        ("[" * 198 + "]" * 198, "nested more than 32 levels"),
+        ("[" * 33 + "]" * 33, "nested more than 32 levels"),
+        ("NaN", "NaN and infinities"),
+        ('{"a": [1, -Infinity]}', "NaN and infinities"),
+    ):
+        assert_error(alice.run("send", "deep", "--to", "@bob", "--structured", value), words)
+    kept = alice.json("send", "ok", "--to", "@bob", "--structured", "[" * 32 + "]" * 32)["message_id"]
+    assert [m["message_id"] for m in bob.json("inbox")["messages"]] == [kept, first]
+    assert len(alice.json("sent")["messages"]) == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal, NotRequired, Required
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
@@ -26,6 +27,45 @@ EVENT_VERSION = (
 )
 
 _OPEN = ConfigDict(strict=True, extra="allow")
+
+# How deep a message's `structured` value may nest. A send takes SEND_DEPTH; a journal line up to
+# READ_DEPTH: listings carry the value five or more levels below their answer's top, and a client
+# parses answers to a depth of 200 (rpc/lightjson.MAX_DEPTH), so a message accepted at 198 levels made
+# every later inbox and `sent` of its reader fail (reliability probe, session 22, R1).
+SEND_DEPTH = 32
+READ_DEPTH = 150
+
+
+def json_problem(value: object, limit: int, *, finite: bool) -> str | None:
+    """Why `value` is not JSON a reader can take back: nested past `limit` levels, or (with
+    `finite`) a NaN or infinity, which JSON has no words for (the journal would hold a line that is
+    not JSON, read back as null). Iterative: the depth is what is being checked."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return f"nested more than {limit} levels deep"
+            stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
+        elif finite and isinstance(item, float) and not math.isfinite(item):
+            return "NaN and infinities are not JSON"
+    return None
+
+
+def _checked(limit: int, *, finite: bool):
+    from pydantic_core import PydanticCustomError
+
+    def check(value: Any) -> Any:
+        problem = json_problem(value, limit, finite=finite)
+        if problem:
+            raise PydanticCustomError("structured", "{problem}", {"problem": problem})
+        return value
+
+    return AfterValidator(check)
+
+
+Sendable = Annotated[Any, _checked(SEND_DEPTH, finite=True)]
+Readable = Annotated[Any, _checked(READ_DEPTH, finite=False)]  # older lines may hold a NaN: kept
 
 
 class Tagged(TypedDict):
@@ -108,7 +148,7 @@ class MessageCreateData(MessageIdData):
     content: str
     format: NotRequired[str]
     created_at: NotRequired[str]
-    structured: NotRequired[Any]
+    structured: NotRequired[Readable]
     recipients: NotRequired[list[str]]
     addressed: NotRequired[list[str]]
     broadcast: NotRequired[bool]
@@ -422,7 +462,7 @@ class SendParams(Params):
     refs: list[str] = Field(default_factory=list)
     thread_id: str | None = None
     format: Literal["markdown", "plain", "json"] = "markdown"
-    structured: Any = None
+    structured: Sendable = None
     idempotency_key: str | None = None  # issue 16
     ask: bool = False  # needs an answer (issue 16)
     due: float | None = Field(None, gt=0, le=366 * 86400)  # seconds: past it the sender is told
