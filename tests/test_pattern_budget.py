@@ -110,11 +110,32 @@ def test_a_catastrophic_monitor_pattern_never_blocks_other_clients(team, pattern
 
 def test_a_pattern_the_engine_cannot_compile_is_refused_at_creation(team):
     _repo, boss, _bob = team
-    for bad in ("(", "a{2,1}", "[z-a]"):
+    # (?:x{2000}){2000} held the engine's loop 3 s while compiling, (?:x{3500}){3500} took 2.5 GB
+    # (reliability probe, session 22): counted repeats are sized before the compile
+    for bad in ("(", "a{2,1}", "[z-a]", "(?:x{2000}){2000}", "(?:x{3500}){3500}", "x{100000}"):
         r = boss.run("monitor", "start", "--name", "bad", "--match", bad, "--to", "@bob", "--", "true")
         assert r.code == 1 and r.out == "" and r.err.startswith("Error: invalid pattern"), (bad, r.err)
         assert r.err.count("\n") == 1
     assert boss.json("monitor", "list", "--all") == []
+
+
+def test_patterns_are_sized_before_they_compile():
+    from thrum_engine.patterns import MAX_EXPANDED, PatternError, compile_pattern, expanded_size
+
+    for ok in (
+        r"\d{4}-\d{2}-\d{2}",
+        r"(?:[a-f0-9]{2}:){5}[a-f0-9]{2}",
+        r".{0,200}",
+        r"x{a}",
+        r"[{]{3}",
+        "(?#{99999})x",
+    ):
+        assert expanded_size(ok) < 300, ok
+        compile_pattern(ok)
+    assert expanded_size("(?:x{300}){300}") > MAX_EXPANDED
+    assert expanded_size("(x{200}|y{200}){200}") > MAX_EXPANDED  # branches add up
+    with pytest.raises(PatternError, match="expand to"):
+        compile_pattern("(?:(?:x{30}){30}){30}")
 
 
 # -- F1's class: runtime preset markers from .thrum/runtimes.json --
