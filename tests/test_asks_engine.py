@@ -246,3 +246,18 @@ async def test_held_messages_survive_a_rebuild_and_are_released_after_it(engine)
     finally:
         await e2.stop()
     engine.store = e2.store
+
+
+async def test_a_reply_to_a_reminder_answers_the_ask_it_reminds_of(engine):
+    """Console walk (session 22): `r` on the engine's reminder replied to `system`, which reached
+    nobody and left the ask open, while the console said "reply sent"."""
+    sent = await call(engine, "message.send", "alice", body="blue buttons?", to=["@bob"], ask=True)
+    t0 = parse_iso(
+        (await call(engine, "message.get", None, message_id=sent["message_id"]))["message"]["created_at"]
+    )
+    assert (await ask_service.attach(engine).tick(t0 + 61))["reminded"] == 1
+    (reminder,) = from_system(await inbox(engine, "bob"))
+    r = await call(engine, "message.reply", "bob", message_id=reminder["message_id"], body="yes, blue")
+    assert r["recipients"] == ["alice"] and r["reply_to"] == sent["message_id"]
+    assert (await call(engine, "ask.list", "alice", mine=True))["asks"] == []
+    assert [m["body"]["content"] for m in await inbox(engine, "alice")] == ["yes, blue"]

@@ -654,8 +654,16 @@ async def reply_to_message(
     due: float | None = None,
 ) -> dict:
     """A reply to the parent's author and audience (those still registered), in the parent's thread
-    (started here when it has none); returns the reply's create event."""
+    (started here when it has none); returns the reply's create event. A reply to a reminder of an
+    ask is the answer to that ask: it went to `system`, reached nobody and left the ask open
+    (console walk, session 22: `r` on the reminder said "reply sent")."""
     parent = await get_message_row(engine, message_id)
+    reminded = _reminded_ask(parent)
+    if reminded is not None and parent["author"] == "system":
+        try:
+            parent = await get_message_row(engine, reminded)
+        except NotFound:
+            pass  # the ask is gone (purged): the reply stays the reminder's
     audience = [parent["author"]]
     if not parent["broadcast"]:
         audience += await queries.recipients_of(engine.store, parent["id"])
@@ -678,6 +686,17 @@ async def reply_to_message(
         ask=ask,
         due=due,
     )
+
+
+def _reminded_ask(row: dict) -> str | None:
+    """The ask a reminder reminds of (the reminder's `meta.reminds`), or None."""
+    if not row.get("meta"):
+        return None
+    try:
+        mid = json.loads(row["meta"]).get("reminds")
+    except (ValueError, AttributeError):
+        return None
+    return mid if isinstance(mid, str) else None
 
 
 @method("message.reply", ReplyParams, identity=True, writes=True)

@@ -128,7 +128,9 @@ class AskService:
                 )
             ]
 
-        await self.engine.post("system", body, to=["@" + me], also=also, extra={"reminds": mid})
+        await self.engine.post(
+            "system", body, to=["@" + me], also=also, extra={"reminds": mid}, meta={"reminds": mid}
+        )
         log.info("reminded @%s of %s (%d)", me, mid, n)
 
     async def _report_overdue(self, rows: list[dict], now: float) -> None:
