@@ -202,6 +202,8 @@ def test_preflight_names_a_dirty_target_uncommitted_work_and_untracked_files(wor
     assert codes["untracked"]["files"] == ["scratch.txt"] and codes["untracked"]["forceable"]
     assert codes["uncommitted"]["files"] == ["README.md"]
     assert "changed_since_approval" in codes  # the uncommitted edit changed what was approved
+    # what the merge brings: the two commits, not the edit that stays behind (console walk, session 22)
+    assert (pre["files"], pre["added"], pre["removed"]) == (2, 6, 0), pre  # worktree: +6 −1
     assert_error(ada.run("review", "merge", "alice", "--force"), "uncommitted change")
     r = ada.run("review", "preflight", "alice")
     human = r.out

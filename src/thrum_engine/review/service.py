@@ -704,6 +704,13 @@ async def preflight(engine: Engine, agent: str, strategy: str) -> dict:
                 "changed_since_approval", f"@{agent}'s work changed since you approved it", forceable=True
             )
         )
+    # What the merge brings is the branch's commits: the worktree's uncommitted work (in `st.files`,
+    # which the review shows) stays behind, and counting it said +6 where the merge brought +2.
+    merging = (
+        await asyncio.to_thread(gitstate.numstat, repo, st.merge_base, st.head)
+        if st.uncommitted or st.untracked
+        else st.files
+    )
     return {
         "agent": agent,
         "strategy": strategy,
@@ -713,9 +720,9 @@ async def preflight(engine: Engine, agent: str, strategy: str) -> dict:
         "target_head": st.target_head,
         "ahead": st.ahead,
         "behind": st.behind,
-        "files": len(st.files),
-        "added": st.added,
-        "removed": st.removed,
+        "files": len(merging),
+        "added": sum(f.added or 0 for f in merging),
+        "removed": sum(f.removed or 0 for f in merging),
         "conflicts": conflicted,
         "main_untracked": len(main_untracked),
         "review_id": review["id"] if review else None,
