@@ -258,15 +258,28 @@ async def test_a_worktree_with_no_commits_of_its_own_but_uncommitted_work_is_not
             pilot, lambda: isinstance(app.screen, WorktreesScreen) and app.screen.trees and app.screen
         )
         row = {w["name"]: tree_row(w) for w in screen.trees}
-        assert row[bob.cwd.name][2] == "↑0 ↓0" and row[bob.cwd.name][4:6] == ("clean", "merged")
+        # never committed: not "merged" either (console walk, session 22)
+        assert row[bob.cwd.name][2] == "↑0 ↓0" and row[bob.cwd.name][4:6] == ("clean", "no commits yet")
         (bob.cwd / "notes.md").write_text("work in progress\n")
         await pilot.press("u")
         await until(
             pilot,
             lambda: (
                 [tree_row(w)[4:6] for w in screen.trees if w["name"] == bob.cwd.name]
-                == [("1 untracked", "not merged (uncommitted)")]
+                == [("1 untracked", "no commits, 1 untracked")]
             ),
             "not merged while it holds work",
             last=lambda: [tree_row(w) for w in screen.trees],
         )
+
+
+def test_the_merged_column_says_what_is_in_the_target_and_what_is_not():
+    """Console walk (session 22): a merged branch with an untracked file read "not merged
+    (uncommitted)", and a branch never committed to read "merged"."""
+    base = {"name": "w", "branch": "feature/w", "ahead": 0, "behind": 2, "last_commit": None, "agents": [],
+            "error": None, "uncommitted": [], "untracked": [], "merged": True, "branch_merged": True,
+            "no_commits": False}  # fmt: skip
+    assert tree_row(base)[5] == "merged"
+    assert tree_row({**base, "merged": False, "untracked": ["NOTES.md"]})[5] == "merged, 1 untracked not"
+    assert tree_row({**base, "no_commits": True})[5] == "no commits yet"
+    assert tree_row({**base, "merged": False, "branch_merged": False, "ahead": 1})[5] == "not merged"

@@ -38,6 +38,7 @@ def tree_view(path: str, branch: str | None, target: str) -> dict:
         "untracked": [],
         "merged": None,  # everything here is in the target: the branch's commits, and nothing else
         "branch_merged": None,  # the branch's commits are all in the target (work may be uncommitted)
+        "no_commits": None,  # the branch never moved since it was made: "merged" would be a guess
         "last_commit": None,
         "error": None,
     }
@@ -62,9 +63,24 @@ def tree_view(path: str, branch: str | None, target: str) -> dict:
         untracked=st.untracked,
         merged=branch_merged and not st.uncommitted and not st.untracked,
         branch_merged=branch_merged,
+        no_commits=never_moved(path, branch) if st.ahead == 0 else False,
         last_commit=last_commit(path),
     )
     return out
+
+
+def never_moved(path: str, branch: str | None) -> bool | None:
+    """Whether `branch` is where it was made: its reflog holds the creation alone (console walk,
+    session 22: a worktree with no commit read "merged"). None when git keeps no reflog for it."""
+    if not branch:
+        return None
+    from thrum_engine.layout import common_git_dir
+
+    try:
+        with open(os.path.join(common_git_dir(path), "logs", "refs", "heads", branch), "rb") as fh:
+            return sum(1 for line in fh if line.strip()) <= 1
+    except OSError:
+        return None
 
 
 @method("worktree.overview", Params)

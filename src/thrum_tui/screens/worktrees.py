@@ -29,12 +29,17 @@ def changes(w: dict) -> str:
 def tree_row(w: dict) -> tuple[str, ...]:
     last = w["last_commit"]
     agent = ", ".join(f"@{a['name']} {a['state']}" for a in w["agents"]) or "-"
-    if w["merged"] is None:
+    left = changes(w) if w["uncommitted"] or w["untracked"] else ""
+    if w["merged"] is None and not w.get("branch_merged"):
         merged = "-"
+    elif w.get("no_commits"):  # never committed: not "merged" (console walk, session 22)
+        merged = f"no commits, {left}" if left else "no commits yet"
     elif w["merged"]:
         merged = "merged"
-    else:  # its commits may all be in, but what is not committed is in no branch
-        merged = "not merged (uncommitted)" if w.get("branch_merged") else "not merged"
+    elif w.get("branch_merged"):  # its commits are in; what is not committed is in no branch
+        merged = f"merged, {left} not"
+    else:
+        merged = "not merged"
     ahead = "" if w["ahead"] is None else f"↑{w['ahead']} ↓{w['behind']}"
     return (
         w["name"],
