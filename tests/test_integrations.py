@@ -836,3 +836,18 @@ def test_prime_missing_knows_where_each_runtime_finds_its_prime(tmp_path, monkey
     user_skill.parent.mkdir(parents=True)
     user_skill.write_text("x")
     assert prime_missing("claude", str(tmp_path)) is None
+
+
+def test_the_lead_in_the_main_checkout_is_the_coordinator_of_agents_in_worktrees(repo):
+    """Contract walk (session 22): with the lead registered in the main checkout (the operator by
+    place), an agent's briefing still said "Your coordinator is @coordinator", an unknown name."""
+    from thrum_engine.integrations.roles import coordinator_of
+
+    boss = {"name": "boss", "role": "lead", "worktree": str(repo.path)}
+    alice = {"name": "alice", "role": "dev", "worktree": str(repo.path / "w1")}
+    assert coordinator_of([alice, boss], "alice", str(repo.path)) == "boss"
+    assert coordinator_of([alice, boss], "alice") == "coordinator"  # no main checkout given: as before
+    repo.agent("boss", "lead", worktree=False)
+    alice_agent = repo.agent("alice", "dev")
+    out = alice_agent.ok("prime").out
+    assert "@boss" in out and "@coordinator" not in out, out

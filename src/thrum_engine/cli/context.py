@@ -139,7 +139,7 @@ def preamble(ctx: Ctx) -> int:
         raise CliError("--init and --file are mutually exclusive")
     if ctx.args["init"]:
         ident = ctx.identity_file or {}
-        _write(ppath, role_preamble(ctx.layout, name, ident.get("role", "agent"), ident.get("module") or ""))
+        _write(ppath, role_preamble(ctx, name, ident.get("role", "agent"), ident.get("module") or ""))
     elif ctx.args.get("file"):
         _write(ppath, _input(ctx))
     text = _read(ppath)

@@ -86,7 +86,7 @@ def deploy(ctx: Ctx) -> int:
     diffs = []
     for ag in chosen:
         wt = ag.get("worktree") or layout.repo
-        coordinator = roles.coordinator_of(agents, ag["name"])
+        coordinator = roles.coordinator_of(agents, ag["name"], layout.repo)
         values = roles.RoleVars(
             ag["name"], ag.get("role") or "agent", ag.get("module") or "", wt, coordinator, layout.repo
         )

@@ -19,17 +19,25 @@ DEFAULT_PREAMBLE = """You are @{name} ({role}) on a team of agents coordinated t
 """
 
 
-def role_preamble(layout: Layout, name: str, role: str, module: str = "") -> str:
-    """An agent's preamble: its role template rendered (the short default when roles are skipped)."""
+def role_preamble(ctx: Ctx, name: str, role: str, module: str = "") -> str:
+    """An agent's preamble: its role template rendered (the short default when roles are skipped),
+    naming the coordinator the team has (it said @coordinator, a name nobody had, whoever led)."""
     from thrum_engine.integrations import roles
 
+    layout = ctx.layout
     try:
         mode = (read_config(Layout(layout.repo).config_file).get("roles") or {}).get("mode")
     except CliError:
         mode = None
     if mode == "skip":
         return DEFAULT_PREAMBLE.format(name=name, role=role)
-    values = roles.RoleVars(name, role, module, layout.worktree, "coordinator", layout.repo)
+    try:
+        team = ctx.call("agent.list", {})["agents"]
+    except CliError:
+        team = []  # no engine to ask: the role's address
+    values = roles.RoleVars(
+        name, role, module, layout.worktree, roles.coordinator_of(team, name, layout.repo), layout.repo
+    )
     return roles.render(layout.repo, values)
 
 
@@ -561,7 +569,7 @@ def quickstart(ctx: Ctx) -> int:
             ppath,
             preamble
             if preamble is not None
-            else role_preamble(ctx.layout, name, role, a.get("module") or ""),
+            else role_preamble(ctx, name, role, a.get("module") or ""),
         )
     result = {
         "agent": r["agent"],

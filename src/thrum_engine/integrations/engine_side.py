@@ -29,7 +29,8 @@ async def install_for(
     if not integrations.known(runtime):
         return None
     cfg = _config(engine.layout.config_file)
-    coordinator = roles.coordinator_of([{"name": n, **a} for n, a in engine.agents.items()], agent)
+    team = [{"name": n, **a} for n, a in engine.agents.items()]
+    coordinator = roles.coordinator_of(team, agent, engine.layout.repo)
     req = integrations.Request(
         worktree=os.path.realpath(worktree),
         repo=engine.layout.repo,

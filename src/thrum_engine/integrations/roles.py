@@ -29,16 +29,22 @@ ROLE_MODES: tuple[str, ...] = ("enhanced", "default", "skip")
 _VAR = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
 
 
-def coordinator_of(agents: list[dict], agent: str | None = None) -> str:
+def coordinator_of(agents: list[dict], agent: str | None = None, main: str | None = None) -> str:
     """Whom `agent`'s templates tell it to report to: an agent of the coordinator role, else the
-    person at the console (a `user`), else an operator; `coordinator` (the role's address) when the
+    person at the console (a `user`), else an operator, else whoever is registered in the main
+    checkout `main` (the operator by place, DESIGN.md); `coordinator` (the role's address) when the
     team has none of them yet. A name that is not there is an address that fails (walk, session 21:
-    "Your coordinator is @coordinator", and `--to @coordinator` was an unknown recipient)."""
+    "Your coordinator is @coordinator", and `--to @coordinator` was an unknown recipient; contract
+    walk, session 22: the lead in the main checkout was not considered)."""
+    import os
+
+    home = os.path.realpath(main) if main else None
     others = [a for a in agents if a.get("name") != agent]
     for fits in (
         lambda a: a.get("role") == "coordinator",
         lambda a: a.get("kind") == "user",
         lambda a: a.get("role") == "operator",
+        lambda a: home is not None and bool(a.get("worktree")) and os.path.realpath(a["worktree"]) == home,
     ):
         found = sorted(a["name"] for a in others if fits(a))
         if found:
