@@ -248,7 +248,15 @@ def test_thrums_runtime_files_are_not_review_work_and_do_not_block_the_merge(rep
     (e,) = ada.json("review", "list")["reviews"]
     assert e["files"] == 1 and e["untracked"] == 0 and e.get("uncommitted", 0) == 0, e
     ada.ok("review", "submit", "alice", "--approve")
-    pre = ada.json("review", "preflight", "alice")
+    # The verdict's nudge may leave the pane "working" a moment (a loaded machine): a problem of its own.
+    pre = wait_for(
+        lambda: (
+            (p := ada.run("review", "preflight", "alice", "--json").json)
+            and not [x for x in p["problems"] if x["code"] == "agent_working"]
+            and p
+        ),
+        what="alice's pane back from the nudge",
+    )
     assert pre["ok"], pre["problems"]
     r = ada.json("review", "merge", "alice")
     assert repo.git("rev-parse", "main") == r["merged_commit"]
