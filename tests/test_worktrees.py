@@ -160,6 +160,12 @@ def test_keep_agent_keeps_the_identity_in_the_team(inited):
     r = repo.run("worktree", "teardown", "k", "--keep-agent", "--force", "--json")
     assert r.code == 0 and r.json["agents_deleted"] == []
     assert [a["name"] for a in repo.run("agent", "list", "--json").json["agents"]] == ["keeper"]
+    # its session went with the worktree: not "online" (contract walk, session 22)
+    (member,) = [m for m in repo.json("team", "--all")["members"] if m["name"] == "keeper"]
+    assert member["presence"] in ("no session", "offline"), member
+    repo.stop()  # and after a restart, which forgets what ended while it ran
+    (member,) = [m for m in repo.json("team", "--all")["members"] if m["name"] == "keeper"]
+    assert member["presence"] in ("no session", "offline"), member
 
 
 def test_beads_redirect_when_the_repo_uses_beads(inited):

@@ -153,13 +153,18 @@ class TmuxManager:
     def _ended_while_away(self) -> dict[str, str]:
         """Agents whose identity file names a tmux session this server does not hold: it ended while
         no engine watched (killed, the server gone, a hand-over), and `team` said "online" for them
-        where `forget` would have said "no session" (walk A, 9)."""
+        where `forget` would have said "no session" (walk A, 9). An agent whose worktree is gone (a
+        teardown that kept the agent) has no session either: its identity file went with the folder,
+        and it read "online" after a restart (contract walk, session 22)."""
         from thrum_engine import identity_file
 
         watched = {s.agent for s in self.sessions.values()}
         ended = {}
         for name, row in list(self.engine.agents.items()):
             if name in watched or not row.get("worktree"):
+                continue
+            if not os.path.isdir(row["worktree"]):
+                ended[name] = ""
                 continue
             session = (identity_file.read(row["worktree"], name) or {}).get("tmux_session")
             if session:
