@@ -166,6 +166,12 @@ POISON: dict[str, bytes] = {
     ),
     # accepted by sends before session 22 (R1): every later listing of its reader failed to parse
     "structured too deep to list": line(message(11, "x", structured=json.loads("[" * 198 + "]" * 198))),
+    # the agent-name rules hold for synced lines too (session 22, R3): such agents got broadcasts
+    # and could never be deleted
+    "agent name a path": line(register(11, "../../evil")),
+    "agent named all": line(register(11, "all")),
+    "agent name an option": line(register(11, "--force")),
+    "agent name its role": line(register(11, "carol") | {"data": {"name": "carol", "role": "carol"}}),
     "huge body": line(message(11, "y" * (17 * 1024 * 1024))),
     "not an object": b"[1, 2, 3]\n",
 }
@@ -525,3 +531,18 @@ async def test_every_event_type_the_engine_writes_passes_its_check(tmp_path, mon
     assert types >= set(EVENT_DATA), sorted(set(EVENT_DATA) - types)
     vias = {json.loads(raw)["data"].get("via") for raw in lines if b'"message.notified"' in raw}
     assert "wait" in vias
+
+
+async def test_an_agent_an_older_thrum_let_in_past_the_name_rules_can_be_deleted(layout):
+    """Session 22, R3: such a name was in the projection for good, since `agent delete` refused
+    it by today's rules (and its identity file is no path to remove)."""
+    await base(layout)
+    engine = await start(layout)
+    try:
+        bad = engine.event("agent.register", "system", {"name": "--force", "role": "dev", "worktree": ""})
+        await engine.commit(bad)  # as an older engine's projection holds it
+        assert "--force" in engine.agents
+        r = await engine.call("agent.delete", {"name": "--force", "force": True}, Caller.trusted())
+        assert r["deleted"] == "--force" and "--force" not in engine.agents
+    finally:
+        await engine.stop()

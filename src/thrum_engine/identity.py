@@ -320,7 +320,10 @@ async def agent_list(engine: Engine, caller: Caller, p: AgentListParams) -> dict
 
 @method("agent.delete", AgentNameParams, writes=True)
 async def agent_delete(engine: Engine, caller: Caller, p: AgentNameParams) -> dict:
-    name = names.named(p.name)
+    # A registered name goes as it is: one an older Thrum (or another clone) let in past today's
+    # rules could otherwise never be removed (reliability probe, session 22, R3).
+    bare = names.strip_at(p.name)
+    name = bare if bare in engine.agents else names.named(p.name)
     if name not in engine.agents:
         raise UnknownAgent(f"no agent named @{name}")
     require_agent_owner(engine, caller, name, f"deleting @{name}")
@@ -349,7 +352,7 @@ async def delete_agents(engine: Engine, caller: Caller, agents: list[str]) -> di
 def _remove_identity_file(worktree: str, name: str) -> bool:
     try:
         return identity_file.remove(worktree, name)
-    except OSError:  # the worktree is unreadable or gone: there is no file to keep it ambiguous
+    except (OSError, identity_file.InvalidName):  # unreadable or gone; or a name that is no file's
         return False
 
 

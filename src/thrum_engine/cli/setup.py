@@ -567,9 +567,7 @@ def quickstart(ctx: Ctx) -> int:
     if preamble is not None or not os.path.exists(ppath):
         write_private(
             ppath,
-            preamble
-            if preamble is not None
-            else role_preamble(ctx, name, role, a.get("module") or ""),
+            preamble if preamble is not None else role_preamble(ctx, name, role, a.get("module") or ""),
         )
     result = {
         "agent": r["agent"],

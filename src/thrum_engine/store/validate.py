@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
+from thrum_engine import names
 from thrum_engine.journal import COPY
 from thrum_engine.model import ANY_EVENT, DATA_KEYS, ENVELOPE_KEYS, EVENT_ADAPTERS, EVENT_VERSION
 
@@ -70,6 +71,14 @@ def shape_problem(ev: dict, counts: EventCheck | None = None) -> str | None:
         where = ".".join(str(x) for x in first.get("loc", ())) or "event"
         value = repr(first.get("input"))
         return f"{etype!r} event: {where}: {first.get('msg')} (got {value[:60]})"
+    if etype == "agent.register":
+        # The name rules hold for lines from other clones and other Thrums too: `../../evil`, `all`
+        # or a name equal to its role got broadcasts and could never be deleted (reliability
+        # probe, session 22, R3).
+        data = ev["data"]
+        found = names.agent_name_problem(data["name"], data["role"])
+        if found:
+            return f"'agent.register' event: {found}"
     if counts is not None:
         if adapter is None:
             counts.unknown_types += 1
