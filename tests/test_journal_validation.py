@@ -539,10 +539,13 @@ async def test_an_agent_an_older_thrum_let_in_past_the_name_rules_can_be_deleted
     await base(layout)
     engine = await start(layout)
     try:
-        bad = engine.event("agent.register", "system", {"name": "--force", "role": "dev", "worktree": ""})
-        await engine.commit(bad)  # as an older engine's projection holds it
-        assert "--force" in engine.agents
-        r = await engine.call("agent.delete", {"name": "--force", "force": True}, Caller.trusted())
-        assert r["deleted"] == "--force" and "--force" not in engine.agents
+        for name in ("--force", "../../evil"):
+            data = {"name": name, "role": "dev", "worktree": layout.repo}
+            await engine.commit(
+                engine.event("agent.register", "system", data)
+            )  # as an older projection holds it
+            assert name in engine.agents
+            r = await engine.call("agent.delete", {"name": name, "force": True}, Caller.trusted())
+            assert r["deleted"] == name and name not in engine.agents
     finally:
         await engine.stop()
