@@ -89,6 +89,18 @@ def test_schedules_survive_a_rebuild_and_cancel(pair):
     assert cron["schedule_id"] in alice.ok("schedule", "list", "--all").out
 
 
+def test_a_rebuild_after_a_delivery_finds_the_store_as_it_was(pair):
+    """A delivered schedule stores `meta`, and a send `--structured` its object, both JSON written in
+    the engine's key order live but parsed from the sorted journal line on a rebuild: the store must
+    hold the same text either way, or every doctor run after a delivery says it was wrong."""
+    repo, alice, bob = pair
+    alice.ok("schedule", "create", "--to", "@bob", "--in", "1s", "hi")
+    alice.ok("send", "payload", "--to", "@bob", "--structured", '{"z": 1, "a": {"y": 2, "b": 3}}')
+    wait_for(lambda: scheduled(bob), what="the scheduled message")
+    r = repo.json("doctor", "rebuild")
+    assert r["identical"] is True, r
+
+
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [

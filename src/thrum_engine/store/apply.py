@@ -30,10 +30,17 @@ _AGENT_FIELDS = (
 _SESSION_FIELDS = ("intent", "task")
 
 
-_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-# A held event as the journal line has it (sorted keys): the live path's dict is in insertion
-# order, a rebuild's is parsed from the sorted line, and both must store the same text.
-_sorted_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+# Every JSON column is stored with sorted keys, as the journal line has them: the live path's dicts
+# are in the engine's insertion order, a rebuild's are parsed from the sorted line, and both must
+# store the same text (a `meta` in the live order made every rebuild after a scheduled delivery
+# report a difference that was none). Text, not parsed values, is what the rebuild compares: any
+# column whose text depended on the path would be one more false alarm.
+_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+
+
+def json_column(value: Any) -> str:
+    """`value` as a JSON column's text, the same whichever path applies the event."""
+    return _encoder.encode(value)
 
 
 _PLAIN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@_:-./ ")
@@ -44,7 +51,7 @@ def _dumps(value: Any) -> str:
         return "[]"
     if type(value) is list and all(type(v) is str and _PLAIN.issuperset(v) for v in value):
         return '["' + '","'.join(value) + '"]'  # the common case (["@bob"]) without the encoder
-    return _encoder.encode(value)
+    return json_column(value)
 
 
 def _agent_register(ev: dict, d: dict) -> Iterable[Op]:
@@ -151,7 +158,7 @@ def _message_create(ev: dict, d: dict) -> Iterable[Op]:
             _dumps(d.get("scopes", [])),
             _dumps(d.get("refs", [])),
             d.get("idempotency_key"),
-            None if d.get("meta") is None else _encoder.encode(d["meta"]),
+            None if d.get("meta") is None else json_column(d["meta"]),
         ),
     )
     mentioned = set(d.get("mentioned_agents", []))
@@ -390,7 +397,7 @@ def _review_submit(ev: dict, d: dict) -> Iterable[Op]:
             d.get("base", ""),
             d.get("fingerprint", ""),
             d.get("summary", ""),
-            _encoder.encode(d.get("comments") or []),
+            json_column(d.get("comments") or []),
             d.get("message_id"),
         ),
     )
@@ -470,7 +477,7 @@ def _message_hold(ev: dict, d: dict) -> Iterable[Op]:
             hd.get("thread_id"),
             d.get("reason", ""),
             hd.get("content", ""),
-            _sorted_encoder.encode(held),
+            json_column(held),
             ev["ts"],
         ),
     )

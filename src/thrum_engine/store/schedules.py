@@ -8,16 +8,15 @@ the event, so projecting needs no cron library and every clone projects the same
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
+
+from thrum_engine.store.apply import json_column  # apply imports this module once json_column exists
 
 if TYPE_CHECKING:
     from thrum_engine.store.db import Store
 
 Op = tuple[str, tuple]
-
-_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 def _create(ev: dict, d: dict) -> Iterable[Op]:
@@ -29,7 +28,7 @@ def _create(ev: dict, d: dict) -> Iterable[Op]:
         (
             d["schedule_id"],
             ev["author"],
-            _encoder.encode(d.get("to") or []),
+            json_column(d.get("to") or []),
             d["content"],
             d.get("format", "markdown"),
             d["kind"],
