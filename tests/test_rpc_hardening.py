@@ -312,6 +312,71 @@ def test_at_the_global_cap_the_longest_idle_connection_makes_room(make_repo):
     assert "room" in inbox(bob)
 
 
+# Opens N connections, each a `message.wait` of bob's (oldest first), says "ready", then on a line
+# from stdin prints the answer each got within a few seconds (null: none), as one JSON list.
+_WAIT_FLOOD = textwrap.dedent("""
+    import json, socket, sys, time
+    path, n = sys.argv[1], int(sys.argv[2])
+    frame = {"jsonrpc": "2.0", "id": 1, "method": "message.wait", "params": {"caller": "bob", "timeout": 300}}
+    held = []
+    for _ in range(n):
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(path)
+        s.sendall(json.dumps(frame).encode() + b"\\n")
+        held.append(s)
+        time.sleep(0.02)
+    print("ready", flush=True)
+    sys.stdin.readline()
+    answers = []
+    for s in held:
+        s.settimeout(10)
+        data = b""
+        try:
+            while not data.endswith(b"\\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        except (TimeoutError, OSError):
+            pass
+        answers.append(json.loads(data) if data.endswith(b"\\n") else None)
+    print(json.dumps(answers), flush=True)
+""")
+
+
+def test_busy_waits_of_one_caller_cannot_fill_the_connection_cap(make_repo):
+    """A wait holds its connection busy, and a busy one is never closed for room: a script opening
+    waits past the per-process cap (forked) filled the engine. One caller's waits past eight end the
+    oldest, with an error saying why, so the cap always has room and the newest waits keep waiting."""
+    repo = make_repo()
+    repo.env["THRUM_ENGINE__MAX_CONNECTIONS"] = "16"
+    alice = repo.agent("alice", "dev")
+    bob = repo.agent("bob", "dev")
+    flood = subprocess.Popen(  # bob's own worktree: a wait needs a verified identity
+        [sys.executable, "-c", _WAIT_FLOOD, str(layout_of(repo).socket_path), "16"],  # the global cap
+        cwd=bob.cwd,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert flood.stdout.readline().strip() == "ready"
+        time.sleep(0.5)
+        r = alice.run("send", "room", "--to", "@bob")
+        assert r.code == 0, r.err
+        out, _ = flood.communicate("collect\n", timeout=120)
+    finally:
+        flood.kill()
+        flood.wait()
+    answers = json.loads(out)
+    for ended in answers[:8]:
+        assert ended is not None and "this wait was ended" in ended["error"]["message"], ended
+        assert "at most 8 waits open" in ended["error"]["message"]
+    for woken in answers[8:]:  # the newest eight were still waiting: "room" woke them
+        assert woken is not None and woken["result"]["status"] == "received", woken
+    assert "room" in inbox(bob)
+
+
 def _closed_by_server(s: socket.socket, within: float = 30.0) -> bool:
     s.settimeout(within)
     try:

@@ -6,6 +6,14 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from thrum_engine.errors import EngineBusy
+
+# Blocked `wait`s one caller name may hold at once. A wait holds its connection busy, and a busy
+# connection is never closed to make room at the global cap, so without this a script forking past
+# the per-process cap could fill the engine with waits and lock every agent out (R5). An agent
+# needs one or two (a `thrum wait` in a loop, an MCP call); eight leaves room for filters side by side.
+MAX_WAITS_PER_CALLER = 8
+
 
 @dataclass(eq=False)
 class Waiter:
@@ -20,16 +28,33 @@ class Waiter:
 
 class Bus:
     def __init__(self) -> None:
-        self._waiters: dict[str, set[Waiter]] = {}
+        # recipient -> its waiters, oldest first (a dict: ordered, where a set is not)
+        self._waiters: dict[str, dict[Waiter, None]] = {}
         self._listeners: list[Callable[[list[dict]], None]] = []
 
     def add_waiter(self, waiter: Waiter) -> None:
-        self._waiters.setdefault(waiter.recipient, set()).add(waiter)
+        """Past MAX_WAITS_PER_CALLER the oldest open wait of that caller is ended, not the new one
+        refused: a wait whose client died unnoticed (no hang-up seen) is always the oldest, and the
+        newest is the one a live agent is blocked on, so a refusal would lock the agent out of
+        `wait` until its stale ones timed out (an hour at most). The ended one answers an error
+        saying why, never a `timeout` it did not reach."""
+        group = self._waiters.setdefault(waiter.recipient, {})
+        open_ = [w for w in group if w.open()]
+        for old in open_[: max(0, len(open_) + 1 - MAX_WAITS_PER_CALLER)]:
+            del group[old]
+            old.future.set_exception(
+                EngineBusy(
+                    f"this wait was ended: @{waiter.recipient} opened a newer one, and one caller may"
+                    f" have at most {MAX_WAITS_PER_CALLER} waits open at once"
+                )
+            )
+            old.future.exception()  # retrieved: one that took its backlog instead is not logged
+        group[waiter] = None
 
     def remove_waiter(self, waiter: Waiter) -> None:
         group = self._waiters.get(waiter.recipient)
         if group is not None:
-            group.discard(waiter)
+            group.pop(waiter, None)
             if not group:
                 del self._waiters[waiter.recipient]
 
@@ -41,7 +66,10 @@ class Bus:
         """Whether a `wait` of `recipient` was woken by `ev` (listeners run after waiters): that wait
         delivers it, so no other path needs to."""
         return any(
-            w.future.done() and not w.future.cancelled() and w.future.result() is ev
+            w.future.done()
+            and not w.future.cancelled()
+            and w.future.exception() is None
+            and w.future.result() is ev
             for w in self._waiters.get(recipient, ())
         )
 
