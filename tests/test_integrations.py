@@ -614,6 +614,56 @@ def test_init_user_creates_private_files_and_keeps_an_existing_files_mode(repo):
     assert 'model = "o4"' in (home / ".codex" / "config.toml").read_text()
 
 
+def _dirs_written(repo, runtime: str) -> list[str]:
+    """The top directories `init --runtime R` writes into (from its dry run)."""
+    r = repo.json("init", "--runtime", runtime, "--dry-run", "--non-interactive", "--no-daemon")
+    return sorted({f["path"].split("/")[0] for f in r["integrations"]["files"] if "/" in f["path"]})
+
+
+@pytest.mark.parametrize("runtime", [*RUNTIMES, "all"])
+def test_a_directory_link_out_of_the_worktree_is_refused_and_nothing_written(repo, tmp_path, runtime):
+    """R4: a cloned repo committing `.codex -> ../x` (or `../../.codex`: the user's global one)
+    made init write hooks and MCP config through it. Every directory above a file is resolved too."""
+    dirs = _dirs_written(repo, runtime)
+    if not dirs:
+        pytest.skip(f"{runtime} writes no file in a directory")
+    outside = tmp_path / "elsewhere"
+    for d in dirs:
+        (outside / d).mkdir(parents=True)
+        (outside / d / "mine.txt").write_text("mine\n")
+        os.symlink(outside / d, repo.path / d)
+    before_out, before_in = snapshot(outside), snapshot(repo.path)
+    r = _init(repo, "--runtime", runtime)
+    assert_error(r, "is a link out of the worktree (" + str(outside), "not touching it")
+    assert snapshot(outside) == before_out and snapshot(repo.path) == before_in
+
+
+def test_a_link_below_a_real_directory_is_refused_and_one_inside_the_worktree_followed(repo, tmp_path):
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (repo.path / ".cursor").mkdir()
+    os.symlink(outside, repo.path / ".cursor" / "rules")
+    assert_error(
+        _init(repo, "--runtime", "cursor"), f".cursor/rules is a link out of the worktree ({outside})"
+    )
+    assert list(outside.iterdir()) == []
+    os.unlink(repo.path / ".cursor" / "rules")
+    (repo.path / "shared-rules").mkdir()
+    os.symlink(repo.path / "shared-rules", repo.path / ".cursor" / "rules")  # inside: the user's layout
+    assert _init(repo, "--runtime", "cursor").code == 0
+    assert (repo.path / "shared-rules" / "thrum.mdc").exists()
+
+
+def test_init_user_refuses_a_directory_link_out_of_the_home(repo, tmp_path):
+    home = Path(repo.env["HOME"])
+    outside = tmp_path / "not-home"
+    outside.mkdir()
+    os.symlink(outside, home / ".codex")
+    r = repo.run("init", "--user", "--runtime", "codex", "--non-interactive", "--no-daemon")
+    assert_error(r, f"~/.codex is a link out of your home ({outside}); not touching it")
+    assert list(outside.iterdir()) == []
+
+
 def _init(repo, *args: str):
     return repo.run("init", *args, "--non-interactive", "--no-daemon")
 

@@ -169,6 +169,7 @@ class Workspace:
     # Modes of the files and directories an install creates (an existing file keeps its own).
     file_mode = 0o644
     dir_mode = 0o755
+    scope = "the worktree"  # where every file it writes must really be (UserWorkspace: the home)
 
     def __init__(self, root: str) -> None:
         self.root = os.path.realpath(root)
@@ -186,14 +187,31 @@ class Workspace:
     def path(self, rel: str) -> str:
         return os.path.join(self.root, rel)
 
+    def real_path(self, rel: str) -> str:
+        """Where `rel` really is, refused when a link takes it out of `scope`: the file itself or
+        any directory above it. A cloned repo may commit `.codex -> ../../.codex`, and following
+        it would merge Thrum's hooks and MCP server into the user's global config, for every
+        project, unasked; so the parents are resolved too, not only the last name."""
+        real = os.path.realpath(self.path(rel))
+        if real.startswith(self.root + os.sep):
+            return real
+        parts = rel.split("/")
+        first = 2 if rel.startswith("~/") else 1  # UserWorkspace's `~/` stands for the root
+        link = next(
+            (
+                "/".join(parts[:i])
+                for i in range(first, len(parts) + 1)
+                if os.path.islink(self.path("/".join(parts[:i])))
+            ),
+            rel,
+        )
+        target = os.path.realpath(self.path(link))
+        raise InstallError(f"{link} is a link out of {self.scope} ({target}); not touching it")
+
     def read(self, rel: str) -> str | None:
         if rel in self.changes:
             return self.changes[rel].new
-        path = self.path(rel)
-        if os.path.islink(path):
-            target = os.path.realpath(path)
-            if not target.startswith(self.root + os.sep):
-                raise InstallError(f"{rel} is a link out of the worktree ({target}); not touching it")
+        path = self.real_path(rel)
         try:
             with open(path, encoding="utf-8") as fh:
                 return fh.read()
@@ -347,8 +365,11 @@ class Workspace:
     def apply(self) -> list[str]:
         """Write every pending change (atomically each); returns the paths written."""
         written = []
+        # Checked again, all before the first write: a link planted since the plan read them
+        # refuses the whole install, not what is left of it.
+        paths = {c.rel: self.real_path(c.rel) for c in self.pending()}
         for c in self.pending():
-            path = os.path.realpath(self.path(c.rel))
+            path = paths[c.rel]
             _makedirs(os.path.dirname(path), self.dir_mode)
             mode = os.stat(path).st_mode & 0o777 if os.path.exists(path) else self.file_mode
             tmp = f"{path}.thrum-{os.getpid()}.tmp"

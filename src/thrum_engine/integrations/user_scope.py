@@ -52,6 +52,7 @@ class UserWorkspace(Workspace):
 
     file_mode = 0o600
     dir_mode = 0o700
+    scope = "your home"
 
     def __init__(self, home: str) -> None:
         super().__init__(home)
