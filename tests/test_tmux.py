@@ -558,6 +558,56 @@ def test_capture_prints_the_last_lines_of_the_screen(trepo):
 # -- 5. kill, and sessions of another repo on the same server -----------------------------
 
 
+def _plant_log_link(trepo: TmuxRepo, session: str, tmp_path: Path) -> tuple[Path, Path]:
+    """`.thrum/var/panes/<session>.log` made a link to a file of the user's; (the link, that file)."""
+    victim = tmp_path / "victim"
+    victim.write_text("the user's own file\n")
+    link = trepo.path / ".thrum" / "var" / "panes" / f"{session}.log"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.unlink(missing_ok=True)
+    link.symlink_to(victim)
+    return link, victim
+
+
+@pytest.mark.parametrize("agent", [["--no-agent"], ["--name", "ev1", "--role", "impl"]])
+def test_a_planted_pane_log_link_is_refused_before_anything_is_created(trepo, tmp_path, agent):
+    """R8: the link made `tmux create` fail with `internal error: OSError` after the tmux session
+    existed, and every listing failed after it. Refused up front: no session, no agent, one line."""
+    link, victim = _plant_log_link(trepo, "evep", tmp_path)
+    r = trepo.run("tmux", "create", "evep", "--cwd", str(trepo.path), "--runtime", "shell", *agent)
+    assert is_error(r), r.err
+    assert f"{link} is a symlink: remove it" in r.err
+    assert not has_session(trepo.sock, "evep")
+    assert "ev1" not in trepo.agents()
+    assert victim.read_text() == "the user's own file\n" and link.is_symlink()
+    assert trepo.json("tmux", "list")["sessions"] == []
+    link.unlink()
+    trepo.ok("tmux", "create", "evep", "--cwd", str(trepo.path), "--runtime", "shell", *agent)
+    assert trepo.session("evep") is not None
+
+
+def test_a_link_planted_under_a_live_session_is_listed_as_a_problem_not_a_failed_listing(trepo, tmp_path):
+    for name in ("kept", "taken"):
+        trepo.ok("tmux", "create", name, "--cwd", str(trepo.path), "--no-agent", "--runtime", "shell")
+    trepo.repo.stop()  # the next engine discovers both sessions anew
+    link, victim = _plant_log_link(trepo, "taken", tmp_path)
+    r = trepo.ok("tmux", "list")
+    assert "kept" in r.out and f"! taken: not watched: {link} is a symlink: remove it" in r.out
+    listed = trepo.json("tmux", "list")
+    assert [s["name"] for s in listed["sessions"]] == ["kept"]
+    assert listed["problems"] == [
+        {
+            "session": "taken",
+            "problem": f"{link} is a symlink: remove it (Thrum never writes its files through a link)",
+        }
+    ]
+    assert tmux(trepo.sock, "send-keys", "-t", "taken", "echo through-the-link", "Enter").returncode == 0
+    time.sleep(0.5)
+    assert victim.read_text() == "the user's own file\n"  # the pipe was not started again through it
+    link.unlink()
+    wait_for(lambda: trepo.session("taken"), "the session watched again once the link is gone")
+
+
 def test_kill_removes_the_session(trepo):
     trepo.ok(
         "tmux",

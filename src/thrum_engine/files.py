@@ -108,6 +108,21 @@ def create_private(path: str, data: bytes, *, exclusive: bool = False) -> bool:
     return True
 
 
+def link_problem(path: str) -> str | None:
+    """Why `path`, a file Thrum opens by its name, cannot be Thrum's own (a symlink planted there, or
+    not a regular file), or None (nothing there yet is fine). Checked before anything depends on it,
+    so a refusal is one clear line up front instead of an ELOOP from the no-follow open halfway."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    if stat.S_ISLNK(st.st_mode):
+        return f"{path} is a symlink: remove it (Thrum never writes its files through a link)"
+    if not stat.S_ISREG(st.st_mode):
+        return f"{path} is not a regular file: remove it"
+    return None
+
+
 def open_append_private(path: str) -> int:
     """Open `path` for appending, created 0600, never through a symlink; an existing file of ours
     with looser bits (an older Thrum, git, a loose umask) is tightened. Returns the fd."""

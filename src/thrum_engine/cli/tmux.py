@@ -108,13 +108,18 @@ def start(ctx: Ctx) -> int:
 def status(ctx: Ctx) -> int:
     r = ctx.call("tmux.status")
 
+    problems = r.get("problems") or []  # sessions not watched (their log is a planted link)
+
     def human(r: dict) -> None:
-        if not r["sessions"]:
+        if not r["sessions"] and not problems:
             line("No sessions for this repo.")
         for s in r["sessions"]:
             line(_session_line(s))
+        for p in problems:
+            line(f"! {p['session']}: not watched: {p['problem']}")
 
-    return ctx.emit({"sessions": r["sessions"]} if ctx.json else r, human)
+    shown = {"sessions": r["sessions"], **({"problems": problems} if problems else {})}
+    return ctx.emit(shown if ctx.json else r, human)
 
 
 def kill(ctx: Ctx) -> int:

@@ -14,6 +14,7 @@ import os
 from thrum_engine.engine.authority import require_owner
 from thrum_engine.engine.core import Caller, Engine
 from thrum_engine.errors import InvalidInput
+from thrum_engine.files import create_private
 from thrum_engine.layout import worktree_of
 from thrum_engine.tmux import runtimes
 from thrum_engine.tmux.manager import Session, TmuxManager
@@ -26,8 +27,7 @@ def _tag(m: TmuxManager, name: str, tags: dict[str, str]) -> None:
 
 
 def _fresh_stream(m: TmuxManager, pane_id: str, path: str) -> None:
-    with open(path, "wb"):
-        pass  # its own stream from now on
+    create_private(path, b"")  # its own stream from now on (never emptied through a link)
     m.tmux.pipe(pane_id, path)
 
 
@@ -45,6 +45,7 @@ async def adopt_foreign(engine: Engine, m: TmuxManager, caller: Caller, name: st
             " Thrum adopts only sessions in this repo's worktrees (cd there, or `thrum tmux create`)"
         )
     require_owner(engine, caller, wt, f"adopting tmux session {name}")
+    m.check_stream(name)  # before it is tagged as this repo's
     here = [
         n for n, a in engine.agents.items() if a.get("worktree") and os.path.realpath(a["worktree"]) == wt
     ]

@@ -17,7 +17,8 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from thrum_engine import names
-from thrum_engine.files import open_append_private, private_dir
+from thrum_engine.errors import InvalidInput
+from thrum_engine.files import create_private, link_problem, open_append_private, private_dir
 from thrum_engine.tmux import runtimes
 from thrum_engine.tmux.health import SHELLS, fell_back_to_shell, shell_names, unread_input
 from thrum_engine.tmux.panes import PaneState, PaneStream, screen_text
@@ -116,6 +117,8 @@ class TmuxManager:
         self.queue = None
         self._decides: set[asyncio.Task] = set()
         self.gone: dict[str, str] = {}  # agent -> its session that ended (killed, or the server died)
+        # session -> why it is not watched (its log is a planted link): listed, never a failed discovery
+        self.problems: dict[str, str] = {}
         self._discovered_at = float("-inf")  # monotonic time of the last discovery's reading
         self._discovering: asyncio.Future | None = None
 
@@ -174,16 +177,28 @@ class TmuxManager:
     def stream_path(self, name: str) -> str:
         return os.path.join(self.dir, f"{name}.log")
 
+    def check_stream(self, name: str) -> None:
+        """Refuse a session whose log is not Thrum's own file, before anything of it is created (a
+        refusal after the tmux session was made left it behind, unwatched)."""
+        problem = link_problem(self.stream_path(name))
+        if problem:
+            raise InvalidInput(f"tmux session {name}: {problem}")
+
     async def discover(self) -> None:
         """Adopt this repo's sessions (after an engine restart): re-attach streams, re-pipe if needed."""
         read_at = time.monotonic()
         rows = await asyncio.to_thread(self.tmux.sessions)
         presets = await asyncio.to_thread(runtimes.load, self.engine.layout.repo)
         live = set()
+        self.problems = {}
         for row in rows:
             name = row["session_name"]
             if row["@thrum_repo"] != self.engine.layout.repo or names.problem("session", name):
                 continue  # not ours: Thrum only makes sessions with valid names (each names a log file)
+            problem = await asyncio.to_thread(link_problem, self.stream_path(name))
+            if problem:  # not watched, and said so: one bad log must not fail every listing
+                self.problems[name] = problem
+                continue
             live.add(name)
             if name in self.sessions:
                 self.sessions[name].stream.dead = row["pane_dead"] == "1"
@@ -302,7 +317,7 @@ class TmuxManager:
             self._emit_output(s, text)
         if s.stream.offset > MAX_STREAM_BYTES:
             try:
-                os.truncate(s.stream.path, 0)
+                create_private(s.stream.path, b"")  # emptied in place, never through a link
                 s.stream.offset = 0
             except OSError:
                 pass

@@ -15,6 +15,7 @@ from thrum_engine.engine.authority import agent_worktree, require_agent_owner, r
 from thrum_engine.engine.caller import Caller
 from thrum_engine.engine.registry import method
 from thrum_engine.errors import Conflict, InvalidInput, InvalidName, NotFound, RuntimeExited, ThrumError
+from thrum_engine.files import create_private
 from thrum_engine.identity import author_of, enroll, require_room
 from thrum_engine.integrations.engine_side import install_for
 from thrum_engine.layout import current_branch, worktree_of
@@ -219,6 +220,7 @@ async def create_tmux_session(
     session of this repo with the same name. Callers check who may (see `create`)."""
     m = manager(engine)
     check_session_name(session)
+    m.check_stream(session)
     async with m.lock:
         await m.discover()
         if await session_clash(engine, session, force):
@@ -244,7 +246,7 @@ async def create_tmux_session(
         command = pane_command(engine, agent, inherited, health.agent_pane_path())
         row = await asyncio.to_thread(tmux_call, m.tmux.create, session, cwd, command, tags=tags)
         stream = m.stream_path(session)
-        await asyncio.to_thread(_truncate, stream)  # a new session starts a new stream
+        await asyncio.to_thread(create_private, stream, b"")  # a new session starts a new stream
         await asyncio.to_thread(tmux_call, m.tmux.pipe, row["pane_id"], stream)
         s = await m.adopt(session, row["pane_id"], agent or "", runtime, cwd)
         s.launched = False  # a shell until `launch`: not a runtime that exited
@@ -272,11 +274,6 @@ async def session_clash(engine: Engine, session: str, force: bool = False) -> bo
     return True
 
 
-def _truncate(path: str) -> None:
-    with open(path, "wb"):
-        pass
-
-
 async def checked_create(engine: Engine, caller: Caller, p: CreateParams) -> Session:
     """`tmux.create` once the caller may: its own worktree's session (or the operator), and an
     agent moved here only by whoever owns the agent's home."""
@@ -289,6 +286,7 @@ async def checked_create(engine: Engine, caller: Caller, p: CreateParams) -> Ses
     if home and os.path.realpath(home) != os.path.realpath(wt):  # moving it: the caller must own its home
         require_owner(engine, caller, home, f"moving @{agent} here")
     await session_clash(engine, p.session, p.force)  # a name another repo holds: before any file is written
+    manager(engine).check_stream(p.session)  # a planted log link, likewise
     if agent:  # the same refusal `enroll` makes, before runtime files are installed
         await require_room(os.path.realpath(wt), agent, named_by_env=True, force=p.force)
     # The files of the runtime the session will run (the default one too, when none is named):
@@ -529,6 +527,7 @@ async def relaunch(engine: Engine, caller: Caller, p: LaunchParams) -> dict:
     await check_runtime(engine, runtime)  # before a session is made
     name: str = agent["name"]
     session = m.gone.get(name) or name
+    m.check_stream(session)
     cwd, worktree = session_place(engine, wt)
     await install_for(engine, worktree, runtime.name, name, agent.get("role"), agent.get("module") or "")
     s = await create_tmux_session(
@@ -566,6 +565,7 @@ async def status(engine: Engine, caller: Caller, p: Params) -> dict:
     return {
         "sessions": [session_view(engine, s) for s in sorted(m.sessions.values(), key=lambda s: s.name)],
         "socket_name": engine.settings.tmux.socket_name,
+        "problems": [{"session": n, "problem": m.problems[n]} for n in sorted(m.problems)],
     }
 
 

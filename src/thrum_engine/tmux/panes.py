@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -78,12 +79,22 @@ class PaneState:
         return {"state": self.state, "source": self.source, "age_seconds": round(now - self.since, 1)}
 
 
+def _size(path: str) -> int | None:
+    """The size of the pane log at `path`; None when it is missing or not a plain file (a link
+    planted there is never followed: what it points to is not this pane's output)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+
 class PaneStream:
     def __init__(self, session: str, path: str, runtime: Runtime) -> None:
         self.session = session
         self.path = path
         self.runtime = runtime
-        self.offset = os.path.getsize(path) if os.path.exists(path) else 0
+        self.offset = _size(path) or 0
         self.tail = ""
         self.last_output = 0.0  # monotonic
         self.last_output_wall = 0.0
@@ -92,15 +103,18 @@ class PaneStream:
 
     def read_new(self, max_bytes: int = 1 << 20) -> str:
         """Read what the pane printed since last time; returns the cleaned text."""
-        try:
-            size = os.path.getsize(self.path)
-        except FileNotFoundError:
+        size = _size(self.path)
+        if size is None:
             return ""
         if size < self.offset:  # truncated (rotation): start over from the top
             self.offset = 0
         if size == self.offset:
             return ""
-        with open(self.path, "rb") as fh:
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:  # gone, or a link swapped in since: nothing is read through it
+            return ""
+        with os.fdopen(fd, "rb") as fh:
             fh.seek(max(self.offset, size - max_bytes))
             data = fh.read(size - self.offset)
         self.offset = size
