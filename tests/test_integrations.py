@@ -459,6 +459,9 @@ def test_prime_without_thrum_or_engine_exits_0_with_a_helpful_line(repo, tmp_pat
     doc = alice.json("prime")
     assert doc["agent"]["name"] == "alice" and "Next steps" not in json.dumps(doc)
     assert "## Next steps" in alice.ok("prime").out
+    # a wrong name is the line, not the engine (reliability probe, session 22, R10)
+    bad = alice.run("prime", THRUM_NAME="../../README")
+    assert bad.code == 0 and "invalid agent name" in bad.out and "unavailable" not in bad.out, bad.out
 
 
 def test_doctor_integrations_names_the_fix(repo):

@@ -99,17 +99,21 @@ def overview(ctx: Ctx) -> int:
 def prime(ctx: Ctx) -> int:
     """Never fails the session start: no repo, no Thrum here, or no engine -> exit 0, one helpful line
     (and what the identity file knows)."""
+    named = False  # who is asking was settled: a failure after that is the engine's
     try:
         if not ctx.layout.initialized():
             raise CliError(f"Thrum is not set up in {ctx.layout.repo}: run `thrum init` there")
+        ctx.me  # noqa: B018 -- a bad THRUM_NAME is its own line, not "engine unavailable"
+        named = True
         r = ctx.call("prime")
     except CliError as exc:
         try:
             agent = ctx.identity_file
         except CliError:
             agent = None
-        # The engine answered and refused (no identity here, say): that is the line, not "unavailable".
-        up = ctx.connected
+        # The engine answered and refused (no identity here, say), or the caller's name is wrong:
+        # that is the line, not "unavailable" (reliability probe, session 22, R10).
+        up = ctx.connected or not named
         r = {"engine": None, "error": exc.message, "agent": agent, "engine_running": up}
 
     def human(r: dict) -> None:
