@@ -543,6 +543,8 @@ def test_permission_dialog_blocks_the_agent_and_y_or_n_replies_answer_it(tmux_re
         seen.add(notice["message_id"])
         assert notice["to"] == ["@coord"]
         assert "s1" in notice["body"]["content"] and "Do you want to proceed?" in notice["body"]["content"]
+        # the question on the first line, which is what a toast shows (console walk, session 22)
+        assert 'session s1 — "Do you want to proceed?"' in notice["body"]["content"].splitlines()[0]
         assert len([ln for ln in fake_log(repo) if ln.startswith("answer:")]) == round_, "answered too early"
 
         r = coord.ok("--json", "reply", notice["message_id"], answer)

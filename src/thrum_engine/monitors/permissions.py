@@ -142,8 +142,8 @@ class PermissionWatch:
             keys = f" ({s.runtime.approve} / {s.runtime.deny})" if s else ""
             body = (
                 ("Reminder: " if reminder else "")
-                + f"@{ep.agent} is waiting on a permission dialog in session {ep.session}:\n```\n{screen}\n```\n"
-                f"Reply `y` to approve once or `n` to deny{keys}."
+                + f"@{ep.agent} is waiting on a permission dialog in session {ep.session}{question_of(screen)}:"
+                f"\n```\n{screen}\n```\nReply `y` to approve once or `n` to deny{keys}."
             )
             ev = await self.engine.post(
                 AUTHOR,
@@ -221,3 +221,14 @@ class PermissionWatch:
             )
         except Exception:
             log.exception("could not confirm the answer to @%s", ev["author"])
+
+
+def question_of(screen: str) -> str:
+    """The dialog's question for the notice's first line (` — "Allow execution of: 'rm'?"`), the
+    last line of the screen that asks one; a toast shows only that first line, and it showed the
+    pane's shell prompt above the dialog instead (console walk, session 22)."""
+    for line in reversed(screen.splitlines()):
+        text = line.strip().strip("│┃|").strip()
+        if text.endswith("?") and len(text) > 3:
+            return f' — "{text[:160]}"'
+    return ""
