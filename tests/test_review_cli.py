@@ -467,3 +467,12 @@ def test_the_operators_pending_comments_stay_theirs_when_another_reviewer_submit
     assert [c["body"] for c in pending] == ["ada's doubt"]
     ada.ok("review", "submit", "alice", "--request-changes")
     assert [c["body"] for c in alice.json("review", "comments")["comments"]] == ["ada's doubt"]
+
+
+def test_an_approval_of_nothing_is_refused(repo):
+    """Console walk (session 22): `A` approved a branch with no commits and nothing uncommitted."""
+    assert repo.run("init").code == 0
+    worktree_agent(repo, "bob", "implementer")
+    ada = repo.agent("ada", "operator", worktree=False)
+    assert_error(ada.run("review", "submit", "bob", "--approve"), "nothing of @bob's to approve")
+    assert ada.json("review", "history")["events"] == []

@@ -361,6 +361,11 @@ async def submit(
     if reviewer == agent:
         raise Forbidden("an agent does not review its own work")
     st = await state_of(engine, agent)
+    if verdict == "approve" and not st.reviewable:  # console walk, session 22: `A` approved nothing
+        raise InvalidInput(
+            f"nothing of @{agent}'s to approve: {st.branch or 'HEAD'} has no commits ahead of {st.target}"
+            " and nothing uncommitted"
+        )
     pending = await q.drafts(engine.store, agent) if with_pending else []
     comments = [
         {
