@@ -293,6 +293,18 @@ def test_bad_flags_are_one_line_errors(pair):
     assert r.code == 1 and r.err.startswith("Error: invalid agent name") and "THRUM_NAME" in r.err
 
 
+async def test_the_server_finds_an_engine_started_on_another_thrum_socket(pair, tmp_path):
+    """Contract walk (session 22): an engine started by a command with THRUM_SOCKET set serves
+    there; the MCP server finds it through the engine's pid file, as the CLI does."""
+    repo, alice, bob = pair
+    repo.stop()
+    assert alice.run("team", THRUM_SOCKET=str(tmp_path / "elsewhere.sock")).code == 0
+    async with mcp_client(alice.cwd, alice.env) as s:
+        r = await s.call_tool("send_message", {"to": ["@bob"], "body": "over the other socket"})
+        assert not r.is_error, text(r)
+    assert [m["body"]["content"] for m in bob.json("inbox")["messages"]] == ["over the other socket"]
+
+
 async def test_channel_push_reaches_claude_code_and_is_the_delivery_path(pair):
     repo, alice, bob = pair
     events: list[ChannelEvent] = []

@@ -50,7 +50,8 @@ def serve(ctx: Ctx) -> int:
             "%s (in %s): tools that need one will say so", why, os.getcwd()
         )
     try:
-        asyncio.run(run_server(socket_path, agent, mode, refusal))  # type: ignore[arg-type]
+        served = None if refusal else ctx.layout.served_socket
+        asyncio.run(run_server(socket_path, agent, mode, refusal, served))  # type: ignore[arg-type]
     except KeyboardInterrupt:
         return 130
     return 0

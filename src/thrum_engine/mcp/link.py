@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 from thrum_engine.rpc.client import peer_credentials, start_within
@@ -38,8 +39,13 @@ class EngineRefused(Exception):
 
 
 class EngineLink:
-    def __init__(self, socket_path: str, caller: str | None) -> None:
+    def __init__(
+        self, socket_path: str, caller: str | None, served: Callable[[], str | None] | None = None
+    ) -> None:
         self.socket_path = socket_path
+        # Where the engine says it serves when `socket_path` does not answer (`Layout.served_socket`:
+        # an engine started under another THRUM_SOCKET).
+        self.served = served
         self.caller = caller
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -54,9 +60,15 @@ class EngineLink:
         try:
             reader, writer = await asyncio.open_unix_connection(self.socket_path, limit=LINE_LIMIT)
         except OSError as exc:
-            raise EngineDown(
-                f"the engine is not running ({exc.strerror or exc}): start it with `thrum daemon start`"
-            ) from None
+            other = self.served() if self.served is not None else None
+            try:
+                if other is None:
+                    raise
+                reader, writer = await asyncio.open_unix_connection(other, limit=LINE_LIMIT)
+            except OSError:
+                raise EngineDown(
+                    f"the engine is not running ({exc.strerror or exc}): start it with `thrum daemon start`"
+                ) from None
         pid, uid, _gid = peer_credentials(writer.get_extra_info("socket"))
         if uid != os.getuid():
             writer.close()

@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import stat
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -174,9 +174,14 @@ class State:
 
 class ThrumMcp:
     def __init__(
-        self, socket_path: str, agent: str | None, mode: ChannelMode = "auto", refusal: str = ""
+        self,
+        socket_path: str,
+        agent: str | None,
+        mode: ChannelMode = "auto",
+        refusal: str = "",
+        served: Callable[[], str | None] | None = None,
     ) -> None:
-        self.state = State(EngineLink(socket_path, agent), agent, mode, refusal)
+        self.state = State(EngineLink(socket_path, agent, served), agent, mode, refusal)
         self.server: Server[State] = Server(
             "thrum",
             version=__version__,
@@ -318,5 +323,11 @@ class ThrumMcp:
         )
 
 
-async def serve(socket_path: str, agent: str | None, mode: ChannelMode = "auto", refusal: str = "") -> None:
-    await ThrumMcp(socket_path, agent, mode, refusal).run_stdio()
+async def serve(
+    socket_path: str,
+    agent: str | None,
+    mode: ChannelMode = "auto",
+    refusal: str = "",
+    served: Callable[[], str | None] | None = None,
+) -> None:
+    await ThrumMcp(socket_path, agent, mode, refusal, served).run_stdio()
