@@ -140,7 +140,7 @@ def test_past_due_the_sender_is_told(trio):
 def test_offline_recipient_is_reported_not_yet_delivered_until_it_reads(trio):
     repo, alice, bob, carol = trio
     r = alice.ok("send", "are you there?", "--to", "@bob")
-    assert r.out.startswith("✓ Message stored, not yet delivered: msg_")
+    assert r.out.startswith("✓ Message sent: msg_")
     assert "not yet delivered to @bob: offline" in r.out
     mid = alice.json("sent")["messages"][0]["message_id"]
     assert [m["message_id"] for m in alice.json("sent", "--undelivered")["messages"]] == [mid]

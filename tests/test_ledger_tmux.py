@@ -40,7 +40,7 @@ def test_a_dialog_in_the_pane_is_reported_not_yet_delivered(tmux_repo):  # noqa:
     assert tmux_repo.run("tmux", "send", "s1", "dialog").code == 0
     wait_for(lambda: pane_state(tmux_repo, "s1") == "blocked", what="blocked")
     r = boss.ok("send", "are you stuck?", "--to", "@worker1")
-    assert r.out.startswith("✓ Message stored, not yet delivered: msg_")
+    assert r.out.startswith("✓ Message sent: msg_")
     assert "a dialog is open in its pane" in r.out
     mid = re.search(r"msg_\w+", r.out).group(0)
     listed = boss.json("sent", "--undelivered")["messages"]

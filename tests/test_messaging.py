@@ -52,9 +52,9 @@ def finished(proc, within: float) -> bool:
 def test_alice_and_bob_exchange_messages_from_their_worktrees(pair):
     repo, alice, bob = pair
     r = alice.ok("send", "Can you review the login flow?", "--to", "@bob")
-    # bob has no channel, wait, hooks or pane: stored and honestly not yet delivered (issue 16)
+    # bob has no channel, wait, hooks or pane: the hint line says it is not yet delivered (issue 16)
     assert re.fullmatch(
-        r"✓ Message stored, not yet delivered: msg_[0-9A-Za-z]{26} → @bob\n  ⚠ not yet delivered to @bob: offline: .*\n",
+        r"✓ Message sent: msg_[0-9A-Za-z]{26} → @bob\n  ⚠ not yet delivered to @bob: offline: .*\n",
         r.out,
     )
 
@@ -77,7 +77,7 @@ def test_a_reply_starts_a_thread_that_parent_and_replies_share(pair):
     assert bob.json("message", "get", parent)["message"]["thread_id"] is None
 
     r = bob.ok("reply", parent, "Yes, send it over")
-    assert re.search(r"✓ Reply stored, not yet delivered: msg_\w+ → @alice \(thread thr_\w+\)", r.out)
+    assert re.search(r"✓ Reply sent: msg_\w+ → @alice \(thread thr_\w+\)", r.out)
 
     reply = bob.json("reply", parent, "Actually, give me five minutes")
     assert MSG_ID.match(reply["message_id"])

@@ -107,17 +107,13 @@ def ask_flags(ctx: Ctx, params: dict) -> None:
         params["due"] = due
 
 
-def _sent_mark(r: dict) -> str:
-    """Never success-shaped for a message nobody could be shown: `stored`, not `sent`; a repeated
-    key's answer is the first message, whose delivery this answer does not know."""
+def _sent_mark(r: dict, word: str = "Message") -> str:
+    """`✓ Message sent` whether or not anyone could be shown it yet: scripts written for upstream
+    grep that line (CLI.md), so "not yet delivered" is the hint line after it. A repeated key's
+    answer is the first message, whose delivery this answer does not know."""
     if r.get("duplicate"):
         return "✓ Already stored with this key"
-    return "✓ Message stored, not yet delivered" if _nobody_reached(r) else "✓ Message sent"
-
-
-def _nobody_reached(r: dict) -> bool:
-    missed = {u["recipient"] for u in r.get("undelivered") or ()}
-    return bool(missed) and missed >= set(r.get("recipients") or ())
+    return f"✓ {word} sent"
 
 
 def _ask_note(r: dict) -> str:
@@ -153,9 +149,7 @@ def reply(ctx: Ctx) -> int:
     def human(r: dict) -> None:
         if report_held(r):
             return
-        mark = "✓ Reply stored, not yet delivered" if _nobody_reached(r) else "✓ Reply sent"
-        if r.get("duplicate"):
-            mark = "✓ Already stored with this key"
+        mark = _sent_mark(r, "Reply")
         thread = f" (thread {r['thread_id']})" if r.get("thread_id") else ""
         line(f"{mark}: {r['message_id']} → {_at(r['recipients'])}{thread}{_ask_note(r)}{_again(r)}")
         report_undelivered(r)
