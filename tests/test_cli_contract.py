@@ -19,3 +19,19 @@ def test_a_send_to_an_offline_agent_still_says_message_sent_and_the_hint_says_no
     first, hint = r.out.splitlines()
     assert re.fullmatch(r"✓ Reply sent: msg_\w+ → @alice \(thread thr_\w+\)", first)
     assert hint.startswith("  ⚠ not yet delivered to @alice: offline")
+
+
+def test_cosmetic_errors_say_what_is_wrong(pair):
+    repo, alice, bob = pair
+    assert_error(repo.run("--repo"), "--repo needs a value")
+    assert_error(repo.run("--repo", str(repo.path)), "needs a command")
+    # A mention is not a recipient: the error names what was given.
+    assert_error(alice.run("send", "x", "--to", "@bob", "--mention", "@nobody"), "unknown mention: @nobody")
+    assert bob.json("inbox")["total"] == 0
+
+
+def test_tmux_connect_without_a_terminal_is_one_error_line(repo):
+    assert repo.run("init").code == 0
+    assert repo.run("tmux", "create", "s1", "--cwd", str(repo.path), "--no-agent", "--runtime", "shell").code == 0
+    r = repo.run("tmux", "connect", "s1", input="")  # stdin a pipe: tmux cannot attach to it
+    assert_error(r, "needs a terminal")

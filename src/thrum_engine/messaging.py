@@ -118,7 +118,7 @@ def resolve(
         hint = (
             " (registered on another clone? `thrum sync force` brings the team up to date)" if syncing else ""
         )
-        raise UnknownRecipient(f"unknown recipient: {', '.join(unknown)}{hint}")
+        raise UnknownRecipient(f"unknown {what}: {', '.join(unknown)}{hint}")
     seen: set[str] = set()
     out = []
     for r in recipients:

@@ -470,6 +470,40 @@ def find(argv: list[str]) -> tuple[Spec | None, list[str]]:
     return None, argv
 
 
+def _global_run(argv: list[str]) -> tuple[int, str | None]:
+    """How many leading tokens are global flags with their values, and the global flag left
+    without its value (`thrum --repo`), if one is."""
+    from thrum_engine.cli.args import GLOBAL_ALIASES, GLOBAL_FLAGS
+
+    i = 0
+    while i < len(argv):
+        name, eq, _ = argv[i].partition("=")
+        name = GLOBAL_ALIASES.get(name, name)
+        if name not in GLOBAL_FLAGS:
+            break
+        if GLOBAL_FLAGS[name] == VALUE and not eq:
+            if i + 1 >= len(argv):
+                return i, name
+            i += 1
+        i += 1
+    return i, None
+
+
+def _past_globals(argv: list[str]) -> str:
+    """The first token after the leading global flags: the word that named no command."""
+    n, _ = _global_run(argv)
+    return argv[n] if n < len(argv) else argv[0]
+
+
+def only_globals(argv: list[str]) -> str | None:
+    """The error for a command line of global flags alone (`thrum --repo`, `thrum --json`), else
+    None: such a flag is known, so "unknown flag" misled; what is missing is its value or a command."""
+    n, valueless = _global_run(argv)
+    if valueless:
+        return f"{valueless} needs a value"
+    return f"{argv[0].partition('=')[0]} needs a command (run `thrum --help`)" if n == len(argv) else None
+
+
 AUTHORITY = """who may do what:
   the operator (the console, or a caller in the main checkout) may do everything;
   an agent (a caller in one of the repo's worktrees) acts on its own agent, tmux sessions, monitor rules
@@ -498,11 +532,8 @@ def main(argv: list[str] | None = None) -> int:
     spec, rest = find(argv)
     if spec is None:
         groups = {path.split()[0] for path in BY_PATH if " " in path}
-        head = next((t for t in argv if not t.startswith("-")), argv[0])
-        if head.startswith("-") or (
-            argv and argv[0].startswith("-") and argv[0] not in ("--json", "--quiet")
-        ):
-            head = argv[0].partition("=")[0]
+        head = _past_globals(argv)
+        head = head.partition("=")[0] if head.startswith("-") else head
         if head in groups and head not in BY_PATH:
             words = [t for t in argv if not t.startswith("-")][:2]
             group = " ".join(words)  # `tmux snapshot`: a group inside a group
@@ -522,8 +553,8 @@ def main(argv: list[str] | None = None) -> int:
                 if given
                 else f"{group} needs a subcommand: {choices}"
             )
-        elif head.startswith("-") and all(t.startswith("-") for t in argv) and head in ("--json", "--quiet"):
-            error(f"{head} needs a command (run `thrum --help`)")
+        elif only_globals(argv):
+            error(only_globals(argv))
         elif head.startswith("-"):
             error(f"unknown flag: {head}")
         else:
