@@ -35,3 +35,14 @@ def test_tmux_connect_without_a_terminal_is_one_error_line(repo):
     assert repo.run("tmux", "create", "s1", "--cwd", str(repo.path), "--no-agent", "--runtime", "shell").code == 0
     r = repo.run("tmux", "connect", "s1", input="")  # stdin a pipe: tmux cannot attach to it
     assert_error(r, "needs a terminal")
+
+
+def test_wait_takes_a_role_mention_as_send_does(pair):
+    repo, alice, bob = pair
+    alice.ok("send", "devs, look", "--to", "@bob", "--mention", "@reviewer")
+    r = bob.run("wait", "--after", "-30s", "--timeout", "5s", "--mention", "@reviewer", "--json")
+    assert r.code == 0, r.err
+    assert [m["body"]["content"] for m in r.json["messages"]] == ["devs, look"]
+    # `@everyone` is what a send takes too; a name nobody holds is still refused (exit 2 for wait).
+    assert bob.run("wait", "--timeout", "0s", "--mention", "@everyone").code == 1  # a timeout, not an error
+    assert_error(bob.run("wait", "--timeout", "1s", "--mention", "@nosuch"), "--mention @nosuch", code=2)

@@ -1003,8 +1003,22 @@ async def read(engine: Engine, caller: Caller, p: ReadParams) -> dict:
     return {"marked": len(targets), "message_ids": targets}
 
 
-def _wait_filter(engine: Engine, me: str, p: WaitParams, after: str):
-    mention = names.named(p.mention) if p.mention is not None else None  # known_name checked them
+async def known_mention(engine: Engine, me: str, address: str | None) -> str | None:
+    """`wait --mention`'s name: whatever a send takes as a mention (an agent, a role someone holds,
+    `@everyone`; `@me` is the caller), or a name a stored message was sent to. Only agent names and
+    past recipients were taken, so `wait --mention @dev` was refused though `send --mention @dev`
+    was not."""
+    if address is None:
+        return None
+    name = names.named(address, "--mention")
+    if name == "me":
+        return me
+    if name in EVERYONE or any(r["role"] == name for r in engine.agents.values()):
+        return name
+    return await known_name(engine, "--mention", address, wrote=False)
+
+
+def _wait_filter(engine: Engine, me: str, p: WaitParams, after: str, mention: str | None):
     sender = names.named(p.from_agent) if p.from_agent is not None else None
     scope = parse_tagged([p.scope], "--scope")[0] if p.scope else None
 
@@ -1039,8 +1053,8 @@ async def wait_for_mail(engine: Engine, me: str, p: WaitParams, gone: asyncio.Fu
         raise InvalidInput(f"--timeout {p.timeout:g}s is over the limit of {limit:g}s")
     after = iso(time.time() + (p.after or 0.0)) if p.after is not None else iso()
     await known_name(engine, "--from", p.from_agent, wrote=True)
-    await known_name(engine, "--mention", p.mention, wrote=False)
-    matches = _wait_filter(engine, me, p, after)
+    mention = await known_mention(engine, me, p.mention)
+    matches = _wait_filter(engine, me, p, after, mention)
     waiter = Waiter(me, matches, gone=gone)  # the bus reads `gone` too: nothing is handed to it after
     nobody = {"status": "timeout", "messages": [], "timeout": p.timeout}
 
