@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import assert_error
+from conftest import assert_error, run_thrum
 
 
 def test_a_send_to_an_offline_agent_still_says_message_sent_and_the_hint_says_not_yet_delivered(pair):
@@ -46,3 +46,20 @@ def test_wait_takes_a_role_mention_as_send_does(pair):
     # `@everyone` is what a send takes too; a name nobody holds is still refused (exit 2 for wait).
     assert bob.run("wait", "--timeout", "0s", "--mention", "@everyone").code == 1  # a timeout, not an error
     assert_error(bob.run("wait", "--timeout", "1s", "--mention", "@nosuch"), "--mention @nosuch", code=2)
+
+
+def test_a_read_filter_naming_nobody_is_an_error_as_inbox_from_is(pair):
+    repo, alice, bob = pair
+    assert_error(alice.run("context", "show", "--agent", "nobody"), "@nobody")
+    assert_error(alice.run("session", "list", "--agent", "nobody"), "@nobody")
+    # A real agent with nothing saved is still "nothing", not an error.
+    assert "(none saved)" in alice.ok("context", "show", "--agent", "bob", "--no-preamble").out
+    assert alice.json("session", "list", "--agent", "bob")["sessions"]
+
+
+def test_whoami_under_another_worktrees_name_says_where_that_agent_lives(pair):
+    repo, alice, bob = pair
+    for where in (bob.cwd, repo.path):  # bob's worktree, and the main checkout
+        r = run_thrum(["whoami"], where, {**repo.env, "THRUM_NAME": "alice"})
+        assert_error(r, "@alice", str(alice.cwd))
+    assert alice.ok("whoami", THRUM_NAME="alice").out.startswith("@alice")

@@ -437,6 +437,9 @@ async def session_end(engine: Engine, caller: Caller, p: SessionEndParams) -> di
 async def session_list(engine: Engine, caller: Caller, p: SessionListParams) -> dict:
     agent = names.named(p.agent, "--agent") if p.agent is not None else None  # "" is not "everyone"
     rows = await queries.sessions(engine.store, active=p.active, agent=agent)
+    if agent is not None and not rows and agent not in engine.agents:
+        # as `inbox --from` does: "No sessions." for a typo read as "that agent has none"
+        raise UnknownAgent(f"--agent @{agent}: no agent by that name, and no session of one")
     return {"sessions": [session_view(r) for r in rows]}
 
 

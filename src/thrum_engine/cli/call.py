@@ -167,6 +167,20 @@ def _ancestors() -> set[int]:
     return pids
 
 
+def identity_home(layout: Layout, name: str) -> str | None:
+    """The worktree of this repo whose identity folder holds `name` (this one first), or None:
+    who an agent is and where it lives, read from the files, for commands that work without the
+    engine and must still answer what it would."""
+    from thrum_engine.layout import registered_worktrees
+
+    if os.path.exists(layout.identity_path(name)):
+        return layout.worktree
+    for wt in sorted(registered_worktrees(layout.repo)):
+        if os.path.exists(layout.identity_path(name, wt)):
+            return wt
+    return None
+
+
 def resolve_identity(layout: Layout) -> tuple[str | None, dict | None]:
     """THRUM_NAME -> the only identity file in this worktree -> pid match -> error listing candidates."""
     env = os.environ.get("THRUM_NAME")

@@ -63,6 +63,15 @@ def _synced(ctx: Ctx, name: str) -> str | None:
     return done.out if done.code == 0 else None
 
 
+def _require_agent(ctx: Ctx, name: str) -> None:
+    """An `--agent` name nobody here holds is an error, as `inbox --from` makes it: "(none saved)"
+    for a typo read as "that agent saved nothing"."""
+    from thrum_engine.cli.call import identity_home
+
+    if identity_home(ctx.layout, name) is None:
+        raise CliError(f"--agent @{name}: no agent by that name in this repo's worktrees, and no context synced for one")
+
+
 def _input(ctx: Ctx) -> str:
     src = ctx.args.get("file")
     if src:
@@ -103,6 +112,8 @@ def show(ctx: Ctx) -> int:
     if context is None:
         context = _synced(ctx, name)
         source = "synced" if context is not None else None
+    if context is None and name != ctx.me and not os.path.exists(ppath):
+        _require_agent(ctx, name)
     preamble = None if ctx.args["no_preamble"] else _read(ppath)
     r = {"agent_id": name, "context": context, "preamble": preamble, "source": source}
     if ctx.args["session"]:

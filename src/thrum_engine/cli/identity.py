@@ -28,11 +28,27 @@ def live_identity(ctx: Ctx, name: str) -> dict | None:
         return None
 
 
+def _refuse_foreign_claim(ctx: Ctx, name: str) -> None:
+    """THRUM_NAME naming an agent whose identity lives in another worktree: the engine refuses
+    every call from here as that agent, so whoami says so instead of making up an identity for
+    this worktree (and says it without the engine, from the identity files)."""
+    from thrum_engine.cli.call import identity_home
+
+    layout = ctx.layout
+    home = identity_home(layout, name)
+    if home is not None and home != layout.worktree:
+        raise CliError(
+            f"THRUM_NAME names @{name}, whose worktree is {home}, but this is {layout.worktree}"
+            f" (run there, or unset THRUM_NAME; `thrum quickstart --name {name} --force` here moves @{name} here)"
+        )
+
+
 def whoami(ctx: Ctx) -> int:
     from thrum_engine.identity_fields import FIELDS
     from thrum_engine.layout import current_branch
 
     name = ctx.require_me()
+    _refuse_foreign_claim(ctx, name)
     data = {f: "" for f in FIELDS}
     data.update({k: v for k, v in (ctx.identity_file or {}).items() if v is not None})
     live = live_identity(ctx, name)
