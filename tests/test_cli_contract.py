@@ -3,6 +3,7 @@ filters that refuse unknown names, hints that `--json` carries and THRUM_NO_HINT
 
 from __future__ import annotations
 
+import json
 import re
 
 from conftest import assert_error, run_thrum
@@ -32,7 +33,10 @@ def test_cosmetic_errors_say_what_is_wrong(pair):
 
 def test_tmux_connect_without_a_terminal_is_one_error_line(repo):
     assert repo.run("init").code == 0
-    assert repo.run("tmux", "create", "s1", "--cwd", str(repo.path), "--no-agent", "--runtime", "shell").code == 0
+    assert (
+        repo.run("tmux", "create", "s1", "--cwd", str(repo.path), "--no-agent", "--runtime", "shell").code
+        == 0
+    )
     r = repo.run("tmux", "connect", "s1", input="")  # stdin a pipe: tmux cannot attach to it
     assert_error(r, "needs a terminal")
 
@@ -63,3 +67,44 @@ def test_whoami_under_another_worktrees_name_says_where_that_agent_lives(pair):
         r = run_thrum(["whoami"], where, {**repo.env, "THRUM_NAME": "alice"})
         assert_error(r, "@alice", str(alice.cwd))
     assert alice.ok("whoami", THRUM_NAME="alice").out.startswith("@alice")
+
+
+def identity(cwd, name: str) -> dict:
+    return json.loads((cwd / ".thrum" / "identities" / f"{name}.json").read_text())
+
+
+def test_quickstart_again_without_intent_keeps_the_intent(repo):
+    dave = repo.agent("dave", "impl", intent="first intent")
+    dave.ok("quickstart", "--name", "dave", "--role", "impl")
+    assert identity(dave.cwd, "dave")["intent"] == "first intent"
+    assert dave.ok("whoami", "--field", "intent").out == "first intent\n"
+    dave.ok("quickstart", "--name", "dave", "--role", "impl", "--intent", "second")
+    assert identity(dave.cwd, "dave")["intent"] == "second"
+    assert dave.ok("whoami", "--field", "intent").out == "second\n"
+
+
+def test_quickstart_and_register_take_name_role_and_module_from_the_env(repo):
+    w1 = repo.worktree("w1")
+    r = run_thrum(
+        ["quickstart", "--json"],
+        w1,
+        {**repo.env, "THRUM_NAME": "carol", "THRUM_ROLE": "tester", "THRUM_MODULE": "db"},
+    )
+    assert r.code == 0, r.err
+    assert (r.json["agent"]["name"], r.json["agent"]["role"], r.json["agent"]["module"]) == (
+        "carol",
+        "tester",
+        "db",
+    )
+    # The flags win over the env.
+    w2 = repo.worktree("w2")
+    r = run_thrum(
+        ["quickstart", "--name", "dan", "--role", "impl", "--json"],
+        w2,
+        {**repo.env, "THRUM_ROLE": "tester", "THRUM_MODULE": "db"},
+    )
+    assert (r.json["agent"]["role"], r.json["agent"]["module"]) == ("impl", "db")
+    w3 = repo.worktree("w3")
+    r = run_thrum(["agent", "register", "erin", "--json"], w3, {**repo.env, "THRUM_ROLE": "tester"})
+    assert r.code == 0, r.err
+    assert r.json["agent"]["role"] == "tester"

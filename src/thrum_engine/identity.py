@@ -183,6 +183,10 @@ async def register_agent(
         known_runtime(engine, runtime)
     existing = engine.agents.get(name)
     refuse_other_clone(engine, name)
+    if existing and not intent:
+        # Re-running quickstart without --intent is not clearing it (`session set-intent --clear`
+        # is): the new session, the row and the identity file keep what the agent was doing.
+        intent = agent_view(engine, existing)["intent"]
     if existing and moves_agent(engine, name, worktree) and not force:
         raise Conflict(
             f"agent @{name} is already registered in {existing['worktree']}; "

@@ -87,11 +87,13 @@ def whoami(ctx: Ctx) -> int:
 
 
 def register(ctx: Ctx) -> int:
+    from thrum_engine.cli.setup import _register, from_env, known_runtime
+
+    from_env(ctx, "role", "module")
     a = ctx.args
     name = a.get("name")
     if not name:
         raise CliError("agent register needs a NAME (or --name)")
-    from thrum_engine.cli.setup import _register, known_runtime
 
     if a.get("runtime") is not None:  # `--runtime ''` is a bad name, not "no runtime"
         known_runtime(ctx, a["runtime"])

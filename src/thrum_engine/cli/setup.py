@@ -515,7 +515,7 @@ def _register(
     identity_file.write(
         ctx.layout.worktree,
         identity_file.identity_record(
-            {**r["agent"], "intent": intent},
+            r["agent"],  # its intent is the engine's: the one given, or the one kept
             r.get("session"),
             repo=ctx.layout.repo,
             agent_pid=os.getppid() if record_pid else None,
@@ -525,7 +525,16 @@ def _register(
     return r
 
 
+def from_env(ctx: Ctx, *fields: str) -> None:
+    """CLI.md's THRUM_NAME / THRUM_ROLE / THRUM_MODULE fill what the flags left out (a flag wins),
+    so a pane or script that exports its identity needs no flags to register it."""
+    for f in fields:
+        if not ctx.args.get(f):
+            ctx.args[f] = os.environ.get("THRUM_" + f.upper()) or ctx.args.get(f)
+
+
 def quickstart(ctx: Ctx) -> int:
+    from_env(ctx, "name", "role", "module")
     a = ctx.args
     name, role = a.get("name"), a.get("role")
     if not name or not role:
