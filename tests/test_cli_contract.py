@@ -108,3 +108,19 @@ def test_quickstart_and_register_take_name_role_and_module_from_the_env(repo):
     r = run_thrum(["agent", "register", "erin", "--json"], w3, {**repo.env, "THRUM_ROLE": "tester"})
     assert r.code == 0, r.err
     assert r.json["agent"]["role"] == "tester"
+
+
+def test_context_clear_also_takes_back_what_context_sync_shared(pair):
+    repo, alice, bob = pair
+    alice.ok("context", "save", input="secret plan v1\n")
+    alice.ok("context", "sync")
+    r = alice.json("context", "clear")
+    assert (r["cleared"], r["local"], r["synced"]) == (True, True, True)
+    assert alice.json("context", "show", "--no-preamble")["context"] is None
+    # The removal is a commit on a-sync, which the next sync shares like the save was.
+    sync_wt = repo.path / ".git" / "thrum-sync" / "a-sync"
+    assert repo.git("log", "-1", "--format=%s", cwd=sync_wt) == "context: clear alice"
+    assert repo.git("ls-files", "context", cwd=sync_wt) == ""
+    r = alice.json("context", "clear")  # nothing left: says so
+    assert (r["cleared"], r["local"], r["synced"]) == (False, False, False)
+    assert alice.ok("context", "clear").out == "No saved context.\n"

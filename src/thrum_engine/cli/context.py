@@ -132,15 +132,47 @@ def show(ctx: Ctx) -> int:
 
 
 def clear(ctx: Ctx) -> int:
+    """Clear my saved context here and, when `context sync` shared it, on the journal branch too
+    (a commit of its removal, so the next sync shares that the way it shared the save): left on
+    the branch, `show` brought it back as "synced from another clone"."""
     name = _mine(ctx)
     path, _ = _paths(ctx, name)
-    existed = os.path.exists(path)
-    if existed:
+    local = os.path.exists(path)
+    if local:
         os.remove(path)
-    return ctx.emit(
-        {"agent_id": name, "cleared": existed},
-        lambda r: line("✓ Context cleared" if r["cleared"] else "No saved context."),
-    )
+    synced = _unshare(ctx, name)
+    r = {"agent_id": name, "cleared": local or synced, "local": local, "synced": synced}
+
+    def human(r: dict) -> None:
+        if not r["cleared"]:
+            line("No saved context.")
+        elif r["synced"]:
+            line("✓ Context cleared, here and on a-sync — the next sync shares the removal")
+        else:
+            line("✓ Context cleared")
+
+    return ctx.emit(r, human)
+
+
+def _shared(ctx: Ctx, name: str) -> tuple[str, str]:
+    """The journal worktree and, inside it, the path of `name`'s shared context."""
+    return ctx.layout.sync_worktree, os.path.join("context", f"{name}.md")
+
+
+def _unshare(ctx: Ctx, name: str) -> bool:
+    """Commit the removal of `name`'s context from the journal branch; False when it was not there."""
+    sync_wt, rel = _shared(ctx, name)
+    if _synced(ctx, name) is None:
+        return False
+    from thrum_engine.cli.setup import git
+
+    git(sync_wt, "rm", "-q", "--cached", "--", rel)
+    try:
+        os.remove(os.path.join(sync_wt, rel))
+    except FileNotFoundError:
+        pass
+    git(sync_wt, "commit", "--no-verify", "-q", "-m", f"context: clear {name}", "--", rel)
+    return True
 
 
 def preamble(ctx: Ctx) -> int:
@@ -203,7 +235,7 @@ def sync(ctx: Ctx) -> int:
         raise CliError(f"only the operator syncs another agent's context (@{name} is not you)")
     path, _ = _paths(ctx, name)
     text = _read(path)
-    sync_wt = ctx.layout.sync_worktree
+    sync_wt, rel = _shared(ctx, name)
     if not os.path.isdir(sync_wt):
         raise CliError(f"no sync worktree at {sync_wt}: run `thrum init` first")
     if text is None:
@@ -213,7 +245,6 @@ def sync(ctx: Ctx) -> int:
         )
     from thrum_engine.cli.setup import git
 
-    rel = os.path.join("context", f"{name}.md")
     dest = os.path.join(sync_wt, rel)
     try:
         os.makedirs(os.path.dirname(dest), exist_ok=True)
