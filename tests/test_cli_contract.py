@@ -124,3 +124,34 @@ def test_context_clear_also_takes_back_what_context_sync_shared(pair):
     r = alice.json("context", "clear")  # nothing left: says so
     assert (r["cleared"], r["local"], r["synced"]) == (False, False, False)
     assert alice.ok("context", "clear").out == "No saved context.\n"
+
+
+def test_hints_go_under_hints_in_json_and_thrum_no_hints_drops_them(pair):
+    repo, alice, bob = pair
+    doc = alice.json("send", "hi", "--to", "@bob")
+    assert [h.split(":")[0] for h in doc["hints"]] == ["⚠ not yet delivered to @bob"]
+    assert doc["undelivered"]  # the hint is advice; the result keeps its facts
+    quiet = alice.json("send", "hi", "--to", "@bob", THRUM_NO_HINTS="1")
+    assert "hints" not in quiet and quiet["undelivered"]
+    r = alice.ok("send", "hi", "--to", "@bob", THRUM_NO_HINTS="1")
+    assert re.fullmatch(r"✓ Message sent: msg_\w+ → @bob\n", r.out)
+
+
+def test_verbose_says_on_stderr_how_the_call_to_the_engine_went(pair):
+    repo, alice, bob = pair
+    plain = alice.ok("inbox", "--json")
+    r = alice.ok("inbox", "--json", "--verbose")
+    assert json.loads(r.out)["total"] == json.loads(plain.out)["total"]  # stdout is the result alone
+    sock = str(repo.path / ".thrum" / "var" / "thrum.sock")
+    assert re.fullmatch(
+        rf"thrum: message\.inbox via {re.escape(sock)}: ok in [\d.]+ ms, engine already running\n", r.err
+    )
+    repo.stop()
+    r = alice.ok("send", "hi", "--to", "@bob", "-v")
+    assert re.fullmatch(
+        r"thrum: message\.send via .*: ok in [\d.]+ ms, started the engine for this call .*\n", r.err
+    )
+    r = alice.run("send", "hi", "--to", "@nobody", "--verbose")
+    assert r.code == 1
+    assert r.err.splitlines()[0].startswith("thrum: message.send via ") and ": failed in " in r.err
+    assert r.err.splitlines()[1] == "Error: unknown recipient: @nobody"

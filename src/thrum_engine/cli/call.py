@@ -6,7 +6,7 @@ import sys
 import time
 
 from thrum_engine.cli.args import Spec, UsageError
-from thrum_engine.cli.output import error, print_json
+from thrum_engine.cli.output import error, hints_wanted, line, print_json
 from thrum_engine.layout import BadThrumHome, Layout, NotARepo
 from thrum_engine.names import empty_name_problem, identity_name_problem
 from thrum_engine.rpc.client import (
@@ -218,6 +218,16 @@ class Ctx:
         self._identity: tuple[str | None, dict | None] | None = None
         self._identity_error: CliError | None = None
         self._client: Client | None = None
+        self.hints: list[str] = []
+        self.verbose = bool(args.get("verbose"))
+        self._start_ms: float | None = None  # this call started the engine, and took so long to
+
+    def hint(self, text: str) -> None:
+        """Advice beside the result (what is not done yet, what to run next). One way for every
+        command: printed after its human output, under `"hints"` with `--json` (CLI.md), and
+        dropped with THRUM_NO_HINTS=1, so scripts and agents can turn the advice off."""
+        if hints_wanted():
+            self.hints.append(text)
 
     @property
     def layout(self) -> Layout:
@@ -272,10 +282,12 @@ class Ctx:
                 from thrum_engine.daemon.control import StartFailed
                 from thrum_engine.daemon.control import start as start_engine
 
+                began = time.monotonic()
                 try:
                     start_engine(self.layout)
                 except StartFailed as exc:
                     raise CliError(str(exc)) from None
+                self._start_ms = (time.monotonic() - began) * 1000
                 client = connect_engine(self.layout)
             if client is None:
                 raise CliError("the engine is not running: start it with `thrum daemon start`")
@@ -302,6 +314,30 @@ class Ctx:
         params = dict(params or {})
         if as_caller and self.me:
             params.setdefault("caller", self.me)
+        if not self.verbose:
+            return self._call(method, params, timeout, start, retry)
+        began, outcome = time.monotonic(), "failed"
+        try:
+            result = self._call(method, params, timeout, start, retry)
+            outcome = "ok"
+            return result
+        finally:
+            self._trace(method, began, outcome)
+
+    def _trace(self, method: str, began: float, outcome: str) -> None:
+        """`--verbose`: what the call to the engine was, on stderr (stdout stays the result): the
+        socket, the method, whether this call had to start the engine, and the round trip."""
+        took = (time.monotonic() - began) * 1000
+        if self._start_ms is not None:
+            how = f"started the engine for this call ({self._start_ms:.0f} ms of it)"
+            self._start_ms = None
+        else:
+            how = "engine already running" if self._client is not None else "no engine"
+        sys.stderr.write(
+            f"thrum: {method} via {self.layout.socket_path}: {outcome} in {took:.1f} ms, {how}\n"
+        )
+
+    def _call(self, method: str, params: dict, timeout: float | None, start: bool, retry: bool) -> dict:
         with engine_errors(method):
             try:
                 for pause in RETRY_PAUSES if retry else ():
@@ -369,9 +405,13 @@ class Ctx:
 
     def emit(self, result, human) -> int:
         if self.json:
+            if self.hints and isinstance(result, dict):
+                result = {**result, "hints": self.hints}
             print_json(result)
         elif not self.quiet:
             human(result)
+            for text in self.hints:
+                line("  " + text)
         return 0
 
     def close(self) -> None:

@@ -69,7 +69,9 @@ def _require_agent(ctx: Ctx, name: str) -> None:
     from thrum_engine.cli.call import identity_home
 
     if identity_home(ctx.layout, name) is None:
-        raise CliError(f"--agent @{name}: no agent by that name in this repo's worktrees, and no context synced for one")
+        raise CliError(
+            f"--agent @{name}: no agent by that name in this repo's worktrees, and no context synced for one"
+        )
 
 
 def _input(ctx: Ctx) -> str:

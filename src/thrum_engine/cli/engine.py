@@ -19,15 +19,13 @@ def start(ctx: Ctx) -> int:
         raise CliError(str(exc)) from None
     local = control.local_session(ctx.layout)
     r = {"running": True, "pid": pid, "started": started, "repo_path": ctx.layout.repo, "local_only": local}
-
-    def human(r: dict) -> None:
-        line(f"✓ Engine {'started' if r['started'] else 'already running'} (pid {r['pid']})")
-        if ctx.args["local"] and not local:  # it was running, syncing: --local did not apply to it
-            line("! it was started without --local: `thrum daemon restart --local` makes it local-only")
-        elif local and not ctx.args["local"]:
-            line("! local-only: the last engine was started with --local and not stopped since")
-
-    return ctx.emit(r, human)
+    if ctx.args["local"] and not local:  # it was running, syncing: --local did not apply to it
+        ctx.hint("! it was started without --local: `thrum daemon restart --local` makes it local-only")
+    elif local and not ctx.args["local"]:
+        ctx.hint("! local-only: the last engine was started with --local and not stopped since")
+    return ctx.emit(
+        r, lambda r: line(f"✓ Engine {'started' if r['started'] else 'already running'} (pid {r['pid']})")
+    )
 
 
 def _stop(ctx: Ctx) -> int | None:
@@ -121,6 +119,7 @@ def status(ctx: Ctx) -> int:
     pending = (info.get("settings") or {}).get("restart_needed") or []
     if pending:  # changed in config.json, but only a start takes them up
         r["restart_needed"] = pending
+        ctx.hint(f"! {', '.join(pending)} changed: takes effect after `thrum daemon restart`")
     return ctx.emit(
         r,
         lambda r: (
@@ -129,7 +128,6 @@ def status(ctx: Ctx) -> int:
                 f" v{r['version']}, sync {r['sync']}"
             ),
             bad and line(f"! settings: {bad}"),
-            pending and line(f"! {', '.join(pending)} changed: takes effect after `thrum daemon restart`"),
         ),
     )
 
@@ -196,11 +194,11 @@ def doctor(ctx: Ctx) -> int:
             line(f"✗ {prob}")
         if r["ok"]:
             line("✓ journal and projection agree")
-        elif r.get("rebuild_safe", True):
-            line("Run `thrum doctor rebuild` to rebuild the projection.")
-        else:
+        elif not r.get("rebuild_safe", True):
             line("Do not rebuild yet: the journal holds fewer events than the projection (see above).")
 
+    if not r["ok"] and r.get("rebuild_safe", True):
+        ctx.hint("Run `thrum doctor rebuild` to rebuild the projection.")
     ctx.emit(r, human)
     return 0 if r["ok"] else 1
 

@@ -84,10 +84,11 @@ def send(ctx: Ctx) -> int:
     params["idempotency_key"] = idempotency_key(ctx)
     r = ctx.call("message.send", params, retry=True)
 
+    delivery_hints(ctx, r)
+
     def human(r: dict) -> None:
         if not report_held(r):
             line(f"{_sent_mark(r)}: {r['message_id']} → {_at(r['recipients'])}{_ask_note(r)}{_again(r)}")
-            report_undelivered(r)
         if r.get("review_id"):  # `--ref review:request`: the message asked for review
             line(f"✓ Review requested: {r['review_id']}")
 
@@ -127,13 +128,16 @@ def report_held(r: dict) -> bool:
         return False
     line(f"⏸ Message held, not delivered: {r['message_id']} → {_at(r['recipients'])}")
     line(f"  {r['held']}")
-    line("  The operator was told and can release it (`thrum held`, `thrum release`).")
     return True
 
 
-def report_undelivered(r: dict) -> None:
+def delivery_hints(ctx: Ctx, r: dict) -> None:
+    """What a send or a reply has not done yet, as hints: who could not be shown it, or who can
+    release it when it is held."""
+    if r.get("held"):
+        ctx.hint("The operator was told and can release it (`thrum held`, `thrum release`).")
     for u in r.get("undelivered") or ():
-        line(f"  ⚠ not yet delivered to @{u['recipient']}: {u['reason']}")
+        ctx.hint(f"⚠ not yet delivered to @{u['recipient']}: {u['reason']}")
 
 
 def reply(ctx: Ctx) -> int:
@@ -145,6 +149,7 @@ def reply(ctx: Ctx) -> int:
     }
     ask_flags(ctx, params)
     r = ctx.call("message.reply", params, retry=True)
+    delivery_hints(ctx, r)
 
     def human(r: dict) -> None:
         if report_held(r):
@@ -152,7 +157,6 @@ def reply(ctx: Ctx) -> int:
         mark = _sent_mark(r, "Reply")
         thread = f" (thread {r['thread_id']})" if r.get("thread_id") else ""
         line(f"{mark}: {r['message_id']} → {_at(r['recipients'])}{thread}{_ask_note(r)}{_again(r)}")
-        report_undelivered(r)
 
     return ctx.emit(r, human)
 
@@ -232,6 +236,8 @@ def inbox(ctx: Ctx) -> int:
     if not ctx.json:
         params["fields"] = SHOWN
     r = ctx.call("message.inbox", params)
+    if r.get("truncated") and r.get("next_offset") is not None:
+        ctx.hint(f"page cut short by its size: `thrum inbox --offset {r['next_offset']}` for the next ones")
 
     def human(r: dict) -> None:
         first = r.get("offset", (r["page"] - 1) * r["page_size"]) + 1
@@ -244,8 +250,6 @@ def inbox(ctx: Ctx) -> int:
         for m in r["messages"]:
             print_message(m)
         line(f"Showing {first}-{first + len(r['messages']) - 1} of {r['total']} · {r['unread']} unread")
-        if r.get("truncated") and r.get("next_offset") is not None:
-            line(f"(page cut short by its size: `thrum inbox --offset {r['next_offset']}` for the next ones)")
 
     return ctx.emit(r, human)
 

@@ -4,6 +4,7 @@ The JSON writer is hand-rolled over `lightjson.encode_str` so printing does
 not import the `json` package (and `re` with it) on the hot path.
 """
 
+import os
 import sys
 
 from thrum_engine.rpc.lightjson import encode_str as _enc  # keeps non-ASCII readable
@@ -53,3 +54,9 @@ def error(message: str) -> None:
 def line(text: str = "") -> None:
     """One piece of human output: what it quotes from others cannot drive the terminal."""
     sys.stdout.write(terminal_safe(text) + "\n")
+
+
+def hints_wanted() -> bool:
+    """THRUM_NO_HINTS=1 (CLI.md) silences every hint, in human output and under `--json` alike:
+    a script that parses the output gets the result alone."""
+    return os.environ.get("THRUM_NO_HINTS", "") in ("", "0")

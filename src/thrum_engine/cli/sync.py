@@ -21,6 +21,8 @@ def _cycle_line(c: dict) -> str:
 
 def status(ctx: Ctx) -> int:
     r = ctx.call("sync.status", {})
+    if r.get("last_error") and r.get("remote"):  # failures back the timer off: how to look, how not to wait
+        ctx.hint("check the remote with `git remote -v`; `thrum sync force` tries again now")
 
     def human(r: dict) -> None:
         line(f"Sync: {r['mode']} ({r['why']})")
@@ -35,8 +37,6 @@ def status(ctx: Ctx) -> int:
         line(f"  last sync: {r['last_sync_at'] or 'never'}")
         if r.get("last_error"):
             line(f"  last error: {r['last_error']} ({r['failures']} failed in a row)")
-            if r.get("remote"):  # failures back the timer off: say how to look, and how not to wait
-                line("  check the remote with `git remote -v`; `thrum sync force` tries again now")
         if r.get("pending_writes"):
             line("  local writes waiting for the next cycle")
         if r.get("unpushed_commits"):

@@ -200,7 +200,9 @@ def connect(ctx: Ctx) -> int:
     attach = attach_command(r.get("socket_name"), target, dict(os.environ), to="your shell")
     if "attach-session" in attach.argv and not os.isatty(0):
         # tmux would say only `open terminal failed: not a terminal`, without our `Error:` shape.
-        raise CliError(f"tmux connect needs a terminal: run it from an interactive shell to attach to {target}")
+        raise CliError(
+            f"tmux connect needs a terminal: run it from an interactive shell to attach to {target}"
+        )
     ctx.close()
     sys.stdout.flush()
     os.execvpe("tmux", attach.argv, attach.env)
