@@ -553,8 +553,8 @@ def main(argv: list[str] | None = None) -> int:
                 if given
                 else f"{group} needs a subcommand: {choices}"
             )
-        elif only_globals(argv):
-            error(only_globals(argv))
+        elif (missing := only_globals(argv)) is not None:
+            error(missing)
         elif head.startswith("-"):
             error(f"unknown flag: {head}")
         else:
