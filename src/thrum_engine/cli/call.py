@@ -333,9 +333,8 @@ class Ctx:
             self._start_ms = None
         else:
             how = "engine already running" if self._client is not None else "no engine"
-        sys.stderr.write(
-            f"thrum: {method} via {self.layout.socket_path}: {outcome} in {took:.1f} ms, {how}\n"
-        )
+        sock = self._client.path if self._client is not None else self.layout.socket_path  # the one used
+        sys.stderr.write(f"thrum: {method} via {sock}: {outcome} in {took:.1f} ms, {how}\n")
 
     def _call(self, method: str, params: dict, timeout: float | None, start: bool, retry: bool) -> dict:
         with engine_errors(method):
