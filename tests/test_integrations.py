@@ -437,19 +437,9 @@ def test_a_session_start_run_by_two_installed_layers_briefs_once(repo):
     layers' hooks; each session start briefed the agent twice."""
     alice = repo.agent("alice", "implementer")
     alice.ok("init", "--runtime", "codex", "--non-interactive")
-    start = {
-        "session_id": "dup",
-        "cwd": str(alice.cwd),
-        "hook_event_name": "SessionStart",
-        "source": "startup",
-    }
-    once = alice.run("hook", "session-start", "--runtime", "codex", input=json.dumps(start))
-    twice = alice.run("hook", "session-start", "--runtime", "codex", input=json.dumps(start))
-    assert "# You are @alice" in once.out and twice.code == 0 and twice.out == "", twice.out
-    other = alice.run(
-        "hook", "session-start", "--runtime", "codex", input=json.dumps({**start, "session_id": "new"})
-    )
-    assert "# You are @alice" in other.out  # another session is briefed
+    assert "# You are @alice" in codex_session_start(alice, "dup")
+    assert codex_session_start(alice, "dup", briefed=False) == ""
+    codex_session_start(alice, "new")  # another session is briefed
 
 
 def test_prime_without_thrum_or_engine_exits_0_with_a_helpful_line(repo, tmp_path):
@@ -498,17 +488,18 @@ def test_doctor_integrations_starts_the_mcp_server_through_the_sdk_client(repo):
     assert "send_message" in found[0]["detail"] and "wait_for_message" in found[0]["detail"]
 
 
-def codex_session_start(agent) -> None:
+def codex_session_start(agent, session: str = "s1", *, briefed: bool = True) -> str:
     """What Codex runs before its first model request: the installed SessionStart hook, with the
-    worktree as the `cwd` in its stdin."""
+    worktree as the `cwd` in its stdin; what it printed (a briefing, unless `briefed` is False)."""
     payload = {
-        "session_id": "s1",
+        "session_id": session,
         "cwd": str(agent.cwd),
         "hook_event_name": "SessionStart",
         "source": "startup",
     }
     r = agent.run("hook", "session-start", "--runtime", "codex", input=json.dumps(payload))
-    assert r.code == 0 and "# You are @" in r.out, r.err
+    assert r.code == 0 and ("# You are @" in r.out) == briefed, (r.err, r.out)
+    return r.out
 
 
 def test_doctor_integrations_passes_a_codex_worktree_whose_hooks_fired(repo):

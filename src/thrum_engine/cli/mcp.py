@@ -36,7 +36,7 @@ def serve(ctx: Ctx) -> int:
     import asyncio
     import logging
 
-    from thrum_engine.mcp.server import serve as run_server
+    from thrum_engine.mcp.server import ThrumMcp
 
     # stdout is the protocol: anything else goes to stderr, which the runtime keeps as the server's log.
     logging.basicConfig(
@@ -51,7 +51,7 @@ def serve(ctx: Ctx) -> int:
         )
     try:
         served = None if refusal else ctx.layout.served_socket
-        asyncio.run(run_server(socket_path, agent, mode, refusal, served))  # type: ignore[arg-type]
+        asyncio.run(ThrumMcp(socket_path, agent, mode, refusal, served).run_stdio())  # type: ignore[arg-type]
     except KeyboardInterrupt:
         return 130
     return 0

@@ -321,13 +321,3 @@ class ThrumMcp:
         return types.CallToolResult(
             content=[types.TextContent(text=_text(result))], structured_content=result
         )
-
-
-async def serve(
-    socket_path: str,
-    agent: str | None,
-    mode: ChannelMode = "auto",
-    refusal: str = "",
-    served: Callable[[], str | None] | None = None,
-) -> None:
-    await ThrumMcp(socket_path, agent, mode, refusal, served).run_stdio()
