@@ -62,6 +62,8 @@ async def test_journal_lines_and_answers_of_a_real_engine_are_the_stdlib_bytes(e
     for body in BODIES:
         sent.append(await call("message.send", {"body": body, "to": ["@bob", "@carol"]}, "alice"))
     for s in STRUCTURED:
+        if "nan" in s:  # a send refuses what JSON has no words for (session 22): tested on its own below
+            continue
         await call("message.send", {"body": "data", "to": ["@bob"], "structured": s}, "alice")
     await call("message.send", {"body": "all", "to": ["@everyone"], "scopes": ["module:auth"]}, "carol")
     await call("message.reply", {"message_id": sent[0]["message_id"], "body": "re \u00e9"}, "bob")
@@ -76,7 +78,7 @@ async def test_journal_lines_and_answers_of_a_real_engine_are_the_stdlib_bytes(e
     lines = []
     for shard in Path(engine.layout.journal_dir).glob("*.jsonl"):
         lines += shard.read_bytes().splitlines(keepends=True)
-    assert len(lines) >= 19
+    assert len(lines) >= 18
     for line in lines:
         ev = json.loads(line)
         assert line == stdlib_line(ev)  # what the engine wrote with orjson in the loop

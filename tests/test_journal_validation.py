@@ -171,7 +171,6 @@ POISON: dict[str, bytes] = {
     "agent name a path": line(register(11, "../../evil")),
     "agent named all": line(register(11, "all")),
     "agent name an option": line(register(11, "--force")),
-    "agent name its role": line(register(11, "carol") | {"data": {"name": "carol", "role": "carol"}}),
     "huge body": line(message(11, "y" * (17 * 1024 * 1024))),
     "not an object": b"[1, 2, 3]\n",
 }

@@ -72,11 +72,14 @@ def shape_problem(ev: dict, counts: EventCheck | None = None) -> str | None:
         value = repr(first.get("input"))
         return f"{etype!r} event: {where}: {first.get('msg')} (got {value[:60]})"
     if etype == "agent.register":
-        # The name rules hold for lines from other clones and other Thrums too: `../../evil`, `all`
-        # or a name equal to its role got broadcasts and could never be deleted (reliability
-        # probe, session 22, R3).
-        data = ev["data"]
-        found = names.agent_name_problem(data["name"], data["role"])
+        # A name from another clone or another Thrum is still never a path, an option or an address
+        # word: `../../evil`, `--force` or `all` got broadcasts and could never be deleted
+        # (reliability probe, session 22, R3). The softer rules (a role's word, the agent's own
+        # role) are the registering command's: an older journal may hold such a name, harmless.
+        name = ev["data"]["name"]
+        found = names.problem("agent", name) or (
+            names.reserved_problem(name) if name in names.ADDRESS_WORDS | names.AUTHOR_WORDS else None
+        )
         if found:
             return f"'agent.register' event: {found}"
     if counts is not None:
