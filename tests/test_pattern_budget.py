@@ -132,7 +132,18 @@ def test_patterns_are_sized_before_they_compile():
     ):
         assert expanded_size(ok) < 300, ok
         compile_pattern(ok)
+    # a range is a loop past its minimum: cheap, whatever its maximum (a review of session 22)
+    for ok in (
+        r".{0,20000}",
+        r"\d{1,65535}",
+        r"(?:ab){0,60000}",
+        r"token=[A-Za-z0-9]{0,20000}",
+        "(?x) a b # c",
+    ):
+        assert expanded_size(ok) < 50, ok
+        compile_pattern(ok)
     assert expanded_size("(?:x{300}){300}") > MAX_EXPANDED
+    assert expanded_size("(?:x{300}){300,}") > MAX_EXPANDED  # an open repeat copies its minimum
     assert expanded_size("(x{200}|y{200}){200}") > MAX_EXPANDED  # branches add up
     with pytest.raises(PatternError, match="expand to"):
         compile_pattern("(?:(?:x{30}){30}){30}")

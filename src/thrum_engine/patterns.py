@@ -43,10 +43,11 @@ class PatternTimeout(Exception):
         self.text = text
 
 
-# How many items a pattern's counted repeats may expand to. `regex` compiles `x{1000}` as a thousand
-# copies, so its time and memory grow with the product of nested counts: `(?:x{2000}){2000}` held the
-# event loop 3 s and `(?:x{3500}){3500}` took 2.5 GB (reliability probe, session 22, R2); a compile
-# cannot be interrupted, so the count is checked first. 10,000 compiles in ~40 ms here.
+# How many items a pattern's counted repeats may expand to. `regex` compiles a repeat's minimum as
+# that many copies (`x{1000}` and `x{1000,}` are a thousand; `x{0,1000}` is a loop), so time and memory
+# grow with the product of nested minimums: `(?:x{2000}){2000}` held the event loop 3 s and
+# `(?:x{3500}){3500}` took 2.5 GB (reliability probe, session 22, R2); a compile cannot be
+# interrupted, so the count is checked first. 10,000 compiles in ~40 ms here.
 MAX_EXPANDED = 10_000
 
 
@@ -66,20 +67,40 @@ def compile_pattern(pattern: str, *, multiline: bool = False) -> Pattern:
 
 
 def _count(pattern: str, at: int) -> tuple[int, int] | None:
-    """The `{m}`, `{m,}`, `{m,n}` or `{,n}` at `at`: (how many copies it makes, where it ends); None
-    when the brace is a literal one, as `re` reads it."""
+    """The `{m}`, `{m,}`, `{m,n}` or `{,n}` at `at`: (how many copies it makes: its minimum, where it
+    ends); None when the brace is a literal one, as `re` reads it."""
     end = pattern.find("}", at)
     if end < 0:
         return None
     low, comma, high = pattern[at + 1 : end].partition(",")
     if not (low.isdigit() or (comma and not low)) or (high and not high.isdigit()) or (not low and not high):
         return None
-    return max(int(high) if high else int(low), 1), end + 1
+    return max(int(low or 0), 1), end + 1
+
+
+def _group_body(pattern: str, at: int) -> tuple[int, bool]:
+    """Where the body of the group opening at `at` starts, past `?:`, `?P<name>`, `?=`, `?<!`, ...;
+    and whether it is a group at all (`(?i)`, inline flags alone, is not)."""
+    i = at + 1
+    if not pattern.startswith("?", i):
+        return i, True
+    i += 1
+    if pattern.startswith(("P<", "<"), i) and not pattern.startswith(("<=", "<!"), i):
+        close = pattern.find(">", i)
+        return (len(pattern) if close < 0 else close + 1), True
+    if pattern.startswith(("=", "!", ">", ":", "|"), i) or pattern.startswith(("<=", "<!"), i):
+        return i + (2 if pattern.startswith("<", i) else 1), True
+    while i < len(pattern) and (pattern[i].isalpha() or pattern[i] == "-"):
+        i += 1  # inline flags: `(?i)` alone, or `(?i:...)` scoped
+    if pattern.startswith(":", i):
+        return i + 1, True
+    return i + 1 if pattern.startswith(")", i) else i, not pattern.startswith(")", i)
 
 
 def expanded_size(pattern: str) -> int:
-    """About how many items `pattern` compiles to: each atom one, a counted repeat its count times
-    what it repeats, the branches of an alternation added; `*`, `+` and `?` are loops, not copies.
+    """About how many items `pattern` compiles to: each atom one, a counted repeat its minimum times
+    what it repeats, the branches of an alternation added; `*`, `+`, `?` and what a range adds past
+    its minimum are loops, not copies.
     A rough reading of the syntax (escapes, classes, groups), enough to size the work."""
     frames = [[0, 0, 0]]  # per open group: (finished branches, this branch, the last item)
     i, n = 0, len(pattern)
@@ -98,8 +119,9 @@ def expanded_size(pattern: str) -> int:
             close = pattern.find(")", i)
             i = n if close < 0 else close + 1
         elif c == "(":
-            frames.append([0, 0, 0])
-            i += 1
+            i, opens = _group_body(pattern, i)
+            if opens:
+                frames.append([0, 0, 0])
         elif c == ")" and len(frames) > 1:
             done = frames.pop()
             inner = done[0] + done[1]
