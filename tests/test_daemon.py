@@ -555,3 +555,19 @@ def test_an_engine_started_on_another_thrum_socket_is_found_by_every_caller(solo
     assert hook.code == 0 and "alice" in hook.out, hook.out
     alice.ok("daemon", "stop")
     wait_until(lambda: daemon_pids(repo) == [], what="stopped through the other socket")
+
+
+def test_a_stale_pid_file_never_sends_calls_to_another_repos_engine(make_repo):
+    """A review of session 22: the pid file of an engine killed -9 named a socket another repo's
+    engine took since; callers went there (`daemon status` showed the other repo). Only the engine
+    whose pid the file names counts."""
+    a, b = make_repo(), make_repo()
+    a.agent("alice", "implementer")
+    b.agent("bob", "implementer")
+    a.stop()
+    b_socket = layout_of(b).socket_path
+    Path(layout_of(a).pid_path).write_text(json.dumps({"pid": 999_999, "socket": b_socket}))
+    r = a.run("daemon", "status", "--json")
+    assert r.code == 1 and r.json["running"] is False, r.out
+    assert a.run("team").code == 0  # starts a's own engine
+    assert json.loads(a.ok("daemon", "status", "--json").out)["repo_path"] == str(a.path)

@@ -321,19 +321,24 @@ class Layout:
         digest = hashlib.sha1(self.repo.encode()).hexdigest()[:16]
         return os.path.join(socket_fallback_dir(), f"{digest}.sock")
 
-    def served_socket(self) -> str | None:
-        """The socket the running engine says it serves (its pid file), when that is not
+    def served_engine(self) -> tuple[str, int] | None:
+        """(socket, pid) the running engine recorded in its pid file, when the socket is not
         `socket_path`: an engine started by a command whose environment named another THRUM_SOCKET
         serves there, and every other caller finds it through this (contract walk, session 22: one
-        such command locked every agent out). Read only once `socket_path` did not answer."""
+        such command locked every agent out). Whoever answers there must be that pid: a stale file
+        naming a socket another repo's engine took since must not send this repo's calls there.
+        Read only once `socket_path` did not answer."""
         import json
 
         try:
             with open(self.pid_path, encoding="utf-8") as fh:
-                path = json.load(fh).get("socket")
+                data = json.load(fh)
+            path, pid = data.get("socket"), data.get("pid")
         except (OSError, ValueError, AttributeError):
             return None
-        return path if isinstance(path, str) and path and path != self.socket_path else None
+        if not (isinstance(path, str) and path and path != self.socket_path and type(pid) is int):
+            return None
+        return path, pid
 
     @property
     def git_dir(self) -> str:

@@ -50,7 +50,7 @@ def serve(ctx: Ctx) -> int:
             "%s (in %s): tools that need one will say so", why, os.getcwd()
         )
     try:
-        served = None if refusal else ctx.layout.served_socket
+        served = None if refusal else ctx.layout.served_engine
         asyncio.run(ThrumMcp(socket_path, agent, mode, refusal, served).run_stdio())  # type: ignore[arg-type]
     except KeyboardInterrupt:
         return 130

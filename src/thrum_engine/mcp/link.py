@@ -40,10 +40,10 @@ class EngineRefused(Exception):
 
 class EngineLink:
     def __init__(
-        self, socket_path: str, caller: str | None, served: Callable[[], str | None] | None = None
+        self, socket_path: str, caller: str | None, served: Callable[[], tuple[str, int] | None] | None = None
     ) -> None:
         self.socket_path = socket_path
-        # Where the engine says it serves when `socket_path` does not answer (`Layout.served_socket`:
+        # Where the engine says it serves when `socket_path` does not answer (`Layout.served_engine`:
         # an engine started under another THRUM_SOCKET).
         self.served = served
         self.caller = caller
@@ -64,7 +64,10 @@ class EngineLink:
             try:
                 if other is None:
                     raise
-                reader, writer = await asyncio.open_unix_connection(other, limit=LINE_LIMIT)
+                reader, writer = await asyncio.open_unix_connection(other[0], limit=LINE_LIMIT)
+                if peer_credentials(writer.get_extra_info("socket"))[0] != other[1]:
+                    writer.close()  # another engine took that socket since: not this repo's
+                    raise OSError(exc.errno, exc.strerror)
             except OSError:
                 raise EngineDown(
                     f"the engine is not running ({exc.strerror or exc}): start it with `thrum daemon start`"

@@ -179,7 +179,7 @@ class ThrumMcp:
         agent: str | None,
         mode: ChannelMode = "auto",
         refusal: str = "",
-        served: Callable[[], str | None] | None = None,
+        served: Callable[[], tuple[str, int] | None] | None = None,
     ) -> None:
         self.state = State(EngineLink(socket_path, agent, served), agent, mode, refusal)
         self.server: Server[State] = Server(

@@ -242,12 +242,15 @@ class Client:
 
 def connect_engine(layout: "Layout", timeout: float | None = 60.0) -> "Client | None":
     """A connection to the repo's engine, or None when none answers: on `layout.socket_path`, else
-    on the socket its pid file names (`Layout.served_socket`)."""
+    on the socket its pid file names, served by the pid it names (`Layout.served_engine`)."""
     client = try_connect(layout.socket_path, timeout)
     if client is None:
-        other = layout.served_socket()
-        if other is not None:
-            client = try_connect(other, timeout)
+        served = layout.served_engine()
+        if served is not None:
+            client = try_connect(served[0], timeout)
+            if client is not None and client.peer_pid != served[1]:
+                client.close()  # another engine took that socket since: not this repo's
+                client = None
     return client
 
 
