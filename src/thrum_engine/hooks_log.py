@@ -71,6 +71,7 @@ class AgentHooks:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     consecutive_blocks: int = 0
     briefed_at: float = 0.0  # the last briefing a hook gave (session start, or after a compaction)
+    briefing_gave_note: bool = False  # the briefing being answered shows the pre-compact note
 
 
 @dataclass
@@ -233,10 +234,18 @@ async def _briefing(engine: Engine, me: str, ag: AgentHooks) -> tuple[list[str],
     data = await prime_data(engine, me)
     briefed = [m["message_id"] for m in data["recent_unread"]]
     shown = await hook_reads.unsurfaced_among(engine.store, me, briefed)
-    ag.briefed_at = time.time()
-    if data.get("context") and _SECTION.search(data["context"]):
-        await asyncio.to_thread(_drop_compact_note, os.path.join(engine.layout.context_dir, f"{me}.md"))
+    ag.briefing_gave_note = bool(data.get("context") and _SECTION.search(data["context"]))
     return shown, briefing_text.render(data)
+
+
+async def _briefing_delivered(engine: Engine, me: str, ag: AgentHooks) -> None:
+    """The briefing reached the runtime: no re-briefing owed, and its pre-compact note is spent.
+    Not before the answer is known to go out: a hook that gave up showed nothing (a review of
+    session 22: the note was gone and no re-briefing came)."""
+    ag.briefed_at = time.time()
+    if ag.briefing_gave_note:
+        ag.briefing_gave_note = False
+        await asyncio.to_thread(_drop_compact_note, os.path.join(engine.layout.context_dir, f"{me}.md"))
 
 
 def _drop_compact_note(path: str) -> None:
@@ -266,6 +275,7 @@ async def fire(engine: Engine, caller: Caller, p: HookFireParams) -> dict:
         and bool(p.session)
         and rec.get("session") == p.session
         and rec.get("source", "") == p.source
+        and not rec.get("unanswered")  # the first gave up: this one is the briefing
         and now - float(rec.get("at", 0)) < DUPLICATE_SECONDS
     )
     ag.fired[p.event] = {"at": now, "runtime": p.runtime, "count": int(rec.get("count", 0)) + 1}
@@ -288,15 +298,17 @@ async def _answer(
     for a caller that has hung up, and the next hook shows it."""
     shown: list[str] = []
     rebrief = p.runtime in REBRIEF_AFTER_COMPACT and _compacted_since_briefing(ag)
-    if p.event == "session-start" or (
+    briefing = p.event == "session-start" or (
         rebrief and p.event == "prompt-submit" and p.runtime not in NO_PROMPT_CONTEXT
-    ):
+    )
+    if briefing:
         shown, out["context"] = await _briefing(engine, me, ag)
         ag.consecutive_blocks = 0
         if p.event == "prompt-submit":
             out["context"] = await _with_open_asks(engine, me, out["context"])
     elif rebrief and p.event == "stop" and p.runtime in NO_PROMPT_CONTEXT:  # Cursor: only its stop speaks
         shown, out["block"] = await _briefing(engine, me, ag)
+        briefing = True
         ag.consecutive_blocks += 1
     elif p.event == "prompt-submit" and p.runtime in NO_PROMPT_CONTEXT:
         ag.consecutive_blocks = 0
@@ -322,6 +334,8 @@ async def _answer(
         if out["block"]:
             ag.consecutive_blocks -= 1  # a block nobody saw is not one of the runtime's blocks
         return {"recorded": True, "context": None, "block": None}
+    if briefing:
+        await _briefing_delivered(engine, me, ag)
     if shown:  # into the ledger before the answer: the next hook (or a restarted engine) reads it back
         from thrum_engine import delivery_paths
 
