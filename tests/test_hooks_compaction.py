@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from pathlib import Path
 
 from conftest import start_inproc_engine
 from thrum_engine.engine.caller import Caller
@@ -28,12 +29,12 @@ async def test_a_rebriefing_nobody_received_is_owed_still_and_keeps_its_note(tmp
         await e.call("agent.register", {"name": "alice", "role": "dev"}, Caller())
         assert "# You are @alice" in (await fire(e, "session-start"))["context"]
         saved = (await fire(e, "pre-compact"))["saved"]
-        assert "Before the last compaction" in open(saved).read()
+        assert "Before the last compaction" in Path(saved).read_text()
         assert (await fire(e, "prompt-submit", hung_up=True))["context"] is None
-        assert "Before the last compaction" in open(saved).read()  # nobody saw it: kept
+        assert "Before the last compaction" in Path(saved).read_text()  # nobody saw it: kept
         again = (await fire(e, "prompt-submit"))["context"]
         assert again.startswith("# You are @alice") and "Before the last compaction" in again
-        assert "Before the last compaction" not in open(saved).read()
+        assert "Before the last compaction" not in Path(saved).read_text()
         later = (await fire(e, "prompt-submit"))["context"] or ""
         assert "# You are @alice" not in later  # once
         assert os.path.exists(saved)
