@@ -171,6 +171,7 @@ POISON: dict[str, bytes] = {
     "agent name a path": line(register(11, "../../evil")),
     "agent named all": line(register(11, "all")),
     "agent name an option": line(register(11, "--force")),
+    "agent named system": line(register(11, "system")),
     "huge body": line(message(11, "y" * (17 * 1024 * 1024))),
     "not an object": b"[1, 2, 3]\n",
 }
@@ -546,5 +547,22 @@ async def test_an_agent_an_older_thrum_let_in_past_the_name_rules_can_be_deleted
             assert name in engine.agents
             r = await engine.call("agent.delete", {"name": name, "force": True}, Caller.trusted())
             assert r["deleted"] == name and name not in engine.agents
+    finally:
+        await engine.stop()
+
+
+async def test_what_an_older_thrum_accepted_and_readers_can_take_is_applied(layout):
+    """A review of session 22: an agent named `me` (reserved only since 2026-12-07) and a message
+    whose structured part nests 180 levels (listable before) were set aside whole by the new checks."""
+    await base(layout)
+    deep = json.loads("[" * 180 + "]" * 180)
+    write_shard(
+        layout, "alice", [line(register(11, "me")), line(message(12, "deep but readable", structured=deep))]
+    )
+    engine = await start(layout)
+    try:
+        assert "me" in engine.agents
+        assert await contents(engine) == ["deep but readable"]
+        assert engine.journal.rejected_records() == []
     finally:
         await engine.stop()

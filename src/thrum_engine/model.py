@@ -31,9 +31,10 @@ _OPEN = ConfigDict(strict=True, extra="allow")
 # How deep a message's `structured` value may nest. A send takes SEND_DEPTH; a journal line up to
 # READ_DEPTH: listings carry the value five or more levels below their answer's top, and a client
 # parses answers to a depth of 200 (rpc/lightjson.MAX_DEPTH), so a message accepted at 198 levels made
-# every later inbox and `sent` of its reader fail (reliability probe, session 22, R1).
+# every later inbox and `sent` of its reader fail (reliability probe, session 22, R1). Lines an older
+# Thrum accepted below that stay readable: the whole message would go with the line.
 SEND_DEPTH = 32
-READ_DEPTH = 150
+READ_DEPTH = 190  # what an answer can carry under the client's 200, five levels down and some to spare
 
 
 def json_problem(value: object, limit: int, *, finite: bool) -> str | None:

@@ -60,6 +60,11 @@ class EventCheck:
         }
 
 
+# The words CLI.md has always kept from agent names (`daemon system thrum all everyone broadcast`); the
+# ones reserved since (`me`, the role words) may be in an older journal, and are the command's to refuse.
+_NEVER = frozenset({"daemon", "system", "thrum", "all", "everyone", "broadcast"})
+
+
 def shape_problem(ev: dict, counts: EventCheck | None = None) -> str | None:
     """Why `ev` does not match its type's schema, or None. No duplicate check (see `EventCheck`)."""
     etype = ev.get("type")
@@ -77,9 +82,7 @@ def shape_problem(ev: dict, counts: EventCheck | None = None) -> str | None:
         # (reliability probe, session 22, R3). The softer rules (a role's word, the agent's own
         # role) are the registering command's: an older journal may hold such a name, harmless.
         name = ev["data"]["name"]
-        found = names.problem("agent", name) or (
-            names.reserved_problem(name) if name in names.ADDRESS_WORDS | names.AUTHOR_WORDS else None
-        )
+        found = names.problem("agent", name) or (names.reserved_problem(name) if name in _NEVER else None)
         if found:
             return f"'agent.register' event: {found}"
     if counts is not None:
