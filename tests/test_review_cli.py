@@ -476,3 +476,21 @@ def test_an_approval_of_nothing_is_refused(repo):
     ada = repo.agent("ada", "operator", worktree=False)
     assert_error(ada.run("review", "submit", "bob", "--approve"), "nothing of @bob's to approve")
     assert ada.json("review", "history")["events"] == []
+
+
+def test_a_comment_on_the_old_side_of_a_renamed_file_quotes_the_old_lines(repo):
+    """A review of session 22: the old side of a rename was looked up under the new name at the
+    merge base, so the console's comment on a removed line was refused as not there."""
+    assert repo.run("init").code == 0
+    commit(repo, repo.path, {"old_name.py": "a = 1\nb = 2\nc = 3\nd = 4\ne = 5\n"}, "base file")
+    alice = worktree_agent(repo, "alice", "implementer")
+    repo.git("mv", "old_name.py", "new_name.py", cwd=alice.cwd)
+    (alice.cwd / "new_name.py").write_text("a = 1\nb = 20\nc = 3\nd = 4\ne = 5\n")
+    repo.git("add", "-A", cwd=alice.cwd)
+    repo.git("commit", "-q", "-m", "rename and change", cwd=alice.cwd)
+    ada = repo.agent("ada", "operator", worktree=False)
+    for path in ("new_name.py", "old_name.py"):
+        draft = {"agent": "alice", "add": {"path": path, "line": 2, "side": "old", "body": "why 20?"}}
+        assert raw_call(ada, "review.draft", draft) == ""
+    pending = ada.json("review", "comments", "--agent", "alice")["pending"]
+    assert [c["quote"] for c in pending] == ["b = 2", "b = 2"], pending

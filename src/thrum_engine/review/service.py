@@ -264,12 +264,22 @@ def _lines_now(worktree: str, path: str) -> list[str] | None:
     return gitstate.working_file(worktree, path)
 
 
+def base_path(st: gitstate.BranchState, path: str, side: str) -> str:
+    """Where a comment's lines are at the merge base: a renamed file's old side is under its old
+    name (a review of session 22: the old side of a rename read as "not in the merge base")."""
+    if side == "old":
+        for f in st.files:
+            if f.path == path and f.old_path:
+                return f.old_path
+    return path
+
+
 def mark_outdated(worktree: str | None, st: gitstate.BranchState | None, comments: list[dict]) -> list[dict]:
     """Each comment with `outdated`: its lines no longer read as quoted (the agent changed or moved
     them), or its file left the diff. Blocking (reads files): run in a thread."""
     if worktree is None or st is None:
         return [{**c, "outdated": None} for c in comments]
-    in_diff = {f.path for f in st.files} | set(st.untracked)
+    in_diff = {f.path for f in st.files} | {f.old_path for f in st.files if f.old_path} | set(st.untracked)
     cache: dict[tuple[str, str], list[str] | None] = {}
     out = []
     for c in comments:
@@ -285,7 +295,7 @@ def mark_outdated(worktree: str | None, st: gitstate.BranchState | None, comment
                 cache[key] = (
                     _lines_now(worktree, path)
                     if side == "new"
-                    else gitstate.file_at(worktree, st.merge_base, path)
+                    else gitstate.file_at(worktree, st.merge_base, base_path(st, path, side))
                 )
             lines = cache[key]
             want = c["quote"].split("\n")
@@ -446,10 +456,11 @@ async def _new_comment(engine: Engine, wt: str, st: gitstate.BranchState, c: dic
     if side not in ("new", "old"):
         raise InvalidInput("side is new or old")
     in_diff = {f.path for f in st.files} | set(st.untracked)
-    if path not in in_diff:  # it would show as outdated at once (`mark_outdated`)
+    if path not in in_diff | ({f.old_path for f in st.files if f.old_path} if side == "old" else set()):
+        # it would show as outdated at once (`mark_outdated`)
         shown = ", ".join(sorted(in_diff)[:10]) + (", ..." if len(in_diff) > 10 else "")
         raise InvalidInput(f"{path} is not in the diff (the files changed: {shown or 'none'})")
-    quote = await asyncio.to_thread(quote_of, wt, st.merge_base, path, line, end, side)
+    quote = await asyncio.to_thread(quote_of, wt, st.merge_base, base_path(st, path, side), line, end, side)
     out = {"id": ids.new_id("cmt"), "path": path, "body": body, "side": side, "quote": quote, "head": st.head}
     if line is not None:
         out["line"] = line
