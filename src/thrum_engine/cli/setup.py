@@ -32,7 +32,7 @@ def role_preamble(ctx: Ctx, name: str, role: str, module: str = "") -> str:
     if mode == "skip":
         return DEFAULT_PREAMBLE.format(name=name, role=role)
     try:
-        team = ctx.call("agent.list", {})["agents"]
+        team = ctx.call("agent.list", {}, start=False)["agents"]
     except CliError:
         team = []  # no engine to ask: the role's address
     values = roles.RoleVars(
