@@ -43,11 +43,8 @@ class AgentActions(App[None]):
         def refresh_preview(self) -> None: ...
 
     def action_new_agent(self) -> None:
-        m = self.selected_member()
-        if m is not None and m["name"] != self.operator and m["state"] == "blocked" and m.get("session"):
-            # `n` on a blocked agent answers its dialog (y approves): the key a human reaches for.
-            self.answer_dialog(m["name"], m["session"], approve=False)
-            return
+        """`n` always opens New agent, as the footer says: on a blocked agent it once denied its
+        dialog, so `g` (which highlights that agent) then `n` answered No unasked (walk, bug 1)."""
         from thrum_tui.screens.new_agent import NewAgentScreen
 
         self.push_screen(
@@ -195,6 +192,13 @@ class AgentActions(App[None]):
             )
 
     def action_approve(self) -> None:
+        self._answer_selected(approve=True)
+
+    def action_deny(self) -> None:
+        """`N` (shift+n, "No"): a key that means nothing else, so no other intent can deny."""
+        self._answer_selected(approve=False)
+
+    def _answer_selected(self, *, approve: bool) -> None:
         got = self._session_or_warn()
         if got is None:
             return
@@ -202,7 +206,7 @@ class AgentActions(App[None]):
         if m is None or m["state"] != "blocked":
             self.notify(f"@{got[0]} is not waiting on a permission dialog", severity="warning")
             return
-        self.answer_dialog(*got, approve=True)
+        self.answer_dialog(*got, approve=approve)
 
     @work(group="actions", exit_on_error=False)
     async def answer_dialog(self, agent: str, session: str, *, approve: bool) -> None:

@@ -74,6 +74,7 @@ MAIN_SCREEN_ACTIONS = frozenset(
         "filter_team",
         "jump",
         "approve",
+        "deny",
         "relaunch",
         "review",
     }
@@ -144,6 +145,7 @@ class ThrumApp(AgentActions):
         Binding("R", "restart_agent", "restart", show=False),
         Binding("K", "kill_session", "kill", show=False),
         Binding("y", "approve", "approve", show=False),
+        Binding("N", "deny", "deny", show=False),
         Binding("L", "relaunch", "relaunch", show=False),
         Binding("v", "review", "review", show=False),
         Binding("w", "worktrees", "worktrees", show=False),

@@ -54,7 +54,7 @@ GROUPS: list[tuple[str, list[tuple[str, str]]]] = [
             ("R", "restart the runtime"),
             ("K", "kill the tmux session"),
             ("ctrl+c (pane)", "interrupt, after asking"),
-            ("y / n (blocked agent)", "approve / deny its permission dialog"),
+            ("y / N (blocked agent)", "approve / deny (shift+n: No) its permission dialog"),
             ("L", "relaunch an exited or killed agent in place"),
         ],
     ),
