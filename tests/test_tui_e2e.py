@@ -721,6 +721,28 @@ def test_the_first_frame_is_drawn_in_the_configured_theme(team, console, tmp_pat
     assert modules.read_text(encoding="utf-8").split()[0] == "theme=thrum-light"
 
 
+CRASH_PROBE = """
+import sys
+from thrum_tui import __main__ as console
+from thrum_tui.app import ThrumApp
+
+def crash(self):
+    raise RuntimeError("probe: the console crashed")
+
+ThrumApp.start_up = crash
+sys.exit(console.main(["--stop-engine"]))
+"""
+
+
+def test_a_crash_ends_the_console_with_a_non_zero_status(team, console):
+    """Walk, bug 3: after a traceback the console exited 0, so a script could not tell."""
+    repo, _alice, _bob = team
+    stop_daemon(repo)
+    console.start(python=("-c", CRASH_PROBE))
+    assert console.wait_exit() == 1, console.transcript()
+    assert "probe: the console crashed" in console.transcript()
+
+
 @pytest.mark.parametrize(
     ("setting", "value", "said"),
     [

@@ -10,7 +10,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from textual import events
 from textual.content import Content
+from textual.widgets import Static
 
 from conftest import send_many
 from thrum_tui.screens.confirm import Confirm
@@ -583,6 +585,25 @@ async def test_help_lists_every_binding(hosted):
             assert key in text
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_help_opened_and_closed_fast_never_crashes(hosted):
+    """Walk, bug 3: `?` then escape, fast, crashed with NoScreen: the help's focus event reached the
+    app after its dialog had been popped, and the app read that widget's `screen`."""
+    repo, _alice, _bob = hosted
+    async with console(repo) as (app, pilot):
+        for _ in range(15):
+            app.post_message(events.Key("question_mark", "?"))
+            app.post_message(events.Key("escape", None))
+        await pilot.pause(0.3)
+        # The same late event, deterministic: a focus event for a widget no longer on any screen.
+        gone = Static("gone")
+        await app.main_screen.mount(gone)
+        await gone.remove()
+        app.post_message(events.DescendantFocus(gone))
+        await pilot.pause(0.1)
+        assert app.return_code is None and app.screen is app.main_screen
+        assert app._focus_before_compose is not gone
 
 
 async def test_palette_runs_thrum_commands(hosted):

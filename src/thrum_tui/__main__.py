@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None, repo: str | None = None) -> int:
     # Never let engine logs reach the terminal the console draws on (the level follows the settings).
     setup_logging(os.path.join(layout.var, "console.log"), "INFO")
 
-    async def run() -> list[str]:
+    async def run() -> tuple[list[str], int]:
+        """The live agents to hand over, and the app's return code (non-zero: it crashed)."""
         from thrum_tui.app import ThrumApp
 
         live: list[str] = []
@@ -82,10 +83,10 @@ def main(argv: list[str] | None = None, repo: str | None = None) -> int:
                     live = await live_agents(engine)
                 except EngineCallFailed:
                     live = []
-        return live
+        return live, app.return_code or 0
 
     try:
-        live = asyncio.run(run())
+        live, crashed = asyncio.run(run())
         from thrum_engine.daemon import control
 
         if live:
@@ -105,7 +106,9 @@ def main(argv: list[str] | None = None, repo: str | None = None) -> int:
         return fail(f"could not start the engine: {exc}")
     except StartFailed as exc:  # the hand-over daemon did not come up
         return fail(str(exc))
-    return 0
+    # A crash (its traceback printed above) still hands the engine over, and then says so in the
+    # exit status: it exited 0 after a NoScreen traceback (walk, bug 3).
+    return crashed
 
 
 if __name__ == "__main__":

@@ -115,6 +115,13 @@ def needs_you(operator: str, members: list[dict], unread_from: dict[str, int], u
     )
 
 
+def on_screen(widget: Widget, screen: Screen) -> bool:
+    """`widget` is (still) on `screen`. An event about a widget arrives after the fact: `?` then
+    escape, fast, closed the help dialog before its focus event bubbled up here, and the widget's
+    `screen` raised NoScreen (walk, bug 3). Its ancestors never raise: detached, it has none."""
+    return screen in widget.ancestors
+
+
 def stream_mark(path: str) -> tuple[int, int] | None:
     """(size, mtime) of a pane's stream file: it changes exactly when the pane printed something."""
     try:
@@ -268,7 +275,7 @@ class ThrumApp(AgentActions):
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:
         """Remember the main screen's last focus outside the compose bar: a send returns there."""
         widget = event.widget
-        if not isinstance(widget, ComposeBar) and widget.screen is self.main_screen:
+        if not isinstance(widget, ComposeBar) and on_screen(widget, self.main_screen):
             self._focus_before_compose = widget
 
     def _composing_done(self) -> None:

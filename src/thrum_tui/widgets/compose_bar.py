@@ -120,7 +120,7 @@ class ComposeBar(Input):
         if suggestion:
             self.value = suggestion + " "
             self.cursor_position = len(self.value)
-        else:
+        elif self.is_attached:
             self.screen.focus_next()
 
     def keep_draft(self, text: str) -> None:
