@@ -691,6 +691,65 @@ async def test_fast_typing_in_a_dialog_lands_in_the_field_tab_moved_to(hosted):
         await until(pilot, lambda: dialog.steps, "ctrl+s creates")
 
 
+def footer_keys(screen) -> str:
+    """What the footer on top of `screen` shows: its keys and their labels."""
+    from textual.widgets import Footer
+
+    return " ".join(str(k.render()) for k in screen.query_one(Footer).query("FooterKey"))
+
+
+async def test_enter_in_a_form_s_last_field_submits_and_its_footer_says_how(hosted):
+    """Walk bug 6: Enter in "first prompt" went on to Cancel, a second Enter threw the form away;
+    the dialog's footer showed the main screen's keys, not ctrl+s. The monitor form had the same."""
+    repo, _alice, _bob = hosted
+    async with console(repo) as (app, pilot):
+        await pilot.press("n")
+        dialog = await until(pilot, lambda: isinstance(app.screen, NewAgentScreen) and app.screen)
+        await until(pilot, lambda: "submit" in footer_keys(dialog), "the dialog's own footer")
+        keys = footer_keys(dialog)
+        assert "cancel" in keys and "monitors" not in keys and "quit" not in keys, keys
+        dialog.query_one("#f-runtime").value = "shell"
+        dialog.query_one("#f-prompt").focus()
+        await pilot.press("enter")  # no name yet: submitted, and refused inline
+        await until(pilot, lambda: dialog.steps, "Enter in the last field submits")
+        assert app.screen is dialog and app.focused is not dialog.query_one("#cancel")
+        dialog.query_one("#f-name").value = "gwen"
+        dialog.query_one("#f-role").value = "tester"
+        await pilot.press("enter")
+        await until(pilot, lambda: any(s.startswith("✓ shell") for s in dialog.steps), "created", 40)
+        await pilot.press("escape")
+        await until(pilot, lambda: "gwen" in app.query_one(TeamTable).names, "gwen in the team")
+        screen, form = await new_monitor_form(
+            app, pilot, name="sched", watch="true", match="x", to=f"@{OPERATOR}"
+        )
+        form.query_one("#m-schedule").focus()
+        await pilot.press("enter")
+        await until(pilot, lambda: app.screen is screen, "Enter in the schedule field saves the rule")
+        assert [r["name"] for r in screen.rules] == ["sched"]
+
+
+async def test_new_agent_shows_only_the_latest_error_and_a_short_path(hosted):
+    """Walk bug 17: each failed Create added its error under the old ones, and a runtime not on
+    the PATH printed the whole PATH (five lines)."""
+    repo, _alice, _bob = hosted
+    (repo.path / ".thrum" / "runtimes.json").write_text(
+        json.dumps({"presets": {"ghost": {"extends": "claude", "command": ["thrum-no-such-runtime"]}}})
+    )
+    async with console(repo) as (app, pilot):
+        await until(pilot, lambda: "ghost" in app.runtimes, "the presets loaded")
+        await pilot.press("n")
+        dialog = await until(pilot, lambda: isinstance(app.screen, NewAgentScreen) and app.screen)
+        dialog.query_one("#create").press()
+        await until(pilot, lambda: dialog.steps and "needs a name and a role" in dialog.steps[-1])
+        dialog.query_one("#f-name").value = "ghosty"
+        dialog.query_one("#f-role").value = "impl"
+        dialog.query_one("#f-runtime").value = "ghost"
+        dialog.query_one("#create").press()
+        await until(pilot, lambda: "command not found" in dialog.steps[-1], "the PATH error")
+        assert len(dialog.steps) == 1, dialog.steps
+        assert "directories)" in dialog.steps[0] and ":/" not in dialog.steps[0], dialog.steps[0]
+
+
 async def test_new_agent_refuses_bad_input_inline(hosted):
     repo, _alice, _bob = hosted
     async with console(repo) as (app, pilot):

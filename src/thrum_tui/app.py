@@ -27,7 +27,7 @@ from thrum_tui.coalesce import Coalescer, Throttle
 from thrum_tui.commands import ThrumCommands
 from thrum_tui.engine_handle import OPERATOR_ROLE, Change, EngineCallFailed, EngineHandle
 from thrum_tui.messages import EngineChanged
-from thrum_tui.screens.base import LiveView
+from thrum_tui.screens.base import FormDialog, LiveView
 from thrum_tui.snippet import one_line
 from thrum_tui.theme_files import DEFAULT_THEME, load_themes
 from thrum_tui.widgets.compose_bar import ComposeBar, parse_compose
@@ -78,6 +78,10 @@ MAIN_SCREEN_ACTIONS = frozenset(
         "relaunch",
         "review",
     }
+)
+# The app's pages, opened from anywhere but a form (where their letters are typed into a field).
+PAGE_ACTIONS = frozenset(
+    {"monitors", "feed", "sync_page", "find", "help", "worktrees", "schedules", "asks", "quit"}
 )
 # Number keys focus the main screen's panels, as lazygit's do (walk, missing 9).
 PANELS = ("team", "conversation", "preview", "compose")
@@ -268,9 +272,11 @@ class ThrumApp(AgentActions):
         self.call_after_refresh(self.start_up)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        return not (
-            action in MAIN_SCREEN_ACTIONS and self.screen_stack and self.screen is not self.main_screen
-        )
+        top = self.screen_stack[-1] if self.screen_stack else None
+        if isinstance(top, FormDialog):
+            # A form's footer is its own keys (ctrl+s, escape); a letter there is typed, not a page.
+            return action not in MAIN_SCREEN_ACTIONS and action not in PAGE_ACTIONS
+        return not (action in MAIN_SCREEN_ACTIONS and top is not None and top is not self.main_screen)
 
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:
         """Remember the main screen's last focus outside the compose bar: a send returns there."""

@@ -6,6 +6,10 @@ leave (walk, session 18). Only the head of a body is ever squeezed; the rest is 
 
 from __future__ import annotations
 
+import re
+
+# A PATH-like list of three or more absolute directories, as an error quotes it.
+PATH_LIST = re.compile(r"/[^\s:;,]*(?::/[^\s:;,]*){2,}")
 LINE_CHARS = 400  # a list line's text at most: wider than any terminal, so nothing visible is lost
 VIEW_CHARS = 64 * 1024  # a thread view's body at most; `thrum message get ID` prints all of it
 
@@ -28,3 +32,14 @@ def viewable(text: str, message_id: str, limit: int = VIEW_CHARS) -> str:
     rest = text[len(head) :]
     more = rest.count("\n") + 1
     return f"{head}\n… {more:,} more lines, {len(rest):,} characters: `thrum message get {message_id}` prints it all"
+
+
+def short_path_lists(text: str) -> str:
+    """`text` with each PATH it quotes cut to its first directory and a count: a runtime not found
+    printed the pane's whole PATH, five lines of the new-agent dialog (walk, bug 17)."""
+
+    def cut(m: re.Match[str]) -> str:
+        dirs = m.group(0).split(":")
+        return f"{dirs[0]}:… ({len(dirs)} directories)"
+
+    return PATH_LIST.sub(cut, text)

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from textual.binding import Binding, BindingType
 from textual.screen import ModalScreen, Screen
-from textual.widgets import DataTable, Footer, Label
+from textual.widgets import DataTable, Footer, Input, Label
 
 from thrum_tui.engine_handle import EngineCallFailed
 from thrum_tui.widgets.tables import RowTable, refill
@@ -103,24 +103,33 @@ class Dialog(EngineCalls, ModalScreen):
 
 
 class FormDialog(Dialog):
-    """A dialog of several fields: Enter in a text field goes to the next one, and only ctrl+s or
-    the dialog's own button submits (walk bug 22: Enter anywhere submitted with whatever the later
-    fields held). Subclasses implement `action_submit`."""
+    """A dialog of several fields: Enter in a text field goes to the next one, and Enter in the
+    last one, ctrl+s or the dialog's own button submits (walk bug 22: Enter anywhere submitted with
+    whatever the later fields held; walk bug 6: Enter in the last field went on to Cancel, and a
+    second Enter threw the form away). Its own footer says so, over the main screen's.
+    Subclasses implement `action_submit`."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        *Dialog.BINDINGS,
+        Binding("escape", "dismiss_dialog", "cancel"),
+        *Dialog.BINDINGS[1:],
         Binding("enter", "next_field", show=False, priority=True),
         Binding("ctrl+s", "submit", "submit"),
     ]
 
+    def on_mount(self) -> None:
+        # Textual runs every class's on_mount, so a subclass's own does not replace this one.
+        self.mount(Footer())
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # Enter moves on from a text field only: on a button or a list it does their job.
-        from textual.widgets import Input
-
         return action != "next_field" or isinstance(self.focused, Input)
 
     def action_next_field(self) -> None:
-        self.focus_next()
+        fields = [w for w in self.focus_chain if isinstance(w, Input)]
+        if fields and self.focused is fields[-1]:
+            self.action_submit()
+        else:
+            self.focus_next()
 
     def action_submit(self) -> None:
         raise NotImplementedError

@@ -8,6 +8,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Input, Label, Select, Static
 
 from thrum_tui.screens.base import FormDialog
+from thrum_tui.snippet import short_path_lists
 
 FIELDS = (
     ("name", "agent name", "impl_auth"),
@@ -85,6 +86,7 @@ class NewAgentScreen(FormDialog):
     def create_pressed(self) -> None:
         if self.query_one("#create", Button).disabled:
             return
+        self.steps.clear()  # only this attempt's steps: failed ones piled up (walk, bug 17)
         if not self.value("name") or not self.value("role"):
             self.step("an agent needs a name and a role", False)
             return
@@ -136,7 +138,7 @@ class NewAgentScreen(FormDialog):
 
     def failed(self, error: str | None) -> None:
         """Show why; allow another try unless the worktree already exists (then only Close)."""
-        self.step(error or "failed", False)
+        self.step(short_path_lists(error or "failed"), False)
         self.query_one("#create", Button).disabled = self.result is not None
         if self.result is not None:
             self.query_one("#cancel", Button).label = "Close"
