@@ -943,6 +943,33 @@ async def test_queue_dialog_types_into_the_pane(hosted):
         await until(pilot, lambda: "sent-now-9" in tmux(repo, "capture-pane", "-p", "-t", "=alice:"))
 
 
+async def test_queue_dialog_takes_the_next_command_after_a_button_and_says_why_an_empty_one_is_not_sent(
+    hosted,
+):
+    """Walk bug 7: after "Queue (when idle)" or "Send now" the focus stayed on the button, and the
+    next command typed was lost; "Send now" with nothing typed did nothing and said nothing."""
+    repo, alice, _bob = hosted
+    async with console_on_session(repo, alice) as (app, pilot):
+        await pilot.press("c")
+        dialog = await until(pilot, lambda: isinstance(app.screen, QueueScreen) and app.screen)
+        field = dialog.query_one("#command")
+        await pilot.press(*"echo first-$((1+1))")
+        dialog.query_one("#queue-it").focus()
+        await pilot.press("enter")
+        await pilot.press(*"echo second")
+        assert app.focused is field and field.value == "echo second"
+        await until(
+            pilot, lambda: "first-2" in tmux(repo, "capture-pane", "-p", "-t", "=alice:"), "queued ran"
+        )
+        field.value = ""
+        dialog.query_one("#send").focus()
+        await pilot.press("enter")
+        await until(
+            pilot, lambda: notified(app, "nothing to send: type a command first"), "the empty send told"
+        )
+        assert app.focused is field
+
+
 async def test_kill_asks_first_and_interrupt_only_from_the_preview(hosted):
     repo, alice, _bob = hosted
     async with console_on_session(repo, alice) as (app, pilot):

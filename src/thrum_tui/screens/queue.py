@@ -104,20 +104,38 @@ class QueueScreen(LiveView, Dialog):
     @on(Button.Pressed, "#queue-it")
     @on(Input.Submitted, "#command")
     def queue_it(self) -> None:
-        if self.command_text().strip():
-            self.submit("tmux.queue", {"session": self.session, "command": self.command_text()})
+        if text := self.take_command("queue"):
+            self.submit("tmux.queue", {"session": self.session, "command": text}, text)
 
     @on(Button.Pressed, "#send")
     def send_now(self) -> None:
-        if self.command_text().strip():
-            self.submit("tmux.send", {"session": self.session, "text": self.command_text()})
+        if text := self.take_command("send"):
+            self.submit("tmux.send", {"session": self.session, "text": text}, text)
+
+    def take_command(self, what: str) -> str:
+        """The command typed, the field cleared and focused at once, so the next command typed
+        lands there (the focus stayed on the button, and the next command typed was lost: walk,
+        bug 7); an empty one is refused aloud (it did nothing, silently)."""
+        field = self.query_one("#command", Input)
+        self.set_focus(field)
+        text = field.value
+        if not text.strip():
+            self.app.notify(f"nothing to {what}: type a command first", severity="warning", timeout=3)
+            return ""
+        field.value = ""
+        return text
 
     @work(group="queue-submit", exit_on_error=False)
-    async def submit(self, method: str, params: dict) -> None:
-        if await self.call(method, params) is not None:
-            self.query_one("#command", Input).value = ""
-            self.app.notify("queued" if method == "tmux.queue" else "typed into the pane", timeout=2)
-            self.reload()
+    async def submit(self, method: str, params: dict, text: str = "") -> None:
+        if await self.call(method, params) is None:
+            field = self.query_one("#command", Input)
+            if text and not field.value:  # refused: the command back to fix, unless one is typed since
+                field.value = text
+            return
+        self.app.notify(
+            {"tmux.queue": "queued", "tmux.send": "typed into the pane"}.get(method, "cancelled"), timeout=2
+        )
+        self.reload()
 
     def action_cancel_command(self) -> None:
         table = self.query_one("#queue", DataTable)
