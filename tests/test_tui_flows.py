@@ -146,6 +146,27 @@ async def test_reply_to_the_highlighted_message_threads_it(hosted):
         await until(pilot, lambda: "[+1 in thread]" in conversation.plain_text, "the thread folded")
 
 
+async def test_the_compose_bar_names_who_a_line_without_a_recipient_goes_to(hosted):
+    """Walk bug 8: a line without `@name` went silently to the highlighted agent (a stray "1"
+    meant as "focus the team" reached alice). The bar says whom, before and while typing."""
+    repo, _alice, bob = hosted
+    async with console(repo) as (app, pilot):
+        bar = app.query_one(ComposeBar)
+        await select_agent(pilot, "bob")
+        assert "to @bob" in str(bar.placeholder)
+        await pilot.press("4", *"status please")
+        assert app.focused is bar and bar.border_title == "to @bob"
+        bar.value = "@alice hi"
+        await pilot.pause()
+        assert not bar.border_title  # a line that names its recipient says nothing more
+        bar.value = "status please"
+        await pilot.press("enter")
+        await until(pilot, lambda: bar.value == "", "sent")
+        assert [m["body"]["content"] for m in (await cli(bob, "inbox"))["messages"]] == ["status please"]
+        await select_agent(pilot, OPERATOR)
+        assert "to @" not in str(bar.placeholder)
+
+
 async def test_the_header_shows_the_repo_and_its_branch(hosted):
     """Walk A, bug 11: CONSOLE.md's header is `myrepo@main`; it showed the repo alone."""
     repo, _alice, _bob = hosted

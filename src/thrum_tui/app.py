@@ -192,7 +192,7 @@ class ThrumApp(AgentActions):
         self.operator = engine.operator
         self.settings = settings if settings is not None else getattr(engine, "settings", None)
         self.clock = clock
-        self.selected: str | None = None
+        self._selected: str | None = None
         self.worktrees: list[dict] = []
         self.runtimes: list[str] = []
         self.default_runtime = "claude"
@@ -227,6 +227,19 @@ class ThrumApp(AgentActions):
         self.needs = NeedsYou()  # what the header's "needs you" counts and `g` jumps to
         self._focus_before_compose: Widget | None = None  # where a successful send returns focus
         self._review_history: dict[str, list[dict]] = {}  # agent -> its review events (conversation)
+
+    @property
+    def selected(self) -> str | None:
+        """The highlighted agent: the conversation and the pane show it, and a compose line
+        without `@name` goes to it (the bar says so)."""
+        return self._selected
+
+    @selected.setter
+    def selected(self, name: str | None) -> None:
+        self._selected = name
+        if self.main_screen.is_mounted:
+            for bar in self.main_screen.query(ComposeBar):
+                bar.address_to(name if name != self.operator else None)
 
     # -- layout --
     def compose(self) -> ComposeResult:

@@ -96,6 +96,7 @@ class ComposeBar(Input):
         self.reply_to: dict | None = None
         self.draft: str | None = None  # the big box's text while it is not sent
         self.typed_at = 0.0  # monotonic time of the last edit: the app holds toasts while you type
+        self.implicit: str | None = None  # who a line without `@name` goes to: the highlighted agent
 
     def set_addresses(self, names: list[str], roles: list[str]) -> None:
         self.suggester_.addresses = sorted(set(names)) + sorted(set(roles) - set(names)) + ["everyone"]
@@ -104,12 +105,27 @@ class ComposeBar(Input):
         """Reply mode for `message` (None leaves it)."""
         self.reply_to = message
         if message is None:
-            self.placeholder = self.PLACEHOLDER
-            set_border_title(self, None)
+            self.show_recipient()
         else:
             snippet = one_line(message["body"]["content"], 40)
             set_border_title(self, f"↩ reply to @{message['author']}: {snippet}")
             self.placeholder = "your reply — enter sends, escape cancels"
+
+    def address_to(self, agent: str | None) -> None:
+        """`agent` gets a line written without `@name` (the highlighted one; None: nobody)."""
+        self.implicit = agent
+        self.show_recipient()
+
+    def show_recipient(self) -> None:
+        """Say who a line without `@name` goes to: in the placeholder, and while such a line is
+        typed in the border's title. It went silently to the highlighted agent, and a stray "1"
+        meant as "focus the team" reached alice (walk, bug 8)."""
+        if self.reply_to is not None:
+            return
+        to = self.implicit
+        self.placeholder = f"to @{to} (or @name …) — enter sends, tab completes" if to else self.PLACEHOLDER
+        typed = self.value.lstrip()
+        set_border_title(self, f"to @{to}" if to and typed and not typed.startswith("@") else None)
 
     def action_complete(self) -> None:
         """Tab takes the suggested address (and a space, ready for the next word); with nothing
@@ -146,6 +162,7 @@ class ComposeBar(Input):
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self.typed_at = time.monotonic()
+        self.show_recipient()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
