@@ -6,6 +6,7 @@ conflict refused cleanly. Real repo, worktrees, commits, tmux and the engine the
 from __future__ import annotations
 
 import asyncio
+import subprocess
 
 import pytest
 
@@ -22,7 +23,7 @@ from thrum_tui.screens.worktrees import WorktreesScreen, tree_row
 from thrum_tui.widgets.diff_view import DiffView
 from thrum_tui.widgets.header_line import HeaderLine
 from thrum_tui.widgets.review_queue import ReviewQueue
-from tui_helpers import cli, console, select_agent, until
+from tui_helpers import cli, console, notified, select_agent, until
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -210,6 +211,60 @@ async def test_a_conflict_is_refused_cleanly(work):
     assert repo.git("rev-parse", "main") == before
     assert repo.git("status", "--porcelain") == ""
     assert repo.git("status", "--porcelain", cwd=path) == ""
+
+
+async def test_request_changes_after_a_conflict_is_prefilled_and_a_refusal_keeps_the_dialog(work):
+    """Walk bug 10: "Request changes" from the conflict dialog started with an empty summary, and
+    the engine's refusal came as a toast after the dialog had closed, its text lost."""
+    repo, _alice, _path = work
+    commit(repo, repo.path, {"app.txt": APP_V1.replace("line 5\n", "line FIVE\n")}, "main edits line 5")
+    target = repo.git("symbolic-ref", "--short", "HEAD").strip()
+    async with console(repo) as (app, pilot):
+        screen = await open_review(app, pilot)
+        await pilot.press("M")
+        await until(pilot, lambda: isinstance(app.screen, ConflictDialog), "the conflict dialog")
+        await pilot.click("#ask")
+        dialog = await until(pilot, lambda: isinstance(app.screen, SubmitDialog) and app.screen)
+        summary = dialog.query_one("#summary")
+        assert "app.txt" in summary.value and f"rebase onto {target}" in summary.value, summary.value
+        summary.value = ""  # no comment, no summary: the engine refuses
+        await pilot.press("enter")
+        error = dialog.query_one("#error")
+        await until(pilot, lambda: "at least one comment" in str(error.render()), "the refusal, inline")
+        assert app.screen is dialog
+        summary.value = "rebase please"
+        await pilot.press("enter")
+        await until(pilot, lambda: app.screen is screen, "sent, the dialog closed")
+        await until(pilot, lambda: screen.review.get("verdict") == "request_changes", "changes requested")
+
+
+async def test_the_merge_preflight_follows_the_agent_s_state_and_ctrl_s_says_why_not(work):
+    """Walk bug 9: the preflight kept "@alice is still working" after she went idle, and ctrl+s on
+    the disabled Merge did nothing and said nothing."""
+    repo, _alice, _path = work
+    socket = repo.env["THRUM_TMUX__SOCKET_NAME"]
+    async with console(repo) as (app, pilot):
+        await open_review(app, pilot)
+        await idle(repo)
+        busy = "for i in $(seq 16); do echo busy-$i; sleep 0.5; done"
+        await asyncio.to_thread(
+            subprocess.run, ["tmux", "-L", socket, "send-keys", "-t", "=alice:", busy, "Enter"], check=True
+        )
+        await asyncio.to_thread(
+            wait_for, lambda: pane_state(repo, "alice") == "working", 20.0, "alice working"
+        )
+        await pilot.press("M")
+        await until(pilot, lambda: "is still working" in preflight(app), "the preflight: still working")
+        await pilot.press("ctrl+s")  # not approved, not forced: Merge is disabled
+        await until(pilot, lambda: notified(app, "tick force past the problems marked !"), "why not merged")
+        await until(
+            pilot,
+            lambda: preflight(app) and "is still working" not in preflight(app),
+            "the preflight again once alice went idle",
+            timeout=40,
+            last=lambda: preflight(app),
+        )
+        assert "the review is not approved" in preflight(app)
 
 
 async def test_one_commit_at_a_time_and_viewed_marks(work):

@@ -381,20 +381,17 @@ class ReviewScreen(LiveView, Page):
         self.show_head()
 
     # -- verdict and merge --
-    def action_submit(self, verdict: str) -> None:
+    def action_submit(self, verdict: str, summary: str = "") -> None:
         from thrum_tui.screens.review_dialogs import SubmitDialog
 
-        def done(summary: str | None) -> None:
-            if summary is not None:
-                self.submit(verdict, summary)
+        def done(r: dict | None) -> None:
+            if r is not None:
+                self.submitted(verdict, r)
 
-        self.app.push_screen(SubmitDialog(self.agent, verdict, len(self.pending)), done)
+        self.app.push_screen(SubmitDialog(self.agent, verdict, len(self.pending), summary), done)
 
     @work(group="review-submit", exclusive=True, exit_on_error=False)
-    async def submit(self, verdict: str, summary: str) -> None:
-        r = await self.call("review.submit", {"agent": self.agent, "verdict": verdict, "summary": summary})
-        if r is None:
-            return
+    async def submitted(self, verdict: str, r: dict) -> None:
         what = "approved" if verdict == "approve" else "changes requested"
         self.app.notify(f"@{self.agent}: {what} ({r['comments']} comments sent)", timeout=3)
         await self.load_comments()
@@ -402,16 +399,22 @@ class ReviewScreen(LiveView, Page):
         self.show_file(keep_cursor=True)
 
     def action_merge(self) -> None:
-        from thrum_tui.screens.review_dialogs import AfterMergeDialog, ConflictDialog, MergeDialog
+        from thrum_tui.screens.review_dialogs import (
+            AfterMergeDialog,
+            ConflictDialog,
+            MergeDialog,
+            conflict_summary,
+        )
 
         def merged(r: dict | None) -> None:
             if r is None:
                 return
             if "conflicts" in r:
+                target = (r.get("preflight") or {}).get("target") or self.state.get("target") or "the target"
 
                 def answered(ask: bool | None) -> None:
                     if ask:
-                        self.action_submit("request_changes")
+                        self.action_submit("request_changes", conflict_summary(r["conflicts"], target))
 
                 self.app.push_screen(ConflictDialog(self.agent, r["conflicts"], r.get("error")), answered)
                 return

@@ -63,13 +63,17 @@ class CommentDialog(Dialog):
 
 
 class SubmitDialog(Dialog):
-    """Approve or request changes, with an optional summary; the pending comments go with it."""
+    """Approve or request changes, with a summary (prefilled when the console knows what to ask,
+    as after a conflict); the pending comments go with it. It submits itself and stays open with
+    the engine's refusal, so the summary is not lost (walk, bug 10: it closed, then a toast said
+    why nothing was sent). Dismisses with review.submit's result."""
 
-    def __init__(self, agent: str, verdict: str, pending: int) -> None:
+    def __init__(self, agent: str, verdict: str, pending: int, summary: str = "") -> None:
         super().__init__()
         self.agent = agent
         self.verdict = verdict
         self.pending = pending
+        self.summary = summary
 
     def compose(self):
         title = (
@@ -84,7 +88,8 @@ class SubmitDialog(Dialog):
             )
             with Horizontal(classes="row"):
                 yield Label("summary", markup=False)
-                yield Input(placeholder="optional: the gist, for the agent", id="summary")
+                yield Input(self.summary, placeholder="optional: the gist, for the agent", id="summary")
+            yield Static("", id="error", classes="problem", markup=False)
             with Horizontal(classes="buttons"):
                 yield Button("Cancel", id="cancel")
                 yield Button(
@@ -103,7 +108,28 @@ class SubmitDialog(Dialog):
     @on(Button.Pressed, "#go")
     @on(Input.Submitted, "#summary")
     def go(self) -> None:
-        self.dismiss(self.query_one("#summary", Input).value.strip())
+        go = self.query_one("#go", Button)
+        if not go.disabled:
+            go.disabled = True
+            self.submit(self.query_one("#summary", Input).value.strip())
+
+    @work(group="review-submit", exclusive=True, exit_on_error=False)
+    async def submit(self, summary: str) -> None:
+        params = {"agent": self.agent, "verdict": self.verdict, "summary": summary}
+        r, error = await self.attempt("review.submit", params)
+        if r is None:
+            self.query_one("#error", Static).update(f"✗ {error}")
+            self.query_one("#go", Button).disabled = False
+            return
+        self.dismiss(r)
+
+
+def conflict_summary(files: list[str], target: str) -> str:
+    """What to ask of an agent whose branch conflicts with the target."""
+    where = (
+        f" in {', '.join(files[:SHOWN_FILES])}" + (" …" if len(files) > SHOWN_FILES else "") if files else ""
+    )
+    return f"Your branch conflicts with {target}{where}: rebase onto {target}, resolve the conflicts, and ask again."
 
 
 def preflight_lines(pre: dict) -> list[tuple[str, str]]:
@@ -124,21 +150,29 @@ def preflight_lines(pre: dict) -> list[tuple[str, str]]:
 
 
 class MergeDialog(Dialog):
-    """The preflight for the chosen strategy, run again when it changes; Merge only when nothing
-    blocks (or the operator ticked force for what may be forced). Dismisses with the merge result,
-    or {"conflicts": [...]} when the dry merge found conflicts."""
+    """The preflight for the chosen strategy, run again when it changes, when the agent's state
+    turns to or from working (a preflight said "still working" long after the agent went idle:
+    walk, bug 9), and on `u`; Merge only when nothing blocks (or the operator ticked force for
+    what may be forced), and ctrl+s says why not. Dismisses with the merge result, or
+    {"conflicts": [...]} when the dry merge found conflicts."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [*Dialog.BINDINGS, Binding("ctrl+s", "merge", "merge")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *Dialog.BINDINGS,
+        Binding("ctrl+s", "merge", "merge"),
+        Binding("u", "recheck", "re-check"),
+    ]
     DEFAULT_CSS = """
     MergeDialog RadioSet { layout: horizontal; height: auto; margin-bottom: 1; }
     MergeDialog #preflight { height: auto; max-height: 20; margin-bottom: 1; }
     """
+    STATE_SECONDS = 2.0  # how often the agent's state is looked at while the dialog is open
 
     def __init__(self, agent: str) -> None:
         super().__init__()
         self.agent = agent
         self.strategy = "merge"
         self.pre: dict | None = None
+        self.merging = False
 
     def compose(self):
         with Vertical(id="dialog"):
@@ -157,15 +191,38 @@ class MergeDialog(Dialog):
         self.query_one("#force", Checkbox).display = False
         self.query_one("#strategy", RadioSet).focus()
         self.run_preflight()
+        self.set_interval(self.STATE_SECONDS, self.watch_agent)
 
     @on(RadioSet.Changed, "#strategy")
     def strategy_changed(self, event: RadioSet.Changed) -> None:
         self.strategy = str(event.pressed.id)
         self.run_preflight()
 
+    def action_recheck(self) -> None:
+        if not self.merging:
+            self.run_preflight()
+
+    @work(group="agent-state", exclusive=True, exit_on_error=False)
+    async def watch_agent(self) -> None:
+        """The preflight again when what it said of the agent (working or not) no longer holds."""
+        pre = self.pre
+        if pre is None or self.merging:
+            return
+        team, _ = await self.attempt("team.list", {"all": True})
+        state = next((m["state"] for m in (team or {}).get("members", []) if m["name"] == self.agent), None)
+        said_working = any(p["code"] == "agent_working" for p in pre["problems"])
+        if (
+            state is not None
+            and (state == "working") != said_working
+            and self.pre is pre
+            and not self.merging
+        ):
+            self.run_preflight()
+
     @work(group="preflight", exclusive=True, exit_on_error=False)
     async def run_preflight(self) -> None:
         self.query_one("#go", Button).disabled = True
+        self.pre = None
         pre, error = await self.attempt("review.preflight", {"agent": self.agent, "strategy": self.strategy})
         box = self.query_one("#preflight", Static)
         if pre is None:
@@ -193,15 +250,29 @@ class MergeDialog(Dialog):
             pre is not None and (pre["ok"] or (pre["mergeable"] and forced))
         )
 
+    def why_not(self) -> str:
+        """Why Merge is disabled, for a ctrl+s that did nothing and said nothing (walk, bug 9)."""
+        if self.merging:
+            return "already merging"
+        if self.pre is None:
+            return "the preflight is still running"
+        if not self.pre["mergeable"]:
+            return "the problems marked ✗ block the merge"
+        return "tick force past the problems marked ! to merge anyway"
+
     @on(Button.Pressed, "#cancel")
     def cancel(self) -> None:
         self.dismiss(None)
 
     @on(Button.Pressed, "#go")
     def action_merge(self) -> None:
-        if not self.query_one("#go", Button).disabled:
-            self.query_one("#go", Button).disabled = True
-            self.merge()
+        go = self.query_one("#go", Button)
+        if go.disabled:
+            self.app.notify(self.why_not(), title="not merged", severity="warning", timeout=4)
+            return
+        go.disabled = True
+        self.merging = True
+        self.merge()
 
     @work(group="merge", exclusive=True, exit_on_error=False)
     async def merge(self) -> None:
@@ -212,6 +283,7 @@ class MergeDialog(Dialog):
         }
         self.query_one("#preflight", Static).update("… merging")
         r, error = await self.attempt("review.merge", params)
+        self.merging = False
         if r is None:
             if error and "conflict" in error:
                 self.dismiss({"conflicts": [], "error": error})
