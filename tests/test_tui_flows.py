@@ -917,6 +917,38 @@ async def test_the_pane_preview_follows_the_tail_after_the_terminal_shrinks():
         await until(pilot, lambda: preview.is_vertical_scroll_end, "the new tail in view")
 
 
+async def test_a_scrolled_back_pane_preview_stays_on_its_lines_under_new_output():
+    """Walk bug 12: the capture is the pane's last lines, so new output moved every line up the text
+    while the held view stayed put: its top line went "(3s…)", "(13s…)", "(23s…)" as you read."""
+    from textual.app import App
+
+    class One(App):
+        def compose(self):
+            yield PanePreview(id="preview")
+
+    def window(start: int) -> list[str]:  # the last 200 lines of a pane that printed start+200
+        return [f"line {i}" for i in range(start, start + 200)] + ["$ "]
+
+    app = One()
+    async with app.run_test(size=(80, 30)) as pilot:
+        preview = app.query_one(PanePreview)
+        preview.show("alice", window(0))
+        await until(pilot, lambda: preview.is_vertical_scroll_end and preview.scroll_y > 0, "at the tail")
+        preview.focus()
+        await pilot.press("pageup", "pageup")
+        await pilot.wait_for_scheduled_animations()
+        assert not preview.following
+        top = preview.lines[round(preview.scroll_y)]
+        for start in (10, 20, 35):
+            preview.show("alice", window(start))
+            await pilot.pause()
+            assert preview.lines[round(preview.scroll_y)] == top, (start, preview.scroll_y)
+        await pilot.press("end")  # back at the bottom: it follows again
+        await until(pilot, lambda: preview.following, "following again")
+        preview.show("alice", window(50))
+        await until(pilot, lambda: preview.is_vertical_scroll_end, "the new tail in view")
+
+
 async def test_zoom_shows_the_pane_read_only_and_live(hosted):
     from thrum_tui.screens.zoom import ZoomScreen
 

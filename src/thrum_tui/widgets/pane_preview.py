@@ -13,6 +13,21 @@ from textual.widgets import Static
 
 from thrum_tui.textual_compat import set_border_title
 
+HELD_ROWS = 8  # the lines at the top of a held view that are looked for in a new capture
+
+
+def held_top(old: list[str], new: list[str], top: int) -> int | None:
+    """Where the line at the top of a held view (`old[top]`) is in `new`: the nearest place at or
+    above `top` where the view's first lines are found again (the last line is left out: a
+    spinner or prompt rewrites it in place); 0 when they left the capture; None if nothing moved."""
+    anchor = old[top : min(top + HELD_ROWS, len(old) - 1)]
+    if not anchor or new[top : top + len(anchor)] == anchor:
+        return None
+    for at in range(min(top, len(new)) - 1, -1, -1):
+        if new[at : at + len(anchor)] == anchor:
+            return at
+    return 0
+
 
 class PanePreview(VerticalScroll):
     DEFAULT_CSS = """
@@ -77,7 +92,14 @@ class PanePreview(VerticalScroll):
         self._note = ""
         if lines == self.lines:
             return
-        self.lines = lines
+        old, self.lines = self.lines, lines
         body.update(Content("\n".join(lines)))
         if self.following:
             self.scroll_end(animate=False)
+            return
+        # Held: the capture is the pane's last lines, so new output moves the held ones up the
+        # text; the view moves with them and keeps showing the same lines, as tmux's copy mode does
+        # (it stayed a fixed distance from the end and the text crept by: walk, bug 12).
+        top = held_top(old, lines, round(self.scroll_y))
+        if top is not None and top != round(self.scroll_y):
+            self.call_after_refresh(self.scroll_to, y=top, animate=False)
