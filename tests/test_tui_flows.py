@@ -812,9 +812,15 @@ async def test_teardown_needs_the_typed_name_and_shows_the_audit(hosted):
         audit = str(dialog.query_one("#audit").render())
         assert "notes.txt" in audit and "refs/thrum/archive/dave" in audit
         go = dialog.query_one("#go")
+        outcome = dialog.query_one("#outcome")
+        await pilot.press("enter")  # nothing typed: Enter says what is missing (walk, bug 19)
+        assert "type dave to confirm" in str(outcome.render())
         dialog.query_one("#confirm").value = "dave"
         await pilot.pause()
         assert go.disabled  # problems: only an explicit force lets it through
+        await pilot.press("enter")
+        assert "tick force past the problems" in str(outcome.render())
+        assert path.exists()
         dialog.query_one("#force").value = True
         await pilot.pause()
         assert not go.disabled

@@ -63,9 +63,7 @@ class TeardownScreen(Dialog):
         with Vertical(id="dialog"):
             yield Label(f"Teardown @{self.agent} — worktree {self.worktree}", classes="title", markup=False)
             yield Static("auditing…", id="audit", markup=False)
-            yield Checkbox(
-                "force past the problems above (uncommitted work is archived, then removed)", id="force"
-            )
+            yield Checkbox("force past the problems above (work is archived, then removed)", id="force")
             with Horizontal(classes="row"):
                 yield Checkbox("delete the branch too", id="delete-branch")
                 yield Checkbox(Content(f"keep @{self.agent} in the team"), id="keep-agent")
@@ -113,9 +111,19 @@ class TeardownScreen(Dialog):
     @on(Button.Pressed, "#go")
     @on(Input.Submitted, "#confirm")
     def go(self) -> None:
-        if not self.query_one("#go", Button).disabled:
-            self.query_one("#go", Button).disabled = True
-            self.tear_down()
+        if self.query_one("#go", Button).disabled:
+            # Enter on a disabled Tear down did nothing and said nothing (walk, bug 19).
+            self.query_one("#outcome", Static).update(self.why_not())
+            return
+        self.query_one("#go", Button).disabled = True
+        self.tear_down()
+
+    def why_not(self) -> str:
+        if not self.audited:
+            return "the audit is still running"
+        if self.query_one("#confirm", Input).value.strip() != self.agent:
+            return f"type {self.agent} to confirm"
+        return "tick force past the problems marked ✗ to tear it down anyway (its work is archived first)"
 
     @work(group="teardown", exclusive=True, exit_on_error=False)
     async def tear_down(self) -> None:
