@@ -51,6 +51,23 @@ async def test_held_messages_are_released_from_the_console_and_delivered(hosted)
         assert not isinstance(app.screen, AsksScreen)
 
 
+async def test_the_header_s_asks_follow_the_ask_and_its_reply_as_needs_you_does(hosted, monkeypatch):
+    """Walk bug 11: "needs you" rose 0.27 s after an ask, `asks: 1` 4.1 s later: the asks were
+    read on the side panels' tick only. With that tick out of the way, the mail alone moves it."""
+    import thrum_tui.app
+
+    monkeypatch.setattr(thrum_tui.app, "TICK_SECONDS", 600.0)
+    repo, alice, _bob = hosted
+    async with console(repo) as (app, pilot):
+        header = app.main_screen.query_one(HeaderLine)
+        await until(pilot, lambda: app.refresher.idle and header.asks == "", "started, no asks")
+        ask = await cli(alice, "send", "which port?", "--to", f"@{OPERATOR}", "--ask")
+        await until(pilot, lambda: header.asks.startswith("asks: 1"), "the ask counted", timeout=5)
+        assert header.needs_you >= 1
+        await app.engine.call("message.reply", {"message_id": ask["message_id"], "body": "8080"})
+        await until(pilot, lambda: header.asks == "", "the answered ask cleared", timeout=5)
+
+
 async def test_d_in_a_thread_shows_the_delivery_ledger(hosted):
     repo, alice, bob = hosted
     async with console(repo) as (app, pilot):

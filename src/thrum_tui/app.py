@@ -543,10 +543,13 @@ class ThrumApp(AgentActions):
         await self._show_conversation(inbox["messages"])
         if "review" in parts:
             await self._refresh_reviews()
+        if "side" in parts or "mail" in parts:
+            # An ask is mail, and so is the reply that answers it: the header's `asks:` follows the
+            # same events as "needs you" (it waited for the side panels' 5 s tick: walk, bug 11).
+            await self._refresh_asks()
         if "side" in parts:
             sync = await self.engine.call("sync.status", {})
             self.main_screen.query_one(HeaderLine).sync = sync["label"]
-            await self._refresh_asks()
             monitors = await self.engine.call("monitor.list", {"all": True})
             self.main_screen.query_one(MonitorSummary).show(monitors["monitors"])
             if (
