@@ -955,6 +955,43 @@ async def test_a_scrolled_back_pane_preview_stays_on_its_lines_under_new_output(
         await until(pilot, lambda: preview.is_vertical_scroll_end, "the new tail in view")
 
 
+@pytest.mark.parametrize("size", [(60, 20), (80, 24)])
+async def test_a_small_terminal_shows_the_team_s_rows_before_the_side_panels(hosted, size):
+    """Walk bug 16: at 60x20 the TEAM panel of eight showed its border and no rows, while the
+    side panels (a long review queue) kept theirs."""
+    from thrum_tui.widgets.review_queue import ReviewQueue
+
+    repo, _alice, _bob = hosted
+    for i in range(5):
+        repo.agent(f"extra{i}", "tester", worktree=False)
+    async with console(repo, size=size) as (app, pilot):
+        team = app.query_one(TeamTable)
+        await until(pilot, lambda: len(team.names) == 8, "the team of eight")
+        entry = {
+            "needs_you": True,
+            "uncommitted": 0,
+            "untracked": 0,
+            "ahead": 1,
+            "added": 2,
+            "removed": 0,
+            "status": "requested",
+            "request_age": 60,
+            "changed_since_review": False,
+            "tests": None,
+        }
+
+        async def eight_reviews() -> None:  # eight agents' work waiting, whatever the engine says
+            app.query_one(ReviewQueue).show([{**entry, "agent": f"agent{i}"} for i in range(8)])
+
+        app._refresh_reviews = eight_reviews
+        await eight_reviews()
+        queue = app.query_one(ReviewQueue)
+        await until(pilot, lambda: queue.region.height >= 3, "the queue laid out", last=lambda: queue.region)
+        await pilot.pause()
+        # Inside the border: the header line, then every member's row.
+        assert team.content_region.height >= 1 + len(team.names), (team.region, queue.region)
+
+
 async def test_zoom_shows_the_pane_read_only_and_live(hosted):
     from thrum_tui.screens.zoom import ZoomScreen
 

@@ -61,6 +61,8 @@ ATTENTION = {
 # States a human must act on: counted in "needs you", first for `g`. (An exited runtime does
 # nothing until relaunched; a killed session was the operator's own doing.)
 NEEDS_HUMAN = frozenset({"blocked", "stuck", "exited"})
+# A short column shows this many team rows before the panels under it get a line.
+ROWS_FIRST = 12
 
 
 def coarse_age(seconds: float) -> str:
@@ -208,6 +210,10 @@ class TeamTable(RowList):
                 with self.prevent(OptionList.OptionHighlighted):
                     self.highlighted = self.names.index(keep) + 1
             return
+        # The team's rows come first in a short column: the side panels under it (height auto)
+        # took every line at 60x20 and left the team its border alone (walk, bug 16); now they
+        # are cut at the bottom instead.
+        self.styles.min_height = 3 + min(len(order), ROWS_FIRST)  # border, header line, rows
         # Rebuilding moves the highlight; the right side must not follow that flicker.
         with self.prevent(OptionList.OptionHighlighted):
             self._members, self._rows = order, [p for p, _ in rows]
