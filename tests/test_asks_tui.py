@@ -68,6 +68,37 @@ async def test_the_header_s_asks_follow_the_ask_and_its_reply_as_needs_you_does(
         await until(pilot, lambda: header.asks == "", "the answered ask cleared", timeout=5)
 
 
+async def test_an_ask_is_answered_or_acked_from_the_asks_dialog(hosted):
+    """Walk bug 15: `H` listed the ask, but Enter did nothing and nothing in the console could ack
+    one: an ask that needed no reply could only be closed from the CLI."""
+    from thrum_tui.widgets.compose_bar import ComposeBar
+
+    repo, alice, _bob = hosted
+    async with console(repo) as (app, pilot):
+        first = await cli(alice, "send", "saw the CI mail?", "--to", f"@{OPERATOR}", "--ask")
+        await pilot.press("H")
+        screen = await until(pilot, lambda: isinstance(app.screen, AsksScreen) and app.screen)
+        await until(pilot, lambda: len(screen.asks) == 1, "the ask listed")
+        await pilot.press("o")
+        await until(pilot, lambda: screen.asks == [], "acked: no longer open")
+        ledger = (await app.engine.call("message.get", {"message_id": first["message_id"]}))["message"]
+        assert [d.get("acked_at") is not None for d in ledger["deliveries"]] == [True], ledger["deliveries"]
+        second = await cli(alice, "send", "which port?", "--to", f"@{OPERATOR}", "--ask")
+        await until(pilot, lambda: len(screen.asks) == 1, "the second ask listed")
+        screen.query_one("#asks", DataTable).focus()
+        await pilot.press("enter")
+        bar = app.main_screen.query_one(ComposeBar)
+        await until(
+            pilot, lambda: app.screen is app.main_screen and app.focused is bar, "composing the answer"
+        )
+        assert bar.reply_to["message_id"] == second["message_id"]
+        await pilot.press(*"8080", "enter")
+        await until(pilot, lambda: bar.reply_to is None, "the answer sent")
+        inbox = (await cli(alice, "inbox"))["messages"]
+        assert [(m["body"]["content"], m["reply_to"]) for m in inbox] == [("8080", second["message_id"])]
+        assert (await app.engine.call("ask.list", {"everyone": True}))["asks"] == []
+
+
 async def test_d_in_a_thread_shows_the_delivery_ledger(hosted):
     repo, alice, bob = hosted
     async with console(repo) as (app, pilot):

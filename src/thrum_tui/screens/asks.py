@@ -1,5 +1,6 @@
 """`H`: open asks (who waits on whom, how long, due or overdue) and the messages the loop guard holds
-(issue 16); `r` releases the highlighted held message, `A` every one. `d` on a message in a thread
+(issue 16); `r` releases the highlighted held message, `A` every one; enter (or `a`) answers the
+highlighted ask in the compose bar, `o` ("ok") acks it (an ask that needs no reply: walk, bug 15). `d` on a message in a thread
 opens its ledger (LedgerScreen): each recipient's steps, stored → notified (path) → seen → read →
 acked / replied, with times, and why one is not delivered yet."""
 
@@ -44,6 +45,8 @@ class AsksScreen(LiveView, Dialog):
         Binding("escape", "dismiss_dialog", "close"),
         Binding("r", "release_one", "release held"),
         Binding("A", "release_all", "release all"),
+        Binding("a", "answer", "answer ask"),
+        Binding("o", "ack", "ack ask (ok)"),
     ]
     DEFAULT_CSS = """
     AsksScreen > #dialog { width: 120; }
@@ -64,6 +67,8 @@ class AsksScreen(LiveView, Dialog):
             yield RowTable(id="held", cursor_type="row")
             with Horizontal(classes="buttons"):
                 yield Button("Close", id="close")
+                yield Button("Ack ask", id="ack")
+                yield Button("Answer ask", id="answer", variant="success")
                 yield Button("Release all held", id="release-all", variant="warning")
                 yield Button("Release", id="release", variant="primary")
 
@@ -81,7 +86,10 @@ class AsksScreen(LiveView, Dialog):
         if asks is None or held is None:
             return
         self.asks, self.held = asks["asks"], held["held"]
-        self.query_one("#asks-title", Label).update(f"Open asks: {len(self.asks)}")
+        self.query_one("#asks-title", Label).update(
+            f"Open asks: {len(self.asks)}"
+            + ("  (enter or a answers the highlighted one, o acks it)" if self.asks else "")
+        )
         self.query_one("#held-title", Label).update(
             f"Held by the loop guard: {len(self.held)}"
             + ("  (r releases the highlighted one)" if self.held else "")
@@ -101,6 +109,41 @@ class AsksScreen(LiveView, Dialog):
     @on(Button.Pressed, "#close")
     def close(self) -> None:
         self.dismiss(None)
+
+    def highlighted_ask(self) -> dict | None:
+        table = self.query_one("#asks", DataTable)
+        if self.asks and 0 <= table.cursor_row < len(self.asks):
+            return self.asks[table.cursor_row]
+        self.app.notify("no open ask to answer", severity="warning", timeout=3)
+        return None
+
+    @on(DataTable.RowSelected, "#asks")
+    @on(Button.Pressed, "#answer")
+    def action_answer(self) -> None:
+        """The reply is written in the main screen's compose bar, in reply mode, as `r` on a
+        message is: the ask is answered by the reply (the engine closes it)."""
+        a = self.highlighted_ask()
+        if a is not None:
+            message = {
+                "message_id": a["message_id"],
+                "author": a["sender"],
+                "body": {"content": a["preview"]},
+            }
+            self.app.reply_to(message)  # type: ignore[attr-defined]
+
+    @on(Button.Pressed, "#ack")
+    def action_ack(self) -> None:
+        a = self.highlighted_ask()
+        if a is not None:
+            self.ack(a["message_id"])
+
+    @work(group="asks-ack", exit_on_error=False)
+    async def ack(self, message_id: str) -> None:
+        r = await self.call("ask.ack", {"message_id": message_id})
+        if r is not None:
+            said = f"acked @{r['sender']}'s ask" if r["acked"] else f"already {r['already']}"
+            self.app.notify(said, timeout=3)
+        self.reload()
 
     @on(Button.Pressed, "#release")
     def action_release_one(self) -> None:

@@ -35,7 +35,7 @@ GROUPS: list[tuple[str, list[tuple[str, str]]]] = [
             ("r", "reply to the highlighted message"),
             ("enter (conversation)", "open the message's thread"),
             ("f", "feed: all traffic"),
-            ("H", "asks (who waits on whom, how long) and held messages; r / A release"),
+            ("H", "asks & held: a answers, o acks, r / A release"),
             ("D", "schedules: pending ones with their next fire time; x cancels (asks first)"),
             ("d (thread)", "the message's delivery ledger: each step per recipient, with times"),
             ("/", "find messages"),
