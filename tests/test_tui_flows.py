@@ -749,28 +749,6 @@ async def test_enter_in_a_form_s_last_field_submits_and_its_footer_says_how(host
         assert [r["name"] for r in screen.rules] == ["sched"]
 
 
-async def test_new_agent_shows_only_the_latest_error_and_a_short_path(hosted):
-    """Walk bug 17: each failed Create added its error under the old ones, and a runtime not on
-    the PATH printed the whole PATH (five lines)."""
-    repo, _alice, _bob = hosted
-    (repo.path / ".thrum" / "runtimes.json").write_text(
-        json.dumps({"presets": {"ghost": {"extends": "claude", "command": ["thrum-no-such-runtime"]}}})
-    )
-    async with console(repo) as (app, pilot):
-        await until(pilot, lambda: "ghost" in app.runtimes, "the presets loaded")
-        await pilot.press("n")
-        dialog = await until(pilot, lambda: isinstance(app.screen, NewAgentScreen) and app.screen)
-        dialog.query_one("#create").press()
-        await until(pilot, lambda: dialog.steps and "needs a name and a role" in dialog.steps[-1])
-        dialog.query_one("#f-name").value = "ghosty"
-        dialog.query_one("#f-role").value = "impl"
-        dialog.query_one("#f-runtime").value = "ghost"
-        dialog.query_one("#create").press()
-        await until(pilot, lambda: "command not found" in dialog.steps[-1], "the PATH error")
-        assert len(dialog.steps) == 1, dialog.steps
-        assert "directories)" in dialog.steps[0] and ":/" not in dialog.steps[0], dialog.steps[0]
-
-
 async def test_new_agent_refuses_bad_input_inline(hosted):
     repo, _alice, _bob = hosted
     async with console(repo) as (app, pilot):
@@ -1399,6 +1377,8 @@ async def test_an_exited_or_killed_agent_shows_it_and_L_relaunches_it_in_place(h
 
 
 async def test_new_agent_with_a_runtime_not_on_path_fails_at_once_and_creates_nothing(hosted):
+    """And says so in one short line (walk bug 17): each failed Create added its error under the
+    old ones, and the error printed the pane's whole PATH (five lines)."""
     repo, _alice, _bob = hosted
     (repo.path / ".thrum" / "runtimes.json").write_text(
         json.dumps({"presets": {"ghost": {"extends": "claude", "command": ["thrum-no-such-runtime"]}}})
@@ -1407,6 +1387,8 @@ async def test_new_agent_with_a_runtime_not_on_path_fails_at_once_and_creates_no
         await until(pilot, lambda: "ghost" in app.runtimes, "the presets loaded")
         await pilot.press("n")
         dialog = await until(pilot, lambda: isinstance(app.screen, NewAgentScreen) and app.screen)
+        dialog.query_one("#create").press()
+        await until(pilot, lambda: dialog.steps and "needs a name and a role" in dialog.steps[-1])
         dialog.query_one("#f-name").value = "ghosty"
         dialog.query_one("#f-role").value = "impl"
         dialog.query_one("#f-runtime").value = "ghost"
@@ -1417,6 +1399,7 @@ async def test_new_agent_with_a_runtime_not_on_path_fails_at_once_and_creates_no
             "the error",
         )
         assert len(dialog.steps) == 1 and dialog.steps[0].startswith("✗"), dialog.steps
+        assert "directories)" in dialog.steps[0] and ":/" not in dialog.steps[0], dialog.steps[0]
     assert "ghosty" not in {a["name"] for a in repo.json("agent", "list")["agents"]}
     assert not (repo.path.parent / "ghosty").exists() and "ghosty" not in repo.git("worktree", "list")
 
