@@ -11,7 +11,7 @@ from thrum_engine.settings import load_settings
 from thrum_tui.screens.asks import AsksScreen, LedgerScreen
 from thrum_tui.screens.thread import ThreadScreen
 from thrum_tui.widgets.header_line import HeaderLine
-from tui_helpers import OPERATOR, cli, console, until
+from tui_helpers import OPERATOR, cli, console, notified, until
 
 
 @pytest.fixture
@@ -97,6 +97,14 @@ async def test_an_ask_is_answered_or_acked_from_the_asks_dialog(hosted):
         inbox = (await cli(alice, "inbox"))["messages"]
         assert [(m["body"]["content"], m["reply_to"]) for m in inbox] == [("8080", second["message_id"])]
         assert (await app.engine.call("ask.list", {"everyone": True}))["asks"] == []
+        # An ask between two agents is listed too; only its recipient's reply closes it.
+        await cli(alice, "send", "merge order?", "--to", "@bob", "--ask")
+        await pilot.press("H")
+        screen = await until(pilot, lambda: isinstance(app.screen, AsksScreen) and app.screen)
+        await until(pilot, lambda: len(screen.asks) == 1, "bob's ask listed")
+        await pilot.press("a")
+        await until(pilot, lambda: notified(app, "that ask waits on @bob, not you"), "not yours to answer")
+        assert app.screen is screen
 
 
 async def test_d_in_a_thread_shows_the_delivery_ledger(hosted):

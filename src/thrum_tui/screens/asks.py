@@ -123,7 +123,11 @@ class AsksScreen(LiveView, Dialog):
         """The reply is written in the main screen's compose bar, in reply mode, as `r` on a
         message is: the ask is answered by the reply (the engine closes it)."""
         a = self.highlighted_ask()
-        if a is not None:
+        me = self.app.operator  # type: ignore[attr-defined]
+        if a is not None and a["recipient"] != me:
+            # Your reply would not close it: only @recipient's answer does.
+            self.app.notify(f"that ask waits on @{a['recipient']}, not you", severity="warning", timeout=3)
+        elif a is not None:
             message = {
                 "message_id": a["message_id"],
                 "author": a["sender"],
