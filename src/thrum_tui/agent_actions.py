@@ -237,9 +237,12 @@ class AgentActions(App[None]):
         )
 
     def action_interrupt(self) -> None:
-        if not isinstance(self.focused, PanePreview):
-            if isinstance(self.focused, ComposeBar) and self.focused.value:
-                self.focused.value = ""
+        # The top screen's focus, read without `self.focused` (`self.screen`), which raises once the
+        # stack has emptied: ctrl+c is a priority key and may land while the app closes.
+        focused = self.screen_stack[-1].focused if self.screen_stack else None
+        if not isinstance(focused, PanePreview):
+            if isinstance(focused, ComposeBar) and focused.value:
+                focused.value = ""
             return
         got = self._session_or_warn()
         if got is not None:
