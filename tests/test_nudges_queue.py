@@ -375,7 +375,8 @@ def test_a_prompt_queued_to_an_llm_runtime_is_labelled_so(tmux_repo, boss):
     start_session(tmux_repo, "s1", "worker1", "fake_a")
     c = jq(boss, "tmux", "queue", "s1", "--wait", "--timeout", "20", "--", "summarise the diff")["command"]
     assert c["kind"] == "prompt" and c["exit_code"] is None
-    assert c["result"] == "prompt typed to fake_a" and c["status"] == "done"
+    # CLI.md: a finished queued command says `completed` (contract check, session 22)
+    assert c["result"] == "completed: prompt typed to fake_a" and c["status"] == "done"
     assert "summarise the diff" in log_lines(tmux_repo, "a")  # typed as is, not wrapped
 
 

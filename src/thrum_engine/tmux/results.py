@@ -39,14 +39,15 @@ def cut_output(text: str, token: str) -> str:
 
 
 def label(row: dict) -> str:
-    """One line a person reads: `failed (exit 1) in 2.3s`, `completed (exit 0) in 0.1s`, `prompt typed to
-    claude`, `queued`."""
+    """One line a person reads: `failed (exit 1) in 2.3s`, `completed (exit 0) in 0.1s`, `completed:
+    prompt typed to claude`, `queued`. A prompt's item completes when it is typed (what the agent then
+    does has no exit status); CLI.md's `completed` is kept for scripts that wait for the word."""
     status = row["status"]
     if status in ("queued", "running", "cancelled", "interrupted"):
         return status
     if row.get("kind") == "prompt":
         what = f"prompt typed to {row.get('runtime') or 'the runtime'}"
-        return what if status == "done" else f"{what}: {status}"
+        return f"completed: {what}" if status == "done" else f"{what}: {status}"
     took = f" in {row['duration']:.1f}s" if row.get("duration") is not None else ""
     code = row.get("exit_code")
     word = "completed" if status == "done" else status  # upstream's word: scripts grep "completed"
