@@ -345,7 +345,7 @@ def pane_state(repo, session: str) -> str | None:
     r = repo.run("tmux", "status", "--json")
     for s in r.json["sessions"] if r.code == 0 else []:
         if s["name"] == session:
-            return s["pane_state"]["state"]
+            return s["pane_state"]
     return None
 
 

@@ -120,8 +120,8 @@ class TmuxRepo(RunsThrum):
 
         def check():
             s = self.session(name)
-            seen[:] = [s and s["pane_state"]]
-            return s["pane_state"] if s and s["pane_state"]["state"] == state else None
+            seen[:] = [s and s["pane"]]
+            return s["pane"] if s and s["pane_state"] == state else None
 
         return wait_for(check, f"session {name} to be {state}", timeout=timeout, last=lambda: seen)
 
@@ -328,7 +328,8 @@ def test_status_lists_only_this_repos_sessions_with_the_documented_keys(trepo):
     assert set(s) >= STATUS_KEYS
     assert s["agent"] == "me1" and s["runtime"] == "fake_claude" and s["state"] == "alive"
     assert s["branch"] == "main"
-    assert {"state", "source", "age_seconds"} <= set(s["pane_state"])
+    assert {"state", "source", "age_seconds"} <= set(s["pane"])
+    assert s["pane_state"] == s["pane"]["state"]  # CLI.md: a word of its own (contract check, session 22)
     assert has_session(trepo.sock, "stranger")  # untouched
     human = trepo.ok("tmux", "status").out
     assert "mine" in human and "@me1" in human and "stranger" not in human
@@ -446,7 +447,7 @@ def test_launching_a_shell_session_without_a_runtime_flag_keeps_it_a_shell(trepo
 
 def test_pane_state_follows_the_runtime_busy_dialog_and_back(trepo):
     trepo.create_and_launch("ps", name="pst")
-    idle = trepo.session("ps")["pane_state"]
+    idle = trepo.session("ps")["pane"]
     assert idle["state"] == "idle" and "prompt" in idle["source"]
     assert isinstance(idle["age_seconds"], (int, float)) and idle["age_seconds"] >= 0
 

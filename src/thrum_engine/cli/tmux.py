@@ -25,7 +25,7 @@ def _runtime(value: str | None) -> None:
 
 
 def _session_line(s: dict) -> str:
-    ps = s["pane_state"]
+    ps = s["pane"]
     who = "@" + s["agent"] if s["agent"] else "-"
     return (
         f"{s['name']}  {who}  {s['runtime']}  {s['state']}  {ps['state']} {int(ps['age_seconds'])}s"

@@ -138,7 +138,10 @@ def session_view(engine: Engine, s: Session) -> dict:
         "pane_id": s.pane_id,
         "cwd": s.cwd,
         "state": session_state(engine, s),
-        "pane_state": s.state.view(),
+        # CLI.md: the pane's working/idle/blocked state is a key of its own, a word scripts compare
+        # (`.pane_state == "idle"`); what it was read from and when are under `pane`.
+        "pane_state": s.state.state,
+        "pane": s.state.view(),
         "branch": current_branch(wt) if wt and os.path.isdir(wt) else None,
     }
 
