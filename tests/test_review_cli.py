@@ -494,3 +494,24 @@ def test_a_comment_on_the_old_side_of_a_renamed_file_quotes_the_old_lines(repo):
         assert raw_call(ada, "review.draft", draft) == ""
     pending = ada.json("review", "comments", "--agent", "alice")["pending"]
     assert [c["quote"] for c in pending] == ["b = 2", "b = 2"], pending
+
+
+def test_the_author_reads_every_comment_since_the_request_ranges_and_all(work):
+    """Walk (session 22): a reviewer's two submits in a row showed the author the second's comments
+    alone, and a range read `src/app.py:1` in the human listing."""
+    repo, alice, _ada, _path = work
+    rex = repo.agent("rex", "reviewer", worktree=False)
+    alice.ok("review", "request")
+    rex.ok("review", "submit", "alice", "--request-changes", "--comment", "src/app.py:1-2: first")
+    rex.ok("review", "submit", "alice", "--request-changes", "--comment", "README.md: second")
+    got = alice.json("review", "comments")["comments"]
+    assert [(c["body"], c["by"]) for c in got] == [("first", "rex"), ("second", "rex")]
+    human = alice.ok("review", "comments").out
+    assert "src/app.py:1-2" in human and "README.md (file)" in human, human
+    assert_error(
+        rex.run("review", "submit", "alice", "--request-changes", "--comment", "src/app.py:0: x"),
+        "start at 1",
+    )
+    alice.ok("review", "request", "--note", "done")  # a new request: the next verdict starts afresh
+    rex.ok("review", "submit", "alice", "--request-changes", "--summary", "one more")
+    assert alice.json("review", "comments")["comments"] == []

@@ -9,6 +9,14 @@ from thrum_engine.cli.output import line
 from thrum_engine.durations import human_age
 
 
+def _where(c: dict) -> str:
+    """A comment's place as `--comment` takes it: `PATH:LINE`, `PATH:START-END`, `PATH (file)`."""
+    if not c.get("line"):
+        return f"{c['path']} (file)"
+    end = c.get("end_line")
+    return f"{c['path']}:{c['line']}" + (f"-{end}" if end and end != c["line"] else "")
+
+
 def _which(ctx: Ctx) -> dict:
     """A review by its id, or an agent's (`--agent A`, or a bare `A` / `@A` where the id goes: the
     other review commands take the agent's name there, and `review show impl` said "invalid review
@@ -92,7 +100,7 @@ def show(ctx: Ctx) -> int:
             if rd["summary"]:
                 line(f"  {rd['summary']}")
             for c in rd["comments"]:
-                where = f"{c['path']}:{c['line']}" if c.get("line") else f"{c['path']} (file)"
+                where = _where(c)
                 line(f"  {where}: {c['body']}")
         for m in r["replies"]:
             line(f"\n↩ @{m['author']} {m['created_at']}: {m['content']}")
@@ -115,13 +123,13 @@ def comments(ctx: Ctx) -> int:
         if r["summary"]:
             line(f"  {r['summary']}")
         for c in r["comments"]:
-            where = f"{c['path']}:{c['line']}" if c.get("line") else f"{c['path']} (file)"
+            where = _where(c)
             line(
                 f"{'~' if c['outdated'] else '-'} {where}: {c['body']}"
                 + ("  [outdated]" if c["outdated"] else "")
             )
         for c in r.get("pending") or []:
-            line(f"* pending {c['path']}:{c.get('line') or 'file'}: {c['body']}")
+            line(f"* pending {_where(c)}: {c['body']}")
 
     return ctx.emit(r, human)
 
@@ -138,6 +146,8 @@ def comment_of(text: str) -> dict:
         span, sep, body = text[at + 1 :].partition(":")
         first, dash, last = span.partition("-")
         if sep and first.isdigit() and (not dash or last.isdigit()):
+            if int(first) < 1 or (dash and int(last) < int(first)):
+                raise CliError(f"--comment {text!r}: lines start at 1, and a range ends at or after its start")
             if not body.strip():
                 raise CliError(f"--comment {text!r}: the comment needs text after PATH:LINE:")
             out = {"path": text[:at], "line": int(first), "body": body.strip()}

@@ -504,8 +504,10 @@ async def comments(
     with_pending: bool,
     st: gitstate.BranchState | None = None,
 ) -> dict:
-    """The last round's comments (outdated marked against the branch as it is now) and, for the
-    reviewer, the pending ones."""
+    """The comments of every verdict since the last request (outdated marked against the branch as
+    it is now; each with `by`, its reviewer) and, for the reviewer, the pending ones. Each submit is
+    a round: a reviewer's two submits in a row showed the author the second one's alone (walk,
+    session 22)."""
     if st is None:
         try:
             st = await state_of(engine, agent)
@@ -513,8 +515,11 @@ async def comments(
             st = None
     wt = st.path if st is not None else None
     rounds = await q.rounds(engine.store, review["id"]) if review else []
-    last = rounds[-1] if rounds else None
-    submitted = await asyncio.to_thread(mark_outdated, wt, st, last["comments"] if last else [])
+    asked = (review or {}).get("requested_at") or ""
+    since = [r for r in rounds if r["at"] >= asked] or rounds[-1:]  # no verdict since: the last one
+    last = since[-1] if since else None
+    given = [{"by": r["reviewer"], **c} for r in since for c in r["comments"]]
+    submitted = await asyncio.to_thread(mark_outdated, wt, st, given)
     out: dict = {
         "review_id": review["id"] if review else None,
         "agent": agent,
