@@ -515,3 +515,16 @@ def test_the_author_reads_every_comment_since_the_request_ranges_and_all(work):
     alice.ok("review", "request", "--note", "done")  # a new request: the next verdict starts afresh
     rex.ok("review", "submit", "alice", "--request-changes", "--summary", "one more")
     assert alice.json("review", "comments")["comments"] == []
+
+
+def test_an_open_review_of_an_agent_here_is_never_listed_as_having_no_worktree(repo):
+    """Walk (session 22): changes requested on a branch with nothing ahead listed the agent, whose
+    worktree was right there, as "no worktree on this machine"."""
+    assert repo.run("init").code == 0
+    worktree_agent(repo, "bob", "implementer")
+    ada = repo.agent("ada", "operator", worktree=False)
+    ada.ok("review", "submit", "bob", "--request-changes", "--summary", "start on the parser")
+    for flags in ((), ("--all",)):
+        listed = ada.json("review", "list", *flags)["reviews"]
+        assert not [e for e in listed if e.get("no_worktree")], listed
+        assert "no worktree" not in ada.ok("review", "list", *flags).out

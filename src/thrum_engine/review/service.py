@@ -152,11 +152,13 @@ async def queue(engine: Engine, *, everyone: bool = False) -> list[dict]:
     merged = await q.merged_heads(engine.store)
     target = target_branch(engine)
     out = []
+    here = set()  # agents whose worktree git read: never "no worktree on this machine"
     for agent in reviewable_agents(engine):
         try:
             st, _ = await asyncio.to_thread(gitstate.branch_state, engine.agents[agent]["worktree"], target)
         except GitFailed:
             continue  # a worktree git cannot read (removed under us): not reviewable
+        here.add(agent)
         review = open_.get(agent)
         done = None if review else merged_already(merged.get(agent), st)
         if done is not None:
@@ -170,7 +172,7 @@ async def queue(engine: Engine, *, everyone: bool = False) -> list[dict]:
     for agent, review in open_.items():
         # An open review whose agent has no worktree here (torn down with --keep-agent, or another
         # clone's): still listed, with nothing git can say (walk, session 21: it left the list).
-        if agent in listed or agent not in engine.agents:
+        if agent in listed or agent in here or agent not in engine.agents:
             continue
         nowhere = gitstate.BranchState(
             path="", branch=review.get("branch") or None, head="", target=review.get("target") or target,
