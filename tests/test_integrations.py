@@ -515,6 +515,8 @@ def test_doctor_integrations_passes_a_codex_worktree_whose_hooks_fired(repo):
     assert trust["note"] and not trust["ok"] and "/hooks" in trust["fix"], trust
     assert trust not in [c for c in doc["checks"] if not c["ok"] and not c["note"]]
     assert not [c for c in doc["checks"] if c["check"] == "installed"], doc["checks"]
+    # before any firing: notes, no problem of the same cause (walk, session 22: "hooks fired" ✗)
+    assert doc["ok"] and doc["problems"] == 0, [c for c in doc["checks"] if not c["ok"]]
 
     codex_session_start(cx)
     r = repo.run("doctor", "integrations", cwd=cx.cwd, timeout=90)

@@ -147,7 +147,9 @@ def comment_of(text: str) -> dict:
         first, dash, last = span.partition("-")
         if sep and first.isdigit() and (not dash or last.isdigit()):
             if int(first) < 1 or (dash and int(last) < int(first)):
-                raise CliError(f"--comment {text!r}: lines start at 1, and a range ends at or after its start")
+                raise CliError(
+                    f"--comment {text!r}: lines start at 1, and a range ends at or after its start"
+                )
             if not body.strip():
                 raise CliError(f"--comment {text!r}: the comment needs text after PATH:LINE:")
             out = {"path": text[:at], "line": int(first), "body": body.strip()}

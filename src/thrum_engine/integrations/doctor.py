@@ -352,10 +352,12 @@ def check_worktree(rep: Report, runtime: str, wt: str, agents: list[str], fired:
                     f"set hooksConfig.enabled to true in {hrel}", agent=agent,
                 )  # fmt: skip
             else:
+                # Codex: the trust note above says why and what to do; a second, failing check of the
+                # same cause made every fresh Codex worktree exit 1 (walk, session 22).
                 rep.add(
                     runtime, wt, "hooks fired", False, f"@{agent}'s hooks never fired",
                     f"start {runtime} in {wt} (`thrum tmux launch {agent}`); if they still do not fire, check {hrel} is loaded",
-                    agent=agent,
+                    agent=agent, note=runtime == "codex",
                 )  # fmt: skip
     elif not mod.HOOKS:
         rep.add(runtime, wt, "hooks", True, "none for this runtime: mail reaches it by nudge")
