@@ -475,6 +475,8 @@ def test_an_approval_of_nothing_is_refused(repo):
     worktree_agent(repo, "bob", "implementer")
     ada = repo.agent("ada", "operator", worktree=False)
     assert_error(ada.run("review", "submit", "bob", "--approve"), "nothing of @bob's to approve")
+    comment = ("--comment", "README.md:1: why")
+    assert_error(ada.run("review", "submit", "bob", "--request-changes", *comment), "nothing to comment on")
     assert ada.json("review", "history")["events"] == []
 
 

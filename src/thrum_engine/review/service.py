@@ -313,8 +313,12 @@ def quote_of(worktree: str, base: str, path: str, line: int | None, end: int | N
         return ""
     lines = _lines_now(worktree, path) if side == "new" else gitstate.file_at(worktree, base, path)
     if lines is None:
-        where_ = "the branch" if side == "new" else "the merge base"
-        raise InvalidInput(f"{path} is not in {where_}: comment on the other side, or on the whole file")
+        if side == "new":
+            raise InvalidInput(
+                f"{path} is not in the branch (it deleted the file): comment on the whole file"
+                f" (`{path}: TEXT`), or on its removed lines in the console's review page"
+            )
+        raise InvalidInput(f"{path} is not in the merge base (the branch added it): comment on its new lines")
     count = len(lines) - (1 if lines and lines[-1] == "" else 0)  # a final newline ends a line
     if (end or line) > count:
         raise InvalidInput(f"{path} has {count} line(s) on that side: line {end or line} is past its end")
@@ -460,8 +464,12 @@ async def _new_comment(engine: Engine, wt: str, st: gitstate.BranchState, c: dic
     in_diff = {f.path for f in st.files} | set(st.untracked)
     if path not in in_diff | ({f.old_path for f in st.files if f.old_path} if side == "old" else set()):
         # it would show as outdated at once (`mark_outdated`)
+        if not in_diff:
+            raise InvalidInput(
+                f"nothing to comment on: {st.branch or 'HEAD'} changes nothing against {st.target}"
+            )
         shown = ", ".join(sorted(in_diff)[:10]) + (", ..." if len(in_diff) > 10 else "")
-        raise InvalidInput(f"{path} is not in the diff (the files changed: {shown or 'none'})")
+        raise InvalidInput(f"{path} is not in the diff (the files changed: {shown})")
     quote = await asyncio.to_thread(quote_of, wt, st.merge_base, base_path(st, path, side), line, end, side)
     out = {"id": ids.new_id("cmt"), "path": path, "body": body, "side": side, "quote": quote, "head": st.head}
     if line is not None:
