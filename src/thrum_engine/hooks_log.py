@@ -71,7 +71,6 @@ class AgentHooks:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     consecutive_blocks: int = 0
     briefed_at: float = 0.0  # the last briefing a hook gave (session start, or after a compaction)
-    briefing_gave_note: bool = False  # the briefing being answered shows the pre-compact note
 
 
 @dataclass
@@ -224,27 +223,27 @@ def _compacted_since_briefing(ag: AgentHooks) -> bool:
     return bool(compacted) and float(compacted.get("at", 0)) > ag.briefed_at
 
 
-async def _briefing(engine: Engine, me: str, ag: AgentHooks) -> tuple[list[str], str]:
-    """The whole picture again (a new or compacted session lost it) and the unread mail it shows.
-    A note saved before a compaction is shown in this briefing, then removed from the saved context:
-    it described that moment, and every later briefing repeated it (its unread mail long read)."""
+async def _briefing(engine: Engine, me: str) -> tuple[list[str], str, bool]:
+    """The whole picture again (a new or compacted session lost it), the unread mail it shows, and
+    whether it shows the note saved before a compaction: that note is removed once the briefing
+    went out (`_briefing_delivered`), since it described that moment and every later briefing
+    repeated it (its unread mail long read)."""
     from thrum_engine.briefing import prime_data
     from thrum_engine.store import hook_reads
 
     data = await prime_data(engine, me)
     briefed = [m["message_id"] for m in data["recent_unread"]]
     shown = await hook_reads.unsurfaced_among(engine.store, me, briefed)
-    ag.briefing_gave_note = bool(data.get("context") and _SECTION.search(data["context"]))
-    return shown, briefing_text.render(data)
+    with_note = bool(data.get("context") and _SECTION.search(data["context"]))
+    return shown, briefing_text.render(data), with_note
 
 
-async def _briefing_delivered(engine: Engine, me: str, ag: AgentHooks) -> None:
+async def _briefing_delivered(engine: Engine, me: str, ag: AgentHooks, with_note: bool) -> None:
     """The briefing reached the runtime: no re-briefing owed, and its pre-compact note is spent.
     Not before the answer is known to go out: a hook that gave up showed nothing (a review of
     session 22: the note was gone and no re-briefing came)."""
     ag.briefed_at = time.time()
-    if ag.briefing_gave_note:
-        ag.briefing_gave_note = False
+    if with_note:
         await asyncio.to_thread(_drop_compact_note, os.path.join(engine.layout.context_dir, f"{me}.md"))
 
 
@@ -301,13 +300,14 @@ async def _answer(
     briefing = p.event == "session-start" or (
         rebrief and p.event == "prompt-submit" and p.runtime not in NO_PROMPT_CONTEXT
     )
+    with_note = False
     if briefing:
-        shown, out["context"] = await _briefing(engine, me, ag)
+        shown, out["context"], with_note = await _briefing(engine, me)
         ag.consecutive_blocks = 0
         if p.event == "prompt-submit":
             out["context"] = await _with_open_asks(engine, me, out["context"])
     elif rebrief and p.event == "stop" and p.runtime in NO_PROMPT_CONTEXT:  # Cursor: only its stop speaks
-        shown, out["block"] = await _briefing(engine, me, ag)
+        shown, out["block"], with_note = await _briefing(engine, me)
         briefing = True
         ag.consecutive_blocks += 1
     elif p.event == "prompt-submit" and p.runtime in NO_PROMPT_CONTEXT:
@@ -335,7 +335,7 @@ async def _answer(
             ag.consecutive_blocks -= 1  # a block nobody saw is not one of the runtime's blocks
         return {"recorded": True, "context": None, "block": None}
     if briefing:
-        await _briefing_delivered(engine, me, ag)
+        await _briefing_delivered(engine, me, ag, with_note)
     if shown:  # into the ledger before the answer: the next hook (or a restarted engine) reads it back
         from thrum_engine import delivery_paths
 
