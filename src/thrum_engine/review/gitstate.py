@@ -47,6 +47,16 @@ class BranchState:
         return sum(f.removed or 0 for f in self.files)
 
     @property
+    def paths(self) -> set[str]:
+        """What the review's diff shows: the files changed (their new names) and the untracked."""
+        return {f.path for f in self.files} | set(self.untracked)
+
+    @property
+    def old_paths(self) -> set[str]:
+        """The names renamed files had at the merge base."""
+        return {f.old_path for f in self.files if f.old_path}
+
+    @property
     def reviewable(self) -> bool:
         return self.ahead > 0 or bool(self.uncommitted or self.untracked)
 

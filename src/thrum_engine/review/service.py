@@ -281,7 +281,7 @@ def mark_outdated(worktree: str | None, st: gitstate.BranchState | None, comment
     them), or its file left the diff. Blocking (reads files): run in a thread."""
     if worktree is None or st is None:
         return [{**c, "outdated": None} for c in comments]
-    in_diff = {f.path for f in st.files} | {f.old_path for f in st.files if f.old_path} | set(st.untracked)
+    in_diff = st.paths | st.old_paths
     cache: dict[tuple[str, str], list[str] | None] = {}
     out = []
     for c in comments:
@@ -461,8 +461,8 @@ async def _new_comment(engine: Engine, wt: str, st: gitstate.BranchState, c: dic
     side = c.get("side") or "new"
     if side not in ("new", "old"):
         raise InvalidInput("side is new or old")
-    in_diff = {f.path for f in st.files} | set(st.untracked)
-    if path not in in_diff | ({f.old_path for f in st.files if f.old_path} if side == "old" else set()):
+    in_diff = st.paths
+    if path not in in_diff and not (side == "old" and path in st.old_paths):
         # it would show as outdated at once (`mark_outdated`)
         if not in_diff:
             raise InvalidInput(
