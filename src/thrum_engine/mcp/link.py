@@ -60,18 +60,12 @@ class EngineLink:
         try:
             reader, writer = await asyncio.open_unix_connection(self.socket_path, limit=LINE_LIMIT)
         except OSError as exc:
-            other = self.served() if self.served is not None else None
-            try:
-                if other is None:
-                    raise
-                reader, writer = await asyncio.open_unix_connection(other[0], limit=LINE_LIMIT)
-                if peer_credentials(writer.get_extra_info("socket"))[0] != other[1]:
-                    writer.close()  # another engine took that socket since: not this repo's
-                    raise OSError(exc.errno, exc.strerror)
-            except OSError:
+            found = await self._open_served()
+            if found is None:
                 raise EngineDown(
                     f"the engine is not running ({exc.strerror or exc}): start it with `thrum daemon start`"
                 ) from None
+            reader, writer = found
         pid, uid, _gid = peer_credentials(writer.get_extra_info("socket"))
         if uid != os.getuid():
             writer.close()
@@ -79,6 +73,21 @@ class EngineLink:
                 f"the socket {self.socket_path} is served by another user (uid {uid}): refusing it"
             )
         return reader, writer, pid
+
+    async def _open_served(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        """A connection on the socket the engine's pid file names, served by that pid (as
+        `rpc.client.connect_engine` does for the CLI); None when there is none."""
+        served = self.served() if self.served is not None else None
+        if served is None:
+            return None
+        try:
+            reader, writer = await asyncio.open_unix_connection(served[0], limit=LINE_LIMIT)
+        except OSError:
+            return None
+        if peer_credentials(writer.get_extra_info("socket"))[0] != served[1]:
+            writer.close()  # another engine took that socket since: not this repo's
+            return None
+        return reader, writer
 
     async def _connect(self) -> asyncio.StreamWriter:
         async with self._connecting:
