@@ -443,10 +443,18 @@ def commands() -> list[Spec]:
     return [_spec(r) for r in _ROWS]
 
 
-def find(argv: list[str]) -> tuple[Spec | None, list[str]]:
-    """Match the longest command path; global flags may come before it (`thrum --repo P team`)."""
+def _global_flag(tok: str) -> tuple[str, str | None, bool]:
+    """A token read as a global flag: (its name, its kind or None when it is none, whether its value
+    is in it, `--repo=P`)."""
     from thrum_engine.cli.args import GLOBAL_ALIASES, GLOBAL_FLAGS
 
+    name, eq, _ = tok.partition("=")
+    name = GLOBAL_ALIASES.get(name, name)
+    return name, GLOBAL_FLAGS.get(name), bool(eq)
+
+
+def find(argv: list[str]) -> tuple[Spec | None, list[str]]:
+    """Match the longest command path; global flags may come before it (`thrum --repo P team`)."""
     words: list[int] = []
     i = 0
     while i < len(argv) and len(words) < 3:  # `tmux snapshot save` is three words
@@ -454,10 +462,10 @@ def find(argv: list[str]) -> tuple[Spec | None, list[str]]:
         if tok == "--":
             break
         if tok.startswith("-"):
-            name = GLOBAL_ALIASES.get(tok.partition("=")[0], tok.partition("=")[0])
-            if GLOBAL_FLAGS.get(name) == VALUE and "=" not in tok:
+            _name, kind, inline = _global_flag(tok)
+            if kind == VALUE and not inline:
                 i += 1
-            elif name not in GLOBAL_FLAGS:
+            elif kind is None:
                 break
         else:
             words.append(i)
@@ -473,15 +481,12 @@ def find(argv: list[str]) -> tuple[Spec | None, list[str]]:
 def _global_run(argv: list[str]) -> tuple[int, str | None]:
     """How many leading tokens are global flags with their values, and the global flag left
     without its value (`thrum --repo`), if one is."""
-    from thrum_engine.cli.args import GLOBAL_ALIASES, GLOBAL_FLAGS
-
     i = 0
     while i < len(argv):
-        name, eq, _ = argv[i].partition("=")
-        name = GLOBAL_ALIASES.get(name, name)
-        if name not in GLOBAL_FLAGS:
+        name, kind, inline = _global_flag(argv[i])
+        if kind is None:
             break
-        if GLOBAL_FLAGS[name] == VALUE and not eq:
+        if kind == VALUE and not inline:
             if i + 1 >= len(argv):
                 return i, name
             i += 1
