@@ -56,8 +56,9 @@ def _synced(ctx: Ctx, name: str) -> str | None:
     (sync walk 3: `context show --agent alice` said none on every other clone)."""
     from thrum_engine import git as gitcmd
 
+    sync_wt, rel = _shared(ctx, name)
     try:
-        done = gitcmd.call(ctx.layout.sync_worktree, "show", f"HEAD:context/{name}.md", private=True)
+        done = gitcmd.call(sync_wt, "show", f"HEAD:{rel}", private=True)
     except (gitcmd.GitFailed, OSError):
         return None  # no journal worktree (yet)
     return done.out if done.code == 0 else None
